@@ -1,0 +1,36 @@
+"""symgrad: the gradient a program executes, beside the derivative of its mathematics.
+
+>>> import sympy as sp
+>>> import symgrad as sg
+>>> x = sp.Symbol("x")
+>>> sg.compare(x * sg.detach(x**2), at={x: 3.0}).cause.id
+'detach'
+"""
+
+from __future__ import annotations
+
+from .causes import Cause as Cause
+from .compare import Comparison as Comparison
+from .compare import Entry as Entry
+from .compare import compare as compare
+from .errors import LoopLimitError as LoopLimitError
+from .errors import OptionError as OptionError
+from .errors import ParseError as ParseError
+from .errors import PointError as PointError
+from .errors import ProgramError as ProgramError
+from .errors import ShapeError as ShapeError
+from .errors import SymgradError as SymgradError
+from .errors import UnboundSymbolError as UnboundSymbolError
+from .errors import UnsupportedNodeError as UnsupportedNodeError
+from .lowering import LoweredProgram as LoweredProgram
+from .lowering import lower as lower
+from .primitives import detach as detach
+from .primitives import item as item
+from .primitives import no_grad as no_grad
+from .program import Program as Program
+
+__all__ = [
+    "Cause", "Comparison", "Entry", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
+    "PointError", "Program", "ProgramError", "ShapeError", "SymgradError", "UnboundSymbolError",
+    "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad",
+]

@@ -1,0 +1,140 @@
+"""Why two of the three derivatives differ: the `Cause` enum and its texts, kept in one place.
+
+Members are listed in order of severity: an entry's primary cause is the first that applies,
+and a comparison's cause is the most severe primary cause among its entries. Each member has
+a stable `id` (used in reports, docs anchors and sweeps), a one-line `title`, and a page,
+`docs/causes.md#<id>`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+DOCS_CAUSES: Final = "docs/causes.md"
+
+
+class Cause(enum.Enum):
+    """Why the symbolic, executed and autograd derivatives differ (or `AGREE` when they don't)."""
+
+    DOMAIN = "domain"
+    GRAPH_BREAK = "graph-break"
+    DETACH = "detach"
+    CONTROL_FLOW = "control-flow"
+    JUMP = "jump"
+    KINK = "kink"
+    NAN_TRAP = "nan-trap"
+    OVERFLOW = "overflow"
+    ROUNDING = "rounding"
+    AGREE = "agree"
+
+    @property
+    def id(self) -> str:
+        """The stable identifier, e.g. `"nan-trap"`."""
+        return str(self.value)
+
+    @property
+    def title(self) -> str:
+        return TITLES[self]
+
+    @property
+    def sides(self) -> str:
+        """Which of the three derivatives this cause separates."""
+        return SIDES[self]
+
+    @property
+    def page(self) -> str:
+        return f"{DOCS_CAUSES}#{self.id}"
+
+    @property
+    def severity(self) -> int:
+        """0 is the most severe; `AGREE` is the least."""
+        return _ORDER.index(self)
+
+    @classmethod
+    def from_id(cls, cause_id: str) -> Cause:
+        for member in cls:
+            if member.id == cause_id:
+                return member
+        raise KeyError(cause_id)
+
+
+_ORDER: Final = list(Cause)
+
+TITLES: Final = {
+    Cause.AGREE: "all three derivatives agree",
+    Cause.DOMAIN: "the point is outside the function's real domain",
+    Cause.GRAPH_BREAK: "a value left the autograd graph (an autograd graph break)",
+    Cause.DETACH: "a detach() made part of the function a constant",
+    Cause.CONTROL_FLOW: "a branch or loop of the program decided the gradient",
+    Cause.JUMP: "the function jumps here: no derivative exists",
+    Cause.KINK: "the function has a corner here: torch picked one of its slopes",
+    Cause.NAN_TRAP: "0 times inf or NaN in the backward pass",
+    Cause.OVERFLOW: "an intermediate value overflowed the dtype",
+    Cause.ROUNDING: "floating-point rounding made autograd's value wrong",
+}
+
+SIDES: Final = {
+    Cause.AGREE: "none",
+    Cause.DOMAIN: "all three",
+    Cause.GRAPH_BREAK: "symbolic vs executed (autograd may raise)",
+    Cause.DETACH: "symbolic vs executed",
+    Cause.CONTROL_FLOW: "symbolic vs executed",
+    Cause.JUMP: "symbolic vs executed",
+    Cause.KINK: "symbolic vs executed",
+    Cause.NAN_TRAP: "executed vs autograd",
+    Cause.OVERFLOW: "executed vs autograd",
+    Cause.ROUNDING: "executed vs autograd",
+}
+
+# Explanation and hint templates. Fields are filled by `compare.py`; every template names the
+# node in SymPy notation and the line of the generated program.
+EXPLANATIONS: Final = {
+    Cause.AGREE: "The derivative of the mathematics, of the program that ran, and autograd's "
+    "value agree within the {dtype} tolerance (rtol={rtol:g}).",
+    Cause.DOMAIN: "`{node}` (line {line}) is not defined in the real numbers at this point: "
+    "{why}. Without a value there is no derivative, so there is nothing to compare.",
+    Cause.GRAPH_BREAK: "`{node}` (line {line}) left the autograd graph (an autograd graph "
+    "break: {how}), so torch treats its value {value} as a constant and no gradient flows "
+    "back through it; the mathematics still depends on the inputs there.{torch_error}",
+    Cause.DETACH: "`{node}` (line {line}) is detached: the program uses its value {value} as a "
+    "constant, so the part of the derivative that flows through it in the mathematics is "
+    "missing from what ran ({executed} instead of {symbolic}).",
+    Cause.CONTROL_FLOW: "The program's branch `{node}` (line {line}) decided the gradient: "
+    "{detail}",
+    Cause.JUMP: "`{node}` (line {line}) jumps at this point: {detail} A function that jumps "
+    "has no derivative there; torch reports {executed}, the slope of the piece it ran.",
+    Cause.KINK: "`{node}` (line {line}) has a corner at this point: the slope is {left} just "
+    "left of it and {right} just right of it, so the mathematics has no derivative here. "
+    "torch's convention picks {executed}: {convention}",
+    Cause.NAN_TRAP: "`{node}` (line {line}) has gradient {bad} at this point, but the "
+    "program does not use its value here: {why} In the backward pass torch still multiplies "
+    "that gradient by 0, and 0 * {bad} is nan, so autograd reports {autograd} instead of "
+    "{executed}.",
+    Cause.OVERFLOW: "`{node}` (line {line}) is {value} at this point, {beyond} for {dtype} "
+    "({limit}); the stored {stored} then turned into {autograd} in autograd, while the exact "
+    "derivative of the same program is {executed}.",
+    Cause.ROUNDING: "autograd's {autograd} is off by {relerr} from the exact {executed} "
+    "(about {lost} of {dtype}'s {digits} significant digits lost). {detail}",
+}
+
+HINTS: Final = {
+    Cause.AGREE: "",
+    Cause.DOMAIN: "Choose a point inside the domain of `{node}` ({domain}).",
+    Cause.GRAPH_BREAK: "Keep the computation in tensors: call `.item()` (or leave "
+    "`torch.no_grad()`) only after `backward()`.",
+    Cause.DETACH: "Remove the `detach()` if the gradient should flow through `{node}`; keep "
+    "it if a constant is what you meant (as in D2L's `u = y.detach()`).",
+    Cause.CONTROL_FLOW: "Move the point off the threshold, or write the branch with a smooth "
+    "function or `torch.where` if it should not decide the gradient.",
+    Cause.JUMP: "A jump has no gradient; if training needs one, use a smooth surrogate (a "
+    "sigmoid for a step, a straight-through estimator for rounding).",
+    Cause.KINK: "Any value between {left} and {right} is a valid subgradient; if you need a "
+    "particular one, choose the op whose convention gives it ({alternatives}).",
+    Cause.NAN_TRAP: "Keep the unused branch's input in its domain: the double-where pattern "
+    "`torch.where(c, f(torch.where(c, x, safe)), other)`.",
+    Cause.OVERFLOW: "Rescale before the overflow: `torch.logsumexp` for log(sum(exp(...))), "
+    "`torch.softmax`/`log_softmax` for normalised exponentials.",
+    Cause.ROUNDING: "Rewrite the cancelling expression in a stable form (`torch.expm1`, "
+    "`torch.log1p`, `1 - cos(x) = 2*sin(x/2)**2`), or compute in float64.",
+}

@@ -1,0 +1,602 @@
+"""Put the three derivatives side by side and name the cause of every disagreement.
+
+`compare()` returns records (`Comparison`, `Entry`); `report.py` renders them. The split of
+DESIGN.md section 1 drives the classification: symbolic vs executed differ only through the
+program's structure (domain, graph break, detach, control flow, jump, kink); executed vs autograd
+only through floating point (NaN trap, overflow, rounding). Each cause is found from the records
+(the executed path, its decisions, the rule table), never by matching strings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any, Literal
+
+import mpmath
+import numpy as np
+import sympy as sp
+import torch
+
+from . import _exact as ex
+from . import autograd as ag
+from .causes import EXPLANATIONS, HINTS, Cause
+from .errors import OPTION, OptionError, PointError, POINT_NOT_FINITE, POINT_NOT_NUMBER, UNBOUND, UnboundSymbolError
+from .executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, run
+from .lowering import DTYPES, LoweredProgram, check_options, lower
+from .rules import OPS, op_rule
+from .symbolic import SymbolicSide, derivative_expressions, same, symbolic_side
+
+RTOL = {"float64": 1e-9, "float32": 1e-4}
+DIGITS = {"float64": 15.95, "float32": 7.22}
+FINFO = {name: torch.finfo(dt) for name, dt in DTYPES.items()}
+START_DPS = 40
+MAX_DPS = 5000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compared component: output `output` with respect to input `wrt`."""
+
+    output: int | tuple[int, ...]
+    wrt: sp.Basic
+    grad_symbolic: sp.Basic | None
+    one_sided: tuple[sp.Basic, sp.Basic] | None
+    grad_executed: sp.Basic | None
+    grad_autograd: float | None
+    cause: Cause
+    also: tuple[Cause, ...] = ()
+    node: str | None = None
+    line: int | None = None
+    explanation: str = ""
+    hint: str = ""
+    autograd_error: str | None = None
+    derivative: sp.Basic | None = None  # the symbolic derivative expression, where SymPy gave one
+
+    @property
+    def ok(self) -> bool:
+        return self.cause is Cause.AGREE
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """All entries for one function at one point and dtype."""
+
+    entries: tuple[Entry, ...]
+    lowered: LoweredProgram
+    point: dict[sp.Basic, sp.Basic]  # user symbol -> exact value the tensor holds
+    dtype: str
+    rtol: float
+    value_exact: sp.Basic | None
+    value_autograd: float | None
+    executed_path: Path
+    branches: str
+    source: str
+
+    @property
+    def cause(self) -> Cause:
+        return min((e.cause for e in self.entries), key=lambda c: c.severity, default=Cause.AGREE)
+
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.entries)
+
+    def __str__(self) -> str:
+        from .report import render_text
+
+        return render_text(self)
+
+    def to_markdown(self) -> str:
+        from .report import render_markdown
+
+        return render_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from .report import render_html
+
+        return render_html(self)
+
+
+# --------------------------------------------------------------------------- the point
+
+
+def _value_of(sym: sp.Basic, raw: Any) -> float:
+    if isinstance(raw, bool) or isinstance(raw, (str, bytes)):
+        raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+    if isinstance(raw, torch.Tensor) or isinstance(raw, np.ndarray):
+        if raw.ndim != 0 and raw.size != 1 if isinstance(raw, np.ndarray) else raw.numel() != 1:
+            raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+        raw = raw.item()
+    if isinstance(raw, sp.Basic):
+        if not raw.is_number or not raw.is_real:
+            raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+        raw = float(raw)
+    if isinstance(raw, np.generic):
+        raw = raw.item()
+    if not isinstance(raw, (int, float, Fraction)):
+        raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+    try:
+        value = float(raw)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise PointError(POINT_NOT_FINITE.format(symbol=sym, value=value))
+    return value
+
+
+def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[float]:
+    if not isinstance(at, Mapping):
+        raise PointError(
+            f"`at` is {at!r}, not a mapping from symbols to values.\n"
+            "Fix: pass a dict, e.g. `at={x: 0.5}`."
+        )
+    by_name: dict[str, Any] = {}
+    for key, raw in at.items():
+        name = key.name if isinstance(key, sp.Symbol) else str(key)
+        by_name[name] = raw
+    known = {s.name for s in lowered.symbols}
+    extra = sorted(set(by_name) - known)
+    if extra:
+        raise PointError(
+            f"`at` gives a value for {', '.join(extra)}, which the function does not use "
+            f"(its inputs: {', '.join(sorted(known)) or 'none'}).\n"
+            "A typo in a symbol's name would otherwise go unnoticed.\n"
+            "Fix: remove it, or check the symbol's name."
+        )
+    values = []
+    given = ", ".join(sorted(by_name)) or "nothing"
+    for sym in lowered.symbols:
+        if sym.name not in by_name:
+            raise UnboundSymbolError(UNBOUND.format(symbol=sym, given=given))
+        v = _value_of(sym, by_name[sym.name])
+        # The point is the exact binary value the tensor of this dtype holds.
+        values.append(torch.tensor(v, dtype=DTYPES[dtype]).item())
+        if not math.isfinite(values[-1]):
+            raise PointError(POINT_NOT_FINITE.format(symbol=sym, value=f"{v} (inf in {dtype})"))
+    return values
+
+
+def _wrt(lowered: LoweredProgram, wrt: Iterable[Any] | None) -> list[int]:
+    if wrt is None:
+        return list(range(len(lowered.symbols)))
+    if isinstance(wrt, (sp.Basic, str)):
+        wrt = [wrt]
+    names = [s.name for s in lowered.symbols]
+    out = []
+    for w in wrt:
+        name = w.name if isinstance(w, sp.Symbol) else str(w)
+        if name not in names:
+            raise OptionError(
+                f"wrt names {name}, which is not an input of the function (inputs: {', '.join(names)}).\n"
+                "Fix: pass input symbols, e.g. `wrt=[x]`."
+            )
+        out.append(names.index(name))
+    return out
+
+
+# --------------------------------------------------------------------------- exact sides
+
+
+@dataclass(frozen=True)
+class _Exact:
+    path: Path
+    sym: tuple[SymbolicSide, ...]
+    exe: tuple[ex.Exact, ...]
+    math: tuple[ex.Exact, ...]
+
+
+def _exact_sides(lowered: LoweredProgram, point: dict[str, ex.Exact], wrt: Sequence[int], max_iterations: int) -> _Exact:
+    """Path, executed and symbolic derivatives, with the working precision raised until two
+    evaluations agree on every digit we report (DESIGN.md section 4)."""
+    expressions = derivative_expressions(lowered)
+    dps = START_DPS
+    previous: _Exact | None = None
+    while True:
+        with ex.working_precision(dps):
+            path = run(lowered, point, max_iterations=max_iterations)
+            exe = path.gradient("executed")
+            mth = path.gradient("math")
+            sym = tuple(symbolic_side(lowered, path, point, k, expressions, max_iterations) for k in wrt)
+            current = _Exact(path, sym, exe, mth)
+        if previous is not None and _stable(previous, current):
+            return current
+        if dps >= MAX_DPS:
+            return current
+        previous = current
+        dps *= 2
+
+
+def _numbers(e: _Exact) -> list[ex.Exact | None]:
+    out: list[ex.Exact | None] = [e.path.value, *e.exe]
+    for s in e.sym:
+        out.append(s.grad)
+        out.extend(s.one_sided or ())
+    return out
+
+
+def _stable(a: _Exact, b: _Exact) -> bool:
+    if [s.kind for s in a.sym] != [s.kind for s in b.sym]:
+        return False
+    for x, y in zip(_numbers(a), _numbers(b)):
+        if (x is None) != (y is None):
+            return False
+        if x is not None and y is not None and not ex.agree(x, y, 30):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _fmt(v: ex.Exact | float | None) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, Fraction):
+        if v.denominator == 1 or len(str(v)) <= 24:
+            return str(v)
+        return mpmath.nstr(ex.to_mpf(v), 17)
+    return mpmath.nstr(v, 17)
+
+
+def _user(lowered: LoweredProgram, node: sp.Basic) -> str:
+    return sp.sstr(node.xreplace(lowered.normalized.user_symbols)) if isinstance(node, sp.Basic) else str(node)
+
+
+@dataclass
+class _Finding:
+    cause: Cause
+    node: sp.Basic | None
+    line: int | None
+    fields: dict[str, Any] = field(default_factory=dict)
+    hint_extra: str = ""
+
+
+class _Classifier:
+    def __init__(self, cmp_lowered: LoweredProgram, exact: _Exact, dtype: str, rtol: float,
+                 run_: ag.AutogradRun) -> None:
+        self.lowered = cmp_lowered
+        self.exact = exact
+        self.path = exact.path
+        self.dtype = dtype
+        self.rtol = rtol
+        self.run = run_
+        self.math_adj = self.path.adjoints("math")
+        self.exe_adj = self.path.adjoints("executed")
+
+    def node(self, n: sp.Basic | None) -> str:
+        return _user(self.lowered, n) if n is not None else "the output"
+
+    # -- structure: symbolic vs executed
+
+    def tie_findings(self, side: SymbolicSide) -> list[_Finding]:
+        found = []
+        for d in self.path.ties:
+            cause = self.tie_kind(d, side.kind)
+            found.append(_Finding(cause, d.node, d.line, self.tie_fields(d, side, cause)))
+        return found
+
+    def tie_kind(self, d: Decision, kind: str) -> Cause:
+        if d.kind in ("if", "while", "for"):
+            return Cause.CONTROL_FLOW
+        if d.kind == "where":
+            return Cause.JUMP if kind == "jump" else Cause.KINK
+        assert d.step is not None
+        op = OPS[self.path.steps[d.step].op]
+        return Cause.JUMP if (op.nonsmooth == "jump" or kind == "jump") else Cause.KINK
+
+    def tie_fields(self, d: Decision, side: SymbolicSide, cause: Cause) -> dict[str, Any]:
+        left = side.left.derivative if side.left else None
+        right = side.right.derivative if side.right else None
+        lv = side.left.value if side.left else None
+        rv = side.right.value if side.right else None
+        f0 = self.path.value
+        fields: dict[str, Any] = {"left": _fmt(left), "right": _fmt(right)}
+        conds = ", ".join(f"`{self.node(rel)}` ({self.node(rel.lhs)} = {self.node(rel.rhs)} here)"
+                          for rel, m in d.margins if ex.is_zero(m))
+        if cause is Cause.CONTROL_FLOW:
+            if side.kind == "jump":
+                what = (f"the function jumps here: {_fmt(lv)} from the left, {_fmt(f0)} at the point, "
+                        f"{_fmt(rv)} from the right, so no derivative exists.")
+            elif side.kind == "kink":
+                what = (f"the slope is {_fmt(left)} just left and {_fmt(right)} just right, so the "
+                        "mathematics has no derivative here.")
+            else:
+                what = (f"the mathematics is smooth here (slope {_fmt(left)} on both sides), but at the "
+                        "point itself the program takes a branch that neither side takes.")
+            sides = self.count_sides(d, side)
+            fields["detail"] = (f"its condition {conds or self.node(d.node)} sits exactly on its threshold; "
+                                f"{what}{sides} The program ran the branch that the point itself takes.")
+        elif cause is Cause.JUMP:
+            fields["detail"] = (f"{_fmt(lv)} just left of the point, {_fmt(f0)} at it and {_fmt(rv)} "
+                                "just right of it.")
+        else:
+            op = OPS[self.path.steps[d.step].op] if d.step is not None else OPS["where"]
+            fields["convention"] = op.convention or "torch.where takes the branch whose condition holds at the point."
+            fields["alternatives"] = op.alternatives or "rewrite the branch with the slope you want"
+        return fields
+
+    def count_sides(self, d: Decision, side: SymbolicSide) -> str:
+        """For loops: how the iteration count changes on each side."""
+        if d.kind not in ("while", "for") or side.left is None or side.right is None:
+            return ""
+        here = _count(self.path.decisions, d)
+        left = _count(side.left.decisions, d)
+        right = _count(side.right.decisions, d)
+        if here == left == right:
+            return ""
+        return (f" The loop body runs {left} times just left of the point, {here} times at it and "
+                f"{right} times just right of it.")
+
+    def cut_findings(self, k: int) -> list[_Finding]:
+        """Cut steps that removed a nonzero part of the derivative with respect to input k."""
+        found = []
+        for st in self.path.steps:
+            if not st.cut or not st.depends:
+                continue
+            if ex.is_zero(self.math_adj[st.index]):
+                continue
+            cause = Cause.GRAPH_BREAK if st.cut == "graph-break" else Cause.DETACH
+            found.append(_Finding(cause, st.node, st.line, {"value": _fmt(st.value), "how": _break_how(st.op)}))
+        return found
+
+    def domain_finding(self, side: SymbolicSide) -> _Finding:
+        st = side.violation
+        assert st is not None
+        rule = op_rule(st.op)
+        if not ex.is_finite(st.value):
+            why = f"its value would be {_fmt(st.value)}"
+        else:
+            why = "its slope is infinite here (a vertical tangent), so the derivative does not exist"
+        args = [self.path.steps[p] for p in st.parents]
+        if args:
+            why += " (its argument is " + ", ".join(_fmt(a.value) for a in args) + ")"
+        return _Finding(Cause.DOMAIN, st.node, st.line, {"why": why, "domain": rule.domain if rule else "see docs/supported.md"})
+
+    # -- floating point: executed vs autograd
+
+    def float_finding(self, k: int, exe: ex.Exact, auto: float | None) -> _Finding | None:
+        if auto is None:
+            return None
+        if not ex.is_finite(exe):
+            return None
+        fi = FINFO[self.dtype]
+        tol = self.rtol * abs(ex.to_float(exe)) + fi.tiny
+        if math.isfinite(auto) and abs(auto - ex.to_float(exe)) <= tol:
+            return None
+        reach = self.path.reaches_output()
+        over = self.overflow_step(reach)
+        if over is not None:
+            st, beyond, limit, stored = over
+            return _Finding(Cause.OVERFLOW, st.node, st.line,
+                            {"value": _fmt(st.value), "beyond": beyond, "limit": limit, "stored": stored})
+        if not math.isfinite(auto):
+            trap = self.trap_step(reach)
+            if trap is not None:
+                st, bad, why = trap
+                return _Finding(Cause.NAN_TRAP, st.node, st.line, {"bad": bad, "why": why})
+        return self.rounding(exe, auto, reach)
+
+    def overflow_step(self, reach: list[bool]) -> tuple[PathStep, str, str, str] | None:
+        fi = FINFO[self.dtype]
+        biggest = mpmath.mpf(fi.max)
+        smallest = mpmath.mpf(fi.smallest_normal) * mpmath.mpf(fi.eps)  # the smallest subnormal
+        for st in self.path.steps:
+            if not reach[st.index] or not ex.is_finite(st.value) or st.op == "input":
+                continue
+            v = abs(ex.to_mpf(st.value))
+            if v > biggest:
+                return st, "too large", f"largest finite value {fi.max:.4g}", "inf"
+            if 0 < v < smallest / 2:
+                return st, "too small", f"smallest positive value {float(smallest):.4g}", "0"
+        return None
+
+    def trap_step(self, reach: list[bool]) -> tuple[PathStep, str, str] | None:
+        for st in self.path.steps:
+            if not reach[st.index] or st.cut:
+                continue
+            for p, d in zip(st.parents, st.partials):
+                if self.path.steps[p].grad and not ex.is_finite(d) and ex.is_zero(self.exe_adj[st.index]):
+                    bad = "nan" if ex.is_nan(d) else ("inf" if ex.sign(d) > 0 else "-inf")
+                    where = self.unused_by(st)
+                    return st, bad, where
+        return None
+
+    def unused_by(self, st: PathStep) -> str:
+        for user in self.path.steps[st.index + 1:]:
+            if st.index in user.parents and user.op == "where":
+                return (f"`torch.where` on line {user.line} runs it for every input but keeps the "
+                        "other branch at this point.")
+        return "the value reaches the output multiplied by an exact 0."
+
+    def rounding(self, exe: ex.Exact, auto: float, reach: list[bool]) -> _Finding:
+        e = ex.to_float(exe)
+        rel = abs(auto - e) / abs(e) if e != 0 else math.inf
+        correct = max(0.0, -math.log10(rel)) if rel > 0 else DIGITS[self.dtype]
+        lost = max(0.0, DIGITS[self.dtype] - correct)
+        best: tuple[float, PathStep] | None = None
+        for st in self.path.steps:
+            if st.op != "add" or not reach[st.index] or ex.is_zero(self.math_adj[st.index]):
+                continue
+            big = max((abs(ex.to_mpf(self.path.steps[p].value)) for p in st.parents), default=mpmath.mpf(0))
+            res = abs(ex.to_mpf(st.value))
+            if big == 0:
+                continue
+            digits = float(mpmath.log10(big / res)) if res != 0 else DIGITS[self.dtype]
+            if digits >= 1 and (best is None or digits > best[0]):
+                best = (digits, st)
+        if best is not None:
+            st = best[1]
+            detail = (f"`{self.node(st.node)}` (line {st.line}) subtracts nearly equal numbers and loses about "
+                      f"{best[0]:.0f} leading digits (cancellation); the backward pass inherits the error.")
+            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+        out = self.path.steps[self.path.output]
+        detail = f"The errors of {self.dtype}'s rounding accumulate over the program's {len(self.path.steps)} steps."
+        return _Finding(Cause.ROUNDING, out.node, self.lowered.output_line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+
+
+def _rel(r: float) -> str:
+    return f"{r:.1%}" if r < 10 else f"a factor of {r:.3g}"
+
+
+def _count(decisions: Sequence[Decision], d: Decision) -> int:
+    """How many times the loop of decision d ran its body in a run."""
+    tests = [x for x in decisions if x.line == d.line and x.kind == d.kind]
+    if d.kind == "for":
+        return int(tests[0].taken) if tests else 0  # type: ignore[arg-type]
+    return sum(1 for x in tests if x.taken)
+
+
+def _break_how(op: str) -> str:
+    if op == "item":
+        return "`.item()` turned it into a Python number, and the new tensor made from it has no history"
+    if op == "no_grad":
+        return "it was computed under `torch.no_grad()`, which records no graph"
+    return "`.detach()` cut it from the graph"
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic) -> Entry:
+    findings: list[_Finding] = []
+    if sym.kind == "domain":
+        findings.append(c.domain_finding(sym))
+    else:
+        cuts = c.cut_findings(k)
+        if sym.kind in ("kink", "jump", "unknown"):
+            findings.extend(c.tie_findings(sym))
+            findings.extend(cuts)
+        elif not same(sym.grad, exe):  # type: ignore[arg-type]
+            findings.extend(cuts)
+            if not cuts:
+                findings.extend(c.tie_findings(sym))
+        if auto is None and c.run.error is not None and not any(f.cause is Cause.GRAPH_BREAK for f in findings):
+            findings.extend(f for f in cuts if f.cause is Cause.GRAPH_BREAK)
+        fl = c.float_finding(k, exe, auto)
+        if fl is not None:
+            findings.append(fl)
+    if auto is None and c.run.error is not None and not findings:
+        # torch raised although the executed derivative exists: a break with nothing behind it.
+        out = c.path.steps[c.path.output]
+        findings.append(_Finding(Cause.GRAPH_BREAK, out.node, c.lowered.output_line,
+                                 {"value": _fmt(out.value), "how": "the output does not depend on any input through the graph"}))
+    findings.sort(key=lambda f: f.cause.severity)
+    unique: list[_Finding] = []
+    for f in findings:
+        if all(u.cause is not f.cause for u in unique):
+            unique.append(f)
+    sym_value = ex.to_sympy(sym.grad) if sym.grad is not None else None
+    one_sided = (ex.to_sympy(sym.one_sided[0]), ex.to_sympy(sym.one_sided[1])) if sym.one_sided else None
+    exe_value = ex.to_sympy(exe)
+    if not unique:
+        text = EXPLANATIONS[Cause.AGREE].format(dtype=c.dtype, rtol=c.rtol)
+        return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, Cause.AGREE, (), None, None, text, "",
+                     c.run.error, sym.expression)
+    primary = unique[0]
+    fields = {
+        "node": c.node(primary.node), "line": primary.line if primary.line is not None else "?",
+        "dtype": c.dtype, "rtol": c.rtol, "symbolic": _fmt(sym.grad), "executed": _fmt(exe),
+        "autograd": _fmt(auto), "digits": f"{DIGITS[c.dtype]:.0f}", "torch_error": "",
+        "left": "", "right": "", "convention": "", "alternatives": "", "detail": "", "value": "",
+        "how": "", "why": "", "domain": "", "bad": "", "beyond": "", "limit": "", "stored": "",
+        "relerr": "", "lost": "",
+    }
+    fields.update(primary.fields)
+    if primary.cause is Cause.GRAPH_BREAK and c.run.error is not None:
+        fields["torch_error"] = (f" Nothing that reaches the output is on the graph any more, so torch "
+                                 f"raised when asked for the gradient: \"{_first_line(c.run.error)}\".")
+    explanation = EXPLANATIONS[primary.cause].format(**fields)
+    hint = _hint(primary, fields, c)
+    line = primary.line if isinstance(primary.line, int) else None
+    return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, primary.cause,
+                 tuple(f.cause for f in unique[1:]), fields["node"], line, explanation, hint, c.run.error,
+                 sym.expression)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
+    """The rule's own hint for this cause if it has one, else the cause's general hint."""
+    if f.node is not None:
+        for st in c.path.steps:
+            if st.node == f.node and st.op in OPS:
+                rule = op_rule(st.op)
+                if rule is not None and f.cause in rule.hints:
+                    return rule.hints[f.cause]
+        if f.cause is Cause.ROUNDING:
+            # A cancellation: the functions inside the subtraction know the stable rewrite.
+            for st in c.path.steps:
+                if st.node in f.node.args if isinstance(f.node, sp.Basic) else False:
+                    rule = op_rule(st.op)
+                    if rule is not None and Cause.ROUNDING in rule.hints:
+                        return rule.hints[Cause.ROUNDING]
+    return HINTS[f.cause].format(**fields)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, dtype: str = "float64",
+            branches: Literal["if", "where"] = "if", order: int = 1, v: Any = None, rtol: float | None = None,
+            max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Comparison:
+    """Compare the symbolic, executed and autograd derivatives of `f` at the point `at`.
+
+    **Arguments:**
+
+    - `f`: a SymPy expression or a `symgrad.Program`.
+    - `at`: the point, `{symbol: value}`; values are rounded to `dtype` first, and all three
+      sides are evaluated at the exact binary value the tensor holds.
+    - `wrt`: the inputs to differentiate with respect to (default: all, in order).
+    - `dtype`: `"float64"` (default) or `"float32"`.
+    - `branches`: `"if"` (default) or `"where"`: how a Piecewise is lowered.
+    - `rtol`: relative tolerance between executed and autograd (default per dtype:
+      1e-9 for float64, 1e-4 for float32).
+    - `max_iterations`: how many times a loop may run before `LoopLimitError`.
+
+    **Returns:** a `Comparison`; `str()` of it is a report.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> compare(sp.Max(x, 0), at={x: 0.0}).cause.id
+    'kink'
+    """
+    check_options(branches=branches, dtype=dtype)
+    if order != 1:
+        raise OptionError(OPTION.format(name="order", value=order, allowed="1 (Hessians, order=2, come with matrices)"))
+    if v is not None:
+        raise OptionError(
+            "v= (a vector-Jacobian product) needs a non-scalar output; this function has one output.\n"
+            "Fix: leave v out."
+        )
+    if rtol is not None and not (isinstance(rtol, (int, float)) and rtol > 0):
+        raise OptionError(OPTION.format(name="rtol", value=rtol, allowed="a positive number"))
+    tol = float(rtol) if rtol is not None else RTOL[dtype]
+    lowered = lower(f, branches=branches, dtype=dtype)
+    floats = _point(lowered, at, dtype)
+    wrt_idx = _wrt(lowered, wrt)
+    point = {name: ex.from_float(x) for name, x in zip(lowered.inputs, floats)}
+    exact = _exact_sides(lowered, point, wrt_idx, max_iterations)
+    run_ = ag.run(lowered, floats, dtype, wrt_idx)
+    c = _Classifier(lowered, exact, dtype, tol, run_)
+    entries = []
+    for n, k in enumerate(wrt_idx):
+        entries.append(_entry(c, k, 0, exact.sym[n], exact.exe[k], run_.grads[k], lowered.symbols[k]))
+    value = exact.path.value
+    return Comparison(
+        entries=tuple(entries),
+        lowered=lowered,
+        point={s: ex.to_sympy(ex.from_float(x)) for s, x in zip(lowered.symbols, floats)},
+        dtype=dtype,
+        rtol=tol,
+        value_exact=ex.to_sympy(value) if ex.is_finite(value) else None,
+        value_autograd=run_.value,
+        executed_path=exact.path,
+        branches=branches,
+        source=lowered.normalized.source,
+    )

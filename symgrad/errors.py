@@ -1,0 +1,96 @@
+"""Errors that teach: what happened, why, and how to fix it, in SymPy notation.
+
+Every error symgrad raises for bad input is a `SymgradError`, and also the builtin
+exception a Python user would expect (`TypeError` for the wrong kind of thing,
+`ValueError` for a wrong value). Each message has three parts: the first line names
+the node or symbol and what is wrong; then why, defining any term; then the fix.
+It ends with a link to the error's section in `docs/errors.md`.
+
+Message texts live here as `Final` constants, so they are written once and tested once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DOCS_ERRORS: Final = "docs/errors.md"
+
+
+def _link(cls_name: str) -> str:
+    return f"See {DOCS_ERRORS}#{cls_name.lower()}"
+
+
+class SymgradError(Exception):
+    """Base class of every error symgrad raises for bad input."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}\n{_link(type(self).__name__)}")
+
+
+class UnsupportedNodeError(SymgradError, TypeError):
+    """A SymPy node has no row in the lowering table, so it cannot be lowered to torch."""
+
+
+class UnboundSymbolError(SymgradError, ValueError):
+    """A free symbol of the function has no value at the point."""
+
+
+class PointError(SymgradError, ValueError):
+    """A value given at the point is not a finite real number (NaN, inf, a string ...)."""
+
+
+class ShapeError(SymgradError, ValueError):
+    """A value's shape differs from the shape its symbol was declared with."""
+
+
+class ProgramError(SymgradError, ValueError):
+    """A `Program` is malformed: an output never assigned, an assignment to an input ..."""
+
+
+class LoopLimitError(SymgradError, RuntimeError):
+    """A loop ran past `max_iterations` without its condition becoming false."""
+
+
+class OptionError(SymgradError, ValueError):
+    """A keyword argument has a value symgrad does not know (`branches="iff"`)."""
+
+
+class ParseError(SymgradError, ValueError):
+    """A command-line expression could not be read as a SymPy expression."""
+
+
+UNSUPPORTED: Final = (
+    "{node} has no torch lowering: symgrad's lowering table has no row for {cls}{where}.\n"
+    "symgrad only lowers nodes whose torch spelling and derivative conventions it knows, "
+    "so that the three derivatives it compares are about the same program.\n"
+    "Fix: {fix}"
+)
+UNSUPPORTED_FIX_DEFAULT: Final = (
+    "rewrite the expression with supported functions (`symgrad lower --supported` or "
+    "docs/supported.md lists them), or add a row for {cls} to symgrad/rules.py "
+    "(docs/how-to-add-a-rule.md)."
+)
+UNBOUND: Final = (
+    "{symbol} has no value at the point: the function reads it, but `at` only gives {given}.\n"
+    "Every free symbol needs a value, because all three derivatives are evaluated at one point.\n"
+    "Fix: add it, e.g. `at={{{symbol}: 0.5, ...}}`."
+)
+POINT_NOT_NUMBER: Final = (
+    "The value given for {symbol} is {value!r}, which is not a real number.\n"
+    "A point is the exact binary value a tensor holds, so it must be an int, a float, a "
+    "SymPy number, or a 0-d tensor/array.\n"
+    "Fix: give a number, e.g. `at={{{symbol}: 0.5}}`."
+)
+POINT_NOT_FINITE: Final = (
+    "The value given for {symbol} is {value}, which is not a finite number.\n"
+    "Derivatives are compared at a point of the real line; NaN and infinity are not on it.\n"
+    "Fix: give a finite value (to study large inputs, use a large finite one such as 1e300)."
+)
+LOOP_LIMIT: Final = (
+    "The loop `{node}` (line {line}) ran {count} times without its condition becoming false; "
+    "the limit is max_iterations={limit}.\n"
+    "Its condition {cond} was still true, with {state}. {why}\n"
+    "Fix: start from a point where the loop ends, change the condition, or raise "
+    "max_iterations if the loop really needs more steps."
+)
+OPTION: Final = "{name}={value!r} is not one of {allowed}.\nFix: pass one of {allowed}."

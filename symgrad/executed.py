@@ -1,0 +1,386 @@
+"""The executed path at a point, and its exact derivative.
+
+`run()` executes the IR of a `LoweredProgram` (the very statements whose lines the program has)
+with exact arithmetic, and records what ran as a straight-line `Path`:
+
+    path      := step*                    # in the order they ran; loops unrolled
+    step      := index op node line value parents partials cut
+    decision  := kind node line taken tie margins   # every branch, loop test, and kink side
+
+Branches are fixed (only the taken `if` branch appears; `torch.where` runs both), loops are
+unrolled, and `detach` / `item` / `no_grad` steps are marked as cut: on the executed side no
+derivative flows through them, on the mathematical side they are the identity.
+
+Derivatives are reverse accumulation over the steps (linear in their number, DAG-aware): never
+`sympy.diff` of an unrolled expression, which swells exponentially. Each step's partials are
+torch's backward formula in exact arithmetic, so the executed derivative uses torch's
+conventions at kinks (`relu'(0) = 0`, ...). A zero adjoint is not propagated: exactly, 0 times
+a partial is 0, which is precisely where floating point (0 * inf = nan) differs.
+
+For the symbolic side, `run(..., force=decisions)` runs the program at the point while taking
+every branch, loop test and kink side from a run just beside it (`beside()`), which continues
+the piece of the function that lies on that side to the point itself: its value and derivative
+there are the one-sided limit and the one-sided derivative.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+import mpmath
+import sympy as sp
+
+from . import _exact as ex
+from .errors import LOOP_LIMIT, LoopLimitError
+from .lowering import Branch, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
+from .rules import CUT_OPS, GRAPH_BREAK_OPS, OPS, exact_eval, relation_holds
+
+DEFAULT_MAX_ITERATIONS = 10_000
+DecisionKind = Literal["if", "where", "while", "for", "piece"]
+
+
+@dataclass(frozen=True, slots=True)
+class PathStep:
+    """One operation that ran: its node, line, exact value and torch's exact partials."""
+
+    index: int
+    op: str
+    node: sp.Basic
+    line: int
+    value: ex.Exact
+    parents: tuple[int, ...]
+    partials: tuple[ex.Exact, ...]
+    cut: str | None = None  # "detach" or "graph-break": no derivative flows on the executed side
+    depends: bool = False  # depends on an input (through any edge)
+    grad: bool = False  # on torch's autograd graph (depends on an input through uncut edges)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A branch taken, a loop test, or the side of a kink that a step was on."""
+
+    kind: DecisionKind
+    node: sp.Basic
+    line: int
+    taken: Hashable  # branch index, bool, iteration count, or piece
+    tie: bool  # exactly on a threshold / kink / jump
+    margins: tuple[tuple[sp.Basic, ex.Exact], ...] = ()  # (relation, lhs - rhs)
+    step: int | None = None  # the path step of a kink decision
+
+
+@dataclass(frozen=True)
+class Path:
+    """What ran at one point."""
+
+    steps: tuple[PathStep, ...]
+    decisions: tuple[Decision, ...]
+    inputs: tuple[int, ...]  # step index of each input, in the program's order
+    output: int
+    line_counts: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def value(self) -> ex.Exact:
+        return self.steps[self.output].value
+
+    @property
+    def ties(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.tie)
+
+    def gradient(self, mode: Literal["executed", "math"]) -> tuple[ex.Exact, ...]:
+        """d output / d input for each input: torch's conventions ("executed"), or with cut
+        steps as the identity ("math", valid where no decision is a tie)."""
+        adj = self.adjoints(mode)
+        return tuple(adj[i] for i in self.inputs)
+
+    def adjoints(self, mode: Literal["executed", "math"]) -> list[ex.Exact]:
+        adj: list[ex.Exact] = [ex.ZERO] * len(self.steps)
+        adj[self.output] = ex.ONE
+        math_mode = mode == "math"
+        for st in reversed(self.steps):
+            a = adj[st.index]
+            if not st.parents or (ex.is_rational(a) and a == 0):
+                continue
+            if st.cut and not math_mode:
+                continue
+            partials = (ex.ONE,) * len(st.parents) if (st.cut and math_mode) else st.partials
+            for p, d in zip(st.parents, partials):
+                if ex.is_rational(d) and d == 0:
+                    continue
+                adj[p] = ex.add(adj[p], ex.mul(a, d))
+        return adj
+
+    def reaches_output(self) -> list[bool]:
+        """Which steps torch's backward pass visits (on the graph and upstream of the output)."""
+        seen = [False] * len(self.steps)
+        seen[self.output] = True
+        for st in reversed(self.steps):
+            if seen[st.index] and not st.cut:
+                for p in st.parents:
+                    seen[p] = True
+        return [s and self.steps[i].grad for i, s in enumerate(seen)]
+
+
+class _Forced:
+    """Decisions to replay, in the order they are met."""
+
+    def __init__(self, decisions: Sequence[Decision]) -> None:
+        self.items = list(decisions)
+        self.k = 0
+
+    def next(self, kind: DecisionKind) -> Hashable:
+        if self.k >= len(self.items):
+            raise _Diverged
+        d = self.items[self.k]
+        self.k += 1
+        if d.kind != kind:
+            raise _Diverged
+        return d.taken
+
+
+class _Diverged(Exception):
+    """A forced run met a different sequence of decisions (a threshold within delta)."""
+
+
+class _Runner:
+    def __init__(self, lowered: LoweredProgram, point: dict[str, ex.Exact], force: _Forced | None, max_iterations: int) -> None:
+        self.lowered = lowered
+        self.steps: list[PathStep] = []
+        self.decisions: list[Decision] = []
+        self.env: dict[str, int] = {}
+        self.force = force
+        self.max_iterations = max_iterations
+        self.line_counts: dict[int, int] = {}
+        self.inputs: list[int] = []
+        for name in lowered.inputs:
+            idx = self.add(PathStep(len(self.steps), "input", sp.Symbol(name), 0, point[name], (), (), None, True, True))
+            self.env[name] = idx
+            self.inputs.append(idx)
+
+    def add(self, st: PathStep) -> int:
+        self.steps.append(st)
+        if st.line:
+            self.line_counts[st.line] = self.line_counts.get(st.line, 0) + 1
+        return st.index
+
+    # -- operands and conditions
+
+    def operand(self, o: Operand) -> tuple[ex.Exact, int | None]:
+        if isinstance(o, Const):
+            return ex.from_sympy(o.value), None
+        idx = self.env[o]
+        return self.steps[idx].value, idx
+
+    def cond(self, c: Cond) -> tuple[bool, bool, tuple[tuple[sp.Basic, ex.Exact], ...]]:
+        """(truth, tie, margins) of a condition at the current values."""
+        values = {sym: self.steps[self.env[name]].value for sym, name in c.names}
+        margins: list[tuple[sp.Basic, ex.Exact]] = []
+        tie = False
+        for rel in _relations(c.expr):
+            lhs = exact_eval(rel.lhs, values)
+            rhs = exact_eval(rel.rhs, values)
+            m = ex.sub(lhs, rhs)
+            margins.append((rel, m))
+            depends = any(self.steps[self.env[name]].depends for sym, name in c.names if sym in rel.free_symbols)
+            if depends and ex.is_zero(m):
+                tie = True
+        truth = bool(exact_eval(c.expr, values))
+        return truth, tie, tuple(margins)
+
+    def decide(self, kind: DecisionKind, node: sp.Basic, line: int, taken: Hashable, tie: bool,
+               margins: tuple[tuple[sp.Basic, ex.Exact], ...] = (), step: int | None = None) -> Hashable:
+        if self.force is not None:
+            taken = self.force.next(kind)
+        self.decisions.append(Decision(kind, node, line, taken, tie, margins, step))
+        return taken
+
+    # -- statements
+
+    def block(self, stmts: Sequence[Stmt]) -> None:
+        for s in stmts:
+            if isinstance(s, Step):
+                self.step(s)
+            elif isinstance(s, If):
+                self.if_(s)
+            elif isinstance(s, While):
+                self.while_(s)
+            elif isinstance(s, For):
+                self.for_(s)
+            elif isinstance(s, NoGrad):
+                self.block(s.body)
+
+    def if_(self, s: If) -> None:
+        taken = len(s.branches) - 1
+        tie = False
+        margins: tuple[tuple[sp.Basic, ex.Exact], ...] = ()
+        for k, br in enumerate(s.branches):
+            if br.cond is None:
+                taken = k
+                break
+            truth, t, m = self.cond(br.cond)
+            tie = tie or t
+            margins += m
+            if truth:
+                taken = k
+                break
+        taken = self.decide("if", s.node, s.line, taken, tie, margins)
+        self.block(s.branches[int(taken)].body)  # type: ignore[arg-type]
+
+    def while_(self, s: While) -> None:
+        count = 0
+        before: tuple[ex.Exact, ...] = ()
+        while True:
+            truth, tie, margins = self.cond(s.cond)
+            truth = bool(self.decide("while", s.node, s.line, truth, tie, margins))
+            self.line_counts[s.line] = self.line_counts.get(s.line, 0) + 1
+            if not truth:
+                return
+            count += 1
+            state = tuple(self.steps[self.env[name]].value for _, name in s.cond.names)
+            if count > self.max_iterations:
+                raise _loop_limit(s, count - 1, self.max_iterations, self, stuck=state == before)
+            before = state
+            self.block(s.body)
+
+    def for_(self, s: For) -> None:
+        vals = [self.operand(b) for b in s.bounds]
+        ints = [int(v) if isinstance(v, Fraction) else int(mpmath.floor(v)) if v >= 0 else -int(mpmath.floor(-v)) for v, _ in vals]
+        tie = any(idx is not None and self.steps[idx].depends and isinstance(v, Fraction) and v.denominator == 1 for v, idx in vals)
+        count = len(range(*ints))
+        count = int(self.decide("for", s.node, s.line, count, tie))  # type: ignore[arg-type]
+        if count > self.max_iterations:
+            raise _loop_limit(s, count, self.max_iterations, self, stuck=False)
+        start, _, step = ints
+        for k in range(count):
+            self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, Fraction(start + k * step), (), ()))
+            self.block(s.body)
+
+    def step(self, s: Step) -> None:
+        vals: list[ex.Exact] = []
+        parents: list[int] = []
+        const_mask: list[bool] = []
+        for a in s.args:
+            v, idx = self.operand(a)
+            vals.append(v)
+            const_mask.append(idx is None)
+            if idx is not None:
+                parents.append(idx)
+        op = OPS[s.op]
+        param = s.param
+        if s.op == "where":
+            assert s.cond is not None
+            truth, tie, margins = self.cond(s.cond)
+            param = bool(self.decide("where", s.node, s.line, truth, tie, margins))
+        value = op.value(vals, param)
+        partials = op.partials(vals, value, param)
+        if op.piece is not None:
+            piece = op.piece(vals, param)
+            taken = self.decide("piece", s.node, s.line, piece, piece is None, step=len(self.steps))
+            if self.force is not None and taken is not None:
+                assert op.on_piece is not None
+                value, partials = op.on_piece(taken, vals, param)
+        partials = tuple(d for d, c in zip(partials, const_mask) if not c)
+        cut = None
+        if s.op in CUT_OPS:
+            cut = "graph-break" if s.op in GRAPH_BREAK_OPS else "detach"
+        parent_steps = [self.steps[p] for p in parents]
+        depends = any(p.depends for p in parent_steps)
+        grad = cut is None and any(p.grad for p in parent_steps)
+        idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, value, tuple(parents), partials, cut, depends, grad))
+        self.env[s.name] = idx
+
+
+def _relations(c: sp.Basic) -> list[sp.Basic]:
+    if isinstance(c, sp.core.relational.Relational):
+        return [c]
+    out: list[sp.Basic] = []
+    for a in getattr(c, "args", ()):
+        out += _relations(a)
+    return out
+
+
+def _loop_limit(s: While | For, count: int, limit: int, r: _Runner, stuck: bool) -> LoopLimitError:
+    if isinstance(s, For):
+        return LoopLimitError(LOOP_LIMIT.format(
+            node=sp.sstr(s.node), line=s.line, count=count, limit=limit, cond="of the range",
+            state=f"{count} iterations asked for", why="The range's bounds come from the inputs."))
+    cond = sp.sstr(s.cond.expr)
+    state = ", ".join(f"{sym} = {_short(r.steps[r.env[name]].value)}" for sym, name in s.cond.names)
+    if stuck:
+        why = "One pass of the body leaves these values unchanged, so the condition can never become false."
+    else:
+        why = "The body changes these values, but not towards making the condition false."
+    return LoopLimitError(LOOP_LIMIT.format(node=f"while {cond}", line=s.line, count=count, limit=limit,
+                                            cond=cond, state=state or "no state", why=why))
+
+
+def _short(v: ex.Exact) -> str:
+    return sp.sstr(ex.to_sympy(v)) if isinstance(v, Fraction) and len(str(v)) < 40 else mpmath.nstr(ex.to_mpf(v), 8)
+
+
+def run(lowered: LoweredProgram, point: dict[str, ex.Exact], *, force: Sequence[Decision] | None = None,
+        max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Path:
+    """Run the lowered program's IR at `point` (input name -> exact value) with exact arithmetic."""
+    r = _Runner(lowered, point, _Forced(force) if force is not None else None, max_iterations)
+    r.block(lowered.body)
+    value, idx = r.operand(lowered.output)
+    if idx is None:  # a constant output (the lowering keeps it on the graph, so this is rare)
+        idx = r.add(PathStep(len(r.steps), "copy", sp.sympify(0), lowered.output_line, value, (), ()))
+    return Path(tuple(r.steps), tuple(r.decisions), tuple(r.inputs), idx, r.line_counts)
+
+
+# --------------------------------------------------------------------------- one-sided runs
+
+PERTURB_DPS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """The piece of the function just left (-1) or right (+1) of the point along one input."""
+
+    direction: int
+    value: ex.Exact  # the one-sided limit of f at the point
+    derivative: ex.Exact  # the one-sided derivative with respect to the input
+    decisions: tuple[Decision, ...]
+
+
+def beside(lowered: LoweredProgram, point: dict[str, ex.Exact], name: str, direction: int,
+           max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Side | None:
+    """Follow the function from just beside the point (`direction` = -1 left, +1 right of input
+    `name`), and continue that piece to the point. None when the side cannot be followed (a
+    threshold within delta of the point)."""
+    x = point[name]
+    if isinstance(x, Fraction) and x != 0:
+        e = x.numerator.bit_length() - x.denominator.bit_length()
+        delta = Fraction(2) ** (e - 240)
+    else:
+        delta = Fraction(1, 2**1200)
+    moved = dict(point)
+    moved[name] = ex.add(x, direction * delta) if isinstance(x, Fraction) else x + direction * ex.to_mpf(delta)
+    with ex.working_precision(PERTURB_DPS):
+        near = run(lowered, moved, max_iterations=max_iterations)
+    try:
+        at = run(lowered, point, force=near.decisions, max_iterations=max_iterations)
+    except _Diverged:
+        return None
+    k = lowered.inputs.index(name)
+    return Side(direction, at.value, at.gradient("math")[k], near.decisions)
+
+
+def domain_violation(path: Path) -> PathStep | None:
+    """The first step where the mathematics is undefined on the path that matters: a value that
+    is not a finite real number, or an infinite slope, where the output depends on it."""
+    adj = path.adjoints("math")
+    for st in path.steps:
+        a = adj[st.index]
+        if ex.is_rational(a) and a == 0:
+            continue
+        if not ex.is_finite(st.value):
+            return st
+        for p, d in zip(st.parents, st.partials if not st.cut else ()):
+            if path.steps[p].depends and not ex.is_finite(d):
+                return st
+    return None

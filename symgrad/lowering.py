@@ -1,0 +1,923 @@
+"""Lower a normalised function to a readable torch program, and keep its IR.
+
+The generated program is written for students, so it reads like a worked solution. Grammar of
+what this module produces (A-normal form: the operands of every operation are names or
+constants, never nested operations):
+
+    program   := header imports "def f(" inputs "):" block "return" operand
+    block     := statement*
+    statement := comment? name "=" operation(operand, ...)        # a `Step`, one line
+               | "if" cond ":" block ("elif" cond ":" block)* "else:" block     # an `If`
+               | "while" cond ":" block                                          # a `While`
+               | "for" name "in range(" operand "," operand "," operand "):" block # a `For`
+               | "with torch.no_grad():" block                                   # a `NoGrad`
+    operand   := name | constant
+    cond      := a comparison (or and/or/not of them), printed inline: it is not differentiated
+
+Every statement records the SymPy node it implements and its line number in `source`; the
+executed path (`executed.py`) is rebuilt by running exactly this IR with exact arithmetic, so the
+lines that reports cite are the lines that ran.
+
+Piecewise lowers with `branches="if"` to Python `if`/`elif`/`else` (only the taken branch runs)
+and with `branches="where"` to nested `torch.where` (every branch runs).
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+import math
+import re
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal, Union
+
+import sympy as sp
+import torch
+from sympy.codegen import ast
+from sympy.printing.pycode import PythonCodePrinter
+
+from . import _exact as ex
+from .errors import OptionError, ProgramError, UnsupportedNodeError
+from .primitives import PRIMITIVES, detach, item, no_grad
+from .program import Normalized, identifier, normalize
+from .rules import OPS, RULES, rule_for
+
+Branches = Literal["if", "where"]
+DTYPES: dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
+
+# --------------------------------------------------------------------------- the IR
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """A constant operand: its SymPy value and how the program spells it."""
+
+    value: sp.Basic
+    text: str
+
+
+Operand = Union[str, Const]  # a variable name, or a constant
+
+
+@dataclass(frozen=True, slots=True)
+class Cond:
+    """A branch or loop condition: a SymPy boolean over program variables."""
+
+    expr: sp.Basic
+    text: str
+    names: tuple[tuple[sp.Symbol, str], ...]  # symbol -> variable name, for exact evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """`name = op(args)` on one line."""
+
+    name: str
+    op: str
+    args: tuple[Operand, ...]
+    param: Any
+    node: sp.Basic
+    line: int
+    cond: Cond | None = None  # for `where`
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    cond: Cond | None  # None for `else`
+    body: tuple[Stmt, ...]
+    line: int  # the `if`/`elif`/`else` line
+
+
+@dataclass(frozen=True, slots=True)
+class If:
+    node: sp.Basic
+    target: str
+    branches: tuple[Branch, ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class While:
+    node: sp.Basic
+    cond: Cond
+    body: tuple[Stmt, ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class For:
+    node: sp.Basic
+    var: str
+    bounds: tuple[Operand, Operand, Operand]
+    body: tuple[Stmt, ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoGrad:
+    node: sp.Basic
+    body: tuple[Stmt, ...]
+    line: int
+
+
+Stmt = Union[Step, If, While, For, NoGrad]
+
+# --------------------------------------------------------------------------- the result
+
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class LoweredProgram:
+    """The generated torch program: `.source`, `.line_of(node)`, callable with tensors.
+
+    Call it positionally in `.inputs` order or by input name: `lowered(x=torch.tensor(3.0))`.
+    The source is registered in `linecache` under `.filename`, so tracebacks and
+    `inspect.getsource` show the same lines the reports cite.
+    """
+
+    source: str
+    filename: str
+    inputs: tuple[str, ...]  # variable names, in call order
+    symbols: tuple[sp.Symbol, ...]  # the user's own symbols, same order
+    body: tuple[Stmt, ...]
+    output: Operand
+    output_line: int
+    branches: Branches
+    dtype: str
+    normalized: Normalized = field(repr=False)
+    _lines: dict[sp.Basic, int] = field(repr=False)
+    _fn: Callable[..., Any] = field(repr=False)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def line_of(self, node: sp.Basic) -> int | None:
+        """The line of `source` that computes `node` (in user or real symbols), or None."""
+        node = sp.sympify(node)
+        line = self._lines.get(node)
+        if line is None:
+            real = node.xreplace({s: sp.Symbol(s.name, real=True) for s in node.free_symbols if isinstance(s, sp.Symbol)})
+            line = self._lines.get(real)
+        return line
+
+    def __str__(self) -> str:
+        return self.source
+
+
+# --------------------------------------------------------------------------- printing helpers
+
+
+class _ConstPrinter(PythonCodePrinter):
+    """Python spelling of constant subexpressions (`math.sqrt(2)`, `math.pi`)."""
+
+    def __init__(self) -> None:
+        super().__init__({"fully_qualified_modules": True, "strict": True})
+
+
+_CONST_PRINTER = _ConstPrinter()
+_ATOMIC = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^[0-9.e+]+$")
+
+
+def _const(c: sp.Basic) -> Const:
+    if isinstance(c, sp.Integer):
+        text = str(int(c))
+    elif isinstance(c, sp.Rational):
+        text = repr(float(c)) if _dyadic(c) else f"{c.p} / {c.q}"
+    elif isinstance(c, sp.Float):
+        text = repr(float(c))
+    elif c is sp.pi:
+        text = "math.pi"
+    elif c is sp.E:
+        text = "math.e"
+    elif c is sp.nan:
+        text = "math.nan"
+    else:
+        try:
+            text = _CONST_PRINTER.doprint(c)
+        except Exception as err:  # the printer's own message says which function it lacks
+            raise UnsupportedNodeError(
+                f"The constant {sp.sstr(c)} cannot be spelled in Python: {err}\n"
+                "Fix: replace it by a number, e.g. `sympy.Float(sympy.N(c))`."
+            ) from err
+    return Const(c, text)
+
+
+def _dyadic(r: sp.Rational) -> bool:
+    q = int(r.q)
+    return q & (q - 1) == 0 and abs(int(r.p)) < 2**53
+
+
+def _text(o: Operand, wrap: bool = False) -> str:
+    if isinstance(o, str):
+        return o
+    if wrap and not _ATOMIC.match(o.text):
+        return f"({o.text})"
+    return o.text
+
+
+def safe_comment(text: str) -> str:
+    """Text that cannot leave a comment line (symbol names may hold newlines)."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", text)
+
+
+def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol]) -> str:
+    text = safe_comment(sp.sstr(node))
+    return text if len(text) <= 72 else text[:69] + "..."
+
+
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _int_name(n: int) -> str:
+    word = _WORDS[abs(n)] if abs(n) < len(_WORDS) else f"c{abs(n)}"
+    return word if n >= 0 else f"neg_{word}"
+
+
+def _name_part(o: Operand) -> str:
+    if isinstance(o, str):
+        return o
+    v = o.value
+    if isinstance(v, sp.Integer) or (isinstance(v, sp.Float) and float(v).is_integer()):
+        return _int_name(int(v))
+    if v is sp.pi:
+        return "pi"
+    return "c"
+
+
+# --------------------------------------------------------------------------- the lowerer
+
+
+class _Namer:
+    """Unique, readable, length-capped names built from operands (`x_pow_2`, `sin_x`)."""
+
+    MAX = 24
+
+    def __init__(self) -> None:
+        self.used: set[str] = {"torch", "math", "f"}
+
+    def reserve(self, name: str) -> None:
+        self.used.add(name)
+
+    def fresh(self, base: str) -> str:
+        base = re.sub(r"\W+", "_", base).strip("_")[: self.MAX] or "t"
+        if base[0].isdigit():
+            base = "t_" + base
+        name, k = base, 2
+        while name in self.used:
+            name = f"{base}_{k}"
+            k += 1
+        self.used.add(name)
+        return name
+
+
+class _Scope:
+    """Subexpressions already computed and visible here (a branch sees its parent's)."""
+
+    def __init__(self, parent: _Scope | None = None) -> None:
+        self.parent = parent
+        self.memo: dict[sp.Basic, Operand] = {}
+
+    def get(self, node: sp.Basic) -> Operand | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if node in scope.memo:
+                return scope.memo[node]
+            scope = scope.parent
+        return None
+
+
+_FUNC_NAMES = {
+    "exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin",
+    "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+    "erf": "erf", "abs": "abs", "sign": "sign", "floor": "floor", "ceil": "ceil",
+    "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
+}
+
+_HAZARD_COMMENTS = {
+    "relu": "torch: relu'(0) = 0",
+    "clamp_min": "torch: clamp's gradient is 1 at its boundary",
+    "clamp_max": "torch: clamp's gradient is 1 at its boundary",
+    "maximum": "torch: a tie splits the gradient 1/2 : 1/2",
+    "minimum": "torch: a tie splits the gradient 1/2 : 1/2",
+    "abs": "torch: abs'(0) = 0",
+    "sign": "gradient 0 everywhere",
+    "floor": "gradient 0 everywhere",
+    "ceil": "gradient 0 everywhere",
+    "heaviside": "Heaviside: 1/2 at 0, gradient 0",
+    "where": "torch.where runs both branches",
+    "item": "a Python number: leaves the autograd graph",
+}
+
+
+class _Lowerer:
+    def __init__(self, norm: Normalized, branches: Branches, dtype: str) -> None:
+        self.norm = norm
+        self.branches = branches
+        self.dtype = dtype
+        self.lines: list[str] = []
+        self.line_map: dict[sp.Basic, int] = {}
+        self.namer = _Namer()
+        self.var_names: dict[sp.Symbol, str] = {}
+        for s in norm.inputs:
+            self.var_names[s] = self.namer.fresh(identifier(s.name))
+        self.indent = 1
+
+    # -- emission
+
+    def emit(self, text: str) -> int:
+        self.lines.append("    " * self.indent + text)
+        return len(self.lines)
+
+    def comment(self, node: sp.Basic, note: str = "") -> None:
+        self.emit(f"# {_node_text(node, self.norm.user_symbols)}{note}")
+
+    def record(self, node: sp.Basic, line: int) -> None:
+        self.line_map.setdefault(node, line)
+        user = node.xreplace(self.norm.user_symbols)
+        self.line_map.setdefault(user, line)
+
+    def var(self, sym: sp.Symbol) -> str:
+        if sym not in self.var_names:
+            self.var_names[sym] = self.namer.fresh(identifier(sym.name))
+        return self.var_names[sym]
+
+    # -- whole program
+
+    def run(self) -> tuple[tuple[Stmt, ...], Operand, int]:
+        norm = self.norm
+        args = ", ".join(self.var_names[s] for s in norm.inputs)
+        real = ", ".join(sp.sstr(s) for s in norm.inputs) or "no inputs"
+        what = "the program below" if norm.is_program else norm.source
+        self.lines.append(safe_comment(
+            f"# symgrad: lowered from  {what}   ({real} real; {self.dtype}; branches=\"{self.branches}\")"
+        ))
+        if norm.rewritten:
+            self.lines.append(safe_comment(f"# SymPy rewrote it for real symbols as  {norm.rewritten}"))
+        self.lines.append("import math")
+        self.lines.append("import torch")
+        self.lines.append("")
+        self.lines.append("")
+        self.lines.append(f"def f({args}):")
+        self.indent = 1
+        scope = _Scope()
+        body: list[Stmt] = []
+        for stmt in norm.statements:
+            body.extend(self.statement(stmt, scope))
+        out, stmts = self.expr_as_output(norm.output, scope)
+        body.extend(stmts)
+        line = self.emit(f"return {_text(out)}")
+        return tuple(body), out, line
+
+    def expr_as_output(self, expr: sp.Basic, scope: _Scope) -> tuple[Operand, list[Stmt]]:
+        stmts: list[Stmt] = []
+        target = None if isinstance(expr, sp.Symbol) or self.norm.is_program else "out"
+        op = self.expr(expr, scope, stmts, target=target)
+        if isinstance(op, Const):
+            # A constant output still has to be a tensor: keep it on the graph of an input.
+            op = self.const_step(expr, op, stmts, "out")
+        return op, stmts
+
+    # -- statements
+
+    def statement(self, stmt: sp.Basic, scope: _Scope) -> list[Stmt]:
+        out: list[Stmt] = []
+        if isinstance(stmt, ast.CodeBlock):
+            for s in stmt.args:
+                out.extend(self.statement(s, scope))
+            return out
+        if isinstance(stmt, ast.AssignmentBase):
+            target_sym = stmt.lhs
+            rhs = stmt.rhs
+            if isinstance(stmt, ast.AugmentedAssignment):
+                rhs = _augmented_rhs(stmt)
+            # Reading the old value of a variable that is reassigned: memo entries that read it
+            # become stale, so each assignment starts from a fresh scope below the parent.
+            target = self.var(target_sym)
+            # Each assignment starts a fresh scope: a reassigned variable makes earlier
+            # subexpressions that read it stale.
+            op = self.expr(rhs, _Scope(), out, target=target)
+            if isinstance(op, Const):
+                self.const_step(rhs, op, out, target)
+            elif op != target:
+                line = self.emit(f"{target} = {_text(op)}")
+                self.record(stmt, line)
+                out.append(Step(target, "copy", (op,), None, stmt, line))
+            else:
+                self.record(stmt, self.line_map.get(rhs, len(self.lines)))
+            return out
+        if isinstance(stmt, ast.While):
+            cond = self.cond(stmt.condition)
+            self.emit(f"# while {sp.sstr(stmt.condition)}")
+            line = self.emit(f"while {cond.text}:")
+            self.record(stmt, line)
+            self.indent += 1
+            body: list[Stmt] = []
+            for s in stmt.body.args:
+                body.extend(self.statement(s, _Scope()))
+            self.indent -= 1
+            out.append(While(stmt, cond, tuple(body), line))
+            return out
+        if isinstance(stmt, ast.For):
+            rng = stmt.iterable
+            bounds = tuple(self.expr(b, scope, out) for b in rng.args)
+            var = self.var(stmt.target)
+            start, stop, step_ = (_text(b) for b in bounds)
+            text = f"range(int({start}), int({stop}), int({step_}))"
+            if all(isinstance(b, Const) for b in bounds):
+                text = f"range({start}, {stop})" if step_ == "1" else f"range({start}, {stop}, {step_})"
+            line = self.emit(f"for {var} in {text}:")
+            self.record(stmt, line)
+            self.indent += 1
+            body = []
+            for s in stmt.body.args:
+                body.extend(self.statement(s, _Scope()))
+            self.indent -= 1
+            out.append(For(stmt, var, bounds, tuple(body), line))  # type: ignore[arg-type]
+            return out
+        raise ProgramError(f"`{sp.sstr(stmt)}` is not a statement symgrad can lower.")
+
+    def cond(self, expr: sp.Basic, elementwise: bool = False) -> Cond:
+        syms = sorted((s for s in expr.free_symbols if isinstance(s, sp.Symbol)), key=lambda s: s.name)
+        names = tuple((s, self.var(s)) for s in syms)
+        text = _Inline(dict(names), elementwise).cond(expr)
+        return Cond(expr, text, names)
+
+    # -- expressions (A-normal form)
+
+    def expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
+        if isinstance(e, sp.Symbol):
+            return self.var(e)
+        if not e.free_symbols and not isinstance(e, PRIMITIVES):
+            if isinstance(e, (sp.Piecewise,)) or not e.is_number:
+                pass
+            else:
+                return _const(e)
+        hit = scope.get(e)
+        if hit is not None:
+            return hit
+        if isinstance(e, sp.Piecewise):
+            result = self.piecewise(e, scope, out, target)
+        elif isinstance(e, no_grad):
+            result = self.no_grad(e, scope, out, target)
+        else:
+            result = self.step(e, scope, out, target)
+        scope.memo[e] = result
+        return result
+
+    def step(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
+        op, operands, param = _select(e)
+        args = tuple(self.expr(a, scope, out) for a in operands)
+        name = target or self.namer.fresh(_name_for(op, args, param))
+        text = _spell(op, args, param)
+        if op == "item" and isinstance(args[0], Const):
+            text = f"torch.tensor(float({args[0].text}), dtype=torch.{self.dtype})"
+        note = _HAZARD_COMMENTS.get(op)
+        self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "")
+        line = self.emit(f"{name} = {text}" + (f"  # {note}" if note else ""))
+        self.record(e, line)
+        out.append(Step(name, op, args, param, e, line))
+        return name
+
+    def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str) -> str:
+        anchor = self.anchor(node)
+        value = c.value
+        text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {_text(c, wrap=True)}"
+        self.emit(f"# the constant {sp.sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+        line = self.emit(f"{target} = {text}")
+        self.record(node, line)
+        out.append(Step(target, "const_on_graph", (anchor,), ex.from_sympy(value), node, line))
+        return target
+
+    def anchor(self, node: sp.Basic) -> str:
+        syms = sorted((s for s in node.free_symbols if isinstance(s, sp.Symbol)), key=lambda s: s.name)
+        if syms:
+            return self.var(syms[0])
+        if not self.norm.inputs:
+            raise ProgramError("A function without inputs has no derivative to compare.\nFix: give it an input symbol.")
+        return self.var_names[self.norm.inputs[0]]
+
+    def piecewise(self, e: sp.Piecewise, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
+        pairs = list(e.args)
+        if self.branches == "where":
+            return self.where(e, pairs, scope, out, target)
+        name = target or self.namer.fresh("pw")
+        self.comment(e)
+        branches: list[Branch] = []
+        header_line = 0
+        for k, (value, condition) in enumerate(pairs):
+            last = condition == sp.true
+            if k == 0:
+                cond = self.cond(condition)
+                line = header_line = self.emit(f"if {cond.text}:")
+            elif last:
+                cond = None
+                line = self.emit("else:")
+            else:
+                cond = self.cond(condition)
+                line = self.emit(f"elif {cond.text}:")
+            if k == 0:
+                self.record(e, line)
+            self.indent += 1
+            body: list[Stmt] = []
+            op = self.expr(value, _Scope(scope), body, target=name)
+            if isinstance(op, Const):
+                self.const_step(e, op, body, name)
+            elif op != name:
+                bline = self.emit(f"{name} = {_text(op)}")
+                body.append(Step(name, "copy", (op,), None, value, bline))
+            self.indent -= 1
+            branches.append(Branch(cond, tuple(body), line))
+            if last:
+                break
+        else:
+            # No condition is True: SymPy's Piecewise is undefined there, so the program is NaN.
+            line = self.emit("else:")
+            self.indent += 1
+            body = []
+            self.const_step(e, _const(sp.nan), body, name)
+            self.indent -= 1
+            branches.append(Branch(None, tuple(body), line))
+        out.append(If(e, name, tuple(branches), header_line))
+        return name
+
+    def where(self, e: sp.Piecewise, pairs: list[Any], scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
+        values = [self.expr(v, scope, out) for v, _ in pairs]
+        if pairs[-1][1] == sp.true:
+            rest: Operand = values[-1]
+            pairs, values = pairs[:-1], values[:-1]
+        else:
+            rest = _const(sp.nan)
+        if not pairs:
+            return rest
+        for k in range(len(pairs) - 1, -1, -1):
+            cond = self.cond(pairs[k][1], elementwise=True)
+            a = values[k]
+            if isinstance(a, Const) and isinstance(rest, Const):
+                a = self.const_step(pairs[k][0], a, out, self.namer.fresh("c"))
+            node = e if k == 0 else sp.Piecewise(*[(v, c) for v, c in e.args[k:]])
+            name = target if (k == 0 and target) else self.namer.fresh("where_" + _name_part(a))
+            self.comment(node)
+            line = self.emit(f"{name} = torch.where({cond.text}, {_text(a)}, {_text(rest)})  # {_HAZARD_COMMENTS['where']}")
+            self.record(node, line)
+            out.append(Step(name, "where", (a, rest), None, node, line, cond))
+            rest = name
+        return rest
+
+    def no_grad(self, e: no_grad, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
+        self.comment(e, ": computed without recording the autograd graph")
+        line = self.emit("with torch.no_grad():")
+        self.record(e, line)
+        self.indent += 1
+        body: list[Stmt] = []
+        inner = self.expr(e.args[0], _Scope(scope), body, target=target)
+        if not any(isinstance(s, Step) and s.name == inner for s in body):
+            # An input or a constant: copy it inside the block, so the copy is off the graph.
+            name = target or self.namer.fresh(_name_part(inner) + "_nograd")
+            cline = self.emit(f"{name} = {_text(inner, wrap=True)}.clone()" if isinstance(inner, str) else f"{name} = torch.tensor({_text(inner)}, dtype=torch.{self.dtype})")
+            body.append(Step(name, "copy", (inner,), None, e.args[0], cline))
+            inner = name
+        self.indent -= 1
+        # The value leaves the graph at the `with` block: this step marks it and cites that line.
+        body.append(Step(str(inner), "no_grad", (inner,), None, e, line))
+        out.append(NoGrad(e, tuple(body), line))
+        return inner
+
+
+def _augmented_rhs(stmt: ast.AugmentedAssignment) -> sp.Basic:
+    lhs, rhs, op = stmt.lhs, stmt.rhs, stmt.binop
+    if op == "+":
+        return lhs + rhs
+    if op == "-":
+        return lhs - rhs
+    if op == "*":
+        return lhs * rhs
+    if op == "/":
+        return lhs / rhs
+    raise ProgramError(f"`{sp.sstr(stmt)}`: the augmented operator {op}= is not supported.\nFix: write `{lhs} = {lhs} {op} ...`.")
+
+
+# --------------------------------------------------------------------------- op selection
+
+
+def _coeff_split(e: sp.Mul) -> tuple[sp.Number, list[sp.Basic]]:
+    coeff, rest = e.as_coeff_mul()
+    return coeff, list(rest)
+
+
+def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
+    """Which op a node lowers to, its operand subexpressions, and the op's constant parameter."""
+    if isinstance(e, sp.Add):
+        signs: list[int] = []
+        terms: list[sp.Basic] = []
+        const = ex.ZERO
+        for t in e.args:
+            if t.is_number:
+                const = ex.add(const, ex.from_sympy(t))
+                continue
+            c, rest = t.as_coeff_Mul()
+            if c.is_negative:
+                signs.append(-1)
+                terms.append(-t)
+            else:
+                signs.append(1)
+                terms.append(t)
+        return "add", tuple(terms), (tuple(signs), const)
+    if isinstance(e, sp.Mul):
+        coeff, factors = _coeff_split(e)
+        num: list[sp.Basic] = []
+        den: list[sp.Basic] = []
+        for fac in factors:
+            if isinstance(fac, sp.Pow) and fac.exp.is_Integer and fac.exp < 0:
+                den.append(fac.base ** (-fac.exp))
+            else:
+                num.append(fac)
+        q = coeff.q if isinstance(coeff, sp.Rational) else 1
+        if den or q != 1:
+            p = coeff.p if isinstance(coeff, sp.Rational) else coeff
+            numerator = sp.Mul(sp.Integer(p) if isinstance(p, int) else p, *num, evaluate=True) if num else sp.Integer(p)
+            denominator = sp.Mul(sp.Integer(q), *den) if den else sp.Integer(q)
+            return "div", (numerator, denominator), None
+        return "mul", tuple(num), ex.from_sympy(coeff)
+    if isinstance(e, sp.Pow):
+        base, exp_ = e.base, e.exp
+        if exp_.is_Integer:
+            n = int(exp_)
+            if n == -1:
+                return "div", (sp.Integer(1), base), None
+            return "pow_int", (base,), n
+        if exp_ == sp.Rational(1, 2):
+            return "sqrt", (base,), None
+        if exp_ == sp.Rational(-1, 2):
+            return "div", (sp.Integer(1), sp.sqrt(base)), None
+        if exp_.is_Rational or exp_.is_Float:
+            return "pow_frac", (base,), ex.from_sympy(exp_)
+        return "pow", (base, exp_), None
+    if isinstance(e, (sp.Max, sp.Min)):
+        return _select_minmax(e)
+    if isinstance(e, detach):
+        return "detach", (e.args[0],), None
+    if isinstance(e, item):
+        return "item", (e.args[0],), None
+    if isinstance(e, sp.Heaviside):
+        if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
+            raise UnsupportedNodeError(
+                f"{sp.sstr(e)} has no torch lowering: symgrad lowers Heaviside with H(0) = 1/2 only.\n"
+                "Fix: write `Heaviside(x)` (H(0) = 1/2), or a Piecewise with the value you want at 0."
+            )
+        return "heaviside", (e.args[0],), None
+    rule = rule_for(e)
+    if rule is None or not rule.ops or not isinstance(e, sp.Function) or isinstance(e, sp.Piecewise):
+        raise _unsupported(e)
+    if isinstance(e, sp.log) and len(e.args) != 1:
+        raise _unsupported(e)
+    return rule.ops[0], tuple(e.args), None
+
+
+def _select_minmax(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
+    is_max = isinstance(e, sp.Max)
+    consts = [a for a in e.args if a.is_number]
+    others = [a for a in e.args if not a.is_number]
+    pair = "maximum" if is_max else "minimum"
+    if consts and len(others) == 1:
+        c = consts[0]
+        if is_max and c == 0:
+            return "relu", (others[0],), None
+        return ("clamp_min" if is_max else "clamp_max"), (others[0],), ex.from_sympy(c)
+    if consts:
+        # Several arguments and a constant: clamp the maximum of the others.
+        rest = (sp.Max if is_max else sp.Min)(*others)
+        if is_max and consts[0] == 0:
+            return "relu", (rest,), None
+        return ("clamp_min" if is_max else "clamp_max"), (rest,), ex.from_sympy(consts[0])
+    if len(others) == 2:
+        return pair, (others[0], others[1]), None
+    head = (sp.Max if is_max else sp.Min)(*others[:-1])
+    return pair, (head, others[-1]), None
+
+
+_SUGGESTIONS = {
+    "besselj": "there is no Bessel function in torch's autograd; for integer order use a "
+    "truncated series or torch.special.bessel_j0/j1 outside symgrad",
+    "gamma": "use `exp(loggamma(x))` outside symgrad, or add a row for gamma (torch.lgamma)",
+    "re": "symgrad's symbols are real: drop re()",
+    "im": "symgrad's symbols are real: im() of a real number is 0",
+    "sec": "write 1/cos(x)",
+    "csc": "write 1/sin(x)",
+    "cot": "write cos(x)/sin(x)",
+    "Mod": "write x - y*floor(x/y)",
+}
+
+
+def _unsupported(e: sp.Basic) -> UnsupportedNodeError:
+    from .errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
+
+    cls = type(e).__name__
+    fix = _SUGGESTIONS.get(cls)
+    fix_text = (fix + "; or " + UNSUPPORTED_FIX_DEFAULT.format(cls=cls)) if fix else UNSUPPORTED_FIX_DEFAULT.format(cls=cls)
+    return UnsupportedNodeError(UNSUPPORTED.format(node=sp.sstr(e), cls=cls, where="", fix=fix_text))
+
+
+def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
+    parts = [_name_part(a) for a in args]
+    if op in _FUNC_NAMES:
+        return f"{_FUNC_NAMES[op]}_{parts[0]}"
+    if op == "pow_int":
+        return f"{parts[0]}_pow_{param}" if param >= 0 else f"{parts[0]}_pow_neg{-param}"
+    if op == "pow_frac":
+        return f"{parts[0]}_pow"
+    if op == "pow":
+        return f"{parts[0]}_pow_{parts[1]}"
+    if op == "div":
+        return f"inv_{parts[1]}" if parts[0] == "1" else f"{parts[0]}_div_{parts[1]}"
+    if op == "mul":
+        c = param
+        head = [] if c == 1 else (["neg"] if c == -1 else [_num_name(c)])
+        return "_".join(head + parts) if len(parts) > 1 or head else parts[0]
+    if op == "add":
+        signs, const = param
+        if signs[0] < 0 and const > 0:
+            text = _num_name(const)
+            rest = zip(signs, parts)
+        else:
+            text = parts[0] if signs[0] > 0 else "neg_" + parts[0]
+            rest = zip(signs[1:], parts[1:])
+            if const != 0:
+                parts.append(_num_name(abs(const)))
+                signs = (*signs, 1 if const > 0 else -1)
+                rest = zip(signs[1:], parts[1:])
+        for s, p in rest:
+            text += ("_plus_" if s > 0 else "_minus_") + p
+        return text
+    if op in ("detach",):
+        return f"{parts[0]}_detached"
+    if op == "item":
+        return f"{parts[0]}_item"
+    if op in ("clamp_min", "maximum"):
+        return "max_" + "_".join(parts)
+    if op in ("clamp_max", "minimum"):
+        return "min_" + "_".join(parts)
+    if op == "atan2":
+        return "atan2_" + "_".join(parts)
+    return op
+
+
+def _num_name(c: ex.Exact) -> str:
+    if isinstance(c, Fraction) and c.denominator == 1:
+        return _int_name(c.numerator)
+    return "c"
+
+
+def _num_text(c: ex.Exact) -> str:
+    if isinstance(c, Fraction):
+        return str(c.numerator) if c.denominator == 1 else repr(float(c))
+    return repr(float(c))
+
+
+def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
+    """How the program spells one op applied to its operands."""
+    if op == "add":
+        signs, const = param
+        text = ""
+        if signs[0] < 0 and const > 0:
+            # 1 - cos(x) reads better than -cos(x) + 1
+            text, const = _num_text(const), ex.ZERO
+            for s, a in zip(signs, args):
+                text += f" + {_text(a, wrap=True)}" if s > 0 else f" - {_text(a, wrap=True)}"
+            return text
+        for k, (s, a) in enumerate(zip(signs, args)):
+            t = _text(a, wrap=True)
+            text += (t if s > 0 else f"-{t}") if k == 0 else (f" + {t}" if s > 0 else f" - {t}")
+        if const != 0:
+            text += f" + {_num_text(const)}" if const > 0 else f" - {_num_text(-const)}"
+        return text
+    if op == "mul":
+        c = param
+        factors = " * ".join(_text(a, wrap=True) for a in args)
+        if c == 1:
+            return factors
+        if c == -1:
+            return f"-{factors}"
+        return f"{_num_text(c)} * {factors}"
+    if op == "div":
+        return f"{_text(args[0], wrap=True)} / {_text(args[1], wrap=True)}"
+    if op == "pow_int":
+        return f"{_text(args[0], wrap=True)} ** {param}"
+    if op == "pow_frac":
+        c = param
+        spelled = f"({c.numerator} / {c.denominator})" if isinstance(c, Fraction) and not _dyadic(sp.Rational(c.numerator, c.denominator)) else _num_text(c)
+        return f"{_text(args[0], wrap=True)} ** {spelled}"
+    if op == "pow":
+        return f"{_text(args[0], wrap=True)} ** {_text(args[1], wrap=True)}"
+    if op in ("clamp_min", "clamp_max"):
+        return OPS[op].torch.format(_text(args[0]), c=_num_text(param))
+    return OPS[op].torch.format(*(_text(a) for a in args))
+
+
+class _Inline:
+    """Conditions print inline (they are not differentiated): `torch.abs(b) < 1000`."""
+
+    _REL = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
+            sp.LessThan: "<=", sp.Equality: "==", sp.Unequality: "!="}
+
+    def __init__(self, names: dict[sp.Symbol, str], elementwise: bool) -> None:
+        self.names = names
+        self.elementwise = elementwise
+
+    def cond(self, c: sp.Basic) -> str:
+        if c == sp.true:
+            return "True"
+        if c == sp.false:
+            return "False"
+        for cls, sym in self._REL.items():
+            if isinstance(c, cls):
+                return f"{self.value(c.lhs)} {sym} {self.value(c.rhs)}"
+        if isinstance(c, (sp.And, sp.Or)):
+            if self.elementwise:
+                joiner = " & " if isinstance(c, sp.And) else " | "
+            else:
+                joiner = " and " if isinstance(c, sp.And) else " or "
+            return joiner.join(f"({self.cond(a)})" for a in c.args)
+        if isinstance(c, sp.Not):
+            return f"~({self.cond(c.args[0])})" if self.elementwise else f"not ({self.cond(c.args[0])})"
+        raise UnsupportedNodeError(
+            f"The condition {sp.sstr(c)} ({type(c).__name__}) cannot be lowered.\n"
+            "Conditions are comparisons (<, <=, >, >=, Eq, Ne) joined by And, Or, Not.\n"
+            "Fix: write the condition as such a comparison."
+        )
+
+    def value(self, e: sp.Basic) -> str:
+        if isinstance(e, sp.Symbol):
+            return self.names[e]
+        if e.is_number:
+            return _text(_const(e), wrap=True)
+        if isinstance(e, sp.Piecewise) or isinstance(e, PRIMITIVES):
+            raise UnsupportedNodeError(
+                f"{sp.sstr(e)} inside a condition cannot be lowered inline.\n"
+                "Fix: assign it to a variable first and compare the variable."
+            )
+        op, operands, param = _select(e)
+        args = tuple(f"({self.value(a)})" if not isinstance(a, sp.Symbol) and not a.is_number else self.value(a) for a in operands)
+        return _spell(op, args, param)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> LoweredProgram:
+    """Lower an expression or `Program` to a readable torch program.
+
+    **Arguments:**
+
+    - `f`: a SymPy expression or a `symgrad.Program`.
+    - `branches`: `"if"` lowers a Piecewise to Python `if`/`else` (only the taken branch runs);
+      `"where"` lowers it to `torch.where` (every branch runs).
+    - `dtype`: `"float64"` or `"float32"`; recorded in the header.
+
+    **Returns:** a `LoweredProgram`.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> print(lower(sp.sin(x) ** 2).source.splitlines()[-1])
+        return out
+    """
+    check_options(branches=branches, dtype=dtype)
+    norm = normalize(f)
+    lowerer = _Lowerer(norm, branches, dtype)
+    body, output, output_line = lowerer.run()
+    source = "\n".join(lowerer.lines) + "\n"
+    filename = f"<symgrad-generated-{next(_counter)}>"
+    namespace: dict[str, Any] = {"torch": torch, "math": math}
+    code = compile(source, filename, "exec")
+    exec(code, namespace)
+    fn = namespace["f"]
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    names = tuple(lowerer.var_names[s] for s in norm.inputs)
+    lowered = LoweredProgram(
+        source=source,
+        filename=filename,
+        inputs=names,
+        symbols=tuple(norm.user_symbols.get(s, s) for s in norm.inputs),
+        body=body,
+        output=output,
+        output_line=output_line,
+        branches=branches,
+        dtype=dtype,
+        normalized=norm,
+        _lines=dict(lowerer.line_map),
+        _fn=fn,
+    )
+    weakref.finalize(lowered, linecache.cache.pop, filename, None)
+    return lowered
+
+
+def check_options(*, branches: str = "if", dtype: str = "float64") -> None:
+    from .errors import OPTION
+
+    if branches not in ("if", "where"):
+        raise OptionError(OPTION.format(name="branches", value=branches, allowed='"if", "where"'))
+    if dtype not in DTYPES:
+        raise OptionError(OPTION.format(name="dtype", value=dtype, allowed='"float64", "float32"'))

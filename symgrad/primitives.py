@@ -1,0 +1,66 @@
+"""symgrad's own SymPy functions: `detach`, `item` and `no_grad`.
+
+For the mathematics each is the identity: `diff(detach(e), x) == diff(e, x)`.
+For the program that runs they are not:
+
+| function     | lowered as                                        | on the executed path  |
+|--------------|---------------------------------------------------|-----------------------|
+| `detach(e)`  | `e.detach()`                                      | a constant            |
+| `item(e)`    | `torch.tensor(e.item(), dtype=e.dtype)`           | a constant; a graph break |
+| `no_grad(e)` | `e` computed under `with torch.no_grad():`        | a constant; a graph break |
+
+None of them evaluates on numbers (`item(0)` stays `item(0)`), so the program keeps the
+call the user wrote.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+
+class _Passthrough(sp.Function):
+    """A one-argument function that is the identity for the mathematics."""
+
+    nargs = 1
+    is_real = True
+
+    @classmethod
+    def eval(cls, arg: sp.Basic) -> None:
+        # Never evaluate: the call itself is what the program does.
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        # The derivative flows through: d/du f(u) = 1, so the chain rule gives diff(e).
+        return sp.Integer(1)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
+        return f"{type(self).__name__}({printer._print(self.args[0])})"
+
+
+class detach(_Passthrough):
+    """`e.detach()`: the value of `e`, cut from the autograd graph.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> sp.diff(x * detach(x**2), x)
+    x**2 + 2*x**2
+    """
+
+
+class item(_Passthrough):
+    """`e.item()` turned back into a tensor: a round trip through a Python number."""
+
+
+class no_grad(_Passthrough):
+    """`e` computed under `torch.no_grad()`: the result does not require grad."""
+
+
+PRIMITIVES: tuple[type[_Passthrough], ...] = (detach, item, no_grad)
+
+
+def strip(expr: sp.Basic) -> sp.Basic:
+    """The mathematics of `expr`: every `detach`/`item`/`no_grad` call replaced by its argument."""
+    return expr.replace(lambda e: isinstance(e, PRIMITIVES), lambda e: e.args[0])

@@ -1,0 +1,271 @@
+"""What the user wrote, normalised: a `Program` (or a bare expression) with real symbols.
+
+Every free `Symbol` is replaced by a real symbol of the same name (SymPy's default symbols are
+complex, which turns `diff(Abs(x))` into `re`/`im` noise); the mapping back to the user's own
+symbols is kept so that entries and messages speak of the symbols the user wrote. If SymPy
+rewrites the expression while doing so (`sqrt(x**2)` becomes `Abs(x)` for real x), the
+normalised function says so and the generated program's header shows what was lowered.
+
+Statements come from `sympy.codegen.ast`: `CodeBlock`, `Assignment`, the augmented assignments
+(`aug_assign`), `While`, and `For` over `Range`. A `Piecewise` on the right of an assignment is
+a statement-level `if` (or a `torch.where`, with `branches="where"`).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+from sympy.codegen import ast
+
+from .errors import ProgramError
+
+
+def _real(sym: sp.Symbol) -> sp.Symbol:
+    return sp.Symbol(sym.name, real=True)
+
+
+_AUGMENTED: dict[str, type[sp.Basic]] = {"+": sp.Add, "-": sp.Add, "*": sp.Mul, "/": sp.Mul}
+
+
+@dataclass(frozen=True)
+class Program:
+    """A small program: `inputs`, a `body` of `sympy.codegen.ast` statements, and an `output`.
+
+    **Arguments:**
+
+    - `inputs`: the input symbols, in the order the generated function takes them.
+    - `body`: a `CodeBlock` (or a list of statements).
+    - `output`: the symbol (or expression of assigned symbols) the program returns.
+
+    >>> import sympy as sp
+    >>> from sympy.codegen.ast import Assignment, CodeBlock
+    >>> x, y = sp.symbols("x y")
+    >>> Program([x], CodeBlock(Assignment(y, x**2)), y).inputs
+    (x,)
+    """
+
+    inputs: tuple[sp.Symbol, ...]
+    body: ast.CodeBlock
+    output: sp.Basic
+    statements: tuple[sp.Basic, ...] = field(init=False, repr=False, compare=False)
+
+    def __init__(self, inputs: Iterable[sp.Symbol], body: Any, output: sp.Basic) -> None:
+        inputs = tuple(inputs)
+        for s in inputs:
+            if not isinstance(s, sp.Symbol):
+                raise ProgramError(
+                    f"The input {s!r} is not a SymPy Symbol.\n"
+                    "A program's inputs are the symbols its generated function takes as arguments.\n"
+                    "Fix: declare inputs with `sympy.symbols`, e.g. `inputs=[a]`."
+                )
+        if isinstance(body, (list, tuple)):
+            body = ast.CodeBlock(*body)
+        if not isinstance(body, ast.CodeBlock):
+            raise ProgramError(
+                f"The body {body!r} is not a CodeBlock.\n"
+                "Fix: wrap the statements: `body=CodeBlock(Assignment(b, 2*a), ...)`."
+            )
+        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "output", sp.sympify(output))
+        object.__setattr__(self, "statements", tuple(body.args))
+        _validate(self)
+
+    def __str__(self) -> str:
+        lines = [f"Program(inputs={list(self.inputs)}, output={self.output})"]
+        lines += ["    " + line for line in _describe(self.statements)]
+        return "\n".join(lines)
+
+
+def _describe(stmts: Sequence[sp.Basic], indent: str = "") -> list[str]:
+    out: list[str] = []
+    for s in stmts:
+        if isinstance(s, ast.While):
+            out.append(f"{indent}while {sp.sstr(s.condition)}:")
+            out += _describe(s.body.args, indent + "    ")
+        elif isinstance(s, ast.For):
+            out.append(f"{indent}for {s.target} in {sp.sstr(s.iterable)}:")
+            out += _describe(s.body.args, indent + "    ")
+        else:
+            out.append(indent + sp.sstr(s))
+    return out
+
+
+def _read(expr: sp.Basic) -> set[sp.Symbol]:
+    return {s for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+
+
+def _validate(program: Program) -> None:
+    """Check the program before anything runs; every problem gets a sentence."""
+    inputs = {s.name for s in program.inputs}
+    assigned: set[str] = set()
+
+    def walk(stmts: Sequence[sp.Basic], loop_vars: set[str]) -> None:
+        for s in stmts:
+            if isinstance(s, ast.CodeBlock):
+                walk(s.args, loop_vars)
+            elif isinstance(s, ast.AssignmentBase):
+                target = s.lhs
+                if not isinstance(target, sp.Symbol):
+                    raise ProgramError(
+                        f"`{sp.sstr(s)}` assigns to {sp.sstr(target)}, which is not a symbol.\n"
+                        "Fix: assign to a plain symbol."
+                    )
+                check_reads(s.rhs, sp.sstr(s), loop_vars)
+                if isinstance(s, ast.AugmentedAssignment):
+                    check_reads(target, sp.sstr(s), loop_vars)
+                if target.name in inputs:
+                    raise ProgramError(
+                        f"`{sp.sstr(s)}` assigns to the input {target.name}.\n"
+                        "An input is the point at which the program is differentiated; "
+                        "overwriting it would hide what the gradient is taken with respect to.\n"
+                        f"Fix: assign to a new symbol, e.g. `{target.name}2 = ...`, and use that."
+                    )
+                assigned.add(target.name)
+            elif isinstance(s, ast.While):
+                check_reads(s.condition, f"while {sp.sstr(s.condition)}", loop_vars)
+                changed = _assigned_in(s.body.args)
+                cond_syms = {x.name for x in _read(s.condition)}
+                if not cond_syms & changed:
+                    raise ProgramError(
+                        f"The loop `while {sp.sstr(s.condition)}` never changes what its condition "
+                        f"reads ({', '.join(sorted(cond_syms)) or 'nothing'}).\n"
+                        "Its body assigns only " + (", ".join(sorted(changed)) or "nothing")
+                        + ", so the condition is the same every time: the loop runs never or "
+                        "forever.\nFix: update a symbol of the condition inside the body."
+                    )
+                walk(s.body.args, loop_vars)
+            elif isinstance(s, ast.For):
+                if not isinstance(s.iterable, ast.Range):
+                    raise ProgramError(
+                        f"`for {s.target} in {sp.sstr(s.iterable)}`: symgrad loops over "
+                        "`Range(start, stop, step)` only.\nFix: write the loop over a Range."
+                    )
+                for bound in s.iterable.args:
+                    check_reads(bound, f"for {s.target} in {sp.sstr(s.iterable)}", loop_vars)
+                walk(s.body.args, loop_vars | {s.target.name})
+            else:
+                raise ProgramError(
+                    f"`{sp.sstr(s)}` ({type(s).__name__}) is not a statement symgrad knows.\n"
+                    "A program body holds Assignment (and augmented assignments), While, and For "
+                    "over Range, from sympy.codegen.ast.\nFix: rewrite it with those."
+                )
+
+    def check_reads(expr: sp.Basic, where: str, loop_vars: set[str]) -> None:
+        for sym in sorted(_read(expr), key=lambda s: s.name):
+            if sym.name not in inputs and sym.name not in assigned and sym.name not in loop_vars:
+                raise ProgramError(
+                    f"`{where}` reads {sym.name} before it is assigned.\n"
+                    f"{sym.name} is neither an input nor set by an earlier statement, so it has "
+                    "no value when this line runs.\n"
+                    f"Fix: assign {sym.name} first, or add it to `inputs`."
+                )
+
+    walk(program.statements, set())
+    out_syms = _read(program.output)
+    for sym in sorted(out_syms, key=lambda s: s.name):
+        if sym.name not in assigned and sym.name not in inputs:
+            raise ProgramError(
+                f"The output {sp.sstr(program.output)} reads {sym.name}, which the program never "
+                "assigns.\nFix: assign it in the body, or return a symbol that is assigned."
+            )
+
+
+def _assigned_in(stmts: Sequence[sp.Basic]) -> set[str]:
+    names: set[str] = set()
+    for s in stmts:
+        if isinstance(s, ast.AssignmentBase) and isinstance(s.lhs, sp.Symbol):
+            names.add(s.lhs.name)
+        elif isinstance(s, (ast.While, ast.For)):
+            names |= _assigned_in(s.body.args)
+        elif isinstance(s, ast.CodeBlock):
+            names |= _assigned_in(s.args)
+    return names
+
+
+# --------------------------------------------------------------------------- normalisation
+
+_RESERVED = {"torch", "math", "f", "out"}
+
+
+def identifier(name: str) -> str:
+    """A harmless Python identifier for a symbol name (`__import__('os')` -> `import_os`)."""
+    text = re.sub(r"\W+", "_", name).strip("_")
+    if not text:
+        text = "v"
+    if text[0].isdigit():
+        text = "v_" + text
+    if keyword.iskeyword(text) or text in _RESERVED or text in dir(__builtins__):
+        text += "_"
+    return text[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A function ready to lower: real symbols, ordered inputs, statements, output."""
+
+    inputs: tuple[sp.Symbol, ...]  # real symbols, in order
+    user_symbols: dict[sp.Symbol, sp.Symbol]  # real symbol -> the user's own symbol
+    statements: tuple[sp.Basic, ...]  # real-symbol statements ((), for a bare expression)
+    output: sp.Basic  # real-symbol output expression
+    source: str  # what the user wrote, in SymPy notation (for headers and reports)
+    rewritten: str | None  # what SymPy turned it into, if that differs
+    is_program: bool
+
+
+def normalize(f: Any) -> Normalized:
+    """Turn an expression or a `Program` into real-symbol form."""
+    if isinstance(f, Program):
+        return _normalize_program(f)
+    from .errors import UnsupportedNodeError
+
+    try:
+        expr = sp.sympify(f, strict=True)
+    except (sp.SympifyError, TypeError) as err:
+        raise UnsupportedNodeError(
+            f"{f!r} is not a SymPy expression or a symgrad Program.\n"
+            "symgrad compares derivatives of functions written in SymPy.\n"
+            "Fix: build it from SymPy objects, e.g. `x = sympy.Symbol('x'); f = x**2`."
+        ) from err
+    if isinstance(expr, (ast.CodeBlock, ast.Assignment, ast.While, ast.For)):
+        raise UnsupportedNodeError(
+            f"{type(expr).__name__} is a statement, not an expression.\n"
+            "Fix: wrap statements in a Program: `symgrad.Program(inputs, body, output)`."
+        )
+    free = sorted(_read(expr), key=lambda s: s.name)
+    mapping = {s: _real(s) for s in free}
+    real_expr = expr.xreplace(mapping)
+    user = {v: k for k, v in mapping.items()}
+    original = sp.sstr(expr)
+    now = sp.sstr(real_expr)
+    return Normalized(
+        inputs=tuple(mapping[s] for s in free),
+        user_symbols=user,
+        statements=(),
+        output=real_expr,
+        source=original,
+        rewritten=now if now != original else None,
+        is_program=False,
+    )
+
+
+def _normalize_program(p: Program) -> Normalized:
+    syms: set[sp.Symbol] = set(p.inputs) | _read(p.output)
+    for s in p.statements:
+        syms |= {x for x in s.atoms(sp.Symbol)}
+    mapping = {s: _real(s) for s in syms}
+    statements = tuple(s.xreplace(mapping) for s in p.statements)
+    return Normalized(
+        inputs=tuple(mapping[s] for s in p.inputs),
+        user_symbols={v: k for k, v in mapping.items()},
+        statements=statements,
+        output=p.output.xreplace(mapping),
+        source=str(p),
+        rewritten=None,
+        is_program=True,
+    )

@@ -1,0 +1,223 @@
+"""Rendering only: a `Comparison` as terminal text, markdown, or HTML.
+
+Nothing here computes a derivative or decides a cause; it lays out the records `compare.py`
+made: the three values side by side, the cause with its page, the explanation and hint, the
+generated program with the cited lines marked, and the executed path.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import mpmath
+import sympy as sp
+
+from . import _exact as ex
+from .causes import Cause
+
+if TYPE_CHECKING:
+    from .compare import Comparison, Entry
+    from .executed import Path
+
+MAX_PATH_ROWS = 40
+
+
+def number(v: sp.Basic | float | None, digits: int = 17) -> str:
+    """A value as a student reads it: exact rationals as they are, others to 17 digits."""
+    if v is None:
+        return "none"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, sp.Rational):
+        text = sp.sstr(v)
+        return text if len(text) <= 24 else sp.sstr(sp.Float(v, digits))
+    if isinstance(v, sp.Float):
+        return mpmath.nstr(v._to_mpmath(v._prec), digits)
+    return sp.sstr(v)
+
+
+def _symbolic(e: Entry) -> str:
+    if e.grad_symbolic is not None:
+        return number(e.grad_symbolic)
+    if e.one_sided is not None:
+        return f"none ({number(e.one_sided[0])} | {number(e.one_sided[1])})"
+    return "none"
+
+
+def _autograd(e: Entry) -> str:
+    if e.grad_autograd is None:
+        return "torch raised" if e.autograd_error else "none"
+    return repr(e.grad_autograd)
+
+
+def _label(e: Entry) -> str:
+    return sp.sstr(e.wrt)
+
+
+def _point(c: Comparison) -> str:
+    return ", ".join(f"{sp.sstr(s)} = {number(v)}" for s, v in c.point.items()) or "no inputs"
+
+
+def _table(c: Comparison) -> list[list[str]]:
+    rows = [["wrt", "symbolic", "executed", "autograd", "cause"]]
+    for e in c.entries:
+        rows.append([_label(e), _symbolic(e), number(e.grad_executed), _autograd(e), e.cause.id
+                     + (f" (also {', '.join(a.id for a in e.also)})" if e.also else "")])
+    return rows
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _cited(c: Comparison) -> set[int]:
+    return {e.line for e in c.entries if e.line is not None and not e.ok}
+
+
+def program_lines(c: Comparison, marker: str = ">") -> list[str]:
+    """The generated function with line numbers; cited lines are marked."""
+    cited = _cited(c)
+    lines = c.lowered.source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("def f("))
+    width = len(str(len(lines)))
+    out = []
+    for number_, text in enumerate(lines[start:], start=start + 1):
+        mark = marker if number_ in cited else " "
+        out.append(f"{mark} {str(number_).rjust(width)} | {text}")
+    return out
+
+
+def path_lines(path: Path, lowered_user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
+    """The executed path, compactly: one row per line that ran, with how often it ran."""
+    seen: dict[int, int] = {}
+    rows: list[tuple[int, str]] = []
+    last: dict[int, str] = {}
+    for st in path.steps:
+        if st.op in ("input", "loop_var") or not st.line:
+            continue
+        node = sp.sstr(st.node.xreplace(lowered_user))
+        value = _value(st.value)
+        mark = {"detach": "  [constant: detached]", "graph-break": "  [constant: left the graph]"}.get(st.cut or "", "")
+        if st.op == "const_on_graph":
+            mark = "  [constant]"
+        text = f"{node} = {value}{mark}"
+        if st.line not in seen:
+            rows.append((st.line, text))
+        seen[st.line] = seen.get(st.line, 0) + 1
+        last[st.line] = text
+    for d in path.decisions:
+        if d.kind in ("if", "while", "for", "where") and d.line not in seen:
+            rows.append((d.line, _decision(d)))
+            seen[d.line] = 0
+        if d.kind == "while":
+            seen[d.line] = seen.get(d.line, 0) + 1
+    rows.sort(key=lambda r: r[0])
+    out = []
+    for line, text in rows[:MAX_PATH_ROWS]:
+        n = seen.get(line, 1)
+        times = f"  (ran {n} times; last: {last[line]})" if n > 1 and line in last else (f"  (tested {n} times)" if n > 1 else "")
+        out.append(f"  line {line}: {text if n <= 1 or line not in last else last[line].split(' = ')[0]}{times}")
+    if len(rows) > MAX_PATH_ROWS:
+        out.append(f"  ... {len(rows) - MAX_PATH_ROWS} more lines")
+    return out
+
+
+def _decision(d: object) -> str:
+    kind = getattr(d, "kind")
+    taken = getattr(d, "taken")
+    node = sp.sstr(getattr(d, "node"))
+    if kind == "if":
+        return f"{node}: branch {int(taken) + 1} taken"
+    if kind == "where":
+        return f"{node}: condition {'true' if taken else 'false'}"
+    return f"{node}: {taken}"
+
+
+def _value(v: ex.Exact) -> str:
+    if isinstance(v, Fraction):
+        text = str(v)
+        return text if len(text) <= 24 else mpmath.nstr(ex.to_mpf(v), 12)
+    return mpmath.nstr(v, 12)
+
+
+def _entry_text(e: Entry) -> list[str]:
+    if e.ok:
+        return []
+    out = [f"{_label(e)}: [{e.cause.id}] {e.explanation}"]
+    if e.hint:
+        out.append(f"   hint: {e.hint}")
+    if e.autograd_error:
+        out.append(f"   torch said: {e.autograd_error.strip().splitlines()[0]}")
+    out.append(f"   more: {e.cause.page}")
+    return out
+
+
+def render_text(c: Comparison) -> str:
+    user = c.lowered.normalized.user_symbols
+    cause = c.cause
+    head = [
+        f"symgrad: {c.source.splitlines()[0] if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
+        f"  ({c.dtype}, branches=\"{c.branches}\")",
+        f"cause: {cause.id}: {cause.title}",
+    ]
+    if c.lowered.normalized.rewritten:
+        head.append(f"note: SymPy rewrote it for real symbols as {c.lowered.normalized.rewritten}")
+    head.append(f"value: exact {number(c.value_exact)}, autograd's forward {number(c.value_autograd)}")
+    body = ["", *_columns(_table(c)), ""]
+    for e in c.entries:
+        if not e.ok:
+            body += _entry_text(e) + [""]
+    if c.ok:
+        body += [c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate.", ""]
+    program = ["generated program" + (" (cited lines marked >)" if _cited(c) else "") + ":", *program_lines(c)]
+    path = ["", "executed path:", *path_lines(c.executed_path, user)]
+    return "\n".join(head + body + program + path) + "\n"
+
+
+def render_markdown(c: Comparison) -> str:
+    rows = _table(c)
+    table = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    for r in rows[1:]:
+        cells = list(r)
+        cells[-1] = f"[{cells[-1]}]({Cause.from_id(cells[-1].split()[0]).page})"
+        table.append("| " + " | ".join(f"`{x}`" if i < 4 else x for i, x in enumerate(cells)) + " |")
+    out = [f"**symgrad**: `{c.source.splitlines()[0]}` at {_point(c)} ({c.dtype}, branches=\"{c.branches}\"): "
+           f"**{c.cause.id}**, {c.cause.title}", "", *table, ""]
+    for e in c.entries:
+        if not e.ok:
+            out += [f"- **{_label(e)}** ({e.cause.id}): {e.explanation}", f"  *Hint:* {e.hint}" if e.hint else ""]
+    out += ["", "```python", *program_lines(c, marker="#"), "```", ""]
+    return "\n".join(x for x in out if x is not None) + "\n"
+
+
+def render_html(c: Comparison) -> str:
+    esc = html.escape
+    rows = _table(c)
+    cells = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
+    trs = [f"<tr>{cells}</tr>"]
+    for r in rows[1:]:
+        cid = r[-1].split()[0]
+        badge = f'<span class="symgrad-cause symgrad-{esc(cid)}">{esc(r[-1])}</span>'
+        trs.append("<tr>" + "".join(f"<td><code>{esc(x)}</code></td>" for x in r[:-1]) + f"<td>{badge}</td></tr>")
+    notes = []
+    for e in c.entries:
+        if not e.ok:
+            notes.append(f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b>: {esc(e.explanation)}</p>')
+            if e.hint:
+                notes.append(f'<p class="symgrad-hint"><i>Hint:</i> {esc(e.hint)}</p>')
+    cited = _cited(c)
+    code = []
+    for number_, text in enumerate(c.lowered.source.splitlines(), start=1):
+        style = ' class="symgrad-cited" style="background:#fde2e2"' if number_ in cited else ""
+        code.append(f'<span{style} data-line="{number_}">{number_:3d} | {esc(text)}</span>')
+    return (
+        f'<div class="symgrad-comparison" data-cause="{esc(c.cause.id)}">'
+        f"<p><b>symgrad</b>: <code>{esc(c.source.splitlines()[0])}</code> at {esc(_point(c))}: "
+        f'<span class="symgrad-cause symgrad-{esc(c.cause.id)}">{esc(c.cause.id)}</span></p>'
+        f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
+        f'<pre class="symgrad-program">{chr(10).join(code)}</pre></div>'
+    )

@@ -1,0 +1,716 @@
+"""THE lowering table: how each SymPy node becomes torch, and what we know about it.
+
+Two tables, both data you can print (`docs/supported.md` is generated from them):
+
+* `OPS` holds the torch primitives symgrad emits. Each `Op` says how torch spells it, its exact
+  value, and torch's backward formula in exact arithmetic, conventions included: the value torch
+  picks at a kink (`relu'(0) = 0`, `clamp` counts its boundary as inside, `maximum` splits a tie
+  1/2 : 1/2, `abs'(0) = 0`, `floor`/`ceil`/`sign` have gradient 0), and nan/inf where torch's
+  formula blows up (`sqrt` at 0, `asin` at 1). The executed side is computed from these formulas.
+  A non-smooth op also says which smooth *piece* its arguments are in, so that the symbolic side
+  can follow the function just left and just right of a kink or jump.
+
+* `RULES` maps each supported SymPy class to a `Rule`: which op(s) it lowers to and when, its
+  domain, its kinks or jumps with torch's convention there, its hazards and the cause each
+  hazard maps to, and its exact mathematical value (the oracle for the symbolic side).
+
+Schema of an `Op` (cf. derivatives.yaml):
+    name        stable name, used in the IR and in reports
+    torch       spelling, `{0}`, `{1}` are the operands, `{c}` a constant parameter
+    value       (args, param) -> exact value, NaN outside the real domain
+    partials    (args, value, param) -> torch's backward formula, one exact number per argument
+    piece       (args, param) -> which smooth piece the args lie in, None exactly on a kink/jump
+    on_piece    (piece, args, param) -> (value, partials) of that piece, continued to the point
+    nonsmooth   "kink" or "jump" (None for smooth ops)
+    convention  torch's choice at the kink/jump, in words
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Final, Literal
+
+import mpmath
+import sympy as sp
+
+from . import _exact as ex
+from .causes import Cause
+from .primitives import detach, item, no_grad
+
+Args = Sequence[ex.Exact]
+Nonsmooth = Literal["kink", "jump"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One torch primitive symgrad emits, with its exact value and torch's exact backward."""
+
+    name: str
+    torch: str
+    value: Callable[[Args, Any], ex.Exact]
+    partials: Callable[[Args, ex.Exact, Any], tuple[ex.Exact, ...]]
+    piece: Callable[[Args, Any], Hashable | None] | None = None
+    on_piece: Callable[[Hashable, Args, Any], tuple[ex.Exact, tuple[ex.Exact, ...]]] | None = None
+    nonsmooth: Nonsmooth = None
+    convention: str = ""
+    alternatives: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the lowering table: a SymPy class and everything we know about lowering it."""
+
+    cls: type[sp.Basic]
+    ops: tuple[str, ...]
+    when: str
+    domain: str
+    nonsmooth: str = ""
+    hazards: str = ""
+    hazard_causes: tuple[Cause, ...] = ()
+    hints: dict[Cause, str] = field(default_factory=dict)
+    exact: Callable[[Args], ex.Exact] | None = None
+
+
+# --------------------------------------------------------------------------- exact helpers
+
+
+def _mp(fn: Callable[[mpmath.mpf], mpmath.mpf], special: dict[Fraction, Fraction]) -> Callable[[ex.Exact], ex.Exact]:
+    """An mpmath function that stays exact on the rational points where its value is rational."""
+
+    def f(u: ex.Exact) -> ex.Exact:
+        if isinstance(u, Fraction) and u in special:
+            return special[u]
+        if ex.is_nan(u):
+            return ex.NAN
+        return fn(ex.to_mpf(u))
+
+    return f
+
+
+_exp = _mp(mpmath.exp, {ex.ZERO: ex.ONE})
+_sin = _mp(mpmath.sin, {ex.ZERO: ex.ZERO})
+_cos = _mp(mpmath.cos, {ex.ZERO: ex.ONE})
+_tan = _mp(mpmath.tan, {ex.ZERO: ex.ZERO})
+_atan = _mp(mpmath.atan, {ex.ZERO: ex.ZERO})
+_sinh = _mp(mpmath.sinh, {ex.ZERO: ex.ZERO})
+_cosh = _mp(mpmath.cosh, {ex.ZERO: ex.ONE})
+_tanh = _mp(mpmath.tanh, {ex.ZERO: ex.ZERO})
+_erf = _mp(mpmath.erf, {ex.ZERO: ex.ZERO})
+
+
+def _asin(u: ex.Exact) -> ex.Exact:
+    if ex.is_nan(u) or abs(ex.to_mpf(u)) > 1:
+        return ex.NAN
+    return ex.ZERO if ex.is_zero(u) else mpmath.asin(ex.to_mpf(u))
+
+
+def _acos(u: ex.Exact) -> ex.Exact:
+    if ex.is_nan(u) or abs(ex.to_mpf(u)) > 1:
+        return ex.NAN
+    return ex.ZERO if u == ex.ONE else mpmath.acos(ex.to_mpf(u))
+
+
+def _atan2(y: ex.Exact, x: ex.Exact) -> ex.Exact:
+    if ex.is_zero(y) and ex.sign(x) > 0:
+        return ex.ZERO
+    if ex.is_zero(y) and ex.is_zero(x):
+        return ex.ZERO  # torch's and SymPy's convention; the math is undefined there
+    return mpmath.atan2(ex.to_mpf(y), ex.to_mpf(x))
+
+
+def _sqrt(u: ex.Exact) -> ex.Exact:
+    return ex.rpow(u, Fraction(1, 2))
+
+
+def _floor(u: ex.Exact) -> ex.Exact:
+    return Fraction(math.floor(u)) if isinstance(u, Fraction) else Fraction(int(mpmath.floor(u)))
+
+
+def _ceil(u: ex.Exact) -> ex.Exact:
+    return Fraction(math.ceil(u)) if isinstance(u, Fraction) else Fraction(int(mpmath.ceil(u)))
+
+
+def _is_integer(u: ex.Exact) -> bool:
+    return isinstance(u, Fraction) and u.denominator == 1
+
+
+def _recip_sqrt(u: ex.Exact) -> ex.Exact:
+    return ex.div(ex.ONE, _sqrt(u))
+
+
+def _sgn(u: ex.Exact) -> ex.Exact:
+    return Fraction(ex.sign(u))
+
+
+Z = ex.ZERO
+ONE = ex.ONE
+HALF = Fraction(1, 2)
+
+
+def _smooth(name: str, torch: str, value: Callable[[ex.Exact], ex.Exact], deriv: Callable[[ex.Exact, ex.Exact], ex.Exact]) -> Op:
+    """A smooth unary op: value(u) and torch's backward formula deriv(u, value)."""
+    return Op(name, torch, lambda a, p: value(a[0]), lambda a, v, p: (deriv(a[0], v),))
+
+
+def _pieces_sign(u: ex.Exact) -> int | None:
+    s = ex.sign(u)
+    return None if s == 0 else s
+
+
+# --------------------------------------------------------------------------- the ops
+
+_OP_LIST: tuple[Op, ...] = (
+    # Arithmetic. `add` and `mul` carry a constant parameter: add's is (signs, constant term),
+    # mul's is the numeric coefficient; `div` is a / b.
+    Op(
+        "add",
+        "{0} + {1}",
+        lambda a, p: _add_value(a, p),
+        lambda a, v, p: tuple(Fraction(s) for s in p[0]),
+    ),
+    Op(
+        "mul",
+        "{0} * {1}",
+        lambda a, p: _mul_value(a, p),
+        lambda a, v, p: _mul_partials(a, p),
+    ),
+    Op(
+        "div",
+        "{0} / {1}",
+        lambda a, p: ex.div(a[0], a[1]),
+        lambda a, v, p: (ex.div(ONE, a[1]), ex.neg(ex.div(a[0], ex.mul(a[1], a[1])))),
+    ),
+    Op(
+        "pow_int",
+        "{0} ** {c}",
+        lambda a, p: ex.ipow(a[0], p),
+        # torch: grad * n * u**(n - 1); at u = 0 and n < 1 this is inf.
+        lambda a, v, p: (ex.mul(Fraction(p), ex.ipow(a[0], p - 1)),),
+    ),
+    Op(
+        "sqrt",
+        "torch.sqrt({0})",
+        lambda a, p: _sqrt(a[0]),
+        # torch: grad / (2 * sqrt(u)): inf at 0, nan below 0.
+        lambda a, v, p: (ex.div(ONE, ex.mul(Fraction(2), v)),),
+    ),
+    Op(
+        "pow_frac",
+        "{0} ** {c}",
+        lambda a, p: ex.rpow(a[0], p),
+        lambda a, v, p: (ex.mul(p, ex.rpow(a[0], p - 1)),),
+    ),
+    Op(
+        "pow",
+        "{0} ** {1}",
+        lambda a, p: ex.gpow(a[0], a[1]),
+        # torch masks two corners: d/du is 0 where the exponent is 0, d/dv is 0 where u = 0 and v >= 0.
+        lambda a, v, p: (
+            Z if ex.is_zero(a[1]) else ex.mul(a[1], ex.gpow(a[0], ex.sub(a[1], ONE))),
+            Z if (ex.is_zero(a[0]) and ex.sign(a[1]) >= 0) else ex.mul(v, ex.log(a[0])),
+        ),
+    ),
+    _smooth("exp", "torch.exp({0})", _exp, lambda u, v: v),
+    _smooth("log", "torch.log({0})", ex.log, lambda u, v: ex.div(ONE, u)),
+    _smooth("sin", "torch.sin({0})", _sin, lambda u, v: _cos(u)),
+    _smooth("cos", "torch.cos({0})", _cos, lambda u, v: ex.neg(_sin(u))),
+    _smooth("tan", "torch.tan({0})", _tan, lambda u, v: ex.add(ONE, ex.mul(v, v))),
+    _smooth("asin", "torch.asin({0})", _asin, lambda u, v: _recip_sqrt(ex.sub(ONE, ex.mul(u, u)))),
+    _smooth("acos", "torch.acos({0})", _acos, lambda u, v: ex.neg(_recip_sqrt(ex.sub(ONE, ex.mul(u, u))))),
+    _smooth("atan", "torch.atan({0})", _atan, lambda u, v: ex.div(ONE, ex.add(ONE, ex.mul(u, u)))),
+    _smooth("sinh", "torch.sinh({0})", _sinh, lambda u, v: _cosh(u)),
+    _smooth("cosh", "torch.cosh({0})", _cosh, lambda u, v: _sinh(u)),
+    _smooth("tanh", "torch.tanh({0})", _tanh, lambda u, v: ex.sub(ONE, ex.mul(v, v))),
+    _smooth(
+        "erf",
+        "torch.erf({0})",
+        _erf,
+        lambda u, v: ex.mul(2 / mpmath.sqrt(mpmath.pi), _exp(ex.neg(ex.mul(u, u)))),
+    ),
+    Op(
+        "atan2",
+        "torch.atan2({0}, {1})",
+        lambda a, p: _atan2(a[0], a[1]),
+        lambda a, v, p: _atan2_partials(a),
+    ),
+    Op(
+        "abs",
+        "torch.abs({0})",
+        lambda a, p: abs(a[0]),
+        lambda a, v, p: (_sgn(a[0]),),
+        piece=lambda a, p: _pieces_sign(a[0]),
+        on_piece=lambda s, a, p: (ex.mul(Fraction(s), a[0]), (Fraction(s),)),
+        nonsmooth="kink",
+        convention="torch.abs has gradient sign(x), which is 0 at x = 0.",
+        alternatives="`torch.abs` gives 0; `torch.sqrt(x**2 + eps)` is a smooth stand-in",
+    ),
+    Op(
+        "relu",
+        "torch.relu({0})",
+        lambda a, p: a[0] if ex.sign(a[0]) > 0 else Z,
+        lambda a, v, p: (ONE if ex.sign(a[0]) > 0 else Z,),
+        piece=lambda a, p: _pieces_sign(a[0]),
+        on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (Z, (Z,)),
+        nonsmooth="kink",
+        convention="torch.relu has gradient 0 at 0 (only inputs > 0 pass the gradient).",
+        alternatives="`torch.relu` gives 0, `torch.clamp(x, min=0)` gives 1, "
+        "`torch.maximum(x, torch.zeros_like(x))` gives 1/2",
+    ),
+    Op(
+        "clamp_min",
+        "torch.clamp({0}, min={c})",
+        lambda a, p: a[0] if ex.cmp(a[0], p) >= 0 else p,
+        lambda a, v, p: (ONE if ex.cmp(a[0], p) >= 0 else Z,),
+        piece=lambda a, p: _pieces_sign(ex.sub(a[0], p)),
+        on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (p, (Z,)),
+        nonsmooth="kink",
+        convention="torch.clamp counts its boundary as inside: gradient 1 at x = min.",
+        alternatives="`torch.clamp(x, min=c)` gives 1, `torch.maximum(x, c)` gives 1/2",
+    ),
+    Op(
+        "clamp_max",
+        "torch.clamp({0}, max={c})",
+        lambda a, p: a[0] if ex.cmp(a[0], p) <= 0 else p,
+        lambda a, v, p: (ONE if ex.cmp(a[0], p) <= 0 else Z,),
+        piece=lambda a, p: _pieces_sign(ex.sub(p, a[0])),
+        on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (p, (Z,)),
+        nonsmooth="kink",
+        convention="torch.clamp counts its boundary as inside: gradient 1 at x = max.",
+        alternatives="`torch.clamp(x, max=c)` gives 1, `torch.minimum(x, c)` gives 1/2",
+    ),
+    Op(
+        "maximum",
+        "torch.maximum({0}, {1})",
+        lambda a, p: a[0] if ex.cmp(a[0], a[1]) >= 0 else a[1],
+        lambda a, v, p: _tie_split(ex.cmp(a[0], a[1])),
+        piece=lambda a, p: _pieces_sign(ex.sub(a[0], a[1])),
+        on_piece=lambda s, a, p: (a[0], (ONE, Z)) if s > 0 else (a[1], (Z, ONE)),
+        nonsmooth="kink",
+        convention="torch.maximum splits a tie: each argument gets half the gradient.",
+        alternatives="`torch.maximum` splits 1/2 : 1/2; `torch.where(a >= b, a, b)` gives all to a",
+    ),
+    Op(
+        "minimum",
+        "torch.minimum({0}, {1})",
+        lambda a, p: a[0] if ex.cmp(a[0], a[1]) <= 0 else a[1],
+        lambda a, v, p: _tie_split(-ex.cmp(a[0], a[1])),
+        piece=lambda a, p: _pieces_sign(ex.sub(a[1], a[0])),
+        on_piece=lambda s, a, p: (a[0], (ONE, Z)) if s > 0 else (a[1], (Z, ONE)),
+        nonsmooth="kink",
+        convention="torch.minimum splits a tie: each argument gets half the gradient.",
+        alternatives="`torch.minimum` splits 1/2 : 1/2; `torch.where(a <= b, a, b)` gives all to a",
+    ),
+    Op(
+        "sign",
+        "torch.sign({0})",
+        lambda a, p: _sgn(a[0]),
+        lambda a, v, p: (Z,),
+        piece=lambda a, p: _pieces_sign(a[0]),
+        on_piece=lambda s, a, p: (Fraction(s), (Z,)),
+        nonsmooth="jump",
+        convention="torch.sign has gradient 0 everywhere, also at its jump.",
+    ),
+    Op(
+        "floor",
+        "torch.floor({0})",
+        lambda a, p: _floor(a[0]),
+        lambda a, v, p: (Z,),
+        piece=lambda a, p: None if _is_integer(a[0]) else int(_floor(a[0])),
+        on_piece=lambda k, a, p: (Fraction(k), (Z,)),
+        nonsmooth="jump",
+        convention="torch.floor has gradient 0 everywhere, also at the integers where it jumps.",
+    ),
+    Op(
+        "ceil",
+        "torch.ceil({0})",
+        lambda a, p: _ceil(a[0]),
+        lambda a, v, p: (Z,),
+        piece=lambda a, p: None if _is_integer(a[0]) else int(_ceil(a[0])),
+        on_piece=lambda k, a, p: (Fraction(k), (Z,)),
+        nonsmooth="jump",
+        convention="torch.ceil has gradient 0 everywhere, also at the integers where it jumps.",
+    ),
+    Op(
+        # torch.heaviside has no backward at all; (sign(x) + 1) / 2 has SymPy's value 1/2 at 0
+        # and gradient 0, which is what a student expects of a step.
+        "heaviside",
+        "(torch.sign({0}) + 1) / 2",
+        lambda a, p: (Fraction(ex.sign(a[0]) + 1, 2)),
+        lambda a, v, p: (Z,),
+        piece=lambda a, p: _pieces_sign(a[0]),
+        on_piece=lambda s, a, p: (Fraction(s + 1, 2), (Z,)),
+        nonsmooth="jump",
+        convention="lowered as (sign(x) + 1) / 2: value 1/2 and gradient 0 at 0 "
+        "(torch.heaviside itself has no backward).",
+    ),
+    Op(
+        # torch.where(c, a, b): the condition is an operand of the statement, not of the op.
+        "where",
+        "torch.where({c}, {0}, {1})",
+        lambda a, p: a[0] if p else a[1],
+        lambda a, v, p: (ONE, Z) if p else (Z, ONE),
+    ),
+    Op(
+        "copy",
+        "{0}",
+        lambda a, p: a[0],
+        lambda a, v, p: (ONE,),
+    ),
+    Op(
+        # The constant result of an `if` branch, kept on the autograd graph through an input.
+        "const_on_graph",
+        "{0} * 0",
+        lambda a, p: p,
+        lambda a, v, p: (Z,),
+    ),
+    Op("detach", "{0}.detach()", lambda a, p: a[0], lambda a, v, p: (ONE,)),
+    Op("item", "torch.tensor({0}.item(), dtype={0}.dtype)", lambda a, p: a[0], lambda a, v, p: (ONE,)),
+    Op("no_grad", "{0}", lambda a, p: a[0], lambda a, v, p: (ONE,)),
+)
+
+
+def _add_value(a: Args, p: tuple[tuple[int, ...], ex.Exact]) -> ex.Exact:
+    signs, const = p
+    total = const
+    for s, v in zip(signs, a):
+        total = ex.add(total, v) if s > 0 else ex.sub(total, v)
+    return total
+
+
+def _mul_value(a: Args, p: ex.Exact) -> ex.Exact:
+    total = p
+    for v in a:
+        total = ex.mul(total, v)
+    return total
+
+
+def _mul_partials(a: Args, p: ex.Exact) -> tuple[ex.Exact, ...]:
+    out = []
+    for i in range(len(a)):
+        total = p
+        for j, v in enumerate(a):
+            if j != i:
+                total = ex.mul(total, v)
+        out.append(total)
+    return tuple(out)
+
+
+def _tie_split(c: int) -> tuple[ex.Exact, ex.Exact]:
+    return (ONE, Z) if c > 0 else ((Z, ONE) if c < 0 else (HALF, HALF))
+
+
+def _atan2_partials(a: Args) -> tuple[ex.Exact, ex.Exact]:
+    y, x = a
+    r2 = ex.add(ex.mul(x, x), ex.mul(y, y))
+    if ex.is_zero(r2):
+        return (Z, Z)  # torch masks the origin to 0
+    return (ex.div(x, r2), ex.neg(ex.div(y, r2)))
+
+
+OPS: Final[dict[str, Op]] = {op.name: op for op in _OP_LIST}
+
+# Ops that take part of the function off the autograd graph.
+GRAPH_BREAK_OPS: Final = frozenset({"item", "no_grad"})
+DETACH_OPS: Final = frozenset({"detach"})
+CUT_OPS: Final = GRAPH_BREAK_OPS | DETACH_OPS
+
+
+# --------------------------------------------------------------------------- exact SymPy values
+
+
+def _n_ary(fn: Callable[[ex.Exact, ex.Exact], ex.Exact]) -> Callable[[Args], ex.Exact]:
+    def f(a: Args) -> ex.Exact:
+        total = a[0]
+        for v in a[1:]:
+            total = fn(total, v)
+        return total
+
+    return f
+
+
+def _max2(a: ex.Exact, b: ex.Exact) -> ex.Exact:
+    return a if ex.cmp(a, b) >= 0 else b
+
+
+def _min2(a: ex.Exact, b: ex.Exact) -> ex.Exact:
+    return a if ex.cmp(a, b) <= 0 else b
+
+
+def _pow_exact(a: Args) -> ex.Exact:
+    base, e = a
+    return ex.gpow(base, e)
+
+
+def _unary(fn: Callable[[ex.Exact], ex.Exact]) -> Callable[[Args], ex.Exact]:
+    return lambda a: fn(a[0])
+
+
+_SMOOTH_HINTS: Final = {
+    Cause.NAN_TRAP: "Keep the unused branch's input in its domain: "
+    "`torch.where(c, f(torch.where(c, x, safe)), other)` (the double-where pattern)."
+}
+
+# --------------------------------------------------------------------------- the table
+
+_RULE_LIST: tuple[Rule, ...] = (
+    Rule(sp.Add, ("add",), "always; terms with a negative coefficient print as subtraction",
+         "all reals",
+         hazards="subtracting nearly equal numbers cancels digits (`1 - cos(x)` near 0)",
+         hazard_causes=(Cause.ROUNDING,),
+         hints={Cause.ROUNDING: "The subtraction cancels leading digits: rewrite it so nearly "
+                "equal numbers are not subtracted (`torch.expm1(x)` for exp(x) - 1, "
+                "`2*torch.sin(x/2)**2` for 1 - cos(x), `torch.log1p(x)` for log(1 + x))."},
+         exact=_n_ary(ex.add)),
+    Rule(sp.Mul, ("mul", "div"), "`div` when a factor has a negative integer power or the "
+         "coefficient a denominator (`x/y`, `x/3`); `mul` otherwise", "all reals; division "
+         "by zero is a pole",
+         hazards="a division by a number that underflowed to 0 gives inf",
+         hazard_causes=(Cause.DOMAIN, Cause.OVERFLOW), exact=_n_ary(ex.mul)),
+    Rule(sp.Pow, ("pow_int", "sqrt", "pow_frac", "pow", "div"),
+         "`x**n` for an integer n (`1 / x` for n = -1), `torch.sqrt` for n = 1/2, `x ** (p/q)` "
+         "for other rationals, `x ** y` for a symbolic exponent (`x**x`)",
+         "integer powers: all reals (negative powers: x != 0); fractional powers and symbolic "
+         "exponents: base >= 0 (base > 0 where the derivative is needed)",
+         nonsmooth="torch masks two corners of `x ** y`: the gradient wrt the base is 0 where "
+         "y = 0, and wrt the exponent 0 where x = 0 and y >= 0",
+         hazards="`sqrt` has an infinite slope at 0 and is NaN below it: `torch.where` around "
+         "it is a NaN trap", hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
+         hints=_SMOOTH_HINTS, exact=_pow_exact),
+    Rule(sp.exp, ("exp",), "always", "all reals",
+         hazards="overflows float64 above about 709.78 (float32: 88.72)",
+         hazard_causes=(Cause.OVERFLOW, Cause.ROUNDING),
+         hints={Cause.OVERFLOW: "Use the log-sum-exp trick: `torch.logsumexp` (or subtract the "
+                "largest exponent before `exp`), `torch.softmax` / `log_softmax`.",
+                Cause.ROUNDING: "exp(x) - 1 near 0 cancels digits: use `torch.expm1(x)`."},
+         exact=_unary(_exp)),
+    Rule(sp.log, ("log",), "one argument (natural logarithm)", "x > 0",
+         hazards="log(0) = -inf; its gradient 1/x is inf at 0",
+         hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
+         hints={Cause.ROUNDING: "log(1 + x) near 0 cancels digits: use `torch.log1p(x)`.",
+                **_SMOOTH_HINTS},
+         exact=_unary(ex.log)),
+    Rule(sp.sin, ("sin",), "always", "all reals", exact=_unary(_sin)),
+    Rule(sp.cos, ("cos",), "always", "all reals",
+         hazards="1 - cos(x) near 0 cancels digits", hazard_causes=(Cause.ROUNDING,),
+         hints={Cause.ROUNDING: "1 - cos(x) near 0 cancels digits: write it as "
+                "`2*torch.sin(x/2)**2`."},
+         exact=_unary(_cos)),
+    Rule(sp.tan, ("tan",), "always", "x != pi/2 + k*pi (poles)", hazard_causes=(Cause.DOMAIN,),
+         exact=_unary(_tan)),
+    Rule(sp.asin, ("asin",), "always", "-1 <= x <= 1 (slope infinite at +-1)",
+         hazards="gradient inf at +-1, NaN outside", hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
+         hints=_SMOOTH_HINTS, exact=_unary(_asin)),
+    Rule(sp.acos, ("acos",), "always", "-1 <= x <= 1 (slope infinite at +-1)",
+         hazards="gradient inf at +-1, NaN outside", hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
+         hints=_SMOOTH_HINTS, exact=_unary(_acos)),
+    Rule(sp.atan, ("atan",), "always", "all reals", exact=_unary(_atan)),
+    Rule(sp.atan2, ("atan2",), "atan2(y, x) -> torch.atan2(y, x)", "(x, y) != (0, 0)",
+         nonsmooth="undefined at the origin, where torch returns 0 and gradient 0",
+         hazard_causes=(Cause.DOMAIN,), exact=lambda a: _atan2(a[0], a[1])),
+    Rule(sp.sinh, ("sinh",), "always", "all reals", hazard_causes=(Cause.OVERFLOW,),
+         exact=_unary(_sinh)),
+    Rule(sp.cosh, ("cosh",), "always", "all reals", hazard_causes=(Cause.OVERFLOW,),
+         exact=_unary(_cosh)),
+    Rule(sp.tanh, ("tanh",), "always", "all reals", exact=_unary(_tanh)),
+    Rule(sp.erf, ("erf",), "always", "all reals", exact=_unary(_erf)),
+    Rule(sp.Abs, ("abs",), "always", "all reals",
+         nonsmooth="kink at 0; torch.abs has gradient 0 there (one-sided slopes -1 and 1)",
+         hazard_causes=(Cause.KINK,), exact=_unary(abs)),
+    Rule(sp.sign, ("sign",), "always", "all reals",
+         nonsmooth="jump at 0; torch.sign has gradient 0 everywhere", hazard_causes=(Cause.JUMP,),
+         exact=_unary(_sgn)),
+    Rule(sp.Max, ("relu", "clamp_min", "maximum"),
+         "`torch.relu(x)` for Max(x, 0); `torch.clamp(x, min=c)` for Max(x, c) with another "
+         "constant c; `torch.maximum` pairwise for the other arguments (any number)",
+         "all reals",
+         nonsmooth="kink where two arguments tie: relu gives 0, clamp gives 1, maximum splits "
+         "1/2 : 1/2", hazard_causes=(Cause.KINK,), exact=_n_ary(_max2)),
+    Rule(sp.Min, ("clamp_max", "minimum"),
+         "`torch.clamp(x, max=c)` for Min(x, c) with a constant c; `torch.minimum` pairwise for "
+         "the other arguments (any number)", "all reals",
+         nonsmooth="kink where two arguments tie: clamp gives 1, minimum splits 1/2 : 1/2",
+         hazard_causes=(Cause.KINK,), exact=_n_ary(_min2)),
+    Rule(sp.Heaviside, ("heaviside",), "one argument; H(0) = 1/2 as in SymPy",
+         "all reals", nonsmooth="jump at 0; the lowering has gradient 0 everywhere "
+         "(torch.heaviside itself has no backward)", hazard_causes=(Cause.JUMP,),
+         exact=lambda a: Fraction(ex.sign(a[0]) + 1, 2)),
+    Rule(sp.floor, ("floor",), "always", "all reals",
+         nonsmooth="jumps at the integers; torch.floor has gradient 0 everywhere",
+         hazard_causes=(Cause.JUMP,), exact=_unary(_floor)),
+    Rule(sp.ceiling, ("ceil",), "always", "all reals",
+         nonsmooth="jumps at the integers; torch.ceil has gradient 0 everywhere",
+         hazard_causes=(Cause.JUMP,), exact=_unary(_ceil)),
+    Rule(sp.Piecewise, ("where",),
+         "`branches=\"if\"`: Python if/elif/else, only the taken branch runs; "
+         "`branches=\"where\"`: nested `torch.where`, every branch runs", "the union of the "
+         "pieces (NaN where no condition holds)",
+         nonsmooth="kink or jump where a condition is on its threshold; with `if` that is "
+         "control flow",
+         hazards="`torch.where` computes every branch: a branch outside its domain gives 0 * "
+         "nan in the backward pass", hazard_causes=(Cause.CONTROL_FLOW, Cause.KINK, Cause.JUMP,
+                                                    Cause.NAN_TRAP),
+         hints=_SMOOTH_HINTS),
+    Rule(detach, ("detach",), "always", "that of its argument",
+         nonsmooth="identity for the mathematics; a constant on the executed path",
+         hazard_causes=(Cause.DETACH,)),
+    Rule(item, ("item",), "always", "that of its argument",
+         nonsmooth="identity for the mathematics; a Python number, then a new tensor: an "
+         "autograd graph break", hazard_causes=(Cause.GRAPH_BREAK,)),
+    Rule(no_grad, ("no_grad",), "always", "that of its argument",
+         nonsmooth="identity for the mathematics; computed under torch.no_grad(): an autograd "
+         "graph break", hazard_causes=(Cause.GRAPH_BREAK,)),
+    Rule(sp.Symbol, (), "an input keeps its name (sanitised to an identifier)", "all reals"),
+    Rule(sp.Integer, (), "a Python int literal", "-"),
+    Rule(sp.Rational, ("div",), "`p / q` (exact in the executed side, the nearest value of the "
+         "dtype in the program)", "-"),
+    Rule(sp.Float, (), "a Python float literal (its own precision in the exact sides)", "-"),
+    Rule(sp.core.numbers.Pi, (), "`math.pi`", "-"),
+    Rule(sp.core.numbers.Exp1, (), "`math.e`", "-"),
+)
+
+RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in _RULE_LIST}
+
+
+def rule_for(node: sp.Basic) -> Rule | None:
+    """The row for a node, following the MRO as SymPy's printers do."""
+    for cls in type(node).__mro__:
+        if cls in RULES:
+            return RULES[cls]
+    return None
+
+
+def op_rule(op_name: str) -> Rule | None:
+    """The first row that lowers to an op (for hints and words)."""
+    for rule in _RULE_LIST:
+        if op_name in rule.ops:
+            return rule
+    return None
+
+
+def constant_value(node: sp.Basic) -> ex.Exact:
+    """The exact value of a constant node (no free symbols)."""
+    return ex.from_sympy(node)
+
+
+# --------------------------------------------------------------------------- exact evaluation
+
+
+def exact_eval(expr: sp.Basic, values: dict[sp.Symbol, ex.Exact], memo: dict[sp.Basic, Any] | None = None) -> Any:
+    """The exact mathematical value of a SymPy expression (or truth of a condition).
+
+    Walks the expression as a DAG (shared subexpressions are evaluated once) with each class's
+    `exact` from the table; this is the oracle for the symbolic side and for conditions.
+    """
+    memo = {} if memo is None else memo
+
+    def ev(e: sp.Basic) -> Any:
+        hit = memo.get(e)
+        if hit is not None:
+            return hit
+        result = _eval_node(e, ev, values)
+        memo[e] = result
+        return result
+
+    return ev(expr)
+
+
+_RELATIONS: Final = {
+    sp.StrictGreaterThan: lambda c: c > 0,
+    sp.GreaterThan: lambda c: c >= 0,
+    sp.StrictLessThan: lambda c: c < 0,
+    sp.LessThan: lambda c: c <= 0,
+    sp.Equality: lambda c: c == 0,
+    sp.Unequality: lambda c: c != 0,
+}
+
+
+def relation_holds(rel: sp.Basic, margin: ex.Exact) -> bool:
+    """Whether a relational holds, given margin = lhs - rhs."""
+    return bool(_RELATIONS[type(rel)](ex.sign(margin)))
+
+
+def _eval_node(e: sp.Basic, ev: Callable[[sp.Basic], Any], values: dict[sp.Symbol, ex.Exact]) -> Any:
+    if isinstance(e, sp.Symbol):
+        return values[e]
+    if e is sp.true:
+        return True
+    if e is sp.false:
+        return False
+    if e.is_Number or isinstance(e, sp.NumberSymbol):
+        return ex.from_sympy(e)
+    if type(e) in _RELATIONS:
+        margin = ex.sub(ev(e.lhs), ev(e.rhs))
+        if ex.is_nan(margin):
+            return False
+        return relation_holds(e, margin)
+    if isinstance(e, sp.And):
+        return all(ev(a) for a in e.args)
+    if isinstance(e, sp.Or):
+        return any(ev(a) for a in e.args)
+    if isinstance(e, sp.Not):
+        return not ev(e.args[0])
+    if isinstance(e, sp.Piecewise):
+        for value, cond in e.args:
+            if ev(cond):
+                return ev(value)
+        return ex.NAN
+    if isinstance(e, (detach, item, no_grad)):
+        return ev(e.args[0])
+    if isinstance(e, sp.DiracDelta):
+        return ex.ZERO if not ex.is_zero(ev(e.args[0])) else ex.NAN
+    if isinstance(e, sp.Derivative) and isinstance(e.expr, (sp.floor, sp.ceiling, sp.sign, sp.Heaviside)):
+        return ex.ZERO  # away from their jumps these are flat
+    rule = rule_for(e)
+    if rule is None or rule.exact is None:
+        if not e.free_symbols:
+            return ex.from_sympy(e)
+        from .errors import UnsupportedNodeError
+
+        raise UnsupportedNodeError(
+            f"{sp.sstr(e)} has no exact evaluation rule ({type(e).__name__}).\n"
+            "Fix: rewrite it with the functions in docs/supported.md."
+        )
+    return rule.exact([ev(a) for a in e.args])
+
+
+# --------------------------------------------------------------------------- the table as docs
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ") or "-"
+
+
+def supported_markdown() -> str:
+    """`docs/supported.md`, generated from `RULES` and `OPS` (a test fails when they drift)."""
+    out = [
+        "# Supported SymPy nodes",
+        "",
+        "Generated from `symgrad/rules.py` by `symgrad supported > docs/supported.md`; do not edit by",
+        "hand (`tests/test_rules.py` fails when this page and the table drift apart).",
+        "",
+        "## SymPy nodes",
+        "",
+        "| SymPy | lowers to | when | domain | kinks, jumps and torch's convention | hazards | causes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rule in _RULE_LIST:
+        ops = ", ".join(f"`{o}`" for o in rule.ops) or "-"
+        causes = ", ".join(f"[{c.id}](causes.md#{c.id})" for c in rule.hazard_causes) or "-"
+        out.append(f"| `{rule.cls.__name__}` | {ops} | {_cell(rule.when)} | {_cell(rule.domain)} | "
+                   f"{_cell(rule.nonsmooth)} | {_cell(rule.hazards)} | {causes} |")
+    out += [
+        "",
+        "## torch ops",
+        "",
+        "The executed side uses each op's backward formula in exact arithmetic, with torch's",
+        "convention where the op has a kink or a jump.",
+        "",
+        "| op | torch spelling | non-smooth | torch's convention there |",
+        "|---|---|---|---|",
+    ]
+    for op in _OP_LIST:
+        out.append(f"| `{op.name}` | `{_cell(op.torch)}` | {op.nonsmooth or '-'} | {_cell(op.convention)} |")
+    return "\n".join(out) + "\n"
