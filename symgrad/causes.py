@@ -100,7 +100,7 @@ EXPLANATIONS: Final = {
     Cause.DETACH: "`{node}` (line {line}) is detached: the program uses its value {value} as a "
     "constant, so the part of the derivative that flows through it in the mathematics is "
     "missing from what ran ({executed} instead of {symbolic}).",
-    Cause.CONTROL_FLOW: "The program's branch `{node}` (line {line}) decided the gradient: "
+    Cause.CONTROL_FLOW: "The program's {what} `{node}` (line {line}) decided the gradient: "
     "{detail}",
     Cause.JUMP: "`{node}` (line {line}) jumps at this point: {detail} A function that jumps "
     "has no derivative there; torch reports {executed}, the slope of the piece it ran.",

@@ -26,6 +26,7 @@ from .causes import EXPLANATIONS, HINTS, Cause
 from .errors import OPTION, OptionError, PointError, POINT_NOT_FINITE, POINT_NOT_NUMBER, UNBOUND, UnboundSymbolError
 from .executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, run
 from .lowering import DTYPES, LoweredProgram, check_options, lower
+from .program import node_text
 from .rules import OPS, op_rule
 from .symbolic import SymbolicSide, derivative_expressions, same, symbolic_side
 
@@ -243,7 +244,7 @@ def _fmt(v: ex.Exact | float | None) -> str:
 
 
 def _user(lowered: LoweredProgram, node: sp.Basic) -> str:
-    return sp.sstr(node.xreplace(lowered.normalized.user_symbols)) if isinstance(node, sp.Basic) else str(node)
+    return node_text(node.xreplace(lowered.normalized.user_symbols)) if isinstance(node, sp.Basic) else str(node)
 
 
 @dataclass
@@ -298,6 +299,7 @@ class _Classifier:
         conds = ", ".join(f"`{self.node(rel)}` ({self.node(rel.lhs)} = {self.node(rel.rhs)} here)"
                           for rel, m in d.margins if ex.is_zero(m))
         if cause is Cause.CONTROL_FLOW:
+            fields["what"] = "loop" if d.kind in ("while", "for") else "branch"
             if side.kind == "jump":
                 what = (f"the function jumps here: {_fmt(lv)} from the left, {_fmt(f0)} at the point, "
                         f"{_fmt(rv)} from the right, so no derivative exists.")
@@ -309,7 +311,9 @@ class _Classifier:
                         "point itself the program takes a branch that neither side takes.")
             sides = self.count_sides(d, side)
             fields["detail"] = (f"its condition {conds or self.node(d.node)} sits exactly on its threshold; "
-                                f"{what}{sides} The program ran the branch that the point itself takes.")
+                                f"{what}{sides} The program ran what the point itself takes"
+                                + (", and torch differentiates that path." if d.kind != "if" else
+                                   ": one branch, whose derivative is the only one torch sees."))
         elif cause is Cause.JUMP:
             fields["detail"] = (f"{_fmt(lv)} just left of the point, {_fmt(f0)} at it and {_fmt(rv)} "
                                 "just right of it.")
@@ -503,7 +507,7 @@ def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, aut
         "autograd": _fmt(auto), "digits": f"{DIGITS[c.dtype]:.0f}", "torch_error": "",
         "left": "", "right": "", "convention": "", "alternatives": "", "detail": "", "value": "",
         "how": "", "why": "", "domain": "", "bad": "", "beyond": "", "limit": "", "stored": "",
-        "relerr": "", "lost": "",
+        "relerr": "", "lost": "", "what": "branch",
     }
     fields.update(primary.fields)
     if primary.cause is Cause.GRAPH_BREAK and c.run.error is not None:

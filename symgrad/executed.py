@@ -51,6 +51,7 @@ class PathStep:
     op: str
     node: sp.Basic
     line: int
+    name: str
     value: ex.Exact
     parents: tuple[int, ...]
     partials: tuple[ex.Exact, ...]
@@ -156,7 +157,7 @@ class _Runner:
         self.line_counts: dict[int, int] = {}
         self.inputs: list[int] = []
         for name in lowered.inputs:
-            idx = self.add(PathStep(len(self.steps), "input", sp.Symbol(name), 0, point[name], (), (), None, True, True))
+            idx = self.add(PathStep(len(self.steps), "input", sp.Symbol(name), 0, name, point[name], (), (), None, True, True))
             self.env[name] = idx
             self.inputs.append(idx)
 
@@ -255,7 +256,7 @@ class _Runner:
             raise _loop_limit(s, count, self.max_iterations, self, stuck=False)
         start, _, step = ints
         for k in range(count):
-            self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, Fraction(start + k * step), (), ()))
+            self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, s.var, Fraction(start + k * step), (), ()))
             self.block(s.body)
 
     def step(self, s: Step) -> None:
@@ -289,7 +290,7 @@ class _Runner:
         parent_steps = [self.steps[p] for p in parents]
         depends = any(p.depends for p in parent_steps)
         grad = cut is None and any(p.grad for p in parent_steps)
-        idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, value, tuple(parents), partials, cut, depends, grad))
+        idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut, depends, grad))
         self.env[s.name] = idx
 
 
@@ -328,7 +329,7 @@ def run(lowered: LoweredProgram, point: dict[str, ex.Exact], *, force: Sequence[
     r.block(lowered.body)
     value, idx = r.operand(lowered.output)
     if idx is None:  # a constant output (the lowering keeps it on the graph, so this is rare)
-        idx = r.add(PathStep(len(r.steps), "copy", sp.sympify(0), lowered.output_line, value, (), ()))
+        idx = r.add(PathStep(len(r.steps), "copy", sp.sympify(0), lowered.output_line, "out", value, (), ()))
     return Path(tuple(r.steps), tuple(r.decisions), tuple(r.inputs), idx, r.line_counts)
 
 

@@ -42,7 +42,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import _exact as ex
 from .errors import OptionError, ProgramError, UnsupportedNodeError
 from .primitives import PRIMITIVES, detach, item, no_grad
-from .program import Normalized, identifier, normalize
+from .program import Normalized, identifier, node_text, normalize
 from .rules import OPS, RULES, rule_for
 
 Branches = Literal["if", "where"]
@@ -225,7 +225,7 @@ def safe_comment(text: str) -> str:
 
 
 def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol]) -> str:
-    text = safe_comment(sp.sstr(node))
+    text = safe_comment(node_text(node))
     return text if len(text) <= 72 else text[:69] + "..."
 
 
@@ -325,6 +325,7 @@ class _Lowerer:
         for s in norm.inputs:
             self.var_names[s] = self.namer.fresh(identifier(s.name))
         self.indent = 1
+        self.label: str | None = None  # the statement a target step completes (`b = 2*b`)
 
     # -- emission
 
@@ -332,8 +333,11 @@ class _Lowerer:
         self.lines.append("    " * self.indent + text)
         return len(self.lines)
 
-    def comment(self, node: sp.Basic, note: str = "") -> None:
-        self.emit(f"# {_node_text(node, self.norm.user_symbols)}{note}")
+    def comment(self, node: sp.Basic, note: str = "", target: str | None = None) -> None:
+        text = _node_text(node, self.norm.user_symbols)
+        if target is not None and self.label is not None:
+            text, self.label = safe_comment(self.label), None
+        self.emit(f"# {text}{note}")
 
     def record(self, node: sp.Basic, line: int) -> None:
         self.line_map.setdefault(node, line)
@@ -399,9 +403,14 @@ class _Lowerer:
             target = self.var(target_sym)
             # Each assignment starts a fresh scope: a reassigned variable makes earlier
             # subexpressions that read it stale.
+            self.label = node_text(stmt.xreplace(self.norm.user_symbols))
             op = self.expr(rhs, _Scope(), out, target=target)
+            self.label = None
             if isinstance(op, Const):
-                self.const_step(rhs, op, out, target)
+                self.comment(stmt)
+                line = self.emit(f"{target} = torch.tensor({_text(op)}, dtype=torch.{self.dtype})")
+                self.record(stmt, line)
+                out.append(Step(target, "constant", (), ex.from_sympy(op.value), stmt, line))
             elif op != target:
                 line = self.emit(f"{target} = {_text(op)}")
                 self.record(stmt, line)
@@ -411,7 +420,7 @@ class _Lowerer:
             return out
         if isinstance(stmt, ast.While):
             cond = self.cond(stmt.condition)
-            self.emit(f"# while {sp.sstr(stmt.condition)}")
+            self.comment(stmt)
             line = self.emit(f"while {cond.text}:")
             self.record(stmt, line)
             self.indent += 1
@@ -476,7 +485,7 @@ class _Lowerer:
         if op == "item" and isinstance(args[0], Const):
             text = f"torch.tensor(float({args[0].text}), dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
-        self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "")
+        self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "", target)
         line = self.emit(f"{name} = {text}" + (f"  # {note}" if note else ""))
         self.record(e, line)
         out.append(Step(name, op, args, param, e, line))

@@ -29,9 +29,6 @@ def _real(sym: sp.Symbol) -> sp.Symbol:
     return sp.Symbol(sym.name, real=True)
 
 
-_AUGMENTED: dict[str, type[sp.Basic]] = {"+": sp.Add, "-": sp.Add, "*": sp.Mul, "/": sp.Mul}
-
-
 @dataclass(frozen=True)
 class Program:
     """A small program: `inputs`, a `body` of `sympy.codegen.ast` statements, and an `output`.
@@ -92,8 +89,23 @@ def _describe(stmts: Sequence[sp.Basic], indent: str = "") -> list[str]:
             out.append(f"{indent}for {s.target} in {sp.sstr(s.iterable)}:")
             out += _describe(s.body.args, indent + "    ")
         else:
-            out.append(indent + sp.sstr(s))
+            out.append(indent + node_text(s))
     return out
+
+
+def node_text(node: sp.Basic) -> str:
+    """A node in SymPy notation, on one line; statements read as code (`while Abs(b) < 1000`)."""
+    if isinstance(node, ast.While):
+        return f"while {sp.sstr(node.condition)}"
+    if isinstance(node, ast.For):
+        r = node.iterable
+        bounds = ", ".join(sp.sstr(a) for a in r.args) if isinstance(r, sp.Range) else sp.sstr(r)
+        return f"for {node.target} in range({bounds})"
+    if isinstance(node, ast.AugmentedAssignment):
+        return f"{sp.sstr(node.lhs)} {node.binop}= {sp.sstr(node.rhs)}"
+    if isinstance(node, ast.AssignmentBase):
+        return f"{sp.sstr(node.lhs)} = {sp.sstr(node.rhs)}"
+    return " ".join(sp.sstr(node).split())
 
 
 def _read(expr: sp.Basic) -> set[sp.Symbol]:
@@ -141,7 +153,7 @@ def _validate(program: Program) -> None:
                     )
                 walk(s.body.args, loop_vars)
             elif isinstance(s, ast.For):
-                if not isinstance(s.iterable, ast.Range):
+                if not isinstance(s.iterable, sp.Range):
                     raise ProgramError(
                         f"`for {s.target} in {sp.sstr(s.iterable)}`: symgrad loops over "
                         "`Range(start, stop, step)` only.\nFix: write the loop over a Range."

@@ -17,10 +17,11 @@ import sympy as sp
 
 from . import _exact as ex
 from .causes import Cause
+from .program import node_text
 
 if TYPE_CHECKING:
     from .compare import Comparison, Entry
-    from .executed import Path
+    from .executed import Decision, Path
 
 MAX_PATH_ROWS = 40
 
@@ -91,50 +92,50 @@ def program_lines(c: Comparison, marker: str = ">") -> list[str]:
     return out
 
 
-def path_lines(path: Path, lowered_user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
-    """The executed path, compactly: one row per line that ran, with how often it ran."""
-    seen: dict[int, int] = {}
-    rows: list[tuple[int, str]] = []
-    last: dict[int, str] = {}
+def path_lines(path: Path, user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
+    """The executed path, compactly: one row per line that ran, loops folded ("ran 9 times")."""
+    runs: dict[int, list[str]] = {}
     for st in path.steps:
         if st.op in ("input", "loop_var") or not st.line:
             continue
-        node = sp.sstr(st.node.xreplace(lowered_user))
-        value = _value(st.value)
-        mark = {"detach": "  [constant: detached]", "graph-break": "  [constant: left the graph]"}.get(st.cut or "", "")
-        if st.op == "const_on_graph":
-            mark = "  [constant]"
-        text = f"{node} = {value}{mark}"
-        if st.line not in seen:
-            rows.append((st.line, text))
-        seen[st.line] = seen.get(st.line, 0) + 1
-        last[st.line] = text
+        mark = {"detach": "  [a constant: detached]", "graph-break": "  [a constant: left the graph]"}.get(st.cut or "", "")
+        if st.op in ("const_on_graph", "constant"):
+            mark = "  [a constant]"
+        node = node_text(st.node.xreplace(user))
+        what = node if node.startswith(f"{st.name} =") else f"{st.name} = {node}"
+        runs.setdefault(st.line, []).append(f"{what} -> {_value(st.value)}{mark}")
+    tests: dict[int, list[Decision]] = {}
     for d in path.decisions:
-        if d.kind in ("if", "while", "for", "where") and d.line not in seen:
-            rows.append((d.line, _decision(d)))
-            seen[d.line] = 0
-        if d.kind == "while":
-            seen[d.line] = seen.get(d.line, 0) + 1
-    rows.sort(key=lambda r: r[0])
-    out = []
-    for line, text in rows[:MAX_PATH_ROWS]:
-        n = seen.get(line, 1)
-        times = f"  (ran {n} times; last: {last[line]})" if n > 1 and line in last else (f"  (tested {n} times)" if n > 1 else "")
-        out.append(f"  line {line}: {text if n <= 1 or line not in last else last[line].split(' = ')[0]}{times}")
+        if d.kind != "piece":
+            tests.setdefault(d.line, []).append(d)
+    rows: list[tuple[int, str]] = []
+    for line, texts in runs.items():
+        if len(texts) == 1:
+            rows.append((line, texts[0]))
+        else:
+            head, last = texts[-1].split(" -> ", 1)
+            rows.append((line, f"{head}  ran {len(texts)} times; last value {last}"))
+    for line, ds in tests.items():
+        rows.append((line, _decisions(ds, user)))
+    rows.sort()
+    out = [f"  line {line}: {text}" for line, text in rows[:MAX_PATH_ROWS]]
     if len(rows) > MAX_PATH_ROWS:
         out.append(f"  ... {len(rows) - MAX_PATH_ROWS} more lines")
     return out
 
 
-def _decision(d: object) -> str:
-    kind = getattr(d, "kind")
-    taken = getattr(d, "taken")
-    node = sp.sstr(getattr(d, "node"))
-    if kind == "if":
-        return f"{node}: branch {int(taken) + 1} taken"
-    if kind == "where":
-        return f"{node}: condition {'true' if taken else 'false'}"
-    return f"{node}: {taken}"
+def _decisions(ds: Sequence[Decision], user: dict[sp.Symbol, sp.Symbol]) -> str:
+    d = ds[-1]
+    node = node_text(d.node.xreplace(user))
+    tie = "  [on its threshold]" if any(x.tie for x in ds) else ""
+    if d.kind == "if":
+        return f"{node}: took branch {int(d.taken) + 1}{tie}"  # type: ignore[arg-type]
+    if d.kind == "where":
+        return f"{node}: condition {'true' if d.taken else 'false'} (both branches computed){tie}"
+    if d.kind == "while":
+        body = sum(1 for x in ds if x.taken)
+        return f"{node}: tested {len(ds)} times, body ran {body} times{tie}"
+    return f"{node}: {d.taken} iterations{tie}"
 
 
 def _value(v: ex.Exact) -> str:

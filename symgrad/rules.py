@@ -366,6 +366,7 @@ _OP_LIST: tuple[Op, ...] = (
         lambda a, p: p,
         lambda a, v, p: (Z,),
     ),
+    Op("constant", "torch.tensor({c})", lambda a, p: p, lambda a, v, p: ()),
     Op("detach", "{0}.detach()", lambda a, p: a[0], lambda a, v, p: (ONE,)),
     Op("item", "torch.tensor({0}.item(), dtype={0}.dtype)", lambda a, p: a[0], lambda a, v, p: (ONE,)),
     Op("no_grad", "{0}", lambda a, p: a[0], lambda a, v, p: (ONE,)),
