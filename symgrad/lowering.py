@@ -434,10 +434,11 @@ class _Lowerer:
             rng = stmt.iterable
             bounds = tuple(self.expr(b, scope, out) for b in rng.args)
             var = self.var(stmt.target)
-            start, stop, step_ = (_text(b) for b in bounds)
-            text = f"range(int({start}), int({stop}), int({step_}))"
-            if all(isinstance(b, Const) for b in bounds):
-                text = f"range({start}, {stop})" if step_ == "1" else f"range({start}, {stop}, {step_})"
+            start, stop, step_ = (_text(b) if isinstance(b, Const) else f"int({b})" for b in bounds)
+            if step_ == "1":
+                text = f"range({stop})" if start == "0" else f"range({start}, {stop})"
+            else:
+                text = f"range({start}, {stop}, {step_})"
             line = self.emit(f"for {var} in {text}:")
             self.record(stmt, line)
             self.indent += 1

@@ -125,15 +125,15 @@ def _validate(program: Program) -> None:
                 target = s.lhs
                 if not isinstance(target, sp.Symbol):
                     raise ProgramError(
-                        f"`{sp.sstr(s)}` assigns to {sp.sstr(target)}, which is not a symbol.\n"
+                        f"`{node_text(s)}` assigns to {sp.sstr(target)}, which is not a symbol.\n"
                         "Fix: assign to a plain symbol."
                     )
-                check_reads(s.rhs, sp.sstr(s), loop_vars)
+                check_reads(s.rhs, node_text(s), loop_vars)
                 if isinstance(s, ast.AugmentedAssignment):
-                    check_reads(target, sp.sstr(s), loop_vars)
+                    check_reads(target, node_text(s), loop_vars)
                 if target.name in inputs:
                     raise ProgramError(
-                        f"`{sp.sstr(s)}` assigns to the input {target.name}.\n"
+                        f"`{node_text(s)}` assigns to the input {target.name}.\n"
                         "An input is the point at which the program is differentiated; "
                         "overwriting it would hide what the gradient is taken with respect to.\n"
                         f"Fix: assign to a new symbol, e.g. `{target.name}2 = ...`, and use that."
@@ -163,7 +163,7 @@ def _validate(program: Program) -> None:
                 walk(s.body.args, loop_vars | {s.target.name})
             else:
                 raise ProgramError(
-                    f"`{sp.sstr(s)}` ({type(s).__name__}) is not a statement symgrad knows.\n"
+                    f"`{node_text(s)}` ({type(s).__name__}) is not a statement symgrad knows.\n"
                     "A program body holds Assignment (and augmented assignments), While, and For "
                     "over Range, from sympy.codegen.ast.\nFix: rewrite it with those."
                 )

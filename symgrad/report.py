@@ -116,7 +116,11 @@ def path_lines(path: Path, user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
             head, last = texts[-1].split(" -> ", 1)
             rows.append((line, f"{head}  ran {len(texts)} times; last value {last}"))
     for line, ds in tests.items():
-        rows.append((line, _decisions(ds, user)))
+        if line in runs and len(runs[line]) == 1:
+            # A `torch.where` line: its value and its condition belong to one row.
+            rows = [(n, f"{t}  ({_decisions(ds, user, short=True)})" if n == line else t) for n, t in rows]
+        else:
+            rows.append((line, _decisions(ds, user)))
     rows.sort()
     out = [f"  line {line}: {text}" for line, text in rows[:MAX_PATH_ROWS]]
     if len(rows) > MAX_PATH_ROWS:
@@ -124,10 +128,12 @@ def path_lines(path: Path, user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
     return out
 
 
-def _decisions(ds: Sequence[Decision], user: dict[sp.Symbol, sp.Symbol]) -> str:
+def _decisions(ds: Sequence[Decision], user: dict[sp.Symbol, sp.Symbol], short: bool = False) -> str:
     d = ds[-1]
     node = node_text(d.node.xreplace(user))
     tie = "  [on its threshold]" if any(x.tie for x in ds) else ""
+    if short:
+        return f"condition {'true' if d.taken else 'false'}, both branches computed{tie.strip() and ', on its threshold'}"
     if d.kind == "if":
         return f"{node}: took branch {int(d.taken) + 1}{tie}"  # type: ignore[arg-type]
     if d.kind == "where":
