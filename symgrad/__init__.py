@@ -28,9 +28,11 @@ from .primitives import detach as detach
 from .primitives import item as item
 from .primitives import no_grad as no_grad
 from .program import Program as Program
+from .sweep import Sweep as Sweep
+from .sweep import sweep as sweep
 
 __all__ = [
     "Cause", "Comparison", "Entry", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
     "PointError", "Program", "ProgramError", "ShapeError", "SymgradError", "UnboundSymbolError",
-    "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad",
+    "Sweep", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad", "sweep",
 ]

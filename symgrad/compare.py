@@ -286,8 +286,9 @@ class _Classifier:
         if d.kind == "where":
             return Cause.JUMP if kind == "jump" else Cause.KINK
         assert d.step is not None
+        # A primitive's own kind: relu is a kink even where another step makes the function jump.
         op = OPS[self.path.steps[d.step].op]
-        return Cause.JUMP if (op.nonsmooth == "jump" or kind == "jump") else Cause.KINK
+        return Cause.JUMP if op.nonsmooth == "jump" else Cause.KINK
 
     def tie_fields(self, d: Decision, side: SymbolicSide, cause: Cause) -> dict[str, Any]:
         left = side.left.derivative if side.left else None

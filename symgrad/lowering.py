@@ -931,3 +931,15 @@ def check_options(*, branches: str = "if", dtype: str = "float64") -> None:
         raise OptionError(OPTION.format(name="branches", value=branches, allowed='"if", "where"'))
     if dtype not in DTYPES:
         raise OptionError(OPTION.format(name="dtype", value=dtype, allowed='"float64", "float32"'))
+
+
+def elementwise(cond: Cond) -> str:
+    """A condition spelled for a batch of points (`&`, `|`, `~` instead of and/or/not)."""
+    return _Inline(dict(cond.names), True).cond(cond.expr)
+
+
+def statement_expression(lowered: LoweredProgram, step: Step) -> str:
+    """The right-hand side of a step's line in the generated program, as Python source."""
+    text = lowered.source.splitlines()[step.line - 1].strip()
+    _, rhs = text.split(" = ", 1)
+    return rhs.split("  # ", 1)[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import sympy as sp
@@ -22,6 +22,7 @@ from .program import node_text
 if TYPE_CHECKING:
     from .compare import Comparison, Entry
     from .executed import Decision, Path
+    from .sweep import Sweep
 
 MAX_PATH_ROWS = 40
 
@@ -227,4 +228,71 @@ def render_html(c: Comparison) -> str:
         f'<span class="symgrad-cause symgrad-{esc(c.cause.id)}">{esc(c.cause.id)}</span></p>'
         f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
         f'<pre class="symgrad-program">{chr(10).join(code)}</pre></div>'
+    )
+
+
+# --------------------------------------------------------------------------- sweeps
+
+CAUSE_COLORS = {
+    "domain": "#7f7f7f", "graph-break": "#8c564b", "detach": "#e377c2", "control-flow": "#9467bd",
+    "jump": "#d62728", "kink": "#ff7f0e", "nan-trap": "#17becf", "overflow": "#bcbd22", "rounding": "#2ca02c",
+}
+
+
+def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
+    """f, the symbolic derivative and autograd's over the first swept input; disagreements
+    marked with one colour per cause, the legend in cause ids."""
+    try:
+        import matplotlib
+
+        if path is not None and ax is None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # the extra is optional
+        from .errors import OptionError
+
+        raise OptionError("Sweep.plot() needs matplotlib, which is not installed.\n"
+                          "Fix: `pip install symgrad[plot]`.") from err
+    import numpy as np
+
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    else:
+        fig = ax.figure
+    xs = s.points[:, 0]
+    order = np.argsort(xs, kind="stable")
+    label = sp.sstr(s.symbols[0])
+    with np.errstate(invalid="ignore"):
+        ax.plot(xs[order], s.value[order], color="#1f77b4", lw=1.5, label="f")
+        ax.plot(xs[order], s.grad_symbolic[order, 0], color="black", lw=1.2, ls="--", label="symbolic f'")
+        ax.plot(xs[order], s.grad_autograd[order, 0], color="#d62728", lw=1.0, alpha=0.7, label="autograd f'")
+    for cause in sorted(set(s.causes) - {"agree", "skipped"}):
+        sel = s.causes == cause
+        ys = np.where(np.isfinite(s.grad_autograd[sel, 0]), s.grad_autograd[sel, 0], 0.0)
+        ax.scatter(xs[sel], ys, s=30, marker="o", color=CAUSE_COLORS.get(cause, "black"), zorder=5, label=cause)
+    ax.set_xlabel(label)
+    ax.set_title(f"{s.source}  ({s.dtype}, branches=\"{s.branches}\")", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    if path is not None:
+        fig.savefig(path)
+        if own:
+            plt.close(fig)
+    return fig
+
+
+def render_sweep_html(s: Sweep) -> str:
+    esc = html.escape
+    rows = "".join(
+        f'<tr><td><span class="symgrad-cause symgrad-{esc(c)}">{esc(c)}</span></td><td>{n}</td></tr>'
+        for c, n in s.counts.items()
+    )
+    regions = "".join(f"<li>{esc(str(r))}</li>" for rs in s.regions.values() for r in rs[:5])
+    worst = "".join(f"<li>{esc(next(e.explanation for e in c.entries if not e.ok))}</li>" for c in s.worst[:3])
+    return (
+        f'<div class="symgrad-sweep"><p><b>symgrad sweep</b>: <code>{esc(s.source)}</code> over '
+        f"{len(s.points)} points ({esc(s.dtype)})</p>"
+        f'<table class="symgrad-counts"><tr><th>cause</th><th>points</th></tr>{rows}</table>'
+        f'<ul class="symgrad-regions">{regions}</ul><ol class="symgrad-worst">{worst}</ol></div>'
     )

@@ -1,0 +1,561 @@
+"""Comparisons over many points at once: where, in a whole range, do the gradients part?
+
+The lowered program runs on the whole batch in torch, forward and backward, and so does an
+independent float64 computation of the symbolic derivative (SymPy's derivative, lowered the same
+way; for programs, the program with `detach`/`item`/`no_grad` as the identity). Only the points
+that the float comparison flags, or that sit exactly on a threshold or kink, are compared
+exactly with `compare()`; the rest agree.
+
+Control flow stays vectorised: the IR is run with masks (`_Batch`), so an `if` runs each branch
+on the points that take it (only those: no NaN traps that the program does not have), and a
+`while` keeps iterating on the points whose condition still holds. Each line runs the very text
+of the generated program.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import sympy as sp
+import torch
+
+from .causes import Cause
+from .compare import RTOL, Comparison, compare
+from .errors import LoopLimitError, OptionError, PointError, SymgradError
+from .executed import DEFAULT_MAX_ITERATIONS
+from .lowering import (DTYPES, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While,
+                       check_options, elementwise, lower, statement_expression)
+from .primitives import strip
+from .symbolic import derivative_expressions
+
+MAX_EXACT = 2000  # flagged points compared exactly; beyond that, causes are inferred per group
+
+
+# --------------------------------------------------------------------------- the batch runner
+
+
+_TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
+    "relu": lambda a: a[0] == 0,
+    "abs": lambda a: a[0] == 0,
+    "sign": lambda a: a[0] == 0,
+    "heaviside": lambda a: a[0] == 0,
+    "floor": lambda a: a[0] == torch.floor(a[0]),
+    "ceil": lambda a: a[0] == torch.floor(a[0]),
+    "maximum": lambda a: a[0] == a[1],
+    "minimum": lambda a: a[0] == a[1],
+}
+
+
+class _Batch:
+    """Run a lowered program's IR on a batch, with masks for control flow."""
+
+    def __init__(self, lowered: LoweredProgram, n: int, device: torch.device, dtype: torch.dtype,
+                 math_mode: bool, max_iterations: int) -> None:
+        self.lowered = lowered
+        self.n = n
+        self.device = device
+        self.dtype = dtype
+        self.math_mode = math_mode
+        self.max_iterations = max_iterations
+        self.tie = torch.zeros(n, dtype=torch.bool, device=device)
+        self.stuck = torch.zeros(n, dtype=torch.bool, device=device)
+        self.cancel = torch.zeros(n, dtype=torch.bool, device=device)
+        self.cancel_ratio = 1e-6 if dtype == torch.float64 else 1e-3
+        self.codes: dict[int, Any] = {}
+        self.namespace = {"torch": torch, "math": math}
+
+    # -- variables on a subset of the batch
+
+    def read(self, env: dict[str, torch.Tensor], name: str, idx: torch.Tensor | None) -> torch.Tensor:
+        v = env[name]
+        return v if idx is None or v.ndim == 0 else v[idx]
+
+    def write(self, env: dict[str, torch.Tensor], name: str, idx: torch.Tensor | None, value: torch.Tensor) -> None:
+        if idx is None:
+            env[name] = value
+            return
+        base = env.get(name)
+        if base is None or base.ndim == 0:
+            fill = base if base is not None else torch.tensor(math.nan, dtype=self.dtype, device=self.device)
+            base = fill.expand(self.n).to(value.dtype)
+        if value.ndim == 0:
+            value = value.expand(idx.shape[0])
+        env[name] = base.index_put((idx,), value)
+
+    def mark(self, mask: torch.Tensor, idx: torch.Tensor | None) -> None:
+        self.tie = self._merge(self.tie, mask, idx)
+
+    def _merge(self, acc: torch.Tensor, mask: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if mask.ndim == 0:
+            mask = mask.expand(self.n if idx is None else idx.shape[0])
+        if idx is None:
+            return acc | mask
+        return acc.index_put((idx,), acc[idx] | mask)
+
+    # -- statements
+
+    def block(self, stmts: Sequence[Stmt], env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        for s in stmts:
+            if idx is not None and idx.numel() == 0:
+                return
+            if isinstance(s, Step):
+                self.step(s, env, idx)
+            elif isinstance(s, If):
+                self.if_(s, env, idx)
+            elif isinstance(s, While):
+                self.while_(s, env, idx)
+            elif isinstance(s, For):
+                self.for_(s, env, idx)
+            elif isinstance(s, NoGrad):
+                if self.math_mode:
+                    self.block(s.body, env, idx)
+                else:
+                    with torch.no_grad():
+                        self.block(s.body, env, idx)
+
+    def operand(self, o: Operand, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> torch.Tensor:
+        if isinstance(o, Const):
+            return torch.tensor(float(o.value), dtype=self.dtype, device=self.device)
+        return self.read(env, o, idx)
+
+    def step(self, s: Step, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        args = [self.operand(a, env, idx) for a in s.args]
+        if s.op in ("item", "detach", "no_grad"):
+            value = args[0] if self.math_mode else args[0].detach()
+            if s.op == "item":
+                value = value.clone()
+        elif s.op == "where":
+            assert s.cond is not None
+            cond = self.condition(s.cond, env, idx)
+            value = torch.where(cond, args[0], args[1])
+        else:
+            code = self.codes.get(s.line)
+            if code is None:
+                code = compile(statement_expression(self.lowered, s), self.lowered.filename, "eval")
+                self.codes[s.line] = code
+            ns = dict(self.namespace)
+            for a, v in zip(s.args, args):
+                if isinstance(a, str):
+                    ns[a] = v
+            value = eval(code, ns)  # the generated line's own text, compiled once
+            if not isinstance(value, torch.Tensor):
+                value = torch.tensor(value, dtype=self.dtype, device=self.device)
+        if s.op == "add" and value.ndim:
+            # Cancellation: the sum is much smaller than its largest term, so digits were lost and
+            # a float comparison cannot be trusted here (both sides may share the error).
+            big = torch.stack([a.detach().abs().expand_as(value) for a in args]).amax(dim=0)
+            self.cancel = self._merge(self.cancel, value.detach().abs() < big * self.cancel_ratio, idx)
+        test = _TIE_TEST.get(s.op)
+        if test is not None:
+            self.mark(test(args), idx)
+        if s.op in ("clamp_min", "clamp_max"):
+            self.mark(args[0] == float(s.param), idx)
+        self.write(env, s.name, idx, value)
+
+    def condition(self, c: Cond, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> torch.Tensor:
+        key = ("cond", id(c))
+        code = self.codes.get(key)  # type: ignore[call-overload]
+        if code is None:
+            code = (compile(elementwise(c), self.lowered.filename, "eval"),
+                    [compile(_margin_text(c, rel), self.lowered.filename, "eval") for rel in _relations(c.expr)])
+            self.codes[key] = code  # type: ignore[index]
+        ns = dict(self.namespace)
+        for _, name in c.names:
+            ns[name] = self.read(env, name, idx)
+        truth = eval(code[0], ns)
+        for margin in code[1]:
+            self.mark(eval(margin, ns) == 0, idx)
+        if not isinstance(truth, torch.Tensor):
+            truth = torch.tensor(bool(truth), device=self.device)
+        size = self.n if idx is None else idx.shape[0]
+        return truth.expand(size) if truth.ndim == 0 else truth
+
+    def if_(self, s: If, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        here = idx if idx is not None else torch.arange(self.n, device=self.device)
+        left = torch.ones(here.shape[0], dtype=torch.bool, device=self.device)
+        for br in s.branches:
+            if br.cond is None:
+                take = left
+            else:
+                take = left & self.condition(br.cond, env, idx)
+            left = left & ~take
+            sub = here[take]
+            if sub.numel():
+                self.block(br.body, env, sub)
+
+    def while_(self, s: While, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        active = idx if idx is not None else torch.arange(self.n, device=self.device)
+        count = 0
+        while active.numel():
+            cond = self.condition(s.cond, env, active)
+            active = active[cond]
+            if not active.numel():
+                return
+            count += 1
+            if count > self.max_iterations:
+                self.stuck = self.stuck.index_put((active,), torch.ones_like(active, dtype=torch.bool))
+                return
+            self.block(s.body, env, active)
+
+    def for_(self, s: For, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        here = idx if idx is not None else torch.arange(self.n, device=self.device)
+        bounds = [self.operand(b, env, idx) for b in s.bounds]
+        start, stop, step = (torch.trunc(b.detach()).to(torch.int64).expand(here.shape[0]) for b in bounds)
+        counts = torch.clamp(torch.div(stop - start + step - torch.sign(step), step, rounding_mode="trunc"), min=0)
+        for b in bounds:
+            if b.ndim and b.requires_grad:
+                self.mark(b == torch.trunc(b), idx)
+        top = int(counts.max()) if counts.numel() else 0
+        if top > self.max_iterations:
+            self.stuck = self.stuck.index_put((here[counts > self.max_iterations],), torch.tensor(True, device=self.device))
+        for k in range(min(top, self.max_iterations)):
+            keep = counts > k
+            sub = here[keep]
+            value = (start[keep] + k * step[keep]).to(self.dtype)
+            self.write(env, s.var, sub, value)
+            self.block(s.body, env, sub)
+
+
+def _relations(c: sp.Basic) -> list[sp.Basic]:
+    if isinstance(c, sp.core.relational.Relational):
+        return [c]
+    return [r for a in getattr(c, "args", ()) for r in _relations(a)]
+
+
+def _margin_text(c: Cond, rel: sp.Basic) -> str:
+    from .lowering import _Inline
+
+    inline = _Inline(dict(c.names), True)
+    return f"({inline.value(rel.lhs)}) - ({inline.value(rel.rhs)})"
+
+
+def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_mode: bool = False,
+              grad: bool = True, max_iterations: int = DEFAULT_MAX_ITERATIONS) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask)."""
+    n = columns[0].shape[0]
+    dtype = columns[0].dtype
+    inputs = [c.detach().clone().requires_grad_(grad) for c in columns]
+    runner = _Batch(lowered, n, columns[0].device, dtype, math_mode, max_iterations)
+    env = dict(zip(lowered.inputs, inputs))
+    with torch.enable_grad():
+        runner.block(lowered.body, env, None)
+        out = runner.operand(lowered.output, env, None)
+        if out.ndim == 0:
+            out = out.expand(n)
+        grads: list[torch.Tensor] = []
+        if grad:
+            if out.requires_grad:
+                grads = list(torch.autograd.grad(out.sum(), inputs, allow_unused=True, materialize_grads=True))
+            else:
+                grads = [torch.full_like(c, math.nan) for c in columns]
+    return out.detach(), [g.detach() for g in grads], runner.tie | runner.cancel, runner.stuck
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where one cause occurs: an interval of the swept input (1-D) or a set of points."""
+
+    cause: str
+    count: int
+    symbol: str = "x"
+    low: float | None = None
+    high: float | None = None
+    points: tuple[tuple[float, ...], ...] = ()
+
+    def __str__(self) -> str:
+        if self.low is not None:
+            where = (f"{self.symbol} = {self.low:.6g}" if self.low == self.high
+                     else f"{self.symbol} in [{self.low:.6g}, {self.high:.6g}]")
+            return f"{self.cause}: {where} ({self.count} points)"
+        return f"{self.cause}: {self.count} points"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Comparisons of one function over many points."""
+
+    source: str
+    lowered: LoweredProgram
+    symbols: tuple[sp.Basic, ...]  # the inputs, in order
+    wrt: tuple[sp.Basic, ...]
+    points: np.ndarray  # shape (N, inputs): the exact values the tensors held
+    value: np.ndarray  # f, as the program computed it
+    grad_symbolic: np.ndarray  # (N, wrt): float64 evaluation of the symbolic derivative
+    grad_autograd: np.ndarray  # (N, wrt)
+    causes: np.ndarray  # (N,): cause id per point ("agree" for most)
+    counts: dict[str, int]
+    regions: dict[str, tuple[Region, ...]]
+    worst: tuple[Comparison, ...]
+    exact_points: int  # how many points were compared exactly
+    inferred_points: int  # flagged points whose cause was inferred from their group
+    skipped_points: int  # points whose loop passed max_iterations
+    dtype: str
+    branches: str
+    device: str
+    seconds: float
+    grid: tuple[int, ...] = field(default=())
+
+    def __str__(self) -> str:
+        lines = [f"symgrad sweep: {self.source} over {len(self.points)} points ({self.dtype}, "
+                 f"branches=\"{self.branches}\", {self.seconds:.2f} s)"]
+        for cause, n in sorted(self.counts.items(), key=lambda kv: Cause.from_id(kv[0]).severity):
+            lines.append(f"  {cause:<13} {n}")
+        for cause, regions in self.regions.items():
+            for r in regions[:5]:
+                lines.append(f"  where {r}")
+            if len(regions) > 5:
+                lines.append(f"  ... {len(regions) - 5} more {cause} regions")
+        if self.inferred_points:
+            lines.append(f"  ({self.exact_points} flagged points compared exactly; the causes of "
+                         f"{self.inferred_points} more were inferred from points on the same path)")
+        if self.skipped_points:
+            lines.append(f"  ({self.skipped_points} points skipped: a loop passed max_iterations)")
+        for c in self.worst[:3]:
+            e = next(x for x in c.entries if not x.ok)
+            lines.append(f"  worst: at {', '.join(f'{k} = {float(v):.6g}' for k, v in c.point.items())}: "
+                         f"[{e.cause.id}] {e.explanation}")
+        return "\n".join(lines) + "\n"
+
+    def plot(self, path: str | None = None, *, ax: Any = None) -> Any:
+        """Draw f, the symbolic derivative and autograd's over the swept input, disagreements
+        marked by cause (matplotlib, `pip install symgrad[plot]`)."""
+        from .report import plot_sweep
+
+        return plot_sweep(self, path, ax=ax)
+
+    def _repr_html_(self) -> str:
+        from .report import render_sweep_html
+
+        return render_sweep_html(self)
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    if not isinstance(over, Mapping) or not over:
+        raise PointError("`over` must map input symbols to (low, high) ranges or to arrays of values.\n"
+                         "Fix: e.g. `over={x: (-2, 2)}` or `over={x: [0.0, 0.5, 1.0]}`.")
+    names = [s.name for s in lowered.symbols]
+    by_name = {(k.name if isinstance(k, sp.Symbol) else str(k)): v for k, v in over.items()}
+    extra = sorted(set(by_name) - set(names))
+    if extra:
+        raise PointError(f"`over` names {', '.join(extra)}, which the function does not use (inputs: "
+                         f"{', '.join(names)}).\nFix: sweep over the function's inputs.")
+    missing = [m for m in names if m not in by_name]
+    if missing:
+        raise PointError(f"`over` gives no values for {', '.join(missing)}.\n"
+                         "Every input needs a range or values.\nFix: add it, e.g. `over={..., "
+                         f"{missing[0]}: (-1, 1)}}`.")
+    ranges = {k: v for k, v in by_name.items() if isinstance(v, tuple) and len(v) == 2}
+    batches = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in by_name.items() if k not in ranges}
+    if ranges and batches:
+        raise PointError("`over` mixes ranges and explicit values.\nFix: give every input a (low, high) "
+                         "range, or every input an array of the same length.")
+    if batches:
+        lengths = {len(v) for v in batches.values()}
+        if len(lengths) != 1:
+            raise PointError("The explicit batches in `over` have different lengths.\nFix: give arrays of one length.")
+        cols = [batches[m] for m in names]
+        grid: tuple[int, ...] = ()
+    else:
+        if not isinstance(n, int) or n < 1:
+            raise OptionError(f"n={n!r} is not a positive number of points.\nFix: pass e.g. n=1001.")
+        axes = [np.linspace(float(ranges[m][0]), float(ranges[m][1]), n) for m in names]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        cols = [g.reshape(-1) for g in mesh]
+        grid = tuple(n for _ in names)
+    points = np.stack(cols, axis=1)
+    # The exact values the tensors of this dtype hold.
+    points = torch.tensor(points, dtype=DTYPES[dtype]).to(torch.float64).numpy()
+    if not np.all(np.isfinite(points)):
+        raise PointError("`over` contains NaN or infinite values (after rounding to the dtype).\nFix: give finite values.")
+    return points, grid
+
+
+def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: list[int], max_iterations: int) -> np.ndarray:
+    """float64 values of the symbolic derivative on the batch."""
+    exprs = derivative_expressions(lowered)
+    n = cols64[0].shape[0]
+    out = np.empty((n, len(wrt)))
+    if exprs is None:
+        # A program: its mathematics is the program with detach/item/no_grad as the identity.
+        _, grads, _, _ = run_batch(lowered, cols64, math_mode=True, max_iterations=max_iterations)
+        for j, k in enumerate(wrt):
+            out[:, j] = grads[k].cpu().numpy()
+        return out
+    by_name = {name: c for name, c in zip(lowered.inputs, cols64)}
+    for j, k in enumerate(wrt):
+        d = exprs[k].replace(lambda e: isinstance(e, (sp.DiracDelta, sp.Derivative)), lambda e: sp.Integer(0))
+        d = strip(d)
+        if not d.free_symbols:
+            out[:, j] = float(d) if d.is_real else math.nan
+            continue
+        dl = lower(d, branches="where")
+        value, _, _, _ = run_batch(dl, [by_name[name] for name in dl.inputs], grad=False, max_iterations=max_iterations)
+        out[:, j] = value.cpu().numpy()
+    return out
+
+
+def _flag(sym: np.ndarray, auto: np.ndarray, rtol: float) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = np.abs(sym - auto) <= rtol * np.abs(sym) + 1e-300
+    bad = ~close | ~np.isfinite(auto) | ~np.isfinite(sym)
+    return np.asarray(bad.any(axis=1))
+
+
+def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] | None = None,
+          dtype: str = "float64", branches: Literal["if", "where"] = "if", device: str = "cpu",
+          rtol: float | None = None, progress: bool | None = None, max_exact: int = MAX_EXACT,
+          max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Sweep:
+    """Compare the three derivatives of `f` over a range, a grid, or a batch of points.
+
+    **Arguments:**
+
+    - `f`: a SymPy expression or a `symgrad.Program`.
+    - `over`: `{x: (low, high)}` (n points; two inputs make an n x n grid) or
+      `{x: values, y: values}` (an explicit batch).
+    - `n`: points per axis for ranges (default 1001).
+    - `dtype`, `branches`, `wrt`, `rtol`: as for `compare()`.
+    - `device`: `"cpu"` or `"cuda"` for the batched torch runs (exact work stays on the CPU).
+    - `progress`: show progress on a terminal (default: when stderr is a terminal and the sweep
+      is slow); `False` to stay quiet.
+    - `max_exact`: at most this many flagged points are compared exactly; the causes of the rest
+      are inferred from exactly compared points on the same path.
+
+    **Returns:** a `Sweep` with `.counts` (cause id -> points), `.regions`, `.worst`, `.plot()`.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> sweep(sp.Abs(x), over={x: (-1, 1)}, n=5).counts
+    {'agree': 4, 'kink': 1}
+    """
+    start = time.perf_counter()
+    check_options(branches=branches, dtype=dtype)
+    tol = float(rtol) if rtol is not None else RTOL[dtype]
+    lowered = lower(f, branches=branches, dtype=dtype)
+    points, grid = _grid(lowered, over, n, dtype)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise OptionError(f"device={device!r}, but torch sees no GPU here.\nFix: use device=\"cpu\".")
+    dev = torch.device(device)
+    names = [s.name for s in lowered.symbols]
+    wrt_idx = list(range(len(names))) if wrt is None else [names.index(w.name if isinstance(w, sp.Symbol) else str(w)) for w in wrt]
+    cols = [torch.tensor(points[:, k], dtype=DTYPES[dtype], device=dev) for k in range(len(names))]
+    value, grads, tie, stuck = run_batch(lowered, cols, max_iterations=max_iterations)
+    cols64 = [c.to(torch.float64) for c in cols]
+    sym = _symbolic_batch(lowered, cols64, wrt_idx, max_iterations)
+    auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
+    flagged = _flag(sym, auto, tol * 10) | tie.cpu().numpy()
+    stuck_np = stuck.cpu().numpy()
+    flagged &= ~stuck_np
+    causes = np.full(len(points), "agree", dtype=object)
+    causes[stuck_np] = "skipped"
+    idx = np.flatnonzero(flagged)
+    chosen = _choose(idx, auto, sym, max_exact)
+    show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
+    exact: dict[int, Comparison] = {}
+    t_last = time.perf_counter()
+    for count, i in enumerate(chosen):
+        at = {s: float(points[i, k]) for k, s in enumerate(lowered.symbols)}
+        try:
+            c = compare(f, at, wrt=[lowered.symbols[k] for k in wrt_idx], dtype=dtype, branches=branches,
+                        rtol=rtol, max_iterations=max_iterations)
+        except LoopLimitError:
+            causes[i] = "skipped"
+            continue
+        exact[i] = c
+        causes[i] = c.cause.id
+        if show and time.perf_counter() - t_last > 0.2:
+            t_last = time.perf_counter()
+            print(f"\rsymgrad sweep: comparing flagged points exactly {count + 1}/{len(chosen)}", end="", file=sys.stderr)
+    if show:
+        print(file=sys.stderr)
+    inferred = _infer(idx, exact, causes, tie.cpu().numpy(), auto)
+    counts = dict(Counter(c for c in causes if c != "skipped"))
+    worst = _worst(exact, auto, sym)
+    return Sweep(
+        source=lowered.normalized.source if not lowered.normalized.is_program else "program",
+        lowered=lowered, symbols=lowered.symbols, wrt=tuple(lowered.symbols[k] for k in wrt_idx),
+        points=points, value=value.to(torch.float64).cpu().numpy(), grad_symbolic=sym, grad_autograd=auto,
+        causes=causes, counts=dict(sorted(counts.items())), regions=_regions(points, causes, lowered.symbols),
+        worst=worst, exact_points=len(exact), inferred_points=inferred, skipped_points=int(np.sum(causes == "skipped")),
+        dtype=dtype, branches=branches, device=str(dev), seconds=time.perf_counter() - start, grid=grid,
+    )
+
+
+def _choose(idx: np.ndarray, auto: np.ndarray, sym: np.ndarray, limit: int) -> np.ndarray:
+    """The flagged points to compare exactly: all of them, or the worst and an even spread."""
+    if len(idx) <= limit:
+        return idx
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err = np.nan_to_num(np.abs(auto[idx] - sym[idx]).max(axis=1), nan=np.inf)
+    worst = idx[np.argsort(-err)[: limit // 2]]
+    spread = idx[np.linspace(0, len(idx) - 1, limit - len(worst)).astype(int)]
+    return np.unique(np.concatenate([worst, spread]))
+
+
+def _infer(idx: np.ndarray, exact: dict[int, Comparison], causes: np.ndarray, tie: np.ndarray, auto: np.ndarray) -> int:
+    """Give flagged points that were not compared exactly the cause of the nearest exactly
+    compared point with the same signature (on a threshold or not, autograd finite or not)."""
+    rest = [i for i in idx if i not in exact and causes[i] != "skipped"]
+    if not rest:
+        return 0
+    done = np.array(sorted(exact))
+    sig = lambda i: (bool(tie[i]), bool(np.all(np.isfinite(auto[i]))))  # noqa: E731
+    by_sig: dict[tuple[bool, bool], np.ndarray] = {}
+    for s in {sig(i) for i in done}:
+        by_sig[s] = np.array([i for i in done if sig(i) == s])
+    for i in rest:
+        pool = by_sig.get(sig(i))
+        if pool is None or not len(pool):
+            pool = done
+        if not len(pool):
+            causes[i] = "agree"
+            continue
+        nearest = pool[np.argmin(np.abs(pool - i))]
+        causes[i] = causes[nearest]
+    return len(rest)
+
+
+def _worst(exact: dict[int, Comparison], auto: np.ndarray, sym: np.ndarray, k: int = 10) -> tuple[Comparison, ...]:
+    bad = [(i, c) for i, c in exact.items() if not c.ok]
+
+    def key(item: tuple[int, Comparison]) -> tuple[int, float]:
+        i, c = item
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            err = float(np.nan_to_num(np.max(np.abs(auto[i] - sym[i]) / np.maximum(np.abs(sym[i]), 1e-300)), nan=np.inf))
+        return (c.cause.severity, -err)
+
+    return tuple(c for _, c in sorted(bad, key=key)[:k])
+
+
+def _regions(points: np.ndarray, causes: np.ndarray, symbols: Sequence[sp.Basic]) -> dict[str, tuple[Region, ...]]:
+    out: dict[str, list[Region]] = {}
+    if points.shape[1] == 1:
+        order = np.argsort(points[:, 0], kind="stable")
+        xs, cs = points[order, 0], causes[order]
+        k = 0
+        while k < len(xs):
+            j = k
+            while j + 1 < len(xs) and cs[j + 1] == cs[k]:
+                j += 1
+            if cs[k] not in ("agree", "skipped"):
+                out.setdefault(str(cs[k]), []).append(
+                    Region(str(cs[k]), j - k + 1, sp.sstr(symbols[0]), float(xs[k]), float(xs[j])))
+            k = j + 1
+    else:
+        for cause in sorted(set(causes) - {"agree", "skipped"}):
+            sel = points[causes == cause]
+            out[str(cause)] = [Region(str(cause), len(sel), ", ".join(map(sp.sstr, symbols)),
+                                      points=tuple(map(tuple, sel.tolist())))]
+    return {k: tuple(v) for k, v in out.items()}

@@ -1,0 +1,317 @@
+"""The shared case catalogue: small named functions, each with points chosen on purpose.
+
+Every case is a SymPy expression written with plain (complex-by-default) symbols, as a user
+writes it, plus a hand-written torch function that computes the same thing the way a student
+would write it in PyTorch. The torch function is the independent oracle for the executed side
+(`tests/test_compare.py`): it never goes through symgrad.
+
+Each point says why it was chosen (`Point.why`):
+
+| why            | the point is ...                                                        |
+|----------------|-------------------------------------------------------------------------|
+| `inside`       | an ordinary point inside the domain, away from every kink and jump      |
+| `beside-kink`  | just off a kink, tie or threshold (the derivative exists there)         |
+| `on-kink`      | exactly on a kink, a tie or a branch threshold                          |
+| `on-jump`      | exactly on a jump                                                       |
+| `edge`         | on the boundary of the domain (sqrt at 0, asin at 1, log at 0)          |
+| `beside-edge`  | just inside the domain, next to its boundary or a pole                  |
+| `outside`      | outside the real domain (log of a negative number, a pole)              |
+| `nan-trap`     | inside the function's domain, but a `torch.where` branch is outside its |
+| `overflow`     | an intermediate value overflows the dtype                               |
+| `cancellation` | the dtype's rounding is amplified by cancellation                       |
+
+`ORDINARY` points (inside, beside-kink, beside-edge) are where the derivative exists and every
+side is expected to agree; `tests/test_compare.py` sweeps them.
+
+Case names are file names: `tests/golden/lowering/<name>.py` is each case's generated program.
+Every row of `symgrad.rules.RULES` is covered by at least one case (`test_every_rule_has_a_case`
+in `tests/test_lowering.py` fails otherwise, and names this file).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sympy as sp
+import torch
+
+from symgrad import detach, item, no_grad
+
+Why = Literal[
+    "inside", "beside-kink", "on-kink", "on-jump", "edge", "beside-edge", "outside", "nan-trap",
+    "overflow", "cancellation",
+]
+WHYS: tuple[str, ...] = Why.__args__  # type: ignore[attr-defined]
+ORDINARY: frozenset[str] = frozenset({"inside", "beside-kink", "beside-edge"})
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point of a case: input name -> float, and why it was chosen."""
+
+    why: Why
+    values: tuple[tuple[str, float], ...]
+
+    @property
+    def at(self) -> dict[str, float]:
+        return dict(self.values)
+
+    @property
+    def id(self) -> str:
+        inner = ",".join(f"{k}={v!r}" for k, v in self.values)
+        return f"{self.why}[{inner}]"
+
+
+def pt(why: Why, **values: float) -> Point:
+    assert why in WHYS, why
+    return Point(why, tuple(values.items()))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One catalogue entry: a SymPy expression, its points, and how to lower it."""
+
+    name: str
+    expr: sp.Basic
+    points: tuple[Point, ...]
+    torch_fn: Callable[..., torch.Tensor] = field(compare=False)
+    branches: Literal["if", "where"] = "if"
+    dtype: Literal["float64", "float32"] = "float64"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        assert re.fullmatch(r"[a-z0-9_]+", self.name), f"case name {self.name!r} is not a file name"
+        names = {s.name for s in self.expr.free_symbols}
+        for p in self.points:
+            assert set(p.at) == names, f"{self.name}: point {p.id} does not give exactly {sorted(names)}"
+
+    @property
+    def symbols(self) -> list[sp.Symbol]:
+        """The inputs, sorted by name (symgrad's order for a bare expression)."""
+        return sorted(self.expr.free_symbols, key=lambda s: s.name)
+
+
+x, y, z = sp.symbols("x y z")
+HALF_PI = math.pi / 2  # the float64 nearest pi/2: tan is huge there but finite
+
+
+# Hand-written torch versions of the functions below (the oracle for the executed side).
+
+
+def _pw_relu_if(x: torch.Tensor) -> torch.Tensor:
+    if x > 0:
+        return x
+    return x * 0
+
+
+def _pw_three_if(x: torch.Tensor) -> torch.Tensor:
+    if x < -1:
+        return x**2
+    if x < 1:
+        return torch.sin(x)
+    return 2 * x
+
+
+def _pw_bump_if(x: torch.Tensor) -> torch.Tensor:
+    if x > -1 and x < 1:
+        return 1 - x**2
+    return x * 0
+
+
+def _pw_smooth_if(x: torch.Tensor) -> torch.Tensor:
+    return x**2 if x < 1 else 2 * x - 1
+
+
+def _pw_sqrt_if(x: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(x) if x > 0 else x * 0
+
+
+def _pw_partial_if(x: torch.Tensor) -> torch.Tensor:
+    return x if x > 0 else x * 0 + math.nan
+
+
+def _pw_item_if(x: torch.Tensor) -> torch.Tensor:
+    return x if x > 0 else torch.tensor(0.0, dtype=x.dtype)
+
+
+def _no_grad_square(x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        x2 = x**2
+    return x + x2
+
+
+def _no_grad_symbol(x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        c = x.clone()
+    return x * c
+
+
+def _item(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.tensor(x.item(), dtype=x.dtype)
+
+
+def _where(c: torch.Tensor, a: Any, b: Any) -> torch.Tensor:
+    return torch.where(c, a, b)
+
+
+CASES: tuple[Case, ...] = (
+    # ------------------------------------------------------------------ Add, Mul, Integer
+    Case("square", x**2, (pt("inside", x=3.0), pt("inside", x=-0.5)), lambda x: x**2,
+         note="the acceptance row: x**2 at 3 agrees"),
+    Case("add_sub_const", x - 2 * y + 3, (pt("inside", x=1.5, y=-0.25),),
+         lambda x, y: x - 2 * y + 3),
+    Case("mul_three", 3 * x * y, (pt("inside", x=0.5, y=-2.0),), lambda x, y: 3 * x * y),
+    Case("shared_sin", sp.sin(x) ** 2 + sp.sin(x), (pt("inside", x=0.3),),
+         lambda x: torch.sin(x) ** 2 + torch.sin(x), note="a shared subexpression is computed once"),
+    Case("div_xy", x / y, (pt("inside", x=1.0, y=3.0), pt("outside", x=1.0, y=0.0)),
+         lambda x, y: x / y),
+    # ------------------------------------------------------------------ Pow
+    Case("pow_cube", x**3, (pt("inside", x=-1.5), pt("inside", x=2.0)), lambda x: x**3),
+    Case("pow_neg_two", x**-2, (pt("inside", x=0.5), pt("outside", x=0.0)), lambda x: x**-2),
+    Case("reciprocal", 1 / x, (pt("inside", x=4.0), pt("beside-edge", x=2.0**-20)), lambda x: 1 / x),
+    Case("pow_three_halves", x ** sp.Rational(3, 2), (pt("inside", x=2.0), pt("edge", x=0.0)),
+         lambda x: x**1.5),
+    Case("cube_root", x ** sp.Rational(1, 3), (pt("inside", x=8.0), pt("edge", x=0.0)),
+         lambda x: x ** (1 / 3)),
+    Case("sqrt", sp.sqrt(x), (pt("inside", x=4.0), pt("beside-edge", x=2.0**-40), pt("edge", x=0.0),
+                              pt("outside", x=-1.0)), lambda x: torch.sqrt(x)),
+    Case("rsqrt", 1 / sp.sqrt(x), (pt("inside", x=4.0),), lambda x: 1 / torch.sqrt(x)),
+    Case("pow_x_x", x**x, (pt("inside", x=0.5), pt("inside", x=2.0)), lambda x: x**x),
+    Case("pow_x_y", x**y, (pt("inside", x=2.0, y=3.0), pt("edge", x=0.0, y=2.0)), lambda x, y: x**y),
+    # ------------------------------------------------------------------ exp, log
+    Case("exp", sp.exp(x), (pt("inside", x=0.0), pt("inside", x=1.5), pt("overflow", x=710.0)),
+         lambda x: torch.exp(x)),
+    Case("log", sp.log(x), (pt("inside", x=1.0), pt("inside", x=0.5), pt("edge", x=0.0),
+                            pt("outside", x=-1.0)), lambda x: torch.log(x),
+         note="the acceptance row: log(x) at -1 is outside the domain"),
+    Case("logsumexp", sp.log(sp.exp(x) + sp.exp(y)), (pt("inside", x=1.0, y=2.0),
+                                                      pt("overflow", x=1000.0, y=0.0)),
+         lambda x, y: torch.log(torch.exp(x) + torch.exp(y)),
+         note="the acceptance row: exp(1000) overflows; torch.logsumexp is the fix"),
+    # ------------------------------------------------------------------ trigonometry
+    Case("sin", sp.sin(x), (pt("inside", x=0.0), pt("inside", x=1.0)), lambda x: torch.sin(x)),
+    Case("cos", sp.cos(x), (pt("inside", x=0.0), pt("inside", x=2.0)), lambda x: torch.cos(x)),
+    Case("tan", sp.tan(x), (pt("inside", x=0.5), pt("beside-edge", x=HALF_PI)), lambda x: torch.tan(x)),
+    Case("asin", sp.asin(x), (pt("inside", x=0.5), pt("edge", x=1.0), pt("outside", x=2.0)),
+         lambda x: torch.asin(x)),
+    Case("acos", sp.acos(x), (pt("inside", x=-0.5), pt("edge", x=-1.0)), lambda x: torch.acos(x)),
+    Case("atan", sp.atan(x), (pt("inside", x=1.0), pt("inside", x=-3.0)), lambda x: torch.atan(x)),
+    Case("atan2", sp.atan2(y, x), (pt("inside", x=1.0, y=1.0), pt("inside", x=-2.0, y=0.5),
+                                   pt("on-jump", x=-1.0, y=0.0), pt("outside", x=0.0, y=0.0)),
+         lambda x, y: torch.atan2(y, x),
+         note="atan2 jumps from pi to -pi across the negative x axis; undefined at the origin"),
+    Case("sinh", sp.sinh(x), (pt("inside", x=0.5),), lambda x: torch.sinh(x)),
+    Case("cosh", sp.cosh(x), (pt("inside", x=-0.5), pt("overflow", x=720.0)), lambda x: torch.cosh(x)),
+    Case("tanh", sp.tanh(x), (pt("inside", x=0.0), pt("inside", x=0.75)), lambda x: torch.tanh(x)),
+    Case("erf", sp.erf(x), (pt("inside", x=0.0), pt("inside", x=0.5)), lambda x: torch.erf(x)),
+    # ------------------------------------------------------------------ kinks and jumps
+    Case("abs", sp.Abs(x), (pt("on-kink", x=0.0), pt("beside-kink", x=-(2.0**-20)), pt("inside", x=3.0)),
+         lambda x: torch.abs(x), note="the acceptance row: Abs(x) at 0, one-sided (-1, 1)"),
+    Case("sqrt_of_square", sp.sqrt(x**2), (pt("on-kink", x=0.0), pt("inside", x=-2.0)),
+         lambda x: torch.abs(x), note="SymPy rewrites sqrt(x**2) to Abs(x) for real x"),
+    Case("sign", sp.sign(x), (pt("on-jump", x=0.0), pt("inside", x=-2.0)), lambda x: torch.sign(x)),
+    Case("relu", sp.Max(x, 0), (pt("on-kink", x=0.0), pt("beside-kink", x=2.0**-30), pt("inside", x=-1.0)),
+         lambda x: torch.relu(x), note="the acceptance row: Max(x, 0) at 0 is torch.relu"),
+    Case("max_clamp", sp.Max(x, 1), (pt("on-kink", x=1.0), pt("inside", x=2.0)),
+         lambda x: torch.clamp(x, min=1)),
+    Case("max_pair", sp.Max(x, y), (pt("on-kink", x=1.0, y=1.0), pt("inside", x=2.0, y=-1.0)),
+         lambda x, y: torch.maximum(x, y)),
+    Case("max_three", sp.Max(x, y, z), (pt("on-kink", x=2.0, y=2.0, z=2.0),
+                                        pt("inside", x=1.0, y=3.0, z=2.0)),
+         lambda x, y, z: torch.maximum(torch.maximum(x, y), z)),
+    Case("max_three_zero", sp.Max(x, y, 0), (pt("on-kink", x=-1.0, y=0.0), pt("inside", x=1.0, y=-2.0)),
+         lambda x, y: torch.relu(torch.maximum(x, y))),
+    Case("max_three_const", sp.Max(x, y, 2), (pt("on-kink", x=2.0, y=1.0), pt("inside", x=3.0, y=1.0)),
+         lambda x, y: torch.clamp(torch.maximum(x, y), min=2)),
+    Case("min_clamp", sp.Min(x, 1), (pt("on-kink", x=1.0), pt("inside", x=0.0)),
+         lambda x: torch.clamp(x, max=1)),
+    Case("min_pair", sp.Min(x, y), (pt("on-kink", x=-1.0, y=-1.0), pt("inside", x=2.0, y=-1.0)),
+         lambda x, y: torch.minimum(x, y)),
+    Case("min_three", sp.Min(x, y, z), (pt("on-kink", x=0.5, y=0.5, z=0.5),
+                                        pt("inside", x=1.0, y=3.0, z=2.0)),
+         lambda x, y, z: torch.minimum(torch.minimum(x, y), z)),
+    Case("min_three_const", sp.Min(x, y, -1), (pt("on-kink", x=-1.0, y=0.0), pt("inside", x=-3.0, y=2.0)),
+         lambda x, y: torch.clamp(torch.minimum(x, y), max=-1)),
+    Case("heaviside", sp.Heaviside(x), (pt("on-jump", x=0.0), pt("inside", x=2.0)),
+         lambda x: (torch.sign(x) + 1) / 2),
+    Case("floor", sp.floor(x), (pt("on-jump", x=1.0), pt("inside", x=1.5)), lambda x: torch.floor(x),
+         note="the acceptance row: floor(x) at 1 jumps"),
+    Case("ceiling", sp.ceiling(x), (pt("on-jump", x=-1.0), pt("inside", x=-0.5)), lambda x: torch.ceil(x)),
+    # ------------------------------------------------------------------ Piecewise, both modes
+    Case("pw_relu_if", sp.Piecewise((x, x > 0), (0, True)),
+         (pt("on-kink", x=0.0), pt("inside", x=2.0), pt("inside", x=-2.0)), _pw_relu_if,
+         note="the acceptance row: control flow on the threshold"),
+    Case("pw_relu_where", sp.Piecewise((x, x > 0), (0, True)),
+         (pt("on-kink", x=0.0), pt("inside", x=2.0), pt("inside", x=-2.0)),
+         lambda x: _where(x > 0, x, 0.0), branches="where",
+         note="the acceptance row: a kink of torch.where"),
+    Case("pw_three_if", sp.Piecewise((x**2, x < -1), (sp.sin(x), x < 1), (2 * x, True)),
+         (pt("inside", x=-2.0), pt("inside", x=0.5), pt("inside", x=3.0), pt("on-jump", x=1.0)),
+         _pw_three_if),
+    Case("pw_three_where", sp.Piecewise((x**2, x < -1), (sp.sin(x), x < 1), (2 * x, True)),
+         (pt("inside", x=-2.0), pt("inside", x=0.5), pt("inside", x=3.0), pt("on-jump", x=1.0)),
+         lambda x: _where(x < -1, x**2, _where(x < 1, torch.sin(x), 2 * x)), branches="where"),
+    Case("pw_smooth_if", sp.Piecewise((x**2, x < 1), (2 * x - 1, True)),
+         (pt("on-kink", x=1.0), pt("inside", x=0.5), pt("inside", x=2.0)), _pw_smooth_if,
+         note="the pieces meet with equal slopes: the derivative exists on the threshold"),
+    Case("pw_bump_if", sp.Piecewise((1 - x**2, (x > -1) & (x < 1)), (0, True)),
+         (pt("inside", x=0.5), pt("inside", x=2.0), pt("on-kink", x=1.0)), _pw_bump_if),
+    Case("pw_bump_where", sp.Piecewise((1 - x**2, (x > -1) & (x < 1)), (0, True)),
+         (pt("inside", x=0.5), pt("inside", x=2.0), pt("on-kink", x=1.0)),
+         lambda x: _where((x > -1) & (x < 1), 1 - x**2, 0.0), branches="where"),
+    Case("pw_sqrt_if", sp.Piecewise((sp.sqrt(x), x > 0), (0, True)),
+         (pt("inside", x=4.0), pt("inside", x=-1.0)), _pw_sqrt_if,
+         note="with `if` the sqrt branch never runs at -1: no NaN trap"),
+    Case("pw_sqrt_where", sp.Piecewise((sp.sqrt(x), x > 0), (0, True)),
+         (pt("inside", x=4.0), pt("nan-trap", x=-1.0)),
+         lambda x: _where(x > 0, torch.sqrt(x), 0.0), branches="where",
+         note="the acceptance row: torch.where's NaN trap"),
+    Case("pw_log_where", sp.Piecewise((sp.log(x), x > 0), (0, True)),
+         (pt("inside", x=2.0), pt("inside", x=-1.0)),
+         lambda x: _where(x > 0, torch.log(x), 0.0), branches="where",
+         note="the acceptance row: log's gradient -1 at -1 is finite, so 0 * (-1) = -0.0: no trap"),
+    Case("pw_partial_if", sp.Piecewise((x, x > 0)), (pt("inside", x=2.0), pt("outside", x=-1.0)),
+         _pw_partial_if, note="no condition holds below 0: SymPy's Piecewise is undefined (NaN) there"),
+    Case("pw_partial_where", sp.Piecewise((x, x > 0)), (pt("inside", x=2.0), pt("outside", x=-1.0)),
+         lambda x: _where(x > 0, x, math.nan), branches="where"),
+    # ------------------------------------------------------------------ symgrad's own functions
+    Case("detach", x * detach(x**2), (pt("inside", x=3.0),), lambda x: x * (x**2).detach(),
+         note="math 27, executed 9"),
+    Case("item", x * item(x), (pt("inside", x=3.0),), _item),
+    Case("pw_item_if", sp.Piecewise((x, x > 0), (item(0), True)),
+         (pt("inside", x=2.0), pt("inside", x=-1.0)), _pw_item_if,
+         note="at -1 nothing reaches the output through the graph: torch raises"),
+    Case("no_grad", x + no_grad(x**2), (pt("inside", x=3.0),), _no_grad_square),
+    Case("no_grad_symbol", x * no_grad(x), (pt("inside", x=3.0),), _no_grad_symbol),
+    # ------------------------------------------------------------------ constants
+    Case("const_rational", x + sp.Rational(1, 3), (pt("inside", x=1.0),), lambda x: x + 1 / 3),
+    Case("const_div", x / 3, (pt("inside", x=1.0),), lambda x: x / 3),
+    Case("const_float", 1.5 * x, (pt("inside", x=2.0),), lambda x: 1.5 * x),
+    Case("const_pi", sp.sin(2 * sp.pi * x), (pt("inside", x=0.125),),
+         lambda x: torch.sin(2 * math.pi * x)),
+    Case("const_e_pi", sp.E * x + sp.pi, (pt("inside", x=1.0),), lambda x: math.e * x + math.pi),
+    Case("const_sqrt_two", sp.sqrt(2) * x, (pt("inside", x=3.0),), lambda x: x * math.sqrt(2)),
+    # ------------------------------------------------------------------ floating point
+    Case("one_minus_cos", (1 - sp.cos(x)) / x**2, (pt("inside", x=1.0), pt("cancellation", x=1e-4)),
+         lambda x: (1 - torch.cos(x)) / x**2,
+         note="the acceptance row: 1 - cos(x) cancels near 0 (rounding)"),
+    Case("expm1_f32", (sp.exp(x) - 1) / x, (pt("inside", x=0.5), pt("cancellation", x=1e-6)),
+         lambda x: (torch.exp(x) - 1) / x, dtype="float32",
+         note="the acceptance row: exp(x) - 1 cancels in float32; torch.expm1 is the fix"),
+)
+
+BY_NAME: dict[str, Case] = {c.name: c for c in CASES}
+assert len(BY_NAME) == len(CASES), "case names must be unique"
+
+
+def case_points(whys: frozenset[str] | None = None) -> list[tuple[Case, Point]]:
+    """(case, point) pairs, optionally only points of the given kinds."""
+    return [(c, p) for c in CASES for p in c.points if whys is None or p.why in whys]
+
+
+def pair_id(pair: tuple[Case, Point]) -> str:
+    return f"{pair[0].name}-{pair[1].id}"

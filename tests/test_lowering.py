@@ -1,0 +1,260 @@
+"""The generated torch program: golden text, its meaning, its lines, and its safety.
+
+Each catalogue case (`tests/cases.py`) has a golden program `tests/golden/lowering/<case>.py`,
+compared exactly (rewrite with `SYMGRAD_ACCEPT=1` and review the diff). The same test runs the
+program with float64 tensors and compares its value with SymPy's exact value: the golden file
+proves the program reads well, the numeric check proves it means the expression.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import linecache
+import math
+import tokenize
+import traceback
+from fractions import Fraction
+
+import pytest
+import sympy as sp
+import torch
+
+import symgrad as sg
+from symgrad.rules import RULES, rule_for
+
+from cases import CASES, Case, Point
+from conftest import GOLDEN
+
+VALUE_RTOL = 1e-12
+# At `cancellation` points the forward value itself loses digits in floating point (that is the
+# point of them): 1 - cos(1e-4) keeps about 8 of float64's 16 digits.
+CANCELLATION_RTOL = 1e-6
+
+
+def exact_point(case: Case, point: Point) -> dict[sp.Symbol, sp.Rational]:
+    """The exact binary value each input tensor holds (rounded to the case's dtype first)."""
+    dtype = torch.float32 if case.dtype == "float32" else torch.float64
+    out = {}
+    for s in case.symbols:
+        v = torch.tensor(point.at[s.name], dtype=dtype).item()
+        f = Fraction(v)
+        out[s] = sp.Rational(f.numerator, f.denominator)
+    return out
+
+
+def strip_primitives(expr: sp.Basic) -> sp.Basic:
+    """The mathematics: detach/item/no_grad are the identity."""
+    return expr.replace(lambda e: isinstance(e, (sg.detach, sg.item, sg.no_grad)), lambda e: e.args[0])
+
+
+def exact_value(case: Case, point: Point) -> sp.Basic:
+    return strip_primitives(case.expr).subs(exact_point(case, point)).evalf(30)
+
+
+def run_float64(lowered: sg.LoweredProgram, case: Case, point: Point) -> float:
+    exact = exact_point(case, point)
+    args = {name: torch.tensor(float(exact[s]), dtype=torch.float64) for name, s in zip(lowered.inputs, case.symbols)}
+    return float(lowered(**args))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_golden_program_and_its_value(case: Case, golden) -> None:
+    lowered = sg.lower(case.expr, branches=case.branches, dtype=case.dtype)
+    golden(f"lowering/{case.name}.py", lowered.source)
+    # symgrad's input order for a bare expression: its free symbols sorted by name.
+    assert list(lowered.symbols) == case.symbols
+    checked = 0
+    for point in case.points:
+        if point.why in ("outside", "nan-trap"):
+            continue  # outside the domain of the function or of a branch torch.where runs anyway
+        got = run_float64(lowered, case, point)
+        want = exact_value(case, point)
+        if point.why == "overflow":
+            assert want.is_finite and not math.isfinite(got), (point.id, want, got)
+        elif not want.is_finite:
+            # On the edge of the domain: log(0) is -inf in torch, SymPy's zoo.
+            assert not math.isfinite(got), (point.id, want, got)
+        else:
+            rtol = CANCELLATION_RTOL if point.why == "cancellation" else VALUE_RTOL
+            w = float(want)
+            assert abs(got - w) <= rtol * abs(w), f"{case.name} at {point.id}: program {got!r}, SymPy {want}"
+        checked += 1
+    assert checked > 0, f"{case.name} has no point inside its domain"
+
+
+# ---------------------------------------------------------------- the lines of the program
+
+# How a line that computes a node of each class is spelled (written out by hand, not taken
+# from the table): every function node of a case must sit on such a line.
+SPELLING: dict[type, tuple[str, ...]] = {
+    sp.sin: ("torch.sin(",), sp.cos: ("torch.cos(",), sp.tan: ("torch.tan(",),
+    sp.asin: ("torch.asin(",), sp.acos: ("torch.acos(",), sp.atan: ("torch.atan(",),
+    sp.atan2: ("torch.atan2(",), sp.sinh: ("torch.sinh(",), sp.cosh: ("torch.cosh(",),
+    sp.tanh: ("torch.tanh(",), sp.erf: ("torch.erf(",), sp.exp: ("torch.exp(",),
+    sp.log: ("torch.log(",), sp.Abs: ("torch.abs(",), sp.sign: ("torch.sign(",),
+    sp.floor: ("torch.floor(",), sp.ceiling: ("torch.ceil(",), sp.Heaviside: ("torch.sign(",),
+    sp.Max: ("torch.relu(", "torch.clamp(", "torch.maximum("),
+    sp.Min: ("torch.clamp(", "torch.minimum("),
+    sg.detach: (".detach()",), sg.item: (".item()", "torch.tensor("),
+    sg.no_grad: ("with torch.no_grad():",),
+}
+
+
+def _nodes(expr: sp.Basic) -> list[sp.Basic]:
+    """The operation nodes of an expression (no atoms, conditions or (expr, cond) pairs)."""
+    out = []
+    for node in sp.preorder_traversal(expr):
+        if node.is_Atom or isinstance(node, (sp.logic.boolalg.Boolean, sp.core.relational.Relational)):
+            continue
+        if isinstance(node, sp.functions.elementary.piecewise.ExprCondPair):
+            continue
+        out.append(node)
+    return out
+
+
+def _real(expr: sp.Basic) -> sp.Basic:
+    return expr.xreplace({s: sp.Symbol(s.name, real=True) for s in expr.free_symbols})
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_line_of_names_the_line_that_computes_the_node(case: Case) -> None:
+    lowered = sg.lower(case.expr, branches=case.branches, dtype=case.dtype)
+    lines = lowered.source.splitlines()
+    # The whole expression, in the user's own symbols, is computed on some line.
+    assert isinstance(lowered.line_of(case.expr), int)
+    for node in _nodes(_real(case.expr)):
+        line = lowered.line_of(node)
+        if isinstance(node, sp.Function) or node == _real(case.expr):
+            assert isinstance(line, int), f"{case.name}: no line for {sp.sstr(node)}\n{lowered.source}"
+        if line is None:
+            continue  # folded into its parent's line (`-2*y` in `x - 2*y`, `1/y` in `x/y`)
+        code = lines[line - 1].strip()
+        above = lines[line - 2].strip()
+        # The comment above the line gives the node in SymPy notation (cut at 72 characters).
+        text = sp.sstr(node)
+        assert above.startswith("# " + (text if len(text) <= 72 else text[:69])), (
+            f"{case.name}: line {line} ({code!r}) is not under a comment naming {text}\n{lowered.source}")
+        assert not code.startswith("#")
+        spellings = SPELLING.get(type(node))
+        if isinstance(node, sp.Piecewise):
+            spellings = ("if ",) if case.branches == "if" else ("torch.where(",)
+        if spellings is not None:
+            assert any(s in code for s in spellings), f"{case.name}: line {line} {code!r} does not compute {text}"
+
+
+def test_line_of_accepts_user_and_real_symbols_and_says_none_for_absent_nodes() -> None:
+    x = sp.Symbol("x")
+    lowered = sg.lower(sp.sin(x) ** 2 + sp.cos(x))
+    line = lowered.line_of(sp.sin(x))
+    assert line == lowered.line_of(sp.sin(sp.Symbol("x", real=True)))
+    assert "torch.sin(x)" in lowered.source.splitlines()[line - 1]
+    assert lowered.line_of(sp.tan(x)) is None
+
+
+def test_source_is_in_linecache_and_inspect_sees_it() -> None:
+    x = sp.Symbol("x")
+    lowered = sg.lower(sp.log(x) * sp.exp(x))
+    assert "".join(linecache.getlines(lowered.filename)) == lowered.source
+    fn_source = lowered.source[lowered.source.index("def f("):]
+    assert inspect.getsource(lowered._fn) == fn_source
+    assert lowered._fn.__code__.co_filename == lowered.filename
+
+
+def test_traceback_shows_the_generated_line() -> None:
+    x = sp.Symbol("x")
+    lowered = sg.lower(sp.sin(x) + 1)
+    with pytest.raises(TypeError) as info:
+        lowered("not a tensor")
+    frames = [f for f in traceback.extract_tb(info.value.__traceback__) if f.filename == lowered.filename]
+    assert len(frames) == 1
+    assert frames[0].line == lowered.source.splitlines()[lowered.line_of(sp.sin(x)) - 1].strip()
+
+
+# ---------------------------------------------------------------- hostile symbol names
+
+
+def _code_tokens(source: str) -> str:
+    """The source without its comments."""
+    toks = tokenize.generate_tokens(io.StringIO(source).readline)
+    return " ".join(t.string for t in toks if t.type != tokenize.COMMENT)
+
+
+def test_symbol_named_like_code_is_a_harmless_identifier() -> None:
+    evil = sp.Symbol("__import__('os').system('id')")
+    x = sp.Symbol("x")
+    lowered = sg.lower(evil * sp.sin(x) + evil)
+    tree = ast.parse(lowered.source)
+    compile(lowered.source, "<test>", "exec")
+    assert "__import__(" not in _code_tokens(lowered.source)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    assert [c.func.id for c in calls] == []  # only torch.* attributes are called
+    # The name is an identifier, and the program still computes the expression.
+    for name in lowered.inputs:
+        assert name.isidentifier()
+    args = [torch.tensor(2.0, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)]
+    by_symbol = dict(zip(lowered.symbols, args))
+    value = float(lowered(*args))
+    assert value == pytest.approx(2.0 * math.sin(0.5) + 2.0, rel=1e-15)
+    assert by_symbol[evil].item() == 2.0
+
+
+def test_symbol_with_a_newline_cannot_start_a_statement() -> None:
+    sneaky = sp.Symbol("a\nimport os\nos.system('id')")
+    lowered = sg.lower(sneaky**2 + sp.cos(sneaky))
+    tree = ast.parse(lowered.source)
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [a.name for n in imports for a in n.names] == ["math", "torch"]
+    (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert all(isinstance(s, (ast.Assign, ast.Return)) for s in fn.body)
+    assert "os.system" not in _code_tokens(lowered.source)
+    # Every line that mentions the name is a comment (or the header comment).
+    for line in lowered.source.splitlines():
+        if "os.system" in line:
+            assert line.lstrip().startswith("#"), line
+    value = float(lowered(torch.tensor(0.5, dtype=torch.float64)))
+    assert value == pytest.approx(0.25 + math.cos(0.5), rel=1e-15)
+
+
+@pytest.mark.parametrize("name", ["lambda", "None", "if", "out", "torch", "math", "f", "sin_x", "x_pow_2", "1x", ""])
+def test_awkward_symbol_names_lower_to_distinct_identifiers(name: str) -> None:
+    awkward, x = sp.Symbol(name), sp.Symbol("x")
+    lowered = sg.lower(awkward * sp.sin(x) + awkward * x**2)
+    assert len(set(lowered.inputs)) == 2
+    assert all(n.isidentifier() and not __import__("keyword").iskeyword(n) for n in lowered.inputs)
+    a, b = torch.tensor(3.0, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)
+    args = dict(zip(lowered.symbols, (a, b))) if lowered.symbols[0] == awkward else dict(zip(lowered.symbols, (b, a)))
+    value = float(lowered(*[args[s] for s in lowered.symbols]))
+    assert value == pytest.approx(3.0 * math.sin(0.5) + 3.0 * 0.25, rel=1e-15)
+
+
+# ---------------------------------------------------------------- coverage of the table
+
+
+def test_every_rule_has_a_case_with_a_golden_file() -> None:
+    covered: dict[type, list[str]] = {}
+    for case in CASES:
+        for node in sp.preorder_traversal(case.expr):
+            rule = rule_for(node)
+            if rule is not None:
+                covered.setdefault(rule.cls, []).append(case.name)
+    for cls in RULES:
+        names = covered.get(cls)
+        assert names, (
+            f"the lowering table row {cls.__name__} has no case: add a Case whose expression "
+            f"contains a {cls.__name__} node to tests/cases.py, then run "
+            "`SYMGRAD_ACCEPT=1 python -m pytest tests/test_lowering.py` and review its golden file"
+        )
+        with_golden = [n for n in names if (GOLDEN / "lowering" / f"{n}.py").exists()]
+        assert with_golden, (
+            f"the lowering table row {cls.__name__} is covered by {sorted(set(names))} in tests/cases.py, "
+            "but none has a golden file under tests/golden/lowering/: run "
+            "`SYMGRAD_ACCEPT=1 python -m pytest tests/test_lowering.py` and review it"
+        )
+
+
+def test_no_orphan_golden_programs() -> None:
+    names = {c.name for c in CASES}
+    orphans = sorted(p.name for p in (GOLDEN / "lowering").glob("*.py") if p.stem not in names)
+    assert orphans == [], f"golden programs without a case in tests/cases.py: {orphans} (delete them)"
