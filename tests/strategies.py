@@ -1,0 +1,426 @@
+"""Hypothesis strategies for SymPy expressions in x and y, and oracles that do not use symgrad.
+
+The vocabulary is the lowering table's (`symgrad.rules.RULES`): +, -, *, /, integer powers,
+sqrt, exp, log, sin, cos, tan, atan, tanh, erf, Abs, Max, Min, floor, sign and Piecewise with
+simple conditions (`x > c`, `u >= c`, ...).
+
+Two flavours:
+
+* `expressions(guarded=True)`: domain filters are applied at construction, so the function is
+  finite at every real point: log and sqrt only see positive arguments (`u**2 + c`, `exp(u)`,
+  `Abs(u) + c`) or sit behind a Piecewise guard (`Piecewise((log(u), u > 0), (0, True))`),
+  divisors and negative powers are bounded away from 0, and tan only sees arguments in [-1, 1]
+  (far from its poles at +-pi/2).
+* `expressions(guarded=False)`: the same vocabulary applied to anything (log of a negative,
+  1/u at a root, tan at a pole), for the "nothing but SymgradError escapes" property.
+
+Oracles (ground truth, independent of symgrad):
+
+* `exact_value(expr, point)`: SymPy's `evalf(30)` at the exact binary point.
+* `exact_derivative(expr, sym, point)`: `sympy.diff`, evaluated with `evalf(30)`.
+* `enclosure(expr, point)`: an interval that holds every value a float64 evaluation of the
+  expression can produce, operation by operation (each result rounded within a few ulps, n-ary
+  sums within (n-1) roundings of the sum of magnitudes). It is the tolerance of the forward
+  property: a cancellation or a `floor` on a threshold widens it exactly as much as floating
+  point can move the value, no more. It also measures how far the point is from every kink,
+  jump and branch threshold (`Enclosure.margin`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import mpmath
+import sympy as sp
+from hypothesis import strategies as st
+
+X = sp.Symbol("x")
+Y = sp.Symbol("y")
+SYMBOLS = (X, Y)
+REAL = {X: sp.Symbol("x", real=True), Y: sp.Symbol("y", real=True)}
+
+# Thresholds for conditions and Max/Min constants: integers and halves, so that the special
+# points (0, integers, +-1/2) hit them exactly.
+THRESHOLDS = (sp.Integer(0), sp.Integer(1), sp.Integer(-1), sp.Rational(1, 2), sp.Integer(2))
+SPECIAL_POINTS = (0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 3.0)
+POSITIVE_SHIFTS = (sp.Integer(1), sp.Rational(1, 2), sp.Integer(2))
+
+
+# --------------------------------------------------------------------------- expressions
+
+_leaf = st.one_of(
+    st.sampled_from(SYMBOLS),
+    st.sampled_from(SYMBOLS),
+    st.sampled_from((sp.Integer(1), sp.Integer(2), sp.Integer(-1), sp.Integer(3), sp.Rational(1, 2),
+                     sp.Rational(-1, 3), sp.pi)),
+)
+
+
+def _positive(u: sp.Basic, how: int, c: sp.Basic) -> sp.Basic:
+    """Something > 0 at every real point, built from u (the domain filter for log/sqrt/1/...)."""
+    return (u**2 + c, sp.exp(u), sp.Abs(u) + c)[how]
+
+
+def _bounded(u: sp.Basic, how: int) -> sp.Basic:
+    """Something in [-1, 1], built from u (the domain filter for tan: its poles are at +-pi/2)."""
+    return (sp.sin(u), sp.cos(u), sp.tanh(u), sp.erf(u), sp.atan(u) / 2)[how]
+
+
+def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchStrategy[sp.Basic]:
+    a, b = children, children
+    # Conditions only compare subexpressions without a Piecewise: SymPy rewrites
+    # `Piecewise(...) > 0` inside a condition to ITE(...), which symgrad cannot lower yet
+    # (UnsupportedNodeError; pinned by test_properties.py::test_condition_on_a_piecewise).
+    # (Unguarded expressions keep them: there an UnsupportedNodeError is a correct outcome.)
+    plain = children.filter(lambda u: not u.has(sp.Piecewise)) if guarded else children
+    pos = st.builds(_positive, a, st.integers(0, 2), st.sampled_from(POSITIVE_SHIFTS))
+    thr = st.sampled_from(THRESHOLDS)
+    rel = st.sampled_from((sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan))
+    sym = st.sampled_from(SYMBOLS)
+    unary = st.sampled_from((sp.exp, sp.sin, sp.cos, sp.atan, sp.tanh, sp.erf, sp.sign, sp.floor))
+    # Abs only of arguments SymPy knows to be real (when guarded): for others, such as
+    # sqrt(log(x)**2 + 1), sympy.diff writes re/im/arg, which symgrad cannot evaluate
+    # (UnsupportedNodeError; pinned by test_properties.py::test_abs_of_an_unproven_real).
+    real_args = children.filter(lambda u: real(u).is_extended_real is True) if guarded else children
+    options = [
+        st.builds(lambda u, v: u + v, a, b),
+        st.builds(lambda u, v: u - v, a, b),
+        st.builds(lambda u, v: u * v, a, b),
+        st.builds(lambda f, u: f(u), unary, a),
+        st.builds(sp.Abs, real_args),
+        st.builds(lambda u, n: u**n, a, st.integers(2, 3)),
+        st.builds(sp.Max, a, b),
+        st.builds(sp.Min, a, b),
+        st.builds(sp.Max, a, thr),
+        st.builds(sp.Min, a, thr),
+        # Piecewise on a symbol's threshold (control flow at integers and halves) or on a
+        # subexpression's sign.
+        st.builds(lambda u, v, r, s, c: sp.Piecewise((u, r(s, c)), (v, True)), a, b, rel, sym, thr),
+        st.builds(lambda u, v, w, r: sp.Piecewise((u, r(w, 0)), (v, True)), a, b, plain, rel),
+    ]
+    if guarded:
+        options += [
+            st.builds(sp.log, pos),
+            st.builds(sp.sqrt, pos),
+            st.builds(lambda u, p: u / p, a, pos),
+            st.builds(lambda p, n: p**n, pos, st.integers(-3, -1)),
+            st.builds(lambda u, how: sp.tan(_bounded(u, how)), a, st.integers(0, 4)),
+            # A guarded log and sqrt: fine with branches="if"; a NaN trap with "where".
+            st.builds(lambda u: sp.Piecewise((sp.log(u), u > 0), (0, True)), plain),
+            st.builds(lambda u: sp.Piecewise((sp.sqrt(u), u > 0), (0, True)), plain),
+        ]
+    else:
+        options += [
+            st.builds(sp.log, a),
+            st.builds(sp.sqrt, a),
+            st.builds(lambda u, v: u / v, a, b),
+            st.builds(lambda u, n: u**n, a, st.integers(-3, -1)),
+            st.builds(sp.tan, a),
+            st.builds(lambda u: sp.Piecewise((sp.log(u), u > 0), (0, True)), plain),
+        ]
+    return st.one_of(options)
+
+
+def expressions(*, guarded: bool = True, max_leaves: int = 6) -> st.SearchStrategy[sp.Basic]:
+    """SymPy expressions in x and y from the rule table's vocabulary (see the module docstring)."""
+    return st.recursive(_leaf, lambda c: _extend(c, guarded), max_leaves=max_leaves)
+
+
+def _thresholds_in(expr: sp.Basic) -> list[float]:
+    """The constants of the expression as floats: points that sit on its thresholds."""
+    out = []
+    for atom in expr.atoms(sp.Rational):
+        if abs(atom) <= 10:
+            out.append(float(atom))
+    return sorted(set(out))
+
+
+@dataclass(frozen=True)
+class Case:
+    expr: sp.Basic
+    point: dict[sp.Symbol, float]
+
+    @property
+    def symbols(self) -> list[sp.Symbol]:
+        return sorted(self.expr.free_symbols, key=lambda s: s.name)
+
+    def __repr__(self) -> str:
+        pt = ", ".join(f"{s}: {v!r}" for s, v in self.point.items())
+        return f"Case({sp.sstr(self.expr)}, at={{{pt}}})"
+
+
+def _coordinate(expr: sp.Basic, specials: bool) -> st.SearchStrategy[float]:
+    randoms = st.floats(-4, 4, allow_nan=False, allow_infinity=False)
+    if not specials:
+        return randoms
+    thresholds = _thresholds_in(expr) or [0.0]
+    return st.one_of(randoms, st.sampled_from(SPECIAL_POINTS), st.sampled_from(thresholds),
+                     st.integers(-3, 3).map(float))
+
+
+@st.composite
+def cases(draw: st.DrawFn, *, guarded: bool = True, specials: bool = True, symbolic: bool = True) -> Case:
+    """An expression with at least one free symbol (unless `symbolic=False`) and a point for
+    each of its free symbols: random floats in [-4, 4], and with `specials` also the exact
+    kink and jump points (0, integers, halves, the expression's own thresholds)."""
+    expr = draw(expressions(guarded=guarded))
+    if symbolic and not expr.free_symbols:
+        expr = expr + draw(st.sampled_from(SYMBOLS))
+    point = {}
+    for s in sorted(expr.free_symbols, key=lambda s: s.name):
+        point[s] = draw(_coordinate(expr, specials))
+    return Case(expr, point)
+
+
+# --------------------------------------------------------------------------- exact oracles
+
+
+def real(expr: sp.Basic) -> sp.Basic:
+    """The expression over real symbols (what symgrad differentiates, DESIGN.md section 4)."""
+    return expr.xreplace(REAL)
+
+
+def exact_point(point: dict[sp.Symbol, float]) -> dict[sp.Symbol, sp.Rational]:
+    """Each coordinate as the exact rational the float64 tensor holds."""
+    return {REAL[s]: sp.Rational(Fraction(v).numerator, Fraction(v).denominator) for s, v in point.items()}
+
+
+def exact_value(expr: sp.Basic, point: dict[sp.Symbol, float]) -> sp.Basic:
+    """SymPy's value at the exact point, to 30 digits."""
+    return real(expr).xreplace(exact_point(point)).evalf(30)
+
+
+def _flatten_steps(d: sp.Basic) -> sp.Basic:
+    """Replace the derivatives of floor and sign that SymPy leaves unevaluated by 0.
+
+    `diff(floor(u), x)` stays `Derivative(floor(u), x)` (or a `Subs` of one); off the integers
+    floor is locally constant, and the callers only evaluate it there (the point is checked to
+    be away from every jump with `Enclosure.margin`).
+    """
+    flat = (sp.floor, sp.ceiling, sp.sign)
+
+    def is_flat(e: sp.Basic) -> bool:
+        return isinstance(e, (sp.Derivative, sp.Subs)) and any(
+            isinstance(a, flat) for a in sp.preorder_traversal(e))
+
+    return d.replace(is_flat, lambda e: sp.Integer(0))
+
+
+def exact_derivative(expr: sp.Basic, sym: sp.Symbol, point: dict[sp.Symbol, float]) -> tuple[sp.Basic, sp.Basic]:
+    """(`sympy.diff(expr, sym)` over real symbols, its value at the exact point to 30 digits)."""
+    d = _flatten_steps(sp.diff(real(expr), REAL[sym]))
+    return d, d.xreplace(exact_point(point)).evalf(30)
+
+
+# --------------------------------------------------------------------------- float enclosures
+
+UNIT = mpmath.mpf(2) ** -53  # float64 unit roundoff
+ULPS = 8  # each torch op is within a few ulps (libm: <= 1-2 ulp); generous but ~1e-15
+TINY = mpmath.mpf(2) ** -1000  # absolute slack for underflow
+INF = mpmath.inf
+
+
+class Unbounded(Exception):
+    """The enclosure would be unbounded (a pole, log of <= 0 within rounding): no claim."""
+
+
+@dataclass
+class Enclosure:
+    """The interval [lo, hi] and the smallest margin to a threshold seen on the way."""
+
+    lo: mpmath.mpf
+    hi: mpmath.mpf
+    margins: list[mpmath.mpf] = field(default_factory=list)
+
+    @property
+    def margin(self) -> mpmath.mpf:
+        return min(self.margins, default=INF)
+
+
+class _Encloser:
+    """Interval evaluation that models float64 rounding (`rounding=True`) or none (a point
+    evaluation at 60 digits, `rounding=False`, used for the distance to kinks)."""
+
+    def __init__(self, point: dict[sp.Symbol, float], rounding: bool) -> None:
+        self.values = {REAL[s]: mpmath.mpf(v) for s, v in point.items()}
+        self.rounding = rounding
+        self.margins: list[mpmath.mpf] = []
+
+    def widen(self, lo, hi, rel, absolute=0):
+        if not self.rounding:
+            return lo, hi
+        mag = max(abs(lo), abs(hi))
+        slack = rel * UNIT * mag + absolute + TINY
+        return lo - slack, hi + slack
+
+    def threshold(self, lo, hi, t) -> None:
+        """Record how far [lo, hi] is from the threshold t (<= 0 when it contains t)."""
+        self.margins.append(max(lo - t, t - hi))
+
+    def ev(self, e: sp.Basic):
+        if e in self.values:
+            v = self.values[e]
+            return v, v
+        if isinstance(e, sp.Integer):
+            v = mpmath.mpf(int(e))
+            return v, v
+        if e.is_number and not e.free_symbols and not isinstance(e, sp.Piecewise):
+            v = mpmath.mpf(e.evalf(60))
+            return self.widen(v, v, ULPS)
+        args = e.args
+        if isinstance(e, sp.Add):
+            parts = [self.ev(a) for a in args]
+            lo = mpmath.fsum(p[0] for p in parts)
+            hi = mpmath.fsum(p[1] for p in parts)
+            mags = mpmath.fsum(max(abs(p[0]), abs(p[1])) for p in parts)
+            return self.widen(lo, hi, 0, ULPS * len(parts) * UNIT * mags) if self.rounding else (lo, hi)
+        if isinstance(e, sp.Mul):
+            lo, hi = self.ev(args[0])
+            for a in args[1:]:
+                lo, hi = _mul((lo, hi), self.ev(a))
+            return self.widen(lo, hi, ULPS * len(args))
+        if isinstance(e, sp.Pow):
+            return self.power(e)
+        if isinstance(e, (sp.exp, sp.atan, sp.tanh, sp.erf)):
+            f = {sp.exp: mpmath.exp, sp.atan: mpmath.atan, sp.tanh: mpmath.tanh, sp.erf: mpmath.erf}[e.func]
+            lo, hi = self.ev(args[0])
+            if hi > 700:
+                raise Unbounded(e)
+            return self.widen(f(lo), f(hi), ULPS)
+        if isinstance(e, sp.log):
+            lo, hi = self.ev(args[0])
+            if lo <= 0:
+                raise Unbounded(e)
+            return self.widen(mpmath.log(lo), mpmath.log(hi), ULPS)
+        if isinstance(e, (sp.sin, sp.cos, sp.tan)):
+            return self.trig(e.func, *self.ev(args[0]))
+        if isinstance(e, sp.Abs):
+            lo, hi = self.ev(args[0])
+            self.threshold(lo, hi, 0)
+            if lo >= 0:
+                return lo, hi
+            if hi <= 0:
+                return -hi, -lo
+            return mpmath.mpf(0), max(-lo, hi)
+        if isinstance(e, sp.sign):
+            lo, hi = self.ev(args[0])
+            self.threshold(lo, hi, 0)
+            return mpmath.mpf(mpmath.sign(lo)), mpmath.mpf(mpmath.sign(hi))
+        if isinstance(e, sp.floor):
+            lo, hi = self.ev(args[0])
+            nearest = mpmath.nint((lo + hi) / 2)
+            self.threshold(lo, hi, nearest)
+            return mpmath.floor(lo), mpmath.floor(hi)
+        if isinstance(e, (sp.Max, sp.Min)):
+            parts = sorted((self.ev(a) for a in args), key=lambda p: p[1], reverse=isinstance(e, sp.Max))
+            pick = max if isinstance(e, sp.Max) else min
+            if isinstance(e, sp.Max):
+                # the gap between the largest and the runner-up (a tie is a kink)
+                self.margins.append(parts[0][0] - parts[1][1])
+            else:
+                self.margins.append(parts[1][0] - parts[0][1])
+            return pick(p[0] for p in parts), pick(p[1] for p in parts)
+        if isinstance(e, sp.Piecewise):
+            return self.piecewise(e)
+        raise NotImplementedError(f"no enclosure for {type(e).__name__}: {e}")
+
+    def power(self, e: sp.Pow):
+        base, n = e.args
+        lo, hi = self.ev(base)
+        if n.is_Integer:
+            n = int(n)
+            if n < 0 and lo <= 0 <= hi:
+                raise Unbounded(e)
+            cands = [lo**n, hi**n]
+            if n % 2 == 0 and lo < 0 < hi and n > 0:
+                cands.append(mpmath.mpf(0))
+            return self.widen(min(cands), max(cands), ULPS * (abs(n) + 2))
+        if n.is_Rational:
+            if lo < 0 or (lo == 0 and (self.rounding or n < 0)):
+                raise Unbounded(e)
+            p = mpmath.mpf(n.p) / n.q
+            cands = [lo**p, hi**p]
+            rel = ULPS * 2 + abs(p) * abs(mpmath.log(max(hi, mpmath.mpf(2)))) * 2
+            return self.widen(min(cands), max(cands), rel)
+        raise NotImplementedError(f"no enclosure for {e}")
+
+    def trig(self, f, lo, hi):
+        if f is sp.tan:
+            # monotone between poles: the interval must not contain pi/2 + k pi
+            k_lo = mpmath.floor((lo - mpmath.pi / 2) / mpmath.pi)
+            k_hi = mpmath.floor((hi - mpmath.pi / 2) / mpmath.pi)
+            if k_lo != k_hi:
+                raise Unbounded(sp.tan)
+            return self.widen(mpmath.tan(lo), mpmath.tan(hi), ULPS)
+        g = mpmath.sin if f is sp.sin else mpmath.cos
+        vals = [g(lo), g(hi)]
+        # interior extrema: sin at pi/2 + k pi, cos at k pi
+        shift = mpmath.pi / 2 if f is sp.sin else mpmath.mpf(0)
+        k = mpmath.ceil((lo - shift) / mpmath.pi)
+        while shift + k * mpmath.pi <= hi:
+            vals.append(g(shift + k * mpmath.pi))
+            k += 1
+            if len(vals) > 6:
+                break
+        return self.widen(min(vals), max(vals), ULPS, ULPS * UNIT * max(abs(lo), abs(hi)))
+
+    def condition(self, c: sp.Basic) -> bool | None:
+        """True, False, or None when rounding could decide either way."""
+        if c is sp.true:
+            return True
+        if c is sp.false:
+            return False
+        if isinstance(c, (sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan)):
+            a_lo, a_hi = self.ev(c.lhs)
+            b_lo, b_hi = self.ev(c.rhs)
+            lo, hi = a_lo - b_hi, a_hi - b_lo
+            self.threshold(lo, hi, 0)
+            strict_gt = isinstance(c, sp.StrictGreaterThan)
+            ge = isinstance(c, sp.GreaterThan)
+            if isinstance(c, (sp.StrictGreaterThan, sp.GreaterThan)):
+                if lo > 0 or (ge and lo >= 0):
+                    return True
+                if hi < 0 or (strict_gt and hi <= 0):
+                    return False
+                return None
+            # lhs < rhs (or <=): the mirror image
+            strict_lt = isinstance(c, sp.StrictLessThan)
+            if hi < 0 or (not strict_lt and hi <= 0):
+                return True
+            if lo > 0 or (strict_lt and lo >= 0):
+                return False
+            return None
+        raise NotImplementedError(f"no enclosure for the condition {c}")
+
+    def piecewise(self, e: sp.Piecewise):
+        parts = []
+        for value, cond in e.args:
+            holds = self.condition(cond)
+            if holds is False:
+                continue
+            parts.append(self.ev(value))
+            if holds is True:
+                break
+        else:
+            raise Unbounded(e)  # no condition certainly holds: NaN is possible
+        return min(p[0] for p in parts), max(p[1] for p in parts)
+
+
+def _mul(a, b):
+    prods = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]
+    return min(prods), max(prods)
+
+
+def enclosure(expr: sp.Basic, point: dict[sp.Symbol, float], *, rounding: bool = True) -> Enclosure:
+    """Every value float64 evaluation can give (`rounding=True`), or the exact value with the
+    margins to all thresholds on the way (`rounding=False`). Raises `Unbounded`."""
+    with mpmath.workdps(60):
+        enc = _Encloser(point, rounding)
+        lo, hi = enc.ev(real(expr))
+        return Enclosure(lo, hi, enc.margins)
+
+
+def finite(v: float) -> bool:
+    return v is not None and math.isfinite(v)

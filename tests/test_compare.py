@@ -1,0 +1,432 @@
+"""The comparator: one test per acceptance row, then a sweep of the catalogue.
+
+Expected numbers are written out (SymPy numbers compare with `==`: they are exact), or
+computed by SymPy itself (`sympy.diff`, `evalf(30)`) at the exact binary value of the point.
+The executed side is checked against PyTorch run here, independently of symgrad: a
+hand-written torch function (`Case.torch_fn`) or the generated program called directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from fractions import Fraction
+
+import pytest
+import sympy as sp
+import torch
+
+import symgrad as sg
+
+from cases import CASES, ORDINARY, Case, Point, case_points, pair_id
+
+x, y = sp.symbols("x y")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# Executed (exact) vs autograd (floating point) where the comparison agrees: symgrad's own
+# default tolerances (DESIGN.md section 4), so this checks the same promise.
+EXECUTED_RTOL = {"float64": 1e-9, "float32": 1e-4}
+FLOAT_CAUSES = {"nan-trap", "overflow", "rounding"}
+# A transcendental grad_symbolic is a SymPy Float of 20 significant digits.
+SYMBOLIC_RTOL = sp.Float("1e-19", 30)
+
+
+def rational(v: float, dtype: str = "float64") -> sp.Rational:
+    """The exact binary value a tensor of `dtype` holds for v."""
+    f = Fraction(torch.tensor(v, dtype=DTYPES[dtype]).item())
+    return sp.Rational(f.numerator, f.denominator)
+
+
+def torch_grads(fn: Callable[..., torch.Tensor], at: Mapping[str, float], names: list[str],
+                dtype: str = "float64") -> list[float]:
+    """torch.autograd.grad of `fn` at the point, by input name, run here (not through symgrad)."""
+    tensors = {n: torch.tensor(at[n], dtype=DTYPES[dtype], requires_grad=True) for n in names}
+    out = fn(**tensors)
+    grads = torch.autograd.grad(out, [tensors[n] for n in names], allow_unused=True)
+    return [0.0 if g is None else float(g) for g in grads]
+
+
+def same_float(a: float | None, b: float | None, rtol: float = 0.0) -> bool:
+    if a is None or b is None:
+        return a is b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= rtol * abs(b) if rtol else a == b
+
+
+def exact_float(v: sp.Basic | None) -> float | None:
+    """A SymPy number (possibly oo or nan) as a float."""
+    if v is None:
+        return None
+    if v is sp.nan:
+        return math.nan
+    return float(v)
+
+
+def check_disagreements_are_explained(c: sg.Comparison) -> None:
+    """Every entry that does not agree names its node and line, and explains and hints."""
+    lines = c.lowered.source.splitlines()
+    for e in c.entries:
+        if e.cause is sg.Cause.AGREE:
+            continue
+        assert isinstance(e.node, str) and e.node, e
+        assert isinstance(e.line, int) and 1 <= e.line <= len(lines), e
+        assert not lines[e.line - 1].lstrip().startswith("#"), "the line cited is a comment"
+        assert e.explanation.strip(), e
+        assert e.hint.strip(), e
+        assert e.node in e.explanation, f"the explanation does not name {e.node}: {e.explanation}"
+
+
+# ---------------------------------------------------------------- the acceptance rows
+
+
+def test_square_at_3_agrees() -> None:
+    c = sg.compare(x**2, at={x: 3.0})
+    (e,) = c.entries
+    assert (e.grad_symbolic, e.one_sided, e.grad_executed, e.grad_autograd) == (6, None, 6, 6.0)
+    assert e.cause is sg.Cause.AGREE and c.cause.id == "agree" and c.ok
+    assert e.wrt == x
+    assert torch_grads(lambda x: x**2, {"x": 3.0}, ["x"]) == [float(e.grad_executed)]
+
+
+def test_relu_at_its_kink() -> None:
+    c = sg.compare(sp.Max(x, 0), at={x: 0.0})
+    (e,) = c.entries
+    assert e.grad_symbolic is None
+    assert e.one_sided == (0, 1)
+    assert e.grad_executed == 0
+    assert e.grad_autograd == 0.0
+    assert e.cause.id == "kink" and c.cause.id == "kink" and not c.ok
+    assert "torch.relu(x)" in c.lowered.source.splitlines()[e.line - 1]
+    assert e.node == "Max(0, x)"
+    assert torch_grads(torch.relu, {"x": 0.0}, ["x"]) == [float(e.grad_executed)]
+    check_disagreements_are_explained(c)
+
+
+def _relu_if(x: torch.Tensor) -> torch.Tensor:
+    return x if x > 0 else x * 0
+
+
+def test_piecewise_if_on_its_threshold_is_control_flow() -> None:
+    c = sg.compare(sp.Piecewise((x, x > 0), (0, True)), at={x: 0.0}, branches="if")
+    (e,) = c.entries
+    assert e.grad_symbolic is None
+    assert e.one_sided == (0, 1)
+    assert e.grad_executed == 0
+    assert e.grad_autograd == 0.0
+    assert e.cause.id == "control-flow" and c.cause.id == "control-flow"
+    assert c.lowered.source.splitlines()[e.line - 1].strip() == "if x > 0:"
+    assert torch_grads(_relu_if, {"x": 0.0}, ["x"]) == [float(e.grad_executed)]
+    check_disagreements_are_explained(c)
+
+
+def test_piecewise_where_on_its_threshold_is_a_kink() -> None:
+    c = sg.compare(sp.Piecewise((x, x > 0), (0, True)), at={x: 0.0}, branches="where")
+    (e,) = c.entries
+    assert e.grad_symbolic is None
+    assert e.one_sided == (0, 1)
+    assert e.grad_executed == 0
+    assert e.grad_autograd == 0.0
+    assert e.cause.id == "kink" and c.cause.id == "kink"
+    assert "torch.where(" in c.lowered.source.splitlines()[e.line - 1]
+    assert torch_grads(lambda x: torch.where(x > 0, x, 0.0), {"x": 0.0}, ["x"]) == [float(e.grad_executed)]
+    check_disagreements_are_explained(c)
+
+
+def test_abs_at_zero_is_a_kink() -> None:
+    c = sg.compare(sp.Abs(x), at={x: 0.0})
+    (e,) = c.entries
+    assert e.grad_symbolic is None
+    assert e.one_sided == (-1, 1)
+    assert e.grad_executed == 0
+    assert e.grad_autograd == 0.0
+    assert e.cause.id == "kink" and c.cause.id == "kink"
+    assert e.node == "Abs(x)"
+    assert torch_grads(torch.abs, {"x": 0.0}, ["x"]) == [float(e.grad_executed)]
+    check_disagreements_are_explained(c)
+
+
+def test_floor_at_an_integer_jumps() -> None:
+    c = sg.compare(sp.floor(x), at={x: 1.0})
+    (e,) = c.entries
+    assert e.grad_symbolic is None
+    assert e.one_sided is None
+    assert e.grad_executed == 0
+    assert e.grad_autograd == 0.0
+    assert e.cause.id == "jump" and c.cause.id == "jump"
+    assert e.node == "floor(x)"
+    assert torch_grads(torch.floor, {"x": 1.0}, ["x"]) == [float(e.grad_executed)]
+    check_disagreements_are_explained(c)
+
+
+def test_where_sqrt_below_zero_is_a_nan_trap() -> None:
+    c = sg.compare(sp.Piecewise((sp.sqrt(x), x > 0), (0, True)), at={x: -1.0}, branches="where")
+    (e,) = c.entries
+    assert e.grad_symbolic == 0
+    assert e.one_sided is None
+    assert e.grad_executed == 0
+    assert math.isnan(e.grad_autograd)
+    assert e.cause.id == "nan-trap" and c.cause.id == "nan-trap"
+    assert e.node == "sqrt(x)"
+    assert "torch.sqrt(x)" in c.lowered.source.splitlines()[e.line - 1]
+    assert "double-where" in e.hint
+    # What torch itself reports for the same program.
+    (g,) = torch_grads(lambda x: torch.where(x > 0, torch.sqrt(x), 0.0), {"x": -1.0}, ["x"])
+    assert math.isnan(g)
+    check_disagreements_are_explained(c)
+
+
+def test_where_log_below_zero_is_no_trap() -> None:
+    c = sg.compare(sp.Piecewise((sp.log(x), x > 0), (0, True)), at={x: -1.0}, branches="where")
+    (e,) = c.entries
+    assert e.grad_symbolic == 0
+    assert e.one_sided is None
+    assert e.grad_executed == 0
+    # log's gradient at -1 is 1/x = -1, finite: the unused branch contributes 0 * -1 = -0.0.
+    assert e.grad_autograd == 0.0 and math.copysign(1.0, e.grad_autograd) == -1.0
+    assert e.cause.id == "agree" and c.ok
+    (g,) = torch_grads(lambda x: torch.where(x > 0, torch.log(x), 0.0), {"x": -1.0}, ["x"])
+    assert g == float(e.grad_executed)
+
+
+def test_log_sum_exp_overflows() -> None:
+    c = sg.compare(sp.log(sp.exp(x) + sp.exp(y)), at={x: 1000.0, y: 0.0})
+    ex_, ey = c.entries
+    assert (ex_.wrt, ey.wrt) == (x, y)
+    big = sp.exp(1000)
+    want_x = (big / (1 + big)).evalf(40)
+    want_y = (1 / (1 + big)).evalf(40)
+    for e, want in ((ex_, want_x), (ey, want_y)):
+        assert e.one_sided is None
+        assert abs(e.grad_symbolic - want) <= sp.Float("1e-17", 40) * abs(want), (e.grad_symbolic, want)
+        assert abs(e.grad_executed - want) <= sp.Float("1e-17", 40) * abs(want)
+    assert math.isnan(ex_.grad_autograd)
+    assert ey.grad_autograd == 0.0  # 1/(1 + e**1000) is about 5e-435, below float64's 5e-324
+    assert ex_.cause.id == "overflow" and ey.cause.id == "agree" and c.cause.id == "overflow"
+    assert ex_.node == "exp(x)"
+    assert "torch.exp(x)" in c.lowered.source.splitlines()[ex_.line - 1]
+    assert "logsumexp" in ex_.hint
+    gx, gy = torch_grads(lambda x, y: torch.log(torch.exp(x) + torch.exp(y)), {"x": 1000.0, "y": 0.0}, ["x", "y"])
+    assert math.isnan(gx) and gy == 0.0
+    check_disagreements_are_explained(c)
+
+
+def test_one_minus_cos_over_x_squared_rounds() -> None:
+    f = (1 - sp.cos(x)) / x**2
+    c = sg.compare(f, at={x: 1e-4})
+    (e,) = c.entries
+    point = rational(1e-4)
+    want = sp.diff(f, x).subs(x, point).evalf(30)
+    assert abs(e.grad_symbolic - want) <= sp.Float("1e-16", 30) * abs(want)
+    assert float(e.grad_symbolic) == -8.333333327777778e-06
+    assert e.grad_executed == e.grad_symbolic
+    assert e.one_sided is None
+    assert abs(e.grad_autograd - float(want)) > 1.0 * abs(float(want))  # off by more than 100%
+    assert e.cause.id == "rounding" and c.cause.id == "rounding"
+    assert e.node == "1 - cos(x)"
+    assert "1 - cos_x" in c.lowered.source.splitlines()[e.line - 1]
+    assert "sin(x/2)" in e.hint
+    (g,) = torch_grads(lambda x: (1 - torch.cos(x)) / x**2, {"x": 1e-4}, ["x"])
+    assert g == e.grad_autograd
+    check_disagreements_are_explained(c)
+
+
+def test_exp_minus_one_over_x_in_float32_rounds() -> None:
+    f = (sp.exp(x) - 1) / x
+    c = sg.compare(f, at={x: 1e-6}, dtype="float32")
+    (e,) = c.entries
+    point = rational(1e-6, "float32")
+    assert c.point == {x: point}
+    want = sp.diff(f, x).subs(x, point).evalf(30)
+    assert abs(e.grad_symbolic - want) <= SYMBOLIC_RTOL * abs(want)
+    assert abs(float(e.grad_symbolic) - 0.5000003333334583) <= 1e-10
+    assert e.grad_executed == e.grad_symbolic
+    assert abs(e.grad_autograd - float(want)) > 100 * abs(float(want))  # orders of magnitude
+    assert e.cause.id == "rounding" and c.cause.id == "rounding"
+    assert e.node == "exp(x) - 1"
+    assert "expm1" in e.hint
+    (g,) = torch_grads(lambda x: (torch.exp(x) - 1) / x, {"x": 1e-6}, ["x"], "float32")
+    assert g == e.grad_autograd
+    check_disagreements_are_explained(c)
+
+
+def test_log_of_a_negative_number_is_outside_the_domain() -> None:
+    c = sg.compare(sp.log(x), at={x: -1.0})
+    (e,) = c.entries
+    assert e.grad_symbolic is None
+    assert e.one_sided is None
+    assert e.grad_executed == -1
+    assert e.grad_autograd == -1.0
+    assert e.cause.id == "domain" and c.cause.id == "domain"
+    assert e.node == "log(x)"
+    assert "x > 0" in e.hint
+    assert torch_grads(torch.log, {"x": -1.0}, ["x"]) == [float(e.grad_executed)]
+    check_disagreements_are_explained(c)
+
+
+# ---------------------------------------------------------------- the catalogue
+
+
+def _compare(case: Case, point: Point) -> sg.Comparison:
+    at = {s: point.at[s.name] for s in case.symbols}
+    return sg.compare(case.expr, at=at, branches=case.branches, dtype=case.dtype)
+
+
+def _program_grads(c: sg.Comparison, case: Case, point: Point) -> list[float] | None:
+    """torch.autograd.grad of the generated program, called here; None where torch raises."""
+    names = list(c.lowered.inputs)
+    at = {n: point.at[s.name] for n, s in zip(names, case.symbols)}
+    try:
+        return torch_grads(c.lowered._fn, at, names, case.dtype)
+    except RuntimeError:
+        return None
+
+
+def _has_cut(case: Case) -> bool:
+    return any(isinstance(n, (sg.detach, sg.item, sg.no_grad)) for n in sp.preorder_traversal(case.expr))
+
+
+def _sympy_derivatives(case: Case, point: Point) -> list[sp.Basic]:
+    """sympy.diff of the mathematics (detach/item/no_grad as the identity), evaluated with
+    evalf(30) at the exact point, for each input in order."""
+    real = {s: sp.Symbol(s.name, real=True) for s in case.symbols}
+    expr = case.expr.replace(lambda e: isinstance(e, (sg.detach, sg.item, sg.no_grad)), lambda e: e.args[0])
+    expr = expr.xreplace(real)
+    at = {real[s]: rational(point.at[s.name], case.dtype) for s in case.symbols}
+    out = []
+    for s in case.symbols:
+        d = sp.diff(expr, real[s])
+        # floor and ceiling are flat between the integers; SymPy leaves their derivative
+        # unevaluated (Derivative(floor(x), x)).
+        d = d.replace(lambda e: isinstance(e, sp.Derivative) and isinstance(e.expr, (sp.floor, sp.ceiling)),
+                      lambda e: sp.Integer(0))
+        out.append(d.subs(at).evalf(30))
+    return out
+
+
+ORDINARY_POINTS = case_points(ORDINARY)
+ALL_POINTS = case_points()
+
+
+@pytest.mark.parametrize("pair", ORDINARY_POINTS, ids=pair_id)
+def test_catalogue_at_ordinary_points(pair: tuple[Case, Point]) -> None:
+    case, point = pair
+    c = _compare(case, point)
+    names = [s.name for s in case.symbols]
+    by_hand = torch_grads(case.torch_fn, point.at, names, case.dtype) if not _cut_raises(case, point) else None
+    program = _program_grads(c, case, point)
+    sympy_d = _sympy_derivatives(case, point)
+    assert [e.wrt for e in c.entries] == case.symbols
+    for k, e in enumerate(c.entries):
+        # autograd is what torch reports for the generated program ...
+        if program is None:
+            assert e.grad_autograd is None and e.autograd_error
+        else:
+            assert same_float(e.grad_autograd, program[k]), (e.grad_autograd, program[k])
+        # ... which is what the hand-written torch function reports, to rounding.
+        if by_hand is not None:
+            assert same_float(e.grad_autograd, by_hand[k], 1e-12), (e.grad_autograd, by_hand[k])
+        # The mathematics is sympy.diff.
+        assert e.grad_symbolic is not None, e
+        want = sympy_d[k]
+        assert want.is_finite, want
+        assert abs(e.grad_symbolic - want) <= SYMBOLIC_RTOL * abs(want), (e.grad_symbolic, want)
+        if e.cause is sg.Cause.AGREE:
+            assert same_float(exact_float(e.grad_executed), e.grad_autograd, EXECUTED_RTOL[case.dtype]) or (
+                e.grad_executed == 0 and e.grad_autograd == 0.0)
+        # Away from kinks, the only reasons to disagree are detach and autograd graph breaks.
+        if _has_cut(case):
+            assert e.cause.id in ("agree", "detach", "graph-break"), e
+        else:
+            assert e.cause is sg.Cause.AGREE, (e.cause, e.explanation)
+    check_disagreements_are_explained(c)
+
+
+def _cut_raises(case: Case, point: Point) -> bool:
+    try:
+        torch_grads(case.torch_fn, point.at, [s.name for s in case.symbols], case.dtype)
+    except RuntimeError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("pair", ALL_POINTS, ids=pair_id)
+def test_executed_side_is_torchs_convention(pair: tuple[Case, Point]) -> None:
+    """At every point (kinks, jumps and domain edges included) the executed derivative is what
+    the hand-written torch function computes, except where floating point is the cause."""
+    case, point = pair
+    c = _compare(case, point)
+    if _cut_raises(case, point):
+        # Nothing reaches the output through the graph: torch raises, symgrad records it.
+        for e in c.entries:
+            assert e.grad_autograd is None and "does not require grad" in e.autograd_error
+            assert e.grad_executed == 0 and e.cause.id == "graph-break"
+        return
+    by_hand = torch_grads(case.torch_fn, point.at, [s.name for s in case.symbols], case.dtype)
+    for k, e in enumerate(c.entries):
+        if e.cause.id in FLOAT_CAUSES or any(a.id in FLOAT_CAUSES for a in e.also):
+            continue
+        assert same_float(exact_float(e.grad_executed), by_hand[k], EXECUTED_RTOL[case.dtype]) or (
+            e.grad_executed == 0 and by_hand[k] == 0.0), (case.name, point.id, e.grad_executed, by_hand[k])
+
+
+@pytest.mark.parametrize("pair", ALL_POINTS, ids=pair_id)
+def test_agree_means_the_three_values_agree(pair: tuple[Case, Point]) -> None:
+    """The comparator never says "agree" while the values differ (DESIGN.md section 12)."""
+    case, point = pair
+    c = _compare(case, point)
+    for e in c.entries:
+        if e.cause is not sg.Cause.AGREE:
+            assert e.explanation and e.node
+            continue
+        assert e.grad_symbolic is not None and e.grad_symbolic.is_finite, (
+            f"{case.name} at {point.id}: cause agree, but grad_symbolic is {e.grad_symbolic} "
+            f"(executed {e.grad_executed}, autograd {e.grad_autograd})")
+        difference = abs(e.grad_symbolic - e.grad_executed)
+        assert difference <= SYMBOLIC_RTOL * abs(e.grad_executed), (e.grad_symbolic, e.grad_executed)
+    check_disagreements_are_explained(c)
+
+
+@pytest.mark.parametrize("pair", [p for p in ALL_POINTS if p[1].why in ("on-kink", "on-jump")], ids=pair_id)
+def test_no_derivative_is_reported_where_sympy_s_convention_would_lie(pair: tuple[Case, Point]) -> None:
+    """On a kink or jump SymPy's own value (Heaviside(0) = 1/2, Max's tie split) is a convention:
+    the entry either has no grad_symbolic, or one-sided derivatives that are equal."""
+    case, point = pair
+    c = _compare(case, point)
+    for e in c.entries:
+        if e.grad_symbolic is None:
+            assert e.cause.id in ("kink", "jump", "control-flow"), e
+            if e.one_sided is not None:
+                assert e.one_sided[0] != e.one_sided[1]
+                assert e.cause.id in ("kink", "control-flow")
+
+
+def test_atan2_jumps_across_the_negative_x_axis() -> None:
+    """atan2(y, x) is pi just above (-1, 0) and -pi just below: no derivative in y there."""
+    c = sg.compare(sp.atan2(y, x), at={x: -1.0, y: 0.0})
+    ex_, ey = c.entries
+    assert ex_.grad_symbolic == 0 and ex_.cause.id == "agree"  # along the axis atan2 is constant
+    assert ey.grad_symbolic is None and ey.cause.id == "jump", (ey.grad_symbolic, ey.cause)
+
+
+def test_a_rational_constant_is_exact_on_the_exact_sides() -> None:
+    """float(1/3) < 1/3: the mathematics is |x - 1/3| left of its kink (slope -1); only the
+    program, whose constant is the float 0.3333333333333333, sits on it."""
+    c = sg.compare(sp.Abs(x - sp.Rational(1, 3)), at={x: 1 / 3})
+    (e,) = c.entries
+    assert e.grad_symbolic == -1 and e.grad_executed == -1
+    assert e.grad_autograd == 0.0
+    assert e.cause.id == "rounding"
+    check_disagreements_are_explained(c)
+
+
+def test_an_irrational_constant_is_exact_on_the_exact_sides() -> None:
+    """float(pi) < pi, so at x = float(pi) the mathematics of |x - pi| has slope -1: the point
+    is beside the kink, not on it (as for 1/3 above)."""
+    c = sg.compare(sp.Abs(x - sp.pi), at={x: math.pi})
+    (e,) = c.entries
+    assert sp.Rational(Fraction(math.pi).numerator, Fraction(math.pi).denominator) < sp.pi
+    assert e.grad_symbolic == -1, (e.cause, e.one_sided)
+    assert e.one_sided is None
+    assert e.cause.id != "kink"

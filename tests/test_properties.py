@@ -1,0 +1,244 @@
+"""Properties of symgrad over random SymPy expressions (STYLE.md point 12).
+
+Each property compares two computations of the same thing, with an oracle that is not symgrad:
+SymPy's `evalf(30)` for values and derivatives, PyTorch itself for autograd, and an interval
+enclosure of float64 rounding (`strategies.enclosure`) as the forward tolerance. Expressions
+come from `strategies.py` (the rule table's vocabulary, domain filters at construction); points
+are random floats and, where a property is about kinks too, the exact kink and jump points.
+
+Failures print the SymPy expression and the generated program (`note`), and the ci profile
+(tests/conftest.py) makes every run the same.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import pytest
+import sympy as sp
+import torch
+from hypothesis import assume, event, given, note
+from hypothesis import strategies as st
+
+import symgrad as sg
+
+from strategies import (
+    SYMBOLS,
+    Case,
+    Unbounded,
+    cases,
+    enclosure,
+    exact_derivative,
+    exact_value,
+    expressions,
+)
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+BRANCHES = st.sampled_from(["if", "where"])
+DTYPES = st.sampled_from(["float64", "float32"])
+ATOL = {"float64": 4 * torch.finfo(torch.float64).tiny, "float32": 4 * torch.finfo(torch.float32).tiny}
+EXACT_RTOL = 1e-20  # two exact evaluations (symgrad's and SymPy's evalf(30)) of the same number
+
+
+def _show(case: Case, branches: str = "if", dtype: str = "float64") -> sg.LoweredProgram | None:
+    """note() the expression and the generated program, for a failing example's report."""
+    note(f"expr = {sp.sstr(case.expr)}    srepr: {sp.srepr(case.expr)}")
+    note(f"point = {case.point!r}   branches={branches!r} dtype={dtype!r}")
+    try:
+        lowered = sg.lower(case.expr, branches=branches, dtype=dtype)
+    except sg.SymgradError as err:
+        note(f"lower() raised {type(err).__name__}: {err}")
+        return None
+    note(lowered.source)
+    return lowered
+
+
+def _tensors(lowered: sg.LoweredProgram, case: Case, dtype: torch.dtype, grad: bool = False) -> list[torch.Tensor]:
+    by_name = {s.name: v for s, v in case.point.items()}
+    return [torch.tensor(by_name[s.name], dtype=dtype, requires_grad=grad) for s in lowered.symbols]
+
+
+def _mp(v: sp.Basic | float) -> mpmath.mpf:
+    return mpmath.mpf(sp.Float(v, 40)) if isinstance(v, sp.Basic) else mpmath.mpf(v)
+
+
+def _close(a: sp.Basic | float, b: sp.Basic | float, rtol: float, atol: float) -> bool:
+    with mpmath.workdps(40):
+        x, y = _mp(a), _mp(b)
+        if mpmath.isnan(x) or mpmath.isnan(y) or mpmath.isinf(x) or mpmath.isinf(y):
+            return False
+        return abs(x - y) <= rtol * max(abs(x), abs(y)) + atol
+
+
+def _finite_number(v: sp.Basic) -> bool:
+    return v.is_number and v.is_real is True and v.is_finite is True
+
+
+# --------------------------------------------------------------------------- 1. forward
+
+
+@given(case=cases(), branches=BRANCHES)
+def test_lowered_forward_equals_sympy(case: Case, branches: str) -> None:
+    """The lowered program's float64 value is SymPy's exact value, up to float64 rounding.
+
+    The tolerance is an interval that encloses every value float64 evaluation of the expression
+    can give (a few ulps per operation, both sides of a threshold where rounding can move the
+    argument of a floor, a sign or a condition across it); SymPy's exact value must lie in it
+    too, which checks the enclosure itself.
+    """
+    lowered = _show(case, branches)
+    assert lowered is not None
+    exact = exact_value(case.expr, case.point)
+    note(f"sympy: {exact}")
+    assert _finite_number(exact), f"a guarded expression is not finite at the point: {exact}"
+    assume(abs(exact) < 1e15)
+    try:
+        enc = enclosure(case.expr, case.point)
+    except Unbounded:
+        assume(False)
+    with torch.no_grad():
+        out = float(lowered(*_tensors(lowered, case, torch.float64)))
+    note(f"lowered: {out!r}; float64 enclosure [{mpmath.nstr(enc.lo, 20)}, {mpmath.nstr(enc.hi, 20)}]")
+    assert enc.lo <= _mp(exact) <= enc.hi, "the oracle's own enclosure misses SymPy's value"
+    assert math.isfinite(out) and enc.lo <= out <= enc.hi, (
+        f"lowered forward {out!r} is not SymPy's {exact} within float64 rounding")
+
+
+# --------------------------------------------------------------------------- 2 and 3. entries
+
+
+@given(case=cases(), branches=BRANCHES, dtype=DTYPES)
+def test_agree_means_all_three_close(case: Case, branches: str, dtype: str) -> None:
+    """`agree` is never reported when autograd and executed differ beyond the dtype's tolerance;
+    and when it is reported, symbolic, executed and autograd are all close."""
+    _show(case, branches, dtype)
+    comparison = sg.compare(case.expr, at=case.point, branches=branches, dtype=dtype)
+    rtol, atol = comparison.rtol, ATOL[dtype]
+    for e in comparison.entries:
+        event(f"cause {e.cause.id} ({dtype}, {branches})")
+        note(f"{e.wrt}: cause={e.cause.id} symbolic={e.grad_symbolic} executed={e.grad_executed} "
+             f"autograd={e.grad_autograd!r}")
+        auto_ok = (e.grad_executed is not None and e.grad_autograd is not None
+                   and _close(e.grad_autograd, e.grad_executed, rtol, atol))
+        if not auto_ok:
+            assert e.cause is not sg.Cause.AGREE, "agree reported although executed and autograd differ"
+        if e.cause is sg.Cause.AGREE:
+            assert e.grad_symbolic is not None, "agree reported although no symbolic derivative exists"
+            assert _close(e.grad_symbolic, e.grad_executed, EXACT_RTOL, 0), "agree, but symbolic != executed"
+            assert _close(e.grad_autograd, e.grad_symbolic, rtol, atol), "agree, but autograd != symbolic"
+
+
+@given(case=cases(), branches=BRANCHES, dtype=DTYPES)
+def test_every_disagreement_is_explained(case: Case, branches: str, dtype: str) -> None:
+    """Each entry that does not agree names its node, a line of the generated program that
+    exists, an explanation and a hint."""
+    _show(case, branches, dtype)
+    comparison = sg.compare(case.expr, at=case.point, branches=branches, dtype=dtype)
+    lines = comparison.lowered.source.splitlines()
+    for e in comparison.entries:
+        if e.cause is sg.Cause.AGREE:
+            continue
+        note(f"{e.wrt}: cause={e.cause.id} node={e.node!r} line={e.line!r}")
+        assert isinstance(e.explanation, str) and e.explanation.strip(), "no explanation"
+        assert isinstance(e.hint, str) and e.hint.strip(), "no hint"
+        assert isinstance(e.node, str) and e.node.strip(), "no node"
+        assert isinstance(e.line, int), "no line"
+        assert 1 <= e.line <= len(lines) and lines[e.line - 1].strip(), f"line {e.line} is not in the program"
+
+
+# --------------------------------------------------------------------------- 4. errors
+
+_WILD_FLOATS = st.one_of(
+    st.floats(-1e3, 1e3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, math.pi / 2, 1e-300, 1e39, -1e39]),
+)
+
+
+@st.composite
+def _wild(draw: st.DrawFn) -> Case:
+    expr = draw(expressions(guarded=False))
+    return Case(expr, {s: draw(_WILD_FLOATS) for s in sorted(expr.free_symbols, key=lambda s: s.name)})
+
+
+@given(case=_wild(), branches=BRANCHES, dtype=DTYPES, wrt=st.sampled_from([None, "first"]))
+def test_only_symgrad_errors_escape(case: Case, branches: str, dtype: str, wrt: str | None) -> None:
+    """Whatever the expression and the point (outside the domain, on a pole, nan, inf, huge,
+    float32), compare() returns or raises a SymgradError; and its report renders."""
+    _show(case, branches, dtype)
+    wrt_arg = [sorted(case.point, key=lambda s: s.name)[0]] if wrt == "first" and case.point else None
+    try:
+        comparison = sg.compare(case.expr, at=case.point, branches=branches, dtype=dtype, wrt=wrt_arg)
+    except sg.SymgradError as err:
+        note(f"SymgradError: {type(err).__name__}: {err}")
+        return
+    assert str(comparison)
+
+
+# --------------------------------------------------------------------------- 5. away from kinks
+
+KINK_MARGIN = 1e-9
+
+
+@given(case=cases(specials=False), branches=BRANCHES)
+def test_gradients_away_from_kinks(case: Case, branches: str) -> None:
+    """At a point away from every kink, jump and threshold: grad_symbolic and grad_executed are
+    sympy.diff at the exact point, and grad_autograd is what torch.autograd.grad of the lowered
+    program gives."""
+    lowered = _show(case, branches)
+    assert lowered is not None
+    try:
+        exact = enclosure(case.expr, case.point, rounding=False)
+    except Unbounded:
+        assume(False)
+    note(f"smallest distance to a threshold: {mpmath.nstr(exact.margin, 5)}")
+    assume(exact.margin > KINK_MARGIN)
+
+    tensors = _tensors(lowered, case, torch.float64, grad=True)
+    out = lowered(*tensors)
+    try:
+        torch_grads = [0.0 if g is None else float(g)
+                       for g in torch.autograd.grad(out, tensors, allow_unused=True)]
+    except RuntimeError as err:  # nothing on the graph reaches the output (a constant branch)
+        torch_grads = None
+        note(f"torch.autograd.grad raised: {err}")
+
+    comparison = sg.compare(case.expr, at=case.point, branches=branches)
+    for k, e in enumerate(comparison.entries):
+        derivative, oracle = exact_derivative(case.expr, e.wrt, case.point)
+        note(f"{e.wrt}: sympy.diff = {derivative} = {oracle}; symbolic={e.grad_symbolic} "
+             f"executed={e.grad_executed} autograd={e.grad_autograd!r} cause={e.cause.id}")
+        assert _finite_number(oracle), f"sympy.diff is not a finite number here: {oracle}"
+        assert e.grad_symbolic is not None and _close(e.grad_symbolic, oracle, EXACT_RTOL, 1e-25), (
+            "grad_symbolic is not sympy.diff at the point")
+        assert e.grad_executed is not None and _close(e.grad_executed, oracle, EXACT_RTOL, 1e-25), (
+            "grad_executed is not sympy.diff at the point (no detach, no threshold here)")
+        if torch_grads is None:
+            assert e.grad_autograd is None and e.autograd_error
+        else:
+            assert e.grad_autograd is not None
+            assert (e.grad_autograd == torch_grads[k]
+                    or (math.isnan(e.grad_autograd) and math.isnan(torch_grads[k]))), (
+                "grad_autograd is not torch.autograd.grad of the lowered program")
+
+
+# --------------------------------------------------------------------------- found by the properties
+
+
+@pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
+                   reason="SymPy rewrites a condition on a Piecewise to ITE, which lowering rejects")
+def test_condition_on_a_piecewise() -> None:
+    x = sp.Symbol("x")
+    relu = sp.Piecewise((x, x > 0), (0, True))
+    expr = sp.Piecewise((1, relu > 1), (0, True))  # SymPy: Piecewise((1, ITE(x > 0, x > 1, False)), (0, True))
+    assert sg.compare(expr, at={x: 2.0}).ok
+
+
+@pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
+                   reason="sympy.diff of Abs(u), u not provably real, has re/im/arg: no exact rule")
+def test_abs_of_an_unproven_real() -> None:
+    x = sp.Symbol("x")
+    expr = sp.Abs(sp.sqrt(sp.log(x) ** 2 + 1))  # real and smooth for x > 0
+    assert sg.compare(expr, at={x: 2.0}).ok

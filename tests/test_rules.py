@@ -1,0 +1,210 @@
+"""The lowering table: its generated page, and its facts about torch checked against torch itself.
+
+The executed side is computed from `OPS[name].partials` (torch's backward formula in exact
+arithmetic, kink conventions included). These tests run real torch autograd on the same op at
+the same point and compare: the oracle is torch, never the table's own opinion of itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sympy as sp
+import torch
+
+from symgrad import cli
+from symgrad.rules import OPS, RULES, supported_markdown
+
+DOCS = Path(__file__).parent.parent / "docs"
+F = Fraction
+INF, NAN = math.inf, math.nan
+
+
+def test_supported_page_is_generated_from_the_table() -> None:
+    page = (DOCS / "supported.md").read_text()
+    assert page == supported_markdown(), (
+        "docs/supported.md and symgrad/rules.py drifted apart: regenerate the page with "
+        "`symgrad supported > docs/supported.md`"
+    )
+
+
+def test_cli_prints_the_supported_page(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["supported"]) == 0
+    assert capsys.readouterr().out == supported_markdown()
+
+
+def test_supported_page_lists_every_row_and_op() -> None:
+    page = supported_markdown()
+    for cls in RULES:
+        assert f"| `{cls.__name__}` |" in page, cls.__name__
+    for name in OPS:
+        assert f"| `{name}` |" in page, name
+
+
+# ---------------------------------------------------------------- facts checked against torch
+
+
+@dataclass(frozen=True)
+class Fact:
+    """torch op `fn` at exact `args` (binary fractions, so the tensors hold them exactly)."""
+
+    op: str
+    fn: Callable[..., torch.Tensor]
+    args: tuple[Fraction, ...]
+    param: Any = None
+    expected: tuple[float, ...] | None = None  # the partials, where the fact is a convention
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}({', '.join(str(a) for a in self.args)})"
+
+
+FACTS: tuple[Fact, ...] = (
+    # The kink and jump conventions of DESIGN.md section 4, with the number torch uses.
+    Fact("relu", torch.relu, (F(0),), expected=(0.0,)),
+    Fact("relu", torch.relu, (F(1, 2),), expected=(1.0,)),
+    Fact("relu", torch.relu, (F(-1, 2),), expected=(0.0,)),
+    Fact("clamp_min", lambda a: torch.clamp(a, min=1.0), (F(1),), F(1), expected=(1.0,)),
+    Fact("clamp_min", lambda a: torch.clamp(a, min=1.0), (F(1, 2),), F(1), expected=(0.0,)),
+    Fact("clamp_max", lambda a: torch.clamp(a, max=-1.0), (F(-1),), F(-1), expected=(1.0,)),
+    Fact("clamp_max", lambda a: torch.clamp(a, max=-1.0), (F(0),), F(-1), expected=(0.0,)),
+    Fact("maximum", torch.maximum, (F(2), F(2)), expected=(0.5, 0.5)),
+    Fact("maximum", torch.maximum, (F(3), F(2)), expected=(1.0, 0.0)),
+    Fact("minimum", torch.minimum, (F(2), F(2)), expected=(0.5, 0.5)),
+    Fact("minimum", torch.minimum, (F(3), F(2)), expected=(0.0, 1.0)),
+    Fact("abs", torch.abs, (F(0),), expected=(0.0,)),
+    Fact("abs", torch.abs, (F(-3, 4),), expected=(-1.0,)),
+    Fact("sign", torch.sign, (F(0),), expected=(0.0,)),
+    Fact("sign", torch.sign, (F(5),), expected=(0.0,)),
+    Fact("floor", torch.floor, (F(1),), expected=(0.0,)),
+    Fact("floor", torch.floor, (F(3, 2),), expected=(0.0,)),
+    Fact("ceil", torch.ceil, (F(-1),), expected=(0.0,)),
+    Fact("heaviside", lambda a: (torch.sign(a) + 1) / 2, (F(0),), expected=(0.0,)),
+    # Where torch's formula blows up.
+    Fact("sqrt", torch.sqrt, (F(0),), expected=(INF,)),
+    Fact("sqrt", torch.sqrt, (F(-1),), expected=(NAN,)),
+    Fact("sqrt", torch.sqrt, (F(9, 4),)),
+    Fact("pow_int", lambda a: a**-2, (F(0),), -2, expected=(-INF,)),
+    Fact("pow_int", lambda a: a**3, (F(-3, 2),), 3),
+    Fact("pow_frac", lambda a: a ** (1 / 3), (F(0),), F(1, 3), expected=(INF,)),
+    Fact("pow_frac", lambda a: a**1.5, (F(0),), F(3, 2), expected=(0.0,)),
+    Fact("pow_frac", lambda a: a**1.5, (F(9, 4),), F(3, 2)),
+    Fact("pow_frac", lambda a: a**1.5, (F(-1),), F(3, 2), expected=(NAN,)),
+    # torch masks two corners of x ** y.
+    Fact("pow", torch.pow, (F(0), F(0)), expected=(0.0, 0.0)),
+    Fact("pow", torch.pow, (F(0), F(2)), expected=(0.0, 0.0)),
+    Fact("pow", torch.pow, (F(0), F(-1)), expected=(-INF, -INF)),
+    Fact("pow", torch.pow, (F(2), F(0))),
+    Fact("pow", torch.pow, (F(-2), F(2)), expected=(-4.0, NAN)),
+    Fact("pow", torch.pow, (F(1, 2), F(3, 2))),
+    Fact("atan2", torch.atan2, (F(0), F(0)), expected=(0.0, 0.0)),
+    Fact("atan2", torch.atan2, (F(1), F(-2))),
+    Fact("asin", torch.asin, (F(1),), expected=(INF,)),
+    Fact("asin", torch.asin, (F(2),), expected=(NAN,)),
+    Fact("acos", torch.acos, (F(1),), expected=(-INF,)),
+    Fact("log", torch.log, (F(0),), expected=(INF,)),
+    Fact("log", torch.log, (F(-1),), expected=(-1.0,)),
+    Fact("div", torch.div, (F(1), F(0)), expected=(INF, -INF)),
+    Fact("div", torch.div, (F(0), F(0)), expected=(INF, NAN)),
+    Fact("div", torch.div, (F(3), F(-4))),
+    # Smooth ops at an ordinary point: torch's formula, to rounding.
+    *(Fact(name, getattr(torch, name), (F(3, 8),))
+      for name in ("exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "erf")),
+    Fact("tan", torch.tan, (F(math.pi / 2),)),
+)
+
+
+def _same(got: float, want: float) -> bool:
+    if math.isnan(want):
+        return math.isnan(got)
+    if math.isinf(want):
+        return got == want
+    return math.isclose(got, want, rel_tol=1e-14, abs_tol=0.0)
+
+
+def _torch_grads(fn: Callable[..., torch.Tensor], args: Sequence[Fraction]) -> tuple[float, tuple[float, ...]]:
+    tensors = [torch.tensor(float(a), dtype=torch.float64, requires_grad=True) for a in args]
+    out = fn(*tensors)
+    grads = torch.autograd.grad(out, tensors)
+    return float(out.detach()), tuple(float(g) for g in grads)
+
+
+@pytest.mark.parametrize("fact", FACTS, ids=lambda f: f.id)
+def test_op_partials_are_torchs_backward(fact: Fact) -> None:
+    op = OPS[fact.op]
+    value = op.value(fact.args, fact.param)
+    partials = op.partials(fact.args, value, fact.param)
+    torch_value, torch_grads = _torch_grads(fact.fn, fact.args)
+    assert _same(float(value), torch_value) or (math.isnan(torch_value) and math.isnan(float(value))), (
+        f"{fact.id}: table value {value}, torch {torch_value}")
+    table = tuple(float(p) for p in partials)
+    assert len(table) == len(torch_grads)
+    for k, (mine, theirs) in enumerate(zip(table, torch_grads)):
+        assert _same(mine, theirs), f"{fact.id}: d/d(arg {k}) table {partials[k]}, torch {theirs}"
+    if fact.expected is not None:
+        for k, (mine, want) in enumerate(zip(table, fact.expected)):
+            assert _same(mine, want), f"{fact.id}: d/d(arg {k}) table {partials[k]}, expected {want}"
+
+
+@pytest.mark.parametrize("fact", [f for f in FACTS if f.expected is not None and OPS[f.op].nonsmooth],
+                         ids=lambda f: f.id)
+def test_conventions_are_exact_rationals(fact: Fact) -> None:
+    """At a kink or jump the executed side is exact: torch's convention is a rational number."""
+    op = OPS[fact.op]
+    partials = op.partials(fact.args, op.value(fact.args, fact.param), fact.param)
+    assert all(isinstance(p, Fraction) for p in partials)
+    assert tuple(float(p) for p in partials) == fact.expected
+
+
+NONSMOOTH_AT = {
+    # op: (param, a point on the kink or jump, points beside it on either side)
+    "abs": (None, (F(0),), [(F(-1, 4),), (F(1, 4),)]),
+    "relu": (None, (F(0),), [(F(-1, 4),), (F(1, 4),)]),
+    "clamp_min": (F(1), (F(1),), [(F(3, 4),), (F(5, 4),)]),
+    "clamp_max": (F(1), (F(1),), [(F(3, 4),), (F(5, 4),)]),
+    "maximum": (None, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    "minimum": (None, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    "sign": (None, (F(0),), [(F(-1, 4),), (F(1, 4),)]),
+    "floor": (None, (F(1),), [(F(3, 4),), (F(5, 4),)]),
+    "ceil": (None, (F(1),), [(F(3, 4),), (F(5, 4),)]),
+    "heaviside": (None, (F(0),), [(F(-1, 4),), (F(1, 4),)]),
+}
+
+
+def test_every_nonsmooth_op_is_checked_and_documented() -> None:
+    nonsmooth = {name for name, op in OPS.items() if op.nonsmooth}
+    assert nonsmooth == set(NONSMOOTH_AT), "add the new non-smooth op to NONSMOOTH_AT in tests/test_rules.py"
+    for name in nonsmooth:
+        assert OPS[name].convention, f"OPS[{name!r}] has no convention sentence"
+        assert any(f.op == name and f.expected is not None for f in FACTS), f"no torch fact for {name}"
+
+
+@pytest.mark.parametrize("name", sorted(NONSMOOTH_AT))
+def test_pieces_locate_the_kink(name: str) -> None:
+    """`piece` is None exactly on the kink; beside it, the piece continues the op's own value."""
+    op = OPS[name]
+    param, on, beside = NONSMOOTH_AT[name]
+    assert op.piece(on, param) is None
+    pieces = []
+    for args in beside:
+        piece = op.piece(args, param)
+        assert piece is not None
+        value, partials = op.on_piece(piece, args, param)
+        assert value == op.value(args, param)
+        assert partials == op.partials(args, value, param)
+        pieces.append(piece)
+    assert pieces[0] != pieces[1]
+
+
+def test_table_rows_name_their_ops() -> None:
+    for cls, rule in RULES.items():
+        for name in rule.ops:
+            assert name in OPS, f"RULES[{cls.__name__}] lowers to unknown op {name!r}"
+    assert RULES[sp.Max].ops == ("relu", "clamp_min", "maximum")
+    assert RULES[sp.Min].ops == ("clamp_max", "minimum")

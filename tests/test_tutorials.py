@@ -1,0 +1,57 @@
+"""The tutorials in `docs/` run: every fenced ```python block, in order, in one namespace.
+
+A block that raises fails the test with the page, the block's number and its first line, so a
+tutorial cannot drift away from what symgrad does. Blocks check their own numbers with `assert`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import traceback
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+TUTORIALS = sorted(DOCS.glob("tutorial-*.md"))
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """(line number of the fence, code) for each ```python block of a markdown page."""
+    return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in FENCE.finditer(text)]
+
+
+def test_the_autograd_tutorial_is_there():
+    assert DOCS / "tutorial-autograd.md" in TUTORIALS
+
+
+def test_block_extraction():
+    text = "intro\n```python\na = 1\n```\nprose\n```\nnot python\n```\n```python\nb = a + 1\n```\n"
+    assert python_blocks(text) == [(2, "a = 1\n"), (9, "b = a + 1\n")]
+
+
+@pytest.mark.parametrize("page", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs(page):
+    text = page.read_text()
+    blocks = python_blocks(text)
+    assert blocks, f"{page.name} has no python blocks"
+    namespace: dict[str, object] = {"__name__": f"tutorial_{page.stem.replace('-', '_')}"}
+    for number, (line, code) in enumerate(blocks, 1):
+        compiled = compile(code, f"{page.name}:block{number}(line {line})", "exec")
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                exec(compiled, namespace)  # noqa: S102 - the tutorial's own code
+            except Exception:
+                pytest.fail(
+                    f"{page.name}, block {number} (line {line}) raised:\n{traceback.format_exc()}",
+                    pytrace=False,
+                )
+
+
+@pytest.mark.parametrize("page", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_ends_with_summary_and_exercises(page):
+    headings = re.findall(r"^## (.+)$", page.read_text(), re.MULTILINE)
+    assert headings[-2:] == ["Summary", "Exercises"]
