@@ -96,7 +96,7 @@ EXPLANATIONS: Final = {
     "{why}. Without a value there is no derivative, so there is nothing to compare.",
     Cause.GRAPH_BREAK: "`{node}` (line {line}) left the autograd graph (an autograd graph "
     "break: {how}), so torch treats its value {value} as a constant and no gradient flows "
-    "back through it; the mathematics still depends on the inputs there.{torch_error}",
+    "back through it{consequence}.{torch_error}",
     Cause.DETACH: "`{node}` (line {line}) is detached: the program uses its value {value} as a "
     "constant, so the part of the derivative that flows through it in the mathematics is "
     "missing from what ran ({executed} instead of {symbolic}).",
@@ -104,9 +104,8 @@ EXPLANATIONS: Final = {
     "{detail}",
     Cause.JUMP: "`{node}` (line {line}) jumps at this point: {detail} A function that jumps "
     "has no derivative there; torch reports {executed}, the slope of the piece it ran.",
-    Cause.KINK: "`{node}` (line {line}) has a corner at this point: the slope is {left} just "
-    "left of it and {right} just right of it, so the mathematics has no derivative here. "
-    "torch's convention picks {executed}: {convention}",
+    Cause.KINK: "`{node}` (line {line}) is exactly on its corner at this point: {detail} "
+    "The program's derivative is {executed}: {convention}",
     Cause.NAN_TRAP: "`{node}` (line {line}) has gradient {bad} at this point, but the "
     "program does not use its value here: {why} In the backward pass torch still multiplies "
     "that gradient by 0, and 0 * {bad} is nan, so autograd reports {autograd} instead of "

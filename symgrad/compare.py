@@ -284,7 +284,9 @@ class _Classifier:
         if d.kind in ("if", "while", "for"):
             return Cause.CONTROL_FLOW
         if d.kind == "where":
-            return Cause.JUMP if kind == "jump" else Cause.KINK
+            # A smooth function whose `where` takes a special case at the point (Eq(x, 1)) is
+            # decided by the branch, not by a corner.
+            return Cause.JUMP if kind == "jump" else (Cause.CONTROL_FLOW if kind == "smooth" else Cause.KINK)
         assert d.step is not None
         # A primitive's own kind: relu is a kink even where another step makes the function jump.
         op = OPS[self.path.steps[d.step].op]
@@ -322,6 +324,14 @@ class _Classifier:
             op = OPS[self.path.steps[d.step].op] if d.step is not None else OPS["where"]
             fields["convention"] = op.convention or "torch.where takes the branch whose condition holds at the point."
             fields["alternatives"] = op.alternatives or "rewrite the branch with the slope you want"
+            if side.kind == "kink":
+                fields["detail"] = (f"the function's slope is {_fmt(left)} just left of the point and {_fmt(right)} "
+                                    "just right of it, so the mathematics has no derivative here.")
+            elif side.kind == "jump":
+                fields["detail"] = "the function also jumps here, so the mathematics has no derivative."
+            else:
+                fields["detail"] = (f"the function as a whole is smooth here (slope {_fmt(left)} on both sides), "
+                                    "but the program computes it through this corner.")
         return fields
 
     def count_sides(self, d: Decision, side: SymbolicSide) -> str:
@@ -348,12 +358,37 @@ class _Classifier:
             found.append(_Finding(cause, st.node, st.line, {"value": _fmt(st.value), "how": _break_how(st.op)}))
         return found
 
+    def raised_finding(self) -> _Finding:
+        reach = [False] * len(self.path.steps)
+        reach[self.path.output] = True
+        for st in reversed(self.path.steps):
+            if reach[st.index]:
+                if st.cut:
+                    return _Finding(Cause.GRAPH_BREAK, st.node, st.line, {
+                        "value": _fmt(st.value), "how": _break_how(st.op),
+                        "consequence": "; its value does not depend on the inputs here anyway, so the "
+                        "derivative is the same, but now nothing on the path to the output is on the graph"})
+                for p in st.parents:
+                    reach[p] = True
+        out = self.path.steps[self.path.output]
+        return _Finding(Cause.GRAPH_BREAK, out.node, self.lowered.output_line, {
+            "value": _fmt(out.value), "how": "no input reaches the output through the graph",
+            "consequence": "; the path that ran does not depend on the inputs"})
+
     def domain_finding(self, side: SymbolicSide) -> _Finding:
         st = side.violation
-        assert st is not None
+        if st is None:
+            out = self.path.steps[self.path.output]
+            why = f"the derivative's formula {self.node(side.expression)} has no value here" if side.expression is not None \
+                else "the derivative has no value here"
+            return _Finding(Cause.DOMAIN, self.lowered.normalized.output, self.lowered.output_line,
+                            {"why": why, "domain": "see docs/supported.md"})
         rule = op_rule(st.op)
+        op = OPS.get(st.op)
         if not ex.is_finite(st.value):
             why = f"its value would be {_fmt(st.value)}"
+        elif op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
+            why = f"torch returns {_fmt(st.value)} by convention, but the mathematics defines no value or slope there"
         else:
             why = "its slope is infinite here (a vertical tangent), so the derivative does not exist"
         args = [self.path.steps[p] for p in st.parents]
@@ -384,6 +419,28 @@ class _Classifier:
                 st, bad, why = trap
                 return _Finding(Cause.NAN_TRAP, st.node, st.line, {"bad": bad, "why": why})
         return self.rounding(exe, auto, reach)
+
+    def corner_moved(self, reach: list[bool]) -> tuple[PathStep, str] | None:
+        """A corner that rounding to the dtype moved onto the point (or off it): exactly the
+        point is beside the corner, but in floating point it sits on it, or the reverse."""
+        to_dtype = {"float64": lambda v: float(v), "float32": lambda v: float(np.float32(float(v)))}[self.dtype]
+        for st in self.path.steps:
+            op = OPS.get(st.op)
+            if op is None or op.piece is None or st.args_values is None or not reach[st.index]:
+                continue
+            rounded = [Fraction(to_dtype(ex.to_float(v))) for v in st.args_values]
+            param = st.param
+            if isinstance(param, (Fraction, mpmath.mpf)):
+                param = Fraction(to_dtype(ex.to_float(param)))
+            exact_on = op.piece(st.args_values, st.param) is None
+            float_on = op.piece(rounded, param) is None
+            if exact_on != float_on:
+                where = "sits exactly on" if float_on else "is just off"
+                return st, (f"In {self.dtype} the point {where} the corner of `{self.node(st.node)}` (line {st.line}), "
+                            f"because the program's numbers are rounded to {self.dtype} (a constant such as 1/3 "
+                            "is stored as the nearest float); exactly, it is "
+                            f"{'beside' if float_on else 'on'} it, so torch took a different slope than the exact program.")
+        return None
 
     def overflow_step(self, reach: list[bool]) -> tuple[PathStep, str, str, str] | None:
         fi = FINFO[self.dtype]
@@ -422,6 +479,10 @@ class _Classifier:
         rel = abs(auto - e) / abs(e) if e != 0 else math.inf
         correct = max(0.0, -math.log10(rel)) if rel > 0 else DIGITS[self.dtype]
         lost = max(0.0, DIGITS[self.dtype] - correct)
+        moved = self.corner_moved(reach)
+        if moved is not None:
+            st, detail = moved
+            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
         best: tuple[float, PathStep] | None = None
         for st in self.path.steps:
             if st.op != "add" or not reach[st.index] or ex.is_zero(self.math_adj[st.index]):
@@ -485,10 +546,9 @@ def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, aut
         if fl is not None:
             findings.append(fl)
     if auto is None and c.run.error is not None and not findings:
-        # torch raised although the executed derivative exists: a break with nothing behind it.
-        out = c.path.steps[c.path.output]
-        findings.append(_Finding(Cause.GRAPH_BREAK, out.node, c.lowered.output_line,
-                                 {"value": _fmt(out.value), "how": "the output does not depend on any input through the graph"}))
+        # torch raised although the derivative exists: nothing on the path to the output is on
+        # the graph. Cite the step that left it, if one did.
+        findings.append(c.raised_finding())
     findings.sort(key=lambda f: f.cause.severity)
     unique: list[_Finding] = []
     for f in findings:
@@ -509,6 +569,7 @@ def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, aut
         "left": "", "right": "", "convention": "", "alternatives": "", "detail": "", "value": "",
         "how": "", "why": "", "domain": "", "bad": "", "beyond": "", "limit": "", "stored": "",
         "relerr": "", "lost": "", "what": "branch",
+        "consequence": "; the mathematics still depends on the inputs there",
     }
     fields.update(primary.fields)
     if primary.cause is Cause.GRAPH_BREAK and c.run.error is not None:

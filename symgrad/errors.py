@@ -93,4 +93,9 @@ LOOP_LIMIT: Final = (
     "Fix: start from a point where the loop ends, change the condition, or raise "
     "max_iterations if the loop really needs more steps."
 )
+FOR_LIMIT: Final = (
+    "The loop `{node}` (line {line}) would run {count} times; the limit is max_iterations={limit}.\n"
+    "{why} symgrad unrolls every iteration on the executed path, so it stops before a loop that long.\n"
+    "Fix: use a smaller range, or raise max_iterations if the loop really needs more steps."
+)
 OPTION: Final = "{name}={value!r} is not one of {allowed}.\nFix: pass one of {allowed}."

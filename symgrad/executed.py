@@ -35,7 +35,8 @@ import mpmath
 import sympy as sp
 
 from . import _exact as ex
-from .errors import LOOP_LIMIT, LoopLimitError
+from .errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
+from .program import node_text
 from .lowering import Branch, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .rules import CUT_OPS, GRAPH_BREAK_OPS, OPS, exact_eval, relation_holds
 
@@ -58,6 +59,8 @@ class PathStep:
     cut: str | None = None  # "detach" or "graph-break": no derivative flows on the executed side
     depends: bool = False  # depends on an input (through any edge)
     grad: bool = False  # on torch's autograd graph (depends on an input through uncut edges)
+    args_values: tuple[ex.Exact, ...] | None = None  # kept for ops checked later (domain, corners)
+    param: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +273,7 @@ class _Runner:
             if idx is not None:
                 parents.append(idx)
         op = OPS[s.op]
-        param = s.param
+        param = _param(s.op, s.param)
         if s.op == "where":
             assert s.cond is not None
             truth, tie, margins = self.cond(s.cond)
@@ -290,8 +293,21 @@ class _Runner:
         parent_steps = [self.steps[p] for p in parents]
         depends = any(p.depends for p in parent_steps)
         grad = cut is None and any(p.grad for p in parent_steps)
-        idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut, depends, grad))
+        keep = tuple(vals) if (op.undefined is not None or op.piece is not None) else None
+        idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut,
+                                depends, grad, keep, param if keep is not None else None))
         self.env[s.name] = idx
+
+
+def _param(op: str, param: Any) -> Any:
+    """A step's constant parameter as an exact number at the current working precision
+    (the lowering keeps SymPy constants such as pi symbolic)."""
+    if op == "add":
+        signs, const = param
+        return signs, ex.from_sympy(const)
+    if isinstance(param, sp.Basic):
+        return ex.from_sympy(param)
+    return param
 
 
 def _relations(c: sp.Basic) -> list[sp.Basic]:
@@ -305,15 +321,15 @@ def _relations(c: sp.Basic) -> list[sp.Basic]:
 
 def _loop_limit(s: While | For, count: int, limit: int, r: _Runner, stuck: bool) -> LoopLimitError:
     if isinstance(s, For):
-        return LoopLimitError(LOOP_LIMIT.format(
-            node=sp.sstr(s.node), line=s.line, count=count, limit=limit, cond="of the range",
-            state=f"{count} iterations asked for", why="The range's bounds come from the inputs."))
+        bounds = [b for b in s.bounds if isinstance(b, str)]
+        why = ("Its bounds come from " + ", ".join(bounds) + "." if bounds else "Its bounds are constants.")
+        return LoopLimitError(FOR_LIMIT.format(node=node_text(s.node), line=s.line, count=count, limit=limit, why=why))
     cond = sp.sstr(s.cond.expr)
     state = ", ".join(f"{sym} = {_short(r.steps[r.env[name]].value)}" for sym, name in s.cond.names)
     if stuck:
         why = "One pass of the body leaves these values unchanged, so the condition can never become false."
     else:
-        why = "The body changes these values, but not towards making the condition false."
+        why = "The body changes these values, but the condition still held after every pass."
     return LoopLimitError(LOOP_LIMIT.format(node=f"while {cond}", line=s.line, count=count, limit=limit,
                                             cond=cond, state=state or "no state", why=why))
 
@@ -361,11 +377,13 @@ def beside(lowered: LoweredProgram, point: dict[str, ex.Exact], name: str, direc
         delta = Fraction(1, 2**1200)
     moved = dict(point)
     moved[name] = ex.add(x, direction * delta) if isinstance(x, Fraction) else x + direction * ex.to_mpf(delta)
-    with ex.working_precision(PERTURB_DPS):
-        near = run(lowered, moved, max_iterations=max_iterations)
+    # Beside a loop's threshold the loop may run once more than at the point itself.
+    limit = 2 * max_iterations + 1
     try:
-        at = run(lowered, point, force=near.decisions, max_iterations=max_iterations)
-    except _Diverged:
+        with ex.working_precision(PERTURB_DPS):
+            near = run(lowered, moved, max_iterations=limit)
+        at = run(lowered, point, force=near.decisions, max_iterations=limit)
+    except (_Diverged, LoopLimitError):
         return None
     k = lowered.inputs.index(name)
     return Side(direction, at.value, at.gradient("math")[k], near.decisions)
@@ -380,6 +398,9 @@ def domain_violation(path: Path) -> PathStep | None:
         if ex.is_rational(a) and a == 0:
             continue
         if not ex.is_finite(st.value):
+            return st
+        op = OPS.get(st.op)
+        if op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
             return st
         for p, d in zip(st.parents, st.partials if not st.cut else ()):
             if path.steps[p].depends and not ex.is_finite(d):

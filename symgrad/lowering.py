@@ -25,6 +25,7 @@ and with `branches="where"` to nested `torch.where` (every branch runs).
 from __future__ import annotations
 
 import itertools
+import keyword
 import linecache
 import math
 import re
@@ -179,7 +180,7 @@ class _ConstPrinter(PythonCodePrinter):
 
 
 _CONST_PRINTER = _ConstPrinter()
-_ATOMIC = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^[0-9.e+]+$")
+_ATOMIC = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^[0-9.e+]+$|^[A-Za-z_][\w.]*\([^()]*\)$")
 
 
 def _const(c: sp.Basic) -> Const:
@@ -221,7 +222,8 @@ def _text(o: Operand, wrap: bool = False) -> str:
 
 def safe_comment(text: str) -> str:
     """Text that cannot leave a comment line (symbol names may hold newlines)."""
-    return re.sub(r"[\x00-\x1f\x7f]", " ", text)
+    # Everything str.splitlines() or linecache would break a line at, not only \n.
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
 
 
 def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol]) -> str:
@@ -245,6 +247,8 @@ def _name_part(o: Operand) -> str:
         return _int_name(int(v))
     if v is sp.pi:
         return "pi"
+    if v is sp.E:
+        return "e"
     return "c"
 
 
@@ -263,7 +267,10 @@ class _Namer:
         self.used.add(name)
 
     def fresh(self, base: str) -> str:
-        base = re.sub(r"\W+", "_", base).strip("_")[: self.MAX] or "t"
+        # Keep a trailing underscore: `identifier()` adds one to keywords (`lambda_`).
+        base = re.sub(r"\W+", "_", base).lstrip("_")[: self.MAX] or "t"
+        if keyword.iskeyword(base):
+            base += "_"
         if base[0].isdigit():
             base = "t_" + base
         name, k = base, 2
@@ -410,7 +417,7 @@ class _Lowerer:
                 self.comment(stmt)
                 line = self.emit(f"{target} = torch.tensor({_text(op)}, dtype=torch.{self.dtype})")
                 self.record(stmt, line)
-                out.append(Step(target, "constant", (), ex.from_sympy(op.value), stmt, line))
+                out.append(Step(target, "constant", (), op.value, stmt, line))
             elif op != target:
                 line = self.emit(f"{target} = {_text(op)}")
                 self.record(stmt, line)
@@ -484,7 +491,7 @@ class _Lowerer:
         name = target or self.namer.fresh(_name_for(op, args, param))
         text = _spell(op, args, param)
         if op == "item" and isinstance(args[0], Const):
-            text = f"torch.tensor(float({args[0].text}), dtype=torch.{self.dtype})"
+            text = f"torch.tensor({float(args[0].value)!r}, dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
         self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "", target)
         line = self.emit(f"{name} = {text}" + (f"  # {note}" if note else ""))
@@ -499,7 +506,7 @@ class _Lowerer:
         self.emit(f"# the constant {sp.sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
         line = self.emit(f"{target} = {text}")
         self.record(node, line)
-        out.append(Step(target, "const_on_graph", (anchor,), ex.from_sympy(value), node, line))
+        out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
         return target
 
     def anchor(self, node: sp.Basic) -> str:
@@ -515,7 +522,7 @@ class _Lowerer:
         if self.branches == "where":
             return self.where(e, pairs, scope, out, target)
         name = target or self.namer.fresh("pw")
-        self.comment(e)
+        self.comment(e, target=target)
         branches: list[Branch] = []
         header_line = 0
         for k, (value, condition) in enumerate(pairs):
@@ -570,7 +577,7 @@ class _Lowerer:
                 a = self.const_step(pairs[k][0], a, out, self.namer.fresh("c"))
             node = e if k == 0 else sp.Piecewise(*[(v, c) for v, c in e.args[k:]])
             name = target if (k == 0 and target) else self.namer.fresh("where_" + _name_part(a))
-            self.comment(node)
+            self.comment(node, target=target if k == 0 else None)
             line = self.emit(f"{name} = torch.where({cond.text}, {_text(a)}, {_text(rest)})  # {_HAZARD_COMMENTS['where']}")
             self.record(node, line)
             out.append(Step(name, "where", (a, rest), None, node, line, cond))
@@ -623,10 +630,10 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.Add):
         signs: list[int] = []
         terms: list[sp.Basic] = []
-        const = ex.ZERO
+        # Constants stay SymPy numbers: the exact sides evaluate them at their working precision.
+        const = sp.Add(*[t for t in e.args if t.is_number])
         for t in e.args:
             if t.is_number:
-                const = ex.add(const, ex.from_sympy(t))
                 continue
             c, rest = t.as_coeff_Mul()
             if c.is_negative:
@@ -651,7 +658,7 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             numerator = sp.Mul(sp.Integer(p) if isinstance(p, int) else p, *num, evaluate=True) if num else sp.Integer(p)
             denominator = sp.Mul(sp.Integer(q), *den) if den else sp.Integer(q)
             return "div", (numerator, denominator), None
-        return "mul", tuple(num), ex.from_sympy(coeff)
+        return "mul", tuple(num), coeff
     if isinstance(e, sp.Pow):
         base, exp_ = e.base, e.exp
         if exp_.is_Integer:
@@ -696,13 +703,13 @@ def _select_minmax(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         c = consts[0]
         if is_max and c == 0:
             return "relu", (others[0],), None
-        return ("clamp_min" if is_max else "clamp_max"), (others[0],), ex.from_sympy(c)
+        return ("clamp_min" if is_max else "clamp_max"), (others[0],), c
     if consts:
         # Several arguments and a constant: clamp the maximum of the others.
         rest = (sp.Max if is_max else sp.Min)(*others)
         if is_max and consts[0] == 0:
             return "relu", (rest,), None
-        return ("clamp_min" if is_max else "clamp_max"), (rest,), ex.from_sympy(consts[0])
+        return ("clamp_min" if is_max else "clamp_max"), (rest,), consts[0]
     if len(others) == 2:
         return pair, (others[0], others[1]), None
     head = (sp.Max if is_max else sp.Min)(*others[:-1])
@@ -749,7 +756,7 @@ def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return "_".join(head + parts) if len(parts) > 1 or head else parts[0]
     if op == "add":
         signs, const = param
-        if signs[0] < 0 and const > 0:
+        if signs[0] < 0 and const.is_positive:
             text = _num_name(const)
             rest = zip(signs, parts)
         else:
@@ -757,7 +764,7 @@ def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
             rest = zip(signs[1:], parts[1:])
             if const != 0:
                 parts.append(_num_name(abs(const)))
-                signs = (*signs, 1 if const > 0 else -1)
+                signs = (*signs, -1 if const.is_negative else 1)
                 rest = zip(signs[1:], parts[1:])
         for s, p in rest:
             text += ("_plus_" if s > 0 else "_minus_") + p
@@ -775,13 +782,18 @@ def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     return op
 
 
-def _num_name(c: ex.Exact) -> str:
+def _num_name(c: Any) -> str:
     if isinstance(c, Fraction) and c.denominator == 1:
         return _int_name(c.numerator)
+    if isinstance(c, sp.Basic):
+        return _name_part(_const(c))
     return "c"
 
 
-def _num_text(c: ex.Exact) -> str:
+def _num_text(c: Any) -> str:
+    """A constant parameter as the program spells it (`2`, `0.5`, `math.pi`)."""
+    if isinstance(c, sp.Basic):
+        return _text(_const(c), wrap=True)
     if isinstance(c, Fraction):
         return str(c.numerator) if c.denominator == 1 else repr(float(c))
     return repr(float(c))
@@ -792,9 +804,9 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
     if op == "add":
         signs, const = param
         text = ""
-        if signs[0] < 0 and const > 0:
+        if signs[0] < 0 and const.is_positive:
             # 1 - cos(x) reads better than -cos(x) + 1
-            text, const = _num_text(const), ex.ZERO
+            text = _num_text(const)
             for s, a in zip(signs, args):
                 text += f" + {_text(a, wrap=True)}" if s > 0 else f" - {_text(a, wrap=True)}"
             return text
@@ -802,7 +814,7 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
             t = _text(a, wrap=True)
             text += (t if s > 0 else f"-{t}") if k == 0 else (f" + {t}" if s > 0 else f" - {t}")
         if const != 0:
-            text += f" + {_num_text(const)}" if const > 0 else f" - {_num_text(-const)}"
+            text += f" + {_num_text(const)}" if not const.is_negative else f" - {_num_text(-const)}"
         return text
     if op == "mul":
         c = param
@@ -823,7 +835,7 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
     if op == "pow":
         return f"{_text(args[0], wrap=True)} ** {_text(args[1], wrap=True)}"
     if op in ("clamp_min", "clamp_max"):
-        return OPS[op].torch.format(_text(args[0]), c=_num_text(param))
+        return OPS[op].torch.format(_text(args[0]), c=_const(param).text if isinstance(param, sp.Basic) else _num_text(param))
     return OPS[op].torch.format(*(_text(a) for a in args))
 
 
@@ -863,14 +875,15 @@ class _Inline:
         if isinstance(e, sp.Symbol):
             return self.names[e]
         if e.is_number:
-            return _text(_const(e), wrap=True)
+            return _text(_const(e))
         if isinstance(e, sp.Piecewise) or isinstance(e, PRIMITIVES):
             raise UnsupportedNodeError(
                 f"{sp.sstr(e)} inside a condition cannot be lowered inline.\n"
                 "Fix: assign it to a variable first and compare the variable."
             )
         op, operands, param = _select(e)
-        args = tuple(f"({self.value(a)})" if not isinstance(a, sp.Symbol) and not a.is_number else self.value(a) for a in operands)
+        args = tuple(self.value(a) if isinstance(a, sp.Symbol) else (
+            _text(_const(a), wrap=True) if a.is_number else f"({self.value(a)})") for a in operands)
         return _spell(op, args, param)
 
 

@@ -8,6 +8,7 @@ generated program with the cited lines marked, and the executed path.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -55,12 +56,17 @@ def _autograd(e: Entry) -> str:
     return repr(e.grad_autograd)
 
 
+def _one_line(text: str) -> str:
+    """User text (symbol names may hold newlines) that cannot break a report's layout."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
+
+
 def _label(e: Entry) -> str:
-    return sp.sstr(e.wrt)
+    return _one_line(sp.sstr(e.wrt))
 
 
 def _point(c: Comparison) -> str:
-    return ", ".join(f"{sp.sstr(s)} = {number(v)}" for s, v in c.point.items()) or "no inputs"
+    return _one_line(", ".join(f"{sp.sstr(s)} = {number(v)}" for s, v in c.point.items())) or "no inputs"
 
 
 def _table(c: Comparison) -> list[list[str]]:
@@ -97,12 +103,17 @@ def path_lines(path: Path, user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
     """The executed path, compactly: one row per line that ran, loops folded ("ran 9 times")."""
     runs: dict[int, list[str]] = {}
     for st in path.steps:
+        if st.op == "no_grad" and st.parents:
+            inner = path.steps[st.parents[0]]
+            if inner.line in runs:
+                runs[inner.line][-1] += "  [computed under no_grad: a constant, off the graph]"
+                continue
         if st.op in ("input", "loop_var") or not st.line:
             continue
         mark = {"detach": "  [a constant: detached]", "graph-break": "  [a constant: left the graph]"}.get(st.cut or "", "")
         if st.op in ("const_on_graph", "constant"):
             mark = "  [a constant]"
-        node = node_text(st.node.xreplace(user))
+        node = _one_line(node_text(st.node.xreplace(user)))
         what = node if node.startswith(f"{st.name} =") else f"{st.name} = {node}"
         runs.setdefault(st.line, []).append(f"{what} -> {_value(st.value)}{mark}")
     tests: dict[int, list[Decision]] = {}
@@ -168,7 +179,7 @@ def render_text(c: Comparison) -> str:
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
-        f"symgrad: {c.source.splitlines()[0] if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
+        f"symgrad: {_one_line(c.source) if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
         f"  ({c.dtype}, branches=\"{c.branches}\")",
         f"cause: {cause.id}: {cause.title}",
     ]

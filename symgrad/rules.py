@@ -57,6 +57,8 @@ class Op:
     nonsmooth: Nonsmooth = None
     convention: str = ""
     alternatives: str = ""
+    # Where the mathematics is undefined although torch returns finite numbers (its masks).
+    undefined: Callable[[Args, Any], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,8 @@ _OP_LIST: tuple[Op, ...] = (
             Z if ex.is_zero(a[1]) else ex.mul(a[1], ex.gpow(a[0], ex.sub(a[1], ONE))),
             Z if (ex.is_zero(a[0]) and ex.sign(a[1]) >= 0) else ex.mul(v, ex.log(a[0])),
         ),
+        # x**y with a variable exponent is a real function only for x > 0.
+        undefined=lambda a, p: ex.sign(a[0]) <= 0,
     ),
     _smooth("exp", "torch.exp({0})", _exp, lambda u, v: v),
     _smooth("log", "torch.log({0})", ex.log, lambda u, v: ex.div(ONE, u)),
@@ -235,6 +239,14 @@ _OP_LIST: tuple[Op, ...] = (
         "torch.atan2({0}, {1})",
         lambda a, p: _atan2(a[0], a[1]),
         lambda a, v, p: _atan2_partials(a),
+        # Its branch cut: on the negative x-axis atan2 jumps from pi (y > 0) to -pi (y < 0).
+        piece=lambda a, p: None if (ex.is_zero(a[0]) and ex.sign(a[1]) < 0) else (ex.sign(a[0]) if ex.sign(a[1]) < 0 else 0),
+        on_piece=lambda s, a, p: ((ex.mul(Fraction(s), mpmath.pi), _atan2_partials(a))
+                                  if (s != 0 and ex.is_zero(a[0])) else (_atan2(a[0], a[1]), _atan2_partials(a))),
+        nonsmooth="jump",
+        convention="torch.atan2 returns pi on the negative x-axis (y = +0) and its gradient there "
+        "is that of the upper half-plane.",
+        undefined=lambda a, p: ex.is_zero(a[0]) and ex.is_zero(a[1]),
     ),
     Op(
         "abs",

@@ -65,7 +65,11 @@ def symbolic_side(lowered: LoweredProgram, path: Path, point: dict[str, ex.Exact
     if not path.ties:
         if expr is not None:
             values = {s: point[name] for s, name in zip(lowered.normalized.inputs, lowered.inputs)}
-            return SymbolicSide(exact_eval(expr, values), "smooth", None, expr)
+            value = exact_eval(expr, values)
+            if not ex.is_finite(value):
+                # SymPy's formula is undefined here (0/0, log 0) although the path's is not.
+                return SymbolicSide(None, "domain", None, expr)
+            return SymbolicSide(value, "smooth", None, expr)
         return SymbolicSide(path.gradient("math")[k], "smooth", None, None)
     name = lowered.inputs[k]
     left = beside(lowered, point, name, -1, max_iterations)

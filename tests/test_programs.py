@@ -156,7 +156,7 @@ def test_item_branch_makes_torch_raise():
     # graph, and torch refuses to differentiate. That is reported as a graph break, not a crash.
     f = sp.Piecewise((x, x > 0), (sg.item(0 * x), True))
     comparison = sg.compare(f, at={x: -1})
-    entry = check_disagreement(comparison, "graph-break", "item(0)", "torch.tensor(float(0)")
+    entry = check_disagreement(comparison, "graph-break", "item(0)", "torch.tensor(0.0")
     assert entry.grad_symbolic == 0
     assert entry.grad_executed == 0
     assert entry.grad_autograd is None

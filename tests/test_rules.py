@@ -174,6 +174,8 @@ NONSMOOTH_AT = {
     "floor": (None, (F(1),), [(F(3, 4),), (F(5, 4),)]),
     "ceil": (None, (F(1),), [(F(3, 4),), (F(5, 4),)]),
     "heaviside": (None, (F(0),), [(F(-1, 4),), (F(1, 4),)]),
+    # atan2(y, x) jumps across its branch cut, the negative x-axis
+    "atan2": (None, (F(0), F(-1)), [(F(-1, 4), F(-1)), (F(1, 4), F(-1))]),
 }
 
 

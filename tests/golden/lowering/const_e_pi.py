@@ -5,7 +5,7 @@ import torch
 
 def f(x):
     # E*x
-    c_x = math.e * x
+    e_x = math.e * x
     # E*x + pi
-    out = c_x + 3.141592653589793
+    out = e_x + math.pi
     return out

@@ -5,5 +5,5 @@ import torch
 
 def f(x):
     # x + 1/3
-    out = x + 0.3333333333333333
+    out = x + (1 / 3)
     return out

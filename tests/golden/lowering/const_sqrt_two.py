@@ -5,5 +5,5 @@ import torch
 
 def f(x):
     # sqrt(2)*x
-    out = x * (math.sqrt(2))
+    out = x * math.sqrt(2)
     return out

@@ -5,7 +5,7 @@ import torch
 
 def f(x):
     # Piecewise((1 - x**2, (x > -1) & (x < 1)), (0, True))
-    if (x > (-1)) and (x < 1):
+    if (x > -1) and (x < 1):
         # x**2
         x_pow_2 = x ** 2
         # 1 - x**2

@@ -9,5 +9,5 @@ def f(x):
         out = x
     else:
         # item(0)
-        out = torch.tensor(float(0), dtype=torch.float64)  # a Python number: leaves the autograd graph
+        out = torch.tensor(0.0, dtype=torch.float64)  # a Python number: leaves the autograd graph
     return out

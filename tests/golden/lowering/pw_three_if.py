@@ -5,7 +5,7 @@ import torch
 
 def f(x):
     # Piecewise((x**2, x < -1), (sin(x), x < 1), (2*x, True))
-    if x < (-1):
+    if x < -1:
         # x**2
         out = x ** 2
     elif x < 1:

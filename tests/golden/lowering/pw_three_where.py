@@ -13,5 +13,5 @@ def f(x):
     # Piecewise((sin(x), x < 1), (2*x, True))
     where_sin_x = torch.where(x < 1, sin_x, two_x)  # torch.where runs both branches
     # Piecewise((x**2, x < -1), (sin(x), x < 1), (2*x, True))
-    out = torch.where(x < (-1), x_pow_2, where_sin_x)  # torch.where runs both branches
+    out = torch.where(x < -1, x_pow_2, where_sin_x)  # torch.where runs both branches
     return out
