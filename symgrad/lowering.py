@@ -24,6 +24,7 @@ and with `branches="where"` to nested `torch.where` (every branch runs).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import keyword
 import linecache
@@ -908,6 +909,19 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
         return out
     """
     check_options(branches=branches, dtype=dtype)
+    try:
+        return _lower_cached(f, branches, dtype)
+    except TypeError:  # unhashable input: lower it afresh
+        return _lower(f, branches, dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _lower_cached(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
+    # SymPy expressions and Programs are immutable, so a lowered program can be shared.
+    return _lower(f, branches, dtype)
+
+
+def _lower(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
     norm = normalize(f)
     lowerer = _Lowerer(norm, branches, dtype)
     body, output, output_line = lowerer.run()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,6 +35,10 @@ from .primitives import strip
 from .symbolic import derivative_expressions
 
 MAX_EXACT = 2000  # flagged points compared exactly; beyond that, causes are inferred per group
+# Per-point causes are kept as small integer codes (a million strings would cost more than the sweep).
+IDS: tuple[str, ...] = (*(c.id for c in Cause), "skipped")
+CODE = {cause_id: k for k, cause_id in enumerate(IDS)}
+AGREE, SKIPPED = CODE["agree"], CODE["skipped"]
 
 
 # --------------------------------------------------------------------------- the batch runner
@@ -57,7 +60,8 @@ class _Batch:
     """Run a lowered program's IR on a batch, with masks for control flow."""
 
     def __init__(self, lowered: LoweredProgram, n: int, device: torch.device, dtype: torch.dtype,
-                 math_mode: bool, max_iterations: int) -> None:
+                 math_mode: bool, max_iterations: int, checks: bool = True) -> None:
+        self.checks = checks  # record ties and cancellations (not needed for a derivative's values)
         self.lowered = lowered
         self.n = n
         self.device = device
@@ -96,7 +100,7 @@ class _Batch:
         if mask.ndim == 0:
             mask = mask.expand(self.n if idx is None else idx.shape[0])
         if idx is None:
-            return acc | mask
+            return acc.logical_or_(mask)
         return acc.index_put((idx,), acc[idx] | mask)
 
     # -- statements
@@ -147,15 +151,19 @@ class _Batch:
             value = eval(code, ns)  # the generated line's own text, compiled once
             if not isinstance(value, torch.Tensor):
                 value = torch.tensor(value, dtype=self.dtype, device=self.device)
-        if s.op == "add" and value.ndim:
-            # Cancellation: the sum is much smaller than its largest term, so digits were lost and
-            # a float comparison cannot be trusted here (both sides may share the error).
-            big = torch.stack([a.detach().abs().expand_as(value) for a in args]).amax(dim=0)
-            self.cancel = self._merge(self.cancel, value.detach().abs() < big * self.cancel_ratio, idx)
-        test = _TIE_TEST.get(s.op)
+        if not self.checks:
+            pass
+        elif s.op == "add" and value.ndim and _subtracts(s):
+            # Cancellation: a difference much smaller than its terms lost digits, and a float
+            # comparison cannot be trusted there (both float sides may share the error).
+            # A sum far smaller than its first term means its terms (nearly) cancelled.
+            with torch.no_grad():
+                first = next(a for a in args if a.ndim)
+                self.cancel = self._merge(self.cancel, value.abs() < first.abs().mul_(self.cancel_ratio), idx)
+        test = _TIE_TEST.get(s.op) if self.checks else None
         if test is not None:
             self.mark(test(args), idx)
-        if s.op in ("clamp_min", "clamp_max"):
+        if self.checks and s.op in ("clamp_min", "clamp_max"):
             self.mark(args[0] == float(s.param), idx)
         self.write(env, s.name, idx, value)
 
@@ -170,7 +178,7 @@ class _Batch:
         for _, name in c.names:
             ns[name] = self.read(env, name, idx)
         truth = eval(code[0], ns)
-        for margin in code[1]:
+        for margin in code[1] if self.checks else ():
             self.mark(eval(margin, ns) == 0, idx)
         if not isinstance(truth, torch.Tensor):
             truth = torch.tensor(bool(truth), device=self.device)
@@ -223,6 +231,11 @@ class _Batch:
             self.block(s.body, env, sub)
 
 
+def _subtracts(s: Step) -> bool:
+    signs, const = s.param
+    return any(x < 0 for x in signs) or (const != 0 and bool(const.is_negative) != (signs[0] < 0))
+
+
 def _relations(c: sp.Basic) -> list[sp.Basic]:
     if isinstance(c, sp.core.relational.Relational):
         return [c]
@@ -237,12 +250,12 @@ def _margin_text(c: Cond, rel: sp.Basic) -> str:
 
 
 def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_mode: bool = False,
-              grad: bool = True, max_iterations: int = DEFAULT_MAX_ITERATIONS) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+              grad: bool = True, checks: bool = True, max_iterations: int = DEFAULT_MAX_ITERATIONS) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask)."""
     n = columns[0].shape[0]
     dtype = columns[0].dtype
     inputs = [c.detach().clone().requires_grad_(grad) for c in columns]
-    runner = _Batch(lowered, n, columns[0].device, dtype, math_mode, max_iterations)
+    runner = _Batch(lowered, n, columns[0].device, dtype, math_mode, max_iterations, checks)
     env = dict(zip(lowered.inputs, inputs))
     with torch.enable_grad():
         runner.block(lowered.body, env, None)
@@ -292,7 +305,7 @@ class Sweep:
     value: np.ndarray  # f, as the program computed it
     grad_symbolic: np.ndarray  # (N, wrt): float64 evaluation of the symbolic derivative
     grad_autograd: np.ndarray  # (N, wrt)
-    causes: np.ndarray  # (N,): cause id per point ("agree" for most)
+    codes: np.ndarray  # (N,): index into IDS of each point's cause
     counts: dict[str, int]
     regions: dict[str, tuple[Region, ...]]
     worst: tuple[Comparison, ...]
@@ -304,6 +317,11 @@ class Sweep:
     device: str
     seconds: float
     grid: tuple[int, ...] = field(default=())
+
+    @property
+    def causes(self) -> np.ndarray:
+        """The cause id of each point ("agree" for most; "skipped" where a loop ran too long)."""
+        return np.asarray(IDS)[self.codes]
 
     def __str__(self) -> str:
         lines = [f"symgrad sweep: {self.source} over {len(self.points)} points ({self.dtype}, "
@@ -390,7 +408,7 @@ def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: li
     out = np.empty((n, len(wrt)))
     if exprs is None:
         # A program: its mathematics is the program with detach/item/no_grad as the identity.
-        _, grads, _, _ = run_batch(lowered, cols64, math_mode=True, max_iterations=max_iterations)
+        _, grads, _, _ = run_batch(lowered, cols64, math_mode=True, checks=False, max_iterations=max_iterations)
         for j, k in enumerate(wrt):
             out[:, j] = grads[k].cpu().numpy()
         return out
@@ -402,7 +420,9 @@ def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: li
             out[:, j] = float(d) if d.is_real else math.nan
             continue
         dl = lower(d, branches="where")
-        value, _, _, _ = run_batch(dl, [by_name[name] for name in dl.inputs], grad=False, max_iterations=max_iterations)
+        with torch.no_grad():
+            value, _, _, _ = run_batch(dl, [by_name[name] for name in dl.inputs], grad=False, checks=False,
+                                       max_iterations=max_iterations)
         out[:, j] = value.cpu().numpy()
     return out
 
@@ -458,8 +478,8 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     flagged = _flag(sym, auto, tol * 10) | tie.cpu().numpy()
     stuck_np = stuck.cpu().numpy()
     flagged &= ~stuck_np
-    causes = np.full(len(points), "agree", dtype=object)
-    causes[stuck_np] = "skipped"
+    codes = np.full(len(points), AGREE, dtype=np.int8)
+    codes[stuck_np] = SKIPPED
     idx = np.flatnonzero(flagged)
     chosen = _choose(idx, auto, sym, max_exact)
     show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
@@ -471,24 +491,25 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
             c = compare(f, at, wrt=[lowered.symbols[k] for k in wrt_idx], dtype=dtype, branches=branches,
                         rtol=rtol, max_iterations=max_iterations)
         except LoopLimitError:
-            causes[i] = "skipped"
+            codes[i] = SKIPPED
             continue
         exact[i] = c
-        causes[i] = c.cause.id
+        codes[i] = CODE[c.cause.id]
         if show and time.perf_counter() - t_last > 0.2:
             t_last = time.perf_counter()
             print(f"\rsymgrad sweep: comparing flagged points exactly {count + 1}/{len(chosen)}", end="", file=sys.stderr)
     if show:
         print(file=sys.stderr)
-    inferred = _infer(idx, exact, causes, tie.cpu().numpy(), auto)
-    counts = dict(Counter(c for c in causes if c != "skipped"))
+    inferred = _infer(idx, exact, codes, tie.cpu().numpy(), auto)
+    numbers = np.bincount(codes, minlength=len(IDS))
+    counts = {IDS[k]: int(m) for k, m in enumerate(numbers) if m and k != SKIPPED}
     worst = _worst(exact, auto, sym)
     return Sweep(
         source=lowered.normalized.source if not lowered.normalized.is_program else "program",
         lowered=lowered, symbols=lowered.symbols, wrt=tuple(lowered.symbols[k] for k in wrt_idx),
         points=points, value=value.to(torch.float64).cpu().numpy(), grad_symbolic=sym, grad_autograd=auto,
-        causes=causes, counts=dict(sorted(counts.items())), regions=_regions(points, causes, lowered.symbols),
-        worst=worst, exact_points=len(exact), inferred_points=inferred, skipped_points=int(np.sum(causes == "skipped")),
+        codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, lowered.symbols),
+        worst=worst, exact_points=len(exact), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
         dtype=dtype, branches=branches, device=str(dev), seconds=time.perf_counter() - start, grid=grid,
     )
 
@@ -505,9 +526,10 @@ def _choose(idx: np.ndarray, auto: np.ndarray, sym: np.ndarray, limit: int) -> n
 
 
 def _infer(idx: np.ndarray, exact: dict[int, Comparison], causes: np.ndarray, tie: np.ndarray, auto: np.ndarray) -> int:
+    """(`causes` holds codes; it is updated in place.)"""
     """Give flagged points that were not compared exactly the cause of the nearest exactly
     compared point with the same signature (on a threshold or not, autograd finite or not)."""
-    rest = [i for i in idx if i not in exact and causes[i] != "skipped"]
+    rest = [i for i in idx if i not in exact and causes[i] != SKIPPED]
     if not rest:
         return 0
     done = np.array(sorted(exact))
@@ -520,7 +542,7 @@ def _infer(idx: np.ndarray, exact: dict[int, Comparison], causes: np.ndarray, ti
         if pool is None or not len(pool):
             pool = done
         if not len(pool):
-            causes[i] = "agree"
+            causes[i] = AGREE
             continue
         nearest = pool[np.argmin(np.abs(pool - i))]
         causes[i] = causes[nearest]
@@ -539,23 +561,24 @@ def _worst(exact: dict[int, Comparison], auto: np.ndarray, sym: np.ndarray, k: i
     return tuple(c for _, c in sorted(bad, key=key)[:k])
 
 
-def _regions(points: np.ndarray, causes: np.ndarray, symbols: Sequence[sp.Basic]) -> dict[str, tuple[Region, ...]]:
+def _regions(points: np.ndarray, codes: np.ndarray, symbols: Sequence[sp.Basic]) -> dict[str, tuple[Region, ...]]:
     out: dict[str, list[Region]] = {}
+    quiet = (AGREE, SKIPPED)
     if points.shape[1] == 1:
-        order = np.argsort(points[:, 0], kind="stable")
-        xs, cs = points[order, 0], causes[order]
-        k = 0
-        while k < len(xs):
-            j = k
-            while j + 1 < len(xs) and cs[j + 1] == cs[k]:
-                j += 1
-            if cs[k] not in ("agree", "skipped"):
-                out.setdefault(str(cs[k]), []).append(
-                    Region(str(cs[k]), j - k + 1, sp.sstr(symbols[0]), float(xs[k]), float(xs[j])))
-            k = j + 1
+        xs = points[:, 0]
+        order = None if bool(np.all(xs[1:] >= xs[:-1])) else np.argsort(xs, kind="stable")
+        if order is not None:
+            xs, codes = xs[order], codes[order]
+        # Runs of equal causes along the swept input (run-length encoding, no Python loop per point).
+        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+        ends = np.concatenate((starts[1:], [len(codes)])) - 1
+        for a, b in zip(starts, ends):
+            if codes[a] not in quiet:
+                cid = IDS[codes[a]]
+                out.setdefault(cid, []).append(Region(cid, int(b - a + 1), sp.sstr(symbols[0]), float(xs[a]), float(xs[b])))
     else:
-        for cause in sorted(set(causes) - {"agree", "skipped"}):
-            sel = points[causes == cause]
-            out[str(cause)] = [Region(str(cause), len(sel), ", ".join(map(sp.sstr, symbols)),
-                                      points=tuple(map(tuple, sel.tolist())))]
+        for code in sorted(set(np.unique(codes).tolist()) - set(quiet)):
+            sel = points[codes == code]
+            out[IDS[code]] = [Region(IDS[code], len(sel), ", ".join(map(sp.sstr, symbols)),
+                                     points=tuple(map(tuple, sel.tolist())))]
     return {k: tuple(v) for k, v in out.items()}

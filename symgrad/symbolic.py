@@ -14,6 +14,7 @@ limits, different slopes: a kink (`one_sided = (left, right)`); different limits
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,10 +50,17 @@ def derivative_expressions(lowered: LoweredProgram) -> tuple[sp.Basic, ...] | No
     """sympy.diff of the mathematics with respect to each input, or None for programs and
     expressions too large for it."""
     norm = lowered.normalized
-    if norm.is_program or sp.count_ops(norm.output) > SYMPY_DIFF_MAX_OPS:
+    if norm.is_program:
         return None
-    math = strip(norm.output)
-    return tuple(sp.diff(math, s) for s in norm.inputs)
+    return _derivatives(norm.output, norm.inputs)
+
+
+@functools.lru_cache(maxsize=256)
+def _derivatives(output: sp.Basic, inputs: tuple[sp.Symbol, ...]) -> tuple[sp.Basic, ...] | None:
+    if sp.count_ops(output) > SYMPY_DIFF_MAX_OPS:
+        return None
+    math = strip(output)
+    return tuple(sp.diff(math, s) for s in inputs)
 
 
 def symbolic_side(lowered: LoweredProgram, path: Path, point: dict[str, ex.Exact], k: int,

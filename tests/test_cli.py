@@ -1,0 +1,340 @@
+"""The `symgrad` command line: demo, compare, lower, supported, bad input, and a safe parser.
+
+Most tests call `symgrad.cli.main([...])` in-process and read what it printed; one runs the
+installed console script in a subprocess, as a user does. `parse()` must never run code: the
+security tests hand it payloads that would have a visible side effect if they ran.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from symgrad.cli import main, parse
+from symgrad.errors import ParseError
+from symgrad.rules import supported_markdown
+
+x, y = sp.symbols("x y")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def columns(line: str) -> list[str]:
+    """A row of a report's table: cells are separated by two spaces or more."""
+    return re.split(r"\s{2,}", line.strip())
+
+
+def table_rows(out: str, header_start: str) -> list[list[str]]:
+    lines = out.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        rows.append(columns(line))
+    return rows
+
+
+def script() -> str:
+    """The installed console script, beside the interpreter running the tests."""
+    beside = Path(sys.executable).with_name("symgrad")
+    found = str(beside) if beside.exists() else shutil.which("symgrad")
+    if found is None:  # pragma: no cover
+        pytest.skip("the symgrad console script is not installed (pip install -e .)")
+    return found
+
+
+# ---------------------------------------------------------------- demo
+
+RELU_TABLE = [
+    # written as, x, symbolic, executed, autograd, cause
+    ["Max(x, 0)", "0.0", "none (0 | 1)", "0", "0.0", "kink"],
+    ["Max(x, 0)", "1.0", "1", "1", "1.0", "agree"],
+    ['Piecewise, branches="if"', "0.0", "none (0 | 1)", "0", "0.0", "control-flow"],
+    ['Piecewise, branches="if"', "1.0", "1", "1", "1.0", "agree"],
+    ['Piecewise, branches="where"', "0.0", "none (0 | 1)", "0", "0.0", "kink"],
+    ['Piecewise, branches="where"', "1.0", "1", "1", "1.0", "agree"],
+]
+
+
+def test_demo_prints_the_relu_table(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "demo")
+    assert rc == 0 and err == ""
+    assert columns(out.split("\n")[2]) == ["written as", "x", "symbolic", "executed", "autograd", "cause"]
+    assert table_rows(out, "written as") == RELU_TABLE
+    # ... followed by the three full reports at the kink
+    assert out.count("cause: kink:") == 2 and out.count("cause: control-flow:") == 1
+    assert out.count("more: docs/causes.md#") == 3
+
+
+def test_demo_relu_by_name_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "demo")[1] == run(capsys, "demo", "relu")[1]
+
+
+@pytest.mark.parametrize("name, cause", [
+    ("detach", "detach"), ("nan-trap", "nan-trap"), ("overflow", "overflow"), ("rounding", "rounding"),
+    ("graph-break", "graph-break"),
+])
+def test_each_named_demo_shows_its_cause(capsys: pytest.CaptureFixture[str], name: str, cause: str) -> None:
+    rc, out, err = run(capsys, "demo", name)
+    assert rc == 0 and err == ""
+    assert re.search(rf"^cause: {cause}: ", out, re.MULTILINE)
+
+
+def test_the_console_script_runs_the_demo() -> None:
+    done = subprocess.run([script(), "demo"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert table_rows(done.stdout, "written as") == RELU_TABLE
+
+
+def test_the_console_script_reports_bad_input_without_a_traceback() -> None:
+    done = subprocess.run([script(), "compare", "besselj(0, x)", "--at", "x=1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("symgrad: besselj(0, x) has no torch lowering")
+    assert "Traceback" not in done.stderr
+    assert done.stderr.rstrip().endswith("See docs/errors.md#unsupportednodeerror")
+
+
+# ---------------------------------------------------------------- compare
+
+
+def test_compare_square_at_3_agrees(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "compare", "x**2", "--at", "x=3")
+    assert rc == 0 and err == ""
+    assert out.split("\n")[0] == 'symgrad: x**2 at x = 3  (float64, branches="if")'
+    assert "cause: agree: all three derivatives agree" in out
+    assert table_rows(out, "wrt") == [["x", "6", "6", "6.0", "agree"]]
+
+
+def test_compare_several_inputs_in_one_at(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "compare", "x*y", "--at", "x=3,y=0.5")
+    assert rc == 0
+    assert table_rows(out, "wrt") == [["x", "1/2", "1/2", "0.5", "agree"], ["y", "3", "3", "3.0", "agree"]]
+    rc2, out2, _ = run(capsys, "compare", "x*y", "--at", "x=3", "--at", "y=0.5")
+    assert out2 == out
+
+
+def test_compare_in_float32_uses_float32_s_point(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "compare", "x**2", "--at", "x=0.1", "--dtype", "float32")
+    assert rc == 0
+    # float32's nearest value to 0.1 is 13421773/2**27; the exact derivative is twice that.
+    assert out.split("\n")[0] == 'symgrad: x**2 at x = 13421773/134217728  (float32, branches="if")'
+    assert table_rows(out, "wrt") == [["x", "13421773/67108864", "13421773/67108864", "0.20000000298023224", "agree"]]
+    assert "rtol=0.0001" in out
+
+
+def test_compare_with_where_branches_shows_the_nan_trap(capsys: pytest.CaptureFixture[str]) -> None:
+    expr = "Piecewise((sqrt(x), x > 0), (0, True))"
+    rc, out, _ = run(capsys, "compare", expr, "--at", "x=-1", "--branches", "where")
+    assert rc == 0
+    assert table_rows(out, "wrt") == [["x", "0", "0", "nan", "nan-trap"]]
+    assert "torch.where(x > 0, sqrt_x, 0)" in out
+    rc, out, _ = run(capsys, "compare", expr, "--at", "x=-1")
+    assert table_rows(out, "wrt") == [["x", "0", "0", "0.0", "agree"]], "with `if` there is no trap"
+
+
+def test_compare_as_markdown(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "compare", "x*detach(x**2)", "--at", "x=3", "--markdown")
+    assert rc == 0
+    assert "| wrt | symbolic | executed | autograd | cause |" in out
+    assert "|---|---|---|---|---|" in out
+    assert "| `x` | `27` | `9` | `9.0` | [detach](docs/causes.md#detach) |" in out
+    assert "```python" in out
+
+
+# ---------------------------------------------------------------- lower, supported
+
+
+def test_lower_prints_the_generated_program(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "lower", "x*detach(x**2)")
+    assert rc == 0 and err == ""
+    assert out.startswith('# symgrad: lowered from  x*detach(x**2)   (x real; float64; branches="if")')
+    assert "    x_pow_2_detached = x_pow_2.detach()\n" in out
+    assert "def f(x):" in out
+    namespace: dict[str, object] = {}
+    exec(compile(out, "<lowered>", "exec"), namespace)  # noqa: S102 - symgrad's own generated code
+    import torch
+
+    t = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    out_t = namespace["f"](t)  # type: ignore[operator]
+    out_t.backward()
+    assert float(out_t.detach()) == 27.0 and float(t.grad) == 9.0
+
+
+def test_lower_with_where_and_float32(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "lower", "Piecewise((x, x > 0), (0, True))", "--branches", "where", "--dtype", "float32")
+    assert rc == 0
+    assert "torch.where(" in out and "if x > 0" not in out
+    assert 'float32; branches="where"' in out.split("\n")[0]
+
+
+def test_supported_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "supported")
+    assert rc == 0
+    assert out == supported_markdown()
+    assert out.startswith("# Supported SymPy nodes")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+BAD = [
+    (["compare", "besselj(0, x)", "--at", "x=1"], "besselj(0, x) has no torch lowering", "unsupportednodeerror"),
+    (["compare", "x*y", "--at", "x=1"], "y has no value at the point", "unboundsymbolerror"),
+    (["compare", "x**2", "--at", "x=nan"], "The value given for x is nan", "pointerror"),
+    (["compare", "x**2", "--at", "y=1"], "`at` gives a value for y", "pointerror"),
+    (["compare", "x**2", "--at", "x=abc"], "--at 'x=abc': 'abc' is not a number.", "parseerror"),
+    (["compare", "x**2", "--at", "x"], "--at 'x' is not NAME=VALUE.", "parseerror"),
+    (["compare", "x +", "--at", "x=1"], "'x +' is not a valid expression", "parseerror"),
+    (["compare", "sine(x)", "--at", "x=1"], "sine(...) is not a function symgrad can read.", "parseerror"),
+    (["compare", "sin(x, y)", "--at", "x=1"], "sin(...) in 'sin(x, y)'", "parseerror"),
+    (["lower", "x.real"], "'x.real' in 'x.real' is not allowed in an expression.", "parseerror"),
+    (["demo", "nosuch"], "There is no demo called 'nosuch'.", "parseerror"),
+]
+
+
+@pytest.mark.parametrize("argv, first, anchor", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_input_exits_2_with_a_sentence(capsys: pytest.CaptureFixture[str], argv: list[str], first: str,
+                                           anchor: str) -> None:
+    rc, out, err = run(capsys, *argv)
+    assert rc == 2
+    assert out == ""
+    assert err.startswith(f"symgrad: {first}"), err
+    assert "Traceback" not in err
+    assert "Fix:" in err
+    assert err.rstrip().split("\n")[-1] == f"See docs/errors.md#{anchor}"
+
+
+def test_an_unknown_option_value_is_argparse_s_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "x**2", "--at", "x=1", "--branches", "iff"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'iff'" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- parse(): allowed
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Max(x, 0) + x**2", sp.Max(x, 0) + x**2),
+    ("x*detach(x**2)", None),
+    ("Piecewise((sqrt(x), x > 0), (0, True))", sp.Piecewise((sp.sqrt(x), x > 0), (0, True))),
+    ("exp(x) / (1 + exp(x))", sp.exp(x) / (1 + sp.exp(x))),
+    ("-x + 2.5*y", -x + 2.5 * y),
+    ("abs(x) + Abs(y)", sp.Abs(x) + sp.Abs(y)),
+    ("Eq(x, 1)", sp.Eq(x, 1)),
+    ("pi*x", sp.pi * x),
+])
+def test_parse_reads_sympy_expressions(text: str, expected: sp.Basic | None) -> None:
+    got = parse(text)
+    if expected is not None:
+        assert got == expected
+    else:
+        assert sp.sstr(got) == text
+
+
+def test_a_dangerous_looking_name_is_only_a_symbol() -> None:
+    assert parse("__import__") == sp.Symbol("__import__")
+
+
+# ---------------------------------------------------------------- parse(): SECURITY
+
+REFUSED = [
+    "__import__('os').system('id')",
+    "x.real",
+    "().__class__.__bases__[0].__subclasses__()",
+    "x[0]",
+    "lambda: 1",
+    "(lambda q: q)(x)",
+    "'abc'",
+    "b'abc'",
+    "f'{x}'",
+    "[x for x in (1, 2)]",
+    "[x, y]",
+    "{x: 1}",
+    "sin(x=1)",
+    "sin(*x)",
+    "(y := 1)",
+    "x if x else y",
+    "eval(x)",
+    "exec(x)",
+    "open(x)",
+    "getattr(x, y)",
+    "globals()",
+    "__builtins__(x)",
+    "sympify(x)",
+    "x < y < 1",
+    "not x",
+    "x & y",
+    "await x",
+]
+
+
+@pytest.mark.parametrize("text", REFUSED)
+def test_parse_refuses_code(text: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    assert str(info.value).rstrip().endswith("See docs/errors.md#parseerror")
+
+
+def _file_payloads(target: Path) -> list[str]:
+    t = str(target)
+    return [
+        f"__import__('pathlib').Path('{t}').touch()",
+        f"open('{t}', 'w')",
+        f"__import__('os').system('touch {t}')",
+        f"exec(\"open('{t}', 'w')\")",
+        f"eval(\"open('{t}', 'w')\")",
+        f"sympify(\"__import__('os').system('touch {t}')\")",
+        f"Symbol(\"__import__('os').system('touch {t}')\")",
+        f"(lambda: open('{t}', 'w'))()",
+    ]
+
+
+def test_payloads_have_no_side_effect(tmp_path: Path) -> None:
+    target = tmp_path / "pwned"
+    for payload in _file_payloads(target):
+        with pytest.raises(ParseError):
+            parse(payload)
+        assert not target.exists(), f"parse({payload!r}) created a file"
+
+
+def test_payloads_on_the_command_line_have_no_side_effect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "pwned"
+    for payload in _file_payloads(target):
+        for argv in (["compare", payload, "--at", "x=1"], ["lower", payload]):
+            rc, out, err = run(capsys, *argv)
+            assert rc == 2 and out == ""
+            assert err.startswith("symgrad: ") and "Traceback" not in err
+            assert not target.exists(), f"symgrad {argv} created a file"
+
+
+def test_a_symbol_named_like_code_stays_a_name(capsys: pytest.CaptureFixture[str]) -> None:
+    """A name is never printed into the generated program as code."""
+    rc, out, _ = run(capsys, "lower", "__import__ + 1")
+    assert rc == 0
+    assert "__import__(" not in out
+
+
+@pytest.mark.xfail(strict=True, reason="parse('9**9**9**9') evaluates the integer tower eagerly and never "
+                   "returns (10**10**7 alone takes ~7 s): a denial of service from one command-line argument")
+def test_parse_refuses_huge_integer_powers_quickly() -> None:
+    code = "from symgrad.cli import parse\ntry:\n    parse('9**9**9**9')\nexcept Exception:\n    pass\n"
+    try:
+        subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("parse('9**9**9**9') did not return within 20 s")
