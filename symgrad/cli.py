@@ -115,6 +115,21 @@ def _point(items: Sequence[str]) -> dict[str, float]:
     return point
 
 
+def _ranges(items: Sequence[str]) -> dict[str, tuple[float, float]]:
+    over: dict[str, tuple[float, float]] = {}
+    for chunk in items:
+        for part in chunk.split(","):
+            name, _, rng = part.partition("=")
+            low, sep, high = rng.partition(":")
+            try:
+                if not (name.strip() and sep):
+                    raise ValueError
+                over[name.strip()] = (float(low), float(high))
+            except ValueError:
+                raise ParseError(f"--over {part!r} is not NAME=LOW:HIGH.\nFix: write e.g. `--over x=-2:2`.") from None
+    return over
+
+
 # --------------------------------------------------------------------------- demos
 
 x = sp.Symbol("x")
@@ -180,6 +195,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--branches", default="if", choices=["if", "where"])
     c.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     c.add_argument("--markdown", action="store_true", help="print markdown instead of text")
+    sw = sub.add_parser("sweep", help="compare over a range of points")
+    sw.add_argument("expr")
+    sw.add_argument("--over", action="append", default=[], required=True,
+                    help="NAME=LOW:HIGH (n points; two inputs make a grid)")
+    sw.add_argument("-n", type=int, default=1001, help="points per input (default 1001)")
+    sw.add_argument("--branches", default="if", choices=["if", "where"])
+    sw.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    sw.add_argument("--plot", metavar="PNG", help="draw f and both derivatives into this image")
     lo = sub.add_parser("lower", help="print the generated torch program")
     lo.add_argument("expr")
     lo.add_argument("--branches", default="if", choices=["if", "where"])
@@ -199,6 +222,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f = parse(args.expr)
             result = compare(f, at=_point(args.at), branches=args.branches, dtype=args.dtype)
             print(result.to_markdown() if args.markdown else result, end="")
+        elif args.command == "sweep":
+            from .sweep import sweep
+
+            result = sweep(parse(args.expr), over=_ranges(args.over), n=args.n, branches=args.branches,
+                           dtype=args.dtype)
+            print(result, end="")
+            if args.plot:
+                result.plot(args.plot)
+                print(f"plot written to {args.plot}")
         elif args.command == "lower":
             print(lower(parse(args.expr), branches=args.branches, dtype=args.dtype).source, end="")
         elif args.command == "supported":
