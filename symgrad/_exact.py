@@ -208,6 +208,9 @@ def log(a: Exact) -> Exact:
 
 def from_sympy(c: sp.Basic) -> Exact:
     """The exact value of a SymPy number (a constant expression is evaluated at working precision)."""
+    if isinstance(c, (sp.MatrixBase, sp.MatrixExpr)):
+        explicit = c.as_explicit()
+        return mat([[from_sympy(explicit[i, j]) for j in range(explicit.cols)] for i in range(explicit.rows)])  # type: ignore[return-value]
     if isinstance(c, sp.Integer):
         return Fraction(int(c))
     if isinstance(c, sp.Rational):
@@ -268,3 +271,159 @@ def agree(a: Exact, b: Exact, digits: int) -> bool:
     if scale == 0:
         return True
     return bool(abs(fa - fb) <= scale * mpmath.mpf(10) ** (-digits))
+
+
+# --------------------------------------------------------------------------- matrices
+# A matrix value is a 2-D numpy array of exact numbers (dtype=object); scalars broadcast.
+
+import numpy as np  # noqa: E402
+
+
+def is_mat(v: object) -> bool:
+    return isinstance(v, np.ndarray)
+
+
+def mat(rows: list[list[Exact]]) -> np.ndarray:
+    out = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            out[i, j] = v
+    return out
+
+
+def full(shape: tuple[int, int], value: Exact) -> np.ndarray:
+    out = np.empty(shape, dtype=object)
+    out.fill(value)
+    return out
+
+
+def eye(n: int) -> np.ndarray:
+    out = full((n, n), ZERO)
+    for i in range(n):
+        out[i, i] = ONE
+    return out
+
+
+def shape_of(*values: object) -> tuple[int, int] | None:
+    for v in values:
+        if isinstance(v, np.ndarray):
+            return v.shape  # type: ignore[return-value]
+    return None
+
+
+def ewise(fn, *args):  # type: ignore[no-untyped-def]
+    """Apply a scalar function elementwise, broadcasting scalars over matrices."""
+    shape = shape_of(*args)
+    if shape is None:
+        return fn(*args)
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(*shape):
+        out[idx] = fn(*(a[idx] if isinstance(a, np.ndarray) else a for a in args))
+    return out
+
+
+def accumulate(a: object, b: object) -> object:
+    """a + b for adjoints: scalars, matrices, or a matrix adjoint summed into a scalar."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return ewise(add, a, b)
+    if isinstance(a, np.ndarray):
+        return ewise(add, a, b)
+    if isinstance(b, np.ndarray):
+        return add(a, total(b))  # a scalar broadcast over a matrix collects all its adjoints
+    return add(a, b)  # type: ignore[arg-type]
+
+
+def total(v: object) -> Exact:
+    if not isinstance(v, np.ndarray):
+        return v  # type: ignore[return-value]
+    s: Exact = ZERO
+    for x in v.flat:
+        s = add(s, x)
+    return s
+
+
+def all_zero(v: object) -> bool:
+    if isinstance(v, np.ndarray):
+        return all(isinstance(x, Fraction) and x == 0 for x in v.flat)
+    return isinstance(v, Fraction) and v == 0
+
+
+def elements(v: object) -> list[Exact]:
+    return list(v.flat) if isinstance(v, np.ndarray) else [v]  # type: ignore[list-item]
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    n, k = a.shape
+    k2, m = b.shape
+    if k != k2:
+        raise ValueError(f"shapes {a.shape} and {b.shape} do not multiply")
+    out = np.empty((n, m), dtype=object)
+    for i in range(n):
+        for j in range(m):
+            s: Exact = ZERO
+            for t in range(k):
+                s = add(s, mul(a[i, t], b[t, j]))
+            out[i, j] = s
+    return out
+
+
+def transpose(a: np.ndarray) -> np.ndarray:
+    return a.T.copy()
+
+
+def inverse(a: np.ndarray) -> np.ndarray:
+    """Gauss-Jordan elimination in exact arithmetic; NaN entries for a singular matrix."""
+    n = a.shape[0]
+    m = np.empty((n, 2 * n), dtype=object)
+    m[:, :n] = a
+    m[:, n:] = eye(n)
+    for col in range(n):
+        pivot = next((r for r in range(col, n) if not is_zero(m[r, col])), None)
+        if pivot is None:
+            return full((n, n), NAN)
+        m[[col, pivot]] = m[[pivot, col]]
+        p = m[col, col]
+        for j in range(2 * n):
+            m[col, j] = div(m[col, j], p)
+        for r in range(n):
+            if r != col and not is_zero(m[r, col]):
+                f = m[r, col]
+                for j in range(2 * n):
+                    m[r, j] = sub(m[r, j], mul(f, m[col, j]))
+    return m[:, n:].copy()
+
+
+def det(a: np.ndarray) -> Exact:
+    n = a.shape[0]
+    m = a.copy()
+    result: Exact = ONE
+    for col in range(n):
+        pivot = next((r for r in range(col, n) if not is_zero(m[r, col])), None)
+        if pivot is None:
+            return ZERO
+        if pivot != col:
+            m[[col, pivot]] = m[[pivot, col]]
+            result = neg(result)
+        p = m[col, col]
+        result = mul(result, p)
+        for r in range(col + 1, n):
+            f = div(m[r, col], p)
+            for j in range(col, n):
+                m[r, j] = sub(m[r, j], mul(f, m[col, j]))
+    return result
+
+
+def trace(a: np.ndarray) -> Exact:
+    s: Exact = ZERO
+    for i in range(min(a.shape)):
+        s = add(s, a[i, i])
+    return s
+
+
+def matpow(a: np.ndarray, n: int) -> np.ndarray:
+    if n < 0:
+        return matpow(inverse(a), -n)
+    out = eye(a.shape[0])
+    for _ in range(n):
+        out = matmul(out, a)
+    return out

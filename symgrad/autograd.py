@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 import torch
 
@@ -18,36 +21,49 @@ from .lowering import DTYPES, LoweredProgram
 
 @dataclass(frozen=True, slots=True)
 class AutogradRun:
-    value: float | None  # the forward value in the dtype
-    grads: tuple[float | None, ...]  # one per input (None where torch raised)
+    value: Any  # the forward value in the dtype (a float, or an array for a matrix output)
+    grads: list[list[Any]]  # [output][input]: a float or an array (None where torch raised)
     error: str | None  # torch's message, if it raised
 
 
-def run(lowered: LoweredProgram, values: Sequence[float], dtype: str, wrt: Sequence[int]) -> AutogradRun:
-    """Forward and backward of the lowered program, as a user would run them."""
+def run(lowered: LoweredProgram, values: Sequence[Any], dtype: str, wrt: Sequence[int], v: Any = None) -> AutogradRun:
+    """Forward and backward of the lowered program, as a user would run them: `torch.autograd.grad`
+    of a scalar output, of each element of a matrix output, or with `grad_outputs=v`."""
     torch_dtype = DTYPES[dtype]
-    tensors = [torch.tensor(v, dtype=torch_dtype, requires_grad=(k in wrt)) for k, v in enumerate(values)]
-    none = tuple(None for _ in values)
+    tensors = [torch.tensor(x, dtype=torch_dtype, requires_grad=(k in wrt)) for k, x in enumerate(values)]
     try:
         out = lowered(*tensors)
     except Exception as err:  # torch's own message becomes data
-        return AutogradRun(None, none, f"{type(err).__name__}: {err}")
-    value = _float(out)
+        return AutogradRun(None, [], f"{type(err).__name__}: {err}")
+    value = _value(out)
     targets = [tensors[k] for k in wrt]
     if not targets:
-        return AutogradRun(value, none, None)
+        return AutogradRun(value, [], None)
+    if v is not None:
+        asks = [(out, torch.tensor(v, dtype=torch_dtype))]
+    elif isinstance(out, torch.Tensor) and out.ndim > 0:
+        asks = [(out[idx], None) for idx in np.ndindex(*out.shape)]
+    else:
+        asks = [(out, None)]
+    grads: list[list[Any]] = []
     try:
-        grads = torch.autograd.grad(out, targets, allow_unused=True, materialize_grads=True)
+        for target, weights in asks:
+            got = torch.autograd.grad(target, targets, grad_outputs=weights, retain_graph=True,
+                                      allow_unused=True, materialize_grads=True)
+            row: list[Any] = [None] * len(values)
+            for k, g in zip(wrt, got):
+                row[k] = float(g) if g.ndim == 0 else g.detach().numpy().astype(np.float64)
+            grads.append(row)
     except Exception as err:
-        return AutogradRun(value, none, f"{type(err).__name__}: {err}")
-    result: list[float | None] = [None] * len(values)
-    for k, g in zip(wrt, grads):
-        result[k] = float(g)
-    return AutogradRun(value, tuple(result), None)
+        return AutogradRun(value, [], f"{type(err).__name__}: {err}")
+    return AutogradRun(value, grads, None)
 
 
-def _float(out: object) -> float | None:
+def _value(out: object) -> Any:
+    if isinstance(out, torch.Tensor):
+        out = out.detach()
+        return float(out) if out.ndim == 0 else out.numpy().astype(np.float64)
     try:
-        return float(out.detach()) if isinstance(out, torch.Tensor) else float(out)  # type: ignore[arg-type]
-    except (TypeError, ValueError, RuntimeError):
+        return float(out)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return math.nan

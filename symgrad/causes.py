@@ -92,8 +92,8 @@ SIDES: Final = {
 EXPLANATIONS: Final = {
     Cause.AGREE: "The derivative of the mathematics, of the program that ran, and autograd's "
     "value agree within the {dtype} tolerance (rtol={rtol:g}).",
-    Cause.DOMAIN: "`{node}` (line {line}) is not defined in the real numbers at this point: "
-    "{why}. Without a value there is no derivative, so there is nothing to compare.",
+    Cause.DOMAIN: "`{node}` (line {line}) {why}, so the function has no real derivative at this "
+    "point and there is nothing to compare.",
     Cause.GRAPH_BREAK: "`{node}` (line {line}) left the autograd graph (an autograd graph "
     "break: {how}), so torch treats its value {value} as a constant and no gradient flows "
     "back through it{consequence}.{torch_error}",
@@ -111,8 +111,8 @@ EXPLANATIONS: Final = {
     "that gradient by 0, and 0 * {bad} is nan, so autograd reports {autograd} instead of "
     "{executed}.",
     Cause.OVERFLOW: "`{node}` (line {line}) is {value} at this point, {beyond} for {dtype} "
-    "({limit}); the stored {stored} then turned into {autograd} in autograd, while the exact "
-    "derivative of the same program is {executed}.",
+    "({limit}); it was stored as {stored}, and {became}, while the exact derivative of the "
+    "same program is {executed}.",
     Cause.ROUNDING: "autograd's {autograd} is off by {relerr} from the exact {executed} "
     "(about {lost} of {dtype}'s {digits} significant digits lost). {detail}",
 }
@@ -128,12 +128,12 @@ HINTS: Final = {
     "function or `torch.where` if it should not decide the gradient.",
     Cause.JUMP: "A jump has no gradient; if training needs one, use a smooth surrogate (a "
     "sigmoid for a step, a straight-through estimator for rounding).",
-    Cause.KINK: "Any value between {left} and {right} is a valid subgradient; if you need a "
+    Cause.KINK: "Any value between {low} and {high} is a valid subgradient; if you need a "
     "particular one, choose the op whose convention gives it ({alternatives}).",
     Cause.NAN_TRAP: "Keep the unused branch's input in its domain: the double-where pattern "
     "`torch.where(c, f(torch.where(c, x, safe)), other)`.",
     Cause.OVERFLOW: "Rescale before the overflow: `torch.logsumexp` for log(sum(exp(...))), "
     "`torch.softmax`/`log_softmax` for normalised exponentials.",
     Cause.ROUNDING: "Rewrite the cancelling expression in a stable form (`torch.expm1`, "
-    "`torch.log1p`, `1 - cos(x) = 2*sin(x/2)**2`), or compute in float64.",
+    "`torch.log1p`, `1 - cos(x) = 2*sin(x/2)**2`){wider}.",
 }

@@ -20,7 +20,7 @@ from typing import Any
 import sympy as sp
 
 from . import compare, detach, item, lower, no_grad
-from .errors import ParseError, SymgradError
+from .errors import OptionError, ParseError, SymgradError
 
 _FUNCTIONS: dict[str, Any] = {
     "abs": sp.Abs, "max": sp.Max, "min": sp.Min, "ceil": sp.ceiling,
@@ -61,7 +61,8 @@ def parse(text: str) -> sp.Basic:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise ParseError(
-            f"{text!r} is not a valid expression: {err.msg} (column {err.offset}).\n"
+            f"{text!r} is not a valid expression: {err.msg}"
+            + (f" (at column {err.offset})" if err.offset else "") + ".\n"
             "Fix: write it in Python/SymPy syntax, e.g. `x**2 + sin(x)`."
         ) from None
     return _build(tree.body, text)
@@ -75,7 +76,15 @@ def _build(node: ast.AST, text: str) -> Any:
     if isinstance(node, ast.Name):
         return _CONSTANTS.get(node.id, None) or sp.Symbol(node.id)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        return _BINOPS[type(node.op)](_build(node.left, text), _build(node.right, text))
+        left, right = _build(node.left, text), _build(node.right, text)
+        if isinstance(node.op, ast.Pow) and isinstance(right, sp.Number) and isinstance(left, sp.Number) and abs(right) > 10_000:
+            # SymPy would evaluate the number exactly: 9**9**9**9 never finishes.
+            raise ParseError(
+                f"{ast.get_source_segment(text, node)!r} is too large to evaluate exactly (exponent {right}).\n"
+                "A number on the command line is evaluated exactly before anything else runs.\n"
+                "Fix: use a smaller power, or a float such as 1e300."
+            )
+        return _BINOPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         inner = _build(node.operand, text)
         return -inner if isinstance(node.op, ast.USub) else inner
@@ -216,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             if args.name not in DEMOS:
-                raise ParseError(f"There is no demo called {args.name!r}.\nFix: pick one of: {', '.join(DEMOS)}.")
+                raise OptionError(f"There is no demo called {args.name!r}.\nFix: pick one of: {', '.join(DEMOS)}.")
             print(DEMOS[args.name][1]())
         elif args.command == "compare":
             f = parse(args.expr)

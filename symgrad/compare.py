@@ -23,7 +23,10 @@ import torch
 from . import _exact as ex
 from . import autograd as ag
 from .causes import EXPLANATIONS, HINTS, Cause
-from .errors import OPTION, OptionError, PointError, POINT_NOT_FINITE, POINT_NOT_NUMBER, UNBOUND, UnboundSymbolError
+from .errors import ORDER, POINT_TOO_LARGE
+from .errors import RTOL as RTOL_MESSAGE
+from .errors import (OPTION, POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, OptionError, PointError,
+                     ShapeError, UnboundSymbolError)
 from .executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, run
 from .lowering import DTYPES, LoweredProgram, check_options, lower
 from .program import node_text
@@ -31,6 +34,12 @@ from .rules import OPS, op_rule
 from .symbolic import SymbolicSide, derivative_expressions, same, symbolic_side
 
 RTOL = {"float64": 1e-9, "float32": 1e-4}
+# The domain of the argument an op needs for a derivative, in the hint's words.
+DOMAIN_WORDS = {
+    "log": "x > 0", "sqrt": "x > 0 for the derivative", "pow_frac": "x > 0 for the derivative",
+    "pow": "x > 0", "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
+    "acos": "-1 < x < 1 for the derivative", "atan2": "(x, y) != (0, 0)", "tan": "x != pi/2 + k*pi",
+}
 DIGITS = {"float64": 15.95, "float32": 7.22}
 FINFO = {name: torch.finfo(dt) for name, dt in DTYPES.items()}
 START_DPS = 40
@@ -75,6 +84,7 @@ class Comparison:
     executed_path: Path
     branches: str
     source: str
+    vjp: bool = False  # the entries are a vector-Jacobian product (v= was given)
 
     @property
     def cause(self) -> Cause:
@@ -121,13 +131,34 @@ def _value_of(sym: sp.Basic, raw: Any) -> float:
     try:
         value = float(raw)
     except OverflowError:
-        value = math.inf
+        raise PointError(POINT_TOO_LARGE.format(symbol=sym, digits=len(str(abs(int(raw)))))) from None
     if not math.isfinite(value):
         raise PointError(POINT_NOT_FINITE.format(symbol=sym, value=value))
     return value
 
 
-def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[float]:
+def _matrix_of(sym: sp.MatrixSymbol, raw: Any, dtype: str) -> np.ndarray:
+    """A matrix value of exactly the declared shape, rounded to the dtype."""
+    declared = (int(sym.rows), int(sym.cols))
+    if isinstance(raw, torch.Tensor):
+        raw = raw.detach().cpu().numpy()
+    if isinstance(raw, sp.MatrixBase):
+        raw = [[float(v) for v in row] for row in raw.tolist()]
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw)) from err
+    if arr.shape != declared:
+        if arr.ndim == 1 and declared[1] == 1 and arr.shape[0] == declared[0]:
+            raise ShapeError(RANK_ONE.format(symbol=sym, declared=declared, given=arr.shape))
+        raise ShapeError(SHAPE.format(symbol=sym, declared=declared, given=arr.shape))
+    arr = torch.tensor(arr, dtype=DTYPES[dtype]).to(torch.float64).numpy()
+    if not np.all(np.isfinite(arr)):
+        raise PointError(POINT_NOT_FINITE.format(symbol=sym, value="a matrix with NaN or inf entries"))
+    return arr
+
+
+def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[Any]:
     if not isinstance(at, Mapping):
         raise PointError(
             f"`at` is {at!r}, not a mapping from symbols to values.\n"
@@ -135,7 +166,7 @@ def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[f
         )
     by_name: dict[str, Any] = {}
     for key, raw in at.items():
-        name = key.name if isinstance(key, sp.Symbol) else str(key)
+        name = key.name if isinstance(key, (sp.Symbol, sp.MatrixSymbol)) else str(key)
         by_name[name] = raw
     known = {s.name for s in lowered.symbols}
     extra = sorted(set(by_name) - known)
@@ -147,10 +178,13 @@ def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[f
             "Fix: remove it, or check the symbol's name."
         )
     values = []
-    given = ", ".join(sorted(by_name)) or "nothing"
+    given = ("only " + ", ".join(sorted(by_name))) if by_name else "no values"
     for sym in lowered.symbols:
         if sym.name not in by_name:
             raise UnboundSymbolError(UNBOUND.format(symbol=sym, given=given))
+        if isinstance(sym, sp.MatrixSymbol):
+            values.append(_matrix_of(sym, by_name[sym.name], dtype))
+            continue
         v = _value_of(sym, by_name[sym.name])
         # The point is the exact binary value the tensor of this dtype holds.
         values.append(torch.tensor(v, dtype=DTYPES[dtype]).item())
@@ -183,24 +217,63 @@ def _wrt(lowered: LoweredProgram, wrt: Iterable[Any] | None) -> list[int]:
 @dataclass(frozen=True)
 class _Exact:
     path: Path
-    sym: tuple[SymbolicSide, ...]
-    exe: tuple[ex.Exact, ...]
-    math: tuple[ex.Exact, ...]
+    sym: dict[tuple[int, int], SymbolicSide]  # (output element, component) -> symbolic side
+    exe: dict[tuple[int, int], ex.Exact]  # (output element, component) -> executed derivative
 
 
-def _exact_sides(lowered: LoweredProgram, point: dict[str, ex.Exact], wrt: Sequence[int], max_iterations: int) -> _Exact:
+Component = tuple[int, tuple[int, int] | None]  # (input index, element of a matrix input)
+
+
+def _components(lowered: LoweredProgram, point: dict[str, Any], wrt: Sequence[int]) -> list[Component]:
+    """The inputs differentiated with respect to: scalars, and matrices element by element."""
+    out: list[Component] = []
+    for k in wrt:
+        v = point[lowered.inputs[k]]
+        if ex.is_mat(v):
+            out.extend((k, idx) for idx in np.ndindex(*v.shape))
+        else:
+            out.append((k, None))
+    return out
+
+
+def _seeds(value: Any, v: Any) -> list[Any]:
+    """One seed per compared output: None for a scalar output, a one-hot matrix per element of
+    a matrix output, or the user's vector for a vector-Jacobian product."""
+    if v is not None:
+        return [v]
+    if not ex.is_mat(value):
+        return [None]
+    seeds = []
+    for idx in np.ndindex(*value.shape):
+        seed = ex.full(value.shape, ex.ZERO)
+        seed[idx] = ex.ONE
+        seeds.append(seed)
+    return seeds
+
+
+def _exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Component], v: Any,
+                 max_iterations: int) -> _Exact:
     """Path, executed and symbolic derivatives, with the working precision raised until two
     evaluations agree on every digit we report (DESIGN.md section 4)."""
-    expressions = derivative_expressions(lowered)
+    derivs = derivative_expressions(lowered)
     dps = START_DPS
     previous: _Exact | None = None
     while True:
         with ex.working_precision(dps):
             path = run(lowered, point, max_iterations=max_iterations)
-            exe = path.gradient("executed")
-            mth = path.gradient("math")
-            sym = tuple(symbolic_side(lowered, path, point, k, expressions, max_iterations) for k in wrt)
-            current = _Exact(path, sym, exe, mth)
+            sym: dict[tuple[int, int], SymbolicSide] = {}
+            exe: dict[tuple[int, int], ex.Exact] = {}
+            seeds = _seeds(path.value, v)
+            matrix_output = ex.is_mat(path.value) and v is None
+            for o, seed in enumerate(seeds):
+                grads = path.gradient("executed", seed)
+                # SymPy's derivative expressions describe a scalar output only.
+                use = derivs if not (matrix_output or v is not None) else None
+                for c, (k, idx) in enumerate(comps):
+                    g = grads[k]
+                    exe[(o, c)] = g[idx] if idx is not None else g
+                    sym[(o, c)] = symbolic_side(lowered, path, point, k, idx, use, max_iterations, seed)
+            current = _Exact(path, sym, exe)
         if previous is not None and _stable(previous, current):
             return current
         if dps >= MAX_DPS:
@@ -210,15 +283,15 @@ def _exact_sides(lowered: LoweredProgram, point: dict[str, ex.Exact], wrt: Seque
 
 
 def _numbers(e: _Exact) -> list[ex.Exact | None]:
-    out: list[ex.Exact | None] = [e.path.value, *e.exe]
-    for s in e.sym:
+    out: list[ex.Exact | None] = [*ex.elements(e.path.value), *e.exe.values()]
+    for s in e.sym.values():
         out.append(s.grad)
         out.extend(s.one_sided or ())
     return out
 
 
 def _stable(a: _Exact, b: _Exact) -> bool:
-    if [s.kind for s in a.sym] != [s.kind for s in b.sym]:
+    if [s.kind for s in a.sym.values()] != [s.kind for s in b.sym.values()]:
         return False
     for x, y in zip(_numbers(a), _numbers(b)):
         if (x is None) != (y is None):
@@ -231,9 +304,19 @@ def _stable(a: _Exact, b: _Exact) -> bool:
 # --------------------------------------------------------------------------- classification
 
 
-def _fmt(v: ex.Exact | float | None) -> str:
+def _finite(v: Any) -> bool:
+    return all(ex.is_finite(x) for x in ex.elements(v))
+
+
+def _biggest(v: Any) -> Any:
+    return max((abs(ex.to_mpf(x)) for x in ex.elements(v)), default=mpmath.mpf(0))
+
+
+def _fmt(v: Any) -> str:
     if v is None:
         return "none"
+    if ex.is_mat(v):
+        return "[" + "; ".join(", ".join(_fmt(x) for x in row) for row in v) + "]"
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, Fraction):
@@ -258,15 +341,15 @@ class _Finding:
 
 class _Classifier:
     def __init__(self, cmp_lowered: LoweredProgram, exact: _Exact, dtype: str, rtol: float,
-                 run_: ag.AutogradRun) -> None:
+                 run_: ag.AutogradRun, seed: Any = None) -> None:
         self.lowered = cmp_lowered
         self.exact = exact
         self.path = exact.path
         self.dtype = dtype
         self.rtol = rtol
         self.run = run_
-        self.math_adj = self.path.adjoints("math")
-        self.exe_adj = self.path.adjoints("executed")
+        self.math_adj = self.path.adjoints("math", seed)
+        self.exe_adj = self.path.adjoints("executed", seed)
 
     def node(self, n: sp.Basic | None) -> str:
         return _user(self.lowered, n) if n is not None else "the output"
@@ -298,7 +381,9 @@ class _Classifier:
         lv = side.left.value if side.left else None
         rv = side.right.value if side.right else None
         f0 = self.path.value
-        fields: dict[str, Any] = {"left": _fmt(left), "right": _fmt(right)}
+        lo, hi = (left, right) if (left is None or right is None or not (ex.is_finite(left) and ex.is_finite(right))
+                                   or ex.cmp(left, right) <= 0) else (right, left)
+        fields: dict[str, Any] = {"left": _fmt(left), "right": _fmt(right), "low": _fmt(lo), "high": _fmt(hi)}
         conds = ", ".join(f"`{self.node(rel)}` ({self.node(rel.lhs)} = {self.node(rel.rhs)} here)"
                           for rel, m in d.margins if ex.is_zero(m))
         if cause is Cause.CONTROL_FLOW:
@@ -314,9 +399,8 @@ class _Classifier:
                         "point itself the program takes a branch that neither side takes.")
             sides = self.count_sides(d, side)
             fields["detail"] = (f"its condition {conds or self.node(d.node)} sits exactly on its threshold; "
-                                f"{what}{sides} The program ran what the point itself takes"
-                                + (", and torch differentiates that path." if d.kind != "if" else
-                                   ": one branch, whose derivative is the only one torch sees."))
+                                f"{what}{sides} The program ran only what the point itself takes, so torch "
+                                "sees only that path's derivative.")
         elif cause is Cause.JUMP:
             fields["detail"] = (f"{_fmt(lv)} just left of the point, {_fmt(f0)} at it and {_fmt(rv)} "
                                 "just right of it.")
@@ -352,7 +436,7 @@ class _Classifier:
         for st in self.path.steps:
             if not st.cut or not st.depends:
                 continue
-            if ex.is_zero(self.math_adj[st.index]):
+            if ex.all_zero(self.math_adj[st.index]):
                 continue
             cause = Cause.GRAPH_BREAK if st.cut == "graph-break" else Cause.DETACH
             found.append(_Finding(cause, st.node, st.line, {"value": _fmt(st.value), "how": _break_how(st.op)}))
@@ -378,23 +462,23 @@ class _Classifier:
     def domain_finding(self, side: SymbolicSide) -> _Finding:
         st = side.violation
         if st is None:
-            out = self.path.steps[self.path.output]
-            why = f"the derivative's formula {self.node(side.expression)} has no value here" if side.expression is not None \
-                else "the derivative has no value here"
+            why = (f"has a derivative, {self.node(side.expression)}, with no value here" if side.expression is not None
+                   else "has a derivative with no value here")
             return _Finding(Cause.DOMAIN, self.lowered.normalized.output, self.lowered.output_line,
                             {"why": why, "domain": "see docs/supported.md"})
         rule = op_rule(st.op)
         op = OPS.get(st.op)
-        if not ex.is_finite(st.value):
-            why = f"its value would be {_fmt(st.value)}"
-        elif op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
-            why = f"torch returns {_fmt(st.value)} by convention, but the mathematics defines no value or slope there"
-        else:
-            why = "its slope is infinite here (a vertical tangent), so the derivative does not exist"
         args = [self.path.steps[p] for p in st.parents]
-        if args:
-            why += " (its argument is " + ", ".join(_fmt(a.value) for a in args) + ")"
-        return _Finding(Cause.DOMAIN, st.node, st.line, {"why": why, "domain": rule.domain if rule else "see docs/supported.md"})
+        at = (" (its argument is " + ", ".join(_fmt(a.value) for a in args) + ")") if args else ""
+        if not _finite(st.value):
+            why = f"is not defined in the real numbers here{at}: its value would be {_fmt(st.value)}"
+        elif op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
+            why = (f"has no real value or slope here{at}; torch returns {_fmt(st.value)} by its own "
+                   "convention")
+        else:
+            why = f"has an infinite slope here{at} (a vertical tangent)"
+        domain = DOMAIN_WORDS.get(st.op) or (rule.domain if rule else "see docs/supported.md")
+        return _Finding(Cause.DOMAIN, st.node, st.line, {"why": why, "domain": domain})
 
     # -- floating point: executed vs autograd
 
@@ -411,8 +495,10 @@ class _Classifier:
         over = self.overflow_step(reach)
         if over is not None:
             st, beyond, limit, stored = over
+            became = ("autograd reports that inf" if auto is not None and math.isinf(auto)
+                      else f"it turned into {_fmt(auto)} in autograd")
             return _Finding(Cause.OVERFLOW, st.node, st.line,
-                            {"value": _fmt(st.value), "beyond": beyond, "limit": limit, "stored": stored})
+                            {"value": _fmt(st.value), "beyond": beyond, "limit": limit, "stored": stored, "became": became})
         if not math.isfinite(auto):
             trap = self.trap_step(reach)
             if trap is not None:
@@ -447,9 +533,9 @@ class _Classifier:
         biggest = mpmath.mpf(fi.max)
         smallest = mpmath.mpf(fi.smallest_normal) * mpmath.mpf(fi.eps)  # the smallest subnormal
         for st in self.path.steps:
-            if not reach[st.index] or not ex.is_finite(st.value) or st.op == "input":
+            if not reach[st.index] or not _finite(st.value) or st.op == "input":
                 continue
-            v = abs(ex.to_mpf(st.value))
+            v = _biggest(st.value)
             if v > biggest:
                 return st, "too large", f"largest finite value {fi.max:.4g}", "inf"
             if 0 < v < smallest / 2:
@@ -461,8 +547,9 @@ class _Classifier:
             if not reach[st.index] or st.cut:
                 continue
             for p, d in zip(st.parents, st.partials):
-                if self.path.steps[p].grad and not ex.is_finite(d) and ex.is_zero(self.exe_adj[st.index]):
-                    bad = "nan" if ex.is_nan(d) else ("inf" if ex.sign(d) > 0 else "-inf")
+                if self.path.steps[p].grad and not _finite(d) and ex.all_zero(self.exe_adj[st.index]):
+                    worst = next(x for x in ex.elements(d) if not ex.is_finite(x))
+                    bad = "nan" if ex.is_nan(worst) else ("inf" if ex.sign(worst) > 0 else "-inf")
                     where = self.unused_by(st)
                     return st, bad, where
         return None
@@ -485,9 +572,9 @@ class _Classifier:
             return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
         best: tuple[float, PathStep] | None = None
         for st in self.path.steps:
-            if st.op != "add" or not reach[st.index] or ex.is_zero(self.math_adj[st.index]):
+            if st.op != "add" or not reach[st.index] or ex.all_zero(self.math_adj[st.index]) or ex.is_mat(st.value):
                 continue
-            big = max((abs(ex.to_mpf(self.path.steps[p].value)) for p in st.parents), default=mpmath.mpf(0))
+            big = max((_biggest(self.path.steps[p].value) for p in st.parents), default=mpmath.mpf(0))
             res = abs(ex.to_mpf(st.value))
             if big == 0:
                 continue
@@ -505,7 +592,9 @@ class _Classifier:
 
 
 def _rel(r: float) -> str:
-    return f"{r:.1%}" if r < 10 else f"a factor of {r:.3g}"
+    if r >= 10:
+        return f"a factor of {r:.3g}"
+    return f"{100 * r:.2g}%"
 
 
 def _count(decisions: Sequence[Decision], d: Decision) -> int:
@@ -568,13 +657,13 @@ def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, aut
         "autograd": _fmt(auto), "digits": f"{DIGITS[c.dtype]:.0f}", "torch_error": "",
         "left": "", "right": "", "convention": "", "alternatives": "", "detail": "", "value": "",
         "how": "", "why": "", "domain": "", "bad": "", "beyond": "", "limit": "", "stored": "",
-        "relerr": "", "lost": "", "what": "branch",
+        "relerr": "", "lost": "", "what": "branch", "became": "", "low": "", "high": "",
+        "wider": ", or compute in float64" if c.dtype == "float32" else "",
         "consequence": "; the mathematics still depends on the inputs there",
     }
     fields.update(primary.fields)
     if primary.cause is Cause.GRAPH_BREAK and c.run.error is not None:
-        fields["torch_error"] = (f" Nothing that reaches the output is on the graph any more, so torch "
-                                 f"raised when asked for the gradient: \"{_first_line(c.run.error)}\".")
+        fields["torch_error"] = (f" So torch raised when asked for the gradient: \"{_first_line(c.run.error)}\".")
     explanation = EXPLANATIONS[primary.cause].format(**fields)
     hint = _hint(primary, fields, c)
     line = primary.line if isinstance(primary.line, int) else None
@@ -634,35 +723,77 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     """
     check_options(branches=branches, dtype=dtype)
     if order != 1:
-        raise OptionError(OPTION.format(name="order", value=order, allowed="1 (Hessians, order=2, come with matrices)"))
-    if v is not None:
-        raise OptionError(
-            "v= (a vector-Jacobian product) needs a non-scalar output; this function has one output.\n"
-            "Fix: leave v out."
-        )
+        raise OptionError(ORDER.format(value=order))
     if rtol is not None and not (isinstance(rtol, (int, float)) and rtol > 0):
-        raise OptionError(OPTION.format(name="rtol", value=rtol, allowed="a positive number"))
+        raise OptionError(RTOL_MESSAGE.format(value=rtol))
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = lower(f, branches=branches, dtype=dtype)
     floats = _point(lowered, at, dtype)
     wrt_idx = _wrt(lowered, wrt)
-    point = {name: ex.from_float(x) for name, x in zip(lowered.inputs, floats)}
-    exact = _exact_sides(lowered, point, wrt_idx, max_iterations)
-    run_ = ag.run(lowered, floats, dtype, wrt_idx)
-    c = _Classifier(lowered, exact, dtype, tol, run_)
-    entries = []
-    for n, k in enumerate(wrt_idx):
-        entries.append(_entry(c, k, 0, exact.sym[n], exact.exe[k], run_.grads[k], lowered.symbols[k]))
+    point = {name: _exact_value(x) for name, x in zip(lowered.inputs, floats)}
+    comps = _components(lowered, point, wrt_idx)
+    v_exact = _vector(lowered, v, point, max_iterations)
+    exact = _exact_sides(lowered, point, comps, v_exact, max_iterations)
+    run_ = ag.run(lowered, floats, dtype, wrt_idx, None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
     value = exact.path.value
+    seeds = _seeds(value, v_exact)
+    entries = []
+    for o, seed in enumerate(seeds):
+        c = _Classifier(lowered, exact, dtype, tol, run_, seed)
+        label: Any = 0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
+        for n, (k, idx) in enumerate(comps):
+            auto = run_.grads[o][k] if run_.grads else None
+            if auto is not None and idx is not None:
+                auto = float(auto[idx])
+            wrt_sym = lowered.symbols[k] if idx is None else lowered.symbols[k][idx[0], idx[1]]
+            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym))
     return Comparison(
         entries=tuple(entries),
         lowered=lowered,
-        point={s: ex.to_sympy(ex.from_float(x)) for s, x in zip(lowered.symbols, floats)},
+        point={s: _sympy_value(_exact_value(x)) for s, x in zip(lowered.symbols, floats)},
         dtype=dtype,
         rtol=tol,
-        value_exact=ex.to_sympy(value) if ex.is_finite(value) else None,
+        value_exact=_sympy_value(value) if _finite(value) else None,
         value_autograd=run_.value,
         executed_path=exact.path,
         branches=branches,
         source=lowered.normalized.source,
+        vjp=v_exact is not None,
     )
+
+
+def _exact_value(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return ex.mat([[ex.from_float(float(v)) for v in row] for row in x])
+    return ex.from_float(x)
+
+
+def _sympy_value(v: Any) -> sp.Basic:
+    if ex.is_mat(v):
+        return sp.ImmutableMatrix([[ex.to_sympy(x) for x in row] for row in v])
+    return ex.to_sympy(v)
+
+
+def _vector(lowered: LoweredProgram, v: Any, point: dict[str, Any], max_iterations: int) -> Any:
+    """The exact weights of a vector-Jacobian product (`y.backward(gradient=v)`), checked
+    against the output's shape."""
+    if v is None:
+        return None
+    with ex.working_precision(START_DPS):
+        value = run(lowered, point, max_iterations=max_iterations).value
+    if not ex.is_mat(value):
+        raise OptionError(
+            "v= weights the outputs of a vector-Jacobian product (what y.backward(gradient=v) computes), "
+            "but this function's output is a scalar.\nFix: leave v out; the gradient of a scalar needs no weights."
+        )
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.size == value.size and arr.shape != value.shape:
+        arr = arr.reshape(value.shape)
+    if arr.shape != value.shape:
+        raise ShapeError(
+            f"v has shape {arr.shape}, but the output has shape {value.shape}.\n"
+            "v holds one weight per output element.\nFix: pass v with the output's shape."
+        )
+    return _exact_value(arr)

@@ -66,12 +66,12 @@ UNSUPPORTED: Final = (
     "Fix: {fix}"
 )
 UNSUPPORTED_FIX_DEFAULT: Final = (
-    "rewrite the expression with supported functions (`symgrad lower --supported` or "
+    "rewrite the expression with supported functions (`symgrad supported` or "
     "docs/supported.md lists them), or add a row for {cls} to symgrad/rules.py "
     "(docs/how-to-add-a-rule.md)."
 )
 UNBOUND: Final = (
-    "{symbol} has no value at the point: the function reads it, but `at` only gives {given}.\n"
+    "{symbol} has no value at the point: the function reads it, but `at` gives {given}.\n"
     "Every free symbol needs a value, because all three derivatives are evaluated at one point.\n"
     "Fix: add it, e.g. `at={{{symbol}: 0.5, ...}}`."
 )
@@ -80,6 +80,11 @@ POINT_NOT_NUMBER: Final = (
     "A point is the exact binary value a tensor holds, so it must be an int, a float, a "
     "SymPy number, or a 0-d tensor/array.\n"
     "Fix: give a number, e.g. `at={{{symbol}: 0.5}}`."
+)
+POINT_TOO_LARGE: Final = (
+    "The value given for {symbol} is too large for a float (it has {digits} digits).\n"
+    "A point is the binary value a tensor holds, and float64 stops near 1.8e308.\n"
+    "Fix: give a value a tensor can hold, e.g. 1e300."
 )
 POINT_NOT_FINITE: Final = (
     "The value given for {symbol} is {value}, which is not a finite number.\n"
@@ -98,4 +103,23 @@ FOR_LIMIT: Final = (
     "{why} symgrad unrolls every iteration on the executed path, so it stops before a loop that long.\n"
     "Fix: use a smaller range, or raise max_iterations if the loop really needs more steps."
 )
+SHAPE: Final = (
+    "{symbol} was declared with shape {declared}, but the value given has shape {given}.\n"
+    "A MatrixSymbol's value must have exactly its declared shape: the program's matrix products "
+    "are only the mathematics' products for those shapes.\n"
+    "Fix: pass a value of shape {declared} (nested lists, a numpy array or a tensor)."
+)
+RANK_ONE: Final = (
+    "{symbol} was declared with shape {declared}, a column, but the value given has shape {given}: "
+    "a rank-1 tensor.\n"
+    "torch broadcasts a rank-1 tensor against an (n, 1) column, so a residual such as X*w - y "
+    "would silently become an (n, n) matrix and the loss a different function (the pitfall D2L "
+    "warns about in linear regression); symgrad refuses it rather than compare that function.\n"
+    "Fix: pass a column: `value.reshape(-1, 1)` (for a tensor or numpy array) or [[a], [b], ...]."
+)
 OPTION: Final = "{name}={value!r} is not one of {allowed}.\nFix: pass one of {allowed}."
+ORDER: Final = ("order={value!r}: symgrad compares first derivatives (order=1); Hessians (order=2) are "
+                "not supported yet.\nFix: pass order=1, or compare the gradient's entries one by one.")
+RTOL: Final = ("rtol={value!r} must be a positive number: it is the relative tolerance between the "
+               "executed and autograd derivatives.\nFix: pass e.g. rtol=1e-6, or leave it out for the "
+               "dtype's default.")

@@ -25,6 +25,7 @@ there are the one-sided limit and the one-sided derivative.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 import mpmath
+import numpy as np
 import sympy as sp
 
 from . import _exact as ex
@@ -61,6 +63,7 @@ class PathStep:
     grad: bool = False  # on torch's autograd graph (depends on an input through uncut edges)
     args_values: tuple[ex.Exact, ...] | None = None  # kept for ops checked later (domain, corners)
     param: Any = None
+    vjp: Any = None  # matrix ops: G -> one adjoint per parent, instead of elementwise partials
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,27 +97,39 @@ class Path:
     def ties(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.tie)
 
-    def gradient(self, mode: Literal["executed", "math"]) -> tuple[ex.Exact, ...]:
+    def gradient(self, mode: Literal["executed", "math"], seed: Any = None) -> tuple[Any, ...]:
         """d output / d input for each input: torch's conventions ("executed"), or with cut
-        steps as the identity ("math", valid where no decision is a tie)."""
-        adj = self.adjoints(mode)
+        steps as the identity ("math", valid where no decision is a tie). Matrix inputs get
+        a matrix; `seed` picks (or weights) the elements of a matrix output."""
+        adj = self.adjoints(mode, seed)
         return tuple(adj[i] for i in self.inputs)
 
-    def adjoints(self, mode: Literal["executed", "math"]) -> list[ex.Exact]:
-        adj: list[ex.Exact] = [ex.ZERO] * len(self.steps)
-        adj[self.output] = ex.ONE
+    def adjoints(self, mode: Literal["executed", "math"], seed: Any = None) -> list[Any]:
+        """Reverse accumulation: d output / d step for every step (matrices for matrix steps).
+        `seed` is the output's adjoint (1 for a scalar output; a one-hot matrix picks one
+        element of a matrix output)."""
+        adj: list[Any] = [ex.full(st.value.shape, ex.ZERO) if ex.is_mat(st.value) else ex.ZERO for st in self.steps]
+        if seed is None:
+            # A matrix output with no seed: every element counts (the gradient of their sum).
+            out = self.steps[self.output].value
+            seed = ex.full(out.shape, ex.ONE) if ex.is_mat(out) else ex.ONE
+        adj[self.output] = seed
         math_mode = mode == "math"
         for st in reversed(self.steps):
             a = adj[st.index]
-            if not st.parents or (ex.is_rational(a) and a == 0):
+            if not st.parents or ex.all_zero(a):
                 continue
             if st.cut and not math_mode:
                 continue
+            if st.vjp is not None:
+                for p, contribution in zip(st.parents, st.vjp(a)):
+                    adj[p] = ex.accumulate(adj[p], contribution)
+                continue
             partials = (ex.ONE,) * len(st.parents) if (st.cut and math_mode) else st.partials
             for p, d in zip(st.parents, partials):
-                if ex.is_rational(d) and d == 0:
+                if ex.all_zero(d):
                     continue
-                adj[p] = ex.add(adj[p], ex.mul(a, d))
+                adj[p] = ex.accumulate(adj[p], _times(a, d))
         return adj
 
     def reaches_output(self) -> list[bool]:
@@ -126,6 +141,12 @@ class Path:
                 for p in st.parents:
                     seen[p] = True
         return [s and self.steps[i].grad for i, s in enumerate(seen)]
+
+
+def _times(a: Any, d: Any) -> Any:
+    if ex.is_mat(a) or ex.is_mat(d):
+        return ex.ewise(ex.mul, a, d)
+    return ex.mul(a, d)
 
 
 class _Forced:
@@ -278,14 +299,22 @@ class _Runner:
             assert s.cond is not None
             truth, tie, margins = self.cond(s.cond)
             param = bool(self.decide("where", s.node, s.line, truth, tie, margins))
-        value = op.value(vals, param)
-        partials = op.partials(vals, value, param)
-        if op.piece is not None:
-            piece = op.piece(vals, param)
-            taken = self.decide("piece", s.node, s.line, piece, piece is None, step=len(self.steps))
-            if self.force is not None and taken is not None:
-                assert op.on_piece is not None
-                value, partials = op.on_piece(taken, vals, param)
+        vjp = None
+        if op.vjp is not None:
+            value = op.value(vals, param)
+            partials: tuple[Any, ...] = ()
+            vjp = functools.partial(op.vjp, tuple(vals), value, param)
+        elif any(ex.is_mat(v) for v in vals):
+            value, partials = self.elementwise(s, op, vals, param)
+        else:
+            value = op.value(vals, param)
+            partials = op.partials(vals, value, param)
+            if op.piece is not None:
+                piece = op.piece(vals, param)
+                taken = self.decide("piece", s.node, s.line, piece, piece is None, step=len(self.steps))
+                if self.force is not None and taken is not None:
+                    assert op.on_piece is not None
+                    value, partials = op.on_piece(taken, vals, param)
         partials = tuple(d for d, c in zip(partials, const_mask) if not c)
         cut = None
         if s.op in CUT_OPS:
@@ -293,10 +322,39 @@ class _Runner:
         parent_steps = [self.steps[p] for p in parents]
         depends = any(p.depends for p in parent_steps)
         grad = cut is None and any(p.grad for p in parent_steps)
-        keep = tuple(vals) if (op.undefined is not None or op.piece is not None) else None
+        keep = tuple(vals) if (op.undefined is not None or op.piece is not None) and vjp is None else None
         idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut,
-                                depends, grad, keep, param if keep is not None else None))
+                                depends, grad, keep, param if keep is not None else None, vjp))
         self.env[s.name] = idx
+
+    def elementwise(self, s: Step, op: Any, vals: list[Any], param: Any) -> tuple[Any, tuple[Any, ...]]:
+        """A scalar op applied to matrices elementwise (scalars broadcast), with elementwise
+        partials; a non-smooth op decides a piece for every element."""
+        shape = ex.shape_of(*vals)
+        value = ex.full(shape, ex.ZERO)
+        partials = [ex.full(shape, ex.ZERO) for _ in vals]
+        pieces = []
+        elements = list(np.ndindex(*shape))
+        for idx in elements:
+            args = [v[idx] if ex.is_mat(v) else v for v in vals]
+            v = op.value(args, param)
+            d = op.partials(args, v, param)
+            if op.piece is not None:
+                pieces.append(op.piece(args, param))
+            value[idx] = v
+            for k, dk in enumerate(d):
+                partials[k][idx] = dk
+        if op.piece is not None:
+            taken = self.decide("piece", s.node, s.line, tuple(pieces), any(p is None for p in pieces), step=len(self.steps))
+            if self.force is not None and taken is not None:
+                for idx, piece in zip(elements, taken):  # type: ignore[arg-type]
+                    if piece is not None:
+                        args = [v[idx] if ex.is_mat(v) else v for v in vals]
+                        value[idx], d = op.on_piece(piece, args, param)
+                        for k, dk in enumerate(d):
+                            partials[k][idx] = dk
+        # A scalar argument broadcast over the matrix collects the partials of every element.
+        return value, tuple(p if ex.is_mat(v) else p for p, v in zip(partials, vals))
 
 
 def _param(op: str, param: Any) -> Any:
@@ -364,19 +422,25 @@ class Side:
     decisions: tuple[Decision, ...]
 
 
-def beside(lowered: LoweredProgram, point: dict[str, ex.Exact], name: str, direction: int,
-           max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Side | None:
+def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
+           max_iterations: int = DEFAULT_MAX_ITERATIONS, idx: tuple[int, int] | None = None,
+           seed: Any = None) -> Side | None:
     """Follow the function from just beside the point (`direction` = -1 left, +1 right of input
     `name`), and continue that piece to the point. None when the side cannot be followed (a
     threshold within delta of the point)."""
-    x = point[name]
+    x = point[name] if idx is None else point[name][idx]
     if isinstance(x, Fraction) and x != 0:
         e = x.numerator.bit_length() - x.denominator.bit_length()
         delta = Fraction(2) ** (e - 240)
     else:
         delta = Fraction(1, 2**1200)
     moved = dict(point)
-    moved[name] = ex.add(x, direction * delta) if isinstance(x, Fraction) else x + direction * ex.to_mpf(delta)
+    shifted = ex.add(x, direction * delta) if isinstance(x, Fraction) else x + direction * ex.to_mpf(delta)
+    if idx is None:
+        moved[name] = shifted
+    else:
+        moved[name] = point[name].copy()
+        moved[name][idx] = shifted
     # Beside a loop's threshold the loop may run once more than at the point itself.
     limit = 2 * max_iterations + 1
     try:
@@ -386,7 +450,9 @@ def beside(lowered: LoweredProgram, point: dict[str, ex.Exact], name: str, direc
     except (_Diverged, LoopLimitError):
         return None
     k = lowered.inputs.index(name)
-    return Side(direction, at.value, at.gradient("math")[k], near.decisions)
+    g = at.gradient("math", seed)[k]
+    value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
+    return Side(direction, value, g if idx is None else g[idx], near.decisions)
 
 
 def domain_violation(path: Path) -> PathStep | None:
@@ -397,12 +463,12 @@ def domain_violation(path: Path) -> PathStep | None:
         a = adj[st.index]
         if ex.is_rational(a) and a == 0:
             continue
-        if not ex.is_finite(st.value):
+        if not all(ex.is_finite(v) for v in ex.elements(st.value)):
             return st
         op = OPS.get(st.op)
         if op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
             return st
         for p, d in zip(st.parents, st.partials if not st.cut else ()):
-            if path.steps[p].depends and not ex.is_finite(d):
+            if path.steps[p].depends and not all(ex.is_finite(v) for v in ex.elements(d)):
                 return st
     return None

@@ -37,6 +37,8 @@ from fractions import Fraction
 from typing import Any, Literal, Union
 
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 from sympy.codegen import ast
 from sympy.printing.pycode import PythonCodePrinter
@@ -334,6 +336,7 @@ class _Lowerer:
             self.var_names[s] = self.namer.fresh(identifier(s.name))
         self.indent = 1
         self.label: str | None = None  # the statement a target step completes (`b = 2*b`)
+        self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
 
     # -- emission
 
@@ -386,6 +389,15 @@ class _Lowerer:
 
     def expr_as_output(self, expr: sp.Basic, scope: _Scope) -> tuple[Operand, list[Stmt]]:
         stmts: list[Stmt] = []
+        if isinstance(expr, sp.MatrixExpr) and expr.shape == (1, 1) and not isinstance(expr, sp.MatrixSymbol):
+            # SymPy's (X*w - y).T*(X*w - y) is a 1x1 matrix; the loss the user means is its entry.
+            inner = self.expr(expr, scope, stmts)
+            self.emit(f"# {_node_text(expr, self.norm.user_symbols)}: a 1x1 matrix, used as a scalar")
+            line = self.emit(f"out = {_text(inner)}[0, 0]")
+            node = MatrixElement(expr, 0, 0)
+            self.record(node, line)
+            stmts.append(Step("out", "elem", (inner,), (0, 0), node, line))
+            return "out", stmts
         target = None if isinstance(expr, sp.Symbol) or self.norm.is_program else "out"
         op = self.expr(expr, scope, stmts, target=target)
         if isinstance(op, Const):
@@ -412,6 +424,7 @@ class _Lowerer:
             # Each assignment starts a fresh scope: a reassigned variable makes earlier
             # subexpressions that read it stale.
             self.label = node_text(stmt.xreplace(self.norm.user_symbols))
+            self.context = stmt
             op = self.expr(rhs, _Scope(), out, target=target)
             self.label = None
             if isinstance(op, Const):
@@ -467,12 +480,10 @@ class _Lowerer:
     # -- expressions (A-normal form)
 
     def expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
-        if isinstance(e, sp.Symbol):
+        if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
             return self.var(e)
-        if not e.free_symbols and not isinstance(e, PRIMITIVES):
-            if isinstance(e, (sp.Piecewise,)) or not e.is_number:
-                pass
-            else:
+        if not e.free_symbols and not isinstance(e, PRIMITIVES) and not isinstance(e, sp.Piecewise):
+            if getattr(e, "is_number", False) and not isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
                 return _const(e)
         hit = scope.get(e)
         if hit is not None:
@@ -487,10 +498,22 @@ class _Lowerer:
         return result
 
     def step(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
-        op, operands, param = _select(e)
+        try:
+            op, operands, param = _select(e)
+        except UnsupportedNodeError as err:
+            node = getattr(err, "node", None)
+            if node is None or self.context is None or "it occurs in" in str(err):
+                raise
+            raise _unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
+        if op == "stack":
+            # torch.stack takes tensors: constant elements become tensors of the program's dtype.
+            args = tuple(a if isinstance(a, str) else self.const_step(e, a, out, self.namer.fresh("c")) for a in args)
         name = target or self.namer.fresh(_name_for(op, args, param))
         text = _spell(op, args, param)
+        if op == "matconst":
+            text = _matconst_text(param, self.dtype)
+            param = ex.from_sympy(param)
         if op == "item" and isinstance(args[0], Const):
             text = f"torch.tensor({float(args[0].value)!r}, dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
@@ -628,6 +651,8 @@ def _coeff_split(e: sp.Mul) -> tuple[sp.Number, list[sp.Basic]]:
 
 def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     """Which op a node lowers to, its operand subexpressions, and the op's constant parameter."""
+    if isinstance(e, (sp.MatrixExpr, sp.MatrixBase, MatrixElement, sp.Determinant, sp.Trace)):
+        return _select_matrix(e)
     if isinstance(e, sp.Add):
         signs: list[int] = []
         terms: list[sp.Basic] = []
@@ -643,7 +668,7 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             else:
                 signs.append(1)
                 terms.append(t)
-        return "add", tuple(terms), (tuple(signs), const)
+        return "add", *_positive_first(terms, signs, const)
     if isinstance(e, sp.Mul):
         coeff, factors = _coeff_split(e)
         num: list[sp.Basic] = []
@@ -695,6 +720,74 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     return rule.ops[0], tuple(e.args), None
 
 
+def _positive_first(terms: list[sp.Basic], signs: list[int], const: sp.Basic) -> tuple[tuple[sp.Basic, ...], Any]:
+    """`X*w - y` reads better than `-y + X*w`: added terms first, subtracted ones after."""
+    order = sorted(range(len(terms)), key=lambda k: signs[k] < 0)
+    if const.is_positive and all(s < 0 for s in signs):
+        order = list(range(len(terms)))  # `1 - cos(x)` keeps its constant first
+    return tuple(terms[k] for k in order), (tuple(signs[k] for k in order), const)
+
+
+def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
+    if isinstance(e, MatrixElement):
+        return "elem", (e.parent,), (int(e.i), int(e.j))
+    if isinstance(e, sp.MatAdd):
+        signs: list[int] = []
+        terms: list[sp.Basic] = []
+        for t in e.args:
+            c, mats = t.as_coeff_mmul() if isinstance(t, sp.MatMul) else (sp.Integer(1), t)
+            if isinstance(c, sp.Number) and c.is_negative:
+                signs.append(-1)
+                terms.append(-t)
+            else:
+                signs.append(1)
+                terms.append(t)
+        return "add", *_positive_first(terms, signs, sp.Integer(0))
+    if isinstance(e, sp.MatMul):
+        coeff, mats = e.as_coeff_matrices()
+        product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
+        if coeff != 1:
+            if coeff.is_number:
+                return "mul", (product,), coeff
+            return "mul", (coeff, product), sp.Integer(1)
+        if len(mats) == 2:
+            return "matmul", (mats[0], mats[1]), None
+        return "matmul", (sp.MatMul(*mats[:-1]), mats[-1]), None
+    if isinstance(e, sp.Transpose):
+        return "transpose", (e.arg,), None
+    if isinstance(e, sp.HadamardProduct):
+        return "mul", tuple(e.args), sp.Integer(1)
+    if isinstance(e, sp.Inverse):
+        return "inv", (e.arg,), None
+    if isinstance(e, sp.MatPow):
+        n = e.exp
+        if not n.is_Integer:
+            raise _unsupported(e)
+        return "matpow", (e.base,), int(n)
+    if isinstance(e, sp.Determinant):
+        return "det", (e.arg,), None
+    if isinstance(e, sp.Trace):
+        return "trace", (e.arg,), None
+    if isinstance(e, (sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
+        return "matconst", (), e
+    if isinstance(e, ElementwiseApplyFunction):
+        body = e.function(sp.Dummy("u"))
+        op, operands, param = _select(body)
+        if len(operands) != 1 or not isinstance(operands[0], sp.Dummy):
+            raise _unsupported(e)
+        return op, (e.expr,), param
+    if isinstance(e, sp.MatrixBase):
+        return "stack", tuple(e), (e.rows, e.cols)
+    raise _unsupported(e)
+
+
+def _matconst_text(c: sp.Basic, dtype: str) -> str:
+    if isinstance(c, sp.Identity):
+        return f"torch.eye({c.rows}, dtype=torch.{dtype})"
+    kind = "zeros" if isinstance(c, sp.ZeroMatrix) else "ones"
+    return f"torch.{kind}({c.rows}, {c.cols}, dtype=torch.{dtype})"
+
+
 def _select_minmax(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     is_max = isinstance(e, sp.Max)
     consts = [a for a in e.args if a.is_number]
@@ -730,13 +823,16 @@ _SUGGESTIONS = {
 }
 
 
-def _unsupported(e: sp.Basic) -> UnsupportedNodeError:
+def _unsupported(e: sp.Basic, context: sp.Basic | None = None) -> UnsupportedNodeError:
     from .errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
 
     cls = type(e).__name__
     fix = _SUGGESTIONS.get(cls)
     fix_text = (fix + "; or " + UNSUPPORTED_FIX_DEFAULT.format(cls=cls)) if fix else UNSUPPORTED_FIX_DEFAULT.format(cls=cls)
-    return UnsupportedNodeError(UNSUPPORTED.format(node=sp.sstr(e), cls=cls, where="", fix=fix_text))
+    where = f" (it occurs in `{node_text(context)}`)" if context is not None and context != e else ""
+    err = UnsupportedNodeError(UNSUPPORTED.format(node=sp.sstr(e), cls=cls, where=where, fix=fix_text))
+    err.node = e  # type: ignore[attr-defined]
+    return err
 
 
 def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
@@ -780,6 +876,18 @@ def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return "min_" + "_".join(parts)
     if op == "atan2":
         return "atan2_" + "_".join(parts)
+    if op == "matmul":
+        return f"{parts[0]}_at_{parts[1]}"
+    if op == "transpose":
+        return f"{parts[0]}_T"
+    if op == "elem":
+        return f"{parts[0]}_{param[0]}{param[1]}"
+    if op in ("inv", "det", "trace"):
+        return f"{op}_{parts[0]}"
+    if op == "matpow":
+        return f"{parts[0]}_pow_{param}"
+    if op == "matconst":
+        return type(param).__name__.lower()
     return op
 
 
@@ -835,6 +943,16 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{_text(args[0], wrap=True)} ** {spelled}"
     if op == "pow":
         return f"{_text(args[0], wrap=True)} ** {_text(args[1], wrap=True)}"
+    if op == "elem":
+        return f"{_text(args[0], wrap=True)}[{param[0]}, {param[1]}]"
+    if op == "matpow":
+        return f"torch.linalg.matrix_power({_text(args[0])}, {param})"
+    if op == "transpose":
+        return f"{_text(args[0], wrap=True)}.T"
+    if op == "stack":
+        return f"torch.stack([{', '.join(_text(a) for a in args)}]).reshape({param[0]}, {param[1]})"
+    if op == "matconst":
+        return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(_text(args[0]), c=_const(param).text if isinstance(param, sp.Basic) else _num_text(param))
     return OPS[op].torch.format(*(_text(a) for a in args))
@@ -910,9 +1028,10 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
     """
     check_options(branches=branches, dtype=dtype)
     try:
-        return _lower_cached(f, branches, dtype)
+        hash(f)
     except TypeError:  # unhashable input: lower it afresh
         return _lower(f, branches, dtype)
+    return _lower_cached(f, branches, dtype)
 
 
 @functools.lru_cache(maxsize=256)

@@ -183,8 +183,9 @@ def _validate(program: Program) -> None:
     for sym in sorted(out_syms, key=lambda s: s.name):
         if sym.name not in assigned and sym.name not in inputs:
             raise ProgramError(
-                f"The output {sp.sstr(program.output)} reads {sym.name}, which the program never "
-                "assigns.\nFix: assign it in the body, or return a symbol that is assigned."
+                (f"The output {sym.name} is never assigned by the program.\n" if program.output == sym else
+                 f"The output {sp.sstr(program.output)} reads {sym.name}, which the program never assigns.\n")
+                + "Fix: assign it in the body, or return a symbol that is assigned."
             )
 
 
@@ -250,13 +251,16 @@ def normalize(f: Any) -> Normalized:
             "Fix: wrap statements in a Program: `symgrad.Program(inputs, body, output)`."
         )
     free = sorted(_read(expr), key=lambda s: s.name)
+    matrices = [m for m in expr.free_symbols if isinstance(m, sp.MatrixSymbol)]
     mapping = {s: _real(s) for s in free}
     real_expr = expr.xreplace(mapping)
     user = {v: k for k, v in mapping.items()}
     original = sp.sstr(expr)
     now = sp.sstr(real_expr)
+    # A bare expression's inputs are its free symbols and matrices, sorted by name.
+    inputs = sorted([mapping[s] for s in free] + matrices, key=lambda s: s.name)
     return Normalized(
-        inputs=tuple(mapping[s] for s in free),
+        inputs=tuple(inputs),
         user_symbols=user,
         statements=(),
         output=real_expr,

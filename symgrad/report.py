@@ -65,8 +65,19 @@ def _label(e: Entry) -> str:
     return _one_line(sp.sstr(e.wrt))
 
 
+def _point_value(v: sp.Basic) -> str:
+    """A point's value as the user typed it: the shortest float that is exactly this value."""
+    if isinstance(v, sp.MatrixBase):
+        return "[" + "; ".join(", ".join(_point_value(x) for x in row) for row in v.tolist()) + "]"
+    if isinstance(v, sp.Rational):
+        f = float(v)
+        if sp.Rational(f) == v:
+            return repr(f)
+    return number(v)
+
+
 def _point(c: Comparison) -> str:
-    return _one_line(", ".join(f"{sp.sstr(s)} = {number(v)}" for s, v in c.point.items())) or "no inputs"
+    return _one_line(", ".join(f"{sp.sstr(s)} = {_point_value(v)}" for s, v in c.point.items())) or "no inputs"
 
 
 def _table(c: Comparison) -> list[list[str]]:
@@ -156,7 +167,13 @@ def _decisions(ds: Sequence[Decision], user: dict[sp.Symbol, sp.Symbol], short: 
     return f"{node}: {d.taken} iterations{tie}"
 
 
-def _value(v: ex.Exact) -> str:
+def _value(v: Any) -> str:
+    if ex.is_mat(v):
+        return "[" + "; ".join(", ".join(_value(x) for x in row) for row in v) + "]"
+    return _scalar_value(v)
+
+
+def _scalar_value(v: ex.Exact) -> str:
     if isinstance(v, Fraction):
         text = str(v)
         return text if len(text) <= 24 else mpmath.nstr(ex.to_mpf(v), 12)
@@ -209,8 +226,16 @@ def render_markdown(c: Comparison) -> str:
     for e in c.entries:
         if not e.ok:
             out += [f"- **{_label(e)}** ({e.cause.id}): {e.explanation}", f"  *Hint:* {e.hint}" if e.hint else ""]
-    out += ["", "```python", *program_lines(c, marker="#"), "```", ""]
+    cited = _cited(c)
+    code = [line + ("  # <- cited" if n in cited else "") for n, line in enumerate(c.lowered.source.splitlines(), start=1)]
+    out += ["", "```python", *code, "```", ""]
     return "\n".join(x for x in out if x is not None) + "\n"
+
+
+def _code_spans(text: str) -> str:
+    """Escape text for HTML, turning `backtick spans` into <code> elements."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if k % 2 else p for k, p in enumerate(parts))
 
 
 def render_html(c: Comparison) -> str:
@@ -225,9 +250,10 @@ def render_html(c: Comparison) -> str:
     notes = []
     for e in c.entries:
         if not e.ok:
-            notes.append(f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b>: {esc(e.explanation)}</p>')
+            link = f' <a href="{esc(e.cause.page)}">{esc(e.cause.id)}</a>'
+            notes.append(f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b>: {_code_spans(e.explanation)}{link}</p>')
             if e.hint:
-                notes.append(f'<p class="symgrad-hint"><i>Hint:</i> {esc(e.hint)}</p>')
+                notes.append(f'<p class="symgrad-hint"><i>Hint:</i> {_code_spans(e.hint)}</p>')
     cited = _cited(c)
     code = []
     for number_, text in enumerate(c.lowered.source.splitlines(), start=1):

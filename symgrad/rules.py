@@ -35,6 +35,8 @@ from typing import Any, Final, Literal
 
 import mpmath
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import _exact as ex
 from .causes import Cause
@@ -59,6 +61,9 @@ class Op:
     alternatives: str = ""
     # Where the mathematics is undefined although torch returns finite numbers (its masks).
     undefined: Callable[[Args, Any], bool] | None = None
+    # Matrix ops: the vector-Jacobian product (args, value, param, G) -> one adjoint per argument,
+    # instead of elementwise `partials`.
+    vjp: Callable[[Args, Any, Any, Any], tuple[Any, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +133,14 @@ def _sqrt(u: ex.Exact) -> ex.Exact:
 
 
 def _floor(u: ex.Exact) -> ex.Exact:
+    if not ex.is_finite(u):
+        return u  # floor(inf) = inf and floor(nan) = nan, as in torch
     return Fraction(math.floor(u)) if isinstance(u, Fraction) else Fraction(int(mpmath.floor(u)))
 
 
 def _ceil(u: ex.Exact) -> ex.Exact:
+    if not ex.is_finite(u):
+        return u
     return Fraction(math.ceil(u)) if isinstance(u, Fraction) else Fraction(int(mpmath.ceil(u)))
 
 
@@ -330,7 +339,7 @@ _OP_LIST: tuple[Op, ...] = (
         "torch.floor({0})",
         lambda a, p: _floor(a[0]),
         lambda a, v, p: (Z,),
-        piece=lambda a, p: None if _is_integer(a[0]) else int(_floor(a[0])),
+        piece=lambda a, p: None if (_is_integer(a[0]) or not ex.is_finite(a[0])) else int(_floor(a[0])),
         on_piece=lambda k, a, p: (Fraction(k), (Z,)),
         nonsmooth="jump",
         convention="torch.floor has gradient 0 everywhere, also at the integers where it jumps.",
@@ -340,7 +349,7 @@ _OP_LIST: tuple[Op, ...] = (
         "torch.ceil({0})",
         lambda a, p: _ceil(a[0]),
         lambda a, v, p: (Z,),
-        piece=lambda a, p: None if _is_integer(a[0]) else int(_ceil(a[0])),
+        piece=lambda a, p: None if (_is_integer(a[0]) or not ex.is_finite(a[0])) else int(_ceil(a[0])),
         on_piece=lambda k, a, p: (Fraction(k), (Z,)),
         nonsmooth="jump",
         convention="torch.ceil has gradient 0 everywhere, also at the integers where it jumps.",
@@ -423,7 +432,56 @@ def _atan2_partials(a: Args) -> tuple[ex.Exact, ex.Exact]:
     return (ex.div(x, r2), ex.neg(ex.div(y, r2)))
 
 
-OPS: Final[dict[str, Op]] = {op.name: op for op in _OP_LIST}
+def _no_partials(a: Args, v: Any, p: Any) -> tuple[ex.Exact, ...]:
+    return ()
+
+
+def _matpow_vjp(a: Args, v: Any, n: int, g: Any) -> tuple[Any, ...]:
+    at = ex.transpose(a[0])
+    total = ex.full(a[0].shape, Z)
+    for k in range(n):
+        total = ex.accumulate(total, ex.matmul(ex.matmul(ex.matpow(at, k), g), ex.matpow(at, n - 1 - k)))
+    return (total,)
+
+
+def _elem_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
+    out = ex.full(a[0].shape, Z)
+    out[p] = g
+    return (out,)
+
+
+def _stack_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
+    return tuple(g.flat)
+
+
+_MATRIX_OPS: tuple[Op, ...] = (
+    Op("matmul", "{0} @ {1}", lambda a, p: ex.matmul(a[0], a[1]), _no_partials,
+       vjp=lambda a, v, p, g: (ex.matmul(g, ex.transpose(a[1])), ex.matmul(ex.transpose(a[0]), g))),
+    Op("transpose", "{0}.T", lambda a, p: ex.transpose(a[0]), _no_partials,
+       vjp=lambda a, v, p, g: (ex.transpose(g),)),
+    Op("inv", "torch.linalg.inv({0})", lambda a, p: ex.inverse(a[0]), _no_partials,
+       vjp=lambda a, v, p, g: (ex.ewise(ex.neg, ex.matmul(ex.matmul(ex.transpose(v), g), ex.transpose(v))),)),
+    Op("det", "torch.linalg.det({0})", lambda a, p: ex.det(a[0]), _no_partials,
+       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(ex.mul(g, v), t), ex.transpose(ex.inverse(a[0]))),)),
+    Op("trace", "torch.trace({0})", lambda a, p: ex.trace(a[0]), _no_partials,
+       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), ex.eye(a[0].shape[0])),)),
+    Op("matpow", "torch.linalg.matrix_power({0}, {c})", lambda a, p: ex.matpow(a[0], p), _no_partials,
+       vjp=_matpow_vjp),
+    Op("elem", "{0}[{c}]", lambda a, p: a[0][p], _no_partials, vjp=_elem_vjp),
+    Op("stack", "torch.stack([{0}]).reshape({c})", lambda a, p: _stack(a, p), _no_partials, vjp=_stack_vjp),
+    Op("matconst", "{c}", lambda a, p: p, _no_partials, vjp=lambda a, v, p, g: ()),
+)
+
+
+def _stack(a: Args, shape: tuple[int, int]) -> Any:
+    out = ex.full(shape, Z)
+    for k, v in enumerate(a):
+        out.flat[k] = v
+    return out
+
+
+OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS)}
+MATRIX_OPS: Final = frozenset(op.name for op in _MATRIX_OPS)
 
 # Ops that take part of the function off the autograd graph.
 GRAPH_BREAK_OPS: Final = frozenset({"item", "no_grad"})
@@ -575,6 +633,29 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(no_grad, ("no_grad",), "always", "that of its argument",
          nonsmooth="identity for the mathematics; computed under torch.no_grad(): an autograd "
          "graph break", hazard_causes=(Cause.GRAPH_BREAK,)),
+    Rule(sp.MatrixSymbol, (), "an input tensor of exactly the declared shape; a rank-1 tensor "
+         "for an (n, 1) column is refused (broadcasting would turn an (n, 1) residual into (n, n))",
+         "real matrices of the declared shape"),
+    Rule(sp.MatMul, ("matmul", "mul"), "`A @ B` for matrix factors (pairwise, left to right); a "
+         "scalar factor multiplies elementwise", "shapes must agree"),
+    Rule(sp.MatAdd, ("add",), "`A + B - C` elementwise", "equal shapes"),
+    Rule(sp.Transpose, ("transpose",), "`A.T` (2-D tensors only, never torch.transpose without dims)",
+         "any matrix"),
+    Rule(sp.HadamardProduct, ("mul",), "`A * B` elementwise", "equal shapes"),
+    Rule(sp.MatPow, ("matpow",), "`torch.linalg.matrix_power(A, n)` for an integer n", "square A "
+         "(invertible for n < 0)"),
+    Rule(sp.Inverse, ("inv",), "`torch.linalg.inv(A)`", "square, invertible A",
+         hazards="ill-conditioned matrices lose digits", hazard_causes=(Cause.DOMAIN, Cause.ROUNDING)),
+    Rule(sp.Determinant, ("det",), "`torch.linalg.det(A)`", "square A"),
+    Rule(sp.Trace, ("trace",), "`torch.trace(A)`", "square A"),
+    Rule(MatrixElement, ("elem",), "`A[i, j]`; a 1x1 matrix used as a scalar becomes `(...)[0, 0]`",
+         "indices inside the shape"),
+    Rule(sp.Identity, ("matconst",), "`torch.eye(n, dtype=...)`", "-"),
+    Rule(sp.OneMatrix, ("matconst",), "`torch.ones(m, n, dtype=...)`", "-"),
+    Rule(ElementwiseApplyFunction, ("exp", "log", "sin"),
+         "the scalar function's op, applied elementwise (`torch.exp(X)`)", "that of the function"),
+    Rule(sp.ImmutableDenseMatrix, ("stack",), "an explicit matrix of expressions: "
+         "`torch.stack([...]).reshape(m, n)`", "that of its elements"),
     Rule(sp.Symbol, (), "an input keeps its name (sanitised to an identifier)", "all reals"),
     Rule(sp.Integer, (), "a Python int literal", "-"),
     Rule(sp.Rational, ("div",), "`p / q` (exact in the executed side, the nearest value of the "
@@ -724,6 +805,6 @@ def supported_markdown() -> str:
         "| op | torch spelling | non-smooth | torch's convention there |",
         "|---|---|---|---|",
     ]
-    for op in _OP_LIST:
+    for op in (*_OP_LIST, *_MATRIX_OPS):
         out.append(f"| `{op.name}` | `{_cell(op.torch)}` | {op.nonsmooth or '-'} | {_cell(op.convention)} |")
     return "\n".join(out) + "\n"

@@ -71,7 +71,8 @@ class _Batch:
         self.tie = torch.zeros(n, dtype=torch.bool, device=device)
         self.stuck = torch.zeros(n, dtype=torch.bool, device=device)
         self.cancel = torch.zeros(n, dtype=torch.bool, device=device)
-        self.cancel_ratio = 1e-6 if dtype == torch.float64 else 1e-3
+        # Flag a difference that lost more digits than the comparison's tolerance can absorb.
+        self.cancel_ratio = 1e-4 if dtype == torch.float64 else 1e-2
         self.codes: dict[int, Any] = {}
         self.namespace = {"torch": torch, "math": math}
 
@@ -160,6 +161,10 @@ class _Batch:
             with torch.no_grad():
                 first = next(a for a in args if a.ndim)
                 self.cancel = self._merge(self.cancel, value.abs() < first.abs().mul_(self.cancel_ratio), idx)
+        if self.checks and s.op == "exp" and value.ndim:
+            # exp underflowed to 0 (or overflowed): a later division or log may hide it.
+            with torch.no_grad():
+                self.cancel = self._merge(self.cancel, (value == 0) | torch.isinf(value), idx)
         test = _TIE_TEST.get(s.op) if self.checks else None
         if test is not None:
             self.mark(test(args), idx)
@@ -289,8 +294,8 @@ class Region:
         if self.low is not None:
             where = (f"{self.symbol} = {self.low:.6g}" if self.low == self.high
                      else f"{self.symbol} in [{self.low:.6g}, {self.high:.6g}]")
-            return f"{self.cause}: {where} ({self.count} points)"
-        return f"{self.cause}: {self.count} points"
+            return f"{self.cause}: {where} ({_points(self.count)})"
+        return f"{self.cause}: {_points(self.count)}"
 
 
 @dataclass(frozen=True)
@@ -337,7 +342,7 @@ class Sweep:
             lines.append(f"  ({self.exact_points} flagged points compared exactly; the causes of "
                          f"{self.inferred_points} more were inferred from points on the same path)")
         if self.skipped_points:
-            lines.append(f"  ({self.skipped_points} points skipped: a loop passed max_iterations)")
+            lines.append(f"  ({_points(self.skipped_points)} skipped: a loop passed max_iterations)")
         for c in self.worst[:3]:
             e = next(x for x in c.entries if not x.ok)
             lines.append(f"  worst: at {', '.join(f'{k} = {float(v):.6g}' for k, v in c.point.items())}: "
@@ -355,6 +360,10 @@ class Sweep:
         from .report import render_sweep_html
 
         return render_sweep_html(self)
+
+
+def _points(n: int) -> str:
+    return "1 point" if n == 1 else f"{n} points"
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -376,12 +385,20 @@ def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) 
                          "Every input needs a range or values.\nFix: add it, e.g. `over={..., "
                          f"{missing[0]}: (-1, 1)}}`.")
     ranges = {k: v for k, v in by_name.items() if isinstance(v, tuple) and len(v) == 2}
-    batches = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in by_name.items() if k not in ranges}
+    try:
+        batches = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in by_name.items() if k not in ranges}
+        for k, (lo, hi) in ranges.items():
+            float(lo), float(hi)
+    except (TypeError, ValueError) as err:
+        raise PointError(f"`over` holds something that is not a number ({err}).\n"
+                         "Fix: give numbers: a (low, high) pair or an array of values per input.") from None
     if ranges and batches:
         raise PointError("`over` mixes ranges and explicit values.\nFix: give every input a (low, high) "
                          "range, or every input an array of the same length.")
     if batches:
         lengths = {len(v) for v in batches.values()}
+        if lengths == {0}:
+            raise PointError("`over` gives an empty batch of points.\nFix: give at least one value per input.")
         if len(lengths) != 1:
             raise PointError("The explicit batches in `over` have different lengths.\nFix: give arrays of one length.")
         cols = [batches[m] for m in names]
@@ -403,10 +420,10 @@ def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) 
 
 def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: list[int], max_iterations: int) -> np.ndarray:
     """float64 values of the symbolic derivative on the batch."""
-    exprs = derivative_expressions(lowered)
+    derivs = derivative_expressions(lowered)
     n = cols64[0].shape[0]
     out = np.empty((n, len(wrt)))
-    if exprs is None:
+    if derivs is None:
         # A program: its mathematics is the program with detach/item/no_grad as the identity.
         _, grads, _, _ = run_batch(lowered, cols64, math_mode=True, checks=False, max_iterations=max_iterations)
         for j, k in enumerate(wrt):
@@ -414,7 +431,7 @@ def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: li
         return out
     by_name = {name: c for name, c in zip(lowered.inputs, cols64)}
     for j, k in enumerate(wrt):
-        d = exprs[k].replace(lambda e: isinstance(e, (sp.DiracDelta, sp.Derivative)), lambda e: sp.Integer(0))
+        d = derivs.exprs[k].replace(lambda e: isinstance(e, (sp.DiracDelta, sp.Derivative)), lambda e: sp.Integer(0))
         d = strip(d)
         if not d.free_symbols:
             out[:, j] = float(d) if d.is_real else math.nan
@@ -465,19 +482,33 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = lower(f, branches=branches, dtype=dtype)
     points, grid = _grid(lowered, over, n, dtype)
+    if any(isinstance(s, sp.MatrixSymbol) for s in lowered.symbols):
+        raise OptionError("sweep() runs over scalar inputs; this function has a matrix input.\n"
+                          "Fix: compare() it at single points, or write its elements as scalar symbols.")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise OptionError(f"device={device!r}, but torch sees no GPU here.\nFix: use device=\"cpu\".")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+        torch.empty(0, device=dev)
+    except (RuntimeError, ValueError) as err:
+        raise OptionError(f"device={device!r} is not a device torch can use here ({err}).\n"
+                          "Fix: use device=\"cpu\" (or \"cuda\" on a machine with a GPU).") from None
+    from .compare import _wrt
+
     names = [s.name for s in lowered.symbols]
-    wrt_idx = list(range(len(names))) if wrt is None else [names.index(w.name if isinstance(w, sp.Symbol) else str(w)) for w in wrt]
+    wrt_idx = _wrt(lowered, wrt)
     cols = [torch.tensor(points[:, k], dtype=DTYPES[dtype], device=dev) for k in range(len(names))]
     value, grads, tie, stuck = run_batch(lowered, cols, max_iterations=max_iterations)
     cols64 = [c.to(torch.float64) for c in cols]
     sym = _symbolic_batch(lowered, cols64, wrt_idx, max_iterations)
     auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
-    flagged = _flag(sym, auto, tol * 10) | tie.cpu().numpy()
+    flagged = _flag(sym, auto, tol) | tie.cpu().numpy()
     stuck_np = stuck.cpu().numpy()
     flagged &= ~stuck_np
+    # A point whose loop never ended has no value: do not show the unfinished loop's numbers.
+    value = value.to(torch.float64).masked_fill(stuck.to(value.device), math.nan)
+    auto[stuck_np] = math.nan
+    sym[stuck_np] = math.nan
     codes = np.full(len(points), AGREE, dtype=np.int8)
     codes[stuck_np] = SKIPPED
     idx = np.flatnonzero(flagged)
@@ -526,9 +557,9 @@ def _choose(idx: np.ndarray, auto: np.ndarray, sym: np.ndarray, limit: int) -> n
 
 
 def _infer(idx: np.ndarray, exact: dict[int, Comparison], causes: np.ndarray, tie: np.ndarray, auto: np.ndarray) -> int:
-    """(`causes` holds codes; it is updated in place.)"""
     """Give flagged points that were not compared exactly the cause of the nearest exactly
-    compared point with the same signature (on a threshold or not, autograd finite or not)."""
+    compared point with the same signature (on a threshold or not, autograd finite or not).
+    `causes` holds codes and is updated in place; returns how many points were inferred."""
     rest = [i for i in idx if i not in exact and causes[i] != SKIPPED]
     if not rest:
         return 0

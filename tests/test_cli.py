@@ -114,7 +114,7 @@ def test_the_console_script_reports_bad_input_without_a_traceback() -> None:
 def test_compare_square_at_3_agrees(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(capsys, "compare", "x**2", "--at", "x=3")
     assert rc == 0 and err == ""
-    assert out.split("\n")[0] == 'symgrad: x**2 at x = 3  (float64, branches="if")'
+    assert out.split("\n")[0] == 'symgrad: x**2 at x = 3.0  (float64, branches="if")'
     assert "cause: agree: all three derivatives agree" in out
     assert table_rows(out, "wrt") == [["x", "6", "6", "6.0", "agree"]]
 
@@ -131,7 +131,7 @@ def test_compare_in_float32_uses_float32_s_point(capsys: pytest.CaptureFixture[s
     rc, out, _ = run(capsys, "compare", "x**2", "--at", "x=0.1", "--dtype", "float32")
     assert rc == 0
     # float32's nearest value to 0.1 is 13421773/2**27; the exact derivative is twice that.
-    assert out.split("\n")[0] == 'symgrad: x**2 at x = 13421773/134217728  (float32, branches="if")'
+    assert out.split("\n")[0] == 'symgrad: x**2 at x = 0.10000000149011612  (float32, branches="if")'
     assert table_rows(out, "wrt") == [["x", "13421773/67108864", "13421773/67108864", "0.20000000298023224", "agree"]]
     assert "rtol=0.0001" in out
 
@@ -202,7 +202,7 @@ BAD = [
     (["compare", "sine(x)", "--at", "x=1"], "sine(...) is not a function symgrad can read.", "parseerror"),
     (["compare", "sin(x, y)", "--at", "x=1"], "sin(...) in 'sin(x, y)'", "parseerror"),
     (["lower", "x.real"], "'x.real' in 'x.real' is not allowed in an expression.", "parseerror"),
-    (["demo", "nosuch"], "There is no demo called 'nosuch'.", "parseerror"),
+    (["demo", "nosuch"], "There is no demo called 'nosuch'.", "optionerror"),
 ]
 
 
@@ -330,11 +330,9 @@ def test_a_symbol_named_like_code_stays_a_name(capsys: pytest.CaptureFixture[str
     assert "__import__(" not in out
 
 
-@pytest.mark.xfail(strict=True, reason="parse('9**9**9**9') evaluates the integer tower eagerly and never "
-                   "returns (10**10**7 alone takes ~7 s): a denial of service from one command-line argument")
 def test_parse_refuses_huge_integer_powers_quickly() -> None:
     code = "from symgrad.cli import parse\ntry:\n    parse('9**9**9**9')\nexcept Exception:\n    pass\n"
     try:
-        subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20)
+        subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=10)
     except subprocess.TimeoutExpired:
-        pytest.fail("parse('9**9**9**9') did not return within 20 s")
+        pytest.fail("parse('9**9**9**9') did not return within 10 s")

@@ -246,8 +246,10 @@ def test_awkward_symbol_names_lower_to_distinct_identifiers(name: str) -> None:
 
 
 def test_every_rule_has_a_case_with_a_golden_file() -> None:
+    from test_matrices import ALL_MATRIX_CASES as MATRIX_CASES
+
     covered: dict[type, list[str]] = {}
-    for case in CASES:
+    for case in [*CASES, *MATRIX_CASES]:
         for node in sp.preorder_traversal(case.expr):
             rule = rule_for(node)
             if rule is not None:
@@ -268,6 +270,8 @@ def test_every_rule_has_a_case_with_a_golden_file() -> None:
 
 
 def test_no_orphan_golden_programs() -> None:
-    names = {c.name for c in CASES}
+    from test_matrices import ALL_MATRIX_CASES as MATRIX_CASES
+
+    names = {c.name for c in [*CASES, *MATRIX_CASES]}
     orphans = sorted(p.name for p in (GOLDEN / "lowering").glob("*.py") if p.stem not in names)
     assert orphans == [], f"golden programs without a case in tests/cases.py: {orphans} (delete them)"

@@ -213,7 +213,7 @@ def test_output_never_assigned():
     with pytest.raises(sg.ProgramError) as info:
         sg.Program([x], CodeBlock(Assignment(y, 2 * x)), z)
     message = str(info.value)
-    assert "output z" in message and "never assigns" in message
+    assert "output z" in message and "never assigned" in message
     assert "Fix:" in message
     assert isinstance(info.value, ValueError)
 

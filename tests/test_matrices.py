@@ -1,0 +1,175 @@
+"""Matrices: lowering, shapes, gradients with respect to matrix elements, Jacobians and VJPs.
+
+The oracle for the mathematics is SymPy on the explicit matrix (element by element); for the
+executed side, torch itself run on hand-written code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+import symgrad as sg
+
+X = sp.MatrixSymbol("X", 2, 2)
+w = sp.MatrixSymbol("w", 2, 1)
+y = sp.MatrixSymbol("y", 2, 1)
+o = sp.MatrixSymbol("o", 3, 1)
+A = sp.MatrixSymbol("A", 2, 2)
+x0, x1, x2 = sp.symbols("x0 x1 x2")
+
+X_VAL = [[1.0, 2.0], [3.0, 4.0]]
+A_VAL = [[2.0, 1.0], [0.5, 3.0]]
+
+
+@dataclass(frozen=True)
+class MatrixCase:
+    name: str
+    expr: Any
+    at: dict[Any, Any]
+    torch_fn: Any  # hand-written torch code, the oracle for autograd and the executed side
+    explicit: Any = None  # the function on explicit element-symbol matrices, where doit() cannot
+
+
+def _t(v: Any) -> torch.Tensor:
+    return torch.tensor(v, dtype=torch.float64, requires_grad=True)
+
+
+LOSS = sp.Rational(1, 2) * ((X * w - y).T * (X * w - y))
+naive_ce = -sp.log(sp.exp(o[1, 0]) / (sp.exp(o[0, 0]) + sp.exp(o[1, 0]) + sp.exp(o[2, 0])))
+m = sp.Max(o[0, 0], o[1, 0], o[2, 0])
+lse_ce = sp.log(sp.exp(o[0, 0] - m) + sp.exp(o[1, 0] - m) + sp.exp(o[2, 0] - m)) + m - o[1, 0]
+
+MATRIX_CASES = [
+    MatrixCase("mat_quadratic_loss", LOSS, {X: X_VAL, w: [[1.0], [-1.0]], y: [[0.0], [1.0]]},
+               lambda X, w, y: (0.5 * (X @ w - y).T @ (X @ w - y))[0, 0]),
+    MatrixCase("mat_trace_inverse", sp.Trace((A + sp.Identity(2)).inverse()), {A: A_VAL},
+               lambda A: torch.trace(torch.linalg.inv(A + torch.eye(2, dtype=torch.float64))),
+               lambda m: (m["A"] + sp.eye(2)).inv().trace()),
+    MatrixCase("mat_det_pow", sp.Determinant(A**2), {A: A_VAL}, lambda A: torch.linalg.det(torch.linalg.matrix_power(A, 2))),
+    MatrixCase("mat_hadamard_exp", sp.Trace(sp.HadamardProduct(A, A.applyfunc(sp.exp))), {A: A_VAL},
+               lambda A: torch.trace(A * torch.exp(A))),
+    MatrixCase("mat_ones_zeros", sp.OneMatrix(1, 2) * (A + sp.ZeroMatrix(2, 2)) * sp.OneMatrix(2, 1), {A: A_VAL},
+               lambda A: (torch.ones(1, 2, dtype=torch.float64) @ A @ torch.ones(2, 1, dtype=torch.float64))[0, 0],
+               lambda m: (sp.ones(1, 2) * m["A"] * sp.ones(2, 1))[0, 0]),
+    MatrixCase("mat_cross_entropy_naive", naive_ce, {o: [[1.0], [2.0], [0.5]]},
+               lambda o: -torch.log(torch.exp(o[1, 0]) / torch.exp(o).sum())),
+    MatrixCase("mat_cross_entropy_lse", lse_ce, {o: [[1.0], [2.0], [0.5]]},
+               lambda o: torch.logsumexp(o[:, 0], 0) - o[1, 0]),
+]
+
+
+JACOBIAN = MatrixCase("mat_jacobian_output", sp.ImmutableMatrix([x0 * x1, x1 + x2**2]),
+                      {x0: 1.0, x1: 2.0, x2: 3.0}, None)
+# Every case with a golden program (the coverage test in test_lowering.py reads this list).
+ALL_MATRIX_CASES = [*MATRIX_CASES, JACOBIAN]
+
+
+@pytest.mark.parametrize("case", MATRIX_CASES, ids=lambda c: c.name)
+def test_matrix_case_lowers_and_agrees_with_torch_and_sympy(case: MatrixCase, golden) -> None:
+    lowered = sg.lower(case.expr)
+    golden(f"lowering/{case.name}.py", lowered.source)
+    assert "torch.transpose" not in lowered.source
+    c = sg.compare(case.expr, at=case.at)
+    # autograd: the hand-written torch function
+    inputs = [_t(case.at[s]) for s in sorted(case.at, key=lambda s: s.name)]
+    out = case.torch_fn(*inputs)
+    grads = torch.autograd.grad(out, inputs)
+    want = [float(v) for g in grads for v in g.reshape(-1)]
+    assert [e.grad_autograd for e in c.entries] == pytest.approx(want, rel=1e-12)
+    # symbolic: SymPy on the explicit matrix, element by element
+    flat = case.expr
+    subs: dict[Any, Any] = {}
+    for s in sorted(case.at, key=lambda s: s.name):
+        flat = flat.xreplace({s: sp.ImmutableMatrix(case.at[s])}) if False else flat
+    explicit = case.expr
+    syms = {}
+    for s in case.at:
+        elems = sp.ImmutableMatrix(s.rows, s.cols, lambda i, j: sp.Symbol(f"{s.name}_{i}{j}", real=True))
+        explicit = explicit.xreplace({s: elems})
+        for i in range(s.rows):
+            for j in range(s.cols):
+                syms[(s.name, i, j)] = elems[i, j]
+                subs[elems[i, j]] = sp.nsimplify(case.at[s][i][j])
+    if case.explicit is not None:
+        explicit = case.explicit({s.name: sp.Matrix(s.rows, s.cols, lambda i, j: syms[(s.name, i, j)]) for s in case.at})
+    explicit = explicit.doit()
+    if isinstance(explicit, sp.MatrixBase):
+        explicit = explicit[0, 0]
+    for e in c.entries:
+        parent, i, j = e.wrt.parent, int(e.wrt.i), int(e.wrt.j)
+        exact = sp.diff(explicit, syms[(parent.name, i, j)]).subs(subs)
+        assert abs(float(e.grad_symbolic) - float(sp.N(exact, 30))) <= 1e-15 * max(1.0, abs(float(sp.N(exact)))), e.wrt
+        assert e.cause is sg.Cause.AGREE, (e.wrt, e.explanation)
+
+
+def test_quadratic_loss_acceptance() -> None:
+    c = sg.compare(LOSS, at={X: X_VAL, w: [[1.0], [-1.0]], y: [[0.0], [1.0]]}, wrt=[w])
+    assert c.ok and c.cause is sg.Cause.AGREE
+    assert [str(e.wrt) for e in c.entries] == ["w[0, 0]", "w[1, 0]"]
+    assert [e.grad_symbolic for e in c.entries] == [-7, -10]
+    assert [e.grad_executed for e in c.entries] == [-7, -10]
+    assert [e.grad_autograd for e in c.entries] == [-7.0, -10.0]
+    assert sp.sstr(c.entries[0].derivative) == "X.T*(X*w - y)"
+    assert "@" in c.lowered.source and "[0, 0]" in c.lowered.source
+
+
+def test_rank_one_column_gets_the_d2l_explanation() -> None:
+    with pytest.raises(sg.ShapeError) as info:
+        sg.compare(LOSS, at={X: X_VAL, w: torch.tensor([1.0, -1.0]), y: [[0.0], [1.0]]})
+    text = str(info.value)
+    assert text.startswith("w was declared with shape (2, 1)")
+    assert "(2,)" in text and "reshape(-1, 1)" in text and "(n, n)" in text
+    assert isinstance(info.value, ValueError)
+
+
+def test_wrong_shape_names_both_shapes() -> None:
+    with pytest.raises(sg.ShapeError) as info:
+        sg.compare(LOSS, at={X: [[1.0, 2.0, 3.0]], w: [[1.0], [-1.0]], y: [[0.0], [1.0]]})
+    assert "(2, 2)" in str(info.value) and "(1, 3)" in str(info.value)
+
+
+def test_jacobian_and_vjp_of_an_explicit_matrix_output(golden) -> None:
+    f = JACOBIAN.expr
+    golden(f"lowering/{JACOBIAN.name}.py", sg.lower(f).source)
+    c = sg.compare(f, at={x0: 1.0, x1: 2.0, x2: 3.0})
+    jac = [[e.grad_symbolic for e in c.entries[:3]], [e.grad_symbolic for e in c.entries[3:]]]
+    assert jac == [[2, 1, 0], [0, 1, 6]]
+    assert [e.grad_executed for e in c.entries] == [2, 1, 0, 0, 1, 6]
+    assert [e.grad_autograd for e in c.entries] == [2.0, 1.0, 0.0, 0.0, 1.0, 6.0]
+    assert [e.output for e in c.entries[:3]] == [(0, 0)] * 3 and c.entries[3].output == (1, 0)
+    v = sg.compare(f, at={x0: 1.0, x1: 2.0, x2: 3.0}, v=[1.0, 2.0])
+    assert [e.grad_executed for e in v.entries] == [2, 3, 12]
+    assert [e.grad_autograd for e in v.entries] == [2.0, 3.0, 12.0]
+    assert [e.grad_symbolic for e in v.entries] == [2, 3, 12]
+    xs = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    out = torch.stack([xs[0] * xs[1], xs[1] + xs[2] ** 2])
+    out.backward(gradient=torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert xs.grad.tolist() == [2.0, 3.0, 12.0]
+
+
+def test_v_on_a_scalar_output_is_refused_with_a_sentence() -> None:
+    with pytest.raises(sg.OptionError, match="scalar"):
+        sg.compare(x0**2, at={x0: 1.0}, v=[1.0])
+
+
+def test_cross_entropy_overflow_and_log_sum_exp() -> None:
+    big = {o: [[1000.0], [0.0], [-5.0]]}
+    naive = sg.compare(naive_ce, at=big)
+    assert naive.cause is sg.Cause.OVERFLOW
+    assert "logsumexp" in naive.entries[0].hint
+    stable = sg.compare(lse_ce, at=big)
+    assert stable.ok
+    assert [e.grad_autograd for e in stable.entries] == pytest.approx([1.0, -1.0, math.exp(-1005)], abs=1e-300)
+
+
+def test_matrix_report_shows_matrix_values() -> None:
+    c = sg.compare(LOSS, at={X: X_VAL, w: [[1.0], [-1.0]], y: [[0.0], [1.0]]}, wrt=[w])
+    text = str(c)
+    assert "w[0, 0]" in text and "X_at_w = X*w -> [-1; -1]" in text

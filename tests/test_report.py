@@ -1,0 +1,302 @@
+"""Reports: terminal text (golden files), markdown and HTML, for catalogue comparisons.
+
+`str(comparison)` is compared exactly with `tests/golden/reports/<case>.txt` (rewrite with
+`SYMGRAD_ACCEPT=1` and review the diff); the structural tests then check, from the records, what
+every report must show: the three values side by side, the cause id, the explanation and hint,
+the page of the cause, and the generated program with the cited line marked.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from cases import BY_NAME, Case, Point
+from symgrad import Cause
+from symgrad.report import number
+
+# (case, why of the point) -> the primary cause the report must show. One per kind of report:
+# a kink, a cut (detach), a floating-point trap, an overflow with an agreeing second entry, and a
+# graph break where torch raised.
+REPORTS: dict[str, tuple[str, str]] = {
+    "relu": ("on-kink", "kink"),
+    "detach": ("inside", "detach"),
+    "pw_sqrt_where": ("nan-trap", "nan-trap"),
+    "logsumexp": ("overflow", "overflow"),
+    "pw_item_if": ("inside", "graph-break"),
+}
+
+
+def _point(case: Case, why: str) -> Point:
+    points = [p for p in case.points if p.why == why]
+    if case.name == "pw_item_if":
+        points = [p for p in points if p.at["x"] < 0]  # the point where torch raises
+    assert len(points) == 1, (case.name, why)
+    return points[0]
+
+
+def comparison(name: str) -> sg.Comparison:
+    case = BY_NAME[name]
+    point = _point(case, REPORTS[name][0])
+    symbols = {s.name: s for s in case.expr.free_symbols}
+    at = {symbols[k]: v for k, v in point.at.items()}
+    return sg.compare(case.expr, at=at, branches=case.branches, dtype=case.dtype)
+
+
+@pytest.fixture(scope="module", params=sorted(REPORTS))
+def named(request: pytest.FixtureRequest) -> tuple[str, sg.Comparison]:
+    return request.param, comparison(request.param)
+
+
+def _symbolic_cell(e: sg.Entry) -> str:
+    if e.grad_symbolic is not None:
+        return number(e.grad_symbolic)
+    if e.one_sided is not None:
+        return f"none ({number(e.one_sided[0])} | {number(e.one_sided[1])})"
+    return "none"
+
+
+def _autograd_cell(e: sg.Entry) -> str:
+    if e.grad_autograd is None:
+        return "torch raised"
+    return repr(e.grad_autograd)
+
+
+# ---------------------------------------------------------------- text
+
+
+def test_text_report_is_its_golden_file(named: tuple[str, sg.Comparison], golden) -> None:
+    name, c = named
+    golden(f"reports/{name}.txt", str(c))
+
+
+def test_the_cause_is_the_expected_one(named: tuple[str, sg.Comparison]) -> None:
+    name, c = named
+    assert c.cause.id == REPORTS[name][1]
+    assert f"\ncause: {c.cause.id}: {c.cause.title}\n" in str(c)
+
+
+def test_three_values_side_by_side(named: tuple[str, sg.Comparison]) -> None:
+    _, c = named
+    lines = str(c).split("\n")
+    header = next(i for i, line in enumerate(lines) if line.startswith("wrt "))
+    assert re.split(r"\s{2,}", lines[header]) == ["wrt", "symbolic", "executed", "autograd", "cause"]
+    for k, e in enumerate(c.entries):
+        cells = re.split(r"\s{2,}", lines[header + 1 + k].strip())
+        cause = e.cause.id + (f" (also {', '.join(a.id for a in e.also)})" if e.also else "")
+        assert cells == [sp.sstr(e.wrt), _symbolic_cell(e), number(e.grad_executed), _autograd_cell(e), cause]
+
+
+def test_each_disagreement_has_its_explanation_hint_and_page(named: tuple[str, sg.Comparison]) -> None:
+    _, c = named
+    text = str(c)
+    for e in c.entries:
+        if e.ok:
+            continue
+        assert e.explanation and e.hint
+        assert f"{sp.sstr(e.wrt)}: [{e.cause.id}] {e.explanation}\n" in text
+        assert f"\n   hint: {e.hint}\n" in text
+        assert f"\n   more: docs/causes.md#{e.cause.id}\n" in text
+        assert e.node is not None
+        if e.cause is not Cause.ROUNDING:  # rounding names the cancelling subexpression instead
+            assert f"`{e.node}`" in e.explanation
+
+
+def test_the_cited_line_is_marked(named: tuple[str, sg.Comparison]) -> None:
+    _, c = named
+    text = str(c)
+    assert "generated program (cited lines marked >):" in text
+    source = c.lowered.source.split("\n")
+    for e in c.entries:
+        if e.ok:
+            continue
+        assert e.line is not None, "a disagreement cites a line"
+        assert f"(line {e.line})" in e.explanation
+        width = len(str(len(c.lowered.source.splitlines())))
+        marked = f"> {str(e.line).rjust(width)} | {source[e.line - 1]}"
+        assert marked in text.split("\n"), f"line {e.line} is not marked:\n{text}"
+    marked_lines = [line for line in text.split("\n") if line.startswith("> ")]
+    assert len(marked_lines) == len({e.line for e in c.entries if not e.ok})
+
+
+def test_the_executed_path_is_shown(named: tuple[str, sg.Comparison]) -> None:
+    _, c = named
+    text = str(c)
+    assert "\nexecuted path:\n" in text
+    assert re.search(r"^  line \d+: ", text.split("\nexecuted path:\n", 1)[1], re.MULTILINE)
+
+
+def test_an_agreeing_report_marks_nothing() -> None:
+    x = sp.Symbol("x")
+    text = str(sg.compare(x**2, at={x: 3.0}))
+    assert "\ngenerated program:\n" in text
+    assert not any(line.startswith("> ") for line in text.split("\n"))
+    assert "cause: agree: all three derivatives agree" in text
+
+
+def test_the_torch_error_is_quoted_not_raised() -> None:
+    c = comparison("pw_item_if")
+    e = c.entries[0]
+    assert e.grad_autograd is None and e.autograd_error
+    assert "element 0 of tensors does not require grad" in e.autograd_error
+    assert "\n   torch said: RuntimeError: element 0 of tensors does not require grad" in str(c)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def test_markdown_has_a_table_and_links_to_the_cause(named: tuple[str, sg.Comparison]) -> None:
+    _, c = named
+    md = c.to_markdown()
+    assert "| wrt | symbolic | executed | autograd | cause |\n|---|---|---|---|---|\n" in md
+    for e in c.entries:
+        row = (f"| `{sp.sstr(e.wrt)}` | `{_symbolic_cell(e)}` | `{number(e.grad_executed)}` | "
+               f"`{_autograd_cell(e)}` |")
+        assert row in md, f"no row {row!r} in\n{md}"
+        assert f"(docs/causes.md#{e.cause.id})" in md
+        if not e.ok:
+            assert e.explanation in md and e.hint in md
+    assert f"**{c.cause.id}**" in md
+    assert "```python\n" in md
+
+
+# ---------------------------------------------------------------- HTML
+
+
+class _Tree(HTMLParser):
+    """Elements with their attributes and text; checks that tags nest."""
+
+    VOID = {"br", "img", "hr", "meta", "input", "link"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, dict[str, str | None], list[str]]] = []
+        self.elements: list[tuple[str, dict[str, str | None], str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in self.VOID:
+            self.stack.append((tag, dict(attrs), []))
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1][0] == tag, f"</{tag}> closes {self.stack[-1][0] if self.stack else None}"
+        name, attrs, text = self.stack.pop()
+        content = "".join(text)
+        self.elements.append((name, attrs, content))
+        if self.stack:
+            self.stack[-1][2].append(content)
+
+    def handle_data(self, data: str) -> None:
+        if self.stack:
+            self.stack[-1][2].append(data)
+
+
+def parse_html(text: str) -> _Tree:
+    tree = _Tree()
+    tree.feed(text)
+    tree.close()
+    assert tree.stack == [], f"unclosed tags: {[t for t, _, _ in tree.stack]}"
+    return tree
+
+
+def _classes(attrs: dict[str, str | None]) -> set[str]:
+    return set((attrs.get("class") or "").split())
+
+
+def test_html_parses_and_marks_the_cited_line(named: tuple[str, sg.Comparison]) -> None:
+    _, c = named
+    tree = parse_html(c._repr_html_())
+    outer = [a for t, a, _ in tree.elements if "symgrad-comparison" in _classes(a)]
+    assert len(outer) == 1 and outer[0].get("data-cause") == c.cause.id
+    source = c.lowered.source.split("\n")
+    cited = [(a, text) for t, a, text in tree.elements if "symgrad-cited" in _classes(a)]
+    lines = {e.line for e in c.entries if not e.ok}
+    assert {int(a["data-line"]) for a, _ in cited} == lines  # type: ignore[arg-type]
+    for attrs, text in cited:
+        n = int(attrs["data-line"])  # type: ignore[arg-type]
+        assert text.endswith(source[n - 1]), "the cited element holds its line, unescaped by the parser"
+    headers = [text for t, _, text in tree.elements if t == "th"]
+    assert headers == ["wrt", "symbolic", "executed", "autograd", "cause"]
+
+
+def test_html_escapes_user_text() -> None:
+    c = comparison("pw_sqrt_where")
+    raw = c._repr_html_()
+    assert "x > 0" not in raw and "x &gt; 0" in raw
+    tree = parse_html(raw)
+    code = [text for t, a, text in tree.elements if t == "code"]
+    assert "Piecewise((sqrt(x), x > 0), (0, True))" in code
+
+
+def test_html_shows_the_three_values_and_the_explanation(named: tuple[str, sg.Comparison]) -> None:
+    _, c = named
+    tree = parse_html(c._repr_html_())
+    cells = [text for t, _, text in tree.elements if t == "td"]
+    for e in c.entries:
+        for value in (_symbolic_cell(e), number(e.grad_executed), _autograd_cell(e)):
+            assert value in cells
+    paragraphs = " ".join(text for t, a, text in tree.elements if "symgrad-explanation" in _classes(a))
+    for e in c.entries:
+        if not e.ok:
+            assert e.explanation.replace("`", "") in paragraphs.replace("`", "")
+
+
+def test_html_renders_code_spans_and_links_the_page() -> None:
+    c = comparison("pw_sqrt_where")
+    raw = c._repr_html_()
+    tree = parse_html(raw)
+    paragraphs = [text for t, a, text in tree.elements if "symgrad-explanation" in _classes(a)]
+    assert all("`" not in p for p in paragraphs)
+    assert 'href="docs/causes.md#nan-trap"' in raw or "docs/causes.md#nan-trap" in html.unescape(raw)
+
+
+# ---------------------------------------------------------------- readability problems found
+
+
+def test_a_decimal_point_is_shown_as_typed() -> None:
+    x = sp.Symbol("x")
+    head = str(sg.compare((1 - sp.cos(x)) / x**2, at={x: 1e-4})).split("\n")[0]
+    assert head.startswith("symgrad: (1 - cos(x))/x**2 at x = 0.0001  (")
+
+
+def test_a_small_relative_error_is_not_rounded_to_zero() -> None:
+    x = sp.Symbol("x")
+    c = sg.compare(2 * sp.sin(x / 2) ** 2 / x**2, at={x: 1e-4})
+    assert c.cause is Cause.ROUNDING
+    assert "off by 0.0%" not in c.entries[0].explanation
+
+
+def test_an_infinite_slope_is_not_called_undefined() -> None:
+    x = sp.Symbol("x")
+    e = sg.compare(sp.sqrt(x), at={x: 0.0}).entries[0]
+    assert e.cause is Cause.DOMAIN
+    assert "not defined in the real numbers" not in e.explanation
+
+
+def test_the_domain_hint_names_the_domain_of_the_node() -> None:
+    x = sp.Symbol("x")
+    assert "all reals" not in sg.compare(1 / x, at={x: 0.0}).entries[0].hint
+    assert "integer powers" not in sg.compare(sp.sqrt(x), at={x: -1.0}).entries[0].hint
+
+
+def test_the_kink_hint_orders_the_slopes() -> None:
+    x = sp.Symbol("x")
+    hint = sg.compare(sp.Min(x, 2), at={x: 2.0}).entries[0].hint
+    assert "between 0 and 1" in hint
+
+
+def test_the_graph_break_explanation_says_it_once() -> None:
+    e = comparison("pw_item_if").entries[0]
+    assert not ("nothing on the path to the output is on the graph" in e.explanation
+                and "Nothing that reaches the output is on the graph" in e.explanation)
+
+
+def test_the_overflow_explanation_reads_well_when_autograd_is_inf() -> None:
+    x = sp.Symbol("x")
+    e = sg.compare(sp.exp(x), at={x: 710.0}).entries[0]
+    assert e.cause is Cause.OVERFLOW
+    assert "turned into inf" not in e.explanation
