@@ -67,3 +67,32 @@ def _value(out: object) -> Any:
         return float(out)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
+
+
+def hessian(lowered: LoweredProgram, values: Sequence[Any], dtype: str, wrt: Sequence[int]) -> tuple[AutogradRun, dict[int, str]]:
+    """The Hessian by double backward (`create_graph=True`). A first derivative that is a
+    constant has no graph, and torch raises when asked for its derivative: that row is 0,
+    and torch's message is returned beside it."""
+    torch_dtype = DTYPES[dtype]
+    tensors = [torch.tensor(x, dtype=torch_dtype, requires_grad=(k in wrt)) for k, x in enumerate(values)]
+    raised: dict[int, str] = {}
+    try:
+        out = lowered(*tensors)
+        first = torch.autograd.grad(out, [tensors[k] for k in wrt], create_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+    except Exception as err:
+        return AutogradRun(None, [], f"{type(err).__name__}: {err}"), raised
+    rows: dict[int, dict[int, Any]] = {}
+    for a, g in zip(wrt, first):
+        row: dict[int, Any] = {}
+        try:
+            second = torch.autograd.grad(g, [tensors[k] for k in wrt], retain_graph=True, allow_unused=True,
+                                         materialize_grads=True)
+            for b, h in zip(wrt, second):
+                row[b] = float(h)
+        except RuntimeError as err:
+            raised[a] = f"{type(err).__name__}: {err}"
+            for b in wrt:
+                row[b] = 0.0
+        rows[a] = row
+    return AutogradRun(_value(out), [rows], None), raised  # type: ignore[list-item]

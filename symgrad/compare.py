@@ -27,7 +27,9 @@ from .errors import ORDER, POINT_TOO_LARGE
 from .errors import RTOL as RTOL_MESSAGE
 from .errors import (OPTION, POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, OptionError, PointError,
                      ShapeError, UnboundSymbolError)
-from .executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, run
+from .executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, domain_violation, run
+from .primitives import strip
+from .rules import exact_eval
 from .lowering import DTYPES, LoweredProgram, check_options, lower
 from .program import node_text
 from .rules import OPS, op_rule
@@ -85,6 +87,7 @@ class Comparison:
     branches: str
     source: str
     vjp: bool = False  # the entries are a vector-Jacobian product (v= was given)
+    order: int = 1  # 2: the entries are the Hessian, entry.output = i for d/dx_j (df/dx_i)
 
     @property
     def cause(self) -> Cause:
@@ -722,7 +725,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     'kink'
     """
     check_options(branches=branches, dtype=dtype)
-    if order != 1:
+    if order not in (1, 2):
         raise OptionError(ORDER.format(value=order))
     if rtol is not None and not (isinstance(rtol, (int, float)) and rtol > 0):
         raise OptionError(RTOL_MESSAGE.format(value=rtol))
@@ -732,6 +735,8 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     wrt_idx = _wrt(lowered, wrt)
     point = {name: _exact_value(x) for name, x in zip(lowered.inputs, floats)}
     comps = _components(lowered, point, wrt_idx)
+    if order == 2:
+        return _hessian(lowered, floats, point, comps, dtype, tol, branches, max_iterations, v)
     v_exact = _vector(lowered, v, point, max_iterations)
     exact = _exact_sides(lowered, point, comps, v_exact, max_iterations)
     run_ = ag.run(lowered, floats, dtype, wrt_idx, None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
@@ -760,6 +765,78 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
         source=lowered.normalized.source,
         vjp=v_exact is not None,
     )
+
+
+def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], comps: list[Component], dtype: str,
+             tol: float, branches: str, max_iterations: int, v: Any) -> Comparison:
+    """order=2: the Hessian three ways. Entry (i, j) is d/dx_j of df/dx_i."""
+    if v is not None or any(idx is not None for _, idx in comps):
+        raise OptionError(
+            "order=2 compares the Hessian of a scalar function of scalar inputs; this call has "
+            + ("v=" if v is not None else "a matrix input") + ".\nFix: use order=1, or write the inputs as scalar symbols."
+        )
+    from .executed import as_expression
+
+    wrt = [k for k, _ in comps]
+    with ex.working_precision(START_DPS * 2):
+        path = run(lowered, point, max_iterations=max_iterations)
+        if ex.is_mat(path.value):
+            raise OptionError("order=2 needs a scalar output; this function's output is a matrix.\nFix: use order=1.")
+        norm = lowered.normalized
+        syms = list(norm.inputs)
+        values = {s: point[name] for s, name in zip(syms, lowered.inputs)}
+        math = strip(norm.output) if not norm.is_program else as_expression(path, syms)
+        executed = as_expression(path, syms)
+        ties = path.ties
+        violation = domain_violation(path)
+        sym_h: dict[tuple[int, int], Any] = {}
+        exe_h: dict[tuple[int, int], Any] = {}
+        for a in wrt:
+            da_math = sp.diff(math, syms[a])
+            da_exe = _torch_conventions(sp.diff(executed, syms[a]))
+            for b in wrt:
+                sym_h[(a, b)] = None if (ties or violation) else exact_eval(sp.diff(da_math, syms[b]), values)
+                exe_h[(a, b)] = exact_eval(_torch_conventions(sp.diff(da_exe, syms[b])), values)
+    run_, raised = ag.hessian(lowered, floats, dtype, wrt)
+    c = _Classifier(lowered, _Exact(path, {}, {}), dtype, tol, run_)
+    entries = []
+    for a in wrt:
+        for b in wrt:
+            sym_value = sym_h[(a, b)]
+            exe_value = exe_h[(a, b)]
+            auto = run_.grads[0][a][b] if run_.grads else None
+            kind = "kink" if ties else ("domain" if violation is not None or (sym_value is not None and not ex.is_finite(sym_value)) else "smooth")
+            side = SymbolicSide(sym_value if kind == "smooth" else None, kind, None, None, violation=violation)
+            entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
+            if kind == "kink":
+                d = ties[0]
+                entry = replace(entry, line=d.line, node=_user(lowered, d.node), explanation=(
+                    f"`{_user(lowered, d.node)}` (line {d.line}) is exactly on its corner, where its slope jumps: "
+                    "the second derivative does not exist there (SymPy's DiracDelta(0) is not a number). "
+                    f"torch's double backward treats the slope as flat and reports {_fmt(auto)}."),
+                    hint="Compare the Hessian beside the corner, where it exists, or use a smooth stand-in "
+                    "(softplus for relu) if you need curvature there.")
+            if raised.get(a) and entry.ok:
+                entry = replace(entry, autograd_error=raised[a], explanation=(
+                    f"All three agree: the second derivative is {_fmt(exe_value)}. torch's create_graph "
+                    f"path raised (\"{_first_line(raised[a])}\") because d f/d {lowered.symbols[a]} is a "
+                    "constant with no graph behind it, which means its derivative is 0; symgrad reports 0."))
+            entries.append(entry)
+    return Comparison(
+        entries=tuple(entries), lowered=lowered,
+        point={s: _sympy_value(_exact_value(x)) for s, x in zip(lowered.symbols, floats)},
+        dtype=dtype, rtol=tol, value_exact=_sympy_value(path.value) if _finite(path.value) else None,
+        value_autograd=run_.value, executed_path=path, branches=branches, source=lowered.normalized.source,
+        order=2,
+    )
+
+
+def _torch_conventions(e: sp.Basic) -> sp.Basic:
+    """Derivatives of piecewise-linear ops as torch's double backward computes them: the slope
+    of a step is 0 (no DiracDelta), and relu'(0) = 0 (Heaviside at 0 is 0, not SymPy's 1/2)."""
+    e = e.replace(lambda t: isinstance(t, sp.DiracDelta), lambda t: sp.Integer(0))
+    return e.replace(lambda t: isinstance(t, sp.Heaviside) and len(t.args) == 1,
+                     lambda t: sp.Heaviside(t.args[0], 0))
 
 
 def _exact_value(x: Any) -> Any:

@@ -472,3 +472,69 @@ def domain_violation(path: Path) -> PathStep | None:
             if path.steps[p].depends and not all(ex.is_finite(v) for v in ex.elements(d)):
                 return st
     return None
+
+
+# --------------------------------------------------------------------------- second order
+
+
+def as_expression(path: Path, symbols: Sequence[sp.Symbol]) -> sp.Basic:
+    """The executed path as one straight-line SymPy expression of the inputs: branches fixed,
+    loops unrolled, detached and broken steps replaced by the constant they held. Used for
+    second derivatives (order=2), where the path is differentiated twice."""
+    exprs: list[Any] = []
+    inputs = dict(zip(path.inputs, symbols))
+    for st in path.steps:
+        if st.index in inputs:
+            exprs.append(inputs[st.index])
+            continue
+        if st.cut or not st.parents or st.op in ("loop_var", "constant", "const_on_graph", "matconst"):
+            exprs.append(ex.to_sympy(st.value) if not ex.is_mat(st.value) else sp.ImmutableMatrix(st.value.tolist()))
+            continue
+        exprs.append(_step_expression(st, [exprs[p] for p in st.parents]))
+    return exprs[path.output]
+
+
+def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
+    """One step as SymPy, from its parents' expressions (constants are folded back in from the
+    node, which holds them)."""
+    op = st.op
+    node = st.node
+    if op in ("copy", "detach", "item", "no_grad"):
+        return args[0]
+    if op == "where":
+        # Only the taken branch reaches the output; a constant branch is the value itself.
+        for a, d in zip(args, st.partials):
+            if not ex.all_zero(d):
+                return a
+        return ex.to_sympy(st.value)
+    if op in ("add", "mul", "div", "pow_int", "pow_frac", "sqrt", "pow"):
+        # The node is the SymPy subexpression this step computes; its free symbols are the
+        # program's variables, which the parents' expressions replace.
+        return _substitute(node, st, args)
+    sympy_fn = {"exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin,
+                "acos": sp.acos, "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
+                "erf": sp.erf, "abs": sp.Abs, "sign": sp.sign, "floor": sp.floor, "ceil": sp.ceiling}.get(op)
+    if sympy_fn is not None:
+        return sympy_fn(args[0])
+    if op == "relu":
+        return sp.Max(args[0], 0)
+    if op == "atan2":
+        return sp.atan2(args[0], args[1])
+    if op in ("maximum", "minimum"):
+        return (sp.Max if op == "maximum" else sp.Min)(args[0], args[1])
+    if op in ("clamp_min", "clamp_max"):
+        c = ex.to_sympy(st.param) if st.param is not None else node.args[0]
+        return (sp.Max if op == "clamp_min" else sp.Min)(args[0], c)
+    if op == "heaviside":
+        return sp.Heaviside(args[0])
+    raise NotImplementedError(op)
+
+
+def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
+    """Rebuild an arithmetic step from its node with the parents' expressions in place of the
+    node's direct operands."""
+    from .lowering import _select
+
+    _, operands, _ = _select(node)
+    variable = [o for o in operands if not (getattr(o, "is_number", False) and not o.free_symbols)]
+    return node.xreplace(dict(zip(variable, args))) if len(variable) == len(args) else node

@@ -607,7 +607,7 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.Heaviside, ("heaviside",), "one argument; H(0) = 1/2 as in SymPy",
          "all reals", nonsmooth="jump at 0; the lowering has gradient 0 everywhere "
          "(torch.heaviside itself has no backward)", hazard_causes=(Cause.JUMP,),
-         exact=lambda a: Fraction(ex.sign(a[0]) + 1, 2)),
+         exact=lambda a: (a[1] if len(a) > 1 and ex.sign(a[0]) == 0 else Fraction(ex.sign(a[0]) + 1, 2))),
     Rule(sp.floor, ("floor",), "always", "all reals",
          nonsmooth="jumps at the integers; torch.floor has gradient 0 everywhere",
          hazard_causes=(Cause.JUMP,), exact=_unary(_floor)),

@@ -1,0 +1,58 @@
+"""order=2: Hessians three ways, against SymPy's exact Hessian and torch's double backward."""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+import torch
+
+import symgrad as sg
+
+x, x0, x1 = sp.symbols("x x0 x1")
+
+
+def test_hessian_of_a_smooth_function_agrees() -> None:
+    f = x0**2 * x1 + sp.sin(x0 * x1)
+    c = sg.compare(f, at={x0: 1.0, x1: 2.0}, order=2)
+    s2, c2 = sp.sin(2), sp.cos(2)
+    want = [4 - 4 * s2, 2 + c2 - 2 * s2, 2 + c2 - 2 * s2, -s2]
+    assert c.ok
+    assert [(e.output, str(e.wrt)) for e in c.entries] == [(0, "x0"), (0, "x1"), (1, "x0"), (1, "x1")]
+    for e, w in zip(c.entries, want):
+        assert abs(float(e.grad_symbolic) - float(sp.N(w, 30))) < 1e-18
+        assert abs(float(e.grad_executed) - float(sp.N(w, 30))) < 1e-18
+    # autograd: torch's own double backward, written by hand
+    t = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    h = torch.autograd.functional.hessian(lambda v: v[0] ** 2 * v[1] + torch.sin(v[0] * v[1]), t)
+    assert [e.grad_autograd for e in c.entries] == pytest.approx(h.reshape(-1).tolist(), rel=1e-15)
+
+
+def test_second_derivative_at_a_kink_is_a_kink() -> None:
+    c = sg.compare(sp.Max(x, 0), at={x: 0.0}, order=2)
+    e = c.entries[0]
+    assert e.cause is sg.Cause.KINK and e.grad_symbolic is None
+    assert e.grad_executed == 0 and e.grad_autograd == 0.0
+    assert "DiracDelta" in e.explanation and e.line == 8
+
+
+def test_second_derivative_of_a_linear_function_is_zero_though_torch_raises() -> None:
+    c = sg.compare(2 * x, at={x: 1.0}, order=2)
+    e = c.entries[0]
+    assert e.cause is sg.Cause.AGREE
+    assert e.grad_symbolic == 0 and e.grad_executed == 0 and e.grad_autograd == 0.0
+    assert "does not require grad" in e.autograd_error and "0" in e.explanation
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        t = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(2 * t, t, create_graph=True)
+        torch.autograd.grad(g, t)
+
+
+def test_detach_in_a_hessian() -> None:
+    c = sg.compare(x * sg.detach(x**2), at={x: 3.0}, order=2)
+    e = c.entries[0]
+    assert (e.grad_symbolic, e.grad_executed, e.grad_autograd, e.cause) == (18, 0, 0.0, sg.Cause.DETACH)
+
+
+def test_order_three_is_refused_with_a_sentence() -> None:
+    with pytest.raises(sg.OptionError, match="order=1"):
+        sg.compare(x**2, at={x: 1.0}, order=3)
