@@ -187,6 +187,12 @@ _ATOMIC = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^[0-9.e+]+$|^[A-Za-z_][\w.]*\([
 
 
 def _const(c: sp.Basic) -> Const:
+    if c.is_real is False or (c.is_number and c.is_extended_real is False):
+        raise UnsupportedNodeError(
+            f"The constant {sp.sstr(c)} is not a real number (SymPy evaluated it to {sp.sstr(sp.N(c, 6))}).\n"
+            "symgrad compares derivatives of real functions, and torch's tensors here are real.\n"
+            "Fix: check the expression: a logarithm or a root of a negative constant is complex."
+        )
     if isinstance(c, sp.Integer):
         text = str(int(c))
     elif isinstance(c, sp.Rational):
@@ -976,6 +982,10 @@ class _Inline:
         for cls, sym in self._REL.items():
             if isinstance(c, cls):
                 return f"{self.value(c.lhs)} {sym} {self.value(c.rhs)}"
+        if isinstance(c, sp.ITE):
+            # SymPy writes a condition on a Piecewise as ITE(c, a, b): (c and a) or (not c and b).
+            return self.cond(sp.Or(sp.And(c.args[0], c.args[1], evaluate=False),
+                                   sp.And(sp.Not(c.args[0]), c.args[2], evaluate=False), evaluate=False))
         if isinstance(c, (sp.And, sp.Or)):
             if self.elementwise:
                 joiner = " & " if isinstance(c, sp.And) else " | "

@@ -757,6 +757,21 @@ def _eval_node(e: sp.Basic, ev: Callable[[sp.Basic], Any], values: dict[sp.Symbo
         return ex.ZERO if not ex.is_zero(ev(e.args[0])) else ex.NAN
     if isinstance(e, sp.Derivative) and isinstance(e.expr, (sp.floor, sp.ceiling, sp.sign, sp.Heaviside)):
         return ex.ZERO  # away from their jumps these are flat
+    if isinstance(e, sp.Subs) and isinstance(e.expr, sp.Derivative) and isinstance(
+            e.expr.expr, (sp.floor, sp.ceiling, sp.sign, sp.Heaviside)):
+        return ex.ZERO  # diff(floor(u)) is written Subs(Derivative(floor(_xi), _xi), _xi, u)
+    if isinstance(e, sp.ITE):
+        return ev(e.args[1]) if ev(e.args[0]) else ev(e.args[2])
+    # SymPy writes derivatives of Abs(u) with re/im/arg when it cannot prove u real; at a real
+    # point (the only points symgrad evaluates) they are the identity, 0, and 0 or pi.
+    if isinstance(e, (sp.re, sp.conjugate)):
+        return ev(e.args[0])
+    if isinstance(e, sp.im):
+        u = ev(e.args[0])
+        return ex.NAN if ex.is_nan(u) else ex.ZERO
+    if isinstance(e, sp.arg):
+        u = ev(e.args[0])
+        return ex.NAN if ex.is_nan(u) else (ex.ZERO if ex.sign(u) >= 0 else mpmath.pi)
     rule = rule_for(e)
     if rule is None or rule.exact is None:
         if not e.free_symbols:

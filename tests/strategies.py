@@ -65,13 +65,14 @@ _leaf = st.one_of(
 #
 # `sympy.diff` writes `Subs(Derivative(floor(_xi), _xi), _xi, u)` for floor of anything but a
 # bare symbol, and symgrad has no exact rule for it (UnsupportedNodeError): floor of symbols only.
-NARROW_FLOOR = True
-# SymPy rewrites a condition on a Piecewise (`Piecewise(...) > 0`) to ITE(...), which lowering
-# rejects (UnsupportedNodeError): conditions only compare subexpressions without a Piecewise.
+NARROW_FLOOR = False
+# SymPy rewrites a condition on a Piecewise (`Piecewise(...) > 0`) to ITE(...). symgrad lowers
+# ITE now (test_condition_on_a_piecewise), but this file's interval oracle (`enclosure`) has no
+# rule for it, so the generated conditions still avoid Piecewise subexpressions.
 NARROW_CONDITIONS = True
 # For Abs(u) with u not provably real (sqrt(log(x)**2 + 1)), sympy.diff writes re/im/arg, which
 # symgrad cannot evaluate (UnsupportedNodeError): Abs only of arguments SymPy knows are real.
-NARROW_ABS = True
+NARROW_ABS = False
 
 
 def _provably_real(u: sp.Basic) -> bool:

@@ -239,18 +239,12 @@ def test_gradients_away_from_kinks(case: Case, branches: str) -> None:
 # one of these XPASSes (the run fails), remove the xfail and turn the flag off.
 
 
-@pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
-                   reason="sympy.diff of floor(u) is Subs(Derivative(floor(_xi), _xi), _xi, u): no exact rule "
-                   "(strategies.NARROW_FLOOR)")
 def test_floor_of_an_expression() -> None:
     x = sp.Symbol("x")
     comparison = sg.compare(sp.floor(x**2), at={x: 0.5})  # smooth here: slope 0
     assert comparison.ok and comparison.entries[0].grad_symbolic == 0
 
 
-@pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
-                   reason="SymPy rewrites a condition on a Piecewise to ITE, which lowering rejects "
-                   "(strategies.NARROW_CONDITIONS)")
 def test_condition_on_a_piecewise() -> None:
     x = sp.Symbol("x")
     relu = sp.Piecewise((x, x > 0), (0, True))
@@ -258,9 +252,6 @@ def test_condition_on_a_piecewise() -> None:
     assert sg.compare(expr, at={x: 2.0}).ok
 
 
-@pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
-                   reason="sympy.diff of Abs(u), u not provably real, has re/im/arg: no exact rule "
-                   "(strategies.NARROW_ABS)")
 def test_abs_of_an_unproven_real() -> None:
     x = sp.Symbol("x")
     expr = sp.Abs(sp.sqrt(sp.log(x) ** 2 + 1))  # real and smooth for x > 0
@@ -275,9 +266,6 @@ def test_floor_of_a_non_finite_value() -> None:
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="a complex constant (log(-1) = I*pi) is lowered as `1j*math.pi`; torch's "
-                   "RuntimeError escapes compare()")
 def test_complex_constant() -> None:
     x = sp.Symbol("x")
     try:
