@@ -174,9 +174,11 @@ def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[A
     known = {s.name for s in lowered.symbols}
     extra = sorted(set(by_name) - known)
     if extra:
+        missing = sorted(known - set(by_name))
         raise PointError(
             f"`at` gives a value for {', '.join(extra)}, which the function does not use "
-            f"(its inputs: {', '.join(sorted(known)) or 'none'}).\n"
+            f"(its inputs: {', '.join(sorted(known)) or 'none'})"
+            + (f", and none for {', '.join(missing)}" if missing else "") + ".\n"
             "A typo in a symbol's name would otherwise go unnoticed.\n"
             "Fix: remove it, or check the symbol's name."
         )
@@ -422,8 +424,20 @@ class _Classifier:
         return fields
 
     def count_sides(self, d: Decision, side: SymbolicSide) -> str:
-        """For loops: how the iteration count changes on each side."""
-        if d.kind not in ("while", "for") or side.left is None or side.right is None:
+        """How a neighbouring point changes the branch taken, or the loop's iteration count."""
+        if side.left is None or side.right is None:
+            return ""
+        if d.kind in ("if", "where"):
+            def taken(ds: Sequence[Decision]) -> str:
+                hit = next((x for x in ds if x.line == d.line and x.kind == d.kind), None)
+                if hit is None:
+                    return "?"
+                return f"branch {int(hit.taken) + 1}" if d.kind == "if" else ("the first branch" if hit.taken else "the other branch")  # type: ignore[arg-type]
+            left, here, right = taken(side.left.decisions), taken([d]), taken(side.right.decisions)
+            if left == here == right:
+                return ""
+            return f" Just left of the point the program takes {left}, at it {here}, just right of it {right}."
+        if d.kind not in ("while", "for"):
             return ""
         here = _count(self.path.decisions, d)
         left = _count(side.left.decisions, d)

@@ -30,6 +30,7 @@ import keyword
 import linecache
 import math
 import re
+import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,7 +236,19 @@ def safe_comment(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
 
 
+def _small(node: sp.Basic, limit: int = 100) -> bool:
+    """Whether a node has at most `limit` subexpressions (stops counting early)."""
+    for k, _ in enumerate(sp.preorder_traversal(node)):
+        if k >= limit:
+            return False
+    return True
+
+
 def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol]) -> str:
+    if not _small(node):
+        # Printing a deep node whole is slow (and SymPy's printer recurses per level): name its
+        # head only; the operand lines above say the rest.
+        return safe_comment(f"{type(node).__name__}(...)")
     text = safe_comment(node_text(node))
     return text if len(text) <= 72 else text[:69] + "..."
 
@@ -342,7 +355,16 @@ class _Lowerer:
             self.var_names[s] = self.namer.fresh(identifier(s.name))
         self.indent = 1
         self.label: str | None = None  # the statement a target step completes (`b = 2*b`)
+        self._symbolic: dict[sp.Basic, bool] = {}
         self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
+
+    def has_symbols(self, e: sp.Basic) -> bool:
+        """`bool(e.free_symbols)`, memoised: SymPy recomputes it through the whole subtree."""
+        hit = self._symbolic.get(e)
+        if hit is None:
+            hit = isinstance(e, (sp.Symbol, sp.MatrixSymbol)) or any(self.has_symbols(a) for a in e.args)
+            self._symbolic[e] = hit
+        return hit
 
     # -- emission
 
@@ -357,9 +379,8 @@ class _Lowerer:
         self.emit(f"# {text}{note}")
 
     def record(self, node: sp.Basic, line: int) -> None:
+        # Real-symbol nodes only: `line_of` turns a user's node into this form when asked.
         self.line_map.setdefault(node, line)
-        user = node.xreplace(self.norm.user_symbols)
-        self.line_map.setdefault(user, line)
 
     def var(self, sym: sp.Symbol) -> str:
         if sym not in self.var_names:
@@ -488,7 +509,7 @@ class _Lowerer:
     def expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
         if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
             return self.var(e)
-        if not e.free_symbols and not isinstance(e, PRIMITIVES) and not isinstance(e, sp.Piecewise):
+        if not self.has_symbols(e) and not isinstance(e, PRIMITIVES) and not isinstance(e, sp.Piecewise):
             if getattr(e, "is_number", False) and not isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
                 return _const(e)
         hit = scope.get(e)
@@ -976,9 +997,9 @@ class _Inline:
 
     def cond(self, c: sp.Basic) -> str:
         if c == sp.true:
-            return "True"
+            return "torch.tensor(True)" if self.elementwise else "True"
         if c == sp.false:
-            return "False"
+            return "torch.tensor(False)" if self.elementwise else "False"
         for cls, sym in self._REL.items():
             if isinstance(c, cls):
                 return f"{self.value(c.lhs)} {sym} {self.value(c.rhs)}"
@@ -1051,6 +1072,17 @@ def _lower_cached(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
 
 
 def _lower(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
+    # Lowering recurses once per nesting level (as SymPy's own printers do); deep expressions
+    # (a thousand nested nodes) need more than Python's default 1,000 frames.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))
+    try:
+        return _lower_unlimited(f, branches, dtype)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _lower_unlimited(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
     norm = normalize(f)
     lowerer = _Lowerer(norm, branches, dtype)
     body, output, output_line = lowerer.run()
@@ -1085,6 +1117,9 @@ def check_options(*, branches: str = "if", dtype: str = "float64") -> None:
 
     if branches not in ("if", "where"):
         raise OptionError(OPTION.format(name="branches", value=branches, allowed='"if", "where"'))
+    if isinstance(dtype, torch.dtype):
+        raise OptionError(f"dtype={dtype} is a torch dtype; symgrad takes its name.\n"
+                          f"Fix: pass dtype=\"{str(dtype).replace('torch.', '')}\".")
     if dtype not in DTYPES:
         raise OptionError(OPTION.format(name="dtype", value=dtype, allowed='"float64", "float32"'))
 

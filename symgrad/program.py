@@ -231,6 +231,14 @@ class Normalized:
     is_program: bool
 
 
+def _source(expr: sp.Basic) -> str:
+    """The expression in SymPy notation, or a summary for one too deep to print."""
+    for k, _ in enumerate(sp.preorder_traversal(expr)):
+        if k > 400:
+            return f"an expression of {sp.count_ops(expr)} operations"
+    return sp.sstr(expr)
+
+
 def normalize(f: Any) -> Normalized:
     """Turn an expression or a `Program` into real-symbol form."""
     if isinstance(f, Program):
@@ -253,10 +261,16 @@ def normalize(f: Any) -> Normalized:
     free = sorted(_read(expr), key=lambda s: s.name)
     matrices = [m for m in expr.free_symbols if isinstance(m, sp.MatrixSymbol)]
     mapping = {s: _real(s) for s in free}
-    real_expr = expr.xreplace(mapping)
+    if _source(expr).startswith("an expression of"):
+        # A deep expression: swap the leaves without re-evaluating every level (which costs
+        # more than all of lowering); SymPy's real-symbol rewrites are skipped for it.
+        with sp.evaluate(False):
+            real_expr = expr.xreplace(mapping)
+    else:
+        real_expr = expr.xreplace(mapping)
     user = {v: k for k, v in mapping.items()}
-    original = sp.sstr(expr)
-    now = sp.sstr(real_expr)
+    original = _source(expr)
+    now = _source(real_expr)
     # A bare expression's inputs are its free symbols and matrices, sorted by name.
     inputs = sorted([mapping[s] for s in free] + matrices, key=lambda s: s.name)
     return Normalized(

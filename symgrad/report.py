@@ -56,6 +56,17 @@ def _autograd(e: Entry) -> str:
     return repr(e.grad_autograd)
 
 
+def _flat(v: Any) -> str:
+    """A value on one line (matrices as [a, b; c, d])."""
+    if isinstance(v, sp.MatrixBase):
+        return "[" + "; ".join(", ".join(number(x) for x in row) for row in v.tolist()) + "]"
+    if hasattr(v, "tolist") and not isinstance(v, (float, int)):
+        rows = v.tolist()
+        rows = rows if isinstance(rows, list) and rows and isinstance(rows[0], list) else [rows]
+        return "[" + "; ".join(", ".join(repr(float(x)) for x in row) for row in rows) + "]"
+    return number(v)
+
+
 def _one_line(text: str) -> str:
     """User text (symbol names may hold newlines) that cannot break a report's layout."""
     return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
@@ -80,11 +91,25 @@ def _point(c: Comparison) -> str:
     return _one_line(", ".join(f"{sp.sstr(s)} = {_point_value(v)}" for s, v in c.point.items())) or "no inputs"
 
 
+def _what(c: Comparison, e: Entry) -> str:
+    """What an entry is the derivative of: the output element (Jacobian), the first derivative
+    (Hessian), or the v-weighted sum (vector-Jacobian product)."""
+    if getattr(c, "order", 1) == 2:
+        return f"d/d{_one_line(sp.sstr(c.lowered.symbols[e.output]))} f"  # type: ignore[index]
+    if getattr(c, "vjp", False):
+        return "v . f"
+    if isinstance(e.output, tuple):
+        return f"f[{e.output[0]}, {e.output[1]}]"
+    return ""
+
+
 def _table(c: Comparison) -> list[list[str]]:
-    rows = [["wrt", "symbolic", "executed", "autograd", "cause"]]
+    labelled = any(_what(c, e) for e in c.entries)
+    rows = [(["of"] if labelled else []) + ["wrt", "symbolic", "executed", "autograd", "cause"]]
     for e in c.entries:
-        rows.append([_label(e), _symbolic(e), number(e.grad_executed), _autograd(e), e.cause.id
-                     + (f" (also {', '.join(a.id for a in e.also)})" if e.also else "")])
+        rows.append(([_what(c, e)] if labelled else []) + [
+            _label(e), _symbolic(e), number(e.grad_executed), _autograd(e), e.cause.id
+            + (f" (also {', '.join(a.id for a in e.also)})" if e.also else "")])
     return rows
 
 
@@ -196,13 +221,17 @@ def render_text(c: Comparison) -> str:
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
-        f"symgrad: {_one_line(c.source) if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
+        f"symgrad: {_one_line(' '.join(c.source.split())) if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
         f"  ({c.dtype}, branches=\"{c.branches}\")",
         f"cause: {cause.id}: {cause.title}",
     ]
     if c.lowered.normalized.rewritten:
         head.append(f"note: SymPy rewrote it for real symbols as {c.lowered.normalized.rewritten}")
-    head.append(f"value: exact {number(c.value_exact)}, autograd's forward {number(c.value_autograd)}")
+    head.append(f"value: exact {_flat(c.value_exact)}, autograd's forward {_flat(c.value_autograd)}")
+    if getattr(c, "order", 1) == 2:
+        head.append("entries: the Hessian, d/dx_j of df/dx_i (order=2)")
+    if getattr(c, "vjp", False):
+        head.append("entries: the vector-Jacobian product v . J that y.backward(gradient=v) computes")
     body = ["", *_columns(_table(c)), ""]
     for e in c.entries:
         if not e.ok:

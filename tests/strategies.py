@@ -58,46 +58,9 @@ _leaf = st.one_of(
 )
 
 
-# Narrowings of the guarded vocabulary for known symgrad bugs. Each is pinned by a strict xfail
-# test in test_properties.py ("found by the properties"): once the bug is fixed that test
-# XPASSes, which fails the run, and the flag here should be turned off. With a flag off, the
-# properties find the bug again within their 60 examples or a longer run.
-#
-# `sympy.diff` writes `Subs(Derivative(floor(_xi), _xi), _xi, u)` for floor of anything but a
-# bare symbol, and symgrad has no exact rule for it (UnsupportedNodeError): floor of symbols only.
-NARROW_FLOOR = False
-# SymPy rewrites a condition on a Piecewise (`Piecewise(...) > 0`) to ITE(...). symgrad lowers
-# ITE now (test_condition_on_a_piecewise), but this file's interval oracle (`enclosure`) has no
-# rule for it, so the generated conditions still avoid Piecewise subexpressions.
-NARROW_CONDITIONS = True
-# For Abs(u) with u not provably real (sqrt(log(x)**2 + 1)), sympy.diff writes re/im/arg, which
-# symgrad cannot evaluate (UnsupportedNodeError): Abs only of arguments SymPy knows are real.
-NARROW_ABS = False
-
-
-def _provably_real(u: sp.Basic) -> bool:
-    return real(u).is_extended_real is True
-
-
-def _abs(u: sp.Basic) -> sp.Basic:
-    if NARROW_ABS and not _provably_real(u):
-        return u**2
-    return sp.Abs(u)
-
-
-def _floor(u: sp.Basic) -> sp.Basic:
-    if NARROW_FLOOR and u.free_symbols and not isinstance(u, sp.Symbol):
-        return u + sp.floor(sorted(u.free_symbols, key=str)[0])  # keep u, and a jump
-    return sp.floor(u)
-
-
 def _positive(u: sp.Basic, how: int, c: sp.Basic) -> sp.Basic:
     """Something > 0 at every real point, built from u (the domain filter for log/sqrt/1/...)."""
-    if how == 0:
-        return u**2 + c
-    if how == 1:
-        return sp.exp(u)
-    return _abs(u) + c
+    return (u**2 + c, sp.exp(u), sp.Abs(u) + c)[how]
 
 
 def _bounded(u: sp.Basic, how: int) -> sp.Basic:
@@ -107,8 +70,6 @@ def _bounded(u: sp.Basic, how: int) -> sp.Basic:
 
 def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchStrategy[sp.Basic]:
     a, b = children, children
-    narrow = guarded  # unguarded expressions keep everything: any SymgradError is fine there
-    plain = children.filter(lambda u: not u.has(sp.Piecewise)) if narrow and NARROW_CONDITIONS else children
     pos = st.builds(_positive, a, st.integers(0, 2), st.sampled_from(POSITIVE_SHIFTS))
     thr = st.sampled_from(THRESHOLDS)
     rel = st.sampled_from((sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan))
@@ -119,8 +80,8 @@ def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchSt
         st.builds(lambda u, v: u - v, a, b),
         st.builds(lambda u, v: u * v, a, b),
         st.builds(lambda f, u: f(u), unary, a),
-        st.builds(_abs if narrow else sp.Abs, a),
-        st.builds(_floor if narrow else sp.floor, a),
+        st.builds(sp.Abs, a),
+        st.builds(sp.floor, a),
         st.builds(lambda u, n: u**n, a, st.integers(2, 3)),
         st.builds(sp.Max, a, b),
         st.builds(sp.Min, a, b),
@@ -129,7 +90,7 @@ def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchSt
         # Piecewise on a symbol's threshold (control flow at integers and halves) or on a
         # subexpression's sign.
         st.builds(lambda u, v, r, s, c: sp.Piecewise((u, r(s, c)), (v, True)), a, b, rel, sym, thr),
-        st.builds(lambda u, v, w, r: sp.Piecewise((u, r(w, 0)), (v, True)), a, b, plain, rel),
+        st.builds(lambda u, v, w, r: sp.Piecewise((u, r(w, 0)), (v, True)), a, b, a, rel),
     ]
     if guarded:
         options += [
@@ -139,8 +100,8 @@ def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchSt
             st.builds(lambda p, n: p**n, pos, st.integers(-3, -1)),
             st.builds(lambda u, how: sp.tan(_bounded(u, how)), a, st.integers(0, 4)),
             # A guarded log and sqrt: fine with branches="if"; a NaN trap with "where".
-            st.builds(lambda u: sp.Piecewise((sp.log(u), u > 0), (0, True)), plain),
-            st.builds(lambda u: sp.Piecewise((sp.sqrt(u), u > 0), (0, True)), plain),
+            st.builds(lambda u: sp.Piecewise((sp.log(u), u > 0), (0, True)), a),
+            st.builds(lambda u: sp.Piecewise((sp.sqrt(u), u > 0), (0, True)), a),
         ]
     else:
         options += [
@@ -236,9 +197,34 @@ def exact_point(point: dict[sp.Symbol, float]) -> dict[sp.Symbol, sp.Rational]:
     return {REAL[s]: sp.Rational(Fraction(v).numerator, Fraction(v).denominator) for s, v in point.items()}
 
 
+def _at(e: sp.Basic, values: dict[sp.Symbol, sp.Rational]) -> sp.Basic:
+    """`e.xreplace(values)`, but a Piecewise or ITE only substitutes into what the point takes.
+
+    SymPy's own substitution builds every branch and condition, and a condition such as
+    `log(x) > 0` in `ITE(x > 0, log(x) > 0, False)` raises TypeError at x = -1 (I*pi > 0).
+    """
+    if isinstance(e, sp.Piecewise):
+        for value, cond in e.args:
+            if _at(cond, values) == sp.true:
+                return _at(value, values)
+        return sp.nan
+    if isinstance(e, sp.ITE):
+        test, then, other = e.args
+        return _at(then if _at(test, values) == sp.true else other, values)
+    if isinstance(e, (sp.And, sp.Or)):
+        stop = sp.false if isinstance(e, sp.And) else sp.true
+        for a in e.args:
+            if _at(a, values) == stop:
+                return stop
+        return sp.true if stop == sp.false else sp.false
+    if not e.args or not e.free_symbols:
+        return e.xreplace(values)
+    return e.func(*(_at(a, values) for a in e.args))
+
+
 def exact_value(expr: sp.Basic, point: dict[sp.Symbol, float]) -> sp.Basic:
     """SymPy's value at the exact point, to 30 digits."""
-    return real(expr).xreplace(exact_point(point)).evalf(30)
+    return _at(real(expr), exact_point(point)).evalf(30)
 
 
 def _flatten_steps(d: sp.Basic) -> sp.Basic:
@@ -254,13 +240,14 @@ def _flatten_steps(d: sp.Basic) -> sp.Basic:
         return isinstance(e, (sp.Derivative, sp.Subs)) and any(
             isinstance(a, flat) for a in sp.preorder_traversal(e))
 
-    return d.replace(is_flat, lambda e: sp.Integer(0))
+    # xreplace works top down: a whole Subs goes, not just the Derivative inside it
+    return d.xreplace({e: sp.Integer(0) for e in d.atoms(sp.Derivative, sp.Subs) if is_flat(e)})
 
 
 def exact_derivative(expr: sp.Basic, sym: sp.Symbol, point: dict[sp.Symbol, float]) -> tuple[sp.Basic, sp.Basic]:
     """(`sympy.diff(expr, sym)` over real symbols, its value at the exact point to 30 digits)."""
     d = _flatten_steps(sp.diff(real(expr), REAL[sym]))
-    return d, d.xreplace(exact_point(point)).evalf(30)
+    return d, _at(d, exact_point(point)).evalf(30)
 
 
 # --------------------------------------------------------------------------- float enclosures
@@ -443,6 +430,21 @@ class _Encloser:
             if lo > 0 or (strict_lt and lo >= 0):
                 return False
             return None
+        if isinstance(c, sp.Not):
+            inner = self.condition(c.args[0])
+            return None if inner is None else not inner
+        if isinstance(c, (sp.And, sp.Or)):
+            parts = [self.condition(a) for a in c.args]
+            decisive = isinstance(c, sp.Or)  # the value that settles it: True for Or, False for And
+            if decisive in parts:
+                return decisive
+            return None if None in parts else not decisive
+        if isinstance(c, sp.ITE):
+            test = self.condition(c.args[0])
+            if test is not None:
+                return self.condition(c.args[1] if test else c.args[2])
+            a, b = self.condition(c.args[1]), self.condition(c.args[2])
+            return a if a == b else None
         raise NotImplementedError(f"no enclosure for the condition {c}")
 
     def piecewise(self, e: sp.Piecewise):

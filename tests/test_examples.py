@@ -25,6 +25,12 @@ def test_the_examples_are_there():
         "03_graph_break.py",
         "04_relu_three_ways.py",
         "05_nan_trap.py",
+        "06_quadratic_loss.py",
+        "07_rank_one_pitfall.py",
+        "08_cross_entropy.py",
+        "09_gaussian_nll.py",
+        "10_gradient_descent_step.py",
+        "11_bayes_rule.py",
     ]
 
 

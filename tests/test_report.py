@@ -300,3 +300,45 @@ def test_the_overflow_explanation_reads_well_when_autograd_is_inf() -> None:
     e = sg.compare(sp.exp(x), at={x: 710.0}).entries[0]
     assert e.cause is Cause.OVERFLOW
     assert "turned into inf" not in e.explanation
+
+
+# Found while writing docs/tutorial-linear-algebra.md: reports of non-scalar outputs and Hessians.
+# The table labels rows by `wrt` only, so a Jacobian (or a Hessian) shows the same label on
+# several rows with different values, and the `value:` line of a matrix output spans several
+# lines (SymPy's and numpy's multi-line reprs).
+
+
+def _row_labels(report: str) -> list[str]:
+    """What identifies each row of the report's table: the text left of the symbolic column."""
+    lines = report.splitlines()
+    top = next(i for i, line in enumerate(lines) if "symbolic" in line and "autograd" in line)
+    at = lines[top].index("symbolic")
+    rows = []
+    for line in lines[top + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line[:at].strip())
+    return rows
+
+
+def test_a_jacobian_report_says_which_output_each_row_is() -> None:
+    x0, x1, x2 = sp.symbols("x0 x1 x2")
+    c = sg.compare(sp.Matrix([x0 * x1, x1 + x2**2]), at={x0: 1.0, x1: 2.0, x2: 3.0})
+    labels = _row_labels(str(c))
+    assert len(labels) == len(c.entries) == 6
+    assert len(set(labels)) == 6, labels
+
+
+def test_a_hessian_report_says_which_row_each_entry_is() -> None:
+    x0, x1 = sp.symbols("x0 x1")
+    c = sg.compare(x0**2 * x1 + sp.sin(x0 * x1), at={x0: 1.0, x1: 2.0}, order=2)
+    labels = _row_labels(str(c))
+    assert len(labels) == len(c.entries) == 4
+    assert len(set(labels)) == 4, labels
+
+
+def test_the_value_of_a_matrix_output_is_one_line() -> None:
+    x0, x1, x2 = sp.symbols("x0 x1 x2")
+    report = str(sg.compare(sp.Matrix([x0 * x1, x1 + x2**2]), at={x0: 1.0, x1: 2.0, x2: 3.0}))
+    value = next(line for line in report.splitlines() if line.startswith("value:"))
+    assert "autograd's forward" in value, report.split("\n\n")[0]
