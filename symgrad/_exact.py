@@ -246,7 +246,8 @@ def to_sympy(v: Exact) -> sp.Number:
         return sp.nan
     if mpmath.isinf(v):
         return sp.oo if v > 0 else -sp.oo
-    return sp.Float(v, max(dps() - 5, 20))
+    # Reported to at most 60 digits: every digit shown is certain, and none more are needed.
+    return sp.Float(v, min(max(dps() - 5, 20), 60))
 
 
 def to_float(v: Exact) -> float:

@@ -18,6 +18,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import mpmath
 import numpy as np
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
@@ -216,5 +217,11 @@ def symbolic_side(lowered: LoweredProgram, path: Path, point: dict[str, Any], k:
 
 
 def same(a: ex.Exact, b: ex.Exact) -> bool:
-    """Exactly equal for rationals; equal to all but the last few working digits otherwise."""
+    """Exactly equal for rationals; equal to all but the last few working digits otherwise.
+    Two values both below the working precision's resolution are the same zero (sin(pi) is a
+    tiny non-zero number at any finite precision)."""
+    if not (ex.is_rational(a) and ex.is_rational(b)) and ex.is_finite(a) and ex.is_finite(b):
+        tiny = mpmath.mpf(10) ** (-(ex.dps() - 15))
+        if abs(ex.to_mpf(a)) < tiny and abs(ex.to_mpf(b)) < tiny:
+            return True
     return ex.agree(a, b, max(ex.dps() - 10, 15))

@@ -321,12 +321,20 @@ class _Encloser:
             return self.widen(lo, hi, ULPS * len(args))
         if isinstance(e, sp.Pow):
             return self.power(e)
-        if isinstance(e, (sp.exp, sp.atan, sp.tanh, sp.erf)):
-            f = {sp.exp: mpmath.exp, sp.atan: mpmath.atan, sp.tanh: mpmath.tanh, sp.erf: mpmath.erf}[e.func]
+        if isinstance(e, (sp.exp, sp.atan, sp.tanh, sp.erf, sp.sinh)):
+            # monotone increasing (sinh and cosh appear where SymPy rewrites for complex symbols)
+            f = {sp.exp: mpmath.exp, sp.atan: mpmath.atan, sp.tanh: mpmath.tanh, sp.erf: mpmath.erf,
+                 sp.sinh: mpmath.sinh}[e.func]
             lo, hi = self.ev(args[0])
-            if hi > 700:
+            if max(abs(lo), abs(hi)) > 700:
                 raise Unbounded(e)
             return self.widen(f(lo), f(hi), ULPS)
+        if isinstance(e, sp.cosh):
+            lo, hi = self.ev(args[0])
+            if max(abs(lo), abs(hi)) > 700:
+                raise Unbounded(e)
+            bottom = mpmath.mpf(1) if lo <= 0 <= hi else min(mpmath.cosh(lo), mpmath.cosh(hi))
+            return self.widen(bottom, max(mpmath.cosh(lo), mpmath.cosh(hi)), ULPS)
         if isinstance(e, sp.log):
             lo, hi = self.ev(args[0])
             if lo <= 0:

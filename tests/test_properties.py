@@ -273,9 +273,6 @@ def test_complex_constant() -> None:
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="sin(pi) is never exactly 0 in the exact sides; the precision climbs to "
-                   "its maximum and formatting the value raises Python's int-string limit")
 def test_sin_of_pi_on_a_branch() -> None:
     x = sp.Symbol("x")
     comparison = sg.compare(sp.sin(sp.Piecewise((x, x > 0), (sp.pi, True))), at={x: 0.0})
