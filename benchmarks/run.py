@@ -105,6 +105,8 @@ def import_time(stmt: str, repeat: int = 5) -> float:
 
 
 def main() -> None:
+    # SymPy's printers (lambdify's included) recurse once per nesting level of the deep expression.
+    sys.setrecursionlimit(20_000)
     rows: list[tuple[str, str, str, str, bool]] = []
 
     def row(what: str, measured: str, ratio: float, target: str, ok: bool) -> None:

@@ -154,7 +154,7 @@ class _Batch:
                 value = torch.tensor(value, dtype=self.dtype, device=self.device)
         if not self.checks:
             pass
-        elif s.op == "add" and value.ndim and _subtracts(s):
+        elif s.op == "add" and value.ndim and _subtracts(s) and not self.exact_operands(s):
             # Cancellation: a difference much smaller than its terms lost digits, and a float
             # comparison cannot be trusted there (both float sides may share the error).
             # A sum far smaller than its first term means its terms (nearly) cancelled.
@@ -171,6 +171,11 @@ class _Batch:
         if self.checks and s.op in ("clamp_min", "clamp_max"):
             self.mark(args[0] == float(s.param), idx)
         self.write(env, s.name, idx, value)
+
+    def exact_operands(self, s: Step) -> bool:
+        """Inputs and constants carry no rounding error, so their difference is exact (`x - 1`
+        near 1 loses nothing): only differences of computed values can cancel digits."""
+        return all(isinstance(a, Const) or a in self.lowered.inputs for a in s.args)
 
     def condition(self, c: Cond, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> torch.Tensor:
         key = ("cond", id(c))
