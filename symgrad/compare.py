@@ -531,6 +531,9 @@ class _Classifier:
             op = OPS.get(st.op)
             if op is None or op.piece is None or st.args_values is None or not reach[st.index]:
                 continue
+            if not all(ex.is_finite(v) for v in st.args_values) or (
+                    isinstance(st.param, (Fraction, mpmath.mpf)) and not ex.is_finite(st.param)):
+                continue
             rounded = [Fraction(to_dtype(ex.to_float(v))) for v in st.args_values]
             param = st.param
             if isinstance(param, (Fraction, mpmath.mpf)):

@@ -308,8 +308,10 @@ class _Runner:
             value, partials = self.elementwise(s, op, vals, param)
         else:
             value = op.value(vals, param)
+            if s.op != "where" and any(ex.is_nan(v) for v in vals):
+                value = ex.NAN  # NaN propagates through every op but a selection, as in torch
             partials = op.partials(vals, value, param)
-            if op.piece is not None:
+            if op.piece is not None and not ex.is_nan(value):
                 piece = op.piece(vals, param)
                 taken = self.decide("piece", s.node, s.line, piece, piece is None, step=len(self.steps))
                 if self.force is not None and taken is not None:
@@ -455,16 +457,33 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     return Side(direction, value, g if idx is None else g[idx], near.decisions)
 
 
+def _used(path: Path) -> list[bool]:
+    """Steps whose value the output uses: every operand, except the branch a `where` drops."""
+    used = [False] * len(path.steps)
+    used[path.output] = True
+    for st in reversed(path.steps):
+        if not used[st.index]:
+            continue
+        for p, d in zip(st.parents, st.partials if st.op == "where" else (None,) * len(st.parents)):
+            if st.op == "where" and ex.all_zero(d):
+                continue
+            used[p] = True
+    return used
+
+
 def domain_violation(path: Path) -> PathStep | None:
     """The first step where the mathematics is undefined on the path that matters: a value that
-    is not a finite real number, or an infinite slope, where the output depends on it."""
+    is not a finite real number where the output uses it, or an infinite slope where the output
+    depends on it."""
     adj = path.adjoints("math")
+    used = _used(path)
+    for st in path.steps:
+        if used[st.index] and not all(ex.is_finite(v) for v in ex.elements(st.value)):
+            return st
     for st in path.steps:
         a = adj[st.index]
         if ex.is_rational(a) and a == 0:
             continue
-        if not all(ex.is_finite(v) for v in ex.elements(st.value)):
-            return st
         op = OPS.get(st.op)
         if op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
             return st

@@ -189,11 +189,9 @@ _ATOMIC = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^[0-9.e+]+$|^[A-Za-z_][\w.]*\([
 
 def _const(c: sp.Basic) -> Const:
     if c.is_real is False or (c.is_number and c.is_extended_real is False):
-        raise UnsupportedNodeError(
-            f"The constant {sp.sstr(c)} is not a real number (SymPy evaluated it to {sp.sstr(sp.N(c, 6))}).\n"
-            "symgrad compares derivatives of real functions, and torch's tensors here are real.\n"
-            "Fix: check the expression: a logarithm or a root of a negative constant is complex."
-        )
+        # A complex constant (log(-1) = I*pi): the real function has no value where it is used,
+        # which is NaN in a real program (and a `domain` finding if the point reaches it).
+        return Const(sp.nan, "math.nan")
     if isinstance(c, sp.Integer):
         text = str(int(c))
     elif isinstance(c, sp.Rational):
@@ -236,16 +234,27 @@ def safe_comment(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
 
 
-def _small(node: sp.Basic, limit: int = 100) -> bool:
-    """Whether a node has at most `limit` subexpressions (stops counting early)."""
-    for k, _ in enumerate(sp.preorder_traversal(node)):
-        if k >= limit:
-            return False
-    return True
+_SMALL = 100
 
 
-def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol]) -> str:
-    if not _small(node):
+def _size(node: sp.Basic, memo: dict[int, int]) -> int:
+    """Subexpressions in a node, counted up to just past `_SMALL` (memoised by identity: SymPy's
+    equality compares whole subtrees, which is what makes deep expressions slow)."""
+    hit = memo.get(id(node))
+    if hit is not None:
+        return hit
+    total = 1
+    for a in node.args:
+        total += _size(a, memo)
+        if total > _SMALL:
+            total = _SMALL + 1
+            break
+    memo[id(node)] = total
+    return total
+
+
+def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol], sizes: dict[int, int] | None = None) -> str:
+    if _size(node, {} if sizes is None else sizes) > _SMALL:
         # Printing a deep node whole is slow (and SymPy's printer recurses per level): name its
         # head only; the operand lines above say the rest.
         return safe_comment(f"{type(node).__name__}(...)")
@@ -355,15 +364,16 @@ class _Lowerer:
             self.var_names[s] = self.namer.fresh(identifier(s.name))
         self.indent = 1
         self.label: str | None = None  # the statement a target step completes (`b = 2*b`)
-        self._symbolic: dict[sp.Basic, bool] = {}
+        self._symbolic: dict[int, bool] = {}  # node id -> has free symbols
+        self._sizes: dict[int, int] = {}  # node id -> size, for comments (nodes live as long as this)
         self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
 
     def has_symbols(self, e: sp.Basic) -> bool:
         """`bool(e.free_symbols)`, memoised: SymPy recomputes it through the whole subtree."""
-        hit = self._symbolic.get(e)
+        hit = self._symbolic.get(id(e))
         if hit is None:
             hit = isinstance(e, (sp.Symbol, sp.MatrixSymbol)) or any(self.has_symbols(a) for a in e.args)
-            self._symbolic[e] = hit
+            self._symbolic[id(e)] = hit
         return hit
 
     # -- emission
@@ -373,7 +383,7 @@ class _Lowerer:
         return len(self.lines)
 
     def comment(self, node: sp.Basic, note: str = "", target: str | None = None) -> None:
-        text = _node_text(node, self.norm.user_symbols)
+        text = _node_text(node, self.norm.user_symbols, self._sizes)
         if target is not None and self.label is not None:
             text, self.label = safe_comment(self.label), None
         self.emit(f"# {text}{note}")

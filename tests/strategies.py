@@ -68,49 +68,75 @@ def _bounded(u: sp.Basic, how: int) -> sp.Basic:
     return (sp.sin(u), sp.cos(u), sp.tanh(u), sp.erf(u), sp.atan(u) / 2)[how]
 
 
+def _guard(f: type[sp.Function], u: sp.Basic) -> sp.Basic:
+    """Piecewise((f(u), u > 0), (0, True)): a log or sqrt behind a branch.
+
+    Only over a u without a Piecewise: SymPy folds sqrt(Piecewise((x, x > 0), (-1, True))) into
+    Piecewise((sqrt(x), x > 0), (I, True)), and symgrad refuses the unreachable constant I
+    (pinned by test_properties.py::test_unreachable_complex_branch); such a u gets u**2 + 1.
+    """
+    if u.has(sp.Piecewise):
+        u = u**2 + 1
+    return sp.Piecewise((f(u), u > 0), (0, True))
+
+
+def _safe(build):
+    """SymPy refuses some constructions outright (Max(I*pi, x): "not comparable"): keep u."""
+
+    def f(*args):
+        try:
+            return build(*args)
+        except (TypeError, ValueError):
+            return args[0]
+
+    return f
+
+
 def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchStrategy[sp.Basic]:
+    # Unguarded expressions may hold complex constants (log(-1) = I*pi), which SymPy refuses in
+    # some constructions; those keep their first argument.
+    def build(f, *args):
+        return st.builds(f if guarded else _safe(f), *args)
+
     a, b = children, children
-    pos = st.builds(_positive, a, st.integers(0, 2), st.sampled_from(POSITIVE_SHIFTS))
+    pos = build(_positive, a, st.integers(0, 2), st.sampled_from(POSITIVE_SHIFTS))
     thr = st.sampled_from(THRESHOLDS)
     rel = st.sampled_from((sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan))
     sym = st.sampled_from(SYMBOLS)
-    unary = st.sampled_from((sp.exp, sp.sin, sp.cos, sp.atan, sp.tanh, sp.erf, sp.sign))
+    unary = st.sampled_from((sp.exp, sp.sin, sp.cos, sp.atan, sp.tanh, sp.erf, sp.sign, sp.Abs, sp.floor))
     options = [
-        st.builds(lambda u, v: u + v, a, b),
-        st.builds(lambda u, v: u - v, a, b),
-        st.builds(lambda u, v: u * v, a, b),
-        st.builds(lambda f, u: f(u), unary, a),
-        st.builds(sp.Abs, a),
-        st.builds(sp.floor, a),
-        st.builds(lambda u, n: u**n, a, st.integers(2, 3)),
-        st.builds(sp.Max, a, b),
-        st.builds(sp.Min, a, b),
-        st.builds(sp.Max, a, thr),
-        st.builds(sp.Min, a, thr),
+        build(lambda u, v: u + v, a, b),
+        build(lambda u, v: u - v, a, b),
+        build(lambda u, v: u * v, a, b),
+        build(lambda u, f: f(u), a, unary),
+        build(lambda u, n: u**n, a, st.integers(2, 3)),
+        build(sp.Max, a, b),
+        build(sp.Min, a, b),
+        build(sp.Max, a, thr),
+        build(sp.Min, a, thr),
         # Piecewise on a symbol's threshold (control flow at integers and halves) or on a
         # subexpression's sign.
-        st.builds(lambda u, v, r, s, c: sp.Piecewise((u, r(s, c)), (v, True)), a, b, rel, sym, thr),
-        st.builds(lambda u, v, w, r: sp.Piecewise((u, r(w, 0)), (v, True)), a, b, a, rel),
+        build(lambda u, v, r, s, c: sp.Piecewise((u, r(s, c)), (v, True)), a, b, rel, sym, thr),
+        build(lambda u, v, w, r: sp.Piecewise((u, r(w, 0)), (v, True)), a, b, a, rel),
     ]
     if guarded:
         options += [
-            st.builds(sp.log, pos),
-            st.builds(sp.sqrt, pos),
-            st.builds(lambda u, p: u / p, a, pos),
-            st.builds(lambda p, n: p**n, pos, st.integers(-3, -1)),
-            st.builds(lambda u, how: sp.tan(_bounded(u, how)), a, st.integers(0, 4)),
+            build(sp.log, pos),
+            build(sp.sqrt, pos),
+            build(lambda u, p: u / p, a, pos),
+            build(lambda p, n: p**n, pos, st.integers(-3, -1)),
+            build(lambda u, how: sp.tan(_bounded(u, how)), a, st.integers(0, 4)),
             # A guarded log and sqrt: fine with branches="if"; a NaN trap with "where".
-            st.builds(lambda u: sp.Piecewise((sp.log(u), u > 0), (0, True)), a),
-            st.builds(lambda u: sp.Piecewise((sp.sqrt(u), u > 0), (0, True)), a),
+            build(lambda u, f: _guard(f, u), a, st.sampled_from((sp.log, sp.sqrt))),
         ]
     else:
         options += [
-            st.builds(sp.log, a),
-            st.builds(sp.sqrt, a),
-            st.builds(lambda u, v: u / v, a, b),
-            st.builds(lambda u, n: u**n, a, st.integers(-3, -1)),
-            st.builds(sp.tan, a),
-            st.builds(lambda u: sp.Piecewise((sp.log(u), u > 0), (0, True)), a),
+            build(sp.log, a),
+            build(sp.sqrt, a),
+            build(lambda u, v: u / v, a, b),
+            build(lambda u, n: u**n, a, st.integers(-3, -1)),
+            build(sp.tan, a),
+            build(lambda u: sp.Piecewise((sp.log(u), u > 0), (0, True)), a),
         ]
     return st.one_of(options)
 

@@ -286,3 +286,16 @@ def test_where_with_a_tautological_condition() -> None:
     lowered = sg.lower(expr, branches="where")
     assert float(lowered(torch.tensor(-1.0, dtype=torch.float64))) == 1 / 3
     assert sg.compare(expr, at={y: -1.0}, branches="where").ok  # not a graph break
+
+
+def test_max_of_a_value_outside_the_domain() -> None:
+    x = sp.Symbol("x")
+    comparison = sg.compare(sp.Max(sp.log(x), 0), at={x: -1.0})
+    assert comparison.entries[0].cause is sg.Cause.DOMAIN
+
+
+def test_unreachable_complex_branch() -> None:
+    x = sp.Symbol("x")
+    u = sp.Piecewise((x, x > 0), (-1, True))
+    expr = sp.Piecewise((sp.sqrt(u), u > 0), (0, True))  # real everywhere: sqrt(x) for x > 0, else 0
+    assert sg.compare(expr, at={x: 4.0}).ok
