@@ -234,7 +234,7 @@ def safe_comment(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
 
 
-_SMALL = 100
+_SMALL = 40
 
 
 def _size(node: sp.Basic, memo: dict[int, int]) -> int:
@@ -253,11 +253,12 @@ def _size(node: sp.Basic, memo: dict[int, int]) -> int:
     return total
 
 
-def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol], sizes: dict[int, int] | None = None) -> str:
+def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol], sizes: dict[int, int] | None = None,
+               operands: str | None = None) -> str:
     if _size(node, {} if sizes is None else sizes) > _SMALL:
-        # Printing a deep node whole is slow (and SymPy's printer recurses per level): name its
-        # head only; the operand lines above say the rest.
-        return safe_comment(f"{type(node).__name__}(...)")
+        # Printing a large node whole costs more than lowering it (and SymPy's printer recurses
+        # per level): name its head and the variables it combines, computed on the lines above.
+        return safe_comment(f"{type(node).__name__}({operands or '...'})")
     text = safe_comment(node_text(node))
     return text if len(text) <= 72 else text[:69] + "..."
 
@@ -382,8 +383,8 @@ class _Lowerer:
         self.lines.append("    " * self.indent + text)
         return len(self.lines)
 
-    def comment(self, node: sp.Basic, note: str = "", target: str | None = None) -> None:
-        text = _node_text(node, self.norm.user_symbols, self._sizes)
+    def comment(self, node: sp.Basic, note: str = "", target: str | None = None, operands: str | None = None) -> None:
+        text = _node_text(node, self.norm.user_symbols, self._sizes, operands)
         if target is not None and self.label is not None:
             text, self.label = safe_comment(self.label), None
         self.emit(f"# {text}{note}")
@@ -554,7 +555,8 @@ class _Lowerer:
         if op == "item" and isinstance(args[0], Const):
             text = f"torch.tensor({float(args[0].value)!r}, dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
-        self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "", target)
+        self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "", target,
+                     ", ".join(_text(a) for a in args))
         line = self.emit(f"{name} = {text}" + (f"  # {note}" if note else ""))
         self.record(e, line)
         out.append(Step(name, op, args, param, e, line))

@@ -299,3 +299,12 @@ def test_unreachable_complex_branch() -> None:
     u = sp.Piecewise((x, x > 0), (-1, True))
     expr = sp.Piecewise((sp.sqrt(u), u > 0), (0, True))  # real everywhere: sqrt(x) for x > 0, else 0
     assert sg.compare(expr, at={x: 4.0}).ok
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="sin(pi) is a tiny nonzero mpf at the working precision; the report's "
+                   "executed path formats it and hits Python's int-string limit")
+def test_report_of_sin_of_pi() -> None:
+    x = sp.Symbol("x")
+    comparison = sg.compare(sp.sin(sp.pi * x), at={x: 1.0})  # compare itself returns (agree)
+    assert str(comparison)
