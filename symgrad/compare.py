@@ -325,10 +325,11 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, Fraction):
-        if v.denominator == 1 or len(str(v)) <= 24:
+        if v.numerator.bit_length() + v.denominator.bit_length() <= 80:
             return str(v)
         return mpmath.nstr(ex.to_mpf(v), 17)
-    return mpmath.nstr(v, 17)
+    with mpmath.workdps(30):
+        return mpmath.nstr(+v, 17)
 
 
 def _user(lowered: LoweredProgram, node: sp.Basic) -> str:

@@ -34,6 +34,8 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
         return "none"
     if isinstance(v, float):
         return repr(v)
+    if isinstance(v, sp.Rational) and int(v.p).bit_length() + int(v.q).bit_length() > 160:
+        return sp.sstr(sp.Float(v, digits))
     if isinstance(v, sp.Rational):
         text = sp.sstr(v)
         return text if len(text) <= 24 else sp.sstr(sp.Float(v, digits))
@@ -199,10 +201,13 @@ def _value(v: Any) -> str:
 
 
 def _scalar_value(v: ex.Exact) -> str:
+    if isinstance(v, Fraction) and v.numerator.bit_length() + v.denominator.bit_length() > 160:
+        return mpmath.nstr(ex.to_mpf(v), 12)  # a long rational (str() of it may even refuse)
     if isinstance(v, Fraction):
         text = str(v)
         return text if len(text) <= 24 else mpmath.nstr(ex.to_mpf(v), 12)
-    return mpmath.nstr(v, 12)
+    with mpmath.workdps(30):
+        return mpmath.nstr(+v, 12)  # rounded first: printing all working digits can exceed str limits
 
 
 def _entry_text(e: Entry) -> list[str]:

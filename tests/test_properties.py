@@ -301,9 +301,6 @@ def test_unreachable_complex_branch() -> None:
     assert sg.compare(expr, at={x: 4.0}).ok
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="sin(pi) is a tiny nonzero mpf at the working precision; the report's "
-                   "executed path formats it and hits Python's int-string limit")
 def test_report_of_sin_of_pi() -> None:
     x = sp.Symbol("x")
     comparison = sg.compare(sp.sin(sp.pi * x), at={x: 1.0})  # compare itself returns (agree)
