@@ -261,13 +261,22 @@ def normalize(f: Any) -> Normalized:
     free = sorted(_read(expr), key=lambda s: s.name)
     matrices = [m for m in expr.free_symbols if isinstance(m, sp.MatrixSymbol)]
     mapping = {s: _real(s) for s in free}
-    if _source(expr).startswith("an expression of"):
-        # A deep expression: swap the leaves without re-evaluating every level (which costs
-        # more than all of lowering); SymPy's real-symbol rewrites are skipped for it.
-        with sp.evaluate(False):
+    try:
+        if _source(expr).startswith("an expression of"):
+            # A deep expression: swap the leaves without re-evaluating every level (which costs
+            # more than all of lowering); SymPy's real-symbol rewrites are skipped for it.
+            with sp.evaluate(False):
+                real_expr = expr.xreplace(mapping)
+        else:
             real_expr = expr.xreplace(mapping)
-    else:
-        real_expr = expr.xreplace(mapping)
+    except (ValueError, TypeError) as err:
+        raise UnsupportedNodeError(
+            f"SymPy cannot rebuild {_source(expr)} with real symbols: {err}.\n"
+            "symgrad differentiates real functions, so every symbol is made real first; with real "
+            "symbols SymPy re-evaluates the expression, and here that fails (for example, Max of a "
+            "value that is never real, such as the log of a number <= 0).\n"
+            "Fix: rewrite the expression so that every part is real for some input."
+        ) from None
     user = {v: k for k, v in mapping.items()}
     original = _source(expr)
     now = _source(real_expr)

@@ -315,3 +315,21 @@ def case_points(whys: frozenset[str] | None = None) -> list[tuple[Case, Point]]:
 
 def pair_id(pair: tuple[Case, Point]) -> str:
     return f"{pair[0].name}-{pair[1].id}"
+
+
+def d2l_control_flow() -> Any:
+    """D2L's control-flow function as a Program: double `a` until |b| reaches 1000, then keep
+    b (or 100 times it). Shared by the program, executed, error and sweep tests."""
+    import symgrad as sg
+    from sympy.codegen.ast import Assignment, CodeBlock, While
+
+    a, b, c = sp.symbols("a b c")
+    return sg.Program(
+        inputs=[a],
+        body=CodeBlock(
+            Assignment(b, 2 * a),
+            While(sp.Abs(b) < 1000, CodeBlock(Assignment(b, 2 * b))),
+            Assignment(c, sp.Piecewise((b, b > 0), (100 * b, True))),
+        ),
+        output=c,
+    )

@@ -308,18 +308,9 @@ def test_a_value_of_the_wrong_shape(value: Any, first: str) -> None:
 
 
 def _d2l_loop() -> sg.Program:
-    from sympy.codegen.ast import Assignment, CodeBlock, While
+    from cases import d2l_control_flow
 
-    a, b, c = sp.symbols("a b c")
-    return sg.Program(
-        inputs=[a],
-        body=CodeBlock(
-            Assignment(b, 2 * a),
-            While(sp.Abs(b) < 1000, CodeBlock(Assignment(b, 2 * b))),
-            Assignment(c, sp.Piecewise((b, b > 0), (100 * b, True))),
-        ),
-        output=c,
-    )
+    return d2l_control_flow()
 
 
 def test_a_loop_that_never_ends_names_the_loop_and_its_state() -> None:

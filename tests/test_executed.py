@@ -20,6 +20,7 @@ import torch
 from sympy.codegen.ast import Assignment, CodeBlock, For, While
 
 import symgrad as sg
+from cases import d2l_control_flow as shared_d2l_program
 
 a, b, c = sp.symbols("a b c")
 x, y, z, s, i, u = sp.symbols("x y z s i u")
@@ -57,15 +58,7 @@ def line_where(comparison: sg.Comparison, prefix: str) -> int:
 
 
 def d2l_program() -> sg.Program:
-    return sg.Program(
-        inputs=[a],
-        body=CodeBlock(
-            Assignment(b, 2 * a),
-            While(sp.Abs(b) < 1000, CodeBlock(Assignment(b, 2 * b))),
-            Assignment(c, sp.Piecewise((b, b > 0), (100 * b, True))),
-        ),
-        output=c,
-    )
+    return shared_d2l_program()
 
 
 def d2l_torch(a_: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import sympy as sp
 from sympy.codegen.ast import Assignment, CodeBlock, For, While, aug_assign
 
 import symgrad as sg
+from cases import d2l_control_flow as shared_d2l_program
 
 a, b, c = sp.symbols("a b c")
 x, y, z, s, i, u = sp.symbols("x y z s i u")
@@ -21,15 +22,7 @@ x, y, z, s, i, u = sp.symbols("x y z s i u")
 
 def d2l_control_flow() -> sg.Program:
     """D2L's `f(a)`: double `a` until it reaches 1000 in size, then keep it (or 100 times it)."""
-    return sg.Program(
-        inputs=[a],
-        body=CodeBlock(
-            Assignment(b, 2 * a),
-            While(sp.Abs(b) < 1000, CodeBlock(Assignment(b, 2 * b))),
-            Assignment(c, sp.Piecewise((b, b > 0), (100 * b, True))),
-        ),
-        output=c,
-    )
+    return shared_d2l_program()
 
 
 def cited_line(comparison: sg.Comparison, entry: sg.Entry) -> str:

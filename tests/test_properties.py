@@ -305,3 +305,12 @@ def test_report_of_sin_of_pi() -> None:
     x = sp.Symbol("x")
     comparison = sg.compare(sp.sin(sp.pi * x), at={x: 1.0})  # compare itself returns (agree)
     assert str(comparison)
+
+
+def test_max_that_real_symbols_make_invalid() -> None:
+    x = sp.Symbol("x")
+    expr = sp.Max(x, sp.log(sp.Min(0, x)))  # fine for a complex x; not for a real one
+    try:
+        sg.compare(expr, at={x: 0.0})
+    except sg.SymgradError:
+        pass

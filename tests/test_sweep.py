@@ -24,6 +24,7 @@ import torch
 from sympy.codegen.ast import Assignment, CodeBlock, While
 
 import symgrad as sg
+from cases import d2l_control_flow
 from symgrad.cli import main
 from symgrad.sweep import Region
 
@@ -34,15 +35,7 @@ SQRT_OR_ZERO = sp.Piecewise((sp.sqrt(x), x > 0), (0, True))
 LOG_OR_SQRT = sp.Piecewise((sp.log(x), x > 0), (sp.sqrt(-x - 1), True))  # undefined on (-1, 0]
 ONE_MINUS_COS = (1 - sp.cos(x)) / x**2
 LOGSUMEXP = sp.log(sp.exp(x) + sp.exp(y))
-D2L = sg.Program(
-    inputs=[a],
-    body=CodeBlock(
-        Assignment(b, 2 * a),
-        While(sp.Abs(b) < 1000, CodeBlock(Assignment(b, 2 * b))),
-        Assignment(c, sp.Piecewise((b, b > 0), (100 * b, True))),
-    ),
-    output=c,
-)
+D2L = d2l_control_flow()
 D2L_BATCH = [0.48828125, 0.0, 0.3, -0.7, 1.5]
 
 
