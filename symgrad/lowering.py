@@ -43,6 +43,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 from sympy.codegen import ast
 from sympy.printing.pycode import PythonCodePrinter
+from sympy.printing.str import StrPrinter
 
 from . import _exact as ex
 from .errors import OptionError, ProgramError, UnsupportedNodeError
@@ -253,13 +254,34 @@ def _size(node: sp.Basic, memo: dict[int, int]) -> int:
     return total
 
 
+class _SharedStr(StrPrinter):
+    """SymPy's str printer, remembering what it printed: a comment above each step prints its
+    node, whose children the comments above already printed (linear, not quadratic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done: dict[int, tuple[sp.Basic, str]] = {}
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        if kwargs or not isinstance(expr, sp.Basic):
+            return super()._print(expr, **kwargs)
+        hit = self._done.get(id(expr))
+        if hit is None:
+            hit = (expr, super()._print(expr))  # keeps expr alive, so its id stays its own
+            self._done[id(expr)] = hit
+        return hit[1]
+
+
 def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol], sizes: dict[int, int] | None = None,
-               operands: str | None = None) -> str:
+               operands: str | None = None, printer: _SharedStr | None = None) -> str:
     if _size(node, {} if sizes is None else sizes) > _SMALL:
         # Printing a large node whole costs more than lowering it (and SymPy's printer recurses
         # per level): name its head and the variables it combines, computed on the lines above.
         return safe_comment(f"{type(node).__name__}({operands or '...'})")
-    text = safe_comment(node_text(node))
+    if printer is not None and not isinstance(node, (ast.Token, ast.CodeBlock)):
+        text = safe_comment(" ".join(printer.doprint(node).split()))
+    else:
+        text = safe_comment(node_text(node))
     return text if len(text) <= 72 else text[:69] + "..."
 
 
@@ -367,6 +389,7 @@ class _Lowerer:
         self.label: str | None = None  # the statement a target step completes (`b = 2*b`)
         self._symbolic: dict[int, bool] = {}  # node id -> has free symbols
         self._sizes: dict[int, int] = {}  # node id -> size, for comments (nodes live as long as this)
+        self._printer = _SharedStr()
         self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
 
     def has_symbols(self, e: sp.Basic) -> bool:
@@ -384,7 +407,7 @@ class _Lowerer:
         return len(self.lines)
 
     def comment(self, node: sp.Basic, note: str = "", target: str | None = None, operands: str | None = None) -> None:
-        text = _node_text(node, self.norm.user_symbols, self._sizes, operands)
+        text = _node_text(node, self.norm.user_symbols, self._sizes, operands, self._printer)
         if target is not None and self.label is not None:
             text, self.label = safe_comment(self.label), None
         self.emit(f"# {text}{note}")
