@@ -69,14 +69,8 @@ def _bounded(u: sp.Basic, how: int) -> sp.Basic:
 
 
 def _guard(f: type[sp.Function], u: sp.Basic) -> sp.Basic:
-    """Piecewise((f(u), u > 0), (0, True)): a log or sqrt behind a branch.
-
-    Only over a u without a Piecewise: SymPy folds sqrt(Piecewise((x, x > 0), (-1, True))) into
-    Piecewise((sqrt(x), x > 0), (I, True)), and symgrad refuses the unreachable constant I
-    (pinned by test_properties.py::test_unreachable_complex_branch); such a u gets u**2 + 1.
-    """
-    if u.has(sp.Piecewise):
-        u = u**2 + 1
+    """Piecewise((f(u), u > 0), (0, True)): a log or sqrt behind a branch. (Over a Piecewise u,
+    SymPy folds it and may leave an unreachable complex constant: test_unreachable_complex_branch.)"""
     return sp.Piecewise((f(u), u > 0), (0, True))
 
 
