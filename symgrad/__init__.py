@@ -17,6 +17,7 @@ from .errors import LoopLimitError as LoopLimitError
 from .errors import OptionError as OptionError
 from .errors import ParseError as ParseError
 from .errors import PointError as PointError
+from .errors import PrecisionError as PrecisionError
 from .errors import ProgramError as ProgramError
 from .errors import ShapeError as ShapeError
 from .errors import SymgradError as SymgradError
@@ -33,6 +34,6 @@ from .sweep import sweep as sweep
 
 __all__ = [
     "Cause", "Comparison", "Entry", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
-    "PointError", "Program", "ProgramError", "ShapeError", "SymgradError", "UnboundSymbolError",
+    "PointError", "PrecisionError", "Program", "ProgramError", "ShapeError", "SymgradError", "UnboundSymbolError",
     "Sweep", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad", "sweep",
 ]

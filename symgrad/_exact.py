@@ -1,112 +1,205 @@
-"""Exact numbers for the symbolic and executed sides.
+"""The exact engine: python-flint numbers and matrices (DESIGN.md section 4).
 
-A value is a `fractions.Fraction` while every operation that produced it was rational (exact),
-and an `mpmath.mpf` at the working precision once a transcendental function was involved.
-NaN and infinities are `mpf` too; they mark points outside a function's domain or torch
-formulas that blow up there. The working precision is mpmath's global context; callers raise
-it (`working_precision`) until two evaluations agree on every digit reported.
+A value is an `fmpq` (an exact rational, FLINT) while every operation that produced it was
+rational, and an `arb` (an Arb ball: a midpoint and a radius that certainly contains the true
+value) once a transcendental function was involved. NaN and infinities are `arb`s too; they mark
+points outside a function's domain or torch formulas that blow up there.
+
+The working precision is Arb's context (`flint.ctx.prec`, in bits). It is set for the duration
+of a call by `working_precision`, under a process-wide lock, so concurrent calls cannot change
+each other's digits. A ball says itself how many bits it lost (`lost_bits`); callers rerun once
+at a precision raised by that much, instead of doubling until two runs agree.
+
+A comparison that a ball cannot decide (its ball contains the threshold) is counted
+(`undecided()`): the caller raises the precision; if a wider precision still cannot decide, the
+value equals the threshold to the working resolution and is treated as a tie (`sin(pi)` is 0).
+
+Matrices are numpy arrays of dtype object holding these scalars; products, inverses and
+determinants go through `fmpq_mat` (all entries rational) or `arb_mat` (FLINT's matrix
+routines), never through a Python loop per element.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
+from functools import lru_cache
+from typing import Any
 
-import mpmath
+import flint
+import numpy as np
 import sympy as sp
+from flint import arb, arb_mat, fmpq, fmpq_mat, fmpz
 
-Exact = Fraction | mpmath.mpf
+Exact = fmpq | arb
 
-# A rational whose numerator and denominator together pass this many bits is kept as an mpf:
+# A rational whose numerator and denominator together pass this many bits is kept as a ball:
 # long loops over rational inputs would otherwise grow without bound (and cost quadratic time).
 MAX_RATIONAL_BITS = 4096
+# Where every exact computation starts (bits; about 38 decimal digits), and the most it may rise to.
+START_PREC = 128
+MAX_PREC = 40_000
 
-ZERO = Fraction(0)
-ONE = Fraction(1)
-NAN = mpmath.mpf("nan")
-INF = mpmath.mpf("inf")
+ZERO = fmpq(0)
+ONE = fmpq(1)
+HALF = fmpq(1, 2)
+NAN = arb.nan()
+INF = arb.pos_inf()
+NEG_INF = arb.neg_inf()
+
+LOCK = threading.RLock()
+
+
+class _State(threading.local):
+    undecided: int = 0
+
+
+_state = _State()
+
+
+def Q(p: int | fmpz | float | Fraction, q: int | fmpz = 1) -> fmpq:
+    """An exact rational p/q (a float gives its exact binary value)."""
+    if isinstance(p, float):
+        return from_float(p) / q
+    if isinstance(p, Fraction):
+        return fmpq(p.numerator, p.denominator * q)
+    return fmpq(p, q)
 
 
 @contextlib.contextmanager
-def working_precision(dps: int) -> Iterator[None]:
-    """Evaluate with `dps` decimal digits inside the block."""
-    with mpmath.workdps(dps):
-        yield
+def working_precision(bits: int) -> Iterator[None]:
+    """Evaluate with `bits` bits of working precision inside the block (the caller's precision,
+    and Arb's, are restored afterwards)."""
+    with LOCK:
+        before = flint.ctx.prec
+        flint.ctx.prec = int(bits)
+        try:
+            yield
+        finally:
+            flint.ctx.prec = before
 
 
-def dps() -> int:
-    return int(mpmath.mp.dps)
+def prec() -> int:
+    return int(flint.ctx.prec)
+
+
+def digits() -> int:
+    """The working precision in decimal digits."""
+    return int(prec() * 0.30103)
+
+
+def reset_undecided() -> None:
+    _state.undecided = 0
+
+
+def undecided() -> int:
+    """How many comparisons since `reset_undecided()` a ball could not decide."""
+    return _state.undecided
+
+
+def is_rational(v: Any) -> bool:
+    return isinstance(v, fmpq)
+
+
+def is_ball(v: Any) -> bool:
+    return isinstance(v, arb)
 
 
 def norm(v: Exact) -> Exact:
     """Keep rationals small enough that arithmetic on them stays cheap."""
-    if isinstance(v, Fraction) and v.numerator.bit_length() + v.denominator.bit_length() > MAX_RATIONAL_BITS:
-        return to_mpf(v)
+    if isinstance(v, fmpq) and v.height_bits() > MAX_RATIONAL_BITS // 2:
+        return arb(v)
     return v
 
 
-def to_mpf(v: Exact | int | float) -> mpmath.mpf:
+def to_real(v: Exact | int | float | Fraction) -> arb:
+    """The value as a ball at the working precision."""
+    if isinstance(v, arb):
+        return v
     if isinstance(v, Fraction):
-        return mpmath.mpf(v.numerator) / v.denominator
-    return mpmath.mpf(v)
+        return arb(fmpq(v.numerator, v.denominator))
+    if isinstance(v, float):
+        if math.isnan(v):
+            return NAN
+        if math.isinf(v):
+            return INF if v > 0 else NEG_INF
+        return arb(from_float(v))
+    return arb(v)
 
 
-def from_float(x: float) -> Fraction:
+def from_float(x: float) -> fmpq:
     """The exact binary value of a float."""
-    return Fraction(x)
+    p, q = float(x).as_integer_ratio()
+    return fmpq(p, q)
 
 
-def is_rational(v: Exact) -> bool:
-    return isinstance(v, Fraction)
+def from_fraction(v: Fraction) -> fmpq:
+    return fmpq(v.numerator, v.denominator)
 
 
-def is_finite(v: Exact) -> bool:
-    return isinstance(v, Fraction) or bool(mpmath.isfinite(v))
+def is_finite(v: Any) -> bool:
+    return isinstance(v, fmpq) or bool(v.is_finite())
 
 
-def is_nan(v: Exact) -> bool:
-    return not isinstance(v, Fraction) and bool(mpmath.isnan(v))
+def is_nan(v: Any) -> bool:
+    return not isinstance(v, fmpq) and bool(v.is_nan())
 
 
 def sign(v: Exact) -> int:
-    """-1, 0 or 1; NaN has sign 0 here, so test `is_nan` first where it matters."""
-    if isinstance(v, Fraction):
+    """-1, 0 or 1; NaN has sign 0 here, so test `is_nan` first where it matters. A ball that
+    contains 0 but is not exactly 0 cannot be decided: it counts as undecided and as 0."""
+    if isinstance(v, fmpq):
         return (v > 0) - (v < 0)
-    if mpmath.isnan(v):
+    if v.is_nan():
         return 0
-    return int(mpmath.sign(v))
+    if v > 0:
+        return 1
+    if v < 0:
+        return -1
+    if not v.is_zero():
+        _state.undecided += 1
+    return 0
 
 
 def is_zero(v: Exact) -> bool:
     return sign(v) == 0 and not is_nan(v)
 
 
+def is_exact_zero(v: Any) -> bool:
+    return isinstance(v, fmpq) and v == 0
+
+
 def _lift(a: Exact, b: Exact) -> tuple[Exact, Exact]:
-    if isinstance(a, Fraction) and isinstance(b, Fraction):
+    if isinstance(a, fmpq) and isinstance(b, fmpq):
         return a, b
-    return to_mpf(a), to_mpf(b)
+    return to_real(a), to_real(b)
 
 
 def add(a: Exact, b: Exact) -> Exact:
-    a, b = _lift(a, b)
-    return norm(a + b)
+    if isinstance(a, fmpq) and isinstance(b, fmpq):
+        return norm(a + b)
+    return to_real(a) + to_real(b)
 
 
 def sub(a: Exact, b: Exact) -> Exact:
-    a, b = _lift(a, b)
-    return norm(a - b)
+    if isinstance(a, fmpq) and isinstance(b, fmpq):
+        return norm(a - b)
+    return to_real(a) - to_real(b)
 
 
 def mul(a: Exact, b: Exact) -> Exact:
     # 0 times anything finite is an exact 0, as in the mathematics.
-    if isinstance(a, Fraction) and a == 0 and is_finite(b):
+    if isinstance(a, fmpq):
+        if a == 0 and is_finite(b):
+            return ZERO
+        if isinstance(b, fmpq):
+            return norm(a * b)
+    if isinstance(b, fmpq) and b == 0 and is_finite(a):
         return ZERO
-    if isinstance(b, Fraction) and b == 0 and is_finite(a):
-        return ZERO
-    a, b = _lift(a, b)
-    return norm(a * b)
+    return to_real(a) * to_real(b)
 
 
 def neg(a: Exact) -> Exact:
@@ -119,18 +212,24 @@ def div(a: Exact, b: Exact) -> Exact:
         if is_zero(a) or is_nan(a):
             return NAN
         # An exact zero carries no sign; torch's +0.0 divides to +inf.
-        return INF if sign(a) > 0 else -INF
-    a, b = _lift(a, b)
-    return norm(a / b)
+        return INF if sign(a) > 0 else NEG_INF
+    if isinstance(a, fmpq) and isinstance(b, fmpq):
+        return norm(a / b)
+    if not is_finite(b):
+        if is_nan(b) or not is_finite(a):
+            return NAN
+        return ZERO
+    return to_real(a) / to_real(b)
 
 
 def lt(a: Exact, b: Exact) -> bool:
-    a, b = _lift(a, b)
-    return bool(a < b)
+    return cmp(a, b) < 0
 
 
 def cmp(a: Exact, b: Exact) -> int:
     """-1, 0 or 1 comparing a with b (exact for rationals)."""
+    if isinstance(a, fmpq) and isinstance(b, fmpq):
+        return (a > b) - (a < b)
     return sign(sub(a, b))
 
 
@@ -138,146 +237,249 @@ def ipow(a: Exact, n: int) -> Exact:
     """a**n for an integer n (exact for rationals; inf at a = 0 for n < 0)."""
     if n < 0:
         return div(ONE, ipow(a, -n))
-    if isinstance(a, Fraction):
-        return norm(a**n)
+    if isinstance(a, fmpq):
+        if a.height_bits() * n <= MAX_RATIONAL_BITS:
+            return a**n
+        return to_real(a) ** n
+    if not is_finite(a):
+        return a if n % 2 or is_nan(a) else abs(a)
     return a**n
 
 
-def _exact_root(q: Fraction, k: int) -> Fraction | None:
+def _exact_root(q: fmpq, k: int) -> fmpq | None:
     """The k-th root of a non-negative rational when it is rational."""
     if q < 0:
         return None
     roots = []
-    for part in (q.numerator, q.denominator):
-        r = round(part ** (1.0 / k)) if part < 2**1000 else _iroot(part, k)
-        for c in (r - 1, r, r + 1):
-            if c >= 0 and c**k == part:
-                roots.append(c)
-                break
-        else:
+    for part in (int(q.p), int(q.q)):
+        r = _iroot(part, k)
+        if r**k != part:
             return None
-    return Fraction(roots[0], roots[1])
+        roots.append(r)
+    return fmpq(roots[0], roots[1])
 
 
 def _iroot(n: int, k: int) -> int:
-    lo, hi = 0, 1 << (n.bit_length() // k + 1)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if mid**k <= n:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """floor(n ** (1/k)) for a non-negative integer n."""
+    if n < 2:
+        return n
+    r = int(fmpz(n).root(k)) if hasattr(fmpz, "root") else round(n ** (1.0 / k))
+    while r**k > n:
+        r -= 1
+    while (r + 1) ** k <= n:
+        r += 1
+    return r
 
 
-def rpow(a: Exact, e: Fraction) -> Exact:
+def rpow(a: Exact, e: fmpq) -> Exact:
     """a**e for a rational exponent; NaN for a negative base and a non-integer exponent."""
-    if e.denominator == 1:
-        return ipow(a, int(e))
+    if e.q == 1:
+        return ipow(a, int(e.p))
     if sign(a) < 0 or is_nan(a):
         return NAN
-    if isinstance(a, Fraction):
-        root = _exact_root(a, e.denominator)
-        if root is not None:
-            return ipow(root, e.numerator)
     if is_zero(a):
         return ZERO if e > 0 else INF
-    return to_mpf(a) ** (mpmath.mpf(e.numerator) / e.denominator)
+    if isinstance(a, fmpq) and a.height_bits() <= MAX_RATIONAL_BITS // 4:
+        root = _exact_root(a, int(e.q))
+        if root is not None:
+            return ipow(root, int(e.p))
+    if not is_finite(a):
+        return INF if e > 0 else ZERO
+    return to_real(a) ** arb(e)
 
 
 def gpow(a: Exact, b: Exact) -> Exact:
     """a**b for a general exponent, as real numbers (NaN where that is not real)."""
-    if isinstance(b, Fraction):
+    if isinstance(b, fmpq):
         return rpow(a, b)
+    if is_nan(a) or is_nan(b):
+        return NAN
     if is_zero(a):
         return ZERO if sign(b) > 0 else (ONE if is_zero(b) else INF)
     if sign(a) < 0:
         return NAN
-    return to_mpf(a) ** b
+    return to_real(a) ** to_real(b)
 
 
 def log(a: Exact) -> Exact:
-    if isinstance(a, Fraction) and a == 1:
+    if isinstance(a, fmpq) and a == 1:
         return ZERO
-    if is_zero(a):
-        return -INF
-    if sign(a) < 0 or is_nan(a):
+    if is_nan(a):
         return NAN
-    return mpmath.log(to_mpf(a))
+    if is_zero(a):
+        return NEG_INF
+    if sign(a) < 0:
+        return NAN
+    if not is_finite(a):
+        return INF
+    return to_real(a).log()
 
 
-def from_sympy(c: sp.Basic) -> Exact:
-    """The exact value of a SymPy number (a constant expression is evaluated at working precision)."""
+def pi() -> arb:
+    return arb.pi()
+
+
+def from_sympy(c: sp.Basic) -> Any:
+    """The exact value of a SymPy number (a constant expression is evaluated at the working
+    precision, as a ball)."""
     if isinstance(c, (sp.MatrixBase, sp.MatrixExpr)):
         explicit = c.as_explicit()
-        return mat([[from_sympy(explicit[i, j]) for j in range(explicit.cols)] for i in range(explicit.rows)])  # type: ignore[return-value]
+        return mat([[from_sympy(explicit[i, j]) for j in range(explicit.cols)] for i in range(explicit.rows)])
+    return _from_sympy(c, prec())
+
+
+@lru_cache(maxsize=4096)
+def _from_sympy(c: sp.Basic, bits: int) -> Exact:
     if isinstance(c, sp.Integer):
-        return Fraction(int(c))
+        return fmpq(int(c))
     if isinstance(c, sp.Rational):
-        return Fraction(int(c.p), int(c.q))
+        return fmpq(int(c.p), int(c.q))
     if isinstance(c, sp.Float):
         # A Float is taken at its own precision: its exact binary value.
         return _float_fraction(c)
-    if c is sp.nan:
+    if c is sp.nan or c is sp.zoo:
         return NAN
     if c is sp.oo:
         return INF
-    if c is sp.zoo or c is -sp.oo:
-        return -INF if c is -sp.oo else NAN
-    value = sp.N(c, dps() + 10)
-    if not value.is_real:
+    if c is -sp.oo:
+        return NEG_INF
+    if c is sp.pi:
+        return arb.pi()
+    if c is sp.E:
+        return arb.const_e()
+    value = sp.N(c, int((bits + 40) * 0.30103) + 5)
+    if not value.is_real or not isinstance(value, sp.Float):
         return NAN
-    return mpmath.mpf(value._to_mpmath(mpmath.mp.prec + 40))
+    mid = _float_fraction(value)
+    # SymPy's N gives about bits + 40 correct bits; the ball says so.
+    return arb(mid, abs(arb(mid)) * arb(2) ** (-(bits + 30)))
 
 
-def _float_fraction(c: sp.Float) -> Fraction:
+def _float_fraction(c: sp.Float) -> fmpq:
     sgn, man, exp, _ = c._mpf_
     if man == 0:
         return ZERO
-    v = Fraction(man) * (Fraction(2) ** exp)
+    v = fmpq(int(man)) * (fmpq(2) ** int(exp)) if exp >= 0 else fmpq(int(man), 2 ** int(-exp))
     return -v if sgn else v
 
 
+def certain_bits(v: Exact) -> int:
+    """How many leading bits of v are certain (a large number for exact values)."""
+    if isinstance(v, fmpq) or v.is_exact():
+        return 1 << 30
+    if not v.is_finite():
+        return 1 << 30 if (v.is_nan() or v.rad().is_zero()) else 0
+    return int(v.rel_accuracy_bits())
+
+
+def lost_bits(v: Exact) -> int:
+    """Bits of the working precision a value has lost (0 for exact values; a ball that contains
+    0 has lost them all)."""
+    if isinstance(v, fmpq) or v.is_exact() or not v.is_finite():
+        return 0
+    return max(0, prec() - int(v.rel_accuracy_bits()))
+
+
 def to_sympy(v: Exact) -> sp.Number:
-    """A SymPy number: a Rational when exact, else a Float carrying the working precision."""
-    if isinstance(v, Fraction):
-        return sp.Rational(v.numerator, v.denominator)
-    if mpmath.isnan(v):
+    """A SymPy number: a Rational when exact, else a Float of the digits the ball certifies
+    (at most 60: every digit shown is certain, and none more are needed)."""
+    if isinstance(v, fmpq):
+        return sp.Rational(int(v.p), int(v.q))
+    if v.is_nan():
         return sp.nan
-    if mpmath.isinf(v):
-        return sp.oo if v > 0 else -sp.oo
-    # Reported to at most 60 digits: every digit shown is certain, and none more are needed.
-    return sp.Float(v, min(max(dps() - 5, 20), 60))
+    if not v.is_finite():
+        mid = v.mid()
+        if mid.is_finite():
+            return sp.nan  # a ball of unbounded radius: no value is certain
+        return sp.oo if mid > 0 else -sp.oo
+    if v.is_exact():
+        p, e = v.man_exp()
+        return sp.Rational(int(p)) * sp.Integer(2) ** int(e)
+    acc = int(v.rel_accuracy_bits())
+    if acc <= 0:
+        # A ball around 0: zero to the working resolution.
+        return sp.Float(0)
+    d = min(max(int(acc * 0.30103), 2), 60)
+    return sp.Float(_mid_text(v, d + 2), d)
+
+
+def _mid_text(v: arb, d: int) -> str:
+    """The midpoint in decimal with d significant digits (no radius)."""
+    return v.mid().str(d, radius=False)
 
 
 def to_float(v: Exact) -> float:
-    if isinstance(v, Fraction):
+    if isinstance(v, fmpq):
         try:
             return float(v)
         except OverflowError:
             return math.inf if v > 0 else -math.inf
-    return float(v)
+    if v.is_nan():
+        return math.nan
+    mid = v.mid()
+    if not mid.is_finite():
+        return math.inf if mid > 0 else -math.inf
+    try:
+        return float(mid)
+    except OverflowError:
+        return math.inf if mid > 0 else -math.inf
 
 
-def agree(a: Exact, b: Exact, digits: int) -> bool:
-    """True when a and b agree to `digits` significant digits (NaN agrees with NaN)."""
+def nstr(v: Exact, d: int) -> str:
+    """A value rounded to d significant digits, as text (huge rationals too)."""
+    if isinstance(v, fmpq):
+        if v.q == 1 and v.height_bits() <= 60:
+            return str(int(v.p))
+        v = arb(v)
+    if v.is_nan():
+        return "nan"
+    if not v.is_finite():
+        mid = v.mid()
+        return "nan" if mid.is_finite() else ("inf" if mid > 0 else "-inf")
+    if v.is_zero():
+        return "0.0"
+    acc = certain_bits(v)
+    if acc <= 0:
+        return "0.0"
+    d = max(1, min(d, int(acc * 0.30103) + 1)) if acc < (1 << 30) else d
+    text = v.mid().str(d, radius=False)
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    """Arb prints `1.50000000000000e+5`; a student reads `150000.0` or `1.5e+5`."""
+    if "e" in text:
+        man, exp = text.split("e")
+        if "." in man:
+            man = man.rstrip("0").rstrip(".")
+        e = int(exp)
+        if -5 <= e < 16 and "." not in man and abs(e) < 16:
+            return repr(float(f"{man}e{e}"))
+        return f"{man}e{'+' if e >= 0 else '-'}{abs(e)}"
+    if "." in text:
+        text = text.rstrip("0")
+        if text.endswith("."):
+            text += "0"
+    return text
+
+
+def agree(a: Exact, b: Exact, d: int) -> bool:
+    """True when a and b agree to `d` significant digits (NaN agrees with NaN)."""
     if is_nan(a) or is_nan(b):
         return is_nan(a) and is_nan(b)
     if not (is_finite(a) and is_finite(b)):
-        return to_mpf(a) == to_mpf(b)
-    if isinstance(a, Fraction) and isinstance(b, Fraction):
+        return to_float(a) == to_float(b)
+    if isinstance(a, fmpq) and isinstance(b, fmpq):
         return a == b
-    fa, fb = to_mpf(a), to_mpf(b)
-    scale = max(abs(fa), abs(fb))
+    fa, fb = to_real(a), to_real(b)
+    scale = max(abs(fa).mid(), abs(fb).mid())
     if scale == 0:
         return True
-    return bool(abs(fa - fb) <= scale * mpmath.mpf(10) ** (-digits))
+    return bool(abs(fa - fb).mid() <= scale * arb(10) ** (-d))
 
 
 # --------------------------------------------------------------------------- matrices
 # A matrix value is a 2-D numpy array of exact numbers (dtype=object); scalars broadcast.
-
-import numpy as np  # noqa: E402
 
 
 def is_mat(v: object) -> bool:
@@ -292,7 +494,7 @@ def mat(rows: list[list[Exact]]) -> np.ndarray:
     return out
 
 
-def full(shape: tuple[int, int], value: Exact) -> np.ndarray:
+def full(shape: tuple[int, ...], value: Exact) -> np.ndarray:
     out = np.empty(shape, dtype=object)
     out.fill(value)
     return out
@@ -318,39 +520,73 @@ def ewise(fn, *args):  # type: ignore[no-untyped-def]
     if shape is None:
         return fn(*args)
     out = np.empty(shape, dtype=object)
-    for idx in np.ndindex(*shape):
-        out[idx] = fn(*(a[idx] if isinstance(a, np.ndarray) else a for a in args))
+    flat = [a.ravel() if isinstance(a, np.ndarray) else None for a in args]
+    o = out.ravel()
+    for k in range(o.size):
+        o[k] = fn(*(f[k] if f is not None else a for f, a in zip(flat, args)))
     return out
 
 
 def accumulate(a: object, b: object) -> object:
     """a + b for adjoints: scalars, matrices, or a matrix adjoint summed into a scalar."""
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return ewise(add, a, b)
     if isinstance(a, np.ndarray):
+        if not isinstance(b, np.ndarray) and is_exact_zero(b):
+            return a
+        if all_zero(a):
+            return b if isinstance(b, np.ndarray) else ewise(add, a, b)
         return ewise(add, a, b)
     if isinstance(b, np.ndarray):
-        return add(a, total(b))  # a scalar broadcast over a matrix collects all its adjoints
+        return add(a, total(b))  # type: ignore[arg-type]  # a scalar broadcast over a matrix collects all its adjoints
     return add(a, b)  # type: ignore[arg-type]
 
 
 def total(v: object) -> Exact:
     if not isinstance(v, np.ndarray):
         return v  # type: ignore[return-value]
+    values = list(v.flat)
+    if all(isinstance(x, fmpq) for x in values):
+        return norm(sum(values, ZERO))
     s: Exact = ZERO
-    for x in v.flat:
+    for x in values:
         s = add(s, x)
     return s
 
 
 def all_zero(v: object) -> bool:
     if isinstance(v, np.ndarray):
-        return all(isinstance(x, Fraction) and x == 0 for x in v.flat)
-    return isinstance(v, Fraction) and v == 0
+        return all(isinstance(x, fmpq) and x == 0 for x in v.flat)
+    return isinstance(v, fmpq) and v == 0
 
 
 def elements(v: object) -> list[Exact]:
     return list(v.flat) if isinstance(v, np.ndarray) else [v]  # type: ignore[list-item]
+
+
+def _kind(a: np.ndarray) -> str:
+    """'q' when every entry is rational, 'r' when every entry is finite, else 'x'."""
+    kind = "q"
+    for x in a.flat:
+        if isinstance(x, fmpq):
+            continue
+        if not x.is_finite():
+            return "x"
+        kind = "r"
+    return kind
+
+
+def _to_flint(a: np.ndarray, kind: str) -> Any:
+    rows = a.tolist()
+    if kind == "q":
+        return fmpq_mat(rows)
+    return arb_mat([[to_real(x) for x in row] for row in rows])
+
+
+def _from_flint(m: Any, shape: tuple[int, int]) -> np.ndarray:
+    out = np.empty(shape, dtype=object)
+    o = out.ravel()
+    for k, x in enumerate(m.entries()):
+        o[k] = norm(x) if isinstance(x, fmpq) else x
+    return out
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -358,6 +594,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k2, m = b.shape
     if k != k2:
         raise ValueError(f"shapes {a.shape} and {b.shape} do not multiply")
+    ka, kb = _kind(a), _kind(b)
+    if "x" not in (ka, kb):
+        kind = "q" if ka == kb == "q" else "r"
+        return _from_flint(_to_flint(a, kind) * _to_flint(b, kind), (n, m))
+    # NaN or inf entries: elementwise, with 0 times a finite number an exact 0 as everywhere.
     out = np.empty((n, m), dtype=object)
     for i in range(n):
         for j in range(m):
@@ -373,45 +614,25 @@ def transpose(a: np.ndarray) -> np.ndarray:
 
 
 def inverse(a: np.ndarray) -> np.ndarray:
-    """Gauss-Jordan elimination in exact arithmetic; NaN entries for a singular matrix."""
+    """The exact inverse (FLINT); NaN entries for a singular matrix."""
     n = a.shape[0]
-    m = np.empty((n, 2 * n), dtype=object)
-    m[:, :n] = a
-    m[:, n:] = eye(n)
-    for col in range(n):
-        pivot = next((r for r in range(col, n) if not is_zero(m[r, col])), None)
-        if pivot is None:
-            return full((n, n), NAN)
-        m[[col, pivot]] = m[[pivot, col]]
-        p = m[col, col]
-        for j in range(2 * n):
-            m[col, j] = div(m[col, j], p)
-        for r in range(n):
-            if r != col and not is_zero(m[r, col]):
-                f = m[r, col]
-                for j in range(2 * n):
-                    m[r, j] = sub(m[r, j], mul(f, m[col, j]))
-    return m[:, n:].copy()
+    kind = _kind(a)
+    if kind == "x":
+        return full((n, n), NAN)
+    try:
+        return _from_flint(_to_flint(a, kind).inv(), (n, n))
+    except ZeroDivisionError:
+        if kind == "r":
+            _state.undecided += 1  # a ball matrix that may or may not be singular
+        return full((n, n), NAN)
 
 
 def det(a: np.ndarray) -> Exact:
-    n = a.shape[0]
-    m = a.copy()
-    result: Exact = ONE
-    for col in range(n):
-        pivot = next((r for r in range(col, n) if not is_zero(m[r, col])), None)
-        if pivot is None:
-            return ZERO
-        if pivot != col:
-            m[[col, pivot]] = m[[pivot, col]]
-            result = neg(result)
-        p = m[col, col]
-        result = mul(result, p)
-        for r in range(col + 1, n):
-            f = div(m[r, col], p)
-            for j in range(col, n):
-                m[r, j] = sub(m[r, j], mul(f, m[col, j]))
-    return result
+    kind = _kind(a)
+    if kind == "x":
+        return NAN
+    d = _to_flint(a, kind).det()
+    return norm(d) if isinstance(d, fmpq) else d
 
 
 def trace(a: np.ndarray) -> Exact:
@@ -425,6 +646,11 @@ def matpow(a: np.ndarray, n: int) -> np.ndarray:
     if n < 0:
         return matpow(inverse(a), -n)
     out = eye(a.shape[0])
-    for _ in range(n):
-        out = matmul(out, a)
+    base = a
+    while n:
+        if n & 1:
+            out = matmul(out, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
     return out

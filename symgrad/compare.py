@@ -9,13 +9,13 @@ only through floating point (NaN trap, overflow, rounding). Each cause is found 
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
-import mpmath
 import numpy as np
 import sympy as sp
 import torch
@@ -23,7 +23,7 @@ import torch
 from . import _exact as ex
 from . import autograd as ag
 from .causes import EXPLANATIONS, HINTS, Cause
-from .errors import ORDER, POINT_TOO_LARGE
+from .errors import ORDER, POINT_TOO_LARGE, PRECISION, PrecisionError
 from .errors import RTOL as RTOL_MESSAGE
 from .errors import (OPTION, POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, OptionError, PointError,
                      ShapeError, UnboundSymbolError)
@@ -33,7 +33,7 @@ from .rules import exact_eval
 from .lowering import DTYPES, LoweredProgram, check_options, lower
 from .program import node_text
 from .rules import OPS, op_rule
-from .symbolic import SymbolicSide, derivative_expressions, same, symbolic_side
+from .symbolic import SymbolicSide, formula, same, symbolic_sides
 
 RTOL = {"float64": 1e-9, "float32": 1e-4}
 # The domain of the argument an op needs for a derivative, in the hint's words.
@@ -44,8 +44,8 @@ DOMAIN_WORDS = {
 }
 DIGITS = {"float64": 15.95, "float32": 7.22}
 FINFO = {name: torch.finfo(dt) for name, dt in DTYPES.items()}
-START_DPS = 40
-MAX_DPS = 5000
+# Every reported value and every comparison is certain to this many bits (about 30 digits).
+TARGET_BITS = 100
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,17 @@ class Entry:
     explanation: str = ""
     hint: str = ""
     autograd_error: str | None = None
-    derivative: sp.Basic | None = None  # the symbolic derivative expression, where SymPy gave one
+    formula_of: Callable[[], sp.Basic | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.cause is Cause.AGREE
+
+    @property
+    def derivative(self) -> sp.Basic | None:
+        """The derivative as SymPy writes it (`X.T*(X*w - y)`), computed when first asked for;
+        None for programs, matrix-valued outputs and functions too large for `sympy.diff`."""
+        return self.formula_of() if self.formula_of is not None else None
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class Comparison:
     source: str
     vjp: bool = False  # the entries are a vector-Jacobian product (v= was given)
     order: int = 1  # 2: the entries are the Hessian, entry.output = i for d/dx_j (df/dx_i)
+    exact_bits: int = ex.START_PREC  # the working precision of the exact sides' balls
 
     @property
     def cause(self) -> Cause:
@@ -224,6 +231,7 @@ class _Exact:
     path: Path
     sym: dict[tuple[int, int], SymbolicSide]  # (output element, component) -> symbolic side
     exe: dict[tuple[int, int], ex.Exact]  # (output element, component) -> executed derivative
+    bits: int = ex.START_PREC  # the working precision the balls were computed at
 
 
 Component = tuple[int, tuple[int, int] | None]  # (input index, element of a matrix input)
@@ -258,52 +266,57 @@ def _seeds(value: Any, v: Any) -> list[Any]:
 
 def _exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Component], v: Any,
                  max_iterations: int) -> _Exact:
-    """Path, executed and symbolic derivatives, with the working precision raised until two
-    evaluations agree on every digit we report (DESIGN.md section 4)."""
-    derivs = derivative_expressions(lowered)
-    dps = START_DPS
-    previous: _Exact | None = None
+    """Path, executed and symbolic derivatives in ball arithmetic. The first run is at
+    `START_PREC` bits; if a reported value certifies fewer than `TARGET_BITS` bits, or a
+    comparison could not be decided, the balls say how many bits were lost and one rerun at a
+    precision raised by that much follows (DESIGN.md section 4). A comparison still undecided
+    then is a tie to the working resolution."""
+    bits = ex.START_PREC
+    rerun = 0
     while True:
-        with ex.working_precision(dps):
-            path = run(lowered, point, max_iterations=max_iterations)
-            sym: dict[tuple[int, int], SymbolicSide] = {}
-            exe: dict[tuple[int, int], ex.Exact] = {}
-            seeds = _seeds(path.value, v)
-            matrix_output = ex.is_mat(path.value) and v is None
-            for o, seed in enumerate(seeds):
-                grads = path.gradient("executed", seed)
-                # SymPy's derivative expressions describe a scalar output only.
-                use = derivs if not (matrix_output or v is not None) else None
-                for c, (k, idx) in enumerate(comps):
-                    g = grads[k]
-                    exe[(o, c)] = g[idx] if idx is not None else g
-                    sym[(o, c)] = symbolic_side(lowered, path, point, k, idx, use, max_iterations, seed)
-            current = _Exact(path, sym, exe)
-        if previous is not None and _stable(previous, current):
+        with ex.working_precision(bits):
+            ex.reset_undecided()
+            current = _exact_at(lowered, point, comps, v, max_iterations, bits)
+            lost = max((ex.lost_bits(x) for x in _numbers(current)), default=0)
+            undecided = ex.undecided()
+        enough = bits - lost >= TARGET_BITS
+        if (enough and (not undecided or rerun)) or rerun >= 2:
             return current
-        if dps >= MAX_DPS:
-            return current
-        previous = current
-        dps *= 2
+        needed = bits + max(lost, 32 if undecided else 0) + TARGET_BITS // 2
+        if needed > ex.MAX_PREC:
+            if enough:
+                return current  # only a tie left undecided: it is one to the working resolution
+            raise PrecisionError(PRECISION.format(bits=bits, lost=lost, target=TARGET_BITS, needed=needed))
+        rerun += 1
+        bits = needed
 
 
-def _numbers(e: _Exact) -> list[ex.Exact | None]:
-    out: list[ex.Exact | None] = [*ex.elements(e.path.value), *e.exe.values()]
+def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Component], v: Any,
+              max_iterations: int, bits: int) -> _Exact:
+    path = run(lowered, point, max_iterations=max_iterations)
+    sym: dict[tuple[int, int], SymbolicSide] = {}
+    exe: dict[tuple[int, int], ex.Exact] = {}
+    for o, seed in enumerate(_seeds(path.value, v)):
+        grads = path.gradient("executed", seed)
+        sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed)
+        for c, (k, idx) in enumerate(comps):
+            g = grads[k]
+            exe[(o, c)] = g[idx] if idx is not None else g
+            sym[(o, c)] = sides[c]
+    return _Exact(path, sym, exe, bits)
+
+
+def _numbers(e: _Exact) -> list[ex.Exact]:
+    """The values a comparison reports or decides with."""
+    out: list[ex.Exact] = [*ex.elements(e.path.value), *e.exe.values()]
     for s in e.sym.values():
-        out.append(s.grad)
+        if s.grad is not None:
+            out.append(s.grad)
         out.extend(s.one_sided or ())
-    return out
-
-
-def _stable(a: _Exact, b: _Exact) -> bool:
-    if [s.kind for s in a.sym.values()] != [s.kind for s in b.sym.values()]:
-        return False
-    for x, y in zip(_numbers(a), _numbers(b)):
-        if (x is None) != (y is None):
-            return False
-        if x is not None and y is not None and not ex.agree(x, y, 30):
-            return False
-    return True
+        for side in (s.left, s.right):
+            if side is not None:
+                out.extend((*ex.elements(side.value), side.derivative))
+    return [x for x in out if x is not None]
 
 
 # --------------------------------------------------------------------------- classification
@@ -314,7 +327,8 @@ def _finite(v: Any) -> bool:
 
 
 def _biggest(v: Any) -> Any:
-    return max((abs(ex.to_mpf(x)) for x in ex.elements(v)), default=mpmath.mpf(0))
+    """The largest magnitude among a value's elements (a ball's midpoint)."""
+    return max((abs(ex.to_real(x)).mid() for x in ex.elements(v)), default=ex.to_real(ex.ZERO))
 
 
 def _fmt(v: Any) -> str:
@@ -324,12 +338,9 @@ def _fmt(v: Any) -> str:
         return "[" + "; ".join(", ".join(_fmt(x) for x in row) for row in v) + "]"
     if isinstance(v, float):
         return repr(v)
-    if isinstance(v, Fraction):
-        if v.numerator.bit_length() + v.denominator.bit_length() <= 80:
-            return str(v)
-        return mpmath.nstr(ex.to_mpf(v), 17)
-    with mpmath.workdps(30):
-        return mpmath.nstr(+v, 17)
+    if ex.is_rational(v) and v.height_bits() <= 40:
+        return str(v)
+    return ex.nstr(v, 17)
 
 
 def _user(lowered: LoweredProgram, node: sp.Basic) -> str:
@@ -533,12 +544,12 @@ class _Classifier:
             if op is None or op.piece is None or st.args_values is None or not reach[st.index]:
                 continue
             if not all(ex.is_finite(v) for v in st.args_values) or (
-                    isinstance(st.param, (Fraction, mpmath.mpf)) and not ex.is_finite(st.param)):
+                    (ex.is_rational(st.param) or ex.is_ball(st.param)) and not ex.is_finite(st.param)):
                 continue
-            rounded = [Fraction(to_dtype(ex.to_float(v))) for v in st.args_values]
+            rounded = [ex.from_float(to_dtype(ex.to_float(v))) for v in st.args_values]
             param = st.param
-            if isinstance(param, (Fraction, mpmath.mpf)):
-                param = Fraction(to_dtype(ex.to_float(param)))
+            if ex.is_rational(param) or ex.is_ball(param):
+                param = ex.from_float(to_dtype(ex.to_float(param)))
             exact_on = op.piece(st.args_values, st.param) is None
             float_on = op.piece(rounded, param) is None
             if exact_on != float_on:
@@ -551,15 +562,15 @@ class _Classifier:
 
     def overflow_step(self, reach: list[bool]) -> tuple[PathStep, str, str, str] | None:
         fi = FINFO[self.dtype]
-        biggest = mpmath.mpf(fi.max)
-        smallest = mpmath.mpf(fi.smallest_normal) * mpmath.mpf(fi.eps)  # the smallest subnormal
+        biggest = ex.from_float(float(fi.max))
+        smallest = ex.from_float(float(fi.smallest_normal) * float(fi.eps))  # the smallest subnormal
         for st in self.path.steps:
             if not reach[st.index] or not _finite(st.value) or st.op == "input":
                 continue
             v = _biggest(st.value)
-            if v > biggest:
+            if ex.cmp(v, biggest) > 0:
                 return st, "too large", f"largest finite value {fi.max:.4g}", "inf"
-            if 0 < v < smallest / 2:
+            if ex.sign(v) > 0 and ex.cmp(v, smallest / 2) < 0:
                 return st, "too small", f"smallest positive value {float(smallest):.4g}", "0"
         return None
 
@@ -595,11 +606,11 @@ class _Classifier:
         for st in self.path.steps:
             if st.op != "add" or not reach[st.index] or ex.all_zero(self.math_adj[st.index]) or ex.is_mat(st.value):
                 continue
-            big = max((_biggest(self.path.steps[p].value) for p in st.parents), default=mpmath.mpf(0))
-            res = abs(ex.to_mpf(st.value))
-            if big == 0:
+            big = max((_biggest(self.path.steps[p].value) for p in st.parents), default=ex.to_real(ex.ZERO))
+            res = abs(ex.to_real(st.value)).mid()
+            if big.is_zero():
                 continue
-            digits = float(mpmath.log10(big / res)) if res != 0 else DIGITS[self.dtype]
+            digits = ex.to_float((big / res).log() / ex.to_real(ex.Q(10)).log()) if not res.is_zero() else DIGITS[self.dtype]
             if digits >= 1 and (best is None or digits > best[0]):
                 best = (digits, st)
         if best is not None:
@@ -637,7 +648,8 @@ def _break_how(op: str) -> str:
 # --------------------------------------------------------------------------- entries
 
 
-def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic) -> Entry:
+def _entry(c: _Classifier, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic,
+           formula_of: Callable[[], sp.Basic | None] | None = None) -> Entry:
     findings: list[_Finding] = []
     if sym.kind == "domain":
         findings.append(c.domain_finding(sym))
@@ -670,7 +682,7 @@ def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, aut
     if not unique:
         text = EXPLANATIONS[Cause.AGREE].format(dtype=c.dtype, rtol=c.rtol)
         return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, Cause.AGREE, (), None, None, text, "",
-                     c.run.error, sym.expression)
+                     c.run.error, formula_of)
     primary = unique[0]
     fields = {
         "node": c.node(primary.node), "line": primary.line if primary.line is not None else "?",
@@ -690,7 +702,7 @@ def _entry(c: _Classifier, k: int, j: int, sym: SymbolicSide, exe: ex.Exact, aut
     line = primary.line if isinstance(primary.line, int) else None
     return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, primary.cause,
                  tuple(f.cause for f in unique[1:]), fields["node"], line, explanation, hint, c.run.error,
-                 sym.expression)
+                 formula_of)
 
 
 def _first_line(text: str) -> str:
@@ -758,18 +770,27 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     v_exact = _vector(lowered, v, point, max_iterations)
     exact = _exact_sides(lowered, point, comps, v_exact, max_iterations)
     run_ = ag.run(lowered, floats, dtype, wrt_idx, None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
+    with ex.working_precision(exact.bits):
+        return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
+
+
+def _assemble(lowered: LoweredProgram, exact: _Exact, run_: ag.AutogradRun, floats: list[Any], comps: list[Component],
+              v_exact: Any, dtype: str, tol: float, branches: str) -> Comparison:
+    """Entries, classified, in the order of DESIGN.md section 6."""
     value = exact.path.value
     seeds = _seeds(value, v_exact)
     entries = []
     for o, seed in enumerate(seeds):
         c = _Classifier(lowered, exact, dtype, tol, run_, seed)
         label: Any = 0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
+        scalar = seed is None
         for n, (k, idx) in enumerate(comps):
             auto = run_.grads[o][k] if run_.grads else None
             if auto is not None and idx is not None:
                 auto = float(auto[idx])
             wrt_sym = lowered.symbols[k] if idx is None else lowered.symbols[k][idx[0], idx[1]]
-            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym))
+            shown = functools.partial(formula, lowered, k) if scalar else None
+            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown))
     return Comparison(
         entries=tuple(entries),
         lowered=lowered,
@@ -782,6 +803,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
         branches=branches,
         source=lowered.normalized.source,
         vjp=v_exact is not None,
+        exact_bits=exact.bits,
     )
 
 
@@ -796,7 +818,7 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
     from .executed import as_expression
 
     wrt = [k for k, _ in comps]
-    with ex.working_precision(START_DPS * 2):
+    with ex.working_precision(2 * ex.START_PREC):
         path = run(lowered, point, max_iterations=max_iterations)
         if ex.is_mat(path.value):
             raise OptionError("order=2 needs a scalar output; this function's output is a matrix.\nFix: use order=1.")
@@ -874,7 +896,7 @@ def _vector(lowered: LoweredProgram, v: Any, point: dict[str, Any], max_iteratio
     against the output's shape."""
     if v is None:
         return None
-    with ex.working_precision(START_DPS):
+    with ex.working_precision(ex.START_PREC):
         value = run(lowered, point, max_iterations=max_iterations).value
     if not ex.is_mat(value):
         raise OptionError(

@@ -55,6 +55,11 @@ class OptionError(SymgradError, ValueError):
     """A keyword argument has a value symgrad does not know (`branches="iff"`)."""
 
 
+class PrecisionError(SymgradError, ArithmeticError):
+    """The exact sides would need more working precision than symgrad allows (an unstable
+    recurrence run for very many steps, or a magnitude far beyond any dtype)."""
+
+
 class ParseError(SymgradError, ValueError):
     """A command-line expression could not be read as a SymPy expression."""
 
@@ -123,3 +128,11 @@ ORDER: Final = ("order={value!r}: symgrad compares first derivatives (order=1); 
 RTOL: Final = ("rtol={value!r} must be a positive number: it is the relative tolerance between the "
                "executed and autograd derivatives.\nFix: pass e.g. rtol=1e-6, or leave it out for the "
                "dtype's default.")
+PRECISION: Final = (
+    "The exact values cannot be certified within symgrad's working precision: at {bits} bits "
+    "the program's balls lost {lost} bits, so certifying the {target} bits symgrad reports would "
+    "take {needed} bits, past the limit of 40000.\n"
+    "Each step of an unstable recurrence (b = 2*b + sin(b)) doubles the error of the step "
+    "before, so the digits needed grow with the number of steps.\n"
+    "Fix: run fewer iterations, or compare at a point where the program is better conditioned."
+)

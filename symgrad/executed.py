@@ -29,10 +29,8 @@ import functools
 import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Literal
 
-import mpmath
 import numpy as np
 import sympy as sp
 
@@ -272,15 +270,15 @@ class _Runner:
 
     def for_(self, s: For) -> None:
         vals = [self.operand(b) for b in s.bounds]
-        ints = [int(v) if isinstance(v, Fraction) else int(mpmath.floor(v)) if v >= 0 else -int(mpmath.floor(-v)) for v, _ in vals]
-        tie = any(idx is not None and self.steps[idx].depends and isinstance(v, Fraction) and v.denominator == 1 for v, idx in vals)
+        ints = [_truncate(v) for v, _ in vals]
+        tie = any(idx is not None and self.steps[idx].depends and ex.is_rational(v) and v.q == 1 for v, idx in vals)
         count = len(range(*ints))
         count = int(self.decide("for", s.node, s.line, count, tie))  # type: ignore[arg-type]
         if count > self.max_iterations:
             raise _loop_limit(s, count, self.max_iterations, self, stuck=False)
         start, _, step = ints
         for k in range(count):
-            self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, s.var, Fraction(start + k * step), (), ()))
+            self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, s.var, ex.Q(start + k * step), (), ()))
             self.block(s.body)
 
     def step(self, s: Step) -> None:
@@ -379,6 +377,14 @@ def _relations(c: sp.Basic) -> list[sp.Basic]:
     return out
 
 
+def _truncate(v: ex.Exact) -> int:
+    """A loop bound rounded toward zero, as Python's range(int(b)) does."""
+    if ex.is_rational(v):
+        return int(v.trunc())
+    m = v.mid()
+    return int(m.floor().unique_fmpz()) if m >= 0 else -int((-m).floor().unique_fmpz())
+
+
 def _loop_limit(s: While | For, count: int, limit: int, r: _Runner, stuck: bool) -> LoopLimitError:
     if isinstance(s, For):
         bounds = [b for b in s.bounds if isinstance(b, str)]
@@ -395,7 +401,7 @@ def _loop_limit(s: While | For, count: int, limit: int, r: _Runner, stuck: bool)
 
 
 def _short(v: ex.Exact) -> str:
-    return sp.sstr(ex.to_sympy(v)) if isinstance(v, Fraction) and len(str(v)) < 40 else mpmath.nstr(ex.to_mpf(v), 8)
+    return sp.sstr(ex.to_sympy(v)) if ex.is_rational(v) and v.height_bits() < 120 else ex.nstr(v, 8)
 
 
 def run(lowered: LoweredProgram, point: dict[str, ex.Exact], *, force: Sequence[Decision] | None = None,
@@ -411,7 +417,8 @@ def run(lowered: LoweredProgram, point: dict[str, ex.Exact], *, force: Sequence[
 
 # --------------------------------------------------------------------------- one-sided runs
 
-PERTURB_DPS = 500
+# Bits to follow a side with: the step beside the point is 2**-240 of its size.
+PERTURB_PREC = 1700
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,13 +438,13 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     `name`), and continue that piece to the point. None when the side cannot be followed (a
     threshold within delta of the point)."""
     x = point[name] if idx is None else point[name][idx]
-    if isinstance(x, Fraction) and x != 0:
-        e = x.numerator.bit_length() - x.denominator.bit_length()
-        delta = Fraction(2) ** (e - 240)
+    if ex.is_rational(x) and x != 0:
+        e = int(x.p).bit_length() - int(x.q).bit_length()
+        delta = ex.Q(2) ** (e - 240) if e >= 240 else ex.Q(1, 2 ** (240 - e))
     else:
-        delta = Fraction(1, 2**1200)
+        delta = ex.Q(1, 2**1200)
     moved = dict(point)
-    shifted = ex.add(x, direction * delta) if isinstance(x, Fraction) else x + direction * ex.to_mpf(delta)
+    shifted = ex.add(x, direction * delta)
     if idx is None:
         moved[name] = shifted
     else:
@@ -446,7 +453,7 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     # Beside a loop's threshold the loop may run once more than at the point itself.
     limit = 2 * max_iterations + 1
     try:
-        with ex.working_precision(PERTURB_DPS):
+        with ex.working_precision(max(PERTURB_PREC, ex.prec())):
             near = run(lowered, moved, max_iterations=limit)
         at = run(lowered, point, force=near.decisions, max_iterations=limit)
     except (_Diverged, LoopLimitError):

@@ -953,9 +953,19 @@ def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     return op
 
 
+def _ratio(c: Any) -> tuple[int, int] | None:
+    """(p, q) of an exact rational parameter (FLINT's fmpq or a Fraction), else None."""
+    if ex.is_rational(c):
+        return int(c.p), int(c.q)
+    if isinstance(c, Fraction):
+        return c.numerator, c.denominator
+    return None
+
+
 def _num_name(c: Any) -> str:
-    if isinstance(c, Fraction) and c.denominator == 1:
-        return _int_name(c.numerator)
+    r = _ratio(c)
+    if r is not None and r[1] == 1:
+        return _int_name(r[0])
     if isinstance(c, sp.Basic):
         return _name_part(_const(c))
     return "c"
@@ -965,9 +975,10 @@ def _num_text(c: Any) -> str:
     """A constant parameter as the program spells it (`2`, `0.5`, `math.pi`)."""
     if isinstance(c, sp.Basic):
         return _text(_const(c), wrap=True)
-    if isinstance(c, Fraction):
-        return str(c.numerator) if c.denominator == 1 else repr(float(c))
-    return repr(float(c))
+    r = _ratio(c)
+    if r is not None:
+        return str(r[0]) if r[1] == 1 else repr(r[0] / r[1])
+    return repr(ex.to_float(c))
 
 
 def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
@@ -1001,7 +1012,8 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{_text(args[0], wrap=True)} ** {param}"
     if op == "pow_frac":
         c = param
-        spelled = f"({c.numerator} / {c.denominator})" if isinstance(c, Fraction) and not _dyadic(sp.Rational(c.numerator, c.denominator)) else _num_text(c)
+        r = _ratio(c)
+        spelled = f"({r[0]} / {r[1]})" if r is not None and not _dyadic(sp.Rational(*r)) else _num_text(c)
         return f"{_text(args[0], wrap=True)} ** {spelled}"
     if op == "pow":
         return f"{_text(args[0], wrap=True)} ** {_text(args[1], wrap=True)}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import mpmath
@@ -201,13 +200,12 @@ def _value(v: Any) -> str:
 
 
 def _scalar_value(v: ex.Exact) -> str:
-    if isinstance(v, Fraction) and v.numerator.bit_length() + v.denominator.bit_length() > 160:
-        return mpmath.nstr(ex.to_mpf(v), 12)  # a long rational (str() of it may even refuse)
-    if isinstance(v, Fraction):
+    if ex.is_rational(v) and v.height_bits() <= 80:
         text = str(v)
-        return text if len(text) <= 24 else mpmath.nstr(ex.to_mpf(v), 12)
-    with mpmath.workdps(30):
-        return mpmath.nstr(+v, 12)  # rounded first: printing all working digits can exceed str limits
+        if len(text) <= 24:
+            return text
+    # Rounded: a long rational (str() of it may even refuse) or a ball.
+    return ex.nstr(v, 12)
 
 
 def _entry_text(e: Entry) -> list[str]:

@@ -30,10 +30,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Final, Literal
 
-import mpmath
+import flint
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
@@ -84,68 +83,99 @@ class Rule:
 # --------------------------------------------------------------------------- exact helpers
 
 
-def _mp(fn: Callable[[mpmath.mpf], mpmath.mpf], special: dict[Fraction, Fraction]) -> Callable[[ex.Exact], ex.Exact]:
-    """An mpmath function that stays exact on the rational points where its value is rational."""
+def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
+    """An Arb function (a method of `arb`) that stays exact on the rational points where its
+    value is rational. At +-inf it follows IEEE (exp(-inf) = 0, sin(inf) = nan), as torch does."""
+    fn = getattr(flint.arb, name)
+    at_inf = getattr(math, name)
 
     def f(u: ex.Exact) -> ex.Exact:
-        if isinstance(u, Fraction) and u in special:
-            return special[u]
-        if ex.is_nan(u):
+        if ex.is_rational(u):
+            hit = special.get(u)
+            if hit is not None:
+                return hit
+            return fn(ex.to_real(u))
+        if u.is_nan():
             return ex.NAN
-        return fn(ex.to_mpf(u))
+        if not u.is_finite():
+            try:
+                return ex.to_real(at_inf(ex.to_float(u)))
+            except (ValueError, OverflowError):
+                return ex.NAN
+        return fn(u)
 
     return f
 
 
-_exp = _mp(mpmath.exp, {ex.ZERO: ex.ONE})
-_sin = _mp(mpmath.sin, {ex.ZERO: ex.ZERO})
-_cos = _mp(mpmath.cos, {ex.ZERO: ex.ONE})
-_tan = _mp(mpmath.tan, {ex.ZERO: ex.ZERO})
-_atan = _mp(mpmath.atan, {ex.ZERO: ex.ZERO})
-_sinh = _mp(mpmath.sinh, {ex.ZERO: ex.ZERO})
-_cosh = _mp(mpmath.cosh, {ex.ZERO: ex.ONE})
-_tanh = _mp(mpmath.tanh, {ex.ZERO: ex.ZERO})
-_erf = _mp(mpmath.erf, {ex.ZERO: ex.ZERO})
+_exp = _mp("exp", {ex.ZERO: ex.ONE})
+_sin = _mp("sin", {ex.ZERO: ex.ZERO})
+_cos = _mp("cos", {ex.ZERO: ex.ONE})
+_tan = _mp("tan", {ex.ZERO: ex.ZERO})
+_atan = _mp("atan", {ex.ZERO: ex.ZERO})
+_sinh = _mp("sinh", {ex.ZERO: ex.ZERO})
+_cosh = _mp("cosh", {ex.ZERO: ex.ONE})
+_tanh = _mp("tanh", {ex.ZERO: ex.ZERO})
+_erf = _mp("erf", {ex.ZERO: ex.ZERO})
+
+
+def _outside_unit(u: ex.Exact) -> bool:
+    return ex.is_nan(u) or ex.cmp(abs(u), ex.ONE) > 0
 
 
 def _asin(u: ex.Exact) -> ex.Exact:
-    if ex.is_nan(u) or abs(ex.to_mpf(u)) > 1:
+    if _outside_unit(u):
         return ex.NAN
-    return ex.ZERO if ex.is_zero(u) else mpmath.asin(ex.to_mpf(u))
+    return ex.ZERO if ex.is_zero(u) else ex.to_real(u).asin()
 
 
 def _acos(u: ex.Exact) -> ex.Exact:
-    if ex.is_nan(u) or abs(ex.to_mpf(u)) > 1:
+    if _outside_unit(u):
         return ex.NAN
-    return ex.ZERO if u == ex.ONE else mpmath.acos(ex.to_mpf(u))
+    return ex.ZERO if ex.is_rational(u) and u == ex.ONE else ex.to_real(u).acos()
 
 
 def _atan2(y: ex.Exact, x: ex.Exact) -> ex.Exact:
+    if ex.is_nan(y) or ex.is_nan(x):
+        return ex.NAN
     if ex.is_zero(y) and ex.sign(x) > 0:
         return ex.ZERO
     if ex.is_zero(y) and ex.is_zero(x):
         return ex.ZERO  # torch's and SymPy's convention; the math is undefined there
-    return mpmath.atan2(ex.to_mpf(y), ex.to_mpf(x))
+    if not (ex.is_finite(y) and ex.is_finite(x)):
+        return ex.to_real(math.atan2(ex.to_float(y), ex.to_float(x)))
+    if ex.is_zero(y):
+        return ex.pi()  # the negative x-axis (y = +0)
+    return flint.arb.atan2(ex.to_real(y), ex.to_real(x))
 
 
 def _sqrt(u: ex.Exact) -> ex.Exact:
-    return ex.rpow(u, Fraction(1, 2))
+    return ex.rpow(u, ex.HALF)
 
 
 def _floor(u: ex.Exact) -> ex.Exact:
     if not ex.is_finite(u):
         return u  # floor(inf) = inf and floor(nan) = nan, as in torch
-    return Fraction(math.floor(u)) if isinstance(u, Fraction) else Fraction(int(mpmath.floor(u)))
+    if ex.is_rational(u):
+        return ex.Q(u.floor())
+    k = ex.Q(u.mid().floor().unique_fmpz())
+    # Decided against the integers next to the midpoint (a ball on an integer is undecided).
+    if ex.sign(ex.sub(u, k)) < 0:
+        return k - 1
+    if ex.sign(ex.sub(u, k + 1)) >= 0:
+        return k + 1
+    return k
 
 
 def _ceil(u: ex.Exact) -> ex.Exact:
     if not ex.is_finite(u):
         return u
-    return Fraction(math.ceil(u)) if isinstance(u, Fraction) else Fraction(int(mpmath.ceil(u)))
+    if ex.is_rational(u):
+        return ex.Q(u.ceil())
+    return ex.neg(_floor(ex.neg(u)))
 
 
 def _is_integer(u: ex.Exact) -> bool:
-    return isinstance(u, Fraction) and u.denominator == 1
+    return ex.is_rational(u) and u.q == 1
 
 
 def _recip_sqrt(u: ex.Exact) -> ex.Exact:
@@ -153,12 +183,12 @@ def _recip_sqrt(u: ex.Exact) -> ex.Exact:
 
 
 def _sgn(u: ex.Exact) -> ex.Exact:
-    return Fraction(ex.sign(u))
+    return ex.Q(ex.sign(u))
 
 
 Z = ex.ZERO
 ONE = ex.ONE
-HALF = Fraction(1, 2)
+HALF = ex.HALF
 
 
 def _smooth(name: str, torch: str, value: Callable[[ex.Exact], ex.Exact], deriv: Callable[[ex.Exact, ex.Exact], ex.Exact]) -> Op:
@@ -180,7 +210,7 @@ _OP_LIST: tuple[Op, ...] = (
         "add",
         "{0} + {1}",
         lambda a, p: _add_value(a, p),
-        lambda a, v, p: tuple(Fraction(s) for s in p[0]),
+        lambda a, v, p: tuple(ex.Q(s) for s in p[0]),
     ),
     Op(
         "mul",
@@ -199,14 +229,14 @@ _OP_LIST: tuple[Op, ...] = (
         "{0} ** {c}",
         lambda a, p: ex.ipow(a[0], p),
         # torch: grad * n * u**(n - 1); at u = 0 and n < 1 this is inf.
-        lambda a, v, p: (ex.mul(Fraction(p), ex.ipow(a[0], p - 1)),),
+        lambda a, v, p: (ex.mul(ex.Q(p), ex.ipow(a[0], p - 1)),),
     ),
     Op(
         "sqrt",
         "torch.sqrt({0})",
         lambda a, p: _sqrt(a[0]),
         # torch: grad / (2 * sqrt(u)): inf at 0, nan below 0.
-        lambda a, v, p: (ex.div(ONE, ex.mul(Fraction(2), v)),),
+        lambda a, v, p: (ex.div(ONE, ex.mul(ex.Q(2), v)),),
     ),
     Op(
         "pow_frac",
@@ -241,7 +271,7 @@ _OP_LIST: tuple[Op, ...] = (
         "erf",
         "torch.erf({0})",
         _erf,
-        lambda u, v: ex.mul(2 / mpmath.sqrt(mpmath.pi), _exp(ex.neg(ex.mul(u, u)))),
+        lambda u, v: ex.mul(2 / flint.arb.pi().sqrt(), _exp(ex.neg(ex.mul(u, u)))),
     ),
     Op(
         "atan2",
@@ -250,7 +280,7 @@ _OP_LIST: tuple[Op, ...] = (
         lambda a, v, p: _atan2_partials(a),
         # Its branch cut: on the negative x-axis atan2 jumps from pi (y > 0) to -pi (y < 0).
         piece=lambda a, p: None if (ex.is_zero(a[0]) and ex.sign(a[1]) < 0) else (ex.sign(a[0]) if ex.sign(a[1]) < 0 else 0),
-        on_piece=lambda s, a, p: ((ex.mul(Fraction(s), mpmath.pi), _atan2_partials(a))
+        on_piece=lambda s, a, p: ((ex.mul(ex.Q(s), ex.pi()), _atan2_partials(a))
                                   if (s != 0 and ex.is_zero(a[0])) else (_atan2(a[0], a[1]), _atan2_partials(a))),
         nonsmooth="jump",
         convention="torch.atan2 returns pi on the negative x-axis (y = +0) and its gradient there "
@@ -263,7 +293,7 @@ _OP_LIST: tuple[Op, ...] = (
         lambda a, p: abs(a[0]),
         lambda a, v, p: (_sgn(a[0]),),
         piece=lambda a, p: _pieces_sign(a[0]),
-        on_piece=lambda s, a, p: (ex.mul(Fraction(s), a[0]), (Fraction(s),)),
+        on_piece=lambda s, a, p: (ex.mul(ex.Q(s), a[0]), (ex.Q(s),)),
         nonsmooth="kink",
         convention="torch.abs has gradient sign(x), which is 0 at x = 0.",
         alternatives="`torch.abs` gives 0; `torch.sqrt(x**2 + eps)` is a smooth stand-in",
@@ -330,7 +360,7 @@ _OP_LIST: tuple[Op, ...] = (
         lambda a, p: _sgn(a[0]),
         lambda a, v, p: (Z,),
         piece=lambda a, p: _pieces_sign(a[0]),
-        on_piece=lambda s, a, p: (Fraction(s), (Z,)),
+        on_piece=lambda s, a, p: (ex.Q(s), (Z,)),
         nonsmooth="jump",
         convention="torch.sign has gradient 0 everywhere, also at its jump.",
     ),
@@ -340,7 +370,7 @@ _OP_LIST: tuple[Op, ...] = (
         lambda a, p: _floor(a[0]),
         lambda a, v, p: (Z,),
         piece=lambda a, p: None if (_is_integer(a[0]) or not ex.is_finite(a[0])) else int(_floor(a[0])),
-        on_piece=lambda k, a, p: (Fraction(k), (Z,)),
+        on_piece=lambda k, a, p: (ex.Q(k), (Z,)),
         nonsmooth="jump",
         convention="torch.floor has gradient 0 everywhere, also at the integers where it jumps.",
     ),
@@ -350,7 +380,7 @@ _OP_LIST: tuple[Op, ...] = (
         lambda a, p: _ceil(a[0]),
         lambda a, v, p: (Z,),
         piece=lambda a, p: None if (_is_integer(a[0]) or not ex.is_finite(a[0])) else int(_ceil(a[0])),
-        on_piece=lambda k, a, p: (Fraction(k), (Z,)),
+        on_piece=lambda k, a, p: (ex.Q(k), (Z,)),
         nonsmooth="jump",
         convention="torch.ceil has gradient 0 everywhere, also at the integers where it jumps.",
     ),
@@ -359,10 +389,10 @@ _OP_LIST: tuple[Op, ...] = (
         # and gradient 0, which is what a student expects of a step.
         "heaviside",
         "(torch.sign({0}) + 1) / 2",
-        lambda a, p: (Fraction(ex.sign(a[0]) + 1, 2)),
+        lambda a, p: (ex.Q(ex.sign(a[0]) + 1, 2)),
         lambda a, v, p: (Z,),
         piece=lambda a, p: _pieces_sign(a[0]),
-        on_piece=lambda s, a, p: (Fraction(s + 1, 2), (Z,)),
+        on_piece=lambda s, a, p: (ex.Q(s + 1, 2), (Z,)),
         nonsmooth="jump",
         convention="lowered as (sign(x) + 1) / 2: value 1/2 and gradient 0 at 0 "
         "(torch.heaviside itself has no backward).",
@@ -607,7 +637,7 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.Heaviside, ("heaviside",), "one argument; H(0) = 1/2 as in SymPy",
          "all reals", nonsmooth="jump at 0; the lowering has gradient 0 everywhere "
          "(torch.heaviside itself has no backward)", hazard_causes=(Cause.JUMP,),
-         exact=lambda a: (a[1] if len(a) > 1 and ex.sign(a[0]) == 0 else Fraction(ex.sign(a[0]) + 1, 2))),
+         exact=lambda a: (a[1] if len(a) > 1 and ex.sign(a[0]) == 0 else ex.Q(ex.sign(a[0]) + 1, 2))),
     Rule(sp.floor, ("floor",), "always", "all reals",
          nonsmooth="jumps at the integers; torch.floor has gradient 0 everywhere",
          hazard_causes=(Cause.JUMP,), exact=_unary(_floor)),
@@ -771,7 +801,7 @@ def _eval_node(e: sp.Basic, ev: Callable[[sp.Basic], Any], values: dict[sp.Symbo
         return ex.NAN if ex.is_nan(u) else ex.ZERO
     if isinstance(e, sp.arg):
         u = ev(e.args[0])
-        return ex.NAN if ex.is_nan(u) else (ex.ZERO if ex.sign(u) >= 0 else mpmath.pi)
+        return ex.NAN if ex.is_nan(u) else (ex.ZERO if ex.sign(u) >= 0 else ex.pi())
     rule = rule_for(e)
     if rule is None or rule.exact is None:
         if not e.free_symbols:

@@ -1,9 +1,11 @@
 """The mathematics side: the derivative of the function the user wrote, evaluated exactly.
 
-For a bare expression away from any kink, jump or threshold this is `sympy.diff` of the
-expression (with `detach`, `item`, `no_grad` as the identity), evaluated node by node at the
-exact point: SymPy is the oracle. For a program it is the derivative of the executed path with
-cut steps as the identity, which is the same function (DESIGN.md section 4).
+Its values come from exact reverse accumulation over the same DAG the executed side runs, with
+the mathematical semantics: `detach`, `item` and `no_grad` are the identity (DESIGN.md section
+4). That costs a constant times the program, restricted to what the output needs; `sympy.diff`
+swells on deep expressions (a 100-deep composition raised RecursionError, a 4x4 tanh layer took
+minutes) and is kept only for the derivative *formula* shown in reports (`formula()`, computed
+when asked for and size-capped) and as the independent check of this engine in the tests.
 
 Where a branch, loop test or non-smooth primitive sits exactly on its threshold, SymPy's own
 value there is a convention (`Heaviside(0) = 1/2`, `sign(0) = 0`), not mathematics: instead the
@@ -18,7 +20,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import mpmath
+import flint
 import numpy as np
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
@@ -53,16 +55,11 @@ class SymbolicSide:
 
 @dataclass(frozen=True)
 class Derivatives:
-    """sympy.diff of the mathematics with respect to each input.
-
-    `exprs[k]` is a scalar expression for a scalar input, and a matrix of element-by-element
-    derivatives for a matrix input (SymPy's matrix calculus is cross-checked against these:
-    it has returned wrong results, sympy issues 15614, 23492, 30527). `shown[k]` is the
-    derivative as SymPy's matrix calculus writes it (`X.T*(X*w - y)`), when the check passed.
-    """
+    """sympy.diff of the mathematics with respect to each input, for the sweep's float batch
+    (`exprs[k]`: a scalar expression for a scalar input, a matrix of element-by-element
+    derivatives for a matrix input). Not used for exact values: those come from the DAG."""
 
     exprs: tuple[Any, ...]
-    shown: tuple[sp.Basic | None, ...]
     elements: tuple[tuple[str, Any], ...]  # (input name, matrix of element symbols)
 
 
@@ -137,39 +134,22 @@ def derivative_expressions(lowered: LoweredProgram) -> Derivatives | None:
 
 @functools.lru_cache(maxsize=256)
 def _derivatives(output: sp.Basic, inputs: tuple[sp.Basic, ...]) -> Derivatives | None:
-    if sp.count_ops(output) > SYMPY_DIFF_MAX_OPS:
+    if _too_big(output, SYMPY_DIFF_MAX_OPS):
         return None
     math = strip(output)
     matrices = [s for s in inputs if isinstance(s, sp.MatrixSymbol)]
+    if sum(m.rows * m.cols for m in matrices) > FORMULA_MAX_ELEMENTS:
+        return None
     flat = explicit(math, matrices)
     exprs: list[Any] = []
-    shown: list[sp.Basic | None] = []
     for s in inputs:
         if isinstance(s, sp.MatrixSymbol):
             elems = _element_symbols(s)
-            d = sp.ImmutableMatrix(s.rows, s.cols, lambda i, j: sp.diff(flat, elems[i, j]))
-            exprs.append(d)
-            shown.append(_matrix_calculus(math, s, d, matrices))
+            exprs.append(sp.ImmutableMatrix(s.rows, s.cols, lambda i, j: sp.diff(flat, elems[i, j])))
         else:
             exprs.append(sp.diff(flat, s))
-            shown.append(sp.diff(math, s) if not matrices else None)
     elements = tuple((m.name, _element_symbols(m)) for m in matrices)
-    return Derivatives(tuple(exprs), tuple(shown), elements)
-
-
-def _matrix_calculus(math: sp.Basic, m: sp.MatrixSymbol, elementwise: sp.ImmutableMatrix, matrices: Any) -> sp.Basic | None:
-    """SymPy's matrix-calculus derivative, if it agrees with the element-by-element one."""
-    if isinstance(math, sp.MatrixExpr) and math.shape != (1, 1):
-        return None
-    try:
-        d = sp.diff(math, m)
-        written = explicit(d, matrices)
-        if isinstance(written, sp.MatrixBase) and written.shape == elementwise.shape:
-            if all(sp.simplify(a - b) == 0 for a, b in zip(written, elementwise)):
-                return d
-    except Exception:  # SymPy's matrix calculus has gaps; the explicit derivative stands alone
-        return None
-    return None
+    return Derivatives(tuple(exprs), elements)
 
 
 def point_values(lowered: LoweredProgram, derivs: Derivatives, point: dict[str, Any]) -> dict[sp.Symbol, ex.Exact]:
@@ -184,44 +164,118 @@ def point_values(lowered: LoweredProgram, derivs: Derivatives, point: dict[str, 
     return values
 
 
-def symbolic_side(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, idx: tuple[int, int] | None,
-                  derivs: Derivatives | None, max_iterations: int, seed: Any = None) -> SymbolicSide:
-    """The derivative of the mathematics with respect to input k (element idx of a matrix)."""
+# --------------------------------------------------------------------------- the formula shown
+
+# The derivative formula shown in reports is SymPy's; it is computed only when asked for, and
+# only for expressions and matrices small enough that sympy.diff stays quick.
+FORMULA_MAX_OPS = 200
+FORMULA_MAX_ELEMENTS = 64
+
+
+def formula(lowered: LoweredProgram, k: int) -> sp.Basic | None:
+    """sympy.diff of the mathematics with respect to input k, as SymPy writes it (matrix
+    calculus for a matrix input, `X.T*(X*w - y)`), or None when the function is a program, a
+    matrix-valued output, too large, or when SymPy's matrix calculus disagrees with the
+    element-by-element derivative at a sample point (sympy issues 15614, 23492, 30527)."""
+    norm = lowered.normalized
+    if norm.is_program:
+        return None
+    return _formula(norm.output, norm.inputs, k)
+
+
+@functools.lru_cache(maxsize=256)
+def _formula(output: sp.Basic, inputs: tuple[sp.Basic, ...], k: int) -> sp.Basic | None:
+    if isinstance(output, sp.MatrixExpr) and output.shape != (1, 1):
+        return None
+    if _too_big(output, FORMULA_MAX_OPS):
+        return None
+    matrices = [s for s in inputs if isinstance(s, sp.MatrixSymbol)]
+    if sum(m.rows * m.cols for m in matrices) > FORMULA_MAX_ELEMENTS:
+        return None
+    math = strip(output)
+    s = inputs[k]
+    try:
+        if not matrices:
+            return sp.diff(math, s)
+        if not isinstance(s, sp.MatrixSymbol):
+            return None
+        d = sp.diff(math, s)
+        flat = explicit(math, matrices)
+        written = explicit(d, matrices)
+        elems = _element_symbols(s)
+        if not (isinstance(written, sp.MatrixBase) and written.shape == elems.shape):
+            return None
+        # Checked at a sample point, element by element, to 30 digits (never simplify).
+        names = sorted({e for m in matrices for e in _element_symbols(m)}, key=str)
+        sample = {e: sp.Rational(n + 2, n + 5) for n, e in enumerate(names)}
+        for (i, j), w in zip(np.ndindex(*elems.shape), written):
+            want = sp.diff(flat, elems[i, j]).xreplace(sample)
+            gap = sp.N(w.xreplace(sample) - want, 30)
+            if not gap.is_number or abs(gap) > 1e-20 * (1 + abs(sp.N(want, 30))):
+                return None
+        return d
+    except Exception:  # SymPy's calculus has gaps; the report then shows no formula
+        return None
+
+
+def _too_big(e: sp.Basic, limit: int) -> bool:
+    """More than `limit` nodes, counted without recursion and without walking past the limit."""
+    seen = 0
+    for _ in sp.preorder_traversal(e):
+        seen += 1
+        if seen > limit:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- the values
+
+
+def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
+                   seed: Any = None) -> list[SymbolicSide]:
+    """The derivative of the mathematics with respect to each component (input k, element idx
+    of a matrix input): exact reverse accumulation over the path with detach, item and no_grad
+    as the identity; where a decision is a tie, from the one-sided runs."""
     violation = domain_violation(path)
     if violation is not None:
-        return SymbolicSide(None, "domain", None, None, violation=violation)
-    expr = None
-    if derivs is not None:
-        expr = derivs.exprs[k] if idx is None else derivs.exprs[k][idx]
-    shown = derivs.shown[k] if derivs is not None else None
+        return [SymbolicSide(None, "domain", None, None, violation=violation) for _ in comps]
     if not path.ties:
-        if expr is not None:
-            value = exact_eval(expr, point_values(lowered, derivs, point))  # type: ignore[arg-type]
-            if not ex.is_finite(value):
-                # SymPy's formula is undefined here (0/0, log 0) although the path's is not.
-                return SymbolicSide(None, "domain", None, shown if shown is not None else expr)
-            return SymbolicSide(value, "smooth", None, shown if shown is not None else expr)
-        g = path.gradient("math", seed)[k]
-        return SymbolicSide(g[idx] if idx is not None else g, "smooth", None, None)
+        grads = path.gradient("math", seed)
+        out = []
+        for k, idx in comps:
+            g = grads[k] if idx is None else grads[k][idx]
+            out.append(SymbolicSide(g, "smooth", None, None) if ex.is_finite(g)
+                       else SymbolicSide(None, "domain", None, None))
+        return out
+    return [_at_tie(lowered, path, point, k, idx, max_iterations, seed) for k, idx in comps]
+
+
+def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, idx: tuple[int, int] | None,
+            max_iterations: int, seed: Any) -> SymbolicSide:
     name = lowered.inputs[k]
     left = beside(lowered, point, name, -1, max_iterations, idx, seed)
     right = beside(lowered, point, name, +1, max_iterations, idx, seed)
     if left is None or right is None:
-        return SymbolicSide(None, "unknown", None, expr, left, right)
+        return SymbolicSide(None, "unknown", None, None, left, right)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
     if not (same(left.value, f0) and same(right.value, f0)):
-        return SymbolicSide(None, "jump", None, expr, left, right)
+        return SymbolicSide(None, "jump", None, None, left, right)
     if same(left.derivative, right.derivative):
-        return SymbolicSide(left.derivative, "smooth", None, expr, left, right)
-    return SymbolicSide(None, "kink", (left.derivative, right.derivative), expr, left, right)
+        return SymbolicSide(left.derivative, "smooth", None, None, left, right)
+    return SymbolicSide(None, "kink", (left.derivative, right.derivative), None, left, right)
 
 
 def same(a: ex.Exact, b: ex.Exact) -> bool:
-    """Exactly equal for rationals; equal to all but the last few working digits otherwise.
-    Two values both below the working precision's resolution are the same zero (sin(pi) is a
-    tiny non-zero number at any finite precision)."""
-    if not (ex.is_rational(a) and ex.is_rational(b)) and ex.is_finite(a) and ex.is_finite(b):
-        tiny = mpmath.mpf(10) ** (-(ex.dps() - 15))
-        if abs(ex.to_mpf(a)) < tiny and abs(ex.to_mpf(b)) < tiny:
-            return True
-    return ex.agree(a, b, max(ex.dps() - 10, 15))
+    """Exactly equal for rationals; for balls, equal when their difference is 0 to the working
+    resolution: the balls overlap, or differ by less than 2**-(prec - 40) of their size, or both
+    lie below that resolution (sin(pi) is a tiny ball around 0 at any finite precision)."""
+    if ex.is_rational(a) and ex.is_rational(b):
+        return a == b
+    if not (ex.is_finite(a) and ex.is_finite(b)):
+        return ex.agree(a, b, 15)
+    d = abs(ex.to_real(ex.sub(a, b)))
+    if d.contains(0):
+        return True
+    resolution = flint.arb(2) ** (40 - ex.prec())
+    scale = max(abs(ex.to_real(a)).mid(), abs(ex.to_real(b)).mid(), flint.arb(1))
+    return bool(d.mid() <= scale * resolution)

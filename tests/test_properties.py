@@ -316,14 +316,16 @@ def test_max_that_real_symbols_make_invalid() -> None:
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="a tie of Min inside Max(-1, .) is reported as agree once a smooth term "
-                   "is added: symbolic e**-1, executed and autograd e**-1 + 1/2")
 def test_tie_beside_a_smooth_term() -> None:
+    """A tie of Min inside Max(-1, .) beside a smooth term: once reported as agree (the smooth
+    term sent the math side through sympy.diff, whose Heaviside conventions matched torch's)."""
     x, y = sp.symbols("x y")
     comparison = sg.compare(sp.exp(x) + sp.Max(-1, sp.Min(x, y)), at={x: -1.0, y: -1.0})
-    entry = comparison.entries[0]  # d/dx: the math has slope e**-1 (the Max is flat on both sides)
-    assert entry.cause is not sg.Cause.AGREE  # without exp(x) the same tie is a kink
+    dx, dy = comparison.entries  # the Max is flat on both sides: the math has slopes e**-1 and 0
+    assert dx.cause is sg.Cause.KINK and dy.cause is sg.Cause.KINK
+    assert abs(float(dx.grad_symbolic) - float(sp.exp(-1))) < 1e-15 and dy.grad_symbolic == 0
+    assert abs(float(dx.grad_executed) - float(sp.exp(-1)) - 0.5) < 1e-15 and dy.grad_executed == sp.Rational(1, 2)
+    assert dx.grad_autograd == pytest.approx(float(sp.exp(-1)) + 0.5, rel=1e-15)
 
 
 @pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
