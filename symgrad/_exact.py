@@ -41,6 +41,9 @@ Exact = fmpq | arb
 MAX_RATIONAL_BITS = 4096
 # Where every exact computation starts (bits; about 38 decimal digits), and the most it may rise to.
 START_PREC = 128
+# Rational powers a**(p/q) are tried for an exact rational root only for q up to this (a float
+# exponent such as 0.3 has q = 2**54: no rational number has such a root but 0 and 1).
+MAX_EXACT_ROOT = 64
 MAX_PREC = 40_000
 
 ZERO = fmpq(0)
@@ -279,7 +282,7 @@ def rpow(a: Exact, e: fmpq) -> Exact:
         return NAN
     if is_zero(a):
         return ZERO if e > 0 else INF
-    if isinstance(a, fmpq) and a.height_bits() <= MAX_RATIONAL_BITS // 4:
+    if isinstance(a, fmpq) and e.q <= MAX_EXACT_ROOT and a.height_bits() <= MAX_RATIONAL_BITS // 4:
         root = _exact_root(a, int(e.q))
         if root is not None:
             return ipow(root, int(e.p))
@@ -528,12 +531,15 @@ def ewise(fn, *args):  # type: ignore[no-untyped-def]
 
 
 def accumulate(a: object, b: object) -> object:
-    """a + b for adjoints: scalars, matrices, or a matrix adjoint summed into a scalar."""
+    """a + b for adjoints: scalars, matrices, or a matrix adjoint summed into a scalar. A matrix
+    result is always a new array (adjoints are updated in place by `elem` steps)."""
     if isinstance(a, np.ndarray):
-        if not isinstance(b, np.ndarray) and is_exact_zero(b):
-            return a
-        if all_zero(a):
-            return b if isinstance(b, np.ndarray) else ewise(add, a, b)
+        if isinstance(b, np.ndarray):
+            if all_zero(a):
+                return b.copy()
+            return a + b  # numpy's object loop: FLINT's own addition, exact
+        if is_exact_zero(b):
+            return a.copy()
         return ewise(add, a, b)
     if isinstance(b, np.ndarray):
         return add(a, total(b))  # type: ignore[arg-type]  # a scalar broadcast over a matrix collects all its adjoints

@@ -22,6 +22,7 @@ import torch
 
 from . import _exact as ex
 from . import autograd as ag
+from ._deep import deep
 from .causes import EXPLANATIONS, HINTS, Cause
 from .errors import ORDER, POINT_TOO_LARGE, PRECISION, PrecisionError
 from .errors import RTOL as RTOL_MESSAGE
@@ -107,17 +108,17 @@ class Comparison:
     def __str__(self) -> str:
         from .report import render_text
 
-        return render_text(self)
+        return deep(render_text)(self)
 
     def to_markdown(self) -> str:
         from .report import render_markdown
 
-        return render_markdown(self)
+        return deep(render_markdown)(self)
 
     def _repr_html_(self) -> str:
         from .report import render_html
 
-        return render_html(self)
+        return deep(render_html)(self)
 
 
 # --------------------------------------------------------------------------- the point
@@ -344,7 +345,7 @@ def _fmt(v: Any) -> str:
 
 
 def _user(lowered: LoweredProgram, node: sp.Basic) -> str:
-    return node_text(node.xreplace(lowered.normalized.user_symbols)) if isinstance(node, sp.Basic) else str(node)
+    return node_text(node, lowered.normalized.user_symbols) if isinstance(node, sp.Basic) else str(node)
 
 
 @dataclass
@@ -730,6 +731,7 @@ def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
 # --------------------------------------------------------------------------- entry point
 
 
+@deep
 def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, dtype: str = "float64",
             branches: Literal["if", "where"] = "if", order: int = 1, v: Any = None, rtol: float | None = None,
             max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Comparison:

@@ -119,6 +119,13 @@ class Path:
                 continue
             if st.cut and not math_mode:
                 continue
+            if st.op == "elem":
+                # One element of a matrix: its adjoint lands on that element alone, in place
+                # (adjoint arrays are never shared), instead of adding a one-hot matrix.
+                p = st.parents[0]
+                target = adj[p]
+                target[st.param] = ex.add(target[st.param], a)
+                continue
             if st.vjp is not None:
                 for p, contribution in zip(st.parents, st.vjp(a)):
                     adj[p] = ex.accumulate(adj[p], contribution)
@@ -324,7 +331,7 @@ class _Runner:
         grad = cut is None and any(p.grad for p in parent_steps)
         keep = tuple(vals) if (op.undefined is not None or op.piece is not None) and vjp is None else None
         idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut,
-                                depends, grad, keep, param if keep is not None else None, vjp))
+                                depends, grad, keep, param if (keep is not None or s.op == "elem") else None, vjp))
         self.env[s.name] = idx
 
     def elementwise(self, s: Step, op: Any, vals: list[Any], param: Any) -> tuple[Any, tuple[Any, ...]]:

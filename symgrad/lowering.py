@@ -46,6 +46,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.str import StrPrinter
 
 from . import _exact as ex
+from ._deep import deep
 from .errors import OptionError, ProgramError, UnsupportedNodeError
 from .primitives import PRIMITIVES, detach, item, no_grad
 from .program import Normalized, identifier, node_text, normalize
@@ -484,7 +485,7 @@ class _Lowerer:
             target = self.var(target_sym)
             # Each assignment starts a fresh scope: a reassigned variable makes earlier
             # subexpressions that read it stale.
-            self.label = node_text(stmt.xreplace(self.norm.user_symbols))
+            self.label = node_text(stmt, self.norm.user_symbols)
             self.context = stmt
             op = self.expr(rhs, _Scope(), out, target=target)
             self.label = None
@@ -1118,18 +1119,10 @@ def _lower_cached(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
     return _lower(f, branches, dtype)
 
 
+@deep
 def _lower(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
-    # Lowering recurses once per nesting level (as SymPy's own printers do); deep expressions
-    # (a thousand nested nodes) need more than Python's default 1,000 frames.
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20_000))
-    try:
-        return _lower_unlimited(f, branches, dtype)
-    finally:
-        sys.setrecursionlimit(limit)
-
-
-def _lower_unlimited(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
+    # Lowering recurses once per nesting level (as SymPy's own printers do); `deep` reruns a
+    # deep expression in a worker with a large stack (symgrad/_deep.py).
     norm = normalize(f)
     lowerer = _Lowerer(norm, branches, dtype)
     body, output, output_line = lowerer.run()

@@ -93,8 +93,41 @@ def _describe(stmts: Sequence[sp.Basic], indent: str = "") -> list[str]:
     return out
 
 
-def node_text(node: sp.Basic) -> str:
-    """A node in SymPy notation, on one line; statements read as code (`while Abs(b) < 1000`)."""
+# A node of more than this many subexpressions prints abbreviated (its head, operands two levels
+# deep): printing a deep node in full costs time and space quadratic in its depth.
+NODE_TEXT_MAX = 300
+
+
+def node_text(node: sp.Basic, user: dict[Any, Any] | None = None) -> str:
+    """A node in SymPy notation, on one line; statements read as code (`while Abs(b) < 1000`).
+    `user` maps symgrad's real symbols back to the user's own. A large node is abbreviated
+    (`Add(sin(Add(...)), x/1000)`) before anything walks it whole."""
+    if isinstance(node, sp.Basic) and not isinstance(node, (ast.While, ast.For, ast.AssignmentBase)) and _large(node):
+        return _abbreviated(node, 2, user)
+    return _node_text(node.xreplace(user) if user and isinstance(node, sp.Basic) else node)
+
+
+def _large(node: sp.Basic, limit: int = NODE_TEXT_MAX) -> bool:
+    seen = 0
+    for _ in sp.preorder_traversal(node):
+        seen += 1
+        if seen > limit:
+            return True
+    return False
+
+
+def _abbreviated(node: sp.Basic, depth: int, user: dict[Any, Any] | None) -> str:
+    if not _large(node, 12):
+        return _node_text(node.xreplace(user) if user else node)
+    if depth == 0 or not node.args:
+        return f"{type(node).__name__}(...)"
+    parts = [_abbreviated(a, depth - 1, user) for a in node.args[:4]]
+    if len(node.args) > 4:
+        parts.append(f"... {len(node.args) - 4} more")
+    return f"{type(node).__name__}({', '.join(parts)})"
+
+
+def _node_text(node: sp.Basic) -> str:
     if isinstance(node, ast.While):
         return f"while {sp.sstr(node.condition)}"
     if isinstance(node, ast.For):

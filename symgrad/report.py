@@ -137,49 +137,53 @@ def program_lines(c: Comparison, marker: str = ">") -> list[str]:
 
 
 def path_lines(path: Path, user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
-    """The executed path, compactly: one row per line that ran, loops folded ("ran 9 times")."""
-    runs: dict[int, list[str]] = {}
+    """The executed path, compactly: one row per line that ran, loops folded ("ran 9 times").
+    Only the rows shown are printed (a deep program's path has thousands of steps)."""
+    runs: dict[int, list[tuple[Any, str]]] = {}  # line -> (step, mark) for each time it ran
     for st in path.steps:
         if st.op == "no_grad" and st.parents:
             inner = path.steps[st.parents[0]]
             if inner.line in runs:
-                runs[inner.line][-1] += "  [computed under no_grad: a constant, off the graph]"
+                last, mark = runs[inner.line][-1]
+                runs[inner.line][-1] = (last, mark + "  [computed under no_grad: a constant, off the graph]")
                 continue
         if st.op in ("input", "loop_var") or not st.line:
             continue
         mark = {"detach": "  [a constant: detached]", "graph-break": "  [a constant: left the graph]"}.get(st.cut or "", "")
         if st.op in ("const_on_graph", "constant"):
             mark = "  [a constant]"
-        node = _one_line(node_text(st.node.xreplace(user)))
-        what = node if node.startswith(f"{st.name} =") else f"{st.name} = {node}"
-        runs.setdefault(st.line, []).append(f"{what} -> {_value(st.value)}{mark}")
+        runs.setdefault(st.line, []).append((st, mark))
     tests: dict[int, list[Decision]] = {}
     for d in path.decisions:
         if d.kind != "piece":
             tests.setdefault(d.line, []).append(d)
+    lines = sorted(set(runs) | set(tests))
     rows: list[tuple[int, str]] = []
-    for line, texts in runs.items():
-        if len(texts) == 1:
-            rows.append((line, texts[0]))
+    for line in lines[:MAX_PATH_ROWS]:
+        ran = runs.get(line, [])
+        if ran:
+            st, mark = ran[-1]
+            node = _one_line(node_text(st.node, user))
+            what = node if node.startswith(f"{st.name} =") else f"{st.name} = {node}"
+            text = f"{what} -> {_value(st.value)}{mark}" if len(ran) == 1 else \
+                f"{what}  ran {len(ran)} times; last value {_value(st.value)}{mark}"
+            if line in tests and len(ran) == 1:
+                # A `torch.where` line: its value and its condition belong to one row.
+                text += f"  ({_decisions(tests[line], user, short=True)})"
+            rows.append((line, text))
+            if line in tests and len(ran) > 1:
+                rows.append((line, _decisions(tests[line], user)))
         else:
-            head, last = texts[-1].split(" -> ", 1)
-            rows.append((line, f"{head}  ran {len(texts)} times; last value {last}"))
-    for line, ds in tests.items():
-        if line in runs and len(runs[line]) == 1:
-            # A `torch.where` line: its value and its condition belong to one row.
-            rows = [(n, f"{t}  ({_decisions(ds, user, short=True)})" if n == line else t) for n, t in rows]
-        else:
-            rows.append((line, _decisions(ds, user)))
-    rows.sort()
+            rows.append((line, _decisions(tests[line], user)))
     out = [f"  line {line}: {text}" for line, text in rows[:MAX_PATH_ROWS]]
-    if len(rows) > MAX_PATH_ROWS:
-        out.append(f"  ... {len(rows) - MAX_PATH_ROWS} more lines")
+    if len(lines) > MAX_PATH_ROWS:
+        out.append(f"  ... {len(lines) - MAX_PATH_ROWS} more lines")
     return out
 
 
 def _decisions(ds: Sequence[Decision], user: dict[sp.Symbol, sp.Symbol], short: bool = False) -> str:
     d = ds[-1]
-    node = node_text(d.node.xreplace(user))
+    node = node_text(d.node, user)
     tie = "  [on its threshold]" if any(x.tie for x in ds) else ""
     if short:
         return f"condition {'true' if d.taken else 'false'}, both branches computed{tie.strip() and ', on its threshold'}"

@@ -1,0 +1,70 @@
+"""Deep inputs without recursion limits.
+
+SymPy's printers, `xreplace` and our lowering recurse once per nesting level, so a 10,000-deep
+composition needs far more than Python's default 1,000 frames, and raising the limit on the
+caller's thread (8 MiB of C stack) crashes the process instead. `deep(fn)` runs `fn` as it is;
+only if it raises `RecursionError` is it run again in a worker thread with a large stack and a
+high recursion limit. The caller's recursion limit is restored afterwards, and the worker sees
+the caller's torch grad mode (thread-local in torch).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+STACK_BYTES = 1 << 30  # reserved, not committed: the pages are used only as deep as the work goes
+RECURSION_LIMIT = 1_000_000
+
+_local = threading.local()
+_limit_lock = threading.Lock()
+
+
+def deep(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        if getattr(_local, "inside", False):
+            return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except RecursionError:
+            return _in_big_stack(fn, args, kwargs)
+
+    return wrapper
+
+
+def _in_big_stack(fn: Callable[..., T], args: Any, kwargs: Any) -> T:
+    result: list[Any] = []
+    failure: list[BaseException] = []
+    grad = torch.is_grad_enabled()
+
+    def work() -> None:
+        _local.inside = True
+        try:
+            with torch.set_grad_enabled(grad):
+                result.append(fn(*args, **kwargs))
+        except BaseException as err:  # handed back to the caller's thread below
+            failure.append(err)
+
+    with _limit_lock:
+        limit = sys.getrecursionlimit()
+        size = threading.stack_size()
+        try:
+            threading.stack_size(STACK_BYTES)
+            sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
+            worker = threading.Thread(target=work, name="symgrad-deep")
+            worker.start()
+            worker.join()
+        finally:
+            threading.stack_size(size)
+            sys.setrecursionlimit(limit)
+    if failure:
+        raise failure[0]
+    return result[0]
