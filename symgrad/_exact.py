@@ -122,6 +122,8 @@ def to_real(v: Exact | int | float | Fraction) -> arb:
     """The value as a ball at the working precision."""
     if isinstance(v, arb):
         return v
+    if isinstance(v, fmpq):
+        return arb(v)
     if isinstance(v, Fraction):
         return arb(fmpq(v.numerator, v.denominator))
     if isinstance(v, float):

@@ -840,15 +840,27 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             raise _unsupported(e)
         return op, (e.expr,), param
     if isinstance(e, sp.MatrixBase):
+        if not e.free_symbols and all(v.is_real is not False for v in e):
+            return "matconst", (), sp.ImmutableMatrix(e)  # a constant matrix is one tensor
         return "stack", tuple(e), (e.rows, e.cols)
     raise _unsupported(e)
 
 
 def _matconst_text(c: sp.Basic, dtype: str) -> str:
+    if isinstance(c, sp.MatrixBase):
+        rows = ", ".join("[" + ", ".join(_matrix_entry(v) for v in c.row(i)) + "]" for i in range(c.rows))
+        return f"torch.tensor([{rows}], dtype=torch.{dtype})"
     if isinstance(c, sp.Identity):
         return f"torch.eye({c.rows}, dtype=torch.{dtype})"
     kind = "zeros" if isinstance(c, sp.ZeroMatrix) else "ones"
     return f"torch.{kind}({c.rows}, {c.cols}, dtype=torch.{dtype})"
+
+
+def _matrix_entry(v: sp.Basic) -> str:
+    """An entry of a constant matrix as a float literal (exact on the exact sides)."""
+    if v.is_Integer:
+        return f"{int(v)}.0" if abs(int(v)) < 2**53 else repr(float(v))
+    return repr(float(v))
 
 
 def _select_minmax(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
@@ -950,7 +962,7 @@ def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     if op == "matpow":
         return f"{parts[0]}_pow_{param}"
     if op == "matconst":
-        return type(param).__name__.lower()
+        return "const_matrix" if isinstance(param, sp.MatrixBase) else type(param).__name__.lower()
     return op
 
 
