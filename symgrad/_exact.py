@@ -40,7 +40,7 @@ Exact = fmpq | arb
 # long loops over rational inputs would otherwise grow without bound (and cost quadratic time).
 MAX_RATIONAL_BITS = 4096
 # Where every exact computation starts (bits; about 38 decimal digits), and the most it may rise to.
-START_PREC = 128
+START_PREC = 192
 # Rational powers a**(p/q) are tried for an exact rational root only for q up to this (a float
 # exponent such as 0.3 has q = 2**54: no rational number has such a root but 0 and 1).
 MAX_EXACT_ROOT = 64

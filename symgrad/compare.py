@@ -621,13 +621,17 @@ class _Classifier:
             return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
         out = self.path.steps[self.path.output]
         detail = f"The errors of {self.dtype}'s rounding accumulate over the program's {len(self.path.steps)} steps."
-        return _Finding(Cause.ROUNDING, out.node, self.lowered.output_line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+        if self.exact.bits > ex.START_PREC:
+            detail += (f" The exact values needed {self.exact.bits} bits (about {int(self.exact.bits * 0.30103)} digits) "
+                       "to certify theirs: the program amplifies every rounding error as it runs.")
+        return _Finding(Cause.ROUNDING, out.node, self.lowered.output_line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
+                        hint_extra="accumulate")
 
 
 def _rel(r: float) -> str:
     if r >= 10:
         return f"a factor of {r:.3g}"
-    return f"{100 * r:.2g}%"
+    return f"{100 * r:.3g}%"
 
 
 def _count(decisions: Sequence[Decision], d: Decision) -> int:
@@ -712,6 +716,10 @@ def _first_line(text: str) -> str:
 
 def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
     """The rule's own hint for this cause if it has one, else the cause's general hint."""
+    if f.hint_extra == "accumulate":
+        return ("No single step cancels: the program amplifies the rounding error of every step. "
+                "Reformulate it so errors do not grow (fewer iterations, a contracting update), or "
+                "compute in higher precision" + (" (float64)." if c.dtype == "float32" else "."))
     if f.node is not None:
         for st in c.path.steps:
             if st.node == f.node and st.op in OPS:

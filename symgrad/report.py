@@ -224,14 +224,29 @@ def _entry_text(e: Entry) -> list[str]:
     return out
 
 
+HEADLINE_MAX = 400
+
+
+def _headline(source: str) -> str:
+    """The function on one line; a long one is cut, saying how long it is."""
+    text = _one_line(" ".join(source[: 4 * HEADLINE_MAX].split()))
+    if len(source) <= HEADLINE_MAX:
+        return text
+    return f"{text[:HEADLINE_MAX - 40]} ... ({len(source):,} characters)"
+
+
 def render_text(c: Comparison) -> str:
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
-        f"symgrad: {_one_line(' '.join(c.source.split())) if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
+        f"symgrad: {_headline(c.source) if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
         f"  ({c.dtype}, branches=\"{c.branches}\")",
         f"cause: {cause.id}: {cause.title}",
     ]
+    if c.exact_bits > 4 * ex.START_PREC:
+        head.append(f"note: the exact values needed {c.exact_bits} bits of working precision (about "
+                    f"{int(c.exact_bits * 0.30103)} digits): the program loses digits as it runs, and "
+                    "every digit reported is certain")
     if c.lowered.normalized.rewritten:
         head.append(f"note: SymPy rewrote it for real symbols as {c.lowered.normalized.rewritten}")
     head.append(f"value: exact {_flat(c.value_exact)}, autograd's forward {_flat(c.value_autograd)}")
