@@ -377,10 +377,21 @@ def certain_bits(v: Exact) -> int:
     return int(v.rel_accuracy_bits())
 
 
+# A value whose magnitude is certainly past 2**BEYOND_BITS is beyond every dtype: the verdict
+# needs only that, not its digits.
+BEYOND_BITS = 4096
+
+
+def beyond_every_dtype(v: Exact) -> bool:
+    if isinstance(v, fmpq) or not v.is_finite():
+        return False
+    return bool(abs(v) > arb(2) ** BEYOND_BITS)
+
+
 def lost_bits(v: Exact) -> int:
     """Bits of the working precision a value has lost (0 for exact values; a ball that contains
-    0 has lost them all)."""
-    if isinstance(v, fmpq) or v.is_exact() or not v.is_finite():
+    0 has lost them all; a value certainly beyond every dtype needs no digits)."""
+    if isinstance(v, fmpq) or v.is_exact() or not v.is_finite() or beyond_every_dtype(v):
         return 0
     return max(0, prec() - int(v.rel_accuracy_bits()))
 

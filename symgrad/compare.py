@@ -287,7 +287,8 @@ def _exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence
         if needed > ex.MAX_PREC:
             if enough:
                 return current  # only a tie left undecided: it is one to the working resolution
-            raise PrecisionError(PRECISION.format(bits=bits, lost=lost, target=TARGET_BITS, needed=needed))
+            raise PrecisionError(PRECISION.format(bits=bits, lost=f"{lost:,}" if lost < 10**9 else "more than 10**9",
+                                                  target=TARGET_BITS, needed=f"{needed:,}" if needed < 10**9 else "more than 10**9"))
         rerun += 1
         bits = needed
 

@@ -133,6 +133,8 @@ PRECISION: Final = (
     "the program's balls lost {lost} bits, so certifying the {target} bits symgrad reports would "
     "take {needed} bits, past the limit of 40000.\n"
     "Each step of an unstable recurrence (b = 2*b + sin(b)) doubles the error of the step "
-    "before, so the digits needed grow with the number of steps.\n"
-    "Fix: run fewer iterations, or compare at a point where the program is better conditioned."
+    "before, so the digits needed grow with the number of steps; a value that grows like "
+    "exp(exp(x)) needs as many bits as its exponent has.\n"
+    "Fix: run fewer iterations, or compare at a point where the program is better conditioned "
+    "(smaller magnitudes)."
 )

@@ -820,6 +820,16 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "transpose", (e.arg,), None
     if isinstance(e, sp.HadamardProduct):
         return "mul", tuple(e.args), sp.Integer(1)
+    if isinstance(e, sp.HadamardPower):
+        # SymPy writes HadamardProduct(A, A) as HadamardPower(A, 2): an elementwise power.
+        exp_ = e.exp
+        if exp_.is_Integer and int(exp_) >= 1:
+            return "pow_int", (e.base,), int(exp_)
+        if exp_ == sp.Rational(1, 2):
+            return "sqrt", (e.base,), None
+        if (exp_.is_Rational or exp_.is_Float) and exp_ > 0:
+            return "pow_frac", (e.base,), ex.from_sympy(exp_)
+        raise _unsupported(e)
     if isinstance(e, sp.Inverse):
         return "inv", (e.arg,), None
     if isinstance(e, sp.MatPow):

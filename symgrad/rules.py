@@ -672,6 +672,9 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.Transpose, ("transpose",), "`A.T` (2-D tensors only, never torch.transpose without dims)",
          "any matrix"),
     Rule(sp.HadamardProduct, ("mul",), "`A * B` elementwise", "equal shapes"),
+    Rule(sp.HadamardPower, ("pow_int", "sqrt", "pow_frac"), "`A ** n` elementwise for a positive "
+         "constant n (SymPy writes HadamardProduct(A, A) as HadamardPower(A, 2))",
+         "that of the scalar power, element by element"),
     Rule(sp.MatPow, ("matpow",), "`torch.linalg.matrix_power(A, n)` for an integer n", "square A "
          "(invertible for n < 0)"),
     Rule(sp.Inverse, ("inv",), "`torch.linalg.inv(A)`", "square, invertible A",

@@ -108,6 +108,8 @@ def _write_out(e: sp.Basic, table: dict[Any, Any], memo: dict[Any, Any]) -> Any:
             out = args[0].trace()
         elif isinstance(e, sp.Determinant):
             out = args[0].det()
+        elif isinstance(e, sp.HadamardPower):
+            out = args[0].applyfunc(lambda t: t ** args[1])
         elif isinstance(e, sp.HadamardProduct):
             out = args[0]
             for a in args[1:]:

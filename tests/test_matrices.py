@@ -55,6 +55,8 @@ MATRIX_CASES = [
     MatrixCase("mat_det_pow", sp.Determinant(A**2), {A: A_VAL}, lambda A: torch.linalg.det(torch.linalg.matrix_power(A, 2))),
     MatrixCase("mat_hadamard_exp", sp.Trace(sp.HadamardProduct(A, A.applyfunc(sp.exp))), {A: A_VAL},
                lambda A: torch.trace(A * torch.exp(A))),
+    MatrixCase("mat_hadamard_square", sp.Trace(A * sp.HadamardProduct(A, A)), {A: A_VAL},
+               lambda A: torch.trace(A @ (A ** 2)), lambda m: (m["A"] * m["A"].applyfunc(lambda t: t**2)).trace()),
     MatrixCase("mat_ones_zeros", sp.OneMatrix(1, 2) * (A + sp.ZeroMatrix(2, 2)) * sp.OneMatrix(2, 1), {A: A_VAL},
                lambda A: (torch.ones(1, 2, dtype=torch.float64) @ A @ torch.ones(2, 1, dtype=torch.float64))[0, 0],
                lambda m: (sp.ones(1, 2) * m["A"] * sp.ones(2, 1))[0, 0]),
