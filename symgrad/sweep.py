@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from .autograd import in_torch_state
 from .causes import Cause
 from .compare import RTOL, Comparison, compare
 from .errors import LoopLimitError, OptionError, PointError, SymgradError
@@ -502,6 +503,7 @@ def _flag(sym: np.ndarray, auto: np.ndarray, rtol: float) -> np.ndarray:
     return np.asarray(bad.any(axis=1))
 
 
+@in_torch_state
 def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] | None = None,
           dtype: str = "float64", branches: Literal["if", "where"] = "if", device: str = "cpu",
           rtol: float | None = None, progress: bool | None = None, max_exact: int = MAX_EXACT,

@@ -430,3 +430,70 @@ def test_an_irrational_constant_is_exact_on_the_exact_sides() -> None:
     assert e.grad_symbolic == -1, (e.cause, e.one_sided)
     assert e.one_sided is None
     assert e.cause.id != "kink"
+
+
+# --------------------------------------------------------------------------- the user's torch state
+
+
+def _torch_state() -> tuple[object, ...]:
+    return (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.is_anomaly_enabled(),
+            torch.is_anomaly_check_nan_enabled(), torch.get_default_dtype())
+
+
+
+USER_STATES: dict[str, Callable[[], object]] = {
+    "no_grad": torch.no_grad,
+    "set_grad_enabled(False)": lambda: torch.set_grad_enabled(False),
+    "inference_mode": torch.inference_mode,
+    "detect_anomaly": lambda: torch.autograd.set_detect_anomaly(True),
+    "detect_anomaly(check_nan=False)": lambda: torch.autograd.set_detect_anomaly(True, check_nan=False),
+}
+
+
+@pytest.mark.parametrize("default", [torch.float64, torch.float32], ids=["default64", "default32"])
+@pytest.mark.parametrize("state", list(USER_STATES))
+def test_user_torch_state_changes_no_verdict_and_is_restored(state: str, default: torch.dtype) -> None:
+    outside = [sg.compare(sp.exp(x), at={x: 1.0}), sg.compare(sp.log(sp.exp(x) + sp.exp(y)), at={x: 1000.0, y: 0.0})]
+    assert [c.cause.id for c in outside] == ["agree", "overflow"]
+    before_default = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        with USER_STATES[state]():
+            before = _torch_state()
+            smooth = sg.compare(sp.exp(x), at={x: 1.0})
+            assert _torch_state() == before
+            big = sg.compare(sp.log(sp.exp(x) + sp.exp(y)), at={x: 1000.0, y: 0.0})
+            assert _torch_state() == before
+            # float32 runs name their dtype too: the default dtype never decides one.
+            small = sg.compare(sp.exp(x), at={x: 1.0}, dtype="float32")
+            assert _torch_state() == before
+    finally:
+        torch.set_default_dtype(before_default)
+    assert (smooth.cause.id, big.cause.id, small.cause.id) == ("agree", "overflow", "agree")
+    e = math.exp(1.0)
+    assert smooth.entries[0].grad_autograd == e == outside[0].entries[0].grad_autograd
+    assert math.isnan(big.entries[0].grad_autograd) and math.isnan(outside[1].entries[0].grad_autograd)
+    assert small.entries[0].grad_autograd == torch.exp(torch.tensor(1.0, dtype=torch.float32)).item()
+
+
+def test_user_torch_state_is_restored_when_an_error_escapes() -> None:
+    with torch.no_grad(), torch.autograd.set_detect_anomaly(True):
+        before = _torch_state()
+        with pytest.raises(sg.UnboundSymbolError):
+            sg.compare(x * y, at={x: 1.0})
+        assert _torch_state() == before
+        from symgrad import autograd
+
+        with pytest.raises(ZeroDivisionError), autograd.torch_state():
+            assert torch.is_grad_enabled() and not torch.is_anomaly_enabled()
+            1 / 0
+        assert _torch_state() == before
+
+
+def test_hessian_under_inference_mode_is_the_same() -> None:
+    outside = sg.compare(sp.sin(x) * y, at={x: 0.5, y: 2.0}, order=2)
+    with torch.inference_mode():
+        inside = sg.compare(sp.sin(x) * y, at={x: 0.5, y: 2.0}, order=2)
+        assert torch.is_inference_mode_enabled()
+    assert [e.grad_autograd for e in inside.entries] == [e.grad_autograd for e in outside.entries]
+    assert inside.cause.id == "agree"

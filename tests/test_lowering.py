@@ -275,3 +275,26 @@ def test_no_orphan_golden_programs() -> None:
     names = {c.name for c in [*CASES, *MATRIX_CASES]}
     orphans = sorted(p.name for p in (GOLDEN / "lowering").glob("*.py") if p.stem not in names)
     assert orphans == [], f"golden programs without a case in tests/cases.py: {orphans} (delete them)"
+
+
+def test_calling_a_lowered_program_keeps_the_user_torch_state() -> None:
+    """The generated program is the user's own torch code: it runs in their state (under
+    `no_grad` it records no graph) and changes none of it, and it names every dtype it makes."""
+    x = sp.Symbol("x")
+    lowered = sg.lower(sg.no_grad(x**2) + sg.item(sp.Integer(3)) * x + sp.Piecewise((x, x > 0), (2, True)))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with torch.autograd.set_detect_anomaly(True):
+            t = torch.tensor(-2.0, dtype=torch.float64, requires_grad=True)
+            out = lowered(t)
+            assert torch.is_grad_enabled() and torch.is_anomaly_enabled()
+            assert out.dtype == torch.float64 and out.item() == 4.0 - 6.0 + 2.0
+            (g,) = torch.autograd.grad(out, t)
+            assert g.item() == 3.0  # no_grad(x**2) and the constant branch give nothing
+        with torch.no_grad():
+            out = lowered(torch.tensor(-2.0, dtype=torch.float64, requires_grad=True))
+            assert not torch.is_grad_enabled() and not out.requires_grad
+        assert torch.get_default_dtype() == torch.float32
+    finally:
+        torch.set_default_dtype(default)

@@ -470,3 +470,27 @@ def test_cli_sweep_bad_over_exits_2_with_a_sentence(over: str, first: str, capsy
     assert out == ""
     assert err.splitlines()[0] == first
     assert "Fix:" in err
+
+
+@pytest.mark.parametrize("state", ["no_grad", "inference_mode", "detect_anomaly", "default_float32"])
+def test_sweep_is_the_same_in_any_user_torch_state_and_restores_it(state: str) -> None:
+    x = sp.Symbol("x")
+    f = sp.Abs(x) + sp.sqrt(x**2)
+    outside = sg.sweep(f, over={x: (-1, 1)}, n=5)
+    contexts = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
+                "detect_anomaly": lambda: torch.autograd.set_detect_anomaly(True)}
+    default = torch.get_default_dtype()
+    try:
+        if state == "default_float32":
+            torch.set_default_dtype(torch.float32)
+        with contexts.get(state, torch.enable_grad)():
+            before = (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.is_anomaly_enabled(),
+                      torch.get_default_dtype())
+            inside = sg.sweep(f, over={x: (-1, 1)}, n=5)
+            after = (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.is_anomaly_enabled(),
+                     torch.get_default_dtype())
+    finally:
+        torch.set_default_dtype(default)
+    assert after == before
+    assert inside.counts == outside.counts == {"agree": 4, "kink": 1}
+    np.testing.assert_array_equal(inside.grad_autograd, outside.grad_autograd)
