@@ -48,7 +48,7 @@ from sympy.printing.str import StrPrinter
 from . import _exact as ex
 from .errors import OptionError, ProgramError, UnsupportedNodeError
 from .primitives import PRIMITIVES, detach, item, no_grad
-from .program import Normalized, identifier, node_text, normalize
+from .program import RESERVED_NAMES, Normalized, identifier, identifier_chars, node_text, normalize
 from .rules import OPS, RULES, rule_for
 
 Branches = Literal["if", "where"]
@@ -315,18 +315,21 @@ class _Namer:
     MAX = 24
 
     def __init__(self) -> None:
-        self.used: set[str] = {"torch", "math", "f"}
+        # `out` stays free for the output; builtins and modules the program calls never shadow.
+        self.used: set[str] = set(RESERVED_NAMES - {"out"})
 
     def reserve(self, name: str) -> None:
         self.used.add(name)
 
     def fresh(self, base: str) -> str:
         # Keep a trailing underscore: `identifier()` adds one to keywords (`lambda_`).
-        base = re.sub(r"\W+", "_", base).lstrip("_")[: self.MAX] or "t"
+        base = identifier_chars(base).lstrip("_")[: self.MAX] or "t"
+        if not base[0].isidentifier():
+            base = "t_" + base
+        if not base.isidentifier():  # cut through a combining sequence
+            base = "t_" + re.sub(r"[^A-Za-z0-9_]+", "_", base)
         if keyword.iskeyword(base):
             base += "_"
-        if base[0].isdigit():
-            base = "t_" + base
         name, k = base, 2
         while name in self.used:
             name = f"{base}_{k}"

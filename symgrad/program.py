@@ -13,11 +13,13 @@ a statement-level `if` (or a `torch.where`, with `branches="where"`).
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import sympy as sp
 from sympy.codegen import ast
@@ -203,19 +205,38 @@ def _assigned_in(stmts: Sequence[sp.Basic]) -> set[str]:
 
 # --------------------------------------------------------------------------- normalisation
 
-_RESERVED = {"torch", "math", "f", "out"}
+# Every name the generated program itself uses, besides its temporaries (which `_Namer` keeps
+# apart): its modules, its function and output, and every builtin (a symbol called `range` must
+# not hide the `range()` a `for` loop calls).
+RESERVED_NAMES: Final = frozenset({"torch", "math", "f", "out", *dir(builtins), *keyword.kwlist})
+
+
+def identifier_chars(text: str) -> str:
+    """`text` as Python reads an identifier: NFKC-normalised (the compiler normalises every
+    identifier, so `ｔｏｒｃｈ` *is* `torch` and `x²` is `x2`), with each run of characters an
+    identifier cannot hold replaced by one `_`. The result may still start with a digit."""
+    text = unicodedata.normalize("NFKC", text)
+    kept = "".join(ch if ("_" + ch).isidentifier() else "\0" for ch in text)
+    return re.sub("\0+", "_", kept)
 
 
 def identifier(name: str) -> str:
-    """A harmless Python identifier for a symbol name (`__import__('os')` -> `import_os`)."""
-    text = re.sub(r"\W+", "_", name).strip("_")
+    """A harmless Python identifier for a symbol name (`__import__('os')` -> `import_os`).
+
+    It is the name Python itself would see (NFKC-normalised), a valid identifier, at most 24
+    characters, and never a keyword or a name the generated program uses (`torch`, `math`, a
+    builtin such as `range`): those get a trailing `_`. Reports keep the user's own name."""
+    text = identifier_chars(name).strip("_")
     if not text:
         text = "v"
-    if text[0].isdigit():
+    if not text[0].isidentifier():  # a digit, or a mark that only continues a name
         text = "v_" + text
-    if keyword.iskeyword(text) or text in _RESERVED or text in dir(__builtins__):
+    text = unicodedata.normalize("NFKC", text[:24])
+    if not text.isidentifier():  # a cut through a combining sequence: keep the plain letters
+        text = "v_" + re.sub(r"[^A-Za-z0-9_]+", "_", text)
+    if keyword.iskeyword(text) or text in RESERVED_NAMES:
         text += "_"
-    return text[:24]
+    return text
 
 
 @dataclass(frozen=True, slots=True)
