@@ -37,18 +37,18 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal, Union
 
+import mpmath
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 from sympy.codegen import ast
 from sympy.printing.pycode import PythonCodePrinter
-from sympy.printing.str import StrPrinter
 
 from . import _exact as ex
 from .errors import OptionError, ProgramError, UnsupportedNodeError
 from .primitives import PRIMITIVES, detach, item, no_grad
-from .program import RESERVED_NAMES, Normalized, identifier, identifier_chars, node_text, normalize
+from .program import RESERVED_NAMES, Normalized, _Printer, identifier, identifier_chars, node_text, normalize, rounded, sstr
 from .rules import OPS, RULES, rule_for
 
 Branches = Literal["if", "where"]
@@ -194,11 +194,16 @@ def _const(c: sp.Basic) -> Const:
         # which is NaN in a real program (and a `domain` finding if the point reaches it).
         return Const(sp.nan, "math.nan")
     if isinstance(c, sp.Integer):
-        text = str(int(c))
+        text = str(int(c)) if abs(int(c)) < _EXACT_INT else _float_text(c)
     elif isinstance(c, sp.Rational):
-        text = repr(float(c)) if _dyadic(c) else f"{c.p} / {c.q}"
+        if _dyadic(c):
+            text = repr(float(c))
+        elif abs(int(c.p)) < _EXACT_INT and int(c.q) < _EXACT_INT:
+            text = f"{c.p} / {c.q}"  # Python's int division rounds to the nearest float
+        else:
+            text = _float_text(c)
     elif isinstance(c, sp.Float):
-        text = repr(float(c))
+        text = _float_text(c)
     elif c is sp.pi:
         text = "math.pi"
     elif c is sp.E:
@@ -210,10 +215,28 @@ def _const(c: sp.Basic) -> Const:
             text = _CONST_PRINTER.doprint(c)
         except Exception as err:  # the printer's own message says which function it lacks
             raise UnsupportedNodeError(
-                f"The constant {sp.sstr(c)} cannot be spelled in Python: {err}\n"
+                f"The constant {sstr(c)} cannot be spelled in Python: {err}\n"
                 "Fix: replace it by a number, e.g. `sympy.Float(sympy.N(c))`."
             ) from err
     return Const(c, text)
+
+
+# Integers from 2**53 on are spelled as floats: torch turns a Python int operand into an int64
+# (2**63 and more raise "int too big to convert"), and the program computes in floats anyway.
+_EXACT_INT = 2**53
+
+
+def _float_text(c: sp.Basic) -> str:
+    """The nearest float64 of a number, as a literal. Past float64's range (1e400), the literal
+    is the number rounded to 17 digits, which Python reads as inf: that is what the dtype holds,
+    and the exact sides still know the true value (an `overflow` where it matters)."""
+    v = float(c)
+    if math.isfinite(v):
+        return repr(v)
+    if isinstance(c, sp.Float):
+        with mpmath.workprec(80):
+            return mpmath.nstr(mpmath.mpf(c._mpf_), 17, min_fixed=0, max_fixed=0)
+    return rounded(int(c.p), int(c.q), strip_zeros=True)
 
 
 def _dyadic(r: sp.Rational) -> bool:
@@ -254,7 +277,7 @@ def _size(node: sp.Basic, memo: dict[int, int]) -> int:
     return total
 
 
-class _SharedStr(StrPrinter):
+class _SharedStr(_Printer):
     """SymPy's str printer, remembering what it printed: a comment above each step prints its
     node, whose children the comments above already printed (linear, not quadratic)."""
 
@@ -289,7 +312,7 @@ _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 
 
 def _int_name(n: int) -> str:
-    word = _WORDS[abs(n)] if abs(n) < len(_WORDS) else f"c{abs(n)}"
+    word = _WORDS[abs(n)] if abs(n) < len(_WORDS) else (f"c{abs(n)}" if abs(n) < 10**6 else "big")
     return word if n >= 0 else f"neg_{word}"
 
 
@@ -429,7 +452,7 @@ class _Lowerer:
     def run(self) -> tuple[tuple[Stmt, ...], Operand, int]:
         norm = self.norm
         args = ", ".join(self.var_names[s] for s in norm.inputs)
-        real = ", ".join(sp.sstr(s) for s in norm.inputs) or "no inputs"
+        real = ", ".join(sstr(s) for s in norm.inputs) or "no inputs"
         what = "the program below" if norm.is_program else norm.source
         self.lines.append(safe_comment(
             f"# symgrad: lowered from  {what}   ({real} real; {self.dtype}; branches=\"{self.branches}\")"
@@ -533,7 +556,7 @@ class _Lowerer:
             self.indent -= 1
             out.append(For(stmt, var, bounds, tuple(body), line))  # type: ignore[arg-type]
             return out
-        raise ProgramError(f"`{sp.sstr(stmt)}` is not a statement symgrad can lower.")
+        raise ProgramError(f"`{sstr(stmt)}` is not a statement symgrad can lower.")
 
     def cond(self, expr: sp.Basic, elementwise: bool = False) -> Cond:
         syms = sorted((s for s in expr.free_symbols if isinstance(s, sp.Symbol)), key=lambda s: s.name)
@@ -579,7 +602,9 @@ class _Lowerer:
             text = _matconst_text(param, self.dtype)
             param = ex.from_sympy(param)
         if op == "item" and isinstance(args[0], Const):
-            text = f"torch.tensor({float(args[0].value)!r}, dtype=torch.{self.dtype})"
+            # A Python number, as `.item()` returns it (a float; past the float range, its literal).
+            v = float(args[0].value)
+            text = f"torch.tensor({repr(v) if math.isfinite(v) else _text(args[0])}, dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
         self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "", target,
                      ", ".join(_text(a) for a in args))
@@ -592,7 +617,7 @@ class _Lowerer:
         anchor = self.anchor(node)
         value = c.value
         text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {_text(c, wrap=True)}"
-        self.emit(f"# the constant {sp.sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+        self.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
         line = self.emit(f"{target} = {text}")
         self.record(node, line)
         out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
@@ -703,7 +728,7 @@ def _augmented_rhs(stmt: ast.AugmentedAssignment) -> sp.Basic:
         return lhs * rhs
     if op == "/":
         return lhs / rhs
-    raise ProgramError(f"`{sp.sstr(stmt)}`: the augmented operator {op}= is not supported.\nFix: write `{lhs} = {lhs} {op} ...`.")
+    raise ProgramError(f"`{sstr(stmt)}`: the augmented operator {op}= is not supported.\nFix: write `{lhs} = {lhs} {op} ...`.")
 
 
 # --------------------------------------------------------------------------- op selection
@@ -773,7 +798,7 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.Heaviside):
         if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
             raise UnsupportedNodeError(
-                f"{sp.sstr(e)} has no torch lowering: symgrad lowers Heaviside with H(0) = 1/2 only.\n"
+                f"{sstr(e)} has no torch lowering: symgrad lowers Heaviside with H(0) = 1/2 only.\n"
                 "Fix: write `Heaviside(x)` (H(0) = 1/2), or a Piecewise with the value you want at 0."
             )
         return "heaviside", (e.args[0],), None
@@ -895,7 +920,7 @@ def _unsupported(e: sp.Basic, context: sp.Basic | None = None) -> UnsupportedNod
     fix = _SUGGESTIONS.get(cls)
     fix_text = (fix + "; or " + UNSUPPORTED_FIX_DEFAULT.format(cls=cls)) if fix else UNSUPPORTED_FIX_DEFAULT.format(cls=cls)
     where = f" (it occurs in `{node_text(context)}`)" if context is not None and context != e else ""
-    err = UnsupportedNodeError(UNSUPPORTED.format(node=sp.sstr(e), cls=cls, where=where, fix=fix_text))
+    err = UnsupportedNodeError(UNSUPPORTED.format(node=sstr(e), cls=cls, where=where, fix=fix_text))
     err.node = e  # type: ignore[attr-defined]
     return err
 
@@ -969,7 +994,8 @@ def _num_text(c: Any) -> str:
     if isinstance(c, sp.Basic):
         return _text(_const(c), wrap=True)
     if isinstance(c, Fraction):
-        return str(c.numerator) if c.denominator == 1 else repr(float(c))
+        text = _const(sp.Rational(c.numerator, c.denominator)).text
+        return f"({text})" if " " in text else text  # `(1 / 3)`, but `-1.5` and `2` as they are
     return repr(float(c))
 
 
@@ -1004,7 +1030,7 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{_text(args[0], wrap=True)} ** {param}"
     if op == "pow_frac":
         c = param
-        spelled = f"({c.numerator} / {c.denominator})" if isinstance(c, Fraction) and not _dyadic(sp.Rational(c.numerator, c.denominator)) else _num_text(c)
+        spelled = _num_text(c)
         return f"{_text(args[0], wrap=True)} ** {spelled}"
     if op == "pow":
         return f"{_text(args[0], wrap=True)} ** {_text(args[1], wrap=True)}"
@@ -1054,7 +1080,7 @@ class _Inline:
         if isinstance(c, sp.Not):
             return f"~({self.cond(c.args[0])})" if self.elementwise else f"not ({self.cond(c.args[0])})"
         raise UnsupportedNodeError(
-            f"The condition {sp.sstr(c)} ({type(c).__name__}) cannot be lowered.\n"
+            f"The condition {sstr(c)} ({type(c).__name__}) cannot be lowered.\n"
             "Conditions are comparisons (<, <=, >, >=, Eq, Ne) joined by And, Or, Not.\n"
             "Fix: write the condition as such a comparison."
         )
@@ -1066,7 +1092,7 @@ class _Inline:
             return _text(_const(e))
         if isinstance(e, sp.Piecewise) or isinstance(e, PRIMITIVES):
             raise UnsupportedNodeError(
-                f"{sp.sstr(e)} inside a condition cannot be lowered inline.\n"
+                f"{sstr(e)} inside a condition cannot be lowered inline.\n"
                 "Fix: assign it to a variable first and compare the variable."
             )
         op, operands, param = _select(e)

@@ -21,10 +21,47 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import mpmath
 import sympy as sp
 from sympy.codegen import ast
+from sympy.printing.str import StrPrinter
 
 from .errors import ProgramError
+
+
+# Integers and rationals longer than this print rounded to 17 digits (`1.0000000000000000e+5000`):
+# Python refuses to turn an int of more than 4,300 digits into a string, and no reader counts them.
+PRINT_DIGITS: Final = 60
+
+
+class _Printer(StrPrinter):
+    """SymPy's str printer, with huge integers and rationals rounded."""
+
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        return super()._print_Integer(expr) if not _huge(expr) else _rounded(expr)
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        return super()._print_Rational(expr) if not _huge(expr) else _rounded(expr)
+
+
+def _huge(r: sp.Rational) -> bool:
+    return max(int(r.p).bit_length(), int(r.q).bit_length()) > PRINT_DIGITS * 3.33
+
+
+def _rounded(r: sp.Rational) -> str:
+    return rounded(int(r.p), int(r.q))
+
+
+def rounded(p: int, q: int = 1, digits: int = 17, strip_zeros: bool = False) -> str:
+    """p/q to `digits` significant digits in e-notation (`1.0000000000000000e+5000`), for any size:
+    no int-to-str conversion on the way."""
+    with mpmath.workprec(int(digits * 3.33) + 20):
+        return mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=strip_zeros, min_fixed=0, max_fixed=0)
+
+
+def sstr(expr: Any) -> str:
+    """`sympy.sstr`, except that huge numbers print rounded (see `PRINT_DIGITS`)."""
+    return _Printer().doprint(expr)
 
 
 def _real(sym: sp.Symbol) -> sp.Symbol:
@@ -85,10 +122,10 @@ def _describe(stmts: Sequence[sp.Basic], indent: str = "") -> list[str]:
     out: list[str] = []
     for s in stmts:
         if isinstance(s, ast.While):
-            out.append(f"{indent}while {sp.sstr(s.condition)}:")
+            out.append(f"{indent}while {sstr(s.condition)}:")
             out += _describe(s.body.args, indent + "    ")
         elif isinstance(s, ast.For):
-            out.append(f"{indent}for {s.target} in {sp.sstr(s.iterable)}:")
+            out.append(f"{indent}for {s.target} in {sstr(s.iterable)}:")
             out += _describe(s.body.args, indent + "    ")
         else:
             out.append(indent + node_text(s))
@@ -98,16 +135,16 @@ def _describe(stmts: Sequence[sp.Basic], indent: str = "") -> list[str]:
 def node_text(node: sp.Basic) -> str:
     """A node in SymPy notation, on one line; statements read as code (`while Abs(b) < 1000`)."""
     if isinstance(node, ast.While):
-        return f"while {sp.sstr(node.condition)}"
+        return f"while {sstr(node.condition)}"
     if isinstance(node, ast.For):
         r = node.iterable
-        bounds = ", ".join(sp.sstr(a) for a in r.args) if isinstance(r, sp.Range) else sp.sstr(r)
+        bounds = ", ".join(sstr(a) for a in r.args) if isinstance(r, sp.Range) else sstr(r)
         return f"for {node.target} in range({bounds})"
     if isinstance(node, ast.AugmentedAssignment):
-        return f"{sp.sstr(node.lhs)} {node.binop}= {sp.sstr(node.rhs)}"
+        return f"{sstr(node.lhs)} {node.binop}= {sstr(node.rhs)}"
     if isinstance(node, ast.AssignmentBase):
-        return f"{sp.sstr(node.lhs)} = {sp.sstr(node.rhs)}"
-    return " ".join(sp.sstr(node).split())
+        return f"{sstr(node.lhs)} = {sstr(node.rhs)}"
+    return " ".join(sstr(node).split())
 
 
 def _read(expr: sp.Basic) -> set[sp.Symbol]:
@@ -127,7 +164,7 @@ def _validate(program: Program) -> None:
                 target = s.lhs
                 if not isinstance(target, sp.Symbol):
                     raise ProgramError(
-                        f"`{node_text(s)}` assigns to {sp.sstr(target)}, which is not a symbol.\n"
+                        f"`{node_text(s)}` assigns to {sstr(target)}, which is not a symbol.\n"
                         "Fix: assign to a plain symbol."
                     )
                 check_reads(s.rhs, node_text(s), loop_vars)
@@ -142,12 +179,12 @@ def _validate(program: Program) -> None:
                     )
                 assigned.add(target.name)
             elif isinstance(s, ast.While):
-                check_reads(s.condition, f"while {sp.sstr(s.condition)}", loop_vars)
+                check_reads(s.condition, f"while {sstr(s.condition)}", loop_vars)
                 changed = _assigned_in(s.body.args)
                 cond_syms = {x.name for x in _read(s.condition)}
                 if not cond_syms & changed:
                     raise ProgramError(
-                        f"The loop `while {sp.sstr(s.condition)}` never changes what its condition "
+                        f"The loop `while {sstr(s.condition)}` never changes what its condition "
                         f"reads ({', '.join(sorted(cond_syms)) or 'nothing'}).\n"
                         "Its body assigns only " + (", ".join(sorted(changed)) or "nothing")
                         + ", so the condition is the same every time: the loop runs never or "
@@ -157,11 +194,11 @@ def _validate(program: Program) -> None:
             elif isinstance(s, ast.For):
                 if not isinstance(s.iterable, sp.Range):
                     raise ProgramError(
-                        f"`for {s.target} in {sp.sstr(s.iterable)}`: symgrad loops over "
+                        f"`for {s.target} in {sstr(s.iterable)}`: symgrad loops over "
                         "`Range(start, stop, step)` only.\nFix: write the loop over a Range."
                     )
                 for bound in s.iterable.args:
-                    check_reads(bound, f"for {s.target} in {sp.sstr(s.iterable)}", loop_vars)
+                    check_reads(bound, f"for {s.target} in {sstr(s.iterable)}", loop_vars)
                 walk(s.body.args, loop_vars | {s.target.name})
             else:
                 raise ProgramError(
@@ -186,7 +223,7 @@ def _validate(program: Program) -> None:
         if sym.name not in assigned and sym.name not in inputs:
             raise ProgramError(
                 (f"The output {sym.name} is never assigned by the program.\n" if program.output == sym else
-                 f"The output {sp.sstr(program.output)} reads {sym.name}, which the program never assigns.\n")
+                 f"The output {sstr(program.output)} reads {sym.name}, which the program never assigns.\n")
                 + "Fix: assign it in the body, or return a symbol that is assigned."
             )
 
@@ -257,7 +294,7 @@ def _source(expr: sp.Basic) -> str:
     for k, _ in enumerate(sp.preorder_traversal(expr)):
         if k > 400:
             return "an expression of more than 400 nodes"
-    return sp.sstr(expr)
+    return sstr(expr)
 
 
 def normalize(f: Any) -> Normalized:

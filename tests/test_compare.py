@@ -497,3 +497,54 @@ def test_hessian_under_inference_mode_is_the_same() -> None:
         assert torch.is_inference_mode_enabled()
     assert [e.grad_autograd for e in inside.entries] == [e.grad_autograd for e in outside.entries]
     assert inside.cause.id == "agree"
+
+
+# --------------------------------------------------------------------------- big constants
+
+BIG = sp.Integer(10) ** 20  # past int64 (torch: "int too big to convert" for a Python int operand)
+
+
+@pytest.mark.parametrize("f, grad", [
+    (BIG * x, BIG),
+    (-sp.Integer(2) ** 64 * x, -sp.Integer(2) ** 64),
+    (x + BIG, sp.Integer(1)),
+    (x**2 / sp.Integer(10) ** 30, sp.Rational(4, 10**30)),
+    (sp.Rational(10**25 + 1, 3) * x, sp.Rational(10**25 + 1, 3)),
+    (sp.Rational(7, 10**30 + 3) * x, sp.Rational(7, 10**30 + 3)),
+    (sp.Float("1e300") * x, sp.Float("1e300")),
+    (sp.Max(x, BIG) + x, sp.Integer(1)),
+    (sp.Piecewise((x, x > BIG), (3 * x, True)), sp.Integer(3)),
+], ids=["10**20*x", "-2**64*x", "x+10**20", "x**2/10**30", "rational", "small-rational", "float", "Max", "condition"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_big_constants_are_values_of_the_dtype(f: sp.Basic, grad: sp.Basic, dtype: str) -> None:
+    if dtype == "float32" and f.has(sp.Float("1e300")):
+        pytest.skip("1e300 is past float32's range (the overflow test covers that)")
+    c = sg.compare(f, at={x: 2.0}, dtype=dtype)
+    (e,) = c.entries
+    assert e.autograd_error is None
+    assert c.cause.id == "agree", str(c)
+    assert e.grad_executed == grad or sp.Float(e.grad_executed, 30) == sp.Float(grad, 30)
+    # torch itself, with the constant as the nearest value of the dtype
+    t = torch.tensor(2.0, dtype=DTYPES[dtype], requires_grad=True)
+    value = c.lowered(t)
+    (g,) = torch.autograd.grad(value, t)
+    assert e.grad_autograd == g.item()
+    assert e.grad_autograd == pytest.approx(float(grad), rel=1e-6 if dtype == "float32" else 1e-15)
+
+
+@pytest.mark.parametrize("f, dtype", [
+    (sp.Integer(10) ** 400 * x, "float64"),
+    (-sp.Integer(10) ** 400 * x, "float64"),
+    (sp.Rational(10**400, 3) * x, "float64"),
+    (sp.Float("1e400") * x, "float64"),
+    (sp.Integer(10) ** 39 * x, "float32"),
+    (x * sg.item(sp.Integer(10) ** 400), "float64"),
+], ids=["10**400*x", "-10**400*x", "rational", "Float", "float32", "item"])
+def test_constants_past_the_dtype_range_overflow(f: sp.Basic, dtype: str) -> None:
+    c = sg.compare(f, at={x: 2.0}, dtype=dtype)
+    (e,) = c.entries
+    assert e.autograd_error is None
+    assert math.isinf(e.grad_autograd)
+    assert e.grad_symbolic == e.grad_executed  # exact: the true constant
+    assert abs(float(sp.Float(e.grad_executed, 20))) > torch.finfo(DTYPES[dtype]).max
+    assert c.cause.id == "overflow"
