@@ -419,10 +419,12 @@ class _Lowerer:
         self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
 
     def has_symbols(self, e: sp.Basic) -> bool:
-        """`bool(e.free_symbols)`, memoised: SymPy recomputes it through the whole subtree."""
+        """Whether `e` needs steps: it reads a symbol, or holds one of our primitives (`detach(2)`
+        is a number to SymPy, but a tensor operation to the program). Memoised: SymPy would
+        recompute `free_symbols` through the whole subtree."""
         hit = self._symbolic.get(id(e))
         if hit is None:
-            hit = isinstance(e, (sp.Symbol, sp.MatrixSymbol)) or any(self.has_symbols(a) for a in e.args)
+            hit = isinstance(e, (sp.Symbol, sp.MatrixSymbol, *PRIMITIVES)) or any(self.has_symbols(a) for a in e.args)
             self._symbolic[id(e)] = hit
         return hit
 
@@ -523,6 +525,11 @@ class _Lowerer:
                 line = self.emit(f"{target} = {_text(op)}")
                 self.record(stmt, line)
                 out.append(Step(target, "copy", (op,), None, stmt, line))
+            elif rhs == target_sym:
+                # `b = b*1`: SymPy made it `b = b` when the Assignment was built; nothing runs.
+                self.emit(f"# {_node_text(stmt.xreplace(self.norm.user_symbols), self.norm.user_symbols)}: "
+                          f"SymPy simplified this statement away (the right side is {target_sym} itself)")
+                self.record(stmt, self.emit("pass"))
             else:
                 self.record(stmt, self.line_map.get(rhs, len(self.lines)))
             return out
@@ -531,11 +538,7 @@ class _Lowerer:
             self.comment(stmt)
             line = self.emit(f"while {cond.text}:")
             self.record(stmt, line)
-            self.indent += 1
-            body: list[Stmt] = []
-            for s in stmt.body.args:
-                body.extend(self.statement(s, _Scope()))
-            self.indent -= 1
+            body = self.loop_body(stmt)
             out.append(While(stmt, cond, tuple(body), line))
             return out
         if isinstance(stmt, ast.For):
@@ -549,14 +552,22 @@ class _Lowerer:
                 text = f"range({start}, {stop}, {step_})"
             line = self.emit(f"for {var} in {text}:")
             self.record(stmt, line)
-            self.indent += 1
-            body = []
-            for s in stmt.body.args:
-                body.extend(self.statement(s, _Scope()))
-            self.indent -= 1
+            body = self.loop_body(stmt)
             out.append(For(stmt, var, bounds, tuple(body), line))  # type: ignore[arg-type]
             return out
         raise ProgramError(f"`{sstr(stmt)}` is not a statement symgrad can lower.")
+
+    def loop_body(self, loop: ast.While | ast.For) -> list[Stmt]:
+        """A loop's statements, one level in; a body with no code left still needs a line."""
+        self.indent += 1
+        start = len(self.lines)
+        body: list[Stmt] = []
+        for s in loop.body.args:
+            body.extend(self.statement(s, _Scope()))
+        if all(line.lstrip().startswith("#") for line in self.lines[start:]):
+            self.emit("pass  # the loop body is empty")
+        self.indent -= 1
+        return body
 
     def cond(self, expr: sp.Basic, elementwise: bool = False) -> Cond:
         syms = sorted((s for s in expr.free_symbols if isinstance(s, sp.Symbol)), key=lambda s: s.name)
@@ -569,7 +580,7 @@ class _Lowerer:
     def expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
         if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
             return self.var(e)
-        if not self.has_symbols(e) and not isinstance(e, PRIMITIVES) and not isinstance(e, sp.Piecewise):
+        if not self.has_symbols(e) and not isinstance(e, sp.Piecewise):
             if getattr(e, "is_number", False) and not isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
                 return _const(e)
         hit = scope.get(e)
@@ -601,6 +612,9 @@ class _Lowerer:
         if op == "matconst":
             text = _matconst_text(param, self.dtype)
             param = ex.from_sympy(param)
+        if op == "detach" and isinstance(args[0], Const):
+            # A constant has no graph to leave: it is a constant tensor (`2.detach()` is no code).
+            text = f"torch.tensor({_text(args[0])}, dtype=torch.{self.dtype})"
         if op == "item" and isinstance(args[0], Const):
             # A Python number, as `.item()` returns it (a float; past the float range, its literal).
             v = float(args[0].value)
@@ -734,6 +748,12 @@ def _augmented_rhs(stmt: ast.AugmentedAssignment) -> sp.Basic:
 # --------------------------------------------------------------------------- op selection
 
 
+def _constant(e: sp.Basic) -> bool:
+    """A number the program spells as a literal: `detach(2)` is a number to SymPy, but the
+    program computes it (a constant tensor, off the graph)."""
+    return bool(e.is_number) and not e.has(*PRIMITIVES)
+
+
 def _coeff_split(e: sp.Mul) -> tuple[sp.Number, list[sp.Basic]]:
     coeff, rest = e.as_coeff_mul()
     return coeff, list(rest)
@@ -747,9 +767,9 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         signs: list[int] = []
         terms: list[sp.Basic] = []
         # Constants stay SymPy numbers: the exact sides evaluate them at their working precision.
-        const = sp.Add(*[t for t in e.args if t.is_number])
+        const = sp.Add(*[t for t in e.args if _constant(t)])
         for t in e.args:
-            if t.is_number:
+            if _constant(t):
                 continue
             c, rest = t.as_coeff_Mul()
             if c.is_negative:
@@ -837,7 +857,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         coeff, mats = e.as_coeff_matrices()
         product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
         if coeff != 1:
-            if coeff.is_number:
+            if _constant(coeff):
                 return "mul", (product,), coeff
             return "mul", (coeff, product), sp.Integer(1)
         if len(mats) == 2:
@@ -880,8 +900,8 @@ def _matconst_text(c: sp.Basic, dtype: str) -> str:
 
 def _select_minmax(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     is_max = isinstance(e, sp.Max)
-    consts = [a for a in e.args if a.is_number]
-    others = [a for a in e.args if not a.is_number]
+    consts = [a for a in e.args if _constant(a)]
+    others = [a for a in e.args if not _constant(a)]
     pair = "maximum" if is_max else "minimum"
     if consts and len(others) == 1:
         c = consts[0]
@@ -1088,16 +1108,16 @@ class _Inline:
     def value(self, e: sp.Basic) -> str:
         if isinstance(e, sp.Symbol):
             return self.names[e]
-        if e.is_number:
+        if _constant(e):
             return _text(_const(e))
-        if isinstance(e, sp.Piecewise) or isinstance(e, PRIMITIVES):
+        if isinstance(e, sp.Piecewise) or e.has(*PRIMITIVES):
             raise UnsupportedNodeError(
                 f"{sstr(e)} inside a condition cannot be lowered inline.\n"
                 "Fix: assign it to a variable first and compare the variable."
             )
         op, operands, param = _select(e)
         args = tuple(self.value(a) if isinstance(a, sp.Symbol) else (
-            _text(_const(a), wrap=True) if a.is_number else f"({self.value(a)})") for a in operands)
+            _text(_const(a), wrap=True) if _constant(a) else f"({self.value(a)})") for a in operands)
         return _spell(op, args, param)
 
 
