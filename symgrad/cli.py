@@ -94,7 +94,7 @@ def _parse(text: str) -> sp.Basic:
     except SyntaxError as err:
         if "integer string conversion" in str(err.msg):
             raise ParseError(f"{_shown(text)} holds an integer literal of more than 4,300 digits, more than "
-                             f"Python reads.\nFix: write it as a power, e.g. 10**400 (at most {MAX_DIGITS} "
+                             f"Python reads.\nFix: write it as a power, e.g. 10**400 (at most {MAX_DIGITS:,} "
                              "digits).") from None
         raise ParseError(
             f"{_shown(text)} is not a valid expression: {err.msg}"
@@ -128,7 +128,7 @@ def _too_large(text: str, node: ast.AST | None, what: str) -> ParseError:
     return ParseError(
         f"{shown} is too large to evaluate exactly ({what}).\n"
         f"A number on the command line is evaluated exactly before anything else runs, and symgrad "
-        f"stops at {MAX_DIGITS} digits.\n"
+        f"stops at {MAX_DIGITS:,} digits.\n"
         "Fix: use a smaller number, or a float such as 1e300."
     )
 

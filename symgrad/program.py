@@ -289,6 +289,56 @@ class Normalized:
     is_program: bool
 
 
+# The most matrix elements a function may hold, over all its matrix inputs, and in any one
+# matrix it computes. Every element is worked exactly (a rational or a ball each, its own adjoint,
+# and one Jacobian entry per input element), so exact work grows with the element count, at
+# roughly `_BYTES_PER_ELEMENT` each, long before torch would notice the size.
+MAX_MATRIX_ELEMENTS: Final = 250_000
+_BYTES_PER_ELEMENT: Final = 1024
+
+
+def check_matrix_sizes(nodes: Iterable[sp.Basic]) -> None:
+    """Refuse matrices too large for exact work, before anything is allocated (ShapeError)."""
+    from .errors import ShapeError
+
+    inputs: dict[sp.MatrixSymbol, int] = {}
+    largest: tuple[int, sp.Basic | None] = (0, None)
+    for node in nodes:
+        for m in node.atoms(sp.MatrixExpr) if isinstance(node, sp.Basic) else ():
+            rows, cols = m.shape
+            if not (isinstance(rows, (int, sp.Integer)) and isinstance(cols, (int, sp.Integer))):
+                continue
+            count = int(rows) * int(cols)
+            if isinstance(m, sp.MatrixSymbol):
+                inputs[m] = count
+            largest = max(largest, (count, m), key=lambda t: t[0])
+    total = sum(inputs.values())
+    if total > MAX_MATRIX_ELEMENTS:
+        what = ", ".join(f"{m.name} {tuple(int(d) for d in m.shape)}" for m in sorted(inputs, key=lambda m: m.name))
+        raise ShapeError(_TOO_LARGE.format(what=f"The matrix inputs {what} have" if len(inputs) > 1 else
+                                           f"The matrix input {what} has", count=total,
+                                           mib=total * _BYTES_PER_ELEMENT / 2**20, limit=MAX_MATRIX_ELEMENTS))
+    count, node = largest
+    if node is not None and count > MAX_MATRIX_ELEMENTS:
+        text = _source(node)
+        if isinstance(node, (sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):  # printed as I, 0, 1
+            text = f"{type(node).__name__}({', '.join(sstr(d) for d in node.args)})"
+        shown = text if len(text) <= 60 else type(node).__name__ + "(...)"
+        raise ShapeError(_TOO_LARGE.format(what=f"{shown}, of shape {tuple(int(d) for d in node.shape)}, has",
+                                           count=count, mib=count * _BYTES_PER_ELEMENT / 2**20,
+                                           limit=MAX_MATRIX_ELEMENTS))
+
+
+_TOO_LARGE: Final = (
+    "{what} {count:,} elements in all, more than MAX_MATRIX_ELEMENTS = {limit:,} for exact work: "
+    "it would take about {mib:,.0f} MiB and as many exact evaluations, adjoints and Jacobian entries.\n"
+    "symgrad computes every element exactly on two sides (the mathematics and the program that ran), "
+    "so it refuses the size before allocating anything.\n"
+    "Fix: use a smaller matrix (e.g. MatrixSymbol(\"A\", 10, 10)): the derivative rules and torch's "
+    "conventions are the same at every size."
+)
+
+
 def _source(expr: sp.Basic) -> str:
     """The expression in SymPy notation, or a summary for one too deep to print."""
     for k, _ in enumerate(sp.preorder_traversal(expr)):
@@ -318,6 +368,7 @@ def normalize(f: Any) -> Normalized:
         )
     free = sorted(_read(expr), key=lambda s: s.name)
     matrices = [m for m in expr.free_symbols if isinstance(m, sp.MatrixSymbol)]
+    check_matrix_sizes([expr])
     mapping = {s: _real(s) for s in free}
     try:
         if _source(expr).startswith("an expression of"):
@@ -352,6 +403,7 @@ def normalize(f: Any) -> Normalized:
 
 
 def _normalize_program(p: Program) -> Normalized:
+    check_matrix_sizes([p.output, *p.statements])
     syms: set[sp.Symbol] = set(p.inputs) | _read(p.output)
     for s in p.statements:
         syms |= {x for x in s.atoms(sp.Symbol)}
