@@ -38,7 +38,7 @@ Exact = fmpq | arb
 
 # A rational whose numerator and denominator together pass this many bits is kept as a ball:
 # long loops over rational inputs would otherwise grow without bound (and cost quadratic time).
-MAX_RATIONAL_BITS = 4096
+MAX_RATIONAL_BITS = 1 << 18
 # Where every exact computation starts (bits; about 38 decimal digits), and the most it may rise to.
 START_PREC = 192
 # Rational powers a**(p/q) are tried for an exact rational root only for q up to this (a float

@@ -7,16 +7,51 @@ are recorded as data, never raised: the comparator turns them into a cause with 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 import torch
 
 from .lowering import DTYPES, LoweredProgram
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def torch_state() -> Iterator[None]:
+    """The torch state symgrad's own runs need, whatever the user's is, restored exactly after.
+
+    A user may call symgrad inside `torch.no_grad()`, `torch.inference_mode()` or with anomaly
+    detection on, or after `torch.set_default_dtype(torch.float32)`. None of that may change a
+    verdict: inside, gradients are recorded, inference mode is off, anomaly detection is off (it
+    would turn an overflow's NaN into an exception) and the default dtype is float64 (symgrad
+    names its dtypes, this only guards against a tensor made without one). On exit, also when
+    an exception escapes, every setting is the user's again.
+    """
+    default = torch.get_default_dtype()
+    try:
+        with torch.inference_mode(False), torch.enable_grad(), torch.autograd.set_detect_anomaly(False):
+            torch.set_default_dtype(torch.float64)
+            yield
+    finally:
+        torch.set_default_dtype(default)
+
+
+def in_torch_state(fn: _F) -> _F:
+    """`fn` run inside `torch_state()`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch_state():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +61,7 @@ class AutogradRun:
     error: str | None  # torch's message, if it raised
 
 
+@in_torch_state
 def run(lowered: LoweredProgram, values: Sequence[Any], dtype: str, wrt: Sequence[int], v: Any = None) -> AutogradRun:
     """Forward and backward of the lowered program, as a user would run them: `torch.autograd.grad`
     of a scalar output, of each element of a matrix output, or with `grad_outputs=v`."""
@@ -69,6 +105,7 @@ def _value(out: object) -> Any:
         return math.nan
 
 
+@in_torch_state
 def hessian(lowered: LoweredProgram, values: Sequence[Any], dtype: str, wrt: Sequence[int]) -> tuple[AutogradRun, dict[int, str]]:
     """The Hessian by double backward (`create_graph=True`). A first derivative that is a
     constant has no graph, and torch raises when asked for its derivative: that row is 0,

@@ -37,19 +37,19 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal, Union
 
+import mpmath
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 from sympy.codegen import ast
 from sympy.printing.pycode import PythonCodePrinter
-from sympy.printing.str import StrPrinter
 
 from . import _exact as ex
 from ._deep import deep
 from .errors import OptionError, ProgramError, UnsupportedNodeError
 from .primitives import PRIMITIVES, detach, item, no_grad
-from .program import Normalized, identifier, node_text, normalize
+from .program import RESERVED_NAMES, Normalized, _Printer, identifier, identifier_chars, node_text, normalize, rounded, sstr
 from .rules import OPS, RULES, rule_for
 
 Branches = Literal["if", "where"]
@@ -195,11 +195,16 @@ def _const(c: sp.Basic) -> Const:
         # which is NaN in a real program (and a `domain` finding if the point reaches it).
         return Const(sp.nan, "math.nan")
     if isinstance(c, sp.Integer):
-        text = str(int(c))
+        text = str(int(c)) if abs(int(c)) < _EXACT_INT else _float_text(c)
     elif isinstance(c, sp.Rational):
-        text = repr(float(c)) if _dyadic(c) else f"{c.p} / {c.q}"
+        if _dyadic(c):
+            text = repr(float(c))
+        elif abs(int(c.p)) < _EXACT_INT and int(c.q) < _EXACT_INT:
+            text = f"{c.p} / {c.q}"  # Python's int division rounds to the nearest float
+        else:
+            text = _float_text(c)
     elif isinstance(c, sp.Float):
-        text = repr(float(c))
+        text = _float_text(c)
     elif c is sp.pi:
         text = "math.pi"
     elif c is sp.E:
@@ -211,10 +216,28 @@ def _const(c: sp.Basic) -> Const:
             text = _CONST_PRINTER.doprint(c)
         except Exception as err:  # the printer's own message says which function it lacks
             raise UnsupportedNodeError(
-                f"The constant {sp.sstr(c)} cannot be spelled in Python: {err}\n"
+                f"The constant {sstr(c)} cannot be spelled in Python: {err}\n"
                 "Fix: replace it by a number, e.g. `sympy.Float(sympy.N(c))`."
             ) from err
     return Const(c, text)
+
+
+# Integers from 2**53 on are spelled as floats: torch turns a Python int operand into an int64
+# (2**63 and more raise "int too big to convert"), and the program computes in floats anyway.
+_EXACT_INT = 2**53
+
+
+def _float_text(c: sp.Basic) -> str:
+    """The nearest float64 of a number, as a literal. Past float64's range (1e400), the literal
+    is the number rounded to 17 digits, which Python reads as inf: that is what the dtype holds,
+    and the exact sides still know the true value (an `overflow` where it matters)."""
+    v = float(c)
+    if math.isfinite(v):
+        return repr(v)
+    if isinstance(c, sp.Float):
+        with mpmath.workprec(80):
+            return mpmath.nstr(mpmath.mpf(c._mpf_), 17, min_fixed=0, max_fixed=0)
+    return rounded(int(c.p), int(c.q), strip_zeros=True)
 
 
 def _dyadic(r: sp.Rational) -> bool:
@@ -255,7 +278,7 @@ def _size(node: sp.Basic, memo: dict[int, int]) -> int:
     return total
 
 
-class _SharedStr(StrPrinter):
+class _SharedStr(_Printer):
     """SymPy's str printer, remembering what it printed: a comment above each step prints its
     node, whose children the comments above already printed (linear, not quadratic)."""
 
@@ -290,7 +313,7 @@ _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 
 
 def _int_name(n: int) -> str:
-    word = _WORDS[abs(n)] if abs(n) < len(_WORDS) else f"c{abs(n)}"
+    word = _WORDS[abs(n)] if abs(n) < len(_WORDS) else (f"c{abs(n)}" if abs(n) < 10**6 else "big")
     return word if n >= 0 else f"neg_{word}"
 
 
@@ -316,18 +339,21 @@ class _Namer:
     MAX = 24
 
     def __init__(self) -> None:
-        self.used: set[str] = {"torch", "math", "f"}
+        # `out` stays free for the output; builtins and modules the program calls never shadow.
+        self.used: set[str] = set(RESERVED_NAMES - {"out"})
 
     def reserve(self, name: str) -> None:
         self.used.add(name)
 
     def fresh(self, base: str) -> str:
         # Keep a trailing underscore: `identifier()` adds one to keywords (`lambda_`).
-        base = re.sub(r"\W+", "_", base).lstrip("_")[: self.MAX] or "t"
+        base = identifier_chars(base).lstrip("_")[: self.MAX] or "t"
+        if not base[0].isidentifier():
+            base = "t_" + base
+        if not base.isidentifier():  # cut through a combining sequence
+            base = "t_" + re.sub(r"[^A-Za-z0-9_]+", "_", base)
         if keyword.iskeyword(base):
             base += "_"
-        if base[0].isdigit():
-            base = "t_" + base
         name, k = base, 2
         while name in self.used:
             name = f"{base}_{k}"
@@ -394,10 +420,12 @@ class _Lowerer:
         self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
 
     def has_symbols(self, e: sp.Basic) -> bool:
-        """`bool(e.free_symbols)`, memoised: SymPy recomputes it through the whole subtree."""
+        """Whether `e` needs steps: it reads a symbol, or holds one of our primitives (`detach(2)`
+        is a number to SymPy, but a tensor operation to the program). Memoised: SymPy would
+        recompute `free_symbols` through the whole subtree."""
         hit = self._symbolic.get(id(e))
         if hit is None:
-            hit = isinstance(e, (sp.Symbol, sp.MatrixSymbol)) or any(self.has_symbols(a) for a in e.args)
+            hit = isinstance(e, (sp.Symbol, sp.MatrixSymbol, *PRIMITIVES)) or any(self.has_symbols(a) for a in e.args)
             self._symbolic[id(e)] = hit
         return hit
 
@@ -427,7 +455,7 @@ class _Lowerer:
     def run(self) -> tuple[tuple[Stmt, ...], Operand, int]:
         norm = self.norm
         args = ", ".join(self.var_names[s] for s in norm.inputs)
-        real = ", ".join(sp.sstr(s) for s in norm.inputs) or "no inputs"
+        real = ", ".join(sstr(s) for s in norm.inputs) or "no inputs"
         what = "the program below" if norm.is_program else norm.source
         self.lines.append(safe_comment(
             f"# symgrad: lowered from  {what}   ({real} real; {self.dtype}; branches=\"{self.branches}\")"
@@ -498,6 +526,11 @@ class _Lowerer:
                 line = self.emit(f"{target} = {_text(op)}")
                 self.record(stmt, line)
                 out.append(Step(target, "copy", (op,), None, stmt, line))
+            elif rhs == target_sym:
+                # `b = b*1`: SymPy made it `b = b` when the Assignment was built; nothing runs.
+                self.emit(f"# {_node_text(stmt.xreplace(self.norm.user_symbols), self.norm.user_symbols)}: "
+                          f"SymPy simplified this statement away (the right side is {target_sym} itself)")
+                self.record(stmt, self.emit("pass"))
             else:
                 self.record(stmt, self.line_map.get(rhs, len(self.lines)))
             return out
@@ -506,11 +539,7 @@ class _Lowerer:
             self.comment(stmt)
             line = self.emit(f"while {cond.text}:")
             self.record(stmt, line)
-            self.indent += 1
-            body: list[Stmt] = []
-            for s in stmt.body.args:
-                body.extend(self.statement(s, _Scope()))
-            self.indent -= 1
+            body = self.loop_body(stmt)
             out.append(While(stmt, cond, tuple(body), line))
             return out
         if isinstance(stmt, ast.For):
@@ -524,14 +553,22 @@ class _Lowerer:
                 text = f"range({start}, {stop}, {step_})"
             line = self.emit(f"for {var} in {text}:")
             self.record(stmt, line)
-            self.indent += 1
-            body = []
-            for s in stmt.body.args:
-                body.extend(self.statement(s, _Scope()))
-            self.indent -= 1
+            body = self.loop_body(stmt)
             out.append(For(stmt, var, bounds, tuple(body), line))  # type: ignore[arg-type]
             return out
-        raise ProgramError(f"`{sp.sstr(stmt)}` is not a statement symgrad can lower.")
+        raise ProgramError(f"`{sstr(stmt)}` is not a statement symgrad can lower.")
+
+    def loop_body(self, loop: ast.While | ast.For) -> list[Stmt]:
+        """A loop's statements, one level in; a body with no code left still needs a line."""
+        self.indent += 1
+        start = len(self.lines)
+        body: list[Stmt] = []
+        for s in loop.body.args:
+            body.extend(self.statement(s, _Scope()))
+        if all(line.lstrip().startswith("#") for line in self.lines[start:]):
+            self.emit("pass  # the loop body is empty")
+        self.indent -= 1
+        return body
 
     def cond(self, expr: sp.Basic, elementwise: bool = False) -> Cond:
         syms = sorted((s for s in expr.free_symbols if isinstance(s, sp.Symbol)), key=lambda s: s.name)
@@ -544,7 +581,7 @@ class _Lowerer:
     def expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
         if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
             return self.var(e)
-        if not self.has_symbols(e) and not isinstance(e, PRIMITIVES) and not isinstance(e, sp.Piecewise):
+        if not self.has_symbols(e) and not isinstance(e, sp.Piecewise):
             if getattr(e, "is_number", False) and not isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
                 return _const(e)
         hit = scope.get(e)
@@ -576,8 +613,13 @@ class _Lowerer:
         if op == "matconst":
             text = _matconst_text(param, self.dtype)
             param = ex.from_sympy(param)
+        if op == "detach" and isinstance(args[0], Const):
+            # A constant has no graph to leave: it is a constant tensor (`2.detach()` is no code).
+            text = f"torch.tensor({_text(args[0])}, dtype=torch.{self.dtype})"
         if op == "item" and isinstance(args[0], Const):
-            text = f"torch.tensor({float(args[0].value)!r}, dtype=torch.{self.dtype})"
+            # A Python number, as `.item()` returns it (a float; past the float range, its literal).
+            v = float(args[0].value)
+            text = f"torch.tensor({repr(v) if math.isfinite(v) else _text(args[0])}, dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
         self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "", target,
                      ", ".join(_text(a) for a in args))
@@ -590,7 +632,7 @@ class _Lowerer:
         anchor = self.anchor(node)
         value = c.value
         text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {_text(c, wrap=True)}"
-        self.emit(f"# the constant {sp.sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+        self.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
         line = self.emit(f"{target} = {text}")
         self.record(node, line)
         out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
@@ -701,10 +743,16 @@ def _augmented_rhs(stmt: ast.AugmentedAssignment) -> sp.Basic:
         return lhs * rhs
     if op == "/":
         return lhs / rhs
-    raise ProgramError(f"`{sp.sstr(stmt)}`: the augmented operator {op}= is not supported.\nFix: write `{lhs} = {lhs} {op} ...`.")
+    raise ProgramError(f"`{sstr(stmt)}`: the augmented operator {op}= is not supported.\nFix: write `{lhs} = {lhs} {op} ...`.")
 
 
 # --------------------------------------------------------------------------- op selection
+
+
+def _constant(e: sp.Basic) -> bool:
+    """A number the program spells as a literal: `detach(2)` is a number to SymPy, but the
+    program computes it (a constant tensor, off the graph)."""
+    return bool(e.is_number) and not e.has(*PRIMITIVES)
 
 
 def _coeff_split(e: sp.Mul) -> tuple[sp.Number, list[sp.Basic]]:
@@ -720,9 +768,9 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         signs: list[int] = []
         terms: list[sp.Basic] = []
         # Constants stay SymPy numbers: the exact sides evaluate them at their working precision.
-        const = sp.Add(*[t for t in e.args if t.is_number])
+        const = sp.Add(*[t for t in e.args if _constant(t)])
         for t in e.args:
-            if t.is_number:
+            if _constant(t):
                 continue
             c, rest = t.as_coeff_Mul()
             if c.is_negative:
@@ -771,7 +819,7 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.Heaviside):
         if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
             raise UnsupportedNodeError(
-                f"{sp.sstr(e)} has no torch lowering: symgrad lowers Heaviside with H(0) = 1/2 only.\n"
+                f"{sstr(e)} has no torch lowering: symgrad lowers Heaviside with H(0) = 1/2 only.\n"
                 "Fix: write `Heaviside(x)` (H(0) = 1/2), or a Piecewise with the value you want at 0."
             )
         return "heaviside", (e.args[0],), None
@@ -810,7 +858,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         coeff, mats = e.as_coeff_matrices()
         product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
         if coeff != 1:
-            if coeff.is_number:
+            if _constant(coeff):
                 return "mul", (product,), coeff
             return "mul", (coeff, product), sp.Integer(1)
         if len(mats) == 2:
@@ -875,8 +923,8 @@ def _matrix_entry(v: sp.Basic) -> str:
 
 def _select_minmax(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     is_max = isinstance(e, sp.Max)
-    consts = [a for a in e.args if a.is_number]
-    others = [a for a in e.args if not a.is_number]
+    consts = [a for a in e.args if _constant(a)]
+    others = [a for a in e.args if not _constant(a)]
     pair = "maximum" if is_max else "minimum"
     if consts and len(others) == 1:
         c = consts[0]
@@ -915,7 +963,7 @@ def _unsupported(e: sp.Basic, context: sp.Basic | None = None) -> UnsupportedNod
     fix = _SUGGESTIONS.get(cls)
     fix_text = (fix + "; or " + UNSUPPORTED_FIX_DEFAULT.format(cls=cls)) if fix else UNSUPPORTED_FIX_DEFAULT.format(cls=cls)
     where = f" (it occurs in `{node_text(context)}`)" if context is not None and context != e else ""
-    err = UnsupportedNodeError(UNSUPPORTED.format(node=sp.sstr(e), cls=cls, where=where, fix=fix_text))
+    err = UnsupportedNodeError(UNSUPPORTED.format(node=sstr(e), cls=cls, where=where, fix=fix_text))
     err.node = e  # type: ignore[attr-defined]
     return err
 
@@ -1000,7 +1048,8 @@ def _num_text(c: Any) -> str:
         return _text(_const(c), wrap=True)
     r = _ratio(c)
     if r is not None:
-        return str(r[0]) if r[1] == 1 else repr(r[0] / r[1])
+        text = _const(sp.Rational(*r)).text
+        return f"({text})" if " " in text else text  # `(1 / 3)`, but `-1.5` and `2` as they are
     return repr(ex.to_float(c))
 
 
@@ -1035,8 +1084,7 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{_text(args[0], wrap=True)} ** {param}"
     if op == "pow_frac":
         c = param
-        r = _ratio(c)
-        spelled = f"({r[0]} / {r[1]})" if r is not None and not _dyadic(sp.Rational(*r)) else _num_text(c)
+        spelled = _num_text(c)
         return f"{_text(args[0], wrap=True)} ** {spelled}"
     if op == "pow":
         return f"{_text(args[0], wrap=True)} ** {_text(args[1], wrap=True)}"
@@ -1086,7 +1134,7 @@ class _Inline:
         if isinstance(c, sp.Not):
             return f"~({self.cond(c.args[0])})" if self.elementwise else f"not ({self.cond(c.args[0])})"
         raise UnsupportedNodeError(
-            f"The condition {sp.sstr(c)} ({type(c).__name__}) cannot be lowered.\n"
+            f"The condition {sstr(c)} ({type(c).__name__}) cannot be lowered.\n"
             "Conditions are comparisons (<, <=, >, >=, Eq, Ne) joined by And, Or, Not.\n"
             "Fix: write the condition as such a comparison."
         )
@@ -1094,16 +1142,16 @@ class _Inline:
     def value(self, e: sp.Basic) -> str:
         if isinstance(e, sp.Symbol):
             return self.names[e]
-        if e.is_number:
+        if _constant(e):
             return _text(_const(e))
-        if isinstance(e, sp.Piecewise) or isinstance(e, PRIMITIVES):
+        if isinstance(e, sp.Piecewise) or e.has(*PRIMITIVES):
             raise UnsupportedNodeError(
-                f"{sp.sstr(e)} inside a condition cannot be lowered inline.\n"
+                f"{sstr(e)} inside a condition cannot be lowered inline.\n"
                 "Fix: assign it to a variable first and compare the variable."
             )
         op, operands, param = _select(e)
         args = tuple(self.value(a) if isinstance(a, sp.Symbol) else (
-            _text(_const(a), wrap=True) if a.is_number else f"({self.value(a)})") for a in operands)
+            _text(_const(a), wrap=True) if _constant(a) else f"({self.value(a)})") for a in operands)
         return _spell(op, args, param)
 
 

@@ -13,16 +13,55 @@ a statement-level `if` (or a `torch.where`, with `branches="where"`).
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+import mpmath
 import sympy as sp
 from sympy.codegen import ast
+from sympy.printing.str import StrPrinter
 
 from .errors import ProgramError
+
+
+# Integers and rationals longer than this print rounded to 17 digits (`1.0000000000000000e+5000`):
+# Python refuses to turn an int of more than 4,300 digits into a string, and no reader counts them.
+PRINT_DIGITS: Final = 60
+
+
+class _Printer(StrPrinter):
+    """SymPy's str printer, with huge integers and rationals rounded."""
+
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        return super()._print_Integer(expr) if not _huge(expr) else _rounded(expr)
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        return super()._print_Rational(expr) if not _huge(expr) else _rounded(expr)
+
+
+def _huge(r: sp.Rational) -> bool:
+    return max(int(r.p).bit_length(), int(r.q).bit_length()) > PRINT_DIGITS * 3.33
+
+
+def _rounded(r: sp.Rational) -> str:
+    return rounded(int(r.p), int(r.q))
+
+
+def rounded(p: int, q: int = 1, digits: int = 17, strip_zeros: bool = False) -> str:
+    """p/q to `digits` significant digits in e-notation (`1.0000000000000000e+5000`), for any size:
+    no int-to-str conversion on the way."""
+    with mpmath.workprec(int(digits * 3.33) + 20):
+        return mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=strip_zeros, min_fixed=0, max_fixed=0)
+
+
+def sstr(expr: Any) -> str:
+    """`sympy.sstr`, except that huge numbers print rounded (see `PRINT_DIGITS`)."""
+    return _Printer().doprint(expr)
 
 
 def _real(sym: sp.Symbol) -> sp.Symbol:
@@ -83,10 +122,10 @@ def _describe(stmts: Sequence[sp.Basic], indent: str = "") -> list[str]:
     out: list[str] = []
     for s in stmts:
         if isinstance(s, ast.While):
-            out.append(f"{indent}while {sp.sstr(s.condition)}:")
+            out.append(f"{indent}while {sstr(s.condition)}:")
             out += _describe(s.body.args, indent + "    ")
         elif isinstance(s, ast.For):
-            out.append(f"{indent}for {s.target} in {sp.sstr(s.iterable)}:")
+            out.append(f"{indent}for {s.target} in {sstr(s.iterable)}:")
             out += _describe(s.body.args, indent + "    ")
         else:
             out.append(indent + node_text(s))
@@ -129,16 +168,16 @@ def _abbreviated(node: sp.Basic, depth: int, user: dict[Any, Any] | None) -> str
 
 def _node_text(node: sp.Basic) -> str:
     if isinstance(node, ast.While):
-        return f"while {sp.sstr(node.condition)}"
+        return f"while {sstr(node.condition)}"
     if isinstance(node, ast.For):
         r = node.iterable
-        bounds = ", ".join(sp.sstr(a) for a in r.args) if isinstance(r, sp.Range) else sp.sstr(r)
+        bounds = ", ".join(sstr(a) for a in r.args) if isinstance(r, sp.Range) else sstr(r)
         return f"for {node.target} in range({bounds})"
     if isinstance(node, ast.AugmentedAssignment):
-        return f"{sp.sstr(node.lhs)} {node.binop}= {sp.sstr(node.rhs)}"
+        return f"{sstr(node.lhs)} {node.binop}= {sstr(node.rhs)}"
     if isinstance(node, ast.AssignmentBase):
-        return f"{sp.sstr(node.lhs)} = {sp.sstr(node.rhs)}"
-    return " ".join(sp.sstr(node).split())
+        return f"{sstr(node.lhs)} = {sstr(node.rhs)}"
+    return " ".join(sstr(node).split())
 
 
 def _read(expr: sp.Basic) -> set[sp.Symbol]:
@@ -158,7 +197,7 @@ def _validate(program: Program) -> None:
                 target = s.lhs
                 if not isinstance(target, sp.Symbol):
                     raise ProgramError(
-                        f"`{node_text(s)}` assigns to {sp.sstr(target)}, which is not a symbol.\n"
+                        f"`{node_text(s)}` assigns to {sstr(target)}, which is not a symbol.\n"
                         "Fix: assign to a plain symbol."
                     )
                 check_reads(s.rhs, node_text(s), loop_vars)
@@ -173,12 +212,12 @@ def _validate(program: Program) -> None:
                     )
                 assigned.add(target.name)
             elif isinstance(s, ast.While):
-                check_reads(s.condition, f"while {sp.sstr(s.condition)}", loop_vars)
+                check_reads(s.condition, f"while {sstr(s.condition)}", loop_vars)
                 changed = _assigned_in(s.body.args)
                 cond_syms = {x.name for x in _read(s.condition)}
                 if not cond_syms & changed:
                     raise ProgramError(
-                        f"The loop `while {sp.sstr(s.condition)}` never changes what its condition "
+                        f"The loop `while {sstr(s.condition)}` never changes what its condition "
                         f"reads ({', '.join(sorted(cond_syms)) or 'nothing'}).\n"
                         "Its body assigns only " + (", ".join(sorted(changed)) or "nothing")
                         + ", so the condition is the same every time: the loop runs never or "
@@ -188,11 +227,11 @@ def _validate(program: Program) -> None:
             elif isinstance(s, ast.For):
                 if not isinstance(s.iterable, sp.Range):
                     raise ProgramError(
-                        f"`for {s.target} in {sp.sstr(s.iterable)}`: symgrad loops over "
+                        f"`for {s.target} in {sstr(s.iterable)}`: symgrad loops over "
                         "`Range(start, stop, step)` only.\nFix: write the loop over a Range."
                     )
                 for bound in s.iterable.args:
-                    check_reads(bound, f"for {s.target} in {sp.sstr(s.iterable)}", loop_vars)
+                    check_reads(bound, f"for {s.target} in {sstr(s.iterable)}", loop_vars)
                 walk(s.body.args, loop_vars | {s.target.name})
             else:
                 raise ProgramError(
@@ -217,7 +256,7 @@ def _validate(program: Program) -> None:
         if sym.name not in assigned and sym.name not in inputs:
             raise ProgramError(
                 (f"The output {sym.name} is never assigned by the program.\n" if program.output == sym else
-                 f"The output {sp.sstr(program.output)} reads {sym.name}, which the program never assigns.\n")
+                 f"The output {sstr(program.output)} reads {sym.name}, which the program never assigns.\n")
                 + "Fix: assign it in the body, or return a symbol that is assigned."
             )
 
@@ -236,19 +275,38 @@ def _assigned_in(stmts: Sequence[sp.Basic]) -> set[str]:
 
 # --------------------------------------------------------------------------- normalisation
 
-_RESERVED = {"torch", "math", "f", "out"}
+# Every name the generated program itself uses, besides its temporaries (which `_Namer` keeps
+# apart): its modules, its function and output, and every builtin (a symbol called `range` must
+# not hide the `range()` a `for` loop calls).
+RESERVED_NAMES: Final = frozenset({"torch", "math", "f", "out", *dir(builtins), *keyword.kwlist})
+
+
+def identifier_chars(text: str) -> str:
+    """`text` as Python reads an identifier: NFKC-normalised (the compiler normalises every
+    identifier, so `ｔｏｒｃｈ` *is* `torch` and `x²` is `x2`), with each run of characters an
+    identifier cannot hold replaced by one `_`. The result may still start with a digit."""
+    text = unicodedata.normalize("NFKC", text)
+    kept = "".join(ch if ("_" + ch).isidentifier() else "\0" for ch in text)
+    return re.sub("\0+", "_", kept)
 
 
 def identifier(name: str) -> str:
-    """A harmless Python identifier for a symbol name (`__import__('os')` -> `import_os`)."""
-    text = re.sub(r"\W+", "_", name).strip("_")
+    """A harmless Python identifier for a symbol name (`__import__('os')` -> `import_os`).
+
+    It is the name Python itself would see (NFKC-normalised), a valid identifier, at most 24
+    characters, and never a keyword or a name the generated program uses (`torch`, `math`, a
+    builtin such as `range`): those get a trailing `_`. Reports keep the user's own name."""
+    text = identifier_chars(name).strip("_")
     if not text:
         text = "v"
-    if text[0].isdigit():
+    if not text[0].isidentifier():  # a digit, or a mark that only continues a name
         text = "v_" + text
-    if keyword.iskeyword(text) or text in _RESERVED or text in dir(__builtins__):
+    text = unicodedata.normalize("NFKC", text[:24])
+    if not text.isidentifier():  # a cut through a combining sequence: keep the plain letters
+        text = "v_" + re.sub(r"[^A-Za-z0-9_]+", "_", text)
+    if keyword.iskeyword(text) or text in RESERVED_NAMES:
         text += "_"
-    return text[:24]
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,12 +322,62 @@ class Normalized:
     is_program: bool
 
 
+# The most matrix elements a function may hold, over all its matrix inputs, and in any one
+# matrix it computes. Every element is worked exactly (a rational or a ball each, its own adjoint,
+# and one Jacobian entry per input element), so exact work grows with the element count, at
+# roughly `_BYTES_PER_ELEMENT` each, long before torch would notice the size.
+MAX_MATRIX_ELEMENTS: Final = 250_000
+_BYTES_PER_ELEMENT: Final = 1024
+
+
+def check_matrix_sizes(nodes: Iterable[sp.Basic]) -> None:
+    """Refuse matrices too large for exact work, before anything is allocated (ShapeError)."""
+    from .errors import ShapeError
+
+    inputs: dict[sp.MatrixSymbol, int] = {}
+    largest: tuple[int, sp.Basic | None] = (0, None)
+    for node in nodes:
+        for m in node.atoms(sp.MatrixExpr) if isinstance(node, sp.Basic) else ():
+            rows, cols = m.shape
+            if not (isinstance(rows, (int, sp.Integer)) and isinstance(cols, (int, sp.Integer))):
+                continue
+            count = int(rows) * int(cols)
+            if isinstance(m, sp.MatrixSymbol):
+                inputs[m] = count
+            largest = max(largest, (count, m), key=lambda t: t[0])
+    total = sum(inputs.values())
+    if total > MAX_MATRIX_ELEMENTS:
+        what = ", ".join(f"{m.name} {tuple(int(d) for d in m.shape)}" for m in sorted(inputs, key=lambda m: m.name))
+        raise ShapeError(_TOO_LARGE.format(what=f"The matrix inputs {what} have" if len(inputs) > 1 else
+                                           f"The matrix input {what} has", count=total,
+                                           mib=total * _BYTES_PER_ELEMENT / 2**20, limit=MAX_MATRIX_ELEMENTS))
+    count, node = largest
+    if node is not None and count > MAX_MATRIX_ELEMENTS:
+        text = _source(node)
+        if isinstance(node, (sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):  # printed as I, 0, 1
+            text = f"{type(node).__name__}({', '.join(sstr(d) for d in node.args)})"
+        shown = text if len(text) <= 60 else type(node).__name__ + "(...)"
+        raise ShapeError(_TOO_LARGE.format(what=f"{shown}, of shape {tuple(int(d) for d in node.shape)}, has",
+                                           count=count, mib=count * _BYTES_PER_ELEMENT / 2**20,
+                                           limit=MAX_MATRIX_ELEMENTS))
+
+
+_TOO_LARGE: Final = (
+    "{what} {count:,} elements in all, more than MAX_MATRIX_ELEMENTS = {limit:,} for exact work: "
+    "it would take about {mib:,.0f} MiB and as many exact evaluations, adjoints and Jacobian entries.\n"
+    "symgrad computes every element exactly on two sides (the mathematics and the program that ran), "
+    "so it refuses the size before allocating anything.\n"
+    "Fix: use a smaller matrix (e.g. MatrixSymbol(\"A\", 10, 10)): the derivative rules and torch's "
+    "conventions are the same at every size."
+)
+
+
 def _source(expr: sp.Basic) -> str:
     """The expression in SymPy notation, or a summary for one too deep to print."""
     for k, _ in enumerate(sp.preorder_traversal(expr)):
         if k > 400:
             return "an expression of more than 400 nodes"
-    return sp.sstr(expr)
+    return sstr(expr)
 
 
 def normalize(f: Any) -> Normalized:
@@ -293,6 +401,7 @@ def normalize(f: Any) -> Normalized:
         )
     free = sorted(_read(expr), key=lambda s: s.name)
     matrices = [m for m in expr.free_symbols if isinstance(m, sp.MatrixSymbol)]
+    check_matrix_sizes([expr])
     mapping = {s: _real(s) for s in free}
     try:
         if _source(expr).startswith("an expression of"):
@@ -327,6 +436,7 @@ def normalize(f: Any) -> Normalized:
 
 
 def _normalize_program(p: Program) -> Normalized:
+    check_matrix_sizes([p.output, *p.statements])
     syms: set[sp.Symbol] = set(p.inputs) | _read(p.output)
     for s in p.statements:
         syms |= {x for x in s.atoms(sp.Symbol)}

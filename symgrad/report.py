@@ -17,7 +17,7 @@ import sympy as sp
 
 from . import _exact as ex
 from .causes import Cause
-from .program import node_text
+from .program import node_text, rounded, sstr
 
 if TYPE_CHECKING:
     from .compare import Comparison, Entry
@@ -34,13 +34,14 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, sp.Rational) and int(v.p).bit_length() + int(v.q).bit_length() > 160:
-        return sp.sstr(sp.Float(v, digits))
+        # Rounded without str() of the integers: Python refuses ints of more than 4,300 digits.
+        return rounded(int(v.p), int(v.q), digits)
     if isinstance(v, sp.Rational):
-        text = sp.sstr(v)
-        return text if len(text) <= 24 else sp.sstr(sp.Float(v, digits))
+        text = sstr(v)
+        return text if len(text) <= 24 else sstr(sp.Float(v, digits))
     if isinstance(v, sp.Float):
         return mpmath.nstr(v._to_mpmath(v._prec), digits)
-    return sp.sstr(v)
+    return sstr(v)
 
 
 def _symbolic(e: Entry) -> str:
@@ -74,7 +75,7 @@ def _one_line(text: str) -> str:
 
 
 def _label(e: Entry) -> str:
-    return _one_line(sp.sstr(e.wrt))
+    return _one_line(sstr(e.wrt))
 
 
 def _point_value(v: sp.Basic) -> str:
@@ -89,14 +90,14 @@ def _point_value(v: sp.Basic) -> str:
 
 
 def _point(c: Comparison) -> str:
-    return _one_line(", ".join(f"{sp.sstr(s)} = {_point_value(v)}" for s, v in c.point.items())) or "no inputs"
+    return _one_line(", ".join(f"{sstr(s)} = {_point_value(v)}" for s, v in c.point.items())) or "no inputs"
 
 
 def _what(c: Comparison, e: Entry) -> str:
     """What an entry is the derivative of: the output element (Jacobian), the first derivative
     (Hessian), or the v-weighted sum (vector-Jacobian product)."""
     if getattr(c, "order", 1) == 2:
-        return f"d/d{_one_line(sp.sstr(c.lowered.symbols[e.output]))} f"  # type: ignore[index]
+        return f"d/d{_one_line(sstr(c.lowered.symbols[e.output]))} f"  # type: ignore[index]
     if getattr(c, "vjp", False):
         return "v . f"
     if isinstance(e.output, tuple):
@@ -350,7 +351,7 @@ def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
         fig = ax.figure
     xs = s.points[:, 0]
     order = np.argsort(xs, kind="stable")
-    label = sp.sstr(s.symbols[0])
+    label = sstr(s.symbols[0])
     with np.errstate(invalid="ignore"):
         ax.plot(xs[order], s.value[order], color="#1f77b4", lw=1.5, label="f")
         ax.plot(xs[order], s.grad_symbolic[order, 0], color="black", lw=1.2, ls="--", label="symbolic f'")

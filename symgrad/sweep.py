@@ -19,13 +19,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import sympy as sp
 import torch
 
 from ._deep import deep
+from .autograd import in_torch_state
 from .causes import Cause
 from .compare import RTOL, Comparison, compare
 from .errors import LoopLimitError, OptionError, PointError, SymgradError
@@ -36,6 +37,10 @@ from .primitives import strip
 from .symbolic import derivative_expressions
 
 MAX_EXACT = 2000  # flagged points compared exactly; beyond that, causes are inferred per group
+# The most points one sweep holds, checked before anything is allocated: a sweep keeps each
+# point's coordinates (8 bytes per input) several times over, with its values and gradients, in
+# numpy and in torch; 2e7 points of one input take about 2.5 GiB at the peak.
+MAX_POINTS: Final = 20_000_000
 # Per-point causes are kept as small integer codes (a million strings would cost more than the sweep).
 IDS: tuple[str, ...] = (*(c.id for c in Cause), "skipped")
 CODE = {cause_id: k for k, cause_id in enumerate(IDS)}
@@ -397,12 +402,15 @@ def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) 
                          f"{missing[0]}: (-1, 1)}}`.")
     ranges = {k: v for k, v in by_name.items() if isinstance(v, tuple) and len(v) == 2}
     try:
-        batches = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in by_name.items() if k not in ranges}
+        batches = {k: np.asarray(v, dtype=np.float64) for k, v in by_name.items() if k not in ranges}
         for k, (lo, hi) in ranges.items():
             float(lo), float(hi)
     except (TypeError, ValueError) as err:
         raise PointError(f"`over` holds something that is not a number ({err}).\n"
                          "Fix: give numbers: a (low, high) pair or an array of values per input.") from None
+    for b in batches.values():
+        _check_size(b.size, len(names), None)  # before any copy of the user's batch
+    batches = {k: b.reshape(-1) for k, b in batches.items()}
     if ranges and batches:
         raise PointError("`over` mixes ranges and explicit values.\nFix: give every input a (low, high) "
                          "range, or every input an array of the same length.")
@@ -415,8 +423,9 @@ def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) 
         cols = [batches[m] for m in names]
         grid: tuple[int, ...] = ()
     else:
-        if not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise OptionError(f"n={n!r} is not a positive number of points.\nFix: pass e.g. n=1001.")
+        _check_size(n ** len(names), len(names), n)
         axes = [np.linspace(float(ranges[m][0]), float(ranges[m][1]), n) for m in names]
         mesh = np.meshgrid(*axes, indexing="ij")
         cols = [g.reshape(-1) for g in mesh]
@@ -427,6 +436,32 @@ def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) 
     if not np.all(np.isfinite(points)):
         raise PointError("`over` contains NaN or infinite values (after rounding to the dtype).\nFix: give finite values.")
     return points, grid
+
+
+def _check_size(count: int, inputs: int, n: int | None) -> None:
+    """Refuse a sweep of more than MAX_POINTS points before allocating any of them."""
+    if count <= MAX_POINTS:
+        return
+    gib = count * inputs * 8 / 2**30
+    if n is None:
+        how, fix = "an explicit batch", f"pass at most {MAX_POINTS:,} points, in several sweeps if need be"
+    else:
+        per_axis = int(MAX_POINTS ** (1 / inputs))
+        while (per_axis + 1) ** inputs <= MAX_POINTS:  # the float root may fall one short
+            per_axis += 1
+        while per_axis**inputs > MAX_POINTS:
+            per_axis -= 1
+        grid = f"n={n:,} points per input" + (f", {inputs} inputs: {n:,}**{inputs}" if inputs > 1 else "")
+        how, fix = grid, (f"pass a smaller n (n={per_axis:,} gives {per_axis**inputs:,} points)"
+                          + (", or sweep fewer inputs at once (fix the others as constants)" if inputs > 1 else ""))
+    raise OptionError(
+        f"This sweep would have {count:,} points ({how}), more than MAX_POINTS = {MAX_POINTS:,}: "
+        f"its coordinates alone would take {gib:,.1f} GiB of memory.\n"
+        "A sweep holds every point's coordinates, values and gradients at once, several times over "
+        "(in numpy and in torch, float64), so symgrad refuses it before allocating anything.\n"
+        f"Fix: {fix}. Fewer points still find every region: the points that disagree are compared "
+        "exactly (at most max_exact of them)."
+    )
 
 
 def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: list[int], max_iterations: int) -> np.ndarray:
@@ -504,6 +539,7 @@ def _flag(sym: np.ndarray, auto: np.ndarray, rtol: float) -> np.ndarray:
 
 
 @deep
+@in_torch_state
 def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] | None = None,
           dtype: str = "float64", branches: Literal["if", "where"] = "if", device: str = "cpu",
           rtol: float | None = None, progress: bool | None = None, max_exact: int = MAX_EXACT,

@@ -336,3 +336,113 @@ def test_parse_refuses_huge_integer_powers_quickly() -> None:
         subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=10)
     except subprocess.TimeoutExpired:
         pytest.fail("parse('9**9**9**9') did not return within 10 s")
+
+
+# ---------------------------------------------------------------- every corner: a result or a sentence
+
+SENTENCES = [
+    (["compare", "Pow(9, 9**9)", "--at", "x=1"], "'Pow(9, 9**9)' is too large to evaluate exactly", "parseerror"),
+    (["compare", "x*Pow(10, 10**5)", "--at", "x=1"], "'Pow(10, 10**5)' is too large", "parseerror"),
+    (["compare", "x*(10**9999)**2", "--at", "x=1"], "'(10**9999)**2' is too large", "parseerror"),
+    (["compare", "x*10**6000*10**6000", "--at", "x=1"], "'x*10**6000*10**6000' is too large", "parseerror"),
+    (["compare", "Mul(10**6000, 10**6000, x)", "--at", "x=1"], "'Mul(10**6000, 10**6000, x)' is too large", "parseerror"),
+    (["compare", "factorial(10**9)", "--at", "x=1"], "factorial(1000000000) has no torch lowering", "unsupportednodeerror"),
+    (["compare", "fibonacci(10**9)", "--at", "x=1"], "fibonacci(1000000000) has no torch lowering", "unsupportednodeerror"),
+    (["compare", "x*factorial(10**6)", "--at", "x=1"], "factorial(1000000) has no torch lowering", "unsupportednodeerror"),
+    (["compare", "binomial(10**9, 10**8)*x", "--at", "x=1"], "binomial(1000000000, 100000000) has no torch", "unsupportednodeerror"),
+    (["compare", "Float(1, 10**9)*x", "--at", "x=1"], "Float(...) is not a function symgrad can read", "parseerror"),
+    (["compare", "x*True", "--at", "x=1"], "'x*True' in 'x*True' cannot be built: True is not a number", "parseerror"),
+    (["compare", "x + False", "--at", "x=1"], "'x + False' in 'x + False' cannot be built", "parseerror"),
+    (["compare", "(x > 1)*x", "--at", "x=1"], "'(x > 1)*x' in '(x > 1)*x' cannot be built: x > 1 is not a number", "parseerror"),
+    (["compare", "x + (1, 2)", "--at", "x=1"], "'x + (1, 2)' in 'x + (1, 2)' cannot be built: a tuple", "parseerror"),
+    (["compare", "-True", "--at", "x=1"], "'-True' in '-True' cannot be built", "parseerror"),
+    (["compare", "x*1e400", "--at", "x=1"], "The literal 1e400 in 'x*1e400' is beyond the float range", "parseerror"),
+    (["compare", "-1e999*x", "--at", "x=1"], "The literal 1e999 in '-1e999*x' is beyond the float range", "parseerror"),
+    (["compare", "x*1" + "0" * 5000, "--at", "x=1"], "'x*10000000000", "parseerror"),
+    (["lower", "-".join(["x"] * 30000)], "'x-x-x-x", "parseerror"),
+    (["sweep", "x**2", "--over", "x=0:1", "-n", "3", "--plot", "."], "--plot .: the image cannot be written there: it is a directory",
+     "optionerror"),
+    (["sweep", "x**2", "--over", "x=0:1", "-n", "3", "--plot", "/nonexistent-dir/p.png"],
+     "--plot /nonexistent-dir/p.png: the image cannot be written there: its folder", "optionerror"),
+]
+
+
+@pytest.mark.parametrize("argv, first, anchor", SENTENCES, ids=[" ".join(b[0])[:60] for b in SENTENCES])
+def test_every_corner_is_a_sentence_with_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], first: str,
+                                                anchor: str) -> None:
+    import time
+    import warnings
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SymPy's deprecation warnings are not sentences
+        rc, out, err = run(capsys, *argv)
+    assert time.perf_counter() - start < 10
+    assert rc == 2
+    assert out == ""
+    assert err.startswith(f"symgrad: {first}"), err
+    assert "Traceback" not in err and "Fix:" in err
+    assert err.rstrip().split("\n")[-1] == f"See docs/errors.md#{anchor}"
+
+
+def test_a_plot_path_that_cannot_be_written_is_a_sentence(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who may write anywhere")
+        rc, out, err = run(capsys, "sweep", "x**2", "--over", "x=0:1", "-n", "3", "--plot", str(locked / "p.png"))
+    finally:
+        locked.chmod(0o700)
+    assert rc == 2 and out == ""
+    assert "may not write there" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, value, grad", [
+    (["compare", "-x**2", "--at", "x=1.5"], "-9/4", "-3"),
+    (["compare", "--at", "x=1.5", "-x**2"], "-9/4", "-3"),
+    (["compare", "-2*x + 1", "--at", "x=1.5"], "-2", "-2"),
+    (["compare", "-sin(x)*0 + x", "--at", "x=1.5"], "3/2", "1"),
+    (["compare", "x*detach(2)", "--at", "x=1.5"], "3", "2"),
+    (["compare", "x*no_grad(3) + item(1)", "--at", "x=1.5"], "11/2", "3"),
+    (["compare", "x*10**400", "--at", "x=1"], None, None),
+])
+def test_expressions_once_refused_are_results(capsys: pytest.CaptureFixture[str], argv: list[str], value: str | None,
+                                              grad: str | None) -> None:
+    rc, out, err = run(capsys, *argv)
+    assert rc == 0, err
+    assert err == ""
+    if value is None:
+        assert "cause: overflow" in out and "1.0000000000000000e+400" in out
+        return
+    assert f"value: exact {value}," in out
+    (row,) = table_rows(out, "wrt")
+    assert row[:4] == ["x", grad, grad, f"{float(sp.Rational(grad))!r}"]
+    assert row[4] == "agree"
+
+
+def test_a_sum_of_a_thousand_terms_is_read_and_compared(capsys: pytest.CaptureFixture[str]) -> None:
+    text = "+".join(f"x**{k}" for k in range(1000))
+    expected = sum(sp.Symbol("x") ** k for k in range(1000))
+    assert parse(text) == expected
+    assert parse("-".join(["x"] * 3000)) == -2998 * x
+    rc, out, err = run(capsys, "compare", text, "--at", "x=0.5")
+    assert rc == 0, err
+    (row,) = table_rows(out, "wrt")
+    exact = sp.diff(expected, x).subs(x, sp.Rational(1, 2))
+    assert row[4] == "agree"
+    assert float(row[3]) == pytest.approx(float(exact), rel=1e-12)
+
+
+def test_parse_never_evaluates_unbounded_integer_work() -> None:
+    code = ("from symgrad.cli import parse\n"
+            "for t in ['Pow(9, 9**9)', 'factorial(10**9)', 'fibonacci(10**9)', 'binomial(10**12, 10**11)',"
+            " 'x*factorial(10**6)', '(10**9999)**(10**4)', 'Pow(2, 2**70)']:\n"
+            "    try:\n        parse(t)\n    except Exception:\n        pass\n")
+    try:
+        subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("parse() evaluated a huge number")

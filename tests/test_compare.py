@@ -430,3 +430,121 @@ def test_an_irrational_constant_is_exact_on_the_exact_sides() -> None:
     assert e.grad_symbolic == -1, (e.cause, e.one_sided)
     assert e.one_sided is None
     assert e.cause.id != "kink"
+
+
+# --------------------------------------------------------------------------- the user's torch state
+
+
+def _torch_state() -> tuple[object, ...]:
+    return (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.is_anomaly_enabled(),
+            torch.is_anomaly_check_nan_enabled(), torch.get_default_dtype())
+
+
+
+USER_STATES: dict[str, Callable[[], object]] = {
+    "no_grad": torch.no_grad,
+    "set_grad_enabled(False)": lambda: torch.set_grad_enabled(False),
+    "inference_mode": torch.inference_mode,
+    "detect_anomaly": lambda: torch.autograd.set_detect_anomaly(True),
+    "detect_anomaly(check_nan=False)": lambda: torch.autograd.set_detect_anomaly(True, check_nan=False),
+}
+
+
+@pytest.mark.parametrize("default", [torch.float64, torch.float32], ids=["default64", "default32"])
+@pytest.mark.parametrize("state", list(USER_STATES))
+def test_user_torch_state_changes_no_verdict_and_is_restored(state: str, default: torch.dtype) -> None:
+    outside = [sg.compare(sp.exp(x), at={x: 1.0}), sg.compare(sp.log(sp.exp(x) + sp.exp(y)), at={x: 1000.0, y: 0.0})]
+    assert [c.cause.id for c in outside] == ["agree", "overflow"]
+    before_default = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        with USER_STATES[state]():
+            before = _torch_state()
+            smooth = sg.compare(sp.exp(x), at={x: 1.0})
+            assert _torch_state() == before
+            big = sg.compare(sp.log(sp.exp(x) + sp.exp(y)), at={x: 1000.0, y: 0.0})
+            assert _torch_state() == before
+            # float32 runs name their dtype too: the default dtype never decides one.
+            small = sg.compare(sp.exp(x), at={x: 1.0}, dtype="float32")
+            assert _torch_state() == before
+    finally:
+        torch.set_default_dtype(before_default)
+    assert (smooth.cause.id, big.cause.id, small.cause.id) == ("agree", "overflow", "agree")
+    e = math.exp(1.0)
+    assert smooth.entries[0].grad_autograd == e == outside[0].entries[0].grad_autograd
+    assert math.isnan(big.entries[0].grad_autograd) and math.isnan(outside[1].entries[0].grad_autograd)
+    assert small.entries[0].grad_autograd == torch.exp(torch.tensor(1.0, dtype=torch.float32)).item()
+
+
+def test_user_torch_state_is_restored_when_an_error_escapes() -> None:
+    with torch.no_grad(), torch.autograd.set_detect_anomaly(True):
+        before = _torch_state()
+        with pytest.raises(sg.UnboundSymbolError):
+            sg.compare(x * y, at={x: 1.0})
+        assert _torch_state() == before
+        from symgrad import autograd
+
+        with pytest.raises(ZeroDivisionError), autograd.torch_state():
+            assert torch.is_grad_enabled() and not torch.is_anomaly_enabled()
+            1 / 0
+        assert _torch_state() == before
+
+
+def test_hessian_under_inference_mode_is_the_same() -> None:
+    outside = sg.compare(sp.sin(x) * y, at={x: 0.5, y: 2.0}, order=2)
+    with torch.inference_mode():
+        inside = sg.compare(sp.sin(x) * y, at={x: 0.5, y: 2.0}, order=2)
+        assert torch.is_inference_mode_enabled()
+    assert [e.grad_autograd for e in inside.entries] == [e.grad_autograd for e in outside.entries]
+    assert inside.cause.id == "agree"
+
+
+# --------------------------------------------------------------------------- big constants
+
+BIG = sp.Integer(10) ** 20  # past int64 (torch: "int too big to convert" for a Python int operand)
+
+
+@pytest.mark.parametrize("f, grad", [
+    (BIG * x, BIG),
+    (-sp.Integer(2) ** 64 * x, -sp.Integer(2) ** 64),
+    (x + BIG, sp.Integer(1)),
+    (x**2 / sp.Integer(10) ** 30, sp.Rational(4, 10**30)),
+    (sp.Rational(10**25 + 1, 3) * x, sp.Rational(10**25 + 1, 3)),
+    (sp.Rational(7, 10**30 + 3) * x, sp.Rational(7, 10**30 + 3)),
+    (sp.Float("1e300") * x, sp.Float("1e300")),
+    (sp.Max(x, BIG) + x, sp.Integer(1)),
+    (sp.Piecewise((x, x > BIG), (3 * x, True)), sp.Integer(3)),
+], ids=["10**20*x", "-2**64*x", "x+10**20", "x**2/10**30", "rational", "small-rational", "float", "Max", "condition"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_big_constants_are_values_of_the_dtype(f: sp.Basic, grad: sp.Basic, dtype: str) -> None:
+    if dtype == "float32" and f.has(sp.Float("1e300")):
+        pytest.skip("1e300 is past float32's range (the overflow test covers that)")
+    c = sg.compare(f, at={x: 2.0}, dtype=dtype)
+    (e,) = c.entries
+    assert e.autograd_error is None
+    assert c.cause.id == "agree", str(c)
+    assert e.grad_executed == grad or sp.Float(e.grad_executed, 30) == sp.Float(grad, 30)
+    # torch itself, with the constant as the nearest value of the dtype
+    t = torch.tensor(2.0, dtype=DTYPES[dtype], requires_grad=True)
+    value = c.lowered(t)
+    (g,) = torch.autograd.grad(value, t)
+    assert e.grad_autograd == g.item()
+    assert e.grad_autograd == pytest.approx(float(grad), rel=1e-6 if dtype == "float32" else 1e-15)
+
+
+@pytest.mark.parametrize("f, dtype", [
+    (sp.Integer(10) ** 400 * x, "float64"),
+    (-sp.Integer(10) ** 400 * x, "float64"),
+    (sp.Rational(10**400, 3) * x, "float64"),
+    (sp.Float("1e400") * x, "float64"),
+    (sp.Integer(10) ** 39 * x, "float32"),
+    (x * sg.item(sp.Integer(10) ** 400), "float64"),
+], ids=["10**400*x", "-10**400*x", "rational", "Float", "float32", "item"])
+def test_constants_past_the_dtype_range_overflow(f: sp.Basic, dtype: str) -> None:
+    c = sg.compare(f, at={x: 2.0}, dtype=dtype)
+    (e,) = c.entries
+    assert e.autograd_error is None
+    assert math.isinf(e.grad_autograd)
+    assert e.grad_symbolic == e.grad_executed  # exact: the true constant
+    assert abs(float(sp.Float(e.grad_executed, 20))) > torch.finfo(DTYPES[dtype]).max
+    assert c.cause.id == "overflow"

@@ -9,6 +9,7 @@ proves the program reads well, the numeric check proves it means the expression.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 import io
 import keyword
@@ -16,6 +17,7 @@ import linecache
 import math
 import tokenize
 import traceback
+import unicodedata
 from fractions import Fraction
 from pathlib import Path
 
@@ -275,3 +277,84 @@ def test_no_orphan_golden_programs() -> None:
     names = {c.name for c in [*CASES, *MATRIX_CASES]}
     orphans = sorted(p.name for p in (GOLDEN / "lowering").glob("*.py") if p.stem not in names)
     assert orphans == [], f"golden programs without a case in tests/cases.py: {orphans} (delete them)"
+
+
+def test_calling_a_lowered_program_keeps_the_user_torch_state() -> None:
+    """The generated program is the user's own torch code: it runs in their state (under
+    `no_grad` it records no graph) and changes none of it, and it names every dtype it makes."""
+    x = sp.Symbol("x")
+    lowered = sg.lower(sg.no_grad(x**2) + sg.item(sp.Integer(3)) * x + sp.Piecewise((x, x > 0), (2, True)))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with torch.autograd.set_detect_anomaly(True):
+            t = torch.tensor(-2.0, dtype=torch.float64, requires_grad=True)
+            out = lowered(t)
+            assert torch.is_grad_enabled() and torch.is_anomaly_enabled()
+            assert out.dtype == torch.float64 and out.item() == 4.0 - 6.0 + 2.0
+            (g,) = torch.autograd.grad(out, t)
+            assert g.item() == 3.0  # no_grad(x**2) and the constant branch give nothing
+        with torch.no_grad():
+            out = lowered(torch.tensor(-2.0, dtype=torch.float64, requires_grad=True))
+            assert not torch.is_grad_enabled() and not out.requires_grad
+        assert torch.get_default_dtype() == torch.float32
+    finally:
+        torch.set_default_dtype(default)
+
+
+# Names Python would read as something else: NFKC turns fullwidth letters into `torch`/`math`,
+# `x²` is no identifier at all (NFKC: `x2`), `ℌ` is `H`, and builtins the program calls.
+SHADOWING = ["ｔｏｒｃｈ", "ｍａｔｈ", "x²", "ℌ", "ｆ", "ｏｕｔ", "range", "int", "print", "ｒａｎｇｅ", "ｉｎｔ",
+             "x_pow_2", "sin_x", "e\u0301", "\u0301a", "½", "ﬁ" * 30]
+
+
+@pytest.mark.parametrize("name", SHADOWING)
+def test_symbol_names_that_shadow_program_names_compare_right(name: str) -> None:
+    s, x = sp.Symbol(name), sp.Symbol("x")
+    f = s**2 * x + sp.sin(s) * sp.exp(x) + sp.sqrt(sp.Integer(2)) * s
+    lowered = sg.lower(f)
+    for var in lowered.inputs:
+        assert var.isidentifier() and not keyword.iskeyword(var)
+        assert unicodedata.normalize("NFKC", var) == var
+        assert var not in ("torch", "math", "f", "out") and var not in dir(builtins)
+    assert len(set(lowered.inputs)) == 2
+    c = sg.compare(f, at={s: 2.0, x: 3.0})
+    assert c.cause.id == "agree"
+    by_wrt = {e.wrt: e for e in c.entries}
+    assert set(by_wrt) == {s, x}  # the user's own symbols
+    assert name in str(c)  # reports speak of the user's name
+    exact = {s: sp.Integer(2), x: sp.Integer(3)}
+    for v in (s, x):
+        expected = sp.diff(f, v).subs(exact)
+        assert by_wrt[v].grad_executed == pytest.approx(float(expected), rel=1e-15)
+    ts = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    tx = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    out = lowered(*[{s: ts, x: tx}[v] for v in lowered.symbols])
+    assert out.item() == pytest.approx(float(f.subs(exact)), rel=1e-15)
+    torch_grads = torch.autograd.grad(ts**2 * tx + torch.sin(ts) * torch.exp(tx) + math.sqrt(2) * ts, (ts, tx))
+    assert by_wrt[s].grad_autograd == pytest.approx(float(torch_grads[0]), rel=1e-15)
+    assert by_wrt[x].grad_autograd == pytest.approx(float(torch_grads[1]), rel=1e-15)
+
+
+def test_two_names_python_reads_alike_stay_two_inputs() -> None:
+    a, b = sp.Symbol("x²"), sp.Symbol("x2")
+    lowered = sg.lower(a * 10 + b)
+    assert len(set(lowered.inputs)) == 2
+    c = sg.compare(a * 10 + b, at={a: 1.0, b: 2.0})
+    assert [(str(e.wrt), e.grad_autograd) for e in c.entries] == [("x2", 1.0), ("x²", 10.0)]
+    assert float(lowered(torch.tensor(2.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))) in (12.0, 21.0)
+
+
+@pytest.mark.parametrize("bound", ["range", "int", "ｒａｎｇｅ"])
+def test_symbol_named_like_a_builtin_works_as_a_for_bound(bound: str) -> None:
+    from sympy.codegen.ast import Assignment, CodeBlock, For
+
+    a, b, i, r = sp.Symbol("a"), sp.Symbol("b"), sp.Symbol("i"), sp.Symbol(bound)
+    p = sg.Program([a], CodeBlock(Assignment(b, a), Assignment(r, 3), For(i, sp.Range(0, r, 1), CodeBlock(Assignment(b, b * a)))), b)
+    c = sg.compare(p, at={a: 2.0})
+    assert c.cause.id == "agree"
+    (e,) = c.entries
+    assert e.grad_executed == e.grad_symbolic == 32  # d/da a**4 at 2
+    assert e.grad_autograd == 32.0
+    assert "for i in range(" in c.lowered.source
+    assert bound in str(c)

@@ -175,3 +175,53 @@ def test_matrix_report_shows_matrix_values() -> None:
     c = sg.compare(LOSS, at={X: X_VAL, w: [[1.0], [-1.0]], y: [[0.0], [1.0]]}, wrt=[w])
     text = str(c)
     assert "w[0, 0]" in text and "X_at_w = X*w -> [-1; -1]" in text
+
+
+# ---------------------------------------------------------------- sizes for exact work
+
+from symgrad.program import MAX_MATRIX_ELEMENTS  # noqa: E402
+
+
+@pytest.mark.parametrize("make, count, first", [
+    (lambda s: sp.Trace(sp.MatrixSymbol("B", 1000, 1000)) * s, 1_000_000, "The matrix input B (1000, 1000) has 1,000,000"),
+    (lambda s: sp.Determinant(sp.MatrixSymbol("B", 600, 600)) + s, 360_000, "The matrix input B (600, 600) has 360,000"),
+    (lambda s: sp.Trace(sp.MatrixSymbol("B", 400, 400)) + sp.Trace(sp.MatrixSymbol("C", 400, 400)) * s, 320_000,
+     "The matrix inputs B (400, 400), C (400, 400) have 320,000"),
+    (lambda s: sp.Trace(sp.MatrixSymbol("u", 1000, 1) * sp.MatrixSymbol("v", 1, 1000)) * s, 1_000_000,
+     "u*v, of shape (1000, 1000), has 1,000,000"),
+    (lambda s: sp.Trace(sp.Identity(2000)) * s, 4_000_000, "Identity(2000), of shape (2000, 2000), has 4,000,000"),
+], ids=["trace", "det", "two-inputs", "outer-product", "identity"])
+def test_a_matrix_too_large_for_exact_work_is_refused_first(make, count: int, first: str) -> None:
+    import time
+    import tracemalloc
+
+    f = make(x0)
+    start = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(sg.ShapeError) as err:
+            sg.compare(f, at={x0: 1.0})  # no values for the matrices: the size is refused first
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 5 and peak < 50 * 2**20
+    text = str(err.value)
+    assert text.startswith(first), text
+    assert f"more than MAX_MATRIX_ELEMENTS = {MAX_MATRIX_ELEMENTS:,}" in text
+    assert f"about {count * 1024 / 2**20:,.0f} MiB" in text
+    assert "Fix: use a smaller matrix" in text and text.endswith("See docs/errors.md#shapeerror")
+    with pytest.raises(sg.ShapeError):
+        sg.lower(f)
+
+
+def test_a_matrix_within_the_limit_still_compares() -> None:
+    B = sp.MatrixSymbol("B", 20, 20)
+    value = np.arange(400, dtype=np.float64).reshape(20, 20) / 400
+    c = sg.compare(sp.Trace(B) * x0, at={B: value, x0: 2.0})
+    assert c.cause.id == "agree"
+    by_wrt = {str(e.wrt): e for e in c.entries}
+    from fractions import Fraction
+
+    exact = sum(Fraction(float(value[k, k])) for k in range(20))  # the diagonal's exact binary values
+    assert by_wrt["x0"].grad_executed == sp.Rational(exact.numerator, exact.denominator)
+    assert by_wrt["B[3, 3]"].grad_autograd == 2.0 and by_wrt["B[3, 4]"].grad_autograd == 0.0

@@ -347,3 +347,52 @@ def test_statement_piecewise_on_its_threshold(branches, cause, executed):
     assert entry.one_sided == (0, 3)
     assert entry.grad_executed == executed
     assert entry.grad_autograd == 0.0
+
+
+# --------------------------------------------------------------------------- constants under primitives
+
+
+@pytest.mark.parametrize("prim", [sg.detach, sg.item, sg.no_grad], ids=["detach", "item", "no_grad"])
+@pytest.mark.parametrize("const, value", [(sp.Integer(2), 2.0), (sp.pi, math.pi), (sp.Rational(1, 3), 1 / 3),
+                                          (sp.Integer(10) ** 20, 1e20)], ids=["2", "pi", "1/3", "10**20"])
+def test_a_primitive_of_a_constant_is_a_constant_tensor(prim, const, value) -> None:
+    import ast as pyast
+
+    f = x * prim(const) + prim(prim(const)) * 3 + sp.Max(x, 0) * prim(const) ** 2
+    lowered = sg.lower(f)
+    pyast.parse(lowered.source)  # valid code: no `2.detach()`
+    comparison = sg.compare(f, at={x: 1.5})
+    (entry,) = comparison.entries
+    assert comparison.cause.id == "agree"
+    assert entry.grad_executed == entry.grad_symbolic
+    assert abs(entry.grad_executed - (const + const**2).evalf(40)) < sp.Float("1e-18") * (const + const**2).evalf(40)
+    assert entry.grad_autograd == pytest.approx(value + value**2, rel=1e-15)
+    assert comparison.value_autograd == pytest.approx(1.5 * value + 3 * value + 1.5 * value**2, rel=1e-15)
+
+
+def test_primitives_of_constants_in_sums_products_and_conditions() -> None:
+    two = sg.detach(sp.Integer(2))
+    # d/dx at 1.5 of x + 3*2, x*2*3, x**2 (the exponent a constant tensor); SymPy cannot build Max(x, detach(2))
+    for f, grad in [(x + 3 * two, 1), (x * two * sg.item(sp.Integer(3)), 6), (x**two, 3)]:
+        comparison = sg.compare(f, at={x: 1.5})
+        assert comparison.entries[0].grad_executed == grad, f
+        assert comparison.entries[0].grad_autograd == grad, f
+    with pytest.raises(sg.UnsupportedNodeError, match="inside a condition"):
+        sg.lower(sp.Piecewise((x, x > two), (0, True)))
+
+
+@pytest.mark.parametrize("loop", ["for", "while"])
+def test_a_loop_body_sympy_simplified_away_is_valid_code(loop: str) -> None:
+    body = CodeBlock(Assignment(b, b * 1))  # SymPy builds b = b
+    if loop == "for":
+        p = sg.Program([a], CodeBlock(Assignment(b, 3 * a), For(i, sp.Range(0, 4, 1), body)), b)
+    else:
+        p = sg.Program([a], CodeBlock(Assignment(b, 3 * a), Assignment(i, 0),
+                                      While(i < 4, CodeBlock(Assignment(b, b * 1), Assignment(i, i + 1)))), b)
+    lowered = sg.lower(p)
+    assert "SymPy simplified this statement away" in lowered.source
+    comparison = sg.compare(p, at={a: 0.5})
+    (entry,) = comparison.entries
+    assert comparison.cause.id == "agree"
+    assert entry.grad_symbolic == entry.grad_executed == 3
+    assert entry.grad_autograd == 3.0 and comparison.value_autograd == 1.5

@@ -342,3 +342,35 @@ def test_the_value_of_a_matrix_output_is_one_line() -> None:
     report = str(sg.compare(sp.Matrix([x0 * x1, x1 + x2**2]), at={x0: 1.0, x1: 2.0, x2: 3.0}))
     value = next(line for line in report.splitlines() if line.startswith("value:"))
     assert "autograd's forward" in value, report.split("\n\n")[0]
+
+
+@pytest.mark.parametrize("power", [400, 5000, 20000])
+def test_huge_integers_print_rounded_without_the_int_string_limit(power: int) -> None:
+    import sys
+
+    x = sp.Symbol("x")
+    limit = sys.get_int_max_str_digits()
+    c = sg.compare(x * sp.Integer(10) ** power, at={x: 1.0})
+    assert sys.get_int_max_str_digits() == limit
+    text, md, page = str(c), c.to_markdown(), c._repr_html_()
+    rounded = f"1.0000000000000000e+{power}"
+    for shown in (text, md):
+        assert rounded in shown
+        assert "0" * 100 not in shown  # no thousand-digit numbers
+    assert rounded in html.unescape(page)
+    assert c.cause.id == "overflow"
+    assert c.entries[0].grad_symbolic == sp.Integer(10) ** power  # the record stays exact
+    assert abs(c.entries[0].grad_executed / sp.Integer(10) ** power - 1) < sp.Float("1e-17")
+    assert f"1.0e+{power}" in c.lowered.source
+    assert number(sp.Rational(-(10**power), 3)) == f"-3.3333333333333333e+{power - 1}"
+    assert number(sp.Integer(10) ** power) == rounded
+
+
+def test_floor_of_a_huge_exp_prints() -> None:
+    """exp(1e4) has 4,343 digits before the point; floor() of it is a 4,343-digit integer.
+    (At 1e8 the exact engine itself takes minutes: see the engine's own issue.)"""
+    x = sp.Symbol("x")
+    c = sg.compare(sp.floor(sp.exp(x)), at={x: 1e4})
+    text = str(c)
+    assert "e+4342" in text and c.cause.id == "overflow"
+    assert "0" * 100 not in text

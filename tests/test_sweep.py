@@ -26,7 +26,7 @@ from sympy.codegen.ast import Assignment, CodeBlock, While
 import symgrad as sg
 from cases import d2l_control_flow
 from symgrad.cli import main
-from symgrad.sweep import Region
+from symgrad.sweep import MAX_POINTS, Region
 
 x, y, z = sp.symbols("x y z")
 a, b, c = sp.symbols("a b c")
@@ -470,3 +470,73 @@ def test_cli_sweep_bad_over_exits_2_with_a_sentence(over: str, first: str, capsy
     assert out == ""
     assert err.splitlines()[0] == first
     assert "Fix:" in err
+
+
+@pytest.mark.parametrize("state", ["no_grad", "inference_mode", "detect_anomaly", "default_float32"])
+def test_sweep_is_the_same_in_any_user_torch_state_and_restores_it(state: str) -> None:
+    x = sp.Symbol("x")
+    f = sp.Abs(x) + sp.sqrt(x**2)
+    outside = sg.sweep(f, over={x: (-1, 1)}, n=5)
+    contexts = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
+                "detect_anomaly": lambda: torch.autograd.set_detect_anomaly(True)}
+    default = torch.get_default_dtype()
+    try:
+        if state == "default_float32":
+            torch.set_default_dtype(torch.float32)
+        with contexts.get(state, torch.enable_grad)():
+            before = (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.is_anomaly_enabled(),
+                      torch.get_default_dtype())
+            inside = sg.sweep(f, over={x: (-1, 1)}, n=5)
+            after = (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.is_anomaly_enabled(),
+                     torch.get_default_dtype())
+    finally:
+        torch.set_default_dtype(default)
+    assert after == before
+    assert inside.counts == outside.counts == {"agree": 4, "kink": 1}
+    np.testing.assert_array_equal(inside.grad_autograd, outside.grad_autograd)
+
+
+@pytest.mark.parametrize("over, n, points, fits", [
+    ("x", 10**9, 10**9, 20_000_000),
+    ("xy", 100_000, 10**10, 4472),
+    ("xy", 4473, 4473**2, 4472),
+    ("xyz", 300, 300**3, 271),
+])
+def test_a_sweep_too_large_is_refused_before_allocating(over: str, n: int, points: int, fits: int) -> None:
+    import tracemalloc
+
+    syms = sp.symbols(" ".join(over), seq=True)
+    f = sum(s**2 for s in syms)
+    tracemalloc.start()
+    try:
+        with pytest.raises(sg.OptionError) as err:
+            sg.sweep(f, over={s: (0, 1) for s in syms}, n=n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20  # nothing of the grid was allocated
+    text = str(err.value)
+    assert f"This sweep would have {points:,} points" in text
+    assert f"MAX_POINTS = {MAX_POINTS:,}" in text
+    gib = points * len(syms) * 8 / 2**30
+    assert f"{gib:,.1f} GiB" in text
+    assert f"n={fits:,} gives {fits ** len(syms):,} points" in text
+    assert fits ** len(syms) <= 20_000_000 < (fits + 1) ** len(syms)
+    assert text.endswith("See docs/errors.md#optionerror")
+
+
+def test_a_sweep_at_the_limit_still_runs_and_a_large_batch_is_refused() -> None:
+    x = sp.Symbol("x")
+    s = sg.sweep(x**2, over={x: (0, 1)}, n=200_000)
+    assert s.counts == {"agree": 200_000}
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(sg.OptionError, match="20,000,001 points \\(an explicit batch\\)"):
+            sg.sweep(x**2, over={x: np.broadcast_to(np.float64(0.5), (20_000_001,))})  # a view: no memory
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    finally:
+        tracemalloc.stop()
+    with pytest.raises(sg.OptionError, match="not a positive number"):
+        sg.sweep(x**2, over={x: (0, 1)}, n=True)
