@@ -380,6 +380,7 @@ def certain_bits(v: Exact) -> int:
 # A value whose magnitude is certainly past 2**BEYOND_BITS is beyond every dtype: the verdict
 # needs only that, not its digits.
 BEYOND_BITS = 4096
+UNBOUNDED_LOSS = 1 << 40
 
 
 def beyond_every_dtype(v: Exact) -> bool:
@@ -391,9 +392,16 @@ def beyond_every_dtype(v: Exact) -> bool:
 def lost_bits(v: Exact) -> int:
     """Bits of the working precision a value has lost (0 for exact values; a ball that contains
     0 has lost them all; a value certainly beyond every dtype needs no digits)."""
-    if isinstance(v, fmpq) or v.is_exact() or not v.is_finite() or beyond_every_dtype(v):
+    if isinstance(v, fmpq) or v.is_exact() or v.is_nan() or beyond_every_dtype(v):
         return 0
+    if not v.is_finite():
+        return UNBOUNDED_LOSS  # a ball of infinite radius: no bit is certain
     return max(0, prec() - int(v.rel_accuracy_bits()))
+
+
+def is_indeterminate(v: Any) -> bool:
+    """A ball that says nothing: infinite radius (not an exact infinity, not NaN)."""
+    return isinstance(v, arb) and not v.is_nan() and not v.is_finite() and not v.rad().is_zero()
 
 
 def to_sympy(v: Exact) -> sp.Number:

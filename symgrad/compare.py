@@ -72,6 +72,16 @@ class Entry:
     def ok(self) -> bool:
         return self.cause is Cause.AGREE
 
+    def __repr__(self) -> str:
+        from .program import sstr
+
+        def text(v: Any) -> str:
+            return repr(v) if v is None or isinstance(v, (float, int, Cause)) else sstr(v)
+
+        parts = ", ".join(f"{name}={text(getattr(self, name))}" for name in
+                          ("output", "wrt", "grad_symbolic", "one_sided", "grad_executed", "grad_autograd", "cause"))
+        return f"Entry({parts})"
+
     @property
     def derivative(self) -> sp.Basic | None:
         """The derivative as SymPy writes it (`X.T*(X*w - y)`), computed when first asked for;

@@ -1081,7 +1081,8 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
     if op == "div":
         return f"{_text(args[0], wrap=True)} / {_text(args[1], wrap=True)}"
     if op == "pow_int":
-        return f"{_text(args[0], wrap=True)} ** {param}"
+        # torch takes a Python int exponent only up to 2**63; past that, the float of it.
+        return f"{_text(args[0], wrap=True)} ** {param if abs(param) < 2**53 else repr(float(param))}"
     if op == "pow_frac":
         c = param
         spelled = _num_text(c)
