@@ -400,9 +400,11 @@ class _Classifier:
             # decided by the branch, not by a corner.
             return Cause.JUMP if kind == "jump" else (Cause.CONTROL_FLOW if kind == "smooth" else Cause.KINK)
         assert d.step is not None
-        # A primitive's own kind: relu is a kink even where another step makes the function jump.
+        # A corner (relu, abs, max) never makes a function jump, even where another step does;
+        # a step (sign, floor, Heaviside) is a jump only if the function itself jumps here:
+        # x*sign(x) is |x|, a kink (decided from the one-sided limits, not the primitive).
         op = OPS[self.path.steps[d.step].op]
-        return Cause.JUMP if op.nonsmooth == "jump" else Cause.KINK
+        return Cause.JUMP if (op.nonsmooth == "jump" and kind == "jump") else Cause.KINK
 
     def tie_fields(self, d: Decision, side: SymbolicSide, cause: Cause) -> dict[str, Any]:
         left = side.left.derivative if side.left else None

@@ -313,8 +313,8 @@ class _Runner:
             value, partials = self.elementwise(s, op, vals, param)
         else:
             value = op.value(vals, param)
-            if s.op != "where" and any(ex.is_nan(v) for v in vals):
-                value = ex.NAN  # NaN propagates through every op but a selection, as in torch
+            if s.op not in ("where", "sign") and any(ex.is_nan(v) for v in vals):
+                value = ex.NAN  # NaN propagates through every op but a selection (and sign: 0), as in torch
             partials = op.partials(vals, value, param)
             if op.piece is not None and not ex.is_nan(value):
                 piece = op.piece(vals, param)

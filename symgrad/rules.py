@@ -196,6 +196,11 @@ def _smooth(name: str, torch: str, value: Callable[[ex.Exact], ex.Exact], deriv:
     return Op(name, torch, lambda a, p: value(a[0]), lambda a, v, p: (deriv(a[0], v),))
 
 
+def _nan_in(a: Args) -> ex.Exact | None:
+    """NaN when an argument is NaN (torch propagates it through max, min, clamp and relu)."""
+    return ex.NAN if any(ex.is_nan(v) for v in a) else None
+
+
 def _pieces_sign(u: ex.Exact) -> int | None:
     s = ex.sign(u)
     return None if s == 0 else s
@@ -301,8 +306,9 @@ _OP_LIST: tuple[Op, ...] = (
     Op(
         "relu",
         "torch.relu({0})",
-        lambda a, p: a[0] if ex.sign(a[0]) > 0 else Z,
-        lambda a, v, p: (ONE if ex.sign(a[0]) > 0 else Z,),
+        lambda a, p: _nan_in(a) or (a[0] if ex.sign(a[0]) > 0 else Z),
+        # A NaN input passes its gradient (torch's threshold_backward), as measured on 2.13.
+        lambda a, v, p: (ONE if (ex.sign(a[0]) > 0 or ex.is_nan(a[0])) else Z,),
         piece=lambda a, p: _pieces_sign(a[0]),
         on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (Z, (Z,)),
         nonsmooth="kink",
@@ -313,8 +319,9 @@ _OP_LIST: tuple[Op, ...] = (
     Op(
         "clamp_min",
         "torch.clamp({0}, min={c})",
-        lambda a, p: a[0] if ex.cmp(a[0], p) >= 0 else p,
-        lambda a, v, p: (ONE if ex.cmp(a[0], p) >= 0 else Z,),
+        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], p) >= 0 else p),
+        # clamp blocks the gradient of a NaN input.
+        lambda a, v, p: (ONE if (ex.cmp(a[0], p) >= 0 and not ex.is_nan(a[0])) else Z,),
         piece=lambda a, p: _pieces_sign(ex.sub(a[0], p)),
         on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (p, (Z,)),
         nonsmooth="kink",
@@ -324,8 +331,8 @@ _OP_LIST: tuple[Op, ...] = (
     Op(
         "clamp_max",
         "torch.clamp({0}, max={c})",
-        lambda a, p: a[0] if ex.cmp(a[0], p) <= 0 else p,
-        lambda a, v, p: (ONE if ex.cmp(a[0], p) <= 0 else Z,),
+        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], p) <= 0 else p),
+        lambda a, v, p: (ONE if (ex.cmp(a[0], p) <= 0 and not ex.is_nan(a[0])) else Z,),
         piece=lambda a, p: _pieces_sign(ex.sub(p, a[0])),
         on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (p, (Z,)),
         nonsmooth="kink",
@@ -335,8 +342,8 @@ _OP_LIST: tuple[Op, ...] = (
     Op(
         "maximum",
         "torch.maximum({0}, {1})",
-        lambda a, p: a[0] if ex.cmp(a[0], a[1]) >= 0 else a[1],
-        lambda a, v, p: _tie_split(ex.cmp(a[0], a[1])),
+        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], a[1]) >= 0 else a[1]),
+        lambda a, v, p: _tie_split(ex.cmp(a[0], a[1]), a),
         piece=lambda a, p: _pieces_sign(ex.sub(a[0], a[1])),
         on_piece=lambda s, a, p: (a[0], (ONE, Z)) if s > 0 else (a[1], (Z, ONE)),
         nonsmooth="kink",
@@ -346,8 +353,8 @@ _OP_LIST: tuple[Op, ...] = (
     Op(
         "minimum",
         "torch.minimum({0}, {1})",
-        lambda a, p: a[0] if ex.cmp(a[0], a[1]) <= 0 else a[1],
-        lambda a, v, p: _tie_split(-ex.cmp(a[0], a[1])),
+        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], a[1]) <= 0 else a[1]),
+        lambda a, v, p: _tie_split(-ex.cmp(a[0], a[1]), a),
         piece=lambda a, p: _pieces_sign(ex.sub(a[1], a[0])),
         on_piece=lambda s, a, p: (a[0], (ONE, Z)) if s > 0 else (a[1], (Z, ONE)),
         nonsmooth="kink",
@@ -450,7 +457,11 @@ def _mul_partials(a: Args, p: ex.Exact) -> tuple[ex.Exact, ...]:
     return tuple(out)
 
 
-def _tie_split(c: int) -> tuple[ex.Exact, ex.Exact]:
+def _tie_split(c: int, a: Args) -> tuple[ex.Exact, ex.Exact]:
+    """maximum/minimum's backward: all to the larger (smaller), 1/2 : 1/2 on a tie, and the
+    full gradient to both arguments when either is NaN (torch 2.13, measured)."""
+    if ex.is_nan(a[0]) or ex.is_nan(a[1]):
+        return (ONE, ONE)
     return (ONE, Z) if c > 0 else ((Z, ONE) if c < 0 else (HALF, HALF))
 
 

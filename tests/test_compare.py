@@ -548,3 +548,33 @@ def test_constants_past_the_dtype_range_overflow(f: sp.Basic, dtype: str) -> Non
     assert e.grad_symbolic == e.grad_executed  # exact: the true constant
     assert abs(float(sp.Float(e.grad_executed, 20))) > torch.finfo(DTYPES[dtype]).max
     assert c.cause.id == "overflow"
+
+
+@pytest.mark.parametrize("build, want", [
+    (lambda u: sp.Max(u, 0), -1.0),                 # relu passes a NaN's gradient
+    (lambda u: sp.Max(u, 1), 0.0),                  # clamp blocks it
+    (lambda u: sp.Max(u, sp.Symbol("y")), -1.0),    # maximum gives it the full gradient
+    (lambda u: sp.Min(u, sp.Symbol("y")), -1.0),
+])
+def test_nan_reaching_a_kink_follows_torch(build, want) -> None:  # type: ignore[no-untyped-def]
+    x = sp.Symbol("x")
+    f = build(sp.log(x))
+    at = {x: -1.0, **({sp.Symbol("y"): 0.5} if len(f.free_symbols) > 1 else {})}
+    c = sg.compare(f, at=at, wrt=[x])
+    e = c.entries[0]
+    assert e.grad_autograd == want
+    assert float(e.grad_executed) == want
+    assert e.cause is sg.Cause.DOMAIN  # log(-1) has no real value: the mathematics says so first
+
+
+@pytest.mark.parametrize("build, cause", [
+    (lambda x: x * sp.sign(x), "kink"),            # |x|
+    (lambda x: x * sp.Heaviside(x), "kink"),       # relu
+    (lambda x: x**2 * sp.sign(x), "agree"),        # smooth through its step: slope 0 both sides, and 0 ran
+    (lambda x: sp.sign(x), "jump"),
+    (lambda x: x + sp.floor(x), "jump"),
+])
+def test_jump_or_kink_is_decided_by_the_function(build, cause) -> None:  # type: ignore[no-untyped-def]
+    x = sp.Symbol("x")
+    c = sg.compare(build(x), at={x: 0.0})
+    assert c.entries[0].cause.id == cause

@@ -67,6 +67,15 @@ class Fact:
 
 
 FACTS: tuple[Fact, ...] = (
+    # A NaN reaching a kink: relu passes its gradient, clamp blocks it, maximum/minimum give
+    # both arguments the full gradient, abs and sign give 0 (and sign's value is 0).
+    Fact("relu", torch.relu, (ex.NAN,), expected=(1.0,)),
+    Fact("clamp_min", lambda a: torch.clamp(a, min=1.0), (ex.NAN,), F(1), expected=(0.0,)),
+    Fact("clamp_max", lambda a: torch.clamp(a, max=1.0), (ex.NAN,), F(1), expected=(0.0,)),
+    Fact("maximum", torch.maximum, (ex.NAN, F(1, 2)), expected=(1.0, 1.0)),
+    Fact("minimum", torch.minimum, (F(1, 2), ex.NAN), expected=(1.0, 1.0)),
+    Fact("abs", torch.abs, (ex.NAN,), expected=(0.0,)),
+    Fact("sign", torch.sign, (ex.NAN,), expected=(0.0,)),
     # The kink and jump conventions of DESIGN.md section 4, with the number torch uses.
     Fact("relu", torch.relu, (F(0),), expected=(0.0,)),
     Fact("relu", torch.relu, (F(1, 2),), expected=(1.0,)),
