@@ -27,17 +27,61 @@ _local = threading.local()
 _limit_lock = threading.Lock()
 
 
+# Nesting deeper than this goes straight to the worker (a first try would only fail slowly).
+DEEP_NESTING = 250
+
+
 def deep(fn: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         if getattr(_local, "inside", False):
             return fn(*args, **kwargs)
+        if args and nested_deeper_than(args[0], DEEP_NESTING):
+            return _in_big_stack(fn, args, kwargs)
         try:
             return fn(*args, **kwargs)
         except RecursionError:
             return _in_big_stack(fn, args, kwargs)
 
     return wrapper
+
+
+def nested_deeper_than(obj: Any, limit: int) -> bool:
+    """Whether a SymPy expression (or a Program's statements, or a Comparison's function) nests
+    more than `limit` levels; a walk over the DAG without recursion, each node visited at most
+    as often as a deeper path reaches it."""
+    roots = _roots(obj)
+    best: dict[int, int] = {}
+    stack = [(r, 0) for r in roots]
+    while stack:
+        node, d = stack.pop()
+        if d > limit:
+            return True
+        key = id(node)
+        if best.get(key, -1) >= d:
+            continue
+        best[key] = d
+        stack.extend((a, d + 1) for a in getattr(node, "args", ()))
+    return False
+
+
+def _roots(obj: Any) -> list[Any]:
+    lowered = getattr(obj, "lowered", None)  # a Comparison
+    if lowered is not None:
+        obj = lowered.normalized
+    for name in ("output", "body"):  # a Program or a normalised function
+        if hasattr(obj, name) and not hasattr(obj, "func"):
+            return [getattr(obj, n) for n in ("output", "body") if isinstance(getattr(obj, n, None), tuple(_BASIC))]
+    return [obj] if isinstance(obj, tuple(_BASIC)) else []
+
+
+def _basic() -> list[type]:
+    import sympy as sp
+
+    return [sp.Basic]
+
+
+_BASIC = _basic()
 
 
 def _in_big_stack(fn: Callable[..., T], args: Any, kwargs: Any) -> T:

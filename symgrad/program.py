@@ -147,11 +147,15 @@ def node_text(node: sp.Basic, user: dict[Any, Any] | None = None) -> str:
 
 
 def _large(node: sp.Basic, limit: int = NODE_TEXT_MAX) -> bool:
+    """More than `limit` nodes in the tree. An explicit stack: SymPy's preorder_traversal nests
+    one generator per level, so each step of it costs the depth."""
+    stack = [node]
     seen = 0
-    for _ in sp.preorder_traversal(node):
+    while stack:
         seen += 1
         if seen > limit:
             return True
+        stack.extend(stack.pop().args)
     return False
 
 
@@ -330,6 +334,23 @@ MAX_MATRIX_ELEMENTS: Final = 250_000
 _BYTES_PER_ELEMENT: Final = 1024
 
 
+def dag_atoms(node: sp.Basic, cls: type | tuple[type, ...]) -> set[sp.Basic]:
+    """`node.atoms(cls)` over the DAG with an explicit stack: SymPy's own walk nests a generator
+    per level (quadratic in depth) and visits a shared subtree once per path to it."""
+    found: set[sp.Basic] = set()
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, cls):
+            found.add(e)
+        stack.extend(e.args)
+    return found
+
+
 def check_matrix_sizes(nodes: Iterable[sp.Basic]) -> None:
     """Refuse matrices too large for exact work, before anything is allocated (ShapeError)."""
     from .errors import ShapeError
@@ -337,7 +358,7 @@ def check_matrix_sizes(nodes: Iterable[sp.Basic]) -> None:
     inputs: dict[sp.MatrixSymbol, int] = {}
     largest: tuple[int, sp.Basic | None] = (0, None)
     for node in nodes:
-        for m in node.atoms(sp.MatrixExpr) if isinstance(node, sp.Basic) else ():
+        for m in dag_atoms(node, sp.MatrixExpr) if isinstance(node, sp.Basic) else ():
             rows, cols = m.shape
             if not (isinstance(rows, (int, sp.Integer)) and isinstance(cols, (int, sp.Integer))):
                 continue
@@ -374,9 +395,8 @@ _TOO_LARGE: Final = (
 
 def _source(expr: sp.Basic) -> str:
     """The expression in SymPy notation, or a summary for one too deep to print."""
-    for k, _ in enumerate(sp.preorder_traversal(expr)):
-        if k > 400:
-            return "an expression of more than 400 nodes"
+    if _large(expr, 400):
+        return "an expression of more than 400 nodes"
     return sstr(expr)
 
 
@@ -439,7 +459,7 @@ def _normalize_program(p: Program) -> Normalized:
     check_matrix_sizes([p.output, *p.statements])
     syms: set[sp.Symbol] = set(p.inputs) | _read(p.output)
     for s in p.statements:
-        syms |= {x for x in s.atoms(sp.Symbol)}
+        syms |= dag_atoms(s, sp.Symbol)
     mapping = {s: _real(s) for s in syms}
     statements = tuple(s.xreplace(mapping) for s in p.statements)
     return Normalized(

@@ -222,11 +222,13 @@ def _formula(output: sp.Basic, inputs: tuple[sp.Basic, ...], k: int) -> sp.Basic
 
 def _too_big(e: sp.Basic, limit: int) -> bool:
     """More than `limit` nodes, counted without recursion and without walking past the limit."""
+    stack = [e]
     seen = 0
-    for _ in sp.preorder_traversal(e):
+    while stack:
         seen += 1
         if seen > limit:
             return True
+        stack.extend(stack.pop().args)
     return False
 
 
