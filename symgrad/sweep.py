@@ -77,8 +77,11 @@ class _Batch:
         self.tie = torch.zeros(n, dtype=torch.bool, device=device)
         self.stuck = torch.zeros(n, dtype=torch.bool, device=device)
         self.cancel = torch.zeros(n, dtype=torch.bool, device=device)
-        # Flag a difference that lost more digits than the comparison's tolerance can absorb.
-        self.cancel_ratio = 1e-4 if dtype == torch.float64 else 1e-2
+        # Flag a difference that lost more digits than the comparison's tolerance can absorb,
+        # counting the backward pass: differentiating a cancelling difference cancels about as
+        # many digits again, so a difference may lose at most half of log10(rtol / eps).
+        eps = torch.finfo(dtype).eps
+        self.cancel_ratio = min(0.1, math.sqrt(eps / RTOL["float64" if dtype == torch.float64 else "float32"]))
         self.codes: dict[int, Any] = {}
         self.namespace = {"torch": torch, "math": math}
 
@@ -286,8 +289,7 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
             else:
                 grads = [torch.full_like(c, math.nan) for c in columns]
     if cancel_out is not None:
-        # Points near a cancelling difference but on no threshold: `_cleared_in_long_double`
-        # may clear them without an exact comparison.
+        # Points near a cancelling difference but on no threshold.
         cancel_out.append(runner.cancel & ~runner.tie)
     return out.detach(), [g.detach() for g in grads], runner.tie | runner.cancel, runner.stuck
 
@@ -490,34 +492,6 @@ def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: li
     return out
 
 
-def _cleared_in_long_double(lowered: LoweredProgram, points: np.ndarray, auto: np.ndarray, wrt: list[int],
-                            candidates: np.ndarray, rtol: float) -> np.ndarray:
-    """Points near a cancellation whose autograd value a long-double evaluation of SymPy's
-    derivative confirms (about 19 digits: enough to check the tolerance where float64 lost a
-    few): they agree without an exact comparison. Everything else stays flagged."""
-    cleared = np.zeros(len(points), dtype=bool)
-    idx = np.flatnonzero(candidates)
-    derivs = derivative_expressions(lowered)
-    if not len(idx) or derivs is None or np.finfo(np.longdouble).nmant < 60:
-        return cleared
-    if any(isinstance(s.node, (sp.Basic,)) and s.op in ("detach", "item", "no_grad") for s in _steps(lowered.body)):
-        return cleared  # the mathematics and the program differ there: compare exactly
-    syms = list(lowered.normalized.inputs)
-    cols = [points[idx, k].astype(np.longdouble) for k in range(points.shape[1])]
-    ok = np.ones(len(idx), dtype=bool)
-    try:
-        for j, k in enumerate(wrt):
-            d = derivs.exprs[k].replace(lambda e: isinstance(e, (sp.DiracDelta, sp.Derivative)), lambda e: sp.Integer(0))
-            fn = sp.lambdify(syms, strip(d), modules="numpy")
-            with np.errstate(all="ignore"):
-                ld = np.broadcast_to(np.asarray(fn(*cols), dtype=np.longdouble), (len(idx),))
-                ok &= np.isfinite(ld) & (np.abs(auto[idx, j] - ld) <= (rtol / 10) * np.abs(ld) + 1e-300)
-    except Exception:  # a function numpy cannot evaluate: keep every point for the exact check
-        return cleared
-    cleared[idx[ok]] = True
-    return cleared
-
-
 def _steps(stmts: Sequence[Stmt]) -> list[Step]:
     out: list[Step] = []
     for s in stmts:
@@ -594,8 +568,9 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
     mismatch = _flag(sym, auto, tol)
     flagged = mismatch | tie.cpu().numpy()
-    cancel_only = cancel[0].cpu().numpy() & ~mismatch
-    flagged &= ~_cleared_in_long_double(lowered, points, auto, wrt_idx, cancel_only, tol)
+    # Points near a cancelling difference stay flagged: a float confirmation (even in long
+    # double) evaluates the same cancelling formula and would share autograd's error, so only
+    # the exact comparison decides them.
     stuck_np = stuck.cpu().numpy()
     flagged &= ~stuck_np
     # A point whose loop never ended has no value: do not show the unfinished loop's numbers.
@@ -605,23 +580,39 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     codes = np.full(len(points), AGREE, dtype=np.int8)
     codes[stuck_np] = SKIPPED
     idx = np.flatnonzero(flagged)
-    chosen = _choose(idx, auto, sym, max_exact)
+    runs = _runs(idx, auto, tie.cpu().numpy())
+    chosen = _choose(runs, idx, auto, sym, max_exact)
     show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
     exact: dict[int, Comparison] = {}
     t_last = time.perf_counter()
-    for count, i in enumerate(chosen):
-        at = {s: float(points[i, k]) for k, s in enumerate(lowered.symbols)}
-        try:
-            c = compare(f, at, wrt=[lowered.symbols[k] for k in wrt_idx], dtype=dtype, branches=branches,
-                        rtol=rtol, max_iterations=max_iterations)
-        except LoopLimitError:
-            codes[i] = SKIPPED
-            continue
-        exact[i] = c
-        codes[i] = CODE[c.cause.id]
-        if show and time.perf_counter() - t_last > 0.2:
-            t_last = time.perf_counter()
-            print(f"\rsymgrad sweep: comparing flagged points exactly {count + 1}/{len(chosen)}", end="", file=sys.stderr)
+
+    def exactly(todo: Iterable[int]) -> None:
+        nonlocal t_last
+        for i in todo:
+            at = {s: float(points[i, k]) for k, s in enumerate(lowered.symbols)}
+            try:
+                c = compare(f, at, wrt=[lowered.symbols[k] for k in wrt_idx], dtype=dtype, branches=branches,
+                            rtol=rtol, max_iterations=max_iterations)
+            except LoopLimitError:
+                codes[i] = SKIPPED
+                continue
+            exact[i] = c
+            codes[i] = CODE[c.cause.id]
+            if show and time.perf_counter() - t_last > 0.2:
+                t_last = time.perf_counter()
+                print(f"\rsymgrad sweep: comparing flagged points exactly {len(exact)}", end="", file=sys.stderr)
+
+    exactly(chosen)
+    # A run whose representatives disagree (rounding comes and goes from point to point) is
+    # compared point by point, as far as max_exact allows; a uniform run (a NaN trap over a
+    # half-line) keeps the cause of its representatives.
+    for run in runs:
+        seen = {codes[i] for i in run if i in exact}
+        if len(seen) > 1:
+            room = max_exact - len(exact)
+            if room <= 0:
+                break
+            exactly([i for i in run if i not in exact][:room])
     if show:
         print(file=sys.stderr)
     inferred = _infer(idx, exact, codes, tie.cpu().numpy(), auto)
@@ -638,15 +629,44 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     )
 
 
-def _choose(idx: np.ndarray, auto: np.ndarray, sym: np.ndarray, limit: int) -> np.ndarray:
-    """The flagged points to compare exactly: all of them, or the worst and an even spread."""
-    if len(idx) <= limit:
+# Points compared exactly in each run of neighbouring flagged points with the same signature:
+# its two ends, its worst point and an even spread; the points between take the cause of the
+# nearest compared point (`_infer`).
+PER_RUN = 8
+
+
+def _runs(idx: np.ndarray, auto: np.ndarray, tie: np.ndarray) -> list[np.ndarray]:
+    """Neighbouring flagged points with the same signature (on a threshold or not, autograd
+    finite or not): one run each."""
+    if len(idx) == 0:
+        return []
+    finite = np.all(np.isfinite(auto[idx]), axis=1)
+    on = tie[idx]
+    breaks = np.flatnonzero((np.diff(idx) != 1) | (finite[1:] != finite[:-1]) | (on[1:] != on[:-1])) + 1
+    return [idx[part] for part in np.split(np.arange(len(idx)), breaks)]
+
+
+def _choose(runs: list[np.ndarray], idx: np.ndarray, auto: np.ndarray, sym: np.ndarray, limit: int) -> np.ndarray:
+    """The flagged points to compare exactly first: per run, its ends, its worst point and an
+    even spread (`PER_RUN` in all); within `limit`, the worst first."""
+    if len(idx) == 0:
         return idx
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        err = np.nan_to_num(np.abs(auto[idx] - sym[idx]).max(axis=1), nan=np.inf)
-    worst = idx[np.argsort(-err)[: limit // 2]]
-    spread = idx[np.linspace(0, len(idx) - 1, limit - len(worst)).astype(int)]
-    return np.unique(np.concatenate([worst, spread]))
+        err = np.nan_to_num(np.abs(auto - sym).max(axis=1), nan=np.inf)
+    picks: list[int] = []
+    for run in runs:
+        if len(run) <= PER_RUN:
+            picks.extend(run.tolist())
+            continue
+        spread = run[np.linspace(0, len(run) - 1, PER_RUN - 1).astype(int)]
+        picks.extend([*spread.tolist(), int(run[np.argmax(err[run])])])
+    chosen = np.unique(np.array(picks, dtype=int))
+    if len(chosen) > limit:
+        worst = chosen[np.argsort(-err[chosen], kind="stable")[: limit // 2]]
+        rest = np.setdiff1d(chosen, worst)
+        spread = rest[np.linspace(0, len(rest) - 1, limit - len(worst)).astype(int)] if len(rest) else rest
+        chosen = np.union1d(worst, spread)
+    return chosen
 
 
 def _infer(idx: np.ndarray, exact: dict[int, Comparison], causes: np.ndarray, tie: np.ndarray, auto: np.ndarray) -> int:

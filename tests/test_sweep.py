@@ -365,8 +365,10 @@ def test_repr_html_has_counts_table_with_a_badge_per_cause() -> None:
 # ---------------------------------------------------------------- progress
 
 
-def test_no_progress_on_stderr_when_it_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_progress_on_stderr_when_it_is_not_a_terminal(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     assert not sys.stderr.isatty()
+    monkeypatch.setattr(sys.modules["symgrad.sweep"], "PER_RUN", 1000)  # every flagged point compared exactly
     s = sg.sweep(SQRT_OR_ZERO, over={x: (-2, 2)}, n=401, branches="where", progress=None)
     assert s.exact_points == 201  # more than 50 compared exactly: progress would show on a terminal
     out, err = capsys.readouterr()
@@ -540,3 +542,26 @@ def test_a_sweep_at_the_limit_still_runs_and_a_large_batch_is_refused() -> None:
         tracemalloc.stop()
     with pytest.raises(sg.OptionError, match="not a positive number"):
         sg.sweep(x**2, over={x: (0, 1)}, n=True)
+
+
+def test_a_run_of_flagged_points_is_decided_by_its_representatives() -> None:
+    s = sg.sweep(SQRT_OR_ZERO, over={x: (-2, 2)}, n=4001, branches="where", progress=False)
+    assert s.counts["nan-trap"] == 2000  # x < 0: every point of the run, 8 of them compared exactly
+    assert s.exact_points <= 20 and s.inferred_points >= 1980
+
+
+def test_sweep_agree_means_what_compare_says_on_a_cancellation_range() -> None:
+    """(1 - cos(x))/x**2 cancels near 0: a float confirmation would share autograd's error. Every
+    point the sweep compared says what compare() says there, and the sweep's own verdict at
+    sampled points (compared or inferred) matches compare() wherever it was compared exactly."""
+    f = (1 - sp.cos(x)) / x**2
+    s = sg.sweep(f, over={x: (1e-4, 0.5)}, n=2000, progress=False)
+    codes = s.causes
+    checked = 0
+    for k in range(0, 2000, 37):
+        c = sg.compare(f, at={x: float(s.points[k, 0])})
+        if c.cause.id == "rounding":
+            assert codes[k] != "agree", f"the sweep says agree at x = {s.points[k, 0]!r}, compare() says rounding"
+            checked += 1
+    assert checked >= 3
+    assert sg.compare(f, at={x: 0.014354277138569283}).cause.id == "rounding"
