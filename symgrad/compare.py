@@ -392,6 +392,27 @@ class _Classifier:
             found.append(_Finding(cause, d.node, d.line, self.tie_fields(d, side, cause)))
         return found
 
+    def vertical_tangent_findings(self, side: SymbolicSide, exe: ex.Exact, auto: float | None) -> list[_Finding]:
+        """A corner made of a vertical tangent (sqrt(x**2 + y**2) at the origin, a cone): the
+        mathematics has one-sided slopes; the program multiplies sqrt's infinite slope by the
+        inner derivative 0, and 0 * inf is nan."""
+        st = side.violation
+        assert st is not None
+        left = side.left.derivative if side.left else None
+        right = side.right.derivative if side.right else None
+        lo, hi = sorted((left, right), key=lambda v: ex.to_float(v)) if left is not None and right is not None else (left, right)
+        found = [_Finding(Cause.KINK, st.node, st.line, {
+            "detail": (f"its argument is 0 and its slope there is infinite, yet the function as a whole is a cone "
+                       f"here: its slope is {_fmt(left)} just left of the point and {_fmt(right)} just right, "
+                       "so the mathematics has no derivative."),
+            "convention": "the backward pass multiplies the infinite slope by the inner derivative, which is 0 here.",
+            "alternatives": "add a small eps inside the sqrt, or use torch.linalg.norm, whose gradient at 0 is 0",
+            "low": _fmt(lo), "high": _fmt(hi)})]
+        if auto is not None and not math.isfinite(auto):
+            found.append(_Finding(Cause.NAN_TRAP, st.node, st.line, {
+                "bad": "inf", "why": "its inner derivative at this point is exactly 0."}))
+        return found
+
     def tie_kind(self, d: Decision, kind: str) -> Cause:
         if d.kind in ("if", "while", "for"):
             return Cause.CONTROL_FLOW
@@ -542,12 +563,38 @@ class _Classifier:
                       else f"it turned into {_fmt(auto)} in autograd")
             return _Finding(Cause.OVERFLOW, st.node, st.line,
                             {"value": _fmt(st.value), "beyond": beyond, "limit": limit, "stored": stored, "became": became})
+        back = self.backward_overflow(reach)
+        if back is not None:
+            st, d, arg = back
+            became = ("autograd reports that inf" if math.isinf(auto)
+                      else f"it turned into {_fmt(auto)} in autograd")
+            value = (f"{_fmt(st.value)}, and in the backward pass its derivative with respect to "
+                     f"`{self.node(arg.node)}` is {_fmt(d)}")
+            return _Finding(Cause.OVERFLOW, st.node, st.line,
+                            {"value": value, "beyond": "too large", "limit": f"largest finite value {fi.max:.4g}",
+                             "stored": "inf", "became": became})
         if not math.isfinite(auto):
             trap = self.trap_step(reach)
             if trap is not None:
                 st, bad, why = trap
                 return _Finding(Cause.NAN_TRAP, st.node, st.line, {"bad": bad, "why": why})
         return self.rounding(exe, auto, reach)
+
+    def backward_overflow(self, reach: list[bool]) -> tuple[PathStep, ex.Exact, PathStep] | None:
+        """A backward-pass number past the dtype's range although every forward value fits:
+        a local derivative (1/x at 5e-324) or an adjoint times it."""
+        biggest = ex.from_float(float(FINFO[self.dtype].max))
+        for st in reversed(self.path.steps):
+            if not reach[st.index] or st.cut or st.vjp is not None:
+                continue
+            a = self.exe_adj[st.index]
+            for p, d in zip(st.parents, st.partials):
+                if not self.path.steps[p].grad or ex.is_mat(d) or ex.is_mat(a):
+                    continue
+                for v in (d, ex.mul(a, d)):
+                    if ex.is_finite(v) and ex.cmp(abs(v), biggest) > 0:
+                        return st, d, self.path.steps[p]
+        return None
 
     def corner_moved(self, reach: list[bool]) -> tuple[PathStep, str] | None:
         """A corner that rounding to the dtype moved onto the point (or off it): exactly the
@@ -589,15 +636,51 @@ class _Classifier:
         return None
 
     def trap_step(self, reach: list[bool]) -> tuple[PathStep, str, str] | None:
+        """Where the backward pass multiplies 0 by inf or NaN: a step whose exact adjoint is 0
+        times a non-finite local derivative, or a non-finite adjoint (an infinite slope above)
+        times a local derivative that is exactly 0."""
         for st in self.path.steps:
             if not reach[st.index] or st.cut:
                 continue
+            a = self.exe_adj[st.index]
             for p, d in zip(st.parents, st.partials):
-                if self.path.steps[p].grad and not _finite(d) and ex.all_zero(self.exe_adj[st.index]):
+                if not self.path.steps[p].grad:
+                    continue
+                if not _finite(d) and ex.all_zero(a):
                     worst = next(x for x in ex.elements(d) if not ex.is_finite(x))
                     bad = "nan" if ex.is_nan(worst) else ("inf" if ex.sign(worst) > 0 else "-inf")
-                    where = self.unused_by(st)
-                    return st, bad, where
+                    return st, bad, self.unused_by(st)
+        for st in reversed(self.path.steps):
+            if not reach[st.index] or st.cut or st.vjp is not None or ex.is_mat(st.value):
+                continue
+            a = self.exe_adj[st.index]
+            if ex.is_mat(a) or ex.is_finite(a):
+                continue
+            for p, d in zip(st.parents, st.partials):
+                if self.path.steps[p].grad and ex.all_zero(d):
+                    source = self.infinite_slope_above(st) or st
+                    bad = "nan" if ex.is_nan(a) else "inf"
+                    return source, bad, (f"its infinite slope reaches `{self.node(st.node)}` (line {st.line}), "
+                                         "whose own derivative is exactly 0 here.")
+        return None
+
+    def infinite_slope_above(self, st: PathStep) -> PathStep | None:
+        """The step whose infinite local derivative made the adjoint of `st` infinite."""
+        current = st
+        for _ in range(len(self.path.steps)):
+            nxt = None
+            for user in self.path.steps[current.index + 1:]:
+                if current.index not in user.parents or user.vjp is not None:
+                    continue
+                d = user.partials[user.parents.index(current.index)]
+                if not ex.is_mat(d) and not ex.is_finite(d):
+                    return user
+                if not ex.is_mat(self.exe_adj[user.index]) and not ex.is_finite(self.exe_adj[user.index]):
+                    nxt = user
+                    break
+            if nxt is None:
+                return None
+            current = nxt
         return None
 
     def unused_by(self, st: PathStep) -> str:
@@ -610,6 +693,8 @@ class _Classifier:
     def rounding(self, exe: ex.Exact, auto: float, reach: list[bool]) -> _Finding:
         e = ex.to_float(exe)
         rel = abs(auto - e) / abs(e) if e != 0 else math.inf
+        if not math.isfinite(auto):
+            rel = math.inf  # nan or inf where the exact derivative is finite: every digit is lost
         correct = max(0.0, -math.log10(rel)) if rel > 0 else DIGITS[self.dtype]
         lost = max(0.0, DIGITS[self.dtype] - correct)
         moved = self.corner_moved(reach)
@@ -642,6 +727,8 @@ class _Classifier:
 
 
 def _rel(r: float) -> str:
+    if not math.isfinite(r):
+        return "everything (it is not a finite number)"
     if r >= 10:
         return f"a factor of {r:.3g}"
     return f"{100 * r:.3g}%"
@@ -675,6 +762,8 @@ def _entry(c: _Classifier, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, aut
         cuts = c.cut_findings(k)
         if sym.kind in ("kink", "jump", "unknown"):
             findings.extend(c.tie_findings(sym))
+            if sym.violation is not None and not c.path.ties:
+                findings.extend(c.vertical_tangent_findings(sym, exe, auto))
             findings.extend(cuts)
         elif not same(sym.grad, exe):  # type: ignore[arg-type]
             findings.extend(cuts)

@@ -440,10 +440,12 @@ class Side:
 
 def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
            max_iterations: int = DEFAULT_MAX_ITERATIONS, idx: tuple[int, int] | None = None,
-           seed: Any = None) -> Side | None:
+           seed: Any = None, limit_of_slope: bool = False) -> Side | None:
     """Follow the function from just beside the point (`direction` = -1 left, +1 right of input
     `name`), and continue that piece to the point. None when the side cannot be followed (a
-    threshold within delta of the point)."""
+    threshold within delta of the point). With `limit_of_slope`, the derivative is taken beside
+    the point itself (the limit of the slope, for a vertical tangent inside: sqrt(x**2) at 0),
+    and a side where the function has no real value is None."""
     x = point[name] if idx is None else point[name][idx]
     if ex.is_rational(x) and x != 0:
         e = int(x.p).bit_length() - int(x.q).bit_length()
@@ -466,7 +468,13 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     except (_Diverged, LoopLimitError):
         return None
     k = lowered.inputs.index(name)
-    g = at.gradient("math", seed)[k]
+    if limit_of_slope:
+        if not all(ex.is_finite(v) for v in ex.elements(near.value)) or domain_violation(near) is not None:
+            return None
+        with ex.working_precision(max(PERTURB_PREC, ex.prec())):
+            g = near.gradient("math", seed)[k]
+    else:
+        g = at.gradient("math", seed)[k]
     value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
     return Side(direction, value, g if idx is None else g[idx], near.decisions)
 

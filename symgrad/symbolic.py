@@ -16,6 +16,7 @@ limits, different slopes: a kink (`one_sided = (left, right)`); different limits
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,7 +32,7 @@ from . import _exact as ex
 from .executed import Path, PathStep, Side, beside, domain_violation
 from .lowering import LoweredProgram
 from .primitives import strip
-from .rules import exact_eval
+from .rules import OPS, exact_eval
 
 Kind = Literal["smooth", "kink", "jump", "domain", "unknown"]
 
@@ -242,6 +243,13 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
     as the identity; where a decision is a tie, from the one-sided runs."""
     violation = domain_violation(path)
     if violation is not None:
+        if _only_a_vertical_tangent(path, violation):
+            # sqrt(x**2 + y**2) at the origin: sqrt's slope is infinite there, but the function
+            # is a cone with finite one-sided slopes. Follow it from both sides.
+            sides = [_at_tie(lowered, path, point, k, idx, max_iterations, seed, limit_of_slope=True) for k, idx in comps]
+            if all(sd.kind in ("kink", "smooth") and sd.left is not None and sd.right is not None
+                   and ex.is_finite(sd.left.derivative) and ex.is_finite(sd.right.derivative) for sd in sides):
+                return [SymbolicSide(sd.grad, sd.kind, sd.one_sided, None, sd.left, sd.right, violation) for sd in sides]
         return [SymbolicSide(None, "domain", None, None, violation=violation) for _ in comps]
     if not path.ties:
         grads = path.gradient("math", seed)
@@ -254,11 +262,44 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
     return [_at_tie(lowered, path, point, k, idx, max_iterations, seed) for k, idx in comps]
 
 
+# A slope taken 2**-1200 beside the point is its one-sided limit up to terms of that order:
+# below this it is 0, and it is rounded to the nearest rational with a small denominator.
+LIMIT_RESOLUTION = 2**-400
+
+
+def _limit(side: Side | None) -> Side | None:
+    """A slope taken beside the point, as its limit: tiny terms (2*delta for x**2) dropped."""
+    if side is None or not ex.is_finite(side.derivative):
+        return side
+    d = ex.to_real(side.derivative)
+    if abs(d) < flint.arb(LIMIT_RESOLUTION):
+        return dataclasses.replace(side, derivative=ex.ZERO)
+    if ex.is_rational(side.derivative):
+        q = side.derivative
+        near = flint.fmpq(int(round(ex.to_float(q) * 2**20)), 2**20)
+        if abs(ex.to_real(ex.sub(q, near))) < flint.arb(LIMIT_RESOLUTION):
+            return dataclasses.replace(side, derivative=near)
+    return side
+
+
+def _only_a_vertical_tangent(path: Path, st: PathStep) -> bool:
+    """The violation is an infinite slope of a step whose value is a finite real number, and
+    every value the output uses is finite (not log of a negative, not a pole)."""
+    if not all(ex.is_finite(v) for v in ex.elements(st.value)):
+        return False
+    op = OPS.get(st.op)
+    if op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
+        return False
+    return all(ex.is_finite(v) for v in ex.elements(path.value))
+
+
 def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, idx: tuple[int, int] | None,
-            max_iterations: int, seed: Any) -> SymbolicSide:
+            max_iterations: int, seed: Any, limit_of_slope: bool = False) -> SymbolicSide:
     name = lowered.inputs[k]
-    left = beside(lowered, point, name, -1, max_iterations, idx, seed)
-    right = beside(lowered, point, name, +1, max_iterations, idx, seed)
+    left = beside(lowered, point, name, -1, max_iterations, idx, seed, limit_of_slope)
+    right = beside(lowered, point, name, +1, max_iterations, idx, seed, limit_of_slope)
+    if limit_of_slope:
+        left, right = _limit(left), _limit(right)
     if left is None or right is None:
         return SymbolicSide(None, "unknown", None, None, left, right)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))

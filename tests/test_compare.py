@@ -578,3 +578,44 @@ def test_jump_or_kink_is_decided_by_the_function(build, cause) -> None:  # type:
     x = sp.Symbol("x")
     c = sg.compare(build(x), at={x: 0.0})
     assert c.entries[0].cause.id == cause
+
+
+def test_an_overflow_only_in_the_backward_pass_is_overflow() -> None:
+    x = sp.Symbol("x")
+    e = sg.compare(sp.log(x), at={x: 5e-324}).entries[0]
+    assert e.cause is sg.Cause.OVERFLOW and e.grad_autograd == math.inf
+    assert float(e.grad_executed) == pytest.approx(2.0240225330731062e+323, rel=1e-15)
+    assert "backward pass" in e.explanation and "inf" in e.explanation
+
+
+def test_a_non_finite_autograd_value_is_named_and_never_nan_percent() -> None:
+    re, im = sp.symbols("re im")
+    c = sg.compare(sp.sqrt(2 * re + 2 * sp.sqrt(im**2 + re**2)) / 2, at={re: -473274797.10107493, im: -3.800287591081733})
+    for e in c.entries:
+        assert not math.isfinite(e.grad_autograd) and e.cause is sg.Cause.ROUNDING
+        assert repr(e.grad_autograd) in e.explanation and "nan%" not in e.explanation
+        assert "2*re + 2*sqrt(im**2 + re**2)" in e.explanation  # the cancellation that made it singular
+
+
+@pytest.mark.parametrize("build, slopes", [
+    (lambda x, y: sp.sqrt(x**2 + y**2), ((-1, 1), (-1, 1))),        # a cone
+    (lambda x, y: sp.sqrt(4 * x**2 + y**2), ((-2, 2), (-1, 1))),
+    (lambda x, y: x + sp.sqrt(x**2 + y**2), ((0, 2), (-1, 1))),
+    (lambda x, y: sp.sqrt(x**4 + y**2), (None, (-1, 1))),            # smooth along x: slope 0
+])
+def test_a_vertical_tangent_inside_a_cone_is_a_kink_and_a_nan_trap(build, slopes) -> None:  # type: ignore[no-untyped-def]
+    x, y = sp.symbols("x y")
+    c = sg.compare(build(x, y), at={x: 0.0, y: 0.0})
+    for e, want in zip(c.entries, slopes):
+        assert math.isnan(e.grad_autograd)  # as torch computes it: inf * 0 in the backward pass
+        if want is None:
+            assert e.grad_symbolic == 0 and e.cause is sg.Cause.NAN_TRAP
+        else:
+            assert e.cause is sg.Cause.KINK and sg.Cause.NAN_TRAP in e.also
+            assert e.one_sided == tuple(sp.Integer(v) for v in want)
+            assert "sqrt" in e.node and "argument" not in e.hint.split("(")[0]
+
+
+def test_sqrt_at_its_edge_is_still_a_domain_matter() -> None:
+    x = sp.Symbol("x")
+    assert sg.compare(sp.sqrt(x), at={x: 0.0}).entries[0].cause is sg.Cause.DOMAIN
