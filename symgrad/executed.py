@@ -558,17 +558,28 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
     if sympy_fn is not None:
         return sympy_fn(args[0])
     if op == "relu":
-        return sp.Max(args[0], 0)
-    if op == "atan2":
-        return sp.atan2(args[0], args[1])
-    if op in ("maximum", "minimum"):
-        return (sp.Max if op == "maximum" else sp.Min)(args[0], args[1])
+        return TorchRelu(args[0])
+    if op in ("atan2", "maximum", "minimum"):
+        a, b = _with_constants(node, args, 2)
+        return {"atan2": sp.atan2, "maximum": TorchMaximum, "minimum": TorchMinimum}[op](a, b)
     if op in ("clamp_min", "clamp_max"):
         c = ex.to_sympy(st.param) if st.param is not None else node.args[0]
-        return (sp.Max if op == "clamp_min" else sp.Min)(args[0], c)
+        return TorchClampMin(args[0], c) if op == "clamp_min" else -TorchClampMin(-args[0], -c)
     if op == "heaviside":
         return sp.Heaviside(args[0])
     raise NotImplementedError(op)
+
+
+def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:
+    """The operands of a binary step: its parents' expressions where the node has a variable
+    operand, the node's own constant where it has one (`atan2(x, -1)`)."""
+    if len(args) == arity:
+        return args
+    operands = list(node.args[:arity]) if len(node.args) >= arity else []
+    out, rest = [], iter(args)
+    for o in operands:
+        out.append(o if (getattr(o, "is_number", False) and not o.free_symbols) else next(rest))
+    return out
 
 
 def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
@@ -579,3 +590,82 @@ def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
     _, operands, _ = _select(node)
     variable = [o for o in operands if not (getattr(o, "is_number", False) and not o.free_symbols)]
     return node.xreplace(dict(zip(variable, args))) if len(variable) == len(args) else node
+
+
+# --------------------------------------------------------------------------- torch's double backward
+# The executed path differentiated twice must follow each op's double backward, not SymPy's
+# conventions (`Heaviside(0) = 1/2`, a nested maximum flattened into a 3-way Max). Each
+# piecewise-linear op is a SymPy function whose derivative is torch's backward mask, and the
+# mask's own derivative is 0 (torch's masks are constants of the graph). `exact(args)` gives
+# the exact value; `_eval_node` in rules.py calls it.
+
+
+class _TorchOp(sp.Function):
+    is_real = True
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        raise NotImplementedError
+
+
+class TorchMask(_TorchOp):
+    """torch's backward mask of a kink: 1 above, 0 below, `at` exactly on it (relu: 0,
+    clamp: 1, maximum/minimum: 1/2); its derivative is 0."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        return sp.Integer(0)
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        u, at = a
+        s = ex.sign(u)
+        return ex.ONE if s > 0 else (ex.ZERO if s < 0 else at)
+
+
+class TorchRelu(_TorchOp):
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        return TorchMask(self.args[0], sp.Integer(0))
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        return OPS["relu"].value(a, None)
+
+
+class TorchClampMin(_TorchOp):
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        u, c = self.args
+        return TorchMask(u - c, sp.Integer(1)) if argindex == 1 else sp.Integer(0)
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        return OPS["clamp_min"].value(a[:1], a[1])
+
+
+class TorchMaximum(_TorchOp):
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        a, b = self.args
+        return TorchMask(a - b, sp.Rational(1, 2)) if argindex == 1 else TorchMask(b - a, sp.Rational(1, 2))
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        return OPS["maximum"].value(a, None)
+
+
+class TorchMinimum(_TorchOp):
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        a, b = self.args
+        return TorchMask(b - a, sp.Rational(1, 2)) if argindex == 1 else TorchMask(a - b, sp.Rational(1, 2))
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        return OPS["minimum"].value(a, None)
