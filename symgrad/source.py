@@ -278,7 +278,7 @@ class _Translator(ast.NodeVisitor):
             self.env[name] = self.var(name)
         if isinstance(node, ast.Lambda):
             self.span = self.span_of(node.body)
-            self.output = self.value(node.body, top=True)
+            self.output = self.value(node.body)
             return
         body = node.body  # type: ignore[attr-defined]
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
