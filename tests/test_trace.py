@@ -405,3 +405,21 @@ def test_a_torch_function_compares_like_the_same_sympy_program(case: tuple[str, 
         [(e.grad_symbolic, e.one_sided, e.grad_executed, e.cause) for e in direct.entries], source
     for a, b in zip(traced.entries, direct.entries):
         assert (math.isnan(a.grad_autograd) and math.isnan(b.grad_autograd)) or a.grad_autograd == b.grad_autograd
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_symgrad_check_prints_the_same_report(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from symgrad.cli import main
+
+    path = tmp_path / "user_code.py"
+    path.write_text("import torch\n\n\ndef f(a):\n    b = a * 2\n    while b.norm() < 1000:\n        b = b * 2\n"
+                    "    c = b if b.sum() > 0 else 100 * b\n    return c\n")
+    assert main(["check", f"{path}:f", "--at", "a=0.48828125"]) == 0
+    out = capsys.readouterr().out
+    assert "control-flow" in out and "In your code: `user_code.py:6 while b.norm() < 1000:`" in out
+    assert out == str(sg.compare(d2l, at={"a": 0.48828125})).replace(
+        line_of(d2l, "while b.norm()").split(" ", 1)[0], "user_code.py:6")
+    assert main(["check", f"{path}:g", "--at", "a=1"]) == 2
+    assert "defines no function g" in capsys.readouterr().err
