@@ -63,7 +63,8 @@ class SourceSpan:
     text: str
 
     def __str__(self) -> str:
-        return f"{self.file.rsplit('/', 1)[-1]}:{self.line} {self.text}"
+        where = f"{self.file.rsplit('/', 1)[-1]}:{self.line}"
+        return f"{where} {self.text}" if self.text else where
 
 
 @dataclass(frozen=True)

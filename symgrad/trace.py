@@ -7,9 +7,11 @@
 The source front end (`source.py`) reads the function into a `Program` (scalar inputs) or an
 expression (matrix inputs). The translation is trusted only after the fidelity check: lowered and
 run in float64 at the example point, its forward value and autograd gradient must equal the
-user's own function's bit for bit. If they do not, symgrad says so (and which of the user's
-lines first computed a different value, where it can tell) and gives no verdict on the
-translation. A value of rank 0 becomes a real `Symbol`, an (n, m) one a `MatrixSymbol`, and a
+user's own function's bit for bit. If they do not, or the source cannot be read (`exec`'d code)
+or holds a construct the reader refuses, symgrad records a real run instead (path mode,
+`recorder.py`: branches as taken, loops unrolled), checks that bit for bit too, and says in
+every explanation that it compared the recorded run and why. If neither reproduces the function,
+`TraceError` says which of the user's lines first computed a different value, where it can tell. A value of rank 0 becomes a real `Symbol`, an (n, m) one a `MatrixSymbol`, and a
 rank-1 one of length n an (n, 1) column (the trace says so in a note).
 """
 
@@ -63,17 +65,28 @@ class Traced:
     inputs: tuple[sp.Basic, ...] = ()
     branches: str = "if"
     notes: tuple[str, ...] = ()
+    recorded: Any = field(default=None, repr=False)  # path mode: the straight-line Program that ran
+    reason: str = ""  # path mode: why the source was not used
 
     def compare(self, **options: Any) -> Any:
         """`symgrad.compare` of the translated program at the traced example values; every entry
-        carries the user's `SourceSpan` (`entry.source`). Options as for `symgrad.compare`."""
+        carries the user's `SourceSpan` (`entry.source`). Options as for `symgrad.compare`.
+        In path mode the recorded run is compared, and every explanation says so."""
         from .compare import compare
 
         at = options.pop("at", None)
         point = self.point if at is None else _point_by_name(self.fn, at)
         options.pop("branches", None)
-        c = compare(self.program, at=point, branches=self.branches, **options)
-        return cite(c, self.origins)
+        if self.mode == "path" and at is not None:
+            return trace(self.fn, **point).compare(**options)  # another point may run another path
+        c = compare(self.program if self.mode == "source" else self.recorded, at=point, branches=self.branches,
+                    **options)
+        c = cite(c, self.origins)
+        if self.mode == "path":
+            said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
+                    f"unrolled, because {self.reason})")
+            c = replace(c, entries=tuple(replace(e, explanation=f"{e.explanation} {said}") for e in c.entries))
+        return c
 
     def sweep(self, over: Any, **options: Any) -> Any:
         """`symgrad.sweep` of the translated program (`over` keyed by parameter name)."""
@@ -338,22 +351,60 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
         if note:
             notes.append(note)
             rank1.add(name)
-    translation = translate(fn, shapes)
     from .lowering import lower
 
+    try:
+        translation = translate(fn, shapes)
+    except TraceError as err:
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes, _first(err), err)
     lowered = lower(translation.function, branches=translation.branches)  # type: ignore[arg-type]
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins)
     if not fidelity.ok:
         err = TraceError(
             f"The translation of `{getattr(fn, '__name__', 'the function')}` does not reproduce it at the example "
             f"point: {fidelity.detail}.\nsymgrad gives no verdict on a translation that computes something else "
-            "than your code (path mode, which would compare the recorded run instead, is not built yet).\n"
+            "than your code, and the recorded run (path mode) did not reproduce it either.\n"
             "Fix: rewrite the line it names with the spellings of docs/supported.md, or compare a SymPy Program."
         )
         err.fidelity = fidelity  # type: ignore[attr-defined]
-        raise err
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes,
+                          f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
     return Traced(fn, translation.function, "source", fidelity, translation.origins, values,
                   translation.inputs, translation.branches, tuple(notes))
+
+
+def _first(err: TraceError) -> str:
+    text = str(err).split("\nSee ")[0].splitlines()[0].rstrip(".")
+    return text[0].lower() + text[1:] if text.startswith("The source") else f"symgrad cannot read the line {text}"
+
+
+def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any], rank1: set[str],
+               shapes: list[tuple[str, tuple[int, int] | None]], notes: list[str], reason: str,
+               source_error: TraceError) -> Traced:
+    """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error."""
+    from .lowering import lower
+    from .recorder import record
+
+    inputs = [sp.MatrixSymbol(n, *shp) if shp is not None else sp.Symbol(n, real=True) for n, shp in shapes]
+
+    def user(tensors: list[torch.Tensor]) -> Any:
+        args = bound.arguments.copy()
+        for n, t in zip(names, tensors):
+            args[n] = t
+        b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
+        return fn(*b.args, **b.kwargs)
+
+    try:
+        program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1) for n in names], inputs)
+        lowered = lower(program, branches=branches)  # type: ignore[arg-type]
+    except TraceError as err:
+        raise TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
+                         f"failed too: {str(err).splitlines()[0]}") from None
+    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {})
+    if not fidelity.ok:
+        raise source_error
+    return Traced(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,
+                  (*notes, f"path mode: {reason}"), recorded=program, reason=reason)
 
 
 def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:

@@ -185,12 +185,26 @@ def test_quadratic_loss_agrees() -> None:
     assert [e.grad_autograd for e in c.entries] == [-7.0, -10.0]
 
 
-def test_an_exec_function_gets_a_sentence() -> None:
+def test_an_exec_function_is_compared_in_path_mode_and_says_so() -> None:
     ns: dict[str, Any] = {"torch": torch}
     exec("def f(x):\n    return x * (x**2).detach()\n", ns)
-    with pytest.raises(sg.TraceError, match="cannot be read") as info:
-        sg.trace(ns["f"], 3.0)
-    assert "exec" in str(info.value)
+    t = sg.trace(ns["f"], 3.0)
+    assert t.mode == "path" and t.program is None and t.fidelity.ok
+    assert "cannot be read" in t.reason and "exec" in t.reason
+    (e,) = t.compare().entries
+    assert e.cause is sg.Cause.DETACH
+    assert (e.grad_symbolic, e.grad_executed, e.grad_autograd) == (27, 9, 9.0)
+    assert "Path mode" in e.explanation and e.source.line == 2
+
+
+def test_path_mode_records_item_and_no_grad() -> None:
+    ns: dict[str, Any] = {"torch": torch}
+    exec("def g(x):\n    s = x.item()\n    with torch.no_grad():\n        y = x * 3\n    return x * s + x * y\n", ns)
+    t = sg.trace(ns["g"], 0.7)
+    assert t.mode == "path"
+    (e,) = t.compare().entries
+    assert e.cause is sg.Cause.GRAPH_BREAK
+    assert e.grad_autograd == pytest.approx(0.7 + 2.1)
 
 
 # ---------------------------------------------------------------- the API
@@ -332,12 +346,20 @@ def random(x):
     (random, 1.0, "random", "return x * torch.rand(1)"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_unsupported_constructs_get_one_sentence_naming_the_line(fn: Any, arg: Any, words: str, line: str) -> None:
-    with pytest.raises(sg.TraceError) as info:
-        sg.trace(fn, arg)
-    text = str(info.value)
+    """Refused with a sentence, or (where a recorded run reproduces the function) compared in
+    path mode, whose reason names the line."""
+    try:
+        t = sg.trace(fn, arg)
+    except sg.TraceError as err:
+        text = str(err)
+        assert "Fix:" in text
+    else:
+        assert t.mode == "path"
+        text = t.reason
+        assert any("path mode" in n for n in t.notes)
     assert words in text
     assert line_of(fn, line) in text
-    assert "Fix:" in text and "Traceback" not in text
+    assert "Traceback" not in text
 
 
 # ---------------------------------------------------------------- property: source equals SymPy
