@@ -445,3 +445,7 @@ def test_symgrad_check_prints_the_same_report(tmp_path: Any, capsys: pytest.Capt
         line_of(d2l, "while b.norm()").split(" ", 1)[0], "user_code.py:6")
     assert main(["check", f"{path}:g", "--at", "a=1"]) == 2
     assert "defines no function g" in capsys.readouterr().err
+
+
+def test_traced_sweep() -> None:
+    assert sg.trace(with_detach, 3.0).sweep({"x": (1.0, 2.0)}, n=5).counts == {"detach": 5}
