@@ -21,6 +21,7 @@ from .errors import PrecisionError as PrecisionError
 from .errors import ProgramError as ProgramError
 from .errors import ShapeError as ShapeError
 from .errors import SymgradError as SymgradError
+from .errors import TraceError as TraceError
 from .errors import UnboundSymbolError as UnboundSymbolError
 from .errors import UnsupportedNodeError as UnsupportedNodeError
 from .lowering import LoweredProgram as LoweredProgram
@@ -31,9 +32,13 @@ from .primitives import no_grad as no_grad
 from .program import Program as Program
 from .sweep import Sweep as Sweep
 from .sweep import sweep as sweep
+from .source import SourceSpan as SourceSpan
+from .trace import Traced as Traced
+from .trace import trace as trace
 
 __all__ = [
     "Cause", "Comparison", "Entry", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
-    "PointError", "PrecisionError", "Program", "ProgramError", "ShapeError", "SymgradError", "UnboundSymbolError",
-    "Sweep", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad", "sweep",
+    "PointError", "PrecisionError", "Program", "ProgramError", "ShapeError", "SymgradError", "TraceError", "UnboundSymbolError",
+    "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad",
+    "sweep", "trace",
 ]

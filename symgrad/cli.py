@@ -4,6 +4,7 @@
     symgrad compare EXPR --at x=0.5 [--branches where] [--dtype float32] [--markdown]
     symgrad lower EXPR [--branches where]
     symgrad supported                      the lowering table
+    symgrad check path/to/file.py:fn --at a=0.5   a torch function of your own, read back by trace
 
 Expressions are read by `parse()`, which walks Python's syntax tree and builds SymPy objects
 from an allow-list: `sympify` of a user string runs `eval`, and this never does.
@@ -378,7 +379,35 @@ def _parser() -> argparse.ArgumentParser:
     lo.add_argument("--branches", default="if", choices=["if", "where"])
     lo.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     sub.add_parser("supported", help="print the lowering table (docs/supported.md)")
+    ch = sub.add_parser("check", help="compare a torch function of your own: FILE.py:FUNCTION")
+    ch.add_argument("target", help="path/to/file.py:function")
+    ch.add_argument("--at", action="append", default=[], required=True, help="NAME=VALUE[,NAME=VALUE]")
+    ch.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    ch.add_argument("--markdown", action="store_true", help="print markdown instead of text")
     return p
+
+
+def _load_function(target: str) -> Any:
+    """`path/to/file.py:fn`: the file is run as a module (it is the user's own code) and `fn` taken
+    from it."""
+    import importlib.util
+
+    from .errors import TraceError
+
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name.isidentifier():
+        raise TraceError(f"{target!r} is not FILE.py:FUNCTION.\nFix: write e.g. `symgrad check model.py:loss --at x=0.5`.")
+    if not os.path.isfile(path):
+        raise TraceError(f"{path}: no such file.\nFix: give the path of the Python file that defines {name}.")
+    spec = importlib.util.spec_from_file_location(f"symgrad_check_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise TraceError(f"{path} cannot be loaded as a Python module.\nFix: give a .py file.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise TraceError(f"{path} defines no function {name}.\nFix: check the name after the colon.")
+    return fn
 
 
 # Options that take a value: the token after one is that value, never an expression.
@@ -444,6 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"plot written to {args.plot}")
         elif args.command == "lower":
             print(lower(parse(args.expr), branches=args.branches, dtype=args.dtype).source, end="")
+        elif args.command == "check":
+            result = compare(_load_function(args.target), at=_point(args.at), dtype=args.dtype)
+            print(result.to_markdown() if args.markdown else result, end="")
         elif args.command == "supported":
             from .rules import supported_markdown
 

@@ -67,6 +67,8 @@ class Entry:
     hint: str = ""
     autograd_error: str | None = None
     formula_of: Callable[[], sp.Basic | None] | None = field(default=None, repr=False, compare=False)
+    # The user's own line (a `symgrad.source.SourceSpan`) for a function read by `trace`, else None.
+    source: Any = None
 
     @property
     def ok(self) -> bool:
@@ -866,6 +868,11 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     >>> compare(sp.Max(x, 0), at={x: 0.0}).cause.id
     'kink'
     """
+    from .trace import compare_function, is_torch_function
+
+    if is_torch_function(f):  # a torch function: read back by `trace`, at `at` by parameter name
+        return compare_function(f, at, wrt=wrt, dtype=dtype, order=order, v=v, rtol=rtol,
+                                max_iterations=max_iterations)
     check_options(branches=branches, dtype=dtype)
     if order not in (1, 2):
         raise OptionError(ORDER.format(value=order))

@@ -64,6 +64,12 @@ class ParseError(SymgradError, ValueError):
     """A command-line expression could not be read as a SymPy expression."""
 
 
+class TraceError(SymgradError, TypeError):
+    """A torch function could not be read back into a Program: its source is unreadable, or a
+    line holds a construct outside what `trace` reads (the message names that line), or the
+    translation did not reproduce the function's own value and gradient."""
+
+
 UNSUPPORTED: Final = (
     "{node} has no torch lowering: symgrad's lowering table has no row for {cls}{where}.\n"
     "symgrad only lowers nodes whose torch spelling and derivative conventions it knows, "

@@ -925,6 +925,13 @@ def _select_minmax(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     is_max = isinstance(e, sp.Max)
     consts = [a for a in e.args if _constant(a)]
     others = [a for a in e.args if not _constant(a)]
+    # A node read from torch code (`torch_names.py`) keeps the op the user called: torch.clamp
+    # and torch.maximum have other conventions at the kink than relu, though all are Max(x, 0).
+    forced = getattr(e, "torch_op", None)
+    if forced in ("clamp_min", "clamp_max") and len(consts) == 1 and len(others) == 1:
+        return forced, (others[0],), consts[0]
+    if forced in ("maximum", "minimum") and len(e.args) == 2 and others:
+        return forced, tuple(e.args), None
     pair = "maximum" if is_max else "minimum"
     if consts and len(others) == 1:
         c = consts[0]
@@ -1101,6 +1108,11 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(_text(args[0]), c=_const(param).text if isinstance(param, sp.Basic) else _num_text(param))
+    if op in ("maximum", "minimum") and any(isinstance(a, Const) for a in args):
+        # torch.maximum takes two tensors: a constant operand is a tensor like the other one.
+        other = next(_text(a) for a in args if isinstance(a, str))
+        return OPS[op].torch.format(*(f"torch.full_like({other}, {_text(a)})" if isinstance(a, Const) else a
+                                      for a in args))
     return OPS[op].torch.format(*(_text(a) for a in args))
 
 

@@ -849,14 +849,34 @@ def supported_markdown() -> str:
         "",
         "## SymPy nodes",
         "",
-        "| SymPy | lowers to | when | domain | kinks, jumps and torch's convention | hazards | causes |",
-        "|---|---|---|---|---|---|---|",
+        "| SymPy | lowers to | when | domain | kinks, jumps and torch's convention | hazards | causes | your torch spelling |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    from .torch_names import REFUSED, SPELLINGS, spellings_of
+
     for rule in _RULE_LIST:
         ops = ", ".join(f"`{o}`" for o in rule.ops) or "-"
         causes = ", ".join(f"[{c.id}](causes.md#{c.id})" for c in rule.hazard_causes) or "-"
+        spelled = ", ".join(f"`{_cell(n)}`" for n in spellings_of(rule.cls)) or "-"
         out.append(f"| `{rule.cls.__name__}` | {ops} | {_cell(rule.when)} | {_cell(rule.domain)} | "
-                   f"{_cell(rule.nonsmooth)} | {_cell(rule.hazards)} | {causes} |")
+                   f"{_cell(rule.nonsmooth)} | {_cell(rule.hazards)} | {causes} | {spelled} |")
+    out += [
+        "",
+        "## Your torch spellings",
+        "",
+        "What `symgrad.trace` (and `symgrad check file.py:fn`) reads in a torch function, from",
+        "`symgrad/torch_names.py`: each spelling becomes a node of the row named beside it.",
+        "",
+        "| torch spelling | kind | becomes | note |",
+        "|---|---|---|---|",
+    ]
+    for sp_ in SPELLINGS.values():
+        out.append(f"| `{_cell(sp_.name)}` | {sp_.kind} | `{sp_.rule.__name__}` | {_cell(sp_.note)} |")
+    out += [
+        "",
+        "Refused with a sentence (fused ops have no rule row yet; random draws make a different function "
+        "on every call): " + ", ".join(f"`{n}`" for n in REFUSED) + ".",
+    ]
     out += [
         "",
         "## torch ops",

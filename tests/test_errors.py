@@ -58,7 +58,7 @@ def test_the_public_error_classes_are_re_exported() -> None:
     names = {cls.__name__ for cls in CLASSES}
     assert names == {
         "SymgradError", "UnsupportedNodeError", "UnboundSymbolError", "PointError", "ShapeError",
-        "ProgramError", "LoopLimitError", "OptionError", "ParseError", "PrecisionError",
+        "ProgramError", "LoopLimitError", "OptionError", "ParseError", "PrecisionError", "TraceError",
     }
     for cls in CLASSES:
         assert getattr(sg, cls.__name__) is cls
@@ -75,6 +75,7 @@ def test_the_public_error_classes_are_re_exported() -> None:
         (errors.LoopLimitError, RuntimeError),
         (errors.OptionError, ValueError),
         (errors.ParseError, ValueError),
+        (errors.TraceError, TypeError),
     ],
     ids=lambda v: v.__name__,
 )

@@ -1,0 +1,165 @@
+"""Path mode: a real run of the user's function, recorded as a straight-line `Program`.
+
+`record(fn, bound, names, values)` runs the function on float64 tensors under a
+`torch.overrides.TorchFunctionMode`. Every torch call is looked up in the spelling table
+(`torch_names.py`) and becomes one `Assignment`; branches are as taken and loops unrolled (the
+run only shows what ran), `.item()`, `.detach()` and values computed under `torch.no_grad()`
+become the `item`, `detach` and `no_grad` primitives. Used when the source cannot be read
+(`exec`'d code) or holds a construct the source reader refuses; the report says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import sympy as sp
+import torch
+from sympy.codegen import ast as cg
+from torch.overrides import TorchFunctionMode
+
+from . import torch_names as tn
+from .errors import TraceError, UnsupportedNodeError
+from .primitives import no_grad
+from .program import Program
+from .source import SourceSpan
+
+# Tensor dunders and methods whose spelling differs from the table's (`x * 2` calls __mul__).
+_DUNDERS = {
+    "__add__": ("+", False), "__radd__": ("+", True), "__sub__": ("-", False), "__rsub__": ("-", True),
+    "__mul__": ("*", False), "__rmul__": ("*", True), "__truediv__": ("/", False), "__rtruediv__": ("/", True),
+    "__div__": ("/", False), "__pow__": ("**", False), "__rpow__": ("**", True), "__neg__": ("unary -", False),
+    "__matmul__": ("@", False), "__rmatmul__": ("@", True), "add": ("+", False), "sub": ("-", False),
+    "mul": ("*", False), "div": ("/", False), "pow": ("**", False), "neg": ("unary -", False),
+}
+_RELATIONS = {"__gt__": sp.StrictGreaterThan, "__lt__": sp.StrictLessThan, "__ge__": sp.GreaterThan,
+              "__le__": sp.LessThan, "gt": sp.StrictGreaterThan, "lt": sp.StrictLessThan}
+_IGNORED = {"__bool__", "__format__", "__repr__", "__len__", "__hash__", "dim", "size", "numel", "__get__",
+            "requires_grad_", "is_floating_point", "__float__"}
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, code: Any) -> None:
+        super().__init__()
+        self.values: dict[int, Any] = {}  # id(tensor or float) -> SymPy symbol / expression
+        self.keep: list[Any] = []  # the objects whose ids are keys above stay alive
+        self.stmts: list[sp.Basic] = []
+        self.origins: dict[sp.Basic, SourceSpan] = {}
+        self.code = code
+        self.counter = 0
+        self.uses_where = False
+        self.refused: str | None = None
+
+    def of(self, obj: Any) -> Any:
+        if id(obj) in self.values:
+            return self.values[id(obj)]
+        if isinstance(obj, torch.Tensor):
+            if obj.numel() == 1 and not obj.requires_grad:
+                return tn._scalar(float(obj.item()))  # a constant tensor the function made
+            raise UnsupportedNodeError("a tensor of rank >= 1 that is not an input")
+        if isinstance(obj, bool):
+            return obj
+        if isinstance(obj, (int, float)):
+            return sp.Integer(obj) if isinstance(obj, int) or float(obj).is_integer() else sp.Float(obj)
+        return obj
+
+    def touches(self, args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+        """Whether a call reads a value that came from an input."""
+        flat = [*args, *kwargs.values()]
+        flat += [v for a in args if isinstance(a, (list, tuple)) for v in a]
+        return any(id(a) in self.values for a in flat)
+
+    def span(self) -> SourceSpan | None:
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code is not self.code:
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is None:
+            return None
+        return SourceSpan(self.code.co_filename, frame.f_lineno, 0, 0, "")
+
+    def bind(self, result: Any, expr: Any) -> None:
+        if isinstance(expr, sp.Basic) and not tn.is_matrix(expr) and not expr.is_number \
+                and not isinstance(expr, (sp.core.relational.Relational, sp.logic.boolalg.BooleanFunction)):
+            if not torch.is_grad_enabled():
+                expr = no_grad(expr)
+            self.counter += 1
+            sym = sp.Symbol(f"t{self.counter}", real=True)
+            stmt = cg.Assignment(sym, expr)
+            self.stmts.append(stmt)
+            span = self.span()
+            if span is not None:
+                self.origins[stmt] = span
+            expr = sym
+        self.values[id(result)] = expr
+        self.keep.append(result)
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        if self.refused is not None:
+            return result
+        name = getattr(func, "__name__", "")
+        try:
+            if name in _IGNORED or not self.touches(args, kwargs):
+                return result  # bookkeeping (grad mode, shapes) or constants of no input
+            if name in _RELATIONS:
+                self.values[id(result)] = _RELATIONS[name](self.of(args[0]), self.of(args[1]))
+                self.keep.append(result)
+                return result
+            if name in _DUNDERS:
+                op, reverse = _DUNDERS[name]
+                operands = [self.of(a) for a in args]
+                if reverse:
+                    operands = operands[::-1]
+                self.bind(result, tn.SPELLINGS[op].build(operands, {}))
+                return result
+            spelled = tn.objects().get(id(func))
+            if spelled is None and f"Tensor.{name}" in tn.SPELLINGS and getattr(torch.Tensor, name, None) is not None:
+                spelled = f"Tensor.{name}"
+            if spelled in tn.REFUSED:
+                raise UnsupportedNodeError(tn.REFUSED[spelled])
+            if spelled is None or spelled not in tn.SPELLINGS:
+                raise UnsupportedNodeError(f"`{name}` is not in symgrad's table of torch spellings")
+            if spelled == "torch.where":
+                self.uses_where = True
+            operands = [self.of(a) for a in args]
+            kw = {k: self.of(v) for k, v in kwargs.items() if v is not None}
+            self.bind(result, tn.SPELLINGS[spelled].build(operands, kw))
+        except UnsupportedNodeError as err:
+            self.refused = str(err).split("\nSee ")[0]
+        return result
+
+
+def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Tensor],
+           inputs: Sequence[sp.Basic]) -> tuple[Program, dict[sp.Basic, SourceSpan], str]:
+    """Run `call(tensors)` under the recorder; the straight-line Program of what ran."""
+    import inspect
+
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    rec = _Recorder(code)
+    for t, sym in zip(tensors, inputs):
+        if tn.is_matrix(sym):
+            raise TraceError("Path mode records scalar inputs only; this function has a tensor of rank >= 1.\n"
+                             "Fix: define the function in a file so that symgrad can read its source.")
+        rec.values[id(t)] = sym
+        rec.keep.append(t)
+    try:
+        with torch.enable_grad(), rec:
+            out = call(list(tensors))
+    except Exception as err:  # the user's own code raised
+        raise TraceError(f"Your function raised while symgrad recorded it: {type(err).__name__}: {err}\n"
+                         "Fix: check that it runs on float64 tensors at the example point.") from None
+    if rec.refused is not None:
+        raise TraceError(f"Path mode cannot record this run: {rec.refused}.\n"
+                         "Fix: use the torch spellings of docs/supported.md.")
+    if not isinstance(out, torch.Tensor) or id(out) not in rec.values:
+        raise TraceError("Path mode could not follow the function's output back to its inputs.\n"
+                         "Fix: return a tensor computed from the inputs.")
+    output = rec.values[id(out)]
+    stmts = list(rec.stmts)
+    if not isinstance(output, sp.Symbol) or output in inputs:
+        result = sp.Symbol("result", real=True)
+        stmts.append(cg.Assignment(result, output))
+        output = result
+    return Program(list(inputs), cg.CodeBlock(*stmts), output), rec.origins, "where" if rec.uses_where else "if"

@@ -1,0 +1,410 @@
+"""THE table from torch spellings to SymPy: one row per spelling, each pointing at a rule.
+
+The torch front ends (`source.py` reads a function's source, `recorder.py` a real run) look up
+every operator, function, method and attribute they meet here, and nowhere else. A row says how
+torch spells the operation (`torch.exp`, `Tensor.exp`, `torch.nn.functional.relu`, the `+`
+operator), which row of the lowering table (`rules.RULES`, by SymPy class, or `primitives`) it
+becomes, and how to build the SymPy node from the operands. `docs/supported.md` lists the
+spellings beside their rule ("your torch spelling"), generated from this table.
+
+Schema of a `Spelling`:
+    name     the spelling, as a user writes it (`torch.clamp`, `Tensor.sum`, `+`, `Tensor.T`)
+    kind     "operator", "function" (a torch or torch.nn.functional attribute), "method" (a
+             Tensor method called on a traced value), or "attribute" (`.T`)
+    rule     the SymPy class (a key of `rules.RULES`) the node becomes
+    build    (args, kwargs) -> the SymPy node; args are SymPy scalars or matrix expressions
+    note     what the translation assumes, in words (shown in docs/supported.md)
+
+A spelling that torch has but symgrad does not translate faithfully is in `REFUSED`, with the
+sentence the user gets: a fused op (`torch.logsumexp`) is not `log(sum(exp(x)))` in floating
+point, and translating it as such would report an overflow the user's code does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from .errors import UnsupportedNodeError
+from .primitives import detach, item, no_grad
+
+Kind = Literal["operator", "function", "method", "attribute"]
+Build = Callable[[Sequence[Any], dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """One way torch spells an operation, and the SymPy node it becomes."""
+
+    name: str
+    kind: Kind
+    rule: type[sp.Basic]
+    build: Build
+    note: str = ""
+
+
+# --------------------------------------------------------------------------- torch's own Max and Min
+
+# Max(x, 0) is relu, torch.clamp(x, min=0) and torch.maximum(x, zeros) alike for the mathematics,
+# but the three have different gradients at the kink (0, 1 and 1/2). A node read from torch code
+# keeps the op the user called: these subclasses are Max and Min for every rule (the MRO finds
+# `RULES[Max]`), and `torch_op` tells the lowering which torch op to emit.
+
+
+class maximum(sp.Max):
+    """`torch.maximum(a, b)`: Max(a, b), lowered as torch.maximum (a tie splits 1/2 : 1/2)."""
+
+    torch_op = "maximum"
+
+
+class minimum(sp.Min):
+    """`torch.minimum(a, b)`: Min(a, b), lowered as torch.minimum (a tie splits 1/2 : 1/2)."""
+
+    torch_op = "minimum"
+
+
+class clamp_min(sp.Max):
+    """`torch.clamp(u, min=c)`: Max(u, c), lowered as torch.clamp (gradient 1 at u = c)."""
+
+    torch_op = "clamp_min"
+
+
+class clamp_max(sp.Min):
+    """`torch.clamp(u, max=c)`: Min(u, c), lowered as torch.clamp (gradient 1 at u = c)."""
+
+    torch_op = "clamp_max"
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def is_matrix(v: Any) -> bool:
+    """A matrix-valued SymPy node (a traced tensor of rank >= 1)."""
+    return isinstance(v, (sp.MatrixExpr, sp.MatrixBase))
+
+
+def shape(v: Any) -> tuple[int, int] | None:
+    return (int(v.shape[0]), int(v.shape[1])) if is_matrix(v) else None
+
+
+def _scalar(v: Any) -> Any:
+    return sp.sympify(v)
+
+
+def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
+    """A scalar beside a matrix of shape (m, n): the scalar times OneMatrix(m, n)."""
+    if is_matrix(a) and not is_matrix(b):
+        return a, _scalar(b) * sp.OneMatrix(*shape(a))  # type: ignore[misc]
+    if is_matrix(b) and not is_matrix(a):
+        return _scalar(a) * sp.OneMatrix(*shape(b)), b  # type: ignore[misc]
+    if is_matrix(a) and shape(a) != shape(b):
+        raise UnsupportedNodeError(
+            f"Broadcasting a {shape(a)} tensor against a {shape(b)} one is not supported.\n"
+            "symgrad writes tensors as matrices of exactly their shape.\n"
+            "Fix: make both operands the same shape (e.g. `.reshape(-1, 1)`)."
+        )
+    return a, b
+
+
+def _add(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x, y = a
+    if is_matrix(x) or is_matrix(y):
+        if not is_matrix(x):
+            return _scalar(x) * sp.OneMatrix(*shape(y)) + y  # type: ignore[misc]
+        if not is_matrix(y):
+            return x + _scalar(y) * sp.OneMatrix(*shape(x))  # type: ignore[misc]
+        _broadcast(x, y)
+        return x + y
+    return _scalar(x) + _scalar(y)
+
+
+def _sub(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x, y = a
+    if is_matrix(y):
+        return _add([x, -y], k)
+    return _add([x, -_scalar(y)], k)
+
+
+def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x, y = a
+    if is_matrix(x) and is_matrix(y):
+        _broadcast(x, y)
+        return sp.HadamardProduct(x, y)
+    return (x if is_matrix(x) else _scalar(x)) * (y if is_matrix(y) else _scalar(y))
+
+
+def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x, y = a
+    if is_matrix(y):
+        raise UnsupportedNodeError(
+            "Dividing by a tensor of rank >= 1 is not supported.\n"
+            "Fix: divide by a scalar, or write the elementwise reciprocal out."
+        )
+    if is_matrix(x):
+        return x * (1 / _scalar(y))
+    return _scalar(x) / _scalar(y)
+
+
+def _pow(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x, y = a
+    if is_matrix(y):
+        raise UnsupportedNodeError("A tensor exponent of rank >= 1 is not supported.\nFix: use a scalar exponent.")
+    if is_matrix(x):
+        return sp.HadamardPower(x, _scalar(y))
+    return _scalar(x) ** _scalar(y)
+
+
+def _neg(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    return -a[0] if is_matrix(a[0]) else -_scalar(a[0])
+
+
+def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x, y = a
+    if not (is_matrix(x) and is_matrix(y)):
+        raise UnsupportedNodeError("`@` needs two tensors of rank >= 1.\nFix: use `*` for a scalar factor.")
+    return sp.MatMul(x, y)
+
+
+def _elementwise(fn: type[sp.Function]) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if is_matrix(a[0]):
+            if fn not in (sp.exp, sp.log, sp.sin):
+                raise UnsupportedNodeError(
+                    f"{fn.__name__} of a tensor of rank >= 1 is not supported (only exp, log and sin "
+                    "apply elementwise to a matrix).\nFix: apply it to scalars."
+                )
+            return a[0].applyfunc(fn)
+        return fn(_scalar(a[0]))
+
+    return build
+
+
+def _sqrt(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    if is_matrix(a[0]):
+        return sp.HadamardPower(a[0], sp.Rational(1, 2))
+    return sp.sqrt(_scalar(a[0]))
+
+
+def _scalar_only(name: str, fn: Callable[..., Any]) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if any(is_matrix(v) for v in a):
+            raise UnsupportedNodeError(
+                f"{name} of a tensor of rank >= 1 is not supported.\nFix: apply it to scalars."
+            )
+        return fn(*(_scalar(v) for v in a))
+
+    return build
+
+
+def _clamp(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x = a[0]
+    lo = k.get("min", a[1] if len(a) > 1 else None)
+    hi = k.get("max", a[2] if len(a) > 2 else None)
+    if is_matrix(x):
+        raise UnsupportedNodeError("clamp of a tensor of rank >= 1 is not supported.\nFix: clamp scalars.")
+    out = _scalar(x)
+    if lo is not None:
+        out = clamp_min(out, _scalar(lo))
+    if hi is not None:
+        out = clamp_max(out, _scalar(hi))
+    return out
+
+
+def _where(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    cond, x, y = a
+    if any(is_matrix(v) for v in a):
+        raise UnsupportedNodeError("torch.where on tensors of rank >= 1 is not supported.\nFix: use scalars.")
+    return sp.Piecewise((_scalar(x), cond), (_scalar(y), True))
+
+
+def _reduce_all(m: Any) -> Any:
+    """The sum of every element of a matrix, as a scalar: (1 x m) @ M @ (n x 1), element [0, 0]."""
+    rows, cols = shape(m)  # type: ignore[misc]
+    total: Any = m
+    if rows > 1:
+        total = sp.OneMatrix(1, rows) * total
+    if cols > 1:
+        total = total * sp.OneMatrix(cols, 1)
+    return MatrixElement(total, 0, 0)
+
+
+def _no_dim(name: str, k: dict[str, Any], a: Sequence[Any]) -> None:
+    if len(a) > 1 or k.get("dim") is not None or k.get("axis") is not None:
+        raise UnsupportedNodeError(
+            f"{name} over one dimension is not supported; symgrad reduces over every element.\n"
+            f"Fix: call `{name}()` with no dimension, on a tensor whose shape you reduce whole."
+        )
+
+
+def _sum(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    _no_dim("sum", k, a)
+    return _reduce_all(a[0]) if is_matrix(a[0]) else _scalar(a[0])
+
+
+def _mean(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    _no_dim("mean", k, a)
+    if not is_matrix(a[0]):
+        return _scalar(a[0])
+    rows, cols = shape(a[0])  # type: ignore[misc]
+    return _reduce_all(a[0]) / (rows * cols)
+
+
+def _norm(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    if len(a) > 1 or set(k) - {"p"} or k.get("p", 2) != 2:
+        raise UnsupportedNodeError("Only the 2-norm of a scalar or a vector is supported.\nFix: call `.norm()`.")
+    x = a[0]
+    if not is_matrix(x):
+        return sp.Abs(_scalar(x))
+    if 1 not in shape(x):  # type: ignore[operator]
+        raise UnsupportedNodeError("The norm of a matrix is not supported, only of a scalar or a vector.")
+    return sp.sqrt(_reduce_all(sp.HadamardPower(x, 2)))
+
+
+def _like(value: int) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if is_matrix(a[0]):
+            return (sp.ZeroMatrix if value == 0 else sp.OneMatrix)(*shape(a[0]))  # type: ignore[misc]
+        return sp.Integer(value)
+
+    return build
+
+
+def _transpose(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    return a[0].T if is_matrix(a[0]) else a[0]
+
+
+def _wrap(fn: type[sp.Function], name: str) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if is_matrix(a[0]):
+            raise UnsupportedNodeError(f"{name} of a tensor of rank >= 1 is not supported.\nFix: use scalars.")
+        return fn(_scalar(a[0]))
+
+    return build
+
+
+# --------------------------------------------------------------------------- the table
+
+_NN = "torch.nn.functional."
+
+_SPELLINGS: list[Spelling] = [
+    Spelling("+", "operator", sp.Add, _add, "a scalar beside a matrix is broadcast"),
+    Spelling("-", "operator", sp.Add, _sub, "a - b is a + (-1)*b"),
+    Spelling("*", "operator", sp.Mul, _mul, "two matrices multiply elementwise (HadamardProduct)"),
+    Spelling("/", "operator", sp.Mul, _div, "a / b is a * b**-1; the divisor is a scalar"),
+    Spelling("**", "operator", sp.Pow, _pow, "a matrix base is an elementwise power"),
+    Spelling("unary -", "operator", sp.Mul, _neg, "-a is (-1)*a"),
+    Spelling("@", "operator", sp.MatMul, _matmul, "both operands of rank >= 1"),
+    Spelling("torch.matmul", "function", sp.MatMul, _matmul),
+    Spelling("Tensor.matmul", "method", sp.MatMul, _matmul),
+    Spelling("Tensor.T", "attribute", sp.Transpose, _transpose, "a scalar is its own transpose"),
+    Spelling("torch.t", "function", sp.Transpose, _transpose),
+    Spelling("Tensor.t", "method", sp.Transpose, _transpose),
+]
+for _fn, _rule in ((sp.exp, sp.exp), (sp.log, sp.log), (sp.sin, sp.sin), (sp.cos, sp.cos), (sp.tan, sp.tan),
+                   (sp.tanh, sp.tanh)):
+    _SPELLINGS.append(Spelling(f"torch.{_fn.__name__}", "function", _rule, _elementwise(_fn)))
+    _SPELLINGS.append(Spelling(f"Tensor.{_fn.__name__}", "method", _rule, _elementwise(_fn)))
+_SPELLINGS.append(Spelling(f"{_NN}tanh", "function", sp.tanh, _elementwise(sp.tanh)))
+for _name, _fn2, _rule2 in (("abs", sp.Abs, sp.Abs), ("sign", sp.sign, sp.sign), ("floor", sp.floor, sp.floor),
+                            ("ceil", sp.ceiling, sp.ceiling)):
+    _SPELLINGS.append(Spelling(f"torch.{_name}", "function", _rule2, _wrap(_fn2, _name)))
+    _SPELLINGS.append(Spelling(f"Tensor.{_name}", "method", _rule2, _wrap(_fn2, _name)))
+_SPELLINGS += [
+    Spelling("torch.sqrt", "function", sp.Pow, _sqrt, "sqrt(u) is u**(1/2)"),
+    Spelling("Tensor.sqrt", "method", sp.Pow, _sqrt, "sqrt(u) is u**(1/2)"),
+    Spelling("torch.relu", "function", sp.Max, _scalar_only("relu", lambda u: sp.Max(u, 0)), "Max(u, 0)"),
+    Spelling("Tensor.relu", "method", sp.Max, _scalar_only("relu", lambda u: sp.Max(u, 0)), "Max(u, 0)"),
+    Spelling(f"{_NN}relu", "function", sp.Max, _scalar_only("relu", lambda u: sp.Max(u, 0)), "Max(u, 0)"),
+    Spelling("torch.clamp", "function", sp.Max, _clamp, "min= is Max(u, min), max= is Min(u, max)"),
+    Spelling("torch.clip", "function", sp.Max, _clamp, "as torch.clamp"),
+    Spelling("Tensor.clamp", "method", sp.Max, _clamp, "as torch.clamp"),
+    Spelling("Tensor.clip", "method", sp.Max, _clamp, "as torch.clamp"),
+    Spelling("torch.maximum", "function", sp.Max, _scalar_only("maximum", maximum), "Max(a, b)"),
+    Spelling("Tensor.maximum", "method", sp.Max, _scalar_only("maximum", maximum), "Max(a, b)"),
+    Spelling("torch.minimum", "function", sp.Min, _scalar_only("minimum", minimum), "Min(a, b)"),
+    Spelling("Tensor.minimum", "method", sp.Min, _scalar_only("minimum", minimum), "Min(a, b)"),
+    Spelling("torch.where", "function", sp.Piecewise, _where,
+             "Piecewise((a, c), (b, True)) lowered with branches=\"where\" (both branches run)"),
+    Spelling("torch.sum", "function", sp.Add, _sum, "every element; a scalar is its own sum"),
+    Spelling("Tensor.sum", "method", sp.Add, _sum, "every element; a scalar is its own sum"),
+    Spelling("torch.mean", "function", sp.Add, _mean, "every element, divided by their number"),
+    Spelling("Tensor.mean", "method", sp.Add, _mean, "every element, divided by their number"),
+    Spelling("torch.norm", "function", sp.Pow, _norm, "Abs(u) of a scalar; sqrt of the sum of squares of a vector"),
+    Spelling("Tensor.norm", "method", sp.Pow, _norm, "Abs(u) of a scalar; sqrt of the sum of squares of a vector"),
+    Spelling("torch.linalg.norm", "function", sp.Pow, _norm, "as Tensor.norm"),
+    Spelling("torch.zeros_like", "function", sp.Integer, _like(0), "the constant 0 (ZeroMatrix for a matrix)"),
+    Spelling("torch.ones_like", "function", sp.Integer, _like(1), "the constant 1 (OneMatrix for a matrix)"),
+    Spelling("torch.detach", "function", detach, _wrap(detach, "detach")),
+    Spelling("Tensor.detach", "method", detach, _wrap(detach, "detach")),
+    Spelling("Tensor.item", "method", item, _wrap(item, "item"), "a Python number from here on"),
+    Spelling("torch.no_grad", "function", no_grad, lambda a, k: None,
+             "`with torch.no_grad():` wraps every value its body computes in no_grad"),
+]
+
+SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
+
+# Operators by their `ast` class name.
+OPERATORS: Final[dict[str, str]] = {
+    "Add": "+", "Sub": "-", "Mult": "*", "Div": "/", "Pow": "**", "USub": "unary -", "MatMult": "@",
+}
+
+_FUSED: Final = (
+    "is a fused op: torch computes it with its own stable formula, which is not the composition "
+    "of its parts in floating point (`torch.logsumexp` at (1000, 0) has gradient (1, 0), while "
+    "log(sum(exp(x))) overflows), and symgrad has no rule row for it yet. Translating it into its "
+    "parts would report a problem your code does not have, so symgrad does not.\n"
+    "Fix: compare the composition you want to check instead (e.g. `torch.log(torch.exp(v).sum())`), "
+    "or leave this function to torch's own checks (`torch.autograd.gradcheck`)."
+)
+
+REFUSED: Final[dict[str, str]] = {
+    name: f"`{name}` {_FUSED}" for name in (
+        "torch.logsumexp", "Tensor.logsumexp", "torch.softmax", "Tensor.softmax", f"{_NN}softmax",
+        "torch.log_softmax", "Tensor.log_softmax", f"{_NN}log_softmax", "torch.sigmoid", "Tensor.sigmoid",
+        f"{_NN}sigmoid", f"{_NN}softplus", "torch.expm1", "Tensor.expm1", "torch.log1p", "Tensor.log1p",
+        f"{_NN}cross_entropy", f"{_NN}mse_loss", f"{_NN}binary_cross_entropy",
+    )
+}
+_RANDOM = ("draws random numbers: the function is not the same function twice, so there is no "
+           "single derivative to compare.\nFix: draw the random values outside the function and "
+           "pass them in as arguments (they become inputs or constants).")
+for _r in ("torch.rand", "torch.randn", "torch.randint", "torch.rand_like", "torch.randn_like", "torch.bernoulli",
+           "torch.normal", "torch.multinomial", f"{_NN}dropout", "Tensor.uniform_", "Tensor.normal_"):
+    REFUSED[_r] = f"`{_r}` {_RANDOM}"
+
+
+def lookup(name: str) -> Spelling | None:
+    """The row for a spelling (`torch.exp`, `Tensor.sum`, `+`), or None."""
+    return SPELLINGS.get(name)
+
+
+def _resolve(dotted: str) -> Any:
+    import torch
+
+    obj: Any = torch
+    for part in dotted.split(".")[1:]:
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def objects() -> dict[int, str]:
+    """id(torch object) -> its spelling, for the functions of the table and of `REFUSED` (so that
+    `from torch import exp` and `F.relu` resolve to their rows)."""
+    out: dict[int, str] = {}
+    for name in (*SPELLINGS, *REFUSED):
+        if name.startswith("torch."):
+            obj = _resolve(name)
+            if obj is not None:
+                out.setdefault(id(obj), name)
+    return out
+
+
+def spellings_of(rule: type[sp.Basic]) -> list[str]:
+    """Every torch spelling that becomes a node of this rule (for docs/supported.md)."""
+    return [s.name for s in _SPELLINGS if s.rule is rule]

@@ -1,0 +1,453 @@
+"""`trace()`: a torch function read back into mathematics, checked against itself, then compared.
+
+    traced = sg.trace(f, 0.48828125)          # example values, one per parameter
+    traced.program                            # the Program it was read as
+    traced.compare()                          # the three derivatives, citing the user's lines
+
+The source front end (`source.py`) reads the function into a `Program` (scalar inputs) or an
+expression (matrix inputs). The translation is trusted only after the fidelity check: lowered and
+run in float64 at the example point, its forward value and autograd gradient must equal the
+user's own function's bit for bit. If they do not, or the source cannot be read (`exec`'d code)
+or holds a construct the reader refuses, symgrad records a real run instead (path mode,
+`recorder.py`: branches as taken, loops unrolled), checks that bit for bit too, and says in
+every explanation that it compared the recorded run and why. If neither reproduces the function,
+`TraceError` says which of the user's lines first computed a different value, where it can tell. A value of rank 0 becomes a real `Symbol`, an (n, m) one a `MatrixSymbol`, and a
+rank-1 one of length n an (n, 1) column (the trace says so in a note).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any, Literal
+
+import numpy as np
+import sympy as sp
+import torch
+
+from .errors import TraceError
+from .source import SourceSpan, Translation, translate
+
+Mode = Literal["source", "path"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fidelity:
+    """The check that the translation computes what the user's function computes (float64)."""
+
+    ok: bool
+    value_user: tuple[float, ...] | None
+    value_translated: tuple[float, ...] | None
+    grad_user: tuple[float, ...] | None
+    grad_translated: tuple[float, ...] | None
+    detail: str = ""
+    first_difference: SourceSpan | None = None  # the user's line whose value first differs
+
+    def __str__(self) -> str:
+        return "fidelity: the translation reproduces the function's value and gradient bit for bit" if self.ok \
+            else f"fidelity check failed: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Traced:
+    """A torch function read back into a `Program`, with its example point."""
+
+    fn: Any = field(repr=False)
+    program: Any  # a Program, or a SymPy expression for matrix inputs; None in path mode
+    mode: Mode
+    fidelity: Fidelity
+    origins: dict[Any, SourceSpan] = field(repr=False)
+    point: dict[str, Any] = field(repr=False)
+    inputs: tuple[sp.Basic, ...] = ()
+    branches: str = "if"
+    notes: tuple[str, ...] = ()
+    recorded: Any = field(default=None, repr=False)  # path mode: the straight-line Program that ran
+    reason: str = ""  # path mode: why the source was not used
+
+    def compare(self, **options: Any) -> Any:
+        """`symgrad.compare` of the translated program at the traced example values; every entry
+        carries the user's `SourceSpan` (`entry.source`). Options as for `symgrad.compare`.
+        In path mode the recorded run is compared, and every explanation says so."""
+        from .compare import compare
+
+        at = options.pop("at", None)
+        point = self.point if at is None else _point_by_name(self.fn, at)
+        options.pop("branches", None)
+        if self.mode == "path" and at is not None:
+            return trace(self.fn, **point).compare(**options)  # another point may run another path
+        c = compare(self.program if self.mode == "source" else self.recorded, at=point, branches=self.branches,
+                    **options)
+        c = cite(c, self.origins)
+        if self.mode == "path":
+            said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
+                    f"unrolled, because {self.reason})")
+            c = replace(c, entries=tuple(replace(e, explanation=f"{e.explanation} {said}") for e in c.entries))
+        return c
+
+    def sweep(self, over: Any, **options: Any) -> Any:
+        """`symgrad.sweep` of the translated program (`over` keyed by parameter name)."""
+        from .sweep import sweep
+
+        options.pop("branches", None)
+        return sweep(self.program, over, branches=self.branches, **options)
+
+
+# --------------------------------------------------------------------------- the example values
+
+
+def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | None]:
+    """(the value as floats, its matrix shape or None, a note)."""
+    if isinstance(value, bool) or isinstance(value, (str, bytes)) or value is None:
+        raise TraceError(f"The example value for `{name}` is {value!r}, not a number or a tensor.\n"
+                         "Fix: pass a number, a list, a numpy array or a tensor for each input.")
+    if isinstance(value, torch.Tensor):
+        arr = value.detach().to(torch.float64).cpu().numpy()
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        arr = np.asarray(value, dtype=np.float64)
+    elif isinstance(value, (int, float, Fraction, np.generic)):
+        arr = np.asarray(float(value), dtype=np.float64)
+    else:
+        raise TraceError(f"The example value for `{name}` is a {type(value).__name__}, not a number or a tensor.\n"
+                         "Fix: pass a number, a list, a numpy array or a tensor for each input.")
+    if arr.ndim == 0:
+        return float(arr), None, None
+    if arr.ndim == 1:
+        note = (f"`{name}` is a rank-1 tensor of length {arr.shape[0]}; symgrad writes it as the "
+                f"({arr.shape[0]}, 1) column MatrixSymbol {name}.")
+        return arr.reshape(-1, 1).tolist(), (arr.shape[0], 1), note
+    if arr.ndim == 2:
+        return arr.tolist(), (arr.shape[0], arr.shape[1]), None
+    raise TraceError(f"The example value for `{name}` has {arr.ndim} dimensions; symgrad reads scalars, "
+                     "vectors and matrices.\nFix: reshape it to two dimensions.")
+
+
+def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
+    try:
+        return inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as err:
+        raise TraceError(f"The example values do not fit `{getattr(fn, '__name__', fn)}`'s parameters: {err}.\n"
+                         "Fix: pass one example value per parameter, positionally or by name.") from None
+
+
+def _point_by_name(fn: Any, at: Any) -> dict[str, Any]:
+    """`at` keyed by parameter name (or symbol), or a tuple in parameter order."""
+    if isinstance(at, Mapping):
+        return {(k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k)): v for k, v in at.items()}
+    params = list(inspect.signature(fn).parameters)
+    values = list(at) if isinstance(at, (tuple, list)) else [at]
+    if len(values) > len(params):
+        raise TraceError(f"`at` gives {len(values)} values, but `{fn.__name__}` has {len(params)} parameters.\n"
+                         "Fix: give one value per parameter, or a dict by parameter name.")
+    return dict(zip(params, values))
+
+
+# --------------------------------------------------------------------------- running both
+
+
+@dataclass(frozen=True)
+class _Run:
+    value: np.ndarray | None
+    grads: tuple[np.ndarray, ...] | None
+    error: str | None
+
+
+def _tensor(value: Any, rank1: bool) -> torch.Tensor:
+    t = torch.tensor(value, dtype=torch.float64)
+    if rank1:
+        t = t.reshape(-1)
+    return t.requires_grad_(True)
+
+
+def _execute(call: Any, tensors: list[torch.Tensor]) -> _Run:
+    try:
+        with torch.enable_grad():
+            out = call(tensors)
+    except Exception as err:  # the user's own code raised: no verdict, a sentence
+        return _Run(None, None, f"{type(err).__name__}: {err}")
+    if not isinstance(out, torch.Tensor):
+        try:
+            return _Run(np.asarray(float(out)).reshape(-1), None, "the function did not return a tensor")
+        except (TypeError, ValueError):
+            return _Run(None, None, "the function did not return a tensor")
+    value = out.detach().to(torch.float64).cpu().numpy().reshape(-1)
+    if not out.requires_grad:
+        return _Run(value, None, "the output does not require grad")
+    try:
+        grads = torch.autograd.grad(out, tensors, grad_outputs=torch.ones_like(out), allow_unused=True)
+    except RuntimeError as err:
+        return _Run(value, None, str(err))
+    arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))
+    return _Run(value, arrays, None)
+
+
+def _same_bits(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if a.shape != b.shape:
+        return False
+    both_nan = np.isnan(a) & np.isnan(b)
+    same = (a == b) & (np.signbit(a) == np.signbit(b))
+    return bool(np.all(both_nan | same))
+
+
+def _floats(a: np.ndarray | None) -> tuple[float, ...] | None:
+    return None if a is None else tuple(float(v) for v in a)
+
+
+def _fidelity(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any],
+              rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan]) -> Fidelity:
+    def user(tensors: list[torch.Tensor]) -> Any:
+        args = bound.arguments.copy()
+        for n, t in zip(names, tensors):
+            args[n] = t
+        b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
+        return fn(*b.args, **b.kwargs)
+
+    def translated(tensors: list[torch.Tensor]) -> Any:
+        by_name = dict(zip(names, tensors))
+        ordered = [by_name[s.name].reshape(-1, 1) if s.name in rank1 else by_name[s.name] for s in lowered.symbols]
+        return lowered(*ordered)
+
+    u = _execute(user, [_tensor(values[n], n in rank1) for n in names])
+    t = _execute(translated, [_tensor(values[n], n in rank1) for n in names])
+    if u.error is not None and u.value is None:
+        return Fidelity(False, None, _floats(t.value), None, None,
+                        f"your function raised at the example point ({u.error.splitlines()[0]})")
+    ok_value = _same_bits(u.value, t.value)
+    ok_grad = (u.grads is None and t.grads is None) or (
+        u.grads is not None and t.grads is not None and all(_same_bits(a, b) for a, b in zip(u.grads, t.grads)))
+    ug = None if u.grads is None else tuple(float(v) for g in u.grads for v in g)
+    tg = None if t.grads is None else tuple(float(v) for g in t.grads for v in g)
+    if ok_value and ok_grad:
+        return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg)
+    what = (f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation"
+            if not ok_value else f"the gradient is {_show_g(ug)} in your function but {_show_g(tg)} in the translation")
+    first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered)
+    if first is not None:
+        what += f"; the first value that differs is computed at {first}"
+    return Fidelity(False, _floats(u.value), _floats(t.value), ug, tg, what, first)
+
+
+def _show(a: np.ndarray | None) -> str:
+    if a is None:
+        return "none"
+    return repr(float(a[0])) if a.size == 1 else "[" + ", ".join(repr(float(v)) for v in a) + "]"
+
+
+def _show_g(g: tuple[float, ...] | None) -> str:
+    if g is None:
+        return "none (no gradient)"
+    return repr(g[0]) if len(g) == 1 else "(" + ", ".join(repr(v) for v in g) + ")"
+
+
+def _assignments(call: Any, tensors: list[torch.Tensor], code: Any) -> list[tuple[str, float, int]]:
+    """(variable, value, line) for each scalar value assigned in the frame of `code`, in order."""
+    seen: list[tuple[str, float, int]] = []
+    state: dict[str, Any] = {"last": None, "line": 0}
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event in ("line", "return"):
+            before = state["last"]
+            now = {k: _scalar(v) for k, v in frame.f_locals.items()}
+            if before is not None:
+                for k, v in now.items():
+                    if v is not None and (k not in before or not _same(before[k], v)):
+                        seen.append((k, v, state["line"]))
+            state["last"] = now
+            state["line"] = frame.f_lineno
+        return local
+
+    def global_(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code is code else None
+
+    old = sys.gettrace()
+    sys.settrace(global_)
+    try:
+        call(tensors)
+    except Exception:  # noqa: BLE001 - the values so far are what we compare
+        pass
+    finally:
+        sys.settrace(old)
+    return seen
+
+
+def _scalar(v: Any) -> float | None:
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return float(v.detach().reshape(-1)[0])
+    if isinstance(v, float):
+        return v
+    return None
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def _first_difference(fn: Any, user: Any, translated: Any, names: list[str], values: dict[str, Any], rank1: set[str],
+                      origins: dict[Any, SourceSpan], lowered: Any) -> SourceSpan | None:
+    """The user's line whose assigned value first differs from the translation's value for the
+    same variable (compared per variable, in the order the user's code assigned them)."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None:
+        return None
+    mine = _assignments(user, [_tensor(values[n], n in rank1) for n in names], code)
+    theirs = _assignments(translated, [_tensor(values[n], n in rank1) for n in names], lowered._fn.__code__)
+    by_var: dict[str, list[float]] = {}
+    for k, v, _ in theirs:
+        by_var.setdefault(k, []).append(v)
+    count: dict[str, int] = {}
+    from .source import read_source
+
+    try:
+        _, filename, first, _, lines = read_source(fn)
+    except TraceError:
+        return None
+    for k, v, line in mine:
+        if k in names:
+            continue
+        n = count.get(k, 0)
+        count[k] = n + 1
+        other = by_var.get(k, [])
+        if n < len(other) and not _same(other[n], v):
+            text = lines[line - first].strip() if 0 <= line - first < len(lines) else ""
+            return SourceSpan(filename, line, 0, len(text), text)
+    return None
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
+    """Read a torch function back into a `Program`, at example values.
+
+    **Arguments:**
+
+    - `fn`: a Python function of torch tensors (a `def`, a lambda, or one typed in a notebook).
+    - `*args`, `**kwargs`: one example value per input parameter (numbers, lists, numpy arrays
+      or tensors): a 0-d value becomes a real `Symbol`, an (n, m) one a `MatrixSymbol`, a rank-1
+      one of length n an (n, 1) column.
+
+    **Returns:** a `Traced`: `.program`, `.mode`, `.fidelity`, `.origins`, `.compare()`.
+    Raises `TraceError`, with a sentence naming the user's line, when the source cannot be read
+    or the translation does not reproduce the function bit for bit.
+    """
+    bound = _bind(fn, args, kwargs)
+    names: list[str] = []
+    values: dict[str, Any] = {}
+    shapes: list[tuple[str, tuple[int, int] | None]] = []
+    rank1: set[str] = set()
+    notes: list[str] = []
+    for name, raw in bound.arguments.items():
+        value, shp, note = _example(name, raw)
+        names.append(name)
+        values[name] = value
+        shapes.append((name, shp))
+        if note:
+            notes.append(note)
+            rank1.add(name)
+    from .lowering import lower
+
+    try:
+        translation = translate(fn, shapes)
+    except TraceError as err:
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes, _first(err), err)
+    lowered = lower(translation.function, branches=translation.branches)  # type: ignore[arg-type]
+    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins)
+    if not fidelity.ok:
+        err = TraceError(
+            f"The translation of `{getattr(fn, '__name__', 'the function')}` does not reproduce it at the example "
+            f"point: {fidelity.detail}.\nsymgrad gives no verdict on a translation that computes something else "
+            "than your code, and the recorded run (path mode) did not reproduce it either.\n"
+            "Fix: rewrite the line it names with the spellings of docs/supported.md, or compare a SymPy Program."
+        )
+        err.fidelity = fidelity  # type: ignore[attr-defined]
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes,
+                          f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
+    return Traced(fn, translation.function, "source", fidelity, translation.origins, values,
+                  translation.inputs, translation.branches, tuple(notes))
+
+
+def _first(err: TraceError) -> str:
+    text = str(err).split("\nSee ")[0].splitlines()[0].rstrip(".")
+    return text[0].lower() + text[1:] if text.startswith("The source") else f"symgrad cannot read the line {text}"
+
+
+def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any], rank1: set[str],
+               shapes: list[tuple[str, tuple[int, int] | None]], notes: list[str], reason: str,
+               source_error: TraceError) -> Traced:
+    """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error."""
+    from .lowering import lower
+    from .recorder import record
+
+    inputs = [sp.MatrixSymbol(n, *shp) if shp is not None else sp.Symbol(n, real=True) for n, shp in shapes]
+
+    def user(tensors: list[torch.Tensor]) -> Any:
+        args = bound.arguments.copy()
+        for n, t in zip(names, tensors):
+            args[n] = t
+        b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
+        return fn(*b.args, **b.kwargs)
+
+    try:
+        program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1) for n in names], inputs)
+        lowered = lower(program, branches=branches)  # type: ignore[arg-type]
+    except TraceError as err:
+        raise TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
+                         f"failed too: {str(err).splitlines()[0]}") from None
+    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {})
+    if not fidelity.ok:
+        raise source_error
+    return Traced(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,
+                  (*notes, f"path mode: {reason}"), recorded=program, reason=reason)
+
+
+def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
+    """The comparison with each entry's `source` set to the user's line its generated line came
+    from, and the explanation citing it."""
+    lowered = comparison.lowered
+    lines: dict[int, SourceSpan] = {}
+    for node, span in origins.items():
+        line = lowered._lines.get(node)
+        if line is not None:
+            lines.setdefault(line, span)
+    ordered = sorted(lines)
+
+    def span_of(line: int | None) -> SourceSpan | None:
+        if line is None:
+            return None
+        if line in lines:
+            return lines[line]
+        before = [n for n in ordered if n <= line]
+        return lines[before[-1]] if before else None
+
+    entries = []
+    for e in comparison.entries:
+        span = span_of(e.line)
+        if span is not None and not e.ok:
+            e = replace(e, source=span, explanation=f"{e.explanation} In your code: `{span}`.")
+        elif span is not None:
+            e = replace(e, source=span)
+        entries.append(e)
+    return replace(comparison, entries=tuple(entries))
+
+
+def compare_function(fn: Any, at: Any, **options: Any) -> Any:
+    """`symgrad.compare(fn, at=...)` for a torch function: `at` keyed by parameter name, or a
+    tuple of values in parameter order."""
+    point = _point_by_name(fn, at)
+    traced = trace(fn, **point)
+    return traced.compare(**options)
+
+
+def is_torch_function(f: Any) -> bool:
+    """Whether `f` is a Python function (or something wrapping one) rather than SymPy input."""
+    if isinstance(f, (sp.Basic, str, type)):
+        return False
+    f = inspect.unwrap(f) if callable(f) else f
+    return inspect.isfunction(f) or inspect.ismethod(f)

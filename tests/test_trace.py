@@ -1,0 +1,451 @@
+"""`trace`: torch functions read back from their source, checked bit for bit, then compared.
+
+The acceptance rows of issue 10: each user function is written here as a student writes it in
+PyTorch, and the oracle is torch itself (the fidelity check runs the user's function) and the
+exact sides of `compare`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+import math
+from typing import Any
+
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sympy.codegen.ast import Assignment, CodeBlock
+
+import symgrad as sg
+from symgrad import torch_names as tn
+
+# ---------------------------------------------------------------- the user's functions
+
+
+def d2l(a):
+    b = a * 2
+    while b.norm() < 1000:
+        b = b * 2
+    c = b if b.sum() > 0 else 100 * b
+    return c
+
+
+def with_detach(x):
+    return x * (x**2).detach()
+
+
+def where_sqrt(x):
+    return torch.where(x > 0, torch.sqrt(x), 0.)
+
+
+def with_item(x):
+    s = x.item()
+    return x * s
+
+
+def with_no_grad(x):
+    with torch.no_grad():
+        y = x * 3
+    return x * y
+
+
+def relu_four_ways(x):
+    return torch.relu(x) + torch.clamp(x, min=0) + torch.maximum(x, torch.zeros_like(x)) + x.abs()
+
+
+def sqrt_of_square(x):
+    return torch.sqrt(x**2)
+
+
+def log_sum_exp(v):
+    return torch.log(torch.exp(v).sum())
+
+
+def fused_logsumexp(v):
+    return torch.logsumexp(v, 0)
+
+
+def branch(x):
+    if x > 0:
+        y = x * x
+    else:
+        y = -x
+    return y
+
+
+def quadratic_loss(X, w, y):
+    return 0.5 * torch.sum((X @ w - y) ** 2)
+
+
+def line_of(fn: Any, text: str) -> str:
+    import inspect
+
+    lines, first = inspect.getsourcelines(fn)
+    k = next(k for k, ln in enumerate(lines) if text in ln)
+    return f"test_trace.py:{first + k} {lines[k].strip()}"
+
+
+# ---------------------------------------------------------------- acceptance rows
+
+
+def test_d2l_at_an_ordinary_point_agrees() -> None:
+    c = sg.trace(d2l, 1.5409961082440433).compare()
+    assert c.cause is sg.Cause.AGREE
+    (e,) = c.entries
+    assert e.grad_symbolic == 1024 and e.grad_autograd == 1024.0
+
+
+def test_d2l_on_the_loop_threshold_is_control_flow_citing_the_while_line() -> None:
+    c = sg.compare(d2l, at={"a": 0.48828125})
+    (e,) = c.entries
+    assert e.cause is sg.Cause.CONTROL_FLOW
+    assert e.grad_symbolic is None and e.grad_autograd == 2048.0
+    assert "2000 from the left, 1000 at the point" in e.explanation
+    assert str(e.source) == line_of(d2l, "while b.norm()")
+    assert str(e.source).endswith("while b.norm() < 1000:")
+    assert f"In your code: `{e.source}`" in e.explanation
+
+
+def test_detach() -> None:
+    (e,) = sg.trace(with_detach, 3.0).compare().entries
+    assert e.cause is sg.Cause.DETACH
+    assert (e.grad_symbolic, e.grad_executed, e.grad_autograd) == (27, 9, 9.0)
+
+
+def test_where_nan_trap() -> None:
+    (e,) = sg.trace(where_sqrt, -1.0).compare().entries
+    assert e.cause is sg.Cause.NAN_TRAP
+    assert e.grad_symbolic == 0 and math.isnan(e.grad_autograd)
+
+
+def test_item_is_a_graph_break_at_its_line() -> None:
+    (e,) = sg.trace(with_item, 0.7).compare().entries
+    x = sp.Rational(0.7)
+    assert e.cause is sg.Cause.GRAPH_BREAK
+    assert e.grad_symbolic == 2 * x and e.grad_autograd == 0.7
+    assert str(e.source) == line_of(with_item, "x.item()")
+
+
+def test_no_grad_is_a_graph_break_at_the_with_line() -> None:
+    (e,) = sg.trace(with_no_grad, 0.7).compare().entries
+    x = sp.Rational(0.7)
+    assert e.cause is sg.Cause.GRAPH_BREAK
+    assert e.grad_symbolic == 6 * x and e.grad_executed == 3 * x
+    assert e.grad_autograd == pytest.approx(2.1)
+    assert str(e.source) == line_of(with_no_grad, "with torch.no_grad()")
+
+
+def test_relu_four_ways_keeps_each_ops_convention() -> None:
+    t = sg.trace(relu_four_ways, 0.0)
+    (e,) = t.compare().entries
+    assert e.cause is sg.Cause.KINK
+    assert e.one_sided == (-1, 4) and e.grad_autograd == 1.5
+    src = sg.lower(t.program).source
+    assert "torch.relu(" in src and "torch.clamp(" in src and "torch.maximum(" in src and "torch.abs(" in src
+
+
+def test_sqrt_of_a_square_keeps_the_users_nan() -> None:
+    t = sg.trace(sqrt_of_square, 0.0)
+    (e,) = t.compare().entries
+    assert math.isnan(e.grad_autograd)
+    assert e.cause is not sg.Cause.KINK and e.one_sided is None
+    assert "torch.sqrt(" in sg.lower(t.program).source  # two statements: never SymPy's Abs(x)
+
+
+def test_log_of_a_sum_of_exps_overflows_at_the_exp() -> None:
+    t = sg.trace(log_sum_exp, [1000.0, 0.0])
+    assert any("(2, 1) column" in n for n in t.notes)
+    c = t.compare()
+    assert c.entries[0].cause is sg.Cause.OVERFLOW
+    assert abs(float(c.entries[0].grad_symbolic) - 1) < 1e-300
+    assert "exp" in c.entries[0].node
+
+
+def test_fused_logsumexp_is_refused_with_a_sentence() -> None:
+    with pytest.raises(sg.TraceError, match="fused op") as info:
+        sg.trace(fused_logsumexp, [1000.0, 0.0])
+    assert "torch.logsumexp(v, 0)" in str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+def test_if_on_its_threshold_is_control_flow() -> None:
+    (e,) = sg.trace(branch, 0.0).compare().entries
+    assert e.cause is sg.Cause.CONTROL_FLOW
+    assert e.one_sided == (-1, 0) and e.grad_autograd == -1.0
+    assert str(e.source) == line_of(branch, "if x > 0")
+
+
+def test_quadratic_loss_agrees() -> None:
+    c = sg.trace(quadratic_loss, [[1.0, 2.0], [3.0, 4.0]], [[1.0], [-1.0]], [[0.0], [1.0]]).compare(wrt=["w"])
+    assert c.cause is sg.Cause.AGREE
+    assert [e.grad_symbolic for e in c.entries] == [-7, -10]
+    assert [e.grad_autograd for e in c.entries] == [-7.0, -10.0]
+
+
+def test_an_exec_function_is_compared_in_path_mode_and_says_so() -> None:
+    ns: dict[str, Any] = {"torch": torch}
+    exec("def f(x):\n    return x * (x**2).detach()\n", ns)
+    t = sg.trace(ns["f"], 3.0)
+    assert t.mode == "path" and t.program is None and t.fidelity.ok
+    assert "cannot be read" in t.reason and "exec" in t.reason
+    (e,) = t.compare().entries
+    assert e.cause is sg.Cause.DETACH
+    assert (e.grad_symbolic, e.grad_executed, e.grad_autograd) == (27, 9, 9.0)
+    assert "Path mode" in e.explanation and e.source.line == 2
+
+
+def test_path_mode_records_item_and_no_grad() -> None:
+    ns: dict[str, Any] = {"torch": torch}
+    exec("def g(x):\n    s = x.item()\n    with torch.no_grad():\n        y = x * 3\n    return x * s + x * y\n", ns)
+    t = sg.trace(ns["g"], 0.7)
+    assert t.mode == "path"
+    (e,) = t.compare().entries
+    assert e.cause is sg.Cause.GRAPH_BREAK
+    assert e.grad_autograd == pytest.approx(0.7 + 2.1)
+
+
+# ---------------------------------------------------------------- the API
+
+
+def test_traced_record() -> None:
+    t = sg.trace(d2l, 1.5409961082440433)
+    assert t.mode == "source" and t.fidelity.ok
+    assert isinstance(t.program, sg.Program)
+    assert all(isinstance(s, sg.SourceSpan) for s in t.origins.values())
+    with pytest.raises(AttributeError):
+        t.mode = "path"  # type: ignore[misc]
+
+
+def test_compare_takes_a_tuple_in_parameter_order() -> None:
+    assert sg.compare(with_detach, at=(3.0,)).cause is sg.Cause.DETACH
+    assert sg.compare(with_detach, at={"x": 3.0}).cause is sg.Cause.DETACH
+
+
+def test_traced_compare_at_another_point() -> None:
+    t = sg.trace(d2l, 1.5409961082440433)
+    assert t.compare(at={"a": 0.48828125}).cause is sg.Cause.CONTROL_FLOW
+
+
+def test_a_lambda() -> None:
+    f = lambda x: x * (x**2).detach()  # noqa: E731
+    assert sg.trace(f, 3.0).compare().cause is sg.Cause.DETACH
+
+
+def test_constants_from_globals_and_closures() -> None:
+    scale = 3.0
+
+    def f(x):
+        return torch.sin(x) * scale + math.pi
+
+    c = sg.trace(f, 0.5).compare()
+    assert c.cause is sg.Cause.AGREE
+    assert c.entries[0].grad_autograd == pytest.approx(3 * math.cos(0.5))
+
+
+def test_a_for_loop_and_augmented_assignment() -> None:
+    def f(x):
+        y = x * 1.0
+        for i in range(3):
+            y *= 2
+        return y
+
+    (e,) = sg.trace(f, 0.5).compare().entries
+    assert e.ok and e.grad_symbolic == 8
+
+
+def test_if_with_returns_in_both_branches() -> None:
+    def f(x):
+        if x > 0:
+            return x * x
+        return -x
+
+    (e,) = sg.trace(f, 0.0).compare().entries
+    assert e.cause is sg.Cause.CONTROL_FLOW and e.one_sided == (-1, 0)
+
+
+def test_a_notebook_cell() -> None:
+    filename = "<ipython-input-7-0123456789ab>"
+    source = "def cell(x):\n    y = x * (x**2).detach()\n    return y\n"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    try:
+        ns: dict[str, Any] = {"torch": torch}
+        exec(compile(source, filename, "exec"), ns)
+        (e,) = sg.trace(ns["cell"], 3.0).compare().entries
+    finally:
+        linecache.cache.pop(filename, None)
+    assert e.cause is sg.Cause.DETACH
+    assert e.source.file == filename and e.source.line == 2
+    assert e.source.text == "y = x * (x**2).detach()"
+
+
+def test_the_fidelity_check_fails_on_a_wrong_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = tn.Spelling("torch.exp", "function", sp.exp, lambda a, k: sp.sin(a[0]))
+    monkeypatch.setitem(tn.SPELLINGS, "torch.exp", wrong)
+
+    def f(x):
+        y = x * 2
+        z = torch.exp(y)
+        return z + x
+
+    with pytest.raises(sg.TraceError, match="does not reproduce") as info:
+        sg.trace(f, 0.5)
+    fid = info.value.fidelity  # type: ignore[attr-defined]
+    assert not fid.ok
+    assert fid.first_difference is not None and fid.first_difference.text == "z = torch.exp(y)"
+    assert "z = torch.exp(y)" in str(info.value)
+
+
+# ---------------------------------------------------------------- unsupported constructs
+
+
+def indexing(x):
+    return x[0] * 2
+
+
+def in_place(x):
+    b = x * 2
+    b.mul_(2)
+    return b
+
+
+def with_break(x):
+    while x < 10:
+        x = x * 2
+        break
+    return x
+
+
+def helper(u):
+    return u * 2
+
+
+def calls_helper(x):
+    return helper(x) + 1
+
+
+LAYER = torch.nn.Linear(1, 1)
+
+
+def uses_module(x):
+    return LAYER(x)
+
+
+def random(x):
+    return x * torch.rand(1)
+
+
+@pytest.mark.parametrize("fn, arg, words, line", [
+    (indexing, [1.0, 2.0], "Indexing a tensor", "return x[0] * 2"),
+    (in_place, 1.0, "in place", "b.mul_(2)"),
+    (with_break, 1.0, "`break`", "        break"),
+    (calls_helper, 1.0, "function of your own", "return helper(x) + 1"),
+    (uses_module, 1.0, "torch.nn.Module", "return LAYER(x)"),
+    (random, 1.0, "random", "return x * torch.rand(1)"),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_unsupported_constructs_get_one_sentence_naming_the_line(fn: Any, arg: Any, words: str, line: str) -> None:
+    """Refused with a sentence, or (where a recorded run reproduces the function) compared in
+    path mode, whose reason names the line."""
+    try:
+        t = sg.trace(fn, arg)
+    except sg.TraceError as err:
+        text = str(err)
+        assert "Fix:" in text
+    else:
+        assert t.mode == "path"
+        text = t.reason
+        assert any("path mode" in n for n in t.notes)
+    assert words in text
+    assert line_of(fn, line) in text
+    assert "Traceback" not in text
+
+
+# ---------------------------------------------------------------- property: source equals SymPy
+
+_UNARY = {"exp": (sp.exp, "torch.exp({})"), "sin": (sp.sin, "torch.sin({})"), "cos": (sp.cos, "{}.cos()"),
+          "tanh": (sp.tanh, "torch.tanh({})"), "relu": (lambda u: sp.Max(u, 0), "torch.relu({})"),
+          "abs": (sp.Abs, "{}.abs()"), "neg": (lambda u: -u, "-{}")}
+_BINARY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+@st.composite
+def _programs(draw: Any) -> tuple[str, sg.Program, float]:
+    """A random torch function (its source) and the same function as a SymPy Program, one
+    statement per operation."""
+    x = sp.Symbol("x", real=True)
+    names: list[tuple[str, sp.Basic]] = [("x", x)]
+    lines, stmts = [], []
+    for k in range(draw(st.integers(1, 4))):
+        target = sp.Symbol(f"v{k}", real=True)
+        if draw(st.booleans()):
+            name = draw(st.sampled_from(sorted(_UNARY)))
+            src, sym = draw(st.sampled_from(names))
+            fn, spelled = _UNARY[name]
+            lines.append(f"    v{k} = {spelled.format(src)}")
+            stmts.append(Assignment(target, fn(sym)))
+        else:
+            op = draw(st.sampled_from(sorted(_BINARY)))
+            (sa, a), (sb, b) = draw(st.sampled_from(names)), draw(st.sampled_from(names))
+            const = draw(st.sampled_from([None, 2, 3]))
+            if const is not None:
+                sb, b = str(const), sp.Integer(const)
+            if sa == sb:
+                continue
+            lines.append(f"    v{k} = {sa} {op} {sb}")
+            stmts.append(Assignment(target, _BINARY[op](a, b)))
+        names.append((f"v{k}", target))
+    last_name, last = names[-1]
+    if last == x:
+        lines.append("    v9 = x * 2")
+        stmts.append(Assignment(sp.Symbol("v9", real=True), 2 * x))
+        last_name, last = "v9", sp.Symbol("v9", real=True)
+    source = "def f(x):\n" + "\n".join(lines) + f"\n    return {last_name}\n"
+    point = draw(st.sampled_from([0.0, 0.5, -1.25, 2.0, 3.0]))
+    return source, sg.Program([x], CodeBlock(*stmts), last), point
+
+
+_counter = itertools.count()
+
+
+def _define(source: str) -> Any:
+    filename = f"<symgrad-test-cell-{next(_counter)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    ns: dict[str, Any] = {"torch": torch}
+    exec(compile(source, filename, "exec"), ns)
+    return ns["f"]
+
+
+@settings(max_examples=25)
+@given(case=_programs())
+def test_a_torch_function_compares_like_the_same_sympy_program(case: tuple[str, sg.Program, float]) -> None:
+    source, program, point = case
+    traced = sg.trace(_define(source), point).compare()
+    direct = sg.compare(program, at={"x": point})
+    assert [(e.grad_symbolic, e.one_sided, e.grad_executed, e.cause) for e in traced.entries] == \
+        [(e.grad_symbolic, e.one_sided, e.grad_executed, e.cause) for e in direct.entries], source
+    for a, b in zip(traced.entries, direct.entries):
+        assert (math.isnan(a.grad_autograd) and math.isnan(b.grad_autograd)) or a.grad_autograd == b.grad_autograd
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_symgrad_check_prints_the_same_report(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from symgrad.cli import main
+
+    path = tmp_path / "user_code.py"
+    path.write_text("import torch\n\n\ndef f(a):\n    b = a * 2\n    while b.norm() < 1000:\n        b = b * 2\n"
+                    "    c = b if b.sum() > 0 else 100 * b\n    return c\n")
+    assert main(["check", f"{path}:f", "--at", "a=0.48828125"]) == 0
+    out = capsys.readouterr().out
+    assert "control-flow" in out and "In your code: `user_code.py:6 while b.norm() < 1000:`" in out
+    assert out == str(sg.compare(d2l, at={"a": 0.48828125})).replace(
+        line_of(d2l, "while b.norm()").split(" ", 1)[0], "user_code.py:6")
+    assert main(["check", f"{path}:g", "--at", "a=1"]) == 2
+    assert "defines no function g" in capsys.readouterr().err
+
+
+def test_traced_sweep() -> None:
+    assert sg.trace(with_detach, 3.0).sweep({"x": (1.0, 2.0)}, n=5).counts == {"detach": 5}
