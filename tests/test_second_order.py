@@ -56,3 +56,23 @@ def test_detach_in_a_hessian() -> None:
 def test_order_three_is_refused_with_a_sentence() -> None:
     with pytest.raises(sg.OptionError, match="order=1"):
         sg.compare(x**2, at={x: 1.0}, order=3)
+
+
+@pytest.mark.parametrize("build, at", [
+    (lambda x, y: sp.Max(x, 0) ** 2, {"x": 0.0}),                 # relu: mask 0 at its tie
+    (lambda x, y: sp.Max(x, 1) ** 2, {"x": 1.0}),                 # clamp: mask 1 at its boundary
+    (lambda x, y: sp.Min(x, -1) ** 2 * 3, {"x": -1.0}),
+    (lambda x, y: sp.Max(x, y) ** 2, {"x": 1.0, "y": 1.0}),       # maximum splits 1/2 : 1/2
+    (lambda x, y: sp.Max(sp.Max(x, y), 0) ** 2 + x, {"x": 0.0, "y": 0.0}),  # nested, not a 3-way Max
+    (lambda x, y: sp.Abs(x) ** 3 + sp.Abs(x) * x, {"x": 0.0}),
+    (lambda x, y: sp.atan2(x, -1) * x, {"x": 1.3}),               # a constant operand
+])
+def test_the_executed_hessian_is_torchs_double_backward(build, at) -> None:  # type: ignore[no-untyped-def]
+    x, y = sp.symbols("x y")
+    f = build(x, y)
+    point = {sp.Symbol(k): v for k, v in at.items()}
+    c = sg.compare(f, at=point, order=2)
+    for e in c.entries:
+        assert e.grad_autograd is not None
+        assert float(e.grad_executed) == pytest.approx(e.grad_autograd, rel=1e-12, abs=1e-300), (
+            f"{f}: d2/d{e.wrt} executed {e.grad_executed}, torch {e.grad_autograd}")
