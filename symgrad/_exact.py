@@ -56,6 +56,36 @@ NEG_INF = arb.neg_inf()
 LOCK = threading.RLock()
 
 
+class NegativeZero(fmpq):
+    """IEEE's -0.0: equal to 0 in every comparison and in the mathematics, but torch's result
+    depends on its sign in a few places (sqrt's slope at -0.0 is -inf, atan2(-0.0, -1) = -pi,
+    1/-0.0 = -inf). Arithmetic on it returns plain rationals; the functions below keep the sign
+    where IEEE does (negation, products and quotients of zeros, odd functions, sqrt)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "-0"
+
+
+NEG_ZERO = NegativeZero(0)
+
+
+def is_neg_zero(v: Any) -> bool:
+    return type(v) is NegativeZero
+
+
+def _sign_bit(v: Any) -> int:
+    """-1 or 1, as IEEE's sign bit (a zero's sign is its own)."""
+    if type(v) is NegativeZero:
+        return -1
+    return -1 if sign(v) < 0 else 1
+
+
+def _zero(negative: bool) -> fmpq:
+    return NEG_ZERO if negative else ZERO
+
+
 class _State(threading.local):
     undecided: int = 0
 
@@ -136,7 +166,9 @@ def to_real(v: Exact | int | float | Fraction) -> arb:
 
 
 def from_float(x: float) -> fmpq:
-    """The exact binary value of a float."""
+    """The exact binary value of a float (-0.0 keeps its sign: `NEG_ZERO`)."""
+    if x == 0 and math.copysign(1.0, x) < 0:
+        return NEG_ZERO
     p, q = float(x).as_integer_ratio()
     return fmpq(p, q)
 
@@ -185,29 +217,34 @@ def _lift(a: Exact, b: Exact) -> tuple[Exact, Exact]:
 
 def add(a: Exact, b: Exact) -> Exact:
     if isinstance(a, fmpq) and isinstance(b, fmpq):
+        if type(a) is NegativeZero and type(b) is NegativeZero:
+            return NEG_ZERO  # -0 + -0 = -0; any other sum of zeros is +0
         return norm(a + b)
     return to_real(a) + to_real(b)
 
 
 def sub(a: Exact, b: Exact) -> Exact:
     if isinstance(a, fmpq) and isinstance(b, fmpq):
+        if type(a) is NegativeZero and b == 0 and type(b) is not NegativeZero:
+            return NEG_ZERO  # -0 - +0 = -0
         return norm(a - b)
     return to_real(a) - to_real(b)
 
 
 def mul(a: Exact, b: Exact) -> Exact:
-    # 0 times anything finite is an exact 0, as in the mathematics.
-    if isinstance(a, fmpq):
-        if a == 0 and is_finite(b):
-            return ZERO
-        if isinstance(b, fmpq):
-            return norm(a * b)
+    # 0 times anything finite is an exact 0, as in the mathematics (its IEEE sign kept).
+    if isinstance(a, fmpq) and a == 0 and is_finite(b):
+        return _zero(_sign_bit(a) * _sign_bit(b) < 0)
     if isinstance(b, fmpq) and b == 0 and is_finite(a):
-        return ZERO
+        return _zero(_sign_bit(a) * _sign_bit(b) < 0)
+    if isinstance(a, fmpq) and isinstance(b, fmpq):
+        return norm(a * b)
     return to_real(a) * to_real(b)
 
 
 def neg(a: Exact) -> Exact:
+    if isinstance(a, fmpq) and a == 0:
+        return ZERO if type(a) is NegativeZero else NEG_ZERO
     return -a
 
 
@@ -216,9 +253,11 @@ def div(a: Exact, b: Exact) -> Exact:
     if is_zero(b):
         if is_zero(a) or is_nan(a):
             return NAN
-        # An exact zero carries no sign; torch's +0.0 divides to +inf.
-        return INF if sign(a) > 0 else NEG_INF
+        # The zero's sign decides the infinity's, as in IEEE (+0.0 unless it is NEG_ZERO).
+        return INF if _sign_bit(a) * _sign_bit(b) > 0 else NEG_INF
     if isinstance(a, fmpq) and isinstance(b, fmpq):
+        if a == 0:
+            return _zero(_sign_bit(a) * _sign_bit(b) < 0)
         return norm(a / b)
     if not is_finite(b):
         if is_nan(b) or not is_finite(a):
@@ -242,6 +281,8 @@ def ipow(a: Exact, n: int) -> Exact:
     """a**n for an integer n (exact for rationals; inf at a = 0 for n < 0)."""
     if n < 0:
         return div(ONE, ipow(a, -n))
+    if type(a) is NegativeZero and n > 0:
+        return NEG_ZERO if n % 2 else ZERO
     if isinstance(a, fmpq):
         if a.height_bits() * n <= MAX_RATIONAL_BITS:
             return a**n
@@ -433,6 +474,8 @@ def _mid_text(v: arb, d: int) -> str:
 
 
 def to_float(v: Exact) -> float:
+    if type(v) is NegativeZero:
+        return -0.0
     if isinstance(v, fmpq):
         try:
             return float(v)

@@ -89,8 +89,12 @@ def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
     fn = getattr(flint.arb, name)
     at_inf = getattr(math, name)
 
+    odd = name in _ODD
+
     def f(u: ex.Exact) -> ex.Exact:
         if ex.is_rational(u):
+            if odd and ex.is_neg_zero(u):
+                return ex.NEG_ZERO  # f(-0.0) = -0.0 for an odd function, as in IEEE
             hit = special.get(u)
             if hit is not None:
                 return hit
@@ -107,6 +111,7 @@ def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
     return f
 
 
+_ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf"})
 _exp = _mp("exp", {ex.ZERO: ex.ONE})
 _sin = _mp("sin", {ex.ZERO: ex.ZERO})
 _cos = _mp("cos", {ex.ZERO: ex.ONE})
@@ -137,18 +142,21 @@ def _acos(u: ex.Exact) -> ex.Exact:
 def _atan2(y: ex.Exact, x: ex.Exact) -> ex.Exact:
     if ex.is_nan(y) or ex.is_nan(x):
         return ex.NAN
-    if ex.is_zero(y) and ex.sign(x) > 0:
-        return ex.ZERO
-    if ex.is_zero(y) and ex.is_zero(x):
-        return ex.ZERO  # torch's and SymPy's convention; the math is undefined there
+    # On the x-axis the sign of a zero y (and of a zero x) decides, as in IEEE and torch:
+    # atan2(+-0, x > 0) = +-0, atan2(+-0, x < 0) = +-pi, atan2(+-0, +0) = +-0, atan2(+-0, -0) = +-pi.
+    negative_y = ex.is_neg_zero(y)
+    if ex.is_zero(y) and (ex.sign(x) > 0 or (ex.is_zero(x) and not ex.is_neg_zero(x))):
+        return ex.NEG_ZERO if negative_y else ex.ZERO
     if not (ex.is_finite(y) and ex.is_finite(x)):
         return ex.to_real(math.atan2(ex.to_float(y), ex.to_float(x)))
     if ex.is_zero(y):
-        return ex.pi()  # the negative x-axis (y = +0)
+        return ex.neg(ex.pi()) if negative_y else ex.pi()  # the negative x-axis
     return flint.arb.atan2(ex.to_real(y), ex.to_real(x))
 
 
 def _sqrt(u: ex.Exact) -> ex.Exact:
+    if ex.is_neg_zero(u):
+        return ex.NEG_ZERO  # sqrt(-0.0) = -0.0 (IEEE), so its slope there is -inf
     return ex.rpow(u, ex.HALF)
 
 

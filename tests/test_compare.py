@@ -619,3 +619,20 @@ def test_a_vertical_tangent_inside_a_cone_is_a_kink_and_a_nan_trap(build, slopes
 def test_sqrt_at_its_edge_is_still_a_domain_matter() -> None:
     x = sp.Symbol("x")
     assert sg.compare(sp.sqrt(x), at={x: 0.0}).entries[0].cause is sg.Cause.DOMAIN
+
+
+@pytest.mark.parametrize("build, at, want", [
+    (lambda x, y: sp.sqrt(x), {"x": -0.0}, (-math.inf,)),            # sqrt(-0.0) = -0.0: slope -inf
+    (lambda x, y: 1 / x, {"x": -0.0}, (-math.inf,)),
+    (lambda x, y: x**-3, {"x": -0.0}, (-math.inf,)),
+    (lambda x, y: x * sp.atan2(y, x), {"x": -1.0, "y": -0.0}, (-math.pi, 1.0)),
+    (lambda x, y: sp.atan2(sp.sin(y), x) * x, {"x": -1.0, "y": -0.0}, (-math.pi, 1.0)),  # sin keeps -0.0
+])
+def test_signed_zero_is_kept_where_torch_depends_on_it(build, at, want) -> None:  # type: ignore[no-untyped-def]
+    x, y = sp.symbols("x y")
+    f = build(x, y)
+    c = sg.compare(f, at={sp.Symbol(k): v for k, v in at.items()})
+    for e, w in zip(c.entries, want):
+        assert e.grad_autograd == pytest.approx(w, rel=1e-15)
+        assert float(e.grad_executed) == pytest.approx(w, rel=1e-15)
+        assert e.cause is not sg.Cause.ROUNDING
