@@ -31,12 +31,17 @@ from .errors import (OPTION, POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE
 from .executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, domain_violation, run
 from .primitives import strip
 from .rules import exact_eval
-from .lowering import DTYPES, LoweredProgram, check_options, lower
+from .lowering import DTYPES, LoweredProgram, check_options, lower, lower_with_inputs
 from .program import node_text
 from .rules import OPS, op_rule
 from .symbolic import SymbolicSide, formula, same, symbolic_sides
 
 RTOL = {"float64": 1e-9, "float32": 1e-4}
+UNUSED = ("{symbol} does not reach the output (the function does not read it, or SymPy simplified it "
+          "away, as in x + y - y): its derivative is exactly 0, and all three sides agree. In torch "
+          "the output's graph never reaches {symbol}: `torch.autograd.grad` raises unless you pass "
+          "`allow_unused=True` (then it returns None), and `{symbol}.grad` stays None after "
+          "`backward()`; symgrad reports that as 0.")
 # The domain of the argument an op needs for a derivative, in the hint's words.
 DOMAIN_WORDS = {
     "log": "x > 0", "sqrt": "x > 0 for the derivative", "pow_frac": "x > 0 for the derivative",
@@ -193,14 +198,16 @@ def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[A
         by_name[name] = raw
     known = {s.name for s in lowered.symbols}
     extra = sorted(set(by_name) - known)
-    if extra:
-        missing = sorted(known - set(by_name))
+    missing = sorted(known - set(by_name))
+    if extra and missing:
+        # An extra name beside a missing one is probably a typo of it; an extra name alone is
+        # an input the function does not read (`x + y - y` is `x`): compare() accepts it.
         raise PointError(
             f"`at` gives a value for {', '.join(extra)}, which the function does not use "
             f"(its inputs: {', '.join(sorted(known)) or 'none'})"
             + (f", and none for {', '.join(missing)}" if missing else "") + ".\n"
             "A typo in a symbol's name would otherwise go unnoticed.\n"
-            "Fix: remove it, or check the symbol's name."
+            "Fix: check the symbol's name, and give a value for every input."
         )
     values = []
     given = ("only " + ", ".join(sorted(by_name))) if by_name else "no values"
@@ -216,6 +223,19 @@ def _point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[A
         if not math.isfinite(values[-1]):
             raise PointError(POINT_NOT_FINITE.format(symbol=sym, value=f"{v} (inf in {dtype})"))
     return values
+
+
+def _with_unused_inputs(lowered: LoweredProgram, f: Any, at: Any, branches: str, dtype: str) -> LoweredProgram:
+    """An expression lowered with the point's extra symbols as inputs it does not read."""
+    if not isinstance(at, Mapping) or lowered.normalized.is_program:
+        return lowered
+    known = {s.name for s in lowered.symbols}
+    extra = [k if isinstance(k, sp.Symbol) else sp.Symbol(k) for k in at
+             if isinstance(k, (sp.Symbol, str)) and (k.name if isinstance(k, sp.Symbol) else k) not in known]
+    named = {k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k) for k in at}
+    if not extra or not known <= named:
+        return lowered  # nothing extra, or a name is missing too: _point says which
+    return lower_with_inputs(f, tuple(sorted(extra, key=lambda s: s.name)), branches=branches, dtype=dtype)  # type: ignore[arg-type]
 
 
 def _wrt(lowered: LoweredProgram, wrt: Iterable[Any] | None) -> list[int]:
@@ -380,6 +400,8 @@ class _Classifier:
         self.rtol = rtol
         self.run = run_
         self.math_adj = self.path.adjoints("math", seed)
+        read = {p for st in self.path.steps for p in st.parents}
+        self.unread = {i for i in self.path.inputs if i not in read}  # inputs no step reads
         self.exe_adj = self.path.adjoints("executed", seed)
 
     def node(self, n: sp.Basic | None) -> str:
@@ -790,6 +812,8 @@ def _entry(c: _Classifier, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, aut
     exe_value = ex.to_sympy(exe)
     if not unique:
         text = EXPLANATIONS[Cause.AGREE].format(dtype=c.dtype, rtol=c.rtol)
+        if c.path.inputs[k] in c.unread:
+            text = UNUSED.format(symbol=wrt_sym, dtype=c.dtype)
         return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, Cause.AGREE, (), None, None, text, "",
                      c.run.error, formula_of)
     primary = unique[0]
@@ -879,7 +903,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     if rtol is not None and not (isinstance(rtol, (int, float)) and rtol > 0):
         raise OptionError(RTOL_MESSAGE.format(value=rtol))
     tol = float(rtol) if rtol is not None else RTOL[dtype]
-    lowered = lower(f, branches=branches, dtype=dtype)
+    lowered = _with_unused_inputs(lower(f, branches=branches, dtype=dtype), f, at, branches, dtype)
     floats = _point(lowered, at, dtype)
     wrt_idx = _wrt(lowered, wrt)
     point = {name: _exact_value(x) for name, x in zip(lowered.inputs, floats)}

@@ -1197,16 +1197,22 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
 
 
 @functools.lru_cache(maxsize=256)
-def _lower_cached(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
+def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
     # SymPy expressions and Programs are immutable, so a lowered program can be shared.
-    return _lower(f, branches, dtype)
+    return _lower(f, branches, dtype, extra)
+
+
+def lower_with_inputs(f: Any, extra: tuple[sp.Symbol, ...], *, branches: Branches, dtype: str) -> LoweredProgram:
+    """`lower(f)` with inputs the expression does not read (their derivative is 0)."""
+    check_options(branches=branches, dtype=dtype)
+    return _lower_cached(f, branches, dtype, tuple(extra))
 
 
 @deep
-def _lower(f: Any, branches: Branches, dtype: str) -> LoweredProgram:
+def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
     # Lowering recurses once per nesting level (as SymPy's own printers do); `deep` reruns a
     # deep expression in a worker with a large stack (symgrad/_deep.py).
-    norm = normalize(f)
+    norm = normalize(f, extra)
     lowerer = _Lowerer(norm, branches, dtype)
     body, output, output_line = lowerer.run()
     source = "\n".join(lowerer.lines) + "\n"

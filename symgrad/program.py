@@ -400,8 +400,15 @@ def _source(expr: sp.Basic) -> str:
     return sstr(expr)
 
 
-def normalize(f: Any) -> Normalized:
-    """Turn an expression or a `Program` into real-symbol form."""
+def natural_key(name: str) -> tuple[Any, ...]:
+    """Sort key for names in natural order: `x2` before `x10`, `b` before `w`."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+
+
+def normalize(f: Any, extra: tuple[sp.Symbol, ...] = ()) -> Normalized:
+    """Turn an expression or a `Program` into real-symbol form. `extra` are inputs the point
+    gives that the expression does not read (`x + y - y` is `x` to SymPy): they stay inputs,
+    with derivative 0."""
     if isinstance(f, Program):
         return _normalize_program(f)
     from .errors import UnsupportedNodeError
@@ -419,7 +426,7 @@ def normalize(f: Any) -> Normalized:
             f"{type(expr).__name__} is a statement, not an expression.\n"
             "Fix: wrap statements in a Program: `symgrad.Program(inputs, body, output)`."
         )
-    free = sorted(_read(expr), key=lambda s: s.name)
+    free = sorted(_read(expr) | {s for s in extra if s not in expr.free_symbols}, key=lambda s: natural_key(s.name))
     matrices = [m for m in expr.free_symbols if isinstance(m, sp.MatrixSymbol)]
     check_matrix_sizes([expr])
     mapping = {s: _real(s) for s in free}
@@ -442,8 +449,8 @@ def normalize(f: Any) -> Normalized:
     user = {v: k for k, v in mapping.items()}
     original = _source(expr)
     now = _source(real_expr)
-    # A bare expression's inputs are its free symbols and matrices, sorted by name.
-    inputs = sorted([mapping[s] for s in free] + matrices, key=lambda s: s.name)
+    # A bare expression's inputs are its free symbols and matrices, in natural order (x2 before x10).
+    inputs = sorted([mapping[s] for s in free] + matrices, key=lambda s: natural_key(s.name))
     return Normalized(
         inputs=tuple(inputs),
         user_symbols=user,

@@ -230,11 +230,22 @@ def test_a_value_finite_in_float64_but_not_in_float32() -> None:
     assert "float32" in text.split("\n")[0]
 
 
-def test_a_symbol_the_function_does_not_use() -> None:
+def test_a_symbol_the_function_does_not_use_beside_a_missing_one_is_a_typo() -> None:
     with pytest.raises(errors.PointError) as info:
-        sg.compare(x**2, at={x: 1.0, y: 2.0})
+        sg.compare(x**2 + y, at={x: 1.0, sp.Symbol("yy"): 2.0})
     text = check_message(info.value, errors.PointError)
-    assert text.split("\n")[0] == "`at` gives a value for y, which the function does not use (its inputs: x)."
+    assert text.split("\n")[0] == ("`at` gives a value for yy, which the function does not use "
+                                   "(its inputs: x, y), and none for y.")
+
+
+def test_a_symbol_the_function_does_not_read_is_an_input_with_derivative_zero() -> None:
+    c = sg.compare(x + y - y, at={x: 1.0, y: 2.0})  # SymPy makes it x
+    dx, dy = c.entries
+    assert (dx.wrt, dy.wrt) == (x, y) and c.ok
+    assert dy.grad_symbolic == 0 and dy.grad_executed == 0 and dy.grad_autograd == 0.0
+    assert "y.grad" in dy.explanation and "None" in dy.explanation and "allow_unused" in dy.explanation
+    (only,) = sg.compare(x**2, at={x: 1.0, y: 2.0}, wrt=[y]).entries
+    assert only.wrt == y and only.grad_symbolic == 0
 
 
 def test_at_must_be_a_mapping() -> None:
