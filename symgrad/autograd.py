@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,13 +35,19 @@ def torch_state() -> Iterator[None]:
     names its dtypes, this only guards against a tensor made without one). On exit, also when
     an exception escapes, every setting is the user's again.
     """
-    default = torch.get_default_dtype()
-    try:
-        with torch.inference_mode(False), torch.enable_grad(), torch.autograd.set_detect_anomaly(False):
-            torch.set_default_dtype(torch.float64)
-            yield
-    finally:
-        torch.set_default_dtype(default)
+    # The default dtype and anomaly mode are process-wide: one thread at a time saves and
+    # restores them, or two threads would restore each other's settings.
+    with _STATE_LOCK:
+        default = torch.get_default_dtype()
+        try:
+            with torch.inference_mode(False), torch.enable_grad(), torch.autograd.set_detect_anomaly(False):
+                torch.set_default_dtype(torch.float64)
+                yield
+        finally:
+            torch.set_default_dtype(default)
+
+
+_STATE_LOCK = threading.RLock()
 
 
 def in_torch_state(fn: _F) -> _F:

@@ -189,8 +189,25 @@ _CONST_PRINTER = _ConstPrinter()
 _ATOMIC = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^[0-9.e+]+$|^[A-Za-z_][\w.]*\([^()]*\)$")
 
 
+def _complex(c: sp.Basic) -> bool:
+    """A constant with no real value (`log(-1)`, `(log(2) + I*pi)**2`, `asin(3/2)`): decided by
+    the exact engine, which answers at once, where SymPy's assumptions may evaluate nested
+    functions of complex numbers for minutes (`cosh(erf(asin(3/2)))`)."""
+    if isinstance(c, (sp.Integer, sp.Rational, sp.Float)) or c in (sp.pi, sp.E):
+        return False
+    if c is sp.nan:
+        return True
+    from .rules import exact_eval
+
+    try:
+        with ex.working_precision(ex.START_PREC):
+            return ex.is_nan(exact_eval(c, {}))
+    except (UnsupportedNodeError, TypeError, ValueError):
+        return c.is_real is False or (c.is_number and c.is_extended_real is False)
+
+
 def _const(c: sp.Basic) -> Const:
-    if c.is_real is False or (c.is_number and c.is_extended_real is False):
+    if _complex(c):
         # A complex constant (log(-1) = I*pi): the real function has no value where it is used,
         # which is NaN in a real program (and a `domain` finding if the point reaches it).
         return Const(sp.nan, "math.nan")

@@ -636,3 +636,37 @@ def test_signed_zero_is_kept_where_torch_depends_on_it(build, at, want) -> None:
         assert e.grad_autograd == pytest.approx(w, rel=1e-15)
         assert float(e.grad_executed) == pytest.approx(w, rel=1e-15)
         assert e.cause is not sg.Cause.ROUNDING
+
+
+@pytest.mark.parametrize("build", [
+    lambda x: x**2 * sp.log(-2) ** 2,                               # a complex constant
+    lambda x: sp.cosh(sp.erf(sp.asin(sp.Rational(3, 2)))) * x,      # one SymPy evaluates for minutes
+])
+def test_a_constant_with_no_real_value_is_a_domain_finding_at_once(build) -> None:  # type: ignore[no-untyped-def]
+    x = sp.Symbol("x")
+    c = sg.compare(build(x), at={x: 1.0})
+    assert c.entries[0].cause is sg.Cause.DOMAIN and "math.nan" in c.lowered.source
+
+
+def test_concurrent_calls_keep_their_own_digits() -> None:
+    """The exact engine's precision is process-wide (Arb's context): a lock keeps two threads
+    from changing each other's working precision, so results and printed digits are the same."""
+    import threading
+
+    from sympy.codegen.ast import Assignment, CodeBlock, For
+
+    x, b, i = sp.symbols("x b i")
+    program = sg.Program(inputs=[x], body=CodeBlock(Assignment(b, x), For(i, sp.Range(200), CodeBlock(
+        Assignment(b, 2 * b + sp.sin(b))))), output=b)
+    alone = [str(sg.compare(sp.exp(x) * sp.sin(x), at={x: 0.3})), str(sg.compare(program, at={x: 0.7}))]
+    out: list[list[str]] = []
+
+    def work() -> None:
+        out.append([str(sg.compare(sp.exp(x) * sp.sin(x), at={x: 0.3})), str(sg.compare(program, at={x: 0.7}))])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [alone] * 4
