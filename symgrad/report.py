@@ -316,8 +316,133 @@ def render_html(c: Comparison) -> str:
         f"<p><b>symgrad</b>: <code>{esc(c.source.splitlines()[0])}</code> at {esc(_point(c))}: "
         f'<span class="symgrad-cause symgrad-{esc(c.cause.id)}">{esc(c.cause.id)}</span></p>'
         f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
-        f'<pre class="symgrad-program">{chr(10).join(code)}</pre></div>'
+        f'<pre class="symgrad-program">{chr(10).join(code)}</pre>{render_derivation_html(c.derivation())}</div>'
     )
+
+
+# --------------------------------------------------------------------------- the backward pass
+
+MAX_DERIVATION_ROWS = 60
+
+
+def derivation_headline(c: Comparison) -> str:
+    what = _headline(c.source) if not c.lowered.normalized.is_program else "the program"
+    return f"backward pass of {what} at {_point(c)}  ({c.dtype}, branches=\"{c.branches}\")"
+
+
+def _short(v: Any, digits: int = 12) -> str:
+    """A value of the derivation: exact numbers to 12 digits, torch's floats likewise."""
+    if v is None:
+        return "none"
+    if isinstance(v, sp.MatrixBase):
+        return "[" + "; ".join(", ".join(_short(x, digits) for x in row) for row in v.tolist()) + "]"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    if hasattr(v, "tolist") and not isinstance(v, (int, sp.Basic)):
+        rows = v.tolist()
+        rows = rows if isinstance(rows, list) and rows and isinstance(rows[0], list) else [rows]
+        return "[" + "; ".join(", ".join(f"{float(x):.{digits}g}" for x in row) for row in rows) + "]"
+    if isinstance(v, sp.Rational) and len(sstr(v)) <= 16:
+        return sstr(v)
+    if isinstance(v, sp.Number) and v.is_finite and v != 0 and 1e-300 < abs(v) < 1e300:
+        return f"{float(v):.{digits}g}"  # shown to 12 digits; the record keeps the exact number
+    return number(v, digits)
+
+
+def _term(use: Any, loc: Any) -> tuple[str, str]:
+    """One term of an adjoint's sum: (its formula, its value)."""
+    g = f"adjoint of {use.name}"
+    if loc.value is None:  # a matrix rule: the formula is the vector-Jacobian product itself
+        return loc.formula, _short(loc.contribution)
+    if isinstance(loc.value, sp.MatrixBase):
+        f = loc.formula
+        text = g if f == "1" else (f"-({g})" if f == "-1" else (f"{f}*{g}" if not f.startswith("[") else f"{g} (elementwise) {loc.label}"))
+        return text, _short(loc.contribution)
+    f = loc.formula
+    if f == "1":
+        return g, _short(use.adjoint_exact)
+    return f"{g} * {loc.label}", f"{_short(use.adjoint_exact)} * {_short(loc.value)}"
+
+
+def _torch_side(r: Any) -> str:
+    if not r.on_graph:
+        why = {"detach": "detached", "graph-break": "off the graph"}.get(r.cut or "", "not on the graph")
+        return f"torch: none ({why})"
+    if r.adjoint_autograd is None:
+        return "torch: none (the backward pass never reaches it)"
+    return f"torch: {_short(r.adjoint_autograd)}"
+
+
+def render_derivation(d: Any) -> str:
+    by_step = {r.step: r for r in d.records}
+    parting = d.parting
+    marked = {parting.record.step, parting.at.step} if parting is not None else set()
+    seed = ("every element's adjoint is its weight in v" if d.vjp else
+            "every element's adjoint is 1 (the backward pass of their sum)" if d.matrix_output else "")
+    out = [d.headline,
+           "adjoint of u = d(out)/d(u), by the chain rule from the output back; exact, with torch's own beside it"
+           + (f"; {seed}" if seed else "")]
+    if d.error:
+        out.append(f"torch raised: {d.error.strip().splitlines()[0]}")
+    out.append("")
+    width = max((len(str(r.line)) for r in d.records if r.line), default=1)
+    forward = [r for r in reversed(d.records) if r.line][:MAX_DERIVATION_ROWS]
+    out.append("forward pass (the values the local derivatives read):")
+    for r in forward:
+        what = r.node if r.node.startswith(f"{r.name} =") else f"{r.name} = {r.node}"
+        out.append(f"  line {str(r.line).rjust(width)}  {what} = {_short(r.value)}    torch: {_short(r.value_autograd)}")
+    if len(forward) < len([r for r in d.records if r.line]):
+        out.append(f"  ... {len([r for r in d.records if r.line]) - len(forward)} more steps")
+    out += ["", "backward pass (output first):"]
+    rows = d.records[:MAX_DERIVATION_ROWS]
+    for r in rows:
+        where = f"line {str(r.line).rjust(width)}" if r.line else "input".ljust(5 + width)
+        mark = ">" if r.step in marked else " "
+        head = f"{mark} {where}  adjoint of {r.name}"
+        uses = [by_step[u] for u in r.uses if u in by_step]
+        cut = [u for u in uses if u.cut is not None]
+        live = [u for u in uses if u.cut is None]
+        if r.step == d.records[0].step and not uses:
+            text = f"{head} = {_short(r.adjoint_exact)}  (the output: the chain rule starts here)"
+        elif cut and not live:
+            u = cut[0]
+            text = (f"{head} = 0: the chain is cut at line {u.line}, where `{u.node}` "
+                    f"{'is detached' if u.cut == 'detach' else 'leaves the graph'} (a constant from there on)"
+                    + (f"; in the mathematics, where it is the identity, the adjoint is {_short(r.adjoint_math)}"
+                       if r.adjoint_math != r.adjoint_exact else ""))
+        else:
+            terms = [_term(u, loc) for u in live for loc in u.local_derivatives if loc.parent == r.step]
+            formulas = " + ".join(t for t, _ in terms) or "0"
+            values = " + ".join(v for _, v in terms)
+            text = f"{head} = {formulas}"
+            if values and values != _short(r.adjoint_exact):
+                text += f" = {values}"
+            text += f" = {_short(r.adjoint_exact)}"
+            if cut:
+                text += f"  (the use at line {cut[0].line} is cut: nothing flows back through it)"
+        text += f"    {_torch_side(r)}"
+        if r.parts:
+            text += "  <- parts here" if parting is not None and r.step == parting.record.step else "  <- off"
+        out.append(text)
+        notes = [f"{loc.label} = {loc.formula}" for u in live if not (cut and not live)
+                 for loc in u.local_derivatives if loc.parent == r.step and loc.value is not None
+                 and loc.has_formula and loc.formula not in ("0", "1", "-1")]
+        if notes:
+            out.append(" " * (len(where) + 4) + "where " + ", ".join(dict.fromkeys(notes)))
+    if len(d.records) > MAX_DERIVATION_ROWS:
+        out.append(f"  ... {len(d.records) - MAX_DERIVATION_ROWS} more steps")
+    out.append("")
+    if parting is None:
+        out.append("torch's adjoints agree with the exact ones at every step.")
+    else:
+        where = f"line {parting.line}" if parting.line else "an input"
+        out.append(f"parts at {where} ({parting.kind}): {parting.why}")
+    return "\n".join(_one_line(x) for x in out) + "\n"
+
+
+def render_derivation_html(d: Any) -> str:
+    text = html.escape(render_derivation(d))
+    return f'<details class="symgrad-backward"><summary>backward pass, line by line</summary><pre>{text}</pre></details>'
 
 
 # --------------------------------------------------------------------------- sweeps
