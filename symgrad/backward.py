@@ -440,12 +440,12 @@ def _error(exact: Any, auto: Any, on_graph: bool, rtol: float, tiny: float,
     e = np.asarray(ex.ewise(ex.to_float, exact), dtype=np.float64) if ex.is_mat(exact) else ex.to_float(exact)
     a = np.zeros_like(e) if auto is None else np.asarray(auto, dtype=np.float64)
     e = np.asarray(e, dtype=np.float64)
-    if not np.all(np.isfinite(e)):
+    if not all(ex.is_finite(v) for v in ex.elements(exact)):
         same = np.array_equal(np.isnan(e), np.isnan(a)) and np.all((e == a) | np.isnan(e))
         return (None if same else math.inf), None, not bool(same)
+    if not np.all(np.isfinite(a)) or not np.all(np.isfinite(e)):
+        return math.inf, digits, True  # finite exactly (perhaps past the dtype's range), not in torch
     scale = float(np.max(np.abs(e))) if e.size else 0.0
-    if not np.all(np.isfinite(a)):
-        return math.inf, digits, True
     diff = float(np.max(np.abs(a - e))) if e.size else 0.0
     rel = diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
     correct = -math.log10(rel) if rel > 0 else digits
@@ -480,6 +480,20 @@ def _why(path: Path, first: BackwardStep, records: dict[int, BackwardStep], exe:
                     f"`{u.node}` (line {u.line}): its local derivative {loc.label} = {loc.formula} is {bad} here, "
                     f"and its adjoint is exactly 0{reason}. torch multiplies them, 0 * {bad} = nan, and that "
                     f"nan reaches the adjoint of {target}: torch {torch_text}, exactly {exact_text}."))
+        for u in uses:
+            loc = local(u)
+            d = _partial(path, u, first.step)
+            a = exe[u.step]
+            if d is not None and ex.all_zero(d) and not all(ex.is_finite(v) for v in ex.elements(a)):
+                source = next((r for r in records.values() if any(
+                    lc.value is not None and not isinstance(lc.value, sp.MatrixBase) and lc.value.is_finite is False
+                    for lc in r.local_derivatives)), None)
+                above = (f", from the infinite slope of `{source.node}` (line {source.line})"
+                         if source is not None and source.step != u.step else "")
+                return Parting(first, u, "0*inf", (
+                    f"`{u.node}` (line {u.line}): its adjoint is {_num(a)}{above}, and its local derivative "
+                    f"{loc.label} = {loc.formula} is exactly 0 here. torch multiplies them, inf * 0 = nan, and "
+                    f"that nan reaches the adjoint of {target}: torch {torch_text}, exactly {exact_text}."))
         for u in uses:
             d = _partial(path, u, first.step)
             vals = [path.steps[u.step].value, *(path.steps[p].value for p in path.steps[u.step].parents)]

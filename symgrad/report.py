@@ -344,6 +344,8 @@ def _short(v: Any, digits: int = 12) -> str:
         return "[" + "; ".join(", ".join(f"{float(x):.{digits}g}" for x in row) for row in rows) + "]"
     if isinstance(v, sp.Rational) and len(sstr(v)) <= 16:
         return sstr(v)
+    if v in (sp.oo, -sp.oo, sp.nan, sp.zoo):
+        return {sp.oo: "inf", -sp.oo: "-inf", sp.nan: "nan"}.get(v, "inf")
     if isinstance(v, sp.Number) and v.is_finite and v != 0 and 1e-300 < abs(v) < 1e300:
         return f"{float(v):.{digits}g}"  # shown to 12 digits; the record keeps the exact number
     return number(v, digits)
