@@ -414,7 +414,7 @@ def render_derivation(d: Any) -> str:
                        if r.adjoint_math != r.adjoint_exact else ""))
         else:
             terms = [_term(u, loc) for u in live for loc in u.local_derivatives if loc.parent == r.step]
-            formulas = " + ".join(t for t, _ in terms) or "0"
+            formulas = " + ".join(t for t, _ in terms).replace(" + -(", " - (") or "0"
             values = " + ".join(v for _, v in terms)
             text = f"{head} = {formulas}"
             if values and values != _short(r.adjoint_exact):
