@@ -151,6 +151,7 @@ class Derivation:
     error: str | None
     vjp: bool = False
     matrix_output: bool = False
+    notes: tuple[str, ...] = ()  # the branches and loops that decided the path
 
     def __str__(self) -> str:
         from .report import render_derivation

@@ -126,11 +126,12 @@ class Comparison:
     def derivation(self) -> Derivation:
         """The backward pass written out as on paper; `str()` of it is the text."""
         from .backward import Derivation
-        from .report import derivation_headline
+        from .report import derivation_headline, derivation_notes
 
         bp = self._backward_pass()
         return Derivation(derivation_headline(self), "", self.dtype, self.executed_path.steps[self.executed_path.output].name,
-                          bp.records, bp.parting, bp.error, self.vjp, ex.is_mat(self.executed_path.value))
+                          bp.records, bp.parting, bp.error, self.vjp, ex.is_mat(self.executed_path.value),
+                          derivation_notes(self))
 
     def _backward_pass(self) -> BackwardPass:
         hit = self._cache.get("backward")

@@ -351,19 +351,20 @@ def _short(v: Any, digits: int = 12) -> str:
     return number(v, digits)
 
 
-def _term(use: Any, loc: Any) -> tuple[str, str]:
-    """One term of an adjoint's sum: (its formula, its value)."""
-    g = f"adjoint of {use.name}"
+def _term(use: Any, loc: Any, name: Any) -> tuple[str, str]:
+    """One term of an adjoint's sum: (its formula, its value). `name` labels a step."""
+    g = f"adjoint of {name(use.step)}"
+    label = f"d({name(use.step)})/" + (f"d{name(loc.parent)}" if len(name(loc.parent)) == 1 else f"d({name(loc.parent)})")
     if loc.value is None:  # a matrix rule: the formula is the vector-Jacobian product itself
         return loc.formula, _short(loc.contribution)
     if isinstance(loc.value, sp.MatrixBase):
         f = loc.formula
-        text = g if f == "1" else (f"-({g})" if f == "-1" else (f"{f}*{g}" if not f.startswith("[") else f"{g} (elementwise) {loc.label}"))
+        text = g if f == "1" else (f"-({g})" if f == "-1" else (f"{f}*{g}" if not f.startswith("[") else f"{g} (elementwise) {label}"))
         return text, _short(loc.contribution)
     f = loc.formula
     if f == "1":
         return g, _short(use.adjoint_exact)
-    return f"{g} * {loc.label}", f"{_short(use.adjoint_exact)} * {_short(loc.value)}"
+    return f"{g} * {label}", f"{_short(use.adjoint_exact)} * {_short(loc.value)}"
 
 
 def _torch_side(r: Any) -> str:
@@ -388,10 +389,27 @@ def render_derivation(d: Any) -> str:
         out.append(f"torch raised: {d.error.strip().splitlines()[0]}")
     out.append("")
     width = max((len(str(r.line)) for r in d.records if r.line), default=1)
+    counts: dict[str, int] = {}
+    labels: dict[int, str] = {}
+    for r in reversed(d.records):  # a name a loop reassigns is numbered by pass: b[1], b[2], ...
+        counts[r.name] = counts.get(r.name, 0) + 1
+        labels[r.step] = f"{r.name}[{counts[r.name]}]"
+    total = {n for n, k in counts.items() if k > 1}
+
+    def name(step: int) -> str:
+        r = by_step.get(step)
+        return labels[step] if r is not None and r.name in total else (r.name if r is not None else "?")
+
+    for note in d.notes:
+        out.append(note)
+    if d.notes:
+        out.append("")
     forward = [r for r in reversed(d.records) if r.line][:MAX_DERIVATION_ROWS]
     out.append("forward pass (the values the local derivatives read):")
     for r in forward:
-        what = r.node if r.node.startswith(f"{r.name} =") else f"{r.name} = {r.node}"
+        what = r.node if r.node.startswith(f"{r.name} =") else f"{name(r.step)} = {r.node}"
+        if r.name in total and r.node.startswith(f"{r.name} ="):
+            what = f"{name(r.step)}: {r.node}"
         out.append(f"  line {str(r.line).rjust(width)}  {what} = {_short(r.value)}    torch: {_short(r.value_autograd)}")
     if len(forward) < len([r for r in d.records if r.line]):
         out.append(f"  ... {len([r for r in d.records if r.line]) - len(forward)} more steps")
@@ -400,7 +418,7 @@ def render_derivation(d: Any) -> str:
     for r in rows:
         where = f"line {str(r.line).rjust(width)}" if r.line else "input".ljust(5 + width)
         mark = ">" if r.step in marked else " "
-        head = f"{mark} {where}  adjoint of {r.name}"
+        head = f"{mark} {where}  adjoint of {name(r.step)}"
         uses = [by_step[u] for u in r.uses if u in by_step]
         cut = [u for u in uses if u.cut is not None]
         live = [u for u in uses if u.cut is None]
@@ -413,7 +431,7 @@ def render_derivation(d: Any) -> str:
                     + (f"; in the mathematics, where it is the identity, the adjoint is {_short(r.adjoint_math)}"
                        if r.adjoint_math != r.adjoint_exact else ""))
         else:
-            terms = [_term(u, loc) for u in live for loc in u.local_derivatives if loc.parent == r.step]
+            terms = [_term(u, loc, name) for u in live for loc in u.local_derivatives if loc.parent == r.step]
             formulas = " + ".join(t for t, _ in terms).replace(" + -(", " - (") or "0"
             values = " + ".join(v for _, v in terms)
             text = f"{head} = {formulas}"
@@ -426,7 +444,7 @@ def render_derivation(d: Any) -> str:
         if r.parts:
             text += "  <- parts here" if parting is not None and r.step == parting.record.step else "  <- off"
         out.append(text)
-        notes = [f"{loc.label} = {loc.formula}" for u in live if not (cut and not live)
+        notes = [f"{_term(u, loc, name)[0].split(' * ')[-1]} = {loc.formula}" for u in live if not (cut and not live)
                  for loc in u.local_derivatives if loc.parent == r.step and loc.value is not None
                  and loc.has_formula and loc.formula not in ("0", "1", "-1")]
         if notes:
@@ -440,6 +458,23 @@ def render_derivation(d: Any) -> str:
         where = f"line {parting.line}" if parting.line else "an input"
         out.append(f"parts at {where} ({parting.kind}): {parting.why}")
     return "\n".join(_one_line(x) for x in out) + "\n"
+
+
+def derivation_notes(c: Comparison) -> tuple[str, ...]:
+    """The decisions that shaped the path the backward pass runs through."""
+    user = c.lowered.normalized.user_symbols
+    tests: dict[int, list[Decision]] = {}
+    for dd in c.executed_path.decisions:
+        if dd.kind != "piece":
+            tests.setdefault(dd.line, []).append(dd)
+    out = []
+    for line, ds in sorted(tests.items()):
+        what = {"if": "only the branch taken ran, so only its steps have adjoints",
+                "where": "both branches ran; the one not kept gets the adjoint 0",
+                "while": "each pass of the body is a step of its own below",
+                "for": "each pass of the body is a step of its own below"}[ds[-1].kind]
+        out.append(_one_line(f"line {line}: {_decisions(ds, user)}: {what}"))
+    return tuple(out)
 
 
 def render_derivation_html(d: Any) -> str:
