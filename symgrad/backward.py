@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,9 +68,19 @@ class Local:
     of: str
     wrt: str
     parent: int  # the parent's step index in the executed path
-    value: Any  # SymPy number or matrix (elementwise), or None for a matrix rule
-    contribution: Any  # exact: what flows to the parent (0 where the step's adjoint is exactly 0)
+    exact_value: Any  # the exact number (python-flint; elementwise matrix), None for a matrix rule
+    exact_contribution: Any  # what flows to the parent (0 where the step's adjoint is exactly 0)
     _formula: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def value(self) -> Any:
+        """The local derivative's exact value (SymPy), None for a matrix rule (a linear map)."""
+        return None if self.exact_value is None else _sym(self.exact_value)
+
+    @property
+    def contribution(self) -> Any:
+        """Exactly what this step sends back to the parent: its adjoint times the derivative."""
+        return _sym(self.exact_contribution)
 
     @property
     def formula(self) -> str:
@@ -96,21 +107,46 @@ class BackwardStep:
 
     step: int  # index in `comparison.executed_path.steps`
     name: str  # the generated program's variable
-    node: str  # what the step computes, in SymPy notation with the user's symbols
     line: int | None  # the generated program's line (None for an input)
     op: str
-    value: Any  # the exact forward value (SymPy number or matrix)
+    exact_value: Any  # the exact forward value (python-flint; `value` is it in SymPy)
     value_autograd: Any  # torch's forward value in the dtype (float or array), None if not run
     local_derivatives: tuple[Local, ...]  # d(this)/d(parent), one per parent
     uses: tuple[int, ...]  # steps that use this one: its adjoint sums what they send back
-    adjoint_exact: Any  # d out / d step on the executed path (SymPy)
-    adjoint_math: Any  # the same with detach / item / no_grad as the identity
+    exact_adjoint: Any  # d out / d step on the executed path (python-flint)
+    exact_adjoint_math: Any  # the same with detach / item / no_grad as the identity
     adjoint_autograd: Any  # torch's adjoint (float or array); None: no adjoint in torch
     relative_error: float | None  # |torch - exact| / |exact| (inf when torch is not finite)
     digits_lost: float | None
     cut: str | None  # "detach" / "graph-break": the chain stops here on the executed side
     on_graph: bool  # torch records a graph for it (requires_grad)
     parts: bool = False  # torch's adjoint is beyond the tolerance from the exact one
+    _node: Any = field(default=None, repr=False, compare=False)  # the SymPy node (symgrad's real symbols)
+    _user: Any = field(default=None, repr=False, compare=False)
+    _text: list[str] = field(default_factory=list, repr=False, compare=False)  # `node`, once written
+
+    @property
+    def value(self) -> Any:
+        """The exact forward value, a SymPy number or matrix."""
+        return _sym(self.exact_value)
+
+    @property
+    def adjoint_exact(self) -> Any:
+        """d out / d step on the executed path, exact (SymPy)."""
+        return _sym(self.exact_adjoint)
+
+    @property
+    def adjoint_math(self) -> Any:
+        """d out / d step in the mathematics (detach, item, no_grad as the identity), exact."""
+        return _sym(self.exact_adjoint_math)
+
+    @property
+    def node(self) -> str:
+        """What the step computes, in SymPy notation with the user's symbols (written when read:
+        printing thousands of nodes would cost more than the whole backward pass)."""
+        if not self._text:
+            self._text.append(node_text(self._node, self._user))
+        return self._text[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +161,21 @@ class Parting:
     @property
     def line(self) -> int | None:
         return self.at.line
+
+    @property
+    def value(self) -> Any:
+        """The exact forward value, a SymPy number or matrix."""
+        return _sym(self.exact_value)
+
+    @property
+    def adjoint_exact(self) -> Any:
+        """d out / d step on the executed path, exact (SymPy)."""
+        return _sym(self.exact_adjoint)
+
+    @property
+    def adjoint_math(self) -> Any:
+        """d out / d step in the mathematics (detach, item, no_grad as the identity), exact."""
+        return _sym(self.exact_adjoint_math)
 
     @property
     def node(self) -> str:
@@ -184,8 +235,12 @@ class _Instrument(ast.NodeTransformer):
             out.append(s)
             if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
                 name = s.targets[0].id
-                call = ast.parse(f"{name} = _symgrad_seen({s.lineno}, {name!r}, {name})").body[0]
-                out.append(ast.fix_missing_locations(ast.copy_location(call, s)))
+                at = {"lineno": s.lineno, "col_offset": s.col_offset, "end_lineno": s.end_lineno,
+                      "end_col_offset": s.end_col_offset}
+                call = ast.Call(ast.Name("_symgrad_seen", ast.Load(), **at),
+                                [ast.Constant(s.lineno, **at), ast.Constant(name, **at), ast.Name(name, ast.Load(), **at)],
+                                [], **at)
+                out.append(ast.Assign([ast.Name(name, ast.Store(), **at)], call, **at))
         return out
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
@@ -201,11 +256,24 @@ def _to_host(t: Any) -> Any:
     return float(t) if t.ndim == 0 else t.to(torch.float64).numpy().copy()
 
 
+# The instrumented program of each lowered program, by its unique filename, released with it.
+_INSTRUMENTED: dict[str, tuple[Any, set[int]]] = {}
+
+
+def _instrumented(lowered: LoweredProgram) -> tuple[Any, set[int]]:
+    hit = _INSTRUMENTED.get(lowered.filename)
+    if hit is None:
+        tree = ast.parse(lowered.source)
+        lines = _assign_lines(tree)
+        hit = (compile(_Instrument().visit(tree), lowered.filename, "exec"), lines)
+        _INSTRUMENTED[lowered.filename] = hit
+        weakref.finalize(lowered, _INSTRUMENTED.pop, lowered.filename, None)
+    return hit
+
+
 def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Capture:
     """One forward and one backward run of the generated program, every intermediate hooked."""
-    tree = ast.parse(lowered.source)
-    lines = _assign_lines(tree)
-    tree = _Instrument().visit(tree)
+    code, lines = _instrumented(lowered)
     events: list[tuple[int, str, Any]] = []
     hooked: set[int] = set()
     grads_by_event: dict[int, Any] = {}
@@ -222,7 +290,7 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
         return t
 
     namespace: dict[str, Any] = {"_symgrad_seen": seen}
-    exec(compile(tree, lowered.filename, "exec"), namespace)  # noqa: S102 - our own generated program
+    exec(code, namespace)  # noqa: S102 - our own generated program, with the hooks added
     fn = namespace["f"]
     torch_dtype = DTYPES[dtype]
     tensors: list[Any] = [None] * len(path.steps)
@@ -304,11 +372,12 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
         auto = cap.grads.get(st.index) if on_graph else None
         rel, lost, parts = _error(exe[st.index], auto, on_graph, rtol, fi.tiny, digits)
         records[st.index] = BackwardStep(
-            step=st.index, name=st.name, node=node_text(st.node, user), line=st.line or None, op=st.op,
-            value=_sym(st.value), value_autograd=_to_host(t) if isinstance(t, torch.Tensor) else None,
+            step=st.index, name=st.name, line=st.line or None, op=st.op,
+            exact_value=st.value, value_autograd=_to_host(t) if isinstance(t, torch.Tensor) else None,
             local_derivatives=_locals(path, st, exe[st.index]), uses=tuple(uses[st.index]),
-            adjoint_exact=_sym(exe[st.index]), adjoint_math=_sym(mth[st.index]), adjoint_autograd=auto,
-            relative_error=rel, digits_lost=lost, cut=st.cut, on_graph=on_graph, parts=parts)
+            exact_adjoint=exe[st.index], exact_adjoint_math=mth[st.index], adjoint_autograd=auto,
+            relative_error=rel, digits_lost=lost, cut=st.cut, on_graph=on_graph, parts=parts,
+            _node=st.node, _user=user)
     recs = tuple(records[st.index] for st in order)
     first = next((r for r in recs if r.parts), None)
     parting = _why(path, first, records, exe, cap, rtol, fi, user) if first is not None else None
@@ -353,9 +422,9 @@ def _locals(path: Path, st: PathStep, adj: Any) -> tuple[Local, ...]:
             text = None
             if rules is not None and k < len(rules):
                 text = rules[k].format(*names, g=f"adjoint of {st.name}", p=list(st.param) if st.param else "")
-            out.append(Local(st.name, names[k], p, None, _sym(c), _const_text(text)))
+            out.append(Local(st.name, names[k], p, None, c, _const_text(text)))
         return tuple(out)
-    return tuple(Local(st.name, names[k], p, _sym(d), _sym(c), _formula_of(path, st, k))
+    return tuple(Local(st.name, names[k], p, d, c, _formula_of(path, st, k))
                  for k, (p, d, c) in enumerate(zip(st.parents, st.partials, contributions)))
 
 
@@ -487,7 +556,7 @@ def _why(path: Path, first: BackwardStep, records: dict[int, BackwardStep], exe:
             a = exe[u.step]
             if d is not None and ex.all_zero(d) and not all(ex.is_finite(v) for v in ex.elements(a)):
                 source = next((r for r in records.values() if any(
-                    lc.value is not None and not isinstance(lc.value, sp.MatrixBase) and lc.value.is_finite is False
+                    lc.exact_value is not None and not ex.is_mat(lc.exact_value) and not ex.is_finite(lc.exact_value)
                     for lc in r.local_derivatives)), None)
                 above = (f", from the infinite slope of `{source.node}` (line {source.line})"
                          if source is not None and source.step != u.step else "")
