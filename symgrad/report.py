@@ -452,7 +452,9 @@ def render_derivation(d: Any) -> str:
     if len(d.records) > MAX_DERIVATION_ROWS:
         out.append(f"  ... {len(d.records) - MAX_DERIVATION_ROWS} more steps")
     out.append("")
-    if parting is None:
+    if parting is None and d.error:
+        out.append("torch raised, so it has no adjoints to set beside the exact ones.")
+    elif parting is None:
         out.append("torch's adjoints agree with the exact ones at every step.")
     else:
         where = f"line {parting.line}" if parting.line else "an input"

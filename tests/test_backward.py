@@ -283,3 +283,11 @@ def test_cli_compare_steps_prints_the_derivation(capsys: pytest.CaptureFixture[s
     assert "parts at line 16 (cancellation)" in out
     assert main(["compare", "x**2", "--at", "x=3"]) == 0
     assert "backward pass" not in capsys.readouterr().out
+
+
+def test_when_torch_raises_the_derivation_says_so() -> None:
+    c = sg.compare(sp.Piecewise((x, x > 0), (sg.item(0), True)), at={x: -1.0})
+    text = str(c.derivation())
+    assert "torch raised: RuntimeError: element 0 of tensors does not require grad" in text
+    assert "torch raised, so it has no adjoints" in text
+    assert c.parting is None
