@@ -173,6 +173,26 @@ def import_time(stmt: str, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+def backward_cost(row: Callable[..., None], depth: int = 1000, repeat: int = 3) -> None:
+    """comparison.backward on the 1,000-deep composition f = sin(f) + x/(k+2): what it adds to
+    compare() (one extra torch forward and backward run and a linear pass over the path)."""
+    e = nested_sum(depth)
+    sg.compare(e, at={x: 0.7})  # warm: lowering and SymPy's caches are not what is measured
+    t_plain = median_time(lambda: sg.compare(e, at={x: 0.7}), repeat)
+    t_both = median_time(lambda: sg.compare(e, at={x: 0.7}).backward, repeat)
+    added = t_both - t_plain
+    lowered = sg.lower(e)
+
+    def torch_run() -> None:
+        t = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+        lowered(t).backward()
+
+    t_torch = median_time(torch_run, repeat)
+    row(f"compare() of the depth-{depth} composition without and with comparison.backward, warm",
+        f"{t_plain:.2f} s vs {t_both:.2f} s (+{added:.2f} s; the program's own torch forward+backward: "
+        f"{t_torch:.3f} s)", added / 0.5, "added <= 0.5 s (one torch run, a linear pass)", added <= 0.5)
+
+
 def main() -> None:
     default_limit = sys.getrecursionlimit()  # symgrad must work at Python's default limit
     load_start = os.getloadavg()
@@ -381,6 +401,9 @@ def main() -> None:
     row(f"depth curve exponent, depths {'/'.join(map(str, depths))}", f"{slope:.2f} ({curve})", slope / 1.2,
         "<= 1.2 (linear)", slope <= 1.2)
 
+    # 10b. the backward pass line by line on the same composition
+    backward_cost(row, repeat=ARGS.repeat)
+
     # 11. powers, cold
     a = sp.Symbol("a")
     for what, build, point in [("x**y at (0.7, 0.3)", lambda: x**y, {x: 0.7, y: 0.3}),
@@ -468,7 +491,12 @@ def main() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--backward", action="store_true", help="only the comparison.backward row")
     ARGS = parser.parse_args()
+    if ARGS.backward:
+        backward_cost(lambda what, measured, ratio, target, ok: print(
+            f"{'MET ' if ok else 'MISS'} {what}: {measured}; ratio {ratio:.3g} (target {target})"))
+        raise SystemExit(0)
     ARGS.points = 10**5 if ARGS.quick else 10**6
     ARGS.repeat = 3 if ARGS.quick else 5
     ARGS.naive_points = 100 if ARGS.quick else 1000

@@ -366,6 +366,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--branches", default="if", choices=["if", "where"])
     c.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     c.add_argument("--markdown", action="store_true", help="print markdown instead of text")
+    c.add_argument("--steps", action="store_true",
+                   help="also print the backward pass line by line: each adjoint exact and torch's")
     sw = sub.add_parser("sweep", help="compare over a range of points")
     sw.add_argument("expr")
     sw.add_argument("--over", action="append", default=[], required=True,
@@ -457,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f = parse(args.expr)
             result = compare(f, at=_point(args.at), branches=args.branches, dtype=args.dtype)
             print(result.to_markdown() if args.markdown else result, end="")
+            if args.steps:
+                print()
+                print(result.derivation(), end="")
         elif args.command == "sweep":
             from .sweep import sweep
 

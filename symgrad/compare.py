@@ -35,6 +35,7 @@ from .lowering import DTYPES, LoweredProgram, check_options, lower, lower_with_i
 from .program import node_text
 from .rules import OPS, op_rule
 from .symbolic import SymbolicSide, formula, same, symbolic_sides
+from .backward import BackwardPass, BackwardStep, Derivation, Parting, backward_pass
 
 RTOL = {"float64": 1e-9, "float32": 1e-4}
 UNUSED = ("{symbol} does not reach the output (the function does not read it, or SymPy simplified it "
@@ -113,6 +114,37 @@ class Comparison:
     vjp: bool = False  # the entries are a vector-Jacobian product (v= was given)
     order: int = 1  # 2: the entries are the Hessian, entry.output = i for d/dx_j (df/dx_i)
     exact_bits: int = ex.START_PREC  # the working precision of the exact sides' balls
+    # Work done on first request (the backward pass); shared with the classifier that made it.
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def backward(self) -> tuple[BackwardStep, ...]:
+        """The backward pass, output first: each step's local derivatives and its adjoint, exact
+        and as torch computed it (one extra torch run, on first access)."""
+        return self._backward_pass().records
+
+    @property
+    def parting(self) -> Parting | None:
+        """The first record of `backward` whose torch adjoint is off beyond the tolerance, and why."""
+        return self._backward_pass().parting
+
+    def derivation(self) -> Derivation:
+        """The backward pass written out as on paper; `str()` of it is the text."""
+        from .backward import Derivation
+        from .report import derivation_headline, derivation_notes
+
+        bp = self._backward_pass()
+        return Derivation(derivation_headline(self), "", self.dtype, self.executed_path.steps[self.executed_path.output].name,
+                          bp.records, bp.parting, bp.error, self.vjp, ex.is_mat(self.executed_path.value),
+                          derivation_notes(self))
+
+    def _backward_pass(self) -> BackwardPass:
+        hit = self._cache.get("backward")
+        if hit is None:
+            hit = _backward_of(self.lowered, self.executed_path, self.dtype, self.rtol, self.exact_bits,
+                               self._cache.get("seed"))
+            self._cache["backward"] = hit
+        return hit
 
     @property
     def cause(self) -> Cause:
@@ -381,6 +413,12 @@ def _user(lowered: LoweredProgram, node: sp.Basic) -> str:
     return node_text(node, lowered.normalized.user_symbols) if isinstance(node, sp.Basic) else str(node)
 
 
+@deep
+def _backward_of(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, bits: int, seed: Any) -> BackwardPass:
+    with ex.working_precision(bits):
+        return backward_pass(lowered, path, dtype, rtol, DIGITS[dtype], seed)
+
+
 @dataclass
 class _Finding:
     cause: Cause
@@ -403,6 +441,18 @@ class _Classifier:
         read = {p for st in self.path.steps for p in st.parents}
         self.unread = {i for i in self.path.inputs if i not in read}  # inputs no step reads
         self.exe_adj = self.path.adjoints("executed", seed)
+        self.seed = seed
+        self.cache: dict[str, Any] | None = None  # the comparison's, when its backward pass has this seed
+
+    def backward_parting(self) -> Parting | None:
+        """Where torch's backward pass first parts from the exact one (computed once, shared
+        with `Comparison.backward` when the seeds agree)."""
+        hit = self.cache.get("backward") if self.cache is not None else None
+        if hit is None:
+            hit = _backward_of(self.lowered, self.path, self.dtype, self.rtol, ex.prec(), self.seed)
+            if self.cache is not None:
+                self.cache["backward"] = hit
+        return hit.parting
 
     def node(self, n: sp.Basic | None) -> str:
         return _user(self.lowered, n) if n is not None else "the output"
@@ -741,6 +791,12 @@ class _Classifier:
             detail = (f"`{self.node(st.node)}` (line {st.line}) subtracts nearly equal numbers and loses about "
                       f"{best[0]:.0f} leading digits (cancellation); the backward pass inherits the error.")
             return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+        parting = self.backward_parting()
+        if parting is not None and parting.kind == "cancellation":
+            # A cancellation that lives only in the backward pass: cite the line where it parts.
+            return _Finding(Cause.ROUNDING, _node_of(self.path, parting.at.step), parting.line,
+                            {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": parting.why},
+                            hint_extra="backward-cancellation")
         out = self.path.steps[self.path.output]
         detail = f"The errors of {self.dtype}'s rounding accumulate over the program's {len(self.path.steps)} steps."
         if self.exact.bits > ex.START_PREC:
@@ -748,6 +804,10 @@ class _Classifier:
                        "to certify theirs: the program amplifies every rounding error as it runs.")
         return _Finding(Cause.ROUNDING, out.node, self.lowered.output_line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
                         hint_extra="accumulate")
+
+
+def _node_of(path: Path, i: int) -> sp.Basic:
+    return path.steps[i].node
 
 
 def _rel(r: float) -> str:
@@ -844,6 +904,11 @@ def _first_line(text: str) -> str:
 
 def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
     """The rule's own hint for this cause if it has one, else the cause's general hint."""
+    if f.hint_extra == "backward-cancellation":
+        return ("The derivative, not the function, cancels: the chain rule adds nearly equal and opposite "
+                "contributions. Simplify the expression so its derivative has no such sum (SymPy's "
+                "`simplify`, or a closed form of the derivative written by hand), or compute in higher precision"
+                + (" (float64)." if c.dtype == "float32" else "."))
     if f.hint_extra == "accumulate":
         return ("No single step cancels: the program amplifies the rounding error of every step. "
                 "Reformulate it so errors do not grow (fewer iterations, a contracting update), or "
@@ -923,8 +988,11 @@ def _assemble(lowered: LoweredProgram, exact: _Exact, run_: ag.AutogradRun, floa
     value = exact.path.value
     seeds = _seeds(value, v_exact)
     entries = []
+    cache: dict[str, Any] = {"seed": v_exact}
     for o, seed in enumerate(seeds):
         c = _Classifier(lowered, exact, dtype, tol, run_, seed)
+        if seed is None or v_exact is not None:
+            c.cache = cache
         label: Any = 0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
         scalar = seed is None
         for n, (k, idx) in enumerate(comps):
@@ -947,6 +1015,7 @@ def _assemble(lowered: LoweredProgram, exact: _Exact, run_: ag.AutogradRun, floa
         source=lowered.normalized.source,
         vjp=v_exact is not None,
         exact_bits=exact.bits,
+        _cache=cache,
     )
 
 

@@ -316,8 +316,172 @@ def render_html(c: Comparison) -> str:
         f"<p><b>symgrad</b>: <code>{esc(c.source.splitlines()[0])}</code> at {esc(_point(c))}: "
         f'<span class="symgrad-cause symgrad-{esc(c.cause.id)}">{esc(c.cause.id)}</span></p>'
         f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
-        f'<pre class="symgrad-program">{chr(10).join(code)}</pre></div>'
+        f'<pre class="symgrad-program">{chr(10).join(code)}</pre>{render_derivation_html(c.derivation())}</div>'
     )
+
+
+# --------------------------------------------------------------------------- the backward pass
+
+MAX_DERIVATION_ROWS = 60
+
+
+def derivation_headline(c: Comparison) -> str:
+    what = _headline(c.source) if not c.lowered.normalized.is_program else "the program"
+    return f"backward pass of {what} at {_point(c)}  ({c.dtype}, branches=\"{c.branches}\")"
+
+
+def _short(v: Any, digits: int = 12) -> str:
+    """A value of the derivation: exact numbers to 12 digits, torch's floats likewise."""
+    if v is None:
+        return "none"
+    if isinstance(v, sp.MatrixBase):
+        return "[" + "; ".join(", ".join(_short(x, digits) for x in row) for row in v.tolist()) + "]"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    if hasattr(v, "tolist") and not isinstance(v, (int, sp.Basic)):
+        rows = v.tolist()
+        rows = rows if isinstance(rows, list) and rows and isinstance(rows[0], list) else [rows]
+        return "[" + "; ".join(", ".join(f"{float(x):.{digits}g}" for x in row) for row in rows) + "]"
+    if isinstance(v, sp.Rational) and len(sstr(v)) <= 16:
+        return sstr(v)
+    if v in (sp.oo, -sp.oo, sp.nan, sp.zoo):
+        return {sp.oo: "inf", -sp.oo: "-inf", sp.nan: "nan"}.get(v, "inf")
+    if isinstance(v, sp.Number) and v.is_finite and v != 0 and 1e-300 < abs(v) < 1e300:
+        return f"{float(v):.{digits}g}"  # shown to 12 digits; the record keeps the exact number
+    return number(v, digits)
+
+
+def _term(use: Any, loc: Any, name: Any) -> tuple[str, str]:
+    """One term of an adjoint's sum: (its formula, its value). `name` labels a step."""
+    g = f"adjoint of {name(use.step)}"
+    label = f"d({name(use.step)})/" + (f"d{name(loc.parent)}" if len(name(loc.parent)) == 1 else f"d({name(loc.parent)})")
+    if loc.value is None:  # a matrix rule: the formula is the vector-Jacobian product itself
+        return loc.formula, _short(loc.contribution)
+    if isinstance(loc.value, sp.MatrixBase):
+        f = loc.formula
+        text = g if f == "1" else (f"-({g})" if f == "-1" else (f"{f}*{g}" if not f.startswith("[") else f"{g} (elementwise) {label}"))
+        return text, _short(loc.contribution)
+    f = loc.formula
+    if f == "1":
+        return g, _short(use.adjoint_exact)
+    return f"{g} * {label}", f"{_short(use.adjoint_exact)} * {_short(loc.value)}"
+
+
+def _torch_side(r: Any) -> str:
+    if not r.on_graph:
+        why = {"detach": "detached", "graph-break": "off the graph"}.get(r.cut or "", "not on the graph")
+        return f"torch: none ({why})"
+    if r.adjoint_autograd is None:
+        return "torch: none (the backward pass never reaches it)"
+    return f"torch: {_short(r.adjoint_autograd)}"
+
+
+def render_derivation(d: Any) -> str:
+    by_step = {r.step: r for r in d.records}
+    parting = d.parting
+    marked = {parting.record.step, parting.at.step} if parting is not None else set()
+    seed = ("every element's adjoint is its weight in v" if d.vjp else
+            "every element's adjoint is 1 (the backward pass of their sum)" if d.matrix_output else "")
+    out = [d.headline,
+           "adjoint of u = d(out)/d(u), by the chain rule from the output back; exact, with torch's own beside it"
+           + (f"; {seed}" if seed else "")]
+    if d.error:
+        out.append(f"torch raised: {d.error.strip().splitlines()[0]}")
+    out.append("")
+    width = max((len(str(r.line)) for r in d.records if r.line), default=1)
+    counts: dict[str, int] = {}
+    labels: dict[int, str] = {}
+    for r in reversed(d.records):  # a name a loop reassigns is numbered by pass: b[1], b[2], ...
+        counts[r.name] = counts.get(r.name, 0) + 1
+        labels[r.step] = f"{r.name}[{counts[r.name]}]"
+    total = {n for n, k in counts.items() if k > 1}
+
+    def name(step: int) -> str:
+        r = by_step.get(step)
+        return labels[step] if r is not None and r.name in total else (r.name if r is not None else "?")
+
+    for note in d.notes:
+        out.append(note)
+    if d.notes:
+        out.append("")
+    forward = [r for r in reversed(d.records) if r.line][:MAX_DERIVATION_ROWS]
+    out.append("forward pass (the values the local derivatives read):")
+    for r in forward:
+        what = r.node if r.node.startswith(f"{r.name} =") else f"{name(r.step)} = {r.node}"
+        if r.name in total and r.node.startswith(f"{r.name} ="):
+            what = f"{name(r.step)}: {r.node}"
+        out.append(f"  line {str(r.line).rjust(width)}  {what} = {_short(r.value)}    torch: {_short(r.value_autograd)}")
+    if len(forward) < len([r for r in d.records if r.line]):
+        out.append(f"  ... {len([r for r in d.records if r.line]) - len(forward)} more steps")
+    out += ["", "backward pass (output first):"]
+    rows = d.records[:MAX_DERIVATION_ROWS]
+    for r in rows:
+        where = f"line {str(r.line).rjust(width)}" if r.line else "input".ljust(5 + width)
+        mark = ">" if r.step in marked else " "
+        head = f"{mark} {where}  adjoint of {name(r.step)}"
+        uses = [by_step[u] for u in r.uses if u in by_step]
+        cut = [u for u in uses if u.cut is not None]
+        live = [u for u in uses if u.cut is None]
+        if r.step == d.records[0].step and not uses:
+            text = f"{head} = {_short(r.adjoint_exact)}  (the output: the chain rule starts here)"
+        elif cut and not live:
+            u = cut[0]
+            text = (f"{head} = 0: the chain is cut at line {u.line}, where `{u.node}` "
+                    f"{'is detached' if u.cut == 'detach' else 'leaves the graph'} (a constant from there on)"
+                    + (f"; in the mathematics, where it is the identity, the adjoint is {_short(r.adjoint_math)}"
+                       if r.adjoint_math != r.adjoint_exact else ""))
+        else:
+            terms = [_term(u, loc, name) for u in live for loc in u.local_derivatives if loc.parent == r.step]
+            formulas = " + ".join(t for t, _ in terms).replace(" + -(", " - (") or "0"
+            values = " + ".join(v for _, v in terms)
+            text = f"{head} = {formulas}"
+            if values and values != _short(r.adjoint_exact):
+                text += f" = {values}"
+            text += f" = {_short(r.adjoint_exact)}"
+            if cut:
+                text += f"  (the use at line {cut[0].line} is cut: nothing flows back through it)"
+        text += f"    {_torch_side(r)}"
+        if r.parts:
+            text += "  <- parts here" if parting is not None and r.step == parting.record.step else "  <- off"
+        out.append(text)
+        notes = [f"{_term(u, loc, name)[0].split(' * ')[-1]} = {loc.formula}" for u in live if not (cut and not live)
+                 for loc in u.local_derivatives if loc.parent == r.step and loc.value is not None
+                 and loc.has_formula and loc.formula not in ("0", "1", "-1")]
+        if notes:
+            out.append(" " * (len(where) + 4) + "where " + ", ".join(dict.fromkeys(notes)))
+    if len(d.records) > MAX_DERIVATION_ROWS:
+        out.append(f"  ... {len(d.records) - MAX_DERIVATION_ROWS} more steps")
+    out.append("")
+    if parting is None and d.error:
+        out.append("torch raised, so it has no adjoints to set beside the exact ones.")
+    elif parting is None:
+        out.append("torch's adjoints agree with the exact ones at every step.")
+    else:
+        where = f"line {parting.line}" if parting.line else "an input"
+        out.append(f"parts at {where} ({parting.kind}): {parting.why}")
+    return "\n".join(_one_line(x) for x in out) + "\n"
+
+
+def derivation_notes(c: Comparison) -> tuple[str, ...]:
+    """The decisions that shaped the path the backward pass runs through."""
+    user = c.lowered.normalized.user_symbols
+    tests: dict[int, list[Decision]] = {}
+    for dd in c.executed_path.decisions:
+        if dd.kind != "piece":
+            tests.setdefault(dd.line, []).append(dd)
+    out = []
+    for line, ds in sorted(tests.items()):
+        what = {"if": "only the branch taken ran, so only its steps have adjoints",
+                "where": "both branches ran; the one not kept gets the adjoint 0",
+                "while": "each pass of the body is a step of its own below",
+                "for": "each pass of the body is a step of its own below"}[ds[-1].kind]
+        out.append(_one_line(f"line {line}: {_decisions(ds, user)}: {what}"))
+    return tuple(out)
+
+
+def render_derivation_html(d: Any) -> str:
+    text = html.escape(render_derivation(d))
+    return f'<details class="symgrad-backward"><summary>backward pass, line by line</summary><pre>{text}</pre></details>'
 
 
 # --------------------------------------------------------------------------- sweeps

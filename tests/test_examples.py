@@ -31,6 +31,7 @@ def test_the_examples_are_there():
         "09_gaussian_nll.py",
         "10_gradient_descent_step.py",
         "11_bayes_rule.py",
+        "12_quadratic_loss_derivation.py",
     ]
 
 

@@ -32,6 +32,10 @@ def test_the_linear_algebra_tutorial_is_there():
     assert DOCS / "tutorial-linear-algebra.md" in TUTORIALS
 
 
+def test_the_backward_tutorial_is_there():
+    assert DOCS / "tutorial-backward.md" in TUTORIALS
+
+
 def test_block_extraction():
     text = "intro\n```python\na = 1\n```\nprose\n```\nnot python\n```\n```python\nb = a + 1\n```\n"
     assert python_blocks(text) == [(2, "a = 1\n"), (9, "b = a + 1\n")]
