@@ -611,13 +611,23 @@ class Calibration:
                         "outputs are not calibrated probabilities by themselves (temperature scaling fixes this)")
         return "\n".join(rows)
 
-    def plot(self, ax: Any = None) -> Any:
-        """The reliability diagram (matplotlib): accuracy against confidence per bin, with the
-        diagonal of perfect calibration. Returns the figure."""
-        import matplotlib.pyplot as plt
+    def plot(self, path: str | None = None, *, ax: Any = None) -> Any:
+        """The reliability diagram (matplotlib, `pip install symgrad[plot]`): accuracy against
+        confidence per bin, the gap to each bin's confidence shaded, and the diagonal of perfect
+        calibration. Draws on `ax` if given, writes `path` if given; returns the figure."""
+        try:
+            import matplotlib
 
-        fig = ax.figure if ax is not None else plt.figure(figsize=(4.5, 4.5))
-        ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
+            if path is not None and ax is None:
+                matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as err:  # the extra is optional
+            raise OptionError("Calibration.plot() needs matplotlib, which is not installed.\n"
+                              "Fix: `pip install symgrad[plot]`.") from err
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+        else:
+            fig = ax.figure
         lows = [b.low for b in self.bins]
         width = self.bins[0].high - self.bins[0].low
         accs = [0.0 if b.count == 0 else b.accuracy for b in self.bins]
@@ -632,6 +642,8 @@ class Calibration:
         ax.set_ylabel("accuracy")
         ax.set_title(f"reliability diagram (ECE = {self.ece:.3f})")
         ax.legend(loc="upper left")
+        if path is not None:
+            fig.savefig(path)
         return fig
 
 

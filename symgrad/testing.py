@@ -123,7 +123,7 @@ def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any 
 def _compare(fn: Any, inputs: tuple[Any, ...], **options: Any) -> tuple[Comparison, str]:
     __tracebackhide__ = True
     branches = options.pop("branches")
-    if isinstance(fn, (sp.Basic, Program)):
+    if isinstance(fn, (sp.Basic, sp.MatrixBase, Program)):
         lowered_branches = branches if branches is not None else "if"
         return compare(fn, at=_point(fn, inputs, lowered_branches), branches=lowered_branches,
                        **options), _expr_name(fn)
@@ -140,7 +140,7 @@ def _compare(fn: Any, inputs: tuple[Any, ...], **options: Any) -> tuple[Comparis
 
 
 def _what(obj: Any) -> str:
-    text = repr(obj)
+    text = " ".join(repr(obj).split())
     text = text if len(text) <= 60 else text[:57] + "..."
     kind = type(obj).__name__
     return f"{text} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
