@@ -363,7 +363,8 @@ class Watcher(TorchFunctionMode):
 
     def _inplace(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         targets = _flat_tensors(args[:1])
-        hit = [i for i, p in enumerate(self.params) if any(_storage(t) == _storage(p) for t in targets)]
+        storages = {_storage(p): i for i, p in enumerate(self.params)}  # `.data =` may move a parameter
+        hit = sorted({storages[k] for k in map(_storage, targets) if k in storages and k != 0})
         before = {}
         with torch.no_grad():
             for i in hit:

@@ -147,9 +147,9 @@ def _what(obj: Any) -> str:
 
 
 def _expr_name(f: Any) -> str:
-    text = sstr(f.output) if isinstance(f, Program) else sstr(f)
-    text = " ".join(text.split())
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = " ".join(sstr(f.output if isinstance(f, Program) else f).split())
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"the Program returning {text}" if isinstance(f, Program) else text
 
 
 def _point(f: Any, inputs: tuple[Any, ...], branches: str) -> Any:
