@@ -13,6 +13,8 @@ from .causes import Cause as Cause
 from .compare import Comparison as Comparison
 from .compare import Entry as Entry
 from .compare import compare as compare
+from .errors import CalibrationError as CalibrationError
+from .errors import GradientMismatch as GradientMismatch
 from .errors import LoopLimitError as LoopLimitError
 from .errors import OptionError as OptionError
 from .errors import ParseError as ParseError
@@ -35,10 +37,12 @@ from .sweep import sweep as sweep
 from .source import SourceSpan as SourceSpan
 from .trace import Traced as Traced
 from .trace import trace as trace
+from . import pitfalls as pitfalls  # noqa: E402 - they stand on everything above
+from . import testing as testing  # noqa: E402
 
 __all__ = [
-    "Cause", "Comparison", "Entry", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
+    "CalibrationError", "Cause", "Comparison", "Entry", "GradientMismatch", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
     "PointError", "PrecisionError", "Program", "ProgramError", "ShapeError", "SymgradError", "TraceError", "UnboundSymbolError",
     "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad",
-    "sweep", "trace",
+    "pitfalls", "sweep", "testing", "trace",
 ]

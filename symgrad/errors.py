@@ -70,6 +70,22 @@ class TraceError(SymgradError, TypeError):
     translation did not reproduce the function's own value and gradient."""
 
 
+class GradientMismatch(SymgradError, AssertionError):
+    """`symgrad.testing.assert_grad_matches_math` found a disagreement whose cause `allow=` does
+    not accept. It is an `AssertionError`, so a test fails rather than errors; `.comparison`
+    holds the `Comparison` it found."""
+
+    def __init__(self, message: str, comparison: object = None) -> None:
+        super().__init__(message)
+        self.comparison = comparison
+
+
+class CalibrationError(SymgradError, ValueError):
+    """The probabilities or labels given to `symgrad.pitfalls.calibration` are not a
+    classifier's output: rows that do not sum to 1, labels outside the classes, shapes that do
+    not match."""
+
+
 UNSUPPORTED: Final = (
     "{node} has no torch lowering: symgrad's lowering table has no row for {cls}{where}.\n"
     "symgrad only lowers nodes whose torch spelling and derivative conventions it knows, "

@@ -59,6 +59,7 @@ def test_the_public_error_classes_are_re_exported() -> None:
     assert names == {
         "SymgradError", "UnsupportedNodeError", "UnboundSymbolError", "PointError", "ShapeError",
         "ProgramError", "LoopLimitError", "OptionError", "ParseError", "PrecisionError", "TraceError",
+        "GradientMismatch", "CalibrationError",
     }
     for cls in CLASSES:
         assert getattr(sg, cls.__name__) is cls
@@ -76,6 +77,8 @@ def test_the_public_error_classes_are_re_exported() -> None:
         (errors.OptionError, ValueError),
         (errors.ParseError, ValueError),
         (errors.TraceError, TypeError),
+        (errors.GradientMismatch, AssertionError),
+        (errors.CalibrationError, ValueError),
     ],
     ids=lambda v: v.__name__,
 )
