@@ -95,6 +95,8 @@ _state = _State()
 
 def Q(p: int | fmpz | float | Fraction, q: int | fmpz = 1) -> fmpq:
     """An exact rational p/q (a float gives its exact binary value)."""
+    if type(p) is int:
+        return fmpq(p, q)
     if isinstance(p, float):
         return from_float(p) / q
     if isinstance(p, Fraction):

@@ -105,7 +105,18 @@ class Path:
     def adjoints(self, mode: Literal["executed", "math"], seed: Any = None) -> list[Any]:
         """Reverse accumulation: d output / d step for every step (matrices for matrix steps).
         `seed` is the output's adjoint (1 for a scalar output; a one-hot matrix picks one
-        element of a matrix output)."""
+        element of a matrix output). Without a seed the result is computed once per mode and
+        precision, and shared: callers must not change it."""
+        if seed is None:
+            key = (mode, ex.prec())
+            cache = self.__dict__.setdefault("_adjoint_cache", {})
+            hit = cache.get(key)
+            if hit is None:
+                hit = cache[key] = self._adjoints(mode, None)
+            return hit
+        return self._adjoints(mode, seed)
+
+    def _adjoints(self, mode: Literal["executed", "math"], seed: Any = None) -> list[Any]:
         adj: list[Any] = [ex.full(st.value.shape, ex.ZERO) if ex.is_mat(st.value) else ex.ZERO for st in self.steps]
         if seed is None:
             # A matrix output with no seed: every element counts (the gradient of their sum).
