@@ -314,6 +314,26 @@ def _components(lowered: LoweredProgram, point: dict[str, Any], wrt: Sequence[in
     return out
 
 
+# The most entries one comparison holds: each is an exact derivative on two sides and torch's.
+MAX_ENTRIES = 200_000
+
+
+def _check_entries(lowered: LoweredProgram, comps: Sequence[Component], v: Any) -> None:
+    """Refuse a Jacobian too large to compare entry by entry, before any work."""
+    shape = getattr(lowered.normalized.output, "shape", None)
+    outputs = int(shape[0]) * int(shape[1]) if (shape is not None and v is None) else 1
+    count = outputs * len(comps)
+    if count > MAX_ENTRIES:
+        raise ShapeError(
+            f"This comparison would have {count:,} entries ({outputs:,} output elements x {len(comps):,} input "
+            f"elements), more than MAX_ENTRIES = {MAX_ENTRIES:,}.\n"
+            "Every entry is an exact derivative on two sides beside torch's, so a full Jacobian of this size "
+            "would take hours before showing anything.\n"
+            "Fix: pass v= (a vector-Jacobian product, what y.backward(gradient=v) computes: one entry per input "
+            "element), differentiate with respect to fewer inputs (wrt=), or compare a scalar loss of the output."
+        )
+
+
 def _seeds(value: Any, v: Any) -> list[Any]:
     """One seed per compared output: None for a scalar output, a one-hot matrix per element of
     a matrix output, or the user's vector for a vector-Jacobian product."""
@@ -973,6 +993,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     wrt_idx = _wrt(lowered, wrt)
     point = {name: _exact_value(x) for name, x in zip(lowered.inputs, floats)}
     comps = _components(lowered, point, wrt_idx)
+    _check_entries(lowered, comps, v)
     if order == 2:
         return _hessian(lowered, floats, point, comps, dtype, tol, branches, max_iterations, v)
     v_exact = _vector(lowered, v, point, max_iterations)

@@ -225,3 +225,15 @@ def test_a_matrix_within_the_limit_still_compares() -> None:
     exact = sum(Fraction(float(value[k, k])) for k in range(20))  # the diagonal's exact binary values
     assert by_wrt["x0"].grad_executed == sp.Rational(exact.numerator, exact.denominator)
     assert by_wrt["B[3, 3]"].grad_autograd == 2.0 and by_wrt["B[3, 4]"].grad_autograd == 0.0
+
+
+def test_a_jacobian_too_large_is_refused_before_the_work() -> None:
+    import time
+
+    A = sp.MatrixSymbol("A", 300, 300)
+    B = sp.MatrixSymbol("B", 300, 300)
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    with pytest.raises(sg.ShapeError, match="v="):
+        sg.compare(A * B, at={A: rng.standard_normal((300, 300)), B: rng.standard_normal((300, 300))})
+    assert time.perf_counter() - t < 10
