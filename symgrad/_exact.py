@@ -52,6 +52,7 @@ HALF = fmpq(1, 2)
 NAN = arb.nan()
 INF = arb.pos_inf()
 NEG_INF = arb.neg_inf()
+INDETERMINATE = arb(0, arb.pos_inf())  # a ball that says nothing about its value
 
 LOCK = threading.RLock()
 

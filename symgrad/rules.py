@@ -98,17 +98,26 @@ def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
             hit = special.get(u)
             if hit is not None:
                 return hit
-            return fn(ex.to_real(u))
+            return _total(fn(ex.to_real(u)))
         if u.is_nan():
             return ex.NAN
+        if ex.is_indeterminate(u):
+            return u  # a ball that says nothing stays one (more precision is needed)
         if not u.is_finite():
             try:
                 return ex.to_real(at_inf(ex.to_float(u)))
             except (ValueError, OverflowError):
                 return ex.NAN
-        return fn(u)
+        return _total(fn(u))
 
     return f
+
+
+def _total(v: ex.Exact) -> ex.Exact:
+    """These functions are defined on every finite real: a NaN from Arb on a finite argument
+    means its magnitude is past what Arb's exponents hold, a ball that says nothing (more
+    precision or a smaller magnitude is needed), never a point outside the domain."""
+    return ex.INDETERMINATE if ex.is_nan(v) else v
 
 
 _ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf"})

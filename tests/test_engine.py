@@ -256,3 +256,27 @@ def test_a_magnitude_past_every_certifiable_precision_is_a_sentence() -> None:
         Assignment(b, x), For(i, sp.Range(4), CodeBlock(Assignment(b, b / 3 + sp.exp(b) * x)))), output=b)
     with pytest.raises(sg.PrecisionError, match="exp\\(exp\\(x\\)\\)"):
         sg.compare(program, at={x: 1.25})
+
+
+@pytest.mark.parametrize("build, at", [
+    (lambda u: sp.exp(sp.exp(u)), 1e8),
+    (lambda u: sp.cos(sp.sinh(u)), 1e8),
+    (lambda u: sp.tanh(sp.sinh(u)), 1e16),
+    (lambda u: sp.sin(sp.exp(u)), 1e300),
+    (lambda u: sp.tan(sp.sinh(u**2)), 1e300),
+    (lambda u: sp.sinh(u**2), 1e300),
+])
+def test_huge_magnitudes_end_in_a_sentence_at_once(build, at) -> None:  # type: ignore[no-untyped-def]
+    """Past what any working precision certifies, a PrecisionError says so at once: never a
+    hang, a MemoryError, a RecursionError, or a `domain` verdict for a function defined there."""
+    import time
+
+    t = time.perf_counter()
+    with pytest.raises(sg.PrecisionError, match=r"exp\(exp\(x\)\)"):
+        sg.compare(build(x), at={x: at})
+    assert time.perf_counter() - t < 5
+
+
+def test_a_large_but_certifiable_magnitude_is_an_overflow() -> None:
+    c = sg.compare(sp.exp(sp.exp(x)), at={x: 10.0})
+    assert c.entries[0].cause is sg.Cause.OVERFLOW and c.entries[0].grad_autograd == float("inf")
