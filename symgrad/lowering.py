@@ -1188,6 +1188,7 @@ class _Inline:
 # --------------------------------------------------------------------------- entry point
 
 
+@deep  # its cache compares expressions with SymPy's recursive `==`: deep ones need the worker
 def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> LoweredProgram:
     """Lower an expression or `Program` to a readable torch program.
 

@@ -280,3 +280,15 @@ def test_huge_magnitudes_end_in_a_sentence_at_once(build, at) -> None:  # type: 
 def test_a_large_but_certifiable_magnitude_is_an_overflow() -> None:
     c = sg.compare(sp.exp(sp.exp(x)), at={x: 10.0})
     assert c.entries[0].cause is sg.Cause.OVERFLOW and c.entries[0].grad_autograd == float("inf")
+
+
+def test_a_deep_expression_rebuilt_hits_the_cache_without_recursion_errors() -> None:
+    """lower()'s cache compares an equal, rebuilt expression with SymPy's recursive `==`."""
+    def build() -> sp.Basic:
+        f = x
+        for k in range(1500):
+            f = sp.sin(f) + x / (k + 2)
+        return f
+
+    first, again = sg.lower(build()), sg.lower(build())
+    assert first is again
