@@ -141,12 +141,12 @@ def node_text(node: sp.Basic, user: dict[Any, Any] | None = None) -> str:
     """A node in SymPy notation, on one line; statements read as code (`while Abs(b) < 1000`).
     `user` maps symgrad's real symbols back to the user's own. A large node is abbreviated
     (`Add(sin(Add(...)), x/1000)`) before anything walks it whole."""
-    if isinstance(node, sp.Basic) and not isinstance(node, (ast.While, ast.For, ast.AssignmentBase)) and _large(node):
+    if isinstance(node, sp.Basic) and not isinstance(node, (ast.While, ast.For, ast.AssignmentBase)) and more_nodes_than(node):
         return _abbreviated(node, 2, user)
     return _node_text(node.xreplace(user) if user and isinstance(node, sp.Basic) else node)
 
 
-def _large(node: sp.Basic, limit: int = NODE_TEXT_MAX) -> bool:
+def more_nodes_than(node: sp.Basic, limit: int = NODE_TEXT_MAX) -> bool:
     """More than `limit` nodes in the tree. An explicit stack: SymPy's preorder_traversal nests
     one generator per level, so each step of it costs the depth."""
     stack = [node]
@@ -160,7 +160,7 @@ def _large(node: sp.Basic, limit: int = NODE_TEXT_MAX) -> bool:
 
 
 def _abbreviated(node: sp.Basic, depth: int, user: dict[Any, Any] | None) -> str:
-    if not _large(node, 12):
+    if not more_nodes_than(node, 12):
         return _node_text(node.xreplace(user) if user else node)
     if depth == 0 or not node.args:
         return f"{type(node).__name__}(...)"
@@ -395,7 +395,7 @@ _TOO_LARGE: Final = (
 
 def _source(expr: sp.Basic) -> str:
     """The expression in SymPy notation, or a summary for one too deep to print."""
-    if _large(expr, 400):
+    if more_nodes_than(expr, 400):
         return "an expression of more than 400 nodes"
     return sstr(expr)
 

@@ -32,6 +32,7 @@ from . import _exact as ex
 from .executed import Path, PathStep, Side, beside, domain_violation
 from .lowering import LoweredProgram
 from .primitives import strip
+from .program import more_nodes_than
 from .rules import OPS, exact_eval
 
 Kind = Literal["smooth", "kink", "jump", "domain", "unknown"]
@@ -137,7 +138,7 @@ def derivative_expressions(lowered: LoweredProgram) -> Derivatives | None:
 
 @functools.lru_cache(maxsize=256)
 def _derivatives(output: sp.Basic, inputs: tuple[sp.Basic, ...]) -> Derivatives | None:
-    if _too_big(output, SYMPY_DIFF_MAX_OPS):
+    if more_nodes_than(output, SYMPY_DIFF_MAX_OPS):
         return None
     math = strip(output)
     matrices = [s for s in inputs if isinstance(s, sp.MatrixSymbol)]
@@ -190,7 +191,7 @@ def formula(lowered: LoweredProgram, k: int) -> sp.Basic | None:
 def _formula(output: sp.Basic, inputs: tuple[sp.Basic, ...], k: int) -> sp.Basic | None:
     if isinstance(output, sp.MatrixExpr) and output.shape != (1, 1):
         return None
-    if _too_big(output, FORMULA_MAX_OPS):
+    if more_nodes_than(output, FORMULA_MAX_OPS):
         return None
     matrices = [s for s in inputs if isinstance(s, sp.MatrixSymbol)]
     if sum(m.rows * m.cols for m in matrices) > FORMULA_MAX_ELEMENTS:
@@ -219,18 +220,6 @@ def _formula(output: sp.Basic, inputs: tuple[sp.Basic, ...], k: int) -> sp.Basic
         return d
     except Exception:  # SymPy's calculus has gaps; the report then shows no formula
         return None
-
-
-def _too_big(e: sp.Basic, limit: int) -> bool:
-    """More than `limit` nodes, counted without recursion and without walking past the limit."""
-    stack = [e]
-    seen = 0
-    while stack:
-        seen += 1
-        if seen > limit:
-            return True
-        stack.extend(stack.pop().args)
-    return False
 
 
 # --------------------------------------------------------------------------- the values
