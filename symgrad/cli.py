@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import math
 import os
 import re
@@ -286,18 +287,20 @@ def _point(items: Sequence[str]) -> dict[str, float]:
     return point
 
 
-def _ranges(items: Sequence[str]) -> dict[str, tuple[float, float]]:
-    over: dict[str, tuple[float, float]] = {}
+def _ranges(items: Sequence[str]) -> dict[str, tuple[float, float] | float]:
+    """`x=-2:2` is a range; `y=0` holds y fixed at 0."""
+    over: dict[str, tuple[float, float] | float] = {}
     for chunk in items:
         for part in chunk.split(","):
-            name, _, rng = part.partition("=")
+            name, eq, rng = part.partition("=")
             low, sep, high = rng.partition(":")
             try:
-                if not (name.strip() and sep):
+                if not (name.strip() and eq):
                     raise ValueError
-                over[name.strip()] = (float(low), float(high))
+                over[name.strip()] = (float(low), float(high)) if sep else float(rng)
             except ValueError:
-                raise ParseError(f"--over {part!r} is not NAME=LOW:HIGH.\nFix: write e.g. `--over x=-2:2`.") from None
+                raise ParseError(f"--over {part!r} is not NAME=LOW:HIGH or NAME=VALUE.\n"
+                                 "Fix: write e.g. `--over x=-2:2` (a range) or `--over x=-2:2,y=0` (y fixed at 0).") from None
     return over
 
 
@@ -368,14 +371,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--markdown", action="store_true", help="print markdown instead of text")
     c.add_argument("--steps", action="store_true",
                    help="also print the backward pass line by line: each adjoint exact and torch's")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON (Comparison.to_dict())")
     sw = sub.add_parser("sweep", help="compare over a range of points")
     sw.add_argument("expr")
     sw.add_argument("--over", action="append", default=[], required=True,
-                    help="NAME=LOW:HIGH (n points; two inputs make a grid)")
+                    help="NAME=LOW:HIGH (n points; two ranges make a grid) or NAME=VALUE (held fixed)")
     sw.add_argument("-n", type=int, default=1001, help="points per input (default 1001)")
     sw.add_argument("--branches", default="if", choices=["if", "where"])
     sw.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    sw.add_argument("--plot", metavar="PNG", help="draw f and both derivatives into this image")
+    sw.add_argument("--plot", metavar="PNG", help="draw f and the derivatives (or a map of causes) into this image")
+    sw.add_argument("--json", action="store_true", help="print the sweep as JSON (Sweep.to_dict())")
     lo = sub.add_parser("lower", help="print the generated torch program")
     lo.add_argument("expr")
     lo.add_argument("--branches", default="if", choices=["if", "where"])
@@ -458,6 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "compare":
             f = parse(args.expr)
             result = compare(f, at=_point(args.at), branches=args.branches, dtype=args.dtype)
+            if args.json:
+                print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+                return 0
             print(result.to_markdown() if args.markdown else result, end="")
             if args.steps:
                 print()
@@ -469,13 +477,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _check_plot_path(args.plot)
             result = sweep(parse(args.expr), over=_ranges(args.over), n=args.n, branches=args.branches,
                            dtype=args.dtype)
-            print(result, end="")
+            if args.json:
+                print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+            else:
+                print(result, end="")
             if args.plot:
                 try:
                     result.plot(args.plot)
                 except OSError as err:
                     raise OptionError(_PLOT_PATH.format(path=args.plot, why=err.strerror or err)) from None
-                print(f"plot written to {args.plot}")
+                print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
         elif args.command == "lower":
             print(lower(parse(args.expr), branches=args.branches, dtype=args.dtype).source, end="")
         elif args.command == "check":

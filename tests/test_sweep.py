@@ -461,8 +461,9 @@ def test_cli_sweep_prints_counts_and_writes_the_plot(tmp_path: Path, capsys: pyt
 
 
 @pytest.mark.parametrize(("over", "first"), [
-    ("x=-1", "symgrad: --over 'x=-1' is not NAME=LOW:HIGH."),
-    ("x=a:b", "symgrad: --over 'x=a:b' is not NAME=LOW:HIGH."),
+    ("x=-1", "symgrad: `over` fixes every input (x): there is nothing to sweep."),
+    ("x=a:b", "symgrad: --over 'x=a:b' is not NAME=LOW:HIGH or NAME=VALUE."),
+    ("x", "symgrad: --over 'x' is not NAME=LOW:HIGH or NAME=VALUE."),
     ("y=-1:1", "symgrad: `over` names y, which the function does not use (inputs: x)."),
 ])
 def test_cli_sweep_bad_over_exits_2_with_a_sentence(over: str, first: str, capsys: pytest.CaptureFixture[str]) -> None:
