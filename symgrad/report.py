@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import mpmath
 import sympy as sp
@@ -490,11 +490,15 @@ CAUSE_COLORS = {
     "domain": "#7f7f7f", "graph-break": "#8c564b", "detach": "#e377c2", "control-flow": "#9467bd",
     "jump": "#d62728", "kink": "#ff7f0e", "nan-trap": "#17becf", "overflow": "#bcbd22", "rounding": "#2ca02c",
 }
+# The cause map's other two colours: a point where all three agree, and one whose loop ran too long.
+MAP_COLORS = {**CAUSE_COLORS, "agree": "#e8eef4", "skipped": "#000000"}
+WORST_MARK = {"marker": "x", "color": "black", "s": 40, "linewidths": 1.5}
+PLOT_EXTRA: Final = ("Fix: `pip install matplotlib` (from a checkout of symgrad, `pip install -e \".[plot]\"` "
+                     "installs it with symgrad).")
 
 
-def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
-    """f, the symbolic derivative and autograd's over the first swept input; disagreements
-    marked with one colour per cause, the legend in cause ids."""
+def pyplot(path: str | None, ax: Any, what: str = "Sweep.plot()") -> Any:
+    """matplotlib's pyplot, or an OptionError saying how to install it."""
     try:
         import matplotlib
 
@@ -504,35 +508,196 @@ def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
     except ImportError as err:  # the extra is optional
         from .errors import OptionError
 
-        raise OptionError("Sweep.plot() needs matplotlib, which is not installed.\n"
-                          "Fix: `pip install symgrad[plot]`.") from err
+        raise OptionError(f"{what} needs matplotlib, which is not installed.\n{PLOT_EXTRA}") from err
+    return plt
+
+
+def plotted_axes(s: Sweep) -> list[int]:
+    """The inputs a picture runs over: the ranged ones of a grid; for an explicit batch, those
+    whose values vary."""
     import numpy as np
 
+    if s.grid:
+        return list(s.swept)
+    varying = [k for k in range(s.points.shape[1]) if len(s.points) and np.ptp(s.points[:, k]) > 0]
+    return varying or [0]
+
+
+def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
+    """One swept input: f and the three derivatives over it, bands and markers coloured by cause.
+    Two: a map of causes over the (x, y) plane (one colour per cause, the worst points marked
+    x) beside a heat map of autograd's error against the exact derivative (given `ax`, the map
+    alone). More than two: an OptionError saying to hold some fixed."""
+    axes = plotted_axes(s)
+    if len(axes) > 2:
+        from .errors import OptionError
+
+        names = ", ".join(sstr(s.symbols[k]) for k in axes)
+        first, second = sstr(s.symbols[axes[0]]), sstr(s.symbols[axes[1]])
+        raise OptionError(
+            f"Sweep.plot() draws one or two swept inputs; this sweep runs over {len(axes)} ({names}).\n"
+            "A picture has two dimensions: a line over one input, or a map over two.\n"
+            f"Fix: hold the others fixed in `over`, e.g. `over={{{first}: (-1, 1), {second}: (-1, 1), "
+            + ", ".join(f"{sstr(s.symbols[k])}: 0.0" for k in axes[2:])
+            + "}`, or read the numbers with `to_dict()`."
+        )
+    plt = pyplot(path, ax)
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+        fig, panels = plt.subplots(1, len(axes), figsize=(12, 5) if len(axes) == 2 else (8, 5), dpi=100)
     else:
-        fig = ax.figure
-    xs = s.points[:, 0]
-    order = np.argsort(xs, kind="stable")
-    label = sstr(s.symbols[0])
-    with np.errstate(invalid="ignore"):
-        ax.plot(xs[order], s.value[order], color="#1f77b4", lw=1.5, label="f")
-        ax.plot(xs[order], s.grad_symbolic[order, 0], color="black", lw=1.2, ls="--", label="symbolic f'")
-        ax.plot(xs[order], s.grad_autograd[order, 0], color="#d62728", lw=1.0, alpha=0.7, label="autograd f'")
-    for cause in sorted(set(s.causes) - {"agree", "skipped"}):
-        sel = s.causes == cause
-        ys = np.where(np.isfinite(s.grad_autograd[sel, 0]), s.grad_autograd[sel, 0], 0.0)
-        ax.scatter(xs[sel], ys, s=30, marker="o", color=CAUSE_COLORS.get(cause, "black"), zorder=5, label=cause)
-    ax.set_xlabel(label)
-    ax.set_title(f"{s.source}  ({s.dtype}, branches=\"{s.branches}\")", fontsize=10)
-    ax.legend(loc="best", fontsize=8)
-    ax.grid(alpha=0.3)
+        fig, panels = ax.figure, ax
+    _draw(s, fig, panels, axes)
     if path is not None:
         fig.savefig(path)
         if own:
             plt.close(fig)
     return fig
+
+
+def sweep_png(s: Sweep, dpi: int = 80) -> bytes | None:
+    """The sweep's picture as PNG bytes (no pyplot state touched); None where matplotlib is
+    missing or the sweep runs over more than two inputs."""
+    import io
+
+    axes = plotted_axes(s)
+    if len(axes) > 2:
+        return None
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    fig = Figure(figsize=(12, 5) if len(axes) == 2 else (8, 5), dpi=dpi)
+    _draw(s, fig, fig.subplots(1, len(axes)), axes)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _draw(s: Sweep, fig: Any, panels: Any, axes: list[int]) -> None:
+    """Draw on `panels`: one axes (the line, or the cause map alone) or two (map and heat map)."""
+    if len(axes) == 1:
+        _draw_line(s, panels, axes[0])
+        return
+    if hasattr(panels, "__len__"):
+        fig.subplots_adjust(left=0.06, right=0.95, bottom=0.24, top=0.9, wspace=0.25)
+        _draw_map(s, fig, panels[0], panels[1], axes)
+    else:
+        _draw_map(s, fig, panels, None, axes)
+
+
+def _draw_line(s: Sweep, ax: Any, axis: int) -> None:
+    import numpy as np
+
+    xs = s.points[:, axis]
+    order = np.argsort(xs, kind="stable")
+    j = next((k for k, w in enumerate(s.wrt) if w == s.symbols[axis]), 0)
+    d = "f'" if len(s.wrt) == 1 else f"df/d{sstr(s.wrt[j])}"
+    with np.errstate(invalid="ignore"):
+        ax.plot(xs[order], s.value[order], color="#1f77b4", lw=1.5, label="f")
+        ax.plot(xs[order], s.grad_symbolic[order, j], color="black", lw=1.2, ls="--", label=f"symbolic {d}")
+        # Known where compared exactly (points) and where the float comparison agreed (a line).
+        ax.plot(xs[order], s.grad_executed[order, j], color="#9467bd", lw=2.5, alpha=0.45, marker=".", ms=4,
+                label=f"executed {d}")
+        ax.plot(xs[order], s.grad_autograd[order, j], color="#d62728", lw=1.0, alpha=0.7, label=f"autograd {d}")
+    sorted_x = np.unique(xs)
+    half = float(np.median(np.diff(sorted_x))) / 2 if len(sorted_x) > 1 else 0.5
+    for cause, regions in s.regions.items():  # a band under each run of one cause
+        for r in regions:
+            if r.low is not None:
+                ax.axvspan(r.low - half, r.high + half, color=CAUSE_COLORS.get(cause, "black"), alpha=0.15, lw=0)
+    for cause in sorted(set(s.causes) - {"agree", "skipped"}):
+        sel = s.causes == cause
+        ys = np.where(np.isfinite(s.grad_autograd[sel, j]), s.grad_autograd[sel, j], 0.0)
+        ax.scatter(xs[sel], ys, s=30, marker="o", color=CAUSE_COLORS.get(cause, "black"), zorder=5, label=cause)
+    ax.set_xlabel(sstr(s.symbols[axis]))
+    ax.set_title(_plot_title(s), fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def _plot_title(s: Sweep) -> str:
+    fixed = [f"{sstr(v)} = {s.points[0, k]:.6g}" for k, v in enumerate(s.symbols)
+             if s.grid and k not in s.swept and len(s.points)]
+    title = _headline(s.source)
+    title = title if len(title) <= 80 else title[:77] + "..."
+    return f"{title}{'  at ' + ', '.join(fixed) if fixed else ''}  ({s.dtype}, branches=\"{s.branches}\")"
+
+
+def relative_error(s: Sweep) -> Any:
+    """Per point, autograd's largest relative error against the exact executed derivative (the
+    float evaluation of the symbolic one where the executed one is not known); NaN where
+    autograd or the reference is NaN or infinite."""
+    import numpy as np
+
+    ref = np.where(np.isfinite(s.grad_executed), s.grad_executed, s.grad_symbolic)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err = np.abs(s.grad_autograd - ref) / np.maximum(np.abs(ref), 1e-300)
+    bad = ~np.isfinite(err)
+    out = np.where(bad, 0.0, err).max(axis=1, initial=0.0)
+    return np.where(bad.any(axis=1), np.nan, out)
+
+
+def grid_extent(s: Sweep, axes: Sequence[int]) -> tuple[float, float, float, float]:
+    """The extent of a grid's image: each pixel is the cell centred on its grid point."""
+    n0, n1 = s.grid
+    x = s.points[::n1, axes[0]]
+    y = s.points[:n1, axes[1]]
+    hx = (x[-1] - x[0]) / (n0 - 1) / 2 if n0 > 1 else 0.5
+    hy = (y[-1] - y[0]) / (n1 - 1) / 2 if n1 > 1 else 0.5
+    return (float(x[0] - hx), float(x[-1] + hx), float(y[0] - hy), float(y[-1] + hy))
+
+
+def cause_map(s: Sweep) -> Any:
+    """The cause of each grid point as an RGB image: row k is the k-th value of the second
+    input (from its low end, `origin="lower"`), column j the j-th of the first."""
+    import numpy as np
+    from matplotlib.colors import to_rgb
+
+    from .sweep import IDS
+
+    palette = np.array([to_rgb(MAP_COLORS[c]) for c in IDS])
+    return palette[s.codes.reshape(s.grid)].transpose(1, 0, 2)
+
+
+def _draw_map(s: Sweep, fig: Any, ax: Any, heat: Any, axes: list[int]) -> None:
+    import matplotlib
+    import numpy as np
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    xs, ys = s.points[:, axes[0]], s.points[:, axes[1]]
+    causes = s.causes
+    present = [c for c in MAP_COLORS if c in set(causes.tolist())]
+    if s.grid:
+        ax.imshow(cause_map(s), origin="lower", extent=grid_extent(s, axes), interpolation="nearest", aspect="auto")
+    else:
+        ax.scatter(xs, ys, s=12, c=[to_rgb(MAP_COLORS[c]) for c in causes])
+    worst = np.array([[float(c.point[s.symbols[axes[0]]]), float(c.point[s.symbols[axes[1]]])] for c in s.worst])
+    handles: list[Any] = [Patch(facecolor=MAP_COLORS[c], edgecolor="#555555", label=c) for c in present]
+    if len(worst):
+        handles.append(ax.scatter(worst[:, 0], worst[:, 1], **WORST_MARK, zorder=5, label="worst points"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(len(handles), 4), fontsize=8)
+    ax.set_xlabel(sstr(s.symbols[axes[0]]))
+    ax.set_ylabel(sstr(s.symbols[axes[1]]))
+    ax.set_title("cause at each point: " + _plot_title(s), fontsize=9)
+    if heat is None:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.maximum(relative_error(s), 1e-17))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d62728")
+    top = max(0.0, float(np.nanmax(logs, initial=-17.0)))
+    if s.grid:
+        shown = heat.imshow(np.ma.masked_invalid(logs.reshape(s.grid).T), origin="lower", extent=grid_extent(s, axes),
+                            interpolation="nearest", aspect="auto", cmap=cmap, vmin=-17, vmax=top)
+    else:
+        shown = heat.scatter(xs, ys, s=12, c=np.ma.masked_invalid(logs), cmap=cmap, vmin=-17, vmax=top)
+    fig.colorbar(shown, ax=heat, label="log10 relative error (floor 1e-17)")
+    if len(worst):
+        heat.scatter(worst[:, 0], worst[:, 1], **WORST_MARK, zorder=5)
+    heat.set_xlabel(sstr(s.symbols[axes[0]]))
+    heat.set_ylabel(sstr(s.symbols[axes[1]]))
+    heat.set_title("autograd against the exact derivative (red: NaN or inf)", fontsize=9)
 
 
 def render_sweep_html(s: Sweep) -> str:

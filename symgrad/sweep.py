@@ -418,8 +418,12 @@ class Sweep:
         return "\n".join(lines) + "\n"
 
     def plot(self, path: str | None = None, *, ax: Any = None) -> Any:
-        """Draw f, the symbolic derivative and autograd's over the swept input, disagreements
-        marked by cause (matplotlib, `pip install symgrad[plot]`)."""
+        """Draw the sweep (matplotlib: `pip install matplotlib`, or `pip install -e ".[plot]"` from
+        a checkout). One swept input: f and the symbolic, executed and autograd derivatives over
+        it, the points that disagree marked and banded by cause. Two: a map of the cause at each
+        (x, y) point, one colour per cause, the worst points marked x, beside a heat map of
+        autograd's relative error against the exact derivative. More than two: hold some fixed
+        in `over` (an OptionError says so)."""
         from .report import plot_sweep
 
         return plot_sweep(self, path, ax=ax)
