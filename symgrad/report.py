@@ -290,36 +290,6 @@ def _code_spans(text: str) -> str:
     return "".join(f"<code>{p}</code>" if k % 2 else p for k, p in enumerate(parts))
 
 
-def render_html(c: Comparison) -> str:
-    esc = html.escape
-    rows = _table(c)
-    cells = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
-    trs = [f"<tr>{cells}</tr>"]
-    for r in rows[1:]:
-        cid = r[-1].split()[0]
-        badge = f'<span class="symgrad-cause symgrad-{esc(cid)}">{esc(r[-1])}</span>'
-        trs.append("<tr>" + "".join(f"<td><code>{esc(x)}</code></td>" for x in r[:-1]) + f"<td>{badge}</td></tr>")
-    notes = []
-    for e in c.entries:
-        if not e.ok:
-            link = f' <a href="{esc(e.cause.page)}">{esc(e.cause.id)}</a>'
-            notes.append(f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b>: {_code_spans(e.explanation)}{link}</p>')
-            if e.hint:
-                notes.append(f'<p class="symgrad-hint"><i>Hint:</i> {_code_spans(e.hint)}</p>')
-    cited = _cited(c)
-    code = []
-    for number_, text in enumerate(c.lowered.source.splitlines(), start=1):
-        style = ' class="symgrad-cited" style="background:#fde2e2"' if number_ in cited else ""
-        code.append(f'<span{style} data-line="{number_}">{number_:3d} | {esc(text)}</span>')
-    return (
-        f'<div class="symgrad-comparison" data-cause="{esc(c.cause.id)}">'
-        f"<p><b>symgrad</b>: <code>{esc(c.source.splitlines()[0])}</code> at {esc(_point(c))}: "
-        f'<span class="symgrad-cause symgrad-{esc(c.cause.id)}">{esc(c.cause.id)}</span></p>'
-        f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
-        f'<pre class="symgrad-program">{chr(10).join(code)}</pre>{render_derivation_html(c.derivation())}</div>'
-    )
-
-
 # --------------------------------------------------------------------------- the backward pass
 
 MAX_DERIVATION_ROWS = 60
@@ -700,17 +670,135 @@ def _draw_map(s: Sweep, fig: Any, ax: Any, heat: Any, axes: list[int]) -> None:
     heat.set_title("autograd against the exact derivative (red: NaN or inf)", fontsize=9)
 
 
-def render_sweep_html(s: Sweep) -> str:
+# --------------------------------------------------------------------------- notebooks
+
+# One style sheet for both views, scoped to `.symgrad`: colours are translucent or inherited, so
+# the view reads on a light page and on a dark one (JupyterLab's dark theme, VS Code's).
+CSS: Final = """<style>
+.symgrad{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;font-size:13px;line-height:1.45;color:inherit;
+ border:1px solid rgba(127,127,127,.35);border-radius:6px;padding:10px 14px;margin:4px 0;max-width:1100px}
+.symgrad code,.symgrad pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
+.symgrad code{background:rgba(127,127,127,.15);border-radius:3px;padding:0 3px}
+.symgrad pre{background:rgba(127,127,127,.08);border-radius:4px;padding:6px 8px;overflow-x:auto;margin:4px 0}
+.symgrad pre code{background:none;padding:0}
+.symgrad table{border-collapse:collapse;margin:6px 0}
+.symgrad th,.symgrad td{border-bottom:1px solid rgba(127,127,127,.3);padding:3px 10px;text-align:left;vertical-align:top}
+.symgrad th{font-weight:600;border-bottom:2px solid rgba(127,127,127,.5)}
+.symgrad .symgrad-cause{display:inline-block;border-radius:10px;padding:0 8px;font-weight:600;font-size:12px}
+.symgrad .symgrad-meta{opacity:.75}
+.symgrad .symgrad-finding{border-left:3px solid rgba(127,127,127,.5);padding:2px 0 2px 10px;margin:8px 0}
+.symgrad .symgrad-finding p{margin:2px 0}
+.symgrad .symgrad-meaning{opacity:.85;font-size:12px}
+.symgrad .symgrad-program span{display:block;white-space:pre}
+.symgrad .symgrad-program .symgrad-cited{background:rgba(255,140,0,.28);font-weight:600}
+.symgrad details{margin:4px 0}
+.symgrad summary{cursor:pointer;font-weight:600}
+.symgrad img{max-width:100%;background:#fff;border-radius:4px}
+</style>"""
+AGREE_COLOR: Final = "#5f7d95"
+
+
+def _badge(cause_id: str, text: str | None = None) -> str:
+    """A cause as a coloured label whose text stays readable on its colour in either theme."""
+    colour = CAUSE_COLORS.get(cause_id, AGREE_COLOR)
+    r, g, b = (int(colour[k:k + 2], 16) / 255 for k in (1, 3, 5))
+    ink = "#000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.55 else "#fff"
     esc = html.escape
-    rows = "".join(
-        f'<tr><td><span class="symgrad-cause symgrad-{esc(c)}">{esc(c)}</span></td><td>{n}</td></tr>'
-        for c, n in s.counts.items()
-    )
-    regions = "".join(f"<li>{esc(str(r))}</li>" for rs in s.regions.values() for r in rs[:5])
-    worst = "".join(f"<li>{esc(next(e.explanation for e in c.entries if not e.ok))}</li>" for c in s.worst[:3])
+    return (f'<span class="symgrad-cause symgrad-{esc(cause_id)}" style="background:{colour};color:{ink}">'
+            f"{esc(text if text is not None else cause_id)}</span>")
+
+
+def _meanings(causes: Sequence[Cause]) -> str:
+    """Each cause's meaning, inline (a relative link would break in the user's notebook)."""
+    out = []
+    for cause in dict.fromkeys(causes):
+        if cause is not Cause.AGREE:
+            out.append(f'<p class="symgrad-meaning"><b>What {html.escape(cause.id)} means.</b> '
+                       f"{_code_spans(cause.meaning)}</p>")
+    return "".join(out)
+
+
+def render_html(c: Comparison) -> str:
+    esc = html.escape
+    rows = _table(c)
+    cells = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
+    trs = [f"<tr>{cells}</tr>"]
+    for r in rows[1:]:
+        cid = r[-1].split()[0]
+        trs.append("<tr>" + "".join(f"<td><code>{esc(x)}</code></td>" for x in r[:-1]) + f"<td>{_badge(cid, r[-1])}</td></tr>")
+    notes = []
+    for e in c.entries:
+        if not e.ok:
+            parts = [f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b> {_badge(e.cause.id)} {_code_spans(e.explanation)}</p>']
+            if e.hint:
+                parts.append(f'<p class="symgrad-hint"><i>Hint:</i> {_code_spans(e.hint)}</p>')
+            if e.autograd_error:
+                parts.append(f'<p class="symgrad-torch"><i>torch said:</i> <code>{esc(e.autograd_error.strip().splitlines()[0])}</code></p>')
+            notes.append(f'<div class="symgrad-finding">{"".join(parts)}</div>')
+    if c.ok:
+        first = c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate."
+        notes.append(f'<p class="symgrad-explanation">{_code_spans(first)}</p>')
+    cited = _cited(c)
+    code = []
+    for number_, text in enumerate(c.lowered.source.splitlines(), start=1):
+        if number_ in cited:
+            code.append(f'<span class="symgrad-cited" data-line="{number_}">&gt; {number_:3d} | {esc(text)}</span>')
+        else:
+            code.append(f'<span data-line="{number_}">  {number_:3d} | {esc(text)}</span>')
+    program = "".join(code)  # each line a block of its own: the cited one highlighted across
+    path = "\n".join(esc(line) for line in path_lines(c.executed_path, c.lowered.normalized.user_symbols))
+    source = "the program" if c.lowered.normalized.is_program else _headline(c.source)
+    mark = " (cited lines marked &gt;)" if cited else ""
     return (
-        f'<div class="symgrad-sweep"><p><b>symgrad sweep</b>: <code>{esc(s.source)}</code> over '
-        f"{len(s.points)} points ({esc(s.dtype)})</p>"
-        f'<table class="symgrad-counts"><tr><th>cause</th><th>points</th></tr>{rows}</table>'
-        f'<ul class="symgrad-regions">{regions}</ul><ol class="symgrad-worst">{worst}</ol></div>'
+        f'<div class="symgrad symgrad-comparison" data-cause="{esc(c.cause.id)}">{CSS}'
+        f"<p><b>symgrad</b>: <code>{esc(source)}</code> at {esc(_point(c))} "
+        f'<span class="symgrad-meta">({esc(c.dtype)}, branches="{esc(c.branches)}")</span></p>'
+        f"<p>{_badge(c.cause.id)} {esc(c.cause.title)}</p>"
+        f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
+        f"{_meanings([e.cause for e in c.entries])}"
+        f"<p><b>generated program</b>{mark}</p>"
+        f'<pre class="symgrad-program">{program}</pre>'
+        f'<details class="symgrad-path"><summary>executed path</summary><pre>{path}</pre></details>'
+        f"{render_derivation_html(c.derivation())}</div>"
+    )
+
+
+def render_sweep_html(s: Sweep) -> str:
+    import base64
+
+    esc = html.escape
+    rows = "".join(f"<tr><td>{_badge(c)}</td><td>{n}</td></tr>" for c, n in s.counts.items())
+    fixed = [f"{sstr(v)} = {s.points[0, k]:.6g}" for k, v in enumerate(s.symbols)
+             if s.grid and k not in s.swept and len(s.points)]
+    regions = []
+    for rs in s.regions.values():
+        for r in rs[:5]:
+            regions.append(f"<li>{_badge(r.cause)} {esc(str(r).split(': ', 1)[1])}</li>")
+        if len(rs) > 5:
+            regions.append(f"<li>... {len(rs) - 5} more {esc(rs[0].cause)} regions</li>")
+    worst = []
+    for c in s.worst[:5]:
+        e = next(x for x in c.entries if not x.ok)
+        at = ", ".join(f"{sstr(k)} = {float(v):.6g}" for k, v in c.point.items())
+        hint = f'<br><i>Hint:</i> {_code_spans(e.hint)}' if e.hint else ""
+        worst.append(f'<li><b>at {esc(at)}</b> {_badge(c.cause.id)} {_code_spans(e.explanation)}{hint}</li>')
+    png = sweep_png(s)
+    if png is not None:
+        alt = f"symgrad sweep of {_headline(s.source)}: " + ", ".join(f"{c} {n}" for c, n in s.counts.items())
+        picture = (f'<img class="symgrad-plot" alt="{esc(alt)}" '
+                   f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
+    elif len(plotted_axes(s)) > 2:
+        picture = ('<p class="symgrad-meta">No picture: this sweep runs over more than two inputs; hold some '
+                   "fixed in <code>over</code> to draw it.</p>")
+    else:
+        picture = '<p class="symgrad-meta">No picture: matplotlib is not installed (<code>pip install matplotlib</code>).</p>'
+    causes = [Cause.from_id(c) for c in s.counts if c != "skipped"]
+    return (
+        f'<div class="symgrad symgrad-sweep">{CSS}<p><b>symgrad sweep</b>: <code>{esc(_headline(s.source))}</code> over '
+        f"{len(s.points):,} points{esc(' at ' + ', '.join(fixed)) if fixed else ''} "
+        f'<span class="symgrad-meta">({esc(s.dtype)}, branches="{esc(s.branches)}", {s.seconds:.2f} s)</span></p>'
+        f'<table class="symgrad-counts"><tr><th>cause</th><th>points</th></tr>{rows}</table>{picture}'
+        + (f'<p><b>where</b></p><ul class="symgrad-regions">{"".join(regions)}</ul>' if regions else "")
+        + (f'<p><b>worst points</b> (one per cause and line)</p><ol class="symgrad-worst">{"".join(worst)}</ol>' if worst else "")
+        + f"{_meanings(causes)}</div>"
     )

@@ -245,13 +245,16 @@ def test_html_shows_the_three_values_and_the_explanation(named: tuple[str, sg.Co
             assert e.explanation.replace("`", "") in paragraphs.replace("`", "")
 
 
-def test_html_renders_code_spans_and_links_the_page() -> None:
+def test_html_renders_code_spans_and_explains_the_cause_inline() -> None:
     c = comparison("pw_sqrt_where")
     raw = c._repr_html_()
     tree = parse_html(raw)
     paragraphs = [text for t, a, text in tree.elements if "symgrad-explanation" in _classes(a)]
     assert all("`" not in p for p in paragraphs)
-    assert 'href="docs/causes.md#nan-trap"' in raw or "docs/causes.md#nan-trap" in html.unescape(raw)
+    # The cause's meaning is in the page: a relative link would break in the user's notebook.
+    assert "href=" not in raw
+    meanings = [text for t, a, text in tree.elements if "symgrad-meaning" in _classes(a)]
+    assert meanings == [f"What nan-trap means. {sg.Cause.NAN_TRAP.meaning}"]
 
 
 # ---------------------------------------------------------------- readability problems found
