@@ -8,6 +8,7 @@ generated program with the cited lines marked, and the executed path.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -38,10 +39,26 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
         return rounded(int(v.p), int(v.q), digits)
     if isinstance(v, sp.Rational):
         text = sstr(v)
+        if len(text) <= 12:  # short: 27, 1/2, 3/4, 1/3 teach more than their decimals
+            return text
+        shortest = _as_float64(v)
+        if shortest is not None:  # a float64 exactly (a float32 point's rounding, say): the float it is
+            return shortest
         return text if len(text) <= 24 else sstr(sp.Float(v, digits))
     if isinstance(v, sp.Float):
-        return mpmath.nstr(v._to_mpmath(v._prec), digits)
+        shortest = _as_float64(sp.Rational(v)) if v.is_finite else None
+        return shortest if shortest is not None and digits >= 17 else mpmath.nstr(v._to_mpmath(v._prec), digits)
     return sstr(v)
+
+
+def _as_float64(v: sp.Rational) -> str | None:
+    """`repr` of the float64 that is exactly `v` (3.888784, not 3.8887839999999998), or None
+    where no float64 is exactly `v`."""
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return repr(f) if math.isfinite(f) and sp.Rational(f) == v else None
 
 
 def _symbolic(e: Entry) -> str:

@@ -377,3 +377,15 @@ def test_floor_of_a_huge_exp_prints() -> None:
     text = str(c)
     assert "e+4342" in text and c.cause.id == "overflow"
     assert "0" * 100 not in text
+
+
+def test_numbers_read_as_the_floats_they_are() -> None:
+    from symgrad.report import number
+
+    assert number(sp.Rational(3.888784)) == "3.888784"  # not 3.8887839999999998
+    assert number(sp.Float(3.888784)) == "3.888784"
+    assert number(sp.Rational(13421773, 67108864)) == "0.20000000298023224"  # float32's 0.1, doubled
+    assert number(sp.Rational(1, 3)) == "1/3" and number(sp.Integer(27)) == "27" and number(sp.Rational(3, 4)) == "3/4"
+    # Exact but no float64: 17 significant digits, so it is not mistaken for the float -1.275.
+    assert number(sp.Rational(-183746864796716235, 144115188075855872)) == "-1.2750000000000000"
+    assert number(sp.Rational(10**30 + 1, 3**40)) == "8.2252633399699591e+10"  # not a float64: 17 digits
