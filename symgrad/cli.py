@@ -130,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--steps", action="store_true",
                    help="also print the backward pass line by line: each adjoint exact and torch's")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON (Comparison.to_dict())")
+    c.add_argument("--full", action="store_true", help="every entry, even over 20 (default: a summary)")
     c.add_argument("--wrt", help="NAME[,NAME]: the inputs to differentiate with respect to (default: all)")
     c.add_argument("--order", type=int, default=1, choices=[1, 2], help="2 compares the Hessian (default 1)")
     sw = sub.add_parser("sweep", help="compare over a range of points")
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
                 return 0
-            print(result.to_markdown() if args.markdown else result, end="")
+            print(result.to_markdown() if args.markdown else result.report(full=args.full), end="")
             if args.steps:
                 print()
                 print(result.derivation(), end="")

@@ -186,6 +186,13 @@ class Comparison:
 
         return comparison_dict(self)
 
+    def report(self, *, full: bool = False) -> str:
+        """The terminal report (what `str()` gives). Over 20 entries it counts the entries by
+        cause and shows the worst; `full=True` shows every entry."""
+        from .report import render_text
+
+        return deep(render_text)(self, full)
+
     def to_markdown(self) -> str:
         from .report import render_markdown
 

@@ -253,7 +253,31 @@ def _headline(source: str) -> str:
     return f"{text[:HEADLINE_MAX - 40]} ... ({len(source):,} characters)"
 
 
-def render_text(c: Comparison) -> str:
+MAX_ENTRIES = 20  # more entries than this: counts by cause and the worst, the rest on request
+
+
+def _summary(c: Comparison) -> tuple[list[str], Any]:
+    """For a large comparison: lines counting entries by cause, and a copy of `c` holding only
+    the worst entries (every disagreeing one first, most severe first, up to MAX_ENTRIES / 2)."""
+    from dataclasses import replace
+
+    counts: dict[str, int] = {}
+    for e in c.entries:
+        counts[e.cause.id] = counts.get(e.cause.id, 0) + 1
+    order = sorted(range(len(c.entries)), key=lambda k: (c.entries[k].cause.severity, k))
+    bad = [k for k in order if not c.entries[k].ok]
+    keep = sorted((bad or order)[: MAX_ENTRIES // 2])
+    which = "that disagree, the most severe first" if bad else "first"
+    lines = [f"{len(c.entries)} entries: " + ", ".join(f"{n} {cid}" for cid, n in
+                                                     sorted(counts.items(), key=lambda kv: Cause.from_id(kv[0]).severity)),
+             f"showing {len(keep)} {which}; c.report(full=True) (or `symgrad compare ... --full`) prints all {len(c.entries)}"]
+    return lines, replace(c, entries=tuple(c.entries[k] for k in keep))
+
+
+def render_text(c: Comparison, full: bool = False) -> str:
+    summary: list[str] = []
+    if not full and len(c.entries) > MAX_ENTRIES:
+        summary, c = _summary(c)
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
@@ -272,7 +296,7 @@ def render_text(c: Comparison) -> str:
         head.append("entries: the Hessian, d/dx_j of df/dx_i (order=2)")
     if getattr(c, "vjp", False):
         head.append("entries: the vector-Jacobian product v . J that y.backward(gradient=v) computes")
-    body = ["", *_columns(_table(c)), ""]
+    body = ["", *summary, *([""] if summary else []), *_columns(_table(c)), ""]
     for e in c.entries:
         if not e.ok:
             body += _entry_text(e) + [""]

@@ -389,3 +389,18 @@ def test_numbers_read_as_the_floats_they_are() -> None:
     # Exact but no float64: 17 significant digits, so it is not mistaken for the float -1.275.
     assert number(sp.Rational(-183746864796716235, 144115188075855872)) == "-1.2750000000000000"
     assert number(sp.Rational(10**30 + 1, 3**40)) == "8.2252633399699591e+10"  # not a float64: 17 digits
+
+
+def test_over_20_entries_a_summary_and_the_full_table_on_request() -> None:
+    ws = sp.symbols("w0:25")
+    c = sg.compare(sum(sp.Abs(w) for w in ws), at={w: (0.0 if k % 5 == 0 else 1.0) for k, w in enumerate(ws)})
+    text = str(c)
+    assert "25 entries: 5 kink, 20 agree" in text
+    assert "showing 5 that disagree, the most severe first; c.report(full=True)" in text
+    rows = [line.split()[0] for line in text.splitlines() if re.match(r"^w\d+ ", line)]
+    assert rows == ["w0", "w5", "w10", "w15", "w20"]
+    full = c.report(full=True)
+    assert "25 entries" not in full
+    assert [line.split()[0] for line in full.splitlines() if re.match(r"^w\d+ ", line)] == [f"w{k}" for k in range(25)]
+    small = sg.compare(sp.Abs(ws[0]), at={ws[0]: 0.0})
+    assert small.report() == str(small) == small.report(full=True)
