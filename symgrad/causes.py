@@ -43,6 +43,11 @@ class Cause(enum.Enum):
         return SIDES[self]
 
     @property
+    def meaning(self) -> str:
+        """What the cause means, in two or three sentences (the notebook view shows it inline)."""
+        return MEANINGS[self]
+
+    @property
     def page(self) -> str:
         return f"{DOCS_CAUSES}#{self.id}"
 
@@ -136,4 +141,38 @@ HINTS: Final = {
     "`torch.softmax`/`log_softmax` for normalised exponentials.",
     Cause.ROUNDING: "Rewrite the cancelling expression in a stable form (`torch.expm1`, "
     "`torch.log1p`, `1 - cos(x) = 2*sin(x/2)**2`){wider}.",
+}
+
+# What each cause means, in two or three sentences: the notebook view shows it inline (a link to
+# docs/causes.md would be a relative path that breaks in the user's own notebook). The pages in
+# docs/causes.md say the same at length, with examples.
+MEANINGS: Final = {
+    Cause.AGREE: "The derivative of the mathematics, the exact derivative of the program that ran, "
+    "and autograd's float are the same number, up to the dtype's tolerance.",
+    Cause.DOMAIN: "The function has no real value at the point (the log of a negative number, a "
+    "division by zero), or its slope is infinite there (sqrt at 0), so there is no derivative to "
+    "compare, whatever number torch returns.",
+    Cause.GRAPH_BREAK: "A value left the record that .backward() walks (an autograd graph break, "
+    "not a torch.compile split): .item() turned it into a Python number, or it was computed under "
+    "torch.no_grad(). From there on it is a constant, and no gradient flows back through it.",
+    Cause.DETACH: "e.detach() hands on the value of e but forgets how it was computed: to the "
+    "backward pass it is a constant. The mathematics has no such idea, so the part of the "
+    "derivative that flows through e is missing from what ran.",
+    Cause.CONTROL_FLOW: "Autograd differentiates the branch that ran. Away from a condition's "
+    "threshold that is right; exactly on it, a small change of the input takes the other branch, "
+    "so the mathematics has a jump or a corner there that the branch taken does not show.",
+    Cause.JUMP: "The function itself is discontinuous at the point (floor, sign, round, a step), "
+    "so no derivative exists there; torch reports the slope of the piece it computed, usually 0.",
+    Cause.KINK: "The graph has a corner: the slopes just left and just right of the point differ, "
+    "so the derivative does not exist. torch must return a number anyway, and each op has its own "
+    "convention (relu'(0) = 0, clamp counts its boundary as inside, maximum splits a tie).",
+    Cause.NAN_TRAP: "torch.where(c, a, b) computes both branches for every input. In the backward "
+    "pass the branch not kept gets gradient 0, multiplied by its own local derivative; where that "
+    "is nan or inf, 0 * nan = nan, and the NaN reaches the input's gradient.",
+    Cause.OVERFLOW: "A float has a largest finite value (about 1.8e308 in float64, 3.4e38 in "
+    "float32); exp crosses it early (above 709.78 in float64). The overflowing value is stored as "
+    "inf, or an underflow to 0 is divided by, and the gradient that follows is wrong.",
+    Cause.ROUNDING: "A float keeps about 16 significant digits (float64) or 7 (float32). "
+    "Subtracting two nearly equal numbers throws away the digits they share (cancellation), and "
+    "the backward pass works with what is left: autograd's gradient is finite but wrong.",
 }

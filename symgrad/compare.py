@@ -90,6 +90,14 @@ class Entry:
                           ("output", "wrt", "grad_symbolic", "one_sided", "grad_executed", "grad_autograd", "cause"))
         return f"Entry({parts})"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON-safe data: exact numbers as `{"exact": "1/2", "float": 0.5}`,
+        autograd's float with NaN and infinities as the strings "nan", "inf", "-inf", and None
+        where there is no value (see `symgrad._data`)."""
+        from ._data import entry_dict
+
+        return entry_dict(self)
+
     @property
     def derivative(self) -> sp.Basic | None:
         """The derivative as SymPy writes it (`X.T*(X*w - y)`), computed when first asked for;
@@ -158,6 +166,32 @@ class Comparison:
         from .report import render_text
 
         return deep(render_text)(self)
+
+    def __repr__(self) -> str:
+        from .report import _headline, _point
+
+        source = "program" if self.lowered.normalized.is_program else _headline(self.source)
+        source = source if len(source) <= 80 else source[:77] + "..."
+        at = _point(self)
+        at = at if len(at) <= 80 else at[:77] + "..."
+        return (f"<Comparison of {source!r} at {at} ({self.dtype}): {self.cause.id}, "
+                f"{len(self.entries)} {'entry' if len(self.entries) == 1 else 'entries'}>")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as JSON-safe data (`json.dumps(c.to_dict(), allow_nan=False)` works):
+        the settings, the point, the cause, the values, every entry (`Entry.to_dict()`) and the
+        generated program. Exact numbers are `{"exact": str, "float": float}`; non-finite
+        floats are the strings "nan", "inf", "-inf"; None means no value."""
+        from ._data import comparison_dict
+
+        return comparison_dict(self)
+
+    def report(self, *, full: bool = False) -> str:
+        """The terminal report (what `str()` gives). Over 20 entries it counts the entries by
+        cause and shows the worst; `full=True` shows every entry."""
+        from .report import render_text
+
+        return deep(render_text)(self, full)
 
     def to_markdown(self) -> str:
         from .report import render_markdown

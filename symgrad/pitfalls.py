@@ -613,7 +613,7 @@ class Calibration:
         return "\n".join(rows)
 
     def plot(self, path: str | None = None, *, ax: Any = None) -> Any:
-        """The reliability diagram (matplotlib, `pip install symgrad[plot]`): accuracy against
+        """The reliability diagram (matplotlib: `pip install matplotlib`): accuracy against
         confidence per bin, the gap to each bin's confidence shaded, and the diagonal of perfect
         calibration. Draws on `ax` if given, writes `path` if given; returns the figure."""
         try:
@@ -624,7 +624,8 @@ class Calibration:
             import matplotlib.pyplot as plt
         except ImportError as err:  # the extra is optional
             raise OptionError("Calibration.plot() needs matplotlib, which is not installed.\n"
-                              "Fix: `pip install symgrad[plot]`.") from err
+                              "Fix: `pip install matplotlib` (from a checkout of symgrad, "
+                              "`pip install -e \".[plot]\"` installs it with symgrad).") from err
         if ax is None:
             fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
         else:

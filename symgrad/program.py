@@ -411,6 +411,10 @@ def normalize(f: Any, extra: tuple[sp.Symbol, ...] = ()) -> Normalized:
     with derivative 0."""
     if isinstance(f, Program):
         return _normalize_program(f)
+    if isinstance(f, str):  # the command line's language: read safely, never `sympify` (eval)
+        from .parse import parse
+
+        f = parse(f)
     from .errors import UnsupportedNodeError
 
     try:

@@ -8,9 +8,10 @@ generated program with the cited lines marked, and the executed path.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import mpmath
 import sympy as sp
@@ -38,10 +39,26 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
         return rounded(int(v.p), int(v.q), digits)
     if isinstance(v, sp.Rational):
         text = sstr(v)
+        if len(text) <= 12:  # short: 27, 1/2, 3/4, 1/3 teach more than their decimals
+            return text
+        shortest = _as_float64(v)
+        if shortest is not None:  # a float64 exactly (a float32 point's rounding, say): the float it is
+            return shortest
         return text if len(text) <= 24 else sstr(sp.Float(v, digits))
     if isinstance(v, sp.Float):
-        return mpmath.nstr(v._to_mpmath(v._prec), digits)
+        shortest = _as_float64(sp.Rational(v)) if v.is_finite else None
+        return shortest if shortest is not None and digits >= 17 else mpmath.nstr(v._to_mpmath(v._prec), digits)
     return sstr(v)
+
+
+def _as_float64(v: sp.Rational) -> str | None:
+    """`repr` of the float64 that is exactly `v` (3.888784, not 3.8887839999999998), or None
+    where no float64 is exactly `v`."""
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return repr(f) if math.isfinite(f) and sp.Rational(f) == v else None
 
 
 def _symbolic(e: Entry) -> str:
@@ -236,7 +253,31 @@ def _headline(source: str) -> str:
     return f"{text[:HEADLINE_MAX - 40]} ... ({len(source):,} characters)"
 
 
-def render_text(c: Comparison) -> str:
+MAX_ENTRIES = 20  # more entries than this: counts by cause and the worst, the rest on request
+
+
+def _summary(c: Comparison) -> tuple[list[str], Any]:
+    """For a large comparison: lines counting entries by cause, and a copy of `c` holding only
+    the worst entries (every disagreeing one first, most severe first, up to MAX_ENTRIES / 2)."""
+    from dataclasses import replace
+
+    counts: dict[str, int] = {}
+    for e in c.entries:
+        counts[e.cause.id] = counts.get(e.cause.id, 0) + 1
+    order = sorted(range(len(c.entries)), key=lambda k: (c.entries[k].cause.severity, k))
+    bad = [k for k in order if not c.entries[k].ok]
+    keep = sorted((bad or order)[: MAX_ENTRIES // 2])
+    which = "that disagree, the most severe first" if bad else "first"
+    lines = [f"{len(c.entries)} entries: " + ", ".join(f"{n} {cid}" for cid, n in
+                                                     sorted(counts.items(), key=lambda kv: Cause.from_id(kv[0]).severity)),
+             f"showing {len(keep)} {which}; c.report(full=True) (or `symgrad compare ... --full`) prints all {len(c.entries)}"]
+    return lines, replace(c, entries=tuple(c.entries[k] for k in keep))
+
+
+def render_text(c: Comparison, full: bool = False) -> str:
+    summary: list[str] = []
+    if not full and len(c.entries) > MAX_ENTRIES:
+        summary, c = _summary(c)
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
@@ -255,7 +296,7 @@ def render_text(c: Comparison) -> str:
         head.append("entries: the Hessian, d/dx_j of df/dx_i (order=2)")
     if getattr(c, "vjp", False):
         head.append("entries: the vector-Jacobian product v . J that y.backward(gradient=v) computes")
-    body = ["", *_columns(_table(c)), ""]
+    body = ["", *summary, *([""] if summary else []), *_columns(_table(c)), ""]
     for e in c.entries:
         if not e.ok:
             body += _entry_text(e) + [""]
@@ -288,36 +329,6 @@ def _code_spans(text: str) -> str:
     """Escape text for HTML, turning `backtick spans` into <code> elements."""
     parts = html.escape(text).split("`")
     return "".join(f"<code>{p}</code>" if k % 2 else p for k, p in enumerate(parts))
-
-
-def render_html(c: Comparison) -> str:
-    esc = html.escape
-    rows = _table(c)
-    cells = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
-    trs = [f"<tr>{cells}</tr>"]
-    for r in rows[1:]:
-        cid = r[-1].split()[0]
-        badge = f'<span class="symgrad-cause symgrad-{esc(cid)}">{esc(r[-1])}</span>'
-        trs.append("<tr>" + "".join(f"<td><code>{esc(x)}</code></td>" for x in r[:-1]) + f"<td>{badge}</td></tr>")
-    notes = []
-    for e in c.entries:
-        if not e.ok:
-            link = f' <a href="{esc(e.cause.page)}">{esc(e.cause.id)}</a>'
-            notes.append(f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b>: {_code_spans(e.explanation)}{link}</p>')
-            if e.hint:
-                notes.append(f'<p class="symgrad-hint"><i>Hint:</i> {_code_spans(e.hint)}</p>')
-    cited = _cited(c)
-    code = []
-    for number_, text in enumerate(c.lowered.source.splitlines(), start=1):
-        style = ' class="symgrad-cited" style="background:#fde2e2"' if number_ in cited else ""
-        code.append(f'<span{style} data-line="{number_}">{number_:3d} | {esc(text)}</span>')
-    return (
-        f'<div class="symgrad-comparison" data-cause="{esc(c.cause.id)}">'
-        f"<p><b>symgrad</b>: <code>{esc(c.source.splitlines()[0])}</code> at {esc(_point(c))}: "
-        f'<span class="symgrad-cause symgrad-{esc(c.cause.id)}">{esc(c.cause.id)}</span></p>'
-        f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
-        f'<pre class="symgrad-program">{chr(10).join(code)}</pre>{render_derivation_html(c.derivation())}</div>'
-    )
 
 
 # --------------------------------------------------------------------------- the backward pass
@@ -490,11 +501,15 @@ CAUSE_COLORS = {
     "domain": "#7f7f7f", "graph-break": "#8c564b", "detach": "#e377c2", "control-flow": "#9467bd",
     "jump": "#d62728", "kink": "#ff7f0e", "nan-trap": "#17becf", "overflow": "#bcbd22", "rounding": "#2ca02c",
 }
+# The cause map's other two colours: a point where all three agree, and one whose loop ran too long.
+MAP_COLORS = {**CAUSE_COLORS, "agree": "#e8eef4", "skipped": "#000000"}
+WORST_MARK = {"marker": "x", "color": "black", "s": 40, "linewidths": 1.5}
+PLOT_EXTRA: Final = ("Fix: `pip install matplotlib` (from a checkout of symgrad, `pip install -e \".[plot]\"` "
+                     "installs it with symgrad).")
 
 
-def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
-    """f, the symbolic derivative and autograd's over the first swept input; disagreements
-    marked with one colour per cause, the legend in cause ids."""
+def pyplot(path: str | None, ax: Any, what: str = "Sweep.plot()") -> Any:
+    """matplotlib's pyplot, or an OptionError saying how to install it."""
     try:
         import matplotlib
 
@@ -504,30 +519,46 @@ def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
     except ImportError as err:  # the extra is optional
         from .errors import OptionError
 
-        raise OptionError("Sweep.plot() needs matplotlib, which is not installed.\n"
-                          "Fix: `pip install symgrad[plot]`.") from err
+        raise OptionError(f"{what} needs matplotlib, which is not installed.\n{PLOT_EXTRA}") from err
+    return plt
+
+
+def plotted_axes(s: Sweep) -> list[int]:
+    """The inputs a picture runs over: the ranged ones of a grid; for an explicit batch, those
+    whose values vary."""
     import numpy as np
 
+    if s.grid:
+        return list(s.swept)
+    varying = [k for k in range(s.points.shape[1]) if len(s.points) and np.ptp(s.points[:, k]) > 0]
+    return varying or [0]
+
+
+def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
+    """One swept input: f and the three derivatives over it, bands and markers coloured by cause.
+    Two: a map of causes over the (x, y) plane (one colour per cause, the worst points marked
+    x) beside a heat map of autograd's error against the exact derivative (given `ax`, the map
+    alone). More than two: an OptionError saying to hold some fixed."""
+    axes = plotted_axes(s)
+    if len(axes) > 2:
+        from .errors import OptionError
+
+        names = ", ".join(sstr(s.symbols[k]) for k in axes)
+        first, second = sstr(s.symbols[axes[0]]), sstr(s.symbols[axes[1]])
+        raise OptionError(
+            f"Sweep.plot() draws one or two swept inputs; this sweep runs over {len(axes)} ({names}).\n"
+            "A picture has two dimensions: a line over one input, or a map over two.\n"
+            f"Fix: hold the others fixed in `over`, e.g. `over={{{first}: (-1, 1), {second}: (-1, 1), "
+            + ", ".join(f"{sstr(s.symbols[k])}: 0.0" for k in axes[2:])
+            + "}`, or read the numbers with `to_dict()`."
+        )
+    plt = pyplot(path, ax)
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+        fig, panels = plt.subplots(1, len(axes), figsize=(12, 5) if len(axes) == 2 else (8, 5), dpi=100)
     else:
-        fig = ax.figure
-    xs = s.points[:, 0]
-    order = np.argsort(xs, kind="stable")
-    label = sstr(s.symbols[0])
-    with np.errstate(invalid="ignore"):
-        ax.plot(xs[order], s.value[order], color="#1f77b4", lw=1.5, label="f")
-        ax.plot(xs[order], s.grad_symbolic[order, 0], color="black", lw=1.2, ls="--", label="symbolic f'")
-        ax.plot(xs[order], s.grad_autograd[order, 0], color="#d62728", lw=1.0, alpha=0.7, label="autograd f'")
-    for cause in sorted(set(s.causes) - {"agree", "skipped"}):
-        sel = s.causes == cause
-        ys = np.where(np.isfinite(s.grad_autograd[sel, 0]), s.grad_autograd[sel, 0], 0.0)
-        ax.scatter(xs[sel], ys, s=30, marker="o", color=CAUSE_COLORS.get(cause, "black"), zorder=5, label=cause)
-    ax.set_xlabel(label)
-    ax.set_title(f"{s.source}  ({s.dtype}, branches=\"{s.branches}\")", fontsize=10)
-    ax.legend(loc="best", fontsize=8)
-    ax.grid(alpha=0.3)
+        fig, panels = ax.figure, ax
+    _draw(s, fig, panels, axes)
     if path is not None:
         fig.savefig(path)
         if own:
@@ -535,17 +566,280 @@ def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
     return fig
 
 
-def render_sweep_html(s: Sweep) -> str:
+def sweep_png(s: Sweep, dpi: int = 80) -> bytes | None:
+    """The sweep's picture as PNG bytes (no pyplot state touched); None where matplotlib is
+    missing or the sweep runs over more than two inputs."""
+    import io
+
+    axes = plotted_axes(s)
+    if len(axes) > 2:
+        return None
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    fig = Figure(figsize=(12, 5) if len(axes) == 2 else (8, 5), dpi=dpi)
+    _draw(s, fig, fig.subplots(1, len(axes)), axes)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _draw(s: Sweep, fig: Any, panels: Any, axes: list[int]) -> None:
+    """Draw on `panels`: one axes (the line, or the cause map alone) or two (map and heat map)."""
+    if len(axes) == 1:
+        _draw_line(s, panels, axes[0])
+        return
+    if hasattr(panels, "__len__"):
+        fig.subplots_adjust(left=0.06, right=0.95, bottom=0.24, top=0.9, wspace=0.25)
+        _draw_map(s, fig, panels[0], panels[1], axes)
+    else:
+        _draw_map(s, fig, panels, None, axes)
+
+
+def _draw_line(s: Sweep, ax: Any, axis: int) -> None:
+    import numpy as np
+
+    xs = s.points[:, axis]
+    order = np.argsort(xs, kind="stable")
+    j = next((k for k, w in enumerate(s.wrt) if w == s.symbols[axis]), 0)
+    d = "f'" if len(s.wrt) == 1 else f"df/d{sstr(s.wrt[j])}"
+    with np.errstate(invalid="ignore"):
+        ax.plot(xs[order], s.value[order], color="#1f77b4", lw=1.5, label="f")
+        ax.plot(xs[order], s.grad_symbolic[order, j], color="black", lw=1.2, ls="--", label=f"symbolic {d}")
+        # Known where compared exactly (points) and where the float comparison agreed (a line).
+        ax.plot(xs[order], s.grad_executed[order, j], color="#9467bd", lw=2.5, alpha=0.45, marker=".", ms=4,
+                label=f"executed {d}")
+        ax.plot(xs[order], s.grad_autograd[order, j], color="#d62728", lw=1.0, alpha=0.7, label=f"autograd {d}")
+    sorted_x = np.unique(xs)
+    half = float(np.median(np.diff(sorted_x))) / 2 if len(sorted_x) > 1 else 0.5
+    for cause, regions in s.regions.items():  # a band under each run of one cause
+        for r in regions:
+            if r.low is not None:
+                ax.axvspan(r.low - half, r.high + half, color=CAUSE_COLORS.get(cause, "black"), alpha=0.15, lw=0)
+    for cause in sorted(set(s.causes) - {"agree", "skipped"}):
+        sel = s.causes == cause
+        ys = np.where(np.isfinite(s.grad_autograd[sel, j]), s.grad_autograd[sel, j], 0.0)
+        ax.scatter(xs[sel], ys, s=30, marker="o", color=CAUSE_COLORS.get(cause, "black"), zorder=5, label=cause)
+    ax.set_xlabel(sstr(s.symbols[axis]))
+    ax.set_title(_plot_title(s), fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def _plot_title(s: Sweep) -> str:
+    fixed = [f"{sstr(v)} = {s.points[0, k]:.6g}" for k, v in enumerate(s.symbols)
+             if s.grid and k not in s.swept and len(s.points)]
+    title = _headline(s.source)
+    title = title if len(title) <= 80 else title[:77] + "..."
+    return f"{title}{'  at ' + ', '.join(fixed) if fixed else ''}  ({s.dtype}, branches=\"{s.branches}\")"
+
+
+def relative_error(s: Sweep) -> Any:
+    """Per point, autograd's largest relative error against the exact executed derivative (the
+    float evaluation of the symbolic one where the executed one is not known); NaN where
+    autograd or the reference is NaN or infinite."""
+    import numpy as np
+
+    ref = np.where(np.isfinite(s.grad_executed), s.grad_executed, s.grad_symbolic)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err = np.abs(s.grad_autograd - ref) / np.maximum(np.abs(ref), 1e-300)
+    bad = ~np.isfinite(err)
+    out = np.where(bad, 0.0, err).max(axis=1, initial=0.0)
+    return np.where(bad.any(axis=1), np.nan, out)
+
+
+def grid_extent(s: Sweep, axes: Sequence[int]) -> tuple[float, float, float, float]:
+    """The extent of a grid's image: each pixel is the cell centred on its grid point."""
+    n0, n1 = s.grid
+    x = s.points[::n1, axes[0]]
+    y = s.points[:n1, axes[1]]
+    hx = (x[-1] - x[0]) / (n0 - 1) / 2 if n0 > 1 else 0.5
+    hy = (y[-1] - y[0]) / (n1 - 1) / 2 if n1 > 1 else 0.5
+    return (float(x[0] - hx), float(x[-1] + hx), float(y[0] - hy), float(y[-1] + hy))
+
+
+def cause_map(s: Sweep) -> Any:
+    """The cause of each grid point as an RGB image: row k is the k-th value of the second
+    input (from its low end, `origin="lower"`), column j the j-th of the first."""
+    import numpy as np
+    from matplotlib.colors import to_rgb
+
+    from .sweep import IDS
+
+    palette = np.array([to_rgb(MAP_COLORS[c]) for c in IDS])
+    return palette[s.codes.reshape(s.grid)].transpose(1, 0, 2)
+
+
+def _draw_map(s: Sweep, fig: Any, ax: Any, heat: Any, axes: list[int]) -> None:
+    import matplotlib
+    import numpy as np
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    xs, ys = s.points[:, axes[0]], s.points[:, axes[1]]
+    causes = s.causes
+    present = [c for c in MAP_COLORS if c in set(causes.tolist())]
+    if s.grid:
+        ax.imshow(cause_map(s), origin="lower", extent=grid_extent(s, axes), interpolation="nearest", aspect="auto")
+    else:
+        ax.scatter(xs, ys, s=12, c=[to_rgb(MAP_COLORS[c]) for c in causes])
+    worst = np.array([[float(c.point[s.symbols[axes[0]]]), float(c.point[s.symbols[axes[1]]])] for c in s.worst])
+    handles: list[Any] = [Patch(facecolor=MAP_COLORS[c], edgecolor="#555555", label=c) for c in present]
+    if len(worst):
+        handles.append(ax.scatter(worst[:, 0], worst[:, 1], **WORST_MARK, zorder=5, label="worst points"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(len(handles), 4), fontsize=8)
+    ax.set_xlabel(sstr(s.symbols[axes[0]]))
+    ax.set_ylabel(sstr(s.symbols[axes[1]]))
+    ax.set_title("cause at each point: " + _plot_title(s), fontsize=9)
+    if heat is None:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.maximum(relative_error(s), 1e-17))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d62728")
+    top = max(0.0, float(np.nanmax(logs, initial=-17.0)))
+    if s.grid:
+        shown = heat.imshow(np.ma.masked_invalid(logs.reshape(s.grid).T), origin="lower", extent=grid_extent(s, axes),
+                            interpolation="nearest", aspect="auto", cmap=cmap, vmin=-17, vmax=top)
+    else:
+        shown = heat.scatter(xs, ys, s=12, c=np.ma.masked_invalid(logs), cmap=cmap, vmin=-17, vmax=top)
+    fig.colorbar(shown, ax=heat, label="log10 relative error (floor 1e-17)")
+    if len(worst):
+        heat.scatter(worst[:, 0], worst[:, 1], **WORST_MARK, zorder=5)
+    heat.set_xlabel(sstr(s.symbols[axes[0]]))
+    heat.set_ylabel(sstr(s.symbols[axes[1]]))
+    heat.set_title("autograd against the exact derivative (red: NaN or inf)", fontsize=9)
+
+
+# --------------------------------------------------------------------------- notebooks
+
+# One style sheet for both views, scoped to `.symgrad`: colours are translucent or inherited, so
+# the view reads on a light page and on a dark one (JupyterLab's dark theme, VS Code's).
+CSS: Final = """<style>
+.symgrad{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;font-size:13px;line-height:1.45;color:inherit;
+ border:1px solid rgba(127,127,127,.35);border-radius:6px;padding:10px 14px;margin:4px 0;max-width:1100px}
+.symgrad code,.symgrad pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
+.symgrad code{background:rgba(127,127,127,.15);border-radius:3px;padding:0 3px}
+.symgrad pre{background:rgba(127,127,127,.08);border-radius:4px;padding:6px 8px;overflow-x:auto;margin:4px 0}
+.symgrad pre code{background:none;padding:0}
+.symgrad table{border-collapse:collapse;margin:6px 0}
+.symgrad th,.symgrad td{border-bottom:1px solid rgba(127,127,127,.3);padding:3px 10px;text-align:left;vertical-align:top}
+.symgrad th{font-weight:600;border-bottom:2px solid rgba(127,127,127,.5)}
+.symgrad .symgrad-cause{display:inline-block;border-radius:10px;padding:0 8px;font-weight:600;font-size:12px}
+.symgrad .symgrad-meta{opacity:.75}
+.symgrad .symgrad-finding{border-left:3px solid rgba(127,127,127,.5);padding:2px 0 2px 10px;margin:8px 0}
+.symgrad .symgrad-finding p{margin:2px 0}
+.symgrad .symgrad-meaning{opacity:.85;font-size:12px}
+.symgrad .symgrad-program span{display:block;white-space:pre}
+.symgrad .symgrad-program .symgrad-cited{background:rgba(255,140,0,.28);font-weight:600}
+.symgrad details{margin:4px 0}
+.symgrad summary{cursor:pointer;font-weight:600}
+.symgrad img{max-width:100%;background:#fff;border-radius:4px}
+</style>"""
+AGREE_COLOR: Final = "#5f7d95"
+
+
+def _badge(cause_id: str, text: str | None = None) -> str:
+    """A cause as a coloured label whose text stays readable on its colour in either theme."""
+    colour = CAUSE_COLORS.get(cause_id, AGREE_COLOR)
+    r, g, b = (int(colour[k:k + 2], 16) / 255 for k in (1, 3, 5))
+    ink = "#000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.55 else "#fff"
     esc = html.escape
-    rows = "".join(
-        f'<tr><td><span class="symgrad-cause symgrad-{esc(c)}">{esc(c)}</span></td><td>{n}</td></tr>'
-        for c, n in s.counts.items()
-    )
-    regions = "".join(f"<li>{esc(str(r))}</li>" for rs in s.regions.values() for r in rs[:5])
-    worst = "".join(f"<li>{esc(next(e.explanation for e in c.entries if not e.ok))}</li>" for c in s.worst[:3])
+    return (f'<span class="symgrad-cause symgrad-{esc(cause_id)}" style="background:{colour};color:{ink}">'
+            f"{esc(text if text is not None else cause_id)}</span>")
+
+
+def _meanings(causes: Sequence[Cause]) -> str:
+    """Each cause's meaning, inline (a relative link would break in the user's notebook)."""
+    out = []
+    for cause in dict.fromkeys(causes):
+        if cause is not Cause.AGREE:
+            out.append(f'<p class="symgrad-meaning"><b>What {html.escape(cause.id)} means.</b> '
+                       f"{_code_spans(cause.meaning)}</p>")
+    return "".join(out)
+
+
+def render_html(c: Comparison) -> str:
+    esc = html.escape
+    rows = _table(c)
+    cells = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
+    trs = [f"<tr>{cells}</tr>"]
+    for r in rows[1:]:
+        cid = r[-1].split()[0]
+        trs.append("<tr>" + "".join(f"<td><code>{esc(x)}</code></td>" for x in r[:-1]) + f"<td>{_badge(cid, r[-1])}</td></tr>")
+    notes = []
+    for e in c.entries:
+        if not e.ok:
+            parts = [f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b> {_badge(e.cause.id)} {_code_spans(e.explanation)}</p>']
+            if e.hint:
+                parts.append(f'<p class="symgrad-hint"><i>Hint:</i> {_code_spans(e.hint)}</p>')
+            if e.autograd_error:
+                parts.append(f'<p class="symgrad-torch"><i>torch said:</i> <code>{esc(e.autograd_error.strip().splitlines()[0])}</code></p>')
+            notes.append(f'<div class="symgrad-finding">{"".join(parts)}</div>')
+    if c.ok:
+        first = c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate."
+        notes.append(f'<p class="symgrad-explanation">{_code_spans(first)}</p>')
+    cited = _cited(c)
+    code = []
+    for number_, text in enumerate(c.lowered.source.splitlines(), start=1):
+        if number_ in cited:
+            code.append(f'<span class="symgrad-cited" data-line="{number_}">&gt; {number_:3d} | {esc(text)}</span>')
+        else:
+            code.append(f'<span data-line="{number_}">  {number_:3d} | {esc(text)}</span>')
+    program = "".join(code)  # each line a block of its own: the cited one highlighted across
+    path = "\n".join(esc(line) for line in path_lines(c.executed_path, c.lowered.normalized.user_symbols))
+    source = "the program" if c.lowered.normalized.is_program else _headline(c.source)
+    mark = " (cited lines marked &gt;)" if cited else ""
     return (
-        f'<div class="symgrad-sweep"><p><b>symgrad sweep</b>: <code>{esc(s.source)}</code> over '
-        f"{len(s.points)} points ({esc(s.dtype)})</p>"
-        f'<table class="symgrad-counts"><tr><th>cause</th><th>points</th></tr>{rows}</table>'
-        f'<ul class="symgrad-regions">{regions}</ul><ol class="symgrad-worst">{worst}</ol></div>'
+        f'<div class="symgrad symgrad-comparison" data-cause="{esc(c.cause.id)}">{CSS}'
+        f"<p><b>symgrad</b>: <code>{esc(source)}</code> at {esc(_point(c))} "
+        f'<span class="symgrad-meta">({esc(c.dtype)}, branches="{esc(c.branches)}")</span></p>'
+        f"<p>{_badge(c.cause.id)} {esc(c.cause.title)}</p>"
+        f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
+        f"{_meanings([e.cause for e in c.entries])}"
+        f"<p><b>generated program</b>{mark}</p>"
+        f'<pre class="symgrad-program">{program}</pre>'
+        f'<details class="symgrad-path"><summary>executed path</summary><pre>{path}</pre></details>'
+        f"{render_derivation_html(c.derivation())}</div>"
+    )
+
+
+def render_sweep_html(s: Sweep) -> str:
+    import base64
+
+    esc = html.escape
+    rows = "".join(f"<tr><td>{_badge(c)}</td><td>{n}</td></tr>" for c, n in s.counts.items())
+    fixed = [f"{sstr(v)} = {s.points[0, k]:.6g}" for k, v in enumerate(s.symbols)
+             if s.grid and k not in s.swept and len(s.points)]
+    regions = []
+    for rs in s.regions.values():
+        for r in rs[:5]:
+            regions.append(f"<li>{_badge(r.cause)} {esc(str(r).split(': ', 1)[1])}</li>")
+        if len(rs) > 5:
+            regions.append(f"<li>... {len(rs) - 5} more {esc(rs[0].cause)} regions</li>")
+    worst = []
+    for c in s.worst[:5]:
+        e = next(x for x in c.entries if not x.ok)
+        at = ", ".join(f"{sstr(k)} = {float(v):.6g}" for k, v in c.point.items())
+        hint = f'<br><i>Hint:</i> {_code_spans(e.hint)}' if e.hint else ""
+        worst.append(f'<li><b>at {esc(at)}</b> {_badge(c.cause.id)} {_code_spans(e.explanation)}{hint}</li>')
+    png = sweep_png(s)
+    if png is not None:
+        alt = f"symgrad sweep of {_headline(s.source)}: " + ", ".join(f"{c} {n}" for c, n in s.counts.items())
+        picture = (f'<img class="symgrad-plot" alt="{esc(alt)}" '
+                   f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
+    elif len(plotted_axes(s)) > 2:
+        picture = ('<p class="symgrad-meta">No picture: this sweep runs over more than two inputs; hold some '
+                   "fixed in <code>over</code> to draw it.</p>")
+    else:
+        picture = '<p class="symgrad-meta">No picture: matplotlib is not installed (<code>pip install matplotlib</code>).</p>'
+    causes = [Cause.from_id(c) for c in s.counts if c != "skipped"]
+    return (
+        f'<div class="symgrad symgrad-sweep">{CSS}<p><b>symgrad sweep</b>: <code>{esc(_headline(s.source))}</code> over '
+        f"{len(s.points):,} points{esc(' at ' + ', '.join(fixed)) if fixed else ''} "
+        f'<span class="symgrad-meta">({esc(s.dtype)}, branches="{esc(s.branches)}", {s.seconds:.2f} s)</span></p>'
+        f'<table class="symgrad-counts"><tr><th>cause</th><th>points</th></tr>{rows}</table>{picture}'
+        + (f'<p><b>where</b></p><ul class="symgrad-regions">{"".join(regions)}</ul>' if regions else "")
+        + (f'<p><b>worst points</b> (one per cause and line)</p><ol class="symgrad-worst">{"".join(worst)}</ol>' if worst else "")
+        + f"{_meanings(causes)}</div>"
     )

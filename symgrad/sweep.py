@@ -28,6 +28,7 @@ import torch
 from ._deep import deep
 from .autograd import in_torch_state
 from .causes import Cause
+from ._data import _float_of
 from .compare import RTOL, Comparison, compare
 from .errors import LoopLimitError, OptionError, PointError, SymgradError
 from .executed import DEFAULT_MAX_ITERATIONS
@@ -306,7 +307,23 @@ class Region:
     symbol: str = "x"
     low: float | None = None
     high: float | None = None
-    points: tuple[tuple[float, ...], ...] = ()
+    points: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:
+        where = (f", low={self.low!r}, high={self.high!r}" if self.low is not None
+                 else f", points=<{len(self.points)} points>")
+        return f"Region({self.cause!r}, {self.count}, {self.symbol!r}{where})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: the cause, how many points, and the interval (1-D) or the points (2-D)."""
+        from ._data import real
+
+        out: dict[str, Any] = {"cause": self.cause, "count": self.count, "symbol": self.symbol}
+        if self.low is not None:
+            out["low"], out["high"] = real(self.low), real(self.high)
+        else:
+            out["points"] = [[real(v) for v in p] for p in self.points]
+        return out
 
     def __str__(self) -> str:
         if self.low is not None:
@@ -340,6 +357,39 @@ class Sweep:
     device: str
     seconds: float
     grid: tuple[int, ...] = field(default=())
+    # The inputs `over` gives a range (in order; the others are fixed, or an explicit batch).
+    swept: tuple[int, ...] = field(default=())
+    # (N, wrt): the exact derivative of the executed path, as a float, where it is known: at the
+    # points compared exactly, and where the float comparison agreed (there it is autograd's
+    # value within the tolerance); NaN at points whose cause was inferred from their group.
+    grad_executed: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.grad_executed is None:
+            object.__setattr__(self, "grad_executed", np.full_like(self.grad_autograd, math.nan))
+
+    def __repr__(self) -> str:
+        source = self.source if len(self.source) <= 80 else self.source[:77] + "..."
+        counts = ", ".join(f"{k!r}: {v}" for k, v in list(self.counts.items())[:10])
+        return (f"<Sweep of {source!r} over {len(self.points):,} points ({self.dtype}): "
+                f"{{{counts}}}>")
+
+    def to_dict(self, *, points: bool = True) -> dict[str, Any]:
+        """The sweep as JSON-safe data (`json.dumps(s.to_dict(), allow_nan=False)` works): its
+        settings, counts, regions and worst points (each with its point, cause and full
+        comparison), and with `points=True` one list per column: the inputs, f, and the three
+        derivatives per input (NaN and infinities as the strings "nan", "inf", "-inf"; the
+        executed derivative is "nan" where it is not known), and each point's cause."""
+        from ._data import sweep_dict
+
+        return sweep_dict(self, points)
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame, one row per point: the inputs, f, the symbolic, executed and
+        autograd derivatives per input, and the cause. Needs pandas (`pip install pandas`)."""
+        from ._data import sweep_frame
+
+        return sweep_frame(self)
 
     @property
     def causes(self) -> np.ndarray:
@@ -368,8 +418,12 @@ class Sweep:
         return "\n".join(lines) + "\n"
 
     def plot(self, path: str | None = None, *, ax: Any = None) -> Any:
-        """Draw f, the symbolic derivative and autograd's over the swept input, disagreements
-        marked by cause (matplotlib, `pip install symgrad[plot]`)."""
+        """Draw the sweep (matplotlib: `pip install matplotlib`, or `pip install -e ".[plot]"` from
+        a checkout). One swept input: f and the symbolic, executed and autograd derivatives over
+        it, the points that disagree marked and banded by cause. Two: a map of the cause at each
+        (x, y) point, one colour per cause, the worst points marked x, beside a heat map of
+        autograd's relative error against the exact derivative. More than two: hold some fixed
+        in `over` (an OptionError says so)."""
         from .report import plot_sweep
 
         return plot_sweep(self, path, ax=ax)
@@ -387,7 +441,8 @@ def _points(n: int) -> str:
 # --------------------------------------------------------------------------- the sweep
 
 
-def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) -> tuple[np.ndarray, tuple[int, ...]]:
+def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int,
+          dtype: str) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
     if not isinstance(over, Mapping) or not over:
         raise PointError("`over` must map input symbols to (low, high) ranges or to arrays of values.\n"
                          "Fix: e.g. `over={x: (-2, 2)}` or `over={x: [0.0, 0.5, 1.0]}`.")
@@ -404,40 +459,60 @@ def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int, dtype: str) 
                          f"{missing[0]}: (-1, 1)}}`.")
     ranges = {k: v for k, v in by_name.items() if isinstance(v, tuple) and len(v) == 2}
     try:
-        batches = {k: np.asarray(v, dtype=np.float64) for k, v in by_name.items() if k not in ranges}
+        fixed = {k: float(v) for k, v in by_name.items() if k not in ranges and _is_number(v)}
+        batches = {k: np.asarray(v, dtype=np.float64) for k, v in by_name.items() if k not in ranges and k not in fixed}
         for k, (lo, hi) in ranges.items():
             float(lo), float(hi)
     except (TypeError, ValueError) as err:
         raise PointError(f"`over` holds something that is not a number ({err}).\n"
-                         "Fix: give numbers: a (low, high) pair or an array of values per input.") from None
+                         "Fix: give numbers: a (low, high) pair, a fixed value or an array of values per input.") from None
     for b in batches.values():
         _check_size(b.size, len(names), None)  # before any copy of the user's batch
     batches = {k: b.reshape(-1) for k, b in batches.items()}
     if ranges and batches:
         raise PointError("`over` mixes ranges and explicit values.\nFix: give every input a (low, high) "
-                         "range, or every input an array of the same length.")
+                         "range or a fixed value, or every input an array of the same length.")
+    if fixed and not ranges and not batches:
+        raise PointError(f"`over` fixes every input ({', '.join(fixed)}): there is nothing to sweep.\n"
+                         "A fixed value holds an input constant while the others run over their ranges.\n"
+                         f"Fix: give at least one input a (low, high) range, e.g. `over={{{names[0]}: (-1, 1)}}`, "
+                         "or compare() the function at that one point.")
     if batches:
         lengths = {len(v) for v in batches.values()}
         if lengths == {0}:
             raise PointError("`over` gives an empty batch of points.\nFix: give at least one value per input.")
         if len(lengths) != 1:
             raise PointError("The explicit batches in `over` have different lengths.\nFix: give arrays of one length.")
-        cols = [batches[m] for m in names]
+        size = next(iter(lengths))
+        cols = [batches[m] if m in batches else np.full(size, fixed[m]) for m in names]
         grid: tuple[int, ...] = ()
+        swept: tuple[int, ...] = ()
     else:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise OptionError(f"n={n!r} is not a positive number of points.\nFix: pass e.g. n=1001.")
-        _check_size(n ** len(names), len(names), n)
-        axes = [np.linspace(float(ranges[m][0]), float(ranges[m][1]), n) for m in names]
-        mesh = np.meshgrid(*axes, indexing="ij")
-        cols = [g.reshape(-1) for g in mesh]
-        grid = tuple(n for _ in names)
+        ranged = [m for m in names if m in ranges]
+        _check_size(n ** len(ranged), len(ranged), n)
+        axes = [np.linspace(float(ranges[m][0]), float(ranges[m][1]), n) for m in ranged]
+        mesh = dict(zip(ranged, (g.reshape(-1) for g in np.meshgrid(*axes, indexing="ij"))))
+        size = n ** len(ranged)
+        cols = [mesh[m] if m in mesh else np.full(size, fixed[m]) for m in names]
+        grid = tuple(n for _ in ranged)
+        swept = tuple(k for k, m in enumerate(names) if m in ranges)
     points = np.stack(cols, axis=1)
     # The exact values the tensors of this dtype hold.
     points = torch.tensor(points, dtype=DTYPES[dtype]).to(torch.float64).numpy()
     if not np.all(np.isfinite(points)):
         raise PointError("`over` contains NaN or infinite values (after rounding to the dtype).\nFix: give finite values.")
-    return points, grid
+    return points, grid, swept
+
+
+def _is_number(v: Any) -> bool:
+    """A fixed value in `over`: one number (a Python, numpy, SymPy or 0-d torch number)."""
+    if isinstance(v, (bool, str, bytes)):
+        return False
+    if isinstance(v, (int, float, np.number, sp.Number)):
+        return True
+    return isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 0
 
 
 def _check_size(count: int, inputs: int, n: int | None) -> None:
@@ -544,7 +619,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     check_options(branches=branches, dtype=dtype)
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = lower(f, branches=branches, dtype=dtype)
-    points, grid = _grid(lowered, over, n, dtype)
+    points, grid, swept = _grid(lowered, over, n, dtype)
     if any(isinstance(s, sp.MatrixSymbol) for s in lowered.symbols):
         raise OptionError("sweep() runs over scalar inputs; this function has a matrix input.\n"
                           "Fix: compare() it at single points, or write its elements as scalar symbols.")
@@ -584,6 +659,8 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     chosen = _choose(runs, idx, auto, sym, max_exact)
     show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
     exact: dict[int, Comparison] = {}
+    # Where the float comparison agreed, the executed derivative is autograd's within tolerance.
+    executed = np.where(flagged[:, None], math.nan, auto)
     t_last = time.perf_counter()
 
     def exactly(todo: Iterable[int]) -> None:
@@ -598,6 +675,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
                 continue
             exact[i] = c
             codes[i] = CODE[c.cause.id]
+            executed[i] = [math.nan if e.grad_executed is None else _float_of(e.grad_executed) for e in c.entries]
             if show and time.perf_counter() - t_last > 0.2:
                 t_last = time.perf_counter()
                 print(f"\rsymgrad sweep: comparing flagged points exactly {len(exact)}", end="", file=sys.stderr)
@@ -624,9 +702,10 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
         source=lowered.normalized.source if not lowered.normalized.is_program else "program",
         lowered=lowered, symbols=lowered.symbols, wrt=tuple(lowered.symbols[k] for k in wrt_idx),
         points=points, value=value.to(torch.float64).cpu().numpy(), grad_symbolic=sym, grad_autograd=auto,
-        codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, lowered.symbols),
+        codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, lowered.symbols, swept),
         worst=worst, exact_points=len(exact), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
         dtype=dtype, branches=branches, device=str(dev), seconds=time.perf_counter() - start, grid=grid,
+        swept=swept, grad_executed=executed,
     )
 
 
@@ -715,14 +794,24 @@ def _worst(exact: dict[int, Comparison], auto: np.ndarray, sym: np.ndarray, k: i
             err = float(np.nan_to_num(np.max(np.abs(auto[i] - sym[i]) / np.maximum(np.abs(sym[i]), 1e-300)), nan=np.inf))
         return (c.cause.severity, -err)
 
-    return tuple(c for _, c in sorted(bad, key=key)[:k])
+    # One point per cause and cited line: the worst of each; neighbours on the same line and with
+    # the same cause repeat the same explanation, so they are not listed again.
+    out: dict[tuple[str, Any, Any], Comparison] = {}
+    for _, c in sorted(bad, key=key):
+        e = next(x for x in c.entries if not x.ok)
+        out.setdefault((c.cause.id, e.line, e.node), c)
+        if len(out) == k:
+            break
+    return tuple(out.values())
 
 
-def _regions(points: np.ndarray, codes: np.ndarray, symbols: Sequence[sp.Basic]) -> dict[str, tuple[Region, ...]]:
+def _regions(points: np.ndarray, codes: np.ndarray, symbols: Sequence[sp.Basic],
+             swept: Sequence[int] = ()) -> dict[str, tuple[Region, ...]]:
     out: dict[str, list[Region]] = {}
     quiet = (AGREE, SKIPPED)
-    if points.shape[1] == 1:
-        xs = points[:, 0]
+    if points.shape[1] == 1 or len(swept) == 1:
+        axis = swept[0] if swept else 0
+        xs = points[:, axis]
         order = None if bool(np.all(xs[1:] >= xs[:-1])) else np.argsort(xs, kind="stable")
         if order is not None:
             xs, codes = xs[order], codes[order]
@@ -732,10 +821,11 @@ def _regions(points: np.ndarray, codes: np.ndarray, symbols: Sequence[sp.Basic])
         for a, b in zip(starts, ends):
             if codes[a] not in quiet:
                 cid = IDS[codes[a]]
-                out.setdefault(cid, []).append(Region(cid, int(b - a + 1), sp.sstr(symbols[0]), float(xs[a]), float(xs[b])))
+                out.setdefault(cid, []).append(Region(cid, int(b - a + 1), sp.sstr(symbols[axis]), float(xs[a]), float(xs[b])))
     else:
+        axes = list(swept) or list(range(points.shape[1]))
         for code in sorted(set(np.unique(codes).tolist()) - set(quiet)):
-            sel = points[codes == code]
-            out[IDS[code]] = [Region(IDS[code], len(sel), ", ".join(map(sp.sstr, symbols)),
+            sel = np.unique(points[codes == code][:, axes], axis=0)  # each point once
+            out[IDS[code]] = [Region(IDS[code], int(np.sum(codes == code)), ", ".join(sp.sstr(symbols[k]) for k in axes),
                                      points=tuple(map(tuple, sel.tolist())))]
     return {k: tuple(v) for k, v in out.items()}

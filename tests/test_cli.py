@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
+import symgrad as sg
 from symgrad.cli import main, parse
 from symgrad.errors import ParseError
 from symgrad.rules import supported_markdown
@@ -132,7 +133,10 @@ def test_compare_in_float32_uses_float32_s_point(capsys: pytest.CaptureFixture[s
     assert rc == 0
     # float32's nearest value to 0.1 is 13421773/2**27; the exact derivative is twice that.
     assert out.split("\n")[0] == 'symgrad: x**2 at x = 0.10000000149011612  (float32, branches="if")'
-    assert table_rows(out, "wrt") == [["x", "13421773/67108864", "13421773/67108864", "0.20000000298023224", "agree"]]
+    # Shown as the float64 it is exactly; the record keeps the rational.
+    assert table_rows(out, "wrt") == [["x", "0.20000000298023224", "0.20000000298023224", "0.20000000298023224", "agree"]]
+    c = sg.compare(sp.Symbol("x") ** 2, at={"x": 0.1}, dtype="float32")
+    assert c.entries[0].grad_executed == sp.Rational(13421773, 67108864)
     assert "rtol=0.0001" in out
 
 

@@ -245,13 +245,16 @@ def test_html_shows_the_three_values_and_the_explanation(named: tuple[str, sg.Co
             assert e.explanation.replace("`", "") in paragraphs.replace("`", "")
 
 
-def test_html_renders_code_spans_and_links_the_page() -> None:
+def test_html_renders_code_spans_and_explains_the_cause_inline() -> None:
     c = comparison("pw_sqrt_where")
     raw = c._repr_html_()
     tree = parse_html(raw)
     paragraphs = [text for t, a, text in tree.elements if "symgrad-explanation" in _classes(a)]
     assert all("`" not in p for p in paragraphs)
-    assert 'href="docs/causes.md#nan-trap"' in raw or "docs/causes.md#nan-trap" in html.unescape(raw)
+    # The cause's meaning is in the page: a relative link would break in the user's notebook.
+    assert "href=" not in raw
+    meanings = [text for t, a, text in tree.elements if "symgrad-meaning" in _classes(a)]
+    assert meanings == [f"What nan-trap means. {sg.Cause.NAN_TRAP.meaning}"]
 
 
 # ---------------------------------------------------------------- readability problems found
@@ -374,3 +377,30 @@ def test_floor_of_a_huge_exp_prints() -> None:
     text = str(c)
     assert "e+4342" in text and c.cause.id == "overflow"
     assert "0" * 100 not in text
+
+
+def test_numbers_read_as_the_floats_they_are() -> None:
+    from symgrad.report import number
+
+    assert number(sp.Rational(3.888784)) == "3.888784"  # not 3.8887839999999998
+    assert number(sp.Float(3.888784)) == "3.888784"
+    assert number(sp.Rational(13421773, 67108864)) == "0.20000000298023224"  # float32's 0.1, doubled
+    assert number(sp.Rational(1, 3)) == "1/3" and number(sp.Integer(27)) == "27" and number(sp.Rational(3, 4)) == "3/4"
+    # Exact but no float64: 17 significant digits, so it is not mistaken for the float -1.275.
+    assert number(sp.Rational(-183746864796716235, 144115188075855872)) == "-1.2750000000000000"
+    assert number(sp.Rational(10**30 + 1, 3**40)) == "8.2252633399699591e+10"  # not a float64: 17 digits
+
+
+def test_over_20_entries_a_summary_and_the_full_table_on_request() -> None:
+    ws = sp.symbols("w0:25")
+    c = sg.compare(sum(sp.Abs(w) for w in ws), at={w: (0.0 if k % 5 == 0 else 1.0) for k, w in enumerate(ws)})
+    text = str(c)
+    assert "25 entries: 5 kink, 20 agree" in text
+    assert "showing 5 that disagree, the most severe first; c.report(full=True)" in text
+    rows = [line.split()[0] for line in text.splitlines() if re.match(r"^w\d+ ", line)]
+    assert rows == ["w0", "w5", "w10", "w15", "w20"]
+    full = c.report(full=True)
+    assert "25 entries" not in full
+    assert [line.split()[0] for line in full.splitlines() if re.match(r"^w\d+ ", line)] == [f"w{k}" for k in range(25)]
+    small = sg.compare(sp.Abs(ws[0]), at={ws[0]: 0.0})
+    assert small.report() == str(small) == small.report(full=True)

@@ -297,21 +297,88 @@ def test_plot_draws_the_sweeps_data_on_given_axes() -> None:
     ax = fig.subplots()
     assert s.plot(ax=ax) is fig
     xs = s.points[:, 0]
-    f_line, sym_line, auto_line = ax.lines
+    f_line, sym_line, exe_line, auto_line = ax.lines
     for line in ax.lines:
         np.testing.assert_array_equal(line.get_xdata(), xs)
     np.testing.assert_array_equal(f_line.get_ydata(), s.value)
     np.testing.assert_array_equal(sym_line.get_ydata(), s.grad_symbolic[:, 0])
+    np.testing.assert_array_equal(exe_line.get_ydata(), s.grad_executed[:, 0])
     np.testing.assert_array_equal(auto_line.get_ydata(), s.grad_autograd[:, 0])
     legend = ax.get_legend()
     assert legend is not None
     labels = [t.get_text() for t in legend.get_texts()]
-    assert labels == ["f", "symbolic f'", "autograd f'", "kink", "nan-trap"]
+    assert labels == ["f", "symbolic f'", "executed f'", "autograd f'", "kink", "nan-trap"]
     marked = {coll.get_label(): np.asarray(coll.get_offsets())[:, 0] for coll in ax.collections}
     assert set(marked) == {"kink", "nan-trap"}
     for cause, at in marked.items():
         np.testing.assert_array_equal(np.asarray(at), xs[s.causes == cause])
     assert ax.get_xlabel() == "x"
+    # A band under each region, in its cause's colour, covering its points.
+    from matplotlib.colors import to_rgb
+
+    from symgrad.report import CAUSE_COLORS
+
+    bands = [(p.get_facecolor()[:3], p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]
+    expected = [r for rs in s.regions.values() for r in rs]
+    assert len(bands) == len(expected)
+    for (colour, lo, hi), r in zip(bands, expected):
+        assert np.allclose(colour, to_rgb(CAUSE_COLORS[r.cause]))
+        assert lo < r.low <= r.high < hi
+
+
+def test_the_executed_derivative_is_the_exact_one_at_compared_points() -> None:
+    s = swept("sqrt-or-0 where")
+    known = np.isfinite(s.grad_executed[:, 0])
+    assert known.sum() >= s.counts["agree"]
+    for c in s.worst:
+        k = int(np.flatnonzero(s.points[:, 0] == float(c.point[x]))[0])
+        assert s.grad_executed[k, 0] == float(c.entries[0].grad_executed)
+
+
+def test_2d_plot_pixels_match_the_cause_map(tmp_path: Path) -> None:
+    from matplotlib.colors import to_rgb
+    from matplotlib.image import imread
+
+    from symgrad.report import MAP_COLORS
+
+    s = sg.sweep(sp.Max(x, y), over={x: (-1, 1), y: (-1, 1)}, n=41)
+    assert s.counts == {"agree": 1640, "kink": 41}
+    path = tmp_path / "map.png"
+    fig = s.plot(str(path))
+    image = imread(str(path))
+    assert image.shape[:2] == (500, 1200)
+    cause_ax, heat_ax = fig.axes[:2]
+    assert "cause" in cause_ax.get_title() and "exact" in heat_ax.get_title()
+    labels = [t.get_text() for t in cause_ax.get_legend().get_texts()]
+    assert labels == ["kink", "agree", "worst points"]
+    worst = [cause_ax.transData.transform((float(c.point[x]), float(c.point[y]))) for c in s.worst]
+    height = image.shape[0]
+    grid = s.points.reshape(41, 41, 2)
+    causes = s.causes.reshape(41, 41)
+    checked = {"agree": 0, "kink": 0}
+    for i in range(41):
+        for j in range(41):
+            if (i + j) % 3 and i != j:
+                continue  # every third point, and the whole diagonal
+            px, py = cause_ax.transData.transform(grid[i, j])
+            if any(abs(px - wx) < 10 and abs(py - wy) < 10 for wx, wy in worst):
+                continue  # under a worst point's marker
+            pixel = image[int(height - py), int(px), :3]
+            want = to_rgb(MAP_COLORS[causes[i, j]])
+            assert np.allclose(pixel, want, atol=0.02), (grid[i, j], causes[i, j], pixel)
+            checked[causes[i, j]] += 1
+    assert checked["kink"] >= 39 and checked["agree"] > 400
+
+
+def test_more_than_two_swept_inputs_plot_says_to_fix_some() -> None:
+    s = sg.sweep(x * y * z, over={x: (-1, 1), y: (-1, 1), z: (-1, 1)}, n=3)
+    with pytest.raises(sg.OptionError) as err:
+        s.plot()
+    msg = str(err.value)
+    assert msg.startswith("Sweep.plot() draws one or two swept inputs; this sweep runs over 3 (x, y, z).\n")
+    assert "Fix: hold the others fixed in `over`, e.g. `over={x: (-1, 1), y: (-1, 1), z: 0.0}`" in msg
+    fixed = sg.sweep(x * y * z, over={x: (-1, 1), y: (-1, 1), z: 0.5}, n=3)
+    assert len(fixed.plot().axes) >= 2  # a map and a heat map (and its colour bar)
 
 
 # ---------------------------------------------------------------- HTML
@@ -461,8 +528,9 @@ def test_cli_sweep_prints_counts_and_writes_the_plot(tmp_path: Path, capsys: pyt
 
 
 @pytest.mark.parametrize(("over", "first"), [
-    ("x=-1", "symgrad: --over 'x=-1' is not NAME=LOW:HIGH."),
-    ("x=a:b", "symgrad: --over 'x=a:b' is not NAME=LOW:HIGH."),
+    ("x=-1", "symgrad: `over` fixes every input (x): there is nothing to sweep."),
+    ("x=a:b", "symgrad: --over 'x=a:b' is not NAME=LOW:HIGH or NAME=VALUE."),
+    ("x", "symgrad: --over 'x' is not NAME=LOW:HIGH or NAME=VALUE."),
     ("y=-1:1", "symgrad: `over` names y, which the function does not use (inputs: x)."),
 ])
 def test_cli_sweep_bad_over_exits_2_with_a_sentence(over: str, first: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -565,3 +633,14 @@ def test_sweep_agree_means_what_compare_says_on_a_cancellation_range() -> None:
             checked += 1
     assert checked >= 3
     assert sg.compare(f, at={x: 0.014354277138569283}).cause.id == "rounding"
+
+
+def test_plot_without_matplotlib_suggests_a_command_that_works_from_a_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = sg.sweep(sp.Abs(x), over={x: (-1, 1)}, n=5)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    with pytest.raises(sg.OptionError) as err:
+        s.plot("never.png")
+    msg = str(err.value)
+    assert msg.startswith("Sweep.plot() needs matplotlib, which is not installed.\n")
+    assert "`pip install matplotlib`" in msg and '`pip install -e ".[plot]"`' in msg
+    assert "symgrad[plot]" not in msg

@@ -1,0 +1,64 @@
+"""One language for expressions: the safe parser (`symgrad.parse`) behind the CLI and behind
+`compare`/`sweep`/`lower` given a string."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.cli import main
+from symgrad.parse import parse
+
+x, y = sp.symbols("x y")
+
+
+def test_compare_reads_a_string_with_the_clis_parser() -> None:
+    c = sg.compare("x**2", at={"x": 1})
+    assert c.ok and c.source == "x**2" and float(c.entries[0].grad_executed) == 2.0
+    assert sg.lower("x*detach(x**2)").source == sg.lower(x * sg.detach(x**2)).source
+    assert sg.sweep("Abs(x)", over={"x": (-1, 1)}, n=5).counts == {"agree": 4, "kink": 1}
+
+
+def test_the_issues_string_examples() -> None:
+    trap = sg.compare("Piecewise((sqrt(x), x > 0), (0, True))", at={"x": -1.0}, branches="where")
+    assert trap.cause.id == "nan-trap"
+    relu = sg.compare("relu(x)", at={"x": 0.0})
+    assert relu.cause.id == "kink" and relu.entries[0].grad_autograd == 0.0
+    assert parse("relu(x)") == sp.Max(x, 0)
+
+
+def test_a_string_is_never_evaluated() -> None:
+    with pytest.raises(sg.SymgradError) as err:
+        sg.compare("__import__('os').system('true')", at={"x": 1.0})
+    assert "is not allowed in an expression" in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "first", "fix"), [
+    ("x if x > 0 else 0", "'x if x > 0 else 0' in 'x if x > 0 else 0' is a Python `if`",
+     "Fix: write `Piecewise((x, x > 0), (0, True))`."),
+    ("x^2 + 1", "'x^2 + 1' uses ^, which in Python is the bitwise exclusive or, not a power",
+     "Fix: write powers with **: `x**2 + 1`."),
+    ("sigmoid(x)", "sigmoid(...) is a fused torch op", "Fix: write it out, e.g. `1/(1 + exp(-x))`"),
+    ("softplus(x)", "softplus(...) is a fused torch op", "Fix: write it out, e.g. `log(1 + exp(x))`"),
+    ("logsumexp(x, y)", "logsumexp(...) is a fused torch op", "Fix: write it out, e.g. `log(exp(a) + exp(b))`"),
+])
+def test_python_habits_get_the_sympy_spelling(text: str, first: str, fix: str) -> None:
+    with pytest.raises(sg.SymgradError) as err:
+        parse(text)
+    msg = str(err.value)
+    assert msg.startswith(first), msg
+    assert fix in msg
+    assert msg.splitlines()[-1].startswith("See docs/errors.md#")
+
+
+def test_cli_compare_wrt_and_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "x**2*y", "--at", "x=1,y=2", "--wrt", "y", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [e["wrt"] for e in d["entries"]] == ["y"]
+    assert main(["compare", "x**3*y", "--at", "x=1,y=2", "--order", "2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["order"] == 2
+    assert [e["grad_executed"]["exact"] for e in d["entries"]] == ["12", "3", "3", "0"]
