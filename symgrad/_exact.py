@@ -440,7 +440,33 @@ def lost_bits(v: Exact) -> int:
         return 0
     if not v.is_finite():
         return UNBOUNDED_LOSS  # a ball of infinite radius: no bit is certain
-    return max(0, prec() - int(v.rel_accuracy_bits()))
+    acc = int(v.rel_accuracy_bits())
+    if acc >= -prec():
+        return max(0, prec() - acc)
+    # A ball around 0 (log(1 + 1e-326) at 192 bits): the bits lost are how far its radius is
+    # above its midpoint, plus the working precision; a zero midpoint (sin(pi)) asks for one
+    # doubling, after which it is a zero to the working resolution.
+    if is_wide(v):
+        return UNBOUNDED_LOSS
+    mid = v.mid()
+    if mid.is_zero():
+        return prec()
+    ratio = float((v.rad() / abs(mid)).log() / arb(2).log())
+    return prec() + max(0, math.ceil(ratio)) + 1 if math.isfinite(ratio) else UNBOUNDED_LOSS
+
+
+def is_zero_ball(v: Any) -> bool:
+    """A ball that contains 0 and is not exactly 0."""
+    return isinstance(v, arb) and v.is_finite() and not v.is_exact() and bool(v.contains(0))
+
+
+def is_wide(v: Any) -> bool:
+    """A ball that says too little to decide anything at this precision: infinite, or around 0
+    with a radius above half the working precision's resolution ([+/- 1] for sin of a huge
+    argument), unlike sin(pi)'s ball of radius 2**-190 at 192 bits."""
+    if is_indeterminate(v):
+        return True
+    return is_zero_ball(v) and bool(v.rad() > arb(2) ** (-(prec() // 2)))
 
 
 def is_indeterminate(v: Any) -> bool:

@@ -396,15 +396,19 @@ def _exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence
         with ex.working_precision(bits):
             ex.reset_undecided()
             current = _exact_at(lowered, point, comps, v, max_iterations, bits)
-            lost = max((ex.lost_bits(x) for x in _numbers(current)), default=0)
+            numbers = _numbers(current)
+            lost = max((ex.lost_bits(x) for x in numbers), default=0)
             undecided = ex.undecided()
-        enough = bits - lost >= TARGET_BITS
-        if (enough and (not undecided or rerun)) or rerun >= 2:
+            # Values still uncertain: a ball wider than the working resolution allows, or one
+            # that certifies fewer bits than reported. A tiny ball around 0 (sin(pi)) is not one.
+            short = [x for x in numbers if ex.is_wide(x) or (not ex.is_zero_ball(x) and ex.lost_bits(x) > bits - TARGET_BITS)]
+            zeros = any(ex.is_zero_ball(x) for x in numbers)
+        if not short and ((not zeros and not undecided) or rerun):
             return current
         needed = bits + max(lost, 32 if undecided else 0) + TARGET_BITS // 2
-        if needed > ex.MAX_PREC:
-            if enough:
-                return current  # only a tie left undecided: it is one to the working resolution
+        if rerun >= 2 or needed > ex.MAX_PREC:
+            if not short:
+                return current  # only ties and zeros at the working resolution are left
             raise PrecisionError(PRECISION.format(bits=bits, lost=f"{lost:,}" if lost < 10**9 else "more than 10**9",
                                                   target=TARGET_BITS, needed=f"{needed:,}" if needed < 10**9 else "more than 10**9"))
         rerun += 1
