@@ -31,6 +31,7 @@ from .lowering import lower as lower
 from .primitives import detach as detach
 from .primitives import item as item
 from .primitives import no_grad as no_grad
+from .primitives import sigmoid as sigmoid
 from .program import Program as Program
 from .sweep import Sweep as Sweep
 from .sweep import sweep as sweep
@@ -43,6 +44,6 @@ from . import testing as testing  # noqa: E402
 __all__ = [
     "CalibrationError", "Cause", "Comparison", "Entry", "GradientMismatch", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
     "PointError", "PrecisionError", "Program", "ProgramError", "ShapeError", "SymgradError", "TraceError", "UnboundSymbolError",
-    "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad",
+    "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad", "sigmoid",
     "pitfalls", "sweep", "testing", "trace",
 ]

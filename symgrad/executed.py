@@ -565,7 +565,7 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return _substitute(node, st, args)
     sympy_fn = {"exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin,
                 "acos": sp.acos, "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
-                "erf": sp.erf, "abs": sp.Abs, "sign": sp.sign, "floor": sp.floor, "ceil": sp.ceiling}.get(op)
+                "erf": sp.erf, "expm1": _EXPM1, "log1p": _LOG1P, "sigmoid": _SIGMOID, "abs": sp.Abs, "sign": sp.sign, "floor": sp.floor, "ceil": sp.ceiling}.get(op)
     if sympy_fn is not None:
         return sympy_fn(args[0])
     if op == "relu":
@@ -579,6 +579,11 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
     if op == "heaviside":
         return sp.Heaviside(args[0])
     raise NotImplementedError(op)
+
+
+from sympy.codegen.cfunctions import expm1 as _EXPM1, log1p as _LOG1P  # noqa: E402
+
+from .primitives import sigmoid as _SIGMOID  # noqa: E402
 
 
 def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:

@@ -17,7 +17,9 @@ from typing import Any, Final
 import sympy as sp
 
 from .errors import ParseError, SymgradError
-from .primitives import detach, item, no_grad
+from sympy.codegen.cfunctions import expm1, log1p
+
+from .primitives import detach, item, no_grad, sigmoid
 
 # The functions an expression may call: the scalar rows of the lowering table (so nothing is
 # parsed that symgrad could not lower), their lowercase spellings, and the logic of conditions.
@@ -27,7 +29,7 @@ _FUNCTIONS: dict[str, Any] = {
     **{cls.__name__: cls for cls in (
         sp.Abs, sp.Max, sp.Min, sp.Heaviside, sp.Piecewise, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
         sp.asin, sp.acos, sp.atan, sp.atan2, sp.sinh, sp.cosh, sp.tanh, sp.erf, sp.floor, sp.ceiling,
-        sp.sign, detach, item, no_grad)},
+        sp.sign, detach, item, no_grad, sigmoid, expm1, log1p)},
     "abs": sp.Abs, "max": sp.Max, "min": sp.Min, "ceil": sp.ceiling, "sqrt": sp.sqrt,
     "Pow": sp.Pow, "Add": sp.Add, "Mul": sp.Mul,  # built by _power, _apply and _product (guarded)
     "Eq": sp.Eq, "Ne": sp.Ne, "And": sp.And, "Or": sp.Or, "Not": sp.Not,
@@ -49,9 +51,9 @@ def _relu(*args: Any) -> Any:
 
 _FUNCTIONS["relu"] = _relu  # torch.relu: lowered as Max(x, 0), relu'(0) = 0 in torch
 
-# torch's fused ops, which have no row of their own in the lowering table yet: how to write each.
+# torch's fused ops that have no row of their own in the lowering table yet (sigmoid, expm1 and
+# log1p have one): how to write each.
 _FUSED: Final = {
-    "sigmoid": "1/(1 + exp(-x))",
     "softplus": "log(1 + exp(x))",
     "logsumexp": "log(exp(a) + exp(b))",
     "softmax": "exp(a)/(exp(a) + exp(b))",

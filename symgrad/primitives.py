@@ -61,6 +61,33 @@ class no_grad(_Passthrough):
 PRIMITIVES: tuple[type[_Passthrough], ...] = (detach, item, no_grad)
 
 
+class sigmoid(sp.Function):
+    """The logistic function 1 / (1 + exp(-x)), lowered to torch's fused `torch.sigmoid`
+    (stable at both ends: `1/(1 + exp(-x))` overflows for x < -709).
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> sp.diff(sigmoid(x), x)
+    (1 - sigmoid(x))*sigmoid(x)
+    """
+
+    nargs = 1
+    is_real = True
+
+    @classmethod
+    def eval(cls, arg: sp.Basic) -> sp.Basic | None:
+        return sp.Rational(1, 2) if arg.is_zero else None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return self * (1 - self)
+
+    def _eval_rewrite_as_exp(self, arg: sp.Basic, **kwargs: object) -> sp.Expr:
+        return 1 / (1 + sp.exp(-arg))
+
+
+FUSED: tuple[type[sp.Function], ...] = (sigmoid,)
+
+
 def strip(expr: sp.Basic) -> sp.Basic:
     """The mathematics of `expr`: every `detach`/`item`/`no_grad` call replaced by its argument."""
     return expr.replace(lambda e: isinstance(e, PRIMITIVES), lambda e: e.args[0])

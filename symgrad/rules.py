@@ -39,7 +39,9 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import _exact as ex
 from .causes import Cause
-from .primitives import detach, item, no_grad
+from sympy.codegen.cfunctions import expm1, log1p
+
+from .primitives import detach, item, no_grad, sigmoid
 
 Args = Sequence[ex.Exact]
 Nonsmooth = Literal["kink", "jump"] | None
@@ -120,7 +122,7 @@ def _total(v: ex.Exact) -> ex.Exact:
     return ex.INDETERMINATE if ex.is_nan(v) else v
 
 
-_ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf"})
+_ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf", "expm1"})
 _exp = _mp("exp", {ex.ZERO: ex.ONE})
 _sin = _mp("sin", {ex.ZERO: ex.ZERO})
 _cos = _mp("cos", {ex.ZERO: ex.ONE})
@@ -130,6 +132,34 @@ _sinh = _mp("sinh", {ex.ZERO: ex.ZERO})
 _cosh = _mp("cosh", {ex.ZERO: ex.ONE})
 _tanh = _mp("tanh", {ex.ZERO: ex.ZERO})
 _erf = _mp("erf", {ex.ZERO: ex.ZERO})
+_expm1 = _mp("expm1", {ex.ZERO: ex.ZERO})
+
+
+def _log1p(u: ex.Exact) -> ex.Exact:
+    """log(1 + u) without forming 1 + u (Arb's log1p): NaN below -1, -inf at -1."""
+    if ex.is_nan(u):
+        return ex.NAN
+    c = ex.cmp(u, ex.Q(-1))
+    if c < 0:
+        return ex.NAN
+    if c == 0:
+        return ex.NEG_INF
+    if ex.is_zero(u):
+        return ex.NEG_ZERO if ex.is_neg_zero(u) else ex.ZERO
+    if not ex.is_finite(u):
+        return ex.INF
+    return ex.to_real(u).log1p()
+
+
+def _sigmoid(u: ex.Exact) -> ex.Exact:
+    """1 / (1 + exp(-u)), exactly 1/2 at 0, 0 and 1 at -inf and +inf."""
+    if ex.is_nan(u):
+        return ex.NAN
+    if ex.is_zero(u):
+        return ex.HALF
+    if not ex.is_finite(u):
+        return ex.ONE if ex.sign(u) > 0 else ex.ZERO
+    return ex.div(ex.ONE, ex.add(ex.ONE, _exp(ex.neg(u))))
 
 
 def _outside_unit(u: ex.Exact) -> bool:
@@ -295,6 +325,10 @@ _OP_LIST: tuple[Op, ...] = (
         _erf,
         lambda u, v: ex.mul(2 / flint.arb.pi().sqrt(), _exp(ex.neg(ex.mul(u, u)))),
     ),
+    # Fused ops: torch's own stable formulas, not the composition of their parts.
+    _smooth("expm1", "torch.expm1({0})", _expm1, lambda u, v: ex.add(v, ONE)),   # torch: grad * (result + 1)
+    _smooth("log1p", "torch.log1p({0})", _log1p, lambda u, v: ex.div(ONE, ex.add(u, ONE))),
+    _smooth("sigmoid", "torch.sigmoid({0})", _sigmoid, lambda u, v: ex.mul(v, ex.sub(ONE, v))),  # sigmoid_backward
     Op(
         "atan2",
         "torch.atan2({0}, {1})",
@@ -645,6 +679,13 @@ _RULE_LIST: tuple[Rule, ...] = (
          exact=_unary(_cosh)),
     Rule(sp.tanh, ("tanh",), "always", "all reals", exact=_unary(_tanh)),
     Rule(sp.erf, ("erf",), "always", "all reals", exact=_unary(_erf)),
+    Rule(expm1, ("expm1",), "always: torch's fused `torch.expm1`, exact near 0 where exp(x) - 1 "
+         "cancels", "all reals", hazard_causes=(Cause.OVERFLOW,), exact=_unary(_expm1)),
+    Rule(log1p, ("log1p",), "always: torch's fused `torch.log1p`, exact near 0 where log(1 + x) "
+         "cancels", "x > -1", hazards="log1p(-1) = -inf; its gradient 1/(1 + x) is inf there",
+         hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP), exact=_unary(_log1p)),
+    Rule(sigmoid, ("sigmoid",), "always: torch's fused `torch.sigmoid`, which never overflows "
+         "(1/(1 + exp(-x)) does for x < -709)", "all reals", exact=_unary(_sigmoid)),
     Rule(sp.Abs, ("abs",), "always", "all reals",
          nonsmooth="kink at 0; torch.abs has gradient 0 there (one-sided slopes -1 and 1)",
          hazard_causes=(Cause.KINK,), exact=_unary(abs)),

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import UnsupportedNodeError
-from .primitives import detach, item, no_grad
+from .primitives import detach, item, no_grad, sigmoid
 
 Kind = Literal["operator", "function", "method", "attribute"]
 Build = Callable[[Sequence[Any], dict[str, Any]], Any]
@@ -309,6 +310,11 @@ for _fn, _rule in ((sp.exp, sp.exp), (sp.log, sp.log), (sp.sin, sp.sin), (sp.cos
     _SPELLINGS.append(Spelling(f"torch.{_fn.__name__}", "function", _rule, _elementwise(_fn)))
     _SPELLINGS.append(Spelling(f"Tensor.{_fn.__name__}", "method", _rule, _elementwise(_fn)))
 _SPELLINGS.append(Spelling(f"{_NN}tanh", "function", sp.tanh, _elementwise(sp.tanh)))
+# torch's fused elementwise ops have their own rule rows (their stable formulas, not their parts).
+for _name, _fn3 in (("expm1", expm1), ("log1p", log1p), ("sigmoid", sigmoid)):
+    _SPELLINGS.append(Spelling(f"torch.{_name}", "function", _fn3, _elementwise(_fn3)))
+    _SPELLINGS.append(Spelling(f"Tensor.{_name}", "method", _fn3, _elementwise(_fn3)))
+_SPELLINGS.append(Spelling(f"{_NN}sigmoid", "function", sigmoid, _elementwise(sigmoid)))
 for _name, _fn2, _rule2 in (("abs", sp.Abs, sp.Abs), ("sign", sp.sign, sp.sign), ("floor", sp.floor, sp.floor),
                             ("ceil", sp.ceiling, sp.ceiling)):
     _SPELLINGS.append(Spelling(f"torch.{_name}", "function", _rule2, _wrap(_fn2, _name)))
@@ -364,8 +370,7 @@ _FUSED: Final = (
 REFUSED: Final[dict[str, str]] = {
     name: f"`{name}` {_FUSED}" for name in (
         "torch.logsumexp", "Tensor.logsumexp", "torch.softmax", "Tensor.softmax", f"{_NN}softmax",
-        "torch.log_softmax", "Tensor.log_softmax", f"{_NN}log_softmax", "torch.sigmoid", "Tensor.sigmoid",
-        f"{_NN}sigmoid", f"{_NN}softplus", "torch.expm1", "Tensor.expm1", "torch.log1p", "Tensor.log1p",
+        "torch.log_softmax", "Tensor.log_softmax", f"{_NN}log_softmax", f"{_NN}softplus",
         f"{_NN}cross_entropy", f"{_NN}mse_loss", f"{_NN}binary_cross_entropy",
     )
 }

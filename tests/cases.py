@@ -39,7 +39,9 @@ from typing import Any, Literal
 import sympy as sp
 import torch
 
+import symgrad as sg
 from symgrad import detach, item, no_grad
+from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
 
 Why = Literal[
     "inside", "beside-kink", "on-kink", "on-jump", "edge", "beside-edge", "outside", "nan-trap",
@@ -208,6 +210,11 @@ CASES: tuple[Case, ...] = (
     Case("cosh", sp.cosh(x), (pt("inside", x=-0.5), pt("overflow", x=720.0)), lambda x: torch.cosh(x)),
     Case("tanh", sp.tanh(x), (pt("inside", x=0.0), pt("inside", x=0.75)), lambda x: torch.tanh(x)),
     Case("erf", sp.erf(x), (pt("inside", x=0.0), pt("inside", x=0.5)), lambda x: torch.erf(x)),
+    Case("expm1", _expm1(x), (pt("inside", x=1e-10), pt("inside", x=-0.5)), lambda x: torch.expm1(x),
+         note="torch's fused expm1: exact near 0, where exp(x) - 1 cancels"),
+    Case("log1p", _log1p(x), (pt("inside", x=1e-10), pt("inside", x=2.0)), lambda x: torch.log1p(x)),
+    Case("sigmoid", sg.sigmoid(x), (pt("inside", x=0.0), pt("inside", x=-800.0)), lambda x: torch.sigmoid(x),
+         note="torch's fused sigmoid never overflows"),
     # ------------------------------------------------------------------ kinks and jumps
     Case("abs", sp.Abs(x), (pt("on-kink", x=0.0), pt("beside-kink", x=-(2.0**-20)), pt("inside", x=3.0)),
          lambda x: torch.abs(x), note="the acceptance row: Abs(x) at 0, one-sided (-1, 1)"),
