@@ -1057,7 +1057,9 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
             sym_value = sym_h[(a, b)]
             exe_value = exe_h[(a, b)]
             auto = run_.grads[0][a][b] if run_.grads else None
-            kind = "kink" if ties else ("domain" if violation is not None or (sym_value is not None and not ex.is_finite(sym_value)) else "smooth")
+            # domain first (DESIGN.md section 5's order): an undefined value may leave a kink undecided
+            kind = ("domain" if violation is not None or (sym_value is not None and not ex.is_finite(sym_value))
+                    else "kink" if ties else "smooth")
             side = SymbolicSide(sym_value if kind == "smooth" else None, kind, None, None, violation=violation)
             entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
             if kind == "kink":
