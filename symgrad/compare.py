@@ -678,6 +678,8 @@ class _Classifier:
             op = OPS.get(st.op)
             if op is None or op.piece is None or st.args_values is None or not reach[st.index]:
                 continue
+            if any(ex.is_mat(v) for v in st.args_values):
+                continue  # an elementwise corner of a matrix (abs(M)): its pieces are per element
             if not all(ex.is_finite(v) for v in st.args_values) or (
                     (ex.is_rational(st.param) or ex.is_ball(st.param)) and not ex.is_finite(st.param)):
                 continue

@@ -546,11 +546,15 @@ def _statement(draw: st.DrawFn, scope: list[sp.Symbol], guarded: bool) -> tuple[
     target = draw(st.sampled_from([T, U] if U in scope else [T, U, T]))
     live = [s for s in scope if s in (T, U)] or [T]
     acc = draw(st.sampled_from(live))
-    kind = draw(st.sampled_from(["assign", "piecewise", "primitive", "for", "while", "while-value"]))
+    kind = draw(st.sampled_from(["assign", "piecewise", "primitive", "for", "while", "while-value", "wild"]))
     rel = draw(st.sampled_from((sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan)))
     thr = draw(st.sampled_from(THRESHOLDS))
     if kind == "assign":
         return [Assignment(target, draw(_in_scope(scope, guarded)))], target
+    if kind == "wild":
+        # the rest of the table, with no domain filter: asin(2), atan2(-0.0, -1), 0**(1/3), ...
+        u, v = draw(_in_scope(scope, guarded)), draw(st.sampled_from(scope))
+        return [Assignment(target, draw(st.sampled_from(WILD_BUILDERS))(u, v))], target
     if kind == "piecewise":
         on = draw(st.sampled_from(scope))
         first, other = draw(_in_scope(scope, guarded)), draw(_in_scope(scope, guarded))
@@ -578,6 +582,16 @@ def _statement(draw: st.DrawFn, scope: list[sp.Symbol], guarded: bool) -> tuple[
     # D2L's doubling loop, with the counter as its guard: the threshold is met at powers of 2
     bound = draw(st.sampled_from((sp.Integer(1), sp.Integer(2), sp.Integer(8))))
     return counter + [While(sp.And(sp.Abs(acc) < bound, N < k + 2), CodeBlock(Assignment(acc, 2 * acc), step))], acc
+
+
+WILD_BUILDERS = (
+    lambda u, v: sp.asin(u), lambda u, v: sp.acos(v), lambda u, v: sp.atan2(u, v), lambda u, v: sp.atan2(v, -1),
+    lambda u, v: sp.sinh(u), lambda u, v: sp.cosh(v), lambda u, v: sp.Heaviside(v), lambda u, v: u * sp.Heaviside(v),
+    lambda u, v: sp.ceiling(u), lambda u, v: v * sp.sign(v), lambda u, v: v ** sp.Rational(1, 3),
+    lambda u, v: v ** sp.Rational(3, 2), lambda u, v: 1 / v, lambda u, v: sp.sqrt(v), lambda u, v: sp.log(v),
+    lambda u, v: sp.Max(u, v, 0), lambda u, v: sp.Min(v, -v), lambda u, v: sp.Abs(v) ** 3, lambda u, v: v ** v,
+    lambda u, v: sp.sqrt(v**2 + u**2), lambda u, v: sp.tan(v), lambda u, v: sp.exp(sp.exp(v)),
+)
 
 
 @dataclass(frozen=True)
@@ -656,6 +670,9 @@ def _square(children: st.SearchStrategy[sp.Basic]) -> st.SearchStrategy[sp.Basic
         st.builds(sp.HadamardProduct, a, b),
         st.builds(lambda p, f: p.applyfunc(f), a, st.sampled_from(ELEMENTWISE)),
         st.builds(lambda c, p: c * p, scalar, a),
+        st.builds(lambda p: sp.HadamardPower(p, 2), a),
+        st.builds(lambda p: p**2, a),
+        st.builds(lambda p: sp.Inverse(p + sp.Identity(2)), a),
     )
 
 
@@ -682,7 +699,9 @@ def columns(draw: st.DrawFn) -> sp.Basic:
 
 @st.composite
 def matrix_expressions(draw: st.DrawFn) -> sp.Basic:
-    how = draw(st.integers(0, 5))
+    how = draw(st.integers(0, 6))
+    if how == 6:
+        return sp.Determinant(draw(square_matrices(3)))
     if how == 0:
         return sp.Trace(draw(square_matrices()))
     if how == 1:

@@ -139,8 +139,8 @@ def _check(f, point: dict, *, dtype: str, branches: str = "if", order: int = 1) 
         assert len(oracle) == len(comparison.entries), "the entries are not one per output and input element"
     for k, e in enumerate(comparison.entries):
         torch_value = None if oracle is None else oracle[k]
-        note(f"{e.output} d/d{e.wrt}: cause={e.cause.id} also={[c.id for c in e.also]} symbolic={e.grad_symbolic} "
-             f"executed={e.grad_executed} autograd={e.grad_autograd!r} torch={torch_value!r}")
+        note(f"{e.output} d/d{e.wrt}: cause={e.cause.id} also={[c.id for c in e.also]} symbolic={e.grad_symbolic!s} "
+             f"executed={e.grad_executed!s} autograd={e.grad_autograd!r} torch={torch_value!r}")
         # 2. agree means autograd is the exact executed derivative
         if e.cause is sg.Cause.AGREE:
             assert close(e.grad_autograd, e.grad_executed, rtol, atol), "agree, but autograd != executed"
@@ -149,7 +149,7 @@ def _check(f, point: dict, *, dtype: str, branches: str = "if", order: int = 1) 
         # 3. structural causes: the executed derivative is what torch computes
         if oracle is not None and e.cause in STRUCTURAL and not FLOATING & set(e.also):
             assert close(torch_value, e.grad_executed, rtol, atol), (
-                f"cause {e.cause.id} (structural), but grad_executed {e.grad_executed} is not torch's {torch_value!r}")
+                f"cause {e.cause.id} (structural), but grad_executed {e.grad_executed!s} is not torch's {torch_value!r}")
         if oracle is not None and e.grad_autograd is not None:
             assert _same_float(e.grad_autograd, torch_value), "grad_autograd is not torch's autograd"
     # 4. the same call twice gives the same record
@@ -234,3 +234,30 @@ def test_hessian_outside_the_domain_is_not_a_kink() -> None:
     x = sp.Symbol("x")
     (entry,) = sg.compare(sp.Max(0, x * sp.exp(-x)), at={x: -1e300}, order=2).entries
     assert entry.cause is sg.Cause.DOMAIN
+
+
+def test_one_sided_slope_too_large_for_a_float() -> None:
+    """Beside 0, the slope of sqrt(a) + log(a) is about 1/delta, a rational past the float
+    range: rounding it to a small denominator went through a float (OverflowError)."""
+    a = sp.Symbol("a")
+    (entry,) = sg.compare(sp.sqrt(a) + sp.Piecewise((sp.log(a), a > 0), (0, True)), at={a: 0.0}).entries
+    assert entry.cause is sg.Cause.DOMAIN and entry.grad_executed == sp.oo
+
+
+def test_hessian_of_a_flattened_product() -> None:
+    """order=2 rebuilds the executed path as one expression: `t*exp(a)/2` is Mul(1/2, t, exp(a))
+    to SymPy, with no subtree `t*exp(a)` to substitute, so t stayed in it (KeyError)."""
+    a, t = sp.symbols("a t")
+    program = sg.Program([a], CodeBlock(Assignment(t, a), Assignment(t, t * sp.exp(a) / 2)), t)
+    (entry,) = sg.compare(program, at={a: -1.0}, order=2).entries  # (a e**a / 2)'' = (2 + a) e**a / 2
+    assert entry.cause is sg.Cause.AGREE
+    assert abs(float(entry.grad_executed) - math.exp(-1) / 2) < 1e-15
+
+
+def test_corner_of_an_elementwise_matrix_function() -> None:
+    """abs(M) on its corner with an autograd NaN beside it: the check for a corner moved by
+    rounding took the matrix argument for a number (AttributeError)."""
+    M, w = sp.MatrixSymbol("M", 2, 2), sp.MatrixSymbol("w", 2, 1)
+    comparison = sg.compare(w.T * M.applyfunc(sp.Abs) * w, at={M: [[0.0, 0.0], [0.0, 0.0]], w: [[0.0], [1e300]]})
+    entry = comparison.entries[3]  # d/dM[1, 1]: one-sided slopes -+1e600, torch's 0 * inf
+    assert entry.cause is sg.Cause.KINK and entry.grad_executed == 0 and math.isnan(entry.grad_autograd)
