@@ -261,3 +261,16 @@ def test_corner_of_an_elementwise_matrix_function() -> None:
     comparison = sg.compare(w.T * M.applyfunc(sp.Abs) * w, at={M: [[0.0, 0.0], [0.0, 0.0]], w: [[0.0], [1e300]]})
     entry = comparison.entries[3]  # d/dM[1, 1]: one-sided slopes -+1e600, torch's 0 * inf
     assert entry.cause is sg.Cause.KINK and entry.grad_executed == 0 and math.isnan(entry.grad_autograd)
+
+
+def test_float32_determinant_at_a_matrix_singular_in_float32() -> None:
+    """symgrad's own torch state made float64 the default dtype for float32 runs too, and
+    torch's det backward at a float32-singular matrix then raised ("Expected LU and B to have
+    the same dtype"), reported as a graph break. In the user's state torch returns 0."""
+    M = sp.MatrixSymbol("M", 2, 2)
+    default = torch.get_default_dtype()
+    comparison = sg.compare(sp.Determinant(M**2), at={M: [[0.0, 1.0], [1e-09, 1.0]]}, dtype="float32")
+    assert torch.get_default_dtype() == default
+    for e in comparison.entries:
+        assert e.cause is not sg.Cause.GRAPH_BREAK and e.grad_autograd == 0.0 and e.autograd_error is None
+    assert comparison.entries[0].cause is sg.Cause.ROUNDING  # exactly -2e-9: float32 lost it all
