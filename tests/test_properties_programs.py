@@ -161,7 +161,7 @@ def _check(f, point: dict, *, dtype: str, branches: str = "if", order: int = 1) 
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=30 * SCALE)
+@settings(max_examples=60 * SCALE)
 @given(case=programs(), branches=BRANCHES, dtype=DTYPES)
 def test_programs(case, branches: str, dtype: str) -> None:
     """Programs with loops, branches and detach/item/no_grad at special points, order 1."""
@@ -169,7 +169,7 @@ def test_programs(case, branches: str, dtype: str) -> None:
     _check(case.program, case.point, dtype=dtype, branches=branches)
 
 
-@settings(max_examples=15 * SCALE)
+@settings(max_examples=30 * SCALE)
 @given(case=programs(max_statements=2, huge=False), branches=BRANCHES, dtype=DTYPES)
 def test_programs_second_order(case, branches: str, dtype: str) -> None:
     """The same programs (shorter, no huge values), order 2: the Hessian."""
@@ -177,7 +177,7 @@ def test_programs_second_order(case, branches: str, dtype: str) -> None:
     _check(case.program, case.point, dtype=dtype, branches=branches, order=2)
 
 
-@settings(max_examples=15 * SCALE)
+@settings(max_examples=30 * SCALE)
 @given(case=programs(guarded=False, max_statements=3), branches=BRANCHES, dtype=DTYPES)
 def test_unguarded_programs(case, branches: str, dtype: str) -> None:
     """Programs over the unguarded vocabulary (log of anything, 1/u, tan at a pole)."""
@@ -198,7 +198,7 @@ def _scalar_cases(draw) -> Case:
     return Case(expr, point)
 
 
-@settings(max_examples=25 * SCALE)
+@settings(max_examples=50 * SCALE)
 @given(case=_scalar_cases(), branches=BRANCHES, dtype=DTYPES)
 def test_expressions_second_order(case: Case, branches: str, dtype: str) -> None:
     """Scalar expressions at signed zeros, subnormals, huge values and ties, order 2."""
@@ -206,7 +206,7 @@ def test_expressions_second_order(case: Case, branches: str, dtype: str) -> None
     _check(case.expr, case.point, dtype=dtype, branches=branches, order=2)
 
 
-@settings(max_examples=30 * SCALE)
+@settings(max_examples=60 * SCALE)
 @given(case=matrix_cases(), dtype=DTYPES)
 def test_matrix_expressions(case, dtype: str) -> None:
     """MatMul, MatAdd, Transpose, HadamardProduct, elementwise functions, Trace, 1x1 products
