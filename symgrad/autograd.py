@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,15 +26,17 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
-def torch_state() -> Iterator[None]:
+def torch_state(dtype: str | None = None) -> Iterator[None]:
     """The torch state symgrad's own runs need, whatever the user's is, restored exactly after.
 
     A user may call symgrad inside `torch.no_grad()`, `torch.inference_mode()` or with anomaly
     detection on, or after `torch.set_default_dtype(torch.float32)`. None of that may change a
     verdict: inside, gradients are recorded, inference mode is off, anomaly detection is off (it
-    would turn an overflow's NaN into an exception) and the default dtype is float64 (symgrad
-    names its dtypes, this only guards against a tensor made without one). On exit, also when
-    an exception escapes, every setting is the user's again.
+    would turn an overflow's NaN into an exception) and the default dtype is the run's `dtype`
+    (float64 when none is given). symgrad names its dtypes; torch's own backward formulas do
+    not always: the backward of `torch.linalg.det` at a singular float32 matrix makes a tensor
+    of the default dtype and raises ("Expected LU and B to have the same dtype") when that is
+    float64. On exit, also when an exception escapes, every setting is the user's again.
     """
     # The default dtype and anomaly mode are process-wide: one thread at a time saves and
     # restores them, or two threads would restore each other's settings.
@@ -41,7 +44,7 @@ def torch_state() -> Iterator[None]:
         default = torch.get_default_dtype()
         try:
             with torch.inference_mode(False), torch.enable_grad(), torch.autograd.set_detect_anomaly(False):
-                torch.set_default_dtype(torch.float64)
+                torch.set_default_dtype(DTYPES[dtype] if dtype in DTYPES else torch.float64)
                 yield
         finally:
             torch.set_default_dtype(default)
@@ -51,11 +54,18 @@ _STATE_LOCK = threading.RLock()
 
 
 def in_torch_state(fn: _F) -> _F:
-    """`fn` run inside `torch_state()`."""
+    """`fn` run inside `torch_state(dtype)`, with `fn`'s own `dtype` argument."""
+    signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with torch_state():
+        try:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            dtype = bound.arguments.get("dtype")
+        except TypeError:
+            dtype = None
+        with torch_state(dtype if isinstance(dtype, str) else None):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

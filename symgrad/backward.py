@@ -303,7 +303,7 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
         hooked.add(id(t))
         inputs.append(t)
     grads: dict[int, Any] = {}
-    with torch_state():
+    with torch_state(dtype):
         try:
             out = fn(*inputs)
         except Exception as err:  # torch's own message becomes data

@@ -736,6 +736,8 @@ class _Classifier:
             op = OPS.get(st.op)
             if op is None or op.piece is None or st.args_values is None or not reach[st.index]:
                 continue
+            if any(ex.is_mat(v) for v in st.args_values):
+                continue  # an elementwise corner of a matrix (abs(M)): its pieces are per element
             if not all(ex.is_finite(v) for v in st.args_values) or (
                     (ex.is_rational(st.param) or ex.is_ball(st.param)) and not ex.is_finite(st.param)):
                 continue
@@ -1116,7 +1118,9 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
             sym_value = sym_h[(a, b)]
             exe_value = exe_h[(a, b)]
             auto = run_.grads[0][a][b] if run_.grads else None
-            kind = "kink" if ties else ("domain" if violation is not None or (sym_value is not None and not ex.is_finite(sym_value)) else "smooth")
+            # domain first (DESIGN.md section 5's order): an undefined value may leave a kink undecided
+            kind = ("domain" if violation is not None or (sym_value is not None and not ex.is_finite(sym_value))
+                    else "kink" if ties else "smooth")
             side = SymbolicSide(sym_value if kind == "smooth" else None, kind, None, None, violation=violation)
             entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
             if kind == "kink":

@@ -603,9 +603,30 @@ def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
     node's direct operands."""
     from .lowering import _select
 
-    _, operands, _ = _select(node)
-    variable = [o for o in operands if not (getattr(o, "is_number", False) and not o.free_symbols)]
-    return node.xreplace(dict(zip(variable, args))) if len(variable) == len(args) else node
+    op, operands, param = _select(node)
+    constant = [getattr(o, "is_number", False) and not o.free_symbols for o in operands]
+    if sum(not c for c in constant) != len(args):
+        return node
+    rest = iter(args)
+    v = [o if c else next(rest) for o, c in zip(operands, constant)]
+    # Rebuilt from the operands as the step computes them, not by xreplace on the node: SymPy
+    # flattens `t*exp(a)/2` into Mul(1/2, t, exp(a)), which holds no subtree `t*exp(a)` to replace.
+    if op == "add":
+        signs, const = param
+        return const + sp.Add(*(sign * a for sign, a in zip(signs, v)))
+    if op == "mul":
+        return param * sp.Mul(*v)
+    if op == "div":
+        return v[0] / v[1]
+    if op == "pow_int":
+        return v[0] ** param
+    if op == "sqrt":
+        return sp.sqrt(v[0])
+    if op == "pow_frac":
+        return v[0] ** node.exp
+    if op == "pow":
+        return v[0] ** v[1]
+    return node.xreplace(dict(zip(operands, v)))
 
 
 # --------------------------------------------------------------------------- torch's double backward

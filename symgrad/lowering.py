@@ -685,6 +685,7 @@ class _Lowerer:
             if k == 0:
                 self.record(e, line)
             self.indent += 1
+            start = len(self.lines)
             body: list[Stmt] = []
             op = self.expr(value, _Scope(scope), body, target=name)
             if isinstance(op, Const):
@@ -692,6 +693,9 @@ class _Lowerer:
             elif op != name:
                 bline = self.emit(f"{name} = {_text(op)}")
                 body.append(Step(name, "copy", (op,), None, value, bline))
+            if all(text.lstrip().startswith("#") for text in self.lines[start:]):
+                # `t = Piecewise((t, t > 1), ...)`: this branch keeps t as it is; no code runs.
+                self.emit(f"pass  # {name} keeps its value")
             self.indent -= 1
             branches.append(Branch(cond, tuple(body), line))
             if last:

@@ -265,7 +265,8 @@ def _limit(side: Side | None) -> Side | None:
         return dataclasses.replace(side, derivative=ex.ZERO)
     if ex.is_rational(side.derivative):
         q = side.derivative
-        near = flint.fmpq(int(round(ex.to_float(q) * 2**20)), 2**20)
+        # exactly, in rationals: a huge slope (1/delta beside a pole) has no float
+        near = flint.fmpq((flint.fmpq(q) * 2**20 + flint.fmpq(1, 2)).floor(), 2**20)
         if abs(ex.to_real(ex.sub(q, near))) < flint.arb(LIMIT_RESOLUTION):
             return dataclasses.replace(side, derivative=near)
     return side

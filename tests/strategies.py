@@ -505,3 +505,237 @@ def enclosure(expr: sp.Basic, point: dict[sp.Symbol, float], *, rounding: bool =
 
 def finite(v: float) -> bool:
     return v is not None and math.isfinite(v)
+
+
+# --------------------------------------------------------------------------- programs
+#
+# `Program`s in the inputs a (and b): assignments of the expressions above (x and y renamed to
+# the variables in scope), Piecewise assignments on the program's own values, detach/item/no_grad
+# inside assignments, For loops over a small Range and While loops with a bounded counter (alone,
+# or beside a condition on a value that doubles: D2L's loop with a guard). The loops' updates are
+# affine in the loop's own variable, so a few iterations stay small.
+
+from sympy.codegen.ast import Assignment, CodeBlock, For, While  # noqa: E402
+
+from symgrad.primitives import detach, item, no_grad  # noqa: E402
+
+A_IN, B_IN = sp.Symbol("a"), sp.Symbol("b")
+T, U, N, I = sp.Symbol("t"), sp.Symbol("u"), sp.Symbol("n"), sp.Symbol("i")
+PRIMITIVE_FUNCTIONS = (detach, item, no_grad)
+# Special coordinates: signed zeros, a subnormal, huge values, powers of two (where a doubling
+# loop meets its threshold) and the integers and halves of the conditions.
+SPECIAL_FLOATS = (0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 4.0, 0.25, 3.0,
+                  5e-324, -5e-324, 1e300, -1e300, 1e-300, 3.4e38, 1e39)
+
+
+def _small_expressions(max_leaves: int = 3, guarded: bool = True) -> st.SearchStrategy[sp.Basic]:
+    return expressions(guarded=guarded, max_leaves=max_leaves)
+
+
+@st.composite
+def _in_scope(draw: st.DrawFn, scope: list[sp.Symbol], guarded: bool) -> sp.Basic:
+    """A small expression over two variables of `scope` (x and y renamed)."""
+    e = draw(_small_expressions(guarded=guarded))
+    x_to, y_to = draw(st.sampled_from(scope)), draw(st.sampled_from(scope))
+    return e.xreplace({X: x_to, Y: y_to})
+
+
+@st.composite
+def _statement(draw: st.DrawFn, scope: list[sp.Symbol], guarded: bool) -> tuple[list[sp.Basic], sp.Symbol]:
+    """One statement (or two: a counter's start and its loop), and the variable it assigns."""
+    target = draw(st.sampled_from([T, U] if U in scope else [T, U, T]))
+    live = [s for s in scope if s in (T, U)] or [T]
+    acc = draw(st.sampled_from(live))
+    kind = draw(st.sampled_from(["assign", "piecewise", "primitive", "for", "while", "while-value", "wild"]))
+    rel = draw(st.sampled_from((sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan)))
+    thr = draw(st.sampled_from(THRESHOLDS))
+    if kind == "assign":
+        return [Assignment(target, draw(_in_scope(scope, guarded)))], target
+    if kind == "wild":
+        # the rest of the table, with no domain filter: asin(2), atan2(-0.0, -1), 0**(1/3), ...
+        u, v = draw(_in_scope(scope, guarded)), draw(st.sampled_from(scope))
+        return [Assignment(target, draw(st.sampled_from(WILD_BUILDERS))(u, v))], target
+    if kind == "piecewise":
+        on = draw(st.sampled_from(scope))
+        first, other = draw(_in_scope(scope, guarded)), draw(_in_scope(scope, guarded))
+        return [Assignment(target, sp.Piecewise((first, rel(on, thr)), (other, True)))], target
+    if kind == "primitive":
+        prim = draw(st.sampled_from(PRIMITIVE_FUNCTIONS))
+        inner, outer = draw(_in_scope(scope, guarded)), draw(_in_scope(scope, guarded))
+        how = draw(st.integers(0, 2))
+        rhs = (outer * prim(inner), outer + prim(inner), prim(inner))[how]
+        return [Assignment(target, rhs)], target
+    # a loop: acc = c*acc + g, with g over the inputs (and the loop variable)
+    c = draw(st.sampled_from((sp.Integer(2), sp.Integer(1), sp.Rational(1, 2), sp.Integer(-1))))
+    g = draw(_in_scope([s for s in scope if s in (A_IN, B_IN)] + ([I] if kind == "for" else []), guarded))
+    if draw(st.booleans()):
+        g = draw(st.sampled_from(PRIMITIVE_FUNCTIONS))(g)
+    update = Assignment(acc, c * acc + g)
+    k = draw(st.integers(0, 3))
+    if kind == "for":
+        start = draw(st.integers(0, 1))
+        return [For(I, sp.Range(start, start + k), CodeBlock(update))], acc
+    counter = [Assignment(N, sp.Integer(0))]
+    step = Assignment(N, N + 1)
+    if kind == "while":
+        return counter + [While(N < k, CodeBlock(update, step))], acc
+    # D2L's doubling loop, with the counter as its guard: the threshold is met at powers of 2
+    bound = draw(st.sampled_from((sp.Integer(1), sp.Integer(2), sp.Integer(8))))
+    return counter + [While(sp.And(sp.Abs(acc) < bound, N < k + 2), CodeBlock(Assignment(acc, 2 * acc), step))], acc
+
+
+WILD_BUILDERS = (
+    lambda u, v: sp.asin(u), lambda u, v: sp.acos(v), lambda u, v: sp.atan2(u, v), lambda u, v: sp.atan2(v, -1),
+    lambda u, v: sp.sinh(u), lambda u, v: sp.cosh(v), lambda u, v: sp.Heaviside(v), lambda u, v: u * sp.Heaviside(v),
+    lambda u, v: sp.ceiling(u), lambda u, v: v * sp.sign(v), lambda u, v: v ** sp.Rational(1, 3),
+    lambda u, v: v ** sp.Rational(3, 2), lambda u, v: 1 / v, lambda u, v: sp.sqrt(v), lambda u, v: sp.log(v),
+    lambda u, v: sp.Max(u, v, 0), lambda u, v: sp.Min(v, -v), lambda u, v: sp.Abs(v) ** 3, lambda u, v: v ** v,
+    lambda u, v: sp.sqrt(v**2 + u**2), lambda u, v: sp.tan(v), lambda u, v: sp.exp(sp.exp(v)),
+)
+
+
+@dataclass(frozen=True)
+class ProgramCase:
+    program: object  # a symgrad.Program
+    point: dict[sp.Symbol, float]
+    guarded: bool = True
+
+    def __repr__(self) -> str:
+        pt = ", ".join(f"{s}: {v!r}" for s, v in self.point.items())
+        return f"ProgramCase(\n{self.program}\n, at={{{pt}}})"
+
+
+def _condition_thresholds(stmts) -> list[float]:
+    """The constants of the program's conditions, and their halves and doubles (a threshold on
+    2*a or a/2 of an input is met there), as floats."""
+    out: set[float] = set()
+    for s in stmts:
+        for rel in s.atoms(sp.Rel) if isinstance(s, sp.Basic) else ():
+            for side in rel.args:
+                if side.is_number and side.is_real and abs(side) <= 10:
+                    v = float(side)
+                    out |= {v, -v, v / 2, 2 * v}
+    return sorted(out)
+
+
+def _special_coordinate(thresholds: list[float], huge: bool = True) -> st.SearchStrategy[float]:
+    specials = SPECIAL_FLOATS if huge else tuple(v for v in SPECIAL_FLOATS if abs(v) < 1e30)
+    return st.one_of(st.floats(-4, 4, allow_nan=False, allow_infinity=False), st.sampled_from(specials),
+                     st.sampled_from(thresholds or [0.0]), st.integers(-3, 3).map(float))
+
+
+@st.composite
+def programs(draw: st.DrawFn, *, guarded: bool = True, max_statements: int = 4, huge: bool = True) -> ProgramCase:
+    """A `Program` in a (and maybe b) with assignments, Piecewise, detach/item/no_grad, For and
+    While loops, at a point on its conditions' thresholds, a tie (b = a), a signed zero, a
+    subnormal, a huge value, or a random one."""
+    import symgrad as sg
+
+    inputs = [A_IN, B_IN] if draw(st.booleans()) else [A_IN]
+    body: list[sp.Basic] = [Assignment(T, draw(_in_scope(inputs, guarded)))]
+    scope = inputs + [T]
+    for _ in range(draw(st.integers(1, max_statements))):
+        stmts, target = draw(_statement(scope, guarded))
+        body += stmts
+        if target not in scope:
+            scope.append(target)
+    output = draw(st.sampled_from([T] + ([T + U] if U in scope else [])))
+    program = sg.Program(inputs, CodeBlock(*body), output)
+    coordinate = _special_coordinate(_condition_thresholds(body), huge)
+    point = {s: draw(coordinate) for s in inputs}
+    if len(inputs) == 2 and draw(st.integers(0, 4)) == 0:
+        point[B_IN] = point[A_IN]  # a tie of every Max(a, b), Min(a, b) and a > b
+    return ProgramCase(program, point, guarded)
+
+
+# --------------------------------------------------------------------------- matrices
+#
+# Matrix expressions on 2x2 (M, K) and 2x1 (w, v) MatrixSymbols: MatMul, MatAdd, Transpose,
+# HadamardProduct, elementwise functions (smooth ones and the kinked Abs), scalar multiples;
+# outputs are a Trace, a 1x1 product (v.T*M*w), one element, or a whole 2x2 / 2x1 matrix (its
+# full Jacobian).
+
+MAT_M, MAT_K = sp.MatrixSymbol("M", 2, 2), sp.MatrixSymbol("K", 2, 2)
+VEC_W, VEC_V = sp.MatrixSymbol("w", 2, 1), sp.MatrixSymbol("v", 2, 1)
+ELEMENTWISE = (sp.sin, sp.exp, sp.tanh, sp.Abs, sp.cos, sp.atan)
+
+
+def _square(children: st.SearchStrategy[sp.Basic]) -> st.SearchStrategy[sp.Basic]:
+    a, b = children, children
+    scalar = st.sampled_from((sp.Integer(2), sp.Integer(-1), sp.Rational(1, 2)))
+    return st.one_of(
+        st.builds(lambda p, q: p * q, a, b),
+        st.builds(lambda p, q: p + q, a, b),
+        st.builds(lambda p: p.T, a),
+        st.builds(sp.HadamardProduct, a, b),
+        st.builds(lambda p, f: p.applyfunc(f), a, st.sampled_from(ELEMENTWISE)),
+        st.builds(lambda c, p: c * p, scalar, a),
+        st.builds(lambda p: sp.HadamardPower(p, 2), a),
+        st.builds(lambda p: p**2, a),
+        st.builds(lambda p: sp.Inverse(p + sp.Identity(2)), a),
+    )
+
+
+def square_matrices(max_leaves: int = 4) -> st.SearchStrategy[sp.Basic]:
+    """2x2 matrix expressions in M and K."""
+    return st.recursive(st.sampled_from((MAT_M, MAT_K, MAT_M)), _square, max_leaves=max_leaves)
+
+
+@st.composite
+def columns(draw: st.DrawFn) -> sp.Basic:
+    """A 2x1 expression: w, v, M*w, w + v, w∘v, f(w)."""
+    base = draw(st.sampled_from((VEC_W, VEC_V)))
+    how = draw(st.integers(0, 4))
+    if how == 1:
+        return draw(square_matrices(3)) * base
+    if how == 2:
+        return base + draw(st.sampled_from((VEC_W, VEC_V)))
+    if how == 3:
+        return sp.HadamardProduct(base, draw(st.sampled_from((VEC_W, VEC_V))))
+    if how == 4:
+        return base.applyfunc(draw(st.sampled_from(ELEMENTWISE)))
+    return base
+
+
+@st.composite
+def matrix_expressions(draw: st.DrawFn) -> sp.Basic:
+    how = draw(st.integers(0, 6))
+    if how == 6:
+        return sp.Determinant(draw(square_matrices(3)))
+    if how == 0:
+        return sp.Trace(draw(square_matrices()))
+    if how == 1:
+        return draw(columns()).T * draw(columns())  # a 1x1 result
+    if how == 2:
+        return draw(st.sampled_from((VEC_W, VEC_V))).T * draw(square_matrices(3)) * draw(columns())
+    if how == 3:
+        i, j = draw(st.integers(0, 1)), draw(st.integers(0, 1))
+        return draw(square_matrices())[i, j]
+    if how == 4:
+        return draw(square_matrices(3))  # a 2x2 output: the full Jacobian
+    return draw(columns())  # a 2x1 output
+
+
+@dataclass(frozen=True)
+class MatrixCase:
+    expr: sp.Basic
+    point: dict[sp.MatrixSymbol, list[list[float]]]
+
+    def __repr__(self) -> str:
+        return f"MatrixCase({sp.sstr(self.expr)}, at={self.point!r})"
+
+
+MATRIX_FLOATS = st.one_of(st.floats(-3, 3, allow_nan=False, allow_infinity=False),
+                          st.sampled_from((0.0, -0.0, 1.0, -1.0, 0.5, 5e-324, 1e300, -1e300, 2.0)))
+
+
+@st.composite
+def matrix_cases(draw: st.DrawFn) -> MatrixCase:
+    """A matrix expression and a value for each of its MatrixSymbols (entries random, signed
+    zeros, a subnormal, huge; sometimes two entries equal, a tie of an elementwise Abs at 0)."""
+    expr = draw(matrix_expressions())
+    syms = sorted(expr.atoms(sp.MatrixSymbol), key=lambda m: m.name)
+    point = {}
+    for m in syms:
+        point[m] = [[draw(MATRIX_FLOATS) for _ in range(m.cols)] for _ in range(m.rows)]
+    return MatrixCase(expr, point)
