@@ -726,6 +726,23 @@ def inverse(a: np.ndarray) -> np.ndarray:
         return full((n, n), NAN)
 
 
+def cofactors(a: np.ndarray) -> np.ndarray:
+    """d det(A) / dA: the cofactor matrix, also where A is singular (there det(A) * inv(A).T
+    is 0 * NaN, although det is a polynomial, smooth everywhere)."""
+    n = a.shape[0]
+    inv = inverse(a)
+    if all(is_finite(v) for v in inv.flat):
+        d = det(a)
+        return ewise(lambda t: mul(d, t), transpose(inv))
+    out = np.empty((n, n), dtype=object)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(a, i, axis=0), j, axis=1)
+            m = det(minor) if n > 1 else ONE
+            out[i, j] = m if (i + j) % 2 == 0 else neg(m)
+    return out
+
+
 def det(a: np.ndarray) -> Exact:
     kind = _kind(a)
     if kind == "x":

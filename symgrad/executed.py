@@ -594,8 +594,16 @@ def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:
     operands = list(node.args[:arity]) if len(node.args) >= arity else []
     out, rest = [], iter(args)
     for o in operands:
-        out.append(o if (getattr(o, "is_number", False) and not o.free_symbols) else next(rest))
+        out.append(o if _constant_operand(o) else next(rest))
     return out
+
+
+def _constant_operand(o: sp.Basic) -> bool:
+    """An operand the program folds into its step, as the lowering decides: a number, unless it
+    holds one of our primitives (`detach(0)` is a number to SymPy, a step of its own to torch)."""
+    from .primitives import PRIMITIVES
+
+    return bool(getattr(o, "is_number", False)) and not o.free_symbols and not o.has(*PRIMITIVES)
 
 
 def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
@@ -604,7 +612,7 @@ def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
     from .lowering import _select
 
     op, operands, param = _select(node)
-    constant = [getattr(o, "is_number", False) and not o.free_symbols for o in operands]
+    constant = [_constant_operand(o) for o in operands]
     if sum(not c for c in constant) != len(args):
         return node
     rest = iter(args)

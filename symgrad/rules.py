@@ -554,7 +554,7 @@ _MATRIX_OPS: tuple[Op, ...] = (
     Op("inv", "torch.linalg.inv({0})", lambda a, p: ex.inverse(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.ewise(ex.neg, ex.matmul(ex.matmul(ex.transpose(v), g), ex.transpose(v))),)),
     Op("det", "torch.linalg.det({0})", lambda a, p: ex.det(a[0]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(ex.mul(g, v), t), ex.transpose(ex.inverse(a[0]))),)),
+       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), ex.cofactors(a[0])),)),
     Op("trace", "torch.trace({0})", lambda a, p: ex.trace(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), ex.eye(a[0].shape[0])),)),
     Op("matpow", "torch.linalg.matrix_power({0}, {c})", lambda a, p: ex.matpow(a[0], p), _no_partials,

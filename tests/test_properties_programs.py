@@ -284,3 +284,24 @@ def test_huge_but_certain_magnitude_is_not_a_domain_error() -> None:
     x = sp.Symbol("x")
     (entry,) = sg.compare(sp.Max(0, x * sp.exp(-x)), at={x: -1e300}).entries
     assert entry.cause is not sg.Cause.DOMAIN
+
+
+def test_hessian_with_a_detached_constant() -> None:
+    """order=2 rebuilt `a**2*t*detach(0)` taking detach(0) for a number folded into the
+    product, although the program computes it as a step of its own: t stayed (KeyError)."""
+    a, t = sp.symbols("a t")
+    program = sg.Program([a], CodeBlock(Assignment(t, a), Assignment(t, a**2 * t * sg.detach(2))), t)
+    (entry,) = sg.compare(program, at={a: 1.0}, order=2).entries  # (2 a**3)'' = 12 a
+    assert entry.cause is sg.Cause.AGREE and entry.grad_executed == 12
+
+
+def test_determinant_at_a_singular_matrix() -> None:
+    """d det(A)/dA is the cofactor matrix, singular A included; it was det(A) * inv(A).T, which
+    is 0 * NaN there, and an executed NaN beside a symbolic NaN was reported as agree."""
+    M = sp.MatrixSymbol("M", 2, 2)
+    comparison = sg.compare(sp.Determinant(M), at={M: [[1.0, 2.0], [2.0, 4.0]]})
+    assert [e.grad_executed for e in comparison.entries] == [4, -2, -2, 1]
+    assert [e.grad_symbolic for e in comparison.entries] == [4, -2, -2, 1]
+    assert all(e.cause is not sg.Cause.AGREE for e in comparison.entries)  # torch says 0 here
+    (e00, *_) = sg.compare(sp.Determinant(M.applyfunc(sp.Abs)), at={M: [[0.0, 0.0], [0.0, 1.0]]}).entries
+    assert e00.cause is sg.Cause.KINK and e00.grad_executed == 0
