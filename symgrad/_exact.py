@@ -446,11 +446,11 @@ def lost_bits(v: Exact) -> int:
     # A ball around 0 (log(1 + 1e-326) at 192 bits): the bits lost are how far its radius is
     # above its midpoint, plus the working precision; a zero midpoint (sin(pi)) asks for one
     # doubling, after which it is a zero to the working resolution.
-    if is_wide(v):
-        return UNBOUNDED_LOSS
     mid = v.mid()
     if mid.is_zero():
-        return prec()
+        # No midpoint to measure against: a wide ball ([+/- 1.01] for sin of a huge argument)
+        # says nothing; a tiny one (sin(pi)) asks for one doubling.
+        return UNBOUNDED_LOSS if is_wide(v) else prec()
     ratio = float((v.rad() / abs(mid)).log() / arb(2).log())
     return prec() + max(0, math.ceil(ratio)) + 1 if math.isfinite(ratio) else UNBOUNDED_LOSS
 

@@ -53,6 +53,9 @@ DIGITS = {"float64": 15.95, "float32": 7.22}
 FINFO = {name: torch.finfo(dt) for name, dt in DTYPES.items()}
 # Every reported value and every comparison is certain to this many bits (about 30 digits).
 TARGET_BITS = 100
+# Reruns at a precision raised by the bits the balls lost: usually one; more only where a ball
+# around 0 could not say how many bits it lost (its midpoint is itself uncertain).
+MAX_RERUNS = 3
 
 
 @dataclass(frozen=True)
@@ -406,7 +409,7 @@ def _exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence
         if not short and ((not zeros and not undecided) or rerun):
             return current
         needed = bits + max(lost, 32 if undecided else 0) + TARGET_BITS // 2
-        if rerun >= 2 or needed > ex.MAX_PREC:
+        if rerun >= MAX_RERUNS or needed > ex.MAX_PREC:
             if not short:
                 return current  # only ties and zeros at the working resolution are left
             raise PrecisionError(PRECISION.format(bits=bits, lost=f"{lost:,}" if lost < 10**9 else "more than 10**9",

@@ -308,3 +308,13 @@ def test_a_ball_around_zero_says_how_many_bits_it_needs(at) -> None:  # type: ig
     assert c.ok and c.exact_bits <= 2000
     small = c.entries[1] if at[1] < at[0] else c.entries[0]
     assert 0 < small.grad_executed < sp.Float("1e-300")
+
+
+def test_an_unstable_recurrence_past_float64s_range_is_certified() -> None:
+    """b = 2*b + sin(b) run 3,000 times: its ball around 0 at 192 bits cannot say how many bits
+    it lost (its midpoint is noise too); the reruns follow the estimates up to about 12,000 bits."""
+    program = sg.Program(inputs=[x], body=CodeBlock(
+        Assignment(b, x), For(i, sp.Range(3000), CodeBlock(Assignment(b, 2 * b + sp.sin(b))))), output=b)
+    c = sg.compare(program, at={x: 0.7})
+    assert 4000 < c.exact_bits <= ex.MAX_PREC
+    assert c.entries[0].cause is sg.Cause.OVERFLOW  # b passes float64's range
