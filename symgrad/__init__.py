@@ -30,6 +30,7 @@ from .lowering import LoweredProgram as LoweredProgram
 from .lowering import lower as lower
 from .primitives import detach as detach
 from .primitives import item as item
+from .primitives import logsumexp as logsumexp
 from .primitives import no_grad as no_grad
 from .primitives import sigmoid as sigmoid
 from .program import Program as Program
@@ -44,6 +45,6 @@ from . import testing as testing  # noqa: E402
 __all__ = [
     "CalibrationError", "Cause", "Comparison", "Entry", "GradientMismatch", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
     "PointError", "PrecisionError", "Program", "ProgramError", "ShapeError", "SymgradError", "TraceError", "UnboundSymbolError",
-    "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "no_grad", "sigmoid",
+    "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "logsumexp", "no_grad", "sigmoid",
     "pitfalls", "sweep", "testing", "trace",
 ]

@@ -570,6 +570,8 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return sympy_fn(args[0])
     if op == "relu":
         return TorchRelu(args[0])
+    if op == "logsumexp":
+        return _LOGSUMEXP(*_with_constants(node, args, len(node.args)))
     if op in ("atan2", "maximum", "minimum"):
         a, b = _with_constants(node, args, 2)
         return {"atan2": sp.atan2, "maximum": TorchMaximum, "minimum": TorchMinimum}[op](a, b)
@@ -583,6 +585,7 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
 
 from sympy.codegen.cfunctions import expm1 as _EXPM1, log1p as _LOG1P  # noqa: E402
 
+from .primitives import logsumexp as _LOGSUMEXP  # noqa: E402
 from .primitives import sigmoid as _SIGMOID  # noqa: E402
 
 

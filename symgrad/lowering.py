@@ -1129,6 +1129,11 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(_text(args[0]), c=_const(param).text if isinstance(param, sp.Basic) else _num_text(param))
+    if op == "logsumexp":
+        # torch.stack takes tensors: a constant argument is a tensor like the first variable one.
+        other = next((_text(a) for a in args if isinstance(a, str)), None)
+        parts = [f"torch.full_like({other}, {_text(a)})" if isinstance(a, Const) and other else _text(a) for a in args]
+        return f"torch.logsumexp(torch.stack([{', '.join(parts)}]), 0)"
     if op in ("maximum", "minimum", "atan2") and any(isinstance(a, Const) for a in args):
         # torch.maximum and torch.atan2 take two tensors: a constant operand is a tensor like the other one.
         other = next(_text(a) for a in args if isinstance(a, str))

@@ -19,7 +19,7 @@ import sympy as sp
 from .errors import ParseError, SymgradError
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .primitives import detach, item, no_grad, sigmoid
+from .primitives import detach, item, logsumexp, no_grad, sigmoid
 
 # The functions an expression may call: the scalar rows of the lowering table (so nothing is
 # parsed that symgrad could not lower), their lowercase spellings, and the logic of conditions.
@@ -29,7 +29,7 @@ _FUNCTIONS: dict[str, Any] = {
     **{cls.__name__: cls for cls in (
         sp.Abs, sp.Max, sp.Min, sp.Heaviside, sp.Piecewise, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
         sp.asin, sp.acos, sp.atan, sp.atan2, sp.sinh, sp.cosh, sp.tanh, sp.erf, sp.floor, sp.ceiling,
-        sp.sign, detach, item, no_grad, sigmoid, expm1, log1p)},
+        sp.sign, detach, item, no_grad, sigmoid, expm1, log1p, logsumexp)},
     "abs": sp.Abs, "max": sp.Max, "min": sp.Min, "ceil": sp.ceiling, "sqrt": sp.sqrt,
     "Pow": sp.Pow, "Add": sp.Add, "Mul": sp.Mul,  # built by _power, _apply and _product (guarded)
     "Eq": sp.Eq, "Ne": sp.Ne, "And": sp.And, "Or": sp.Or, "Not": sp.Not,
@@ -55,7 +55,6 @@ _FUNCTIONS["relu"] = _relu  # torch.relu: lowered as Max(x, 0), relu'(0) = 0 in 
 # log1p have one): how to write each.
 _FUSED: Final = {
     "softplus": "log(1 + exp(x))",
-    "logsumexp": "log(exp(a) + exp(b))",
     "softmax": "exp(a)/(exp(a) + exp(b))",
     "log_softmax": "a - log(exp(a) + exp(b))",
     "logaddexp": "log(exp(a) + exp(b))",

@@ -84,8 +84,37 @@ class sigmoid(sp.Function):
     def _eval_rewrite_as_exp(self, arg: sp.Basic, **kwargs: object) -> sp.Expr:
         return 1 / (1 + sp.exp(-arg))
 
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        if not self.args[0].is_number:
+            return None
+        return (1 / (1 + sp.exp(-self.args[0])))._eval_evalf(prec)
 
-FUSED: tuple[type[sp.Function], ...] = (sigmoid,)
+
+class logsumexp(sp.Function):
+    """log(exp(a) + exp(b) + ...), lowered to torch's fused `torch.logsumexp` (which subtracts
+    the largest argument first: at (1000, 0) its gradient is (1, 0), while the written-out form
+    overflows). Its derivative with respect to each argument is the softmax weight."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> sp.Basic | None:
+        return args[0] if len(args) == 1 else None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.exp(self.args[argindex - 1] - self)
+
+    def _eval_rewrite_as_exp(self, *args: sp.Basic, **kwargs: object) -> sp.Expr:
+        return sp.log(sp.Add(*[sp.exp(a) for a in args]))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        if not all(a.is_number for a in self.args):
+            return None
+        m = sp.Max(*self.args)
+        return (m + sp.log(sp.Add(*[sp.exp(a - m) for a in self.args])))._eval_evalf(prec)
+
+
+FUSED: tuple[type[sp.Function], ...] = (sigmoid, logsumexp)
 
 
 def strip(expr: sp.Basic) -> sp.Basic:

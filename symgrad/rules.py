@@ -41,7 +41,7 @@ from . import _exact as ex
 from .causes import Cause
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .primitives import detach, item, no_grad, sigmoid
+from .primitives import detach, item, logsumexp, no_grad, sigmoid
 
 Args = Sequence[ex.Exact]
 Nonsmooth = Literal["kink", "jump"] | None
@@ -149,6 +149,21 @@ def _log1p(u: ex.Exact) -> ex.Exact:
     if not ex.is_finite(u):
         return ex.INF
     return ex.to_real(u).log1p()
+
+
+def _logsumexp(a: Args) -> ex.Exact:
+    """m + log(sum(exp(u - m))) with m the largest argument, as torch computes it."""
+    if any(ex.is_nan(u) for u in a):
+        return ex.NAN
+    m = a[0]
+    for u in a[1:]:
+        m = u if ex.cmp(u, m) > 0 else m
+    if not ex.is_finite(m):
+        return m
+    total: ex.Exact = ex.ZERO
+    for u in a:
+        total = ex.add(total, _exp(ex.sub(u, m)))
+    return ex.add(m, ex.log(total))
 
 
 def _sigmoid(u: ex.Exact) -> ex.Exact:
@@ -329,6 +344,9 @@ _OP_LIST: tuple[Op, ...] = (
     _smooth("expm1", "torch.expm1({0})", _expm1, lambda u, v: ex.add(v, ONE)),   # torch: grad * (result + 1)
     _smooth("log1p", "torch.log1p({0})", _log1p, lambda u, v: ex.div(ONE, ex.add(u, ONE))),
     _smooth("sigmoid", "torch.sigmoid({0})", _sigmoid, lambda u, v: ex.mul(v, ex.sub(ONE, v))),  # sigmoid_backward
+    # torch: grad * exp(self - result), the softmax weights.
+    Op("logsumexp", "torch.logsumexp(torch.stack([{0}, ...]), 0)", lambda a, p: _logsumexp(a),
+       lambda a, v, p: tuple(_exp(ex.sub(u, v)) for u in a)),
     Op(
         "atan2",
         "torch.atan2({0}, {1})",
@@ -686,6 +704,9 @@ _RULE_LIST: tuple[Rule, ...] = (
          hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP), exact=_unary(_log1p)),
     Rule(sigmoid, ("sigmoid",), "always: torch's fused `torch.sigmoid`, which never overflows "
          "(1/(1 + exp(-x)) does for x < -709)", "all reals", exact=_unary(_sigmoid)),
+    Rule(logsumexp, ("logsumexp",), "any number of scalar arguments: torch's fused "
+         "`torch.logsumexp(torch.stack([...]), 0)`, which subtracts the largest first", "all reals",
+         exact=_logsumexp),
     Rule(sp.Abs, ("abs",), "always", "all reals",
          nonsmooth="kink at 0; torch.abs has gradient 0 there (one-sided slopes -1 and 1)",
          hazard_causes=(Cause.KINK,), exact=_unary(abs)),

@@ -31,7 +31,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import UnsupportedNodeError
-from .primitives import detach, item, no_grad, sigmoid
+from .primitives import detach, item, logsumexp, no_grad, sigmoid
 
 Kind = Literal["operator", "function", "method", "attribute"]
 Build = Callable[[Sequence[Any], dict[str, Any]], Any]
@@ -315,6 +315,23 @@ for _name, _fn3 in (("expm1", expm1), ("log1p", log1p), ("sigmoid", sigmoid)):
     _SPELLINGS.append(Spelling(f"torch.{_name}", "function", _fn3, _elementwise(_fn3)))
     _SPELLINGS.append(Spelling(f"Tensor.{_name}", "method", _fn3, _elementwise(_fn3)))
 _SPELLINGS.append(Spelling(f"{_NN}sigmoid", "function", sigmoid, _elementwise(sigmoid)))
+
+
+def _logsumexp(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """torch.logsumexp(v, dim) over every element of a vector (the only reduction it has here)."""
+    if not is_matrix(a[0]):
+        return _scalar(a[0])
+    rows, cols = shape(a[0])  # type: ignore[misc]
+    if rows > 1 and cols > 1:
+        raise UnsupportedNodeError(
+            "torch.logsumexp of a matrix over one dimension is not supported: symgrad reads it "
+            "over every element of a vector.\nFix: apply it to a vector (a column or a row)."
+        )
+    return logsumexp(*[MatrixElement(a[0], i, j) for i in range(rows) for j in range(cols)])
+
+
+_SPELLINGS.append(Spelling("torch.logsumexp", "function", logsumexp, _logsumexp, "over every element of a vector"))
+_SPELLINGS.append(Spelling("Tensor.logsumexp", "method", logsumexp, _logsumexp, "over every element of a vector"))
 for _name, _fn2, _rule2 in (("abs", sp.Abs, sp.Abs), ("sign", sp.sign, sp.sign), ("floor", sp.floor, sp.floor),
                             ("ceil", sp.ceiling, sp.ceiling)):
     _SPELLINGS.append(Spelling(f"torch.{_name}", "function", _rule2, _wrap(_fn2, _name)))
@@ -369,7 +386,7 @@ _FUSED: Final = (
 
 REFUSED: Final[dict[str, str]] = {
     name: f"`{name}` {_FUSED}" for name in (
-        "torch.logsumexp", "Tensor.logsumexp", "torch.softmax", "Tensor.softmax", f"{_NN}softmax",
+        "torch.softmax", "Tensor.softmax", f"{_NN}softmax",
         "torch.log_softmax", "Tensor.log_softmax", f"{_NN}log_softmax", f"{_NN}softplus",
         f"{_NN}cross_entropy", f"{_NN}mse_loss", f"{_NN}binary_cross_entropy",
     )

@@ -215,6 +215,9 @@ CASES: tuple[Case, ...] = (
     Case("log1p", _log1p(x), (pt("inside", x=1e-10), pt("inside", x=2.0)), lambda x: torch.log1p(x)),
     Case("sigmoid", sg.sigmoid(x), (pt("inside", x=0.0), pt("inside", x=-800.0)), lambda x: torch.sigmoid(x),
          note="torch's fused sigmoid never overflows"),
+    Case("fused_logsumexp", sg.logsumexp(x, y), (pt("inside", x=1000.0, y=0.0), pt("inside", x=0.5, y=0.5)),
+         lambda x, y: torch.logsumexp(torch.stack([x, y]), 0),
+         note="torch's fused logsumexp: (1, 0) at (1000, 0), where log(exp(x) + exp(y)) overflows"),
     # ------------------------------------------------------------------ kinks and jumps
     Case("abs", sp.Abs(x), (pt("on-kink", x=0.0), pt("beside-kink", x=-(2.0**-20)), pt("inside", x=3.0)),
          lambda x: torch.abs(x), note="the acceptance row: Abs(x) at 0, one-sided (-1, 1)"),

@@ -165,10 +165,14 @@ def test_log_of_a_sum_of_exps_overflows_at_the_exp() -> None:
     assert "exp" in c.entries[0].node
 
 
-def test_fused_logsumexp_is_refused_with_a_sentence() -> None:
+def fused_log_softmax(v):  # type: ignore[no-untyped-def]
+    return torch.log_softmax(v, 0).sum()
+
+
+def test_a_fused_op_without_a_row_is_refused_with_a_sentence() -> None:
     with pytest.raises(sg.TraceError, match="fused op") as info:
-        sg.trace(fused_logsumexp, [1000.0, 0.0])
-    assert "torch.logsumexp(v, 0)" in str(info.value)
+        sg.trace(fused_log_softmax, [1000.0, 0.0])
+    assert "torch.log_softmax(v, 0)" in str(info.value)
     assert "Traceback" not in str(info.value)
 
 
@@ -450,3 +454,13 @@ def test_symgrad_check_prints_the_same_report(tmp_path: Any, capsys: pytest.Capt
 
 def test_traced_sweep() -> None:
     assert sg.trace(with_detach, 3.0).sweep({"x": (1.0, 2.0)}, n=5).counts == {"detach": 5}
+
+
+def test_logsumexp_is_torchs_fused_op_not_its_parts() -> None:
+    """The acceptance row: torch.logsumexp(v, 0) at (1000, 0) agrees, gradient (1, 0); written
+    out as log(exp(v).sum()) it overflows (test_log_of_a_sum_of_exps_overflows_at_the_exp)."""
+    c = sg.trace(fused_logsumexp, [1000.0, 0.0]).compare()
+    assert c.ok
+    assert [e.grad_autograd for e in c.entries] == [1.0, 0.0]
+    assert float(c.entries[0].grad_executed) == 1.0 and c.entries[1].grad_executed < sp.Float("1e-400")
+    assert "torch.logsumexp(" in c.lowered.source
