@@ -164,18 +164,17 @@ class Parting:
 
     @property
     def value(self) -> Any:
-        """The exact forward value, a SymPy number or matrix."""
-        return _sym(self.exact_value)
+        """The exact forward value of the parting record's step."""
+        return self.record.value
 
     @property
     def adjoint_exact(self) -> Any:
-        """d out / d step on the executed path, exact (SymPy)."""
-        return _sym(self.exact_adjoint)
+        """The exact adjoint of the parting record's step (torch's is `record.adjoint_autograd`)."""
+        return self.record.adjoint_exact
 
     @property
     def adjoint_math(self) -> Any:
-        """d out / d step in the mathematics (detach, item, no_grad as the identity), exact."""
-        return _sym(self.exact_adjoint_math)
+        return self.record.adjoint_math
 
     @property
     def node(self) -> str:

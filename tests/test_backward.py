@@ -291,3 +291,11 @@ def test_when_torch_raises_the_derivation_says_so() -> None:
     assert "torch raised: RuntimeError: element 0 of tensors does not require grad" in text
     assert "torch raised, so it has no adjoints" in text
     assert c.parting is None
+
+
+def test_the_parting_reads_its_records_values() -> None:
+    x = sp.Symbol("x")
+    c = sg.compare(sp.Piecewise((sp.sqrt(x), x > 0), (0, True)), at={x: -1.0}, branches="where")
+    p = c.parting
+    assert p is not None
+    assert p.adjoint_exact == p.record.adjoint_exact and p.value == p.record.value
