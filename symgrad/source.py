@@ -420,25 +420,30 @@ class _Translator(ast.NodeVisitor):
             raise _Refuse(None, "A branch whose value is a tensor of rank >= 1 is not supported.")
         return sp.Piecewise((a, cond), (b, True))
 
-    def visit_While(self, node: ast.While) -> None:
+    def _loop_allowed(self, node: ast.AST) -> None:
         if self.pure or self.matrix_mode:
             raise _Refuse(node, "A loop inside an `if` branch (or over matrix values) is not supported.\n"
                                 "Fix: move the loop out of the branch.")
-        if node.orelse:
-            raise _Refuse(node, "`while ... else` is not supported.")
-        cond = self.test(node.test)
+
+    def _loop_body(self, node: ast.While | ast.For) -> cg.CodeBlock:
+        """The loop's statements, translated with the loop's own line as their span."""
         self.span = self.span_of(node)
         span = self.span
         outer, self.block = self.block, []
         self.statements(node.body)
         body, self.block = self.block, outer
         self.span = span
-        self.emit(cg.While(cond, cg.CodeBlock(*body) if body else cg.CodeBlock()))
+        return cg.CodeBlock(*body) if body else cg.CodeBlock()
+
+    def visit_While(self, node: ast.While) -> None:
+        self._loop_allowed(node)
+        if node.orelse:
+            raise _Refuse(node, "`while ... else` is not supported.")
+        cond = self.test(node.test)
+        self.emit(cg.While(cond, self._loop_body(node)))
 
     def visit_For(self, node: ast.For) -> None:
-        if self.pure or self.matrix_mode:
-            raise _Refuse(node, "A loop inside an `if` branch (or over matrix values) is not supported.\n"
-                                "Fix: move the loop out of the branch.")
+        self._loop_allowed(node)
         it = node.iter
         if not (isinstance(node.target, ast.Name) and isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
                 and it.func.id == "range" and not node.orelse):
@@ -448,19 +453,11 @@ class _Translator(ast.NodeVisitor):
         if not all(isinstance(b, (int, sp.Integer)) for b in bounds):
             raise _Refuse(node, "The bounds of `range(...)` must be constant integers here.\n"
                                 "Fix: use a constant number of iterations, or a `while` loop on a tensor condition.")
-        start, stop, step = ([0] + [int(b) for b in bounds] + [1])[-3:] if len(bounds) == 1 else (
-            [int(b) for b in bounds] + [1])[:3]
-        if len(bounds) == 1:
-            start, stop, step = 0, int(bounds[0]), 1
+        ints = [int(b) for b in bounds]
+        start, stop, step = (0, ints[0], 1) if len(ints) == 1 else (*ints, 1)[:3]
         loop_var = self.var(node.target.id)
         self.env[node.target.id] = loop_var
-        self.span = self.span_of(node)
-        span = self.span
-        outer, self.block = self.block, []
-        self.statements(node.body)
-        body, self.block = self.block, outer
-        self.span = span
-        self.emit(cg.For(loop_var, sp.Range(start, stop, step), cg.CodeBlock(*body) if body else cg.CodeBlock()))
+        self.emit(cg.For(loop_var, sp.Range(start, stop, step), self._loop_body(node)))
 
     def visit_With(self, node: ast.With) -> None:
         if len(node.items) != 1 or not isinstance(self.value(node.items[0].context_expr), _NoGradCtx) or node.items[0].optional_vars:

@@ -198,14 +198,19 @@ def _floats(a: np.ndarray | None) -> tuple[float, ...] | None:
     return None if a is None else tuple(float(v) for v in a)
 
 
+def _call_with(fn: Any, bound: inspect.BoundArguments, names: list[str], tensors: list[torch.Tensor]) -> Any:
+    """The user's function called with `tensors` in place of the traced parameters `names`."""
+    args = bound.arguments.copy()
+    for n, t in zip(names, tensors):
+        args[n] = t
+    b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
+    return fn(*b.args, **b.kwargs)
+
+
 def _fidelity(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any],
               rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan]) -> Fidelity:
     def user(tensors: list[torch.Tensor]) -> Any:
-        args = bound.arguments.copy()
-        for n, t in zip(names, tensors):
-            args[n] = t
-        b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
-        return fn(*b.args, **b.kwargs)
+        return _call_with(fn, bound, names, tensors)
 
     def translated(tensors: list[torch.Tensor]) -> Any:
         by_name = dict(zip(names, tensors))
@@ -388,11 +393,7 @@ def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values:
     inputs = [sp.MatrixSymbol(n, *shp) if shp is not None else sp.Symbol(n, real=True) for n, shp in shapes]
 
     def user(tensors: list[torch.Tensor]) -> Any:
-        args = bound.arguments.copy()
-        for n, t in zip(names, tensors):
-            args[n] = t
-        b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
-        return fn(*b.args, **b.kwargs)
+        return _call_with(fn, bound, names, tensors)
 
     try:
         program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1) for n in names], inputs)
