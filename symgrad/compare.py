@@ -1046,6 +1046,36 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
         return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
 
 
+def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequence[int], auto: Sequence[float],
+                  dtype: str, rtol: float, max_iterations: int = DEFAULT_MAX_ITERATIONS) -> tuple[str, list[float]] | None:
+    """For a sweep's runs of cancelling points: decide a scalar point where the only question is
+    autograd's float error, as compare() would, without a report. The exact sides are computed
+    as for compare() (same precision and reruns); `auto` is autograd's value per input of `wrt`,
+    from the sweep's batch. Returns ("agree" or "rounding", the exact executed derivatives as
+    floats), or None where the question is wider and compare() must decide: the path sits on a
+    tie, a value or derivative is not finite, the mathematics differs from the executed path,
+    or a value of the path or of its backward pass is past the dtype's range."""
+    point = {name: ex.from_float(float(v)) for name, v in zip(lowered.inputs, floats)}
+    comps = [(k, None) for k in wrt]
+    exact = _exact_sides(lowered, point, comps, None, max_iterations)
+    if exact.path.ties or not _finite(exact.path.value) or not all(math.isfinite(a) for a in auto):
+        return None
+    with ex.working_precision(exact.bits):
+        values = []
+        for n in range(len(comps)):
+            side, exe = exact.sym[(0, n)], exact.exe[(0, n)]
+            if side.kind != "smooth" or side.grad is None or not ex.is_finite(exe) or not same(side.grad, exe):
+                return None
+            values.append(ex.to_float(exe))
+        c = _Classifier(lowered, exact, dtype, rtol, ag.AutogradRun(None, [], None))
+        reach = c.path.reaches_output()
+        if c.overflow_step(reach) is not None or c.backward_overflow(reach) is not None:
+            return None
+    tiny = FINFO[dtype].tiny
+    off = any(abs(a - e) > rtol * abs(e) + tiny for a, e in zip(auto, values))
+    return ("rounding" if off else "agree"), values
+
+
 def _assemble(lowered: LoweredProgram, exact: _Exact, run_: ag.AutogradRun, floats: list[Any], comps: list[Component],
               v_exact: Any, dtype: str, tol: float, branches: str) -> Comparison:
     """Entries, classified, in the order of DESIGN.md section 6."""

@@ -14,6 +14,7 @@ a statement-level `if` (or a `torch.where`, with `branches="where"`).
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import re
 import unicodedata
@@ -140,7 +141,20 @@ NODE_TEXT_MAX = 300
 def node_text(node: sp.Basic, user: dict[Any, Any] | None = None) -> str:
     """A node in SymPy notation, on one line; statements read as code (`while Abs(b) < 1000`).
     `user` maps symgrad's real symbols back to the user's own. A large node is abbreviated
-    (`Add(sin(Add(...)), x/1000)`) before anything walks it whole."""
+    (`Add(sin(Add(...)), x/1000)`) before anything walks it whole. Remembered: a sweep's exact
+    comparisons name the same nodes at every point."""
+    try:
+        return _node_text_cached(node, tuple(user.items()) if user else ())
+    except TypeError:  # an unhashable node
+        return _node_text_of(node, user)
+
+
+@functools.lru_cache(maxsize=4096)
+def _node_text_cached(node: sp.Basic, user: tuple[tuple[Any, Any], ...]) -> str:
+    return _node_text_of(node, dict(user))
+
+
+def _node_text_of(node: sp.Basic, user: dict[Any, Any] | None) -> str:
     if isinstance(node, sp.Basic) and not isinstance(node, (ast.While, ast.For, ast.AssignmentBase)) and more_nodes_than(node):
         return _abbreviated(node, 2, user)
     return _node_text(node.xreplace(user) if user and isinstance(node, sp.Basic) else node)

@@ -1,10 +1,13 @@
 """Comparisons over many points at once: where, in a whole range, do the gradients part?
 
-The lowered program runs on the whole batch in torch, forward and backward, and so does an
+The lowered program runs on the whole batch in torch, forward and backward, recording which
+points sit exactly on a threshold or kink and which lost digits in a cancelling subtraction. An
 independent float64 computation of the symbolic derivative (SymPy's derivative, lowered the same
-way; for programs, the program with `detach`/`item`/`no_grad` as the identity). Only the points
-that the float comparison flags, or that sit exactly on a threshold or kink, are compared
-exactly with `compare()`; the rest agree.
+way; for programs, the program with `detach`/`item`/`no_grad` as the identity) is compared with
+autograd on every point where it can find more than those records (float32 sweeps, detached
+parts) and on a sample otherwise. Only the flagged points are compared exactly with `compare()`,
+a few per run of neighbouring flagged points; the causes of the rest of a run are inferred from
+its compared points; every other point agrees.
 
 Control flow stays vectorised: the IR is run with masks (`_Batch`), so an `if` runs each branch
 on the points that take it (only those: no NaN traps that the program does not have), and a
@@ -14,6 +17,7 @@ of the generated program.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -26,10 +30,10 @@ import sympy as sp
 import torch
 
 from ._deep import deep
-from .autograd import in_torch_state
+from .autograd import in_torch_state, torch_state
 from .causes import Cause
 from ._data import _float_of
-from .compare import RTOL, Comparison, compare
+from .compare import RTOL, Comparison, compare, rounding_only
 from .errors import LoopLimitError, OptionError, PointError, SymgradError
 from .executed import DEFAULT_MAX_ITERATIONS
 from .lowering import (DTYPES, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While,
@@ -60,7 +64,30 @@ _TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
     "ceil": lambda a: a[0] == torch.floor(a[0]),
     "maximum": lambda a: a[0] == a[1],
     "minimum": lambda a: a[0] == a[1],
+    # torch masks x ** y's gradient wrt the base where y = 0 and wrt the exponent where x = 0.
+    "pow": lambda a: (a[0] == 0) | (a[1] == 0),
+    "atan2": lambda a: (a[0] == 0) & (a[1] == 0),  # undefined at the origin
 }
+
+
+# How much larger than eps * ratio**2 autograd's error after a cancelling difference may be, and
+# the difference still not flagged (see `_Batch.cancel_ratio`).
+CANCEL_MARGIN: Final = 100.0
+
+# Each generated line compiled once per lowering (a sweep's runs, and the sample of its symbolic
+# derivative, reuse them); only the most recent lowerings are kept.
+_COMPILED: dict[str, dict[Any, Any]] = {}
+_COMPILED_KEEP: Final = 256
+
+
+def _compiled_lines(filename: str) -> dict[Any, Any]:
+    codes = _COMPILED.pop(filename, None)
+    if codes is None:
+        codes = {}
+        while len(_COMPILED) >= _COMPILED_KEEP:
+            _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[filename] = codes  # most recent last
+    return codes
 
 
 class _Batch:
@@ -78,12 +105,18 @@ class _Batch:
         self.tie = torch.zeros(n, dtype=torch.bool, device=device)
         self.stuck = torch.zeros(n, dtype=torch.bool, device=device)
         self.cancel = torch.zeros(n, dtype=torch.bool, device=device)
+        # The largest ratio |first term| / |difference| of any cancelling subtraction: how many
+        # digits a point lost (the worst of a run of flagged points is the one that lost most).
+        self.lost = torch.ones(n, dtype=dtype, device=device)
         # Flag a difference that lost more digits than the comparison's tolerance can absorb,
         # counting the backward pass: differentiating a cancelling difference cancels about as
-        # many digits again, so a difference may lose at most half of log10(rtol / eps).
+        # many digits again, times a constant of the formula (autograd's error in
+        # (1 - cos x)/x**2 is about 24*eps/x**4 = 6*eps*ratio**2), so a difference may lose at
+        # most half of log10(rtol / eps), less one digit (a constant of up to 100).
         eps = torch.finfo(dtype).eps
-        self.cancel_ratio = min(0.1, math.sqrt(eps / RTOL["float64" if dtype == torch.float64 else "float32"]))
-        self.codes: dict[int, Any] = {}
+        rtol = RTOL["float64" if dtype == torch.float64 else "float32"]
+        self.cancel_ratio = min(0.1, math.sqrt(CANCEL_MARGIN * eps / rtol))
+        self.codes = _compiled_lines(lowered.filename)
         self.namespace = {"torch": torch, "math": math}
 
     # -- variables on a subset of the batch
@@ -113,6 +146,11 @@ class _Batch:
         if idx is None:
             return acc.logical_or_(mask)
         return acc.index_put((idx,), acc[idx] | mask)
+
+    def _merge_max(self, acc: torch.Tensor, value: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if idx is None:
+            return torch.fmax(acc, value, out=acc)  # fmax: a NaN ratio (0/0) keeps the old value
+        return acc.index_put((idx,), torch.fmax(acc[idx], value))
 
     # -- statements
 
@@ -169,8 +207,11 @@ class _Batch:
             # comparison cannot be trusted there (both float sides may share the error).
             # A sum far smaller than its first term means its terms (nearly) cancelled.
             with torch.no_grad():
-                first = next(a for a in args if a.ndim)
-                self.cancel = self._merge(self.cancel, value.abs() < first.abs().mul_(self.cancel_ratio), idx)
+                first = next(a for a in args if a.ndim).abs()
+                size = value.abs()
+                ratio = first / size  # inf where the terms cancelled exactly
+                self.lost = self._merge_max(self.lost, ratio, idx)
+                self.cancel = self._merge(self.cancel, ratio > 1 / self.cancel_ratio, idx)
         if self.checks and s.op == "exp" and value.ndim:
             # exp underflowed to 0 (or overflowed): a later division or log may hide it.
             with torch.no_grad():
@@ -271,8 +312,10 @@ def _margin_text(c: Cond, rel: sp.Basic) -> str:
 
 def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_mode: bool = False,
               grad: bool = True, checks: bool = True, max_iterations: int = DEFAULT_MAX_ITERATIONS,
-              cancel_out: list[Any] | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask)."""
+              lost_out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask).
+    The tie mask holds the points near a cancellation too, unless `lost_out` is given: then it
+    receives the digits lost and the cancellation mask, and the tie mask holds only ties."""
     n = columns[0].shape[0]
     dtype = columns[0].dtype
     inputs = [c.detach().clone().requires_grad_(grad) for c in columns]
@@ -289,9 +332,11 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
                 grads = list(torch.autograd.grad(out.sum(), inputs, allow_unused=True, materialize_grads=True))
             else:
                 grads = [torch.full_like(c, math.nan) for c in columns]
-    if cancel_out is not None:
-        # Points near a cancelling difference but on no threshold.
-        cancel_out.append(runner.cancel & ~runner.tie)
+    if lost_out is not None:
+        # Per point: the worst |first term| / |difference|, and whether a difference cancelled
+        # too many digits (or an exp underflowed or overflowed) for a float comparison.
+        lost_out += [runner.lost, runner.cancel]
+        return out.detach(), [g.detach() for g in grads], runner.tie, runner.stuck
     return out.detach(), [g.detach() for g in grads], runner.tie | runner.cancel, runner.stuck
 
 
@@ -343,7 +388,8 @@ class Sweep:
     wrt: tuple[sp.Basic, ...]
     points: np.ndarray  # shape (N, inputs): the exact values the tensors held
     value: np.ndarray  # f, as the program computed it
-    grad_symbolic: np.ndarray  # (N, wrt): float64 evaluation of the symbolic derivative
+    # The float64 symbolic derivative, computed when first asked for (`grad_symbolic`).
+    symbolic: Any = field(repr=False, compare=False)
     grad_autograd: np.ndarray  # (N, wrt)
     codes: np.ndarray  # (N,): index into IDS of each point's cause
     counts: dict[str, int]
@@ -390,6 +436,13 @@ class Sweep:
         from ._data import sweep_frame
 
         return sweep_frame(self)
+
+    @property
+    def grad_symbolic(self) -> np.ndarray:
+        """(N, wrt): the float64 evaluation of the symbolic derivative at each point (SymPy's
+        derivative lowered to torch; for a program, the program with `detach`/`item`/`no_grad` as
+        the identity). Computed on first use: the sweep itself needs it only on a sample."""
+        return self.symbolic.values() if isinstance(self.symbolic, _Symbolic) else np.asarray(self.symbolic)
 
     @property
     def causes(self) -> np.ndarray:
@@ -493,14 +546,18 @@ def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int,
         ranged = [m for m in names if m in ranges]
         _check_size(n ** len(ranged), len(ranged), n)
         axes = [np.linspace(float(ranges[m][0]), float(ranges[m][1]), n) for m in ranged]
-        mesh = dict(zip(ranged, (g.reshape(-1) for g in np.meshgrid(*axes, indexing="ij"))))
+        grids = np.meshgrid(*axes, indexing="ij", copy=False) if len(axes) > 1 else axes
+        mesh = dict(zip(ranged, (g.reshape(-1) for g in grids)))
         size = n ** len(ranged)
         cols = [mesh[m] if m in mesh else np.full(size, fixed[m]) for m in names]
         grid = tuple(n for _ in ranged)
         swept = tuple(k for k, m in enumerate(names) if m in ranges)
-    points = np.stack(cols, axis=1)
-    # The exact values the tensors of this dtype hold.
-    points = torch.tensor(points, dtype=DTYPES[dtype]).to(torch.float64).numpy()
+    if len(cols) > 1:
+        points = np.stack(cols, axis=1)
+    else:  # one input: no copy of our own range, a copy of the user's batch
+        points = (np.array(cols[0]) if batches else cols[0]).reshape(-1, 1)
+    if dtype != "float64":  # the exact values the tensors of this dtype hold
+        points = torch.tensor(points, dtype=DTYPES[dtype]).to(torch.float64).numpy()
     if not np.all(np.isfinite(points)):
         raise PointError("`over` contains NaN or infinite values (after rounding to the dtype).\nFix: give finite values.")
     return points, grid, swept
@@ -554,17 +611,24 @@ def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: li
         return out
     by_name = {name: c for name, c in zip(lowered.inputs, cols64)}
     for j, k in enumerate(wrt):
-        d = derivs.exprs[k].replace(lambda e: isinstance(e, (sp.DiracDelta, sp.Derivative)), lambda e: sp.Integer(0))
-        d = strip(d)
-        if not d.free_symbols:
-            out[:, j] = float(d) if d.is_real else math.nan
+        dl = _derivative_program(derivs.exprs[k])
+        if not isinstance(dl, LoweredProgram):
+            out[:, j] = dl
             continue
-        dl = lower(d, branches="where")
         with torch.no_grad():
             value, _, _, _ = run_batch(dl, [by_name[name] for name in dl.inputs], grad=False, checks=False,
                                        max_iterations=max_iterations)
         out[:, j] = value.cpu().numpy()
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _derivative_program(d: sp.Basic) -> LoweredProgram | float:
+    """SymPy's derivative lowered to torch (a constant derivative as its float)."""
+    d = strip(d.replace(lambda e: isinstance(e, (sp.DiracDelta, sp.Derivative)), lambda e: sp.Integer(0)))
+    if not d.free_symbols:
+        return float(d) if d.is_real else math.nan
+    return lower(d, branches="where")
 
 
 def _steps(stmts: Sequence[Stmt]) -> list[Step]:
@@ -635,146 +699,305 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
 
     names = [s.name for s in lowered.symbols]
     wrt_idx = _wrt(lowered, wrt)
-    cols = [torch.tensor(points[:, k], dtype=DTYPES[dtype], device=dev) for k in range(len(names))]
-    cancel: list[Any] = []
-    value, grads, tie, stuck = run_batch(lowered, cols, max_iterations=max_iterations, cancel_out=cancel)
-    cols64 = [c.to(torch.float64) for c in cols]
-    sym = _symbolic_batch(lowered, cols64, wrt_idx, max_iterations)
+    cols = [torch.from_numpy(np.ascontiguousarray(points[:, k])).to(device=dev, dtype=DTYPES[dtype])
+            for k in range(len(names))]
+    lost_out: list[torch.Tensor] = []
+    value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations, lost_out=lost_out)
+    tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), lost_out[1].cpu().numpy()
     auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
-    mismatch = _flag(sym, auto, tol)
-    flagged = mismatch | tie.cpu().numpy()
-    # Points near a cancelling difference stay flagged: a float confirmation (even in long
-    # double) evaluates the same cancelling formula and would share autograd's error, so only
-    # the exact comparison decides them.
-    stuck_np = stuck.cpu().numpy()
-    flagged &= ~stuck_np
+    symbolic = _Symbolic(lowered, [c.to(torch.float64) for c in cols], wrt_idx, max_iterations, stuck)
+    # A point is flagged when it is on a threshold or kink, near a cancelling difference, where
+    # autograd or f is not finite, or where the float symbolic derivative disagrees with autograd.
+    # For a float64 function without detach/item/no_grad, the symbolic derivative in floats is
+    # only the same derivative by another formula, with float64's rounding: its disagreements are
+    # the flags above (cancellations, thresholds, non-finite values), so it runs on a sample as a
+    # cross-check, and on every point only when the sample disagrees (or when it is asked for).
+    finite = np.isfinite(auto[:, 0]) if auto.shape[1] == 1 else np.isfinite(auto).all(axis=1)
+    with torch.no_grad():
+        f_finite = torch.isfinite(value).cpu().numpy() if value.ndim else np.full(len(points), bool(torch.isfinite(value)))
+    flagged = tie | cancel | ~finite | ~f_finite
+    if symbolic.differs(dtype):
+        flagged |= _flag(symbolic.values(), auto, tol)
+    else:
+        sample = _sample(~flagged & ~stuck)
+        if len(sample) and _flag(symbolic.at(sample), auto[sample], tol).any():
+            flagged |= _flag(symbolic.values(), auto, tol)
     # A point whose loop never ended has no value: do not show the unfinished loop's numbers.
-    value = value.to(torch.float64).masked_fill(stuck.to(value.device), math.nan)
-    auto[stuck_np] = math.nan
-    sym[stuck_np] = math.nan
+    flagged &= ~stuck
+    if stuck.any():
+        value = value.to(torch.float64).masked_fill(stuck_t.to(value.device), math.nan)
+        auto[stuck] = math.nan
     codes = np.full(len(points), AGREE, dtype=np.int8)
-    codes[stuck_np] = SKIPPED
+    codes[stuck] = SKIPPED
     idx = np.flatnonzero(flagged)
-    runs = _runs(idx, auto, tie.cpu().numpy())
-    chosen = _choose(runs, idx, auto, sym, max_exact)
+    runs = _Runs(idx, finite, tie)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # How wrong autograd may be at each flagged point: against the float symbolic derivative
+        # where it was computed, otherwise the digits its worst subtraction lost.
+        err = (np.abs(auto[idx] - symbolic.values()[idx]).max(axis=1) if symbolic.computed
+               else lost_out[0].cpu().numpy()[idx].astype(np.float64))
+    err = np.where(finite[idx], np.nan_to_num(err, nan=np.inf), np.inf)
+    chosen = runs.choose(err, max_exact)
     show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
     exact: dict[int, Comparison] = {}
     # Where the float comparison agreed, the executed derivative is autograd's within tolerance.
     executed = np.where(flagged[:, None], math.nan, auto)
     t_last = time.perf_counter()
 
-    def exactly(todo: Iterable[int]) -> None:
+    decided: set[int] = set()  # points compared exactly: by compare(), or by rounding_only()
+    wrt_syms = [lowered.symbols[k] for k in wrt_idx]
+
+    def exactly(todo: Iterable[int], light: bool = False) -> None:
+        """Compare these points exactly. `light`: points of a run of cancelling points whose
+        compared points are all agree or rounding; `rounding_only` decides them without a
+        report where that is the only question, and compare() where it is not."""
         nonlocal t_last
         for i in todo:
-            at = {s: float(points[i, k]) for k, s in enumerate(lowered.symbols)}
+            if i in decided or i in runs.skipped:
+                continue
             try:
-                c = compare(f, at, wrt=[lowered.symbols[k] for k in wrt_idx], dtype=dtype, branches=branches,
-                            rtol=rtol, max_iterations=max_iterations)
+                quick = (rounding_only(lowered, points[i].tolist(), wrt_idx, auto[i].tolist(), dtype, tol, max_iterations)
+                         if light else None)
+                if quick is not None:
+                    codes[i], executed[i] = CODE[quick[0]], quick[1]
+                else:
+                    at = {s: float(points[i, k]) for k, s in enumerate(lowered.symbols)}
+                    c = compare(f, at, wrt=wrt_syms, dtype=dtype, branches=branches, rtol=rtol,
+                                max_iterations=max_iterations)
+                    exact[i] = c
+                    codes[i] = CODE[c.cause.id]
+                    executed[i] = [math.nan if e.grad_executed is None else _float_of(e.grad_executed) for e in c.entries]
             except LoopLimitError:
                 codes[i] = SKIPPED
+                runs.skipped.add(i)
                 continue
-            exact[i] = c
-            codes[i] = CODE[c.cause.id]
-            executed[i] = [math.nan if e.grad_executed is None else _float_of(e.grad_executed) for e in c.entries]
+            decided.add(i)
             if show and time.perf_counter() - t_last > 0.2:
                 t_last = time.perf_counter()
-                print(f"\rsymgrad sweep: comparing flagged points exactly {len(exact)}", end="", file=sys.stderr)
+                print(f"\rsymgrad sweep: comparing flagged points exactly {len(decided)}", end="", file=sys.stderr)
 
-    exactly(chosen)
-    # A run whose representatives disagree (rounding comes and goes from point to point) is
-    # compared point by point, as far as max_exact allows; a uniform run (a NaN trap over a
-    # half-line) keeps the cause of its representatives.
-    compared = np.zeros(len(points), dtype=bool)
-    compared[list(exact)] = True
-    for run in runs:
-        if len(np.unique(codes[run[compared[run]]])) > 1:
-            room = max_exact - len(exact)
-            if room <= 0:
-                break
-            exactly(run[~compared[run]][:room].tolist())
+    exactly(chosen.tolist())
+    # Points of a run of cancellations, between compared points that say agree or rounding, are
+    # decided without a report (for a float64 function without detach/item/no_grad).
+    runs.refine(codes, decided, exactly, max_exact, light=not symbolic.differs(dtype))
     if show:
         print(file=sys.stderr)
-    inferred = _infer(idx, exact, codes, tie.cpu().numpy(), auto)
+    inferred = runs.infer(codes, decided)
     numbers = np.bincount(codes, minlength=len(IDS))
     counts = {IDS[k]: int(m) for k, m in enumerate(numbers) if m and k != SKIPPED}
-    worst = _worst(exact, auto, sym)
+    worst = _worst(exact, auto, executed)
     return Sweep(
         source=lowered.normalized.source if not lowered.normalized.is_program else "program",
         lowered=lowered, symbols=lowered.symbols, wrt=tuple(lowered.symbols[k] for k in wrt_idx),
-        points=points, value=value.to(torch.float64).cpu().numpy(), grad_symbolic=sym, grad_autograd=auto,
+        points=points, value=value.to(torch.float64).cpu().numpy(), symbolic=symbolic, grad_autograd=auto,
         codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, lowered.symbols, swept),
-        worst=worst, exact_points=len(exact), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
+        worst=worst, exact_points=len(decided), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
         dtype=dtype, branches=branches, device=str(dev), seconds=time.perf_counter() - start, grid=grid,
         swept=swept, grad_executed=executed,
     )
 
 
+# At most this many points of a sweep check the float symbolic derivative when the flags above
+# stand in for it (an even spread over the points not flagged).
+CROSS_CHECK: Final = 1024
+
+
+def _sample(candidates: np.ndarray) -> np.ndarray:
+    """At most CROSS_CHECK of the points where `candidates` holds, evenly spread."""
+    if len(candidates) <= CROSS_CHECK:
+        return np.flatnonzero(candidates)
+    spread = np.unique(np.linspace(0, len(candidates) - 1, CROSS_CHECK).astype(np.int64))
+    return spread[candidates[spread]]
+
+
+class _Symbolic:
+    """The float symbolic derivative on the sweep's points, computed when first needed (a
+    float32 sweep, a function with detach/item/no_grad, a plot), on all points or a sample."""
+
+    def __init__(self, lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: list[int],
+                 max_iterations: int, stuck: np.ndarray) -> None:
+        self.lowered, self.cols64, self.wrt = lowered, cols64, wrt
+        self.max_iterations, self.stuck = max_iterations, stuck
+        self._values: np.ndarray | None = None
+
+    def differs(self, dtype: str) -> bool:
+        """Whether the float symbolic derivative can disagree with autograd where no flag of the
+        run does: in float32 (it is computed in float64, with 29 more bits), or through
+        detach/item/no_grad (the identity in the mathematics)."""
+        if dtype != "float64":
+            return True
+        return any(s.op in ("item", "detach", "no_grad") for s in _steps(self.lowered.body)) or _has_no_grad(self.lowered.body)
+
+    @property
+    def computed(self) -> bool:
+        return self._values is not None
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        if self._values is not None:
+            return self._values[rows]
+        take = torch.from_numpy(rows).to(self.cols64[0].device)
+        return _symbolic_batch(self.lowered, [c[take] for c in self.cols64], self.wrt, self.max_iterations)
+
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            with torch_state("float64"):
+                sym = _symbolic_batch(self.lowered, self.cols64, self.wrt, self.max_iterations)
+            sym[self.stuck] = math.nan
+            self._values = sym
+        return self._values
+
+
+def _has_no_grad(stmts: Sequence[Stmt]) -> bool:
+    for s in stmts:
+        if isinstance(s, NoGrad):
+            return True
+        if isinstance(s, If) and any(_has_no_grad(b.body) for b in s.branches):
+            return True
+        if isinstance(s, (While, For)) and _has_no_grad(s.body):
+            return True
+    return False
+
+
 # Points compared exactly in each run of neighbouring flagged points with the same signature:
 # its two ends, its worst point and an even spread; the points between take the cause of the
-# nearest compared point (`_infer`).
+# nearest compared point of their run (`_Runs.infer`).
 PER_RUN = 8
 
 
-def _runs(idx: np.ndarray, auto: np.ndarray, tie: np.ndarray) -> list[np.ndarray]:
+class _Runs:
     """Neighbouring flagged points with the same signature (on a threshold or not, autograd
-    finite or not): one run each."""
-    if len(idx) == 0:
-        return []
-    finite = np.all(np.isfinite(auto[idx]), axis=1)
-    on = tie[idx]
-    breaks = np.flatnonzero((np.diff(idx) != 1) | (finite[1:] != finite[:-1]) | (on[1:] != on[:-1])) + 1
-    return [idx[part] for part in np.split(np.arange(len(idx)), breaks)]
+    finite or not): one run each. Held as run numbers per flagged point, so that a million
+    flagged points cost array operations, not a Python loop."""
 
+    def __init__(self, idx: np.ndarray, finite: np.ndarray, tie: np.ndarray) -> None:
+        self.idx = idx
+        self.tie, self.finite = tie, finite
+        if len(idx):
+            sig = self.signature(idx)
+            breaks = np.flatnonzero((np.diff(idx) != 1) | (sig[1:] != sig[:-1])) + 1
+        else:
+            breaks = np.zeros(0, dtype=np.int64)
+        self.starts = np.concatenate(([0], breaks)).astype(np.int64) if len(idx) else breaks
+        self.lengths = np.diff(np.concatenate((self.starts, [len(idx)])))
+        self.skipped: set[int] = set()  # flagged points whose exact comparison passed max_iterations
 
-def _choose(runs: list[np.ndarray], idx: np.ndarray, auto: np.ndarray, sym: np.ndarray, limit: int) -> np.ndarray:
-    """The flagged points to compare exactly first: per run, its ends, its worst point and an
-    even spread (`PER_RUN` in all); within `limit`, the worst first."""
-    if len(idx) == 0:
-        return idx
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        err = np.nan_to_num(np.abs(auto - sym).max(axis=1), nan=np.inf)
-    picks: list[int] = []
-    for run in runs:
-        if len(run) <= PER_RUN:
-            picks.extend(run.tolist())
-            continue
-        spread = run[np.linspace(0, len(run) - 1, PER_RUN - 1).astype(int)]
-        picks.extend([*spread.tolist(), int(run[np.argmax(err[run])])])
-    chosen = np.unique(np.array(picks, dtype=int))
-    if len(chosen) > limit:
-        worst = chosen[np.argsort(-err[chosen], kind="stable")[: limit // 2]]
-        rest = np.setdiff1d(chosen, worst)
-        spread = rest[np.linspace(0, len(rest) - 1, limit - len(worst)).astype(int)] if len(rest) else rest
-        chosen = np.union1d(worst, spread)
-    return chosen
+    def signature(self, points: np.ndarray) -> np.ndarray:
+        return self.tie[points].astype(np.int8) * 2 + self.finite[points].astype(np.int8)
 
+    def run(self, r: int) -> np.ndarray:
+        return self.idx[self.starts[r]:self.starts[r] + self.lengths[r]]
 
-def _infer(idx: np.ndarray, exact: dict[int, Comparison], causes: np.ndarray, tie: np.ndarray, auto: np.ndarray) -> int:
-    """Give flagged points that were not compared exactly the cause of the nearest exactly
-    compared point with the same signature (on a threshold or not, autograd finite or not).
-    `causes` holds codes and is updated in place; returns how many points were inferred.
-    Vectorised: a million flagged points take one sort, not a Python loop."""
-    done = np.array(sorted(exact), dtype=np.int64)
-    compared = np.zeros(len(causes), dtype=bool)
-    compared[done] = True
-    rest = idx[~compared[idx]]
-    rest = rest[causes[rest] != SKIPPED]
-    if not len(rest):
-        return 0
-    if not len(done):
-        causes[rest] = AGREE
-        return len(rest)
-    finite = np.all(np.isfinite(auto), axis=1)
-    signature = tie.astype(np.int8) * 2 + finite.astype(np.int8)
-    for sig in range(4):
-        if not np.any(signature[rest] == sig):
-            continue
-        mine = rest[signature[rest] == sig]
-        pool = done[signature[done] == sig]
-        if not len(pool):
-            pool = done
-        causes[mine] = causes[_nearest(pool, mine)]
-    return len(rest)
+    def choose(self, err: np.ndarray, limit: int) -> np.ndarray:
+        """The flagged points to compare exactly first: every point of a short run; of a longer
+        one its ends, its worst point and an even spread (`PER_RUN` in all); within `limit`,
+        the worst first. `err` is per flagged point."""
+        if not len(self.idx):
+            return self.idx
+        short = self.lengths <= PER_RUN
+        picks = [self.idx[np.repeat(short, self.lengths)]] if short.any() else []
+        for r in np.flatnonzero(self.lengths > PER_RUN):
+            lo, m = self.starts[r], self.lengths[r]
+            spread = lo + np.linspace(0, m - 1, PER_RUN - 1).astype(np.int64)
+            picks.append(self.idx[np.append(spread, lo + np.argmax(err[lo:lo + m]))])
+        chosen = np.unique(np.concatenate(picks))
+        if len(chosen) > limit:
+            pos = np.searchsorted(self.idx, chosen)
+            worst = chosen[np.argsort(-err[pos], kind="stable")[: limit // 2]]
+            rest = np.setdiff1d(chosen, worst)
+            spread = rest[np.linspace(0, len(rest) - 1, limit - len(worst)).astype(int)] if len(rest) else rest
+            chosen = np.union1d(worst, spread)
+        return chosen
+
+    def _compared(self, decided: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The exactly compared flagged points (sorted) and their runs."""
+        done = np.array(sorted(decided), dtype=np.int64)
+        pos = np.searchsorted(self.idx, done)
+        inside = (pos < len(self.idx)) & (self.idx[np.minimum(pos, len(self.idx) - 1)] == done)
+        return done[inside], self.run_of(pos[inside])
+
+    def run_of(self, positions: np.ndarray) -> np.ndarray:
+        """The run of each flagged point, given by its position in `idx`."""
+        return np.searchsorted(self.starts, positions, side="right") - 1
+
+    def points_of(self, runs: np.ndarray) -> np.ndarray:
+        """The flagged points of these runs, in order."""
+        if not len(runs):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([self.run(r) for r in runs])
+
+    def refine(self, codes: np.ndarray, decided: set[int], exactly: Callable[..., None], limit: int,
+               light: bool = False) -> None:
+        """Compare more points of the runs whose compared points disagree (rounding that comes
+        and goes): point by point where the rest of the run fits in `limit`, otherwise by
+        bisection between compared neighbours that disagree, to find where the cause changes
+        (log2 of the run's length comparisons per change), within `limit`. With `light`, a run
+        of cancelling points (autograd finite, no tie) whose compared points all agree or round
+        is decided by `rounding_only`."""
+        done, runs = self._compared(decided)
+        if not len(done):
+            return
+        quiet = {AGREE, CODE["rounding"]}
+        for r in np.unique(runs):
+            mine = done[runs == r]
+            seen = set(codes[mine].tolist())
+            if len(seen) < 2:
+                continue
+            room = limit - len(decided)
+            if room <= 0:
+                return
+            points = self.run(r)
+            cheap = light and seen <= quiet and int(self.signature(points[:1])[0]) == 1
+            todo = points[~np.isin(points, mine)]
+            if len(todo) <= room:
+                exactly(todo.tolist(), cheap)
+                continue
+            gaps = [(int(a), int(b)) for a, b in zip(mine[:-1], mine[1:]) if codes[a] != codes[b] and b - a > 1]
+            while gaps and len(decided) < limit:
+                a, b = gaps.pop()
+                mid = (a + b) // 2
+                exactly([mid], cheap)
+                if mid not in decided:  # skipped (its loop ran too long): stop bisecting this gap
+                    continue
+                gaps += [(p, q) for p, q in ((a, mid), (mid, b)) if codes[p] != codes[q] and q - p > 1]
+
+    def infer(self, codes: np.ndarray, decided: Iterable[int]) -> int:
+        """Give each flagged point not compared exactly the cause of the nearest compared point
+        of its run (of its signature, for a run with none compared). `codes` is updated in
+        place; returns how many points were inferred. A run is a range of consecutive points,
+        so each stretch between two compared points is filled as two slices."""
+        if not len(self.idx):
+            return 0
+        done, done_runs = self._compared(decided)
+        skipped = np.array(sorted(self.skipped), dtype=np.int64)  # a loop ran too long: no cause
+        inferred = len(self.idx) - len(done) - len(skipped)
+        if not len(done):
+            codes[self.idx] = AGREE
+            codes[skipped] = SKIPPED
+            return inferred
+        has = np.zeros(len(self.starts), dtype=bool)
+        has[done_runs] = True
+        bounds = np.flatnonzero(np.diff(done_runs)) + 1
+        for mine in np.split(done, bounds):
+            r = int(self.run_of(np.searchsorted(self.idx, mine[:1]))[0])
+            first = int(self.idx[self.starts[r]])
+            last = first + int(self.lengths[r]) - 1
+            keep = codes[mine].copy()
+            codes[first:mine[0]] = keep[0]
+            for a, b, ca, cb in zip(mine[:-1], mine[1:], keep[:-1], keep[1:]):
+                mid = (int(a) + int(b)) // 2  # equally near both: the left one's cause
+                codes[a + 1:mid + 1] = ca
+                codes[mid + 1:b] = cb
+            codes[mine[-1] + 1:last + 1] = keep[-1]
+        # Runs without a compared point (max_exact was reached): the nearest of the same signature.
+        lone = self.points_of(np.flatnonzero(~has))
+        if len(lone):
+            lone_sig, done_sig = self.signature(lone), self.signature(done)
+            for sig in np.unique(lone_sig):
+                mine = lone[lone_sig == sig]
+                pool = done[done_sig == sig]
+                codes[mine] = codes[_nearest(pool if len(pool) else done, mine)]
+        codes[skipped] = SKIPPED
+        return inferred
 
 
 def _nearest(pool: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -785,13 +1008,14 @@ def _nearest(pool: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.where(take_left, pool[left], pool[right])
 
 
-def _worst(exact: dict[int, Comparison], auto: np.ndarray, sym: np.ndarray, k: int = 10) -> tuple[Comparison, ...]:
+def _worst(exact: dict[int, Comparison], auto: np.ndarray, executed: np.ndarray, k: int = 10) -> tuple[Comparison, ...]:
     bad = [(i, c) for i, c in exact.items() if not c.ok]
 
     def key(item: tuple[int, Comparison]) -> tuple[int, float]:
         i, c = item
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            err = float(np.nan_to_num(np.max(np.abs(auto[i] - sym[i]) / np.maximum(np.abs(sym[i]), 1e-300)), nan=np.inf))
+            err = float(np.nan_to_num(np.max(np.abs(auto[i] - executed[i]) / np.maximum(np.abs(executed[i]), 1e-300)),
+                                      nan=np.inf))
         return (c.cause.severity, -err)
 
     # One point per cause and cited line: the worst of each; neighbours on the same line and with

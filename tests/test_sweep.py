@@ -644,3 +644,79 @@ def test_plot_without_matplotlib_suggests_a_command_that_works_from_a_checkout(m
     assert msg.startswith("Sweep.plot() needs matplotlib, which is not installed.\n")
     assert "`pip install matplotlib`" in msg and '`pip install -e ".[plot]"`' in msg
     assert "symgrad[plot]" not in msg
+
+
+def test_grad_symbolic_is_sympys_derivative_at_every_point() -> None:
+    """The float symbolic derivative is computed when asked for (the sweep itself checks it on a
+    sample): its values are SymPy's derivative, evaluated here independently with lambdify."""
+    f = sp.sin(x) * x**3 + sp.exp(-x)
+    s = sg.sweep(f, over={x: (-2, 2)}, n=3001, progress=False)
+    want = sp.lambdify(x, sp.diff(f, x), "numpy")(s.points[:, 0])
+    np.testing.assert_allclose(s.grad_symbolic[:, 0], want, rtol=1e-12, atol=1e-12)
+    assert s.counts == {"agree": 3001}
+
+
+def test_a_mismatch_no_flag_predicts_is_still_found_by_the_symbolic_cross_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the batch runner did not record relu's corner (its tie test removed), the float symbolic
+    derivative, checked on a sample of the points, still disagrees at 0 (SymPy's Heaviside(0) is
+    1/2, torch's relu'(0) is 0), and the sweep then compares it with autograd everywhere: the
+    kink is found."""
+    sweep_module = sys.modules["symgrad.sweep"]  # `symgrad.sweep` is also the function's name
+    monkeypatch.delitem(sweep_module._TIE_TEST, "relu")
+    s = sg.sweep(sp.Max(x, 0) + x**2, over={x: (-1, 1)}, n=5, progress=False)
+    assert s.counts == {"agree": 4, "kink": 1}
+    assert s.causes[2] == "kink"
+    assert list(s.grad_symbolic[:, 0]) == [-2.0, -1.0, 0.5, 2.0, 3.0]
+
+
+def test_float32_sweep_checks_every_point_against_the_float64_derivative() -> None:
+    """In float32 the float64 symbolic derivative is the more precise one: a point where
+    (1 - cos x)/x**2 rounds past rtol without a subtraction flagging it is still compared."""
+    f = (1 - sp.cos(x)) / x**2
+    point = 0.27072998881340027  # a float32: autograd is off by 1.4e-4 > rtol = 1e-4
+    assert sg.compare(f, at={x: point}, dtype="float32").cause.id == "rounding"
+    s = sg.sweep(f, over={x: np.array([0.25, point, 0.3])}, dtype="float32", progress=False)
+    assert s.causes[1] == "rounding"
+
+
+def test_a_mixed_run_that_fits_in_max_exact_is_compared_point_by_point() -> None:
+    """Near the end of (1 - cos x)/x**2's cancellation range rounding comes and goes from point to
+    point. Where the run fits in max_exact every flagged point is compared, and the sweep says
+    exactly what compare() says at each; with a small max_exact the run is bisected, the compared
+    points are still exact and the rest take the cause of their nearest compared neighbour."""
+    f = (1 - sp.cos(x)) / x**2
+    full = sg.sweep(f, over={x: (1e-4, 0.5)}, n=2001, progress=False)
+    assert full.inferred_points == 0
+    flagged = np.flatnonzero(np.isnan(full.grad_executed[:, 0]) | (full.codes != 0))
+    for k in flagged:
+        assert full.causes[k] == sg.compare(f, at={x: float(full.points[k, 0])}).cause.id
+    truth = full.causes
+    assert 50 < np.sum(truth == "rounding") < 200
+    few = sg.sweep(f, over={x: (1e-4, 0.5)}, n=2001, progress=False, max_exact=30)
+    assert few.exact_points <= 30 and few.inferred_points > 0
+    assert few.causes[0] == "rounding" and few.regions["rounding"][0].low == 1e-4
+    wrong = np.sum(few.causes != truth)
+    assert wrong < 0.3 * len(flagged), f"{wrong} of {len(flagged)} flagged points inferred wrongly"
+
+
+@pytest.mark.parametrize("f", [(1 - sp.cos(x)) / x**2, (sp.exp(x) - 1 - x) / x**2, sp.sqrt(x**2 + 1) - x])
+def test_rounding_only_decides_as_compare_does(f: sp.Basic) -> None:
+    """The sweep's report-free decision for cancelling points says what compare() says, with
+    autograd's value taken from an independent torch run written here by hand (lambdify onto
+    torch's functions)."""
+    from symgrad.compare import rounding_only
+    from symgrad.lowering import lower
+
+    by_hand = sp.lambdify(x, f, [{"cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}])
+    lowered = lower(f)
+    decided = 0
+    for p in np.geomspace(1e-5, 3.0, 41):
+        t = torch.tensor(float(p), dtype=torch.float64, requires_grad=True)
+        g = torch.autograd.grad(by_hand(t), t)[0].item()
+        quick = rounding_only(lowered, [float(p)], [0], [g], "float64", 1e-9)
+        full = sg.compare(f, at={x: float(p)})
+        if quick is not None:
+            decided += 1
+            assert quick[0] == full.cause.id, f"at x = {p!r}: {full}"
+            assert quick[1][0] == float(full.entries[0].grad_executed)
+    assert decided >= 35
