@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal, Union
+from typing import Any, Final, Literal, Union
 
 import mpmath
 import sympy as sp
@@ -431,20 +431,16 @@ class _Lowerer:
             self.var_names[s] = self.namer.fresh(identifier(s.name))
         self.indent = 1
         self.label: str | None = None  # the statement a target step completes (`b = 2*b`)
-        self._symbolic: dict[int, bool] = {}  # node id -> has free symbols
         self._sizes: dict[int, int] = {}  # node id -> size, for comments (nodes live as long as this)
         self._printer = _SharedStr()
+        self._warming = False  # inside `_warm_operands`
+        self._depth = 0  # how deep `expr` calls are nested
         self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
 
     def has_symbols(self, e: sp.Basic) -> bool:
         """Whether `e` needs steps: it reads a symbol, or holds one of our primitives (`detach(2)`
-        is a number to SymPy, but a tensor operation to the program). Memoised: SymPy would
-        recompute `free_symbols` through the whole subtree."""
-        hit = self._symbolic.get(id(e))
-        if hit is None:
-            hit = isinstance(e, (sp.Symbol, sp.MatrixSymbol, *PRIMITIVES)) or any(self.has_symbols(a) for a in e.args)
-            self._symbolic[id(e)] = hit
-        return hit
+        is a number to SymPy, but a tensor operation to the program)."""
+        return _reads_symbols(e)
 
     # -- emission
 
@@ -596,6 +592,52 @@ class _Lowerer:
     # -- expressions (A-normal form)
 
     def expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
+        if self._depth == 0:
+            # An expression of a statement or the output: a deep one has its steps lowered
+            # bottom-up first, so that the recursion below is shallow.
+            self._warm_operands(e, scope, out)
+        self._depth += 1
+        try:
+            return self._expr(e, scope, out, target)
+        finally:
+            self._depth -= 1
+
+    def _warm_operands(self, root: sp.Basic, scope: _Scope, out: list[Stmt]) -> bool:
+        """Lower the operands of `root` bottom-up with an explicit stack, in the order the
+        recursion would (operands left to right, each node once), when its subtree nests more
+        than DEEP_OPERANDS levels: recursion that deep is slow in Python (each level costs more
+        the deeper the stack) and every step is then found in `scope`. Piecewise and no_grad
+        lower their own parts. Returns whether it did."""
+        if self._warming or isinstance(root, (sp.Symbol, sp.MatrixSymbol)) or not _deeper_than(root, DEEP_OPERANDS):
+            return False
+        self._warming = True
+        try:
+            stack: list[tuple[sp.Basic, bool]] = [(root, False)]
+            seen: dict[int, sp.Basic] = {}  # by id, holding the node (operands may be new nodes)
+            while stack:
+                e, ready = stack.pop()
+                if ready:
+                    if e is not root:
+                        self._expr(e, scope, out)
+                    continue
+                if id(e) in seen or isinstance(e, (sp.Symbol, sp.MatrixSymbol)) or scope.get(e) is not None:
+                    continue
+                if not self.has_symbols(e) and not isinstance(e, sp.Piecewise):
+                    continue
+                seen[id(e)] = e
+                stack.append((e, True))
+                if isinstance(e, (sp.Piecewise, no_grad)):
+                    continue
+                try:
+                    _, operands, _ = _select(e)
+                except UnsupportedNodeError:
+                    continue  # lowered (and refused, with its sentence) by the recursion
+                stack.extend((a, False) for a in reversed(operands))
+        finally:
+            self._warming = False
+        return True
+
+    def _expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
         if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
             return self.var(e)
         if not self.has_symbols(e) and not isinstance(e, sp.Piecewise):
@@ -773,7 +815,67 @@ def _augmented_rhs(stmt: ast.AugmentedAssignment) -> sp.Basic:
 def _constant(e: sp.Basic) -> bool:
     """A number the program spells as a literal: `detach(2)` is a number to SymPy, but the
     program computes it (a constant tensor, off the graph)."""
-    return bool(e.is_number) and not e.has(*PRIMITIVES)
+    return not _reads_symbols(e) and bool(e.is_number)
+
+
+# A subtree nesting deeper than this is lowered bottom-up (`_Lowerer._warm_operands`).
+DEEP_OPERANDS: Final = 64
+
+
+def _deeper_than(e: sp.Basic, limit: int) -> bool:
+    """Whether `e` nests more than `limit` levels: a walk that stops at that depth, each node
+    once per depth reached."""
+    best: dict[int, int] = {}  # by id: the nodes live in `e`
+    stack = [(e, 0)]
+    while stack:
+        node, d = stack.pop()
+        if d > limit:
+            return True
+        if best.get(id(node), -1) >= d:
+            continue
+        best[id(node)] = d
+        stack.extend((a, d + 1) for a in node.args if isinstance(a, sp.Basic))
+    return False
+
+
+# Nodes known to read a symbol or hold a primitive, or not to: SymPy's `is_number` and
+# `free_symbols` are not remembered, and walk the whole subtree at each call (quadratic in depth
+# when asked at every node). Keyed by identity, each entry holding its node (so that its id stays
+# its own): keyed by the node, a lookup of an equal node that is another object would compare
+# the two subtrees in full. Emptied when it grows past _READS_KEEP nodes.
+_READS: dict[int, tuple[sp.Basic, bool]] = {}
+_READS_KEEP: Final = 200_000
+
+
+def _reads_symbols(e: sp.Basic) -> bool:
+    """Whether `e` reads a symbol or holds one of our primitives: an explicit stack, post-order,
+    each node of the DAG once."""
+    hit = _READS.get(id(e))
+    if hit is not None:
+        return hit[1]
+    found: dict[int, tuple[sp.Basic, bool]] = {}  # this walk's (another thread may empty _READS)
+
+    def known(node: sp.Basic) -> tuple[sp.Basic, bool] | None:
+        return found.get(id(node)) or _READS.get(id(node))
+
+    stack: list[tuple[sp.Basic, bool]] = [(e, False)]
+    while stack:
+        node, ready = stack.pop()
+        if known(node) is not None:
+            continue
+        if isinstance(node, (sp.Symbol, sp.MatrixSymbol, *PRIMITIVES)):
+            found[id(node)] = (node, True)
+            continue
+        args = [a for a in node.args if isinstance(a, sp.Basic)] if isinstance(node, sp.Basic) else []
+        if ready or not args:
+            found[id(node)] = (node, any(known(a)[1] for a in args))  # type: ignore[index]
+            continue
+        stack.append((node, True))
+        stack.extend((a, False) for a in args if known(a) is None)
+    if len(_READS) > _READS_KEEP:
+        _READS.clear()
+    _READS.update(found)
+    return found[id(e)][1] if id(e) in found else known(e)[1]  # type: ignore[index]
 
 
 def _coeff_split(e: sp.Mul) -> tuple[sp.Number, list[sp.Basic]]:

@@ -199,7 +199,7 @@ def _node_text(node: sp.Basic) -> str:
 
 
 def _read(expr: sp.Basic) -> set[sp.Symbol]:
-    return {s for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+    return {s for s in free_symbols(expr) if isinstance(s, sp.Symbol)}
 
 
 def _validate(program: Program) -> None:
@@ -365,6 +365,61 @@ def dag_atoms(node: sp.Basic, cls: type | tuple[type, ...]) -> set[sp.Basic]:
     return found
 
 
+def free_symbols(node: sp.Basic) -> set[sp.Basic]:
+    """`node.free_symbols` with an explicit stack, each node of the DAG once (SymPy's own
+    recursion is slow at depth). A node that defines its own `free_symbols` (an Integral binds
+    its variable; a matrix element reads its matrix) answers for its subtree."""
+    memo: dict[int, tuple[sp.Basic, frozenset[sp.Basic]]] = {}
+    stack: list[tuple[sp.Basic, bool]] = [(node, False)]
+    while stack:
+        e, ready = stack.pop()
+        if id(e) in memo:
+            continue
+        own = _defines_free_symbols(type(e))
+        args = [a for a in e.args if isinstance(a, sp.Basic)]
+        if own or not args:
+            memo[id(e)] = (e, frozenset(e.free_symbols))
+        elif ready:
+            memo[id(e)] = (e, frozenset().union(*(memo[id(a)][1] for a in args)))
+        else:
+            stack.append((e, True))
+            stack.extend((a, False) for a in args if id(a) not in memo)
+    return set(memo[id(node)][1])
+
+
+def xreplace(node: sp.Basic, rule: dict[sp.Basic, sp.Basic]) -> sp.Basic:
+    """`node.xreplace(rule)` for a `rule` on atoms (symbols), each node of the DAG rebuilt once,
+    with an explicit stack: SymPy's own walks the tree, which doubles at every shared
+    subexpression (`s = sin(f)*y; f = s + cos(s)` nested 30 times is 2**30 paths)."""
+    done: dict[int, tuple[sp.Basic, sp.Basic]] = {}  # id -> (node, its replacement)
+    stack: list[tuple[sp.Basic, bool]] = [(node, False)]
+    while stack:
+        e, ready = stack.pop()
+        if id(e) in done:
+            continue
+        if e in rule:
+            done[id(e)] = (e, rule[e])
+            continue
+        args = e.args if isinstance(e, sp.Basic) else ()
+        if not args:
+            done[id(e)] = (e, e)
+        elif ready:  # arguments that are not SymPy objects (a name in a codegen node) stay
+            new = tuple(done[id(a)][1] if isinstance(a, sp.Basic) else a for a in args)
+            changed = any(n is not a for n, a in zip(new, args))
+            done[id(e)] = (e, e.func(*new) if changed else e)
+        else:
+            stack.append((e, True))
+            stack.extend((a, False) for a in args if isinstance(a, sp.Basic) and id(a) not in done)
+    return done[id(node)][1]
+
+
+@functools.lru_cache(maxsize=None)
+def _defines_free_symbols(cls: type) -> bool:
+    """Whether `cls` has a `free_symbols` of its own, not Basic's union over the arguments (looked
+    up in the MRO: a SymPy function class's metaclass has one for the class itself)."""
+    return next(k for k in cls.__mro__ if "free_symbols" in k.__dict__) is not sp.Basic
+
+
 def check_matrix_sizes(nodes: Iterable[sp.Basic]) -> None:
     """Refuse matrices too large for exact work, before anything is allocated (ShapeError)."""
     from .errors import ShapeError
@@ -444,8 +499,10 @@ def normalize(f: Any, extra: tuple[sp.Symbol, ...] = ()) -> Normalized:
             f"{type(expr).__name__} is a statement, not an expression.\n"
             "Fix: wrap statements in a Program: `symgrad.Program(inputs, body, output)`."
         )
-    free = sorted(_read(expr) | {s for s in extra if s not in expr.free_symbols}, key=lambda s: natural_key(s.name))
-    matrices = [m for m in expr.free_symbols if isinstance(m, sp.MatrixSymbol)]
+    reads = free_symbols(expr)
+    free = sorted({s for s in reads if isinstance(s, sp.Symbol)} | {s for s in extra if s not in reads},
+                  key=lambda s: natural_key(s.name))
+    matrices = [m for m in reads if isinstance(m, sp.MatrixSymbol)]
     check_matrix_sizes([expr])
     mapping = {s: _real(s) for s in free}
     try:
@@ -453,9 +510,9 @@ def normalize(f: Any, extra: tuple[sp.Symbol, ...] = ()) -> Normalized:
             # A deep expression: swap the leaves without re-evaluating every level (which costs
             # more than all of lowering); SymPy's real-symbol rewrites are skipped for it.
             with sp.evaluate(False):
-                real_expr = expr.xreplace(mapping)
+                real_expr = xreplace(expr, mapping)
         else:
-            real_expr = expr.xreplace(mapping)
+            real_expr = xreplace(expr, mapping)
     except (ValueError, TypeError) as err:
         raise UnsupportedNodeError(
             f"SymPy cannot rebuild {_source(expr)} with real symbols: {err}.\n"
@@ -486,12 +543,12 @@ def _normalize_program(p: Program) -> Normalized:
     for s in p.statements:
         syms |= dag_atoms(s, sp.Symbol)
     mapping = {s: _real(s) for s in syms}
-    statements = tuple(s.xreplace(mapping) for s in p.statements)
+    statements = tuple(xreplace(s, mapping) for s in p.statements)
     return Normalized(
         inputs=tuple(mapping[s] for s in p.inputs),
         user_symbols={v: k for k, v in mapping.items()},
         statements=statements,
-        output=p.output.xreplace(mapping),
+        output=xreplace(p.output, mapping),
         source=str(p),
         rewritten=None,
         is_program=True,

@@ -358,3 +358,62 @@ def test_symbol_named_like_a_builtin_works_as_a_for_bound(bound: str) -> None:
     assert e.grad_autograd == 32.0
     assert "for i in range(" in c.lowered.source
     assert bound in str(c)
+
+
+def _deep_mixed(depth: int) -> sp.Expr:
+    """A composition deeper than DEEP_OPERANDS, with shared subexpressions, a Piecewise, a
+    detach and constants along the way."""
+    x, y = sp.symbols("x y")
+    f: sp.Expr = x
+    for k in range(depth):
+        shared = sp.sin(f) * y
+        f = shared + sp.cos(shared) / (k + 2) - x**2
+        if k % 17 == 5:
+            f = sp.Piecewise((f, x > 0), (sg.detach(f) + 1, True))
+    return f
+
+
+@pytest.mark.parametrize("branches", ["if", "where"])
+def test_a_deep_expression_lowers_bottom_up_to_the_same_program(branches: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past DEEP_OPERANDS levels the lowering lowers operands bottom-up with an explicit stack
+    before it recurses; the program must be line for line the one the plain recursion writes."""
+    import symgrad.lowering as lowering_module
+
+    f = _deep_mixed(90)
+    fast = lowering_module._lower(f, branches, "float64").source
+    monkeypatch.setattr(lowering_module, "DEEP_OPERANDS", 10**9)
+    plain = lowering_module._lower(f, branches, "float64").source
+    strip = lambda src: [line for line in src.splitlines() if not line.startswith("# symgrad: lowered from")]
+    assert strip(fast) == strip(plain)
+    assert len(plain.splitlines()) > 300
+
+
+def test_free_symbols_is_sympys() -> None:
+    from symgrad.program import free_symbols
+
+    x, y, t = sp.symbols("x y t")
+    m = sp.MatrixSymbol("M", 2, 2)
+    for e in [x + y, sp.Integral(x * t, (t, 0, 1)), m[0, 1] * x, sp.sin(x) ** 2, sp.Integer(3), m * m,
+              sp.Piecewise((x, y > 0), (1, True)), sp.Lambda(t, t * x), sp.Sum(x * t, (t, 0, 3)), _deep_mixed(8)]:
+        assert free_symbols(e) == e.free_symbols
+
+
+def test_xreplace_is_sympys_on_trees_and_linear_on_shared_dags() -> None:
+    from sympy.codegen.ast import Assignment, CodeBlock, For, While
+
+    from symgrad.program import free_symbols, xreplace
+
+    x, y, b, i = sp.symbols("x y b i")
+    rx, ry = sp.Symbol("x", real=True), sp.Symbol("y", real=True)
+    rule = {x: rx, y: ry}
+    for e in [x + y, sp.sin(x) ** 2 / y, sp.Piecewise((x, y > 0), (1, True)), sp.Integer(3), sp.Abs(x - y),
+              CodeBlock(Assignment(b, x), For(i, sp.Range(3), CodeBlock(Assignment(b, b * y)))),
+              While(sp.Abs(b) < x, CodeBlock(Assignment(b, 2 * b))), _deep_mixed(8)]:
+        assert xreplace(e, rule) == e.xreplace(rule)
+    f: sp.Expr = x
+    for k in range(60):  # 2**60 paths through the tree; 240 nodes in the DAG
+        shared = sp.sin(f) * y
+        f = shared + sp.cos(shared) / (k + 2)
+    g = xreplace(f, rule)
+    assert free_symbols(g) == {rx, ry}  # SymPy's own free_symbols would walk the 2**60 paths
+    assert sg.lower(f).source.count("\n") > 200  # lowering it is linear too
