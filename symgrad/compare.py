@@ -34,7 +34,7 @@ from .rules import exact_eval
 from .lowering import DTYPES, LoweredProgram, check_options, lower, lower_with_inputs
 from .program import node_text
 from .rules import OPS, op_rule
-from .symbolic import SymbolicSide, formula, same, symbolic_sides
+from .symbolic import SymbolicSide, departs, formula, same, symbolic_sides
 from .backward import BackwardPass, BackwardStep, Derivation, Parting, backward_pass
 
 RTOL = {"float64": 1e-9, "float32": 1e-4}
@@ -605,6 +605,17 @@ class _Classifier:
                                     "but the program computes it through this corner.")
         return fields
 
+    def shortcut_findings(self, side: SymbolicSide, exe: ex.Exact) -> list[_Finding]:
+        """A fused op whose torch kernel took a shortcut the mathematics does not have (softplus
+        returns x itself above its threshold): a branch inside torch decided the difference."""
+        for st in departs(self.path):
+            arg = st.args_values[0] if st.args_values else None
+            return [_Finding(Cause.CONTROL_FLOW, st.node, st.line, {
+                "what": "fused op",
+                "detail": (f"{OPS[st.op].shortcut} Its argument is {_fmt(arg)} here, so the program's derivative "
+                           f"is {_fmt(exe)} and the mathematics' {_fmt(side.grad)}.")})]
+        return []
+
     def count_sides(self, d: Decision, side: SymbolicSide) -> str:
         """How a neighbouring point changes the branch taken, or the loop's iteration count."""
         if side.left is None or side.right is None:
@@ -916,6 +927,8 @@ def _entry(c: _Classifier, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, aut
             findings.extend(cuts)
             if not cuts:
                 findings.extend(c.tie_findings(sym))
+            if not findings:
+                findings.extend(c.shortcut_findings(sym, exe))
         if auto is None and c.run.error is not None and not any(f.cause is Cause.GRAPH_BREAK for f in findings):
             findings.extend(f for f in cuts if f.cause is Cause.GRAPH_BREAK)
         fl = c.float_finding(k, exe, auto)
@@ -1125,7 +1138,9 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
             kind = ("domain" if violation is not None or (sym_value is not None and not ex.is_finite(sym_value))
                     else "kink" if ties else "smooth")
             side = SymbolicSide(sym_value if kind == "smooth" else None, kind, None, None, violation=violation)
-            entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
+            # At the precision the values were computed at: `same` resolves differences to it.
+            with ex.working_precision(2 * ex.START_PREC):
+                entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
             if kind == "kink":
                 d = ties[0]
                 entry = replace(entry, line=d.line, node=_user(lowered, d.node), explanation=(

@@ -19,7 +19,7 @@ import sympy as sp
 from .errors import ParseError, SymgradError
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .primitives import detach, item, logsumexp, no_grad, sigmoid
+from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
 
 # The functions an expression may call: the scalar rows of the lowering table (so nothing is
 # parsed that symgrad could not lower), their lowercase spellings, and the logic of conditions.
@@ -29,7 +29,8 @@ _FUNCTIONS: dict[str, Any] = {
     **{cls.__name__: cls for cls in (
         sp.Abs, sp.Max, sp.Min, sp.Heaviside, sp.Piecewise, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
         sp.asin, sp.acos, sp.atan, sp.atan2, sp.sinh, sp.cosh, sp.tanh, sp.erf, sp.floor, sp.ceiling,
-        sp.sign, detach, item, no_grad, sigmoid, expm1, log1p, logsumexp)},
+        sp.sign, detach, item, no_grad, sigmoid, expm1, log1p, logsumexp, logaddexp, softplus, softmax,
+        log_softmax)},
     "abs": sp.Abs, "max": sp.Max, "min": sp.Min, "ceil": sp.ceiling, "sqrt": sp.sqrt,
     "Pow": sp.Pow, "Add": sp.Add, "Mul": sp.Mul,  # built by _power, _apply and _product (guarded)
     "Eq": sp.Eq, "Ne": sp.Ne, "And": sp.And, "Or": sp.Or, "Not": sp.Not,
@@ -51,26 +52,9 @@ def _relu(*args: Any) -> Any:
 
 _FUNCTIONS["relu"] = _relu  # torch.relu: lowered as Max(x, 0), relu'(0) = 0 in torch
 
-# torch's fused ops that have no row of their own in the lowering table yet (sigmoid, expm1 and
-# log1p have one): how to write each.
-_FUSED: Final = {
-    "softplus": "log(1 + exp(x))",
-    "softmax": "exp(a)/(exp(a) + exp(b))",
-    "log_softmax": "a - log(exp(a) + exp(b))",
-    "logaddexp": "log(exp(a) + exp(b))",
-}
-
-
 def _function(name: str) -> Any:
     if name in _FUNCTIONS:
         return _FUNCTIONS[name]
-    if name in _FUSED:
-        raise ParseError(
-            f"{name}(...) is a fused torch op, which symgrad does not read as one function yet.\n"
-            "symgrad compares the program it lowers from the expression; a fused op would need a rule of its own.\n"
-            f"Fix: write it out, e.g. `{_FUSED[name]}`: each step is then compared, and a report says "
-            "where the written-out form overflows or rounds."
-        )
     candidate = getattr(sp, name, None)
     if isinstance(candidate, type) and issubclass(candidate, sp.Function):
         # A SymPy function symgrad cannot lower (besselj, factorial, ...): built unevaluated,
