@@ -41,7 +41,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import _exact as ex
-from .causes import Cause
+from .causes import NAN_TRAP_HINT, Cause
 from sympy.codegen.cfunctions import expm1, log1p
 
 from .primitives import (SOFTPLUS_THRESHOLD, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid,
@@ -754,10 +754,14 @@ def _unary(fn: Callable[[ex.Exact], ex.Exact]) -> Callable[[Args], ex.Exact]:
     return lambda a: fn(a[0])
 
 
-_SMOOTH_HINTS: Final = {
-    Cause.NAN_TRAP: "Keep the unused branch's input in its domain: "
-    "`torch.where(c, f(torch.where(c, x, safe)), other)` (the double-where pattern)."
-}
+_SMOOTH_HINTS: Final = {Cause.NAN_TRAP: NAN_TRAP_HINT}
+
+# A stable numerator makes a value accurate, but a quotient whose numerator and denominator both
+# vanish at the point still cancels in its backward pass (d/dx expm1(x)/x = (x*exp(x) -
+# expm1(x))/x**2): the hints say so, and that symgrad checks the rewrite.
+_QUOTIENT: Final = ("That makes the value accurate; if it is then divided by something that also vanishes "
+                    "here (expm1(x)/x near 0), the quotient's derivative still cancels in the backward pass, "
+                    "so compare the rewrite at this point with `symgrad.compare`.")
 
 # --------------------------------------------------------------------------- the table
 
@@ -767,8 +771,9 @@ _RULE_LIST: tuple[Rule, ...] = (
          hazards="subtracting nearly equal numbers cancels digits (`1 - cos(x)` near 0)",
          hazard_causes=(Cause.ROUNDING,),
          hints={Cause.ROUNDING: "The subtraction cancels leading digits: rewrite it so nearly "
-                "equal numbers are not subtracted (`torch.expm1(x)` for exp(x) - 1, "
-                "`2*torch.sin(x/2)**2` for 1 - cos(x), `torch.log1p(x)` for log(1 + x))."},
+                "equal numbers are not subtracted (`expm1(x)` for exp(x) - 1, `2*sin(x/2)**2` for "
+                "1 - cos(x), `log1p(x)` for log(1 + x); torch.expm1 and torch.log1p in torch code). "
+                + _QUOTIENT},
          exact=_n_ary(ex.add)),
     Rule(sp.Mul, ("mul", "div"), "`div` when a factor has a negative integer power or the "
          "coefficient a denominator (`x/y`, `x/3`); `mul` otherwise", "all reals; division "
@@ -788,21 +793,25 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.exp, ("exp",), "always", "all reals",
          hazards="overflows float64 above about 709.78 (float32: 88.72)",
          hazard_causes=(Cause.OVERFLOW, Cause.ROUNDING),
-         hints={Cause.OVERFLOW: "Use the log-sum-exp trick: `torch.logsumexp` (or subtract the "
-                "largest exponent before `exp`), `torch.softmax` / `log_softmax`.",
-                Cause.ROUNDING: "exp(x) - 1 near 0 cancels digits: use `torch.expm1(x)`."},
+         hints={Cause.OVERFLOW: "Never form the huge exponential: use the fused op that subtracts "
+                "the largest exponent first, `logsumexp(a, b)` for log(exp(a) + exp(b)), `softplus(x)` "
+                "for log(1 + exp(x)), `sigmoid(x)` for 1/(1 + exp(-x)), `softmax(i, a, b)` and "
+                "`log_softmax(i, a, b)` for exp(a)/(exp(a) + exp(b)) and its log (torch.logsumexp, "
+                "F.softplus, torch.sigmoid, torch.softmax, torch.log_softmax in torch code).",
+                Cause.ROUNDING: "exp(x) - 1 near 0 cancels digits: use `expm1(x)` (torch.expm1). " + _QUOTIENT},
          exact=_unary(_exp)),
     Rule(sp.log, ("log",), "one argument (natural logarithm)", "x > 0",
          hazards="log(0) = -inf; its gradient 1/x is inf at 0",
          hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
-         hints={Cause.ROUNDING: "log(1 + x) near 0 cancels digits: use `torch.log1p(x)`.",
+         hints={Cause.ROUNDING: "log(1 + x) near 0 loses the digits of x when it forms 1 + x: use "
+                "`log1p(x)` (torch.log1p), which never forms it. " + _QUOTIENT.replace("expm1(x)/x", "log1p(x)/x"),
                 **_SMOOTH_HINTS},
          exact=_unary(ex.log)),
     Rule(sp.sin, ("sin",), "always", "all reals", exact=_unary(_sin)),
     Rule(sp.cos, ("cos",), "always", "all reals",
          hazards="1 - cos(x) near 0 cancels digits", hazard_causes=(Cause.ROUNDING,),
-         hints={Cause.ROUNDING: "1 - cos(x) near 0 cancels digits: write it as "
-                "`2*torch.sin(x/2)**2`."},
+         hints={Cause.ROUNDING: "1 - cos(x) near 0 cancels digits: write it as `2*sin(x/2)**2`. "
+                + _QUOTIENT.replace("expm1(x)/x", "2*sin(x/2)**2/x**2")},
          exact=_unary(_cos)),
     Rule(sp.tan, ("tan",), "always", "x != pi/2 + k*pi (poles)", hazard_causes=(Cause.DOMAIN,),
          exact=_unary(_tan)),
