@@ -77,3 +77,10 @@ def test_fused_ops_with_rows_of_their_own_parse() -> None:
     assert parse("softmax(1, x, y) + log_softmax(0, x, y)") == sg.softmax(1, x, y) + sg.log_softmax(0, x, y)
     # One value: its softmax weight is exactly 1, its log-softmax 0.
     assert parse("softmax(0, x)") == 1 and parse("log_softmax(0, x)") == 0
+
+
+def test_a_matrix_of_outputs_parses_as_a_sympy_matrix() -> None:
+    x, y = sp.symbols("x y")
+    assert parse("Matrix([x**2, x*y])") == sp.ImmutableMatrix([x**2, x * y])
+    assert parse("Matrix([[x, y], [1, x*y]])") == sp.ImmutableMatrix([[x, y], [1, x * y]])
+    assert parse("2*Matrix([x, softplus(y)])") == sp.ImmutableMatrix([2 * x, 2 * sg.softplus(y)])
