@@ -131,13 +131,28 @@ def test_compare_several_inputs_in_one_at(capsys: pytest.CaptureFixture[str]) ->
 def test_compare_in_float32_uses_float32_s_point(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "compare", "x**2", "--at", "x=0.1", "--dtype", "float32")
     assert rc == 0
-    # float32's nearest value to 0.1 is 13421773/2**27; the exact derivative is twice that.
-    assert out.split("\n")[0] == 'symgrad: x**2 at x = 0.10000000149011612  (float32, branches="if")'
+    # float32's nearest value to 0.1 is 13421773/2**27; the exact derivative is twice that. The
+    # headline shows the decimal typed, the point block what float32 made of it, exactly.
+    lines = out.split("\n")
+    assert lines[0] == 'symgrad: x**2 at x = 0.1  (float32, branches="if")'
+    assert lines[2].startswith("point: float32 holds the float32 nearest to each decimal")
+    assert lines[3] == "  x = 0.1 is held as 0.100000001490116119384765625 = 13421773/134217728"
     # Shown as the float64 it is exactly; the record keeps the rational.
     assert table_rows(out, "wrt") == [["x", "0.20000000298023224", "0.20000000298023224", "0.20000000298023224", "agree"]]
     c = sg.compare(sp.Symbol("x") ** 2, at={"x": 0.1}, dtype="float32")
     assert c.entries[0].grad_executed == sp.Rational(13421773, 67108864)
     assert "rtol=0.0001" in out
+
+
+def test_a_float32_point_that_is_a_float32_number_needs_no_note(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "compare", "x*y", "--at", "x=0.5,y=0.3", "--dtype", "float32")
+    assert rc == 0
+    lines = out.split("\n")
+    assert lines[0] == 'symgrad: x*y at x = 0.5, y = 0.3  (float32, branches="if")'
+    assert [line for line in lines if line.startswith("  x = ") or line.startswith("  y = ")] == [
+        "  y = 0.3 is held as 0.300000011920928955078125 = 5033165/16777216"]  # 0.5 is a float32 number
+    rc, out64, _ = run(capsys, "compare", "x*y", "--at", "x=0.5,y=0.3")
+    assert "point:" not in out64  # float64 holds 0.3 to every digit shown
 
 
 def test_compare_with_where_branches_shows_the_nan_trap(capsys: pytest.CaptureFixture[str]) -> None:
