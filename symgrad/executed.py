@@ -361,6 +361,8 @@ class _Runner:
             args = [v[idx] if ex.is_mat(v) else v for v in vals]
             v = op.value(args, param)
             d = op.partials(args, v, param)
+            if self.math and op.math is not None and op.departs is not None and op.departs(args, param):
+                v, d = op.math(args, param)
             if op.piece is not None:
                 pieces.append(op.piece(args, param))
             value[idx] = v

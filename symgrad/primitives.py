@@ -136,6 +136,25 @@ class sigmoid(sp.Function):
         return (1 / (1 + sp.exp(-self.args[0])))._eval_evalf(prec)
 
 
+def _scalars(cls: type[sp.Function], args: tuple[sp.Basic, ...]) -> None:
+    """The n-ary fused functions take scalars: a matrix argument is refused with its elements'
+    spelling (torch.stack of a matrix and a scalar would not run)."""
+    from .errors import UnsupportedNodeError
+
+    for a in args:
+        if isinstance(a, (sp.MatrixExpr, sp.MatrixBase)):
+            rows, cols = (int(n) for n in a.shape)
+            cells = [sp.sstr(a[i, j]) for i in range(rows) for j in range(cols)]
+            index = "0, " if cls.__name__ in ("softmax", "log_softmax") else ""
+            elements = ", ".join(cells[:4]) + (", ..." if len(cells) > 4 else "")
+            raise UnsupportedNodeError(
+                f"{cls.__name__}(...) has the {rows} x {cols} matrix {sp.sstr(a)} among its arguments, "
+                "which are scalars.\n"
+                f"{cls.__name__} of several values takes each value as an argument of its own.\n"
+                f"Fix: pass the elements, e.g. `{cls.__name__}({index}{elements})`."
+            )
+
+
 class logsumexp(sp.Function):
     """log(exp(a) + exp(b) + ...), lowered to torch's fused `torch.logsumexp` (which subtracts
     the largest argument first: at (1000, 0) its gradient is (1, 0), while the written-out form
@@ -145,6 +164,7 @@ class logsumexp(sp.Function):
 
     @classmethod
     def eval(cls, *args: sp.Basic) -> sp.Basic | None:
+        _scalars(cls, args)
         return args[0] if len(args) == 1 else None
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
@@ -257,6 +277,7 @@ class softmax(sp.Function):
 
     @classmethod
     def eval(cls, *args: sp.Basic) -> sp.Basic | None:
+        _scalars(cls, args)
         _component(cls, args)
         return sp.Integer(1) if len(args) == 2 else None
 
@@ -294,6 +315,7 @@ class log_softmax(sp.Function):
 
     @classmethod
     def eval(cls, *args: sp.Basic) -> sp.Basic | None:
+        _scalars(cls, args)
         _component(cls, args)
         return sp.Integer(0) if len(args) == 2 else None
 

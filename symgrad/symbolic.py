@@ -264,7 +264,15 @@ def departs(path: Path) -> list[PathStep]:
     out = []
     for st in path.steps:
         op = OPS.get(st.op)
-        if op is not None and op.departs is not None and st.args_values is not None and op.departs(st.args_values, st.param):
+        if op is None or op.departs is None or st.args_values is None:
+            continue
+        if any(ex.is_mat(v) for v in st.args_values):  # an elementwise op of a matrix: any element
+            shape = ex.shape_of(*st.args_values)
+            hit = any(op.departs([v[idx] if ex.is_mat(v) else v for v in st.args_values], st.param)
+                      for idx in np.ndindex(*shape))
+        else:
+            hit = op.departs(st.args_values, st.param)
+        if hit:
             out.append(st)
     return out
 

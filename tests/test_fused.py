@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import mpmath
 import pytest
@@ -227,3 +228,25 @@ def test_fused_ops_sweep_without_a_float_oracle_of_their_own() -> None:
     s = sg.sweep(sg.softplus(x) - x, over={x: (-30, 30)}, n=61)
     assert s.counts.get("control-flow", 0) >= 1 and s.counts["agree"] >= 40
     assert sg.sweep(sg.softmax(0, x, y), over={x: (-1000, 1000), y: 0.0}, n=11).counts == {"agree": 11}
+
+
+def test_softplus_of_a_matrix_is_elementwise_and_names_the_threshold() -> None:
+    """softplus(X) applies torch's kernel element by element (as sigmoid(X) does); the element above
+    20 is where the program's slope is 1 and the mathematics' sigmoid(25)."""
+    X = sp.MatrixSymbol("X", 2, 1)
+    c = sg.compare(sg.softplus(X), at={X: [[1.0], [25.0]]})
+    assert [e.cause.id for e in c.entries] == ["agree", "agree", "agree", "control-flow"]
+    assert c.entries[3].grad_executed == 1 and c.entries[3].grad_autograd == 1.0
+
+
+@pytest.mark.parametrize(("build", "fix"), [
+    (lambda X: sg.logsumexp(X, 1), "`logsumexp(X[0, 0], X[1, 0])`"),
+    (lambda X: sg.logaddexp(X, x), "`logaddexp(X[0, 0], X[1, 0])`"),
+    (lambda X: sg.softmax(0, X, x), "`softmax(0, X[0, 0], X[1, 0])`"),
+])
+def test_a_matrix_argument_of_an_n_ary_fused_op_is_a_sentence(build: Callable[[Any], Any], fix: str) -> None:
+    X = sp.MatrixSymbol("X", 2, 1)
+    with pytest.raises(sg.UnsupportedNodeError) as info:
+        build(X)
+    assert "has the 2 x 1 matrix X among its arguments, which are scalars" in str(info.value)
+    assert fix in str(info.value)
