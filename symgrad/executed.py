@@ -746,6 +746,9 @@ class TorchSoftplus(_TorchOp):
     def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
         return OPS["softplus"].value(a, None)
 
+    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
+        return f"softplus({printer._print(self.args[0])})"
+
 
 class TorchSoftplusSlope(_TorchOp):
     """softplus_backward: 1 where x > 20, sigmoid(x) elsewhere."""
@@ -759,6 +762,10 @@ class TorchSoftplusSlope(_TorchOp):
     def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
         (slope,) = OPS["softplus"].partials(a, OPS["softplus"].value(a, None), None)
         return slope
+
+    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
+        u = printer._print(self.args[0])
+        return f"Piecewise((1, {u} > {SOFTPLUS_THRESHOLD}), (sigmoid({u}), True))"  # as the backward pass reads
 
 
 class TorchSoftplusCurve(_TorchOp):
@@ -779,3 +786,7 @@ class TorchSoftplusCurve(_TorchOp):
             return ex.ZERO
         s = OPS["sigmoid"].value(a, None)
         return ex.mul(s, ex.sub(ex.ONE, s))
+
+    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
+        u = printer._print(self.args[0])
+        return f"Piecewise((0, {u} >= {SOFTPLUS_THRESHOLD}), (sigmoid({u})*(1 - sigmoid({u})), True))"

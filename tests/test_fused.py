@@ -250,3 +250,9 @@ def test_a_matrix_argument_of_an_n_ary_fused_op_is_a_sentence(build: Callable[[A
         build(X)
     assert "has the 2 x 1 matrix X among its arguments, which are scalars" in str(info.value)
     assert fix in str(info.value)
+
+
+def test_the_backward_pass_writes_torchs_softplus_slope_out() -> None:
+    """`derivation()` shows softplus's local derivative as torch's backward computes it."""
+    text = str(sg.compare(sg.softplus(x) * y, at={x: 25.0, y: 2.0}).derivation())
+    assert "d(softplus)/dx = Piecewise((1, x > 20), (sigmoid(x), True))" in text
