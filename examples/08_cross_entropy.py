@@ -11,7 +11,8 @@ numbers. The log-sum-exp form subtracts m = Max(o0, o1, o2) before exponentiatin
 
     log(exp(o0 - m) + exp(o1 - m) + exp(o2 - m)) + m - o1
 
-which is the same function, and every exp it runs is at most 1.
+which is the same function, and every exp it runs is at most 1. torch's own
+`torch.log_softmax` is that formula in one call; symgrad's `log_softmax(1, o0, o1, o2)` lowers to it.
 
 Run: python examples/08_cross_entropy.py
 """
@@ -49,3 +50,7 @@ print("torch's own torch.logsumexp(o, 0) - o[1] gives the same gradient:")
 o_t = torch.tensor(large, dtype=torch.float64, requires_grad=True)
 (torch.logsumexp(o_t[:, 0], 0) - o_t[1, 0]).backward()
 print(" ", o_t.grad[:, 0].tolist())
+print()
+print("symgrad's fused -log_softmax(1, o0, o1, o2) is lowered to torch.log_softmax itself and agrees too:")
+fused = sg.compare(-sg.log_softmax(1, o0, o1, o2), at={o: large})
+print(" ", [e.grad_autograd for e in fused.entries], "cause:", fused.cause.id)

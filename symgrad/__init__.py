@@ -30,9 +30,13 @@ from .lowering import LoweredProgram as LoweredProgram
 from .lowering import lower as lower
 from .primitives import detach as detach
 from .primitives import item as item
+from .primitives import log_softmax as log_softmax
+from .primitives import logaddexp as logaddexp
 from .primitives import logsumexp as logsumexp
 from .primitives import no_grad as no_grad
 from .primitives import sigmoid as sigmoid
+from .primitives import softmax as softmax
+from .primitives import softplus as softplus
 from .program import Program as Program
 from .sweep import Sweep as Sweep
 from .sweep import sweep as sweep
@@ -45,6 +49,7 @@ from . import testing as testing  # noqa: E402
 __all__ = [
     "CalibrationError", "Cause", "Comparison", "Entry", "GradientMismatch", "LoopLimitError", "LoweredProgram", "OptionError", "ParseError",
     "PointError", "PrecisionError", "Program", "ProgramError", "ShapeError", "SymgradError", "TraceError", "UnboundSymbolError",
-    "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "logsumexp", "no_grad", "sigmoid",
+    "SourceSpan", "Sweep", "Traced", "UnsupportedNodeError", "compare", "detach", "item", "lower", "log_softmax", "logaddexp", "logsumexp", "no_grad",
+    "sigmoid", "softmax", "softplus",
     "pitfalls", "sweep", "testing", "trace",
 ]

@@ -122,6 +122,18 @@ EXPLANATIONS: Final = {
     "(about {lost} of {dtype}'s {digits} significant digits lost). {detail}",
 }
 
+# The double-where pattern, as torch code and as symgrad compares it. Written as one SymPy
+# expression, Piecewise((f(Piecewise((x, c), (safe, True))), c), ...) is folded by SymPy back into
+# Piecewise((f(x), c), ...), the trap itself: the safe input must be a statement of its own.
+NAN_TRAP_HINT: Final = (
+    "Keep the unused branch's input in its domain: the double-where pattern "
+    "`torch.where(c, f(torch.where(c, x, safe)), other)`. In a symgrad Program give the safe input "
+    "its own statement, `t = Piecewise((x, c), (safe, True))`, then `Piecewise((f(t), c), (other, True))` "
+    "with branches=\"where\" (in one expression SymPy folds the two conditions back into the trap)."
+)
+
+# Every hint's fix is something symgrad can compare: each function it names has a row of the
+# lowering table (`tests/test_hints.py` applies each hint to an example and checks the result).
 HINTS: Final = {
     Cause.AGREE: "",
     Cause.DOMAIN: "Choose a point inside the domain of `{node}` ({domain}).",
@@ -129,18 +141,23 @@ HINTS: Final = {
     "`torch.no_grad()`) only after `backward()`.",
     Cause.DETACH: "Remove the `detach()` if the gradient should flow through `{node}`; keep "
     "it if a constant is what you meant (as in D2L's `u = y.detach()`).",
-    Cause.CONTROL_FLOW: "Move the point off the threshold, or write the branch with a smooth "
-    "function or `torch.where` if it should not decide the gradient.",
-    Cause.JUMP: "A jump has no gradient; if training needs one, use a smooth surrogate (a "
-    "sigmoid for a step, a straight-through estimator for rounding).",
+    Cause.CONTROL_FLOW: "Move the point off the threshold, or, if the {what} should not decide the "
+    "gradient, write the function without it (one smooth expression).",
+    Cause.JUMP: "A jump has no gradient; if training needs one, use a smooth surrogate: "
+    "`sigmoid(x/t)` with a small t for a step, or for rounding a straight-through estimator, "
+    "`x + detach(floor(x) - x)`, whose slope is 1 (symgrad names that detach, on purpose).",
     Cause.KINK: "Any value between {low} and {high} is a valid subgradient; if you need a "
     "particular one, choose the op whose convention gives it ({alternatives}).",
-    Cause.NAN_TRAP: "Keep the unused branch's input in its domain: the double-where pattern "
-    "`torch.where(c, f(torch.where(c, x, safe)), other)`.",
-    Cause.OVERFLOW: "Rescale before the overflow: `torch.logsumexp` for log(sum(exp(...))), "
-    "`torch.softmax`/`log_softmax` for normalised exponentials.",
-    Cause.ROUNDING: "Rewrite the cancelling expression in a stable form (`torch.expm1`, "
-    "`torch.log1p`, `1 - cos(x) = 2*sin(x/2)**2`){wider}.",
+    Cause.NAN_TRAP: NAN_TRAP_HINT,
+    Cause.OVERFLOW: "If an intermediate value overflows although the result fits, rescale with the "
+    "fused op that never forms it: `logsumexp(a, b, ...)` for log(exp(a) + exp(b) + ...), "
+    "`softplus(x)` for log(1 + exp(x)), `sigmoid(x)` for 1/(1 + exp(-x)), `softmax(i, a, b, ...)` "
+    "and `log_softmax(i, a, b, ...)` for normalised exponentials. If the result itself is past "
+    "the dtype's range (cosh(720)), work with its logarithm instead (log(cosh(x)) is "
+    "`logaddexp(x, -x) - log(2)`).",
+    Cause.ROUNDING: "Rewrite the cancelling expression in a stable form (`expm1(x)` for "
+    "exp(x) - 1, `log1p(x)` for log(1 + x), `2*sin(x/2)**2` for 1 - cos(x)){wider}, and "
+    "compare the rewrite at this point with `symgrad.compare`.",
 }
 
 # What each cause means, in two or three sentences: the notebook view shows it inline (a link to

@@ -2,7 +2,7 @@
 
     symgrad demo [NAME]                    a worked comparison (default: relu three ways)
     symgrad compare EXPR --at x=0.5 [--branches where] [--dtype float32] [--wrt x] [--order 2]
-                           [--markdown | --json] [--steps]
+                           [--v 1,0] [--markdown | --json] [--steps]
     symgrad sweep EXPR --over x=-2:2,y=0 [-n 1001] [--plot sweep.png] [--json]
     symgrad lower EXPR [--branches where]
     symgrad supported                      the lowering table
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -43,6 +44,32 @@ def _point(items: Sequence[str]) -> dict[str, float]:
             except ValueError:
                 raise ParseError(f"--at {part!r}: {value!r} is not a number.\nFix: write e.g. `--at x=0.5`.") from None
     return point
+
+
+def _weights(text: str) -> list[float] | list[list[float]]:
+    """`--v 1,0.5` (one weight per output element, row-major) or `--v "1,2;3,4"` (rows split by
+    `;`): the seed of a vector-Jacobian product, what `y.backward(gradient=v)` takes."""
+    how = ("--v holds one weight per output element, what y.backward(gradient=v) takes: numbers split by "
+           "commas (row-major), rows split by semicolons.\nFix: write e.g. `--v 1,0` or `--v \"1,0;0,1\"`.")
+    rows = [row for row in text.strip().split(";")]
+    if not text.strip() or any(not row.strip() for row in rows):
+        raise ParseError(f"--v {text!r} has an empty row or no weights at all.\n{how}")
+    out: list[list[float]] = []
+    for row in rows:
+        values = []
+        for part in row.split(","):
+            try:
+                value = float(part)
+            except ValueError:
+                raise ParseError(f"--v {text!r}: {part.strip()!r} is not a number.\n{how}") from None
+            if not math.isfinite(value):
+                raise ParseError(f"--v {text!r}: {part.strip()} is not a finite number, and a weight of the "
+                                 f"vector-Jacobian product must be one.\n{how}")
+            values.append(value)
+        out.append(values)
+    if len({len(row) for row in out}) != 1:
+        raise ParseError(f"--v {text!r} has rows of different lengths ({', '.join(str(len(r)) for r in out)}).\n{how}")
+    return out[0] if len(out) == 1 else out
 
 
 def _ranges(items: Sequence[str]) -> dict[str, tuple[float, float] | float]:
@@ -133,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--full", action="store_true", help="every entry, even over 20 (default: a summary)")
     c.add_argument("--wrt", help="NAME[,NAME]: the inputs to differentiate with respect to (default: all)")
     c.add_argument("--order", type=int, default=1, choices=[1, 2], help="2 compares the Hessian (default 1)")
+    c.add_argument("--v", metavar="W,W[;W,W]", help="the weights of a vector-Jacobian product, one per output "
+                   "element of a Matrix(...) expression (what y.backward(gradient=v) takes): commas between "
+                   "weights, semicolons between rows")
     sw = sub.add_parser("sweep", help="compare over a range of points")
     sw.add_argument("expr")
     sw.add_argument("--over", action="append", default=[], required=True,
@@ -179,7 +209,7 @@ def _load_function(target: str) -> Any:
 
 
 # Options that take a value: the token after one is that value, never an expression.
-_VALUED: Final = frozenset({"--at", "--over", "--branches", "--dtype", "--plot", "-n", "--wrt", "--order"})
+_VALUED: Final = frozenset({"--at", "--over", "--branches", "--dtype", "--plot", "-n", "--wrt", "--order", "--v"})
 _OPTION_LIKE: Final = re.compile(r"^(-h|--[A-Za-z][\w-]*(=.*)?|-n\d*|-\d+(\.\d*)?|-\.\d+)$", re.DOTALL)
 
 
@@ -191,6 +221,8 @@ def _protect_expressions(argv: Sequence[str]) -> list[str]:
         after_option = k > 0 and argv[k - 1] in _VALUED
         if token.startswith("-") and len(token) > 1 and not after_option and not _OPTION_LIKE.match(token):
             token = " " + token
+        elif after_option and argv[k - 1] == "--v" and token.startswith("-"):
+            token = " " + token  # `--v -1,2`: negative weights, not an option (`_weights` strips the space)
         out.append(token)
     return out
 
@@ -224,8 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "compare":
             f = parse(args.expr)
             wrt = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
+            v = _weights(args.v) if args.v is not None else None
             result = compare(f, at=_point(args.at), branches=args.branches, dtype=args.dtype, wrt=wrt,
-                             order=args.order)
+                             order=args.order, v=v)
             if args.json:
                 print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
                 return 0

@@ -34,7 +34,7 @@ from .rules import exact_eval
 from .lowering import DTYPES, LoweredProgram, check_options, lower, lower_with_inputs
 from .program import node_text
 from .rules import OPS, op_rule
-from .symbolic import SymbolicSide, formula, same, symbolic_sides
+from .symbolic import SymbolicSide, departs, formula, same, symbolic_sides
 from .backward import BackwardPass, BackwardStep, Derivation, Parting, backward_pass
 
 RTOL = {"float64": 1e-9, "float32": 1e-4}
@@ -605,6 +605,17 @@ class _Classifier:
                                     "but the program computes it through this corner.")
         return fields
 
+    def shortcut_findings(self, side: SymbolicSide, exe: ex.Exact) -> list[_Finding]:
+        """A fused op whose torch kernel took a shortcut the mathematics does not have (softplus
+        returns x itself above its threshold): a branch inside torch decided the difference."""
+        for st in departs(self.path):
+            arg = st.args_values[0] if st.args_values else None
+            return [_Finding(Cause.CONTROL_FLOW, st.node, st.line, {
+                "what": "fused op",
+                "detail": (f"{OPS[st.op].shortcut} Its argument is {_fmt(arg)} here, so the program's derivative "
+                           f"is {_fmt(exe)} and the mathematics' {_fmt(side.grad)}.")})]
+        return []
+
     def count_sides(self, d: Decision, side: SymbolicSide) -> str:
         """How a neighbouring point changes the branch taken, or the loop's iteration count."""
         if side.left is None or side.right is None:
@@ -854,6 +865,14 @@ class _Classifier:
             detail = (f"`{self.node(st.node)}` (line {st.line}) subtracts nearly equal numbers and loses about "
                       f"{best[0]:.0f} leading digits (cancellation); the backward pass inherits the error.")
             return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+        absorbed = self.absorbed_by_log(reach)
+        if absorbed is not None:
+            st, user, digits = absorbed
+            detail = (f"`{self.node(st.node)}` (line {st.line}) adds a number far smaller than the sum, which keeps only about "
+                      f"{max(0, DIGITS[self.dtype] - digits):.0f} of its {DIGITS[self.dtype]:.0f} digits (absorption), and "
+                      f"`{self.node(user.node)}` (line {user.line}) of a value so near 1 turns that into a large relative "
+                      "error; the backward pass inherits it.")
+            return _Finding(Cause.ROUNDING, user.node, user.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
         parting = self.backward_parting()
         if parting is not None and parting.kind == "cancellation":
             # A cancellation that lives only in the backward pass: cite the line where it parts.
@@ -867,6 +886,25 @@ class _Classifier:
                        "to certify theirs: the program amplifies every rounding error as it runs.")
         return _Finding(Cause.ROUNDING, out.node, self.lowered.output_line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
                         hint_extra="accumulate")
+
+
+    def absorbed_by_log(self, reach: list[bool]) -> tuple[PathStep, PathStep, float] | None:
+        """log(1 + x) for a small x: the sum 1 + x keeps only the leading digits of x, and log near 1
+        magnifies what was lost (the add step, the log step reading it, and the digits of x lost)."""
+        for user in self.path.steps:
+            if user.op != "log" or not reach[user.index] or not user.parents:
+                continue
+            st = self.path.steps[user.parents[0]]
+            if st.op != "add" or ex.is_mat(st.value) or not _finite(st.value):
+                continue
+            small = [abs(ex.to_real(self.path.steps[p].value)).mid() for p in st.parents if self.path.steps[p].depends]
+            res = abs(ex.to_real(st.value)).mid()
+            if not small or min(small).is_zero() or res.is_zero():
+                continue
+            digits = ex.to_float((res / min(small)).log() / ex.to_real(ex.Q(10)).log())
+            if digits >= 1:
+                return st, user, digits
+        return None
 
 
 def _node_of(path: Path, i: int) -> sp.Basic:
@@ -916,6 +954,8 @@ def _entry(c: _Classifier, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, aut
             findings.extend(cuts)
             if not cuts:
                 findings.extend(c.tie_findings(sym))
+            if not findings:
+                findings.extend(c.shortcut_findings(sym, exe))
         if auto is None and c.run.error is not None and not any(f.cause is Cause.GRAPH_BREAK for f in findings):
             findings.extend(f for f in cuts if f.cause is Cause.GRAPH_BREAK)
         fl = c.float_finding(k, exe, auto)
@@ -969,13 +1009,17 @@ def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
     """The rule's own hint for this cause if it has one, else the cause's general hint."""
     if f.hint_extra == "backward-cancellation":
         return ("The derivative, not the function, cancels: the chain rule adds nearly equal and opposite "
-                "contributions. Simplify the expression so its derivative has no such sum (SymPy's "
-                "`simplify`, or a closed form of the derivative written by hand), or compute in higher precision"
-                + (" (float64)." if c.dtype == "float32" else "."))
+                "contributions. A quotient whose numerator and denominator both vanish at the point does this "
+                "however accurately each is computed (expm1(x)/x or log1p(x)/x near 0). Near such a point, "
+                "write the function so that no such quotient is differentiated, e.g. a few terms of its Taylor "
+                "series there (`Piecewise((1 + x/2 + x**2/6 + x**3/24, Abs(x) < 1e-3), (expm1(x)/x, True))`)"
+                + (", or compute in float64" if c.dtype == "float32" else "")
+                + ", and compare the rewrite at this point with `symgrad.compare`.")
     if f.hint_extra == "accumulate":
         return ("No single step cancels: the program amplifies the rounding error of every step. "
-                "Reformulate it so errors do not grow (fewer iterations, a contracting update), or "
-                "compute in higher precision" + (" (float64)." if c.dtype == "float32" else "."))
+                "Reformulate it so errors do not grow (fewer iterations, a contracting update)"
+                + (", or compute in float64" if c.dtype == "float32" else "")
+                + ", and compare the reformulation with `symgrad.compare`.")
     if f.node is not None:
         for st in c.path.steps:
             if st.node == f.node and st.op in OPS:
@@ -1155,7 +1199,9 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
             kind = ("domain" if violation is not None or (sym_value is not None and not ex.is_finite(sym_value))
                     else "kink" if ties else "smooth")
             side = SymbolicSide(sym_value if kind == "smooth" else None, kind, None, None, violation=violation)
-            entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
+            # At the precision the values were computed at: `same` resolves differences to it.
+            with ex.working_precision(2 * ex.START_PREC):
+                entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
             if kind == "kink":
                 d = ties[0]
                 entry = replace(entry, line=d.line, node=_user(lowered, d.node), explanation=(

@@ -187,8 +187,10 @@ class _Diverged(Exception):
 
 
 class _Runner:
-    def __init__(self, lowered: LoweredProgram, point: dict[str, ex.Exact], force: _Forced | None, max_iterations: int) -> None:
+    def __init__(self, lowered: LoweredProgram, point: dict[str, ex.Exact], force: _Forced | None, max_iterations: int,
+                 math: bool = False) -> None:
         self.lowered = lowered
+        self.math = math  # ops whose torch kernel takes a shortcut (Op.departs) compute the mathematics
         self.steps: list[PathStep] = []
         self.decisions: list[Decision] = []
         self.env: dict[str, int] = {}
@@ -327,6 +329,8 @@ class _Runner:
             if s.op not in ("where", "sign") and any(ex.is_nan(v) for v in vals):
                 value = ex.NAN  # NaN propagates through every op but a selection (and sign: 0), as in torch
             partials = op.partials(vals, value, param)
+            if self.math and op.math is not None and op.departs is not None and op.departs(vals, param):
+                value, partials = op.math(vals, param)
             if op.piece is not None and not ex.is_nan(value):
                 piece = op.piece(vals, param)
                 taken = self.decide("piece", s.node, s.line, piece, piece is None, step=len(self.steps))
@@ -340,7 +344,7 @@ class _Runner:
         parent_steps = [self.steps[p] for p in parents]
         depends = any(p.depends for p in parent_steps)
         grad = cut is None and any(p.grad for p in parent_steps)
-        keep = tuple(vals) if (op.undefined is not None or op.piece is not None) and vjp is None else None
+        keep = tuple(vals) if (op.undefined is not None or op.piece is not None or op.departs is not None) and vjp is None else None
         idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut,
                                 depends, grad, keep, param if (keep is not None or s.op == "elem") else None, vjp))
         self.env[s.name] = idx
@@ -357,6 +361,8 @@ class _Runner:
             args = [v[idx] if ex.is_mat(v) else v for v in vals]
             v = op.value(args, param)
             d = op.partials(args, v, param)
+            if self.math and op.math is not None and op.departs is not None and op.departs(args, param):
+                v, d = op.math(args, param)
             if op.piece is not None:
                 pieces.append(op.piece(args, param))
             value[idx] = v
@@ -423,9 +429,12 @@ def _short(v: ex.Exact) -> str:
 
 
 def run(lowered: LoweredProgram, point: dict[str, ex.Exact], *, force: Sequence[Decision] | None = None,
-        max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Path:
-    """Run the lowered program's IR at `point` (input name -> exact value) with exact arithmetic."""
-    r = _Runner(lowered, point, _Forced(force) if force is not None else None, max_iterations)
+        max_iterations: int = DEFAULT_MAX_ITERATIONS, math: bool = False) -> Path:
+    """Run the lowered program's IR at `point` (input name -> exact value) with exact arithmetic.
+    With `math`, an op whose torch kernel takes a shortcut the mathematics does not have
+    (`Op.departs`: softplus above its threshold) computes the mathematics' value and partials
+    instead: the run the symbolic side differentiates."""
+    r = _Runner(lowered, point, _Forced(force) if force is not None else None, max_iterations, math)
     r.block(lowered.body)
     value, idx = r.operand(lowered.output)
     if idx is None:  # a constant output (the lowering keeps it on the graph, so this is rare)
@@ -451,7 +460,7 @@ class Side:
 
 def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
            max_iterations: int = DEFAULT_MAX_ITERATIONS, idx: tuple[int, int] | None = None,
-           seed: Any = None, limit_of_slope: bool = False) -> Side | None:
+           seed: Any = None, limit_of_slope: bool = False, math: bool = False) -> Side | None:
     """Follow the function from just beside the point (`direction` = -1 left, +1 right of input
     `name`), and continue that piece to the point. None when the side cannot be followed (a
     threshold within delta of the point). With `limit_of_slope`, the derivative is taken beside
@@ -474,8 +483,8 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     limit = 2 * max_iterations + 1
     try:
         with ex.working_precision(max(PERTURB_PREC, ex.prec())):
-            near = run(lowered, moved, max_iterations=limit)
-        at = run(lowered, point, force=near.decisions, max_iterations=limit)
+            near = run(lowered, moved, max_iterations=limit, math=math)
+        at = run(lowered, point, force=near.decisions, max_iterations=limit, math=math)
     except (_Diverged, LoopLimitError):
         return None
     k = lowered.inputs.index(name)
@@ -570,8 +579,13 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return sympy_fn(args[0])
     if op == "relu":
         return TorchRelu(args[0])
-    if op == "logsumexp":
-        return _LOGSUMEXP(*_with_constants(node, args, len(node.args)))
+    if op in ("logsumexp", "logaddexp"):
+        return node.func(*_with_constants(node, args, len(node.args)))
+    if op in ("softmax", "log_softmax"):
+        # The index is the node's first argument; the values follow it.
+        return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))
+    if op == "softplus":
+        return TorchSoftplus(args[0])
     if op in ("atan2", "maximum", "minimum"):
         a, b = _with_constants(node, args, 2)
         return {"atan2": sp.atan2, "maximum": TorchMaximum, "minimum": TorchMinimum}[op](a, b)
@@ -585,7 +599,7 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
 
 from sympy.codegen.cfunctions import expm1 as _EXPM1, log1p as _LOG1P  # noqa: E402
 
-from .primitives import logsumexp as _LOGSUMEXP  # noqa: E402
+from .primitives import SOFTPLUS_THRESHOLD  # noqa: E402
 from .primitives import sigmoid as _SIGMOID  # noqa: E402
 
 
@@ -717,3 +731,62 @@ class TorchMinimum(_TorchOp):
     @classmethod
     def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
         return OPS["minimum"].value(a, None)
+
+
+class TorchSoftplus(_TorchOp):
+    """torch.nn.functional.softplus as torch computes it: x itself above 20. Its derivative is
+    torch's softplus_backward, whose own derivative is softplus_double_backward."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        return TorchSoftplusSlope(self.args[0])
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        return OPS["softplus"].value(a, None)
+
+    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
+        return f"softplus({printer._print(self.args[0])})"
+
+
+class TorchSoftplusSlope(_TorchOp):
+    """softplus_backward: 1 where x > 20, sigmoid(x) elsewhere."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        return TorchSoftplusCurve(self.args[0])
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        (slope,) = OPS["softplus"].partials(a, OPS["softplus"].value(a, None), None)
+        return slope
+
+    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
+        u = printer._print(self.args[0])
+        return f"Piecewise((1, {u} > {SOFTPLUS_THRESHOLD}), (sigmoid({u}), True))"  # as the backward pass reads
+
+
+class TorchSoftplusCurve(_TorchOp):
+    """softplus_double_backward: sigmoid(x)*(1 - sigmoid(x)) where x < 20, and 0 from 20 on (its
+    mask is x < threshold, while softplus_backward's is x > threshold: at 20 itself the slope is
+    sigmoid(20) but the curvature 0)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        x = self.args[0]
+        s = _SIGMOID(x)
+        return sp.Piecewise((0, x >= SOFTPLUS_THRESHOLD), (s * (1 - s) * (1 - 2 * s), True))
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        if OPS["softplus"].departs(a, None):  # type: ignore[misc]
+            return ex.ZERO
+        s = OPS["sigmoid"].value(a, None)
+        return ex.mul(s, ex.sub(ex.ONE, s))
+
+    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
+        u = printer._print(self.args[0])
+        return f"Piecewise((0, {u} >= {SOFTPLUS_THRESHOLD}), (sigmoid({u})*(1 - sigmoid({u})), True))"

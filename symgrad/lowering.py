@@ -48,7 +48,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import _exact as ex
 from ._deep import deep
 from .errors import OptionError, ProgramError, UnsupportedNodeError
-from .primitives import PRIMITIVES, detach, item, no_grad
+from .primitives import PRIMITIVES, detach, item, log_softmax, no_grad, softmax
 from .program import RESERVED_NAMES, Normalized, _Printer, identifier, identifier_chars, node_text, normalize, rounded, sstr
 from .rules import OPS, RULES, rule_for
 
@@ -664,7 +664,7 @@ class _Lowerer:
                 raise
             raise _unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
-        if op == "stack":
+        if op in ("stack", "softmax_vector", "log_softmax_vector"):
             # torch.stack takes tensors: constant elements become tensors of the program's dtype.
             args = tuple(a if isinstance(a, str) else self.const_step(e, a, out, self.namer.fresh("c")) for a in args)
         name = target or self.namer.fresh(_name_for(op, args, param))
@@ -939,6 +939,9 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "detach", (e.args[0],), None
     if isinstance(e, item):
         return "item", (e.args[0],), None
+    if isinstance(e, (softmax, log_softmax)):
+        # Component i of torch's softmax of the stacked values: the index is the op's parameter.
+        return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
     if isinstance(e, sp.Heaviside):
         if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
             raise UnsupportedNodeError(
@@ -1023,8 +1026,28 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.MatrixBase):
         if not e.free_symbols and all(v.is_real is not False for v in e):
             return "matconst", (), sp.ImmutableMatrix(e)  # a constant matrix is one tensor
+        vector = _whole_softmax(e)
+        if vector is not None:
+            return vector
         return "stack", tuple(e), (e.rows, e.cols)
     raise _unsupported(e)
+
+
+def _whole_softmax(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
+    """A matrix whose elements, in row-major order, are softmax(0, a...), ..., softmax(n-1, a...)
+    of the same values (what `torch.softmax(v, 0)` reads as) lowers to one torch.softmax call,
+    as the user's code computes it: n calls, one per component, would round differently."""
+    elements = list(e)
+    first = elements[0] if elements else None
+    if not isinstance(first, (softmax, log_softmax)):
+        return None
+    values = first.args[1:]
+    if len(values) != len(elements) or len(values) < 2:
+        return None
+    for k, el in enumerate(elements):
+        if type(el) is not type(first) or el.args[1:] != values or int(el.args[0]) != k:
+            return None
+    return f"{type(first).__name__}_vector", tuple(values), (e.rows, e.cols)
 
 
 def _matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -1227,17 +1250,22 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{_text(args[0], wrap=True)}.T"
     if op == "stack":
         return f"torch.stack([{', '.join(_text(a) for a in args)}]).reshape({param[0]}, {param[1]})"
+    if op in ("softmax_vector", "log_softmax_vector"):
+        fn = op.removesuffix("_vector")
+        return f"torch.{fn}(torch.stack([{', '.join(_text(a) for a in args)}]), 0).reshape({param[0]}, {param[1]})"
     if op == "matconst":
         return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(_text(args[0]), c=_const(param).text if isinstance(param, sp.Basic) else _num_text(param))
-    if op == "logsumexp":
+    if op in ("logsumexp", "softmax", "log_softmax"):
         # torch.stack takes tensors: a constant argument is a tensor like the first variable one.
+        # Stacked along a new first dimension, so that a batch of points (a sweep) stays a batch.
         other = next((_text(a) for a in args if isinstance(a, str)), None)
         parts = [f"torch.full_like({other}, {_text(a)})" if isinstance(a, Const) and other else _text(a) for a in args]
-        return f"torch.logsumexp(torch.stack([{', '.join(parts)}]), 0)"
-    if op in ("maximum", "minimum", "atan2") and any(isinstance(a, Const) for a in args):
-        # torch.maximum and torch.atan2 take two tensors: a constant operand is a tensor like the other one.
+        stacked = f"torch.stack([{', '.join(parts)}])"
+        return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
+    if op in ("maximum", "minimum", "atan2", "logaddexp") and any(isinstance(a, Const) for a in args):
+        # torch.maximum, torch.atan2 and torch.logaddexp take two tensors: a constant operand is a tensor like the other one.
         other = next(_text(a) for a in args if isinstance(a, str))
         return OPS[op].torch.format(*(f"torch.full_like({other}, {_text(a)})" if isinstance(a, Const) else a
                                       for a in args))

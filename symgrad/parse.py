@@ -19,7 +19,7 @@ import sympy as sp
 from .errors import ParseError, SymgradError
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .primitives import detach, item, logsumexp, no_grad, sigmoid
+from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
 
 # The functions an expression may call: the scalar rows of the lowering table (so nothing is
 # parsed that symgrad could not lower), their lowercase spellings, and the logic of conditions.
@@ -29,7 +29,8 @@ _FUNCTIONS: dict[str, Any] = {
     **{cls.__name__: cls for cls in (
         sp.Abs, sp.Max, sp.Min, sp.Heaviside, sp.Piecewise, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
         sp.asin, sp.acos, sp.atan, sp.atan2, sp.sinh, sp.cosh, sp.tanh, sp.erf, sp.floor, sp.ceiling,
-        sp.sign, detach, item, no_grad, sigmoid, expm1, log1p, logsumexp)},
+        sp.sign, detach, item, no_grad, sigmoid, expm1, log1p, logsumexp, logaddexp, softplus, softmax,
+        log_softmax)},
     "abs": sp.Abs, "max": sp.Max, "min": sp.Min, "ceil": sp.ceiling, "sqrt": sp.sqrt,
     "Pow": sp.Pow, "Add": sp.Add, "Mul": sp.Mul,  # built by _power, _apply and _product (guarded)
     "Eq": sp.Eq, "Ne": sp.Ne, "And": sp.And, "Or": sp.Or, "Not": sp.Not,
@@ -51,26 +52,9 @@ def _relu(*args: Any) -> Any:
 
 _FUNCTIONS["relu"] = _relu  # torch.relu: lowered as Max(x, 0), relu'(0) = 0 in torch
 
-# torch's fused ops that have no row of their own in the lowering table yet (sigmoid, expm1 and
-# log1p have one): how to write each.
-_FUSED: Final = {
-    "softplus": "log(1 + exp(x))",
-    "softmax": "exp(a)/(exp(a) + exp(b))",
-    "log_softmax": "a - log(exp(a) + exp(b))",
-    "logaddexp": "log(exp(a) + exp(b))",
-}
-
-
 def _function(name: str) -> Any:
     if name in _FUNCTIONS:
         return _FUNCTIONS[name]
-    if name in _FUSED:
-        raise ParseError(
-            f"{name}(...) is a fused torch op, which symgrad does not read as one function yet.\n"
-            "symgrad compares the program it lowers from the expression; a fused op would need a rule of its own.\n"
-            f"Fix: write it out, e.g. `{_FUSED[name]}`: each step is then compared, and a report says "
-            "where the written-out form overflows or rounds."
-        )
     candidate = getattr(sp, name, None)
     if isinstance(candidate, type) and issubclass(candidate, sp.Function):
         # A SymPy function symgrad cannot lower (besselj, factorial, ...): built unevaluated,
@@ -212,6 +196,42 @@ def _not_built(node: ast.AST | None, text: str, why: str) -> ParseError:
     )
 
 
+# A Matrix typed on the command line has at most this many elements (each is an output of the
+# function, and compare() computes every one exactly).
+MAX_MATRIX_ELEMENTS: Final = 10_000
+
+
+def _matrix(node: ast.Call, text: str) -> sp.ImmutableMatrix:
+    """`Matrix([a, b])` (a column) or `Matrix([[a, b], [c, d]])` (rows): a function with several
+    outputs. Lists are read here only: anywhere else a list is not an expression."""
+    shown = _segment(text, node)
+    how = ("Matrix(...) takes one list: `Matrix([a, b])` is a column of two outputs, "
+           "`Matrix([[a, b], [c, d]])` a 2 x 2 matrix.")
+    if len(node.args) != 1 or not isinstance(node.args[0], ast.List) or not node.args[0].elts:
+        raise ParseError(f"{shown!r} in {_shown(text)} is not a matrix symgrad can read.\n{how}\n"
+                         "Fix: write e.g. `Matrix([x**2, x*y])`.")
+    items = node.args[0].elts
+    nested = [isinstance(e, ast.List) for e in items]
+    if any(nested) and not all(nested):
+        raise ParseError(f"{shown!r} in {_shown(text)} mixes rows and single elements.\n{how}\n"
+                         "Fix: make every element a row (`[[a, b], [c, d]]`) or none (`[a, b]`).")
+    rows = [e.elts for e in items] if all(nested) else [[e] for e in items]  # type: ignore[attr-defined]
+    widths = {len(row) for row in rows}
+    if len(widths) != 1 or 0 in widths:
+        raise ParseError(f"{shown!r} in {_shown(text)} has rows of different lengths ({sorted(widths)}).\n{how}\n"
+                         "Fix: give every row the same number of elements.")
+    if len(rows) * len(rows[0]) > MAX_MATRIX_ELEMENTS:
+        raise ParseError(f"{shown!r} in {_shown(text)} has {len(rows) * len(rows[0]):,} elements, more than "
+                         f"symgrad reads from a string ({MAX_MATRIX_ELEMENTS:,}).\n"
+                         "Fix: build so large a matrix in Python with SymPy (`sympy.ImmutableMatrix`).")
+    values = []
+    for row in rows:
+        built = [_build(e, text) for e in row]
+        _numbers_only(built, node, text)
+        values.append(built)
+    return _apply(lambda: sp.ImmutableMatrix(values), node, text)
+
+
 def _chain(node: ast.BinOp, ops: tuple[type, ...]) -> tuple[ast.AST, list[tuple[type, ast.AST]]]:
     """A left-leaning chain `a + b - c + ...` as its first operand and (op, operand) pairs,
     walked without recursion: a sum of a thousand terms is a thousand levels deep."""
@@ -265,6 +285,8 @@ def _build(node: ast.AST, text: str) -> Any:
         return _apply(lambda: _COMPARE[type(node.ops[0])](lhs, rhs), node, text)
     if isinstance(node, ast.Tuple):
         return tuple(_build(e, text) for e in node.elts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Matrix" and not node.keywords:
+        return _matrix(node, text)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         fn = _function(node.func.id)
         args = [_build(a, text) for a in node.args]
@@ -282,6 +304,13 @@ def _build(node: ast.AST, text: str) -> Any:
         except (TypeError, ValueError, AttributeError, sp.SympifyError) as err:
             raise ParseError(f"{node.func.id}(...) in {_shown(text)}: {err}\nFix: check its arguments.") from None
     shown = _segment(text, node)
+    if isinstance(node, ast.List):
+        raise ParseError(
+            f"{shown!r} in {_shown(text)} is a list, which an expression holds only as the rows of a Matrix.\n"
+            "A function with several outputs is a SymPy Matrix of expressions (compare it with --v for a "
+            "vector-Jacobian product).\n"
+            f"Fix: write `Matrix({shown})` for a column, or `Matrix([[a, b], [c, d]])` for rows."
+        )
     if isinstance(node, ast.IfExp):
         body, test, orelse = (_segment(text, n) for n in (node.body, node.test, node.orelse))
         raise ParseError(

@@ -18,7 +18,7 @@ import sympy as sp
 
 from . import _exact as ex
 from .causes import Cause
-from .program import node_text, rounded, sstr
+from .program import node_text, sstr
 
 if TYPE_CHECKING:
     from .compare import Comparison, Entry
@@ -36,7 +36,7 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
         return repr(v)
     if isinstance(v, sp.Rational) and int(v.p).bit_length() + int(v.q).bit_length() > 160:
         # Rounded without str() of the integers: Python refuses ints of more than 4,300 digits.
-        return rounded(int(v.p), int(v.q), digits)
+        return _decimal(int(v.p), int(v.q), digits)
     if isinstance(v, sp.Rational):
         text = sstr(v)
         if len(text) <= 12:  # short: 27, 1/2, 3/4, 1/3 teach more than their decimals
@@ -49,6 +49,13 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
         shortest = _as_float64(sp.Rational(v)) if v.is_finite else None
         return shortest if shortest is not None and digits >= 17 else mpmath.nstr(v._to_mpmath(v._prec), digits)
     return sstr(v)
+
+
+def _decimal(p: int, q: int, digits: int) -> str:
+    """p/q to `digits` significant digits, in fixed notation where Python's own floats print so
+    (0.50000033333345749, not 5.0000033333345749e-1) and in e-notation beyond (1.0e-400)."""
+    with mpmath.workprec(int(digits * 3.33) + 20):
+        return str(mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=False, min_fixed=-5, max_fixed=16))
 
 
 def _as_float64(v: sp.Rational) -> str | None:
@@ -95,19 +102,81 @@ def _label(e: Entry) -> str:
     return _one_line(sstr(e.wrt))
 
 
-def _point_value(v: sp.Basic) -> str:
-    """A point's value as the user typed it: the shortest float that is exactly this value."""
+def _point_value(v: sp.Basic, dtype: str = "float64") -> str:
+    """A point's value as the user typed it: the shortest decimal that the dtype reads as exactly
+    this value (in float32, 0.1 for 13421773/134217728)."""
     if isinstance(v, sp.MatrixBase):
-        return "[" + "; ".join(", ".join(_point_value(x) for x in row) for row in v.tolist()) + "]"
+        return "[" + "; ".join(", ".join(_point_value(x, dtype) for x in row) for row in v.tolist()) + "]"
     if isinstance(v, sp.Rational):
+        typed = _float32_decimal(v) if dtype == "float32" else None
+        if typed is not None:
+            return typed
         f = float(v)
         if sp.Rational(f) == v:
             return repr(f)
     return number(v)
 
 
+def _float32_decimal(v: sp.Rational) -> str | None:
+    """The shortest decimal that rounds to the float32 `v` (numpy's float32 repr), or None where
+    `v` is no float32."""
+    import numpy as np
+
+    f = float(v)
+    if not math.isfinite(f) or sp.Rational(f) != v:
+        return None
+    with np.errstate(over="ignore"):
+        h = np.float32(f)
+    if not np.isfinite(h) or float(h) != f:
+        return None
+    return str(h)
+
+
 def _point(c: Comparison) -> str:
-    return _one_line(", ".join(f"{sstr(s)} = {_point_value(v)}" for s, v in c.point.items())) or "no inputs"
+    dtype = getattr(c, "dtype", "float64")
+    return _one_line(", ".join(f"{sstr(s)} = {_point_value(v, dtype)}" for s, v in c.point.items())) or "no inputs"
+
+
+# At most this many rounded inputs are spelled out under a float32 report's headline.
+MAX_POINT_NOTES = 4
+
+
+def point_notes(c: Comparison) -> list[str]:
+    """For a float32 run, what its point teaches: each input whose decimal (the one the user
+    typed, 0.1) is no float32 number, the float32 the tensor holds instead, written out in full,
+    and that number as the exact rational all three sides are evaluated at."""
+    if getattr(c, "dtype", "float64") != "float32":
+        return []
+    rows: list[str] = []
+    for s, v in c.point.items():
+        elements = ([(f"{sstr(s)}[{i}, {j}]", v[i, j]) for i in range(v.rows) for j in range(v.cols)]
+                    if isinstance(v, sp.MatrixBase) else [(sstr(s), v)])
+        for name, value in elements:
+            typed = _float32_decimal(value) if isinstance(value, sp.Rational) else None
+            if typed is None or sp.Rational(typed) == value:
+                continue  # 0.5 is a float32 number: nothing was rounded
+            rows.append(f"  {_one_line(name)} = {typed} is held as {_exact_decimal(value)} = {sstr(value)}")
+    if not rows:
+        return []
+    head = ("point: float32 holds the float32 nearest to each decimal, and all three sides are evaluated "
+            "at that number exactly:")
+    more = len(rows) - MAX_POINT_NOTES
+    return [head, *rows[:MAX_POINT_NOTES], *([f"  ... and {more} more inputs rounded to float32"] if more > 0 else [])]
+
+
+def _exact_decimal(v: sp.Rational) -> str:
+    """All the decimals of a float (p / 2**k has exactly k of them) where that is at most 40
+    significant digits; 17 of them beyond."""
+    q = int(v.q)
+    k = q.bit_length() - 1
+    if q != 1 << k:
+        return number(v)
+    digits = str(abs(int(v.p)) * 5**k)
+    if len(digits.lstrip("0")) > 40:
+        return _decimal(int(v.p), q, 17)
+    whole, frac = (digits[:-k] or "0", digits[-k:]) if k else (digits, "")
+    text = f"{whole}.{frac}".rstrip("0").rstrip(".") if frac else whole
+    return ("-" if v < 0 else "") + text
 
 
 def _what(c: Comparison, e: Entry) -> str:
@@ -285,6 +354,7 @@ def render_text(c: Comparison, full: bool = False) -> str:
         f"  ({c.dtype}, branches=\"{c.branches}\")",
         f"cause: {cause.id}: {cause.title}",
     ]
+    head += point_notes(c)
     if c.exact_bits > 4 * ex.START_PREC:
         head.append(f"note: the exact values needed {c.exact_bits} bits of working precision (about "
                     f"{int(c.exact_bits * 0.30103)} digits): the program loses digits as it runs, and "
@@ -314,8 +384,10 @@ def render_markdown(c: Comparison) -> str:
         cells = list(r)
         cells[-1] = f"[{cells[-1]}]({Cause.from_id(cells[-1].split()[0]).page})"
         table.append("| " + " | ".join(f"`{x}`" if i < 4 else x for i, x in enumerate(cells)) + " |")
+    notes = point_notes(c)
     out = [f"**symgrad**: `{c.source.splitlines()[0]}` at {_point(c)} ({c.dtype}, branches=\"{c.branches}\"): "
-           f"**{c.cause.id}**, {c.cause.title}", "", *table, ""]
+           f"**{c.cause.id}**, {c.cause.title}", "",
+           *([notes[0], "", *(f"- `{row.strip()}`" for row in notes[1:]), ""] if notes else []), *table, ""]
     for e in c.entries:
         if not e.ok:
             out += [f"- **{_label(e)}** ({e.cause.id}): {e.explanation}", f"  *Hint:* {e.hint}" if e.hint else ""]
@@ -794,6 +866,7 @@ def render_html(c: Comparison) -> str:
         f'<div class="symgrad symgrad-comparison" data-cause="{esc(c.cause.id)}">{CSS}'
         f"<p><b>symgrad</b>: <code>{esc(source)}</code> at {esc(_point(c))} "
         f'<span class="symgrad-meta">({esc(c.dtype)}, branches="{esc(c.branches)}")</span></p>'
+        f"{_point_notes_html(c)}"
         f"<p>{_badge(c.cause.id)} {esc(c.cause.title)}</p>"
         f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
         f"{_meanings([e.cause for e in c.entries])}"
@@ -802,6 +875,14 @@ def render_html(c: Comparison) -> str:
         f'<details class="symgrad-path"><summary>executed path</summary><pre>{path}</pre></details>'
         f"{render_derivation_html(c.derivation())}</div>"
     )
+
+
+def _point_notes_html(c: Comparison) -> str:
+    notes = point_notes(c)
+    if not notes:
+        return ""
+    rows = "".join(f"<li><code>{html.escape(row.strip())}</code></li>" for row in notes[1:])
+    return f'<p class="symgrad-meta">{html.escape(notes[0])}</p><ul class="symgrad-point">{rows}</ul>'
 
 
 def render_sweep_html(s: Sweep) -> str:

@@ -23,6 +23,9 @@ Schema of an `Op` (cf. derivatives.yaml):
     on_piece    (piece, args, param) -> (value, partials) of that piece, continued to the point
     nonsmooth   "kink" or "jump" (None for smooth ops)
     convention  torch's choice at the kink/jump, in words
+    departs     (args, param) -> whether torch's kernel takes a shortcut the mathematics does not
+                have at these arguments (softplus above its threshold); `math` is then the
+                mathematics' (value, partials) and `shortcut` the sentence that says so
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import _exact as ex
-from .causes import Cause
+from .causes import NAN_TRAP_HINT, Cause
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .primitives import detach, item, logsumexp, no_grad, sigmoid
+from .primitives import (SOFTPLUS_THRESHOLD, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid,
+                         softmax, softplus)
 
 Args = Sequence[ex.Exact]
 Nonsmooth = Literal["kink", "jump"] | None
@@ -65,6 +69,13 @@ class Op:
     # Matrix ops: the vector-Jacobian product (args, value, param, G) -> one adjoint per argument,
     # instead of elementwise `partials`.
     vjp: Callable[[Args, Any, Any, Any], tuple[Any, ...]] | None = None
+    # Where torch's kernel takes a shortcut the mathematics does not have (softplus returns x
+    # itself above its threshold): `departs(args, param)` says whether it does at these
+    # arguments (first or second derivative), `math` gives the mathematics' (value, partials)
+    # there, which the symbolic side runs with, and `shortcut` says what torch does, in words.
+    departs: Callable[[Args, Any], bool] | None = None
+    math: Callable[[Args, Any], tuple[ex.Exact, tuple[ex.Exact, ...]]] | None = None
+    shortcut: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +186,81 @@ def _sigmoid(u: ex.Exact) -> ex.Exact:
     if not ex.is_finite(u):
         return ex.ONE if ex.sign(u) > 0 else ex.ZERO
     return ex.div(ex.ONE, ex.add(ex.ONE, _exp(ex.neg(u))))
+
+
+def _softplus_math(u: ex.Exact) -> ex.Exact:
+    """log(1 + exp(u)) = max(u, 0) + log1p(exp(-|u|)): no exp of a large number, no cancellation."""
+    if ex.is_nan(u):
+        return ex.NAN
+    if not ex.is_finite(u):
+        return u if ex.sign(u) > 0 else ex.ZERO
+    top = u if ex.sign(u) > 0 else ex.ZERO
+    return ex.add(top, _log1p(_exp(ex.neg(abs(u)))))
+
+
+_THRESHOLD = ex.Q(SOFTPLUS_THRESHOLD)
+
+
+def _softplus_torch(u: ex.Exact) -> ex.Exact:
+    """torch.nn.functional.softplus(u) (beta=1, threshold=20): u itself where u > 20."""
+    if not ex.is_nan(u) and ex.cmp(u, _THRESHOLD) > 0:
+        return u
+    return _softplus_math(u)
+
+
+def _softplus_slope(u: ex.Exact) -> ex.Exact:
+    """torch's softplus_backward: 1 where u > 20, else z/(z + 1) with z = exp(u), which is
+    exactly sigmoid(u)."""
+    if not ex.is_nan(u) and ex.cmp(u, _THRESHOLD) > 0:
+        return ex.ONE
+    return _sigmoid(u)
+
+
+def _softplus_departs(u: ex.Exact) -> bool:
+    """From 20 on torch's softplus is not the mathematics': above 20 its value and slope are
+    x's, and from 20 on (20 itself included) its double backward is 0
+    (softplus_double_backward masks with x < threshold)."""
+    return not ex.is_nan(u) and ex.cmp(u, _THRESHOLD) >= 0
+
+
+def _softmax_weights(a: Args) -> list[ex.Exact]:
+    """exp(u_j - logsumexp(u)) for every j: torch's softmax, which subtracts the largest first."""
+    total = _logsumexp(a)
+    return [_exp(ex.sub(u, total)) for u in a]
+
+
+def _others(s: list[ex.Exact], i: int) -> ex.Exact:
+    """1 - s_i, as the sum of the other weights: 1 - s_i cancels when s_i is nearly 1 (at
+    (1000, 0) it is 5.1e-435, which 1 - (1 - 5.1e-435) would need 1,450 bits to see)."""
+    total: ex.Exact = Z
+    for j, w in enumerate(s):
+        if j != i:
+            total = ex.add(total, w)
+    return total
+
+
+def _softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
+    """d s_i / d u_j = s_i (delta_ij - s_j); torch's _softmax_backward_data seeded with the
+    one-hot of component i gives s_j (delta_ij - s_i), the same number."""
+    s = _softmax_weights(a)
+    return tuple(ex.mul(s[i], _others(s, i) if j == i else ex.neg(s[j])) for j in range(len(a)))
+
+
+def _log_softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
+    """d (u_i - logsumexp(u)) / d u_j = delta_ij - s_j (torch: grad - exp(result) * sum(grad))."""
+    s = _softmax_weights(a)
+    return tuple(_others(s, i) if j == i else ex.neg(s[j]) for j in range(len(a)))
+
+
+def _logaddexp_partials(a: Args) -> tuple[ex.Exact, ex.Exact]:
+    """torch's logaddexp backward: 1/(1 + exp(b - a)) for a and 1/(1 + exp(a - b)) for b."""
+    u, w = a
+    return (ex.div(ONE, ex.add(ONE, _exp(ex.sub(w, u)))), ex.div(ONE, ex.add(ONE, _exp(ex.sub(u, w)))))
+
+
+def _component_exact(fn: Callable[[Args, int], ex.Exact]) -> Callable[[Args], ex.Exact]:
+    """The exact value of softmax(i, ...) or log_softmax(i, ...): the index is the first argument."""
+    return lambda a: fn(a[1:], int(a[0]))
 
 
 def _outside_unit(u: ex.Exact) -> bool:
@@ -347,6 +433,22 @@ _OP_LIST: tuple[Op, ...] = (
     # torch: grad * exp(self - result), the softmax weights.
     Op("logsumexp", "torch.logsumexp(torch.stack([{0}, ...]), 0)", lambda a, p: _logsumexp(a),
        lambda a, v, p: tuple(_exp(ex.sub(u, v)) for u in a)),
+    Op("logaddexp", "torch.logaddexp({0}, {1})", lambda a, p: _logsumexp(a), lambda a, v, p: _logaddexp_partials(a)),
+    # softmax and log_softmax of a stacked vector, component `{c}`; their backward is the
+    # softmax weights' (exact, no shortcut).
+    Op("softmax", "torch.softmax(torch.stack([{0}, ...]), 0)[{c}]", lambda a, p: _softmax_weights(a)[p],
+       lambda a, v, p: _softmax_partials(a, p)),
+    Op("log_softmax", "torch.log_softmax(torch.stack([{0}, ...]), 0)[{c}]",
+       lambda a, p: ex.sub(a[p], _logsumexp(a)), lambda a, v, p: _log_softmax_partials(a, p)),
+    # torch's softplus kernel: x itself where x > 20 (value and slope), log1p(exp(x)) elsewhere.
+    Op("softplus", "torch.nn.functional.softplus({0})", lambda a, p: _softplus_torch(a[0]),
+       lambda a, v, p: (_softplus_slope(a[0]),),
+       departs=lambda a, p: _softplus_departs(a[0]),
+       math=lambda a, p: (_softplus_math(a[0]), (_sigmoid(a[0]),)),
+       shortcut="torch's softplus returns its argument itself where it is above 20 (its `threshold`), "
+       "dropping log1p(exp(-x)), which is under 2.1e-9; there the slope torch differentiates is exactly 1, "
+       "and from 20 on its second derivative is 0, while the mathematics log(1 + exp(x)) has slope "
+       "sigmoid(x) and curvature sigmoid(x)*(1 - sigmoid(x))."),
     Op(
         "atan2",
         "torch.atan2({0}, {1})",
@@ -560,6 +662,24 @@ def _elem_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
     return (out,)
 
 
+def _softmax_vector_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
+    """torch's _softmax_backward_data: s_j (g_j - sum_k g_k s_k) for each value."""
+    s, gs = list(v.flat), list(g.flat)
+    dot: ex.Exact = Z
+    for gk, sk in zip(gs, s):
+        dot = ex.add(dot, ex.mul(gk, sk))
+    return tuple(ex.mul(sj, ex.sub(gj, dot)) for sj, gj in zip(s, gs))
+
+
+def _log_softmax_vector_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
+    """torch's _log_softmax_backward_data: g_j - exp(result_j) sum_k g_k."""
+    gs = list(g.flat)
+    total: ex.Exact = Z
+    for gk in gs:
+        total = ex.add(total, gk)
+    return tuple(ex.sub(gj, ex.mul(sj, total)) for sj, gj in zip(_softmax_weights(a), gs))
+
+
 def _stack_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
     return tuple(g.flat)
 
@@ -580,6 +700,11 @@ _MATRIX_OPS: tuple[Op, ...] = (
     Op("elem", "{0}[{c}]", lambda a, p: a[0][p], _no_partials, vjp=_elem_vjp),
     Op("stack", "torch.stack([{0}]).reshape({c})", lambda a, p: _stack(a, p), _no_partials, vjp=_stack_vjp),
     Op("matconst", "{c}", lambda a, p: p, _no_partials, vjp=lambda a, v, p, g: ()),
+    # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code).
+    Op("softmax_vector", "torch.softmax(torch.stack([{0}, ...]), 0).reshape({c})",
+       lambda a, p: _stack(_softmax_weights(a), p), _no_partials, vjp=_softmax_vector_vjp),
+    Op("log_softmax_vector", "torch.log_softmax(torch.stack([{0}, ...]), 0).reshape({c})",
+       lambda a, p: _stack([ex.sub(u, _logsumexp(a)) for u in a], p), _no_partials, vjp=_log_softmax_vector_vjp),
 )
 
 
@@ -629,10 +754,14 @@ def _unary(fn: Callable[[ex.Exact], ex.Exact]) -> Callable[[Args], ex.Exact]:
     return lambda a: fn(a[0])
 
 
-_SMOOTH_HINTS: Final = {
-    Cause.NAN_TRAP: "Keep the unused branch's input in its domain: "
-    "`torch.where(c, f(torch.where(c, x, safe)), other)` (the double-where pattern)."
-}
+_SMOOTH_HINTS: Final = {Cause.NAN_TRAP: NAN_TRAP_HINT}
+
+# A stable numerator makes a value accurate, but a quotient whose numerator and denominator both
+# vanish at the point still cancels in its backward pass (d/dx expm1(x)/x = (x*exp(x) -
+# expm1(x))/x**2): the hints say so, and that symgrad checks the rewrite.
+_QUOTIENT: Final = ("That makes the value accurate; if it is then divided by something that also vanishes "
+                    "here (expm1(x)/x near 0), the quotient's derivative still cancels in the backward pass, "
+                    "so compare the rewrite at this point with `symgrad.compare`.")
 
 # --------------------------------------------------------------------------- the table
 
@@ -642,8 +771,9 @@ _RULE_LIST: tuple[Rule, ...] = (
          hazards="subtracting nearly equal numbers cancels digits (`1 - cos(x)` near 0)",
          hazard_causes=(Cause.ROUNDING,),
          hints={Cause.ROUNDING: "The subtraction cancels leading digits: rewrite it so nearly "
-                "equal numbers are not subtracted (`torch.expm1(x)` for exp(x) - 1, "
-                "`2*torch.sin(x/2)**2` for 1 - cos(x), `torch.log1p(x)` for log(1 + x))."},
+                "equal numbers are not subtracted (`expm1(x)` for exp(x) - 1, `2*sin(x/2)**2` for "
+                "1 - cos(x), `log1p(x)` for log(1 + x); torch.expm1 and torch.log1p in torch code). "
+                + _QUOTIENT},
          exact=_n_ary(ex.add)),
     Rule(sp.Mul, ("mul", "div"), "`div` when a factor has a negative integer power or the "
          "coefficient a denominator (`x/y`, `x/3`); `mul` otherwise", "all reals; division "
@@ -663,21 +793,25 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.exp, ("exp",), "always", "all reals",
          hazards="overflows float64 above about 709.78 (float32: 88.72)",
          hazard_causes=(Cause.OVERFLOW, Cause.ROUNDING),
-         hints={Cause.OVERFLOW: "Use the log-sum-exp trick: `torch.logsumexp` (or subtract the "
-                "largest exponent before `exp`), `torch.softmax` / `log_softmax`.",
-                Cause.ROUNDING: "exp(x) - 1 near 0 cancels digits: use `torch.expm1(x)`."},
+         hints={Cause.OVERFLOW: "Never form the huge exponential: use the fused op that subtracts "
+                "the largest exponent first, `logsumexp(a, b)` for log(exp(a) + exp(b)), `softplus(x)` "
+                "for log(1 + exp(x)), `sigmoid(x)` for 1/(1 + exp(-x)), `softmax(i, a, b)` and "
+                "`log_softmax(i, a, b)` for exp(a)/(exp(a) + exp(b)) and its log (torch.logsumexp, "
+                "F.softplus, torch.sigmoid, torch.softmax, torch.log_softmax in torch code).",
+                Cause.ROUNDING: "exp(x) - 1 near 0 cancels digits: use `expm1(x)` (torch.expm1). " + _QUOTIENT},
          exact=_unary(_exp)),
     Rule(sp.log, ("log",), "one argument (natural logarithm)", "x > 0",
          hazards="log(0) = -inf; its gradient 1/x is inf at 0",
          hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
-         hints={Cause.ROUNDING: "log(1 + x) near 0 cancels digits: use `torch.log1p(x)`.",
+         hints={Cause.ROUNDING: "log(1 + x) near 0 loses the digits of x when it forms 1 + x: use "
+                "`log1p(x)` (torch.log1p), which never forms it. " + _QUOTIENT.replace("expm1(x)/x", "log1p(x)/x"),
                 **_SMOOTH_HINTS},
          exact=_unary(ex.log)),
     Rule(sp.sin, ("sin",), "always", "all reals", exact=_unary(_sin)),
     Rule(sp.cos, ("cos",), "always", "all reals",
          hazards="1 - cos(x) near 0 cancels digits", hazard_causes=(Cause.ROUNDING,),
-         hints={Cause.ROUNDING: "1 - cos(x) near 0 cancels digits: write it as "
-                "`2*torch.sin(x/2)**2`."},
+         hints={Cause.ROUNDING: "1 - cos(x) near 0 cancels digits: write it as `2*sin(x/2)**2`. "
+                + _QUOTIENT.replace("expm1(x)/x", "2*sin(x/2)**2/x**2")},
          exact=_unary(_cos)),
     Rule(sp.tan, ("tan",), "always", "x != pi/2 + k*pi (poles)", hazard_causes=(Cause.DOMAIN,),
          exact=_unary(_tan)),
@@ -707,6 +841,29 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(logsumexp, ("logsumexp",), "any number of scalar arguments: torch's fused "
          "`torch.logsumexp(torch.stack([...]), 0)`, which subtracts the largest first", "all reals",
          exact=_logsumexp),
+    Rule(logaddexp, ("logaddexp",), "two scalar arguments: torch's own `torch.logaddexp(a, b)`, "
+         "m + log1p(exp(-|a - b|)) with m the larger (the mathematics of `logsumexp(a, b)`)", "all reals",
+         exact=_logsumexp),
+    Rule(softplus, ("softplus",), "always: torch's fused `torch.nn.functional.softplus(x)` (beta=1, "
+         "threshold=20), which never overflows (log(1 + exp(x)) does for x > 709)", "all reals",
+         nonsmooth="none in the mathematics; torch's kernel returns x itself where x > 20, so the program "
+         "that runs jumps by log1p(exp(-20)) = 2.1e-9 at 20 and has slope 1 above it (the mathematics: "
+         "sigmoid(x)), and its second derivative is 0 from 20 on",
+         hazards="above 20 torch drops log1p(exp(-x)) (under 2.1e-9): exact to float32, about 9 digits "
+         "in float64; a later subtraction (softplus(x) - x) shows it", hazard_causes=(Cause.CONTROL_FLOW,),
+         hints={Cause.CONTROL_FLOW: "torch's softplus is x itself above 20, which drops log1p(exp(-x)): "
+                "below float32's precision, but not float64's. Where those digits matter, rewrite so that "
+                "the large part cancels before torch runs: softplus(x) - x is softplus(-x), which torch "
+                "computes in full (compare both with `symgrad.compare`)."},
+         exact=_unary(_softplus_math)),
+    Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
+         "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
+         "`torch.softmax(torch.stack([a_0, ...]), 0)[i]`, which subtracts the largest first", "all reals",
+         exact=_component_exact(lambda a, i: _softmax_weights(a)[i])),
+    Rule(log_softmax, ("log_softmax",), "log_softmax(i, a_0, ..., a_(n-1)) is component i (from 0), "
+         "a_i - log(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
+         "`torch.log_softmax(torch.stack([a_0, ...]), 0)[i]`", "all reals",
+         exact=_component_exact(lambda a, i: ex.sub(a[i], _logsumexp(a)))),
     Rule(sp.Abs, ("abs",), "always", "all reals",
          nonsmooth="kink at 0; torch.abs has gradient 0 there (one-sided slopes -1 and 1)",
          hazard_causes=(Cause.KINK,), exact=_unary(abs)),
@@ -777,8 +934,10 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.OneMatrix, ("matconst",), "`torch.ones(m, n, dtype=...)`", "-"),
     Rule(ElementwiseApplyFunction, ("exp", "log", "sin"),
          "the scalar function's op, applied elementwise (`torch.exp(X)`)", "that of the function"),
-    Rule(sp.ImmutableDenseMatrix, ("stack",), "an explicit matrix of expressions: "
-         "`torch.stack([...]).reshape(m, n)`", "that of its elements"),
+    Rule(sp.ImmutableDenseMatrix, ("stack", "softmax_vector", "log_softmax_vector"), "an explicit matrix of "
+         "expressions: `torch.stack([...]).reshape(m, n)`; a whole softmax vector, (softmax(0, a_0, ...), ..., "
+         "softmax(n-1, a_0, ...)) in row-major order (as `torch.softmax(v, 0)` is read), is one call, "
+         "`torch.softmax(torch.stack([a_0, ...]), 0).reshape(m, n)` (log_softmax alike)", "that of its elements"),
     Rule(sp.Symbol, (), "an input keeps its name (sanitised to an identifier)", "all reals"),
     Rule(sp.Integer, (), "a Python int literal", "-"),
     Rule(sp.Rational, ("div",), "`p / q` (exact in the executed side, the nearest value of the "
@@ -966,9 +1125,14 @@ def supported_markdown() -> str:
         "no row needs mpmath. SymPy's own `N` is used only for a constant outside the table (such as",
         "`EulerGamma`), as a ball whose radius covers its error.",
         "",
+        "An op marked *shortcut* is smooth in the mathematics, but torch's kernel takes a special case",
+        "the mathematics does not have; the symbolic side follows the mathematics there, and",
+        "`compare` names the difference (a control-flow finding at the op's line).",
+        "",
         "| op | torch spelling | non-smooth | torch's convention there |",
         "|---|---|---|---|",
     ]
     for op in (*_OP_LIST, *_MATRIX_OPS):
-        out.append(f"| `{op.name}` | `{_cell(op.torch)}` | {op.nonsmooth or '-'} | {_cell(op.convention)} |")
+        kind = op.nonsmooth or ("shortcut" if op.departs is not None else "-")
+        out.append(f"| `{op.name}` | `{_cell(op.torch)}` | {kind} | {_cell(op.convention or op.shortcut)} |")
     return "\n".join(out) + "\n"

@@ -29,7 +29,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import sympy as sp
 
 from . import _exact as ex
-from .executed import Path, PathStep, Side, beside, domain_violation
+from .executed import Path, PathStep, Side, beside, domain_violation, run
 from .lowering import LoweredProgram
 from .primitives import strip
 from .program import more_nodes_than
@@ -229,13 +229,20 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
                    seed: Any = None) -> list[SymbolicSide]:
     """The derivative of the mathematics with respect to each component (input k, element idx
     of a matrix input): exact reverse accumulation over the path with detach, item and no_grad
-    as the identity; where a decision is a tie, from the one-sided runs."""
+    as the identity; where a decision is a tie, from the one-sided runs. Where an op of the path
+    took a shortcut of torch's that the mathematics does not have (softplus above its
+    threshold), the program is run again with the mathematics' op, and that run is the one
+    differentiated."""
+    math = departs(path)
+    if math:
+        path = run(lowered, point, max_iterations=max_iterations, math=True)
     violation = domain_violation(path)
     if violation is not None:
         if _only_a_vertical_tangent(path, violation):
             # sqrt(x**2 + y**2) at the origin: sqrt's slope is infinite there, but the function
             # is a cone with finite one-sided slopes. Follow it from both sides.
-            sides = [_at_tie(lowered, path, point, k, idx, max_iterations, seed, limit_of_slope=True) for k, idx in comps]
+            sides = [_at_tie(lowered, path, point, k, idx, max_iterations, seed, limit_of_slope=True, math=math)
+                     for k, idx in comps]
             if all(sd.kind in ("kink", "smooth") and sd.left is not None and sd.right is not None
                    and ex.is_finite(sd.left.derivative) and ex.is_finite(sd.right.derivative) for sd in sides):
                 return [SymbolicSide(sd.grad, sd.kind, sd.one_sided, None, sd.left, sd.right, violation) for sd in sides]
@@ -248,7 +255,26 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
             out.append(SymbolicSide(g, "smooth", None, None) if ex.is_finite(g)
                        else SymbolicSide(None, "domain", None, None))
         return out
-    return [_at_tie(lowered, path, point, k, idx, max_iterations, seed) for k, idx in comps]
+    return [_at_tie(lowered, path, point, k, idx, max_iterations, seed, math=math) for k, idx in comps]
+
+
+def departs(path: Path) -> list[PathStep]:
+    """The steps where torch's kernel took a shortcut the mathematics does not have
+    (`Op.departs`: softplus at or above its threshold)."""
+    out = []
+    for st in path.steps:
+        op = OPS.get(st.op)
+        if op is None or op.departs is None or st.args_values is None:
+            continue
+        if any(ex.is_mat(v) for v in st.args_values):  # an elementwise op of a matrix: any element
+            shape = ex.shape_of(*st.args_values)
+            hit = any(op.departs([v[idx] if ex.is_mat(v) else v for v in st.args_values], st.param)
+                      for idx in np.ndindex(*shape))
+        else:
+            hit = op.departs(st.args_values, st.param)
+        if hit:
+            out.append(st)
+    return out
 
 
 # A slope taken 2**-1200 beside the point is its one-sided limit up to terms of that order:
@@ -284,10 +310,10 @@ def _only_a_vertical_tangent(path: Path, st: PathStep) -> bool:
 
 
 def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, idx: tuple[int, int] | None,
-            max_iterations: int, seed: Any, limit_of_slope: bool = False) -> SymbolicSide:
+            max_iterations: int, seed: Any, limit_of_slope: bool = False, math: bool = False) -> SymbolicSide:
     name = lowered.inputs[k]
-    left = beside(lowered, point, name, -1, max_iterations, idx, seed, limit_of_slope)
-    right = beside(lowered, point, name, +1, max_iterations, idx, seed, limit_of_slope)
+    left = beside(lowered, point, name, -1, max_iterations, idx, seed, limit_of_slope, math)
+    right = beside(lowered, point, name, +1, max_iterations, idx, seed, limit_of_slope, math)
     if limit_of_slope:
         left, right = _limit(left), _limit(right)
     if left is None or right is None:

@@ -31,7 +31,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import UnsupportedNodeError
-from .primitives import detach, item, logsumexp, no_grad, sigmoid
+from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
 
 Kind = Literal["operator", "function", "method", "attribute"]
 Build = Callable[[Sequence[Any], dict[str, Any]], Any]
@@ -332,6 +332,51 @@ def _logsumexp(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 _SPELLINGS.append(Spelling("torch.logsumexp", "function", logsumexp, _logsumexp, "over every element of a vector"))
 _SPELLINGS.append(Spelling("Tensor.logsumexp", "method", logsumexp, _logsumexp, "over every element of a vector"))
+
+
+def _softplus(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """torch.nn.functional.softplus(u) with torch's defaults (beta=1, threshold=20)."""
+    beta = k.get("beta", a[1] if len(a) > 1 else 1)
+    threshold = k.get("threshold", a[2] if len(a) > 2 else 20)
+    if beta != 1 or threshold != 20:
+        raise UnsupportedNodeError(
+            f"torch.nn.functional.softplus with beta={beta}, threshold={threshold} is not supported: symgrad's "
+            "softplus(x) is torch's default, beta=1 and threshold=20 (x itself above 20).\n"
+            "Fix: call softplus with its defaults, or write it out, e.g. `torch.log1p(torch.exp(beta * x)) / beta`."
+        )
+    if is_matrix(a[0]):
+        raise UnsupportedNodeError("softplus of a tensor of rank >= 1 is not supported.\nFix: apply it to scalars.")
+    return softplus(_scalar(a[0]))
+
+
+def _along_vector(name: str, fn: type[sp.Function]) -> Build:
+    """torch.softmax(v, dim) / torch.log_softmax(v, dim) of a vector: the vector of its components
+    `fn(i, v_0, ..., v_(n-1))`, in v's shape (an (n, 1) column for a rank-1 tensor)."""
+
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        v = a[0]
+        if not is_matrix(v):
+            return fn(0, _scalar(v))  # a 0-d tensor: softmax over its one element (torch allows dim 0 and -1)
+        rows, cols = shape(v)  # type: ignore[misc]
+        if rows > 1 and cols > 1:
+            raise UnsupportedNodeError(
+                f"{name} of a matrix over one dimension is not supported: symgrad reads it over every "
+                "element of a vector.\nFix: apply it to a vector (a column or a row)."
+            )
+        elements = [MatrixElement(v, i, j) for i in range(rows) for j in range(cols)]
+        return sp.ImmutableMatrix(rows, cols, [fn(n, *elements) for n in range(len(elements))])
+
+    return build
+
+
+_SPELLINGS.append(Spelling(f"{_NN}softplus", "function", softplus, _softplus,
+                           "beta=1 and threshold=20 only (torch's defaults): x itself above 20"))
+_SPELLINGS.append(Spelling("torch.logaddexp", "function", logaddexp, _scalar_only("logaddexp", logaddexp)))
+_SPELLINGS.append(Spelling("Tensor.logaddexp", "method", logaddexp, _scalar_only("logaddexp", logaddexp)))
+for _name, _fn4 in (("softmax", softmax), ("log_softmax", log_softmax)):
+    for _spelled, _kind in ((f"torch.{_name}", "function"), (f"Tensor.{_name}", "method"), (f"{_NN}{_name}", "function")):
+        _SPELLINGS.append(Spelling(_spelled, _kind, _fn4, _along_vector(_name, _fn4),  # type: ignore[arg-type]
+                                   f"over every element of a vector: component i is {_name}(i, v_0, ..., v_(n-1))"))
 for _name, _fn2, _rule2 in (("abs", sp.Abs, sp.Abs), ("sign", sp.sign, sp.sign), ("floor", sp.floor, sp.floor),
                             ("ceil", sp.ceiling, sp.ceiling)):
     _SPELLINGS.append(Spelling(f"torch.{_name}", "function", _rule2, _wrap(_fn2, _name)))
@@ -386,8 +431,6 @@ _FUSED: Final = (
 
 REFUSED: Final[dict[str, str]] = {
     name: f"`{name}` {_FUSED}" for name in (
-        "torch.softmax", "Tensor.softmax", f"{_NN}softmax",
-        "torch.log_softmax", "Tensor.log_softmax", f"{_NN}log_softmax", f"{_NN}softplus",
         f"{_NN}cross_entropy", f"{_NN}mse_loss", f"{_NN}binary_cross_entropy",
     )
 }

@@ -131,13 +131,28 @@ def test_compare_several_inputs_in_one_at(capsys: pytest.CaptureFixture[str]) ->
 def test_compare_in_float32_uses_float32_s_point(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "compare", "x**2", "--at", "x=0.1", "--dtype", "float32")
     assert rc == 0
-    # float32's nearest value to 0.1 is 13421773/2**27; the exact derivative is twice that.
-    assert out.split("\n")[0] == 'symgrad: x**2 at x = 0.10000000149011612  (float32, branches="if")'
+    # float32's nearest value to 0.1 is 13421773/2**27; the exact derivative is twice that. The
+    # headline shows the decimal typed, the point block what float32 made of it, exactly.
+    lines = out.split("\n")
+    assert lines[0] == 'symgrad: x**2 at x = 0.1  (float32, branches="if")'
+    assert lines[2].startswith("point: float32 holds the float32 nearest to each decimal")
+    assert lines[3] == "  x = 0.1 is held as 0.100000001490116119384765625 = 13421773/134217728"
     # Shown as the float64 it is exactly; the record keeps the rational.
     assert table_rows(out, "wrt") == [["x", "0.20000000298023224", "0.20000000298023224", "0.20000000298023224", "agree"]]
     c = sg.compare(sp.Symbol("x") ** 2, at={"x": 0.1}, dtype="float32")
     assert c.entries[0].grad_executed == sp.Rational(13421773, 67108864)
     assert "rtol=0.0001" in out
+
+
+def test_a_float32_point_that_is_a_float32_number_needs_no_note(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "compare", "x*y", "--at", "x=0.5,y=0.3", "--dtype", "float32")
+    assert rc == 0
+    lines = out.split("\n")
+    assert lines[0] == 'symgrad: x*y at x = 0.5, y = 0.3  (float32, branches="if")'
+    assert [line for line in lines if line.startswith("  x = ") or line.startswith("  y = ")] == [
+        "  y = 0.3 is held as 0.300000011920928955078125 = 5033165/16777216"]  # 0.5 is a float32 number
+    rc, out64, _ = run(capsys, "compare", "x*y", "--at", "x=0.5,y=0.3")
+    assert "point:" not in out64  # float64 holds 0.3 to every digit shown
 
 
 def test_compare_with_where_branches_shows_the_nan_trap(capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,7 +222,51 @@ BAD = [
     (["compare", "sin(x, y)", "--at", "x=1"], "sin(...) in 'sin(x, y)'", "parseerror"),
     (["lower", "x.real"], "'x.real' in 'x.real' is not allowed in an expression.", "parseerror"),
     (["demo", "nosuch"], "There is no demo called 'nosuch'.", "optionerror"),
+    # --v, the seed of a vector-Jacobian product
+    (["compare", "Matrix([x**2, x*y])", "--at", "x=1,y=2", "--v", "1,a"], "--v '1,a': 'a' is not a number.",
+     "parseerror"),
+    (["compare", "Matrix([x**2, x*y])", "--at", "x=1,y=2", "--v", "1,nan"],
+     "--v '1,nan': nan is not a finite number", "parseerror"),
+    (["compare", "Matrix([x**2, x*y])", "--at", "x=1,y=2", "--v", "1;"], "--v '1;' has an empty row", "parseerror"),
+    (["compare", "Matrix([x**2, x*y])", "--at", "x=1,y=2", "--v", "1,2;3"],
+     "--v '1,2;3' has rows of different lengths (2, 1)", "parseerror"),
+    (["compare", "Matrix([x**2, x*y])", "--at", "x=1,y=2", "--v", "1,2,3"],
+     "v has shape (3,), but the output has shape (2, 1).", "shapeerror"),
+    (["compare", "x**2", "--at", "x=1", "--v", "1"], "v= weights the outputs of a vector-Jacobian product", "optionerror"),
+    (["compare", "Matrix([x**2, x*y])", "--at", "x=1,y=2", "--v", "1,0", "--order", "2"],
+     "order=2 compares the Hessian of a scalar function", "optionerror"),
+    (["compare", "[x, y]", "--at", "x=1,y=2"], "'[x, y]' in '[x, y]' is a list", "parseerror"),
+    (["compare", "Matrix([[x, y], [1]])", "--at", "x=1,y=2"], "'Matrix([[x, y], [1]])' in 'Matrix([[x, y], [1]])' has "
+     "rows of different lengths", "parseerror"),
+    (["compare", "Matrix(x)", "--at", "x=1"], "'Matrix(x)' in 'Matrix(x)' is not a matrix symgrad can read.", "parseerror"),
 ]
+
+
+@pytest.mark.parametrize(("v", "want"), [
+    ("1,3", ["8", "3"]),       # v . J for f = (x**2, x*y) at (1, 2): (2x + 3y, 3x)
+    ("-1,3", ["4", "3"]),      # a negative first weight is a weight, not an option
+    ("0.5,0", ["1", "0"]),
+])
+def test_compare_v_is_the_seed_of_a_vector_jacobian_product(capsys: pytest.CaptureFixture[str], v: str,
+                                                           want: list[str]) -> None:
+    import json
+
+    rc, out, _ = run(capsys, "compare", "Matrix([x**2, x*y])", "--at", "x=1,y=2", "--v", v, "--json")
+    assert rc == 0
+    d = json.loads(out)
+    assert [e["grad_executed"]["exact"] for e in d["entries"]] == want
+    assert [e["grad_symbolic"]["exact"] for e in d["entries"]] == want
+    assert [e["cause"] for e in d["entries"]] == ["agree", "agree"]
+
+
+def test_compare_v_by_rows_for_a_matrix_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--v "1,0;0,-1"` weights a 2 x 2 output row by row; the report says what the entries are."""
+    rc, out, _ = run(capsys, "compare", "Matrix([[x**2, x*y], [x, y]])", "--at", "x=1,y=2", "--v", "1,0;0,-1")
+    assert rc == 0
+    assert "the vector-Jacobian product v . J that y.backward(gradient=v) computes" in out
+    assert table_rows(out, "of ") == [["v . f", "x", "2", "2", "2.0", "agree"], ["v . f", "y", "-1", "-1", "-1.0", "agree"]]
+    rc, same_flat, _ = run(capsys, "compare", "Matrix([[x**2, x*y], [x, y]])", "--at", "x=1,y=2", "--v", "1,0,0,-1")
+    assert rc == 0 and table_rows(same_flat, "of ") == table_rows(out, "of ")
 
 
 @pytest.mark.parametrize("argv, first, anchor", BAD, ids=[" ".join(b[0]) for b in BAD])

@@ -41,7 +41,10 @@ def test_a_string_is_never_evaluated() -> None:
      "Fix: write `Piecewise((x, x > 0), (0, True))`."),
     ("x^2 + 1", "'x^2 + 1' uses ^, which in Python is the bitwise exclusive or, not a power",
      "Fix: write powers with **: `x**2 + 1`."),
-    ("softplus(x)", "softplus(...) is a fused torch op", "Fix: write it out, e.g. `log(1 + exp(x))`"),
+    ("softmax(x, y)", "softmax(x, y) has x as its first argument, which is not the index of a component",
+     "Fix: put the index first, e.g. `softmax(0, x, y)`"),
+    ("log_softmax(2, x, y)", "log_softmax(2, x, y) asks for component 2, but there are 2 values",
+     "Fix: put the index first, e.g. `log_softmax(0, x, y)`"),
 ])
 def test_python_habits_get_the_sympy_spelling(text: str, first: str, fix: str) -> None:
     with pytest.raises(sg.SymgradError) as err:
@@ -69,3 +72,15 @@ def test_fused_ops_with_rows_of_their_own_parse() -> None:
     assert parse("sigmoid(x) + expm1(x) + log1p(x)") == sg.sigmoid(x) + expm1(x) + log1p(x)
     y = sp.Symbol("y")
     assert parse("logsumexp(x, y)") == sg.logsumexp(x, y)
+    assert parse("logaddexp(x, y)") == sg.logaddexp(x, y)
+    assert parse("softplus(x) - x") == sg.softplus(x) - x
+    assert parse("softmax(1, x, y) + log_softmax(0, x, y)") == sg.softmax(1, x, y) + sg.log_softmax(0, x, y)
+    # One value: its softmax weight is exactly 1, its log-softmax 0.
+    assert parse("softmax(0, x)") == 1 and parse("log_softmax(0, x)") == 0
+
+
+def test_a_matrix_of_outputs_parses_as_a_sympy_matrix() -> None:
+    x, y = sp.symbols("x y")
+    assert parse("Matrix([x**2, x*y])") == sp.ImmutableMatrix([x**2, x * y])
+    assert parse("Matrix([[x, y], [1, x*y]])") == sp.ImmutableMatrix([[x, y], [1, x * y]])
+    assert parse("2*Matrix([x, softplus(y)])") == sp.ImmutableMatrix([2 * x, 2 * sg.softplus(y)])

@@ -388,7 +388,10 @@ def test_numbers_read_as_the_floats_they_are() -> None:
     assert number(sp.Rational(1, 3)) == "1/3" and number(sp.Integer(27)) == "27" and number(sp.Rational(3, 4)) == "3/4"
     # Exact but no float64: 17 significant digits, so it is not mistaken for the float -1.275.
     assert number(sp.Rational(-183746864796716235, 144115188075855872)) == "-1.2750000000000000"
-    assert number(sp.Rational(10**30 + 1, 3**40)) == "8.2252633399699591e+10"  # not a float64: 17 digits
+    assert number(sp.Rational(10**30 + 1, 3**40)) == "82252633399.699591"  # not a float64: 17 digits
+    # A long rational of ordinary size reads as Python prints its floats, in fixed notation.
+    assert number(sp.Rational(309485216144761799957201289, 618970019642690137449562112)) == "0.50000033333345749"
+    assert number(sp.Rational(1, 10**400 + 7)) == "1.0000000000000000e-400"
 
 
 def test_over_20_entries_a_summary_and_the_full_table_on_request() -> None:
@@ -404,3 +407,42 @@ def test_over_20_entries_a_summary_and_the_full_table_on_request() -> None:
     assert [line.split()[0] for line in full.splitlines() if re.match(r"^w\d+ ", line)] == [f"w{k}" for k in range(25)]
     small = sg.compare(sp.Abs(ws[0]), at={ws[0]: 0.0})
     assert small.report() == str(small) == small.report(full=True)
+
+
+def test_a_float32_point_shows_what_float32_made_of_each_decimal() -> None:
+    """The headline keeps the decimal typed (0.1); under it, the float32 the tensor holds with all
+    its decimals, and that number as a fraction: the point all three sides are evaluated at."""
+    x, y = sp.symbols("x y")
+    c = sg.compare(x * y, at={x: 0.1, y: 2.0}, dtype="float32")
+    text = str(c)
+    assert "x*y at x = 0.1, y = 2.0  (float32" in text
+    assert "  x = 0.1 is held as 0.100000001490116119384765625 = 13421773/134217728\n" in text
+    assert "  y = 2.0" not in text  # 2 is a float32 number: nothing was rounded
+    md = c.to_markdown()
+    assert "- `x = 0.1 is held as 0.100000001490116119384765625 = 13421773/134217728`" in md
+    page = html.unescape(c._repr_html_())
+    assert "x = 0.1 is held as 0.100000001490116119384765625 = 13421773/134217728" in page
+    assert c.point[x] == sp.Rational(13421773, 134217728)  # the record is exact
+
+
+def test_a_float32_matrix_point_names_its_rounded_elements_and_counts_the_rest() -> None:
+    X = sp.MatrixSymbol("X", 2, 3)
+    c = sg.compare(sp.Trace(X * X.T), at={X: [[0.1, 0.5, 0.2], [0.3, 1.0, 0.7]]}, dtype="float32")
+    rows = [line for line in str(c).splitlines() if line.startswith("  X[") or line.startswith("  ...")]
+    assert rows == [
+        "  X[0, 0] = 0.1 is held as 0.100000001490116119384765625 = 13421773/134217728",
+        "  X[0, 2] = 0.2 is held as 0.20000000298023223876953125 = 13421773/67108864",
+        "  X[1, 0] = 0.3 is held as 0.300000011920928955078125 = 5033165/16777216",
+        "  X[1, 2] = 0.7 is held as 0.699999988079071044921875 = 11744051/16777216",
+    ]
+    many = sg.compare(sum(sp.symbols("a0:6")), at={f"a{k}": 0.1 * (k + 1) for k in range(6)}, dtype="float32")
+    assert "  ... and 1 more inputs rounded to float32" in str(many)
+
+
+def test_a_tiny_float32_point_is_shown_to_17_digits_and_as_its_fraction() -> None:
+    from symgrad.report import _exact_decimal
+
+    v = sp.Rational(332307, 2**118)  # float32's 1e-30: 118 decimals, too many to spell out
+    assert _exact_decimal(v) == "1.0000000031710769e-30"
+    assert _exact_decimal(sp.Rational(-13421773, 134217728)) == "-0.100000001490116119384765625"
+    assert _exact_decimal(sp.Integer(3)) == "3"

@@ -127,6 +127,21 @@ FACTS: tuple[Fact, ...] = (
     *(Fact(name, getattr(torch, name), (F(3, 8),))
       for name in ("exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "erf")),
     Fact("tan", torch.tan, (F(math.pi / 2),)),
+    # torch's fused ops: their own kernels, at ordinary points and where the written-out form
+    # overflows. softplus is x itself above its threshold 20 (slope exactly 1), sigmoid(x) below.
+    Fact("softplus", torch.nn.functional.softplus, (F(3, 8),)),
+    Fact("softplus", torch.nn.functional.softplus, (F(-800),), expected=(0.0,)),
+    Fact("softplus", torch.nn.functional.softplus, (F(20),)),
+    Fact("softplus", torch.nn.functional.softplus, (F(41, 2),), expected=(1.0,)),
+    Fact("softplus", torch.nn.functional.softplus, (F(1000),), expected=(1.0,)),
+    Fact("logaddexp", torch.logaddexp, (F(3, 8), F(-5, 4))),
+    Fact("logaddexp", torch.logaddexp, (F(1000), F(0)), expected=(1.0, 0.0)),
+    Fact("logsumexp", lambda a, b: torch.logsumexp(torch.stack([a, b]), 0), (F(1000), F(0)), expected=(1.0, 0.0)),
+    Fact("softmax", lambda a, b, c: torch.softmax(torch.stack([a, b, c]), 0)[1], (F(3, 8), F(-5, 4), F(1, 2)), 1),
+    Fact("softmax", lambda a, b: torch.softmax(torch.stack([a, b]), 0)[0], (F(1000), F(0)), 0, expected=(0.0, 0.0)),
+    Fact("log_softmax", lambda a, b, c: torch.log_softmax(torch.stack([a, b, c]), 0)[2], (F(3, 8), F(-5, 4), F(1, 2)), 2),
+    Fact("log_softmax", lambda a, b: torch.log_softmax(torch.stack([a, b]), 0)[1], (F(1000), F(0)), 1,
+         expected=(-1.0, 1.0)),
 )
 
 

@@ -165,14 +165,84 @@ def test_log_of_a_sum_of_exps_overflows_at_the_exp() -> None:
     assert "exp" in c.entries[0].node
 
 
-def fused_log_softmax(v):  # type: ignore[no-untyped-def]
-    return torch.log_softmax(v, 0).sum()
+def fused_cross_entropy(v, t):  # type: ignore[no-untyped-def]
+    return torch.nn.functional.cross_entropy(v, t)
 
 
 def test_a_fused_op_without_a_row_is_refused_with_a_sentence() -> None:
     with pytest.raises(sg.TraceError, match="fused op") as info:
-        sg.trace(fused_log_softmax, [1000.0, 0.0])
-    assert "torch.log_softmax(v, 0)" in str(info.value)
+        sg.trace(fused_cross_entropy, [1000.0, 0.0], [0.0, 1.0])
+    assert "torch.nn.functional.cross_entropy(v, t)" in str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+def fused_log_softmax(v, t):  # type: ignore[no-untyped-def]
+    return -(torch.log_softmax(v, 0) * t).sum()
+
+
+def fused_softmax_weighted(v, w):  # type: ignore[no-untyped-def]
+    return (torch.nn.functional.softmax(v, dim=0) * w).sum()
+
+
+def fused_softplus_minus_x(x):  # type: ignore[no-untyped-def]
+    return torch.nn.functional.softplus(x) - x
+
+
+def fused_logaddexp(a, b):  # type: ignore[no-untyped-def]
+    return torch.logaddexp(a, b)
+
+
+def softplus_beta(x):  # type: ignore[no-untyped-def]
+    return torch.nn.functional.softplus(x, beta=2)
+
+
+def test_log_softmax_is_one_fused_call_over_the_vector() -> None:
+    """torch.log_softmax(v, 0) is read as the vector of its components and lowered as one
+    torch.log_softmax call (n calls, one per component, would round differently from the user's
+    code). A cross-entropy at (1000, 0, 3) with the one-hot target t of class 1: its gradient
+    with respect to v is softmax(v) - t, and with respect to t it is -log_softmax(v)."""
+    c = sg.trace(fused_log_softmax, [1000.0, 0.0, 3.0], [0.0, 1.0, 0.0]).compare()
+    assert c.ok
+    by_name = {str(e.wrt): e.grad_autograd for e in c.entries}
+    assert [by_name[f"v[{i}, 0]"] for i in range(3)] == [1.0, -1.0, 0.0]
+    assert [by_name[f"t[{i}, 0]"] for i in range(3)] == [-0.0, 1000.0, 997.0]
+    assert c.lowered.source.count("torch.log_softmax(") == 1
+    assert float(c.value_exact) == 1000.0
+
+
+def test_softmax_weights_read_back_bit_for_bit() -> None:
+    """(softmax(v) * w).sum(): the translation reproduces the user's gradient exactly (the
+    fidelity check), and the three sides agree."""
+    c = sg.trace(fused_softmax_weighted, [1.0, 2.0, 3.0], [0.5, 0.25, 2.0]).compare()
+    assert c.ok and c.lowered.source.count("torch.softmax(") == 1
+    v = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([0.5, 0.25, 2.0], dtype=torch.float64, requires_grad=True)
+    fused_softmax_weighted(v, w).backward()
+    by_name = {str(e.wrt): e.grad_autograd for e in c.entries}
+    assert [by_name[f"v[{i}, 0]"] for i in range(3)] == v.grad.tolist()
+    assert [by_name[f"w[{i}, 0]"] for i in range(3)] == w.grad.tolist()
+
+
+def test_softplus_is_torchs_kernel_with_its_threshold() -> None:
+    """F.softplus(x) - x at 25: torch returns x itself above 20, so the program is exactly 0
+    (slope 0) while the mathematics, log(1 + exp(x)) - x, has slope sigmoid(25) - 1."""
+    (e,) = sg.trace(fused_softplus_minus_x, 25.0).compare().entries
+    assert e.cause is sg.Cause.CONTROL_FLOW
+    assert e.grad_executed == 0 and e.grad_autograd == 0.0
+    assert abs(float(e.grad_symbolic) - (-math.exp(-25) / (1 + math.exp(-25)))) < 1e-25
+    assert "threshold" in e.explanation and "softplus(-x)" in e.hint
+
+
+def test_logaddexp_is_torchs_own_kernel() -> None:
+    c = sg.trace(fused_logaddexp, 1000.0, 0.0).compare()
+    assert c.ok and [e.grad_autograd for e in c.entries] == [1.0, 0.0]
+    assert "torch.logaddexp(a, b)" in c.lowered.source
+
+
+def test_softplus_with_other_parameters_is_refused_with_a_sentence() -> None:
+    with pytest.raises(sg.TraceError) as info:
+        sg.trace(softplus_beta, 1.0)
+    assert "beta=2, threshold=20 is not supported" in str(info.value)
     assert "Traceback" not in str(info.value)
 
 

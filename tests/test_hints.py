@@ -1,0 +1,242 @@
+"""Hints only for fixes symgrad can check (issue 11, item 7).
+
+Each case takes an example that produces a cause, checks that the hint symgrad gives suggests a
+rewrite, applies that rewrite, and compares again: the cause goes away (or, where the hint says it
+cannot, symgrad says exactly what the hint warned of). The quotient cases are here on purpose: a
+stable numerator (`expm1`, `log1p`, `2*sin(x/2)**2`) makes the value of `expm1(x)/x` accurate near
+0, but the quotient's derivative still cancels in the backward pass, and the hint says so.
+
+A last test reads every hint text symgrad has and checks that each function it names in code has
+a row of the lowering table (or a torch spelling that `trace` reads): no hint recommends what
+symgrad could not compare.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sympy as sp
+import torch
+from sympy.codegen.ast import Assignment, CodeBlock, For
+from sympy.codegen.cfunctions import expm1
+
+import symgrad as sg
+from cases import d2l_control_flow
+
+x, y, a, b, t, r, i = sp.symbols("x y a b t r i")
+
+
+@dataclass(frozen=True)
+class HintCase:
+    """`before` at `at` has cause `cause` and a hint naming `says`; `after` (the hint's rewrite)
+    at `after_at` (default: the same point) has cause `then`."""
+
+    name: str
+    before: Any
+    at: dict[Any, float]
+    cause: str
+    says: tuple[str, ...]
+    after: Any
+    then: str = "agree"
+    after_at: dict[Any, float] | None = None
+    dtype: str = "float64"
+    after_dtype: str | None = None
+    branches: str = "if"
+    after_branches: str | None = None
+    then_says: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _loop(k: int) -> sg.Program:
+    """b = 2*b + sin(b), k times: no single step cancels, but every step amplifies the error."""
+    return sg.Program(inputs=[x], body=CodeBlock(Assignment(b, x), For(i, sp.Range(k), CodeBlock(
+        Assignment(b, 2 * b + sp.sin(b))))), output=b)
+
+
+def _double_where() -> sg.Program:
+    """The double-where pattern with the safe input as a statement of its own."""
+    return sg.Program(inputs=[x], body=CodeBlock(
+        Assignment(t, sp.Piecewise((x, x > 0), (1, True))),
+        Assignment(r, sp.Piecewise((sp.sqrt(t), x > 0), (0, True)))), output=r)
+
+
+D2L = d2l_control_flow()
+A = D2L.inputs[0]
+# The series the backward-cancellation hint suggests, built from SymPy objects (as a user would).
+EXPM1_TAYLOR = sp.Piecewise((1 + x / 2 + x**2 / 6 + x**3 / 24, sp.Abs(x) < sp.Rational(1, 1000)), (expm1(x) / x, True))
+
+CASES: tuple[HintCase, ...] = (
+    # -- rounding: the rewrite fixes it where the cancelling difference is not divided by a vanishing number
+    HintCase("exp_minus_one", "(exp(x) - 1)**2", {x: 1e-9}, "rounding", ("`expm1(x)` for exp(x) - 1",),
+             "expm1(x)**2"),
+    HintCase("log_one_plus", "log(1 + x)**2", {x: 1e-9}, "rounding", ("`log1p(x)`",), "log1p(x)**2"),
+    HintCase("one_minus_cos", "(1 - cos(x))**2", {x: 1e-5}, "rounding", ("`2*sin(x/2)**2` for 1 - cos(x)",),
+             "(2*sin(x/2)**2)**2"),
+    # -- rounding: the quotient cases. The stable numerator leaves the backward pass cancelling,
+    # as the hint warns, and the second hint (a few terms of the series) then fixes it.
+    HintCase("expm1_over_x", "(exp(x) - 1)/x", {x: 1e-6}, "rounding",
+             ("`expm1(x)` for exp(x) - 1", "the quotient's derivative still cancels"), "expm1(x)/x",
+             then="rounding", dtype="float32",
+             then_says=("The derivative, not the function, cancels", "Taylor", "or compute in float64")),
+    HintCase("expm1_over_x_series", "expm1(x)/x", {x: 1e-6}, "rounding",
+             ("Piecewise((1 + x/2 + x**2/6 + x**3/24, Abs(x) < 1e-3), (expm1(x)/x, True))",),
+             EXPM1_TAYLOR, dtype="float32"),
+    HintCase("expm1_over_x_float64", "expm1(x)/x", {x: 1e-6}, "rounding", ("or compute in float64",),
+             "expm1(x)/x", dtype="float32", after_dtype="float64"),
+    HintCase("cos_over_x_squared", "(1 - cos(x))/x**2", {x: 1e-4}, "rounding",
+             ("`2*sin(x/2)**2` for 1 - cos(x)", "the quotient's derivative still cancels"), "2*sin(x/2)**2/x**2",
+             then="rounding", then_says=("The derivative, not the function, cancels",)),
+    HintCase("cos_over_x_squared_series", "2*sin(x/2)**2/x**2", {x: 1e-4}, "rounding", ("Taylor series",),
+             "Piecewise((1/2 - x**2/24 + x**4/720, Abs(x) < 1e-2), (2*sin(x/2)**2/x**2, True))"),
+    HintCase("log_over_x", "log(1 + x)/x", {x: 1e-9}, "rounding",
+             ("`log1p(x)`", "log1p(x)/x near 0"), "log1p(x)/x",
+             then="rounding", then_says=("The derivative, not the function, cancels",)),
+    HintCase("log_over_x_series", "log1p(x)/x", {x: 1e-9}, "rounding", ("Taylor series",),
+             "Piecewise((1 - x/2 + x**2/3 - x**3/4, Abs(x) < 1e-3), (log1p(x)/x, True))"),
+    HintCase("accumulate_float64", _loop(15), {x: 0.5}, "rounding", ("No single step cancels", "or compute in float64"),
+             _loop(15), dtype="float32", after_dtype="float64"),
+    HintCase("accumulate_fewer", _loop(15), {x: 0.5}, "rounding", ("fewer iterations",), _loop(10), dtype="float32"),
+    # -- overflow: each written-out form, and the fused op the hint names
+    HintCase("log_sum_exp", "log(exp(a) + exp(b))", {a: 1000.0, b: 0.0}, "overflow",
+             ("`logsumexp(a, b)` for log(exp(a) + exp(b))",), "logsumexp(a, b)"),
+    HintCase("logistic", "1/(1 + exp(-x))", {x: -1000.0}, "overflow", ("`sigmoid(x)` for 1/(1 + exp(-x))",),
+             "sigmoid(x)"),
+    HintCase("log_one_plus_exp", "log(1 + exp(x))", {x: 1000.0}, "overflow", ("`softplus(x)` for log(1 + exp(x))",),
+             "softplus(x)"),
+    HintCase("normalised_exp", "exp(x)/(exp(x) + exp(y))", {x: 1000.0, y: 0.0}, "overflow",
+             ("`softmax(i, a, b)`",), "softmax(0, x, y)"),
+    HintCase("log_normalised_exp", "x - log(exp(x) + exp(y))", {x: 1000.0, y: 0.0}, "overflow",
+             ("`log_softmax(i, a, b)`",), "log_softmax(0, x, y)"),
+    HintCase("result_past_the_range", "cosh(x)", {x: 720.0}, "overflow", ("`logaddexp(x, -x) - log(2)`",),
+             "logaddexp(x, -x) - log(2)"),
+    # -- nan-trap: the double-where pattern, with the safe input as its own statement
+    HintCase("double_where", "Piecewise((sqrt(x), x > 0), (0, True))", {x: -1.0}, "nan-trap",
+             ("double-where pattern", "`t = Piecewise((x, c), (safe, True))`"), _double_where(),
+             branches="where"),
+    # -- structure
+    HintCase("detach", "x*detach(x**2)", {x: 3.0}, "detach", ("Remove the `detach()`",), "x*x**2"),
+    HintCase("graph_break_item", "x*item(x)", {x: 3.0}, "graph-break", ("Keep the computation in tensors",), "x*x"),
+    HintCase("graph_break_no_grad", "x + no_grad(x**2)", {x: 3.0}, "graph-break", ("leave `torch.no_grad()`",),
+             "x + x**2"),
+    HintCase("domain", "log(x)", {x: -1.0}, "domain", ("Choose a point inside the domain of `log(x)` (x > 0)",),
+             "log(x)", after_at={x: 1.0}),
+    HintCase("control_flow_loop", D2L, {A: 0.48828125}, "control-flow", ("Move the point off the threshold",),
+             D2L, after_at={A: 0.5}),
+    HintCase("control_flow_special_case", "Piecewise((1, Eq(x, 1)), (x**2, True))", {x: 1.0}, "control-flow",
+             ("write the function without it",), "x**2"),
+    HintCase("softplus_threshold", "softplus(x) - x", {x: 25.0}, "control-flow",
+             ("softplus(x) - x is softplus(-x)",), "softplus(-x)"),
+    HintCase("jump_step", "Heaviside(x)", {x: 0.0}, "jump", ("`sigmoid(x/t)` with a small t",), "sigmoid(x/(1/100))"),
+    # A straight-through estimator is a detach on purpose: symgrad names it so, with slope 1.
+    HintCase("jump_straight_through", "floor(x)", {x: 1.0}, "jump", ("`x + detach(floor(x) - x)`",),
+             "x + detach(floor(x) - x)", then="detach", after_at={x: 1.5}),
+    HintCase("kink_smooth_stand_in", "Abs(x)", {x: 0.0}, "kink", ("`torch.sqrt(x**2 + eps)` is a smooth stand-in",),
+             "sqrt(x**2 + 1e-12)"),
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_hints_rewrite_removes_the_cause(case: HintCase) -> None:
+    before = sg.compare(case.before, at=case.at, dtype=case.dtype, branches=case.branches)  # type: ignore[arg-type]
+    (entry,) = [e for e in before.entries if not e.ok][:1] or before.entries[:1]
+    assert entry.cause.id == case.cause, (entry.cause.id, entry.explanation)
+    for phrase in case.says:
+        assert phrase in entry.hint, (phrase, entry.hint)
+    after = sg.compare(case.after, at=case.after_at or case.at, dtype=case.after_dtype or case.dtype,  # type: ignore[arg-type]
+                       branches=case.after_branches or case.branches)  # type: ignore[arg-type]
+    assert after.cause.id == case.then, (after.cause.id, [e.explanation for e in after.entries])
+    worst = next((e for e in after.entries if not e.ok), after.entries[0])
+    for phrase in case.then_says:
+        assert phrase in worst.hint, (phrase, worst.hint)
+
+
+def test_the_straight_through_estimator_has_slope_one() -> None:
+    (e,) = sg.compare("x + detach(floor(x) - x)", at={"x": 1.5}).entries
+    assert e.grad_executed == 1 and e.grad_autograd == 1.0 and e.grad_symbolic == 0
+
+
+def test_after_a_stable_numerator_the_value_is_accurate_but_the_quotient_still_cancels() -> None:
+    """What the rounding hint promises for expm1(x)/x near 0: the forward value is exact to the
+    dtype, the gradient still loses digits, and the backward pass is where they are lost."""
+    c = sg.compare("expm1(x)/x", at={"x": 1e-6}, dtype="float32")
+    (e,) = c.entries
+    assert abs(c.value_autograd - float(c.value_exact)) <= 1.2e-7 * float(c.value_exact)
+    assert e.cause is sg.Cause.ROUNDING
+    assert "backward pass" in e.explanation and "nearly cancel" in e.explanation
+
+
+# ---------------------------------------------------------------- kinks: the convention each op gives
+
+
+def relu_(x):  # type: ignore[no-untyped-def]
+    return torch.relu(x)
+
+
+def clamp_(x):  # type: ignore[no-untyped-def]
+    return torch.clamp(x, min=0)
+
+
+def maximum_(x):  # type: ignore[no-untyped-def]
+    return torch.maximum(x, torch.zeros_like(x))
+
+
+def test_each_kink_alternative_gives_the_subgradient_the_hint_names() -> None:
+    """Max(x, 0) at 0: the hint lists torch.relu (0), torch.clamp (1) and torch.maximum (1/2);
+    symgrad reads each back and reports exactly that executed slope (the kink stays: the
+    mathematics has no derivative there, whichever convention is chosen)."""
+    (e,) = sg.compare(sp.Max(x, 0), at={x: 0.0}).entries
+    assert e.cause is sg.Cause.KINK
+    for spelled, fn, slope in (("`torch.relu` gives 0", relu_, 0), ("`torch.clamp(x, min=0)` gives 1", clamp_, 1),
+                               ("`torch.maximum(x, torch.zeros_like(x))` gives 1/2", maximum_, sp.Rational(1, 2))):
+        assert spelled in e.hint
+        (k,) = sg.compare(fn, at={"x": 0.0}).entries
+        assert k.cause is sg.Cause.KINK and k.grad_executed == slope and k.grad_autograd == float(slope)
+
+
+def test_every_cause_has_a_checked_hint() -> None:
+    checked = {c.cause for c in CASES} | {"kink"}
+    assert checked == {cause.id for cause in sg.Cause} - {"agree"}
+
+
+# ---------------------------------------------------------------- hint texts name only what symgrad has
+
+_CODE = re.compile(r"`([^`]*)`")
+_CALL = re.compile(r"((?:torch\.nn\.functional\.|torch\.|F\.)?[A-Za-z_][A-Za-z0-9_.]*)\(")
+
+
+def _hint_texts() -> list[str]:
+    from symgrad import compare as _compare_module  # noqa: F401 (the module, for its hint texts)
+    from symgrad.causes import HINTS
+    from symgrad.rules import OPS, RULES
+
+    texts = list(HINTS.values())
+    for rule in RULES.values():
+        texts += list(rule.hints.values())
+    texts += [op.alternatives for op in OPS.values() if op.alternatives]
+    return texts
+
+
+def test_every_function_a_hint_names_has_a_row() -> None:
+    """Each call written in code in a hint (`expm1(x)`, `torch.clamp(x, min=0)`) is a function
+    the parser knows or a torch spelling `trace` reads, so that the rewrite can be compared."""
+    from symgrad.parse import _FUNCTIONS
+    from symgrad.torch_names import SPELLINGS
+
+    known = set(_FUNCTIONS) | {n for n in SPELLINGS if "." in n}
+    known |= {n.replace("torch.nn.functional.", "F.") for n in SPELLINGS}
+    # f(...) stands for the user's function in the double-where pattern, and `backward()` is
+    # when to call `.item()`, not a rewrite.
+    outside = {"f", "backward"}
+    missing = set()
+    for text in _hint_texts():
+        for code in _CODE.findall(text):
+            for name in _CALL.findall(code):
+                if name in outside:
+                    continue
+                if "." in name and not name.startswith(("torch.", "F.")):
+                    name = f"Tensor.{name.rsplit('.', 1)[1]}"  # a method: y.detach() is Tensor.detach
+                if name not in known and f"torch.{name}" not in known:
+                    missing.add(name)
+    assert not missing, f"hints name functions symgrad cannot compare: {sorted(missing)}"
