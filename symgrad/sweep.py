@@ -105,9 +105,6 @@ class _Batch:
         self.tie = torch.zeros(n, dtype=torch.bool, device=device)
         self.stuck = torch.zeros(n, dtype=torch.bool, device=device)
         self.cancel = torch.zeros(n, dtype=torch.bool, device=device)
-        # The largest ratio |first term| / |difference| of any cancelling subtraction: how many
-        # digits a point lost (the worst of a run of flagged points is the one that lost most).
-        self.lost = torch.ones(n, dtype=dtype, device=device)
         # Flag a difference that lost more digits than the comparison's tolerance can absorb,
         # counting the backward pass: differentiating a cancelling difference cancels about as
         # many digits again, times a constant of the formula (autograd's error in
@@ -146,11 +143,6 @@ class _Batch:
         if idx is None:
             return acc.logical_or_(mask)
         return acc.index_put((idx,), acc[idx] | mask)
-
-    def _merge_max(self, acc: torch.Tensor, value: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-        if idx is None:
-            return torch.fmax(acc, value, out=acc)  # fmax: a NaN ratio (0/0) keeps the old value
-        return acc.index_put((idx,), torch.fmax(acc[idx], value))
 
     # -- statements
 
@@ -208,10 +200,7 @@ class _Batch:
             # A sum far smaller than its first term means its terms (nearly) cancelled.
             with torch.no_grad():
                 first = next(a for a in args if a.ndim).abs()
-                size = value.abs()
-                ratio = first / size  # inf where the terms cancelled exactly
-                self.lost = self._merge_max(self.lost, ratio, idx)
-                self.cancel = self._merge(self.cancel, ratio > 1 / self.cancel_ratio, idx)
+                self.cancel = self._merge(self.cancel, value.abs().mul_(1 / self.cancel_ratio) < first, idx)
         if self.checks and s.op == "exp" and value.ndim:
             # exp underflowed to 0 (or overflowed): a later division or log may hide it.
             with torch.no_grad():
@@ -312,10 +301,10 @@ def _margin_text(c: Cond, rel: sp.Basic) -> str:
 
 def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_mode: bool = False,
               grad: bool = True, checks: bool = True, max_iterations: int = DEFAULT_MAX_ITERATIONS,
-              lost_out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+              cancel_out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask).
-    The tie mask holds the points near a cancellation too, unless `lost_out` is given: then it
-    receives the digits lost and the cancellation mask, and the tie mask holds only ties."""
+    The tie mask holds the points near a cancellation too, unless `cancel_out` is given: then it
+    receives the cancellation mask, and the tie mask holds only ties."""
     n = columns[0].shape[0]
     dtype = columns[0].dtype
     inputs = [c.detach().clone().requires_grad_(grad) for c in columns]
@@ -332,10 +321,10 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
                 grads = list(torch.autograd.grad(out.sum(), inputs, allow_unused=True, materialize_grads=True))
             else:
                 grads = [torch.full_like(c, math.nan) for c in columns]
-    if lost_out is not None:
-        # Per point: the worst |first term| / |difference|, and whether a difference cancelled
-        # too many digits (or an exp underflowed or overflowed) for a float comparison.
-        lost_out += [runner.lost, runner.cancel]
+    if cancel_out is not None:
+        # Per point: whether a difference cancelled too many digits (or an exp underflowed or
+        # overflowed) for a float comparison.
+        cancel_out.append(runner.cancel)
         return out.detach(), [g.detach() for g in grads], runner.tie, runner.stuck
     return out.detach(), [g.detach() for g in grads], runner.tie | runner.cancel, runner.stuck
 
@@ -701,9 +690,9 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     wrt_idx = _wrt(lowered, wrt)
     cols = [torch.from_numpy(np.ascontiguousarray(points[:, k])).to(device=dev, dtype=DTYPES[dtype])
             for k in range(len(names))]
-    lost_out: list[torch.Tensor] = []
-    value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations, lost_out=lost_out)
-    tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), lost_out[1].cpu().numpy()
+    cancel_out: list[torch.Tensor] = []
+    value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations, cancel_out=cancel_out)
+    tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), cancel_out[0].cpu().numpy()
     auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
     symbolic = _Symbolic(lowered, [c.to(torch.float64) for c in cols], wrt_idx, max_iterations, stuck)
     # A point is flagged when it is on a threshold or kink, near a cancelling difference, where
@@ -731,12 +720,14 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     codes[stuck] = SKIPPED
     idx = np.flatnonzero(flagged)
     runs = _Runs(idx, finite, tie)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        # How wrong autograd may be at each flagged point: against the float symbolic derivative
-        # where it was computed, otherwise the digits its worst subtraction lost.
-        err = (np.abs(auto[idx] - symbolic.values()[idx]).max(axis=1) if symbolic.computed
-               else lost_out[0].cpu().numpy()[idx].astype(np.float64))
-    err = np.where(finite[idx], np.nan_to_num(err, nan=np.inf), np.inf)
+    # How wrong autograd may be at each flagged point, to compare the worst of a run: against the
+    # float symbolic derivative where it was computed (otherwise a run's spread and ends).
+    if symbolic.computed:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            err = np.nan_to_num(np.abs(auto[idx] - symbolic.values()[idx]).max(axis=1), nan=np.inf)
+        err = np.where(finite[idx], err, np.inf)
+    else:
+        err = np.where(finite[idx], 0.0, np.inf)
     chosen = runs.choose(err, max_exact)
     show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
     exact: dict[int, Comparison] = {}
@@ -776,10 +767,20 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
                 t_last = time.perf_counter()
                 print(f"\rsymgrad sweep: comparing flagged points exactly {len(decided)}", end="", file=sys.stderr)
 
-    exactly(chosen.tolist())
-    # Points of a run of cancellations, between compared points that say agree or rounding, are
-    # decided without a report (for a float64 function without detach/item/no_grad).
-    runs.refine(codes, decided, exactly, max_exact, light=not symbolic.differs(dtype))
+    # For a float64 function without detach/item/no_grad, points of a run of cancellations (autograd
+    # finite, on no threshold) are decided without a report where agree-or-rounding is the only
+    # question; the first compared point of each run gets its full comparison (the worst points
+    # and the report show those).
+    light = not symbolic.differs(dtype)
+    if light and len(chosen):
+        runs_of = runs.run_of(np.searchsorted(runs.idx, chosen))
+        first = np.concatenate(([True], runs_of[1:] != runs_of[:-1]))
+        cheap = ~first & (runs.signature(chosen) == 1)
+        exactly(chosen[~cheap].tolist())
+        exactly(chosen[cheap].tolist(), light=True)
+    else:
+        exactly(chosen.tolist())
+    runs.refine(codes, decided, exactly, max_exact, light=light)
     if show:
         print(file=sys.stderr)
     inferred = runs.infer(codes, decided)
