@@ -427,9 +427,12 @@ _OP_LIST: tuple[Op, ...] = (
         lambda u, v: ex.mul(2 / flint.arb.pi().sqrt(), _exp(ex.neg(ex.mul(u, u)))),
     ),
     # Fused ops: torch's own stable formulas, not the composition of their parts.
-    _smooth("expm1", "torch.expm1({0})", _expm1, lambda u, v: ex.add(v, ONE)),   # torch: grad * (result + 1)
+    # The exact derivatives are written without cancellation: exp(u) is torch's result + 1, and
+    # sigmoid(u)*sigmoid(-u) its result*(1 - result), but neither loses digits (expm1 at -1000:
+    # result + 1 would need 1,450 bits to tell 5e-435 from 0).
+    _smooth("expm1", "torch.expm1({0})", _expm1, lambda u, v: _exp(u)),   # torch: grad * (result + 1)
     _smooth("log1p", "torch.log1p({0})", _log1p, lambda u, v: ex.div(ONE, ex.add(u, ONE))),
-    _smooth("sigmoid", "torch.sigmoid({0})", _sigmoid, lambda u, v: ex.mul(v, ex.sub(ONE, v))),  # sigmoid_backward
+    _smooth("sigmoid", "torch.sigmoid({0})", _sigmoid, lambda u, v: ex.mul(v, _sigmoid(ex.neg(u)))),  # sigmoid_backward
     # torch: grad * exp(self - result), the softmax weights.
     Op("logsumexp", "torch.logsumexp(torch.stack([{0}, ...]), 0)", lambda a, p: _logsumexp(a),
        lambda a, v, p: tuple(_exp(ex.sub(u, v)) for u in a)),

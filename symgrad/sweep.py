@@ -38,7 +38,7 @@ from .errors import LoopLimitError, OptionError, PointError, SymgradError
 from .executed import DEFAULT_MAX_ITERATIONS
 from .lowering import (DTYPES, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While,
                        check_options, elementwise, lower, statement_expression)
-from .primitives import strip
+from .primitives import SOFTPLUS_THRESHOLD, strip
 from .symbolic import derivative_expressions
 
 MAX_EXACT = 2000  # flagged points compared exactly; beyond that, causes are inferred per group
@@ -201,6 +201,12 @@ class _Batch:
             with torch.no_grad():
                 first = next(a for a in args if a.ndim).abs()
                 self.cancel = self._merge(self.cancel, value.abs().mul_(1 / self.cancel_ratio) < first, idx)
+        if self.checks and s.op == "softplus" and value.ndim:
+            # Above its threshold torch's softplus returns its argument itself (slope 1, not
+            # sigmoid's): the mathematics differs there by less than a float comparison sees.
+            with torch.no_grad():
+                self.cancel = self._merge(self.cancel, args[0] > SOFTPLUS_THRESHOLD, idx)
+            self.mark(args[0] == SOFTPLUS_THRESHOLD, idx)
         if self.checks and s.op == "exp" and value.ndim:
             # exp underflowed to 0 (or overflowed): a later division or log may hide it.
             with torch.no_grad():

@@ -670,3 +670,26 @@ def test_concurrent_calls_keep_their_own_digits() -> None:
     for t in threads:
         t.join()
     assert out == [alone] * 4
+
+
+@pytest.mark.parametrize(("f", "point", "cause"), [
+    ("expm1", -1000.0, "agree"),    # exp(-1000) = 5e-435: below float64, torch's 0 is the nearest float
+    ("expm1", -40.0, "rounding"),   # torch's grad * (result + 1): result rounds to -1, so 0, not 4.2e-18
+    ("sigmoid", 1000.0, "agree"),
+    ("sigmoid", 40.0, "rounding"),  # torch's result * (1 - result): result rounds to 1
+])
+def test_fused_ops_exact_derivative_does_not_cancel(f: str, point: float, cause: str) -> None:
+    """The exact derivative of expm1 is exp(u), of sigmoid sigmoid(u)*sigmoid(-u): no ball
+    around 0 standing for 5e-435. What torch computes is taken from torch itself."""
+    from sympy.codegen.cfunctions import expm1
+
+    fn = {"expm1": (expm1, torch.expm1), "sigmoid": (sg.sigmoid, torch.sigmoid)}[f]
+    t = torch.tensor(point, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(fn[1](t), t)
+    x = sp.Symbol("x")
+    c = sg.compare(fn[0](x), at={x: point})
+    assert c.entries[0].grad_autograd == g.item() == 0.0
+    assert c.cause.id == cause, str(c)
+    # e**-|p| to 12 digits (sigmoid's is e**-p/(1 + e**-p)**2), below float64's range at |p| = 1000
+    want = math.exp(-abs(point)) if abs(point) < 700 else 0.0
+    assert float(c.entries[0].grad_executed) == pytest.approx(want, rel=1e-12, abs=0)

@@ -720,3 +720,14 @@ def test_rounding_only_decides_as_compare_does(f: sp.Basic) -> None:
             assert quick[0] == full.cause.id, f"at x = {p!r}: {full}"
             assert quick[1][0] == float(full.entries[0].grad_executed)
     assert decided >= 35
+
+
+def test_softplus_above_its_threshold_is_what_compare_says() -> None:
+    """torch's softplus is its argument itself above 20: compare() calls that control flow
+    (the mathematics' slope is sigmoid's), by less than any float tolerance; the sweep flags the
+    half-line and says the same at every point."""
+    f = sg.softplus(x)
+    s = sg.sweep(f, over={x: (15, 70)}, n=56, progress=False)
+    assert s.counts == {"agree": 6, "control-flow": 50}
+    for p, cause in zip(s.points[:, 0], s.causes):
+        assert cause == sg.compare(f, at={x: float(p)}).cause.id, f"at x = {p}"
