@@ -30,6 +30,7 @@ import sympy as sp
 import torch
 
 from .errors import TraceError
+from .program import Program
 from .source import SourceSpan, Translation, translate
 
 Mode = Literal["source", "path"]
@@ -79,8 +80,12 @@ class Traced:
         options.pop("branches", None)
         if self.mode == "path" and at is not None:
             return trace(self.fn, **point).compare(**options)  # another point may run another path
-        c = compare(self.program if self.mode == "source" else self.recorded, at=point, branches=self.branches,
-                    **options)
+        function = self.program if self.mode == "source" else self.recorded
+        if options.get("wrt") is None and self.inputs and not isinstance(function, Program):
+            # A function of tensors reads back as a bare expression, whose inputs would come in
+            # natural order: entries follow the parameters as the function declares them.
+            options["wrt"] = list(self.inputs)
+        c = compare(function, at=point, branches=self.branches, **options)
         c = cite(c, self.origins)
         if self.mode == "path":
             said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "

@@ -534,3 +534,15 @@ def test_logsumexp_is_torchs_fused_op_not_its_parts() -> None:
     assert [e.grad_autograd for e in c.entries] == [1.0, 0.0]
     assert float(c.entries[0].grad_executed) == 1.0 and c.entries[1].grad_executed < sp.Float("1e-400")
     assert "torch.logsumexp(" in c.lowered.source
+
+
+def _weights_then_bias(w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (w * w).sum() + 3 * b.sum()
+
+
+def test_a_function_of_tensors_lists_entries_in_declared_order() -> None:
+    """DESIGN.md section 6: entries in the declared order for a program; a function of tensors
+    reads back as a bare expression, and its entries still follow its parameters (w before b)."""
+    c = sg.compare(_weights_then_bias, at={"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([3.0])})
+    assert [str(e.wrt) for e in c.entries] == ["w[0, 0]", "w[1, 0]", "b[0, 0]"]
+    assert [float(e.grad_executed) for e in c.entries] == [2.0, 4.0, 3.0]
