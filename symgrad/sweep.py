@@ -313,7 +313,7 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
     receives the cancellation mask, and the tie mask holds only ties."""
     n = columns[0].shape[0]
     dtype = columns[0].dtype
-    inputs = [c.detach().clone().requires_grad_(grad) for c in columns]
+    inputs = [c.detach().requires_grad_(grad) for c in columns]  # a new leaf on the same numbers
     runner = _Batch(lowered, n, columns[0].device, dtype, math_mode, max_iterations, checks)
     env = dict(zip(lowered.inputs, inputs))
     with torch.enable_grad():
@@ -699,7 +699,10 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     cancel_out: list[torch.Tensor] = []
     value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations, cancel_out=cancel_out)
     tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), cancel_out[0].cpu().numpy()
-    auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
+    if len(wrt_idx) == 1:  # one column: the gradient's own memory, no copy
+        auto = grads[wrt_idx[0]].to(torch.float64).cpu().numpy().reshape(-1, 1)
+    else:
+        auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
     symbolic = _Symbolic(lowered, [c.to(torch.float64) for c in cols], wrt_idx, max_iterations, stuck)
     # A point is flagged when it is on a threshold or kink, near a cancelling difference, where
     # autograd or f is not finite, or where the float symbolic derivative disagrees with autograd.
