@@ -60,12 +60,14 @@ class _Passthrough(sp.Function):
 
 
 class detach(_Passthrough):
-    """`e.detach()`: the value of `e`, cut from the autograd graph.
+    """`e.detach()`: the value of `e`, cut from the autograd graph. To the mathematics it is
+    the identity, so SymPy differentiates through it (`2*x**2`); the program that ran treats it
+    as a constant, and only `detach(x**2)` is left of the derivative there.
 
     >>> import sympy as sp
     >>> x = sp.Symbol("x")
     >>> sp.diff(x * detach(x**2), x)
-    x**2 + 2*x**2
+    2*x**2 + detach(x**2)
     """
 
 
