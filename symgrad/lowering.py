@@ -48,7 +48,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import _exact as ex
 from ._deep import deep
 from .errors import OptionError, ProgramError, UnsupportedNodeError
-from .primitives import PRIMITIVES, detach, item, log_softmax, no_grad, softmax
+from .primitives import PRIMITIVES, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
 from .program import RESERVED_NAMES, Normalized, _Printer, identifier, identifier_chars, node_text, normalize, rounded, sstr
 from .rules import OPS, RULES, rule_for
 
@@ -228,6 +228,10 @@ def _const(c: sp.Basic) -> Const:
         text = "math.e"
     elif c is sp.nan:
         text = "math.nan"
+    elif c.has(*_FUSED):
+        # torch's fused ops have no `math` spelling: the constant is written as the float64
+        # nearest its exact value (the comment above the line shows it in SymPy notation).
+        text = _fused_constant(c)
     else:
         try:
             text = _CONST_PRINTER.doprint(c)
@@ -237,6 +241,21 @@ def _const(c: sp.Basic) -> Const:
                 "Fix: replace it by a number, e.g. `sympy.Float(sympy.N(c))`."
             ) from err
     return Const(c, text)
+
+
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax)
+
+
+def _fused_constant(c: sp.Basic) -> str:
+    from .rules import exact_eval
+
+    with ex.working_precision(ex.START_PREC):
+        v = ex.to_float(exact_eval(c, {}))
+    if math.isnan(v):
+        return "math.nan"
+    if math.isinf(v):
+        return "math.inf" if v > 0 else "-math.inf"
+    return repr(v)
 
 
 # Integers from 2**53 on are spelled as floats: torch turns a Python int operand into an int64

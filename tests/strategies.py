@@ -35,6 +35,9 @@ from fractions import Fraction
 import mpmath
 import sympy as sp
 from hypothesis import strategies as st
+from sympy.codegen.cfunctions import expm1
+
+import symgrad as sg
 
 X = sp.Symbol("x")
 Y = sp.Symbol("y")
@@ -97,7 +100,8 @@ def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchSt
     thr = st.sampled_from(THRESHOLDS)
     rel = st.sampled_from((sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan))
     sym = st.sampled_from(SYMBOLS)
-    unary = st.sampled_from((sp.exp, sp.sin, sp.cos, sp.atan, sp.tanh, sp.erf, sp.sign, sp.Abs, sp.floor))
+    unary = st.sampled_from((sp.exp, sp.sin, sp.cos, sp.atan, sp.tanh, sp.erf, sp.sign, sp.Abs, sp.floor,
+                             sg.sigmoid, sg.softplus, expm1))  # torch's fused ops too
     options = [
         build(lambda u, v: u + v, a, b),
         build(lambda u, v: u - v, a, b),
@@ -347,6 +351,15 @@ class _Encloser:
                  sp.sinh: mpmath.sinh}[e.func]
             lo, hi = self.ev(args[0])
             if max(abs(lo), abs(hi)) > 700:
+                raise Unbounded(e)
+            return self.widen(f(lo), f(hi), ULPS)
+        if isinstance(e, (sg.sigmoid, sg.softplus, expm1)):
+            # torch's fused ops, monotone increasing; softplus is its argument itself above 20
+            # in torch (not log(1 + exp(x))), so its enclosure stops there
+            f = {sg.sigmoid: lambda v: 1 / (1 + mpmath.exp(-v)), sg.softplus: lambda v: mpmath.log1p(mpmath.exp(v)),
+                 expm1: mpmath.expm1}[e.func]
+            lo, hi = self.ev(args[0])
+            if max(abs(lo), abs(hi)) > 700 or (e.func is sg.softplus and hi >= 20):
                 raise Unbounded(e)
             return self.widen(f(lo), f(hi), ULPS)
         if isinstance(e, sp.cosh):

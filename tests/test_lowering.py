@@ -417,3 +417,14 @@ def test_xreplace_is_sympys_on_trees_and_linear_on_shared_dags() -> None:
     g = xreplace(f, rule)
     assert free_symbols(g) == {rx, ry}  # SymPy's own free_symbols would walk the 2**60 paths
     assert sg.lower(f).source.count("\n") > 200  # lowering it is linear too
+
+
+@pytest.mark.parametrize(("c", "value"), [(sg.sigmoid(1), 1 / (1 + math.exp(-1))), (sg.softplus(2), math.log1p(math.exp(2))),
+                                          (sg.logsumexp(1, 2), math.log(math.exp(1) + math.exp(2))), (sg.sigmoid(-1000), 0.0)])
+def test_a_constant_of_a_fused_op_is_its_float64(c: sp.Basic, value: float) -> None:
+    """`x + sigmoid(1)` (found by the random expressions): the constant has no `math` spelling,
+    so the program holds the float64 nearest its exact value."""
+    x = sp.Symbol("x")
+    lowered = sg.lower(x + c)
+    assert lowered(torch.tensor(0.0, dtype=torch.float64)).item() == pytest.approx(value, rel=1e-15, abs=0)
+    assert sg.compare(x * c, at={x: 1.0}).cause.id == "agree"
