@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,14 +81,18 @@ _COMPILED: dict[str, dict[Any, Any]] = {}
 _COMPILED_KEEP: Final = 256
 
 
+_COMPILED_LOCK = threading.Lock()  # sweeps may run in several threads
+
+
 def _compiled_lines(filename: str) -> dict[Any, Any]:
-    codes = _COMPILED.pop(filename, None)
-    if codes is None:
-        codes = {}
-        while len(_COMPILED) >= _COMPILED_KEEP:
-            _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[filename] = codes  # most recent last
-    return codes
+    with _COMPILED_LOCK:
+        codes = _COMPILED.pop(filename, None)
+        if codes is None:
+            codes = {}
+            while len(_COMPILED) >= _COMPILED_KEEP:
+                _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[filename] = codes  # most recent last
+        return codes
 
 
 class _Batch:
@@ -664,8 +669,10 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     - `device`: `"cpu"` or `"cuda"` for the batched torch runs (exact work stays on the CPU).
     - `progress`: show progress on a terminal (default: when stderr is a terminal and the sweep
       is slow); `False` to stay quiet.
-    - `max_exact`: at most this many flagged points are compared exactly; the causes of the rest
-      are inferred from exactly compared points on the same path.
+    - `max_exact`: at most this many flagged points are compared exactly (default 2,000). A few
+      points of each run of neighbouring flagged points are; a run whose compared points disagree
+      is compared point by point where it fits, and bisected where it does not; the other points
+      of a run take the cause of their nearest compared point (`inferred_points` counts them).
 
     **Returns:** a `Sweep` with `.counts` (cause id -> points), `.regions`, `.worst`, `.plot()`.
 

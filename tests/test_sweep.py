@@ -731,3 +731,29 @@ def test_softplus_above_its_threshold_is_what_compare_says() -> None:
     assert s.counts == {"agree": 6, "control-flow": 50}
     for p, cause in zip(s.points[:, 0], s.causes):
         assert cause == sg.compare(f, at={x: float(p)}).cause.id, f"at x = {p}"
+
+
+def test_sweeps_in_threads_say_what_one_sweep_says() -> None:
+    """Caches shared between sweeps (compiled lines, which nodes read symbols) under four
+    threads at once: every thread gets the single-threaded codes."""
+    import threading
+
+    f = (1 - sp.cos(x)) / x**2 + sp.Max(x - sp.Rational(1, 4), 0)
+    alone = sg.sweep(f, over={x: (1e-4, 0.5)}, n=3001, progress=False)
+    out: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            out.append(sg.sweep(f, over={x: (1e-4, 0.5)}, n=3001, progress=False).codes)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(out) == 4 and all(np.array_equal(c, alone.codes) for c in out)
+    assert set(alone.counts) == {"agree", "rounding"} and alone.exact_points > 8
