@@ -174,7 +174,8 @@ def _exact_decimal(v: sp.Rational) -> str:
     digits = str(abs(int(v.p)) * 5**k)
     if len(digits.lstrip("0")) > 40:
         return _decimal(int(v.p), q, 17)
-    whole, frac = (digits[:-k] or "0", digits[-k:]) if k else (digits, "")
+    digits = digits.rjust(k + 1, "0")  # 0.01's float32 has 25 decimals but 18 significant digits
+    whole, frac = (digits[:-k], digits[-k:]) if k else (digits, "")
     text = f"{whole}.{frac}".rstrip("0").rstrip(".") if frac else whole
     return ("-" if v < 0 else "") + text
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from fractions import Fraction
 from html.parser import HTMLParser
 
 import pytest
@@ -446,3 +447,23 @@ def test_a_tiny_float32_point_is_shown_to_17_digits_and_as_its_fraction() -> Non
     assert _exact_decimal(v) == "1.0000000031710769e-30"
     assert _exact_decimal(sp.Rational(-13421773, 134217728)) == "-0.100000001490116119384765625"
     assert _exact_decimal(sp.Integer(3)) == "3"
+
+
+@pytest.mark.parametrize("v", [0.01, 0.1, 3.0, 123.456, 0.5, 2.0**-30, 0.3, 1e-3, 7e-5])
+def test_a_float32_point_is_shown_with_all_its_decimals(v: float) -> None:
+    """`x = 0.01 is held as 0.00999999977648258209228515625`: every decimal of the float32, the
+    leading zeros too (they were once dropped, printing 0.9999...), and exactly its value."""
+    import numpy as np
+
+    from symgrad.report import _exact_decimal
+
+    f = float(np.float32(v))
+    r = sp.Rational(*Fraction(f).as_integer_ratio())
+    text = _exact_decimal(r)
+    if "e" not in text:  # at most 40 significant digits: all of them
+        assert Fraction(text) == Fraction(f)
+        assert Fraction(_exact_decimal(-r)) == -Fraction(f)
+    else:
+        assert float(text) == f
+    if v == 0.01:
+        assert text == "0.00999999977648258209228515625"
