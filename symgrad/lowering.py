@@ -621,14 +621,14 @@ class _Lowerer:
         finally:
             self._depth -= 1
 
-    def _warm_operands(self, root: sp.Basic, scope: _Scope, out: list[Stmt]) -> bool:
+    def _warm_operands(self, root: sp.Basic, scope: _Scope, out: list[Stmt]) -> None:
         """Lower the operands of `root` bottom-up with an explicit stack, in the order the
         recursion would (operands left to right, each node once), when its subtree nests more
         than DEEP_OPERANDS levels: recursion that deep is slow in Python (each level costs more
         the deeper the stack) and every step is then found in `scope`. Piecewise and no_grad
-        lower their own parts. Returns whether it did."""
+        lower their own parts."""
         if self._warming or isinstance(root, (sp.Symbol, sp.MatrixSymbol)) or not _deeper_than(root, DEEP_OPERANDS):
-            return False
+            return
         self._warming = True
         try:
             stack: list[tuple[sp.Basic, bool]] = [(root, False)]
@@ -654,7 +654,6 @@ class _Lowerer:
                 stack.extend((a, False) for a in reversed(operands))
         finally:
             self._warming = False
-        return True
 
     def _expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
         if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):

@@ -263,7 +263,27 @@ def _component(cls: type[sp.Function], args: tuple[sp.Basic, ...]) -> int:
     )
 
 
-class softmax(sp.Function):
+class _Component(sp.Function):
+    """Component i of a normalised vector of n scalars: `f(i, a_0, ..., a_(n-1))`, the index
+    first. `ALONE` is its value for a single scalar (softmax 1, log_softmax 0)."""
+
+    is_real = True
+    ALONE: sp.Integer
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> sp.Basic | None:
+        _scalars(cls, args)
+        _component(cls, args)
+        return cls.ALONE if len(args) == 2 else None
+
+    def _parts(self, argindex: int) -> tuple[int, tuple[sp.Basic, ...], int]:
+        """(i, the values, j) for d/d a_j: the index itself is not a variable."""
+        if argindex == 1:
+            raise ArgumentIndexError(self, argindex)
+        return int(self.args[0]), self.args[1:], argindex - 2
+
+
+class softmax(_Component):
     """Component i of the softmax of n scalars: softmax(i, a_0, ..., a_(n-1)) =
     exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))), lowered to torch's fused
     `torch.softmax(torch.stack([a_0, ...]), 0)[i]` (which subtracts the largest value first,
@@ -275,19 +295,10 @@ class softmax(sp.Function):
     -softmax(0, a, b)*softmax(1, a, b)
     """
 
-    is_real = True
-
-    @classmethod
-    def eval(cls, *args: sp.Basic) -> sp.Basic | None:
-        _scalars(cls, args)
-        _component(cls, args)
-        return sp.Integer(1) if len(args) == 2 else None
+    ALONE = sp.Integer(1)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        if argindex == 1:
-            raise ArgumentIndexError(self, argindex)  # the index is not a variable
-        i, values = int(self.args[0]), self.args[1:]
-        j = argindex - 2
+        i, values, j = self._parts(argindex)
         return self * (int(i == j) - softmax(j, *values))
 
     def _eval_rewrite_as_exp(self, *args: sp.Basic, **kwargs: object) -> sp.Expr:
@@ -302,7 +313,7 @@ class softmax(sp.Function):
             return _float(mpmath.exp(values[int(self.args[0])] - _logsumexp_mp(values, prec)), prec)
 
 
-class log_softmax(sp.Function):
+class log_softmax(_Component):
     """Component i of the log-softmax of n scalars: log_softmax(i, a_0, ..., a_(n-1)) =
     a_i - log(exp(a_0) + ... + exp(a_(n-1))), lowered to torch's fused
     `torch.log_softmax(torch.stack([a_0, ...]), 0)[i]`. The index comes first and counts from 0.
@@ -313,19 +324,10 @@ class log_softmax(sp.Function):
     1 - softmax(0, a, b)
     """
 
-    is_real = True
-
-    @classmethod
-    def eval(cls, *args: sp.Basic) -> sp.Basic | None:
-        _scalars(cls, args)
-        _component(cls, args)
-        return sp.Integer(0) if len(args) == 2 else None
+    ALONE = sp.Integer(0)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        if argindex == 1:
-            raise ArgumentIndexError(self, argindex)
-        i, values = int(self.args[0]), self.args[1:]
-        j = argindex - 2
+        i, values, j = self._parts(argindex)
         return int(i == j) - softmax(j, *values)
 
     def _eval_rewrite_as_exp(self, *args: sp.Basic, **kwargs: object) -> sp.Expr:

@@ -718,10 +718,10 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     # the flags above (cancellations, thresholds, non-finite values), so it runs on a sample as a
     # cross-check, and on every point only when the sample disagrees (or when it is asked for).
     finite = np.isfinite(auto[:, 0]) if auto.shape[1] == 1 else np.isfinite(auto).all(axis=1)
-    with torch.no_grad():
-        f_finite = torch.isfinite(value).cpu().numpy() if value.ndim else np.full(len(points), bool(torch.isfinite(value)))
+    f_finite = torch.isfinite(value).cpu().numpy()  # run_batch gives one value per point
     flagged = tie | cancel | ~finite | ~f_finite
-    if symbolic.differs(dtype):
+    eager = symbolic.differs(dtype)
+    if eager:
         flagged |= _flag(symbolic.values(), auto, tol)
     else:
         sample = _sample(~flagged & ~stuck)
@@ -787,7 +787,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     # finite, on no threshold) are decided without a report where agree-or-rounding is the only
     # question; the first compared point of each run gets its full comparison (the worst points
     # and the report show those).
-    light = not symbolic.differs(dtype)
+    light = not eager
     if light and len(chosen):
         runs_of = runs.run_of(np.searchsorted(runs.idx, chosen))
         first = np.concatenate(([True], runs_of[1:] != runs_of[:-1]))

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import sympy as sp
 import torch
-from sympy.codegen.ast import Assignment, CodeBlock, While
 
 import symgrad as sg
 from symgrad import errors
 from symgrad.testing import GradientMismatch, assert_grad_matches_math, explain_assert
+from cases import d2l_control_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 x = sp.Symbol("x")
@@ -233,19 +233,6 @@ def f_square(x: torch.Tensor) -> torch.Tensor:
     return x**2
 
 
-def _d2l_program() -> sg.Program:
-    a, b, c = sp.symbols("a b c")
-    return sg.Program(
-        inputs=[a],
-        body=CodeBlock(
-            Assignment(b, 2 * a),
-            While(sp.Abs(b) < 1000, CodeBlock(Assignment(b, 2 * b))),
-            Assignment(c, sp.Piecewise((b, b > 0), (100 * b, True))),
-        ),
-        output=c,
-    )
-
-
 def _outcome(fn: Any, *inputs: Any, **options: Any) -> tuple[str, ...]:
     """(the cause, then the table rows) of a check, or ("ok",)."""
     try:
@@ -269,7 +256,7 @@ def _outcome(fn: Any, *inputs: Any, **options: Any) -> tuple[str, ...]:
 def test_a_sympy_expression_behaves_like_the_torch_function(fn: Any, expr: Any, point: float,
                                                             branches: str | None) -> None:
     if expr is None:
-        expr = _d2l_program()
+        expr = d2l_control_flow()
     torch_side = _outcome(fn, point)
     as_value = _outcome(expr, point, branches=branches)
     as_mapping = _outcome(expr, {sg.lower(expr).symbols[0]: point}, branches=branches)
