@@ -193,6 +193,50 @@ def backward_cost(row: Callable[..., None], depth: int = 1000, repeat: int = 3) 
         f"{t_torch:.3f} s)", added / 0.5, "added <= 0.5 s (one torch run, a linear pass)", added <= 0.5)
 
 
+def flagged_sweeps(row: Callable[..., None], points: int) -> None:
+    """Sweeps whose points are flagged (a NaN-trap range, a cancellation range), so that the exact
+    checks are timed, vs a careful hand-written torch forward+backward of the clean function."""
+    def where_sqrt(t: torch.Tensor) -> torch.Tensor:  # the double-where: no NaN in the gradient
+        pos = t > 0
+        return torch.where(pos, torch.sqrt(torch.where(pos, t, torch.ones_like(t))), torch.zeros_like(t))
+
+    def half_angle(t: torch.Tensor) -> torch.Tensor:  # (1 - cos t)/t^2 without the cancellation
+        return 2 * torch.sin(t / 2) ** 2 / t**2
+
+    for what, expr, rng_, kwargs, clean in [
+        ("Piecewise((sqrt(x), x > 0), (0, True)) over (-1, 1), branches='where' (NaN trap)",
+         sp.Piecewise((sp.sqrt(x), x > 0), (0, True)), (-1, 1), {"branches": "where"}, where_sqrt),
+        ("(1 - cos(x))/x**2 over (1e-4, 0.5) (cancellation)", (1 - sp.cos(x)) / x**2, (1e-4, 0.5), {}, half_angle),
+    ]:
+        sweeps: list[sg.Sweep] = []
+        # median of 3 runs of sweep() on the same expression (its lowering is cached after the first)
+        t_sw = median_time(lambda expr=expr, rng_=rng_, kwargs=kwargs: sweeps.append(
+            sg.sweep(expr, over={x: rng_}, n=points, progress=False, **kwargs)), 3)
+        s = sweeps[-1]
+        pts = torch.from_numpy(np.ascontiguousarray(s.points[:, 0]))
+        t_hw = median_time(fwd_bwd(clean, pts), 11)  # cheap: more repeats against noise
+        # A careful user's own float check of the function as written: autograd beside SymPy's
+        # derivative lambdified onto torch, and isclose (no exact arithmetic, no causes).
+        as_written = sp.lambdify(x, expr, "torch")
+        derivative = sp.lambdify(x, sp.diff(expr, x), "torch")
+
+        def careful(as_written: Callable[..., torch.Tensor] = as_written, derivative: Callable[..., torch.Tensor] = derivative) -> object:
+            t = pts.detach().clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(as_written(t).sum(), t)
+            with torch.no_grad():
+                return torch.isclose(g, derivative(pts), rtol=1e-9)
+
+        t_careful = median_time(careful, 11)
+        t_written = median_time(fwd_bwd(as_written, pts), 11)  # the function as written: the sweep's floor
+        flagged = len(s.points) - s.counts.get("agree", 0)
+        row(f"sweep of {what}, {len(s.points)} points, warm, vs careful hand-written torch fwd+bwd",
+            f"{t_sw * 1e3:.1f} ms vs {t_hw * 1e3:.1f} ms (the function as written, fwd+bwd by hand: "
+            f"{t_written * 1e3:.1f} ms; a careful user's float check, autograd beside the "
+            f"lambdified derivative and isclose: {t_careful * 1e3:.1f} ms, {t_sw / t_careful:.1f}x); counts {s.counts} "
+            f"({flagged} not agree; {s.exact_points} compared exactly, {s.inferred_points} inferred)",
+            t_sw / t_hw, "<= 2", t_sw / t_hw <= 2)
+
+
 def main() -> None:
     default_limit = sys.getrecursionlimit()  # symgrad must work at Python's default limit
     load_start = os.getloadavg()
@@ -471,45 +515,7 @@ def main() -> None:
         t_double / 1, "< 1 s, report names the digits lost", t_double < 1 and named)
 
     # 14. sweeps whose points are flagged, vs a careful hand-written torch fwd+bwd of the clean function
-    def where_sqrt(t: torch.Tensor) -> torch.Tensor:  # the double-where: no NaN in the gradient
-        pos = t > 0
-        return torch.where(pos, torch.sqrt(torch.where(pos, t, torch.ones_like(t))), torch.zeros_like(t))
-
-    def half_angle(t: torch.Tensor) -> torch.Tensor:  # (1 - cos t)/t^2 without the cancellation
-        return 2 * torch.sin(t / 2) ** 2 / t**2
-
-    for what, expr, rng_, kwargs, clean in [
-        ("Piecewise((sqrt(x), x > 0), (0, True)) over (-1, 1), branches='where' (NaN trap)",
-         sp.Piecewise((sp.sqrt(x), x > 0), (0, True)), (-1, 1), {"branches": "where"}, where_sqrt),
-        ("(1 - cos(x))/x**2 over (1e-4, 0.5) (cancellation)", (1 - sp.cos(x)) / x**2, (1e-4, 0.5), {}, half_angle),
-    ]:
-        sweeps: list[sg.Sweep] = []
-        # median of 3 runs of sweep() on the same expression (its lowering is cached after the first)
-        t_sw = median_time(lambda expr=expr, rng_=rng_, kwargs=kwargs: sweeps.append(
-            sg.sweep(expr, over={x: rng_}, n=ARGS.sweep_points, progress=False, **kwargs)), 3)
-        s = sweeps[-1]
-        pts = torch.from_numpy(np.ascontiguousarray(s.points[:, 0]))
-        t_hw = median_time(fwd_bwd(clean, pts), 11)  # cheap: more repeats against noise
-        # A careful user's own float check of the function as written: autograd beside SymPy's
-        # derivative lambdified onto torch, and isclose (no exact arithmetic, no causes).
-        as_written = sp.lambdify(x, expr, "torch")
-        derivative = sp.lambdify(x, sp.diff(expr, x), "torch")
-
-        def careful(as_written: Callable[..., torch.Tensor] = as_written, derivative: Callable[..., torch.Tensor] = derivative) -> object:
-            t = pts.detach().clone().requires_grad_(True)
-            (g,) = torch.autograd.grad(as_written(t).sum(), t)
-            with torch.no_grad():
-                return torch.isclose(g, derivative(pts), rtol=1e-9)
-
-        t_careful = median_time(careful, 11)
-        t_written = median_time(fwd_bwd(as_written, pts), 11)  # the function as written: the sweep's floor
-        flagged = len(s.points) - s.counts.get("agree", 0)
-        row(f"sweep of {what}, {len(s.points)} points, warm, vs careful hand-written torch fwd+bwd",
-            f"{t_sw * 1e3:.1f} ms vs {t_hw * 1e3:.1f} ms (the function as written, fwd+bwd by hand: "
-            f"{t_written * 1e3:.1f} ms; a careful user's float check, autograd beside the "
-            f"lambdified derivative and isclose: {t_careful * 1e3:.1f} ms, {t_sw / t_careful:.1f}x); counts {s.counts} "
-            f"({flagged} not agree; {s.exact_points} compared exactly, {s.inferred_points} inferred)",
-            t_sw / t_hw, "<= 2", t_sw / t_hw <= 2)
+    flagged_sweeps(row, ARGS.sweep_points)
 
     load_end = os.getloadavg()
     print(f"\nmachine: os.cpu_count() = {os.cpu_count()}; load average (1, 5, 15 min) at start "
@@ -526,10 +532,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--backward", action="store_true", help="only the comparison.backward row")
+    parser.add_argument("--flagged", action="store_true", help="only the flagged-sweep rows")
     ARGS = parser.parse_args()
     if ARGS.backward:
         backward_cost(lambda what, measured, ratio, target, ok: print(
             f"{'MET ' if ok else 'MISS'} {what}: {measured}; ratio {ratio:.3g} (target {target})"))
+        raise SystemExit(0)
+    if ARGS.flagged:
+        flagged_sweeps(lambda what, measured, ratio, target, ok: print(
+            f"{'MET ' if ok else 'MISS'} {what}: {measured}; ratio {ratio:.3g} (target {target})"), 10**6)
         raise SystemExit(0)
     ARGS.points = 10**5 if ARGS.quick else 10**6
     ARGS.repeat = 3 if ARGS.quick else 5

@@ -757,3 +757,95 @@ def test_sweeps_in_threads_say_what_one_sweep_says() -> None:
     assert not errors
     assert len(out) == 4 and all(np.array_equal(c, alone.codes) for c in out)
     assert set(alone.counts) == {"agree", "rounding"} and alone.exact_points > 8
+
+
+# ---------------------------------------------------------------- chunks
+
+CHUNKED = {
+    "1-cos": (ONE_MINUS_COS, {"branches": "if"}),
+    "sqrt-or-0 where": (SQRT_OR_ZERO, {"branches": "where"}),
+    "log-or-sqrt if": (LOG_OR_SQRT, {"branches": "if"}),
+    "kinks, ties, softplus": (sp.Abs(x - 0.5) + sp.Max(x, y) + sg.softplus(20 * x) + sp.floor(y), {"branches": "if"}),
+    "detach, unused input": (sg.detach(x**2) * sp.exp(x) + 0 * y, {"branches": "if"}),
+}
+
+
+@pytest.mark.parametrize("name", list(CHUNKED))
+def test_run_batch_in_chunks_is_the_one_piece_run_bit_for_bit(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    sweep_module = importlib.import_module("symgrad.sweep")
+    f, kw = CHUNKED[name]
+    lowered = sg.lower(f, **kw)
+    rng = np.random.default_rng(7)
+    cols = [torch.from_numpy(np.round(rng.uniform(-2, 2, 1000), 1)) for _ in lowered.symbols]
+    whole_cancel: list[torch.Tensor] = []
+    whole = sweep_module.run_batch(lowered, cols, cancel_out=whole_cancel)
+    monkeypatch.setattr(sweep_module, "CHUNK", 37)  # chunks of 37 points, the last one shorter
+    parts_cancel: list[torch.Tensor] = []
+    parts = sweep_module.run_batch(lowered, cols, cancel_out=parts_cancel)
+    value, grads, tie, stuck = parts
+    assert torch.equal(value.isnan(), whole[0].isnan())
+    assert torch.equal(value.nan_to_num(), whole[0].nan_to_num())
+    assert len(grads) == len(whole[1]) == len(cols)
+    for g, h in zip(grads, whole[1]):
+        assert torch.equal(g.isnan(), h.isnan()) and torch.equal(g.nan_to_num(), h.nan_to_num())
+    assert torch.equal(tie, whole[2]) and torch.equal(stuck, whole[3])
+    assert torch.equal(parts_cancel[0], whole_cancel[0])
+    assert tie.any() or parts_cancel[0].any() or name in ("detach, unused input", "sqrt-or-0 where",
+                                                          "log-or-sqrt if")
+
+
+def test_a_sweep_in_chunks_says_what_a_one_piece_sweep_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    sweep_module = importlib.import_module("symgrad.sweep")
+    f = sp.Piecewise((sp.sqrt(x), x > 0), (1 - sp.cos(x), True)) / (x**2 + 1e-3)
+    whole = sg.sweep(f, over={x: (-1, 1)}, n=2001, branches="where")
+    monkeypatch.setattr(sweep_module, "CHUNK", 100)
+    parts = sg.sweep(f, over={x: (-1, 1)}, n=2001, branches="where")
+    assert np.array_equal(parts.codes, whole.codes)
+    assert np.array_equal(parts.grad_autograd, whole.grad_autograd, equal_nan=True)
+    assert np.array_equal(parts.value, whole.value, equal_nan=True)
+    assert np.array_equal(parts.grad_executed, whole.grad_executed, equal_nan=True)
+    assert whole.counts == parts.counts and set(whole.counts) >= {"agree", "nan-trap"}
+
+
+def test_a_program_with_a_loop_runs_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    sweep_module = importlib.import_module("symgrad.sweep")
+    calls: list[int] = []
+    inner = sweep_module._run_batch
+
+    def counting(lowered: Any, columns: Any, *args: Any) -> Any:
+        calls.append(columns[0].shape[0])
+        return inner(lowered, columns, *args)
+
+    monkeypatch.setattr(sweep_module, "_run_batch", counting)
+    monkeypatch.setattr(sweep_module, "CHUNK", 2)
+    cols = [torch.tensor(D2L_BATCH, dtype=torch.float64)]
+    value, grads, _, stuck = sweep_module.run_batch(sg.lower(D2L), cols)
+    assert calls == [len(D2L_BATCH)]
+    assert stuck.tolist() == [v == 0 for v in D2L_BATCH]  # 0 doubles forever
+    expected = [torch_grad(_d2l_torch, np.array([v]), torch.float64)[0] for v in D2L_BATCH if v != 0]
+    assert grads[0][~stuck].tolist() == expected
+    calls.clear()
+    sweep_module.run_batch(sg.lower(ONE_MINUS_COS), [torch.linspace(0.1, 1, 5, dtype=torch.float64)])
+    assert calls == [2, 2, 1]
+
+
+def test_grad_executed_is_built_on_first_use_from_autograd_and_the_exact_rows() -> None:
+    s = sg.sweep(SQRT_OR_ZERO, over={x: (-2, 2)}, n=401, branches="where")
+    assert s.executed._values is None  # the sweep itself did not build it
+    g = s.grad_executed
+    flagged = set(s.executed.flagged.tolist())
+    for k in range(len(s.points)):
+        if k in s.executed.known:
+            assert g[k, 0] == s.executed.known[k][0]
+        elif k in flagged:
+            assert np.isnan(g[k, 0])
+        else:
+            assert g[k, 0] == s.grad_autograd[k, 0]
+    assert s.grad_executed is g  # built once
+    assert s.counts["agree"] >= len(s.points) - len(flagged) and s.executed.known
