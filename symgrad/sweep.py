@@ -784,12 +784,11 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     runs = _Runs(idx, finite, tie)
     # How wrong autograd may be at each flagged point, to compare the worst of a run: against the
     # float symbolic derivative where it was computed (otherwise a run's spread and ends).
+    err: np.ndarray | None = None  # None: the same within each run (a run is all finite or not)
     if symbolic.computed:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             err = np.nan_to_num(np.abs(auto[idx] - symbolic.values()[idx]).max(axis=1), nan=np.inf)
         err = np.where(finite[idx], err, np.inf)
-    else:
-        err = np.where(finite[idx], 0.0, np.inf)
     chosen = runs.choose(err, max_exact)
     show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
     exact: dict[int, Comparison] = {}
@@ -990,10 +989,11 @@ class _Runs:
     def run(self, r: int) -> np.ndarray:
         return self.idx[self.starts[r]:self.starts[r] + self.lengths[r]]
 
-    def choose(self, err: np.ndarray, limit: int) -> np.ndarray:
+    def choose(self, err: np.ndarray | None, limit: int) -> np.ndarray:
         """The flagged points to compare exactly first: every point of a short run; of a longer
         one its ends, its worst point and an even spread (`PER_RUN` in all); within `limit`,
-        the worst first. `err` is per flagged point."""
+        the worst first. `err` is per flagged point; None where it is only whether autograd is
+        finite, the same for every point of a run (its first point is then its worst)."""
         if not len(self.idx):
             return self.idx
         short = self.lengths <= PER_RUN
@@ -1001,11 +1001,13 @@ class _Runs:
         for r in np.flatnonzero(self.lengths > PER_RUN):
             lo, m = self.starts[r], self.lengths[r]
             spread = lo + np.linspace(0, m - 1, PER_RUN - 1).astype(np.int64)
-            picks.append(self.idx[np.append(spread, lo + np.argmax(err[lo:lo + m]))])
+            worst = lo if err is None else lo + np.argmax(err[lo:lo + m])
+            picks.append(self.idx[np.append(spread, worst)])
         chosen = np.unique(np.concatenate(picks))
         if len(chosen) > limit:
             pos = np.searchsorted(self.idx, chosen)
-            worst = chosen[np.argsort(-err[pos], kind="stable")[: limit // 2]]
+            bad = np.where(self.finite[chosen], 0.0, np.inf) if err is None else err[pos]
+            worst = chosen[np.argsort(-bad, kind="stable")[: limit // 2]]
             rest = np.setdiff1d(chosen, worst)
             spread = rest[np.linspace(0, len(rest) - 1, limit - len(worst)).astype(int)] if len(rest) else rest
             chosen = np.union1d(worst, spread)
