@@ -299,12 +299,24 @@ def _with_unused_inputs(lowered: LoweredProgram, f: Any, at: Any, branches: str,
     if not isinstance(at, Mapping) or lowered.normalized.is_program:
         return lowered
     known = {s.name for s in lowered.symbols}
-    extra = [k if isinstance(k, sp.Symbol) else sp.Symbol(k) for k in at
-             if isinstance(k, (sp.Symbol, str)) and (k.name if isinstance(k, sp.Symbol) else k) not in known]
+    # An unused matrix input (a torch function's tensor that does not reach the output) stays a matrix.
+    extra = [k if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else _unused_input(k, at[k]) for k in at
+             if isinstance(k, (sp.Symbol, sp.MatrixSymbol, str))
+             and (k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else k) not in known]
     named = {k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k) for k in at}
     if not extra or not known <= named:
         return lowered  # nothing extra, or a name is missing too: _point says which
     return lower_with_inputs(f, tuple(sorted(extra, key=lambda s: s.name)), branches=branches, dtype=dtype)  # type: ignore[arg-type]
+
+
+def _unused_input(name: str, value: Any) -> sp.Basic:
+    """The input a name of the point stands for, where the function does not read it: a matrix
+    of the value's shape for a 2-D value, otherwise a real symbol."""
+    try:
+        dims = np.shape(value.detach().numpy() if isinstance(value, torch.Tensor) else value)
+    except (TypeError, ValueError):
+        dims = ()
+    return sp.MatrixSymbol(name, *dims) if len(dims) == 2 else sp.Symbol(name)
 
 
 def _wrt(lowered: LoweredProgram, wrt: Iterable[Any] | None) -> list[int]:

@@ -1054,18 +1054,35 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
 def _whole_softmax(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
     """A matrix whose elements, in row-major order, are softmax(0, a...), ..., softmax(n-1, a...)
     of the same values (what `torch.softmax(v, 0)` reads as) lowers to one torch.softmax call,
-    as the user's code computes it: n calls, one per component, would round differently."""
+    as the user's code computes it: n calls, one per component, would round differently. So
+    does a matrix each of whose rows (columns) is such a vector of its own values, what
+    `torch.softmax(X, 1)` (`torch.softmax(X, 0)`) reads as: the param is (rows, cols, dim)."""
+    from .rules import _softmax_groups
+
     elements = list(e)
     first = elements[0] if elements else None
     if not isinstance(first, (softmax, log_softmax)):
         return None
-    values = first.args[1:]
-    if len(values) != len(elements) or len(values) < 2:
-        return None
-    for k, el in enumerate(elements):
-        if type(el) is not type(first) or el.args[1:] != values or int(el.args[0]) != k:
-            return None
-    return f"{type(first).__name__}_vector", tuple(values), (e.rows, e.cols)
+    for dim in (None, 1, 0):
+        param = (e.rows, e.cols) if dim is None else (e.rows, e.cols, dim)
+        groups = _softmax_groups(param)
+        if len(groups[0]) < 2:
+            continue
+        values: list[sp.Basic] = [sp.S.Zero] * len(elements)
+        for group in groups:
+            head = elements[group[0]]
+            ok = isinstance(head, type(first)) and len(head.args) == len(group) + 1
+            for m, k in enumerate(group):
+                el = elements[k]
+                ok = ok and type(el) is type(first) and el.args[1:] == head.args[1:] and int(el.args[0]) == m
+                if not ok:
+                    break
+                values[k] = head.args[1 + m]
+            if not ok:
+                break
+        else:
+            return f"{type(first).__name__}_vector", tuple(values), param
+    return None
 
 
 def _matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -1270,7 +1287,10 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"torch.stack([{', '.join(_text(a) for a in args)}]).reshape({param[0]}, {param[1]})"
     if op in ("softmax_vector", "log_softmax_vector"):
         fn = op.removesuffix("_vector")
-        return f"torch.{fn}(torch.stack([{', '.join(_text(a) for a in args)}]), 0).reshape({param[0]}, {param[1]})"
+        stacked = f"torch.stack([{', '.join(_text(a) for a in args)}])"
+        if len(param) > 2:  # along each row (dim 1) or column (dim 0) of the matrix
+            return f"torch.{fn}({stacked}.reshape({param[0]}, {param[1]}), {param[2]})"
+        return f"torch.{fn}({stacked}, 0).reshape({param[0]}, {param[1]})"
     if op == "matconst":
         return ""
     if op in ("clamp_min", "clamp_max"):

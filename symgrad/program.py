@@ -500,9 +500,11 @@ def normalize(f: Any, extra: tuple[sp.Symbol, ...] = ()) -> Normalized:
             "Fix: wrap statements in a Program: `symgrad.Program(inputs, body, output)`."
         )
     reads = free_symbols(expr)
-    free = sorted({s for s in reads if isinstance(s, sp.Symbol)} | {s for s in extra if s not in reads},
+    free = sorted({s for s in reads if isinstance(s, sp.Symbol)}
+                  | {s for s in extra if s not in reads and not isinstance(s, sp.MatrixSymbol)},
                   key=lambda s: natural_key(s.name))
     matrices = [m for m in reads if isinstance(m, sp.MatrixSymbol)]
+    matrices += [m for m in extra if isinstance(m, sp.MatrixSymbol) and m not in matrices]
     check_matrix_sizes([expr])
     mapping = {s: _real(s) for s in free}
     try:

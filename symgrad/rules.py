@@ -665,22 +665,52 @@ def _elem_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
     return (out,)
 
 
-def _softmax_vector_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
-    """torch's _softmax_backward_data: s_j (g_j - sum_k g_k s_k) for each value."""
+def _softmax_groups(p: tuple[Any, ...]) -> list[list[int]]:
+    """The flat (row-major) positions each softmax of a (rows, cols) matrix runs over: all of
+    them (a whole vector, `dim` None), each row (`dim` 1) or each column (`dim` 0)."""
+    rows, cols = p[0], p[1]
+    dim = p[2] if len(p) > 2 else None
+    if dim is None:
+        return [list(range(rows * cols))]
+    if dim == 1:
+        return [list(range(i * cols, (i + 1) * cols)) for i in range(rows)]
+    return [list(range(j, rows * cols, cols)) for j in range(cols)]
+
+
+def _softmax_matrix(a: Args, p: tuple[Any, ...], log: bool) -> Any:
+    out: list[ex.Exact] = list(a)
+    for group in _softmax_groups(p):
+        values = [a[k] for k in group]
+        result = ([ex.sub(u, _logsumexp(values)) for u in values] if log else _softmax_weights(values))
+        for k, r in zip(group, result):
+            out[k] = r
+    return _stack(out, p[:2])
+
+
+def _softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
+    """torch's _softmax_backward_data, per softmax: s_j (g_j - sum_k g_k s_k) for each value."""
     s, gs = list(v.flat), list(g.flat)
-    dot: ex.Exact = Z
-    for gk, sk in zip(gs, s):
-        dot = ex.add(dot, ex.mul(gk, sk))
-    return tuple(ex.mul(sj, ex.sub(gj, dot)) for sj, gj in zip(s, gs))
+    out: list[ex.Exact] = list(gs)
+    for group in _softmax_groups(p):
+        dot: ex.Exact = Z
+        for k in group:
+            dot = ex.add(dot, ex.mul(gs[k], s[k]))
+        for k in group:
+            out[k] = ex.mul(s[k], ex.sub(gs[k], dot))
+    return tuple(out)
 
 
-def _log_softmax_vector_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
-    """torch's _log_softmax_backward_data: g_j - exp(result_j) sum_k g_k."""
+def _log_softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
+    """torch's _log_softmax_backward_data, per softmax: g_j - exp(result_j) sum_k g_k."""
     gs = list(g.flat)
-    total: ex.Exact = Z
-    for gk in gs:
-        total = ex.add(total, gk)
-    return tuple(ex.sub(gj, ex.mul(sj, total)) for sj, gj in zip(_softmax_weights(a), gs))
+    out: list[ex.Exact] = list(gs)
+    for group in _softmax_groups(p):
+        total: ex.Exact = Z
+        for k in group:
+            total = ex.add(total, gs[k])
+        for k, sk in zip(group, _softmax_weights([a[k] for k in group])):
+            out[k] = ex.sub(gs[k], ex.mul(sk, total))
+    return tuple(out)
 
 
 def _stack_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
@@ -703,11 +733,14 @@ _MATRIX_OPS: tuple[Op, ...] = (
     Op("elem", "{0}[{c}]", lambda a, p: a[0][p], _no_partials, vjp=_elem_vjp),
     Op("stack", "torch.stack([{0}]).reshape({c})", lambda a, p: _stack(a, p), _no_partials, vjp=_stack_vjp),
     Op("matconst", "{c}", lambda a, p: p, _no_partials, vjp=lambda a, v, p, g: ()),
-    # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code).
-    Op("softmax_vector", "torch.softmax(torch.stack([{0}, ...]), 0).reshape({c})",
-       lambda a, p: _stack(_softmax_weights(a), p), _no_partials, vjp=_softmax_vector_vjp),
-    Op("log_softmax_vector", "torch.log_softmax(torch.stack([{0}, ...]), 0).reshape({c})",
-       lambda a, p: _stack([ex.sub(u, _logsumexp(a)) for u in a], p), _no_partials, vjp=_log_softmax_vector_vjp),
+    # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code),
+    # or a softmax along each row (dim 1) or column (dim 0) of a matrix: torch.softmax(X, dim).
+    Op("softmax_vector", "torch.softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
+       "torch.softmax(torch.stack([{0}, ...]).reshape(m, n), dim)",
+       lambda a, p: _softmax_matrix(a, p, log=False), _no_partials, vjp=_softmax_vector_vjp),
+    Op("log_softmax_vector", "torch.log_softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
+       "torch.log_softmax(torch.stack([{0}, ...]).reshape(m, n), dim)",
+       lambda a, p: _softmax_matrix(a, p, log=True), _no_partials, vjp=_log_softmax_vector_vjp),
 )
 
 
@@ -940,7 +973,9 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.ImmutableDenseMatrix, ("stack", "softmax_vector", "log_softmax_vector"), "an explicit matrix of "
          "expressions: `torch.stack([...]).reshape(m, n)`; a whole softmax vector, (softmax(0, a_0, ...), ..., "
          "softmax(n-1, a_0, ...)) in row-major order (as `torch.softmax(v, 0)` is read), is one call, "
-         "`torch.softmax(torch.stack([a_0, ...]), 0).reshape(m, n)` (log_softmax alike)", "that of its elements"),
+         "`torch.softmax(torch.stack([a_0, ...]), 0).reshape(m, n)`, and so is a matrix whose rows (or columns) "
+         "are each a whole softmax of their own elements (as `torch.softmax(X, dim)` is read), "
+         "`torch.softmax(torch.stack([...]).reshape(m, n), dim)` (log_softmax alike)", "that of its elements"),
     Rule(sp.Symbol, (), "an input keeps its name (sanitised to an identifier)", "all reals"),
     Rule(sp.Integer, (), "a Python int literal", "-"),
     Rule(sp.Rational, ("div",), "`p / q` (exact in the executed side, the nearest value of the "

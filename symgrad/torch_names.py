@@ -226,10 +226,12 @@ def _reduce_all(m: Any) -> Any:
     """The sum of every element of a matrix, as a scalar: (1 x m) @ M @ (n x 1), element [0, 0]."""
     rows, cols = shape(m)  # type: ignore[misc]
     total: Any = m
+    # Unevaluated: SymPy's MatMul would multiply an explicit matrix out, element by element
+    # (and a matrix product inside it, `(X*W)[i, j]`, into its scalar sums).
     if rows > 1:
-        total = sp.OneMatrix(1, rows) * total
+        total = sp.MatMul(sp.OneMatrix(1, rows), total, evaluate=False)
     if cols > 1:
-        total = total * sp.OneMatrix(cols, 1)
+        total = sp.MatMul(total, sp.OneMatrix(cols, 1), evaluate=False)
     return MatrixElement(total, 0, 0)
 
 
@@ -350,19 +352,46 @@ def _softplus(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _along_vector(name: str, fn: type[sp.Function]) -> Build:
-    """torch.softmax(v, dim) / torch.log_softmax(v, dim) of a vector: the vector of its components
-    `fn(i, v_0, ..., v_(n-1))`, in v's shape (an (n, 1) column for a rank-1 tensor)."""
+    """torch.softmax(v, dim) / torch.log_softmax(v, dim): of a vector, the vector of its
+    components `fn(i, v_0, ..., v_(n-1))`, in v's shape (an (n, 1) column for a rank-1 tensor);
+    of an (m, n) matrix, one softmax per row (dim 1 or -1) or per column (dim 0 or -2)."""
 
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         v = a[0]
+        dim = k.get("dim", a[1] if len(a) > 1 else None)
+        if isinstance(dim, sp.Integer):  # the reader gives literals as SymPy numbers
+            dim = int(dim)
         if not is_matrix(v):
             return fn(0, _scalar(v))  # a 0-d tensor: softmax over its one element (torch allows dim 0 and -1)
         rows, cols = shape(v)  # type: ignore[misc]
-        if rows > 1 and cols > 1:
+        if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or not -2 <= dim <= 1):
             raise UnsupportedNodeError(
-                f"{name} of a matrix over one dimension is not supported: symgrad reads it over every "
-                "element of a vector.\nFix: apply it to a vector (a column or a row)."
+                f"{name}(..., dim={dim!r}) is not supported: symgrad reads tensors of rank 1 and 2, "
+                "so dim is 0, 1, -1 or -2.\nFix: pass dim as one of those integers."
             )
+        if rows > 1 and cols > 1:
+            if dim is None:
+                raise UnsupportedNodeError(
+                    f"{name} of a matrix needs its dim: symgrad does not guess torch's implicit one.\n"
+                    f"Fix: write `{name}(X, dim=1)` for one softmax per row (or dim=0 for one per column)."
+                )
+            axis = dim % 2
+            if axis == 1:  # each row
+                groups = [[(i, j) for j in range(cols)] for i in range(rows)]
+            else:  # each column
+                groups = [[(i, j) for i in range(rows)] for j in range(cols)]
+            entries: dict[tuple[int, int], Any] = {}
+            for group in groups:
+                elements = [MatrixElement(v, i, j) for i, j in group]
+                for m, ij in enumerate(group):
+                    entries[ij] = fn(m, *elements)
+            return sp.ImmutableMatrix(rows, cols, [entries[(i, j)] for i in range(rows) for j in range(cols)])
+        # A vector: over its elements, unless dim names its axis of length 1 (a 2-D (n, 1) or
+        # (1, n) tensor), where each element is a softmax of its own. A rank-1 tensor is read as
+        # an (n, 1) column and its dims are 0 and -1: dim=-1 is read over the elements, and the
+        # check that the translation reproduces the function catches an (n, 1) tensor's dim=-1.
+        if dim is not None and ((rows == 1 and cols > 1 and dim % 2 == 0) or (cols == 1 and rows > 1 and dim == 1)):
+            return sp.ImmutableMatrix(rows, cols, [fn(0, MatrixElement(v, i, j)) for i in range(rows) for j in range(cols)])
         elements = [MatrixElement(v, i, j) for i in range(rows) for j in range(cols)]
         return sp.ImmutableMatrix(rows, cols, [fn(n, *elements) for n in range(len(elements))])
 
@@ -376,7 +405,8 @@ _SPELLINGS.append(Spelling("Tensor.logaddexp", "method", logaddexp, _scalar_only
 for _name, _fn4 in (("softmax", softmax), ("log_softmax", log_softmax)):
     for _spelled, _kind in ((f"torch.{_name}", "function"), (f"Tensor.{_name}", "method"), (f"{_NN}{_name}", "function")):
         _SPELLINGS.append(Spelling(_spelled, _kind, _fn4, _along_vector(_name, _fn4),  # type: ignore[arg-type]
-                                   f"over every element of a vector: component i is {_name}(i, v_0, ..., v_(n-1))"))
+                                   f"over a vector, component i is {_name}(i, v_0, ..., v_(n-1)); of a matrix, along its "
+                                   "dim (1 or -1: each row; 0 or -2: each column)"))
 for _name, _fn2, _rule2 in (("abs", sp.Abs, sp.Abs), ("sign", sp.sign, sp.sign), ("floor", sp.floor, sp.floor),
                             ("ceil", sp.ceiling, sp.ceiling)):
     _SPELLINGS.append(Spelling(f"torch.{_name}", "function", _rule2, _wrap(_fn2, _name)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import linecache
 import math
+import re
 from typing import Any
 
 import pytest
@@ -194,6 +195,88 @@ def fused_logaddexp(a, b):  # type: ignore[no-untyped-def]
 
 def softplus_beta(x):  # type: ignore[no-untyped-def]
     return torch.nn.functional.softplus(x, beta=2)
+
+
+def minibatch_cross_entropy(W, X, Y):  # type: ignore[no-untyped-def]
+    return -(Y * torch.log_softmax(X @ W, dim=1)).sum() / 4
+
+
+def softmax_per_column(V, w):  # type: ignore[no-untyped-def]
+    return (torch.softmax(V, 0) * w).sum()
+
+
+def softmax_of_one_element_rows(v, w):  # type: ignore[no-untyped-def]
+    return (torch.softmax(v, dim=1) * w).sum()
+
+
+def softmax_without_dim(V):  # type: ignore[no-untyped-def]
+    return torch.nn.functional.softmax(V).sum()
+
+
+def softmax_dim_out_of_range(V):  # type: ignore[no-untyped-def]
+    return torch.softmax(V, 2).sum()
+
+
+def _torch_grads(fn: Any, *values: torch.Tensor) -> list[list[float]]:
+    ts = [v.clone().requires_grad_(True) for v in values]
+    fn(*ts).backward()
+    return [t.grad.flatten().tolist() for t in ts]
+
+
+def _by_input(c: sg.Comparison, names: str) -> list[list[float]]:
+    return [[e.grad_autograd for e in c.entries if str(e.wrt).startswith(f"{n}[")] for n in names]
+
+
+def test_log_softmax_along_dim_1_of_a_minibatch_is_one_fused_call() -> None:
+    """D2L's softmax regression on a minibatch: one log_softmax per row of X @ W (dim=1), read
+    back as one torch.log_softmax(..., 1) call; autograd is torch's own gradient bit for bit, and
+    the exact sides agree with it."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(4, 3, dtype=torch.float64, generator=g)
+    W = torch.randn(3, 2, dtype=torch.float64, generator=g)
+    Y = torch.tensor([[1.0, 0], [0, 1], [1, 0], [0, 1]], dtype=torch.float64)
+    traced = sg.trace(minibatch_cross_entropy, W, X, Y)
+    assert traced.fidelity.ok
+    c = traced.compare()
+    assert c.ok and len(c.entries) == 6 + 12 + 8
+    source = c.lowered.source
+    assert source.count("torch.log_softmax(") == 1 and ".reshape(4, 2), 1)" in source and "X @ W" in source
+    assert _by_input(c, "WXY") == _torch_grads(minibatch_cross_entropy, W, X, Y)
+
+
+def test_softmax_along_dim_0_is_one_softmax_per_column() -> None:
+    V = torch.tensor([[1.0, -2.0, 700.0], [3.0, 0.5, -700.0]], dtype=torch.float64)
+    # Two nonzero weights: a sum of two terms rounds alike in any order (symgrad reads .sum() as
+    # ones @ M @ ones, which may round a longer sum differently from torch's own .sum()).
+    w = torch.tensor([[0.0, 2.0, 0.0], [0.0, 0.0, 0.25]], dtype=torch.float64)
+    c = sg.trace(softmax_per_column, V, w).compare()
+    assert c.ok and ".reshape(2, 3), 0)" in c.lowered.source
+    assert _by_input(c, "Vw") == _torch_grads(softmax_per_column, V, w)
+    # The exact sides: each column's weights sum to 1, and d/dV of sum(w * softmax) per column
+    # is s * (w - sum(w * s)); at the column (700, -700) the weight of -700 is e^-1400.
+    s = torch.softmax(V, 0)
+    assert float(c.value_exact) == pytest.approx(float((s * w).sum()), rel=1e-15)
+
+
+def test_softmax_along_a_length_1_axis_is_one_per_element() -> None:
+    """torch.softmax(v, dim=1) of a (3, 1) tensor: each row has one element, so every weight is
+    1 and the gradient with respect to v is 0 (read over the whole column, it would not be)."""
+    v = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+    w = torch.tensor([[0.5], [-1.0], [2.0]], dtype=torch.float64)
+    c = sg.trace(softmax_of_one_element_rows, v, w).compare()
+    assert c.ok and float(c.value_exact) == 1.5
+    assert _by_input(c, "vw") == [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]] == _torch_grads(softmax_of_one_element_rows, v, w)
+
+
+@pytest.mark.parametrize("fn, says", [
+    (softmax_without_dim, "softmax of a matrix needs its dim"),
+    (softmax_dim_out_of_range, "dim=2) is not supported"),
+])
+def test_softmax_of_a_matrix_without_a_usable_dim_is_a_sentence(fn: Any, says: str) -> None:
+    V = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    with pytest.raises(sg.TraceError, match=re.escape(says)) as err:
+        sg.trace(fn, V)
+    assert "Fix:" in str(err.value)
 
 
 def test_log_softmax_is_one_fused_call_over_the_vector() -> None:
@@ -546,3 +629,18 @@ def test_a_function_of_tensors_lists_entries_in_declared_order() -> None:
     c = sg.compare(_weights_then_bias, at={"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([3.0])})
     assert [str(e.wrt) for e in c.entries] == ["w[0, 0]", "w[1, 0]", "b[0, 0]"]
     assert [float(e.grad_executed) for e in c.entries] == [2.0, 4.0, 3.0]
+
+
+def ignores_a_matrix(V, w):  # type: ignore[no-untyped-def]
+    return (w * 2).sum()
+
+
+def test_a_tensor_that_does_not_reach_the_output_has_gradient_zero() -> None:
+    """A 2x2 input the function never reads stays a 2x2 input (it was read as a scalar symbol,
+    and the point's matrix value was refused): its four entries have derivative 0, as in torch,
+    where its .grad stays None."""
+    c = sg.trace(ignores_a_matrix, torch.ones(2, 2, dtype=torch.float64), [3.0, 4.0]).compare()
+    assert c.ok
+    assert [(str(e.wrt), e.grad_autograd) for e in c.entries] == [
+        ("V[0, 0]", 0.0), ("V[0, 1]", 0.0), ("V[1, 0]", 0.0), ("V[1, 1]", 0.0), ("w[0, 0]", 2.0), ("w[1, 0]", 2.0)]
+    assert all(float(e.grad_executed) == float(e.grad_symbolic) == e.grad_autograd for e in c.entries)
