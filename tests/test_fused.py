@@ -256,3 +256,38 @@ def test_the_backward_pass_writes_torchs_softplus_slope_out() -> None:
     """`derivation()` shows softplus's local derivative as torch's backward computes it."""
     text = str(sg.compare(sg.softplus(x) * y, at={x: 25.0, y: 2.0}).derivation())
     assert "d(softplus)/dx = Piecewise((1, x > 20), (sigmoid(x), True))" in text
+
+
+@pytest.mark.parametrize("dim, a3, causes", [
+    (1, 3.0, ["agree"] * 6),
+    (0, 3.0, ["agree"] * 6),
+    # Row (30, 0, -0.25): its first weight is 1 - 1.7e-13, and torch's backward
+    # s_j (g_j - sum_k g_k s_k) cancels 13 digits for a3 (an error of 7e-4, relative).
+    (1, 30.0, ["agree", "agree", "agree", "rounding", "agree", "agree"]),
+])
+def test_a_softmax_per_row_or_column_is_one_call_with_the_exact_vjp(dim: int, a3: float, causes: list[str]) -> None:
+    """A 2x3 matrix of softmax weights, one softmax per row (dim 1) or per column (dim 0): one
+    torch.softmax(..., dim) call; its exact vector-Jacobian product is sympy.diff's of
+    sum(v * M), and autograd's is torch's own."""
+    a = sp.symbols("a0:6")
+    groups = [[0, 1, 2], [3, 4, 5]] if dim == 1 else [[0, 3], [1, 4], [2, 5]]
+    cells: dict[int, sp.Basic] = {}
+    for g in groups:
+        for m, k in enumerate(g):
+            cells[k] = sg.softmax(m, *[a[j] for j in g])
+    M = sp.ImmutableMatrix(2, 3, [cells[k] for k in range(6)])
+    assert f".reshape(2, 3), {dim})" in sg.lower(M).source
+    point = dict(zip(a, (0.5, -1.0, 2.0, a3, 0.0, -0.25)))
+    seed = [1.0, -2.0, 0.5, 3.0, 0.25, -1.0]
+    c = sg.compare(M, at=point, v=seed)
+    weighted = sum(w * m for w, m in zip(seed, M))
+    exact = {s: sp.Rational(v) for s, v in point.items()}
+    for e, s in zip(c.entries, a):
+        truth = sp.diff(weighted.rewrite(sp.exp), s).subs(exact).evalf(40)
+        assert abs(float(e.grad_executed) - float(truth)) <= 1e-15 * abs(float(truth)) + 1e-300
+        assert float(e.grad_executed) == float(e.grad_symbolic)
+    ts = [torch.tensor(point[s], dtype=torch.float64, requires_grad=True) for s in a]
+    out = torch.softmax(torch.stack(ts).reshape(2, 3), dim)
+    out.backward(torch.tensor(seed, dtype=torch.float64).reshape(2, 3))
+    assert [e.cause.id for e in c.entries] == causes
+    assert [e.grad_autograd for e in c.entries] == [t.grad.item() for t in ts]
