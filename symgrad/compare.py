@@ -1187,7 +1187,7 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
         norm = lowered.normalized
         syms = list(norm.inputs)
         values = {s: point[name] for s, name in zip(syms, lowered.inputs)}
-        math = strip(norm.output) if not norm.is_program else as_expression(path, syms)
+        math = strip(norm.output) if not norm.is_program else as_expression(path, syms, math=True)
         executed = as_expression(path, syms)
         ties = path.ties
         violation = domain_violation(path)

@@ -538,15 +538,23 @@ def domain_violation(path: Path) -> PathStep | None:
 # --------------------------------------------------------------------------- second order
 
 
-def as_expression(path: Path, symbols: Sequence[sp.Symbol]) -> sp.Basic:
+def as_expression(path: Path, symbols: Sequence[sp.Symbol], math: bool = False) -> sp.Basic:
     """The executed path as one straight-line SymPy expression of the inputs: branches fixed,
     loops unrolled, detached and broken steps replaced by the constant they held. Used for
-    second derivatives (order=2), where the path is differentiated twice."""
+    second derivatives (order=2), where the path is differentiated twice. With `math`, the
+    mathematics of the same path: `detach`, `item` and `no_grad` are the identity, and softplus
+    is log(1 + e^x) everywhere (not x itself above torch's threshold)."""
     exprs: list[Any] = []
     inputs = dict(zip(path.inputs, symbols))
     for st in path.steps:
         if st.index in inputs:
             exprs.append(inputs[st.index])
+            continue
+        if math and st.cut and st.parents:
+            exprs.append(exprs[st.parents[0]])  # the cut ops (detach, item, no_grad) pass their one value on
+            continue
+        if math and st.op == "softplus" and st.parents:
+            exprs.append(_SOFTPLUS(exprs[st.parents[0]]))
             continue
         if st.cut or not st.parents or st.op in ("loop_var", "constant", "const_on_graph", "matconst"):
             exprs.append(ex.to_sympy(st.value) if not ex.is_mat(st.value) else sp.ImmutableMatrix(st.value.tolist()))
@@ -601,6 +609,7 @@ from sympy.codegen.cfunctions import expm1 as _EXPM1, log1p as _LOG1P  # noqa: E
 
 from .primitives import SOFTPLUS_THRESHOLD  # noqa: E402
 from .primitives import sigmoid as _SIGMOID  # noqa: E402
+from .primitives import softplus as _SOFTPLUS  # noqa: E402
 
 
 def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:

@@ -76,3 +76,49 @@ def test_the_executed_hessian_is_torchs_double_backward(build, at) -> None:  # t
         assert e.grad_autograd is not None
         assert float(e.grad_executed) == pytest.approx(e.grad_autograd, rel=1e-12, abs=1e-300), (
             f"{f}: d2/d{e.wrt} executed {e.grad_executed}, torch {e.grad_autograd}")
+
+
+def _program(body: list, output: sp.Basic, inputs: list) -> sg.Program:  # type: ignore[type-arg]
+    from sympy.codegen.ast import Assignment, CodeBlock
+
+    return sg.Program(inputs=inputs, body=CodeBlock(*[Assignment(a, b) for a, b in body]), output=output)
+
+
+def _hessian_truth(math: sp.Basic, syms: list, point: dict) -> list[float]:  # type: ignore[type-arg]
+    exact = {s: sp.Rational(v) for s, v in point.items()}
+    return [float(sp.diff(math, a, b).subs(exact).evalf(40)) for a in syms for b in syms]
+
+
+@pytest.mark.parametrize("name", ["detach", "no_grad", "item", "softplus above 20", "softplus below 20"])
+def test_a_programs_mathematics_at_order_2_is_the_program_without_its_cuts(name: str) -> None:
+    """At order 2, a Program's mathematics is the program with detach/item/no_grad as the
+    identity and softplus as log(1 + e^x) (it was the executed path itself, so the symbolic
+    Hessian lost what a cut hid: 0 instead of 12 x**2 for x * detach(x**3)). The truth is
+    sympy.diff of the program written out; the executed side and autograd are torch's."""
+    x, y, s = sp.symbols("x y s")
+    cases = {
+        "detach": ([(s, sg.detach(x**3))], s * x, x**4, [x], {x: 2.0}, ["detach"]),
+        "no_grad": ([(s, sg.no_grad(x * y))], s * x, x**2 * y, [x, y], {x: 2.0, y: 3.0},
+                    ["graph-break", "graph-break", "graph-break", "agree"]),
+        "item": ([(s, sg.item(x**2))], s * x * y, x**3 * y, [x, y], {x: 1.5, y: -2.0},
+                 ["graph-break", "graph-break", "graph-break", "agree"]),
+        "softplus above 20": ([(s, sg.softplus(x))], s * x, sp.log(1 + sp.exp(x)) * x, [x], {x: 25.0}, ["control-flow"]),
+        "softplus below 20": ([(s, sg.softplus(x))], s * x, sp.log(1 + sp.exp(x)) * x, [x], {x: 5.0}, ["agree"]),
+    }
+    body, output, math, inputs, point, causes = cases[name]
+    c = sg.compare(_program(body, output, inputs), at=point, order=2)
+    truth = _hessian_truth(math, inputs, point)
+    assert [float(e.grad_symbolic) for e in c.entries] == pytest.approx(truth, rel=1e-15, abs=0)
+    assert [e.cause.id for e in c.entries] == causes
+    # torch's own Hessian of the same program, its one assignment run as torch code
+    cut = {"detach": lambda t: t.detach(), "no_grad": lambda t: t.detach(),
+           "item": lambda t: torch.tensor(t.item(), dtype=torch.float64), "softplus": torch.nn.functional.softplus}
+    assigned = sp.lambdify(list(inputs), body[0][1], modules=[cut, "math"])
+    returned = sp.lambdify([*inputs, s], output)
+
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        return returned(*args, assigned(*args))
+
+    ts = tuple(torch.tensor(point[v], dtype=torch.float64) for v in inputs)
+    h = torch.autograd.functional.hessian(run, ts)
+    assert [e.grad_autograd for e in c.entries] == [float(h[i][j]) for i in range(len(ts)) for j in range(len(ts))]
