@@ -985,6 +985,9 @@ def _positive_first(terms: list[sp.Basic], signs: list[int], const: sp.Basic) ->
 
 def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, MatrixElement):
+        summed = _summed(e)
+        if summed is not None:
+            return "sum", (summed,), None
         return "elem", (e.parent,), (int(e.i), int(e.j))
     if isinstance(e, sp.MatAdd):
         signs: list[int] = []
@@ -1049,6 +1052,33 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             return vector
         return "stack", tuple(e), (e.rows, e.cols)
     raise _unsupported(e)
+
+
+def _summed(e: MatrixElement) -> sp.Basic | None:
+    """A, where `e` is (ones(1, m) * A * ones(n, 1))[0, 0] (either ones may be absent for a
+    vector): the sum of A's elements, as `.sum()` of a tensor is read."""
+    parent = e.parent
+    if (e.i, e.j) != (0, 0) or not isinstance(parent, sp.MatMul):
+        return None
+    factors = _factors(parent)
+    left = isinstance(factors[0], sp.OneMatrix) and factors[0].rows == 1 and len(factors) > 1
+    if left:
+        factors = factors[1:]
+    right = isinstance(factors[-1], sp.OneMatrix) and factors[-1].cols == 1 and len(factors) > 1
+    if right:
+        factors = factors[:-1]
+    if not (left or right) or any(not isinstance(f, (sp.MatrixExpr, sp.MatrixBase)) for f in factors):
+        return None
+    inner = factors[0] if len(factors) == 1 else sp.MatMul(*factors)
+    return inner if (inner.rows > 1 or not left) and (inner.cols > 1 or not right) else None
+
+
+def _factors(m: sp.MatMul) -> list[sp.Basic]:
+    """A matrix product's factors, nested products flattened (`.sum()` builds one unevaluated)."""
+    out: list[sp.Basic] = []
+    for f in m.args:
+        out += _factors(f) if isinstance(f, sp.MatMul) else [f]
+    return out
 
 
 def _whole_softmax(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:

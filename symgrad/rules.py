@@ -717,6 +717,13 @@ def _stack_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
     return tuple(g.flat)
 
 
+def _sum_all(m: Any) -> ex.Exact:
+    total: ex.Exact = Z
+    for u in m.flat:
+        total = ex.add(total, u)
+    return total
+
+
 _MATRIX_OPS: tuple[Op, ...] = (
     Op("matmul", "{0} @ {1}", lambda a, p: ex.matmul(a[0], a[1]), _no_partials,
        vjp=lambda a, v, p, g: (ex.matmul(g, ex.transpose(a[1])), ex.matmul(ex.transpose(a[0]), g))),
@@ -733,6 +740,10 @@ _MATRIX_OPS: tuple[Op, ...] = (
     Op("elem", "{0}[{c}]", lambda a, p: a[0][p], _no_partials, vjp=_elem_vjp),
     Op("stack", "torch.stack([{0}]).reshape({c})", lambda a, p: _stack(a, p), _no_partials, vjp=_stack_vjp),
     Op("matconst", "{c}", lambda a, p: p, _no_partials, vjp=lambda a, v, p, g: ()),
+    # Every element of a matrix added up (what `.sum()` of a tensor is read as): torch's own
+    # reduction, which rounds as the user's `.sum()` does (ones @ M @ ones would not).
+    Op("sum", "{0}.sum()", lambda a, p: _sum_all(a[0]), _no_partials,
+       vjp=lambda a, v, p, g: (ex.full(a[0].shape, g),)),
     # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code),
     # or a softmax along each row (dim 1) or column (dim 0) of a matrix: torch.softmax(X, dim).
     Op("softmax_vector", "torch.softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
@@ -964,7 +975,8 @@ _RULE_LIST: tuple[Rule, ...] = (
          hazards="ill-conditioned matrices lose digits", hazard_causes=(Cause.DOMAIN, Cause.ROUNDING)),
     Rule(sp.Determinant, ("det",), "`torch.linalg.det(A)`", "square A"),
     Rule(sp.Trace, ("trace",), "`torch.trace(A)`", "square A"),
-    Rule(MatrixElement, ("elem",), "`A[i, j]`; a 1x1 matrix used as a scalar becomes `(...)[0, 0]`",
+    Rule(MatrixElement, ("elem", "sum"), "`A[i, j]`; a 1x1 matrix used as a scalar becomes `(...)[0, 0]`; "
+         "the sum of every element, `(ones(1, m) * A * ones(n, 1))[0, 0]` (how `.sum()` is read), is `A.sum()`",
          "indices inside the shape"),
     Rule(sp.Identity, ("matconst",), "`torch.eye(n, dtype=...)`", "-"),
     Rule(sp.OneMatrix, ("matconst",), "`torch.ones(m, n, dtype=...)`", "-"),

@@ -644,3 +644,22 @@ def test_a_tensor_that_does_not_reach_the_output_has_gradient_zero() -> None:
     assert [(str(e.wrt), e.grad_autograd) for e in c.entries] == [
         ("V[0, 0]", 0.0), ("V[0, 1]", 0.0), ("V[1, 0]", 0.0), ("V[1, 1]", 0.0), ("w[0, 0]", 2.0), ("w[1, 0]", 2.0)]
     assert all(float(e.grad_executed) == float(e.grad_symbolic) == e.grad_autograd for e in c.entries)
+
+
+def weighted_total(V, w):  # type: ignore[no-untyped-def]
+    return (V * w).sum() + V.mean()
+
+
+def test_sum_of_a_tensor_is_torchs_own_reduction() -> None:
+    """.sum() and .mean() read as the sum of every element lower to `.sum()`, which rounds as
+    the user's code does: ones @ M @ ones (how they were lowered before) rounds a sum of many
+    terms in another order, and the bit-for-bit check refused the translation."""
+    g = torch.Generator().manual_seed(3)
+    V = torch.randn(16, 10, dtype=torch.float64, generator=g)
+    w = torch.randn(16, 10, dtype=torch.float64, generator=g)
+    traced = sg.trace(weighted_total, V, w)
+    assert traced.fidelity.ok
+    c = traced.compare()
+    assert c.ok and c.lowered.source.count(".sum()") == 2 and "torch.ones(" not in c.lowered.source
+    assert float(c.value_autograd) == float(weighted_total(V, w))
+    assert _by_input(c, "Vw") == _torch_grads(weighted_total, V, w)
