@@ -1002,6 +1002,9 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
                 terms.append(t)
         return "add", *_positive_first(terms, signs, sp.Integer(0))
     if isinstance(e, sp.MatMul):
+        repeated = _repeated(e)
+        if repeated is not None:
+            return "expand", (repeated,), (int(e.rows), int(e.cols))
         coeff, mats = e.as_coeff_matrices()
         product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
         if coeff != 1:
@@ -1073,6 +1076,22 @@ def _summed(e: MatrixElement) -> sp.Basic | None:
     return inner if (inner.rows > 1 or not left) and (inner.cols > 1 or not right) else None
 
 
+def _repeated(e: sp.MatMul) -> sp.Basic | None:
+    """R, where `e` is ones(m, 1) * R (R a row), R * ones(1, n) (R a column) or both (R 1x1):
+    how a broadcast is read, lowered to torch's `R.expand(m, n)`."""
+    factors = _factors(e)
+    left = len(factors) > 1 and isinstance(factors[0], sp.OneMatrix) and factors[0].cols == 1
+    if left:
+        factors = factors[1:]
+    right = len(factors) > 1 and isinstance(factors[-1], sp.OneMatrix) and factors[-1].rows == 1
+    if right:
+        factors = factors[:-1]
+    if not (left or right) or len(factors) != 1 or not isinstance(factors[0], (sp.MatrixExpr, sp.MatrixBase)):
+        return None
+    inner = factors[0]
+    return inner if (inner.rows == 1 or not left) and (inner.cols == 1 or not right) else None
+
+
 def _factors(m: sp.MatMul) -> list[sp.Basic]:
     """A matrix product's factors, nested products flattened (`.sum()` builds one unevaluated)."""
     out: list[sp.Basic] = []
@@ -1111,8 +1130,26 @@ def _whole_softmax(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | 
             if not ok:
                 break
         else:
+            # A matrix the program holds, one softmax per row or column: softmax it as it is. A
+            # vector stays stacked into one dimension: a rank-1 tensor's softmax (which an
+            # (n, 1) column stands for) rounds differently from an (n, 1) tensor's along dim 0.
+            whole = _elements_of(values, e.rows, e.cols) if dim is not None and min(e.rows, e.cols) > 1 else None
+            if whole is not None:
+                return f"{type(first).__name__}_of", (whole,), param
             return f"{type(first).__name__}_vector", tuple(values), param
     return None
+
+
+def _elements_of(values: Sequence[sp.Basic], rows: int, cols: int) -> sp.Basic | None:
+    """M, where `values` are M[0, 0], M[0, 1], ... of one (rows, cols) matrix M, in row-major order."""
+    first = values[0]
+    if not isinstance(first, MatrixElement) or first.parent.shape != (rows, cols):
+        return None
+    parent = first.parent
+    for k, v in enumerate(values):
+        if not (isinstance(v, MatrixElement) and v.parent == parent and (int(v.i), int(v.j)) == divmod(k, cols)):
+            return None
+    return parent
 
 
 def _matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -1313,8 +1350,12 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"torch.linalg.matrix_power({_text(args[0])}, {param})"
     if op == "transpose":
         return f"{_text(args[0], wrap=True)}.T"
+    if op == "expand":
+        return f"{_text(args[0], wrap=True)}.expand({param[0]}, {param[1]})"
     if op == "stack":
         return f"torch.stack([{', '.join(_text(a) for a in args)}]).reshape({param[0]}, {param[1]})"
+    if op in ("softmax_of", "log_softmax_of"):
+        return f"torch.{op.removesuffix('_of')}({_text(args[0])}, {param[2]})"
     if op in ("softmax_vector", "log_softmax_vector"):
         fn = op.removesuffix("_vector")
         stacked = f"torch.stack([{', '.join(_text(a) for a in args)}])"

@@ -713,8 +713,41 @@ def _log_softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tupl
     return tuple(out)
 
 
+def _softmax_of_vjp(log: bool) -> Callable[[Args, Any, Any, Any], tuple[Any, ...]]:
+    """The backward of torch.softmax(M, dim) of a whole matrix operand: the stacked op's, per element."""
+    inner = _log_softmax_vector_vjp if log else _softmax_vector_vjp
+
+    def vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
+        m = a[0]
+        out = ex.full(m.shape, Z)
+        for k, d in enumerate(inner(list(m.flat), v, p, g)):
+            out.flat[k] = d
+        return (out,)
+
+    return vjp
+
+
 def _stack_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
     return tuple(g.flat)
+
+
+def _expand_value(m: Any, shape: tuple[int, int]) -> Any:
+    out = ex.full(shape, Z)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            out[i, j] = m[i if m.shape[0] > 1 else 0, j if m.shape[1] > 1 else 0]
+    return out
+
+
+def _expand_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
+    """torch's sum_to_size: the adjoint of each element of R is the sum of its copies' adjoints."""
+    m = a[0]
+    out = ex.full(m.shape, Z)
+    for i in range(p[0]):
+        for j in range(p[1]):
+            k = (i if m.shape[0] > 1 else 0, j if m.shape[1] > 1 else 0)
+            out[k] = ex.add(out[k], g[i, j])
+    return (out,)
 
 
 def _sum_all(m: Any) -> ex.Exact:
@@ -744,6 +777,8 @@ _MATRIX_OPS: tuple[Op, ...] = (
     # reduction, which rounds as the user's `.sum()` does (ones @ M @ ones would not).
     Op("sum", "{0}.sum()", lambda a, p: _sum_all(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.full(a[0].shape, g),)),
+    # A row (column) repeated down (across) a matrix, as torch broadcasts `X + b`.
+    Op("expand", "{0}.expand({c})", lambda a, p: _expand_value(a[0], p), _no_partials, vjp=_expand_vjp),
     # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code),
     # or a softmax along each row (dim 1) or column (dim 0) of a matrix: torch.softmax(X, dim).
     Op("softmax_vector", "torch.softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
@@ -752,6 +787,11 @@ _MATRIX_OPS: tuple[Op, ...] = (
     Op("log_softmax_vector", "torch.log_softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
        "torch.log_softmax(torch.stack([{0}, ...]).reshape(m, n), dim)",
        lambda a, p: _softmax_matrix(a, p, log=True), _no_partials, vjp=_log_softmax_vector_vjp),
+    # The same of a matrix the program already holds (its elements in order): torch.softmax(M, dim).
+    Op("softmax_of", "torch.softmax({0}, dim)", lambda a, p: _softmax_matrix(list(a[0].flat), p, log=False),
+       _no_partials, vjp=_softmax_of_vjp(log=False)),
+    Op("log_softmax_of", "torch.log_softmax({0}, dim)", lambda a, p: _softmax_matrix(list(a[0].flat), p, log=True),
+       _no_partials, vjp=_softmax_of_vjp(log=True)),
 )
 
 
@@ -960,8 +1000,10 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.MatrixSymbol, (), "an input tensor of exactly the declared shape; a rank-1 tensor "
          "for an (n, 1) column is refused (broadcasting would turn an (n, 1) residual into (n, n))",
          "real matrices of the declared shape"),
-    Rule(sp.MatMul, ("matmul", "mul"), "`A @ B` for matrix factors (pairwise, left to right); a "
-         "scalar factor multiplies elementwise", "shapes must agree"),
+    Rule(sp.MatMul, ("matmul", "mul", "expand"), "`A @ B` for matrix factors (pairwise, left to right); a "
+         "scalar factor multiplies elementwise; a row repeated down a matrix, `ones(m, 1) * r` (how trace reads "
+         "`X + b` for a rank-1 or (1, n) b), or a column repeated across it, `c * ones(1, n)`, is "
+         "`r.expand(m, n)`, whose backward sums as torch's broadcast does", "shapes must agree"),
     Rule(sp.MatAdd, ("add",), "`A + B - C` elementwise", "equal shapes"),
     Rule(sp.Transpose, ("transpose",), "`A.T` (2-D tensors only, never torch.transpose without dims)",
          "any matrix"),
@@ -982,12 +1024,13 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.OneMatrix, ("matconst",), "`torch.ones(m, n, dtype=...)`", "-"),
     Rule(ElementwiseApplyFunction, ("exp", "log", "sin"),
          "the scalar function's op, applied elementwise (`torch.exp(X)`)", "that of the function"),
-    Rule(sp.ImmutableDenseMatrix, ("stack", "softmax_vector", "log_softmax_vector"), "an explicit matrix of "
+    Rule(sp.ImmutableDenseMatrix, ("stack", "softmax_vector", "log_softmax_vector", "softmax_of", "log_softmax_of"), "an explicit matrix of "
          "expressions: `torch.stack([...]).reshape(m, n)`; a whole softmax vector, (softmax(0, a_0, ...), ..., "
          "softmax(n-1, a_0, ...)) in row-major order (as `torch.softmax(v, 0)` is read), is one call, "
          "`torch.softmax(torch.stack([a_0, ...]), 0).reshape(m, n)`, and so is a matrix whose rows (or columns) "
          "are each a whole softmax of their own elements (as `torch.softmax(X, dim)` is read), "
-         "`torch.softmax(torch.stack([...]).reshape(m, n), dim)` (log_softmax alike)", "that of its elements"),
+         "`torch.softmax(torch.stack([...]).reshape(m, n), dim)` (log_softmax alike); where the values are the "
+         "elements of one matrix M in order, `torch.softmax(M, dim)`", "that of its elements"),
     Rule(sp.Symbol, (), "an input keeps its name (sanitised to an identifier)", "all reals"),
     Rule(sp.Integer, (), "a Python int literal", "-"),
     Rule(sp.Rational, ("div",), "`p / q` (exact in the executed side, the nearest value of the "

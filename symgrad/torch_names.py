@@ -97,18 +97,45 @@ def _scalar(v: Any) -> Any:
 
 
 def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
-    """A scalar beside a matrix of shape (m, n): the scalar times OneMatrix(m, n)."""
+    """A scalar beside a matrix of shape (m, n): the scalar times OneMatrix(m, n). Two matrices
+    broadcast as torch broadcasts them: a dimension of 1 is repeated (`ones(m, 1) * row`, which
+    lowers to torch's `row.expand(m, n)` and whose backward sums as torch's does). A rank-1
+    tensor is read as an (n, 1) column; beside an (m, n) matrix that it cannot broadcast against
+    as a column (m != n), it is the row torch broadcasts it as, its transpose."""
     if is_matrix(a) and not is_matrix(b):
         return a, _scalar(b) * sp.OneMatrix(*shape(a))  # type: ignore[misc]
     if is_matrix(b) and not is_matrix(a):
         return _scalar(a) * sp.OneMatrix(*shape(b)), b  # type: ignore[misc]
-    if is_matrix(a) and shape(a) != shape(b):
+    if not is_matrix(a) or shape(a) == shape(b):
+        return a, b
+    (ra, ca), (rb, cb) = shape(a), shape(b)  # type: ignore[misc]
+    if cb == 1 and rb == ca and ra != rb and rb > 1 and not _fits(ra, rb):
+        b, (rb, cb) = sp.Transpose(b), (1, rb)  # a rank-1 vector beside the rows of a matrix
+    elif ca == 1 and ra == cb and rb != ra and ra > 1 and not _fits(rb, ra):
+        a, (ra, ca) = sp.Transpose(a), (1, ra)
+    if not (_fits(ra, rb) and _fits(ca, cb)):
         raise UnsupportedNodeError(
-            f"Broadcasting a {shape(a)} tensor against a {shape(b)} one is not supported.\n"
-            "symgrad writes tensors as matrices of exactly their shape.\n"
-            "Fix: make both operands the same shape (e.g. `.reshape(-1, 1)`)."
+            f"Broadcasting a {shape(a)} tensor against a {shape(b)} one is not supported: torch "
+            "repeats a dimension of 1 only.\n"
+            "symgrad writes tensors as matrices of their shape (a rank-1 tensor as an (n, 1) column).\n"
+            "Fix: make the operands' shapes match, or give one a dimension of 1 (e.g. `.reshape(1, -1)`)."
         )
-    return a, b
+    rows, cols = max(ra, rb), max(ca, cb)
+    return _expand(a, rows, cols), _expand(b, rows, cols)
+
+
+def _fits(m: int, n: int) -> bool:
+    return m == n or m == 1 or n == 1
+
+
+def _expand(m: Any, rows: int, cols: int) -> Any:
+    """m, of shape (1 or rows, 1 or cols), repeated to (rows, cols) as torch broadcasts it."""
+    r, c = shape(m)  # type: ignore[misc]
+    if r == 1 and rows > 1:
+        m = sp.MatMul(sp.OneMatrix(rows, 1), m, evaluate=False)
+    if c == 1 and cols > 1:
+        m = sp.MatMul(m, sp.OneMatrix(1, cols), evaluate=False)
+    return m
 
 
 def _add(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -118,7 +145,7 @@ def _add(a: Sequence[Any], k: dict[str, Any]) -> Any:
             return _scalar(x) * sp.OneMatrix(*shape(y)) + y  # type: ignore[misc]
         if not is_matrix(y):
             return x + _scalar(y) * sp.OneMatrix(*shape(x))  # type: ignore[misc]
-        _broadcast(x, y)
+        x, y = _broadcast(x, y)
         return x + y
     return _scalar(x) + _scalar(y)
 
@@ -133,7 +160,7 @@ def _sub(a: Sequence[Any], k: dict[str, Any]) -> Any:
 def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(x) and is_matrix(y):
-        _broadcast(x, y)
+        x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, y)
     return (x if is_matrix(x) else _scalar(x)) * (y if is_matrix(y) else _scalar(y))
 
