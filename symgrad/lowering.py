@@ -348,6 +348,18 @@ def _node_text(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol], sizes: dict[int
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
+def _said(op: str, args: tuple[Operand, ...], param: Any) -> str | None:
+    """The comment above a step whose SymPy node is how trace reads a torch call, not what a
+    student wrote: the sum of a tensor, a broadcast, a softmax along a dim."""
+    if op == "sum":
+        return f"the sum of every element of {_text(args[0])} (.sum())"
+    if op == "expand":
+        return f"{_text(args[0])} repeated to {param[0]} x {param[1]}, as torch broadcasts it"
+    if op in ("softmax_of", "log_softmax_of"):
+        return f"{op.removesuffix('_of')} of each {'row' if param[2] == 1 else 'column'} of {_text(args[0])}"
+    return None
+
+
 def _int_name(n: int) -> str:
     word = _WORDS[abs(n)] if abs(n) < len(_WORDS) else (f"c{abs(n)}" if abs(n) < 10**6 else "big")
     return word if n >= 0 else f"neg_{word}"
@@ -420,6 +432,8 @@ _FUNC_NAMES = {
     "erf": "erf", "abs": "abs", "sign": "sign", "floor": "floor", "ceil": "ceil",
     "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
 }
+# Ops whose variable is named by what it is, not by its operands (which are long names already).
+_PLAIN_NAMES = {"sum": "total", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
 
 _HAZARD_COMMENTS = {
     "relu": "torch: relu'(0) = 0",
@@ -698,8 +712,12 @@ class _Lowerer:
             v = float(args[0].value)
             text = f"torch.tensor({repr(v) if math.isfinite(v) else _text(args[0])}, dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
-        self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "", target,
-                     ", ".join(_text(a) for a in args))
+        said = _said(op, args, param)
+        if said is not None:  # SymPy's own text of these reads wrong (a OneMatrix prints as 1)
+            self.emit(f"# {safe_comment(said)}")
+        else:
+            self.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "",
+                         target, ", ".join(_text(a) for a in args))
         line = self.emit(f"{name} = {text}" + (f"  # {note}" if note else ""))
         self.record(e, line)
         out.append(Step(name, op, args, param, e, line))
@@ -1225,6 +1243,8 @@ def _unsupported(e: sp.Basic, context: sp.Basic | None = None) -> UnsupportedNod
 
 def _name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     parts = [_name_part(a) for a in args]
+    if op in _PLAIN_NAMES:
+        return _PLAIN_NAMES[op]
     if op in _FUNC_NAMES:
         return f"{_FUNC_NAMES[op]}_{parts[0]}"
     if op == "pow_int":
