@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import linecache
 import re
 import traceback
 from pathlib import Path
@@ -48,7 +49,10 @@ def test_tutorial_runs(page):
     assert blocks, f"{page.name} has no python blocks"
     namespace: dict[str, object] = {"__name__": f"tutorial_{page.stem.replace('-', '_')}"}
     for number, (line, code) in enumerate(blocks, 1):
-        compiled = compile(code, f"{page.name}:block{number}(line {line})", "exec")
+        filename = f"{page.name}:block{number}(line {line})"
+        compiled = compile(code, filename, "exec")
+        # The block's text is its source, as a file's would be: `sg.trace` reads a function's source.
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         with contextlib.redirect_stdout(io.StringIO()):
             try:
                 exec(compiled, namespace)  # noqa: S102 - the tutorial's own code
