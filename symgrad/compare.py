@@ -125,6 +125,7 @@ class Comparison:
     vjp: bool = False  # the entries are a vector-Jacobian product (v= was given)
     order: int = 1  # 2: the entries are the Hessian, entry.output = i for d/dx_j (df/dx_i)
     exact_bits: int = ex.START_PREC  # the working precision of the exact sides' balls
+    title: str = ""  # how reports name the function, where not by its expression (a traced torch function)
     # Work done on first request (the backward pass); shared with the classifier that made it.
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -171,9 +172,9 @@ class Comparison:
         return deep(render_text)(self)
 
     def __repr__(self) -> str:
-        from .report import _headline, _point
+        from .report import _point, function_text
 
-        source = "program" if self.lowered.normalized.is_program else _headline(self.source)
+        source = function_text(self)
         source = source if len(source) <= 80 else source[:77] + "..."
         at = _point(self)
         at = at if len(at) <= 80 else at[:77] + "..."

@@ -102,9 +102,15 @@ def _label(e: Entry) -> str:
     return _one_line(sstr(e.wrt))
 
 
+# A matrix of more elements than this is named by its shape in a headline (`c.point` holds it).
+POINT_ELEMENTS = 12
+
+
 def _point_value(v: sp.Basic, dtype: str = "float64") -> str:
     """A point's value as the user typed it: the shortest decimal that the dtype reads as exactly
     this value (in float32, 0.1 for 13421773/134217728)."""
+    if isinstance(v, sp.MatrixBase) and v.rows * v.cols > POINT_ELEMENTS:
+        return f"({v.rows}x{v.cols} matrix)"
     if isinstance(v, sp.MatrixBase):
         return "[" + "; ".join(", ".join(_point_value(x, dtype) for x in row) for row in v.tolist()) + "]"
     if isinstance(v, sp.Rational):
@@ -315,6 +321,14 @@ def _entry_text(e: Entry) -> list[str]:
 HEADLINE_MAX = 400
 
 
+def function_text(c: Comparison, program: str = "program") -> str:
+    """How a report names the compared function: its title (a traced torch function's name),
+    `program` for a Program, or its expression on one line."""
+    if getattr(c, "title", ""):
+        return c.title
+    return program if c.lowered.normalized.is_program else _headline(c.source)
+
+
 def _headline(source: str) -> str:
     """The function on one line; a long one is cut, saying how long it is."""
     text = _one_line(" ".join(source[: 4 * HEADLINE_MAX].split()))
@@ -351,7 +365,7 @@ def render_text(c: Comparison, full: bool = False) -> str:
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
-        f"symgrad: {_headline(c.source) if not c.lowered.normalized.is_program else 'program'} at {_point(c)}"
+        f"symgrad: {function_text(c)} at {_point(c)}"
         f"  ({c.dtype}, branches=\"{c.branches}\")",
         f"cause: {cause.id}: {cause.title}",
     ]
@@ -386,7 +400,7 @@ def render_markdown(c: Comparison) -> str:
         cells[-1] = f"[{cells[-1]}]({Cause.from_id(cells[-1].split()[0]).page})"
         table.append("| " + " | ".join(f"`{x}`" if i < 4 else x for i, x in enumerate(cells)) + " |")
     notes = point_notes(c)
-    out = [f"**symgrad**: `{c.source.splitlines()[0]}` at {_point(c)} ({c.dtype}, branches=\"{c.branches}\"): "
+    out = [f"**symgrad**: `{c.title or c.source.splitlines()[0]}` at {_point(c)} ({c.dtype}, branches=\"{c.branches}\"): "
            f"**{c.cause.id}**, {c.cause.title}", "",
            *([notes[0], "", *(f"- `{row.strip()}`" for row in notes[1:]), ""] if notes else []), *table, ""]
     for e in c.entries:
@@ -410,7 +424,7 @@ MAX_DERIVATION_ROWS = 60
 
 
 def derivation_headline(c: Comparison) -> str:
-    what = _headline(c.source) if not c.lowered.normalized.is_program else "the program"
+    what = function_text(c, "the program")
     return f"backward pass of {what} at {_point(c)}  ({c.dtype}, branches=\"{c.branches}\")"
 
 
@@ -861,7 +875,7 @@ def render_html(c: Comparison) -> str:
             code.append(f'<span data-line="{number_}">  {number_:3d} | {esc(text)}</span>')
     program = "".join(code)  # each line a block of its own: the cited one highlighted across
     path = "\n".join(esc(line) for line in path_lines(c.executed_path, c.lowered.normalized.user_symbols))
-    source = "the program" if c.lowered.normalized.is_program else _headline(c.source)
+    source = function_text(c, "the program")
     mark = " (cited lines marked &gt;)" if cited else ""
     return (
         f'<div class="symgrad symgrad-comparison" data-cause="{esc(c.cause.id)}">{CSS}'

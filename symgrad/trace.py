@@ -18,6 +18,7 @@ rank-1 one of length n an (n, 1) column (the trace says so in a note).
 from __future__ import annotations
 
 import inspect
+import os
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -86,7 +87,7 @@ class Traced:
             # natural order: entries follow the parameters as the function declares them.
             options["wrt"] = list(self.inputs)
         c = compare(function, at=point, branches=self.branches, **options)
-        c = cite(c, self.origins)
+        c = replace(cite(c, self.origins), title=_title(self.fn))
         if self.mode == "path":
             said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
                     f"unrolled, because {self.reason})")
@@ -411,6 +412,18 @@ def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values:
         raise source_error
     return Traced(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,
                   (*notes, f"path mode: {reason}"), recorded=program, reason=reason)
+
+
+def _title(fn: Any) -> str:
+    """A traced function as reports name it: `loss(W, b, X, Y) from model.py:12`."""
+    f = inspect.unwrap(fn)
+    try:
+        params = ", ".join(inspect.signature(f).parameters)
+    except (TypeError, ValueError):
+        params = "..."
+    code = getattr(f, "__code__", None)
+    where = f" from {os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code is not None else ""
+    return f"{getattr(f, '__qualname__', getattr(f, '__name__', 'function'))}({params}){where}"
 
 
 def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:

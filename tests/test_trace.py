@@ -634,8 +634,12 @@ def test_symgrad_check_prints_the_same_report(tmp_path: Any, capsys: pytest.Capt
     assert main(["check", f"{path}:f", "--at", "a=0.48828125"]) == 0
     out = capsys.readouterr().out
     assert "control-flow" in out and "In your code: `user_code.py:6 while b.norm() < 1000:`" in out
+    from symgrad.trace import _title
+
+    assert _title(d2l) == f"d2l(a) from test_trace.py:{d2l.__code__.co_firstlineno}"
     assert out == str(sg.compare(d2l, at={"a": 0.48828125})).replace(
-        line_of(d2l, "while b.norm()").split(" ", 1)[0], "user_code.py:6")
+        line_of(d2l, "while b.norm()").split(" ", 1)[0], "user_code.py:6").replace(_title(d2l), "f(a) from user_code.py:4")
+    assert out.startswith("symgrad: f(a) from user_code.py:4 at a = 0.48828125")
     assert main(["check", f"{path}:g", "--at", "a=1"]) == 2
     assert "defines no function g" in capsys.readouterr().err
 
@@ -699,3 +703,19 @@ def test_sum_of_a_tensor_is_torchs_own_reduction() -> None:
     assert c.ok and sum(line.endswith(".sum()") for line in code) == 2 and "torch.ones(" not in c.lowered.source
     assert float(c.value_autograd) == float(weighted_total(V, w))
     assert _by_input(c, "Vw") == _torch_grads(weighted_total, V, w)
+
+
+def test_a_traced_report_names_the_function_and_the_shape_of_a_large_input() -> None:
+    """The headline of a traced function is its name, parameters and where it is defined (not
+    its translation, hundreds of nodes long); a matrix of more than 12 elements is named by its
+    shape (`c.point` holds its values), a small one is written out."""
+    X = torch.arange(80, dtype=torch.float64).reshape(16, 5) / 80
+    c = sg.trace(scaled_rows, X, torch.full((16, 1), 0.5, dtype=torch.float64)).compare()
+    head = str(c).splitlines()[0]
+    line = scaled_rows.__code__.co_firstlineno
+    assert head == (f"symgrad: scaled_rows(X, c) from test_trace.py:{line} at X = (16x5 matrix), "
+                    "c = (16x1 matrix)  (float64, branches=\"if\")")
+    assert float(c.point[sp.MatrixSymbol("X", 16, 5)][3, 2]) == 17 / 80
+    small = sg.trace(ignores_a_matrix, torch.ones(2, 2, dtype=torch.float64), [3.0, 4.0]).compare()
+    assert "V = [1.0, 1.0; 1.0, 1.0], w = [3.0; 4.0]" in str(small).splitlines()[0]
+    assert repr(c).startswith("<Comparison of 'scaled_rows(X, c) from test_trace.py:")
