@@ -353,6 +353,8 @@ def _said(op: str, args: tuple[Operand, ...], param: Any) -> str | None:
     student wrote: the sum of a tensor, a broadcast, a softmax along a dim."""
     if op == "sum":
         return f"the sum of every element of {_text(args[0])} (.sum())"
+    if op == "sum_dim":
+        return f"the sum of each {'row' if param == 1 else 'column'} of {_text(args[0])}"
     if op == "expand":
         return f"{_text(args[0])} repeated to {param[0]} x {param[1]}, as torch broadcasts it"
     if op in ("softmax_of", "log_softmax_of"):
@@ -433,7 +435,7 @@ _FUNC_NAMES = {
     "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
 }
 # Ops whose variable is named by what it is, not by its operands (which are long names already).
-_PLAIN_NAMES = {"sum": "total", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
+_PLAIN_NAMES = {"sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
 
 _HAZARD_COMMENTS = {
     "relu": "torch: relu'(0) = 0",
@@ -525,6 +527,11 @@ class _Lowerer:
 
     def expr_as_output(self, expr: sp.Basic, scope: _Scope) -> tuple[Operand, list[Stmt]]:
         stmts: list[Stmt] = []
+        if (isinstance(expr, sp.MatMul) and expr.shape == (1, 1)
+                and _summed(MatrixElement(expr, 0, 0)) is not None):
+            # ones(1, m) * A * ones(n, 1), a 1x1 matrix used as a scalar: the sum of A's elements
+            op = self.expr(MatrixElement(expr, 0, 0), scope, stmts, target="out")
+            return op, stmts
         if isinstance(expr, sp.MatrixExpr) and expr.shape == (1, 1) and not isinstance(expr, sp.MatrixSymbol):
             # SymPy's (X*w - y).T*(X*w - y) is a 1x1 matrix; the loss the user means is its entry.
             inner = self.expr(expr, scope, stmts)
@@ -713,6 +720,8 @@ class _Lowerer:
             text = f"torch.tensor({repr(v) if math.isfinite(v) else _text(args[0])}, dtype=torch.{self.dtype})"
         note = _HAZARD_COMMENTS.get(op)
         said = _said(op, args, param)
+        if said is None and isinstance(e, ElementwiseApplyFunction) and args and isinstance(args[0], str):
+            said = f"{_FUNC_NAMES.get(op, op)} of each element of {args[0]}"  # SymPy prints a Lambda
         if said is not None:  # SymPy's own text of these reads wrong (a OneMatrix prints as 1)
             self.emit(f"# {safe_comment(said)}")
         else:
@@ -1023,9 +1032,15 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         repeated = _repeated(e)
         if repeated is not None:
             return "expand", (repeated,), (int(e.rows), int(e.cols))
+        along = _summed_along(e)
+        if along is not None:
+            return "sum_dim", (along[0],), along[1]
         coeff, mats = e.as_coeff_matrices()
         product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
         if coeff != 1:
+            if isinstance(coeff, sp.Rational) and abs(coeff.p) == 1 and coeff.q & (coeff.q - 1):
+                # X / n, as torch divides (`.mean()`): times 1/n rounds differently (n no power of 2)
+                return "div", (product if coeff.p == 1 else -product, sp.Integer(coeff.q)), None
             if _constant(coeff):
                 return "mul", (product,), coeff
             return "mul", (coeff, product), sp.Integer(1)
@@ -1035,10 +1050,16 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.Transpose):
         return "transpose", (e.arg,), None
     if isinstance(e, sp.HadamardProduct):
+        inverse = [a for a in e.args if isinstance(a, sp.HadamardPower) and a.exp == -1]
+        if len(inverse) == 1 and len(e.args) == 2:  # A / B elementwise, as torch divides
+            numerator = next(a for a in e.args if a is not inverse[0])
+            return "div", (numerator, inverse[0].base), None
         return "mul", tuple(e.args), sp.Integer(1)
     if isinstance(e, sp.HadamardPower):
         # SymPy writes HadamardProduct(A, A) as HadamardPower(A, 2): an elementwise power.
         exp_ = e.exp
+        if exp_ == -1:  # 1 / B elementwise
+            return "div", (sp.Integer(1), e.base), None
         if exp_.is_Integer and int(exp_) >= 1:
             return "pow_int", (e.base,), int(exp_)
         if exp_ == sp.Rational(1, 2):
@@ -1081,7 +1102,9 @@ def _summed(e: MatrixElement) -> sp.Basic | None:
     parent = e.parent
     if (e.i, e.j) != (0, 0) or not isinstance(parent, sp.MatMul):
         return None
-    factors = _factors(parent)
+    # Its own factors, not a nested product's: `A.sum(0, keepdim=True).sum()` sums in two steps,
+    # as torch rounds it.
+    factors = list(parent.args)
     left = isinstance(factors[0], sp.OneMatrix) and factors[0].rows == 1 and len(factors) > 1
     if left:
         factors = factors[1:]
@@ -1097,7 +1120,7 @@ def _summed(e: MatrixElement) -> sp.Basic | None:
 def _repeated(e: sp.MatMul) -> sp.Basic | None:
     """R, where `e` is ones(m, 1) * R (R a row), R * ones(1, n) (R a column) or both (R 1x1):
     how a broadcast is read, lowered to torch's `R.expand(m, n)`."""
-    factors = _factors(e)
+    factors = list(e.args)  # its own factors: R may be a product itself (a sum along a dim)
     left = len(factors) > 1 and isinstance(factors[0], sp.OneMatrix) and factors[0].cols == 1
     if left:
         factors = factors[1:]
@@ -1108,6 +1131,17 @@ def _repeated(e: sp.MatMul) -> sp.Basic | None:
         return None
     inner = factors[0]
     return inner if (inner.rows == 1 or not left) and (inner.cols == 1 or not right) else None
+
+
+def _summed_along(e: sp.MatMul) -> tuple[sp.Basic, int] | None:
+    """(A, 1) for A * ones(n, 1), the sums of A's rows; (A, 0) for ones(1, m) * A, the sums of its
+    columns (how `A.sum(dim)` is read), lowered to torch's own `A.sum(dim, keepdim=True)`."""
+    factors = _factors(e)
+    if len(factors) == 2 and isinstance(factors[1], sp.OneMatrix) and factors[1].cols == 1 and factors[1].rows > 1:
+        return (factors[0], 1) if isinstance(factors[0], (sp.MatrixExpr, sp.MatrixBase)) else None
+    if len(factors) == 2 and isinstance(factors[0], sp.OneMatrix) and factors[0].rows == 1 and factors[0].cols > 1:
+        return (factors[1], 0) if isinstance(factors[1], (sp.MatrixExpr, sp.MatrixBase)) else None
+    return None
 
 
 def _factors(m: sp.MatMul) -> list[sp.Basic]:
@@ -1372,6 +1406,8 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{_text(args[0], wrap=True)}.T"
     if op == "expand":
         return f"{_text(args[0], wrap=True)}.expand({param[0]}, {param[1]})"
+    if op == "sum_dim":
+        return f"{_text(args[0], wrap=True)}.sum({param}, keepdim=True)"
     if op == "stack":
         return f"torch.stack([{', '.join(_text(a) for a in args)}]).reshape({param[0]}, {param[1]})"
     if op in ("softmax_of", "log_softmax_of"):

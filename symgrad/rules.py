@@ -750,6 +750,27 @@ def _expand_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
     return (out,)
 
 
+def _sum_dim(m: Any, dim: int) -> Any:
+    """The sums of each row (dim 1: an (m, 1) column) or each column (dim 0: a (1, n) row)."""
+    rows, cols = m.shape
+    out = ex.full((rows, 1) if dim == 1 else (1, cols), Z)
+    for i in range(rows):
+        for j in range(cols):
+            k = (i, 0) if dim == 1 else (0, j)
+            out[k] = ex.add(out[k], m[i, j])
+    return out
+
+
+def _sum_dim_vjp(a: Args, v: Any, dim: int, g: Any) -> tuple[Any, ...]:
+    """Each element's adjoint is its row's (column's) sum's: torch's sum backward, an expand."""
+    rows, cols = a[0].shape
+    out = ex.full((rows, cols), Z)
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = g[i, 0] if dim == 1 else g[0, j]
+    return (out,)
+
+
 def _sum_all(m: Any) -> ex.Exact:
     total: ex.Exact = Z
     for u in m.flat:
@@ -777,6 +798,8 @@ _MATRIX_OPS: tuple[Op, ...] = (
     # reduction, which rounds as the user's `.sum()` does (ones @ M @ ones would not).
     Op("sum", "{0}.sum()", lambda a, p: _sum_all(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.full(a[0].shape, g),)),
+    # The sums of each row (dim 1) or column (dim 0), as `A.sum(dim)` is read.
+    Op("sum_dim", "{0}.sum({c}, keepdim=True)", lambda a, p: _sum_dim(a[0], p), _no_partials, vjp=_sum_dim_vjp),
     # A row (column) repeated down (across) a matrix, as torch broadcasts `X + b`.
     Op("expand", "{0}.expand({c})", lambda a, p: _expand_value(a[0], p), _no_partials, vjp=_expand_vjp),
     # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code),
@@ -1000,8 +1023,10 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.MatrixSymbol, (), "an input tensor of exactly the declared shape; a rank-1 tensor "
          "for an (n, 1) column is refused (broadcasting would turn an (n, 1) residual into (n, n))",
          "real matrices of the declared shape"),
-    Rule(sp.MatMul, ("matmul", "mul", "expand"), "`A @ B` for matrix factors (pairwise, left to right); a "
-         "scalar factor multiplies elementwise; a row repeated down a matrix, `ones(m, 1) * r` (how trace reads "
+    Rule(sp.MatMul, ("matmul", "mul", "expand", "sum_dim"), "`A @ B` for matrix factors (pairwise, left to "
+         "right); a scalar factor multiplies elementwise; `A * ones(n, 1)` (`ones(1, m) * A`), the sums of A's "
+         "rows (columns), as `A.sum(dim)` is read, is `A.sum(1, keepdim=True)` (`A.sum(0, keepdim=True)`); a row "
+         "repeated down a matrix, `ones(m, 1) * r` (how trace reads "
          "`X + b` for a rank-1 or (1, n) b), or a column repeated across it, `c * ones(1, n)`, is "
          "`r.expand(m, n)`, whose backward sums as torch's broadcast does", "shapes must agree"),
     Rule(sp.MatAdd, ("add",), "`A + B - C` elementwise", "equal shapes"),

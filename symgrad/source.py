@@ -599,18 +599,25 @@ class _Translator(ast.NodeVisitor):
             raise _Refuse(node, f"`.{node.attr}` of a tensor is not in symgrad's table (docs/supported.md).")
         raise _Refuse(node, f"`.{node.attr}` of {type(base).__name__} is not supported.")
 
+    def _argument(self, node: ast.expr) -> Any:
+        """An argument of a call: a value, or a literal True/False (`keepdim=True`), which is a
+        flag of the call, not a number of the mathematics."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return node.value
+        return self.value(node)
+
     def expr_Call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
         func = self.value(node.func)
         if func is range:
             raise _Refuse(node, "`range` is supported only as the iterable of a `for` loop.")
         if isinstance(func, _Func) and func.name == "torch.no_grad":
             return _NoGradCtx()
-        args = [self.value(a) for a in node.args]
+        args = [self._argument(a) for a in node.args]
         kwargs = {}
         for kw in node.keywords:
             if kw.arg is None:
                 raise _Refuse(node, "`**kwargs` in a call is not supported.")
-            kwargs[kw.arg] = self.value(kw.value)
+            kwargs[kw.arg] = self._argument(kw.value)
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)

@@ -168,10 +168,12 @@ def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
 def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(y):
-        raise UnsupportedNodeError(
-            "Dividing by a tensor of rank >= 1 is not supported.\n"
-            "Fix: divide by a scalar, or write the elementwise reciprocal out."
-        )
+        # Elementwise, broadcast as torch does (`X_exp / X_exp.sum(1, keepdim=True)`): x times
+        # y's elementwise reciprocal, which lowers to torch's own `x / y`.
+        if not is_matrix(x):
+            return sp.HadamardPower(y, -1) if _scalar(x) == 1 else _scalar(x) * sp.HadamardPower(y, -1)
+        x, y = _broadcast(x, y)
+        return sp.HadamardProduct(x, sp.HadamardPower(y, -1))
     if is_matrix(x):
         return x * (1 / _scalar(y))
     return _scalar(x) / _scalar(y)
@@ -255,10 +257,10 @@ def _reduce_all(m: Any) -> Any:
     total: Any = m
     # Unevaluated: SymPy's MatMul would multiply an explicit matrix out, element by element
     # (and a matrix product inside it, `(X*W)[i, j]`, into its scalar sums).
-    if rows > 1:
-        total = sp.MatMul(sp.OneMatrix(1, rows), total, evaluate=False)
-    if cols > 1:
-        total = sp.MatMul(total, sp.OneMatrix(cols, 1), evaluate=False)
+    left = [sp.OneMatrix(1, rows)] if rows > 1 else []
+    right = [sp.OneMatrix(cols, 1)] if cols > 1 else []
+    if left or right:
+        total = sp.MatMul(*left, total, *right, evaluate=False)  # one product: a sum of a sum stays two
     return MatrixElement(total, 0, 0)
 
 
@@ -270,15 +272,54 @@ def _no_dim(name: str, k: dict[str, Any], a: Sequence[Any]) -> None:
         )
 
 
+def _reduce_dim(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, int] | None:
+    """`m.sum(dim)` of a matrix along one dim: (the sums, how many elements each adds up), or
+    None for a sum of every element. Along dim 1 (each row) the sums are an (m, 1) column, along
+    dim 0 (each column) a (1, n) row with keepdim=True, and with it an (n, 1) column otherwise
+    (a rank-1 result, which symgrad writes as a column). `m * ones(n, 1)` lowers to torch's own
+    `m.sum(1, keepdim=True)`, so it rounds as the user's code does."""
+    unknown = set(k) - {"dim", "keepdim", "axis"}
+    dim = k.get("dim", k.get("axis", a[1] if len(a) > 1 else None))
+    keepdim = k.get("keepdim", a[2] if len(a) > 2 else False)
+    if isinstance(dim, sp.Integer):
+        dim = int(dim)
+    if unknown or len(a) > 3:
+        raise UnsupportedNodeError(
+            f"{name} with {', '.join(sorted(unknown)) or 'more than a dim and keepdim'} is not supported.\n"
+            f"Fix: call `{name}()` over every element, or `{name}(dim)` over one dim (0 or 1) of a matrix."
+        )
+    if dim is None:
+        return None
+    m = a[0]
+    if not isinstance(dim, int) or isinstance(dim, bool) or not -2 <= dim <= 1:
+        raise UnsupportedNodeError(
+            f"{name}(dim={dim!r}) is not supported: symgrad reads tensors of rank 1 and 2, so dim is 0, 1, -1 "
+            f"or -2.\nFix: pass dim as one of those integers."
+        )
+    rows, cols = shape(m)  # type: ignore[misc]
+    if cols == 1 and dim in (0, -1):  # a rank-1 tensor (an (n, 1) column here): its only dim
+        return None
+    if dim % 2 == 1:
+        return sp.MatMul(m, sp.OneMatrix(cols, 1), evaluate=False), cols
+    sums = sp.MatMul(sp.OneMatrix(1, rows), m, evaluate=False)
+    return (sums if bool(keepdim) else sp.Transpose(sums)), rows
+
+
 def _sum(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    _no_dim("sum", k, a)
-    return _reduce_all(a[0]) if is_matrix(a[0]) else _scalar(a[0])
+    if not is_matrix(a[0]):
+        _no_dim("sum", k, a)
+        return _scalar(a[0])
+    along = _reduce_dim("sum", a, k)
+    return _reduce_all(a[0]) if along is None else along[0]
 
 
 def _mean(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    _no_dim("mean", k, a)
     if not is_matrix(a[0]):
+        _no_dim("mean", k, a)
         return _scalar(a[0])
+    along = _reduce_dim("mean", a, k)
+    if along is not None:
+        return along[0] / along[1]
     rows, cols = shape(a[0])  # type: ignore[misc]
     return _reduce_all(a[0]) / (rows * cols)
 

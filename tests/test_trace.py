@@ -719,3 +719,61 @@ def test_a_traced_report_names_the_function_and_the_shape_of_a_large_input() -> 
     small = sg.trace(ignores_a_matrix, torch.ones(2, 2, dtype=torch.float64), [3.0, 4.0]).compare()
     assert "V = [1.0, 1.0; 1.0, 1.0], w = [3.0; 4.0]" in str(small).splitlines()[0]
     assert repr(c).startswith("<Comparison of 'scaled_rows(X, c) from test_trace.py:")
+
+
+def d2l_softmax_regression(W, b, X, Y):  # type: ignore[no-untyped-def]
+    O = X @ W + b
+    O_exp = torch.exp(O)  # D2L's softmax, inlined (trace reads one function)
+    partition = O_exp.sum(1, keepdim=True)
+    y_hat = O_exp / partition  # the broadcasting mechanism is applied here
+    return -(Y * torch.log(y_hat)).sum(1).mean()
+
+
+def column_statistics(X):  # type: ignore[no-untyped-def]
+    return (X.mean(0) ** 2).sum() + X.sum(dim=0, keepdim=True).sum() + X.mean(dim=1).sum() / 3
+
+
+def test_d2ls_softmax_from_scratch_traces_and_overflows_where_the_chapter_says() -> None:
+    """D2L's softmax from scratch: exp, the sum of each row (keepdim=True), a broadcast division,
+    a cross-entropy averaged over the batch. Read back bit for bit (each sum is torch's own
+    reduction), it agrees at ordinary weights; with weights 1000 times larger exp overflows, and
+    compare says overflow, with autograd still exactly torch's (nan)."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(4, 3, dtype=torch.float64, generator=g)
+    W = torch.randn(3, 2, dtype=torch.float64, generator=g)
+    b = torch.zeros(2, dtype=torch.float64)
+    Y = torch.tensor([[1.0, 0], [0, 1], [1, 0], [0, 1]], dtype=torch.float64)
+    c = sg.trace(d2l_softmax_regression, W, b, X, Y).compare()
+    assert c.ok
+    body = c.lowered.source.split("def f")[1]
+    assert ".sum(1, keepdim=True)" in body and ".expand(4, 2)" in body and " / " in body
+    assert _by_input(c, "WbXY") == _torch_grads(d2l_softmax_regression, W, b, X, Y)
+    big = sg.trace(d2l_softmax_regression, 1000 * W, b, X, Y).compare()
+    assert big.cause.id == "overflow"
+    torch_big = _torch_grads(d2l_softmax_regression, 1000 * W, b, X, Y)
+    assert [math.isnan(v) for v in _by_input(big, "W")[0]] == [math.isnan(v) for v in torch_big[0]]
+    assert any(math.isnan(v) for v in torch_big[0])
+
+
+def test_sums_and_means_along_a_dim_are_torchs_own() -> None:
+    X = torch.tensor([[0.1, 0.2, 0.7], [1.0, -3.0, 0.3], [2.5, 0.5, -0.1]], dtype=torch.float64)
+    c = sg.trace(column_statistics, X).compare()
+    assert c.ok and float(c.value_autograd) == float(column_statistics(X))
+    body = c.lowered.source.split("def f")[1]
+    assert ".sum(0, keepdim=True)" in body and " / 3" in body
+    assert _by_input(c, "X") == _torch_grads(column_statistics, X)
+
+
+def sum_over_two_dims(X):  # type: ignore[no-untyped-def]
+    return X.sum(dim=(0, 1))
+
+
+def sum_over_dim_2(X):  # type: ignore[no-untyped-def]
+    return X.sum(2).sum()
+
+
+@pytest.mark.parametrize("fn, says", [(sum_over_two_dims, "A tuple is not supported"), (sum_over_dim_2, "sum(dim=2) is not supported")])
+def test_a_sum_over_dims_symgrad_does_not_read_is_a_sentence(fn: Any, says: str) -> None:
+    with pytest.raises(sg.TraceError, match=re.escape(says)) as err:
+        sg.trace(fn, torch.ones(2, 3, dtype=torch.float64))
+    assert "Fix:" in str(err.value)

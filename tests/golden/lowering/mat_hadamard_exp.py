@@ -4,7 +4,7 @@ import torch
 
 
 def f(A):
-    # Lambda(_d, exp(_d)).(A)
+    # exp of each element of A
     exp_A = torch.exp(A)
     # HadamardProduct(A, Lambda(_d, exp(_d)).(A))
     A_exp_A = A * exp_A
