@@ -1524,6 +1524,18 @@ def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol
     return _lower(f, branches, dtype, extra)
 
 
+def has_loop(stmts: Sequence[Stmt]) -> bool:
+    """Whether a lowered program's statements hold a While or For loop, at any depth."""
+    for s in stmts:
+        if isinstance(s, (While, For)):
+            return True
+        if isinstance(s, If) and any(has_loop(b.body) for b in s.branches):
+            return True
+        if isinstance(s, NoGrad) and has_loop(s.body):
+            return True
+    return False
+
+
 def lower_with_inputs(f: Any, extra: tuple[sp.Symbol, ...], *, branches: Branches, dtype: str) -> LoweredProgram:
     """`lower(f)` with inputs the expression does not read (their derivative is 0)."""
     check_options(branches=branches, dtype=dtype)

@@ -37,7 +37,7 @@ from ._data import _float_of
 from .compare import RTOL, Comparison, compare, rounding_only
 from .errors import LoopLimitError, OptionError, PointError, SymgradError
 from .executed import DEFAULT_MAX_ITERATIONS
-from .lowering import (DTYPES, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While,
+from .lowering import (DTYPES, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop,
                        check_options, elementwise, lower, statement_expression)
 from .primitives import SOFTPLUS_THRESHOLD, strip
 from .symbolic import derivative_expressions
@@ -326,7 +326,7 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
     The tie mask holds the points near a cancellation too, unless `cancel_out` is given: then it
     receives the cancellation mask, and the tie mask holds only ties."""
     n = columns[0].shape[0]
-    if n <= CHUNK or columns[0].device.type != "cpu" or _has_loop(lowered.body):
+    if n <= CHUNK or columns[0].device.type != "cpu" or has_loop(lowered.body):
         return _run_batch(lowered, columns, math_mode, grad, checks, max_iterations, cancel_out)
     parts: list[list[torch.Tensor]] = []  # value, tie, stuck, cancel, then the gradients
     for start in range(0, n, CHUNK):
@@ -343,17 +343,6 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
         cancel_out.append(cancel_all)
         return value, grads, tie, stuck
     return value, grads, tie | cancel_all, stuck
-
-
-def _has_loop(stmts: Sequence[Stmt]) -> bool:
-    for s in stmts:
-        if isinstance(s, (While, For)):
-            return True
-        if isinstance(s, If) and any(_has_loop(b.body) for b in s.branches):
-            return True
-        if isinstance(s, NoGrad) and _has_loop(s.body):
-            return True
-    return False
 
 
 def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mode: bool, grad: bool,

@@ -17,6 +17,7 @@ rank-1 one of length n an (n, 1) column (the trace says so in a note).
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import os
 import math
@@ -31,6 +32,7 @@ import sympy as sp
 import torch
 
 from .errors import TraceError
+from .executed import DEFAULT_MAX_ITERATIONS
 from .program import Program
 from .source import SourceSpan, Translation, translate
 
@@ -369,6 +371,7 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
     except TraceError as err:
         return _path_mode(fn, bound, names, values, rank1, shapes, notes, _first(err), err)
     lowered = lower(translation.function, branches=translation.branches)  # type: ignore[arg-type]
+    _loops_end(lowered, values, getattr(fn, "__name__", "the function"))
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins)
     if not fidelity.ok:
         err = TraceError(
@@ -382,6 +385,32 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
                           f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
     return Traced(fn, translation.function, "source", fidelity, translation.origins, values,
                   translation.inputs, translation.branches, tuple(notes))
+
+
+# compare(fn, at=..., max_iterations=N) traces fn under its own loop limit.
+_MAX_ITERATIONS: contextvars.ContextVar[int] = contextvars.ContextVar("max_iterations", default=DEFAULT_MAX_ITERATIONS)
+
+
+def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str) -> None:
+    """Raise LoopLimitError where a loop of the translation would not end at the example point,
+    before the check runs your function (whose own loop would then never stop: D2L's loop at
+    a = 0 doubles 0 forever). The translation runs in exact arithmetic, under max_iterations."""
+    from . import _exact as ex
+    from .errors import LoopLimitError
+    from .executed import run
+    from .lowering import has_loop
+
+    if not has_loop(lowered.body):
+        return
+    point = {name: ex.from_float(float(values[name])) for name in lowered.inputs}
+    try:
+        with ex.working_precision(ex.START_PREC):
+            run(lowered, point, max_iterations=_MAX_ITERATIONS.get())
+    except LoopLimitError as err:
+        at = ", ".join(f"{name} = {float(values[name])!r}" for name in lowered.inputs)
+        said = str(err).rsplit("\nSee ", 1)[0]  # the error adds its own link again
+        raise LoopLimitError(f"`{fn_name}` at {at}, as symgrad read it from the source, does not end. "
+                             f"{said}") from None
 
 
 def _first(err: TraceError) -> str:
@@ -460,7 +489,11 @@ def compare_function(fn: Any, at: Any, **options: Any) -> Any:
     """`symgrad.compare(fn, at=...)` for a torch function: `at` keyed by parameter name, or a
     tuple of values in parameter order."""
     point = _point_by_name(fn, at)
-    traced = trace(fn, **point)
+    token = _MAX_ITERATIONS.set(options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
+    try:
+        traced = trace(fn, **point)
+    finally:
+        _MAX_ITERATIONS.reset(token)
     return traced.compare(**options)
 
 

@@ -777,3 +777,15 @@ def test_a_sum_over_dims_symgrad_does_not_read_is_a_sentence(fn: Any, says: str)
     with pytest.raises(sg.TraceError, match=re.escape(says)) as err:
         sg.trace(fn, torch.ones(2, 3, dtype=torch.float64))
     assert "Fix:" in str(err.value)
+
+
+def test_a_loop_that_never_ends_at_the_example_point_is_a_loop_limit_error() -> None:
+    """D2L's loop at a = 0 doubles 0 forever: trace says so (LoopLimitError, in well under a
+    second) before it would run your function, whose loop would never stop; compare(fn, ...,
+    max_iterations=N) traces under N."""
+    with pytest.raises(sg.LoopLimitError, match=r"`d2l` at a = 0.0, as symgrad read it from the source, does not end") as err:
+        sg.trace(d2l, 0.0)
+    assert "can never become false" in str(err.value) and str(err.value).count("See docs/errors.md") == 1
+    with pytest.raises(sg.LoopLimitError, match="max_iterations=50"):
+        sg.compare(d2l, at={"a": 0.0}, max_iterations=50)
+    assert sg.compare(d2l, at={"a": 0.3}).ok
