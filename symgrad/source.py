@@ -797,7 +797,7 @@ def _returns_folded(body: Sequence[ast.stmt]) -> list[ast.stmt]:
 # --------------------------------------------------------------------------- entry point
 
 
-def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]]) -> Translation:
+def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str] = ()) -> Translation:
     """Read `fn`'s source into a `Program` (scalar inputs) or an expression (matrix inputs).
 
     `inputs` names the parameters that are inputs, in order, with their matrix shape (None for a
@@ -806,6 +806,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]]) -> 
     """
     node, filename, first, width, lines = read_source(fn)
     tr = _Translator(fn, node, filename, first, width, lines, inputs)
+    token = tn.RANK1.set(frozenset(s for s in tr.inputs if getattr(s, "name", None) in set(rank1)))
     try:
         tr.run()
         if tr.uses_where and tr.uses_if:
@@ -843,5 +844,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]]) -> 
                          "Fix: simplify the code around this line (docs/supported.md lists what symgrad reads).")
         err.span = where  # type: ignore[attr-defined]
         raise err from None
+    finally:
+        tn.RANK1.reset(token)
     return Translation(function, tuple(tr.inputs), dict(tr.origins), "where" if tr.uses_where else "if",
                        span=tr.span_of(node))

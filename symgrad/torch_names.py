@@ -22,6 +22,7 @@ point, and translating it as such would report an overflow the user's code does 
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -96,6 +97,34 @@ def _scalar(v: Any) -> Any:
     return sp.sympify(v)
 
 
+# The inputs that are rank-1 tensors (read as (n, 1) columns), while a function is translated.
+RANK1: contextvars.ContextVar[frozenset[sp.Basic]] = contextvars.ContextVar("rank1", default=frozenset())
+
+
+def rank1(v: Any) -> bool | None:
+    """Whether torch holds `v` as a rank-1 tensor (True), as a 2-D one (False), or symgrad cannot
+    tell (None: a scalar broadcast, a matrix built from elements). symgrad writes a rank-1 tensor
+    of length n as an (n, 1) column; torch broadcasts it as a row."""
+    if isinstance(v, sp.MatrixSymbol):
+        return v in RANK1.get()
+    if isinstance(v, (sp.MatAdd, sp.HadamardProduct)):
+        states = {rank1(a) for a in v.args if is_matrix(a)} - {None}
+        return states.pop() if len(states) == 1 else None
+    if isinstance(v, sp.MatMul):
+        mats = [a for a in v.args if is_matrix(a) and not isinstance(a, sp.OneMatrix)]
+        return rank1(mats[-1]) if mats and mats[-1].shape[1] == 1 else None
+    if isinstance(v, sp.HadamardPower):
+        return rank1(v.base)
+    if type(v).__name__ == "ElementwiseApplyFunction":
+        return rank1(v.expr)
+    return None
+
+
+def _rank1_vector(x: Any, other: Any) -> bool:
+    """x is a rank-1 tensor, beside a matrix `other` that torch broadcasts it against as a row."""
+    return is_matrix(x) and shape(x)[1] == 1 and rank1(x) is True and rank1(other) is not True  # type: ignore[index]
+
+
 def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
     """A scalar beside a matrix of shape (m, n): the scalar times OneMatrix(m, n). Two matrices
     broadcast as torch broadcasts them: a dimension of 1 is repeated (`ones(m, 1) * row`, which
@@ -106,12 +135,23 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
         return a, _scalar(b) * sp.OneMatrix(*shape(a))  # type: ignore[misc]
     if is_matrix(b) and not is_matrix(a):
         return _scalar(a) * sp.OneMatrix(*shape(b)), b  # type: ignore[misc]
-    if not is_matrix(a) or shape(a) == shape(b):
+    if not is_matrix(a):
         return a, b
     (ra, ca), (rb, cb) = shape(a), shape(b)  # type: ignore[misc]
-    if cb == 1 and rb == ca and ra != rb and rb > 1 and not _fits(ra, rb):
+    for vec, col in ((a, b), (b, a)):
+        n = shape(vec)[0]  # type: ignore[index]
+        if _rank1_vector(vec, col) and shape(col) == (n, 1) and n > 1 and rank1(col) is False:
+            raise UnsupportedNodeError(
+                f"Here a ({n}, 1) column meets a rank-1 tensor of length {n}: torch broadcasts the two into "
+                f"a ({n}, {n}) matrix (every element of one against every element of the other), not the "
+                "elementwise result of two vectors. A loss of it has another value and another gradient, "
+                "and nothing warns (D2L's broadcasting pitfall).\n"
+                "Fix: give both the same shape, e.g. `y.reshape(-1, 1)` for the rank-1 one.")
+    if shape(a) == shape(b):
+        return a, b
+    if cb == 1 and rb == ca and rb > 1 and ra > 1 and (_rank1_vector(b, a) or not _fits(ra, rb)):
         b, (rb, cb) = sp.Transpose(b), (1, rb)  # a rank-1 vector beside the rows of a matrix
-    elif ca == 1 and ra == cb and rb != ra and ra > 1 and not _fits(rb, ra):
+    elif ca == 1 and ra == cb and ra > 1 and rb > 1 and (_rank1_vector(a, b) or not _fits(rb, ra)):
         a, (ra, ca) = sp.Transpose(a), (1, ra)
     if not (_fits(ra, rb) and _fits(ca, cb)):
         raise UnsupportedNodeError(
@@ -196,7 +236,20 @@ def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if not (is_matrix(x) and is_matrix(y)):
         raise UnsupportedNodeError("`@` needs two tensors of rank >= 1.\nFix: use `*` for a scalar factor.")
+    if rank1(x) is True and shape(x)[0] == shape(y)[0] and shape(x) != shape(y)[::-1]:  # type: ignore[index]
+        if rank1(y) is True:  # two rank-1 tensors: their dot product, a scalar
+            return MatrixElement(sp.MatMul(sp.Transpose(x), y), 0, 0)
+        return sp.MatMul(sp.Transpose(y), x)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
     return sp.MatMul(x, y)
+
+
+def _dot(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """torch.dot(x, y) of two rank-1 tensors: x.T @ y, a scalar."""
+    x, y = a
+    if not (is_matrix(x) and is_matrix(y)) or shape(x) != shape(y) or shape(x)[1] != 1:  # type: ignore[index]
+        raise UnsupportedNodeError("torch.dot takes two rank-1 tensors of the same length.\n"
+                                   "Fix: pass two vectors of the same length, or use `@` for matrices.")
+    return MatrixElement(sp.MatMul(sp.Transpose(x), y), 0, 0)
 
 
 def _elementwise(fn: type[sp.Function]) -> Build:
@@ -207,6 +260,13 @@ def _elementwise(fn: type[sp.Function]) -> Build:
                     f"{fn.__name__} of a tensor of rank >= 1 is not supported (only exp, log and sin "
                     "apply elementwise to a matrix).\nFix: apply it to scalars."
                 )
+            if isinstance(a[0], sp.MatrixBase):
+                # An explicit matrix (a softmax read back): keep it whole, as the user's one
+                # tensor op on one tensor, rather than mapping `fn` over its elements.
+                from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+                d = sp.Dummy("d")
+                return ElementwiseApplyFunction(sp.Lambda(d, fn(d)), a[0])
             return a[0].applyfunc(fn)
         return fn(_scalar(a[0]))
 
@@ -370,6 +430,8 @@ _SPELLINGS: list[Spelling] = [
     Spelling("unary -", "operator", sp.Mul, _neg, "-a is (-1)*a"),
     Spelling("@", "operator", sp.MatMul, _matmul, "both operands of rank >= 1"),
     Spelling("torch.matmul", "function", sp.MatMul, _matmul),
+    Spelling("torch.dot", "function", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar"),
+    Spelling("Tensor.dot", "method", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar"),
     Spelling("Tensor.matmul", "method", sp.MatMul, _matmul),
     Spelling("Tensor.T", "attribute", sp.Transpose, _transpose, "a scalar is its own transpose"),
     Spelling("torch.t", "function", sp.Transpose, _transpose),

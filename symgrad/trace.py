@@ -367,7 +367,7 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
     from .lowering import lower
 
     try:
-        translation = translate(fn, shapes)
+        translation = translate(fn, shapes, sorted(rank1))
     except TraceError as err:
         return _path_mode(fn, bound, names, values, rank1, shapes, notes, _first(err), err)
     lowered = lower(translation.function, branches=translation.branches)  # type: ignore[arg-type]

@@ -789,3 +789,52 @@ def test_a_loop_that_never_ends_at_the_example_point_is_a_loop_limit_error() -> 
     with pytest.raises(sg.LoopLimitError, match="max_iterations=50"):
         sg.compare(d2l, at={"a": 0.0}, max_iterations=50)
     assert sg.compare(d2l, at={"a": 0.3}).ok
+
+
+def square_cross_entropy(X, W, b):  # type: ignore[no-untyped-def]
+    return -torch.log(torch.softmax(X @ W + b, dim=1)).sum()
+
+
+def residual_pitfall(X, w, y):  # type: ignore[no-untyped-def]
+    return ((X @ w - y) ** 2).sum()
+
+
+def twice_dot(x):  # type: ignore[no-untyped-def]
+    return 2 * torch.dot(x, x) + x @ x
+
+
+def row_times_matrix(v, M):  # type: ignore[no-untyped-def]
+    return (v @ M).sum()
+
+
+X33 = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("fn, args", [
+    # X @ W is 3x3, as many rows as b has elements: torch still adds the rank-1 b to every row
+    (square_cross_entropy, (X33, torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], dtype=torch.float64),
+                            torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))),
+    # rank-1 w and y: X @ w is rank-1 too, and the residual is elementwise
+    (residual_pitfall, (X33, torch.tensor([1.0, -1.0], dtype=torch.float64), torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64))),
+    (twice_dot, (torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),)),
+    (row_times_matrix, (torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), X33)),
+])
+def test_rank_1_tensors_broadcast_and_multiply_as_torch_does(fn: Any, args: tuple[torch.Tensor, ...]) -> None:
+    c = sg.trace(fn, *args).compare()
+    assert c.ok
+    expected = [v for g in _torch_grads(fn, *args) for v in g]
+    assert [e.grad_autograd for e in c.entries] == expected
+
+
+def test_a_column_minus_a_rank_1_tensor_is_d2ls_broadcasting_pitfall() -> None:
+    """X @ w with a (2, 1) w is a (3, 1) column; minus a rank-1 y of length 3, torch makes a
+    (3, 3) matrix of every prediction minus every target. trace says so and how to fix it."""
+    w = torch.tensor([[1.0], [-1.0]], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
+    with pytest.raises(sg.TraceError, match=r"a \(3, 1\) column meets a rank-1 tensor of length 3: torch broadcasts "
+                                            r"the two into a \(3, 3\) matrix") as err:
+        sg.trace(residual_pitfall, X33, w, y)
+    assert "y.reshape(-1, 1)" in str(err.value) and "test_trace.py" in str(err.value)
+    assert residual_pitfall(X33, w, y).item() == 42.0  # what torch computes: the (3, 3) matrix's loss
+    fixed = sg.trace(residual_pitfall, X33, w, y.reshape(-1, 1)).compare()
+    assert fixed.ok and float(fixed.value_exact) == 14  # the loss meant: (-2)**2 + (-1)**2 + (-3)**2
