@@ -108,7 +108,7 @@ EXPLANATIONS: Final = {
     Cause.CONTROL_FLOW: "The program's {what} `{node}` (line {line}) decided the gradient: "
     "{detail}",
     Cause.JUMP: "`{node}` (line {line}) jumps at this point: {detail} A function that jumps "
-    "has no derivative there; torch reports {executed}, the slope of the piece it ran.",
+    "has no derivative there; the program's slope is {executed}, that of the piece it ran.",
     Cause.KINK: "`{node}` (line {line}) is exactly on its corner at this point: {detail} "
     "The program's derivative is {executed}: {convention}",
     Cause.NAN_TRAP: "`{node}` (line {line}) has gradient {bad} at this point, but the "

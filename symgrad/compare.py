@@ -993,7 +993,7 @@ def _entry(c: _Classifier, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, aut
         return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, Cause.AGREE, (), None, None, text, "",
                      c.run.error, formula_of)
     primary = unique[0]
-    fields = {
+    base = {
         "node": c.node(primary.node), "line": primary.line if primary.line is not None else "?",
         "dtype": c.dtype, "rtol": c.rtol, "symbolic": _fmt(sym.grad), "executed": _fmt(exe),
         "autograd": _fmt(auto), "digits": f"{DIGITS[c.dtype]:.0f}", "torch_error": "",
@@ -1003,11 +1003,23 @@ def _entry(c: _Classifier, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, aut
         "wider": ", or compute in float64" if c.dtype == "float32" else "",
         "consequence": "; the mathematics still depends on the inputs there",
     }
-    fields.update(primary.fields)
+    fields = dict(base, **primary.fields)
     if primary.cause is Cause.GRAPH_BREAK and c.run.error is not None:
         fields["torch_error"] = (f" So torch raised when asked for the gradient: \"{_first_line(c.run.error)}\".")
     explanation = EXPLANATIONS[primary.cause].format(**fields)
+    # A structural cause (mathematics vs program) beside a float one (program vs autograd): the
+    # second says what autograd reports, which the first does not (a kink where sqrt's nan is
+    # trapped: the program's slope is 0, autograd's nan).
+    floats = (Cause.NAN_TRAP, Cause.OVERFLOW, Cause.ROUNDING)
+    second = next((f for f in unique[1:] if f.cause in floats), None) if primary.cause not in floats else None
+    if second is not None:
+        more = dict(base, **second.fields)
+        more["node"], more["line"] = c.node(second.node), second.line if second.line is not None else "?"
+        said = EXPLANATIONS[second.cause].format(**more)
+        explanation += f" Besides ({second.cause.id}): {said[0].lower() + said[1:] if said[:1] != '`' else said}"
     hint = _hint(primary, fields, c)
+    if second is not None:
+        hint += f" For the {second.cause.id}: {_hint(second, more, c)}"
     line = primary.line if isinstance(primary.line, int) else None
     return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, primary.cause,
                  tuple(f.cause for f in unique[1:]), fields["node"], line, explanation, hint, c.run.error,

@@ -693,3 +693,23 @@ def test_fused_ops_exact_derivative_does_not_cancel(f: str, point: float, cause:
     # e**-|p| to 12 digits (sigmoid's is e**-p/(1 + e**-p)**2), below float64's range at |p| = 1000
     want = math.exp(-abs(point)) if abs(point) < 700 else 0.0
     assert float(c.entries[0].grad_executed) == pytest.approx(want, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("f, cause", [
+    (sp.Piecewise((sp.sqrt(sp.Symbol("x")), sp.Symbol("x") > 0), (0, True)), "kink"),
+    (sp.Piecewise((sp.log(sp.Symbol("x")), sp.Symbol("x") > 0), (0, True)), "jump"),
+])
+def test_a_structural_cause_beside_a_nan_trap_says_what_autograd_reports(f: sp.Basic, cause: str) -> None:
+    """At 0 the where runs sqrt (log) for every input: the mathematics has no derivative (a kink,
+    a jump) and the program's slope is 0, but torch's backward multiplies inf by 0, so autograd
+    is nan. The explanation says both, with autograd's actual value; the hint gives both fixes."""
+    x = sp.Symbol("x")
+    e = sg.compare(f, at={x: 0.0}, branches="where").entries[0]
+    xt = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    inner = torch.sqrt(xt) if f.args[0][0].func is sp.Pow else torch.log(xt)
+    torch.where(xt > 0, inner, torch.zeros_like(xt)).backward()
+    assert math.isnan(xt.grad.item()) and math.isnan(e.grad_autograd)
+    assert e.cause.id == cause and e.also == (sg.Cause.NAN_TRAP,) and float(e.grad_executed) == 0
+    assert "the program's slope is 0" in e.explanation or "The program's derivative is 0" in e.explanation
+    assert "Besides (nan-trap):" in e.explanation and "autograd reports nan instead of 0" in e.explanation
+    assert "(line 8)" in e.explanation and "double-where" in e.hint
