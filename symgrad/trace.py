@@ -98,8 +98,16 @@ class Traced:
 
     def sweep(self, over: Any, **options: Any) -> Any:
         """`symgrad.sweep` of the translated program (`over` keyed by parameter name)."""
+        from .errors import OptionError
         from .sweep import sweep
 
+        if self.mode == "path":
+            raise OptionError(
+                f"`{getattr(self.fn, '__name__', 'this function')}` was read in path mode (a recorded run, because "
+                f"{self.reason}): that run is the path of one point, and other points of a sweep may take "
+                "another path.\nFix: compare it point by point (`symgrad.compare(fn, at=...)` records each point's "
+                "own run), or rewrite the function with the spellings of docs/supported.md so that its source is read."
+            )
         options.pop("branches", None)
         return sweep(self.program, over, branches=self.branches, **options)
 

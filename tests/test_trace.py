@@ -838,3 +838,16 @@ def test_a_column_minus_a_rank_1_tensor_is_d2ls_broadcasting_pitfall() -> None:
     assert residual_pitfall(X33, w, y).item() == 42.0  # what torch computes: the (3, 3) matrix's loss
     fixed = sg.trace(residual_pitfall, X33, w, y.reshape(-1, 1)).compare()
     assert fixed.ok and float(fixed.value_exact) == 14  # the loss meant: (-2)**2 + (-1)**2 + (-3)**2
+
+
+def builtin_abs(x):  # type: ignore[no-untyped-def]
+    return abs(x) * 2
+
+
+def test_a_sweep_of_a_function_read_in_path_mode_is_a_sentence() -> None:
+    traced = sg.trace(builtin_abs, 1.0)
+    assert traced.mode == "path"
+    with pytest.raises(sg.OptionError, match="was read in path mode") as err:
+        traced.sweep({"x": (-1.0, 1.0)}, n=5)
+    assert "Fix: compare it point by point" in str(err.value)
+    assert [sg.compare(builtin_abs, at={"x": v}).cause.id for v in (-1.0, 0.0, 1.0)] == ["agree", "kink", "agree"]
