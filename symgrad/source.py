@@ -245,8 +245,17 @@ class _Translator(ast.NodeVisitor):
             self.origins.setdefault(stmt, self.span)
 
     def note_node(self, e: Any) -> None:
-        if isinstance(e, sp.Basic) and self.span is not None and not e.is_number:
-            self.origins.setdefault(e, self.span)
+        """This line made `e`, and the nodes inside it that no earlier line made (one torch call
+        may be several nodes: `torch.clamp(x, min=a, max=b)` is a clamp of a clamp)."""
+        if not isinstance(e, sp.Basic) or self.span is None or e.is_number:
+            return
+        todo = [e]
+        while todo:
+            node = todo.pop()
+            if node in self.origins or node.is_Atom or node.is_number or isinstance(node, sp.MatrixSymbol):
+                continue
+            self.origins[node] = self.span
+            todo.extend(a for a in node.args if isinstance(a, sp.Basic))
 
     def materialise(self, e: Any, target: sp.Symbol | None = None) -> Any:
         """An op's result: its own statement (A-normal form), or the expression itself in pure

@@ -851,3 +851,18 @@ def test_a_sweep_of_a_function_read_in_path_mode_is_a_sentence() -> None:
         traced.sweep({"x": (-1.0, 1.0)}, n=5)
     assert "Fix: compare it point by point" in str(err.value)
     assert [sg.compare(builtin_abs, at={"x": v}).cause.id for v in (-1.0, 0.0, 1.0)] == ["agree", "kink", "agree"]
+
+
+def clamped(x):  # type: ignore[no-untyped-def]
+    y = x * 2
+    return torch.clamp(y, min=-1.0, max=1.0) + y
+
+
+@pytest.mark.parametrize("at", [-0.5, 0.5])
+def test_both_corners_of_a_clamp_cite_the_clamps_line(at: float) -> None:
+    """torch.clamp(y, min, max) is a clamp of a clamp; the inner one, on its corner at y = -1,
+    cited the line before (`y = x * 2`), which made its argument."""
+    e = sg.trace(clamped, at).compare().entries[0]
+    assert e.cause.id == "kink"
+    assert str(e.source).endswith("return torch.clamp(y, min=-1.0, max=1.0) + y")
+    assert e.source.line == clamped.__code__.co_firstlineno + 2
