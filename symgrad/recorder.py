@@ -50,6 +50,8 @@ class _Recorder(TorchFunctionMode):
         self.counter = 0
         self.uses_where = False
         self.refused: str | None = None
+        self.compared: dict[int, tuple[float, float]] = {}  # id(comparison) -> its two sides' floats
+        self.ties: list[tuple[Any, SourceSpan | None, float]] = []  # decisions taken exactly on a threshold
 
     def of(self, obj: Any) -> Any:
         if id(obj) in self.values:
@@ -101,11 +103,21 @@ class _Recorder(TorchFunctionMode):
             return result
         name = getattr(func, "__name__", "")
         try:
+            if name == "__bool__" and id(args[0]) in self.compared:
+                # A Python decision (`if`, `while`, builtin max) on a comparison of the inputs:
+                # exactly on its threshold, the run shows one side only.
+                lhs, rhs = self.compared[id(args[0])]
+                if lhs == rhs:
+                    self.ties.append((self.values[id(args[0])], self.span(), lhs))
+                return result
             if name in _IGNORED or not self.touches(args, kwargs):
                 return result  # bookkeeping (grad mode, shapes) or constants of no input
             if name in _RELATIONS:
                 self.values[id(result)] = _RELATIONS[name](self.of(args[0]), self.of(args[1]))
                 self.keep.append(result)
+                sides = [a.item() if isinstance(a, torch.Tensor) and a.numel() == 1 else a for a in args[:2]]
+                if all(isinstance(v, (int, float)) for v in sides):
+                    self.compared[id(result)] = (float(sides[0]), float(sides[1]))
                 return result
             if name in _DUNDERS:
                 op, reverse = _DUNDERS[name]
@@ -153,6 +165,16 @@ def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Ten
     if rec.refused is not None:
         raise TraceError(f"Path mode cannot record this run: {rec.refused}.\n"
                          "Fix: use the torch spellings of docs/supported.md.")
+    if rec.ties:
+        rel, where, value = rec.ties[0]
+        line = f" ({where.file.rsplit('/', 1)[-1]}:{where.line})" if where is not None else ""
+        raise TraceError(f"Path mode recorded your function deciding `{sp.sstr(rel)}`{line} exactly on its threshold "
+                         f"(both sides {value!r}): a recorded run holds only the side it took, so it cannot show "
+                         "whether the derivative differs on the other side (a kink or a jump of your function "
+                         "there), and its verdict could be a wrong agree.\n"
+                         "Fix: write the function with the spellings of docs/supported.md (`torch.maximum` for "
+                         "Python's max) so that symgrad reads its source and names the branch, or compare at a "
+                         "point off the threshold.")
     if not isinstance(out, torch.Tensor) or id(out) not in rec.values:
         raise TraceError("Path mode could not follow the function's output back to its inputs.\n"
                          "Fix: return a tensor computed from the inputs.")

@@ -394,22 +394,9 @@ def test_explain_assert_only_speaks_about_causes() -> None:
 
 
 def test_the_testing_page_runs() -> None:
-    from test_tutorials import python_blocks
+    from test_tutorials import run_page
 
-    import contextlib
-    import io
-
-    page = ROOT / "docs" / "testing.md"
-    blocks = python_blocks(page.read_text())
-    assert len(blocks) >= 6
-    namespace: dict[str, object] = {"__name__": "tutorial_testing"}
-    for number, (line, code) in enumerate(blocks, 1):
-        compiled = compile(code, f"testing.md:block{number}(line {line})", "exec")
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                exec(compiled, namespace)  # noqa: S102 - the page's own code
-            except Exception as err:  # pragma: no cover - the failure this test exists for
-                pytest.fail(f"docs/testing.md, block {number} (line {line}) raised {type(err).__name__}: {err}")
+    assert run_page(ROOT / "docs" / "testing.md") >= 6
 
 
 def test_the_testing_page_ends_with_summary_and_exercises() -> None:

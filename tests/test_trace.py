@@ -866,3 +866,19 @@ def test_both_corners_of_a_clamp_cite_the_clamps_line(at: float) -> None:
     assert e.cause.id == "kink"
     assert str(e.source).endswith("return torch.clamp(y, min=-1.0, max=1.0) + y")
     assert e.source.line == clamped.__code__.co_firstlineno + 2
+
+
+def python_max(x, y):  # type: ignore[no-untyped-def]
+    return max(x, y)
+
+
+def test_path_mode_refuses_a_decision_taken_exactly_on_its_threshold() -> None:
+    """Python's max(x, y) at x = y: the source reader refuses `max`, and the recorded run holds
+    only the side max took, so it would say agree where max has no derivative. It says why
+    instead; off the tie the recorded run is compared (and agrees with torch)."""
+    with pytest.raises(sg.TraceError, match=r"deciding `y > x` \(test_trace.py:\d+\) exactly on its threshold") as err:
+        sg.trace(python_max, 1.0, 1.0)
+    assert "`max` is not in symgrad's table" in str(err.value)  # why the source was not read
+    traced = sg.trace(python_max, 1.0, 2.0)
+    c = traced.compare()
+    assert traced.mode == "path" and c.ok and [e.grad_autograd for e in c.entries] == [0.0, 1.0]

@@ -42,10 +42,10 @@ def test_block_extraction():
     assert python_blocks(text) == [(2, "a = 1\n"), (9, "b = a + 1\n")]
 
 
-@pytest.mark.parametrize("page", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs(page):
-    text = page.read_text()
-    blocks = python_blocks(text)
+def run_page(page: Path) -> int:
+    """Run a page's python blocks in order in one namespace; fail with the block that raised.
+    Returns how many blocks ran."""
+    blocks = python_blocks(page.read_text())
     assert blocks, f"{page.name} has no python blocks"
     namespace: dict[str, object] = {"__name__": f"tutorial_{page.stem.replace('-', '_')}"}
     for number, (line, code) in enumerate(blocks, 1):
@@ -61,6 +61,12 @@ def test_tutorial_runs(page):
                     f"{page.name}, block {number} (line {line}) raised:\n{traceback.format_exc()}",
                     pytrace=False,
                 )
+    return len(blocks)
+
+
+@pytest.mark.parametrize("page", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs(page):
+    run_page(page)
 
 
 @pytest.mark.parametrize("page", TUTORIALS, ids=[p.stem for p in TUTORIALS])
