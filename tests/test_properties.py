@@ -328,6 +328,22 @@ def test_tie_beside_a_smooth_term() -> None:
     assert dx.grad_autograd == pytest.approx(float(sp.exp(-1)) + 0.5, rel=1e-15)
 
 
+@pytest.mark.parametrize("branches", ["if", "where"])
+def test_constant_operand_of_a_two_tensor_op_in_a_condition(branches: str) -> None:
+    """A condition spelled a constant operand of torch.logaddexp, torch.atan2 or torch.stack as
+    a Python number (`if torch.logaddexp(1, y) > 0:`), which torch refuses with a TypeError:
+    the program could not run, and compare() called that a graph break."""
+    y = sp.Symbol("y")
+    conditions = [sg.logaddexp(1, y) > 1, sg.logsumexp(y, 2) > 2, sg.softmax(0, y, sp.Rational(1, 3)) > 0.5,
+                  sg.log_softmax(1, 2, y, y) < -1, sp.atan2(1, y) > 1]
+    for c in conditions:  # each holds at y = 1/2
+        expr = sp.Piecewise((y, c), (2 * y, True))
+        lowered = sg.lower(expr, branches=branches)
+        assert float(lowered(torch.tensor(0.5, dtype=torch.float64))) == 0.5
+        (entry,) = sg.compare(expr, at={y: 0.5}, branches=branches).entries
+        assert entry.cause is sg.Cause.AGREE and entry.grad_executed == 1
+
+
 @pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
                    reason="SymPy writes Abs(x*exp(-p)) as exp(-re(p))*Abs(x) for a complex x; after "
                    "the switch to real symbols re(Piecewise(...)) stays, and lowering refuses re")
