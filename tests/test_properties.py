@@ -67,6 +67,18 @@ def _mp(v: sp.Basic | float) -> mpmath.mpf:
     return mpmath.mpf(sp.Float(v, 40))
 
 
+def _num(v: sp.Basic | float | None) -> str:
+    """A number for a note, to 20 digits: str() of an exact Rational of thousands of digits
+    raises (Python's limit on int digits), and so does format() of a Float past decimal's
+    exponents (exp(-1e39) is 8.3e-434294481903251801467152564756854998842)."""
+    if not isinstance(v, sp.Basic):
+        return repr(v)
+    if not (v.is_Rational or v.is_Float):
+        return sp.sstr(v)
+    with mpmath.workdps(40):
+        return mpmath.nstr(_mp(v), 20)
+
+
 def _close(a: sp.Basic | float, b: sp.Basic | float, rtol: float, atol: float) -> bool:
     with mpmath.workdps(40):
         x, y = _mp(a), _mp(b)
@@ -94,9 +106,7 @@ def test_lowered_forward_equals_sympy(case: Case, branches: str) -> None:
     lowered = _show(case, branches)
     assert lowered is not None
     exact = exact_value(case.expr, case.point)
-    # Values print with !s: format() of a SymPy Float goes through decimal, which refuses
-    # exponents such as exp(-1e39)'s (8.3e-434294481903251801467152564756854998842).
-    note(f"sympy: {exact!s}")
+    note(f"sympy: {_num(exact)}")
     assert _finite_number(exact), f"a guarded expression is not finite at the point: {exact!s}"
     assume(abs(exact) < 1e15)
     try:
@@ -141,7 +151,7 @@ def test_agree_means_all_three_close(case: Case, branches: str, dtype: str) -> N
     rtol, atol = comparison.rtol, ATOL[dtype]
     for e in comparison.entries:
         event(f"cause {e.cause.id} ({dtype}, {branches})")
-        note(f"{e.wrt}: cause={e.cause.id} symbolic={e.grad_symbolic!s} executed={e.grad_executed!s} "
+        note(f"{e.wrt}: cause={e.cause.id} symbolic={_num(e.grad_symbolic)} executed={_num(e.grad_executed)} "
              f"autograd={e.grad_autograd!r}")
         auto_ok = (e.grad_executed is not None and e.grad_autograd is not None
                    and _close(e.grad_autograd, e.grad_executed, rtol, atol))
@@ -219,8 +229,8 @@ def test_gradients_away_from_kinks(case: Case, branches: str) -> None:
     comparison = sg.compare(case.expr, at=case.point, branches=branches)
     for k, e in enumerate(comparison.entries):
         derivative, oracle = exact_derivative(case.expr, e.wrt, case.point)
-        note(f"{e.wrt}: sympy.diff = {derivative} = {oracle!s}; symbolic={e.grad_symbolic!s} "
-             f"executed={e.grad_executed!s} autograd={e.grad_autograd!r} cause={e.cause.id}")
+        note(f"{e.wrt}: sympy.diff = {derivative} = {_num(oracle)}; symbolic={_num(e.grad_symbolic)} "
+             f"executed={_num(e.grad_executed)} autograd={e.grad_autograd!r} cause={e.cause.id}")
         assert _finite_number(oracle), f"sympy.diff is not a finite number here: {oracle!s}"
         assert e.grad_symbolic is not None and _close(e.grad_symbolic, oracle, EXACT_RTOL, 1e-25), (
             "grad_symbolic is not sympy.diff at the point")
