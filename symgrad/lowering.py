@@ -1484,8 +1484,10 @@ class _Inline:
                 "Fix: assign it to a variable first and compare the variable."
             )
         op, operands, param = _select(e)
+        # constants stay Consts, as in a step: _spell makes them tensors where torch takes only
+        # tensors (`torch.logaddexp(torch.full_like(y, 1), y)`, torch.stack, torch.atan2)
         args = tuple(self.value(a) if isinstance(a, sp.Symbol) else (
-            _text(_const(a), wrap=True) if _constant(a) else f"({self.value(a)})") for a in operands)
+            _const(a) if _constant(a) else f"({self.value(a)})") for a in operands)
         return _spell(op, args, param)
 
 

@@ -46,7 +46,9 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
             return shortest
         return text if len(text) <= 24 else sstr(sp.Float(v, digits))
     if isinstance(v, sp.Float):
-        shortest = _as_float64(sp.Rational(v)) if v.is_finite else None
+        # Only a Float within float64's exponents can be one (the Rational of exp(-1e39)'s
+        # 8.3e-434294481903251801467152564756854998842 would be a 2**(1.4e39) denominator).
+        shortest = _as_float64(sp.Rational(v)) if v.is_finite and _float64_exponents(v) else None
         return shortest if shortest is not None and digits >= 17 else mpmath.nstr(v._to_mpmath(v._prec), digits)
     return sstr(v)
 
@@ -56,6 +58,12 @@ def _decimal(p: int, q: int, digits: int) -> str:
     (0.50000033333345749, not 5.0000033333345749e-1) and in e-notation beyond (1.0e-400)."""
     with mpmath.workprec(int(digits * 3.33) + 20):
         return str(mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=False, min_fixed=-5, max_fixed=16))
+
+
+def _float64_exponents(v: sp.Float) -> bool:
+    """Whether the binary exponents of the Float's bits lie in float64's range (2**-1074 to 2**1024)."""
+    _, man, exp, bc = v._mpf_
+    return man == 0 or (exp >= -1074 and exp + bc <= 1024)
 
 
 def _as_float64(v: sp.Rational) -> str | None:

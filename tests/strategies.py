@@ -1,8 +1,9 @@
 """Hypothesis strategies for SymPy expressions in x and y, and oracles that do not use symgrad.
 
 The vocabulary is the lowering table's (`symgrad.rules.RULES`): +, -, *, /, integer powers,
-sqrt, exp, log, sin, cos, tan, atan, tanh, erf, Abs, Max, Min, floor, sign and Piecewise with
-simple conditions (`x > c`, `u >= c`, ...).
+sqrt, exp, log, sin, cos, tan, atan, tanh, erf, Abs, Max, Min, floor, sign, Piecewise with
+simple conditions (`x > c`, `u >= c`, ...), and torch's fused ops: sigmoid, softplus, expm1,
+logaddexp, logsumexp, softmax and log_softmax (of 2 or 3 values).
 
 Two flavours:
 
@@ -102,6 +103,10 @@ def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchSt
     sym = st.sampled_from(SYMBOLS)
     unary = st.sampled_from((sp.exp, sp.sin, sp.cos, sp.atan, sp.tanh, sp.erf, sp.sign, sp.Abs, sp.floor,
                              sg.sigmoid, sg.softplus, expm1))  # torch's fused ops too
+    # the n-ary fused ops take 2 or 3 values; softmax and log_softmax also a component in range
+    values = st.lists(children, min_size=2, max_size=3)
+    component = values.flatmap(lambda vs: st.tuples(st.integers(0, len(vs) - 1), st.just(vs)))
+    normalised = st.sampled_from((sg.softmax, sg.log_softmax))
     options = [
         build(lambda u, v: u + v, a, b),
         build(lambda u, v: u - v, a, b),
@@ -112,6 +117,9 @@ def _extend(children: st.SearchStrategy[sp.Basic], guarded: bool) -> st.SearchSt
         build(sp.Min, a, b),
         build(sp.Max, a, thr),
         build(sp.Min, a, thr),
+        build(sg.logaddexp, a, b),
+        build(lambda vs: sg.logsumexp(*vs), values),
+        build(lambda f, c: f(c[0], *c[1]), normalised, component),
         # Piecewise on a symbol's threshold (control flow at integers and halves) or on a
         # subexpression's sign.
         build(lambda u, v, r, s, c: sp.Piecewise((u, r(s, c)), (v, True)), a, b, rel, sym, thr),
@@ -362,6 +370,8 @@ class _Encloser:
             if max(abs(lo), abs(hi)) > 700 or (e.func is sg.softplus and hi >= 20):
                 raise Unbounded(e)
             return self.widen(f(lo), f(hi), ULPS)
+        if isinstance(e, (sg.logsumexp, sg.softmax, sg.log_softmax)):  # logaddexp is a logsumexp
+            return self.normalised(e)
         if isinstance(e, sp.cosh):
             lo, hi = self.ev(args[0])
             if max(abs(lo), abs(hi)) > 700:
@@ -404,6 +414,41 @@ class _Encloser:
         if isinstance(e, sp.Piecewise):
             return self.piecewise(e)
         raise NotImplementedError(f"no enclosure for {type(e).__name__}: {e}")
+
+    def normalised(self, e: sp.Basic):
+        """logsumexp, logaddexp, softmax and log_softmax: the exact range over the box of their
+        arguments at its corners (each is monotone in each argument), widened by the error of
+        torch's max-shifted kernels at any point of the box.
+
+        torch computes, with m the largest value (d_j = a_j - m and t_j = exp(d_j) rounded):
+        logsumexp m + log(sum t_j); logaddexp m + log1p(exp(-|a - b|)); softmax t_i * (1/sum t_j);
+        log_softmax (a_i - m) - log(sum t_j). Each t_j is exp(a_j - m) within u/e (from the
+        rounding of d_j: |d_j| exp(d_j) <= 1/e) plus ULPS ulps, and t_max = 1, so the sum S is
+        within `eta` relative (n terms, n - 1 additions); log(S) then within 1.01 eta absolute
+        (S >= 1) plus ULPS ulps of log(n). log_softmax's a_i - m is rounded once, and
+        |a_i - m| <= |result|. softmax is relative: t_i carries u |d_i| from d_i's rounding
+        (|d_i| capped at 800: beyond, t_i and the result are below TINY).
+        """
+        i = int(e.args[0]) if isinstance(e, (sg.softmax, sg.log_softmax)) else None
+        boxes = [self.ev(a) for a in (e.args if i is None else e.args[1:])]
+        n = len(boxes)
+        eta = (n + (n + 1) * ULPS) * UNIT
+        log_error = mpmath.mpf("1.1") * (eta + ULPS * UNIT * mpmath.log(n))  # of torch's log(S)
+        if i is None:
+            lo, hi = _logsumexp([b[0] for b in boxes]), _logsumexp([b[1] for b in boxes])
+            if isinstance(e, sg.logaddexp):  # one exp and one log1p of at most 1
+                return self.widen(lo, hi, ULPS, 3 * ULPS * UNIT)
+            return self.widen(lo, hi, ULPS, log_error)
+        # increasing in a_i, decreasing in the others
+        low = [b[1] for b in boxes]
+        high = [b[0] for b in boxes]
+        low[i], high[i] = boxes[i][0], boxes[i][1]
+        lo, hi = _log_softmax(low, i), _log_softmax(high, i)
+        if isinstance(e, sg.log_softmax):
+            return self.widen(lo, hi, ULPS, log_error)
+        lo, hi = mpmath.exp(lo), mpmath.exp(hi)
+        shift = min(max(max(b[1] for b in boxes) - boxes[i][0], 0), 800)  # the largest |d_i|
+        return self.widen(lo, hi, mpmath.mpf("1.1") * (shift + eta / UNIT) + ULPS + 3)
 
     def power(self, e: sp.Pow):
         base, n = e.args
@@ -500,6 +545,19 @@ class _Encloser:
         else:
             raise Unbounded(e)  # no condition certainly holds: NaN is possible
         return min(p[0] for p in parts), max(p[1] for p in parts)
+
+
+def _logsumexp(values):
+    """log(exp(v_0) + ...), exactly (to the working precision): shifted by the largest."""
+    m = max(values)
+    return m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in values))
+
+
+def _log_softmax(values, i):
+    """v_i - log(exp(v_0) + ...), exactly: v_i - m first (v_i - logsumexp(v) would lose the
+    result to the rounding of m + log(...) at m = 1e300)."""
+    m = max(values)
+    return (values[i] - m) - mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in values))
 
 
 def _mul(a, b):

@@ -67,6 +67,18 @@ def _mp(v: sp.Basic | float) -> mpmath.mpf:
     return mpmath.mpf(sp.Float(v, 40))
 
 
+def _num(v: sp.Basic | float | None) -> str:
+    """A number for a note, to 20 digits: str() of an exact Rational of thousands of digits
+    raises (Python's limit on int digits), and so does format() of a Float past decimal's
+    exponents (exp(-1e39) is 8.3e-434294481903251801467152564756854998842)."""
+    if not isinstance(v, sp.Basic):
+        return repr(v)
+    if not (v.is_Rational or v.is_Float):
+        return sp.sstr(v)
+    with mpmath.workdps(40):
+        return mpmath.nstr(_mp(v), 20)
+
+
 def _close(a: sp.Basic | float, b: sp.Basic | float, rtol: float, atol: float) -> bool:
     with mpmath.workdps(40):
         x, y = _mp(a), _mp(b)
@@ -94,8 +106,8 @@ def test_lowered_forward_equals_sympy(case: Case, branches: str) -> None:
     lowered = _show(case, branches)
     assert lowered is not None
     exact = exact_value(case.expr, case.point)
-    note(f"sympy: {exact}")
-    assert _finite_number(exact), f"a guarded expression is not finite at the point: {exact}"
+    note(f"sympy: {_num(exact)}")
+    assert _finite_number(exact), f"a guarded expression is not finite at the point: {exact!s}"
     assume(abs(exact) < 1e15)
     try:
         enc = enclosure(case.expr, case.point)
@@ -139,7 +151,7 @@ def test_agree_means_all_three_close(case: Case, branches: str, dtype: str) -> N
     rtol, atol = comparison.rtol, ATOL[dtype]
     for e in comparison.entries:
         event(f"cause {e.cause.id} ({dtype}, {branches})")
-        note(f"{e.wrt}: cause={e.cause.id} symbolic={e.grad_symbolic} executed={e.grad_executed} "
+        note(f"{e.wrt}: cause={e.cause.id} symbolic={_num(e.grad_symbolic)} executed={_num(e.grad_executed)} "
              f"autograd={e.grad_autograd!r}")
         auto_ok = (e.grad_executed is not None and e.grad_autograd is not None
                    and _close(e.grad_autograd, e.grad_executed, rtol, atol))
@@ -217,9 +229,9 @@ def test_gradients_away_from_kinks(case: Case, branches: str) -> None:
     comparison = sg.compare(case.expr, at=case.point, branches=branches)
     for k, e in enumerate(comparison.entries):
         derivative, oracle = exact_derivative(case.expr, e.wrt, case.point)
-        note(f"{e.wrt}: sympy.diff = {derivative} = {oracle}; symbolic={e.grad_symbolic} "
-             f"executed={e.grad_executed} autograd={e.grad_autograd!r} cause={e.cause.id}")
-        assert _finite_number(oracle), f"sympy.diff is not a finite number here: {oracle}"
+        note(f"{e.wrt}: sympy.diff = {derivative} = {_num(oracle)}; symbolic={_num(e.grad_symbolic)} "
+             f"executed={_num(e.grad_executed)} autograd={e.grad_autograd!r} cause={e.cause.id}")
+        assert _finite_number(oracle), f"sympy.diff is not a finite number here: {oracle!s}"
         assert e.grad_symbolic is not None and _close(e.grad_symbolic, oracle, EXACT_RTOL, 1e-25), (
             "grad_symbolic is not sympy.diff at the point")
         assert e.grad_executed is not None and _close(e.grad_executed, oracle, EXACT_RTOL, 1e-25), (
@@ -326,6 +338,34 @@ def test_tie_beside_a_smooth_term() -> None:
     assert abs(float(dx.grad_symbolic) - float(sp.exp(-1))) < 1e-15 and dy.grad_symbolic == 0
     assert abs(float(dx.grad_executed) - float(sp.exp(-1)) - 0.5) < 1e-15 and dy.grad_executed == sp.Rational(1, 2)
     assert dx.grad_autograd == pytest.approx(float(sp.exp(-1)) + 0.5, rel=1e-15)
+
+
+@pytest.mark.parametrize("branches", ["if", "where"])
+def test_constant_operand_of_a_two_tensor_op_in_a_condition(branches: str) -> None:
+    """A condition spelled a constant operand of torch.logaddexp, torch.atan2 or torch.stack as
+    a Python number (`if torch.logaddexp(1, y) > 0:`), which torch refuses with a TypeError:
+    the program could not run, and compare() called that a graph break."""
+    y = sp.Symbol("y")
+    conditions = [sg.logaddexp(1, y) > 1, sg.logsumexp(y, 2) > 2, sg.softmax(0, y, sp.Rational(1, 3)) > 0.5,
+                  sg.log_softmax(1, 2, y, y) < -1, sp.atan2(1, y) > 1]
+    for c in conditions:  # each holds at y = 1/2
+        expr = sp.Piecewise((y, c), (2 * y, True))
+        lowered = sg.lower(expr, branches=branches)
+        assert float(lowered(torch.tensor(0.5, dtype=torch.float64))) == 0.5
+        (entry,) = sg.compare(expr, at={y: 0.5}, branches=branches).entries
+        assert entry.cause is sg.Cause.AGREE and entry.grad_executed == 1
+
+
+def test_report_of_a_slope_past_the_float64_exponents() -> None:
+    """The slope of logsumexp(x, 1) at x = -1e39 is exp(-1e39 - 1): the report took its Float
+    for a Rational to look for a float64 equal to it, a denominator of 2**(1.4e39) bits, and
+    filled the memory."""
+    x = sp.Symbol("x")
+    comparison = sg.compare(sg.logsumexp(x, 1), at={x: -1e39})
+    (entry,) = comparison.entries
+    assert entry.cause is sg.Cause.AGREE and entry.grad_autograd == 0.0
+    row = "8.2641077004422041e-434294481903251801467152564756854998842"
+    assert str(comparison).count(row) == 2  # symbolic and executed
 
 
 @pytest.mark.xfail(strict=True, raises=sg.UnsupportedNodeError,
