@@ -140,6 +140,10 @@ class _Recorder(TorchFunctionMode):
             self.bind(result, tn.SPELLINGS[spelled].build(operands, kw))
         except UnsupportedNodeError as err:
             self.refused = str(err).split("\nSee ")[0]
+        except TypeError:  # SymPy refused the operands: a comparison used as a number, `x * (x > 0)`
+            self.refused = (f"`{name}` of {', '.join(sp.sstr(self.of(a)) for a in args[:2])}: a comparison used as "
+                            "a number (its 0 or 1) is not supported; write it with torch.where, e.g. "
+                            "`torch.where(x > 0, x, 0)` for `x * (x > 0)`")
         return result
 
 

@@ -882,3 +882,16 @@ def test_path_mode_refuses_a_decision_taken_exactly_on_its_threshold() -> None:
     traced = sg.trace(python_max, 1.0, 2.0)
     c = traced.compare()
     assert traced.mode == "path" and c.ok and [e.grad_autograd for e in c.entries] == [0.0, 1.0]
+
+
+def masked_by_a_comparison(x):  # type: ignore[no-untyped-def]
+    return x * (x > 0)
+
+
+def test_a_comparison_used_as_a_number_is_a_sentence_with_the_where_spelling() -> None:
+    """x * (x > 0) runs in torch (the bool is 0 or 1); symgrad reads conditions, not numbers, and
+    says how to write it. The recorder blamed the user's code: 'Your function raised'."""
+    with pytest.raises(sg.TraceError, match=r"a comparison used as a number \(its 0 or 1\) is not supported") as err:
+        sg.trace(masked_by_a_comparison, 1.0)
+    assert "torch.where(x > 0, x, 0)" in str(err.value) and "Your function raised" not in str(err.value)
+    assert masked_by_a_comparison(torch.tensor(2.0)).item() == 2.0  # it is valid torch
