@@ -886,6 +886,15 @@ class _Classifier:
                       f"`{self.node(user.node)}` (line {user.line}) of a value so near 1 turns that into a large relative "
                       "error; the backward pass inherits it.")
             return _Finding(Cause.ROUNDING, user.node, user.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+        singular = next((st for st in self.path.steps if st.op == "det" and reach[st.index] and ex.is_zero(st.value)), None)
+        if singular is not None:
+            # torch's det backward at a singular matrix: not rounding that accumulates, one formula
+            detail = (f"`{self.node(singular.node)}` (line {singular.line}) is the determinant of a singular matrix "
+                      "(it is 0 here). The derivative of a determinant is its matrix of cofactors, which is not 0 "
+                      "when the matrix's rank is one less than its size; torch's backward of torch.linalg.det "
+                      "does not return it at a singular matrix.")
+            return _Finding(Cause.ROUNDING, singular.node, singular.line,
+                            {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail}, hint_extra="singular-det")
         parting = self.backward_parting()
         if parting is not None and parting.kind == "cancellation":
             # A cancellation that lives only in the backward pass: cite the line where it parts.
@@ -1040,6 +1049,10 @@ def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
                 "series there (`Piecewise((1 + x/2 + x**2/6 + x**3/24, Abs(x) < 1e-3), (expm1(x)/x, True))`)"
                 + (", or compute in float64" if c.dtype == "float32" else "")
                 + ", and compare the rewrite at this point with `symgrad.compare`.")
+    if f.hint_extra == "singular-det":
+        return ("Away from singular matrices torch's determinant backward is accurate. Where you need the gradient "
+                "at a singular matrix, write the determinant out (for 2x2, `A[0, 0]*A[1, 1] - A[0, 1]*A[1, 0]`), "
+                "whose backward torch computes term by term, and compare it with `symgrad.compare`.")
     if f.hint_extra == "accumulate":
         return ("No single step cancels: the program amplifies the rounding error of every step. "
                 "Reformulate it so errors do not grow (fewer iterations, a contracting update)"

@@ -237,3 +237,25 @@ def test_a_jacobian_too_large_is_refused_before_the_work() -> None:
     with pytest.raises(sg.ShapeError, match="v="):
         sg.compare(A * B, at={A: rng.standard_normal((300, 300)), B: rng.standard_normal((300, 300))})
     assert time.perf_counter() - t < 10
+
+
+@pytest.mark.parametrize("values", [
+    [[1.0, 2.0], [2.0, 4.0]],
+    [[1.0, 2.0, 3.0], [2.0, 4.0, 6.5], [0.5, 1.0, 1.0]],  # rank 2: columns 0 and 1 are parallel
+])
+def test_the_gradient_of_a_singular_determinant_names_torchs_det_backward(values: list[list[float]]) -> None:
+    """d det(A) / dA is A's cofactor matrix, not 0 at a matrix of rank n - 1; torch's backward of
+    torch.linalg.det returns something else there. The explanation says that (not 'rounding
+    accumulates over 2 steps'), autograd is torch's own, and the written-out determinant agrees."""
+    n = len(values)
+    A = sp.MatrixSymbol("A", n, n)
+    c = sg.compare(sp.Determinant(A), at={A: values})
+    t = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    torch.linalg.det(t).backward()
+    assert [e.grad_autograd for e in c.entries] == t.grad.flatten().tolist()
+    cofactors = sp.Matrix(values).applyfunc(sp.nsimplify).adjugate().T
+    assert [e.grad_executed for e in c.entries] == list(cofactors)
+    bad = [e for e in c.entries if not e.ok]
+    assert bad and all(e.cause.id == "rounding" and "determinant of a singular matrix" in e.explanation
+                       and "write the determinant out" in e.hint for e in bad)
+    assert sg.compare(sp.Matrix(A).det(), at={A: values}).ok
