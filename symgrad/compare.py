@@ -755,6 +755,21 @@ class _Classifier:
                         return st, d, self.path.steps[p]
         return None
 
+    def backward_underflow(self, reach: list[bool]) -> tuple[PathStep, ex.Exact] | None:
+        """A local derivative of the backward pass below the dtype's smallest number (it is stored
+        as 0) where the derivative it is part of is not: 1/(1 + e^-x)'s slope at x = -60 in float32,
+        where torch's division backward forms (1/b)/b = 8.7e-53 before it multiplies by e^60."""
+        smallest = ex.from_float(float(torch.finfo(DTYPES[self.dtype]).smallest_normal) * float(FINFO[self.dtype].eps))
+        for st in reversed(self.path.steps):
+            if not reach[st.index] or st.cut or st.vjp is not None:
+                continue
+            for p, d in zip(st.parents, st.partials):
+                if not self.path.steps[p].grad or ex.is_mat(d):
+                    continue
+                if ex.is_finite(d) and not ex.is_zero(d) and ex.cmp(abs(d), smallest) < 0:
+                    return st, d
+        return None
+
     def corner_moved(self, reach: list[bool]) -> tuple[PathStep, str] | None:
         """A corner that rounding to the dtype moved onto the point (or off it): exactly the
         point is beside the corner, but in floating point it sits on it, or the reverse."""
@@ -886,6 +901,15 @@ class _Classifier:
                       f"`{self.node(user.node)}` (line {user.line}) of a value so near 1 turns that into a large relative "
                       "error; the backward pass inherits it.")
             return _Finding(Cause.ROUNDING, user.node, user.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+        under = self.backward_underflow(reach) if e != 0 and abs(auto) < abs(e) else None
+        if under is not None:
+            st, d = under
+            detail = (f"In the backward pass the local derivative of `{self.node(st.node)}` (line {st.line}) is "
+                      f"{_fmt(d)}, below {self.dtype}'s smallest number ({FINFO[self.dtype].smallest_normal * FINFO[self.dtype].eps:.2g}), "
+                      f"so torch stores it as 0 (underflow) before the chain rule multiplies it by the large factors "
+                      "that would bring it back into range.")
+            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
+                            hint_extra="underflow")
         singular = next((st for st in self.path.steps if st.op == "det" and reach[st.index] and ex.is_zero(st.value)), None)
         if singular is not None:
             # torch's det backward at a singular matrix: not rounding that accumulates, one formula
@@ -1049,6 +1073,11 @@ def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
                 "series there (`Piecewise((1 + x/2 + x**2/6 + x**3/24, Abs(x) < 1e-3), (expm1(x)/x, True))`)"
                 + (", or compute in float64" if c.dtype == "float32" else "")
                 + ", and compare the rewrite at this point with `symgrad.compare`.")
+    if f.hint_extra == "underflow":
+        return ("Write the function so that no factor of its backward pass is that small: compute the small "
+                "quantity directly (for 1/(1 + exp(-x)), `torch.sigmoid(x)`, whose backward is s * (1 - s), with "
+                "no division)" + (", or compute in float64" if c.dtype == "float32" else "")
+                + ", and compare the rewrite with `symgrad.compare`.")
     if f.hint_extra == "singular-det":
         return ("Away from singular matrices torch's determinant backward is accurate. Where you need the gradient "
                 "at a singular matrix, write the determinant out (for 2x2, `A[0, 0]*A[1, 1] - A[0, 1]*A[1, 0]`), "

@@ -713,3 +713,18 @@ def test_a_structural_cause_beside_a_nan_trap_says_what_autograd_reports(f: sp.B
     assert "the program's slope is 0" in e.explanation or "The program's derivative is 0" in e.explanation
     assert "Besides (nan-trap):" in e.explanation and "autograd reports nan instead of 0" in e.explanation
     assert "(line 8)" in e.explanation and "double-where" in e.hint
+
+
+@pytest.mark.parametrize("at", [-60.0, -80.0])
+def test_a_backward_factor_below_float32s_range_is_named_as_underflow(at: float) -> None:
+    """1/(1 + e^-x) in float32 at x = -60: torch's division backward forms (1/b)/b, about 7.7e-53,
+    below float32's smallest number, so autograd is 0 where the slope is 8.8e-27. The explanation
+    names that step and the underflow; torch.sigmoid(x) agrees there."""
+    x = sp.Symbol("x")
+    e = sg.compare(1 / (1 + sp.exp(-x)), at={x: at}, dtype="float32").entries[0]
+    t = torch.tensor(at, dtype=torch.float32, requires_grad=True)
+    (1 / (1 + torch.exp(-t))).backward()
+    assert e.grad_autograd == t.grad.item() == 0.0 and float(e.grad_executed) > 1e-40
+    assert e.cause.id == "rounding" and "(underflow)" in e.explanation and "`1/(1 + exp(-x))`" in e.explanation
+    assert "torch.sigmoid(x)" in e.hint
+    assert sg.compare(sg.sigmoid(x), at={x: at}, dtype="float32").ok
