@@ -770,6 +770,21 @@ class _Classifier:
                     return st, d
         return None
 
+    def lost_in_its_inputs(self, reach: list[bool]) -> tuple[PathStep, Any, Any] | None:
+        """A log_softmax whose value is far below the rounding of its inputs (at logits (1000, 0)
+        it is -e^-1000): torch computes x_i - max - log(sum(exp(x_j - max))), and the log of 1 plus
+        that tiny sum rounds to 0. Returns (step, the value, the largest input)."""
+        eps = ex.to_real(ex.from_float(float(FINFO[self.dtype].eps)))
+        for st in self.path.steps:
+            if st.op not in ("log_softmax", "log_softmax_vector", "log_softmax_of") or not reach[st.index]:
+                continue
+            big = max((_biggest(self.path.steps[p].value) for p in st.parents), default=ex.to_real(ex.ZERO))
+            for v in ex.elements(st.value):
+                m = abs(ex.to_real(v)).mid()
+                if not m.is_zero() and m < eps * max(big, ex.to_real(ex.ONE)):
+                    return st, v, big
+        return None
+
     def corner_moved(self, reach: list[bool]) -> tuple[PathStep, str] | None:
         """A corner that rounding to the dtype moved onto the point (or off it): exactly the
         point is beside the corner, but in floating point it sits on it, or the reverse."""
@@ -910,6 +925,15 @@ class _Classifier:
                       "that would bring it back into range.")
             return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
                             hint_extra="underflow")
+        lost_in = self.lost_in_its_inputs(reach)
+        if lost_in is not None:
+            st, v, big = lost_in
+            what = f"`{self.node(st.node)}` (line {st.line})" if st.op == "log_softmax" else f"The log_softmax on line {st.line}"
+            detail = (f"{what} has a value as small as {_fmt(v)} here, far below the "
+                      f"rounding of its inputs (up to about {float(big):.3g}): torch computes log_softmax as "
+                      "x_i - max - log(sum(exp(x_j - max))), and the log of 1 plus so small a sum rounds to 0.")
+            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
+                            hint_extra="below-inputs")
         singular = next((st for st in self.path.steps if st.op == "det" and reach[st.index] and ex.is_zero(st.value)), None)
         if singular is not None:
             # torch's det backward at a singular matrix: not rounding that accumulates, one formula
@@ -1073,6 +1097,10 @@ def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
                 "series there (`Piecewise((1 + x/2 + x**2/6 + x**3/24, Abs(x) < 1e-3), (expm1(x)/x, True))`)"
                 + (", or compute in float64" if c.dtype == "float32" else "")
                 + ", and compare the rewrite at this point with `symgrad.compare`.")
+    if f.hint_extra == "below-inputs":
+        return ("The float value is as close as the inputs' rounding allows: the relative error is large only "
+                "because the exact value is tiny. If it matters (a gradient with respect to the labels, say), "
+                "the entries that read it are the ones to check; `wrt=` leaves them out of the comparison.")
     if f.hint_extra == "underflow":
         return ("Write the function so that no factor of its backward pass is that small: compute the small "
                 "quantity directly (for 1/(1 + exp(-x)), `torch.sigmoid(x)`, whose backward is s * (1 - s), with "

@@ -895,3 +895,23 @@ def test_a_comparison_used_as_a_number_is_a_sentence_with_the_where_spelling() -
         sg.trace(masked_by_a_comparison, 1.0)
     assert "torch.where(x > 0, x, 0)" in str(err.value) and "Your function raised" not in str(err.value)
     assert masked_by_a_comparison(torch.tensor(2.0)).item() == 2.0  # it is valid torch
+
+
+def test_log_softmax_below_the_rounding_of_its_logits_is_explained_as_such() -> None:
+    """At logits of thousands, log_softmax of the largest is about -e^-1000, which torch's kernel
+    rounds to 0 (the log of 1 plus a tiny sum): autograd's d/dY is then 0 against the exact tiny
+    value. The explanation names that, not an accumulation over the program; the gradient with
+    respect to the weights agrees."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(16, 5, dtype=torch.float64, generator=g)
+    W = 1000 * torch.randn(5, 3, dtype=torch.float64, generator=g)
+    b = torch.zeros(3, dtype=torch.float64)
+    Y = torch.nn.functional.one_hot(torch.arange(16) % 3, 3).to(torch.float64)
+    traced = sg.trace(minibatch_cross_entropy_with_bias, W, b, X, Y)
+    c = traced.compare()
+    bad = [e for e in c.entries if not e.ok]
+    assert bad and all(e.cause.id == "rounding" for e in bad)
+    assert all("far below the rounding of its inputs" in e.explanation and "The log_softmax on line" in e.explanation
+               for e in bad)
+    assert [e.grad_autograd for e in c.entries] == [v for g_ in _torch_grads(minibatch_cross_entropy_with_bias, W, b, X, Y) for v in g_]
+    assert traced.compare(wrt=list(traced.inputs[:2])).ok
