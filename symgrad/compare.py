@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import sympy as sp
@@ -1087,34 +1087,39 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
+# The hint of each kind of rounding finding (`_Finding.hint_extra`); {wider} suggests float64 to a
+# float32 run.
+_ROUNDING_HINTS: Final = {
+    "backward-cancellation": (
+        "The derivative, not the function, cancels: the chain rule adds nearly equal and opposite "
+        "contributions. A quotient whose numerator and denominator both vanish at the point does this "
+        "however accurately each is computed (expm1(x)/x or log1p(x)/x near 0). Near such a point, "
+        "write the function so that no such quotient is differentiated, e.g. a few terms of its Taylor "
+        "series there (`Piecewise((1 + x/2 + x**2/6 + x**3/24, Abs(x) < 1e-3), (expm1(x)/x, True))`){wider}, "
+        "and compare the rewrite at this point with `symgrad.compare`."),
+    "below-inputs": (
+        "The float value is as close as the inputs' rounding allows: the relative error is large only "
+        "because the exact value is tiny. If it matters (a gradient with respect to the labels, say), "
+        "the entries that read it are the ones to check; `wrt=` leaves them out of the comparison."),
+    "underflow": (
+        "Write the function so that no factor of its backward pass is that small: compute the small "
+        "quantity directly (for 1/(1 + exp(-x)), `torch.sigmoid(x)`, whose backward is s * (1 - s), with "
+        "no division){wider}, and compare the rewrite with `symgrad.compare`."),
+    "singular-det": (
+        "Away from singular matrices torch's determinant backward is accurate. Where you need the gradient "
+        "at a singular matrix, write the determinant out (for 2x2, `A[0, 0]*A[1, 1] - A[0, 1]*A[1, 0]`), "
+        "whose backward torch computes term by term, and compare it with `symgrad.compare`."),
+    "accumulate": (
+        "No single step cancels: the program amplifies the rounding error of every step. "
+        "Reformulate it so errors do not grow (fewer iterations, a contracting update){wider}, "
+        "and compare the reformulation with `symgrad.compare`."),
+}
+
+
 def _hint(f: _Finding, fields: dict[str, Any], c: _Classifier) -> str:
     """The rule's own hint for this cause if it has one, else the cause's general hint."""
-    if f.hint_extra == "backward-cancellation":
-        return ("The derivative, not the function, cancels: the chain rule adds nearly equal and opposite "
-                "contributions. A quotient whose numerator and denominator both vanish at the point does this "
-                "however accurately each is computed (expm1(x)/x or log1p(x)/x near 0). Near such a point, "
-                "write the function so that no such quotient is differentiated, e.g. a few terms of its Taylor "
-                "series there (`Piecewise((1 + x/2 + x**2/6 + x**3/24, Abs(x) < 1e-3), (expm1(x)/x, True))`)"
-                + (", or compute in float64" if c.dtype == "float32" else "")
-                + ", and compare the rewrite at this point with `symgrad.compare`.")
-    if f.hint_extra == "below-inputs":
-        return ("The float value is as close as the inputs' rounding allows: the relative error is large only "
-                "because the exact value is tiny. If it matters (a gradient with respect to the labels, say), "
-                "the entries that read it are the ones to check; `wrt=` leaves them out of the comparison.")
-    if f.hint_extra == "underflow":
-        return ("Write the function so that no factor of its backward pass is that small: compute the small "
-                "quantity directly (for 1/(1 + exp(-x)), `torch.sigmoid(x)`, whose backward is s * (1 - s), with "
-                "no division)" + (", or compute in float64" if c.dtype == "float32" else "")
-                + ", and compare the rewrite with `symgrad.compare`.")
-    if f.hint_extra == "singular-det":
-        return ("Away from singular matrices torch's determinant backward is accurate. Where you need the gradient "
-                "at a singular matrix, write the determinant out (for 2x2, `A[0, 0]*A[1, 1] - A[0, 1]*A[1, 0]`), "
-                "whose backward torch computes term by term, and compare it with `symgrad.compare`.")
-    if f.hint_extra == "accumulate":
-        return ("No single step cancels: the program amplifies the rounding error of every step. "
-                "Reformulate it so errors do not grow (fewer iterations, a contracting update)"
-                + (", or compute in float64" if c.dtype == "float32" else "")
-                + ", and compare the reformulation with `symgrad.compare`.")
+    if f.hint_extra in _ROUNDING_HINTS:
+        return _ROUNDING_HINTS[f.hint_extra].format(wider=", or compute in float64" if c.dtype == "float32" else "")
     if f.node is not None:
         for st in c.path.steps:
             if st.node == f.node and st.op in OPS:
