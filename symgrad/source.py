@@ -573,6 +573,8 @@ class _Translator(ast.NodeVisitor):
             return _Func(spelled)
         if obj is range:
             return obj
+        if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
+            return _Func("torch.abs")
         if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
             if isinstance(obj, types.FunctionType) and getattr(obj, "__module__", "").split(".")[0] != "torch":
                 raise _Refuse(node, f"`{name}` is a function of your own; symgrad reads one function at a time "

@@ -844,13 +844,17 @@ def builtin_abs(x):  # type: ignore[no-untyped-def]
     return abs(x) * 2
 
 
+def python_max_times_two(x, y):  # type: ignore[no-untyped-def]
+    return max(x, y) * 2  # Python's max: the source reader refuses it, so trace records a run
+
+
 def test_a_sweep_of_a_function_read_in_path_mode_is_a_sentence() -> None:
-    traced = sg.trace(builtin_abs, 1.0)
+    traced = sg.trace(python_max_times_two, 1.0, 2.0)
     assert traced.mode == "path"
     with pytest.raises(sg.OptionError, match="was read in path mode") as err:
-        traced.sweep({"x": (-1.0, 1.0)}, n=5)
+        traced.sweep({"x": (-1.0, 1.0), "y": 2.0}, n=5)
     assert "Fix: compare it point by point" in str(err.value)
-    assert [sg.compare(builtin_abs, at={"x": v}).cause.id for v in (-1.0, 0.0, 1.0)] == ["agree", "kink", "agree"]
+    assert [e.grad_autograd for e in sg.compare(python_max_times_two, at={"x": 1.0, "y": 2.0}).entries] == [0.0, 2.0]
 
 
 def clamped(x):  # type: ignore[no-untyped-def]
@@ -915,3 +919,15 @@ def test_log_softmax_below_the_rounding_of_its_logits_is_explained_as_such() -> 
                for e in bad)
     assert [e.grad_autograd for e in c.entries] == [v for g_ in _torch_grads(minibatch_cross_entropy_with_bias, W, b, X, Y) for v in g_]
     assert traced.compare(wrt=list(traced.inputs[:2])).ok
+
+
+def test_pythons_abs_of_a_tensor_is_read_as_torch_abs() -> None:
+    """abs(x) calls Tensor.__abs__, which is torch.abs: the source is read (it fell back to path
+    mode), so a sweep works and the kink at 0 is found."""
+    traced = sg.trace(builtin_abs, 1.0)
+    assert traced.mode == "source" and "torch.abs(x)" in sg.lower(traced.program).source
+    assert traced.sweep({"x": (-1.0, 1.0)}, n=5).counts == {"agree": 4, "kink": 1}
+    e = sg.compare(builtin_abs, at={"x": 0.0}).entries[0]
+    t = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    builtin_abs(t).backward()
+    assert e.cause.id == "kink" and e.grad_autograd == t.grad.item() == 0.0
