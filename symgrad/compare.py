@@ -51,6 +51,7 @@ DOMAIN_WORDS = {
 }
 DIGITS = {"float64": 15.95, "float32": 7.22}
 FINFO = {name: torch.finfo(dt) for name, dt in DTYPES.items()}
+SMALLEST = {name: float(fi.smallest_normal * fi.eps) for name, fi in FINFO.items()}  # the smallest subnormal
 # Every reported value and every comparison is certain to this many bits (about 30 digits).
 TARGET_BITS = 100
 # Reruns at a precision raised by the bits the balls lost: usually one; more only where a ball
@@ -759,7 +760,7 @@ class _Classifier:
         """A local derivative of the backward pass below the dtype's smallest number (it is stored
         as 0) where the derivative it is part of is not: 1/(1 + e^-x)'s slope at x = -60 in float32,
         where torch's division backward forms (1/b)/b = 8.7e-53 before it multiplies by e^60."""
-        smallest = ex.from_float(float(torch.finfo(DTYPES[self.dtype]).smallest_normal) * float(FINFO[self.dtype].eps))
+        smallest = ex.from_float(SMALLEST[self.dtype])
         for st in reversed(self.path.steps):
             if not reach[st.index] or st.cut or st.vjp is not None:
                 continue
@@ -888,10 +889,15 @@ class _Classifier:
             rel = math.inf  # nan or inf where the exact derivative is finite: every digit is lost
         correct = max(0.0, -math.log10(rel)) if rel > 0 else DIGITS[self.dtype]
         lost = max(0.0, DIGITS[self.dtype] - correct)
+
+        def found(node: Any, line: Any, detail: str, hint: str = "") -> _Finding:
+            return _Finding(Cause.ROUNDING, node, line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
+                            hint_extra=hint)
+
         moved = self.corner_moved(reach)
         if moved is not None:
             st, detail = moved
-            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+            return found(st.node, st.line, detail)
         best: tuple[float, PathStep] | None = None
         for st in self.path.steps:
             if st.op != "add" or not reach[st.index] or ex.all_zero(self.math_adj[st.index]) or ex.is_mat(st.value):
@@ -907,7 +913,7 @@ class _Classifier:
             st = best[1]
             detail = (f"`{self.node(st.node)}` (line {st.line}) subtracts nearly equal numbers and loses about "
                       f"{best[0]:.0f} leading digits (cancellation); the backward pass inherits the error.")
-            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+            return found(st.node, st.line, detail)
         absorbed = self.absorbed_by_log(reach)
         if absorbed is not None:
             st, user, digits = absorbed
@@ -915,16 +921,15 @@ class _Classifier:
                       f"{max(0, DIGITS[self.dtype] - digits):.0f} of its {DIGITS[self.dtype]:.0f} digits (absorption), and "
                       f"`{self.node(user.node)}` (line {user.line}) of a value so near 1 turns that into a large relative "
                       "error; the backward pass inherits it.")
-            return _Finding(Cause.ROUNDING, user.node, user.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail})
+            return found(user.node, user.line, detail)
         under = self.backward_underflow(reach) if e != 0 and abs(auto) < abs(e) else None
         if under is not None:
             st, d = under
             detail = (f"In the backward pass the local derivative of `{self.node(st.node)}` (line {st.line}) is "
-                      f"{_fmt(d)}, below {self.dtype}'s smallest number ({FINFO[self.dtype].smallest_normal * FINFO[self.dtype].eps:.2g}), "
+                      f"{_fmt(d)}, below {self.dtype}'s smallest number ({SMALLEST[self.dtype]:.2g}), "
                       f"so torch stores it as 0 (underflow) before the chain rule multiplies it by the large factors "
                       "that would bring it back into range.")
-            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
-                            hint_extra="underflow")
+            return found(st.node, st.line, detail, "underflow")
         lost_in = self.lost_in_its_inputs(reach)
         if lost_in is not None:
             st, v, big = lost_in
@@ -932,8 +937,7 @@ class _Classifier:
             detail = (f"{what} has a value as small as {_fmt(v)} here, far below the "
                       f"rounding of its inputs (up to about {float(big):.3g}): torch computes log_softmax as "
                       "x_i - max - log(sum(exp(x_j - max))), and the log of 1 plus so small a sum rounds to 0.")
-            return _Finding(Cause.ROUNDING, st.node, st.line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
-                            hint_extra="below-inputs")
+            return found(st.node, st.line, detail, "below-inputs")
         singular = next((st for st in self.path.steps if st.op == "det" and reach[st.index] and ex.is_zero(st.value)), None)
         if singular is not None:
             # torch's det backward at a singular matrix: not rounding that accumulates, one formula
@@ -941,21 +945,17 @@ class _Classifier:
                       "(it is 0 here). The derivative of a determinant is its matrix of cofactors, which is not 0 "
                       "when the matrix's rank is one less than its size; torch's backward of torch.linalg.det "
                       "does not return it at a singular matrix.")
-            return _Finding(Cause.ROUNDING, singular.node, singular.line,
-                            {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail}, hint_extra="singular-det")
+            return found(singular.node, singular.line, detail, "singular-det")
         parting = self.backward_parting()
         if parting is not None and parting.kind == "cancellation":
             # A cancellation that lives only in the backward pass: cite the line where it parts.
-            return _Finding(Cause.ROUNDING, _node_of(self.path, parting.at.step), parting.line,
-                            {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": parting.why},
-                            hint_extra="backward-cancellation")
+            return found(_node_of(self.path, parting.at.step), parting.line, parting.why, "backward-cancellation")
         out = self.path.steps[self.path.output]
         detail = f"The errors of {self.dtype}'s rounding accumulate over the program's {len(self.path.steps)} steps."
         if self.exact.bits > ex.START_PREC:
             detail += (f" The exact values needed {self.exact.bits} bits (about {int(self.exact.bits * 0.30103)} digits) "
                        "to certify theirs: the program amplifies every rounding error as it runs.")
-        return _Finding(Cause.ROUNDING, out.node, self.lowered.output_line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
-                        hint_extra="accumulate")
+        return found(out.node, self.lowered.output_line, detail, "accumulate")
 
 
     def absorbed_by_log(self, reach: list[bool]) -> tuple[PathStep, PathStep, float] | None:

@@ -1096,60 +1096,47 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     raise _unsupported(e)
 
 
+def _ones_ends(e: sp.MatMul) -> tuple[sp.OneMatrix | None, sp.Basic | None, sp.OneMatrix | None]:
+    """A product's OneMatrix factors at either end and the product between them (None where
+    there is no matrix between them). Its own factors, not a nested product's:
+    `A.sum(0, keepdim=True).sum()` is a sum of a sum, in two steps, as torch rounds it."""
+    factors = list(e.args)
+    left = factors.pop(0) if len(factors) > 1 and isinstance(factors[0], sp.OneMatrix) else None
+    right = factors.pop() if len(factors) > 1 and isinstance(factors[-1], sp.OneMatrix) else None
+    if not factors or any(not isinstance(f, (sp.MatrixExpr, sp.MatrixBase)) for f in factors):
+        return left, None, right
+    return left, factors[0] if len(factors) == 1 else sp.MatMul(*factors), right
+
+
 def _summed(e: MatrixElement) -> sp.Basic | None:
     """A, where `e` is (ones(1, m) * A * ones(n, 1))[0, 0] (either ones may be absent for a
     vector): the sum of A's elements, as `.sum()` of a tensor is read."""
-    parent = e.parent
-    if (e.i, e.j) != (0, 0) or not isinstance(parent, sp.MatMul):
+    if (e.i, e.j) != (0, 0) or not isinstance(e.parent, sp.MatMul):
         return None
-    # Its own factors, not a nested product's: `A.sum(0, keepdim=True).sum()` sums in two steps,
-    # as torch rounds it.
-    factors = list(parent.args)
-    left = isinstance(factors[0], sp.OneMatrix) and factors[0].rows == 1 and len(factors) > 1
-    if left:
-        factors = factors[1:]
-    right = isinstance(factors[-1], sp.OneMatrix) and factors[-1].cols == 1 and len(factors) > 1
-    if right:
-        factors = factors[:-1]
-    if not (left or right) or any(not isinstance(f, (sp.MatrixExpr, sp.MatrixBase)) for f in factors):
+    left, inner, right = _ones_ends(e.parent)
+    if inner is None or not (left or right) or (left is not None and left.rows != 1) or (right is not None and right.cols != 1):
         return None
-    inner = factors[0] if len(factors) == 1 else sp.MatMul(*factors)
     return inner if (inner.rows > 1 or not left) and (inner.cols > 1 or not right) else None
 
 
 def _repeated(e: sp.MatMul) -> sp.Basic | None:
     """R, where `e` is ones(m, 1) * R (R a row), R * ones(1, n) (R a column) or both (R 1x1):
     how a broadcast is read, lowered to torch's `R.expand(m, n)`."""
-    factors = list(e.args)  # its own factors: R may be a product itself (a sum along a dim)
-    left = len(factors) > 1 and isinstance(factors[0], sp.OneMatrix) and factors[0].cols == 1
-    if left:
-        factors = factors[1:]
-    right = len(factors) > 1 and isinstance(factors[-1], sp.OneMatrix) and factors[-1].rows == 1
-    if right:
-        factors = factors[:-1]
-    if not (left or right) or len(factors) != 1 or not isinstance(factors[0], (sp.MatrixExpr, sp.MatrixBase)):
+    left, inner, right = _ones_ends(e)
+    if inner is None or not (left or right) or (left is not None and left.cols != 1) or (right is not None and right.rows != 1):
         return None
-    inner = factors[0]
     return inner if (inner.rows == 1 or not left) and (inner.cols == 1 or not right) else None
 
 
 def _summed_along(e: sp.MatMul) -> tuple[sp.Basic, int] | None:
     """(A, 1) for A * ones(n, 1), the sums of A's rows; (A, 0) for ones(1, m) * A, the sums of its
     columns (how `A.sum(dim)` is read), lowered to torch's own `A.sum(dim, keepdim=True)`."""
-    factors = _factors(e)
-    if len(factors) == 2 and isinstance(factors[1], sp.OneMatrix) and factors[1].cols == 1 and factors[1].rows > 1:
-        return (factors[0], 1) if isinstance(factors[0], (sp.MatrixExpr, sp.MatrixBase)) else None
-    if len(factors) == 2 and isinstance(factors[0], sp.OneMatrix) and factors[0].rows == 1 and factors[0].cols > 1:
-        return (factors[1], 0) if isinstance(factors[1], (sp.MatrixExpr, sp.MatrixBase)) else None
-    return None
-
-
-def _factors(m: sp.MatMul) -> list[sp.Basic]:
-    """A matrix product's factors, nested products flattened (`.sum()` builds one unevaluated)."""
-    out: list[sp.Basic] = []
-    for f in m.args:
-        out += _factors(f) if isinstance(f, sp.MatMul) else [f]
-    return out
+    left, inner, right = _ones_ends(e)
+    if inner is None or (left is None) == (right is None):
+        return None
+    if right is not None:
+        return (inner, 1) if right.cols == 1 and right.rows > 1 else None
+    return (inner, 0) if left is not None and left.rows == 1 and left.cols > 1 else None
 
 
 def _whole_softmax(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:

@@ -732,6 +732,7 @@ def _stack_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
 
 
 def _expand_value(m: Any, shape: tuple[int, int]) -> Any:
+    """m, whose dimensions are those of `shape` or 1, repeated to `shape` (torch's expand)."""
     out = ex.full(shape, Z)
     for i in range(shape[0]):
         for j in range(shape[1]):
@@ -739,43 +740,21 @@ def _expand_value(m: Any, shape: tuple[int, int]) -> Any:
     return out
 
 
-def _expand_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
-    """torch's sum_to_size: the adjoint of each element of R is the sum of its copies' adjoints."""
-    m = a[0]
-    out = ex.full(m.shape, Z)
-    for i in range(p[0]):
-        for j in range(p[1]):
-            k = (i if m.shape[0] > 1 else 0, j if m.shape[1] > 1 else 0)
-            out[k] = ex.add(out[k], g[i, j])
-    return (out,)
-
-
-def _sum_dim(m: Any, dim: int) -> Any:
-    """The sums of each row (dim 1: an (m, 1) column) or each column (dim 0: a (1, n) row)."""
-    rows, cols = m.shape
-    out = ex.full((rows, 1) if dim == 1 else (1, cols), Z)
-    for i in range(rows):
-        for j in range(cols):
-            k = (i, 0) if dim == 1 else (0, j)
+def _sum_to(m: Any, shape: tuple[int, int]) -> Any:
+    """m summed over the dimensions that are 1 in `shape` (torch's sum_to_size): the sums of its
+    rows for (rows, 1), of its columns for (1, cols), of everything for (1, 1). The adjoint of
+    `_expand_value`, and the other way round."""
+    out = ex.full(shape, Z)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            k = (i if shape[0] > 1 else 0, j if shape[1] > 1 else 0)
             out[k] = ex.add(out[k], m[i, j])
     return out
 
 
-def _sum_dim_vjp(a: Args, v: Any, dim: int, g: Any) -> tuple[Any, ...]:
-    """Each element's adjoint is its row's (column's) sum's: torch's sum backward, an expand."""
-    rows, cols = a[0].shape
-    out = ex.full((rows, cols), Z)
-    for i in range(rows):
-        for j in range(cols):
-            out[i, j] = g[i, 0] if dim == 1 else g[0, j]
-    return (out,)
-
-
-def _sum_all(m: Any) -> ex.Exact:
-    total: ex.Exact = Z
-    for u in m.flat:
-        total = ex.add(total, u)
-    return total
+def _summed_shape(m: Any, dim: int) -> tuple[int, int]:
+    """The shape of the sums of m's rows (dim 1) or columns (dim 0), kept 2-D."""
+    return (m.shape[0], 1) if dim == 1 else (1, m.shape[1])
 
 
 _MATRIX_OPS: tuple[Op, ...] = (
@@ -796,12 +775,14 @@ _MATRIX_OPS: tuple[Op, ...] = (
     Op("matconst", "{c}", lambda a, p: p, _no_partials, vjp=lambda a, v, p, g: ()),
     # Every element of a matrix added up (what `.sum()` of a tensor is read as): torch's own
     # reduction, which rounds as the user's `.sum()` does (ones @ M @ ones would not).
-    Op("sum", "{0}.sum()", lambda a, p: _sum_all(a[0]), _no_partials,
+    Op("sum", "{0}.sum()", lambda a, p: _sum_to(a[0], (1, 1))[0, 0], _no_partials,
        vjp=lambda a, v, p, g: (ex.full(a[0].shape, g),)),
     # The sums of each row (dim 1) or column (dim 0), as `A.sum(dim)` is read.
-    Op("sum_dim", "{0}.sum({c}, keepdim=True)", lambda a, p: _sum_dim(a[0], p), _no_partials, vjp=_sum_dim_vjp),
+    Op("sum_dim", "{0}.sum({c}, keepdim=True)", lambda a, p: _sum_to(a[0], _summed_shape(a[0], p)), _no_partials,
+       vjp=lambda a, v, p, g: (_expand_value(g, a[0].shape),)),
     # A row (column) repeated down (across) a matrix, as torch broadcasts `X + b`.
-    Op("expand", "{0}.expand({c})", lambda a, p: _expand_value(a[0], p), _no_partials, vjp=_expand_vjp),
+    Op("expand", "{0}.expand({c})", lambda a, p: _expand_value(a[0], p), _no_partials,
+       vjp=lambda a, v, p, g: (_sum_to(g, a[0].shape),)),
     # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code),
     # or a softmax along each row (dim 1) or column (dim 0) of a matrix: torch.softmax(X, dim).
     Op("softmax_vector", "torch.softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "

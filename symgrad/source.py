@@ -250,9 +250,9 @@ class _Translator(ast.NodeVisitor):
         if not isinstance(e, sp.Basic) or self.span is None or e.is_number:
             return
         todo = [e]
-        while todo:
+        while todo:  # a constant node inside gets the line too: it is never a step, so never cited
             node = todo.pop()
-            if node in self.origins or node.is_Atom or node.is_number or isinstance(node, sp.MatrixSymbol):
+            if node.is_Atom or isinstance(node, sp.MatrixSymbol) or node in self.origins:
                 continue
             self.origins[node] = self.span
             todo.extend(a for a in node.args if isinstance(a, sp.Basic))

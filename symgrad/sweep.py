@@ -327,27 +327,23 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
     receives the cancellation mask, and the tie mask holds only ties."""
     n = columns[0].shape[0]
     if n <= CHUNK or columns[0].device.type != "cpu" or has_loop(lowered.body):
-        return _run_batch(lowered, columns, math_mode, grad, checks, max_iterations, cancel_out)
-    parts: list[list[torch.Tensor]] = []  # value, tie, stuck, cancel, then the gradients
-    for start in range(0, n, CHUNK):
-        cancel: list[torch.Tensor] = []
-        value, grads, tie, stuck = _run_batch(lowered, [c[start:start + CHUNK] for c in columns], math_mode,
-                                              grad, checks, max_iterations, cancel)
-        pieces = [value, tie, stuck, cancel[0], *grads]
-        if not parts:
-            parts = [[] for _ in pieces]
-        for acc, piece in zip(parts, pieces):
-            acc.append(piece)
-    value, tie, stuck, cancel_all, *grads = (torch.cat(acc) for acc in parts)
+        value, grads, tie, stuck, cancel = _run_batch(lowered, columns, math_mode, grad, checks, max_iterations)
+    else:
+        parts = [_run_batch(lowered, [c[start:start + CHUNK] for c in columns], math_mode, grad, checks, max_iterations)
+                 for start in range(0, n, CHUNK)]
+        value, tie, stuck, cancel = (torch.cat([p[k] for p in parts]) for k in (0, 2, 3, 4))
+        grads = [torch.cat([p[1][j] for p in parts]) for j in range(len(parts[0][1]))]
     if cancel_out is not None:
-        cancel_out.append(cancel_all)
+        # Per point: whether a difference cancelled too many digits (or an exp underflowed or
+        # overflowed) for a float comparison.
+        cancel_out.append(cancel)
         return value, grads, tie, stuck
-    return value, grads, tie | cancel_all, stuck
+    return value, grads, tie | cancel, stuck
 
 
-def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mode: bool, grad: bool,
-               checks: bool, max_iterations: int,
-               cancel_out: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mode: bool, grad: bool, checks: bool,
+               max_iterations: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One piece of `run_batch`: (value, gradients, tie mask, stuck mask, cancellation mask)."""
     n = columns[0].shape[0]
     dtype = columns[0].dtype
     inputs = [c.detach().requires_grad_(grad) for c in columns]  # a new leaf on the same numbers
@@ -364,12 +360,7 @@ def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mo
                 grads = list(torch.autograd.grad(out.sum(), inputs, allow_unused=True, materialize_grads=True))
             else:
                 grads = [torch.full_like(c, math.nan) for c in columns]
-    if cancel_out is not None:
-        # Per point: whether a difference cancelled too many digits (or an exp underflowed or
-        # overflowed) for a float comparison.
-        cancel_out.append(runner.cancel)
-        return out.detach(), [g.detach() for g in grads], runner.tie, runner.stuck
-    return out.detach(), [g.detach() for g in grads], runner.tie | runner.cancel, runner.stuck
+    return out.detach(), [g.detach() for g in grads], runner.tie, runner.stuck, runner.cancel
 
 
 # --------------------------------------------------------------------------- results

@@ -29,6 +29,7 @@ from typing import Any, Final, Literal
 
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import UnsupportedNodeError
@@ -115,7 +116,7 @@ def rank1(v: Any) -> bool | None:
         return rank1(mats[-1]) if mats and mats[-1].shape[1] == 1 else None
     if isinstance(v, sp.HadamardPower):
         return rank1(v.base)
-    if type(v).__name__ == "ElementwiseApplyFunction":
+    if isinstance(v, ElementwiseApplyFunction):
         return rank1(v.expr)
     return None
 
@@ -238,7 +239,7 @@ def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
         raise UnsupportedNodeError("`@` needs two tensors of rank >= 1.\nFix: use `*` for a scalar factor.")
     if rank1(x) is True and shape(x)[0] == shape(y)[0] and shape(x) != shape(y)[::-1]:  # type: ignore[index]
         if rank1(y) is True:  # two rank-1 tensors: their dot product, a scalar
-            return MatrixElement(sp.MatMul(sp.Transpose(x), y), 0, 0)
+            return _inner(x, y)
         return sp.MatMul(sp.Transpose(y), x)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
     return sp.MatMul(x, y)
 
@@ -249,6 +250,11 @@ def _dot(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if not (is_matrix(x) and is_matrix(y)) or shape(x) != shape(y) or shape(x)[1] != 1:  # type: ignore[index]
         raise UnsupportedNodeError("torch.dot takes two rank-1 tensors of the same length.\n"
                                    "Fix: pass two vectors of the same length, or use `@` for matrices.")
+    return _inner(x, y)
+
+
+def _inner(x: Any, y: Any) -> Any:
+    """x . y of two (n, 1) columns, a scalar."""
     return MatrixElement(sp.MatMul(sp.Transpose(x), y), 0, 0)
 
 
@@ -263,8 +269,6 @@ def _elementwise(fn: type[sp.Function]) -> Build:
             if isinstance(a[0], sp.MatrixBase):
                 # An explicit matrix (a softmax read back): keep it whole, as the user's one
                 # tensor op on one tensor, rather than mapping `fn` over its elements.
-                from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
-
                 d = sp.Dummy("d")
                 return ElementwiseApplyFunction(sp.Lambda(d, fn(d)), a[0])
             return a[0].applyfunc(fn)
@@ -332,6 +336,18 @@ def _no_dim(name: str, k: dict[str, Any], a: Sequence[Any]) -> None:
         )
 
 
+def _dim(name: str, dim: Any) -> int | None:
+    """A `dim` argument as an int, or None where none is given; refused outside rank 2's dims."""
+    if isinstance(dim, sp.Integer):  # the source reader gives literals as SymPy numbers
+        dim = int(dim)
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or not -2 <= dim <= 1):
+        raise UnsupportedNodeError(
+            f"{name}(dim={dim!r}) is not supported: symgrad reads tensors of rank 1 and 2, so dim is 0, 1, -1 "
+            f"or -2.\nFix: pass dim as one of those integers."
+        )
+    return dim
+
+
 def _reduce_dim(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, int] | None:
     """`m.sum(dim)` of a matrix along one dim: (the sums, how many elements each adds up), or
     None for a sum of every element. Along dim 1 (each row) the sums are an (m, 1) column, along
@@ -339,10 +355,8 @@ def _reduce_dim(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, in
     (a rank-1 result, which symgrad writes as a column). `m * ones(n, 1)` lowers to torch's own
     `m.sum(1, keepdim=True)`, so it rounds as the user's code does."""
     unknown = set(k) - {"dim", "keepdim", "axis"}
-    dim = k.get("dim", k.get("axis", a[1] if len(a) > 1 else None))
+    dim = _dim(name, k.get("dim", k.get("axis", a[1] if len(a) > 1 else None)))
     keepdim = k.get("keepdim", a[2] if len(a) > 2 else False)
-    if isinstance(dim, sp.Integer):
-        dim = int(dim)
     if unknown or len(a) > 3:
         raise UnsupportedNodeError(
             f"{name} with {', '.join(sorted(unknown)) or 'more than a dim and keepdim'} is not supported.\n"
@@ -351,11 +365,6 @@ def _reduce_dim(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, in
     if dim is None:
         return None
     m = a[0]
-    if not isinstance(dim, int) or isinstance(dim, bool) or not -2 <= dim <= 1:
-        raise UnsupportedNodeError(
-            f"{name}(dim={dim!r}) is not supported: symgrad reads tensors of rank 1 and 2, so dim is 0, 1, -1 "
-            f"or -2.\nFix: pass dim as one of those integers."
-        )
     rows, cols = shape(m)  # type: ignore[misc]
     if cols == 1 and dim in (0, -1):  # a rank-1 tensor (an (n, 1) column here): its only dim
         return None
@@ -488,34 +497,24 @@ def _along_vector(name: str, fn: type[sp.Function]) -> Build:
 
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         v = a[0]
-        dim = k.get("dim", a[1] if len(a) > 1 else None)
-        if isinstance(dim, sp.Integer):  # the reader gives literals as SymPy numbers
-            dim = int(dim)
+        dim = _dim(name, k.get("dim", a[1] if len(a) > 1 else None))
         if not is_matrix(v):
             return fn(0, _scalar(v))  # a 0-d tensor: softmax over its one element (torch allows dim 0 and -1)
         rows, cols = shape(v)  # type: ignore[misc]
-        if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or not -2 <= dim <= 1):
-            raise UnsupportedNodeError(
-                f"{name}(..., dim={dim!r}) is not supported: symgrad reads tensors of rank 1 and 2, "
-                "so dim is 0, 1, -1 or -2.\nFix: pass dim as one of those integers."
-            )
         if rows > 1 and cols > 1:
             if dim is None:
                 raise UnsupportedNodeError(
                     f"{name} of a matrix needs its dim: symgrad does not guess torch's implicit one.\n"
                     f"Fix: write `{name}(X, dim=1)` for one softmax per row (or dim=0 for one per column)."
                 )
-            axis = dim % 2
-            if axis == 1:  # each row
-                groups = [[(i, j) for j in range(cols)] for i in range(rows)]
-            else:  # each column
-                groups = [[(i, j) for i in range(rows)] for j in range(cols)]
-            entries: dict[tuple[int, int], Any] = {}
-            for group in groups:
-                elements = [MatrixElement(v, i, j) for i, j in group]
-                for m, ij in enumerate(group):
-                    entries[ij] = fn(m, *elements)
-            return sp.ImmutableMatrix(rows, cols, [entries[(i, j)] for i in range(rows) for j in range(cols)])
+            from .rules import _softmax_groups
+
+            entries: list[Any] = [None] * (rows * cols)
+            for group in _softmax_groups((rows, cols, dim % 2)):  # flat positions of each row (column)
+                elements = [MatrixElement(v, *divmod(k, cols)) for k in group]
+                for m, k in enumerate(group):
+                    entries[k] = fn(m, *elements)
+            return sp.ImmutableMatrix(rows, cols, entries)
         # A vector: over its elements, unless dim names its axis of length 1 (a 2-D (n, 1) or
         # (1, n) tensor), where each element is a softmax of its own. A rank-1 tensor is read as
         # an (n, 1) column and its dims are 0 and -1: dim=-1 is read over the elements, and the

@@ -402,23 +402,29 @@ _MAX_ITERATIONS: contextvars.ContextVar[int] = contextvars.ContextVar("max_itera
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str) -> None:
     """Raise LoopLimitError where a loop of the translation would not end at the example point,
     before the check runs your function (whose own loop would then never stop: D2L's loop at
-    a = 0 doubles 0 forever). The translation runs in exact arithmetic, under max_iterations."""
+    a = 0 doubles 0 forever). The translation runs in float64 as your function does, under
+    max_iterations; only a loop that does not end there runs again exactly, to say why."""
     from . import _exact as ex
     from .errors import LoopLimitError
     from .executed import run
     from .lowering import has_loop
+    from .sweep import run_batch
 
     if not has_loop(lowered.body):
         return
-    point = {name: ex.from_float(float(values[name])) for name in lowered.inputs}
+    limit = _MAX_ITERATIONS.get()
+    floats = [torch.tensor([float(values[name])], dtype=torch.float64) for name in lowered.inputs]
+    if not bool(run_batch(lowered, floats, grad=False, checks=False, max_iterations=limit)[3].any()):
+        return
+    at = ", ".join(f"{name} = {float(values[name])!r}" for name in lowered.inputs)
+    said = (f"In float64 a loop runs past max_iterations={limit} at this point.\n"
+            "Fix: start from a point where the loop ends, or raise max_iterations if it really needs more steps.")
     try:
         with ex.working_precision(ex.START_PREC):
-            run(lowered, point, max_iterations=_MAX_ITERATIONS.get())
+            run(lowered, {name: ex.from_float(float(values[name])) for name in lowered.inputs}, max_iterations=limit)
     except LoopLimitError as err:
-        at = ", ".join(f"{name} = {float(values[name])!r}" for name in lowered.inputs)
         said = str(err).rsplit("\nSee ", 1)[0]  # the error adds its own link again
-        raise LoopLimitError(f"`{fn_name}` at {at}, as symgrad read it from the source, does not end. "
-                             f"{said}") from None
+    raise LoopLimitError(f"`{fn_name}` at {at}, as symgrad read it from the source, does not end. {said}")
 
 
 def _first(err: TraceError) -> str:

@@ -782,8 +782,10 @@ def test_run_batch_in_chunks_is_the_one_piece_run_bit_for_bit(name: str, monkeyp
     whole_cancel: list[torch.Tensor] = []
     whole = sweep_module.run_batch(lowered, cols, cancel_out=whole_cancel)
     monkeypatch.setattr(sweep_module, "CHUNK", 37)  # chunks of 37 points, the last one shorter
+    sizes = _counting_pieces(sweep_module, monkeypatch)
     parts_cancel: list[torch.Tensor] = []
     parts = sweep_module.run_batch(lowered, cols, cancel_out=parts_cancel)
+    assert sizes == [37] * 27 + [1]  # it did run in chunks
     value, grads, tie, stuck = parts
     assert torch.equal(value.isnan(), whole[0].isnan())
     assert torch.equal(value.nan_to_num(), whole[0].nan_to_num())
@@ -803,7 +805,9 @@ def test_a_sweep_in_chunks_says_what_a_one_piece_sweep_says(monkeypatch: pytest.
     f = sp.Piecewise((sp.sqrt(x), x > 0), (1 - sp.cos(x), True)) / (x**2 + 1e-3)
     whole = sg.sweep(f, over={x: (-1, 1)}, n=2001, branches="where")
     monkeypatch.setattr(sweep_module, "CHUNK", 100)
+    sizes = _counting_pieces(sweep_module, monkeypatch)
     parts = sg.sweep(f, over={x: (-1, 1)}, n=2001, branches="where")
+    assert sizes[:21] == [100] * 20 + [1]  # the batch run in chunks (then the exact checks' own runs)
     assert np.array_equal(parts.codes, whole.codes)
     assert np.array_equal(parts.grad_autograd, whole.grad_autograd, equal_nan=True)
     assert np.array_equal(parts.value, whole.value, equal_nan=True)
@@ -811,10 +815,8 @@ def test_a_sweep_in_chunks_says_what_a_one_piece_sweep_says(monkeypatch: pytest.
     assert whole.counts == parts.counts and set(whole.counts) >= {"agree", "nan-trap"}
 
 
-def test_a_program_with_a_loop_runs_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    sweep_module = importlib.import_module("symgrad.sweep")
+def _counting_pieces(sweep_module: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the pieces run_batch runs, as it runs them."""
     calls: list[int] = []
     inner = sweep_module._run_batch
 
@@ -823,6 +825,14 @@ def test_a_program_with_a_loop_runs_in_one_piece(monkeypatch: pytest.MonkeyPatch
         return inner(lowered, columns, *args)
 
     monkeypatch.setattr(sweep_module, "_run_batch", counting)
+    return calls
+
+
+def test_a_program_with_a_loop_runs_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    sweep_module = importlib.import_module("symgrad.sweep")
+    calls = _counting_pieces(sweep_module, monkeypatch)
     monkeypatch.setattr(sweep_module, "CHUNK", 2)
     cols = [torch.tensor(D2L_BATCH, dtype=torch.float64)]
     value, grads, _, stuck = sweep_module.run_batch(sg.lower(D2L), cols)
