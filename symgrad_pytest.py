@@ -46,7 +46,7 @@ def symgrad_check(request: pytest.FixtureRequest) -> Any:
     marker's keywords, and `--symgrad-dtype`); a call's own keywords still win."""
     import functools
 
-    from symgrad.errors import OptionError
+    from symgrad.base.errors import OptionError
     from symgrad.testing import assert_grad_matches_math
 
     defaults: dict[str, Any] = {}

@@ -129,15 +129,13 @@ def recursion_limit(limit: int) -> Iterator[None]:
 def clear_caches() -> None:
     """Forget everything earlier calls memoised, so the next compare() is a first ("cold") call:
     symgrad's lowering, derivative and constant caches, and SymPy's own cache."""
-    import symgrad._exact
-    import symgrad.lowering
-    import symgrad.symbolic
+    import symgrad.program.exact
+    import symgrad.sides.lowering
+    import symgrad.sides.symbolic
 
-    symgrad.lowering._lower_cached.cache_clear()
-    symgrad.symbolic._formula.cache_clear()
-    for extra in (getattr(symgrad.symbolic, "_derivatives", None), getattr(symgrad._exact, "_from_sympy", None)):
-        if extra is not None:  # smaller caches, cleared too where they exist
-            extra.cache_clear()
+    symgrad.sides.lowering.clear_cache()
+    symgrad.sides.symbolic.clear_cache()
+    symgrad.program.exact.clear_cache()
     sp.core.cache.clear_cache()
 
 
@@ -304,10 +302,10 @@ def main() -> None:
     # 3. lowering + compiling a ~1,000-node expression vs sympy.lambdify(modules="torch")
     deep = nested(ARGS.depth)
     nodes = sum(1 for _ in sp.preorder_traversal(deep))
-    from symgrad.lowering import _lower_cached
+    from symgrad.sides.lowering import clear_cache
 
     def cold_lower() -> object:
-        _lower_cached.cache_clear()  # lower() caches by expression: measure the work itself
+        clear_cache()  # lower() caches by expression: measure the work itself
         return sg.lower(deep)
 
     t_lower = median_time(cold_lower, 3)

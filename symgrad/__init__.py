@@ -5,45 +5,51 @@
 >>> x = sp.Symbol("x")
 >>> sg.compare(x * sg.detach(x**2), at={x: 3.0}).cause.id
 'detach'
+
+This module is the one public list. The package is layered, and the layers are its folders,
+from the bottom up: `base`, `program`, `sides`, `frontends`, `verdict`, `tools`, `show`
+(docs/architecture.md). `symgrad.testing` and `symgrad.pitfalls` are public modules of their own.
 """
 
 from __future__ import annotations
 
-from .causes import Cause as Cause
-from .compare import Comparison as Comparison
-from .compare import Entry as Entry
-from .compare import compare as compare
-from .errors import CalibrationError as CalibrationError
-from .errors import GradientMismatch as GradientMismatch
-from .errors import LoopLimitError as LoopLimitError
-from .errors import OptionError as OptionError
-from .errors import ParseError as ParseError
-from .errors import PointError as PointError
-from .errors import PrecisionError as PrecisionError
-from .errors import ProgramError as ProgramError
-from .errors import ShapeError as ShapeError
-from .errors import SymgradError as SymgradError
-from .errors import TraceError as TraceError
-from .errors import UnboundSymbolError as UnboundSymbolError
-from .errors import UnsupportedNodeError as UnsupportedNodeError
-from .lowering import LoweredProgram as LoweredProgram
-from .lowering import lower as lower
-from .primitives import detach as detach
-from .primitives import item as item
-from .primitives import log_softmax as log_softmax
-from .primitives import logaddexp as logaddexp
-from .primitives import logsumexp as logsumexp
-from .primitives import no_grad as no_grad
-from .primitives import sigmoid as sigmoid
-from .primitives import softmax as softmax
-from .primitives import softplus as softplus
-from .program import Program as Program
-from .sweep import Sweep as Sweep
-from .sweep import sweep as sweep
-from .source import SourceSpan as SourceSpan
-from .trace import Traced as Traced
-from .trace import trace as trace
-from . import pitfalls as pitfalls  # noqa: E402 - they stand on everything above
+from .base.causes import Cause as Cause
+from .base.errors import CalibrationError as CalibrationError
+from .base.errors import GradientMismatch as GradientMismatch
+from .base.errors import LoopLimitError as LoopLimitError
+from .base.errors import OptionError as OptionError
+from .base.errors import ParseError as ParseError
+from .base.errors import PointError as PointError
+from .base.errors import PrecisionError as PrecisionError
+from .base.errors import ProgramError as ProgramError
+from .base.errors import ShapeError as ShapeError
+from .base.errors import SymgradError as SymgradError
+from .base.errors import TraceError as TraceError
+from .base.errors import UnboundSymbolError as UnboundSymbolError
+from .base.errors import UnsupportedNodeError as UnsupportedNodeError
+from .frontends.front import lower as lower
+from .frontends.source import SourceSpan as SourceSpan
+from .program.primitives import detach as detach
+from .program.primitives import item as item
+from .program.primitives import log_softmax as log_softmax
+from .program.primitives import logaddexp as logaddexp
+from .program.primitives import logsumexp as logsumexp
+from .program.primitives import no_grad as no_grad
+from .program.primitives import sigmoid as sigmoid
+from .program.primitives import softmax as softmax
+from .program.primitives import softplus as softplus
+from .program.program import Program as Program
+from .sides.lowering import LoweredProgram as LoweredProgram
+from .tools.sweep import Sweep as Sweep
+from .tools.sweep import sweep as sweep
+from .tools.traced import Traced as Traced
+from .tools.traced import trace as trace
+from .verdict.compare import Comparison as Comparison
+from .verdict.compare import Entry as Entry
+from .verdict.compare import compare as compare
+from .show import data as _data  # noqa: F401 - registers the renderers (symgrad.base.rendering)
+from .show import report as _report  # noqa: F401 - registers the renderers (symgrad.base.rendering)
+from . import pitfalls as pitfalls  # noqa: E402 - the public modules stand on everything above
 from . import testing as testing  # noqa: E402
 
 __all__ = [

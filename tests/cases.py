@@ -24,7 +24,7 @@ Each point says why it was chosen (`Point.why`):
 side is expected to agree; `tests/test_compare.py` sweeps them.
 
 Case names are file names: `tests/golden/lowering/<name>.py` is each case's generated program.
-Every row of `symgrad.rules.RULES` is covered by at least one case (`test_every_rule_has_a_case`
+Every row of `symgrad.program.rules.RULES` is covered by at least one case (`test_every_rule_has_a_case`
 in `tests/test_lowering.py` fails otherwise, and names this file).
 """
 

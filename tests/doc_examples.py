@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from symgrad.cli import main
+from symgrad.show.cli import main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 _FENCE = re.compile(r"^```(\w+)\n(.*?)^```[ \t]*$", re.M | re.S)

@@ -1,6 +1,6 @@
 """Hypothesis strategies for SymPy expressions in x and y, and oracles that do not use symgrad.
 
-The vocabulary is the lowering table's (`symgrad.rules.RULES`): +, -, *, /, integer powers,
+The vocabulary is the lowering table's (`symgrad.program.rules.RULES`): +, -, *, /, integer powers,
 sqrt, exp, log, sin, cos, tan, atan, tanh, erf, Abs, Max, Min, floor, sign, Piecewise with
 simple conditions (`x > c`, `u >= c`, ...), and torch's fused ops: sigmoid, softplus, expm1,
 logaddexp, logsumexp, softmax and log_softmax (of 2 or 3 values).
@@ -588,7 +588,7 @@ def finite(v: float) -> bool:
 
 from sympy.codegen.ast import Assignment, CodeBlock, For, While  # noqa: E402
 
-from symgrad.primitives import detach, item, no_grad  # noqa: E402
+from symgrad.program.primitives import detach, item, no_grad  # noqa: E402
 
 A_IN, B_IN = sp.Symbol("a"), sp.Symbol("b")
 T, U, N, I = sp.Symbol("t"), sp.Symbol("u"), sp.Symbol("n"), sp.Symbol("i")

@@ -15,8 +15,8 @@ import torch
 from sympy.codegen.ast import Assignment, CodeBlock, While
 
 import symgrad as sg
-import symgrad.backward as bw
-from symgrad.cli import main
+import symgrad.sides.backward as bw
+from symgrad.show.cli import main
 
 x, y = sp.symbols("x y")
 

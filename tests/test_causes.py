@@ -14,7 +14,7 @@ import pytest
 
 from doc_examples import anchors, console_examples, read, run_cli, missing_lines, run_pycon
 from symgrad import Cause
-from symgrad.causes import DOCS_CAUSES, EXPLANATIONS, HINTS, SIDES, TITLES
+from symgrad.base.causes import DOCS_CAUSES, EXPLANATIONS, HINTS, SIDES, TITLES
 
 PAGE = "causes.md"
 IDS = [c.id for c in Cause]

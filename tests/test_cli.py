@@ -1,6 +1,6 @@
 """The `symgrad` command line: demo, compare, lower, supported, bad input, and a safe parser.
 
-Most tests call `symgrad.cli.main([...])` in-process and read what it printed; one runs the
+Most tests call `symgrad.show.cli.main([...])` in-process and read what it printed; one runs the
 installed console script in a subprocess, as a user does. `parse()` must never run code: the
 security tests hand it payloads that would have a visible side effect if they ran.
 """
@@ -17,9 +17,9 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
-from symgrad.cli import main, parse
-from symgrad.errors import ParseError
-from symgrad.rules import supported_markdown
+from symgrad.show.cli import main, parse
+from symgrad.base.errors import ParseError
+from symgrad.show.supported import supported_markdown
 
 x, y = sp.symbols("x y")
 
@@ -394,7 +394,7 @@ def test_a_symbol_named_like_code_stays_a_name(capsys: pytest.CaptureFixture[str
 
 
 def test_parse_refuses_huge_integer_powers_quickly() -> None:
-    code = "from symgrad.cli import parse\ntry:\n    parse('9**9**9**9')\nexcept Exception:\n    pass\n"
+    code = "from symgrad.show.cli import parse\ntry:\n    parse('9**9**9**9')\nexcept Exception:\n    pass\n"
     try:
         subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=10)
     except subprocess.TimeoutExpired:
@@ -501,7 +501,7 @@ def test_a_sum_of_a_thousand_terms_is_read_and_compared(capsys: pytest.CaptureFi
 
 
 def test_parse_never_evaluates_unbounded_integer_work() -> None:
-    code = ("from symgrad.cli import parse\n"
+    code = ("from symgrad.show.cli import parse\n"
             "for t in ['Pow(9, 9**9)', 'factorial(10**9)', 'fibonacci(10**9)', 'binomial(10**12, 10**11)',"
             " 'x*factorial(10**6)', '(10**9999)**(10**4)', 'Pow(2, 2**70)']:\n"
             "    try:\n        parse(t)\n    except Exception:\n        pass\n")

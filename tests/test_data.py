@@ -12,8 +12,8 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
-from symgrad.cli import main
-from symgrad.sweep import Region
+from symgrad.show.cli import main
+from symgrad.tools.sweep import Region
 
 x, y, a, b, c = sp.symbols("x y a b c")
 x1, x2, x10 = sp.symbols("x1 x2 x10")

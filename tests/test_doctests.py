@@ -11,7 +11,7 @@ import pytest
 
 import symgrad
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(symgrad.__path__, "symgrad."))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(symgrad.__path__, "symgrad."))
 
 
 @pytest.mark.parametrize("name", MODULES)

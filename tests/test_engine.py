@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from sympy.codegen.ast import Assignment, CodeBlock, For
 
 import symgrad as sg
-from symgrad import _exact as ex
-from symgrad.rules import OPS
-from symgrad.symbolic import explicit
+from symgrad.program import exact as ex
+from symgrad.program.rules import OPS
+from symgrad.sides.symbolic import explicit
 
 x, y, b, i = sp.symbols("x y b i")
 XR = sp.Symbol("x", real=True)
@@ -229,7 +229,7 @@ def test_unstable_recurrence_raises_the_precision_once_by_the_bits_lost() -> Non
     assert "bits" in e.explanation and "digits" in e.explanation
     # The exact value is the same at twice the precision: every reported digit was certain.
     with ex.working_precision(2 * c.exact_bits):
-        from symgrad.executed import run
+        from symgrad.sides.executed import run
 
         path = run(c.lowered, {"x": ex.from_float(0.7)})
         twice = ex.to_sympy(path.gradient("executed")[0])

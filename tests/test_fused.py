@@ -22,8 +22,8 @@ import sympy as sp
 import torch
 
 import symgrad as sg
-from symgrad import _exact as ex
-from symgrad.rules import OPS, RULES
+from symgrad.program import exact as ex
+from symgrad.program.rules import OPS, RULES
 
 x, y, z = sp.symbols("x y z", real=True)
 F = torch.nn.functional

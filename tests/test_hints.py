@@ -207,9 +207,9 @@ _CALL = re.compile(r"((?:torch\.nn\.functional\.|torch\.|F\.)?[A-Za-z_][A-Za-z0-
 
 
 def _hint_texts() -> list[str]:
-    from symgrad import compare as _compare_module  # noqa: F401 (the module, for its hint texts)
-    from symgrad.causes import HINTS
-    from symgrad.rules import OPS, RULES
+    from symgrad.verdict import compare as _compare_module  # noqa: F401 (the module, for its hint texts)
+    from symgrad.base.causes import HINTS
+    from symgrad.program.rules import OPS, RULES
 
     texts = list(HINTS.values())
     for rule in RULES.values():
@@ -221,8 +221,8 @@ def _hint_texts() -> list[str]:
 def test_every_function_a_hint_names_has_a_row() -> None:
     """Each call written in code in a hint (`expm1(x)`, `torch.clamp(x, min=0)`) is a function
     the parser knows or a torch spelling `trace` reads, so that the rewrite can be compared."""
-    from symgrad.parse import _FUNCTIONS
-    from symgrad.torch_names import SPELLINGS
+    from symgrad.frontends.parse import _FUNCTIONS
+    from symgrad.frontends.torch_names import SPELLINGS
 
     known = set(_FUNCTIONS) | {n for n in SPELLINGS if "." in n}
     known |= {n.replace("torch.nn.functional.", "F.") for n in SPELLINGS}

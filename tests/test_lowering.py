@@ -26,7 +26,7 @@ import sympy as sp
 import torch
 
 import symgrad as sg
-from symgrad.rules import RULES, rule_for
+from symgrad.program.rules import RULES, rule_for
 
 from cases import CASES, Case, Point
 
@@ -162,8 +162,8 @@ def test_source_is_in_linecache_and_inspect_sees_it() -> None:
     lowered = sg.lower(sp.log(x) * sp.exp(x))
     assert "".join(linecache.getlines(lowered.filename)) == lowered.source
     fn_source = lowered.source[lowered.source.index("def f("):]
-    assert inspect.getsource(lowered._fn) == fn_source
-    assert lowered._fn.__code__.co_filename == lowered.filename
+    assert inspect.getsource(lowered.function) == fn_source
+    assert lowered.function.__code__.co_filename == lowered.filename
 
 
 def test_traceback_shows_the_generated_line() -> None:
@@ -230,7 +230,7 @@ def test_line_separators_in_a_symbol_name_do_not_shift_the_lines(separator: str)
     assert len(lines) == lowered.source.count("\n")
     assert "torch.cos(x)" in lines[lowered.line_of(sp.cos(x)) - 1]
     assert "".join(linecache.getlines(lowered.filename)) == lowered.source
-    assert inspect.getsource(lowered._fn) == lowered.source[lowered.source.index("def f("):]
+    assert inspect.getsource(lowered.function) == lowered.source[lowered.source.index("def f("):]
 
 
 @pytest.mark.parametrize("name", ["lambda", "None", "if", "out", "torch", "math", "f", "sin_x", "x_pow_2", "1x", ""])
@@ -377,7 +377,7 @@ def _deep_mixed(depth: int) -> sp.Expr:
 def test_a_deep_expression_lowers_bottom_up_to_the_same_program(branches: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past DEEP_OPERANDS levels the lowering lowers operands bottom-up with an explicit stack
     before it recurses; the program must be line for line the one the plain recursion writes."""
-    import symgrad.lowering as lowering_module
+    import symgrad.sides.lowering as lowering_module
 
     f = _deep_mixed(90)
     fast = lowering_module._lower(f, branches, "float64").source
@@ -389,7 +389,7 @@ def test_a_deep_expression_lowers_bottom_up_to_the_same_program(branches: str, m
 
 
 def test_free_symbols_is_sympys() -> None:
-    from symgrad.program import free_symbols
+    from symgrad.program.program import free_symbols
 
     x, y, t = sp.symbols("x y t")
     m = sp.MatrixSymbol("M", 2, 2)
@@ -401,7 +401,7 @@ def test_free_symbols_is_sympys() -> None:
 def test_xreplace_is_sympys_on_trees_and_linear_on_shared_dags() -> None:
     from sympy.codegen.ast import Assignment, CodeBlock, For, While
 
-    from symgrad.program import free_symbols, xreplace
+    from symgrad.program.program import free_symbols, xreplace
 
     x, y, b, i = sp.symbols("x y b i")
     rx, ry = sp.Symbol("x", real=True), sp.Symbol("y", real=True)

@@ -179,7 +179,7 @@ def test_matrix_report_shows_matrix_values() -> None:
 
 # ---------------------------------------------------------------- sizes for exact work
 
-from symgrad.program import MAX_MATRIX_ELEMENTS  # noqa: E402
+from symgrad.program.program import MAX_MATRIX_ELEMENTS  # noqa: E402
 
 
 @pytest.mark.parametrize("make, count, first", [

@@ -9,8 +9,8 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
-from symgrad.cli import main
-from symgrad.parse import parse
+from symgrad.show.cli import main
+from symgrad.frontends.parse import parse
 
 x, y = sp.symbols("x y")
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import symgrad as sg
-from symgrad import errors
+from symgrad.base import errors
 from symgrad.pitfalls import Finding, Kind, calibration, check_step, watch
 
 torch.manual_seed(0)

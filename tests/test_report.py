@@ -19,7 +19,7 @@ import sympy as sp
 import symgrad as sg
 from cases import BY_NAME, Case, Point
 from symgrad import Cause
-from symgrad.report import number
+from symgrad.show.report import number
 
 # (case, why of the point) -> the primary cause the report must show. One per kind of report:
 # a kink, a cut (detach), a floating-point trap, an overflow with an agreeing second entry, and a
@@ -381,7 +381,7 @@ def test_floor_of_a_huge_exp_prints() -> None:
 
 
 def test_numbers_read_as_the_floats_they_are() -> None:
-    from symgrad.report import number
+    from symgrad.show.report import number
 
     assert number(sp.Rational(3.888784)) == "3.888784"  # not 3.8887839999999998
     assert number(sp.Float(3.888784)) == "3.888784"
@@ -441,7 +441,7 @@ def test_a_float32_matrix_point_names_its_rounded_elements_and_counts_the_rest()
 
 
 def test_a_tiny_float32_point_is_shown_to_17_digits_and_as_its_fraction() -> None:
-    from symgrad.report import _exact_decimal
+    from symgrad.show.report import _exact_decimal
 
     v = sp.Rational(332307, 2**118)  # float32's 1e-30: 118 decimals, too many to spell out
     assert _exact_decimal(v) == "1.0000000031710769e-30"
@@ -455,7 +455,7 @@ def test_a_float32_point_is_shown_with_all_its_decimals(v: float) -> None:
     leading zeros too (they were once dropped, printing 0.9999...), and exactly its value."""
     import numpy as np
 
-    from symgrad.report import _exact_decimal
+    from symgrad.show.report import _exact_decimal
 
     f = float(np.float32(v))
     r = sp.Rational(*Fraction(f).as_integer_ratio())

@@ -17,10 +17,11 @@ import pytest
 import sympy as sp
 import torch
 
-from symgrad import _exact as ex
-from symgrad import cli
-from symgrad.symbolic import same
-from symgrad.rules import OPS, RULES, supported_markdown
+from symgrad.program import exact as ex
+from symgrad.show import cli
+from symgrad.sides.symbolic import same
+from symgrad.program.rules import OPS, RULES
+from symgrad.show.supported import supported_markdown
 
 DOCS = Path(__file__).parent.parent / "docs"
 F = ex.Q

@@ -25,8 +25,8 @@ from sympy.codegen.ast import Assignment, CodeBlock, While
 
 import symgrad as sg
 from cases import d2l_control_flow
-from symgrad.cli import main
-from symgrad.sweep import MAX_POINTS, Region
+from symgrad.show.cli import main
+from symgrad.tools.sweep import MAX_POINTS, Region
 
 x, y, z = sp.symbols("x y z")
 a, b, c = sp.symbols("a b c")
@@ -316,7 +316,7 @@ def test_plot_draws_the_sweeps_data_on_given_axes() -> None:
     # A band under each region, in its cause's colour, covering its points.
     from matplotlib.colors import to_rgb
 
-    from symgrad.report import CAUSE_COLORS
+    from symgrad.show.report import CAUSE_COLORS
 
     bands = [(p.get_facecolor()[:3], p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]
     expected = [r for rs in s.regions.values() for r in rs]
@@ -339,7 +339,7 @@ def test_2d_plot_pixels_match_the_cause_map(tmp_path: Path) -> None:
     from matplotlib.colors import to_rgb
     from matplotlib.image import imread
 
-    from symgrad.report import MAP_COLORS
+    from symgrad.show.report import MAP_COLORS
 
     s = sg.sweep(sp.Max(x, y), over={x: (-1, 1), y: (-1, 1)}, n=41)
     assert s.counts == {"agree": 1640, "kink": 41}
@@ -435,7 +435,7 @@ def test_repr_html_has_counts_table_with_a_badge_per_cause() -> None:
 def test_no_progress_on_stderr_when_it_is_not_a_terminal(capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     assert not sys.stderr.isatty()
-    monkeypatch.setattr(sys.modules["symgrad.sweep"], "PER_RUN", 1000)  # every flagged point compared exactly
+    monkeypatch.setattr(sys.modules["symgrad.tools.sweep"], "PER_RUN", 1000)  # every flagged point compared exactly
     s = sg.sweep(SQRT_OR_ZERO, over={x: (-2, 2)}, n=401, branches="where", progress=None)
     assert s.exact_points == 201  # more than 50 compared exactly: progress would show on a terminal
     out, err = capsys.readouterr()
@@ -661,8 +661,8 @@ def test_a_mismatch_no_flag_predicts_is_still_found_by_the_symbolic_cross_check(
     derivative, checked on a sample of the points, still disagrees at 0 (SymPy's Heaviside(0) is
     1/2, torch's relu'(0) is 0), and the sweep then compares it with autograd everywhere: the
     kink is found."""
-    sweep_module = sys.modules["symgrad.sweep"]  # `symgrad.sweep` is also the function's name
-    monkeypatch.delitem(sweep_module._TIE_TEST, "relu")
+    batch_module = sys.modules["symgrad.sides.batch"]  # the batch runner
+    monkeypatch.delitem(batch_module._TIE_TEST, "relu")
     s = sg.sweep(sp.Max(x, 0) + x**2, over={x: (-1, 1)}, n=5, progress=False)
     assert s.counts == {"agree": 4, "kink": 1}
     assert s.causes[2] == "kink"
@@ -704,8 +704,8 @@ def test_rounding_only_decides_as_compare_does(f: sp.Basic) -> None:
     """The sweep's report-free decision for cancelling points says what compare() says, with
     autograd's value taken from an independent torch run written here by hand (lambdify onto
     torch's functions)."""
-    from symgrad.compare import rounding_only
-    from symgrad.lowering import lower
+    from symgrad.verdict.compare import rounding_only
+    from symgrad.sides.lowering import lower
 
     by_hand = sp.lambdify(x, f, [{"cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}])
     lowered = lower(f)
@@ -774,17 +774,17 @@ CHUNKED = {
 def test_run_batch_in_chunks_is_the_one_piece_run_bit_for_bit(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    sweep_module = importlib.import_module("symgrad.sweep")
+    batch_module = importlib.import_module("symgrad.sides.batch")
     f, kw = CHUNKED[name]
     lowered = sg.lower(f, **kw)
     rng = np.random.default_rng(7)
     cols = [torch.from_numpy(np.round(rng.uniform(-2, 2, 1000), 1)) for _ in lowered.symbols]
     whole_cancel: list[torch.Tensor] = []
-    whole = sweep_module.run_batch(lowered, cols, cancel_out=whole_cancel)
-    monkeypatch.setattr(sweep_module, "CHUNK", 37)  # chunks of 37 points, the last one shorter
-    sizes = _counting_pieces(sweep_module, monkeypatch)
+    whole = batch_module.run_batch(lowered, cols, cancel_out=whole_cancel)
+    monkeypatch.setattr(batch_module, "CHUNK", 37)  # chunks of 37 points, the last one shorter
+    sizes = _counting_pieces(batch_module, monkeypatch)
     parts_cancel: list[torch.Tensor] = []
-    parts = sweep_module.run_batch(lowered, cols, cancel_out=parts_cancel)
+    parts = batch_module.run_batch(lowered, cols, cancel_out=parts_cancel)
     assert sizes == [37] * 27 + [1]  # it did run in chunks
     value, grads, tie, stuck = parts
     assert torch.equal(value.isnan(), whole[0].isnan())
@@ -801,11 +801,11 @@ def test_run_batch_in_chunks_is_the_one_piece_run_bit_for_bit(name: str, monkeyp
 def test_a_sweep_in_chunks_says_what_a_one_piece_sweep_says(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    sweep_module = importlib.import_module("symgrad.sweep")
+    batch_module = importlib.import_module("symgrad.sides.batch")
     f = sp.Piecewise((sp.sqrt(x), x > 0), (1 - sp.cos(x), True)) / (x**2 + 1e-3)
     whole = sg.sweep(f, over={x: (-1, 1)}, n=2001, branches="where")
-    monkeypatch.setattr(sweep_module, "CHUNK", 100)
-    sizes = _counting_pieces(sweep_module, monkeypatch)
+    monkeypatch.setattr(batch_module, "CHUNK", 100)
+    sizes = _counting_pieces(batch_module, monkeypatch)
     parts = sg.sweep(f, over={x: (-1, 1)}, n=2001, branches="where")
     assert sizes[:21] == [100] * 20 + [1]  # the batch run in chunks (then the exact checks' own runs)
     assert np.array_equal(parts.codes, whole.codes)
@@ -815,33 +815,33 @@ def test_a_sweep_in_chunks_says_what_a_one_piece_sweep_says(monkeypatch: pytest.
     assert whole.counts == parts.counts and set(whole.counts) >= {"agree", "nan-trap"}
 
 
-def _counting_pieces(sweep_module: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _counting_pieces(batch_module: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The sizes of the pieces run_batch runs, as it runs them."""
     calls: list[int] = []
-    inner = sweep_module._run_batch
+    inner = batch_module._run_batch
 
     def counting(lowered: Any, columns: Any, *args: Any) -> Any:
         calls.append(columns[0].shape[0])
         return inner(lowered, columns, *args)
 
-    monkeypatch.setattr(sweep_module, "_run_batch", counting)
+    monkeypatch.setattr(batch_module, "_run_batch", counting)
     return calls
 
 
 def test_a_program_with_a_loop_runs_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    sweep_module = importlib.import_module("symgrad.sweep")
-    calls = _counting_pieces(sweep_module, monkeypatch)
-    monkeypatch.setattr(sweep_module, "CHUNK", 2)
+    batch_module = importlib.import_module("symgrad.sides.batch")
+    calls = _counting_pieces(batch_module, monkeypatch)
+    monkeypatch.setattr(batch_module, "CHUNK", 2)
     cols = [torch.tensor(D2L_BATCH, dtype=torch.float64)]
-    value, grads, _, stuck = sweep_module.run_batch(sg.lower(D2L), cols)
+    value, grads, _, stuck = batch_module.run_batch(sg.lower(D2L), cols)
     assert calls == [len(D2L_BATCH)]
     assert stuck.tolist() == [v == 0 for v in D2L_BATCH]  # 0 doubles forever
     expected = [torch_grad(_d2l_torch, np.array([v]), torch.float64)[0] for v in D2L_BATCH if v != 0]
     assert grads[0][~stuck].tolist() == expected
     calls.clear()
-    sweep_module.run_batch(sg.lower(ONE_MINUS_COS), [torch.linspace(0.1, 1, 5, dtype=torch.float64)])
+    batch_module.run_batch(sg.lower(ONE_MINUS_COS), [torch.linspace(0.1, 1, 5, dtype=torch.float64)])
     assert calls == [2, 2, 1]
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from sympy.codegen.ast import Assignment, CodeBlock
 
 import symgrad as sg
-from symgrad import torch_names as tn
+from symgrad.frontends import torch_names as tn
 
 # ---------------------------------------------------------------- the user's functions
 
@@ -626,7 +626,7 @@ def test_a_torch_function_compares_like_the_same_sympy_program(case: tuple[str, 
 
 
 def test_symgrad_check_prints_the_same_report(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from symgrad.cli import main
+    from symgrad.show.cli import main
 
     path = tmp_path / "user_code.py"
     path.write_text("import torch\n\n\ndef f(a):\n    b = a * 2\n    while b.norm() < 1000:\n        b = b * 2\n"
@@ -634,11 +634,11 @@ def test_symgrad_check_prints_the_same_report(tmp_path: Any, capsys: pytest.Capt
     assert main(["check", f"{path}:f", "--at", "a=0.48828125"]) == 0
     out = capsys.readouterr().out
     assert "control-flow" in out and "In your code: `user_code.py:6 while b.norm() < 1000:`" in out
-    from symgrad.trace import _title
+    from symgrad.verdict.compare import title
 
-    assert _title(d2l) == f"d2l(a) from test_trace.py:{d2l.__code__.co_firstlineno}"
+    assert title(d2l) == f"d2l(a) from test_trace.py:{d2l.__code__.co_firstlineno}"
     assert out == str(sg.compare(d2l, at={"a": 0.48828125})).replace(
-        line_of(d2l, "while b.norm()").split(" ", 1)[0], "user_code.py:6").replace(_title(d2l), "f(a) from user_code.py:4")
+        line_of(d2l, "while b.norm()").split(" ", 1)[0], "user_code.py:6").replace(title(d2l), "f(a) from user_code.py:4")
     assert out.startswith("symgrad: f(a) from user_code.py:4 at a = 0.48828125")
     assert main(["check", f"{path}:g", "--at", "a=1"]) == 2
     assert "defines no function g" in capsys.readouterr().err

@@ -94,7 +94,7 @@ UNSUPPORTED: Final = (
 )
 UNSUPPORTED_FIX_DEFAULT: Final = (
     "rewrite the expression with supported functions (`symgrad supported` or "
-    "docs/supported.md lists them), or add a row for {cls} to symgrad/rules.py "
+    "docs/supported.md lists them), or add a row for {cls} to symgrad/program/rules.py "
     "(docs/how-to-add-a-rule.md)."
 )
 UNBOUND: Final = (
@@ -160,3 +160,11 @@ PRECISION: Final = (
     "Fix: run fewer iterations, or compare at a point where the program is better conditioned "
     "(smaller magnitudes)."
 )
+
+
+# Tracebacks and pytest name each error by its public path (`symgrad.ShapeError`, as users catch
+# it), not by the folder that defines it.
+for _cls in (SymgradError, UnsupportedNodeError, UnboundSymbolError, PointError, ShapeError, ProgramError, LoopLimitError,
+             OptionError, PrecisionError, ParseError, TraceError, GradientMismatch, CalibrationError):
+    _cls.__module__ = "symgrad"
+del _cls

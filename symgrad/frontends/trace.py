@@ -1,4 +1,4 @@
-"""`trace()`: a torch function read back into mathematics, checked against itself, then compared.
+"""A torch function read back into mathematics and checked against itself (behind `symgrad.trace`).
 
     traced = sg.trace(f, 0.48828125)          # example values, one per parameter
     traced.program                            # the Program it was read as
@@ -17,13 +17,11 @@ rank-1 one of length n an (n, 1) column (the trace says so in a note).
 
 from __future__ import annotations
 
-import contextvars
 import inspect
-import os
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -31,10 +29,13 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .errors import TraceError
-from .executed import DEFAULT_MAX_ITERATIONS
-from .program import Program
-from .source import SourceSpan, Translation, translate
+from ..base.errors import LoopLimitError, TraceError
+from ..program import exact as ex
+from ..sides.batch import run_batch
+from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
+from ..sides.lowering import has_loop, lower
+from .recorder import record
+from .source import SourceSpan, read_source, translate
 
 Mode = Literal["source", "path"]
 
@@ -57,8 +58,10 @@ class Fidelity:
 
 
 @dataclass(frozen=True)
-class Traced:
-    """A torch function read back into a `Program`, with its example point."""
+class Reading:
+    """A torch function read back into a `Program` at its example point, with the fidelity check
+    that decided which reading is trusted (the source, or a recorded run). `symgrad.trace` returns
+    it as a `Traced`, which adds `compare()` and `sweep()`."""
 
     fn: Any = field(repr=False)
     program: Any  # a Program, or a SymPy expression for matrix inputs; None in path mode
@@ -71,45 +74,6 @@ class Traced:
     notes: tuple[str, ...] = ()
     recorded: Any = field(default=None, repr=False)  # path mode: the straight-line Program that ran
     reason: str = ""  # path mode: why the source was not used
-
-    def compare(self, **options: Any) -> Any:
-        """`symgrad.compare` of the translated program at the traced example values; every entry
-        carries the user's `SourceSpan` (`entry.source`). Options as for `symgrad.compare`.
-        In path mode the recorded run is compared, and every explanation says so."""
-        from .compare import compare
-
-        at = options.pop("at", None)
-        point = self.point if at is None else _point_by_name(self.fn, at)
-        options.pop("branches", None)
-        if self.mode == "path" and at is not None:
-            return trace(self.fn, **point).compare(**options)  # another point may run another path
-        function = self.program if self.mode == "source" else self.recorded
-        if options.get("wrt") is None and self.inputs and not isinstance(function, Program):
-            # A function of tensors reads back as a bare expression, whose inputs would come in
-            # natural order: entries follow the parameters as the function declares them.
-            options["wrt"] = list(self.inputs)
-        c = compare(function, at=point, branches=self.branches, **options)
-        c = replace(cite(c, self.origins), title=_title(self.fn))
-        if self.mode == "path":
-            said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
-                    f"unrolled, because {self.reason})")
-            c = replace(c, entries=tuple(replace(e, explanation=f"{e.explanation} {said}") for e in c.entries))
-        return c
-
-    def sweep(self, over: Any, **options: Any) -> Any:
-        """`symgrad.sweep` of the translated program (`over` keyed by parameter name)."""
-        from .errors import OptionError
-        from .sweep import sweep
-
-        if self.mode == "path":
-            raise OptionError(
-                f"`{getattr(self.fn, '__name__', 'this function')}` was read in path mode (a recorded run, because "
-                f"{self.reason}): that run is the path of one point, and other points of a sweep may take "
-                "another path.\nFix: compare it point by point (`symgrad.compare(fn, at=...)` records each point's "
-                "own run), or rewrite the function with the spellings of docs/supported.md so that its source is read."
-            )
-        options.pop("branches", None)
-        return sweep(self.program, over, branches=self.branches, **options)
 
 
 # --------------------------------------------------------------------------- the example values
@@ -149,7 +113,7 @@ def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.Bo
                          "Fix: pass one example value per parameter, positionally or by name.") from None
 
 
-def _point_by_name(fn: Any, at: Any) -> dict[str, Any]:
+def point_by_name(fn: Any, at: Any) -> dict[str, Any]:
     """`at` keyed by parameter name (or symbol), or a tuple in parameter order."""
     if isinstance(at, Mapping):
         return {(k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k)): v for k, v in at.items()}
@@ -318,13 +282,11 @@ def _first_difference(fn: Any, user: Any, translated: Any, names: list[str], val
     if code is None:
         return None
     mine = _assignments(user, [_tensor(values[n], n in rank1) for n in names], code)
-    theirs = _assignments(translated, [_tensor(values[n], n in rank1) for n in names], lowered._fn.__code__)
+    theirs = _assignments(translated, [_tensor(values[n], n in rank1) for n in names], lowered.function.__code__)
     by_var: dict[str, list[float]] = {}
     for k, v, _ in theirs:
         by_var.setdefault(k, []).append(v)
     count: dict[str, int] = {}
-    from .source import read_source
-
     try:
         _, filename, first, _, lines = read_source(fn)
     except TraceError:
@@ -344,17 +306,19 @@ def _first_difference(fn: Any, user: Any, translated: Any, names: list[str], val
 # --------------------------------------------------------------------------- entry points
 
 
-def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
-    """Read a torch function back into a `Program`, at example values.
+def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+                  max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Reading:
+    """Read a torch function back into a `Program`, at example values (`symgrad.trace`).
 
     **Arguments:**
 
     - `fn`: a Python function of torch tensors (a `def`, a lambda, or one typed in a notebook).
-    - `*args`, `**kwargs`: one example value per input parameter (numbers, lists, numpy arrays
+    - `args`, `kwargs`: one example value per input parameter (numbers, lists, numpy arrays
       or tensors): a 0-d value becomes a real `Symbol`, an (n, m) one a `MatrixSymbol`, a rank-1
       one of length n an (n, 1) column.
+    - `max_iterations`: how many times a loop of the translation may run at the example point.
 
-    **Returns:** a `Traced`: `.program`, `.mode`, `.fidelity`, `.origins`, `.compare()`.
+    **Returns:** a `Reading`: `.program`, `.mode`, `.fidelity`, `.origins`.
     Raises `TraceError`, with a sentence naming the user's line, when the source cannot be read
     or the translation does not reproduce the function bit for bit.
     """
@@ -372,14 +336,12 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
         if note:
             notes.append(note)
             rank1.add(name)
-    from .lowering import lower
-
     try:
         translation = translate(fn, shapes, sorted(rank1))
     except TraceError as err:
         return _path_mode(fn, bound, names, values, rank1, shapes, notes, _first(err), err)
     lowered = lower(translation.function, branches=translation.branches)  # type: ignore[arg-type]
-    _loops_end(lowered, values, getattr(fn, "__name__", "the function"))
+    _loops_end(lowered, values, getattr(fn, "__name__", "the function"), max_iterations)
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins)
     if not fidelity.ok:
         err = TraceError(
@@ -391,28 +353,17 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
         err.fidelity = fidelity  # type: ignore[attr-defined]
         return _path_mode(fn, bound, names, values, rank1, shapes, notes,
                           f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
-    return Traced(fn, translation.function, "source", fidelity, translation.origins, values,
+    return Reading(fn, translation.function, "source", fidelity, translation.origins, values,
                   translation.inputs, translation.branches, tuple(notes))
 
 
-# compare(fn, at=..., max_iterations=N) traces fn under its own loop limit.
-_MAX_ITERATIONS: contextvars.ContextVar[int] = contextvars.ContextVar("max_iterations", default=DEFAULT_MAX_ITERATIONS)
-
-
-def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str) -> None:
+def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int) -> None:
     """Raise LoopLimitError where a loop of the translation would not end at the example point,
     before the check runs your function (whose own loop would then never stop: D2L's loop at
     a = 0 doubles 0 forever). The translation runs in float64 as your function does, under
     max_iterations; only a loop that does not end there runs again exactly, to say why."""
-    from . import _exact as ex
-    from .errors import LoopLimitError
-    from .executed import run
-    from .lowering import has_loop
-    from .sweep import run_batch
-
     if not has_loop(lowered.body):
         return
-    limit = _MAX_ITERATIONS.get()
     floats = [torch.tensor([float(values[name])], dtype=torch.float64) for name in lowered.inputs]
     if not bool(run_batch(lowered, floats, grad=False, checks=False, max_iterations=limit)[3].any()):
         return
@@ -434,11 +385,8 @@ def _first(err: TraceError) -> str:
 
 def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any], rank1: set[str],
                shapes: list[tuple[str, tuple[int, int] | None]], notes: list[str], reason: str,
-               source_error: TraceError) -> Traced:
+               source_error: TraceError) -> Reading:
     """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error."""
-    from .lowering import lower
-    from .recorder import record
-
     inputs = [sp.MatrixSymbol(n, *shp) if shp is not None else sp.Symbol(n, real=True) for n, shp in shapes]
 
     def user(tensors: list[torch.Tensor]) -> Any:
@@ -453,67 +401,5 @@ def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values:
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {})
     if not fidelity.ok:
         raise source_error
-    return Traced(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,
+    return Reading(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,
                   (*notes, f"path mode: {reason}"), recorded=program, reason=reason)
-
-
-def _title(fn: Any) -> str:
-    """A traced function as reports name it: `loss(W, b, X, Y) from model.py:12`."""
-    f = inspect.unwrap(fn)
-    try:
-        params = ", ".join(inspect.signature(f).parameters)
-    except (TypeError, ValueError):
-        params = "..."
-    code = getattr(f, "__code__", None)
-    where = f" from {os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code is not None else ""
-    return f"{getattr(f, '__qualname__', getattr(f, '__name__', 'function'))}({params}){where}"
-
-
-def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
-    """The comparison with each entry's `source` set to the user's line its generated line came
-    from, and the explanation citing it."""
-    lowered = comparison.lowered
-    lines: dict[int, SourceSpan] = {}
-    for node, span in origins.items():
-        line = lowered._lines.get(node)
-        if line is not None:
-            lines.setdefault(line, span)
-    ordered = sorted(lines)
-
-    def span_of(line: int | None) -> SourceSpan | None:
-        if line is None:
-            return None
-        if line in lines:
-            return lines[line]
-        before = [n for n in ordered if n <= line]
-        return lines[before[-1]] if before else None
-
-    entries = []
-    for e in comparison.entries:
-        span = span_of(e.line)
-        if span is not None and not e.ok:
-            e = replace(e, source=span, explanation=f"{e.explanation} In your code: `{span}`.")
-        elif span is not None:
-            e = replace(e, source=span)
-        entries.append(e)
-    return replace(comparison, entries=tuple(entries))
-
-
-def compare_function(fn: Any, at: Any, **options: Any) -> Any:
-    """`symgrad.compare(fn, at=...)` for a torch function: `at` keyed by parameter name, or a
-    tuple of values in parameter order."""
-    point = _point_by_name(fn, at)
-    token = _MAX_ITERATIONS.set(options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
-    try:
-        traced = trace(fn, **point)
-    finally:
-        _MAX_ITERATIONS.reset(token)
-    return traced.compare(**options)
-
-
-def is_torch_function(f: Any) -> bool:
-    """Whether `f` is a Python function (or something wrapping one) rather than SymPy input."""
-    if isinstance(f, (sp.Basic, str, type)):
-        return False
-    f = inspect.unwrap(f) if callable(f) else f
-    return inspect.isfunction(f) or inspect.ismethod(f)

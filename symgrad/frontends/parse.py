@@ -16,10 +16,12 @@ from typing import Any, Final
 
 import sympy as sp
 
-from .errors import ParseError, SymgradError
+from ..base.errors import ParseError, SymgradError
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from ..sides.lowering import unsupported
+from ..program.program import sstr
 
 # The functions an expression may call: the scalar rows of the lowering table (so nothing is
 # parsed that symgrad could not lower), their lowercase spellings, and the logic of conditions.
@@ -59,10 +61,8 @@ def _function(name: str) -> Any:
     if isinstance(candidate, type) and issubclass(candidate, sp.Function):
         # A SymPy function symgrad cannot lower (besselj, factorial, ...): built unevaluated,
         # so that factorial(10**9) costs nothing, and refused with the lowering's own sentence.
-        from .lowering import _unsupported
-
         def refuse(*args: Any) -> Any:
-            raise _unsupported(candidate(*args, evaluate=False))
+            raise unsupported(candidate(*args, evaluate=False))
 
         return refuse
     raise ParseError(
@@ -173,8 +173,6 @@ def _numbers_only(items: Sequence[Any], node: ast.AST | None, text: str) -> None
 
 
 def _rounded(v: sp.Number) -> str:
-    from .program import sstr
-
     return sstr(v)
 
 

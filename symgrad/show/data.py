@@ -18,16 +18,16 @@ The conventions, the same in every dictionary:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 import sympy as sp
 
-from .program import sstr
-
-if TYPE_CHECKING:
-    from .compare import Comparison, Entry
-    from .sweep import Sweep
+from ..program.program import float_of, number, sstr
+from ..base.errors import OptionError
+from ..base.rendering import renders
+from ..tools.sweep import Region, Sweep
+from ..verdict.compare import Comparison, Entry
 
 MAX_EXACT_CHARS: Final = 4000
 
@@ -44,21 +44,6 @@ def real(v: Any) -> Any:
     return v
 
 
-def _float_of(v: sp.Basic) -> float:
-    if v is sp.nan:
-        return math.nan
-    if v in (sp.oo, sp.zoo):
-        return math.inf
-    if v == -sp.oo:
-        return -math.inf
-    try:
-        return float(v)
-    except OverflowError:
-        return math.inf if v > 0 else -math.inf
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def exact(v: Any) -> Any:
     """An exact SymPy number (or matrix) as `{"exact": str, "float": float}`; None stays None."""
     if v is None:
@@ -68,14 +53,12 @@ def exact(v: Any) -> Any:
     if isinstance(v, (float, int)) and not isinstance(v, bool):
         v = sp.Rational(v) if isinstance(v, int) or math.isfinite(v) else sp.Float(v)
     v = sp.sympify(v)
-    out: dict[str, Any] = {"exact": None, "float": real(_float_of(v))}
+    out: dict[str, Any] = {"exact": None, "float": real(float_of(v))}
     rounded = isinstance(v, sp.Rational) and int(v.p).bit_length() + int(v.q).bit_length() > 3 * MAX_EXACT_CHARS
     if not rounded:
         text = sstr(v)
         rounded = len(text) > MAX_EXACT_CHARS
     if rounded:
-        from .report import number
-
         out["exact"] = number(v, 40)
         out["rounded"] = True
     else:
@@ -102,6 +85,7 @@ def _span(s: Any) -> Any:
     return {"file": s.file, "line": s.line, "col": s.col, "end_col": s.end_col, "text": s.text}
 
 
+@renders("entry.dict")
 def entry_dict(e: Entry) -> dict[str, Any]:
     return {
         "output": list(e.output) if isinstance(e.output, tuple) else e.output,
@@ -122,6 +106,7 @@ def entry_dict(e: Entry) -> dict[str, Any]:
     }
 
 
+@renders("comparison.dict")
 def comparison_dict(c: Comparison) -> dict[str, Any]:
     return {
         "source": c.source,
@@ -146,6 +131,7 @@ def _column(a: np.ndarray) -> list[Any]:
     return [real(v) for v in a.tolist()]
 
 
+@renders("sweep.dict")
 def sweep_dict(s: Sweep, points: bool = True) -> dict[str, Any]:
     names = [sstr(v) for v in s.symbols]
     wrt = [sstr(v) for v in s.wrt]
@@ -186,12 +172,11 @@ PANDAS: Final = ("Sweep.to_frame() needs pandas, which is not installed here.\n"
                  "Fix: `pip install pandas`, or use `Sweep.to_dict()[\"points\"]` (plain lists, the same columns).")
 
 
+@renders("sweep.frame")
 def sweep_frame(s: Sweep) -> Any:
     try:
         import pandas as pd
     except ImportError:
-        from .errors import OptionError
-
         raise OptionError(PANDAS) from None
     names = [sstr(v) for v in s.symbols]
     wrt = [sstr(v) for v in s.wrt]
@@ -203,3 +188,15 @@ def sweep_frame(s: Sweep) -> Any:
         cols[f"autograd d/d{w}"] = s.grad_autograd[:, j]
     cols["cause"] = s.causes
     return pd.DataFrame(cols)
+
+
+@renders("region.dict")
+def region_dict(r: Region) -> dict[str, Any]:
+    """A sweep's region as JSON-safe data: the cause, how many points, and the interval (1-D) or
+    the points (2-D)."""
+    out: dict[str, Any] = {"cause": r.cause, "count": r.count, "symbol": r.symbol}
+    if r.low is not None:
+        out["low"], out["high"] = real(r.low), real(r.high)
+    else:
+        out["points"] = [[real(v) for v in p] for p in r.points]
+    return out

@@ -28,12 +28,12 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 import sympy as sp
 
-from . import _exact as ex
+from ..program import exact as ex
 from .executed import Path, PathStep, Side, beside, domain_violation, run
 from .lowering import LoweredProgram
-from .primitives import strip
-from .program import more_nodes_than
-from .rules import OPS, exact_eval
+from ..program.primitives import strip
+from ..program.program import more_nodes_than
+from ..program.rules import OPS, exact_eval
 
 Kind = Literal["smooth", "kink", "jump", "domain", "unknown"]
 
@@ -134,6 +134,12 @@ def derivative_expressions(lowered: LoweredProgram) -> Derivatives | None:
     if norm.is_program:
         return None
     return _derivatives(norm.output, norm.inputs)
+
+
+def clear_cache() -> None:
+    """Forget the derivatives and formulas computed so far (for a cold timing)."""
+    _derivatives.cache_clear()
+    _formula.cache_clear()
 
 
 @functools.lru_cache(maxsize=256)

@@ -20,9 +20,9 @@ from sympy.codegen import ast as cg
 from torch.overrides import TorchFunctionMode
 
 from . import torch_names as tn
-from .errors import TraceError, UnsupportedNodeError
-from .primitives import no_grad
-from .program import Program
+from ..base.errors import TraceError, UnsupportedNodeError
+from ..program.primitives import no_grad
+from ..program.program import Program
 from .source import SourceSpan
 
 # Tensor dunders and methods whose spelling differs from the table's (`x * 2` calls __mul__).
@@ -58,7 +58,7 @@ class _Recorder(TorchFunctionMode):
             return self.values[id(obj)]
         if isinstance(obj, torch.Tensor):
             if obj.numel() == 1 and not obj.requires_grad:
-                return tn._scalar(float(obj.item()))  # a constant tensor the function made
+                return tn.as_scalar(float(obj.item()))  # a constant tensor the function made
             raise UnsupportedNodeError("a tensor of rank >= 1 that is not an input")
         if isinstance(obj, bool):
             return obj

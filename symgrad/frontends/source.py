@@ -47,9 +47,10 @@ import sympy as sp
 from sympy.codegen import ast as cg
 
 from . import torch_names as tn
-from .errors import TraceError, UnsupportedNodeError
-from .primitives import PRIMITIVES, detach, item, no_grad, strip
-from .program import Program
+from ..base.errors import TraceError, UnsupportedNodeError
+from ..program.primitives import PRIMITIVES, detach, item, no_grad, strip
+from ..program.program import Program
+from ..base.errors import SymgradError
 
 
 @dataclass(frozen=True, slots=True)
@@ -846,8 +847,6 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         err.span = where  # type: ignore[attr-defined]
         raise err from None
     except Exception as e:  # a ProgramError from validation, or SymPy refusing a node
-        from .errors import SymgradError
-
         if not isinstance(e, (SymgradError, TypeError, ValueError)):
             raise
         where = tr.span or tr.span_of(node)

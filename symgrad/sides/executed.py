@@ -34,11 +34,11 @@ from typing import Any, Literal
 import numpy as np
 import sympy as sp
 
-from . import _exact as ex
-from .errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
-from .program import node_text
+from ..program import exact as ex
+from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
+from ..program.program import node_text
 from .lowering import Branch, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
-from .rules import CUT_OPS, GRAPH_BREAK_OPS, OPS, exact_eval, relation_holds
+from ..program.rules import CUT_OPS, GRAPH_BREAK_OPS, OPS, exact_eval, relation_holds
 
 DEFAULT_MAX_ITERATIONS = 10_000
 DecisionKind = Literal["if", "where", "while", "for", "piece"]
@@ -559,11 +559,11 @@ def as_expression(path: Path, symbols: Sequence[sp.Symbol], math: bool = False) 
         if st.cut or not st.parents or st.op in ("loop_var", "constant", "const_on_graph", "matconst"):
             exprs.append(ex.to_sympy(st.value) if not ex.is_mat(st.value) else sp.ImmutableMatrix(st.value.tolist()))
             continue
-        exprs.append(_step_expression(st, [exprs[p] for p in st.parents]))
+        exprs.append(step_expression(st, [exprs[p] for p in st.parents]))
     return exprs[path.output]
 
 
-def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
+def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
     """One step as SymPy, from its parents' expressions (constants are folded back in from the
     node, which holds them)."""
     op = st.op
@@ -607,9 +607,11 @@ def _step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
 
 from sympy.codegen.cfunctions import expm1 as _EXPM1, log1p as _LOG1P  # noqa: E402
 
-from .primitives import SOFTPLUS_THRESHOLD  # noqa: E402
-from .primitives import sigmoid as _SIGMOID  # noqa: E402
-from .primitives import softplus as _SOFTPLUS  # noqa: E402
+from ..program.primitives import SOFTPLUS_THRESHOLD  # noqa: E402
+from ..program.primitives import sigmoid as _SIGMOID  # noqa: E402
+from ..program.primitives import softplus as _SOFTPLUS  # noqa: E402
+from ..program.primitives import PRIMITIVES
+from .lowering import select
 
 
 def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:
@@ -627,17 +629,13 @@ def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:
 def _constant_operand(o: sp.Basic) -> bool:
     """An operand the program folds into its step, as the lowering decides: a number, unless it
     holds one of our primitives (`detach(0)` is a number to SymPy, a step of its own to torch)."""
-    from .primitives import PRIMITIVES
-
     return bool(getattr(o, "is_number", False)) and not o.free_symbols and not o.has(*PRIMITIVES)
 
 
 def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
     """Rebuild an arithmetic step from its node with the parents' expressions in place of the
     node's direct operands."""
-    from .lowering import _select
-
-    op, operands, param = _select(node)
+    op, operands, param = select(node)
     constant = [_constant_operand(o) for o in operands]
     if sum(not c for c in constant) != len(args):
         return node

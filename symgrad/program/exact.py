@@ -377,6 +377,11 @@ def from_sympy(c: sp.Basic) -> Any:
     return _from_sympy(c, prec())
 
 
+def clear_cache() -> None:
+    """Forget the SymPy constants converted so far (for a cold timing)."""
+    _from_sympy.cache_clear()
+
+
 @lru_cache(maxsize=4096)
 def _from_sympy(c: sp.Basic, bits: int) -> Exact:
     if isinstance(c, sp.Integer):

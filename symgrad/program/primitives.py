@@ -36,6 +36,8 @@ import mpmath
 import sympy as sp
 from sympy.core.function import ArgumentIndexError
 
+from ..base.errors import UnsupportedNodeError
+
 
 class _Passthrough(sp.Function):
     """A one-argument function that is the identity for the mathematics."""
@@ -141,8 +143,6 @@ class sigmoid(sp.Function):
 def _scalars(cls: type[sp.Function], args: tuple[sp.Basic, ...]) -> None:
     """The n-ary fused functions take scalars: a matrix argument is refused with its elements'
     spelling (torch.stack of a matrix and a scalar would not run)."""
-    from .errors import UnsupportedNodeError
-
     for a in args:
         if isinstance(a, (sp.MatrixExpr, sp.MatrixBase)):
             rows, cols = (int(n) for n in a.shape)
@@ -239,8 +239,6 @@ class softplus(sp.Function):
 
 def _component(cls: type[sp.Function], args: tuple[sp.Basic, ...]) -> int:
     """The index of a softmax component, checked: an integer from 0 to n - 1 (as in torch)."""
-    from .errors import UnsupportedNodeError
-
     values = args[1:]
     i = args[0] if args else None
     if i is not None and i.is_Integer and values and 0 <= int(i) < len(values):

@@ -32,7 +32,7 @@ import math
 import re
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final, Literal, Union
@@ -45,15 +45,21 @@ import torch
 from sympy.codegen import ast
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import _exact as ex
-from ._deep import deep
-from .errors import OptionError, ProgramError, UnsupportedNodeError
-from .primitives import PRIMITIVES, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
-from .program import RESERVED_NAMES, Normalized, _Printer, identifier, identifier_chars, node_text, normalize, rounded, sstr
-from .rules import OPS, RULES, rule_for
+from ..program import exact as ex
+from ..program.deep import deep
+from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
+from ..program.primitives import PRIMITIVES, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from ..program.program import RESERVED_NAMES, Normalized, NotationPrinter, identifier, identifier_chars, node_text, normalize, rounded, sstr
+from ..program.rules import OPS, RULES, rule_for
+from ..program.rules import exact_eval
+from ..program.rules import softmax_groups
+from ..base.errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
+from ..base.errors import OPTION
 
 Branches = Literal["if", "where"]
 DTYPES: dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
+# The default relative tolerance between the executed derivative and autograd, per dtype (`rtol=`).
+RTOL: Final[dict[str, float]] = {"float64": 1e-9, "float32": 1e-4}
 
 # --------------------------------------------------------------------------- the IR
 
@@ -156,19 +162,19 @@ class LoweredProgram:
     branches: Branches
     dtype: str
     normalized: Normalized = field(repr=False)
-    _lines: dict[sp.Basic, int] = field(repr=False)
-    _fn: Callable[..., Any] = field(repr=False)
+    line_map: dict[sp.Basic, int] = field(repr=False)
+    function: Callable[..., Any] = field(repr=False)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fn(*args, **kwargs)
+        return self.function(*args, **kwargs)
 
     def line_of(self, node: sp.Basic) -> int | None:
         """The line of `source` that computes `node` (in user or real symbols), or None."""
         node = sp.sympify(node)
-        line = self._lines.get(node)
+        line = self.line_map.get(node)
         if line is None:
             real = node.xreplace({s: sp.Symbol(s.name, real=True) for s in node.free_symbols if isinstance(s, sp.Symbol)})
-            line = self._lines.get(real)
+            line = self.line_map.get(real)
         return line
 
     def __str__(self) -> str:
@@ -197,8 +203,6 @@ def _complex(c: sp.Basic) -> bool:
         return False
     if c is sp.nan:
         return True
-    from .rules import exact_eval
-
     try:
         with ex.working_precision(ex.START_PREC):
             return ex.is_nan(exact_eval(c, {}))
@@ -247,8 +251,6 @@ _FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax)
 
 
 def _fused_constant(c: sp.Basic) -> str:
-    from .rules import exact_eval
-
     with ex.working_precision(ex.START_PREC):
         v = ex.to_float(exact_eval(c, {}))
     if math.isnan(v):
@@ -314,7 +316,7 @@ def _size(node: sp.Basic, memo: dict[int, int]) -> int:
     return total
 
 
-class _SharedStr(_Printer):
+class _SharedStr(NotationPrinter):
     """SymPy's str printer, remembering what it printed: a comment above each step prints its
     node, whose children the comments above already printed (linear, not quadratic)."""
 
@@ -626,7 +628,7 @@ class _Lowerer:
     def cond(self, expr: sp.Basic, elementwise: bool = False) -> Cond:
         syms = sorted((s for s in expr.free_symbols if isinstance(s, sp.Symbol)), key=lambda s: s.name)
         names = tuple((s, self.var(s)) for s in syms)
-        text = _Inline(dict(names), elementwise).cond(expr)
+        text = Inline(dict(names), elementwise).cond(expr)
         return Cond(expr, text, names)
 
     # -- expressions (A-normal form)
@@ -669,7 +671,7 @@ class _Lowerer:
                 if isinstance(e, (sp.Piecewise, no_grad)):
                     continue
                 try:
-                    _, operands, _ = _select(e)
+                    _, operands, _ = select(e)
                 except UnsupportedNodeError:
                     continue  # lowered (and refused, with its sentence) by the recursion
                 stack.extend((a, False) for a in reversed(operands))
@@ -696,12 +698,12 @@ class _Lowerer:
 
     def step(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
         try:
-            op, operands, param = _select(e)
+            op, operands, param = select(e)
         except UnsupportedNodeError as err:
             node = getattr(err, "node", None)
             if node is None or self.context is None or "it occurs in" in str(err):
                 raise
-            raise _unsupported(node, self.context) from None
+            raise unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
         if op in ("stack", "softmax_vector", "log_softmax_vector"):
             # torch.stack takes tensors: constant elements become tensors of the program's dtype.
@@ -928,7 +930,7 @@ def _coeff_split(e: sp.Mul) -> tuple[sp.Number, list[sp.Basic]]:
     return coeff, list(rest)
 
 
-def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
+def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     """Which op a node lowers to, its operand subexpressions, and the op's constant parameter."""
     if isinstance(e, (sp.MatrixExpr, sp.MatrixBase, MatrixElement, sp.Determinant, sp.Trace)):
         return _select_matrix(e)
@@ -996,9 +998,9 @@ def _select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "heaviside", (e.args[0],), None
     rule = rule_for(e)
     if rule is None or not rule.ops or not isinstance(e, sp.Function) or isinstance(e, sp.Piecewise):
-        raise _unsupported(e)
+        raise unsupported(e)
     if isinstance(e, sp.log) and len(e.args) != 1:
-        raise _unsupported(e)
+        raise unsupported(e)
     return rule.ops[0], tuple(e.args), None
 
 
@@ -1066,13 +1068,13 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             return "sqrt", (e.base,), None
         if (exp_.is_Rational or exp_.is_Float) and exp_ > 0:
             return "pow_frac", (e.base,), ex.from_sympy(exp_)
-        raise _unsupported(e)
+        raise unsupported(e)
     if isinstance(e, sp.Inverse):
         return "inv", (e.arg,), None
     if isinstance(e, sp.MatPow):
         n = e.exp
         if not n.is_Integer:
-            raise _unsupported(e)
+            raise unsupported(e)
         return "matpow", (e.base,), int(n)
     if isinstance(e, sp.Determinant):
         return "det", (e.arg,), None
@@ -1082,9 +1084,9 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "matconst", (), e
     if isinstance(e, ElementwiseApplyFunction):
         body = e.function(sp.Dummy("u"))
-        op, operands, param = _select(body)
+        op, operands, param = select(body)
         if len(operands) != 1 or not isinstance(operands[0], sp.Dummy):
-            raise _unsupported(e)
+            raise unsupported(e)
         return op, (e.expr,), param
     if isinstance(e, sp.MatrixBase):
         if not e.free_symbols and all(v.is_real is not False for v in e):
@@ -1093,7 +1095,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         if vector is not None:
             return vector
         return "stack", tuple(e), (e.rows, e.cols)
-    raise _unsupported(e)
+    raise unsupported(e)
 
 
 def _ones_ends(e: sp.MatMul) -> tuple[sp.OneMatrix | None, sp.Basic | None, sp.OneMatrix | None]:
@@ -1145,15 +1147,13 @@ def _whole_softmax(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | 
     as the user's code computes it: n calls, one per component, would round differently. So
     does a matrix each of whose rows (columns) is such a vector of its own values, what
     `torch.softmax(X, 1)` (`torch.softmax(X, 0)`) reads as: the param is (rows, cols, dim)."""
-    from .rules import _softmax_groups
-
     elements = list(e)
     first = elements[0] if elements else None
     if not isinstance(first, (softmax, log_softmax)):
         return None
     for dim in (None, 1, 0):
         param = (e.rows, e.cols) if dim is None else (e.rows, e.cols, dim)
-        groups = _softmax_groups(param)
+        groups = softmax_groups(param)
         if len(groups[0]) < 2:
             continue
         values: list[sp.Basic] = [sp.S.Zero] * len(elements)
@@ -1250,9 +1250,7 @@ _SUGGESTIONS = {
 }
 
 
-def _unsupported(e: sp.Basic, context: sp.Basic | None = None) -> UnsupportedNodeError:
-    from .errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
-
+def unsupported(e: sp.Basic, context: sp.Basic | None = None) -> UnsupportedNodeError:
     cls = type(e).__name__
     fix = _SUGGESTIONS.get(cls)
     fix_text = (fix + "; or " + UNSUPPORTED_FIX_DEFAULT.format(cls=cls)) if fix else UNSUPPORTED_FIX_DEFAULT.format(cls=cls)
@@ -1424,7 +1422,7 @@ def _spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
     return OPS[op].torch.format(*(_text(a) for a in args))
 
 
-class _Inline:
+class Inline:
     """Conditions print inline (they are not differentiated): `torch.abs(b) < 1000`."""
 
     _REL = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
@@ -1470,7 +1468,7 @@ class _Inline:
                 f"{sstr(e)} inside a condition cannot be lowered inline.\n"
                 "Fix: assign it to a variable first and compare the variable."
             )
-        op, operands, param = _select(e)
+        op, operands, param = select(e)
         # constants stay Consts, as in a step: _spell makes them tensors where torch takes only
         # tensors (`torch.logaddexp(torch.full_like(y, 1), y)`, torch.stack, torch.atan2)
         args = tuple(self.value(a) if isinstance(a, sp.Symbol) else (
@@ -1483,22 +1481,9 @@ class _Inline:
 
 @deep  # its cache compares expressions with SymPy's recursive `==`: deep ones need the worker
 def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> LoweredProgram:
-    """Lower an expression or `Program` to a readable torch program.
-
-    **Arguments:**
-
-    - `f`: a SymPy expression or a `symgrad.Program`.
-    - `branches`: `"if"` lowers a Piecewise to Python `if`/`else` (only the taken branch runs);
-      `"where"` lowers it to `torch.where` (every branch runs).
-    - `dtype`: `"float64"` or `"float32"`; recorded in the header.
-
-    **Returns:** a `LoweredProgram`.
-
-    >>> import sympy as sp
-    >>> x = sp.Symbol("x")
-    >>> print(lower(sp.sin(x) ** 2).source.splitlines()[-1])
-        return out
-    """
+    """Lower a SymPy expression or `Program` to a readable torch program, cached by its input
+    (both are immutable). `symgrad.lower` (`symgrad.frontends.front`) reads a string first and
+    documents the arguments."""
     check_options(branches=branches, dtype=dtype)
     try:
         hash(f)
@@ -1511,6 +1496,11 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
 def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
     # SymPy expressions and Programs are immutable, so a lowered program can be shared.
     return _lower(f, branches, dtype, extra)
+
+
+def clear_cache() -> None:
+    """Forget every lowered program `lower()` has cached (for a cold timing, or to free memory)."""
+    _lower_cached.cache_clear()
 
 
 def has_loop(stmts: Sequence[Stmt]) -> bool:
@@ -1534,7 +1524,7 @@ def lower_with_inputs(f: Any, extra: tuple[sp.Symbol, ...], *, branches: Branche
 @deep
 def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
     # Lowering recurses once per nesting level (as SymPy's own printers do); `deep` reruns a
-    # deep expression in a worker with a large stack (symgrad/_deep.py).
+    # deep expression in a worker with a large stack (symgrad/program/deep.py).
     norm = normalize(f, extra)
     lowerer = _Lowerer(norm, branches, dtype)
     body, output, output_line = lowerer.run()
@@ -1557,16 +1547,14 @@ def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] 
         branches=branches,
         dtype=dtype,
         normalized=norm,
-        _lines=dict(lowerer.line_map),
-        _fn=fn,
+        line_map=dict(lowerer.line_map),
+        function=fn,
     )
     weakref.finalize(lowered, linecache.cache.pop, filename, None)
     return lowered
 
 
 def check_options(*, branches: str = "if", dtype: str = "float64") -> None:
-    from .errors import OPTION
-
     if branches not in ("if", "where"):
         raise OptionError(OPTION.format(name="branches", value=branches, allowed='"if", "where"'))
     if isinstance(dtype, torch.dtype):
@@ -1576,9 +1564,29 @@ def check_options(*, branches: str = "if", dtype: str = "float64") -> None:
         raise OptionError(OPTION.format(name="dtype", value=dtype, allowed='"float64", "float32"'))
 
 
+def wrt_indices(lowered: LoweredProgram, wrt: Iterable[Any] | None) -> list[int]:
+    """The positions among `lowered.symbols` of the inputs `wrt` names (all of them for None);
+    an OptionError names an input the program does not have."""
+    if wrt is None:
+        return list(range(len(lowered.symbols)))
+    if isinstance(wrt, (sp.Basic, str)):
+        wrt = [wrt]
+    names = [s.name for s in lowered.symbols]
+    out = []
+    for w in wrt:
+        name = w.name if isinstance(w, sp.Symbol) else str(w)
+        if name not in names:
+            raise OptionError(
+                f"wrt names {name}, which is not an input of the function (inputs: {', '.join(names)}).\n"
+                "Fix: pass input symbols, e.g. `wrt=[x]`."
+            )
+        out.append(names.index(name))
+    return out
+
+
 def elementwise(cond: Cond) -> str:
     """A condition spelled for a batch of points (`&`, `|`, `~` instead of and/or/not)."""
-    return _Inline(dict(cond.names), True).cond(cond.expr)
+    return Inline(dict(cond.names), True).cond(cond.expr)
 
 
 def statement_expression(lowered: LoweredProgram, step: Step) -> str:

@@ -11,69 +11,21 @@ import html
 import math
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import mpmath
 import sympy as sp
 
-from . import _exact as ex
-from .causes import Cause
-from .program import node_text, sstr
-
-if TYPE_CHECKING:
-    from .compare import Comparison, Entry
-    from .executed import Decision, Path
-    from .sweep import Sweep
+from ..program import exact as ex
+from ..base.causes import Cause
+from ..program.program import decimal, node_text, number, sstr
+from ..base.errors import OptionError
+from ..base.rendering import renders
+from ..sides.executed import Decision, Path
+from ..tools.sweep import IDS, Sweep
+from ..verdict.compare import Comparison, Entry
 
 MAX_PATH_ROWS = 40
-
-
-def number(v: sp.Basic | float | None, digits: int = 17) -> str:
-    """A value as a student reads it: exact rationals as they are, others to 17 digits."""
-    if v is None:
-        return "none"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, sp.Rational) and int(v.p).bit_length() + int(v.q).bit_length() > 160:
-        # Rounded without str() of the integers: Python refuses ints of more than 4,300 digits.
-        return _decimal(int(v.p), int(v.q), digits)
-    if isinstance(v, sp.Rational):
-        text = sstr(v)
-        if len(text) <= 12:  # short: 27, 1/2, 3/4, 1/3 teach more than their decimals
-            return text
-        shortest = _as_float64(v)
-        if shortest is not None:  # a float64 exactly (a float32 point's rounding, say): the float it is
-            return shortest
-        return text if len(text) <= 24 else sstr(sp.Float(v, digits))
-    if isinstance(v, sp.Float):
-        # Only a Float within float64's exponents can be one (the Rational of exp(-1e39)'s
-        # 8.3e-434294481903251801467152564756854998842 would be a 2**(1.4e39) denominator).
-        shortest = _as_float64(sp.Rational(v)) if v.is_finite and _float64_exponents(v) else None
-        return shortest if shortest is not None and digits >= 17 else mpmath.nstr(v._to_mpmath(v._prec), digits)
-    return sstr(v)
-
-
-def _decimal(p: int, q: int, digits: int) -> str:
-    """p/q to `digits` significant digits, in fixed notation where Python's own floats print so
-    (0.50000033333345749, not 5.0000033333345749e-1) and in e-notation beyond (1.0e-400)."""
-    with mpmath.workprec(int(digits * 3.33) + 20):
-        return str(mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=False, min_fixed=-5, max_fixed=16))
-
-
-def _float64_exponents(v: sp.Float) -> bool:
-    """Whether the binary exponents of the Float's bits lie in float64's range (2**-1074 to 2**1024)."""
-    _, man, exp, bc = v._mpf_
-    return man == 0 or (exp >= -1074 and exp + bc <= 1024)
-
-
-def _as_float64(v: sp.Rational) -> str | None:
-    """`repr` of the float64 that is exactly `v` (3.888784, not 3.8887839999999998), or None
-    where no float64 is exactly `v`."""
-    try:
-        f = float(v)
-    except OverflowError:
-        return None
-    return repr(f) if math.isfinite(f) and sp.Rational(f) == v else None
 
 
 def _symbolic(e: Entry) -> str:
@@ -146,7 +98,8 @@ def _float32_decimal(v: sp.Rational) -> str | None:
     return str(h)
 
 
-def _point(c: Comparison) -> str:
+@renders("comparison.point")
+def point_text(c: Comparison) -> str:
     dtype = getattr(c, "dtype", "float64")
     return _one_line(", ".join(f"{sstr(s)} = {_point_value(v, dtype)}" for s, v in c.point.items())) or "no inputs"
 
@@ -187,7 +140,7 @@ def _exact_decimal(v: sp.Rational) -> str:
         return number(v)
     digits = str(abs(int(v.p)) * 5**k)
     if len(digits.lstrip("0")) > 40:
-        return _decimal(int(v.p), q, 17)
+        return decimal(int(v.p), q, 17)
     digits = digits.rjust(k + 1, "0")  # 0.01's float32 has 25 decimals but 18 significant digits
     whole, frac = (digits[:-k], digits[-k:]) if k else (digits, "")
     text = f"{whole}.{frac}".rstrip("0").rstrip(".") if frac else whole
@@ -329,6 +282,7 @@ def _entry_text(e: Entry) -> list[str]:
 HEADLINE_MAX = 400
 
 
+@renders("comparison.function")
 def function_text(c: Comparison, program: str = "program") -> str:
     """How a report names the compared function: its title (a traced torch function's name),
     `program` for a Program, or its expression on one line."""
@@ -366,6 +320,7 @@ def _summary(c: Comparison) -> tuple[list[str], Any]:
     return lines, replace(c, entries=tuple(c.entries[k] for k in keep))
 
 
+@renders("comparison.text")
 def render_text(c: Comparison, full: bool = False) -> str:
     summary: list[str] = []
     if not full and len(c.entries) > MAX_ENTRIES:
@@ -373,7 +328,7 @@ def render_text(c: Comparison, full: bool = False) -> str:
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
-        f"symgrad: {function_text(c)} at {_point(c)}"
+        f"symgrad: {function_text(c)} at {point_text(c)}"
         f"  ({c.dtype}, branches=\"{c.branches}\")",
         f"cause: {cause.id}: {cause.title}",
     ]
@@ -400,6 +355,7 @@ def render_text(c: Comparison, full: bool = False) -> str:
     return "\n".join(head + body + program + path) + "\n"
 
 
+@renders("comparison.markdown")
 def render_markdown(c: Comparison) -> str:
     rows = _table(c)
     table = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
@@ -408,7 +364,7 @@ def render_markdown(c: Comparison) -> str:
         cells[-1] = f"[{cells[-1]}]({Cause.from_id(cells[-1].split()[0]).page})"
         table.append("| " + " | ".join(f"`{x}`" if i < 4 else x for i, x in enumerate(cells)) + " |")
     notes = point_notes(c)
-    out = [f"**symgrad**: `{c.title or c.source.splitlines()[0]}` at {_point(c)} ({c.dtype}, branches=\"{c.branches}\"): "
+    out = [f"**symgrad**: `{c.title or c.source.splitlines()[0]}` at {point_text(c)} ({c.dtype}, branches=\"{c.branches}\"): "
            f"**{c.cause.id}**, {c.cause.title}", "",
            *([notes[0], "", *(f"- `{row.strip()}`" for row in notes[1:]), ""] if notes else []), *table, ""]
     for e in c.entries:
@@ -431,9 +387,10 @@ def _code_spans(text: str) -> str:
 MAX_DERIVATION_ROWS = 60
 
 
+@renders("derivation.headline")
 def derivation_headline(c: Comparison) -> str:
     what = function_text(c, "the program")
-    return f"backward pass of {what} at {_point(c)}  ({c.dtype}, branches=\"{c.branches}\")"
+    return f"backward pass of {what} at {point_text(c)}  ({c.dtype}, branches=\"{c.branches}\")"
 
 
 def _short(v: Any, digits: int = 12) -> str:
@@ -482,6 +439,7 @@ def _torch_side(r: Any) -> str:
     return f"torch: {_short(r.adjoint_autograd)}"
 
 
+@renders("derivation.text")
 def render_derivation(d: Any) -> str:
     by_step = {r.step: r for r in d.records}
     parting = d.parting
@@ -568,6 +526,7 @@ def render_derivation(d: Any) -> str:
     return "\n".join(_one_line(x) for x in out) + "\n"
 
 
+@renders("derivation.notes")
 def derivation_notes(c: Comparison) -> tuple[str, ...]:
     """The decisions that shaped the path the backward pass runs through."""
     user = c.lowered.normalized.user_symbols
@@ -612,8 +571,6 @@ def pyplot(path: str | None, ax: Any, what: str = "Sweep.plot()") -> Any:
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:  # the extra is optional
-        from .errors import OptionError
-
         raise OptionError(f"{what} needs matplotlib, which is not installed.\n{PLOT_EXTRA}") from err
     return plt
 
@@ -629,6 +586,7 @@ def plotted_axes(s: Sweep) -> list[int]:
     return varying or [0]
 
 
+@renders("sweep.plot")
 def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
     """One swept input: f and the three derivatives over it, bands and markers coloured by cause.
     Two: a map of causes over the (x, y) plane (one colour per cause, the worst points marked
@@ -636,8 +594,6 @@ def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
     alone). More than two: an OptionError saying to hold some fixed."""
     axes = plotted_axes(s)
     if len(axes) > 2:
-        from .errors import OptionError
-
         names = ", ".join(sstr(s.symbols[k]) for k in axes)
         first, second = sstr(s.symbols[axes[0]]), sstr(s.symbols[axes[1]])
         raise OptionError(
@@ -759,9 +715,6 @@ def cause_map(s: Sweep) -> Any:
     input (from its low end, `origin="lower"`), column j the j-th of the first."""
     import numpy as np
     from matplotlib.colors import to_rgb
-
-    from .sweep import IDS
-
     palette = np.array([to_rgb(MAP_COLORS[c]) for c in IDS])
     return palette[s.codes.reshape(s.grid)].transpose(1, 0, 2)
 
@@ -854,6 +807,7 @@ def _meanings(causes: Sequence[Cause]) -> str:
     return "".join(out)
 
 
+@renders("comparison.html")
 def render_html(c: Comparison) -> str:
     esc = html.escape
     rows = _table(c)
@@ -887,7 +841,7 @@ def render_html(c: Comparison) -> str:
     mark = " (cited lines marked &gt;)" if cited else ""
     return (
         f'<div class="symgrad symgrad-comparison" data-cause="{esc(c.cause.id)}">{CSS}'
-        f"<p><b>symgrad</b>: <code>{esc(source)}</code> at {esc(_point(c))} "
+        f"<p><b>symgrad</b>: <code>{esc(source)}</code> at {esc(point_text(c))} "
         f'<span class="symgrad-meta">({esc(c.dtype)}, branches="{esc(c.branches)}")</span></p>'
         f"{_point_notes_html(c)}"
         f"<p>{_badge(c.cause.id)} {esc(c.cause.title)}</p>"
@@ -908,6 +862,7 @@ def _point_notes_html(c: Comparison) -> str:
     return f'<p class="symgrad-meta">{html.escape(notes[0])}</p><ul class="symgrad-point">{rows}</ul>'
 
 
+@renders("sweep.html")
 def render_sweep_html(s: Sweep) -> str:
     import base64
 

@@ -32,8 +32,9 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from .errors import UnsupportedNodeError
-from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from ..base.errors import UnsupportedNodeError
+from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from ..program.rules import softmax_groups
 
 Kind = Literal["operator", "function", "method", "attribute"]
 Build = Callable[[Sequence[Any], dict[str, Any]], Any]
@@ -94,7 +95,7 @@ def shape(v: Any) -> tuple[int, int] | None:
     return (int(v.shape[0]), int(v.shape[1])) if is_matrix(v) else None
 
 
-def _scalar(v: Any) -> Any:
+def as_scalar(v: Any) -> Any:
     return sp.sympify(v)
 
 
@@ -133,9 +134,9 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
     tensor is read as an (n, 1) column; beside an (m, n) matrix that it cannot broadcast against
     as a column (m != n), it is the row torch broadcasts it as, its transpose."""
     if is_matrix(a) and not is_matrix(b):
-        return a, _scalar(b) * sp.OneMatrix(*shape(a))  # type: ignore[misc]
+        return a, as_scalar(b) * sp.OneMatrix(*shape(a))  # type: ignore[misc]
     if is_matrix(b) and not is_matrix(a):
-        return _scalar(a) * sp.OneMatrix(*shape(b)), b  # type: ignore[misc]
+        return as_scalar(a) * sp.OneMatrix(*shape(b)), b  # type: ignore[misc]
     if not is_matrix(a):
         return a, b
     (ra, ca), (rb, cb) = shape(a), shape(b)  # type: ignore[misc]
@@ -183,19 +184,19 @@ def _add(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(x) or is_matrix(y):
         if not is_matrix(x):
-            return _scalar(x) * sp.OneMatrix(*shape(y)) + y  # type: ignore[misc]
+            return as_scalar(x) * sp.OneMatrix(*shape(y)) + y  # type: ignore[misc]
         if not is_matrix(y):
-            return x + _scalar(y) * sp.OneMatrix(*shape(x))  # type: ignore[misc]
+            return x + as_scalar(y) * sp.OneMatrix(*shape(x))  # type: ignore[misc]
         x, y = _broadcast(x, y)
         return x + y
-    return _scalar(x) + _scalar(y)
+    return as_scalar(x) + as_scalar(y)
 
 
 def _sub(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(y):
         return _add([x, -y], k)
-    return _add([x, -_scalar(y)], k)
+    return _add([x, -as_scalar(y)], k)
 
 
 def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -203,7 +204,7 @@ def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if is_matrix(x) and is_matrix(y):
         x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, y)
-    return (x if is_matrix(x) else _scalar(x)) * (y if is_matrix(y) else _scalar(y))
+    return (x if is_matrix(x) else as_scalar(x)) * (y if is_matrix(y) else as_scalar(y))
 
 
 def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -212,12 +213,12 @@ def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
         # Elementwise, broadcast as torch does (`X_exp / X_exp.sum(1, keepdim=True)`): x times
         # y's elementwise reciprocal, which lowers to torch's own `x / y`.
         if not is_matrix(x):
-            return sp.HadamardPower(y, -1) if _scalar(x) == 1 else _scalar(x) * sp.HadamardPower(y, -1)
+            return sp.HadamardPower(y, -1) if as_scalar(x) == 1 else as_scalar(x) * sp.HadamardPower(y, -1)
         x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, sp.HadamardPower(y, -1))
     if is_matrix(x):
-        return x * (1 / _scalar(y))
-    return _scalar(x) / _scalar(y)
+        return x * (1 / as_scalar(y))
+    return as_scalar(x) / as_scalar(y)
 
 
 def _pow(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -225,12 +226,12 @@ def _pow(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if is_matrix(y):
         raise UnsupportedNodeError("A tensor exponent of rank >= 1 is not supported.\nFix: use a scalar exponent.")
     if is_matrix(x):
-        return sp.HadamardPower(x, _scalar(y))
-    return _scalar(x) ** _scalar(y)
+        return sp.HadamardPower(x, as_scalar(y))
+    return as_scalar(x) ** as_scalar(y)
 
 
 def _neg(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    return -a[0] if is_matrix(a[0]) else -_scalar(a[0])
+    return -a[0] if is_matrix(a[0]) else -as_scalar(a[0])
 
 
 def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -272,7 +273,7 @@ def _elementwise(fn: type[sp.Function]) -> Build:
                 d = sp.Dummy("d")
                 return ElementwiseApplyFunction(sp.Lambda(d, fn(d)), a[0])
             return a[0].applyfunc(fn)
-        return fn(_scalar(a[0]))
+        return fn(as_scalar(a[0]))
 
     return build
 
@@ -280,7 +281,7 @@ def _elementwise(fn: type[sp.Function]) -> Build:
 def _sqrt(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if is_matrix(a[0]):
         return sp.HadamardPower(a[0], sp.Rational(1, 2))
-    return sp.sqrt(_scalar(a[0]))
+    return sp.sqrt(as_scalar(a[0]))
 
 
 def _scalar_only(name: str, fn: Callable[..., Any]) -> Build:
@@ -289,7 +290,7 @@ def _scalar_only(name: str, fn: Callable[..., Any]) -> Build:
             raise UnsupportedNodeError(
                 f"{name} of a tensor of rank >= 1 is not supported.\nFix: apply it to scalars."
             )
-        return fn(*(_scalar(v) for v in a))
+        return fn(*(as_scalar(v) for v in a))
 
     return build
 
@@ -300,11 +301,11 @@ def _clamp(a: Sequence[Any], k: dict[str, Any]) -> Any:
     hi = k.get("max", a[2] if len(a) > 2 else None)
     if is_matrix(x):
         raise UnsupportedNodeError("clamp of a tensor of rank >= 1 is not supported.\nFix: clamp scalars.")
-    out = _scalar(x)
+    out = as_scalar(x)
     if lo is not None:
-        out = clamp_min(out, _scalar(lo))
+        out = clamp_min(out, as_scalar(lo))
     if hi is not None:
-        out = clamp_max(out, _scalar(hi))
+        out = clamp_max(out, as_scalar(hi))
     return out
 
 
@@ -312,7 +313,7 @@ def _where(a: Sequence[Any], k: dict[str, Any]) -> Any:
     cond, x, y = a
     if any(is_matrix(v) for v in a):
         raise UnsupportedNodeError("torch.where on tensors of rank >= 1 is not supported.\nFix: use scalars.")
-    return sp.Piecewise((_scalar(x), cond), (_scalar(y), True))
+    return sp.Piecewise((as_scalar(x), cond), (as_scalar(y), True))
 
 
 def _reduce_all(m: Any) -> Any:
@@ -377,7 +378,7 @@ def _reduce_dim(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, in
 def _sum(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if not is_matrix(a[0]):
         _no_dim("sum", k, a)
-        return _scalar(a[0])
+        return as_scalar(a[0])
     along = _reduce_dim("sum", a, k)
     return _reduce_all(a[0]) if along is None else along[0]
 
@@ -385,7 +386,7 @@ def _sum(a: Sequence[Any], k: dict[str, Any]) -> Any:
 def _mean(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if not is_matrix(a[0]):
         _no_dim("mean", k, a)
-        return _scalar(a[0])
+        return as_scalar(a[0])
     along = _reduce_dim("mean", a, k)
     if along is not None:
         return along[0] / along[1]
@@ -398,7 +399,7 @@ def _norm(a: Sequence[Any], k: dict[str, Any]) -> Any:
         raise UnsupportedNodeError("Only the 2-norm of a scalar or a vector is supported.\nFix: call `.norm()`.")
     x = a[0]
     if not is_matrix(x):
-        return sp.Abs(_scalar(x))
+        return sp.Abs(as_scalar(x))
     if 1 not in shape(x):  # type: ignore[operator]
         raise UnsupportedNodeError("The norm of a matrix is not supported, only of a scalar or a vector.")
     return sp.sqrt(_reduce_all(sp.HadamardPower(x, 2)))
@@ -421,7 +422,7 @@ def _wrap(fn: type[sp.Function], name: str) -> Build:
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         if is_matrix(a[0]):
             raise UnsupportedNodeError(f"{name} of a tensor of rank >= 1 is not supported.\nFix: use scalars.")
-        return fn(_scalar(a[0]))
+        return fn(as_scalar(a[0]))
 
     return build
 
@@ -461,7 +462,7 @@ _SPELLINGS.append(Spelling(f"{_NN}sigmoid", "function", sigmoid, _elementwise(si
 def _logsumexp(a: Sequence[Any], k: dict[str, Any]) -> Any:
     """torch.logsumexp(v, dim) over every element of a vector (the only reduction it has here)."""
     if not is_matrix(a[0]):
-        return _scalar(a[0])
+        return as_scalar(a[0])
     rows, cols = shape(a[0])  # type: ignore[misc]
     if rows > 1 and cols > 1:
         raise UnsupportedNodeError(
@@ -487,7 +488,7 @@ def _softplus(a: Sequence[Any], k: dict[str, Any]) -> Any:
         )
     if is_matrix(a[0]):
         raise UnsupportedNodeError("softplus of a tensor of rank >= 1 is not supported.\nFix: apply it to scalars.")
-    return softplus(_scalar(a[0]))
+    return softplus(as_scalar(a[0]))
 
 
 def _along_vector(name: str, fn: type[sp.Function]) -> Build:
@@ -499,7 +500,7 @@ def _along_vector(name: str, fn: type[sp.Function]) -> Build:
         v = a[0]
         dim = _dim(name, k.get("dim", a[1] if len(a) > 1 else None))
         if not is_matrix(v):
-            return fn(0, _scalar(v))  # a 0-d tensor: softmax over its one element (torch allows dim 0 and -1)
+            return fn(0, as_scalar(v))  # a 0-d tensor: softmax over its one element (torch allows dim 0 and -1)
         rows, cols = shape(v)  # type: ignore[misc]
         if rows > 1 and cols > 1:
             if dim is None:
@@ -507,10 +508,8 @@ def _along_vector(name: str, fn: type[sp.Function]) -> Build:
                     f"{name} of a matrix needs its dim: symgrad does not guess torch's implicit one.\n"
                     f"Fix: write `{name}(X, dim=1)` for one softmax per row (or dim=0 for one per column)."
                 )
-            from .rules import _softmax_groups
-
             entries: list[Any] = [None] * (rows * cols)
-            for group in _softmax_groups((rows, cols, dim % 2)):  # flat positions of each row (column)
+            for group in softmax_groups((rows, cols, dim % 2)):  # flat positions of each row (column)
                 elements = [MatrixElement(v, *divmod(k, cols)) for k in group]
                 for m, k in enumerate(group):
                     entries[k] = fn(m, *elements)

@@ -40,11 +40,12 @@ import numpy as np
 import sympy as sp
 import torch
 
-from . import _exact as ex
+from ..base.rendering import render
+from ..program import exact as ex
 from .autograd import torch_state
-from .executed import Path, PathStep, _step_expression
-from .lowering import DTYPES, LoweredProgram
-from .program import node_text, sstr
+from .executed import Path, PathStep, step_expression
+from .lowering import DTYPES, LoweredProgram, select
+from ..program.program import node_text, sstr
 
 # Ops whose local derivative is a matrix rule (a vector-Jacobian product), in the program's names:
 # `{g}` is the adjoint of the step, `{0}`, `{1}` its operands.
@@ -204,9 +205,7 @@ class Derivation:
     notes: tuple[str, ...] = ()  # the branches and loops that decided the path
 
     def __str__(self) -> str:
-        from .report import render_derivation
-
-        return render_derivation(self)
+        return render("derivation.text", self)
 
 
 # --------------------------------------------------------------------------- torch's side
@@ -449,7 +448,7 @@ def _formula_of(path: Path, st: PathStep, k: int) -> Callable[[], str | None]:
             return None
         places = [sp.Symbol(n if names.index(n) == i else f"{n}_{i}") for i, n in enumerate(names)]
         try:
-            e = _division(st, places) if st.op == "div" else _step_expression(st, list(places))
+            e = _division(st, places) if st.op == "div" else step_expression(st, list(places))
             d = sp.diff(e, places[k])
         except Exception:  # a step SymPy cannot rebuild: its value speaks for it
             return None
@@ -463,9 +462,7 @@ def _formula_of(path: Path, st: PathStep, k: int) -> Callable[[], str | None]:
 def _division(st: PathStep, places: list[sp.Symbol]) -> sp.Basic:
     """A division rebuilt from its two operands (SymPy keeps `a/b` as `a*b**-1`, where `b` is
     not a subtree to replace)."""
-    from .lowering import _select
-
-    _, operands, _ = _select(st.node)
+    _, operands, _ = select(st.node)
     rest = iter(places)
     num, den = (o if (getattr(o, "is_number", False) and not o.free_symbols) else next(rest) for o in operands)
     return num / den

@@ -10,7 +10,9 @@ only through floating point (NaN trap, overflow, rounding). Each cause is found 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -20,24 +22,28 @@ import numpy as np
 import sympy as sp
 import torch
 
-from . import _exact as ex
-from . import autograd as ag
-from ._deep import deep
-from .causes import EXPLANATIONS, HINTS, Cause
-from .errors import ORDER, POINT_TOO_LARGE, PRECISION, PrecisionError
-from .errors import RTOL as RTOL_MESSAGE
-from .errors import (OPTION, POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, OptionError, PointError,
+from ..program import exact as ex
+from ..sides import autograd as ag
+from ..program.deep import deep
+from ..base.causes import EXPLANATIONS, HINTS, Cause
+from ..base.rendering import render
+from ..frontends.front import expression, is_torch_function
+from ..frontends.source import SourceSpan
+from ..frontends.trace import Reading, point_by_name, read_function
+from ..program.program import Program
+from ..base.errors import ORDER, POINT_TOO_LARGE, PRECISION, PrecisionError
+from ..base.errors import RTOL as RTOL_MESSAGE
+from ..base.errors import (OPTION, POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, OptionError, PointError,
                      ShapeError, UnboundSymbolError)
-from .executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, domain_violation, run
-from .primitives import strip
-from .rules import exact_eval
-from .lowering import DTYPES, LoweredProgram, check_options, lower, lower_with_inputs
-from .program import node_text
-from .rules import OPS, op_rule
-from .symbolic import SymbolicSide, departs, formula, same, symbolic_sides
-from .backward import BackwardPass, BackwardStep, Derivation, Parting, backward_pass
+from ..sides.executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, as_expression, domain_violation, run
+from ..program.primitives import strip
+from ..program.rules import exact_eval
+from ..sides.lowering import DTYPES, RTOL, wrt_indices, LoweredProgram, check_options, lower, lower_with_inputs
+from ..program.program import node_text, sstr
+from ..program.rules import OPS, op_rule
+from ..sides.symbolic import SymbolicSide, departs, formula, same, symbolic_sides
+from ..sides.backward import BackwardPass, BackwardStep, Derivation, Parting, backward_pass
 
-RTOL = {"float64": 1e-9, "float32": 1e-4}
 UNUSED = ("{symbol} does not reach the output (the function does not read it, or SymPy simplified it "
           "away, as in x + y - y): its derivative is exactly 0, and all three sides agree. In torch "
           "the output's graph never reaches {symbol}: `torch.autograd.grad` raises unless you pass "
@@ -85,8 +91,6 @@ class Entry:
         return self.cause is Cause.AGREE
 
     def __repr__(self) -> str:
-        from .program import sstr
-
         def text(v: Any) -> str:
             return repr(v) if v is None or isinstance(v, (float, int, Cause)) else sstr(v)
 
@@ -97,10 +101,8 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         """The entry as JSON-safe data: exact numbers as `{"exact": "1/2", "float": 0.5}`,
         autograd's float with NaN and infinities as the strings "nan", "inf", "-inf", and None
-        where there is no value (see `symgrad._data`)."""
-        from ._data import entry_dict
-
-        return entry_dict(self)
+        where there is no value (see `symgrad.show.data`)."""
+        return render("entry.dict", self)
 
     @property
     def derivative(self) -> sp.Basic | None:
@@ -143,13 +145,10 @@ class Comparison:
 
     def derivation(self) -> Derivation:
         """The backward pass written out as on paper; `str()` of it is the text."""
-        from .backward import Derivation
-        from .report import derivation_headline, derivation_notes
-
         bp = self._backward_pass()
-        return Derivation(derivation_headline(self), "", self.dtype, self.executed_path.steps[self.executed_path.output].name,
+        return Derivation(render("derivation.headline", self), "", self.dtype, self.executed_path.steps[self.executed_path.output].name,
                           bp.records, bp.parting, bp.error, self.vjp, ex.is_mat(self.executed_path.value),
-                          derivation_notes(self))
+                          render("derivation.notes", self))
 
     def _backward_pass(self) -> BackwardPass:
         hit = self._cache.get("backward")
@@ -168,16 +167,12 @@ class Comparison:
         return all(e.ok for e in self.entries)
 
     def __str__(self) -> str:
-        from .report import render_text
-
-        return deep(render_text)(self)
+        return deep(render)("comparison.text", self)
 
     def __repr__(self) -> str:
-        from .report import _point, function_text
-
-        source = function_text(self)
+        source = render("comparison.function", self)
         source = source if len(source) <= 80 else source[:77] + "..."
-        at = _point(self)
+        at = render("comparison.point", self)
         at = at if len(at) <= 80 else at[:77] + "..."
         return (f"<Comparison of {source!r} at {at} ({self.dtype}): {self.cause.id}, "
                 f"{len(self.entries)} {'entry' if len(self.entries) == 1 else 'entries'}>")
@@ -187,26 +182,18 @@ class Comparison:
         the settings, the point, the cause, the values, every entry (`Entry.to_dict()`) and the
         generated program. Exact numbers are `{"exact": str, "float": float}`; non-finite
         floats are the strings "nan", "inf", "-inf"; None means no value."""
-        from ._data import comparison_dict
-
-        return comparison_dict(self)
+        return render("comparison.dict", self)
 
     def report(self, *, full: bool = False) -> str:
         """The terminal report (what `str()` gives). Over 20 entries it counts the entries by
         cause and shows the worst; `full=True` shows every entry."""
-        from .report import render_text
-
-        return deep(render_text)(self, full)
+        return deep(render)("comparison.text", self, full)
 
     def to_markdown(self) -> str:
-        from .report import render_markdown
-
-        return deep(render_markdown)(self)
+        return deep(render)("comparison.markdown", self)
 
     def _repr_html_(self) -> str:
-        from .report import render_html
-
-        return deep(render_html)(self)
+        return deep(render)("comparison.html", self)
 
 
 # --------------------------------------------------------------------------- the point
@@ -319,24 +306,6 @@ def _unused_input(name: str, value: Any) -> sp.Basic:
     except (TypeError, ValueError):
         dims = ()
     return sp.MatrixSymbol(name, *dims) if len(dims) == 2 else sp.Symbol(name)
-
-
-def _wrt(lowered: LoweredProgram, wrt: Iterable[Any] | None) -> list[int]:
-    if wrt is None:
-        return list(range(len(lowered.symbols)))
-    if isinstance(wrt, (sp.Basic, str)):
-        wrt = [wrt]
-    names = [s.name for s in lowered.symbols]
-    out = []
-    for w in wrt:
-        name = w.name if isinstance(w, sp.Symbol) else str(w)
-        if name not in names:
-            raise OptionError(
-                f"wrt names {name}, which is not an input of the function (inputs: {', '.join(names)}).\n"
-                "Fix: pass input symbols, e.g. `wrt=[x]`."
-            )
-        out.append(names.index(name))
-    return out
 
 
 # --------------------------------------------------------------------------- exact sides
@@ -1164,11 +1133,10 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     >>> compare(sp.Max(x, 0), at={x: 0.0}).cause.id
     'kink'
     """
-    from .trace import compare_function, is_torch_function
-
     if is_torch_function(f):  # a torch function: read back by `trace`, at `at` by parameter name
         return compare_function(f, at, wrt=wrt, dtype=dtype, order=order, v=v, rtol=rtol,
                                 max_iterations=max_iterations)
+    f = expression(f)
     check_options(branches=branches, dtype=dtype)
     if order not in (1, 2):
         raise OptionError(ORDER.format(value=order))
@@ -1177,7 +1145,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = _with_unused_inputs(lower(f, branches=branches, dtype=dtype), f, at, branches, dtype)
     floats = _point(lowered, at, dtype)
-    wrt_idx = _wrt(lowered, wrt)
+    wrt_idx = wrt_indices(lowered, wrt)
     point = {name: _exact_value(x) for name, x in zip(lowered.inputs, floats)}
     comps = _components(lowered, point, wrt_idx)
     _check_entries(lowered, comps, v)
@@ -1188,6 +1156,82 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     run_ = ag.run(lowered, floats, dtype, wrt_idx, None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
     with ex.working_precision(exact.bits):
         return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
+
+
+# --------------------------------------------------------------------------- functions read from torch code
+
+
+def compare_reading(reading: Reading, **options: Any) -> Comparison:
+    """`symgrad.compare` of the translated program at the traced example values (or at `at=`,
+    keyed by parameter name); every entry carries the user's `SourceSpan` (`entry.source`).
+    In path mode the recorded run is compared, and every explanation says so."""
+    at = options.pop("at", None)
+    point = reading.point if at is None else point_by_name(reading.fn, at)
+    options.pop("branches", None)
+    if reading.mode == "path" and at is not None:  # another point may run another path
+        return compare_reading(read_function(reading.fn, (), point), **options)
+    function = reading.program if reading.mode == "source" else reading.recorded
+    if options.get("wrt") is None and reading.inputs and not isinstance(function, Program):
+        # A function of tensors reads back as a bare expression, whose inputs would come in
+        # natural order: entries follow the parameters as the function declares them.
+        options["wrt"] = list(reading.inputs)
+    c = compare(function, at=point, branches=reading.branches, **options)
+    c = replace(cite(c, reading.origins), title=title(reading.fn))
+    if reading.mode == "path":
+        said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
+                f"unrolled, because {reading.reason})")
+        c = replace(c, entries=tuple(replace(e, explanation=f"{e.explanation} {said}") for e in c.entries))
+    return c
+
+
+def compare_function(fn: Any, at: Any, **options: Any) -> Comparison:
+    """`symgrad.compare(fn, at=...)` for a torch function: `at` keyed by parameter name, or a
+    tuple of values in parameter order."""
+    point = point_by_name(fn, at)
+    reading = read_function(fn, (), point, max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
+    return compare_reading(reading, **options)
+
+
+def title(fn: Any) -> str:
+    """A traced function as reports name it: `loss(W, b, X, Y) from model.py:12`."""
+    f = inspect.unwrap(fn)
+    try:
+        params = ", ".join(inspect.signature(f).parameters)
+    except (TypeError, ValueError):
+        params = "..."
+    code = getattr(f, "__code__", None)
+    where = f" from {os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code is not None else ""
+    return f"{getattr(f, '__qualname__', getattr(f, '__name__', 'function'))}({params}){where}"
+
+
+def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
+    """The comparison with each entry's `source` set to the user's line its generated line came
+    from, and the explanation citing it."""
+    lowered = comparison.lowered
+    lines: dict[int, SourceSpan] = {}
+    for node, span in origins.items():
+        line = lowered.line_map.get(node)
+        if line is not None:
+            lines.setdefault(line, span)
+    ordered = sorted(lines)
+
+    def span_of(line: int | None) -> SourceSpan | None:
+        if line is None:
+            return None
+        if line in lines:
+            return lines[line]
+        before = [n for n in ordered if n <= line]
+        return lines[before[-1]] if before else None
+
+    entries = []
+    for e in comparison.entries:
+        span = span_of(e.line)
+        if span is not None and not e.ok:
+            e = replace(e, source=span, explanation=f"{e.explanation} In your code: `{span}`.")
+        elif span is not None:
+            e = replace(e, source=span)
+        entries.append(e)
+    return replace(comparison, entries=tuple(entries))
 
 
 def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequence[int], auto: Sequence[float],
@@ -1265,8 +1309,6 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
             "order=2 compares the Hessian of a scalar function of scalar inputs; this call has "
             + ("v=" if v is not None else "a matrix input") + ".\nFix: use order=1, or write the inputs as scalar symbols."
         )
-    from .executed import as_expression
-
     wrt = [k for k, _ in comps]
     with ex.working_precision(2 * ex.START_PREC):
         path = run(lowered, point, max_iterations=max_iterations)

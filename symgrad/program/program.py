@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import functools
 import keyword
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -27,7 +28,7 @@ import sympy as sp
 from sympy.codegen import ast
 from sympy.printing.str import StrPrinter
 
-from .errors import ProgramError
+from ..base.errors import ProgramError, ShapeError, UnsupportedNodeError
 
 
 # Integers and rationals longer than this print rounded to 17 digits (`1.0000000000000000e+5000`):
@@ -35,7 +36,7 @@ from .errors import ProgramError
 PRINT_DIGITS: Final = 60
 
 
-class _Printer(StrPrinter):
+class NotationPrinter(StrPrinter):
     """SymPy's str printer, with huge integers and rationals rounded."""
 
     def _print_Integer(self, expr: sp.Integer) -> str:
@@ -62,7 +63,71 @@ def rounded(p: int, q: int = 1, digits: int = 17, strip_zeros: bool = False) -> 
 
 def sstr(expr: Any) -> str:
     """`sympy.sstr`, except that huge numbers print rounded (see `PRINT_DIGITS`)."""
-    return _Printer().doprint(expr)
+    return NotationPrinter().doprint(expr)
+
+
+def number(v: sp.Basic | float | None, digits: int = 17) -> str:
+    """A value as a student reads it: exact rationals as they are, others to 17 digits."""
+    if v is None:
+        return "none"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, sp.Rational) and int(v.p).bit_length() + int(v.q).bit_length() > 160:
+        # Rounded without str() of the integers: Python refuses ints of more than 4,300 digits.
+        return decimal(int(v.p), int(v.q), digits)
+    if isinstance(v, sp.Rational):
+        text = sstr(v)
+        if len(text) <= 12:  # short: 27, 1/2, 3/4, 1/3 teach more than their decimals
+            return text
+        shortest = _as_float64(v)
+        if shortest is not None:  # a float64 exactly (a float32 point's rounding, say): the float it is
+            return shortest
+        return text if len(text) <= 24 else sstr(sp.Float(v, digits))
+    if isinstance(v, sp.Float):
+        # Only a Float within float64's exponents can be one (the Rational of exp(-1e39)'s
+        # 8.3e-434294481903251801467152564756854998842 would be a 2**(1.4e39) denominator).
+        shortest = _as_float64(sp.Rational(v)) if v.is_finite and _float64_exponents(v) else None
+        return shortest if shortest is not None and digits >= 17 else mpmath.nstr(v._to_mpmath(v._prec), digits)
+    return sstr(v)
+
+
+def decimal(p: int, q: int, digits: int) -> str:
+    """p/q to `digits` significant digits, in fixed notation where Python's own floats print so
+    (0.50000033333345749, not 5.0000033333345749e-1) and in e-notation beyond (1.0e-400)."""
+    with mpmath.workprec(int(digits * 3.33) + 20):
+        return str(mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=False, min_fixed=-5, max_fixed=16))
+
+
+def _float64_exponents(v: sp.Float) -> bool:
+    """Whether the binary exponents of the Float's bits lie in float64's range (2**-1074 to 2**1024)."""
+    _, man, exp, bc = v._mpf_
+    return man == 0 or (exp >= -1074 and exp + bc <= 1024)
+
+
+def _as_float64(v: sp.Rational) -> str | None:
+    """`repr` of the float64 that is exactly `v` (3.888784, not 3.8887839999999998), or None
+    where no float64 is exactly `v`."""
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return repr(f) if math.isfinite(f) and sp.Rational(f) == v else None
+
+
+def float_of(v: sp.Basic) -> float:
+    """An exact SymPy number as the nearest float: nan, and infinities past float64's range."""
+    if v is sp.nan:
+        return math.nan
+    if v in (sp.oo, sp.zoo):
+        return math.inf
+    if v == -sp.oo:
+        return -math.inf
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _real(sym: sp.Symbol) -> sp.Symbol:
@@ -422,8 +487,6 @@ def _defines_free_symbols(cls: type) -> bool:
 
 def check_matrix_sizes(nodes: Iterable[sp.Basic]) -> None:
     """Refuse matrices too large for exact work, before anything is allocated (ShapeError)."""
-    from .errors import ShapeError
-
     inputs: dict[sp.MatrixSymbol, int] = {}
     largest: tuple[int, sp.Basic | None] = (0, None)
     for node in nodes:
@@ -480,12 +543,6 @@ def normalize(f: Any, extra: tuple[sp.Symbol, ...] = ()) -> Normalized:
     with derivative 0."""
     if isinstance(f, Program):
         return _normalize_program(f)
-    if isinstance(f, str):  # the command line's language: read safely, never `sympify` (eval)
-        from .parse import parse
-
-        f = parse(f)
-    from .errors import UnsupportedNodeError
-
     try:
         expr = sp.sympify(f, strict=True)
     except (sp.SympifyError, TypeError) as err:

@@ -40,8 +40,9 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from . import _exact as ex
-from .causes import NAN_TRAP_HINT, Cause
+from . import exact as ex
+from ..base.causes import NAN_TRAP_HINT, Cause
+from ..base.errors import UnsupportedNodeError
 from sympy.codegen.cfunctions import expm1, log1p
 
 from .primitives import (SOFTPLUS_THRESHOLD, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid,
@@ -665,7 +666,7 @@ def _elem_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
     return (out,)
 
 
-def _softmax_groups(p: tuple[Any, ...]) -> list[list[int]]:
+def softmax_groups(p: tuple[Any, ...]) -> list[list[int]]:
     """The flat (row-major) positions each softmax of a (rows, cols) matrix runs over: all of
     them (a whole vector, `dim` None), each row (`dim` 1) or each column (`dim` 0)."""
     rows, cols = p[0], p[1]
@@ -679,7 +680,7 @@ def _softmax_groups(p: tuple[Any, ...]) -> list[list[int]]:
 
 def _softmax_matrix(a: Args, p: tuple[Any, ...], log: bool) -> Any:
     out: list[ex.Exact] = list(a)
-    for group in _softmax_groups(p):
+    for group in softmax_groups(p):
         values = [a[k] for k in group]
         result = ([ex.sub(u, _logsumexp(values)) for u in values] if log else _softmax_weights(values))
         for k, r in zip(group, result):
@@ -691,7 +692,7 @@ def _softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[An
     """torch's _softmax_backward_data, per softmax: s_j (g_j - sum_k g_k s_k) for each value."""
     s, gs = list(v.flat), list(g.flat)
     out: list[ex.Exact] = list(gs)
-    for group in _softmax_groups(p):
+    for group in softmax_groups(p):
         dot: ex.Exact = Z
         for k in group:
             dot = ex.add(dot, ex.mul(gs[k], s[k]))
@@ -704,7 +705,7 @@ def _log_softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tupl
     """torch's _log_softmax_backward_data, per softmax: g_j - exp(result_j) sum_k g_k."""
     gs = list(g.flat)
     out: list[ex.Exact] = list(gs)
-    for group in _softmax_groups(p):
+    for group in softmax_groups(p):
         total: ex.Exact = Z
         for k in group:
             total = ex.add(total, gs[k])
@@ -1160,78 +1161,8 @@ def _eval_node(e: sp.Basic, ev: Callable[[sp.Basic], Any], values: dict[sp.Symbo
     if rule is None or rule.exact is None:
         if not e.free_symbols:
             return ex.from_sympy(e)
-        from .errors import UnsupportedNodeError
-
         raise UnsupportedNodeError(
             f"{sp.sstr(e)} has no exact evaluation rule ({type(e).__name__}).\n"
             "Fix: rewrite it with the functions in docs/supported.md."
         )
     return rule.exact([ev(a) for a in e.args])
-
-
-# --------------------------------------------------------------------------- the table as docs
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") or "-"
-
-
-def supported_markdown() -> str:
-    """`docs/supported.md`, generated from `RULES` and `OPS` (a test fails when they drift)."""
-    out = [
-        "# Supported SymPy nodes",
-        "",
-        "Generated from `symgrad/rules.py` by `symgrad supported > docs/supported.md`; do not edit by",
-        "hand (`tests/test_rules.py` fails when this page and the table drift apart).",
-        "",
-        "## SymPy nodes",
-        "",
-        "| SymPy | lowers to | when | domain | kinks, jumps and torch's convention | hazards | causes | your torch spelling |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    from .torch_names import REFUSED, SPELLINGS, spellings_of
-
-    for rule in _RULE_LIST:
-        ops = ", ".join(f"`{o}`" for o in rule.ops) or "-"
-        causes = ", ".join(f"[{c.id}](causes.md#{c.id})" for c in rule.hazard_causes) or "-"
-        spelled = ", ".join(f"`{_cell(n)}`" for n in spellings_of(rule.cls)) or "-"
-        out.append(f"| `{rule.cls.__name__}` | {ops} | {_cell(rule.when)} | {_cell(rule.domain)} | "
-                   f"{_cell(rule.nonsmooth)} | {_cell(rule.hazards)} | {causes} | {spelled} |")
-    out += [
-        "",
-        "## Your torch spellings",
-        "",
-        "What `symgrad.trace` (and `symgrad check file.py:fn`) reads in a torch function, from",
-        "`symgrad/torch_names.py`: each spelling becomes a node of the row named beside it.",
-        "",
-        "| torch spelling | kind | becomes | note |",
-        "|---|---|---|---|",
-    ]
-    for sp_ in SPELLINGS.values():
-        out.append(f"| `{_cell(sp_.name)}` | {sp_.kind} | `{sp_.rule.__name__}` | {_cell(sp_.note)} |")
-    out += [
-        "",
-        "Refused with a sentence (fused ops have no rule row yet; random draws make a different function "
-        "on every call): " + ", ".join(f"`{n}`" for n in REFUSED) + ".",
-    ]
-    out += [
-        "",
-        "## torch ops",
-        "",
-        "The executed side uses each op's backward formula in exact arithmetic, with torch's",
-        "convention where the op has a kink or a jump. Exact values come from python-flint: rationals",
-        "as `fmpq`, every function of this table as an Arb ball (`arb.exp`, `arb.erf`, `arb.atan2`, ...);",
-        "no row needs mpmath. SymPy's own `N` is used only for a constant outside the table (such as",
-        "`EulerGamma`), as a ball whose radius covers its error.",
-        "",
-        "An op marked *shortcut* is smooth in the mathematics, but torch's kernel takes a special case",
-        "the mathematics does not have; the symbolic side follows the mathematics there, and",
-        "`compare` names the difference (a control-flow finding at the op's line).",
-        "",
-        "| op | torch spelling | non-smooth | torch's convention there |",
-        "|---|---|---|---|",
-    ]
-    for op in (*_OP_LIST, *_MATRIX_OPS):
-        kind = op.nonsmooth or ("shortcut" if op.departs is not None else "-")
-        out.append(f"| `{op.name}` | `{_cell(op.torch)}` | {kind} | {_cell(op.convention or op.shortcut)} |")
-    return "\n".join(out) + "\n"

@@ -25,9 +25,14 @@ from typing import Any, Final
 
 import sympy as sp
 
-from . import compare, detach, item, lower
-from .errors import OptionError, ParseError, SymgradError
-from .parse import parse as parse
+from ..base.errors import OptionError, ParseError, SymgradError, TraceError
+from ..frontends.front import lower
+from ..frontends.parse import parse as parse
+from ..program.primitives import detach, item
+from ..program.program import number
+from ..tools.sweep import sweep
+from ..verdict.compare import compare
+from .supported import supported_markdown
 
 
 def _point(items: Sequence[str]) -> dict[str, float]:
@@ -102,8 +107,6 @@ relu_ways: list[tuple[str, Any, str]] = [
 def demo_relu() -> str:
     lines = ["relu written three ways, compared at x = 0 (its kink) and at x = 1.", ""]
     rows = [["written as", "x", "symbolic", "executed", "autograd", "cause"]]
-    from .report import number
-
     reports = []
     for label, f, branches in relu_ways:
         for at in (0.0, 1.0):
@@ -190,8 +193,6 @@ def _load_function(target: str) -> Any:
     from it."""
     import importlib.util
 
-    from .errors import TraceError
-
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name.isidentifier():
         raise TraceError(f"{target!r} is not FILE.py:FUNCTION.\nFix: write e.g. `symgrad check model.py:loss --at x=0.5`.")
@@ -267,8 +268,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print()
                 print(result.derivation(), end="")
         elif args.command == "sweep":
-            from .sweep import sweep
-
             if args.plot:
                 _check_plot_path(args.plot)
             result = sweep(parse(args.expr), over=_ranges(args.over), n=args.n, branches=args.branches,
@@ -289,8 +288,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = compare(_load_function(args.target), at=_point(args.at), dtype=args.dtype)
             print(result.to_markdown() if args.markdown else result, end="")
         elif args.command == "supported":
-            from .rules import supported_markdown
-
             print(supported_markdown(), end="")
     except SymgradError as err:
         print(f"symgrad: {err}", file=sys.stderr)

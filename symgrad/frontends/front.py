@@ -1,0 +1,51 @@
+"""The front door: whatever a user passes as `f`, turned into what the layers below take.
+
+A SymPy expression or a `Program` passes as it is; a string (the command line's language) is read
+by the safe parser (`parse`), never by `sympify`'s `eval`; a Python function of tensors is told
+apart here and read by `trace`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import sympy as sp
+
+from ..sides import lowering
+from ..sides.lowering import Branches, LoweredProgram
+from .parse import parse
+
+
+def expression(f: Any) -> Any:
+    """`f` as SymPy: a string read by the safe parser; anything else as it is (the layers below
+    say what they cannot take)."""
+    return parse(f) if isinstance(f, str) else f
+
+
+def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> LoweredProgram:
+    """Lower an expression or `Program` to a readable torch program.
+
+    **Arguments:**
+
+    - `f`: a SymPy expression, a `symgrad.Program`, or a string in SymPy notation.
+    - `branches`: `"if"` lowers a Piecewise to Python `if`/`else` (only the taken branch runs);
+      `"where"` lowers it to `torch.where` (every branch runs).
+    - `dtype`: `"float64"` or `"float32"`; recorded in the header.
+
+    **Returns:** a `LoweredProgram`.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> print(lower(sp.sin(x) ** 2).source.splitlines()[-1])
+        return out
+    """
+    return lowering.lower(expression(f), branches=branches, dtype=dtype)
+
+
+def is_torch_function(f: Any) -> bool:
+    """Whether `f` is a Python function (or something wrapping one) rather than SymPy input."""
+    if isinstance(f, (sp.Basic, str, type)):
+        return False
+    f = inspect.unwrap(f) if callable(f) else f
+    return inspect.isfunction(f) or inspect.ismethod(f)

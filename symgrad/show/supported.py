@@ -1,0 +1,70 @@
+"""`docs/supported.md`, generated from the rule table (`symgrad.program.rules`) and the torch
+spellings (`symgrad.frontends.torch_names`); `symgrad supported` prints it, and a test fails
+when the page and the tables drift apart."""
+
+from __future__ import annotations
+
+from ..frontends.torch_names import REFUSED, SPELLINGS, spellings_of
+from ..program.rules import OPS, RULES
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ") or "-"
+
+
+def supported_markdown() -> str:
+    """`docs/supported.md`, generated from `RULES` and `OPS` (a test fails when they drift)."""
+    out = [
+        "# Supported SymPy nodes",
+        "",
+        "Generated from `symgrad/program/rules.py` by `symgrad supported > docs/supported.md`; do not edit by",
+        "hand (`tests/test_rules.py` fails when this page and the table drift apart).",
+        "",
+        "## SymPy nodes",
+        "",
+        "| SymPy | lowers to | when | domain | kinks, jumps and torch's convention | hazards | causes | your torch spelling |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for rule in RULES.values():
+        ops = ", ".join(f"`{o}`" for o in rule.ops) or "-"
+        causes = ", ".join(f"[{c.id}](causes.md#{c.id})" for c in rule.hazard_causes) or "-"
+        spelled = ", ".join(f"`{_cell(n)}`" for n in spellings_of(rule.cls)) or "-"
+        out.append(f"| `{rule.cls.__name__}` | {ops} | {_cell(rule.when)} | {_cell(rule.domain)} | "
+                   f"{_cell(rule.nonsmooth)} | {_cell(rule.hazards)} | {causes} | {spelled} |")
+    out += [
+        "",
+        "## Your torch spellings",
+        "",
+        "What `symgrad.trace` (and `symgrad check file.py:fn`) reads in a torch function, from",
+        "`symgrad/frontends/torch_names.py`: each spelling becomes a node of the row named beside it.",
+        "",
+        "| torch spelling | kind | becomes | note |",
+        "|---|---|---|---|",
+    ]
+    for sp_ in SPELLINGS.values():
+        out.append(f"| `{_cell(sp_.name)}` | {sp_.kind} | `{sp_.rule.__name__}` | {_cell(sp_.note)} |")
+    out += [
+        "",
+        "Refused with a sentence (fused ops have no rule row yet; random draws make a different function "
+        "on every call): " + ", ".join(f"`{n}`" for n in REFUSED) + ".",
+    ]
+    out += [
+        "",
+        "## torch ops",
+        "",
+        "The executed side uses each op's backward formula in exact arithmetic, with torch's",
+        "convention where the op has a kink or a jump. Exact values come from python-flint: rationals",
+        "as `fmpq`, every function of this table as an Arb ball (`arb.exp`, `arb.erf`, `arb.atan2`, ...);",
+        "no row needs mpmath. SymPy's own `N` is used only for a constant outside the table (such as",
+        "`EulerGamma`), as a ball whose radius covers its error.",
+        "",
+        "An op marked *shortcut* is smooth in the mathematics, but torch's kernel takes a special case",
+        "the mathematics does not have; the symbolic side follows the mathematics there, and",
+        "`compare` names the difference (a control-flow finding at the op's line).",
+        "",
+        "| op | torch spelling | non-smooth | torch's convention there |",
+        "|---|---|---|---|",
+    ]
+    for op in OPS.values():
+        kind = op.nonsmooth or ("shortcut" if op.departs is not None else "-")
+        out.append(f"| `{op.name}` | `{_cell(op.torch)}` | {kind} | {_cell(op.convention or op.shortcut)} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,329 @@
+"""A lowered program run on a whole batch of points at once, forward and backward (`run_batch`).
+
+The IR is run with masks (`_Batch`), so an `if` runs each branch on the points that take it
+(only those: no NaN traps that the program does not have), and a `while` keeps iterating on the
+points whose condition still holds. Each line runs the very text of the generated program. The
+run also records which points sit exactly on a threshold or kink (the tie mask), which lost
+digits in a cancelling subtraction (the cancellation mask), and which passed `max_iterations`
+(the stuck mask). Sweeps (`symgrad.tools.sweep`) and trace's loop guard stand on it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import sympy as sp
+import torch
+
+from ..program.primitives import SOFTPLUS_THRESHOLD
+from .executed import DEFAULT_MAX_ITERATIONS
+from .lowering import (RTOL, Cond, Const, For, If, Inline, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop,
+                       elementwise, statement_expression)
+
+
+_TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
+    "relu": lambda a: a[0] == 0,
+    "abs": lambda a: a[0] == 0,
+    "sign": lambda a: a[0] == 0,
+    "heaviside": lambda a: a[0] == 0,
+    "floor": lambda a: a[0] == torch.floor(a[0]),
+    "ceil": lambda a: a[0] == torch.floor(a[0]),
+    "maximum": lambda a: a[0] == a[1],
+    "minimum": lambda a: a[0] == a[1],
+    # torch masks x ** y's gradient wrt the base where y = 0 and wrt the exponent where x = 0.
+    "pow": lambda a: (a[0] == 0) | (a[1] == 0),
+    "atan2": lambda a: (a[0] == 0) & (a[1] == 0),  # undefined at the origin
+}
+
+
+# How much larger than eps * ratio**2 autograd's error after a cancelling difference may be, and
+# the difference still not flagged (see `_Batch.cancel_ratio`).
+CANCEL_MARGIN: Final = 100.0
+
+# Each generated line compiled once per lowering (a sweep's runs, and the sample of its symbolic
+# derivative, reuse them); only the most recent lowerings are kept.
+_COMPILED: dict[str, dict[Any, Any]] = {}
+_COMPILED_KEEP: Final = 256
+
+
+_COMPILED_LOCK = threading.Lock()  # sweeps may run in several threads
+
+
+def _compiled_lines(filename: str) -> dict[Any, Any]:
+    with _COMPILED_LOCK:
+        codes = _COMPILED.pop(filename, None)
+        if codes is None:
+            codes = {}
+            while len(_COMPILED) >= _COMPILED_KEEP:
+                _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[filename] = codes  # most recent last
+        return codes
+
+
+class _Batch:
+    """Run a lowered program's IR on a batch, with masks for control flow."""
+
+    def __init__(self, lowered: LoweredProgram, n: int, device: torch.device, dtype: torch.dtype,
+                 math_mode: bool, max_iterations: int, checks: bool = True) -> None:
+        self.checks = checks  # record ties and cancellations (not needed for a derivative's values)
+        self.lowered = lowered
+        self.n = n
+        self.device = device
+        self.dtype = dtype
+        self.math_mode = math_mode
+        self.max_iterations = max_iterations
+        self.tie = torch.zeros(n, dtype=torch.bool, device=device)
+        self.stuck = torch.zeros(n, dtype=torch.bool, device=device)
+        self.cancel = torch.zeros(n, dtype=torch.bool, device=device)
+        # Flag a difference that lost more digits than the comparison's tolerance can absorb,
+        # counting the backward pass: differentiating a cancelling difference cancels about as
+        # many digits again, times a constant of the formula (autograd's error in
+        # (1 - cos x)/x**2 is about 24*eps/x**4 = 6*eps*ratio**2), so a difference may lose at
+        # most half of log10(rtol / eps), less one digit (a constant of up to 100).
+        eps = torch.finfo(dtype).eps
+        rtol = RTOL["float64" if dtype == torch.float64 else "float32"]
+        self.cancel_ratio = min(0.1, math.sqrt(CANCEL_MARGIN * eps / rtol))
+        self.codes = _compiled_lines(lowered.filename)
+        self.namespace = {"torch": torch, "math": math}
+
+    # -- variables on a subset of the batch
+
+    def read(self, env: dict[str, torch.Tensor], name: str, idx: torch.Tensor | None) -> torch.Tensor:
+        v = env[name]
+        return v if idx is None or v.ndim == 0 else v[idx]
+
+    def write(self, env: dict[str, torch.Tensor], name: str, idx: torch.Tensor | None, value: torch.Tensor) -> None:
+        if idx is None:
+            env[name] = value
+            return
+        base = env.get(name)
+        if base is None or base.ndim == 0:
+            fill = base if base is not None else torch.tensor(math.nan, dtype=self.dtype, device=self.device)
+            base = fill.expand(self.n).to(value.dtype)
+        if value.ndim == 0:
+            value = value.expand(idx.shape[0])
+        env[name] = base.index_put((idx,), value)
+
+    def mark(self, mask: torch.Tensor, idx: torch.Tensor | None) -> None:
+        self.tie = self._merge(self.tie, mask, idx)
+
+    def _merge(self, acc: torch.Tensor, mask: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        if mask.ndim == 0:
+            mask = mask.expand(self.n if idx is None else idx.shape[0])
+        if idx is None:
+            return acc.logical_or_(mask)
+        return acc.index_put((idx,), acc[idx] | mask)
+
+    # -- statements
+
+    def block(self, stmts: Sequence[Stmt], env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        for s in stmts:
+            if idx is not None and idx.numel() == 0:
+                return
+            if isinstance(s, Step):
+                self.step(s, env, idx)
+            elif isinstance(s, If):
+                self.if_(s, env, idx)
+            elif isinstance(s, While):
+                self.while_(s, env, idx)
+            elif isinstance(s, For):
+                self.for_(s, env, idx)
+            elif isinstance(s, NoGrad):
+                if self.math_mode:
+                    self.block(s.body, env, idx)
+                else:
+                    with torch.no_grad():
+                        self.block(s.body, env, idx)
+
+    def operand(self, o: Operand, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> torch.Tensor:
+        if isinstance(o, Const):
+            return torch.tensor(float(o.value), dtype=self.dtype, device=self.device)
+        return self.read(env, o, idx)
+
+    def step(self, s: Step, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        args = [self.operand(a, env, idx) for a in s.args]
+        if s.op in ("item", "detach", "no_grad"):
+            value = args[0] if self.math_mode else args[0].detach()
+            if s.op == "item":
+                value = value.clone()
+        elif s.op == "where":
+            assert s.cond is not None
+            cond = self.condition(s.cond, env, idx)
+            value = torch.where(cond, args[0], args[1])
+        else:
+            code = self.codes.get(s.line)
+            if code is None:
+                code = compile(statement_expression(self.lowered, s), self.lowered.filename, "eval")
+                self.codes[s.line] = code
+            ns = dict(self.namespace)
+            for a, v in zip(s.args, args):
+                if isinstance(a, str):
+                    ns[a] = v
+            value = eval(code, ns)  # the generated line's own text, compiled once
+            if not isinstance(value, torch.Tensor):
+                value = torch.tensor(value, dtype=self.dtype, device=self.device)
+        if not self.checks:
+            pass
+        elif s.op == "add" and value.ndim and _subtracts(s) and not self.exact_operands(s):
+            # Cancellation: a difference much smaller than its terms lost digits, and a float
+            # comparison cannot be trusted there (both float sides may share the error).
+            # A sum far smaller than its first term means its terms (nearly) cancelled.
+            with torch.no_grad():
+                first = next(a for a in args if a.ndim).abs()
+                self.cancel = self._merge(self.cancel, value.abs().mul_(1 / self.cancel_ratio) < first, idx)
+        if self.checks and s.op == "softplus" and value.ndim:
+            # Above its threshold torch's softplus returns its argument itself (slope 1, not
+            # sigmoid's): the mathematics differs there by less than a float comparison sees.
+            with torch.no_grad():
+                self.cancel = self._merge(self.cancel, args[0] > SOFTPLUS_THRESHOLD, idx)
+            self.mark(args[0] == SOFTPLUS_THRESHOLD, idx)
+        if self.checks and s.op == "exp" and value.ndim:
+            # exp underflowed to 0 (or overflowed): a later division or log may hide it.
+            with torch.no_grad():
+                self.cancel = self._merge(self.cancel, (value == 0) | torch.isinf(value), idx)
+        test = _TIE_TEST.get(s.op) if self.checks else None
+        if test is not None:
+            self.mark(test(args), idx)
+        if self.checks and s.op in ("clamp_min", "clamp_max"):
+            self.mark(args[0] == float(s.param), idx)
+        self.write(env, s.name, idx, value)
+
+    def exact_operands(self, s: Step) -> bool:
+        """Inputs and constants carry no rounding error, so their difference is exact (`x - 1`
+        near 1 loses nothing): only differences of computed values can cancel digits."""
+        return all(isinstance(a, Const) or a in self.lowered.inputs for a in s.args)
+
+    def condition(self, c: Cond, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> torch.Tensor:
+        key = ("cond", id(c))
+        code = self.codes.get(key)  # type: ignore[call-overload]
+        if code is None:
+            code = (compile(elementwise(c), self.lowered.filename, "eval"),
+                    [compile(_margin_text(c, rel), self.lowered.filename, "eval") for rel in _relations(c.expr)])
+            self.codes[key] = code  # type: ignore[index]
+        ns = dict(self.namespace)
+        for _, name in c.names:
+            ns[name] = self.read(env, name, idx)
+        truth = eval(code[0], ns)
+        for margin in code[1] if self.checks else ():
+            self.mark(eval(margin, ns) == 0, idx)
+        if not isinstance(truth, torch.Tensor):
+            truth = torch.tensor(bool(truth), device=self.device)
+        size = self.n if idx is None else idx.shape[0]
+        return truth.expand(size) if truth.ndim == 0 else truth
+
+    def if_(self, s: If, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        here = idx if idx is not None else torch.arange(self.n, device=self.device)
+        left = torch.ones(here.shape[0], dtype=torch.bool, device=self.device)
+        for br in s.branches:
+            if br.cond is None:
+                take = left
+            else:
+                take = left & self.condition(br.cond, env, idx)
+            left = left & ~take
+            sub = here[take]
+            if sub.numel():
+                self.block(br.body, env, sub)
+
+    def while_(self, s: While, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        active = idx if idx is not None else torch.arange(self.n, device=self.device)
+        count = 0
+        while active.numel():
+            cond = self.condition(s.cond, env, active)
+            active = active[cond]
+            if not active.numel():
+                return
+            count += 1
+            if count > self.max_iterations:
+                self.stuck = self.stuck.index_put((active,), torch.ones_like(active, dtype=torch.bool))
+                return
+            self.block(s.body, env, active)
+
+    def for_(self, s: For, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
+        here = idx if idx is not None else torch.arange(self.n, device=self.device)
+        bounds = [self.operand(b, env, idx) for b in s.bounds]
+        start, stop, step = (torch.trunc(b.detach()).to(torch.int64).expand(here.shape[0]) for b in bounds)
+        counts = torch.clamp(torch.div(stop - start + step - torch.sign(step), step, rounding_mode="trunc"), min=0)
+        for b in bounds:
+            if b.ndim and b.requires_grad:
+                self.mark(b == torch.trunc(b), idx)
+        top = int(counts.max()) if counts.numel() else 0
+        if top > self.max_iterations:
+            self.stuck = self.stuck.index_put((here[counts > self.max_iterations],), torch.tensor(True, device=self.device))
+        for k in range(min(top, self.max_iterations)):
+            keep = counts > k
+            sub = here[keep]
+            value = (start[keep] + k * step[keep]).to(self.dtype)
+            self.write(env, s.var, sub, value)
+            self.block(s.body, env, sub)
+
+
+def _subtracts(s: Step) -> bool:
+    signs, const = s.param
+    return any(x < 0 for x in signs) or (const != 0 and bool(const.is_negative) != (signs[0] < 0))
+
+
+def _relations(c: sp.Basic) -> list[sp.Basic]:
+    if isinstance(c, sp.core.relational.Relational):
+        return [c]
+    return [r for a in getattr(c, "args", ()) for r in _relations(a)]
+
+
+def _margin_text(c: Cond, rel: sp.Basic) -> str:
+    inline = Inline(dict(c.names), True)
+    return f"({inline.value(rel.lhs)}) - ({inline.value(rel.rhs)})"
+
+
+# A straight-line program runs on the CPU in chunks of this many points: each chunk's
+# intermediates stay in the cache, and their memory is reused by the next chunk instead of being
+# fresh pages each time (10^6 points of (1 - cos x)/x**2, forward and backward with the flags,
+# measured here: 7.1 ms in chunks of 2^16, 22 to 42 ms in one piece, most of it page faults).
+# A program with a loop runs in one piece: its statements run once per iteration, and chunks
+# would multiply that Python overhead.
+CHUNK: Final = 2**16
+
+
+def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_mode: bool = False,
+              grad: bool = True, checks: bool = True, max_iterations: int = DEFAULT_MAX_ITERATIONS,
+              cancel_out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask).
+    The tie mask holds the points near a cancellation too, unless `cancel_out` is given: then it
+    receives the cancellation mask, and the tie mask holds only ties."""
+    n = columns[0].shape[0]
+    if n <= CHUNK or columns[0].device.type != "cpu" or has_loop(lowered.body):
+        value, grads, tie, stuck, cancel = _run_batch(lowered, columns, math_mode, grad, checks, max_iterations)
+    else:
+        parts = [_run_batch(lowered, [c[start:start + CHUNK] for c in columns], math_mode, grad, checks, max_iterations)
+                 for start in range(0, n, CHUNK)]
+        value, tie, stuck, cancel = (torch.cat([p[k] for p in parts]) for k in (0, 2, 3, 4))
+        grads = [torch.cat([p[1][j] for p in parts]) for j in range(len(parts[0][1]))]
+    if cancel_out is not None:
+        # Per point: whether a difference cancelled too many digits (or an exp underflowed or
+        # overflowed) for a float comparison.
+        cancel_out.append(cancel)
+        return value, grads, tie, stuck
+    return value, grads, tie | cancel, stuck
+
+
+def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mode: bool, grad: bool, checks: bool,
+               max_iterations: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One piece of `run_batch`: (value, gradients, tie mask, stuck mask, cancellation mask)."""
+    n = columns[0].shape[0]
+    dtype = columns[0].dtype
+    inputs = [c.detach().requires_grad_(grad) for c in columns]  # a new leaf on the same numbers
+    runner = _Batch(lowered, n, columns[0].device, dtype, math_mode, max_iterations, checks)
+    env = dict(zip(lowered.inputs, inputs))
+    with torch.enable_grad():
+        runner.block(lowered.body, env, None)
+        out = runner.operand(lowered.output, env, None)
+        if out.ndim == 0:
+            out = out.expand(n)
+        grads: list[torch.Tensor] = []
+        if grad:
+            if out.requires_grad:
+                grads = list(torch.autograd.grad(out.sum(), inputs, allow_unused=True, materialize_grads=True))
+            else:
+                grads = [torch.full_like(c, math.nan) for c in columns]
+    return out.detach(), [g.detach() for g in grads], runner.tie, runner.stuck, runner.cancel

@@ -1,0 +1,356 @@
+"""A gradient check for test suites that names the cause: `assert_grad_matches_math`.
+
+    from symgrad.testing import assert_grad_matches_math
+
+    def test_my_layer():
+        assert_grad_matches_math(my_torch_function, 0.5)          # a torch function, example values
+        assert_grad_matches_math(x * sg.detach(x**2), {x: 3.0})   # or SymPy, at a point
+
+It compares the derivative of the mathematics, the exact derivative of the path that ran and
+torch's autograd (`symgrad.compare`, through `symgrad.trace` for a torch function) and raises
+`GradientMismatch`, an `AssertionError`, when an entry disagrees for a cause that `allow=` does
+not accept. The message reads like `torch.testing.assert_close`'s: a headline, one row per
+disagreeing entry, the explanation at the user's own line with a caret under it, the fix, the
+`allow=` that would accept it, and the cause's page. It needs no pytest; the pytest plugin
+(`symgrad_pytest`, registered through the `pytest11` entry point) adds the `symgrad_check`
+fixture with per-test defaults and the `--symgrad-dtype` option.
+"""
+
+from __future__ import annotations
+
+import inspect
+import linecache
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import sympy as sp
+import torch
+
+from ..base.causes import Cause
+from ..verdict.compare import Comparison, Entry, compare
+from ..base.errors import GradientMismatch, OptionError, PointError, TraceError, UnsupportedNodeError
+from ..program.program import Program, number, sstr
+
+from ..frontends.front import is_torch_function
+from .traced import trace
+from ..frontends.front import lower
+
+__all__ = ["GradientMismatch", "assert_grad_matches_math"]
+
+MAX_BLOCKS: Final = 6  # explanation blocks shown; the rest are counted
+NOT_A_FUNCTION: Final = (
+    "assert_grad_matches_math got {what}, which is neither a torch function nor a SymPy expression "
+    "or symgrad Program.\n"
+    "It checks the gradient of a function: a Python function of torch tensors (a `def` or a "
+    "lambda), read back into mathematics by `symgrad.trace`, or a function written in SymPy.\n"
+    "Fix: pass the function itself, e.g. `assert_grad_matches_math(f, 0.5)` with `def f(x): "
+    "return torch.sin(x)`, or `assert_grad_matches_math(sympy.sin(x), {{x: 0.5}})`."
+)
+NOT_A_PYTHON_FUNCTION: Final = (
+    "assert_grad_matches_math got {what}, which is callable but not a Python function, so symgrad "
+    "cannot read its source.\n"
+    "symgrad reads a torch function back into mathematics from its `def` or `lambda` (or records "
+    "a real run of one).\n"
+    "Fix: wrap it in a function of tensors, e.g. `def f(x): return module(x)`, and pass that."
+)
+RAISED: Final = (
+    "`{name}` raised {error} when called with {inputs}.\n"
+    "assert_grad_matches_math runs your function once at the inputs (as float64 tensors that "
+    "require grad) before comparing its gradient, and it did not return.\n"
+    "Fix: make `{name}({params})` run at these inputs, or pass inputs it accepts."
+)
+NOT_A_TENSOR: Final = (
+    "`{name}` returned {value} ({kind}) when called with {inputs}, not a torch tensor.\n"
+    "A gradient is taken of a tensor the function computes from its inputs; a Python number or "
+    "None has no autograd graph to differentiate.\n"
+    "Fix: return the tensor itself (not `.item()`, not a value printed or stored elsewhere)."
+)
+INPUT_COUNT: Final = (
+    "assert_grad_matches_math got {given} value(s) for {name}, which has {count} input(s): {inputs}.\n"
+    "Values without names are taken in the order of the inputs.\n"
+    "Fix: give one value per input, or a mapping, e.g. `{{{first}: 0.5}}`."
+)
+ALLOW: Final = (
+    "allow={value!r} names {bad}, which is not a cause.\n"
+    "allow= accepts the causes whose disagreements the check should let pass.\n"
+    "Fix: pass cause ids or `symgrad.Cause` members, one of {ids}."
+)
+BRANCHES_FOR_FUNCTION: Final = (
+    "branches={value!r} was given for the torch function `{name}`.\n"
+    "A torch function's branches are the ones its code runs: an `if` is control flow, a "
+    "`torch.where` evaluates both sides; symgrad reads that from the code.\n"
+    "Fix: leave branches= out for a torch function (it is for SymPy Piecewise expressions)."
+)
+
+
+def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any = (), dtype: str = "float64",
+                             rtol: float | None = None, order: int = 1, branches: str | None = None) -> Comparison:
+    """Assert that autograd's gradient of `fn` is the derivative of its mathematics.
+
+    **Arguments:**
+
+    - `fn`: a torch function (a `def` or a lambda of tensors; read by `symgrad.trace`), or a
+      SymPy expression or `symgrad.Program`.
+    - `*inputs`: for a torch function, one example value per parameter (numbers, lists, arrays or
+      tensors), or one mapping by parameter name; for SymPy, one mapping `{symbol: value}` or
+      the values in the order of the inputs (free symbols in natural order, or the Program's).
+    - `wrt`: the inputs to differentiate with respect to (default: all).
+    - `allow`: causes whose disagreements pass: cause ids (`"kink"`, a single string is one
+      id) or `symgrad.Cause` members. Use it for code that is knowingly non-smooth or detached.
+    - `dtype`, `rtol`, `order`: as for `symgrad.compare`.
+    - `branches`: for a SymPy Piecewise, `"if"` (default) or `"where"`.
+
+    **Returns:** the `Comparison`, when every entry agrees or its cause is allowed.
+
+    **Raises:** `GradientMismatch` (an `AssertionError`) otherwise, with `.comparison`; a
+    `SymgradError` sentence for bad input.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> assert_grad_matches_math(x**2, {x: 3.0}).ok
+    True
+    """
+    __tracebackhide__ = True
+    allowed = _allowed(allow)
+    comparison, name = _compare(fn, inputs, wrt=wrt, dtype=dtype, rtol=rtol, order=order, branches=branches)
+    failing = [e for e in comparison.entries if not e.ok and e.cause not in allowed]
+    if failing:
+        raise GradientMismatch(_message(comparison, name, failing, allowed), comparison)
+    return comparison
+
+
+# --------------------------------------------------------------------------- the comparison
+
+
+def _compare(fn: Any, inputs: tuple[Any, ...], **options: Any) -> tuple[Comparison, str]:
+    __tracebackhide__ = True
+    branches = options.pop("branches")
+    if isinstance(fn, (sp.Basic, sp.MatrixBase, Program)):
+        lowered_branches = branches if branches is not None else "if"
+        return compare(fn, at=_point(fn, inputs, lowered_branches), branches=lowered_branches,
+                       **options), _expr_name(fn)
+    if is_torch_function(fn):
+        name = getattr(fn, "__name__", "the function")
+        if branches is not None:
+            raise OptionError(BRANCHES_FOR_FUNCTION.format(value=branches, name=name))
+        args, kwargs = _arguments(inputs)
+        _run_once(fn, name, args, kwargs)
+        return trace(fn, *args, **kwargs).compare(**options), name
+    if callable(fn):
+        raise UnsupportedNodeError(NOT_A_PYTHON_FUNCTION.format(what=_what(fn)))
+    raise UnsupportedNodeError(NOT_A_FUNCTION.format(what=_what(fn)))
+
+
+def _what(obj: Any) -> str:
+    text = " ".join(repr(obj).split())
+    text = text if len(text) <= 60 else text[:57] + "..."
+    kind = type(obj).__name__
+    return f"{text} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+
+
+def _expr_name(f: Any) -> str:
+    text = " ".join(sstr(f.output if isinstance(f, Program) else f).split())
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"the Program returning {text}" if isinstance(f, Program) else text
+
+
+def _point(f: Any, inputs: tuple[Any, ...], branches: str) -> Any:
+    if len(inputs) == 1 and isinstance(inputs[0], Mapping):
+        return inputs[0]
+    symbols = list(lower(f, branches=branches).symbols)  # type: ignore[arg-type]
+    if len(inputs) != len(symbols):
+        raise PointError(INPUT_COUNT.format(given=len(inputs), name=_expr_name(f), count=len(symbols),
+                                            inputs=", ".join(sstr(s) for s in symbols) or "none",
+                                            first=sstr(symbols[0]) if symbols else "x"))
+    return {s.name: v for s, v in zip(symbols, inputs)}
+
+
+def _arguments(inputs: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if len(inputs) == 1 and isinstance(inputs[0], Mapping):
+        return (), {(k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k)): v
+                    for k, v in inputs[0].items()}
+    return inputs, {}
+
+
+def _as_tensor(value: Any) -> torch.Tensor | None:
+    try:
+        if isinstance(value, torch.Tensor):
+            return value.detach().to(torch.float64).clone().requires_grad_(True)
+        if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+            return None
+        return torch.tensor(value, dtype=torch.float64).requires_grad_(True)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _run_once(fn: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Call the user's function at the inputs, so that a function that raises or returns a
+    non-tensor gets a sentence naming it, not a translation error."""
+    __tracebackhide__ = True
+    t_args = [_as_tensor(v) for v in args]
+    t_kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
+    if any(t is None for t in [*t_args, *t_kwargs.values()]):
+        return  # a value that is not a number: `trace` says which
+    try:
+        params = ", ".join(inspect.signature(fn).parameters)
+        inspect.signature(fn).bind(*t_args, **t_kwargs)
+    except (TypeError, ValueError):
+        return  # the wrong number of values: `trace` says so
+    shown = ", ".join([_short(v) for v in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]) or "no inputs"
+    try:
+        with torch.enable_grad():
+            out = fn(*t_args, **t_kwargs)
+    except Exception as err:  # the user's own code: a sentence, chained to its traceback
+        raise TraceError(RAISED.format(name=name, error=f"{type(err).__name__}: {err}", inputs=shown,
+                                       params=params)) from err
+    if not isinstance(out, torch.Tensor):
+        raise TraceError(NOT_A_TENSOR.format(name=name, value=_short(out), kind=_what(out).rsplit(" (", 1)[1][:-1],
+                                             inputs=shown))
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _allowed(allow: Any) -> frozenset[Cause]:
+    if allow is None:
+        return frozenset()
+    items = [allow] if isinstance(allow, (str, Cause)) else list(allow) if isinstance(allow, Iterable) else [allow]
+    out = set()
+    for item in items:
+        if isinstance(item, Cause):
+            out.add(item)
+            continue
+        try:
+            out.add(Cause.from_id(item))
+        except (KeyError, TypeError):
+            ids = ", ".join(f'"{c.id}"' for c in Cause if c is not Cause.AGREE)
+            raise OptionError(ALLOW.format(value=allow, bad=repr(item), ids=ids)) from None
+    return frozenset(out)
+
+
+# --------------------------------------------------------------------------- the message
+
+
+def _message(c: Comparison, name: str, failing: list[Entry], allowed: frozenset[Cause]) -> str:
+    causes = sorted({e.cause for e in failing}, key=lambda k: k.severity)
+    what = "Hessian" if c.order == 2 else "Gradient"
+    lines = [f"{what} of {name} differs from the mathematics: {', '.join(k.id for k in causes)}"]
+    total = len(c.entries)
+    lines.append(f"Mismatched entries: {len(failing)} / {total} ({100 * len(failing) / total:.1f}%) "
+                 f"at {_at(c)} ({c.dtype})")
+    lines += ["", *_table(c, failing), ""]
+    blocks: list[tuple[Cause, Any, str]] = []
+    for e in failing:
+        key = (e.cause, e.source, e.explanation)
+        if key not in blocks:
+            blocks.append(key)
+    by_key = {(e.cause, e.source, e.explanation): e for e in reversed(failing)}
+    for key in blocks[:MAX_BLOCKS]:
+        lines += _block(c, by_key[key]) + [""]
+    if len(blocks) > MAX_BLOCKS:
+        lines += [f"... and {len(blocks) - MAX_BLOCKS} more explanations (see `.comparison`).", ""]
+    accept = sorted(allowed | set(causes), key=lambda k: k.severity)
+    lines.append("To accept " + ("it" if len(causes) == 1 else "them") + " (the code is meant to do this): "
+                 "allow={" + ", ".join(f'"{k.id}"' for k in accept) + "}")
+    lines += [f"More: {k.page}" for k in causes]
+    return "\n".join(lines)
+
+
+def _at(c: Comparison) -> str:
+    parts = []
+    for s, v in c.point.items():
+        if isinstance(v, sp.MatrixBase):
+            parts.append(f"{sstr(s)} = [" + "; ".join(", ".join(number(x) for x in row) for row in v.tolist()) + "]")
+        else:
+            f = float(v)
+            parts.append(f"{sstr(s)} = {f!r}" if sp.Rational(f) == v else f"{sstr(s)} = {number(v)}")
+    return ", ".join(parts) or "no inputs"
+
+
+def _table(c: Comparison, failing: list[Entry]) -> list[str]:
+    labelled = any(isinstance(e.output, tuple) for e in c.entries) or len({e.output for e in c.entries}) > 1
+    head = (["output"] if labelled else []) + ["input", "math", "executed", "autograd", "cause"]
+    rows = [head]
+    for e in failing:
+        math = number(e.grad_symbolic) if e.grad_symbolic is not None else (
+            f"none ({number(e.one_sided[0])} | {number(e.one_sided[1])})" if e.one_sided is not None else "none")
+        auto = repr(e.grad_autograd) if e.grad_autograd is not None else (
+            "torch raised" if e.autograd_error else "none")
+        out = [str(list(e.output)) if isinstance(e.output, tuple) else str(e.output)] if labelled else []
+        rows.append(out + [" ".join(sstr(e.wrt).split()), math, number(e.grad_executed), auto, e.cause.id])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _block(c: Comparison, e: Entry) -> list[str]:
+    """The explanation at the user's line (or the generated program's), with a caret."""
+    explanation = e.explanation
+    out: list[str] = []
+    span = e.source
+    if span is not None:
+        explanation = explanation.replace(f" In your code: `{span}`.", "")
+        full = linecache.getline(span.file, span.line).rstrip("\n") or " " * span.col + span.text
+        out.append(f"{e.cause.id} at {span.file}:{span.line}:")
+        if full.strip():
+            if span.col < span.end_col <= len(full):
+                start, end = span.col, span.end_col
+            else:
+                start, end = len(full) - len(full.lstrip()), len(full.rstrip())
+            out += [f"    {full}", "    " + " " * start + "^" * (end - start)]
+    elif e.line is not None:
+        text = c.lowered.source.splitlines()[e.line - 1]
+        indent = len(text) - len(text.lstrip())
+        out += [f"{e.cause.id} at line {e.line} of the generated program:", f"    {text}",
+                "    " + " " * indent + "^" * len(text.strip())]
+    else:
+        out.append(f"{e.cause.id}:")
+    out.append(explanation)
+    if e.hint:
+        out.append(f"Fix: {e.hint}")
+    return out
+
+
+# --------------------------------------------------------------------------- pytest's assert rewriting
+
+
+def explain_assert(op: str, left: Any, right: Any) -> list[str] | None:
+    """pytest's `pytest_assertrepr_compare` for symgrad's records: `assert c.cause == Cause.AGREE`
+    shows what each cause means and where it is explained; a `Comparison` shows its report."""
+    if op not in ("==", "!=", "is", "is not"):
+        return None
+    sides = [_cause_of(left), _cause_of(right)]
+    if None in sides:
+        return None
+    lines = [f"{_side_name(left)} {op} {_side_name(right)}"]
+    for side, cause in zip((left, right), sides):
+        lines.append(f"  {cause.id}: {cause.title} ({cause.page})")
+        if isinstance(side, Comparison):
+            for e in side.entries:
+                if not e.ok:
+                    lines.append(f"    {' '.join(sstr(e.wrt).split())}: {e.explanation}")
+    return lines
+
+
+def _cause_of(side: Any) -> Cause | None:
+    if isinstance(side, Cause):
+        return side
+    if isinstance(side, (Comparison, Entry)):
+        return side.cause
+    if isinstance(side, str):
+        try:
+            return Cause.from_id(side)
+        except KeyError:
+            return None
+    return None
+
+
+def _side_name(side: Any) -> str:
+    if isinstance(side, Cause):
+        return f"Cause.{side.name}"
+    if isinstance(side, Comparison):
+        return f"Comparison(cause={side.cause.id})"
+    if isinstance(side, Entry):
+        return f"Entry(cause={side.cause.id})"
+    return repr(side)
