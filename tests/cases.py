@@ -3,7 +3,7 @@
 Every case is a SymPy expression written with plain (complex-by-default) symbols, as a user
 writes it, plus a hand-written torch function that computes the same thing the way a student
 would write it in PyTorch. The torch function is the independent oracle for the executed side
-(`tests/test_compare.py`): it never goes through symgrad.
+(`tests/verdict/test_compare.py`): it never goes through symgrad.
 
 Each point says why it was chosen (`Point.why`):
 
@@ -21,11 +21,11 @@ Each point says why it was chosen (`Point.why`):
 | `cancellation` | the dtype's rounding is amplified by cancellation                       |
 
 `ORDINARY` points (inside, beside-kink, beside-edge) are where the derivative exists and every
-side is expected to agree; `tests/test_compare.py` sweeps them.
+side is expected to agree; `tests/verdict/test_compare.py` sweeps them.
 
 Case names are file names: `tests/golden/lowering/<name>.py` is each case's generated program.
 Every row of `symgrad.program.rules.RULES` is covered by at least one case (`test_every_rule_has_a_case`
-in `tests/test_lowering.py` fails otherwise, and names this file).
+in `tests/sides/test_lowering.py` fails otherwise, and names this file).
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ NAN_TRAP_HINT: Final = (
 )
 
 # Every hint's fix is something symgrad can compare: each function it names has a row of the
-# lowering table (`tests/test_hints.py` applies each hint to an example and checks the result).
+# lowering table (`tests/verdict/test_hints.py` applies each hint to an example and checks the result).
 HINTS: Final = {
     Cause.AGREE: "",
     Cause.DOMAIN: "Choose a point inside the domain of `{node}` ({domain}).",

@@ -17,7 +17,7 @@ def supported_markdown() -> str:
         "# Supported SymPy nodes",
         "",
         "Generated from `symgrad/program/rules.py` by `symgrad supported > docs/supported.md`; do not edit by",
-        "hand (`tests/test_rules.py` fails when this page and the table drift apart).",
+        "hand (`tests/program/test_rules.py` fails when this page and the table drift apart).",
         "",
         "## SymPy nodes",
         "",

@@ -24,7 +24,7 @@ from symgrad.base import errors
 from symgrad.testing import GradientMismatch, assert_grad_matches_math, explain_assert
 from cases import d2l_control_flow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 x = sp.Symbol("x")
 
 

@@ -23,7 +23,7 @@ from symgrad.sides.symbolic import same
 from symgrad.program.rules import OPS, RULES
 from symgrad.show.supported import supported_markdown
 
-DOCS = Path(__file__).parent.parent / "docs"
+DOCS = Path(__file__).parents[2] / "docs"
 F = ex.Q
 INF, NAN = math.inf, math.nan
 
@@ -214,7 +214,7 @@ NONSMOOTH_AT = {
 
 def test_every_nonsmooth_op_is_checked_and_documented() -> None:
     nonsmooth = {name for name, op in OPS.items() if op.nonsmooth}
-    assert nonsmooth == set(NONSMOOTH_AT), "add the new non-smooth op to NONSMOOTH_AT in tests/test_rules.py"
+    assert nonsmooth == set(NONSMOOTH_AT), "add the new non-smooth op to NONSMOOTH_AT in tests/program/test_rules.py"
     for name in nonsmooth:
         assert OPS[name].convention, f"OPS[{name!r}] has no convention sentence"
         assert any(f.op == name and f.expected is not None for f in FACTS), f"no torch fact for {name}"

@@ -23,7 +23,7 @@ import symgrad as sg
 from doc_examples import anchors, console_examples, missing_lines, run_cli, run_pycon
 from symgrad.base import errors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "errors.md"
 x, y = sp.symbols("x y")
 
@@ -147,7 +147,7 @@ def test_the_commands_an_unsupported_message_suggests_run() -> None:
 
 
 def test_bytes_are_not_a_function() -> None:
-    # A str is read by the safe parser (tests/test_parse.py); bytes are not an expression.
+    # A str is read by the safe parser (tests/frontends/test_parse.py); bytes are not an expression.
     with pytest.raises(errors.UnsupportedNodeError) as info:
         sg.compare(b"x**2", at={x: 1.0})
     text = check_message(info.value, errors.UnsupportedNodeError)

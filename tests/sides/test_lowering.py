@@ -34,7 +34,7 @@ VALUE_RTOL = 1e-12
 # At `cancellation` points the forward value itself loses digits in floating point (that is the
 # point of them): 1 - cos(1e-4) keeps about 8 of float64's 16 digits.
 CANCELLATION_RTOL = 1e-6
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 def exact_point(case: Case, point: Point) -> dict[sp.Symbol, sp.Rational]:
@@ -248,7 +248,7 @@ def test_awkward_symbol_names_lower_to_distinct_identifiers(name: str) -> None:
 
 
 def test_every_rule_has_a_case_with_a_golden_file() -> None:
-    from test_matrices import ALL_MATRIX_CASES as MATRIX_CASES
+    from matrix_cases import ALL_MATRIX_CASES as MATRIX_CASES
 
     covered: dict[type, list[str]] = {}
     for case in [*CASES, *MATRIX_CASES]:
@@ -261,18 +261,18 @@ def test_every_rule_has_a_case_with_a_golden_file() -> None:
         assert names, (
             f"the lowering table row {cls.__name__} has no case: add a Case whose expression "
             f"contains a {cls.__name__} node to tests/cases.py, then run "
-            "`SYMGRAD_ACCEPT=1 python -m pytest tests/test_lowering.py` and review its golden file"
+            "`SYMGRAD_ACCEPT=1 python -m pytest tests/sides/test_lowering.py` and review its golden file"
         )
         with_golden = [n for n in names if (GOLDEN / "lowering" / f"{n}.py").exists()]
         assert with_golden, (
             f"the lowering table row {cls.__name__} is covered by {sorted(set(names))} in tests/cases.py, "
             "but none has a golden file under tests/golden/lowering/: run "
-            "`SYMGRAD_ACCEPT=1 python -m pytest tests/test_lowering.py` and review it"
+            "`SYMGRAD_ACCEPT=1 python -m pytest tests/sides/test_lowering.py` and review it"
         )
 
 
 def test_no_orphan_golden_programs() -> None:
-    from test_matrices import ALL_MATRIX_CASES as MATRIX_CASES
+    from matrix_cases import ALL_MATRIX_CASES as MATRIX_CASES
 
     names = {c.name for c in [*CASES, *MATRIX_CASES]}
     orphans = sorted(p.name for p in (GOLDEN / "lowering").glob("*.py") if p.stem not in names)
