@@ -193,3 +193,15 @@ def test_the_wheel_ships_every_layer(tmp_path):
         assert str(path.relative_to(ROOT)) in names, f"{path.relative_to(ROOT)} is not in the wheel"
     assert "symgrad/py.typed" in names
     assert "symgrad_pytest.py" in names
+
+
+def test_the_architecture_page_names_files_that_exist():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    import re
+
+    named = set(re.findall(r"`((?:symgrad|tests)/[\w/]+\.py)`", page))
+    assert named, "docs/architecture.md names no files"
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert missing == []
+    for layer in LAYERS:
+        assert f"**{layer}**" in page, f"docs/architecture.md has no paragraph for the {layer} layer"
