@@ -5,7 +5,10 @@ Golden files are compared exactly; `SYMGRAD_ACCEPT=1 pytest` rewrites them for r
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,25 @@ def check_golden(relative: str, text: str) -> None:
 @pytest.fixture
 def golden():
     return check_golden
+
+
+# A test that must bound a hang (a loop that never ends, work that grows without limit) fails after
+# this many seconds instead of stopping CI. It is not a speed target: it is generous on purpose, far
+# beyond what the work takes on a busy 2-core machine, so that load never fails it. Speed targets
+# live in benchmarks/.
+HANG_SECONDS = 120
+
+
+@contextlib.contextmanager
+def no_hang(what: str, seconds: float = HANG_SECONDS) -> Iterator[None]:
+    """Fail the test, naming `what`, if the block runs past `seconds` (a hang, not slowness)."""
+    def stop(signum: int, frame: object) -> None:
+        raise TimeoutError(f"{what} ran past {seconds:.0f} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

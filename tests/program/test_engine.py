@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import no_hang
 import sympy as sp
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
@@ -269,12 +270,8 @@ def test_a_magnitude_past_every_certifiable_precision_is_a_sentence() -> None:
 def test_huge_magnitudes_end_in_a_sentence_at_once(build, at) -> None:  # type: ignore[no-untyped-def]
     """Past what any working precision certifies, a PrecisionError says so at once: never a
     hang, a MemoryError, a RecursionError, or a `domain` verdict for a function defined there."""
-    import time
-
-    t = time.perf_counter()
-    with pytest.raises(sg.PrecisionError, match=r"exp\(exp\(x\)\)"):
+    with no_hang("compare at a huge magnitude"), pytest.raises(sg.PrecisionError, match=r"exp\(exp\(x\)\)"):
         sg.compare(build(x), at={x: at})
-    assert time.perf_counter() - t < 5
 
 
 def test_a_large_but_certifiable_magnitude_is_an_overflow() -> None:

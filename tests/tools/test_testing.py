@@ -190,8 +190,7 @@ def test_the_dtype_option_and_the_marker(tmp_path: Path) -> None:
 
 
 def test_the_plugin_imports_only_pytest(tmp_path: Path) -> None:
-    code = ("import sys, time; t = time.perf_counter(); import symgrad_pytest; "
-            "assert time.perf_counter() - t < 0.5; "
+    code = ("import sys; import symgrad_pytest; "
             "assert not any(m == 'symgrad' or m.startswith(('symgrad.', 'torch', 'sympy')) for m in sys.modules), "
             "sorted(m for m in sys.modules if m.startswith(('symgrad', 'torch', 'sympy')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import no_hang
 import sympy as sp
 import torch
 
@@ -146,19 +147,9 @@ from symgrad.program.program import MAX_MATRIX_ELEMENTS  # noqa: E402
     (lambda s: sp.Trace(sp.Identity(2000)) * s, 4_000_000, "Identity(2000), of shape (2000, 2000), has 4,000,000"),
 ], ids=["trace", "det", "two-inputs", "outer-product", "identity"])
 def test_a_matrix_too_large_for_exact_work_is_refused_first(make, count: int, first: str) -> None:
-    import time
-    import tracemalloc
-
     f = make(x0)
-    start = time.perf_counter()
-    tracemalloc.start()
-    try:
-        with pytest.raises(sg.ShapeError) as err:
-            sg.compare(f, at={x0: 1.0})  # no values for the matrices: the size is refused first
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert time.perf_counter() - start < 5 and peak < 50 * 2**20
+    with no_hang("a refused matrix size"), pytest.raises(sg.ShapeError) as err:
+        sg.compare(f, at={x0: 1.0})  # no values for the matrices: the size is refused first
     text = str(err.value)
     assert text.startswith(first), text
     assert f"more than MAX_MATRIX_ELEMENTS = {MAX_MATRIX_ELEMENTS:,}" in text
@@ -182,15 +173,11 @@ def test_a_matrix_within_the_limit_still_compares() -> None:
 
 
 def test_a_jacobian_too_large_is_refused_before_the_work() -> None:
-    import time
-
     A = sp.MatrixSymbol("A", 300, 300)
     B = sp.MatrixSymbol("B", 300, 300)
     rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    with pytest.raises(sg.ShapeError, match="v="):
+    with no_hang("a refused Jacobian size"), pytest.raises(sg.ShapeError, match="v="):
         sg.compare(A * B, at={A: rng.standard_normal((300, 300)), B: rng.standard_normal((300, 300))})
-    assert time.perf_counter() - t < 10
 
 
 @pytest.mark.parametrize("values", [
