@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import linecache
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -113,10 +114,39 @@ def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any 
     __tracebackhide__ = True
     allowed = _allowed(allow)
     comparison, name = _compare(fn, inputs, wrt=wrt, dtype=dtype, rtol=rtol, order=order, branches=branches)
-    failing = [e for e in comparison.entries if not e.ok and e.cause not in allowed]
+    failing = [e for e in comparison.entries if not passes(e, allowed)]
     if failing:
         raise GradientMismatch(_message(comparison, name, failing, allowed), comparison)
     return comparison
+
+
+# Causes that explain a NaN or an infinity in autograd's value; an allowed cause that is not one of
+# them (a kink, say) never lets a non-finite gradient pass on its own.
+EXPLAINS_NONFINITE: Final = frozenset({Cause.NAN_TRAP, Cause.OVERFLOW, Cause.ROUNDING, Cause.DOMAIN})
+
+
+def causes_of(e: Entry) -> tuple[Cause, ...]:
+    """Every cause an entry carries: its primary cause, then `also`."""
+    return (e.cause, *e.also)
+
+
+def passes(e: Entry, allowed: frozenset[Cause]) -> bool:
+    """Whether an entry passes the check: it agrees, or every cause it carries (primary and
+    `also`) is allowed, and a NaN or infinite autograd value is explained by one of them."""
+    if e.ok:
+        return True
+    causes = causes_of(e)
+    if not set(causes) <= allowed:
+        return False
+    auto = e.grad_autograd
+    nonfinite = auto is not None and not math.isfinite(auto)
+    return not nonfinite or any(c in EXPLAINS_NONFINITE for c in causes)
+
+
+def _blocking(e: Entry, allowed: frozenset[Cause]) -> list[Cause]:
+    """The causes that make a failing entry fail: those not allowed (all of them, where none is)."""
+    causes = causes_of(e)
+    return [c for c in causes if c not in allowed] or list(causes)
 
 
 # --------------------------------------------------------------------------- the comparison
@@ -234,13 +264,19 @@ def _allowed(allow: Any) -> frozenset[Cause]:
 
 
 def _message(c: Comparison, name: str, failing: list[Entry], allowed: frozenset[Cause]) -> str:
-    causes = sorted({e.cause for e in failing}, key=lambda k: k.severity)
+    causes = sorted({k for e in failing for k in _blocking(e, allowed)}, key=lambda k: k.severity)
     what = "Hessian" if c.order == 2 else "Gradient"
     lines = [f"{what} of {name} differs from the mathematics: {', '.join(k.id for k in causes)}"]
     total = len(c.entries)
     lines.append(f"Mismatched entries: {len(failing)} / {total} ({100 * len(failing) / total:.1f}%) "
                  f"at {_at(c)} ({c.dtype})")
     lines += ["", *_table(c, failing), ""]
+    unexplained = [e for e in failing if set(causes_of(e)) <= allowed]
+    if unexplained:
+        e = unexplained[0]
+        lines += [f"autograd is {e.grad_autograd!r} for {' '.join(sstr(e.wrt).split())}, and none of its causes "
+                  f"({', '.join(k.id for k in causes_of(e))}) explains a NaN or an infinity: an allowed cause "
+                  "never accepts a value it does not explain.", ""]
     blocks: list[tuple[Cause, Any, str]] = []
     for e in failing:
         key = (e.cause, e.source, e.explanation)
@@ -279,7 +315,8 @@ def _table(c: Comparison, failing: list[Entry]) -> list[str]:
         auto = repr(e.grad_autograd) if e.grad_autograd is not None else (
             "torch raised" if e.autograd_error else "none")
         out = [str(list(e.output)) if isinstance(e.output, tuple) else str(e.output)] if labelled else []
-        rows.append(out + [" ".join(sstr(e.wrt).split()), math, number(e.grad_executed), auto, e.cause.id])
+        cause = e.cause.id + (f" (also {', '.join(k.id for k in e.also)})" if e.also else "")
+        rows.append(out + [" ".join(sstr(e.wrt).split()), math, number(e.grad_executed), auto, cause])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
 

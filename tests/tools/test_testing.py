@@ -403,3 +403,44 @@ def test_the_testing_page_ends_with_summary_and_exercises() -> None:
     assert headings[-2:] == ["Summary", "Exercises"]
     anchors = re.findall(r'<a id="([\w-]+)"></a>', (ROOT / "docs" / "testing.md").read_text())
     assert {k.value for k in sg.pitfalls.Kind} <= set(anchors)
+
+
+# ---------------------------------------------------------------- allow= is earned by every cause an entry carries
+
+
+def test_an_allowed_primary_cause_does_not_pass_an_also_that_is_not_allowed() -> None:
+    """sqrt(x**2 + y**2) at the origin: a cone (kink) whose autograd is nan (0 * inf): allowing the
+    kink alone must not pass torch's nan."""
+    x, y = sp.symbols("x y")
+    f = sp.sqrt(x**2 + y**2)
+    at = {x: 0.0, y: 0.0}
+    a = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    torch.sqrt((a**2).sum()).backward()
+    assert torch.isnan(a.grad).all()  # torch itself: nan, which a kink alone does not explain
+    with pytest.raises(GradientMismatch) as info:
+        assert_grad_matches_math(f, at, allow={"kink"})
+    text = str(info.value)
+    assert text.splitlines()[0] == "Gradient of sqrt(x**2 + y**2) differs from the mathematics: nan-trap"
+    assert "kink (also nan-trap)" in text
+    assert 'allow={"kink", "nan-trap"}' in text
+    passed = assert_grad_matches_math(f, at, allow={"kink", "nan-trap"})
+    assert {e.cause for e in passed.entries} == {sg.Cause.KINK}
+
+
+@pytest.mark.parametrize("auto, also, passes_", [
+    (float("nan"), (), False),                          # a NaN the allowed kink does not explain
+    (float("inf"), (), False),
+    (float("nan"), (sg.Cause.NAN_TRAP,), True),          # explained, and allowed below
+    (0.0, (), True),                                     # torch's convention: finite, the kink allowed
+])
+def test_an_allowed_cause_never_accepts_a_nonfinite_value_it_does_not_explain(auto: float, also: tuple, passes_: bool) -> None:
+    from dataclasses import replace
+
+    from symgrad.tools.testing import passes
+
+    x = sp.Symbol("x")
+    (kink,) = sg.compare(sp.Max(x, 0), at={x: 0.0}).entries
+    assert kink.cause is sg.Cause.KINK and kink.grad_autograd == 0.0
+    entry = replace(kink, grad_autograd=auto, also=also)
+    assert passes(entry, frozenset({sg.Cause.KINK, sg.Cause.NAN_TRAP})) is passes_
+    assert passes(entry, frozenset()) is False
