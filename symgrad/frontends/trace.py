@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ..base.errors import LoopLimitError, TraceError
+from ..base.errors import LoopLimitError, PointError, TraceError
 from ..program import exact as ex
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
@@ -85,14 +85,35 @@ def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | 
         raise TraceError(f"The example value for `{name}` is {value!r}, not a number or a tensor.\n"
                          "Fix: pass a number, a list, a numpy array or a tensor for each input.")
     if isinstance(value, torch.Tensor):
+        if value.is_meta:
+            raise PointError(f"The example value for `{name}` is a tensor on the meta device, which has a shape but "
+                             "no numbers: symgrad evaluates your function at a point.\n"
+                             f"Fix: pass a tensor with values, e.g. `torch.zeros({tuple(value.shape)}, dtype=torch.float64)`.")
+        if value.is_complex():
+            raise PointError(f"The example value for `{name}` is a complex tensor ({value.dtype}); symgrad compares "
+                             "real derivatives.\nFix: pass a real tensor (float64 or float32).")
         arr = value.detach().to(torch.float64).cpu().numpy()
     elif isinstance(value, (list, tuple, np.ndarray)):
-        arr = np.asarray(value, dtype=np.float64)
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise PointError(f"The example value for `{name}` is not a rectangular array of real numbers "
+                             "(its rows differ in length, or an element is not a number).\n"
+                             "Fix: pass a number, or a list of lists whose rows all have the same length.") from None
     elif isinstance(value, (int, float, Fraction, np.generic)):
         arr = np.asarray(float(value), dtype=np.float64)
     else:
         raise TraceError(f"The example value for `{name}` is a {type(value).__name__}, not a number or a tensor.\n"
                          "Fix: pass a number, a list, a numpy array or a tensor for each input.")
+    if arr.size == 0:
+        raise PointError(f"The example value for `{name}` is empty (shape {arr.shape}): there is no point to "
+                         "differentiate at.\nFix: pass at least one value.")
+    if not np.isfinite(arr).all():
+        where = "" if arr.ndim == 0 else f" at index {tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])}"
+        bad = float(arr.reshape(-1)[~np.isfinite(arr.reshape(-1))][0])
+        raise PointError(f"The example value for `{name}` holds {bad!r}{where}, which is not a finite number: "
+                         "a derivative is compared at a point of the real numbers.\n"
+                         "Fix: pass finite values (a NaN in an input usually comes from an earlier step).")
     if arr.ndim == 0:
         return float(arr), None, None
     if arr.ndim == 1:

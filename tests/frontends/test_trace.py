@@ -931,3 +931,28 @@ def test_pythons_abs_of_a_tensor_is_read_as_torch_abs() -> None:
     t = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
     builtin_abs(t).backward()
     assert e.cause.id == "kink" and e.grad_autograd == t.grad.item() == 0.0
+
+
+# ---------------------------------------------------------------- example values that are no point (issue 21, item 14)
+
+
+def _sum_of_squares(x):  # type: ignore[no-untyped-def]
+    return (x * x).sum()
+
+
+@pytest.mark.parametrize("value, first", [
+    (torch.empty(3, device="meta"), "The example value for `x` is a tensor on the meta device"),
+    ([[1.0, 2.0], [3.0]], "The example value for `x` is not a rectangular array of real numbers"),
+    (torch.zeros(0, dtype=torch.float64), "The example value for `x` is empty (shape (0,))"),
+    (torch.tensor([1.0, float("nan")], dtype=torch.float64), "The example value for `x` holds nan at index (1,)"),
+    (torch.tensor([[1.0, 2.0], [float("-inf"), 0.0]]), "The example value for `x` holds -inf at index (1, 0)"),
+    (float("nan"), "The example value for `x` holds nan, which is not a finite number"),
+    (torch.tensor([1j]), "The example value for `x` is a complex tensor (torch.complex64)"),
+], ids=["meta", "ragged", "empty", "nan-in-vector", "inf-in-matrix", "nan", "complex"])
+def test_an_example_value_that_is_no_point_is_a_sentence(value: Any, first: str) -> None:
+    for call in (lambda: sg.trace(_sum_of_squares, value), lambda: sg.compare(_sum_of_squares, at={"x": value})):
+        with pytest.raises(sg.PointError) as info:
+            call()
+        text = str(info.value)
+        assert text.startswith(first), text
+        assert "\nFix: " in text and text.endswith("See docs/errors.md#pointerror")
