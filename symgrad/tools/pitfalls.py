@@ -13,11 +13,15 @@ outside torch and symgrad), an `explanation` and a `hint`. The kinds:
   nothing set to zero (asked as a question, once: accumulation can be intended);
 - `ascent`: an update moved a parameter along +grad (`w += lr * w.grad`), judged by the
   direction of the whole update against the gradient it used;
-- `non-scalar-backward`: `backward()` on a tensor of more than one element without `gradient=`;
+- `non-scalar-backward`: `backward()` on a tensor of more than one element without `gradient=`,
+  or `torch.autograd.grad` of one without `grad_outputs=`;
 - `graph-cut-before-backward`: a parameter received no gradient from `backward()` because an
   `.item()`, `.numpy()`, `.detach()`, `.data` or `torch.no_grad()` took its value out of the
   autograd graph on the way to the loss (the finding cites that line);
-- `backward-twice`: a second `backward()` through a graph the first one freed.
+- `backward-twice`: a second `backward()` through a graph the first one freed;
+- `zeroed-before-step`: the gradients were zeroed (`optimizer.zero_grad()`, `w.grad = None`,
+  `w.grad.zero_()`) after `backward()` and before any update used them, and no parameter moved:
+  training never moves.
 
 How each is found: the mode sees every torch call. At `backward()` it walks the loss's autograd
 graph (`grad_fn.next_functions`) to the `AccumulateGrad` nodes of the watched parameters, so "the
@@ -68,6 +72,7 @@ class Kind(enum.StrEnum):
     NON_SCALAR_BACKWARD = "non-scalar-backward"
     GRAPH_CUT_BEFORE_BACKWARD = "graph-cut-before-backward"
     BACKWARD_TWICE = "backward-twice"
+    ZEROED_BEFORE_STEP = "zeroed-before-step"
 
     @property
     def page(self) -> str:
@@ -119,6 +124,26 @@ NON_SCALAR_HINT: Final = (
     "Reduce the loss to a scalar first, as D2L does: `y.sum().backward()` (v = ones: the sum of "
     "the elements' gradients) or `loss.mean().backward()`; or pass the vector itself, "
     "`y.backward(gradient=torch.ones_like(y))`."
+)
+NON_SCALAR_GRAD: Final = (
+    "`{code}` asks torch.autograd.grad for the gradient of a tensor of shape {shape} without "
+    "`grad_outputs=`; torch raised \"grad can be implicitly created only for scalar outputs\". For a "
+    "non-scalar y, the gradient is the vector-Jacobian product v^T (dy/dx), and torch cannot guess v: "
+    "it is the weight of each element of y in the quantity you differentiate."
+)
+NON_SCALAR_GRAD_HINT: Final = (
+    "Reduce it to a scalar first: `torch.autograd.grad(y.sum(), x)` (v = ones), or pass the vector "
+    "itself, `torch.autograd.grad(y, x, grad_outputs=torch.ones_like(y))`."
+)
+ZEROED: Final = (
+    "`{code}` zeroes the gradient{s} of {names} after the backward() at {backward} and before any "
+    "update used {them}, so the update that follows sees no gradient: the parameters did not move "
+    "in this step, and training never moves."
+)
+ZEROED_HINT: Final = (
+    "Zero the gradients before backward() or after the update, never between them: "
+    "`optimizer.zero_grad(); loss.backward(); optimizer.step()` (or D2L's `param.grad.zero_()` after "
+    "`param -= lr * param.grad`)."
 )
 GRAPH_CUT: Final = (
     "`{code}` took the value of {names} out of the autograd graph ({how}), so the loss computed "
@@ -274,18 +299,26 @@ class Watcher(TorchFunctionMode):
         self._updates: dict[int, _Update] = {}
         self._asked = False
         self.explained: list[tuple[BaseException, Finding]] = []  # torch errors a finding explains
+        # Gradients a backward() filled and no update has used yet: param index -> that backward's line.
+        self._unused: dict[int, SourceSpan | None] = {}
+        # Gradients discarded while unused: param index -> (the discarding line, the backward's line).
+        self._discarded: dict[int, tuple[SourceSpan | None, SourceSpan | None]] = {}
+        self._start: tuple[torch.Tensor, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         return tuple(self._findings)
 
     def __enter__(self) -> Watcher:
+        with torch.no_grad():
+            self._start = tuple(p.detach().clone() for p in self.params)
         super().__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         super().__exit__(*exc)
         self._close_updates()
+        self._close_zeroed()
 
     # -- recording
 
@@ -334,6 +367,10 @@ class Watcher(TorchFunctionMode):
         attr = getattr(getattr(func, "__self__", None), "__name__", None)  # Tensor.grad.__get__ -> "grad"
         if name == "backward":
             return self._backward(func, args, kwargs)
+        if func is torch.autograd.grad:
+            return self._grad(func, args, kwargs)
+        if attr == "grad" and name == "__set__" and args:
+            self._grad_set(args)
         if name == "_set_grad_enabled" and args and args[0] is False:
             self._no_grad_at = _span(_user_frame())
         inplace = name in _INPLACE_DUNDERS or (name.endswith("_") and not name.endswith("__")) \
@@ -365,6 +402,10 @@ class Watcher(TorchFunctionMode):
         targets = _flat_tensors(args[:1])
         storages = {_storage(p): i for i, p in enumerate(self.params)}  # `.data =` may move a parameter
         hit = sorted({storages[k] for k in map(_storage, targets) if k in storages and k != 0})
+        for i in hit:
+            self._unused.pop(i, None)  # an update: the gradient is used (or the parameter moved anyway)
+        grads = {_storage(p.grad): i for i, p in enumerate(self.params) if p.grad is not None}
+        zeroing = sorted({grads[k] for k in map(_storage, targets) if k in grads and k != 0 and grads[k] in self._unused})
         before = {}
         with torch.no_grad():
             for i in hit:
@@ -372,6 +413,10 @@ class Watcher(TorchFunctionMode):
                 if g is not None:
                     before[i] = (self.params[i].detach().clone(), g.detach().clone())
         result = func(*args, **kwargs)
+        for i in zeroing:
+            g = self.params[i].grad
+            if g is None or not bool((g != 0).any()):
+                self._discard(i)
         if before:
             span = _span(_user_frame())
             with torch.no_grad():
@@ -401,6 +446,51 @@ class Watcher(TorchFunctionMode):
                 self._add(Kind.ASCENT, span, ASCENT_TEXT.format(code=_code(span, "the update"), names=names, cos=cos),
                           ASCENT_HINT, [i for i, _ in items])
         self._updates = {}
+
+    def _grad_set(self, args: tuple[Any, ...]) -> None:
+        """`p.grad = None` (what `optimizer.zero_grad()` does) or `p.grad = zeros`."""
+        i = self._index(args[0])
+        value = args[1] if len(args) > 1 else None
+        if i is not None and i in self._unused and (value is None or (
+                isinstance(value, torch.Tensor) and not bool((value != 0).any()))):
+            self._discard(i)
+
+    def _discard(self, i: int) -> None:
+        self._discarded.setdefault(i, (_span(_user_frame()), self._unused.pop(i)))
+
+    def _close_zeroed(self) -> None:
+        """A gradient discarded before any update used it, in a step where no parameter moved."""
+        if not self._discarded:
+            return
+        with torch.no_grad():
+            moved = any(not torch.equal(p.detach(), s) for p, s in zip(self.params, self._start)
+                        if p.shape == s.shape)
+        if moved:
+            self._discarded = {}
+            return
+        by_span: dict[SourceSpan | None, list[tuple[int, SourceSpan | None]]] = {}
+        for i, (span, backward) in self._discarded.items():
+            by_span.setdefault(span, []).append((i, backward))
+        for span, items in by_span.items():
+            many = len(items) > 1
+            self._add(Kind.ZEROED_BEFORE_STEP, span, ZEROED.format(
+                code=_code(span, "zero_grad()"), s="s" if many else "", names=_join([f"`{self.names[i]}`" for i, _ in items]),
+                backward=_where(items[0][1]), them="them" if many else "it"), ZEROED_HINT, [i for i, _ in items])
+        self._discarded = {}
+
+    def _grad(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`torch.autograd.grad(outputs, inputs, grad_outputs=...)`: a non-scalar output without
+        `grad_outputs` is the same mistake as a non-scalar backward()."""
+        outputs = kwargs.get("outputs", args[0] if args else None)
+        grad_outputs = kwargs.get("grad_outputs", args[2] if len(args) > 2 else None)
+        single = outputs if isinstance(outputs, torch.Tensor) else (
+            outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else None)
+        if isinstance(single, torch.Tensor) and single.numel() != 1 and grad_outputs is None:
+            span = _span(_user_frame())
+            finding = self._add(Kind.NON_SCALAR_BACKWARD, span, NON_SCALAR_GRAD.format(
+                code=_code(span, "torch.autograd.grad(...)"), shape=tuple(single.shape)), NON_SCALAR_GRAD_HINT)
+            return self._run_explained(func, args, kwargs, finding, Kind.NON_SCALAR_BACKWARD)
+        return func(*args, **kwargs)
 
     def _backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         span = _span(_user_frame())
@@ -440,6 +530,7 @@ class Watcher(TorchFunctionMode):
         self._ask_accumulated(span, held)
         for i in reached:
             self._last_backward[i] = span
+            self._unused[i] = span
         self._graph_cut(span, reached, raised=False)
         self._cuts = []
         return result
