@@ -34,7 +34,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
-from ..program.rules import softmax_groups
+from ..program.ops import softmax_groups
 
 Kind = Literal["operator", "function", "method", "attribute"]
 Build = Callable[[Sequence[Any], dict[str, Any]], Any]

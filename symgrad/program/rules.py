@@ -1,82 +1,31 @@
 """THE lowering table: how each SymPy node becomes torch, and what we know about it.
 
-Two tables, both data you can print (`docs/supported.md` is generated from them):
-
-* `OPS` holds the torch primitives symgrad emits. Each `Op` says how torch spells it, its exact
-  value, and torch's backward formula in exact arithmetic, conventions included: the value torch
-  picks at a kink (`relu'(0) = 0`, `clamp` counts its boundary as inside, `maximum` splits a tie
-  1/2 : 1/2, `abs'(0) = 0`, `floor`/`ceil`/`sign` have gradient 0), and nan/inf where torch's
-  formula blows up (`sqrt` at 0, `asin` at 1). The executed side is computed from these formulas.
-  A non-smooth op also says which smooth *piece* its arguments are in, so that the symbolic side
-  can follow the function just left and just right of a kink or jump.
-
-* `RULES` maps each supported SymPy class to a `Rule`: which op(s) it lowers to and when, its
-  domain, its kinks or jumps with torch's convention there, its hazards and the cause each
-  hazard maps to, and its exact mathematical value (the oracle for the symbolic side).
-
-Schema of an `Op` (cf. derivatives.yaml):
-    name        stable name, used in the IR and in reports
-    torch       spelling, `{0}`, `{1}` are the operands, `{c}` a constant parameter
-    value       (args, param) -> exact value, NaN outside the real domain
-    partials    (args, value, param) -> torch's backward formula, one exact number per argument
-    piece       (args, param) -> which smooth piece the args lie in, None exactly on a kink/jump
-    on_piece    (piece, args, param) -> (value, partials) of that piece, continued to the point
-    nonsmooth   "kink" or "jump" (None for smooth ops)
-    convention  torch's choice at the kink/jump, in words
-    departs     (args, param) -> whether torch's kernel takes a shortcut the mathematics does not
-                have at these arguments (softplus above its threshold); `math` is then the
-                mathematics' (value, partials) and `shortcut` the sentence that says so
+`RULES` maps each supported SymPy class to a `Rule`: which op(s) it lowers to and when, its
+domain, its kinks or jumps with torch's convention there, its hazards and the cause each hazard
+maps to, and its exact mathematical value (the oracle for the symbolic side, evaluated by
+`exact_eval`). The ops themselves, with torch's spelling, exact value and backward formula, are
+the other table, `OPS` in `ops.py`. Both are data you can print (`docs/supported.md` is generated
+from them).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-import flint
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import exact as ex
+from . import ops
 from ..base.causes import NAN_TRAP_HINT, Cause
 from ..base.errors import UnsupportedNodeError
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .primitives import (SOFTPLUS_THRESHOLD, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid,
-                         softmax, softplus)
-
-Args = Sequence[ex.Exact]
-Nonsmooth = Literal["kink", "jump"] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One torch primitive symgrad emits, with its exact value and torch's exact backward."""
-
-    name: str
-    torch: str
-    value: Callable[[Args, Any], ex.Exact]
-    partials: Callable[[Args, ex.Exact, Any], tuple[ex.Exact, ...]]
-    piece: Callable[[Args, Any], Hashable | None] | None = None
-    on_piece: Callable[[Hashable, Args, Any], tuple[ex.Exact, tuple[ex.Exact, ...]]] | None = None
-    nonsmooth: Nonsmooth = None
-    convention: str = ""
-    alternatives: str = ""
-    # Where the mathematics is undefined although torch returns finite numbers (its masks).
-    undefined: Callable[[Args, Any], bool] | None = None
-    # Matrix ops: the vector-Jacobian product (args, value, param, G) -> one adjoint per argument,
-    # instead of elementwise `partials`.
-    vjp: Callable[[Args, Any, Any, Any], tuple[Any, ...]] | None = None
-    # Where torch's kernel takes a shortcut the mathematics does not have (softplus returns x
-    # itself above its threshold): `departs(args, param)` says whether it does at these
-    # arguments (first or second derivative), `math` gives the mathematics' (value, partials)
-    # there, which the symbolic side runs with, and `shortcut` says what torch does, in words.
-    departs: Callable[[Args, Any], bool] | None = None
-    math: Callable[[Args, Any], tuple[ex.Exact, tuple[ex.Exact, ...]]] | None = None
-    shortcut: str = ""
+from .ops import Args
+from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,728 +41,6 @@ class Rule:
     hazard_causes: tuple[Cause, ...] = ()
     hints: dict[Cause, str] = field(default_factory=dict)
     exact: Callable[[Args], ex.Exact] | None = None
-
-
-# --------------------------------------------------------------------------- exact helpers
-
-
-def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
-    """An Arb function (a method of `arb`) that stays exact on the rational points where its
-    value is rational. At +-inf it follows IEEE (exp(-inf) = 0, sin(inf) = nan), as torch does."""
-    fn = getattr(flint.arb, name)
-    at_inf = getattr(math, name)
-
-    odd = name in _ODD
-
-    def f(u: ex.Exact) -> ex.Exact:
-        if ex.is_rational(u):
-            if odd and ex.is_neg_zero(u):
-                return ex.NEG_ZERO  # f(-0.0) = -0.0 for an odd function, as in IEEE
-            hit = special.get(u)
-            if hit is not None:
-                return hit
-            return _total(fn(ex.to_real(u)))
-        if u.is_nan():
-            return ex.NAN
-        if ex.is_indeterminate(u):
-            return u  # a ball that says nothing stays one (more precision is needed)
-        if not u.is_finite():
-            try:
-                return ex.to_real(at_inf(ex.to_float(u)))
-            except (ValueError, OverflowError):
-                return ex.NAN
-        return _total(fn(u))
-
-    return f
-
-
-def _total(v: ex.Exact) -> ex.Exact:
-    """These functions are defined on every finite real: a NaN from Arb on a finite argument
-    means its magnitude is past what Arb's exponents hold, a ball that says nothing (more
-    precision or a smaller magnitude is needed), never a point outside the domain."""
-    return ex.INDETERMINATE if ex.is_nan(v) else v
-
-
-_ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf", "expm1"})
-_exp = _mp("exp", {ex.ZERO: ex.ONE})
-_sin = _mp("sin", {ex.ZERO: ex.ZERO})
-_cos = _mp("cos", {ex.ZERO: ex.ONE})
-_tan = _mp("tan", {ex.ZERO: ex.ZERO})
-_atan = _mp("atan", {ex.ZERO: ex.ZERO})
-_sinh = _mp("sinh", {ex.ZERO: ex.ZERO})
-_cosh = _mp("cosh", {ex.ZERO: ex.ONE})
-_tanh = _mp("tanh", {ex.ZERO: ex.ZERO})
-_erf = _mp("erf", {ex.ZERO: ex.ZERO})
-_expm1 = _mp("expm1", {ex.ZERO: ex.ZERO})
-
-
-def _log1p(u: ex.Exact) -> ex.Exact:
-    """log(1 + u) without forming 1 + u (Arb's log1p): NaN below -1, -inf at -1."""
-    if ex.is_nan(u):
-        return ex.NAN
-    c = ex.cmp(u, ex.Q(-1))
-    if c < 0:
-        return ex.NAN
-    if c == 0:
-        return ex.NEG_INF
-    if ex.is_zero(u):
-        return ex.NEG_ZERO if ex.is_neg_zero(u) else ex.ZERO
-    if not ex.is_finite(u):
-        return ex.INF
-    return ex.to_real(u).log1p()
-
-
-def _logsumexp(a: Args) -> ex.Exact:
-    """m + log(sum(exp(u - m))) with m the largest argument, as torch computes it."""
-    if any(ex.is_nan(u) for u in a):
-        return ex.NAN
-    m = a[0]
-    for u in a[1:]:
-        m = u if ex.cmp(u, m) > 0 else m
-    if not ex.is_finite(m):
-        return m
-    total: ex.Exact = ex.ZERO
-    for u in a:
-        total = ex.add(total, _exp(ex.sub(u, m)))
-    return ex.add(m, ex.log(total))
-
-
-def _sigmoid(u: ex.Exact) -> ex.Exact:
-    """1 / (1 + exp(-u)), exactly 1/2 at 0, 0 and 1 at -inf and +inf."""
-    if ex.is_nan(u):
-        return ex.NAN
-    if ex.is_zero(u):
-        return ex.HALF
-    if not ex.is_finite(u):
-        return ex.ONE if ex.sign(u) > 0 else ex.ZERO
-    return ex.div(ex.ONE, ex.add(ex.ONE, _exp(ex.neg(u))))
-
-
-def _softplus_math(u: ex.Exact) -> ex.Exact:
-    """log(1 + exp(u)) = max(u, 0) + log1p(exp(-|u|)): no exp of a large number, no cancellation."""
-    if ex.is_nan(u):
-        return ex.NAN
-    if not ex.is_finite(u):
-        return u if ex.sign(u) > 0 else ex.ZERO
-    top = u if ex.sign(u) > 0 else ex.ZERO
-    return ex.add(top, _log1p(_exp(ex.neg(abs(u)))))
-
-
-_THRESHOLD = ex.Q(SOFTPLUS_THRESHOLD)
-
-
-def _softplus_torch(u: ex.Exact) -> ex.Exact:
-    """torch.nn.functional.softplus(u) (beta=1, threshold=20): u itself where u > 20."""
-    if not ex.is_nan(u) and ex.cmp(u, _THRESHOLD) > 0:
-        return u
-    return _softplus_math(u)
-
-
-def _softplus_slope(u: ex.Exact) -> ex.Exact:
-    """torch's softplus_backward: 1 where u > 20, else z/(z + 1) with z = exp(u), which is
-    exactly sigmoid(u)."""
-    if not ex.is_nan(u) and ex.cmp(u, _THRESHOLD) > 0:
-        return ex.ONE
-    return _sigmoid(u)
-
-
-def _softplus_departs(u: ex.Exact) -> bool:
-    """From 20 on torch's softplus is not the mathematics': above 20 its value and slope are
-    x's, and from 20 on (20 itself included) its double backward is 0
-    (softplus_double_backward masks with x < threshold)."""
-    return not ex.is_nan(u) and ex.cmp(u, _THRESHOLD) >= 0
-
-
-def _softmax_weights(a: Args) -> list[ex.Exact]:
-    """exp(u_j - logsumexp(u)) for every j: torch's softmax, which subtracts the largest first."""
-    total = _logsumexp(a)
-    return [_exp(ex.sub(u, total)) for u in a]
-
-
-def _others(s: list[ex.Exact], i: int) -> ex.Exact:
-    """1 - s_i, as the sum of the other weights: 1 - s_i cancels when s_i is nearly 1 (at
-    (1000, 0) it is 5.1e-435, which 1 - (1 - 5.1e-435) would need 1,450 bits to see)."""
-    total: ex.Exact = Z
-    for j, w in enumerate(s):
-        if j != i:
-            total = ex.add(total, w)
-    return total
-
-
-def _softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
-    """d s_i / d u_j = s_i (delta_ij - s_j); torch's _softmax_backward_data seeded with the
-    one-hot of component i gives s_j (delta_ij - s_i), the same number."""
-    s = _softmax_weights(a)
-    return tuple(ex.mul(s[i], _others(s, i) if j == i else ex.neg(s[j])) for j in range(len(a)))
-
-
-def _log_softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
-    """d (u_i - logsumexp(u)) / d u_j = delta_ij - s_j (torch: grad - exp(result) * sum(grad))."""
-    s = _softmax_weights(a)
-    return tuple(_others(s, i) if j == i else ex.neg(s[j]) for j in range(len(a)))
-
-
-def _logaddexp_partials(a: Args) -> tuple[ex.Exact, ex.Exact]:
-    """torch's logaddexp backward: 1/(1 + exp(b - a)) for a and 1/(1 + exp(a - b)) for b."""
-    u, w = a
-    return (ex.div(ONE, ex.add(ONE, _exp(ex.sub(w, u)))), ex.div(ONE, ex.add(ONE, _exp(ex.sub(u, w)))))
-
-
-def _component_exact(fn: Callable[[Args, int], ex.Exact]) -> Callable[[Args], ex.Exact]:
-    """The exact value of softmax(i, ...) or log_softmax(i, ...): the index is the first argument."""
-    return lambda a: fn(a[1:], int(a[0]))
-
-
-def _outside_unit(u: ex.Exact) -> bool:
-    return ex.is_nan(u) or ex.cmp(abs(u), ex.ONE) > 0
-
-
-def _asin(u: ex.Exact) -> ex.Exact:
-    if _outside_unit(u):
-        return ex.NAN
-    return ex.ZERO if ex.is_zero(u) else ex.to_real(u).asin()
-
-
-def _acos(u: ex.Exact) -> ex.Exact:
-    if _outside_unit(u):
-        return ex.NAN
-    return ex.ZERO if ex.is_rational(u) and u == ex.ONE else ex.to_real(u).acos()
-
-
-def _atan2(y: ex.Exact, x: ex.Exact) -> ex.Exact:
-    if ex.is_nan(y) or ex.is_nan(x):
-        return ex.NAN
-    # On the x-axis the sign of a zero y (and of a zero x) decides, as in IEEE and torch:
-    # atan2(+-0, x > 0) = +-0, atan2(+-0, x < 0) = +-pi, atan2(+-0, +0) = +-0, atan2(+-0, -0) = +-pi.
-    negative_y = ex.is_neg_zero(y)
-    if ex.is_zero(y) and (ex.sign(x) > 0 or (ex.is_zero(x) and not ex.is_neg_zero(x))):
-        return ex.NEG_ZERO if negative_y else ex.ZERO
-    if not (ex.is_finite(y) and ex.is_finite(x)):
-        return ex.to_real(math.atan2(ex.to_float(y), ex.to_float(x)))
-    if ex.is_zero(y):
-        return ex.neg(ex.pi()) if negative_y else ex.pi()  # the negative x-axis
-    return flint.arb.atan2(ex.to_real(y), ex.to_real(x))
-
-
-def _sqrt(u: ex.Exact) -> ex.Exact:
-    if ex.is_neg_zero(u):
-        return ex.NEG_ZERO  # sqrt(-0.0) = -0.0 (IEEE), so its slope there is -inf
-    return ex.rpow(u, ex.HALF)
-
-
-def _floor(u: ex.Exact) -> ex.Exact:
-    if not ex.is_finite(u):
-        return u  # floor(inf) = inf and floor(nan) = nan, as in torch
-    if ex.is_rational(u):
-        return ex.Q(u.floor())
-    k = ex.Q(u.mid().floor().unique_fmpz())
-    # Decided against the integers next to the midpoint (a ball on an integer is undecided).
-    if ex.sign(ex.sub(u, k)) < 0:
-        return k - 1
-    if ex.sign(ex.sub(u, k + 1)) >= 0:
-        return k + 1
-    return k
-
-
-def _ceil(u: ex.Exact) -> ex.Exact:
-    if not ex.is_finite(u):
-        return u
-    if ex.is_rational(u):
-        return ex.Q(u.ceil())
-    return ex.neg(_floor(ex.neg(u)))
-
-
-def _is_integer(u: ex.Exact) -> bool:
-    return ex.is_rational(u) and u.q == 1
-
-
-def _recip_sqrt(u: ex.Exact) -> ex.Exact:
-    return ex.div(ex.ONE, _sqrt(u))
-
-
-def _sgn(u: ex.Exact) -> ex.Exact:
-    return ex.Q(ex.sign(u))
-
-
-Z = ex.ZERO
-ONE = ex.ONE
-HALF = ex.HALF
-
-
-def _smooth(name: str, torch: str, value: Callable[[ex.Exact], ex.Exact], deriv: Callable[[ex.Exact, ex.Exact], ex.Exact]) -> Op:
-    """A smooth unary op: value(u) and torch's backward formula deriv(u, value)."""
-    return Op(name, torch, lambda a, p: value(a[0]), lambda a, v, p: (deriv(a[0], v),))
-
-
-def _nan_in(a: Args) -> ex.Exact | None:
-    """NaN when an argument is NaN (torch propagates it through max, min, clamp and relu)."""
-    return ex.NAN if any(ex.is_nan(v) for v in a) else None
-
-
-def _pieces_sign(u: ex.Exact) -> int | None:
-    s = ex.sign(u)
-    return None if s == 0 else s
-
-
-# --------------------------------------------------------------------------- the ops
-
-_OP_LIST: tuple[Op, ...] = (
-    # Arithmetic. `add` and `mul` carry a constant parameter: add's is (signs, constant term),
-    # mul's is the numeric coefficient; `div` is a / b.
-    Op(
-        "add",
-        "{0} + {1}",
-        lambda a, p: _add_value(a, p),
-        lambda a, v, p: tuple(ex.Q(s) for s in p[0]),
-    ),
-    Op(
-        "mul",
-        "{0} * {1}",
-        lambda a, p: _mul_value(a, p),
-        lambda a, v, p: _mul_partials(a, p),
-    ),
-    Op(
-        "div",
-        "{0} / {1}",
-        lambda a, p: ex.div(a[0], a[1]),
-        lambda a, v, p: (ex.div(ONE, a[1]), ex.neg(ex.div(a[0], ex.mul(a[1], a[1])))),
-    ),
-    Op(
-        "pow_int",
-        "{0} ** {c}",
-        lambda a, p: ex.ipow(a[0], p),
-        # torch: grad * n * u**(n - 1); at u = 0 and n < 1 this is inf.
-        lambda a, v, p: (ex.mul(ex.Q(p), ex.ipow(a[0], p - 1)),),
-    ),
-    Op(
-        "sqrt",
-        "torch.sqrt({0})",
-        lambda a, p: _sqrt(a[0]),
-        # torch: grad / (2 * sqrt(u)): inf at 0, nan below 0.
-        lambda a, v, p: (ex.div(ONE, ex.mul(ex.Q(2), v)),),
-    ),
-    Op(
-        "pow_frac",
-        "{0} ** {c}",
-        lambda a, p: ex.rpow(a[0], p),
-        lambda a, v, p: (ex.mul(p, ex.rpow(a[0], p - 1)),),
-    ),
-    Op(
-        "pow",
-        "{0} ** {1}",
-        lambda a, p: ex.gpow(a[0], a[1]),
-        # torch masks two corners: d/du is 0 where the exponent is 0, d/dv is 0 where u = 0 and v >= 0.
-        lambda a, v, p: (
-            Z if ex.is_zero(a[1]) else ex.mul(a[1], ex.gpow(a[0], ex.sub(a[1], ONE))),
-            Z if (ex.is_zero(a[0]) and ex.sign(a[1]) >= 0) else ex.mul(v, ex.log(a[0])),
-        ),
-        # x**y with a variable exponent is a real function only for x > 0.
-        undefined=lambda a, p: ex.sign(a[0]) <= 0,
-    ),
-    _smooth("exp", "torch.exp({0})", _exp, lambda u, v: v),
-    _smooth("log", "torch.log({0})", ex.log, lambda u, v: ex.div(ONE, u)),
-    _smooth("sin", "torch.sin({0})", _sin, lambda u, v: _cos(u)),
-    _smooth("cos", "torch.cos({0})", _cos, lambda u, v: ex.neg(_sin(u))),
-    _smooth("tan", "torch.tan({0})", _tan, lambda u, v: ex.add(ONE, ex.mul(v, v))),
-    _smooth("asin", "torch.asin({0})", _asin, lambda u, v: _recip_sqrt(ex.sub(ONE, ex.mul(u, u)))),
-    _smooth("acos", "torch.acos({0})", _acos, lambda u, v: ex.neg(_recip_sqrt(ex.sub(ONE, ex.mul(u, u))))),
-    _smooth("atan", "torch.atan({0})", _atan, lambda u, v: ex.div(ONE, ex.add(ONE, ex.mul(u, u)))),
-    _smooth("sinh", "torch.sinh({0})", _sinh, lambda u, v: _cosh(u)),
-    _smooth("cosh", "torch.cosh({0})", _cosh, lambda u, v: _sinh(u)),
-    _smooth("tanh", "torch.tanh({0})", _tanh, lambda u, v: ex.sub(ONE, ex.mul(v, v))),
-    _smooth(
-        "erf",
-        "torch.erf({0})",
-        _erf,
-        lambda u, v: ex.mul(2 / flint.arb.pi().sqrt(), _exp(ex.neg(ex.mul(u, u)))),
-    ),
-    # Fused ops: torch's own stable formulas, not the composition of their parts.
-    # The exact derivatives are written without cancellation: exp(u) is torch's result + 1, and
-    # sigmoid(u)*sigmoid(-u) its result*(1 - result), but neither loses digits (expm1 at -1000:
-    # result + 1 would need 1,450 bits to tell 5e-435 from 0).
-    _smooth("expm1", "torch.expm1({0})", _expm1, lambda u, v: _exp(u)),   # torch: grad * (result + 1)
-    _smooth("log1p", "torch.log1p({0})", _log1p, lambda u, v: ex.div(ONE, ex.add(u, ONE))),
-    _smooth("sigmoid", "torch.sigmoid({0})", _sigmoid, lambda u, v: ex.mul(v, _sigmoid(ex.neg(u)))),  # sigmoid_backward
-    # torch: grad * exp(self - result), the softmax weights.
-    Op("logsumexp", "torch.logsumexp(torch.stack([{0}, ...]), 0)", lambda a, p: _logsumexp(a),
-       lambda a, v, p: tuple(_exp(ex.sub(u, v)) for u in a)),
-    Op("logaddexp", "torch.logaddexp({0}, {1})", lambda a, p: _logsumexp(a), lambda a, v, p: _logaddexp_partials(a)),
-    # softmax and log_softmax of a stacked vector, component `{c}`; their backward is the
-    # softmax weights' (exact, no shortcut).
-    Op("softmax", "torch.softmax(torch.stack([{0}, ...]), 0)[{c}]", lambda a, p: _softmax_weights(a)[p],
-       lambda a, v, p: _softmax_partials(a, p)),
-    Op("log_softmax", "torch.log_softmax(torch.stack([{0}, ...]), 0)[{c}]",
-       lambda a, p: ex.sub(a[p], _logsumexp(a)), lambda a, v, p: _log_softmax_partials(a, p)),
-    # torch's softplus kernel: x itself where x > 20 (value and slope), log1p(exp(x)) elsewhere.
-    Op("softplus", "torch.nn.functional.softplus({0})", lambda a, p: _softplus_torch(a[0]),
-       lambda a, v, p: (_softplus_slope(a[0]),),
-       departs=lambda a, p: _softplus_departs(a[0]),
-       math=lambda a, p: (_softplus_math(a[0]), (_sigmoid(a[0]),)),
-       shortcut="torch's softplus returns its argument itself where it is above 20 (its `threshold`), "
-       "dropping log1p(exp(-x)), which is under 2.1e-9; there the slope torch differentiates is exactly 1, "
-       "and from 20 on its second derivative is 0, while the mathematics log(1 + exp(x)) has slope "
-       "sigmoid(x) and curvature sigmoid(x)*(1 - sigmoid(x))."),
-    Op(
-        "atan2",
-        "torch.atan2({0}, {1})",
-        lambda a, p: _atan2(a[0], a[1]),
-        lambda a, v, p: _atan2_partials(a),
-        # Its branch cut: on the negative x-axis atan2 jumps from pi (y > 0) to -pi (y < 0).
-        piece=lambda a, p: None if (ex.is_zero(a[0]) and ex.sign(a[1]) < 0) else (ex.sign(a[0]) if ex.sign(a[1]) < 0 else 0),
-        on_piece=lambda s, a, p: ((ex.mul(ex.Q(s), ex.pi()), _atan2_partials(a))
-                                  if (s != 0 and ex.is_zero(a[0])) else (_atan2(a[0], a[1]), _atan2_partials(a))),
-        nonsmooth="jump",
-        convention="torch.atan2 returns pi on the negative x-axis (y = +0) and its gradient there "
-        "is that of the upper half-plane.",
-        undefined=lambda a, p: ex.is_zero(a[0]) and ex.is_zero(a[1]),
-    ),
-    Op(
-        "abs",
-        "torch.abs({0})",
-        lambda a, p: abs(a[0]),
-        lambda a, v, p: (_sgn(a[0]),),
-        piece=lambda a, p: _pieces_sign(a[0]),
-        on_piece=lambda s, a, p: (ex.mul(ex.Q(s), a[0]), (ex.Q(s),)),
-        nonsmooth="kink",
-        convention="torch.abs has gradient sign(x), which is 0 at x = 0.",
-        alternatives="`torch.abs` gives 0; `torch.sqrt(x**2 + eps)` is a smooth stand-in",
-    ),
-    Op(
-        "relu",
-        "torch.relu({0})",
-        lambda a, p: _nan_in(a) or (a[0] if ex.sign(a[0]) > 0 else Z),
-        # A NaN input passes its gradient (torch's threshold_backward), as measured on 2.13.
-        lambda a, v, p: (ONE if (ex.sign(a[0]) > 0 or ex.is_nan(a[0])) else Z,),
-        piece=lambda a, p: _pieces_sign(a[0]),
-        on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (Z, (Z,)),
-        nonsmooth="kink",
-        convention="torch.relu has gradient 0 at 0 (only inputs > 0 pass the gradient).",
-        alternatives="`torch.relu` gives 0, `torch.clamp(x, min=0)` gives 1, "
-        "`torch.maximum(x, torch.zeros_like(x))` gives 1/2",
-    ),
-    Op(
-        "clamp_min",
-        "torch.clamp({0}, min={c})",
-        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], p) >= 0 else p),
-        # clamp blocks the gradient of a NaN input.
-        lambda a, v, p: (ONE if (ex.cmp(a[0], p) >= 0 and not ex.is_nan(a[0])) else Z,),
-        piece=lambda a, p: _pieces_sign(ex.sub(a[0], p)),
-        on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (p, (Z,)),
-        nonsmooth="kink",
-        convention="torch.clamp counts its boundary as inside: gradient 1 at x = min.",
-        alternatives="`torch.clamp(x, min=c)` gives 1, `torch.maximum(x, c)` gives 1/2",
-    ),
-    Op(
-        "clamp_max",
-        "torch.clamp({0}, max={c})",
-        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], p) <= 0 else p),
-        lambda a, v, p: (ONE if (ex.cmp(a[0], p) <= 0 and not ex.is_nan(a[0])) else Z,),
-        piece=lambda a, p: _pieces_sign(ex.sub(p, a[0])),
-        on_piece=lambda s, a, p: (a[0], (ONE,)) if s > 0 else (p, (Z,)),
-        nonsmooth="kink",
-        convention="torch.clamp counts its boundary as inside: gradient 1 at x = max.",
-        alternatives="`torch.clamp(x, max=c)` gives 1, `torch.minimum(x, c)` gives 1/2",
-    ),
-    Op(
-        "maximum",
-        "torch.maximum({0}, {1})",
-        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], a[1]) >= 0 else a[1]),
-        lambda a, v, p: _tie_split(ex.cmp(a[0], a[1]), a),
-        piece=lambda a, p: _pieces_sign(ex.sub(a[0], a[1])),
-        on_piece=lambda s, a, p: (a[0], (ONE, Z)) if s > 0 else (a[1], (Z, ONE)),
-        nonsmooth="kink",
-        convention="torch.maximum splits a tie: each argument gets half the gradient.",
-        alternatives="`torch.maximum` splits 1/2 : 1/2; `torch.where(a >= b, a, b)` gives all to a",
-    ),
-    Op(
-        "minimum",
-        "torch.minimum({0}, {1})",
-        lambda a, p: _nan_in(a) or (a[0] if ex.cmp(a[0], a[1]) <= 0 else a[1]),
-        lambda a, v, p: _tie_split(-ex.cmp(a[0], a[1]), a),
-        piece=lambda a, p: _pieces_sign(ex.sub(a[1], a[0])),
-        on_piece=lambda s, a, p: (a[0], (ONE, Z)) if s > 0 else (a[1], (Z, ONE)),
-        nonsmooth="kink",
-        convention="torch.minimum splits a tie: each argument gets half the gradient.",
-        alternatives="`torch.minimum` splits 1/2 : 1/2; `torch.where(a <= b, a, b)` gives all to a",
-    ),
-    Op(
-        "sign",
-        "torch.sign({0})",
-        lambda a, p: _sgn(a[0]),
-        lambda a, v, p: (Z,),
-        piece=lambda a, p: _pieces_sign(a[0]),
-        on_piece=lambda s, a, p: (ex.Q(s), (Z,)),
-        nonsmooth="jump",
-        convention="torch.sign has gradient 0 everywhere, also at its jump.",
-    ),
-    Op(
-        "floor",
-        "torch.floor({0})",
-        lambda a, p: _floor(a[0]),
-        lambda a, v, p: (Z,),
-        piece=lambda a, p: None if (_is_integer(a[0]) or not ex.is_finite(a[0])) else int(_floor(a[0])),
-        on_piece=lambda k, a, p: (ex.Q(k), (Z,)),
-        nonsmooth="jump",
-        convention="torch.floor has gradient 0 everywhere, also at the integers where it jumps.",
-    ),
-    Op(
-        "ceil",
-        "torch.ceil({0})",
-        lambda a, p: _ceil(a[0]),
-        lambda a, v, p: (Z,),
-        piece=lambda a, p: None if (_is_integer(a[0]) or not ex.is_finite(a[0])) else int(_ceil(a[0])),
-        on_piece=lambda k, a, p: (ex.Q(k), (Z,)),
-        nonsmooth="jump",
-        convention="torch.ceil has gradient 0 everywhere, also at the integers where it jumps.",
-    ),
-    Op(
-        # torch.heaviside has no backward at all; (sign(x) + 1) / 2 has SymPy's value 1/2 at 0
-        # and gradient 0, which is what a student expects of a step.
-        "heaviside",
-        "(torch.sign({0}) + 1) / 2",
-        lambda a, p: (ex.Q(ex.sign(a[0]) + 1, 2)),
-        lambda a, v, p: (Z,),
-        piece=lambda a, p: _pieces_sign(a[0]),
-        on_piece=lambda s, a, p: (ex.Q(s + 1, 2), (Z,)),
-        nonsmooth="jump",
-        convention="lowered as (sign(x) + 1) / 2: value 1/2 and gradient 0 at 0 "
-        "(torch.heaviside itself has no backward).",
-    ),
-    Op(
-        # torch.where(c, a, b): the condition is an operand of the statement, not of the op.
-        "where",
-        "torch.where({c}, {0}, {1})",
-        lambda a, p: a[0] if p else a[1],
-        lambda a, v, p: (ONE, Z) if p else (Z, ONE),
-    ),
-    Op(
-        "copy",
-        "{0}",
-        lambda a, p: a[0],
-        lambda a, v, p: (ONE,),
-    ),
-    Op(
-        # The constant result of an `if` branch, kept on the autograd graph through an input.
-        "const_on_graph",
-        "{0} * 0",
-        lambda a, p: p,
-        lambda a, v, p: (Z,),
-    ),
-    Op("constant", "torch.tensor({c})", lambda a, p: p, lambda a, v, p: ()),
-    Op("detach", "{0}.detach()", lambda a, p: a[0], lambda a, v, p: (ONE,)),
-    Op("item", "torch.tensor({0}.item(), dtype={0}.dtype)", lambda a, p: a[0], lambda a, v, p: (ONE,)),
-    Op("no_grad", "{0}", lambda a, p: a[0], lambda a, v, p: (ONE,)),
-)
-
-
-def _add_value(a: Args, p: tuple[tuple[int, ...], ex.Exact]) -> ex.Exact:
-    signs, const = p
-    total = const
-    for s, v in zip(signs, a):
-        total = ex.add(total, v) if s > 0 else ex.sub(total, v)
-    return total
-
-
-def _mul_value(a: Args, p: ex.Exact) -> ex.Exact:
-    total = p
-    for v in a:
-        total = ex.mul(total, v)
-    return total
-
-
-def _mul_partials(a: Args, p: ex.Exact) -> tuple[ex.Exact, ...]:
-    out = []
-    for i in range(len(a)):
-        total = p
-        for j, v in enumerate(a):
-            if j != i:
-                total = ex.mul(total, v)
-        out.append(total)
-    return tuple(out)
-
-
-def _tie_split(c: int, a: Args) -> tuple[ex.Exact, ex.Exact]:
-    """maximum/minimum's backward: all to the larger (smaller), 1/2 : 1/2 on a tie, and the
-    full gradient to both arguments when either is NaN (torch 2.13, measured)."""
-    if ex.is_nan(a[0]) or ex.is_nan(a[1]):
-        return (ONE, ONE)
-    return (ONE, Z) if c > 0 else ((Z, ONE) if c < 0 else (HALF, HALF))
-
-
-def _atan2_partials(a: Args) -> tuple[ex.Exact, ex.Exact]:
-    y, x = a
-    r2 = ex.add(ex.mul(x, x), ex.mul(y, y))
-    if ex.is_zero(r2):
-        return (Z, Z)  # torch masks the origin to 0
-    return (ex.div(x, r2), ex.neg(ex.div(y, r2)))
-
-
-def _no_partials(a: Args, v: Any, p: Any) -> tuple[ex.Exact, ...]:
-    return ()
-
-
-def _matpow_vjp(a: Args, v: Any, n: int, g: Any) -> tuple[Any, ...]:
-    at = ex.transpose(a[0])
-    total = ex.full(a[0].shape, Z)
-    for k in range(n):
-        total = ex.accumulate(total, ex.matmul(ex.matmul(ex.matpow(at, k), g), ex.matpow(at, n - 1 - k)))
-    return (total,)
-
-
-def _elem_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
-    out = ex.full(a[0].shape, Z)
-    out[p] = g
-    return (out,)
-
-
-def softmax_groups(p: tuple[Any, ...]) -> list[list[int]]:
-    """The flat (row-major) positions each softmax of a (rows, cols) matrix runs over: all of
-    them (a whole vector, `dim` None), each row (`dim` 1) or each column (`dim` 0)."""
-    rows, cols = p[0], p[1]
-    dim = p[2] if len(p) > 2 else None
-    if dim is None:
-        return [list(range(rows * cols))]
-    if dim == 1:
-        return [list(range(i * cols, (i + 1) * cols)) for i in range(rows)]
-    return [list(range(j, rows * cols, cols)) for j in range(cols)]
-
-
-def _softmax_matrix(a: Args, p: tuple[Any, ...], log: bool) -> Any:
-    out: list[ex.Exact] = list(a)
-    for group in softmax_groups(p):
-        values = [a[k] for k in group]
-        result = ([ex.sub(u, _logsumexp(values)) for u in values] if log else _softmax_weights(values))
-        for k, r in zip(group, result):
-            out[k] = r
-    return _stack(out, p[:2])
-
-
-def _softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
-    """torch's _softmax_backward_data, per softmax: s_j (g_j - sum_k g_k s_k) for each value."""
-    s, gs = list(v.flat), list(g.flat)
-    out: list[ex.Exact] = list(gs)
-    for group in softmax_groups(p):
-        dot: ex.Exact = Z
-        for k in group:
-            dot = ex.add(dot, ex.mul(gs[k], s[k]))
-        for k in group:
-            out[k] = ex.mul(s[k], ex.sub(gs[k], dot))
-    return tuple(out)
-
-
-def _log_softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
-    """torch's _log_softmax_backward_data, per softmax: g_j - exp(result_j) sum_k g_k."""
-    gs = list(g.flat)
-    out: list[ex.Exact] = list(gs)
-    for group in softmax_groups(p):
-        total: ex.Exact = Z
-        for k in group:
-            total = ex.add(total, gs[k])
-        for k, sk in zip(group, _softmax_weights([a[k] for k in group])):
-            out[k] = ex.sub(gs[k], ex.mul(sk, total))
-    return tuple(out)
-
-
-def _softmax_of_vjp(log: bool) -> Callable[[Args, Any, Any, Any], tuple[Any, ...]]:
-    """The backward of torch.softmax(M, dim) of a whole matrix operand: the stacked op's, per element."""
-    inner = _log_softmax_vector_vjp if log else _softmax_vector_vjp
-
-    def vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
-        m = a[0]
-        out = ex.full(m.shape, Z)
-        for k, d in enumerate(inner(list(m.flat), v, p, g)):
-            out.flat[k] = d
-        return (out,)
-
-    return vjp
-
-
-def _stack_vjp(a: Args, v: Any, p: tuple[int, int], g: Any) -> tuple[Any, ...]:
-    return tuple(g.flat)
-
-
-def _expand_value(m: Any, shape: tuple[int, int]) -> Any:
-    """m, whose dimensions are those of `shape` or 1, repeated to `shape` (torch's expand)."""
-    out = ex.full(shape, Z)
-    for i in range(shape[0]):
-        for j in range(shape[1]):
-            out[i, j] = m[i if m.shape[0] > 1 else 0, j if m.shape[1] > 1 else 0]
-    return out
-
-
-def _sum_to(m: Any, shape: tuple[int, int]) -> Any:
-    """m summed over the dimensions that are 1 in `shape` (torch's sum_to_size): the sums of its
-    rows for (rows, 1), of its columns for (1, cols), of everything for (1, 1). The adjoint of
-    `_expand_value`, and the other way round."""
-    out = ex.full(shape, Z)
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            k = (i if shape[0] > 1 else 0, j if shape[1] > 1 else 0)
-            out[k] = ex.add(out[k], m[i, j])
-    return out
-
-
-def _summed_shape(m: Any, dim: int) -> tuple[int, int]:
-    """The shape of the sums of m's rows (dim 1) or columns (dim 0), kept 2-D."""
-    return (m.shape[0], 1) if dim == 1 else (1, m.shape[1])
-
-
-_MATRIX_OPS: tuple[Op, ...] = (
-    Op("matmul", "{0} @ {1}", lambda a, p: ex.matmul(a[0], a[1]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.matmul(g, ex.transpose(a[1])), ex.matmul(ex.transpose(a[0]), g))),
-    Op("transpose", "{0}.T", lambda a, p: ex.transpose(a[0]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.transpose(g),)),
-    Op("inv", "torch.linalg.inv({0})", lambda a, p: ex.inverse(a[0]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.ewise(ex.neg, ex.matmul(ex.matmul(ex.transpose(v), g), ex.transpose(v))),)),
-    Op("det", "torch.linalg.det({0})", lambda a, p: ex.det(a[0]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), ex.cofactors(a[0])),)),
-    Op("trace", "torch.trace({0})", lambda a, p: ex.trace(a[0]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), ex.eye(a[0].shape[0])),)),
-    Op("matpow", "torch.linalg.matrix_power({0}, {c})", lambda a, p: ex.matpow(a[0], p), _no_partials,
-       vjp=_matpow_vjp),
-    Op("elem", "{0}[{c}]", lambda a, p: a[0][p], _no_partials, vjp=_elem_vjp),
-    Op("stack", "torch.stack([{0}]).reshape({c})", lambda a, p: _stack(a, p), _no_partials, vjp=_stack_vjp),
-    Op("matconst", "{c}", lambda a, p: p, _no_partials, vjp=lambda a, v, p, g: ()),
-    # Every element of a matrix added up (what `.sum()` of a tensor is read as): torch's own
-    # reduction, which rounds as the user's `.sum()` does (ones @ M @ ones would not).
-    Op("sum", "{0}.sum()", lambda a, p: _sum_to(a[0], (1, 1))[0, 0], _no_partials,
-       vjp=lambda a, v, p, g: (ex.full(a[0].shape, g),)),
-    # The sums of each row (dim 1) or column (dim 0), as `A.sum(dim)` is read.
-    Op("sum_dim", "{0}.sum({c}, keepdim=True)", lambda a, p: _sum_to(a[0], _summed_shape(a[0], p)), _no_partials,
-       vjp=lambda a, v, p, g: (_expand_value(g, a[0].shape),)),
-    # A row (column) repeated down (across) a matrix, as torch broadcasts `X + b`.
-    Op("expand", "{0}.expand({c})", lambda a, p: _expand_value(a[0], p), _no_partials,
-       vjp=lambda a, v, p, g: (_sum_to(g, a[0].shape),)),
-    # A whole softmax vector from one torch call (torch.softmax(v, 0) read back from torch code),
-    # or a softmax along each row (dim 1) or column (dim 0) of a matrix: torch.softmax(X, dim).
-    Op("softmax_vector", "torch.softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
-       "torch.softmax(torch.stack([{0}, ...]).reshape(m, n), dim)",
-       lambda a, p: _softmax_matrix(a, p, log=False), _no_partials, vjp=_softmax_vector_vjp),
-    Op("log_softmax_vector", "torch.log_softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
-       "torch.log_softmax(torch.stack([{0}, ...]).reshape(m, n), dim)",
-       lambda a, p: _softmax_matrix(a, p, log=True), _no_partials, vjp=_log_softmax_vector_vjp),
-    # The same of a matrix the program already holds (its elements in order): torch.softmax(M, dim).
-    Op("softmax_of", "torch.softmax({0}, dim)", lambda a, p: _softmax_matrix(list(a[0].flat), p, log=False),
-       _no_partials, vjp=_softmax_of_vjp(log=False)),
-    Op("log_softmax_of", "torch.log_softmax({0}, dim)", lambda a, p: _softmax_matrix(list(a[0].flat), p, log=True),
-       _no_partials, vjp=_softmax_of_vjp(log=True)),
-)
-
-
-def _stack(a: Args, shape: tuple[int, int]) -> Any:
-    out = ex.full(shape, Z)
-    for k, v in enumerate(a):
-        out.flat[k] = v
-    return out
-
-
-OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS)}
-MATRIX_OPS: Final = frozenset(op.name for op in _MATRIX_OPS)
-
-# Ops that take part of the function off the autograd graph.
-GRAPH_BREAK_OPS: Final = frozenset({"item", "no_grad"})
-DETACH_OPS: Final = frozenset({"detach"})
-CUT_OPS: Final = GRAPH_BREAK_OPS | DETACH_OPS
 
 
 # --------------------------------------------------------------------------- exact SymPy values
@@ -844,6 +71,11 @@ def _pow_exact(a: Args) -> ex.Exact:
 
 def _unary(fn: Callable[[ex.Exact], ex.Exact]) -> Callable[[Args], ex.Exact]:
     return lambda a: fn(a[0])
+
+
+def _component_exact(fn: Callable[[Args, int], ex.Exact]) -> Callable[[Args], ex.Exact]:
+    """The exact value of softmax(i, ...) or log_softmax(i, ...): the index is the first argument."""
+    return lambda a: fn(a[1:], int(a[0]))
 
 
 _SMOOTH_HINTS: Final = {Cause.NAN_TRAP: NAN_TRAP_HINT}
@@ -891,7 +123,7 @@ _RULE_LIST: tuple[Rule, ...] = (
                 "`log_softmax(i, a, b)` for exp(a)/(exp(a) + exp(b)) and its log (torch.logsumexp, "
                 "F.softplus, torch.sigmoid, torch.softmax, torch.log_softmax in torch code).",
                 Cause.ROUNDING: "exp(x) - 1 near 0 cancels digits: use `expm1(x)` (torch.expm1). " + _QUOTIENT},
-         exact=_unary(_exp)),
+         exact=_unary(ops.exp)),
     Rule(sp.log, ("log",), "one argument (natural logarithm)", "x > 0",
          hazards="log(0) = -inf; its gradient 1/x is inf at 0",
          hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
@@ -899,43 +131,43 @@ _RULE_LIST: tuple[Rule, ...] = (
                 "`log1p(x)` (torch.log1p), which never forms it. " + _QUOTIENT.replace("expm1(x)/x", "log1p(x)/x"),
                 **_SMOOTH_HINTS},
          exact=_unary(ex.log)),
-    Rule(sp.sin, ("sin",), "always", "all reals", exact=_unary(_sin)),
+    Rule(sp.sin, ("sin",), "always", "all reals", exact=_unary(ops.sin)),
     Rule(sp.cos, ("cos",), "always", "all reals",
          hazards="1 - cos(x) near 0 cancels digits", hazard_causes=(Cause.ROUNDING,),
          hints={Cause.ROUNDING: "1 - cos(x) near 0 cancels digits: write it as `2*sin(x/2)**2`. "
                 + _QUOTIENT.replace("expm1(x)/x", "2*sin(x/2)**2/x**2")},
-         exact=_unary(_cos)),
+         exact=_unary(ops.cos)),
     Rule(sp.tan, ("tan",), "always", "x != pi/2 + k*pi (poles)", hazard_causes=(Cause.DOMAIN,),
-         exact=_unary(_tan)),
+         exact=_unary(ops.tan)),
     Rule(sp.asin, ("asin",), "always", "-1 <= x <= 1 (slope infinite at +-1)",
          hazards="gradient inf at +-1, NaN outside", hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
-         hints=_SMOOTH_HINTS, exact=_unary(_asin)),
+         hints=_SMOOTH_HINTS, exact=_unary(ops.asin)),
     Rule(sp.acos, ("acos",), "always", "-1 <= x <= 1 (slope infinite at +-1)",
          hazards="gradient inf at +-1, NaN outside", hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP),
-         hints=_SMOOTH_HINTS, exact=_unary(_acos)),
-    Rule(sp.atan, ("atan",), "always", "all reals", exact=_unary(_atan)),
+         hints=_SMOOTH_HINTS, exact=_unary(ops.acos)),
+    Rule(sp.atan, ("atan",), "always", "all reals", exact=_unary(ops.atan)),
     Rule(sp.atan2, ("atan2",), "atan2(y, x) -> torch.atan2(y, x)", "(x, y) != (0, 0)",
          nonsmooth="undefined at the origin, where torch returns 0 and gradient 0",
-         hazard_causes=(Cause.DOMAIN,), exact=lambda a: _atan2(a[0], a[1])),
+         hazard_causes=(Cause.DOMAIN,), exact=lambda a: ops.atan2(a[0], a[1])),
     Rule(sp.sinh, ("sinh",), "always", "all reals", hazard_causes=(Cause.OVERFLOW,),
-         exact=_unary(_sinh)),
+         exact=_unary(ops.sinh)),
     Rule(sp.cosh, ("cosh",), "always", "all reals", hazard_causes=(Cause.OVERFLOW,),
-         exact=_unary(_cosh)),
-    Rule(sp.tanh, ("tanh",), "always", "all reals", exact=_unary(_tanh)),
-    Rule(sp.erf, ("erf",), "always", "all reals", exact=_unary(_erf)),
+         exact=_unary(ops.cosh)),
+    Rule(sp.tanh, ("tanh",), "always", "all reals", exact=_unary(ops.tanh)),
+    Rule(sp.erf, ("erf",), "always", "all reals", exact=_unary(ops.erf)),
     Rule(expm1, ("expm1",), "always: torch's fused `torch.expm1`, exact near 0 where exp(x) - 1 "
-         "cancels", "all reals", hazard_causes=(Cause.OVERFLOW,), exact=_unary(_expm1)),
+         "cancels", "all reals", hazard_causes=(Cause.OVERFLOW,), exact=_unary(ops.expm1)),
     Rule(log1p, ("log1p",), "always: torch's fused `torch.log1p`, exact near 0 where log(1 + x) "
          "cancels", "x > -1", hazards="log1p(-1) = -inf; its gradient 1/(1 + x) is inf there",
-         hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP), exact=_unary(_log1p)),
+         hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP), exact=_unary(ops.log1p)),
     Rule(sigmoid, ("sigmoid",), "always: torch's fused `torch.sigmoid`, which never overflows "
-         "(1/(1 + exp(-x)) does for x < -709)", "all reals", exact=_unary(_sigmoid)),
+         "(1/(1 + exp(-x)) does for x < -709)", "all reals", exact=_unary(ops.sigmoid)),
     Rule(logsumexp, ("logsumexp",), "any number of scalar arguments: torch's fused "
          "`torch.logsumexp(torch.stack([...]), 0)`, which subtracts the largest first", "all reals",
-         exact=_logsumexp),
+         exact=ops.logsumexp),
     Rule(logaddexp, ("logaddexp",), "two scalar arguments: torch's own `torch.logaddexp(a, b)`, "
          "m + log1p(exp(-|a - b|)) with m the larger (the mathematics of `logsumexp(a, b)`)", "all reals",
-         exact=_logsumexp),
+         exact=ops.logsumexp),
     Rule(softplus, ("softplus",), "always: torch's fused `torch.nn.functional.softplus(x)` (beta=1, "
          "threshold=20), which never overflows (log(1 + exp(x)) does for x > 709)", "all reals",
          nonsmooth="none in the mathematics; torch's kernel returns x itself where x > 20, so the program "
@@ -947,21 +179,21 @@ _RULE_LIST: tuple[Rule, ...] = (
                 "below float32's precision, but not float64's. Where those digits matter, rewrite so that "
                 "the large part cancels before torch runs: softplus(x) - x is softplus(-x), which torch "
                 "computes in full (compare both with `symgrad.compare`)."},
-         exact=_unary(_softplus_math)),
+         exact=_unary(ops.softplus_math)),
     Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
          "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.softmax(torch.stack([a_0, ...]), 0)[i]`, which subtracts the largest first", "all reals",
-         exact=_component_exact(lambda a, i: _softmax_weights(a)[i])),
+         exact=_component_exact(lambda a, i: ops.softmax_weights(a)[i])),
     Rule(log_softmax, ("log_softmax",), "log_softmax(i, a_0, ..., a_(n-1)) is component i (from 0), "
          "a_i - log(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.log_softmax(torch.stack([a_0, ...]), 0)[i]`", "all reals",
-         exact=_component_exact(lambda a, i: ex.sub(a[i], _logsumexp(a)))),
+         exact=_component_exact(lambda a, i: ex.sub(a[i], ops.logsumexp(a)))),
     Rule(sp.Abs, ("abs",), "always", "all reals",
          nonsmooth="kink at 0; torch.abs has gradient 0 there (one-sided slopes -1 and 1)",
          hazard_causes=(Cause.KINK,), exact=_unary(abs)),
     Rule(sp.sign, ("sign",), "always", "all reals",
          nonsmooth="jump at 0; torch.sign has gradient 0 everywhere", hazard_causes=(Cause.JUMP,),
-         exact=_unary(_sgn)),
+         exact=_unary(ops.sgn)),
     Rule(sp.Max, ("relu", "clamp_min", "maximum"),
          "`torch.relu(x)` for Max(x, 0); `torch.clamp(x, min=c)` for Max(x, c) with another "
          "constant c; `torch.maximum` pairwise for the other arguments (any number)",
@@ -979,10 +211,10 @@ _RULE_LIST: tuple[Rule, ...] = (
          exact=lambda a: (a[1] if len(a) > 1 and ex.sign(a[0]) == 0 else ex.Q(ex.sign(a[0]) + 1, 2))),
     Rule(sp.floor, ("floor",), "always", "all reals",
          nonsmooth="jumps at the integers; torch.floor has gradient 0 everywhere",
-         hazard_causes=(Cause.JUMP,), exact=_unary(_floor)),
+         hazard_causes=(Cause.JUMP,), exact=_unary(ops.floor)),
     Rule(sp.ceiling, ("ceil",), "always", "all reals",
          nonsmooth="jumps at the integers; torch.ceil has gradient 0 everywhere",
-         hazard_causes=(Cause.JUMP,), exact=_unary(_ceil)),
+         hazard_causes=(Cause.JUMP,), exact=_unary(ops.ceil)),
     Rule(sp.Piecewise, ("where",),
          "`branches=\"if\"`: Python if/elif/else, only the taken branch runs; "
          "`branches=\"where\"`: nested `torch.where`, every branch runs", "the union of the "

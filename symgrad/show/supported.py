@@ -1,11 +1,12 @@
-"""`docs/supported.md`, generated from the rule table (`symgrad.program.rules`) and the torch
-spellings (`symgrad.frontends.torch_names`); `symgrad supported` prints it, and a test fails
-when the page and the tables drift apart."""
+"""`docs/supported.md`, generated from the rule table (`symgrad.program.rules`), the op table
+(`symgrad.program.ops`) and the torch spellings (`symgrad.frontends.torch_names`); `symgrad
+supported` prints it, and a test fails when the page and the tables drift apart."""
 
 from __future__ import annotations
 
 from ..frontends.torch_names import REFUSED, SPELLINGS, spellings_of
-from ..program.rules import OPS, RULES
+from ..program.ops import OPS
+from ..program.rules import RULES
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ") or "-"
@@ -16,8 +17,9 @@ def supported_markdown() -> str:
     out = [
         "# Supported SymPy nodes",
         "",
-        "Generated from `symgrad/program/rules.py` by `symgrad supported > docs/supported.md`; do not edit by",
-        "hand (`tests/program/test_rules.py` fails when this page and the table drift apart).",
+        "Generated from `symgrad/program/rules.py` and `symgrad/program/ops.py` by",
+        "`symgrad supported > docs/supported.md`; do not edit by hand (`tests/program/test_rules.py` fails",
+        "when this page and the tables drift apart).",
         "",
         "## SymPy nodes",
         "",

@@ -38,7 +38,8 @@ from ..program import exact as ex
 from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
 from ..program.program import node_text
 from .lowering import Branch, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
-from ..program.rules import CUT_OPS, GRAPH_BREAK_OPS, OPS, exact_eval, relation_holds
+from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
+from ..program.rules import exact_eval, relation_holds
 
 DEFAULT_MAX_ITERATIONS = 10_000
 DecisionKind = Literal["if", "where", "while", "for", "piece"]

@@ -50,9 +50,9 @@ from ..program.deep import deep
 from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
 from ..program.program import RESERVED_NAMES, Normalized, NotationPrinter, identifier, identifier_chars, node_text, normalize, rounded, sstr
-from ..program.rules import OPS, RULES, rule_for
+from ..program.rules import RULES, rule_for
 from ..program.rules import exact_eval
-from ..program.rules import softmax_groups
+from ..program.ops import OPS, softmax_groups
 from ..base.errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
 from ..base.errors import OPTION
 

@@ -33,7 +33,8 @@ from .executed import Path, PathStep, Side, beside, domain_violation, run
 from .lowering import LoweredProgram
 from ..program.primitives import strip
 from ..program.program import more_nodes_than
-from ..program.rules import OPS, exact_eval
+from ..program.ops import OPS
+from ..program.rules import exact_eval
 
 Kind = Literal["smooth", "kink", "jump", "domain", "unknown"]
 

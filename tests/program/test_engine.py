@@ -26,7 +26,7 @@ from sympy.codegen.ast import Assignment, CodeBlock, For
 
 import symgrad as sg
 from symgrad.program import exact as ex
-from symgrad.program.rules import OPS
+from symgrad.program.ops import OPS
 from symgrad.sides.symbolic import explicit
 
 x, y, b, i = sp.symbols("x y b i")

@@ -23,7 +23,8 @@ import torch
 
 import symgrad as sg
 from symgrad.program import exact as ex
-from symgrad.program.rules import OPS, RULES
+from symgrad.program.ops import OPS
+from symgrad.program.rules import RULES
 
 x, y, z = sp.symbols("x y z", real=True)
 F = torch.nn.functional

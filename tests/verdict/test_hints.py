@@ -209,7 +209,8 @@ _CALL = re.compile(r"((?:torch\.nn\.functional\.|torch\.|F\.)?[A-Za-z_][A-Za-z0-
 def _hint_texts() -> list[str]:
     from symgrad.verdict import compare as _compare_module  # noqa: F401 (the module, for its hint texts)
     from symgrad.base.causes import HINTS
-    from symgrad.program.rules import OPS, RULES
+    from symgrad.program.ops import OPS
+    from symgrad.program.rules import RULES
 
     texts = list(HINTS.values())
     for rule in RULES.values():
