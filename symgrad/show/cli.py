@@ -15,6 +15,7 @@ SymPy objects from an allow-list: `sympify` of a user string runs `eval`, and th
 from __future__ import annotations
 
 import argparse
+import ast as pyast
 import json
 import math
 import os
@@ -31,23 +32,74 @@ from ..frontends.parse import parse as parse
 from ..program.primitives import detach, item
 from ..program.program import number
 from ..tools.sweep import sweep
+from ..tools.testing import allowed_causes, passes
 from ..verdict.compare import compare
 from .supported import supported_markdown
 
 
-def _point(items: Sequence[str]) -> dict[str, float]:
-    point: dict[str, float] = {}
+def _split_top(text: str) -> list[str]:
+    """Split at the commas outside brackets: `w=[[1],[2]],x=3` is two assignments."""
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:k])
+            start = k + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _value(part: str, value: str) -> Any:
+    """A number, or a vector or matrix written as nested lists of numbers (`[[1],[2]]`)."""
+    text = value.strip()
+    if not text.startswith("["):
+        try:
+            return float(text)
+        except ValueError:
+            raise ParseError(f"--at {part.strip()!r}: {text!r} is not a number.\n"
+                             "Fix: write e.g. `--at x=0.5`, or a matrix as nested lists: `--at \"w=[[1],[2]]\"`.") from None
+    try:
+        tree = pyast.literal_eval(text)  # literals only: never code
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        tree = None
+
+    def numbers(v: Any, depth: int) -> Any:
+        if isinstance(v, (list, tuple)) and depth < 2 and v:
+            return [numbers(u, depth + 1) for u in v]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        raise ValueError
+
+    try:
+        out = numbers(tree, 0)
+        if isinstance(out, list) and any(isinstance(r, list) for r in out) and (
+                not all(isinstance(r, list) for r in out) or len({len(r) for r in out}) != 1):
+            raise ValueError
+        return out
+    except ValueError:
+        raise ParseError(f"--at {part.strip()!r}: {text!r} is not a number, a vector [1, 2] or a matrix "
+                         "[[1, 2], [3, 4]] of numbers with rows of one length.\n"
+                         "Fix: write e.g. `--at \"w=[[1],[2]]\"` (quote it in the shell).") from None
+
+
+def _point(items: Sequence[str]) -> dict[str, Any]:
+    """`--at x=1,y=2`, `--at "w=[[1],[2]]"`, `--at fc1.weight=[[0.5]]`; a name given twice is refused."""
+    point: dict[str, Any] = {}
     for chunk in items:
-        for part in chunk.split(","):
+        for part in _split_top(chunk):
             if not part.strip():
                 continue
             if "=" not in part:
                 raise ParseError(f"--at {part!r} is not NAME=VALUE.\nFix: write e.g. `--at x=0.5` or `--at x=1,y=2`.")
             name, value = part.split("=", 1)
-            try:
-                point[name.strip()] = float(value)
-            except ValueError:
-                raise ParseError(f"--at {part!r}: {value!r} is not a number.\nFix: write e.g. `--at x=0.5`.") from None
+            name = name.strip()
+            if name in point:
+                raise ParseError(f"--at gives {name} twice; a point has one value per input.\n"
+                                 f"Fix: give {name} once.")
+            point[name] = _value(part, value)
     return point
 
 
@@ -163,6 +215,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--full", action="store_true", help="every entry, even over 20 (default: a summary)")
     c.add_argument("--wrt", help="NAME[,NAME]: the inputs to differentiate with respect to (default: all)")
     c.add_argument("--order", type=int, default=1, choices=[1, 2], help="2 compares the Hessian (default 1)")
+    c.add_argument("--allow", action="append", default=[], metavar="CAUSE",
+                   help="a cause to accept (as assert_grad_matches_math's allow=); exit 1 for any other disagreement")
     c.add_argument("--v", metavar="W,W[;W,W]", help="the weights of a vector-Jacobian product, one per output "
                    "element of a Matrix(...) expression (what y.backward(gradient=v) takes): commas between "
                    "weights, semicolons between rows")
@@ -185,6 +239,8 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--at", action="append", default=[], required=True, help="NAME=VALUE[,NAME=VALUE]")
     ch.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     ch.add_argument("--markdown", action="store_true", help="print markdown instead of text")
+    ch.add_argument("--allow", action="append", default=[], metavar="CAUSE",
+                    help="a cause to accept (as assert_grad_matches_math's allow=); exit 1 for any other disagreement")
     return p
 
 
@@ -210,7 +266,8 @@ def _load_function(target: str) -> Any:
 
 
 # Options that take a value: the token after one is that value, never an expression.
-_VALUED: Final = frozenset({"--at", "--over", "--branches", "--dtype", "--plot", "-n", "--wrt", "--order", "--v"})
+_VALUED: Final = frozenset({"--at", "--over", "--branches", "--dtype", "--plot", "-n", "--wrt", "--order", "--v",
+                            "--allow"})
 _OPTION_LIKE: Final = re.compile(r"^(-h|--[A-Za-z][\w-]*(=.*)?|-n\d*|-\d+(\.\d*)?|-\.\d+)$", re.DOTALL)
 
 
@@ -218,9 +275,15 @@ def _protect_expressions(argv: Sequence[str]) -> list[str]:
     """An expression such as `-x**2` starts with `-`, which argparse reads as an option: a space
     in front makes it a positional argument (`parse()` strips it)."""
     out: list[str] = []
+    positional = False  # after `--`, every token is an argument (`symgrad compare --at x=1 -- '-x**2'`)
     for k, token in enumerate(argv):
         after_option = k > 0 and argv[k - 1] in _VALUED
-        if token.startswith("-") and len(token) > 1 and not after_option and not _OPTION_LIKE.match(token):
+        if token == "--" and not positional and not after_option:
+            positional = True
+            continue
+        if positional and token.startswith("-"):
+            token = " " + token
+        elif token.startswith("-") and len(token) > 1 and not after_option and not _OPTION_LIKE.match(token):
             token = " " + token
         elif after_option and argv[k - 1] == "--v" and token.startswith("-"):
             token = " " + token  # `--v -1,2`: negative weights, not an option (`_weights` strips the space)
@@ -238,8 +301,17 @@ def _check_plot_path(path: str) -> None:
         why = f"its folder {folder} does not exist"
     elif not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         why = "this process may not write there"
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if why is None and extension not in _IMAGE_FORMATS:
+        why = (f"its extension {'.' + extension if extension else '(none)'} is not an image format "
+               f"({', '.join('.' + e for e in sorted(_IMAGE_FORMATS))})")
     if why:
         raise OptionError(_PLOT_PATH.format(path=path, why=why))
+
+
+# The image formats matplotlib writes (its savefig picks the format from the extension).
+_IMAGE_FORMATS: Final = frozenset({"png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp",
+                                   "gif", "avif", "pgf", "raw", "rgba"})
 
 
 _PLOT_PATH: Final = ("--plot {path}: the image cannot be written there: {why}.\n"
@@ -247,51 +319,74 @@ _PLOT_PATH: Final = ("--plot {path}: the image cannot be written there: {why}.\n
                      "Fix: give a file name in a folder you can write, e.g. `--plot sweep.png`.")
 
 
+def _verdict(result: Any, allow: Sequence[str]) -> int:
+    """The exit status of a comparison, as a checker in CI is expected to give: 0 when every entry
+    agrees or its causes are allowed (as `assert_grad_matches_math`'s allow= decides), 1 otherwise."""
+    allowed = allowed_causes(allow)
+    return 0 if all(passes(e, allowed) for e in result.entries) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line. Exit status: 0 done (for compare and check: the gradients agree, or every
+    cause is allowed), 1 the gradients disagree, 2 bad input (a sentence on stderr)."""
     args = _parser().parse_args(_protect_expressions(sys.argv[1:] if argv is None else list(argv)))
     try:
-        if args.command == "demo":
-            if args.name not in DEMOS:
-                raise OptionError(f"There is no demo called {args.name!r}.\nFix: pick one of: {', '.join(DEMOS)}.")
-            print(DEMOS[args.name][1]())
-        elif args.command == "compare":
-            f = parse(args.expr)
-            wrt = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
-            v = _weights(args.v) if args.v is not None else None
-            result = compare(f, at=_point(args.at), branches=args.branches, dtype=args.dtype, wrt=wrt,
-                             order=args.order, v=v)
-            if args.json:
-                print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
-                return 0
-            print(result.to_markdown() if args.markdown else result.report(full=args.full), end="")
-            if args.steps:
-                print()
-                print(result.derivation(), end="")
-        elif args.command == "sweep":
-            if args.plot:
-                _check_plot_path(args.plot)
-            result = sweep(parse(args.expr), over=_ranges(args.over), n=args.n, branches=args.branches,
-                           dtype=args.dtype)
-            if args.json:
-                print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
-            else:
-                print(result, end="")
-            if args.plot:
-                try:
-                    result.plot(args.plot)
-                except OSError as err:
-                    raise OptionError(_PLOT_PATH.format(path=args.plot, why=err.strerror or err)) from None
-                print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
-        elif args.command == "lower":
-            print(lower(parse(args.expr), branches=args.branches, dtype=args.dtype).source, end="")
-        elif args.command == "check":
-            result = compare(_load_function(args.target), at=_point(args.at), dtype=args.dtype)
-            print(result.to_markdown() if args.markdown else result, end="")
-        elif args.command == "supported":
-            print(supported_markdown(), end="")
+        return _run(args)
     except SymgradError as err:
         print(f"symgrad: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`symgrad sweep ... | head`): end quietly. Python would otherwise
+        # print an error when it flushes stdout at exit, so stdout goes to /dev/null from here.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        if args.name not in DEMOS:
+            raise OptionError(f"There is no demo called {args.name!r}.\nFix: pick one of: {', '.join(DEMOS)}.")
+        print(DEMOS[args.name][1]())
+    elif args.command == "compare":
+        f = parse(args.expr)
+        allowed_causes(args.allow)  # a misspelt cause is bad input, said before the work
+        wrt = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
+        v = _weights(args.v) if args.v is not None else None
+        result = compare(f, at=_point(args.at), branches=args.branches, dtype=args.dtype, wrt=wrt,
+                         order=args.order, v=v)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+            return _verdict(result, args.allow)
+        print(result.to_markdown() if args.markdown else result.report(full=args.full), end="")
+        if args.steps:
+            print()
+            print(result.derivation(), end="")
+        return _verdict(result, args.allow)
+    elif args.command == "sweep":
+        if args.plot:
+            _check_plot_path(args.plot)
+        result = sweep(parse(args.expr), over=_ranges(args.over), n=args.n, branches=args.branches,
+                       dtype=args.dtype)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        else:
+            print(result, end="")
+        if args.plot:
+            try:
+                result.plot(args.plot)
+            except OSError as err:
+                raise OptionError(_PLOT_PATH.format(path=args.plot, why=err.strerror or err)) from None
+            print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    elif args.command == "lower":
+        print(lower(parse(args.expr), branches=args.branches, dtype=args.dtype).source, end="")
+    elif args.command == "check":
+        allowed_causes(args.allow)
+        result = compare(_load_function(args.target), at=_point(args.at), dtype=args.dtype)
+        print(result.to_markdown() if args.markdown else result, end="")
+        return _verdict(result, args.allow)
+    elif args.command == "supported":
+        print(supported_markdown(), end="")
     return 0
 
 

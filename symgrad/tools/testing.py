@@ -112,7 +112,7 @@ def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any 
     True
     """
     __tracebackhide__ = True
-    allowed = _allowed(allow)
+    allowed = allowed_causes(allow)
     comparison, name = _compare(fn, inputs, wrt=wrt, dtype=dtype, rtol=rtol, order=order, branches=branches)
     failing = [e for e in comparison.entries if not passes(e, allowed)]
     if failing:
@@ -243,7 +243,9 @@ def _short(v: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _allowed(allow: Any) -> frozenset[Cause]:
+def allowed_causes(allow: Any) -> frozenset[Cause]:
+    """`allow=` as a set of causes: ids (a string is one id) or `Cause` members; an OptionError
+    names one that is not a cause."""
     if allow is None:
         return frozenset()
     items = [allow] if isinstance(allow, (str, Cause)) else list(allow) if isinstance(allow, Iterable) else [allow]

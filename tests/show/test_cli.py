@@ -159,7 +159,7 @@ def test_a_float32_point_that_is_a_float32_number_needs_no_note(capsys: pytest.C
 def test_compare_with_where_branches_shows_the_nan_trap(capsys: pytest.CaptureFixture[str]) -> None:
     expr = "Piecewise((sqrt(x), x > 0), (0, True))"
     rc, out, _ = run(capsys, "compare", expr, "--at", "x=-1", "--branches", "where")
-    assert rc == 0
+    assert rc == 1  # the gradients disagree
     assert table_rows(out, "wrt") == [["x", "0", "0", "nan", "nan-trap"]]
     assert "torch.where(x > 0, sqrt_x, 0)" in out
     rc, out, _ = run(capsys, "compare", expr, "--at", "x=-1")
@@ -168,7 +168,7 @@ def test_compare_with_where_branches_shows_the_nan_trap(capsys: pytest.CaptureFi
 
 def test_compare_as_markdown(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "compare", "x*detach(x**2)", "--at", "x=3", "--markdown")
-    assert rc == 0
+    assert rc == 1  # detach: the gradients disagree
     assert "| wrt | symbolic | executed | autograd | cause |" in out
     assert "|---|---|---|---|---|" in out
     assert "| `x` | `27` | `9` | `9.0` | [detach](docs/causes.md#detach) |" in out
@@ -475,7 +475,7 @@ def test_a_plot_path_that_cannot_be_written_is_a_sentence(capsys: pytest.Capture
 def test_expressions_once_refused_are_results(capsys: pytest.CaptureFixture[str], argv: list[str], value: str | None,
                                               grad: str | None) -> None:
     rc, out, err = run(capsys, *argv)
-    assert rc == 0, err
+    assert rc == (1 if value is None else 0), err  # the overflow is a disagreement: exit 1
     assert err == ""
     if value is None:
         assert "cause: overflow" in out and "1.0000000000000000e+400" in out
@@ -509,3 +509,77 @@ def test_parse_never_evaluates_unbounded_integer_work() -> None:
         subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG_SECONDS)
     except subprocess.TimeoutExpired:
         pytest.fail("parse() evaluated a huge number")
+
+
+# ---------------------------------------------------------------- the command line as a gate (issue 21, item 18)
+
+
+@pytest.mark.parametrize("argv, rc", [
+    (["compare", "x**2", "--at", "x=3"], 0),
+    (["compare", "Max(x, 0)", "--at", "x=0"], 1),
+    (["compare", "Max(x, 0)", "--at", "x=0", "--allow", "kink"], 0),
+    (["compare", "Max(x, 0)", "--at", "x=0", "--allow", "detach"], 1),
+    (["compare", "sqrt(x**2 + y**2)", "--at", "x=0,y=0", "--allow", "kink"], 1),  # also nan-trap
+    (["compare", "sqrt(x**2 + y**2)", "--at", "x=0,y=0", "--allow", "kink", "--allow", "nan-trap"], 0),
+    (["compare", "Max(x, 0)", "--at", "x=0", "--json"], 1),
+    (["compare", "Max(x, 0)", "--at", "x=0", "--allow", "kinky"], 2),
+    (["compare", "x", "--at", "x=1,x=2"], 2),
+])
+def test_compare_exits_as_a_checker_in_ci(capsys: pytest.CaptureFixture[str], argv: list[str], rc: int) -> None:
+    got, out, err = run(capsys, *argv)
+    assert got == rc, err
+    assert ("Traceback" not in err) and (err == "" if rc < 2 else err.startswith("symgrad: "))
+
+
+def test_check_exits_1_on_a_disagreement_and_0_when_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "model.py"
+    path.write_text("import torch\n\n\ndef unit(a):\n    return torch.relu(a)\n\n\ndef norm2(w):\n"
+                    "    return (w * w).sum()\n")
+    assert main(["check", f"{path}:norm2", "--at", "w=[[0.5], [-2.0]]"]) == 0  # a matrix from nested lists
+    capsys.readouterr()
+    assert main(["check", f"{path}:unit", "--at", "a=0"]) == 1  # relu's kink
+    assert main(["check", f"{path}:unit", "--at", "a=0", "--allow", "kink"]) == 0
+    assert main(["check", f"{path}:unit", "--at", "a=1"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("value, first", [
+    ("w=[[1],[2", "--at 'w=[[1],[2': '[[1],[2' is not a number, a vector"),
+    ("w=[[1],[2,3]]", "--at 'w=[[1],[2,3]]': '[[1],[2,3]]' is not a number, a vector"),
+    ("w=[['a']]", "--at \"w=[['a']]\": \"[['a']]\" is not a number, a vector"),
+    ("w=[[[1]]]", "--at 'w=[[[1]]]': '[[[1]]]' is not a number, a vector"),
+    ("fc1.weight=1,fc1.weight=2", "--at gives fc1.weight twice"),
+])
+def test_at_reads_nested_lists_and_dotted_names_or_says_why_not(capsys: pytest.CaptureFixture[str], value: str,
+                                                                 first: str) -> None:
+    rc, out, err = run(capsys, "compare", "x", "--at", value)
+    assert rc == 2 and out == ""
+    assert err.startswith(f"symgrad: {first}"), err
+
+
+def test_at_values_are_numbers_vectors_and_matrices() -> None:
+    from symgrad.show.cli import _point
+
+    assert _point(["w=[[1],[2]],x=3", "fc1.weight=[[0.5, -1e-3]]", "b=[1, 2.5]"]) == {
+        "w": [[1.0], [2.0]], "x": 3.0, "fc1.weight": [[0.5, -0.001]], "b": [1.0, 2.5]}
+
+
+def test_a_double_dash_ends_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "compare", "--at", "x=1.5", "--", "-x**2")
+    assert rc == 0, err
+    assert out.startswith("symgrad: -x**2 at x = 1.5")
+
+
+def test_plot_to_a_file_that_is_no_image_is_a_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "sweep", "x**2", "--over", "x=0:1", "-n", "3", "--plot", str(tmp_path / "notes.txt"))
+    assert rc == 2 and out == ""
+    assert "its extension .txt is not an image format" in err and "Traceback" not in err
+    assert not (tmp_path / "notes.txt").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`symgrad sweep ... --json | head -1`: the pipe closes after one line; no traceback."""
+    done = subprocess.run(f"'{script()}' sweep 'x**2' --over x=-1:1 -n 200001 --json | head -1",
+                          shell=True, capture_output=True, text=True, timeout=HANG_SECONDS)
+    assert done.stdout == "{\n"
+    assert done.stderr == "", done.stderr
