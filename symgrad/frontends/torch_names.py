@@ -1,7 +1,8 @@
 """THE table from torch spellings to SymPy: one row per spelling, each pointing at a rule.
 
-The torch front ends (`source.py` reads a function's source, `recorder.py` a real run) look up
-every operator, function, method and attribute they meet here, and nowhere else. A row says how
+The torch front ends (`source.py` reads a function's source, its `source_calls.py` and
+`source_expressions.py` doing the lookups; `recorder.py` a real run) look up every operator,
+function, method and attribute they meet here, and nowhere else. A row says how
 torch spells the operation (`torch.exp`, `Tensor.exp`, `torch.nn.functional.relu`, the `+`
 operator), which row of the lowering table (`rules.RULES`, by SymPy class, or `primitives`) it
 becomes, and how to build the SymPy node from the operands. `docs/supported.md` lists the

@@ -1,0 +1,207 @@
+"""The calls of a torch function's source: names resolved through the torch spelling table.
+
+`CallTranslator` reads what a name or attribute outside the function's own variables means (a
+constant, a tensor, a module, a torch function or tensor method in `torch_names.SPELLINGS`; a
+builtin such as `abs`), and turns a call, an operator or `.T` into the table's SymPy node,
+materialised as its own statement (`TranslationState.materialise`). The expression translator
+(`source_expressions.py`) owns one and hands it its own `value`, which reads a call's function
+and arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import numbers
+import types
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+import sympy as sp
+
+from . import torch_names as tn
+from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
+from ..base.errors import UnsupportedNodeError
+from ..program.primitives import strip
+
+
+class _Module:
+    def __init__(self, obj: types.ModuleType, name: str) -> None:
+        self.obj = obj
+        self.name = name
+
+
+class _Func:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Method:
+    def __init__(self, name: str, self_value: Any) -> None:
+        self.name = name
+        self.self_value = self_value
+
+
+class NoGradCtx:
+    """What `torch.no_grad()` reads as: the context of a `with` block."""
+
+
+_MODULE_NAMES: Final = {"torch": "torch", "torch.nn.functional": "torch.nn.functional", "torch.linalg": "torch.linalg",
+                        "torch.nn": "torch.nn", "math": "math", "numpy": "numpy", "torch.special": "torch.special"}
+
+
+class CallTranslator:
+    """Names outside the function's variables, attributes, calls and operators, through the table."""
+
+    def __init__(self, state: TranslationState, fn: Any, value: Callable[[ast.expr], Any]) -> None:
+        self.state = state
+        self.fn = inspect.unwrap(fn)
+        self.closure = inspect.getclosurevars(self.fn) if isinstance(self.fn, types.FunctionType) else None
+        self.value = value  # the expression translator's: a call's function and arguments are expressions
+
+    def resolve_global(self, name: str, node: ast.AST) -> Any:
+        cv = self.closure
+        scopes = []
+        if cv is not None:
+            scopes = [cv.nonlocals, cv.globals, getattr(self.fn, "__globals__", {}), vars(builtins)]
+        else:
+            scopes = [getattr(self.fn, "__globals__", {}), vars(builtins)]
+        for scope in scopes:
+            if name in scope:
+                return self.from_python(scope[name], name, node)
+        raise Refuse(node, f"`{name}` is not defined where the function can see it.")
+
+    def from_python(self, obj: Any, name: str, node: ast.AST) -> Any:
+        import torch
+
+        if isinstance(obj, types.ModuleType):
+            return _Module(obj, obj.__name__)
+        if isinstance(obj, bool):
+            return obj
+        if isinstance(obj, numbers.Number) and isinstance(obj, (int, float)):
+            return obj
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, torch.Tensor):
+            if obj.requires_grad:
+                raise Refuse(node, f"`{name}` is a tensor that requires grad, read from outside the function: "
+                                   "its gradient is not one the comparison can see.\nFix: pass it as an argument.")
+            if obj.ndim == 0:
+                return float(obj.item()) if obj.is_floating_point() else int(obj.item())
+            arr = obj.detach().to(torch.float64).cpu().numpy()
+            if arr.ndim == 1:
+                arr = arr.reshape(-1, 1)
+            return sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr])
+        if isinstance(obj, torch.nn.Module):
+            raise Refuse(node, f"`{name}` is a torch.nn.Module: its parameters are hidden state that symgrad "
+                               "cannot see as inputs.\nFix: write the layer out with its weights as arguments "
+                               "(`x @ W + b`).")
+        if isinstance(obj, type(torch.no_grad)) and obj is torch.no_grad:
+            return _Func("torch.no_grad")
+        spelled = _objects().get(id(obj))
+        if spelled is not None:
+            return _Func(spelled)
+        if obj is range:
+            return obj
+        if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
+            return _Func("torch.abs")
+        if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+            if isinstance(obj, types.FunctionType) and getattr(obj, "__module__", "").split(".")[0] != "torch":
+                raise Refuse(node, f"`{name}` is a function of your own; symgrad reads one function at a time "
+                                   "and does not follow calls into helpers.\nFix: inline the helper's body "
+                                   "into the function you compare.")
+            raise Refuse(node, f"`{name}` is not in symgrad's table of torch functions (docs/supported.md).")
+        raise Refuse(node, f"`{name}` ({type(obj).__name__}) is not a number, a tensor or a torch function.")
+
+    def attribute(self, node: ast.Attribute) -> Any:
+        base = self.value(node.value)
+        if isinstance(base, _Module):
+            obj = getattr(base.obj, node.attr, None)
+            dotted = f"{base.name}.{node.attr}"
+            if obj is None:
+                raise Refuse(node, f"`{dotted}` does not exist.")
+            if isinstance(obj, types.ModuleType):
+                return _Module(obj, obj.__name__)
+            if dotted in tn.REFUSED:
+                raise Refuse(node, tn.REFUSED[dotted])
+            if base.name == "math" and isinstance(obj, float):
+                return obj
+            return self.from_python(obj, dotted, node)
+        if _is_value(base):
+            name = f"Tensor.{node.attr}"
+            if node.attr == "T":
+                return self.apply(tn.SPELLINGS["Tensor.T"], [base], {}, node)
+            if node.attr.endswith("_") and not node.attr.startswith("_"):
+                raise Refuse(node, f"`.{node.attr}` changes a tensor in place. " + IN_PLACE)
+            if name in tn.REFUSED:
+                raise Refuse(node, tn.REFUSED[name])
+            if name in tn.SPELLINGS:
+                return _Method(name, base)
+            raise Refuse(node, f"`.{node.attr}` of a tensor is not in symgrad's table (docs/supported.md).")
+        raise Refuse(node, f"`.{node.attr}` of {type(base).__name__} is not supported.")
+
+    def _argument(self, node: ast.expr) -> Any:
+        """An argument of a call: a value, or a literal True/False (`keepdim=True`), which is a
+        flag of the call, not a number of the mathematics."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return node.value
+        return self.value(node)
+
+    def call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
+        func = self.value(node.func)
+        if func is range:
+            raise Refuse(node, "`range` is supported only as the iterable of a `for` loop.")
+        if isinstance(func, _Func) and func.name == "torch.no_grad":
+            return NoGradCtx()
+        args = [self._argument(a) for a in node.args]
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise Refuse(node, "`**kwargs` in a call is not supported.")
+            kwargs[kw.arg] = self._argument(kw.value)
+        if isinstance(func, _Method):
+            spelling = tn.SPELLINGS[func.name]
+            return self.apply(spelling, [func.self_value, *args], kwargs, node, target)
+        if isinstance(func, _Func):
+            if func.name in tn.REFUSED:
+                raise Refuse(node, tn.REFUSED[func.name])
+            spelling = tn.lookup(func.name)
+            if spelling is None:
+                raise Refuse(node, f"`{func.name}` is not in symgrad's table (docs/supported.md).")
+            return self.apply(spelling, args, kwargs, node, target)
+        raise Refuse(node, "This call is not to a torch function symgrad knows.")
+
+    def apply(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
+              target: sp.Symbol | None = None) -> Any:
+        if spelling.name == "torch.where":
+            self.state.uses_where = True
+            c = args[0]
+            if isinstance(c, sp.Basic):
+                args = [strip(c), *args[1:]]
+        sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
+        sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
+        if spelling.name in ("Tensor.item",) and self.state.pure:
+            return sym_args[0]
+        try:
+            e = spelling.build(sym_args, sym_kwargs)
+        except UnsupportedNodeError as err:
+            raise Refuse(node, str(err)) from None
+        except (TypeError, ValueError) as err:
+            raise Refuse(node, f"`{spelling.name}` with these arguments cannot be translated ({err}).") from None
+        return self.state.materialise(e, target)
+
+
+def _objects() -> dict[int, str]:
+    global _OBJECTS
+    if _OBJECTS is None:
+        _OBJECTS = tn.objects()
+    return _OBJECTS
+
+
+_OBJECTS: dict[int, str] | None = None
+
+
+def _is_value(v: Any) -> bool:
+    return isinstance(v, sp.Basic) and not is_bool(v)

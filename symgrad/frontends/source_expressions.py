@@ -1,0 +1,167 @@
+"""The expressions of a torch function's source: operators, comparisons, conditions, names.
+
+`ExpressionTranslator.value` reads one expression node through its `expr_<Node>` method; an
+operator becomes a torch spelling's node (`torch_names.OPERATORS`), a comparison or `and`/`or`
+a condition, `a if c else b` a Piecewise. Calls and attributes, and names that are not the
+function's own variables, go to the `CallTranslator` (`source_calls.py`) it owns. The
+statement translator (`source.py`) owns one and reads every expression and condition here.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from . import torch_names as tn
+from .source_calls import CallTranslator
+from .source_state import Refuse, TranslationState, is_bool, to_sympy
+from ..program.primitives import strip
+
+
+class ExpressionTranslator:
+    """One expression node at a time; its value, or a statement written for it (A-normal form)."""
+
+    def __init__(self, state: TranslationState, fn: Any) -> None:
+        self.state = state
+        self.calls = CallTranslator(state, fn, self.value)
+
+    # -- conditions
+
+    def test(self, node: ast.expr) -> Any:
+        self.state.pure += 1
+        saved, self.state.no_grad = self.state.no_grad, 0
+        try:
+            c = self.value(node)
+        finally:
+            self.state.pure -= 1
+            self.state.no_grad = saved
+        if isinstance(c, (bool, np.bool_)):
+            return sp.true if c else sp.false
+        if isinstance(c, sp.Basic):
+            # Conditions are not differentiated: detach and .item() change nothing in them.
+            c = strip(c)
+        if not is_bool(c):
+            raise Refuse(node, "This condition is not a comparison (`if b:` on a tensor tests b != 0).\n"
+                               "Fix: write the comparison out, e.g. `if b != 0:`.")
+        return c
+
+    # -- expressions
+
+    def value(self, node: ast.expr, target: sp.Symbol | None = None) -> Any:
+        method = getattr(self, "expr_" + type(node).__name__, None)
+        if method is None:
+            what = {ast.Subscript: "Indexing a tensor (`x[i]`)", ast.ListComp: "A list comprehension",
+                    ast.Lambda: "A lambda inside the function", ast.JoinedStr: "An f-string",
+                    ast.Tuple: "A tuple", ast.List: "A list", ast.Dict: "A dict"}.get(type(node), f"`{type(node).__name__}`")
+            fix = ("Fix: pass the elements you need as separate inputs, or use whole-tensor operations "
+                   "(`sum`, `@`, `.T`)." if isinstance(node, ast.Subscript) else
+                   "Fix: rewrite it with the operations in docs/supported.md.")
+            raise Refuse(node, f"{what} is not supported by symgrad's source reader. {fix}")
+        takes = "target" in method.__code__.co_varnames[: method.__code__.co_argcount]
+        return method(node, target) if (target is not None and takes) else method(node)
+
+    def expr_Constant(self, node: ast.Constant) -> Any:
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            if node.value is None:
+                return None
+            raise Refuse(node, f"The constant {node.value!r} is not a number.")
+        return node.value
+
+    def expr_Name(self, node: ast.Name) -> Any:
+        if node.id in self.state.env:
+            return self.state.env[node.id]
+        return self.calls.resolve_global(node.id, node)
+
+    def expr_Attribute(self, node: ast.Attribute) -> Any:
+        return self.calls.attribute(node)
+
+    def expr_Call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
+        return self.calls.call(node, target)
+
+    def expr_BinOp(self, node: ast.BinOp, target: sp.Symbol | None = None) -> Any:
+        a = self.value(node.left)
+        b = self.value(node.right)
+        op = tn.OPERATORS.get(type(node.op).__name__)
+        if op is None:
+            raise Refuse(node, f"The operator `{type(node.op).__name__}` is not supported.")
+        if _is_number(a) and _is_number(b):
+            return _python_op(op, a, b, node)
+        return self.calls.apply(tn.SPELLINGS[op], [a, b], {}, node, target)
+
+    def expr_UnaryOp(self, node: ast.UnaryOp, target: sp.Symbol | None = None) -> Any:
+        a = self.value(node.operand)
+        if isinstance(node.op, ast.UAdd):
+            return a
+        if isinstance(node.op, ast.Not):
+            return sp.Not(a) if isinstance(a, sp.Basic) else (not a)
+        if not isinstance(node.op, ast.USub):
+            raise Refuse(node, "The operator `~` is not supported.")
+        if _is_number(a):
+            return -a
+        return self.calls.apply(tn.SPELLINGS["unary -"], [a], {}, node, target)
+
+    def expr_Compare(self, node: ast.Compare) -> Any:
+        parts = []
+        left = self.value(node.left)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = self.value(right_node)
+            rel = {ast.Lt: sp.StrictLessThan, ast.LtE: sp.LessThan, ast.Gt: sp.StrictGreaterThan,
+                   ast.GtE: sp.GreaterThan, ast.Eq: sp.Eq, ast.NotEq: sp.Ne}.get(type(op))
+            if rel is None:
+                raise Refuse(node, "Only <, <=, >, >=, == and != comparisons are supported.")
+            if _is_number(left) and _is_number(right):
+                parts.append(sp.true if _python_compare(op, left, right) else sp.false)
+            else:
+                if tn.is_matrix(left) or tn.is_matrix(right):
+                    raise Refuse(node, "A comparison of tensors of rank >= 1 is not a single condition.")
+                parts.append(rel(to_sympy(left), to_sympy(right)))
+            left = right
+        return sp.And(*parts) if len(parts) > 1 else parts[0]
+
+    def expr_BoolOp(self, node: ast.BoolOp) -> Any:
+        vals = [self.value(v) for v in node.values]
+        vals = [sp.true if v is True else (sp.false if v is False else v) for v in vals]
+        return sp.And(*vals) if isinstance(node.op, ast.And) else sp.Or(*vals)
+
+    def expr_IfExp(self, node: ast.IfExp, target: sp.Symbol | None = None) -> Any:
+        self.state.uses_if = True
+        if self.state.matrix_mode:
+            raise Refuse(node, "A conditional expression over tensors of rank >= 1 is not supported.")
+        cond = self.test(node.test)
+        if cond is sp.true:
+            return self.value(node.body, target) if target is not None else self.value(node.body)
+        if cond is sp.false:
+            return self.value(node.orelse, target) if target is not None else self.value(node.orelse)
+        # Both values as expressions: only the taken branch runs.
+        self.state.pure += 1
+        try:
+            a = self.value(node.body)
+            b = self.value(node.orelse)
+        finally:
+            self.state.pure -= 1
+        return self.state.materialise(self.piecewise(a, cond, b), target)
+
+    def piecewise(self, a: Any, cond: Any, b: Any) -> Any:
+        a, b = to_sympy(a), to_sympy(b)
+        if tn.is_matrix(a) or tn.is_matrix(b):
+            raise Refuse(None, "A branch whose value is a tensor of rank >= 1 is not supported.")
+        return sp.Piecewise((a, cond), (b, True))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _python_op(op: str, a: Any, b: Any, node: ast.AST) -> Any:
+    try:
+        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+                "**": lambda: a ** b}[op]()
+    except (ZeroDivisionError, OverflowError, KeyError) as err:
+        raise Refuse(node, f"The constant expression cannot be computed ({err}).") from None
+
+
+def _python_compare(op: ast.cmpop, a: Any, b: Any) -> bool:
+    return {ast.Lt: a < b, ast.LtE: a <= b, ast.Gt: a > b, ast.GtE: a >= b, ast.Eq: a == b, ast.NotEq: a != b}[type(op)]

@@ -1,0 +1,143 @@
+"""What the three translators of a torch function's source share while they read it.
+
+`source.py` translates statements, `source_expressions.py` expressions and `source_calls.py`
+calls (the torch spelling table); each holds the one `TranslationState` of the function being
+read: the values bound to the user's names so far, the program's variables, the statements
+written, where each came from, and the mode (inside a branch, under `no_grad`, matrix inputs).
+A construct outside the grammar raises `Refuse` naming its node; `source.translate` turns it
+into one `TraceError` citing the user's line.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Sequence
+from typing import Any, Final
+
+import sympy as sp
+from sympy.codegen import ast as cg
+
+from . import torch_names as tn
+from ..program.primitives import PRIMITIVES, no_grad
+
+
+class Refuse(Exception):
+    """A construct outside the grammar: the node to cite (None: the current line) and the sentence."""
+
+    def __init__(self, node: ast.AST | None, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+# The sentence every in-place construct ends with.
+IN_PLACE: Final = ("symgrad reads programs whose values are never changed in place (an in-place op on a "
+                   "tensor autograd needs for the backward pass changes the graph itself).\n"
+                   "Fix: write it out of place, e.g. `b = b * 2` instead of `b.mul_(2)` or `b *= 2` on a leaf.")
+
+
+class TranslationState:
+    """One function's reading so far, shared by the statement, expression and call translators.
+
+    `span` is the `SourceSpan` of the statement being read (the statement translator sets it);
+    `emit` and `materialise` record it in `origins` for what they write.
+    """
+
+    def __init__(self, node: ast.AST, inputs: Sequence[tuple[str, tuple[int, int] | None]]) -> None:
+        self.origins: dict[sp.Basic, Any] = {}  # node or statement -> its SourceSpan
+        self.block: list[sp.Basic] = []
+        self.pure = 0  # > 0 inside if-branches and conditions: values are expressions, no statements
+        self.no_grad = 0
+        self.span: Any = None  # the SourceSpan of the statement being read
+        self.matrix_mode = any(s is not None for _, s in inputs)
+        self.uses_where = False
+        self.uses_if = False
+        self.names_in_fn = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
+            a.arg for a in ast.walk(node) if isinstance(a, ast.arg)}
+        self.counter = 0
+        self.env: dict[str, Any] = {}
+        self.inputs: list[sp.Basic] = []
+        self.vars: dict[str, sp.Symbol] = {}
+        for name, shp in inputs:
+            sym: sp.Basic = sp.MatrixSymbol(name, *shp) if shp is not None else sp.Symbol(name, real=True)
+            self.inputs.append(sym)
+            self.env[name] = sym
+        self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
+
+    def fresh(self, base: str = "t") -> sp.Symbol:
+        while True:
+            self.counter += 1
+            name = f"{base}{self.counter}"
+            if name not in self.names_in_fn and name not in self.vars:
+                sym = sp.Symbol(name, real=True)
+                self.vars[name] = sym
+                return sym
+
+    def var(self, name: str) -> sp.Symbol:
+        if name in self.vars:
+            return self.vars[name]
+        if name in self.params:
+            sym = sp.Symbol(f"{name}_v", real=True)
+        else:
+            sym = sp.Symbol(name, real=True)
+        self.vars[name] = sym
+        return sym
+
+    def emit(self, stmt: sp.Basic) -> None:
+        self.block.append(stmt)
+        if self.span is not None:
+            self.origins.setdefault(stmt, self.span)
+
+    def note_node(self, e: Any) -> None:
+        """This line made `e`, and the nodes inside it that no earlier line made (one torch call
+        may be several nodes: `torch.clamp(x, min=a, max=b)` is a clamp of a clamp)."""
+        if not isinstance(e, sp.Basic) or self.span is None or e.is_number:
+            return
+        todo = [e]
+        while todo:  # a constant node inside gets the line too: it is never a step, so never cited
+            node = todo.pop()
+            if node.is_Atom or isinstance(node, sp.MatrixSymbol) or node in self.origins:
+                continue
+            self.origins[node] = self.span
+            todo.extend(a for a in node.args if isinstance(a, sp.Basic))
+
+    def materialise(self, e: Any, target: sp.Symbol | None = None) -> Any:
+        """An op's result: its own statement (A-normal form), or the expression itself in pure
+        and matrix mode."""
+        if not isinstance(e, sp.Basic) or is_bool(e):
+            return e
+        if self.pure or self.matrix_mode or tn.is_matrix(e):
+            if self.no_grad and not self.pure:
+                e = no_grad(e)
+            self.note_node(e)
+            return e
+        if e.is_number and not e.has(*PRIMITIVES) and target is None:
+            return e
+        if isinstance(e, sp.Symbol) and target is None:
+            return e
+        if self.no_grad:
+            e = no_grad(e)
+        sym = target if target is not None else self.fresh()
+        self.emit(cg.Assignment(sym, e))
+        self.note_node(e)
+        return sym
+
+
+def is_bool(v: Any) -> bool:
+    """A condition (a comparison, and/or/not, true/false); a Symbol is an expression here."""
+    return isinstance(v, (sp.core.relational.Relational, sp.logic.boolalg.BooleanFunction,
+                          sp.logic.boolalg.BooleanAtom))
+
+
+def to_sympy(v: Any) -> Any:
+    """A Python flag or number as a SymPy value (an integral float as an Integer); others as they are."""
+    if isinstance(v, bool):
+        return sp.true if v else sp.false
+    if isinstance(v, int):
+        return sp.Integer(v)
+    if isinstance(v, float):
+        if math.isfinite(v) and v.is_integer() and abs(v) < 2**53:
+            return sp.Integer(int(v))
+        return sp.Float(v)
+    return v
