@@ -39,7 +39,7 @@ from .program.primitives import sigmoid as sigmoid
 from .program.primitives import softmax as softmax
 from .program.primitives import softplus as softplus
 from .program.program import Program as Program
-from .sides.lowering import LoweredProgram as LoweredProgram
+from .sides.ir import LoweredProgram as LoweredProgram
 from .tools.sweep import Sweep as Sweep
 from .tools.sweep import sweep as sweep
 from .tools.traced import Traced as Traced

@@ -13,7 +13,7 @@ from typing import Any
 import sympy as sp
 
 from ..sides import lowering
-from ..sides.lowering import Branches, LoweredProgram
+from ..sides.ir import Branches, LoweredProgram
 from .parse import parse
 
 

@@ -20,7 +20,7 @@ from ..base.errors import ParseError, SymgradError
 from sympy.codegen.cfunctions import expm1, log1p
 
 from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
-from ..sides.lowering import unsupported
+from ..sides.selection import unsupported
 from ..program.program import sstr
 
 # The functions an expression may call: the scalar rows of the lowering table (so nothing is

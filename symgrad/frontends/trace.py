@@ -33,7 +33,8 @@ from ..base.errors import LoopLimitError, PointError, TraceError
 from ..program import exact as ex
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
-from ..sides.lowering import has_loop, lower
+from ..sides.ir import has_loop
+from ..sides.lowering import lower
 from .recorder import record
 from .source import SourceSpan, read_source, translate
 

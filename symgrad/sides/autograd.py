@@ -20,7 +20,8 @@ import numpy as np
 
 import torch
 
-from .lowering import DTYPES, LoweredProgram
+from .ir import LoweredProgram
+from .lowering import DTYPES
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

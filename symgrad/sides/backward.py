@@ -44,7 +44,9 @@ from ..base.rendering import render
 from ..program import exact as ex
 from .autograd import torch_state
 from .executed import Path, PathStep, step_expression
-from .lowering import DTYPES, LoweredProgram, select
+from .ir import LoweredProgram
+from .lowering import DTYPES
+from .selection import select
 from ..program.program import node_text, sstr
 
 # Ops whose local derivative is a matrix rule (a vector-Jacobian product), in the program's names:

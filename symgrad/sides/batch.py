@@ -20,8 +20,9 @@ import torch
 
 from ..program.primitives import SOFTPLUS_THRESHOLD
 from .executed import DEFAULT_MAX_ITERATIONS
-from .lowering import (RTOL, Cond, Const, For, If, Inline, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop,
-                       elementwise, statement_expression)
+from .ir import Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop, statement_expression
+from .lowering import RTOL, elementwise
+from .spelling import Inline
 
 
 _TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {

@@ -37,7 +37,7 @@ import sympy as sp
 from ..program import exact as ex
 from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
 from ..program.program import node_text
-from .lowering import Branch, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
+from .ir import Branch, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
 from ..program.rules import exact_eval, relation_holds
 
@@ -612,7 +612,7 @@ from ..program.primitives import SOFTPLUS_THRESHOLD  # noqa: E402
 from ..program.primitives import sigmoid as _SIGMOID  # noqa: E402
 from ..program.primitives import softplus as _SOFTPLUS  # noqa: E402
 from ..program.primitives import PRIMITIVES
-from .lowering import select
+from .selection import select
 
 
 def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:

@@ -30,7 +30,7 @@ import sympy as sp
 
 from ..program import exact as ex
 from .executed import Path, PathStep, Side, beside, domain_violation, run
-from .lowering import LoweredProgram
+from .ir import LoweredProgram
 from ..program.primitives import strip
 from ..program.program import more_nodes_than
 from ..program.ops import OPS

@@ -34,7 +34,8 @@ from ..frontends.front import expression
 from ..verdict.compare import RTOL, Comparison, compare, rounding_only
 from ..base.errors import LoopLimitError, OptionError, PointError
 from ..sides.executed import DEFAULT_MAX_ITERATIONS
-from ..sides.lowering import (DTYPES, wrt_indices, For, If, LoweredProgram, NoGrad, Step, Stmt, While, check_options, lower)
+from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, Stmt, While
+from ..sides.lowering import DTYPES, wrt_indices, check_options, lower
 from ..program.primitives import strip
 from ..program.program import float_of
 from ..sides.batch import run_batch

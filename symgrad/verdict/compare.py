@@ -38,7 +38,8 @@ from ..base.errors import (OPTION, POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE,
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, Decision, Path, PathStep, as_expression, domain_violation, run
 from ..program.primitives import strip
 from ..program.rules import exact_eval, op_rule
-from ..sides.lowering import DTYPES, RTOL, wrt_indices, LoweredProgram, check_options, lower, lower_with_inputs
+from ..sides.ir import LoweredProgram
+from ..sides.lowering import DTYPES, RTOL, wrt_indices, check_options, lower, lower_with_inputs
 from ..program.program import node_text, sstr
 from ..program.ops import OPS
 from ..sides.symbolic import SymbolicSide, departs, formula, same, symbolic_sides

@@ -277,7 +277,7 @@ def test_the_html_view_has_the_backward_pass_in_a_details_section() -> None:
 
 
 def test_cli_compare_steps_prints_the_derivation(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", "2*sin(x/2)**2/x**2", "--at", "x=1e-7", "--steps"]) == 0
+    assert main(["compare", "2*sin(x/2)**2/x**2", "--at", "x=1e-7", "--steps"]) == 1  # rounding: they disagree
     out = capsys.readouterr().out
     assert "backward pass of 2*sin(x/2)**2/x**2" in out
     assert "parts at line 16 (cancellation)" in out
