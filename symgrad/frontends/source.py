@@ -236,8 +236,13 @@ class StatementTranslator(ast.NodeVisitor):
         if self.state.pure or self.state.matrix_mode:
             self.state.env[name] = self.expressions.value(value_node)
             return
-        target = self.state.var(name) if (needs_symbol or True) else None
+        target = self.state.var(name)
         v = self.expressions.value(value_node, target=target)
+        if needs_symbol and isinstance(v, (int, float)) and not isinstance(v, bool):
+            # A Python number that a loop or branch changes (a counter `k += 1`): a variable of the
+            # program, so that a condition reading it (`while v < 100 and k < 3`) is kept, never
+            # folded to its value at the first test.
+            v = to_sympy(v)
         if isinstance(v, sp.Basic) and not tn.is_matrix(v) and not is_bool(v):
             if v != target:
                 # A plain name, a number, or an op that SymPy folded: still one statement, so

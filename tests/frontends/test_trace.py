@@ -956,3 +956,50 @@ def test_an_example_value_that_is_no_point_is_a_sentence(value: Any, first: str)
         text = str(info.value)
         assert text.startswith(first), text
         assert "\nFix: " in text and text.endswith("See docs/errors.md#pointerror")
+
+
+# ---------------------------------------------------------------- every part of a condition is read (issue 21, item 1)
+
+
+def _doubling_with_a_counter(x):  # type: ignore[no-untyped-def]
+    v = x
+    k = 0
+    while v < 100.0 and k < 3:
+        v = v * 2
+        k += 1
+    return v
+
+
+def _abs_doubling_with_a_counter(x):  # type: ignore[no-untyped-def]
+    v = x
+    k = 0
+    while torch.abs(v) < 10.0 and k < 3:
+        v = v * 2
+        k += 1
+    return v
+
+
+def _torch_grad(fn: Any, at: float) -> float:
+    a = torch.tensor(at, dtype=torch.float64, requires_grad=True)
+    fn(a).backward()
+    return float(a.grad)
+
+
+@pytest.mark.parametrize("fn, at", [
+    (_doubling_with_a_counter, 30.0),   # the tensor test ends the loop (after 2 doublings)
+    (_doubling_with_a_counter, 1.0),    # the counter ends it (3 doublings)
+    (_doubling_with_a_counter, 500.0),  # never enters
+    (_abs_doubling_with_a_counter, 0.3),
+    (_abs_doubling_with_a_counter, -4.0),
+])
+def test_a_python_counter_in_a_loop_condition_is_kept(fn: Any, at: float) -> None:
+    traced = sg.trace(fn, at)
+    assert traced.mode == "source"
+    text = str(traced.program)
+    assert "k < 3" in text and "k = k + 1" in text, text
+    (entry,) = traced.compare().entries
+    assert entry.grad_autograd == _torch_grad(fn, at)
+    assert entry.grad_executed == sp.Rational(_torch_grad(fn, at))
+    for other in (30.0, 1.0, 0.3, -4.0):  # the same translation is right elsewhere too
+        (e,) = sg.compare(fn, at={"x": other}).entries
+        assert e.grad_autograd == _torch_grad(fn, other)
