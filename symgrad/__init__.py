@@ -44,8 +44,8 @@ from .tools.sweep import Sweep as Sweep
 from .tools.sweep import sweep as sweep
 from .tools.traced import Traced as Traced
 from .tools.traced import trace as trace
-from .verdict.compare import Comparison as Comparison
-from .verdict.compare import Entry as Entry
+from .verdict.records import Comparison as Comparison
+from .verdict.records import Entry as Entry
 from .verdict.compare import compare as compare
 from .show import data as _data  # noqa: F401 - registers the renderers (symgrad.base.rendering)
 from .show import report as _report  # noqa: F401 - registers the renderers (symgrad.base.rendering)

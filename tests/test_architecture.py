@@ -147,7 +147,6 @@ def test_imports_go_down_the_layers():
     assert upward == []
 
 
-@pytest.mark.xfail(strict=True, reason="lowering, compare, rules and source are split in the next commits")
 def test_pieces_a_reader_can_hold():
     too_long = []
     for module, path in MODULES.items():

@@ -92,8 +92,9 @@ SIDES: Final = {
     Cause.ROUNDING: "executed vs autograd",
 }
 
-# Explanation and hint templates. Fields are filled by `compare.py`; every template names the
-# node in SymPy notation and the line of the generated program.
+# Explanation and hint templates. Fields are filled in `symgrad/verdict` (`compare.py`, from the
+# findings of `structural.py` and `floating.py`); every template names the node in SymPy notation
+# and the line of the generated program.
 EXPLANATIONS: Final = {
     Cause.AGREE: "The derivative of the mathematics, of the program that ran, and autograd's "
     "value agree within the {dtype} tolerance (rtol={rtol:g}).",

@@ -27,7 +27,7 @@ from ..program.program import float_of, number, sstr
 from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..tools.sweep import Region, Sweep
-from ..verdict.compare import Comparison, Entry
+from ..verdict.records import Comparison, Entry
 
 MAX_EXACT_CHARS: Final = 4000
 

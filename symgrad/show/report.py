@@ -1,7 +1,7 @@
 """Rendering only: a `Comparison` as terminal text, markdown, or HTML.
 
-Nothing here computes a derivative or decides a cause; it lays out the records `compare.py`
-made: the three values side by side, the cause with its page, the explanation and hint, the
+Nothing here computes a derivative or decides a cause; it lays out the records (`records.py`)
+that `compare.py` made: the three values side by side, the cause with its page, the explanation and hint, the
 generated program with the cited lines marked, and the executed path.
 """
 
@@ -23,7 +23,7 @@ from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..sides.executed import Decision, Path
 from ..tools.sweep import IDS, Sweep
-from ..verdict.compare import Comparison, Entry
+from ..verdict.records import Comparison, Entry
 
 MAX_PATH_ROWS = 40
 

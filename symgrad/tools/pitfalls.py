@@ -282,6 +282,36 @@ class _Update:
     steps: list[tuple[float, SourceSpan | None]] = field(default_factory=list)  # (delta . grad, line)
 
 
+class _Zeroing:
+    """What `zeroed-before-step` needs: the gradients a backward() filled and no update has used
+    yet, those discarded while unused, and the parameters as the watch began."""
+
+    def __init__(self) -> None:
+        self.unused: dict[int, SourceSpan | None] = {}  # param index -> the backward that filled it
+        self.discarded: dict[int, tuple[SourceSpan | None, SourceSpan | None]] = {}  # -> (discarding line, backward)
+        self.initial: tuple[torch.Tensor, ...] = ()
+
+    def start(self, params: Sequence[torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.initial = tuple(p.detach().clone() for p in params)
+
+    def discard(self, i: int, span: SourceSpan | None) -> None:
+        self.discarded.setdefault(i, (span, self.unused.pop(i)))
+
+    def close(self, params: Sequence[torch.Tensor]) -> list[tuple[SourceSpan | None, list[tuple[int, SourceSpan | None]]]]:
+        """The discards to report, by discarding line: none if any parameter moved."""
+        discarded, self.discarded = self.discarded, {}
+        if not discarded:
+            return []
+        with torch.no_grad():
+            if any(not torch.equal(p.detach(), s) for p, s in zip(params, self.initial) if p.shape == s.shape):
+                return []
+        by_span: dict[SourceSpan | None, list[tuple[int, SourceSpan | None]]] = {}
+        for i, (span, backward) in discarded.items():
+            by_span.setdefault(span, []).append((i, backward))
+        return list(by_span.items())
+
+
 class Watcher(TorchFunctionMode):
     """`with watch(params) as w:` a TorchFunctionMode that records training-step findings."""
 
@@ -299,19 +329,14 @@ class Watcher(TorchFunctionMode):
         self._updates: dict[int, _Update] = {}
         self._asked = False
         self.explained: list[tuple[BaseException, Finding]] = []  # torch errors a finding explains
-        # Gradients a backward() filled and no update has used yet: param index -> that backward's line.
-        self._unused: dict[int, SourceSpan | None] = {}
-        # Gradients discarded while unused: param index -> (the discarding line, the backward's line).
-        self._discarded: dict[int, tuple[SourceSpan | None, SourceSpan | None]] = {}
-        self._start: tuple[torch.Tensor, ...] = ()
+        self._zeroed = _Zeroing()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         return tuple(self._findings)
 
     def __enter__(self) -> Watcher:
-        with torch.no_grad():
-            self._start = tuple(p.detach().clone() for p in self.params)
+        self._zeroed.start(self.params)
         super().__enter__()
         return self
 
@@ -403,9 +428,9 @@ class Watcher(TorchFunctionMode):
         storages = {_storage(p): i for i, p in enumerate(self.params)}  # `.data =` may move a parameter
         hit = sorted({storages[k] for k in map(_storage, targets) if k in storages and k != 0})
         for i in hit:
-            self._unused.pop(i, None)  # an update: the gradient is used (or the parameter moved anyway)
+            self._zeroed.unused.pop(i, None)  # an update: the gradient is used (or the parameter moved anyway)
         grads = {_storage(p.grad): i for i, p in enumerate(self.params) if p.grad is not None}
-        zeroing = sorted({grads[k] for k in map(_storage, targets) if k in grads and k != 0 and grads[k] in self._unused})
+        zeroing = sorted({grads[k] for k in map(_storage, targets) if k in grads and k != 0 and grads[k] in self._zeroed.unused})
         before = {}
         with torch.no_grad():
             for i in hit:
@@ -451,32 +476,20 @@ class Watcher(TorchFunctionMode):
         """`p.grad = None` (what `optimizer.zero_grad()` does) or `p.grad = zeros`."""
         i = self._index(args[0])
         value = args[1] if len(args) > 1 else None
-        if i is not None and i in self._unused and (value is None or (
+        if i is not None and i in self._zeroed.unused and (value is None or (
                 isinstance(value, torch.Tensor) and not bool((value != 0).any()))):
             self._discard(i)
 
     def _discard(self, i: int) -> None:
-        self._discarded.setdefault(i, (_span(_user_frame()), self._unused.pop(i)))
+        self._zeroed.discard(i, _span(_user_frame()))
 
     def _close_zeroed(self) -> None:
         """A gradient discarded before any update used it, in a step where no parameter moved."""
-        if not self._discarded:
-            return
-        with torch.no_grad():
-            moved = any(not torch.equal(p.detach(), s) for p, s in zip(self.params, self._start)
-                        if p.shape == s.shape)
-        if moved:
-            self._discarded = {}
-            return
-        by_span: dict[SourceSpan | None, list[tuple[int, SourceSpan | None]]] = {}
-        for i, (span, backward) in self._discarded.items():
-            by_span.setdefault(span, []).append((i, backward))
-        for span, items in by_span.items():
+        for span, items in self._zeroed.close(self.params):
             many = len(items) > 1
             self._add(Kind.ZEROED_BEFORE_STEP, span, ZEROED.format(
                 code=_code(span, "zero_grad()"), s="s" if many else "", names=_join([f"`{self.names[i]}`" for i, _ in items]),
                 backward=_where(items[0][1]), them="them" if many else "it"), ZEROED_HINT, [i for i, _ in items])
-        self._discarded = {}
 
     def _grad(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """`torch.autograd.grad(outputs, inputs, grad_outputs=...)`: a non-scalar output without
@@ -530,7 +543,7 @@ class Watcher(TorchFunctionMode):
         self._ask_accumulated(span, held)
         for i in reached:
             self._last_backward[i] = span
-            self._unused[i] = span
+            self._zeroed.unused[i] = span
         self._graph_cut(span, reached, raised=False)
         self._cuts = []
         return result

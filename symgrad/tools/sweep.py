@@ -31,11 +31,12 @@ from ..sides.autograd import in_torch_state, torch_state
 from ..base.causes import Cause
 from ..base.rendering import render
 from ..frontends.front import expression
-from ..verdict.compare import RTOL, Comparison, compare, rounding_only
+from ..verdict.compare import compare, rounding_only
+from ..verdict.records import Comparison
 from ..base.errors import LoopLimitError, OptionError, PointError
 from ..sides.executed import DEFAULT_MAX_ITERATIONS
 from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, Stmt, While
-from ..sides.lowering import DTYPES, wrt_indices, check_options, lower
+from ..sides.lowering import DTYPES, RTOL, wrt_indices, check_options, lower
 from ..program.primitives import strip
 from ..program.program import float_of
 from ..sides.batch import run_batch

@@ -28,7 +28,8 @@ import sympy as sp
 import torch
 
 from ..base.causes import Cause
-from ..verdict.compare import Comparison, Entry, compare
+from ..verdict.compare import compare
+from ..verdict.records import Comparison, Entry
 from ..base.errors import GradientMismatch, OptionError, PointError, TraceError, UnsupportedNodeError
 from ..program.program import Program, number, sstr
 

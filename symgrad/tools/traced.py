@@ -16,7 +16,8 @@ from typing import Any
 
 from ..base.errors import OptionError
 from ..frontends.trace import Reading, read_function
-from ..verdict.compare import Comparison, compare_reading
+from ..verdict.compare import compare_reading
+from ..verdict.records import Comparison
 from .sweep import Sweep, sweep
 
 

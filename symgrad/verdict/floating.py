@@ -1,0 +1,318 @@
+"""The floating-point half of the classifier: causes read from the backward pass, where the
+executed side and autograd differ (NaN trap, overflow, rounding)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+from ..program import exact as ex
+from ..base.causes import Cause
+from ..sides.executed import Path, PathStep
+from ..sides.lowering import DTYPES
+from ..program.ops import OPS
+from .findings import Context, Finding, finite, fmt
+from .records import DIGITS
+
+FINFO = {name: torch.finfo(dt) for name, dt in DTYPES.items()}
+SMALLEST = {name: float(fi.smallest_normal * fi.eps) for name, fi in FINFO.items()}  # the smallest subnormal
+
+
+class FloatingPoint:
+    """Executed vs autograd: the causes that live in the dtype's arithmetic."""
+
+    def __init__(self, context: Context) -> None:
+        self.lowered, self.path, self.exact = context.lowered, context.path, context.exact
+        self.dtype, self.rtol = context.dtype, context.rtol
+        self.math_adj, self.exe_adj = context.math_adj, context.exe_adj
+        self.node, self.backward_parting = context.node, context.backward_parting
+
+    def float_finding(self, k: int, exe: ex.Exact, auto: float | None) -> Finding | None:
+        if auto is None:
+            return None
+        if not ex.is_finite(exe):
+            return None
+        fi = FINFO[self.dtype]
+        tol = self.rtol * abs(ex.to_float(exe)) + fi.tiny
+        if math.isfinite(auto) and abs(auto - ex.to_float(exe)) <= tol:
+            return None
+        reach = self.path.reaches_output()
+        over = self.overflow_step(reach)
+        if over is not None:
+            st, beyond, limit, stored = over
+            became = ("autograd reports that inf" if auto is not None and math.isinf(auto)
+                      else f"it turned into {fmt(auto)} in autograd")
+            return Finding(Cause.OVERFLOW, st.node, st.line,
+                            {"value": fmt(st.value), "beyond": beyond, "limit": limit, "stored": stored, "became": became})
+        back = self.backward_overflow(reach)
+        if back is not None:
+            st, d, arg = back
+            became = ("autograd reports that inf" if math.isinf(auto)
+                      else f"it turned into {fmt(auto)} in autograd")
+            value = (f"{fmt(st.value)}, and in the backward pass its derivative with respect to "
+                     f"`{self.node(arg.node)}` is {fmt(d)}")
+            return Finding(Cause.OVERFLOW, st.node, st.line,
+                            {"value": value, "beyond": "too large", "limit": f"largest finite value {fi.max:.4g}",
+                             "stored": "inf", "became": became})
+        if not math.isfinite(auto):
+            trap = self.trap_step(reach)
+            if trap is not None:
+                st, bad, why = trap
+                return Finding(Cause.NAN_TRAP, st.node, st.line, {"bad": bad, "why": why})
+        return self.rounding(exe, auto, reach)
+
+    def backward_overflow(self, reach: list[bool]) -> tuple[PathStep, ex.Exact, PathStep] | None:
+        """A backward-pass number past the dtype's range although every forward value fits:
+        a local derivative (1/x at 5e-324) or an adjoint times it."""
+        biggest = ex.from_float(float(FINFO[self.dtype].max))
+        for st in reversed(self.path.steps):
+            if not reach[st.index] or st.cut or st.vjp is not None:
+                continue
+            a = self.exe_adj[st.index]
+            for p, d in zip(st.parents, st.partials):
+                if not self.path.steps[p].grad or ex.is_mat(d) or ex.is_mat(a):
+                    continue
+                for v in (d, ex.mul(a, d)):
+                    if ex.is_finite(v) and ex.cmp(abs(v), biggest) > 0:
+                        return st, d, self.path.steps[p]
+        return None
+
+    def backward_underflow(self, reach: list[bool]) -> tuple[PathStep, ex.Exact] | None:
+        """A local derivative of the backward pass below the dtype's smallest number (it is stored
+        as 0) where the derivative it is part of is not: 1/(1 + e^-x)'s slope at x = -60 in float32,
+        where torch's division backward forms (1/b)/b = 8.7e-53 before it multiplies by e^60."""
+        smallest = ex.from_float(SMALLEST[self.dtype])
+        for st in reversed(self.path.steps):
+            if not reach[st.index] or st.cut or st.vjp is not None:
+                continue
+            for p, d in zip(st.parents, st.partials):
+                if not self.path.steps[p].grad or ex.is_mat(d):
+                    continue
+                if ex.is_finite(d) and not ex.is_zero(d) and ex.cmp(abs(d), smallest) < 0:
+                    return st, d
+        return None
+
+    def lost_in_its_inputs(self, reach: list[bool]) -> tuple[PathStep, Any, Any] | None:
+        """A log_softmax whose value is far below the rounding of its inputs (at logits (1000, 0)
+        it is -e^-1000): torch computes x_i - max - log(sum(exp(x_j - max))), and the log of 1 plus
+        that tiny sum rounds to 0. Returns (step, the value, the largest input)."""
+        eps = ex.to_real(ex.from_float(float(FINFO[self.dtype].eps)))
+        for st in self.path.steps:
+            if st.op not in ("log_softmax", "log_softmax_vector", "log_softmax_of") or not reach[st.index]:
+                continue
+            big = max((_biggest(self.path.steps[p].value) for p in st.parents), default=ex.to_real(ex.ZERO))
+            for v in ex.elements(st.value):
+                m = abs(ex.to_real(v)).mid()
+                if not m.is_zero() and m < eps * max(big, ex.to_real(ex.ONE)):
+                    return st, v, big
+        return None
+
+    def corner_moved(self, reach: list[bool]) -> tuple[PathStep, str] | None:
+        """A corner that rounding to the dtype moved onto the point (or off it): exactly the
+        point is beside the corner, but in floating point it sits on it, or the reverse."""
+        to_dtype = {"float64": lambda v: float(v), "float32": lambda v: float(np.float32(float(v)))}[self.dtype]
+        for st in self.path.steps:
+            op = OPS.get(st.op)
+            if op is None or op.piece is None or st.args_values is None or not reach[st.index]:
+                continue
+            if any(ex.is_mat(v) for v in st.args_values):
+                continue  # an elementwise corner of a matrix (abs(M)): its pieces are per element
+            if not all(ex.is_finite(v) for v in st.args_values) or (
+                    (ex.is_rational(st.param) or ex.is_ball(st.param)) and not ex.is_finite(st.param)):
+                continue
+            rounded = [ex.from_float(to_dtype(ex.to_float(v))) for v in st.args_values]
+            param = st.param
+            if ex.is_rational(param) or ex.is_ball(param):
+                param = ex.from_float(to_dtype(ex.to_float(param)))
+            exact_on = op.piece(st.args_values, st.param) is None
+            float_on = op.piece(rounded, param) is None
+            if exact_on != float_on:
+                where = "sits exactly on" if float_on else "is just off"
+                return st, (f"In {self.dtype} the point {where} the corner of `{self.node(st.node)}` (line {st.line}), "
+                            f"because the program's numbers are rounded to {self.dtype} (a constant such as 1/3 "
+                            "is stored as the nearest float); exactly, it is "
+                            f"{'beside' if float_on else 'on'} it, so torch took a different slope than the exact program.")
+        return None
+
+    def overflow_step(self, reach: list[bool]) -> tuple[PathStep, str, str, str] | None:
+        fi = FINFO[self.dtype]
+        biggest = ex.from_float(float(fi.max))
+        smallest = ex.from_float(float(fi.smallest_normal) * float(fi.eps))  # the smallest subnormal
+        for st in self.path.steps:
+            if not reach[st.index] or not finite(st.value) or st.op == "input":
+                continue
+            v = _biggest(st.value)
+            if ex.cmp(v, biggest) > 0:
+                return st, "too large", f"largest finite value {fi.max:.4g}", "inf"
+            if ex.sign(v) > 0 and ex.cmp(v, smallest / 2) < 0:
+                return st, "too small", f"smallest positive value {float(smallest):.4g}", "0"
+        return None
+
+    def trap_step(self, reach: list[bool]) -> tuple[PathStep, str, str] | None:
+        """Where the backward pass multiplies 0 by inf or NaN: a step whose exact adjoint is 0
+        times a non-finite local derivative, or a non-finite adjoint (an infinite slope above)
+        times a local derivative that is exactly 0."""
+        for st in self.path.steps:
+            if not reach[st.index] or st.cut:
+                continue
+            a = self.exe_adj[st.index]
+            for p, d in zip(st.parents, st.partials):
+                if not self.path.steps[p].grad:
+                    continue
+                if not finite(d) and ex.all_zero(a):
+                    worst = next(x for x in ex.elements(d) if not ex.is_finite(x))
+                    bad = "nan" if ex.is_nan(worst) else ("inf" if ex.sign(worst) > 0 else "-inf")
+                    return st, bad, self.unused_by(st)
+        for st in reversed(self.path.steps):
+            if not reach[st.index] or st.cut or st.vjp is not None or ex.is_mat(st.value):
+                continue
+            a = self.exe_adj[st.index]
+            if ex.is_mat(a) or ex.is_finite(a):
+                continue
+            for p, d in zip(st.parents, st.partials):
+                if self.path.steps[p].grad and ex.all_zero(d):
+                    source = self.infinite_slope_above(st) or st
+                    bad = "nan" if ex.is_nan(a) else "inf"
+                    return source, bad, (f"its infinite slope reaches `{self.node(st.node)}` (line {st.line}), "
+                                         "whose own derivative is exactly 0 here.")
+        return None
+
+    def infinite_slope_above(self, st: PathStep) -> PathStep | None:
+        """The step whose infinite local derivative made the adjoint of `st` infinite."""
+        current = st
+        for _ in range(len(self.path.steps)):
+            nxt = None
+            for user in self.path.steps[current.index + 1:]:
+                if current.index not in user.parents or user.vjp is not None:
+                    continue
+                d = user.partials[user.parents.index(current.index)]
+                if not ex.is_mat(d) and not ex.is_finite(d):
+                    return user
+                if not ex.is_mat(self.exe_adj[user.index]) and not ex.is_finite(self.exe_adj[user.index]):
+                    nxt = user
+                    break
+            if nxt is None:
+                return None
+            current = nxt
+        return None
+
+    def unused_by(self, st: PathStep) -> str:
+        for user in self.path.steps[st.index + 1:]:
+            if st.index in user.parents and user.op == "where":
+                return (f"`torch.where` on line {user.line} runs it for every input but keeps the "
+                        "other branch at this point.")
+        return "the value reaches the output multiplied by an exact 0."
+
+    def rounding(self, exe: ex.Exact, auto: float, reach: list[bool]) -> Finding:
+        e = ex.to_float(exe)
+        rel = abs(auto - e) / abs(e) if e != 0 else math.inf
+        if not math.isfinite(auto):
+            rel = math.inf  # nan or inf where the exact derivative is finite: every digit is lost
+        correct = max(0.0, -math.log10(rel)) if rel > 0 else DIGITS[self.dtype]
+        lost = max(0.0, DIGITS[self.dtype] - correct)
+
+        def found(node: Any, line: Any, detail: str, hint: str = "") -> Finding:
+            return Finding(Cause.ROUNDING, node, line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
+                            hint_extra=hint)
+
+        moved = self.corner_moved(reach)
+        if moved is not None:
+            st, detail = moved
+            return found(st.node, st.line, detail)
+        best: tuple[float, PathStep] | None = None
+        for st in self.path.steps:
+            if st.op != "add" or not reach[st.index] or ex.all_zero(self.math_adj[st.index]) or ex.is_mat(st.value):
+                continue
+            big = max((_biggest(self.path.steps[p].value) for p in st.parents), default=ex.to_real(ex.ZERO))
+            res = abs(ex.to_real(st.value)).mid()
+            if big.is_zero():
+                continue
+            digits = ex.to_float((big / res).log() / ex.to_real(ex.Q(10)).log()) if not res.is_zero() else DIGITS[self.dtype]
+            if digits >= 1 and (best is None or digits > best[0]):
+                best = (digits, st)
+        if best is not None:
+            st = best[1]
+            detail = (f"`{self.node(st.node)}` (line {st.line}) subtracts nearly equal numbers and loses about "
+                      f"{best[0]:.0f} leading digits (cancellation); the backward pass inherits the error.")
+            return found(st.node, st.line, detail)
+        absorbed = self.absorbed_by_log(reach)
+        if absorbed is not None:
+            st, user, digits = absorbed
+            detail = (f"`{self.node(st.node)}` (line {st.line}) adds a number far smaller than the sum, which keeps only about "
+                      f"{max(0, DIGITS[self.dtype] - digits):.0f} of its {DIGITS[self.dtype]:.0f} digits (absorption), and "
+                      f"`{self.node(user.node)}` (line {user.line}) of a value so near 1 turns that into a large relative "
+                      "error; the backward pass inherits it.")
+            return found(user.node, user.line, detail)
+        under = self.backward_underflow(reach) if e != 0 and abs(auto) < abs(e) else None
+        if under is not None:
+            st, d = under
+            detail = (f"In the backward pass the local derivative of `{self.node(st.node)}` (line {st.line}) is "
+                      f"{fmt(d)}, below {self.dtype}'s smallest number ({SMALLEST[self.dtype]:.2g}), "
+                      f"so torch stores it as 0 (underflow) before the chain rule multiplies it by the large factors "
+                      "that would bring it back into range.")
+            return found(st.node, st.line, detail, "underflow")
+        lost_in = self.lost_in_its_inputs(reach)
+        if lost_in is not None:
+            st, v, big = lost_in
+            what = f"`{self.node(st.node)}` (line {st.line})" if st.op == "log_softmax" else f"The log_softmax on line {st.line}"
+            detail = (f"{what} has a value as small as {fmt(v)} here, far below the "
+                      f"rounding of its inputs (up to about {float(big):.3g}): torch computes log_softmax as "
+                      "x_i - max - log(sum(exp(x_j - max))), and the log of 1 plus so small a sum rounds to 0.")
+            return found(st.node, st.line, detail, "below-inputs")
+        singular = next((st for st in self.path.steps if st.op == "det" and reach[st.index] and ex.is_zero(st.value)), None)
+        if singular is not None:
+            # torch's det backward at a singular matrix: not rounding that accumulates, one formula
+            detail = (f"`{self.node(singular.node)}` (line {singular.line}) is the determinant of a singular matrix "
+                      "(it is 0 here). The derivative of a determinant is its matrix of cofactors, which is not 0 "
+                      "when the matrix's rank is one less than its size; torch's backward of torch.linalg.det "
+                      "does not return it at a singular matrix.")
+            return found(singular.node, singular.line, detail, "singular-det")
+        parting = self.backward_parting()
+        if parting is not None and parting.kind == "cancellation":
+            # A cancellation that lives only in the backward pass: cite the line where it parts.
+            return found(_node_of(self.path, parting.at.step), parting.line, parting.why, "backward-cancellation")
+        out = self.path.steps[self.path.output]
+        detail = f"The errors of {self.dtype}'s rounding accumulate over the program's {len(self.path.steps)} steps."
+        if self.exact.bits > ex.START_PREC:
+            detail += (f" The exact values needed {self.exact.bits} bits (about {int(self.exact.bits * 0.30103)} digits) "
+                       "to certify theirs: the program amplifies every rounding error as it runs.")
+        return found(out.node, self.lowered.output_line, detail, "accumulate")
+
+    def absorbed_by_log(self, reach: list[bool]) -> tuple[PathStep, PathStep, float] | None:
+        """log(1 + x) for a small x: the sum 1 + x keeps only the leading digits of x, and log near 1
+        magnifies what was lost (the add step, the log step reading it, and the digits of x lost)."""
+        for user in self.path.steps:
+            if user.op != "log" or not reach[user.index] or not user.parents:
+                continue
+            st = self.path.steps[user.parents[0]]
+            if st.op != "add" or ex.is_mat(st.value) or not finite(st.value):
+                continue
+            small = [abs(ex.to_real(self.path.steps[p].value)).mid() for p in st.parents if self.path.steps[p].depends]
+            res = abs(ex.to_real(st.value)).mid()
+            if not small or min(small).is_zero() or res.is_zero():
+                continue
+            digits = ex.to_float((res / min(small)).log() / ex.to_real(ex.Q(10)).log())
+            if digits >= 1:
+                return st, user, digits
+        return None
+
+
+def _biggest(v: Any) -> Any:
+    """The largest magnitude among a value's elements (a ball's midpoint)."""
+    return max((abs(ex.to_real(x)).mid() for x in ex.elements(v)), default=ex.to_real(ex.ZERO))
+
+
+def _node_of(path: Path, i: int) -> sp.Basic:
+    return path.steps[i].node
+
+
+def _rel(r: float) -> str:
+    if not math.isfinite(r):
+        return "everything (it is not a finite number)"
+    if r >= 10:
+        return f"a factor of {r:.3g}"
+    return f"{100 * r:.3g}%"

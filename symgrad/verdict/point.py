@@ -1,0 +1,274 @@
+"""The point and the exact sides of a comparison.
+
+`read_point` reads `at` into the exact binary values the tensors hold (refusing what is not a
+number, not finite, or of the wrong shape); `exact_sides` computes the executed path and the
+symbolic and executed derivatives in ball arithmetic, at a precision raised until every reported
+value is certain (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+from ..program import exact as ex
+from ..base.errors import POINT_TOO_LARGE, PRECISION, PrecisionError
+from ..base.errors import (POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, PointError,
+                     ShapeError, UnboundSymbolError)
+from ..sides.executed import Path, run
+from ..sides.ir import LoweredProgram
+from ..sides.lowering import DTYPES, lower_with_inputs
+from ..sides.symbolic import SymbolicSide, symbolic_sides
+
+# Every reported value and every comparison is certain to this many bits (about 30 digits).
+TARGET_BITS = 100
+# Reruns at a precision raised by the bits the balls lost: usually one; more only where a ball
+# around 0 could not say how many bits it lost (its midpoint is itself uncertain).
+MAX_RERUNS = 3
+
+
+# --------------------------------------------------------------------------- the point
+
+
+def _value_of(sym: sp.Basic, raw: Any) -> float:
+    if isinstance(raw, bool) or isinstance(raw, (str, bytes)):
+        raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+    if isinstance(raw, torch.Tensor) or isinstance(raw, np.ndarray):
+        if raw.ndim != 0 and raw.size != 1 if isinstance(raw, np.ndarray) else raw.numel() != 1:
+            raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+        raw = raw.item()
+    if isinstance(raw, sp.Basic):
+        if not raw.is_number or not raw.is_real:
+            raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+        raw = float(raw)
+    if isinstance(raw, np.generic):
+        raw = raw.item()
+    if not isinstance(raw, (int, float, Fraction)):
+        raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw))
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise PointError(POINT_TOO_LARGE.format(symbol=sym, digits=len(str(abs(int(raw)))))) from None
+    if not math.isfinite(value):
+        raise PointError(POINT_NOT_FINITE.format(symbol=sym, value=value))
+    return value
+
+
+def _matrix_of(sym: sp.MatrixSymbol, raw: Any, dtype: str) -> np.ndarray:
+    """A matrix value of exactly the declared shape, rounded to the dtype."""
+    declared = (int(sym.rows), int(sym.cols))
+    if isinstance(raw, torch.Tensor):
+        raw = raw.detach().cpu().numpy()
+    if isinstance(raw, sp.MatrixBase):
+        raw = [[float(v) for v in row] for row in raw.tolist()]
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise PointError(POINT_NOT_NUMBER.format(symbol=sym, value=raw)) from err
+    if arr.shape != declared:
+        if arr.ndim == 1 and declared[1] == 1 and arr.shape[0] == declared[0]:
+            raise ShapeError(RANK_ONE.format(symbol=sym, declared=declared, given=arr.shape))
+        raise ShapeError(SHAPE.format(symbol=sym, declared=declared, given=arr.shape))
+    arr = torch.tensor(arr, dtype=DTYPES[dtype]).to(torch.float64).numpy()
+    if not np.all(np.isfinite(arr)):
+        raise PointError(POINT_NOT_FINITE.format(symbol=sym, value="a matrix with NaN or inf entries"))
+    return arr
+
+
+def read_point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> list[Any]:
+    """The value of each input of `lowered`, in order, as the tensor of `dtype` holds it (a float, or
+    a float64 array for a matrix input); a sentence (`PointError`, `ShapeError`,
+    `UnboundSymbolError`) for a point that is not a mapping, misses or misspells an input, or
+    holds a value that is not a finite number of the declared shape."""
+    if not isinstance(at, Mapping):
+        raise PointError(
+            f"`at` is {at!r}, not a mapping from symbols to values.\n"
+            "Fix: pass a dict, e.g. `at={x: 0.5}`."
+        )
+    by_name: dict[str, Any] = {}
+    for key, raw in at.items():
+        name = key.name if isinstance(key, (sp.Symbol, sp.MatrixSymbol)) else str(key)
+        by_name[name] = raw
+    known = {s.name for s in lowered.symbols}
+    extra = sorted(set(by_name) - known)
+    missing = sorted(known - set(by_name))
+    if extra and missing:
+        # An extra name beside a missing one is probably a typo of it; an extra name alone is
+        # an input the function does not read (`x + y - y` is `x`): compare() accepts it.
+        raise PointError(
+            f"`at` gives a value for {', '.join(extra)}, which the function does not use "
+            f"(its inputs: {', '.join(sorted(known)) or 'none'})"
+            + (f", and none for {', '.join(missing)}" if missing else "") + ".\n"
+            "A typo in a symbol's name would otherwise go unnoticed.\n"
+            "Fix: check the symbol's name, and give a value for every input."
+        )
+    values = []
+    given = ("only " + ", ".join(sorted(by_name))) if by_name else "no values"
+    for sym in lowered.symbols:
+        if sym.name not in by_name:
+            raise UnboundSymbolError(UNBOUND.format(symbol=sym, given=given))
+        if isinstance(sym, sp.MatrixSymbol):
+            values.append(_matrix_of(sym, by_name[sym.name], dtype))
+            continue
+        v = _value_of(sym, by_name[sym.name])
+        # The point is the exact binary value the tensor of this dtype holds.
+        values.append(torch.tensor(v, dtype=DTYPES[dtype]).item())
+        if not math.isfinite(values[-1]):
+            raise PointError(POINT_NOT_FINITE.format(symbol=sym, value=f"{v} (inf in {dtype})"))
+    return values
+
+
+def with_unused_inputs(lowered: LoweredProgram, f: Any, at: Any, branches: str, dtype: str) -> LoweredProgram:
+    """An expression lowered with the point's extra symbols as inputs it does not read."""
+    if not isinstance(at, Mapping) or lowered.normalized.is_program:
+        return lowered
+    known = {s.name for s in lowered.symbols}
+    # An unused matrix input (a torch function's tensor that does not reach the output) stays a matrix.
+    extra = [k if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else _unused_input(k, at[k]) for k in at
+             if isinstance(k, (sp.Symbol, sp.MatrixSymbol, str))
+             and (k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else k) not in known]
+    named = {k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k) for k in at}
+    if not extra or not known <= named:
+        return lowered  # nothing extra, or a name is missing too: read_point says which
+    return lower_with_inputs(f, tuple(sorted(extra, key=lambda s: s.name)), branches=branches, dtype=dtype)  # type: ignore[arg-type]
+
+
+def _unused_input(name: str, value: Any) -> sp.Basic:
+    """The input a name of the point stands for, where the function does not read it: a matrix
+    of the value's shape for a 2-D value, otherwise a real symbol."""
+    try:
+        dims = np.shape(value.detach().numpy() if isinstance(value, torch.Tensor) else value)
+    except (TypeError, ValueError):
+        dims = ()
+    return sp.MatrixSymbol(name, *dims) if len(dims) == 2 else sp.Symbol(name)
+
+
+# --------------------------------------------------------------------------- exact sides
+
+
+@dataclass(frozen=True)
+class ExactSides:
+    """The exact sides of a comparison: the executed path, and per (output element, component)
+    the symbolic side and the executed derivative, as balls computed at `bits` bits."""
+
+    path: Path
+    sym: dict[tuple[int, int], SymbolicSide]  # (output element, component) -> symbolic side
+    exe: dict[tuple[int, int], ex.Exact]  # (output element, component) -> executed derivative
+    bits: int = ex.START_PREC  # the working precision the balls were computed at
+
+
+Component = tuple[int, tuple[int, int] | None]  # (input index, element of a matrix input)
+
+
+def components(lowered: LoweredProgram, point: dict[str, Any], wrt: Sequence[int]) -> list[Component]:
+    """The inputs differentiated with respect to: scalars, and matrices element by element."""
+    out: list[Component] = []
+    for k in wrt:
+        v = point[lowered.inputs[k]]
+        if ex.is_mat(v):
+            out.extend((k, idx) for idx in np.ndindex(*v.shape))
+        else:
+            out.append((k, None))
+    return out
+
+
+# The most entries one comparison holds: each is an exact derivative on two sides and torch's.
+MAX_ENTRIES = 200_000
+
+
+def check_entries(lowered: LoweredProgram, comps: Sequence[Component], v: Any) -> None:
+    """Refuse a Jacobian too large to compare entry by entry, before any work."""
+    shape = getattr(lowered.normalized.output, "shape", None)
+    outputs = int(shape[0]) * int(shape[1]) if (shape is not None and v is None) else 1
+    count = outputs * len(comps)
+    if count > MAX_ENTRIES:
+        raise ShapeError(
+            f"This comparison would have {count:,} entries ({outputs:,} output elements x {len(comps):,} input "
+            f"elements), more than MAX_ENTRIES = {MAX_ENTRIES:,}.\n"
+            "Every entry is an exact derivative on two sides beside torch's, so a full Jacobian of this size "
+            "would take hours before showing anything.\n"
+            "Fix: pass v= (a vector-Jacobian product, what y.backward(gradient=v) computes: one entry per input "
+            "element), differentiate with respect to fewer inputs (wrt=), or compare a scalar loss of the output."
+        )
+
+
+def output_seeds(value: Any, v: Any) -> list[Any]:
+    """One seed per compared output: None for a scalar output, a one-hot matrix per element of
+    a matrix output, or the user's vector for a vector-Jacobian product."""
+    if v is not None:
+        return [v]
+    if not ex.is_mat(value):
+        return [None]
+    seeds = []
+    for idx in np.ndindex(*value.shape):
+        seed = ex.full(value.shape, ex.ZERO)
+        seed[idx] = ex.ONE
+        seeds.append(seed)
+    return seeds
+
+
+def exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Component], v: Any,
+                 max_iterations: int) -> ExactSides:
+    """Path, executed and symbolic derivatives in ball arithmetic. The first run is at
+    `START_PREC` bits; if a reported value certifies fewer than `TARGET_BITS` bits, or a
+    comparison could not be decided, the balls say how many bits were lost and one rerun at a
+    precision raised by that much follows (DESIGN.md section 4). A comparison still undecided
+    then is a tie to the working resolution."""
+    bits = ex.START_PREC
+    rerun = 0
+    while True:
+        with ex.working_precision(bits):
+            ex.reset_undecided()
+            current = _exact_at(lowered, point, comps, v, max_iterations, bits)
+            numbers = _numbers(current)
+            lost = max((ex.lost_bits(x) for x in numbers), default=0)
+            undecided = ex.undecided()
+            # Values still uncertain: a ball wider than the working resolution allows, or one
+            # that certifies fewer bits than reported. A tiny ball around 0 (sin(pi)) is not one.
+            short = [x for x in numbers if ex.is_wide(x) or (not ex.is_zero_ball(x) and ex.lost_bits(x) > bits - TARGET_BITS)]
+            zeros = any(ex.is_zero_ball(x) for x in numbers)
+        if not short and ((not zeros and not undecided) or rerun):
+            return current
+        needed = bits + max(lost, 32 if undecided else 0) + TARGET_BITS // 2
+        if rerun >= MAX_RERUNS or needed > ex.MAX_PREC:
+            if not short:
+                return current  # only ties and zeros at the working resolution are left
+            raise PrecisionError(PRECISION.format(bits=bits, lost=f"{lost:,}" if lost < 10**9 else "more than 10**9",
+                                                  target=TARGET_BITS, needed=f"{needed:,}" if needed < 10**9 else "more than 10**9"))
+        rerun += 1
+        bits = needed
+
+
+def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Component], v: Any,
+              max_iterations: int, bits: int) -> ExactSides:
+    path = run(lowered, point, max_iterations=max_iterations)
+    sym: dict[tuple[int, int], SymbolicSide] = {}
+    exe: dict[tuple[int, int], ex.Exact] = {}
+    for o, seed in enumerate(output_seeds(path.value, v)):
+        grads = path.gradient("executed", seed)
+        sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed)
+        for c, (k, idx) in enumerate(comps):
+            g = grads[k]
+            exe[(o, c)] = g[idx] if idx is not None else g
+            sym[(o, c)] = sides[c]
+    return ExactSides(path, sym, exe, bits)
+
+
+def _numbers(e: ExactSides) -> list[ex.Exact]:
+    """The values a comparison reports or decides with."""
+    out: list[ex.Exact] = [*ex.elements(e.path.value), *e.exe.values()]
+    for s in e.sym.values():
+        if s.grad is not None:
+            out.append(s.grad)
+        out.extend(s.one_sided or ())
+        for side in (s.left, s.right):
+            if side is not None:
+                out.extend((*ex.elements(side.value), side.derivative))
+    return [x for x in out if x is not None]

@@ -1,0 +1,219 @@
+"""The structural half of the classifier: causes read from the executed path, where the symbolic
+side and the executed side differ (domain, graph break, detach, control flow, jump, kink, and the
+vertical tangent of a cone)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ..program import exact as ex
+from ..base.causes import Cause
+from ..sides.executed import Decision
+from ..program.ops import OPS
+from ..program.rules import op_rule
+from ..sides.symbolic import SymbolicSide, departs
+from .findings import Context, Finding, finite, fmt
+
+# The domain of the argument an op needs for a derivative, in the hint's words.
+DOMAIN_WORDS = {
+    "log": "x > 0", "sqrt": "x > 0 for the derivative", "pow_frac": "x > 0 for the derivative",
+    "pow": "x > 0", "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
+    "acos": "-1 < x < 1 for the derivative", "atan2": "(x, y) != (0, 0)", "tan": "x != pi/2 + k*pi",
+}
+
+
+class Structural:
+    """Symbolic vs executed: the causes that live in the program's structure."""
+
+    def __init__(self, context: Context) -> None:
+        self.lowered, self.path, self.math_adj = context.lowered, context.path, context.math_adj
+        self.node = context.node
+
+    def tie_findings(self, side: SymbolicSide) -> list[Finding]:
+        found = []
+        for d in self.path.ties:
+            cause = self.tie_kind(d, side.kind)
+            found.append(Finding(cause, d.node, d.line, self.tie_fields(d, side, cause)))
+        return found
+
+    def vertical_tangent_findings(self, side: SymbolicSide, exe: ex.Exact, auto: float | None) -> list[Finding]:
+        """A corner made of a vertical tangent (sqrt(x**2 + y**2) at the origin, a cone): the
+        mathematics has one-sided slopes; the program multiplies sqrt's infinite slope by the
+        inner derivative 0, and 0 * inf is nan."""
+        st = side.violation
+        assert st is not None
+        left = side.left.derivative if side.left else None
+        right = side.right.derivative if side.right else None
+        lo, hi = sorted((left, right), key=lambda v: ex.to_float(v)) if left is not None and right is not None else (left, right)
+        found = [Finding(Cause.KINK, st.node, st.line, {
+            "detail": (f"its argument is 0 and its slope there is infinite, yet the function as a whole is a cone "
+                       f"here: its slope is {fmt(left)} just left of the point and {fmt(right)} just right, "
+                       "so the mathematics has no derivative."),
+            "convention": "the backward pass multiplies the infinite slope by the inner derivative, which is 0 here.",
+            "alternatives": "add a small eps inside the sqrt, or use torch.linalg.norm, whose gradient at 0 is 0",
+            "low": fmt(lo), "high": fmt(hi)})]
+        if auto is not None and not math.isfinite(auto):
+            found.append(Finding(Cause.NAN_TRAP, st.node, st.line, {
+                "bad": "inf", "why": "its inner derivative at this point is exactly 0."}))
+        return found
+
+    def tie_kind(self, d: Decision, kind: str) -> Cause:
+        if d.kind in ("if", "while", "for"):
+            return Cause.CONTROL_FLOW
+        if d.kind == "where":
+            # A smooth function whose `where` takes a special case at the point (Eq(x, 1)) is
+            # decided by the branch, not by a corner.
+            return Cause.JUMP if kind == "jump" else (Cause.CONTROL_FLOW if kind == "smooth" else Cause.KINK)
+        assert d.step is not None
+        # A corner (relu, abs, max) never makes a function jump, even where another step does;
+        # a step (sign, floor, Heaviside) is a jump only if the function itself jumps here:
+        # x*sign(x) is |x|, a kink (decided from the one-sided limits, not the primitive).
+        op = OPS[self.path.steps[d.step].op]
+        return Cause.JUMP if (op.nonsmooth == "jump" and kind == "jump") else Cause.KINK
+
+    def tie_fields(self, d: Decision, side: SymbolicSide, cause: Cause) -> dict[str, Any]:
+        left = side.left.derivative if side.left else None
+        right = side.right.derivative if side.right else None
+        lv = side.left.value if side.left else None
+        rv = side.right.value if side.right else None
+        f0 = self.path.value
+        lo, hi = (left, right) if (left is None or right is None or not (ex.is_finite(left) and ex.is_finite(right))
+                                   or ex.cmp(left, right) <= 0) else (right, left)
+        fields: dict[str, Any] = {"left": fmt(left), "right": fmt(right), "low": fmt(lo), "high": fmt(hi)}
+        conds = ", ".join(f"`{self.node(rel)}` ({self.node(rel.lhs)} = {self.node(rel.rhs)} here)"
+                          for rel, m in d.margins if ex.is_zero(m))
+        if cause is Cause.CONTROL_FLOW:
+            fields["what"] = "loop" if d.kind in ("while", "for") else "branch"
+            if side.kind == "jump":
+                what = (f"the function jumps here: {fmt(lv)} from the left, {fmt(f0)} at the point, "
+                        f"{fmt(rv)} from the right, so no derivative exists.")
+            elif side.kind == "kink":
+                what = (f"the slope is {fmt(left)} just left and {fmt(right)} just right, so the "
+                        "mathematics has no derivative here.")
+            else:
+                what = (f"the mathematics is smooth here (slope {fmt(left)} on both sides), but at the "
+                        "point itself the program takes a branch that neither side takes.")
+            sides = self.count_sides(d, side)
+            fields["detail"] = (f"its condition {conds or self.node(d.node)} sits exactly on its threshold; "
+                                f"{what}{sides} The program ran only what the point itself takes, so torch "
+                                "sees only that path's derivative.")
+        elif cause is Cause.JUMP:
+            fields["detail"] = (f"{fmt(lv)} just left of the point, {fmt(f0)} at it and {fmt(rv)} "
+                                "just right of it.")
+        else:
+            op = OPS[self.path.steps[d.step].op] if d.step is not None else OPS["where"]
+            fields["convention"] = op.convention or "torch.where takes the branch whose condition holds at the point."
+            fields["alternatives"] = op.alternatives or "rewrite the branch with the slope you want"
+            if side.kind == "kink":
+                fields["detail"] = (f"the function's slope is {fmt(left)} just left of the point and {fmt(right)} "
+                                    "just right of it, so the mathematics has no derivative here.")
+            elif side.kind == "jump":
+                fields["detail"] = "the function also jumps here, so the mathematics has no derivative."
+            else:
+                fields["detail"] = (f"the function as a whole is smooth here (slope {fmt(left)} on both sides), "
+                                    "but the program computes it through this corner.")
+        return fields
+
+    def shortcut_findings(self, side: SymbolicSide, exe: ex.Exact) -> list[Finding]:
+        """A fused op whose torch kernel took a shortcut the mathematics does not have (softplus
+        returns x itself above its threshold): a branch inside torch decided the difference."""
+        for st in departs(self.path):
+            arg = st.args_values[0] if st.args_values else None
+            return [Finding(Cause.CONTROL_FLOW, st.node, st.line, {
+                "what": "fused op",
+                "detail": (f"{OPS[st.op].shortcut} Its argument is {fmt(arg)} here, so the program's derivative "
+                           f"is {fmt(exe)} and the mathematics' {fmt(side.grad)}.")})]
+        return []
+
+    def count_sides(self, d: Decision, side: SymbolicSide) -> str:
+        """How a neighbouring point changes the branch taken, or the loop's iteration count."""
+        if side.left is None or side.right is None:
+            return ""
+        if d.kind in ("if", "where"):
+            def taken(ds: Sequence[Decision]) -> str:
+                hit = next((x for x in ds if x.line == d.line and x.kind == d.kind), None)
+                if hit is None:
+                    return "?"
+                return f"branch {int(hit.taken) + 1}" if d.kind == "if" else ("the first branch" if hit.taken else "the other branch")  # type: ignore[arg-type]
+            left, here, right = taken(side.left.decisions), taken([d]), taken(side.right.decisions)
+            if left == here == right:
+                return ""
+            return f" Just left of the point the program takes {left}, at it {here}, just right of it {right}."
+        if d.kind not in ("while", "for"):
+            return ""
+        here = _count(self.path.decisions, d)
+        left = _count(side.left.decisions, d)
+        right = _count(side.right.decisions, d)
+        if here == left == right:
+            return ""
+        return (f" The loop body runs {left} times just left of the point, {here} times at it and "
+                f"{right} times just right of it.")
+
+    def cut_findings(self, k: int) -> list[Finding]:
+        """Cut steps that removed a nonzero part of the derivative with respect to input k."""
+        found = []
+        for st in self.path.steps:
+            if not st.cut or not st.depends:
+                continue
+            if ex.all_zero(self.math_adj[st.index]):
+                continue
+            cause = Cause.GRAPH_BREAK if st.cut == "graph-break" else Cause.DETACH
+            found.append(Finding(cause, st.node, st.line, {"value": fmt(st.value), "how": _break_how(st.op)}))
+        return found
+
+    def raised_finding(self) -> Finding:
+        reach = [False] * len(self.path.steps)
+        reach[self.path.output] = True
+        for st in reversed(self.path.steps):
+            if reach[st.index]:
+                if st.cut:
+                    return Finding(Cause.GRAPH_BREAK, st.node, st.line, {
+                        "value": fmt(st.value), "how": _break_how(st.op),
+                        "consequence": "; its value does not depend on the inputs here anyway, so the "
+                        "derivative is the same, but now nothing on the path to the output is on the graph"})
+                for p in st.parents:
+                    reach[p] = True
+        out = self.path.steps[self.path.output]
+        return Finding(Cause.GRAPH_BREAK, out.node, self.lowered.output_line, {
+            "value": fmt(out.value), "how": "no input reaches the output through the graph",
+            "consequence": "; the path that ran does not depend on the inputs"})
+
+    def domain_finding(self, side: SymbolicSide) -> Finding:
+        st = side.violation
+        if st is None:
+            why = (f"has a derivative, {self.node(side.expression)}, with no value here" if side.expression is not None
+                   else "has a derivative with no value here")
+            return Finding(Cause.DOMAIN, self.lowered.normalized.output, self.lowered.output_line,
+                            {"why": why, "domain": "see docs/supported.md"})
+        rule = op_rule(st.op)
+        op = OPS.get(st.op)
+        args = [self.path.steps[p] for p in st.parents]
+        at = (" (its argument is " + ", ".join(fmt(a.value) for a in args) + ")") if args else ""
+        if not finite(st.value):
+            why = f"is not defined in the real numbers here{at}: its value would be {fmt(st.value)}"
+        elif op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
+            why = (f"has no real value or slope here{at}; torch returns {fmt(st.value)} by its own "
+                   "convention")
+        else:
+            why = f"has an infinite slope here{at} (a vertical tangent)"
+        domain = DOMAIN_WORDS.get(st.op) or (rule.domain if rule else "see docs/supported.md")
+        return Finding(Cause.DOMAIN, st.node, st.line, {"why": why, "domain": domain})
+
+
+def _count(decisions: Sequence[Decision], d: Decision) -> int:
+    """How many times the loop of decision d ran its body in a run."""
+    tests = [x for x in decisions if x.line == d.line and x.kind == d.kind]
+    if d.kind == "for":
+        return int(tests[0].taken) if tests else 0  # type: ignore[arg-type]
+    return sum(1 for x in tests if x.taken)
+
+
+def _break_how(op: str) -> str:
+    if op == "item":
+        return "`.item()` turned it into a Python number, and the new tensor made from it has no history"
+    if op == "no_grad":
+        return "it was computed under `torch.no_grad()`, which records no graph"
+    return "`.detach()` cut it from the graph"
+
