@@ -209,9 +209,18 @@ def node_text(node: sp.Basic, user: dict[Any, Any] | None = None) -> str:
     (`Add(sin(Add(...)), x/1000)`) before anything walks it whole. Remembered: a sweep's exact
     comparisons name the same nodes at every point."""
     try:
-        return _node_text_cached(node, tuple(user.items()) if user else ())
+        return _node_text_cached(node, _user_key(node, user) if user else ())
     except TypeError:  # an unhashable node
         return _node_text_of(node, user)
+
+
+def _user_key(node: Any, user: dict[Any, Any]) -> tuple[tuple[Any, Any], ...]:
+    """The part of `user` that `node` reads, as a cache key: the whole map of a long program holds
+    a symbol per variable, and keying every line's text on all of it made lowering quadratic
+    (3,000 statements took 70 s)."""
+    if not isinstance(node, sp.Basic):
+        return tuple(user.items())
+    return tuple(sorted(((s, user[s]) for s in dag_atoms(node, sp.Symbol) if s in user), key=lambda kv: kv[0].name))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -244,3 +244,4 @@ def test_table_rows_name_their_ops() -> None:
             assert name in OPS, f"RULES[{cls.__name__}] lowers to unknown op {name!r}"
     assert RULES[sp.Max].ops == ("relu", "clamp_min", "maximum")
     assert RULES[sp.Min].ops == ("clamp_max", "minimum")
+
