@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -29,12 +29,12 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ..base.errors import LoopLimitError, PointError, TraceError
+from ..base.errors import LoopLimitError, OptionError, PointError, TraceError
 from ..program import exact as ex
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides.ir import has_loop
-from ..sides.lowering import lower
+from ..sides.lowering import DTYPES, lower
 from .recorder import record
 from .source import SourceSpan, read_source, translate
 
@@ -75,6 +75,7 @@ class Reading:
     notes: tuple[str, ...] = ()
     recorded: Any = field(default=None, repr=False)  # path mode: the straight-line Program that ran
     reason: str = ""  # path mode: why the source was not used
+    dtype: str = "float64"  # the dtype the fidelity check ran in: the one compared
 
 
 # --------------------------------------------------------------------------- the example values
@@ -127,6 +128,20 @@ def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | 
                      "vectors and matrices.\nFix: reshape it to two dimensions.")
 
 
+def dtype_of(values: Iterable[Any]) -> str:
+    """The dtype your function computes in, from its example values: float64 where a tensor is
+    float64 or none is a floating tensor (Python numbers), float32 where every floating tensor is
+    float32; other floating dtypes get a sentence (symgrad compares float64 and float32)."""
+    found = {v.dtype for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    if not found or torch.float64 in found:
+        return "float64"
+    if found == {torch.float32}:
+        return "float32"
+    other = sorted(str(d).replace("torch.", "") for d in found - {torch.float32})
+    raise OptionError(f"Your example tensors are {', '.join(other)}; symgrad compares gradients in float64 or float32.\n"
+                      "Fix: pass dtype=\"float32\" (or \"float64\") to compare them in that dtype, or give float32 tensors.")
+
+
 def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
     try:
         return inspect.signature(fn).bind(*args, **kwargs)
@@ -157,8 +172,8 @@ class _Run:
     error: str | None
 
 
-def _tensor(value: Any, rank1: bool) -> torch.Tensor:
-    t = torch.tensor(value, dtype=torch.float64)
+def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
+    t = torch.tensor(value, dtype=DTYPES[dtype])
     if rank1:
         t = t.reshape(-1)
     return t.requires_grad_(True)
@@ -210,7 +225,9 @@ def _call_with(fn: Any, bound: inspect.BoundArguments, names: list[str], tensors
 
 
 def _fidelity(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any],
-              rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan]) -> Fidelity:
+              rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan], dtype: str = "float64") -> Fidelity:
+    """Run your function and the translation at the point, in `dtype` (the dtype compared), and
+    check that their forward values and autograd gradients are the same bits."""
     def user(tensors: list[torch.Tensor]) -> Any:
         return _call_with(fn, bound, names, tensors)
 
@@ -219,8 +236,8 @@ def _fidelity(fn: Any, bound: inspect.BoundArguments, names: list[str], values: 
         ordered = [by_name[s.name].reshape(-1, 1) if s.name in rank1 else by_name[s.name] for s in lowered.symbols]
         return lowered(*ordered)
 
-    u = _execute(user, [_tensor(values[n], n in rank1) for n in names])
-    t = _execute(translated, [_tensor(values[n], n in rank1) for n in names])
+    u = _execute(user, [_tensor(values[n], n in rank1, dtype) for n in names])
+    t = _execute(translated, [_tensor(values[n], n in rank1, dtype) for n in names])
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
@@ -233,7 +250,9 @@ def _fidelity(fn: Any, bound: inspect.BoundArguments, names: list[str], values: 
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg)
     what = (f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation"
             if not ok_value else f"the gradient is {_show_g(ug)} in your function but {_show_g(tg)} in the translation")
-    first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered)
+    first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype)
+    if dtype != "float64":
+        what += f" (in {dtype})"
     if first is not None:
         what += f"; the first value that differs is computed at {first}"
     return Fidelity(False, _floats(u.value), _floats(t.value), ug, tg, what, first)
@@ -297,14 +316,14 @@ def _same(a: float | None, b: float | None) -> bool:
 
 
 def _first_difference(fn: Any, user: Any, translated: Any, names: list[str], values: dict[str, Any], rank1: set[str],
-                      origins: dict[Any, SourceSpan], lowered: Any) -> SourceSpan | None:
+                      origins: dict[Any, SourceSpan], lowered: Any, dtype: str = "float64") -> SourceSpan | None:
     """The user's line whose assigned value first differs from the translation's value for the
     same variable (compared per variable, in the order the user's code assigned them)."""
     code = getattr(inspect.unwrap(fn), "__code__", None)
     if code is None:
         return None
-    mine = _assignments(user, [_tensor(values[n], n in rank1) for n in names], code)
-    theirs = _assignments(translated, [_tensor(values[n], n in rank1) for n in names], lowered.function.__code__)
+    mine = _assignments(user, [_tensor(values[n], n in rank1, dtype) for n in names], code)
+    theirs = _assignments(translated, [_tensor(values[n], n in rank1, dtype) for n in names], lowered.function.__code__)
     by_var: dict[str, list[float]] = {}
     for k, v, _ in theirs:
         by_var.setdefault(k, []).append(v)
@@ -329,7 +348,7 @@ def _first_difference(fn: Any, user: Any, translated: Any, names: list[str], val
 
 
 def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
-                  max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Reading:
+                  max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None) -> Reading:
     """Read a torch function back into a `Program`, at example values (`symgrad.trace`).
 
     **Arguments:**
@@ -339,12 +358,15 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
       or tensors): a 0-d value becomes a real `Symbol`, an (n, m) one a `MatrixSymbol`, a rank-1
       one of length n an (n, 1) column.
     - `max_iterations`: how many times a loop of the translation may run at the example point.
+    - `dtype`: the dtype the fidelity check runs in, the one that will be compared; None: the
+      dtype of the example tensors (`dtype_of`), float64 for Python numbers.
 
     **Returns:** a `Reading`: `.program`, `.mode`, `.fidelity`, `.origins`.
     Raises `TraceError`, with a sentence naming the user's line, when the source cannot be read
     or the translation does not reproduce the function bit for bit.
     """
     bound = _bind(fn, args, kwargs)
+    dtype = dtype_of(bound.arguments.values()) if dtype is None else dtype
     names: list[str] = []
     values: dict[str, Any] = {}
     shapes: list[tuple[str, tuple[int, int] | None]] = []
@@ -361,10 +383,10 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     try:
         translation = translate(fn, shapes, sorted(rank1))
     except TraceError as err:
-        return _path_mode(fn, bound, names, values, rank1, shapes, notes, _first(err), err)
-    lowered = lower(translation.function, branches=translation.branches)  # type: ignore[arg-type]
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(err), err)
+    lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
     _loops_end(lowered, values, getattr(fn, "__name__", "the function"), max_iterations)
-    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins)
+    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins, dtype)
     if not fidelity.ok:
         err = TraceError(
             f"The translation of `{getattr(fn, '__name__', 'the function')}` does not reproduce it at the example "
@@ -373,10 +395,10 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             "Fix: rewrite the line it names with the spellings of docs/supported.md, or compare a SymPy Program."
         )
         err.fidelity = fidelity  # type: ignore[attr-defined]
-        return _path_mode(fn, bound, names, values, rank1, shapes, notes,
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype,
                           f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
     return Reading(fn, translation.function, "source", fidelity, translation.origins, values,
-                  translation.inputs, translation.branches, tuple(notes))
+                   translation.inputs, translation.branches, tuple(notes), dtype=dtype)
 
 
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int) -> None:
@@ -406,7 +428,7 @@ def _first(err: TraceError) -> str:
 
 
 def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any], rank1: set[str],
-               shapes: list[tuple[str, tuple[int, int] | None]], notes: list[str], reason: str,
+               shapes: list[tuple[str, tuple[int, int] | None]], notes: list[str], dtype: str, reason: str,
                source_error: TraceError) -> Reading:
     """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error."""
     inputs = [sp.MatrixSymbol(n, *shp) if shp is not None else sp.Symbol(n, real=True) for n, shp in shapes]
@@ -415,13 +437,13 @@ def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values:
         return _call_with(fn, bound, names, tensors)
 
     try:
-        program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1) for n in names], inputs)
-        lowered = lower(program, branches=branches)  # type: ignore[arg-type]
+        program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1, dtype) for n in names], inputs)
+        lowered = lower(program, branches=branches, dtype=dtype)  # type: ignore[arg-type]
     except TraceError as err:
         raise TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
                          f"failed too: {str(err).splitlines()[0]}") from None
-    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {})
+    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {}, dtype)
     if not fidelity.ok:
         raise source_error
     return Reading(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,
-                  (*notes, f"path mode: {reason}"), recorded=program, reason=reason)
+                  (*notes, f"path mode: {reason}"), recorded=program, reason=reason, dtype=dtype)

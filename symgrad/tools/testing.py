@@ -85,7 +85,7 @@ BRANCHES_FOR_FUNCTION: Final = (
 )
 
 
-def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any = (), dtype: str = "float64",
+def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any = (), dtype: str | None = None,
                              rtol: float | None = None, order: int = 1, branches: str | None = None) -> Comparison:
     """Assert that autograd's gradient of `fn` is the derivative of its mathematics.
 
@@ -99,7 +99,9 @@ def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any 
     - `wrt`: the inputs to differentiate with respect to (default: all).
     - `allow`: causes whose disagreements pass: cause ids (`"kink"`, a single string is one
       id) or `symgrad.Cause` members. Use it for code that is knowingly non-smooth or detached.
-    - `dtype`, `rtol`, `order`: as for `symgrad.compare`.
+    - `dtype`: as for `symgrad.compare`: by default the dtype of your tensors for a torch
+      function (your float32 code is checked in float32), float64 for SymPy.
+    - `rtol`, `order`: as for `symgrad.compare`.
     - `branches`: for a SymPy Piecewise, `"if"` (default) or `"where"`.
 
     **Returns:** the `Comparison`, when every entry agrees or its cause is allowed.
@@ -205,8 +207,9 @@ def _arguments(inputs: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]
 
 def _as_tensor(value: Any) -> torch.Tensor | None:
     try:
-        if isinstance(value, torch.Tensor):
-            return value.detach().to(torch.float64).clone().requires_grad_(True)
+        if isinstance(value, torch.Tensor):  # in its own dtype, as the function will be compared
+            t = value.detach().clone()
+            return (t if t.is_floating_point() else t.to(torch.float64)).requires_grad_(True)
         if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
             return None
         return torch.tensor(value, dtype=torch.float64).requires_grad_(True)

@@ -192,7 +192,7 @@ def _hint(f: Finding, fields: dict[str, Any], c: Context) -> str:
 
 
 @deep
-def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, dtype: str = "float64",
+def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, dtype: str | None = None,
             branches: Literal["if", "where"] = "if", order: int = 1, v: Any = None, rtol: float | None = None,
             max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Comparison:
     """Compare the symbolic, executed and autograd derivatives of `f` at the point `at`.
@@ -203,7 +203,9 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     - `at`: the point, `{symbol: value}`; values are rounded to `dtype` first, and all three
       sides are evaluated at the exact binary value the tensor holds.
     - `wrt`: the inputs to differentiate with respect to (default: all, in order).
-    - `dtype`: `"float64"` (default) or `"float32"`.
+    - `dtype`: `"float64"` or `"float32"`. Default (None): for a torch function, the dtype of
+      your tensors (float64 for Python numbers), so that your float32 code is checked in float32;
+      float64 for SymPy input and strings.
     - `branches`: `"if"` (default) or `"where"`: how a Piecewise is lowered.
     - `rtol`: relative tolerance between executed and autograd (default per dtype:
       1e-9 for float64, 1e-4 for float32).
@@ -220,6 +222,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
         return compare_function(f, at, wrt=wrt, dtype=dtype, order=order, v=v, rtol=rtol,
                                 max_iterations=max_iterations)
     f = expression(f)
+    dtype = "float64" if dtype is None else dtype
     check_options(branches=branches, dtype=dtype)
     if order not in (1, 2):
         raise OptionError(ORDER.format(value=order))
@@ -247,18 +250,25 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
 def compare_reading(reading: Reading, **options: Any) -> Comparison:
     """`symgrad.compare` of the translated program at the traced example values (or at `at=`,
     keyed by parameter name); every entry carries the user's `SourceSpan` (`entry.source`).
-    In path mode the recorded run is compared, and every explanation says so."""
+    In path mode the recorded run is compared, and every explanation says so.
+
+    A reading is trusted only at the point and in the dtype its fidelity check ran in: another
+    point (`at=`) or another dtype (`dtype=`) reads the function again there, so the translation
+    is checked against your code where it is compared, and the autograd column is your code's."""
     at = options.pop("at", None)
     point = reading.point if at is None else point_by_name(reading.fn, at)
     options.pop("branches", None)
-    if reading.mode == "path" and at is not None:  # another point may run another path
-        return compare_reading(read_function(reading.fn, (), point), **options)
+    dtype = options.pop("dtype", None) or reading.dtype
+    if at is not None or dtype != reading.dtype:
+        again = read_function(reading.fn, (), point, dtype=dtype,
+                              max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
+        return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
     if options.get("wrt") is None and reading.inputs and not isinstance(function, Program):
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
         options["wrt"] = list(reading.inputs)
-    c = compare(function, at=point, branches=reading.branches, **options)
+    c = compare(function, at=point, branches=reading.branches, dtype=dtype, **options)
     c = replace(cite(c, reading.origins), title=title(reading.fn))
     if reading.mode == "path":
         said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
@@ -269,9 +279,10 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
 
 def compare_function(fn: Any, at: Any, **options: Any) -> Comparison:
     """`symgrad.compare(fn, at=...)` for a torch function: `at` keyed by parameter name, or a
-    tuple of values in parameter order."""
+    tuple of values in parameter order; `dtype=None` compares in the dtype of your tensors."""
     point = point_by_name(fn, at)
-    reading = read_function(fn, (), point, max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
+    reading = read_function(fn, (), point, max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS),
+                            dtype=options.pop("dtype", None))
     return compare_reading(reading, **options)
 
 

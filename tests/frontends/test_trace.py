@@ -1003,3 +1003,62 @@ def test_a_python_counter_in_a_loop_condition_is_kept(fn: Any, at: float) -> Non
     for other in (30.0, 1.0, 0.3, -4.0):  # the same translation is right elsewhere too
         (e,) = sg.compare(fn, at={"x": other}).entries
         assert e.grad_autograd == _torch_grad(fn, other)
+
+
+# ---------------------------------------------------------------- checked where and in the dtype compared (issue 21, items 2-4)
+
+
+def _variance(x):  # type: ignore[no-untyped-def]
+    return (x * x).mean() - x.mean() ** 2
+
+
+def test_a_float32_function_is_compared_in_float32_and_the_autograd_column_is_torchs() -> None:
+    x32 = torch.tensor([1000.0, 1000.1, 1000.2, 999.9], dtype=torch.float32)
+    a = x32.clone().requires_grad_(True)
+    _variance(a).backward()  # the user's own float32 gradient, computed by torch
+    c = sg.compare(_variance, at={"x": x32})
+    assert c.dtype == "float32"
+    assert [e.grad_autograd for e in c.entries] == a.grad.tolist()
+    assert c.cause.id == "rounding"  # E[x^2] - E[x]^2 cancels in float32
+    traced = sg.trace(_variance, x32)
+    assert traced.dtype == "float32" and traced.compare().dtype == "float32"
+    assert traced.compare(dtype="float64").dtype == "float64"  # read again, checked in float64
+    assert sg.compare(_variance, at={"x": x32.double()}).dtype == "float64"
+    assert sg.compare(_variance, at={"x": x32}, dtype="float64").dtype == "float64"
+
+
+def test_the_test_helper_checks_float32_code_in_float32() -> None:
+    from symgrad.testing import GradientMismatch, assert_grad_matches_math
+
+    x32 = torch.tensor([1000.0, 1000.1, 1000.2, 999.9], dtype=torch.float32)
+    with pytest.raises(GradientMismatch) as info:
+        assert_grad_matches_math(_variance, x32)
+    assert "(float32)" in str(info.value)
+    assert assert_grad_matches_math(_variance, x32.double()).dtype == "float64"
+
+
+def test_another_dtype_than_float64_or_float32_is_a_sentence() -> None:
+    with pytest.raises(sg.OptionError, match="float16; symgrad compares gradients in float64 or float32"):
+        sg.trace(_variance, torch.tensor([1.0, 2.0], dtype=torch.float16))
+
+
+def _twice(x):  # type: ignore[no-untyped-def]
+    return x * 4.0
+
+
+def test_a_traced_function_compared_at_another_point_is_checked_there() -> None:
+    """A translation is trusted only where its fidelity check ran: compared at another point, the
+    function is read and checked again there (here a translation that is wrong at x = 1 is
+    planted; the comparison at x = 1 must not use it)."""
+    from dataclasses import replace
+
+    from sympy.codegen.ast import Assignment, CodeBlock
+
+    traced = sg.trace(_twice, 30.0)
+    assert isinstance(traced.program, sg.Program)
+    (x,), out = traced.program.inputs, traced.program.output
+    wrong = replace(traced, program=sg.Program(inputs=[x], body=CodeBlock(Assignment(out, 128 * x)), output=out))
+    (here,) = wrong.compare().entries                 # at the traced point: the planted program
+    assert here.grad_autograd == 128.0
+    (there,) = wrong.compare(at={"x": 1.0}).entries   # elsewhere: read and checked again
+    assert there.grad_autograd == 4.0 and there.grad_executed == 4
