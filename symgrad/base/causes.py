@@ -9,7 +9,10 @@ a stable `id` (used in reports, docs anchors and sweeps), a one-line `title`, an
 from __future__ import annotations
 
 import enum
-from typing import Final
+from collections.abc import Iterable
+from typing import Any, Final
+
+from .errors import OptionError
 
 DOCS_CAUSES: Final = "docs/causes.md"
 
@@ -194,3 +197,29 @@ MEANINGS: Final = {
     "Subtracting two nearly equal numbers throws away the digits they share (cancellation), and "
     "the backward pass works with what is left: autograd's gradient is finite but wrong.",
 }
+
+
+ALLOW: Final = (
+    "allow={value!r} names {bad}, which is not a cause.\n"
+    "allow= accepts the causes whose disagreements the check should let pass.\n"
+    "Fix: pass cause ids or `symgrad.Cause` members, one of {ids}."
+)
+
+
+def allowed_causes(allow: Any) -> frozenset[Cause]:
+    """`allow=` (the test helper's, the command line's `--allow`) as a set of causes: ids (a string
+    is one id) or `Cause` members; an OptionError names one that is not a cause."""
+    if allow is None:
+        return frozenset()
+    items = [allow] if isinstance(allow, (str, Cause)) else list(allow) if isinstance(allow, Iterable) else [allow]
+    out = set()
+    for item in items:
+        if isinstance(item, Cause):
+            out.add(item)
+            continue
+        try:
+            out.add(Cause.from_id(item))
+        except (KeyError, TypeError):
+            ids = ", ".join(f'"{c.id}"' for c in Cause if c is not Cause.AGREE)
+            raise OptionError(ALLOW.format(value=allow, bad=repr(item), ids=ids)) from None
+    return frozenset(out)

@@ -4,14 +4,16 @@ A `Comparison` (verdict), a `Sweep` (tools) or a `Derivation` (sides) renders it
 `c.to_markdown()`, `c.to_dict()`, `s.plot()`. The code that renders lives in the show layer,
 above all of them, and imports go down only. So a record calls `render(name, *args)`, and the
 show layer's modules register each renderer under its name when they are imported
-(`@renders("comparison.text")`). `import symgrad` imports them, so the registry is full before
-any record exists; nothing below the show layer imports it.
+(`@renders("comparison.text")`). The first `render` whose name is not registered yet imports
+the show layer's modules (`SHOW_MODULES`, by name, so that no layer below imports the show layer);
+a name still missing after that is a RuntimeError.
 
 The names in use (the show layer registers exactly these; `tests/base/test_rendering.py` checks):
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,6 +39,7 @@ NAMES = (
 __doc__ = (__doc__ or "") + "".join(f"\n- `{name}`" for name in NAMES)
 
 _RENDERERS: dict[str, Callable[..., Any]] = {}
+SHOW_MODULES: tuple[str, ...] = ("symgrad.show.report", "symgrad.show.data")  # they register the renderers
 
 
 def renders(name: str) -> Callable[[F], F]:
@@ -53,14 +56,19 @@ def renders(name: str) -> Callable[[F], F]:
 
 def render(name: str, *args: Any, **kwargs: Any) -> Any:
     """Call the show layer's renderer called `name`."""
-    try:
-        fn = _RENDERERS[name]
-    except KeyError:
-        raise RuntimeError(
-            f"No renderer is registered for {name!r}: the show layer (symgrad.show.report, symgrad.show.data) "
-            "was not imported. `import symgrad` imports it."
-        ) from None
+    fn = _RENDERERS.get(name)
+    if fn is None:
+        load()
+        fn = _RENDERERS.get(name)
+    if fn is None:
+        raise RuntimeError(f"No renderer is registered for {name!r} by {', '.join(SHOW_MODULES)}.")
     return fn(*args, **kwargs)
+
+
+def load() -> None:
+    """Import the show layer's modules, which register their renderers (once; later calls are free)."""
+    for module in SHOW_MODULES:
+        importlib.import_module(module)
 
 
 def registered() -> tuple[str, ...]:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-import mpmath
 import sympy as sp
 
 from ..program import exact as ex

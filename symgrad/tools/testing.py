@@ -21,13 +21,13 @@ from __future__ import annotations
 import inspect
 import linecache
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import sympy as sp
 import torch
 
-from ..base.causes import Cause
+from ..base.causes import Cause, allowed_causes
 from ..verdict.compare import compare
 from ..verdict.records import Comparison, Entry
 from ..base.errors import GradientMismatch, OptionError, PointError, TraceError, UnsupportedNodeError
@@ -71,11 +71,6 @@ INPUT_COUNT: Final = (
     "assert_grad_matches_math got {given} value(s) for {name}, which has {count} input(s): {inputs}.\n"
     "Values without names are taken in the order of the inputs.\n"
     "Fix: give one value per input, or a mapping, e.g. `{{{first}: 0.5}}`."
-)
-ALLOW: Final = (
-    "allow={value!r} names {bad}, which is not a cause.\n"
-    "allow= accepts the causes whose disagreements the check should let pass.\n"
-    "Fix: pass cause ids or `symgrad.Cause` members, one of {ids}."
 )
 BRANCHES_FOR_FUNCTION: Final = (
     "branches={value!r} was given for the torch function `{name}`.\n"
@@ -245,25 +240,6 @@ def _run_once(fn: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any])
 def _short(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def allowed_causes(allow: Any) -> frozenset[Cause]:
-    """`allow=` as a set of causes: ids (a string is one id) or `Cause` members; an OptionError
-    names one that is not a cause."""
-    if allow is None:
-        return frozenset()
-    items = [allow] if isinstance(allow, (str, Cause)) else list(allow) if isinstance(allow, Iterable) else [allow]
-    out = set()
-    for item in items:
-        if isinstance(item, Cause):
-            out.add(item)
-            continue
-        try:
-            out.add(Cause.from_id(item))
-        except (KeyError, TypeError):
-            ids = ", ".join(f'"{c.id}"' for c in Cause if c is not Cause.AGREE)
-            raise OptionError(ALLOW.format(value=allow, bad=repr(item), ids=ids)) from None
-    return frozenset(out)
 
 
 # --------------------------------------------------------------------------- the message

@@ -18,7 +18,8 @@ from conftest import HANG_SECONDS, no_hang
 import sympy as sp
 
 import symgrad as sg
-from symgrad.show.cli import main, parse
+from symgrad.frontends.parse import parse
+from symgrad.show.cli import main
 from symgrad.base.errors import ParseError
 from symgrad.show.supported import supported_markdown
 
@@ -395,7 +396,7 @@ def test_a_symbol_named_like_code_stays_a_name(capsys: pytest.CaptureFixture[str
 
 
 def test_parse_refuses_huge_integer_powers_quickly() -> None:
-    code = "from symgrad.show.cli import parse\ntry:\n    parse('9**9**9**9')\nexcept Exception:\n    pass\n"
+    code = "from symgrad.frontends.parse import parse\ntry:\n    parse('9**9**9**9')\nexcept Exception:\n    pass\n"
     try:
         # A bound on a hang (the power computed digit by digit), not a speed target: generous on purpose.
         subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG_SECONDS)
@@ -500,7 +501,7 @@ def test_a_sum_of_a_thousand_terms_is_read_and_compared(capsys: pytest.CaptureFi
 
 
 def test_parse_never_evaluates_unbounded_integer_work() -> None:
-    code = ("from symgrad.show.cli import parse\n"
+    code = ("from symgrad.frontends.parse import parse\n"
             "for t in ['Pow(9, 9**9)', 'factorial(10**9)', 'fibonacci(10**9)', 'binomial(10**12, 10**11)',"
             " 'x*factorial(10**6)', '(10**9999)**(10**4)', 'Pow(2, 2**70)']:\n"
             "    try:\n        parse(t)\n    except Exception:\n        pass\n")
@@ -558,7 +559,7 @@ def test_at_reads_nested_lists_and_dotted_names_or_says_why_not(capsys: pytest.C
 
 
 def test_at_values_are_numbers_vectors_and_matrices() -> None:
-    from symgrad.show.cli import _point
+    from symgrad.show.arguments import point as _point
 
     assert _point(["w=[[1],[2]],x=3", "fc1.weight=[[0.5, -1e-3]]", "b=[1, 2.5]"]) == {
         "w": [[1.0], [2.0]], "x": 3.0, "fc1.weight": [[0.5, -0.001]], "b": [1.0, 2.5]}

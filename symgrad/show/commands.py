@@ -1,0 +1,139 @@
+"""The commands of the `symgrad` command line (`cli.py` reads the arguments, then calls `run`):
+the demos, compare, sweep, lower, supported and check, with their exit status."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import sympy as sp
+
+from ..base.errors import OptionError, TraceError
+from ..frontends.front import lower
+from ..frontends.parse import parse
+from ..program.primitives import detach, item
+from ..program.program import number
+from ..tools.sweep import sweep
+from ..tools.testing import passes
+from ..verdict.compare import compare
+from .arguments import PLOT_PATH
+from .supported import supported_markdown
+
+
+x = sp.Symbol("x")
+relu_ways: list[tuple[str, Any, str]] = [
+    ("Max(x, 0)", sp.Max(x, 0), "if"),
+    ("Piecewise, branches=\"if\"", sp.Piecewise((x, x > 0), (0, True)), "if"),
+    ("Piecewise, branches=\"where\"", sp.Piecewise((x, x > 0), (0, True)), "where"),
+]
+
+
+def demo_relu() -> str:
+    lines = ["relu written three ways, compared at x = 0 (its kink) and at x = 1.", ""]
+    rows = [["written as", "x", "symbolic", "executed", "autograd", "cause"]]
+    reports = []
+    for label, f, branches in relu_ways:
+        for at in (0.0, 1.0):
+            c = compare(f, at={x: at}, branches=branches)  # type: ignore[arg-type]
+            e = c.entries[0]
+            sym = number(e.grad_symbolic) if e.grad_symbolic is not None else (
+                f"none ({number(e.one_sided[0])} | {number(e.one_sided[1])})" if e.one_sided else "none")
+            rows.append([label, str(at), sym, number(e.grad_executed), repr(e.grad_autograd), c.cause.id])
+            if at == 0.0:
+                reports.append(str(c))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines += ["", "At 0 the mathematics has no derivative (slope 0 on the left, 1 on the right); each program",
+              "picks one by its own rule. The three reports at x = 0:", ""]
+    for r in reports:
+        lines += ["-" * 72, r]
+    return "\n".join(lines)
+
+
+def _single(f: Any, at: dict[Any, float], **kw: Any) -> Callable[[], str]:
+    return lambda: str(compare(f, at=at, **kw))
+
+
+y = sp.Symbol("y")
+# The demos' builders, by the names `arguments.DEMO_NAMES` describes.
+DEMOS: dict[str, Callable[[], str]] = {
+    "relu": demo_relu,
+    "detach": _single(x * detach(x**2), {x: 3.0}),
+    "nan-trap": _single(sp.Piecewise((sp.sqrt(x), x > 0), (0, True)), {x: -1.0}, branches="where"),
+    "overflow": _single(sp.log(sp.exp(x) + sp.exp(y)), {x: 1000.0, y: 0.0}),
+    "rounding": _single((1 - sp.cos(x)) / x**2, {x: 1e-4}),
+    "graph-break": _single(x * item(x), {x: 3.0}),
+}
+
+
+def _load_function(target: str) -> Any:
+    """`path/to/file.py:fn`: the file is run as a module (it is the user's own code) and `fn` taken
+    from it."""
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name.isidentifier():
+        raise TraceError(f"{target!r} is not FILE.py:FUNCTION.\nFix: write e.g. `symgrad check model.py:loss --at x=0.5`.")
+    if not os.path.isfile(path):
+        raise TraceError(f"{path}: no such file.\nFix: give the path of the Python file that defines {name}.")
+    spec = importlib.util.spec_from_file_location(f"symgrad_check_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise TraceError(f"{path} cannot be loaded as a Python module.\nFix: give a .py file.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise TraceError(f"{path} defines no function {name}.\nFix: check the name after the colon.")
+    return fn
+
+
+def _verdict(result: Any, allowed: frozenset[Any]) -> int:
+    """The exit status of a comparison, as a checker in CI is expected to give: 0 when every entry
+    agrees or its causes are allowed (as `assert_grad_matches_math`'s allow= decides), 1 otherwise."""
+    return 0 if all(passes(e, allowed) for e in result.entries) else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out the command the arguments name; the exit status (0, or 1 where the gradients disagree)."""
+    if args.command == "demo":
+        print(DEMOS[args.name]())
+    elif args.command == "compare":
+        f = parse(args.expr)
+        wrt = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
+        result = compare(f, at=args.at, branches=args.branches, dtype=args.dtype, wrt=wrt,
+                         order=args.order, v=args.v)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+            return _verdict(result, args.allow)
+        print(result.to_markdown() if args.markdown else result.report(full=args.full), end="")
+        if args.steps:
+            print()
+            print(result.derivation(), end="")
+        return _verdict(result, args.allow)
+    elif args.command == "sweep":
+        result = sweep(parse(args.expr), over=args.over, n=args.n, branches=args.branches,
+                       dtype=args.dtype)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        else:
+            print(result, end="")
+        if args.plot:
+            try:
+                result.plot(args.plot)
+            except OSError as err:
+                raise OptionError(PLOT_PATH.format(path=args.plot, why=err.strerror or err)) from None
+            print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    elif args.command == "lower":
+        print(lower(parse(args.expr), branches=args.branches, dtype=args.dtype).source, end="")
+    elif args.command == "check":
+        result = compare(_load_function(args.target), at=args.at, dtype=args.dtype)
+        print(result.to_markdown() if args.markdown else result, end="")
+        return _verdict(result, args.allow)
+    elif args.command == "supported":
+        print(supported_markdown(), end="")
+    return 0
+
+
