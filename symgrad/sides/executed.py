@@ -76,6 +76,7 @@ class Decision:
     tie: bool  # exactly on a threshold / kink / jump
     margins: tuple[tuple[sp.Basic, ex.Exact], ...] = ()  # (relation, lhs - rhs)
     step: int | None = None  # the path step of a kink decision
+    reads: tuple[int, ...] = ()  # the path steps its condition (or loop bounds) reads
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class _Runner:
         self.max_iterations = max_iterations
         self.line_counts: dict[int, int] = {}
         self.inputs: list[int] = []
+        self.reads: tuple[int, ...] = ()  # what the last condition read (`cond`)
         for name in lowered.inputs:
             idx = self.add(PathStep(len(self.steps), "input", sp.Symbol(name), 0, name, point[name], (), (), None, True, True))
             self.env[name] = idx
@@ -219,7 +221,9 @@ class _Runner:
         return self.steps[idx].value, idx
 
     def cond(self, c: Cond) -> tuple[bool, bool, tuple[tuple[sp.Basic, ex.Exact], ...]]:
-        """(truth, tie, margins) of a condition at the current values."""
+        """(truth, tie, margins) of a condition at the current values; the steps it read are
+        left in `self.reads` for the decision that follows."""
+        self.reads = tuple(self.env[name] for _, name in c.names)
         values = {sym: self.steps[self.env[name]].value for sym, name in c.names}
         margins: list[tuple[sp.Basic, ex.Exact]] = []
         tie = False
@@ -238,7 +242,8 @@ class _Runner:
                margins: tuple[tuple[sp.Basic, ex.Exact], ...] = (), step: int | None = None) -> Hashable:
         if self.force is not None:
             taken = self.force.next(kind)
-        self.decisions.append(Decision(kind, node, line, taken, tie, margins, step))
+        reads = () if kind == "piece" else self.reads
+        self.decisions.append(Decision(kind, node, line, taken, tie, margins, step, reads))
         return taken
 
     # -- statements
@@ -260,6 +265,7 @@ class _Runner:
         taken = len(s.branches) - 1
         tie = False
         margins: tuple[tuple[sp.Basic, ex.Exact], ...] = ()
+        reads: tuple[int, ...] = ()
         for k, br in enumerate(s.branches):
             if br.cond is None:
                 taken = k
@@ -267,9 +273,11 @@ class _Runner:
             truth, t, m = self.cond(br.cond)
             tie = tie or t
             margins += m
+            reads += self.reads
             if truth:
                 taken = k
                 break
+        self.reads = reads
         taken = self.decide("if", s.node, s.line, taken, tie, margins)
         self.block(s.branches[int(taken)].body)  # type: ignore[arg-type]
 
@@ -294,6 +302,7 @@ class _Runner:
         ints = [_truncate(v) for v, _ in vals]
         tie = any(idx is not None and self.steps[idx].depends and ex.is_rational(v) and v.q == 1 for v, idx in vals)
         count = len(range(*ints))
+        self.reads = tuple(idx for _, idx in vals if idx is not None)
         count = int(self.decide("for", s.node, s.line, count, tie))  # type: ignore[arg-type]
         if count > self.max_iterations:
             raise _loop_limit(s, count, self.max_iterations, self, stuck=False)
@@ -457,6 +466,9 @@ class Side:
     value: ex.Exact  # the one-sided limit of f at the point
     derivative: ex.Exact  # the one-sided derivative with respect to the input
     decisions: tuple[Decision, ...]
+    # The piece had no value at the point (a removable singularity): value and slope are limits
+    # taken beside it.
+    limit: bool = False
 
 
 def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
@@ -466,7 +478,9 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     `name`), and continue that piece to the point. None when the side cannot be followed (a
     threshold within delta of the point). With `limit_of_slope`, the derivative is taken beside
     the point itself (the limit of the slope, for a vertical tangent inside: sqrt(x**2) at 0),
-    and a side where the function has no real value is None."""
+    and a side where the function has no real value is None. A piece with no value at the point
+    itself (sin(x)/x at 0, a removable singularity a `where` fills in) is not continued to it:
+    its value and slope are taken just beside it, as limits (`Side.limit`, `_limit_beside`)."""
     x = point[name] if idx is None else point[name][idx]
     if ex.is_rational(x) and x != 0:
         e = int(x.p).bit_length() - int(x.q).bit_length()
@@ -489,15 +503,94 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     except (_Diverged, LoopLimitError):
         return None
     k = lowered.inputs.index(name)
-    if limit_of_slope:
+    value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
+    removable = not limit_of_slope and not all(ex.is_finite(v) for v in ex.elements(value))
+    if limit_of_slope or removable:
         if not all(ex.is_finite(v) for v in ex.elements(near.value)) or domain_violation(near) is not None:
-            return None
+            return None if limit_of_slope else Side(direction, value, at.gradient("math", seed)[k], near.decisions)
+        if removable:
+            # The piece has no value at the point itself (sin(x)/x at 0): its one-sided limits
+            # are its value and slope beside the point, where that is decided.
+            try:
+                got = _limit_beside(lowered, point, name, idx, direction, near, seed, limit, math)
+            except (_Diverged, LoopLimitError):
+                got = None
+            if got is None:
+                return Side(direction, value, at.gradient("math", seed)[k], near.decisions)
+            return Side(direction, got[0], got[1], near.decisions, limit=True)
         with ex.working_precision(max(PERTURB_PREC, ex.prec())):
             g = near.gradient("math", seed)[k]
     else:
         g = at.gradient("math", seed)[k]
-    value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
     return Side(direction, value, g if idx is None else g[idx], near.decisions)
+
+
+# How many times a limit beside the point is taken again at a higher precision, when the
+# cancellation in the piece ((1 - cos(x))/x**2 beside 0) ate the bits it had.
+LIMIT_RERUNS = 3
+
+
+def _limit_beside(lowered: LoweredProgram, point: dict[str, Any], name: str, idx: tuple[int, int] | None,
+                  direction: int, near: Path, seed: Any, limit: int, math: bool) -> tuple[ex.Exact, ex.Exact] | None:
+    """The one-sided limits of value and slope of the piece `near` ran, where it has no value at
+    the point itself: its value and slope at a distance delta so small that the slope times delta
+    is below the caller's working resolution (delta = 2**-(2*prec + 128) of the point), so that
+    the value there is the limit to that resolution. None where the piece is not that tame there
+    (a pole, x*sin(1/x): its slope times delta is not small), or leaves the piece `near` ran.
+    A piece that cancels near the point loses bits there; it is run again at a precision
+    raised by what the balls lost, until they certify the caller's working precision."""
+    caller = ex.prec()
+    x = point[name] if idx is None else point[name][idx]
+    e = int(x.p).bit_length() - int(x.q).bit_length() if (ex.is_rational(x) and x != 0) else 0
+    shift = 2 * caller + 128
+    delta = ex.Q(2) ** (e - shift) if e >= shift else ex.Q(1, 2 ** (shift - e))
+    moved = dict(point)
+    if idx is None:
+        moved[name] = ex.add(x, direction * delta)
+    else:
+        moved[name] = point[name].copy()
+        moved[name][idx] = ex.add(x, direction * delta)
+    k = lowered.inputs.index(name)
+    bits = max(PERTURB_PREC, shift + 128)
+    for _ in range(LIMIT_RERUNS + 1):
+        with ex.working_precision(bits):
+            there = run(lowered, moved, max_iterations=limit, math=math)
+            if [(d.kind, d.taken) for d in there.decisions] != [(d.kind, d.taken) for d in near.decisions]:
+                return None
+            if not all(ex.is_finite(v) for v in ex.elements(there.value)) or domain_violation(there) is not None:
+                return None
+            g = there.gradient("math", seed)[k]
+            slope = g if idx is None else g[idx]
+            value = there.value if seed is None else ex.total(ex.ewise(ex.mul, there.value, seed))
+            short = max(_uncertain_bits(value, caller), _uncertain_bits(slope, caller))
+        if short <= 0 or bits + short > ex.MAX_PREC:
+            break
+        bits += short + 64
+    if short > 0:
+        return None
+    with ex.working_precision(bits):
+        moved_by = abs(ex.to_real(ex.mul(slope, delta)))
+        scale = max(abs(ex.to_real(value)).mid(), ex.to_real(ex.ONE))
+        if not bool(moved_by < scale * ex.to_real(ex.Q(1, 2 ** (caller + 40)))):
+            return None
+    return value, slope
+
+
+def _uncertain_bits(v: ex.Exact, caller: int) -> int:
+    """How many more bits a ball needs for its radius to be 2**-(caller + 64) of its size (or of
+    1, for a value around 0)."""
+    if ex.is_rational(v) or v.is_exact():
+        return 0
+    if not v.is_finite():
+        return ex.MAX_PREC
+    man, e = v.rad().mid().man_exp()
+    rad_bits = int(e) + int(man).bit_length()
+    mid = v.mid()
+    size = 0
+    if not mid.is_zero():
+        m, f = mid.man_exp()
+        size = max(0, int(f) + int(m).bit_length())
+    return rad_bits - size + caller + 64
 
 
 def _used(path: Path) -> list[bool]:

@@ -12,6 +12,10 @@ value there is a convention (`Heaviside(0) = 1/2`, `sign(0) = 0`), not mathemati
 function is followed from just left and just right of the point (`executed.beside`), giving the
 one-sided limits and derivatives. Equal limits and equal slopes: the derivative exists; equal
 limits, different slopes: a kink (`one_sided = (left, right)`); different limits: a jump.
+The limits are those of the value, not of the piece's formula at the point: a piece with no
+value there (sin(x)/x at 0, which `Piecewise((1, Eq(x, 0)), (sin(x)/x, True))` fills in with
+its limit 1) is followed just beside the point instead, so that function is smooth at 0 with
+derivative 0, while a filled-in value that is not the limit (2 for sin(x)/x) is a jump.
 """
 
 from __future__ import annotations
@@ -305,6 +309,17 @@ def _limit(side: Side | None) -> Side | None:
     return side
 
 
+def _removable(side: Side | None) -> Side | None:
+    """A side whose piece has no value at the point (sin(x)/x at 0) carries limits taken just
+    beside it: its value is known to the working resolution (a ball, never an exact rational
+    that differs from the limit by delta), its slope as `_limit` rounds it."""
+    if side is None or not side.limit:
+        return side
+    side = _limit(side)
+    assert side is not None
+    return dataclasses.replace(side, value=ex.ewise(ex.to_real, side.value) if ex.is_mat(side.value) else ex.to_real(side.value))
+
+
 def _only_a_vertical_tangent(path: Path, st: PathStep) -> bool:
     """The violation is an infinite slope of a step whose value is a finite real number, and
     every value the output uses is finite (not log of a negative, not a pole)."""
@@ -321,8 +336,8 @@ def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, 
     name = lowered.inputs[k]
     left = beside(lowered, point, name, -1, max_iterations, idx, seed, limit_of_slope, math)
     right = beside(lowered, point, name, +1, max_iterations, idx, seed, limit_of_slope, math)
-    if limit_of_slope:
-        left, right = _limit(left), _limit(right)
+    left = _limit(left) if limit_of_slope else _removable(left)
+    right = _limit(right) if limit_of_slope else _removable(right)
     if left is None or right is None:
         return SymbolicSide(None, "unknown", None, None, left, right)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))

@@ -46,7 +46,7 @@ from .records import DIGITS, Comparison, Entry
 from .point import (Component, ExactSides, check_entries, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
-from .structural import Structural
+from .structural import Structural, differs
 from .floating import FINFO, FloatingPoint
 
 UNUSED = ("{symbol} does not reach the output (the function does not read it, or SymPy simplified it "
@@ -60,22 +60,31 @@ UNUSED = ("{symbol} does not reach the output (the function does not read it, or
 
 
 def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic,
-           formula_of: Callable[[], sp.Basic | None] | None = None) -> Entry:
+           formula_of: Callable[[], sp.Basic | None] | None = None, idx: tuple[int, int] | None = None,
+           inputs: Sequence[int] | None = None) -> Entry:
+    """One entry (output j, input k, element idx of a matrix input; `inputs`, the inputs it
+    differentiates with respect to, (k,) unless a Hessian's two): the findings of both halves
+    of the classifier, the primary one first, and its explanation and hint. Every structural
+    finding cites the node that decides THIS entry (`Structural.ties_of`,
+    `Structural.cut_findings`)."""
+    ks = tuple(inputs) if inputs is not None else (k,)
     structural, floating = Structural(c), FloatingPoint(c)
     findings: list[Finding] = []
     if sym.kind == "domain":
         findings.append(structural.domain_finding(sym))
     else:
-        cuts = structural.cut_findings(k)
+        cuts = structural.cut_findings(ks, idx)
         if sym.kind in ("kink", "jump", "unknown"):
-            findings.extend(structural.tie_findings(sym))
+            findings.extend(structural.tie_findings(sym, ks, idx))
             if sym.violation is not None and not c.path.ties:
                 findings.extend(structural.vertical_tangent_findings(sym, exe, auto))
             findings.extend(cuts)
-        elif not same(sym.grad, exe):  # type: ignore[arg-type]
+        elif cuts and (differs(sym.grad, exe) if _exact(sym) else not same(sym.grad, exe)):  # type: ignore[arg-type]
+            # A cut the derivative flows through, and the sides differ at all: that cut is the
+            # cause, however small the difference (exp(item(x)*y) where exp is 1e-113).
             findings.extend(cuts)
-            if not cuts:
-                findings.extend(structural.tie_findings(sym))
+        elif not same(sym.grad, exe):  # type: ignore[arg-type]
+            findings.extend(structural.tie_findings(sym, ks, idx))
             if not findings:
                 findings.extend(structural.shortcut_findings(sym, exe))
         if auto is None and c.run.error is not None and not any(f.cause is Cause.GRAPH_BREAK for f in findings):
@@ -133,6 +142,13 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, primary.cause,
                  tuple(f.cause for f in unique[1:]), fields["node"], line, explanation, hint, c.run.error,
                  formula_of)
+
+
+def _exact(sym: SymbolicSide) -> bool:
+    """The mathematics' derivative is exact (a ball that holds it), not a limit of slopes taken
+    just beside the point (a cone's, or a removable singularity's), which is known only to the
+    working resolution."""
+    return sym.violation is None and not any(s is not None and s.limit for s in (sym.left, sym.right))
 
 
 def _first_line(text: str) -> str:
@@ -335,18 +351,22 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
     as for compare() (same precision and reruns); `auto` is autograd's value per input of `wrt`,
     from the sweep's batch. Returns ("agree" or "rounding", the exact executed derivatives as
     floats), or None where the question is wider and compare() must decide: the path sits on a
-    tie, a value or derivative is not finite, the mathematics differs from the executed path,
-    or a value of the path or of its backward pass is past the dtype's range."""
+    tie, a value or derivative is not finite, the mathematics differs from the executed path
+    (through a cut, by however little), or a value of the path or of its backward pass is past
+    the dtype's range."""
     point = {name: ex.from_float(float(v)) for name, v in zip(lowered.inputs, floats)}
     comps = [(k, None) for k in wrt]
     exact = exact_sides(lowered, point, comps, None, max_iterations)
     if exact.path.ties or not finite(exact.path.value) or not all(math.isfinite(a) for a in auto):
         return None
+    cut = any(st.cut for st in exact.path.steps)
     with ex.working_precision(exact.bits):
         values = []
         for n in range(len(comps)):
             side, exe = exact.sym[(0, n)], exact.exe[(0, n)]
             if side.kind != "smooth" or side.grad is None or not ex.is_finite(exe) or not same(side.grad, exe):
+                return None
+            if cut and differs(side.grad, exe):  # a cut hid a part, however small: compare() says which
                 return None
             values.append(ex.to_float(exe))
         c = FloatingPoint(Context(lowered, exact, dtype, rtol, ag.AutogradRun(None, [], None)))
@@ -377,7 +397,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
                 auto = float(auto[idx])
             wrt_sym = lowered.symbols[k] if idx is None else lowered.symbols[k][idx[0], idx[1]]
             shown = functools.partial(formula, lowered, k) if scalar else None
-            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown))
+            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown, idx))
     return Comparison(
         entries=tuple(entries),
         lowered=lowered,
@@ -437,7 +457,7 @@ def _hessian(lowered: LoweredProgram, floats: list[Any], point: dict[str, Any], 
             side = SymbolicSide(sym_value if kind == "smooth" else None, kind, None, None, violation=violation)
             # At the precision the values were computed at: `same` resolves differences to it.
             with ex.working_precision(2 * ex.START_PREC):
-                entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b])
+                entry = _entry(c, a, a, side, exe_value, auto, lowered.symbols[b], inputs=(a, b))
             if kind == "kink":
                 d = ties[0]
                 entry = replace(entry, line=d.line, node=user_text(lowered, d.node), explanation=(

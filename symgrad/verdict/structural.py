@@ -13,7 +13,7 @@ from ..base.causes import Cause
 from ..sides.executed import Decision
 from ..program.ops import OPS
 from ..program.rules import op_rule
-from ..sides.symbolic import SymbolicSide, departs
+from ..sides.symbolic import SymbolicSide, departs, same
 from .findings import Context, Finding, finite, fmt
 
 # The domain of the argument an op needs for a derivative, in the hint's words.
@@ -31,9 +31,57 @@ class Structural:
         self.lowered, self.path, self.math_adj = context.lowered, context.path, context.math_adj
         self.node = context.node
 
-    def tie_findings(self, side: SymbolicSide) -> list[Finding]:
+    def depends_on(self, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[bool]:
+        """Which steps of the path depend on the inputs ks (element idx of a matrix input),
+        through any edge, cut or not: what moving those inputs moves."""
+        path = self.path
+        dep = [False] * len(path.steps)
+        sources = {path.inputs[k] for k in ks}
+        for i in sources:
+            dep[i] = True
+        for st in path.steps:
+            if st.op == "elem" and idx is not None and st.parents[0] in sources and st.param != idx:
+                continue  # another element of the same matrix
+            if any(dep[p] for p in st.parents):
+                dep[st.index] = True
+        return dep
+
+    def decides(self, d: Decision, dep: Sequence[bool], used: Sequence[bool]) -> bool:
+        """Whether a tie decides the entry whose input moves the steps `dep` marks: a corner or
+        step whose argument depends on that input and whose value the output uses, or a branch
+        or loop whose condition reads a value that depends on it."""
+        if d.step is not None:
+            st = self.path.steps[d.step]
+            return used[d.step] and any(dep[p] for p in st.parents)
+        return any(dep[r] for r in d.reads)
+
+    def ties_of(self, ks: Sequence[int] | None, idx: tuple[int, int] | None = None) -> tuple[Decision, ...]:
+        """The ties that decide the entry of inputs ks (`decides`); all ties where none does,
+        or for no ks."""
+        ties = self.path.ties
+        if ks is None:
+            return ties
+        dep, used = self.depends_on(ks, idx), self.used()
+        mine = tuple(d for d in ties if self.decides(d, dep, used))
+        return mine or ties
+
+    def used(self) -> list[bool]:
+        """Which steps lie upstream of the output (through any edge)."""
+        used = [False] * len(self.path.steps)
+        used[self.path.output] = True
+        for st in reversed(self.path.steps):
+            if used[st.index]:
+                for p in st.parents:
+                    used[p] = True
+        return used
+
+    def tie_findings(self, side: SymbolicSide, ks: Sequence[int] | None = None,
+                     idx: tuple[int, int] | None = None) -> list[Finding]:
+        """A finding for each tie that decides the entry of inputs ks (element idx of a matrix
+        input): the corner, step, branch or loop whose argument depends on such an input, on the
+        way to the output."""
         found = []
-        for d in self.path.ties:
+        for d in self.ties_of(ks, idx):
             cause = self.tie_kind(d, side.kind)
             found.append(Finding(cause, d.node, d.line, self.tie_fields(d, side, cause)))
         return found
@@ -151,11 +199,15 @@ class Structural:
         return (f" The loop body runs {left} times just left of the point, {here} times at it and "
                 f"{right} times just right of it.")
 
-    def cut_findings(self, k: int) -> list[Finding]:
-        """Cut steps that removed a nonzero part of the derivative with respect to input k."""
+    def cut_findings(self, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[Finding]:
+        """Cut steps through which the mathematics' derivative with respect to the inputs ks
+        (element idx of a matrix input) flows: the step depends on such an input and the
+        output's mathematical adjoint at it is not 0. Whether they removed anything is the
+        caller's question (the two sides differ)."""
         found = []
+        dep = self.depends_on(ks, idx)
         for st in self.path.steps:
-            if not st.cut or not st.depends:
+            if not st.cut or not dep[st.index]:
                 continue
             if ex.all_zero(self.math_adj[st.index]):
                 continue
@@ -200,6 +252,17 @@ class Structural:
             why = f"has an infinite slope here{at} (a vertical tangent)"
         domain = DOMAIN_WORDS.get(st.op) or (rule.domain if rule else "see docs/supported.md")
         return Finding(Cause.DOMAIN, st.node, st.line, {"why": why, "domain": domain})
+
+
+def differs(a: ex.Exact, b: ex.Exact) -> bool:
+    """Certainly different, by however little: unequal rationals, or balls whose difference
+    does not contain 0 (6.7e-113 against 0). Unlike `symbolic.same`, no working resolution
+    makes a tiny difference equal; a difference the balls cannot decide is not one."""
+    if ex.is_rational(a) and ex.is_rational(b):
+        return a != b
+    if not (ex.is_finite(a) and ex.is_finite(b)):
+        return not same(a, b)
+    return not ex.to_real(ex.sub(a, b)).contains(0)
 
 
 def _count(decisions: Sequence[Decision], d: Decision) -> int:
