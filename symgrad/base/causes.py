@@ -108,7 +108,7 @@ EXPLANATIONS: Final = {
     "back through it{consequence}.{torch_error}",
     Cause.DETACH: "`{node}` (line {line}) is detached: the program uses its value {value} as a "
     "constant, so the part of the derivative that flows through it in the mathematics is "
-    "missing from what ran ({executed} instead of {symbolic}).",
+    "missing from what ran: {executed} instead of {symbolic}.",
     Cause.CONTROL_FLOW: "The program's {what} `{node}` (line {line}) decided the gradient: "
     "{detail}",
     Cause.JUMP: "`{node}` (line {line}) jumps at this point: {detail} A function that jumps "
@@ -134,6 +134,29 @@ NAN_TRAP_HINT: Final = (
     "`torch.where(c, f(torch.where(c, x, safe)), other)`. In a symgrad Program give the safe input "
     "its own statement, `t = Piecewise((x, c), (safe, True))`, then `Piecewise((f(t), c), (other, True))` "
     "with branches=\"where\" (in one expression SymPy folds the two conditions back into the trap)."
+)
+
+# Hints that depend on where a finding sits, not only on its node's row; `symgrad/verdict/hints.py`
+# chooses and fills them, and `tests/verdict/test_hints.py` applies each one.
+#
+# A value that overflows, or a slope that is nan or inf, in the branch of a `torch.where` that the
+# point does not keep: the double where, written with the user's own condition, argument and branch.
+MASKED_INPUT_HINT: Final = (
+    "`{node}` runs in the branch that `torch.where` (line {line}) does not keep here, and {what}; in "
+    "the backward pass that branch's gradient 0 still meets it, and 0 * {bad} is nan. Mask its input, "
+    "not its output (the double-where pattern): {rewrite}, so that the branch not kept computes "
+    "`{safe_node}`. In a symgrad Program give the masked input its own statement, `{statement}`, then "
+    "{program} with branches=\"where\" (in one expression SymPy folds the two conditions back into the trap)."
+)
+
+# u*log(u) at u = 0, whose right slope falls to -inf: torch's name for the value 0 there is xlogy,
+# which has no row; its value is compared through the Piecewise spelling.
+ZERO_LOG_ZERO_HINT: Final = (
+    "`{product}` is 0 * log(0) here, and no spelling gives it a derivative at this point: its slope "
+    "log({u}) + 1 falls to -inf as {u} falls to 0, so compare it where {u} > 0. Where 0 * log(0) should "
+    "count as 0 (an entropy term), torch.xlogy({u}, {u}) returns that 0 instead of nan, though its "
+    "gradient there is still nan; symgrad has no row for xlogy, and compares that value as "
+    "`Piecewise((0, Eq({u}, 0)), ({product}, True))`."
 )
 
 # Every hint's fix is something symgrad can compare: each function it names has a row of the

@@ -29,6 +29,7 @@ from sympy.codegen import ast
 from sympy.printing.str import StrPrinter
 
 from ..base.errors import ProgramError, ShapeError, UnsupportedNodeError
+from . import exact as ex
 
 
 # Integers and rationals longer than this print rounded to 17 digits (`1.0000000000000000e+5000`):
@@ -66,23 +67,37 @@ def sstr(expr: Any) -> str:
     return NotationPrinter().doprint(expr)
 
 
-def number(v: sp.Basic | float | None, digits: int = 17) -> str:
-    """A value as a student reads it: exact rationals as they are, others to 17 digits."""
+# A fraction of at most this many characters is shown beside its decimal (`18.75 (75/4)`): short
+# fractions (1/3, 3/4) teach what the digits are; a long one (13421773/134217728) only adds noise.
+SHORT_FRACTION: Final = 12
+
+
+def number(v: Any, digits: int = 17) -> str:
+    """A value as a student reads it, the one spelling every report, table and headline uses.
+
+    An integer as itself (`27`); any other exact rational as a decimal, with the fraction beside it
+    where the fraction is short: its exact decimal where that ends within `digits` significant
+    digits (`18.75 (75/4)`), the shortest decimal of the float64 it is exactly (`0.1` for the
+    float64 0.1), else `digits` significant digits (`0.33333333333333333 (1/3)`; the trailing
+    zeros are kept, so `-1.2750000000000000` is not mistaken for the float -1.275). A float, and
+    a SymPy Float that is exactly a float64, as the shortest decimal that reads back as it (`2.7`,
+    not `2.7000000000000002`); other Floats and the exact engine's balls to `digits` digits (a
+    ball to its certain digits). Exact engine rationals (`fmpq`) read like SymPy's.
+    """
     if v is None:
         return "none"
     if isinstance(v, float):
         return repr(v)
-    if isinstance(v, sp.Rational) and int(v.p).bit_length() + int(v.q).bit_length() > 160:
-        # Rounded without str() of the integers: Python refuses ints of more than 4,300 digits.
-        return decimal(int(v.p), int(v.q), digits)
+    if ex.is_ball(v):
+        return ex.nstr(v, digits)
+    if ex.is_rational(v):
+        v = sp.Rational(int(v.p), int(v.q))
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = sp.Integer(v)
+    if isinstance(v, sp.Integer):
+        return sstr(v)
     if isinstance(v, sp.Rational):
-        text = sstr(v)
-        if len(text) <= 12:  # short: 27, 1/2, 3/4, 1/3 teach more than their decimals
-            return text
-        shortest = _as_float64(v)
-        if shortest is not None:  # a float64 exactly (a float32 point's rounding, say): the float it is
-            return shortest
-        return text if len(text) <= 24 else sstr(sp.Float(v, digits))
+        return _rational(v, digits)
     if isinstance(v, sp.Float):
         # Only a Float within float64's exponents can be one (the Rational of exp(-1e39)'s
         # 8.3e-434294481903251801467152564756854998842 would be a 2**(1.4e39) denominator).
@@ -91,11 +106,40 @@ def number(v: sp.Basic | float | None, digits: int = 17) -> str:
     return sstr(v)
 
 
-def decimal(p: int, q: int, digits: int) -> str:
+def _rational(v: sp.Rational, digits: int) -> str:
+    """A rational that is no integer: its decimal, and beside it the fraction where that is short."""
+    p, q = int(v.p), int(v.q)
+    shortest = _as_float64(v)
+    if shortest is None and p.bit_length() + q.bit_length() > 160:
+        # Rounded without str() of the integers: Python refuses ints of more than 4,300 digits.
+        return decimal(p, q, digits)
+    if shortest is None:
+        places = _significant_digits(p, q)
+        shortest = (decimal(p, q, places, strip_zeros=True) if places is not None and places <= digits
+                    else decimal(p, q, digits))
+    if p.bit_length() + q.bit_length() > 4 * SHORT_FRACTION:  # a long fraction (its digits not even formed)
+        return shortest
+    fraction = sstr(v)
+    return f"{shortest} ({fraction})" if len(fraction) <= SHORT_FRACTION else shortest
+
+
+def _significant_digits(p: int, q: int) -> int | None:
+    """How many significant digits the decimal of p/q has where it ends (q = 2**a * 5**b), else None."""
+    twos = (q & -q).bit_length() - 1
+    rest, fives = q >> twos, 0
+    while rest % 5 == 0:
+        rest, fives = rest // 5, fives + 1
+    if rest != 1:
+        return None
+    scaled = abs(p) * 10 ** max(twos, fives) // q
+    return len(str(scaled).rstrip("0"))
+
+
+def decimal(p: int, q: int, digits: int, strip_zeros: bool = False) -> str:
     """p/q to `digits` significant digits, in fixed notation where Python's own floats print so
     (0.50000033333345749, not 5.0000033333345749e-1) and in e-notation beyond (1.0e-400)."""
     with mpmath.workprec(int(digits * 3.33) + 20):
-        return str(mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=False, min_fixed=-5, max_fixed=16))
+        return str(mpmath.nstr(mpmath.mpf(p) / q, digits, strip_zeros=strip_zeros, min_fixed=-5, max_fixed=16))
 
 
 def _float64_exponents(v: sp.Float) -> bool:

@@ -161,7 +161,15 @@ _RULE_LIST: tuple[Rule, ...] = (
          "cancels", "x > -1", hazards="log1p(-1) = -inf; its gradient 1/(1 + x) is inf there",
          hazard_causes=(Cause.DOMAIN, Cause.NAN_TRAP), exact=_unary(ops.log1p)),
     Rule(sigmoid, ("sigmoid",), "always: torch's fused `torch.sigmoid`, which never overflows "
-         "(1/(1 + exp(-x)) does for x < -709)", "all reals", exact=_unary(ops.sigmoid)),
+         "(1/(1 + exp(-x)) does for x < -709)", "all reals",
+         # The hint for a cancellation 1 - sigmoid(x) (`symgrad/verdict/hints.py` picks it there).
+         hints={Cause.ROUNDING: "1 - sigmoid(x) cancels where sigmoid(x) is near 1 (torch rounds it to "
+                "exactly 1 from about x = 37 in float64, 16.7 in float32), and the log of what is left is -inf: write "
+                "`sigmoid(-x)` for 1 - sigmoid(x), and `-logaddexp(0, x)` for log(1 - sigmoid(x)), which "
+                "never form the difference (torch: F.logsigmoid(-x); in a loss, "
+                "F.binary_cross_entropy_with_logits on the logits x). `-softplus(x)` is the same function, "
+                "but above 20 torch's softplus returns x itself, dropping log1p(exp(-x))."},
+         exact=_unary(ops.sigmoid)),
     Rule(logsumexp, ("logsumexp",), "any number of scalar arguments: torch's fused "
          "`torch.logsumexp(torch.stack([...]), 0)`, which subtracts the largest first", "all reals",
          exact=ops.logsumexp),

@@ -23,7 +23,7 @@ from typing import Any, Final
 import numpy as np
 import sympy as sp
 
-from ..program.program import float_of, number, sstr
+from ..program.program import decimal, float_of, number, sstr
 from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..tools.sweep import Region, Sweep
@@ -59,7 +59,8 @@ def exact(v: Any) -> Any:
         text = sstr(v)
         rounded = len(text) > MAX_EXACT_CHARS
     if rounded:
-        out["exact"] = number(v, 40)
+        # 40 significant digits and nothing beside them: `exact` holds one number, not a report's spelling.
+        out["exact"] = decimal(int(v.p), int(v.q), 40) if isinstance(v, sp.Rational) else number(v, 40)
         out["rounded"] = True
     else:
         out["exact"] = text

@@ -258,12 +258,8 @@ def _value(v: Any) -> str:
 
 
 def _scalar_value(v: ex.Exact) -> str:
-    if ex.is_rational(v) and v.height_bits() <= 80:
-        text = str(v)
-        if len(text) <= 24:
-            return text
-    # Rounded: a long rational (str() of it may even refuse) or a ball.
-    return ex.nstr(v, 12)
+    """A value of the path as the table writes it (`number`): `6.25 (25/4)`, `27`, 17 digits."""
+    return number(v)
 
 
 def _entry_text(e: Entry) -> list[str]:

@@ -12,6 +12,8 @@ Its modules, bottom up (each imports only those above it in this list):
   read from the executed path: where the symbolic side and the executed side differ.
 - `floating.py`: floating-point causes (NaN trap, overflow, rounding), read from the backward
   pass: where the executed side and autograd differ.
+- `hints.py`: the hints that depend on where a finding sits, not only on its node's rule row
+  (the double where for a branch `torch.where` does not keep, `1 - sigmoid(u)`, `u*log(u)` at 0).
 - `compare.py`: the entry points (`compare`, `compare_reading`, `compare_function`,
   `rounding_only`), the assembly of each entry from both halves' findings, the Hessian.
 

@@ -46,6 +46,7 @@ from .records import DIGITS, Comparison, Entry
 from .point import (Component, ExactSides, check_entries, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
+from .hints import placed_hint
 from .structural import Structural, differs
 from .floating import FINFO, FloatingPoint
 
@@ -185,7 +186,11 @@ _ROUNDING_HINTS: Final = {
 
 
 def _hint(f: Finding, fields: dict[str, Any], c: Context) -> str:
-    """The rule's own hint for this cause if it has one, else the cause's general hint."""
+    """The hint for where the finding sits (`hints.placed_hint`), else the rule's own hint for this
+    cause if it has one, else the cause's general hint."""
+    placed = placed_hint(f, c)
+    if placed is not None:
+        return placed
     if f.hint_extra in _ROUNDING_HINTS:
         return _ROUNDING_HINTS[f.hint_extra].format(wider=", or compute in float64" if c.dtype == "float32" else "")
     if f.node is not None:

@@ -19,7 +19,7 @@ from ..program import exact as ex
 from ..sides import autograd as ag
 from ..base.causes import Cause
 from ..sides.ir import LoweredProgram
-from ..program.program import node_text
+from ..program.program import node_text, number
 from ..sides.backward import Parting
 from .point import ExactSides
 from .records import backward_of
@@ -31,16 +31,10 @@ def finite(v: Any) -> bool:
 
 
 def fmt(v: Any) -> str:
-    """A value as explanations write it: exact where short, else to 17 digits; "none" for None."""
-    if v is None:
-        return "none"
+    """A value as explanations write it: as the report's tables do (`program.number`); "none" for None."""
     if ex.is_mat(v):
         return "[" + "; ".join(", ".join(fmt(x) for x in row) for row in v) + "]"
-    if isinstance(v, float):
-        return repr(v)
-    if ex.is_rational(v) and v.height_bits() <= 40:
-        return str(v)
-    return ex.nstr(v, 17)
+    return number(v)
 
 
 def user_text(lowered: LoweredProgram, node: sp.Basic) -> str:

@@ -186,3 +186,16 @@ def test_cli_sweep_json_with_a_fixed_input(capsys: pytest.CaptureFixture[str]) -
     out, err = capsys.readouterr()
     d = json.loads(out)
     assert d["n_points"] == 101 and d["counts"] == {"agree": 100, "kink": 1} and d["fixed"] == {"y": 0.0}
+
+
+def test_json_keeps_exact_fractions_not_the_reports_spelling() -> None:
+    """A report writes 18.75 (75/4); the dictionary keeps one exact number and its float."""
+    d = sg.compare(x * sg.detach(x**2), at={x: 2.5}).to_dict()["entries"][0]
+    assert d["grad_symbolic"] == {"exact": "75/4", "float": 18.75}
+    assert d["grad_executed"] == {"exact": "25/4", "float": 6.25}
+    from symgrad.show.data import exact
+
+    long = exact(sp.Rational(2, 3**9000))  # past MAX_EXACT_CHARS: 40 digits, nothing beside them
+    assert long["rounded"] is True and "(" not in long["exact"] and long["float"] == 0.0
+    assert long["exact"] == "1.620830194962876662275081571192877139483e-4294"
+    assert abs(sp.Rational(sp.Float(long["exact"], 45)) / sp.Rational(2, 3**9000) - 1) < sp.Rational(1, 10**38)

@@ -15,6 +15,8 @@ from html.parser import HTMLParser
 
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symgrad as sg
 from cases import BY_NAME, Case, Point
@@ -386,13 +388,86 @@ def test_numbers_read_as_the_floats_they_are() -> None:
     assert number(sp.Rational(3.888784)) == "3.888784"  # not 3.8887839999999998
     assert number(sp.Float(3.888784)) == "3.888784"
     assert number(sp.Rational(13421773, 67108864)) == "0.20000000298023224"  # float32's 0.1, doubled
-    assert number(sp.Rational(1, 3)) == "1/3" and number(sp.Integer(27)) == "27" and number(sp.Rational(3, 4)) == "3/4"
     # Exact but no float64: 17 significant digits, so it is not mistaken for the float -1.275.
     assert number(sp.Rational(-183746864796716235, 144115188075855872)) == "-1.2750000000000000"
     assert number(sp.Rational(10**30 + 1, 3**40)) == "82252633399.699591"  # not a float64: 17 digits
     # A long rational of ordinary size reads as Python prints its floats, in fixed notation.
     assert number(sp.Rational(309485216144761799957201289, 618970019642690137449562112)) == "0.50000033333345749"
     assert number(sp.Rational(1, 10**400 + 7)) == "1.0000000000000000e-400"
+
+
+def test_numbers_are_decimals_with_the_short_fraction_beside() -> None:
+    """Issue 21, item 17: a decimal a student reads at once, and the fraction beside it where
+    that is short; integers stay integers; floats are their shortest decimal."""
+    from flint import arb, fmpq
+
+    assert number(sp.Rational(75, 4)) == "18.75 (75/4)"
+    assert number(sp.Integer(27)) == "27" and number(27) == "27" and number(sp.Integer(-3)) == "-3"
+    assert number(sp.Rational(1, 3)) == "0.33333333333333333 (1/3)"  # never ends: 17 digits
+    assert number(sp.Rational(-2, 3)) == "-0.66666666666666667 (-2/3)"
+    assert number(sp.Rational(3, 4)) == "0.75 (3/4)" and number(sp.Rational(1, 2)) == "0.5 (1/2)"
+    assert number(sp.Rational(1, 5)) == "0.2 (1/5)"  # ends, though no float64 is 1/5 exactly
+    assert number(sp.Rational(12345678901, 100000)) == "123456.78901"  # exact; the fraction is long
+    assert number(2.7) == "2.7" and number(sp.Float(2.7)) == "2.7" and number(sp.Rational(2.7)) == "2.7"
+    assert number(fmpq(75, 4)) == "18.75 (75/4)" and number(fmpq(9)) == "9"  # the exact engine's own numbers
+    assert number(arb(2).sqrt()) == "1.414213562373095"  # a ball: its certain digits
+    assert number(None) == "none"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(10**12), 10**12), st.integers(1, 10**12))
+def test_a_number_reads_back_as_the_value_it_shows(p: int, q: int) -> None:
+    """Whatever the rational, the text is its decimal (exact where it ends within 17 digits, the
+    float64 it is exactly, else its 17-digit rounding), and a fraction beside it is the value itself."""
+    from decimal import Decimal
+
+    v = Fraction(p, q)
+    text = number(sp.Rational(p, q))
+    if v.denominator == 1:
+        assert text == str(v.numerator)
+        return
+    shown, _, beside = text.partition(" (")
+    if beside:
+        assert beside.endswith(")") and Fraction(beside[:-1]) == v and len(beside[:-1]) <= 12
+    else:
+        assert len(f"{v.numerator}/{v.denominator}") > 12
+    d = Fraction(Decimal(shown))
+    if d != v and not (float(v) == float(d) and Fraction(float(v)) == v):  # the float64 it is, exactly
+        digits = len(shown.lstrip("-").split("e")[0].replace(".", "").lstrip("0"))
+        assert digits == 17, text
+        exponent = Decimal(shown).adjusted()
+        assert abs(d - v) <= Fraction(10) ** (exponent - 16) / 2, text  # rounded to 17 significant digits
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_float_is_its_shortest_decimal(f: float) -> None:
+    assert number(f) == repr(f) and float(number(f)) == f
+    if not f.is_integer():  # an exact integer stays an integer (27, not 27.0)
+        assert number(sp.Rational(f)).partition(" (")[0] == repr(f)  # the exact value of a float64
+
+
+def test_every_table_and_headline_uses_the_one_spelling() -> None:
+    """x*detach(x**2) at 2.5: the table, the value headline, the explanation, the executed path,
+    markdown and HTML all write 18.75 (75/4) and 6.25 (25/4), not the fraction alone."""
+    x = sp.Symbol("x")
+    c = sg.compare(x * sg.detach(x**2), at={x: 2.5})
+    (e,) = c.entries
+    assert (e.grad_symbolic, e.grad_executed, e.grad_autograd) == (sp.Rational(75, 4), sp.Rational(25, 4), 6.25)
+    text = str(c)
+    assert "value: exact 15.625 (125/8), autograd's forward 15.625" in text
+    row = next(line for line in text.splitlines() if line.startswith("x "))
+    assert row.split("  ")[0] == "x" and "18.75 (75/4)" in row and "6.25 (25/4)" in row
+    assert "what ran: 6.25 (25/4) instead of 18.75 (75/4)." in e.explanation
+    assert "x_pow_2 = x**2 -> 6.25 (25/4)" in text and "-> 15.625 (125/8)" in text
+    assert "| `18.75 (75/4)` | `6.25 (25/4)` |" in c.to_markdown()
+    assert "18.75 (75/4)" in html.unescape(c._repr_html_())
+    assert not re.search(r"(?<![(\d./])75/4(?!\))", text)  # never the fraction alone
+    # Floats: the point 2.7 and its exact square as the float64 nearest reads back.
+    c27 = sg.compare(x * sg.detach(x), at={x: 2.7})
+    (e27,) = c27.entries
+    assert "its value 2.7 as a constant" in e27.explanation  # not 2.7000000000000002
+    assert "2.7000000000000002" not in str(c27)
 
 
 def test_over_20_entries_a_summary_and_the_full_table_on_request() -> None:

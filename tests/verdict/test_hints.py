@@ -13,6 +13,7 @@ symgrad could not compare.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,41 @@ def _double_where() -> sg.Program:
     return sg.Program(inputs=[x], body=CodeBlock(
         Assignment(t, sp.Piecewise((x, x > 0), (1, True))),
         Assignment(r, sp.Piecewise((sp.sqrt(t), x > 0), (0, True)))), output=r)
+
+
+def _masked_exp() -> sg.Program:
+    """The double where of the overflow hint, as a symgrad Program: the masked input a statement."""
+    return sg.Program(inputs=[x], body=CodeBlock(
+        Assignment(t, sp.Piecewise((x, x < 0), (0, True))),
+        Assignment(r, sp.Piecewise((sp.exp(t), x < 0), (x + 1, True)))), output=r)
+
+
+def where_exp(x):  # type: ignore[no-untyped-def]
+    return torch.where(x < 0, torch.exp(x), 1 + x)
+
+
+# The hint's rewrite of `where_exp`, character for character (the test checks the hint spells it so).
+WHERE_EXP_MASKED = "torch.where(x < 0, torch.exp(torch.where(x < 0, x, 0)), x + 1)"
+
+
+def where_exp_masked(x):  # type: ignore[no-untyped-def]
+    return torch.where(x < 0, torch.exp(torch.where(x < 0, x, 0)), x + 1)
+
+
+def where_exp_second(x):  # type: ignore[no-untyped-def]
+    return torch.where(x >= 0, 1 + x, torch.exp(x))
+
+
+def where_exp_second_masked(x):  # type: ignore[no-untyped-def]
+    return torch.where(x >= 0, x + 1, torch.exp(torch.where(x >= 0, 0, x)))
+
+
+def log_one_minus_sigmoid(x):  # type: ignore[no-untyped-def]
+    return torch.log(1 - torch.sigmoid(x))
+
+
+def minus_logaddexp(x):  # type: ignore[no-untyped-def]
+    return -torch.logaddexp(torch.zeros_like(x), x)
 
 
 D2L = d2l_control_flow()
@@ -113,8 +149,41 @@ CASES: tuple[HintCase, ...] = (
              "logaddexp(x, -x) - log(2)"),
     # -- nan-trap: the double-where pattern, with the safe input as its own statement
     HintCase("double_where", "Piecewise((sqrt(x), x > 0), (0, True))", {x: -1.0}, "nan-trap",
-             ("double-where pattern", "`t = Piecewise((x, c), (safe, True))`"), _double_where(),
+             ("double-where pattern", "`torch.where(x > 0, torch.sqrt(torch.where(x > 0, x, 1)), 0)`",
+              "`t = Piecewise((x, x > 0), (1, True))`", "`Piecewise((sqrt(t), x > 0), (0, True))`"), _double_where(),
              branches="where"),
+    # -- an overflow in the branch torch.where does not keep: the double where, not a fused op (issue 11)
+    HintCase("double_where_overflow_torch", where_exp, {"x": 1000.0}, "overflow",
+             ("double-where pattern", f"`{WHERE_EXP_MASKED}`", "computes `exp(0)`"), where_exp_masked),
+    HintCase("double_where_overflow_second_branch", where_exp_second, {"x": 1000.0}, "overflow",
+             ("`torch.where(x >= 0, x + 1, torch.exp(torch.where(x >= 0, 0, x)))`",), where_exp_second_masked),
+    HintCase("double_where_overflow_deeper", "Piecewise((2*exp(x), x < 0), (1 + x, True))", {x: 1000.0}, "overflow",
+             ("in that branch write `torch.exp(torch.where(x < 0, x, 0))` for `torch.exp(x)`",
+              "`t = Piecewise((x, x < 0), (0, True))`", "`exp(t)` for `exp(x)` in that branch"),
+             sg.Program(inputs=[x], body=CodeBlock(
+                 Assignment(t, sp.Piecewise((x, x < 0), (0, True))),
+                 Assignment(r, sp.Piecewise((2 * sp.exp(t), x < 0), (x + 1, True)))), output=r), branches="where"),
+    HintCase("double_where_overflow_program", "Piecewise((exp(x), x < 0), (1 + x, True))", {x: 1000.0}, "overflow",
+             ("double-where pattern", f"`{WHERE_EXP_MASKED}`", "`t = Piecewise((x, x < 0), (0, True))`",
+              "`Piecewise((exp(t), x < 0), (x + 1, True))`"), _masked_exp(), branches="where"),
+    # -- 1 - sigmoid(x) cancels to 0 where sigmoid(x) rounds to 1: the sigmoid row's rewrites (issue 11)
+    HintCase("log_one_minus_sigmoid", "log(1 - sigmoid(x))", {x: 40.0}, "rounding",
+             ("`-logaddexp(0, x)` for log(1 - sigmoid(x))", "F.logsigmoid(-x)", "F.binary_cross_entropy_with_logits"),
+             "-logaddexp(0, x)"),
+    HintCase("log_one_minus_sigmoid_float32", "log(1 - sigmoid(x))", {x: 17.0}, "rounding",
+             ("`-logaddexp(0, x)` for log(1 - sigmoid(x))",), "-logaddexp(0, x)", dtype="float32"),
+    HintCase("log_one_minus_sigmoid_softplus", "log(1 - sigmoid(x))", {x: 17.0}, "rounding",
+             ("`-softplus(x)` is the same function",), "-softplus(x)", dtype="float32"),
+    HintCase("log_one_minus_sigmoid_torch", log_one_minus_sigmoid, {"x": 40.0}, "rounding",
+             ("`-logaddexp(0, x)` for log(1 - sigmoid(x))",), minus_logaddexp),
+    HintCase("one_minus_sigmoid", "1 - sigmoid(x)", {x: 40.0}, "rounding", ("`sigmoid(-x)` for 1 - sigmoid(x)",),
+             "sigmoid(-x)"),
+    # -- x*log(x) at 0: no spelling has a derivative there, as the hint says; torch.xlogy's value 0 does
+    HintCase("zero_log_zero", "x*log(x)", {x: 0.0}, "domain",
+             ("torch.xlogy(x, x)", "`Piecewise((0, Eq(x, 0)), (x*log(x), True))`", "compare it where x > 0"),
+             "Piecewise((0, Eq(x, 0)), (x*log(x), True))", then="control-flow"),
+    HintCase("zero_log_zero_off_the_edge", "x*log(x)", {x: 0.0}, "domain", ("compare it where x > 0",),
+             "x*log(x)", after_at={x: 0.5}),
     # -- structure
     HintCase("detach", "x*detach(x**2)", {x: 3.0}, "detach", ("Remove the `detach()`",), "x*x**2"),
     HintCase("graph_break_item", "x*item(x)", {x: 3.0}, "graph-break", ("Keep the computation in tensors",), "x*x"),
@@ -150,6 +219,74 @@ def test_the_hints_rewrite_removes_the_cause(case: HintCase) -> None:
     worst = next((e for e in after.entries if not e.ok), after.entries[0])
     for phrase in case.then_says:
         assert phrase in worst.hint, (phrase, worst.hint)
+
+
+def test_an_overflow_in_the_branch_kept_keeps_the_fused_op_hint() -> None:
+    """The double where is for a branch the point does not keep; where the overflowing exp is the
+    branch kept (the result itself is past the range), the exp row's hint stays."""
+    c = sg.compare("Piecewise((exp(x), x > 0), (1 + x, True))", at={"x": 1000.0}, branches="where")
+    (e,) = c.entries
+    assert e.cause is sg.Cause.OVERFLOW and "Never form the huge exponential" in e.hint
+    assert "double-where" not in e.hint and "torch.where(x > 0, x" not in e.hint
+    plain = sg.compare("log(exp(x) + exp(y))", at={"x": 1000.0, "y": 0.0})
+    assert "double-where" not in plain.entries[0].hint and "logsumexp" in plain.entries[0].hint
+
+
+def test_a_branch_the_hint_cannot_write_out_gets_the_pattern() -> None:
+    """Three pieces: the unused exp(x) is the first branch of a where whose other branch is a where
+    itself; the hint gives the pattern with c, f, x and safe named, as before."""
+    c = sg.compare("Piecewise((exp(x), x < 0), (exp(-x), x < 1), (1 + x, True))", at={"x": 1000.0},
+                   branches="where")
+    (e,) = c.entries
+    assert e.cause is sg.Cause.OVERFLOW
+    assert "`torch.where(c, f(torch.where(c, x, safe)), other)`" in e.hint
+
+
+def test_the_masked_input_stops_the_nan_that_torch_itself_reports() -> None:
+    """Ground truth from torch alone: the gradient of the where over exp at 1000 is nan, and that
+    of the double where the hint writes is exactly d(x + 1)/dx = 1."""
+    for fn, want in ((where_exp, None), (where_exp_masked, 1.0)):
+        v = torch.tensor(1000.0, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(fn(v), v)
+        assert (math.isnan(g.item()) if want is None else g.item() == want), (fn.__name__, g)
+
+
+def test_where_float_rounds_sigmoid_to_one_as_the_hint_says() -> None:
+    """The sigmoid row's hint says torch rounds sigmoid(x) to exactly 1 from about 37 in float64
+    and 16.7 in float32: checked against torch, and the cancellation symgrad reports there."""
+    for dtype, below, above in ((torch.float64, 36.7, 37.0), (torch.float32, 16.6, 16.7)):
+        assert torch.sigmoid(torch.tensor(below, dtype=dtype)).item() < 1
+        assert torch.sigmoid(torch.tensor(above, dtype=dtype)).item() == 1
+    assert "from about x = 37 in float64, 16.7 in float32" in sg.compare(
+        "log(1 - sigmoid(x))", at={"x": 40.0}).entries[0].hint
+
+
+def test_what_the_xlogy_hint_says_of_torch_and_of_its_spelling() -> None:
+    """torch.xlogy(x, x) is 0 at 0 where x*log(x) is nan, and its gradient there is nan (torch
+    itself); the Piecewise spelling symgrad compares has that value at 0, exactly and in autograd,
+    and away from 0 the gradient torch.xlogy has, log(x) + 1."""
+    z = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    value = torch.xlogy(z, z)
+    (g,) = torch.autograd.grad(value, z)
+    assert value.item() == 0.0 and math.isnan(g.item())
+    assert math.isnan((torch.tensor(0.0, dtype=torch.float64) * torch.log(torch.tensor(0.0, dtype=torch.float64))).item())
+    spelled = "Piecewise((0, Eq(x, 0)), (x*log(x), True))"
+    at0 = sg.compare(spelled, at={"x": 0.0})
+    assert at0.value_exact == 0 and at0.value_autograd == 0.0
+    assert sg.compare("x*log(x)", at={"x": 0.0}).value_autograd != 0.0  # nan: what the hint fixes
+    (e,) = sg.compare(spelled, at={"x": 0.5}).entries
+    half = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(torch.xlogy(half, half), half)
+    assert e.cause is sg.Cause.AGREE and abs(e.grad_symbolic - (1 - sp.log(2))) < sp.Float("1e-40")
+    assert e.grad_autograd == gx.item()
+
+
+def test_the_xlogy_hint_is_only_for_zero_times_log_zero() -> None:
+    """log(x) at -1 (outside the domain, no product) and x**2*log(x) at 0 (whose right slope is 0)
+    keep the general domain hint."""
+    for expr, at in (("log(x)", -1.0), ("x*log(x)", -1.0), ("x**2*log(x)", 0.0)):
+        (e,) = sg.compare(expr, at={"x": at}).entries
+        assert e.cause is sg.Cause.DOMAIN and "xlogy" not in e.hint and "Choose a point inside" in e.hint, expr
 
 
 def test_the_straight_through_estimator_has_slope_one() -> None:
@@ -208,11 +345,11 @@ _CALL = re.compile(r"((?:torch\.nn\.functional\.|torch\.|F\.)?[A-Za-z_][A-Za-z0-
 
 def _hint_texts() -> list[str]:
     from symgrad.verdict import compare as _compare_module  # noqa: F401 (the module, for its hint texts)
-    from symgrad.base.causes import HINTS
+    from symgrad.base.causes import HINTS, MASKED_INPUT_HINT, ZERO_LOG_ZERO_HINT
     from symgrad.program.ops import OPS
     from symgrad.program.rules import RULES
 
-    texts = list(HINTS.values())
+    texts = [*HINTS.values(), MASKED_INPUT_HINT, ZERO_LOG_ZERO_HINT]
     for rule in RULES.values():
         texts += list(rule.hints.values())
     texts += [op.alternatives for op in OPS.values() if op.alternatives]
