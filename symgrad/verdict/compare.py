@@ -47,7 +47,7 @@ from .point import (Component, ExactSides, check_entries, components, exact_side
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .structural import Structural
-from .floating import FINFO, FloatingPoint
+from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
 UNUSED = ("{symbol} does not reach the output (the function does not read it, or SymPy simplified it "
           "away, as in x + y - y): its derivative is exactly 0, and all three sides agree. In torch "
@@ -170,6 +170,8 @@ _ROUNDING_HINTS: Final = {
 
 def _hint(f: Finding, fields: dict[str, Any], c: Context) -> str:
     """The rule's own hint for this cause if it has one, else the cause's general hint."""
+    if f.hint:
+        return f.hint
     if f.hint_extra in _ROUNDING_HINTS:
         return _ROUNDING_HINTS[f.hint_extra].format(wider=", or compute in float64" if c.dtype == "float32" else "")
     if f.node is not None:
@@ -343,18 +345,20 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
     if exact.path.ties or not finite(exact.path.value) or not all(math.isfinite(a) for a in auto):
         return None
     with ex.working_precision(exact.bits):
-        values = []
+        values, exes = [], []
         for n in range(len(comps)):
             side, exe = exact.sym[(0, n)], exact.exe[(0, n)]
             if side.kind != "smooth" or side.grad is None or not ex.is_finite(exe) or not same(side.grad, exe):
                 return None
             values.append(ex.to_float(exe))
+            exes.append(exe)
         c = FloatingPoint(Context(lowered, exact, dtype, rtol, ag.AutogradRun(None, [], None)))
         reach = c.path.reaches_output()
         if c.overflow_step(reach) is not None or c.backward_overflow(reach) is not None:
             return None
     tiny = FINFO[dtype].tiny
-    off = any(abs(a - e) > rtol * abs(e) + tiny for a, e in zip(auto, values))
+    off = any(abs(a - e) > rtol * abs(e) + tiny and not agrees_when_rounded(x, a, dtype)
+              for a, e, x in zip(auto, values, exes))
     return ("rounding" if off else "agree"), values
 
 
