@@ -252,7 +252,10 @@ def neg(a: Exact) -> Exact:
 
 
 def div(a: Exact, b: Exact) -> Exact:
-    """a / b with IEEE-like results at b = 0 (inf or nan), the way torch computes it."""
+    """a / b with IEEE-like results at b = 0 (inf or nan), the way torch computes it. A ball
+    that says nothing (infinite radius) is not a zero: dividing by it says nothing either."""
+    if is_indeterminate(b) and not is_nan(a):
+        return INDETERMINATE
     if is_zero(b):
         if is_zero(a) or is_nan(a):
             return NAN
@@ -346,8 +349,39 @@ def gpow(a: Exact, b: Exact) -> Exact:
     if is_zero(a):
         return ZERO if sign(b) > 0 else (ONE if is_zero(b) else INF)
     if sign(a) < 0:
+        # A negative base has a real power only at an integer exponent (an exact ball can be one).
+        if b.is_exact() and b.is_finite() and b.is_integer():
+            return ipow(a, int(b.unique_fmpz()))
         return NAN
     return to_real(a) ** to_real(b)
+
+
+def magnitude_bits(v: Exact) -> int:
+    """An upper bound of log2 |v| for a finite value (0 where |v| < 2): how many bits an
+    argument reduction of v (exp of it, say) spends on its integer part."""
+    if isinstance(v, fmpq):
+        if v == 0:
+            return 0
+        return max(0, int(v.p).bit_length() - int(v.q).bit_length() + 1)
+    if not v.is_finite():
+        return 0
+    top = v.abs_upper()
+    if top.is_zero():
+        return 0
+    man, exp = top.man_exp()
+    return max(0, int(man).bit_length() + int(exp))
+
+
+@contextlib.contextmanager
+def at_least(bits: int) -> Iterator[None]:
+    """At least `bits` bits of working precision inside the block (never fewer than the caller's),
+    capped at MAX_PREC."""
+    bits = min(max(int(bits), prec()), MAX_PREC)
+    if bits <= prec():
+        yield
+        return
+    with working_precision(bits):
+        yield
 
 
 def log(a: Exact) -> Exact:
@@ -409,10 +443,18 @@ def _from_sympy(c: sp.Basic, bits: int) -> Exact:
     return arb(mid, abs(arb(mid)) * arb(2) ** (-(bits + 30)))
 
 
-def _float_fraction(c: sp.Float) -> fmpq:
+# A Float whose binary exponent is past this many bits is kept as an exact ball (man * 2**exp):
+# as a rational its numerator or denominator alone would have that many bits (an exact slope
+# of e^-1e300, read back from a report, has an exponent near -1.44e300).
+MAX_FLOAT_EXPONENT = 1 << 16
+
+
+def _float_fraction(c: sp.Float) -> Exact:
     sgn, man, exp, _ = c._mpf_
     if man == 0:
         return ZERO
+    if abs(int(exp)) > MAX_FLOAT_EXPONENT:
+        return arb((fmpz(-int(man) if sgn else int(man)), fmpz(int(exp))))
     v = fmpq(int(man)) * (fmpq(2) ** int(exp)) if exp >= 0 else fmpq(int(man), 2 ** int(-exp))
     return -v if sgn else v
 
@@ -524,6 +566,78 @@ def to_float(v: Exact) -> float:
         return float(mid)
     except OverflowError:
         return math.inf if mid > 0 else -math.inf
+
+
+# The binary floating-point formats a value is rounded to: (significand bits, the exponent of the
+# smallest subnormal, the exponent 2**e a magnitude must stay below to be finite).
+FLOAT_FORMATS: dict[str, tuple[int, int, int]] = {
+    "float64": (53, -1074, 1024),
+    "float32": (24, -149, 128),
+    "float16": (11, -24, 16),
+    "bfloat16": (8, -133, 128),
+}
+
+
+def round_to_dtype(v: Exact, dtype: str) -> float | None:
+    """The float of `dtype` nearest the exact value (ties to even, subnormals and overflow to inf
+    as IEEE rounds): what a perfect computation in that dtype returns. A value far below the
+    smallest subnormal rounds to 0 (with its sign). For a ball, the float both its ends round to;
+    None where they round to different floats (the ball straddles a rounding boundary) or the ball
+    says nothing. The result is a Python float (every float32 value is one exactly)."""
+    fmt = FLOAT_FORMATS[dtype]
+    if isinstance(v, fmpq):
+        if type(v) is NegativeZero:
+            return -0.0
+        return _round_rational(int(v.p), int(v.q), fmt)
+    if v.is_nan():
+        return math.nan
+    if not v.is_finite():
+        if not v.rad().is_zero():
+            return None
+        return math.inf if v.mid() > 0 else -math.inf
+    if v.is_exact():
+        return _round_dyadic(v, fmt)
+    lo, hi = _round_dyadic(v.lower(), fmt), _round_dyadic(v.upper(), fmt)
+    if lo == hi:
+        return 0.0 if lo == 0 else lo  # a ball around 0 that rounds to zero either way: +0.0
+    return None
+
+
+def _round_dyadic(v: arb, fmt: tuple[int, int, int]) -> float:
+    """An exact ball (a dyadic number man * 2**exp) rounded to the format."""
+    if v.is_zero():
+        return 0.0
+    man, exp = v.man_exp()
+    m, e = int(man), int(exp)
+    top = abs(m).bit_length() + e  # 2**(top - 1) <= |v| < 2**top
+    if top < fmt[1] - 1:
+        return -0.0 if m < 0 else 0.0  # below half the smallest subnormal
+    if top > fmt[2] + 1:
+        return -math.inf if m < 0 else math.inf
+    return _round_rational(m << e, 1, fmt) if e >= 0 else _round_rational(m, 1 << -e, fmt)
+
+
+def _round_rational(p: int, q: int, fmt: tuple[int, int, int]) -> float:
+    """p/q (q > 0) rounded to nearest, ties to even, in a format of `bits` significand bits."""
+    bits, emin, emax = fmt
+    if p == 0:
+        return 0.0
+    negative = p < 0
+    p = abs(p)
+    e = p.bit_length() - q.bit_length()  # 2**e <= p/q < 2**(e + 1), after the correction below
+    if (p << max(0, -e)) < (q << max(0, e)):
+        e -= 1
+    k = max(e - (bits - 1), emin)  # the exponent of one unit in the last place
+    num, den = (p, q << k) if k >= 0 else (p << -k, q)
+    m, r = divmod(num, den)
+    if 2 * r > den or (2 * r == den and m & 1):
+        m += 1
+    if m == 0:
+        return -0.0 if negative else 0.0
+    if m.bit_length() + k > emax:
+        return -math.inf if negative else math.inf
+    out = float(Fraction(m) * Fraction(2) ** k)  # exact: the result is a float64 value
+    return -out if negative else out
 
 
 def nstr(v: Exact, d: int) -> str:

@@ -67,6 +67,11 @@ class Op:
     departs: Callable[[Args, Any], bool] | None = None
     math: Callable[[Args, Any], tuple[ex.Exact, tuple[ex.Exact, ...]]] | None = None
     shortcut: str = ""
+    # torch's backward formula where it reads the op's own rounded result y instead of its
+    # arguments (derivatives.yaml: sigmoid_backward is y*(1 - y)), written in y: where y rounds to
+    # the value the op saturates at, that formula keeps none of the slope's digits. The executed
+    # path keeps such a step's arguments, so the verdict can say so.
+    reads_result: str = ""
 
 
 # --------------------------------------------------------------------------- exact helpers
@@ -74,9 +79,22 @@ class Op:
 
 def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
     """An Arb function (a method of `arb`) that stays exact on the rational points where its
-    value is rational. At +-inf it follows IEEE (exp(-inf) = 0, sin(inf) = nan), as torch does."""
-    fn = getattr(flint.arb, name)
+    value is rational. At +-inf it follows IEEE (exp(-inf) = 0, sin(inf) = nan), as torch does.
+    The exponentials (`_WIDE`) are evaluated at a precision raised by the bits of the argument's
+    integer part: Arb reduces exp(u) by multiples of log(2), which spends those bits, and at 192
+    bits exp(1e300) is a ball that says nothing; with them it is a finite ball of full accuracy
+    (Arb's exponents are unbounded), at every magnitude a float can hold."""
+    base = getattr(flint.arb, name)
     at_inf = getattr(math, name)
+
+    def fn(u: ex.Exact) -> flint.arb:
+        extra = ex.magnitude_bits(u) if name in _WIDE else 0
+        if extra <= 64 or extra > ex.MAX_PREC:
+            # Past MAX_PREC no precision certifies the digits: Arb still bounds exp of a huge
+            # negative number (a tiny ball around 0), and says nothing for a huge positive one.
+            return base(ex.to_real(u))
+        with ex.at_least(ex.prec() + extra + 32):  # a rational argument is converted at it too
+            return base(ex.to_real(u))
 
     odd = name in _ODD
 
@@ -87,7 +105,7 @@ def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
             hit = special.get(u)
             if hit is not None:
                 return hit
-            return _total(fn(ex.to_real(u)))
+            return _total(fn(u))
         if u.is_nan():
             return ex.NAN
         if ex.is_indeterminate(u):
@@ -110,6 +128,7 @@ def _total(v: ex.Exact) -> ex.Exact:
 
 
 _ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf", "expm1"})
+_WIDE = frozenset({"exp", "sinh", "cosh", "expm1"})
 # The exact elementary functions (public: the rules' exact values in rules.py use them too).
 exp = _mp("exp", {ex.ZERO: ex.ONE})
 sin = _mp("sin", {ex.ZERO: ex.ZERO})
@@ -139,30 +158,59 @@ def log1p(u: ex.Exact) -> ex.Exact:
     return ex.to_real(u).log1p()
 
 
+def _largest(a: Args) -> tuple[ex.Exact, int, ex.Exact]:
+    """(m, k, rest): the largest argument m = a[k] and rest = the sum of exp(u - m) over the
+    others, each term in [0, 1]. Every value of the log-sum-exp family is written from these
+    without forming exp(u) (which overflows) or u - logsumexp(a) (which, for u near 1e300,
+    cancels the ball's every digit): logsumexp = m + log1p(rest), softmax weight
+    exp(u - m)/(1 + rest), log_softmax (u - m) - log1p(rest)."""
+    k = 0
+    for j in range(1, len(a)):
+        if ex.cmp(a[j], a[k]) > 0:
+            k = j
+    m = a[k]
+    rest: ex.Exact = ex.ZERO
+    for j, u in enumerate(a):
+        if j != k:
+            rest = ex.add(rest, exp(ex.sub(u, m)))
+    return m, k, rest
+
+
 def logsumexp(a: Args) -> ex.Exact:
-    """m + log(sum(exp(u - m))) with m the largest argument, as torch computes it."""
+    """m + log(sum(exp(u - m))) with m the largest argument, as torch computes it (the sum's
+    log as log1p of the other terms: exact at every magnitude)."""
     if any(ex.is_nan(u) for u in a):
         return ex.NAN
-    m = a[0]
-    for u in a[1:]:
-        m = u if ex.cmp(u, m) > 0 else m
+    m, _, rest = _largest(a)
     if not ex.is_finite(m):
         return m
-    total: ex.Exact = ex.ZERO
-    for u in a:
-        total = ex.add(total, exp(ex.sub(u, m)))
-    return ex.add(m, ex.log(total))
+    return ex.add(m, log1p(rest))
+
+
+def log_softmax(a: Args, i: int) -> ex.Exact:
+    """a_i - logsumexp(a), written as (a_i - m) - log1p(rest) (see `_largest`)."""
+    if any(ex.is_nan(u) for u in a):
+        return ex.NAN
+    m, _, rest = _largest(a)
+    if not ex.is_finite(m):
+        return ex.sub(a[i], m)  # as torch: -inf beside an infinite logit, nan for it (inf - inf)
+    return ex.sub(ex.sub(a[i], m), log1p(rest))
 
 
 def sigmoid(u: ex.Exact) -> ex.Exact:
-    """1 / (1 + exp(-u)), exactly 1/2 at 0, 0 and 1 at -inf and +inf."""
+    """1/(1 + exp(-u)) for u >= 0 and exp(u)/(1 + exp(u)) for u < 0: no exponential of a large
+    positive number, so exact at every magnitude (sigmoid(-1e300) is a ball near e^-1e300, not
+    1/(1 + inf)); exactly 1/2 at 0, 0 and 1 at -inf and +inf."""
     if ex.is_nan(u):
         return ex.NAN
     if ex.is_zero(u):
         return ex.HALF
     if not ex.is_finite(u):
         return ex.ONE if ex.sign(u) > 0 else ex.ZERO
-    return ex.div(ex.ONE, ex.add(ex.ONE, exp(ex.neg(u))))
+    if ex.sign(u) > 0:
+        return ex.div(ex.ONE, ex.add(ex.ONE, exp(ex.neg(u))))
+    e = exp(u)
+    return ex.div(e, ex.add(ex.ONE, e))
 
 
 def softplus_math(u: ex.Exact) -> ex.Exact:
@@ -201,9 +249,16 @@ def _softplus_departs(u: ex.Exact) -> bool:
 
 
 def softmax_weights(a: Args) -> list[ex.Exact]:
-    """exp(u_j - logsumexp(u)) for every j: torch's softmax, which subtracts the largest first."""
-    total = logsumexp(a)
-    return [exp(ex.sub(u, total)) for u in a]
+    """exp(u_j - logsumexp(u)) for every j: torch's softmax, which subtracts the largest first,
+    written as exp(u_j - m)/(1 + rest) (see `_largest`)."""
+    if any(ex.is_nan(u) for u in a):
+        return [ex.NAN for _ in a]
+    m, _, rest = _largest(a)
+    if not ex.is_finite(m):
+        total = logsumexp(a)  # inf - inf: nan, as torch's softmax of an infinite logit
+        return [exp(ex.sub(u, total)) for u in a]
+    scale = ex.add(ex.ONE, rest)
+    return [ex.div(exp(ex.sub(u, m)), scale) for u in a]
 
 
 def _others(s: list[ex.Exact], i: int) -> ex.Exact:
@@ -230,9 +285,38 @@ def _log_softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
 
 
 def _logaddexp_partials(a: Args) -> tuple[ex.Exact, ex.Exact]:
-    """torch's logaddexp backward: 1/(1 + exp(b - a)) for a and 1/(1 + exp(a - b)) for b."""
+    """torch's logaddexp backward: 1/(1 + exp(b - a)) for a and 1/(1 + exp(a - b)) for b, which
+    are sigmoid(a - b) and sigmoid(b - a) (written so that no exp overflows: at (1e300, -1e300)
+    the second is e^-2e300, not 1/(1 + inf))."""
     u, w = a
-    return (ex.div(ONE, ex.add(ONE, exp(ex.sub(w, u)))), ex.div(ONE, ex.add(ONE, exp(ex.sub(u, w)))))
+    if ex.is_nan(u) or ex.is_nan(w):
+        return (ex.NAN, ex.NAN)
+    if not (ex.is_finite(u) and ex.is_finite(w)):
+        return (ex.div(ONE, ex.add(ONE, exp(ex.sub(w, u)))), ex.div(ONE, ex.add(ONE, exp(ex.sub(u, w)))))
+    return (sigmoid(ex.sub(u, w)), sigmoid(ex.sub(w, u)))
+
+
+def _sech2(u: ex.Exact) -> ex.Exact:
+    """1 - tanh(u)**2 = 1/cosh(u)**2 = 4t/(1 + t)**2 with t = exp(-2|u|) in (0, 1]: no
+    cancellation, and no exponential of a large positive number (past every certifiable
+    precision, tanh(sinh(1e16))'s slope, t is still a certain tiny ball); 0 at +-inf."""
+    if ex.is_nan(u):
+        return ex.NAN
+    t = exp(ex.mul(ex.Q(-2), abs(u)))
+    one_t = ex.add(ONE, t)
+    return ex.div(ex.mul(ex.Q(4), t), ex.mul(one_t, one_t))
+
+
+def _pow_defined(x: ex.Exact, y: ex.Exact) -> bool:
+    """Where x**y is a real number: x > 0; x = 0 with y > 0 (0**y = 0); x < 0 with an integer y."""
+    if ex.is_nan(x) or ex.is_nan(y):
+        return False
+    s = ex.sign(x)
+    if s > 0:
+        return True
+    if s == 0:
+        return ex.sign(y) > 0
+    return ex.is_rational(y) and y.q == 1
 
 
 def _outside_unit(u: ex.Exact) -> bool:
@@ -384,8 +468,9 @@ _OP_LIST: tuple[Op, ...] = (
             Z if ex.is_zero(a[1]) else ex.mul(a[1], ex.gpow(a[0], ex.sub(a[1], ONE))),
             Z if (ex.is_zero(a[0]) and ex.sign(a[1]) >= 0) else ex.mul(v, ex.log(a[0])),
         ),
-        # x**y with a variable exponent is a real function only for x > 0.
-        undefined=lambda a, p: ex.sign(a[0]) <= 0,
+        # x**y with a variable exponent is real for x > 0, for x = 0 with y > 0 (0**y = 0, flat in
+        # y), and for x < 0 with an integer y (there its slope in y, x**y*log(x), is not real).
+        undefined=lambda a, p: not _pow_defined(a[0], a[1]),
     ),
     _smooth("exp", "torch.exp({0})", exp, lambda u, v: v),
     _smooth("log", "torch.log({0})", ex.log, lambda u, v: ex.div(ONE, u)),
@@ -397,7 +482,10 @@ _OP_LIST: tuple[Op, ...] = (
     _smooth("atan", "torch.atan({0})", atan, lambda u, v: ex.div(ONE, ex.add(ONE, ex.mul(u, u)))),
     _smooth("sinh", "torch.sinh({0})", sinh, lambda u, v: cosh(u)),
     _smooth("cosh", "torch.cosh({0})", cosh, lambda u, v: sinh(u)),
-    _smooth("tanh", "torch.tanh({0})", tanh, lambda u, v: ex.sub(ONE, ex.mul(v, v))),
+    # torch: grad * (1 - result**2); exactly 1/cosh(u)**2, which keeps its digits where tanh is
+    # 1 to the working precision (1 - v*v at u = 710 would need 2,050 bits, at 1e300 never).
+    Op("tanh", "torch.tanh({0})", lambda a, p: tanh(a[0]), lambda a, v, p: (_sech2(a[0]),),
+       reads_result="1 - y**2"),
     _smooth(
         "erf",
         "torch.erf({0})",
@@ -408,19 +496,22 @@ _OP_LIST: tuple[Op, ...] = (
     # The exact derivatives are written without cancellation: exp(u) is torch's result + 1, and
     # sigmoid(u)*sigmoid(-u) its result*(1 - result), but neither loses digits (expm1 at -1000:
     # result + 1 would need 1,450 bits to tell 5e-435 from 0).
-    _smooth("expm1", "torch.expm1({0})", expm1, lambda u, v: exp(u)),   # torch: grad * (result + 1)
+    Op("expm1", "torch.expm1({0})", lambda a, p: expm1(a[0]), lambda a, v, p: (exp(a[0]),),  # torch: grad * (result + 1)
+       reads_result="y + 1"),
     _smooth("log1p", "torch.log1p({0})", log1p, lambda u, v: ex.div(ONE, ex.add(u, ONE))),
-    _smooth("sigmoid", "torch.sigmoid({0})", sigmoid, lambda u, v: ex.mul(v, sigmoid(ex.neg(u)))),  # sigmoid_backward
-    # torch: grad * exp(self - result), the softmax weights.
+    Op("sigmoid", "torch.sigmoid({0})", lambda a, p: sigmoid(a[0]),  # torch's sigmoid_backward: y*(1 - y)
+       lambda a, v, p: (ex.mul(v, sigmoid(ex.neg(a[0]))),), reads_result="y*(1 - y)"),
+    # torch: grad * exp(self - result), the softmax weights (written without forming self - result).
     Op("logsumexp", "torch.logsumexp(torch.stack([{0}, ...]), 0)", lambda a, p: logsumexp(a),
-       lambda a, v, p: tuple(exp(ex.sub(u, v)) for u in a)),
+       lambda a, v, p: tuple(softmax_weights(a))),
     Op("logaddexp", "torch.logaddexp({0}, {1})", lambda a, p: logsumexp(a), lambda a, v, p: _logaddexp_partials(a)),
     # softmax and log_softmax of a stacked vector, component `{c}`; their backward is the
     # softmax weights' (exact, no shortcut).
     Op("softmax", "torch.softmax(torch.stack([{0}, ...]), 0)[{c}]", lambda a, p: softmax_weights(a)[p],
-       lambda a, v, p: _softmax_partials(a, p)),
+       lambda a, v, p: _softmax_partials(a, p), reads_result="y_j*(delta_ij - y_i)"),
     Op("log_softmax", "torch.log_softmax(torch.stack([{0}, ...]), 0)[{c}]",
-       lambda a, p: ex.sub(a[p], logsumexp(a)), lambda a, v, p: _log_softmax_partials(a, p)),
+       lambda a, p: log_softmax(a, p), lambda a, v, p: _log_softmax_partials(a, p),
+       reads_result="delta_ij - exp(y_j)"),
     # torch's softplus kernel: x itself where x > 20 (value and slope), log1p(exp(x)) elsewhere.
     Op("softplus", "torch.nn.functional.softplus({0})", lambda a, p: _softplus_torch(a[0]),
        lambda a, v, p: (_softplus_slope(a[0]),),
@@ -659,7 +750,7 @@ def _softmax_matrix(a: Args, p: tuple[Any, ...], log: bool) -> Any:
     out: list[ex.Exact] = list(a)
     for group in softmax_groups(p):
         values = [a[k] for k in group]
-        result = ([ex.sub(u, logsumexp(values)) for u in values] if log else softmax_weights(values))
+        result = ([log_softmax(values, j) for j in range(len(values))] if log else softmax_weights(values))
         for k, r in zip(group, result):
             out[k] = r
     return _stack(out, p[:2])

@@ -354,7 +354,8 @@ class _Runner:
         parent_steps = [self.steps[p] for p in parents]
         depends = any(p.depends for p in parent_steps)
         grad = cut is None and any(p.grad for p in parent_steps)
-        keep = tuple(vals) if (op.undefined is not None or op.piece is not None or op.departs is not None) and vjp is None else None
+        keep = tuple(vals) if (op.undefined is not None or op.piece is not None or op.departs is not None
+                               or op.reads_result) and vjp is None else None
         idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut,
                                 depends, grad, keep, param if (keep is not None or s.op == "elem") else None, vjp))
         self.env[s.name] = idx

@@ -48,7 +48,7 @@ from .point import (Component, ExactSides, check_entries, components, exact_side
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
 from .structural import Structural, differs
-from .floating import FINFO, FloatingPoint
+from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
 UNUSED = ("{symbol} does not reach the output (the function does not read it, or SymPy simplified it "
           "away, as in x + y - y): its derivative is exactly 0, and all three sides agree. In torch "
@@ -186,8 +186,11 @@ _ROUNDING_HINTS: Final = {
 
 
 def _hint(f: Finding, fields: dict[str, Any], c: Context) -> str:
-    """The hint for where the finding sits (`hints.placed_hint`), else the rule's own hint for this
+    """The finding's own hint (a step torch's backward formula decides) if it has one, else the
+    hint for where the finding sits (`hints.placed_hint`), else the rule's own hint for this
     cause if it has one, else the cause's general hint."""
+    if f.hint:
+        return f.hint
     placed = placed_hint(f, c)
     if placed is not None:
         return placed
@@ -366,7 +369,7 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
         return None
     cut = any(st.cut for st in exact.path.steps)
     with ex.working_precision(exact.bits):
-        values = []
+        values, exes = [], []
         for n in range(len(comps)):
             side, exe = exact.sym[(0, n)], exact.exe[(0, n)]
             if side.kind != "smooth" or side.grad is None or not ex.is_finite(exe) or not same(side.grad, exe):
@@ -374,12 +377,14 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
             if cut and differs(side.grad, exe):  # a cut hid a part, however small: compare() says which
                 return None
             values.append(ex.to_float(exe))
+            exes.append(exe)
         c = FloatingPoint(Context(lowered, exact, dtype, rtol, ag.AutogradRun(None, [], None)))
         reach = c.path.reaches_output()
         if c.overflow_step(reach) is not None or c.backward_overflow(reach) is not None:
             return None
     tiny = FINFO[dtype].tiny
-    off = any(abs(a - e) > rtol * abs(e) + tiny for a, e in zip(auto, values))
+    off = any(abs(a - e) > rtol * abs(e) + tiny and not agrees_when_rounded(x, a, dtype)
+              for a, e, x in zip(auto, values, exes))
     return ("rounding" if off else "agree"), values
 
 

@@ -45,13 +45,15 @@ def user_text(lowered: LoweredProgram, node: sp.Basic) -> str:
 @dataclass
 class Finding:
     """One cause found for an entry: the node and line it cites, the fields its templates read,
-    and which rounding hint applies (`hint_extra`)."""
+    and which rounding hint applies (`hint_extra`), or the finding's own hint (`hint`) where it
+    is particular to an op (torch's backward formula of a saturating op)."""
 
     cause: Cause
     node: sp.Basic | None
     line: int | None
     fields: dict[str, Any] = field(default_factory=dict)
     hint_extra: str = ""
+    hint: str = ""
 
 
 class Context:

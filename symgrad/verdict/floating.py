@@ -4,7 +4,9 @@ executed side and autograd differ (NaN trap, overflow, rounding)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import sympy as sp
@@ -12,6 +14,7 @@ import torch
 
 from ..program import exact as ex
 from ..base.causes import Cause
+from ..sides.autograd import torch_state
 from ..sides.executed import Path, PathStep
 from ..sides.lowering import DTYPES
 from ..program.ops import OPS
@@ -20,6 +23,63 @@ from .records import DIGITS
 
 FINFO = {name: torch.finfo(dt) for name, dt in DTYPES.items()}
 SMALLEST = {name: float(fi.smallest_normal * fi.eps) for name, fi in FINFO.items()}  # the smallest subnormal
+
+
+@dataclass(frozen=True)
+class Saturating:
+    """An op whose backward formula in torch reads the op's own rounded result (`Op.reads_result`,
+    derivatives.yaml): where that result rounds to the constant it saturates at (sigmoid and tanh
+    to 1, expm1 to -1, a softmax weight to 1), the formula keeps none of the slope's digits,
+    however exact each step is. `backward` names torch's function, `run` calls the op in torch,
+    `hint` says what to do (`{wider}`: ", or compute in float64" for float32)."""
+
+    backward: str
+    run: Callable[[Sequence[torch.Tensor], Any], torch.Tensor]
+    hint: str
+
+
+_LOST_BELOW = ("torch's slope there is off by about the spacing of {dtype} near 1 ({eps:.2g}) at most, so this "
+               "matters only where slopes that small are the whole signal. ")
+
+SATURATING: Final[dict[str, Saturating]] = {
+    "sigmoid": Saturating(
+        "sigmoid_backward", lambda t, p: torch.sigmoid(t[0]),
+        _LOST_BELOW + "If they are, work from the logit rather than the probability: `F.logsigmoid(x)` "
+        "(slope sigmoid(-x), computed in full) or `F.binary_cross_entropy_with_logits` instead of sigmoid "
+        "followed by a log or a probability loss{wider}; compare the rewrite with `symgrad.compare`."),
+    "tanh": Saturating(
+        "tanh_backward", lambda t, p: torch.tanh(t[0]),
+        _LOST_BELOW + "If they are, write tanh(x) for x > 0 as `1 - 2*torch.sigmoid(-2*x)` (for x < 0, "
+        "`2*torch.sigmoid(2*x) - 1`): its backward reads sigmoid(-2|x|), small and accurate{wider}; compare "
+        "the rewrite with `symgrad.compare`."),
+    "expm1": Saturating(
+        "backward of expm1 (grad*(result + 1))", lambda t, p: torch.expm1(t[0]),
+        _LOST_BELOW + "If they are: far below 0, where expm1(x) cancels nothing, `torch.exp(x) - 1` has the "
+        "same value and a backward that reads exp(x) itself{wider}; compare the rewrite with `symgrad.compare`."),
+    "softmax": Saturating(
+        "_softmax_backward_data",
+        lambda t, p: torch.softmax(torch.stack(list(t)), 0)[p],
+        _LOST_BELOW + "If they are, compute from the logits in log space (`F.cross_entropy`, `F.log_softmax`; "
+        "for two classes log_softmax(0, a, b) is -softplus(b - a), whose backward reads sigmoid(b - a) "
+        "directly){wider}; compare the rewrite with `symgrad.compare`."),
+    "log_softmax": Saturating(
+        "_log_softmax_backward_data",
+        lambda t, p: torch.log_softmax(torch.stack(list(t)), 0)[p],
+        _LOST_BELOW + "If they are: for two classes log_softmax(0, a, b) is -softplus(b - a), whose backward "
+        "reads sigmoid(b - a) directly{wider}; compare the rewrite with `symgrad.compare`."),
+}
+
+
+@dataclass(frozen=True)
+class _Slope:
+    """torch's local derivative of one step against the exact one, at the arguments torch saw."""
+
+    step: PathStep
+    parent: int  # position among the step's parents
+    result: float  # torch's rounded result y
+    torch_slope: float
+    exact_slope: ex.Exact
+    rel: float
 
 
 class FloatingPoint:
@@ -39,6 +99,8 @@ class FloatingPoint:
         fi = FINFO[self.dtype]
         tol = self.rtol * abs(ex.to_float(exe)) + fi.tiny
         if math.isfinite(auto) and abs(auto - ex.to_float(exe)) <= tol:
+            return None
+        if agrees_when_rounded(exe, auto, self.dtype):
             return None
         reach = self.path.reaches_output()
         over = self.overflow_step(reach)
@@ -223,6 +285,13 @@ class FloatingPoint:
         if moved is not None:
             st, detail = moved
             return found(st.node, st.line, detail)
+        saturation = SaturatedBackward(self)
+        saturated = saturation.find(reach)
+        if saturated is not None:
+            detail, hint = saturation.text(saturated)
+            finding = found(saturated.step.node, saturated.step.line, detail)
+            finding.hint = hint
+            return finding
         best: tuple[float, PathStep] | None = None
         for st in self.path.steps:
             if st.op != "add" or not reach[st.index] or ex.all_zero(self.math_adj[st.index]) or ex.is_mat(st.value):
@@ -299,6 +368,100 @@ class FloatingPoint:
             if digits >= 1:
                 return st, user, digits
         return None
+
+
+class SaturatedBackward:
+    """Where torch's backward formula of a saturating op (`SATURATING`) itself loses the slope's
+    digits, read from the executed path for one comparison."""
+
+    def __init__(self, floating: FloatingPoint) -> None:
+        self.path, self.exe_adj = floating.path, floating.exe_adj
+        self.dtype, self.rtol, self.node = floating.dtype, floating.rtol, floating.node
+
+    def find(self, reach: list[bool]) -> _Slope | None:
+        """A step of a saturating op (`SATURATING`) whose local derivative, as torch's backward
+        formula computes it from the op's rounded result, is off from the exact local derivative
+        at the same arguments beyond the tolerance: there torch's formula itself loses the digits
+        (sigmoid'(40) as y*(1 - y) with y = 1.0). The worst such step, or None."""
+        worst: _Slope | None = None
+        for st in self.path.steps:
+            if st.op not in SATURATING or not reach[st.index] or st.cut or st.args_values is None:
+                continue
+            if st.vjp is not None or ex.all_zero(self.exe_adj[st.index]):
+                continue
+            for slope in self._slopes(st):
+                if worst is None or slope.rel > worst.rel:
+                    worst = slope
+        return worst
+
+    def _slopes(self, st: PathStep) -> list[_Slope]:
+        """torch's local derivatives of one step that are off. (These ops take scalars: a matrix
+        reaches them element by element, `X[0, 0]`, each a step of its own.)"""
+        args = list(st.args_values or ())
+        if any(ex.is_mat(v) for v in args):
+            return []
+        rounded = [ex.round_to_dtype(v, self.dtype) for v in args]
+        if any(r is None or not math.isfinite(r) for r in rounded):
+            return []
+        y, slopes = _torch_slopes(SATURATING[st.op], rounded, st.param, self.dtype)  # type: ignore[arg-type]
+        at = [ex.from_float(r) for r in rounded]  # type: ignore[arg-type]
+        op = OPS[st.op]
+        exact = op.partials(at, op.value(at, st.param), st.param)
+        out = []
+        for k, (p, d_torch, d_exact) in enumerate(zip(st.parents, slopes, exact)):
+            if d_torch is None or not self.path.steps[p].grad or not ex.is_finite(d_exact):
+                continue
+            e = ex.to_float(d_exact)
+            if (not math.isfinite(d_torch) or agrees_when_rounded(d_exact, d_torch, self.dtype)
+                    or abs(d_torch - e) <= self.rtol * abs(e) + FINFO[self.dtype].tiny):
+                continue
+            rel = abs(d_torch - e) / abs(e) if e != 0 else math.inf
+            out.append(_Slope(st, k, y, d_torch, d_exact, rel))
+        return out
+
+    def text(self, s: _Slope) -> tuple[str, str]:
+        """The detail and the hint of a saturated backward formula."""
+        info = SATURATING[s.step.op]
+        st = s.step
+        formula = OPS[st.op].reads_result
+        node = f"`{self.node(st.node)}` (line {st.line})"
+        wrt = ""
+        if len(st.parents) > 1:
+            wrt = f" with respect to `{self.node(self.path.steps[st.parents[s.parent]].node)}`"
+        correct = max(0.0, -math.log10(s.rel)) if 0 < s.rel < math.inf else 0.0
+        kept = ("none of its digits" if correct < 1
+                else f"only about {correct:.0f} of its {DIGITS[self.dtype]:.0f} digits")
+        detail = (f"This is torch's backward formula for {st.op} at this point, not an error that grew over the "
+                  f"program: torch's {info.backward} computes the slope of {node}{wrt} as {formula} from "
+                  f"the op's own result rounded to {self.dtype}, y = {fmt(s.result)}, and gets {fmt(s.torch_slope)}, "
+                  f"while the exact slope there is {fmt(s.exact_slope)}. y itself is correctly rounded, but this "
+                  f"near the value the op saturates at, {formula} keeps {kept}: y's rounding error is large "
+                  "against so small a slope.")
+        fi = FINFO[self.dtype]
+        hint = info.hint.format(dtype=self.dtype, eps=float(fi.eps),
+                                wider=", or compute in float64" if self.dtype == "float32" else "")
+        return detail, hint
+
+
+def agrees_when_rounded(exact: ex.Exact, auto: float | None, dtype: str) -> bool:
+    """The exact value rounds, in `dtype`, to exactly autograd's float: no float is nearer the
+    truth, so autograd is as right as the dtype allows (a slope below the smallest subnormal
+    returned as 0 among them). A value past the dtype's range rounds to inf, but that is an
+    overflow, never an agreement."""
+    if auto is None or not math.isfinite(auto):
+        return False
+    rounded = ex.round_to_dtype(exact, dtype)
+    return rounded is not None and math.isfinite(rounded) and rounded == auto
+
+
+def _torch_slopes(info: Saturating, args: list[float], param: Any, dtype: str) -> tuple[float, list[float | None]]:
+    """torch's result and local derivatives of one op at float arguments: the op run alone in
+    `dtype` and differentiated by torch's own backward."""
+    with torch_state(dtype):
+        ts = [torch.tensor(a, dtype=DTYPES[dtype], requires_grad=True) for a in args]
+        y = info.run(ts, param)
+        grads = torch.autograd.grad(y, ts, allow_unused=True)
+    return float(y.detach()), [None if g is None else float(g) for g in grads]
 
 
 def _biggest(v: Any) -> Any:

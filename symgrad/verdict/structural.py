@@ -19,7 +19,8 @@ from .findings import Context, Finding, finite, fmt
 # The domain of the argument an op needs for a derivative, in the hint's words.
 DOMAIN_WORDS = {
     "log": "x > 0", "sqrt": "x > 0 for the derivative", "pow_frac": "x > 0 for the derivative",
-    "pow": "x > 0", "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
+    "pow": "x > 0, or x = 0 with y > 0; a negative x only at an integer y, where its slope in y is not real",
+    "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
     "acos": "-1 < x < 1 for the derivative", "atan2": "(x, y) != (0, 0)", "tan": "x != pi/2 + k*pi",
 }
 
@@ -248,6 +249,8 @@ class Structural:
         elif op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
             why = (f"has no real value or slope here{at}; torch returns {fmt(st.value)} by its own "
                    "convention")
+        elif any(ex.is_nan(v) for d in st.partials for v in ex.elements(d)):
+            why = f"has no real slope here{at}: a derivative of it is nan, not a real number"
         else:
             why = f"has an infinite slope here{at} (a vertical tangent)"
         domain = DOMAIN_WORDS.get(st.op) or (rule.domain if rule else "see docs/supported.md")
