@@ -186,11 +186,16 @@ _ROUNDING_HINTS: Final = {
 
 
 def _hint(f: Finding, fields: dict[str, Any], c: Context) -> str:
-    """The finding's own hint (a step torch's backward formula decides) if it has one, else the
-    hint for where the finding sits (`hints.placed_hint`), else the rule's own hint for this
-    cause if it has one, else the cause's general hint."""
+    """The hint for where the finding sits (`hints.placed_hint`) or the rule's own hint for this
+    cause, followed by the finding's own (a step torch's backward formula decides) where it has
+    one; else the cause's general hint."""
+    specific = _specific_hint(f, c)
     if f.hint:
-        return f.hint
+        return f.hint if specific is None else f"{specific} {f.hint}"
+    return specific if specific is not None else HINTS[f.cause].format(**fields)
+
+
+def _specific_hint(f: Finding, c: Context) -> str | None:
     placed = placed_hint(f, c)
     if placed is not None:
         return placed
@@ -209,7 +214,7 @@ def _hint(f: Finding, fields: dict[str, Any], c: Context) -> str:
                     rule = op_rule(st.op)
                     if rule is not None and Cause.ROUNDING in rule.hints:
                         return rule.hints[Cause.ROUNDING]
-    return HINTS[f.cause].format(**fields)
+    return None
 
 
 # --------------------------------------------------------------------------- entry point

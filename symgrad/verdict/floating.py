@@ -285,8 +285,11 @@ class FloatingPoint:
         if moved is not None:
             st, detail = moved
             return found(st.node, st.line, detail)
+        # A saturating op's own backward formula explains a finite but wrong slope; where autograd
+        # is nan or inf, something downstream divided by or cancelled to 0 (log(1 - sigmoid(x)):
+        # 1 - y is 0), and the cancellation below says where.
         saturation = SaturatedBackward(self)
-        saturated = saturation.find(reach)
+        saturated = saturation.find(reach) if math.isfinite(auto) else None
         if saturated is not None:
             detail, hint = saturation.text(saturated)
             finding = found(saturated.step.node, saturated.step.line, detail)
