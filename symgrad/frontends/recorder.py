@@ -124,7 +124,7 @@ class _Recorder(TorchFunctionMode):
                 operands = [self.of(a) for a in args]
                 if reverse:
                     operands = operands[::-1]
-                self.bind(result, tn.SPELLINGS[op].build(operands, {}))
+                self.bind(result, tn.SPELLINGS[op].node(operands, {}))
                 return result
             spelled = tn.objects().get(id(func))
             if spelled is None and f"Tensor.{name}" in tn.SPELLINGS and getattr(torch.Tensor, name, None) is not None:
@@ -137,7 +137,7 @@ class _Recorder(TorchFunctionMode):
                 self.uses_where = True
             operands = [self.of(a) for a in args]
             kw = {k: self.of(v) for k, v in kwargs.items() if v is not None}
-            self.bind(result, tn.SPELLINGS[spelled].build(operands, kw))
+            self.bind(result, tn.SPELLINGS[spelled].node(operands, kw))
         except UnsupportedNodeError as err:
             self.refused = str(err).split("\nSee ")[0]
         except TypeError:  # SymPy refused the operands: a comparison used as a number, `x * (x > 0)`

@@ -185,7 +185,7 @@ class CallTranslator:
         if spelling.name in ("Tensor.item",) and self.state.pure:
             return sym_args[0]
         try:
-            e = spelling.build(sym_args, sym_kwargs)
+            e = spelling.node(sym_args, sym_kwargs)
         except UnsupportedNodeError as err:
             raise Refuse(node, str(err)) from None
         except (TypeError, ValueError) as err:

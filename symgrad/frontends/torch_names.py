@@ -51,6 +51,13 @@ class Spelling:
     build: Build
     note: str = ""
 
+    def node(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """The SymPy node of this op applied to `args`, as the user wrote it: SymPy evaluates
+        nothing, so it never folds the op away (`a - a` is not 0, `t * (x / t)` not x, `exp(log(x))`
+        not x, `(x * 3) * 5` not `15 * x`), which would leave another value or no gradient."""
+        with sp.evaluate(False):
+            return self.build(args, kwargs)
+
 
 # --------------------------------------------------------------------------- torch's own Max and Min
 
@@ -181,22 +188,38 @@ def _expand(m: Any, rows: int, cols: int) -> Any:
     return m
 
 
+# Matrix nodes are built with evaluate=False, one node per torch op: SymPy would fold `X - X` to
+# a ZeroMatrix (no gradient left), `5*(3*X)` to `15*X` (another rounding), `(1/s)*X` into the
+# elements of `s`, and flatten `X @ (W1 @ W2)` into a product torch evaluates left to right. The
+# scalar ones are built under `sp.evaluate(False)` (`Spelling.node`); SymPy's matrix classes
+# misbehave under that global switch (`X + X` becomes `(0 + 1)*X`), so they get it explicitly.
+
+
+def _scaled(c: Any, m: Any) -> Any:
+    """The scalar c times the matrix m, as one node."""
+    return sp.MatMul(as_scalar(c), m, evaluate=False)
+
+
+def _matadd(x: Any, y: Any) -> Any:
+    return sp.MatAdd(x, y, evaluate=False)
+
+
 def _add(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(x) or is_matrix(y):
         if not is_matrix(x):
-            return as_scalar(x) * sp.OneMatrix(*shape(y)) + y  # type: ignore[misc]
+            return _matadd(_scaled(x, sp.OneMatrix(*shape(y))), y)  # type: ignore[misc]
         if not is_matrix(y):
-            return x + as_scalar(y) * sp.OneMatrix(*shape(x))  # type: ignore[misc]
+            return _matadd(x, _scaled(y, sp.OneMatrix(*shape(x))))  # type: ignore[misc]
         x, y = _broadcast(x, y)
-        return x + y
+        return _matadd(x, y)
     return as_scalar(x) + as_scalar(y)
 
 
 def _sub(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(y):
-        return _add([x, -y], k)
+        return _add([x, _scaled(-1, y)], k)
     return _add([x, -as_scalar(y)], k)
 
 
@@ -205,7 +228,11 @@ def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if is_matrix(x) and is_matrix(y):
         x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, y)
-    return (x if is_matrix(x) else as_scalar(x)) * (y if is_matrix(y) else as_scalar(y))
+    if is_matrix(y):
+        return _scaled(x, y)
+    if is_matrix(x):
+        return _scaled(y, x)
+    return as_scalar(x) * as_scalar(y)
 
 
 def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -214,11 +241,13 @@ def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
         # Elementwise, broadcast as torch does (`X_exp / X_exp.sum(1, keepdim=True)`): x times
         # y's elementwise reciprocal, which lowers to torch's own `x / y`.
         if not is_matrix(x):
-            return sp.HadamardPower(y, -1) if as_scalar(x) == 1 else as_scalar(x) * sp.HadamardPower(y, -1)
+            return sp.HadamardPower(y, -1) if as_scalar(x) == 1 else _scaled(x, sp.HadamardPower(y, -1))
         x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, sp.HadamardPower(y, -1))
     if is_matrix(x):
-        return x * (1 / as_scalar(y))
+        # x / y, as torch divides (times 1/y would round otherwise): the lowering reads a
+        # coefficient 1/y as a division by y.
+        return _scaled(sp.Pow(as_scalar(y), -1, evaluate=False), x)
     return as_scalar(x) / as_scalar(y)
 
 
@@ -232,7 +261,7 @@ def _pow(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _neg(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    return -a[0] if is_matrix(a[0]) else -as_scalar(a[0])
+    return _scaled(-1, a[0]) if is_matrix(a[0]) else -as_scalar(a[0])
 
 
 def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -242,8 +271,8 @@ def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if rank1(x) is True and shape(x)[0] == shape(y)[0] and shape(x) != shape(y)[::-1]:  # type: ignore[index]
         if rank1(y) is True:  # two rank-1 tensors: their dot product, a scalar
             return _inner(x, y)
-        return sp.MatMul(sp.Transpose(y), x)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
-    return sp.MatMul(x, y)
+        return sp.MatMul(sp.Transpose(y), x, evaluate=False)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
+    return sp.MatMul(x, y, evaluate=False)
 
 
 def _dot(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -257,7 +286,7 @@ def _dot(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 def _inner(x: Any, y: Any) -> Any:
     """x . y of two (n, 1) columns, a scalar."""
-    return MatrixElement(sp.MatMul(sp.Transpose(x), y), 0, 0)
+    return MatrixElement(sp.MatMul(sp.Transpose(x), y, evaluate=False), 0, 0)
 
 
 def _elementwise(fn: type[sp.Function]) -> Build:
