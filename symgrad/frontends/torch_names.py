@@ -445,7 +445,10 @@ def _like(value: int) -> Build:
 
 
 def _transpose(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    return a[0].T if is_matrix(a[0]) else a[0]
+    """The transpose as one node (`.T` would push it inside: `(2*X).T` is `2*X.T` to SymPy)."""
+    if not is_matrix(a[0]):
+        return a[0]
+    return a[0].T if isinstance(a[0], sp.MatrixBase) else sp.Transpose(a[0])
 
 
 def _wrap(fn: type[sp.Function], name: str) -> Build:
