@@ -34,7 +34,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
-from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 from ..program.ops import softmax_groups
 
 Kind = Literal["operator", "function", "method", "attribute"]
@@ -424,15 +424,39 @@ def _mean(a: Sequence[Any], k: dict[str, Any]) -> Any:
     return _reduce_all(a[0]) / (rows * cols)
 
 
-def _norm(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    if len(a) > 1 or set(k) - {"p"} or k.get("p", 2) != 2:
-        raise UnsupportedNodeError("Only the 2-norm of a scalar or a vector is supported.\nFix: call `.norm()`.")
-    x = a[0]
-    if not is_matrix(x):
-        return sp.Abs(as_scalar(x))
-    if 1 not in shape(x):  # type: ignore[operator]
-        raise UnsupportedNodeError("The norm of a matrix is not supported, only of a scalar or a vector.")
-    return sp.sqrt(_reduce_all(sp.HadamardPower(x, 2)))
+def _norm(name: str) -> Build:
+    """The 2-norm of a vector (of every element of a matrix: torch's default, Frobenius): one
+    fused `vector_norm` of its elements, torch's own kernel and backward (a / norm, 0 at the
+    origin); of a scalar, Abs (torch's backward there is sign(x), which is abs'). Other orders,
+    dims and keepdim are a sentence."""
+    order_name = "ord" if name.startswith("torch.linalg") else "p"
+
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        order = k.get(order_name, a[1] if len(a) > 1 else None)
+        dim = k.get("dim", a[2] if len(a) > 2 else None)
+        spelled = name.replace("Tensor.", ".")
+        if order is not None and order != 2 or set(k) - {order_name, "dim", "keepdim"}:
+            raise UnsupportedNodeError(
+                f"`{spelled}` is read as the 2-norm only; this call asks for another order or option "
+                f"({', '.join(f'{key}={v}' for key, v in k.items()) or f'{order_name}={order}'}).\n"
+                f"Fix: call `{spelled}(v)` for the 2-norm, or write the norm you want out "
+                "(e.g. `v.abs().sum()` for the 1-norm).")
+        if dim is not None or bool(k.get("keepdim", False)):
+            raise UnsupportedNodeError(
+                f"`{spelled}` along a dim (or with keepdim=True) is not supported; symgrad reads the norm of "
+                f"every element.\nFix: call `{spelled}(v)` on the vector whose norm you want.")
+        x = a[0]
+        if not is_matrix(x):
+            return sp.Abs(as_scalar(x))
+        rows, cols = shape(x)  # type: ignore[misc]
+        if rows > 1 and cols > 1 and order is not None:
+            raise UnsupportedNodeError(
+                f"`{spelled}` of a matrix with {order_name}=2 is its spectral norm (its largest singular value), "
+                "which symgrad does not read.\nFix: leave the order out for the Frobenius norm, or compare "
+                "the norm of a vector.")
+        return vector_norm(*[MatrixElement(x, i, j) for i in range(rows) for j in range(cols)])
+
+    return build
 
 
 def _like(value: int) -> Build:
@@ -592,9 +616,12 @@ _SPELLINGS += [
     Spelling("Tensor.sum", "method", sp.Add, _sum, "every element; a scalar is its own sum"),
     Spelling("torch.mean", "function", sp.Add, _mean, "every element, divided by their number"),
     Spelling("Tensor.mean", "method", sp.Add, _mean, "every element, divided by their number"),
-    Spelling("torch.norm", "function", sp.Pow, _norm, "Abs(u) of a scalar; sqrt of the sum of squares of a vector"),
-    Spelling("Tensor.norm", "method", sp.Pow, _norm, "Abs(u) of a scalar; sqrt of the sum of squares of a vector"),
-    Spelling("torch.linalg.norm", "function", sp.Pow, _norm, "as Tensor.norm"),
+    Spelling("torch.norm", "function", vector_norm, _norm("torch.norm"),
+             "the 2-norm of every element: torch's fused kernel (gradient 0 at the origin); Abs(u) of a scalar"),
+    Spelling("Tensor.norm", "method", vector_norm, _norm("Tensor.norm"), "as torch.norm"),
+    Spelling("torch.linalg.norm", "function", vector_norm, _norm("torch.linalg.norm"),
+             "as torch.norm (a matrix: its Frobenius norm; ord=2 of a vector only)"),
+    Spelling("torch.linalg.vector_norm", "function", vector_norm, _norm("torch.linalg.vector_norm"), "as torch.norm"),
     Spelling("torch.zeros_like", "function", sp.Integer, _like(0), "the constant 0 (ZeroMatrix for a matrix)"),
     Spelling("torch.ones_like", "function", sp.Integer, _like(1), "the constant 1 (OneMatrix for a matrix)"),
     Spelling("torch.detach", "function", detach, _wrap(detach, "detach")),
