@@ -23,7 +23,7 @@ from . import torch_names as tn
 from ..base.errors import TraceError, UnsupportedNodeError
 from ..program.primitives import no_grad
 from ..program.program import Program
-from .source import SourceSpan
+from .source import SourceSpan, place
 
 # Tensor dunders and methods whose spelling differs from the table's (`x * 2` calls __mul__).
 _DUNDERS = {
@@ -171,7 +171,7 @@ def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Ten
                          "Fix: use the torch spellings of docs/supported.md.")
     if rec.ties:
         rel, where, value = rec.ties[0]
-        line = f" ({where.file.rsplit('/', 1)[-1]}:{where.line})" if where is not None else ""
+        line = f" ({place(where.file, where.line)})" if where is not None else ""
         raise TraceError(f"Path mode recorded your function deciding `{sp.sstr(rel)}`{line} exactly on its threshold "
                          f"(both sides {value!r}): a recorded run holds only the side it took, so it cannot show "
                          "whether the derivative differs on the other side (a kink or a jump of your function "

@@ -61,6 +61,15 @@ class CallTranslator:
         self.closure = inspect.getclosurevars(self.fn) if isinstance(self.fn, types.FunctionType) else None
         self.value = value  # the expression translator's: a call's function and arguments are expressions
 
+    def python_object(self, name: str) -> Any:
+        """The Python object a name outside the function's variables refers to, or None."""
+        cv = self.closure
+        scopes = [cv.nonlocals, cv.globals] if cv is not None else []
+        for scope in (*scopes, getattr(self.fn, "__globals__", {})):
+            if name in scope:
+                return scope[name]
+        return None
+
     def resolve_global(self, name: str, node: ast.AST) -> Any:
         cv = self.closure
         scopes = []
@@ -186,7 +195,7 @@ class CallTranslator:
             return sym_args[0]
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
-        return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target)
+        return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target, node)
 
 
     def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
@@ -206,10 +215,10 @@ class CallTranslator:
             inner = [a.args[0] if isinstance(a, no_grad) else a for a in args]
             inner_kw = {k: v.args[0] if isinstance(v, no_grad) else v for k, v in kwargs.items()}
             e = self.build(spelling, inner, inner_kw, node)
-            return self.state.materialise(e if self.state.no_grad else no_grad(e), target)
+            return self.state.materialise(e if self.state.no_grad else no_grad(e), target, node)
         shapes = {tn.shape(a.args[0]) for a in values if _off_graph_tensor(a)} | {tn.shape(a) for a in live}
         if spelling.name in ("+", "-", "*", "/") and all(tn.is_matrix(a) for a in live) and len(shapes) == 1:
-            return self.state.materialise(self.build(spelling, args, kwargs, node), target)
+            return self.state.materialise(self.build(spelling, args, kwargs, node), target, node)
         what = f"`{spelling.name}`" if spelling.kind == "operator" else f"`{spelling.name.replace('Tensor.', '.')}`"
         raise Refuse(node, f"Here {what} combines a tensor of rank >= 1 computed under `torch.no_grad()` with a "
                            "value on the autograd graph; symgrad reads such a tensor beside values on the graph only "

@@ -142,7 +142,7 @@ class ExpressionTranslator:
             b = self.value(node.orelse)
         finally:
             self.state.pure -= 1
-        return self.state.materialise(self.piecewise(a, cond, b), target)
+        return self.state.materialise(self.piecewise(a, cond, b), target, node)
 
     def piecewise(self, a: Any, cond: Any, b: Any) -> Any:
         a, b = to_sympy(a), to_sympy(b)
