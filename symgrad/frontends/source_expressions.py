@@ -31,6 +31,8 @@ class ExpressionTranslator:
     # -- conditions
 
     def test(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return sp.true if node.value else sp.false  # `while True:`
         self.state.pure += 1
         saved, self.state.no_grad = self.state.no_grad, 0
         try:
