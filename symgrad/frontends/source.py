@@ -18,14 +18,18 @@ walks it with one visitor method per construct. Grammar of what it accepts:
 
 Every torch call and every operator becomes its own `Assignment` (A-normal form): written as one
 expression, SymPy would rewrite `torch.sqrt(x**2)` to `Abs(x)`, whose autograd at 0 is not the
-user's (nan). The branches of an `if` are the exception: their values are written into one
+user's (nan). Each node is built as written, never evaluated (`torch_names.Spelling.node`): SymPy
+folds `a / a` to 1 and `a - a` to 0 (no gradient left), `t * (x / t)` in a branch to x and
+`(x * 3) * 5` to `15*x` (other floats). A `while` whose condition is true and reads nothing the
+loop changes never ends: it is a `LoopLimitError` naming the user's loop, before anything runs. The branches of an `if` are the exception: their values are written into one
 Piecewise per assigned variable (only the taken branch runs, as in Python). A function of matrix
 inputs (tensors of rank >= 1) is translated into one expression instead, since a `Program`'s
 variables are scalars; control flow there is refused.
 
 Names resolve through one table (`torch_names.py`); constants come from the function's globals
 and closure. Every construct outside this grammar is refused with one sentence naming the user's
-line (`TraceError`), never a traceback.
+line (`TraceError`), never a traceback. Each node records where it came from (`origins`): the
+line, and the user's own code for it (`SourceSpan.code`), which messages name it by.
 
 Three translators share one `TranslationState` (`source_state.py`): this module's
 `StatementTranslator` reads statements and owns an `ExpressionTranslator`
