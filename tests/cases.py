@@ -41,6 +41,7 @@ import torch
 
 import symgrad as sg
 from symgrad import detach, item, no_grad
+from symgrad.program.primitives import vector_norm
 from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
 
 Why = Literal[
@@ -230,6 +231,11 @@ CASES: tuple[Case, ...] = (
     Case("fused_log_softmax", sg.log_softmax(1, x, y), (pt("inside", x=1000.0, y=0.0), pt("inside", x=0.25, y=0.5)),
          lambda x, y: torch.log_softmax(torch.stack([x, y]), 0)[1],
          note="y - log(exp(x) + exp(y)) without overflow: gradient (-1, 1) at (1000, 0)"),
+    Case("fused_vector_norm", vector_norm(x, y), (pt("on-kink", x=0.0, y=0.0), pt("inside", x=3.0, y=-4.0),
+                                                   pt("beside-kink", x=2.0**-20, y=0.0)),
+         lambda x, y: torch.linalg.vector_norm(torch.stack([x, y]), dim=0),
+         note="torch's 2-norm: (0.6, -0.8) at (3, -4), where sqrt(x**2 + y**2) gives 0.6000000000000001; "
+         "gradient 0 at the origin, a cone (one-sided slopes -1 and 1)"),
     # ------------------------------------------------------------------ kinks and jumps
     Case("abs", sp.Abs(x), (pt("on-kink", x=0.0), pt("beside-kink", x=-(2.0**-20)), pt("inside", x=3.0)),
          lambda x: torch.abs(x), note="the acceptance row: Abs(x) at 0, one-sided (-1, 1)"),

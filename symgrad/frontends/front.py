@@ -47,5 +47,7 @@ def is_torch_function(f: Any) -> bool:
     """Whether `f` is a Python function (or something wrapping one) rather than SymPy input."""
     if isinstance(f, (sp.Basic, str, type)):
         return False
+    if callable(f) and hasattr(f, "forward") and hasattr(f, "named_parameters"):
+        return True  # a torch.nn.Module: `trace` says, naming it, that modules are not read yet
     f = inspect.unwrap(f) if callable(f) else f
     return inspect.isfunction(f) or inspect.ismethod(f)

@@ -23,7 +23,7 @@ from . import torch_names as tn
 from ..base.errors import TraceError, UnsupportedNodeError
 from ..program.primitives import no_grad
 from ..program.program import Program
-from .source import SourceSpan
+from .source import SourceSpan, place
 
 # Tensor dunders and methods whose spelling differs from the table's (`x * 2` calls __mul__).
 _DUNDERS = {
@@ -124,7 +124,7 @@ class _Recorder(TorchFunctionMode):
                 operands = [self.of(a) for a in args]
                 if reverse:
                     operands = operands[::-1]
-                self.bind(result, tn.SPELLINGS[op].build(operands, {}))
+                self.bind(result, tn.SPELLINGS[op].node(operands, {}))
                 return result
             spelled = tn.objects().get(id(func))
             if spelled is None and f"Tensor.{name}" in tn.SPELLINGS and getattr(torch.Tensor, name, None) is not None:
@@ -137,7 +137,7 @@ class _Recorder(TorchFunctionMode):
                 self.uses_where = True
             operands = [self.of(a) for a in args]
             kw = {k: self.of(v) for k, v in kwargs.items() if v is not None}
-            self.bind(result, tn.SPELLINGS[spelled].build(operands, kw))
+            self.bind(result, tn.SPELLINGS[spelled].node(operands, kw))
         except UnsupportedNodeError as err:
             self.refused = str(err).split("\nSee ")[0]
         except TypeError:  # SymPy refused the operands: a comparison used as a number, `x * (x > 0)`
@@ -171,7 +171,7 @@ def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Ten
                          "Fix: use the torch spellings of docs/supported.md.")
     if rec.ties:
         rel, where, value = rec.ties[0]
-        line = f" ({where.file.rsplit('/', 1)[-1]}:{where.line})" if where is not None else ""
+        line = f" ({place(where.file, where.line)})" if where is not None else ""
         raise TraceError(f"Path mode recorded your function deciding `{sp.sstr(rel)}`{line} exactly on its threshold "
                          f"(both sides {value!r}): a recorded run holds only the side it took, so it cannot show "
                          "whether the derivative differs on the other side (a kink or a jump of your function "

@@ -18,14 +18,18 @@ walks it with one visitor method per construct. Grammar of what it accepts:
 
 Every torch call and every operator becomes its own `Assignment` (A-normal form): written as one
 expression, SymPy would rewrite `torch.sqrt(x**2)` to `Abs(x)`, whose autograd at 0 is not the
-user's (nan). The branches of an `if` are the exception: their values are written into one
+user's (nan). Each node is built as written, never evaluated (`torch_names.Spelling.node`): SymPy
+folds `a / a` to 1 and `a - a` to 0 (no gradient left), `t * (x / t)` in a branch to x and
+`(x * 3) * 5` to `15*x` (other floats). A `while` whose condition is true and reads nothing the
+loop changes never ends: it is a `LoopLimitError` naming the user's loop, before anything runs. The branches of an `if` are the exception: their values are written into one
 Piecewise per assigned variable (only the taken branch runs, as in Python). A function of matrix
 inputs (tensors of rank >= 1) is translated into one expression instead, since a `Program`'s
 variables are scalars; control flow there is refused.
 
 Names resolve through one table (`torch_names.py`); constants come from the function's globals
 and closure. Every construct outside this grammar is refused with one sentence naming the user's
-line (`TraceError`), never a traceback.
+line (`TraceError`), never a traceback. Each node records where it came from (`origins`): the
+line, and the user's own code for it (`SourceSpan.code`), which messages name it by.
 
 Three translators share one `TranslationState` (`source_state.py`): this module's
 `StatementTranslator` reads statements and owns an `ExpressionTranslator`
@@ -37,11 +41,12 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import sympy as sp
 from sympy.codegen import ast as cg
@@ -50,24 +55,55 @@ from . import torch_names as tn
 from .source_calls import NoGradCtx
 from .source_expressions import ExpressionTranslator
 from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
-from ..base.errors import SymgradError, TraceError, UnsupportedNodeError
+from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedNodeError
 from ..program.primitives import PRIMITIVES
 from ..program.program import Program
 
 
 @dataclass(frozen=True, slots=True)
 class SourceSpan:
-    """Where a node came from in the user's code: file, line (1-based), columns, the line's text."""
+    """Where a node came from in the user's code: file, line (1-based), columns, the line's text,
+    and `code`, the user's own spelling of the expression that made the node (`x.sum().item()`;
+    empty where it is the whole statement)."""
 
     file: str
     line: int
     col: int
     end_col: int
     text: str
+    code: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.file.rsplit('/', 1)[-1]}:{self.line}"
+        where = place(self.file, self.line)
         return f"{where} {self.text}" if self.text else where
+
+
+# IPython's names for a cell: `<ipython-input-7-0123456789ab>` (a terminal) and
+# `/tmp/ipykernel_1234/2454120525.py` (ipykernel: Jupyter, VS Code).
+_INPUT_CELL: Final = re.compile(r"^<ipython-input-(\d+)-[0-9a-f]+>$")
+
+
+def cell_name(file: str) -> str | None:
+    """A notebook cell as Jupyter names it (`In [2]`): IPython's own map from a cell's file name
+    to its execution count, where IPython runs and knows the file; else None (a file)."""
+    if "ipykernel_" not in file and not file.startswith("<ipython-input-"):
+        return None
+    try:
+        import IPython  # optional third-party: present where a notebook or an IPython shell runs
+    except ImportError:
+        IPython = None
+    shell = IPython.get_ipython() if IPython is not None else None
+    number = getattr(getattr(shell, "compile", None), "_filename_map", {}).get(file)
+    if isinstance(number, int):
+        return f"In [{number}]"
+    found = _INPUT_CELL.match(file)
+    return f"In [{found.group(1)}]" if found else None
+
+
+def place(file: str, line: int) -> str:
+    """Where a line is, as the user knows it: `model.py:12`, or `In [2], line 3` in a notebook."""
+    cell = cell_name(file)
+    return f"{cell}, line {line}" if cell is not None else f"{file.rsplit('/', 1)[-1]}:{line}"
 
 
 @dataclass(frozen=True)
@@ -149,19 +185,25 @@ class StatementTranslator(ast.NodeVisitor):
         self.width = width
         self.lines = lines
         self.state = TranslationState(node, inputs)
+        self.state.locate = lambda n: self.span_of(n, code=True)
         self.expressions = ExpressionTranslator(self.state, fn)
         assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
         self.compound = _compound_assigned(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
         self.copies = [name for name, shp in inputs if name in assigned and shp is None]
         self.output: Any = None
 
-    def span_of(self, node: ast.AST) -> SourceSpan:
+    def span_of(self, node: ast.AST, code: bool = False) -> SourceSpan:
+        """Where `node` is in the user's file; with `code`, the user's text of the expression too."""
         k = getattr(node, "lineno", 1) - 1
         text = self.lines[k] if 0 <= k < len(self.lines) else ""
         col = getattr(node, "col_offset", 0) + max(self.width, 0)
         end = getattr(node, "end_col_offset", None)
-        end_col = (end + max(self.width, 0)) if end is not None and getattr(node, "end_lineno", None) == getattr(node, "lineno", None) else len(text)
-        return SourceSpan(self.filename, self.first + k, col, end_col, text.strip())
+        one_line = end is not None and getattr(node, "end_lineno", None) == getattr(node, "lineno", None)
+        end_col = (end + max(self.width, 0)) if one_line else len(text)
+        spelled = ""
+        if code:
+            spelled = text[col:end_col] if one_line and 0 <= col < end_col <= len(text) else ast.unparse(node)
+        return SourceSpan(self.filename, self.first + k, col, end_col, text.strip(), spelled)
 
     # -- the function
 
@@ -213,11 +255,40 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
-            if any(isinstance(t, ast.Subscript) for t in node.targets):
-                raise Refuse(node, "Assigning into a tensor element (`b[i] = ...`) changes it in place. " + IN_PLACE)
+            for t in node.targets:
+                self.refuse_item_target(node, t)
             raise Refuse(node, "Only assignments to a single name are supported (no tuple unpacking).\n"
                                "Fix: assign each value to its own name.")
         self.assign(node.targets[0].id, node.value)
+
+    def refuse_item_target(self, node: ast.stmt, target: ast.expr) -> None:
+        """An assignment into an item or an attribute: of a Python object (a dict counter
+        `CALLS["n"] += 1`, `self.steps += 1`) a side effect, of a tensor an in-place change."""
+        if not isinstance(target, (ast.Subscript, ast.Attribute)):
+            return
+        base = target.value
+        while isinstance(base, (ast.Subscript, ast.Attribute)):
+            base = base.value
+        written = self.code_of(target)
+        obj = None
+        if isinstance(base, ast.Name) and base.id not in self.state.env:
+            obj = self.expressions.calls.python_object(base.id)
+        if obj is not None and not _is_tensor(obj):
+            what = (f"an item of the Python {type(obj).__name__} `{base.id}`" if isinstance(target, ast.Subscript)
+                    else f"the attribute `{written}` of the Python {type(obj).__name__} `{base.id}`")  # type: ignore[union-attr]
+            raise Refuse(node, f"`{self.code_of(node)}` changes {what}, defined outside the function: a side effect "
+                               "on Python state, not a value the function computes, so it has no derivative and "
+                               "symgrad does not read it.\nFix: keep that bookkeeping outside the function you "
+                               "compare (count the calls in the code that calls it).")
+        if isinstance(target, ast.Attribute):
+            raise Refuse(node, f"`{self.code_of(node)}` changes the attribute `{written}`: a side effect, not a value "
+                               "the function computes.\nFix: assign the value to a name of its own.")
+        raise Refuse(node, f"`{self.code_of(node)}` assigns into a tensor element, which changes the tensor in place. "
+                     + IN_PLACE)
+
+    def code_of(self, node: ast.AST) -> str:
+        """The user's own text of `node` (its first line, for a statement over several)."""
+        return self.span_of(node, code=True).code.splitlines()[0].strip()
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if not isinstance(node.target, ast.Name) or node.value is None:
@@ -226,7 +297,7 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if not isinstance(node.target, ast.Name):
-            raise Refuse(node, "Augmented assignment into a tensor element changes it in place. " + IN_PLACE)
+            self.refuse_item_target(node, node.target)
         binop = ast.BinOp(left=ast.Name(id=node.target.id, ctx=ast.Load()), op=node.op, right=node.value)
         ast.copy_location(binop, node)
         self.assign(node.target.id, binop)
@@ -333,7 +404,27 @@ class StatementTranslator(ast.NodeVisitor):
         if node.orelse:
             raise Refuse(node, "`while ... else` is not supported.")
         cond = self.expressions.test(node.test)
+        if cond is sp.false:
+            return  # the body never runs, as in Python
+        if cond is sp.true:
+            raise self.endless(node)
         self.state.emit(cg.While(cond, self._loop_body(node)))
+
+    def endless(self, node: ast.While) -> LoopLimitError:
+        """A loop whose condition holds and reads nothing the loop changes never ends (without
+        `break`, which symgrad does not read): said before anything runs it, your function included."""
+        changed = _assigned_names(node.body)
+        read = sorted({n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} - changed)
+        values = ", ".join(f"{name} = {self.state.env[name]}" for name in read
+                           if isinstance(self.state.env.get(name), (int, float, sp.Number)))
+        what = (f"reads only {', '.join(f'`{n}`' for n in read)}, which the loop never changes"
+                + (f" ({values} here)" if values else "") if read else "reads nothing the loop changes")
+        where = self.span_of(node)
+        return LoopLimitError(
+            f"{place(where.file, where.line)}: the loop `while {self.code_of(node.test)}:` never ends: its "
+            f"condition is true at the start and {what}, so it is true on every pass (symgrad does not read `break`).\n"
+            "Fix: change what the condition reads inside the loop (e.g. `k = k + 1` for a counter `k`), or loop "
+            "over `range(n)`.")
 
     def visit_For(self, node: ast.For) -> None:
         self._loop_allowed(node)
@@ -365,6 +456,10 @@ class StatementTranslator(ast.NodeVisitor):
                     raise Refuse(s, "A `return` inside `with torch.no_grad():` is not supported.")
         finally:
             self.state.no_grad -= 1
+
+
+def _is_tensor(obj: Any) -> bool:
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "requires_grad")
 
 
 def _assigned_names(body: Sequence[ast.stmt]) -> set[str]:
@@ -430,6 +525,8 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
                 tr.state.emit(cg.Assignment(sym, out))
                 out = sym
             function = Program([s for s in tr.state.inputs], cg.CodeBlock(*tr.state.block), out)
+    except LoopLimitError:
+        raise  # a loop that never ends: path mode would run your function forever
     except Refuse as r:
         where = tr.span_of(r.node) if r.node is not None else (tr.state.span or tr.span_of(node))
         err = TraceError(f"{where}: {r.message}")

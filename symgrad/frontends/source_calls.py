@@ -24,7 +24,7 @@ import sympy as sp
 from . import torch_names as tn
 from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
-from ..program.primitives import strip
+from ..program.primitives import no_grad, strip
 
 
 class _Module:
@@ -60,6 +60,15 @@ class CallTranslator:
         self.fn = inspect.unwrap(fn)
         self.closure = inspect.getclosurevars(self.fn) if isinstance(self.fn, types.FunctionType) else None
         self.value = value  # the expression translator's: a call's function and arguments are expressions
+
+    def python_object(self, name: str) -> Any:
+        """The Python object a name outside the function's variables refers to, or None."""
+        cv = self.closure
+        scopes = [cv.nonlocals, cv.globals] if cv is not None else []
+        for scope in (*scopes, getattr(self.fn, "__globals__", {})):
+            if name in scope:
+                return scope[name]
+        return None
 
     def resolve_global(self, name: str, node: ast.AST) -> Any:
         cv = self.closure
@@ -184,13 +193,52 @@ class CallTranslator:
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if spelling.name in ("Tensor.item",) and self.state.pure:
             return sym_args[0]
+        if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
+            return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
+        return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target, node)
+
+
+    def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
+                  target: sp.Symbol | None) -> Any:
+        """An op reading a tensor of rank >= 1 that was computed under `torch.no_grad()`.
+
+        That tensor is `no_grad(M)`, which SymPy's matrix classes take for a scalar: `.sum()` of
+        it would be the tensor itself. Where every other operand is off the graph too (a
+        constant, or the op is in the block itself), the op is read on M and the result is
+        `no_grad` of it: the same floats, and off the graph as in torch. Beside a tensor on the
+        graph, only an elementwise +, -, *, / with tensors of its own shape is read (torch's
+        broadcasting is then the identity); anything else is a sentence."""
+        values = [*args, *kwargs.values()]
+        live = [a for a in values if isinstance(a, sp.Basic) and not is_bool(a) and not isinstance(a, no_grad)
+                and bool(a.free_symbols)]
+        if not live or self.state.no_grad:
+            inner = [a.args[0] if isinstance(a, no_grad) else a for a in args]
+            inner_kw = {k: v.args[0] if isinstance(v, no_grad) else v for k, v in kwargs.items()}
+            e = self.build(spelling, inner, inner_kw, node)
+            return self.state.materialise(e if self.state.no_grad else no_grad(e), target, node)
+        shapes = {tn.shape(a.args[0]) for a in values if _off_graph_tensor(a)} | {tn.shape(a) for a in live}
+        if spelling.name in ("+", "-", "*", "/") and all(tn.is_matrix(a) for a in live) and len(shapes) == 1:
+            return self.state.materialise(self.build(spelling, args, kwargs, node), target, node)
+        what = f"`{spelling.name}`" if spelling.kind == "operator" else f"`{spelling.name.replace('Tensor.', '.')}`"
+        raise Refuse(node, f"Here {what} combines a tensor of rank >= 1 computed under `torch.no_grad()` with a "
+                           "value on the autograd graph; symgrad reads such a tensor beside values on the graph only "
+                           "in an elementwise +, -, * or / with tensors of its own shape.\n"
+                           "Fix: compute this line inside the `with torch.no_grad():` block too, give the operands "
+                           "the same shape, or compare scalar inputs.")
+
+    def build(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST) -> Any:
+        """The spelling's SymPy node; its refusal as a sentence citing `node`."""
         try:
-            e = spelling.build(sym_args, sym_kwargs)
+            return spelling.node(args, kwargs)
         except UnsupportedNodeError as err:
             raise Refuse(node, str(err)) from None
         except (TypeError, ValueError) as err:
             raise Refuse(node, f"`{spelling.name}` with these arguments cannot be translated ({err}).") from None
-        return self.state.materialise(e, target)
+
+
+def _off_graph_tensor(v: Any) -> bool:
+    """A tensor of rank >= 1 computed under `torch.no_grad()`: `no_grad(M)` of a matrix M."""
+    return isinstance(v, no_grad) and tn.is_matrix(v.args[0])
 
 
 def _objects() -> dict[int, str]:

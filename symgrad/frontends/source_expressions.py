@@ -31,6 +31,8 @@ class ExpressionTranslator:
     # -- conditions
 
     def test(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return sp.true if node.value else sp.false  # `while True:`
         self.state.pure += 1
         saved, self.state.no_grad = self.state.no_grad, 0
         try:
@@ -142,7 +144,7 @@ class ExpressionTranslator:
             b = self.value(node.orelse)
         finally:
             self.state.pure -= 1
-        return self.state.materialise(self.piecewise(a, cond, b), target)
+        return self.state.materialise(self.piecewise(a, cond, b), target, node)
 
     def piecewise(self, a: Any, cond: Any, b: Any) -> Any:
         a, b = to_sympy(a), to_sympy(b)

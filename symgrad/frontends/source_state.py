@@ -50,6 +50,7 @@ class TranslationState:
         self.pure = 0  # > 0 inside if-branches and conditions: values are expressions, no statements
         self.no_grad = 0
         self.span: Any = None  # the SourceSpan of the statement being read
+        self.locate: Any = None  # ast node -> its SourceSpan with the user's code (set by the statement translator)
         self.matrix_mode = any(s is not None for _, s in inputs)
         self.uses_where = False
         self.uses_if = False
@@ -89,28 +90,35 @@ class TranslationState:
         if self.span is not None:
             self.origins.setdefault(stmt, self.span)
 
-    def note_node(self, e: Any) -> None:
+    def note_node(self, e: Any, where: ast.AST | None = None) -> None:
         """This line made `e`, and the nodes inside it that no earlier line made (one torch call
-        may be several nodes: `torch.clamp(x, min=a, max=b)` is a clamp of a clamp)."""
+        may be several nodes: `torch.clamp(x, min=a, max=b)` is a clamp of a clamp). `where` is
+        the user's expression that made them (a call, an operator): they are cited with its code."""
         if not isinstance(e, sp.Basic) or self.span is None or e.is_number:
             return
+        span = self.span
+        if where is not None and self.locate is not None:
+            here = self.locate(where)
+            # Cited at the statement's line (a call spread over lines keeps the line it starts on).
+            span = here if here.line == span.line else type(span)(span.file, span.line, span.col, span.end_col,
+                                                                   span.text, here.code)
         todo = [e]
         while todo:  # a constant node inside gets the line too: it is never a step, so never cited
             node = todo.pop()
             if node.is_Atom or isinstance(node, sp.MatrixSymbol) or node in self.origins:
                 continue
-            self.origins[node] = self.span
+            self.origins[node] = span
             todo.extend(a for a in node.args if isinstance(a, sp.Basic))
 
-    def materialise(self, e: Any, target: sp.Symbol | None = None) -> Any:
+    def materialise(self, e: Any, target: sp.Symbol | None = None, where: ast.AST | None = None) -> Any:
         """An op's result: its own statement (A-normal form), or the expression itself in pure
-        and matrix mode."""
+        and matrix mode. `where` is the user's expression that computed it."""
         if not isinstance(e, sp.Basic) or is_bool(e):
             return e
         if self.pure or self.matrix_mode or tn.is_matrix(e):
             if self.no_grad and not self.pure:
                 e = no_grad(e)
-            self.note_node(e)
+            self.note_node(e, where)
             return e
         if e.is_number and not e.has(*PRIMITIVES) and target is None:
             return e
@@ -119,8 +127,8 @@ class TranslationState:
         if self.no_grad:
             e = no_grad(e)
         sym = target if target is not None else self.fresh()
+        self.note_node(e, where)  # first: the expression's own span is the one its line cites
         self.emit(cg.Assignment(sym, e))
-        self.note_node(e)
         return sym
 
 

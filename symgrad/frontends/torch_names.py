@@ -34,7 +34,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
-from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 from ..program.ops import softmax_groups
 
 Kind = Literal["operator", "function", "method", "attribute"]
@@ -50,6 +50,13 @@ class Spelling:
     rule: type[sp.Basic]
     build: Build
     note: str = ""
+
+    def node(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """The SymPy node of this op applied to `args`, as the user wrote it: SymPy evaluates
+        nothing, so it never folds the op away (`a - a` is not 0, `t * (x / t)` not x, `exp(log(x))`
+        not x, `(x * 3) * 5` not `15 * x`), which would leave another value or no gradient."""
+        with sp.evaluate(False):
+            return self.build(args, kwargs)
 
 
 # --------------------------------------------------------------------------- torch's own Max and Min
@@ -181,22 +188,38 @@ def _expand(m: Any, rows: int, cols: int) -> Any:
     return m
 
 
+# Matrix nodes are built with evaluate=False, one node per torch op: SymPy would fold `X - X` to
+# a ZeroMatrix (no gradient left), `5*(3*X)` to `15*X` (another rounding), `(1/s)*X` into the
+# elements of `s`, and flatten `X @ (W1 @ W2)` into a product torch evaluates left to right. The
+# scalar ones are built under `sp.evaluate(False)` (`Spelling.node`); SymPy's matrix classes
+# misbehave under that global switch (`X + X` becomes `(0 + 1)*X`), so they get it explicitly.
+
+
+def _scaled(c: Any, m: Any) -> Any:
+    """The scalar c times the matrix m, as one node."""
+    return sp.MatMul(as_scalar(c), m, evaluate=False)
+
+
+def _matadd(x: Any, y: Any) -> Any:
+    return sp.MatAdd(x, y, evaluate=False)
+
+
 def _add(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(x) or is_matrix(y):
         if not is_matrix(x):
-            return as_scalar(x) * sp.OneMatrix(*shape(y)) + y  # type: ignore[misc]
+            return _matadd(_scaled(x, sp.OneMatrix(*shape(y))), y)  # type: ignore[misc]
         if not is_matrix(y):
-            return x + as_scalar(y) * sp.OneMatrix(*shape(x))  # type: ignore[misc]
+            return _matadd(x, _scaled(y, sp.OneMatrix(*shape(x))))  # type: ignore[misc]
         x, y = _broadcast(x, y)
-        return x + y
+        return _matadd(x, y)
     return as_scalar(x) + as_scalar(y)
 
 
 def _sub(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(y):
-        return _add([x, -y], k)
+        return _add([x, _scaled(-1, y)], k)
     return _add([x, -as_scalar(y)], k)
 
 
@@ -205,7 +228,11 @@ def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if is_matrix(x) and is_matrix(y):
         x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, y)
-    return (x if is_matrix(x) else as_scalar(x)) * (y if is_matrix(y) else as_scalar(y))
+    if is_matrix(y):
+        return _scaled(x, y)
+    if is_matrix(x):
+        return _scaled(y, x)
+    return as_scalar(x) * as_scalar(y)
 
 
 def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -214,11 +241,13 @@ def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
         # Elementwise, broadcast as torch does (`X_exp / X_exp.sum(1, keepdim=True)`): x times
         # y's elementwise reciprocal, which lowers to torch's own `x / y`.
         if not is_matrix(x):
-            return sp.HadamardPower(y, -1) if as_scalar(x) == 1 else as_scalar(x) * sp.HadamardPower(y, -1)
+            return sp.HadamardPower(y, -1) if as_scalar(x) == 1 else _scaled(x, sp.HadamardPower(y, -1))
         x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, sp.HadamardPower(y, -1))
     if is_matrix(x):
-        return x * (1 / as_scalar(y))
+        # x / y, as torch divides (times 1/y would round otherwise): the lowering reads a
+        # coefficient 1/y as a division by y.
+        return _scaled(sp.Pow(as_scalar(y), -1, evaluate=False), x)
     return as_scalar(x) / as_scalar(y)
 
 
@@ -232,7 +261,7 @@ def _pow(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _neg(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    return -a[0] if is_matrix(a[0]) else -as_scalar(a[0])
+    return _scaled(-1, a[0]) if is_matrix(a[0]) else -as_scalar(a[0])
 
 
 def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -242,8 +271,8 @@ def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if rank1(x) is True and shape(x)[0] == shape(y)[0] and shape(x) != shape(y)[::-1]:  # type: ignore[index]
         if rank1(y) is True:  # two rank-1 tensors: their dot product, a scalar
             return _inner(x, y)
-        return sp.MatMul(sp.Transpose(y), x)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
-    return sp.MatMul(x, y)
+        return sp.MatMul(sp.Transpose(y), x, evaluate=False)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
+    return sp.MatMul(x, y, evaluate=False)
 
 
 def _dot(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -257,7 +286,7 @@ def _dot(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 def _inner(x: Any, y: Any) -> Any:
     """x . y of two (n, 1) columns, a scalar."""
-    return MatrixElement(sp.MatMul(sp.Transpose(x), y), 0, 0)
+    return MatrixElement(sp.MatMul(sp.Transpose(x), y, evaluate=False), 0, 0)
 
 
 def _elementwise(fn: type[sp.Function]) -> Build:
@@ -395,15 +424,39 @@ def _mean(a: Sequence[Any], k: dict[str, Any]) -> Any:
     return _reduce_all(a[0]) / (rows * cols)
 
 
-def _norm(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    if len(a) > 1 or set(k) - {"p"} or k.get("p", 2) != 2:
-        raise UnsupportedNodeError("Only the 2-norm of a scalar or a vector is supported.\nFix: call `.norm()`.")
-    x = a[0]
-    if not is_matrix(x):
-        return sp.Abs(as_scalar(x))
-    if 1 not in shape(x):  # type: ignore[operator]
-        raise UnsupportedNodeError("The norm of a matrix is not supported, only of a scalar or a vector.")
-    return sp.sqrt(_reduce_all(sp.HadamardPower(x, 2)))
+def _norm(name: str) -> Build:
+    """The 2-norm of a vector (of every element of a matrix: torch's default, Frobenius): one
+    fused `vector_norm` of its elements, torch's own kernel and backward (a / norm, 0 at the
+    origin); of a scalar, Abs (torch's backward there is sign(x), which is abs'). Other orders,
+    dims and keepdim are a sentence."""
+    order_name = "ord" if name.startswith("torch.linalg") else "p"
+
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        order = k.get(order_name, a[1] if len(a) > 1 else None)
+        dim = k.get("dim", a[2] if len(a) > 2 else None)
+        spelled = name.replace("Tensor.", ".")
+        if order is not None and order != 2 or set(k) - {order_name, "dim", "keepdim"}:
+            raise UnsupportedNodeError(
+                f"`{spelled}` is read as the 2-norm only; this call asks for another order or option "
+                f"({', '.join(f'{key}={v}' for key, v in k.items()) or f'{order_name}={order}'}).\n"
+                f"Fix: call `{spelled}(v)` for the 2-norm, or write the norm you want out "
+                "(e.g. `v.abs().sum()` for the 1-norm).")
+        if dim is not None or bool(k.get("keepdim", False)):
+            raise UnsupportedNodeError(
+                f"`{spelled}` along a dim (or with keepdim=True) is not supported; symgrad reads the norm of "
+                f"every element.\nFix: call `{spelled}(v)` on the vector whose norm you want.")
+        x = a[0]
+        if not is_matrix(x):
+            return sp.Abs(as_scalar(x))
+        rows, cols = shape(x)  # type: ignore[misc]
+        if rows > 1 and cols > 1 and order is not None:
+            raise UnsupportedNodeError(
+                f"`{spelled}` of a matrix with {order_name}=2 is its spectral norm (its largest singular value), "
+                "which symgrad does not read.\nFix: leave the order out for the Frobenius norm, or compare "
+                "the norm of a vector.")
+        return vector_norm(*[MatrixElement(x, i, j) for i in range(rows) for j in range(cols)])
+
+    return build
 
 
 def _like(value: int) -> Build:
@@ -416,7 +469,10 @@ def _like(value: int) -> Build:
 
 
 def _transpose(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    return a[0].T if is_matrix(a[0]) else a[0]
+    """The transpose as one node (`.T` would push it inside: `(2*X).T` is `2*X.T` to SymPy)."""
+    if not is_matrix(a[0]):
+        return a[0]
+    return a[0].T if isinstance(a[0], sp.MatrixBase) else sp.Transpose(a[0])
 
 
 def _wrap(fn: type[sp.Function], name: str) -> Build:
@@ -560,9 +616,12 @@ _SPELLINGS += [
     Spelling("Tensor.sum", "method", sp.Add, _sum, "every element; a scalar is its own sum"),
     Spelling("torch.mean", "function", sp.Add, _mean, "every element, divided by their number"),
     Spelling("Tensor.mean", "method", sp.Add, _mean, "every element, divided by their number"),
-    Spelling("torch.norm", "function", sp.Pow, _norm, "Abs(u) of a scalar; sqrt of the sum of squares of a vector"),
-    Spelling("Tensor.norm", "method", sp.Pow, _norm, "Abs(u) of a scalar; sqrt of the sum of squares of a vector"),
-    Spelling("torch.linalg.norm", "function", sp.Pow, _norm, "as Tensor.norm"),
+    Spelling("torch.norm", "function", vector_norm, _norm("torch.norm"),
+             "the 2-norm of every element: torch's fused kernel (gradient 0 at the origin); Abs(u) of a scalar"),
+    Spelling("Tensor.norm", "method", vector_norm, _norm("Tensor.norm"), "as torch.norm"),
+    Spelling("torch.linalg.norm", "function", vector_norm, _norm("torch.linalg.norm"),
+             "as torch.norm (a matrix: its Frobenius norm; ord=2 of a vector only)"),
+    Spelling("torch.linalg.vector_norm", "function", vector_norm, _norm("torch.linalg.vector_norm"), "as torch.norm"),
     Spelling("torch.zeros_like", "function", sp.Integer, _like(0), "the constant 0 (ZeroMatrix for a matrix)"),
     Spelling("torch.ones_like", "function", sp.Integer, _like(1), "the constant 1 (OneMatrix for a matrix)"),
     Spelling("torch.detach", "function", detach, _wrap(detach, "detach")),

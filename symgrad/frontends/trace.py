@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,15 +29,18 @@ from typing import Any, Literal
 import numpy as np
 import sympy as sp
 import torch
+from sympy.codegen import ast as cg
 
-from ..base.errors import LoopLimitError, OptionError, PointError, TraceError
+from ..base.errors import LoopLimitError, OptionError, PointError, TraceError, UnsupportedNodeError
 from ..program import exact as ex
+from ..program.program import node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides.ir import has_loop
 from ..sides.lowering import DTYPES, lower
 from .recorder import record
-from .source import SourceSpan, read_source, translate
+from .torch_names import is_matrix as tn_is_matrix
+from .source import SourceSpan, place, read_source, translate
 
 Mode = Literal["source", "path"]
 
@@ -344,6 +348,66 @@ def _first_difference(fn: Any, user: Any, translated: Any, names: list[str], val
     return None
 
 
+# --------------------------------------------------------------------------- the user's own words
+
+_TICKED = re.compile(r"`([^`]+)`")
+_GENERATED_LINE = re.compile(r" \(line (\d+)\)")
+
+
+def spellings(lowered: Any, origins: Mapping[Any, SourceSpan]) -> dict[str, str]:
+    """The text of each node of a translation as messages write it (SymPy notation) -> the code
+    the user wrote for it (`item((1*X*1)[0, 0])` -> `X.sum().item()`, `detach(t1)` ->
+    `(x * 2).detach()`, `HadamardPower(X, 1/2)` -> `torch.sqrt(X)`)."""
+    user = lowered.normalized.user_symbols
+    out: dict[str, str] = {}
+    for node, span in origins.items():
+        if span.code and isinstance(node, sp.Basic) and not node.is_Atom:
+            out.setdefault(node_text(node, user), span.code)
+    return out
+
+
+def in_your_words(text: str, spelled: Mapping[str, str], lines: Mapping[int, SourceSpan] | None = None) -> str:
+    """`text` with every node of the translation it names in backticks written as the user wrote
+    it; with `lines` (generated line -> the user's span), a `(line N)` of the generated program,
+    which the message does not show, becomes the user's own `(file.py:K)`."""
+    if spelled:
+        text = _TICKED.sub(lambda m: f"`{spelled.get(m.group(1), m.group(1))}`", text)
+    if lines is not None:
+        def user_line(m: re.Match[str]) -> str:
+            span = lines.get(int(m.group(1)))
+            return f" ({place(span.file, span.line)})" if span is not None else ""
+
+        text = _GENERATED_LINE.sub(user_line, text)
+    return text
+
+
+def generated_lines(lowered: Any, origins: Mapping[Any, SourceSpan]) -> dict[int, SourceSpan]:
+    """Each line of the generated program that computes a node of the user's code -> its span."""
+    out: dict[int, SourceSpan] = {}
+    for node, span in origins.items():
+        line = lowered.line_map.get(node)
+        if line is not None:
+            out.setdefault(line, span)
+    return out
+
+
+def _not_a_module(fn: Any) -> None:
+    """A `torch.nn.Module` is refused with a sentence naming its class and its parameters."""
+    if not isinstance(fn, torch.nn.Module):
+        return
+    cls = type(fn).__name__
+    params = [(name, tuple(p.shape)) for name, p in fn.named_parameters()]
+    listed = ", ".join(f"`{name}` {shape}" for name, shape in params[:6]) + (", ..." if len(params) > 6 else "")
+    names = [name.replace(".", "_") for name, _ in params[:3]]
+    example = (f"`def loss({', '.join(names)}, x): ...` (the forward pass written with them), then "
+               f"`symgrad.trace(loss, {', '.join(f'model.{n}.detach()' for n, _ in params[:3])}, x)`"
+               if params else "`def loss(x): ...`, then `symgrad.trace(loss, x)`")
+    raise TraceError(
+        f"Your model, an instance of `{cls}`, is a torch.nn.Module: symgrad reads functions, and does not read "
+        f"modules yet (their parameters are state inside the object{': ' + listed if params else ''}).\n"
+        f"Fix: pass a function of the parameters instead, e.g. {example}.")
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -365,6 +429,7 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     Raises `TraceError`, with a sentence naming the user's line, when the source cannot be read
     or the translation does not reproduce the function bit for bit.
     """
+    _not_a_module(fn)
     bound = _bind(fn, args, kwargs)
     dtype = dtype_of(bound.arguments.values()) if dtype is None else dtype
     names: list[str] = []
@@ -384,8 +449,12 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         translation = translate(fn, shapes, sorted(rank1))
     except TraceError as err:
         return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(err), err)
-    lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
-    _loops_end(lowered, values, getattr(fn, "__name__", "the function"), max_iterations)
+    try:
+        lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
+    except UnsupportedNodeError as err:
+        unlowered = _not_lowered(err, translation)
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(unlowered), unlowered)
+    _loops_end(lowered, values, getattr(fn, "__name__", "the function"), max_iterations, translation.origins)
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins, dtype)
     if not fidelity.ok:
         err = TraceError(
@@ -401,7 +470,8 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    translation.inputs, translation.branches, tuple(notes), dtype=dtype)
 
 
-def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int) -> None:
+def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
+               origins: Mapping[Any, SourceSpan] | None = None) -> None:
     """Raise LoopLimitError where a loop of the translation would not end at the example point,
     before the check runs your function (whose own loop would then never stop: D2L's loop at
     a = 0 doubles 0 forever). The translation runs in float64 as your function does, under
@@ -419,7 +489,38 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int) -
             run(lowered, {name: ex.from_float(float(values[name])) for name in lowered.inputs}, max_iterations=limit)
     except LoopLimitError as err:
         said = str(err).rsplit("\nSee ", 1)[0]  # the error adds its own link again
+        if origins:
+            loops = _loop_spellings(origins)
+            for ours, yours in loops.items():  # the condition, in the sentence after it
+                said = said.replace(f"Its condition {ours.removeprefix('while ')} was",
+                                    f"Its condition `{yours.removeprefix('while ')}` was")
+            said = in_your_words(said, loops, generated_lines(lowered, origins))
     raise LoopLimitError(f"`{fn_name}` at {at}, as symgrad read it from the source, does not end. {said}")
+
+
+def _loop_spellings(origins: Mapping[Any, SourceSpan]) -> dict[str, str]:
+    """`while <condition>` as the loop-limit message writes it -> the user's `while` line."""
+    out: dict[str, str] = {}
+    for node, span in origins.items():
+        if isinstance(node, cg.While) and span.text.startswith("while"):
+            out.setdefault(f"while {sp.sstr(node.condition)}", span.text.rstrip(":").strip())
+    return out
+
+
+def _not_lowered(err: UnsupportedNodeError, translation: Any) -> TraceError:
+    """The lowering's refusal of a node the reader made, as a sentence naming the user's code
+    and line (its own names SymPy's classes: `HadamardPower(X, -0.5)`)."""
+    node = getattr(err, "node", None)
+    span = translation.origins.get(node) if node is not None else None
+    where = span if span is not None else translation.span
+    what = f"`{span.code}`" if span is not None and span.code else "this line"
+    tensor = " of a tensor of rank >= 1" if node is not None and tn_is_matrix(node) else ""
+    said = TraceError(f"{where}: symgrad reads {what}, but has no torch lowering for this operation{tensor} "
+                      "(its lowering table has no row for it), so it cannot compare it.\n"
+                      "Fix: write it with the spellings of docs/supported.md (e.g. `1 / torch.sqrt(X)` for "
+                      "`X ** -0.5`), or compare it on scalars.")
+    said.span = where  # type: ignore[attr-defined]
+    return said
 
 
 def _first(err: TraceError) -> str:

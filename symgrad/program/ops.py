@@ -284,6 +284,31 @@ def _log_softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
     return tuple(_others(s, i) if j == i else ex.neg(s[j]) for j in range(len(a)))
 
 
+def vector_norm(a: Args) -> ex.Exact:
+    """sqrt(a_0**2 + ... + a_(n-1)**2), exact."""
+    total: ex.Exact = ex.ZERO
+    for u in a:
+        total = ex.add(total, ex.mul(u, u))
+    return _sqrt(total)
+
+
+def _vector_norm_partials(a: Args, v: ex.Exact) -> tuple[ex.Exact, ...]:
+    """torch's backward of the 2-norm: a_i / norm, and 0 where the norm is 0."""
+    if ex.is_zero(v):
+        return tuple(ex.ZERO for _ in a)
+    return tuple(ex.div(u, v) for u in a)
+
+
+def _vector_norm_on_piece(direction: tuple[ex.Exact, ...], a: Args) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
+    """Off the origin the norm itself; at it, the cone along `direction`: value 0, slope the unit
+    vector of that direction (the one-sided limit of a / norm)."""
+    if not all(ex.is_zero(u) for u in a):
+        v = vector_norm(a)
+        return v, _vector_norm_partials(a, v)
+    n = vector_norm(direction)
+    return ex.ZERO, tuple(ex.div(d, n) for d in direction)
+
+
 def _logaddexp_partials(a: Args) -> tuple[ex.Exact, ex.Exact]:
     """torch's logaddexp backward: 1/(1 + exp(b - a)) for a and 1/(1 + exp(a - b)) for b, which
     are sigmoid(a - b) and sigmoid(b - a) (written so that no exp overflows: at (1e300, -1e300)
@@ -512,6 +537,18 @@ _OP_LIST: tuple[Op, ...] = (
     Op("log_softmax", "torch.log_softmax(torch.stack([{0}, ...]), 0)[{c}]",
        lambda a, p: log_softmax(a, p), lambda a, v, p: _log_softmax_partials(a, p),
        reads_result="delta_ij - exp(y_j)"),
+    # torch's 2-norm of a stacked vector: its backward is a_i / norm, masked to 0 at the origin,
+    # where the mathematics is a cone (a kink). Beside the origin the piece is the direction the
+    # arguments lie in, which continues to the origin as that direction's unit vector.
+    Op("vector_norm", "torch.linalg.vector_norm(torch.stack([{0}, ...]), dim=0)", lambda a, p: vector_norm(a),
+       lambda a, v, p: _vector_norm_partials(a, v),
+       piece=lambda a, p: None if all(ex.is_zero(u) for u in a) else tuple(a),
+       on_piece=lambda d, a, p: _vector_norm_on_piece(d, a),  # type: ignore[arg-type]
+       nonsmooth="kink",
+       convention="torch.linalg.vector_norm has gradient 0 at the origin (its backward a / norm is masked "
+       "where the norm is 0).",
+       alternatives="`torch.linalg.vector_norm` (and `torch.norm`, `.norm()`) gives 0; "
+       "`torch.sqrt((v**2).sum() + eps)` is a smooth stand-in"),
     # torch's softplus kernel: x itself where x > 20 (value and slope), log1p(exp(x)) elsewhere.
     Op("softplus", "torch.nn.functional.softplus({0})", lambda a, p: _softplus_torch(a[0]),
        lambda a, v, p: (_softplus_slope(a[0]),),

@@ -23,6 +23,7 @@ with its own stable formula (never to its parts, whose floats overflow or cancel
 | `logaddexp(a, b)`             | log(exp(a) + exp(b))                      | `torch.logaddexp(a, b)`             |
 | `softmax(i, a_0, ...)`        | exp(a_i)/(exp(a_0) + ...)                 | `torch.softmax(torch.stack([a_0, ...]), 0)[i]` |
 | `log_softmax(i, a_0, ...)`    | a_i - log(exp(a_0) + ...)                 | `torch.log_softmax(torch.stack([a_0, ...]), 0)[i]` |
+| `vector_norm(a_0, ...)`       | sqrt(a_0**2 + ...)                        | `torch.linalg.vector_norm(torch.stack([a_0, ...]), dim=0)` |
 
 A scalar softmax needs the whole vector: `softmax(i, ...)` is its component i (counted from 0,
 as torch indexes), so `softmax(0, x, y) + softmax(1, x, y)` is 1.
@@ -340,7 +341,47 @@ class log_softmax(_Component):
             return _float(values[int(self.args[0])] - _logsumexp_mp(values, prec), prec)
 
 
-FUSED: tuple[type[sp.Function], ...] = (sigmoid, logsumexp, logaddexp, softplus, softmax, log_softmax)
+class vector_norm(sp.Function):
+    """The 2-norm sqrt(a_0**2 + ... + a_(n-1)**2) of n scalars (the elements of a vector, as
+    `torch.norm(v)`, `v.norm()`, `torch.linalg.norm(v)` and `torch.linalg.vector_norm(v)` are
+    read), lowered to torch's fused `torch.linalg.vector_norm(torch.stack([a_0, ...]), dim=0)`.
+    Its backward is `a_i / norm`, and 0 at the origin, where the mathematics is a cone (a kink:
+    no derivative); the composition sqrt(sum of squares) rounds otherwise and is nan there.
+
+    >>> import sympy as sp
+    >>> a, b = sp.symbols("a b")
+    >>> sp.diff(vector_norm(a, b), a)
+    a/vector_norm(a, b)
+    """
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> None:
+        _scalars(cls, args)
+        if not args:
+            raise UnsupportedNodeError("vector_norm() has no values: the norm of an empty vector is not a "
+                                       "function of anything.\nFix: pass the vector's elements.")
+        return None  # never evaluated: the call is torch's fused op
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return self.args[argindex - 1] / self
+
+    def _eval_is_nonnegative(self) -> bool | None:
+        return True if all(a.is_real for a in self.args) else None
+
+    def _eval_rewrite_as_sqrt(self, *args: sp.Basic, **kwargs: object) -> sp.Expr:
+        return sp.sqrt(sp.Add(*[a**2 for a in args]))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        if not all(a.is_number for a in self.args):
+            return None
+        values = [_mp(a, prec) for a in self.args]
+        with mpmath.workprec(prec + _GUARD):
+            return _float(mpmath.sqrt(mpmath.fsum(v * v for v in values)), prec)
+
+
+FUSED: tuple[type[sp.Function], ...] = (sigmoid, logsumexp, logaddexp, softplus, softmax, log_softmax, vector_norm)
 
 
 def strip(expr: sp.Basic) -> sp.Basic:

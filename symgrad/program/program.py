@@ -275,6 +275,7 @@ def _node_text_cached(node: sp.Basic, user: tuple[tuple[Any, Any], ...]) -> str:
 def _node_text_of(node: sp.Basic, user: dict[Any, Any] | None) -> str:
     if isinstance(node, sp.Basic) and not isinstance(node, (ast.While, ast.For, ast.AssignmentBase)) and more_nodes_than(node):
         return _abbreviated(node, 2, user)
+    user = {k: v for k, v in user.items() if k != v} if user else user  # equal: no rebuild, no re-evaluation
     return _node_text(node.xreplace(user) if user and isinstance(node, sp.Basic) else node)
 
 
@@ -516,7 +517,9 @@ def xreplace(node: sp.Basic, rule: dict[sp.Basic, sp.Basic]) -> sp.Basic:
         if id(e) in done:
             continue
         if e in rule:
-            done[id(e)] = (e, rule[e])
+            # An equal replacement (the same real symbol, another object) changes nothing: the
+            # nodes above stay as they are, unevaluated ones included (`a - a` read from torch code).
+            done[id(e)] = (e, e if rule[e] == e else rule[e])
             continue
         args = e.args if isinstance(e, sp.Basic) else ()
         if not args:

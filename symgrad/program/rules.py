@@ -25,7 +25,7 @@ from ..base.errors import UnsupportedNodeError
 from sympy.codegen.cfunctions import expm1, log1p
 
 from .ops import Args
-from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus
+from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +196,12 @@ _RULE_LIST: tuple[Rule, ...] = (
          "a_i - log(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.log_softmax(torch.stack([a_0, ...]), 0)[i]`", "all reals",
          exact=_component_exact(ops.log_softmax)),
+    Rule(vector_norm, ("vector_norm",), "vector_norm(a_0, ..., a_(n-1)) is the 2-norm of its n scalar "
+         "arguments (a vector's elements, as `torch.norm(v)` and `torch.linalg.vector_norm(v)` are read): "
+         "torch's fused `torch.linalg.vector_norm(torch.stack([a_0, ...]), dim=0)`, whose backward is a / norm",
+         "all reals",
+         nonsmooth="a cone at the origin (every argument 0): no derivative there; torch's gradient is 0",
+         hazard_causes=(Cause.KINK,), exact=ops.vector_norm),
     Rule(sp.Abs, ("abs",), "always", "all reals",
          nonsmooth="kink at 0; torch.abs has gradient 0 there (one-sided slopes -1 and 1)",
          hazard_causes=(Cause.KINK,), exact=_unary(abs)),

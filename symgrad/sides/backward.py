@@ -59,7 +59,7 @@ _MATRIX_RULES: dict[str, tuple[str, ...]] = {
 # Ops whose SymPy derivative would print torch's internal masks: their local derivative is shown
 # as its value (the slope torch takes on this side of the corner).
 _VALUE_ONLY = {"relu", "maximum", "minimum", "clamp_min", "clamp_max", "abs", "sign", "floor", "ceil",
-               "round", "heaviside"}
+               "round", "heaviside", "vector_norm"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ _TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
     # torch masks x ** y's gradient wrt the base where y = 0 and wrt the exponent where x = 0.
     "pow": lambda a: (a[0] == 0) | (a[1] == 0),
     "atan2": lambda a: (a[0] == 0) & (a[1] == 0),  # undefined at the origin
+    "vector_norm": lambda a: torch.stack([u == 0 for u in a]).all(0),  # the cone's tip
 }
 
 

@@ -682,7 +682,7 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return sympy_fn(args[0])
     if op == "relu":
         return TorchRelu(args[0])
-    if op in ("logsumexp", "logaddexp"):
+    if op in ("logsumexp", "logaddexp", "vector_norm"):
         return node.func(*_with_constants(node, args, len(node.args)))
     if op in ("softmax", "log_softmax"):
         # The index is the node's first argument; the values follow it.

@@ -184,6 +184,8 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         coeff, mats = e.as_coeff_matrices()
         product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
         if coeff != 1:
+            if isinstance(coeff, sp.Pow) and coeff.exp == -1:
+                return "div", (product, coeff.base), None  # X / s, as torch divides (read from torch code)
             if isinstance(coeff, sp.Rational) and abs(coeff.p) == 1 and coeff.q & (coeff.q - 1):
                 # X / n, as torch divides (`.mean()`): times 1/n rounds differently (n no power of 2)
                 return "div", (product if coeff.p == 1 else -product, sp.Integer(coeff.q)), None

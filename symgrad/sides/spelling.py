@@ -18,7 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
-from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus
+from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
 from ..program.ops import OPS
 from ..program.rules import exact_eval
@@ -90,7 +90,7 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax)
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm)
 
 
 def _fused_constant(c: sp.Basic) -> str:
@@ -236,7 +236,7 @@ FUNC_NAMES = {
     "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
 }
 # Ops whose variable is named by what it is, not by its operands (which are long names already).
-_PLAIN_NAMES = {"sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
+_PLAIN_NAMES = {"vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
 
 
 def matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -405,12 +405,14 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(operand_text(args[0]), c=const_of(param).text if isinstance(param, sp.Basic) else _num_text(param))
-    if op in ("logsumexp", "softmax", "log_softmax"):
+    if op in ("logsumexp", "softmax", "log_softmax", "vector_norm"):
         # torch.stack takes tensors: a constant argument is a tensor like the first variable one.
         # Stacked along a new first dimension, so that a batch of points (a sweep) stays a batch.
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
         parts = [f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) and other else operand_text(a) for a in args]
         stacked = f"torch.stack([{', '.join(parts)}])"
+        if op == "vector_norm":
+            return f"torch.linalg.vector_norm({stacked}, dim=0)"
         return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
     if op in ("maximum", "minimum", "atan2", "logaddexp") and any(isinstance(a, Const) for a in args):
         # torch.maximum, torch.atan2 and torch.logaddexp take two tensors: a constant operand is a tensor like the other one.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import linecache
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ from ..base.errors import GradientMismatch, OptionError, PointError, TraceError,
 from ..program.program import Program, number, sstr
 
 from ..frontends.front import is_torch_function
+from ..frontends.source import cell_name, place
 from .traced import trace
 from ..frontends.front import lower
 
@@ -310,8 +312,12 @@ def _block(c: Comparison, e: Entry) -> list[str]:
     span = e.source
     if span is not None:
         explanation = explanation.replace(f" In your code: `{span}`.", "")
+        # A line of the generated program, which this message does not show: the entry's own is
+        # the user's line cited below; others are left out.
+        explanation = re.sub(r" \(line (\d+)\)", lambda m: f" (line {span.line})" if int(m.group(1)) == e.line else "",
+                             explanation)
         full = linecache.getline(span.file, span.line).rstrip("\n") or " " * span.col + span.text
-        out.append(f"{e.cause.id} at {span.file}:{span.line}:")
+        out.append(f"{e.cause.id} at {place(span.file, span.line) if cell_name(span.file) else f'{span.file}:{span.line}'}:")
         if full.strip():
             if span.col < span.end_col <= len(full):
                 start, end = span.col, span.end_col

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Literal
@@ -29,8 +28,8 @@ from ..sides import autograd as ag
 from ..program.deep import deep
 from ..base.causes import EXPLANATIONS, HINTS, Cause
 from ..frontends.front import expression, is_torch_function
-from ..frontends.source import SourceSpan
-from ..frontends.trace import Reading, point_by_name, read_function
+from ..frontends.source import SourceSpan, place
+from ..frontends.trace import Reading, in_your_words, point_by_name, read_function, spellings
 from ..program.program import Program
 from ..base.errors import ORDER
 from ..base.errors import RTOL as RTOL_MESSAGE
@@ -323,7 +322,7 @@ def title(fn: Any) -> str:
     except (TypeError, ValueError):
         params = "..."
     code = getattr(f, "__code__", None)
-    where = f" from {os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code is not None else ""
+    where = f" from {place(code.co_filename, code.co_firstlineno)}" if code is not None else ""
     return f"{getattr(f, '__qualname__', getattr(f, '__name__', 'function'))}({params}){where}"
 
 
@@ -347,10 +346,12 @@ def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
         return lines[before[-1]] if before else None
 
     entries = []
+    spelled = spellings(lowered, origins)  # the nodes named as the user wrote them
     for e in comparison.entries:
         span = span_of(e.line)
         if span is not None and not e.ok:
-            e = replace(e, source=span, explanation=f"{e.explanation} In your code: `{span}`.")
+            e = replace(e, source=span, explanation=f"{in_your_words(e.explanation, spelled)} In your code: `{span}`.",
+                        hint=in_your_words(e.hint, spelled))
         elif span is not None:
             e = replace(e, source=span)
         entries.append(e)

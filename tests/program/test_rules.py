@@ -144,6 +144,12 @@ FACTS: tuple[Fact, ...] = (
     Fact("log_softmax", lambda a, b, c: torch.log_softmax(torch.stack([a, b, c]), 0)[2], (F(3, 8), F(-5, 4), F(1, 2)), 2),
     Fact("log_softmax", lambda a, b: torch.log_softmax(torch.stack([a, b]), 0)[1], (F(1000), F(0)), 1,
          expected=(-1.0, 1.0)),
+    # torch's 2-norm: a / norm (0.6, not sqrt's 0.6000000000000001), and 0 at the cone's tip.
+    Fact("vector_norm", lambda a, b: torch.linalg.vector_norm(torch.stack([a, b]), dim=0), (F(3), F(-4)),
+         expected=(0.6, -0.8)),
+    Fact("vector_norm", lambda a, b, c: torch.linalg.vector_norm(torch.stack([a, b, c]), dim=0), (F(3, 8), F(-5, 4), F(1, 2))),
+    Fact("vector_norm", lambda a, b: torch.linalg.vector_norm(torch.stack([a, b]), dim=0), (F(0), F(0)),
+         expected=(0.0, 0.0)),
 )
 
 
@@ -210,6 +216,8 @@ NONSMOOTH_AT = {
     "heaviside": (None, (F(0),), [(F(-1, 4),), (F(1, 4),)]),
     # atan2(y, x) jumps across its branch cut, the negative x-axis
     "atan2": (None, (F(0), F(-1)), [(F(-1, 4), F(-1)), (F(1, 4), F(-1))]),
+    # the 2-norm is a cone at the origin
+    "vector_norm": (None, (F(0), F(0)), [(F(-1, 4), F(0)), (F(1, 4), F(0))]),
 }
 
 
