@@ -113,6 +113,9 @@ class Sweep:
     swept: tuple[int, ...] = field(default=())
     # The exact executed derivative as floats, built when first asked for (`grad_executed`).
     executed: Any = field(default=None, repr=False, compare=False)
+    # For a function read from torch code (`Traced.sweep`): how many points were run through the
+    # user's own function beside the translation, value and gradient bit for bit (0 otherwise).
+    checked_points: int = 0
 
     @property
     def grad_executed(self) -> np.ndarray:
@@ -169,6 +172,9 @@ class Sweep:
                          f"{self.inferred_points} more were inferred from points on the same path)")
         if self.skipped_points:
             lines.append(f"  ({_points(self.skipped_points)} skipped: a loop passed max_iterations)")
+        if self.checked_points:
+            lines.append(f"  ({_points(self.checked_points)} (every one with a finding, and a sample of the rest) run "
+                         "through your own function too: the same value and gradient, bit for bit)")
         for c in self.worst[:3]:
             e = next(x for x in c.entries if not x.ok)
             lines.append(f"  worst: at {', '.join(f'{k} = {float(v):.6g}' for k, v in c.point.items())}: "

@@ -11,14 +11,19 @@ which stand on the verdict and on sweeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Final
 
-from ..base.errors import OptionError
+import numpy as np
+import torch
+
+from ..base.errors import OptionError, TraceError
+from ..sides.lowering import DTYPES
 from ..frontends.trace import Reading, read_function
 from ..verdict.compare import compare_reading
 from ..verdict.records import Comparison
-from .sweep import Sweep, sweep
+from .sweep import CODE, Sweep, sweep
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,70 @@ class Traced(Reading):
                 "own run), or rewrite the function with the spellings of docs/supported.md so that its source is read."
             )
         options.pop("branches", None)
-        return sweep(self.program, over, branches=self.branches, **options)
+        options["dtype"] = options.get("dtype") or self.dtype
+        result = sweep(self.program, over, branches=self.branches, **options)
+        return replace(result, checked_points=_check_beside_user(self, result))
+
+
+# Beside every flagged point of a sweep, this many of its other points (evenly spaced) are run
+# through the user's own function one by one (a function with Python control flow on tensor values
+# cannot run on the whole batch at once).
+CHECK_SAMPLE: Final = 200
+
+
+def _check_beside_user(traced: Traced, s: Sweep) -> int:
+    """Run the user's function at every point of the sweep whose cause is not agree and at a
+    bounded sample of the rest, in the sweep's dtype, and check that its value and autograd gradient are the
+    translation's bit for bit (the fidelity rule, at the points a sweep reports on). A point where
+    they part is a TraceError naming it. Returns how many points were checked."""
+    n = len(s.points)
+    flagged = np.flatnonzero(s.codes != CODE["agree"])  # every point a finding is about
+    sample = np.unique(np.linspace(0, n - 1, min(n, CHECK_SAMPLE)).round().astype(np.int64)) if n else flagged
+    rows = np.union1d(flagged, sample)
+    names = [sym.name for sym in s.symbols]
+    wrt = [names.index(w.name) for w in s.wrt]
+    dtype = DTYPES[s.dtype]
+    for i in rows:
+        tensors = {name: torch.tensor(float(s.points[i, k]), dtype=dtype, requires_grad=True) for k, name in enumerate(names)}
+        point = {**traced.point, **tensors}
+        try:
+            with torch.enable_grad():
+                out = traced.fn(**point)
+                grads = torch.autograd.grad(out, [tensors[names[k]] for k in wrt], allow_unused=True)
+        except Exception as err:  # the user's own code: a sentence, chained to its traceback
+            raise TraceError(_PARTS.format(fn=_name(traced), at=_at(names, s.points[i]),
+                                           what=f"your function raised {type(err).__name__}: {err}")) from err
+        mine = [math.nan if g is None else float(g) for g in grads]
+        out = out.detach() if isinstance(out, torch.Tensor) else out
+        theirs = [float(v) for v in s.grad_autograd[i]]
+        same_value = _same(float(out), float(s.value[i]))
+        if not (same_value and all(_same(a, b) for a, b in zip(mine, theirs))):
+            what = (f"the value is {float(out)!r} in your function but {float(s.value[i])!r} in the translation"
+                    if not same_value else f"autograd is {tuple(mine)} in your function but {tuple(theirs)} in the "
+                    "translation")
+            raise TraceError(_PARTS.format(fn=_name(traced), at=_at(names, s.points[i]), what=what))
+    return len(rows)
+
+
+_PARTS: Final = (
+    "The translation of `{fn}` does not reproduce it at {at}, a point of this sweep: {what}.\n"
+    "The translation was checked where it was read; symgrad gives no verdict at a point where it computes "
+    "something else than your code.\n"
+    "Fix: compare that point on its own (`symgrad.compare(fn, at=...)` reads the function there), or rewrite the "
+    "line that differs with the spellings of docs/supported.md."
+)
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+
+
+def _name(traced: Traced) -> str:
+    return getattr(traced.fn, "__name__", "the function")
+
+
+def _at(names: list[str], values: Any) -> str:
+    return ", ".join(f"{name} = {float(v)!r}" for name, v in zip(names, values))
 
 
 def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:

@@ -1062,3 +1062,23 @@ def test_a_traced_function_compared_at_another_point_is_checked_there() -> None:
     assert here.grad_autograd == 128.0
     (there,) = wrong.compare(at={"x": 1.0}).entries   # elsewhere: read and checked again
     assert there.grad_autograd == 4.0 and there.grad_executed == 4
+
+
+def test_a_traced_sweep_runs_the_users_function_beside_the_translation() -> None:
+    """Every point of a sweep with a finding, and a sample of the rest, is run through the user's
+    function too; a translation that is wrong at a point of the sweep is a sentence naming it."""
+    from dataclasses import replace
+
+    from sympy.codegen.ast import Assignment, CodeBlock
+
+    traced = sg.trace(_doubling_with_a_counter, 30.0)
+    s = traced.sweep({"x": (-200.0, 200.0)}, n=501)
+    assert s.checked_points == 201 and "201 points (every one with a finding" in str(s)
+    assert s.counts == {"control-flow": 1, "agree": 500}
+    (x,), out = traced.program.inputs, traced.program.output
+    wrong = replace(traced, program=sg.Program(inputs=[x], body=CodeBlock(Assignment(out, 128 * x)), output=out))
+    with pytest.raises(sg.TraceError) as info:
+        wrong.sweep({"x": (-2.0, 2.0)}, n=5)
+    text = str(info.value)
+    assert text.startswith("The translation of `_doubling_with_a_counter` does not reproduce it at x = -2.0")
+    assert "the value is -16.0 in your function but -256.0 in the translation" in text

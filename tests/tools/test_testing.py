@@ -119,8 +119,8 @@ def test_detach_fails_at_the_users_line(user_run: subprocess.CompletedProcess[st
     k = next(i for i, line in enumerate(lines) if line.strip() == "return x * (x**2).detach()")
     assert lines[k - 1].strip().startswith("detach at ") and lines[k - 1].strip().endswith("test_user_file.py:8:")
     caret = lines[k + 1]
-    start = lines[k].index("return")
-    assert caret[start:].strip() == "^" * len("return x * (x**2).detach()") and caret[:start].strip() == ""
+    start = lines[k].index("(x**2).detach()")  # the caret under the expression that detaches, not the whole line
+    assert caret[start:].rstrip() == "^" * len("(x**2).detach()") and caret[:start].strip() == ""
     assert "Fix: Remove the `detach()`" in text
     assert 'allow={"detach"}' in text
     assert "docs/causes.md#detach" in text
