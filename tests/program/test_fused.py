@@ -233,11 +233,16 @@ def test_fused_ops_sweep_without_a_float_oracle_of_their_own() -> None:
 
 def test_softplus_of_a_matrix_is_elementwise_and_names_the_threshold() -> None:
     """softplus(X) applies torch's kernel element by element (as sigmoid(X) does); the element above
-    20 is where the program's slope is 1 and the mathematics' sigmoid(25)."""
+    20 is where the program's slope is 1 and the mathematics' sigmoid(25) = 1 - 1.4e-11: within
+    float64's tolerance, so it agrees, and named as the kernel's shortcut where the tolerance is
+    tighter than that."""
     X = sp.MatrixSymbol("X", 2, 1)
     c = sg.compare(sg.softplus(X), at={X: [[1.0], [25.0]]})
-    assert [e.cause.id for e in c.entries] == ["agree", "agree", "agree", "control-flow"]
+    assert [e.cause.id for e in c.entries] == ["agree", "agree", "agree", "agree"]
     assert c.entries[3].grad_executed == 1 and c.entries[3].grad_autograd == 1.0
+    tight = sg.compare(sg.softplus(X), at={X: [[1.0], [25.0]]}, rtol=1e-12)
+    assert [e.cause.id for e in tight.entries] == ["agree", "agree", "agree", "control-flow"]
+    assert "above 20 (its `threshold`)" in tight.entries[3].explanation
 
 
 @pytest.mark.parametrize(("build", "fix"), [

@@ -102,7 +102,8 @@ def test_a_programs_mathematics_at_order_2_is_the_program_without_its_cuts(name:
                     ["graph-break", "graph-break", "graph-break", "agree"]),
         "item": ([(s, sg.item(x**2))], s * x * y, x**3 * y, [x, y], {x: 1.5, y: -2.0},
                  ["graph-break", "graph-break", "graph-break", "agree"]),
-        "softplus above 20": ([(s, sg.softplus(x))], s * x, sp.log(1 + sp.exp(x)) * x, [x], {x: 25.0}, ["control-flow"]),
+        # at 21 the kernel's dropped curvature is beyond float64's tolerance (at 25 it is within it: agree)
+        "softplus above 20": ([(s, sg.softplus(x))], s * x, sp.log(1 + sp.exp(x)) * x, [x], {x: 21.0}, ["control-flow"]),
         "softplus below 20": ([(s, sg.softplus(x))], s * x, sp.log(1 + sp.exp(x)) * x, [x], {x: 5.0}, ["agree"]),
     }
     body, output, math, inputs, point, causes = cases[name]
