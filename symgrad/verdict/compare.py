@@ -427,7 +427,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         source=lowered.normalized.source,
         vjp=v_exact is not None,
         exact_bits=exact.bits,
-        _cache=cache,
+        work=cache,
     )
 
 

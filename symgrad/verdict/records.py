@@ -91,7 +91,7 @@ class Comparison:
     exact_bits: int = ex.START_PREC  # the working precision of the exact sides' balls
     title: str = ""  # how reports name the function, where not by its expression (a traced torch function)
     # Work done on first request (the backward pass); shared with the classifier that made it.
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    work: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def backward(self) -> tuple[BackwardStep, ...]:
@@ -112,11 +112,11 @@ class Comparison:
                           render("derivation.notes", self))
 
     def _backward_pass(self) -> BackwardPass:
-        hit = self._cache.get("backward")
+        hit = self.work.get("backward")
         if hit is None:
             hit = backward_of(self.lowered, self.executed_path, self.dtype, self.rtol, self.exact_bits,
-                               self._cache.get("seed"))
-            self._cache["backward"] = hit
+                               self.work.get("seed"))
+            self.work["backward"] = hit
         return hit
 
     @property
