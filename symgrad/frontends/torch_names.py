@@ -631,6 +631,48 @@ _SPELLINGS += [
              "`with torch.no_grad():` wraps every value its body computes in no_grad"),
 ]
 
+
+
+def _plain(name: str, build: Build, arity: int) -> Build:
+    """A function spelling of an operator (`torch.add(a, b)` for `a + b`): exactly `arity`
+    tensors and no keyword (`alpha=`, `rounding_mode=`, `out=` change what it computes)."""
+    def checked(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if k or len(a) != arity:
+            given = ", ".join([f"{len(a)} argument{'s' if len(a) != 1 else ''}"] + [f"{key}=" for key in k])
+            raise UnsupportedNodeError(
+                f"`{name}` is read with {arity} tensor argument{'s' if arity > 1 else ''} and no keywords; this call "
+                f"has {given}.\nFix: write the operator itself, or drop the keyword.")
+        return build(a, k)
+
+    return checked
+
+
+def _det(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    if not is_matrix(a[0]):
+        raise UnsupportedNodeError("A determinant needs a square matrix.\nFix: pass a tensor of shape (n, n).")
+    return sp.Determinant(a[0])
+
+
+# The other spellings of rows the table has: inverse trigonometric and hyperbolic functions under
+# both their names, and the function spellings of the operators.
+for _names, _fn4 in ((("sinh",), sp.sinh), (("cosh",), sp.cosh), (("asin", "arcsin"), sp.asin),
+                     (("acos", "arccos"), sp.acos), (("atan", "arctan"), sp.atan)):
+    for _n in _names:
+        _SPELLINGS.append(Spelling(f"torch.{_n}", "function", _fn4, _elementwise(_fn4)))
+        _SPELLINGS.append(Spelling(f"Tensor.{_n}", "method", _fn4, _elementwise(_fn4)))
+for _n in ("atan2", "arctan2"):
+    _SPELLINGS.append(Spelling(f"torch.{_n}", "function", sp.atan2, _scalar_only(_n, sp.atan2)))
+    _SPELLINGS.append(Spelling(f"Tensor.{_n}", "method", sp.atan2, _scalar_only(_n, sp.atan2)))
+for _names, _rule5, _build, _arity in ((("add",), sp.Add, _add, 2), (("sub", "subtract"), sp.Add, _sub, 2),
+                                       (("mul", "multiply"), sp.Mul, _mul, 2), (("div", "divide", "true_divide"), sp.Mul, _div, 2),
+                                       (("pow",), sp.Pow, _pow, 2), (("neg", "negative"), sp.Mul, _neg, 1),
+                                       (("mm", "mv"), sp.MatMul, _matmul, 2)):
+    for _n in _names:
+        _SPELLINGS.append(Spelling(f"torch.{_n}", "function", _rule5, _plain(f"torch.{_n}", _build, _arity)))
+        _SPELLINGS.append(Spelling(f"Tensor.{_n}", "method", _rule5, _plain(f"Tensor.{_n}", _build, _arity)))
+for _n in ("torch.det", "torch.linalg.det", "Tensor.det"):
+    _SPELLINGS.append(Spelling(_n, "method" if _n.startswith("Tensor") else "function", sp.Determinant, _det))
+
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 
 # Operators by their `ast` class name.
