@@ -15,6 +15,7 @@ applies each one and compares again:
 
 from __future__ import annotations
 
+import functools
 import re
 
 import sympy as sp
@@ -121,9 +122,11 @@ def _expression(piece: sp.Basic, c: Context, where: PathStep) -> str:
     return c.node(piece)
 
 
+@functools.lru_cache(maxsize=1024)
 def _safe_value(node: sp.Basic, arg: sp.Basic) -> int | None:
     """The first of `SAFE_VALUES` at which `node`, as a function of its argument, and its slope are
-    finite real numbers (exp: 0; sqrt and log: 1), or None."""
+    finite real numbers (exp: 0; sqrt and log: 1), or None. Remembered: it differentiates with
+    SymPy (4 ms), and a sweep's exact comparisons ask it about the same node at every point."""
     t = sp.Dummy("t")
     body = node.xreplace({arg: t})
     if t not in body.free_symbols or body.free_symbols != {t}:
