@@ -454,6 +454,16 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
         return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(unlowered), unlowered)
+    except (TypeError, ValueError, NotImplementedError, AttributeError) as err:
+        # SymPy refused a node of the translation while it was printed (a matrix expression it
+        # cannot give a shape): symgrad's own gap, said as such, never a raw traceback.
+        gap = TraceError(
+            f"symgrad could not write its translation of `{getattr(fn, '__name__', 'the function')}` as a torch "
+            f"program: SymPy raised {type(err).__name__} ({str(err).splitlines()[0] if str(err) else 'no message'}) "
+            "while printing it. This is a gap in symgrad's reading of your code, not an error in it.\n"
+            "Fix: write the line with the spellings of docs/supported.md another way (e.g. `A * 1.0` or no scalar "
+            "factor), and report the function to symgrad's issues.")
+        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(gap), gap)
     _loops_end(lowered, values, getattr(fn, "__name__", "the function"), max_iterations, translation.origins)
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins, dtype)
     if not fidelity.ok:

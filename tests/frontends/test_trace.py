@@ -1082,3 +1082,23 @@ def test_a_traced_sweep_runs_the_users_function_beside_the_translation() -> None
     text = str(info.value)
     assert text.startswith("The translation of `_doubling_with_a_counter` does not reproduce it at x = -2.0")
     assert "the value is -16.0 in your function but -256.0 in the translation" in text
+
+
+def _scaled_sum(A):  # type: ignore[no-untyped-def]
+    M = (1.0 * A)
+    return torch.sin((M.sum()))
+
+
+def test_a_translation_sympy_cannot_print_is_a_sentence_not_a_traceback() -> None:
+    """`(1.0 * A).sum()` (found by the random torch-source properties): SymPy raised TypeError
+    ('GenericIdentity does not have a specified shape') while the translation was lowered. Either
+    symgrad reads it and autograd is torch's, or it says so in a sentence; never a raw exception."""
+    at = {"A": [[0.0, 0.5], [1.0, -2.0]]}
+    try:
+        c = sg.compare(_scaled_sum, at=at)
+    except sg.SymgradError as err:
+        assert "\nFix: " in str(err)
+        return
+    a = torch.tensor(at["A"], dtype=torch.float64, requires_grad=True)
+    _scaled_sum(a).backward()
+    assert [e.grad_autograd for e in c.entries] == a.grad.reshape(-1).tolist()
