@@ -39,8 +39,10 @@ from harness import Factory, Paired, Table, interleave, reported, seconds
 
 import symgrad as sg
 import symgrad.program.exact
+import symgrad.program.program
 import symgrad.sides.lowering
 import symgrad.sides.symbolic
+import symgrad.tools.sweep
 from symgrad.testing import assert_grad_matches_math
 
 x = sp.Symbol("x")
@@ -119,6 +121,8 @@ def clear_caches() -> None:
     symgrad.sides.lowering.clear_cache()
     symgrad.sides.symbolic.clear_cache()
     symgrad.program.exact.clear_cache()
+    symgrad.program.program.clear_cache()
+    symgrad.tools.sweep.clear_cache()
     sp.core.cache.clear_cache()
 
 

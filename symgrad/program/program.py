@@ -267,6 +267,11 @@ def _user_key(node: Any, user: dict[Any, Any]) -> tuple[tuple[Any, Any], ...]:
     return tuple(sorted(((s, user[s]) for s in dag_atoms(node, sp.Symbol) if s in user), key=lambda kv: kv[0].name))
 
 
+def clear_cache() -> None:
+    """Forget the node texts made so far (for a cold timing)."""
+    _node_text_cached.cache_clear()
+
+
 @functools.lru_cache(maxsize=4096)
 def _node_text_cached(node: sp.Basic, user: tuple[tuple[Any, Any], ...]) -> str:
     return _node_text_of(node, dict(user))

@@ -329,6 +329,11 @@ def _symbolic_batch(lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: li
     return out
 
 
+def clear_cache() -> None:
+    """Forget the lowered derivative programs sweeps have made (for a cold timing)."""
+    _derivative_program.cache_clear()
+
+
 @functools.lru_cache(maxsize=256)
 def _derivative_program(d: sp.Basic) -> LoweredProgram | float:
     """SymPy's derivative lowered to torch (a constant derivative as its float)."""
