@@ -302,12 +302,8 @@ def test_where_on_a_matrix_says_how_to_fix(user_dir: Path) -> None:
     assert "Fix:" in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the reader makes `v = x` an alias of x's name, so a later `x = x * 3.0` in a branch rebinds v too "
-    "(Program: x_v = x; x_v = Piecewise((3*x_v, x_v < 0), (x_v, True)); output x_v). Where the branch is "
-    "not taken the fidelity check passes, and at x = 0 the mathematics of the wrong program is "
-    "reported: control-flow with one-sided slopes (3, 1), although the user's function is v = x, slope "
-    "1 on both sides (a wrong verdict; with <= the translation is refused instead)"))
+# Found by the properties: `v = x` was an alias of x's variable, so `x = x * 3.0` in a branch rebound v
+# too, and at x = 0 the wrong program's control-flow (3 | 1) was reported. Fixed on main.
 def test_an_alias_of_a_rebound_parameter_keeps_its_value(user_dir: Path) -> None:
     fn = user_function("x", "v = x\n    if x < 0.0:\n        x = x * 3.0\n    return v", user_dir)
     (e,) = sg.compare(fn, at={"x": 0.0}).entries

@@ -318,7 +318,10 @@ class StatementTranslator(ast.NodeVisitor):
             if v != target:
                 # A plain name, a number, or an op that SymPy folded: still one statement, so
                 # loops and branches see a variable.
-                if isinstance(v, sp.Symbol) and not needs_symbol:
+                # An alias (`v = x`) only of a name no later branch or loop rebinds: `v = x`, then
+                # `x = x * 3.0` in a branch, must leave v the old x.
+                rebound = isinstance(value_node, ast.Name) and value_node.id in self.compound
+                if isinstance(v, sp.Symbol) and not needs_symbol and not rebound:
                     self.state.env[name] = v
                     return
                 if v.is_number and not v.has(*PRIMITIVES) and not needs_symbol:
