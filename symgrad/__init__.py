@@ -38,6 +38,8 @@ _PUBLIC: dict[str, str] = {
     "UnsupportedNodeError": ".base.errors",
     "lower": ".frontends.front",
     "SourceSpan": ".frontends.source",
+    "Elementwise": ".program.elementwise",
+    "elementwise": ".program.elementwise",
     "detach": ".program.primitives",
     "item": ".program.primitives",
     "log_softmax": ".program.primitives",
@@ -79,6 +81,8 @@ if TYPE_CHECKING:  # the same list, for type checkers and editors (tests/test_ar
     from .base.errors import UnsupportedNodeError as UnsupportedNodeError
     from .frontends.front import lower as lower
     from .frontends.source import SourceSpan as SourceSpan
+    from .program.elementwise import Elementwise as Elementwise
+    from .program.elementwise import elementwise as elementwise
     from .program.primitives import detach as detach
     from .program.primitives import item as item
     from .program.primitives import log_softmax as log_softmax

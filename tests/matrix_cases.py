@@ -10,6 +10,8 @@ from typing import Any
 import sympy as sp
 import torch
 
+from symgrad import elementwise
+
 X = sp.MatrixSymbol("X", 2, 2)
 w = sp.MatrixSymbol("w", 2, 1)
 y = sp.MatrixSymbol("y", 2, 1)
@@ -42,6 +44,16 @@ MATRIX_CASES = [
                lambda A: torch.trace(torch.linalg.inv(A + torch.eye(2, dtype=torch.float64))),
                lambda m: (m["A"] + sp.eye(2)).inv().trace()),
     MatrixCase("mat_det_pow", sp.Determinant(A**2), {A: A_VAL}, lambda A: torch.linalg.det(torch.linalg.matrix_power(A, 2))),
+    # scalar rules on every element (issue 20): a kink, a fused op, n matrices broadcast, a where
+    MatrixCase("mat_relu_each", sp.Trace(A * (A - X).applyfunc(lambda t: sp.Max(t, 0))), {A: A_VAL, X: X_VAL},
+               lambda A, X: torch.trace(A @ torch.relu(A - X)),
+               lambda m: (m["A"] * (m["A"] - m["X"]).applyfunc(lambda t: sp.Max(t, 0))).trace()),
+    MatrixCase("mat_elementwise_broadcast", sp.Trace(elementwise(lambda a, b: a * sp.tanh(b) + b, A, w.T)), {A: A_VAL, w: [[0.5], [-1.0]]},
+               lambda A, w: torch.trace(A * torch.tanh(w.T) + w.T),
+               lambda m: sp.Matrix(2, 2, lambda i, j: m["A"][i, j] * sp.tanh(m["w"][j, 0]) + m["w"][j, 0]).trace()),
+    MatrixCase("mat_elementwise_where", sp.Trace(elementwise(lambda a: sp.Piecewise((sp.sqrt(a), a > 1), (a**2, True)), A)), {A: A_VAL},
+               lambda A: torch.trace(torch.where(A > 1, torch.sqrt(A), A ** 2)),
+               lambda m: sp.Matrix(2, 2, lambda i, j: sp.Piecewise((sp.sqrt(m["A"][i, j]), m["A"][i, j] > 1), (m["A"][i, j]**2, True))).trace()),
     MatrixCase("mat_hadamard_exp", sp.Trace(sp.HadamardProduct(A, A.applyfunc(sp.exp))), {A: A_VAL},
                lambda A: torch.trace(A * torch.exp(A))),
     MatrixCase("mat_hadamard_square", sp.Trace(A * sp.HadamardProduct(A, A)), {A: A_VAL},

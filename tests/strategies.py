@@ -842,10 +842,10 @@ def matrix_cases(draw: st.DrawFn) -> MatrixCase:
 #   r      := M.sum() | M.mean() | torch.sum(M) | (w.T @ M @ w).sum() | (M @ w).sum()
 #           | M.sum() * M.mean() | s(r)       with s a scalar unary above (relu, tanh, ...)
 #
-# Today's reader applies only exp, log, sin (and sqrt) elementwise to a tensor of rank >= 1: relu,
-# tanh, sigmoid, clamp, abs, where, maximum, comparisons and control flow on such tensors are
-# refused with a sentence (another issue), so tensor functions keep to the operations that are
-# read, and the scalar vocabulary applies only to their reduced (rank 0) values.
+# Every scalar rule applies to a tensor element by element (relu, tanh, sigmoid, clamp, abs, floor,
+# sign, softplus, detach, torch.where on a comparison, maximum/minimum); control flow on a tensor of
+# rank >= 1 is still refused with a sentence (another issue), so tensor functions keep Python
+# control flow to their reduced (rank 0) values.
 
 TORCH_CONSTANTS = (0.0, 0.5, 1.0, 2.0, -1.0, 3.0, -0.5)
 TORCH_FLOATS = (0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 3.0, 1e300, -1e300, 1e-300, -1e-300, 5e-324)
@@ -1024,7 +1024,11 @@ def torch_scalar_functions(draw: st.DrawFn, *, max_statements: int = 4) -> Sourc
 
 
 _MATRIX_UNARY = ("torch.exp({})", "torch.sin({})", "torch.log({})", "torch.sqrt({})", "{}.exp()", "{}.sin()",
-                 "{}.T", "({} ** 2)")
+                 "{}.T", "({} ** 2)",
+                 # scalar rules applied to every element (issue 20)
+                 "torch.relu({})", "{}.relu()", "torch.tanh({})", "torch.sigmoid({})", "torch.abs({})",
+                 "{}.clamp(min=0.0)", "torch.clamp({}, -0.5, 2.0)", "torch.nn.functional.softplus({})",
+                 "torch.cos({})", "{}.detach()", "torch.floor({})", "torch.sign({})")
 
 
 # Known bug (tests/test_properties_torch_source.py::test_a_matrix_plus_one): a matrix plus or times
@@ -1036,9 +1040,15 @@ def _matrix_expr(draw: st.DrawFn, src: _Source, leaves: list[str], depth: int) -
     if depth <= 0 or draw(st.integers(0, 2)) == 0:
         return draw(st.sampled_from(leaves))
     sub = lambda: _matrix_expr(draw, src, leaves, depth - 1)
-    kind = draw(st.sampled_from(["unary", "op", "op", "matmul", "scale", "shift", "divide"]))
+    kind = draw(st.sampled_from(["unary", "op", "op", "matmul", "scale", "shift", "divide", "where", "bin"]))
     if kind == "unary":
         return draw(st.sampled_from(_MATRIX_UNARY)).format(sub())
+    if kind == "where":  # a condition per element; the threshold a constant the points sit on
+        a = sub()
+        rel, c = draw(st.sampled_from(_RELATIONS)), _num(src.const(draw, MATRIX_CONSTANTS))
+        return f"torch.where({a} {rel} {c}, {sub()}, {sub() if draw(st.booleans()) else c})"
+    if kind == "bin":
+        return f"{draw(st.sampled_from(('torch.maximum', 'torch.minimum')))}({sub()}, {sub()})"
     if kind == "op":
         return f"({sub()} {draw(st.sampled_from(('+', '-', '*')))} {sub()})"
     if kind == "matmul":

@@ -28,19 +28,16 @@ are stepped around, each at one place that names its test: a matrix plus or time
 (`strategies.MATRIX_CONSTANTS`), and exact derivatives both below 1e-40 (property 2).
 
 Tensor functions keep to what the source reader reads on main: exp, log, sin and sqrt apply
-elementwise to a matrix, with + - * /, @, .T and ** 2; relu, tanh, sigmoid, clamp, abs, where,
-maximum, comparisons and control flow on a tensor of rank >= 1 are refused with a sentence today
-(another issue), so they apply only to the rank-0 value a reduction gives.
+elementwise to a matrix, with + - * /, @, .T and ** 2, and every scalar rule applies element by element
+(relu, tanh, sigmoid, clamp, abs, where, maximum, ...); Python control flow on a tensor of rank >= 1 is
+refused with a sentence today (another issue), so it applies only to the rank-0 value a reduction gives.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +48,7 @@ import torch
 from hypothesis import event, given, note, settings
 
 import symgrad as sg
+from user_code import load_module
 
 from conftest import no_hang
 from strategies import SourceCase, torch_matrix_functions, torch_scalar_functions
@@ -72,15 +70,7 @@ def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def define(source: str, directory: Path) -> Any:
     """`f` from `source`, written to a real .py file in `directory` and imported (a new module
     per source, so that `inspect` reads this source and no other)."""
-    name = "user_" + hashlib.sha1(source.encode()).hexdigest()[:16]
-    path = directory / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module.f
+    return load_module(source, directory).f
 
 
 def at(case: SourceCase) -> dict[str, Any]:
@@ -292,14 +282,13 @@ def test_a_pole_beside_a_third_is_a_domain_error(user_dir: Path) -> None:
     assert comparison.entries[1].cause is sg.Cause.DOMAIN
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "torch.where on a comparison of tensors of rank >= 1 (another issue: not read today) is refused with "
-    "'A comparison of tensors of rank >= 1 is not a single condition.' and no 'Fix:' line"))
-def test_where_on_a_matrix_says_how_to_fix(user_dir: Path) -> None:
-    fn = user_function("A", "return torch.where(A > 0, A, 0.0).sum()", user_dir)
-    with pytest.raises(sg.SymgradError) as err:
-        sg.compare(fn, at=matrix_point())
-    assert "Fix:" in str(err.value)
+# Found by the properties: torch.where on a comparison of matrices was refused with no "Fix:" line.
+# Now read: the condition holds element by element.
+def test_where_on_a_matrix_is_read_element_by_element(user_dir: Path) -> None:
+    fn = user_function("A", "return torch.where(A > 0.5, A, 0.0).sum()", user_dir)
+    c = sg.compare(fn, at=matrix_point())  # GRID = [[1, 0.5], [0.25, 2]]: element [0, 1] on the threshold
+    assert [e.grad_autograd for e in c.entries] == grads_of(fn, {"A": GRID}) == [1.0, 0.0, 0.0, 1.0]
+    assert [e.cause.id for e in c.entries] == ["agree", "jump", "agree", "agree"]
 
 
 # Found by the properties: `v = x` was an alias of x's variable, so `x = x * 3.0` in a branch rebound v

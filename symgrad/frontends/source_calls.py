@@ -190,6 +190,8 @@ class CallTranslator:
             if isinstance(c, sp.Basic):
                 args = [strip(c), *args[1:]]
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
+        if spelling.name != "torch.where":  # a mask anywhere else is a tensor of 0s and 1s
+            sym_args = [tn.as_numbers(a) for a in sym_args]
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if spelling.name in ("Tensor.item",) and self.state.pure:
             return sym_args[0]

@@ -45,6 +45,12 @@ class ExpressionTranslator:
         if isinstance(c, sp.Basic):
             # Conditions are not differentiated: detach and .item() change nothing in them.
             c = strip(c)
+        if tn.is_mask(c):
+            raise Refuse(node, "This condition compares tensors of rank >= 1: it holds or not element by element, "
+                               "so it is not one condition (torch raises 'Boolean value of Tensor with more than "
+                               "one value is ambiguous').\n"
+                               "Fix: choose per element with `torch.where(cond, a, b)`, or compare one number, "
+                               "e.g. `if v.sum() > 0:` or `if v.norm() < 1000:`.")
         if not is_bool(c):
             raise Refuse(node, "This condition is not a comparison (`if b:` on a tensor tests b != 0).\n"
                                "Fix: write the comparison out, e.g. `if b != 0:`.")
@@ -116,11 +122,14 @@ class ExpressionTranslator:
                 raise Refuse(node, "Only <, <=, >, >=, == and != comparisons are supported.")
             if _is_number(left) and _is_number(right):
                 parts.append(sp.true if _python_compare(op, left, right) else sp.false)
+            elif tn.is_matrix(left) or tn.is_matrix(right):
+                # A condition per element (a mask), for torch.where or arithmetic.
+                parts.append(tn.compare(rel, to_sympy(left), to_sympy(right)))
             else:
-                if tn.is_matrix(left) or tn.is_matrix(right):
-                    raise Refuse(node, "A comparison of tensors of rank >= 1 is not a single condition.")
                 parts.append(rel(to_sympy(left), to_sympy(right)))
             left = right
+        if len(parts) > 1 and any(tn.is_mask(p) for p in parts):
+            return tn.on_elements(lambda a, k: sp.And(*a))(parts, {})
         return sp.And(*parts) if len(parts) > 1 else parts[0]
 
     def expr_BoolOp(self, node: ast.BoolOp) -> Any:

@@ -33,7 +33,8 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from ..base.errors import UnsupportedNodeError
+from ..base.errors import ShapeError, UnsupportedNodeError
+from ..program.elementwise import Elementwise, ElementVar, element_name, expand
 from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 from ..program.ops import softmax_groups
 
@@ -171,21 +172,11 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
             "Fix: make the operands' shapes match, or give one a dimension of 1 (e.g. `.reshape(1, -1)`)."
         )
     rows, cols = max(ra, rb), max(ca, cb)
-    return _expand(a, rows, cols), _expand(b, rows, cols)
+    return expand(a, rows, cols), expand(b, rows, cols)
 
 
 def _fits(m: int, n: int) -> bool:
     return m == n or m == 1 or n == 1
-
-
-def _expand(m: Any, rows: int, cols: int) -> Any:
-    """m, of shape (1 or rows, 1 or cols), repeated to (rows, cols) as torch broadcasts it."""
-    r, c = shape(m)  # type: ignore[misc]
-    if r == 1 and rows > 1:
-        m = sp.MatMul(sp.OneMatrix(rows, 1), m, evaluate=False)
-    if c == 1 and cols > 1:
-        m = sp.MatMul(m, sp.OneMatrix(1, cols), evaluate=False)
-    return m
 
 
 # Matrix nodes are built with evaluate=False, one node per torch op: SymPy would fold `X - X` to
@@ -253,8 +244,8 @@ def _div(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 def _pow(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
-    if is_matrix(y):
-        raise UnsupportedNodeError("A tensor exponent of rank >= 1 is not supported.\nFix: use a scalar exponent.")
+    if is_matrix(y):  # a tensor exponent: x ** y of each element
+        return on_elements(lambda b, k2: as_scalar(b[0]) ** as_scalar(b[1]))(a, k)
     if is_matrix(x):
         return sp.HadamardPower(x, as_scalar(y))
     return as_scalar(x) ** as_scalar(y)
@@ -291,12 +282,9 @@ def _inner(x: Any, y: Any) -> Any:
 
 def _elementwise(fn: type[sp.Function]) -> Build:
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if is_mask(a[0]):
+            return on_elements(lambda b, k2: fn(as_scalar(b[0])))(a, k)
         if is_matrix(a[0]):
-            if fn not in (sp.exp, sp.log, sp.sin):
-                raise UnsupportedNodeError(
-                    f"{fn.__name__} of a tensor of rank >= 1 is not supported (only exp, log and sin "
-                    "apply elementwise to a matrix).\nFix: apply it to scalars."
-                )
             if isinstance(a[0], sp.MatrixBase):
                 # An explicit matrix (a softmax read back): keep it whole, as the user's one
                 # tensor op on one tensor, rather than mapping `fn` over its elements.
@@ -315,22 +303,17 @@ def _sqrt(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _scalar_only(name: str, fn: Callable[..., Any]) -> Build:
-    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
-        if any(is_matrix(v) for v in a):
-            raise UnsupportedNodeError(
-                f"{name} of a tensor of rank >= 1 is not supported.\nFix: apply it to scalars."
-            )
-        return fn(*(as_scalar(v) for v in a))
-
-    return build
+    """A scalar function of its arguments; on tensors, applied to every element."""
+    return on_elements(lambda a, k: fn(*(as_scalar(v) for v in a)))
 
 
 def _clamp(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x = a[0]
     lo = k.get("min", a[1] if len(a) > 1 else None)
     hi = k.get("max", a[2] if len(a) > 2 else None)
-    if is_matrix(x):
-        raise UnsupportedNodeError("clamp of a tensor of rank >= 1 is not supported.\nFix: clamp scalars.")
+    if any(is_matrix(v) for v in (x, lo, hi)):
+        bounds = {key: v for key, v in (("min", lo), ("max", hi)) if v is not None}
+        return on_elements(_clamp)([x], bounds)
     out = as_scalar(x)
     if lo is not None:
         out = clamp_min(out, as_scalar(lo))
@@ -342,7 +325,11 @@ def _clamp(a: Sequence[Any], k: dict[str, Any]) -> Any:
 def _where(a: Sequence[Any], k: dict[str, Any]) -> Any:
     cond, x, y = a
     if any(is_matrix(v) for v in a):
-        raise UnsupportedNodeError("torch.where on tensors of rank >= 1 is not supported.\nFix: use scalars.")
+        if is_matrix(cond) and not is_mask(cond):
+            raise UnsupportedNodeError(
+                "torch.where's condition here is a tensor of numbers, not a comparison.\n"
+                "Fix: write the comparison in the call, e.g. `torch.where(A > 0, A, 0.0)`.")
+        return on_elements(_where)(a, k)
     return sp.Piecewise((as_scalar(x), cond), (as_scalar(y), True))
 
 
@@ -476,12 +463,98 @@ def _transpose(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _wrap(fn: type[sp.Function], name: str) -> Build:
-    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
-        if is_matrix(a[0]):
-            raise UnsupportedNodeError(f"{name} of a tensor of rank >= 1 is not supported.\nFix: use scalars.")
-        return fn(as_scalar(a[0]))
+    """A one-argument function; on a tensor, applied to every element (`x.detach()` of a
+    tensor detaches it whole, `torch.abs(X)` is |X[i, j]| of each)."""
+    return on_elements(lambda a, k: fn(as_scalar(a[0])))
 
-    return build
+
+def _item(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """`.item()`: a Python number, of a tensor of one element only (torch raises otherwise)."""
+    x = a[0]
+    if is_matrix(x):
+        rows, cols = shape(x)  # type: ignore[misc]
+        if rows * cols != 1:
+            raise UnsupportedNodeError(
+                f"`.item()` of a tensor of {rows * cols} elements: torch turns only a one-element tensor into a "
+                "Python number (it raises here).\nFix: call `.item()` on one element, e.g. `x[0].item()`, or "
+                "`.detach()` to keep the whole tensor off the graph.")
+        x = MatrixElement(x, 0, 0)
+    return item(as_scalar(x))
+
+
+# --------------------------------------------------------------------------- scalar rules on tensors
+
+
+def is_mask(v: Any) -> bool:
+    """A comparison of tensors (`A > 0`): an elementwise function whose value is a condition."""
+    return isinstance(v, Elementwise) and isinstance(v.function.expr, sp.logic.boolalg.Boolean)
+
+
+def _broadcast_all(operands: Sequence[Any]) -> list[Any]:
+    """Every operand repeated to the shape torch broadcasts them all to (`_broadcast` against the
+    operand with the most elements, which decides how a rank-1 tensor lies)."""
+    big = max(operands, key=lambda o: shape(o)[0] * shape(o)[1])  # type: ignore[index]
+    out = [o if o is big else _broadcast(o, big)[0] for o in operands]
+    for o in out:
+        if shape(o) != shape(big):
+            _broadcast(o, big)  # the pair's own sentence
+            raise UnsupportedNodeError(
+                f"Broadcasting a {shape(o)} tensor against a {shape(big)} one is not supported.\n"
+                "Fix: make the operands' shapes match, or give one a dimension of 1 (e.g. `.reshape(1, -1)`).")
+    return out
+
+
+def on_elements(build: Build) -> Build:
+    """A scalar rule read on tensors: where an argument is a tensor of rank >= 1, the rule's node
+    for one element of each, applied to every element (`Elementwise`), the tensors broadcast as
+    torch broadcasts them. A comparison of tensors among the arguments (`torch.where(A > 0, ...)`)
+    is inlined: its condition holds element by element. Scalars are read as scalars."""
+
+    def lifted(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        values = [*a, *k.values()]
+        if not any(is_matrix(v) for v in values):
+            return build(a, k)
+        operands: list[Any] = []
+        for v in values:
+            for o in (v.operands if is_mask(v) else (v,) if is_matrix(v) else ()):
+                if not any(o == seen for seen in operands):
+                    operands.append(o)
+        try:
+            expanded = _broadcast_all(operands)
+        except ShapeError as err:
+            raise UnsupportedNodeError(str(err)) from None
+        variables = [ElementVar(element_name(o), real=True) for o in operands]
+        env = list(zip(operands, variables))
+
+        def element(v: Any) -> Any:
+            if is_mask(v):
+                return v.function(*[element(o) for o in v.operands])
+            if is_matrix(v):
+                return next(var for o, var in env if o == v)
+            return v
+
+        body = build([element(v) for v in a], {key: element(v) for key, v in k.items()})
+        if is_matrix(body):
+            raise UnsupportedNodeError("This op of tensors is not elementwise.\nFix: apply it to scalars.")
+        return Elementwise(sp.Lambda(tuple(variables), body), *expanded)
+
+    return lifted
+
+
+def as_numbers(v: Any) -> Any:
+    """A mask used as a number (`x * (x > 0)`): 1 where its condition holds, 0 elsewhere, as
+    torch promotes a bool tensor; a constant of each piece, so no derivative flows through it."""
+    if not is_mask(v):
+        return v
+    fn = v.function
+    return Elementwise(sp.Lambda(fn.variables, sp.Piecewise((sp.Integer(1), fn.expr), (sp.Integer(0), True))),
+                       *v.operands)
+
+
+def compare(rel: type[sp.Basic], left: Any, right: Any) -> Any:
+    """`left < right` where a side is a tensor of rank >= 1: the condition of each element (a
+    mask), read where torch reads it (`torch.where(A > 0, A, 0.0)`)."""
+    return on_elements(lambda a, k: rel(as_scalar(a[0]), as_scalar(a[1])))([left, right], {})
 
 
 # --------------------------------------------------------------------------- the table
@@ -543,9 +616,7 @@ def _softplus(a: Sequence[Any], k: dict[str, Any]) -> Any:
             "softplus(x) is torch's default, beta=1 and threshold=20 (x itself above 20).\n"
             "Fix: call softplus with its defaults, or write it out, e.g. `torch.log1p(torch.exp(beta * x)) / beta`."
         )
-    if is_matrix(a[0]):
-        raise UnsupportedNodeError("softplus of a tensor of rank >= 1 is not supported.\nFix: apply it to scalars.")
-    return softplus(as_scalar(a[0]))
+    return on_elements(lambda b, k2: softplus(as_scalar(b[0])))(a[:1], {})
 
 
 def _along_vector(name: str, fn: type[sp.Function]) -> Build:
@@ -626,7 +697,7 @@ _SPELLINGS += [
     Spelling("torch.ones_like", "function", sp.Integer, _like(1), "the constant 1 (OneMatrix for a matrix)"),
     Spelling("torch.detach", "function", detach, _wrap(detach, "detach")),
     Spelling("Tensor.detach", "method", detach, _wrap(detach, "detach")),
-    Spelling("Tensor.item", "method", item, _wrap(item, "item"), "a Python number from here on"),
+    Spelling("Tensor.item", "method", item, _item, "a Python number from here on (a tensor of one element)"),
     Spelling("torch.no_grad", "function", no_grad, lambda a, k: None,
              "`with torch.no_grad():` wraps every value its body computes in no_grad"),
 ]

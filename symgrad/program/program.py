@@ -30,6 +30,7 @@ from sympy.printing.str import StrPrinter
 
 from ..base.errors import ProgramError, ShapeError, UnsupportedNodeError
 from . import exact as ex
+from .elementwise import readable
 
 
 # Integers and rationals longer than this print rounded to 17 digits (`1.0000000000000000e+5000`):
@@ -45,6 +46,11 @@ class NotationPrinter(StrPrinter):
 
     def _print_Rational(self, expr: sp.Rational) -> str:
         return super()._print_Rational(expr) if not _huge(expr) else _rounded(expr)
+
+    def _print_ElementwiseApplyFunction(self, expr: Any) -> str:
+        # The matrix of the scalar function on each element, `[exp((X*W)[i, j])]`, not SymPy's
+        # `Lambda(_d, exp(_d)).(X*W)`.
+        return f"[{self._print(readable(expr)[0].expr)}]"
 
 
 def _huge(r: sp.Rational) -> bool:

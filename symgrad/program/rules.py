@@ -25,6 +25,7 @@ from ..base.errors import UnsupportedNodeError
 from sympy.codegen.cfunctions import expm1, log1p
 
 from .ops import Args
+from .elementwise import Elementwise
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
@@ -275,8 +276,13 @@ _RULE_LIST: tuple[Rule, ...] = (
          "indices inside the shape"),
     Rule(sp.Identity, ("matconst",), "`torch.eye(n, dtype=...)`", "-"),
     Rule(sp.OneMatrix, ("matconst",), "`torch.ones(m, n, dtype=...)`", "-"),
-    Rule(ElementwiseApplyFunction, ("exp", "log", "sin"),
-         "the scalar function's op, applied elementwise (`torch.exp(X)`)", "that of the function"),
+    Rule(ElementwiseApplyFunction, (), "`M.applyfunc(f)`: f's body written once over the whole tensor, each "
+         "scalar op of it one torch call that applies elementwise (`torch.exp(X)`, `torch.relu(X)`); a "
+         "Piecewise in it is `torch.where` on an elementwise condition, each element deciding its own piece",
+         "that of the function, element by element"),
+    Rule(Elementwise, (), "`symgrad.elementwise(f, A, B, ...)`: f of n elements applied to n matrices, "
+         "broadcast as torch broadcasts (a dimension of 1 repeats, `.expand`); lowered as `M.applyfunc(f)` is "
+         "(`torch.maximum(A, B)`, `torch.where(A > 0, A, B)`)", "that of the function, element by element"),
     Rule(sp.ImmutableDenseMatrix, ("stack", "softmax_vector", "log_softmax_vector", "softmax_of", "log_softmax_of"), "an explicit matrix of "
          "expressions: `torch.stack([...]).reshape(m, n)`; a whole softmax vector, (softmax(0, a_0, ...), ..., "
          "softmax(n-1, a_0, ...)) in row-major order (as `torch.softmax(v, 0)` is read), is one call, "

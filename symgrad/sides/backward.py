@@ -43,7 +43,8 @@ import torch
 from ..base.rendering import render
 from ..program import exact as ex
 from .autograd import torch_state
-from .executed import Path, PathStep, step_expression
+from .executed import Path, PathStep
+from .path_expression import step_expression
 from .ir import LoweredProgram
 from .lowering import DTYPES
 from .selection import select

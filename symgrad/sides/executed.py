@@ -26,7 +26,6 @@ there are the one-sided limit and the one-sided derivative.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,12 +33,23 @@ from typing import Any, Literal
 import numpy as np
 import sympy as sp
 
-from ..program import exact as ex
 from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
-from ..program.program import node_text
-from .ir import Branch, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
+from ..program import exact as ex
 from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
-from ..program.rules import exact_eval, relation_holds
+from ..program.program import node_text
+from ..program.rules import exact_eval
+from .ir import (
+    Cond,
+    Const,
+    For,
+    If,
+    LoweredProgram,
+    NoGrad,
+    Operand,
+    Step,
+    Stmt,
+    While,
+)
 
 DEFAULT_MAX_ITERATIONS = 10_000
 DecisionKind = Literal["if", "where", "while", "for", "piece"]
@@ -163,7 +173,15 @@ class Path:
 
 def _times(a: Any, d: Any) -> Any:
     if ex.is_mat(a) or ex.is_mat(d):
-        return ex.ewise(ex.mul, a, d)
+        # Element by element, a zero adjoint is not propagated either (0 times a nan partial, in
+        # an element a `where` drops, is 0: the output does not depend on that element).
+        return ex.ewise(_times_one, a, d)
+    return ex.mul(a, d)
+
+
+def _times_one(a: Any, d: Any) -> Any:
+    if ex.is_rational(a) and a == 0 and not ex.is_finite(d):
+        return a
     return ex.mul(a, d)
 
 
@@ -220,11 +238,25 @@ class _Runner:
         idx = self.env[o]
         return self.steps[idx].value, idx
 
-    def cond(self, c: Cond) -> tuple[bool, bool, tuple[tuple[sp.Basic, ex.Exact], ...]]:
+    def cond(self, c: Cond) -> tuple[Any, bool, tuple[tuple[sp.Basic, ex.Exact], ...]]:
         """(truth, tie, margins) of a condition at the current values; the steps it read are
-        left in `self.reads` for the decision that follows."""
+        left in `self.reads` for the decision that follows. A condition on matrices (`A > 0` in
+        `torch.where`) holds element by element: its truth is a tuple, one per element in
+        row-major order, and its margins those of the elements exactly on their threshold."""
         self.reads = tuple(self.env[name] for _, name in c.names)
         values = {sym: self.steps[self.env[name]].value for sym, name in c.names}
+        if any(ex.is_mat(v) for v in values.values()):
+            truths, ties, margins = [], False, []
+            for idx in np.ndindex(*ex.shape_of(*values.values())):
+                truth, tie, m = self.cond_at({s: v[idx] if ex.is_mat(v) else v for s, v in values.items()}, c)
+                truths.append(truth)
+                ties = ties or tie
+                if tie:  # named by the element it is about: `A[0, 1] > 0`, not `A[i, j] > 0`
+                    margins.extend((_at_element(rel, idx), d) for rel, d in m)
+            return tuple(truths), ties, tuple(margins)
+        return self.cond_at(values, c)
+
+    def cond_at(self, values: dict[sp.Basic, ex.Exact], c: Cond) -> tuple[bool, bool, tuple[tuple[sp.Basic, ex.Exact], ...]]:
         margins: list[tuple[sp.Basic, ex.Exact]] = []
         tie = False
         for rel in _relations(c.expr):
@@ -326,7 +358,8 @@ class _Runner:
         if s.op == "where":
             assert s.cond is not None
             truth, tie, margins = self.cond(s.cond)
-            param = bool(self.decide("where", s.node, s.line, truth, tie, margins))
+            taken = self.decide("where", s.node, s.line, truth, tie, margins)
+            param = taken if isinstance(taken, tuple) else bool(taken)
         vjp = None
         if op.vjp is not None:
             value = op.value(vals, param)
@@ -368,9 +401,15 @@ class _Runner:
         partials = [ex.full(shape, ex.ZERO) for _ in vals]
         pieces = []
         elements = list(np.ndindex(*shape))
-        for idx in elements:
+        each = isinstance(param, tuple) and s.op == "where"  # an elementwise condition: one truth per element
+        whole = param
+        for k, idx in enumerate(elements):
             args = [v[idx] if ex.is_mat(v) else v for v in vals]
+            if each:
+                param = bool(whole[k])
             v = op.value(args, param)
+            if s.op not in ("where", "sign") and any(ex.is_nan(a) for a in args):
+                v = ex.NAN  # NaN propagates through every op but a selection (and sign: 0), as in torch
             d = op.partials(args, v, param)
             if self.math and op.math is not None and op.departs is not None and op.departs(args, param):
                 v, d = op.math(args, param)
@@ -390,6 +429,20 @@ class _Runner:
                             partials[k][idx] = dk
         # A scalar argument broadcast over the matrix collects the partials of every element.
         return value, tuple(p if ex.is_mat(v) else p for p, v in zip(partials, vals))
+
+
+def _at_element(rel: sp.Basic, idx: tuple[int, ...]) -> sp.Basic:
+    """A condition on the elements of matrices (its variables named `A[i, j]`, `v[i]`) written
+    for one element: `A[0, 1] > 0`."""
+    at = {i: str(k) for i, k in zip(("[i, j]", "[i]"), (", ".join(map(str, idx)), str(idx[0])))}
+    swap = {}
+    for s in rel.free_symbols:
+        name = str(s.name)
+        for pattern, text in at.items():
+            if name.endswith(pattern):
+                swap[s] = sp.Symbol(name[: -len(pattern)] + "[" + text + "]", real=True)
+                break
+    return rel.xreplace(swap) if swap else rel
 
 
 def _param(op: str, param: Any) -> Any:
@@ -594,301 +647,141 @@ def _uncertain_bits(v: ex.Exact, caller: int) -> int:
     return rad_bits - size + caller + 64
 
 
-def _used(path: Path) -> list[bool]:
-    """Steps whose value the output uses: every operand, except the branch a `where` drops."""
-    used = [False] * len(path.steps)
+def _mask(v: Any, pick: Any) -> Any:
+    """A mask over the elements of a value: `pick(element)` for each (a bool for a scalar)."""
+    if ex.is_mat(v):
+        return np.vectorize(pick, otypes=[bool])(v)
+    return bool(pick(v))
+
+
+def _hit(m: Any) -> bool:
+    return bool(np.any(m)) if isinstance(m, np.ndarray) else bool(m)
+
+
+def _merge(a: Any, b: Any) -> Any:
+    """a or b, element by element; a whole `True` covers every element."""
+    if a is True or b is True:
+        return True
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape:
+        return a | b
+    if isinstance(a, np.ndarray) and b is False:
+        return a
+    if isinstance(b, np.ndarray) and a is False:
+        return b
+    return _hit(a) or _hit(b)
+
+
+def _elementwise_step(path: Path, st: PathStep, p: int) -> bool:
+    """Whether element e of the step reads element e of its parent p alone (a scalar op applied to
+    matrices, or a `where`): its partials are a matrix of the parent's shape."""
+    pv = path.steps[p].value
+    return (st.vjp is None and st.op != "elem" and ex.is_mat(pv) and ex.is_mat(st.value)
+            and pv.shape == st.value.shape and all(ex.is_mat(d) and d.shape == pv.shape for d in st.partials))
+
+
+def _back(path: Path, st: PathStep, pos: int, m: Any) -> Any:
+    """The elements of parent `pos` that the elements `m` of step `st` read; a `where` reads only
+    its taken branch's elements (its partial there is not 0)."""
+    p = st.parents[pos]
+    if st.op == "where" and pos < len(st.partials):
+        taken = _mask(st.partials[pos], lambda d: not (ex.is_rational(d) and d == 0))
+        if isinstance(m, np.ndarray) and isinstance(taken, np.ndarray) and m.shape == taken.shape:
+            return m & taken
+        if m is True and isinstance(taken, np.ndarray) and _elementwise_step(path, st, p):
+            return taken
+        return _hit(m) and _hit(taken)
+    if isinstance(m, np.ndarray) and _elementwise_step(path, st, p):
+        return m
+    return _hit(m)
+
+
+def _used(path: Path) -> list[Any]:
+    """Steps whose value the output uses, element by element for a matrix step read elementwise
+    (a bool, or a mask of its elements): every operand, except the elements a `where` drops."""
+    used: list[Any] = [False] * len(path.steps)
     used[path.output] = True
     for st in reversed(path.steps):
-        if not used[st.index]:
+        m = used[st.index]
+        if not _hit(m):
             continue
-        for p, d in zip(st.parents, st.partials if st.op == "where" else (None,) * len(st.parents)):
-            if st.op == "where" and ex.all_zero(d):
-                continue
-            used[p] = True
+        for pos, p in enumerate(st.parents):
+            used[p] = _merge(used[p], _back(path, st, pos, m))
     return used
+
+
+def _slope_violations(path: Path) -> list[tuple[PathStep, int, Any]]:
+    """(step, parent position, elements) where a partial is not finite and the output's
+    mathematical adjoint there is not 0: an infinite slope the derivative would multiply."""
+    adj = path.adjoints("math")
+    found = []
+    for st in path.steps:
+        a = adj[st.index]
+        if ex.all_zero(a) or st.cut:
+            continue
+        live = _mask(a, lambda v: not (ex.is_rational(v) and v == 0))
+        for pos, (p, d) in enumerate(zip(st.parents, st.partials)):
+            if not path.steps[p].depends:
+                continue
+            bad = _mask(d, lambda v: not ex.is_finite(v))
+            if isinstance(bad, np.ndarray) and isinstance(live, np.ndarray) and bad.shape == live.shape:
+                bad = bad & live
+            if _hit(bad):
+                found.append((st, pos, bad))
+    return found
 
 
 def domain_violation(path: Path) -> PathStep | None:
     """The first step where the mathematics is undefined on the path that matters: a value that
-    is not a finite real number where the output uses it, or an infinite slope where the output
-    depends on it."""
-    adj = path.adjoints("math")
+    is not a finite real number where the output uses it (element by element), or an infinite
+    slope where the output depends on it."""
     used = _used(path)
     for st in path.steps:
-        if used[st.index] and not all(ex.is_finite(v) for v in ex.elements(st.value)):
+        u = used[st.index]
+        if not _hit(u):
+            continue
+        bad = _mask(st.value, lambda v: not ex.is_finite(v))
+        if _hit(bad & u if isinstance(bad, np.ndarray) and isinstance(u, np.ndarray) else (_hit(bad) and _hit(u))):
             return st
+    adj = path.adjoints("math")
+    slopes = {id(st) for st, _, _ in _slope_violations(path)}
     for st in path.steps:
-        a = adj[st.index]
-        if ex.is_rational(a) and a == 0:
+        if ex.all_zero(adj[st.index]):
             continue
         op = OPS.get(st.op)
-        if op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
+        if op is not None and op.undefined is not None and st.args_values is not None and _undefined(op, st):
             return st
-        for p, d in zip(st.parents, st.partials if not st.cut else ()):
-            if path.steps[p].depends and not all(ex.is_finite(v) for v in ex.elements(d)):
-                return st
+        if id(st) in slopes:
+            return st
     return None
 
 
-# --------------------------------------------------------------------------- second order
+def _undefined(op: Any, st: PathStep) -> bool:
+    vals = st.args_values or ()
+    if not any(ex.is_mat(v) for v in vals):
+        return bool(op.undefined(vals, None))
+    shape = ex.shape_of(*vals)
+    return any(op.undefined([v[idx] if ex.is_mat(v) else v for v in vals], None) for idx in np.ndindex(*shape))
 
 
-def as_expression(path: Path, symbols: Sequence[sp.Symbol], math: bool = False) -> sp.Basic:
-    """The executed path as one straight-line SymPy expression of the inputs: branches fixed,
-    loops unrolled, detached and broken steps replaced by the constant they held. Used for
-    second derivatives (order=2), where the path is differentiated twice. With `math`, the
-    mathematics of the same path: `detach`, `item` and `no_grad` are the identity, and softplus
-    is log(1 + e^x) everywhere (not x itself above torch's threshold)."""
-    exprs: list[Any] = []
-    inputs = dict(zip(path.inputs, symbols))
+def slope_reach(path: Path) -> list[Any]:
+    """For each input, the elements whose derivative meets an infinite slope (a bool for a
+    scalar input, a mask for a matrix one): the elements that reach a violating element through
+    elementwise steps, and every element of what reaches it through any other op. Elements it
+    does not reach have a finite derivative (their paths to the output never meet it)."""
+    taint: list[Any] = [False] * len(path.steps)
+    for st, pos, bad in _slope_violations(path):
+        p = st.parents[pos]
+        taint[p] = _merge(taint[p], bad if isinstance(bad, np.ndarray) and _elementwise_step(path, st, p) else True)
     for st in path.steps:
-        if st.index in inputs:
-            exprs.append(inputs[st.index])
+        op = OPS.get(st.op)
+        if op is not None and op.undefined is not None and st.args_values is not None and _undefined(op, st):
+            for p in st.parents:
+                taint[p] = True
+    for st in reversed(path.steps):
+        m = taint[st.index]
+        if not _hit(m):
             continue
-        if math and st.cut and st.parents:
-            exprs.append(exprs[st.parents[0]])  # the cut ops (detach, item, no_grad) pass their one value on
-            continue
-        if math and st.op == "softplus" and st.parents:
-            exprs.append(_SOFTPLUS(exprs[st.parents[0]]))
-            continue
-        if st.cut or not st.parents or st.op in ("loop_var", "constant", "const_on_graph", "matconst"):
-            exprs.append(ex.to_sympy(st.value) if not ex.is_mat(st.value) else sp.ImmutableMatrix(st.value.tolist()))
-            continue
-        exprs.append(step_expression(st, [exprs[p] for p in st.parents]))
-    return exprs[path.output]
-
-
-def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
-    """One step as SymPy, from its parents' expressions (constants are folded back in from the
-    node, which holds them)."""
-    op = st.op
-    node = st.node
-    if op in ("copy", "detach", "item", "no_grad"):
-        return args[0]
-    if op == "where":
-        # Only the taken branch reaches the output; a constant branch is the value itself.
-        for a, d in zip(args, st.partials):
-            if not ex.all_zero(d):
-                return a
-        return ex.to_sympy(st.value)
-    if op in ("add", "mul", "div", "pow_int", "pow_frac", "sqrt", "pow"):
-        # The node is the SymPy subexpression this step computes; its free symbols are the
-        # program's variables, which the parents' expressions replace.
-        return _substitute(node, st, args)
-    sympy_fn = {"exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin,
-                "acos": sp.acos, "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
-                "erf": sp.erf, "expm1": _EXPM1, "log1p": _LOG1P, "sigmoid": _SIGMOID, "abs": sp.Abs, "sign": sp.sign, "floor": sp.floor, "ceil": sp.ceiling}.get(op)
-    if sympy_fn is not None:
-        return sympy_fn(args[0])
-    if op == "relu":
-        return TorchRelu(args[0])
-    if op in ("logsumexp", "logaddexp", "vector_norm"):
-        return node.func(*_with_constants(node, args, len(node.args)))
-    if op in ("softmax", "log_softmax"):
-        # The index is the node's first argument; the values follow it.
-        return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))
-    if op == "softplus":
-        return TorchSoftplus(args[0])
-    if op in ("atan2", "maximum", "minimum"):
-        a, b = _with_constants(node, args, 2)
-        return {"atan2": sp.atan2, "maximum": TorchMaximum, "minimum": TorchMinimum}[op](a, b)
-    if op in ("clamp_min", "clamp_max"):
-        c = ex.to_sympy(st.param) if st.param is not None else node.args[0]
-        return TorchClampMin(args[0], c) if op == "clamp_min" else -TorchClampMin(-args[0], -c)
-    if op == "heaviside":
-        return sp.Heaviside(args[0])
-    raise NotImplementedError(op)
-
-
-from sympy.codegen.cfunctions import expm1 as _EXPM1, log1p as _LOG1P  # noqa: E402
-
-from ..program.primitives import SOFTPLUS_THRESHOLD  # noqa: E402
-from ..program.primitives import sigmoid as _SIGMOID  # noqa: E402
-from ..program.primitives import softplus as _SOFTPLUS  # noqa: E402
-from ..program.primitives import PRIMITIVES
-from .selection import select
-
-
-def _with_constants(node: sp.Basic, args: list[Any], arity: int) -> list[Any]:
-    """The operands of a binary step: its parents' expressions where the node has a variable
-    operand, the node's own constant where it has one (`atan2(x, -1)`)."""
-    if len(args) == arity:
-        return args
-    operands = list(node.args[:arity]) if len(node.args) >= arity else []
-    out, rest = [], iter(args)
-    for o in operands:
-        out.append(o if _constant_operand(o) else next(rest))
-    return out
-
-
-def _constant_operand(o: sp.Basic) -> bool:
-    """An operand the program folds into its step, as the lowering decides: a number, unless it
-    holds one of our primitives (`detach(0)` is a number to SymPy, a step of its own to torch)."""
-    return bool(getattr(o, "is_number", False)) and not o.free_symbols and not o.has(*PRIMITIVES)
-
-
-def _substitute(node: sp.Basic, st: PathStep, args: list[Any]) -> sp.Basic:
-    """Rebuild an arithmetic step from its node with the parents' expressions in place of the
-    node's direct operands."""
-    op, operands, param = select(node)
-    constant = [_constant_operand(o) for o in operands]
-    if sum(not c for c in constant) != len(args):
-        return node
-    rest = iter(args)
-    v = [o if c else next(rest) for o, c in zip(operands, constant)]
-    # Rebuilt from the operands as the step computes them, not by xreplace on the node: SymPy
-    # flattens `t*exp(a)/2` into Mul(1/2, t, exp(a)), which holds no subtree `t*exp(a)` to replace.
-    if op == "add":
-        signs, const = param
-        return const + sp.Add(*(sign * a for sign, a in zip(signs, v)))
-    if op == "mul":
-        return param * sp.Mul(*v)
-    if op == "div":
-        return v[0] / v[1]
-    if op == "pow_int":
-        return v[0] ** param
-    if op == "sqrt":
-        return sp.sqrt(v[0])
-    if op == "pow_frac":
-        return v[0] ** node.exp
-    if op == "pow":
-        return v[0] ** v[1]
-    return node.xreplace(dict(zip(operands, v)))
-
-
-# --------------------------------------------------------------------------- torch's double backward
-# The executed path differentiated twice must follow each op's double backward, not SymPy's
-# conventions (`Heaviside(0) = 1/2`, a nested maximum flattened into a 3-way Max). Each
-# piecewise-linear op is a SymPy function whose derivative is torch's backward mask, and the
-# mask's own derivative is 0 (torch's masks are constants of the graph). `exact(args)` gives
-# the exact value; `_eval_node` in rules.py calls it.
-
-
-class _TorchOp(sp.Function):
-    is_real = True
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        raise NotImplementedError
-
-
-class TorchMask(_TorchOp):
-    """torch's backward mask of a kink: 1 above, 0 below, `at` exactly on it (relu: 0,
-    clamp: 1, maximum/minimum: 1/2); its derivative is 0."""
-
-    nargs = 2
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        return sp.Integer(0)
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        u, at = a
-        s = ex.sign(u)
-        return ex.ONE if s > 0 else (ex.ZERO if s < 0 else at)
-
-
-class TorchRelu(_TorchOp):
-    nargs = 1
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        return TorchMask(self.args[0], sp.Integer(0))
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        return OPS["relu"].value(a, None)
-
-
-class TorchClampMin(_TorchOp):
-    nargs = 2
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        u, c = self.args
-        return TorchMask(u - c, sp.Integer(1)) if argindex == 1 else sp.Integer(0)
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        return OPS["clamp_min"].value(a[:1], a[1])
-
-
-class TorchMaximum(_TorchOp):
-    nargs = 2
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        a, b = self.args
-        return TorchMask(a - b, sp.Rational(1, 2)) if argindex == 1 else TorchMask(b - a, sp.Rational(1, 2))
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        return OPS["maximum"].value(a, None)
-
-
-class TorchMinimum(_TorchOp):
-    nargs = 2
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        a, b = self.args
-        return TorchMask(b - a, sp.Rational(1, 2)) if argindex == 1 else TorchMask(a - b, sp.Rational(1, 2))
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        return OPS["minimum"].value(a, None)
-
-
-class TorchSoftplus(_TorchOp):
-    """torch.nn.functional.softplus as torch computes it: x itself above 20. Its derivative is
-    torch's softplus_backward, whose own derivative is softplus_double_backward."""
-
-    nargs = 1
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        return TorchSoftplusSlope(self.args[0])
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        return OPS["softplus"].value(a, None)
-
-    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
-        return f"softplus({printer._print(self.args[0])})"
-
-
-class TorchSoftplusSlope(_TorchOp):
-    """softplus_backward: 1 where x > 20, sigmoid(x) elsewhere."""
-
-    nargs = 1
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        return TorchSoftplusCurve(self.args[0])
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        (slope,) = OPS["softplus"].partials(a, OPS["softplus"].value(a, None), None)
-        return slope
-
-    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
-        u = printer._print(self.args[0])
-        return f"Piecewise((1, {u} > {SOFTPLUS_THRESHOLD}), (sigmoid({u}), True))"  # as the backward pass reads
-
-
-class TorchSoftplusCurve(_TorchOp):
-    """softplus_double_backward: sigmoid(x)*(1 - sigmoid(x)) where x < 20, and 0 from 20 on (its
-    mask is x < threshold, while softplus_backward's is x > threshold: at 20 itself the slope is
-    sigmoid(20) but the curvature 0)."""
-
-    nargs = 1
-
-    def fdiff(self, argindex: int = 1) -> sp.Basic:
-        x = self.args[0]
-        s = _SIGMOID(x)
-        return sp.Piecewise((0, x >= SOFTPLUS_THRESHOLD), (s * (1 - s) * (1 - 2 * s), True))
-
-    @classmethod
-    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
-        if OPS["softplus"].departs(a, None):  # type: ignore[misc]
-            return ex.ZERO
-        s = OPS["sigmoid"].value(a, None)
-        return ex.mul(s, ex.sub(ex.ONE, s))
-
-    def _sympystr(self, printer: sp.printing.StrPrinter) -> str:
-        u = printer._print(self.args[0])
-        return f"Piecewise((0, {u} >= {SOFTPLUS_THRESHOLD}), (sigmoid({u})*(1 - sigmoid({u})), True))"
+        for pos, p in enumerate(st.parents):
+            back = m if isinstance(m, np.ndarray) and _elementwise_step(path, st, p) else _hit(m)
+            taint[p] = _merge(taint[p], back)
+    return [taint[i] for i in path.inputs]

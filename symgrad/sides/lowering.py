@@ -39,7 +39,6 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import sympy as sp
-from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 from sympy.codegen import ast
@@ -47,11 +46,12 @@ from sympy.codegen import ast
 from ..program import exact as ex
 from ..program.deep import deep
 from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
+from ..program.elementwise import is_elementwise, readable
 from ..program.primitives import no_grad
 from ..program.program import RESERVED_NAMES, Normalized, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
-from .selection import reads_symbols, select, summed_matrix, unsupported
+from .selection import reads_symbols, select, single_op, summed_matrix, unsupported
 from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, matconst_text, name_for, name_part, node_comment,
                        operand_text, safe_comment, spell, torch_call_comment)
 
@@ -200,6 +200,7 @@ class _Expressions:
         self.branches = branches
         self._warming = False  # inside `_warm_operands`
         self._depth = 0  # how deep `expr` calls are nested
+        self._elementwise = 0  # inside the body of an elementwise function: Piecewise is `torch.where`
         norm = writer.norm
         self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
 
@@ -266,6 +267,8 @@ class _Expressions:
             return hit
         if isinstance(e, sp.Piecewise):
             result = self.piecewise(e, scope, out, target)
+        elif is_elementwise(e) and single_op(e) is None:
+            result = self.elementwise(e, scope, out, target)
         elif isinstance(e, no_grad):
             result = self.no_grad(e, scope, out, target)
         else:
@@ -299,8 +302,10 @@ class _Expressions:
             text = f"torch.tensor({repr(v) if math.isfinite(v) else operand_text(args[0])}, dtype=torch.{self.writer.dtype})"
         note = _HAZARD_COMMENTS.get(op)
         said = torch_call_comment(op, args, param)
-        if said is None and isinstance(e, ElementwiseApplyFunction) and args and isinstance(args[0], str):
-            said = f"{FUNC_NAMES.get(op, op)} of each element of {args[0]}"  # SymPy prints a Lambda
+        if said is None and is_elementwise(e) and args and isinstance(args[0], str):
+            tensors = [operand_text(a) for a in args]
+            said = (f"{FUNC_NAMES.get(op, op)} of each element of {tensors[0]}" if len(tensors) == 1 else
+                    f"{FUNC_NAMES.get(op, op)} of {', '.join(tensors[:-1])} and {tensors[-1]}, element by element")
         if said is not None:  # SymPy's own text of these reads wrong (a OneMatrix prints as 1)
             self.writer.emit(f"# {safe_comment(said)}")
         else:
@@ -331,7 +336,7 @@ class _Expressions:
 
     def piecewise(self, e: sp.Piecewise, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
         pairs = list(e.args)
-        if self.branches == "where":
+        if self.branches == "where" or self._elementwise:
             return self.where(e, pairs, scope, out, target)
         name = target or self.writer.namer.fresh("pw")
         self.writer.comment(e, target=target)
@@ -399,6 +404,34 @@ class _Expressions:
             out.append(Step(name, "where", (a, rest), None, node, line, cond))
             rest = name
         return rest
+
+    def elementwise(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
+        """A scalar function of the elements of matrices, written once over the whole tensors:
+        each op of its body is one torch call on the operands (torch applies it elementwise), a
+        Piecewise is `torch.where` on an elementwise condition. The function's variables are
+        the operands' names while the body is written."""
+        fn, operands = readable(e)
+        names = [self.expr(o, scope, out) for o in operands]
+        for v, name in zip(fn.variables, names):
+            self.writer.var_names[v] = str(name)
+        self._elementwise += 1
+        try:
+            result = self.expr(fn.expr, _Scope(scope), out, target)
+        finally:
+            self._elementwise -= 1
+        if isinstance(result, Const) or (target is not None and result != target):
+            # A constant function (every element c) or one that returns an operand as it is.
+            name = target or self.writer.namer.fresh("c")
+            self.writer.comment(e, target=target)
+            if isinstance(result, Const):
+                line = self.writer.emit(f"{name} = {names[0]} * 0 + {operand_text(result, wrap=True)}")
+                out.append(Step(name, "const_on_graph", (str(names[0]),), result.value, e, line))
+            else:
+                line = self.writer.emit(f"{name} = {operand_text(result)}")
+                out.append(Step(name, "copy", (result,), None, e, line))
+            result = name
+        self.writer.record(e, len(self.writer.lines))
+        return result
 
     def no_grad(self, e: no_grad, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
         self.writer.comment(e, ": computed without recording the autograd graph")

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import sympy as sp
-from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
+from ..program.elementwise import is_elementwise, parts
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
 from ..program.rules import rule_for
@@ -228,12 +228,11 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "trace", (e.arg,), None
     if isinstance(e, (sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
         return "matconst", (), e
-    if isinstance(e, ElementwiseApplyFunction):
-        body = e.function(sp.Dummy("u"))
-        op, operands, param = select(body)
-        if len(operands) != 1 or not isinstance(operands[0], sp.Dummy):
+    if is_elementwise(e):
+        hit = single_op(e)
+        if hit is None:  # a body of several ops: the lowering writes it op by op
             raise unsupported(e)
-        return op, (e.expr,), param
+        return hit
     if isinstance(e, sp.MatrixBase):
         if not e.free_symbols and all(v.is_real is not False for v in e):
             return "matconst", (), sp.ImmutableMatrix(e)  # a constant matrix is one tensor
@@ -242,6 +241,23 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             return vector
         return "stack", tuple(e), (e.rows, e.cols)
     raise unsupported(e)
+
+
+def single_op(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
+    """The one torch op an elementwise node is, applied to its matrices (`torch.relu(X)`,
+    `torch.maximum(A, B)`), or None where its body is more than one op of its variables and
+    constants (the lowering then writes the body op by op over the tensors)."""
+    fn, operands = parts(e)
+    try:
+        op, args, param = select(fn.expr)
+    except UnsupportedNodeError:
+        return None
+    if isinstance(fn.expr, sp.Piecewise):
+        return None
+    mapping = dict(zip(fn.variables, operands))
+    if not any(a in mapping for a in args) or not all(a in mapping or is_constant(a) for a in args):
+        return None
+    return op, tuple(mapping.get(a, a) for a in args), param
 
 
 def _ones_ends(e: sp.MatMul) -> tuple[sp.OneMatrix | None, sp.Basic | None, sp.OneMatrix | None]:

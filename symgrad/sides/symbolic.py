@@ -27,14 +27,14 @@ from typing import Any, Literal
 
 import flint
 import numpy as np
-from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 import sympy as sp
 
 from ..program import exact as ex
-from .executed import Path, PathStep, Side, beside, domain_violation, run
+from .executed import Path, PathStep, Side, beside, domain_violation, run, slope_reach
 from .ir import LoweredProgram
+from ..program.elementwise import is_elementwise, parts
 from ..program.primitives import strip
 from ..program.program import more_nodes_than
 from ..program.ops import OPS
@@ -121,8 +121,13 @@ def _write_out(e: sp.Basic, table: dict[Any, Any], memo: dict[Any, Any]) -> Any:
             out = args[0]
             for a in args[1:]:
                 out = out.multiply_elementwise(a)
-        elif isinstance(e, ElementwiseApplyFunction):
-            out = args[1].applyfunc(e.function) if isinstance(args[1], sp.MatrixBase) else e
+        elif is_elementwise(e):
+            fn, operands = parts(e)
+            mats = [_write_out(o, table, memo) for o in operands]
+            if all(isinstance(m, sp.MatrixBase) for m in mats):
+                out = sp.ImmutableMatrix(*mats[0].shape, lambda i, j: fn(*[m[i, j] for m in mats]))
+            else:
+                out = e
         elif isinstance(e, MatrixElement):
             out = args[0][int(e.i), int(e.j)]
         else:
@@ -248,6 +253,20 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
     if math:
         path = run(lowered, point, max_iterations=max_iterations, math=True)
     violation = domain_violation(path)
+    if violation is not None and _only_a_vertical_tangent(path, violation) and len(comps) > 1:
+        # An infinite slope with every value finite: only the entries whose derivative meets it
+        # are in question (sqrt(v).sum() at v = (0.5, 0, 2): the middle entry); the others
+        # have their derivative as if it were not there.
+        reach = slope_reach(path)
+        hit = [bool(reach[k] if idx is None or not isinstance(reach[k], np.ndarray) else reach[k][idx])
+               for k, idx in comps]
+        if not all(hit):
+            met = [c for c, h in zip(comps, hit) if h]
+            free = [c for c, h in zip(comps, hit) if not h]
+            sides = dict(zip(met, symbolic_sides(lowered, path, point, met, max_iterations, seed)))
+            rest = _without_violation(lowered, path, point, free, max_iterations, seed, math)
+            sides.update(zip(free, rest))
+            return [sides[c] for c in comps]
     if violation is not None:
         if _only_a_vertical_tangent(path, violation):
             # sqrt(x**2 + y**2) at the origin: sqrt's slope is infinite there, but the function
@@ -258,6 +277,11 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
                    and ex.is_finite(sd.left.derivative) and ex.is_finite(sd.right.derivative) for sd in sides):
                 return [SymbolicSide(sd.grad, sd.kind, sd.one_sided, None, sd.left, sd.right, violation) for sd in sides]
         return [SymbolicSide(None, "domain", None, None, violation=violation) for _ in comps]
+    return _without_violation(lowered, path, point, comps, max_iterations, seed, math)
+
+
+def _without_violation(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
+                       seed: Any, math: bool) -> list[SymbolicSide]:
     if not path.ties:
         grads = path.gradient("math", seed)
         out = []

@@ -34,7 +34,8 @@ from ..program.program import Program
 from ..base.errors import ORDER
 from ..base.errors import RTOL as RTOL_MESSAGE
 from ..base.errors import OptionError, ShapeError
-from ..sides.executed import DEFAULT_MAX_ITERATIONS, as_expression, domain_violation, run
+from ..sides.executed import DEFAULT_MAX_ITERATIONS, domain_violation, run
+from ..sides.path_expression import as_expression
 from ..program.primitives import strip
 from ..program.rules import exact_eval, op_rule
 from ..program.ops import OPS

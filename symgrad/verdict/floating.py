@@ -225,8 +225,8 @@ class FloatingPoint:
             for p, d in zip(st.parents, st.partials):
                 if not self.path.steps[p].grad:
                     continue
-                if not finite(d) and ex.all_zero(a):
-                    worst = next(x for x in ex.elements(d) if not ex.is_finite(x))
+                worst = _trapped(a, d)
+                if worst is not None:
                     bad = "nan" if ex.is_nan(worst) else ("inf" if ex.sign(worst) > 0 else "-inf")
                     return st, bad, self.unused_by(st)
         for st in reversed(self.path.steps):
@@ -444,6 +444,20 @@ class SaturatedBackward:
         hint = info.hint.format(dtype=self.dtype, eps=float(fi.eps),
                                 wider=", or compute in float64" if self.dtype == "float32" else "")
         return detail, hint
+
+
+def _trapped(a: Any, d: Any) -> Any:
+    """A non-finite local derivative that the backward pass multiplies by an exact 0 adjoint
+    (element by element for matrices: the elements a `where` drops), or None."""
+    if not (ex.is_mat(a) or ex.is_mat(d)):
+        return next((x for x in ex.elements(d) if not ex.is_finite(x)), None) if ex.all_zero(a) else None
+    shape = ex.shape_of(a, d)
+    for idx in np.ndindex(*shape):
+        ai = a[idx] if ex.is_mat(a) else a
+        di = d[idx] if ex.is_mat(d) else d
+        if ex.all_zero(ai) and not ex.is_finite(di):
+            return di
+    return None
 
 
 def agrees_when_rounded(exact: ex.Exact, auto: float | None, dtype: str) -> bool:

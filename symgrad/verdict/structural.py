@@ -8,6 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ..program import exact as ex
 from ..base.causes import Cause
 from ..sides.executed import Decision
@@ -123,6 +125,25 @@ class Structural:
         op = OPS[self.path.steps[d.step].op]
         return Cause.JUMP if (op.nonsmooth == "jump" and kind == "jump") else Cause.KINK
 
+    def tie_elements(self, d: Decision) -> str:
+        """Which elements of an elementwise step sit on its corner or threshold (`element [0, 1]`),
+        or "" for a scalar decision."""
+        if isinstance(d.taken, tuple) and d.kind == "where":
+            conds = [f"`{self.node(rel)}`" for rel, m in d.margins if ex.is_zero(m)]
+            return (f"its condition {', '.join(conds[:4])}{' and more' if len(conds) > 4 else ''} holds with "
+                    "equality; ") if conds else ""
+        if not isinstance(d.taken, tuple) or d.step is None or d.kind != "piece":
+            return ""
+        value = self.path.steps[d.step].value
+        if not ex.is_mat(value):
+            return ""
+        at = [idx for idx, piece in zip(np.ndindex(*value.shape), d.taken) if piece is None]
+        if not at:
+            return ""
+        names = [f"[{', '.join(map(str, idx))}]" if value.shape[1] > 1 else f"[{idx[0]}]" for idx in at[:4]]
+        more = f" and {len(at) - 4} more" if len(at) > 4 else ""
+        return f"element{'s' if len(at) > 1 else ''} {', '.join(names)}{more} of its argument sit{'' if len(at) > 1 else 's'} exactly there; "
+
     def tie_fields(self, d: Decision, side: SymbolicSide, cause: Cause) -> dict[str, Any]:
         left = side.left.derivative if side.left else None
         right = side.right.derivative if side.right else None
@@ -157,8 +178,8 @@ class Structural:
             fields["convention"] = op.convention or "torch.where takes the branch whose condition holds at the point."
             fields["alternatives"] = op.alternatives or "rewrite the branch with the slope you want"
             if side.kind == "kink":
-                fields["detail"] = (f"the function's slope is {fmt(left)} just left of the point and {fmt(right)} "
-                                    "just right of it, so the mathematics has no derivative here.")
+                fields["detail"] = (f"{self.tie_elements(d)}the function's slope is {fmt(left)} just left of the point "
+                                    f"and {fmt(right)} just right of it, so the mathematics has no derivative here.")
             elif side.kind == "jump":
                 fields["detail"] = "the function also jumps here, so the mathematics has no derivative."
             else:

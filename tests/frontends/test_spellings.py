@@ -6,16 +6,14 @@ mode, and its translation's forward value and gradient equal the user's torch co
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
 import symgrad as sg
+from user_code import load_module
 
 SOURCE = textwrap.dedent('''
     import torch
@@ -53,14 +51,7 @@ POINTS: dict[str, tuple[Any, ...]] = {
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    path = Path(tmp_path_factory.mktemp("spellings")) / "user_spellings.py"
-    path.write_text(SOURCE)
-    spec = importlib.util.spec_from_file_location("user_spellings", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["user_spellings"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(SOURCE, tmp_path_factory.mktemp("spellings"), "user_spellings")
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])

@@ -1,4 +1,4 @@
-# symgrad: lowered from  Trace(HadamardProduct(A, Lambda(_d, exp(_d)).(A)))   (A real; float64; branches="if")
+# symgrad: lowered from  Trace(HadamardProduct(A, [exp(A[i, j])]))   (A real; float64; branches="if")
 import math
 import torch
 
@@ -6,8 +6,8 @@ import torch
 def f(A):
     # exp of each element of A
     exp_A = torch.exp(A)
-    # HadamardProduct(A, Lambda(_d, exp(_d)).(A))
+    # HadamardProduct(A, [exp(A[i, j])])
     A_exp_A = A * exp_A
-    # Trace(HadamardProduct(A, Lambda(_d, exp(_d)).(A)))
+    # Trace(HadamardProduct(A, [exp(A[i, j])]))
     out = torch.trace(A_exp_A)
     return out

@@ -1,0 +1,195 @@
+"""Scalar functions applied to every element of matrices: `elementwise(f, A, B, ...)`.
+
+A tensor is a value of the program, and every scalar rule of the table applies to it element by
+element, as torch applies its scalar ops to tensors. SymPy writes a one-argument function over
+a matrix as `M.applyfunc(f)` (its `ElementwiseApplyFunction`); `Elementwise` is the same for any
+number of matrices, with torch's broadcasting:
+
+    elementwise(lambda a, b: Max(a, b), A, B)            # torch.maximum(A, B)
+    elementwise(lambda u: Piecewise((sqrt(u), u > 0), (0, True)), X)   # torch.where(X > 0, ...)
+
+Element (i, j) of the result is f(A[i, j], B[i, j], ...). Operands of shapes that torch
+broadcasts (a dimension of 1 repeated: a (1, n) row beside an (m, n) matrix) are repeated to the
+common shape first, as `ones(m, 1) * row`, which lowers to torch's own `row.expand(m, n)` and whose
+backward sums as torch's broadcast does. Scalars (SymPy expressions of symbols) may appear in `f`'s
+body; they broadcast over every element.
+
+The function's variables are `ElementVar`s named after the operand they stand for
+(`(X*W)[i, j]`), so a node of the body reads as the element it computes, `Max(0, (X*W)[i, j])`,
+and the whole node as the matrix of those elements, `[Max(0, (X*W)[i, j])]`.
+The lowering writes the body once, over whole tensors: one torch call per scalar op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from ..base.errors import ShapeError, UnsupportedNodeError
+
+
+class ElementVar(sp.Dummy):
+    """The variable of an elementwise function: one element of an operand, printed by the
+    operand's own name (`X[i, j]`, `(X*W)[i, j]`, `v[i]`)."""
+
+    def _sympystr(self, printer: Any) -> str:
+        return str(self.name)
+
+
+def element_name(operand: Any) -> str:
+    """How one element of an operand reads: `X[i, j]`, `(X*W)[i, j]`, `x[i]` for a column."""
+    text = " ".join(sp.sstr(operand).split())
+    if not isinstance(operand, (sp.MatrixSymbol, sp.Symbol)):
+        text = f"({text})"
+    return f"{text}[i]" if operand.shape[1] == 1 and operand.shape[0] > 1 else f"{text}[i, j]"
+
+
+class Elementwise(sp.MatrixExpr):
+    """f(A, B, ...) element by element: `args = (Lambda((a, b, ...), body), A, B, ...)`, every
+    operand of the same shape (`elementwise()` broadcasts them first)."""
+
+    def __new__(cls, function: sp.Lambda, *operands: Any) -> Elementwise:
+        if not isinstance(function, sp.Lambda) or len(function.variables) != len(operands) or not operands:
+            raise UnsupportedNodeError(
+                "Elementwise takes a Lambda of n variables and n matrices.\n"
+                "Fix: build it with `symgrad.elementwise(f, A, B, ...)`.")
+        shapes = {tuple(o.shape) for o in operands}
+        if len(shapes) != 1:
+            raise ShapeError(f"Elementwise operands of shapes {sorted(shapes)} differ.\n"
+                             "Fix: build it with `symgrad.elementwise`, which broadcasts them as torch does.")
+        return sp.Basic.__new__(cls, function, *operands)  # type: ignore[return-value]
+
+    @property
+    def function(self) -> sp.Lambda:
+        return self.args[0]  # type: ignore[return-value]
+
+    @property
+    def operands(self) -> tuple[Any, ...]:
+        return self.args[1:]
+
+    @property
+    def shape(self) -> tuple[Any, Any]:  # type: ignore[override]
+        return self.args[1].shape  # type: ignore[no-any-return]
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> sp.Basic:
+        return self.function(*[o[i, j] for o in self.operands])
+
+    def doit(self, **hints: Any) -> Any:
+        operands = [o.doit(**hints) if hints.get("deep", True) else o for o in self.operands]
+        return Elementwise(self.function, *operands)
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"[{printer._print(readable(self)[0].expr)}]"
+
+
+def parts(e: Any) -> tuple[sp.Lambda, tuple[Any, ...]]:
+    """The function and the operands of an elementwise node (SymPy's `applyfunc` or ours)."""
+    if isinstance(e, Elementwise):
+        return e.function, e.operands
+    assert isinstance(e, ElementwiseApplyFunction)
+    fn = e.function
+    if not isinstance(fn, sp.Lambda):
+        d = sp.Dummy("d", real=True)
+        fn = sp.Lambda(d, fn(d))
+    return fn, (e.expr,)
+
+
+def readable(e: Any) -> tuple[sp.Lambda, tuple[Any, ...]]:
+    """`parts(e)`, its variables renamed after the elements of its operands, real (the body is
+    the scalar function on one element, e.g. Max(0, (X*W)[i, j]))."""
+    fn, operands = parts(e)
+    if all(isinstance(v, ElementVar) for v in fn.variables):
+        return fn, operands
+    names = [element_name(o) for o in operands]
+    new = [ElementVar(n, real=True) for n in names]
+    return sp.Lambda(tuple(new), fn.expr.xreplace(dict(zip(fn.variables, new)))), operands
+
+
+def is_elementwise(e: Any) -> bool:
+    return isinstance(e, (Elementwise, ElementwiseApplyFunction))
+
+
+def _shape(v: Any) -> tuple[int, int] | None:
+    if isinstance(v, (sp.MatrixBase, sp.MatrixExpr)):
+        return int(v.shape[0]), int(v.shape[1])
+    return None
+
+
+def broadcast_shape(shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The shape torch broadcasts 2-D shapes to (a dimension of 1 repeats), or a ShapeError."""
+    rows = max(s[0] for s in shapes)
+    cols = max(s[1] for s in shapes)
+    for s in shapes:
+        if s[0] not in (1, rows) or s[1] not in (1, cols):
+            raise ShapeError(
+                f"Shapes {', '.join(str(t) for t in shapes)} do not broadcast: torch repeats a dimension of 1 "
+                "only, so every other dimension must match.\n"
+                "Fix: give the operands the same shape, or a dimension of 1 where one is repeated.")
+    return rows, cols
+
+
+def expand(m: Any, rows: int, cols: int) -> Any:
+    """m, of shape (1 or rows, 1 or cols), repeated to (rows, cols) as torch broadcasts it: a
+    row as ones(rows, 1) * row, a column as column * ones(1, cols) (lowered to `.expand`)."""
+    r, c = _shape(m)  # type: ignore[misc]
+    if r == 1 and rows > 1:
+        m = sp.MatMul(sp.OneMatrix(rows, 1), m, evaluate=False)
+    if c == 1 and cols > 1:
+        m = sp.MatMul(m, sp.OneMatrix(1, cols), evaluate=False)
+    return m
+
+
+def elementwise(f: Any, *operands: Any) -> Any:
+    """`f` applied to every element of the matrices `operands`, broadcast as torch broadcasts
+    them: element (i, j) of the result is f(A[i, j], B[i, j], ...).
+
+    `f` is a SymPy `Lambda` of as many variables as there are operands, a Python function of
+    them (called once, on symbols, to build the body), or a SymPy function class (`sympy.tanh`).
+    Its body may use every rule of symgrad's table, `Piecewise` (lowered with `torch.where`, every
+    element deciding its own piece) and scalar symbols (broadcast over every element).
+
+    >>> import sympy as sp
+    >>> A, B = sp.MatrixSymbol("A", 2, 3), sp.MatrixSymbol("B", 1, 3)
+    >>> elementwise(lambda a, b: sp.Max(a, b), A, B).shape
+    (2, 3)
+    """
+    if not operands:
+        raise UnsupportedNodeError("elementwise needs at least one matrix.\nFix: pass f and the matrices it applies to.")
+    operands = tuple(o if isinstance(o, (sp.MatrixBase, sp.MatrixExpr)) else _not_a_matrix(o) for o in operands)
+    rows, cols = broadcast_shape([_shape(o) for o in operands])  # type: ignore[misc]
+    variables = tuple(ElementVar(element_name(o), real=True) for o in operands)  # named as the user wrote them
+    operands = tuple(expand(o, rows, cols) for o in operands)
+    body = _body(f, variables)
+    return Elementwise(sp.Lambda(variables, body), *operands)
+
+
+def _not_a_matrix(o: Any) -> Any:
+    raise UnsupportedNodeError(
+        f"elementwise applies f to matrices; {o!r} is not one.\n"
+        "Fix: pass SymPy matrices (MatrixSymbol, Matrix or matrix expressions); use a scalar inside f's body.")
+
+
+def _body(f: Any, variables: tuple[ElementVar, ...]) -> sp.Basic:
+    if isinstance(f, sp.Lambda):
+        if len(f.variables) != len(variables):
+            raise UnsupportedNodeError(
+                f"The Lambda takes {len(f.variables)} variable(s) but {len(variables)} matri"
+                f"{'x was' if len(variables) == 1 else 'ces were'} given.\nFix: pass one matrix per variable.")
+        return f.expr.xreplace(dict(zip(f.variables, variables)))
+    if not callable(f):
+        raise UnsupportedNodeError(f"elementwise needs a function of the elements; {f!r} is not callable.\n"
+                                   "Fix: pass a Lambda, a Python function or a SymPy function such as sympy.tanh.")
+    try:
+        body = f(*variables)
+    except TypeError as err:
+        raise UnsupportedNodeError(f"Calling f on {len(variables)} element(s) failed: {err}.\n"
+                                   "Fix: give f one parameter per matrix.") from None
+    body = sp.sympify(body)
+    if isinstance(body, (sp.MatrixBase, sp.MatrixExpr)) or not isinstance(body, sp.Basic):
+        raise UnsupportedNodeError("f must return a scalar expression of the elements.\n"
+                                   "Fix: return a SymPy expression of its arguments.")
+    return body
+
