@@ -56,6 +56,7 @@ from .source_calls import NoGradCtx
 from .source_expressions import ExpressionTranslator
 from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedNodeError
+from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
 from ..program.program import Program
 
@@ -189,7 +190,11 @@ class StatementTranslator(ast.NodeVisitor):
         self.expressions = ExpressionTranslator(self.state, fn)
         assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
         self.compound = _compound_assigned(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
-        self.copies = [name for name, shp in inputs if name in assigned and shp is None]
+        # A parameter the function assigns to: a variable of its own from the start (its first value
+        # the input), so that a loop's later iterations read the variable, not the input. A tensor
+        # parameter is copied only where a loop or branch assigns it (straight-line code inlines it).
+        self.copies = [name for name, shp in inputs
+                       if name in assigned and (shp is None or (not self.state.matrix_mode and name in self.compound))]
         self.output: Any = None
 
     def span_of(self, node: ast.AST, code: bool = False) -> SourceSpan:
@@ -211,7 +216,11 @@ class StatementTranslator(ast.NodeVisitor):
         node = self.node
         self.state.span = self.span_of(node)
         for name in self.copies:
-            self.state.emit(cg.Assignment(self.state.var(name), self.state.env[name]))
+            value = self.state.env[name]
+            if tn.is_matrix(value):
+                self.state.bind_matrix(name, value)
+                continue
+            self.state.emit(cg.Assignment(self.state.var(name), value))
             self.state.env[name] = self.state.var(name)
         if isinstance(node, ast.Lambda):
             self.state.span = self.span_of(node.body)
@@ -309,6 +318,9 @@ class StatementTranslator(ast.NodeVisitor):
             return
         target = self.state.var(name)
         v = self.expressions.value(value_node, target=target)
+        if tn.is_matrix(v) and (needs_symbol or isinstance(v, MatrixPiecewise)):
+            self.state.bind_matrix(name, v)
+            return
         if needs_symbol and isinstance(v, (int, float)) and not isinstance(v, bool):
             # A Python number that a loop or branch changes (a counter `k += 1`): a variable of the
             # program, so that a condition reading it (`while v < 100 and k < 3`) is kept, never
@@ -345,10 +357,6 @@ class StatementTranslator(ast.NodeVisitor):
         self.output = v
 
     def visit_If(self, node: ast.If) -> None:
-        if self.state.matrix_mode:
-            raise Refuse(node, "Control flow in a function of tensors of rank >= 1 is not supported "
-                               "(symgrad writes such a function as one matrix expression).\n"
-                               "Fix: use scalar inputs, or compute both branches and combine them.")
         self.state.uses_if = True
         cond = self.expressions.test(node.test)
         if cond is sp.true or cond is True:
@@ -385,7 +393,11 @@ class StatementTranslator(ast.NodeVisitor):
             if a is None or b is None:
                 raise Refuse(node, f"`{name}` is assigned in only one branch of this `if` and has no value "
                                    "before it.\nFix: give it a value before the `if`.")
-            self.state.env[name] = self.state.materialise(self.expressions.piecewise(a, cond, b), target=self.state.var(name))
+            chosen = self.expressions.piecewise(a, cond, b)
+            if tn.is_matrix(chosen):
+                self.state.bind_matrix(name, chosen)
+                continue
+            self.state.env[name] = self.state.materialise(chosen, target=self.state.var(name))
 
     def _loop_allowed(self, node: ast.AST) -> None:
         if self.state.pure or self.state.matrix_mode:
@@ -523,7 +535,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         if tr.state.matrix_mode:
             function: Any = out
         else:
-            if not isinstance(out, sp.Symbol) or out in tr.state.inputs:
+            if not tn.is_matrix(out) and (not isinstance(out, sp.Symbol) or out in tr.state.inputs):
                 sym = tr.state.fresh("result")
                 tr.state.emit(cg.Assignment(sym, out))
                 out = sym

@@ -18,6 +18,7 @@ import sympy as sp
 from . import torch_names as tn
 from .source_calls import CallTranslator
 from .source_state import Refuse, TranslationState, is_bool, to_sympy
+from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import strip
 
 
@@ -158,7 +159,14 @@ class ExpressionTranslator:
     def piecewise(self, a: Any, cond: Any, b: Any) -> Any:
         a, b = to_sympy(a), to_sympy(b)
         if tn.is_matrix(a) or tn.is_matrix(b):
-            raise Refuse(None, "A branch whose value is a tensor of rank >= 1 is not supported.")
+            if tn.is_matrix(cond) or tn.is_mask(cond):
+                raise Refuse(None, "This condition compares tensors element by element; an `if` takes one condition.\n"
+                                   "Fix: use `torch.where(cond, a, b)` to choose per element.")
+            if not (tn.is_matrix(a) and tn.is_matrix(b)) or tn.shape(a) != tn.shape(b):
+                raise Refuse(None, f"The branches give values of shapes {tn.shape(a) or 'scalar'} and "
+                                   f"{tn.shape(b) or 'scalar'}; a variable keeps one shape whichever branch runs.\n"
+                                   "Fix: give it a value of the same shape in both branches.")
+            return MatrixPiecewise((a, cond), (b, True))
         return sp.Piecewise((a, cond), (b, True))
 
 

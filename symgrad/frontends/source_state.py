@@ -51,7 +51,10 @@ class TranslationState:
         self.no_grad = 0
         self.span: Any = None  # the SourceSpan of the statement being read
         self.locate: Any = None  # ast node -> its SourceSpan with the user's code (set by the statement translator)
-        self.matrix_mode = any(s is not None for _, s in inputs)
+        # A function of tensors of rank >= 1 without control flow is read as one matrix expression;
+        # with a loop or an `if`, as a Program whose variables may be matrices (`matrix_var`).
+        self.matrix_mode = any(s is not None for _, s in inputs) and not any(
+            isinstance(n, (ast.If, ast.While, ast.For, ast.IfExp)) for n in ast.walk(node))
         self.uses_where = False
         self.uses_if = False
         self.names_in_fn = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
@@ -84,6 +87,30 @@ class TranslationState:
             sym = sp.Symbol(name, real=True)
         self.vars[name] = sym
         return sym
+
+    def matrix_var(self, name: str, shape: tuple[int, int]) -> sp.MatrixSymbol:
+        """The program variable of a tensor the function assigns in a loop or branch (its shape
+        is fixed: a variable keeps one shape)."""
+        key = f"{name}@matrix"
+        if key not in self.vars:
+            base = f"{name}_v" if name in self.params else name
+            self.vars[key] = sp.MatrixSymbol(base, *shape)  # type: ignore[assignment]
+        sym = self.vars[key]
+        if tuple(sym.shape) != tuple(shape):
+            raise Refuse(None, f"`{name}` changes shape here, from {tuple(sym.shape)} to {tuple(shape)}; a variable "
+                               "assigned in a loop or branch keeps one shape.\n"
+                               "Fix: use another name for the value of the new shape.")
+        return sym  # type: ignore[return-value]
+
+    def bind_matrix(self, name: str, v: Any) -> None:
+        """A tensor a loop or branch assigns (or one chosen by an `if`): a matrix variable of the
+        program, assigned once here, so that the loop updates it and each use reads it."""
+        target = self.matrix_var(name, tn.shape(v))  # type: ignore[arg-type]
+        if tn.rank1(v) is True:
+            tn.RANK1.set(tn.RANK1.get() | {target})
+        if v != target:
+            self.emit(cg.Assignment(target, v))
+        self.env[name] = target
 
     def emit(self, stmt: sp.Basic) -> None:
         self.block.append(stmt)

@@ -34,7 +34,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import ShapeError, UnsupportedNodeError
-from ..program.elementwise import Elementwise, ElementVar, element_name, expand
+from ..program.elementwise import Elementwise, ElementVar, MatrixPiecewise, element_name, expand
 from ..program.primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 from ..program.ops import softmax_groups
 
@@ -128,6 +128,10 @@ def rank1(v: Any) -> bool | None:
         return rank1(v.base)
     if isinstance(v, ElementwiseApplyFunction):
         return rank1(v.expr)
+    if isinstance(v, (Elementwise, MatrixPiecewise)):  # as its operands (its branches) lie
+        parts = v.operands if isinstance(v, Elementwise) else [value for value, _ in v.args]
+        states = {rank1(a) for a in parts} - {None}
+        return states.pop() if len(states) == 1 else None
     return None
 
 

@@ -488,15 +488,19 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
     max_iterations; only a loop that does not end there runs again exactly, to say why."""
     if not has_loop(lowered.body):
         return
-    floats = [torch.tensor([float(values[name])], dtype=torch.float64) for name in lowered.inputs]
-    if not bool(run_batch(lowered, floats, grad=False, checks=False, max_iterations=limit)[3].any()):
-        return
-    at = ", ".join(f"{name} = {float(values[name])!r}" for name in lowered.inputs)
+    tensors = any(not isinstance(values[name], (int, float)) for name in lowered.inputs)
+    if not tensors:  # the float batch runner takes scalar inputs; tensors run exactly, below
+        floats = [torch.tensor([float(values[name])], dtype=torch.float64) for name in lowered.inputs]
+        if not bool(run_batch(lowered, floats, grad=False, checks=False, max_iterations=limit)[3].any()):
+            return
+    at = ", ".join(f"{name} = {values[name]!r}" for name in lowered.inputs)
     said = (f"In float64 a loop runs past max_iterations={limit} at this point.\n"
             "Fix: start from a point where the loop ends, or raise max_iterations if it really needs more steps.")
     try:
         with ex.working_precision(ex.START_PREC):
-            run(lowered, {name: ex.from_float(float(values[name])) for name in lowered.inputs}, max_iterations=limit)
+            run(lowered, {name: _exact_value(values[name]) for name in lowered.inputs}, max_iterations=limit)
+        if tensors:
+            return  # every loop ended
     except LoopLimitError as err:
         said = str(err).rsplit("\nSee ", 1)[0]  # the error adds its own link again
         if origins:
@@ -506,6 +510,14 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
                                     f"Its condition `{yours.removeprefix('while ')}` was")
             said = in_your_words(said, loops, generated_lines(lowered, origins))
     raise LoopLimitError(f"`{fn_name}` at {at}, as symgrad read it from the source, does not end. {said}")
+
+
+def _exact_value(v: Any) -> Any:
+    """An example value (a float, or nested lists of floats for a tensor) as exact numbers."""
+    if isinstance(v, (int, float)):
+        return ex.from_float(float(v))
+    rows = [list(r) if isinstance(r, (list, tuple)) else [r] for r in v]
+    return ex.mat([[ex.from_float(float(x)) for x in r] for r in rows])
 
 
 def _loop_spellings(origins: Mapping[Any, SourceSpan]) -> dict[str, str]:

@@ -31,12 +31,17 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from ..base.errors import ShapeError, UnsupportedNodeError
 
 
-class ElementVar(sp.Dummy):
-    """The variable of an elementwise function: one element of an operand, printed by the
-    operand's own name (`X[i, j]`, `(X*W)[i, j]`, `v[i]`)."""
+class Alias(sp.Dummy):
+    """A variable that stands for an expression and prints as it (`vector_norm(b[0, 0], b[1, 0])`
+    in a loop's test, computed into a variable of the program first)."""
 
     def _sympystr(self, printer: Any) -> str:
         return str(self.name)
+
+
+class ElementVar(Alias):
+    """The variable of an elementwise function: one element of an operand, printed by the
+    operand's own name (`X[i, j]`, `(X*W)[i, j]`, `v[i]`)."""
 
 
 def element_name(operand: Any) -> str:
@@ -193,3 +198,31 @@ def _body(f: Any, variables: tuple[ElementVar, ...]) -> sp.Basic:
                                    "Fix: return a SymPy expression of its arguments.")
     return body
 
+
+
+class MatrixPiecewise(sp.MatrixExpr):
+    """A matrix chosen by scalar conditions, as Python's `if` chooses a tensor: `args` are
+    `(value, condition)` pairs of matrices of one shape, the last condition `True`. SymPy's
+    `Piecewise` takes scalars only; this is the same for matrix values (`if b.sum() > 0: c = b
+    else: c = 100 * b`), lowered to `if`/`else` (only the taken branch runs) or, with
+    branches="where", to `torch.where` on the one condition."""
+
+    def __new__(cls, *pairs: tuple[Any, Any]) -> MatrixPiecewise:
+        pairs = tuple(sp.Tuple(sp.sympify(v), sp.sympify(c)) for v, c in pairs)
+        shapes = {tuple(v.shape) for v, _ in pairs if isinstance(v, (sp.MatrixBase, sp.MatrixExpr))}
+        if len(shapes) != 1 or not all(isinstance(v, (sp.MatrixBase, sp.MatrixExpr)) for v, _ in pairs):
+            raise ShapeError(
+                f"The branches give values of shapes {sorted(shapes) or 'scalar'}: a variable keeps one shape "
+                "whichever branch runs.\nFix: give the variable a value of the same shape in every branch.")
+        return sp.Basic.__new__(cls, *pairs)  # type: ignore[return-value]
+
+    @property
+    def shape(self) -> tuple[Any, Any]:  # type: ignore[override]
+        return self.args[0][0].shape  # type: ignore[no-any-return]
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> sp.Basic:
+        return sp.Piecewise(*[(v[i, j], c) for v, c in self.args])
+
+    def _sympystr(self, printer: Any) -> str:
+        pairs = ", ".join(f"({printer._print(v)}, {printer._print(c)})" for v, c in self.args)
+        return f"Piecewise({pairs})"

@@ -201,19 +201,20 @@ class Program:
     (x,)
     """
 
-    inputs: tuple[sp.Symbol, ...]
+    inputs: tuple[sp.Symbol | sp.MatrixSymbol, ...]
     body: ast.CodeBlock
     output: sp.Basic
     statements: tuple[sp.Basic, ...] = field(init=False, repr=False, compare=False)
 
-    def __init__(self, inputs: Iterable[sp.Symbol], body: Any, output: sp.Basic) -> None:
+    def __init__(self, inputs: Iterable[sp.Symbol | sp.MatrixSymbol], body: Any, output: sp.Basic) -> None:
         inputs = tuple(inputs)
         for s in inputs:
-            if not isinstance(s, sp.Symbol):
+            if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
                 raise ProgramError(
-                    f"The input {s!r} is not a SymPy Symbol.\n"
-                    "A program's inputs are the symbols its generated function takes as arguments.\n"
-                    "Fix: declare inputs with `sympy.symbols`, e.g. `inputs=[a]`."
+                    f"The input {s!r} is not a SymPy Symbol or MatrixSymbol.\n"
+                    "A program's inputs are the symbols (scalars) and matrix symbols (tensors) its generated "
+                    "function takes as arguments.\n"
+                    "Fix: declare inputs with `sympy.symbols` or `sympy.MatrixSymbol`, e.g. `inputs=[a, W]`."
                 )
         if isinstance(body, (list, tuple)):
             body = ast.CodeBlock(*body)
@@ -328,8 +329,9 @@ def _node_text(node: sp.Basic) -> str:
     return " ".join(sstr(node).split())
 
 
-def _read(expr: sp.Basic) -> set[sp.Symbol]:
-    return {s for s in free_symbols(expr) if isinstance(s, sp.Symbol)}
+def _read(expr: sp.Basic) -> set[Any]:
+    """The scalar and matrix symbols an expression reads."""
+    return {s for s in free_symbols(expr) if isinstance(s, (sp.Symbol, sp.MatrixSymbol))}
 
 
 def _validate(program: Program) -> None:
@@ -343,10 +345,10 @@ def _validate(program: Program) -> None:
                 walk(s.args, loop_vars)
             elif isinstance(s, ast.AssignmentBase):
                 target = s.lhs
-                if not isinstance(target, sp.Symbol):
+                if not isinstance(target, (sp.Symbol, sp.MatrixSymbol)):
                     raise ProgramError(
                         f"`{node_text(s)}` assigns to {sstr(target)}, which is not a symbol.\n"
-                        "Fix: assign to a plain symbol."
+                        "Fix: assign to a plain symbol (or a MatrixSymbol for a tensor)."
                     )
                 check_reads(s.rhs, node_text(s), loop_vars)
                 if isinstance(s, ast.AugmentedAssignment):
@@ -412,7 +414,7 @@ def _validate(program: Program) -> None:
 def _assigned_in(stmts: Sequence[sp.Basic]) -> set[str]:
     names: set[str] = set()
     for s in stmts:
-        if isinstance(s, ast.AssignmentBase) and isinstance(s.lhs, sp.Symbol):
+        if isinstance(s, ast.AssignmentBase) and isinstance(s.lhs, (sp.Symbol, sp.MatrixSymbol)):
             names.add(s.lhs.name)
         elif isinstance(s, (ast.While, ast.For)):
             names |= _assigned_in(s.body.args)
@@ -704,10 +706,10 @@ def _normalize_program(p: Program) -> Normalized:
     syms: set[sp.Symbol] = set(p.inputs) | _read(p.output)
     for s in p.statements:
         syms |= dag_atoms(s, sp.Symbol)
-    mapping = {s: _real(s) for s in syms}
+    mapping = {s: _real(s) for s in syms if isinstance(s, sp.Symbol)}  # a MatrixSymbol is real by declaration
     statements = tuple(xreplace(s, mapping) for s in p.statements)
     return Normalized(
-        inputs=tuple(mapping[s] for s in p.inputs),
+        inputs=tuple(mapping.get(s, s) for s in p.inputs),
         user_symbols={v: k for k, v in mapping.items()},
         statements=statements,
         output=xreplace(p.output, mapping),

@@ -36,6 +36,7 @@ import sympy as sp
 from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
 from ..program import exact as ex
 from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
+from ..program.elementwise import ElementVar
 from ..program.program import node_text
 from ..program.rules import exact_eval
 from .ir import (
@@ -245,7 +246,7 @@ class _Runner:
         row-major order, and its margins those of the elements exactly on their threshold."""
         self.reads = tuple(self.env[name] for _, name in c.names)
         values = {sym: self.steps[self.env[name]].value for sym, name in c.names}
-        if any(ex.is_mat(v) for v in values.values()):
+        if any(isinstance(sym, ElementVar) for sym in values):  # a condition of each element
             truths, ties, margins = [], False, []
             for idx in np.ndindex(*ex.shape_of(*values.values())):
                 truth, tie, m = self.cond_at({s: v[idx] if ex.is_mat(v) else v for s, v in values.items()}, c)

@@ -46,9 +46,9 @@ from sympy.codegen import ast
 from ..program import exact as ex
 from ..program.deep import deep
 from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
-from ..program.elementwise import is_elementwise, readable
+from ..program.elementwise import Alias, MatrixPiecewise, is_elementwise, readable
 from ..program.primitives import no_grad
-from ..program.program import RESERVED_NAMES, Normalized, identifier, identifier_chars, node_text, normalize, sstr
+from ..program.program import RESERVED_NAMES, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .selection import reads_symbols, select, single_op, summed_matrix, unsupported
@@ -242,11 +242,11 @@ class _Expressions:
                     continue
                 if id(e) in seen or isinstance(e, (sp.Symbol, sp.MatrixSymbol)) or scope.get(e) is not None:
                     continue
-                if not self.has_symbols(e) and not isinstance(e, sp.Piecewise):
+                if not self.has_symbols(e) and not isinstance(e, (sp.Piecewise, MatrixPiecewise)):
                     continue
                 seen[id(e)] = e
                 stack.append((e, True))
-                if isinstance(e, (sp.Piecewise, no_grad)):
+                if isinstance(e, (sp.Piecewise, MatrixPiecewise, no_grad)):
                     continue
                 try:
                     _, operands, _ = select(e)
@@ -259,13 +259,13 @@ class _Expressions:
     def _expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
         if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
             return self.writer.var(e)
-        if not self.has_symbols(e) and not isinstance(e, sp.Piecewise):
+        if not self.has_symbols(e) and not isinstance(e, (sp.Piecewise, MatrixPiecewise)):
             if getattr(e, "is_number", False) and not isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
                 return const_of(e)
         hit = scope.get(e)
         if hit is not None:
             return hit
-        if isinstance(e, sp.Piecewise):
+        if isinstance(e, (sp.Piecewise, MatrixPiecewise)):
             result = self.piecewise(e, scope, out, target)
         elif is_elementwise(e) and single_op(e) is None:
             result = self.elementwise(e, scope, out, target)
@@ -345,13 +345,13 @@ class _Expressions:
         for k, (value, condition) in enumerate(pairs):
             last = condition == sp.true
             if k == 0:
-                cond = self.writer.cond(condition)
+                cond = self.test(condition, out)
                 line = header_line = self.writer.emit(f"if {cond.text}:")
             elif last:
                 cond = None
                 line = self.writer.emit("else:")
             else:
-                cond = self.writer.cond(condition)
+                cond = self.test(condition, out)
                 line = self.writer.emit(f"elif {cond.text}:")
             if k == 0:
                 self.writer.record(e, line)
@@ -392,11 +392,11 @@ class _Expressions:
         if not pairs:
             return rest
         for k in range(len(pairs) - 1, -1, -1):
-            cond = self.writer.cond(pairs[k][1], elementwise=True)
+            cond = self.test(pairs[k][1], out, elementwise=True)
             a = values[k]
             if isinstance(a, Const) and isinstance(rest, Const):
                 a = self.const_step(pairs[k][0], a, out, self.writer.namer.fresh("c"))
-            node = e if k == 0 else sp.Piecewise(*[(v, c) for v, c in e.args[k:]])
+            node = e if k == 0 else type(e)(*[(v, c) for v, c in e.args[k:]])
             name = target if (k == 0 and target) else self.writer.namer.fresh("where_" + name_part(a))
             self.writer.comment(node, target=target if k == 0 else None)
             line = self.writer.emit(f"{name} = torch.where({cond.text}, {operand_text(a)}, {operand_text(rest)})  # {_HAZARD_COMMENTS['where']}")
@@ -432,6 +432,27 @@ class _Expressions:
             result = name
         self.writer.record(e, len(self.writer.lines))
         return result
+
+    def test(self, condition: sp.Basic, out: list[Stmt], again: list[tuple[sp.Basic, str]] | None = None,
+             elementwise: bool = False) -> Cond:
+        """The condition of an `if` or `while`. A side of a comparison that reads a matrix (`b.norm()
+        < 1000`, `b.sum() > 0`) is computed into a variable first, on lines of its own: the
+        condition then compares numbers. `again` collects (side, variable) for a loop, whose body
+        computes them again before the next test."""
+        swap: dict[sp.Basic, sp.Basic] = {}
+        for rel in _relations_of(condition):
+            for side in (rel.lhs, rel.rhs):
+                if side in swap or isinstance(side, sp.Symbol) or not _reads_matrix(side):
+                    continue
+                name = self.expr(side, _Scope(), out)
+                if isinstance(name, Const):
+                    continue
+                var = Alias(" ".join(sstr(side).split()), real=True)  # prints as the side it stands for
+                self.writer.var_names[var] = str(name)
+                swap[side] = var
+                if again is not None:
+                    again.append((side, str(name)))
+        return self.writer.cond(condition.xreplace(swap) if swap else condition, elementwise)
 
     def no_grad(self, e: no_grad, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
         self.writer.comment(e, ": computed without recording the autograd graph")
@@ -554,11 +575,12 @@ class _Lowerer:
                 self.writer.record(stmt, self.writer.line_map.get(rhs, len(self.writer.lines)))
             return out
         if isinstance(stmt, ast.While):
-            cond = self.writer.cond(stmt.condition)
+            again: list[tuple[sp.Basic, str]] = []
+            cond = self.exprs.test(stmt.condition, out, again)
             self.writer.comment(stmt)
             line = self.writer.emit(f"while {cond.text}:")
             self.writer.record(stmt, line)
-            body = self.loop_body(stmt)
+            body = self.loop_body(stmt, again)
             out.append(While(stmt, cond, tuple(body), line))
             return out
         if isinstance(stmt, ast.For):
@@ -577,17 +599,32 @@ class _Lowerer:
             return out
         raise ProgramError(f"`{sstr(stmt)}` is not a statement symgrad can lower.")
 
-    def loop_body(self, loop: ast.While | ast.For) -> list[Stmt]:
-        """A loop's statements, one level in; a body with no code left still needs a line."""
+    def loop_body(self, loop: ast.While | ast.For, again: list[tuple[sp.Basic, str]] = ()) -> list[Stmt]:  # type: ignore[assignment]
+        """A loop's statements, one level in; a body with no code left still needs a line. The
+        values its test reads from matrices (`again`) are computed anew at the end of the body."""
         self.writer.indent += 1
         start = len(self.writer.lines)
         body: list[Stmt] = []
         for s in loop.body.args:
             body.extend(self.statement(s, _Scope()))
+        for side, name in again:
+            self.writer.emit("# for the next test of the loop")
+            self.exprs.expr(side, _Scope(), body, target=name)
         if all(line.lstrip().startswith("#") for line in self.writer.lines[start:]):
             self.writer.emit("pass  # the loop body is empty")
         self.writer.indent -= 1
         return body
+
+
+def _relations_of(c: sp.Basic) -> list[sp.Basic]:
+    """The comparisons of a condition (and/or/not of them)."""
+    if isinstance(c, sp.core.relational.Relational):
+        return [c]
+    return [r for a in getattr(c, "args", ()) if isinstance(a, sp.Basic) for r in _relations_of(a)]
+
+
+def _reads_matrix(e: sp.Basic) -> bool:
+    return any(isinstance(s, sp.MatrixSymbol) for s in free_symbols(e))
 
 
 def _augmented_rhs(stmt: ast.AugmentedAssignment) -> sp.Basic:

@@ -34,7 +34,7 @@ import sympy as sp
 from ..program import exact as ex
 from .executed import Path, PathStep, Side, beside, domain_violation, run, slope_reach
 from .ir import LoweredProgram
-from ..program.elementwise import is_elementwise, parts
+from ..program.elementwise import MatrixPiecewise, is_elementwise, parts
 from ..program.primitives import strip
 from ..program.program import more_nodes_than
 from ..program.ops import OPS
@@ -130,6 +130,8 @@ def _write_out(e: sp.Basic, table: dict[Any, Any], memo: dict[Any, Any]) -> Any:
                 out = e
         elif isinstance(e, MatrixElement):
             out = args[0][int(e.i), int(e.j)]
+        elif isinstance(e, MatrixPiecewise) and all(isinstance(v, sp.MatrixBase) for v, _ in args):
+            out = sp.ImmutableMatrix(*args[0][0].shape, lambda i, j: sp.Piecewise(*[(v[i, j], c) for v, c in args]))
         else:
             out = e.func(*args)
     if isinstance(out, sp.MatrixBase):

@@ -225,9 +225,12 @@ class FloatingPoint:
             for p, d in zip(st.parents, st.partials):
                 if not self.path.steps[p].grad:
                     continue
-                worst = _trapped(a, d)
-                if worst is not None:
+                trapped = _trapped(a, d)
+                if trapped is not None:
+                    worst, idx = trapped
                     bad = "nan" if ex.is_nan(worst) else ("inf" if ex.sign(worst) > 0 else "-inf")
+                    if idx is not None:  # the element of a tensor whose slope is trapped
+                        bad += f" in element [{', '.join(map(str, idx if d.shape[1] > 1 else idx[:1]))}]"
                     return st, bad, self.unused_by(st)
         for st in reversed(self.path.steps):
             if not reach[st.index] or st.cut or st.vjp is not None or ex.is_mat(st.value):
@@ -446,17 +449,19 @@ class SaturatedBackward:
         return detail, hint
 
 
-def _trapped(a: Any, d: Any) -> Any:
-    """A non-finite local derivative that the backward pass multiplies by an exact 0 adjoint
-    (element by element for matrices: the elements a `where` drops), or None."""
+def _trapped(a: Any, d: Any) -> tuple[Any, tuple[int, ...] | None] | None:
+    """A non-finite local derivative that the backward pass multiplies by an exact 0 adjoint,
+    with its element where `d` is a matrix of elementwise slopes (the elements a `where` drops),
+    or None."""
     if not (ex.is_mat(a) or ex.is_mat(d)):
-        return next((x for x in ex.elements(d) if not ex.is_finite(x)), None) if ex.all_zero(a) else None
+        bad = next((x for x in ex.elements(d) if not ex.is_finite(x)), None) if ex.all_zero(a) else None
+        return None if bad is None else (bad, None)
     shape = ex.shape_of(a, d)
     for idx in np.ndindex(*shape):
         ai = a[idx] if ex.is_mat(a) else a
         di = d[idx] if ex.is_mat(d) else d
         if ex.all_zero(ai) and not ex.is_finite(di):
-            return di
+            return di, (idx if ex.is_mat(d) else None)
     return None
 
 

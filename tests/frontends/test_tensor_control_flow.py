@@ -1,0 +1,100 @@
+"""Control flow in functions of tensors, read from torch code (issue 20, item 4): D2L's autograd
+loop with a vector, gradient-descent steps on a weight vector, an `if` that chooses a tensor,
+conditions from `.norm()`, `.sum()` and `.item()`. Each is read in source mode and reproduces
+torch bit for bit (the fidelity check, and torch's autograd here); a loop ending exactly on its
+threshold is control-flow on the entries that move it."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import symgrad as sg
+from user_code import load_module
+
+SOURCE = textwrap.dedent('''
+    import torch
+
+    def d2l(a):
+        b = a * 2
+        while b.norm() < 1000:
+            b = b * 2
+        if b.sum() > 0:
+            c = b
+        else:
+            c = 100 * b
+        return c.sum()
+
+    def descent(w, X, y):
+        for _ in range(3):
+            w = w - 0.1 * X.T @ (X @ w - y)
+        return (w * w).sum()
+
+    def chosen(v):
+        u = v * 3 if v.sum().item() > 0 else -v
+        return (u * v).sum()
+
+    def halving(v):
+        s = v
+        while (s * s).sum() > 1.0:
+            s = s / 2
+        return torch.tanh(s).sum()
+''')
+
+POINTS: dict[str, tuple[Any, ...]] = {
+    "d2l": ([0.5, -1.0, 0.25],), "descent": ([1.0, 2.0], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [1.0, 0.0, 2.0]),
+    "chosen": ([0.5, -1.0, 2.0],), "halving": ([3.0, -4.0],),
+}
+
+
+@pytest.fixture(scope="module")
+def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return load_module(SOURCE, tmp_path_factory.mktemp("tensor_control_flow"), "user_tensor_control_flow")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", list(POINTS))
+def test_control_flow_on_tensors_is_read_and_reproduces_torch(module: Any, name: str, dtype: torch.dtype) -> None:
+    fn = getattr(module, name)
+    tensors = [torch.tensor(v, dtype=dtype) for v in POINTS[name]]
+    traced = sg.trace(fn, *tensors)
+    assert traced.mode == "source", traced.reason
+    assert traced.fidelity.ok, traced.fidelity.detail
+    c = traced.compare()
+    leaves = [t.clone().requires_grad_(True) for t in tensors]
+    grads = torch.autograd.grad(fn(*leaves), leaves)
+    assert [e.grad_autograd for e in c.entries] == [float(v) for g in grads for v in g.reshape(-1)]
+    assert c.cause.id in ("agree", "rounding")
+
+
+def test_d2l_loop_with_a_vector_is_exact(module: Any) -> None:
+    c = sg.compare(module.d2l, at={"a": torch.tensor([0.5, -1.0, 0.25], dtype=torch.float64)})
+    # the sum of 2a is negative: c = 100 * 2**10 * a, so each slope is 102400
+    assert [e.grad_symbolic for e in c.entries] == [102400, 102400, 102400]
+    assert "while " in c.lowered.source and "if " in c.lowered.source
+
+
+def test_d2l_loop_on_its_threshold_is_control_flow_on_the_entry_that_crosses_it(module: Any) -> None:
+    at = torch.tensor([1000 / 2**10, 0.0, 0.0], dtype=torch.float64)
+    c = sg.compare(module.d2l, at={"a": at})
+    assert [e.cause.id for e in c.entries] == ["control-flow", "agree", "agree"]
+
+
+def test_a_tensor_that_changes_shape_in_a_loop_is_a_sentence(tmp_path: Path) -> None:
+    mod = load_module("import torch\n\ndef f(v):\n    s = v\n    for _ in range(2):\n        s = s.T @ s\n"
+                      "    return s.sum()\n", tmp_path)
+    with pytest.raises(sg.SymgradError) as err:
+        sg.trace(mod.f, torch.tensor([[1.0], [2.0]], dtype=torch.float64))
+    assert "Fix:" in str(err.value)
+
+
+def test_a_comparison_of_tensors_in_an_if_is_a_sentence(tmp_path: Path) -> None:
+    mod = load_module("import torch\n\ndef f(v):\n    if v > 0:\n        return v.sum()\n    return -v.sum()\n", tmp_path)
+    with pytest.raises(sg.SymgradError) as err:
+        sg.trace(mod.f, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    text = str(err.value)
+    assert "element by element" in text and "torch.where" in text and "Fix:" in text
