@@ -44,7 +44,7 @@ import inspect
 import re
 import textwrap
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -179,13 +179,13 @@ class StatementTranslator(ast.NodeVisitor):
     """The function's statements, one `visit_<Node>` each; its expressions go to `expressions`."""
 
     def __init__(self, fn: Any, node: ast.AST, filename: str, first: int, width: int, lines: list[str],
-                 inputs: Sequence[tuple[str, tuple[int, int] | None]]) -> None:
+                 inputs: Sequence[tuple[str, tuple[int, int] | None]], data: Mapping[str, Any] | None = None) -> None:
         self.node = node
         self.filename = filename
         self.first = first
         self.width = width
         self.lines = lines
-        self.state = TranslationState(node, inputs)
+        self.state = TranslationState(node, inputs, data)
         self.state.locate = lambda n: self.span_of(n, code=True)
         self.expressions = ExpressionTranslator(self.state, fn)
         assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
@@ -513,7 +513,8 @@ def _returns_folded(body: Sequence[ast.stmt]) -> list[ast.stmt]:
 # --------------------------------------------------------------------------- entry point
 
 
-def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str] = ()) -> Translation:
+def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str] = (),
+              data: Mapping[str, Any] | None = None) -> Translation:
     """Read `fn`'s source into a `Program` (scalar inputs) or an expression (matrix inputs).
 
     `inputs` names the parameters that are inputs, in order, with their matrix shape (None for a
@@ -521,7 +522,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
     the grammar in this module's docstring.
     """
     node, filename, first, width, lines = read_source(fn)
-    tr = StatementTranslator(fn, node, filename, first, width, lines, inputs)
+    tr = StatementTranslator(fn, node, filename, first, width, lines, inputs, data)
     token = tn.RANK1.set(frozenset(s for s in tr.state.inputs if getattr(s, "name", None) in set(rank1)))
     try:
         tr.run()

@@ -21,6 +21,7 @@ from typing import Any, Final
 import numpy as np
 import sympy as sp
 
+from . import source_indexing as ix
 from . import torch_names as tn
 from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
@@ -42,6 +43,17 @@ class _Method:
     def __init__(self, name: str, self_value: Any) -> None:
         self.name = name
         self.self_value = self_value
+
+
+class _ShapeMethod:
+    """`x.size`, `x.numel` or `x.dim`, before it is called."""
+
+    def __init__(self, name: str, base: Any) -> None:
+        self.name = name
+        self.base = base
+
+
+_SHAPE_ATTRIBUTES: Final = ("shape", "size", "numel", "dim")
 
 
 class NoGradCtx:
@@ -112,7 +124,7 @@ class CallTranslator:
         spelled = _objects().get(id(obj))
         if spelled is not None:
             return _Func(spelled)
-        if obj is range:
+        if obj is range or obj is len:
             return obj
         if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
             return _Func("torch.abs")
@@ -121,8 +133,12 @@ class CallTranslator:
                 raise Refuse(node, f"`{name}` is a function of your own; symgrad reads one function at a time "
                                    "and does not follow calls into helpers.\nFix: inline the helper's body "
                                    "into the function you compare.")
-            raise Refuse(node, f"`{name}` is not in symgrad's table of torch functions (docs/supported.md).")
-        raise Refuse(node, f"`{name}` ({type(obj).__name__}) is not a number, a tensor or a torch function.")
+            builtin = " (for Python's `sum`, `torch.sum(torch.stack([...]))` or `.sum()` of a tensor)" if name == "sum" else ""
+            raise Refuse(node, f"`{name}` is not in symgrad's table of torch functions (docs/supported.md).\n"
+                               f"Fix: write it with the torch spellings that page lists{builtin}.")
+        raise Refuse(node, f"`{name}` ({type(obj).__name__}) is not a number, a tensor or a torch function.\n"
+                           "Fix: pass it as an argument if it is a number or a tensor, or write it with the torch "
+                           "spellings of docs/supported.md.")
 
     def attribute(self, node: ast.Attribute) -> Any:
         base = self.value(node.value)
@@ -138,6 +154,13 @@ class CallTranslator:
             if base.name == "math" and isinstance(obj, float):
                 return obj
             return self.from_python(obj, dotted, node)
+        if isinstance(base, ix.Data) or (_is_value(base) and node.attr in _SHAPE_ATTRIBUTES):
+            if node.attr == "shape":
+                return ix.torch_shape(base)
+            if node.attr in ("size", "numel", "dim"):
+                return _ShapeMethod(node.attr, base)
+            raise Refuse(node, f"`.{node.attr}` of the integer data `{getattr(base, 'name', '')}` is not supported: "
+                               "symgrad reads data as indices and by its shape.\nFix: use it to index a tensor.")
         if _is_value(base):
             name = f"Tensor.{node.attr}"
             if node.attr == "T":
@@ -160,8 +183,8 @@ class CallTranslator:
 
     def call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
         func = self.value(node.func)
-        if func is range:
-            raise Refuse(node, "`range` is supported only as the iterable of a `for` loop.")
+        if func is range or func is len or isinstance(func, _ShapeMethod):
+            return self.python_call(func, [self.value(a) for a in node.args], node)
         if isinstance(func, _Func) and func.name == "torch.no_grad":
             return NoGradCtx()
         args = [self._argument(a) for a in node.args]
@@ -181,6 +204,27 @@ class CallTranslator:
                 raise Refuse(node, f"`{func.name}` is not in symgrad's table (docs/supported.md).")
             return self.apply(spelling, args, kwargs, node, target)
         raise Refuse(node, "This call is not to a torch function symgrad knows.")
+
+    def python_call(self, func: Any, args: list[Any], node: ast.AST) -> Any:
+        """`range(...)` (an index, or a for loop's iterable), `len(x)` and `x.size(d)`, `x.numel()`,
+        `x.dim()`: Python ints, as torch gives them."""
+        if func is range:
+            if not all(isinstance(a, (int, sp.Integer)) for a in args):
+                raise Refuse(node, "The bounds of `range(...)` must be constant integers here.\n"
+                                   "Fix: use a constant, or `x.shape[0]` of a tensor.")
+            return range(*(int(a) for a in args))
+        if func is len:
+            shape = ix.torch_shape(args[0]) if args else ()
+            if not shape:
+                raise Refuse(node, "`len` of a number (a tensor of rank 0) is not defined (torch raises).\n"
+                                   "Fix: take `len` of a tensor of rank >= 1.")
+            return shape[0]
+        shape = ix.torch_shape(func.base)
+        if func.name == "numel":
+            return int(np.prod(shape)) if shape else 1
+        if func.name == "dim":
+            return len(shape)
+        return ix.size(func.base, int(args[0]), node) if args else shape
 
     def apply(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
               target: sp.Symbol | None = None) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import source_indexing as ix
 from . import torch_names as tn
 from .source_calls import CallTranslator
 from .source_state import Refuse, TranslationState, is_bool, to_sympy
@@ -62,12 +63,10 @@ class ExpressionTranslator:
     def value(self, node: ast.expr, target: sp.Symbol | None = None) -> Any:
         method = getattr(self, "expr_" + type(node).__name__, None)
         if method is None:
-            what = {ast.Subscript: "Indexing a tensor (`x[i]`)", ast.ListComp: "A list comprehension",
+            what = {ast.ListComp: "A list comprehension",
                     ast.Lambda: "A lambda inside the function", ast.JoinedStr: "An f-string",
                     ast.Tuple: "A tuple", ast.List: "A list", ast.Dict: "A dict"}.get(type(node), f"`{type(node).__name__}`")
-            fix = ("Fix: pass the elements you need as separate inputs, or use whole-tensor operations "
-                   "(`sum`, `@`, `.T`)." if isinstance(node, ast.Subscript) else
-                   "Fix: rewrite it with the operations in docs/supported.md.")
+            fix = "Fix: rewrite it with the operations in docs/supported.md."
             raise Refuse(node, f"{what} is not supported by symgrad's source reader. {fix}")
         takes = "target" in method.__code__.co_varnames[: method.__code__.co_argcount]
         return method(node, target) if (target is not None and takes) else method(node)
@@ -83,6 +82,25 @@ class ExpressionTranslator:
         if node.id in self.state.env:
             return self.state.env[node.id]
         return self.calls.resolve_global(node.id, node)
+
+    def expr_Subscript(self, node: ast.Subscript) -> Any:
+        base = self.value(node.value)
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return self.state.materialise(ix.index(base, [self.index_part(p) for p in parts], node), where=node)
+
+    def index_part(self, node: ast.expr) -> Any:
+        """One part of an index: an int, a slice of constant bounds, a range, a list of ints, or data."""
+        if isinstance(node, ast.Slice):
+            bounds = [None if b is None else self.value(b) for b in (node.lower, node.upper, node.step)]
+            if not all(b is None or isinstance(b, int) for b in bounds):
+                raise Refuse(node, "A slice's bounds must be constant integers.\nFix: slice with numbers, e.g. `x[1:]`.")
+            return slice(*bounds)
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self.index_part(e) for e in node.elts]
+        v = self.value(node)
+        if isinstance(v, sp.Integer):
+            return int(v)
+        return v
 
     def expr_Attribute(self, node: ast.Attribute) -> Any:
         return self.calls.attribute(node)

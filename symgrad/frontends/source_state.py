@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import sympy as sp
@@ -37,6 +37,18 @@ IN_PLACE: Final = ("symgrad reads programs whose values are never changed in pla
                    "Fix: write it out of place, e.g. `b = b * 2` instead of `b.mul_(2)` or `b *= 2` on a leaf.")
 
 
+class Data:
+    """An integer or boolean tensor the function reads as data (labels, counts, masks): never a
+    float, never differentiated (`source_indexing` reads it as an index and by its shape)."""
+
+    def __init__(self, array: Any, name: str) -> None:
+        self.array = array
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Data({self.name}, shape={self.array.shape})"
+
+
 class TranslationState:
     """One function's reading so far, shared by the statement, expression and call translators.
 
@@ -44,7 +56,8 @@ class TranslationState:
     `emit` and `materialise` record it in `origins` for what they write.
     """
 
-    def __init__(self, node: ast.AST, inputs: Sequence[tuple[str, tuple[int, int] | None]]) -> None:
+    def __init__(self, node: ast.AST, inputs: Sequence[tuple[str, tuple[int, int] | None]],
+                 data: Mapping[str, Any] | None = None) -> None:
         self.origins: dict[sp.Basic, Any] = {}  # node or statement -> its SourceSpan
         self.block: list[sp.Basic] = []
         self.pure = 0  # > 0 inside if-branches and conditions: values are expressions, no statements
@@ -67,6 +80,8 @@ class TranslationState:
             sym: sp.Basic = sp.MatrixSymbol(name, *shp) if shp is not None else sp.Symbol(name, real=True)
             self.inputs.append(sym)
             self.env[name] = sym
+        for name, array in (data or {}).items():
+            self.env[name] = Data(array, name)
         self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
 
     def fresh(self, base: str = "t") -> sp.Symbol:

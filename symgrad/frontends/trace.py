@@ -132,6 +132,12 @@ def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | 
                      "vectors and matrices.\nFix: reshape it to two dimensions.")
 
 
+def _is_data(value: Any) -> bool:
+    """An integer or boolean tensor: data the function reads (class labels, counts, masks)."""
+    return isinstance(value, torch.Tensor) and not value.is_floating_point() and not value.is_complex() \
+        and not value.is_meta
+
+
 def dtype_of(values: Iterable[Any]) -> str:
     """The dtype your function computes in, from its example values: float64 where a tensor is
     float64 or none is a floating tensor (Python numbers), float32 where every floating tensor is
@@ -437,7 +443,11 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     shapes: list[tuple[str, tuple[int, int] | None]] = []
     rank1: set[str] = set()
     notes: list[str] = []
+    data: dict[str, Any] = {}
     for name, raw in bound.arguments.items():
+        if _is_data(raw):  # labels, counts, masks: read as data, never made floats or differentiated
+            data[name] = raw.detach().cpu().numpy()
+            continue
         value, shp, note = _example(name, raw)
         names.append(name)
         values[name] = value
@@ -446,7 +456,7 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             notes.append(note)
             rank1.add(name)
     try:
-        translation = translate(fn, shapes, sorted(rank1))
+        translation = translate(fn, shapes, sorted(rank1), data)
     except TraceError as err:
         return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(err), err)
     try:

@@ -51,6 +51,27 @@ def supported_markdown() -> str:
     ]
     out += [
         "",
+        "## Tensors",
+        "",
+        "- **Elementwise.** Every scalar spelling above applies to a tensor element by element, as torch applies it",
+        "  (`torch.relu(X @ W)`, `torch.where(A > 0, A, 0.0)`, `torch.maximum(A, b)`, `x ** y` with a tensor `y`,",
+        "  `x.detach()`), with torch's broadcasting (a dimension of 1 repeats; a rank-1 tensor beside a matrix is a",
+        "  row). In SymPy: `M.applyfunc(f)`, and `symgrad.elementwise(f, A, B, ...)` for a function of several",
+        "  matrices. A comparison of tensors is a condition per element: `torch.where` reads it, and so does",
+        "  arithmetic (`x * (x > 0)`, a tensor of 0s and 1s); an `if` on it is a sentence.",
+        "- **Verdicts per element.** A tie, a trap or a domain edge in one element is a finding on exactly the",
+        "  entries that element decides, naming the element (`element [1, 0] of its argument`).",
+        "- **Shapes and data.** `x.shape`, `x.shape[0]`, `x.size(d)`, `len(x)`, `x.numel()`, `x.dim()` are Python",
+        "  ints. Integer and boolean tensors are data (labels): never made floats, never differentiated.",
+        "- **Indexing.** `x[i]`, `x[-1]`, `x[1:]`, `X[i, j]`, `X[i]`, `X[:, j]`, slices with constant bounds,",
+        "  and a gather by labels, `X[range(n), y]`: the elements picked, each with its own derivative.",
+        "- **Control flow.** A function of tensors with `if`, `while` or `for` is read as a `Program` whose",
+        "  variables may be matrices (a loop's tensor keeps its shape); `if`/`while` test numbers computed from",
+        "  tensors (`b.norm() < 1000`, `b.sum() > 0`, `.item()`). In SymPy: `Program` inputs and variables may",
+        "  be `MatrixSymbol`s.",
+    ]
+    out += [
+        "",
         "## torch ops",
         "",
         "The executed side uses each op's backward formula in exact arithmetic, with torch's",

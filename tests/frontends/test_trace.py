@@ -494,8 +494,8 @@ def test_the_fidelity_check_fails_on_a_wrong_row(monkeypatch: pytest.MonkeyPatch
 # ---------------------------------------------------------------- unsupported constructs
 
 
-def indexing(x):
-    return x[0] * 2
+def comprehension(x):
+    return [x * k for k in range(3)][1]
 
 
 def in_place(x):
@@ -531,7 +531,7 @@ def random(x):
 
 
 @pytest.mark.parametrize("fn, arg, words, line", [
-    (indexing, [1.0, 2.0], "Indexing a tensor", "return x[0] * 2"),
+    (comprehension, [1.0, 2.0], "A list comprehension", "return [x * k for k in range(3)][1]"),
     (in_place, 1.0, "in place", "b.mul_(2)"),
     (with_break, 1.0, "`break`", "        break"),
     (calls_helper, 1.0, "function of your own", "return helper(x) + 1"),
