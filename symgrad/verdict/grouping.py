@@ -158,11 +158,12 @@ def reach(c: Comparison, members: Sequence[int], listed: int = MAX_LISTED) -> st
     """The entries a finding reaches, briefly: every element of one matrix input, or the first
     `listed` named and how many more ("W[0, 17], W[3, 17] and 30 more")."""
     es = [c.entries[k] for k in members]
-    tensors = {_tensor(e) for e in es}
-    if len(es) > 1 and len(tensors) == 1 and isinstance(next(iter(tensors)), sp.MatrixSymbol):
-        (t,) = tensors
-        if sum(1 for e in c.entries if _tensor(e) == t) == len(es):
-            return f"every element of {one_line(sstr(t))}"
+    tensors = list(dict.fromkeys(_tensor(e) for e in es))
+    whole = all(isinstance(t, sp.MatrixSymbol) and sum(1 for e in c.entries if _tensor(e) == t) == sum(1 for e in es if _tensor(e) == t)
+                for t in tensors)
+    if len(es) > 1 and whole:
+        names = [one_line(sstr(t)) for t in tensors]
+        return "every element of " + (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1]
     names = [label(c, e) for e in es]
     if len(names) <= listed + 1:
         return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
@@ -192,10 +193,12 @@ def _key(e: Entry) -> tuple[Any, ...]:
     return (e.cause, e.node, e.line, source, tuple(a.id for a in e.also), error)
 
 
-def groups(c: Comparison) -> list[Group]:
-    """The disagreeing entries grouped by finding, the most severe and worst group first."""
+def groups(c: Comparison, among: Sequence[int] | None = None) -> list[Group]:
+    """The disagreeing entries (of `among`, indices into `c.entries`, where given) grouped by
+    finding, the most severe and worst group first."""
     by: dict[tuple[Any, ...], list[int]] = {}
-    for k, e in enumerate(c.entries):
+    for k in range(len(c.entries)) if among is None else sorted(among):
+        e = c.entries[k]
         if not e.ok:
             by.setdefault(_key(e), []).append(k)
     out = []
@@ -207,18 +210,18 @@ def groups(c: Comparison) -> list[Group]:
     return sorted(out, key=lambda g: (g.cause.severity, -disagreement(c.entries[g.said_for]), g.members[0]))
 
 
-def heading(c: Comparison, g: Group) -> str:
+def heading(c: Comparison, g: Group, where: str = "`c.entries`") -> str:
     """The elements a finding reaches, how many, and for which of them it is written where
     their texts differ: `W[0, 0], W[1, 0] and 3 more (5 entries; written for W[2, 0], the worst)`."""
     head = reach(c, g.members)
     if len(g.members) == 1:
         return head
     said = "" if g.same_text else (f"; written for {label(c, c.entries[g.said_for])}, the worst of them; "
-                                   "each one's values: `c.entries`")
+                                   f"each one's values: {where}")
     return f"{head} ({len(g.members)} entries{said})"
 
 
-def rest(c: Comparison, gs: Sequence[Group]) -> list[str]:
+def rest(c: Comparison, gs: Sequence[Group], where: str = "`c.entries`") -> list[str]:
     """One line per cause for the findings beyond the first `MAX_FINDINGS`: how many, at which
     lines, and the elements they reach."""
     out = []
@@ -233,7 +236,7 @@ def rest(c: Comparison, gs: Sequence[Group]) -> list[str]:
             at = f" at line{'s' if len(lines) > 1 else ''} {shown}" + (f" and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else "")
         members = sorted(k for g in more for k in g.members)
         out.append(f"{len(more)} more {cause.id} finding{'s' if len(more) > 1 else ''}{at}, reaching "
-                   f"{reach(c, members)} (each one's explanation: `c.entries`)")
+                   f"{reach(c, members)} (each one's explanation: {where})")
     return out
 
 
