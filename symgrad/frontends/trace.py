@@ -598,8 +598,11 @@ def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values:
         program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1, dtype) for n in names], inputs)
         lowered = lower(program, branches=branches, dtype=dtype)  # type: ignore[arg-type]
     except TraceError as err:
-        raise TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
-                         f"failed too: {str(err).splitlines()[0]}") from None
+        both = TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
+                          f"failed too: {str(err).splitlines()[0]}")
+        if hasattr(source_error, "fidelity"):  # the check's record, every value of both sides
+            both.fidelity = source_error.fidelity  # type: ignore[attr-defined]
+        raise both from None
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {}, dtype)
     if not fidelity.ok:
         raise source_error

@@ -211,14 +211,14 @@ def groups(c: Comparison, among: Sequence[int] | None = None) -> list[Group]:
 
 
 def heading(c: Comparison, g: Group, where: str = "`c.entries`") -> str:
-    """The elements a finding reaches, how many, and for which of them it is written where
-    their texts differ: `W[0, 0], W[1, 0] and 3 more (5 entries; written for W[2, 0], the worst)`."""
+    """The elements a finding reaches, how many where not all are named, and for which of them it
+    is written where their texts differ: `W[0, 0], W[1, 0], W[2, 0], W[3, 0] and 3 more (7
+    entries; written for W[2, 0], the worst of them; ...)`."""
     head = reach(c, g.members)
-    if len(g.members) == 1:
-        return head
-    said = "" if g.same_text else (f"; written for {label(c, c.entries[g.said_for])}, the worst of them; "
-                                   f"each one's values: {where}")
-    return f"{head} ({len(g.members)} entries{said})"
+    parts = [f"{len(g.members)} entries"] if head.startswith("every element") or head.endswith(" more") else []
+    if len(g.members) > 1 and not g.same_text:
+        parts.append(f"written for {label(c, c.entries[g.said_for])}, the worst of them; each one's values: {where}")
+    return f"{head} ({'; '.join(parts)})" if parts else head
 
 
 def rest(c: Comparison, gs: Sequence[Group], where: str = "`c.entries`") -> list[str]:
