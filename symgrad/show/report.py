@@ -301,7 +301,9 @@ def render_markdown(c: Comparison) -> str:
         table.append("| " + " | ".join(f"`{x}`" if i < 4 else x for i, x in enumerate(cells)) + " |")
     notes = point_notes(c)
     cut = [*rows_note(c, shown, full_hint=False), *(f"by input: `{line}`" for line in tensor_lines(c))]
-    out = [f"**symgrad**: `{c.title or c.source.splitlines()[0]}` at {point_text(c)} ({c.dtype}, branches=\"{c.branches}\"): "
+    first = c.source.splitlines()[0] if c.source else ""
+    named = c.title or (first if len(first) <= HEADLINE_MAX else _headline(c.source))
+    out = [f"**symgrad**: `{named}` at {point_text(c)} ({c.dtype}, branches=\"{c.branches}\"): "
            f"**{c.cause.id}**, {c.cause.title}", "",
            *([notes[0], "", *(f"- `{row.strip()}`" for row in notes[1:]), ""] if notes else []),
            *([*(f"{line}  " for line in cut), ""] if cut else []), *table, ""]
