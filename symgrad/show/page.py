@@ -108,10 +108,11 @@ def _finding_text(c: Comparison, g: Group) -> list[str]:
 
 # What a report of any size stays under: a page of about 20,000 characters. The findings get at
 # most FINDINGS_BUDGET of it (the rest are folded, one line per cause); the executed path and the
-# backward pass get what the sections above them leave.
+# backward pass get what the sections above them leave, at most SECTION_BUDGET each.
 PAGE_BUDGET = 18_000
 FINDINGS_BUDGET = 7_000
 MIN_SECTION = 1_200
+SECTION_BUDGET = 6_000  # the most the executed path, or the backward pass, takes of a page
 
 
 def said_in_full(c: Comparison, gs: Sequence[Group]) -> int:

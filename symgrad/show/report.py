@@ -24,7 +24,7 @@ from ..tools.sweep import IDS, Sweep
 from ..program.extremes import extremes, is_large
 from ..verdict.records import Comparison, Entry
 from ..verdict.grouping import groups, heading, one_line, rest, rows_note, shown_rows, what
-from .page import (MIN_SECTION, PAGE_BUDGET, cited_lines, cut_line, findings_text, fit, program_lines, program_note, program_rows,
+from .page import (MIN_SECTION, PAGE_BUDGET, SECTION_BUDGET, cited_lines, cut_line, findings_text, fit, program_lines, program_note, program_rows,
                    said_in_full, tensor_lines)
 
 MAX_PATH_ROWS = 40
@@ -285,7 +285,7 @@ def render_text(c: Comparison, full: bool = False) -> str:
         body += [c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate.", ""]
     program = ["generated program" + (" (cited lines marked >)" if cited_lines(c) else "") + ":", *program_lines(c)]
     front = "\n".join(head + body + program)
-    budget = max(MIN_SECTION, PAGE_BUDGET - len(front))
+    budget = min(SECTION_BUDGET, max(MIN_SECTION, PAGE_BUDGET - len(front)))
     path = ["", "executed path:", *fit(path_lines(c.executed_path, user), budget, "`c.executed_path.steps`")]
     return "\n".join([front, *path]) + "\n"
 
@@ -824,11 +824,11 @@ def render_html(c: Comparison) -> str:
     )
     left = max(2 * MIN_SECTION, PAGE_BUDGET - len(front))
     lines = path_lines(c.executed_path, c.lowered.normalized.user_symbols)
-    path = "\n".join(esc(line) for line in fit(lines, left // 2, "`c.executed_path.steps`"))
+    path = "\n".join(esc(line) for line in fit(lines, min(SECTION_BUDGET, left // 2), "`c.executed_path.steps`"))
     return (
         f"{front}"
         f'<details class="symgrad-path"><summary>executed path</summary><pre>{path}</pre></details>'
-        f"{render_derivation_html(c.derivation(), left - len(path))}</div>"
+        f"{render_derivation_html(c.derivation(), min(SECTION_BUDGET, left - len(path)))}</div>"
     )
 
 
