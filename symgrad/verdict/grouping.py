@@ -142,10 +142,11 @@ def what(c: Comparison, e: Entry) -> str:
     return ""
 
 
-def label(c: Comparison, e: Entry) -> str:
-    """An entry named for a list: its input element, and the output where there are several."""
+def label(c: Comparison, e: Entry, output: bool = False) -> str:
+    """An entry named for a list: its input element, and with `output` the output too (a list
+    of entries of several outputs: `f[0, 0] wrt x0`)."""
     name = one_line(sstr(e.wrt))
-    of = what(c, e) if len({x.output for x in c.entries}) > 1 else ""
+    of = what(c, e) if output else ""
     return f"{of} wrt {name}" if of else name
 
 
@@ -164,7 +165,8 @@ def reach(c: Comparison, members: Sequence[int], listed: int = MAX_LISTED) -> st
     if len(es) > 1 and whole:
         names = [one_line(sstr(t)) for t in tensors]
         return "every element of " + (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1]
-    names = [label(c, e) for e in es]
+    outputs = len({e.output for e in es}) > 1
+    names = [label(c, e, outputs) for e in es]
     if len(names) <= listed + 1:
         return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
     return f"{', '.join(names[:listed])} and {len(names) - listed} more"
@@ -217,7 +219,8 @@ def heading(c: Comparison, g: Group, where: str = "`c.entries`") -> str:
     head = reach(c, g.members)
     parts = [f"{len(g.members)} entries"] if head.startswith("every element") or head.endswith(" more") else []
     if len(g.members) > 1 and not g.same_text:
-        parts.append(f"written for {label(c, c.entries[g.said_for])}, the worst of them; each one's values: {where}")
+        outputs = len({c.entries[k].output for k in g.members}) > 1
+        parts.append(f"written for {label(c, c.entries[g.said_for], outputs)}, the worst of them; each one's values: {where}")
     return f"{head} ({'; '.join(parts)})" if parts else head
 
 
@@ -261,7 +264,8 @@ def inputs(c: Comparison) -> list[str]:
         line = f"{one_line(sstr(t))} ({t.rows}x{t.cols}): {len(es)} entr{'y' if len(es) == 1 else 'ies'}, {counts(es)}"
         bad = [k for k in ranked(c.entries, members) if not c.entries[k].ok][:WORST]
         if bad:
-            line += "; worst " + ", ".join(f"{label(c, c.entries[k])} ({_sides(c.entries[k])})" for k in bad)
+            several = len({c.entries[k].output for k in members}) > 1
+            line += "; worst " + ", ".join(f"{label(c, c.entries[k], several)} ({_sides(c.entries[k])})" for k in bad)
         out.append(line)
     if scalars:
         names = list(dict.fromkeys(one_line(sstr(_tensor(c.entries[k]))) for k in scalars))
