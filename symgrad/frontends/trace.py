@@ -33,6 +33,7 @@ from sympy.codegen import ast as cg
 
 from ..base.errors import LoopLimitError, OptionError, PointError, TraceError, UnsupportedNodeError
 from ..program import exact as ex
+from ..program.extremes import MAX_VALUES
 from ..program.program import node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
@@ -258,14 +259,60 @@ def _fidelity(fn: Any, bound: inspect.BoundArguments, names: list[str], values: 
     tg = None if t.grads is None else tuple(float(v) for g in t.grads for v in g)
     if ok_value and ok_grad:
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg)
-    what = (f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation"
-            if not ok_value else f"the gradient is {_show_g(ug)} in your function but {_show_g(tg)} in the translation")
+    if not ok_value:
+        what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
+                f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
+    elif _large(ug, tg):
+        what = _differences("the gradient", ug, tg, _element_names(names, values, rank1))
+    else:
+        what = f"the gradient is {_show_g(ug)} in your function but {_show_g(tg)} in the translation"
     first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype)
     if dtype != "float64":
         what += f" (in {dtype})"
     if first is not None:
         what += f"; the first value that differs is computed at {first}"
     return Fidelity(False, _floats(u.value), _floats(t.value), ug, tg, what, first)
+
+
+# Values a fidelity message lists that differ, before "and N more".
+MAX_DIFFERENCES = 3
+
+
+def _large(a: Any, b: Any) -> bool:
+    """True where the two sides (arrays or tuples; None for none) hold more than a dozen values."""
+    return a is not None and b is not None and max(len(a), len(b)) > MAX_VALUES
+
+
+def _element_names(names: Sequence[str], values: Mapping[str, Any], rank1: set[str]) -> list[str]:
+    """The name of each value of the gradient, flattened over the inputs in order: `W[0, 1]`."""
+    out: list[str] = []
+    for n in names:
+        shape = np.shape(values[n])
+        if n in rank1 or len(shape) == 1:
+            out += [f"{n}[{i}]" for i in range(int(np.prod(shape)))]
+        elif len(shape) == 2:
+            out += [f"{n}[{i}, {j}]" for i in range(shape[0]) for j in range(shape[1])]
+        else:
+            out.append(n)
+    return out
+
+
+def _differences(what: str, mine: Any, theirs: Any, labels: Sequence[str] | None) -> str:
+    """Which values of two long vectors differ, briefly: how many, the first few beside each
+    other, and where all of them are (the `Fidelity` record keeps every value)."""
+    a, b = np.asarray(mine, dtype=float), np.asarray(theirs, dtype=float)
+    if a.shape != b.shape:
+        return (f"{what} has {a.size:,} value{'s' if a.size != 1 else ''} in your function but {b.size:,} in "
+                f"the translation")
+    same = (np.isnan(a) & np.isnan(b)) | ((a == b) & (np.signbit(a) == np.signbit(b)))
+    where = np.flatnonzero(~same)
+    name = (lambda k: labels[k]) if labels is not None and len(labels) == a.size else (lambda k: f"element {k}")
+    listed = ", ".join(f"{name(k)} is {float(a[k])!r} in your function but {float(b[k])!r} in the translation"
+                       for k in where[:MAX_DIFFERENCES])
+    more = f" and {len(where) - MAX_DIFFERENCES:,} more" if len(where) > MAX_DIFFERENCES else ""
+    field = "value" if "value" in what else "grad"
+    return (f"{what} differs in {len(where):,} of its {a.size:,} values: {listed}{more} (every value: "
+            f"`.fidelity.{field}_user` and `.fidelity.{field}_translated`)")
 
 
 def _show(a: np.ndarray | None) -> str:
@@ -573,8 +620,11 @@ def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values:
         program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1, dtype) for n in names], inputs)
         lowered = lower(program, branches=branches, dtype=dtype)  # type: ignore[arg-type]
     except TraceError as err:
-        raise TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
-                         f"failed too: {str(err).splitlines()[0]}") from None
+        both = TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
+                          f"failed too: {str(err).splitlines()[0]}")
+        if hasattr(source_error, "fidelity"):  # the check's record, every value of both sides
+            both.fidelity = source_error.fidelity  # type: ignore[attr-defined]
+        raise both from None
     fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {}, dtype)
     if not fidelity.ok:
         raise source_error

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -22,7 +21,11 @@ from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..sides.executed import Decision, Path
 from ..tools.sweep import IDS, Sweep
+from ..program.extremes import extremes, is_large
 from ..verdict.records import Comparison, Entry
+from ..verdict.grouping import groups, heading, one_line, rest, rows_note, shown_rows, what
+from .page import (MIN_SECTION, PAGE_BUDGET, SECTION_BUDGET, cited_lines, cut_line, findings_text, fit, program_lines, program_note, program_rows,
+                   said_in_full, tensor_lines)
 
 MAX_PATH_ROWS = 40
 
@@ -42,7 +45,9 @@ def _autograd(e: Entry) -> str:
 
 
 def _flat(v: Any) -> str:
-    """A value on one line (matrices as [a, b; c, d])."""
+    """A value on one line (matrices as [a, b; c, d]; more than a dozen values by shape and extremes)."""
+    if v is not None and not isinstance(v, (float, int, sp.Number)) and is_large(v):
+        return extremes(v, number)
     if isinstance(v, sp.MatrixBase):
         return "[" + "; ".join(", ".join(number(x) for x in row) for row in v.tolist()) + "]"
     if hasattr(v, "tolist") and not isinstance(v, (float, int)):
@@ -52,13 +57,8 @@ def _flat(v: Any) -> str:
     return number(v)
 
 
-def _one_line(text: str) -> str:
-    """User text (symbol names may hold newlines) that cannot break a report's layout."""
-    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
-
-
 def _label(e: Entry) -> str:
-    return _one_line(sstr(e.wrt))
+    return one_line(sstr(e.wrt))
 
 
 # A matrix of more elements than this is named by its shape in a headline (`c.point` holds it).
@@ -100,7 +100,7 @@ def _float32_decimal(v: sp.Rational) -> str | None:
 @renders("comparison.point")
 def point_text(c: Comparison) -> str:
     dtype = getattr(c, "dtype", "float64")
-    return _one_line(", ".join(f"{sstr(s)} = {_point_value(v, dtype)}" for s, v in c.point.items())) or "no inputs"
+    return one_line(", ".join(f"{sstr(s)} = {_point_value(v, dtype)}" for s, v in c.point.items())) or "no inputs"
 
 
 # At most this many rounded inputs are spelled out under a float32 report's headline.
@@ -121,7 +121,7 @@ def point_notes(c: Comparison) -> list[str]:
             typed = _float32_decimal(value) if isinstance(value, sp.Rational) else None
             if typed is None or sp.Rational(typed) == value:
                 continue  # 0.5 is a float32 number: nothing was rounded
-            rows.append(f"  {_one_line(name)} = {typed} is held as {_exact_decimal(value)} = {sstr(value)}")
+            rows.append(f"  {one_line(name)} = {typed} is held as {_exact_decimal(value)} = {sstr(value)}")
     if not rows:
         return []
     head = ("point: float32 holds the float32 nearest to each decimal, and all three sides are evaluated "
@@ -146,48 +146,21 @@ def _exact_decimal(v: sp.Rational) -> str:
     return ("-" if v < 0 else "") + text
 
 
-def _what(c: Comparison, e: Entry) -> str:
-    """What an entry is the derivative of: the output element (Jacobian), the first derivative
-    (Hessian), or the v-weighted sum (vector-Jacobian product)."""
-    if getattr(c, "order", 1) == 2:
-        return f"d/d{_one_line(sstr(c.lowered.symbols[e.output]))} f"  # type: ignore[index]
-    if getattr(c, "vjp", False):
-        return "v . f"
-    if isinstance(e.output, tuple):
-        return f"f[{e.output[0]}, {e.output[1]}]"
-    return ""
-
-
-def _table(c: Comparison) -> list[list[str]]:
-    labelled = any(_what(c, e) for e in c.entries)
-    rows = [(["of"] if labelled else []) + ["wrt", "symbolic", "executed", "autograd", "cause"]]
-    for e in c.entries:
-        rows.append(([_what(c, e)] if labelled else []) + [
+def _table(c: Comparison, shown: Sequence[int]) -> list[list[str]]:
+    """The entries table: a header, then the rows `shown` (indices into `c.entries`)."""
+    labelled = any(what(c, e) for e in c.entries)
+    out = [(["of"] if labelled else []) + ["wrt", "symbolic", "executed", "autograd", "cause"]]
+    for k in shown:
+        e = c.entries[k]
+        out.append(([what(c, e)] if labelled else []) + [
             _label(e), _symbolic(e), number(e.grad_executed), _autograd(e), e.cause.id
             + (f" (also {', '.join(a.id for a in e.also)})" if e.also else "")])
-    return rows
+    return out
 
 
 def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-
-
-def _cited(c: Comparison) -> set[int]:
-    return {e.line for e in c.entries if e.line is not None and not e.ok}
-
-
-def program_lines(c: Comparison, marker: str = ">") -> list[str]:
-    """The generated function with line numbers; cited lines are marked."""
-    cited = _cited(c)
-    lines = c.lowered.source.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("def f("))
-    width = len(str(len(lines)))
-    out = []
-    for number_, text in enumerate(lines[start:], start=start + 1):
-        mark = marker if number_ in cited else " "
-        out.append(f"{mark} {str(number_).rjust(width)} | {text}")
-    return out
 
 
 def path_lines(path: Path, user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
@@ -212,24 +185,24 @@ def path_lines(path: Path, user: dict[sp.Symbol, sp.Symbol]) -> list[str]:
         if d.kind != "piece":
             tests.setdefault(d.line, []).append(d)
     lines = sorted(set(runs) | set(tests))
-    rows: list[tuple[int, str]] = []
+    listed: list[tuple[int, str]] = []
     for line in lines[:MAX_PATH_ROWS]:
         ran = runs.get(line, [])
         if ran:
             st, mark = ran[-1]
-            node = _one_line(node_text(st.node, user))
+            node = one_line(node_text(st.node, user))
             what = node if node.startswith(f"{st.name} =") else f"{st.name} = {node}"
             text = f"{what} -> {_value(st.value)}{mark}" if len(ran) == 1 else \
                 f"{what}  ran {len(ran)} times; last value {_value(st.value)}{mark}"
             if line in tests and len(ran) == 1:
                 # A `torch.where` line: its value and its condition belong to one row.
                 text += f"  ({_decisions(tests[line], user, short=True)})"
-            rows.append((line, text))
+            listed.append((line, text))
             if line in tests and len(ran) > 1:
-                rows.append((line, _decisions(tests[line], user)))
+                listed.append((line, _decisions(tests[line], user)))
         else:
-            rows.append((line, _decisions(tests[line], user)))
-    out = [f"  line {line}: {text}" for line, text in rows[:MAX_PATH_ROWS]]
+            listed.append((line, _decisions(tests[line], user)))
+    out = [cut_line(f"  line {line}: {text}") for line, text in listed[:MAX_PATH_ROWS]]
     if len(lines) > MAX_PATH_ROWS:
         out.append(f"  ... {len(lines) - MAX_PATH_ROWS} more lines")
     return out
@@ -252,6 +225,8 @@ def _decisions(ds: Sequence[Decision], user: dict[sp.Symbol, sp.Symbol], short: 
 
 
 def _value(v: Any) -> str:
+    if ex.is_mat(v) and is_large(v):
+        return extremes(v, number)
     if ex.is_mat(v):
         return "[" + "; ".join(", ".join(_value(x) for x in row) for row in v) + "]"
     return _scalar_value(v)
@@ -260,18 +235,6 @@ def _value(v: Any) -> str:
 def _scalar_value(v: ex.Exact) -> str:
     """A value of the path as the table writes it (`number`): `6.25 (25/4)`, `27`, 17 digits."""
     return number(v)
-
-
-def _entry_text(e: Entry) -> list[str]:
-    if e.ok:
-        return []
-    out = [f"{_label(e)}: [{e.cause.id}] {e.explanation}"]
-    if e.hint:
-        out.append(f"   hint: {e.hint}")
-    if e.autograd_error:
-        out.append(f"   torch said: {e.autograd_error.strip().splitlines()[0]}")
-    out.append(f"   more: {e.cause.page}")
-    return out
 
 
 HEADLINE_MAX = 400
@@ -288,38 +251,16 @@ def function_text(c: Comparison, program: str = "program") -> str:
 
 def _headline(source: str) -> str:
     """The function on one line; a long one is cut, saying how long it is."""
-    text = _one_line(" ".join(source[: 4 * HEADLINE_MAX].split()))
+    text = one_line(" ".join(source[: 4 * HEADLINE_MAX].split()))
     if len(source) <= HEADLINE_MAX:
         return text
     return f"{text[:HEADLINE_MAX - 40]} ... ({len(source):,} characters)"
 
 
-MAX_ENTRIES = 20  # more entries than this: counts by cause and the worst, the rest on request
-
-
-def _summary(c: Comparison) -> tuple[list[str], Any]:
-    """For a large comparison: lines counting entries by cause, and a copy of `c` holding only
-    the worst entries (every disagreeing one first, most severe first, up to MAX_ENTRIES / 2)."""
-    from dataclasses import replace
-
-    counts: dict[str, int] = {}
-    for e in c.entries:
-        counts[e.cause.id] = counts.get(e.cause.id, 0) + 1
-    order = sorted(range(len(c.entries)), key=lambda k: (c.entries[k].cause.severity, k))
-    bad = [k for k in order if not c.entries[k].ok]
-    keep = sorted((bad or order)[: MAX_ENTRIES // 2])
-    which = "that disagree, the most severe first" if bad else "first"
-    lines = [f"{len(c.entries)} entries: " + ", ".join(f"{n} {cid}" for cid, n in
-                                                     sorted(counts.items(), key=lambda kv: Cause.from_id(kv[0]).severity)),
-             f"showing {len(keep)} {which}; c.report(full=True) (or `symgrad compare ... --full`) prints all {len(c.entries)}"]
-    return lines, replace(c, entries=tuple(c.entries[k] for k in keep))
-
-
 @renders("comparison.text")
 def render_text(c: Comparison, full: bool = False) -> str:
-    summary: list[str] = []
-    if not full and len(c.entries) > MAX_ENTRIES:
-        summary, c = _summary(c)
+    shown = shown_rows(c, full)
+    summary = [*rows_note(c, shown), *(f"by input: {line}" for line in tensor_lines(c))] if len(shown) < len(c.entries) else []
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
@@ -339,35 +280,50 @@ def render_text(c: Comparison, full: bool = False) -> str:
         head.append("entries: the Hessian, d/dx_j of df/dx_i (order=2)")
     if getattr(c, "vjp", False):
         head.append("entries: the vector-Jacobian product v . J that y.backward(gradient=v) computes")
-    body = ["", *summary, *([""] if summary else []), *_columns(_table(c)), ""]
-    for e in c.entries:
-        if not e.ok:
-            body += _entry_text(e) + [""]
+    body = ["", *summary, *([""] if summary else []), *_columns(_table(c, shown)), "", *findings_text(c)]
     if c.ok:
         body += [c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate.", ""]
-    program = ["generated program" + (" (cited lines marked >)" if _cited(c) else "") + ":", *program_lines(c)]
-    path = ["", "executed path:", *path_lines(c.executed_path, user)]
-    return "\n".join(head + body + program + path) + "\n"
+    program = ["generated program" + (" (cited lines marked >)" if cited_lines(c) else "") + ":", *program_lines(c)]
+    front = "\n".join(head + body + program)
+    budget = min(SECTION_BUDGET, max(MIN_SECTION, PAGE_BUDGET - len(front)))
+    path = ["", "executed path:", *fit(path_lines(c.executed_path, user), budget, "`c.executed_path.steps`")]
+    return "\n".join([front, *path]) + "\n"
 
 
 @renders("comparison.markdown")
 def render_markdown(c: Comparison) -> str:
-    rows = _table(c)
-    table = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    for r in rows[1:]:
+    shown = shown_rows(c)
+    table_rows = _table(c, shown)
+    table = ["| " + " | ".join(table_rows[0]) + " |", "|" + "---|" * len(table_rows[0])]
+    for r in table_rows[1:]:
         cells = list(r)
         cells[-1] = f"[{cells[-1]}]({Cause.from_id(cells[-1].split()[0]).page})"
         table.append("| " + " | ".join(f"`{x}`" if i < 4 else x for i, x in enumerate(cells)) + " |")
     notes = point_notes(c)
-    out = [f"**symgrad**: `{c.title or c.source.splitlines()[0]}` at {point_text(c)} ({c.dtype}, branches=\"{c.branches}\"): "
+    cut = [*rows_note(c, shown, full_hint=False), *(f"by input: `{line}`" for line in tensor_lines(c))]
+    first = c.source.splitlines()[0] if c.source else ""
+    named = c.title or (first if len(first) <= HEADLINE_MAX else _headline(c.source))
+    out = [f"**symgrad**: `{named}` at {point_text(c)} ({c.dtype}, branches=\"{c.branches}\"): "
            f"**{c.cause.id}**, {c.cause.title}", "",
-           *([notes[0], "", *(f"- `{row.strip()}`" for row in notes[1:]), ""] if notes else []), *table, ""]
-    for e in c.entries:
-        if not e.ok:
-            out += [f"- **{_label(e)}** ({e.cause.id}): {e.explanation}", f"  *Hint:* {e.hint}" if e.hint else ""]
-    cited = _cited(c)
-    code = [line + ("  # <- cited" if n in cited else "") for n, line in enumerate(c.lowered.source.splitlines(), start=1)]
-    out += ["", "```python", *code, "```", ""]
+           *([notes[0], "", *(f"- `{row.strip()}`" for row in notes[1:]), ""] if notes else []),
+           *([*(f"{line}  " for line in cut), ""] if cut else []), *table, ""]
+    gs = groups(c)
+    n = said_in_full(c, gs)
+    for g in gs[:n]:
+        e = c.entries[g.said_for]
+        out += [f"- **{heading(c, g)}** ({e.cause.id}): {e.explanation}", f"  *Hint:* {e.hint}" if e.hint else ""]
+    out += [f"- {line}" for line in rest(c, gs[n:])]
+    cited = cited_lines(c)
+    code = []
+    for row in program_rows(c):
+        if isinstance(row, int):
+            code.append(f"# ... {row} line{'s' if row > 1 else ''}")
+        else:
+            code.append(cut_line(row[1]) + ("  # <- cited" if row[0] in cited else ""))
+    note = program_note(c)
+    header = c.lowered.source.splitlines()[:next(i for i, line in enumerate(c.lowered.source.splitlines())
+                                                   if line.startswith("def f("))]
+    out += ["", "```python", *header, *code, "```", *([note] if note else []), ""]
     return "\n".join(x for x in out if x is not None) + "\n"
 
 
@@ -392,6 +348,8 @@ def _short(v: Any, digits: int = 12) -> str:
     """A value of the derivation: exact numbers to 12 digits, torch's floats likewise."""
     if v is None:
         return "none"
+    if not isinstance(v, (float, int, sp.Number)) and is_large(v):
+        return extremes(v, lambda x: _short(x, digits))
     if isinstance(v, sp.MatrixBase):
         return "[" + "; ".join(", ".join(_short(x, digits) for x in row) for row in v.tolist()) + "]"
     if isinstance(v, float):
@@ -518,7 +476,7 @@ def render_derivation(d: Any) -> str:
     else:
         where = f"line {parting.line}" if parting.line else "an input"
         out.append(f"parts at {where} ({parting.kind}): {parting.why}")
-    return "\n".join(_one_line(x) for x in out) + "\n"
+    return "\n".join(one_line(x) for x in out) + "\n"
 
 
 @renders("derivation.notes")
@@ -535,12 +493,17 @@ def derivation_notes(c: Comparison) -> tuple[str, ...]:
                 "where": "both branches ran; the one not kept gets the adjoint 0",
                 "while": "each pass of the body is a step of its own below",
                 "for": "each pass of the body is a step of its own below"}[ds[-1].kind]
-        out.append(_one_line(f"line {line}: {_decisions(ds, user)}: {what}"))
+        out.append(one_line(f"line {line}: {_decisions(ds, user)}: {what}"))
     return tuple(out)
 
 
-def render_derivation_html(d: Any) -> str:
-    text = html.escape(render_derivation(d))
+def render_derivation_html(d: Any, budget: int | None = None) -> str:
+    """The backward pass, folded; with a `budget`, the lines that fit in it (`str(c.derivation())`
+    prints them all)."""
+    lines = render_derivation(d).splitlines()
+    if budget is not None:
+        lines = fit(lines, max(MIN_SECTION, budget - 200), "`print(c.derivation())`")
+    text = html.escape("\n".join(lines) + "\n")
     return f'<details class="symgrad-backward"><summary>backward pass, line by line</summary><pre>{text}</pre></details>'
 
 
@@ -805,47 +768,67 @@ def _meanings(causes: Sequence[Cause]) -> str:
 @renders("comparison.html")
 def render_html(c: Comparison) -> str:
     esc = html.escape
-    rows = _table(c)
-    cells = "".join(f"<th>{esc(h)}</th>" for h in rows[0])
+    shown = shown_rows(c)
+    table_rows = _table(c, shown)
+    cells = "".join(f"<th>{esc(h)}</th>" for h in table_rows[0])
     trs = [f"<tr>{cells}</tr>"]
-    for r in rows[1:]:
+    for r in table_rows[1:]:
         cid = r[-1].split()[0]
         trs.append("<tr>" + "".join(f"<td><code>{esc(x)}</code></td>" for x in r[:-1]) + f"<td>{_badge(cid, r[-1])}</td></tr>")
+    cut = "".join(f'<p class="symgrad-meta">{_code_spans(line)}</p>' for line in rows_note(c, shown, full_hint=False))
+    cut += "".join(f'<p class="symgrad-meta">by input: <code>{esc(line)}</code></p>' for line in tensor_lines(c))
     notes = []
-    for e in c.entries:
-        if not e.ok:
-            parts = [f'<p class="symgrad-explanation"><b>{esc(_label(e))}</b> {_badge(e.cause.id)} {_code_spans(e.explanation)}</p>']
-            if e.hint:
-                parts.append(f'<p class="symgrad-hint"><i>Hint:</i> {_code_spans(e.hint)}</p>')
-            if e.autograd_error:
-                parts.append(f'<p class="symgrad-torch"><i>torch said:</i> <code>{esc(e.autograd_error.strip().splitlines()[0])}</code></p>')
-            notes.append(f'<div class="symgrad-finding">{"".join(parts)}</div>')
+    gs = groups(c)
+    n = said_in_full(c, gs)
+    for g in gs[:n]:
+        e = c.entries[g.said_for]
+        parts = [f'<p class="symgrad-explanation"><b>{_code_spans(heading(c, g))}</b> {_badge(e.cause.id)} '
+                 f"{_code_spans(e.explanation)}</p>"]
+        if e.hint:
+            parts.append(f'<p class="symgrad-hint"><i>Hint:</i> {_code_spans(e.hint)}</p>')
+        if e.autograd_error:
+            parts.append(f'<p class="symgrad-torch"><i>torch said:</i> <code>{esc(e.autograd_error.strip().splitlines()[0])}</code></p>')
+        notes.append(f'<div class="symgrad-finding">{"".join(parts)}</div>')
+    notes += [f'<p class="symgrad-finding">{_code_spans(line)}</p>' for line in rest(c, gs[n:])]
     if c.ok:
         first = c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate."
         notes.append(f'<p class="symgrad-explanation">{_code_spans(first)}</p>')
-    cited = _cited(c)
-    code = []
-    for number_, text in enumerate(c.lowered.source.splitlines(), start=1):
+    cited = cited_lines(c)
+    lines = c.lowered.source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("def f("))
+    code = [f'<span data-line="{n}">  {n:3d} | {esc(text)}</span>' for n, text in enumerate(lines[:start], start=1)]
+    for row in program_rows(c):
+        if isinstance(row, int):
+            code.append(f'<span class="symgrad-gap">      | ... {row} line{"s" if row > 1 else ""}</span>')
+            continue
+        number_, text = row
         if number_ in cited:
-            code.append(f'<span class="symgrad-cited" data-line="{number_}">&gt; {number_:3d} | {esc(text)}</span>')
+            code.append(f'<span class="symgrad-cited" data-line="{number_}">&gt; {number_:3d} | {esc(cut_line(text))}</span>')
         else:
-            code.append(f'<span data-line="{number_}">  {number_:3d} | {esc(text)}</span>')
+            code.append(f'<span data-line="{number_}">  {number_:3d} | {esc(cut_line(text))}</span>')
     program = "".join(code)  # each line a block of its own: the cited one highlighted across
-    path = "\n".join(esc(line) for line in path_lines(c.executed_path, c.lowered.normalized.user_symbols))
+    note = program_note(c)
+    program_note_html = f'<p class="symgrad-meta">{_code_spans(note)}</p>' if note else ""
     source = function_text(c, "the program")
     mark = " (cited lines marked &gt;)" if cited else ""
-    return (
+    front = (
         f'<div class="symgrad symgrad-comparison" data-cause="{esc(c.cause.id)}">{CSS}'
         f"<p><b>symgrad</b>: <code>{esc(source)}</code> at {esc(point_text(c))} "
         f'<span class="symgrad-meta">({esc(c.dtype)}, branches="{esc(c.branches)}")</span></p>'
         f"{_point_notes_html(c)}"
         f"<p>{_badge(c.cause.id)} {esc(c.cause.title)}</p>"
-        f'<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
+        f'{cut}<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
         f"{_meanings([e.cause for e in c.entries])}"
         f"<p><b>generated program</b>{mark}</p>"
-        f'<pre class="symgrad-program">{program}</pre>'
+        f'<pre class="symgrad-program">{program}</pre>{program_note_html}'
+    )
+    left = max(2 * MIN_SECTION, PAGE_BUDGET - len(front))
+    lines = path_lines(c.executed_path, c.lowered.normalized.user_symbols)
+    path = "\n".join(esc(line) for line in fit(lines, min(SECTION_BUDGET, left // 2), "`c.executed_path.steps`"))
+    return (
+        f"{front}"
         f'<details class="symgrad-path"><summary>executed path</summary><pre>{path}</pre></details>'
-        f"{render_derivation_html(c.derivation())}</div>"
+        f"{render_derivation_html(c.derivation(), min(SECTION_BUDGET, left - len(path)))}</div>"
     )
 
 

@@ -30,7 +30,9 @@ import torch
 
 from ..base.causes import Cause, allowed_causes
 from ..verdict.compare import compare
+from ..verdict.grouping import MAX_ROWS, SHOWN_ROWS, groups, heading, ranked, rest
 from ..verdict.records import Comparison, Entry
+from ..program.extremes import extremes, is_large
 from ..base.errors import GradientMismatch, OptionError, PointError, TraceError, UnsupportedNodeError
 from ..program.program import Program, number, sstr
 
@@ -254,23 +256,24 @@ def _message(c: Comparison, name: str, failing: list[Entry], allowed: frozenset[
     total = len(c.entries)
     lines.append(f"Mismatched entries: {len(failing)} / {total} ({100 * len(failing) / total:.1f}%) "
                  f"at {_at(c)} ({c.dtype})")
-    lines += ["", *_table(c, failing), ""]
+    index = {id(e): k for k, e in enumerate(c.entries)}
+    members = [index[id(e)] for e in failing]
+    shown = members if len(members) <= MAX_ROWS else ranked(c.entries, members)[:SHOWN_ROWS]
+    lines += ["", *_table(c, [c.entries[k] for k in shown]), ""]
+    if len(shown) < len(members):
+        lines += [f"{len(members) - len(shown)} more mismatched entries not shown (the worst are above): "
+                  "every entry is in `.comparison.entries` and `.comparison.to_dict()`", ""]
     unexplained = [e for e in failing if set(causes_of(e)) <= allowed]
     if unexplained:
         e = unexplained[0]
         lines += [f"autograd is {e.grad_autograd!r} for {' '.join(sstr(e.wrt).split())}, and none of its causes "
                   f"({', '.join(k.id for k in causes_of(e))}) explains a NaN or an infinity: an allowed cause "
                   "never accepts a value it does not explain.", ""]
-    blocks: list[tuple[Cause, Any, str]] = []
-    for e in failing:
-        key = (e.cause, e.source, e.explanation)
-        if key not in blocks:
-            blocks.append(key)
-    by_key = {(e.cause, e.source, e.explanation): e for e in reversed(failing)}
-    for key in blocks[:MAX_BLOCKS]:
-        lines += _block(c, by_key[key]) + [""]
+    blocks = groups(c, members)
+    for g in blocks[:MAX_BLOCKS]:
+        lines += _block(c, c.entries[g.said_for], heading(c, g, "`.comparison.entries`") if len(g.members) > 1 else "") + [""]
     if len(blocks) > MAX_BLOCKS:
-        lines += [f"... and {len(blocks) - MAX_BLOCKS} more explanations (see `.comparison`).", ""]
+        lines += [*rest(c, blocks[MAX_BLOCKS:], "`.comparison.entries`"), ""]
     accept = sorted(allowed | set(causes), key=lambda k: k.severity)
     lines.append("To accept " + ("it" if len(causes) == 1 else "them") + " (the code is meant to do this): "
                  "allow={" + ", ".join(f'"{k.id}"' for k in accept) + "}")
@@ -281,7 +284,9 @@ def _message(c: Comparison, name: str, failing: list[Entry], allowed: frozenset[
 def _at(c: Comparison) -> str:
     parts = []
     for s, v in c.point.items():
-        if isinstance(v, sp.MatrixBase):
+        if isinstance(v, sp.MatrixBase) and is_large(v):
+            parts.append(f"{sstr(s)} = {extremes(v, number)}")
+        elif isinstance(v, sp.MatrixBase):
             parts.append(f"{sstr(s)} = [" + "; ".join(", ".join(number(x) for x in row) for row in v.tolist()) + "]")
         else:
             f = float(v)
@@ -305,8 +310,9 @@ def _table(c: Comparison, failing: list[Entry]) -> list[str]:
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
 
 
-def _block(c: Comparison, e: Entry) -> list[str]:
-    """The explanation at the user's line (or the generated program's), with a caret."""
+def _block(c: Comparison, e: Entry, reaches: str = "") -> list[str]:
+    """The explanation at the user's line (or the generated program's), with a caret; `reaches`:
+    the entries the finding decides, where they are more than `e`."""
     explanation = e.explanation
     out: list[str] = []
     span = e.source
@@ -331,6 +337,8 @@ def _block(c: Comparison, e: Entry) -> list[str]:
                 "    " + " " * indent + "^" * len(text.strip())]
     else:
         out.append(f"{e.cause.id}:")
+    if reaches:
+        out.append(f"It reaches {reaches}.")
     out.append(explanation)
     if e.hint:
         out.append(f"Fix: {e.hint}")
@@ -352,9 +360,10 @@ def explain_assert(op: str, left: Any, right: Any) -> list[str] | None:
     for side, cause in zip((left, right), sides):
         lines.append(f"  {cause.id}: {cause.title} ({cause.page})")
         if isinstance(side, Comparison):
-            for e in side.entries:
-                if not e.ok:
-                    lines.append(f"    {' '.join(sstr(e.wrt).split())}: {e.explanation}")
+            found = groups(side)
+            for g in found[:MAX_BLOCKS]:
+                lines.append(f"    {' '.join(heading(side, g).split())}: {side.entries[g.said_for].explanation}")
+            lines += [f"    {line}" for line in rest(side, found[MAX_BLOCKS:])]
     return lines
 
 

@@ -19,6 +19,7 @@ from ..program import exact as ex
 from ..sides import autograd as ag
 from ..base.causes import Cause
 from ..sides.ir import LoweredProgram
+from ..program.extremes import extremes, is_large
 from ..program.program import node_text, number
 from ..sides.backward import Parting
 from .point import ExactSides
@@ -31,7 +32,10 @@ def finite(v: Any) -> bool:
 
 
 def fmt(v: Any) -> str:
-    """A value as explanations write it: as the report's tables do (`program.number`); "none" for None."""
+    """A value as explanations write it: as the report's tables do (`program.number`); "none" for
+    None; a matrix of more than a dozen values by its shape and extremes (`extremes.extremes`)."""
+    if ex.is_mat(v) and is_large(v):
+        return extremes(v, number)
     if ex.is_mat(v):
         return "[" + "; ".join(", ".join(fmt(x) for x in row) for row in v) + "]"
     return number(v)

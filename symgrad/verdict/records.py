@@ -147,7 +147,8 @@ class Comparison:
 
     def report(self, *, full: bool = False) -> str:
         """The terminal report (what `str()` gives). Over 20 entries it counts the entries by
-        cause and shows the worst; `full=True` shows every entry."""
+        cause, summarises each matrix input and shows the worst rows; `full=True` shows every
+        row. Each finding is said once with the entries it reaches, at any size."""
         return deep(render)("comparison.text", self, full)
 
     def to_markdown(self) -> str:

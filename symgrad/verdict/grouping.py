@@ -1,0 +1,285 @@
+"""A comparison of many entries said in a page: each finding once, with the elements it reaches.
+
+A comparison over matrices has one entry per element, and the entries that one finding decides
+(an overflow at one line, the kink of one `Max` node) share it. The reports (`str()`,
+`to_markdown()`, `_repr_html_()`) and `GradientMismatch`'s message read what this module groups:
+
+- `groups`: the disagreeing entries grouped by finding (cause, node, line, the user's line), each
+  group said for its worst entry, the others named (`reach`: "W[0, 17], W[3, 17] and 30 more",
+  or "every element of W");
+- `shown_rows`: which entries a table shows (all of them up to `MAX_ROWS`, else the non-agreeing ones
+  first, the most severe and worst first, up to `SHOWN_ROWS`);
+- `inputs`: per input tensor, its shape, its entries counted by cause and its worst elements.
+
+Nothing here decides a cause: it orders and groups the entries `compare` made. `to_dict()` and
+`Comparison.entries` keep every entry.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from ..base.causes import Cause
+from ..program.program import float_of, number, sstr
+from .records import Comparison, Entry
+
+MAX_ROWS = 20  # a table of at most this many entries is shown whole
+SHOWN_ROWS = 10  # beyond it, this many rows, the non-agreeing ones first
+MAX_LISTED = 4  # elements named before "and N more"
+MAX_FINDINGS = 8  # findings said in full; the rest, one line per cause
+WORST = 3  # the worst elements named per input tensor
+
+
+def one_line(text: str) -> str:
+    """User text (symbol names may hold newlines) that cannot break a report's layout."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", text)
+
+
+def _float(v: Any) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, float):
+        return v
+    try:
+        return float_of(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _relative(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return abs(a - b) / max(abs(a), abs(b), 1e-300)
+
+
+def disagreement(e: Entry) -> float:
+    """How far the sides of an entry are apart, as a relative difference (inf where a side is
+    missing, NaN or infinite and another is not): the largest of symbolic (or its one-sided
+    derivatives) against executed and executed against autograd. 0 for an agreeing entry."""
+    if e.ok:
+        return 0.0
+    exe = _float(e.grad_executed)
+    auto = _float(e.grad_autograd)
+    if e.grad_symbolic is not None:
+        math_side = [_float(e.grad_symbolic)]
+    elif e.one_sided is not None:
+        math_side = [_float(e.one_sided[0]), _float(e.one_sided[1])]
+    else:
+        math_side = []
+    worst = max((_relative(m, exe) for m in math_side), default=0.0)
+    if math.isnan(auto) and not math.isnan(exe):
+        return math.inf
+    if not math.isnan(auto):
+        worst = max(worst, _relative(exe, auto))
+    return math.inf if math.isnan(worst) else worst
+
+
+def ranked(entries: Sequence[Entry], among: Sequence[int] | None = None) -> list[int]:
+    """Indices of `entries` (or of `among`), the most severe cause first, then the largest
+    disagreement, then in table order."""
+    pool = range(len(entries)) if among is None else among
+    return sorted(pool, key=lambda k: (entries[k].cause.severity, -disagreement(entries[k]), k))
+
+
+def shown_rows(c: Comparison, full: bool = False) -> list[int]:
+    """The entries a table shows: every one up to `MAX_ROWS` entries (or with `full`); beyond,
+    the non-agreeing ones, most severe and worst first, up to `SHOWN_ROWS` (the first rows where
+    every entry agrees)."""
+    n = len(c.entries)
+    if full or n <= MAX_ROWS:
+        return list(range(n))
+    bad = [k for k in ranked(c.entries) if not c.entries[k].ok]
+    return bad[:SHOWN_ROWS] if bad else list(range(SHOWN_ROWS))
+
+
+def rows_note(c: Comparison, shown: Sequence[int], full_hint: bool = True) -> list[str]:
+    """The lines above a cut table: the counts by cause, what is shown, and where the rest is."""
+    n = len(c.entries)
+    if len(shown) == n:
+        return []
+    bad = any(not c.entries[k].ok for k in shown)
+    which = "that disagree, the most severe first" if bad else "first"
+    rest = n - len(shown)
+    agree = sum(1 for k in set(range(n)) - set(shown) if c.entries[k].ok)
+    out = [f"{n} entries: {counts(c.entries)}"]
+    if full_hint:
+        out.append(f"showing {len(shown)} {which}; c.report(full=True) (or `symgrad compare ... --full`) prints all {n}")
+    else:
+        out.append(f"showing {len(shown)} {which}")
+    out.append(f"{rest} rows not shown ({agree} of them agree): every entry is in `c.entries` and `c.to_dict()`")
+    return out
+
+
+def counts(entries: Sequence[Entry]) -> str:
+    """`13 kink, 82 agree`: the entries counted by cause, the most severe first."""
+    by: dict[Cause, int] = {}
+    for e in entries:
+        by[e.cause] = by.get(e.cause, 0) + 1
+    return ", ".join(f"{k} {cause.id}" for cause, k in sorted(by.items(), key=lambda kv: kv[0].severity))
+
+
+# --------------------------------------------------------------------------- the elements
+
+
+def what(c: Comparison, e: Entry) -> str:
+    """What an entry is the derivative of: the output element (Jacobian), the first derivative
+    (Hessian), or the v-weighted sum (vector-Jacobian product); "" for a scalar function."""
+    if getattr(c, "order", 1) == 2:
+        return f"d/d{one_line(sstr(c.lowered.symbols[e.output]))} f"  # type: ignore[index]
+    if getattr(c, "vjp", False):
+        return "v . f"
+    if isinstance(e.output, tuple):
+        return f"f[{e.output[0]}, {e.output[1]}]"
+    return ""
+
+
+def label(c: Comparison, e: Entry, output: bool = False) -> str:
+    """An entry named for a list: its input element, and with `output` the output too (a list
+    of entries of several outputs: `f[0, 0] wrt x0`)."""
+    name = one_line(sstr(e.wrt))
+    of = what(c, e) if output else ""
+    return f"{of} wrt {name}" if of else name
+
+
+def _tensor(e: Entry) -> sp.Basic:
+    """The input an entry differentiates with respect to: a matrix element's matrix, else the symbol."""
+    return e.wrt.parent if isinstance(e.wrt, MatrixElement) else e.wrt
+
+
+def reach(c: Comparison, members: Sequence[int], listed: int = MAX_LISTED) -> str:
+    """The entries a finding reaches, briefly: every element of one matrix input, or the first
+    `listed` named and how many more ("W[0, 17], W[3, 17] and 30 more")."""
+    es = [c.entries[k] for k in members]
+    tensors = list(dict.fromkeys(_tensor(e) for e in es))
+    whole = all(isinstance(t, sp.MatrixSymbol) and sum(1 for e in c.entries if _tensor(e) == t) == sum(1 for e in es if _tensor(e) == t)
+                for t in tensors)
+    if len(es) > 1 and whole:
+        names = [one_line(sstr(t)) for t in tensors]
+        return "every element of " + (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1]
+    outputs = len({e.output for e in es}) > 1
+    names = [label(c, e, outputs) for e in es]
+    if len(names) <= listed + 1:
+        return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
+    return f"{', '.join(names[:listed])} and {len(names) - listed} more"
+
+
+# --------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class Group:
+    """The entries one finding decides: its cause, node and line (and the user's line), the
+    members (indices into `c.entries`, in table order), the worst of them (`said_for`: the
+    entry whose explanation is shown), and whether every member has the same explanation."""
+
+    cause: Cause
+    node: str | None
+    line: int | None
+    members: tuple[int, ...]
+    said_for: int
+    same_text: bool
+
+
+def _key(e: Entry) -> tuple[Any, ...]:
+    source = (e.source.file, e.source.line) if e.source is not None else None
+    error = e.autograd_error.strip().splitlines()[0] if e.autograd_error else None
+    return (e.cause, e.node, e.line, source, tuple(a.id for a in e.also), error)
+
+
+def groups(c: Comparison, among: Sequence[int] | None = None) -> list[Group]:
+    """The disagreeing entries (of `among`, indices into `c.entries`, where given) grouped by
+    finding, the most severe and worst group first."""
+    by: dict[tuple[Any, ...], list[int]] = {}
+    for k in range(len(c.entries)) if among is None else sorted(among):
+        e = c.entries[k]
+        if not e.ok:
+            by.setdefault(_key(e), []).append(k)
+    out = []
+    for members in by.values():
+        worst = ranked(c.entries, members)[0]
+        texts = {(c.entries[k].explanation, c.entries[k].hint) for k in members}
+        e = c.entries[worst]
+        out.append(Group(e.cause, e.node, e.line, tuple(members), worst, len(texts) == 1))
+    return sorted(out, key=lambda g: (g.cause.severity, -disagreement(c.entries[g.said_for]), g.members[0]))
+
+
+def heading(c: Comparison, g: Group, where: str = "`c.entries`") -> str:
+    """The elements a finding reaches, how many where not all are named, and for which of them it
+    is written where their texts differ: `W[0, 0], W[1, 0], W[2, 0], W[3, 0] and 3 more (7
+    entries; written for W[2, 0], the worst of them; ...)`."""
+    head = reach(c, g.members)
+    parts = [f"{len(g.members)} entries"] if head.startswith("every element") or head.endswith(" more") else []
+    if len(g.members) > 1 and not g.same_text:
+        outputs = len({c.entries[k].output for k in g.members}) > 1
+        parts.append(f"written for {label(c, c.entries[g.said_for], outputs)}, the worst of them; each one's values: {where}")
+    return f"{head} ({'; '.join(parts)})" if parts else head
+
+
+def rest(c: Comparison, gs: Sequence[Group], where: str = "`c.entries`") -> list[str]:
+    """One line per cause for the findings beyond the first `MAX_FINDINGS`: how many, at which
+    lines, and the elements they reach."""
+    out = []
+    by: dict[Cause, list[Group]] = {}
+    for g in gs:
+        by.setdefault(g.cause, []).append(g)
+    for cause, more in by.items():
+        lines = sorted({g.line for g in more if g.line is not None})
+        at = ""
+        if lines:
+            shown = ", ".join(str(n) for n in lines[:MAX_LISTED])
+            at = f" at line{'s' if len(lines) > 1 else ''} {shown}" + (f" and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else "")
+        members = sorted(k for g in more for k in g.members)
+        out.append(f"{len(more)} more {cause.id} finding{'s' if len(more) > 1 else ''}{at}, reaching "
+                   f"{reach(c, members)} (each one's explanation: {where})")
+    return out
+
+
+# --------------------------------------------------------------------------- input tensors
+
+
+def inputs(c: Comparison) -> list[str]:
+    """Per matrix input: its shape, its entries counted by cause, its worst elements; the scalar
+    inputs together. Empty where no input is a matrix."""
+    by: dict[Any, list[int]] = {}
+    for k, e in enumerate(c.entries):
+        by.setdefault(_tensor(e), []).append(k)
+    if not any(isinstance(t, sp.MatrixSymbol) for t in by):
+        return []
+    out = []
+    scalars: list[int] = []
+    for t, members in by.items():
+        if not isinstance(t, sp.MatrixSymbol):
+            scalars += members
+            continue
+        es = [c.entries[k] for k in members]
+        line = f"{one_line(sstr(t))} ({t.rows}x{t.cols}): {len(es)} entr{'y' if len(es) == 1 else 'ies'}, {counts(es)}"
+        bad = [k for k in ranked(c.entries, members) if not c.entries[k].ok][:WORST]
+        if bad:
+            several = len({c.entries[k].output for k in members}) > 1
+            line += "; worst " + ", ".join(f"{label(c, c.entries[k], several)} ({_sides(c.entries[k])})" for k in bad)
+        out.append(line)
+    if scalars:
+        names = list(dict.fromkeys(one_line(sstr(_tensor(c.entries[k]))) for k in scalars))
+        shown = ", ".join(names[:MAX_LISTED]) + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+        out.append(f"scalars {shown}: {counts([c.entries[k] for k in scalars])}")
+    return out
+
+
+def _sides(e: Entry) -> str:
+    if e.grad_symbolic is not None:
+        math_side = number(e.grad_symbolic)
+    elif e.one_sided is not None:
+        math_side = f"none ({number(e.one_sided[0])} | {number(e.one_sided[1])})"
+    else:
+        math_side = "none"
+    auto = repr(e.grad_autograd) if e.grad_autograd is not None else ("torch raised" if e.autograd_error else "none")
+    return f"symbolic {math_side}, executed {number(e.grad_executed)}, autograd {auto}"
