@@ -34,6 +34,7 @@ class Structural:
         self.lowered, self.path, self.math_adj = context.lowered, context.path, context.math_adj
         self.node = context.node
         self.rtol = context.rtol
+        self._cuts: list[Any] | None = None  # the path's cut steps, found once
 
     def depends_on(self, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[bool]:
         """Which steps of the path depend on the inputs ks (element idx of a matrix input),
@@ -234,10 +235,14 @@ class Structural:
         (element idx of a matrix input) flows: the step depends on such an input and the
         output's mathematical adjoint at it is not 0. Whether they removed anything is the
         caller's question (the two sides differ)."""
+        if self._cuts is None:
+            self._cuts = [st for st in self.path.steps if st.cut]
+        if not self._cuts:  # nothing was cut: no entry can have a cut finding (a walk per entry saved)
+            return []
         found = []
         dep = self.depends_on(ks, idx)
-        for st in self.path.steps:
-            if not st.cut or not dep[st.index]:
+        for st in self._cuts:
+            if not dep[st.index]:
                 continue
             if ex.all_zero(self.math_adj[st.index]):
                 continue
