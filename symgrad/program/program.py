@@ -472,11 +472,11 @@ class Normalized:
     is_program: bool
 
 
-# The most matrix elements a function may hold, over all its matrix inputs, and in any one
-# matrix it computes. Every element is worked exactly (a rational or a ball each, its own adjoint,
-# and one Jacobian entry per input element), so exact work grows with the element count, at
-# roughly `_BYTES_PER_ELEMENT` each, long before torch would notice the size.
-MAX_MATRIX_ELEMENTS: Final = 250_000
+# The most matrix elements a function may hold, over all its matrix inputs (data included), and in
+# any one matrix it computes: each element is an exact number in memory (with its adjoint), at
+# roughly `_BYTES_PER_ELEMENT` each. The work those elements cost is guarded on its own, from the
+# program's products (`verdict.point.MAX_EXACT_WORK`), and the entries compared by `MAX_ENTRIES`.
+MAX_MATRIX_ELEMENTS: Final = 500_000
 _BYTES_PER_ELEMENT: Final = 1024
 
 

@@ -43,7 +43,7 @@ from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry
-from .point import (Component, ExactSides, check_entries, components, exact_sides, output_seeds, read_point,
+from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
@@ -264,6 +264,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     point = {name: _exact_value(x) for name, x in zip(lowered.inputs, floats)}
     comps = components(lowered, point, wrt_idx)
     check_entries(lowered, comps, v)
+    check_work(lowered)
     if order == 2:
         return _hessian(lowered, floats, point, comps, dtype, tol, branches, max_iterations, v)
     v_exact = _vector(lowered, v, point, max_iterations)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 
 from ..program import exact as ex
@@ -23,7 +24,7 @@ from ..base.errors import POINT_TOO_LARGE, PRECISION, PrecisionError
 from ..base.errors import (POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, PointError,
                      ShapeError, UnboundSymbolError)
 from ..sides.executed import Path, run
-from ..sides.ir import LoweredProgram
+from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, While
 from ..sides.lowering import DTYPES, lower_with_inputs
 from ..sides.symbolic import SymbolicSide, symbolic_sides
 
@@ -180,7 +181,12 @@ def components(lowered: LoweredProgram, point: dict[str, Any], wrt: Sequence[int
 
 
 # The most entries one comparison holds: each is an exact derivative on two sides and torch's.
-MAX_ENTRIES = 200_000
+MAX_ENTRIES = 1_000_000
+# The most exact multiply-adds one run of the program may take, estimated from its matrix
+# products (and elementwise ops) before anything runs: the exact side runs the program and its
+# backward pass in rationals and balls, about a microsecond or more each (a 784-64-10 MLP at batch
+# 32 is 1.6 million for its first layer). Past this, a sentence instead of hours of work.
+MAX_EXACT_WORK = 100_000_000
 
 
 def check_entries(lowered: LoweredProgram, comps: Sequence[Component], v: Any) -> None:
@@ -197,6 +203,54 @@ def check_entries(lowered: LoweredProgram, comps: Sequence[Component], v: Any) -
             "Fix: pass v= (a vector-Jacobian product, what y.backward(gradient=v) computes: one entry per input "
             "element), differentiate with respect to fewer inputs (wrt=), or compare a scalar loss of the output."
         )
+
+
+def exact_work(lowered: LoweredProgram) -> tuple[int, str]:
+    """An estimate of the exact multiply-adds of one run of the program (each statement once, a
+    loop's body once), and the line that costs most."""
+    shapes: dict[str, tuple[int, int]] = {}
+    for name, sym in zip(lowered.inputs, lowered.normalized.inputs):
+        if isinstance(sym, sp.MatrixSymbol):
+            shapes[name] = (int(sym.shape[0]), int(sym.shape[1]))
+    total, worst, worst_line = 0, 0, ""
+
+    def walk(stmts: Sequence[Any]) -> None:
+        nonlocal total, worst, worst_line
+        for s in stmts:
+            if isinstance(s, Step):
+                shape = getattr(s.node, "shape", None)
+                out = (int(shape[0]), int(shape[1])) if shape is not None and not isinstance(s.node, MatrixElement) else None
+                if out is not None:
+                    shapes[s.name] = out
+                cost = out[0] * out[1] if out is not None else 1
+                if s.op == "matmul" and len(s.args) == 2:
+                    a = shapes.get(str(s.args[0]))
+                    if a is not None and out is not None:
+                        cost = out[0] * a[1] * out[1]
+                total += cost
+                if cost > worst:
+                    worst, worst_line = cost, lowered.source.splitlines()[s.line - 1].strip()
+            elif isinstance(s, If):
+                for branch in s.branches:
+                    walk(branch.body)
+            elif isinstance(s, (While, For, NoGrad)):
+                walk(s.body)
+
+    walk(lowered.body)
+    return total, worst_line
+
+
+def check_work(lowered: LoweredProgram) -> None:
+    """Refuse a program whose exact run alone would take hours (data included), before any work."""
+    work, line = exact_work(lowered)
+    if work > MAX_EXACT_WORK:
+        raise ShapeError(
+            f"One exact run of this program takes about {work:,} multiply-adds of exact numbers (the largest, "
+            f"`{line}`), more than MAX_EXACT_WORK = {MAX_EXACT_WORK:,}: an hour or more before any verdict.\n"
+            "symgrad computes the mathematics and the path that ran in exact arithmetic, every element of "
+            "every matrix, data included.\n"
+            "Fix: compare on a smaller batch of data (a few rows of X keep every parameter's entries), or on "
+            "smaller layers.")
 
 
 def output_seeds(value: Any, v: Any) -> list[Any]:

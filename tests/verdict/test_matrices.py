@@ -139,9 +139,9 @@ from symgrad.program.program import MAX_MATRIX_ELEMENTS  # noqa: E402
 
 @pytest.mark.parametrize("make, count, first", [
     (lambda s: sp.Trace(sp.MatrixSymbol("B", 1000, 1000)) * s, 1_000_000, "The matrix input B (1000, 1000) has 1,000,000"),
-    (lambda s: sp.Determinant(sp.MatrixSymbol("B", 600, 600)) + s, 360_000, "The matrix input B (600, 600) has 360,000"),
-    (lambda s: sp.Trace(sp.MatrixSymbol("B", 400, 400)) + sp.Trace(sp.MatrixSymbol("C", 400, 400)) * s, 320_000,
-     "The matrix inputs B (400, 400), C (400, 400) have 320,000"),
+    (lambda s: sp.Determinant(sp.MatrixSymbol("B", 800, 800)) + s, 640_000, "The matrix input B (800, 800) has 640,000"),
+    (lambda s: sp.Trace(sp.MatrixSymbol("B", 600, 600)) + sp.Trace(sp.MatrixSymbol("C", 600, 600)) * s, 720_000,
+     "The matrix inputs B (600, 600), C (600, 600) have 720,000"),
     (lambda s: sp.Trace(sp.MatrixSymbol("u", 1000, 1) * sp.MatrixSymbol("v", 1, 1000)) * s, 1_000_000,
      "u*v, of shape (1000, 1000), has 1,000,000"),
     (lambda s: sp.Trace(sp.Identity(2000)) * s, 4_000_000, "Identity(2000), of shape (2000, 2000), has 4,000,000"),
@@ -170,6 +170,24 @@ def test_a_matrix_within_the_limit_still_compares() -> None:
     exact = sum(Fraction(float(value[k, k])) for k in range(20))  # the diagonal's exact binary values
     assert by_wrt["x0"].grad_executed == sp.Rational(exact.numerator, exact.denominator)
     assert by_wrt["B[3, 3]"].grad_autograd == 2.0 and by_wrt["B[3, 4]"].grad_autograd == 0.0
+
+
+def test_exact_work_too_large_is_refused_before_it_starts() -> None:
+    """Data included: a large X times W is counted in multiply-adds (the work the exact side does),
+    not only in elements, and refused with the line that costs most."""
+    from symgrad.verdict.point import MAX_EXACT_WORK, check_work, exact_work
+
+    Xb, Wb = sp.MatrixSymbol("Xb", 300, 500), sp.MatrixSymbol("Wb", 500, 700)
+    lowered = sg.lower(sp.OneMatrix(1, 300) * (Xb * Wb) * sp.OneMatrix(700, 1))
+    work, line = exact_work(lowered)
+    assert work >= 300 * 500 * 700 > MAX_EXACT_WORK
+    assert "Xb @ Wb" in line
+    with pytest.raises(sg.ShapeError) as err:
+        check_work(lowered)
+    assert "MAX_EXACT_WORK" in str(err.value) and "`Xb_at_Wb = Xb @ Wb`" in str(err.value)
+    assert "Fix: compare on a smaller batch" in str(err.value)
+    small = sg.lower(sp.OneMatrix(1, 3) * (sp.MatrixSymbol("P", 3, 4) * sp.MatrixSymbol("Q", 4, 5)) * sp.OneMatrix(5, 1))
+    assert exact_work(small)[0] >= 3 * 4 * 5
 
 
 def test_a_jacobian_too_large_is_refused_before_the_work() -> None:
