@@ -42,7 +42,7 @@ from ..program.ops import OPS
 from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
-from .records import DIGITS, Comparison, Entry
+from .records import DIGITS, Comparison, Entry, Later
 from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
@@ -58,6 +58,25 @@ UNUSED = ("{symbol} does not reach the output (the function does not read it, or
 
 
 # --------------------------------------------------------------------------- entries
+
+
+@functools.lru_cache(maxsize=8)
+def _agree_text(dtype: str, rtol: float) -> str:
+    """One string for every agreeing entry of a dtype and tolerance (a model has 10^5 of them)."""
+    return EXPLANATIONS[Cause.AGREE].format(dtype=dtype, rtol=rtol)
+
+
+def _point_of(lowered: LoweredProgram, floats: Sequence[Any]) -> dict[sp.Basic, sp.Basic]:
+    """The point as SymPy values, user symbol -> the exact value each tensor holds."""
+    return {s: _sympy_value(_exact_value(x)) for s, x in zip(lowered.symbols, floats)}
+
+
+def _pair(values: tuple[Any, Any]) -> tuple[sp.Basic, sp.Basic]:
+    return ex.to_sympy(values[0]), ex.to_sympy(values[1])
+
+
+def _element(m: sp.MatrixSymbol, i: int, j: int) -> sp.Basic:
+    return m[i, j]
 
 
 def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic,
@@ -102,13 +121,13 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     for f in findings:
         if all(u.cause is not f.cause for u in unique):
             unique.append(f)
-    sym_value = ex.to_sympy(sym.grad) if sym.grad is not None else None
-    one_sided = (ex.to_sympy(sym.one_sided[0]), ex.to_sympy(sym.one_sided[1])) if sym.one_sided else None
-    exe_value = ex.to_sympy(exe)
+    sym_value = Later(ex.to_sympy, sym.grad) if sym.grad is not None else None
+    one_sided = Later(_pair, sym.one_sided) if sym.one_sided else None
+    exe_value = Later(ex.to_sympy, exe)
     if not unique:
-        text = EXPLANATIONS[Cause.AGREE].format(dtype=c.dtype, rtol=c.rtol)
+        text = _agree_text(c.dtype, c.rtol)
         if c.path.inputs[k] in c.unread:
-            text = UNUSED.format(symbol=wrt_sym, dtype=c.dtype)
+            text = UNUSED.format(symbol=wrt_sym() if isinstance(wrt_sym, Later) else wrt_sym, dtype=c.dtype)
         return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, Cause.AGREE, (), None, None, text, "",
                      c.run.error, formula_of)
     primary = unique[0]
@@ -348,10 +367,12 @@ def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
         return lines[before[-1]] if before else None
 
     entries = []
-    spelled = spellings(lowered, origins)  # the nodes named as the user wrote them
+    spelled: dict[str, str] | None = None  # the nodes named as the user wrote them, when a finding needs them
     for e in comparison.entries:
         span = span_of(e.line)
         if span is not None and not e.ok:
+            if spelled is None:
+                spelled = spellings(lowered, origins)
             e = replace(e, source=span, explanation=f"{in_your_words(e.explanation, spelled)} In your code: `{span}`.",
                         hint=in_your_words(e.hint, spelled))
         elif span is not None:
@@ -413,16 +434,16 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
             auto = run_.grads[o][k] if run_.grads else None
             if auto is not None and idx is not None:
                 auto = float(auto[idx])
-            wrt_sym = lowered.symbols[k] if idx is None else lowered.symbols[k][idx[0], idx[1]]
+            wrt_sym = lowered.symbols[k] if idx is None else Later(_element, lowered.symbols[k], idx[0], idx[1])
             shown = functools.partial(formula, lowered, k) if scalar else None
             entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown, idx))
     return Comparison(
         entries=tuple(entries),
         lowered=lowered,
-        point={s: _sympy_value(_exact_value(x)) for s, x in zip(lowered.symbols, floats)},
+        point=Later(_point_of, lowered, floats),
         dtype=dtype,
         rtol=tol,
-        value_exact=_sympy_value(value) if finite(value) else None,
+        value_exact=Later(_sympy_value, value) if finite(value) else None,
         value_autograd=run_.value,
         executed_path=exact.path,
         branches=branches,

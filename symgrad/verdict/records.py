@@ -26,9 +26,25 @@ from ..sides.backward import BackwardPass, BackwardStep, Derivation, Parting, ba
 DIGITS = {"float64": 15.95, "float32": 7.22}
 
 
+class Later:
+    """A field's value computed when it is first read: an entry keeps its exact numbers and builds
+    their SymPy form (and its matrix element `wrt`) on demand, so a whole model's comparison does
+    not build 200,000 SymPy objects nobody reads."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn = fn
+        self.args = args
+
+    def __call__(self) -> Any:
+        return self.fn(*self.args)
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One compared component: output `output` with respect to input `wrt`."""
+    """One compared component: output `output` with respect to input `wrt`. `wrt` and the exact
+    values may be given as `Later`s: each is built the first time it is read, then kept."""
 
     output: int | tuple[int, ...]
     wrt: sp.Basic
@@ -46,6 +62,13 @@ class Entry:
     formula_of: Callable[[], sp.Basic | None] | None = field(default=None, repr=False, compare=False)
     # The user's own line (a `symgrad.source.SourceSpan`) for a function read by `trace`, else None.
     source: Any = None
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if type(value) is Later:
+            value = value()
+            object.__setattr__(self, name, value)  # built once, kept
+        return value
 
     @property
     def ok(self) -> bool:
@@ -92,6 +115,13 @@ class Comparison:
     title: str = ""  # how reports name the function, where not by its expression (a traced torch function)
     # Work done on first request (the backward pass); shared with the classifier that made it.
     work: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if type(value) is Later:  # `point`, `value_exact`: built when first read (a model's data is large)
+            value = value()
+            object.__setattr__(self, name, value)
+        return value
 
     @property
     def backward(self) -> tuple[BackwardStep, ...]:
