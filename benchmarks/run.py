@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
 import re
+import resource
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -378,6 +381,74 @@ def matrix_rows(table: Table) -> None:
               detail=f"goal 5 s: {'met' if t < 5 else 'missed'}")
 
 
+MLP_SOURCE = """import torch
+
+
+def mlp(W1, b1, W2, b2, X, y):
+    h = torch.relu(X @ W1 + b1)
+    return -torch.log_softmax(h @ W2 + b2, dim=1)[range(X.shape[0]), y].mean()
+"""
+
+
+def model_rows(table: Table) -> None:
+    """Issue 20's model rows: the MLP read from torch code (ReLU, log_softmax, integer labels),
+    with one ReLU tie placed (a pre-activation exactly 0), against torch.autograd.gradcheck
+    (fast_mode=False) on the same function and point, interleaved; counts by cause printed."""
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "bench_mlp.py")
+    with open(path, "w") as fh:
+        fh.write(MLP_SOURCE)
+    spec = importlib.util.spec_from_file_location("bench_mlp", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    sizes = [(32, 784, 64, 10, True)] if ARGS.quick else [(32, 784, 64, 10, True), (64, 784, 256, 10, False)]
+    for n, d, hidden, k, with_gradcheck in sizes:
+        gen = torch.Generator().manual_seed(0)
+        X = torch.randn(n, d, dtype=torch.float64, generator=gen)
+        y = torch.randint(0, k, (n,), generator=gen)
+        W1 = torch.randn(d, hidden, dtype=torch.float64, generator=gen) * 0.05
+        b1 = torch.zeros(hidden, dtype=torch.float64)
+        # the tie: hidden unit 3 reads feature 0 alone, and its bias cancels example 0's, so that
+        # example's pre-activation is exactly 0 (in exact arithmetic too); the others' are not
+        W1[:, 3] = 0.0
+        W1[0, 3] = 1.0
+        b1[3] = -float(X[0, 0])
+        assert float((X[0] @ W1[:, 3] + b1[3]).item()) == 0.0
+        W2 = torch.randn(hidden, k, dtype=torch.float64, generator=gen) * 0.1
+        b2 = torch.zeros(k, dtype=torch.float64)
+        point = {"W1": W1, "b1": b1, "W2": W2, "b2": b2, "X": X, "y": y}
+        entries = d * hidden + hidden + hidden * k + k
+
+        def ours(_: int) -> Callable[[], object]:
+            return lambda: sg.compare(module.mlp, at=point, wrt=["W1", "b1", "W2", "b2"])
+
+        def gradcheck(_: int) -> Callable[[], object]:
+            params = [t.clone().requires_grad_(True) for t in (W1, b1, W2, b2)]
+            return lambda: torch.autograd.gradcheck(lambda *p: module.mlp(*p, X, y), params, fast_mode=False,
+                                                   raise_exception=False)
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if with_gradcheck:
+            p = interleave([ours, gradcheck], 1 if ARGS.quick else 2)
+            ratio = 1 / p.ratio()  # p.ratio() is compare() over gradcheck, per pair
+            detail = f"gradcheck takes {ratio:.1f}x as long as compare() (target >= 10x)"
+            ok = p.median() < 3 and ratio >= 10
+        else:
+            p = interleave([ours], 1 if ARGS.quick else 2)
+            detail = ""
+            ok = p.median() < 15
+        c = sg.compare(module.mlp, at=point, wrt=["W1", "b1", "W2", "b2"])
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+        counts = {cause: sum(1 for e in c.entries if e.cause.id == cause) for cause in sorted({e.cause.id for e in c.entries})}
+        start = time.perf_counter()
+        text = str(c)
+        shown = time.perf_counter() - start
+        table.add(f"compare() of the MLP {d}-{hidden}-{k}, batch {n}, from torch code ({entries:,} entries); "
+                  f"causes {counts}; str() {shown:.2f} s, {len(text):,} characters; peak RSS grew "
+                  f"{grown / 2**20:.0f} MiB in this process", "warm", p,
+                  target="< 3 s and >= 10x faster than gradcheck" if with_gradcheck else "< 15 s", ok=ok, detail=detail)
+
+
 def depth_rows(table: Table, default_limit: int) -> None:
     """The depth curve, at Python's default recursion limit, and comparison.backward's cost."""
     assert sys.getrecursionlimit() == default_limit
@@ -663,7 +734,9 @@ def main() -> None:
     mode = ("contended (a process of our own spins one core beside each row; load limit "
             f"{table.limit:g})" if ARGS.contended else f"load limit {table.limit:g}")
     header(("quick, " if ARGS.quick else "") + mode)
-    if ARGS.backward:
+    if ARGS.models:
+        model_rows(table)
+    elif ARGS.backward:
         backward_cost(table)
     elif ARGS.flagged:
         flagged_sweeps(table, ARGS.sweep_points)
@@ -693,6 +766,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and fewer rounds, for a smoke run")
     parser.add_argument("--backward", action="store_true", help="only the comparison.backward row")
+    parser.add_argument("--models", action="store_true",
+                        help="only the whole-model rows (the MLP of issue 20 from torch code; gradcheck takes minutes)")
     parser.add_argument("--flagged", action="store_true", help="only the flagged-sweep rows")
     parser.add_argument("--contended", action="store_true",
                         help="the sweep and check rows beside a process of our own spinning one core (target 3x)")
