@@ -246,17 +246,20 @@ def matrix_point() -> dict[str, torch.Tensor]:
 # ----- open on main
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "a matrix plus the constant 1.0 (A + 1.0, 1.0 + A, A - (-1.0), A * A + 1.0) or times it (1.0 * A, "
-    "A * 1.0) raises a raw TypeError 'GenericIdentity does not have a specified shape' out of "
-    "sg.compare (lowering writes the constant with sides/spelling.py matconst_text); every other "
-    "constant is read. Until it is fixed, `strategies.MATRIX_CONSTANTS` leaves 1.0 out"))
 @pytest.mark.parametrize("body", [
     "return (A + 1.0).sum()",
+    "return (1.0 + A).sum()",
     "return (1.0 * A).sum()",
+    "return (A * 1.0).sum()",
+    "return (A - (-1.0)).sum()",
+    "return (A * A + 1.0).sum()",
     "return torch.relu((torch.sin(A) + 1.0).mean())",
 ])
 def test_a_matrix_plus_one(body: str, user_dir: Path) -> None:
+    """A matrix plus or times the constant 1.0 raised a raw TypeError 'GenericIdentity does not have
+    a specified shape' (SymPy's MatMul() of no factor, left of `1*A` and `A + 1*ones`, printed by the
+    lowering); later a TraceError sentence, and path mode refuses matrices. Fixed in sides.selection
+    (`1*X` is X); the general rule: tests/sides/test_selection.py."""
     fn = user_function("A", body, user_dir)
     comparison = sg.compare(fn, at=matrix_point())
     assert [e.grad_autograd for e in comparison.entries] == grads_of(fn, {"A": GRID})
