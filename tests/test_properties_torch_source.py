@@ -23,9 +23,7 @@ refused with a sentence:
 Each example is bounded against a hang (`conftest.no_hang`). PROPERTY_SCALE=20 runs twenty times
 as many examples (bug hunting, with HYPOTHESIS_PROFILE=dev for random seeds). The minimal
 reproductions of what these properties found are kept at the end, each an `xfail(strict=True)`
-naming its bug until it is fixed (and those fixed on main since, as plain tests). Two known bugs
-are stepped around, each at one place that names its test: a matrix plus or times the constant 1.0
-(`strategies.MATRIX_CONSTANTS`), and exact derivatives both below 1e-40 (property 2).
+naming its bug until it is fixed (and those fixed on main since, as plain tests).
 
 Tensor functions keep to what the source reader reads on main: exp, log, sin and sqrt apply
 elementwise to a matrix, with + - * /, @, .T and ** 2; relu, tanh, sigmoid, clamp, abs, where,
@@ -131,10 +129,6 @@ def same_exact(a: Any, b: Any) -> bool:
         return abs(x - y) <= mpmath.mpf("1e-30") * max(abs(x), abs(y))
 
 
-def tiny(v: Any) -> bool:
-    return bool(v.is_finite) and abs(v) < sp.Float("1e-40")
-
-
 def same_bits(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -193,13 +187,8 @@ def check(case: SourceCase, directory: Path) -> sg.Comparison | None:
         assert same_bits(e.grad_autograd, mine), f"grad_autograd {e.grad_autograd!r} is not torch's {mine!r}"
         if e.cause is sg.Cause.AGREE:
             # 2. agree: the executed derivative is the mathematics' where both exist
-            if e.grad_symbolic is not None and e.grad_executed is not None \
-                    and not same_exact(e.grad_executed, e.grad_symbolic):
-                # Known bug (test_a_branch_rounding_decides_with_a_tiny_derivative): the exact sides
-                # are compared with an absolute floor, so two derivatives below it are `agree`
-                # whatever they are. Only that (both below 1e-40) is let through; property 3 holds.
-                assert tiny(e.grad_symbolic) and tiny(e.grad_executed), "agree, but executed != symbolic"
-                event("known bug: both exact derivatives below 1e-40")
+            if e.grad_symbolic is not None and e.grad_executed is not None:
+                assert same_exact(e.grad_executed, e.grad_symbolic), "agree, but executed != symbolic"
             # 3. agree: autograd is the exact executed derivative within the tolerance
             assert close(e.grad_autograd, e.grad_executed, rtol, atol), "agree, but autograd != executed"
     return comparison
@@ -266,13 +255,12 @@ def test_a_matrix_plus_one(body: str, user_dir: Path) -> None:
     assert comparison.cause is sg.Cause.AGREE
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "sides.symbolic.same compares the exact sides with an absolute floor (scale max(|a|, |b|, 1), "
-    "resolution 2**(40 - prec)): where float rounding takes the other branch (tanh(300 + x) rounds to "
-    "1.0, exactly it is below 1), the math's slope -sin(x) and the executed path's 0 differ, and symgrad "
-    "says control-flow at x = 1e-30 but agree at 1e-100 (symbolic -1e-100, executed 0). The detach and "
-    ".item() cases of the same floor (torch.exp(x * x.item()) at 1e-300) were fixed on main"))
 def test_a_branch_rounding_decides_with_a_tiny_derivative(user_dir: Path) -> None:
+    """sides.symbolic.same compared the exact sides with an absolute floor (scale max(|a|, |b|, 1),
+    resolution 2**(40 - prec)): where float rounding takes the other branch (tanh(300 + x) rounds to
+    1.0, exactly it is below 1), the math's slope -sin(x) and the executed path's 0 differ, and symgrad
+    said control-flow at x = 1e-30 but agree at 1e-100 (symbolic -1e-100, executed 0). Now relative to
+    the values' own magnitude (tests/sides/test_symbolic.py)."""
     body = "if (x + 300.0).tanh() < 1.0:\n        return torch.cos(x)\n    return torch.sign(x)"
     fn = user_function("x", body, user_dir)
     (e,) = sg.compare(fn, at={"x": 1e-30}).entries
