@@ -122,7 +122,8 @@ class _Recorder(TorchFunctionMode):
             if name in _IGNORED or not self.touches(args, kwargs):
                 return result  # bookkeeping (grad mode, shapes) or constants of no input
             if name in _RELATIONS:
-                self.values[id(result)] = _RELATIONS[name](self.of(args[0]), self.of(args[1]))
+                # unevaluated: `(x - x + 3.0) == 3.0` is the comparison 3 == 3 the run decided, not `True`
+                self.values[id(result)] = _RELATIONS[name](self.of(args[0]), self.of(args[1]), evaluate=False)
                 self.keep.append(result)
                 sides = [a.item() if isinstance(a, torch.Tensor) and a.numel() == 1 else a for a in args[:2]]
                 if all(isinstance(v, (int, float)) for v in sides):
