@@ -13,6 +13,7 @@ from typing import Any, Final
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
+from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatrix
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
@@ -228,6 +229,8 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "det", (e.arg,), None
     if isinstance(e, sp.Trace):
         return "trace", (e.arg,), None
+    if isinstance(e, (GenericIdentity, GenericZeroMatrix)):
+        raise unsupported(e)  # SymPy's MatMul() and MatAdd() of no factor: no shape to write
     if isinstance(e, (sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
         return "matconst", (), e
     if isinstance(e, ElementwiseApplyFunction):

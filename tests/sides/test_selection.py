@@ -114,3 +114,10 @@ def test_any_coefficient_of_a_matrix_lowers_and_computes_it(coeff: sp.Basic) -> 
         ga = torch.autograd.grad((mine * w).sum(), a)[0]
         gb = torch.autograd.grad((theirs * w).sum(), ta)[0]
         assert torch.equal(ga, gb)
+
+
+@pytest.mark.parametrize("placeholder", [sp.MatMul(), sp.MatAdd()], ids=["MatMul()", "MatAdd()"])
+def test_sympys_placeholders_of_no_shape_are_refused_with_a_sentence(placeholder: sp.Basic) -> None:
+    """GenericIdentity and GenericZeroMatrix have no shape: a sentence, never SymPy's raw TypeError."""
+    with pytest.raises(sg.UnsupportedNodeError):
+        select(placeholder)
