@@ -1031,9 +1031,6 @@ _MATRIX_UNARY = ("torch.exp({})", "torch.sin({})", "torch.log({})", "torch.sqrt(
                  "torch.cos({})", "{}.detach()", "torch.floor({})", "torch.sign({})")
 
 
-# Known bug (tests/test_properties_torch_source.py::test_a_matrix_plus_one): a matrix plus or times
-# the constant 1.0 raises a raw TypeError. Until it is fixed, matrices meet the other constants only.
-MATRIX_CONSTANTS = tuple(c for c in TORCH_CONSTANTS if c != 1.0)
 
 
 def _matrix_expr(draw: st.DrawFn, src: _Source, leaves: list[str], depth: int) -> str:
@@ -1054,9 +1051,9 @@ def _matrix_expr(draw: st.DrawFn, src: _Source, leaves: list[str], depth: int) -
     if kind == "matmul":
         return f"({sub()} @ {sub()})"
     if kind == "scale":
-        return f"({_num(src.const(draw, MATRIX_CONSTANTS))} * {sub()})"
+        return f"({_num(src.const(draw, TORCH_CONSTANTS))} * {sub()})"
     if kind == "shift":
-        return f"({sub()} + {_num(src.const(draw, MATRIX_CONSTANTS))})"
+        return f"({sub()} + {_num(src.const(draw, TORCH_CONSTANTS))})"
     m = sub()
     return f"({sub()} / ({m} * {m} + 0.5))"
 

@@ -23,9 +23,7 @@ refused with a sentence:
 Each example is bounded against a hang (`conftest.no_hang`). PROPERTY_SCALE=20 runs twenty times
 as many examples (bug hunting, with HYPOTHESIS_PROFILE=dev for random seeds). The minimal
 reproductions of what these properties found are kept at the end, each an `xfail(strict=True)`
-naming its bug until it is fixed (and those fixed on main since, as plain tests). Two known bugs
-are stepped around, each at one place that names its test: a matrix plus or times the constant 1.0
-(`strategies.MATRIX_CONSTANTS`), and exact derivatives both below 1e-40 (property 2).
+naming its bug until it is fixed (and those fixed on main since, as plain tests).
 
 Tensor functions keep to what the source reader reads on main: exp, log, sin and sqrt apply
 elementwise to a matrix, with + - * /, @, .T and ** 2, and every scalar rule applies element by element
@@ -121,10 +119,6 @@ def same_exact(a: Any, b: Any) -> bool:
         return abs(x - y) <= mpmath.mpf("1e-30") * max(abs(x), abs(y))
 
 
-def tiny(v: Any) -> bool:
-    return bool(v.is_finite) and abs(v) < sp.Float("1e-40")
-
-
 def same_bits(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -183,13 +177,8 @@ def check(case: SourceCase, directory: Path) -> sg.Comparison | None:
         assert same_bits(e.grad_autograd, mine), f"grad_autograd {e.grad_autograd!r} is not torch's {mine!r}"
         if e.cause is sg.Cause.AGREE:
             # 2. agree: the executed derivative is the mathematics' where both exist
-            if e.grad_symbolic is not None and e.grad_executed is not None \
-                    and not same_exact(e.grad_executed, e.grad_symbolic):
-                # Known bug (test_a_branch_rounding_decides_with_a_tiny_derivative): the exact sides
-                # are compared with an absolute floor, so two derivatives below it are `agree`
-                # whatever they are. Only that (both below 1e-40) is let through; property 3 holds.
-                assert tiny(e.grad_symbolic) and tiny(e.grad_executed), "agree, but executed != symbolic"
-                event("known bug: both exact derivatives below 1e-40")
+            if e.grad_symbolic is not None and e.grad_executed is not None:
+                assert same_exact(e.grad_executed, e.grad_symbolic), "agree, but executed != symbolic"
             # 3. agree: autograd is the exact executed derivative within the tolerance
             assert close(e.grad_autograd, e.grad_executed, rtol, atol), "agree, but autograd != executed"
     return comparison
@@ -236,30 +225,46 @@ def matrix_point() -> dict[str, torch.Tensor]:
 # ----- open on main
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "a matrix plus the constant 1.0 (A + 1.0, 1.0 + A, A - (-1.0), A * A + 1.0) or times it (1.0 * A, "
-    "A * 1.0) raises a raw TypeError 'GenericIdentity does not have a specified shape' out of "
-    "sg.compare (lowering writes the constant with sides/spelling.py matconst_text); every other "
-    "constant is read. Until it is fixed, `strategies.MATRIX_CONSTANTS` leaves 1.0 out"))
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "torch.where on a comparison of tensors of rank >= 1 (another issue: not read today) is refused with "
+    "'A comparison of tensors of rank >= 1 is not a single condition.' and no 'Fix:' line"))
+def test_where_on_a_matrix_says_how_to_fix(user_dir: Path) -> None:
+    fn = user_function("A", "return torch.where(A > 0, A, 0.0).sum()", user_dir)
+    with pytest.raises(sg.SymgradError) as err:
+        sg.compare(fn, at=matrix_point())
+    assert "Fix:" in str(err.value)
+
+
+# ----- found by these properties, fixed since (a matrix beside 1.0, `same`'s absolute floor, a pole beside
+# a non-dyadic value, `.item()` after an early return and path mode's `>=`)
+
+
 @pytest.mark.parametrize("body", [
     "return (A + 1.0).sum()",
+    "return (1.0 + A).sum()",
     "return (1.0 * A).sum()",
+    "return (A * 1.0).sum()",
+    "return (A - (-1.0)).sum()",
+    "return (A * A + 1.0).sum()",
     "return torch.relu((torch.sin(A) + 1.0).mean())",
 ])
 def test_a_matrix_plus_one(body: str, user_dir: Path) -> None:
+    """A matrix plus or times the constant 1.0 raised a raw TypeError 'GenericIdentity does not have
+    a specified shape' (SymPy's MatMul() of no factor, left of `1*A` and `A + 1*ones`, printed by the
+    lowering); later a TraceError sentence, and path mode refuses matrices. Fixed in sides.selection
+    (`1*X` is X); the general rule: tests/sides/test_selection.py."""
     fn = user_function("A", body, user_dir)
     comparison = sg.compare(fn, at=matrix_point())
     assert [e.grad_autograd for e in comparison.entries] == grads_of(fn, {"A": GRID})
     assert comparison.cause is sg.Cause.AGREE
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "sides.symbolic.same compares the exact sides with an absolute floor (scale max(|a|, |b|, 1), "
-    "resolution 2**(40 - prec)): where float rounding takes the other branch (tanh(300 + x) rounds to "
-    "1.0, exactly it is below 1), the math's slope -sin(x) and the executed path's 0 differ, and symgrad "
-    "says control-flow at x = 1e-30 but agree at 1e-100 (symbolic -1e-100, executed 0). The detach and "
-    ".item() cases of the same floor (torch.exp(x * x.item()) at 1e-300) were fixed on main"))
 def test_a_branch_rounding_decides_with_a_tiny_derivative(user_dir: Path) -> None:
+    """sides.symbolic.same compared the exact sides with an absolute floor (scale max(|a|, |b|, 1),
+    resolution 2**(40 - prec)): where float rounding takes the other branch (tanh(300 + x) rounds to
+    1.0, exactly it is below 1), the math's slope -sin(x) and the executed path's 0 differ, and symgrad
+    said control-flow at x = 1e-30 but agree at 1e-100 (symbolic -1e-100, executed 0). Now relative to
+    the values' own magnitude (tests/sides/test_symbolic.py)."""
     body = "if (x + 300.0).tanh() < 1.0:\n        return torch.cos(x)\n    return torch.sign(x)"
     fn = user_function("x", body, user_dir)
     (e,) = sg.compare(fn, at={"x": 1e-30}).entries
@@ -269,17 +274,19 @@ def test_a_branch_rounding_decides_with_a_tiny_derivative(user_dir: Path) -> Non
     assert e.cause is sg.Cause.CONTROL_FLOW
 
 
-@pytest.mark.xfail(strict=True, raises=sg.PrecisionError, reason=(
-    "a pole beside a value that is not a dyadic rational: 1/x + 1/y at (3, 0) (and SymPy's "
-    "1/x + Rational(1, 3) at 0) raise PrecisionError ('the program's balls lost more than 10**9 bits', "
-    "'an unstable recurrence') instead of reporting the pole as domain, as 1/x + 1/y at (2, 0) does "
-    "(found in the refusals the properties log: a sentence, but the wrong one)"))
 def test_a_pole_beside_a_third_is_a_domain_error(user_dir: Path) -> None:
+    """A pole beside a value that is not a dyadic rational: 1/x + 1/y at (3, 0) (and SymPy's 1/x +
+    Rational(1, 3) at 0) raised PrecisionError ('the program's balls lost more than 10**9 bits', 'an
+    unstable recurrence') instead of reporting the pole as domain, as 1/x + 1/y at (2, 0) does: Arb's
+    inf + [1/3 +/- r] kept the radius and read as a ball of no certain bit (program.exact: an
+    infinity plus a finite number is that infinity; tests/program/test_exact.py)."""
     fn = user_function("x, y", "return 1.0 / x + 1.0 / y", user_dir)
     point = {"x": 3.0, "y": 0.0}
     assert grads_of(fn, point) == [-1 / 9, -math.inf]
     comparison = sg.compare(fn, at=point)
-    assert comparison.entries[1].cause is sg.Cause.DOMAIN
+    assert [e.grad_autograd for e in comparison.entries] == [-1 / 9, -math.inf]
+    assert [e.cause for e in comparison.entries] == [sg.Cause.DOMAIN, sg.Cause.DOMAIN]
+    assert [e.grad_executed for e in comparison.entries] == [sp.Rational(-1, 9), -sp.oo]
 
 
 # Found by the properties: torch.where on a comparison of matrices was refused with no "Fix:" line.
@@ -300,16 +307,21 @@ def test_an_alias_of_a_rebound_parameter_keeps_its_value(user_dir: Path) -> None
     assert e.grad_symbolic == 1 and e.cause is sg.Cause.AGREE
 
 
-@pytest.mark.xfail(strict=True, raises=sg.TraceError, reason=(
-    "`.item()` in a return after an early-return `if` is dropped by the reader (Program: result = "
-    "Piecewise((x, x >= 1), (x*x, True))); the fidelity check refuses the translation, and path mode, "
-    "which rescues the same function with `if x > 1.0:`, cannot record `>=` ('`ge` is not in symgrad's "
-    "table of torch spellings'): a refusal of readable code"))
 def test_item_after_an_early_return_keeps_its_graph_break(user_dir: Path) -> None:
+    """`.item()` in a return after an early-return `if` was dropped by the reader (Program: result =
+    Piecewise((x, x >= 1), (x*x, True))); the fidelity check refused the translation, and path mode,
+    which rescued the same function with `if x > 1.0:`, could not record `>=` ('`ge` is not in
+    symgrad's table of torch spellings'): a refusal of readable code. Both fixed (the reader keeps
+    item in a branch, tests/frontends/test_source_calls.py; the recorder records every comparison,
+    tests/frontends/test_recorder.py)."""
     fn = user_function("x", "if x >= 1.0:\n        return x\n    return x * x.item()", user_dir)
-    (e,) = sg.compare(fn, at={"x": 0.5}).entries
+    t = sg.trace(fn, 0.5)
+    assert t.mode == "source" and t.program is not None and t.program.body.has(sg.item)
+    (e,) = t.compare().entries
     assert e.grad_autograd == grads_of(fn, {"x": 0.5})[0] == 0.5
-    assert e.grad_executed == sp.Rational(1, 2) and e.cause is sg.Cause.GRAPH_BREAK
+    assert e.grad_symbolic == 1 and e.grad_executed == sp.Rational(1, 2) and e.cause is sg.Cause.GRAPH_BREAK
+    (e,) = sg.compare(fn, at={"x": 2.0}).entries
+    assert e.grad_autograd == grads_of(fn, {"x": 2.0})[0] == 1.0 and e.cause is sg.Cause.AGREE
 
 
 # ----- found on main at a1a256d, fixed on main since

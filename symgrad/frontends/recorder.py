@@ -33,8 +33,17 @@ _DUNDERS = {
     "__matmul__": ("@", False), "__rmatmul__": ("@", True), "add": ("+", False), "sub": ("-", False),
     "mul": ("*", False), "div": ("/", False), "pow": ("**", False), "neg": ("unary -", False),
 }
-_RELATIONS = {"__gt__": sp.StrictGreaterThan, "__lt__": sp.StrictLessThan, "__ge__": sp.GreaterThan,
-              "__le__": sp.LessThan, "gt": sp.StrictGreaterThan, "lt": sp.StrictLessThan}
+# Comparisons, by the name torch dispatches them under: `x >= 1.0` is `ge` (and `1.0 < x` is
+# `gt(x, 1.0)`, Python's reflected operand order), `x == y` is `__eq__`, `torch.greater_equal(x, y)`
+# and `x.not_equal(y)` their own names.
+_RELATIONS = {
+    **dict.fromkeys(("__gt__", "gt", "greater"), sp.StrictGreaterThan),
+    **dict.fromkeys(("__lt__", "lt", "less"), sp.StrictLessThan),
+    **dict.fromkeys(("__ge__", "ge", "greater_equal"), sp.GreaterThan),
+    **dict.fromkeys(("__le__", "le", "less_equal"), sp.LessThan),
+    **dict.fromkeys(("__eq__", "eq"), sp.Eq),
+    **dict.fromkeys(("__ne__", "ne", "not_equal"), sp.Ne),
+}
 _IGNORED = {"__bool__", "__format__", "__repr__", "__len__", "__hash__", "dim", "size", "numel", "__get__",
             "requires_grad_", "is_floating_point", "__float__"}
 
@@ -113,7 +122,8 @@ class _Recorder(TorchFunctionMode):
             if name in _IGNORED or not self.touches(args, kwargs):
                 return result  # bookkeeping (grad mode, shapes) or constants of no input
             if name in _RELATIONS:
-                self.values[id(result)] = _RELATIONS[name](self.of(args[0]), self.of(args[1]))
+                # unevaluated: `(x - x + 3.0) == 3.0` is the comparison 3 == 3 the run decided, not `True`
+                self.values[id(result)] = _RELATIONS[name](self.of(args[0]), self.of(args[1]), evaluate=False)
                 self.keep.append(result)
                 sides = [a.item() if isinstance(a, torch.Tensor) and a.numel() == 1 else a for a in args[:2]]
                 if all(isinstance(v, (int, float)) for v in sides):

@@ -237,8 +237,6 @@ class CallTranslator:
         if spelling.name != "torch.where":  # a mask anywhere else is a tensor of 0s and 1s
             sym_args = [tn.as_numbers(a) for a in sym_args]
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
-        if spelling.name in ("Tensor.item",) and self.state.pure:
-            return sym_args[0]
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
         return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target, node)

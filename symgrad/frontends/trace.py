@@ -518,7 +518,7 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             f"symgrad could not write its translation of `{getattr(fn, '__name__', 'the function')}` as a torch "
             f"program: SymPy raised {type(err).__name__} ({str(err).splitlines()[0] if str(err) else 'no message'}) "
             "while printing it. This is a gap in symgrad's reading of your code, not an error in it.\n"
-            "Fix: write the line with the spellings of docs/supported.md another way (e.g. `A * 1.0` or no scalar "
+            "Fix: write the line with the spellings of docs/supported.md another way (e.g. its operands in another order or no scalar "
             "factor), and report the function to symgrad's issues.")
         return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(gap), gap)
     _loops_end(lowered, values, getattr(fn, "__name__", "the function"), max_iterations, translation.origins)

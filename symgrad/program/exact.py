@@ -218,12 +218,22 @@ def _lift(a: Exact, b: Exact) -> tuple[Exact, Exact]:
     return to_real(a), to_real(b)
 
 
+def _infinite(v: arb) -> arb:
+    """An infinity plus a finite ball is that infinity, exactly: Arb keeps the finite ball's radius
+    (inf + [1/3 +/- 1e-58] is [inf +/- 1e-58]), which reads as a ball that lost every bit, so a
+    pole beside a value that is not a dyadic rational (1/x + 1/3 at 0) asked for more precision
+    forever instead of being the pole it is. An infinite radius still says nothing."""
+    if v.is_finite() or v.is_nan() or v.rad().is_zero() or not v.rad().is_finite():
+        return v
+    return v.mid()
+
+
 def add(a: Exact, b: Exact) -> Exact:
     if isinstance(a, fmpq) and isinstance(b, fmpq):
         if type(a) is NegativeZero and type(b) is NegativeZero:
             return NEG_ZERO  # -0 + -0 = -0; any other sum of zeros is +0
         return norm(a + b)
-    return to_real(a) + to_real(b)
+    return _infinite(to_real(a) + to_real(b))
 
 
 def sub(a: Exact, b: Exact) -> Exact:
@@ -231,7 +241,7 @@ def sub(a: Exact, b: Exact) -> Exact:
         if type(a) is NegativeZero and b == 0 and type(b) is not NegativeZero:
             return NEG_ZERO  # -0 - +0 = -0
         return norm(a - b)
-    return to_real(a) - to_real(b)
+    return _infinite(to_real(a) - to_real(b))
 
 
 def mul(a: Exact, b: Exact) -> Exact:
@@ -464,7 +474,7 @@ def certain_bits(v: Exact) -> int:
     if isinstance(v, fmpq) or v.is_exact():
         return 1 << 30
     if not v.is_finite():
-        return 1 << 30 if (v.is_nan() or v.rad().is_zero()) else 0
+        return 1 << 30 if (v.is_nan() or v.rad().is_finite()) else 0
     return int(v.rel_accuracy_bits())
 
 
@@ -486,7 +496,8 @@ def lost_bits(v: Exact) -> int:
     if isinstance(v, fmpq) or v.is_exact() or v.is_nan() or beyond_every_dtype(v):
         return 0
     if not v.is_finite():
-        return UNBOUNDED_LOSS  # a ball of infinite radius: no bit is certain
+        # a ball of infinite radius: no bit is certain; an infinity (of a finite radius) is exact
+        return 0 if v.rad().is_finite() else UNBOUNDED_LOSS
     acc = int(v.rel_accuracy_bits())
     if acc >= -prec():
         return max(0, prec() - acc)
@@ -518,7 +529,7 @@ def is_wide(v: Any) -> bool:
 
 def is_indeterminate(v: Any) -> bool:
     """A ball that says nothing: infinite radius (not an exact infinity, not NaN)."""
-    return isinstance(v, arb) and not v.is_nan() and not v.is_finite() and not v.rad().is_zero()
+    return isinstance(v, arb) and not v.is_nan() and not v.is_finite() and not v.rad().is_finite()
 
 
 def to_sympy(v: Exact) -> sp.Number:
@@ -592,7 +603,7 @@ def round_to_dtype(v: Exact, dtype: str) -> float | None:
     if v.is_nan():
         return math.nan
     if not v.is_finite():
-        if not v.rad().is_zero():
+        if not v.rad().is_finite() or v.mid().is_finite():
             return None
         return math.inf if v.mid() > 0 else -math.inf
     if v.is_exact():
@@ -749,7 +760,13 @@ def accumulate(a: object, b: object) -> object:
         if isinstance(b, np.ndarray):
             if all_zero(a):
                 return b.copy()
-            return a + b  # numpy's object loop: FLINT's own addition, exact
+            out = a + b  # numpy's object loop: FLINT's own addition, exact
+            flat = out.ravel()
+            for k in range(flat.size):
+                x = flat[k]
+                if type(x) is arb and not x.is_finite():
+                    flat[k] = _infinite(x)  # -inf + 1/3 is -inf (a pole's adjoint), not a ball that lost every bit
+            return out
         if is_exact_zero(b):
             return a.copy()
         return ewise(add, a, b)

@@ -51,7 +51,7 @@ from ..program.primitives import no_grad
 from ..program.program import RESERVED_NAMES, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
-from .selection import reads_symbols, select, single_op, summed_matrix, unsupported
+from .selection import reads_symbols, select, single_op, summed_matrix, unit_scaled, unsupported
 from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, matconst_text, name_for, name_part, node_comment,
                        operand_text, safe_comment, spell, torch_call_comment)
 
@@ -257,6 +257,7 @@ class _Expressions:
             self._warming = False
 
     def _expr(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None = None) -> Operand:
+        e = unit_scaled(e)
         if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
             return self.writer.var(e)
         if not self.has_symbols(e) and not isinstance(e, (sp.Piecewise, MatrixPiecewise)):

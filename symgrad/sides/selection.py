@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
+from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatrix
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
@@ -182,6 +183,8 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         if along is not None:
             return "sum_dim", (along[0],), along[1]
         coeff, mats = e.as_coeff_matrices()
+        if coeff == 1 and len(mats) == 1:
+            return select(mats[0])  # `1*X` (or `1.0*X`) is X: never MatMul() of no factor, an Identity of no shape
         product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
         if coeff != 1:
             if isinstance(coeff, sp.Pow) and coeff.exp == -1:
@@ -226,6 +229,8 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "det", (e.arg,), None
     if isinstance(e, sp.Trace):
         return "trace", (e.arg,), None
+    if isinstance(e, (GenericIdentity, GenericZeroMatrix)):
+        raise unsupported(e)  # SymPy's MatMul() and MatAdd() of no factor: no shape to write
     if isinstance(e, (sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
         return "matconst", (), e
     if is_elementwise(e):
@@ -270,6 +275,18 @@ def _ones_ends(e: sp.MatMul) -> tuple[sp.OneMatrix | None, sp.Basic | None, sp.O
     if not factors or any(not isinstance(f, (sp.MatrixExpr, sp.MatrixBase)) for f in factors):
         return left, None, right
     return left, factors[0] if len(factors) == 1 else sp.MatMul(*factors), right
+
+
+def unit_scaled(e: sp.Basic) -> sp.Basic:
+    """X for `1*X` (a coefficient 1 or 1.0 times one matrix, as the torch front end reads `1.0 * A`
+    and `A + 1.0` as `1*ones(m, n)`): the same tensor, computed as X is. SymPy would make the
+    product of the remaining factors of no matrix a GenericIdentity, which has no shape."""
+    while isinstance(e, sp.MatMul):
+        coeff, mats = e.as_coeff_matrices()
+        if coeff != 1 or len(mats) != 1:
+            break
+        e = mats[0]
+    return e
 
 
 def summed_matrix(e: MatrixElement) -> sp.Basic | None:

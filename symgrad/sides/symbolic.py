@@ -367,24 +367,34 @@ def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, 
     if left is None or right is None:
         return SymbolicSide(None, "unknown", None, None, left, right)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
-    if not (same(left.value, f0) and same(right.value, f0)):
+    near = limit_of_slope or left.limit or right.limit  # known to the working resolution only
+    if not (same(left.value, f0, near) and same(right.value, f0, near)):
         return SymbolicSide(None, "jump", None, None, left, right)
-    if same(left.derivative, right.derivative):
+    if same(left.derivative, right.derivative, near):
         return SymbolicSide(left.derivative, "smooth", None, None, left, right)
     return SymbolicSide(None, "kink", (left.derivative, right.derivative), None, left, right)
 
 
-def same(a: ex.Exact, b: ex.Exact) -> bool:
-    """Exactly equal for rationals; for balls, equal when their difference is 0 to the working
-    resolution: the balls overlap, or differ by less than 2**-(prec - 40) of their size, or both
-    lie below that resolution (sin(pi) is a tiny ball around 0 at any finite precision)."""
+def same(a: ex.Exact, b: ex.Exact, limit: bool = False) -> bool:
+    """Whether two exact values are the same number. Rationals: exactly equal. Balls: equal up to
+    the working precision relative to their own magnitude (a difference of at most 2**-(prec - 40)
+    of the larger), never to an absolute floor: -1e-100 and 0 differ, as 2e-300 and 1e-300 do.
+    A ball whose difference from the other still holds 0 (sin(pi) beside an exact 0, two balls of
+    one number) is undecided at this precision: it counts as undecided (`ex.undecided`, so that
+    the exact sides are computed again at a higher one) and, once refined, is a tie at the working
+    resolution. With `limit`, one of the two is a limit taken just beside the point (a removable
+    singularity's value, a cone's slope), known only to the working resolution in absolute terms:
+    then a difference below 2**-(prec - 40) of max(|a|, |b|, 1) is none."""
     if ex.is_rational(a) and ex.is_rational(b):
         return a == b
     if not (ex.is_finite(a) and ex.is_finite(b)):
         return ex.agree(a, b, 15)
-    d = abs(ex.to_real(ex.sub(a, b)))
+    d = ex.to_real(ex.sub(a, b))
     if d.contains(0):
+        ex.sign(d)  # undecided unless exactly 0: the caller's precision is raised once
         return True
     resolution = flint.arb(2) ** (40 - ex.prec())
-    scale = max(abs(ex.to_real(a)).mid(), abs(ex.to_real(b)).mid(), flint.arb(1))
-    return bool(d.mid() <= scale * resolution)
+    scale = max(abs(ex.to_real(a)).mid(), abs(ex.to_real(b)).mid())
+    if limit:
+        scale = max(scale, flint.arb(1))
+    return bool(abs(d).mid() <= scale * resolution)

@@ -99,11 +99,11 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
             if sym.violation is not None and not c.path.ties:
                 findings.extend(structural.vertical_tangent_findings(sym, exe, auto))
             findings.extend(cuts)
-        elif cuts and (differs(sym.grad, exe) if _exact(sym) else not same(sym.grad, exe)):  # type: ignore[arg-type]
+        elif cuts and (differs(sym.grad, exe) if _exact(sym) else not same(sym.grad, exe, True)):  # type: ignore[arg-type]
             # A cut the derivative flows through, and the sides differ at all: that cut is the
             # cause, however small the difference (exp(item(x)*y) where exp is 1e-113).
             findings.extend(cuts)
-        elif not same(sym.grad, exe):  # type: ignore[arg-type]
+        elif not same(sym.grad, exe, not _exact(sym)):  # type: ignore[arg-type]
             findings.extend(structural.tie_findings(sym, ks, idx))
             if not findings:
                 findings.extend(structural.shortcut_findings(sym, exe))
@@ -401,7 +401,7 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
         values, exes = [], []
         for n in range(len(comps)):
             side, exe = exact.sym[(0, n)], exact.exe[(0, n)]
-            if side.kind != "smooth" or side.grad is None or not ex.is_finite(exe) or not same(side.grad, exe):
+            if side.kind != "smooth" or side.grad is None or not ex.is_finite(exe) or not same(side.grad, exe, not _exact(side)):
                 return None
             if cut and differs(side.grad, exe):  # a cut hid a part, however small: compare() says which
                 return None
