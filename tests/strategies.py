@@ -1042,7 +1042,7 @@ def _matrix_expr(draw: st.DrawFn, src: _Source, leaves: list[str], depth: int) -
         return draw(st.sampled_from(_MATRIX_UNARY)).format(sub())
     if kind == "where":  # a condition per element; the threshold a constant the points sit on
         a = sub()
-        rel, c = draw(st.sampled_from(_RELATIONS)), _num(src.const(draw, MATRIX_CONSTANTS))
+        rel, c = draw(st.sampled_from(_RELATIONS)), _num(src.const(draw))
         return f"torch.where({a} {rel} {c}, {sub()}, {sub() if draw(st.booleans()) else c})"
     if kind == "bin":
         return f"{draw(st.sampled_from(('torch.maximum', 'torch.minimum')))}({sub()}, {sub()})"

@@ -225,16 +225,6 @@ def matrix_point() -> dict[str, torch.Tensor]:
 # ----- open on main
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "torch.where on a comparison of tensors of rank >= 1 (another issue: not read today) is refused with "
-    "'A comparison of tensors of rank >= 1 is not a single condition.' and no 'Fix:' line"))
-def test_where_on_a_matrix_says_how_to_fix(user_dir: Path) -> None:
-    fn = user_function("A", "return torch.where(A > 0, A, 0.0).sum()", user_dir)
-    with pytest.raises(sg.SymgradError) as err:
-        sg.compare(fn, at=matrix_point())
-    assert "Fix:" in str(err.value)
-
-
 # ----- found by these properties, fixed since (a matrix beside 1.0, `same`'s absolute floor, a pole beside
 # a non-dyadic value, `.item()` after an early return and path mode's `>=`)
 

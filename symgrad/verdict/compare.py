@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 
 from ..program import exact as ex
@@ -76,7 +77,9 @@ def _pair(values: tuple[Any, Any]) -> tuple[sp.Basic, sp.Basic]:
 
 
 def _element(m: sp.MatrixSymbol, i: int, j: int) -> sp.Basic:
-    return m[i, j]
+    """m[i, j], built as SymPy's MatrixElement.__new__ builds it, without its index checks (the
+    indices come from the matrix's own shape): 2 microseconds, not 180, at 10^5 entries."""
+    return sp.Expr.__new__(MatrixElement, m, sp.Integer(i), sp.Integer(j))
 
 
 def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic,
