@@ -209,8 +209,8 @@ _RULE_LIST: tuple[Rule, ...] = (
          hazards="p at 0 or 1: log(0); near them torch's clamps act", hazard_causes=(Cause.DOMAIN, Cause.CONTROL_FLOW),
          hints={Cause.CONTROL_FLOW: "torch's binary_cross_entropy clamps its logs at -100 and its backward's "
                 "denominator at 1e-12: near p = 0 or 1 its gradient is not the mathematics'. Compute the loss "
-                "from logits instead, `F.binary_cross_entropy_with_logits(z, t)` on the z with p = sigmoid(z), "
-                "which needs no clamp."},
+                "from the logits z with p = sigmoid(z) instead, `(F.softplus(z) - t * z).mean()`, which needs "
+                "no clamp."},
          exact=lambda a: ls.bce_math(a[1:], int(a[0]))[0]),
     Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
          "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
