@@ -41,6 +41,7 @@ import torch
 
 import symgrad as sg
 from symgrad import detach, item, no_grad
+from symgrad.program.losses import binary_cross_entropy, mse_loss, nll_loss
 from symgrad.program.primitives import vector_norm
 from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
 
@@ -236,6 +237,19 @@ CASES: tuple[Case, ...] = (
          lambda x, y: torch.linalg.vector_norm(torch.stack([x, y]), dim=0),
          note="torch's 2-norm: (0.6, -0.8) at (3, -4), where sqrt(x**2 + y**2) gives 0.6000000000000001; "
          "gradient 0 at the origin, a cone (one-sided slopes -1 and 1)"),
+    Case("fused_mse_loss", mse_loss(1, x, y, z, sp.Integer(0)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.nn.functional.mse_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)])),
+         note="torch's mse_loss of (x, y) against (z, 0), reduction='mean': backward (2/n)*(a - t)*grad"),
+    Case("fused_nll_loss", nll_loss(0, x, y), (pt("inside", x=-0.5, y=-2.25),),
+         lambda x, y: torch.nn.functional.nll_loss(torch.stack([x, y]).reshape(2, 1), torch.zeros(2, dtype=torch.long),
+                                                   reduction="sum"),
+         note="torch's nll_loss of the picked log-probabilities, reduction='sum': -(x + y)"),
+    Case("fused_binary_cross_entropy", binary_cross_entropy(1, x, y, sp.Rational(1, 2), sp.Integer(1)),
+         (pt("inside", x=0.25, y=0.75),),
+         lambda x, y: torch.nn.functional.binary_cross_entropy(torch.stack([x, y]), torch.stack(
+             [torch.full_like(x, 0.5), torch.ones_like(y)])),
+         note="torch's binary_cross_entropy of (x, y) against (1/2, 1) (its clamps near 0 and 1: "
+         "tests/frontends/test_losses.py)"),
     # ------------------------------------------------------------------ kinks and jumps
     Case("abs", sp.Abs(x), (pt("on-kink", x=0.0), pt("beside-kink", x=-(2.0**-20)), pt("inside", x=3.0)),
          lambda x: torch.abs(x), note="the acceptance row: Abs(x) at 0, one-sided (-1, 1)"),

@@ -175,9 +175,9 @@ class CallTranslator:
         raise Refuse(node, f"`.{node.attr}` of {type(base).__name__} is not supported.")
 
     def _argument(self, node: ast.expr) -> Any:
-        """An argument of a call: a value, or a literal True/False (`keepdim=True`), which is a
-        flag of the call, not a number of the mathematics."""
-        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        """An argument of a call: a value, or a literal True/False (`keepdim=True`) or string
+        (`reduction='sum'`), which is a flag of the call, not a number of the mathematics."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, (bool, str)):
             return node.value
         return self.value(node)
 

@@ -36,6 +36,7 @@ from typing import Any, Final, Literal
 import flint
 
 from . import exact as ex
+from . import losses as ls
 from .primitives import SOFTPLUS_THRESHOLD
 
 Args = Sequence[ex.Exact]
@@ -558,6 +559,18 @@ _OP_LIST: tuple[Op, ...] = (
        "dropping log1p(exp(-x)), which is under 2.1e-9; there the slope torch differentiates is exactly 1, "
        "and from 20 on its second derivative is 0, while the mathematics log(1 + exp(x)) has slope "
        "sigmoid(x) and curvature sigmoid(x)*(1 - sigmoid(x))."),
+    # torch's fused losses of stacked elements (`losses.py`), param 1 for 'mean', 0 for 'sum'.
+    Op("mse_loss", "torch.nn.functional.mse_loss(torch.stack([...]), torch.stack([...]), reduction)",
+       lambda a, p: ls.mse_value(a, p), lambda a, v, p: ls.mse_partials(a, p)),
+    Op("nll_loss", "torch.nn.functional.nll_loss(torch.stack([...]).reshape(n, 1), zeros, reduction)",
+       lambda a, p: ls.nll_value(a, p), lambda a, v, p: ls.nll_partials(a, p)),
+    # binary_cross_entropy's kernel clamps each log at -100 and its backward's denominator at 1e-12.
+    Op("binary_cross_entropy", "torch.nn.functional.binary_cross_entropy(torch.stack([...]), torch.stack([...]), "
+       "reduction)", lambda a, p: ls.bce_value(a, p), lambda a, v, p: ls.bce_partials(a, p),
+       departs=lambda a, p: ls.bce_departs(a), math=lambda a, p: ls.bce_math(a, p),
+       shortcut="torch's binary_cross_entropy clamps: its value takes each log at no less than -100, and its "
+       "backward divides p - t by (1 - p)*p but by no less than 1e-12, so where p is within 1e-12 of 0 or 1 "
+       "its gradient is (p - t)/1e-12 (0 at p = t = 0, where the mathematics' slope is 1/(1 - p) = 1)."),
     Op(
         "atan2",
         "torch.atan2({0}, {1})",
@@ -866,6 +879,12 @@ def _summed_shape(m: Any, dim: int) -> tuple[int, int]:
 _MATRIX_OPS: tuple[Op, ...] = (
     Op("matmul", "{0} @ {1}", lambda a, p: ex.matmul(a[0], a[1]), _no_partials,
        vjp=lambda a, v, p, g: (ex.matmul(g, ex.transpose(a[1])), ex.matmul(ex.transpose(a[0]), g))),
+    # torch.nn.functional.linear(x, W, b) with b an (m, 1) column: x @ W.T + b, torch's addmm.
+    Op("linear", "torch.nn.functional.linear({0}, {1}, {2}.reshape(-1))",
+       lambda a, p: ex.ewise(ex.add, ex.matmul(a[0], ex.transpose(a[1])),
+                             _expand_value(ex.transpose(a[2]), (a[0].shape[0], a[1].shape[0]))),
+       _no_partials, vjp=lambda a, v, p, g: (ex.matmul(g, a[1]), ex.matmul(ex.transpose(g), a[0]),
+                                              ex.transpose(_sum_to(g, (1, g.shape[1]))))),
     Op("transpose", "{0}.T", lambda a, p: ex.transpose(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.transpose(g),)),
     Op("inv", "torch.linalg.inv({0})", lambda a, p: ex.inverse(a[0]), _no_partials,

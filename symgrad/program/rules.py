@@ -26,6 +26,8 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from .ops import Args
 from .elementwise import Elementwise
+from . import losses as ls
+from .losses import binary_cross_entropy, mse_loss, nll_loss
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
@@ -189,6 +191,27 @@ _RULE_LIST: tuple[Rule, ...] = (
                 "the large part cancels before torch runs: softplus(x) - x is softplus(-x), which torch "
                 "computes in full (compare both with `symgrad.compare`)."},
          exact=_unary(ops.softplus_math)),
+    Rule(mse_loss, ("mse_loss",), "mse_loss(r, a_0, ..., a_(n-1), t_0, ..., t_(n-1)) is sum((a_j - t_j)**2)/n**r "
+         "(r = 1: torch's reduction='mean', 0: 'sum'), as `F.mse_loss(a, t)` is read: torch's fused "
+         "`torch.nn.functional.mse_loss` of the stacked elements, whose backward is (2/n)*(a - t)*grad", "all reals",
+         exact=lambda a: ls.mse_value(a[1:], int(a[0]))),
+    Rule(nll_loss, ("nll_loss",), "nll_loss(r, a_0, ..., a_(n-1)) is -(a_0 + ... + a_(n-1))/n**r of the picked "
+         "log-probabilities a_j = L[j, y_j], as `F.nll_loss(L, y)` and `F.cross_entropy(X, y)` (nll_loss of "
+         "log_softmax(X, 1)) are read: torch's own `torch.nn.functional.nll_loss` of the stacked elements, which "
+         "adds them up in its own cascade", "all reals", exact=lambda a: ls.nll_value(a[1:], int(a[0]))),
+    Rule(binary_cross_entropy, ("binary_cross_entropy",), "binary_cross_entropy(r, p_0, ..., p_(n-1), t_0, ..., "
+         "t_(n-1)) is -sum(t_j*log(p_j) + (1 - t_j)*log(1 - p_j))/n**r, as `F.binary_cross_entropy(p, t)` is read: "
+         "torch's own kernel of the stacked elements", "0 <= p <= 1 (torch raises outside); p = 0 or 1 where t "
+         "is not p: the mathematics is infinite",
+         nonsmooth="none in the mathematics inside (0, 1); torch's kernel clamps each log at -100 and its backward's "
+         "denominator (1 - p)*p at 1e-12, so within 1e-12 of p = 0 or 1 the program's gradient is (p - t)/1e-12 "
+         "(0 at p = t = 0 and p = t = 1, where the mathematics' slope is 1 and -1)",
+         hazards="p at 0 or 1: log(0); near them torch's clamps act", hazard_causes=(Cause.DOMAIN, Cause.CONTROL_FLOW),
+         hints={Cause.CONTROL_FLOW: "torch's binary_cross_entropy clamps its logs at -100 and its backward's "
+                "denominator at 1e-12: near p = 0 or 1 its gradient is not the mathematics'. Compute the loss "
+                "from the logits z with p = sigmoid(z) instead, `(F.softplus(z) - t * z).mean()`, which needs "
+                "no clamp."},
+         exact=lambda a: ls.bce_math(a[1:], int(a[0]))[0]),
     Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
          "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.softmax(torch.stack([a_0, ...]), 0)[i]`, which subtracts the largest first", "all reals",

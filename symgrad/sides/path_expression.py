@@ -75,6 +75,8 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return TorchRelu(args[0])
     if op in ("logsumexp", "logaddexp", "vector_norm"):
         return node.func(*_with_constants(node, args, len(node.args)))
+    if op in ("mse_loss", "nll_loss", "binary_cross_entropy"):  # the reduction first, as softmax's index
+        return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))
     if op in ("softmax", "log_softmax"):
         # The index is the node's first argument; the values follow it.
         return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))

@@ -17,6 +17,7 @@ from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatri
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import is_elementwise, parts
+from ..program.losses import LOSSES
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
 from ..program.rules import rule_for
@@ -131,6 +132,8 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "detach", (e.args[0],), None
     if isinstance(e, item):
         return "item", (e.args[0],), None
+    if isinstance(e, LOSSES):  # the reduction is the first argument, the elements follow it
+        return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
     if isinstance(e, (softmax, log_softmax)):
         # Component i of torch's softmax of the stacked values: the index is the op's parameter.
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
@@ -163,6 +166,10 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         if summed is not None:
             return "sum", (summed,), None
         return "elem", (e.parent,), (int(e.i), int(e.j))
+    if isinstance(e, sp.MatAdd) and getattr(e, "torch_op", None) == "linear":
+        parts = _linear_parts(e)
+        if parts is not None:
+            return "linear", parts, None
     if isinstance(e, sp.MatAdd):
         signs: list[int] = []
         terms: list[sp.Basic] = []
@@ -318,6 +325,17 @@ def _summed_along(e: sp.MatMul) -> tuple[sp.Basic, int] | None:
     if right is not None:
         return (inner, 1) if right.cols == 1 and right.rows > 1 else None
     return (inner, 0) if left is not None and left.rows == 1 and left.cols > 1 else None
+
+
+def _linear_parts(e: sp.MatAdd) -> tuple[sp.Basic, sp.Basic, sp.Basic] | None:
+    """(x, W, b) of `F.linear(x, W, b)`, read as x @ W.T + b with b's row repeated down the rows."""
+    product = next((t for t in e.args if isinstance(t, sp.MatMul) and len(t.args) == 2
+                    and isinstance(t.args[1], sp.Transpose)), None)
+    rest = [t for t in e.args if t is not product]
+    row = _repeated(rest[0]) if len(rest) == 1 and isinstance(rest[0], sp.MatMul) else None
+    if product is None or not isinstance(row, sp.Transpose):
+        return None
+    return product.args[0], product.args[1].arg, row.arg
 
 
 def _whole_softmax(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:

@@ -18,6 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
+from ..program.losses import LOSSES, loss_text
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
 from ..program.ops import OPS
@@ -90,7 +91,7 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm)
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES)
 
 
 def _fused_constant(c: sp.Basic) -> str:
@@ -414,6 +415,10 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         if op == "vector_norm":
             return f"torch.linalg.vector_norm({stacked}, dim=0)"
         return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
+    if op in ("mse_loss", "nll_loss", "binary_cross_entropy"):
+        other = next((operand_text(a) for a in args if isinstance(a, str)), None)
+        parts = [f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) and other else operand_text(a) for a in args]
+        return loss_text(op, parts, param)
     if op in ("maximum", "minimum", "atan2", "logaddexp") and any(isinstance(a, Const) for a in args):
         # torch.maximum, torch.atan2 and torch.logaddexp take two tensors: a constant operand is a tensor like the other one.
         other = next(operand_text(a) for a in args if isinstance(a, str))
