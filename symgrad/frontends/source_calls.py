@@ -99,6 +99,8 @@ class CallTranslator:
 
         if isinstance(obj, types.ModuleType):
             return _Module(obj, obj.__name__)
+        if isinstance(obj, torch.dtype):  # `dtype=torch.float64` of a constructor: a flag, not a number
+            return obj
         if isinstance(obj, bool):
             return obj
         if isinstance(obj, numbers.Number) and isinstance(obj, (int, float)):
@@ -179,6 +181,8 @@ class CallTranslator:
         (`reduction='sum'`), which is a flag of the call, not a number of the mathematics."""
         if isinstance(node, ast.Constant) and isinstance(node.value, (bool, str)):
             return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):  # `torch.stack([a, b])`, `x.reshape((2, 3))`
+            return [self._argument(e) for e in node.elts]
         return self.value(node)
 
     def call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
@@ -234,7 +238,7 @@ class CallTranslator:
             if isinstance(c, sp.Basic):
                 args = [strip(c), *args[1:]]
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
-        if spelling.name != "torch.where":  # a mask anywhere else is a tensor of 0s and 1s
+        if spelling.name not in ("torch.where", "Tensor.all", "Tensor.any"):  # elsewhere a mask is 0s and 1s
             sym_args = [tn.as_numbers(a) for a in sym_args]
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):

@@ -1,0 +1,114 @@
+"""The values the torch front end builds, and one row of its spelling table.
+
+A traced tensor of rank >= 1 is a SymPy matrix node (`is_matrix`, `shape`); a rank-1 tensor of
+length n is written as an (n, 1) column, and `rank1` tells whether torch holds a value as rank 1
+(it broadcasts as a row beside a matrix). `Spelling` is the schema of a row of `torch_names`'
+table; the builders of that table (`torch_names`, `torch_shapes`) stand on these.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from ..program.elementwise import Elementwise, MatrixPiecewise
+
+Kind = Literal["operator", "function", "method", "attribute"]
+Build = Callable[[Sequence[Any], dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """One way torch spells an operation, and the SymPy node it becomes."""
+
+    name: str
+    kind: Kind
+    rule: type[sp.Basic]
+    build: Build
+    note: str = ""
+
+    def node(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """The SymPy node of this op applied to `args`, as the user wrote it: SymPy evaluates
+        nothing, so it never folds the op away (`a - a` is not 0, `t * (x / t)` not x, `exp(log(x))`
+        not x, `(x * 3) * 5` not `15 * x`), which would leave another value or no gradient."""
+        with sp.evaluate(False):
+            return self.build(args, kwargs)
+
+
+# --------------------------------------------------------------------------- torch's own Max and Min
+
+# Max(x, 0) is relu, torch.clamp(x, min=0) and torch.maximum(x, zeros) alike for the mathematics,
+# but the three have different gradients at the kink (0, 1 and 1/2). A node read from torch code
+# keeps the op the user called: these subclasses are Max and Min for every rule (the MRO finds
+# `RULES[Max]`), and `torch_op` tells the lowering which torch op to emit.
+
+
+class maximum(sp.Max):
+    """`torch.maximum(a, b)`: Max(a, b), lowered as torch.maximum (a tie splits 1/2 : 1/2)."""
+
+    torch_op = "maximum"
+
+
+class minimum(sp.Min):
+    """`torch.minimum(a, b)`: Min(a, b), lowered as torch.minimum (a tie splits 1/2 : 1/2)."""
+
+    torch_op = "minimum"
+
+
+class clamp_min(sp.Max):
+    """`torch.clamp(u, min=c)`: Max(u, c), lowered as torch.clamp (gradient 1 at u = c)."""
+
+    torch_op = "clamp_min"
+
+
+class clamp_max(sp.Min):
+    """`torch.clamp(u, max=c)`: Min(u, c), lowered as torch.clamp (gradient 1 at u = c)."""
+
+    torch_op = "clamp_max"
+
+
+def is_matrix(v: Any) -> bool:
+    """A matrix-valued SymPy node (a traced tensor of rank >= 1)."""
+    return isinstance(v, (sp.MatrixExpr, sp.MatrixBase))
+
+
+def shape(v: Any) -> tuple[int, int] | None:
+    return (int(v.shape[0]), int(v.shape[1])) if is_matrix(v) else None
+
+
+def as_scalar(v: Any) -> Any:
+    return sp.sympify(v)
+
+
+# The inputs that are rank-1 tensors (read as (n, 1) columns), while a function is translated.
+RANK1: contextvars.ContextVar[frozenset[sp.Basic]] = contextvars.ContextVar("rank1", default=frozenset())
+
+
+def rank1(v: Any) -> bool | None:
+    """Whether torch holds `v` as a rank-1 tensor (True), as a 2-D one (False), or symgrad cannot
+    tell (None: a scalar broadcast, a matrix built from elements). symgrad writes a rank-1 tensor
+    of length n as an (n, 1) column; torch broadcasts it as a row."""
+    if isinstance(v, sp.MatrixSymbol):
+        return v in RANK1.get()
+    if isinstance(v, sp.ImmutableMatrix) and v in RANK1.get():  # the column an index picked
+        return True
+    if isinstance(v, (sp.MatAdd, sp.HadamardProduct)):
+        states = {rank1(a) for a in v.args if is_matrix(a)} - {None}
+        return states.pop() if len(states) == 1 else None
+    if isinstance(v, sp.MatMul):
+        mats = [a for a in v.args if is_matrix(a) and not isinstance(a, sp.OneMatrix)]
+        return rank1(mats[-1]) if mats and mats[-1].shape[1] == 1 else None
+    if isinstance(v, sp.HadamardPower):
+        return rank1(v.base)
+    if isinstance(v, ElementwiseApplyFunction):
+        return rank1(v.expr)
+    if isinstance(v, (Elementwise, MatrixPiecewise)):  # as its operands (its branches) lie
+        parts = v.operands if isinstance(v, Elementwise) else [value for value, _ in v.args]
+        states = {rank1(a) for a in parts} - {None}
+        return states.pop() if len(states) == 1 else None
+    return None
