@@ -23,7 +23,7 @@ import sympy as sp
 
 from . import source_indexing as ix
 from . import torch_names as tn
-from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import no_grad, strip
 
@@ -142,6 +142,8 @@ class CallTranslator:
 
     def attribute(self, node: ast.Attribute) -> Any:
         base = self.value(node.value)
+        if isinstance(base, Bound):  # a module's attribute (`self.fc1`), as the module says it
+            return base.attribute(node.attr, node)
         if isinstance(base, _Module):
             obj = getattr(base.obj, node.attr, None)
             dotted = f"{base.name}.{node.attr}"
@@ -193,6 +195,8 @@ class CallTranslator:
             if kw.arg is None:
                 raise Refuse(node, "`**kwargs` in a call is not supported.")
             kwargs[kw.arg] = self._argument(kw.value)
+        if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it
+            return func.call(self, args, kwargs, node, target)
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)

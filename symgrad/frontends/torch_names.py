@@ -118,6 +118,8 @@ def rank1(v: Any) -> bool | None:
     of length n as an (n, 1) column; torch broadcasts it as a row."""
     if isinstance(v, sp.MatrixSymbol):
         return v in RANK1.get()
+    if isinstance(v, sp.ImmutableMatrix) and v in RANK1.get():  # a constant or an index's rank-1 result
+        return True
     if isinstance(v, (sp.MatAdd, sp.HadamardProduct)):
         states = {rank1(a) for a in v.args if is_matrix(a)} - {None}
         return states.pop() if len(states) == 1 else None
@@ -164,9 +166,10 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
                 "Fix: give both the same shape, e.g. `y.reshape(-1, 1)` for the rank-1 one.")
     if shape(a) == shape(b):
         return a, b
-    if cb == 1 and rb == ca and rb > 1 and ra > 1 and (_rank1_vector(b, a) or not _fits(ra, rb)):
+    # (A rank-1 vector beside a (1, n) row is a row too: torch adds a bias to a batch of one.)
+    if cb == 1 and rb == ca and rb > 1 and (_rank1_vector(b, a) or not _fits(ra, rb)):
         b, (rb, cb) = sp.Transpose(b), (1, rb)  # a rank-1 vector beside the rows of a matrix
-    elif ca == 1 and ra == cb and ra > 1 and rb > 1 and (_rank1_vector(a, b) or not _fits(rb, ra)):
+    elif ca == 1 and ra == cb and ra > 1 and (_rank1_vector(a, b) or not _fits(rb, ra)):
         a, (ra, ca) = sp.Transpose(a), (1, ra)
     if not (_fits(ra, rb) and _fits(ca, cb)):
         raise UnsupportedNodeError(

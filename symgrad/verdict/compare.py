@@ -29,6 +29,7 @@ from ..program.deep import deep
 from ..base.causes import EXPLANATIONS, HINTS, Cause
 from ..frontends.front import expression, is_torch_function
 from ..frontends.source import SourceSpan, place
+from ..frontends.modules import expand_wrt, is_module
 from ..frontends.trace import Reading, in_your_words, point_by_name, read_function, spellings
 from ..program.program import Program
 from ..base.errors import ORDER
@@ -293,6 +294,12 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
                               max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
+    names = [getattr(s, "name", str(s)) for s in reading.inputs]
+    # A module's name in wrt (`"model"`, `"fc1"`) means every parameter under it; a module compares
+    # its trainable parameters by default.
+    options["wrt"] = expand_wrt(names, options.get("wrt"))
+    if options.get("wrt") is None and reading.wrt is not None:
+        options["wrt"] = list(reading.wrt)
     if options.get("wrt") is None and reading.inputs and not isinstance(function, Program):
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
@@ -317,6 +324,12 @@ def compare_function(fn: Any, at: Any, **options: Any) -> Comparison:
 
 def title(fn: Any) -> str:
     """A traced function as reports name it: `loss(W, b, X, Y) from model.py:12`."""
+    if is_module(fn):  # a model: its class, forward's parameters and where forward is defined
+        forward = type(fn).forward
+        code = getattr(forward, "__code__", None)
+        where = f" from {place(code.co_filename, code.co_firstlineno)}" if code is not None and not \
+            type(fn).__module__.startswith("torch.") else ""
+        return f"{type(fn).__qualname__}({', '.join(inspect.signature(fn.forward).parameters)}){where}"
     f = inspect.unwrap(fn)
     try:
         params = ", ".join(inspect.signature(f).parameters)
