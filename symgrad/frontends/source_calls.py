@@ -116,9 +116,10 @@ class CallTranslator:
                 arr = arr.reshape(-1, 1)
             return sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr])
         if isinstance(obj, torch.nn.Module):
-            raise Refuse(node, f"`{name}` is a torch.nn.Module: its parameters are hidden state that symgrad "
-                               "cannot see as inputs.\nFix: write the layer out with its weights as arguments "
-                               "(`x @ W + b`).")
+            raise Refuse(node, f"`{name}` is a torch.nn.Module read from outside the function: its parameters are "
+                               "hidden state that symgrad cannot see as inputs.\nFix: pass the module as an argument "
+                               f"(`def f({name.lower()}, x): ...`), whose parameters are then inputs, or compare the "
+                               "module itself (`symgrad.compare(model, at=...)`).")
         if isinstance(obj, type(torch.no_grad)) and obj is torch.no_grad:
             return _Func("torch.no_grad")
         spelled = _objects().get(id(obj))

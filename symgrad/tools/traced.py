@@ -47,6 +47,12 @@ class Traced(Reading):
                 "another path.\nFix: compare it point by point (`symgrad.compare(fn, at=...)` records each point's "
                 "own run), or rewrite the function with the spellings of docs/supported.md so that its source is read."
             )
+        if self.parameters:
+            raise OptionError(
+                f"This reading's inputs include a module's parameters ({', '.join(self.parameters[:3])}"
+                f"{', ...' if len(self.parameters) > 3 else ''}); symgrad sweeps functions of numbers, one point "
+                "at a time through your own code, not models.\nFix: compare the model point by point "
+                "(`symgrad.compare(model, at=...)`), or sweep a function of the numbers you vary.")
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
         result = sweep(self.program, over, branches=self.branches, **options)
