@@ -229,10 +229,14 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
 
     **Arguments:**
 
-    - `f`: a SymPy expression or a `symgrad.Program`.
+    - `f`: a SymPy expression or a `symgrad.Program`; a torch function, a `torch.nn.Module`
+      (its parameters are its inputs, named by their paths: `fc1.weight`), or a function that
+      takes one.
     - `at`: the point, `{symbol: value}`; values are rounded to `dtype` first, and all three
-      sides are evaluated at the exact binary value the tensor holds.
-    - `wrt`: the inputs to differentiate with respect to (default: all, in order).
+      sides are evaluated at the exact binary value the tensor holds. For a module, the data
+      by `forward`'s parameter names (`{"input": X}`); a parameter's path gives it another value.
+    - `wrt`: the inputs to differentiate with respect to (default: all, in order; a module's
+      trainable parameters). A module's name (`"model"`, `"fc1"`) means every parameter under it.
     - `dtype`: `"float64"` or `"float32"`. Default (None): for a torch function, the dtype of
       your tensors (float64 for Python numbers), so that your float32 code is checked in float32;
       float64 for SymPy input and strings.
