@@ -85,6 +85,8 @@ class Reading:
     dtype: str = "float64"  # the dtype the fidelity check ran in: the one compared
     wrt: tuple[str, ...] | None = None  # the inputs compared by default (a module: its trainable parameters)
     parameters: tuple[str, ...] = ()  # the inputs that are parameters of a module (`fc1.weight`)
+    # The example values as given, by input name (a rank-1 tensor still rank 1): another dtype reads them again.
+    arguments: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------- the example values
@@ -556,7 +558,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     return Reading(fn, translation.function, "source", fidelity, translation.origins, values,
                    translation.inputs, translation.branches, tuple(notes), dtype=dtype,
                    wrt=None if subject is None else subject.wrt,
-                   parameters=() if subject is None else tuple(subject.params.inputs))
+                   parameters=() if subject is None else tuple(subject.params.inputs),
+                   arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()})
 
 
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,

@@ -294,7 +294,9 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     options.pop("branches", None)
     dtype = options.pop("dtype", None) or reading.dtype
     if at is not None or dtype != reading.dtype:
-        again = read_function(reading.fn, (), point, dtype=dtype,
+        # Another dtype reads the example values as they were given (a rank-1 tensor still rank 1).
+        again = read_function(reading.fn, (), point if at is not None or not reading.arguments else reading.arguments,
+                              dtype=dtype,
                               max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded

@@ -425,3 +425,54 @@ def test_a_sweep_of_a_model_is_refused_with_a_fix() -> None:
     with pytest.raises(sg.OptionError) as info:
         t.sweep({"input": (0.0, 1.0)})
     assert "module's parameters" in str(info.value) and "Fix:" in str(info.value)
+
+
+# ---------------------------------------------------------------- a bias as torch broadcasts it
+
+
+def regression(W, b, X, y):
+    return ((X @ W.T + b - y) ** 2).mean()
+
+
+def one_row(W, b, x):
+    return torch.tanh(x @ W.T + b).sum()
+
+
+@pytest.mark.parametrize("fn, args", [
+    # (6, 1) + (1,) is a (6, 1) matrix, not a rank-1 vector: minus a (6, 1) y it stays (6, 1)
+    (regression, (torch.randn(1, 4), torch.randn(1), torch.randn(6, 4), torch.randn(6, 1))),
+    # (1, 3) + (3,): the bias is a row, also for a batch of one
+    (one_row, (torch.randn(3, 2), torch.randn(3), torch.randn(1, 2))),
+], ids=["column-minus-y", "batch-of-one"])
+def test_a_bias_broadcasts_as_torch_broadcasts_it(fn: Any, args: tuple[torch.Tensor, ...]) -> None:
+    args = tuple(a.double() for a in args)
+    t = sg.trace(fn, *args)
+    assert t.mode == "source" and t.fidelity.ok
+    leaves = [a.clone().requires_grad_(True) for a in args]
+    grads = torch.autograd.grad(fn(*leaves), leaves)
+    c = t.compare()
+    for e in c.entries:
+        name, _, index = str(e.wrt).partition("[")
+        k = [p for p in inspect.signature(fn).parameters].index(name)
+        i, j = (int(v) for v in index.rstrip("]").split(", "))
+        g = grads[k].reshape(grads[k].shape[0], -1)
+        assert e.grad_autograd == float(g[i, j])
+
+
+def test_another_dtype_reads_the_example_values_as_given() -> None:
+    """A rank-1 bias stays rank 1 when `compare(dtype=...)` reads the model again (it was read as
+    its (n, 1) column before, which broadcasts otherwise)."""
+    torch.manual_seed(7)
+    X = torch.randn(5, 4, dtype=torch.float64)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh()).double()
+    c = sg.trace(model, X).compare(dtype="float32")
+    assert c.dtype == "float32" and c.ok
+    X32 = X.float()
+    m32 = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
+    m32.load_state_dict({k: v.float() for k, v in model.state_dict().items()})
+    out = m32(X32)
+    g = torch.autograd.grad(out[0, 0], [m32[0].weight])[0]
+    first = next(e for e in c.entries if e.output == (0, 0) and str(e.wrt) == "0.weight[0, 1]")
+    assert first.grad_autograd == float(g[0, 1]) != 0
+    plain = sg.trace(one_row, model[0].weight.detach(), model[0].bias.detach(), X).compare(dtype="float32")
+    assert plain.dtype == "float32" and plain.ok
