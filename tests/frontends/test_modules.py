@@ -474,5 +474,9 @@ def test_another_dtype_reads_the_example_values_as_given() -> None:
     g = torch.autograd.grad(out[0, 0], [m32[0].weight])[0]
     first = next(e for e in c.entries if e.output == (0, 0) and str(e.wrt) == "0.weight[0, 1]")
     assert first.grad_autograd == float(g[0, 1]) != 0
-    plain = sg.trace(one_row, model[0].weight.detach(), model[0].bias.detach(), X).compare(dtype="float32")
-    assert plain.dtype == "float32" and plain.ok
+    W, b = model[0].weight.detach(), model[0].bias.detach()
+    plain = sg.trace(one_row, W, b, X).compare(dtype="float32")
+    b32 = b.float().requires_grad_(True)
+    gb = torch.autograd.grad(one_row(W.float(), b32, X32), [b32])[0]
+    assert plain.dtype == "float32"
+    assert [e.grad_autograd for e in plain.entries if str(e.wrt).startswith("b[")] == [float(v) for v in gb]
