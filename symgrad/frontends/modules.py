@@ -326,6 +326,12 @@ def _trainable(module: torch.nn.Module, prefix: str, params: Parameters, keys: d
         if not p.requires_grad or id(p) in params.names:
             continue
         name = prefix + path
+        if p.ndim > 2:
+            owner = module.get_submodule(path.rpartition(".")[0]) if "." in path else module
+            raise TraceError(f"`{name}`, a parameter of the `nn.{type(owner).__name__}` at "
+                             f"`{prefix + path.rpartition('.')[0] or 'the model'}`, has {p.ndim} dimensions {tuple(p.shape)}; "
+                             "symgrad reads modules whose parameters are scalars, vectors and matrices "
+                             f"({READ_AS}, and your own).\nFix: compare a model built of those layers.")
         if name in taken:  # a parameter named like an argument of forward
             name = f"self.{name}"
         params.add(name, p)

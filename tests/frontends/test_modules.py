@@ -412,6 +412,14 @@ def test_a_module_symgrad_does_not_read_is_a_sentence_naming_its_class_with_a_fi
     assert_same_state(before, state_of(model))
 
 
+def test_a_parameter_of_more_than_two_dimensions_names_its_module() -> None:
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(8, 1)).double()
+    with pytest.raises(sg.TraceError) as info:
+        sg.trace(model, torch.randn(2, 1, 6, dtype=torch.float64))
+    text = str(info.value)
+    assert "`0.weight`, a parameter of the `nn.Conv1d` at `0`, has 3 dimensions (2, 1, 3)" in text and "Fix:" in text
+
+
 def test_a_hooked_submodule_is_refused() -> None:
     model = WithHook().double()
     model.fc.register_forward_hook(lambda m, i, o: o * 2)
