@@ -48,6 +48,6 @@ def is_torch_function(f: Any) -> bool:
     if isinstance(f, (sp.Basic, str, type)):
         return False
     if callable(f) and hasattr(f, "forward") and hasattr(f, "named_parameters"):
-        return True  # a torch.nn.Module: `trace` says, naming it, that modules are not read yet
+        return True  # a torch.nn.Module: read by `trace` as the function of its parameters (`modules.py`)
     f = inspect.unwrap(f) if callable(f) else f
     return inspect.isfunction(f) or inspect.ismethod(f)

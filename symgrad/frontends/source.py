@@ -54,7 +54,7 @@ from sympy.codegen import ast as cg
 from . import torch_names as tn
 from .source_calls import NoGradCtx
 from .source_expressions import ExpressionTranslator
-from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import IN_PLACE, Bound, ProgramNeeded, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedNodeError
 from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
@@ -179,14 +179,18 @@ class StatementTranslator(ast.NodeVisitor):
     """The function's statements, one `visit_<Node>` each; its expressions go to `expressions`."""
 
     def __init__(self, fn: Any, node: ast.AST, filename: str, first: int, width: int, lines: list[str],
-                 inputs: Sequence[tuple[str, tuple[int, int] | None]], data: Mapping[str, Any] | None = None) -> None:
+                 inputs: Sequence[tuple[str, tuple[int, int] | None]], data: Mapping[str, Any] | None = None,
+                 objects: Mapping[str, Bound] | None = None, matrix_mode: bool | None = None,
+                 state: TranslationState | None = None) -> None:
         self.node = node
         self.filename = filename
         self.first = first
         self.width = width
         self.lines = lines
-        self.state = TranslationState(node, inputs, data)
-        self.state.locate = lambda n: self.span_of(n, code=True)
+        # A function called from the one being read (`inline`) reads into the caller's state.
+        self.state = state if state is not None else TranslationState(node, inputs, data, objects, matrix_mode)
+        if state is None:
+            self.state.locate = lambda n: self.span_of(n, code=True)
         self.expressions = ExpressionTranslator(self.state, fn)
         assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
         self.compound = _compound_assigned(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
@@ -510,19 +514,55 @@ def _returns_folded(body: Sequence[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
+# --------------------------------------------------------------------------- a call read into its caller
+
+
+def inline(fn: Any, values: Mapping[str, Any], state: TranslationState, prefix: str) -> Any:
+    """The value of a call of `fn` (a submodule's `forward`) made from the function being read:
+    `fn`'s own source read into the caller's `state` with its parameters bound to `values`, its
+    variables named under `prefix` (`fc1.h`), every node citing `fn`'s own lines. A refusal
+    inside it cites `fn`'s line; a body with control flow in a reading of one matrix expression
+    is `ProgramNeeded` (the reading starts again as a Program)."""
+    node, filename, first, width, lines = read_source(fn)
+    if state.matrix_mode and any(isinstance(n, (ast.If, ast.While, ast.For, ast.IfExp)) for n in ast.walk(node)):
+        raise ProgramNeeded()
+    tr = StatementTranslator(fn, node, filename, first, width, lines, (), None, state=state)
+    saved = state.enter(node, dict(values), prefix, lambda n: tr.span_of(n, code=True))
+    assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
+    tr.copies = [name for name, v in values.items() if name in assigned and not isinstance(v, Bound)
+                 and (not tn.is_matrix(v) or (not state.matrix_mode and name in tr.compound))]
+    try:
+        tr.run()
+    except Refuse as r:
+        if r.span is None:
+            r.span = tr.span_of(r.node) if r.node is not None else (state.span or tr.span_of(node))
+        raise
+    except UnsupportedNodeError as e:
+        r = Refuse(None, str(e))
+        r.span = state.span or tr.span_of(node)
+        raise r from None
+    finally:
+        state.leave(saved)
+    return tr.output
+
+
 # --------------------------------------------------------------------------- entry point
 
 
 def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str] = (),
-              data: Mapping[str, Any] | None = None) -> Translation:
+              data: Mapping[str, Any] | None = None, objects: Mapping[str, Bound] | None = None,
+              matrix_mode: bool | None = None) -> Translation:
     """Read `fn`'s source into a `Program` (scalar inputs) or an expression (matrix inputs).
 
     `inputs` names the parameters that are inputs, in order, with their matrix shape (None for a
-    scalar). Raises `TraceError` with one sentence naming the user's line for anything outside
-    the grammar in this module's docstring.
+    scalar). `objects` binds names of the function (`self`, `model`) to objects read through
+    their attributes and calls (`modules.py`); `matrix_mode` decides between one matrix expression
+    and a Program where the functions it calls decide it (None: this function's own body).
+    Raises `TraceError` with one sentence naming the user's line for anything outside the grammar
+    in this module's docstring (`ProgramNeeded` where a called function needs a Program).
     """
     node, filename, first, width, lines = read_source(fn)
-    tr = StatementTranslator(fn, node, filename, first, width, lines, inputs, data)
+    tr = StatementTranslator(fn, node, filename, first, width, lines, inputs, data, objects, matrix_mode)
     token = tn.RANK1.set(frozenset(s for s in tr.state.inputs if getattr(s, "name", None) in set(rank1)))
     try:
         tr.run()
@@ -544,7 +584,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
     except LoopLimitError:
         raise  # a loop that never ends: path mode would run your function forever
     except Refuse as r:
-        where = tr.span_of(r.node) if r.node is not None else (tr.state.span or tr.span_of(node))
+        where = r.span or (tr.span_of(r.node) if r.node is not None else (tr.state.span or tr.span_of(node)))
         err = TraceError(f"{where}: {r.message}")
         err.span = where  # type: ignore[attr-defined]
         raise err from None

@@ -23,7 +23,7 @@ import sympy as sp
 
 from . import source_indexing as ix
 from . import torch_names as tn
-from .source_state import IN_PLACE, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import no_grad, strip
 
@@ -118,9 +118,10 @@ class CallTranslator:
                 arr = arr.reshape(-1, 1)
             return sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr])
         if isinstance(obj, torch.nn.Module):
-            raise Refuse(node, f"`{name}` is a torch.nn.Module: its parameters are hidden state that symgrad "
-                               "cannot see as inputs.\nFix: write the layer out with its weights as arguments "
-                               "(`x @ W + b`).")
+            raise Refuse(node, f"`{name}` is a torch.nn.Module read from outside the function: its parameters are "
+                               "hidden state that symgrad cannot see as inputs.\nFix: pass the module as an argument "
+                               f"(`def f({name.lower()}, x): ...`), whose parameters are then inputs, or compare the "
+                               "module itself (`symgrad.compare(model, at=...)`).")
         if isinstance(obj, type(torch.no_grad)) and obj is torch.no_grad:
             return _Func("torch.no_grad")
         spelled = _objects().get(id(obj))
@@ -144,6 +145,8 @@ class CallTranslator:
 
     def attribute(self, node: ast.Attribute) -> Any:
         base = self.value(node.value)
+        if isinstance(base, Bound):  # a module's attribute (`self.fc1`), as the module says it
+            return base.attribute(node.attr, node)
         if isinstance(base, _Module):
             obj = getattr(base.obj, node.attr, None)
             dotted = f"{base.name}.{node.attr}"
@@ -197,6 +200,8 @@ class CallTranslator:
             if kw.arg is None:
                 raise Refuse(node, "`**kwargs` in a call is not supported.")
             kwargs[kw.arg] = self._argument(kw.value)
+        if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it
+            return func.call(self, args, kwargs, node, target)
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)

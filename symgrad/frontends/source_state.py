@@ -29,6 +29,24 @@ class Refuse(Exception):
         super().__init__(message)
         self.node = node
         self.message = message
+        self.span: Any = None  # where it was refused, when that is another function's line (an inlined call)
+
+
+class ProgramNeeded(Exception):
+    """A function called from the one being read (a module's `forward`) has control flow, but the
+    reading started as one matrix expression: the whole reading is to start again as a Program."""
+
+
+class Bound:
+    """A Python object the function reads through its attributes and calls (a `torch.nn.Module`
+    passed as an argument, or `self` in a module's `forward`): the reader asks it what `obj.name`
+    and `obj(...)` are. `frontends/modules.py` says it for modules."""
+
+    def attribute(self, name: str, node: ast.AST) -> Any:
+        raise Refuse(node, f"`.{name}` is not supported here.")
+
+    def call(self, calls: Any, args: list[Any], kwargs: dict[str, Any], node: ast.AST, target: Any) -> Any:
+        raise Refuse(node, "This object cannot be called here.")
 
 
 # The sentence every in-place construct ends with.
@@ -57,7 +75,8 @@ class TranslationState:
     """
 
     def __init__(self, node: ast.AST, inputs: Sequence[tuple[str, tuple[int, int] | None]],
-                 data: Mapping[str, Any] | None = None) -> None:
+                 data: Mapping[str, Any] | None = None, objects: Mapping[str, Bound] | None = None,
+                 matrix_mode: bool | None = None) -> None:
         self.origins: dict[sp.Basic, Any] = {}  # node or statement -> its SourceSpan
         self.block: list[sp.Basic] = []
         self.pure = 0  # > 0 inside if-branches and conditions: values are expressions, no statements
@@ -68,6 +87,8 @@ class TranslationState:
         # with a loop or an `if`, as a Program whose variables may be matrices (`matrix_var`).
         self.matrix_mode = any(s is not None for _, s in inputs) and not any(
             isinstance(n, (ast.If, ast.While, ast.For, ast.IfExp)) for n in ast.walk(node))
+        if matrix_mode is not None:  # decided over every function the reading inlines (a module's)
+            self.matrix_mode = matrix_mode
         self.uses_where = False
         self.uses_if = False
         self.names_in_fn = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
@@ -82,7 +103,24 @@ class TranslationState:
             self.env[name] = sym
         for name, array in (data or {}).items():
             self.env[name] = Data(array, name)
+        self.env.update(objects or {})
         self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
+        self.prefix = ""  # the variables of an inlined call: `fc1.h` (see `enter`)
+
+    def enter(self, node: ast.AST, env: dict[str, Any], prefix: str, locate: Any) -> tuple[Any, ...]:
+        """Read a called function's body (a submodule's `forward`) into this reading: its own names
+        (`env`), its variables named under `prefix`, its lines located by `locate`. Returns what
+        `leave` restores."""
+        saved = (self.env, self.params, self.prefix, self.span, self.locate)
+        self.env = env
+        self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
+        self.prefix = prefix
+        self.locate = locate
+        self.names_in_fn |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        return saved
+
+    def leave(self, saved: tuple[Any, ...]) -> None:
+        self.env, self.params, self.prefix, self.span, self.locate = saved
 
     def fresh(self, base: str = "t") -> sp.Symbol:
         while True:
@@ -94,21 +132,22 @@ class TranslationState:
                 return sym
 
     def var(self, name: str) -> sp.Symbol:
-        if name in self.vars:
-            return self.vars[name]
+        key = self.prefix + name
+        if key in self.vars:
+            return self.vars[key]
         if name in self.params:
-            sym = sp.Symbol(f"{name}_v", real=True)
+            sym = sp.Symbol(f"{key}_v", real=True)
         else:
-            sym = sp.Symbol(name, real=True)
-        self.vars[name] = sym
+            sym = sp.Symbol(key, real=True)
+        self.vars[key] = sym
         return sym
 
     def matrix_var(self, name: str, shape: tuple[int, int]) -> sp.MatrixSymbol:
         """The program variable of a tensor the function assigns in a loop or branch (its shape
         is fixed: a variable keeps one shape)."""
-        key = f"{name}@matrix"
+        key = f"{self.prefix}{name}@matrix"
         if key not in self.vars:
-            base = f"{name}_v" if name in self.params else name
+            base = f"{self.prefix}{name}_v" if name in self.params else self.prefix + name
             self.vars[key] = sp.MatrixSymbol(base, *shape)  # type: ignore[assignment]
         sym = self.vars[key]
         if tuple(sym.shape) != tuple(shape):

@@ -99,9 +99,10 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
                 "Fix: give both the same shape, e.g. `y.reshape(-1, 1)` for the rank-1 one.")
     if shape(a) == shape(b):
         return a, b
-    if cb == 1 and rb == ca and rb > 1 and ra > 1 and (_rank1_vector(b, a) or not _fits(ra, rb)):
+    # (A rank-1 vector beside a (1, n) row is a row too: torch adds a bias to a batch of one.)
+    if cb == 1 and rb == ca and rb > 1 and (_rank1_vector(b, a) or not _fits(ra, rb)):
         b, (rb, cb) = sp.Transpose(b), (1, rb)  # a rank-1 vector beside the rows of a matrix
-    elif ca == 1 and ra == cb and ra > 1 and rb > 1 and (_rank1_vector(a, b) or not _fits(rb, ra)):
+    elif ca == 1 and ra == cb and ra > 1 and (_rank1_vector(a, b) or not _fits(rb, ra)):
         a, (ra, ca) = sp.Transpose(a), (1, ra)
     if not (_fits(ra, rb) and _fits(ca, cb)):
         raise UnsupportedNodeError(

@@ -95,12 +95,14 @@ def rank1(v: Any) -> bool | None:
     of length n as an (n, 1) column; torch broadcasts it as a row."""
     if isinstance(v, sp.MatrixSymbol):
         return v in RANK1.get()
-    if isinstance(v, sp.ImmutableMatrix) and v in RANK1.get():  # the column an index picked
+    if isinstance(v, sp.ImmutableMatrix) and v in RANK1.get():  # a constant or an index's rank-1 result
         return True
     if isinstance(v, (sp.MatAdd, sp.HadamardProduct)):
         states = {rank1(a) for a in v.args if is_matrix(a)} - {None}
         return states.pop() if len(states) == 1 else None
     if isinstance(v, sp.MatMul):
+        if any(isinstance(a, sp.OneMatrix) for a in v.args):
+            return None  # a broadcast (`ones(m, 1) * b`): as the operand it meets, ((6, 1) + (1,) is 2-D)
         mats = [a for a in v.args if is_matrix(a) and not isinstance(a, sp.OneMatrix)]
         return rank1(mats[-1]) if mats and mats[-1].shape[1] == 1 else None
     if isinstance(v, sp.HadamardPower):

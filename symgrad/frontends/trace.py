@@ -39,9 +39,11 @@ from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides.ir import has_loop
 from ..sides.lowering import DTYPES, lower
+from . import modules as mods
 from .recorder import record
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
+from .source_state import ProgramNeeded
 
 Mode = Literal["source", "path"]
 
@@ -81,6 +83,10 @@ class Reading:
     recorded: Any = field(default=None, repr=False)  # path mode: the straight-line Program that ran
     reason: str = ""  # path mode: why the source was not used
     dtype: str = "float64"  # the dtype the fidelity check ran in: the one compared
+    wrt: tuple[str, ...] | None = None  # the inputs compared by default (a module: its trainable parameters)
+    parameters: tuple[str, ...] = ()  # the inputs that are parameters of a module (`fc1.weight`)
+    # The example values as given, by input name (a rank-1 tensor still rank 1): another dtype reads them again.
+    arguments: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------- the example values
@@ -165,10 +171,10 @@ def point_by_name(fn: Any, at: Any) -> dict[str, Any]:
     """`at` keyed by parameter name (or symbol), or a tuple in parameter order."""
     if isinstance(at, Mapping):
         return {(k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k)): v for k, v in at.items()}
-    params = list(inspect.signature(fn).parameters)
+    params = list(inspect.signature(fn.forward if mods.is_module(fn) else fn).parameters)
     values = list(at) if isinstance(at, (tuple, list)) else [at]
     if len(values) > len(params):
-        raise TraceError(f"`at` gives {len(values)} values, but `{fn.__name__}` has {len(params)} parameters.\n"
+        raise TraceError(f"`at` gives {len(values)} values, but `{_name(fn)}` has {len(params)} parameters.\n"
                          "Fix: give one value per parameter, or a dict by parameter name.")
     return dict(zip(params, values))
 
@@ -226,7 +232,7 @@ def _floats(a: np.ndarray | None) -> tuple[float, ...] | None:
     return None if a is None else tuple(float(v) for v in a)
 
 
-def _call_with(fn: Any, bound: inspect.BoundArguments, names: list[str], tensors: list[torch.Tensor]) -> Any:
+def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
     """The user's function called with `tensors` in place of the traced parameters `names`."""
     args = bound.arguments.copy()
     for n, t in zip(names, tensors):
@@ -235,12 +241,17 @@ def _call_with(fn: Any, bound: inspect.BoundArguments, names: list[str], tensors
     return fn(*b.args, **b.kwargs)
 
 
-def _fidelity(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any],
+def _name(fn: Any) -> str:
+    return f"{type(fn).__name__}.forward" if mods.is_module(fn) else getattr(fn, "__name__", "the function")
+
+
+def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
               rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan], dtype: str = "float64") -> Fidelity:
-    """Run your function and the translation at the point, in `dtype` (the dtype compared), and
-    check that their forward values and autograd gradients are the same bits."""
+    """Run your function (`run_user(names, tensors)`; `fn` is the function whose source was read)
+    and the translation at the point, in `dtype` (the dtype compared), and check that their
+    forward values and autograd gradients are the same bits."""
     def user(tensors: list[torch.Tensor]) -> Any:
-        return _call_with(fn, bound, names, tensors)
+        return run_user(names, tensors)
 
     def translated(tensors: list[torch.Tensor]) -> Any:
         by_name = dict(zip(names, tensors))
@@ -444,28 +455,23 @@ def generated_lines(lowered: Any, origins: Mapping[Any, SourceSpan]) -> dict[int
     return out
 
 
-def _not_a_module(fn: Any) -> None:
-    """A `torch.nn.Module` is refused with a sentence naming its class and its parameters."""
-    if not isinstance(fn, torch.nn.Module):
-        return
-    cls = type(fn).__name__
-    params = [(name, tuple(p.shape)) for name, p in fn.named_parameters()]
-    listed = ", ".join(f"`{name}` {shape}" for name, shape in params[:6]) + (", ..." if len(params) > 6 else "")
-    names = [name.replace(".", "_") for name, _ in params[:3]]
-    example = (f"`def loss({', '.join(names)}, x): ...` (the forward pass written with them), then "
-               f"`symgrad.trace(loss, {', '.join(f'model.{n}.detach()' for n, _ in params[:3])}, x)`"
-               if params else "`def loss(x): ...`, then `symgrad.trace(loss, x)`")
-    raise TraceError(
-        f"Your model, an instance of `{cls}`, is a torch.nn.Module: symgrad reads functions, and does not read "
-        f"modules yet (their parameters are state inside the object{': ' + listed if params else ''}).\n"
-        f"Fix: pass a function of the parameters instead, e.g. {example}.")
-
-
 # --------------------------------------------------------------------------- entry points
 
 
 def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                   max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None) -> Reading:
+    """Read a torch function, a `torch.nn.Module` or a function that takes modules back into a
+    `Program`, at example values (`symgrad.trace`); see `_read`. A module's parameters are its
+    inputs (`modules.py`), and the modules are left exactly as they were."""
+    subject = mods.subject(fn, args, kwargs)
+    if subject is None:
+        return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype)
+    with mods.kept(subject.modules):
+        return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, subject=subject)
+
+
+def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+          max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None, subject: Any = None) -> Reading:
     """Read a torch function back into a `Program`, at example values (`symgrad.trace`).
 
     **Arguments:**
@@ -482,16 +488,24 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     Raises `TraceError`, with a sentence naming the user's line, when the source cannot be read
     or the translation does not reproduce the function bit for bit.
     """
-    _not_a_module(fn)
-    bound = _bind(fn, args, kwargs)
-    dtype = dtype_of(bound.arguments.values()) if dtype is None else dtype
+    if subject is None:
+        bound = _bind(fn, args, kwargs)
+        arguments: Mapping[str, Any] = bound.arguments
+        source, objects, fn_name = fn, None, getattr(fn, "__name__", "the function")
+
+        def run_user(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
+            return _call_with(fn, bound, names, tensors)
+    else:
+        arguments, source, objects, fn_name, run_user = (subject.arguments, subject.source, subject.objects,
+                                                         subject.name, subject.run)
+    dtype = dtype_of(arguments.values()) if dtype is None else dtype
     names: list[str] = []
     values: dict[str, Any] = {}
     shapes: list[tuple[str, tuple[int, int] | None]] = []
     rank1: set[str] = set()
     notes: list[str] = []
     data: dict[str, Any] = {}
-    for name, raw in bound.arguments.items():
+    for name, raw in arguments.items():
         if _is_data(raw):  # labels, counts, masks: read as data, never made floats or differentiated
             data[name] = raw.detach().cpu().numpy()
             continue
@@ -502,39 +516,50 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if note:
             notes.append(note)
             rank1.add(name)
+    def path_mode(reason: str, err: TraceError) -> Reading:
+        return _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err)
+
     try:
-        translation = translate(fn, shapes, sorted(rank1), data)
+        try:
+            translation = translate(source, shapes, sorted(rank1), data, objects)
+        except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
+            translation = translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
     except TraceError as err:
-        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(err), err)
+        return path_mode(_first(err), err)
     try:
         lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
-        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(unlowered), unlowered)
+        return path_mode(_first(unlowered), unlowered)
     except (TypeError, ValueError, NotImplementedError, AttributeError) as err:
         # SymPy refused a node of the translation while it was printed (a matrix expression it
         # cannot give a shape): symgrad's own gap, said as such, never a raw traceback.
         gap = TraceError(
-            f"symgrad could not write its translation of `{getattr(fn, '__name__', 'the function')}` as a torch "
+            f"symgrad could not write its translation of `{fn_name}` as a torch "
             f"program: SymPy raised {type(err).__name__} ({str(err).splitlines()[0] if str(err) else 'no message'}) "
             "while printing it. This is a gap in symgrad's reading of your code, not an error in it.\n"
             "Fix: write the line with the spellings of docs/supported.md another way (e.g. its operands in another order or no scalar "
             "factor), and report the function to symgrad's issues.")
-        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype, _first(gap), gap)
-    _loops_end(lowered, values, getattr(fn, "__name__", "the function"), max_iterations, translation.origins)
-    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, translation.origins, dtype)
+        return path_mode(_first(gap), gap)
+    _loops_end(lowered, values, fn_name, max_iterations, translation.origins)
+    fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype)
     if not fidelity.ok:
+        linear = (" symgrad reads `nn.Linear` as `x @ W.T + b`, and torch computes `F.linear` of a matrix as one "
+                  "fused `addmm`, which on some sizes rounds differently; where that is the difference, compare a "
+                  "function that writes `x @ W.T + b` itself." if subject is not None and subject.has_linear() else "")
         err = TraceError(
-            f"The translation of `{getattr(fn, '__name__', 'the function')}` does not reproduce it at the example "
-            f"point: {fidelity.detail}.\nsymgrad gives no verdict on a translation that computes something else "
-            "than your code, and the recorded run (path mode) did not reproduce it either.\n"
+            f"The translation of `{fn_name}` does not reproduce it at the example "
+            f"point: {fidelity.detail}.{linear}\nsymgrad gives no verdict on a translation that computes something "
+            "else than your code, and the recorded run (path mode) did not reproduce it either.\n"
             "Fix: rewrite the line it names with the spellings of docs/supported.md, or compare a SymPy Program."
         )
         err.fidelity = fidelity  # type: ignore[attr-defined]
-        return _path_mode(fn, bound, names, values, rank1, shapes, notes, dtype,
-                          f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
+        return path_mode(f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
     return Reading(fn, translation.function, "source", fidelity, translation.origins, values,
-                   translation.inputs, translation.branches, tuple(notes), dtype=dtype)
+                   translation.inputs, translation.branches, tuple(notes), dtype=dtype,
+                   wrt=None if subject is None else subject.wrt,
+                   parameters=() if subject is None else tuple(subject.params.inputs),
+                   arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()})
 
 
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
@@ -607,17 +632,18 @@ def _first(err: TraceError) -> str:
     return text[0].lower() + text[1:] if text.startswith("The source") else f"symgrad cannot read the line {text}"
 
 
-def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values: dict[str, Any], rank1: set[str],
+def _path_mode(fn: Any, source: Any, run_user: Any, names: list[str], values: dict[str, Any], rank1: set[str],
                shapes: list[tuple[str, tuple[int, int] | None]], notes: list[str], dtype: str, reason: str,
                source_error: TraceError) -> Reading:
-    """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error."""
+    """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error.
+    `run_user(names, tensors)` runs the user's code; `source` is the function whose lines it cites."""
     inputs = [sp.MatrixSymbol(n, *shp) if shp is not None else sp.Symbol(n, real=True) for n, shp in shapes]
 
     def user(tensors: list[torch.Tensor]) -> Any:
-        return _call_with(fn, bound, names, tensors)
+        return run_user(names, tensors)
 
     try:
-        program, origins, branches = record(fn, user, names, [_tensor(values[n], n in rank1, dtype) for n in names], inputs)
+        program, origins, branches = record(source, user, names, [_tensor(values[n], n in rank1, dtype) for n in names], inputs)
         lowered = lower(program, branches=branches, dtype=dtype)  # type: ignore[arg-type]
     except TraceError as err:
         both = TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
@@ -625,7 +651,7 @@ def _path_mode(fn: Any, bound: inspect.BoundArguments, names: list[str], values:
         if hasattr(source_error, "fidelity"):  # the check's record, every value of both sides
             both.fidelity = source_error.fidelity  # type: ignore[attr-defined]
         raise both from None
-    fidelity = _fidelity(fn, bound, names, values, rank1, lowered, {}, dtype)
+    fidelity = _fidelity(source, run_user, names, values, rank1, lowered, {}, dtype)
     if not fidelity.ok:
         raise source_error
     return Reading(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,

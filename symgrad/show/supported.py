@@ -4,6 +4,7 @@ supported` prints it, and a test fails when the page and the tables drift apart.
 
 from __future__ import annotations
 
+from ..frontends.modules import READ_AS
 from ..frontends.torch_names import REFUSED, SPELLINGS, spellings_of
 from ..program.ops import OPS
 from ..program.rules import RULES
@@ -69,6 +70,15 @@ def supported_markdown() -> str:
         "  variables may be matrices (a loop's tensor keeps its shape); `if`/`while` test numbers computed from",
         "  tensors (`b.norm() < 1000`, `b.sum() > 0`, `.item()`). In SymPy: `Program` inputs and variables may",
         "  be `MatrixSymbol`s.",
+        "- **Modules.** A `torch.nn.Module` is the function of its parameters its `forward` computes:",
+        "  `symgrad.trace(model, X)`, `symgrad.compare(model, at={\"input\": X})` (data named after `forward`'s",
+        "  parameters), and a function that takes one, `symgrad.compare(loss, at={\"model\": model, ...},",
+        "  wrt=[\"model\"])` (a module's name in `wrt` means its parameters). Each parameter that requires grad is",
+        "  an input named by its path (`fc1.weight`, `0.bias`; `model.fc1.weight` under an argument), compared by",
+        "  default; frozen parameters and buffers are constants; tied parameters are one input. A submodule whose",
+        "  `forward` is your own is read from its own source (its lines cited); torch's own modules read as their",
+        f"  functional forms: {READ_AS}. Any other module is a sentence naming its class. The model is left as",
+        "  it was (values, requires_grad, `.grad`, buffers, training mode, the random state).",
     ]
     out += [
         "",

@@ -47,6 +47,12 @@ class Traced(Reading):
                 "another path.\nFix: compare it point by point (`symgrad.compare(fn, at=...)` records each point's "
                 "own run), or rewrite the function with the spellings of docs/supported.md so that its source is read."
             )
+        if self.parameters:
+            raise OptionError(
+                f"This reading's inputs include a module's parameters ({', '.join(self.parameters[:3])}"
+                f"{', ...' if len(self.parameters) > 3 else ''}); symgrad sweeps functions of numbers, one point "
+                "at a time through your own code, not models.\nFix: compare the model point by point "
+                "(`symgrad.compare(model, at=...)`), or sweep a function of the numbers you vary.")
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
         result = sweep(self.program, over, branches=self.branches, **options)
@@ -119,12 +125,17 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
 
     **Arguments:**
 
-    - `fn`: a Python function of torch tensors (a `def`, a lambda, or one typed in a notebook).
+    - `fn`: a Python function of torch tensors (a `def`, a lambda, or one typed in a notebook);
+      a `torch.nn.Module`, read as the function of its parameters that `forward` computes (each
+      trainable parameter an input named by its path, `fc1.weight`); or a function that takes
+      modules among its arguments (their parameters are inputs, `model.fc1.weight`).
     - `*args`, `**kwargs`: one example value per input parameter (numbers, lists, numpy arrays
-      or tensors): a 0-d value becomes a real `Symbol`, an (n, m) one a `MatrixSymbol`, a rank-1
-      one of length n an (n, 1) column.
+      or tensors; for a module, `forward`'s): a 0-d value becomes a real `Symbol`, an (n, m) one
+      a `MatrixSymbol`, a rank-1 one of length n an (n, 1) column. A keyword named by a
+      parameter's path gives that parameter another value (the model itself is not changed).
 
-    **Returns:** a `Traced`: `.program`, `.mode`, `.fidelity`, `.origins`, `.compare()`.
+    **Returns:** a `Traced`: `.program`, `.mode`, `.fidelity`, `.origins`, `.compare()`; for a
+    module, `.wrt` (its trainable parameters, compared by default) and `.parameters`.
     Raises `TraceError`, with a sentence naming the user's line, when the source cannot be read
     or the translation does not reproduce the function bit for bit.
     """

@@ -30,6 +30,7 @@ from ..program.deep import deep
 from ..base.causes import EXPLANATIONS, HINTS, Cause
 from ..frontends.front import expression, is_torch_function
 from ..frontends.source import SourceSpan, place
+from ..frontends.modules import expand_wrt, is_module
 from ..frontends.trace import Reading, in_your_words, point_by_name, read_function, spellings
 from ..program.program import Program
 from ..base.errors import ORDER
@@ -250,10 +251,14 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
 
     **Arguments:**
 
-    - `f`: a SymPy expression or a `symgrad.Program`.
+    - `f`: a SymPy expression or a `symgrad.Program`; a torch function, a `torch.nn.Module`
+      (its parameters are its inputs, named by their paths: `fc1.weight`), or a function that
+      takes one.
     - `at`: the point, `{symbol: value}`; values are rounded to `dtype` first, and all three
-      sides are evaluated at the exact binary value the tensor holds.
-    - `wrt`: the inputs to differentiate with respect to (default: all, in order).
+      sides are evaluated at the exact binary value the tensor holds. For a module, the data
+      by `forward`'s parameter names (`{"input": X}`); a parameter's path gives it another value.
+    - `wrt`: the inputs to differentiate with respect to (default: all, in order; a module's
+      trainable parameters). A module's name (`"model"`, `"fc1"`) means every parameter under it.
     - `dtype`: `"float64"` or `"float32"`. Default (None): for a torch function, the dtype of
       your tensors (float64 for Python numbers), so that your float32 code is checked in float32;
       float64 for SymPy input and strings.
@@ -312,10 +317,18 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     options.pop("branches", None)
     dtype = options.pop("dtype", None) or reading.dtype
     if at is not None or dtype != reading.dtype:
-        again = read_function(reading.fn, (), point, dtype=dtype,
+        # Another dtype reads the example values as they were given (a rank-1 tensor still rank 1).
+        again = read_function(reading.fn, (), point if at is not None or not reading.arguments else reading.arguments,
+                              dtype=dtype,
                               max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
+    names = [getattr(s, "name", str(s)) for s in reading.inputs]
+    # A module's name in wrt (`"model"`, `"fc1"`) means every parameter under it; a module compares
+    # its trainable parameters by default.
+    options["wrt"] = expand_wrt(names, options.get("wrt"))
+    if options.get("wrt") is None and reading.wrt is not None:
+        options["wrt"] = list(reading.wrt)
     if options.get("wrt") is None and reading.inputs and not isinstance(function, Program):
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
@@ -340,6 +353,12 @@ def compare_function(fn: Any, at: Any, **options: Any) -> Comparison:
 
 def title(fn: Any) -> str:
     """A traced function as reports name it: `loss(W, b, X, Y) from model.py:12`."""
+    if is_module(fn):  # a model: its class, forward's parameters and where forward is defined
+        forward = type(fn).forward
+        code = getattr(forward, "__code__", None)
+        where = f" from {place(code.co_filename, code.co_firstlineno)}" if code is not None and not \
+            type(fn).__module__.startswith("torch.") else ""
+        return f"{type(fn).__qualname__}({', '.join(inspect.signature(fn.forward).parameters)}){where}"
     f = inspect.unwrap(fn)
     try:
         params = ", ".join(inspect.signature(f).parameters)

@@ -169,20 +169,23 @@ class TwoLayers(torch.nn.Module):
 
 
 @pytest.mark.parametrize("call", [
-    lambda m: sg.trace(m, torch.ones(2, 3, 4, dtype=torch.float64)),
-    lambda m: sg.trace(m, torch.ones(4, dtype=torch.float64)),
+    lambda m: sg.trace(m, torch.ones(4, dtype=torch.float64)).compare(),
     lambda m: sg.compare(m, at={"x": torch.ones(4, dtype=torch.float64)}),
     lambda m: sg.testing.assert_grad_matches_math(m, torch.ones(4, dtype=torch.float64)),
-], ids=["trace-3d", "trace", "compare", "testing"])
-def test_a_module_is_named_by_its_class_with_what_to_pass_instead(call: Any) -> None:
+], ids=["trace", "compare", "testing"])
+def test_a_module_is_read_as_a_function_of_its_parameters(call: Any) -> None:
+    """Once refused ("does not read modules yet"), a module is now read: its parameters are the
+    inputs, named by their paths (issue 22, item 1; tests/frontends/test_modules.py)."""
+    model = TwoLayers()
+    c = call(model)
+    if c is not None:
+        assert str(c.entries[0].wrt) == "fc1.weight[0, 0]" and len(c.entries) == 12 + 3 + 3 + 1
+
+
+def test_a_module_given_a_tensor_of_three_dimensions_says_so() -> None:
     with pytest.raises(sg.TraceError) as info:
-        call(TwoLayers())
-    text = str(info.value)
-    assert "an instance of `TwoLayers`, is a torch.nn.Module" in text and "does not read modules yet" in text
-    assert "`fc1.weight` (3, 4), `fc1.bias` (3,), `fc2.weight` (1, 3), `fc2.bias` (1,)" in text
-    assert "Fix: pass a function of the parameters instead, e.g. `def loss(fc1_weight, fc1_bias, fc2_weight, x)" in text
-    assert "symgrad.trace(loss, model.fc1.weight.detach()" in text
-    assert "dimensions" not in text
+        sg.trace(TwoLayers(), torch.ones(2, 3, 4, dtype=torch.float64))
+    assert "The example value for `x` has 3 dimensions" in str(info.value) and "Fix:" in str(info.value)
 
 
 # ---------------------------------------------------------------- the user's spelling, not SymPy's
