@@ -26,10 +26,10 @@ tensors (`torch.func.functional_call`, which never changes the model). `kept` le
 modules as they were: parameter values, requires_grad flags, `.grad`, buffers, training modes and
 the CPU random state.
 
-`nn.Linear` and fidelity: torch computes `F.linear` of a matrix as one fused `addmm`, whose
-rounding is not always that of `x @ W.T` then `+ b` (on CPU in float64 it differs for some sizes,
-e.g. 17 outputs from a batch of 5 or more); there the fidelity check refuses the reading with a
-sentence saying so, and the model is compared nowhere rather than wrongly.
+`nn.Linear` is read as `F.linear`, as its own forward calls it: torch computes it of a matrix as
+one fused `addmm`, whose rounding is not always that of `x @ W.T` then `+ b` (on CPU in float64 it
+differs for some sizes, e.g. 17 outputs from a batch of 5 or more), and the lowering writes
+`torch.nn.functional.linear` itself, so the reading keeps torch's bits.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from ..base.errors import TraceError
 _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh", torch.nn.Sigmoid: "torch.sigmoid"}
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
-READ_AS: Final = ("nn.Linear (x @ W.T + b), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax(dim), "
+READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax(dim), "
                   "nn.LogSoftmax(dim), nn.Flatten (rank <= 2), nn.Identity, nn.Dropout in eval mode")
 # How deep inlined calls may nest (a forward that calls itself never ends).
 MAX_DEPTH: Final = 64
@@ -181,12 +181,11 @@ class ModuleRef(Bound):
         m = self.module
         forward = type(m).forward
         apply = calls.apply
-        if forward is torch.nn.Linear.forward:
+        if forward is torch.nn.Linear.forward:  # F.linear, as nn.Linear's forward calls it (torch's addmm)
             w = self.attribute("weight", node)
             b = self.attribute("bias", node)
-            y = apply(tn.SPELLINGS["@"], [x, apply(tn.SPELLINGS["Tensor.T"], [w], {}, node)], {}, node,
-                      None if b is not None else target)
-            return y if b is None else apply(tn.SPELLINGS["+"], [y, b], {}, node, target)
+            return apply(tn.SPELLINGS["torch.nn.functional.linear"], [x, w] + ([b] if b is not None else []), {}, node,
+                         target)
         for cls, spelled in _ELEMENTWISE.items():
             if forward is cls.forward:
                 return apply(tn.SPELLINGS[spelled], [x], {}, node, target)
