@@ -41,6 +41,7 @@ from functions import CASES, STEP, Case, softmax_regression_16
 from harness import Factory, Paired, Table, interleave, reported, seconds
 
 import symgrad as sg
+import symgrad.frontends.trace
 import symgrad.program.exact
 import symgrad.program.program
 import symgrad.sides.lowering
@@ -126,6 +127,7 @@ def clear_caches() -> None:
     symgrad.program.exact.clear_cache()
     symgrad.program.program.clear_cache()
     symgrad.tools.sweep.clear_cache()
+    symgrad.frontends.trace.clear_cache()
     sp.core.cache.clear_cache()
 
 

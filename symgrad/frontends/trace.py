@@ -21,10 +21,11 @@ import inspect
 import math
 import re
 import sys
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import sympy as sp
@@ -521,7 +522,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
 
     try:
         try:
-            translation = translate(source, shapes, sorted(rank1), data, objects)
+            translation = _translated(source, shapes, sorted(rank1), data, objects)
         except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
             translation = translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
     except TraceError as err:
@@ -600,6 +601,66 @@ def _exact_value(v: Any) -> Any:
         return ex.from_float(float(v))
     rows = [list(r) if isinstance(r, (list, tuple)) else [r] for r in v]
     return ex.mat([[ex.from_float(float(x)) for x in r] for r in rows])
+
+
+# Translations read so far, by everything that can change them (`_translation_key`): a check run
+# hundreds of times in a test suite reads each function once. The fidelity check still runs at
+# every point, so a translation is never trusted where it does not reproduce the function.
+_TRANSLATIONS: dict[Any, Any] = {}
+_TRANSLATIONS_KEEP: Final = 256
+
+
+def clear_cache() -> None:
+    """Forget the translations read so far (for a cold timing)."""
+    _TRANSLATIONS.clear()
+
+
+def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
+                data: Mapping[str, Any], objects: Any) -> Any:
+    """`translate(...)`, read once per code object and everything that can change the reading: the
+    input shapes, which are rank 1, the data's values, and the values of the globals and closure
+    cells the function reads (a module's reading is not kept: its attributes are state)."""
+    key = None if objects is not None else _translation_key(fn, shapes, rank1, data)
+    if key is not None and key in _TRANSLATIONS:
+        return _TRANSLATIONS[key]
+    translation = translate(fn, shapes, rank1, data, objects)
+    if key is not None:
+        if len(_TRANSLATIONS) >= _TRANSLATIONS_KEEP:
+            _TRANSLATIONS.pop(next(iter(_TRANSLATIONS)))
+        _TRANSLATIONS[key] = translation
+    return translation
+
+
+def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
+                     data: Mapping[str, Any]) -> Any:
+    f = inspect.unwrap(fn)
+    code = getattr(f, "__code__", None)
+    if code is None or not isinstance(f, types.FunctionType):
+        return None
+    try:
+        cv = inspect.getclosurevars(f)
+    except (TypeError, ValueError):
+        return None
+    read = {**cv.globals, **cv.nonlocals}
+    parts = []
+    for name in sorted(read):
+        v = read[name]
+        if isinstance(v, (bool, int, float, complex, str)):
+            parts.append((name, v))
+        elif isinstance(v, torch.Tensor):
+            parts.append((name, str(v.dtype), tuple(v.shape), v.requires_grad, _bytes_of(v)))
+        elif isinstance(v, np.ndarray):
+            parts.append((name, str(v.dtype), v.shape, v.tobytes()))
+        elif isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)):
+            parts.append((name, id(v)))  # torch, a function, a class: by identity
+        else:
+            return None  # an object whose attributes the reading may use: read again each time
+    held = tuple((name, str(a.dtype), a.shape, a.tobytes()) for name, a in sorted(data.items()))
+    return (code, f.__defaults__, tuple(shapes), tuple(rank1), held, tuple(parts))
+
+
+def _bytes_of(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().numpy().tobytes() if not t.is_meta else b""
 
 
 def _loop_spellings(origins: Mapping[Any, SourceSpan]) -> dict[str, str]:

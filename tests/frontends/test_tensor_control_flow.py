@@ -6,6 +6,7 @@ threshold is control-flow on the entries that move it."""
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,22 @@ def test_a_comparison_of_tensors_in_an_if_is_a_sentence(tmp_path: Path) -> None:
         sg.trace(mod.f, torch.tensor([1.0, 2.0], dtype=torch.float64))
     text = str(err.value)
     assert "element by element" in text and "torch.where" in text and "Fix:" in text
+
+
+def test_a_reading_is_kept_per_code_object_and_read_again_when_what_it_reads_changes(tmp_path: Path) -> None:
+    """A function read once is not read again at another point (the fidelity check still runs
+    there); a global it reads that changes, or another input shape, reads it again."""
+    from symgrad.frontends import trace as reading
+
+    mod = load_module("import torch\n\nSCALE = 2.0\n\ndef f(x):\n    return torch.sin(x) * SCALE\n", tmp_path)
+    reading.clear_cache()
+    first = sg.trace(mod.f, 0.5)
+    again = sg.trace(mod.f, 0.7)
+    assert again.program is first.program  # the same translation, checked at the new point
+    assert again.fidelity.ok and again.compare().entries[0].grad_autograd == pytest.approx(2 * math.cos(0.7))
+    mod.SCALE = 3.0
+    changed = sg.trace(mod.f, 0.7)
+    assert changed.program is not first.program
+    assert changed.compare().entries[0].grad_autograd == pytest.approx(3 * math.cos(0.7))
+    vector = sg.trace(mod.f, torch.tensor([0.5, 0.7], dtype=torch.float64))
+    assert vector.program is not first.program
