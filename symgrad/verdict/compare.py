@@ -44,7 +44,7 @@ from ..program.ops import OPS
 from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
-from .records import DIGITS, Comparison, Entry, Later
+from .records import DIGITS, Comparison, Entry, Later, with_fields
 from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
@@ -334,11 +334,11 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # natural order: entries follow the parameters as the function declares them.
         options["wrt"] = list(reading.inputs)
     c = compare(function, at=point, branches=reading.branches, dtype=dtype, **options)
-    c = replace(cite(c, reading.origins), title=title(reading.fn))
+    c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.mode == "path":
         said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
                 f"unrolled, because {reading.reason})")
-        c = replace(c, entries=tuple(replace(e, explanation=f"{e.explanation} {said}") for e in c.entries))
+        c = with_fields(c, entries=tuple(with_fields(e, explanation=f"{e.explanation} {said}") for e in c.entries))
     return c
 
 
@@ -395,12 +395,12 @@ def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
         if span is not None and not e.ok:
             if spelled is None:
                 spelled = spellings(lowered, origins)
-            e = replace(e, source=span, explanation=f"{in_your_words(e.explanation, spelled)} In your code: `{span}`.",
+            e = with_fields(e, source=span, explanation=f"{in_your_words(e.explanation, spelled)} In your code: `{span}`.",
                         hint=in_your_words(e.hint, spelled))
         elif span is not None:
-            e = replace(e, source=span)
+            e = with_fields(e, source=span)
         entries.append(e)
-    return replace(comparison, entries=tuple(entries))
+    return with_fields(comparison, entries=tuple(entries))
 
 
 def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequence[int], auto: Sequence[float],

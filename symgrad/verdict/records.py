@@ -8,7 +8,7 @@ importing the show layer. `Comparison.backward` computes the backward pass on fi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sympy as sp
@@ -39,6 +39,14 @@ class Later:
 
     def __call__(self) -> Any:
         return self.fn(*self.args)
+
+
+def with_fields(record: Any, **changes: Any) -> Any:
+    """`dataclasses.replace` that carries the other fields over as they are: a `Later` stays
+    unbuilt (replace() reads every field, which would build them all)."""
+    values = {f.name: object.__getattribute__(record, f.name) for f in fields(record) if f.init}
+    values.update(changes)
+    return type(record)(**values)
 
 
 @dataclass(frozen=True)
