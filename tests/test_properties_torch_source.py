@@ -416,3 +416,40 @@ def test_a_float32_loop_beside_a_constant_branch(user_dir: Path) -> None:
     point = {"x": torch.tensor(-1.0, dtype=torch.float32)}
     (e,) = sg.compare(fn, at=point).entries
     assert e.grad_autograd == grads_of(fn, {"x": -1.0}, torch.float32)[0] == 0.0
+
+
+def test_a_loop_whose_test_compares_a_where_of_a_where_ends(user_dir: Path) -> None:
+    """Found at PROPERTY_SCALE=8: a condition comparing a value that torch.where chose made SymPy's
+    Piecewise rewrite its condition (piecewise_fold, rewrite(ITE), as_set, simplify), which under the
+    reader's sp.evaluate(False) nests `1**(-1)*(0 + 0.5)` one level deeper on every pass: compare ran
+    past 120 s, and the worker thread of program.deep overflowed its stack in SymPy's expand after the
+    test had timed out (a crash of pytest). The condition is now written case by case
+    (program.elementwise.piecewise; tests/program/test_elementwise.py)."""
+    body = ("k0 = 0\n    while k0 < 1 and torch.where(torch.where(x <= 0.5, x, 2.0) <= 0.0, x, x) < 1.0:\n"
+            "        x = x * 2\n        k0 += 1\n    return x")
+    fn = user_function("x", body, user_dir)
+    for x in (0.0, -0.75, 0.5, 3.0):
+        with no_hang(f"compare at x = {x}"):
+            (e,) = sg.compare(fn, at={"x": x}).entries
+        assert e.grad_autograd == grads_of(fn, {"x": x})[0] == (2.0 if x < 1 else 1.0)
+        assert e.grad_executed == (2 if x < 1 else 1) and e.cause is sg.Cause.AGREE
+
+
+@pytest.mark.parametrize(("x", "piece", "cause"), [
+    (0.0, "3x", sg.Cause.KINK),  # 3x on the left, x**2 on the right: one-sided 3 and 0
+    (-1.0, "3x", sg.Cause.AGREE), (0.3, "x*x", sg.Cause.AGREE), (0.5, "x*x", sg.Cause.AGREE),
+    (0.7, "x*x", sg.Cause.AGREE),  # beyond 0.5 the inner where gives 2.0 > 0
+])
+def test_a_where_whose_condition_compares_a_where_is_read(x: float, piece: str, cause: sg.Cause,
+                                                         user_dir: Path) -> None:
+    """The straight-line form of the hang above: read from source (no refusal), the condition held
+    case by case, every value torch's and the slope exact (3, or 2x at the float's exact value)."""
+    fn = user_function("x", "return torch.where(torch.where(x <= 0.5, x, 2.0) <= 0.0, x * 3, x * x)", user_dir)
+    with no_hang(f"trace at x = {x}"):
+        t = sg.trace(fn, x)
+    assert t.mode == "source"
+    (e,) = t.compare().entries
+    assert e.grad_autograd == grads_of(fn, {"x": x})[0]
+    assert e.grad_executed == (3 if piece == "3x" else 2 * sp.Rational(x)) and e.cause is cause
+    if cause is sg.Cause.KINK:
+        assert e.grad_symbolic is None and e.one_sided == (3, 0)

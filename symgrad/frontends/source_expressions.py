@@ -19,7 +19,7 @@ from . import source_indexing as ix
 from . import torch_names as tn
 from .source_calls import CallTranslator
 from .source_state import Refuse, TranslationState, is_bool, to_sympy
-from ..program.elementwise import MatrixPiecewise
+from ..program.elementwise import MatrixPiecewise, piecewise
 from ..program.primitives import strip
 
 
@@ -185,7 +185,7 @@ class ExpressionTranslator:
                                    f"{tn.shape(b) or 'scalar'}; a variable keeps one shape whichever branch runs.\n"
                                    "Fix: give it a value of the same shape in both branches.")
             return MatrixPiecewise((a, cond), (b, True))
-        return sp.Piecewise((a, cond), (b, True))
+        return piecewise((a, cond), (b, True))
 
 
 def _is_number(v: Any) -> bool:

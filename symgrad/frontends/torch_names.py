@@ -37,6 +37,7 @@ from ..program.elementwise import (
     Elementwise,
     element_name,
     expand,
+    piecewise,
 )
 from ..program.losses import REDUCTIONS, binary_cross_entropy, mse_loss, nll_loss
 from ..program.ops import softmax_groups
@@ -270,7 +271,7 @@ def _where(a: Sequence[Any], k: dict[str, Any]) -> Any:
                 "torch.where's condition here is a tensor of numbers, not a comparison.\n"
                 "Fix: write the comparison in the call, e.g. `torch.where(A > 0, A, 0.0)`.")
         return on_elements(_where)(a, k)
-    return sp.Piecewise((as_scalar(x), cond), (as_scalar(y), True))
+    return piecewise((as_scalar(x), cond), (as_scalar(y), True))
 
 
 def _reduce_all(m: Any) -> Any:
@@ -487,7 +488,7 @@ def as_numbers(v: Any) -> Any:
     if not is_mask(v):
         return v
     fn = v.function
-    return Elementwise(sp.Lambda(fn.variables, sp.Piecewise((sp.Integer(1), fn.expr), (sp.Integer(0), True))),
+    return Elementwise(sp.Lambda(fn.variables, piecewise((sp.Integer(1), fn.expr), (sp.Integer(0), True))),
                        *v.operands)
 
 

@@ -221,8 +221,63 @@ class MatrixPiecewise(sp.MatrixExpr):
         return self.args[0][0].shape  # type: ignore[no-any-return]
 
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> sp.Basic:
-        return sp.Piecewise(*[(v[i, j], c) for v, c in self.args])
+        return piecewise(*[(v[i, j], c) for v, c in self.args])
 
     def _sympystr(self, printer: Any) -> str:
         pairs = ", ".join(f"({printer._print(v)}, {printer._print(c)})" for v, c in self.args)
         return f"Piecewise({pairs})"
+
+
+# A condition that compares values chosen by a Piecewise is written out case by case, one case per
+# piece of each Piecewise it reads; past this many cases it is refused before any is built.
+MAX_CONDITION_CASES = 4096
+
+
+def piecewise(*pairs: tuple[Any, Any]) -> sp.Basic:
+    """`sp.Piecewise(*pairs)`, where a condition may compare a value that a Piecewise chose
+    (`torch.where(torch.where(x <= 0.5, x, 2.0) <= 0.0, x, 3*x)`): such a comparison is written
+    case by case, `ITE(x <= 0.5, x <= 0, 2 <= 0)`, as SymPy writes it when it evaluates. SymPy's
+    own rewrite of such a condition (`piecewise_fold`, then `rewrite(ITE)`, which asks `as_set`)
+    never ends under `sp.evaluate(False)`, under which the torch reader builds every node: the
+    folded constants nest one level deeper on every pass (`1**(-1)*(0 + 0.5)`)."""
+    return sp.Piecewise(*[(value, cases(cond)) for value, cond in pairs])
+
+
+def cases(cond: Any) -> Any:
+    """`cond` with every comparison that reads a Piecewise written as an ITE over its pieces (each
+    piece's comparison the one its value makes: the same values compared, so the same truth in
+    exact arithmetic and in floating point); `cond` itself where it reads none."""
+    if not isinstance(cond, sp.Basic) or not cond.has(sp.Piecewise):
+        return cond
+    count = 1
+    for node in sp.preorder_traversal(cond):
+        if isinstance(node, sp.Piecewise):
+            count *= len(node.args)
+            if count > MAX_CONDITION_CASES:
+                raise UnsupportedNodeError(
+                    f"The condition {sp.sstr(cond)} compares values chosen by conditions nested so deep that "
+                    f"writing it case by case takes more than {MAX_CONDITION_CASES:,} cases.\n"
+                    "Fix: compute the chosen value into a variable first and compare that, or compare "
+                    "the inputs of the inner `torch.where` directly.")
+    return _cases(cond)
+
+
+def _cases(cond: Any) -> Any:
+    if not isinstance(cond, sp.Basic) or not cond.has(sp.Piecewise):
+        return cond
+    if isinstance(cond, sp.Piecewise):  # a Piecewise of truth values
+        return _chain([(_cases(c), _cases(v)) for v, c in cond.args])
+    if not isinstance(cond, sp.Rel):
+        return cond.func(*[_cases(a) for a in cond.args])
+    chosen = next(n for n in sp.preorder_traversal(cond) if isinstance(n, sp.Piecewise))  # the outermost
+    return _chain([(_cases(c), _cases(cond.xreplace({chosen: v}))) for v, c in chosen.args])
+
+
+def _chain(pairs: list[tuple[Any, Any]]) -> Any:
+    """ITE(c1, t1, ITE(c2, t2, ...)): the truth of the first case whose condition holds; false
+    past the last (a Piecewise with no piece that holds is NaN, and every comparison of NaN is
+    false)."""
+    out: Any = sp.false
+    for c, t in reversed(pairs):
+        out = t if c == sp.true else sp.ITE(c, t, out)
+    return out

@@ -131,3 +131,52 @@ def test_a_piecewise_body_decides_per_element_and_names_the_element() -> None:
     assert c.entries[1].one_sided is not None and sorted(c.entries[1].one_sided) == [-1, 0]
     assert "A[0, 1] > 0" in c.entries[1].explanation
     assert "torch.where(A > 0, " in c.lowered.source
+
+
+# ----- a condition that compares a value a Piecewise chose (issue 21: a hang)
+
+def _truth(cond: Any, at: Any) -> bool:
+    return bool(cond.subs(x_real, at))
+
+
+x_real = sp.Symbol("x", real=True)
+
+
+@pytest.mark.parametrize("at", [-3, -1, 0, sp.Rational(1, 4), sp.Rational(1, 2), sp.Rational(3, 4), 1, 2, 5])
+@pytest.mark.parametrize("shape", ["le", "gt", "add", "nested", "and"])
+def test_a_condition_on_a_piecewise_is_written_case_by_case(at: Any, shape: str) -> None:
+    """Under sp.evaluate(False) (the torch reader builds every node so), a Piecewise whose condition
+    compares a Piecewise's value never finished: SymPy's own rewrite of the condition nests its folded
+    constants one level deeper on every pass. `piecewise` writes the condition as an ITE over the
+    pieces; its truth at every point is the truth of the comparison of the chosen value, computed
+    here by SymPy with evaluation on (the exact truth)."""
+    from conftest import no_hang
+    from symgrad.program.elementwise import piecewise
+
+    def inner() -> Any:
+        return sp.Piecewise((x_real, x_real <= sp.Rational(1, 2)), (2 * x_real, True))
+
+    def condition() -> Any:
+        v = inner()
+        return {"le": lambda: v <= 0, "gt": lambda: v > 1, "add": lambda: v + 1 < 2,
+                "nested": lambda: piecewise((v, v > 0), (-v, True)) >= sp.Rational(3, 4),
+                "and": lambda: sp.And(v > -2, x_real < 3)}[shape]()
+
+    truth = _truth(condition(), at)  # evaluated by SymPy, outside evaluate(False)
+    with no_hang(f"a Piecewise on {shape}"), sp.evaluate(False):
+        built = piecewise((x_real, condition()), (3 * x_real, True))
+    assert not built.args[0].cond.has(sp.Piecewise)
+    assert _truth(built.args[0].cond, at) is truth
+    assert built.subs(x_real, at) == (at if truth else 3 * at)
+
+
+def test_a_condition_of_too_many_cases_is_refused_before_it_is_built() -> None:
+    from symgrad.program.elementwise import MAX_CONDITION_CASES, piecewise
+
+    v: Any = x_real
+    for k in range(13):  # v > 0 compares 2**13 values > MAX_CONDITION_CASES
+        v = sp.Piecewise((v, x_real > k), (v + 1, True))
+    assert 2 ** 13 > MAX_CONDITION_CASES
+    with pytest.raises(sg.UnsupportedNodeError) as err, sp.evaluate(False):
+        piecewise((x_real, v > 0), (0, True))
+    assert "Fix:" in str(err.value) and "4,096 cases" in str(err.value)
