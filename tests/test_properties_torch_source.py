@@ -15,8 +15,8 @@ refused with a sentence:
    reach is 0, as symgrad documents); where the user's function raises, a sentence;
 2. an entry that agrees has `grad_executed == grad_symbolic` where both exist: exactly for
    rationals, to 30 digits for transcendental values (symgrad holds those as balls and compares
-   them at its working resolution, so a structural difference of 1e-3500 relative, as in
-   sigmoid(exp(x * x.item())) at -3, is `agree`: beyond any float, and not a bug here);
+   them at its working resolution; a part removed by a cut is decided by itself, however small:
+   tests/verdict/test_structural.py);
 3. an entry that agrees has `grad_autograd` within `comparison.rtol` of `grad_executed` (plus the
    dtype's smallest normal, absolute).
 

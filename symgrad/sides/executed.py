@@ -129,13 +129,24 @@ class Path:
             return hit
         return self._adjoints(mode, seed)
 
-    def _adjoints(self, mode: Literal["executed", "math"], seed: Any = None) -> list[Any]:
+    def adjoints_from(self, mode: Literal["executed", "math"], seeds: dict[int, Any]) -> list[Any]:
+        """Reverse accumulation from adjoints given at several steps at once (`seeds`, step index
+        -> its adjoint) instead of the output's: sum over the seeded steps s of seeds[s] times
+        d s / d step, for every step."""
+        return self._adjoints(mode, None, seeds)
+
+    def _adjoints(self, mode: Literal["executed", "math"], seed: Any = None,
+                  seeds: dict[int, Any] | None = None) -> list[Any]:
         adj: list[Any] = [ex.full(st.value.shape, ex.ZERO) if ex.is_mat(st.value) else ex.ZERO for st in self.steps]
-        if seed is None:
-            # A matrix output with no seed: every element counts (the gradient of their sum).
-            out = self.steps[self.output].value
-            seed = ex.full(out.shape, ex.ONE) if ex.is_mat(out) else ex.ONE
-        adj[self.output] = seed
+        if seeds is not None:
+            for i, a in seeds.items():
+                adj[i] = ex.accumulate(adj[i], a)
+        else:
+            if seed is None:
+                # A matrix output with no seed: every element counts (the gradient of their sum).
+                out = self.steps[self.output].value
+                seed = ex.full(out.shape, ex.ONE) if ex.is_mat(out) else ex.ONE
+            adj[self.output] = seed
         math_mode = mode == "math"
         for st in reversed(self.steps):
             a = adj[st.index]

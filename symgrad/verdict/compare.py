@@ -49,7 +49,7 @@ from .point import (Component, ExactSides, check_entries, check_work, components
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
-from .structural import Structural, differs
+from .structural import Structural, cut_part, differs
 from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
 UNUSED = ("{symbol} does not reach the output (the function does not read it, or SymPy simplified it "
@@ -103,9 +103,11 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
             if sym.violation is not None and not c.path.ties:
                 findings.extend(structural.vertical_tangent_findings(sym, exe, auto))
             findings.extend(cuts)
-        elif cuts and (differs(sym.grad, exe) if _exact(sym) else not same(sym.grad, exe, True)):  # type: ignore[arg-type]
+        elif cuts and (differs(sym.grad, exe) or len(ks) == 1 and structural.cut_removes(ks[0], idx)  # type: ignore[arg-type]
+                       if _exact(sym) else not same(sym.grad, exe, True)):  # type: ignore[arg-type]
             # A cut the derivative flows through, and the sides differ at all: that cut is the
-            # cause, however small the difference (exp(item(x)*y) where exp is 1e-113).
+            # cause, however small the difference (exp(item(x)*y) where exp is 1e-113), also
+            # where it is below the working resolution of the whole (sin(x) + 1e-300*x*detach(x)).
             findings.extend(cuts)
         elif not same(sym.grad, exe, not _exact(sym)):  # type: ignore[arg-type]
             findings.extend(structural.tie_findings(sym, ks, idx))
@@ -149,6 +151,10 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     if primary.cause is Cause.GRAPH_BREAK and c.run.error is not None:
         fields["torch_error"] = (f" So torch raised when asked for the gradient: \"{_first_line(c.run.error)}\".")
     explanation = EXPLANATIONS[primary.cause].format(**fields)
+    if primary.cause is Cause.DETACH and fields["symbolic"] == fields["executed"] and len(ks) == 1:
+        # The part removed is below the digits shown (sin(x) + 1e-300*x*detach(x)): say its size.
+        explanation = (explanation[:-1] + f"; they differ by {fmt(structural.removed(ks[0], idx))}, "
+                       "below the digits shown.")
     # A structural cause (mathematics vs program) beside a float one (program vs autograd): the
     # second says what autograd reports, which the first does not (a kink where sqrt's nan is
     # trapped: the program's slope is 0, autograd's nan).
@@ -420,12 +426,15 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
         return None
     cut = any(st.cut for st in exact.path.steps)
     with ex.working_precision(exact.bits):
+        removed = cut_part(exact.path, exact.path.adjoints("executed")) if cut else []
         values, exes = [], []
         for n in range(len(comps)):
             side, exe = exact.sym[(0, n)], exact.exe[(0, n)]
             if side.kind != "smooth" or side.grad is None or not ex.is_finite(exe) or not same(side.grad, exe, not _exact(side)):
                 return None
             if cut and differs(side.grad, exe):  # a cut hid a part, however small: compare() says which
+                return None
+            if cut and differs(removed[exact.path.inputs[wrt[n]]], ex.ZERO):  # below the whole's resolution
                 return None
             values.append(ex.to_float(exe))
             exes.append(exe)

@@ -34,7 +34,9 @@ class Structural:
         self.lowered, self.path, self.math_adj = context.lowered, context.path, context.math_adj
         self.node = context.node
         self.rtol = context.rtol
+        self.exe_adj = context.exe_adj
         self._cuts: list[Any] | None = None  # the path's cut steps, found once
+        self._cut_parts: list[Any] | None = None
 
     def depends_on(self, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[bool]:
         """Which steps of the path depend on the inputs ks (element idx of a matrix input),
@@ -250,6 +252,22 @@ class Structural:
             found.append(Finding(cause, st.node, st.line, {"value": fmt(st.value), "how": _break_how(st.op)}))
         return found
 
+    def cut_removes(self, k: int, idx: tuple[int, int] | None = None) -> bool:
+        """Whether the cuts removed a part of the derivative with respect to input k (element idx
+        of a matrix input), however small: that part, computed by itself (`cut_part`), is
+        certainly not 0. The sides' own difference cannot say so below the working resolution
+        (sin(x) + 1e-300*x*detach(x): 1e-300 of the whole)."""
+        part = self.removed(k, idx)
+        return any(differs(v, ex.ZERO) for v in ex.elements(part))
+
+    def removed(self, k: int, idx: tuple[int, int] | None = None) -> Any:
+        """The part of the derivative with respect to input k (element idx) that the cuts removed
+        (`cut_part`): the mathematics' derivative minus the executed one."""
+        if self._cut_parts is None:
+            self._cut_parts = cut_part(self.path, self.exe_adj)
+        part = self._cut_parts[self.path.inputs[k]]
+        return part[idx] if ex.is_mat(part) and idx is not None else part
+
     def raised_finding(self) -> Finding:
         reach = [False] * len(self.path.steps)
         reach[self.path.output] = True
@@ -289,6 +307,20 @@ class Structural:
             why = f"has an infinite slope here{at} (a vertical tangent)"
         domain = DOMAIN_WORDS.get(st.op) or (rule.domain if rule else "see docs/supported.md")
         return Finding(Cause.DOMAIN, st.node, st.line, {"why": why, "domain": domain})
+
+
+def cut_part(path: Any, exe_adj: Sequence[Any]) -> list[Any]:
+    """What the cuts removed from the derivative, for every step (read at the inputs): the
+    mathematics' derivative minus the executed one, computed as a quantity of its own, so that
+    its balls are as accurate relative to it as to any other number. It is the sum over the cut
+    steps s of (the executed adjoint at s) times (the mathematics' derivative of s's argument):
+    one reverse pass in the mathematics' mode, seeded at every cut step with its executed
+    adjoint."""
+    seeds = {st.index: exe_adj[st.index] for st in path.steps if st.cut and st.parents
+             and not ex.all_zero(exe_adj[st.index])}
+    if not seeds:
+        return [ex.full(st.value.shape, ex.ZERO) if ex.is_mat(st.value) else ex.ZERO for st in path.steps]
+    return path.adjoints_from("math", seeds)  # type: ignore[no-any-return]
 
 
 def differs(a: ex.Exact, b: ex.Exact) -> bool:

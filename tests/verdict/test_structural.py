@@ -2,8 +2,9 @@
 
 1. A cut (item, no_grad, detach) the mathematics' derivative flows through is the cause of an
    entry whenever the exact symbolic and executed values differ at all, however little
-   (6.7e-113 against 0 is a graph break, not an agreement); where the contribution through the
-   cut is exactly 0 the entry still agrees.
+   (6.7e-113 against 0 is a graph break, not an agreement), also below the exact engine's
+   working resolution of the whole (the part a cut removed is computed by itself); where the
+   contribution through the cut is exactly 0 the entry still agrees.
 2. A finding names the node that decides THAT entry: the corner, step or branch whose argument
    depends on the entry's input and lies on the way to the output.
 3. Whether a function jumps is decided from the mathematics' one-sided limits of its value: a
@@ -127,6 +128,59 @@ def test_a_cut_with_nothing_flowing_through_it_agrees(f: sp.Basic, math_f: sp.Ba
     point = {s: rational(v) for s, v in at.items()}
     for e, s in zip(c.entries, sorted(at, key=str)):
         assert e.grad_symbolic == sp.diff(math_f, s).subs(point)
+
+
+MAGNITUDES = [5e-324, 1e-300, 1e-100, 0.5, 1.0, 1e100, 1e300]
+
+
+@pytest.mark.parametrize("name", list(CUTS))
+@pytest.mark.parametrize("xv", MAGNITUDES)
+def test_a_part_removed_below_the_working_resolution_is_the_cut(name: str, xv: float) -> None:
+    """sin(x) + 1e-300*x*cut(x): the mathematics' derivative is cos(x) + 2e-300*x, the program's
+    cos(x) + 1e-300*x. The two differ by 1e-300*x, which for |x| <= 1 is below the exact engine's
+    working resolution of the whole (about 2**-100 of cos(x)): the balls of the two sides overlap,
+    and the entry said agree (a false pass). The part the cut removed is computed by itself
+    (structural.cut_part) and is certainly not 0 at every magnitude, from the smallest subnormal
+    to 1e300. The truth: SymPy's derivative of the mathematics minus that of the program with the
+    cut's value a constant, at the exact binary point."""
+    cut, cause, torch_cut = CUTS[name]
+    c_ = sp.Float("1e-300")
+    f = sp.sin(x) + c_ * x * cut(x)
+    e = sg.compare(f, at={x: xv}).entries[0]
+    point = rational(xv)
+    k = sp.Symbol("k")
+    removed = (sp.diff(sp.sin(x) + c_ * x * x, x) - sp.diff(sp.sin(x) + c_ * x * k, x)).subs({x: point, k: point})
+    assert removed != 0  # the truth: a part flows through the cut
+    assert e.cause.id == cause
+    (gx,) = torch_grads(lambda x: torch.sin(x) + 1e-300 * x * torch_cut(x), {"x": xv}, ["x"])
+    assert e.grad_autograd == gx
+    if "they differ by" in e.explanation:  # the two values print alike: the report says the part's size
+        said = e.explanation.split("they differ by ")[1].split(",")[0]
+        assert abs(sp.Float(said, 30) / sp.N(removed, 30) - 1) < 1e-12
+
+
+@pytest.mark.parametrize("xv", MAGNITUDES)
+def test_a_tiny_detached_part_of_user_code_is_the_cut(xv: float, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same in torch code read from source: torch.sin(x) + x * x.detach() * 1e-300."""
+    from user_code import load_module
+
+    fn = load_module("import torch\n\n\ndef f(x):\n    return torch.sin(x) + x * x.detach() * 1e-300\n", tmp_path).f
+    e = sg.compare(fn, at={"x": xv}).entries[0]
+    assert e.cause is sg.Cause.DETACH
+    (gx,) = torch_grads(lambda x: torch.sin(x) + x * x.detach() * 1e-300, {"x": xv}, ["x"])
+    assert e.grad_autograd == gx
+    if "they differ by" in e.explanation:  # the two values print alike: the report says the part's size
+        said = e.explanation.split("they differ by ")[1].split(",")[0]
+        assert abs(sp.Float(said, 30) / (sp.Float("1e-300", 60) * rational(xv)) - 1) < 1e-12
+
+
+@pytest.mark.parametrize("xv", MAGNITUDES)
+def test_two_cut_parts_that_cancel_exactly_agree(xv: float) -> None:
+    """The part removed is 0 where the parts through two cuts cancel exactly (sin(x)*detach(x) -
+    sin(x)*detach(x) + x: both sides' derivative is 1): no cause, whatever the balls' radius."""
+    f = sp.Add(sp.sin(x) * sg.detach(x), -sp.sin(x) * sg.detach(x), x, evaluate=False)
+    e = sg.compare(f, at={x: xv}).entries[0]
+    assert e.cause.id == "agree"
 
 
 # --------------------------------------------------------------------------- 2. the node that decides the entry
