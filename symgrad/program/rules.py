@@ -31,6 +31,17 @@ from .losses import binary_cross_entropy, mse_loss, nll_loss
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
+# The domain of the argument an op needs, in the words a finding's hint and the table below use
+# (said once, here).
+OP_DOMAINS: Final = {
+    "log": "x > 0", "sqrt": "x > 0 for the derivative", "pow_frac": "x > 0 for the derivative",
+    "pow": ("x > 0, or x = 0 with y > 0 (where its slope in x is infinite for y < 1); a negative x only at an "
+            "integer y, where its slope in y is not real"),
+    "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
+    "acos": "-1 < x < 1 for the derivative", "atan2": "(x, y) != (0, 0)", "tan": "x != pi/2 + k*pi",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One row of the lowering table: a SymPy class and everything we know about lowering it."""
@@ -110,8 +121,9 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.Pow, ("pow_int", "sqrt", "pow_frac", "pow", "div"),
          "`x**n` for an integer n (`1 / x` for n = -1), `torch.sqrt` for n = 1/2, `x ** (p/q)` "
          "for other rationals, `x ** y` for a symbolic exponent (`x**x`)",
-         "integer powers: all reals (negative powers: x != 0); fractional powers and symbolic "
-         "exponents: base >= 0 (base > 0 where the derivative is needed)",
+         f"integer powers: all reals (negative powers: {OP_DOMAINS['pow_int']}); `sqrt` and other "
+         f"fractional powers: {OP_DOMAINS['pow_frac']} (x >= 0 for the value); a symbolic exponent "
+         f"`x ** y`: {OP_DOMAINS['pow']}",
          nonsmooth="torch masks two corners of `x ** y`: the gradient wrt the base is 0 where "
          "y = 0, and wrt the exponent 0 where x = 0 and y >= 0",
          hazards="`sqrt` has an infinite slope at 0 and is NaN below it: `torch.where` around "

@@ -14,18 +14,9 @@ from ..program import exact as ex
 from ..base.causes import Cause
 from ..sides.executed import Decision
 from ..program.ops import OPS
-from ..program.rules import op_rule
+from ..program.rules import OP_DOMAINS, op_rule
 from ..sides.symbolic import SymbolicSide, departs, same
 from .findings import Context, Finding, finite, fmt
-
-# The domain of the argument an op needs for a derivative, in the hint's words.
-DOMAIN_WORDS = {
-    "log": "x > 0", "sqrt": "x > 0 for the derivative", "pow_frac": "x > 0 for the derivative",
-    "pow": "x > 0, or x = 0 with y > 0; a negative x only at an integer y, where its slope in y is not real",
-    "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
-    "acos": "-1 < x < 1 for the derivative", "atan2": "(x, y) != (0, 0)", "tan": "x != pi/2 + k*pi",
-}
-
 
 class Structural:
     """Symbolic vs executed: the causes that live in the program's structure."""
@@ -305,7 +296,7 @@ class Structural:
             why = f"has no real slope here{at}: a derivative of it is nan, not a real number"
         else:
             why = f"has an infinite slope here{at} (a vertical tangent)"
-        domain = DOMAIN_WORDS.get(st.op) or (rule.domain if rule else "see docs/supported.md")
+        domain = OP_DOMAINS.get(st.op) or (rule.domain if rule else "see docs/supported.md")
         return Finding(Cause.DOMAIN, st.node, st.line, {"why": why, "domain": domain})
 
 

@@ -50,6 +50,51 @@ def test_supported_page_lists_every_row_and_op() -> None:
         assert f"| `{name}` |" in page, name
 
 
+def test_the_pow_row_says_its_domain_once_and_right() -> None:
+    """The Pow row said "base >= 0 (base > 0 where the derivative is needed)" for `x ** y`, beside
+    the finding's own words (x > 0, or x = 0 with y > 0; a negative x at an integer y): the row and
+    the findings now read one text (rules.OP_DOMAINS), and the page is generated from it."""
+    from symgrad.program.rules import OP_DOMAINS
+
+    row = RULES[sp.Pow].domain
+    for op in ("pow_int", "pow_frac", "pow"):
+        assert OP_DOMAINS[op] in row
+    page = supported_markdown()
+    assert "base >= 0" not in page and page.count(OP_DOMAINS["pow"]) == 1
+
+
+@pytest.mark.parametrize(("px", "py", "x_domain", "y_domain"), [
+    (2.0, 0.5, False, False),   # x > 0
+    (0.0, 2.0, False, False),   # x = 0 with y > 0: 0**y = 0, flat in y; slope in x 0
+    (0.0, 1.0, False, False),   # slope in x is 1
+    (0.0, 0.5, True, False),    # slope in x infinite for y < 1
+    (0.0, 0.0, True, True),     # x = 0 with y = 0: outside
+    (0.0, -1.0, True, True),    # a pole
+    (-2.0, 3.0, False, True),   # a negative x at an integer y: a value, no real slope in y
+    (-2.0, 2.5, True, True),    # a negative x at a fractional y: no real value
+])
+def test_the_pow_domain_words_are_the_verdicts(px: float, py: float, x_domain: bool, y_domain: bool) -> None:
+    """What the row says is what compare() finds: an entry is `domain` exactly where the words put
+    its slope outside; inside, the slope is SymPy's (y*x**(y - 1), x**y*log(x), or 0 for the slope in
+    y at x = 0, the limit of 0**y) and torch's within float64."""
+    import symgrad as sg
+
+    x, y = sp.symbols("x y")
+    c = sg.compare(x ** y, at={x: px, y: py})
+    tx = torch.tensor(px, dtype=torch.float64, requires_grad=True)
+    ty = torch.tensor(py, dtype=torch.float64, requires_grad=True)
+    torch_slopes = [float(g) for g in torch.autograd.grad(tx ** ty, [tx, ty])]
+    xr, yr = sp.Rational(px), sp.Rational(py)
+    truths = [y * x ** (y - 1), sp.Integer(0) if px == 0 else x ** y * sp.log(x)]
+    for e, outside, truth, t in zip(c.entries, (x_domain, y_domain), truths, torch_slopes):
+        assert e.grad_autograd == t or (math.isnan(t) and math.isnan(e.grad_autograd))
+        assert (e.cause is sg.Cause.DOMAIN) is outside
+        if not outside:
+            exact = truth.subs({x: xr, y: yr})
+            assert abs(sp.N(e.grad_symbolic - exact, 60)) <= sp.Float("1e-40") * abs(sp.N(exact, 60))
+            assert t == pytest.approx(float(exact), rel=1e-15)
+
+
 # ---------------------------------------------------------------- facts checked against torch
 
 
