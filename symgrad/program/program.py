@@ -20,7 +20,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 import mpmath
@@ -71,6 +71,42 @@ def rounded(p: int, q: int = 1, digits: int = 17, strip_zeros: bool = False) -> 
 def sstr(expr: Any) -> str:
     """`sympy.sstr`, except that huge numbers print rounded (see `PRINT_DIGITS`)."""
     return NotationPrinter().doprint(expr)
+
+
+def record_repr(record: Any) -> str:
+    """A dataclass record's repr (`PathStep(index=2, op='div', value=3.2732646578712559e-1909,
+    ...)`) with its huge numbers rounded as `sstr` rounds them, in SymPy, in the exact engine
+    (rationals, integers, balls) and in Python ints, inside tuples, lists, dicts and arrays, and
+    a matrix of more than a dozen values by its shape: a record read in a notebook stays lines."""
+    text = ", ".join(f"{f.name}={_short(getattr(record, f.name))}" for f in fields(record) if f.repr)
+    return f"{type(record).__name__}({text})"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, sp.Basic):
+        return sstr(v)
+    if isinstance(v, bool) or v is None or isinstance(v, (str, float)):
+        return repr(v)
+    if isinstance(v, int):
+        return str(v) if v.bit_length() <= PRINT_DIGITS * 3.33 else rounded(v)
+    if type(v).__name__ in ("fmpq", "fmpz"):
+        p, q = (int(v.p), int(v.q)) if type(v).__name__ == "fmpq" else (int(v), 1)
+        return str(v) if max(p.bit_length(), q.bit_length()) <= PRINT_DIGITS * 3.33 else rounded(p, q)
+    if isinstance(v, tuple):
+        inner = ", ".join(_short(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, list):
+        return "[" + ", ".join(_short(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_short(k)}: {_short(x)}" for k, x in v.items()) + "}"
+    shape = getattr(v, "shape", None)
+    if shape is not None and hasattr(v, "flat"):  # a numpy array of exact values
+        if v.size > 12:
+            return f"<{'x'.join(map(str, shape))} array>"
+        return "[" + ", ".join(_short(x) for x in v.flat) + "]"
+    if hasattr(v, "__dataclass_fields__"):
+        return record_repr(v)
+    return repr(v)
 
 
 # A fraction of at most this many characters is shown beside its decimal (`18.75 (75/4)`): short

@@ -48,7 +48,7 @@ from .path_expression import step_expression
 from .ir import LoweredProgram
 from .lowering import DTYPES
 from .selection import select
-from ..program.program import node_text, sstr
+from ..program.program import node_text, record_repr, sstr
 
 # Ops whose local derivative is a matrix rule (a vector-Jacobian product), in the program's names:
 # `{g}` is the adjoint of the step, `{0}`, `{1}` its operands.
@@ -68,6 +68,8 @@ class Local:
     """One local derivative of a step: d(step)/d(parent), in SymPy notation over the generated
     program's variables, its exact value (None for a matrix rule) and the exact contribution
     it sends back (the step's adjoint times it)."""
+
+    __repr__ = record_repr
 
     of: str
     wrt: str
@@ -108,6 +110,8 @@ class Local:
 @dataclass(frozen=True, slots=True)
 class BackwardStep:
     """One step of the backward pass: the adjoint of `name` (d out / d name), exact and torch's."""
+
+    __repr__ = record_repr
 
     step: int  # index in `comparison.executed_path.steps`
     name: str  # the generated program's variable
@@ -157,6 +161,8 @@ class BackwardStep:
 class Parting:
     """Where torch's backward pass first leaves the exact one, and why."""
 
+    __repr__ = record_repr
+
     record: BackwardStep  # the first record (backward order) whose torch adjoint is off
     at: BackwardStep  # the step whose backward formula sent the difference (a use of `record`)
     kind: str  # "0*nan", "0*inf", "overflow", "nan", "cancellation", "rounding"
@@ -187,6 +193,8 @@ class Parting:
 
 @dataclass(frozen=True, slots=True)
 class BackwardPass:
+
+    __repr__ = record_repr
     records: tuple[BackwardStep, ...]
     parting: Parting | None
     error: str | None  # torch's message, if the instrumented run raised

@@ -37,7 +37,7 @@ from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
 from ..program import exact as ex
 from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
 from ..program.elementwise import ElementVar
-from ..program.program import node_text
+from ..program.program import node_text, record_repr
 from ..program.rules import exact_eval
 from .ir import (
     Cond,
@@ -60,6 +60,8 @@ DecisionKind = Literal["if", "where", "while", "for", "piece"]
 class PathStep:
     """One operation that ran: its node, line, exact value and torch's exact partials."""
 
+    __repr__ = record_repr
+
     index: int
     op: str
     node: sp.Basic
@@ -80,6 +82,8 @@ class PathStep:
 class Decision:
     """A branch taken, a loop test, or the side of a kink that a step was on."""
 
+    __repr__ = record_repr
+
     kind: DecisionKind
     node: sp.Basic
     line: int
@@ -93,6 +97,8 @@ class Decision:
 @dataclass(frozen=True)
 class Path:
     """What ran at one point."""
+
+    __repr__ = record_repr
 
     steps: tuple[PathStep, ...]
     decisions: tuple[Decision, ...]
@@ -527,6 +533,8 @@ PERTURB_PREC = 1700
 @dataclass(frozen=True, slots=True)
 class Side:
     """The piece of the function just left (-1) or right (+1) of the point along one input."""
+
+    __repr__ = record_repr
 
     direction: int
     value: ex.Exact  # the one-sided limit of f at the point

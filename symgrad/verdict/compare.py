@@ -44,7 +44,7 @@ from ..program.ops import OPS
 from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
-from .records import DIGITS, Comparison, Entry, Later, with_fields
+from .records import DIGITS, Comparison, Entry, Later, OneSided, with_fields
 from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
@@ -74,7 +74,7 @@ def _point_of(lowered: LoweredProgram, floats: Sequence[Any]) -> dict[sp.Basic, 
 
 
 def _pair(values: tuple[Any, Any]) -> tuple[sp.Basic, sp.Basic]:
-    return ex.to_sympy(values[0]), ex.to_sympy(values[1])
+    return OneSided((ex.to_sympy(values[0]), ex.to_sympy(values[1])))
 
 
 def _element(m: sp.MatrixSymbol, i: int, j: int) -> sp.Basic:

@@ -49,6 +49,19 @@ def with_fields(record: Any, **changes: Any) -> Any:
     return type(record)(**values)
 
 
+class OneSided(tuple):  # type: ignore[type-arg]
+    """`Entry.one_sided`: the pair (left, right) of one-sided derivatives, a tuple that prints
+    its huge numbers rounded (`(-3.2732646578712559e-1909, 3.2732646578712559e-1909)`), as every
+    report does; the values themselves stay exact."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "(" + ", ".join(sstr(v) for v in self) + ")"
+
+    __str__ = __repr__
+
+
 @dataclass(frozen=True)
 class Entry:
     """One compared component: output `output` with respect to input `wrt`. `wrt` and the exact

@@ -372,6 +372,58 @@ def test_huge_integers_print_rounded_without_the_int_string_limit(power: int) ->
     assert number(sp.Integer(10) ** power) == rounded
 
 
+_BIG, _SMALL = sp.Integer(2) ** 5000, sp.Rational(1, 3 ** 4000)
+
+
+def _huge_cases() -> list[tuple[sp.Basic, dict[sp.Symbol, float]]]:
+    x = sp.Symbol("x")
+    return [
+        (_SMALL * x**2, {x: 3.0}),                                          # agree
+        (_SMALL * sp.Abs(x), {x: 0.0}),                                     # kink: one-sided +-3**-4000
+        (_SMALL * sp.Max(x, 0) + x * sg.detach(x) * _SMALL, {x: 0.0}),     # kink and a cut
+        (x * sg.detach(_SMALL * x), {x: 2.0}),                              # detach
+        (_BIG * x, {x: 1e-300}),                                            # overflow
+        (sp.Piecewise((_SMALL * x, x > 0), (_BIG * x, True)), {x: 0.0}),   # control-flow, one-sided 2**5000
+        (sp.floor(x) * _SMALL, {x: 1.0}),                                   # jump
+        (sp.sqrt(x) * _SMALL, {x: 0.0}),                                    # domain
+    ]
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_huge_exact_numbers_print_rounded_everywhere(k: int) -> None:
+    """2**5000 and 3**-4000 (1,506 and 1,909 digits): every text a person reads (the report, its
+    markdown and HTML, each explanation and hint, the test helper's message) and every record's
+    repr (Entry, its one-sided pair, the executed path, the backward pass) prints them rounded to
+    17 digits, never in full; the records keep the exact values. Before, the one-sided pair and
+    the reprs of the executed path and the backward pass printed all 1,909 digits."""
+    from symgrad.testing import assert_grad_matches_math
+
+    f, at = _huge_cases()[k]
+    c = sg.compare(f, at=at)
+    texts = {"str": str(c), "markdown": c.to_markdown(), "html": html.unescape(c._repr_html_()),
+             "derivation": str(c.derivation()), "path": repr(c.executed_path), "backward": repr(c.backward)}
+    for n, e in enumerate(c.entries):
+        texts[f"entry {n}"] = repr(e) + "\n" + e.explanation + "\n" + e.hint
+        texts[f"one-sided {n}"] = repr(e.one_sided) + str(e.one_sided)
+    try:
+        assert_grad_matches_math(f, at)
+    except AssertionError as err:
+        texts["helper"] = str(err)
+    for name, text in texts.items():
+        longest = max((len(w) for w in re.split(r"[\s,;()\[\]{}<>|=*`/]+", text)), default=0)
+        assert longest <= 60, f"{name}: a word of {longest} characters (a number printed in full?)"
+        if name != "html":  # the HTML page is markup on few lines: its words are what counts
+            assert max(len(line) for line in text.splitlines()) <= 3000, name
+    for e in c.entries:  # the values themselves stay exact
+        if e.one_sided is not None:
+            assert e.one_sided == tuple(e.one_sided) and all(v.is_Rational for v in e.one_sided)
+    if k == 1:
+        (e,) = c.entries
+        assert e.one_sided == (-_SMALL, _SMALL)
+        assert "3.2732646578712559e-1909" in repr(e.one_sided)
+        assert abs(sp.Float("3.2732646578712559e-1909", 30) / sp.N(_SMALL, 30) - 1) < 1e-16  # the rounding is right
+
+
 def test_floor_of_a_huge_exp_prints() -> None:
     """exp(1e4) has 4,343 digits before the point; floor() of it is a 4,343-digit integer.
     (At 1e8 the exact engine itself takes minutes: see the engine's own issue.)"""
