@@ -173,8 +173,10 @@ class Sweep:
         if self.skipped_points:
             lines.append(f"  ({_points(self.skipped_points)} skipped: a loop passed max_iterations)")
         if self.checked_points:
-            lines.append(f"  ({_points(self.checked_points)} (every one with a finding, and a sample of the rest) run "
-                         "through your own function too: the same value and gradient, bit for bit)")
+            which = ("every one" if self.checked_points == len(self.points)
+                     else "every one with a finding, and a sample of the rest")
+            lines.append(f"  ({_points(self.checked_points)} ({which}) run through your own function too: the same "
+                         "value and gradient, bit for bit)")
         for c in self.worst[:3]:
             e = next(x for x in c.entries if not x.ok)
             lines.append(f"  worst: at {', '.join(f'{k} = {float(v):.6g}' for k, v in c.point.items())}: "

@@ -59,24 +59,70 @@ class Traced(Reading):
         return replace(result, checked_points=_check_beside_user(self, result))
 
 
-# Beside every flagged point of a sweep, this many of its other points (evenly spaced) are run
-# through the user's own function one by one (a function with Python control flow on tensor values
-# cannot run on the whole batch at once).
+# Where the user's function cannot run on the whole batch at once (Python control flow on tensor
+# values, `.item()`), every flagged point of a sweep and this many of its other points (evenly
+# spaced) are run through it one by one.
 CHECK_SAMPLE: Final = 200
 
 
 def _check_beside_user(traced: Traced, s: Sweep) -> int:
-    """Run the user's function at every point of the sweep whose cause is not agree and at a
-    bounded sample of the rest, in the sweep's dtype, and check that its value and autograd gradient are the
-    translation's bit for bit (the fidelity rule, at the points a sweep reports on). A point where
-    they part is a TraceError naming it. Returns how many points were checked."""
+    """Run the user's function beside the translation at the points of the sweep, in the sweep's
+    dtype, and check that its value and autograd gradient are the translation's bit for bit (the
+    fidelity rule, at the points a sweep reports on). Where the function runs on a batch
+    (`torch.func.vmap` accepts it: no Python control flow on tensor values, no `.item()`), every
+    point is checked in one call; otherwise every point whose cause is not agree and a bounded
+    sample of the rest, one by one. A point where they part is a TraceError naming it. Returns how
+    many points were checked."""
     n = len(s.points)
-    flagged = np.flatnonzero(s.codes != CODE["agree"])  # every point a finding is about
-    sample = np.unique(np.linspace(0, n - 1, min(n, CHECK_SAMPLE)).round().astype(np.int64)) if n else flagged
-    rows = np.union1d(flagged, sample)
     names = [sym.name for sym in s.symbols]
     wrt = [names.index(w.name) for w in s.wrt]
     dtype = DTYPES[s.dtype]
+    batch = _run_batch(traced, s, names, wrt, dtype) if n else None
+    if batch is not None:
+        values, grads = batch
+        # A batched kernel that rounds otherwise than the one-point kernel is not a wrong
+        # translation: a point that parts in the batch is run on its own, which decides.
+        parted = [i for i in range(n) if not (_same(values[i], float(s.value[i])) and
+                                               all(_same(a, float(b)) for a, b in zip(grads[i], s.grad_autograd[i])))]
+        _check_points(traced, s, parted, names, wrt, dtype)
+        return n
+    flagged = np.flatnonzero(s.codes != CODE["agree"])  # every point a finding is about
+    sample = np.unique(np.linspace(0, n - 1, min(n, CHECK_SAMPLE)).round().astype(np.int64)) if n else flagged
+    rows = np.union1d(flagged, sample)
+    _check_points(traced, s, [int(i) for i in rows], names, wrt, dtype)
+    return len(rows)
+
+
+def _run_batch(traced: Traced, s: Sweep, names: list[str], wrt: list[int],
+               dtype: torch.dtype) -> tuple[list[float], list[list[float]]] | None:
+    """The user's function on every point of the sweep at once (`torch.func.vmap` over the points,
+    then one backward pass: each point's output depends on its own inputs only, so the gradient of
+    the sum is each point's gradient): its values and the gradients of `wrt`, or None where it
+    cannot run on a batch (vmap refuses Python control flow on tensor values, `.item()`, a value
+    turned into a Python number) or gives no value per point."""
+    columns = [torch.tensor(s.points[:, k], dtype=dtype, requires_grad=True) for k in range(len(names))]
+    rest = {k: v for k, v in traced.point.items() if k not in names}
+
+    def one(*values: torch.Tensor) -> Any:
+        return traced.fn(**rest, **dict(zip(names, values)))
+
+    try:
+        with torch.enable_grad():
+            out = torch.func.vmap(one)(*columns)
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(s.points),):
+                return None
+            grads = torch.autograd.grad(out.sum(), [columns[k] for k in wrt], allow_unused=True)
+    except Exception:  # noqa: BLE001 - the function does not run batched: checked point by point
+        return None
+    values = out.detach().tolist()
+    per_input = [[math.nan] * len(values) if g is None else g.tolist() for g in grads]
+    return values, [list(row) for row in zip(*per_input)] if per_input else [[] for _ in values]
+
+
+def _check_points(traced: Traced, s: Sweep, rows: list[int], names: list[str], wrt: list[int],
+                  dtype: torch.dtype) -> None:
+    """Run the user's function at each of `rows` on its own; a point where it parts from the
+    translation is a TraceError naming it."""
     for i in rows:
         tensors = {name: torch.tensor(float(s.points[i, k]), dtype=dtype, requires_grad=True) for k, name in enumerate(names)}
         point = {**traced.point, **tensors}
@@ -96,7 +142,6 @@ def _check_beside_user(traced: Traced, s: Sweep) -> int:
                     if not same_value else f"autograd is {tuple(mine)} in your function but {tuple(theirs)} in the "
                     "translation")
             raise TraceError(_PARTS.format(fn=_name(traced), at=_at(names, s.points[i]), what=what))
-    return len(rows)
 
 
 _PARTS: Final = (

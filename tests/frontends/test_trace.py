@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 import sympy as sp
 import torch
@@ -1091,6 +1092,64 @@ def test_a_traced_sweep_runs_the_users_function_beside_the_translation() -> None
     text = str(info.value)
     assert text.startswith("The translation of `_doubling_with_a_counter` does not reproduce it at x = -2.0")
     assert "the value is -16.0 in your function but -256.0 in the translation" in text
+
+
+def _smooth_where(x, y):  # type: ignore[no-untyped-def]
+    return torch.where(x > 0.0, torch.sin(x) * y, x * x) + torch.relu(y - x)
+
+
+def _with_item(x):  # type: ignore[no-untyped-def]
+    return x * x.item() + torch.sin(x)
+
+
+def test_a_traced_sweep_of_a_vectorisable_function_checks_every_point_in_one_batch() -> None:
+    """A function with no Python control flow on tensor values runs on the whole batch beside the
+    translation (torch.func.vmap), so every point of the sweep is checked, not a sample; the
+    values are torch's own autograd of the user's function, point by point."""
+    traced = sg.trace(_smooth_where, 0.5, 1.0)
+    s = traced.sweep({"x": (-2.0, 2.0), "y": (-1.0, 1.5)}, n=41)
+    n = len(s.points)
+    assert n == 41 * 41 and s.checked_points == n and f"({n} points (every one) run through" in str(s)
+    for i in (0, 7, n // 2, n - 1):  # the truth: torch itself at single points
+        xt, yt = (torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in s.points[i])
+        gx, gy = torch.autograd.grad(_smooth_where(xt, yt), [xt, yt])
+        assert [float(gx), float(gy)] == [float(v) for v in s.grad_autograd[i]]
+
+
+def test_a_batch_check_finds_a_wrong_translation_the_sample_would_miss() -> None:
+    """A translation planted wrong on a narrow interval between the sampled points: the per-point
+    check (flagged points and 200 evenly spaced ones) never runs there; the batched check runs every
+    point and names the first one where the user's function differs."""
+    from dataclasses import replace
+
+    from sympy.codegen.ast import Assignment, CodeBlock
+
+    traced = sg.trace(_twice, 1.0)
+    (x,), out = traced.program.inputs, traced.program.output
+    n = 5001
+    xs = np.linspace(-1.0, 1.0, n)
+    sampled = set(np.unique(np.linspace(0, n - 1, 200).round().astype(np.int64)).tolist())
+    k = next(i for i in range(n // 2, n) if i not in sampled and i - 1 not in sampled and i + 1 not in sampled)
+    lo, hi = (xs[k - 1] + xs[k]) / 2, (xs[k] + xs[k + 1]) / 2  # only xs[k] lies inside
+    planted = sp.Piecewise((5 * x, sp.And(x > lo, x < hi)), (4 * x, True))
+    wrong = replace(traced, program=sg.Program(inputs=[x], body=CodeBlock(Assignment(out, planted)), output=out))
+    with pytest.raises(sg.TraceError) as info:
+        wrong.sweep({"x": list(xs)})
+    assert f"at x = {float(xs[k])!r}" in str(info.value)
+    assert "in your function but" in str(info.value)
+    assert wrong.sweep({"x": list(xs[:k])}).checked_points == k  # every point checked where it is right
+
+
+@pytest.mark.parametrize("fn, at", [(_doubling_with_a_counter, 30.0), (_with_item, 0.5)])
+def test_a_function_that_cannot_run_batched_is_checked_point_by_point(fn: Any, at: float) -> None:
+    """Python control flow on a tensor value, or `.item()`: vmap refuses it, so the flagged points and
+    a sample of the rest are run one by one, and the report says so."""
+    traced = sg.trace(fn, at)
+    if traced.mode != "source":
+        pytest.skip("read in path mode: not swept")
+    s = traced.sweep({"x": (-200.0, 200.0)}, n=501)
+    assert s.checked_points <= 201 + int(np.sum(s.codes != 0)) and s.checked_points < len(s.points)
+    assert "every one with a finding, and a sample of the rest" in str(s)
 
 
 def _scaled_sum(A):  # type: ignore[no-untyped-def]
