@@ -337,6 +337,22 @@ def memory_and_import_rows(table: Table) -> None:
     table.add(f"peak memory of the sweep vs hand-written fwd+bwd, {n} points (fresh interpreters)", "cold", m,
               ours=f"{m.median(0):.0f} MiB", peer=f"{m.median(1):.0f} MiB", target="<= 3", ok=m.ratio() <= 3)
 
+    # A sweep too large is refused before its grid (or a copy of the user's batch) is allocated: the
+    # memory it adds stays far below what one float64 column of it would take (moved here from
+    # tests/tools/test_sweep.py, which asserts the same structurally: nothing is allocated).
+    for what, code, column in (
+        ("n=10**9 on one input (a 7.5 GiB grid)",
+         "sg.sweep(x**2, over={x: (0, 1)}, n=10**9)", 10**9 * 8 / 2**20),
+        ("an explicit batch of 20,000,001 points (a broadcast view of one float)",
+         "import numpy as np; sg.sweep(x**2, over={x: np.broadcast_to(np.float64(0.5), (20_000_001,))})",
+         20_000_001 * 8 / 2**20),
+    ):
+        refused = f"try:\n            {code}\n        except sg.OptionError:\n            pass"
+        r = interleave([lambda k, c=refused: lambda: peak_rss(c, 1)], ARGS.memory_rounds, meter=reported)
+        table.add(f"peak memory of a sweep refused for its size: {what} (fresh interpreter)", "cold", r,
+                  ours=f"{r.median(0):.0f} MiB", target="< 50 MiB", ok=r.median(0) < 50,
+                  detail=f"one float64 column of it would take {column:,.0f} MiB")
+
     p = interleave([python_c("import symgrad"), python_c("import torch, sympy")], ARGS.import_rounds)
     table.add("python -c 'import symgrad' vs 'import torch, sympy'", "cold", p, target="<= 1.3", ok=p.ratio() <= 1.3,
               detail="import symgrad is lazy (PEP 562): the next row times its first use")
