@@ -32,6 +32,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import sympy as sp
 
 from ..program import exact as ex
+from ..base.errors import LoopLimitError
 from .executed import Path, PathStep, Side, beside, domain_violation, run, slope_reach
 from .ir import LoweredProgram
 from ..program.elementwise import MatrixPiecewise, is_elementwise, parts
@@ -292,7 +293,95 @@ def _without_violation(lowered: LoweredProgram, path: Path, point: dict[str, Any
             out.append(SymbolicSide(g, "smooth", None, None) if ex.is_finite(g)
                        else SymbolicSide(None, "domain", None, None))
         return out
-    return [_at_tie(lowered, path, point, k, idx, max_iterations, seed, math=math) for k, idx in comps]
+    shared = _shared_sides(lowered, path, point, comps, max_iterations, seed, math)
+    return [shared[c] if c in shared else _at_tie(lowered, path, point, c[0], c[1], max_iterations, seed, math=math)
+            for c in comps]
+
+
+# The fewest entries for which the one-sided runs are shared between entries (below it, two runs
+# per entry cost as little), and the most tied elements the shared runs handle.
+SHARED_SIDES_MIN = 8
+SHARED_SIDES_TIES = 4
+
+
+def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
+                  seed: Any, math: Any) -> dict[Any, SymbolicSide]:
+    """The one-sided derivatives of many entries from a few runs, where every tie is a kink or
+    step of one element of an elementwise op (a ReLU unit at 0 in one example of a layer).
+
+    Just beside the point along input element x_k, a tied element's argument a moves by delta
+    times da/dx_k, so the side each tied element takes is the sign of that derivative (times the
+    direction). Entries whose signs agree take the same pieces: one run forced to those pieces
+    gives all their one-sided derivatives, as each entry's own run beside the point would (it is
+    that run, for one of them). An entry that does not move a tied corner's argument
+    (da/dx_k = 0) has the same derivative whichever piece the corner takes; one that does not move
+    a tied step's argument is left to its own runs, and so is every entry when a tie is a branch,
+    a loop or a `where`.
+    Returns the entries decided, by component."""
+    ties = path.ties
+    if len(comps) < SHARED_SIDES_MIN or not ties or any(d.kind != "piece" or d.step is None for d in ties):
+        return {}
+    tied: list[tuple[int, tuple[int, ...]]] = []  # (the argument's step, the element) of each tied element
+    for d in ties:
+        st = path.steps[d.step]  # type: ignore[index]
+        if len(st.parents) != 1 or not isinstance(d.taken, tuple) or not ex.is_mat(st.value):
+            return {}
+        arg = path.steps[st.parents[0]].value
+        if not ex.is_mat(arg) or arg.shape != st.value.shape:
+            return {}
+        tied += [(st.parents[0], idx) for idx, piece in zip(np.ndindex(*arg.shape), d.taken) if piece is None]
+    if not tied or len(tied) > SHARED_SIDES_TIES:
+        return {}
+    moves = []  # d(tied argument)/d(inputs), one gradient per tied element
+    for step, idx in tied:
+        onehot = ex.full(path.steps[step].value.shape, ex.ZERO)
+        onehot[idx] = ex.ONE
+        moves.append(dataclasses.replace(path, output=step).gradient("math", onehot))
+    # A corner (relu, abs, clamp) is continuous: an entry that does not move its argument to first
+    # order has one derivative whichever piece is taken there. A step (sign, floor) is not: such an
+    # entry is left to its own runs (x**2 through sign jumps although its slope in x is 0).
+    corners = all(OPS[path.steps[d.step].op].nonsmooth == "kink" for d in ties)  # type: ignore[index]
+    signs: dict[Any, tuple[int, ...]] = {}
+    for k, idx in comps:
+        s = tuple(ex.sign(m[k] if idx is None else m[k][idx]) for m in moves)
+        if corners or all(v != 0 for v in s):
+            signs[(k, idx)] = s
+    runs: dict[tuple[int, ...], Path | None] = {}
+    for comp, s in signs.items():
+        for direction in (1, -1):
+            key = tuple(direction * v for v in s)
+            if key not in runs:
+                runs[key] = _forced_beside(lowered, point, comp, direction, max_iterations, math)
+    f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
+    out: dict[Any, SymbolicSide] = {}
+    for (k, idx), s in signs.items():
+        at_right, at_left = runs[s], runs[tuple(-v for v in s)]
+        if at_right is None or at_left is None:
+            continue
+        sides = []
+        for direction, at in ((-1, at_left), (1, at_right)):
+            value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
+            if not all(ex.is_finite(v) for v in ex.elements(value)):
+                break  # a piece with no value at the point: its limits are the entry's own runs
+            g = at.gradient("math", seed)[k]
+            sides.append(Side(direction, value, g if idx is None else g[idx], at.decisions))
+        if len(sides) == 2:
+            out[(k, idx)] = _one_sided(sides[0], sides[1], f0)
+    return out
+
+
+def _forced_beside(lowered: LoweredProgram, point: dict[str, Any], comp: Any, direction: int, max_iterations: int,
+                   math: Any) -> Path | None:
+    """The program run at the point with the pieces it takes just beside it along `comp`'s input
+    element (the two runs of `executed.beside`), or None where that side cannot be followed."""
+    k, idx = comp
+    side = beside(lowered, point, lowered.inputs[k], direction, max_iterations, idx, None, False, bool(math))
+    if side is None:
+        return None
+    try:
+        return run(lowered, point, force=side.decisions, max_iterations=2 * max_iterations + 1, math=bool(math))
+    except LoopLimitError:
+        return None
 
 
 def departs(path: Path) -> list[PathStep]:
@@ -368,6 +457,12 @@ def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, 
         return SymbolicSide(None, "unknown", None, None, left, right)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
     near = limit_of_slope or left.limit or right.limit  # known to the working resolution only
+    return _one_sided(left, right, f0, near)
+
+
+def _one_sided(left: Side, right: Side, f0: ex.Exact, near: bool = False) -> SymbolicSide:
+    """The mathematics at a tie from its two sides: a jump (the limits differ from the value), a
+    kink (the slopes differ), or smooth."""
     if not (same(left.value, f0, near) and same(right.value, f0, near)):
         return SymbolicSide(None, "jump", None, None, left, right)
     if same(left.derivative, right.derivative, near):
