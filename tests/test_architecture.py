@@ -175,17 +175,15 @@ def test_the_renderers_registered_are_the_seam_names():
 
 
 def test_the_public_list_and_its_static_twin_agree():
-    """`symgrad/__init__.py` imports each public name on first use; its TYPE_CHECKING block, for
-    type checkers, must name the same things from the same modules."""
+    """`symgrad/__init__.py` imports each public name on first use; its stub, `__init__.pyi`, for
+    type checkers, must name the same things from the same modules, at module level."""
     import symgrad
 
-    tree = ast.parse((PACKAGE / "__init__.py").read_text())
     static = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            for imp in node.body:
-                for alias in imp.names:
-                    static[alias.asname or alias.name] = "." + (imp.module or alias.name)
+    for node in ast.parse((PACKAGE / "__init__.pyi").read_text()).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                static[alias.asname or alias.name] = "." + (node.module or alias.name)
     assert static == symgrad._PUBLIC
     for name in symgrad.__all__:
         assert getattr(symgrad, name) is not None
@@ -233,7 +231,7 @@ def test_the_wheel_ships_every_layer(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for module, path in MODULES.items():
         assert str(path.relative_to(ROOT)) in names, f"{path.relative_to(ROOT)} is not in the wheel"
-    assert "symgrad/py.typed" in names
+    assert "symgrad/py.typed" in names and "symgrad/__init__.pyi" in names
     assert "symgrad_pytest.py" in names
 
 

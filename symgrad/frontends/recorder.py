@@ -10,6 +10,7 @@ become the `item`, `detach` and `no_grad` primitives. Used when the source canno
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -160,8 +161,6 @@ class _Recorder(TorchFunctionMode):
 def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Tensor],
            inputs: Sequence[sp.Basic]) -> tuple[Program, dict[sp.Basic, SourceSpan], str]:
     """Run `call(tensors)` under the recorder; the straight-line Program of what ran."""
-    import inspect
-
     code = getattr(inspect.unwrap(fn), "__code__", None)
     rec = _Recorder(code)
     for t, sym in zip(tensors, inputs):

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 import sympy as sp
+import torch
 
 from . import source_indexing as ix
 from . import torch_names as tn
@@ -95,8 +96,6 @@ class CallTranslator:
         raise Refuse(node, f"`{name}` is not defined where the function can see it.")
 
     def from_python(self, obj: Any, name: str, node: ast.AST) -> Any:
-        import torch
-
         if isinstance(obj, types.ModuleType):
             return _Module(obj, obj.__name__)
         if isinstance(obj, torch.dtype):  # `dtype=torch.float64` of a constructor: a flag, not a number

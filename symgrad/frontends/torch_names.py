@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import sympy as sp
+import torch
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
@@ -891,8 +892,6 @@ def lookup(name: str) -> Spelling | None:
 
 
 def _resolve(dotted: str) -> Any:
-    import torch
-
     obj: Any = torch
     for part in dotted.split(".")[1:]:
         obj = getattr(obj, part, None)

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import sympy as sp
 import torch
 
 T = TypeVar("T")
@@ -76,8 +77,6 @@ def _roots(obj: Any) -> list[Any]:
 
 
 def _basic() -> list[type]:
-    import sympy as sp
-
     return [sp.Basic]
 
 

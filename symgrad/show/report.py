@@ -7,11 +7,14 @@ generated program with the cited lines marked, and the executed path.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 from collections.abc import Sequence
 from typing import Any, Final
 
+import numpy as np
 import sympy as sp
 
 from ..program import exact as ex
@@ -85,7 +88,6 @@ def _point_value(v: sp.Basic, dtype: str = "float64") -> str:
 def _float32_decimal(v: sp.Rational) -> str | None:
     """The shortest decimal that rounds to the float32 `v` (numpy's float32 repr), or None where
     `v` is no float32."""
-    import numpy as np
 
     f = float(v)
     if not math.isfinite(f) or sp.Rational(f) != v:
@@ -536,7 +538,6 @@ def pyplot(path: str | None, ax: Any, what: str = "Sweep.plot()") -> Any:
 def plotted_axes(s: Sweep) -> list[int]:
     """The inputs a picture runs over: the ranged ones of a grid; for an explicit batch, those
     whose values vary."""
-    import numpy as np
 
     if s.grid:
         return list(s.swept)
@@ -578,7 +579,6 @@ def plot_sweep(s: Sweep, path: str | None = None, *, ax: Any = None) -> Any:
 def sweep_png(s: Sweep, dpi: int = 80) -> bytes | None:
     """The sweep's picture as PNG bytes (no pyplot state touched); None where matplotlib is
     missing or the sweep runs over more than two inputs."""
-    import io
 
     axes = plotted_axes(s)
     if len(axes) > 2:
@@ -607,7 +607,6 @@ def _draw(s: Sweep, fig: Any, panels: Any, axes: list[int]) -> None:
 
 
 def _draw_line(s: Sweep, ax: Any, axis: int) -> None:
-    import numpy as np
 
     xs = s.points[:, axis]
     order = np.argsort(xs, kind="stable")
@@ -648,7 +647,6 @@ def relative_error(s: Sweep) -> Any:
     """Per point, autograd's largest relative error against the exact executed derivative (the
     float evaluation of the symbolic one where the executed one is not known); NaN where
     autograd or the reference is NaN or infinite."""
-    import numpy as np
 
     ref = np.where(np.isfinite(s.grad_executed), s.grad_executed, s.grad_symbolic)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -671,7 +669,6 @@ def grid_extent(s: Sweep, axes: Sequence[int]) -> tuple[float, float, float, flo
 def cause_map(s: Sweep) -> Any:
     """The cause of each grid point as an RGB image: row k is the k-th value of the second
     input (from its low end, `origin="lower"`), column j the j-th of the first."""
-    import numpy as np
     from matplotlib.colors import to_rgb
     palette = np.array([to_rgb(MAP_COLORS[c]) for c in IDS])
     return palette[s.codes.reshape(s.grid)].transpose(1, 0, 2)
@@ -679,7 +676,6 @@ def cause_map(s: Sweep) -> Any:
 
 def _draw_map(s: Sweep, fig: Any, ax: Any, heat: Any, axes: list[int]) -> None:
     import matplotlib
-    import numpy as np
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch
 
@@ -842,7 +838,6 @@ def _point_notes_html(c: Comparison) -> str:
 
 @renders("sweep.html")
 def render_sweep_html(s: Sweep) -> str:
-    import base64
 
     esc = html.escape
     rows = "".join(f"<tr><td>{_badge(c)}</td><td>{n}</td></tr>" for c, n in s.counts.items())

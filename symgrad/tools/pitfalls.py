@@ -37,6 +37,7 @@ calibration error and the reliability diagram, on labelled data.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import linecache
 import math
@@ -183,8 +184,6 @@ def _user_frame() -> Any:
 
 
 def _contextlib_file() -> str:
-    import contextlib
-
     return contextlib.__file__
 
 
