@@ -8,6 +8,11 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import torch
+
+import symgrad as sg
 
 
 def load_module(source: str, directory: Path, name: str | None = None) -> ModuleType:
@@ -22,3 +27,24 @@ def load_module(source: str, directory: Path, name: str | None = None) -> Module
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def same_floats(a: list[Any], b: list[float]) -> bool:
+    """Equal bit for bit, nan matching nan."""
+    return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
+
+
+def reads_like_torch(fn: Any, tensors: list[torch.Tensor]) -> sg.Comparison:
+    """`fn` read from its source, its translation reproducing it (the fidelity check), and every
+    entry's autograd value torch's own autograd of `fn` at these tensors, bit for bit (integer
+    tensors are data: passed as they are, never differentiated). Returns the comparison."""
+    traced = sg.trace(fn, *tensors)
+    assert traced.mode == "source", traced.reason
+    assert traced.fidelity.ok, traced.fidelity.detail
+    c = traced.compare()
+    leaves = [t.clone().requires_grad_(True) if t.is_floating_point() else t for t in tensors]
+    wrt = [t for t in leaves if t.requires_grad]
+    grads = torch.autograd.grad(fn(*leaves), wrt)
+    want = [float(v) for g in grads for v in g.reshape(-1)]
+    assert same_floats([e.grad_autograd for e in c.entries], want), ([e.grad_autograd for e in c.entries], want)
+    return c

@@ -535,7 +535,6 @@ def _error(exact: Any, auto: Any, on_graph: bool, rtol: float, tiny: float,
 
 def _why(path: Path, first: BackwardStep, records: dict[int, BackwardStep], exe: list[Any], cap: _Capture,
          rtol: float, fi: Any, user: dict[Any, Any]) -> Parting:
-    st = path.steps[first.step]
     uses = [records[u] for u in first.uses if u in records and records[u].on_graph and records[u].cut is None]
     target = f"`{first.node}`" + (f" (line {first.line})" if first.line else " (an input)")
     exact_text = _num(exe[first.step])

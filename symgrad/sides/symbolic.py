@@ -39,7 +39,6 @@ from ..program.elementwise import MatrixPiecewise, is_elementwise, parts
 from ..program.primitives import strip
 from ..program.program import more_nodes_than
 from ..program.ops import OPS
-from ..program.rules import exact_eval
 
 Kind = Literal["smooth", "kink", "jump", "domain", "unknown"]
 

@@ -18,7 +18,7 @@ import sympy as sp
 import torch
 
 import symgrad as sg
-from user_code import load_module
+from user_code import load_module, reads_like_torch
 
 SOURCE = textwrap.dedent('''
     import torch
@@ -63,32 +63,18 @@ def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return load_module(SOURCE, tmp_path_factory.mktemp("tensor_elementwise"), "user_tensor_elementwise")
 
 
-def same_floats(a: list[Any], b: list[float]) -> bool:
-    """Equal bit for bit, nan matching nan."""
-    return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
-
-
-def torch_grads(fn: Any, tensors: list[torch.Tensor]) -> list[float]:
-    leaves = [t.clone().requires_grad_(True) for t in tensors]
-    grads = torch.autograd.grad(fn(*leaves), leaves)
-    return [float(v) for g in grads for v in g.reshape(-1)]
-
-
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", list(POINTS))
 def test_each_rule_on_tensors_is_read_and_reproduces_torch(module: Any, name: str, dtype: torch.dtype) -> None:
     fn = getattr(module, name)
     tensors = [torch.tensor(v, dtype=dtype) for v in POINTS[name]]
-    traced = sg.trace(fn, *tensors)
-    assert traced.mode == "source", traced.reason
-    assert traced.fidelity.ok, traced.fidelity.detail
-    c = traced.compare()
-    assert same_floats([e.grad_autograd for e in c.entries], torch_grads(fn, tensors))
-    # no tie, trap or edge at these points: the exact sides agree with each other
+    c = reads_like_torch(fn, tensors)
+    # the exact executed derivative is torch's formula in exact arithmetic: torch's float is it,
+    # rounded, within the dtype's accumulated rounding (an independent check of the exact side)
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
     for e in c.entries:
-        if e.cause.id in ("agree", "rounding"):
-            assert e.grad_symbolic is not None and e.grad_executed is not None
-            assert abs(float(e.grad_symbolic - e.grad_executed)) <= 1e-30 * (1 + abs(float(e.grad_symbolic)))
+        if e.grad_executed is not None and e.grad_executed.is_finite and e.grad_autograd == e.grad_autograd:
+            assert abs(float(e.grad_executed) - e.grad_autograd) <= rtol * max(1.0, abs(e.grad_autograd)), e.wrt
 
 
 def exact_gradient(f: Any, shapes: list[tuple[int, int]], values: list[Any]) -> list[sp.Basic]:

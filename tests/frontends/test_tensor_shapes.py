@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import symgrad as sg
-from user_code import load_module
+from user_code import load_module, reads_like_torch
 
 SOURCE = textwrap.dedent('''
     import torch
@@ -56,15 +56,9 @@ def test_shapes_and_constants_are_read_and_reproduce_torch(module: Any, name: st
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # the constructors' dtype is the default dtype, as the user runs them
     try:
-        traced = sg.trace(fn, *tensors)
-        assert traced.mode == "source", traced.reason
-        assert traced.fidelity.ok, traced.fidelity.detail
-        c = traced.compare()
-        leaves = [t.clone().requires_grad_(True) for t in tensors]
-        grads = torch.autograd.grad(fn(*leaves), leaves)
+        c = reads_like_torch(fn, tensors)
     finally:
         torch.set_default_dtype(previous)
-    assert [e.grad_autograd for e in c.entries] == [float(v) for g in grads for v in g.reshape(-1)]
     assert c.cause.id in ("agree", "rounding")
 
 
