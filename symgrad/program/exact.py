@@ -484,10 +484,13 @@ BEYOND_BITS = 4096
 UNBOUNDED_LOSS = 1 << 40
 
 
+_BEYOND = arb(2) ** BEYOND_BITS  # a power of 2: exact at every precision
+
+
 def beyond_every_dtype(v: Exact) -> bool:
     if isinstance(v, fmpq) or not v.is_finite():
         return False
-    return bool(abs(v) > arb(2) ** BEYOND_BITS)
+    return bool(abs(v) > _BEYOND)
 
 
 def lost_bits(v: Exact) -> int:

@@ -102,7 +102,14 @@ def _float32_decimal(v: sp.Rational) -> str | None:
 @renders("comparison.point")
 def point_text(c: Comparison) -> str:
     dtype = getattr(c, "dtype", "float64")
-    return one_line(", ".join(f"{sstr(s)} = {_point_value(v, dtype)}" for s, v in c.point.items())) or "no inputs"
+    point = c.point
+    # a large matrix is named by its shape, read from its symbol: its values are not built
+    return one_line(", ".join(f"{sstr(s)} = " + (f"({s.rows}x{s.cols} matrix)" if _large_symbol(s) else
+                                                _point_value(point[s], dtype)) for s in point)) or "no inputs"
+
+
+def _large_symbol(s: Any) -> bool:
+    return isinstance(s, sp.MatrixSymbol) and int(s.rows) * int(s.cols) > POINT_ELEMENTS
 
 
 # At most this many rounded inputs are spelled out under a float32 report's headline.

@@ -545,16 +545,12 @@ class Side:
     limit: bool = False
 
 
-def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
-           max_iterations: int = DEFAULT_MAX_ITERATIONS, idx: tuple[int, int] | None = None,
-           seed: Any = None, limit_of_slope: bool = False, math: bool = False) -> Side | None:
-    """Follow the function from just beside the point (`direction` = -1 left, +1 right of input
-    `name`), and continue that piece to the point. None when the side cannot be followed (a
-    threshold within delta of the point). With `limit_of_slope`, the derivative is taken beside
-    the point itself (the limit of the slope, for a vertical tangent inside: sqrt(x**2) at 0),
-    and a side where the function has no real value is None. A piece with no value at the point
-    itself (sin(x)/x at 0, a removable singularity a `where` fills in) is not continued to it:
-    its value and slope are taken just beside it, as limits (`Side.limit`, `_limit_beside`)."""
+def beside_run(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
+               max_iterations: int = DEFAULT_MAX_ITERATIONS, idx: tuple[int, int] | None = None,
+               math: bool = False) -> tuple[Path, Path] | None:
+    """The two runs behind `beside`: the program run just beside the point (`direction` along
+    input `name`, element idx of a matrix input), and run at the point forced to the pieces it
+    took there. None when the side cannot be followed."""
     x = point[name] if idx is None else point[name][idx]
     if ex.is_rational(x) and x != 0:
         e = int(x.p).bit_length() - int(x.q).bit_length()
@@ -576,6 +572,24 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
         at = run(lowered, point, force=near.decisions, max_iterations=limit, math=math)
     except (_Diverged, LoopLimitError):
         return None
+    return near, at
+
+
+def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
+           max_iterations: int = DEFAULT_MAX_ITERATIONS, idx: tuple[int, int] | None = None,
+           seed: Any = None, limit_of_slope: bool = False, math: bool = False) -> Side | None:
+    """Follow the function from just beside the point (`direction` = -1 left, +1 right of input
+    `name`), and continue that piece to the point. None when the side cannot be followed (a
+    threshold within delta of the point). With `limit_of_slope`, the derivative is taken beside
+    the point itself (the limit of the slope, for a vertical tangent inside: sqrt(x**2) at 0),
+    and a side where the function has no real value is None. A piece with no value at the point
+    itself (sin(x)/x at 0, a removable singularity a `where` fills in) is not continued to it:
+    its value and slope are taken just beside it, as limits (`Side.limit`, `_limit_beside`)."""
+    got = beside_run(lowered, point, name, direction, max_iterations, idx, math)
+    if got is None:
+        return None
+    near, at = got
+    limit = 2 * max_iterations + 1
     k = lowered.inputs.index(name)
     value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
     removable = not limit_of_slope and not all(ex.is_finite(v) for v in ex.elements(value))

@@ -32,8 +32,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import sympy as sp
 
 from ..program import exact as ex
-from ..base.errors import LoopLimitError
-from .executed import Path, PathStep, Side, beside, domain_violation, run, slope_reach
+from .executed import Path, PathStep, Side, beside, beside_run, domain_violation, run, slope_reach
 from .ir import LoweredProgram
 from ..program.elementwise import MatrixPiecewise, is_elementwise, parts
 from ..program.primitives import strip
@@ -341,10 +340,14 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     # entry is left to its own runs (x**2 through sign jumps although its slope in x is 0).
     corners = all(OPS[path.steps[d.step].op].nonsmooth == "kink" for d in ties)  # type: ignore[index]
     signs: dict[Any, tuple[int, ...]] = {}
+    still = set()  # the entries that certainly do not move any tied argument (d/dx_k exactly 0)
     for k, idx in comps:
-        s = tuple(ex.sign(m[k] if idx is None else m[k][idx]) for m in moves)
+        m = [m[k] if idx is None else m[k][idx] for m in moves]
+        s = tuple(ex.sign(v) for v in m)
         if corners or all(v != 0 for v in s):
             signs[(k, idx)] = s
+        if all(ex.is_exact_zero(v) for v in m):
+            still.add((k, idx))
     runs: dict[tuple[int, ...], Path | None] = {}
     for comp, s in signs.items():
         for direction in (1, -1):
@@ -352,20 +355,33 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
             if key not in runs:
                 runs[key] = _forced_beside(lowered, point, comp, direction, max_iterations, math)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
+    values: dict[tuple[int, ...], Any] = {}  # each run's value, None where it has none at the point
+    for key, at in runs.items():
+        if at is not None:
+            value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
+            # a piece with no value at the point: its limits are the entry's own runs
+            values[key] = value if all(ex.is_finite(v) for v in ex.elements(value)) else None
+    grads: dict[tuple[int, ...], tuple[Any, ...]] = {}  # each run's gradient, computed once
+
+    def side(key: tuple[int, ...], direction: int, k: int, idx: Any) -> Side:
+        if key not in grads:
+            grads[key] = runs[key].gradient("math", seed)  # type: ignore[union-attr]
+        g = grads[key][k]
+        return Side(direction, values[key], g if idx is None else g[idx], runs[key].decisions)  # type: ignore[union-attr]
+
     out: dict[Any, SymbolicSide] = {}
     for (k, idx), s in signs.items():
-        at_right, at_left = runs[s], runs[tuple(-v for v in s)]
-        if at_right is None or at_left is None:
+        right, left = s, tuple(-v for v in s)
+        if values.get(left) is None or values.get(right) is None:
             continue
-        sides = []
-        for direction, at in ((-1, at_left), (1, at_right)):
-            value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
-            if not all(ex.is_finite(v) for v in ex.elements(value)):
-                break  # a piece with no value at the point: its limits are the entry's own runs
-            g = at.gradient("math", seed)[k]
-            sides.append(Side(direction, value, g if idx is None else g[idx], at.decisions))
-        if len(sides) == 2:
-            out[(k, idx)] = _one_sided(sides[0], sides[1], f0)
+        if corners and not any(s) and (k, idx) in still:
+            # It does not move a corner at all: one run both ways, one slope, exactly the
+            # derivative (no two sides kept for it: a model has 10^5 such entries).
+            out[(k, idx)] = SymbolicSide(side(right, 1, k, idx).derivative, "smooth", None, None)
+            continue
+        # A corner is continuous: both sides' values are the value at the point (only its slope
+        # breaks), so only slopes are compared.
+        out[(k, idx)] = _one_sided(side(left, -1, k, idx), side(right, 1, k, idx), f0, continuous=corners)
     return out
 
 
@@ -374,13 +390,8 @@ def _forced_beside(lowered: LoweredProgram, point: dict[str, Any], comp: Any, di
     """The program run at the point with the pieces it takes just beside it along `comp`'s input
     element (the two runs of `executed.beside`), or None where that side cannot be followed."""
     k, idx = comp
-    side = beside(lowered, point, lowered.inputs[k], direction, max_iterations, idx, None, False, bool(math))
-    if side is None:
-        return None
-    try:
-        return run(lowered, point, force=side.decisions, max_iterations=2 * max_iterations + 1, math=bool(math))
-    except LoopLimitError:
-        return None
+    got = beside_run(lowered, point, lowered.inputs[k], direction, max_iterations, idx, bool(math))
+    return None if got is None else got[1]
 
 
 def departs(path: Path) -> list[PathStep]:
@@ -459,10 +470,11 @@ def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, 
     return _one_sided(left, right, f0, near)
 
 
-def _one_sided(left: Side, right: Side, f0: ex.Exact, near: bool = False) -> SymbolicSide:
+def _one_sided(left: Side, right: Side, f0: ex.Exact, near: bool = False, continuous: bool = False) -> SymbolicSide:
     """The mathematics at a tie from its two sides: a jump (the limits differ from the value), a
-    kink (the slopes differ), or smooth."""
-    if not (same(left.value, f0, near) and same(right.value, f0, near)):
+    kink (the slopes differ), or smooth. `continuous`: every tie is a corner, whose pieces meet
+    at the point, so the values are not in question."""
+    if not continuous and not (same(left.value, f0, near) and same(right.value, f0, near)):
         return SymbolicSide(None, "jump", None, None, left, right)
     if same(left.derivative, right.derivative, near):
         return SymbolicSide(left.derivative, "smooth", None, None, left, right)
@@ -479,6 +491,8 @@ def same(a: ex.Exact, b: ex.Exact, limit: bool = False) -> bool:
     resolution. With `limit`, one of the two is a limit taken just beside the point (a removable
     singularity's value, a cone's slope), known only to the working resolution in absolute terms:
     then a difference below 2**-(prec - 40) of max(|a|, |b|, 1) is none."""
+    if a is b:  # one number, however wide its ball
+        return True
     if ex.is_rational(a) and ex.is_rational(b):
         return a == b
     if not (ex.is_finite(a) and ex.is_finite(b)):

@@ -12,16 +12,17 @@ each entry from the findings of both halves.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Literal
 
 import numpy as np
 import sympy as sp
-from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 
 from ..program import exact as ex
@@ -44,7 +45,7 @@ from ..program.ops import OPS
 from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
-from .records import DIGITS, Comparison, Entry, Later, OneSided, with_fields
+from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
 from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
@@ -68,31 +69,28 @@ def _agree_text(dtype: str, rtol: float) -> str:
     return EXPLANATIONS[Cause.AGREE].format(dtype=dtype, rtol=rtol)
 
 
-def _point_of(lowered: LoweredProgram, floats: Sequence[Any]) -> dict[sp.Basic, sp.Basic]:
-    """The point as SymPy values, user symbol -> the exact value each tensor holds."""
-    return {s: _sympy_value(_exact_value(x)) for s, x in zip(lowered.symbols, floats)}
+def _point_of(lowered: LoweredProgram, floats: Sequence[Any]) -> LazyValues:
+    """The point as SymPy values, user symbol -> the exact value each tensor holds (each built
+    when first read)."""
+    by_symbol = dict(zip(lowered.symbols, floats))
+    return LazyValues(lowered.symbols, lambda s: _sympy_value(_exact_value(by_symbol[s])))
 
 
 def _pair(values: tuple[Any, Any]) -> tuple[sp.Basic, sp.Basic]:
     return OneSided((ex.to_sympy(values[0]), ex.to_sympy(values[1])))
 
 
-def _element(m: sp.MatrixSymbol, i: int, j: int) -> sp.Basic:
-    """m[i, j], built as SymPy's MatrixElement.__new__ builds it, without its index checks (the
-    indices come from the matrix's own shape): 2 microseconds, not 180, at 10^5 entries."""
-    return sp.Expr.__new__(MatrixElement, m, sp.Integer(i), sp.Integer(j))
-
-
 def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic,
            formula_of: Callable[[], sp.Basic | None] | None = None, idx: tuple[int, int] | None = None,
-           inputs: Sequence[int] | None = None) -> Entry:
+           inputs: Sequence[int] | None = None, halves: tuple[Structural, FloatingPoint] | None = None) -> Entry:
     """One entry (output j, input k, element idx of a matrix input; `inputs`, the inputs it
     differentiates with respect to, (k,) unless a Hessian's two): the findings of both halves
     of the classifier, the primary one first, and its explanation and hint. Every structural
     finding cites the node that decides THIS entry (`Structural.ties_of`,
-    `Structural.cut_findings`)."""
+    `Structural.cut_findings`). `halves`: the two classifiers of context c, made once for all
+    its entries."""
     ks = tuple(inputs) if inputs is not None else (k,)
-    structural, floating = Structural(c), FloatingPoint(c)
+    structural, floating = halves if halves is not None else (Structural(c), FloatingPoint(c))
     findings: list[Finding] = []
     if sym.kind == "domain":
         findings.append(structural.domain_finding(sym))
@@ -127,9 +125,9 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     for f in findings:
         if all(u.cause is not f.cause for u in unique):
             unique.append(f)
-    sym_value = Later(ex.to_sympy, sym.grad) if sym.grad is not None else None
+    sym_value = sym.grad  # exact numbers, written in SymPy when first read (`records.Built`)
     one_sided = Later(_pair, sym.one_sided) if sym.one_sided else None
-    exe_value = Later(ex.to_sympy, exe)
+    exe_value = exe
     if not unique:
         text = _agree_text(c.dtype, c.rtol)
         if c.path.inputs[k] in c.unread:
@@ -301,10 +299,29 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     if order == 2:
         return _hessian(lowered, floats, point, comps, dtype, tol, branches, max_iterations, v)
     v_exact = _vector(lowered, v, point, max_iterations)
-    exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
-    run_ = ag.run(lowered, floats, dtype, wrt_idx, None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
-    with ex.working_precision(exact.bits):
-        return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
+    with collector_paused():
+        exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
+        run_ = ag.run(lowered, floats, dtype, wrt_idx,
+                      None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
+        with ex.working_precision(exact.bits):
+            return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused for the exact work and the entries, and restored as it was
+    (on or off) after: a comparison of a model makes 10^5 to 10^6 objects that live until it
+    returns, and each of them made the collector walk the whole heap again (half the time of a
+    50,890-entry comparison). Nothing made here is freed later for the pause: what is not
+    returned is freed by its reference count when it goes, as ever; cycles wait for the next
+    collection after the call."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------- functions read from torch code
@@ -461,13 +478,16 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
             c.cache = cache
         label: Any = 0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
         scalar = seed is None
+        halves = (Structural(c), FloatingPoint(c))
+        shown_of: dict[int, Any] = {}  # one formula per input, shared by its entries
         for n, (k, idx) in enumerate(comps):
             auto = run_.grads[o][k] if run_.grads else None
             if auto is not None and idx is not None:
                 auto = float(auto[idx])
-            wrt_sym = lowered.symbols[k] if idx is None else Later(_element, lowered.symbols[k], idx[0], idx[1])
-            shown = functools.partial(formula, lowered, k) if scalar else None
-            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown, idx))
+            wrt_sym = lowered.symbols[k] if idx is None else element(lowered.symbols[k], idx[0], idx[1])
+            shown = shown_of.setdefault(k, functools.partial(formula, lowered, k)) if scalar else None
+            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown, idx,
+                                  halves=halves))
     return Comparison(
         entries=tuple(entries),
         lowered=lowered,

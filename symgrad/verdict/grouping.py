@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
-from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.causes import Cause
 from ..program.program import float_of, number, sstr
-from .records import Comparison, Entry
+from .records import Comparison, Entry, tensor_of
 
 MAX_ROWS = 20  # a table of at most this many entries is shown whole
 SHOWN_ROWS = 10  # beyond it, this many rows, the non-agreeing ones first
@@ -97,20 +96,22 @@ def shown_rows(c: Comparison, full: bool = False) -> list[int]:
     n = len(c.entries)
     if full or n <= MAX_ROWS:
         return list(range(n))
-    bad = [k for k in ranked(c.entries) if not c.entries[k].ok]
+    entries = c.entries
+    bad = ranked(entries, [k for k, e in enumerate(entries) if not e.ok])
     return bad[:SHOWN_ROWS] if bad else list(range(SHOWN_ROWS))
 
 
 def rows_note(c: Comparison, shown: Sequence[int], full_hint: bool = True) -> list[str]:
     """The lines above a cut table: the counts by cause, what is shown, and where the rest is."""
-    n = len(c.entries)
+    entries = c.entries
+    n = len(entries)
     if len(shown) == n:
         return []
-    bad = any(not c.entries[k].ok for k in shown)
+    bad = any(not entries[k].ok for k in shown)
     which = "that disagree, the most severe first" if bad else "first"
     rest = n - len(shown)
-    agree = sum(1 for k in set(range(n)) - set(shown) if c.entries[k].ok)
-    out = [f"{n} entries: {counts(c.entries)}"]
+    agree = sum(1 for k in set(range(n)) - set(shown) if entries[k].ok)
+    out = [f"{n} entries: {counts(entries)}"]
     if full_hint:
         out.append(f"showing {len(shown)} {which}; c.report(full=True) (or `symgrad compare ... --full`) prints all {n}")
     else:
@@ -150,18 +151,19 @@ def label(c: Comparison, e: Entry, output: bool = False) -> str:
     return f"{of} wrt {name}" if of else name
 
 
-def _tensor(e: Entry) -> sp.Basic:
-    """The input an entry differentiates with respect to: a matrix element's matrix, else the symbol."""
-    return e.wrt.parent if isinstance(e.wrt, MatrixElement) else e.wrt
-
-
 def reach(c: Comparison, members: Sequence[int], listed: int = MAX_LISTED) -> str:
     """The entries a finding reaches, briefly: every element of one matrix input, or the first
     `listed` named and how many more ("W[0, 17], W[3, 17] and 30 more")."""
     es = [c.entries[k] for k in members]
-    tensors = list(dict.fromkeys(_tensor(e) for e in es))
-    whole = all(isinstance(t, sp.MatrixSymbol) and sum(1 for e in c.entries if _tensor(e) == t) == sum(1 for e in es if _tensor(e) == t)
-                for t in tensors)
+    mine: dict[Any, int] = {}
+    for e in es:
+        t = tensor_of(e)
+        mine[t] = mine.get(t, 0) + 1
+    tensors = list(mine)
+    # every element of a matrix input: as many of its entries as the comparison has (an entry per
+    # element and output), counted only where the members could be all of them
+    whole = len(es) > 1 and all(isinstance(t, sp.MatrixSymbol) and mine[t] >= t.rows * t.cols for t in tensors) and all(
+        sum(1 for e in c.entries if tensor_of(e) == t) == mine[t] for t in tensors)
     if len(es) > 1 and whole:
         names = [one_line(sstr(t)) for t in tensors]
         return "every element of " + (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1]
@@ -199,9 +201,10 @@ def groups(c: Comparison, among: Sequence[int] | None = None) -> list[Group]:
     """The disagreeing entries (of `among`, indices into `c.entries`, where given) grouped by
     finding, the most severe and worst group first."""
     by: dict[tuple[Any, ...], list[int]] = {}
-    for k in range(len(c.entries)) if among is None else sorted(among):
-        e = c.entries[k]
-        if not e.ok:
+    entries = c.entries
+    for k in range(len(entries)) if among is None else sorted(among):
+        e = entries[k]
+        if e.cause is not Cause.AGREE:
             by.setdefault(_key(e), []).append(k)
     out = []
     for members in by.values():
@@ -250,8 +253,9 @@ def inputs(c: Comparison) -> list[str]:
     """Per matrix input: its shape, its entries counted by cause, its worst elements; the scalar
     inputs together. Empty where no input is a matrix."""
     by: dict[Any, list[int]] = {}
-    for k, e in enumerate(c.entries):
-        by.setdefault(_tensor(e), []).append(k)
+    entries = c.entries
+    for k, e in enumerate(entries):
+        by.setdefault(tensor_of(e), []).append(k)
     if not any(isinstance(t, sp.MatrixSymbol) for t in by):
         return []
     out = []
@@ -260,15 +264,15 @@ def inputs(c: Comparison) -> list[str]:
         if not isinstance(t, sp.MatrixSymbol):
             scalars += members
             continue
-        es = [c.entries[k] for k in members]
+        es = [entries[k] for k in members]
         line = f"{one_line(sstr(t))} ({t.rows}x{t.cols}): {len(es)} entr{'y' if len(es) == 1 else 'ies'}, {counts(es)}"
-        bad = [k for k in ranked(c.entries, members) if not c.entries[k].ok][:WORST]
+        bad = ranked(entries, [k for k in members if entries[k].cause is not Cause.AGREE])[:WORST]
         if bad:
             several = len({c.entries[k].output for k in members}) > 1
             line += "; worst " + ", ".join(f"{label(c, c.entries[k], several)} ({_sides(c.entries[k])})" for k in bad)
         out.append(line)
     if scalars:
-        names = list(dict.fromkeys(one_line(sstr(_tensor(c.entries[k]))) for k in scalars))
+        names = list(dict.fromkeys(one_line(sstr(tensor_of(c.entries[k]))) for k in scalars))
         shown = ", ".join(names[:MAX_LISTED]) + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
         out.append(f"scalars {shown}: {counts([c.entries[k] for k in scalars])}")
     return out

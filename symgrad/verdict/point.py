@@ -281,13 +281,18 @@ def exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[
         with ex.working_precision(bits):
             ex.reset_undecided()
             current = _exact_at(lowered, point, comps, v, max_iterations, bits)
-            numbers = _numbers(current)
-            lost = max((ex.lost_bits(x) for x in numbers), default=0)
             undecided = ex.undecided()
-            # Values still uncertain: a ball wider than the working resolution allows, or one
-            # that certifies fewer bits than reported. A tiny ball around 0 (sin(pi)) is not one.
-            short = [x for x in numbers if ex.is_wide(x) or (not ex.is_zero_ball(x) and ex.lost_bits(x) > bits - TARGET_BITS)]
-            zeros = any(ex.is_zero_ball(x) for x in numbers)
+            lost, short, zeros = 0, False, False
+            for x in _numbers(current):
+                if ex.is_rational(x):
+                    continue
+                bits_lost = ex.lost_bits(x)
+                lost = max(lost, bits_lost)
+                # Values still uncertain: a ball wider than the working resolution allows, or one
+                # that certifies fewer bits than reported. A tiny ball around 0 (sin(pi)) is not one.
+                zero = ex.is_zero_ball(x)
+                zeros = zeros or zero
+                short = short or ex.is_wide(x) or (not zero and bits_lost > bits - TARGET_BITS)
         if not short and ((not zeros and not undecided) or rerun):
             return current
         needed = bits + max(lost, 32 if undecided else 0) + TARGET_BITS // 2
@@ -316,7 +321,8 @@ def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Co
 
 
 def _numbers(e: ExactSides) -> list[ex.Exact]:
-    """The values a comparison reports or decides with."""
+    """The values a comparison reports or decides with, each object once (an entry's symbolic
+    derivative is often its one-sided runs' slope, and a run's value is every entry's)."""
     out: list[ex.Exact] = [*ex.elements(e.path.value), *e.exe.values()]
     for s in e.sym.values():
         if s.grad is not None:
@@ -325,4 +331,10 @@ def _numbers(e: ExactSides) -> list[ex.Exact]:
         for side in (s.left, s.right):
             if side is not None:
                 out.extend((*ex.elements(side.value), side.derivative))
-    return [x for x in out if x is not None]
+    seen: set[int] = set()
+    unique = []
+    for x in out:
+        if x is not None and id(x) not in seen:
+            seen.add(id(x))
+            unique.append(x)
+    return unique

@@ -28,6 +28,8 @@ class Structural:
         self.exe_adj = context.exe_adj
         self._cuts: list[Any] | None = None  # the path's cut steps, found once
         self._cut_parts: list[Any] | None = None
+        self._used: list[bool] | None = None  # and, once, what the output uses and each tie's elements
+        self._tie_elements: dict[int, str] = {}
 
     def depends_on(self, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[bool]:
         """Which steps of the path depend on the inputs ks (element idx of a matrix input),
@@ -64,7 +66,13 @@ class Structural:
         return mine or ties
 
     def used(self) -> list[bool]:
-        """Which steps lie upstream of the output (through any edge)."""
+        """Which steps lie upstream of the output (through any edge); computed once, shared:
+        callers must not change it."""
+        if self._used is None:
+            self._used = self._upstream()
+        return self._used
+
+    def _upstream(self) -> list[bool]:
         used = [False] * len(self.path.steps)
         used[self.path.output] = True
         for st in reversed(self.path.steps):
@@ -121,7 +129,12 @@ class Structural:
 
     def tie_elements(self, d: Decision) -> str:
         """Which elements of an elementwise step sit on its corner or threshold (`element [0, 1]`),
-        or "" for a scalar decision."""
+        or "" for a scalar decision (said once per decision: every entry it reaches cites it)."""
+        if id(d) not in self._tie_elements:
+            self._tie_elements[id(d)] = self._elements_on(d)
+        return self._tie_elements[id(d)]
+
+    def _elements_on(self, d: Decision) -> str:
         if isinstance(d.taken, tuple) and d.kind == "where":
             conds = [f"`{self.node(rel)}`" for rel, m in d.margins if ex.is_zero(m)]
             return (f"its condition {', '.join(conds[:4])}{' and more' if len(conds) > 4 else ''} holds with "
