@@ -59,7 +59,8 @@ class Op:
     # Where the mathematics is undefined although torch returns finite numbers (its masks).
     undefined: Callable[[Args, Any], bool] | None = None
     # Matrix ops: the vector-Jacobian product (args, value, param, G) -> one adjoint per argument,
-    # instead of elementwise `partials`.
+    # instead of elementwise `partials`; an adjoint may be a function of no arguments that
+    # computes it, called only where it is read (the data's adjoint in X @ W never is).
     vjp: Callable[[Args, Any, Any, Any], tuple[Any, ...]] | None = None
     # Where torch's kernel takes a shortcut the mathematics does not have (softplus returns x
     # itself above its threshold): `departs(args, param)` says whether it does at these
@@ -878,13 +879,13 @@ def _summed_shape(m: Any, dim: int) -> tuple[int, int]:
 
 _MATRIX_OPS: tuple[Op, ...] = (
     Op("matmul", "{0} @ {1}", lambda a, p: ex.matmul(a[0], a[1]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.matmul(g, ex.transpose(a[1])), ex.matmul(ex.transpose(a[0]), g))),
+       vjp=lambda a, v, p, g: (lambda: ex.matmul(g, ex.transpose(a[1])), lambda: ex.matmul(ex.transpose(a[0]), g))),
     # torch.nn.functional.linear(x, W, b) with b an (m, 1) column: x @ W.T + b, torch's addmm.
     Op("linear", "torch.nn.functional.linear({0}, {1}, {2}.reshape(-1))",
        lambda a, p: ex.ewise(ex.add, ex.matmul(a[0], ex.transpose(a[1])),
                              _expand_value(ex.transpose(a[2]), (a[0].shape[0], a[1].shape[0]))),
-       _no_partials, vjp=lambda a, v, p, g: (ex.matmul(g, a[1]), ex.matmul(ex.transpose(g), a[0]),
-                                              ex.transpose(_sum_to(g, (1, g.shape[1]))))),
+       _no_partials, vjp=lambda a, v, p, g: (lambda: ex.matmul(g, a[1]), lambda: ex.matmul(ex.transpose(g), a[0]),
+                                              lambda: ex.transpose(_sum_to(g, (1, g.shape[1]))))),
     Op("transpose", "{0}.T", lambda a, p: ex.transpose(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.transpose(g),)),
     Op("inv", "torch.linalg.inv({0})", lambda a, p: ex.inverse(a[0]), _no_partials,

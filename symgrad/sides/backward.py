@@ -43,7 +43,7 @@ import torch
 from ..base.rendering import render
 from ..program import exact as ex
 from .autograd import torch_state
-from .executed import Path, PathStep
+from .executed import Path, PathStep, adjoints_for
 from .path_expression import step_expression
 from .ir import LoweredProgram
 from .lowering import DTYPES
@@ -363,8 +363,9 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
     """Every step's adjoint, exact and torch's, and where they part. `seed` is the output's
     adjoint (None: 1, or every element of a matrix output)."""
     cap = _capture(lowered, path, dtype, seed)
-    exe = path.adjoints("executed", seed)
-    mth = path.adjoints("math", seed)
+    with adjoints_for(None):  # every step's, data's too, wherever it is asked for
+        exe = path.adjoints("executed", seed)
+        mth = path.adjoints("math", seed)
     upstream = _upstream(path)
     uses: list[list[int]] = [[] for _ in path.steps]
     for st in path.steps:
@@ -413,8 +414,8 @@ def _contributions(path: Path, st: PathStep, adj: Any) -> list[Any]:
         target = ex.full(path.steps[st.parents[0]].value.shape, ex.ZERO)
         target[st.param] = adj
         return [target]
-    if st.vjp is not None:
-        return list(st.vjp(adj))
+    if st.vjp is not None:  # every contribution, each computed if it is given as a function
+        return [c() if callable(c) else c for c in st.vjp(adj)]
     return [_zero_like(d) if ex.all_zero(d) else (ex.ewise(ex.mul, adj, d) if (ex.is_mat(adj) or ex.is_mat(d)) else ex.mul(adj, d))
             for d in st.partials]
 

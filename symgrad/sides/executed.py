@@ -25,8 +25,10 @@ there are the one-sided limit and the one-sided derivative.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Hashable, Sequence
+import threading
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -127,7 +129,7 @@ class Path:
         element of a matrix output). Without a seed the result is computed once per mode and
         precision, and shared: callers must not change it."""
         if seed is None:
-            key = (mode, ex.prec())
+            key = (mode, ex.prec(), _WANTED.names)
             cache = self.__dict__.setdefault("_adjoint_cache", {})
             hit = cache.get(key)
             if hit is None:
@@ -141,8 +143,23 @@ class Path:
         d s / d step, for every step."""
         return self._adjoints(mode, None, seeds)
 
+    def _needed(self) -> list[bool] | None:
+        """Inside `adjoints_for(names)`: the steps that depend on one of those inputs, the only
+        ones whose adjoints anyone reads; None (every step) outside it."""
+        wanted = _WANTED.names
+        if wanted is None:
+            return None
+        needed = [False] * len(self.steps)
+        for i in self.inputs:
+            needed[i] = self.steps[i].name in wanted
+        for st in self.steps:
+            if not needed[st.index] and any(needed[p] for p in st.parents):
+                needed[st.index] = True
+        return needed
+
     def _adjoints(self, mode: Literal["executed", "math"], seed: Any = None,
                   seeds: dict[int, Any] | None = None) -> list[Any]:
+        needed = self._needed()
         adj: list[Any] = [ex.full(st.value.shape, ex.ZERO) if ex.is_mat(st.value) else ex.ZERO for st in self.steps]
         if seeds is not None:
             for i, a in seeds.items():
@@ -156,7 +173,7 @@ class Path:
         math_mode = mode == "math"
         for st in reversed(self.steps):
             a = adj[st.index]
-            if not st.parents or ex.all_zero(a):
+            if not st.parents or (needed is not None and not needed[st.index]) or ex.all_zero(a):
                 continue
             if st.cut and not math_mode:
                 continue
@@ -169,11 +186,15 @@ class Path:
                 continue
             if st.vjp is not None:
                 for p, contribution in zip(st.parents, st.vjp(a)):
-                    adj[p] = ex.accumulate(adj[p], contribution)
+                    if needed is not None and not needed[p]:
+                        continue
+                    # a matrix product's two adjoints are products of their own: each computed
+                    # only where it is read (not the adjoint of the data X in X @ W)
+                    adj[p] = ex.accumulate(adj[p], contribution() if callable(contribution) else contribution)
                 continue
             partials = (ex.ONE,) * len(st.parents) if (st.cut and math_mode) else st.partials
             for p, d in zip(st.parents, partials):
-                if ex.all_zero(d):
+                if (needed is not None and not needed[p]) or ex.all_zero(d):
                     continue
                 adj[p] = ex.accumulate(adj[p], _times(a, d))
         return adj
@@ -187,6 +208,28 @@ class Path:
                 for p in st.parents:
                     seen[p] = True
         return [s and self.steps[i].grad for i, s in enumerate(seen)]
+
+
+class _Wanted(threading.local):
+    names: frozenset[str] | None = None
+
+
+_WANTED = _Wanted()
+
+
+@contextlib.contextmanager
+def adjoints_for(names: Iterable[str] | None) -> Iterator[None]:
+    """Inside the block (in this thread), reverse accumulation computes only the adjoints that
+    lead to the named inputs: those a comparison differentiates with respect to, as torch's
+    backward computes them for the tensors that require grad. The adjoints of data (the X of
+    X @ W, half of a layer's backward pass) and of every step that depends on data alone stay 0:
+    read them outside such a block, or inside `adjoints_for(None)` (every adjoint)."""
+    before = _WANTED.names
+    _WANTED.names = None if names is None else frozenset(names)
+    try:
+        yield
+    finally:
+        _WANTED.names = before
 
 
 def _times(a: Any, d: Any) -> Any:

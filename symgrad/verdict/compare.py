@@ -37,7 +37,7 @@ from ..program.program import Program
 from ..base.errors import ORDER
 from ..base.errors import RTOL as RTOL_MESSAGE
 from ..base.errors import OptionError, ShapeError
-from ..sides.executed import DEFAULT_MAX_ITERATIONS, domain_violation, run
+from ..sides.executed import DEFAULT_MAX_ITERATIONS, adjoints_for, domain_violation, run
 from ..sides.path_expression import as_expression
 from ..program.primitives import strip
 from ..program.rules import exact_eval, op_rule
@@ -299,7 +299,7 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     if order == 2:
         return _hessian(lowered, floats, point, comps, dtype, tol, branches, max_iterations, v)
     v_exact = _vector(lowered, v, point, max_iterations)
-    with collector_paused():
+    with collector_paused(), adjoints_for(lowered.inputs[k] for k in wrt_idx):
         exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
         run_ = ag.run(lowered, floats, dtype, wrt_idx,
                       None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
