@@ -66,6 +66,15 @@ SOURCE = textwrap.dedent('''
     def mask_from_x(x):
         return x[x > 0].sum()
 
+    def relu_count(a, n, y):
+        s = a * 0
+        for i in range(n):
+            s = s + torch.sin(a * (i + 1))
+        return torch.relu(s) * y.shape[0]
+
+    def scaled(a, X):
+        return torch.tanh(a * X).sum()
+
     def kinked_bias(W, b1):
         return torch.relu(W @ b1 + b1).sum()
 ''')
@@ -263,3 +272,43 @@ def test_a_rank_one_inputs_entries_are_named_by_one_index(module: Any) -> None:
         sg.testing.assert_grad_matches_math(module.kinked_bias, torch.tensor([[1.0, -2.0], [0.5, 2.0]],
                                             dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64))
     assert "b1[0]" in str(err.value) and "b1[0, 0]" not in str(err.value)
+
+
+# ---------------------------------------------------------------- 4. sweeps hold data fixed
+
+
+@DTYPES
+def test_a_sweep_holds_ints_and_data_at_their_values(module: Any, dtype: torch.dtype) -> None:
+    y = torch.tensor([2, 0, 1])
+    traced = sg.trace(module.relu_count, torch.tensor(0.5, dtype=dtype), 3, y)
+    s = traced.sweep({"a": (-1, 1)}, n=9)
+    assert s.checked_points == 9 and [w.name for w in s.wrt] == ["a"]
+    for k, a in enumerate(s.points[:, 0].tolist()):  # torch, point by point, on the user's own function
+        t = torch.tensor(a, dtype=dtype, requires_grad=True)
+        out = module.relu_count(t, 3, y)
+        (g,) = torch.autograd.grad(out, t)
+        assert same_floats([float(s.value[k]), float(s.grad_autograd[k, 0])], [float(out.detach()), float(g)])
+        inside = sum(sp.sin(sp.Rational(a) * (i + 1)) for i in range(3))  # the exact derivative where relu is smooth
+        if inside != 0:
+            want = 3 * sum((i + 1) * sp.cos(sp.Rational(a) * (i + 1)) for i in range(3)) if inside > 0 else 0
+            tol = 1e-5 if dtype == torch.float32 else 1e-12
+            assert float(s.grad_executed[k, 0]) == pytest.approx(float(want), rel=tol, abs=tol)
+    assert s.counts == {"agree": 8, "kink": 1}  # a = 0: relu's corner at sin(0) + sin(0) + sin(0)
+
+
+def test_a_sweep_of_tensor_inputs_is_a_sentence_whose_fix_works(module: Any) -> None:
+    X = torch.tensor([[1.0, 2.0], [3.0, -4.0]], dtype=torch.float64)
+    traced = sg.trace(module.scaled, 1.0, X)
+    with pytest.raises(sg.OptionError) as err:
+        traced.sweep({"a": (-1, 1)}, n=5)
+    text = str(err.value)
+    assert text.startswith("`scaled` computes with tensors (`X`); ")
+    assert '`[traced.compare(at={"a": v, "X": X}) for v in values]`' in text
+    for v in (-1.0, 0.5):  # the fix: each point compared, and checked against torch bit for bit
+        c = traced.compare(at={"a": v, "X": X})
+        assert same_floats([e.grad_autograd for e in c.entries], torch_grads(module.scaled, [torch.tensor(v, dtype=torch.float64), X]))
+        assert float(c.entries[0].grad_symbolic) == pytest.approx(
+            float(sum(x * (1 - sp.tanh(sp.Rational(v) * x) ** 2) for x in (1, 2, 3, -4))), rel=1e-14)
+    with pytest.raises(sg.OptionError) as err2:
+        sg.sweep(module.scaled, over={"a": (-1, 1)})
+    assert "`symgrad.trace(f, *example_values).sweep(over)`" in str(err2.value)
