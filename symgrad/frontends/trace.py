@@ -167,14 +167,33 @@ def is_python_int(value: Any) -> bool:
 def int_sentence(arguments: Mapping[str, Any], names: Iterable[str], why: str) -> str | None:
     """The sentence for differentiating with respect to Python ints (`names` that are ints among
     `arguments`), or None where none is."""
+    names = list(names)
     ints = [(n, arguments[n]) for n in names if n in arguments and is_python_int(arguments[n])]
     if not ints:
-        return None
+        return _tensor_data_sentence(arguments, names, why)
     said = " and ".join(f"`{n}` is the Python int {int(v)}" for n, v in ints)
     floats = " and ".join(f"{float(int(v))!r}" for _, v in ints)
     return (f"{said}: symgrad keeps a Python int an int, as your code gets it (a count, an index, a shape), "
             f"and never differentiates it; {why}.\nFix: pass {floats} to differentiate with respect to "
             f"{'it' if len(ints) == 1 else 'them'}.")
+
+
+def _tensor_data_sentence(arguments: Mapping[str, Any], names: Sequence[str], why: str) -> str | None:
+    """The sentence for differentiating with respect to a tensor read as data (labels, a mask, an
+    image batch), or None where `names` names none."""
+    for n in names:
+        v = arguments.get(n)
+        if not isinstance(v, torch.Tensor) or not (_is_data(v) or (v.is_floating_point() and v.ndim >= 3)):
+            continue
+        if _is_data(v):
+            kind = str(v.dtype).replace("torch.", "")
+            return (f"`{n}` is data, {'an' if kind.startswith('int') else 'a'} {kind} tensor of shape {tuple(v.shape)} (labels, "
+                    f"counts, a mask): symgrad reads it as your code does and never differentiates it; {why}.\n"
+                    f"Fix: leave `{n}` out of wrt; a floating tensor is differentiated.")
+        return (f"`{n}` is data, a tensor of shape {tuple(v.shape)} (rank {v.ndim}) that your function reshapes: "
+                f"symgrad differentiates tensors of rank 0, 1 and 2; {why}.\nFix: leave `{n}` out of wrt, or "
+                f"differentiate a reshape of it (pass `{n}.reshape({v.shape[0]}, -1)` and write the function on it).")
+    return None
 
 
 def dtype_of(values: Iterable[Any]) -> str:

@@ -157,6 +157,19 @@ def test_differentiating_with_respect_to_an_int_is_one_sentence(module: Any) -> 
     assert "Fix: pass 2.0 and 3.0 to differentiate with respect to them." in str(err2.value)
 
 
+def test_differentiating_with_respect_to_data_is_one_sentence(module: Any) -> None:
+    y = torch.tensor([1, 0, 1])
+    traced = sg.trace(module.mask_from_labels, torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64), y)
+    with pytest.raises(sg.OptionError) as err:
+        traced.compare(wrt=["y"])
+    assert str(err.value).startswith("`y` is data, an int64 tensor of shape (3,) (labels, counts, a mask): ")
+    traced = sg.trace(module.flat_view, batch(torch.float64), torch.tensor(WEIGHTS, dtype=torch.float64))
+    with pytest.raises(sg.OptionError) as err:
+        traced.compare(wrt=["X"])
+    assert str(err.value).startswith("`X` is data, a tensor of shape (2, 1, 2, 4) (rank 4) that your function reshapes: ")
+    assert "Fix: leave `X` out of wrt, or differentiate a reshape of it (pass `X.reshape(2, -1)`" in str(err.value)
+
+
 def test_sympy_inputs_still_take_ints_as_exact_numbers() -> None:
     x = sp.Symbol("x")
     c = sg.compare(x ** 3, at={x: 2})
