@@ -166,8 +166,9 @@ class CallTranslator:
                 return ix.torch_shape(base)
             if node.attr in ("size", "numel", "dim"):
                 return _ShapeMethod(node.attr, base)
-            raise Refuse(node, f"`.{node.attr}` of the integer data `{getattr(base, 'name', '')}` is not supported: "
-                               "symgrad reads data as indices and by its shape.\nFix: use it to index a tensor.")
+            raise Refuse(node, f"`.{node.attr}` of the data `{getattr(base, 'name', '')}` is not supported: "
+                               "symgrad reads data as indices, as masks, by its shape, and reshaped (`.reshape`, "
+                               "`.view`, `.flatten`).\nFix: use it to index a tensor, or reshape it to a matrix first.")
         if _is_value(base):
             name = f"Tensor.{node.attr}"
             if node.attr == "T":

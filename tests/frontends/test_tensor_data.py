@@ -66,6 +66,9 @@ SOURCE = textwrap.dedent('''
     def mask_from_x(x):
         return x[x > 0].sum()
 
+    def weight_of_rank_three(W):
+        return torch.tanh(W.reshape(2, 2, 2)).sum()
+
     def relu_count(a, n, y):
         s = a * 0
         for i in range(n):
@@ -224,6 +227,14 @@ def test_a_differentiated_batch_of_rank_four_is_a_sentence(module: Any) -> None:
         sg.trace(module.flat_view, X, torch.tensor(WEIGHTS, dtype=torch.float64))
     assert str(err.value).startswith("`X` is a tensor of shape (2, 1, 2, 4) (rank 4) that requires grad; ")
     assert "Fix: differentiate a reshape of it" in str(err.value)
+
+
+def test_a_differentiated_value_of_rank_three_is_a_sentence(module: Any) -> None:
+    with pytest.raises(sg.TraceError) as err:
+        sg.trace(module.weight_of_rank_three, torch.tensor(WEIGHTS[:4], dtype=torch.float64).reshape(2, 4))
+    text = str(err.value)
+    assert "return torch.tanh(W.reshape(2, 2, 2)).sum()" in text  # the user's line
+    assert "A tensor of shape (2, 2, 2) has 3 dimensions; symgrad reads tensors of rank 0, 1 and 2." in text
 
 
 # ---------------------------------------------------------------- 3. mask indexing
