@@ -605,6 +605,11 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         return path_mode(_first(gap), gap)
     _loops_end(lowered, values, fn_name, max_iterations, translation.origins)
     fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype)
+    ints = [n for n in data if is_python_int(data[n])]
+    if not fidelity.ok and fidelity.value_user is None and ints:  # torch.exp(2) raises: the math needs a real
+        said = int_sentence(arguments, ints, f"{fidelity.detail}, which a Python int can cause (torch's functions "
+                                             "take tensors)")
+        raise PointError(said or fidelity.detail)
     if not fidelity.ok:
         linear = (" symgrad reads `nn.Linear` as `x @ W.T + b`, and torch computes `F.linear` of a matrix as one "
                   "fused `addmm`, which on some sizes rounds differently; where that is the difference, compare a "

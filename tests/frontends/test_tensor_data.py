@@ -160,6 +160,21 @@ def test_differentiating_with_respect_to_an_int_is_one_sentence(module: Any) -> 
     assert "Fix: pass 2.0 and 3.0 to differentiate with respect to them." in str(err2.value)
 
 
+def test_an_int_where_torch_needs_a_tensor_is_one_sentence() -> None:
+    def f(x, n):
+        return torch.sin(x) * torch.exp(n)
+
+    with pytest.raises(sg.PointError) as err:  # torch.exp(2) raises TypeError in the user's own run
+        sg.compare(f, at={"x": 0.5, "n": 2})
+    text = str(err.value)
+    assert text.startswith("`n` is the Python int 2: ") and "TypeError: exp()" in text
+    assert "Fix: pass 2.0 to differentiate with respect to it." in text
+    c = sg.compare(f, at={"x": 0.5, "n": 2.0})  # the fix: n is an input
+    n = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(f(torch.tensor(0.5, dtype=torch.float64), n), n)
+    assert [str(e.wrt) for e in c.entries] == ["x", "n"] and c.entries[1].grad_autograd == float(g)
+
+
 def test_differentiating_with_respect_to_data_is_one_sentence(module: Any) -> None:
     y = torch.tensor([1, 0, 1])
     traced = sg.trace(module.mask_from_labels, torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64), y)
