@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from . import source_data as sd
 from . import source_indexing as ix
 from . import torch_names as tn
 from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
@@ -158,13 +159,16 @@ class CallTranslator:
             if base.name == "math" and isinstance(obj, float):
                 return obj
             return self.from_python(obj, dotted, node)
+        if isinstance(base, ix.Data) and node.attr in sd.DATA_METHODS:  # `X.reshape(-1, 784)` of data
+            return _Method(f"Tensor.{node.attr}", base)
         if isinstance(base, ix.Data) or (_is_value(base) and node.attr in _SHAPE_ATTRIBUTES):
             if node.attr == "shape":
                 return ix.torch_shape(base)
             if node.attr in ("size", "numel", "dim"):
                 return _ShapeMethod(node.attr, base)
-            raise Refuse(node, f"`.{node.attr}` of the integer data `{getattr(base, 'name', '')}` is not supported: "
-                               "symgrad reads data as indices and by its shape.\nFix: use it to index a tensor.")
+            raise Refuse(node, f"`.{node.attr}` of the data `{getattr(base, 'name', '')}` is not supported: "
+                               "symgrad reads data as indices, as masks, by its shape, and reshaped (`.reshape`, "
+                               "`.view`, `.flatten`).\nFix: use it to index a tensor, or reshape it to a matrix first.")
         if _is_value(base):
             name = f"Tensor.{node.attr}"
             if node.attr == "T":
@@ -241,6 +245,10 @@ class CallTranslator:
             c = args[0]
             if isinstance(c, sp.Basic):
                 args = [strip(c), *args[1:]]
+        data = sd.reshaped(spelling, args, kwargs, node)
+        if data is not None:
+            return data
+        args = sd.as_constants(args, node, spelling)
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
         if spelling.name not in ("torch.where", "Tensor.all", "Tensor.any"):  # elsewhere a mask is 0s and 1s
             sym_args = [tn.as_numbers(a) for a in sym_args]

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import source_data as sd
 from . import source_indexing as ix
 from . import torch_names as tn
 from .source_calls import CallTranslator
-from .source_state import Refuse, TranslationState, is_bool, to_sympy
+from .source_state import Data, Refuse, TranslationState, is_bool, to_sympy
 from ..program.elementwise import MatrixPiecewise, piecewise
 from ..program.primitives import strip
 
@@ -141,6 +142,8 @@ class ExpressionTranslator:
                 raise Refuse(node, "Only <, <=, >, >=, == and != comparisons are supported.")
             if _is_number(left) and _is_number(right):
                 parts.append(sp.true if _python_compare(op, left, right) else sp.false)
+            elif isinstance(left, Data) or isinstance(right, Data):  # a mask of data (`y > 0`): data
+                parts.append(sd.compare(op, left, right, node))
             elif tn.is_matrix(left) or tn.is_matrix(right):
                 # A condition per element (a mask), for torch.where or arithmetic.
                 parts.append(tn.compare(rel, to_sympy(left), to_sympy(right)))

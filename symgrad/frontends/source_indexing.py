@@ -63,6 +63,11 @@ def _positions(part: Any, length: int, node: ast.AST) -> list[int] | int:
         return list(range(length))[part]
     if isinstance(part, range):
         return [_positions(k, length, node) for k in part]  # type: ignore[misc]
+    if isinstance(part, Data) and part.array.dtype == np.bool_ and part.array.ndim == 1:
+        if len(part.array) != length:  # torch raises IndexError
+            raise Refuse(node, f"The mask `{part.name}` has {len(part.array)} elements, but it indexes a dimension "
+                               f"of size {length} (torch raises here).\nFix: give the mask that dimension's size.")
+        return _selected([int(k) for k in np.flatnonzero(part.array)], part.name, node)
     if isinstance(part, Data):
         if part.array.dtype == np.bool_ or part.array.ndim != 1:
             raise Refuse(node, "Indexing by a boolean mask or by a tensor of rank other than 1 is not supported.\n"
@@ -77,6 +82,15 @@ def _positions(part: Any, length: int, node: ast.AST) -> list[int] | int:
 
 def index(base: Any, parts: Sequence[Any], node: ast.AST) -> Any:
     """`base[parts]` as torch indexes it."""
+    if any(tn.is_mask(p) for p in parts):
+        raise Refuse(node, "This index is a mask computed from a differentiated tensor: the elements it selects, "
+                           "and so the result's shape, change where a value crosses the threshold: control flow that no "
+                           "derivative sees, which symgrad does not read.\nFix: keep every "
+                           "element and zero the others, e.g. `torch.where(x > 0, x, 0.0)` for `x[x > 0]` (the sum "
+                           "is the same), or pass the mask as a boolean tensor computed outside the function.")
+    if len(parts) == 1 and isinstance(parts[0], Data) and parts[0].array.dtype == np.bool_ \
+            and parts[0].array.ndim == 2 and tn.is_matrix(base) and len(torch_shape(base)) == 2:
+        return _masked(base, parts[0], node)
     if isinstance(base, Data):
         try:
             picked = base.array[tuple(parts) if len(parts) > 1 else parts[0]]
@@ -119,6 +133,23 @@ def index(base: Any, parts: Sequence[Any], node: ast.AST) -> Any:
         raise Refuse(node, f"This slice has {len(r) * len(c)} elements; symgrad builds slices of at most "
                            f"{MAX_INDEXED}.\nFix: slice less, or pass the part you need as its own input.")
     return sp.ImmutableMatrix(len(r), len(c), [MatrixElement(base, i, j) for i in r for j in c])
+
+
+def _selected(picked: list[int], name: str, node: ast.AST) -> list[int]:
+    if not picked:
+        raise Refuse(node, f"The mask `{name}` selects no element: the result is an empty tensor, which has no "
+                           "entries to compare.\nFix: compare at a point where the mask selects at least one element.")
+    return picked
+
+
+def _masked(base: Any, mask: Data, node: ast.AST) -> Any:
+    """`X[M]` with `M` a boolean matrix of `X`'s shape: the elements where `M` is true, in row-major
+    order, as a rank-1 tensor (torch's order)."""
+    if tuple(mask.array.shape) != tn.shape(base):
+        raise Refuse(node, f"The mask `{mask.name}` has shape {tuple(mask.array.shape)}, but it indexes a tensor of "
+                           f"shape {tn.shape(base)} (torch raises here).\nFix: give the mask the tensor's shape.")
+    picked = _selected([(int(i), int(j)) for i, j in np.argwhere(mask.array)], mask.name, node)  # type: ignore[misc]
+    return _column([MatrixElement(base, i, j) for i, j in picked], node)  # type: ignore[misc]
 
 
 def _advanced(parts: Sequence[Any]) -> bool:

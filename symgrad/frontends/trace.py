@@ -23,7 +23,7 @@ import re
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Final, Literal
 
@@ -35,7 +35,7 @@ from sympy.codegen import ast as cg
 from ..base.errors import LoopLimitError, OptionError, PointError, TraceError, UnsupportedNodeError
 from ..program import exact as ex
 from ..program.extremes import MAX_VALUES
-from ..program.program import node_text
+from ..program.program import Vector, node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides.ir import has_loop
@@ -144,6 +144,56 @@ def _is_data(value: Any) -> bool:
     """An integer or boolean tensor: data the function reads (class labels, counts, masks)."""
     return isinstance(value, torch.Tensor) and not value.is_floating_point() and not value.is_complex() \
         and not value.is_meta
+
+
+def _is_batch(name: str, value: Any) -> bool:
+    """A floating tensor of rank 3 or more that does not require grad (an image batch): data.
+    One that requires grad is a sentence: symgrad differentiates tensors of rank 0, 1 and 2."""
+    if not (isinstance(value, torch.Tensor) and value.is_floating_point() and value.ndim >= 3 and not value.is_meta):
+        return False
+    if value.requires_grad:
+        raise TraceError(f"`{name}` is a tensor of shape {tuple(value.shape)} (rank {value.ndim}) that requires grad; "
+                         "symgrad differentiates tensors of rank 0, 1 and 2.\nFix: differentiate a reshape of it "
+                         f"(pass `{name}.reshape({value.shape[0]}, -1)` and write the function on it), or pass it "
+                         f"without requires_grad (`{name}.detach()`) to read it as data that your function reshapes.")
+    return True
+
+
+def is_python_int(value: Any) -> bool:
+    """A Python int (not a bool): data, as Python uses it (a count, an index, a shape), never a float."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def int_sentence(arguments: Mapping[str, Any], names: Iterable[str], why: str) -> str | None:
+    """The sentence for differentiating with respect to Python ints (`names` that are ints among
+    `arguments`), or None where none is."""
+    names = list(names)
+    ints = [(n, arguments[n]) for n in names if n in arguments and is_python_int(arguments[n])]
+    if not ints:
+        return _tensor_data_sentence(arguments, names, why)
+    said = " and ".join(f"`{n}` is the Python int {int(v)}" for n, v in ints)
+    floats = " and ".join(f"{float(int(v))!r}" for _, v in ints)
+    return (f"{said}: symgrad keeps a Python int an int, as your code gets it (a count, an index, a shape), "
+            f"and never differentiates it; {why}.\nFix: pass {floats} to differentiate with respect to "
+            f"{'it' if len(ints) == 1 else 'them'}.")
+
+
+def _tensor_data_sentence(arguments: Mapping[str, Any], names: Sequence[str], why: str) -> str | None:
+    """The sentence for differentiating with respect to a tensor read as data (labels, a mask, an
+    image batch), or None where `names` names none."""
+    for n in names:
+        v = arguments.get(n)
+        if not isinstance(v, torch.Tensor) or not (_is_data(v) or (v.is_floating_point() and v.ndim >= 3)):
+            continue
+        if _is_data(v):
+            kind = str(v.dtype).replace("torch.", "")
+            return (f"`{n}` is data, {'an' if kind.startswith('int') else 'a'} {kind} tensor of shape {tuple(v.shape)} (labels, "
+                    f"counts, a mask): symgrad reads it as your code does and never differentiates it; {why}.\n"
+                    f"Fix: leave `{n}` out of wrt; a floating tensor is differentiated.")
+        return (f"`{n}` is data, a tensor of shape {tuple(v.shape)} (rank {v.ndim}) that your function reshapes: "
+                f"symgrad differentiates tensors of rank 0, 1 and 2; {why}.\nFix: leave `{n}` out of wrt, or "
+                f"differentiate a reshape of it (pass `{n}.reshape({v.shape[0]}, -1)` and write the function on it).")
+    return None
 
 
 def dtype_of(values: Iterable[Any]) -> str:
@@ -510,6 +560,12 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if _is_data(raw):  # labels, counts, masks: read as data, never made floats or differentiated
             data[name] = raw.detach().cpu().numpy()
             continue
+        if is_python_int(raw):  # a count, a class index, `range(n)`: an int in your run and in the translation
+            data[name] = int(raw)
+            continue
+        if subject is None and _is_batch(name, raw):  # an image batch: data, reshaped to a matrix before use
+            data[name] = raw.detach().cpu().numpy()
+            continue
         value, shp, note = _example(name, raw)
         names.append(name)
         values[name] = value
@@ -517,8 +573,13 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if note:
             notes.append(note)
             rank1.add(name)
+    if not names and not subject:
+        said = int_sentence(arguments, list(data), "this function has no other input to differentiate")
+        if said is not None:
+            raise PointError(said)
     def path_mode(reason: str, err: TraceError) -> Reading:
-        return _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err)
+        read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err)
+        return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v)})
 
     try:
         try:
@@ -544,6 +605,11 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         return path_mode(_first(gap), gap)
     _loops_end(lowered, values, fn_name, max_iterations, translation.origins)
     fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype)
+    ints = [n for n in data if is_python_int(data[n])]
+    if not fidelity.ok and fidelity.value_user is None and ints:  # torch.exp(2) raises: the math needs a real
+        said = int_sentence(arguments, ints, f"{fidelity.detail}, which a Python int can cause (torch's functions "
+                                             "take tensors)")
+        raise PointError(said or fidelity.detail)
     if not fidelity.ok:
         linear = (" symgrad reads `nn.Linear` as `x @ W.T + b`, and torch computes `F.linear` of a matrix as one "
                   "fused `addmm`, which on some sizes rounds differently; where that is the difference, compare a "
@@ -655,7 +721,8 @@ def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None
             parts.append((name, id(v)))  # torch, a function, a class: by identity
         else:
             return None  # an object whose attributes the reading may use: read again each time
-    held = tuple((name, str(a.dtype), a.shape, a.tobytes()) for name, a in sorted(data.items()))
+    held = tuple((name, a) if isinstance(a, int) else (name, str(a.dtype), a.shape, a.tobytes())
+                 for name, a in sorted(data.items()))
     return (code, f.__defaults__, tuple(shapes), tuple(rank1), held, tuple(parts))
 
 
@@ -698,7 +765,8 @@ def _path_mode(fn: Any, source: Any, run_user: Any, names: list[str], values: di
                source_error: TraceError) -> Reading:
     """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error.
     `run_user(names, tensors)` runs the user's code; `source` is the function whose lines it cites."""
-    inputs = [sp.MatrixSymbol(n, *shp) if shp is not None else sp.Symbol(n, real=True) for n, shp in shapes]
+    inputs = [sp.Symbol(n, real=True) if shp is None else Vector(n, *shp) if n in rank1 else sp.MatrixSymbol(n, *shp)
+              for n, shp in shapes]
 
     def user(tensors: list[torch.Tensor]) -> Any:
         return run_user(names, tensors)

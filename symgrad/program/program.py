@@ -38,8 +38,20 @@ from .elementwise import readable
 PRINT_DIGITS: Final = 60
 
 
+class Vector(sp.MatrixSymbol):
+    """A rank-1 tensor input of length n (a torch function's `b1`), read as the (n, 1) column
+    `MatrixSymbol` it computes as; only its name differs: its elements print `b1[3]`, as the user
+    indexes them, never `b1[3, 0]`."""
+
+
 class NotationPrinter(StrPrinter):
-    """SymPy's str printer, with huge integers and rationals rounded."""
+    """SymPy's str printer, with huge integers and rationals rounded, and the elements of a
+    rank-1 input (`Vector`) by one index."""
+
+    def _print_MatrixElement(self, expr: Any) -> str:
+        if isinstance(expr.parent, Vector) and expr.j == 0:
+            return f"{self._print(expr.parent)}[{self._print(expr.i)}]"
+        return super()._print_MatrixElement(expr)
 
     def _print_Integer(self, expr: sp.Integer) -> str:
         return super()._print_Integer(expr) if not _huge(expr) else _rounded(expr)

@@ -124,7 +124,8 @@ def point_notes(c: Comparison) -> list[str]:
         return []
     rows: list[str] = []
     for s, v in c.point.items():
-        elements = ([(f"{sstr(s)}[{i}, {j}]", v[i, j]) for i in range(v.rows) for j in range(v.cols)]
+        elements = ([(sstr(s[i, j]) if isinstance(s, sp.MatrixSymbol) else f"{sstr(s)}[{i}, {j}]", v[i, j])
+                     for i in range(v.rows) for j in range(v.cols)]  # a rank-1 input's element: `b1[3]`
                     if isinstance(v, sp.MatrixBase) else [(sstr(s), v)])
         for name, value in elements:
             typed = _float32_decimal(value) if isinstance(value, sp.Rational) else None

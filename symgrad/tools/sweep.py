@@ -30,7 +30,7 @@ from ..program.deep import deep
 from ..sides.autograd import in_torch_state, torch_state
 from ..base.causes import Cause
 from ..base.rendering import render
-from ..frontends.front import expression
+from ..frontends.front import expression, is_torch_function
 from ..verdict.compare import compare, rounding_only
 from ..verdict.records import Comparison
 from ..base.errors import LoopLimitError, OptionError, PointError
@@ -396,6 +396,11 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     {'agree': 4, 'kink': 1}
     """
     start = time.perf_counter()
+    if is_torch_function(f):  # a sweep checks the user's code beside its translation: `trace` reads it first
+        raise OptionError(f"`{getattr(f, '__name__', 'this function')}` is a torch function; symgrad.sweep takes a SymPy "
+                          "expression or Program.\nFix: read it first at example values, then sweep the reading: "
+                          "`symgrad.trace(f, *example_values).sweep(over)` (data, a Python int or an integer tensor, is "
+                          "held at its example value).")
     check_options(branches=branches, dtype=dtype)
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = lower(expression(f), branches=branches, dtype=dtype)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
 import numpy as np
+import sympy as sp
 import torch
 
 from ..base.errors import OptionError, TraceError
@@ -53,10 +54,27 @@ class Traced(Reading):
                 f"{', ...' if len(self.parameters) > 3 else ''}); symgrad sweeps functions of numbers, one point "
                 "at a time through your own code, not models.\nFix: compare the model point by point "
                 "(`symgrad.compare(model, at=...)`), or sweep a function of the numbers you vary.")
+        tensors = [s.name for s in self.inputs if isinstance(s, sp.MatrixSymbol)]
+        if tensors or _computes_with_tensors(self.program):
+            scalars = [s.name for s in self.inputs if s.name not in tensors]
+            held = [*scalars[1:], *tensors, *_data(self)]
+            at = ", ".join([*(f'"{n}": v' for n in scalars[:1]), *(f'"{n}": {n}' for n in held)])
+            named = ", ".join(f"`{t}`" for t in tensors) or "made inside the function, from data or constants"
+            raise OptionError(_HELD.format(fn=_name(self), tensors=named,
+                                           scalars=", ".join(f"`{n}`" for n in scalars) or "none", at=at))
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
         result = sweep(self.program, over, branches=self.branches, **options)
         return replace(result, checked_points=_check_beside_user(self, result))
+
+
+# A sweep of a function with tensor inputs (issue 20, item 4): said, not run.
+_HELD: Final = (
+    "`{fn}` computes with tensors ({tensors}); a sweep runs the translation on a batch of numbers, one number per "
+    "input and point, and symgrad's batch runner does not run tensor operations (a matmul, a sum) on a batch of "
+    "points, so it does not sweep the scalar inputs ({scalars}) with the tensors and data held fixed.\n"
+    "Fix: compare point by point, each point checked against your function bit for bit: "
+    "`[traced.compare(at={{{at}}}) for v in values]`, or sweep a function of numbers only.")
 
 
 # Where the user's function cannot run on the whole batch at once (Python control flow on tensor
@@ -101,7 +119,7 @@ def _run_batch(traced: Traced, s: Sweep, names: list[str], wrt: list[int],
     cannot run on a batch (vmap refuses Python control flow on tensor values, `.item()`, a value
     turned into a Python number) or gives no value per point."""
     columns = [torch.tensor(s.points[:, k], dtype=dtype, requires_grad=True) for k in range(len(names))]
-    rest = {k: v for k, v in traced.point.items() if k not in names}
+    rest = {**_data(traced), **{k: v for k, v in traced.point.items() if k not in names}}
 
     def one(*values: torch.Tensor) -> Any:
         return traced.fn(**rest, **dict(zip(names, values)))
@@ -125,7 +143,7 @@ def _check_points(traced: Traced, s: Sweep, rows: list[int], names: list[str], w
     translation is a TraceError naming it."""
     for i in rows:
         tensors = {name: torch.tensor(float(s.points[i, k]), dtype=dtype, requires_grad=True) for k, name in enumerate(names)}
-        point = {**traced.point, **tensors}
+        point = {**_data(traced), **traced.point, **tensors}
         try:
             with torch.enable_grad():
                 out = traced.fn(**point)
@@ -151,6 +169,18 @@ _PARTS: Final = (
     "Fix: compare that point on its own (`symgrad.compare(fn, at=...)` reads the function there), or rewrite the "
     "line that differs with the spellings of docs/supported.md."
 )
+
+
+def _computes_with_tensors(program: Any) -> bool:
+    """A translation with a tensor value (a matrix input, or a constant tensor: data, a global)."""
+    parts = [program.body, program.output] if hasattr(program, "body") else [program]
+    return any(isinstance(n, (sp.MatrixExpr, sp.MatrixBase)) for p in parts for n in sp.preorder_traversal(p))
+
+
+def _data(traced: Traced) -> dict[str, Any]:
+    """The arguments a sweep holds as they were given: data, never inputs (a Python int, an
+    integer or boolean tensor, an image batch)."""
+    return {k: v for k, v in traced.arguments.items() if k not in traced.point}
 
 
 def _same(a: float, b: float) -> bool:

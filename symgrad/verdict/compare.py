@@ -32,7 +32,7 @@ from ..base.causes import EXPLANATIONS, HINTS, Cause
 from ..frontends.front import expression, is_torch_function
 from ..frontends.source import SourceSpan, place
 from ..frontends.modules import expand_wrt, is_module
-from ..frontends.trace import Reading, in_your_words, point_by_name, read_function, spellings
+from ..frontends.trace import Reading, in_your_words, int_sentence, point_by_name, read_function, spellings
 from ..program.program import Program
 from ..base.errors import ORDER
 from ..base.errors import RTOL as RTOL_MESSAGE
@@ -347,6 +347,12 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
     names = [getattr(s, "name", str(s)) for s in reading.inputs]
+    asked = options.get("wrt")
+    asked = [] if asked is None else [asked] if isinstance(asked, (str, sp.Basic)) else list(asked)
+    said = int_sentence(reading.arguments, [getattr(w, "name", str(w)) for w in asked],
+                        "`wrt` asks for its derivative")
+    if said is not None:
+        raise OptionError(said)
     # A module's name in wrt (`"model"`, `"fc1"`) means every parameter under it; a module compares
     # its trainable parameters by default.
     options["wrt"] = expand_wrt(names, options.get("wrt"))

@@ -77,8 +77,13 @@ def test_an_index_out_of_range_is_a_sentence(tmp_path: Path) -> None:
     assert "out of range" in str(err.value) and "Fix:" in str(err.value)
 
 
-def test_a_mask_index_is_a_sentence(tmp_path: Path) -> None:
-    mod = load_module("import torch\n\ndef f(x, m):\n    return x[m].sum()\n", tmp_path)
+def test_a_mask_index_is_read(tmp_path: Path) -> None:
+    """Once a sentence, a boolean data mask now selects elements (tests/frontends/test_tensor_data.py);
+    a mask computed from the differentiated value is the sentence."""
+    mod = load_module("import torch\n\ndef f(x, m):\n    return x[m].sum()\n\ndef g(x):\n    return x[x > 1].sum()\n",
+                      tmp_path)
+    c = reads_like_torch(mod.f, [torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([True, False])])
+    assert [e.grad_autograd for e in c.entries] == [1.0, 0.0]
     with pytest.raises(sg.SymgradError) as err:
-        sg.trace(mod.f, torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([True, False]))
-    assert "Fix:" in str(err.value)
+        sg.trace(mod.g, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert "Fix:" in str(err.value) and "torch.where" in str(err.value)

@@ -1,0 +1,127 @@
+"""Data the source reader holds as values, never as inputs (issue 20, items 2 and 3).
+
+A tensor argument that is not differentiated is data (`source_state.Data`): integer and boolean
+tensors (labels, counts, masks), and a floating tensor of rank 3 or 4 that does not require grad
+(an image batch (256, 1, 28, 28)). The reader computes with data as numpy computes, which is what
+torch computes on such values:
+
+- `X.reshape(-1, 784)`, `X.view(X.shape[0], -1)`, `torch.flatten(X, 1)`, `X.flatten()`,
+  `torch.reshape(X, s)`: the array reshaped in C order (torch's order), still data;
+- `y > 0`, `y == k`, `X != 0`: a boolean array (a mask, `x[mask]` selects by it);
+- data of rank <= 2 meeting a differentiated value (`X2 @ W`, `X2 * w`): the constant tensor of
+  its values (exact: every float64 and float32 is a rational number), as a tensor read from a
+  global is; data of rank 3 or more there is a sentence naming the line (symgrad's tensors have
+  rank 0, 1 or 2), and so is a differentiated value of rank 3 or more (`torch_shapes`).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+import sympy as sp
+
+from . import torch_names as tn
+from .source_state import Data, Refuse
+
+# The spellings that reshape: on data, numpy's reshape in C order.
+RESHAPES: Final = frozenset({"Tensor.reshape", "Tensor.view", "torch.reshape", "Tensor.flatten", "torch.flatten"})
+
+# Data methods read as the spellings above.
+DATA_METHODS: Final = frozenset({"reshape", "view", "flatten"})
+
+_COMPARE: Final = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+                   ast.Eq: operator.eq, ast.NotEq: operator.ne}
+
+
+def is_data_operand(v: Any) -> bool:
+    return isinstance(v, Data) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def compare(op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Data:
+    """`y > 0`, `y == k` of data (with numbers or data): a boolean array, still data."""
+    if not (is_data_operand(left) and is_data_operand(right)):
+        raise Refuse(node, "This comparison mixes data (a tensor passed as data: labels, a mask, an image batch) "
+                           "with a differentiated value; symgrad computes masks from data only.\n"
+                           "Fix: compare data with data or numbers, or use `torch.where(cond, a, b)` on the "
+                           "differentiated value.")
+    fn = _COMPARE.get(type(op))
+    if fn is None:
+        raise Refuse(node, "Only <, <=, >, >=, == and != comparisons are supported.")
+    a, b = (v.array if isinstance(v, Data) else v for v in (left, right))
+    try:
+        out = np.asarray(fn(a, b))
+    except ValueError as err:
+        raise Refuse(node, f"These data do not broadcast ({err}); torch raises here.\nFix: compare data of "
+                           "shapes that broadcast.") from None
+    name = next(v.name for v in (left, right) if isinstance(v, Data))
+    return Data(out, name)
+
+
+def reshaped(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: ast.AST) -> Data | None:
+    """A reshape of data (`X.reshape(-1, 784)`, `torch.flatten(X, 1)`): the array in C order, still
+    data; None where the spelling is no reshape of data."""
+    if spelling.name not in RESHAPES or not args or not isinstance(args[0], Data):
+        return None
+    x: Data = args[0]
+    array = x.array
+    if spelling.name.endswith("flatten"):
+        start = _int(kwargs.get("start_dim", args[1] if len(args) > 1 else 0), node)
+        end = _int(kwargs.get("end_dim", args[2] if len(args) > 2 else -1), node)
+        if array.ndim == 0:
+            return Data(array.reshape(1), x.name)
+        start, end = (d % array.ndim if -array.ndim <= d < array.ndim else _out_of_range(d, array.ndim, node)
+                      for d in (start, end))
+        if start > end:
+            raise Refuse(node, f"flatten's start_dim {start} comes after end_dim {end} (torch raises).\n"
+                               "Fix: give start_dim <= end_dim.")
+        dims = (*array.shape[:start], math.prod(array.shape[start:end + 1]), *array.shape[end + 1:])
+        return Data(array.reshape(dims), x.name)
+    sizes: Any = list(args[1:]) if len(args) > 1 else kwargs.get("shape", kwargs.get("size", ()))
+    if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)):
+        sizes = list(sizes[0])
+    dims = [_int(d, node) for d in sizes]
+    try:
+        return Data(array.reshape(dims), x.name)  # numpy's C order is torch's
+    except ValueError:
+        raise Refuse(node, f"`{x.name}` has {array.size} elements, which do not fit the shape {tuple(dims)} "
+                           "(torch raises).\nFix: give sizes whose product is the number of elements.") from None
+
+
+def as_constants(args: Sequence[Any], node: ast.AST, spelling: Any) -> list[Any]:
+    """The operands of an op, floating data among them (an image batch reshaped to a matrix)
+    written as constant tensors of its values; floating data of rank 3 or more is a sentence.
+    Integer and boolean data stay data: the spellings that read labels and masks read them so."""
+    return [_constant(a, node, spelling) if isinstance(a, Data) and a.array.dtype.kind == "f" else a for a in args]
+
+
+def _constant(d: Data, node: ast.AST, spelling: Any) -> Any:
+    array = d.array
+    if array.ndim > 2:
+        what = f"`{spelling.name.replace('Tensor.', '.')}`" if spelling.kind != "operator" else f"`{spelling.name}`"
+        raise Refuse(node, f"`{d.name}` is data of shape {tuple(array.shape)} (rank {array.ndim}), used here by {what} "
+                           "before it is reshaped; symgrad computes with tensors of rank 0, 1 and 2.\n"
+                           f"Fix: flatten it first, e.g. `{d.name}.reshape({d.name}.shape[0], -1)` or "
+                           f"`torch.flatten({d.name}, 1)` (what `nn.Flatten` does).")
+    if array.ndim == 0:
+        return sp.Float(float(array))
+    rows = array.reshape(-1, 1) if array.ndim == 1 else array
+    matrix = sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in rows])
+    if array.ndim == 1:
+        tn.RANK1.set(tn.RANK1.get() | {matrix})  # torch's rank-1 tensor: it broadcasts as a row
+    return matrix
+
+
+def _int(v: Any, node: ast.AST) -> int:
+    if isinstance(v, (int, np.integer, sp.Integer)) and not isinstance(v, bool):
+        return int(v)
+    raise Refuse(node, "A reshape of data takes constant sizes.\nFix: write the sizes as numbers, or as `x.shape[0]`.")
+
+
+def _out_of_range(d: int, ndim: int, node: ast.AST) -> int:
+    raise Refuse(node, f"Dimension {d} is outside the data's {ndim} dimensions (torch raises).\n"
+                       "Fix: pass a dimension the tensor has.")
