@@ -38,6 +38,9 @@ _TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
     "pow": lambda a: (a[0] == 0) | (a[1] == 0),
     "atan2": lambda a: (a[0] == 0) & (a[1] == 0),  # undefined at the origin
     "vector_norm": lambda a: torch.stack([u == 0 for u in a]).all(0),  # the cone's tip
+    **{op: (lambda a, f=f: (torch.stack(a) == f(torch.stack(a), 0).values).sum(0) > 1)  # two elements tie
+       for op, f in (("amax", torch.max), ("max_at", torch.max), ("amin", torch.min), ("min_at", torch.min))},
+    "std": lambda a: torch.stack([u == a[0] for u in a]).all(0),  # every element equal: the cone's tip
 }
 
 
