@@ -24,8 +24,8 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import logsumexp
 from ..program.reductions import amax, amin, max_at, min_at, std, std_along, var, var_along
-from .torch_shapes import MAX_ELEMENTS, torch_dims
-from .torch_values import RANK1, Build, Spelling, as_scalar, is_matrix, shape
+from .torch_shapes import MAX_ELEMENTS, made, torch_dims
+from .torch_values import Build, Spelling, as_scalar, is_matrix, shape
 
 
 class Indices:
@@ -68,16 +68,6 @@ def _grid(x: Any) -> list[list[Any]]:
     get = (lambda i, j: x[i, j]) if isinstance(x, sp.MatrixBase) else (lambda i, j: MatrixElement(x, i, j))
     grid = [[get(i, j) for j in range(cols)] for i in range(rows)]
     return [[e for r in grid for e in r]] if len(torch_dims(x)) == 1 else grid
-
-
-def _made(elements: list[Any], dims: Sequence[int]) -> Any:
-    if len(dims) == 0:
-        return elements[0]
-    if len(dims) == 1:
-        column = sp.ImmutableMatrix(dims[0], 1, elements)
-        RANK1.set(RANK1.get() | {column})
-        return column
-    return sp.ImmutableMatrix(dims[0], dims[1], elements)
 
 
 def _is_flag(v: Any) -> bool:
@@ -123,17 +113,17 @@ def _along(spelled: str, x: Any, dim: Any, keepdim: Any, node: Any, node_along: 
         return node(*grid[0])
     if dims is None or len(dims) == rank:
         whole = node(*[e for r in grid for e in r])
-        return _made([whole], [1] * rank) if keep else whole
+        return made([whole], [1] * rank) if keep else whole
     if rank == 1:  # pragma: no cover - a rank-1 tensor has one dim, covered above
         raise AssertionError(dims)
     every = [e for r in grid for e in r]
     if dims == [1]:
         values = [node(*r) if node_along is None else node_along(len(grid), len(grid[0]), 1, i, *every)
                   for i, r in enumerate(grid)]
-        return _made(values, [len(grid), 1] if keep else [len(grid)])
+        return made(values, [len(grid), 1] if keep else [len(grid)])
     values = [node(*[r[j] for r in grid]) if node_along is None else node_along(len(grid), len(grid[0]), 0, j, *every)
               for j in range(len(grid[0]))]
-    return _made(values, [1, len(grid[0])] if keep else [len(grid[0])])
+    return made(values, [1, len(grid[0])] if keep else [len(grid[0])])
 
 
 def _refuse_unknown(spelled: str, k: dict[str, Any], known: set[str]) -> None:
@@ -261,13 +251,13 @@ def _cumsum(a: Sequence[Any], k: dict[str, Any]) -> Any:
         return out
 
     if len(torch_dims(x)) == 1:
-        return _made(running(grid[0]), [len(grid[0])])
+        return made(running(grid[0]), [len(grid[0])])
     if dims == [1]:
         rows = [running(r) for r in grid]
     else:
         columns = [running([r[j] for r in grid]) for j in range(len(grid[0]))]
         rows = [[c[i] for c in columns] for i in range(len(grid))]
-    return _made([e for r in rows for e in r], [len(grid), len(grid[0])])
+    return made([e for r in rows for e in r], [len(grid), len(grid[0])])
 
 
 def _swap(spelled: str) -> Build:

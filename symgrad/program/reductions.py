@@ -36,10 +36,23 @@ from ..base.errors import UnsupportedNodeError
 Args = Sequence[ex.Exact]
 
 
-class _Extreme(sp.Function):
-    """The largest (smallest) of its scalar arguments, as one torch reduction."""
+class _Reduction(sp.Function):
+    """A reduction of scalar arguments; evaluated numerically as its mathematics written out."""
 
     is_real = True
+
+    def written_out(self) -> sp.Expr:
+        raise NotImplementedError
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        if not all(a.is_number for a in self.args):
+            return None
+        return self.written_out()._eval_evalf(prec)
+
+
+class _Extreme(_Reduction):
+    """The largest (smallest) of its scalar arguments, as one torch reduction."""
+
     LARGEST = True
 
     @classmethod
@@ -59,11 +72,6 @@ class _Extreme(sp.Function):
 
     def written_out(self) -> sp.Expr:
         return (sp.Max if self.LARGEST else sp.Min)(*self.args)
-
-    def _eval_evalf(self, prec: int) -> sp.Expr | None:
-        if not all(a.is_number for a in self.args):
-            return None
-        return self.written_out()._eval_evalf(prec)
 
 
 class amax(_Extreme):
@@ -86,10 +94,8 @@ class min_at(_Extreme):
     LARGEST = False
 
 
-class _Spread(sp.Function):
+class _Spread(_Reduction):
     """var(c, a_0, ..., a_(n-1)) and std: the first argument is the correction c (1: unbiased)."""
-
-    is_real = True
 
     @classmethod
     def eval(cls, *args: sp.Basic) -> None:
@@ -104,11 +110,6 @@ class _Spread(sp.Function):
         a = self.args[1:]
         mean = sp.Add(*a) / len(a)
         return mean, sp.Add(*[(u - mean) ** 2 for u in a]) / (len(a) - self.args[0])
-
-    def _eval_evalf(self, prec: int) -> sp.Expr | None:
-        if not all(a.is_number for a in self.args):
-            return None
-        return self.written_out()._eval_evalf(prec)
 
 
 class var(_Spread):
@@ -137,13 +138,11 @@ class std(_Spread):
         return (self.args[argindex - 1] - mean) / ((len(self.args) - 1 - self.args[0]) * self)
 
 
-class _SpreadAlong(sp.Function):
+class _SpreadAlong(_Reduction):
     """var_along(c, m, n, d, j, a_0, ..., a_(mn-1)): the var (std) with correction c of group j
     (row j for d = 1, column j for d = 0) of the (m, n) matrix whose elements, row-major, are
     the a's, as `X.var(dim=d)` is read: torch computes each along a dim of the whole matrix
     (another rounding than one group alone), so the node holds the whole matrix."""
-
-    is_real = True
 
     @classmethod
     def eval(cls, *args: sp.Basic) -> None:
@@ -168,10 +167,8 @@ class _SpreadAlong(sp.Function):
         arg = self.args[argindex - 1]
         return self.whole().fdiff(group.index(arg) + 2) if arg in group else sp.S.Zero
 
-    def _eval_evalf(self, prec: int) -> sp.Expr | None:
-        if not all(a.is_number for a in self.args):
-            return None
-        return self.whole()._eval_evalf(prec)
+    def written_out(self) -> sp.Expr:
+        return self.whole().written_out()  # type: ignore[attr-defined]
 
 
 class var_along(_SpreadAlong):

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import sympy as sp
 import torch
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import symgrad as sg
@@ -240,16 +240,24 @@ SMALL = st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 3.0])  # small va
        st.sampled_from(["float64", "float32"]))
 def test_property_reductions_read_right_at_ties(tmp_path_factory: pytest.TempPathFactory, rows: int, cols: int,
                                                 data: st.DataObject, first: str, second: str, dtype: str) -> None:
-    """Over small matrices whose values tie often: the function is read from source, reproduces
-    torch bit for bit (forward and autograd, the fidelity check and torch's own gradient), and
-    every entry that agrees has its exact executed derivative equal to the symbolic one; an entry
-    at a tie is a kink (or agrees where the tie does not reach it), never a false agree: where
-    the tie's one-sided derivatives differ, the entry is not `agree`."""
+    """Over small matrices whose values tie often: the function is read from source and reproduces
+    torch bit for bit (forward and autograd, the fidelity check and torch's own gradient), or,
+    where two reductions' gradients reach one element and torch adds them in another order than
+    the translation's autograd does (a last bit, about 1 in 80 pairs), the fidelity check refuses
+    with a sentence: never a verdict on a translation that computes something else. Every entry
+    that agrees has its exact executed derivative equal to the symbolic one; an entry at a tie is
+    a kink (or agrees where the tie does not reach it), never a false agree: where the tie's
+    one-sided derivatives differ, the entry is not `agree`."""
     values = data.draw(st.lists(st.lists(SMALL, min_size=cols, max_size=cols), min_size=rows, max_size=rows))
     source = f"import torch\n\ndef f(X):\n    return {first} + 2 * {second}\n"
     fn = load_module(source, tmp_path_factory.mktemp("reductions_property")).f
-    with no_hang():
-        c = reads_like_torch(fn, tensors((values,), getattr(torch, dtype)))
+    with no_hang(source):
+        try:
+            c = reads_like_torch(fn, tensors((values,), getattr(torch, dtype)))
+        except sg.TraceError as err:
+            assert "does not reproduce it" in str(err) and "Fix:" in str(err), str(err)
+            event("refused: the translation's autograd adds in another order")
+            return
     for e in c.entries:
         if e.one_sided is not None and e.one_sided[0] != e.one_sided[1]:
             assert e.cause.id != "agree", (source, values, e)
