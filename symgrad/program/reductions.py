@@ -354,9 +354,9 @@ OP_FIELDS: Final[tuple[dict[str, Any], ...]] = (
          convention="torch's std has gradient 0 where every element is equal (its backward grad / (2*std) is "
                     "masked where std is 0).",
          alternatives="`torch.std` gives 0 there; `torch.sqrt(x.var() + eps)` is a smooth stand-in"),
-    dict(name="var_along", torch="torch.var(torch.stack([{0}, ...]).reshape({m}, {n}), {d}, correction={c})[{j}]",
+    dict(name="var_along", torch="torch.var(torch.stack([{0}, ...]).unflatten(0, ({m}, {n})), {d}, correction={c})[{j}]",
          value=lambda a, p: _along(var_value, a, p), partials=lambda a, v, p: _along_partials(var_partials, a, p)),
-    dict(name="std_along", torch="torch.std(torch.stack([{0}, ...]).reshape({m}, {n}), {d}, correction={c})[{j}]",
+    dict(name="std_along", torch="torch.std(torch.stack([{0}, ...]).unflatten(0, ({m}, {n})), {d}, correction={c})[{j}]",
          value=lambda a, p: _along(std_value, a, p), partials=lambda a, v, p: _along_partials(std_partials, a, p, v),
          piece=lambda a, p: _along(_std_piece, a, p), on_piece=_along_on_piece, nonsmooth="kink",
          convention="torch's std has gradient 0 where every element of the group is equal (its backward "
