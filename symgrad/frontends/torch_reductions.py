@@ -23,7 +23,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import logsumexp
-from ..program.reductions import amax, amin, max_at, min_at, std, std_along, var, var_along
+from ..program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
 from .torch_shapes import MAX_ELEMENTS, made, torch_dims
 from .torch_values import Build, Spelling, as_scalar, is_matrix, shape
 
@@ -227,7 +227,7 @@ def _logsumexp(a: Sequence[Any], k: dict[str, Any]) -> Any:
             raise UnsupportedNodeError("torch.logsumexp of a matrix needs its dim (torch raises without it).\n"
                                        "Fix: write `torch.logsumexp(X, dim=1)` for one per row, or dim=0 for one per column.")
         dim = None
-    return _along("torch.logsumexp", a[0], dim, keepdim, logsumexp)
+    return _along("torch.logsumexp", a[0], dim, keepdim, logsumexp, logsumexp_along)
 
 
 def _cumsum(a: Sequence[Any], k: dict[str, Any]) -> Any:

@@ -933,7 +933,7 @@ def _stack(a: Args, shape: tuple[int, int]) -> Any:
 
 
 # torch's max/min/var/std reductions of stacked elements (`reductions.py`).
-_REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.OP_FIELDS)
+_REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.op_fields(logsumexp, softmax_weights))
 OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS)}
 MATRIX_OPS: Final = frozenset(op.name for op in _MATRIX_OPS)
 

@@ -32,6 +32,7 @@ import sympy as sp
 from . import exact as ex
 from ..base.causes import Cause
 from ..base.errors import UnsupportedNodeError
+from .primitives import logsumexp
 
 Args = Sequence[ex.Exact]
 
@@ -138,51 +139,76 @@ class std(_Spread):
         return (self.args[argindex - 1] - mean) / ((len(self.args) - 1 - self.args[0]) * self)
 
 
-class _SpreadAlong(_Reduction):
+class _Along(_Reduction):
     """var_along(c, m, n, d, j, a_0, ..., a_(mn-1)): the var (std) with correction c of group j
     (row j for d = 1, column j for d = 0) of the (m, n) matrix whose elements, row-major, are
-    the a's, as `X.var(dim=d)` is read: torch computes each along a dim of the whole matrix
-    (another rounding than one group alone), so the node holds the whole matrix."""
+    the a's, as `X.var(dim=d)` is read; logsumexp_along(m, n, d, j, a_0, ...) likewise. torch
+    computes each along a dim of the whole matrix (another rounding than one group alone), so
+    the node holds the whole matrix, and lowers to torch's call on it, indexed by j."""
+
+    LEAD = 5  # the integer arguments before the elements
 
     @classmethod
     def eval(cls, *args: sp.Basic) -> None:
-        if len(args) < 6 or not all(a.is_Integer for a in args[:5]) or len(args) - 5 != args[1] * args[2]:
+        k = cls.LEAD
+        if len(args) <= k or not all(a.is_Integer for a in args[:k]) or len(args) - k != args[k - 4] * args[k - 3]:
             raise UnsupportedNodeError(
-                f"{cls.__name__}(...) takes the correction, the shape (m, n), the dim, the index of the group and "
-                f"the m*n elements.\nFix: write it as `X.{cls.__name__.removesuffix('_along')}(dim=1)` in torch code.")
+                f"{cls.__name__}(...) takes {'the correction, ' if k == 5 else ''}the shape (m, n), the dim, the index "
+                f"of the group and the m*n elements.\nFix: write it as `X.{cls.__name__.removesuffix('_along')}(dim=1)` "
+                "in torch code.")
         return None
 
     def group(self) -> list[sp.Basic]:
-        m, n, d, j = (int(v) for v in self.args[1:5])
-        a = self.args[5:]
-        return [a[j * n + k] for k in range(n)] if d == 1 else [a[i * n + j] for i in range(m)]
+        k = self.LEAD
+        m, n, d, j = (int(v) for v in self.args[k - 4:k])
+        a = self.args[k:]
+        return [a[j * n + i] for i in range(n)] if d == 1 else [a[i * n + j] for i in range(m)]
 
     def whole(self) -> sp.Basic:
-        return (var if type(self).__name__ == "var_along" else std)(self.args[0], *self.group())
+        raise NotImplementedError
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        if argindex <= 5:
+        if argindex <= self.LEAD:
             raise sp.core.function.ArgumentIndexError(self, argindex)
         group = self.group()
         arg = self.args[argindex - 1]
-        return self.whole().fdiff(group.index(arg) + 2) if arg in group else sp.S.Zero
+        if arg not in group:
+            return sp.S.Zero
+        whole = self.whole()
+        return whole.fdiff(group.index(arg) + 1 + (len(whole.args) - len(group)))  # type: ignore[attr-defined]
 
     def written_out(self) -> sp.Expr:
-        return self.whole().written_out()  # type: ignore[attr-defined]
+        whole = self.whole()
+        return whole.written_out() if isinstance(whole, _Reduction) else whole  # type: ignore[return-value]
 
 
-class var_along(_SpreadAlong):
+class var_along(_Along):
     """`X.var(dim=d)`: group j's var, read on the whole matrix."""
 
+    def whole(self) -> sp.Basic:
+        return var(self.args[0], *self.group())
 
-class std_along(_SpreadAlong):
+
+class std_along(_Along):
     """`X.std(dim=d)`: group j's std, read on the whole matrix."""
+
+    def whole(self) -> sp.Basic:
+        return std(self.args[0], *self.group())
+
+
+class logsumexp_along(_Along):
+    """`torch.logsumexp(X, dim=d)`: group j's logsumexp, read on the whole matrix."""
+
+    LEAD = 4
+
+    def whole(self) -> sp.Basic:
+        return logsumexp(*self.group())
 
 
 EXTREMES: Final = (amax, amin, max_at, min_at)
 SPREADS: Final = (var, std)
-SPREADS_ALONG: Final = (var_along, std_along)
-REDUCTIONS: Final = (*EXTREMES, *SPREADS, *SPREADS_ALONG)
+ALONG: Final = (var_along, std_along, logsumexp_along)
+REDUCTIONS: Final = (*EXTREMES, *SPREADS, *ALONG)
 
 
 # --------------------------------------------------------------------------- exact values
@@ -298,9 +324,10 @@ def _std_on_piece(direction: Any, a: Args, c: int) -> tuple[ex.Exact, tuple[ex.E
     return ex.ZERO, tuple(ex.div(d, ex.mul(ex.Q(len(a) - c), sd)) for d in direction)
 
 
-def _group(a: Args, p: tuple[int, int, int, int, int]) -> tuple[list[int], int]:
-    """The positions of group j among the (m, n) matrix's elements, and the correction."""
-    c, m, n, d, j = p
+def _group(a: Args, p: tuple[int, ...]) -> tuple[list[int], int]:
+    """The positions of group j among the (m, n) matrix's elements, and the correction (0 where
+    the param has none: logsumexp's)."""
+    c, m, n, d, j = p if len(p) == 5 else (0, *p)
     return ([j * n + k for k in range(n)] if d == 1 else [i * n + j for i in range(m)]), c
 
 
@@ -342,7 +369,8 @@ def _extreme_op(name: str, largest: bool, evenly: bool) -> dict[str, Any]:
                       "to the first; `torch.logsumexp(x / t, 0) * t` is a smooth stand-in for a small t"))
 
 
-# The rows `ops.OPS` adds (as `Op(**fields)`), each with torch's spelling and backward.
+# The rows `ops.OPS` adds (as `Op(**fields)`), each with torch's spelling and backward; `op_fields`
+# adds logsumexp along a dim, from the exact log-sum-exp and softmax weights `ops.py` holds.
 OP_FIELDS: Final[tuple[dict[str, Any], ...]] = (
     _extreme_op("amax", True, True), _extreme_op("amin", False, True),
     _extreme_op("max_at", True, False), _extreme_op("min_at", False, False),
@@ -410,14 +438,36 @@ RULE_FIELDS: Final[tuple[dict[str, Any], ...]] = (
          exact=lambda a: _along(std_value, a[5:], tuple(int(v) for v in a[:5]))),
 )
 
-REDUCTION_OPS: Final = frozenset(f["name"] for f in OP_FIELDS)
-SPREAD_OPS: Final = frozenset({"var", "std", "var_along", "std_along"})
+
+def rule_fields(lse: Any) -> tuple[dict[str, Any], ...]:
+    """Every row, logsumexp along a dim included (`lse(a)`: the exact log-sum-exp of `ops.py`)."""
+    return (*RULE_FIELDS, dict(
+        cls=logsumexp_along, ops=("logsumexp_along",), when="logsumexp_along(m, n, d, j, a_0, ..., a_(mn-1)) is the "
+        "logsumexp of group j (row j for d = 1, column j for d = 0) of the (m, n) matrix of the a's, as "
+        "`torch.logsumexp(X, dim=d)` is read: torch's `torch.logsumexp(M, d)[j]` on the whole matrix (a group alone "
+        "rounds otherwise), whose backward is the group's softmax weights", domain="all reals",
+        exact=lambda a: _along(lambda g, c: lse(g), a[4:], tuple(int(v) for v in a[:4]))))
+
+_LSE_TEXT = "torch.logsumexp(torch.stack([{0}, ...]).unflatten(0, ({m}, {n})), {d})[{j}]"
+
+
+def op_fields(lse: Any, weights: Any) -> tuple[dict[str, Any], ...]:
+    """Every row, logsumexp along a dim included: `lse(a)` and `weights(a)` are the exact
+    log-sum-exp and softmax weights (torch's backward of logsumexp is the softmax weights)."""
+    return (*OP_FIELDS, dict(name="logsumexp_along", torch=_LSE_TEXT,
+                             value=lambda a, p: _along(lambda g, c: lse(g), a, p),
+                             partials=lambda a, v, p: _along_partials(lambda g, c: tuple(weights(g)), a, p)))
+
+
+REDUCTION_OPS: Final = frozenset({*(f["name"] for f in OP_FIELDS), "logsumexp_along"})
+_PARAM_NAMES: Final = {"var_along": "cmndj", "std_along": "cmndj", "logsumexp_along": "mndj"}
+SPREAD_OPS: Final = frozenset({"var", "std", "var_along", "std_along", "logsumexp_along"})  # with a param
 
 
 def reduction_text(op: str, stacked: str, param: Any) -> str:
     """The torch call of a reduction on its stacked elements, as the generated program writes it."""
-    template = next(f["torch"] for f in OP_FIELDS if f["name"] == op)
-    names = dict(zip("cmndj", param if isinstance(param, tuple) else (param,)))
+    template = _LSE_TEXT if op == "logsumexp_along" else next(f["torch"] for f in OP_FIELDS if f["name"] == op)
+    names = dict(zip(_PARAM_NAMES.get(op, "c"), param if isinstance(param, tuple) else (param,)))
     text = template.replace("torch.stack([{0}, ...])", stacked)
     for key, v in names.items():
         text = text.replace("{" + key + "}", str(v))

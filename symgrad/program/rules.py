@@ -335,7 +335,7 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.core.numbers.Exp1, (), "`math.e`", "-"),
 )
 
-RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.RULE_FIELDS))}
+RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.rule_fields(ops.logsumexp)))}
 
 
 def rule_for(node: sp.Basic) -> Rule | None:

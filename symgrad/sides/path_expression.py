@@ -78,8 +78,9 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return node.func(*_with_constants(node, args, len(node.args)))
     if op in REDUCTION_OPS and op not in SPREAD_OPS:
         return node.func(*_with_constants(node, args, len(node.args)))
-    if op in ("var_along", "std_along"):
-        return node.func(*node.args[:5], *_with_constants(sp.Tuple(*node.args[5:]), args, len(node.args) - 5))
+    if op in ("var_along", "std_along", "logsumexp_along"):
+        k = node.LEAD
+        return node.func(*node.args[:k], *_with_constants(sp.Tuple(*node.args[k:]), args, len(node.args) - k))
     if op in ("mse_loss", "nll_loss", "binary_cross_entropy") or op in SPREAD_OPS:  # the reduction first
         return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))
     if op in ("softmax", "log_softmax"):
