@@ -114,8 +114,6 @@ def _along(spelled: str, x: Any, dim: Any, keepdim: Any, node: Any, node_along: 
     if dims is None or len(dims) == rank:
         whole = node(*[e for r in grid for e in r])
         return made([whole], [1] * rank) if keep else whole
-    if rank == 1:  # pragma: no cover - a rank-1 tensor has one dim, covered above
-        raise AssertionError(dims)
     every = [e for r in grid for e in r]
     if dims == [1]:
         values = [node(*r) if node_along is None else node_along(len(grid), len(grid[0]), 1, i, *every)
