@@ -43,6 +43,7 @@ import symgrad as sg
 from symgrad import detach, item, no_grad
 from symgrad.program.losses import binary_cross_entropy, mse_loss, nll_loss
 from symgrad.program.primitives import vector_norm
+from symgrad.program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
 from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
 
 Why = Literal[
@@ -240,6 +241,32 @@ CASES: tuple[Case, ...] = (
     Case("fused_mse_loss", mse_loss(1, x, y, z, sp.Integer(0)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
          lambda x, y, z: torch.nn.functional.mse_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)])),
          note="torch's mse_loss of (x, y) against (z, 0), reduction='mean': backward (2/n)*(a - t)*grad"),
+    # torch's reductions (program/reductions.py): a tie split evenly, or all to the first index; std's cone
+    Case("fused_amax", amax(x, y, z), (pt("on-kink", x=2.0, y=2.0, z=1.0), pt("inside", x=0.5, y=2.0, z=-1.0)),
+         lambda x, y, z: torch.amax(torch.stack([x, y, z]), 0),
+         note="torch.amax (x.max()) splits a tie evenly: 1/2 each at (2, 2, 1); Max has no derivative there"),
+    Case("fused_amin", amin(x, y), (pt("on-kink", x=1.0, y=1.0), pt("inside", x=0.5, y=2.0)),
+         lambda x, y: torch.amin(torch.stack([x, y]), 0), note="torch.amin splits a tie evenly"),
+    Case("fused_max_at", max_at(x, y, z), (pt("on-kink", x=2.0, y=2.0, z=1.0), pt("inside", x=0.5, y=2.0, z=-1.0)),
+         lambda x, y, z: torch.max(torch.stack([x, y, z]), 0).values,
+         note="the values of x.max(dim): the whole gradient to the index torch returns (the first of a tie)"),
+    Case("fused_min_at", min_at(x, y), (pt("on-kink", x=1.0, y=1.0), pt("inside", x=0.5, y=2.0)),
+         lambda x, y: torch.min(torch.stack([x, y]), 0).values, note="x.min(dim).values: the first of a tie"),
+    Case("fused_var", var(1, x, y, z), (pt("inside", x=0.5, y=2.0, z=-1.0),),
+         lambda x, y, z: torch.var(torch.stack([x, y, z])), note="torch.var, unbiased: 2/(n - 1)*(a - mean)"),
+    Case("fused_std", std(1, x, y, z), (pt("on-kink", x=1.5, y=1.5, z=1.5), pt("inside", x=0.5, y=2.0, z=-1.0)),
+         lambda x, y, z: torch.std(torch.stack([x, y, z])),
+         note="torch.std: gradient 0 where every element is equal, a cone of the mathematics"),
+    Case("fused_var_along", var_along(0, 2, 2, 0, 1, x, y, z, sp.Integer(1)), (pt("inside", x=0.5, y=2.0, z=-1.0),),
+         lambda x, y, z: torch.var(torch.stack([x, y, z, torch.ones_like(z)]).unflatten(0, (2, 2)), 0, correction=0)[1],
+         note="column 1 of X.var(dim=0, correction=0), read on the whole matrix"),
+    Case("fused_std_along", std_along(1, 2, 2, 1, 0, x, y, z, sp.Integer(1)),
+         (pt("on-kink", x=0.5, y=0.5, z=-1.0), pt("inside", x=0.5, y=2.0, z=-1.0)),
+         lambda x, y, z: torch.std(torch.stack([x, y, z, torch.ones_like(z)]).unflatten(0, (2, 2)), 1)[0],
+         note="row 0 of X.std(dim=1), read on the whole matrix: a cone where the row's elements are equal"),
+    Case("fused_logsumexp_along", logsumexp_along(2, 2, 1, 1, x, y, z, sp.Integer(1)), (pt("inside", x=0.5, y=2.0, z=-1.0),),
+         lambda x, y, z: torch.logsumexp(torch.stack([x, y, z, torch.ones_like(z)]).unflatten(0, (2, 2)), 1)[1],
+         note="row 1 of torch.logsumexp(X, dim=1), read on the whole matrix"),
     Case("fused_nll_loss", nll_loss(0, x, y), (pt("inside", x=-0.5, y=-2.25),),
          lambda x, y: torch.nn.functional.nll_loss(torch.stack([x, y]).reshape(2, 1), torch.zeros(2, dtype=torch.long),
                                                    reduction="sum"),

@@ -58,6 +58,7 @@ from .source_state import IN_PLACE, Bound, ProgramNeeded, Refuse, TranslationSta
 from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedNodeError
 from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
+from .torch_reductions import MaxResult
 from ..program.program import Program, Vector
 
 
@@ -121,6 +122,18 @@ class Translation:
 
 
 # --------------------------------------------------------------------------- reading the source
+
+
+def _unpacked(node: ast.Assign, value: Any) -> dict[str, Any]:
+    """`v, i = x.max(dim=1)`: the names bound to the values and the indices; any other assignment
+    to several targets is a sentence."""
+    target = node.targets[0]
+    if len(node.targets) == 1 and isinstance(target, ast.Tuple) and all(isinstance(t, ast.Name) for t in target.elts):
+        v = value()
+        if isinstance(v, MaxResult) and len(target.elts) == 2:
+            return {t.id: part for t, part in zip(target.elts, v)}  # type: ignore[attr-defined]
+    raise Refuse(node, "Only assignments to a single name are supported (no tuple unpacking but the (values, "
+                       "indices) of `x.max(dim=d)`).\nFix: assign each value to its own name.")
 
 
 def read_source(fn: Any) -> tuple[ast.AST, str, int, int, list[str]]:
@@ -270,8 +283,8 @@ class StatementTranslator(ast.NodeVisitor):
         if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
             for t in node.targets:
                 self.refuse_item_target(node, t)
-            raise Refuse(node, "Only assignments to a single name are supported (no tuple unpacking).\n"
-                               "Fix: assign each value to its own name.")
+            self.state.env.update(_unpacked(node, lambda: self.expressions.value(node.value)))  # or a sentence
+            return
         self.assign(node.targets[0].id, node.value)
 
     def refuse_item_target(self, node: ast.stmt, target: ast.expr) -> None:

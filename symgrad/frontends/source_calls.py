@@ -27,6 +27,7 @@ from . import source_indexing as ix
 from . import torch_names as tn
 from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
+from .torch_reductions import Indices, MaxResult, part_of
 from ..program.primitives import no_grad, strip
 
 
@@ -169,10 +170,18 @@ class CallTranslator:
             raise Refuse(node, f"`.{node.attr}` of the data `{getattr(base, 'name', '')}` is not supported: "
                                "symgrad reads data as indices, as masks, by its shape, and reshaped (`.reshape`, "
                                "`.view`, `.flatten`).\nFix: use it to index a tensor, or reshape it to a matrix first.")
+        if isinstance(base, Indices):
+            raise Refuse(node, base.refusal())
+        if isinstance(base, MaxResult):
+            part = part_of(base, node.attr)
+            if part is None:
+                raise Refuse(node, f"`.{node.attr}` of the result of a max/min along a dim, which is a pair "
+                                   "(values, indices).\nFix: take its `.values` first, e.g. `X.max(dim=1).values.sum()`.")
+            return part
         if _is_value(base):
             name = f"Tensor.{node.attr}"
-            if node.attr == "T":
-                return self.apply(tn.SPELLINGS["Tensor.T"], [base], {}, node)
+            if name in tn.SPELLINGS and tn.SPELLINGS[name].kind == "attribute":  # `.T`, `.mT`
+                return self.apply(tn.SPELLINGS[name], [base], {}, node)
             if node.attr.endswith("_") and not node.attr.startswith("_"):
                 raise Refuse(node, f"`.{node.attr}` changes a tensor in place. " + IN_PLACE)
             if name in tn.REFUSED:
@@ -245,6 +254,10 @@ class CallTranslator:
             c = args[0]
             if isinstance(c, sp.Basic):
                 args = [strip(c), *args[1:]]
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, (Indices, MaxResult)):
+                raise Refuse(node, a.refusal() if isinstance(a, Indices) else "The result of a max/min along a dim "
+                             "is a pair (values, indices).\nFix: take its `.values` (or unpack `v, i = x.max(dim=1)`).")
         data = sd.reshaped(spelling, args, kwargs, node)
         if data is not None:
             return data
@@ -256,7 +269,6 @@ class CallTranslator:
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
         return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target, node)
-
 
     def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
                   target: sp.Symbol | None) -> Any:

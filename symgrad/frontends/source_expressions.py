@@ -20,6 +20,7 @@ from . import source_indexing as ix
 from . import torch_names as tn
 from .source_calls import CallTranslator
 from .source_state import Data, Refuse, TranslationState, is_bool, to_sympy
+from .torch_reductions import MaxResult, part_of
 from ..program.elementwise import MatrixPiecewise, piecewise
 from ..program.primitives import strip
 
@@ -86,6 +87,12 @@ class ExpressionTranslator:
 
     def expr_Subscript(self, node: ast.Subscript) -> Any:
         base = self.value(node.value)
+        if isinstance(base, MaxResult):  # `x.max(dim=1)[0]`: its values
+            part = part_of(base, self.value(node.slice))
+            if part is None:
+                raise Refuse(node, "The result of a max/min along a dim is (values, indices): index it with 0 or 1.\n"
+                                   "Fix: write `[0]` or `.values`.")
+            return part
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return self.state.materialise(ix.index(base, [self.index_part(p) for p in parts], node), where=node)
 

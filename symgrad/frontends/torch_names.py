@@ -47,13 +47,13 @@ from ..program.primitives import (
     item,
     log_softmax,
     logaddexp,
-    logsumexp,
     no_grad,
     sigmoid,
     softmax,
     softplus,
     vector_norm,
 )
+from .torch_reductions import reduction_spellings
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_values import (
     RANK1,
@@ -531,23 +531,6 @@ for _name, _fn3 in (("expm1", expm1), ("log1p", log1p), ("sigmoid", sigmoid)):
 _SPELLINGS.append(Spelling(f"{_NN}sigmoid", "function", sigmoid, _elementwise(sigmoid)))
 
 
-def _logsumexp(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    """torch.logsumexp(v, dim) over every element of a vector (the only reduction it has here)."""
-    if not is_matrix(a[0]):
-        return as_scalar(a[0])
-    rows, cols = shape(a[0])  # type: ignore[misc]
-    if rows > 1 and cols > 1:
-        raise UnsupportedNodeError(
-            "torch.logsumexp of a matrix over one dimension is not supported: symgrad reads it "
-            "over every element of a vector.\nFix: apply it to a vector (a column or a row)."
-        )
-    return logsumexp(*[MatrixElement(a[0], i, j) for i in range(rows) for j in range(cols)])
-
-
-_SPELLINGS.append(Spelling("torch.logsumexp", "function", logsumexp, _logsumexp, "over every element of a vector"))
-_SPELLINGS.append(Spelling("Tensor.logsumexp", "method", logsumexp, _logsumexp, "over every element of a vector"))
-
-
 def _softplus(a: Sequence[Any], k: dict[str, Any]) -> Any:
     """torch.nn.functional.softplus(u) with torch's defaults (beta=1, threshold=20)."""
     beta = k.get("beta", a[1] if len(a) > 1 else 1)
@@ -857,6 +840,7 @@ _SPELLINGS += [
 ]
 
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
+_SPELLINGS += reduction_spellings(_scalar_only("maximum", maximum), _scalar_only("minimum", minimum))  # torch_reductions
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 

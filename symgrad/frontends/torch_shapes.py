@@ -62,6 +62,9 @@ def _made(elements: list[Any], dims: Sequence[int]) -> Any:
         "Fix: keep the values differentiated in at most two dimensions (reshape to a matrix first).")
 
 
+made = _made  # public: torch_reductions builds its results with it
+
+
 def _shape_arguments(a: Sequence[Any], k: dict[str, Any], name: str) -> list[int]:
     dims: Any = list(a[1:]) if len(a) > 1 else k.get("shape", k.get("size", ()))
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):

@@ -37,6 +37,7 @@ import flint
 
 from . import exact as ex
 from . import losses as ls
+from . import reductions as rd
 from .primitives import SOFTPLUS_THRESHOLD
 
 Args = Sequence[ex.Exact]
@@ -932,7 +933,9 @@ def _stack(a: Args, shape: tuple[int, int]) -> Any:
     return out
 
 
-OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS)}
+# torch's max/min/var/std reductions of stacked elements (`reductions.py`).
+_REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.op_fields(logsumexp, softmax_weights))
+OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS)}
 MATRIX_OPS: Final = frozenset(op.name for op in _MATRIX_OPS)
 
 # Ops that take part of the function off the autograd graph.

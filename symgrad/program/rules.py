@@ -27,6 +27,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from .ops import Args
 from .elementwise import Elementwise
 from . import losses as ls
+from . import reductions as rd
 from .losses import binary_cross_entropy, mse_loss, nll_loss
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
@@ -334,7 +335,7 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.core.numbers.Exp1, (), "`math.e`", "-"),
 )
 
-RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in _RULE_LIST}
+RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.rule_fields(ops.logsumexp)))}
 
 
 def rule_for(node: sp.Basic) -> Rule | None:

@@ -60,7 +60,7 @@ _MATRIX_RULES: dict[str, tuple[str, ...]] = {
 # Ops whose SymPy derivative would print torch's internal masks: their local derivative is shown
 # as its value (the slope torch takes on this side of the corner).
 _VALUE_ONLY = {"relu", "maximum", "minimum", "clamp_min", "clamp_max", "abs", "sign", "floor", "ceil",
-               "round", "heaviside", "vector_norm"}
+               "round", "heaviside", "vector_norm", "amax", "amin", "max_at", "min_at", "std", "std_along"}
 
 
 @dataclass(frozen=True, slots=True)

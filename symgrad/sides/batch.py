@@ -38,6 +38,9 @@ _TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
     "pow": lambda a: (a[0] == 0) | (a[1] == 0),
     "atan2": lambda a: (a[0] == 0) & (a[1] == 0),  # undefined at the origin
     "vector_norm": lambda a: torch.stack([u == 0 for u in a]).all(0),  # the cone's tip
+    **{op: (lambda a, f=f: (lambda m: (m == f(m, 0).values).sum(0) > 1)(torch.stack(torch.broadcast_tensors(*a))))
+       for op, f in (("amax", torch.max), ("max_at", torch.max), ("amin", torch.min), ("min_at", torch.min))},  # a tie
+    "std": lambda a: torch.stack(torch.broadcast_tensors(*[u == a[0] for u in a])).all(0),  # every element equal
 }
 
 
@@ -191,6 +194,10 @@ class _Batch:
             self.mark(test(args), idx)
         if self.checks and s.op in ("clamp_min", "clamp_max"):
             self.mark(args[0] == float(s.param), idx)
+        if self.checks and s.op == "std_along":  # every element of the group equal: the cone's tip
+            _, _, n, d, j = s.param
+            group = args[j * n:(j + 1) * n] if d == 1 else args[j::n]
+            self.mark(torch.stack(torch.broadcast_tensors(*[u == group[0] for u in group])).all(0), idx)
         self.write(env, s.name, idx, value)
 
     def exact_operands(self, s: Step) -> bool:

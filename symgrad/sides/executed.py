@@ -437,7 +437,9 @@ class _Runner:
                 value, partials = op.math(vals, param)
             if op.piece is not None and not ex.is_nan(value):
                 piece = op.piece(vals, param)
-                taken = self.decide("piece", s.node, s.line, piece, piece is None, step=len(self.steps))
+                # None, or the set of tied arguments of a reduction (`reductions.py`): on the kink.
+                taken = self.decide("piece", s.node, s.line, piece, piece is None or isinstance(piece, frozenset),
+                                    step=len(self.steps))
                 if self.force is not None and taken is not None:
                     assert op.on_piece is not None
                     value, partials = op.on_piece(taken, vals, param)

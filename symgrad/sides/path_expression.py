@@ -16,6 +16,7 @@ from sympy.codegen.cfunctions import log1p as _LOG1P
 from ..program import exact as ex
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
+from ..program.reductions import REDUCTION_OPS, SPREAD_OPS
 from ..program.primitives import sigmoid as _SIGMOID
 from ..program.primitives import softplus as _SOFTPLUS
 from .executed import Path, PathStep
@@ -75,7 +76,12 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return TorchRelu(args[0])
     if op in ("logsumexp", "logaddexp", "vector_norm"):
         return node.func(*_with_constants(node, args, len(node.args)))
-    if op in ("mse_loss", "nll_loss", "binary_cross_entropy"):  # the reduction first, as softmax's index
+    if op in REDUCTION_OPS and op not in SPREAD_OPS:
+        return node.func(*_with_constants(node, args, len(node.args)))
+    if op in ("var_along", "std_along", "logsumexp_along"):
+        k = node.LEAD
+        return node.func(*node.args[:k], *_with_constants(sp.Tuple(*node.args[k:]), args, len(node.args) - k))
+    if op in ("mse_loss", "nll_loss", "binary_cross_entropy") or op in SPREAD_OPS:  # the reduction first
         return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))
     if op in ("softmax", "log_softmax"):
         # The index is the node's first argument; the values follow it.

@@ -19,6 +19,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.losses import LOSSES, loss_text
+from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
 from ..program.ops import OPS
@@ -91,7 +92,7 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES)
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES, *REDUCTIONS)
 
 
 def _fused_constant(c: sp.Basic) -> str:
@@ -406,7 +407,7 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(operand_text(args[0]), c=const_of(param).text if isinstance(param, sp.Basic) else _num_text(param))
-    if op in ("logsumexp", "softmax", "log_softmax", "vector_norm"):
+    if op in ("logsumexp", "softmax", "log_softmax", "vector_norm") or op in REDUCTION_OPS:
         # torch.stack takes tensors: a constant argument is a tensor like the first variable one.
         # Stacked along a new first dimension, so that a batch of points (a sweep) stays a batch.
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
@@ -414,6 +415,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         stacked = f"torch.stack([{', '.join(parts)}])"
         if op == "vector_norm":
             return f"torch.linalg.vector_norm({stacked}, dim=0)"
+        if op in REDUCTION_OPS:
+            return reduction_text(op, stacked, param)
         return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
     if op in ("mse_loss", "nll_loss", "binary_cross_entropy"):
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)

@@ -195,6 +195,20 @@ FACTS: tuple[Fact, ...] = (
     Fact("vector_norm", lambda a, b, c: torch.linalg.vector_norm(torch.stack([a, b, c]), dim=0), (F(3, 8), F(-5, 4), F(1, 2))),
     Fact("vector_norm", lambda a, b: torch.linalg.vector_norm(torch.stack([a, b]), dim=0), (F(0), F(0)),
          expected=(0.0, 0.0)),
+    # torch's max/min reductions: amax splits a tie evenly, max(dim).values gives it to the first index;
+    # std's backward is masked to 0 where every element is equal (reductions.py).
+    Fact("amax", lambda a, b, c: torch.amax(torch.stack([a, b, c]), 0), (F(2), F(2), F(1)), expected=(0.5, 0.5, 0.0)),
+    Fact("amax", lambda a, b, c: torch.stack([a, b, c]).max(), (F(2), F(2), F(2)), expected=(1 / 3, 1 / 3, 1 / 3)),
+    Fact("amin", lambda a, b, c: torch.amin(torch.stack([a, b, c]), 0), (F(1), F(2), F(1)), expected=(0.5, 0.0, 0.5)),
+    Fact("max_at", lambda a, b, c: torch.max(torch.stack([a, b, c]), 0).values, (F(1), F(2), F(2)), expected=(0.0, 1.0, 0.0)),
+    Fact("min_at", lambda a, b, c: torch.min(torch.stack([a, b, c]), 0).values, (F(1), F(1), F(2)), expected=(1.0, 0.0, 0.0)),
+    Fact("var", lambda a, b, c: torch.var(torch.stack([a, b, c])), (F(1), F(2), F(4)), 1),
+    Fact("std", lambda a, b, c: torch.std(torch.stack([a, b, c]), correction=0), (F(1), F(2), F(4)), 0),
+    Fact("std", lambda a, b, c: torch.std(torch.stack([a, b, c])), (F(3, 2), F(3, 2), F(3, 2)), 1, expected=(0.0, 0.0, 0.0)),
+    Fact("std_along", lambda a, b, c, d: torch.std(torch.stack([a, b, c, d]).reshape(2, 2), 0)[1], (F(1), F(2), F(3), F(2)),
+         (1, 2, 2, 0, 1), expected=(0.0, 0.0, 0.0, 0.0)),
+    Fact("var_along", lambda a, b, c, d: torch.var(torch.stack([a, b, c, d]).reshape(2, 2), 1)[1], (F(1), F(2), F(3), F(5)),
+         (1, 2, 2, 1, 1)),
 )
 
 
@@ -263,6 +277,13 @@ NONSMOOTH_AT = {
     "atan2": (None, (F(0), F(-1)), [(F(-1, 4), F(-1)), (F(1, 4), F(-1))]),
     # the 2-norm is a cone at the origin
     "vector_norm": (None, (F(0), F(0)), [(F(-1, 4), F(0)), (F(1, 4), F(0))]),
+    # a tie of the largest (smallest); std's cone where the elements are equal
+    "amax": (None, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    "amin": (None, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    "max_at": (None, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    "min_at": (None, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    "std": (1, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    "std_along": ((1, 1, 2, 1, 0), (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
 }
 
 
@@ -276,10 +297,11 @@ def test_every_nonsmooth_op_is_checked_and_documented() -> None:
 
 @pytest.mark.parametrize("name", sorted(NONSMOOTH_AT))
 def test_pieces_locate_the_kink(name: str) -> None:
-    """`piece` is None exactly on the kink; beside it, the piece continues the op's own value."""
+    """`piece` is None exactly on the kink (or, for a reduction's tie, the set of tied arguments,
+    which the executed path takes for a tie); beside it, the piece continues the op's own value."""
     op = OPS[name]
     param, on, beside = NONSMOOTH_AT[name]
-    assert op.piece(on, param) is None
+    assert op.piece(on, param) is None or isinstance(op.piece(on, param), frozenset)
     pieces = []
     for args in beside:
         piece = op.piece(args, param)
