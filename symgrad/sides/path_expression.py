@@ -14,6 +14,7 @@ from sympy.codegen.cfunctions import expm1 as _EXPM1
 from sympy.codegen.cfunctions import log1p as _LOG1P
 
 from ..program import exact as ex
+from ..program.losses import LOSS_NAMES
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
 from ..program.primitives import sigmoid as _SIGMOID
@@ -75,8 +76,9 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return TorchRelu(args[0])
     if op in ("logsumexp", "logaddexp", "vector_norm"):
         return node.func(*_with_constants(node, args, len(node.args)))
-    if op in ("mse_loss", "nll_loss", "binary_cross_entropy"):  # the reduction first, as softmax's index
-        return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))
+    if op in LOSS_NAMES:  # the reduction and the options first, as softmax's index
+        head = node.args[:1 + node.OPTIONS]
+        return node.func(*head, *_with_constants(sp.Tuple(*node.args[len(head):]), args, len(node.args) - len(head)))
     if op in ("softmax", "log_softmax"):
         # The index is the node's first argument; the values follow it.
         return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))

@@ -17,7 +17,7 @@ from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatri
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import is_elementwise, parts
-from ..program.losses import LOSSES
+from ..program.losses import LOSSES, loss_param
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
 from ..program.rules import rule_for
@@ -132,8 +132,8 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "detach", (e.args[0],), None
     if isinstance(e, item):
         return "item", (e.args[0],), None
-    if isinstance(e, LOSSES):  # the reduction is the first argument, the elements follow it
-        return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
+    if isinstance(e, LOSSES):  # the reduction is the first argument, its options and the elements follow it
+        return type(e).__name__, e.elements(), loss_param(e)
     if isinstance(e, (softmax, log_softmax)):
         # Component i of torch's softmax of the stacked values: the index is the op's parameter.
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
