@@ -40,7 +40,9 @@ _NN: Final = "torch.nn.functional."
 class Composed:
     """The table's own builders the losses are composed of (`torch_names` hands them in)."""
 
-    sub: Build  # a - b, broadcast as torch does
+    add: Build  # a + b, broadcast as torch does
+    sub: Build  # a - b
+    multiply: Build  # a * b (elementwise of two tensors)
     power: Build  # a ** c of each element
     absolute: Build  # |a| of each element
     total: Build  # `.sum()`
@@ -70,8 +72,9 @@ _LOSS_OPTIONS: Final = {
     "size_average": "Fix: use `reduction='mean'` or `reduction='sum'` (size_average is deprecated in torch too).",
     "reduce": "Fix: use `reduction='none'` (reduce is deprecated in torch too).",
     "ignore_index": "Fix: leave the ignored rows out of the logits and labels you pass (`X[keep], y[keep]`).",
-    "label_smoothing": "Fix: write the smoothed loss out: `(1 - eps) * F.cross_entropy(X, y) - eps * "
-                       "F.log_softmax(X, 1).mean(1).mean()` (symgrad reads both parts).",
+    "label_smoothing": "Fix: pass the smoothed class probabilities as a float target of X's shape, which symgrad "
+                       "reads (with or without label_smoothing=), or write the loss out: `(1 - eps) * "
+                       "F.cross_entropy(X, y) - eps * F.log_softmax(X, 1).mean(1).mean()`.",
     "pos_weight": "Fix: leave it out, or write the loss out with torch ops.",
 }
 
@@ -166,21 +169,51 @@ def _nll(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _cross_entropy(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
-    """torch's cross_entropy of class labels is nll_loss(log_softmax(X, 1), y): read as that."""
-    if k.get("label_smoothing", 0) not in (0, 0.0):
-        raise UnsupportedNodeError("`F.cross_entropy` with `label_smoothing=` is not read.\n"
-                                   + _LOSS_OPTIONS["label_smoothing"])
-    k = {key: v for key, v in k.items() if key != "label_smoothing"}
-    r = _reduction("cross_entropy", k, a, 5, {"target"})
+    """torch's cross_entropy of class labels is nll_loss(log_softmax(X, 1), y): read as that; of
+    class probabilities (a float target of X's shape), torch's composition (`_probabilities`)."""
+    smoothing = k.pop("label_smoothing", a[7] if len(a) > 7 else 0.0)
+    x, y = a[0], k.get("target", a[1] if len(a) > 1 else None)
+    if getattr(y, "array", None) is None and is_matrix(x) and is_matrix(y) and shape(x) == shape(y):
+        return _probabilities(c, a, k, smoothing)
+    r = _reduction("cross_entropy", k, a, 6, {"target"})
     if len(a) > 2:
         raise UnsupportedNodeError("`F.cross_entropy` is read as cross_entropy(input, target, reduction=...).\n"
                                    "Fix: pass the other options by keyword, or leave them out.")
-    x, y = a[0], k.get("target", a[1] if len(a) > 1 else None)
     _labels("cross_entropy", x, y)
-    logp = c.log_softmax([x], {"dim": 1})
-    return _nll_of("cross_entropy", logp, y, r)
+    nll = _nll_of("cross_entropy", c.log_softmax([x], {"dim": 1}), y, r)
+    if smoothing not in (0, 0.0):
+        # torch's cross_entropy_loss_label_smoothing, (1 - eps)*nll + eps/C*(-log_softmax(X, 1).sum(1)) reduced,
+        # composed of the table's rows gives its forward's bits but not its backward's (log_softmax's
+        # gradient gathers its two uses otherwise): a sentence, until it is one fused op.
+        raise UnsupportedNodeError("`F.cross_entropy` of class labels with `label_smoothing=` is not read.\n"
+                                   + _LOSS_OPTIONS["label_smoothing"])
+    return nll
 
 
+def _probabilities(c: Composed, a: Sequence[Any], k: dict[str, Any], smoothing: Any) -> Any:
+    """F.cross_entropy(X, Q) with class probabilities Q, as torch's cross_entropy_loss_prob_target
+    composes it: L = log_softmax(X, 1); Q*(1 - eps) + eps/C where label_smoothing eps > 0; then
+    -(L*Q).sum() / n for 'mean' (n rows), -(L*Q).sum() for 'sum', -(L*Q).sum(1) for 'none'."""
+    if k.get("weight", a[2] if len(a) > 2 else None) is not None:
+        raise UnsupportedNodeError("`F.cross_entropy` of class probabilities with `weight=` is not read.\n"
+                                   + _LOSS_OPTIONS["weight"])
+    r = _reduction("cross_entropy", {key: v for key, v in k.items() if key != "weight"}, a, 6, {"target"})
+    x, q = a[0], k.get("target", a[1] if len(a) > 1 else None)
+    rows, cols = shape(x)  # type: ignore[misc]
+    one = rank1(x) is True  # one sample of `rows` classes (torch's unbatched input): classes along dim 0
+    if one:
+        rows, cols = 1, rows
+    eps = _number("cross_entropy", "label_smoothing", smoothing)
+    if not 0 <= eps <= 1:
+        raise UnsupportedNodeError(f"`F.cross_entropy(..., label_smoothing={eps})`: torch takes 0 <= label_smoothing "
+                                   "<= 1.\nFix: pass a value in that range.")
+    if eps != 0:
+        q = c.add([c.multiply([q, sp.Float(1 - float(eps))], {}), sp.Float(float(eps) / cols)], {})
+    product = c.multiply([c.log_softmax([x], {"dim": 0 if one else 1}), q], {})
+    if r == 2:
+        return -c.total([product], {}) if one else c.multiply([-1, c.total([product], {"dim": 1})], {})
+    total = -c.total([product], {})
+    return total if r == 0 else total / rows
 
 
 def _number(name: str, key: str, v: Any) -> sp.Basic:
@@ -276,7 +309,8 @@ def loss_spellings(c: Composed) -> list[Spelling]:
         Spelling(f"{_NN}nll_loss", "function", nll_loss, _nll,
                  "integer labels passed as data; 'mean' and 'sum' fused, 'none' is -L[i, y_i]"),
         Spelling(f"{_NN}cross_entropy", "function", nll_loss, bound(_cross_entropy),
-                 "integer labels: nll_loss of log_softmax(X, 1), as torch computes it"),
+                 "integer labels: nll_loss of log_softmax(X, 1), as torch computes it; class probabilities (a float "
+                 "target of X's shape, label_smoothing= too): -(log_softmax(X, 1)*Q) reduced, torch's composition"),
         Spelling(f"{_NN}binary_cross_entropy", "function", binary_cross_entropy, bound(_bce),
                  "torch's kernel, its clamps included (log at -100, the backward's denominator at 1e-12)"),
         Spelling(f"{_NN}smooth_l1_loss", "function", smooth_l1_loss, bound(_smooth_l1),

@@ -713,8 +713,8 @@ def _linear(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 _SPELLINGS += [Spelling(f"{_NN}linear", "function", sp.MatAdd, _linear,
                         "x @ W.T + b; of a matrix x with a rank-1 b, torch's own F.linear (addmm)")]
-_SPELLINGS += loss_spellings(Composed(_sub, _pow, _wrap(sp.Abs, "abs"), _sum, _mean, on_elements,  # torch_losses
-                                      _along_vector("log_softmax", log_softmax)))
+_SPELLINGS += loss_spellings(Composed(_add, _sub, _mul, _pow, _wrap(sp.Abs, "abs"), _sum, _mean,  # torch_losses
+                                      on_elements, _along_vector("log_softmax", log_softmax)))
 
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
 

@@ -146,6 +146,26 @@ def bcel_none_weighted(x, t):
     return (F.binary_cross_entropy_with_logits(x, t, weight=w, reduction="none") * 0.7).sum()
 
 
+def ce_prob_mean(x, q):
+    return F.cross_entropy(x, q)
+
+
+def ce_prob_sum(x, q):
+    return 0.3 * F.cross_entropy(x, q, reduction="sum")
+
+
+def ce_prob_none(x, q):
+    return (F.cross_entropy(x, q, reduction="none") * 0.7).sum()
+
+
+def ce_prob_smoothing(x, q):
+    return F.cross_entropy(x, q, label_smoothing=0.1)
+
+
+def ce_prob_smoothing_none(x, q):
+    return (F.cross_entropy(x, q, label_smoothing=0.2, reduction="none") * 0.7).sum()
+
+
 def linear_bias(x, w, b):
     return (F.linear(x, w, b) * 0.3).sum()
 
@@ -167,6 +187,11 @@ def _probabilities(dtype):
 def _logits_and_targets(dtype):
     g = torch.Generator().manual_seed(12)
     return torch.randn(3, 4, generator=g, dtype=dtype) * 4, torch.rand(3, 4, generator=g, dtype=dtype)
+
+
+def _class_probabilities(dtype):
+    g = torch.Generator().manual_seed(13)
+    return torch.randn(5, 3, generator=g, dtype=dtype) * 2, torch.softmax(torch.randn(5, 3, generator=g, dtype=dtype), 1)
 
 
 def _logits(dtype):
@@ -192,6 +217,8 @@ CASES = [
     (bcel_mean, _logits_and_targets), (bcel_sum_weighted, _logits_and_targets), (bcel_none, _logits_and_targets),
     (bcel_pos_weight, _logits_and_targets), (bcel_weight_and_pos_weight, _logits_and_targets),
     (bcel_none_weighted, _logits_and_targets),
+    (ce_prob_mean, _class_probabilities), (ce_prob_sum, _class_probabilities), (ce_prob_none, _class_probabilities),
+    (ce_prob_smoothing, _class_probabilities), (ce_prob_smoothing_none, _class_probabilities),
 ]
 
 
@@ -354,12 +381,13 @@ def test_loss_options_not_read_have_their_own_sentence(kwargs, words) -> None:
     assert "Fix:" in str(err.value) and "logsumexp" not in str(err.value)
 
 
-def test_class_probability_targets_are_a_sentence() -> None:
-    def ce_soft(x, q):
-        return F.cross_entropy(x, q)
+def test_label_smoothing_of_class_labels_is_a_sentence_with_its_own_fix() -> None:
+    def ce_smooth(x, y):
+        return F.cross_entropy(x, y, label_smoothing=0.1)
 
-    with pytest.raises(TraceError, match="integer class labels"):
-        sg.trace(ce_soft, torch.zeros(2, 3, dtype=torch.float64), torch.full((2, 3), 1 / 3, dtype=torch.float64))
+    with pytest.raises(TraceError, match="label_smoothing") as err:
+        sg.trace(ce_smooth, torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0, 2]))
+    assert "class probabilities" in str(err.value) and "logsumexp" not in str(err.value)
 
 
 @pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy", "linear",
@@ -526,3 +554,30 @@ def test_new_loss_refusals_name_what_they_refuse(fn, words) -> None:
     with pytest.raises(TraceError, match=words) as err:
         sg.trace(fn, torch.ones(2, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64))
     assert "Fix:" in str(err.value) and "logsumexp" not in str(err.value)
+
+
+def test_cross_entropy_of_class_probabilities_exact() -> None:
+    """At X = 0 the softmax is 1/C: d/dX[i, j] of -(log_softmax(X, 1)*Q).sum()/n is (1/C - Q[i, j])/n
+    (rows of Q summing to 1), and d/dQ[i, j] is log(C)/n."""
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    q = torch.tensor([[0.25, 0.5, 0.25], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    by = _entries(ce_prob_mean, x, q)
+    for i in range(2):
+        for j in range(3):
+            want = (sp.Rational(1, 3) - sp.nsimplify(float(q[i, j]))) / 2
+            e = by[f"x[{i}, {j}]"]
+            assert e.cause is Cause.AGREE and e.grad_executed == want and e.grad_symbolic == want
+            assert abs(sp.N(by[f"q[{i}, {j}]"].grad_symbolic - sp.log(3) / 2, 30)) < 1e-25
+
+
+def test_cross_entropy_label_smoothing_of_probabilities_exact() -> None:
+    """With eps = 1/2 and C = 2 at X = 0: Q' = Q/2 + 1/4, and d/dX[i, j] = (1/2 - Q'[i, j])/n."""
+    x = torch.zeros(1, 2, dtype=torch.float64)
+    q = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+
+    def f(x, q):
+        return F.cross_entropy(x, q, label_smoothing=0.5)
+
+    by = _entries(f, x, q)
+    assert by["x[0, 0]"].grad_executed == sp.Rational(-1, 4) and by["x[0, 1]"].grad_executed == sp.Rational(1, 4)
+    assert all(e.cause is Cause.AGREE for e in by.values())
