@@ -29,6 +29,7 @@ from ..program.losses import (
     mse_loss,
     nll_loss,
     smooth_l1_loss,
+    weighted_nll_loss,
 )
 from .torch_shapes import torch_dims
 from .torch_values import RANK1, Build, Spelling, as_scalar, is_matrix, rank1, shape
@@ -130,42 +131,78 @@ def _bce(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
     return binary_cross_entropy(r, *_elements(p), *_elements(t))
 
 
-def _labels(name: str, logp: Any, y: Any) -> list[int]:
-    """The class labels of a (n, C) matrix of scores: one integer in 0..C-1 per row."""
+def _labels(name: str, logp: Any, y: Any, ignore: int = -100) -> list[int]:
+    """The class labels of a (n, C) matrix of scores: one integer in 0..C-1 per row, or `ignore`."""
     array = getattr(y, "array", None)  # the source reader's integer data (source_state.Data)
     if array is None or array.ndim != 1 or array.dtype.kind not in "iu":
         raise UnsupportedNodeError(
-            f"`F.{name}` is read with integer class labels, a rank-1 integer tensor passed to the function "
-            "(class-probability targets, a float tensor, are not read).\n"
-            f"Fix: pass the labels as a torch.long tensor argument, e.g. `{name}(X, y)` with y = torch.tensor([...]).")
+            f"`F.{name}` is read with integer class labels, a rank-1 integer tensor passed to the function"
+            + (", or with class probabilities, a float tensor of the input's shape" if name == "cross_entropy" else "")
+            + f".\nFix: pass the labels as a torch.long tensor argument, e.g. `{name}(X, y)` with y = torch.tensor([...]).")
     if not is_matrix(logp) or rank1(logp) is True:
         raise UnsupportedNodeError(f"`F.{name}` is read with (n, C) scores, one row per sample.\n"
                                    "Fix: pass a 2-D tensor, e.g. `x.reshape(1, -1)` for one sample.")
     rows, cols = shape(logp)  # type: ignore[misc]
     labels = [int(v) for v in array]
-    if len(labels) != rows or any(not 0 <= v < cols for v in labels):
+    if len(labels) != rows or any(not 0 <= v < cols and v != ignore for v in labels):
         raise UnsupportedNodeError(
             f"`F.{name}`: the labels {labels[:8]}{' ...' if len(labels) > 8 else ''} do not fit ({rows}, {cols}) "
-            f"scores: one label per row, each from 0 to {cols - 1} (torch raises, or ignores -100).\n"
+            f"scores: one label per row, each from 0 to {cols - 1} or the ignore_index {ignore} (torch raises).\n"
             "Fix: pass one label in range per row.")
     return labels
 
 
-def _nll_of(name: str, logp: Any, y: Any, r: int) -> Any:
-    picked = [MatrixElement(logp, i, c) for i, c in enumerate(_labels(name, logp, y))]
-    if r != 2:
-        return nll_loss(r, *picked)
-    column = sp.ImmutableMatrix(len(picked), 1, [-v for v in picked])  # torch: -L[i, y_i] * 1, exactly
-    RANK1.set(RANK1.get() | {column})
-    return column
+def _class_weights(name: str, w: Any, classes: int) -> list[sp.Basic]:
+    """A `weight=` of C class weights: constants (torch does not differentiate them)."""
+    if getattr(w, "free_symbols", None):
+        raise UnsupportedNodeError(
+            f"`F.{name}(..., weight=...)` with a weight computed from the inputs: torch does not differentiate "
+            "`weight` (it raises where it requires grad), so symgrad reads it as a constant only.\n"
+            "Fix: pass a constant tensor (`weight=torch.tensor([...])`).")
+    values = list(w.as_explicit() if is_matrix(w) and not isinstance(w, sp.MatrixBase) else w) if is_matrix(w) else []
+    if len(values) != classes or (is_matrix(w) and rank1(w) is not True and shape(w)[1] != 1):  # type: ignore[index]
+        raise UnsupportedNodeError(f"`F.{name}`: `weight=` is read as a rank-1 tensor of one weight per class ({classes} "
+                                   "here; torch raises otherwise).\nFix: pass `weight=torch.tensor([w_0, ..., w_(C-1)])`.")
+    return values
+
+
+def _nll_of(name: str, logp: Any, y: Any, r: int, weight: Any = None, ignore: Any = -100) -> Any:
+    if isinstance(ignore, bool) or not isinstance(ignore, (int, sp.Integer)):
+        raise UnsupportedNodeError(f"`F.{name}(..., ignore_index={ignore!r})`: torch takes an integer.\n"
+                                   "Fix: pass an int.")
+    ignore = int(ignore)
+    labels = _labels(name, logp, y, ignore)
+    classes = shape(logp)[1]  # type: ignore[index]
+    if weight is None and ignore not in labels:
+        picked = [MatrixElement(logp, i, c) for i, c in enumerate(labels)]
+        if r != 2:
+            return nll_loss(r, *picked)
+        column = sp.ImmutableMatrix(len(picked), 1, [-v for v in picked])  # torch: -L[i, y_i] * 1, exactly
+        RANK1.set(RANK1.get() | {column})
+        return column
+    weights = [sp.Integer(1)] * classes if weight is None else _class_weights(name, weight, classes)
+    picked = [sp.Integer(0) if c == ignore else MatrixElement(logp, i, c) for i, c in enumerate(labels)]
+    if r == 2:  # torch: -L[i, y_i]*w[y_i] of each row
+        if ignore in labels:
+            raise UnsupportedNodeError(
+                f"`F.{name}(..., reduction='none')` with rows ignored (label {ignore}) is not read yet: torch's 0 of an "
+                "ignored row is a constant among the rows' losses, which the generated program does not stack.\n"
+                "Fix: use reduction='sum' or 'mean', or leave the ignored rows out (`X[keep], y[keep]`).")
+        column = sp.ImmutableMatrix(len(picked), 1, [sp.Mul(-weights[c], v, evaluate=False)
+                                                     for v, c in zip(picked, labels)])
+        RANK1.set(RANK1.get() | {column})
+        return column
+    return weighted_nll_loss(r, ignore, classes, *labels, *weights, *picked)
 
 
 def _nll(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    r = _reduction("nll_loss", k, a, 5, {"target"})
-    if len(a) > 2:
-        raise UnsupportedNodeError("`F.nll_loss` is read as nll_loss(input, target, reduction=...).\n"
-                                   "Fix: pass the other options by keyword, or leave them out.")
-    return _nll_of("nll_loss", a[0], k.get("target", a[1] if len(a) > 1 else None), r)
+    weight = k.pop("weight", a[2] if len(a) > 2 else None)
+    ignore = k.pop("ignore_index", a[4] if len(a) > 4 else -100)
+    r = _reduction("nll_loss", k, a, 6, {"target"})
+    if len(a) > 3:
+        raise UnsupportedNodeError("`F.nll_loss` is read as nll_loss(input, target, weight, ignore_index=..., "
+                                   "reduction=...).\nFix: pass the other options by keyword, or leave them out.")
+    return _nll_of("nll_loss", a[0], k.get("target", a[1] if len(a) > 1 else None), r, weight, ignore)
 
 
 def _cross_entropy(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -175,12 +212,14 @@ def _cross_entropy(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a[0], k.get("target", a[1] if len(a) > 1 else None)
     if getattr(y, "array", None) is None and is_matrix(x) and is_matrix(y) and shape(x) == shape(y):
         return _probabilities(c, a, k, smoothing)
+    weight = k.pop("weight", a[2] if len(a) > 2 else None)
+    ignore = k.pop("ignore_index", a[4] if len(a) > 4 else -100)
     r = _reduction("cross_entropy", k, a, 6, {"target"})
-    if len(a) > 2:
-        raise UnsupportedNodeError("`F.cross_entropy` is read as cross_entropy(input, target, reduction=...).\n"
-                                   "Fix: pass the other options by keyword, or leave them out.")
-    _labels("cross_entropy", x, y)
-    nll = _nll_of("cross_entropy", c.log_softmax([x], {"dim": 1}), y, r)
+    if len(a) > 3:
+        raise UnsupportedNodeError("`F.cross_entropy` is read as cross_entropy(input, target, weight, ignore_index=..., "
+                                   "reduction=...).\nFix: pass the other options by keyword, or leave them out.")
+    _labels("cross_entropy", x, y, int(ignore) if isinstance(ignore, (int, sp.Integer)) else -100)
+    nll = _nll_of("cross_entropy", c.log_softmax([x], {"dim": 1}), y, r, weight, ignore)
     if smoothing not in (0, 0.0):
         # torch's cross_entropy_loss_label_smoothing, (1 - eps)*nll + eps/C*(-log_softmax(X, 1).sum(1)) reduced,
         # composed of the table's rows gives its forward's bits but not its backward's (log_softmax's
@@ -306,10 +345,13 @@ def loss_spellings(c: Composed) -> list[Spelling]:
         Spelling(f"{_NN}mse_loss", "function", mse_loss, bound(_mse), "reduction 'mean' and 'sum' fused; 'none' is (x - t)**2"),
         Spelling(f"{_NN}l1_loss", "function", sp.Abs, bound(_l1),
                  "(x - t).abs() reduced, as torch composes it (gradient 0 at x = t)"),
-        Spelling(f"{_NN}nll_loss", "function", nll_loss, _nll,
-                 "integer labels passed as data; 'mean' and 'sum' fused, 'none' is -L[i, y_i]"),
+        Spelling(f"{_NN}nll_loss", "function", nll_loss, lambda a, k: _nll(a, dict(k)),
+                 "integer labels passed as data; 'mean' and 'sum' fused, 'none' is -L[i, y_i]; constant class "
+                 "weight= and ignore_index= ('mean' divides by the kept rows' weights; 'none' with rows ignored: "
+                 "a sentence)"),
         Spelling(f"{_NN}cross_entropy", "function", nll_loss, bound(_cross_entropy),
-                 "integer labels: nll_loss of log_softmax(X, 1), as torch computes it; class probabilities (a float "
+                 "integer labels: nll_loss of log_softmax(X, 1), as torch computes it (weight=, ignore_index= "
+                 "as nll_loss's); class probabilities (a float "
                  "target of X's shape, label_smoothing= too): -(log_softmax(X, 1)*Q) reduced, torch's composition"),
         Spelling(f"{_NN}binary_cross_entropy", "function", binary_cross_entropy, bound(_bce),
                  "torch's kernel, its clamps included (log at -100, the backward's denominator at 1e-12)"),

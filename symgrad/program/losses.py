@@ -227,7 +227,56 @@ class binary_cross_entropy_with_logits(_Loss):
         return self.scale() * w * t * softplus
 
 
-LOSSES: Final = (mse_loss, nll_loss, binary_cross_entropy, smooth_l1_loss, huber_loss, binary_cross_entropy_with_logits)
+class weighted_nll_loss(_Loss):
+    """`torch.nn.functional.nll_loss(L, y, weight=w, ignore_index=k, reduction)` of n rows and C
+    classes: -sum(w[y_i]*a_i)/W**r over the rows kept (y_i != k), a_i = L[i, y_i], W the sum of
+    their weights ('mean' divides by W, not by n). Its arguments: (r, k, C, y_0, ..., y_(n-1),
+    w_0, ..., w_(C-1), a_0, ..., a_(n-1)), with a_i = 0 for a row ignored."""
+
+    @property
+    def OPTIONS(self) -> int:  # type: ignore[override]
+        return 2 + self.rows + int(self.args[2])
+
+    @property
+    def rows(self) -> int:
+        return (len(self.args) - 3 - int(self.args[2])) // 2
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> None:
+        if (len(args) < 4 or args[0] not in (0, 1) or not args[2].is_Integer or args[2] < 1
+                or (len(args) - 3 - int(args[2])) % 2 or len(args) - 3 - int(args[2]) < 2):
+            raise UnsupportedNodeError(
+                f"weighted_nll_loss({', '.join(sp.sstr(a) for a in args[:6])}, ...) is not a loss symgrad reads: "
+                "(r, ignore_index, C, the n labels, the C class weights, the n picked elements).\n"
+                "Fix: write it as torch.nn.functional.nll_loss(L, y, weight=w, ignore_index=k) in torch code.")
+        return None
+
+    @property
+    def n(self) -> int:
+        return self.rows
+
+    def kept(self) -> list[tuple[int, sp.Basic, sp.Basic]]:
+        """(row, weight, element) of every row kept."""
+        n, classes, ignore = self.rows, int(self.args[2]), self.args[1]
+        labels = self.args[3:3 + n]
+        weights = self.args[3 + n:3 + n + classes]
+        elements = self.args[3 + n + classes:]
+        return [(i, weights[int(y)], elements[i]) for i, y in enumerate(labels) if y != ignore]
+
+    def scale(self) -> sp.Basic:
+        return 1 / sp.Add(*[w for _, w, _ in self.kept()]) if self.args[0] == 1 else sp.Integer(1)
+
+    def written_out(self) -> sp.Expr:
+        return -self.scale() * sp.Add(*[w * a for _, w, a in self.kept()])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k, j = self._position(argindex)
+        weight = next((w for i, w, _ in self.kept() if i == j), sp.Integer(0))
+        return -self.scale() * weight
+
+
+LOSSES: Final = (mse_loss, nll_loss, binary_cross_entropy, smooth_l1_loss, huber_loss, binary_cross_entropy_with_logits,
+                 weighted_nll_loss)
 LOSS_NAMES: Final = frozenset(cls.__name__ for cls in LOSSES)
 
 
@@ -441,6 +490,40 @@ def bce_logits_partials(a: Sequence[ex.Exact], p: tuple[int, object, object], so
     return (*dx, *dt, *(dw if p[1] else ()), *(dpw if p[2] else ()))
 
 
+def _weighted_parts(a: Sequence[ex.Exact], p: tuple) -> tuple[list[ex.Exact], ex.Exact]:  # type: ignore[type-arg]
+    """The weight of each row (0 where ignored) and the total weight of the rows kept."""
+    ignore, classes = p[1], int(p[2])
+    n = len(a)
+    labels, weights = p[3:3 + n], [_option(w) for w in p[3 + n:3 + n + classes]]
+    per_row = [ex.ZERO if y == ignore else weights[int(y)] for y in labels]
+    return per_row, _sum(per_row)
+
+
+def weighted_nll_value(a: Sequence[ex.Exact], p: tuple) -> ex.Exact:  # type: ignore[type-arg]
+    """torch's nll_loss kernel: -sum(w[y_i]*a_i) over the rows kept, / their total weight for 'mean'."""
+    per_row, total = _weighted_parts(a, p)
+    value = ex.neg(_sum([ex.mul(w, v) for w, v in zip(per_row, a)]))
+    return ex.div(value, total) if int(p[0]) == 1 else value
+
+
+def weighted_nll_partials(a: Sequence[ex.Exact], p: tuple) -> tuple[ex.Exact, ...]:  # type: ignore[type-arg]
+    """torch's nll_loss_backward: -w[y_i]*grad/total_weight ('mean') or -w[y_i]*grad, 0 for a row ignored."""
+    per_row, total = _weighted_parts(a, p)
+    return tuple(ex.neg(ex.div(w, total) if int(p[0]) == 1 else w) for w in per_row)
+
+
+def _weighted_nll_text(args: Sequence[str], param: tuple, reduction: str) -> str:  # type: ignore[type-arg]
+    n, ignore, classes = len(args), int(param[1]), int(param[2])
+    labels = [int(y) for y in param[3:3 + n]]
+    weights = [float(w) for w in param[3 + n:3 + n + classes]]
+    first = next((args[i] for i, y in enumerate(labels) if y != ignore), args[0])
+    zero = f"torch.zeros_like({first})"
+    cells = [args[i] if c == y else zero for i, y in enumerate(labels) for c in range(classes)]
+    weight = ", ".join(f"torch.full_like({first}, {w!r})" for w in weights)
+    return (f"torch.nn.functional.nll_loss(torch.stack([{', '.join(cells)}]).reshape({n}, {classes}), "
+            f"torch.tensor({labels}), weight=torch.stack([{weight}]), ignore_index={ignore}, reduction='{reduction}')")
+
+
 def loss_param(e: _Loss) -> object:
     """The op parameter of a fused loss node: its reduction, with its options after it if it has any."""
     return int(e.args[0]) if not e.OPTIONS else (int(e.args[0]), *e.options())
@@ -458,6 +541,8 @@ def loss_text(name: str, args: Sequence[str], param: object) -> str:
     mean = param if isinstance(param, int) else int(param[0])  # type: ignore[index]
     reduction = {0: "sum", 1: "mean", 2: "none"}[mean]
     options = _options_text(name, param)
+    if name == "weighted_nll_loss":
+        return _weighted_nll_text(args, param, reduction)  # type: ignore[arg-type]
     if name == "binary_cross_entropy_with_logits":
         has_w, has_pw = bool(param[1]), bool(param[2])  # type: ignore[index]
         k = 2 + has_w + has_pw

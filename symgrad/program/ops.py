@@ -581,6 +581,9 @@ _OP_LIST: tuple[Op, ...] = (
     Op("binary_cross_entropy_with_logits", "torch.nn.functional.binary_cross_entropy_with_logits(torch.stack([...]), "
        "torch.stack([...]), weight, pos_weight, reduction)", lambda a, p: ls.bce_logits_value(a, p, softplus_math),
        lambda a, v, p: ls.bce_logits_partials(a, p, softplus_math, sigmoid)),
+    # param (reduction, ignore_index, C, the n labels, the C class weights); its args the picked elements.
+    Op("weighted_nll_loss", "torch.nn.functional.nll_loss(L, y, weight, ignore_index, reduction) of the picked elements "
+       "in an (n, C) stack", lambda a, p: ls.weighted_nll_value(a, p), lambda a, v, p: ls.weighted_nll_partials(a, p)),
     Op(
         "atan2",
         "torch.atan2({0}, {1})",

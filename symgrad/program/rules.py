@@ -34,6 +34,7 @@ from .losses import (
     mse_loss,
     nll_loss,
     smooth_l1_loss,
+    weighted_nll_loss,
 )
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
@@ -251,6 +252,12 @@ _RULE_LIST: tuple[Rule, ...] = (
          "own stable kernel of the stacked elements, (1 - t)*x - l*log_sigmoid(x), whose backward is "
          "(l*sigmoid(x) - pw*t)*w", "all reals",
          exact=lambda a: ls.bce_logits_value(a[3:], (int(a[0]), a[1], a[2]), ops.softplus_math)),
+    Rule(weighted_nll_loss, ("weighted_nll_loss",), "weighted_nll_loss(r, k, C, y_0, ..., w_0, ..., a_0, ...) is "
+         "-sum(w[y_i]*a_i)/W**r over the rows with y_i != k (W: their total weight), as `F.nll_loss(L, y, weight=w, "
+         "ignore_index=k)` and `F.cross_entropy` with them are read: torch's own nll_loss of the picked elements at "
+         "their places in an (n, C) stack", "all reals; 'mean' of no row kept is 0/0 (nan), as in torch",
+         exact=lambda a: ls.weighted_nll_value(a[3 + int(a[2]) + (len(a) - 3 - int(a[2])) // 2:],
+                                               (int(a[0]), *a[1:3 + int(a[2]) + (len(a) - 3 - int(a[2])) // 2]))),
     Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
          "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.softmax(torch.stack([a_0, ...]), 0)[i]`, which subtracts the largest first", "all reals",

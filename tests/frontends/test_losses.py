@@ -371,7 +371,7 @@ class _Data:
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"label_smoothing": sp.Float(0.1)}, "label_smoothing"),
-    ({"ignore_index": sp.Integer(1)}, "ignore_index"),
+    ({"ignore_index": sp.Float(1.5)}, "ignore_index"),
     ({"weight": sp.MatrixSymbol("w", 3, 1)}, "weight"),
     ({"reduction": "average"}, "reduction"),
 ])
@@ -581,3 +581,116 @@ def test_cross_entropy_label_smoothing_of_probabilities_exact() -> None:
     by = _entries(f, x, q)
     assert by["x[0, 0]"].grad_executed == sp.Rational(-1, 4) and by["x[0, 1]"].grad_executed == sp.Rational(1, 4)
     assert all(e.cause is Cause.AGREE for e in by.values())
+
+
+# --------------------------------------------------------------------------- nll_loss and cross_entropy: weight=, ignore_index=
+
+
+def ce_weighted(x, y):
+    return F.cross_entropy(x, y, weight=torch.tensor([0.5, 2.0, 1.25]))
+
+
+def ce_weighted_sum(x, y):
+    return 0.3 * F.cross_entropy(x, y, weight=torch.tensor([0.5, 2.0, 1.25]), reduction="sum")
+
+
+def ce_weighted_none(x, y):
+    return (F.cross_entropy(x, y, weight=torch.tensor([0.5, 2.0, 1.25]), reduction="none") * 0.7).sum()
+
+
+def ce_weighted_64(x, y):
+    return F.cross_entropy(x, y, weight=torch.tensor([0.5, 2.0, 1.25], dtype=torch.float64))
+
+
+def ce_ignore(x, y):
+    return F.cross_entropy(x, y, ignore_index=1)
+
+
+def ce_ignore_sum(x, y):
+    return 0.3 * F.cross_entropy(x, y, ignore_index=2, reduction="sum")
+
+
+def nll_weighted_ignore(x, y):
+    return F.nll_loss(F.log_softmax(x, 1), y, weight=torch.tensor([0.5, 2.0, 1.25]), ignore_index=2)
+
+
+def _rows(dtype):
+    g = torch.Generator().manual_seed(14)
+    return torch.randn(6, 3, generator=g, dtype=dtype) * 2, torch.tensor([0, 2, 1, 1, 0, 2])
+
+
+def _rows_ignored(dtype):
+    return _rows(dtype)[0], torch.tensor([0, -100, 1, 1, -100, 2])  # torch's default ignore_index
+
+
+# torch raises where the weight's dtype is not the input's: the float32 weights with float32 inputs.
+WEIGHTED = [
+    (ce_weighted, _rows, torch.float32), (ce_weighted_sum, _rows, torch.float32),
+    (ce_weighted_none, _rows, torch.float32), (ce_weighted_64, _rows, torch.float64),
+    (nll_weighted_ignore, _rows, torch.float32),
+    *[(fn, data, dtype) for fn, data in ((ce_ignore, _rows), (ce_ignore_sum, _rows), (ce_mean, _rows_ignored),
+                                         (nll_mean, _rows_ignored)) for dtype in DTYPES],
+]
+
+
+@pytest.mark.parametrize("fn, make, dtype", WEIGHTED, ids=[f"{f.__name__}-{d}" for f, _, d in WEIGHTED])
+def test_weighted_and_ignored_rows_are_torchs_bits(fn, make, dtype) -> None:
+    test_loss_translation_is_torchs_bits(fn, make, dtype)
+    assert "ignore_index=" in sg.trace(fn, *make(dtype)).compare().lowered.source or fn is ce_weighted_none
+
+
+def test_weighted_nll_exact_gradient_divides_by_the_kept_weights() -> None:
+    """'mean' with class weights and a row ignored: d/dL[i, y_i] = -w[y_i]/W, W the kept rows' weights
+    (0.5 + 2 + 0.5 = 3 here, row 2 ignored), 0 elsewhere; torch's float is that rational."""
+    x = torch.tensor([[0.5, -0.25, 1.0], [1.0, 2.0, 0.0], [-3.0, 0.125, 2.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0])
+
+    def f(x, y):
+        return F.nll_loss(x, y, weight=torch.tensor([0.5, 2.0, 1.25], dtype=torch.float64), ignore_index=-100)
+
+    def g(x, y):
+        return F.nll_loss(x, y, weight=torch.tensor([0.5, 2.0, 1.25], dtype=torch.float64), ignore_index=1)
+
+    by = _entries(f, x, y)
+    total = sp.Rational(1, 2) + 2 + 2 + sp.Rational(1, 2)
+    assert by["x[0, 0]"].grad_executed == -sp.Rational(1, 2) / total == by["x[0, 0]"].grad_symbolic
+    assert by["x[1, 1]"].grad_executed == -2 / total and by["x[1, 0]"].grad_executed == 0
+    by = _entries(g, x, y)  # ignore_index=1: rows 1 and 2 contribute nothing, W = 1
+    assert by["x[0, 0]"].grad_executed == -sp.Rational(1, 2) / 1 and by["x[1, 1]"].grad_executed == 0
+    assert by["x[2, 1]"].grad_executed == 0 and by["x[3, 0]"].grad_autograd == -0.5
+    assert all(e.cause is Cause.AGREE for e in by.values())
+
+
+def _none_ignored(x, y):
+    return F.cross_entropy(x, y, ignore_index=1, reduction="none").sum()
+
+
+def _weight_of_input(x, y):
+    return F.cross_entropy(x, y, weight=x[0] * 1)
+
+
+def test_weighted_nll_refusals_name_what_they_refuse() -> None:
+    x, y = _rows(torch.float64)
+    with pytest.raises(TraceError, match="reduction='none'.*rows ignored"):
+        sg.trace(_none_ignored, x, y)
+    with pytest.raises(TraceError, match="does not differentiate `weight`"):
+        sg.trace(_weight_of_input, x, y)
+
+
+@pytest.mark.parametrize("r", [0, 1])
+def test_weighted_nll_fdiff_is_sympy_diff_and_the_exact_engine(r) -> None:
+    """weighted_nll_loss(r, k, C, labels, weights, picked): fdiff is sympy.diff of the written-out
+    mathematics, and ops.OPS' value and torch-backward partials equal them (row 1 ignored, k = 1)."""
+    a = sp.symbols("a0 a1 a2", real=True)
+    w = (sp.Rational(1, 2), sp.Integer(2), sp.Rational(5, 4))
+    e = ls.weighted_nll_loss(r, 1, 3, 0, 1, 2, *w, a[0], 0, a[2])
+    written = e.written_out()
+    assert sp.simplify(written - (-(w[0] * a[0] + w[2] * a[2]) / (w[0] + w[2]) ** r)) == 0
+    at = {a[0]: sp.Rational(-3, 7), a[2]: sp.Rational(5, 2)}
+    values = [ex.from_sympy(at[a[0]]), ex.ZERO, ex.from_sympy(at[a[2]])]
+    got = OPS["weighted_nll_loss"].value(values, loss_param(e))
+    assert ex.to_sympy(got) == written.xreplace(at)
+    partials = OPS["weighted_nll_loss"].partials(values, got, loss_param(e))
+    for k in (0, 2):
+        want = sp.diff(written, a[k])
+        assert e.fdiff(k + 2 + e.OPTIONS) == want and ex.to_sympy(partials[k]) == want

@@ -526,6 +526,8 @@ LOSS_MODULES = [
     (lambda: nn.CrossEntropyLoss(), _classes, "nll_loss("),
     (lambda: nn.CrossEntropyLoss(reduction="sum"), _classes, "reduction='sum'"),
     (lambda: nn.NLLLoss(), _classes, "nll_loss("),
+    (lambda: nn.NLLLoss(ignore_index=1), _classes, "ignore_index=1"),
+    (lambda: nn.CrossEntropyLoss(ignore_index=2, reduction="sum"), _classes, "ignore_index=2"),
 ]
 _IDS = [f"{type(make()).__name__}-{k}" for k, (make, _, _) in enumerate(LOSS_MODULES)]
 
@@ -658,3 +660,17 @@ def test_a_loss_subclass_with_its_own_forward_is_read_from_its_source() -> None:
     model = _Regressor(_OwnLoss(), 4, 4).double()
     traced = sg.trace(model, x, t)
     assert traced.fidelity.ok and "mse_loss" not in traced.compare().lowered.source
+
+
+@pytest.mark.parametrize("make", [lambda: nn.CrossEntropyLoss(weight=torch.tensor([0.5, 2.0, 1.25]), ignore_index=1),
+                                  lambda: nn.NLLLoss(weight=torch.tensor([0.5, 2.0, 1.25]), reduction="sum")])
+def test_a_weighted_loss_module_reads_its_weight_buffer_as_constants(make) -> None:
+    """The weight buffer of nn.CrossEntropyLoss / nn.NLLLoss is a constant of the functional form
+    (float32 weights with float32 scores, as torch requires)."""
+    global CURRENT_LOSS
+    CURRENT_LOSS = make()
+    try:
+        c = reads_like_torch(through_a_global, _classes(torch.float32))
+    finally:
+        CURRENT_LOSS = None
+    assert "weight=torch.stack([" in c.lowered.source
