@@ -54,10 +54,9 @@ def loss_class(obj: Any) -> type[torch.nn.Module] | None:
     return next((c for c in LOSS_MODULES if forward is c.forward), None)
 
 
-def _constant(t: torch.Tensor, what: str, node: ast.AST) -> Any:
-    """A weight buffer as the constant it is (a rank-1 tensor is an (n, 1) column held as rank 1)."""
-    if t.ndim > 2:
-        raise Refuse(node, f"`{what}` has {t.ndim} dimensions; symgrad reads a loss's weights of rank <= 2.")
+def constant_of(t: torch.Tensor) -> Any:
+    """A float tensor of rank <= 2 as the constant it is: a number, or a matrix of its float64 values
+    (a rank-1 tensor an (n, 1) column held as rank 1)."""
     arr = t.detach().to(torch.float64).cpu().numpy()
     if arr.ndim == 0:
         return float(arr)
@@ -65,6 +64,13 @@ def _constant(t: torch.Tensor, what: str, node: ast.AST) -> Any:
     if arr.ndim == 1:
         tn.RANK1.set(tn.RANK1.get() | {column})
     return column
+
+
+def _constant(t: torch.Tensor, what: str, node: ast.AST) -> Any:
+    """A weight buffer as the constant it is."""
+    if t.ndim > 2:
+        raise Refuse(node, f"`{what}` has {t.ndim} dimensions; symgrad reads a loss's weights of rank <= 2.")
+    return constant_of(t)
 
 
 def call_loss(module: torch.nn.Module, label: str, calls: Any, args: list[Any], kwargs: dict[str, Any],

@@ -50,7 +50,7 @@ import torch
 from . import source_indexing as ix
 from . import torch_names as tn
 from .loss_modules import READ_AS as LOSSES_READ_AS
-from .loss_modules import call_loss, loss_class
+from .loss_modules import call_loss, constant_of, loss_class
 from .source import inline
 from .source_state import Bound, Data, Refuse
 from ..base.errors import TraceError
@@ -103,13 +103,7 @@ def _constant(t: torch.Tensor, node: ast.AST, what: str) -> Any:
     if t.ndim > 2:
         raise Refuse(node, f"`{what}` has {t.ndim} dimensions; symgrad reads scalars, vectors and matrices.\n"
                            "Fix: compare a module whose tensors have at most two dimensions.")
-    arr = t.detach().to(torch.float64).cpu().numpy()
-    if arr.ndim == 0:
-        return float(arr)
-    column = sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr.reshape(arr.shape[0], -1)])
-    if arr.ndim == 1:
-        tn.RANK1.set(tn.RANK1.get() | {column})
-    return column
+    return constant_of(t)
 
 
 class ModuleRef(Bound):

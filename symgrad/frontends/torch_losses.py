@@ -182,12 +182,13 @@ def _nll_of(name: str, logp: Any, y: Any, r: int, weight: Any = None, ignore: An
         return column
     weights = [sp.Integer(1)] * classes if weight is None else _class_weights(name, weight, classes)
     picked = [sp.Integer(0) if c == ignore else MatrixElement(logp, i, c) for i, c in enumerate(labels)]
+    if r == 2 and ignore in labels:  # each row its own 'sum' of one row: -L[i, y_i]*w[y_i], or 0 where ignored
+        cells = [weighted_nll_loss(0, ignore, classes, c, *weights, MatrixElement(logp, i, c if 0 <= c < classes else 0))
+                 for i, c in enumerate(labels)]
+        column = sp.ImmutableMatrix(len(cells), 1, cells)
+        RANK1.set(RANK1.get() | {column})
+        return column
     if r == 2:  # torch: -L[i, y_i]*w[y_i] of each row
-        if ignore in labels:
-            raise UnsupportedNodeError(
-                f"`F.{name}(..., reduction='none')` with rows ignored (label {ignore}) is not read yet: torch's 0 of an "
-                "ignored row is a constant among the rows' losses, which the generated program does not stack.\n"
-                "Fix: use reduction='sum' or 'mean', or leave the ignored rows out (`X[keep], y[keep]`).")
         column = sp.ImmutableMatrix(len(picked), 1, [sp.Mul(-weights[c], v, evaluate=False)
                                                      for v, c in zip(picked, labels)])
         RANK1.set(RANK1.get() | {column})
@@ -222,8 +223,9 @@ def _cross_entropy(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
     nll = _nll_of("cross_entropy", c.log_softmax([x], {"dim": 1}), y, r, weight, ignore)
     if smoothing not in (0, 0.0):
         # torch's cross_entropy_loss_label_smoothing, (1 - eps)*nll + eps/C*(-log_softmax(X, 1).sum(1)) reduced,
-        # composed of the table's rows gives its forward's bits but not its backward's (log_softmax's
-        # gradient gathers its two uses otherwise): a sentence, until it is one fused op.
+        # composed of the table's rows gives its forward's bits but not its backward's: torch's one
+        # log_softmax node feeds both parts, while the picked elements of nll read per-row log_softmax
+        # steps here (their gradients gather otherwise): a sentence, until it is one fused op.
         raise UnsupportedNodeError("`F.cross_entropy` of class labels with `label_smoothing=` is not read.\n"
                                    + _LOSS_OPTIONS["label_smoothing"])
     return nll
@@ -347,8 +349,7 @@ def loss_spellings(c: Composed) -> list[Spelling]:
                  "(x - t).abs() reduced, as torch composes it (gradient 0 at x = t)"),
         Spelling(f"{_NN}nll_loss", "function", nll_loss, lambda a, k: _nll(a, dict(k)),
                  "integer labels passed as data; 'mean' and 'sum' fused, 'none' is -L[i, y_i]; constant class "
-                 "weight= and ignore_index= ('mean' divides by the kept rows' weights; 'none' with rows ignored: "
-                 "a sentence)"),
+                 "weight= and ignore_index= ('mean' divides by the kept rows' weights; 'none' is 0 at a row ignored)"),
         Spelling(f"{_NN}cross_entropy", "function", nll_loss, bound(_cross_entropy),
                  "integer labels: nll_loss of log_softmax(X, 1), as torch computes it (weight=, ignore_index= "
                  "as nll_loss's); class probabilities (a float "

@@ -398,23 +398,25 @@ def smooth_l1_value(a: Sequence[ex.Exact], p: tuple[int, object]) -> ex.Exact:
     return _scaled(_sum(terms), len(terms), p[0])
 
 
-def smooth_l1_partials(a: Sequence[ex.Exact], p: tuple[int, object]) -> tuple[ex.Exact, ...]:
-    """torch's smooth_l1_loss_backward: with d = x - t, -norm where d <= -beta, norm where d >= beta,
-    norm*d/beta between (norm = 1/n for 'mean', else 1); the target's is its negative. At
-    |d| = beta both branches are the mathematics' slope +-norm: the loss is smooth there."""
-    beta = _option(p[1])
+def _clipped(a: Sequence[ex.Exact], mean: int, bound: ex.Exact, scale: ex.Exact) -> tuple[ex.Exact, ...]:
+    """norm*scale*d with d = x - t clipped to [-bound, bound], in torch's branches (d <= -bound, d >=
+    bound, between; norm = 1/n for 'mean', else 1); the target's is its negative."""
     pairs = _split(a, 2)
-    norm = _norm(len(pairs), p[0])
+    factor = ex.mul(_norm(len(pairs), mean), scale)
     dx = []
     for x, t in pairs:
         d = ex.sub(x, t)
-        if ex.cmp(d, ex.neg(beta)) <= 0:
-            dx.append(ex.neg(norm))
-        elif ex.cmp(d, beta) >= 0:
-            dx.append(norm)
-        else:
-            dx.append(ex.div(ex.mul(norm, d), beta))
+        d = ex.neg(bound) if ex.cmp(d, ex.neg(bound)) <= 0 else bound if ex.cmp(d, bound) >= 0 else d
+        dx.append(ex.mul(factor, d))
     return (*dx, *(ex.neg(v) for v in dx))
+
+
+def smooth_l1_partials(a: Sequence[ex.Exact], p: tuple[int, object]) -> tuple[ex.Exact, ...]:
+    """torch's smooth_l1_loss_backward: with d = x - t, -norm where d <= -beta, norm where d >= beta,
+    norm*d/beta between; the target's is its negative. At |d| = beta both branches are the
+    mathematics' slope +-norm: the loss is smooth there."""
+    beta = _option(p[1])
+    return _clipped(a, p[0], beta, ex.div(ex.ONE, beta))
 
 
 def huber_value(a: Sequence[ex.Exact], p: tuple[int, object]) -> ex.Exact:
@@ -431,19 +433,7 @@ def huber_value(a: Sequence[ex.Exact], p: tuple[int, object]) -> ex.Exact:
 def huber_partials(a: Sequence[ex.Exact], p: tuple[int, object]) -> tuple[ex.Exact, ...]:
     """torch's huber_loss_backward: with d = x - t, -norm*delta where d <= -delta, norm*delta where
     d >= delta, norm*d between; the target's is its negative."""
-    delta = _option(p[1])
-    pairs = _split(a, 2)
-    norm = _norm(len(pairs), p[0])
-    dx = []
-    for x, t in pairs:
-        d = ex.sub(x, t)
-        if ex.cmp(d, ex.neg(delta)) <= 0:
-            dx.append(ex.neg(ex.mul(norm, delta)))
-        elif ex.cmp(d, delta) >= 0:
-            dx.append(ex.mul(norm, delta))
-        else:
-            dx.append(ex.mul(norm, d))
-    return (*dx, *(ex.neg(v) for v in dx))
+    return _clipped(a, p[0], _option(p[1]), ex.ONE)
 
 
 Scalar = Callable[[ex.Exact], ex.Exact]

@@ -614,6 +614,14 @@ def nll_weighted_ignore(x, y):
     return F.nll_loss(F.log_softmax(x, 1), y, weight=torch.tensor([0.5, 2.0, 1.25]), ignore_index=2)
 
 
+def ce_ignore_none(x, y):
+    return (F.cross_entropy(x, y, ignore_index=1, reduction="none") * 0.7).sum()
+
+
+def nll_weighted_ignore_none(x, y):
+    return (F.nll_loss(x, y, weight=torch.tensor([0.5, 2.0, 1.25]), reduction="none") * 0.7).sum()
+
+
 def _rows(dtype):
     g = torch.Generator().manual_seed(14)
     return torch.randn(6, 3, generator=g, dtype=dtype) * 2, torch.tensor([0, 2, 1, 1, 0, 2])
@@ -627,8 +635,9 @@ def _rows_ignored(dtype):
 WEIGHTED = [
     (ce_weighted, _rows, torch.float32), (ce_weighted_sum, _rows, torch.float32),
     (ce_weighted_none, _rows, torch.float32), (ce_weighted_64, _rows, torch.float64),
-    (nll_weighted_ignore, _rows, torch.float32),
+    (nll_weighted_ignore, _rows, torch.float32), (nll_weighted_ignore_none, _rows_ignored, torch.float32),
     *[(fn, data, dtype) for fn, data in ((ce_ignore, _rows), (ce_ignore_sum, _rows), (ce_mean, _rows_ignored),
+                                         (ce_ignore_none, _rows),
                                          (nll_mean, _rows_ignored)) for dtype in DTYPES],
 ]
 
@@ -637,6 +646,16 @@ WEIGHTED = [
 def test_weighted_and_ignored_rows_are_torchs_bits(fn, make, dtype) -> None:
     test_loss_translation_is_torchs_bits(fn, make, dtype)
     assert "ignore_index=" in sg.trace(fn, *make(dtype)).compare().lowered.source or fn is ce_weighted_none
+
+
+def test_none_with_rows_ignored_is_zero_there_with_gradient_zero() -> None:
+    """reduction='none' with ignore_index: an ignored row's loss is 0 and nothing flows to its scores."""
+    x, _ = _rows(torch.float64)
+    y = torch.tensor([0, 1, 1, 2, 1, 0])
+    by = _entries(ce_ignore_none, x, y)
+    for i in (1, 2, 4):
+        assert all(by[f"x[{i}, {j}]"].grad_executed == 0 and by[f"x[{i}, {j}]"].grad_autograd == 0.0 for j in range(3))
+    assert by["x[0, 0]"].grad_executed != 0 and all(e.cause is Cause.AGREE for e in by.values())
 
 
 def test_weighted_nll_exact_gradient_divides_by_the_kept_weights() -> None:
@@ -661,18 +680,12 @@ def test_weighted_nll_exact_gradient_divides_by_the_kept_weights() -> None:
     assert all(e.cause is Cause.AGREE for e in by.values())
 
 
-def _none_ignored(x, y):
-    return F.cross_entropy(x, y, ignore_index=1, reduction="none").sum()
-
-
 def _weight_of_input(x, y):
     return F.cross_entropy(x, y, weight=x[0] * 1)
 
 
 def test_weighted_nll_refusals_name_what_they_refuse() -> None:
     x, y = _rows(torch.float64)
-    with pytest.raises(TraceError, match="reduction='none'.*rows ignored"):
-        sg.trace(_none_ignored, x, y)
     with pytest.raises(TraceError, match="does not differentiate `weight`"):
         sg.trace(_weight_of_input, x, y)
 
