@@ -42,6 +42,7 @@ import torch
 import symgrad as sg
 from symgrad import detach, item, no_grad
 from symgrad.program.losses import binary_cross_entropy, mse_loss, nll_loss
+from symgrad.program.losses import binary_cross_entropy_with_logits, huber_loss, smooth_l1_loss, weighted_nll_loss
 from symgrad.program.primitives import vector_norm
 from symgrad.program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
 from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
@@ -277,6 +278,34 @@ CASES: tuple[Case, ...] = (
              [torch.full_like(x, 0.5), torch.ones_like(y)])),
          note="torch's binary_cross_entropy of (x, y) against (1/2, 1) (its clamps near 0 and 1: "
          "tests/frontends/test_losses.py)"),
+    Case("fused_smooth_l1_loss", smooth_l1_loss(1, sp.Rational(1, 2), x, y, z, sp.Integer(0)),
+         (pt("inside", x=0.5, y=-1.25, z=0.0), pt("inside", x=0.25, y=0.125, z=0.0)),
+         lambda x, y, z: torch.nn.functional.smooth_l1_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)]),
+                                                            beta=0.5),
+         note="torch's smooth_l1_loss of (x, y) against (z, 0), beta=1/2: smooth at |x - z| = 1/2 (the first point)"),
+    Case("fused_huber_loss", huber_loss(0, sp.Rational(3, 4), x, y, z, sp.Integer(0)),
+         (pt("inside", x=1.0, y=0.25, z=0.25),),
+         lambda x, y, z: torch.nn.functional.huber_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)]),
+                                                        reduction="sum", delta=0.75),
+         note="torch's huber_loss, delta=3/4, reduction='sum': |x - z| = delta, where d and delta*sign(d) meet"),
+    Case("fused_binary_cross_entropy_with_logits",
+         binary_cross_entropy_with_logits(1, 1, 1, x, y, sp.Rational(1, 4), sp.Integer(1), sp.Rational(1, 2),
+                                          sp.Rational(3, 2), sp.Integer(2), sp.Rational(1, 2)),
+         (pt("inside", x=0.5, y=-3.0),),
+         lambda x, y: torch.nn.functional.binary_cross_entropy_with_logits(
+             torch.stack([x, y]), torch.stack([torch.full_like(x, 0.25), torch.ones_like(y)]),
+             weight=torch.stack([torch.full_like(x, 0.5), torch.full_like(x, 1.5)]),
+             pos_weight=torch.stack([torch.full_like(x, 2.0), torch.full_like(x, 0.5)])),
+         note="torch's stable BCE with logits of (x, y) against (1/4, 1), weights (1/2, 3/2), pos_weight (2, 1/2)"),
+    Case("fused_weighted_nll_loss",
+         weighted_nll_loss(1, 1, 3, 0, 1, 2, sp.Rational(1, 2), sp.Integer(2), sp.Rational(5, 4), x, sp.Integer(0), y),
+         (pt("inside", x=-0.5, y=-2.25),),
+         lambda x, y: torch.nn.functional.nll_loss(
+             torch.stack([x, torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x),
+                          torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x), y]).reshape(3, 3),
+             torch.tensor([0, 1, 2]), weight=torch.stack([torch.full_like(x, 0.5), torch.full_like(x, 2.0),
+                                                          torch.full_like(x, 1.25)]), ignore_index=1),
+         note="torch's nll_loss with class weights (1/2, 2, 5/4) and ignore_index=1 (row 1): -(x/2 + 5*y/4)/(7/4)"),
     # ------------------------------------------------------------------ kinks and jumps
     Case("abs", sp.Abs(x), (pt("on-kink", x=0.0), pt("beside-kink", x=-(2.0**-20)), pt("inside", x=3.0)),
          lambda x: torch.abs(x), note="the acceptance row: Abs(x) at 0, one-sided (-1, 1)"),

@@ -17,7 +17,8 @@ two paths) is one input, named by its first path.
 citing its own lines); torch's own modules read as their functional forms (`nn.Linear` as
 `x @ W.T + b`, `nn.Sequential` as its layers in turn, `nn.ReLU`, `nn.Tanh`, `nn.Sigmoid`,
 `nn.Softmax(dim)`, `nn.LogSoftmax(dim)`, `nn.Flatten` of a tensor of rank <= 2, `nn.Identity`,
-`nn.Dropout` in eval mode); any other module is a sentence naming its class.
+`nn.Dropout` in eval mode, and the loss modules of `loss_modules.py`, `self.loss = nn.MSELoss()`);
+any other module is a sentence naming its class.
 
 `Subject` is what `trace.read_function` reads and runs: the function whose source it reads (a
 module's `forward`, or for one of torch's own modules a short forward written here and cited as
@@ -48,6 +49,8 @@ import torch
 
 from . import source_indexing as ix
 from . import torch_names as tn
+from .loss_modules import READ_AS as LOSSES_READ_AS
+from .loss_modules import call_loss, constant_of, loss_class
 from .source import inline
 from .source_state import Bound, Data, Refuse
 from ..base.errors import TraceError
@@ -57,7 +60,8 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
 READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax(dim), "
-                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2), nn.Identity, nn.Dropout in eval mode")
+                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2), nn.Identity, nn.Dropout in eval mode, "
+                  f"the losses {LOSSES_READ_AS}")
 # How deep inlined calls may nest (a forward that calls itself never ends).
 MAX_DEPTH: Final = 64
 
@@ -99,13 +103,7 @@ def _constant(t: torch.Tensor, node: ast.AST, what: str) -> Any:
     if t.ndim > 2:
         raise Refuse(node, f"`{what}` has {t.ndim} dimensions; symgrad reads scalars, vectors and matrices.\n"
                            "Fix: compare a module whose tensors have at most two dimensions.")
-    arr = t.detach().to(torch.float64).cpu().numpy()
-    if arr.ndim == 0:
-        return float(arr)
-    column = sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr.reshape(arr.shape[0], -1)])
-    if arr.ndim == 1:
-        tn.RANK1.set(tn.RANK1.get() | {column})
-    return column
+    return constant_of(t)
 
 
 class ModuleRef(Bound):
@@ -162,6 +160,8 @@ class ModuleRef(Bound):
         forward = type(m).forward
         if _own(forward):
             return self.inline(calls, forward, [self, *args], kwargs, node, self.path)
+        if loss_class(m) is not None:  # a loss module: its functional form with its options
+            return call_loss(m, _capital(self.label()), calls, args, kwargs, node, target)
         if kwargs:
             raise Refuse(node, f"`{cls}` is called with keyword arguments here; symgrad reads it with one tensor.\n"
                                "Fix: pass the tensor positionally.")

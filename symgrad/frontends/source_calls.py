@@ -25,6 +25,7 @@ import torch
 from . import source_data as sd
 from . import source_indexing as ix
 from . import torch_names as tn
+from .loss_modules import LossClass, LossObject, loss_class
 from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
 from .torch_reductions import Indices, MaxResult, part_of
@@ -118,6 +119,10 @@ class CallTranslator:
             if arr.ndim == 1:
                 arr = arr.reshape(-1, 1)
             return sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr])
+        if loss_class(obj) is not None and isinstance(obj, type):
+            return LossClass(obj, name)
+        if isinstance(obj, torch.nn.Module) and loss_class(obj) is not None and not any(True for _ in obj.parameters()):
+            return LossObject(obj, name)  # a loss module has no parameters: it is a function
         if isinstance(obj, torch.nn.Module):
             raise Refuse(node, f"`{name}` is a torch.nn.Module read from outside the function: its parameters are "
                                "hidden state that symgrad cannot see as inputs.\nFix: pass the module as an argument "
@@ -212,6 +217,8 @@ class CallTranslator:
             if kw.arg is None:
                 raise Refuse(node, "`**kwargs` in a call is not supported.")
             kwargs[kw.arg] = self._argument(kw.value)
+        if isinstance(func, LossClass):  # `nn.MSELoss(reduction='sum')`, made inline
+            return func.make(args, kwargs, node)
         if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it
             return func.call(self, args, kwargs, node, target)
         if isinstance(func, _Method):

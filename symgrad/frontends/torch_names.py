@@ -40,7 +40,6 @@ from ..program.elementwise import (
     expand,
     piecewise,
 )
-from ..program.losses import REDUCTIONS, binary_cross_entropy, mse_loss, nll_loss
 from ..program.ops import softmax_groups
 from ..program.primitives import (
     detach,
@@ -54,9 +53,10 @@ from ..program.primitives import (
     vector_norm,
 )
 from .torch_reductions import reduction_spellings
+from .torch_losses import Composed, loss_spellings
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_values import (
-    RANK1,
+    RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
     Build,
     Spelling,
     as_scalar,
@@ -694,150 +694,10 @@ def _linear(a: Sequence[Any], k: dict[str, Any]) -> Any:
     return linear(*total.args, evaluate=False)
 
 
-def _reduction(name: str, k: dict[str, Any], a: Sequence[Any], at: int, known: set[str]) -> int:
-    """The `reduction=` of a loss (its position `at` among the arguments), checked; other
-    options (weight=, ignore_index=, label_smoothing=, the legacy size_average=/reduce=) are
-    each a sentence of their own."""
-    for key in set(k) - known - {"reduction"}:
-        raise UnsupportedNodeError(
-            f"`F.{name}` with `{key}=` is not read: symgrad reads this loss with its defaults and `reduction=`.\n"
-            + _LOSS_OPTIONS.get(key, f"Fix: leave `{key}=` out, or write the loss out with torch ops."))
-    reduction = k.get("reduction", a[at] if len(a) > at else "mean")
-    if reduction not in REDUCTIONS:
-        raise UnsupportedNodeError(f"`F.{name}(..., reduction={reduction!r})`: torch's reductions are 'mean', 'sum' "
-                                   "and 'none'.\nFix: pass one of them.")
-    return REDUCTIONS[reduction]
-
-
-_LOSS_OPTIONS: Final = {
-    "weight": "Fix: multiply the unreduced loss by the weights yourself, e.g. "
-              "`(F.mse_loss(a, t, reduction='none') * w).sum()`, which symgrad reads.",
-    "size_average": "Fix: use `reduction='mean'` or `reduction='sum'` (size_average is deprecated in torch too).",
-    "reduce": "Fix: use `reduction='none'` (reduce is deprecated in torch too).",
-    "ignore_index": "Fix: leave the ignored rows out of the logits and labels you pass (`X[keep], y[keep]`).",
-    "label_smoothing": "Fix: write the smoothed loss out: `(1 - eps) * F.cross_entropy(X, y) - eps * "
-                       "F.log_softmax(X, 1).mean(1).mean()` (symgrad reads both parts).",
-    "pos_weight": "Fix: leave it out, or write the loss out with torch ops.",
-}
-
-
-def _elements(m: Any) -> list[Any]:
-    rows, cols = shape(m)  # type: ignore[misc]
-    return [MatrixElement(m, i, j) for i in range(rows) for j in range(cols)]
-
-
-def _pair(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, Any]:
-    x, t = a[0], k.get("target", a[1] if len(a) > 1 else None)
-    if t is None or is_matrix(x) != is_matrix(t) or (is_matrix(x) and shape(x) != shape(t)):
-        raise UnsupportedNodeError(
-            f"`F.{name}` is read with an input and a target of the same shape; here they are "
-            f"{shape(x) or 'a number'} and {shape(t) or 'a number'} (torch broadcasts them, with a warning, into "
-            "another loss).\nFix: give the target the input's shape, e.g. `t.reshape(x.shape)`.")
-    return x, t
-
-
-def _reduced(m: Any, r: int) -> Any:
-    """'sum' (0), 'mean' (1) of an elementwise loss as `.sum()` and `.mean()` are read; 'none' (2): itself."""
-    if r == 2 or not is_matrix(m):
-        return m
-    return (_sum if r == 0 else _mean)([m], {})
-
-
-def _mse(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    r = _reduction("mse_loss", k, a, 2, {"target"})
-    x, t = _pair("mse_loss", a, k)
-    if r == 2:  # torch's kernel is (x - t)*(x - t), as (x - t)**2 is, backward 2*(x - t)*grad
-        return _pow([_sub([x, t], {}), 2], {})
-    if not is_matrix(x):
-        return mse_loss(r, as_scalar(x), as_scalar(t))
-    return mse_loss(r, *_elements(x), *_elements(t))
-
-
-def _l1(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    """F.l1_loss is torch's composition (x - t).abs() reduced: read as written (abs'(0) = 0)."""
-    r = _reduction("l1_loss", k, a, 2, {"target"})
-    x, t = _pair("l1_loss", a, k)
-    return _reduced(_wrap(sp.Abs, "abs")([_sub([x, t], {})], {}), r)
-
-
-def _bce(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    r = _reduction("binary_cross_entropy", k, a, 3, {"target"})
-    p, t = _pair("binary_cross_entropy", a, k)
-    if len(a) > 2 and a[2] is not None:
-        raise UnsupportedNodeError("`F.binary_cross_entropy` with a weight is not read.\n" + _LOSS_OPTIONS["weight"])
-    if r == 2:  # torch's kernel on each element
-        return on_elements(lambda b, k2: binary_cross_entropy(2, as_scalar(b[0]), as_scalar(b[1])))([p, t], {})
-    if not is_matrix(p):
-        return binary_cross_entropy(r, as_scalar(p), as_scalar(t))
-    return binary_cross_entropy(r, *_elements(p), *_elements(t))
-
-
-def _labels(name: str, logp: Any, y: Any) -> list[int]:
-    """The class labels of a (n, C) matrix of scores: one integer in 0..C-1 per row."""
-    array = getattr(y, "array", None)  # the source reader's integer data (source_state.Data)
-    if array is None or array.ndim != 1 or array.dtype.kind not in "iu":
-        raise UnsupportedNodeError(
-            f"`F.{name}` is read with integer class labels, a rank-1 integer tensor passed to the function "
-            "(class-probability targets, a float tensor, are not read).\n"
-            f"Fix: pass the labels as a torch.long tensor argument, e.g. `{name}(X, y)` with y = torch.tensor([...]).")
-    if not is_matrix(logp) or rank1(logp) is True:
-        raise UnsupportedNodeError(f"`F.{name}` is read with (n, C) scores, one row per sample.\n"
-                                   "Fix: pass a 2-D tensor, e.g. `x.reshape(1, -1)` for one sample.")
-    rows, cols = shape(logp)  # type: ignore[misc]
-    labels = [int(v) for v in array]
-    if len(labels) != rows or any(not 0 <= v < cols for v in labels):
-        raise UnsupportedNodeError(
-            f"`F.{name}`: the labels {labels[:8]}{' ...' if len(labels) > 8 else ''} do not fit ({rows}, {cols}) "
-            f"scores: one label per row, each from 0 to {cols - 1} (torch raises, or ignores -100).\n"
-            "Fix: pass one label in range per row.")
-    return labels
-
-
-def _nll_of(name: str, logp: Any, y: Any, r: int) -> Any:
-    picked = [MatrixElement(logp, i, c) for i, c in enumerate(_labels(name, logp, y))]
-    if r != 2:
-        return nll_loss(r, *picked)
-    column = sp.ImmutableMatrix(len(picked), 1, [-v for v in picked])  # torch: -L[i, y_i] * 1, exactly
-    RANK1.set(RANK1.get() | {column})
-    return column
-
-
-def _nll(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    r = _reduction("nll_loss", k, a, 5, {"target"})
-    if len(a) > 2:
-        raise UnsupportedNodeError("`F.nll_loss` is read as nll_loss(input, target, reduction=...).\n"
-                                   "Fix: pass the other options by keyword, or leave them out.")
-    return _nll_of("nll_loss", a[0], k.get("target", a[1] if len(a) > 1 else None), r)
-
-
-def _cross_entropy(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    """torch's cross_entropy of class labels is nll_loss(log_softmax(X, 1), y): read as that."""
-    if k.get("label_smoothing", 0) not in (0, 0.0):
-        raise UnsupportedNodeError("`F.cross_entropy` with `label_smoothing=` is not read.\n"
-                                   + _LOSS_OPTIONS["label_smoothing"])
-    k = {key: v for key, v in k.items() if key != "label_smoothing"}
-    r = _reduction("cross_entropy", k, a, 5, {"target"})
-    if len(a) > 2:
-        raise UnsupportedNodeError("`F.cross_entropy` is read as cross_entropy(input, target, reduction=...).\n"
-                                   "Fix: pass the other options by keyword, or leave them out.")
-    x, y = a[0], k.get("target", a[1] if len(a) > 1 else None)
-    _labels("cross_entropy", x, y)
-    logp = _along_vector("log_softmax", log_softmax)([x], {"dim": 1})
-    return _nll_of("cross_entropy", logp, y, r)
-
-
-_SPELLINGS += [
-    Spelling(f"{_NN}linear", "function", sp.MatAdd, _linear,
-             "x @ W.T + b; of a matrix x with a rank-1 b, torch's own F.linear (addmm)"),
-    Spelling(f"{_NN}mse_loss", "function", mse_loss, _mse, "reduction 'mean' and 'sum' fused; 'none' is (x - t)**2"),
-    Spelling(f"{_NN}l1_loss", "function", sp.Abs, _l1, "(x - t).abs() reduced, as torch composes it (gradient 0 at x = t)"),
-    Spelling(f"{_NN}nll_loss", "function", nll_loss, _nll,
-             "integer labels passed as data; 'mean' and 'sum' fused, 'none' is -L[i, y_i]"),
-    Spelling(f"{_NN}cross_entropy", "function", nll_loss, _cross_entropy,
-             "integer labels: nll_loss of log_softmax(X, 1), as torch computes it"),
-    Spelling(f"{_NN}binary_cross_entropy", "function", binary_cross_entropy, _bce,
-             "torch's kernel, its clamps included (log at -100, the backward's denominator at 1e-12)"),
-]
+_SPELLINGS += [Spelling(f"{_NN}linear", "function", sp.MatAdd, _linear,
+                        "x @ W.T + b; of a matrix x with a rank-1 b, torch's own F.linear (addmm)")]
+_SPELLINGS += loss_spellings(Composed(_add, _sub, _mul, _pow, _wrap(sp.Abs, "abs"), _sum, _mean,  # torch_losses
+                                      on_elements, _along_vector("log_softmax", log_softmax)))
 
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
 _SPELLINGS += reduction_spellings(_scalar_only("maximum", maximum), _scalar_only("minimum", minimum))  # torch_reductions
@@ -849,19 +709,7 @@ OPERATORS: Final[dict[str, str]] = {
     "Add": "+", "Sub": "-", "Mult": "*", "Div": "/", "Pow": "**", "USub": "unary -", "MatMult": "@",
 }
 
-REFUSED: Final[dict[str, str]] = {
-    f"{_NN}smooth_l1_loss": f"`{_NN}smooth_l1_loss` is a fused op (torch's own kernel and backward, which round "
-    "otherwise than its pieces), and symgrad has no rule row for it yet.\nFix: write it out, "
-    "`d = (x - t).abs(); torch.where(d < beta, 0.5 * d**2 / beta, d - 0.5 * beta).mean()`, which symgrad reads "
-    "(and compare that), or check this loss with `torch.autograd.gradcheck`.",
-    f"{_NN}huber_loss": f"`{_NN}huber_loss` is a fused op (torch's own kernel and backward), and symgrad has no "
-    "rule row for it yet.\nFix: write it out, `d = (x - t).abs(); torch.where(d < delta, 0.5 * d**2, "
-    "delta * (d - 0.5 * delta)).mean()`, which symgrad reads, or check it with `torch.autograd.gradcheck`.",
-    f"{_NN}binary_cross_entropy_with_logits": f"`{_NN}binary_cross_entropy_with_logits` is a fused op (torch's "
-    "own stable kernel, (1 - t)*z + log(1 + exp(-z)) with the largest exponent taken out, and its own backward), "
-    "and symgrad has no rule row for it yet.\nFix: compare `((1 - t) * z + F.softplus(-z)).mean()`, its "
-    "mathematics written with torch's fused softplus, or check it with `torch.autograd.gradcheck`.",
-}
+REFUSED: Final[dict[str, str]] = {}
 _RANDOM = ("draws random numbers: the function is not the same function twice, so there is no "
            "single derivative to compare.\nFix: draw the random values outside the function and "
            "pass them in as arguments (they become inputs or constants).")

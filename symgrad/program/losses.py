@@ -21,7 +21,7 @@ p*(1 - p) at 1e-12 in the backward), which the mathematics does not have.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import sympy as sp
@@ -42,37 +42,53 @@ BCE_EPSILON: Final = 1e-12
 
 class _Loss(sp.Function):
     """A fused loss over n elements: its first argument is the reduction (1: mean, 0: sum), then
-    the elements of each of its `TENSORS` tensors, n of each, in the order torch reads them."""
+    its `OPTIONS` constant options (smooth_l1_loss's beta), then the elements of each of its
+    tensors, n of each, in the order torch reads them."""
 
     is_real = True
     TENSORS = 1
+    OPTIONS = 0
+
+    @classmethod
+    def _tensors(cls, args: Sequence[sp.Basic]) -> int:
+        return cls.TENSORS
 
     @classmethod
     def eval(cls, *args: sp.Basic) -> None:
-        if (not args or args[0] not in (0, 1, 2) or (len(args) - 1) % cls.TENSORS or len(args) < 1 + cls.TENSORS
-                or (args[0] == 2 and len(args) != 1 + cls.TENSORS)):
+        head = 1 + cls.OPTIONS
+        tensors = cls._tensors(args) if len(args) >= head else cls.TENSORS
+        if (not args or args[0] not in (0, 1, 2) or len(args) < head + tensors or (len(args) - head) % tensors
+                or (args[0] == 2 and len(args) != head + tensors)):
             raise UnsupportedNodeError(
                 f"{cls.__name__}({', '.join(sp.sstr(a) for a in args)}) is not a loss symgrad reads: the first "
-                "argument is the reduction (1 for 'mean', 0 for 'sum', 2 for 'none' of one element), then the n elements of each tensor.\n"
+                "argument is the reduction (1 for 'mean', 0 for 'sum', 2 for 'none' of one element), "
+                + (f"then its {cls.OPTIONS} option(s), " if cls.OPTIONS else "")
+                + "then the n elements of each tensor.\n"
                 f"Fix: write it as torch.nn.functional.{cls.__name__}(...) in torch code.")
         return None
 
     @property
     def n(self) -> int:
-        return (len(self.args) - 1) // self.TENSORS
+        return (len(self.args) - 1 - self.OPTIONS) // self._tensors(self.args)
+
+    def options(self) -> tuple[sp.Basic, ...]:
+        return tuple(self.args[1:1 + self.OPTIONS])
+
+    def elements(self) -> tuple[sp.Basic, ...]:
+        return tuple(self.args[1 + self.OPTIONS:])
 
     def parts(self) -> list[tuple[sp.Basic, ...]]:
         """The elements, one tuple per position j (a_j, or (a_j, t_j))."""
-        n = self.n
-        return [tuple(self.args[1 + k * n + j] for k in range(self.TENSORS)) for j in range(n)]
+        n, head = self.n, 1 + self.OPTIONS
+        return [tuple(self.args[head + k * n + j] for k in range(self._tensors(self.args))) for j in range(n)]
 
     def scale(self) -> sp.Basic:
         return sp.Integer(self.n) ** -1 if self.args[0] == 1 else sp.Integer(1)
 
     def _position(self, argindex: int) -> tuple[int, int]:
-        if argindex == 1:
+        if argindex <= 1 + self.OPTIONS:
             raise ArgumentIndexError(self, argindex)
-        return divmod(argindex - 2, self.n)  # (which tensor, which element)
+        return divmod(argindex - 2 - self.OPTIONS, self.n)  # (which tensor, which element)
 
     def _eval_evalf(self, prec: int) -> sp.Expr | None:
         if not all(a.is_number for a in self.args):
@@ -127,7 +143,141 @@ class binary_cross_entropy(_Loss):
         return self.scale() * (sp.log(1 - p) - sp.log(p))
 
 
-LOSSES: Final = (mse_loss, nll_loss, binary_cross_entropy)
+class smooth_l1_loss(_Loss):
+    """`torch.nn.functional.smooth_l1_loss(a, t, reduction, beta)` (beta > 0; beta = 0 is read as
+    l1_loss, as torch's F does): with d_j = a_j - t_j, the sum of d**2/(2*beta) where |d| < beta
+    and |d| - beta/2 elsewhere, / n**r. Its arguments: (r, beta, a_0, ..., t_0, ...)."""
+
+    TENSORS = 2
+    OPTIONS = 1
+
+    def written_out(self) -> sp.Expr:
+        (beta,) = self.options()
+        return self.scale() * sp.Add(*[sp.Piecewise(((a - t) ** 2 / (2 * beta), sp.Abs(a - t) < beta),
+                                                    (sp.Abs(a - t) - beta / 2, True)) for a, t in self.parts()])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k, j = self._position(argindex)
+        a, t = self.parts()[j]
+        (beta,) = self.options()
+        d = a - t
+        return (1 - 2 * k) * self.scale() * sp.Piecewise((d / beta, sp.Abs(d) < beta), (sp.sign(d), True))
+
+
+class huber_loss(_Loss):
+    """`torch.nn.functional.huber_loss(a, t, reduction, delta)` (delta > 0): with d_j = a_j - t_j,
+    the sum of d**2/2 where |d| < delta and delta*(|d| - delta/2) elsewhere, / n**r. Its
+    arguments: (r, delta, a_0, ..., t_0, ...)."""
+
+    TENSORS = 2
+    OPTIONS = 1
+
+    def written_out(self) -> sp.Expr:
+        (delta,) = self.options()
+        return self.scale() * sp.Add(*[sp.Piecewise(((a - t) ** 2 / 2, sp.Abs(a - t) < delta),
+                                                    (delta * (sp.Abs(a - t) - delta / 2), True)) for a, t in self.parts()])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k, j = self._position(argindex)
+        a, t = self.parts()[j]
+        (delta,) = self.options()
+        d = a - t
+        return (1 - 2 * k) * self.scale() * sp.Piecewise((d, sp.Abs(d) < delta), (delta * sp.sign(d), True))
+
+
+class binary_cross_entropy_with_logits(_Loss):
+    """`torch.nn.functional.binary_cross_entropy_with_logits(x, t, weight, pos_weight, reduction)`:
+    the sum of w_j*((1 - t_j)*x_j + l_j*log(1 + exp(-x_j))) with l_j = (pw_j - 1)*t_j + 1, / n**r
+    ('mean' divides by n, not by the weights). Its arguments: (r, has_weight, has_pos_weight,
+    x_0, ..., t_0, ..., then w_0, ... and pw_0, ... where given: constants, as torch does not
+    differentiate them)."""
+
+    OPTIONS = 2
+
+    @classmethod
+    def _tensors(cls, args: Sequence[sp.Basic]) -> int:
+        return 2 + int(bool(args[1])) + int(bool(args[2]))
+
+    def terms(self) -> list[tuple[sp.Basic, sp.Basic, sp.Basic, sp.Basic]]:
+        """(x, t, w, pw) per element, w and pw 1 where not given."""
+        has_w, has_pw = (bool(o) for o in self.options())
+        out = []
+        for part in self.parts():
+            x, t, rest = part[0], part[1], list(part[2:])
+            w = rest.pop(0) if has_w else sp.Integer(1)
+            pw = rest.pop(0) if has_pw else sp.Integer(1)
+            out.append((x, t, w, pw))
+        return out
+
+    def written_out(self) -> sp.Expr:
+        return self.scale() * sp.Add(*[w * ((1 - t) * x + ((pw - 1) * t + 1) * sp.log(1 + sp.exp(-x)))
+                                       for x, t, w, pw in self.terms()])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k, j = self._position(argindex)
+        x, t, w, pw = self.terms()[j]
+        softplus = sp.log(1 + sp.exp(-x))
+        if k == 0:
+            return self.scale() * w * (((pw - 1) * t + 1) / (1 + sp.exp(-x)) - pw * t)
+        if k == 1:
+            return self.scale() * w * (-x + (pw - 1) * softplus)
+        has_w = bool(self.options()[0])
+        if k == 2 and has_w:
+            return self.scale() * ((1 - t) * x + ((pw - 1) * t + 1) * softplus)
+        return self.scale() * w * t * softplus
+
+
+class weighted_nll_loss(_Loss):
+    """`torch.nn.functional.nll_loss(L, y, weight=w, ignore_index=k, reduction)` of n rows and C
+    classes: -sum(w[y_i]*a_i)/W**r over the rows kept (y_i != k), a_i = L[i, y_i], W the sum of
+    their weights ('mean' divides by W, not by n). Its arguments: (r, k, C, y_0, ..., y_(n-1),
+    w_0, ..., w_(C-1), a_0, ..., a_(n-1)), with a_i = 0 for a row ignored."""
+
+    @property
+    def OPTIONS(self) -> int:  # type: ignore[override]
+        return 2 + self.rows + int(self.args[2])
+
+    @property
+    def rows(self) -> int:
+        return (len(self.args) - 3 - int(self.args[2])) // 2
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> None:
+        if (len(args) < 4 or args[0] not in (0, 1) or not args[2].is_Integer or args[2] < 1
+                or (len(args) - 3 - int(args[2])) % 2 or len(args) - 3 - int(args[2]) < 2):
+            raise UnsupportedNodeError(
+                f"weighted_nll_loss({', '.join(sp.sstr(a) for a in args[:6])}, ...) is not a loss symgrad reads: "
+                "(r, ignore_index, C, the n labels, the C class weights, the n picked elements).\n"
+                "Fix: write it as torch.nn.functional.nll_loss(L, y, weight=w, ignore_index=k) in torch code.")
+        return None
+
+    @property
+    def n(self) -> int:
+        return self.rows
+
+    def kept(self) -> list[tuple[int, sp.Basic, sp.Basic]]:
+        """(row, weight, element) of every row kept."""
+        n, classes, ignore = self.rows, int(self.args[2]), self.args[1]
+        labels = self.args[3:3 + n]
+        weights = self.args[3 + n:3 + n + classes]
+        elements = self.args[3 + n + classes:]
+        return [(i, weights[int(y)], elements[i]) for i, y in enumerate(labels) if y != ignore]
+
+    def scale(self) -> sp.Basic:
+        return 1 / sp.Add(*[w for _, w, _ in self.kept()]) if self.args[0] == 1 else sp.Integer(1)
+
+    def written_out(self) -> sp.Expr:
+        return -self.scale() * sp.Add(*[w * a for _, w, a in self.kept()])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k, j = self._position(argindex)
+        weight = next((w for i, w, _ in self.kept() if i == j), sp.Integer(0))
+        return -self.scale() * weight
+
+
+LOSSES: Final = (mse_loss, nll_loss, binary_cross_entropy, smooth_l1_loss, huber_loss, binary_cross_entropy_with_logits,
+                 weighted_nll_loss)
+LOSS_NAMES: Final = frozenset(cls.__name__ for cls in LOSSES)
 
 
 # --------------------------------------------------------------------------- exact values
@@ -229,15 +379,175 @@ def bce_math(a: Sequence[ex.Exact], mean: int) -> tuple[ex.Exact, tuple[ex.Exact
     return value, (*dp, *dt)
 
 
-def loss_text(name: str, args: Sequence[str], mean: int) -> str:
+def _option(v: object) -> ex.Exact:
+    return ex.from_sympy(v) if isinstance(v, sp.Basic) else v  # type: ignore[return-value]
+
+
+def _norm(n: int, mean: int) -> ex.Exact:
+    return ex.Q(1, n) if mean == 1 else ex.ONE
+
+
+def smooth_l1_value(a: Sequence[ex.Exact], p: tuple[int, object]) -> ex.Exact:
+    """torch's smooth_l1 kernel: z = |x - t|, z*z/(2*beta) where z < beta, else z - beta/2, reduced."""
+    beta = _option(p[1])
+    terms = []
+    for x, t in _split(a, 2):
+        z = abs(ex.sub(x, t))
+        terms.append(ex.div(ex.mul(z, z), ex.mul(ex.Q(2), beta)) if ex.cmp(z, beta) < 0
+                     else ex.sub(z, ex.mul(ex.HALF, beta)))
+    return _scaled(_sum(terms), len(terms), p[0])
+
+
+def _clipped(a: Sequence[ex.Exact], mean: int, bound: ex.Exact, scale: ex.Exact) -> tuple[ex.Exact, ...]:
+    """norm*scale*d with d = x - t clipped to [-bound, bound], in torch's branches (d <= -bound, d >=
+    bound, between; norm = 1/n for 'mean', else 1); the target's is its negative."""
+    pairs = _split(a, 2)
+    factor = ex.mul(_norm(len(pairs), mean), scale)
+    dx = []
+    for x, t in pairs:
+        d = ex.sub(x, t)
+        d = ex.neg(bound) if ex.cmp(d, ex.neg(bound)) <= 0 else bound if ex.cmp(d, bound) >= 0 else d
+        dx.append(ex.mul(factor, d))
+    return (*dx, *(ex.neg(v) for v in dx))
+
+
+def smooth_l1_partials(a: Sequence[ex.Exact], p: tuple[int, object]) -> tuple[ex.Exact, ...]:
+    """torch's smooth_l1_loss_backward: with d = x - t, -norm where d <= -beta, norm where d >= beta,
+    norm*d/beta between; the target's is its negative. At |d| = beta both branches are the
+    mathematics' slope +-norm: the loss is smooth there."""
+    beta = _option(p[1])
+    return _clipped(a, p[0], beta, ex.div(ex.ONE, beta))
+
+
+def huber_value(a: Sequence[ex.Exact], p: tuple[int, object]) -> ex.Exact:
+    """torch's huber kernel: z = |x - t|, z*z/2 where z < delta, else delta*(z - delta/2), reduced."""
+    delta = _option(p[1])
+    terms = []
+    for x, t in _split(a, 2):
+        z = abs(ex.sub(x, t))
+        terms.append(ex.mul(ex.HALF, ex.mul(z, z)) if ex.cmp(z, delta) < 0
+                     else ex.mul(delta, ex.sub(z, ex.mul(ex.HALF, delta))))
+    return _scaled(_sum(terms), len(terms), p[0])
+
+
+def huber_partials(a: Sequence[ex.Exact], p: tuple[int, object]) -> tuple[ex.Exact, ...]:
+    """torch's huber_loss_backward: with d = x - t, -norm*delta where d <= -delta, norm*delta where
+    d >= delta, norm*d between; the target's is its negative."""
+    return _clipped(a, p[0], _option(p[1]), ex.ONE)
+
+
+Scalar = Callable[[ex.Exact], ex.Exact]
+
+
+def _logit_terms(a: Sequence[ex.Exact], p: tuple[int, object, object]) -> list[tuple[ex.Exact, ...]]:
+    """(x, t, w, pw) per element of binary_cross_entropy_with_logits, w and pw 1 where not given."""
+    has_w, has_pw = bool(p[1]), bool(p[2])
+    out = []
+    for part in _split(a, 2 + has_w + has_pw):
+        rest = list(part[2:])
+        w = rest.pop(0) if has_w else ex.ONE
+        pw = rest.pop(0) if has_pw else ex.ONE
+        out.append((part[0], part[1], w, pw))
+    return out
+
+
+def bce_logits_value(a: Sequence[ex.Exact], p: tuple[int, object, object], softplus: Scalar) -> ex.Exact:
+    """torch's kernel, (1 - t)*x - l*log_sigmoid(x) times w with l = (pw - 1)*t + 1, reduced
+    ('mean' divides by n); -log_sigmoid(x) is softplus(-x), exactly."""
+    terms = []
+    for x, t, w, pw in _logit_terms(a, p):
+        lw = ex.add(ex.mul(ex.sub(pw, ex.ONE), t), ex.ONE)
+        terms.append(ex.mul(w, ex.add(ex.mul(ex.sub(ex.ONE, t), x), ex.mul(lw, softplus(ex.neg(x))))))
+    return _scaled(_sum(terms), len(terms), int(p[0]))  # type: ignore[call-overload]
+
+
+def bce_logits_partials(a: Sequence[ex.Exact], p: tuple[int, object, object], softplus: Scalar,
+                        sigmoid: Scalar) -> tuple[ex.Exact, ...]:
+    """torch's binary_cross_entropy_with_logits_backward: (l*sigmoid(x) - pw*t)*w*grad (sigmoid(x)
+    - t without pos_weight), / n for 'mean'; its target backward, (log_sigmoid(-x) -
+    pw*log_sigmoid(x))*w*grad, which is -x + (pw - 1)*softplus(-x) exactly. The weights are
+    constants (torch does not differentiate them): their partials are the mathematics'."""
+    terms = _logit_terms(a, p)
+    norm = _norm(len(terms), int(p[0]))  # type: ignore[call-overload]
+    dx, dt, dw, dpw = [], [], [], []
+    for x, t, w, pw in terms:
+        lw = ex.add(ex.mul(ex.sub(pw, ex.ONE), t), ex.ONE)
+        sp_neg = softplus(ex.neg(x))
+        dx.append(ex.mul(norm, ex.mul(w, ex.sub(ex.mul(lw, sigmoid(x)), ex.mul(pw, t)))))
+        dt.append(ex.mul(norm, ex.mul(w, ex.add(ex.neg(x), ex.mul(ex.sub(pw, ex.ONE), sp_neg)))))
+        dw.append(ex.mul(norm, ex.add(ex.mul(ex.sub(ex.ONE, t), x), ex.mul(lw, sp_neg))))
+        dpw.append(ex.mul(norm, ex.mul(w, ex.mul(t, sp_neg))))
+    return (*dx, *dt, *(dw if p[1] else ()), *(dpw if p[2] else ()))
+
+
+def _weighted_parts(a: Sequence[ex.Exact], p: tuple) -> tuple[list[ex.Exact], ex.Exact]:  # type: ignore[type-arg]
+    """The weight of each row (0 where ignored) and the total weight of the rows kept."""
+    ignore, classes = p[1], int(p[2])
+    n = len(a)
+    labels, weights = p[3:3 + n], [_option(w) for w in p[3 + n:3 + n + classes]]
+    per_row = [ex.ZERO if y == ignore else weights[int(y)] for y in labels]
+    return per_row, _sum(per_row)
+
+
+def weighted_nll_value(a: Sequence[ex.Exact], p: tuple) -> ex.Exact:  # type: ignore[type-arg]
+    """torch's nll_loss kernel: -sum(w[y_i]*a_i) over the rows kept, / their total weight for 'mean'."""
+    per_row, total = _weighted_parts(a, p)
+    value = ex.neg(_sum([ex.mul(w, v) for w, v in zip(per_row, a)]))
+    return ex.div(value, total) if int(p[0]) == 1 else value
+
+
+def weighted_nll_partials(a: Sequence[ex.Exact], p: tuple) -> tuple[ex.Exact, ...]:  # type: ignore[type-arg]
+    """torch's nll_loss_backward: -w[y_i]*grad/total_weight ('mean') or -w[y_i]*grad, 0 for a row ignored."""
+    per_row, total = _weighted_parts(a, p)
+    return tuple(ex.neg(ex.div(w, total) if int(p[0]) == 1 else w) for w in per_row)
+
+
+def _weighted_nll_text(args: Sequence[str], param: tuple, reduction: str) -> str:  # type: ignore[type-arg]
+    n, ignore, classes = len(args), int(param[1]), int(param[2])
+    labels = [int(y) for y in param[3:3 + n]]
+    weights = [float(w) for w in param[3 + n:3 + n + classes]]
+    first = next((args[i] for i, y in enumerate(labels) if y != ignore), args[0])
+    zero = f"torch.zeros_like({first})"
+    cells = [args[i] if c == y else zero for i, y in enumerate(labels) for c in range(classes)]
+    weight = ", ".join(f"torch.full_like({first}, {w!r})" for w in weights)
+    return (f"torch.nn.functional.nll_loss(torch.stack([{', '.join(cells)}]).reshape({n}, {classes}), "
+            f"torch.tensor({labels}), weight=torch.stack([{weight}]), ignore_index={ignore}, reduction='{reduction}')")
+
+
+def loss_param(e: _Loss) -> object:
+    """The op parameter of a fused loss node: its reduction, with its options after it if it has any."""
+    return int(e.args[0]) if not e.OPTIONS else (int(e.args[0]), *e.options())
+
+
+def _options_text(name: str, param: object) -> str:
+    if name in ("smooth_l1_loss", "huber_loss"):
+        value = float(param[1])  # type: ignore[index,arg-type]
+        return f", {'beta' if name == 'smooth_l1_loss' else 'delta'}={value!r}"
+    return ""
+
+
+def loss_text(name: str, args: Sequence[str], param: object) -> str:
     """The torch call of a fused loss on its stacked elements, as the generated program writes it."""
+    mean = param if isinstance(param, int) else int(param[0])  # type: ignore[index]
     reduction = {0: "sum", 1: "mean", 2: "none"}[mean]
+    options = _options_text(name, param)
+    if name == "weighted_nll_loss":
+        return _weighted_nll_text(args, param, reduction)  # type: ignore[arg-type]
+    if name == "binary_cross_entropy_with_logits":
+        has_w, has_pw = bool(param[1]), bool(param[2])  # type: ignore[index]
+        k = 2 + has_w + has_pw
+        n = len(args) // k
+        stacked = (list(args) if mean == 2  # one element each, or whole tensors where applied elementwise
+                   else [f"torch.stack([{', '.join(args[i * n:(i + 1) * n])}])" for i in range(k)])
+        extra = ((f", weight={stacked[2]}" if has_w else "")
+                 + (f", pos_weight={stacked[2 + has_w]}" if has_pw else ""))
+        return (f"torch.nn.functional.{name}({stacked[0]}, {stacked[1]}{extra}, reduction='{reduction}')")
     if mean == 2:  # one element, or whole tensors where the loss is applied elementwise
-        return f"torch.nn.functional.{name}({args[0]}, {args[1]}, reduction='none')"
+        return f"torch.nn.functional.{name}({args[0]}, {args[1]}, reduction='none'{options})"
     if name == "nll_loss":
         n = len(args)
         return (f"torch.nn.functional.nll_loss(torch.stack([{', '.join(args)}]).reshape({n}, 1), "
                 f"torch.zeros({n}, dtype=torch.long), reduction='{reduction}')")
     n = len(args) // 2
     return (f"torch.nn.functional.{name}(torch.stack([{', '.join(args[:n])}]), "
-            f"torch.stack([{', '.join(args[n:])}]), reduction='{reduction}')")
+            f"torch.stack([{', '.join(args[n:])}]), reduction='{reduction}'{options})")

@@ -573,6 +573,19 @@ _OP_LIST: tuple[Op, ...] = (
        shortcut="torch's binary_cross_entropy clamps: its value takes each log at no less than -100, and its "
        "backward divides p - t by (1 - p)*p but by no less than 1e-12, so where p is within 1e-12 of 0 or 1 "
        "its gradient is (p - t)/1e-12 (0 at p = t = 0, where the mathematics' slope is 1/(1 - p) = 1)."),
+    # smooth_l1_loss and huber_loss: param (reduction, beta or delta); C1 at |x - t| = beta, where
+    # torch's backward takes the outer branch, whose slope is the inner one's there.
+    Op("smooth_l1_loss", "torch.nn.functional.smooth_l1_loss(torch.stack([...]), torch.stack([...]), reduction, beta)",
+       lambda a, p: ls.smooth_l1_value(a, p), lambda a, v, p: ls.smooth_l1_partials(a, p)),
+    Op("huber_loss", "torch.nn.functional.huber_loss(torch.stack([...]), torch.stack([...]), reduction, delta)",
+       lambda a, p: ls.huber_value(a, p), lambda a, v, p: ls.huber_partials(a, p)),
+    # param (reduction, has_weight, has_pos_weight); torch's kernel and backward are the mathematics'.
+    Op("binary_cross_entropy_with_logits", "torch.nn.functional.binary_cross_entropy_with_logits(torch.stack([...]), "
+       "torch.stack([...]), weight, pos_weight, reduction)", lambda a, p: ls.bce_logits_value(a, p, softplus_math),
+       lambda a, v, p: ls.bce_logits_partials(a, p, softplus_math, sigmoid)),
+    # param (reduction, ignore_index, C, the n labels, the C class weights); its args the picked elements.
+    Op("weighted_nll_loss", "torch.nn.functional.nll_loss(L, y, weight, ignore_index, reduction) of the picked elements "
+       "in an (n, C) stack", lambda a, p: ls.weighted_nll_value(a, p), lambda a, v, p: ls.weighted_nll_partials(a, p)),
     Op(
         "atan2",
         "torch.atan2({0}, {1})",

@@ -28,7 +28,15 @@ from .ops import Args
 from .elementwise import Elementwise
 from . import losses as ls
 from . import reductions as rd
-from .losses import binary_cross_entropy, mse_loss, nll_loss
+from .losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    huber_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+    weighted_nll_loss,
+)
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
@@ -225,6 +233,32 @@ _RULE_LIST: tuple[Rule, ...] = (
                 "from the logits z with p = sigmoid(z) instead, `(F.softplus(z) - t * z).mean()`, which needs "
                 "no clamp."},
          exact=lambda a: ls.bce_math(a[1:], int(a[0]))[0]),
+    Rule(smooth_l1_loss, ("smooth_l1_loss",), "smooth_l1_loss(r, beta, a_0, ..., t_0, ...) is the sum of "
+         "d**2/(2*beta) where |d| < beta and |d| - beta/2 elsewhere (d = a_j - t_j), /n**r, as "
+         "`F.smooth_l1_loss(a, t, beta=beta)` is read (beta > 0; beta = 0 is l1_loss, as torch's F reads it): "
+         "torch's own kernel of the stacked elements", "all reals",
+         nonsmooth="none in the first derivative: at |d| = beta the slopes d/beta and sign(d) meet (torch's backward "
+         "takes sign(d) there, the same number); the second derivative jumps from 1/beta to 0",
+         exact=lambda a: ls.smooth_l1_value(a[2:], (int(a[0]), a[1]))),
+    Rule(huber_loss, ("huber_loss",), "huber_loss(r, delta, a_0, ..., t_0, ...) is the sum of d**2/2 where "
+         "|d| < delta and delta*(|d| - delta/2) elsewhere (d = a_j - t_j), /n**r, as `F.huber_loss(a, t, "
+         "delta=delta)` is read: torch's own kernel of the stacked elements", "all reals",
+         nonsmooth="none in the first derivative: at |d| = delta the slopes d and delta*sign(d) meet (torch's "
+         "backward takes delta*sign(d) there); the second derivative jumps from 1 to 0",
+         exact=lambda a: ls.huber_value(a[2:], (int(a[0]), a[1]))),
+    Rule(binary_cross_entropy_with_logits, ("binary_cross_entropy_with_logits",),
+         "binary_cross_entropy_with_logits(r, has_w, has_pw, x_0, ..., t_0, ..., [w_0, ...], [pw_0, ...]) is "
+         "the sum of w*((1 - t)*x + ((pw - 1)*t + 1)*log(1 + exp(-x))), /n**r, as "
+         "`F.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw)` is read (constant weights): torch's "
+         "own stable kernel of the stacked elements, (1 - t)*x - l*log_sigmoid(x), whose backward is "
+         "(l*sigmoid(x) - pw*t)*w", "all reals",
+         exact=lambda a: ls.bce_logits_value(a[3:], (int(a[0]), a[1], a[2]), ops.softplus_math)),
+    Rule(weighted_nll_loss, ("weighted_nll_loss",), "weighted_nll_loss(r, k, C, y_0, ..., w_0, ..., a_0, ...) is "
+         "-sum(w[y_i]*a_i)/W**r over the rows with y_i != k (W: their total weight), as `F.nll_loss(L, y, weight=w, "
+         "ignore_index=k)` and `F.cross_entropy` with them are read: torch's own nll_loss of the picked elements at "
+         "their places in an (n, C) stack", "all reals; 'mean' of no row kept is 0/0 (nan), as in torch",
+         exact=lambda a: ls.weighted_nll_value(a[3 + int(a[2]) + (len(a) - 3 - int(a[2])) // 2:],
+                                               (int(a[0]), *a[1:3 + int(a[2]) + (len(a) - 3 - int(a[2])) // 2]))),
     Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
          "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.softmax(torch.stack([a_0, ...]), 0)[i]`, which subtracts the largest first", "all reals",

@@ -14,6 +14,7 @@ from sympy.codegen.cfunctions import expm1 as _EXPM1
 from sympy.codegen.cfunctions import log1p as _LOG1P
 
 from ..program import exact as ex
+from ..program.losses import LOSS_NAMES
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
 from ..program.reductions import REDUCTION_OPS, SPREAD_OPS
@@ -81,8 +82,11 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
     if op in ("var_along", "std_along", "logsumexp_along"):
         k = node.LEAD
         return node.func(*node.args[:k], *_with_constants(sp.Tuple(*node.args[k:]), args, len(node.args) - k))
-    if op in ("mse_loss", "nll_loss", "binary_cross_entropy") or op in SPREAD_OPS:  # the reduction first
+    if op in SPREAD_OPS:  # the correction first
         return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))
+    if op in LOSS_NAMES:  # the reduction and the options first, as softmax's index
+        head = node.args[:1 + node.OPTIONS]
+        return node.func(*head, *_with_constants(sp.Tuple(*node.args[len(head):]), args, len(node.args) - len(head)))
     if op in ("softmax", "log_softmax"):
         # The index is the node's first argument; the values follow it.
         return node.func(node.args[0], *_with_constants(sp.Tuple(*node.args[1:]), args, len(node.args) - 1))

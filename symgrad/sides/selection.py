@@ -17,7 +17,7 @@ from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatri
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import is_elementwise, parts
-from ..program.losses import LOSSES
+from ..program.losses import LOSSES, loss_param
 from ..program.reductions import ALONG, SPREADS
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
@@ -133,10 +133,12 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "detach", (e.args[0],), None
     if isinstance(e, item):
         return "item", (e.args[0],), None
-    if isinstance(e, (*LOSSES, *SPREADS)):  # the reduction (correction) first, the elements follow it
+    if isinstance(e, SPREADS):  # the correction first, the elements follow it
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
     if isinstance(e, ALONG):  # ([correction,] rows, cols, dim, group), then the whole matrix
         return type(e).__name__, tuple(e.args[e.LEAD:]), tuple(int(v) for v in e.args[:e.LEAD])
+    if isinstance(e, LOSSES):  # the reduction is the first argument, its options and the elements follow it
+        return type(e).__name__, e.elements(), loss_param(e)
     if isinstance(e, (softmax, log_softmax)):
         # Component i of torch's softmax of the stacked values: the index is the op's parameter.
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])

@@ -18,7 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
-from ..program.losses import LOSSES, loss_text
+from ..program.losses import LOSS_NAMES, LOSSES, loss_text
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
@@ -418,7 +418,7 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         if op in REDUCTION_OPS:
             return reduction_text(op, stacked, param)
         return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
-    if op in ("mse_loss", "nll_loss", "binary_cross_entropy"):
+    if op in LOSS_NAMES:
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
         parts = [f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) and other else operand_text(a) for a in args]
         return loss_text(op, parts, param)

@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import symgrad as sg
+from user_code import reads_like_torch
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -488,3 +489,188 @@ def test_another_dtype_reads_the_example_values_as_given() -> None:
     gb = torch.autograd.grad(one_row(W.float(), b32, X32), [b32])[0]
     assert plain.dtype == "float32"
     assert [e.grad_autograd for e in plain.entries if str(e.wrt).startswith("b[")] == [float(v) for v in gb]
+
+
+# --------------------------------------------------------------------------- loss modules (issue 22, item 3)
+
+
+def _regression(dtype):
+    g = torch.Generator().manual_seed(21)
+    return [torch.randn(3, 4, generator=g, dtype=dtype), torch.randn(3, 4, generator=g, dtype=dtype)]
+
+
+def _probabilities(dtype):
+    g = torch.Generator().manual_seed(22)
+    return [torch.rand(3, 4, generator=g, dtype=dtype) * 0.9 + 0.05, torch.rand(3, 4, generator=g, dtype=dtype)]
+
+
+def _classes(dtype):
+    g = torch.Generator().manual_seed(23)
+    return [torch.randn(5, 3, generator=g, dtype=dtype) * 2, torch.tensor([0, 2, 1, 1, 0])]
+
+
+# Each loss module with its options, the data it takes, and the functional call it is read as.
+LOSS_MODULES = [
+    (lambda: nn.MSELoss(), _regression, "mse_loss("),
+    (lambda: nn.MSELoss(reduction="sum"), _regression, "reduction='sum'"),
+    (lambda: nn.L1Loss(reduction="none"), _regression, "torch.abs("),
+    (lambda: nn.SmoothL1Loss(beta=0.5), _regression, "beta=0.5"),
+    (lambda: nn.SmoothL1Loss(reduction="sum"), _regression, "smooth_l1_loss("),
+    (lambda: nn.HuberLoss(delta=0.7), _regression, "delta=0.7"),
+    (lambda: nn.HuberLoss(reduction="none", delta=2.0), _regression, "delta=2.0"),
+    (lambda: nn.BCELoss(), _probabilities, "binary_cross_entropy("),
+    (lambda: nn.BCEWithLogitsLoss(), _regression, "binary_cross_entropy_with_logits("),
+    (lambda: nn.BCEWithLogitsLoss(pos_weight=torch.tensor([0.5, 2.0, 3.0, 1.25])), _regression, "pos_weight="),
+    (lambda: nn.BCEWithLogitsLoss(weight=torch.tensor([[0.25], [1.5], [0.75]]), reduction="sum"), _regression,
+     "weight="),
+    (lambda: nn.CrossEntropyLoss(), _classes, "nll_loss("),
+    (lambda: nn.CrossEntropyLoss(reduction="sum"), _classes, "reduction='sum'"),
+    (lambda: nn.NLLLoss(), _classes, "nll_loss("),
+    (lambda: nn.NLLLoss(ignore_index=1), _classes, "ignore_index=1"),
+    (lambda: nn.CrossEntropyLoss(ignore_index=2, reduction="sum"), _classes, "ignore_index=2"),
+]
+_IDS = [f"{type(make()).__name__}-{k}" for k, (make, _, _) in enumerate(LOSS_MODULES)]
+
+CURRENT_LOSS: Any = None  # the module-level loss object `through_a_global` calls
+
+
+def through_a_global(a, b):  # type: ignore[no-untyped-def]
+    return (CURRENT_LOSS(a, b) * 0.3).sum()
+
+
+class _Regressor(nn.Module):
+    def __init__(self, loss: nn.Module, inputs: int, outputs: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(inputs, outputs)
+        self.loss = loss
+
+    def forward(self, x, t):  # type: ignore[no-untyped-def]
+        return self.loss(self.fc(x), t).sum()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("make, data, spelled", LOSS_MODULES, ids=_IDS)
+def test_a_module_level_loss_object_is_its_functional_form(make, data, spelled, dtype) -> None:
+    """`loss = nn.HuberLoss(delta=0.7)` outside the function, `loss(a, t)` inside: no parameters,
+    so a function; read as its functional form with the module's options, torch's bits."""
+    global CURRENT_LOSS
+    CURRENT_LOSS = make()
+    try:
+        c = reads_like_torch(through_a_global, data(dtype))
+    finally:
+        CURRENT_LOSS = None
+    assert spelled in c.lowered.source
+
+
+@pytest.mark.parametrize("make, data, spelled", LOSS_MODULES, ids=_IDS)
+def test_a_loss_submodule_is_its_functional_form(make, data, spelled) -> None:
+    """`self.loss = nn.CrossEntropyLoss()` in a model: `self.loss(self.fc(x), y)` is read as
+    F.cross_entropy of the layer's output; the gradient of every parameter is torch's own."""
+    x, t = data(torch.float64)
+    torch.manual_seed(5)
+    model = _Regressor(make(), 4, t.shape[1] if t.ndim == 2 else 3).double()
+    x = torch.randn(t.shape[0], 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    if isinstance(model.loss, nn.BCELoss):
+        model.fc = nn.Sequential(model.fc, nn.Sigmoid()).double()
+    traced = sg.trace(model, x, t)
+    assert traced.mode == "source" and traced.fidelity.ok, traced.fidelity.detail
+    c = traced.compare()
+    out = model(x, t)
+    params = dict(model.named_parameters())
+    grads = dict(zip(params, torch.autograd.grad(out, list(params.values()))))
+    for e in c.entries:
+        name, _, index = str(e.wrt).partition("[")
+        g = grads[name].reshape(grads[name].shape[0], -1)
+        i, j = (int(v) for v in index.rstrip("]").split(", "))
+        assert e.grad_autograd == float(g[i, j])
+    assert spelled in c.lowered.source
+
+
+def mse_sum_inline(a, b):  # type: ignore[no-untyped-def]
+    return nn.MSELoss(reduction="sum")(a, b)
+
+
+def huber_inline(a, b):  # type: ignore[no-untyped-def]
+    return nn.HuberLoss(delta=0.5)(a, b)
+
+
+def smooth_l1_assigned(a, b):  # type: ignore[no-untyped-def]
+    loss_fn = nn.SmoothL1Loss(beta=0.25)
+    return loss_fn(a, b)
+
+
+def cross_entropy_inline(x, y):  # type: ignore[no-untyped-def]
+    return nn.CrossEntropyLoss()(x, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fn, data", [(mse_sum_inline, _regression), (huber_inline, _regression),
+                                      (smooth_l1_assigned, _regression), (cross_entropy_inline, _classes)])
+def test_a_loss_module_made_inline_is_its_functional_form(fn, data, dtype) -> None:
+    reads_like_torch(fn, data(dtype))
+
+
+def test_a_loss_module_at_its_kink_takes_torchs_convention() -> None:
+    """nn.L1Loss() is F.l1_loss: at a = t a kink, torch's gradient 0, exactly as the functional."""
+    global CURRENT_LOSS
+    CURRENT_LOSS = nn.L1Loss()
+    try:
+        a = torch.tensor([[0.5, 1.0]], dtype=torch.float64)
+        t = torch.tensor([[0.5, 0.0]], dtype=torch.float64)
+        by = {str(e.wrt): e for e in reads_like_torch(through_a_global, [a, t]).entries}
+    finally:
+        CURRENT_LOSS = None
+    assert by["a[0, 0]"].cause is sg.Cause.KINK and by["a[0, 0]"].grad_executed == 0
+    assert by["a[0, 1]"].cause is sg.Cause.AGREE and by["a[0, 1]"].grad_executed == Fraction(0.3) / 2  # the literal 0.3 is the float it is
+
+
+def bce_weight_inline(p, t):  # type: ignore[no-untyped-def]
+    return nn.BCELoss(weight=torch.ones(4))(p, t)
+
+
+def mse_three_arguments(a, b):  # type: ignore[no-untyped-def]
+    return nn.MSELoss()(a, b, b)
+
+
+class _OwnLoss(nn.MSELoss):
+    def forward(self, a, b):  # type: ignore[no-untyped-def]
+        return (a - b).abs().sum()
+
+
+def test_loss_module_refusals_name_what_they_refuse() -> None:
+    global CURRENT_LOSS
+    p, t = _probabilities(torch.float64)
+    with pytest.raises(sg.TraceError, match="made here with a tensor option"):
+        sg.trace(bce_weight_inline, p, t)
+    with pytest.raises(sg.TraceError, match=r"its forward takes \(input, target\)"):
+        sg.trace(mse_three_arguments, p, t)
+    CURRENT_LOSS = nn.BCELoss(weight=torch.ones(4))  # the functional row's own sentence
+    try:
+        with pytest.raises(sg.TraceError, match="binary_cross_entropy` with `weight=` is not read"):
+            sg.trace(through_a_global, p, t)
+        CURRENT_LOSS = _OwnLoss()  # a forward of the user's own is not torch's loss: hidden code, as before
+        with pytest.raises(sg.TraceError, match="torch.nn.Module read from outside"):
+            sg.trace(through_a_global, p, t)
+    finally:
+        CURRENT_LOSS = None
+
+
+def test_a_loss_subclass_with_its_own_forward_is_read_from_its_source() -> None:
+    x, t = _regression(torch.float64)
+    model = _Regressor(_OwnLoss(), 4, 4).double()
+    traced = sg.trace(model, x, t)
+    assert traced.fidelity.ok and "mse_loss" not in traced.compare().lowered.source
+
+
+@pytest.mark.parametrize("make", [lambda: nn.CrossEntropyLoss(weight=torch.tensor([0.5, 2.0, 1.25]), ignore_index=1),
+                                  lambda: nn.NLLLoss(weight=torch.tensor([0.5, 2.0, 1.25]), reduction="sum")])
+def test_a_weighted_loss_module_reads_its_weight_buffer_as_constants(make) -> None:
+    """The weight buffer of nn.CrossEntropyLoss / nn.NLLLoss is a constant of the functional form
+    (float32 weights with float32 scores, as torch requires)."""
+    global CURRENT_LOSS
+    CURRENT_LOSS = make()
+    try:
+        c = reads_like_torch(through_a_global, _classes(torch.float32))
+    finally:
+        CURRENT_LOSS = None
+    assert "weight=torch.stack([" in c.lowered.source
