@@ -24,7 +24,7 @@ import torch
 
 from . import source_indexing as ix
 from . import torch_names as tn
-from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import no_grad, strip
 
@@ -128,6 +128,10 @@ class CallTranslator:
             return _Func(spelled)
         if obj is range or obj is len:
             return obj
+        for reader in OBJECT_READERS:  # the user's own torch.autograd.Function (custom_function.py)
+            bound = reader(obj, name)
+            if bound is not None:
+                return bound
         if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
             return _Func("torch.abs")
         if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):

@@ -40,6 +40,7 @@ from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides.ir import has_loop
 from ..sides.lowering import DTYPES, lower
+from . import custom_function  # noqa: F401 - registers the reader of the user's torch.autograd.Function
 from . import modules as mods
 from .recorder import record
 from .torch_names import is_matrix as tn_is_matrix

@@ -28,6 +28,7 @@ from .ops import Args
 from .elementwise import Elementwise
 from . import losses as ls
 from .losses import binary_cross_entropy, mse_loss, nll_loss
+from .custom import CustomFunction
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
@@ -278,6 +279,11 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(detach, ("detach",), "always", "that of its argument",
          nonsmooth="identity for the mathematics; a constant on the executed path",
          hazard_causes=(Cause.DETACH,)),
+    Rule(CustomFunction, ("custom_function",), "`MyFn.apply(x, ...)` of the user's own torch.autograd.Function "
+         "read from torch code: MyFn(y, x, ..., saved) is y, its forward's mathematics read from source; "
+         "the executed path uses the user's backward, read from source", "that of its forward",
+         nonsmooth="those of its forward, for the mathematics; the user's backward on the executed path",
+         hazard_causes=(Cause.CUSTOM_BACKWARD,), exact=lambda a: a[0]),
     Rule(item, ("item",), "always", "that of its argument",
          nonsmooth="identity for the mathematics; a Python number, then a new tensor: an "
          "autograd graph break", hazard_causes=(Cause.GRAPH_BREAK,)),

@@ -18,6 +18,7 @@ from typing import Any, Final
 import sympy as sp
 import torch
 
+from ..program import custom
 from ..program.primitives import SOFTPLUS_THRESHOLD
 from .executed import DEFAULT_MAX_ITERATIONS
 from .ir import Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop, statement_expression
@@ -89,7 +90,7 @@ class _Batch:
         rtol = RTOL["float64" if dtype == torch.float64 else "float32"]
         self.cancel_ratio = min(0.1, math.sqrt(CANCEL_MARGIN * eps / rtol))
         self.codes = _compiled_lines(lowered.filename)
-        self.namespace = {"torch": torch, "math": math}
+        self.namespace = {"torch": torch, "math": math, **custom.NAMESPACE}  # the user's autograd.Functions
 
     # -- variables on a subset of the batch
 

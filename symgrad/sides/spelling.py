@@ -18,6 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
+from ..program.custom import CUSTOM_OP
 from ..program.losses import LOSSES, loss_text
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
@@ -384,6 +385,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{operand_text(args[0], wrap=True)} ** {operand_text(args[1], wrap=True)}"
     if op == "elem":
         return f"{operand_text(args[0], wrap=True)}[{param[0]}, {param[1]}]"
+    if op == CUSTOM_OP:  # the user's class itself; its first operand (forward's mathematics) is not passed
+        return f"{param.name}.apply({', '.join(operand_text(a) for a in args[1:1 + param.n_inputs])})"
     if op == "matpow":
         return f"torch.linalg.matrix_power({operand_text(args[0])}, {param})"
     if op == "transpose":

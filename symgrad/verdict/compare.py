@@ -49,6 +49,7 @@ from .point import (Component, ExactSides, check_entries, check_work, components
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
+from .custom_backward import custom_findings
 from .structural import Structural, cut_part, differs
 from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
@@ -98,6 +99,8 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
         findings.append(structural.domain_finding(sym))
     else:
         cuts = structural.cut_findings(ks, idx)
+        if sym.kind == "smooth":  # at a corner of forward, any subgradient is the backward's to choose
+            cuts = cuts + custom_findings(c, ks, idx)
         if sym.kind in ("kink", "jump", "unknown"):
             findings.extend(structural.tie_findings(sym, ks, idx))
             if sym.violation is not None and not c.path.ties:

@@ -1,0 +1,358 @@
+"""The user's own torch.autograd.Function: "is my hand-written backward right?" (issue 22, item 7).
+
+Each verdict is checked against its truths: the mathematics against `sympy.diff` of forward's
+formula, the executed derivative against the user's backward formula evaluated in SymPy, and
+autograd against torch's own run of the user's code, bit for bit (`reads_like_torch`)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import sympy as sp
+import torch
+from torch.autograd.function import once_differentiable
+
+import symgrad as sg
+from symgrad import Cause
+from tests.user_code import reads_like_torch
+
+X = sp.Symbol("x", real=True)
+
+
+def _verdict(fn, x: float, math_expr: sp.Expr, backward_expr: sp.Expr) -> sg.Comparison:
+    """fn at x: read from source with fidelity, autograd torch's bit for bit; the symbolic entry
+    equals sympy.diff(math_expr) at x and the executed one backward_expr (the user's formula for
+    grad_output = 1) at x, exactly to float64."""
+    c = reads_like_torch(fn, [torch.tensor(x, dtype=torch.float64)])
+    (e,) = c.entries
+    want_sym = float(sp.diff(math_expr, X).subs(X, sp.Rational(x)).evalf(30))
+    want_exe = float(backward_expr.subs(X, sp.Rational(x)).evalf(30))
+    assert float(e.grad_symbolic) == pytest.approx(want_sym, rel=1e-15, abs=1e-300)
+    assert float(e.grad_executed) == pytest.approx(want_exe, rel=1e-15, abs=1e-300)
+    return c
+
+
+# --------------------------------------------------------------------------- right backwards
+
+
+class Exp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output * y
+
+
+class Cube(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return grad_output * 3 * x ** 2
+
+
+class Relu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return grad_output * (x > 0)
+
+
+def f_exp(x):
+    return Exp.apply(x * 2) + x
+
+
+def f_cube(x):
+    return Cube.apply(x)
+
+
+def f_relu(x):
+    return Relu.apply(x)
+
+
+@pytest.mark.parametrize("x", [0.5, -1.25])
+def test_a_right_backward_agrees(x):
+    c = _verdict(f_exp, x, sp.exp(2 * X) + X, 2 * sp.exp(2 * X) + 1)
+    assert c.cause is Cause.AGREE
+    c = _verdict(f_cube, x, X ** 3, 3 * X ** 2)
+    assert c.cause is Cause.AGREE
+
+
+@pytest.mark.parametrize("x", [0.75, -0.5])
+def test_a_clamp_with_its_mask_agrees_off_its_corner(x):
+    c = _verdict(f_relu, x, sp.Max(X, 0), sp.Heaviside(X, 0))
+    assert c.cause is Cause.AGREE
+
+
+def test_a_clamp_at_its_corner_is_a_kink_whatever_the_mask_picks():
+    # At 0 the mathematics has no derivative (slopes 0 and 1): any value in [0, 1] is the
+    # backward's to choose, so it is a kink, not a wrong backward; the user's mask picks 0.
+    c = reads_like_torch(f_relu, [torch.tensor(0.0, dtype=torch.float64)])
+    (e,) = c.entries
+    assert e.cause is Cause.KINK
+    assert float(e.grad_executed) == 0.0
+    assert sorted(float(v) for v in e.one_sided) == [0.0, 1.0]
+
+
+# --------------------------------------------------------------------------- wrong backwards
+
+
+class SinFlipped(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return -grad_output * torch.cos(x)
+
+
+class SquareHalf(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return grad_output * x
+
+
+class CosAsSin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return grad_output * torch.cos(x)
+
+
+def f_sin(x):
+    return SinFlipped.apply(x)
+
+
+def f_square(x):
+    return SquareHalf.apply(x) + 1
+
+
+def f_cos(x):
+    return CosAsSin.apply(x * 3)
+
+
+@pytest.mark.parametrize("fn, math_expr, backward_expr, line", [
+    (f_sin, sp.sin(X), -sp.cos(X), "return -grad_output * torch.cos(x)"),
+    (f_square, X ** 2 + 1, X, "return grad_output * x"),
+    (f_cos, sp.cos(3 * X), 3 * sp.cos(3 * X), "return grad_output * torch.cos(x)"),
+])
+def test_a_wrong_backward_is_a_custom_backward_finding(fn, math_expr, backward_expr, line):
+    c = _verdict(fn, 0.5, math_expr, backward_expr)
+    (e,) = c.entries
+    assert e.cause is Cause.CUSTOM_BACKWARD
+    assert c.cause is Cause.CUSTOM_BACKWARD
+    # The explanation names the call, the element backward returns and its line in the user's file.
+    name = fn.__code__.co_names[0]
+    assert f"`{name}.backward` returns" in e.explanation
+    assert "test_custom_function.py:" in e.explanation and line.removeprefix("return ") in e.explanation
+    assert e.hint.startswith("Make the gradient")
+
+
+# --------------------------------------------------------------------------- wrong only somewhere
+
+
+class AbsSign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.abs()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return grad_output * torch.sign(x)
+
+
+class AbsMask(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.abs()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return grad_output * (x > 0)
+
+
+def f_abs_sign(x):
+    return AbsSign.apply(x)
+
+
+def f_abs_mask(x):
+    return AbsMask.apply(x)
+
+
+@pytest.mark.parametrize("x", [1.5, -1.5])
+def test_abs_with_sign_is_right_on_both_sides(x):
+    assert _verdict(f_abs_sign, x, sp.Abs(X), sp.sign(X)).cause is Cause.AGREE
+
+
+def test_abs_with_a_mask_is_wrong_left_of_zero_only():
+    assert _verdict(f_abs_mask, 1.5, sp.Abs(X), sp.Heaviside(X, 0)).cause is Cause.AGREE
+    c = _verdict(f_abs_mask, -1.5, sp.Abs(X), sp.Heaviside(X, 0))
+    (e,) = c.entries
+    assert e.cause is Cause.CUSTOM_BACKWARD
+    assert float(e.grad_symbolic) == -1.0 and float(e.grad_executed) == 0.0 and e.grad_autograd == 0.0
+    # At 0 both backwards pick a subgradient of the corner (0): a kink, as torch.abs itself.
+    for fn in (f_abs_sign, f_abs_mask):
+        (e,) = reads_like_torch(fn, [torch.tensor(0.0, dtype=torch.float64)]).entries
+        assert e.cause is Cause.KINK and float(e.grad_executed) == 0.0
+
+
+class CubeWrongAtZero(torch.autograd.Function):
+    """Right everywhere except at 0, where forward is smooth: the finding is there and only there."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        return grad_output * (3 * x ** 2 + (x == 0))
+
+
+def f_cube_wrong_at_zero(x):
+    return CubeWrongAtZero.apply(x)
+
+
+def test_a_backward_wrong_at_one_point_only():
+    assert _verdict(f_cube_wrong_at_zero, 0.5, X ** 3, 3 * X ** 2).cause is Cause.AGREE
+    c = _verdict(f_cube_wrong_at_zero, 0.0, X ** 3, sp.Integer(1))
+    assert c.entries[0].cause is Cause.CUSTOM_BACKWARD
+
+
+# --------------------------------------------------------------------------- the styles of Function
+
+
+class ScaledNew(torch.autograd.Function):
+    """New style: forward without ctx, setup_context; a number input with gradient None;
+    an attribute on ctx; needs_input_grad."""
+
+    @staticmethod
+    def forward(x, k):
+        return torch.sin(x) * k
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, k = inputs
+        ctx.save_for_backward(x)
+        ctx.k = k
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        grad_x = None
+        if_needed = ctx.needs_input_grad[0]
+        grad_x = grad_output * torch.cos(x) * ctx.k
+        return grad_x, None
+
+
+def f_scaled(x):
+    return ScaledNew.apply(x, 2.5)
+
+
+class TwoInputs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return grad_output * b, grad_output * b  # the second should be grad_output * a
+
+
+def f_two(a, b):
+    return TwoInputs.apply(a, b)
+
+
+def test_new_style_with_a_number_input_and_an_attribute_on_ctx():
+    c = _verdict(f_scaled, 0.5, sp.sin(X) * sp.Rational(5, 2), sp.cos(X) * sp.Rational(5, 2))
+    assert c.cause is Cause.AGREE
+
+
+def test_two_inputs_each_gradient_judged_on_its_own():
+    c = reads_like_torch(f_two, [torch.tensor(0.5, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)])
+    a, b = c.entries
+    assert a.cause is Cause.AGREE and float(a.grad_executed) == 3.0
+    assert b.cause is Cause.CUSTOM_BACKWARD
+    assert float(b.grad_symbolic) == 0.5 and float(b.grad_executed) == 3.0 and b.grad_autograd == 3.0
+    assert "input 2" in b.explanation
+
+
+# --------------------------------------------------------------------------- what is not read
+
+
+class Branchy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.abs()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, = ctx.saved_tensors
+        if x > 0:
+            return grad_output
+        return -grad_output
+
+
+def f_branchy(x):
+    return Branchy.apply(x)
+
+
+def test_a_backward_with_control_flow_is_one_sentence_naming_its_line():
+    with pytest.raises(sg.TraceError) as err:
+        sg.trace(f_branchy, torch.tensor(0.5, dtype=torch.float64))
+    text = str(err.value)
+    assert "`backward` has an `if` here" in text
+    assert f"test_custom_function.py:{Branchy.backward.__code__.co_firstlineno + 3} if x > 0:" in text
+
+
+# --------------------------------------------------------------------------- second derivatives
+
+
+def test_second_derivatives_through_a_hand_written_backward_are_a_sentence():
+    """once_differentiable: torch's gradient through it is off the graph, so its second derivative
+    raises in torch itself; a plain backward is read at first order only. Each is one sentence."""
+    x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(ScaledNew.apply(x, 2.5), x, create_graph=True)
+    assert not g.requires_grad  # torch: no second derivative through a once_differentiable backward
+    with pytest.raises(sg.UnsupportedNodeError, match=r"`ScaledNew.backward` is marked @once_differentiable"):
+        sg.compare(f_scaled, at={"x": 0.5}, order=2)
+    with pytest.raises(sg.UnsupportedNodeError, match=r"Second derivatives through `Cube.apply`"):
+        sg.compare(f_cube, at={"x": 0.5}, order=2)
