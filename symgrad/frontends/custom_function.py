@@ -19,18 +19,23 @@ reader does not know, is one sentence naming its line.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import sympy as sp
 import torch
+from sympy.codegen import ast as cg
 
 from . import torch_names as tn
 from .source import StatementTranslator, place, read_source
 from .source_state import OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..program import custom
 from ..program.custom import CustomSpec, Returned
+from ..program.program import Program
 from ..program.rules import exact_eval
+from ..sides.ir import LoweredProgram
+from ..sides.lowering import lower
 
 _BASE: Final = torch.autograd.Function
 _CONTROL: Final = {ast.If: "an `if`", ast.While: "a `while` loop", ast.For: "a `for` loop",
@@ -317,45 +322,123 @@ def _fused(state: TranslationState, cls: type, name: str, backward: Any, inputs:
     # and attributes that are values of the program (a Python number stays a number).
     carried: list[sp.Basic] = []
     symbols: list[sp.Symbol] = []
+    keys: list[tuple[str, Any]] = []  # where each carried value is on ctx: ("saved", j) or ("attr", name)
 
-    def carry(v: Any) -> Any:
+    def carry(v: Any, key: tuple[str, Any]) -> Any:
         v = to_sympy(v)
         if isinstance(v, sp.Basic) and not is_bool(v) and not v.is_number:
-            s = sp.Symbol(f"_saved{len(symbols)}", real=True)
+            s = sp.Symbol(f"ctx_saved_{len(symbols)}", real=True)
             carried.append(v)
             symbols.append(s)
+            keys.append(key)
             return s
         return v
 
-    saved = tuple(carry(v) for v in ctx.saved)
-    attrs = {k: carry(v) for k, v in ctx.attrs.items()}
+    saved = tuple(carry(v, ("saved", j)) for j, v in enumerate(ctx.saved))
+    attrs = {k: carry(v, ("attr", k)) for k, v in ctx.attrs.items()}
     g = sp.Symbol(bparams[1], real=True)
     bnode = read_source(backward)[0]
     bstate = TranslationState(bnode, ())
-    bstate.pure = 1  # expressions only: backward is a formula, never statements of the program
     bctx = _SavedCtx(bparams[0], saved, attrs, needs)
     out, tr = _read(backward, bstate, {bparams[0]: bctx, bparams[1]: g}, "", several=True)
     if len(out) != len(inputs):
         raise Refuse(bnode, f"`{name}.backward` returns {len(out)} gradient{'s' if len(out) != 1 else ''}, and "
                             f"`apply` takes {len(inputs)} inputs: torch needs one per input (None for a number).")
+    # backward was read in A-normal form (each torch call its own statement, as it ran): written
+    # out as one expression per gradient for the exact side, and kept as programs for the check.
+    defs: dict[sp.Basic, sp.Basic] = {}
+    for stmt in bstate.block:
+        defs[stmt.lhs] = stmt.rhs.xreplace(defs)
     allowed = {g, *symbols}
-    returned = []
-    for k, ((enode, value), inp) in enumerate(zip(out, inputs)):
+    returned, written = [], []
+    for k, (enode, value) in enumerate(out):
         span = tr.span_of(enode, code=True)
         element = (f"the gradient `{name}.backward` returns for input {k + 1}" if len(inputs) > 1
                    else f"the gradient `{name}.backward` returns")
         expr = None if value is None else to_sympy(value)
         if expr is not None:
-            if not isinstance(expr, sp.Basic) or is_bool(expr) or tn.is_matrix(expr):
-                raise Refuse(enode, f"`{span.code}` is not a gradient of one number.")
-            stray = expr.free_symbols - allowed
+            if not isinstance(expr, sp.Basic) or is_bool(expr) or tn.is_matrix(expr) or expr.is_number:
+                raise Refuse(enode, f"`{span.code}` is not a gradient symgrad reads: backward returns a tensor "
+                                    "computed from grad_output, or None.")
+            stray = expr.xreplace(defs).free_symbols - allowed
             if stray:
                 raise Refuse(enode, f"`{span.code}` reads {', '.join(sorted(map(str, stray)))}, which is neither "
                                     f"`{bparams[1]}` nor a value forward saved.\nFix: save it in forward "
                                     "(`ctx.save_for_backward(...)`) and read it from `ctx.saved_tensors`.")
-        returned.append(Returned(k, expr, place(span.file, span.line), span.code, element))
+        written.append(expr)
+        returned.append(Returned(k, None if expr is None else expr.xreplace(defs), place(span.file, span.line),
+                                 span.code, element))
     spec = CustomSpec(custom.program_name(cls), cls, len(inputs), g, tuple(symbols), tuple(returned),
                       place(tr.filename, tr.first), once_differentiable(cls), exact_eval)
+    branches = "where" if bstate.uses_where else "if"
+    _MIRRORS[spec.name] = _mirror(cls, spec, keys, [None if e is None else _program([g, *symbols], bstate.block, e, branches)
+                                                    for e in written])
     fused = custom.fused_class(spec)(y, *inputs, *carried)
     return state.materialise(fused, target, node)
 
+
+# --------------------------------------------------------------------------- the fidelity check of backward
+
+
+# The reading of each Function (by the name the generated program calls it), run as torch: the
+# user's own forward, and backward as symgrad read it. The fidelity check runs the translation
+# with these in place of the user's classes (`reading_of_backward`): its gradient is the user's
+# bit for bit only if backward was read as it runs.
+_MIRRORS: dict[str, type] = {}
+
+
+def _program(inputs: list[sp.Symbol], block: list[Any], output: sp.Basic, branches: str) -> LoweredProgram:
+    result = sp.Symbol("grad_result", real=True)
+    return lower(Program(inputs, cg.CodeBlock(*block, cg.Assignment(result, output)), result), branches=branches)
+
+
+class _Recording:
+    """The ctx the reading's forward hands the user's forward (or setup_context)."""
+
+    def __init__(self, needs: tuple[bool, ...]) -> None:
+        self.saved: tuple[Any, ...] = ()
+        self.needs_input_grad = needs
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        self.saved = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        return None
+
+    def mark_non_differentiable(self, *tensors: Any) -> None:
+        return None
+
+
+def _mirror(cls: type, spec: CustomSpec, keys: list[tuple[str, Any]], programs: list[LoweredProgram | None]) -> type:
+    """A torch.autograd.Function whose forward is the user's, whose backward runs symgrad's
+    reading of the user's backward (one lowered program per gradient)."""
+    names = [spec.grad.name, *(s.name for s in spec.saved)]
+
+    def forward(ctx: Any, *args: Any) -> Any:
+        rec = _Recording(tuple(isinstance(a, torch.Tensor) and a.requires_grad for a in args))
+        if new_style(cls):
+            y = cls.forward(*args)
+            cls.setup_context(rec, args, y)
+        else:
+            y = cls.forward(rec, *args)
+        ctx.carried = [rec.saved[k] if kind == "saved" else getattr(rec, k) for kind, k in keys]
+        return y
+
+    def backward(ctx: Any, grad: Any) -> Any:
+        values = dict(zip(names, [grad, *ctx.carried]))
+        return tuple(None if p is None else p(*[values[str(s)] for s in p.symbols]) for p in programs)
+
+    return type(f"{spec.name}_as_read", (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+
+@contextlib.contextmanager
+def reading_of_backward(namespace: dict[str, Any]) -> Iterator[None]:
+    """While the translation runs in the fidelity check: each user Function of the generated
+    program (`namespace`, its globals) replaced by its reading (`_mirror`)."""
+    swapped = {k: namespace[k] for k in namespace if k in _MIRRORS and namespace[k] is custom.NAMESPACE.get(k)}
+    namespace.update({k: _MIRRORS[k] for k in swapped})
+    try:
+        yield
+    finally:
+        namespace.update(swapped)

@@ -15,6 +15,7 @@ from torch.autograd.function import once_differentiable
 
 import symgrad as sg
 from symgrad import Cause
+from symgrad.frontends import custom_function
 from tests.user_code import reads_like_torch
 
 X = sp.Symbol("x", real=True)
@@ -356,3 +357,51 @@ def test_second_derivatives_through_a_hand_written_backward_are_a_sentence():
         sg.compare(f_scaled, at={"x": 0.5}, order=2)
     with pytest.raises(sg.UnsupportedNodeError, match=r"Second derivatives through `Cube.apply`"):
         sg.compare(f_cube, at={"x": 0.5}, order=2)
+
+
+# --------------------------------------------------------------------------- the fidelity check
+
+
+def _bits(t: torch.Tensor) -> bytes:
+    return t.detach().numpy().tobytes()
+
+
+@pytest.mark.parametrize("fn, name", [(f_cos, "CosAsSin"), (f_scaled, "ScaledNew"), (f_abs_mask, "AbsMask"),
+                                      (f_cube_wrong_at_zero, "CubeWrongAtZero")])
+def test_the_fidelity_check_runs_backward_as_symgrad_read_it(fn, name):
+    """In the fidelity check the generated program's class is symgrad's reading of it (the
+    user's forward, backward as read, lowered to torch): its gradient is torch's run of the
+    user's backward bit for bit; outside the check the program calls the user's class."""
+    c = reads_like_torch(fn, [torch.tensor(-0.75, dtype=torch.float64)])
+    ns = c.lowered.function.__globals__
+    user_cls = ns[name]
+    assert user_cls.__name__ == name and issubclass(user_cls, torch.autograd.Function)
+    for v in (-0.75, 0.0, 0.3, 2.5):
+        x = torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        (want,) = torch.autograd.grad(fn(x), x)
+        with custom_function.reading_of_backward(ns):
+            assert ns[name].__name__ == f"{name}_as_read"
+            x = torch.tensor(v, dtype=torch.float64, requires_grad=True)
+            (got,) = torch.autograd.grad(c.lowered(x), x)
+        assert _bits(got) == _bits(want), (v, got, want)
+    assert ns[name] is user_cls
+
+
+def test_a_reading_of_backward_that_runs_otherwise_fails_the_fidelity_check(monkeypatch):
+    x = torch.tensor(0.5, dtype=torch.float64)
+    assert sg.trace(f_exp, x).fidelity.ok
+    # symgrad's reading replaced by another backward (its first gradient doubled): the check sees it.
+    read = custom_function._MIRRORS["Exp"]
+
+    class Doubled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return read.forward(ctx, x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * read.backward(ctx, g)[0]
+
+    monkeypatch.setitem(custom_function._MIRRORS, "Exp", Doubled)
+    with pytest.raises(sg.TraceError, match="does not reproduce it"):
+        sg.trace(f_exp, x)
