@@ -32,6 +32,7 @@ from .source import StatementTranslator, place, read_source
 from .source_state import OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..program import custom
 from ..program.custom import CustomSpec, Returned
+from ..program.elementwise import elementwise
 from ..program.program import Program
 from ..program.rules import exact_eval
 from ..sides.ir import LoweredProgram
@@ -282,10 +283,6 @@ def _static(cls: type, name: str, node: ast.AST) -> Any:
 def read_call(state: TranslationState, cls: type, name: str, args: Sequence[Any], node: ast.AST, target: Any) -> Any:
     """`MyFn.apply(*args)` in the function being read: forward's mathematics read into the program,
     backward read as expressions, one fused call of both (`program/custom.py`)."""
-    if state.matrix_mode and any(tn.is_matrix(a) for a in args):
-        raise Refuse(node, f"`{name}.apply` of a tensor of rank >= 1 is not read yet: symgrad compares a "
-                           "torch.autograd.Function of numbers (tensors of rank 0).\n"
-                           "Fix: compare it at a scalar input.")
     inputs = [to_sympy(a) for a in args]
     needs = tuple(isinstance(a, sp.Basic) and not is_bool(a) and bool(a.free_symbols) for a in inputs)
     forward, backward = _static(cls, "forward", node), _static(cls, "backward", node)
@@ -308,8 +305,14 @@ def read_call(state: TranslationState, cls: type, name: str, args: Sequence[Any]
         ctx.name = fparams[0]
         y, _ = _read(forward, state, {fparams[0]: ctx, **dict(zip(fparams[1:], inputs))}, prefix, ctx=ctx)
     y = to_sympy(y)
-    if not isinstance(y, sp.Basic) or is_bool(y) or tn.is_matrix(y):
-        raise Refuse(node, f"`{name}.forward` does not return one number (a tensor of rank 0) here.")
+    if not isinstance(y, sp.Basic) or is_bool(y):
+        raise Refuse(node, f"`{name}.forward` does not return a tensor here.")
+    shapes = {tn.shape(a) for a in (y, *inputs) if tn.is_matrix(a)}
+    if len(shapes) > 1 or (shapes and not tn.is_matrix(y)):
+        raise Refuse(node, f"`{name}.forward` is not elementwise here (its inputs and output have shapes "
+                           f"{', '.join(str(tuple(sh)) for sh in sorted(shapes))}): symgrad reads a torch.autograd.Function "
+                           "of numbers, or of tensors element by element (each element of the output from the same "
+                           "element of each input, backward likewise).\nFix: compare it at scalar inputs.")
     return _fused(state, cls, name, backward, inputs, needs, y, ctx, node, target)
 
 
@@ -373,8 +376,20 @@ def _fused(state: TranslationState, cls: type, name: str, backward: Any, inputs:
     branches = "where" if bstate.uses_where else "if"
     _MIRRORS[spec.name] = _mirror(cls, spec, keys, [None if e is None else _program([g, *symbols], bstate.block, e, branches)
                                                     for e in written])
-    fused = custom.fused_class(spec)(y, *inputs, *carried)
-    return state.materialise(fused, target, node)
+    made = custom.fused_class(spec)
+    every = [y, *inputs, *carried]
+    if not tn.is_matrix(y):
+        return state.materialise(made(*every), target, node)
+    # Tensors: the call applied element by element (backward was read of one element of each).
+    at = [k for k, a in enumerate(every) if tn.is_matrix(a)]
+    if any(tn.shape(every[k]) != tn.shape(y) for k in at):
+        raise Refuse(node, f"`{name}` saves a tensor of another shape than its output: symgrad reads a "
+                           "torch.autograd.Function of tensors element by element only.\nFix: compare it at scalar inputs.")
+
+    def per_element(*elements: sp.Basic) -> sp.Basic:
+        return made(*[elements[at.index(k)] if k in at else a for k, a in enumerate(every)])
+
+    return state.materialise(elementwise(per_element, *[every[k] for k in at]), target, node)
 
 
 # --------------------------------------------------------------------------- the fidelity check of backward

@@ -200,6 +200,10 @@ _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 def torch_call_comment(op: str, args: tuple[Operand, ...], param: Any) -> str | None:
     """The comment above a step whose SymPy node is how trace reads a torch call, not what a
     student wrote: the sum of a tensor, a broadcast, a softmax along a dim."""
+    if op == CUSTOM_OP:  # the user's torch.autograd.Function: forward's value is the first operand
+        inputs = ", ".join(operand_text(a) for a in args[1:1 + param.n_inputs])
+        return (f"{param.name}.apply({inputs}): your torch.autograd.Function, whose forward is "
+                f"{operand_text(args[0])} (above) and whose backward is yours")
     if op == "sum":
         return f"the sum of every element of {operand_text(args[0])} (.sum())"
     if op == "sum_dim":
@@ -262,6 +266,8 @@ def _matrix_entry(v: sp.Basic) -> str:
 def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     """A readable name for the variable an op computes from its operands (`x_pow_2`, `sin_x`)."""
     parts = [name_part(a) for a in args]
+    if op == CUSTOM_OP:
+        return f"{param.name}_{'_'.join(parts[1:1 + param.n_inputs])}"
     if op in _PLAIN_NAMES:
         return _PLAIN_NAMES[op]
     if op in FUNC_NAMES:

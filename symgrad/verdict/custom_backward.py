@@ -46,6 +46,8 @@ def custom_findings(c: Context, ks: Sequence[int], idx: tuple[int, int] | None =
             if not 1 <= k <= spec.n_inputs or not dep[p]:
                 continue
             math = adj[p] if adj is not None else ex.ZERO
+            if idx is not None and ex.is_mat(math) and ex.is_mat(returned):  # element by element: this entry's
+                math, returned = math[idx], returned[idx]
             if not any(differs(a, b) for a, b in zip(ex.elements(math), ex.elements(returned))):
                 continue
             r = spec.returned[k - 1]

@@ -405,3 +405,69 @@ def test_a_reading_of_backward_that_runs_otherwise_fails_the_fidelity_check(monk
     monkeypatch.setitem(custom_function._MIRRORS, "Exp", Doubled)
     with pytest.raises(sg.TraceError, match="does not reproduce it"):
         sg.trace(f_exp, x)
+
+
+# --------------------------------------------------------------------------- tensors, element by element
+
+
+def f_relu_sum(x):
+    return (Relu.apply(x) * 3).sum()
+
+
+def f_abs_mask_sum(x):
+    return AbsMask.apply(x).sum()
+
+
+def _elementwise_verdicts(fn, values, math_expr, backward_expr):
+    """Each entry of fn at the matrix `values`: symbolic sympy.diff(math_expr) at the element (one
+    sided at a corner), executed backward_expr at it, autograd torch's bit for bit."""
+    c = reads_like_torch(fn, [torch.tensor(values, dtype=torch.float64)])
+    flat = [v for row in values for v in row]
+    assert len(c.entries) == len(flat)
+    for e, v in zip(c.entries, flat):
+        assert float(e.grad_executed) == float(backward_expr.subs(X, sp.Rational(v)))
+        if v != 0:
+            assert float(e.grad_symbolic) == float(sp.diff(math_expr, X).subs(X, sp.Rational(v)))
+    return c, flat
+
+
+def test_a_clamp_of_a_tensor_with_its_mask_agrees_element_by_element():
+    c, flat = _elementwise_verdicts(f_relu_sum, [[0.5, -1.0], [0.0, 2.0]], 3 * sp.Max(X, 0), 3 * sp.Heaviside(X, 0))
+    assert [e.cause for e in c.entries] == [Cause.AGREE, Cause.AGREE, Cause.KINK, Cause.AGREE]
+
+
+def test_abs_of_a_tensor_with_a_mask_is_wrong_at_its_negative_elements_only():
+    c, flat = _elementwise_verdicts(f_abs_mask_sum, [[0.5, -1.0], [0.0, 2.0]], sp.Abs(X), sp.Heaviside(X, 0))
+    assert [e.cause for e in c.entries] == [Cause.AGREE, Cause.CUSTOM_BACKWARD, Cause.KINK, Cause.AGREE]
+    wrong = c.entries[1]
+    assert "is 0 here for grad_output = 1" in wrong.explanation and "mathematics is -1" in wrong.explanation
+    assert "`AbsMask.apply(x)`" in wrong.explanation
+
+
+class Total(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.sum()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output
+
+
+def f_total(x):
+    return Total.apply(x)
+
+
+def test_a_function_that_is_not_elementwise_is_a_sentence():
+    with pytest.raises(sg.TraceError, match=r"`Total.forward` is not elementwise here"):
+        sg.trace(f_total, torch.tensor([1.0, 2.0], dtype=torch.float64))
+
+
+def test_a_sweep_finds_where_a_backward_is_wrong():
+    """The sweep flags by the float mathematics (forward's value differentiated), not by the
+    user's backward run again: x < 0 is custom-backward, 0 a kink, x > 0 agrees."""
+    t = sg.trace(f_abs_mask, torch.tensor(0.5, dtype=torch.float64))
+    points = [-2.0, -1.0, -0.25, 0.0, 0.5, 1.0, 2.0]
+    s = t.sweep({"x": points})
+    assert list(s.causes) == ["custom-backward"] * 3 + ["kink"] + ["agree"] * 3
+    assert "  custom-backward 3" in str(s)
