@@ -160,6 +160,10 @@ class _Body(StatementTranslator):
     several: bool = False  # backward: `return a, b` is one result per input
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        if len(node.targets) > 1 and all(isinstance(t, ast.Name) for t in node.targets):  # `a = b = None`
+            for t in node.targets:
+                self.assign(t.id, node.value)  # type: ignore[attr-defined]
+            return
         t = node.targets[0] if len(node.targets) == 1 else None
         if isinstance(t, (ast.Tuple, ast.List)) and all(isinstance(e, ast.Name) for e in t.elts):
             values = self.expressions.value(node.value) if not isinstance(node.value, (ast.Tuple, ast.List)) else [
@@ -183,6 +187,15 @@ class _Body(StatementTranslator):
             self.expressions.value(call)
             return
         super().visit_Expr(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        """`if ctx.needs_input_grad[0]:` in backward is decided while reading (a Python bool, as
+        torch's own examples write it); any other `if` there is control flow (`_no_control_flow`)."""
+        if self.several:
+            taken = _static_test(self, node)
+            self.statements(node.body if taken else node.orelse)
+            return
+        super().visit_If(node)
 
     def visit_Return(self, node: ast.Return) -> None:
         if self.several and isinstance(node.value, (ast.Tuple, ast.List)):
@@ -250,8 +263,26 @@ def _as_number(e: ast.expr) -> ast.expr:
     return ast.copy_location(call, e)
 
 
+def _static_test(tr: _Body, node: ast.If) -> bool:
+    value = tr.expressions.value(node.test) if _reads_needs(node.test) else None
+    if isinstance(value, (bool, sp.logic.boolalg.BooleanAtom)):
+        return bool(value)
+    raise Refuse(node, f"`backward` has {_CONTROL[ast.If]} here: symgrad reads a hand-written backward as one "
+                       "expression of grad_output and the saved values, so it cannot follow its control flow "
+                       "(only `if ctx.needs_input_grad[k]:`, decided before it runs).\n"
+                       "Fix: write the choice with `torch.where(cond, a, b)` or a mask (`grad_output * (x > 0)`).")
+
+
+def _reads_needs(test: ast.expr) -> bool:
+    names = [n for n in ast.walk(test) if isinstance(n, (ast.Name, ast.Attribute))]
+    return any(isinstance(n, ast.Attribute) and n.attr == "needs_input_grad" for n in names) and not any(
+        isinstance(n, ast.Compare) for n in ast.walk(test))
+
+
 def _no_control_flow(node: ast.AST, tr: _Body) -> None:
     for n in ast.walk(node):
+        if isinstance(n, ast.If) and _reads_needs(n.test):
+            continue
         if type(n) in _CONTROL:
             raise Refuse(n, f"`backward` has {_CONTROL[type(n)]} here: symgrad reads a hand-written backward as one "
                             "expression of grad_output and the saved values, so it cannot follow its control flow.\n"
@@ -354,8 +385,12 @@ def _fused(state: TranslationState, cls: type, name: str, backward: Any, inputs:
         defs[stmt.lhs] = stmt.rhs.xreplace(defs)
     allowed = {g, *symbols}
     returned, written = [], []
+    made_by = {stmt.lhs: stmt for stmt in bstate.block}  # the last statement that assigns each variable
     for k, (enode, value) in enumerate(out):
         span = tr.span_of(enode, code=True)
+        made = bstate.origins.get(made_by.get(value)) if isinstance(value, sp.Symbol) else None
+        cited = (place(made.file, made.line), made.code or made.text) if made is not None else (
+            place(span.file, span.line), span.code)
         element = (f"the gradient `{name}.backward` returns for input {k + 1}" if len(inputs) > 1
                    else f"the gradient `{name}.backward` returns")
         expr = None if value is None else to_sympy(value)
@@ -369,8 +404,7 @@ def _fused(state: TranslationState, cls: type, name: str, backward: Any, inputs:
                                     f"`{bparams[1]}` nor a value forward saved.\nFix: save it in forward "
                                     "(`ctx.save_for_backward(...)`) and read it from `ctx.saved_tensors`.")
         written.append(expr)
-        returned.append(Returned(k, None if expr is None else expr.xreplace(defs), place(span.file, span.line),
-                                 span.code, element))
+        returned.append(Returned(k, None if expr is None else expr.xreplace(defs), *cited, element))
     spec = CustomSpec(custom.program_name(cls), cls, len(inputs), g, tuple(symbols), tuple(returned),
                       place(tr.filename, tr.first), once_differentiable(cls), exact_eval)
     branches = "where" if bstate.uses_where else "if"

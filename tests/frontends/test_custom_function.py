@@ -471,3 +471,40 @@ def test_a_sweep_finds_where_a_backward_is_wrong():
     s = t.sweep({"x": points})
     assert list(s.causes) == ["custom-backward"] * 3 + ["kink"] + ["agree"] * 3
     assert "  custom-backward 3" in str(s)
+
+
+class MulAdd(torch.autograd.Function):
+    """As torch's own LinearFunction example writes backward: each gradient under
+    `if ctx.needs_input_grad[k]:`, decided before backward runs."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        return x * w + b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, w = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_output * w
+        if ctx.needs_input_grad[1]:
+            grad_w = grad_output * w  # should be grad_output * x
+        if ctx.needs_input_grad[2]:
+            grad_b = grad_output
+        return grad_x, grad_w, grad_b
+
+
+def f_muladd(x, w):
+    return MulAdd.apply(x, w, 2.0)
+
+
+def test_needs_input_grad_in_an_if_is_decided_while_reading():
+    c = reads_like_torch(f_muladd, [torch.tensor(0.5, dtype=torch.float64), torch.tensor(-3.0, dtype=torch.float64)])
+    x, w = c.entries
+    assert x.cause is Cause.AGREE and float(x.grad_executed) == -3.0
+    assert w.cause is Cause.CUSTOM_BACKWARD
+    assert (float(w.grad_symbolic), float(w.grad_executed), w.grad_autograd) == (0.5, -3.0, -3.0)
+    # The line that makes the returned gradient, not the `return` that hands it on.
+    line = MulAdd.backward.__code__.co_firstlineno + 7
+    assert f"for input 2, `grad_w = grad_output * w  # should be grad_output * x` (test_custom_function.py:{line})" in w.explanation
