@@ -187,8 +187,12 @@ class Path:
         seen[self.output] = True
         for st in reversed(self.steps):
             if seen[st.index] and not st.cut:
-                for p in st.parents:
-                    seen[p] = True
+                # The user's Function: torch runs its backward, which reaches its inputs, never the
+                # steps of its forward (read into the program for the mathematics) or what it saved.
+                inputs = range(1, 1 + st.param[0].n_inputs) if st.op == CUSTOM_OP else None
+                for k, p in enumerate(st.parents):
+                    if inputs is None or st.param[2][k] in inputs:
+                        seen[p] = True
         return [s and self.steps[i].grad for i, s in enumerate(seen)]
 
 

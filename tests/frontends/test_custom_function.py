@@ -11,6 +11,8 @@ import math
 import pytest
 import sympy as sp
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.autograd.function import once_differentiable
 
 import symgrad as sg
@@ -508,3 +510,20 @@ def test_needs_input_grad_in_an_if_is_decided_while_reading():
     # The line that makes the returned gradient, not the `return` that hands it on.
     line = MulAdd.backward.__code__.co_firstlineno + 7
     assert f"for input 2, `grad_w = grad_output * w  # should be grad_output * x` (test_custom_function.py:{line})" in w.explanation
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(min_value=-4, max_value=4, allow_nan=False).filter(lambda v: v != 0))
+def test_abs_with_a_mask_is_judged_by_the_side_of_zero(v):
+    """At every x != 0: agree where x > 0, custom-backward where x < 0, with the mathematics
+    sign(x), the executed side the mask's 0 or 1, autograd torch's bit for bit."""
+    c = _verdict(f_abs_mask, v, sp.Abs(X), sp.Heaviside(X, 0))
+    assert c.cause is (Cause.AGREE if v > 0 else Cause.CUSTOM_BACKWARD)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(min_value=-3, max_value=3, allow_nan=False))
+def test_a_right_backward_agrees_and_a_flipped_sign_is_found_everywhere(v):
+    assert _verdict(f_cube, v, X ** 3, 3 * X ** 2).cause is Cause.AGREE
+    assert _verdict(f_sin, v, sp.sin(X), -sp.cos(X)).cause is (
+        Cause.AGREE if math.cos(v) == 0 else Cause.CUSTOM_BACKWARD)
