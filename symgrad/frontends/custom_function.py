@@ -389,8 +389,10 @@ def _fused(state: TranslationState, cls: type, name: str, backward: Any, inputs:
     for k, (enode, value) in enumerate(out):
         span = tr.span_of(enode, code=True)
         made = bstate.origins.get(made_by.get(value)) if isinstance(value, sp.Symbol) else None
-        cited = (place(made.file, made.line), made.code or made.text) if made is not None else (
-            place(span.file, span.line), span.code)
+        if made is not None and made.line != span.line:  # the line that computed it (`grad_x = ...`)
+            cited = (place(made.file, made.line), made.code or made.text)
+        else:  # computed in the `return` itself: the element returned
+            cited = (place(span.file, span.line), span.code)
         element = (f"the gradient `{name}.backward` returns for input {k + 1}" if len(inputs) > 1
                    else f"the gradient `{name}.backward` returns")
         expr = None if value is None else to_sympy(value)

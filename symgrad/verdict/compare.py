@@ -49,7 +49,7 @@ from .point import (Component, ExactSides, check_entries, check_work, components
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
-from .custom_backward import custom_findings
+from .custom_backward import backward_convention, custom_findings
 from .structural import Structural, cut_part, differs
 from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
@@ -140,6 +140,8 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
         return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, Cause.AGREE, (), None, None, text, "",
                      c.run.error, formula_of)
     primary = unique[0]
+    if primary.cause is Cause.KINK:  # a corner of a user Function's forward: its backward decided the slope
+        primary = unique[0] = backward_convention(c, primary)
     base = {
         "node": c.node(primary.node), "line": primary.line if primary.line is not None else "?",
         "dtype": c.dtype, "rtol": c.rtol, "symbolic": fmt(sym.grad), "executed": fmt(exe),

@@ -14,6 +14,7 @@ gradient, is the cause.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..base.causes import Cause
@@ -56,3 +57,43 @@ def custom_findings(c: Context, ks: Sequence[int], idx: tuple[int, int] | None =
                 "element": r.element, "where": r.where, "code": r.code, "returned": fmt(returned),
                 "derivative": fmt(math), "argument": f"`{argument}`"}))
     return found
+
+
+def inside_forward(c: Context, node: Any) -> tuple[Any, Any] | None:
+    """The call of a user's Function whose forward computed `node` (a corner there: a kink finding
+    cites it), with its path step, or None. Torch never ran that corner's backward: the user's
+    backward decided the program's slope there."""
+    path = c.path
+    for st in path.steps:
+        if st.op != CUSTOM_OP:
+            continue
+        spec, _, positions = st.param
+        y = next((p for p, k in zip(st.parents, positions) if k == 0), None)
+        if y is None:
+            continue
+        stop = {p for p, k in zip(st.parents, positions) if k != 0}
+        todo, seen = [y], set()
+        while todo:
+            i = todo.pop()
+            if i in seen or i in stop:
+                continue
+            seen.add(i)
+            if path.steps[i].node == node:
+                return spec, st
+            todo.extend(path.steps[i].parents)
+    return None
+
+
+def backward_convention(c: Context, finding: Finding) -> Finding:
+    """A corner inside a user Function's forward: the program's slope there is what the user's
+    backward returns, not the convention of forward's torch op (which never ran backward)."""
+    hit = inside_forward(c, finding.node)
+    if hit is None:
+        return finding
+    spec, st = hit
+    said = [f"{r.element}, `{r.code}` ({r.where})" for r in spec.returned if r.expression is not None]
+    finding.fields["convention"] = (f"`{spec.name}.backward` decides it, not torch's convention for this op (torch runs "
+                                    f"your backward instead of differentiating forward): {'; '.join(said)}.")
+    low, high = finding.fields.get("low", "?"), finding.fields.get("high", "?")
+    return replace(finding, hint=f"Any value between {low} and {high} is a valid subgradient here; the program takes "
+                                 f"the one `{spec.name}.backward` returns at the corner, which is yours to choose.")

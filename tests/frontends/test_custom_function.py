@@ -110,6 +110,11 @@ def test_a_clamp_at_its_corner_is_a_kink_whatever_the_mask_picks():
     assert e.cause is Cause.KINK
     assert float(e.grad_executed) == 0.0
     assert sorted(float(v) for v in e.one_sided) == [0.0, 1.0]
+    # The slope at the corner is the user's backward's, not torch.clamp's convention (1): said so.
+    assert "`Relu.backward` decides it, not torch's convention" in e.explanation
+    assert "`grad_output * (x > 0)`" in e.explanation and "clamp counts its boundary" not in e.explanation
+    assert e.hint.startswith("Any value between 0 and 1 is a valid subgradient here; the program takes the one "
+                             "`Relu.backward` returns")
 
 
 # --------------------------------------------------------------------------- wrong backwards
