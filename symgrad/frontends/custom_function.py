@@ -51,7 +51,7 @@ def is_custom_function(obj: Any) -> bool:
 
 def once_differentiable(cls: type) -> bool:
     """Whether `backward` is wrapped in `torch.autograd.function.once_differentiable`."""
-    fn = cls.__dict__.get("backward")
+    fn = next((c.__dict__["backward"] for c in cls.__mro__ if "backward" in c.__dict__), None)
     fn = fn.__func__ if isinstance(fn, staticmethod) else fn
     code = getattr(fn, "__code__", None)  # functools.wraps gives the wrapper backward's own name; its code is torch's
     return code is not None and code.co_qualname.startswith("once_differentiable.")

@@ -532,3 +532,19 @@ def test_a_right_backward_agrees_and_a_flipped_sign_is_found_everywhere(v):
     assert _verdict(f_cube, v, X ** 3, 3 * X ** 2).cause is Cause.AGREE
     assert _verdict(f_sin, v, sp.sin(X), -sp.cos(X)).cause is (
         Cause.AGREE if math.cos(v) == 0 else Cause.CUSTOM_BACKWARD)
+
+
+def f_twice(x):
+    return Exp.apply(x) * SinFlipped.apply(x) + Exp.apply(x * 3)
+
+
+def test_two_functions_and_one_applied_twice_in_one_program():
+    """Each call is its own fused step: forward's steps read into the program at each call, the
+    right backward (Exp, twice) and the wrong one (SinFlipped) each evaluated at its own input."""
+    c = _verdict(f_twice, 0.5, sp.exp(X) * sp.sin(X) + sp.exp(3 * X),
+                 sp.exp(X) * sp.sin(X) - sp.exp(X) * sp.cos(X) + 3 * sp.exp(3 * X))
+    (e,) = c.entries
+    assert e.cause is Cause.CUSTOM_BACKWARD and "`SinFlipped.backward` returns" in e.explanation
+    calls = [ln.strip() for ln in c.lowered.source.splitlines() if not ln.strip().startswith("#")]
+    assert calls.count("t2 = Exp.apply(x)") == 1 and calls.count("t8 = Exp.apply(t6)") == 1
+    assert "t4 = SinFlipped.apply(x)" in calls
