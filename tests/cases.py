@@ -41,8 +41,10 @@ import torch
 
 import symgrad as sg
 from symgrad import detach, item, no_grad
+from symgrad.program.custom import CustomSpec, Returned, fused_class, program_name
 from symgrad.program.losses import binary_cross_entropy, mse_loss, nll_loss
 from symgrad.program.losses import binary_cross_entropy_with_logits, huber_loss, smooth_l1_loss, weighted_nll_loss
+from symgrad.program.rules import exact_eval
 from symgrad.program.primitives import vector_norm
 from symgrad.program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
 from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
@@ -70,6 +72,30 @@ class Point:
     def id(self) -> str:
         inner = ",".join(f"{k}={v!r}" for k, v in self.values)
         return f"{self.why}[{inner}]"
+
+
+class ExpFn(torch.autograd.Function):
+    """A hand-written exp: backward multiplies by the saved output."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = torch.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return grad_output * y
+
+
+def _custom_exp(u: sp.Basic) -> sp.Basic:
+    """`ExpFn.apply(u)` as symgrad reads it from the class's source: the fused call of its forward's
+    value exp(u), its input u and its saved value exp(u), with backward grad_output * saved."""
+    g, saved = sp.Symbol("grad_output", real=True), sp.Symbol("ctx_saved_0", real=True)
+    back = Returned(0, g * saved, "cases.py", "grad_output * y", "the gradient `ExpFn.backward` returns")
+    spec = CustomSpec(program_name(ExpFn), ExpFn, 1, g, (saved,), (back,), "cases.py", False, exact_eval)
+    return fused_class(spec)(sp.exp(u), u, sp.exp(u))
 
 
 def pt(why: Why, **values: float) -> Point:
@@ -239,6 +265,9 @@ CASES: tuple[Case, ...] = (
          lambda x, y: torch.linalg.vector_norm(torch.stack([x, y]), dim=0),
          note="torch's 2-norm: (0.6, -0.8) at (3, -4), where sqrt(x**2 + y**2) gives 0.6000000000000001; "
          "gradient 0 at the origin, a cone (one-sided slopes -1 and 1)"),
+    Case("custom_function_exp", _custom_exp(x), (pt("inside", x=0.5), pt("inside", x=-2.0)), lambda x: ExpFn.apply(x),
+         note="the user's torch.autograd.Function ExpFn (forward exp(x), backward grad_output * the saved output), "
+         "as symgrad reads `ExpFn.apply(x)`: its value exp(x), its backward the user's"),
     Case("fused_mse_loss", mse_loss(1, x, y, z, sp.Integer(0)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
          lambda x, y, z: torch.nn.functional.mse_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)])),
          note="torch's mse_loss of (x, y) against (z, 0), reduction='mean': backward (2/n)*(a - t)*grad"),

@@ -23,6 +23,7 @@ class Cause(enum.Enum):
     DOMAIN = "domain"
     GRAPH_BREAK = "graph-break"
     DETACH = "detach"
+    CUSTOM_BACKWARD = "custom-backward"
     CONTROL_FLOW = "control-flow"
     JUMP = "jump"
     KINK = "kink"
@@ -74,6 +75,7 @@ TITLES: Final = {
     Cause.DOMAIN: "the point is outside the function's real domain",
     Cause.GRAPH_BREAK: "a value left the autograd graph (an autograd graph break)",
     Cause.DETACH: "a detach() made part of the function a constant",
+    Cause.CUSTOM_BACKWARD: "a hand-written backward is not the derivative of its forward",
     Cause.CONTROL_FLOW: "a branch or loop of the program decided the gradient",
     Cause.JUMP: "the function jumps here: no derivative exists",
     Cause.KINK: "the function has a corner here: torch picked one of its slopes",
@@ -87,6 +89,7 @@ SIDES: Final = {
     Cause.DOMAIN: "all three",
     Cause.GRAPH_BREAK: "symbolic vs executed (autograd may raise)",
     Cause.DETACH: "symbolic vs executed",
+    Cause.CUSTOM_BACKWARD: "symbolic vs executed",
     Cause.CONTROL_FLOW: "symbolic vs executed",
     Cause.JUMP: "symbolic vs executed",
     Cause.KINK: "symbolic vs executed",
@@ -109,6 +112,9 @@ EXPLANATIONS: Final = {
     Cause.DETACH: "`{node}` (line {line}) is detached: the program uses its value {value} as a "
     "constant, so the part of the derivative that flows through it in the mathematics is "
     "missing from what ran: {executed} instead of {symbolic}.",
+    Cause.CUSTOM_BACKWARD: "`{node}` (line {line}) runs your own backward: {element}, `{code}` "
+    "({where}), is {returned} here for grad_output = 1, while the derivative of its forward's mathematics "
+    "is {derivative}, so the program's derivative is {executed} instead of {symbolic}.",
     Cause.CONTROL_FLOW: "The program's {what} `{node}` (line {line}) decided the gradient: "
     "{detail}",
     Cause.JUMP: "`{node}` (line {line}) jumps at this point: {detail} A function that jumps "
@@ -168,6 +174,9 @@ HINTS: Final = {
     "`torch.no_grad()`) only after `backward()`.",
     Cause.DETACH: "Remove the `detach()` if the gradient should flow through `{node}`; keep "
     "it if a constant is what you meant (as in D2L's `u = y.detach()`).",
+    Cause.CUSTOM_BACKWARD: "Make {element} ({where}) grad_output times the derivative of `forward` with "
+    "respect to {argument} ({derivative} at this point), and compare again (also at other points: a backward can be wrong "
+    "on one side of 0 only).",
     Cause.CONTROL_FLOW: "Move the point off the threshold, or, if the {what} should not decide the "
     "gradient, write the function without it (one smooth expression).",
     Cause.JUMP: "A jump has no gradient; if training needs one, use a smooth surrogate: "
@@ -202,6 +211,10 @@ MEANINGS: Final = {
     Cause.DETACH: "e.detach() hands on the value of e but forgets how it was computed: to the "
     "backward pass it is a constant. The mathematics has no such idea, so the part of the "
     "derivative that flows through e is missing from what ran.",
+    Cause.CUSTOM_BACKWARD: "A torch.autograd.Function's backward is whatever its author wrote: torch runs "
+    "it instead of differentiating forward. Where it is not the derivative of forward's mathematics "
+    "(a wrong sign, a missing factor, the derivative of another function, a mask that is wrong on one "
+    "side), the gradient that ran is not the function's.",
     Cause.CONTROL_FLOW: "Autograd differentiates the branch that ran. Away from a condition's "
     "threshold that is right; exactly on it, a small change of the input takes the other branch, "
     "so the mathematics has a jump or a corner there that the branch taken does not show.",

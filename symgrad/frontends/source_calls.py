@@ -26,7 +26,7 @@ from . import source_data as sd
 from . import source_indexing as ix
 from . import torch_names as tn
 from .loss_modules import LossClass, LossObject, loss_class
-from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
 from .torch_reductions import Indices, MaxResult, part_of
 from ..program.primitives import no_grad, strip
@@ -135,6 +135,10 @@ class CallTranslator:
             return _Func(spelled)
         if obj is range or obj is len:
             return obj
+        for reader in OBJECT_READERS:  # the user's own torch.autograd.Function (custom_function.py)
+            bound = reader(obj, name)
+            if bound is not None:
+                return bound
         if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
             return _Func("torch.abs")
         if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import sympy as sp
@@ -47,6 +47,12 @@ class Bound:
 
     def call(self, calls: Any, args: list[Any], kwargs: dict[str, Any], node: ast.AST, target: Any) -> Any:
         raise Refuse(node, "This object cannot be called here.")
+
+
+# Readers of Python objects another module of the front ends knows (`custom_function`: the user's
+# torch.autograd.Function): (object, name) -> its `Bound`, or None. They register themselves here
+# when imported, since the modules that read them stand on the source reader.
+OBJECT_READERS: list[Callable[[Any, str], Bound | None]] = []
 
 
 # The sentence every in-place construct ends with.

@@ -948,7 +948,11 @@ def _stack(a: Args, shape: tuple[int, int]) -> Any:
 
 # torch's max/min/var/std reductions of stacked elements (`reductions.py`).
 _REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.op_fields(logsumexp, softmax_weights))
-OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS)}
+# The user's own torch.autograd.Function (`custom.py`): its value is its first argument (the
+# forward's mathematics), its backward the user's, read from source; the parameter is its `CustomSpec`.
+_CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lambda a, v, p: p.partials(a),
+                    convention="the user's own `backward`")
+OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM)}
 MATRIX_OPS: Final = frozenset(op.name for op in _MATRIX_OPS)
 
 # Ops that take part of the function off the autograd graph.

@@ -37,6 +37,7 @@ from .losses import (
     smooth_l1_loss,
     weighted_nll_loss,
 )
+from .custom import CustomFunction
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
@@ -313,6 +314,11 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(detach, ("detach",), "always", "that of its argument",
          nonsmooth="identity for the mathematics; a constant on the executed path",
          hazard_causes=(Cause.DETACH,)),
+    Rule(CustomFunction, ("custom_function",), "`MyFn.apply(x, ...)` of the user's own torch.autograd.Function "
+         "read from torch code: MyFn(y, x, ..., saved) is y, its forward's mathematics read from source; "
+         "the executed path uses the user's backward, read from source", "that of its forward",
+         nonsmooth="those of its forward, for the mathematics; the user's backward on the executed path",
+         hazard_causes=(Cause.CUSTOM_BACKWARD,), exact=lambda a: a[0]),
     Rule(item, ("item",), "always", "that of its argument",
          nonsmooth="identity for the mathematics; a Python number, then a new tensor: an "
          "autograd graph break", hazard_causes=(Cause.GRAPH_BREAK,)),

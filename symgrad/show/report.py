@@ -520,7 +520,8 @@ def render_derivation_html(d: Any, budget: int | None = None) -> str:
 # --------------------------------------------------------------------------- sweeps
 
 CAUSE_COLORS = {
-    "domain": "#7f7f7f", "graph-break": "#8c564b", "detach": "#e377c2", "control-flow": "#9467bd",
+    "domain": "#7f7f7f", "graph-break": "#8c564b", "detach": "#e377c2", "custom-backward": "#1f77b4",
+    "control-flow": "#9467bd",
     "jump": "#d62728", "kink": "#ff7f0e", "nan-trap": "#17becf", "overflow": "#bcbd22", "rounding": "#2ca02c",
 }
 # The cause map's other two colours: a point where all three agree, and one whose loop ran too long.

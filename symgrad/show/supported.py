@@ -83,6 +83,18 @@ def supported_markdown() -> str:
         "  `forward` is your own is read from its own source (its lines cited); torch's own modules read as their",
         f"  functional forms: {READ_AS}. Any other module is a sentence naming its class. The model is left as",
         "  it was (values, requires_grad, `.grad`, buffers, training mode, the random state).",
+        "",
+        "## Your own torch.autograd.Function",
+        "",
+        "`MyFn.apply(x, ...)` is read from the class's source: the mathematics is `forward`'s (old style",
+        "`forward(ctx, ...)`, or `forward(...)` with `setup_context(ctx, inputs, output)`); the executed side is your",
+        "`backward`, read as one formula per input of `grad_output` and what forward handed it",
+        "(`ctx.save_for_backward`, `ctx.saved_tensors`, `ctx.k = k`, `ctx.needs_input_grad`, `if",
+        "ctx.needs_input_grad[k]:`, `None` for a number; `(x > 0)` used as a number is its 0 or 1), evaluated",
+        "exactly; autograd runs your class. A returned gradient that is not the derivative of forward is",
+        "[custom-backward](causes.md#custom-backward), citing its line. Numbers (tensors of rank 0) and tensors",
+        "element by element; any other `if` or loop in `backward` is a sentence, and so are second derivatives.",
+        "The fidelity check runs backward as symgrad read it, beside yours, bit for bit.",
     ]
     out += [
         "",

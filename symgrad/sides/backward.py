@@ -41,6 +41,7 @@ import sympy as sp
 import torch
 
 from ..base.rendering import render
+from ..program import custom
 from ..program import exact as ex
 from .autograd import torch_state
 from .executed import Path, PathStep, adjoints_for
@@ -298,7 +299,7 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
         events.append((line, name, t))
         return t
 
-    namespace: dict[str, Any] = {"_symgrad_seen": seen}
+    namespace: dict[str, Any] = {"_symgrad_seen": seen, **custom.NAMESPACE}  # the user's autograd.Functions
     exec(code, namespace)  # noqa: S102 - our own generated program, with the hooks added
     fn = namespace["f"]
     torch_dtype = DTYPES[dtype]

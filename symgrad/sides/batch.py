@@ -18,6 +18,7 @@ from typing import Any, Final
 import sympy as sp
 import torch
 
+from ..program import custom
 from ..program.primitives import SOFTPLUS_THRESHOLD
 from .executed import DEFAULT_MAX_ITERATIONS
 from .ir import Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop, statement_expression
@@ -92,7 +93,7 @@ class _Batch:
         rtol = RTOL["float64" if dtype == torch.float64 else "float32"]
         self.cancel_ratio = min(0.1, math.sqrt(CANCEL_MARGIN * eps / rtol))
         self.codes = _compiled_lines(lowered.filename)
-        self.namespace = {"torch": torch, "math": math}
+        self.namespace = {"torch": torch, "math": math, **custom.NAMESPACE}  # the user's autograd.Functions
 
     # -- variables on a subset of the batch
 
@@ -154,6 +155,8 @@ class _Batch:
             value = args[0] if self.math_mode else args[0].detach()
             if s.op == "item":
                 value = value.clone()
+        elif s.op == custom.CUSTOM_OP and self.math_mode:
+            value = args[0]  # the user's Function, for the mathematics: its forward's value
         elif s.op == "where":
             assert s.cond is not None
             cond = self.condition(s.cond, env, idx)

@@ -37,6 +37,7 @@ import sympy as sp
 
 from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
 from ..program import exact as ex
+from ..program.custom import CUSTOM_OP
 from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
 from ..program.elementwise import ElementVar
 from ..program.program import node_text, record_repr
@@ -193,6 +194,8 @@ class Path:
                     adj[p] = ex.accumulate(adj[p], contribution() if callable(contribution) else contribution)
                 continue
             partials = (ex.ONE,) * len(st.parents) if (st.cut and math_mode) else st.partials
+            if math_mode and st.op == CUSTOM_OP:  # the user's Function is its forward's value, y
+                partials = st.param[1]
             for p, d in zip(st.parents, partials):
                 if (needed is not None and not needed[p]) or ex.all_zero(d):
                     continue
@@ -205,8 +208,12 @@ class Path:
         seen[self.output] = True
         for st in reversed(self.steps):
             if seen[st.index] and not st.cut:
-                for p in st.parents:
-                    seen[p] = True
+                # The user's Function: torch runs its backward, which reaches its inputs, never the
+                # steps of its forward (read into the program for the mathematics) or what it saved.
+                inputs = range(1, 1 + st.param[0].n_inputs) if st.op == CUSTOM_OP else None
+                for k, p in enumerate(st.parents):
+                    if inputs is None or st.param[2][k] in inputs:
+                        seen[p] = True
         return [s and self.steps[i].grad for i, s in enumerate(seen)]
 
 
@@ -444,6 +451,10 @@ class _Runner:
                     assert op.on_piece is not None
                     value, partials = op.on_piece(taken, vals, param)
         partials = tuple(d for d, c in zip(partials, const_mask) if not c)
+        if s.op == CUSTOM_OP:  # (its spec, the mathematics' partials: the identity of forward's value,
+            # and which argument each parent is)
+            param = (param, tuple(d for d, c in zip(param.math_partials(len(vals)), const_mask) if not c),
+                     tuple(k for k, c in enumerate(const_mask) if not c))
         cut = None
         if s.op in CUT_OPS:
             cut = "graph-break" if s.op in GRAPH_BREAK_OPS else "detach"
@@ -453,7 +464,7 @@ class _Runner:
         keep = tuple(vals) if (op.undefined is not None or op.piece is not None or op.departs is not None
                                or op.reads_result) and vjp is None else None
         idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut,
-                                depends, grad, keep, param if (keep is not None or s.op == "elem") else None, vjp))
+                                depends, grad, keep, param if (keep is not None or s.op in ("elem", CUSTOM_OP)) else None, vjp))
         self.env[s.name] = idx
 
     def elementwise(self, s: Step, op: Any, vals: list[Any], param: Any) -> tuple[Any, tuple[Any, ...]]:

@@ -44,6 +44,7 @@ import torch
 from sympy.codegen import ast
 
 from ..program import exact as ex
+from ..program import custom
 from ..program.deep import deep
 from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
 from ..program.elementwise import Alias, MatrixPiecewise, is_elementwise, readable
@@ -683,7 +684,7 @@ def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] 
     body, output, output_line = lowerer.run()
     source = "\n".join(lowerer.writer.lines) + "\n"
     filename = f"<symgrad-generated-{next(_counter)}>"
-    namespace: dict[str, Any] = {"torch": torch, "math": math}
+    namespace: dict[str, Any] = {"torch": torch, "math": math, **custom.NAMESPACE}  # the user's autograd.Functions
     code = compile(source, filename, "exec")
     exec(code, namespace)
     fn = namespace["f"]

@@ -13,8 +13,10 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1 as _EXPM1
 from sympy.codegen.cfunctions import log1p as _LOG1P
 
+from ..base.errors import UnsupportedNodeError
 from ..program import exact as ex
 from ..program.losses import LOSS_NAMES
+from ..program.custom import CUSTOM_OP
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
 from ..program.reductions import REDUCTION_OPS, SPREAD_OPS
@@ -43,6 +45,12 @@ def as_expression(path: Path, symbols: Sequence[sp.Symbol], math: bool = False) 
             continue
         if math and st.op == "softplus" and st.parents:
             exprs.append(_SOFTPLUS(exprs[st.parents[0]]))
+            continue
+        if st.op == CUSTOM_OP and st.parents:  # the user's Function: forward's value, for the mathematics
+            spec, _, positions = st.param
+            if not math:
+                raise UnsupportedNodeError(spec.second_derivative())
+            exprs.append(exprs[st.parents[positions.index(0)]] if 0 in positions else ex.to_sympy(st.value))
             continue
         if st.cut or not st.parents or st.op in ("loop_var", "constant", "const_on_graph", "matconst"):
             exprs.append(ex.to_sympy(st.value) if not ex.is_mat(st.value) else sp.ImmutableMatrix(st.value.tolist()))

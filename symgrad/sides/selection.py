@@ -17,6 +17,7 @@ from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatri
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import is_elementwise, parts
+from ..program.custom import CUSTOM_OP, CustomFunction
 from ..program.losses import LOSSES, loss_param
 from ..program.reductions import ALONG, SPREADS
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
@@ -133,6 +134,8 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "detach", (e.args[0],), None
     if isinstance(e, item):
         return "item", (e.args[0],), None
+    if isinstance(e, CustomFunction):  # the user's autograd.Function: its spec is the parameter
+        return CUSTOM_OP, tuple(e.args), e.spec
     if isinstance(e, SPREADS):  # the correction first, the elements follow it
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
     if isinstance(e, ALONG):  # ([correction,] rows, cols, dim, group), then the whole matrix

@@ -18,6 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
+from ..program.custom import CUSTOM_OP
 from ..program.losses import LOSS_NAMES, LOSSES, loss_text
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
@@ -200,6 +201,10 @@ _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 def torch_call_comment(op: str, args: tuple[Operand, ...], param: Any) -> str | None:
     """The comment above a step whose SymPy node is how trace reads a torch call, not what a
     student wrote: the sum of a tensor, a broadcast, a softmax along a dim."""
+    if op == CUSTOM_OP:  # the user's torch.autograd.Function: forward's value is the first operand
+        inputs = ", ".join(operand_text(a) for a in args[1:1 + param.n_inputs])
+        return (f"{param.name}.apply({inputs}): your torch.autograd.Function, whose forward is "
+                f"{operand_text(args[0])} (above) and whose backward is yours")
     if op == "sum":
         return f"the sum of every element of {operand_text(args[0])} (.sum())"
     if op == "sum_dim":
@@ -262,6 +267,8 @@ def _matrix_entry(v: sp.Basic) -> str:
 def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     """A readable name for the variable an op computes from its operands (`x_pow_2`, `sin_x`)."""
     parts = [name_part(a) for a in args]
+    if op == CUSTOM_OP:
+        return f"{param.name}_{'_'.join(parts[1:1 + param.n_inputs])}"
     if op in _PLAIN_NAMES:
         return _PLAIN_NAMES[op]
     if op in FUNC_NAMES:
@@ -385,6 +392,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{operand_text(args[0], wrap=True)} ** {operand_text(args[1], wrap=True)}"
     if op == "elem":
         return f"{operand_text(args[0], wrap=True)}[{param[0]}, {param[1]}]"
+    if op == CUSTOM_OP:  # the user's class itself; its first operand (forward's mathematics) is not passed
+        return f"{param.name}.apply({', '.join(operand_text(a) for a in args[1:1 + param.n_inputs])})"
     if op == "matpow":
         return f"torch.linalg.matrix_power({operand_text(args[0])}, {param})"
     if op == "transpose":

@@ -26,6 +26,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from ..program.custom import CUSTOM_OP
 from ..program.deep import deep
 from ..sides.autograd import in_torch_state, torch_state
 from ..base.causes import Cause
@@ -160,8 +161,9 @@ class Sweep:
     def __str__(self) -> str:
         lines = [f"symgrad sweep: {self.source} over {len(self.points)} points ({self.dtype}, "
                  f"branches=\"{self.branches}\", {self.seconds:.2f} s)"]
+        width = max([13, *(len(cause) for cause in self.counts)])  # custom-backward is longer than the rest
         for cause, n in sorted(self.counts.items(), key=lambda kv: Cause.from_id(kv[0]).severity):
-            lines.append(f"  {cause:<13} {n}")
+            lines.append(f"  {cause:<{width}} {n}")
         for cause, regions in self.regions.items():
             for r in regions[:5]:
                 lines.append(f"  where {r}")
@@ -599,7 +601,9 @@ class _Symbolic:
         detach/item/no_grad (the identity in the mathematics)."""
         if dtype != "float64":
             return True
-        return any(s.op in ("item", "detach", "no_grad") for s in _steps(self.lowered.body)) or _has_no_grad(self.lowered.body)
+        # (and a hand-written backward: the user's torch.autograd.Function)
+        return (any(s.op in ("item", "detach", "no_grad", CUSTOM_OP) for s in _steps(self.lowered.body))
+                or _has_no_grad(self.lowered.body))
 
     @property
     def computed(self) -> bool:

@@ -50,6 +50,7 @@ from .point import (Component, ExactSides, check_entries, check_work, components
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
+from .custom_backward import backward_convention, custom_findings
 from .structural import Structural, cut_part, differs
 from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
@@ -96,6 +97,8 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
         findings.append(structural.domain_finding(sym))
     else:
         cuts = structural.cut_findings(ks, idx)
+        if sym.kind == "smooth":  # at a corner of forward, any subgradient is the backward's to choose
+            cuts = cuts + custom_findings(c, ks, idx)
         if sym.kind in ("kink", "jump", "unknown"):
             findings.extend(structural.tie_findings(sym, ks, idx))
             if sym.violation is not None and not c.path.ties:
@@ -135,6 +138,8 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
         return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, Cause.AGREE, (), None, None, text, "",
                      c.run.error, formula_of)
     primary = unique[0]
+    if primary.cause is Cause.KINK:  # a corner of a user Function's forward: its backward decided the slope
+        primary = unique[0] = backward_convention(c, primary)
     base = {
         "node": c.node(primary.node), "line": primary.line if primary.line is not None else "?",
         "dtype": c.dtype, "rtol": c.rtol, "symbolic": fmt(sym.grad), "executed": fmt(exe),

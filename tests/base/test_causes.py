@@ -21,11 +21,11 @@ IDS = [c.id for c in Cause]
 
 # DESIGN.md section 5: the ids, and the order in which a primary cause is chosen.
 DESIGN_IDS = {
-    "agree", "detach", "graph-break", "control-flow", "kink", "jump", "nan-trap", "overflow",
+    "agree", "detach", "custom-backward", "graph-break", "control-flow", "kink", "jump", "nan-trap", "overflow",
     "rounding", "domain",
 }
 DESIGN_ORDER = [
-    "domain", "graph-break", "detach", "control-flow", "jump", "kink", "nan-trap", "overflow",
+    "domain", "graph-break", "detach", "custom-backward", "control-flow", "jump", "kink", "nan-trap", "overflow",
     "rounding", "agree",
 ]
 
@@ -120,7 +120,10 @@ def test_each_section_says_the_sides_and_the_fix(cause: Cause) -> None:
     assert re.search(r"\*\*(How to fix it|What to do)\.\*\*", section)
 
 
-@pytest.mark.parametrize("cause", [c for c in Cause if c is not Cause.CONTROL_FLOW], ids=lambda c: c.id)
+# A hand-written torch.autograd.Function has no command-line spelling: its section's example is a
+# doctest (test_the_custom_backward_section_shows_custom_backward).
+@pytest.mark.parametrize("cause", [c for c in Cause if c not in (Cause.CONTROL_FLOW, Cause.CUSTOM_BACKWARD)],
+                         ids=lambda c: c.id)
 def test_each_section_s_first_example_shows_its_cause(cause: Cause) -> None:
     first = next(ex for ex in console_examples(PAGE) if f"```console\n$ {ex.command}\n" in _section(cause))
     rc, out = run_cli(first.argv)
@@ -136,6 +139,11 @@ def test_the_control_flow_section_shows_control_flow() -> None:
         rc, out = run_cli(ex.argv)
         assert "cause: control-flow:" in out, ex.command
     assert "'control-flow'" in section  # the D2L loop, a doctest
+
+
+def test_the_custom_backward_section_shows_custom_backward() -> None:
+    section = _section(Cause.CUSTOM_BACKWARD)
+    assert "```pycon" in section and "'custom-backward')" in section  # run by test_pycon_examples_run
 
 
 @pytest.mark.parametrize("example", console_examples(PAGE), ids=lambda e: e.id)

@@ -50,6 +50,33 @@ class HintCase:
     then_says: tuple[str, ...] = field(default_factory=tuple)
 
 
+class SquareHalf(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[no-untyped-def]
+        x, = ctx.saved_tensors
+        return grad_output * x
+
+
+class SquareRight(SquareHalf):
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[no-untyped-def]
+        x, = ctx.saved_tensors
+        return grad_output * 2 * x
+
+
+def square_half_backward(x):  # type: ignore[no-untyped-def]
+    return SquareHalf.apply(x)
+
+
+def square_right_backward(x):  # type: ignore[no-untyped-def]
+    return SquareRight.apply(x)
+
+
 def _loop(k: int) -> sg.Program:
     """b = 2*b + sin(b), k times: no single step cancels, but every step amplifies the error."""
     return sg.Program(inputs=[x], body=CodeBlock(Assignment(b, x), For(i, sp.Range(k), CodeBlock(
@@ -186,6 +213,9 @@ CASES: tuple[HintCase, ...] = (
              "x*log(x)", after_at={x: 0.5}),
     # -- structure
     HintCase("detach", "x*detach(x**2)", {x: 3.0}, "detach", ("Remove the `detach()`",), "x*x**2"),
+    HintCase("custom_backward", square_half_backward, {x: 3.0}, "custom-backward",
+             ("grad_output times the derivative of `forward` with respect to `x` (6 at this point)",),
+             square_right_backward),
     HintCase("graph_break_item", "x*item(x)", {x: 3.0}, "graph-break", ("Keep the computation in tensors",), "x*x"),
     HintCase("graph_break_no_grad", "x + no_grad(x**2)", {x: 3.0}, "graph-break", ("leave `torch.no_grad()`",),
              "x + x**2"),
