@@ -51,6 +51,8 @@ from typing import Any, Final
 import sympy as sp
 from sympy.codegen import ast as cg
 
+from . import source_indexing as ix
+from . import source_python as py
 from . import torch_names as tn
 from .source_calls import NoGradCtx
 from .source_expressions import ExpressionTranslator
@@ -191,6 +193,10 @@ class StatementTranslator(ast.NodeVisitor):
         self.state = state if state is not None else TranslationState(node, inputs, data, objects, matrix_mode)
         if state is None:
             self.state.locate = lambda n: self.span_of(n, code=True)
+            self.state.inline = lambda f, values, prefix: inline(f, values, self.state, prefix)
+            code = getattr(inspect.unwrap(fn), "__code__", None)
+            self.state.calling.append((code, getattr(fn, "__name__", "the function")))  # a call of itself is recursion
+        self.inlined = state is not None  # a helper's body or a submodule's forward, read into its caller
         self.expressions = ExpressionTranslator(self.state, fn)
         assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
         self.compound = _compound_assigned(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
@@ -267,6 +273,10 @@ class StatementTranslator(ast.NodeVisitor):
                            "something in place), which symgrad cannot follow.\nFix: assign the value to a name.")
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        names = py.unpack_targets(node)
+        if names is not None:
+            self.unpack(names, node)
+            return
         if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
             for t in node.targets:
                 self.refuse_item_target(node, t)
@@ -316,12 +326,46 @@ class StatementTranslator(ast.NodeVisitor):
         self.assign(node.target.id, binop)
 
     def assign(self, name: str, value_node: ast.expr) -> None:
-        needs_symbol = name in self.compound or name in self.state.params
         if self.state.pure or self.state.matrix_mode:
             self.state.env[name] = self.expressions.value(value_node)
             return
+        self.bind(name, self.expressions.value(value_node, target=self.state.var(name)), value_node)
+
+    def unpack(self, names: list[str], node: ast.Assign) -> None:
+        """`a, b = x, y` or `a, b = helper(x)` (a tuple), or `a, b = t` of a rank-1 tensor: every value
+        first, then each name bound, as Python does (`a, b = b, a` swaps)."""
+        value_node = node.value
+        if isinstance(value_node, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in value_node.elts):
+            nodes: list[ast.expr] = list(value_node.elts)
+            values = py.items([self.expressions.value(e) for e in nodes], len(names), node)
+        else:
+            whole = self.expressions.value(value_node)
+            values = py.items(whole, len(names), node)
+            if values is None and tn.is_matrix(whole):
+                rows = ix.torch_shape(whole)
+                if len(rows) != 1 or rows[0] != len(names):
+                    raise Refuse(node, f"This unpacks a tensor of shape {tuple(rows)} into {len(names)} names; symgrad "
+                                       "unpacks a rank-1 tensor into as many names as it has elements (Python raises "
+                                       "ValueError on another count).\nFix: index the tensor, e.g. `a = t[0]`.")
+                values = [self.state.materialise(ix.index(whole, [k], node), where=node) for k in range(len(names))]
+            if values is None:
+                raise Refuse(node, "Only a tuple, a list or a rank-1 tensor can be unpacked here.\n"
+                                   "Fix: assign each value to its own name.")
+            nodes = [value_node] * len(names)
+        if self.state.pure or self.state.matrix_mode:
+            for name, v in zip(names, values):
+                self.state.env[name] = v
+            return
+        mine = {self.state.vars.get(self.state.prefix + n) for n in names} - {None}
+        for name, v, vnode in zip(names, values, nodes):
+            if isinstance(v, sp.Symbol) and v in mine:  # `a, b = b, a`: the old value kept aside first
+                v = self.state.materialise(v, target=self.state.fresh(name))
+            self.bind(name, v, vnode)
+
+    def bind(self, name: str, v: Any, value_node: ast.expr) -> None:
+        """`name` given the value `v`, computed from `value_node` (a statement where it needs one)."""
+        needs_symbol = name in self.compound or name in self.state.params
         target = self.state.var(name)
-        v = self.expressions.value(value_node, target=target)
         if tn.is_matrix(v) and (needs_symbol or isinstance(v, MatrixPiecewise)):
             self.state.bind_matrix(name, v)
             return
@@ -351,6 +395,9 @@ class StatementTranslator(ast.NodeVisitor):
     def visit_Return(self, node: ast.Return) -> None:
         if node.value is None:
             raise Refuse(node, "`return` without a value: there is nothing to differentiate.")
+        if isinstance(node.value, ast.Tuple) and self.inlined:  # a helper's values, unpacked by its caller
+            self.output = tuple(self.expressions.value(e) for e in node.value.elts)
+            return
         if isinstance(node.value, ast.Tuple):
             raise Refuse(node, "The function returns several values; symgrad compares one output.\n"
                                "Fix: return one tensor (e.g. a sum, or stack them).")

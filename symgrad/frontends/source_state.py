@@ -106,6 +106,11 @@ class TranslationState:
         self.env.update(objects or {})
         self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
         self.prefix = ""  # the variables of an inlined call: `fc1.h` (see `enter`)
+        # The user's helpers (`source_inline`): `source.inline`, set by the statement translator; the
+        # helpers being read (code object, name), innermost last; how often each was called.
+        self.inline: Any = None
+        self.calling: list[tuple[Any, str]] = []
+        self.helper_calls: dict[str, int] = {}
 
     def enter(self, node: ast.AST, env: dict[str, Any], prefix: str, locate: Any) -> tuple[Any, ...]:
         """Read a called function's body (a submodule's `forward`) into this reading: its own names

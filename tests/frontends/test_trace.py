@@ -521,12 +521,8 @@ def with_break(x):
     return x
 
 
-def helper(u):
-    return u * 2
-
-
-def calls_helper(x):
-    return helper(x) + 1
+def countdown(x, n=2):
+    return x if n == 0 else countdown(x, n - 1) * 2
 
 
 LAYER = torch.nn.Linear(1, 1)
@@ -544,7 +540,7 @@ def random(x):
     (comprehension, [1.0, 2.0], "A list comprehension", "return [x * k for k in range(3)][1]"),
     (in_place, 1.0, "in place", "b.mul_(2)"),
     (with_break, 1.0, "`break`", "        break"),
-    (calls_helper, 1.0, "function of your own", "return helper(x) + 1"),
+    (countdown, 1.0, "(recursion: countdown -> countdown)", "return x if n == 0 else countdown(x, n - 1) * 2"),
     (uses_module, 1.0, "torch.nn.Module", "return LAYER(x)"),
     (random, 1.0, "random", "return x * torch.rand(1)"),
 ], ids=lambda v: getattr(v, "__name__", None))
