@@ -52,6 +52,7 @@ import sympy as sp
 from sympy.codegen import ast as cg
 
 from . import source_indexing as ix
+from . import source_inplace as inplace
 from . import source_python as py
 from . import torch_names as tn
 from .source_calls import NoGradCtx
@@ -275,39 +276,14 @@ class StatementTranslator(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         names = py.unpack_targets(node)
         if names is not None:
-            self.unpack(names, node)
+            py.unpack(self, names, node)
             return
         if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
             for t in node.targets:
-                self.refuse_item_target(node, t)
+                inplace.item_target(self, node, t)
             raise Refuse(node, "Only assignments to a single name are supported (no tuple unpacking).\n"
                                "Fix: assign each value to its own name.")
         self.assign(node.targets[0].id, node.value)
-
-    def refuse_item_target(self, node: ast.stmt, target: ast.expr) -> None:
-        """An assignment into an item or an attribute: of a Python object (a dict counter
-        `CALLS["n"] += 1`, `self.steps += 1`) a side effect, of a tensor an in-place change."""
-        if not isinstance(target, (ast.Subscript, ast.Attribute)):
-            return
-        base = target.value
-        while isinstance(base, (ast.Subscript, ast.Attribute)):
-            base = base.value
-        written = self.code_of(target)
-        obj = None
-        if isinstance(base, ast.Name) and base.id not in self.state.env:
-            obj = self.expressions.calls.python_object(base.id)
-        if obj is not None and not _is_tensor(obj):
-            what = (f"an item of the Python {type(obj).__name__} `{base.id}`" if isinstance(target, ast.Subscript)
-                    else f"the attribute `{written}` of the Python {type(obj).__name__} `{base.id}`")  # type: ignore[union-attr]
-            raise Refuse(node, f"`{self.code_of(node)}` changes {what}, defined outside the function: a side effect "
-                               "on Python state, not a value the function computes, so it has no derivative and "
-                               "symgrad does not read it.\nFix: keep that bookkeeping outside the function you "
-                               "compare (count the calls in the code that calls it).")
-        if isinstance(target, ast.Attribute):
-            raise Refuse(node, f"`{self.code_of(node)}` changes the attribute `{written}`: a side effect, not a value "
-                               "the function computes.\nFix: assign the value to a name of its own.")
-        raise Refuse(node, f"`{self.code_of(node)}` assigns into a tensor element, which changes the tensor in place. "
-                     + IN_PLACE)
 
     def code_of(self, node: ast.AST) -> str:
         """The user's own text of `node` (its first line, for a statement over several)."""
@@ -320,7 +296,7 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if not isinstance(node.target, ast.Name):
-            self.refuse_item_target(node, node.target)
+            inplace.item_target(self, node, node.target)
         binop = ast.BinOp(left=ast.Name(id=node.target.id, ctx=ast.Load()), op=node.op, right=node.value)
         ast.copy_location(binop, node)
         self.assign(node.target.id, binop)
@@ -330,37 +306,6 @@ class StatementTranslator(ast.NodeVisitor):
             self.state.env[name] = self.expressions.value(value_node)
             return
         self.bind(name, self.expressions.value(value_node, target=self.state.var(name)), value_node)
-
-    def unpack(self, names: list[str], node: ast.Assign) -> None:
-        """`a, b = x, y` or `a, b = helper(x)` (a tuple), or `a, b = t` of a rank-1 tensor: every value
-        first, then each name bound, as Python does (`a, b = b, a` swaps)."""
-        value_node = node.value
-        if isinstance(value_node, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in value_node.elts):
-            nodes: list[ast.expr] = list(value_node.elts)
-            values = py.items([self.expressions.value(e) for e in nodes], len(names), node)
-        else:
-            whole = self.expressions.value(value_node)
-            values = py.items(whole, len(names), node)
-            if values is None and tn.is_matrix(whole):
-                rows = ix.torch_shape(whole)
-                if len(rows) != 1 or rows[0] != len(names):
-                    raise Refuse(node, f"This unpacks a tensor of shape {tuple(rows)} into {len(names)} names; symgrad "
-                                       "unpacks a rank-1 tensor into as many names as it has elements (Python raises "
-                                       "ValueError on another count).\nFix: index the tensor, e.g. `a = t[0]`.")
-                values = [self.state.materialise(ix.index(whole, [k], node), where=node) for k in range(len(names))]
-            if values is None:
-                raise Refuse(node, "Only a tuple, a list or a rank-1 tensor can be unpacked here.\n"
-                                   "Fix: assign each value to its own name.")
-            nodes = [value_node] * len(names)
-        if self.state.pure or self.state.matrix_mode:
-            for name, v in zip(names, values):
-                self.state.env[name] = v
-            return
-        mine = {self.state.vars.get(self.state.prefix + n) for n in names} - {None}
-        for name, v, vnode in zip(names, values, nodes):
-            if isinstance(v, sp.Symbol) and v in mine:  # `a, b = b, a`: the old value kept aside first
-                v = self.state.materialise(v, target=self.state.fresh(name))
-            self.bind(name, v, vnode)
 
     def bind(self, name: str, v: Any, value_node: ast.expr) -> None:
         """`name` given the value `v`, computed from `value_node` (a statement where it needs one)."""
@@ -522,10 +467,6 @@ class StatementTranslator(ast.NodeVisitor):
                     raise Refuse(s, "A `return` inside `with torch.no_grad():` is not supported.")
         finally:
             self.state.no_grad -= 1
-
-
-def _is_tensor(obj: Any) -> bool:
-    return type(obj).__module__.startswith("torch") and hasattr(obj, "requires_grad")
 
 
 def _assigned_names(body: Sequence[ast.stmt]) -> set[str]:
