@@ -24,7 +24,8 @@ import torch
 
 from . import source_indexing as ix
 from . import torch_names as tn
-from .source_python import listed
+from .source_inplace import data
+from .source_python import PYTHON_BUILTINS, builtin_call
 from .source_inline import Helper, default_of, is_helper, spread, spread_keywords
 from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
@@ -131,7 +132,7 @@ class CallTranslator:
         spelled = _objects().get(id(obj))
         if spelled is not None:
             return _Func(spelled)
-        if obj is range or obj is len or obj is list:
+        if obj in PYTHON_BUILTINS:  # range, len, list, sum, float, int: what Python computes (source_python)
             return obj
         if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
             return _Func("torch.abs")
@@ -172,6 +173,8 @@ class CallTranslator:
             name = f"Tensor.{node.attr}"
             if node.attr == "T":
                 return self.apply(tn.SPELLINGS["Tensor.T"], [base], {}, node)
+            if node.attr == "data":  # x's value behind autograd's back: a graph break (source_inplace)
+                return data(self.state, base, node)
             if node.attr.endswith("_") and not node.attr.startswith("_"):
                 raise Refuse(node, f"`.{node.attr}` changes a tensor in place. " + IN_PLACE)
             if name in tn.REFUSED:
@@ -192,7 +195,7 @@ class CallTranslator:
 
     def call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
         func = self.value(node.func)
-        if func is range or func is len or func is list or isinstance(func, _ShapeMethod):
+        if func in PYTHON_BUILTINS or isinstance(func, _ShapeMethod):
             return self.python_call(func, [self.value(a) for a in node.args], node)
         if isinstance(func, _Func) and func.name == "torch.no_grad":
             return NoGradCtx()
@@ -225,8 +228,8 @@ class CallTranslator:
                 raise Refuse(node, "The bounds of `range(...)` must be constant integers here.\n"
                                    "Fix: use a constant, or `x.shape[0]` of a tensor.")
             return range(*(int(a) for a in args))
-        if func is list:
-            return listed(args, node)
+        if func in PYTHON_BUILTINS and func not in (range, len):
+            return builtin_call(self, func, args, node)
         if func is len:
             shape = ix.torch_shape(args[0]) if args else ()
             if not shape:

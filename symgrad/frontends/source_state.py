@@ -111,6 +111,9 @@ class TranslationState:
         self.inline: Any = None
         self.calling: list[tuple[Any, str]] = []
         self.helper_calls: dict[str, int] = {}
+        # Names (under their prefix) bound to an input leaf, and those since given a computed value (source_inplace).
+        self.leaves: set[str] = {name for name, _ in inputs}
+        self.copied: set[str] = set()
 
     def enter(self, node: ast.AST, env: dict[str, Any], prefix: str, locate: Any) -> tuple[Any, ...]:
         """Read a called function's body (a submodule's `forward`) into this reading: its own names
@@ -121,6 +124,7 @@ class TranslationState:
         self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
         self.prefix = prefix
         self.locate = locate
+        self.leaves |= {prefix + name for name, v in env.items() if isinstance(v, sp.Basic) and v in self.inputs}
         self.names_in_fn |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
         return saved
 

@@ -54,6 +54,7 @@ from ..program.primitives import (
     softplus,
     vector_norm,
 )
+from .torch_copies import COPY_SPELLINGS
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_values import (
     RANK1,
@@ -857,6 +858,7 @@ _SPELLINGS += [
 ]
 
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
+_SPELLINGS += COPY_SPELLINGS  # x.clone() (torch_copies)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 

@@ -505,13 +505,12 @@ def test_the_fidelity_check_fails_on_a_wrong_row(monkeypatch: pytest.MonkeyPatch
 
 
 def comprehension(x):
-    return [x * k for k in range(3)][1]
+    return [x * k * j for k in range(3) for j in range(2)][1]
 
 
 def in_place(x):
-    b = x * 2
-    b.mul_(2)
-    return b
+    x.mul_(2)
+    return x
 
 
 def with_break(x):
@@ -537,8 +536,8 @@ def random(x):
 
 
 @pytest.mark.parametrize("fn, arg, words, line", [
-    (comprehension, [1.0, 2.0], "A list comprehension", "return [x * k for k in range(3)][1]"),
-    (in_place, 1.0, "in place", "b.mul_(2)"),
+    (comprehension, [1.0, 2.0], "a list comprehension with one `for", "return [x * k * j for k in range(3) for j in range(2)][1]"),
+    (in_place, 1.0, "leaf Variable that requires grad is being used in an in-place operation", "x.mul_(2)"),
     (with_break, 1.0, "`break`", "        break"),
     (countdown, 1.0, "(recursion: countdown -> countdown)", "return x if n == 0 else countdown(x, n - 1) * 2"),
     (uses_module, 1.0, "torch.nn.Module", "return LAYER(x)"),
