@@ -75,7 +75,7 @@ def comprehension(tr: Any, node: ast.ListComp) -> list[Any]:
     try:
         for v in iterable:
             env[name] = v
-            tests = [tr.value(t) for t in gen.ifs]
+            tests = [True if t is sp.true else False if t is sp.false else t for t in (tr.value(t) for t in gen.ifs)]
             if not all(isinstance(t, bool) for t in tests):
                 raise Refuse(node, "The `if` of this list comprehension tests a tensor; symgrad reads tests Python "
                                    "decides (on ints).\nFix: choose per element with `torch.where`.")
