@@ -53,6 +53,7 @@ from sympy.codegen import ast as cg
 
 from . import source_indexing as ix
 from . import source_inplace as inplace
+from . import source_loops as loops
 from . import source_python as py
 from . import torch_names as tn
 from .source_calls import NoGradCtx
@@ -397,16 +398,14 @@ class StatementTranslator(ast.NodeVisitor):
             self.output = self.state.materialise(self.expressions.piecewise(then_out, cond, else_out), target=self.state.var("result"))
             return
         names = [n for n in {**then_env, **else_env} if then_env.get(n) is not before.get(n) or else_env.get(n) is not before.get(n)]
+        chosen: dict[str, Any] = {}
         for name in names:
             a, b = then_env.get(name), else_env.get(name)
             if a is None or b is None:
                 raise Refuse(node, f"`{name}` is assigned in only one branch of this `if` and has no value "
                                    "before it.\nFix: give it a value before the `if`.")
-            chosen = self.expressions.piecewise(a, cond, b)
-            if tn.is_matrix(chosen):
-                self.state.bind_matrix(name, chosen)
-                continue
-            self.state.env[name] = self.state.materialise(chosen, target=self.state.var(name))
+            chosen[name] = self.expressions.piecewise(a, cond, b)
+        loops.assign_chosen(self.state, chosen)
 
     def _loop_allowed(self, node: ast.AST) -> None:
         if self.state.pure or self.state.matrix_mode:
@@ -425,6 +424,7 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_While(self, node: ast.While) -> None:
         self._loop_allowed(node)
+        node = loops.without_exits(self, node)  # type: ignore[assignment]
         if node.orelse:
             raise Refuse(node, "`while ... else` is not supported.")
         cond = self.expressions.test(node.test)
@@ -452,7 +452,7 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_For(self, node: ast.For) -> None:
         self._loop_allowed(node)
-        py.for_loop(self, node)
+        py.for_loop(self, loops.without_exits(self, node))  # type: ignore[arg-type]
 
     def visit_Assert(self, node: ast.Assert) -> None:
         return None  # checked on the run (the fidelity check runs your function), never part of the mathematics

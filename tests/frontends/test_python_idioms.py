@@ -90,6 +90,54 @@ def too_long(x):
 def failing(x):
     assert (x > 0).all(), "must be positive"
     return x.sum()
+
+
+def for_break(x):
+    y = x * 1.0
+    for i in range(5):
+        y = y * 2.0
+        if y > 4.0:
+            break
+    return y
+
+
+def while_break(x):
+    y = x * 1.0
+    while True:
+        y = y * 2.0
+        if y > 4.0:
+            break
+    return y
+
+
+def for_continue(x):
+    s = x * 0.0
+    y = x * 1.0
+    for i in range(4):
+        y = y * 1.5
+        if y > 2.0:
+            continue
+        s = s + y
+    return s
+
+
+def skip_index(x):
+    s = x * 0.0
+    for i in range(4):
+        if i == 1:
+            continue
+        s = s + x * i
+    return s
+
+
+def branch_reads_branch(x):
+    y = x * 1.0
+    z = x * 0.0
+    for i in range(2):
+        if y > 0.0:
+            y = y * 2.0
+            z = z + y
+    return z
 '''
 
 X = [0.5, -1.5, 2.0]
@@ -161,3 +209,33 @@ def _mod(tmp_path_factory: Any) -> Any:
     if "m" not in _MODS:
         _MODS["m"] = load_module(SOURCE, Path(tmp_path_factory.mktemp("idioms_h")))
     return _MODS["m"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name, at, cause, derivative", [
+    # y doubles until it passes 4: at x = 0.3, 0.6, 1.2, 2.4, 4.8 -> 16x; at 0.6 -> 8x; at 3 -> 2x.
+    ("for_break", 0.3, sg.Cause.AGREE, 16.0),
+    ("for_break", 0.6, sg.Cause.AGREE, 8.0),
+    ("for_break", 3.0, sg.Cause.AGREE, 2.0),
+    ("while_break", 0.3, sg.Cause.AGREE, 16.0),
+    ("while_break", 2.5, sg.Cause.AGREE, 2.0),
+    # On the threshold: 8x = 4 exactly, `y > 4` false, so one more doubling: torch 16; the function
+    # jumps there (8x just right, 16x just left): no derivative, control flow.
+    ("for_break", 0.5, sg.Cause.CONTROL_FLOW, None),
+    ("while_break", 0.5, sg.Cause.CONTROL_FLOW, None),
+    # y = 1.5^k x is summed while it is <= 2: at x = 0.5, 0.75 + 1.125 + 1.6875 (k = 1..3) -> 7.125x'
+    ("for_continue", 0.5, sg.Cause.AGREE, 1.5 + 2.25 + 3.375),
+    ("for_continue", 1.0, sg.Cause.AGREE, 1.5),
+    ("skip_index", 1.0, sg.Cause.AGREE, 0.0 + 2.0 + 3.0),
+    # Both variables of the branch: z reads the y the branch doubled (2x + 4x), not 8x.
+    ("branch_reads_branch", 1.0, sg.Cause.AGREE, 6.0),
+])
+def test_break_and_continue_are_control_flow(mod: Any, name: str, at: float, cause: sg.Cause,
+                                             derivative: float | None, dtype: torch.dtype) -> None:
+    c = reads_like_torch(getattr(mod, name), [torch.tensor(at, dtype=dtype)])
+    (e,) = c.entries
+    assert e.cause is cause
+    if derivative is None:
+        assert e.grad_symbolic is None and e.grad_autograd == 16.0 and float(e.grad_executed) == 16.0
+    else:
+        assert float(e.grad_symbolic) == float(e.grad_executed) == e.grad_autograd == derivative

@@ -513,11 +513,12 @@ def in_place(x):
     return x
 
 
-def with_break(x):
-    while x < 10:
-        x = x * 2
-        break
-    return x
+def with_try(x):
+    try:
+        y = x * 2
+    except ValueError:
+        y = x
+    return y
 
 
 def countdown(x, n=2):
@@ -538,7 +539,7 @@ def random(x):
 @pytest.mark.parametrize("fn, arg, words, line", [
     (comprehension, [1.0, 2.0], "a list comprehension with one `for", "return [x * k * j for k in range(3) for j in range(2)][1]"),
     (in_place, 1.0, "leaf Variable that requires grad is being used in an in-place operation", "x.mul_(2)"),
-    (with_break, 1.0, "`break`", "        break"),
+    (with_try, 1.0, "`try`", "    try:"),
     (countdown, 1.0, "(recursion: countdown -> countdown)", "return x if n == 0 else countdown(x, n - 1) * 2"),
     (uses_module, 1.0, "torch.nn.Module", "return LAYER(x)"),
     (random, 1.0, "random", "return x * torch.rand(1)"),
