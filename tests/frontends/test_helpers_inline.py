@@ -368,3 +368,16 @@ def test_a_c_function_is_one_sentence_naming_the_call(tmp_path: Path) -> None:
     with pytest.raises(sg.TraceError) as err:
         sg.trace(mod.f, torch.ones(2, 2, dtype=torch.float64))
     assert ":5 return mul(X, 2.0).sum(): `mul` is not in symgrad's table" in str(err.value)
+
+
+def test_a_helpers_global_read_again_when_it_changes(tmp_path: Path) -> None:
+    """A reading is kept by everything it depends on: a helper's own globals too (its constant
+    changed, the next reading is of the new constant, in source mode, not a stale one)."""
+    mod = load_module("import torch\n\nK = 2.0\n\ndef scaled(u):\n    return u * K\n\n"
+                      "def f(x):\n    return scaled(x) + x\n", tmp_path)
+    x = torch.tensor(1.5, dtype=torch.float64)
+    (e,) = reads_like_torch(mod.f, [x]).entries
+    assert e.grad_autograd == 3.0
+    mod.K = 5.0
+    (e,) = reads_like_torch(mod.f, [x]).entries
+    assert e.grad_autograd == 6.0
