@@ -6,14 +6,20 @@ walks it with one visitor method per construct. Grammar of what it accepts:
 
     function   := "def" name "(" params "):" stmt* | "lambda" params ":" expr
     stmt       := name "=" expr | name op"=" expr                   # Assignment
+                | name, ... "=" expr                                 # unpacking (source_python)
+                | name "[" index "]" "=" expr | name "." op_ "(...)" # in place (source_inplace)
                 | "if" test ":" stmt* ("elif" ...)* ("else:" stmt*)?  # a Piecewise per variable
                 | "while" test ":" stmt*                             # While
                 | "for" name "in range(" const ("," const)* "):" stmt*   # For over Range
+                | "for" name "in" tensor|list ":" stmt*              # unrolled (source_python)
+                | "break" | "continue"                               # flags (source_loops)
                 | "with torch.no_grad():" stmt*                      # every value: no_grad(...)
+                | "assert" ...                                       # checked on the run only
                 | "return" expr
     expr       := name | number | expr binop expr | "-" expr | call | expr ".T"
                 | expr "if" test "else" expr                         # a Piecewise
     call       := spelling "(" expr, ... ")" | expr "." method "(" ... ")"   # torch_names.SPELLINGS
+                | helper "(" ... ")"             # the user's own function, inlined (source_inline)
     test       := comparisons joined by and / or / not (not differentiated: printed inline)
 
 Every torch call and every operator becomes its own `Assignment` (A-normal form): written as one
