@@ -316,6 +316,7 @@ class StatementTranslator(ast.NodeVisitor):
         if not isinstance(node.target, ast.Name):
             inplace.item_target(self, node, node.target)
         inplace.refuse_leaf(self, node.target.id, node)  # `x *= 2` of an input: torch's error
+        inplace.refuse_alias(self, node.target.id, node)  # `b = a; b *= 2` changes a too
         binop = ast.BinOp(left=ast.Name(id=node.target.id, ctx=ast.Load()), op=node.op, right=node.value)
         ast.copy_location(binop, node)
         self.assign(node.target.id, binop)

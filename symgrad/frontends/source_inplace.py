@@ -76,11 +76,27 @@ def is_leaf(state: TranslationState, name: str) -> bool:
 def track(state: TranslationState, name: str, value_node: ast.AST | None) -> None:
     """After `name = <value_node>`: whether name is a copy (computed) or the leaf itself (an alias)."""
     key = state.prefix + name
+    for k in [k for k, v in state.aliases.items() if key in (k, v)]:  # a new value: no longer the same tensor
+        del state.aliases[k]
     if isinstance(value_node, ast.Name) and is_leaf(state, value_node.id):
         state.leaves.add(key)
         state.copied.discard(key)
     else:
         state.copied.add(key)
+        if isinstance(value_node, ast.Name) and value_node.id != name and tn.is_matrix(state.env.get(name)):
+            state.aliases[key] = state.prefix + value_node.id
+
+
+def refuse_alias(tr: Any, name: str, node: ast.AST) -> None:
+    """An in-place change of a tensor that has another name (`b = a`): torch changes both."""
+    key = tr.state.prefix + name
+    others = [k for k, v in tr.state.aliases.items() if v == key] + [v for k, v in tr.state.aliases.items() if k == key]
+    if others:
+        other = others[0][len(tr.state.prefix):]
+        raise Refuse(node, f"`{tr.code_of(node)}` changes `{name}` in place, and `{name}` is the same tensor as `{other}` "
+                           f"(an assignment of one name to the other makes no copy): torch changes both, and symgrad "
+                           f"reads the change of one name only.\nFix: `{name} = {other}.clone()` if a copy is meant, "
+                           "or change the tensor under one name.")
 
 
 def refuse_leaf(tr: Any, name: str, node: ast.AST) -> None:
@@ -111,6 +127,7 @@ def method(tr: Any, node: ast.Expr) -> None:
         raise Refuse(node, f"`{call.func.attr}` changes a tensor in place. " + IN_PLACE)
     name = owner.id
     refuse_leaf(tr, name, node)
+    refuse_alias(tr, name, node)
     if op == "zero" and not call.args and not call.keywords:
         value = tr.expressions.calls.apply(tn.SPELLINGS["torch.zeros_like"], [tr.state.env[name]], {}, call)
         tr.bind(name, value, call)
@@ -137,6 +154,7 @@ def put(tr: Any, target: ast.Subscript, value_node: ast.expr, node: ast.stmt, op
                            "function computed. " + IN_PLACE)
     name = target.value.id
     refuse_leaf(tr, name, node)
+    refuse_alias(tr, name, node)
     state: TranslationState = tr.state
     base = state.env[name]
     if not tn.is_matrix(base):

@@ -114,6 +114,7 @@ class TranslationState:
         # Names (under their prefix) bound to an input leaf, and those since given a computed value (source_inplace).
         self.leaves: set[str] = {name for name, _ in inputs}
         self.copied: set[str] = set()
+        self.aliases: dict[str, str] = {}  # `b = a` of a computed tensor: b's key -> a's (one tensor, two names)
 
     def enter(self, node: ast.AST, env: dict[str, Any], prefix: str, locate: Any) -> tuple[Any, ...]:
         """Read a called function's body (a submodule's `forward`) into this reading: its own names

@@ -122,6 +122,28 @@ def data_method(x):
     return y.sum()
 
 
+def aliased(x):
+    a = x * 2.0
+    b = a
+    b[0] = 1.0
+    return a.sum()
+
+
+def aliased_augmented(x):
+    a = x * 2.0
+    b = a
+    b *= 3.0
+    return a.sum()
+
+
+def rebound(x):
+    a = x * 2.0
+    b = a
+    b = b * 1.0
+    b[0] = 1.0
+    return a.sum() + b.sum()
+
+
 def after_exp(x):
     y = torch.exp(x)
     y.add_(1.0)
@@ -234,3 +256,18 @@ def test_index_put_equals_torch_everywhere(tmp_path_factory: Any, values: list[f
     want = [0.0 if i == k else 2 * v for i, v in enumerate(values)]
     want[1] += 18 * values[1]
     assert [float(e.grad_executed) for e in c.entries] == want
+
+
+@pytest.mark.parametrize("name, code", [("aliased", "b[0] = 1.0"), ("aliased_augmented", "b *= 3.0")])
+def test_in_place_on_a_second_name_of_a_tensor_is_a_sentence(mod: Any, name: str, code: str) -> None:
+    """`b = a` makes no copy: torch changes a too, which a reading of b alone would miss."""
+    with pytest.raises(sg.TraceError) as err:
+        sg.trace(getattr(mod, name), torch.tensor(X, dtype=torch.float64))
+    line = _line(f"    {code}", f"def {name}(x):")
+    assert f".py:{line} {code}: `{code}` changes `b` in place, and `b` is the same tensor as `a`" in str(err.value)
+
+
+def test_a_name_given_a_new_tensor_is_no_longer_an_alias(mod: Any) -> None:
+    """`b = b * 1.0` makes a new tensor: b[0] = 1 leaves a as it was (2x + 2x, and 2 for the rest)."""
+    c = reads_like_torch(mod.rebound, [torch.tensor(X, dtype=torch.float64)])
+    assert [e.grad_autograd for e in c.entries] == [2.0, 4.0, 4.0]
