@@ -6,14 +6,20 @@ walks it with one visitor method per construct. Grammar of what it accepts:
 
     function   := "def" name "(" params "):" stmt* | "lambda" params ":" expr
     stmt       := name "=" expr | name op"=" expr                   # Assignment
+                | name, ... "=" expr                                 # unpacking (source_python)
+                | name "[" index "]" "=" expr | name "." op_ "(...)" # in place (source_inplace)
                 | "if" test ":" stmt* ("elif" ...)* ("else:" stmt*)?  # a Piecewise per variable
                 | "while" test ":" stmt*                             # While
                 | "for" name "in range(" const ("," const)* "):" stmt*   # For over Range
+                | "for" name "in" tensor|list ":" stmt*              # unrolled (source_python)
+                | "break" | "continue"                               # flags (source_loops)
                 | "with torch.no_grad():" stmt*                      # every value: no_grad(...)
+                | "assert" ...                                       # checked on the run only
                 | "return" expr
     expr       := name | number | expr binop expr | "-" expr | call | expr ".T"
                 | expr "if" test "else" expr                         # a Piecewise
     call       := spelling "(" expr, ... ")" | expr "." method "(" ... ")"   # torch_names.SPELLINGS
+                | helper "(" ... ")"             # the user's own function, inlined (source_inline)
     test       := comparisons joined by and / or / not (not differentiated: printed inline)
 
 Every torch call and every operator becomes its own `Assignment` (A-normal form): written as one
@@ -51,6 +57,10 @@ from typing import Any, Final
 import sympy as sp
 from sympy.codegen import ast as cg
 
+from . import source_indexing as ix
+from . import source_inplace as inplace
+from . import source_loops as loops
+from . import source_python as py
 from . import torch_names as tn
 from .source_calls import NoGradCtx
 from .source_expressions import ExpressionTranslator
@@ -58,7 +68,6 @@ from .source_state import IN_PLACE, Bound, ProgramNeeded, Refuse, TranslationSta
 from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedNodeError
 from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
-from .torch_reductions import MaxResult
 from ..program.program import Program, Vector
 
 
@@ -122,18 +131,6 @@ class Translation:
 
 
 # --------------------------------------------------------------------------- reading the source
-
-
-def _unpacked(node: ast.Assign, value: Any) -> dict[str, Any]:
-    """`v, i = x.max(dim=1)`: the names bound to the values and the indices; any other assignment
-    to several targets is a sentence."""
-    target = node.targets[0]
-    if len(node.targets) == 1 and isinstance(target, ast.Tuple) and all(isinstance(t, ast.Name) for t in target.elts):
-        v = value()
-        if isinstance(v, MaxResult) and len(target.elts) == 2:
-            return {t.id: part for t, part in zip(target.elts, v)}  # type: ignore[attr-defined]
-    raise Refuse(node, "Only assignments to a single name are supported (no tuple unpacking but the (values, "
-                       "indices) of `x.max(dim=d)`).\nFix: assign each value to its own name.")
 
 
 def read_source(fn: Any) -> tuple[ast.AST, str, int, int, list[str]]:
@@ -204,6 +201,10 @@ class StatementTranslator(ast.NodeVisitor):
         self.state = state if state is not None else TranslationState(node, inputs, data, objects, matrix_mode)
         if state is None:
             self.state.locate = lambda n: self.span_of(n, code=True)
+            self.state.inline = lambda f, values, prefix: inline(f, values, self.state, prefix)
+            code = getattr(inspect.unwrap(fn), "__code__", None)
+            self.state.calling.append((code, getattr(fn, "__name__", "the function")))  # a call of itself is recursion
+        self.inlined = state is not None  # a helper's body or a submodule's forward, read into its caller
         self.expressions = ExpressionTranslator(self.state, fn)
         assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
         self.compound = _compound_assigned(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
@@ -259,7 +260,7 @@ class StatementTranslator(ast.NodeVisitor):
 
     def generic_visit(self, node: ast.AST) -> Any:
         what = {ast.Break: "`break`", ast.Continue: "`continue`", ast.Try: "`try`", ast.Raise: "`raise`",
-                ast.Assert: "`assert`", ast.FunctionDef: "a nested `def`", ast.Global: "`global`",
+                ast.FunctionDef: "a nested `def`", ast.Global: "`global`",
                 ast.Nonlocal: "`nonlocal`", ast.Delete: "`del`", ast.Import: "`import`",
                 ast.ImportFrom: "`import`"}.get(type(node), f"`{type(node).__name__}`")
         fix = {ast.Break: "Fix: write the exit into the loop's condition (`while cond and not done:` is not "
@@ -275,42 +276,27 @@ class StatementTranslator(ast.NodeVisitor):
         if isinstance(node.value, ast.Constant):
             return None
         if isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute) and node.value.func.attr.endswith("_"):
-            raise Refuse(node, f"`{node.value.func.attr}` changes a tensor in place. " + IN_PLACE)
+            inplace.method(self, node)  # `y.add_(1)`: `y = y.add(1)`, where torch allows it
+            return None
         raise Refuse(node, "A bare expression statement computes a value and throws it away (or changes "
                            "something in place), which symgrad cannot follow.\nFix: assign the value to a name.")
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        names = py.unpack_targets(node)
+        if names is not None:
+            py.unpack(self, names, node)
+            return
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript) and not self.state.pure:
+            inplace.put(self, node.targets[0], node.value, node)  # `a[i] = v`: an index-put
+            return
         if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
             for t in node.targets:
-                self.refuse_item_target(node, t)
-            self.state.env.update(_unpacked(node, lambda: self.expressions.value(node.value)))  # or a sentence
-            return
+                if isinstance(t, ast.Attribute) and t.attr == "data":
+                    raise inplace.behind_autograd(self, node)
+                inplace.item_target(self, node, t)
+            raise Refuse(node, "Only assignments to a single name are supported (no tuple unpacking).\n"
+                               "Fix: assign each value to its own name.")
         self.assign(node.targets[0].id, node.value)
-
-    def refuse_item_target(self, node: ast.stmt, target: ast.expr) -> None:
-        """An assignment into an item or an attribute: of a Python object (a dict counter
-        `CALLS["n"] += 1`, `self.steps += 1`) a side effect, of a tensor an in-place change."""
-        if not isinstance(target, (ast.Subscript, ast.Attribute)):
-            return
-        base = target.value
-        while isinstance(base, (ast.Subscript, ast.Attribute)):
-            base = base.value
-        written = self.code_of(target)
-        obj = None
-        if isinstance(base, ast.Name) and base.id not in self.state.env:
-            obj = self.expressions.calls.python_object(base.id)
-        if obj is not None and not _is_tensor(obj):
-            what = (f"an item of the Python {type(obj).__name__} `{base.id}`" if isinstance(target, ast.Subscript)
-                    else f"the attribute `{written}` of the Python {type(obj).__name__} `{base.id}`")  # type: ignore[union-attr]
-            raise Refuse(node, f"`{self.code_of(node)}` changes {what}, defined outside the function: a side effect "
-                               "on Python state, not a value the function computes, so it has no derivative and "
-                               "symgrad does not read it.\nFix: keep that bookkeeping outside the function you "
-                               "compare (count the calls in the code that calls it).")
-        if isinstance(target, ast.Attribute):
-            raise Refuse(node, f"`{self.code_of(node)}` changes the attribute `{written}`: a side effect, not a value "
-                               "the function computes.\nFix: assign the value to a name of its own.")
-        raise Refuse(node, f"`{self.code_of(node)}` assigns into a tensor element, which changes the tensor in place. "
-                     + IN_PLACE)
 
     def code_of(self, node: ast.AST) -> str:
         """The user's own text of `node` (its first line, for a statement over several)."""
@@ -322,19 +308,30 @@ class StatementTranslator(ast.NodeVisitor):
         self.assign(node.target.id, node.value)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Subscript) and not self.state.pure:
+            inplace.put(self, node.target, node.value, node, node.op)  # `a[i] += v`
+            return
+        if isinstance(node.target, ast.Attribute) and node.target.attr == "data":
+            raise inplace.behind_autograd(self, node)  # `x.data *= 100`
         if not isinstance(node.target, ast.Name):
-            self.refuse_item_target(node, node.target)
+            inplace.item_target(self, node, node.target)
+        inplace.refuse_leaf(self, node.target.id, node)  # `x *= 2` of an input: torch's error
+        inplace.refuse_alias(self, node.target.id, node)  # `b = a; b *= 2` changes a too
         binop = ast.BinOp(left=ast.Name(id=node.target.id, ctx=ast.Load()), op=node.op, right=node.value)
         ast.copy_location(binop, node)
         self.assign(node.target.id, binop)
 
     def assign(self, name: str, value_node: ast.expr) -> None:
-        needs_symbol = name in self.compound or name in self.state.params
         if self.state.pure or self.state.matrix_mode:
             self.state.env[name] = self.expressions.value(value_node)
-            return
+        else:
+            self.bind(name, self.expressions.value(value_node, target=self.state.var(name)), value_node)
+        inplace.track(self.state, name, value_node)
+
+    def bind(self, name: str, v: Any, value_node: ast.expr) -> None:
+        """`name` given the value `v`, computed from `value_node` (a statement where it needs one)."""
+        needs_symbol = name in self.compound or name in self.state.params
         target = self.state.var(name)
-        v = self.expressions.value(value_node, target=target)
         if tn.is_matrix(v) and (needs_symbol or isinstance(v, MatrixPiecewise)):
             self.state.bind_matrix(name, v)
             return
@@ -364,6 +361,9 @@ class StatementTranslator(ast.NodeVisitor):
     def visit_Return(self, node: ast.Return) -> None:
         if node.value is None:
             raise Refuse(node, "`return` without a value: there is nothing to differentiate.")
+        if isinstance(node.value, ast.Tuple) and self.inlined:  # a helper's values, unpacked by its caller
+            self.output = tuple(self.expressions.value(e) for e in node.value.elts)
+            return
         if isinstance(node.value, ast.Tuple):
             raise Refuse(node, "The function returns several values; symgrad compares one output.\n"
                                "Fix: return one tensor (e.g. a sum, or stack them).")
@@ -405,16 +405,14 @@ class StatementTranslator(ast.NodeVisitor):
             self.output = self.state.materialise(self.expressions.piecewise(then_out, cond, else_out), target=self.state.var("result"))
             return
         names = [n for n in {**then_env, **else_env} if then_env.get(n) is not before.get(n) or else_env.get(n) is not before.get(n)]
+        chosen: dict[str, Any] = {}
         for name in names:
             a, b = then_env.get(name), else_env.get(name)
             if a is None or b is None:
                 raise Refuse(node, f"`{name}` is assigned in only one branch of this `if` and has no value "
                                    "before it.\nFix: give it a value before the `if`.")
-            chosen = self.expressions.piecewise(a, cond, b)
-            if tn.is_matrix(chosen):
-                self.state.bind_matrix(name, chosen)
-                continue
-            self.state.env[name] = self.state.materialise(chosen, target=self.state.var(name))
+            chosen[name] = self.expressions.piecewise(a, cond, b)
+        loops.assign_chosen(self.state, chosen)
 
     def _loop_allowed(self, node: ast.AST) -> None:
         if self.state.pure or self.state.matrix_mode:
@@ -433,6 +431,7 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_While(self, node: ast.While) -> None:
         self._loop_allowed(node)
+        node = loops.without_exits(self, node)  # type: ignore[assignment]
         if node.orelse:
             raise Refuse(node, "`while ... else` is not supported.")
         cond = self.expressions.test(node.test)
@@ -460,20 +459,10 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_For(self, node: ast.For) -> None:
         self._loop_allowed(node)
-        it = node.iter
-        if not (isinstance(node.target, ast.Name) and isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
-                and it.func.id == "range" and not node.orelse):
-            raise Refuse(node, "symgrad reads `for i in range(...)` loops only (iterating over a tensor "
-                               "indexes it).\nFix: loop over `range(n)` with a constant n.")
-        bounds = [self.expressions.value(a) for a in it.args]
-        if not all(isinstance(b, (int, sp.Integer)) for b in bounds):
-            raise Refuse(node, "The bounds of `range(...)` must be constant integers here.\n"
-                               "Fix: use a constant number of iterations, or a `while` loop on a tensor condition.")
-        ints = [int(b) for b in bounds]
-        start, stop, step = (0, ints[0], 1) if len(ints) == 1 else (*ints, 1)[:3]
-        loop_var = self.state.var(node.target.id)
-        self.state.env[node.target.id] = loop_var
-        self.state.emit(cg.For(loop_var, sp.Range(start, stop, step), self._loop_body(node)))
+        py.for_loop(self, loops.without_exits(self, node))  # type: ignore[arg-type]
+
+    def visit_Assert(self, node: ast.Assert) -> None:
+        return None  # checked on the run (the fidelity check runs your function), never part of the mathematics
 
     def visit_With(self, node: ast.With) -> None:
         if len(node.items) != 1 or not isinstance(self.expressions.value(node.items[0].context_expr), NoGradCtx) or node.items[0].optional_vars:
@@ -490,17 +479,19 @@ class StatementTranslator(ast.NodeVisitor):
             self.state.no_grad -= 1
 
 
-def _is_tensor(obj: Any) -> bool:
-    return type(obj).__module__.startswith("torch") and hasattr(obj, "requires_grad")
-
-
 def _assigned_names(body: Sequence[ast.stmt]) -> set[str]:
+    """Names the statements assign: `y = ...`, `a, b = ...`, and in place (`y.add_(1)`, `a[i] = v`)."""
     out: set[str] = set()
     for s in body:
         for n in ast.walk(s):
             if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For)):
                 targets = n.targets if isinstance(n, ast.Assign) else [n.target]
-                out |= {t.id for t in targets if isinstance(t, ast.Name)}
+                for t in targets:
+                    t = t.value if isinstance(t, ast.Subscript) else t
+                    out |= {e.id for e in ((t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t])) if isinstance(e, ast.Name)}
+            elif (isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Attribute)
+                  and n.value.func.attr.endswith("_") and isinstance(n.value.func.value, ast.Name)):
+                out.add(n.value.func.value.id)
     return out
 
 

@@ -26,6 +26,9 @@ from . import source_data as sd
 from . import source_indexing as ix
 from . import torch_names as tn
 from .loss_modules import LossClass, LossObject, loss_class
+from .source_inplace import data
+from .source_python import PYTHON_BUILTINS, builtin_call
+from .source_inline import Helper, default_of, is_helper, spread, spread_keywords
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
 from .torch_reductions import Indices, MaxResult, part_of
@@ -93,6 +96,9 @@ class CallTranslator:
             scopes = [cv.nonlocals, cv.globals, getattr(self.fn, "__globals__", {}), vars(builtins)]
         else:
             scopes = [getattr(self.fn, "__globals__", {}), vars(builtins)]
+        default = default_of(self.fn, name)  # a parameter not given, read as its default (`act=relu`)
+        if default is not None:
+            return self.from_python(default[0], name, node)
         for scope in scopes:
             if name in scope:
                 return self.from_python(scope[name], name, node)
@@ -133,7 +139,7 @@ class CallTranslator:
         spelled = _objects().get(id(obj))
         if spelled is not None:
             return _Func(spelled)
-        if obj is range or obj is len:
+        if obj in PYTHON_BUILTINS:  # range, len, list, sum, float, int: what Python computes (source_python)
             return obj
         for reader in OBJECT_READERS:  # the user's own torch.autograd.Function (custom_function.py)
             bound = reader(obj, name)
@@ -141,11 +147,9 @@ class CallTranslator:
                 return bound
         if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
             return _Func("torch.abs")
+        if is_helper(obj):  # the user's own function: its body read into the caller's (source_inline)
+            return Helper(obj, name)
         if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
-            if isinstance(obj, types.FunctionType) and getattr(obj, "__module__", "").split(".")[0] != "torch":
-                raise Refuse(node, f"`{name}` is a function of your own; symgrad reads one function at a time "
-                                   "and does not follow calls into helpers.\nFix: inline the helper's body "
-                                   "into the function you compare.")
             builtin = " (for Python's `sum`, `torch.sum(torch.stack([...]))` or `.sum()` of a tensor)" if name == "sum" else ""
             raise Refuse(node, f"`{name}` is not in symgrad's table of torch functions (docs/supported.md).\n"
                                f"Fix: write it with the torch spellings that page lists{builtin}.")
@@ -191,6 +195,8 @@ class CallTranslator:
             name = f"Tensor.{node.attr}"
             if name in tn.SPELLINGS and tn.SPELLINGS[name].kind == "attribute":  # `.T`, `.mT`
                 return self.apply(tn.SPELLINGS[name], [base], {}, node)
+            if node.attr == "data":  # x's value behind autograd's back: a graph break (source_inplace)
+                return data(self.state, base, node)
             if node.attr.endswith("_") and not node.attr.startswith("_"):
                 raise Refuse(node, f"`.{node.attr}` changes a tensor in place. " + IN_PLACE)
             if name in tn.REFUSED:
@@ -211,16 +217,17 @@ class CallTranslator:
 
     def call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
         func = self.value(node.func)
-        if func is range or func is len or isinstance(func, _ShapeMethod):
+        if func in PYTHON_BUILTINS or isinstance(func, _ShapeMethod):
             return self.python_call(func, [self.value(a) for a in node.args], node)
         if isinstance(func, _Func) and func.name == "torch.no_grad":
             return NoGradCtx()
-        args = [self._argument(a) for a in node.args]
-        kwargs = {}
+        args: list[Any] = []
+        for a in node.args:  # `f(*args)` of a helper's *args spreads them
+            args.extend(spread(self.value(a.value), a) if isinstance(a, ast.Starred) else [self._argument(a)])
+        kwargs: dict[str, Any] = {}
         for kw in node.keywords:
-            if kw.arg is None:
-                raise Refuse(node, "`**kwargs` in a call is not supported.")
-            kwargs[kw.arg] = self._argument(kw.value)
+            kwargs.update(spread_keywords(self.value(kw.value), kw) if kw.arg is None
+                          else {kw.arg: self._argument(kw.value)})
         if isinstance(func, LossClass):  # `nn.MSELoss(reduction='sum')`, made inline
             return func.make(args, kwargs, node)
         if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it
@@ -245,6 +252,8 @@ class CallTranslator:
                 raise Refuse(node, "The bounds of `range(...)` must be constant integers here.\n"
                                    "Fix: use a constant, or `x.shape[0]` of a tensor.")
             return range(*(int(a) for a in args))
+        if func in PYTHON_BUILTINS and func not in (range, len):
+            return builtin_call(self, func, args, node)
         if func is len:
             shape = ix.torch_shape(args[0]) if args else ()
             if not shape:

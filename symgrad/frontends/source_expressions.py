@@ -17,6 +17,7 @@ import sympy as sp
 
 from . import source_data as sd
 from . import source_indexing as ix
+from . import source_python as py
 from . import torch_names as tn
 from .source_calls import CallTranslator
 from .source_state import Data, Refuse, TranslationState, is_bool, to_sympy
@@ -65,8 +66,7 @@ class ExpressionTranslator:
     def value(self, node: ast.expr, target: sp.Symbol | None = None) -> Any:
         method = getattr(self, "expr_" + type(node).__name__, None)
         if method is None:
-            what = {ast.ListComp: "A list comprehension",
-                    ast.Lambda: "A lambda inside the function", ast.JoinedStr: "An f-string",
+            what = {ast.Lambda: "A lambda inside the function", ast.JoinedStr: "An f-string",
                     ast.Tuple: "A tuple", ast.List: "A list", ast.Dict: "A dict"}.get(type(node), f"`{type(node).__name__}`")
             fix = "Fix: rewrite it with the operations in docs/supported.md."
             raise Refuse(node, f"{what} is not supported by symgrad's source reader. {fix}")
@@ -109,6 +109,9 @@ class ExpressionTranslator:
         if isinstance(v, sp.Integer):
             return int(v)
         return v
+
+    def expr_ListComp(self, node: ast.ListComp) -> Any:
+        return py.comprehension(self, node)  # a Python list, for torch.stack, torch.cat or sum
 
     def expr_Attribute(self, node: ast.Attribute) -> Any:
         return self.calls.attribute(node)

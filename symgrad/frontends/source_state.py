@@ -112,6 +112,15 @@ class TranslationState:
         self.env.update(objects or {})
         self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
         self.prefix = ""  # the variables of an inlined call: `fc1.h` (see `enter`)
+        # The user's helpers (`source_inline`): `source.inline`, set by the statement translator; the
+        # helpers being read (code object, name), innermost last; how often each was called.
+        self.inline: Any = None
+        self.calling: list[tuple[Any, str]] = []
+        self.helper_calls: dict[str, int] = {}
+        # Names (under their prefix) bound to an input leaf, and those since given a computed value (source_inplace).
+        self.leaves: set[str] = {name for name, _ in inputs}
+        self.copied: set[str] = set()
+        self.aliases: dict[str, str] = {}  # `b = a` of a computed tensor: b's key -> a's (one tensor, two names)
 
     def enter(self, node: ast.AST, env: dict[str, Any], prefix: str, locate: Any) -> tuple[Any, ...]:
         """Read a called function's body (a submodule's `forward`) into this reading: its own names
@@ -122,6 +131,7 @@ class TranslationState:
         self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
         self.prefix = prefix
         self.locate = locate
+        self.leaves |= {prefix + name for name, v in env.items() if isinstance(v, sp.Basic) and v in self.inputs}
         self.names_in_fn |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
         return saved
 

@@ -54,6 +54,7 @@ from ..program.primitives import (
 )
 from .torch_reductions import reduction_spellings
 from .torch_losses import Composed, loss_spellings
+from .torch_copies import COPY_SPELLINGS
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_values import (
     RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
@@ -701,6 +702,7 @@ _SPELLINGS += loss_spellings(Composed(_add, _sub, _mul, _pow, _wrap(sp.Abs, "abs
 
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
 _SPELLINGS += reduction_spellings(_scalar_only("maximum", maximum), _scalar_only("minimum", minimum))  # torch_reductions
+_SPELLINGS += COPY_SPELLINGS  # x.clone() (torch_copies)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 

@@ -702,30 +702,51 @@ def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], r
 def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
                      data: Mapping[str, Any]) -> Any:
     f = inspect.unwrap(fn)
-    code = getattr(f, "__code__", None)
-    if code is None or not isinstance(f, types.FunctionType):
+    if not isinstance(f, types.FunctionType):
         return None
+    parts = _read_values(f, 0)
+    if parts is None:
+        return None
+    held = tuple((name, a) if isinstance(a, int) else (name, str(a.dtype), a.shape, a.tobytes())
+                 for name, a in sorted(data.items()))  # a Python int is data too
+    return (f.__code__, tuple(shapes), tuple(rank1), held, parts)
+
+
+# Libraries whose attributes a reading uses are fixed: a module of the user's (`d2l`, whose
+# `d2l.linreg` may be redefined) is read again each time.
+_LIBRARIES: Final = frozenset({"torch", "numpy", "math", "sympy", "symgrad", "builtins", "operator", "functools"})
+
+
+def _read_values(f: types.FunctionType, depth: int) -> tuple[Any, ...] | None:
+    """What `f`'s reading depends on beyond its code: its defaults and the values of the globals
+    and closure cells it reads, a helper of the user's (`source_inline`) by its own (None: read
+    `f` again each time)."""
     try:
         cv = inspect.getclosurevars(f)
     except (TypeError, ValueError):
         return None
     read = {**cv.globals, **cv.nonlocals}
-    parts = []
-    for name in sorted(read):
-        v = read[name]
-        if isinstance(v, (bool, int, float, complex, str)):
+    defaults = {**dict(enumerate(f.__defaults__ or ())), **(f.__kwdefaults__ or {})}
+    parts: list[Any] = []
+    for name, v in [*sorted(read.items()), *((f"default {k}", d) for k, d in defaults.items())]:
+        if isinstance(v, (bool, int, float, complex, str)) or v is None:
             parts.append((name, v))
         elif isinstance(v, torch.Tensor):
             parts.append((name, str(v.dtype), tuple(v.shape), v.requires_grad, _bytes_of(v)))
         elif isinstance(v, np.ndarray):
             parts.append((name, str(v.dtype), v.shape, v.tobytes()))
+        elif isinstance(v, types.FunctionType) and (v.__module__ or "").split(".")[0] not in _LIBRARIES:
+            inner = _read_values(inspect.unwrap(v), depth + 1) if depth < 8 else None  # type: ignore[arg-type]
+            if inner is None:
+                return None
+            parts.append((name, v.__code__, inner))  # a helper: its code and what it reads
+        elif isinstance(v, types.ModuleType) and v.__name__.split(".")[0] not in _LIBRARIES:
+            return None  # a module of the user's: its attributes may change
         elif isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)):
-            parts.append((name, id(v)))  # torch, a function, a class: by identity
+            parts.append((name, id(v)))  # torch, a library function, a class: by identity
         else:
             return None  # an object whose attributes the reading may use: read again each time
-    held = tuple((name, a) if isinstance(a, int) else (name, str(a.dtype), a.shape, a.tobytes())
-                 for name, a in sorted(data.items()))
-    return (code, f.__defaults__, tuple(shapes), tuple(rank1), held, tuple(parts))
+    return tuple(parts)
 
 
 def _bytes_of(t: torch.Tensor) -> bytes:

@@ -111,6 +111,10 @@ class _Batch:
             base = fill.expand(self.n).to(value.dtype)
         if value.ndim == 0:
             value = value.expand(idx.shape[0])
+        if value.dtype != base.dtype and value.is_floating_point() and base.is_floating_point():
+            # A constant kept on the graph through a loop variable (`i * 0 + 1`, float64 here) into
+            # a variable of the program's dtype: the same number.
+            value = value.to(base.dtype)
         env[name] = base.index_put((idx,), value)
 
     def mark(self, mask: torch.Tensor, idx: torch.Tensor | None) -> None:

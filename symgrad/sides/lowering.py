@@ -288,8 +288,11 @@ class _Expressions:
             raise unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
         if op in ("stack", "softmax_vector", "log_softmax_vector"):
-            # torch.stack takes tensors: constant elements become tensors of the program's dtype.
-            args = tuple(a if isinstance(a, str) else self.const_step(e, a, out, self.writer.namer.fresh("c")) for a in args)
+            # torch.stack takes tensors: constant elements become tensors of the program's dtype, kept on
+            # the graph through an element beside them (a number, as they are; the first input may be a matrix).
+            beside = next((a for a in args if isinstance(a, str)), None)
+            args = tuple(a if isinstance(a, str) else self.const_step(e, a, out, self.writer.namer.fresh("c"), beside)
+                         for a in args)
         name = target or self.writer.namer.fresh(name_for(op, args, param))
         text = spell(op, args, param)
         if op == "matconst":
@@ -318,8 +321,8 @@ class _Expressions:
         out.append(Step(name, op, args, param, e, line))
         return name
 
-    def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str) -> str:
-        anchor = self.anchor(node)
+    def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str | None = None) -> str:
+        anchor = anchor or self.anchor(node)
         value = c.value
         text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {operand_text(c, wrap=True)}"
         self.writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")

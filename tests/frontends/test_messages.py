@@ -151,11 +151,22 @@ def test_a_side_effect_on_python_state_is_named_as_such(fn: Any, said: str) -> N
     assert e.cause is sg.Cause.AGREE and e.grad_autograd == 2.0
 
 
-def test_an_assignment_into_a_tensor_element_is_still_named_as_one() -> None:
-    line, text = line_of(tensor_element, "b[0] = 1.0")
+def leaf_element(x):
+    x[0] = 1.0
+    return x.sum()
+
+
+def test_an_assignment_into_a_tensor_element_is_an_index_put_and_into_a_leaf_torchs_error() -> None:
+    """`b[0] = 1.0` of a computed tensor is read (an index-put: x[0] no longer reaches the output,
+    torch's gradient 0 there); the same into the input itself is torch's RuntimeError, in its words."""
+    c = sg.trace(tensor_element, torch.tensor([1.0, 2.0], dtype=torch.float64)).compare()
+    assert [e.grad_autograd for e in c.entries] == [0.0, 0.0, 0.0, 2.0]
+    line, text = line_of(leaf_element, "x[0] = 1.0")
     with pytest.raises(sg.TraceError) as info:
-        sg.trace(tensor_element, [1.0, 2.0])
-    assert f"test_messages.py:{line} {text}: `b[0] = 1.0` assigns into a tensor element" in str(info.value)
+        sg.trace(leaf_element, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert (f"test_messages.py:{line} {text}: `x[0] = 1.0` changes `x` in place, and `x` is an input of the function "
+            "(a leaf tensor that requires grad): torch raises RuntimeError here (a leaf Variable that requires grad "
+            "is being used in an in-place operation)") in str(info.value)
 
 
 class TwoLayers(torch.nn.Module):

@@ -504,28 +504,24 @@ def test_the_fidelity_check_fails_on_a_wrong_row(monkeypatch: pytest.MonkeyPatch
 
 
 def comprehension(x):
-    return [x * k for k in range(3)][1]
+    return [x * k * j for k in range(3) for j in range(2)][1]
 
 
 def in_place(x):
-    b = x * 2
-    b.mul_(2)
-    return b
-
-
-def with_break(x):
-    while x < 10:
-        x = x * 2
-        break
+    x.mul_(2)
     return x
 
 
-def helper(u):
-    return u * 2
+def with_try(x):
+    try:
+        y = x * 2
+    except ValueError:
+        y = x
+    return y
 
 
-def calls_helper(x):
-    return helper(x) + 1
+def countdown(x, n=2):
+    return x if n == 0 else countdown(x, n - 1) * 2
 
 
 LAYER = torch.nn.Linear(1, 1)
@@ -540,10 +536,10 @@ def random(x):
 
 
 @pytest.mark.parametrize("fn, arg, words, line", [
-    (comprehension, [1.0, 2.0], "A list comprehension", "return [x * k for k in range(3)][1]"),
-    (in_place, 1.0, "in place", "b.mul_(2)"),
-    (with_break, 1.0, "`break`", "        break"),
-    (calls_helper, 1.0, "function of your own", "return helper(x) + 1"),
+    (comprehension, [1.0, 2.0], "a list comprehension with one `for", "return [x * k * j for k in range(3) for j in range(2)][1]"),
+    (in_place, 1.0, "leaf Variable that requires grad is being used in an in-place operation", "x.mul_(2)"),
+    (with_try, 1.0, "`try`", "    try:"),
+    (countdown, 1.0, "(recursion: countdown -> countdown)", "return x if n == 0 else countdown(x, n - 1) * 2"),
     (uses_module, 1.0, "torch.nn.Module", "return LAYER(x)"),
     (random, 1.0, "random", "return x * torch.rand(1)"),
 ], ids=lambda v: getattr(v, "__name__", None))
