@@ -54,6 +54,7 @@ from ..program.primitives import (
     softplus,
     vector_norm,
 )
+from .torch_activations import ACTIVATION_SPELLINGS
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_values import (
     RANK1,
@@ -856,6 +857,7 @@ _SPELLINGS += [
              "torch's kernel, its clamps included (log at -100, the backward's denominator at 1e-12)"),
 ]
 
+_SPELLINGS += ACTIVATION_SPELLINGS  # F.gelu, F.silu, F.elu, F.leaky_relu, F.hardtanh, ... (torch_activations)
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}

@@ -26,6 +26,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from .ops import Args
 from .elementwise import Elementwise
+from . import activations as act
 from . import losses as ls
 from .losses import binary_cross_entropy, mse_loss, nll_loss
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
@@ -224,6 +225,8 @@ _RULE_LIST: tuple[Rule, ...] = (
                 "from the logits z with p = sigmoid(z) instead, `(F.softplus(z) - t * z).mean()`, which needs "
                 "no clamp."},
          exact=lambda a: ls.bce_math(a[1:], int(a[0]))[0]),
+    *(Rule(cls, (cls.__name__,), exact=act.exact_value(cls.__name__), **act.RULE_TEXTS[cls.__name__])
+      for cls in act.ACTIVATIONS),
     Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
          "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.softmax(torch.stack([a_0, ...]), 0)[i]`, which subtracts the largest first", "all reals",

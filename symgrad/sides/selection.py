@@ -17,6 +17,8 @@ from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatri
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import is_elementwise, parts
+from ..program.activations import ACTIVATIONS
+from ..program.activations import select as select_activation
 from ..program.losses import LOSSES
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
@@ -134,6 +136,8 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "item", (e.args[0],), None
     if isinstance(e, LOSSES):  # the reduction is the first argument, the elements follow it
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
+    if isinstance(e, ACTIVATIONS):  # torch's fused activations: the parameters are the op's
+        return select_activation(e)
     if isinstance(e, (softmax, log_softmax)):
         # Component i of torch's softmax of the stacked values: the index is the op's parameter.
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])

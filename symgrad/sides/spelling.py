@@ -18,6 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
+from ..program.activations import ACTIVATIONS
 from ..program.losses import LOSSES, loss_text
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
@@ -91,7 +92,7 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES)
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES, *ACTIVATIONS)
 
 
 def _fused_constant(c: sp.Basic) -> str:
@@ -424,7 +425,7 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         other = next(operand_text(a) for a in args if isinstance(a, str))
         return OPS[op].torch.format(*(f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) else a
                                       for a in args))
-    return OPS[op].torch.format(*(operand_text(a) for a in args))
+    return OPS[op].torch.format(*(operand_text(a) for a in args), c=param)
 
 
 class Inline:
