@@ -24,6 +24,7 @@ import torch
 
 from . import source_indexing as ix
 from . import torch_names as tn
+from .torch_activations import DTypeOf
 from .source_state import IN_PLACE, Bound, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import no_grad, strip
@@ -130,6 +131,8 @@ class CallTranslator:
             return obj
         if obj is abs:  # Python's abs of a tensor is Tensor.__abs__, torch.abs itself
             return _Func("torch.abs")
+        if obj is sum or obj is max or obj is min:  # Python's own (torch_activations.more_spellings)
+            return _Func(obj.__name__)
         if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
             if isinstance(obj, types.FunctionType) and getattr(obj, "__module__", "").split(".")[0] != "torch":
                 raise Refuse(node, f"`{name}` is a function of your own; symgrad reads one function at a time "
@@ -165,6 +168,10 @@ class CallTranslator:
                 return _ShapeMethod(node.attr, base)
             raise Refuse(node, f"`.{node.attr}` of the integer data `{getattr(base, 'name', '')}` is not supported: "
                                "symgrad reads data as indices and by its shape.\nFix: use it to index a tensor.")
+        if isinstance(base, sp.core.relational.Relational) and node.attr in ("float", "double", "to"):
+            return _Method(f"Tensor.{node.attr}", base)  # a comparison of 0-d tensors as a number
+        if _is_value(base) and node.attr == "dtype":
+            return DTypeOf()  # a flag of `.to(x.dtype)`
         if _is_value(base):
             name = f"Tensor.{node.attr}"
             if node.attr == "T":
@@ -243,6 +250,8 @@ class CallTranslator:
                 args = [strip(c), *args[1:]]
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
         if spelling.name not in ("torch.where", "Tensor.all", "Tensor.any"):  # elsewhere a mask is 0s and 1s
+            if any(isinstance(a, sp.core.relational.Relational) for a in sym_args):
+                self.state.uses_where = True  # a comparison of 0-d tensors as a number: torch's step, no `if`
             sym_args = [tn.as_numbers(a) for a in sym_args]
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):

@@ -2,19 +2,27 @@
 `F.logsigmoid`, `F.elu(alpha)`, `F.leaky_relu(negative_slope)`, `F.hardtanh(min_val, max_val)` and
 `F.relu6`, each read as one fused node of `program/activations.py` (lowered to the torch call
 itself), on a scalar or on every element of a tensor. These rows join `torch_names.SPELLINGS`.
+
+`more_spellings` adds the other spellings of issue 22: `torch.round` and `torch.xlogy` (nodes of
+`program/activations.py` too), `torch.square`, `torch.inverse`/`torch.linalg.inv`, the comparison
+functions `torch.gt/ge/lt/le/eq/ne` (a mask, 0s and 1s where used as numbers), `.float()`,
+`.double()` and `.to(dtype)`, and Python's `sum`, `max` and `min` (max(a, b) of two numbers is
+Python's comparison `b > a`: control flow, read as an `if`). It takes the table's own helpers
+(torch_names imports this module, so it cannot import them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import sympy as sp
+import torch
 
 from ..base.errors import UnsupportedNodeError
-from ..program.activations import elu, gelu, gelu_tanh, hardtanh, leaky_relu, logsigmoid, silu
-from ..program.elementwise import ElementVar, Elementwise, element_name
-from .torch_values import Build, Spelling, as_scalar, is_matrix
+from ..program.activations import elu, gelu, gelu_tanh, hardtanh, leaky_relu, logsigmoid, round_even, silu, xlogy
+from ..program.elementwise import ElementVar, Elementwise, element_name, piecewise
+from .torch_values import Build, Spelling, as_scalar, is_matrix, rank1, shape
 
 _NN: Final = "torch.nn.functional."
 
@@ -100,3 +108,169 @@ ACTIVATION_SPELLINGS: Final[list[Spelling]] = [
              "min_val and max_val Python numbers; kinks at both (torch's gradient there: 0)"),
     Spelling(f"{_NN}relu6", "function", hardtanh, _relu6, "hardtanh(x, 0, 6), as torch computes it"),
 ]
+
+
+# --------------------------------------------------------------------------- other spellings (issue 22, item 2)
+
+
+def _one(name: str, a: Sequence[Any], k: dict[str, Any], arity: int = 1) -> None:
+    if k or len(a) != arity:
+        raise UnsupportedNodeError(
+            f"`{name}` is read with {arity} tensor argument{'s' if arity > 1 else ''} and no keywords; this call has "
+            f"{len(a)} argument{'s' if len(a) != 1 else ''}{''.join(f', {key}=' for key in k)}.\n"
+            f"Fix: call `{name}` on {'one tensor' if arity == 1 else 'two tensors'} only.")
+
+
+def _round(name: str) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if k.get("decimals", 0) not in (0, sp.Integer(0)) or len(a) > 1:
+            raise UnsupportedNodeError(
+                f"`{name}` with decimals is not read: symgrad reads torch.round to the nearest integer (a half to the "
+                "even one).\nFix: scale it yourself, `torch.round(x * 100) / 100`, which symgrad reads.")
+        return _apply(round_even, a[0], [])
+
+    return build
+
+
+def _square(name: str) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        _one(name, a, k)
+        return sp.HadamardPower(a[0], 2) if is_matrix(a[0]) else as_scalar(a[0]) ** 2
+
+    return build
+
+
+def _inverse(name: str) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        _one(name, a, k)
+        x = a[0]
+        if not is_matrix(x) or shape(x)[0] != shape(x)[1] or rank1(x) is True:  # type: ignore[index]
+            raise UnsupportedNodeError(
+                f"`{name}` inverts a square matrix; here it is given {shape(x) or 'a number'}"
+                f"{' (a rank-1 tensor)' if rank1(x) is True else ''} (torch raises).\n"
+                "Fix: pass a tensor of shape (n, n); for a number, write `1 / x`.")
+        return sp.Inverse(x)
+
+    return build
+
+
+def _identity(name: str) -> Build:
+    """`.float()`, `.double()`, `.to(dtype)`: the values themselves (a mask as its 0s and 1s).
+    symgrad runs in the dtype of the examples, so a cast that rounds (`.float()` of float64
+    values) is caught by the fidelity check, which then reads the function as it runs."""
+
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        extra = [v for v in (*a[1:], *k.values()) if not _is_dtype(v)]
+        if extra or set(k) - {"dtype"}:
+            raise UnsupportedNodeError(
+                f"`{name}` is read as a cast to a dtype only (`.to(x.dtype)`, `.to(torch.float64)`); this call also "
+                "moves the tensor or passes other options.\nFix: call it with a dtype only, or leave it out.")
+        return a[0]
+
+    return build
+
+
+class DTypeOf:
+    """`x.dtype` of a traced value: a flag for `.to(x.dtype)` (symgrad runs in its examples' dtype)."""
+
+    def __eq__(self, other: object) -> bool:
+        raise UnsupportedNodeError("A test of `x.dtype` is not read: symgrad runs the function in its examples' dtype, "
+                                   "one at a time.\nFix: leave the test out, or compare each dtype's run separately.")
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _is_dtype(v: Any) -> bool:
+    return isinstance(v, (DTypeOf, torch.dtype))
+
+
+_RELATIONS: Final = {"gt": sp.StrictGreaterThan, "ge": sp.GreaterThan, "lt": sp.StrictLessThan,
+                     "le": sp.LessThan, "eq": sp.Eq, "ne": sp.Ne}
+
+
+def _python_extreme(which: str) -> Build:
+    """Python's max(a, b, ...) (min alike) of numbers: `b > a` decides, in Python (control flow),
+    and the first of equal values is kept. Of tensors of rank >= 1 torch raises."""
+    rel = sp.StrictGreaterThan if which == "max" else sp.StrictLessThan
+
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        values = list(a[0]) if len(a) == 1 and isinstance(a[0], (list, tuple)) else list(a)
+        if k or len(values) < 2 or any(is_matrix(v) for v in values):
+            raise UnsupportedNodeError(
+                f"Python's `{which}` is read of two or more numbers (0-d tensors): it compares them in Python, "
+                f"which is control flow. Of tensors of rank >= 1 it asks bool() of a comparison of tensors, which "
+                f"torch refuses; of one tensor it iterates its rows.\nFix: use `torch.{which}imum(a, b)` elementwise "
+                f"(gradient split 1/2 : 1/2 at a tie) or `x.{which}()` of a tensor.")
+        best = as_scalar(values[0])
+        for v in values[1:]:
+            v = as_scalar(v)
+            best = piecewise((v, rel(v, best)), (best, True))
+        return best
+
+    return build
+
+
+def more_spellings(lift: Callable[[Build], Build], compare: Callable[[Any, Any, Any], Any],
+                   add: Build) -> list[Spelling]:
+    """The rows of item 2 and 3 of issue 22, built with the table's `on_elements`, `compare` and `+`."""
+
+    def relation(name: str, rel: Any) -> Build:
+        def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+            _one(name, a, k, 2)
+            x, y = a
+            if is_matrix(x) or is_matrix(y):
+                return compare(rel, x, y)
+            return rel(as_scalar(x), as_scalar(y))
+
+        return build
+
+    def python_sum(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        """Python's sum(values, start=0): 0 + v_0 + v_1 + ..., left to right; of a rank-1 tensor its
+        elements (Python iterates a tensor's rows)."""
+        if k or len(a) != 1:
+            raise UnsupportedNodeError("Python's `sum` is read with one argument, a list of values or a rank-1 "
+                                       "tensor.\nFix: leave out `start=`, or add it after the sum.")
+        data = a[0]
+        if is_matrix(data):
+            rows, cols = shape(data)  # type: ignore[misc]
+            if cols != 1 or rank1(data) is not True:
+                raise UnsupportedNodeError(
+                    f"Python's `sum` of a {rows} x {cols} tensor adds its rows, tensors of their own, which symgrad "
+                    f"does not read.\nFix: write `x.sum(0)` (the same sum, torch's own kernel) or `x.sum()`.")
+            data = [sp.matrices.expressions.matexpr.MatrixElement(data, i, 0) for i in range(rows)]
+        if not isinstance(data, (list, tuple)) or not data:
+            raise UnsupportedNodeError("Python's `sum` is read of a list of values or a rank-1 tensor.\n"
+                                       "Fix: pass a list, e.g. `sum([a, b, c])`, or use `torch.sum`.")
+        total = data[0]
+        for v in data[1:]:
+            total = add([total, v], {})
+        return total
+
+    rows: list[Spelling] = []
+    for spelled in ("torch.round", "Tensor.round"):
+        rows.append(Spelling(spelled, "method" if spelled[0] == "T" else "function", round_even, _round(spelled),
+                             "to the nearest integer, a half to the even one; gradient 0 (jumps at the half-integers)"))
+    for spelled in ("torch.xlogy", "Tensor.xlogy"):
+        rows.append(Spelling(spelled, "method" if spelled[0] == "T" else "function", xlogy,
+                             lift(lambda b, k: xlogy(as_scalar(b[0]), as_scalar(b[1]))), "x*log(y), 0 where x = 0"))
+    for spelled in ("torch.square", "Tensor.square"):
+        rows.append(Spelling(spelled, "method" if spelled[0] == "T" else "function", sp.Pow, _square(spelled),
+                             "x**2, as torch computes it"))
+    for spelled in ("torch.inverse", "torch.linalg.inv", "Tensor.inverse"):
+        rows.append(Spelling(spelled, "method" if spelled[0] == "T" else "function", sp.Inverse, _inverse(spelled),
+                             "of a square matrix: torch.linalg.inv"))
+    for short, rel in _RELATIONS.items():
+        for spelled in (f"torch.{short}", f"Tensor.{short}"):
+            rows.append(Spelling(spelled, "method" if spelled[0] == "T" else "function", sp.Piecewise,
+                                 relation(spelled, rel), "a comparison: as a number 1 where it holds, 0 elsewhere "
+                                 "(a step, gradient 0)"))
+    for short in ("float", "double", "to"):
+        rows.append(Spelling(f"Tensor.{short}", "method", sp.Piecewise, _identity(f".{short}()"),
+                             "the values themselves (a comparison as 1 and 0); a cast that rounds is refused by the "
+                             "fidelity check"))
+    rows.append(Spelling("sum", "function", sp.Add, python_sum,
+                         "Python's sum of a list, or of a rank-1 tensor's elements: 0 + v_0 + v_1 + ..."))
+    for which in ("max", "min"):
+        rows.append(Spelling(which, "function", sp.Piecewise, _python_extreme(which),
+                             f"Python's {which} of numbers: a comparison in Python, control flow (an `if`)"))
+    return rows

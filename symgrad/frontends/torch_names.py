@@ -54,7 +54,7 @@ from ..program.primitives import (
     softplus,
     vector_norm,
 )
-from .torch_activations import ACTIVATION_SPELLINGS
+from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_values import (
     RANK1,
@@ -486,7 +486,10 @@ def on_elements(build: Build) -> Build:
 
 def as_numbers(v: Any) -> Any:
     """A mask used as a number (`x * (x > 0)`): 1 where its condition holds, 0 elsewhere, as
-    torch promotes a bool tensor; a constant of each piece, so no derivative flows through it."""
+    torch promotes a bool tensor; a constant of each piece, so no derivative flows through it. A
+    comparison of numbers (0-d tensors) alike: Piecewise((1, x > 0), (0, True))."""
+    if isinstance(v, sp.core.relational.Relational):
+        return piecewise((sp.Integer(1), v), (sp.Integer(0), True))
     if not is_mask(v):
         return v
     fn = v.function
@@ -857,7 +860,7 @@ _SPELLINGS += [
              "torch's kernel, its clamps included (log at -100, the backward's denominator at 1e-12)"),
 ]
 
-_SPELLINGS += ACTIVATION_SPELLINGS  # F.gelu, F.silu, F.elu, F.leaky_relu, F.hardtanh, ... (torch_activations)
+_SPELLINGS += ACTIVATION_SPELLINGS + more_spellings(on_elements, compare, _add)  # F.gelu, ..., torch.round (torch_activations)
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}

@@ -149,11 +149,45 @@ class hardtanh(_Activation):
         return sp.Min(sp.Max(x, lo), hi)
 
 
-ACTIVATIONS: Final = (gelu, gelu_tanh, silu, logsigmoid, elu, leaky_relu, hardtanh)
+class round_even(_Activation):
+    """`torch.round(x)`: the nearest integer, a half-integer to the even one (torch's rounding);
+    a step function, derivative 0 between its jumps at the half-integers (torch's gradient: 0)."""
+
+    nargs = 1
+
+    def written_out(self) -> sp.Expr:
+        x = self.args[0]
+        if x.is_number:
+            return sp.Integer(round(sp.Rational(x)))  # Python rounds a half to the even integer too
+        return sp.floor(x + sp.Rational(1, 2))  # (off the half-integers)
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.Integer(0)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        return self.written_out() if self.args[0].is_number else None
+
+
+class xlogy(_Activation):
+    """`torch.xlogy(x, y)`: x*log(y), and 0 where x = 0 (torch's convention, the limit for y > 0)."""
+
+    nargs = 2
+
+    def written_out(self) -> sp.Expr:
+        return self.args[0] * sp.log(self.args[1])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, y = self.args
+        return sp.log(y) if argindex == 1 else x / y
+
+
+ACTIVATIONS: Final = (gelu, gelu_tanh, silu, logsigmoid, elu, leaky_relu, hardtanh, round_even, xlogy)
 
 
 def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
-    """The op an activation node lowers to, its one operand and its parameters (floats)."""
+    """The op an activation node lowers to, its operands and its parameters (floats)."""
+    if isinstance(e, xlogy):
+        return "xlogy", tuple(e.args), None
     return type(e).__name__, (e.args[0],), e.params  # type: ignore[attr-defined]
 
 
@@ -319,6 +353,47 @@ def _smooth_piece(u: ex.Exact, c: ex.Exact) -> int | None:
     return _sign_piece(u)
 
 
+def round_value(u: ex.Exact) -> ex.Exact:
+    """torch.round: the nearest integer, a half-integer to the even one; inf and nan stay."""
+    if not ex.is_finite(u):
+        return u
+    f = ops.floor(u)
+    c = ex.cmp(ex.sub(u, f), ex.HALF)
+    if c < 0 or (c == 0 and int(f) % 2 == 0):  # type: ignore[call-overload]
+        return ex.NEG_ZERO if (ex.is_zero(f) and ex.sign(u) < 0) or ex.is_neg_zero(u) else f
+    return ex.add(f, ONE)
+
+
+def _round_piece(u: ex.Exact) -> Hashable | None:
+    """The integer u rounds to; None on a half-integer (a jump)."""
+    if not ex.is_finite(u):
+        return 0
+    f = ops.floor(u)
+    return None if ex.cmp(ex.sub(u, f), ex.HALF) == 0 else ex.to_float(round_value(u))
+
+
+def xlogy_value(x: ex.Exact, y: ex.Exact) -> ex.Exact:
+    """torch.xlogy: 0 where x = 0 (and y is not NaN), x*log(y) elsewhere."""
+    if ex.is_nan(y) or ex.is_nan(x):
+        return ex.NAN
+    return Z if ex.is_zero(x) else ex.mul(x, ex.log(y))
+
+
+def xlogy_partials(x: ex.Exact, y: ex.Exact) -> tuple[ex.Exact, ex.Exact]:
+    """derivatives.yaml: self: xlogy(grad, other).masked_fill((self == 0) & (other <= 0), 0), which is
+    log(y) (0 where x = 0 and y <= 0); other: grad*self/other (NaN at x = y = 0)."""
+    dx = Z if (ex.is_zero(x) and not ex.is_nan(y) and ex.sign(y) <= 0) else ex.log(y)
+    return dx, ex.div(x, y)
+
+
+def _xlogy_math(a: Args) -> ex.Exact:
+    """The mathematics' x*log(y): defined for y > 0 only (0 at x = 0 there)."""
+    x, y = a
+    if ex.is_nan(y) or ex.sign(y) <= 0:
+        return ex.NAN
+    return xlogy_value(x, y)
+
+
 _NN = "torch.nn.functional."
 
 ACTIVATION_OPS: Final[tuple[Op, ...]] = (
@@ -350,6 +425,13 @@ ACTIVATION_OPS: Final[tuple[Op, ...]] = (
        convention="torch's hardtanh (and relu6) has gradient 0 at min_val and at max_val (its backward blocks "
        "x <= min_val and x >= max_val), where torch.clamp has gradient 1.",
        alternatives="`F.hardtanh`/`F.relu6` give 0 at the corners, `torch.clamp(x, lo, hi)` gives 1"),
+    Op("round_even", "torch.round({0})", lambda a, p: round_value(a[0]), lambda a, v, p: (Z,),
+       piece=lambda a, p: _round_piece(a[0]),
+       on_piece=lambda n, a, p: (ex.from_float(n), (Z,)),  # type: ignore[arg-type]
+       nonsmooth="jump",
+       convention="torch.round has gradient 0 everywhere; at a half-integer it rounds to the even integer."),
+    Op("xlogy", "torch.xlogy({0}, {1})", lambda a, p: xlogy_value(a[0], a[1]), lambda a, v, p: xlogy_partials(a[0], a[1]),
+       undefined=lambda a, p: not ex.is_nan(a[1]) and ex.sign(a[1]) <= 0),
 )
 
 OPS.update({op.name: op for op in ACTIVATION_OPS})
@@ -357,6 +439,8 @@ OPS.update({op.name: op for op in ACTIVATION_OPS})
 
 def exact_value(name: str) -> Callable[[Args], ex.Exact]:
     """The mathematics' exact value of a node `name(x, *params)` (the rule table's `exact`)."""
+    if name == "xlogy":
+        return _xlogy_math
     op = OPS[name]
     return lambda a: op.value(a[:1], tuple(ex.to_float(v) for v in a[1:]))
 
@@ -383,6 +467,12 @@ RULE_TEXTS: Final[dict[str, dict[str, Any]]] = {
                        "for x > 0 and s*x otherwise", domain="all reals",
                        nonsmooth="kink at 0 unless s = 1 (one-sided slopes s and 1); torch's gradient there is s",
                        hazard_causes=_KINK),
+    "round_even": dict(when="`torch.round(x)`: the nearest integer, a half-integer to the even one", domain="all reals",
+                       nonsmooth="jumps at the half-integers; torch.round has gradient 0 everywhere",
+                       hazard_causes=(Cause.JUMP,)),
+    "xlogy": dict(when="`torch.xlogy(x, y)`: x*log(y), 0 where x = 0; its backward is log(y) in x (0 where x = 0 and "
+                  "y <= 0) and x/y in y", domain="y > 0 (torch: 0 at x = 0 for every y but NaN)",
+                  hazard_causes=(Cause.DOMAIN,)),
     "hardtanh": dict(when="hardtanh(x, lo, hi): torch's `torch.nn.functional.hardtanh(x, lo, hi)` "
                      "(`F.relu6(x)` is hardtanh(x, 0, 6)), Min(Max(x, lo), hi)", domain="all reals",
                      nonsmooth="kinks at lo and at hi; torch's gradient is 0 at both (torch.clamp's is 1)",

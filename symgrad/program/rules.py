@@ -40,6 +40,7 @@ OP_DOMAINS: Final = {
             "integer y, where its slope in y is not real"),
     "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
     "acos": "-1 < x < 1 for the derivative", "atan2": "(x, y) != (0, 0)", "tan": "x != pi/2 + k*pi",
+    "xlogy": "y > 0",
 }
 
 
