@@ -35,7 +35,7 @@ from . import exact as ex
 from . import ops
 from ..base.causes import Cause
 from .ops import OPS, Args, Op
-from .primitives import sigmoid
+from .primitives import item, sigmoid
 
 # torch's constant in the tanh approximation (kKappa in its GeLU kernels).
 GELU_KAPPA: Final = sp.Rational(44715, 10**6)
@@ -189,6 +189,11 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, xlogy):
         return "xlogy", tuple(e.args), None
     return type(e).__name__, (e.args[0],), e.params  # type: ignore[attr-defined]
+
+
+class tensor_copy(item):
+    """A value with a gradient copied into `torch.tensor([...])`: a new leaf with no history, as
+    `.item()` makes (the same rule row and op); only the words of the graph break differ."""
 
 
 # --------------------------------------------------------------------------- exact values
@@ -359,9 +364,8 @@ def round_value(u: ex.Exact) -> ex.Exact:
         return u
     f = ops.floor(u)
     c = ex.cmp(ex.sub(u, f), ex.HALF)
-    if c < 0 or (c == 0 and int(f) % 2 == 0):  # type: ignore[call-overload]
-        return ex.NEG_ZERO if (ex.is_zero(f) and ex.sign(u) < 0) or ex.is_neg_zero(u) else f
-    return ex.add(f, ONE)
+    r = f if c < 0 or (c == 0 and int(f) % 2 == 0) else ex.add(f, ONE)  # type: ignore[call-overload]
+    return ex.NEG_ZERO if ex.is_zero(r) and (ex.sign(u) < 0 or ex.is_neg_zero(u)) else r  # -0.5 rounds to -0.0
 
 
 def _round_piece(u: ex.Exact) -> Hashable | None:
@@ -431,7 +435,7 @@ ACTIVATION_OPS: Final[tuple[Op, ...]] = (
        nonsmooth="jump",
        convention="torch.round has gradient 0 everywhere; at a half-integer it rounds to the even integer."),
     Op("xlogy", "torch.xlogy({0}, {1})", lambda a, p: xlogy_value(a[0], a[1]), lambda a, v, p: xlogy_partials(a[0], a[1]),
-       undefined=lambda a, p: not ex.is_nan(a[1]) and ex.sign(a[1]) <= 0),
+       undefined=lambda a, p: any(not ex.is_nan(y) and ex.sign(y) <= 0 for y in ex.elements(a[1]))),
 )
 
 OPS.update({op.name: op for op in ACTIVATION_OPS})
