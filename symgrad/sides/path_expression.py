@@ -14,6 +14,7 @@ from sympy.codegen.cfunctions import expm1 as _EXPM1
 from sympy.codegen.cfunctions import log1p as _LOG1P
 
 from ..program import exact as ex
+from ..program.activations import ACTIVATIONS
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
 from ..program.primitives import sigmoid as _SIGMOID
@@ -90,6 +91,8 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return TorchClampMin(args[0], c) if op == "clamp_min" else -TorchClampMin(-args[0], -c)
     if op == "heaviside":
         return sp.Heaviside(args[0])
+    if isinstance(node, ACTIVATIONS):  # torch's fused activations, their parameters kept (program/activations.py)
+        return node.func(*_with_constants(node, args, 2 if op == "xlogy" else 1), *node.args[(2 if op == "xlogy" else 1):])
     raise NotImplementedError(op)
 
 

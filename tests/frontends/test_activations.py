@@ -376,3 +376,26 @@ def test_every_new_spelling_is_in_the_table_and_the_page() -> None:
                  "torch.linalg.inv", "torch.gt", "torch.ne", "Tensor.double", "sum", "max", "min"):
         assert name in tn.SPELLINGS, name
         assert f"`{name}`" in page, name
+
+
+def test_second_derivatives_of_the_fused_rows(tmp_path: Any) -> None:
+    """order=2: the path written as one SymPy expression keeps each fused node (and its parameters);
+    the second derivative is sympy's of the mathematics, torch's double backward beside it."""
+    mod = load_module("import torch\nimport torch.nn.functional as F\n\n"
+                      "def f(x):\n    return F.gelu(x) * F.silu(x) + F.logsigmoid(x) + F.elu(x, alpha=0.5) + torch.xlogy(x, x * x)\n",
+                      tmp_path, "user_activations_order2")
+    x = sp.Symbol("x", real=True)
+    math = (x * (1 + sp.erf(x / sp.sqrt(2))) / 2 * x / (1 + sp.exp(-x)) - sp.log(1 + sp.exp(-x))
+            + sp.Rational(1, 2) * (sp.exp(x) - 1) + x * sp.log(x * x))
+    for at in (-0.75, 1.25):
+        (e,) = sg.compare(mod.f, at={"x": torch.tensor(at, dtype=torch.float64)}, order=2).entries
+        t = torch.tensor(at, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(mod.f(t), t, create_graph=True)
+        (h,) = torch.autograd.grad(g, t)
+        assert e.cause is sg.Cause.AGREE and e.grad_autograd == float(h)
+        if at > 0:  # (the elu piece for x <= 0 is another function; at 1.25 the x > 0 piece is x)
+            math_at = math - sp.Rational(1, 2) * (sp.exp(x) - 1) + x
+        else:
+            math_at = math
+        want = sp.N(sp.diff(math_at, x, 2).subs(x, sp.Rational(at)), 60)
+        assert abs(sp.N(e.grad_symbolic - want, 60)) < sp.Float("1e-40") * max(1, abs(want))
