@@ -137,6 +137,12 @@ ACTIVATION_FACTS: tuple[Fact, ...] = (
     Fact("hardtanh", _NN.hardtanh, (ex.NAN,), (-1.0, 1.0), expected=(1.0,)),
     Fact("hardtanh", _NN.relu6, (F(0),), (0.0, 6.0), expected=(0.0,)),
     Fact("hardtanh", _NN.relu6, (F(6),), (0.0, 6.0), expected=(0.0,)),
+    Fact("round_even", torch.round, (F(5, 2),), expected=(0.0,)),
+    Fact("round_even", torch.round, (F(-7, 2),), expected=(0.0,)),
+    Fact("round_even", torch.round, (ex.NAN,), expected=(0.0,)),
+    Fact("xlogy", torch.xlogy, (F(0), F(0)), expected=(0.0, NAN)),
+    Fact("xlogy", torch.xlogy, (F(0), F(-1)), expected=(0.0, 0.0)),
+    Fact("xlogy", torch.xlogy, (F(3, 8), F(5, 4))),
 )
 
 FACTS: tuple[Fact, ...] = (
@@ -294,6 +300,7 @@ NONSMOOTH_AT = {
     "elu": ((0.5,), (F(0),), [(F(-1, 4),), (F(1, 4),)]),
     "leaky_relu": ((0.25,), (F(0),), [(F(-1, 4),), (F(1, 4),)]),
     "hardtanh": ((-1.0, 1.0), (F(1),), [(F(3, 4),), (F(5, 4),)]),
+    "round_even": (None, (F(5, 2),), [(F(9, 4),), (F(11, 4),)]),  # torch.round jumps at the half-integers
 }
 
 
