@@ -399,3 +399,24 @@ def test_second_derivatives_of_the_fused_rows(tmp_path: Any) -> None:
             math_at = math
         want = sp.N(sp.diff(math_at, x, 2).subs(x, sp.Rational(at)), 60)
         assert abs(sp.N(e.grad_symbolic - want, 60)) < sp.Float("1e-40") * max(1, abs(want))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_path_mode_reads_torch_tensor_and_stack_of_recorded_values(tmp_path: Any) -> None:
+    """The recorder read the list given to torch.tensor / torch.stack as constants: the new leaf of
+    torch.tensor([x, y]) was a constant of the mathematics too, a false agree (d/dx of x**2 + y**2
+    + x is 3, torch's 1). Each value in the list is its own recorded value now: a graph break for
+    torch.tensor, and torch.stack keeps the gradient (and agrees)."""
+    mod = load_module("import torch\n\ndef _h(x):\n    return x * 1.0\n\n"
+                      "def f(x, y):\n    return (torch.tensor([x, y]) ** 2).sum() + _h(x)\n\n"
+                      "def g(x, y):\n    return (torch.stack([x, y]) ** 2).sum() + _h(x)\n", tmp_path, "user_path_tensor")
+    traced = sg.trace(mod.f, 1.0, 2.0)
+    assert traced.mode == "path"  # the helper `_h` is read by recording a run only
+    c = traced.compare()
+    assert [e.cause for e in c.entries] == [sg.Cause.GRAPH_BREAK] * 2
+    assert [float(e.grad_symbolic) for e in c.entries] == [3.0, 4.0]
+    assert [e.grad_autograd for e in c.entries] == [1.0, 0.0]
+    traced = sg.trace(mod.g, 1.0, 2.0)
+    assert traced.mode == "path"
+    c = traced.compare()
+    assert [e.cause for e in c.entries] == [sg.Cause.AGREE] * 2 and [e.grad_autograd for e in c.entries] == [3.0, 4.0]
