@@ -200,6 +200,9 @@ class CallTranslator:
             return self.python_call(func, [self.value(a) for a in node.args], node)
         if isinstance(func, _Func) and func.name == "torch.no_grad":
             return NoGradCtx()
+        if isinstance(func, _Func) and func.name == "sum" and len(node.args) == 1 and isinstance(
+                node.args[0], (ast.GeneratorExp, ast.ListComp)):
+            return self.apply(tn.SPELLINGS["sum"], [self._generated(node.args[0])], {}, node, target)
         args = [self._argument(a) for a in node.args]
         kwargs = {}
         for kw in node.keywords:
@@ -219,6 +222,38 @@ class CallTranslator:
                 raise Refuse(node, f"`{func.name}` is not in symgrad's table (docs/supported.md).")
             return self.apply(spelling, args, kwargs, node, target)
         raise Refuse(node, "This call is not to a torch function symgrad knows.")
+
+    def _generated(self, node: ast.GeneratorExp | ast.ListComp) -> list[Any]:
+        """The values of `(e for t in xs)` given to Python's sum: e with t each element of xs in
+        turn (a rank-1 tensor's elements, as Python iterates a tensor, or a list's or range's)."""
+        (gen,) = node.generators if len(node.generators) == 1 else (None,)
+        if gen is None or gen.ifs or gen.is_async or not isinstance(gen.target, ast.Name):
+            raise Refuse(node, "Python's `sum` is read of a generator with one `for name in ...` and no `if`.\n"
+                               "Fix: write the sum as a loop, or filter with torch.where.")
+        xs = self.value(gen.iter)
+        if tn.is_matrix(xs):
+            rows, cols = tn.shape(xs)  # type: ignore[misc]
+            if cols != 1 or tn.rank1(xs) is not True:
+                raise Refuse(node, f"Iterating a {rows} x {cols} tensor yields its rows, tensors of their own, which "
+                                   "symgrad does not read here.\nFix: iterate a rank-1 tensor, or use `x.sum(0)`.")
+            items = [self.state.materialise(ix.index(xs, [i], node), where=node) for i in range(rows)]
+        elif isinstance(xs, (list, tuple, range)):
+            items = list(xs)
+        else:
+            raise Refuse(node, "Python's `sum` of a generator is read over a rank-1 tensor, a list or a range.\n"
+                               "Fix: iterate one of those.")
+        name, saved = gen.target.id, self.state.env.get(gen.target.id)
+        values = []
+        try:
+            for v in items:
+                self.state.env[name] = v
+                values.append(self.value(node.elt))
+        finally:
+            if saved is None:
+                self.state.env.pop(name, None)
+            else:
+                self.state.env[name] = saved
+        return values
 
     def python_call(self, func: Any, args: list[Any], node: ast.AST) -> Any:
         """`range(...)` (an index, or a for loop's iterable), `len(x)` and `x.size(d)`, `x.numel()`,

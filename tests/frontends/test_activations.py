@@ -58,6 +58,9 @@ SOURCE = textwrap.dedent('''
     def python_abs(x): return abs(x).sum()
     def python_sum(x): return sum(x) * 1.0
     def python_sum_list(x, y): return sum([x, y, x * y]).sum()
+    def python_sum_gen(x): return sum(t * t for t in x)
+    def python_sum_range(x): return sum(x[i] * x[i + 1] for i in range(3))
+    def python_sum_listcomp(x): return sum([t.exp() for t in x])
     def mask_times(x): return ((x > 0) * x).sum()
     def mask_float(x): return ((x >= 0).float() * x + x).sum()
     def mask_to(x): return ((x > 0).to(x.dtype) * x).sum()
@@ -93,7 +96,7 @@ POINTS: dict[str, list[list[float]]] = {
     name: [POINT] for name in ("gelu", "gelu_tanh", "silu", "logsigmoid", "elu", "elu_default", "leaky",
                                "leaky_default", "hardtanh", "relu6", "round_", "square", "power", "hyperbolic",
                                "python_abs", "python_sum", "mask_times", "mask_float", "mask_to", "mask_double",
-                               "mask_functions", "step")
+                               "mask_functions", "step", "python_sum_gen", "python_sum_range", "python_sum_listcomp")
 }
 POINTS["inverse_trig"] = [[0.5, -0.25, 0.125]]
 POINTS["xlogy"] = [[0.0, 1.5, -2.0, 0.25], [0.5, 3.0, 0.75, 2.0]]
@@ -141,7 +144,7 @@ def test_each_row_on_tensors_reproduces_torch(module: Any, name: str, dtype: tor
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", list(POINTS))
 def test_each_row_on_a_0d_tensor_reproduces_torch(module: Any, name: str, dtype: torch.dtype) -> None:
-    if name in ("python_sum", "python_sum_list"):
+    if name.startswith("python_sum"):
         pytest.skip("Python's sum iterates a tensor: a 0-d one is not iterable (torch raises)")
     # (the first point: at a negative x, `(x > 0) * x` is -0.0, and torch's `.sum()` of a 0-d tensor
     # gives +0.0, which the translation, reading a 0-d tensor's sum as itself, does not)
@@ -364,6 +367,12 @@ def test_refusals_name_what_they_refuse(name: str, args: list[Any], kwargs: dict
     with pytest.raises(UnsupportedNodeError) as err:
         tn.SPELLINGS[name].build(args, kwargs)
     assert words in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_a_generator_sum_refuses_what_it_does_not_read(tmp_path: Any) -> None:
+    mod = load_module("import torch\n\ndef f(x):\n    return sum(t for t in x if t > 0)\n", tmp_path, "user_gen_if")
+    with pytest.raises(sg.TraceError, match="Python's `sum` is read of a generator with one `for name in ...` and no `if`"):
+        sg.trace(mod.f, torch.tensor([1.0, -2.0], dtype=torch.float64))
 
 
 def test_every_new_spelling_is_in_the_table_and_the_page() -> None:
