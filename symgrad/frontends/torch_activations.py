@@ -13,6 +13,8 @@ Python's comparison `b > a`: control flow, read as an `if`). It takes the table'
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -20,7 +22,17 @@ import sympy as sp
 import torch
 
 from ..base.errors import UnsupportedNodeError
-from ..program.activations import elu, gelu, gelu_tanh, hardtanh, leaky_relu, logsigmoid, round_even, silu, xlogy
+from ..program.activations import (
+    elu,
+    gelu,
+    gelu_tanh,
+    hardtanh,
+    leaky_relu,
+    logsigmoid,
+    round_even,
+    silu,
+    xlogy,
+)
 from ..program.elementwise import ElementVar, Elementwise, element_name, piecewise
 from .torch_values import Build, Spelling, as_scalar, is_matrix, rank1, shape
 
@@ -34,7 +46,7 @@ def _number(name: str, key: str, v: Any) -> sp.Float:
             f"`F.{name}` is read with `{key}` a Python number; here it is {v!r}, which is not one (a tensor or a "
             f"value computed from the inputs).\nFix: pass `{key}` as a number literal, e.g. `F.{name}(x, {key}=0.1)`.")
     value = float(v)
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise UnsupportedNodeError(f"`F.{name}` with `{key}={value}` is not read: symgrad reads a finite `{key}`.\n"
                                    f"Fix: pass a finite number for `{key}`.")
     return sp.Float(value, 53)

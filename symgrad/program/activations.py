@@ -31,9 +31,9 @@ from typing import Any, Final
 import flint
 import sympy as sp
 
+from ..base.causes import Cause
 from . import exact as ex
 from . import ops
-from ..base.causes import Cause
 from .ops import OPS, Args, Op
 from .primitives import item, sigmoid
 

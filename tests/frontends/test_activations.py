@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import sympy as sp
 import torch
+from user_code import load_module, reads_like_torch
 
 import symgrad as sg
 from symgrad.base.errors import UnsupportedNodeError
@@ -30,7 +31,6 @@ from symgrad.frontends import torch_names as tn
 from symgrad.program import activations as act
 from symgrad.program import exact as ex
 from symgrad.program.ops import OPS
-from user_code import load_module, reads_like_torch
 
 SOURCE = textwrap.dedent('''
     import torch
@@ -302,7 +302,7 @@ def test_xlogy_at_zero_is_a_domain_where_y_is_not_positive(module: Any) -> None:
 def test_python_max_of_0d_tensors_is_control_flow_at_a_tie(scalars: Any) -> None:
     """Python's max(x, y) asks `y > x` in Python: control flow. Beside a tie it agrees; at a tie the
     branch that ran (x, the first) is not the function's derivative, and the verdict says so."""
-    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    t = lambda v: torch.tensor(v, dtype=torch.float64)
     c = reads_like_torch(scalars.python_max, [t(1.0), t(2.0)])
     assert [e.cause for e in c.entries] == [A_, A_]
     assert [e.grad_autograd for e in c.entries] == [1.0, 4.0]
@@ -313,7 +313,7 @@ def test_python_max_of_0d_tensors_is_control_flow_at_a_tie(scalars: Any) -> None
 
 
 def test_comparisons_of_0d_tensors_are_steps_not_branches(scalars: Any) -> None:
-    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    t = lambda v: torch.tensor(v, dtype=torch.float64)
     assert [e.cause for e in reads_like_torch(scalars.mask_times, [t(0.0)]).entries] == [K]
     assert [e.cause for e in reads_like_torch(scalars.mask_times, [t(0.5)]).entries] == [A_]
     assert [e.cause for e in reads_like_torch(scalars.mask_double, [t(0.0)]).entries] == [J]
