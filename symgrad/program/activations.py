@@ -222,7 +222,7 @@ def _cdf(u: ex.Exact) -> ex.Exact:
 
 def gelu_value(u: ex.Exact) -> ex.Exact:
     if ex.is_nan(u) or not ex.is_finite(u):
-        return ex.NAN if ex.is_nan(u) else (u if ex.sign(u) > 0 else Z)
+        return u if ex.sign(u) > 0 else ex.NAN  # as torch: inf, and -inf*0 = NaN
     return ex.mul(u, _cdf(u))
 
 
@@ -231,7 +231,7 @@ def gelu_slope(u: ex.Exact) -> ex.Exact:
     if ex.is_nan(u):
         return ex.NAN
     if not ex.is_finite(u):
-        return ONE if ex.sign(u) > 0 else Z
+        return ex.NAN  # as torch's backward (inf*0 in it)
     return ex.add(_cdf(u), ex.mul(u, _phi(u)))
 
 
@@ -244,7 +244,7 @@ def _gelu_inner2(u: ex.Exact) -> ex.Exact:
 
 def gelu_tanh_value(u: ex.Exact) -> ex.Exact:
     if ex.is_nan(u) or not ex.is_finite(u):
-        return ex.NAN if ex.is_nan(u) else (u if ex.sign(u) > 0 else Z)
+        return u if ex.sign(u) > 0 else ex.NAN  # as torch: inf, and -inf*0 = NaN
     if ex.is_zero(u):
         return Z
     return ex.mul(u, ops.sigmoid(_gelu_inner2(u)))
@@ -256,7 +256,7 @@ def gelu_tanh_slope(u: ex.Exact) -> ex.Exact:
     if ex.is_nan(u):
         return ex.NAN
     if not ex.is_finite(u):
-        return ONE if ex.sign(u) > 0 else Z
+        return ex.NAN  # as torch's backward (inf*0 in it)
     if ex.is_zero(u):
         return ex.HALF
     z2 = _gelu_inner2(u)
@@ -269,7 +269,7 @@ def gelu_tanh_slope(u: ex.Exact) -> ex.Exact:
 
 def silu_value(u: ex.Exact) -> ex.Exact:
     if ex.is_nan(u) or not ex.is_finite(u):
-        return ex.NAN if ex.is_nan(u) else (u if ex.sign(u) > 0 else Z)
+        return u if ex.sign(u) > 0 else ex.NAN  # as torch: inf, and -inf*0 = NaN
     return ex.mul(u, ops.sigmoid(u))
 
 
@@ -278,7 +278,7 @@ def silu_slope(u: ex.Exact) -> ex.Exact:
     if ex.is_nan(u):
         return ex.NAN
     if not ex.is_finite(u):
-        return ONE if ex.sign(u) > 0 else Z
+        return ex.NAN  # as torch's backward (inf*0 in it)
     return ex.mul(ops.sigmoid(u), ex.add(ONE, ex.mul(u, ops.sigmoid(ex.neg(u)))))
 
 

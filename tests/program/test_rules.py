@@ -121,6 +121,8 @@ ACTIVATION_FACTS: tuple[Fact, ...] = (
         ("gelu", _NN.gelu), ("gelu_tanh", lambda a: _NN.gelu(a, approximate="tanh")), ("silu", _NN.silu),
         ("logsigmoid", _NN.logsigmoid)) for x in (F(3, 8), F(-5, 2), F(0), F(7))),
     Fact("logsigmoid", _NN.logsigmoid, (F(-800),), expected=(1.0,)),
+    *(Fact(name, fn, (v,), expected=(NAN,)) for name, fn in (("gelu", _NN.gelu), ("silu", _NN.silu),
+      ("gelu_tanh", lambda a: _NN.gelu(a, approximate="tanh"))) for v in (ex.INF, ex.NEG_INF)),  # IEEE, as torch
     Fact("silu", _NN.silu, (F(-800),), expected=(0.0,)),
     Fact("elu", lambda a: _NN.elu(a, alpha=0.5), (F(0),), (0.5,), expected=(0.5,)),
     Fact("elu", lambda a: _NN.elu(a, alpha=0.5), (F(-3, 4),), (0.5,)),
