@@ -42,6 +42,7 @@ import torch
 import symgrad as sg
 from symgrad import detach, item, no_grad
 from symgrad.program.custom import CustomSpec, Returned, fused_class, program_name
+from symgrad.program import activations as act
 from symgrad.program.losses import binary_cross_entropy, mse_loss, nll_loss
 from symgrad.program.losses import binary_cross_entropy_with_logits, huber_loss, smooth_l1_loss, weighted_nll_loss
 from symgrad.program.rules import exact_eval
@@ -253,6 +254,24 @@ CASES: tuple[Case, ...] = (
     Case("softplus", sg.softplus(x), (pt("inside", x=1.0), pt("inside", x=-800.0), pt("inside", x=1000.0)),
          lambda x: torch.nn.functional.softplus(x),
          note="torch's fused softplus: at 1000 its slope is 1 (x itself above 20), where log(1 + exp(x)) overflows"),
+    # torch's fused activations (issue 22, program/activations.py)
+    Case("gelu", act.gelu(x), (pt("inside", x=0.5), pt("inside", x=-3.0)), lambda x: torch.nn.functional.gelu(x)),
+    Case("gelu_tanh", act.gelu_tanh(x), (pt("inside", x=0.5), pt("inside", x=-3.0)),
+         lambda x: torch.nn.functional.gelu(x, approximate="tanh")),
+    Case("silu", act.silu(x), (pt("inside", x=0.5), pt("inside", x=-30.0)), lambda x: torch.nn.functional.silu(x)),
+    Case("logsigmoid", act.logsigmoid(x), (pt("inside", x=0.5), pt("inside", x=-800.0)),
+         lambda x: torch.nn.functional.logsigmoid(x), note="never overflows: -800 is -800 - log1p(exp(-800))"),
+    Case("elu", act.elu(x, sp.Float(0.5, 53)), (pt("on-kink", x=0.0), pt("beside-kink", x=-(2.0**-30)),
+                                                pt("inside", x=-1.0)),
+         lambda x: torch.nn.functional.elu(x, alpha=0.5), note="torch's gradient at 0 is alpha"),
+    Case("leaky_relu", act.leaky_relu(x, sp.Float(0.2, 53)), (pt("on-kink", x=0.0), pt("inside", x=-1.0)),
+         lambda x: torch.nn.functional.leaky_relu(x, 0.2), note="torch's gradient at 0 is negative_slope"),
+    Case("hardtanh", act.hardtanh(x, sp.Float(-1.0, 53), sp.Float(1.0, 53)),
+         (pt("on-kink", x=1.0), pt("on-kink", x=-1.0), pt("inside", x=0.5)),
+         lambda x: torch.nn.functional.hardtanh(x), note="torch's gradient at both corners is 0 (clamp's is 1)"),
+    Case("round_even", act.round_even(x), (pt("on-jump", x=2.5), pt("inside", x=2.25)), lambda x: torch.round(x)),
+    Case("xlogy", act.xlogy(x, y), (pt("inside", x=0.5, y=2.0), pt("inside", x=0.0, y=2.0)),
+         lambda x, y: torch.xlogy(x, y), note="torch's 0 at x = 0, the limit for y > 0"),
     Case("fused_softmax", sg.softmax(1, x, y, z), (pt("inside", x=1000.0, y=0.0, z=-1000.0),
                                                    pt("inside", x=0.5, y=1.0, z=-0.25)),
          lambda x, y, z: torch.softmax(torch.stack([x, y, z]), 0)[1],

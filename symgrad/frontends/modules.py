@@ -56,10 +56,11 @@ from .source_state import Bound, Data, Refuse
 from ..base.errors import TraceError
 
 # The modules read as their functional forms, by their `forward`: what each is read as.
-_ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh", torch.nn.Sigmoid: "torch.sigmoid"}
+_ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh", torch.nn.Sigmoid: "torch.sigmoid",
+                       torch.nn.SiLU: "torch.nn.functional.silu"}
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
-READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax(dim), "
+READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
                   "nn.LogSoftmax(dim), nn.Flatten (rank <= 2), nn.Identity, nn.Dropout in eval mode, "
                   f"the losses {LOSSES_READ_AS}")
 # How deep inlined calls may nest (a forward that calls itself never ends).

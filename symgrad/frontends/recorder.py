@@ -72,6 +72,8 @@ class _Recorder(TorchFunctionMode):
             raise UnsupportedNodeError("a tensor of rank >= 1 that is not an input")
         if isinstance(obj, bool):
             return obj
+        if isinstance(obj, (list, tuple)):  # `torch.tensor([x, y])`, `torch.stack([x, y])`: each value's own
+            return [self.of(v) for v in obj]
         if isinstance(obj, (int, float)):
             return sp.Integer(obj) if isinstance(obj, int) or float(obj).is_integer() else sp.Float(obj)
         return obj

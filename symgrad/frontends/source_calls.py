@@ -27,9 +27,10 @@ from . import source_indexing as ix
 from . import torch_names as tn
 from .loss_modules import LossClass, LossObject, loss_class
 from .source_inplace import data
-from .source_python import PYTHON_BUILTINS, builtin_call
+from .source_python import PYTHON_BUILTINS, builtin_call, generated
 from .source_inline import Helper, default_of, is_helper, spread, spread_keywords
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
+from .torch_activations import DTypeOf
 from ..base.errors import UnsupportedNodeError
 from .torch_reductions import Indices, MaxResult, part_of
 from ..program.primitives import no_grad, strip
@@ -149,6 +150,8 @@ class CallTranslator:
             return _Func("torch.abs")
         if is_helper(obj):  # the user's own function: its body read into the caller's (source_inline)
             return Helper(obj, name)
+        if obj is max or obj is min:  # Python's own (torch_activations.more_spellings)
+            return _Func(obj.__name__)
         if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
             builtin = " (for Python's `sum`, `torch.sum(torch.stack([...]))` or `.sum()` of a tensor)" if name == "sum" else ""
             raise Refuse(node, f"`{name}` is not in symgrad's table of torch functions (docs/supported.md).\n"
@@ -191,6 +194,10 @@ class CallTranslator:
                 raise Refuse(node, f"`.{node.attr}` of the result of a max/min along a dim, which is a pair "
                                    "(values, indices).\nFix: take its `.values` first, e.g. `X.max(dim=1).values.sum()`.")
             return part
+        if isinstance(base, sp.core.relational.Relational) and node.attr in ("float", "double", "to"):
+            return _Method(f"Tensor.{node.attr}", base)  # a comparison of 0-d tensors as a number
+        if _is_value(base) and node.attr == "dtype":
+            return DTypeOf()  # a flag of `.to(x.dtype)`
         if _is_value(base):
             name = f"Tensor.{node.attr}"
             if name in tn.SPELLINGS and tn.SPELLINGS[name].kind == "attribute":  # `.T`, `.mT`
@@ -217,6 +224,15 @@ class CallTranslator:
 
     def call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:
         func = self.value(node.func)
+        if func is sum and len(node.args) == 1 and not node.keywords:
+            # `sum(x * x for x in xs)` and `sum(x)` of a rank-1 tensor: Python's fold of the values,
+            # as torch_activations reads it; a list (a comprehension) is source_python's
+            if isinstance(node.args[0], ast.GeneratorExp):
+                return self.apply(tn.SPELLINGS["sum"], [generated(self, node.args[0])], {}, node, target)
+            arg = self._argument(node.args[0])  # a list literal is a list of values
+            if tn.is_matrix(arg) or isinstance(arg, list):
+                return self.apply(tn.SPELLINGS["sum"], [arg], {}, node, target)
+            return self.python_call(func, [arg], node)
         if func in PYTHON_BUILTINS or isinstance(func, _ShapeMethod):
             return self.python_call(func, [self.value(a) for a in node.args], node)
         if isinstance(func, _Func) and func.name == "torch.no_grad":
@@ -284,6 +300,8 @@ class CallTranslator:
         args = sd.as_constants(args, node, spelling)
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
         if spelling.name not in ("torch.where", "Tensor.all", "Tensor.any"):  # elsewhere a mask is 0s and 1s
+            if any(isinstance(a, sp.core.relational.Relational) for a in sym_args):
+                self.state.uses_where = True  # a comparison of 0-d tensors as a number: torch's step, no `if`
             sym_args = [tn.as_numbers(a) for a in sym_args]
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):

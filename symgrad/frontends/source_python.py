@@ -208,3 +208,36 @@ def _indexes_by(node: ast.For, name: str) -> bool:
 
 def is_int(v: Any) -> bool:
     return isinstance(v, (int, sp.Integer)) and not isinstance(v, bool)
+
+
+def generated(calls: Any, node: ast.GeneratorExp | ast.ListComp) -> list[Any]:
+    """The values of `(e for t in xs)` given to Python's sum: e with t each element of xs in
+    turn (a rank-1 tensor's elements, as Python iterates a tensor, or a list's or range's)."""
+    (gen,) = node.generators if len(node.generators) == 1 else (None,)
+    if gen is None or gen.ifs or gen.is_async or not isinstance(gen.target, ast.Name):
+        raise Refuse(node, "Python's `sum` is read of a generator with one `for name in ...` and no `if`.\n"
+                           "Fix: write the sum as a loop, or filter with torch.where.")
+    xs = calls.value(gen.iter)
+    if tn.is_matrix(xs):
+        rows, cols = tn.shape(xs)  # type: ignore[misc]
+        if cols != 1 or tn.rank1(xs) is not True:
+            raise Refuse(node, f"Iterating a {rows} x {cols} tensor yields its rows, tensors of their own, which "
+                               "symgrad does not read here.\nFix: iterate a rank-1 tensor, or use `x.sum(0)`.")
+        items = [calls.state.materialise(ix.index(xs, [i], node), where=node) for i in range(rows)]
+    elif isinstance(xs, (list, tuple, range)):
+        items = list(xs)
+    else:
+        raise Refuse(node, "Python's `sum` of a generator is read over a rank-1 tensor, a list or a range.\n"
+                           "Fix: iterate one of those.")
+    name, saved = gen.target.id, calls.state.env.get(gen.target.id)
+    values = []
+    try:
+        for v in items:
+            calls.state.env[name] = v
+            values.append(calls.value(node.elt))
+    finally:
+        if saved is None:
+            calls.state.env.pop(name, None)
+        else:
+            calls.state.env[name] = saved
+    return values

@@ -55,6 +55,7 @@ from ..program.primitives import (
 from .torch_reductions import reduction_spellings
 from .torch_losses import Composed, loss_spellings
 from .torch_copies import COPY_SPELLINGS
+from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_values import (
     RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
@@ -486,7 +487,10 @@ def on_elements(build: Build) -> Build:
 
 def as_numbers(v: Any) -> Any:
     """A mask used as a number (`x * (x > 0)`): 1 where its condition holds, 0 elsewhere, as
-    torch promotes a bool tensor; a constant of each piece, so no derivative flows through it."""
+    torch promotes a bool tensor; a constant of each piece, so no derivative flows through it. A
+    comparison of numbers (0-d tensors) alike: Piecewise((1, x > 0), (0, True))."""
+    if isinstance(v, sp.core.relational.Relational):
+        return piecewise((sp.Integer(1), v), (sp.Integer(0), True))
     if not is_mask(v):
         return v
     fn = v.function
@@ -700,6 +704,7 @@ _SPELLINGS += [Spelling(f"{_NN}linear", "function", sp.MatAdd, _linear,
 _SPELLINGS += loss_spellings(Composed(_add, _sub, _mul, _pow, _wrap(sp.Abs, "abs"), _sum, _mean,  # torch_losses
                                       on_elements, _along_vector("log_softmax", log_softmax)))
 
+_SPELLINGS += ACTIVATION_SPELLINGS + more_spellings(on_elements, compare, _add)  # F.gelu, ..., torch.round (torch_activations)
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
 _SPELLINGS += reduction_spellings(_scalar_only("maximum", maximum), _scalar_only("minimum", minimum))  # torch_reductions
 _SPELLINGS += COPY_SPELLINGS  # x.clone() (torch_copies)

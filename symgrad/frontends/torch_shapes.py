@@ -20,6 +20,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import Elementwise
+from ..program.activations import tensor_copy
 from .torch_values import RANK1, Spelling, as_scalar, is_matrix, rank1, shape
 
 # An explicit matrix of more elements than this is not built (each element is a node).
@@ -217,11 +218,9 @@ def _tensor(a: Sequence[Any], k: dict[str, Any]) -> Any:
             elements, dims = [as_scalar(v) for v in data], [len(data)]
     else:
         elements, dims = [as_scalar(data)], []
-    if any(e.free_symbols for e in elements if isinstance(e, sp.Basic)):
-        raise UnsupportedNodeError(
-            "torch.tensor of values that carry a gradient makes a new tensor with no history: a graph break, "
-            "which symgrad does not read here.\nFix: use torch.stack([...]) to keep the gradient, or .detach() "
-            "the values to say the break.")
+    # torch.tensor copies each value into a new leaf with no history (as `.item()` does): a value that
+    # carries a gradient is `item(v)` there, a graph break the verdict names at this line.
+    elements = [tensor_copy(e) if isinstance(e, sp.Basic) and e.free_symbols else e for e in elements]
     return _made(elements, dims)
 
 

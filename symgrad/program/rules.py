@@ -26,6 +26,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from .ops import Args
 from .elementwise import Elementwise
+from . import activations as act
 from . import losses as ls
 from . import reductions as rd
 from .losses import (
@@ -49,6 +50,7 @@ OP_DOMAINS: Final = {
             "integer y, where its slope in y is not real"),
     "div": "a nonzero denominator", "pow_int": "x != 0", "asin": "-1 < x < 1 for the derivative",
     "acos": "-1 < x < 1 for the derivative", "atan2": "(x, y) != (0, 0)", "tan": "x != pi/2 + k*pi",
+    "xlogy": "y > 0",
 }
 
 
@@ -260,6 +262,8 @@ _RULE_LIST: tuple[Rule, ...] = (
          "their places in an (n, C) stack", "all reals; 'mean' of no row kept is 0/0 (nan), as in torch",
          exact=lambda a: ls.weighted_nll_value(a[3 + int(a[2]) + (len(a) - 3 - int(a[2])) // 2:],
                                                (int(a[0]), *a[1:3 + int(a[2]) + (len(a) - 3 - int(a[2])) // 2]))),
+    *(Rule(cls, (cls.__name__,), exact=act.exact_value(cls.__name__), **act.RULE_TEXTS[cls.__name__])
+      for cls in act.ACTIVATIONS),
     Rule(softmax, ("softmax",), "softmax(i, a_0, ..., a_(n-1)) is component i (from 0) of the softmax "
          "of its n scalar arguments, exp(a_i)/(exp(a_0) + ... + exp(a_(n-1))): torch's fused "
          "`torch.softmax(torch.stack([a_0, ...]), 0)[i]`, which subtracts the largest first", "all reals",

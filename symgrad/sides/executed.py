@@ -853,6 +853,18 @@ def _undefined(op: Any, st: PathStep) -> bool:
     return any(op.undefined([v[idx] if ex.is_mat(v) else v for v in vals], None) for idx in np.ndindex(*shape))
 
 
+def _undefined_mask(op: Any, st: PathStep) -> Any:
+    """Where an op is undefined: True for a step of scalars, a mask of its elements otherwise."""
+    vals = st.args_values or ()
+    if not any(ex.is_mat(v) for v in vals):
+        return True
+    shape = ex.shape_of(*vals)
+    mask = np.zeros(shape, dtype=bool)
+    for idx in np.ndindex(*shape):
+        mask[idx] = bool(op.undefined([v[idx] if ex.is_mat(v) else v for v in vals], None))
+    return mask
+
+
 def slope_reach(path: Path) -> list[Any]:
     """For each input, the elements whose derivative meets an infinite slope (a bool for a
     scalar input, a mask for a matrix one): the elements that reach a violating element through
@@ -865,8 +877,9 @@ def slope_reach(path: Path) -> list[Any]:
     for st in path.steps:
         op = OPS.get(st.op)
         if op is not None and op.undefined is not None and st.args_values is not None and _undefined(op, st):
+            bad = _undefined_mask(op, st)  # elementwise: the elements outside the domain only
             for p in st.parents:
-                taint[p] = True
+                taint[p] = _merge(taint[p], bad if isinstance(bad, np.ndarray) and _elementwise_step(path, st, p) else True)
     for st in reversed(path.steps):
         m = taint[st.index]
         if not _hit(m):

@@ -17,6 +17,7 @@ from ..base.errors import UnsupportedNodeError
 from ..program import exact as ex
 from ..program.losses import LOSS_NAMES
 from ..program.custom import CUSTOM_OP
+from ..program.activations import ACTIVATIONS
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
 from ..program.reductions import REDUCTION_OPS, SPREAD_OPS
@@ -108,6 +109,8 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return TorchClampMin(args[0], c) if op == "clamp_min" else -TorchClampMin(-args[0], -c)
     if op == "heaviside":
         return sp.Heaviside(args[0])
+    if isinstance(node, ACTIVATIONS):  # torch's fused activations, their parameters kept (program/activations.py)
+        return node.func(*_with_constants(node, args, 2 if op == "xlogy" else 1), *node.args[(2 if op == "xlogy" else 1):])
     raise NotImplementedError(op)
 
 

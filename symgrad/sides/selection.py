@@ -20,6 +20,8 @@ from ..program.elementwise import is_elementwise, parts
 from ..program.custom import CUSTOM_OP, CustomFunction
 from ..program.losses import LOSSES, loss_param
 from ..program.reductions import ALONG, SPREADS
+from ..program.activations import ACTIVATIONS
+from ..program.activations import select as select_activation
 from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
 from ..program.rules import rule_for
@@ -142,6 +144,8 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return type(e).__name__, tuple(e.args[e.LEAD:]), tuple(int(v) for v in e.args[:e.LEAD])
     if isinstance(e, LOSSES):  # the reduction is the first argument, its options and the elements follow it
         return type(e).__name__, e.elements(), loss_param(e)
+    if isinstance(e, ACTIVATIONS):  # torch's fused activations: the parameters are the op's
+        return select_activation(e)
     if isinstance(e, (softmax, log_softmax)):
         # Component i of torch's softmax of the stacked values: the index is the op's parameter.
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])

@@ -21,6 +21,7 @@ from ..base.errors import UnsupportedNodeError
 from ..program.custom import CUSTOM_OP
 from ..program.losses import LOSS_NAMES, LOSSES, loss_text
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
+from ..program.activations import ACTIVATIONS
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
 from ..program.ops import OPS
@@ -93,7 +94,8 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES, *REDUCTIONS)
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES, *REDUCTIONS,
+                 *ACTIVATIONS)
 
 
 def _fused_constant(c: sp.Basic) -> str:
@@ -436,7 +438,7 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         other = next(operand_text(a) for a in args if isinstance(a, str))
         return OPS[op].torch.format(*(f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) else a
                                       for a in args))
-    return OPS[op].torch.format(*(operand_text(a) for a in args))
+    return OPS[op].torch.format(*(operand_text(a) for a in args), c=param)
 
 
 class Inline:

@@ -254,7 +254,8 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
     if math:
         path = run(lowered, point, max_iterations=max_iterations, math=True)
     violation = domain_violation(path)
-    if violation is not None and _only_a_vertical_tangent(path, violation) and len(comps) > 1:
+    if violation is not None and len(comps) > 1 and (_only_a_vertical_tangent(path, violation)
+                                                      or _finite_outside_its_domain(path, violation)):
         # An infinite slope with every value finite: only the entries whose derivative meets it
         # are in question (sqrt(v).sum() at v = (0.5, 0, 2): the middle entry); the others
         # have their derivative as if it were not there.
@@ -454,6 +455,14 @@ def _only_a_vertical_tangent(path: Path, st: PathStep) -> bool:
     if op is not None and op.undefined is not None and st.args_values is not None and op.undefined(st.args_values, None):
         return False
     return all(ex.is_finite(v) for v in ex.elements(path.value))
+
+
+def _finite_outside_its_domain(path: Path, st: PathStep) -> bool:
+    """An elementwise step outside its domain in some elements where torch still gives finite
+    values (xlogy(0, 0) = 0): only the entries that reach those elements are in question."""
+    op = OPS.get(st.op)
+    return (op is not None and op.undefined is not None and ex.is_mat(st.value)
+            and all(ex.is_finite(v) for v in ex.elements(st.value)) and all(ex.is_finite(v) for v in ex.elements(path.value)))
 
 
 def _at_tie(lowered: LoweredProgram, path: Path, point: dict[str, Any], k: int, idx: tuple[int, int] | None,

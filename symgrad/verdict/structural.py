@@ -13,6 +13,7 @@ import numpy as np
 from ..program import exact as ex
 from ..base.causes import Cause
 from ..sides.executed import Decision
+from ..program.activations import tensor_copy
 from ..program.ops import OPS
 from ..program.rules import OP_DOMAINS, op_rule
 from ..sides.symbolic import SymbolicSide, departs, same
@@ -253,7 +254,7 @@ class Structural:
             if ex.all_zero(self.math_adj[st.index]):
                 continue
             cause = Cause.GRAPH_BREAK if st.cut == "graph-break" else Cause.DETACH
-            found.append(Finding(cause, st.node, st.line, {"value": fmt(st.value), "how": _break_how(st.op)}))
+            found.append(Finding(cause, st.node, st.line, {"value": fmt(st.value), "how": _break_how(st.op, st.node)}))
         return found
 
     def cut_removes(self, k: int, idx: tuple[int, int] | None = None) -> bool:
@@ -279,7 +280,7 @@ class Structural:
             if reach[st.index]:
                 if st.cut:
                     return Finding(Cause.GRAPH_BREAK, st.node, st.line, {
-                        "value": fmt(st.value), "how": _break_how(st.op),
+                        "value": fmt(st.value), "how": _break_how(st.op, st.node),
                         "consequence": "; its value does not depend on the inputs here anyway, so the "
                         "derivative is the same, but now nothing on the path to the output is on the graph"})
                 for p in st.parents:
@@ -346,7 +347,9 @@ def _count(decisions: Sequence[Decision], d: Decision) -> int:
     return sum(1 for x in tests if x.taken)
 
 
-def _break_how(op: str) -> str:
+def _break_how(op: str, node: Any) -> str:
+    if isinstance(node, tensor_copy):
+        return "`torch.tensor(...)` copied its value into a new tensor, which has no history"
     if op == "item":
         return "`.item()` turned it into a Python number, and the new tensor made from it has no history"
     if op == "no_grad":

@@ -338,7 +338,8 @@ def test_a_parameter_named_like_an_argument_of_forward_is_named_under_self() -> 
     ([nn.Linear(3, 4), nn.Sigmoid(), nn.Identity(), nn.Linear(4, 3), nn.Softmax(dim=1)], torch.randn(2, 3)),
     ([nn.Flatten(), nn.Linear(3, 3), nn.Tanh(), nn.LogSoftmax(dim=1)], torch.randn(2, 3)),
     ([nn.Linear(3, 2), nn.Dropout(0.5), nn.ReLU()], torch.randn(4, 3)),
-], ids=["sigmoid-softmax", "flatten-tanh-logsoftmax", "dropout-eval"])
+    ([nn.Linear(3, 4), nn.SiLU(), nn.Linear(4, 2)], torch.randn(3, 3)),  # F.silu's fused kernel (issue 22)
+], ids=["sigmoid-softmax", "flatten-tanh-logsoftmax", "dropout-eval", "silu"])
 def test_torchs_own_modules_read_as_their_functional_forms_bit_for_bit(layers: list[nn.Module], X: torch.Tensor) -> None:
     torch.manual_seed(6)
     model = Summed(nn.Sequential(*layers)).double().eval()

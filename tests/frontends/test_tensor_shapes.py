@@ -74,8 +74,23 @@ def test_a_reshape_that_does_not_fit_is_a_sentence(tmp_path: Path) -> None:
     assert "does not fit 6 elements" in str(err.value) and "Fix:" in str(err.value)
 
 
-def test_a_tensor_of_values_with_a_gradient_is_a_sentence(tmp_path: Path) -> None:
-    mod = load_module("import torch\n\ndef f(x):\n    return torch.tensor([x, 2.0]).sum()\n", tmp_path)
-    with pytest.raises(sg.SymgradError) as err:
-        sg.trace(mod.f, 1.5)
-    assert "torch.stack" in str(err.value) and "Fix:" in str(err.value)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_tensor_of_values_with_a_gradient_is_a_graph_break(tmp_path: Path) -> None:
+    """(issue 22, item 4; this was a refusal) torch.tensor copies the values into a new leaf with no
+    history: a graph break at that line, read from source where the output still has a gradient."""
+    mod = load_module("import torch\n\ndef f(x):\n    return torch.tensor([x, 2.0]).sum() + x\n\n"
+                      "def g(x):\n    return torch.tensor([x, 2.0]).sum()\n", tmp_path)
+    traced = sg.trace(mod.f, 1.5)
+    assert traced.mode == "source" and traced.fidelity.ok
+    (e,) = traced.compare().entries
+    assert e.cause is sg.Cause.GRAPH_BREAK and e.source.line == 4
+    assert float(e.grad_symbolic) == 2.0 and e.grad_autograd == 1.0
+    # Where nothing of the output has a gradient torch raises when asked for one: still a graph
+    # break at that line (the mathematics' 1 against the program's 0), with torch's error beside it,
+    # never an agree.
+    traced = sg.trace(mod.g, 1.5)
+    assert traced.mode == "source" and traced.fidelity.ok
+    (e,) = traced.compare().entries
+    assert e.cause is sg.Cause.GRAPH_BREAK and e.source.line == 7
+    assert float(e.grad_symbolic) == 1.0 and float(e.grad_executed) == 0.0 and e.grad_autograd is None
+    assert "does not require grad" in e.autograd_error

@@ -850,11 +850,22 @@ def builtin_abs(x):  # type: ignore[no-untyped-def]
 
 
 def python_max_times_two(x, y):  # type: ignore[no-untyped-def]
-    return max(x, y) * 2  # Python's max: the source reader refuses it, so trace records a run
+    return max(x, y) * 2  # Python's max: a comparison in Python (control flow), read from source
+
+
+def _doubled(x):  # type: ignore[no-untyped-def]
+    try:  # a `try` the source reader refuses, even in a helper it inlines
+        return x * 2
+    except ValueError:
+        return x
+
+
+def calls_a_helper(x, y):  # type: ignore[no-untyped-def]
+    return _doubled(x) * y  # the helper's `try` is refused by the source reader, so trace records a run
 
 
 def test_a_sweep_of_a_function_read_in_path_mode_is_a_sentence() -> None:
-    traced = sg.trace(python_max_times_two, 1.0, 2.0)
+    traced = sg.trace(calls_a_helper, 1.0, 2.0)
     assert traced.mode == "path"
     with pytest.raises(sg.OptionError, match="was read in path mode") as err:
         traced.sweep({"x": (-1.0, 1.0), "y": 2.0}, n=5)
@@ -881,28 +892,32 @@ def python_max(x, y):  # type: ignore[no-untyped-def]
     return max(x, y)
 
 
-def test_path_mode_refuses_a_decision_taken_exactly_on_its_threshold() -> None:
-    """Python's max(x, y) at x = y: the source reader refuses `max`, and the recorded run holds
-    only the side max took, so it would say agree where max has no derivative. It says why
-    instead; off the tie the recorded run is compared (and agrees with torch)."""
-    with pytest.raises(sg.TraceError, match=r"deciding `y > x` \(test_trace.py:\d+\) exactly on its threshold") as err:
-        sg.trace(python_max, 1.0, 1.0)
-    assert "`max` is not in symgrad's table" in str(err.value)  # why the source was not read
+def test_python_max_is_control_flow_exactly_on_its_threshold() -> None:
+    """Python's max(x, y) asks `y > x` in Python (issue 22: it was refused by the source reader,
+    and the recorded run refused the tie). It is read from source as that `if`: at x = y the
+    branch that ran (x, the first) is not the function's derivative, a control-flow finding for
+    both entries; off the tie it agrees with torch."""
+    c = sg.trace(python_max, 1.0, 1.0).compare()
+    assert [e.cause for e in c.entries] == [sg.Cause.CONTROL_FLOW] * 2
+    assert [e.grad_autograd for e in c.entries] == [1.0, 0.0]  # Python's max keeps the first of equals
     traced = sg.trace(python_max, 1.0, 2.0)
     c = traced.compare()
-    assert traced.mode == "path" and c.ok and [e.grad_autograd for e in c.entries] == [0.0, 1.0]
+    assert traced.mode == "source" and c.ok and [e.grad_autograd for e in c.entries] == [0.0, 1.0]
 
 
 def masked_by_a_comparison(x):  # type: ignore[no-untyped-def]
     return x * (x > 0)
 
 
-def test_a_comparison_used_as_a_number_is_a_sentence_with_the_where_spelling() -> None:
-    """x * (x > 0) runs in torch (the bool is 0 or 1); symgrad reads conditions, not numbers, and
-    says how to write it. The recorder blamed the user's code: 'Your function raised'."""
-    with pytest.raises(sg.TraceError, match=r"a comparison used as a number \(its 0 or 1\) is not supported") as err:
-        sg.trace(masked_by_a_comparison, 1.0)
-    assert "torch.where(x > 0, x, 0)" in str(err.value) and "Your function raised" not in str(err.value)
+def test_a_comparison_used_as_a_number_is_a_step() -> None:
+    """x * (x > 0) runs in torch (the bool is 0 or 1). It was a sentence; it is read as the step it
+    is (issue 22, item 3): torch's where, no Python branch. Beside 0 it agrees; at 0 the product
+    is continuous with slopes 0 and 1, a kink, torch's gradient 0 (the mask is 0 there)."""
+    c = sg.trace(masked_by_a_comparison, 1.0).compare()
+    assert c.ok and [e.grad_autograd for e in c.entries] == [1.0]
+    (e,) = sg.trace(masked_by_a_comparison, 0.0).compare().entries
+    assert e.cause is sg.Cause.KINK and e.grad_autograd == 0.0
+    assert tuple(float(v) for v in e.one_sided) == (0.0, 1.0)
     assert masked_by_a_comparison(torch.tensor(2.0)).item() == 2.0  # it is valid torch
 
 

@@ -113,6 +113,40 @@ class Fact:
         return f"{self.op}({', '.join(str(a) for a in self.args)})"
 
 
+_NN = torch.nn.functional
+# torch's activations: their kernels' values and backward formulas, their conventions at the kinks
+# (elu'(0) = alpha, leaky_relu'(0) = negative_slope, hardtanh' = 0 at both corners) and at a NaN.
+ACTIVATION_FACTS: tuple[Fact, ...] = (
+    *(Fact(name, fn, (x,)) for name, fn in (
+        ("gelu", _NN.gelu), ("gelu_tanh", lambda a: _NN.gelu(a, approximate="tanh")), ("silu", _NN.silu),
+        ("logsigmoid", _NN.logsigmoid)) for x in (F(3, 8), F(-5, 2), F(0), F(7))),
+    Fact("logsigmoid", _NN.logsigmoid, (F(-800),), expected=(1.0,)),
+    *(Fact(name, fn, (v,), expected=(NAN,)) for name, fn in (("gelu", _NN.gelu), ("silu", _NN.silu),
+      ("gelu_tanh", lambda a: _NN.gelu(a, approximate="tanh"))) for v in (ex.INF, ex.NEG_INF)),  # IEEE, as torch
+    Fact("silu", _NN.silu, (F(-800),), expected=(0.0,)),
+    Fact("elu", lambda a: _NN.elu(a, alpha=0.5), (F(0),), (0.5,), expected=(0.5,)),
+    Fact("elu", lambda a: _NN.elu(a, alpha=0.5), (F(-3, 4),), (0.5,)),
+    Fact("elu", lambda a: _NN.elu(a, alpha=0.5), (F(1, 2),), (0.5,), expected=(1.0,)),
+    Fact("elu", lambda a: _NN.elu(a, alpha=0.5), (ex.NAN,), (0.5,), expected=(1.0,)),
+    Fact("leaky_relu", lambda a: _NN.leaky_relu(a, 0.25), (F(0),), (0.25,), expected=(0.25,)),
+    Fact("leaky_relu", lambda a: _NN.leaky_relu(a, 0.25), (F(-3, 4),), (0.25,), expected=(0.25,)),
+    Fact("leaky_relu", lambda a: _NN.leaky_relu(a, 0.25), (F(1, 2),), (0.25,), expected=(1.0,)),
+    Fact("leaky_relu", lambda a: _NN.leaky_relu(a, 0.25), (ex.NAN,), (0.25,), expected=(0.25,)),
+    Fact("hardtanh", _NN.hardtanh, (F(-1),), (-1.0, 1.0), expected=(0.0,)),
+    Fact("hardtanh", _NN.hardtanh, (F(1),), (-1.0, 1.0), expected=(0.0,)),
+    Fact("hardtanh", _NN.hardtanh, (F(1, 2),), (-1.0, 1.0), expected=(1.0,)),
+    Fact("hardtanh", _NN.hardtanh, (F(3, 2),), (-1.0, 1.0), expected=(0.0,)),
+    Fact("hardtanh", _NN.hardtanh, (ex.NAN,), (-1.0, 1.0), expected=(1.0,)),
+    Fact("hardtanh", _NN.relu6, (F(0),), (0.0, 6.0), expected=(0.0,)),
+    Fact("hardtanh", _NN.relu6, (F(6),), (0.0, 6.0), expected=(0.0,)),
+    Fact("round_even", torch.round, (F(5, 2),), expected=(0.0,)),
+    Fact("round_even", torch.round, (F(-7, 2),), expected=(0.0,)),
+    Fact("round_even", torch.round, (ex.NAN,), expected=(0.0,)),
+    Fact("xlogy", torch.xlogy, (F(0), F(0)), expected=(0.0, NAN)),
+    Fact("xlogy", torch.xlogy, (F(0), F(-1)), expected=(0.0, 0.0)),
+    Fact("xlogy", torch.xlogy, (F(3, 8), F(5, 4))),
+)
+
 FACTS: tuple[Fact, ...] = (
     # A NaN reaching a kink: relu passes its gradient, clamp blocks it, maximum/minimum give
     # both arguments the full gradient, abs and sign give 0 (and sign's value is 0).
@@ -209,6 +243,7 @@ FACTS: tuple[Fact, ...] = (
          (1, 2, 2, 0, 1), expected=(0.0, 0.0, 0.0, 0.0)),
     Fact("var_along", lambda a, b, c, d: torch.var(torch.stack([a, b, c, d]).reshape(2, 2), 1)[1], (F(1), F(2), F(3), F(5)),
          (1, 2, 2, 1, 1)),
+    *ACTIVATION_FACTS,
 )
 
 
@@ -284,6 +319,11 @@ NONSMOOTH_AT = {
     "min_at": (None, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
     "std": (1, (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
     "std_along": ((1, 1, 2, 1, 0), (F(1), F(1)), [(F(3, 4), F(1)), (F(5, 4), F(1))]),
+    # torch's activations (program/activations.py): a kink at 0, hardtanh's at its two corners
+    "elu": ((0.5,), (F(0),), [(F(-1, 4),), (F(1, 4),)]),
+    "leaky_relu": ((0.25,), (F(0),), [(F(-1, 4),), (F(1, 4),)]),
+    "hardtanh": ((-1.0, 1.0), (F(1),), [(F(3, 4),), (F(5, 4),)]),
+    "round_even": (None, (F(5, 2),), [(F(9, 4),), (F(11, 4),)]),  # torch.round jumps at the half-integers
 }
 
 
