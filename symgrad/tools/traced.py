@@ -12,6 +12,7 @@ which stand on the verdict and on sweeps.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
@@ -56,7 +57,12 @@ class Traced(Reading):
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
         result = sweep(self.program, over, branches=self.branches, **options)
-        return replace(result, checked_points=_check_beside_user(self, result))
+        begin = time.perf_counter()
+        checked = _check_beside_user(self, result)
+        spent = time.perf_counter() - begin
+        total = result.seconds + spent
+        return replace(result, checked_points=checked, seconds=total,
+                       timings={**result.timings, "checked": spent, "total": total})
 
 
 # Where the user's function cannot run on the whole batch at once (Python control flow on tensor
