@@ -288,6 +288,10 @@ CHUNK: Final = 2**16
 # torch splits an elementwise op among its intra-op threads only above this many elements
 # (ATen's GRAIN_SIZE): every op on a chunk this size runs whole on the thread that calls it.
 GRAIN: Final = 2**15
+# At most this many workers: the Python side of a chunk's ops (about a quarter of a 2^15-point
+# chunk's time, measured on (1 - cos x)/x**2 and a where) holds the GIL, so more workers than
+# about four to eight would wait on it rather than on torch.
+MAX_WORKERS: Final = 8
 
 
 def chunking(n: int, threads: int) -> tuple[int, int]:
@@ -299,11 +303,12 @@ def chunking(n: int, threads: int) -> tuple[int, int]:
     its own thread: torch does not split an op that small, so no op waits at a barrier for all T
     threads. On a machine where another process holds a core, torch's split ops each wait for
     the thread that was descheduled (every op, many per chunk); here a worker that is
-    descheduled only takes fewer chunks, and the others take the rest."""
+    descheduled only takes fewer chunks, and the others take the rest. Beyond MAX_WORKERS
+    threads, the others are left to whatever else the process runs."""
     if threads <= 1 or n <= GRAIN:
         return min(CHUNK, max(n, 1)), 1
     size = min(CHUNK, GRAIN)
-    return size, min(threads, -(-n // size))
+    return size, min(threads, MAX_WORKERS, -(-n // size))
 
 
 def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_mode: bool = False,

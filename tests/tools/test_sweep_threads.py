@@ -53,13 +53,13 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def test_the_chunk_size_is_chosen_for_the_thread_count(threads: int, n: int) -> None:
     size, workers = batch_module.chunking(n, threads)
     chunks = -(-n // size)
-    assert 1 <= workers <= threads and workers <= chunks
+    assert 1 <= workers <= min(threads, batch_module.MAX_WORKERS) and workers <= chunks
     if threads == 1 or n <= batch_module.GRAIN:
         # one thread, or one op's worth: chunks of CHUNK one after another (or one piece)
         assert workers == 1 and size == min(batch_module.CHUNK, n)
     else:
         # several threads: chunks that torch does not split among its threads, one worker per thread
-        assert size <= batch_module.GRAIN and workers == min(threads, chunks)
+        assert size <= batch_module.GRAIN and workers == min(threads, batch_module.MAX_WORKERS, chunks)
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
