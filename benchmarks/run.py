@@ -13,6 +13,7 @@ Nothing here is asserted in the unit tests (machines are noisy); the issue notes
     python benchmarks/run.py --contended  the sweep and check rows beside a busy process of our own
     python benchmarks/run.py --backward   only the comparison.backward row
     python benchmarks/run.py --flagged    only the flagged-sweep rows
+    python benchmarks/run.py --loop-memory  only the memory of a compared loop of 10^5 iterations
     python benchmarks/run.py --threads 1  torch on one thread (steadier on a shared machine)
 """
 
@@ -26,6 +27,7 @@ import math
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,7 @@ import symgrad as sg
 import symgrad.frontends.trace
 import symgrad.program.exact
 import symgrad.program.program
+import symgrad.sides.batch
 import symgrad.sides.lowering
 import symgrad.sides.symbolic
 import symgrad.tools.sweep
@@ -168,6 +171,56 @@ def peak_rss(code: str, points: int) -> float:
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+LOOP = """
+from sympy.codegen.ast import Assignment, CodeBlock, For
+b, i = sp.symbols("b i")
+n = {iterations}
+loop = sg.Program(inputs=[x], body=CodeBlock(Assignment(b, x), For(i, sp.Range(n), CodeBlock(Assignment(b, b + sp.cos(b) * x / n)))), output=b)
+"""
+
+TORCH_LOOP = """
+t = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+v = t
+for _ in range({iterations}):
+    v = v + torch.cos(v) * t / {iterations}
+torch.autograd.grad(v, t)
+"""
+
+
+def loop_memory(iterations: int, what: str) -> float:
+    """Peak memory (MiB) added in a fresh interpreter by the compared loop b = b + cos(b)*x/n of
+    `iterations` iterations: "rss" for compare() (VmHWM), "traced" for compare() (tracemalloc's
+    peak: Python's own allocations, not python-flint's or torch's), "torch" for torch's own
+    forward and backward of the same loop by hand (VmHWM): the autograd column's own share."""
+    setup = LOOP.format(iterations=iterations)
+    run = f"c = sg.compare(loop, at={{x: 0.7}}, max_iterations=10 * n)"
+    if what == "traced":
+        code = (f"{setup}\nimport tracemalloc\ntracemalloc.start()\n{run}\n"
+                "print(json.dumps(tracemalloc.get_traced_memory()[1] / 2**20))")
+        out = subprocess.run([sys.executable, "-c", f"import json, torch, sympy as sp, symgrad as sg\nx = sp.Symbol('x')\n{code}"],
+                             capture_output=True, text=True, check=True)
+        return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    body = TORCH_LOOP.format(iterations=iterations) if what == "torch" else f"{setup}\n{run}"
+    return peak_rss(f"exec({body!r})", 1)
+
+
+def loop_memory_rows(table: Table) -> None:
+    """Issue 23, item 3: the memory a compared loop of 10^5 iterations adds, beside torch's own
+    forward and backward of the same loop (which compare() runs as its autograd column)."""
+    n = ARGS.loop_memory_iterations
+    m = interleave([lambda k: lambda: loop_memory(n, "rss"), lambda k: lambda: loop_memory(n, "torch")],
+                   ARGS.memory_rounds, meter=reported)
+    traced = interleave([lambda k: lambda: loop_memory(n, "traced")], 1, meter=reported)
+    own = m.difference()
+    table.add(f"peak memory compare() adds: the For loop b = b + cos(b)*x/n, {n:,} iterations, max_iterations "
+              "raised (fresh interpreters), vs torch's own fwd+bwd of the loop by hand", "cold", m,
+              ours=f"{m.median(0):.0f} MiB", peer=f"{m.median(1):.0f} MiB", target="< 200 MiB",
+              ok=m.median(0) < 200,
+              detail=f"symgrad's own share (compare() minus torch's loop, median of pairs): {own:.0f} MiB, "
+                     f"{own * 2**20 / n:,.0f} bytes per iteration; tracemalloc's peak inside compare() "
+                     f"(Python objects only): {traced.median(0):.0f} MiB")
 
 
 def python_c(stmt: str) -> Factory:
@@ -654,10 +707,14 @@ def flagged_sweep(table: Table, what: str, expr: sp.Expr, base: np.ndarray, kwar
     s = sweeps[-1]
     flagged = len(s.points) - s.counts.get("agree", 0)
     limit = 3.0 if table.contended else 2.0
+    timed = sweeps[-p.rounds:]  # the timed rounds' sweeps (warm-up first)
+    parts = ", ".join(f"{k} {seconds(statistics.median(t.timings[k] for t in timed))}"
+                      for k in ("batch", "symbolic", "flagged", "other"))
     table.add(f"sweep of {what}, {len(s.points)} points, vs the function as written ({written.__name__}), "
               "fwd+bwd by hand in torch on the same batch", "warm", p, target=f"<= {limit:g}", ok=p.ratio() <= limit,
               detail=f"counts {s.counts} ({flagged} not agree; {s.exact_points} compared exactly, "
-                     f"{s.inferred_points} inferred)")
+                     f"{s.inferred_points} inferred); inside the sweep's median, medians of Sweep.timings: {parts} "
+                     "(flagged = the flagged points' exact checks and refinement)")
     if table.contended:
         return
     table.add(f"the same sweep vs the careful rewrite ({rewrite.__name__}), fwd+bwd by hand", "warm", p,
@@ -735,7 +792,9 @@ def readable(case: Case) -> Case:
 
 def header(mode: str) -> None:
     load = os.getloadavg()
-    print(f"mode: {mode}; machine: os.cpu_count() = {os.cpu_count()}, torch threads = {torch.get_num_threads()}; "
+    size, workers = symgrad.sides.batch.chunking(10**6, torch.get_num_threads())
+    print(f"mode: {mode}; machine: os.cpu_count() = {os.cpu_count()}, torch threads = {torch.get_num_threads()} "
+          f"(a sweep of 10^6 points runs in chunks of {size:,} points taken by {workers} worker thread(s)); "
           f"python {sys.version.split()[0]}, torch {torch.__version__}, sympy {sp.__version__}; "
           f"load average at start (1, 5, 15 min) = {', '.join(f'{a:.2f}' for a in load)}", flush=True)
     print("every row: symgrad and its peer interleaved (A B A B ...), the median of the per-pair ratios; "
@@ -754,6 +813,8 @@ def main() -> None:
     header(("quick, " if ARGS.quick else "") + mode)
     if ARGS.models:
         model_rows(table)
+    elif ARGS.loop_memory:
+        loop_memory_rows(table)
     elif ARGS.backward:
         backward_cost(table)
     elif ARGS.flagged:
@@ -768,6 +829,7 @@ def main() -> None:
         lowering_rows(table, default_limit)
         program_rows(table)
         memory_and_import_rows(table)
+        loop_memory_rows(table)
         matrix_rows(table)
         depth_rows(table, default_limit)
         backward_cost(table)
@@ -787,6 +849,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", action="store_true",
                         help="only the whole-model rows (the MLP of issue 20 from torch code; gradcheck takes minutes)")
     parser.add_argument("--flagged", action="store_true", help="only the flagged-sweep rows")
+    parser.add_argument("--loop-memory", action="store_true",
+                        help="only the memory row of the compared loop of 10^5 iterations (fresh interpreters)")
     parser.add_argument("--contended", action="store_true",
                         help="the sweep and check rows beside a process of our own spinning one core (target 3x)")
     parser.add_argument("--threads", type=int, default=None,
@@ -811,6 +875,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.depths = [100, 300, 1000] if quick else [100, 1000, 10_000]
     args.loop_sizes = [10**2, 10**3, 10**4] if quick else [10**3, 10**4, 10**5]
     args.sweep_points = 10**5 if quick else 10**6
+    args.loop_memory_iterations = 10**4 if quick else 10**5
     return args
 
 

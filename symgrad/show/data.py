@@ -155,6 +155,7 @@ def sweep_dict(s: Sweep, points: bool = True) -> dict[str, Any]:
         "inferred_points": s.inferred_points,
         "skipped_points": s.skipped_points,
         "seconds": s.seconds,
+        "timings": dict(s.timings),
     }
     if points:
         out["points"] = {

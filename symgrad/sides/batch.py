@@ -292,13 +292,37 @@ def _margin_text(c: Cond, rel: sp.Basic) -> str:
     return f"({inline.value(rel.lhs)}) - ({inline.value(rel.rhs)})"
 
 
-# A straight-line program runs on the CPU in chunks of this many points: each chunk's
+# A straight-line program runs on the CPU in chunks of at most this many points: each chunk's
 # intermediates stay in the cache, and their memory is reused by the next chunk instead of being
 # fresh pages each time (10^6 points of (1 - cos x)/x**2, forward and backward with the flags,
 # measured here: 7.1 ms in chunks of 2^16, 22 to 42 ms in one piece, most of it page faults).
 # A program with a loop runs in one piece: its statements run once per iteration, and chunks
 # would multiply that Python overhead.
 CHUNK: Final = 2**16
+# torch splits an elementwise op among its intra-op threads only above this many elements
+# (ATen's GRAIN_SIZE): every op on a chunk this size runs whole on the thread that calls it.
+GRAIN: Final = 2**15
+# At most this many workers: the Python side of a chunk's ops (about a quarter of a 2^15-point
+# chunk's time, measured on (1 - cos x)/x**2 and a where) holds the GIL, so more workers than
+# about four to eight would wait on it rather than on torch.
+MAX_WORKERS: Final = 8
+
+
+def chunking(n: int, threads: int) -> tuple[int, int]:
+    """(points per chunk, worker threads) for a straight-line run of `n` points on the CPU, with
+    torch's intra-op thread count `threads` (read, never set: it is process-wide).
+
+    With one thread, chunks of CHUNK run one after another. With T threads, T workers of our own
+    take chunks of at most GRAIN points from a shared counter, and each runs its chunk's ops on
+    its own thread: torch does not split an op that small, so no op waits at a barrier for all T
+    threads. On a machine where another process holds a core, torch's split ops each wait for
+    the thread that was descheduled (every op, many per chunk); here a worker that is
+    descheduled only takes fewer chunks, and the others take the rest. Beyond MAX_WORKERS
+    threads, the others are left to whatever else the process runs."""
+    if threads <= 1 or n <= GRAIN:
+        return min(CHUNK, max(n, 1)), 1
+    size = min(CHUNK, GRAIN)
+    return size, min(threads, MAX_WORKERS, -(-n // size))
 
 
 def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_mode: bool = False,
@@ -308,19 +332,65 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
     The tie mask holds the points near a cancellation too, unless `cancel_out` is given: then it
     receives the cancellation mask, and the tie mask holds only ties."""
     n = columns[0].shape[0]
-    if n <= CHUNK or columns[0].device.type != "cpu" or has_loop(lowered.body):
+    size, workers = chunking(n, torch.get_num_threads())
+    if n <= size or columns[0].device.type != "cpu" or has_loop(lowered.body):
         value, grads, tie, stuck, cancel = _run_batch(lowered, columns, math_mode, grad, checks, max_iterations)
     else:
-        parts = [_run_batch(lowered, [c[start:start + CHUNK] for c in columns], math_mode, grad, checks, max_iterations)
-                 for start in range(0, n, CHUNK)]
-        value, tie, stuck, cancel = (torch.cat([p[k] for p in parts]) for k in (0, 2, 3, 4))
-        grads = [torch.cat([p[1][j] for p in parts]) for j in range(len(parts[0][1]))]
+        value, grads, tie, stuck, cancel = _chunks(lowered, columns, size, workers, math_mode, grad, checks,
+                                                   max_iterations)
     if cancel_out is not None:
         # Per point: whether a difference cancelled too many digits (or an exp underflowed or
         # overflowed) for a float comparison.
         cancel_out.append(cancel)
         return value, grads, tie, stuck
     return value, grads, tie | cancel, stuck
+
+
+def _chunks(lowered: LoweredProgram, columns: Sequence[torch.Tensor], size: int, workers: int, math_mode: bool,
+            grad: bool, checks: bool, max_iterations: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor,
+                                                                     torch.Tensor, torch.Tensor]:
+    """`_run_batch` chunk by chunk, each chunk's results written into the whole batch's tensors
+    (allocated once, no concatenation), by `workers` threads taking the next chunk as they finish."""
+    n = columns[0].shape[0]
+    starts = list(range(0, n, size))
+    out: list[Any] = [None] * 5
+    lock = threading.Lock()
+    taken = iter(starts)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while True:
+                with lock:
+                    start = next(taken, None)
+                    if start is None or errors:
+                        return
+                part = _run_batch(lowered, [c[start:start + size] for c in columns], math_mode, grad, checks,
+                                  max_iterations)
+                with lock:
+                    if out[0] is None:  # the whole batch's tensors, shaped and typed as the first chunk's
+                        out[:] = [_whole(part[0], n), [_whole(g, n) for g in part[1]],
+                                  *(_whole(m, n) for m in part[2:])]
+                stop = start + part[0].shape[0]
+                for whole, piece in ((out[0], part[0]), *zip(out[1], part[1]), *zip(out[2:], part[2:])):
+                    whole[start:stop] = piece
+        except BaseException as err:  # raised in the caller's thread below
+            with lock:
+                errors.append(err)
+
+    threads = [threading.Thread(target=work, name=f"symgrad-batch-{k}", daemon=True) for k in range(workers - 1)]
+    for t in threads:
+        t.start()
+    work()  # the calling thread is one of the workers
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return out[0], out[1], out[2], out[3], out[4]
+
+
+def _whole(piece: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.empty((n, *piece.shape[1:]), dtype=piece.dtype, device=piece.device)
 
 
 def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mode: bool, grad: bool, checks: bool,

@@ -128,8 +128,12 @@ class Path:
         """Reverse accumulation: d output / d step for every step (matrices for matrix steps).
         `seed` is the output's adjoint (1 for a scalar output; a one-hot matrix picks one
         element of a matrix output). Without a seed the result is computed once per mode and
-        precision, and shared: callers must not change it."""
+        precision, and shared: callers must not change it. On a path without cut steps the two
+        modes are one computation, and share one list (a loop of 10^5 iterations keeps one
+        adjoint per step once, not twice)."""
         if seed is None:
+            if mode == "math" and not self.has_cut:
+                mode = "executed"
             key = (mode, ex.prec(), _WANTED.names)
             cache = self.__dict__.setdefault("_adjoint_cache", {})
             hit = cache.get(key)
@@ -137,6 +141,16 @@ class Path:
                 hit = cache[key] = self._adjoints(mode, None)
             return hit
         return self._adjoints(mode, seed)
+
+    @property
+    def has_cut(self) -> bool:
+        """Whether a step is cut (detach, item, no_grad, a graph break) or is a user's
+        torch.autograd.Function (whose executed derivative is its own backward, the mathematics'
+        its forward's): only then do the executed and the mathematical adjoints differ."""
+        cut = self.__dict__.get("_has_cut")
+        if cut is None:
+            cut = self.__dict__["_has_cut"] = any(st.cut or st.op == CUSTOM_OP for st in self.steps)
+        return cut
 
     def adjoints_from(self, mode: Literal["executed", "math"], seeds: dict[int, Any]) -> list[Any]:
         """Reverse accumulation from adjoints given at several steps at once (`seeds`, step index

@@ -14,11 +14,12 @@ Control flow stays vectorised: the batch runner (`symgrad.sides.batch`) runs the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -117,6 +118,14 @@ class Sweep:
     # For a function read from torch code (`Traced.sweep`): how many points were run through the
     # user's own function beside the translation, value and gradient bit for bit (0 otherwise).
     checked_points: int = 0
+    # Where the time went, in seconds, each figure inside `seconds`: "batch" (the lowered program
+    # forward and backward on every point, with the flags), "symbolic" (the float symbolic
+    # derivative: its sample, or every point where it is needed), "flagged" (the flagged points'
+    # exact work: their compare() and rounding checks, refinement included), "other" (the rest:
+    # the grid, the runs of flagged points, inference, counts and regions), and "total" (=
+    # `seconds`). `Traced.sweep` adds "checked" (the user's own function run beside the
+    # translation), which its `seconds` and "total" include.
+    timings: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def grad_executed(self) -> np.ndarray:
@@ -390,7 +399,9 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
       is compared point by point where it fits, and bisected where it does not; the other points
       of a run take the cause of their nearest compared point (`inferred_points` counts them).
 
-    **Returns:** a `Sweep` with `.counts` (cause id -> points), `.regions`, `.worst`, `.plot()`.
+    **Returns:** a `Sweep` with `.counts` (cause id -> points), `.regions`, `.worst`, `.plot()`,
+    and `.timings` (seconds spent on the batch run, the float symbolic derivative, the flagged
+    points' exact work and the rest, inside `.seconds`).
 
     >>> import sympy as sp
     >>> x = sp.Symbol("x")
@@ -423,7 +434,9 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     cols = [torch.from_numpy(np.ascontiguousarray(points[:, k])).to(device=dev, dtype=DTYPES[dtype])
             for k in range(len(names))]
     cancel_out: list[torch.Tensor] = []
-    value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations, cancel_out=cancel_out)
+    clock = _Clock()
+    with clock("batch"):
+        value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations, cancel_out=cancel_out)
     tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), cancel_out[0].cpu().numpy()
     if len(wrt_idx) == 1:  # one column: the gradient's own memory, no copy
         auto = grads[wrt_idx[0]].to(torch.float64).cpu().numpy().reshape(-1, 1)
@@ -440,12 +453,13 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     f_finite = np.isfinite(value.cpu().numpy())  # one value per point; numpy's test makes no float temporary
     flagged = tie | cancel | ~finite | ~f_finite
     eager = symbolic.differs(dtype)
-    if eager:
-        flagged |= _flag(symbolic.values(), auto, tol)
-    else:
-        sample = _sample(~flagged & ~stuck)
-        if len(sample) and _flag(symbolic.at(sample), auto[sample], tol).any():
+    with clock("symbolic"):
+        if eager:
             flagged |= _flag(symbolic.values(), auto, tol)
+        else:
+            sample = _sample(~flagged & ~stuck)
+            if len(sample) and _flag(symbolic.at(sample), auto[sample], tol).any():
+                flagged |= _flag(symbolic.values(), auto, tol)
     # A point whose loop never ended has no value: do not show the unfinished loop's numbers.
     flagged &= ~stuck
     if stuck.any():
@@ -506,30 +520,53 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     # question; the first compared point of each run gets its full comparison (the worst points
     # and the report show those).
     light = not eager
-    if light and len(chosen):
-        runs_of = runs.run_of(np.searchsorted(runs.idx, chosen))
-        first = np.concatenate(([True], runs_of[1:] != runs_of[:-1]))
-        cheap = ~first & (runs.signature(chosen) == 1)
-        exactly(chosen[~cheap].tolist())
-        exactly(chosen[cheap].tolist(), light=True)
-    else:
-        exactly(chosen.tolist())
-    runs.refine(codes, decided, exactly, max_exact, light=light)
+    with clock("flagged"):
+        if light and len(chosen):
+            runs_of = runs.run_of(np.searchsorted(runs.idx, chosen))
+            first = np.concatenate(([True], runs_of[1:] != runs_of[:-1]))
+            cheap = ~first & (runs.signature(chosen) == 1)
+            exactly(chosen[~cheap].tolist())
+            exactly(chosen[cheap].tolist(), light=True)
+        else:
+            exactly(chosen.tolist())
+        runs.refine(codes, decided, exactly, max_exact, light=light)
     if show:
         print(file=sys.stderr)
     inferred = runs.infer(codes, decided)
     numbers = _count(codes, {AGREE, SKIPPED} | {int(codes[i]) for i in decided})
     counts = {IDS[k]: int(m) for k, m in enumerate(numbers) if m and k != SKIPPED}
     worst = _worst(exact, auto, executed)
+    seconds = time.perf_counter() - start
     return Sweep(
         source=lowered.normalized.source if not lowered.normalized.is_program else "program",
         lowered=lowered, symbols=lowered.symbols, wrt=tuple(lowered.symbols[k] for k in wrt_idx),
         points=points, value=value.to(torch.float64).cpu().numpy(), symbolic=symbolic, grad_autograd=auto,
         codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, lowered.symbols, swept),
         worst=worst, exact_points=len(decided), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
-        dtype=dtype, branches=branches, device=str(dev), seconds=time.perf_counter() - start, grid=grid,
-        swept=swept, executed=executed,
+        dtype=dtype, branches=branches, device=str(dev), seconds=seconds, grid=grid,
+        swept=swept, executed=executed, timings=clock.timings(seconds),
     )
+
+
+class _Clock:
+    """Seconds spent in named parts of a sweep (`Sweep.timings`)."""
+
+    PARTS: Final = ("batch", "symbolic", "flagged")
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(self.PARTS, 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, part: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[part] += time.perf_counter() - begin
+
+    def timings(self, total: float) -> dict[str, float]:
+        """The parts, "other" (what the parts leave of the total) and "total"."""
+        return {**self.spent, "other": max(0.0, total - sum(self.spent.values())), "total": total}
 
 
 def _count(codes: np.ndarray, present: set[int]) -> np.ndarray:

@@ -12,6 +12,7 @@ which stand on the verdict and on sweeps.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
@@ -65,7 +66,12 @@ class Traced(Reading):
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
         result = sweep(self.program, over, branches=self.branches, **options)
-        return replace(result, checked_points=_check_beside_user(self, result))
+        begin = time.perf_counter()
+        checked = _check_beside_user(self, result)
+        spent = time.perf_counter() - begin
+        total = result.seconds + spent
+        return replace(result, checked_points=checked, seconds=total,
+                       timings={**result.timings, "checked": spent, "total": total})
 
 
 # A sweep of a function with tensor inputs (issue 20, item 4): said, not run.

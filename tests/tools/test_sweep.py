@@ -810,7 +810,7 @@ def test_run_batch_in_chunks_is_the_one_piece_run_bit_for_bit(name: str, monkeyp
     sizes = _counting_pieces(batch_module, monkeypatch)
     parts_cancel: list[torch.Tensor] = []
     parts = batch_module.run_batch(lowered, cols, cancel_out=parts_cancel)
-    assert sizes == [37] * 27 + [1]  # it did run in chunks
+    assert sorted(sizes, reverse=True) == [37] * 27 + [1]  # it did run in chunks (workers take them in any order)
     value, grads, tie, stuck = parts
     assert torch.equal(value.isnan(), whole[0].isnan())
     assert torch.equal(value.nan_to_num(), whole[0].nan_to_num())
@@ -832,7 +832,7 @@ def test_a_sweep_in_chunks_says_what_a_one_piece_sweep_says(monkeypatch: pytest.
     monkeypatch.setattr(batch_module, "CHUNK", 100)
     sizes = _counting_pieces(batch_module, monkeypatch)
     parts = sg.sweep(f, over={x: (-1, 1)}, n=2001, branches="where")
-    assert sizes[:21] == [100] * 20 + [1]  # the batch run in chunks (then the exact checks' own runs)
+    assert sorted(sizes[:21], reverse=True) == [100] * 20 + [1]  # the batch run in chunks (then the exact checks' own runs)
     assert np.array_equal(parts.codes, whole.codes)
     assert np.array_equal(parts.grad_autograd, whole.grad_autograd, equal_nan=True)
     assert np.array_equal(parts.value, whole.value, equal_nan=True)
