@@ -20,7 +20,7 @@ import symgrad as sg
 
 from corpus.d2l import book
 from corpus.d2l.cases import CASES, Case, x_act
-from corpus.d2l.run import run
+from corpus.d2l.run import run, torch_gradients
 
 
 def _param(case: Case) -> object:
@@ -37,10 +37,25 @@ def test_case(case: Case) -> None:
         return
     if o.read:
         assert o.cause == case.expect, f"{case.id}: symgrad says {o.cause}, the mathematics and torch {case.expect}"
+        _check_against_torch(case, o.comparison)
         return
     assert case.today == "refused", f"{case.id} refused: {o.first_line}"
     assert isinstance(o.error, sg.SymgradError), repr(o.error)
     assert o.refusal_names_line or o.refusal_names_argument, o.first_line
+
+
+def _check_against_torch(case: Case, comparison: sg.Comparison) -> None:
+    """The comparison is of the gradient torch computes: as many entries, symgrad's autograd
+    floats torch's own, and where the verdict is `agree` the exact derivative within the dtype's
+    rtol of them (compared as sorted lists: the check does not depend on symgrad's entry order)."""
+    want = sorted(torch_gradients(case))
+    got = [e.grad_autograd for e in comparison.entries]
+    assert len(got) == len(want), (len(got), len(want))
+    assert sorted(got) == want
+    if case.expect == "agree":
+        rtol = 1e-4 if comparison.dtype == "float32" else 1e-9
+        exact = sorted(float(e.grad_symbolic) for e in comparison.entries)
+        assert all(abs(a - b) <= rtol * max(abs(a), abs(b)) + 1e-300 for a, b in zip(exact, want)), case.id
 
 
 def test_ids_unique_and_sections_cited() -> None:

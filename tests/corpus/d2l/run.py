@@ -19,6 +19,7 @@ class Outcome:
     case: Case
     cause: str | None  # the cause id, or None where symgrad refused
     error: BaseException | None = None
+    comparison: sg.Comparison | None = None
 
     @property
     def read(self) -> bool:
@@ -59,4 +60,29 @@ def run(case: Case) -> Outcome:
         comparison = sg.compare(case.fn, at=dict(case.at), **kwargs)
     except Exception as e:  # noqa: BLE001 - a non-symgrad error is recorded and fails the test
         return Outcome(case, None, e)
-    return Outcome(case, comparison.cause.id)
+    return Outcome(case, comparison.cause.id, comparison=comparison)
+
+
+def torch_gradients(case: Case) -> list[float]:
+    """Torch's own gradient of the case, every component as a float (the Jacobian of every output
+    element with respect to every `wrt` element, or the vector-Jacobian product with `v`): the
+    floats symgrad's autograd side must hold, independent of symgrad."""
+    if case.seed is not None:
+        torch.manual_seed(case.seed)
+    if isinstance(case.fn, torch.nn.Module):
+        leaves = [p for p in case.fn.parameters() if p.requires_grad]
+        out = case.fn(*case.at.values())
+    else:
+        names = case.wrt if case.wrt is not None else [
+            k for k, t in case.at.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        args = {k: (t.clone().requires_grad_(True) if k in names else t) for k, t in case.at.items()}
+        leaves = [args[k] for k in names]
+        out = case.fn(**args)
+    if case.v is not None:
+        rows = [torch.autograd.grad(out, leaves, case.v, retain_graph=True, allow_unused=True)]
+    else:
+        flat = out.reshape(-1)
+        rows = [torch.autograd.grad(flat[i], leaves, retain_graph=True, allow_unused=True)
+                for i in range(flat.numel())]
+    return [float(v) for row in rows for g, leaf in zip(row, leaves)
+            for v in (g if g is not None else torch.zeros_like(leaf)).reshape(-1)]
