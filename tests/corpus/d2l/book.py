@@ -93,6 +93,11 @@ def la_sum_axis0(A):
     return A.sum(axis=0)
 
 
+def la_sum_axes(A):
+    # linear-algebra.md, "Reduction": A.sum(axis=[0, 1]) (== A.sum())
+    return A.sum(axis=[0, 1])
+
+
 def la_mean(A):
     # linear-algebra.md, "Reduction": A.mean(), A.sum() / A.numel()
     return A.mean(), A.sum() / A.numel()
@@ -197,6 +202,12 @@ def nd_reshape(x):
 def nd_index_slice(X):
     # ndarray.md, "Indexing and Slicing"
     return X[-1], X[1:3]
+
+
+def nd_rebind(X, Y):
+    # ndarray.md, "Saving Memory": Y = Y + X allocates a new Y
+    Y = Y + X
+    return Y
 
 
 def nd_slice_assign(X, Y):
@@ -456,6 +467,23 @@ def dropout_layer(X, dropout):
     if dropout == 1: return torch.zeros_like(X)
     mask = (torch.rand(X.shape) > dropout).float()
     return mask * X / (1.0 - dropout)
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter_multilayer-perceptrons/kaggle-house-price.md
+
+
+def log_target(prices):
+    # kaggle-house-price.md, "Error Measure": get_dataloader's label tensor, the log of the prices
+    # (get_tensor(data[label]) -> prices)
+    return d2l.reshape(d2l.log(prices), (-1, 1))
+
+
+def ensemble(p1, p2):
+    # kaggle-house-price.md, "Submitting Predictions on Kaggle" (two of the k = 5 models' preds)
+    preds = [p1, p2]
+    ensemble_preds = d2l.reduce_mean(d2l.exp(d2l.concat(preds, 1)), 1)
+    return ensemble_preds
 
 
 class DropoutMLPScratch(d2l.Classifier):

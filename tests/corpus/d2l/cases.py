@@ -123,6 +123,7 @@ CASES: list[Case] = [
          {"x": torch.tensor(3.0, dtype=F64), "y": torch.tensor(2.0, dtype=F64)}, "agree"),
     Case("la-sum", PRE, "linear-algebra.md, Reduction", book.la_sum, {"A": A23}, "agree"),
     Case("la-sum-axis0", PRE, "linear-algebra.md, Reduction", book.la_sum_axis0, {"A": A23}, "agree"),
+    Case("la-sum-axes", PRE, "linear-algebra.md, Reduction", book.la_sum_axes, {"A": A23}, "agree"),
     Case("la-mean", PRE, "linear-algebra.md, Reduction", book.la_mean, {"A": A23}, "agree"),
     Case("la-mean-axis0", PRE, "linear-algebra.md, Reduction", book.la_mean_axis0, {"A": A23}, "agree"),
     Case("la-non-reduction-sum", PRE, "linear-algebra.md, Non-Reduction Sum", book.la_non_reduction_sum,
@@ -161,6 +162,7 @@ CASES: list[Case] = [
     Case("nd-reshape", PRE, "ndarray.md, Getting Started", book.nd_reshape,
          {"x": torch.arange(12, dtype=F64)}, "agree"),
     Case("nd-index-slice", PRE, "ndarray.md, Indexing and Slicing", book.nd_index_slice, {"X": X34}, "agree"),
+    Case("nd-rebind", PRE, "ndarray.md, Saving Memory", book.nd_rebind, {"X": X34, "Y": Y34}, "agree"),
     Case("nd-slice-assign", PRE, "ndarray.md, Saving Memory", book.nd_slice_assign,
          {"X": X34, "Y": Y34}, "agree"),
     Case("prob-estimates", PRE, "probability.md, A Simple Example: Tossing Coins", book.prob_estimates,
@@ -265,6 +267,12 @@ CASES: list[Case] = [
     Case("exploding", MLP, "numerical-stability-and-init.md, Exploding Gradients", book.exploding,
          {"M": randn(4, 4, seed=31)}, "agree", seed=0,
          note="float64 (dtype=M.dtype added to the book's torch.normal); draws its 100 matrices inside"),
+    Case("kaggle-log-target", MLP, "kaggle-house-price.md, Error Measure", book.log_target,
+         {"prices": torch.tensor([208500.0, 181500.0, 223500.0, 140000.0], dtype=F64)}, "agree",
+         note="the first four SalePrice values of the training set; 1460 rows -> 4"),
+    Case("kaggle-ensemble", MLP, "kaggle-house-price.md, Submitting Predictions on Kaggle", book.ensemble,
+         {"p1": randn(4, 1, seed=35, scale=0.1) + 12.0, "p2": randn(4, 1, seed=36, scale=0.1) + 12.0}, "agree",
+         note="two models' log-price predictions (k = 5 -> 2, 1459 rows -> 4)"),
     Case("dropout-layer", MLP, "dropout.md, Implementation from Scratch", book.dropout_layer,
          {"X": torch.arange(16, dtype=F64).reshape((2, 8)), "dropout": 0.5}, "agree", wrt=["X"], seed=0,
          note="float64 X (float32 in the book); the mask is drawn inside"),
@@ -299,6 +307,7 @@ REFUSED_TODAY = {
     "softmax-scratch-forward", "softmax-scratch-loss", "softmax-concise-model", "mlp-scratch-forward",
     "mlp-scratch-loss", "mlp-concise-model", "dropout-mlp-scratch-train", "dropout-mlp-concise-train",
     "dropout-mlp-concise-eval",  # rank-4 Fashion-MNIST stand-ins
+    "la-sum-axes", "kaggle-log-target", "kaggle-ensemble",
     "exploding", "dropout-layer", "dropout-layer-0", "dropout-layer-1",  # random draws, assert
 }
 for _case in CASES:
