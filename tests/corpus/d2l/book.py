@@ -292,6 +292,35 @@ def utils_linreg_squared_loss(X, y, w, b):
     return l.sum()
 
 
+class LinearRegressionScratch(d2l.Module):
+    # linear-regression-scratch.md, "Defining the Model"
+    """The linear regression model implemented from scratch."""
+    def __init__(self, num_inputs, lr, sigma=0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.w = d2l.normal(0, sigma, (num_inputs, 1), requires_grad=True)
+        self.b = d2l.zeros(1, requires_grad=True)
+
+
+@d2l.add_to_class(LinearRegressionScratch)
+def forward(self, X):
+    # linear-regression-scratch.md, "Defining the Model"
+    return d2l.matmul(X, self.w) + self.b
+
+
+@d2l.add_to_class(LinearRegressionScratch)
+def loss(self, y_hat, y):
+    # linear-regression-scratch.md, "Defining the Loss Function"
+    l = (y_hat - y) ** 2 / 2
+    return d2l.reduce_mean(l)
+
+
+def training_step(model, X, y):
+    # oo-design.md, "Models": Module.training_step, l = self.loss(self(*batch[:-1]), batch[-1])
+    l = model.loss(model(X), y)
+    return l
+
+
 # ---------------------------------------------------------------------------------------------
 # chapter_linear-regression/linear-regression-concise.md
 
@@ -356,6 +385,26 @@ def pick(y_hat, y):
     return y_hat[[0, 1], y]
 
 
+class SoftmaxRegressionScratch(d2l.Classifier):
+    # softmax-regression-scratch.md, "The Model"
+    def __init__(self, num_inputs, num_outputs, lr, sigma=0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.W = torch.normal(0, sigma, size=(num_inputs, num_outputs),
+                              requires_grad=True)
+        self.b = torch.zeros(num_outputs, requires_grad=True)
+
+    def parameters(self):
+        return [self.W, self.b]
+
+
+@d2l.add_to_class(SoftmaxRegressionScratch)
+def forward(self, X):
+    # softmax-regression-scratch.md, "The Model"
+    X = d2l.reshape(X, (-1, self.W.shape[0]))
+    return softmax(d2l.matmul(X, self.W) + self.b)
+
+
 def softmax_scratch_forward(X, W, b):
     # softmax-regression-scratch.md, "The Model": SoftmaxRegressionScratch.forward
     X = d2l.reshape(X, (-1, W.shape[0]))
@@ -401,6 +450,17 @@ def classifier_loss(Y_hat, Y, averaged=True):
 # chapter_multilayer-perceptrons/mlp-implementation.md
 
 
+class MLPScratch(d2l.Classifier):
+    # mlp-implementation.md, "Initializing Model Parameters"
+    def __init__(self, num_inputs, num_outputs, num_hiddens, lr, sigma=0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.W1 = nn.Parameter(torch.randn(num_inputs, num_hiddens) * sigma)
+        self.b1 = nn.Parameter(torch.zeros(num_hiddens))
+        self.W2 = nn.Parameter(torch.randn(num_hiddens, num_outputs) * sigma)
+        self.b2 = nn.Parameter(torch.zeros(num_outputs))
+
+
 def relu(X):
     # mlp-implementation.md, "Model"
     a = torch.zeros_like(X)
@@ -412,6 +472,14 @@ def mlp_scratch_forward(X, W1, b1, W2, b2):
     X = d2l.reshape(X, (-1, W1.shape[0]))
     H = relu(d2l.matmul(X, W1) + b1)
     return d2l.matmul(H, W2) + b2
+
+
+@d2l.add_to_class(MLPScratch)
+def forward(self, X):
+    # mlp-implementation.md, "Model"
+    X = d2l.reshape(X, (-1, self.num_inputs))
+    H = relu(d2l.matmul(X, self.W1) + self.b1)
+    return d2l.matmul(H, self.W2) + self.b2
 
 
 def mlp_scratch_loss(X, y, W1, b1, W2, b2):

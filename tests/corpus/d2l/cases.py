@@ -65,6 +65,20 @@ def lazy(model: torch.nn.Module, X: torch.Tensor, seed: int) -> torch.nn.Module:
     return model
 
 
+def scratch64(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A D2L scratch model in float64: its plain tensors with requires_grad (as the book makes
+    them) converted to float64 leaves, its nn.Parameters by `.double()`; values kept."""
+    for name, t in list(vars(model).items()):
+        if isinstance(t, torch.Tensor) and t.requires_grad:
+            setattr(model, name, t.detach().double().requires_grad_(True))
+    return model.double()
+
+
+def seeded(seed: int, make: Callable[[], Any]) -> Any:
+    torch.manual_seed(seed)
+    return make()
+
+
 PRE, LR, LC, MLP = ("chapter_preliminaries", "chapter_linear-regression",
                     "chapter_linear-classification", "chapter_multilayer-perceptrons")
 
@@ -196,6 +210,12 @@ CASES: list[Case] = [
     Case("utils-linreg-squared-loss", LR, "d2l/torch.py linreg, squared_loss (sec_utils)",
          book.utils_linreg_squared_loss, {"X": X_syn, "y": y_syn, "w": w_lr, "b": b_lr}, "agree",
          wrt=["w", "b"]),
+    Case("lr-scratch-model", LR, "linear-regression-scratch.md, Defining the Model",
+         scratch64(seeded(40, lambda: book.LinearRegressionScratch(2, lr=0.03)), 40), {"X": X_syn}, "agree",
+         note="the book's class; w, b plain tensors with requires_grad (not nn.Parameters), float64"),
+    Case("lr-scratch-training-step", LR, "oo-design.md, Models (training_step)", book.training_step,
+         {"model": scratch64(seeded(41, lambda: book.LinearRegressionScratch(2, lr=0.03)), 41), "X": X_syn,
+          "y": y_syn}, "agree", wrt=["model"], note="model.loss(model(X), y), wrt the model's w and b"),
     Case("lr-concise-model", LR, "linear-regression-concise.md, Defining the Model",
          lazy(book.LinearRegression(lr=0.03), X_syn, seed=22), {"X": X_syn}, "agree",
          note="nn.LazyLinear(1) after a first forward, float64; its parameters are the inputs"),
@@ -237,6 +257,13 @@ CASES: list[Case] = [
     Case("softmax-concise-model", LC, "softmax-regression-concise.md, Defining the Model",
          lazy(book.SoftmaxRegression(num_outputs=3, lr=0.1), FMNIST_small, seed=26), {"X": FMNIST_small},
          "agree", note=FM + " (2, 1, 2, 2), 3 classes"),
+    Case("softmax-scratch-model", LC, "softmax-regression-scratch.md, The Model",
+         scratch64(seeded(42, lambda: book.SoftmaxRegressionScratch(4, 3, lr=0.1)), 42), {"X": FMNIST_small},
+         "agree", note=FM + " (2, 1, 2, 2), 3 classes; the book's class, float64"),
+    Case("softmax-concise-training-step", LC, "softmax-regression-concise.md + oo-design.md, training_step",
+         book.training_step,
+         {"model": lazy(book.SoftmaxRegression(num_outputs=3, lr=0.1), FMNIST, seed=43), "X": FMNIST, "y": y4},
+         "agree", wrt=["model"], note=FM + " (4, 1, 4, 4), 3 classes; Classifier.loss (F.cross_entropy)"),
     Case("classifier-loss", LC, "softmax-regression-concise.md, Softmax Revisited", book.classifier_loss,
          {"Y_hat": randn(4, 3, seed=27), "Y": y4}, "agree", wrt=["Y_hat"], note="batch 256 -> 4, 3 classes"),
     Case("classifier-loss-none", LC, "softmax-regression-concise.md, Softmax Revisited", book.classifier_loss,
@@ -254,6 +281,13 @@ CASES: list[Case] = [
     Case("mlp-scratch-loss", MLP, "mlp-implementation.md, Model", book.mlp_scratch_loss,
          {"X": FMNIST, "y": y4, **mlp_params16}, "agree", wrt=["W1", "b1", "W2", "b2"],
          note=FM + " (4, 1, 4, 4), 3 classes, 256 hidden -> 4"),
+    Case("mlp-scratch-model", MLP, "mlp-implementation.md, Model",
+         scratch64(seeded(44, lambda: book.MLPScratch(4, 3, 4, lr=0.1)), 44), {"X": FMNIST_small}, "agree",
+         note=FM + " (2, 1, 2, 2), 3 classes, 256 hidden -> 4; the book's class, float64"),
+    Case("mlp-concise-training-step", MLP, "mlp-implementation.md + oo-design.md, training_step",
+         book.training_step,
+         {"model": lazy(book.MLP(num_outputs=3, num_hiddens=4, lr=0.1), FMNIST, seed=45), "X": FMNIST, "y": y4},
+         "agree", wrt=["model"], note=FM + " (4, 1, 4, 4), 3 classes, 256 hidden -> 4"),
     Case("mlp-concise-model", MLP, "mlp-implementation.md, Concise Implementation",
          lazy(book.MLP(num_outputs=3, num_hiddens=4, lr=0.1), FMNIST_small, seed=30), {"X": FMNIST_small},
          "agree", note=FM + " (2, 1, 2, 2), 3 classes, 256 hidden -> 4"),
@@ -316,6 +350,8 @@ REFUSED_TODAY = {
     "mlp-scratch-loss", "mlp-concise-model", "dropout-mlp-scratch-train", "dropout-mlp-concise-train",
     "dropout-mlp-concise-eval",  # rank-4 Fashion-MNIST stand-ins
     "la-sum-axes", "kaggle-log-target", "kaggle-ensemble",
+    "lr-scratch-model", "lr-scratch-training-step",  # plain tensors with requires_grad on a module
+    "softmax-scratch-model", "softmax-concise-training-step", "mlp-scratch-model", "mlp-concise-training-step",
     "exploding", "dropout-layer", "dropout-layer-0", "dropout-layer-1",  # random draws, assert
 }
 for _case in CASES:

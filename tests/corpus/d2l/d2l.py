@@ -9,6 +9,7 @@ import inspect
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 nn_Module = nn.Module
 
@@ -42,6 +43,14 @@ class Module(nn_Module, HyperParameters):  # stand-in for d2l.Module (no Progres
 
 class Classifier(Module):  # stand-in for d2l.Classifier
     pass
+
+
+@add_to_class(Classifier)  # softmax-regression-concise.md, "Softmax Revisited" (#@save)
+def loss(self, Y_hat, Y, averaged=True):
+    Y_hat = reshape(Y_hat, (-1, Y_hat.shape[-1]))
+    Y = reshape(Y, (-1,))
+    return F.cross_entropy(
+        Y_hat, Y, reduction='mean' if averaged else 'none')
 
 
 # d2l/torch.py, the aliases at its end (lines 3473-3514)
