@@ -65,6 +65,19 @@ def test_ids_unique_and_sections_cited() -> None:
                                           "chapter_linear-classification", "chapter_multilayer-perceptrons"}
 
 
+def test_torch_gradient_of_every_case() -> None:
+    """The check a read case meets (`_check_against_torch`) is defined for every case that
+    returns, refused today or not: torch differentiates each at its point (several outputs as one
+    vector, a module as its leaves, a constant function as zeros), so that a feature that starts
+    reading a case is held to torch's numbers, not only to a cause id."""
+    for case in CASES:
+        if case.expect != "refused":
+            assert torch_gradients(case), case.id
+    assert torch_gradients(next(c for c in CASES if c.id == "dropout-layer-1")) == [0.0] * 256
+    assert torch_gradients(next(c for c in CASES if c.id == "la-scalar-ops")) == [1.0, 1.0, 2.0, 3.0, 0.5, -0.75,
+                                                                                    6.0, 9.0 * float(torch.log(torch.tensor(3.0, dtype=torch.float64)))]
+
+
 def _worst_relative_error(fn, dfn, x: torch.Tensor) -> float:
     """The largest |torch's gradient - exact derivative| / |exact derivative| over x's elements,
     the derivative evaluated in SymPy at the exact binary value of each element."""

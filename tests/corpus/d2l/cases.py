@@ -57,10 +57,11 @@ def labels(n: int, classes: int, seed: int) -> torch.Tensor:
 
 
 def lazy(model: torch.nn.Module, X: torch.Tensor, seed: int) -> torch.nn.Module:
-    """A D2L model after its first forward (LazyLinear materialised), in float64, its parameters
-    redrawn from a seeded generator (the book's init scale, 0.01, kept for LazyLinear weights)."""
-    torch.manual_seed(seed)
-    model(X.float())
+    """A D2L model after its first forward (LazyLinear materialised, its parameters drawn with
+    torch's RNG seeded, the RNG restored after), then in float64."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model(X.float())
     model.double()
     return model
 
@@ -75,8 +76,10 @@ def scratch64(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def seeded(seed: int, make: Callable[[], Any]) -> Any:
-    torch.manual_seed(seed)
-    return make()
+    """`make()` with torch's global RNG seeded, the RNG restored after."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return make()
 
 
 PRE, LR, LC, MLP = ("chapter_preliminaries", "chapter_linear-regression",

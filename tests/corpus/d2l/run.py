@@ -49,8 +49,15 @@ class Outcome:
 
 
 def run(case: Case) -> Outcome:
-    if case.seed is not None:
-        torch.manual_seed(case.seed)
+    """The case through `symgrad.compare` (the global RNG seeded first where the function draws
+    numbers, and restored after, so that the corpus leaves torch's RNG as it found it)."""
+    with torch.random.fork_rng():
+        if case.seed is not None:
+            torch.manual_seed(case.seed)
+        return _run(case)
+
+
+def _run(case: Case) -> Outcome:
     kwargs = {}
     if case.wrt is not None:
         kwargs["wrt"] = case.wrt
@@ -63,26 +70,42 @@ def run(case: Case) -> Outcome:
     return Outcome(case, comparison.cause.id, comparison=comparison)
 
 
+def module_leaves(module: torch.nn.Module) -> list[torch.Tensor]:
+    """What torch differentiates a D2L model with respect to: its parameters that require grad,
+    then the plain tensors with requires_grad the book's scratch models hold (`self.w`)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    seen = {id(p) for p in params}
+    return params + [t for m in module.modules() for t in vars(m).values()
+                     if isinstance(t, torch.Tensor) and t.requires_grad and id(t) not in seen]
+
+
 def torch_gradients(case: Case) -> list[float]:
     """Torch's own gradient of the case, every component as a float (the Jacobian of every output
     element with respect to every `wrt` element, or the vector-Jacobian product with `v`): the
-    floats symgrad's autograd side must hold, independent of symgrad."""
-    if case.seed is not None:
-        torch.manual_seed(case.seed)
-    if isinstance(case.fn, torch.nn.Module):
-        leaves = [p for p in case.fn.parameters() if p.requires_grad]
-        out = case.fn(*case.at.values())
-    else:
-        names = case.wrt if case.wrt is not None else [
-            k for k, t in case.at.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
-        args = {k: (t.clone().requires_grad_(True) if k in names else t) for k, t in case.at.items()}
-        leaves = [args[k] for k in names]
-        out = case.fn(**args)
-    if case.v is not None:
-        rows = [torch.autograd.grad(out, leaves, case.v, retain_graph=True, allow_unused=True)]
-    else:
-        flat = out.reshape(-1)
-        rows = [torch.autograd.grad(flat[i], leaves, retain_graph=True, allow_unused=True)
-                for i in range(flat.numel())]
+    floats symgrad's autograd side must hold, independent of symgrad. A module (the case's
+    function, or an argument named in `wrt`) stands for its leaves (`module_leaves`)."""
+    with torch.random.fork_rng():
+        if case.seed is not None:
+            torch.manual_seed(case.seed)
+        if isinstance(case.fn, torch.nn.Module):
+            leaves = module_leaves(case.fn)
+            out = case.fn(*case.at.values())
+        else:
+            names = case.wrt if case.wrt is not None else [
+                k for k, t in case.at.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+            args = {k: (t.clone().requires_grad_(True) if k in names and isinstance(t, torch.Tensor) else t)
+                    for k, t in case.at.items()}
+            leaves = [leaf for k in names for leaf in
+                      (module_leaves(args[k]) if isinstance(args[k], torch.nn.Module) else [args[k]])]
+            out = case.fn(**args)
+        # several outputs (the book's `return x + y, x * y`) are one vector of all their elements
+        flat = torch.cat([o.reshape(-1) for o in (out if isinstance(out, tuple) else (out,))])
+        if not flat.requires_grad:  # a constant function (dropout_layer at 1): every component 0
+            rows = [[None] * len(leaves)] * (1 if case.v is not None else flat.numel())
+        elif case.v is not None:
+            rows = [torch.autograd.grad(flat, leaves, case.v.reshape(-1), retain_graph=True, allow_unused=True)]
+        else:
+            rows = [torch.autograd.grad(flat[i], leaves, retain_graph=True, allow_unused=True)
+                    for i in range(flat.numel())]
     return [float(v) for row in rows for g, leaf in zip(row, leaves)
             for v in (g if g is not None else torch.zeros_like(leaf)).reshape(-1)]
