@@ -16,7 +16,7 @@ two paths) is one input, named by its first path.
 `forward` is the user's own is read from its own source into the caller's reading (`source.inline`,
 citing its own lines); torch's own modules read as their functional forms (`nn.Linear` as
 `x @ W.T + b`, `nn.Sequential` as its layers in turn, `nn.ReLU`, `nn.Tanh`, `nn.Sigmoid`,
-`nn.Softmax(dim)`, `nn.LogSoftmax(dim)`, `nn.Flatten` of a tensor of rank <= 2, `nn.Identity`,
+`nn.Softmax(dim)`, `nn.LogSoftmax(dim)`, `nn.Flatten` of a tensor of rank <= 2 or of data (an image batch), `nn.Identity`,
 `nn.Dropout` in eval mode, and the loss modules of `loss_modules.py`, `self.loss = nn.MSELoss()`);
 any other module is a sentence naming its class.
 
@@ -47,6 +47,7 @@ from typing import Any, Final
 import sympy as sp
 import torch
 
+from . import source_data as sd
 from . import source_indexing as ix
 from . import torch_names as tn
 from .loss_modules import READ_AS as LOSSES_READ_AS
@@ -61,7 +62,7 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
 READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
-                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2), nn.Identity, nn.Dropout in eval mode, "
+                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, nn.Dropout in eval mode, "
                   f"the losses {LOSSES_READ_AS}")
 # How deep inlined calls may nest (a forward that calls itself never ends).
 MAX_DEPTH: Final = 64
@@ -214,8 +215,10 @@ class ModuleRef(Bound):
 
     def flatten(self, x: Any, node: ast.AST) -> Any:
         m = self.module
-        shape = ix.torch_shape(x)
         start, end = m.start_dim, m.end_dim  # type: ignore[attr-defined]
+        if isinstance(x, Data):  # an image batch: torch.flatten of the array, in C order, still data
+            return sd.reshaped(tn.SPELLINGS["torch.flatten"], [x, start, end], {}, node)
+        shape = ix.torch_shape(x)
         rank = len(shape)
         if rank >= 1 and -rank <= start < rank and -rank <= end < rank and start % rank == end % rank:
             return x  # one dimension flattened: the tensor itself

@@ -64,7 +64,7 @@ from . import source_python as py
 from . import torch_names as tn
 from .source_calls import NoGradCtx
 from .source_expressions import ExpressionTranslator
-from .source_state import IN_PLACE, Bound, ProgramNeeded, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import IN_PLACE, Bound, Data, ProgramNeeded, Refuse, TranslationState, is_bool, to_sympy
 from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedNodeError
 from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
@@ -533,8 +533,8 @@ def inline(fn: Any, values: Mapping[str, Any], state: TranslationState, prefix: 
     tr = StatementTranslator(fn, node, filename, first, width, lines, (), None, state=state)
     saved = state.enter(node, dict(values), prefix, lambda n: tr.span_of(n, code=True))
     assigned = _assigned_names(node.body if isinstance(node.body, list) else [])  # type: ignore[attr-defined]
-    tr.copies = [name for name, v in values.items() if name in assigned and not isinstance(v, Bound)
-                 and (not tn.is_matrix(v) or (not state.matrix_mode and name in tr.compound))]
+    tr.copies = [name for name, v in values.items() if name in assigned and not isinstance(v, (Bound, Data))
+                 and (not tn.is_matrix(v) or (not state.matrix_mode and name in tr.compound))]  # data: a value, as at top level
     try:
         tr.run()
     except Refuse as r:

@@ -12,6 +12,12 @@ torch computes on such values:
   its values (exact: every float64 and float32 is a rational number), as a tensor read from a
   global is; data of rank 3 or more there is a sentence naming the line (symgrad's tensors have
   rank 0, 1 or 2), and so is a differentiated value of rank 3 or more (`torch_shapes`).
+
+Data is data wherever it goes: an argument of a function, of a module's `forward` or of a function
+that takes a model (`trace._is_batch`), `nn.Flatten` of it (`modules.ModuleRef.flatten`, as
+`torch.flatten(X, start_dim, end_dim)` here), and an argument passed on into the user's helpers and
+methods, where reassigning it (`Y = Y.reshape((-1,))`) rebinds the name to the new data, as at top level
+(`source.inline` makes no program variable of it).
 """
 
 from __future__ import annotations

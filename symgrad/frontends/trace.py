@@ -565,7 +565,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if is_python_int(raw):  # a count, a class index, `range(n)`: an int in your run and in the translation
             data[name] = int(raw)
             continue
-        if subject is None and _is_batch(name, raw):  # an image batch: data, reshaped to a matrix before use
+        if _is_batch(name, raw):  # an image batch: data, reshaped to a matrix before use
             data[name] = raw.detach().cpu().numpy()
             continue
         value, shp, note = _example(name, raw)
