@@ -57,6 +57,7 @@ from typing import Any, Final
 import sympy as sp
 from sympy.codegen import ast as cg
 
+from . import source_data as sd
 from . import source_indexing as ix
 from . import source_inplace as inplace
 from . import source_loops as loops
@@ -233,6 +234,11 @@ class StatementTranslator(ast.NodeVisitor):
     def run(self) -> None:
         node = self.node
         self.state.span = self.span_of(node)
+        for name in sorted(self.compound):  # data a loop changes from its first pass: a variable of the program
+            given = self.state.env.get(name)
+            value = sd.changed_by_loop(given)
+            if value is not given and not self.state.matrix_mode:
+                self.state.bind_matrix(name, value)
         for name in self.copies:
             value = self.state.env[name]
             if tn.is_matrix(value):
@@ -331,6 +337,8 @@ class StatementTranslator(ast.NodeVisitor):
     def bind(self, name: str, v: Any, value_node: ast.expr) -> None:
         """`name` given the value `v`, computed from `value_node` (a statement where it needs one)."""
         needs_symbol = name in self.compound or name in self.state.params
+        if needs_symbol:
+            v = sd.changed_by_loop(v)  # data a loop changes: a variable of the program, never read once
         target = self.state.var(name)
         if tn.is_matrix(v) and (needs_symbol or isinstance(v, MatrixPiecewise)):
             self.state.bind_matrix(name, v)

@@ -105,6 +105,15 @@ def as_constants(args: Sequence[Any], node: ast.AST, spelling: Any) -> list[Any]
     return [_constant(a, node, spelling) if isinstance(a, Data) and a.array.dtype.kind == "f" else a for a in args]
 
 
+def changed_by_loop(d: Any) -> Any:
+    """Floating data of rank <= 2 that a loop or branch rebinds (`for i in range(k): X = X * 2`):
+    the constant tensor of its values, so that the program's variable holds it and each pass reads
+    the last; any other value as it is (integer data, data of rank 3 or more stay data)."""
+    if isinstance(d, Data) and d.array.dtype.kind == "f" and d.array.ndim <= 2:
+        return _constant(d, ast.Pass(), None)
+    return d
+
+
 def _constant(d: Data, node: ast.AST, spelling: Any) -> Any:
     array = d.array
     if array.ndim > 2:

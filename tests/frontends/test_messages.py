@@ -196,7 +196,9 @@ def test_a_module_is_read_as_a_function_of_its_parameters(call: Any) -> None:
 def test_a_module_given_a_tensor_of_three_dimensions_says_so() -> None:
     with pytest.raises(sg.TraceError) as info:
         sg.trace(TwoLayers(), torch.ones(2, 3, 4, dtype=torch.float64))
-    assert "The example value for `x` has 3 dimensions" in str(info.value) and "Fix:" in str(info.value)
+    text = str(info.value)  # x is data (an image batch, as for a function): refused where it meets fc1, on its line
+    assert "return self.fc2(torch.relu(self.fc1(x))).sum()" in text and "test_messages.py:" in text
+    assert "`x` is data of shape (2, 3, 4) (rank 3), used here by" in text and "Fix: flatten it first" in text
 
 
 # ---------------------------------------------------------------- the user's spelling, not SymPy's

@@ -259,3 +259,56 @@ def test_labels_that_do_not_fit_a_reshape_in_a_method_are_a_sentence_naming_its_
     text = str(err.value)
     assert ".py:20 return F.cross_entropy(Y_hat, Y)" in text  # the method's own line, not the caller's
     assert "the labels [2, 0, 1] do not fit (2, 3) scores" in text and "SympifyError" not in text
+
+
+# ---------------------------------------------------------------- 3. data a loop changes
+
+LOOPS = textwrap.dedent('''
+    import torch
+
+
+    def loop_after_reshape(X, W):
+        X = X.reshape((-1, W.shape[0]))
+        for i in range(2):
+            X = X * 2
+        return torch.sin(X @ W).sum()
+
+
+    def calls_loop_after_reshape(X, W):
+        return loop_after_reshape(X, W)
+
+
+    def loop_first(X, W):
+        for i in range(2):
+            X = X * 2
+        return torch.sin(X @ W).sum()
+
+
+    def calls_loop_first(X, W):
+        return loop_first(X.reshape((-1, W.shape[0])), W)
+''')
+
+
+@pytest.fixture(scope="module")
+def loops(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return load_module(LOOPS, tmp_path_factory.mktemp("module_data_loops"), "user_module_data_loops")
+
+
+@DTYPES
+@pytest.mark.parametrize("name", ["loop_after_reshape", "calls_loop_after_reshape", "calls_loop_first"])
+def test_data_a_loop_changes_is_read_on_every_pass(loops: Any, name: str, dtype: torch.dtype) -> None:
+    """`X = X * 2` in a loop, X an image batch reshaped (at top level, in a helper, and as a helper's
+    argument that its first statement, the loop, changes): the loop's
+    variable, doubled on each pass (it was read once: the translation doubled it once, and the
+    fidelity check refused the function)."""
+    X, W = batch(dtype), torch.tensor(W83, dtype=dtype)
+    fn = getattr(loops, name)
+    traced = sg.trace(fn, X, W)
+    assert traced.mode == "source" and traced.fidelity.ok, traced.fidelity.detail
+    c = traced.compare()
+    assert c.cause == sg.Cause.AGREE
+    leaf = W.clone().requires_grad_(True)
+    assert same_floats([e.grad_autograd for e in c.entries], torch_grads(fn, [X, leaf], [leaf]))
+    X2 = sp.Matrix(X.reshape(2, -1).double().tolist()).applyfunc(sp.Rational) * 4  # doubled twice
+    Z = X2 * sp.Matrix(W83).applyfunc(sp.Rational)
+    assert_exact(c.entries, list(X2.T * Z.applyfunc(sp.cos)))
