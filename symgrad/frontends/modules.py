@@ -183,6 +183,12 @@ class ModuleRef(Bound):
         m = self.module
         forward = type(m).forward
         apply = calls.apply
+        passes = (torch.nn.Flatten.forward, torch.nn.Identity.forward, *(c.forward for c in _DROPOUT))
+        if isinstance(x, Data) and x.array.dtype.kind == "f" and x.array.ndim > 2 and forward not in passes:
+            raise Refuse(node, f"`{x.name}` is data of shape {tuple(x.array.shape)} (rank {x.array.ndim}), given to "
+                               f"{self.label()}, an `nn.{type(m).__name__}`, before it is reshaped; symgrad computes "
+                               "with tensors of rank 0, 1 and 2.\nFix: flatten it first, e.g. `nn.Flatten()` before "
+                               f"this layer, or `{x.name}.reshape({x.name}.shape[0], -1)`.")
         if forward is torch.nn.Linear.forward:  # F.linear, as nn.Linear's forward calls it (torch's addmm)
             w = self.attribute("weight", node)
             b = self.attribute("bias", node)

@@ -198,7 +198,8 @@ def test_a_module_given_a_tensor_of_three_dimensions_says_so() -> None:
         sg.trace(TwoLayers(), torch.ones(2, 3, 4, dtype=torch.float64))
     text = str(info.value)  # x is data (an image batch, as for a function): refused where it meets fc1, on its line
     assert "return self.fc2(torch.relu(self.fc1(x))).sum()" in text and "test_messages.py:" in text
-    assert "`x` is data of shape (2, 3, 4) (rank 3), used here by" in text and "Fix: flatten it first" in text
+    assert "`x` is data of shape (2, 3, 4) (rank 3), given to the submodule `fc1`, an `nn.Linear`, before it is " \
+           "reshaped" in text and "Fix: flatten it first, e.g. `nn.Flatten()` before this layer" in text
 
 
 # ---------------------------------------------------------------- the user's spelling, not SymPy's

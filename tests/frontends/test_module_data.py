@@ -197,7 +197,7 @@ def test_a_flatten_that_leaves_rank_three_data_is_a_sentence_naming_the_line(mod
         sg.trace(m, batch(torch.float64))
     text = str(err.value)
     assert "return self.net(X)" in text and ".py:" in text  # the user's line
-    assert "`X` is data of shape (2, 1, 8) (rank 3), used here by" in text
+    assert "`X` is data of shape (2, 1, 8) (rank 3), given to the submodule `net.1`, an `nn.Linear`, before" in text
     assert "Fix: flatten it first" in text
 
 
