@@ -57,6 +57,7 @@ from .torch_losses import Composed, loss_spellings
 from .torch_copies import COPY_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
+from .torch_sums import mean_of, sum_of
 from .torch_values import (
     RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
     Build,
@@ -277,27 +278,6 @@ def _where(a: Sequence[Any], k: dict[str, Any]) -> Any:
     return piecewise((as_scalar(x), cond), (as_scalar(y), True))
 
 
-def _reduce_all(m: Any) -> Any:
-    """The sum of every element of a matrix, as a scalar: (1 x m) @ M @ (n x 1), element [0, 0]."""
-    rows, cols = shape(m)  # type: ignore[misc]
-    total: Any = m
-    # Unevaluated: SymPy's MatMul would multiply an explicit matrix out, element by element
-    # (and a matrix product inside it, `(X*W)[i, j]`, into its scalar sums).
-    left = [sp.OneMatrix(1, rows)] if rows > 1 else []
-    right = [sp.OneMatrix(cols, 1)] if cols > 1 else []
-    if left or right:
-        total = sp.MatMul(*left, total, *right, evaluate=False)  # one product: a sum of a sum stays two
-    return MatrixElement(total, 0, 0)
-
-
-def _no_dim(name: str, k: dict[str, Any], a: Sequence[Any]) -> None:
-    if len(a) > 1 or k.get("dim") is not None or k.get("axis") is not None:
-        raise UnsupportedNodeError(
-            f"{name} over one dimension is not supported; symgrad reduces over every element.\n"
-            f"Fix: call `{name}()` with no dimension, on a tensor whose shape you reduce whole."
-        )
-
-
 def _dim(name: str, dim: Any) -> int | None:
     """A `dim` argument as an int, or None where none is given; refused outside rank 2's dims."""
     if isinstance(dim, sp.Integer):  # the source reader gives literals as SymPy numbers
@@ -308,51 +288,6 @@ def _dim(name: str, dim: Any) -> int | None:
             f"or -2.\nFix: pass dim as one of those integers."
         )
     return dim
-
-
-def _reduce_dim(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, int] | None:
-    """`m.sum(dim)` of a matrix along one dim: (the sums, how many elements each adds up), or
-    None for a sum of every element. Along dim 1 (each row) the sums are an (m, 1) column, along
-    dim 0 (each column) a (1, n) row with keepdim=True, and with it an (n, 1) column otherwise
-    (a rank-1 result, which symgrad writes as a column). `m * ones(n, 1)` lowers to torch's own
-    `m.sum(1, keepdim=True)`, so it rounds as the user's code does."""
-    unknown = set(k) - {"dim", "keepdim", "axis"}
-    dim = _dim(name, k.get("dim", k.get("axis", a[1] if len(a) > 1 else None)))
-    keepdim = k.get("keepdim", a[2] if len(a) > 2 else False)
-    if unknown or len(a) > 3:
-        raise UnsupportedNodeError(
-            f"{name} with {', '.join(sorted(unknown)) or 'more than a dim and keepdim'} is not supported.\n"
-            f"Fix: call `{name}()` over every element, or `{name}(dim)` over one dim (0 or 1) of a matrix."
-        )
-    if dim is None:
-        return None
-    m = a[0]
-    rows, cols = shape(m)  # type: ignore[misc]
-    if cols == 1 and dim in (0, -1):  # a rank-1 tensor (an (n, 1) column here): its only dim
-        return None
-    if dim % 2 == 1:
-        return sp.MatMul(m, sp.OneMatrix(cols, 1), evaluate=False), cols
-    sums = sp.MatMul(sp.OneMatrix(1, rows), m, evaluate=False)
-    return (sums if bool(keepdim) else sp.Transpose(sums)), rows
-
-
-def _sum(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    if not is_matrix(a[0]):
-        _no_dim("sum", k, a)
-        return as_scalar(a[0])
-    along = _reduce_dim("sum", a, k)
-    return _reduce_all(a[0]) if along is None else along[0]
-
-
-def _mean(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    if not is_matrix(a[0]):
-        _no_dim("mean", k, a)
-        return as_scalar(a[0])
-    along = _reduce_dim("mean", a, k)
-    if along is not None:
-        return along[0] / along[1]
-    rows, cols = shape(a[0])  # type: ignore[misc]
-    return _reduce_all(a[0]) / (rows * cols)
 
 
 def _norm(name: str) -> Build:
@@ -613,10 +548,10 @@ _SPELLINGS += [
     Spelling("Tensor.minimum", "method", sp.Min, _scalar_only("minimum", minimum), "Min(a, b)"),
     Spelling("torch.where", "function", sp.Piecewise, _where,
              "Piecewise((a, c), (b, True)) lowered with branches=\"where\" (both branches run)"),
-    Spelling("torch.sum", "function", sp.Add, _sum, "every element; a scalar is its own sum"),
-    Spelling("Tensor.sum", "method", sp.Add, _sum, "every element; a scalar is its own sum"),
-    Spelling("torch.mean", "function", sp.Add, _mean, "every element, divided by their number"),
-    Spelling("Tensor.mean", "method", sp.Add, _mean, "every element, divided by their number"),
+    Spelling("torch.sum", "function", sp.Add, sum_of, "every element, or along dim (axis=; an int, list or tuple), keepdim (keepdims=)"),
+    Spelling("Tensor.sum", "method", sp.Add, sum_of, "every element, or along dim (axis=; an int, list or tuple), keepdim (keepdims=)"),
+    Spelling("torch.mean", "function", sp.Add, mean_of, "as sum, divided by the number of elements"),
+    Spelling("Tensor.mean", "method", sp.Add, mean_of, "as sum, divided by the number of elements"),
     Spelling("torch.norm", "function", vector_norm, _norm("torch.norm"),
              "the 2-norm of every element: torch's fused kernel (gradient 0 at the origin); Abs(u) of a scalar"),
     Spelling("Tensor.norm", "method", vector_norm, _norm("Tensor.norm"), "as torch.norm"),
@@ -701,7 +636,7 @@ def _linear(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 _SPELLINGS += [Spelling(f"{_NN}linear", "function", sp.MatAdd, _linear,
                         "x @ W.T + b; of a matrix x with a rank-1 b, torch's own F.linear (addmm)")]
-_SPELLINGS += loss_spellings(Composed(_add, _sub, _mul, _pow, _wrap(sp.Abs, "abs"), _sum, _mean,  # torch_losses
+_SPELLINGS += loss_spellings(Composed(_add, _sub, _mul, _pow, _wrap(sp.Abs, "abs"), sum_of, mean_of,  # torch_losses
                                       on_elements, _along_vector("log_softmax", log_softmax)))
 
 _SPELLINGS += ACTIVATION_SPELLINGS + more_spellings(on_elements, compare, _add)  # F.gelu, ..., torch.round (torch_activations)

@@ -9,13 +9,16 @@ table; the builders of that table (`torch_names`, `torch_shapes`) stand on these
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import sympy as sp
+import torch
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
+from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import Elementwise, MatrixPiecewise
 
 Kind = Literal["operator", "function", "method", "attribute"]
@@ -37,7 +40,34 @@ class Spelling:
         nothing, so it never folds the op away (`a - a` is not 0, `t * (x / t)` not x, `exp(log(x))`
         not x, `(x * 3) * 5` not `15 * x`), which would leave another value or no gradient."""
         with sp.evaluate(False):
-            return self.build(args, kwargs)
+            return self.build(args, numpy_aliases(self.name, kwargs))
+
+
+# torch's argument parser reads numpy's names as its own for every op written in C++:
+# `A.sum(axis=1, keepdims=True)` is `A.sum(dim=1, keepdim=True)` (D2L writes both).
+_NUMPY_NAMES = {"axis": "dim", "keepdims": "keepdim"}
+
+
+@functools.lru_cache(maxsize=None)
+def _native(name: str) -> bool:
+    """`torch.sum`, `Tensor.sum`: an op whose arguments torch's C++ parser reads (a Python-level
+    one, `torch.norm`, raises TypeError for `axis=`)."""
+    obj: Any = torch.Tensor if name.startswith("Tensor.") else torch
+    for part in name.split(".")[1:]:
+        obj = getattr(obj, part, None)
+    return type(obj).__name__ in ("builtin_function_or_method", "method_descriptor")
+
+
+def numpy_aliases(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """kwargs with `axis=` read as `dim=` and `keepdims=` as `keepdim=`, where torch reads them so."""
+    if not any(key in _NUMPY_NAMES for key in kwargs) or not _native(name):
+        return kwargs
+    for numpy_name, own in _NUMPY_NAMES.items():
+        if numpy_name in kwargs and own in kwargs:
+            raise UnsupportedNodeError(
+                f"`{name.replace('Tensor.', 'x.')}` is given both {own}= and {numpy_name}=, which torch reads as "
+                f"one argument (it raises TypeError).\nFix: write only `{own}=`.")
+    return {_NUMPY_NAMES.get(key, key): value for key, value in kwargs.items()}
 
 
 # --------------------------------------------------------------------------- torch's own Max and Min
@@ -95,7 +125,7 @@ def rank1(v: Any) -> bool | None:
     of length n as an (n, 1) column; torch broadcasts it as a row."""
     if isinstance(v, sp.MatrixSymbol):
         return v in RANK1.get()
-    if isinstance(v, sp.ImmutableMatrix) and v in RANK1.get():  # a constant or an index's rank-1 result
+    if v in RANK1.get():  # a constant, an index's or a reduction's rank-1 result (`X.sum(1)`)
         return True
     if isinstance(v, (sp.MatAdd, sp.HadamardProduct)):
         states = {rank1(a) for a in v.args if is_matrix(a)} - {None}

@@ -140,6 +140,8 @@ def expand(m: Any, rows: int, cols: int) -> Any:
     """m, of shape (1 or rows, 1 or cols), repeated to (rows, cols) as torch broadcasts it: a
     row as ones(rows, 1) * row, a column as column * ones(1, cols) (lowered to `.expand`)."""
     r, c = _shape(m)  # type: ignore[misc]
+    if r == 1 and rows > 1 and c == 1 and cols > 1:  # a 1 x 1: one `.expand`, whose backward sums all at once
+        return sp.MatMul(sp.OneMatrix(rows, 1), m, sp.OneMatrix(1, cols), evaluate=False)
     if r == 1 and rows > 1:
         m = sp.MatMul(sp.OneMatrix(rows, 1), m, evaluate=False)
     if c == 1 and cols > 1:
