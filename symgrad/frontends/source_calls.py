@@ -220,6 +220,12 @@ class CallTranslator:
             return node.value
         if isinstance(node, (ast.List, ast.Tuple)):  # `torch.stack([a, b])`, `x.reshape((2, 3))`
             return [self._argument(e) for e in node.elts]
+        if isinstance(node, ast.IfExp) and isinstance(node.body, ast.Constant) and isinstance(node.orelse, ast.Constant):
+            # `reduction='mean' if averaged else 'none'`: a flag chosen by a condition Python decides
+            # while the function is read (an option argument); a condition on values is a sentence
+            cond = to_sympy(self.value(node.test))
+            if cond is sp.true or cond is sp.false:
+                return self._argument(node.body if cond is sp.true else node.orelse)
         return self.value(node)
 
     def call(self, node: ast.Call, target: sp.Symbol | None = None) -> Any:

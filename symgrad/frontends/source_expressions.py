@@ -143,14 +143,19 @@ class ExpressionTranslator:
 
     def expr_Compare(self, node: ast.Compare) -> Any:
         parts = []
-        left = self.value(node.left)
+        left = self._compared(node.left)
         for op, right_node in zip(node.ops, node.comparators):
-            right = self.value(right_node)
+            right = self._compared(right_node)
             rel = {ast.Lt: sp.StrictLessThan, ast.LtE: sp.LessThan, ast.Gt: sp.StrictGreaterThan,
                    ast.GtE: sp.GreaterThan, ast.Eq: sp.Eq, ast.NotEq: sp.Ne}.get(type(op))
             if rel is None:
                 raise Refuse(node, "Only <, <=, >, >=, == and != comparisons are supported.")
-            if _is_number(left) and _is_number(right):
+            if _is_flag(left) or _is_flag(right):  # `mode == "double"`: an option, decided by Python
+                if not (_is_flag(left) and _is_flag(right)) or rel not in (sp.Eq, sp.Ne):
+                    raise Refuse(node, "This compares a string or None with a value of the mathematics (or "
+                                       "orders strings).\nFix: compare options with == or != against options.")
+                parts.append(sp.true if (left == right) == (rel is sp.Eq) else sp.false)
+            elif _is_number(left) and _is_number(right):
                 parts.append(sp.true if _python_compare(op, left, right) else sp.false)
             elif isinstance(left, Data) or isinstance(right, Data):  # a mask of data (`y > 0`): data
                 parts.append(sd.compare(op, left, right, node))
@@ -163,6 +168,12 @@ class ExpressionTranslator:
         if len(parts) > 1 and any(tn.is_mask(p) for p in parts):
             return tn.on_elements(lambda a, k: sp.And(*a))(parts, {})
         return sp.And(*parts) if len(parts) > 1 else parts[0]
+
+    def _compared(self, node: ast.expr) -> Any:
+        """An operand of a comparison: a string or None as itself (an option), else its value."""
+        if isinstance(node, ast.Constant) and (isinstance(node.value, str) or node.value is None):
+            return node.value
+        return self.value(node)
 
     def expr_BoolOp(self, node: ast.BoolOp) -> Any:
         vals = [self.value(v) for v in node.values]
@@ -215,3 +226,8 @@ def _python_op(op: str, a: Any, b: Any, node: ast.AST) -> Any:
 
 def _python_compare(op: ast.cmpop, a: Any, b: Any) -> bool:
     return {ast.Lt: a < b, ast.LtE: a <= b, ast.Gt: a > b, ast.GtE: a >= b, ast.Eq: a == b, ast.NotEq: a != b}[type(op)]
+
+
+def _is_flag(v: Any) -> bool:
+    """A Python option value: a string, None or a bool (`mode`, `averaged`)."""
+    return isinstance(v, (str, bool)) or v is None

@@ -107,8 +107,8 @@ class TranslationState:
             sym: sp.Basic = sp.MatrixSymbol(name, *shp) if shp is not None else sp.Symbol(name, real=True)
             self.inputs.append(sym)
             self.env[name] = sym
-        for name, array in (data or {}).items():  # a Python int stays a Python int (a count, an index)
-            self.env[name] = array if isinstance(array, int) else Data(array, name)
+        for name, array in (data or {}).items():  # a Python int or option stays itself (a count, an index, a flag)
+            self.env[name] = array if isinstance(array, (int, str)) or array is None else Data(array, name)
         self.env.update(objects or {})
         self.params = [a.arg for a in node.args.args]  # type: ignore[attr-defined]
         self.prefix = ""  # the variables of an inlined call: `fc1.h` (see `enter`)

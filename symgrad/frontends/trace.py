@@ -165,6 +165,12 @@ def is_python_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def is_python_flag(value: Any) -> bool:
+    """A Python bool, string or None given as an argument: an option of the function (D2L's
+    `averaged=True`), data that Python decides with, never a number of the mathematics."""
+    return isinstance(value, (bool, np.bool_, str)) or value is None
+
+
 def int_sentence(arguments: Mapping[str, Any], names: Iterable[str], why: str) -> str | None:
     """The sentence for differentiating with respect to Python ints (`names` that are ints among
     `arguments`), or None where none is."""
@@ -565,6 +571,9 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if is_python_int(raw):  # a count, a class index, `range(n)`: an int in your run and in the translation
             data[name] = int(raw)
             continue
+        if is_python_flag(raw):  # `averaged=False`, `reduction='sum'`: an option your code reads as Python does
+            data[name] = bool(raw) if isinstance(raw, np.bool_) else raw
+            continue
         if _is_batch(name, raw):  # an image batch: data, reshaped to a matrix before use
             data[name] = raw.detach().cpu().numpy()
             continue
@@ -707,8 +716,8 @@ def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None
     parts = _read_values(f, 0)
     if parts is None:
         return None
-    held = tuple((name, a) if isinstance(a, int) else (name, str(a.dtype), a.shape, a.tobytes())
-                 for name, a in sorted(data.items()))  # a Python int is data too
+    held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
+                 for name, a in sorted(data.items()))  # a Python int or flag is data too
     return (f.__code__, tuple(shapes), tuple(rank1), held, parts)
 
 

@@ -365,3 +365,59 @@ def test_a_sweep_of_tensor_inputs_is_a_sentence_whose_fix_works(module: Any) -> 
     with pytest.raises(sg.OptionError) as err2:
         sg.sweep(module.scaled, over={"a": (-1, 1)})
     assert "`symgrad.trace(f, *example_values).sweep(over)`" in str(err2.value)
+
+
+# ---------------------------------------------------------------- Python flags are data
+
+FLAGS = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+
+
+    def classifier_loss(Y_hat, Y, averaged=True):
+        return F.cross_entropy(Y_hat, Y, reduction='mean' if averaged else 'none').sum()
+
+
+    def scaled(x, mode):
+        if mode == "double":
+            return (x * 2).sum()
+        return (x * 3).sum()
+''')
+
+
+@DTYPES
+@pytest.mark.parametrize("averaged", [True, False])
+def test_a_bool_option_is_decided_by_python_never_an_input(tmp_path: Path, dtype: torch.dtype, averaged: bool) -> None:
+    """D2L's `Classifier.loss(Y_hat, Y, averaged=True)`: a Python bool (or string, or None) given
+    as an argument is an option Python decides with while the function is read, in the user's
+    run and in the translation alike: no entry, and `'mean' if averaged else 'none'` chosen as
+    Python chooses it. The same code object read with the other flag reads again (not a cached
+    reading of the other one)."""
+    mod = load_module(FLAGS, tmp_path)
+    Y_hat = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], dtype=dtype)
+    Y = torch.tensor([2, 0])
+    c = reads_like_torch(mod.classifier_loss, [Y_hat, Y, averaged])
+    assert [str(e.wrt) for e in c.entries] == [f"Y_hat[{i}, {j}]" for i in range(2) for j in range(3)]
+    assert all(e.ok for e in c.entries)
+    # d/dY_hat of the summed losses is softmax - onehot; 'mean' halves it (exactly, by the rule)
+    p = torch.softmax(Y_hat.double(), 1) - torch.nn.functional.one_hot(Y, 3).double()
+    want = (p / 2 if averaged else p).flatten().tolist()
+    got = [float(e.grad_symbolic) for e in c.entries]
+    assert all(abs(g - w) <= 1e-12 * max(1.0, abs(w)) for g, w in zip(got, want))
+
+
+def test_a_string_option_picks_the_branch_python_takes(tmp_path: Path) -> None:
+    mod = load_module(FLAGS, tmp_path)
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    for mode, slope in (("double", 2), ("triple", 3)):
+        c = reads_like_torch(mod.scaled, [x, mode])
+        assert [e.grad_symbolic for e in c.entries] == [slope, slope]
+
+
+def test_a_flag_in_wrt_is_a_sentence(tmp_path: Path) -> None:
+    mod = load_module(FLAGS, tmp_path)
+    Y_hat = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(sg.SymgradError) as err:
+        sg.compare(mod.classifier_loss, at={"Y_hat": Y_hat, "Y": torch.tensor([0, 1]), "averaged": True},
+                   wrt=["averaged"])
+    assert "averaged" in str(err.value)
