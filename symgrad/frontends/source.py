@@ -62,6 +62,7 @@ from . import source_indexing as ix
 from . import source_inplace as inplace
 from . import source_loops as loops
 from . import source_python as py
+from . import source_tuples as tuples
 from . import torch_names as tn
 from .source_calls import NoGradCtx
 from .source_expressions import ExpressionTranslator
@@ -129,6 +130,7 @@ class Translation:
     branches: str  # "if" or "where"
     notes: tuple[str, ...] = ()
     span: SourceSpan | None = None  # the function's own first line
+    returned: Any = None  # a returned tuple (source_tuples.Returned): the output's labels
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -215,6 +217,7 @@ class StatementTranslator(ast.NodeVisitor):
         self.copies = [name for name, shp in inputs
                        if name in assigned and (shp is None or (not self.state.matrix_mode and name in self.compound))]
         self.output: Any = None
+        self.returned: tuples.Returned | None = None  # a returned tuple's labels
 
     def span_of(self, node: ast.AST, code: bool = False) -> SourceSpan:
         """Where `node` is in the user's file; with `code`, the user's text of the expression too."""
@@ -372,9 +375,11 @@ class StatementTranslator(ast.NodeVisitor):
         if isinstance(node.value, ast.Tuple) and self.inlined:  # a helper's values, unpacked by its caller
             self.output = tuple(self.expressions.value(e) for e in node.value.elts)
             return
-        if isinstance(node.value, ast.Tuple):
-            raise Refuse(node, "The function returns several values; symgrad compares one output.\n"
-                               "Fix: return one tensor (e.g. a sum, or stack them).")
+        if isinstance(node.value, ast.Tuple):  # several values: one output, their elements in order
+            self.output, returned = tuples.flattened_return(node, self.expressions.value)
+            # Two `return`s of tuples (one per branch): their labels, and no one expression per value.
+            self.returned = returned if self.returned is None else tuples.Returned(returned.labels, ())
+            return
         if self.state.pure or self.state.matrix_mode:
             self.output = self.expressions.value(node.value)
             return
@@ -619,4 +624,4 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
     finally:
         tn.RANK1.reset(token)
     return Translation(function, tuple(tr.state.inputs), dict(tr.state.origins), "where" if tr.state.uses_where else "if",
-                       span=tr.span_of(node))
+                       span=tr.span_of(node), returned=tr.returned)

@@ -42,6 +42,7 @@ from ..sides.ir import has_loop
 from ..sides.lowering import DTYPES, lower
 from . import custom_function  # also registers the reader of the user's torch.autograd.Function
 from . import modules as mods
+from . import source_tuples as tuples_out
 from .recorder import record
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
@@ -61,6 +62,7 @@ class Fidelity:
     grad_translated: tuple[float, ...] | None
     detail: str = ""
     first_difference: SourceSpan | None = None  # the user's line whose value first differs
+    shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: torch's shape of each value, in order
 
     def __str__(self) -> str:
         return "fidelity: the translation reproduces the function's value and gradient bit for bit" if self.ok \
@@ -89,6 +91,7 @@ class Reading:
     parameters: tuple[str, ...] = ()  # the inputs that are parameters of a module (`fc1.weight`)
     # The example values as given, by input name (a rank-1 tensor still rank 1): another dtype reads them again.
     arguments: dict[str, Any] = field(default_factory=dict, repr=False)
+    returned: Any = None  # a returned tuple (source_tuples.Returned): the output column's labels
 
 
 # --------------------------------------------------------------------------- the example values
@@ -245,6 +248,8 @@ class _Run:
     value: np.ndarray | None
     grads: tuple[np.ndarray, ...] | None
     error: str | None
+    several: bool = False  # a returned tuple: `grads` holds each element's gradient, not the sum's
+    shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: each value's torch shape
 
 
 def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
@@ -254,12 +259,16 @@ def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
     return t.requires_grad_(True)
 
 
-def _execute(call: Any, tensors: list[torch.Tensor]) -> _Run:
+def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _Run:
+    """Run `call`; its value flattened and torch's gradient of its sum (`several`: of each
+    element on its own, the Jacobian's rows concatenated per input, as for a returned tuple)."""
     try:
         with torch.enable_grad():
             out = call(tensors)
     except Exception as err:  # the user's own code raised: no verdict, a sentence
         return _Run(None, None, f"{type(err).__name__}: {err}")
+    if isinstance(out, tuple) or several:
+        return _execute_several(out, tensors)
     if not isinstance(out, torch.Tensor):
         try:
             return _Run(np.asarray(float(out)).reshape(-1), None, "the function did not return a tensor")
@@ -274,6 +283,27 @@ def _execute(call: Any, tensors: list[torch.Tensor]) -> _Run:
         return _Run(value, None, str(err))
     arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))
     return _Run(value, arrays, None)
+
+
+def _execute_several(out: Any, tensors: list[torch.Tensor]) -> _Run:
+    """A returned tuple (or the translation's column that stands for one): its elements in order,
+    each tensor's row-major, and torch's gradient of each element of each returned tensor."""
+    elements = [e for v in tuples_out.flat(out) for e in (v.reshape(-1) if isinstance(v, torch.Tensor) else [v])]
+    if not elements or not all(isinstance(e, torch.Tensor) for e in elements):
+        return _Run(None, None, "the function returned a value that is not a tensor", True)
+    value = np.array([float(e.detach().to(torch.float64)) for e in elements])
+    rows: list[list[np.ndarray]] = [[] for _ in tensors]
+    for e in elements:
+        if not e.requires_grad:
+            return _Run(value, None, "an output does not require grad", True)
+        try:
+            grads = torch.autograd.grad(e, tensors, retain_graph=True, allow_unused=True)
+        except RuntimeError as err:
+            return _Run(value, None, str(err), True)
+        for k, (g, t) in enumerate(zip(grads, tensors)):
+            rows[k].append(np.zeros(t.numel()) if g is None else g.detach().to(torch.float64).cpu().numpy().reshape(-1))
+    shapes = tuple(tuple(v.shape) if isinstance(v, torch.Tensor) else () for v in tuples_out.flat(out))
+    return _Run(value, tuple(np.concatenate(r) for r in rows), None, True, shapes)
 
 
 def _same_bits(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -318,17 +348,22 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
             return lowered(*ordered)
 
     u = _execute(user, [_tensor(values[n], n in rank1, dtype) for n in names])
-    t = _execute(translated, [_tensor(values[n], n in rank1, dtype) for n in names])
+    several = u.several
+    t = _execute(translated, [_tensor(values[n], n in rank1, dtype) for n in names], several)
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
     ok_value = _same_bits(u.value, t.value)
+    # A returned tuple's Jacobian: an element's gradient with respect to an input element it does
+    # not read is 0 in the translation but may be -0.0 in torch's backward of the whole tensor
+    # (`x ** y`'s, one-hot times a negative): equal numbers, so zeros' signs are not compared there.
+    same = (lambda a, b: _same_bits(a + 0.0, b + 0.0)) if u.several else _same_bits
     ok_grad = (u.grads is None and t.grads is None) or (
-        u.grads is not None and t.grads is not None and all(_same_bits(a, b) for a, b in zip(u.grads, t.grads)))
+        u.grads is not None and t.grads is not None and all(same(a, b) for a, b in zip(u.grads, t.grads)))
     ug = None if u.grads is None else tuple(float(v) for g in u.grads for v in g)
     tg = None if t.grads is None else tuple(float(v) for g in t.grads for v in g)
     if ok_value and ok_grad:
-        return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg)
+        return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes)
     if not ok_value:
         what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
                 f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
@@ -637,7 +672,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    translation.inputs, translation.branches, tuple(notes), dtype=dtype,
                    wrt=None if subject is None else subject.wrt,
                    parameters=() if subject is None else tuple(subject.params.inputs),
-                   arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()})
+                   arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()},
+                   returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes))
 
 
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,

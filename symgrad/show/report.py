@@ -286,6 +286,8 @@ def render_text(c: Comparison, full: bool = False) -> str:
     if c.lowered.normalized.rewritten:
         head.append(f"note: SymPy rewrote it for real symbols as {c.lowered.normalized.rewritten}")
     head.append(f"value: exact {_flat(c.value_exact)}, autograd's forward {_flat(c.value_autograd)}")
+    if getattr(c, "returned", ""):
+        head.append(c.returned)
     if getattr(c, "order", 1) == 2:
         head.append("entries: the Hessian, d/dx_j of df/dx_i (order=2)")
     if getattr(c, "vjp", False):

@@ -369,6 +369,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         options["wrt"] = list(reading.inputs)
     c = compare(function, at=point, branches=reading.branches, dtype=dtype, **options)
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
+    if reading.returned is not None:  # a returned tuple: its values in order are the output
+        c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
     if reading.mode == "path":
         said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
                 f"unrolled, because {reading.reason})")

@@ -139,6 +139,8 @@ def what(c: Comparison, e: Entry) -> str:
     if getattr(c, "vjp", False):
         return "v . f"
     if isinstance(e.output, tuple):
+        if getattr(c, "outputs", ()) and e.output[1] == 0 and e.output[0] < len(c.outputs):
+            return c.outputs[e.output[0]]  # a returned tuple's element: `out[1][2]`
         return f"f[{e.output[0]}, {e.output[1]}]"
     return ""
 

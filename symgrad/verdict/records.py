@@ -203,6 +203,8 @@ class Comparison:
     order: int = 1  # 2: the entries are the Hessian, entry.output = i for d/dx_j (df/dx_i)
     exact_bits: int = ex.START_PREC  # the working precision of the exact sides' balls
     title: str = ""  # how reports name the function, where not by its expression (a traced torch function)
+    outputs: tuple[str, ...] = ()  # a returned tuple: the name of each output element (`out[1][2]`)
+    returned: str = ""  # a returned tuple: the sentence that says the output is its values in order
     # Work done on first request (the backward pass); shared with the classifier that made it.
     work: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
