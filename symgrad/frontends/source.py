@@ -451,24 +451,8 @@ class StatementTranslator(ast.NodeVisitor):
         if cond is sp.false:
             return  # the body never runs, as in Python
         if cond is sp.true:
-            raise self.endless(node)
+            raise _endless(self, node)
         self.state.emit(cg.While(cond, self._loop_body(node)))
-
-    def endless(self, node: ast.While) -> LoopLimitError:
-        """A loop whose condition holds and reads nothing the loop changes never ends (without
-        `break`, which symgrad does not read): said before anything runs it, your function included."""
-        changed = _assigned_names(node.body)
-        read = sorted({n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} - changed)
-        values = ", ".join(f"{name} = {self.state.env[name]}" for name in read
-                           if isinstance(self.state.env.get(name), (int, float, sp.Number)))
-        what = (f"reads only {', '.join(f'`{n}`' for n in read)}, which the loop never changes"
-                + (f" ({values} here)" if values else "") if read else "reads nothing the loop changes")
-        where = self.span_of(node)
-        return LoopLimitError(
-            f"{place(where.file, where.line)}: the loop `while {self.code_of(node.test)}:` never ends: its "
-            f"condition is true at the start and {what}, so it is true on every pass (symgrad does not read `break`).\n"
-            "Fix: change what the condition reads inside the loop (e.g. `k = k + 1` for a counter `k`), or loop "
-            "over `range(n)`.")
 
     def visit_For(self, node: ast.For) -> None:
         self._loop_allowed(node)
@@ -490,6 +474,23 @@ class StatementTranslator(ast.NodeVisitor):
                     raise Refuse(s, "A `return` inside `with torch.no_grad():` is not supported.")
         finally:
             self.state.no_grad -= 1
+
+
+def _endless(tr: StatementTranslator, node: ast.While) -> LoopLimitError:
+    """A loop whose condition holds and reads nothing the loop changes never ends (without
+    `break`, which symgrad does not read): said before anything runs it, your function included."""
+    changed = _assigned_names(node.body)
+    read = sorted({n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} - changed)
+    values = ", ".join(f"{name} = {tr.state.env[name]}" for name in read
+                       if isinstance(tr.state.env.get(name), (int, float, sp.Number)))
+    what = (f"reads only {', '.join(f'`{n}`' for n in read)}, which the loop never changes"
+            + (f" ({values} here)" if values else "") if read else "reads nothing the loop changes")
+    where = tr.span_of(node)
+    return LoopLimitError(
+        f"{place(where.file, where.line)}: the loop `while {tr.code_of(node.test)}:` never ends: its "
+        f"condition is true at the start and {what}, so it is true on every pass (symgrad does not read `break`).\n"
+        "Fix: change what the condition reads inside the loop (e.g. `k = k + 1` for a counter `k`), or loop "
+        "over `range(n)`.")
 
 
 def _assigned_names(body: Sequence[ast.stmt]) -> set[str]:

@@ -620,6 +620,9 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             notes.append(note)
             rank1.add(name)
     if not names and not subject:
+        flags = [n for n in data if is_python_flag(data[n])]
+        if flags:  # an option alone is not a point: the value was meant as a number
+            _example(flags[0], data[flags[0]])  # its sentence: not a number or a tensor
         said = int_sentence(arguments, list(data), "this function has no other input to differentiate")
         if said is not None:
             raise PointError(said)
