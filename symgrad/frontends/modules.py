@@ -9,7 +9,11 @@ requires grad is an input named by its path as `named_parameters()` gives it (`f
 `0.bias`; under a function's argument, `model.fc1.weight`); reports name it so, and the
 generated program writes it as an identifier (`fc1_weight`). A frozen parameter
 (requires_grad=False) and a buffer are constants; a parameter tied to another (one tensor under
-two paths) is one input, named by its first path.
+two paths) is one input, named by its first path. A leaf tensor with requires_grad kept as a plain
+attribute (D2L's scratch models: `self.w = torch.normal(0, 0.01, (2, 1), requires_grad=True)`, in
+the module's or a submodule's `__dict__`) is an input exactly like a parameter, named by its
+attribute path (`w`, `net.w`), after the parameters; a tensor attribute that requires grad but is
+computed from others (not a leaf) is a sentence.
 
 `ModuleRef` is what the source reader (`source_calls.py`) asks about `self.fc1` and
 `self.fc1(x)`: a parameter's symbol, a submodule, or the value of a call. A submodule whose
@@ -144,10 +148,15 @@ class ModuleRef(Bound):
         if isinstance(obj, types.MethodType) and obj.__self__ is m and _own(obj.__func__):
             return _Method(obj.__func__, self)
         if isinstance(obj, torch.Tensor):
+            known = self.params.names.get(id(obj)) if m.__dict__.get(name) is obj else None
+            if known is not None:  # a leaf tensor attribute with requires_grad (D2L's `self.w`): an input
+                return _symbol(known, obj)
             if obj.requires_grad:
-                raise Refuse(node, f"`{what}` is a tensor that requires grad but is not a parameter of the module: "
-                                   "its gradient is not one the comparison can see.\n"
-                                   "Fix: register it with `nn.Parameter`, or detach it.")
+                raise Refuse(node, f"`{what}` is a tensor that requires grad but is not a parameter of the module "
+                                   "nor a leaf tensor of its own (it is computed from other tensors): its gradient "
+                                   "is not one the comparison can see.\n"
+                                   "Fix: register it with `nn.Parameter`, keep a leaf tensor "
+                                   "(`torch.zeros(n, requires_grad=True)`), or detach it.")
             return _constant(obj, node, what)
         raise Refuse(node, f"`{what}` is a {type(obj).__name__}, which symgrad does not read (it reads a module's "
                            "parameters, buffers, submodules, numbers and its own methods).\n"
@@ -316,6 +325,11 @@ class Subject:
         b = inspect.BoundArguments(self.bound.signature, args)  # type: ignore[arg-type]
         call = self.fn  # a module through its __call__, as the user calls it
         params = {self.keys[n]: t for n, t in given.items() if n in self.keys}
+        for k, m in enumerate(self.modules):  # one tensor attribute under several paths: swapped under each
+            for _, path, t in tensor_attributes(m):
+                name = self.params.names.get(id(t))
+                if name in given and name in self.keys:
+                    params.setdefault(f"m{k}.{path}", given[name])
         return torch.func.functional_call(holder, params, (lambda: call(*b.args, **b.kwargs),))
 
 
@@ -329,9 +343,22 @@ def subject(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Subject 
     return _of_function(fn, args, dict(kwargs))
 
 
+def tensor_attributes(module: torch.nn.Module) -> Iterator[tuple[torch.nn.Module, str, torch.Tensor]]:
+    """The leaf tensors with requires_grad kept as plain attributes (in `__dict__`, not
+    `nn.Parameter`s) of the module and its submodules, as D2L's scratch models keep `self.w`:
+    (the submodule, the attribute's path under `module`: `w`, `net.w`, the tensor)."""
+    for path, sub in module.named_modules():
+        for name, t in list(vars(sub).items()):
+            if isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter) and t.requires_grad and t.is_leaf:
+                yield sub, f"{path}.{name}" if path else name, t
+
+
 def _trainable(module: torch.nn.Module, prefix: str, params: Parameters, keys: dict[str, str], key: str,
                taken: set[str]) -> None:
-    for path, p in module.named_parameters():
+    """The inputs of `module`: each parameter that requires grad, then each leaf tensor attribute
+    that requires grad (`tensor_attributes`), by its path (`fc1.weight`, `w`, `net.w`)."""
+    found = list(module.named_parameters()) + [(path, t) for _, path, t in tensor_attributes(module)]
+    for path, p in found:
         if not p.requires_grad or id(p) in params.names:
             continue
         name = prefix + path
@@ -446,10 +473,13 @@ def expand_wrt(names: Sequence[str], wrt: Any) -> Any:
 @contextlib.contextmanager
 def kept(modules: Sequence[torch.nn.Module]) -> Iterator[None]:
     """The modules exactly as they were after the block: parameter values, requires_grad flags,
-    `.grad`, buffers, each submodule's training mode, and the CPU random state."""
+    `.grad`, buffers, leaf tensor attributes with requires_grad (the same tensor objects, their
+    values, flags and `.grad`), each submodule's training mode, and the CPU random state."""
     subs = {id(s): s for m in modules for s in m.modules()}
     modes = [(s, s.training) for s in subs.values()]
     tensors = {id(t): t for s in subs.values() for t in (*s._parameters.values(), *s._buffers.values()) if t is not None}
+    attributes = [(s, path.rpartition(".")[2], t) for m in modules for s, path, t in tensor_attributes(m)]
+    tensors.update({id(t): t for _, _, t in attributes})
     saved = [(t, t.detach().clone(), t.requires_grad, t.grad) for t in tensors.values()]
     with torch.random.fork_rng(devices=[]):
         try:
@@ -457,6 +487,9 @@ def kept(modules: Sequence[torch.nn.Module]) -> Iterator[None]:
         finally:
             for s, mode in modes:
                 s.training = mode
+            for s, name, t in attributes:  # the attribute is the user's own tensor again
+                if s.__dict__.get(name) is not t:
+                    s.__dict__[name] = t
             with torch.no_grad():
                 for t, data, flag, grad in saved:
                     if t.shape != data.shape or not torch.equal(t, data):

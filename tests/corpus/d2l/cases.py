@@ -345,7 +345,6 @@ REFUSED_TODAY = {
     "synthetic-data-util", "exploding",  # torch.normal: random draws
     "dropout-layer", "dropout-layer-0", "dropout-layer-1",  # torch.rand: random draws
     "dropout-mlp-scratch-train", "dropout-mlp-concise-train",  # dropout in train mode (a random mask)
-    "lr-scratch-model", "lr-scratch-training-step", "softmax-scratch-model",  # plain tensors with requires_grad on a module
     "kaggle-ensemble",  # a Python list of predictions
 }
 for _case in CASES:
