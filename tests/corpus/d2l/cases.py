@@ -338,7 +338,7 @@ CASES: list[Case] = [
          "agree", note=FM + " (2, 1, 2, 2), 3 classes, 256 hidden -> 4; eval mode (dropout is the identity)"),
 ]
 
-# Refused on main (b7aff60) with a sentence naming the book's line or the argument; measured by
+# Refused on main (after the scratch-model tensors) with a sentence naming the book's line or the argument; measured by
 # benchmarks/corpus.py, which prints each one's first line. A feature that reads one of these must
 # give the case's `expect` (test_d2l_corpus.py holds it to that); every other case must read.
 REFUSED_TODAY = {
