@@ -196,13 +196,20 @@ def _nll_of(name: str, logp: Any, y: Any, r: int, weight: Any = None, ignore: An
     return weighted_nll_loss(r, ignore, classes, *labels, *weights, *picked)
 
 
-def _nll(a: Sequence[Any], k: dict[str, Any]) -> Any:
+def _label_options(name: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, Any, int]:
+    """`weight=`, `ignore_index=` (torch's -100 by default) and the reduction of `F.nll_loss` and
+    `F.cross_entropy` of class labels, as torch's signature places them."""
     weight = k.pop("weight", a[2] if len(a) > 2 else None)
     ignore = k.pop("ignore_index", a[4] if len(a) > 4 else -100)
-    r = _reduction("nll_loss", k, a, 6, {"target"})
+    r = _reduction(name, k, a, 6, {"target"})
     if len(a) > 3:
-        raise UnsupportedNodeError("`F.nll_loss` is read as nll_loss(input, target, weight, ignore_index=..., "
+        raise UnsupportedNodeError(f"`F.{name}` is read as {name}(input, target, weight, ignore_index=..., "
                                    "reduction=...).\nFix: pass the other options by keyword, or leave them out.")
+    return weight, ignore, r
+
+
+def _nll(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    weight, ignore, r = _label_options("nll_loss", a, k)
     return _nll_of("nll_loss", a[0], k.get("target", a[1] if len(a) > 1 else None), r, weight, ignore)
 
 
@@ -213,12 +220,7 @@ def _cross_entropy(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a[0], k.get("target", a[1] if len(a) > 1 else None)
     if getattr(y, "array", None) is None and is_matrix(x) and is_matrix(y) and shape(x) == shape(y):
         return _probabilities(c, a, k, smoothing)
-    weight = k.pop("weight", a[2] if len(a) > 2 else None)
-    ignore = k.pop("ignore_index", a[4] if len(a) > 4 else -100)
-    r = _reduction("cross_entropy", k, a, 6, {"target"})
-    if len(a) > 3:
-        raise UnsupportedNodeError("`F.cross_entropy` is read as cross_entropy(input, target, weight, ignore_index=..., "
-                                   "reduction=...).\nFix: pass the other options by keyword, or leave them out.")
+    weight, ignore, r = _label_options("cross_entropy", a, k)
     _labels("cross_entropy", x, y, int(ignore) if isinstance(ignore, (int, sp.Integer)) else -100)
     nll = _nll_of("cross_entropy", c.log_softmax([x], {"dim": 1}), y, r, weight, ignore)
     if smoothing not in (0, 0.0):
