@@ -331,6 +331,11 @@ class StatementTranslator(ast.NodeVisitor):
         self.assign(node.target.id, binop)
 
     def assign(self, name: str, value_node: ast.expr) -> None:
+        if isinstance(value_node, (ast.List, ast.Tuple)) and name not in self.compound:
+            # `preds = [p1, p2]`: a Python list of values, handed on as it is (to torch.cat, torch.stack,
+            # sum); one a loop changes is no value of the program (a sentence where it is read)
+            self.state.env[name] = [self.expressions.value(e) for e in value_node.elts]
+            return
         if self.state.pure or self.state.matrix_mode:
             self.state.env[name] = self.expressions.value(value_node)
         else:

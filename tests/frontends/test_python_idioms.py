@@ -9,6 +9,7 @@ derivative asserted against the value worked out by hand (exact at these points)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,48 @@ def test_break_and_continue_are_control_flow(mod: Any, name: str, at: float, cau
         assert e.grad_symbolic is None and e.grad_autograd == 16.0 and float(e.grad_executed) == 16.0
     else:
         assert float(e.grad_symbolic) == float(e.grad_executed) == e.grad_autograd == derivative
+
+
+# ---------------------------------------------------------------- a list bound to a name
+
+LISTS = '''
+import torch
+
+
+def ensemble(p1, p2):  # D2L's kaggle-house-price: the folds' predictions joined, then averaged
+    preds = [p1, p2]
+    return torch.exp(torch.cat(preds, 1)).mean(1).sum()
+
+
+def stacked(a, b):
+    pair = (a * 2, b)
+    return torch.stack(pair).sum() + sum([a, b]).sum()
+
+
+def grown(a, b):
+    parts = [a]
+    for _ in range(2):
+        parts = [b]
+    return torch.cat(parts).sum()
+'''
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_a_list_bound_to_a_name_is_handed_on(tmp_path: Path, dtype: torch.dtype) -> None:
+    """`preds = [p1, p2]` then `torch.cat(preds, 1)`: the list is a Python value the reading hands
+    on, as Python does; d/dp[i, 0] of sum(mean(exp(.), 1)) is exp(p[i, 0]) / 2 exactly."""
+    mod = load_module(LISTS, tmp_path)
+    p1 = torch.tensor([[0.5], [-1.0]], dtype=dtype)
+    p2 = torch.tensor([[2.0], [0.25]], dtype=dtype)
+    c = reads_like_torch(mod.ensemble, [p1, p2])
+    assert all(e.ok for e in c.entries)
+    for e, v in zip(c.entries, [0.5, -1.0, 2.0, 0.25]):
+        assert abs(float(e.grad_symbolic) - math.exp(v) / 2) <= 1e-12 * math.exp(v)
+    c = reads_like_torch(mod.stacked, [torch.tensor([1.0, 2.0], dtype=dtype), torch.tensor([3.0, -4.0], dtype=dtype)])
+    assert [e.grad_symbolic for e in c.entries] == [3, 3, 2, 2]
+
+
+def test_a_list_a_loop_rebinds_is_a_sentence(tmp_path: Path) -> None:
+    mod = load_module(LISTS, tmp_path)
+    with pytest.raises(sg.TraceError, match="list"):
+        sg.trace(mod.grown, torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64))
