@@ -190,9 +190,13 @@ def int_sentence(arguments: Mapping[str, Any], names: Iterable[str], why: str) -
 
 def _tensor_data_sentence(arguments: Mapping[str, Any], names: Sequence[str], why: str) -> str | None:
     """The sentence for differentiating with respect to a tensor read as data (labels, a mask, an
-    image batch), or None where `names` names none."""
+    image batch) or a Python option (a bool, a string, None), or None where `names` names none."""
     for n in names:
         v = arguments.get(n)
+        if n in arguments and is_python_flag(v):
+            return (f"`{n}` is the Python option {v!r}: symgrad lets Python decide with it as your code does "
+                    f"(`'mean' if {n} else 'none'`, `if {n} == ...`) and never differentiates it; {why}.\n"
+                    f"Fix: leave `{n}` out of wrt.")
         if not isinstance(v, torch.Tensor) or not (_is_data(v) or (v.is_floating_point() and v.ndim >= 3)):
             continue
         if _is_data(v):
@@ -628,7 +632,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             raise PointError(said)
     def path_mode(reason: str, err: TraceError) -> Reading:
         read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err)
-        return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v)})
+        return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
 
     try:
         try:
