@@ -343,11 +343,11 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     signs: dict[Any, tuple[int, ...]] = {}
     still = set()  # the entries that certainly do not move any tied argument (d/dx_k exactly 0)
     for k, idx in comps:
-        m = [m[k] if idx is None else m[k][idx] for m in moves]
-        s = tuple(ex.sign(v) for v in m)
+        mine = [g[k] if idx is None else g[k][idx] for g in moves]
+        s = tuple(ex.sign(v) for v in mine)
         if corners or all(v != 0 for v in s):
             signs[(k, idx)] = s
-        if all(ex.is_exact_zero(v) for v in m):
+        if all(ex.is_exact_zero(v) for v in mine):
             still.add((k, idx))
     runs: dict[tuple[int, ...], Path | None] = {}
     for comp, s in signs.items():
@@ -375,7 +375,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         right, left = s, tuple(-v for v in s)
         if values.get(left) is None or values.get(right) is None:
             continue
-        if corners and not any(s) and (k, idx) in still:
+        if corners and (k, idx) in still:
             # It does not move a corner at all: one run both ways, one slope, exactly the
             # derivative (no two sides kept for it: a model has 10^5 such entries).
             out[(k, idx)] = SymbolicSide(side(right, 1, k, idx).derivative, "smooth", None, None)
