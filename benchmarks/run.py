@@ -819,6 +819,8 @@ def main() -> None:
         backward_cost(table)
     elif ARGS.flagged:
         flagged_sweeps(table, ARGS.sweep_points)
+    elif ARGS.check:
+        check_rows(table)
     elif ARGS.contended:
         sweep_rows(table, ARGS.points)
         flagged_sweeps(table, ARGS.sweep_points)
@@ -849,6 +851,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", action="store_true",
                         help="only the whole-model rows (the MLP of issue 20 from torch code; gradcheck takes minutes)")
     parser.add_argument("--flagged", action="store_true", help="only the flagged-sweep rows")
+    parser.add_argument("--check", action="store_true",
+                        help="only the per-call rows (assert_grad_matches_math vs gradcheck, trace again)")
     parser.add_argument("--loop-memory", action="store_true",
                         help="only the memory row of the compared loop of 10^5 iterations (fresh interpreters)")
     parser.add_argument("--contended", action="store_true",

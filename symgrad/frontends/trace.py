@@ -756,7 +756,7 @@ def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None
     f = inspect.unwrap(fn)
     if not isinstance(f, types.FunctionType):
         return None
-    parts = _read_values(f, 0)
+    parts = _read_values(f, frozenset())
     if parts is None:
         return None
     held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
@@ -769,10 +769,13 @@ def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None
 _LIBRARIES: Final = frozenset({"torch", "numpy", "math", "sympy", "symgrad", "builtins", "operator", "functools"})
 
 
-def _read_values(f: types.FunctionType, depth: int) -> tuple[Any, ...] | None:
+def _read_values(f: types.FunctionType, seen: frozenset[Any]) -> tuple[Any, ...] | None:
     """What `f`'s reading depends on beyond its code: its defaults and the values of the globals
     and closure cells it reads, a helper of the user's (`source_inline`) by its own (None: read
-    `f` again each time)."""
+    `f` again each time). `seen`: the code objects on the way here. A function met again (itself:
+    `def relu(x): return torch.relu(x)`, whose attribute name `relu` inspect counts as a global
+    read, or a recursive helper) is known by its code, which the key already holds."""
+    seen = seen | {f.__code__}
     try:
         cv = inspect.getclosurevars(f)
     except (TypeError, ValueError):
@@ -788,7 +791,11 @@ def _read_values(f: types.FunctionType, depth: int) -> tuple[Any, ...] | None:
         elif isinstance(v, np.ndarray):
             parts.append((name, str(v.dtype), v.shape, v.tobytes()))
         elif isinstance(v, types.FunctionType) and (v.__module__ or "").split(".")[0] not in _LIBRARIES:
-            inner = _read_values(inspect.unwrap(v), depth + 1) if depth < 8 else None  # type: ignore[arg-type]
+            u = inspect.unwrap(v)
+            if getattr(u, "__code__", None) in seen:
+                parts.append((name, u.__code__))
+                continue
+            inner = _read_values(u, seen) if len(seen) < 8 else None  # type: ignore[arg-type]
             if inner is None:
                 return None
             parts.append((name, v.__code__, inner))  # a helper: its code and what it reads

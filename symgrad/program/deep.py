@@ -52,6 +52,23 @@ def nested_deeper_than(obj: Any, limit: int) -> bool:
     more than `limit` levels; a walk over the DAG without recursion, each node visited at most
     as often as a deeper path reaches it."""
     roots = _roots(obj)
+    key = (tuple(id(r) for r in roots), limit)
+    known = _DEPTHS.get(key)
+    if known is None:
+        known = _DEPTHS[key] = (roots, _deeper(roots, limit))
+        if len(_DEPTHS) > _DEPTHS_KEEP:
+            _DEPTHS.pop(next(iter(_DEPTHS)))
+    return known[1]
+
+
+# The answers so far, by the identity of the expressions, which each entry keeps alive (so that no
+# other object takes its id): a check run hundreds of times on one translation walks it once. Not
+# by equality: hashing a SymPy expression recurses once per level, the very thing guarded here.
+_DEPTHS: dict[tuple[tuple[int, ...], int], tuple[list[Any], bool]] = {}
+_DEPTHS_KEEP = 16
+
+
+def _deeper(roots: list[Any], limit: int) -> bool:
     best: dict[int, int] = {}
     stack = [(r, 0) for r in roots]
     while stack:

@@ -753,8 +753,8 @@ def _uncertain_bits(v: ex.Exact, caller: int) -> int:
 
 def _mask(v: Any, pick: Any) -> Any:
     """A mask over the elements of a value: `pick(element)` for each (a bool for a scalar)."""
-    if ex.is_mat(v):
-        return np.vectorize(pick, otypes=[bool])(v)
+    if ex.is_mat(v):  # np.fromiter: np.vectorize's own set-up costs more than a small matrix's elements
+        return np.fromiter((bool(pick(e)) for e in v.flat), dtype=bool, count=v.size).reshape(v.shape)
     return bool(pick(v))
 
 

@@ -166,8 +166,15 @@ def _compare(fn: Any, inputs: tuple[Any, ...], **options: Any) -> tuple[Comparis
         if branches is not None:
             raise OptionError(BRANCHES_FOR_FUNCTION.format(value=branches, name=name))
         args, kwargs = _arguments(inputs)
-        _run_once(fn, name, args, kwargs)
-        return trace(fn, *args, **kwargs).compare(**options), name
+        try:
+            reading = trace(fn, *args, **kwargs)
+        except Exception:  # a function that raises or returns no tensor: that sentence first
+            _run_once(fn, name, args, kwargs)
+            raise
+        fidelity = getattr(reading, "fidelity", None)
+        if fidelity is None or fidelity.grad_user is None:  # no gradient in your run: say why, if we can
+            _run_once(fn, name, args, kwargs)
+        return reading.compare(**options), name
     if callable(fn):
         raise UnsupportedNodeError(NOT_A_PYTHON_FUNCTION.format(what=_what(fn)))
     raise UnsupportedNodeError(NOT_A_FUNCTION.format(what=_what(fn)))
@@ -218,27 +225,32 @@ def _as_tensor(value: Any) -> torch.Tensor | None:
 
 def _run_once(fn: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Call the user's function at the inputs, so that a function that raises or returns a
-    non-tensor gets a sentence naming it, not a translation error."""
+    non-tensor gets a sentence naming it, not a translation error. Called only where the reading
+    failed or found no gradient in your run: a function that reads and differentiates has run
+    twice already (the fidelity check), and a third run costs a check as much as gradcheck's."""
     __tracebackhide__ = True
     t_args = [_as_tensor(v) for v in args]
     t_kwargs = {k: _as_tensor(v) for k, v in kwargs.items()}
     if any(t is None for t in [*t_args, *t_kwargs.values()]):
         return  # a value that is not a number: `trace` says which
     try:
-        params = ", ".join(inspect.signature(fn).parameters)
-        inspect.signature(fn).bind(*t_args, **t_kwargs)
+        signature = inspect.signature(fn)
+        params = ", ".join(signature.parameters)
+        signature.bind(*t_args, **t_kwargs)
     except (TypeError, ValueError):
         return  # the wrong number of values: `trace` says so
-    shown = ", ".join([_short(v) for v in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]) or "no inputs"
+    def shown() -> str:  # only for a sentence: a tensor's repr costs more than the call
+        return ", ".join([_short(v) for v in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]) or "no inputs"
+
     try:
         with torch.enable_grad():
             out = fn(*t_args, **t_kwargs)
     except Exception as err:  # the user's own code: a sentence, chained to its traceback
-        raise TraceError(RAISED.format(name=name, error=f"{type(err).__name__}: {err}", inputs=shown,
+        raise TraceError(RAISED.format(name=name, error=f"{type(err).__name__}: {err}", inputs=shown(),
                                        params=params)) from err
     if not isinstance(out, torch.Tensor):
         raise TraceError(NOT_A_TENSOR.format(name=name, value=_short(out), kind=_what(out).rsplit(" (", 1)[1][:-1],
-                                             inputs=shown))
+                                             inputs=shown()))
 
 
 def _short(v: Any) -> str:

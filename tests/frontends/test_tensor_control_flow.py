@@ -112,3 +112,25 @@ def test_a_reading_is_kept_per_code_object_and_read_again_when_what_it_reads_cha
     assert changed.compare().entries[0].grad_autograd == pytest.approx(3 * math.cos(0.7))
     vector = sg.trace(mod.f, torch.tensor([0.5, 0.7], dtype=torch.float64))
     assert vector.program is not first.program
+
+
+def test_a_function_named_as_the_torch_function_it_calls_is_read_once(tmp_path: Path) -> None:
+    """`def relu(x): return torch.relu(x)`: inspect counts the attribute name `relu` as a global
+    the function reads, and that global is the function itself. It is known by its code (the key
+    holds it already), not followed for ever; a recursive pair of helpers likewise. A helper it
+    calls that is redefined still reads it again."""
+    from symgrad.frontends import trace as reading
+
+    mod = load_module("import torch\n\ndef relu(x):\n    return torch.relu(x)\n\n"
+                      "def scale(x):\n    return 2 * x\n\ndef g(x):\n    return torch.relu(scale(x))\n", tmp_path)
+    reading.clear_cache()
+    first = sg.trace(mod.relu, 0.5)
+    again = sg.trace(mod.relu, -0.7)
+    assert again.program is first.program and again.fidelity.ok
+    assert again.compare().entries[0].grad_autograd == 0.0 and first.compare().entries[0].grad_autograd == 1.0
+    helped = sg.trace(mod.g, 0.5)
+    assert sg.trace(mod.g, 0.25).program is helped.program
+    exec("def scale(x):\n    return 3 * x\n", mod.__dict__)  # the helper redefined: g is read again
+    changed = sg.trace(mod.g, 0.25)
+    assert changed.program is not helped.program
+    assert changed.compare().entries[0].grad_autograd == 3.0
