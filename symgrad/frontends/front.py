@@ -8,6 +8,7 @@ apart here and read by `trace`.
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any
 
 import sympy as sp
@@ -51,3 +52,21 @@ def is_torch_function(f: Any) -> bool:
         return True  # a torch.nn.Module: read by `trace` as the function of its parameters (`modules.py`)
     f = inspect.unwrap(f) if callable(f) else f
     return inspect.isfunction(f) or inspect.ismethod(f)
+
+
+def signature(fn: Any) -> inspect.Signature:
+    """`inspect.signature(fn)`, worked out once per plain function while its code and defaults are
+    the ones it was worked out from (a check run hundreds of times binds the same function each
+    time; the signature is 15% of a small check). Anything else is asked afresh."""
+    if not inspect.isfunction(fn) or hasattr(fn, "__signature__") or hasattr(fn, "__wrapped__"):
+        return inspect.signature(fn)
+    state = (fn.__code__, fn.__defaults__, fn.__kwdefaults__, getattr(fn, "__annotations__", None))
+    known = _SIGNATURES.get(fn)
+    if known is not None and all(a is b for a, b in zip(known[0], state)):
+        return known[1]
+    sig = inspect.signature(fn)
+    _SIGNATURES[fn] = (state, sig)
+    return sig
+
+
+_SIGNATURES: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], inspect.Signature]] = weakref.WeakKeyDictionary()

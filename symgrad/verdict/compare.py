@@ -29,7 +29,7 @@ from ..program import exact as ex
 from ..sides import autograd as ag
 from ..program.deep import deep
 from ..base.causes import EXPLANATIONS, HINTS, Cause
-from ..frontends.front import expression, is_torch_function
+from ..frontends.front import expression, is_torch_function, signature
 from ..frontends.source import SourceSpan, place
 from ..frontends.modules import expand_wrt, is_module
 from ..frontends.trace import Reading, in_your_words, int_sentence, point_by_name, read_function, spellings
@@ -397,7 +397,7 @@ def title(fn: Any) -> str:
         return f"{type(fn).__qualname__}({', '.join(inspect.signature(fn.forward).parameters)}){where}"
     f = inspect.unwrap(fn)
     try:
-        params = ", ".join(inspect.signature(f).parameters)
+        params = ", ".join(signature(f).parameters)
     except (TypeError, ValueError):
         params = "..."
     code = getattr(f, "__code__", None)

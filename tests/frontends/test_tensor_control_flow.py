@@ -134,3 +134,28 @@ def test_a_function_named_as_the_torch_function_it_calls_is_read_once(tmp_path: 
     changed = sg.trace(mod.g, 0.25)
     assert changed.program is not helped.program
     assert changed.compare().entries[0].grad_autograd == 3.0
+
+
+def test_a_signature_is_kept_only_while_the_code_and_defaults_are_the_same() -> None:
+    """frontends.front.signature is inspect.signature, remembered per function: a changed default,
+    changed code or a wrapped function is worked out again, never answered from memory."""
+    import functools
+    import inspect
+
+    from symgrad.frontends.front import signature
+
+    def f(x, y=1.0):
+        return x * y
+
+    assert signature(f) == inspect.signature(f) and signature(f) is signature(f)
+    f.__defaults__ = (2.0,)
+    assert signature(f).parameters["y"].default == 2.0
+    f.__code__ = (lambda x, z=3.0: x).__code__
+    f.__defaults__ = (3.0,)
+    assert list(signature(f).parameters) == ["x", "z"]
+
+    @functools.wraps(f)
+    def wrapped(*args, **kwargs):
+        return f(*args, **kwargs)
+
+    assert list(signature(wrapped).parameters) == ["x", "z"]
