@@ -39,6 +39,7 @@ from ..program.program import Vector, node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides.ir import has_loop
+from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
 from . import custom_function  # also registers the reader of the user's torch.autograd.Function
 from . import modules as mods
@@ -695,9 +696,12 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
     if not has_loop(lowered.body):
         return
     tensors = any(not isinstance(values[name], (int, float)) for name in lowered.inputs)
-    if not tensors:  # the float batch runner takes scalar inputs; tensors run exactly, below
-        floats = [torch.tensor([float(values[name])], dtype=torch.float64) for name in lowered.inputs]
-        if not bool(run_batch(lowered, floats, grad=False, checks=False, max_iterations=limit)[3].any()):
+    if not tensors:  # scalar inputs run in float64 first (tensors run exactly, below)
+        ends = ends_within(lowered, [float(values[name]) for name in lowered.inputs], limit)
+        if ends is None:  # the counted copy could not say: the float batch runner does
+            floats = [torch.tensor([float(values[name])], dtype=torch.float64) for name in lowered.inputs]
+            ends = not bool(run_batch(lowered, floats, grad=False, checks=False, max_iterations=limit)[3].any())
+        if ends:
             return
     at = ", ".join(f"{name} = {values[name]!r}" for name in lowered.inputs)
     said = (f"In float64 a loop runs past max_iterations={limit} at this point.\n"
