@@ -9,7 +9,7 @@ value is certain (DESIGN.md section 4).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -160,9 +160,38 @@ class ExactSides:
     the symbolic side and the executed derivative, as balls computed at `bits` bits."""
 
     path: Path
-    sym: dict[tuple[int, int], SymbolicSide]  # (output element, component) -> symbolic side
-    exe: dict[tuple[int, int], ex.Exact]  # (output element, component) -> executed derivative
+    sym: Mapping[tuple[int, int], SymbolicSide]  # (output element, component) -> symbolic side
+    exe: Mapping[tuple[int, int], ex.Exact]  # (output element, component) -> executed derivative
     bits: int = ex.START_PREC  # the working precision the balls were computed at
+
+
+class PerEntry(Mapping[tuple[int, int], Any]):
+    """(output element, component) -> a value, held as one list per output element: a model's
+    comparison has 10^5 entries, and a dict keyed by tuples spent 100 bytes on each key and slot
+    (twice per entry: the symbolic sides and the executed derivatives)."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: list[list[Any]] = []
+
+    def add_row(self, row: list[Any]) -> None:
+        self._rows.append(row)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        o, c = key
+        if not (0 <= o < len(self._rows) and 0 <= c < len(self._rows[o])):
+            raise KeyError(key)
+        return self._rows[o][c]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((o, c) for o, row in enumerate(self._rows) for c in range(len(row)))
+
+    def __len__(self) -> int:
+        return sum(len(row) for row in self._rows)
+
+    def values(self) -> Any:  # the values in key order, without building the keys
+        return [v for row in self._rows for v in row]
 
 
 Component = tuple[int, tuple[int, int] | None]  # (input index, element of a matrix input)
@@ -308,15 +337,12 @@ def exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[
 def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Component], v: Any,
               max_iterations: int, bits: int) -> ExactSides:
     path = run(lowered, point, max_iterations=max_iterations)
-    sym: dict[tuple[int, int], SymbolicSide] = {}
-    exe: dict[tuple[int, int], ex.Exact] = {}
-    for o, seed in enumerate(output_seeds(path.value, v)):
+    sym, exe = PerEntry(), PerEntry()
+    for seed in output_seeds(path.value, v):
         grads = path.gradient("executed", seed)
         sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed)
-        for c, (k, idx) in enumerate(comps):
-            g = grads[k]
-            exe[(o, c)] = g[idx] if idx is not None else g
-            sym[(o, c)] = sides[c]
+        exe.add_row([grads[k][idx] if idx is not None else grads[k] for k, idx in comps])
+        sym.add_row([sides[c] for c in range(len(comps))])
     return ExactSides(path, sym, exe, bits)
 
 

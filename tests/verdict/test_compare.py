@@ -728,3 +728,19 @@ def test_a_backward_factor_below_float32s_range_is_named_as_underflow(at: float)
     assert e.cause.id == "rounding" and "(underflow)" in e.explanation and "`1/(1 + exp(-x))`" in e.explanation
     assert "torch.sigmoid(x)" in e.hint
     assert sg.compare(sg.sigmoid(x), at={x: at}, dtype="float32").ok
+
+
+def test_the_exact_sides_per_entry_are_a_mapping_by_output_element_and_component() -> None:
+    """verdict.point.PerEntry: (output element, component) -> value, held as a list per output
+    element; it reads as the dict it replaced (keys in order, KeyError past the ends)."""
+    from symgrad.verdict.point import PerEntry
+
+    held = PerEntry()
+    held.add_row(["a", "b", "c"])
+    held.add_row(["d", "e", "f"])
+    assert dict(held) == {(0, 0): "a", (0, 1): "b", (0, 2): "c", (1, 0): "d", (1, 1): "e", (1, 2): "f"}
+    assert len(held) == 6 and list(held.values()) == list("abcdef") and held[(1, 2)] == "f"
+    for missing in [(2, 0), (0, 3), (-1, 0), (0, -1)]:
+        with pytest.raises(KeyError):
+            held[missing]
+    assert (1, 1) in held and (2, 2) not in held
