@@ -32,7 +32,7 @@ from .source_inline import Helper, default_of, is_helper, spread, spread_keyword
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from .torch_activations import DTypeOf
 from ..base.errors import UnsupportedNodeError
-from .torch_reductions import Indices, MaxResult, part_of
+from .torch_reductions import Indices, MaxResult, makes_tensor, part_of, tensor_as_other
 from ..program.primitives import no_grad, strip
 
 
@@ -300,6 +300,8 @@ class CallTranslator:
             if isinstance(a, (Indices, MaxResult)):
                 raise Refuse(node, a.refusal() if isinstance(a, Indices) else "The result of a max/min along a dim "
                              "is a pair (values, indices).\nFix: take its `.values` (or unpack `v, i = x.max(dim=1)`).")
+        # torch.max(x, torch.tensor(0.)): the tensor is `other` (torch.maximum), never a dim.
+        args, kwargs = tensor_as_other(spelling.name, args, kwargs, lambda k: _spelled_tensor(node, spelling, k))
         data = sd.reshaped(spelling, args, kwargs, node)
         if data is not None:
             return data
@@ -350,6 +352,15 @@ class CallTranslator:
             raise Refuse(node, str(err)) from None
         except (TypeError, ValueError) as err:
             raise Refuse(node, f"`{spelling.name}` with these arguments cannot be translated ({err}).") from None
+
+
+def _spelled_tensor(node: ast.AST, spelling: tn.Spelling, k: int) -> bool:
+    """Whether argument k of the call (the receiver of a method is argument 0) is written as a
+    call that makes a tensor."""
+    if not isinstance(node, ast.Call):
+        return False
+    at = k - 1 if spelling.kind == "method" else k
+    return 0 <= at < len(node.args) and makes_tensor(node.args[at])
 
 
 def _off_graph_tensor(v: Any) -> bool:

@@ -15,8 +15,9 @@ running sums, each the previous one plus the next element, as torch adds them. T
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+import ast
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple
 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
@@ -124,6 +125,36 @@ def _along(spelled: str, x: Any, dim: Any, keepdim: Any, node: Any, node_along: 
     return made(values, [1, len(grid[0])] if keep else [len(grid[0])])
 
 
+def _not_a_dim(v: Any) -> bool:
+    """A number no dim can be: a float (`torch.tensor(0.)`, `torch.tensor(1.5)`) or a fraction."""
+    v = _int(v)
+    return isinstance(v, (float, sp.Float)) or (isinstance(v, sp.Rational) and not v.is_Integer)
+
+
+# The calls that make a tensor, where one is the second argument of torch.max/torch.min: there it
+# is `other` (torch.maximum), never a dim, even when it holds an integer (`torch.tensor(0)`).
+_TENSOR_MAKERS: Final = frozenset({
+    "tensor", "as_tensor", "scalar_tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like",
+    "new_tensor", "new_zeros", "new_ones", "new_full", "clone", "detach", "to", "double", "float", "type_as"})
+_EXTREMES: Final = frozenset({"torch.max", "torch.min", "Tensor.max", "Tensor.min"})
+
+
+def makes_tensor(e: Any) -> bool:
+    """Whether the source expression `e` is a call that makes a tensor (`torch.tensor(0.)`,
+    `torch.zeros_like(x)`, `torch.tensor(0).double()`), as a dim never is."""
+    return isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr in _TENSOR_MAKERS
+
+
+def tensor_as_other(spelled: str, args: list[Any], kwargs: dict[str, Any],
+                    is_tensor: Callable[[int], bool]) -> tuple[list[Any], dict[str, Any]]:
+    """`torch.max(a, b)`/`a.max(b)` where the second argument is a tensor (`is_tensor(1)`: the
+    source spells one, or the recorded run holds one): b given as `other=`, so that a 0-d constant
+    tensor is read as torch reads it, the elementwise torch.maximum, and never as a dim."""
+    if spelled not in _EXTREMES or len(args) != 2 or "other" in kwargs or not is_tensor(1):
+        return args, kwargs
+    return [args[0]], {**kwargs, "other": args[1]}
+
+
 def _refuse_unknown(spelled: str, k: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(k) - known)
     if unknown:
@@ -139,8 +170,10 @@ def _extreme(name: str, spelled: str, binary: Build) -> Build:
 
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         other = k.get("other", a[1] if len(a) > 1 else None)
-        if other is not None and (is_matrix(other) or (isinstance(other, sp.Basic) and other.free_symbols)
-                                  or isinstance(_int(other), float)):
+        if "other" in k or (other is not None and (is_matrix(other) or (isinstance(other, sp.Basic) and other.free_symbols)
+                                                   or _not_a_dim(other))):
+            # torch.max(a, b) of a tensor b is torch.maximum (a tie split 1/2 : 1/2); a dim is a Python int.
+            _refuse_unknown(spelled, {n: v for n, v in k.items() if n != "other"}, set())
             return binary([a[0], other], {})
         _refuse_unknown(spelled, k, {"dim", "keepdim"})
         dim = k.get("dim", a[1] if len(a) > 1 else None)
