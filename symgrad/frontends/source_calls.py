@@ -32,7 +32,9 @@ from .source_inline import Helper, default_of, is_helper, spread, spread_keyword
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from .torch_activations import DTypeOf
 from ..base.errors import UnsupportedNodeError
-from .torch_reductions import Indices, MaxResult, makes_tensor, part_of, tensor_as_other
+from . import torch_argmax as argmax
+from .torch_argmax import Indices
+from .torch_reductions import MaxResult, makes_tensor, part_of, tensor_as_other
 from ..program.primitives import no_grad, strip
 
 
@@ -186,8 +188,8 @@ class CallTranslator:
             raise Refuse(node, f"`.{node.attr}` of the data `{getattr(base, 'name', '')}` is not supported: "
                                "symgrad reads data as indices, as masks, by its shape, and reshaped (`.reshape`, "
                                "`.view`, `.flatten`).\nFix: use it to index a tensor, or reshape it to a matrix first.")
-        if isinstance(base, Indices):
-            raise Refuse(node, base.refusal())
+        if isinstance(base, Indices):  # `i.unsqueeze(1)`, `i.long()`: read in torch_argmax, else a sentence
+            return _Method(f"Tensor.{node.attr}", base)
         if isinstance(base, MaxResult):
             part = part_of(base, node.attr)
             if part is None:
@@ -254,6 +256,8 @@ class CallTranslator:
             return func.make(args, kwargs, node)
         if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it
             return func.call(self, args, kwargs, node, target)
+        if isinstance(func, _Method) and isinstance(func.self_value, Indices):
+            return self.by_indices(func.name, [func.self_value, *args], kwargs, node, target)
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)
@@ -296,6 +300,8 @@ class CallTranslator:
             c = args[0]
             if isinstance(c, sp.Basic):
                 args = [strip(c), *args[1:]]
+        if any(isinstance(a, Indices) for a in (*args, *kwargs.values())):
+            return self.by_indices(spelling.name, args, kwargs, node, target)
         for a in (*args, *kwargs.values()):
             if isinstance(a, (Indices, MaxResult)):
                 raise Refuse(node, a.refusal() if isinstance(a, Indices) else "The result of a max/min along a dim "
@@ -315,6 +321,17 @@ class CallTranslator:
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
         return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target, node)
+
+    def by_indices(self, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
+                   target: sp.Symbol | None) -> Any:
+        """A call that reads the indices of a max/min along a dim or of an argmax (torch_argmax):
+        the values they select, as a Piecewise of the comparisons torch made; else a sentence."""
+        try:
+            with sp.evaluate(False):
+                out = argmax.by_indices(name, args, kwargs)
+        except UnsupportedNodeError as err:
+            raise Refuse(node, str(err)) from None
+        return out if isinstance(out, Indices) else self.state.materialise(out, target, node)
 
     def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
                   target: sp.Symbol | None) -> Any:
