@@ -15,6 +15,7 @@ import builtins
 import inspect
 import numbers
 import types
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -257,7 +258,7 @@ class CallTranslator:
         if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it
             return func.call(self, args, kwargs, node, target)
         if isinstance(func, _Method) and isinstance(func.self_value, Indices):
-            return self.by_indices(func.name, [func.self_value, *args], kwargs, node, target)
+            return _by_indices(self.state, func.name, [func.self_value, *args], kwargs, node, target)
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)
@@ -301,7 +302,7 @@ class CallTranslator:
             if isinstance(c, sp.Basic):
                 args = [strip(c), *args[1:]]
         if any(isinstance(a, Indices) for a in (*args, *kwargs.values())):
-            return self.by_indices(spelling.name, args, kwargs, node, target)
+            return _by_indices(self.state, spelling.name, args, kwargs, node, target)
         for a in (*args, *kwargs.values()):
             if isinstance(a, (Indices, MaxResult)):
                 raise Refuse(node, a.refusal() if isinstance(a, Indices) else "The result of a max/min along a dim "
@@ -320,18 +321,8 @@ class CallTranslator:
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
-        return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target, node)
-
-    def by_indices(self, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
-                   target: sp.Symbol | None) -> Any:
-        """A call that reads the indices of a max/min along a dim or of an argmax (torch_argmax):
-        the values they select, as a Piecewise of the comparisons torch made; else a sentence."""
-        try:
-            with sp.evaluate(False):
-                out = argmax.by_indices(name, args, kwargs)
-        except UnsupportedNodeError as err:
-            raise Refuse(node, str(err)) from None
-        return out if isinstance(out, Indices) else self.state.materialise(out, target, node)
+        return self.state.materialise(_cited(self.build(spelling, sym_args, sym_kwargs, node), self.state, node),
+                                      target, node)
 
     def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
                   target: sp.Symbol | None) -> Any:
@@ -378,6 +369,29 @@ def _spelled_tensor(node: ast.AST, spelling: tn.Spelling, k: int) -> bool:
         return False
     at = k - 1 if spelling.kind == "method" else k
     return 0 <= at < len(node.args) and makes_tensor(node.args[at])
+
+
+def _by_indices(state: Any, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
+                target: sp.Symbol | None) -> Any:
+    """A call that reads the indices of a max/min along a dim or of an argmax (torch_argmax): the
+    values they select, as a Piecewise of the comparisons torch made; else a sentence."""
+    try:
+        with sp.evaluate(False):
+            out = argmax.by_indices(name, args, kwargs)
+    except UnsupportedNodeError as err:
+        raise Refuse(node, str(err)) from None
+    if isinstance(out, Indices):
+        return out
+    argmax.cite_comparisons(out, [*args, *kwargs.values()], state.origins)
+    return state.materialise(out, target, node)
+
+
+def _cited(built: Any, state: Any, node: ast.AST) -> Any:
+    """Indices (or a max's (values, indices)) that remember the user's line computing them."""
+    if not isinstance(built, (Indices, MaxResult)) or state.locate is None:
+        return built
+    made = replace(built if isinstance(built, Indices) else built.indices, origin=state.locate(node))
+    return made if isinstance(built, Indices) else built._replace(indices=made)
 
 
 def _off_graph_tensor(v: Any) -> bool:

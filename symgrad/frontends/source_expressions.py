@@ -103,7 +103,9 @@ class ExpressionTranslator:
         if any(isinstance(p, Indices) for p in read):  # `W[i]` of an argmax's indices (torch_argmax)
             try:
                 with sp.evaluate(False):
-                    return self.state.materialise(argmax.indexed(base, read), where=node)
+                    picked = argmax.indexed(base, read)
+                argmax.cite_comparisons(picked, read, self.state.origins)
+                return self.state.materialise(picked, where=node)
             except UnsupportedNodeError as err:
                 raise Refuse(node, str(err)) from None
         return self.state.materialise(ix.index(base, read, node), where=node)

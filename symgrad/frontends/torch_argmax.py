@@ -56,6 +56,7 @@ class Indices:
     groups: tuple[tuple[sp.Basic, ...], ...] = ()
     dims: tuple[int, ...] = ()
     largest: bool = True
+    origin: Any = None  # the user's line that computed the indices (a SourceSpan), cited for their comparisons
 
     def refusal(self) -> str:
         return (f"The indices of `{self.spelled}` are integer data that depend on the values at the point "
@@ -209,6 +210,16 @@ def by_indices(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
             not any(isinstance(a, Indices) for a in (*args[1:], *kwargs.values())):
         return index_method(args[0], name.removeprefix("Tensor."), args[1:], kwargs)
     raise not_read(name.replace("Tensor.", ".").replace("torch.nn.functional.", "F."), _spelled(args, kwargs))
+
+
+def cite_comparisons(result: Any, indices: Sequence[Any], origins: dict[Any, Any]) -> None:
+    """The comparisons inside `result` that decide an index are cited at the line that computed the
+    indices (`i = x.argmax(dim=1)`), not at the line that selects with them."""
+    origin = next((ix.origin for ix in indices if isinstance(ix, Indices) and ix.origin is not None), None)
+    if origin is None or not isinstance(result, sp.Basic):
+        return
+    for node in result.atoms(sp.And, sp.core.relational.Relational):
+        origins.setdefault(node, origin)
 
 
 def _spelled(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
