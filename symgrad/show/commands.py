@@ -104,12 +104,12 @@ def _load_function(target: str) -> Any:
 
 
 def _no_arguments(fn: Any) -> bool:
-    """Whether `fn` can be called with no arguments (every parameter has a default)."""
+    """Whether `fn` takes no parameters at all (a function with defaults is a function of its
+    inputs, which --at gives)."""
     try:
-        params = inspect.signature(fn).parameters.values()
+        return not inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
 def _verdict(result: Any, allowed: frozenset[Any]) -> int:

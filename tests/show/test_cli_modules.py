@@ -43,6 +43,10 @@ MODEL = textwrap.dedent('''
 
     def tensor_only():
         return torch.tensor(1.0)
+
+
+    def with_default(w=torch.tensor(2.0)):
+        return w * w
 ''')
 
 
@@ -99,3 +103,11 @@ def test_a_function_of_no_arguments_must_return_a_module(model: Path, capsys: py
     assert rc == 2 and out == ""
     assert err.startswith("symgrad: `tensor_only` in ") and "returned Tensor, not a torch.nn.Module" in err
     assert "Fix: name a function of tensors" in err
+
+
+def test_a_function_whose_parameters_have_defaults_is_a_function_of_its_inputs(
+        model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Never called to build a model: --at gives w, and d(w*w)/dw = 2w = 6 at w = 3."""
+    assert main(["check", f"{model}:with_default", "--at", "w=3"]) == 0
+    out, _ = capsys.readouterr()
+    assert "w    6         6         6.0       agree" in out
