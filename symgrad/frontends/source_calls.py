@@ -15,6 +15,7 @@ import builtins
 import inspect
 import numbers
 import types
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -32,7 +33,9 @@ from .source_inline import Helper, default_of, is_helper, spread, spread_keyword
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
 from .torch_activations import DTypeOf
 from ..base.errors import UnsupportedNodeError
-from .torch_reductions import Indices, MaxResult, part_of
+from . import torch_argmax as argmax
+from .torch_argmax import Indices
+from .torch_reductions import MaxResult, makes_tensor, part_of, tensor_as_other
 from ..program.primitives import no_grad, strip
 
 
@@ -186,8 +189,8 @@ class CallTranslator:
             raise Refuse(node, f"`.{node.attr}` of the data `{getattr(base, 'name', '')}` is not supported: "
                                "symgrad reads data as indices, as masks, by its shape, and reshaped (`.reshape`, "
                                "`.view`, `.flatten`).\nFix: use it to index a tensor, or reshape it to a matrix first.")
-        if isinstance(base, Indices):
-            raise Refuse(node, base.refusal())
+        if isinstance(base, Indices):  # `i.unsqueeze(1)`, `i.long()`: read in torch_argmax, else a sentence
+            return _Method(f"Tensor.{node.attr}", base)
         if isinstance(base, MaxResult):
             part = part_of(base, node.attr)
             if part is None:
@@ -254,6 +257,8 @@ class CallTranslator:
             return func.make(args, kwargs, node)
         if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it
             return func.call(self, args, kwargs, node, target)
+        if isinstance(func, _Method) and isinstance(func.self_value, Indices):
+            return _by_indices(self.state, func.name, [func.self_value, *args], kwargs, node, target)
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)
@@ -296,10 +301,14 @@ class CallTranslator:
             c = args[0]
             if isinstance(c, sp.Basic):
                 args = [strip(c), *args[1:]]
+        if any(isinstance(a, Indices) for a in (*args, *kwargs.values())):
+            return _by_indices(self.state, spelling.name, args, kwargs, node, target)
         for a in (*args, *kwargs.values()):
             if isinstance(a, (Indices, MaxResult)):
                 raise Refuse(node, a.refusal() if isinstance(a, Indices) else "The result of a max/min along a dim "
                              "is a pair (values, indices).\nFix: take its `.values` (or unpack `v, i = x.max(dim=1)`).")
+        # torch.max(x, torch.tensor(0.)): the tensor is `other` (torch.maximum), never a dim.
+        args, kwargs = tensor_as_other(spelling.name, args, kwargs, lambda k: _spelled_tensor(node, spelling, k))
         data = sd.reshaped(spelling, args, kwargs, node)
         if data is not None:
             return data
@@ -312,7 +321,8 @@ class CallTranslator:
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
-        return self.state.materialise(self.build(spelling, sym_args, sym_kwargs, node), target, node)
+        return self.state.materialise(_cited(self.build(spelling, sym_args, sym_kwargs, node), self.state, node),
+                                      target, node)
 
     def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
                   target: sp.Symbol | None) -> Any:
@@ -350,6 +360,38 @@ class CallTranslator:
             raise Refuse(node, str(err)) from None
         except (TypeError, ValueError) as err:
             raise Refuse(node, f"`{spelling.name}` with these arguments cannot be translated ({err}).") from None
+
+
+def _spelled_tensor(node: ast.AST, spelling: tn.Spelling, k: int) -> bool:
+    """Whether argument k of the call (the receiver of a method is argument 0) is written as a
+    call that makes a tensor."""
+    if not isinstance(node, ast.Call):
+        return False
+    at = k - 1 if spelling.kind == "method" else k
+    return 0 <= at < len(node.args) and makes_tensor(node.args[at])
+
+
+def _by_indices(state: Any, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
+                target: sp.Symbol | None) -> Any:
+    """A call that reads the indices of a max/min along a dim or of an argmax (torch_argmax): the
+    values they select, as a Piecewise of the comparisons torch made; else a sentence."""
+    try:
+        with sp.evaluate(False):
+            out = argmax.by_indices(name, args, kwargs)
+    except UnsupportedNodeError as err:
+        raise Refuse(node, str(err)) from None
+    if isinstance(out, Indices):
+        return out
+    argmax.cite_comparisons(out, [*args, *kwargs.values()], state.origins)
+    return state.materialise(out, target, node)
+
+
+def _cited(built: Any, state: Any, node: ast.AST) -> Any:
+    """Indices (or a max's (values, indices)) that remember the user's line computing them."""
+    if not isinstance(built, (Indices, MaxResult)) or state.locate is None:
+        return built
+    made = replace(built if isinstance(built, Indices) else built.indices, origin=state.locate(node))
+    return made if isinstance(built, Indices) else built._replace(indices=made)
 
 
 def _off_graph_tensor(v: Any) -> bool:

@@ -18,10 +18,13 @@ import sympy as sp
 from . import source_data as sd
 from . import source_indexing as ix
 from . import source_python as py
+from . import torch_argmax as argmax
 from . import torch_names as tn
 from .source_calls import CallTranslator
 from .source_state import Data, Refuse, TranslationState, is_bool, to_sympy
+from .torch_argmax import Indices
 from .torch_reductions import MaxResult, part_of
+from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import MatrixPiecewise, piecewise
 from ..program.primitives import strip
 
@@ -93,8 +96,19 @@ class ExpressionTranslator:
                 raise Refuse(node, "The result of a max/min along a dim is (values, indices): index it with 0 or 1.\n"
                                    "Fix: write `[0]` or `.values`.")
             return part
+        if isinstance(base, Indices):
+            raise Refuse(node, base.refusal())
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        return self.state.materialise(ix.index(base, [self.index_part(p) for p in parts], node), where=node)
+        read = [self.index_part(p) for p in parts]
+        if any(isinstance(p, Indices) for p in read):  # `W[i]` of an argmax's indices (torch_argmax)
+            try:
+                with sp.evaluate(False):
+                    picked = argmax.indexed(base, read)
+                argmax.cite_comparisons(picked, read, self.state.origins)
+                return self.state.materialise(picked, where=node)
+            except UnsupportedNodeError as err:
+                raise Refuse(node, str(err)) from None
+        return self.state.materialise(ix.index(base, read, node), where=node)
 
     def index_part(self, node: ast.expr) -> Any:
         """One part of an index: an int, a slice of constant bounds, a range, a list of ints, or data."""

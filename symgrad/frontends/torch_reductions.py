@@ -15,8 +15,9 @@ running sums, each the previous one plus the next element, as torch adds them. T
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+import ast
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple
 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
@@ -24,22 +25,9 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from ..base.errors import UnsupportedNodeError
 from ..program.primitives import logsumexp
 from ..program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
+from .torch_argmax import Indices
 from .torch_shapes import MAX_ELEMENTS, made, torch_dims
 from .torch_values import Build, Spelling, as_scalar, is_matrix, shape
-
-
-class Indices:
-    """The indices a `max(dim)`/`argmax` returns: integer data that depends on the point, which
-    symgrad does not carry into the rest of the function (they have no derivative)."""
-
-    def __init__(self, spelled: str) -> None:
-        self.spelled = spelled
-
-    def refusal(self) -> str:
-        return (f"The indices of `{self.spelled}` are integer data that depend on the values at the point "
-                "(no derivative flows through them), and symgrad does not read what is computed from them.\n"
-                "Fix: compute them outside the function you compare (e.g. the accuracy), or pick the values "
-                "with `.values`, which carries the gradient.")
 
 
 class MaxResult(NamedTuple):
@@ -124,6 +112,50 @@ def _along(spelled: str, x: Any, dim: Any, keepdim: Any, node: Any, node_along: 
     return made(values, [1, len(grid[0])] if keep else [len(grid[0])])
 
 
+def _not_a_dim(v: Any) -> bool:
+    """A number no dim can be: a float (`torch.tensor(0.)`, `torch.tensor(1.5)`) or a fraction."""
+    v = _int(v)
+    return isinstance(v, (float, sp.Float)) or (isinstance(v, sp.Rational) and not v.is_Integer)
+
+
+# The calls that make a tensor, where one is the second argument of torch.max/torch.min: there it
+# is `other` (torch.maximum), never a dim, even when it holds an integer (`torch.tensor(0)`).
+_TENSOR_MAKERS: Final = frozenset({
+    "tensor", "as_tensor", "scalar_tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like",
+    "new_tensor", "new_zeros", "new_ones", "new_full", "clone", "detach", "to", "double", "float", "type_as"})
+_EXTREMES: Final = frozenset({"torch.max", "torch.min", "Tensor.max", "Tensor.min"})
+
+
+def makes_tensor(e: Any) -> bool:
+    """Whether the source expression `e` is a call that makes a tensor (`torch.tensor(0.)`,
+    `torch.zeros_like(x)`, `torch.tensor(0).double()`), as a dim never is."""
+    return isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr in _TENSOR_MAKERS
+
+
+def tensor_as_other(spelled: str, args: list[Any], kwargs: dict[str, Any],
+                    is_tensor: Callable[[int], bool]) -> tuple[list[Any], dict[str, Any]]:
+    """`torch.max(a, b)`/`a.max(b)` where the second argument is a tensor (`is_tensor(1)`: the
+    source spells one, or the recorded run holds one): b given as `other=`, so that a 0-d constant
+    tensor is read as torch reads it, the elementwise torch.maximum, and never as a dim."""
+    if spelled not in _EXTREMES or len(args) != 2 or "other" in kwargs or not is_tensor(1):
+        return args, kwargs
+    return [args[0]], {**kwargs, "other": args[1]}
+
+
+def _indices(spelled: str, x: Any, dim: Any, keepdim: Any, largest: bool) -> Indices:
+    """The indices of a max/min (argmax/argmin) along `dim` (None: of every element, flattened):
+    each group of elements an index is taken over, in order, in the shape torch gives the indices."""
+    dims, grid = _dims(spelled, x, dim), _grid(x)
+    rank, keep = len(torch_dims(x)), bool(keepdim)
+    if rank == 0 or dims is None or len(dims) == rank:
+        return Indices(spelled, (tuple(e for r in grid for e in r),), (1,) * rank if keep and dims is not None else (),
+                       largest)
+    if dims == [1]:
+        return Indices(spelled, tuple(tuple(r) for r in grid), (len(grid), 1) if keep else (len(grid),), largest)
+    cols = tuple(tuple(r[j] for r in grid) for j in range(len(grid[0])))
+    return Indices(spelled, cols, (1, len(cols)) if keep else (len(cols),), largest)
+
+
 def _refuse_unknown(spelled: str, k: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(k) - known)
     if unknown:
@@ -139,8 +171,10 @@ def _extreme(name: str, spelled: str, binary: Build) -> Build:
 
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         other = k.get("other", a[1] if len(a) > 1 else None)
-        if other is not None and (is_matrix(other) or (isinstance(other, sp.Basic) and other.free_symbols)
-                                  or isinstance(_int(other), float)):
+        if "other" in k or (other is not None and (is_matrix(other) or (isinstance(other, sp.Basic) and other.free_symbols)
+                                                   or _not_a_dim(other))):
+            # torch.max(a, b) of a tensor b is torch.maximum (a tie split 1/2 : 1/2); a dim is a Python int.
+            _refuse_unknown(spelled, {n: v for n, v in k.items() if n != "other"}, set())
             return binary([a[0], other], {})
         _refuse_unknown(spelled, k, {"dim", "keepdim"})
         dim = k.get("dim", a[1] if len(a) > 1 else None)
@@ -153,7 +187,8 @@ def _extreme(name: str, spelled: str, binary: Build) -> Build:
         if isinstance(_int(dim), (list, tuple)):
             raise UnsupportedNodeError(f"`{spelled}(dim=...)` takes one dim (torch raises for a tuple).\n"
                                        f"Fix: use `torch.a{name}(x, dim=(0, 1))` for several dims.")
-        return MaxResult(_along(spelled, a[0], dim, keepdim, at), Indices(f"{spelled}(dim={_int(dim)})"))
+        return MaxResult(_along(spelled, a[0], dim, keepdim, at),
+                         _indices(f"{spelled}(dim={_int(dim)})", a[0], dim, keepdim, name == "max"))
 
     return build
 
@@ -178,7 +213,8 @@ def _arg_extreme(spelled: str) -> Build:
         _refuse_unknown(spelled, k, {"dim", "keepdim"})
         dim = k.get("dim", a[1] if len(a) > 1 else None)
         _dims(spelled, a[0], dim)
-        return Indices(spelled if dim is None else f"{spelled}(dim={_int(dim)})")
+        return _indices(spelled if dim is None else f"{spelled}(dim={_int(dim)})", a[0], dim,
+                        k.get("keepdim", a[2] if len(a) > 2 else False), "argmax" in spelled)
 
     return build
 
@@ -318,7 +354,8 @@ def reduction_spellings(maximum: Build, minimum: Build) -> list[Spelling]:
                                 "every element, or along dim (0 or 1, keepdim), a tie split evenly"))
         for spelled, kind in ((f"torch.arg{name}", "function"), (f"Tensor.arg{name}", "method")):
             out.append(Spelling(spelled, kind, at, _arg_extreme(spelled.replace("Tensor.", "x.")),
-                                "integer data (no gradient); what is computed from it is a sentence"))
+                                "integer data (no gradient), read in x.gather(dim, i), W[i] and F.one_hot(i, n) (torch_argmax); "
+                                "anything else computed from it is a sentence"))
     for name, node in (("var", var), ("std", std)):
         for spelled, kind in ((f"Tensor.{name}", "method"), (f"torch.{name}", "function")):
             out.append(Spelling(spelled, kind, node, _spread(name, spelled.replace("Tensor.", "x.")),

@@ -38,6 +38,7 @@ from ..program.extremes import MAX_VALUES
 from ..program.program import Vector, node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
+from ..sides import outputs
 from ..sides.ir import has_loop
 from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
@@ -353,7 +354,12 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
         by_name = dict(zip(names, tensors))
         ordered = [by_name[s.name].reshape(-1, 1) if s.name in rank1 else by_name[s.name] for s in lowered.symbols]
         with custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
-            return lowered(*ordered)
+            if not several:
+                return lowered(*ordered)
+            # A returned tuple: the elements the column is stacked from, each differentiated on its
+            # own as your tuple's values are, never through the stack (sides/outputs.py).
+            out, elements = outputs.call(replace(lowered, separate_outputs=True), *ordered)
+            return out if elements is None else tuple(elements)
 
     u = _execute(user, [_tensor(values[n], n in rank1, dtype) for n in names])
     several = u.several

@@ -9,6 +9,8 @@ torch nor SymPy). Nothing imports this module.
     symgrad lower EXPR [--branches where]
     symgrad supported                      the lowering table
     symgrad check path/to/file.py:fn --at a=0.5   a torch function of your own, read back by trace
+    symgrad check model.py:net --at x=[[1,2]]     an nn.Module (or a function of no arguments that
+                                                   returns one): its parameters, at forward's data
 
 Expressions are read by `symgrad.frontends.parse.parse()`, which walks Python's syntax tree and builds
 SymPy objects from an allow-list: `sympify` of a user string runs `eval`, and this never does.
@@ -68,9 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     lo.add_argument("--branches", default="if", choices=["if", "where"])
     lo.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     sub.add_parser("supported", help="print the lowering table (docs/supported.md)")
-    ch = sub.add_parser("check", help="compare a torch function of your own: FILE.py:FUNCTION")
-    ch.add_argument("target", help="path/to/file.py:function")
-    ch.add_argument("--at", action="append", default=[], required=True, help="NAME=VALUE[,NAME=VALUE]")
+    ch = sub.add_parser("check", help="compare a torch function or nn.Module of your own: FILE.py:NAME")
+    ch.add_argument("target", help="path/to/file.py:NAME: a function of tensors, an nn.Module, or a function "
+                    "of no arguments that returns one (its trainable parameters are compared)")
+    ch.add_argument("--at", action="append", default=[], required=True,
+                    help="NAME=VALUE[,NAME=VALUE]: the function's inputs, or the module forward's data")
     ch.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     ch.add_argument("--markdown", action="store_true", help="print markdown instead of text")
     ch.add_argument("--allow", action="append", default=[], metavar="CAUSE",

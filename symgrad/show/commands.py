@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ import sympy as sp
 
 from ..base.errors import OptionError, TraceError
 from ..frontends.front import lower
+from ..frontends.modules import is_module
 from ..frontends.parse import parse
 from ..program.primitives import detach, item
 from ..program.program import number
@@ -72,8 +74,11 @@ DEMOS: dict[str, Callable[[], str]] = {
 
 
 def _load_function(target: str) -> Any:
-    """`path/to/file.py:fn`: the file is run as a module (it is the user's own code) and `fn` taken
-    from it."""
+    """`path/to/file.py:NAME`: the file is run as a module (it is the user's own code) and NAME taken
+    from it: a torch function, a `torch.nn.Module` instance, or a function (or class) of no
+    arguments that returns one (`def make(): return Net()`), which is called once. A module is
+    compared as `symgrad.compare` compares one: `--at` gives its forward's data by parameter
+    name, and the entries are its trainable parameters."""
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name.isidentifier():
         raise TraceError(f"{target!r} is not FILE.py:FUNCTION.\nFix: write e.g. `symgrad check model.py:loss --at x=0.5`.")
@@ -87,7 +92,24 @@ def _load_function(target: str) -> Any:
     fn = getattr(module, name, None)
     if not callable(fn):
         raise TraceError(f"{path} defines no function {name}.\nFix: check the name after the colon.")
-    return fn
+    if is_module(fn) or not _no_arguments(fn):
+        return fn
+    made = fn()  # a builder of the model: `def make(): return Net()`, or the class itself
+    if not is_module(made):
+        raise TraceError(f"`{name}` in {path} takes no arguments, and `{name}()` returned {type(made).__name__}, "
+                         "not a torch.nn.Module: there is no input to differentiate.\nFix: name a function of "
+                         "tensors (its inputs given by --at), a torch.nn.Module, or a function of no arguments "
+                         "that returns one.")
+    return made
+
+
+def _no_arguments(fn: Any) -> bool:
+    """Whether `fn` takes no parameters at all (a function with defaults is a function of its
+    inputs, which --at gives)."""
+    try:
+        return not inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _verdict(result: Any, allowed: frozenset[Any]) -> int:

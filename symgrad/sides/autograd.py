@@ -20,6 +20,7 @@ import numpy as np
 
 import torch
 
+from . import outputs
 from .ir import LoweredProgram
 from .lowering import DTYPES
 
@@ -86,14 +87,18 @@ def run(lowered: LoweredProgram, values: Sequence[Any], dtype: str, wrt: Sequenc
     torch_dtype = DTYPES[dtype]
     tensors = [torch.tensor(x, dtype=torch_dtype, requires_grad=(k in wrt)) for k, x in enumerate(values)]
     try:
-        out = lowered(*tensors)
+        out, elements = outputs.call(lowered, *tensors)
     except Exception as err:  # torch's own message becomes data
         return AutogradRun(None, [], f"{type(err).__name__}: {err}")
     value = _value(out)
     targets = [tensors[k] for k in wrt]
     if not targets:
         return AutogradRun(value, [], None)
-    if v is not None:
+    if elements is not None:  # a returned tuple: each element on its own, never through the stack
+        weights_of = [np.asarray(v, dtype=np.float64).reshape(-1)] if v is not None else \
+            [np.eye(len(elements))[k] for k in range(len(elements))]
+        asks: list[tuple[Any, Any]] = [(None, w) for w in weights_of]
+    elif v is not None:
         asks = [(out, torch.tensor(v, dtype=torch_dtype))]
     elif isinstance(out, torch.Tensor) and out.ndim > 0:
         asks = [(out[idx], None) for idx in np.ndindex(*out.shape)]
@@ -102,8 +107,12 @@ def run(lowered: LoweredProgram, values: Sequence[Any], dtype: str, wrt: Sequenc
     grads: list[list[Any]] = []
     try:
         for target, weights in asks:
-            got = torch.autograd.grad(target, targets, grad_outputs=weights, retain_graph=True,
-                                      allow_unused=True, materialize_grads=True)
+            if target is None:
+                got = tuple(torch.zeros_like(t) if g is None else g
+                            for g, t in zip(outputs.grads_of_elements(elements, weights, targets), targets))
+            else:
+                got = torch.autograd.grad(target, targets, grad_outputs=weights, retain_graph=True,
+                                          allow_unused=True, materialize_grads=True)
             row: list[Any] = [None] * len(values)
             for k, g in zip(wrt, got):
                 row[k] = float(g) if g.ndim == 0 else g.detach().numpy().astype(np.float64)

@@ -43,6 +43,7 @@ import torch
 from ..base.rendering import render
 from ..program import custom
 from ..program import exact as ex
+from . import outputs
 from .autograd import torch_state
 from .executed import Path, PathStep, adjoints_for
 from .path_expression import step_expression
@@ -266,18 +267,22 @@ def _to_host(t: Any) -> Any:
     return float(t) if t.ndim == 0 else t.to(torch.float64).numpy().copy()
 
 
-# The instrumented program of each lowered program, by its unique filename, released with it.
-_INSTRUMENTED: dict[str, tuple[Any, set[int]]] = {}
+# The instrumented program of each lowered program, by its unique filename (and whether it returns
+# a returned tuple's elements beside its column), released with it.
+_INSTRUMENTED: dict[tuple[str, bool], tuple[Any, set[int]]] = {}
 
 
 def _instrumented(lowered: LoweredProgram) -> tuple[Any, set[int]]:
-    hit = _INSTRUMENTED.get(lowered.filename)
+    key = (lowered.filename, lowered.separate_outputs)
+    hit = _INSTRUMENTED.get(key)
     if hit is None:
         tree = ast.parse(lowered.source)
         lines = _assign_lines(tree)
+        if lowered.separate_outputs and isinstance(lowered.output, str):
+            outputs.separate(tree, lowered.output)  # `return out, elements`: each element differentiated alone
         hit = (compile(_Instrument().visit(tree), lowered.filename, "exec"), lines)
-        _INSTRUMENTED[lowered.filename] = hit
-        weakref.finalize(lowered, _INSTRUMENTED.pop, lowered.filename, None)
+        _INSTRUMENTED[key] = hit
+        weakref.finalize(lowered, _INSTRUMENTED.pop, key, None)
     return hit
 
 
@@ -318,6 +323,7 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
             out = fn(*inputs)
         except Exception as err:  # torch's own message becomes data
             return _Capture(tensors, grads, f"{type(err).__name__}: {err}")
+        out, elements = out if lowered.separate_outputs and isinstance(out, tuple) else (out, None)
         _match(path, events, lines, tensors)
         event_of = {id(t): k for k, (_, _, t) in enumerate(events) if isinstance(t, torch.Tensor)}
         try:
@@ -326,7 +332,13 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
                     np.asarray(ex.ewise(ex.to_float, seed), dtype=np.float64), dtype=torch_dtype)
             else:
                 weights = None
-            got = torch.autograd.grad(out, inputs, grad_outputs=weights, allow_unused=True)
+            if elements is not None and weights is not None:
+                # A returned tuple: the elements the column is stacked from, each on its own graph
+                # (outputs.py); the column's own adjoint is the seed, as torch hands it to a tuple.
+                got = outputs.grads_of_elements(elements, weights.reshape(-1).tolist(), inputs, retain_graph=False)
+                grads[path.output] = _to_host(weights)
+            else:
+                got = torch.autograd.grad(out, inputs, grad_outputs=weights, allow_unused=True)
         except Exception as err:
             return _Capture(tensors, grads, f"{type(err).__name__}: {err}")
     for i, g in zip(path.inputs, got):

@@ -799,24 +799,31 @@ def _back(path: Path, st: PathStep, pos: int, m: Any) -> Any:
     return _hit(m)
 
 
-def _used(path: Path) -> list[Any]:
+def _used(path: Path, seed: Any = None) -> list[Any]:
     """Steps whose value the output uses, element by element for a matrix step read elementwise
-    (a bool, or a mask of its elements): every operand, except the elements a `where` drops."""
+    (a bool, or a mask of its elements): every operand, except the elements a `where` drops.
+    `seed`: only the output elements it weighs (a returned tuple's element, `outputs.py`); a
+    column stacked from elements then uses only those elements' steps."""
     used: list[Any] = [False] * len(path.steps)
-    used[path.output] = True
+    used[path.output] = True if seed is None or not ex.is_mat(seed) else _mask(seed, lambda v: not (ex.is_rational(v) and v == 0))
     for st in reversed(path.steps):
         m = used[st.index]
         if not _hit(m):
+            continue
+        if st.op == "stack" and isinstance(m, np.ndarray) and m.size == len(st.parents):
+            for p, hit in zip(st.parents, m.reshape(-1)):
+                used[p] = _merge(used[p], bool(hit))
             continue
         for pos, p in enumerate(st.parents):
             used[p] = _merge(used[p], _back(path, st, pos, m))
     return used
 
 
-def _slope_violations(path: Path) -> list[tuple[PathStep, int, Any]]:
+def _slope_violations(path: Path, seed: Any = None) -> list[tuple[PathStep, int, Any]]:
     """(step, parent position, elements) where a partial is not finite and the output's
-    mathematical adjoint there is not 0: an infinite slope the derivative would multiply."""
-    adj = path.adjoints("math")
+    mathematical adjoint there (seeded by `seed`, None: every output element) is not 0: an
+    infinite slope the derivative would multiply."""
+    adj = path.adjoints("math", seed)
     found = []
     for st in path.steps:
         a = adj[st.index]
@@ -834,11 +841,12 @@ def _slope_violations(path: Path) -> list[tuple[PathStep, int, Any]]:
     return found
 
 
-def domain_violation(path: Path) -> PathStep | None:
+def domain_violation(path: Path, seed: Any = None) -> PathStep | None:
     """The first step where the mathematics is undefined on the path that matters: a value that
     is not a finite real number where the output uses it (element by element), or an infinite
-    slope where the output depends on it."""
-    used = _used(path)
+    slope where the output depends on it. `seed`: of the output elements it weighs only (each
+    element of a returned tuple is a function of its own); None: of the whole output."""
+    used = _used(path, seed)
     for st in path.steps:
         u = used[st.index]
         if not _hit(u):
@@ -846,8 +854,8 @@ def domain_violation(path: Path) -> PathStep | None:
         bad = _mask(st.value, lambda v: not ex.is_finite(v))
         if _hit(bad & u if isinstance(bad, np.ndarray) and isinstance(u, np.ndarray) else (_hit(bad) and _hit(u))):
             return st
-    adj = path.adjoints("math")
-    slopes = {id(st) for st, _, _ in _slope_violations(path)}
+    adj = path.adjoints("math", seed)
+    slopes = {id(st) for st, _, _ in _slope_violations(path, seed)}
     for st in path.steps:
         if ex.all_zero(adj[st.index]):
             continue
@@ -879,13 +887,13 @@ def _undefined_mask(op: Any, st: PathStep) -> Any:
     return mask
 
 
-def slope_reach(path: Path) -> list[Any]:
+def slope_reach(path: Path, seed: Any = None) -> list[Any]:
     """For each input, the elements whose derivative meets an infinite slope (a bool for a
     scalar input, a mask for a matrix one): the elements that reach a violating element through
     elementwise steps, and every element of what reaches it through any other op. Elements it
     does not reach have a finite derivative (their paths to the output never meet it)."""
     taint: list[Any] = [False] * len(path.steps)
-    for st, pos, bad in _slope_violations(path):
+    for st, pos, bad in _slope_violations(path, seed):
         p = st.parents[pos]
         taint[p] = _merge(taint[p], bad if isinstance(bad, np.ndarray) and _elementwise_step(path, st, p) else True)
     for st in path.steps:

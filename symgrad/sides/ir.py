@@ -118,6 +118,9 @@ class LoweredProgram:
     normalized: Normalized = field(repr=False)
     line_map: dict[sp.Basic, int] = field(repr=False)
     function: Callable[..., Any] = field(repr=False)
+    # A returned tuple's column: autograd differentiates each element it is stacked from on its own
+    # (`outputs.py`), as torch does the user's tuple, never the stack.
+    separate_outputs: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)

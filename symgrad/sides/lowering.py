@@ -331,6 +331,15 @@ class _Expressions:
         out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
         return target
 
+    def reads_elements_only(self, node: sp.Basic) -> bool:
+        """A scalar Piecewise that reads no scalar variable, in a program whose first input is a
+        matrix (`Piecewise((1, x[0, 1] > x[0, 0]), (0, True))`, an element of `F.one_hot` of an
+        argmax): its constant branch is a constant tensor off the graph, as torch's integer data is.
+        Kept on the graph through the first input, `x * 0 + 1` would be a matrix, not a number."""
+        inputs = self.writer.norm.inputs
+        return bool(inputs) and isinstance(inputs[0], sp.MatrixSymbol) and not isinstance(node, (sp.MatrixBase, sp.MatrixExpr)) \
+            and not any(isinstance(s, sp.Symbol) for s in node.free_symbols)
+
     def anchor(self, node: sp.Basic) -> str:
         syms = sorted((s for s in node.free_symbols if isinstance(s, sp.Symbol)), key=lambda s: s.name)
         if syms:
@@ -364,7 +373,12 @@ class _Expressions:
             start = len(self.writer.lines)
             body: list[Stmt] = []
             op = self.expr(value, _Scope(scope), body, target=name)
-            if isinstance(op, Const):
+            if isinstance(op, Const) and self.reads_elements_only(e):
+                self.writer.emit(f"# the constant {sstr(op.value)}: a number that reads no input (off the autograd graph)")
+                cline = self.writer.emit(f"{name} = torch.tensor({operand_text(op)}, dtype=torch.{self.writer.dtype})")
+                self.writer.record(e, cline)
+                body.append(Step(name, "constant", (), op.value, e, cline))
+            elif isinstance(op, Const):
                 self.const_step(e, op, body, name)
             elif op != name:
                 bline = self.writer.emit(f"{name} = {operand_text(op)}")

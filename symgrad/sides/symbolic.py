@@ -253,13 +253,15 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
     math = departs(path)
     if math:
         path = run(lowered, point, max_iterations=max_iterations, math=True)
-    violation = domain_violation(path)
+    # A returned tuple's element is a function of its own: only what it reads can leave its domain.
+    own = seed if lowered.separate_outputs else None
+    violation = domain_violation(path, own)
     if violation is not None and len(comps) > 1 and (_only_a_vertical_tangent(path, violation)
                                                       or _finite_outside_its_domain(path, violation)):
         # An infinite slope with every value finite: only the entries whose derivative meets it
         # are in question (sqrt(v).sum() at v = (0.5, 0, 2): the middle entry); the others
         # have their derivative as if it were not there.
-        reach = slope_reach(path)
+        reach = slope_reach(path, own)
         hit = [bool(reach[k] if idx is None or not isinstance(reach[k], np.ndarray) else reach[k][idx])
                for k, idx in comps]
         if not all(hit):

@@ -286,6 +286,17 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
     if is_torch_function(f):  # a torch function: read back by `trace`, at `at` by parameter name
         return compare_function(f, at, wrt=wrt, dtype=dtype, order=order, v=v, rtol=rtol,
                                 max_iterations=max_iterations)
+    return _compare_expression(f, at, wrt=wrt, dtype=dtype, branches=branches, order=order, v=v, rtol=rtol,
+                               max_iterations=max_iterations)
+
+
+@deep
+def _compare_expression(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, dtype: str | None = None,
+                        branches: Literal["if", "where"] = "if", order: int = 1, v: Any = None,
+                        rtol: float | None = None, max_iterations: int = DEFAULT_MAX_ITERATIONS,
+                        separate: bool = False) -> Comparison:
+    """compare() of a SymPy expression or Program; `separate`: it stands for a returned tuple, whose
+    column's elements autograd differentiates each on its own (`sides/outputs.py`)."""
     f = expression(f)
     dtype = "float64" if dtype is None else dtype
     check_options(branches=branches, dtype=dtype)
@@ -295,6 +306,8 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
         raise OptionError(RTOL_MESSAGE.format(value=rtol))
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = with_unused_inputs(lower(f, branches=branches, dtype=dtype), f, at, branches, dtype)
+    if separate:
+        lowered = replace(lowered, separate_outputs=True)
     floats = read_point(lowered, at, dtype)
     wrt_idx = wrt_indices(lowered, wrt)
     point = {name: _exact_value(x) for name, x in zip(lowered.inputs, floats)}
@@ -367,7 +380,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
         options["wrt"] = list(reading.inputs)
-    c = compare(function, at=point, branches=reading.branches, dtype=dtype, **options)
+    c = _compare_expression(function, point, branches=reading.branches, dtype=dtype,
+                            separate=reading.returned is not None, **options)
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
