@@ -166,17 +166,7 @@ class _Batch:
             cond = self.condition(s.cond, env, idx)
             value = torch.where(cond, args[0], args[1])
         else:
-            code = self.codes.get(s.line)
-            if code is None:
-                code = compile(statement_expression(self.lowered, s), self.lowered.filename, "eval")
-                self.codes[s.line] = code
-            ns = dict(self.namespace)
-            for a, v in zip(s.args, args):
-                if isinstance(a, str):
-                    ns[a] = v
-            value = eval(code, ns)  # the generated line's own text, compiled once
-            if not isinstance(value, torch.Tensor):
-                value = torch.tensor(value, dtype=self.dtype, device=self.device)
+            value = line_value(self.lowered, self.codes, self.namespace, s, args, self.dtype, self.device)
         if not self.checks:
             pass
         elif s.op == "add" and value.ndim and _subtracts(s) and not self.exact_operands(s):
@@ -274,6 +264,21 @@ class _Batch:
             value = (start[keep] + k * step[keep]).to(self.dtype)
             self.write(env, s.var, sub, value)
             self.block(s.body, env, sub)
+
+
+def line_value(lowered: LoweredProgram, codes: dict[Any, Any], namespace: dict[str, Any], s: Step,
+               args: Sequence[torch.Tensor], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A step's value: the generated line's own text (compiled once into `codes`), run on `args`."""
+    code = codes.get(s.line)
+    if code is None:
+        code = compile(statement_expression(lowered, s), lowered.filename, "eval")
+        codes[s.line] = code
+    ns = dict(namespace)
+    for a, v in zip(s.args, args):
+        if isinstance(a, str):
+            ns[a] = v
+    value = eval(code, ns)  # the generated line's own text, compiled once
+    return value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=dtype, device=device)
 
 
 def _subtracts(s: Step) -> bool:
@@ -413,3 +418,13 @@ def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mo
             else:
                 grads = [torch.full_like(c, math.nan) for c in columns]
     return out.detach(), [g.detach() for g in grads], runner.tie, runner.stuck, runner.cancel
+
+
+# The flags' rules, read by the runner of tensor programs (`batch_tensors`) as well.
+TIE_TESTS: Final = _TIE_TEST
+subtracts: Final = _subtracts
+
+
+def margin_texts(c: Cond) -> list[str]:
+    """Each relation of a condition as the text of `lhs - rhs` (zero: the point is on it)."""
+    return [_margin_text(c, rel) for rel in _relations(c.expr)]

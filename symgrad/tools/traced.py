@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
@@ -40,8 +41,11 @@ class Traced(Reading):
         In path mode the recorded run is compared, and every explanation says so."""
         return compare_reading(self, **options)
 
-    def sweep(self, over: Any, **options: Any) -> Sweep:
-        """`symgrad.sweep` of the translated program (`over` keyed by parameter name)."""
+    def sweep(self, over: Any, *, fixed: Mapping[str, Any] | None = None, **options: Any) -> Sweep:
+        """`symgrad.sweep` of the translated program (`over` keyed by parameter name). The
+        function's tensors (tensor inputs, data, constants) are held at their example values
+        while its scalar inputs run over `over`; `fixed={"W": W}` holds a tensor (or data) at
+        another value (the function is read again there, and checked against itself)."""
         if self.mode == "path":
             raise OptionError(
                 f"`{getattr(self.fn, '__name__', 'this function')}` was read in path mode (a recorded run, because "
@@ -55,32 +59,25 @@ class Traced(Reading):
                 f"{', ...' if len(self.parameters) > 3 else ''}); symgrad sweeps functions of numbers, one point "
                 "at a time through your own code, not models.\nFix: compare the model point by point "
                 "(`symgrad.compare(model, at=...)`), or sweep a function of the numbers you vary.")
-        tensors = [s.name for s in self.inputs if isinstance(s, sp.MatrixSymbol)]
-        if tensors or _computes_with_tensors(self.program):
-            scalars = [s.name for s in self.inputs if s.name not in tensors]
-            held = [*scalars[1:], *tensors, *_data(self)]
-            at = ", ".join([*(f'"{n}": v' for n in scalars[:1]), *(f'"{n}": {n}' for n in held)])
-            named = ", ".join(f"`{t}`" for t in tensors) or "made inside the function, from data or constants"
-            raise OptionError(_HELD.format(fn=_name(self), tensors=named,
-                                           scalars=", ".join(f"`{n}`" for n in scalars) or "none", at=at))
+        if fixed:  # another value for a tensor or data: the function read again with it, and checked there
+            unknown = sorted(set(fixed) - set(self.arguments))
+            if unknown:
+                raise OptionError(f"`fixed` names {', '.join(unknown)}, which `{_name(self)}` does not take (its "
+                                  f"arguments: {', '.join(self.arguments)}).\nFix: name its own parameters.")
+            again = read_function(self.fn, (), {**self.arguments, **fixed}, dtype=self.dtype)
+            return Traced(**{f.name: getattr(again, f.name) for f in fields(again)}).sweep(over, **options)
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
-        result = sweep(self.program, over, branches=self.branches, **options)
+        # The tensor inputs held at their example values (as the translation declares them: a
+        # rank-1 tensor as its column); data and constant tensors are part of the translation.
+        held = {s: self.point[s.name] for s in self.inputs if isinstance(s, sp.MatrixSymbol)}
+        result = sweep(self.program, over, branches=self.branches, fixed=held or None, **options)
         begin = time.perf_counter()
         checked = _check_beside_user(self, result)
         spent = time.perf_counter() - begin
         total = result.seconds + spent
         return replace(result, checked_points=checked, seconds=total,
                        timings={**result.timings, "checked": spent, "total": total})
-
-
-# A sweep of a function with tensor inputs (issue 20, item 4): said, not run.
-_HELD: Final = (
-    "`{fn}` computes with tensors ({tensors}); a sweep runs the translation on a batch of numbers, one number per "
-    "input and point, and symgrad's batch runner does not run tensor operations (a matmul, a sum) on a batch of "
-    "points, so it does not sweep the scalar inputs ({scalars}) with the tensors and data held fixed.\n"
-    "Fix: compare point by point, each point checked against your function bit for bit: "
-    "`[traced.compare(at={{{at}}}) for v in values]`, or sweep a function of numbers only.")
 
 
 # Where the user's function cannot run on the whole batch at once (Python control flow on tensor
@@ -125,7 +122,7 @@ def _run_batch(traced: Traced, s: Sweep, names: list[str], wrt: list[int],
     cannot run on a batch (vmap refuses Python control flow on tensor values, `.item()`, a value
     turned into a Python number) or gives no value per point."""
     columns = [torch.tensor(s.points[:, k], dtype=dtype, requires_grad=True) for k in range(len(names))]
-    rest = {**_data(traced), **{k: v for k, v in traced.point.items() if k not in names}}
+    rest = {k: v for k, v in traced.arguments.items() if k not in names}  # data and tensors, as given
 
     def one(*values: torch.Tensor) -> Any:
         return traced.fn(**rest, **dict(zip(names, values)))
@@ -149,7 +146,7 @@ def _check_points(traced: Traced, s: Sweep, rows: list[int], names: list[str], w
     translation is a TraceError naming it."""
     for i in rows:
         tensors = {name: torch.tensor(float(s.points[i, k]), dtype=dtype, requires_grad=True) for k, name in enumerate(names)}
-        point = {**_data(traced), **traced.point, **tensors}
+        point = {**traced.arguments, **tensors}
         try:
             with torch.enable_grad():
                 out = traced.fn(**point)
@@ -175,18 +172,6 @@ _PARTS: Final = (
     "Fix: compare that point on its own (`symgrad.compare(fn, at=...)` reads the function there), or rewrite the "
     "line that differs with the spellings of docs/supported.md."
 )
-
-
-def _computes_with_tensors(program: Any) -> bool:
-    """A translation with a tensor value (a matrix input, or a constant tensor: data, a global)."""
-    parts = [program.body, program.output] if hasattr(program, "body") else [program]
-    return any(isinstance(n, (sp.MatrixExpr, sp.MatrixBase)) for p in parts for n in sp.preorder_traversal(p))
-
-
-def _data(traced: Traced) -> dict[str, Any]:
-    """The arguments a sweep holds as they were given: data, never inputs (a Python int, an
-    integer or boolean tensor, an image batch)."""
-    return {k: v for k, v in traced.arguments.items() if k not in traced.point}
 
 
 def _same(a: float, b: float) -> bool:

@@ -1,0 +1,339 @@
+"""A sweep over the scalars of a function that computes with tensors (issue 20): the scalar inputs
+run over their ranges, the tensors are held fixed (`fixed=`, a traced function's example tensors,
+its data and constants).
+
+Ground truth (DESIGN.md section 10): autograd's value at a point is torch's own, the function as
+written run on that point alone (never the batch the sweep ran); the cause at a point is what
+`compare()` says there, and where the derivative is simple enough it is checked against an exact
+computation written here with `fractions.Fraction` (the exact binary values the tensors hold).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import symgrad as sg
+from symgrad.sides import batch_tensors
+from symgrad.sides.batch_tensors import run_tensor_batch
+from user_code import load_module, same_floats
+
+SOURCE = textwrap.dedent('''
+    import torch
+
+    C = torch.tensor([[1.0, 1.0], [-1.0, 0.5]], dtype=torch.float64)
+    V = torch.tensor([[1.0, -2.0], [0.5, 4.0]], dtype=torch.float64)
+
+
+    def relu_scaled(x, W):
+        return torch.relu(x * W).sum()
+
+
+    def relu_layer(x, W, b):
+        return torch.relu(x * W + b).sum()
+
+
+    def relu_of_data(x):
+        return torch.relu(x * V + C).sum()
+
+
+    def branchy(x, W):
+        if x > 0:
+            return torch.relu(x * W - 1).sum()
+        return torch.tanh(x * W).sum()
+
+
+    def half_detached(x, W):
+        return (x * W).sum() * (x * W).detach().sum()
+
+
+    def two_scalars(x, y, W):
+        return torch.abs(x * W + y).sum()
+''')
+
+
+@pytest.fixture(scope="module")
+def module(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return load_module(SOURCE, tmp_path_factory.mktemp("sweep_tensors"), "user_sweep_tensors")
+
+
+def f64(rows: list[list[float]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def torch_at(fn: Any, scalars: list[float], tensors: list[torch.Tensor], dtype: torch.dtype) -> list[float]:
+    """torch itself: `fn` run on this one point (the scalars first), its value and the gradient
+    with respect to each scalar."""
+    leaves = [torch.tensor(v, dtype=dtype, requires_grad=True) for v in scalars]
+    out = fn(*leaves, *tensors)
+    grads = torch.autograd.grad(out, leaves, allow_unused=True)
+    return [float(out.detach()), *(float("nan") if g is None else float(g) for g in grads)]
+
+
+def assert_torch_per_point(s: sg.Sweep, fn: Any, tensors: list[torch.Tensor], dtype: torch.dtype = torch.float64) -> None:
+    for k, row in enumerate(s.points.tolist()):
+        mine = [float(s.value[k]), *(float(v) for v in s.grad_autograd[k])]
+        assert same_floats(mine, torch_at(fn, row, tensors, dtype)), (row, mine)
+
+
+def assert_compare_per_point(s: sg.Sweep, fn: Any, held: dict[str, Any], rows: Any = None) -> None:
+    """The sweep's cause at each of `rows` (every point by default) is compare()'s at that point
+    alone, the function read again there."""
+    names = [v.name for v in s.symbols]
+    for k in range(len(s.points)) if rows is None else rows:
+        at = {**held, **dict(zip(names, s.points[k].tolist()))}
+        c = sg.compare(fn, at=at, wrt=[w.name for w in s.wrt], dtype=s.dtype)
+        assert c.cause.id == s.causes[k], (at, c.cause.id, s.causes[k])
+
+
+def relu_truth(x: float, W: Any, C: Any) -> tuple[str, Fraction | None]:
+    """d/dx sum(relu(x*W + C)) exactly: ("kink", None) where an element with W != 0 is exactly
+    at relu's corner (the one-sided slopes differ by |W|), else ("agree", the slope)."""
+    slope, fx = Fraction(0), Fraction(x)
+    for w, c in zip(np.asarray(W, dtype=np.float64).ravel().tolist(), np.asarray(C, dtype=np.float64).ravel().tolist()):
+        u = fx * Fraction(w) + Fraction(c)
+        if u == 0 and w != 0:
+            return "kink", None
+        if u > 0:
+            slope += Fraction(w)
+    return "agree", slope
+
+
+# ---------------------------------------------------------------- the batch is torch's own, point by point
+
+
+def test_relu_of_a_scalar_times_a_fixed_tensor(module: Any) -> None:
+    W = f64([[1.0, -2.0], [0.5, 3.0]])
+    s = sg.trace(module.relu_scaled, 0.5, W).sweep({"x": (-2, 2)}, n=17)
+    assert [w.name for w in s.wrt] == ["x"] and s.points.shape == (17, 1) and s.checked_points == 17
+    assert_torch_per_point(s, module.relu_scaled, [W])
+    # x = 0 puts every element on relu's corner: slope -2 on the left, 4.5 on the right.
+    assert s.counts == {"agree": 16, "kink": 1} and s.causes[8] == "kink"
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        cause, slope = relu_truth(xv, W, np.zeros((2, 2)))
+        assert s.causes[k] == cause
+        if slope is not None:
+            assert Fraction(float(s.grad_autograd[k, 0])) == slope
+    worst = s.worst[0]
+    assert worst.cause.id == "kink" and float(worst.point[sp.Symbol("x", real=True)]) == 0.0
+    left, right = next(e for e in worst.entries if not e.ok).one_sided
+    assert (left, right) == (-2, sp.Rational(9, 2))
+    assert "The tensor input W (2x2) was held fixed" in str(s)
+    assert_compare_per_point(s, module.relu_scaled, {"W": W}, rows=[0, 5, 8, 11, 16])
+
+
+def test_data_and_constant_tensors_are_held_as_read(module: Any) -> None:
+    # V and C are module globals: constants of the translation. Kinks where x*V + C = 0:
+    # x = -1, 0.5, -2, -1/8 (the last is not a grid point: a clean neighbour either side).
+    s = sg.trace(module.relu_of_data, 0.3).sweep({"x": (-2, 2)}, n=17)
+    assert_torch_per_point(s, module.relu_of_data, [])
+    V, C = module.V.numpy(), module.C.numpy()
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        cause, slope = relu_truth(xv, V, C)
+        assert s.causes[k] == cause, xv
+        if slope is not None:
+            assert Fraction(float(s.grad_autograd[k, 0])) == slope
+    assert s.counts == {"agree": 14, "kink": 3}
+    assert not s.notes  # nothing held by the caller, and vmap ran it
+
+
+def test_a_bias_of_rank_one_and_chunks_give_the_same_answers(module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(7)
+    W, b = torch.randn(4, 4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    traced = sg.trace(module.relu_layer, 0.5, W, b)
+    whole = traced.sweep({"x": (-3, 3)}, n=41)
+    monkeypatch.setattr(batch_tensors, "ELEMENTS", 40)  # a few points per chunk
+    chunked = traced.sweep({"x": (-3, 3)}, n=41)
+    assert np.array_equal(whole.grad_autograd, chunked.grad_autograd) and np.array_equal(whole.value, chunked.value)
+    assert list(whole.causes) == list(chunked.causes)
+    assert_torch_per_point(chunked, module.relu_layer, [W, b])
+    assert "b (4x1)" in str(whole)  # held as the translation declares it: a column
+
+
+def test_the_runner_chunks_by_the_size_of_a_point() -> None:
+    W = sp.MatrixSymbol("W", 3, 3)
+    x = sp.Symbol("x")
+    lowered = sg.lower(sp.Max(0, (x * W)[0, 0]) + sp.Max(0, (x * W)[2, 1]))
+    fixed = {"W": torch.arange(9, dtype=torch.float64).reshape(3, 3) - 4}
+    xs = {"x": torch.linspace(-1, 1, 11, dtype=torch.float64)}
+    big = run_tensor_batch(lowered, xs, fixed)
+    old = batch_tensors.ELEMENTS
+    try:
+        batch_tensors.ELEMENTS = 50
+        small = run_tensor_batch(lowered, xs, fixed)
+    finally:
+        batch_tensors.ELEMENTS = old
+    assert small.chunk < 11 <= big.chunk
+    for a, b in ((big.value, small.value), *zip(big.grads, small.grads), (big.tie, small.tie)):
+        assert torch.equal(a, b)
+    # The exact slope: W[0, 0] = -4 and W[2, 1] = 3; x = 0 is both corners.
+    want = [-4.0 if v < 0 else 3.0 if v > 0 else 0.0 for v in xs["x"].tolist()]
+    assert big.grads[0].tolist() == want and big.tie.tolist() == [v == 0 for v in xs["x"].tolist()]
+
+
+# ---------------------------------------------------------------- where vmap cannot run it
+
+
+def test_an_if_on_the_point_runs_point_by_point_with_a_note(module: Any) -> None:
+    W = f64([[1.0, -2.0], [0.5, 3.0]])
+    traced = sg.trace(module.branchy, 0.5, W)
+    s = traced.sweep({"x": (-1, 1)}, n=11)
+    assert any("torch.func.vmap could not run the translation" in n and "each of the 11 points ran on its own" in n
+               for n in s.notes)
+    assert "data-dependent control flow" in str(s)
+    assert_torch_per_point(s, module.branchy, [W])
+    # x = 0: the branch's threshold; x = 1: relu's corner at x*W[0, 0] - 1 = 0.
+    assert s.counts == {"agree": 9, "control-flow": 1, "kink": 1}
+    assert s.causes[5] == "control-flow" and s.causes[10] == "kink"
+    assert_compare_per_point(s, module.branchy, {"W": W}, rows=[0, 3, 5, 7, 10])
+
+
+def test_a_failed_vmap_falls_back_to_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    W = sp.MatrixSymbol("W", 2, 2)
+    x = sp.Symbol("x")
+    expr = sp.Abs(x * W[0, 0] - W[1, 1]) + sp.tanh(x * W[0, 1])
+    fixed = {W: [[2.0, 0.5], [0.0, 1.0]]}
+    batched = sg.sweep(expr, {x: (-1, 1)}, n=9, fixed=fixed)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("vmap: this op is not supported. Something else")
+
+    monkeypatch.setattr(torch.func, "vmap", refuse)
+    looped = sg.sweep(expr, {x: (-1, 1)}, n=9, fixed=fixed)
+    assert np.array_equal(batched.grad_autograd, looped.grad_autograd) and list(batched.causes) == list(looped.causes)
+    assert any("(this op is not supported)" in n for n in looped.notes)
+    assert not any("vmap" in n for n in batched.notes)
+    # x = 1/2: Abs at its corner, slopes -2 + tanh' and 2 + tanh'.
+    assert batched.counts == {"agree": 8, "kink": 1} and batched.causes[6] == "kink"
+    for k, xv in enumerate(batched.points[:, 0].tolist()):  # torch, the expression written by hand
+        t = torch.tensor(xv, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(torch.abs(t * 2.0 - 1.0) + torch.tanh(t * 0.5), t)
+        assert float(batched.grad_autograd[k, 0]) == float(g)
+
+
+# ---------------------------------------------------------------- the causes a tensor sweep names
+
+
+def test_a_detach_inside_a_tensor_program_is_found_at_every_point(module: Any) -> None:
+    W = f64([[1.0, 2.0], [-0.5, 0.25]])  # sum = 2.75
+    s = sg.trace(module.half_detached, 0.5, W).sweep({"x": (-1, 1)}, n=5)
+    assert_torch_per_point(s, module.half_detached, [W])
+    # math: d/dx (x S)^2 = 2 x S^2; executed: x S^2 (the detached factor constant); equal at x = 0.
+    assert s.counts == {"agree": 1, "detach": 4} and s.causes[2] == "agree"
+    S = Fraction(11, 4)
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        assert Fraction(float(s.grad_autograd[k, 0])) == Fraction(xv) * S * S
+        assert Fraction(float(s.grad_symbolic[k, 0])) == 2 * Fraction(xv) * S * S
+    assert_compare_per_point(s, module.half_detached, {"W": W}, rows=[0, 2, 4])
+
+
+def test_two_scalars_on_a_grid_with_one_fixed_tensor(module: Any) -> None:
+    W = f64([[1.0, -1.0], [2.0, 0.5]])
+    # (`x * W + y`: `x * W - y` is read as `x*W + (-y)*1`, whose gradient with respect to y is -0.0
+    # where torch's is 0.0 when the signs cancel, and the check beside the function refuses that.)
+    s = sg.trace(module.two_scalars, 0.5, 0.25, W).sweep({"x": (-1, 1), "y": (-1, 1)}, n=5)
+    assert s.points.shape == (25, 2) and [w.name for w in s.wrt] == ["x", "y"]
+    assert_torch_per_point(s, module.two_scalars, [W])
+    for k, (xv, yv) in enumerate(s.points.tolist()):  # a kink wherever some x*W + y is exactly 0
+        on = any(Fraction(xv) * Fraction(w) == -Fraction(yv) for w in (1.0, -1.0, 2.0, 0.5))
+        assert s.causes[k] == ("kink" if on else "agree"), (xv, yv)
+    assert_compare_per_point(s, module.two_scalars, {"W": W}, rows=[0, 6, 12, 13, 24])
+
+
+def test_float32_tensors_sweep_in_float32(module: Any) -> None:
+    W = torch.tensor([[0.1, -0.3], [0.7, 1.1]], dtype=torch.float32)
+    traced = sg.trace(module.relu_scaled, torch.tensor(0.5, dtype=torch.float32), W)
+    s = traced.sweep({"x": (-1, 1)}, n=9)
+    assert s.dtype == "float32"
+    assert_torch_per_point(s, module.relu_scaled, [W], torch.float32)
+    assert s.counts == {"agree": 8, "kink": 1} and s.causes[4] == "kink"
+
+
+def test_fixed_holds_another_tensor_and_the_function_is_read_again(module: Any) -> None:
+    W = f64([[1.0, -2.0], [0.5, 3.0]])
+    W2 = f64([[-1.0, 0.0], [0.25, 2.0]])
+    s = sg.trace(module.relu_scaled, 0.5, W).sweep({"x": (-2, 2)}, n=9, fixed={"W": W2})
+    assert_torch_per_point(s, module.relu_scaled, [W2])
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        cause, slope = relu_truth(xv, W2, np.zeros((2, 2)))
+        assert s.causes[k] == cause
+        if slope is not None:
+            assert Fraction(float(s.grad_autograd[k, 0])) == slope
+
+
+# ---------------------------------------------------------------- a SymPy function with a matrix input
+
+
+def test_a_sympy_function_of_a_matrix_input_takes_it_in_fixed() -> None:
+    x, y = sp.symbols("x y")
+    M = sp.MatrixSymbol("M", 2, 2)
+    expr = sp.Max(0, (x * M)[0, 0] - y) + (x * M)[1, 0] ** 2
+    value = [[2.0, 0.0], [3.0, 1.0]]
+    s = sg.sweep(expr, {x: (-1, 1)}, n=9, fixed={M: value, y: 0.5})
+    assert [w.name for w in s.wrt] == ["x", "y"] and s.points.shape == (9, 2)
+    for k, (xv, yv) in enumerate(s.points.tolist()):
+        tx, ty = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (xv, yv))
+        out = tx ** 2 * 3.0 ** 2 + torch.relu(tx * 2.0 - ty)  # Max(0, u) lowers to relu (the generated program)
+        gx, gy = torch.autograd.grad(out, [tx, ty])
+        assert [float(s.grad_autograd[k, 0]), float(s.grad_autograd[k, 1])] == [float(gx), float(gy)]
+        at = {M: value, x: xv, y: yv}
+        assert sg.compare(expr, at=at, wrt=[x, y]).cause.id == s.causes[k]
+    assert s.counts == {"agree": 8, "kink": 1} and s.causes[5] == "kink"  # 2x - 1/2 = 0 at x = 1/4
+
+
+def test_bad_fixed_values_are_sentences() -> None:
+    x = sp.Symbol("x")
+    M = sp.MatrixSymbol("M", 2, 2)
+    expr = sp.tanh(x * M[0, 1]) + M[1, 1]
+    with pytest.raises(sg.PointError, match=r"tensor input M of this function has no value") as err:
+        sg.sweep(expr, {x: (-1, 1)}, n=5)
+    assert 'fixed={"M": torch.randn(2, 2)}' in str(err.value)
+    with pytest.raises(sg.PointError, match=r"`fixed` names N, which the function does not use"):
+        sg.sweep(expr, {x: (-1, 1)}, n=5, fixed={M: np.eye(2), "N": 1.0})
+    with pytest.raises(sg.ShapeError):
+        sg.sweep(expr, {x: (-1, 1)}, n=5, fixed={M: np.eye(3)})
+    with pytest.raises(sg.OptionError, match=r"wrt names M, a tensor input this sweep holds fixed") as err2:
+        sg.sweep(expr, {x: (-1, 1)}, n=5, fixed={M: np.eye(2)}, wrt=[M])
+    assert "Fix: leave M out of wrt" in str(err2.value)
+    with pytest.raises(sg.PointError, match=r"no scalar input to sweep"):
+        sg.sweep(sp.tanh(M[0, 1]), {}, n=5, fixed={M: np.eye(2)})
+
+
+def test_unknown_names_in_a_traced_sweeps_fixed_are_a_sentence(module: Any) -> None:
+    traced = sg.trace(module.relu_scaled, 0.5, f64([[1.0, 2.0], [3.0, 4.0]]))
+    with pytest.raises(sg.OptionError, match=r"`fixed` names V, which `relu_scaled` does not take"):
+        traced.sweep({"x": (-1, 1)}, n=5, fixed={"V": 1.0})
+
+
+# ---------------------------------------------------------------- a property: any W, the sweep is torch's and compare's
+
+
+HALVES = st.integers(-6, 6).map(lambda k: k / 2)
+
+
+@settings(max_examples=12)
+@given(W=st.lists(HALVES, min_size=4, max_size=4), C=st.lists(HALVES, min_size=4, max_size=4))
+def test_any_fixed_tensor_gives_torchs_values_and_the_exact_causes(W: list[float], C: list[float]) -> None:
+    x = sp.Symbol("x")
+    M, B = sp.MatrixSymbol("M", 2, 2), sp.MatrixSymbol("B", 2, 2)
+    expr = sum(sp.Max(0, x * M[i, j] + B[i, j]) for i in range(2) for j in range(2))
+    Wm, Cm = np.array(W).reshape(2, 2), np.array(C).reshape(2, 2)
+    s = sg.sweep(expr, {x: (-3, 3)}, n=13, fixed={M: Wm, B: Cm})
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        t = torch.tensor(xv, dtype=torch.float64, requires_grad=True)
+        out = torch.relu(t * torch.tensor(Wm) + torch.tensor(Cm)).sum()
+        (g,) = torch.autograd.grad(out, t)
+        assert float(s.grad_autograd[k, 0]) == float(g)
+        cause, slope = relu_truth(xv, Wm, Cm)
+        assert s.causes[k] == cause, (xv, W, C)
+        if slope is not None:
+            assert Fraction(float(s.grad_autograd[k, 0])) == slope
