@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import torch
@@ -34,6 +34,10 @@ from .lowering import RTOL, elementwise
 ELEMENTS: Final = 2**23
 # At most this many points per chunk, however small the program.
 MAX_CHUNK: Final = 2**14
+# After a vmapped run, this many points (evenly spread) run again on their own: torch's batched
+# kernels (a batched matmul, a reduction over a batch) may round otherwise than one point's run
+# in the last bits, and the run says so where they do.
+RECHECK: Final = 32
 
 
 class Stuck(Exception):
@@ -197,7 +201,9 @@ def run_tensor_batch(lowered: LoweredProgram, columns: Mapping[str, torch.Tensor
             probe = _at(runner, names, [c[:1] for c in cols], fixed, grad)  # also the measure of a point
             chunk = max(1, min(MAX_CHUNK, ELEMENTS // max(1, runner.footprint)))
             del probe
-            return _vmapped(runner, names, cols, fixed, grad, chunk)
+            ran = _vmapped(runner, names, cols, fixed, grad, chunk)
+            # (the float symbolic derivative, `checks=False`, is a cross-check only: not run again)
+            return _rechecked(ran, runner, names, cols, fixed, grad) if checks else ran
         except Exception as err:  # noqa: BLE001 - vmap refused the program: each point on its own
             note: str | None = (f"torch.func.vmap could not run the translation on a batch of points ({_reason(err)}); "
                                 f"each of the {n:,} points ran on its own instead, one after another: slower, the same answers")
@@ -264,6 +270,35 @@ def _vmapped(runner: _Point, names: list[str], cols: list[torch.Tensor], fixed: 
         tie[start:start + chunk] = t
         cancel[start:start + chunk] = c
     return TensorRun(value, grads, tie, torch.zeros_like(tie), cancel, None, chunk)
+
+
+def _rechecked(ran: TensorRun, runner: _Point, names: list[str], cols: list[torch.Tensor],
+               fixed: Mapping[str, torch.Tensor], grad: bool) -> TensorRun:
+    """`ran` with a note where some of RECHECK points, run on their own, part from the batch."""
+    n = cols[0].shape[0]
+    m = min(n, RECHECK)
+    rows = sorted({round(k * (n - 1) / max(1, m - 1)) for k in range(m)})
+    parted, worst = 0, 0.0
+    for i in rows:
+        try:
+            value, grads, _, _ = _at(runner, names, [c[i:i + 1] for c in cols], fixed, grad)
+        except Stuck:
+            continue
+        batch = [ran.value[i], *(g[i] for g in ran.grads)]
+        pairs = [(float(a), float(b)) for a, b in zip(batch, [value, *grads])]
+        if not all(_same(a, b) for a, b in pairs):
+            parted += 1
+            worst = max([worst, *(abs(a - b) / max(abs(b), 1e-300) for a, b in pairs if math.isfinite(a - b))])
+    if not parted:
+        return ran
+    note = (f"torch's batched run rounded otherwise than a run of one point at {parted} of {len(rows)} points run "
+            f"again on their own (by at most {worst:.2g}, relative): the value and autograd columns are the batch's, "
+            "each point's cause is decided within the tolerance, and the points compared exactly ran on their own")
+    return replace(ran, note=note)
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
 
 
 def _looped(runner: _Point, names: list[str], cols: list[torch.Tensor], fixed: Mapping[str, torch.Tensor],

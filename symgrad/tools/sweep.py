@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import math
 import sys
 import time
@@ -45,6 +46,9 @@ from ..sides.batch import run_batch
 from ..sides.symbolic import derivative_expressions
 from .sweep_tensors import Held, computes_with_tensors, hold, run_held, symbolic_held, tensor_wrt
 
+# A torch function is read and swept by `trace` (`tools.traced`, which stands on this module):
+# imported by name when one is swept, as the rendering seam imports the show layer.
+TRACED: Final = "symgrad.tools.traced"
 MAX_EXACT = 2000  # flagged points compared exactly; beyond that, causes are inferred per group
 # The most points one sweep holds, checked before anything is allocated: a sweep keeps each
 # point's coordinates (8 bytes per input) several times over, with its values and gradients, in
@@ -385,14 +389,16 @@ def _flag(sym: np.ndarray, auto: np.ndarray, rtol: float) -> np.ndarray:
 @deep
 @in_torch_state
 def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] | None = None,
-          dtype: str = "float64", branches: Literal["if", "where"] = "if", device: str = "cpu",
+          dtype: str | None = None, branches: Literal["if", "where"] = "if", device: str = "cpu",
           rtol: float | None = None, progress: bool | None = None, max_exact: int = MAX_EXACT,
           max_iterations: int = DEFAULT_MAX_ITERATIONS, fixed: Mapping[Any, Any] | None = None) -> Sweep:
     """Compare the three derivatives of `f` over a range, a grid, or a batch of points.
 
     **Arguments:**
 
-    - `f`: a SymPy expression or a `symgrad.Program`.
+    - `f`: a SymPy expression or a `symgrad.Program`; or a torch function, read by `trace` at
+      an example point (each range's midpoint, the values `fixed` gives its tensors and data)
+      and swept as `trace(f, ...).sweep(over)` is, your code run beside its translation.
     - `over`: `{x: (low, high)}` (n points; two inputs make an n x n grid) or
       `{x: values, y: values}` (an explicit batch).
     - `n`: points per axis for ranges (default 1001).
@@ -401,7 +407,8 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
       function that computes with tensors runs on the batch through `torch.func.vmap` (point by
       point where vmap cannot run it, said in `.notes`), and the derivatives are those with
       respect to its scalar inputs.
-    - `dtype`, `branches`, `wrt`, `rtol`: as for `compare()`.
+    - `dtype`, `branches`, `wrt`, `rtol`: as for `compare()` (`dtype=None`: float64, or the
+      dtype of a torch function's tensors).
     - `device`: `"cpu"` or `"cuda"` for the batched torch runs (exact work stays on the CPU).
     - `progress`: show progress on a terminal (default: when stderr is a terminal and the sweep
       is slow); `False` to stay quiet.
@@ -421,10 +428,10 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     """
     start = time.perf_counter()
     if is_torch_function(f):  # a sweep checks the user's code beside its translation: `trace` reads it first
-        raise OptionError(f"`{getattr(f, '__name__', 'this function')}` is a torch function; symgrad.sweep takes a SymPy "
-                          "expression or Program.\nFix: read it first at example values, then sweep the reading: "
-                          "`symgrad.trace(f, *example_values).sweep(over)` (data, a Python int or an integer tensor, is "
-                          "held at its example value).")
+        return importlib.import_module(TRACED).sweep_function(
+            f, over, fixed=fixed, n=n, wrt=wrt, dtype=dtype, device=device, rtol=rtol, progress=progress,
+            max_exact=max_exact, max_iterations=max_iterations)
+    dtype = "float64" if dtype is None else dtype
     check_options(branches=branches, dtype=dtype)
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = lower(expression(f), branches=branches, dtype=dtype)

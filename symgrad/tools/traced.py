@@ -11,6 +11,7 @@ which stand on the verdict and on sweeps.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ..base.errors import OptionError, TraceError
+from ..base.errors import OptionError, PointError, TraceError
 from ..sides.lowering import DTYPES
 from ..frontends.trace import Reading, read_function
 from ..verdict.compare import compare_reading
@@ -78,6 +79,34 @@ class Traced(Reading):
         total = result.seconds + spent
         return replace(result, checked_points=checked, seconds=total,
                        timings={**result.timings, "checked": spent, "total": total})
+
+
+def sweep_function(fn: Any, over: Any, *, fixed: Mapping[str, Any] | None = None, **options: Any) -> Sweep:
+    """`symgrad.sweep` of a torch function: read by `trace` at an example point (each range's
+    midpoint, each fixed number, an explicit batch's first point, and the values `fixed` gives,
+    tensors and data), then swept as `Traced.sweep` sweeps it."""
+    if not isinstance(over, Mapping):
+        raise PointError("`over` must map the function's parameters to (low, high) ranges or to arrays of values.\n"
+                         "Fix: e.g. `over={\"x\": (-2, 2)}`.")
+    example: dict[str, Any] = {}
+    for key, v in over.items():
+        name = key.name if isinstance(key, sp.Basic) else str(key)
+        if isinstance(v, tuple) and len(v) == 2:
+            example[name] = (float(v[0]) + float(v[1])) / 2
+        else:
+            values = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64).reshape(-1)
+            example[name] = float(values[0]) if values.size else v
+    given = {**example, **(fixed or {})}
+    missing = [p.name for p in inspect.signature(fn).parameters.values()
+               if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               and p.name not in given]
+    if missing:
+        raise OptionError(
+            f"`{getattr(fn, '__name__', 'this function')}` takes {', '.join(f'`{m}`' for m in missing)}, which neither "
+            "`over` (the scalars a sweep runs over) nor `fixed` (the tensors and data it holds) gives.\n"
+            f"Fix: hold it fixed, e.g. `symgrad.sweep(f, over, fixed={{\"{missing[0]}\": {missing[0]}}})`, or read "
+            "the function first at example values and sweep the reading: `symgrad.trace(f, *example_values).sweep(over)`.")
+    return trace(fn, **given).sweep(over, **options)
 
 
 # Where the user's function cannot run on the whole batch at once (Python control flow on tensor

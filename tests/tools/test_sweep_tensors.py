@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import textwrap
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,11 @@ import sympy as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from user_code import load_module, same_floats
 
 import symgrad as sg
 from symgrad.sides import batch_tensors
 from symgrad.sides.batch_tensors import run_tensor_batch
-from user_code import load_module, same_floats
 
 SOURCE = textwrap.dedent('''
     import torch
@@ -56,6 +55,14 @@ SOURCE = textwrap.dedent('''
         return (x * W).sum() * (x * W).detach().sum()
 
 
+    def layer(x, W, X):
+        return torch.relu(X @ (x * W)).sum()
+
+
+    def classify(x, W, y):
+        return torch.nn.functional.cross_entropy(x * W, y)
+
+
     def two_scalars(x, y, W):
         return torch.abs(x * W + y).sum()
 ''')
@@ -80,9 +87,19 @@ def torch_at(fn: Any, scalars: list[float], tensors: list[torch.Tensor], dtype: 
 
 
 def assert_torch_per_point(s: sg.Sweep, fn: Any, tensors: list[torch.Tensor], dtype: torch.dtype = torch.float64) -> None:
+    """The sweep's value and autograd columns are torch's at each point, bit for bit; where torch's
+    batched kernels round otherwise than one point's run (a reduction over a batch), within two
+    units in the last place, and the sweep says so in its notes."""
+    parted = 0
+    eps = torch.finfo(dtype).eps
     for k, row in enumerate(s.points.tolist()):
         mine = [float(s.value[k]), *(float(v) for v in s.grad_autograd[k])]
-        assert same_floats(mine, torch_at(fn, row, tensors, dtype)), (row, mine)
+        truth = torch_at(fn, row, tensors, dtype)
+        if not same_floats(mine, truth):
+            parted += 1
+            assert all(abs(a - b) <= 2 * eps * abs(b) for a, b in zip(mine, truth)), (row, mine, truth)
+    if parted:
+        assert any("rounded otherwise than a run of one point" in n for n in s.notes), s.notes
 
 
 def assert_compare_per_point(s: sg.Sweep, fn: Any, held: dict[str, Any], rows: Any = None) -> None:
@@ -268,6 +285,47 @@ def test_fixed_holds_another_tensor_and_the_function_is_read_again(module: Any) 
         assert s.causes[k] == cause
         if slope is not None:
             assert Fraction(float(s.grad_autograd[k, 0])) == slope
+
+
+# ---------------------------------------------------------------- symgrad.sweep of a torch function
+
+
+def test_sweep_of_a_torch_function_holds_what_fixed_gives(module: Any) -> None:
+    W = f64([[1.0, -0.5], [2.0, 0.25], [-1.0, 1.0]])
+    X = f64([[1.0, 0.0, 2.0], [-1.0, 1.0, 0.5]])
+    s = sg.sweep(module.layer, over={"x": (-2, 2)}, fixed={"W": W, "X": X}, n=9)
+    assert s.checked_points == 9 and [w.name for w in s.wrt] == ["x"]
+    assert_torch_per_point(s, module.layer, [W, X])
+    # relu(x * (X @ W)) (the products exact in binary): every element is at its corner at x = 0 only.
+    XW = [sum(Fraction(float(X[i, m])) * Fraction(float(W[m, j])) for m in range(3)) for i in range(2) for j in range(2)]
+    assert XW == [-1, Fraction(3, 2), Fraction(1, 2), Fraction(5, 4)]
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        assert s.causes[k] == ("kink" if xv == 0 else "agree")
+        if xv != 0:
+            assert Fraction(float(s.grad_autograd[k, 0])) == sum(w for w in XW if Fraction(xv) * w > 0)
+    assert_compare_per_point(s, module.layer, {"W": W, "X": X}, rows=[0, 4, 7])
+
+
+def test_sweep_of_a_torch_function_holds_its_data(module: Any) -> None:
+    W = f64([[1.0, -0.5], [2.0, 0.25], [-1.0, 1.0]])
+    y = torch.tensor([1, 0, 1])
+    s = sg.sweep(module.classify, over={"x": (-3, 3)}, fixed={"W": W, "y": y}, n=7)
+    assert s.counts == {"agree": 7}
+    # cross_entropy's batched kernels round otherwise than one point's at x = -1 (torch 2.13, CPU):
+    # the sweep says so, and the columns stay within an ulp of torch's run of that point alone.
+    assert_torch_per_point(s, lambda x, W: module.classify(x, W, y), [W])
+    for k, xv in enumerate(s.points[:, 0].tolist()):  # the exact slope: mean over rows of W[y] - E_softmax[W]
+        want = sum(float(W[i, y[i]]) - sum(float(w) * float(p) for w, p in zip(W[i], torch.softmax(xv * W[i], 0)))
+                   for i in range(3)) / 3
+        assert float(s.grad_autograd[k, 0]) == pytest.approx(-want, rel=1e-12, abs=1e-15)
+
+
+def test_sweep_of_a_torch_function_names_what_is_missing(module: Any) -> None:
+    with pytest.raises(sg.OptionError) as err:
+        sg.sweep(module.layer, over={"x": (-1, 1)}, fixed={"W": f64([[1.0]])})
+    text = str(err.value)
+    assert text.startswith("`layer` takes `X`, which neither `over`")
+    assert 'fixed={"X": X}' in text and "`symgrad.trace(f, *example_values).sweep(over)`" in text
 
 
 # ---------------------------------------------------------------- a SymPy function with a matrix input
