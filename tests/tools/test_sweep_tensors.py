@@ -10,6 +10,7 @@ computation written here with `fractions.Fraction` (the exact binary values the 
 
 from __future__ import annotations
 
+import json
 import textwrap
 from fractions import Fraction
 from typing import Any
@@ -346,6 +347,43 @@ def test_a_sympy_function_of_a_matrix_input_takes_it_in_fixed() -> None:
         at = {M: value, x: xv, y: yv}
         assert sg.compare(expr, at=at, wrt=[x, y]).cause.id == s.causes[k]
     assert s.counts == {"agree": 8, "kink": 1} and s.causes[5] == "kink"  # 2x - 1/2 = 0 at x = 1/4
+
+
+def test_a_loop_in_a_tensor_program_runs_point_by_point_and_a_long_one_is_skipped() -> None:
+    from sympy.codegen.ast import Assignment, CodeBlock, While
+
+    a, b, c = sp.symbols("a b c")
+    W = sp.MatrixSymbol("W", 2, 2)
+    p = sg.Program(inputs=[a, W], body=CodeBlock(  # D2L's loop, its result scaled by an element of W
+        Assignment(b, 2 * a),
+        While(sp.Abs(b) < 1000, CodeBlock(Assignment(b, 2 * b))),
+        Assignment(c, sp.Piecewise((b * W[0, 0], b > 0), (100 * b * W[1, 1], True))),
+    ), output=c)
+    s = sg.sweep(p, {a: [0.48828125, 0.0, 0.3, -0.7, 1.5]}, fixed={W: [[2.0, 0.0], [0.0, 3.0]]}, max_iterations=100)
+    assert any("each of the 5 points ran on its own" in n for n in s.notes)
+    assert list(s.causes) == ["control-flow", "skipped", "agree", "agree", "agree"] and s.skipped_points == 1
+    for k, av in enumerate([0.48828125, 0.3, -0.7, 1.5]):  # torch, the loop written by hand
+        row = [0, 2, 3, 4][k]
+        t = torch.tensor(av, dtype=torch.float64, requires_grad=True)
+        bt = 2 * t
+        while torch.abs(bt) < 1000:
+            bt = 2 * bt
+        out = bt * 2.0 if bt > 0 else 100 * bt * 3.0
+        (g,) = torch.autograd.grad(out, t)
+        assert (float(s.value[row]), float(s.grad_autograd[row, 0])) == (float(out.detach()), float(g))
+    assert np.isnan(s.value[1]) and np.isnan(s.grad_autograd[1, 0])
+
+
+def test_a_tensor_sweeps_records_show_its_scalars_and_notes() -> None:
+    x = sp.Symbol("x")
+    M = sp.MatrixSymbol("M", 2, 2)
+    s = sg.sweep(sp.Abs(x * M[0, 0] - M[1, 1]), {x: (-1, 1)}, n=9, fixed={M: [[2.0, 0.5], [0.0, 1.0]]})
+    data = s.to_dict()
+    json.dumps(data, allow_nan=False)
+    assert data["inputs"] == ["x"] and data["worst"][0]["point"] == {"x": 0.5}
+    assert data["notes"] == ["The tensor input M (2x2) was held fixed at the given value at every point."]
+    assert "The tensor input M (2x2) was held fixed" in s._repr_html_()
+    assert "worst: at x = 0.5: [kink]" in str(s)
 
 
 def test_bad_fixed_values_are_sentences() -> None:
