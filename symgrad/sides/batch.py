@@ -42,6 +42,17 @@ _TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
     **{op: (lambda a, f=f: (lambda m: (m == f(m, 0).values).sum(0) > 1)(torch.stack(torch.broadcast_tensors(*a))))
        for op, f in (("amax", torch.max), ("max_at", torch.max), ("amin", torch.min), ("min_at", torch.min))},  # a tie
     "std": lambda a: torch.stack(torch.broadcast_tensors(*[u == a[0] for u in a])).all(0),  # every element equal
+    # The rule table's other corners and jumps (`rules.py`, `nonsmooth`): a point on one is
+    # compared exactly, which decides (a slope of 1 or alpha = 1 has no kink there).
+    "leaky_relu": lambda a: a[0] == 0,
+    "elu": lambda a: a[0] == 0,
+    "round_even": lambda a: a[0] - torch.floor(a[0]) == 0.5,  # jumps at the half-integers
+}
+# Corners whose place is the step's parameter: clamp's bound, hardtanh's two.
+PARAM_TIES: dict[str, Callable[[list[torch.Tensor], Any], torch.Tensor]] = {
+    "clamp_min": lambda a, p: a[0] == float(p),
+    "clamp_max": lambda a, p: a[0] == float(p),
+    "hardtanh": lambda a, p: (a[0] == float(p[0])) | (a[0] == float(p[1])),
 }
 
 
@@ -189,8 +200,8 @@ class _Batch:
         test = _TIE_TEST.get(s.op) if self.checks else None
         if test is not None:
             self.mark(test(args), idx)
-        if self.checks and s.op in ("clamp_min", "clamp_max"):
-            self.mark(args[0] == float(s.param), idx)
+        if self.checks and s.op in PARAM_TIES:
+            self.mark(PARAM_TIES[s.op](args, s.param), idx)
         if self.checks and s.op == "std_along":  # every element of the group equal: the cone's tip
             _, _, n, d, j = s.param
             group = args[j * n:(j + 1) * n] if d == 1 else args[j::n]

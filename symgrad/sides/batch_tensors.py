@@ -25,7 +25,7 @@ import torch
 
 from ..program import custom
 from ..program.primitives import SOFTPLUS_THRESHOLD
-from .batch import CANCEL_MARGIN, TIE_TESTS, line_value, margin_texts, subtracts
+from .batch import CANCEL_MARGIN, PARAM_TIES, TIE_TESTS, line_value, margin_texts, subtracts
 from .ir import Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .lowering import RTOL, elementwise
 
@@ -172,8 +172,8 @@ class _Point:
             test = TIE_TESTS.get(s.op)
             if test is not None:
                 self.mark(test(args))
-            if s.op in ("clamp_min", "clamp_max"):
-                self.mark(args[0] == float(s.param))
+            if s.op in PARAM_TIES:
+                self.mark(PARAM_TIES[s.op](args, s.param))
             if s.op == "std_along":  # every element of the group equal: the cone's tip
                 _, _, n, d, j = s.param
                 group = args[j * n:(j + 1) * n] if d == 1 else args[j::n]

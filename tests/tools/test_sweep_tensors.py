@@ -64,6 +64,27 @@ SOURCE = textwrap.dedent('''
         return torch.nn.functional.cross_entropy(x * W, y)
 
 
+    def leaky(x):
+        return torch.nn.functional.leaky_relu(x, 0.1)
+
+
+    def hard(x):
+        return torch.nn.functional.hardtanh(x, -0.5, 0.5)
+
+
+    def elu2(x):
+        return torch.nn.functional.elu(x, 2.0)
+
+
+    def rounded(x):
+        return torch.round(x) * x
+
+
+    def leaky_layer(x, W):
+        u = x * W  # (once: `x * W` written twice is read as one product, see the report)
+        return torch.nn.functional.leaky_relu(u, 0.1).sum() + torch.nn.functional.hardtanh(u, -0.5, 0.5).sum()
+
+
     def two_scalars(x, y, W):
         return torch.abs(x * W + y).sum()
 ''')
@@ -327,6 +348,53 @@ def test_sweep_of_a_torch_function_names_what_is_missing(module: Any) -> None:
     text = str(err.value)
     assert text.startswith("`layer` takes `X`, which neither `over`")
     assert 'fixed={"X": X}' in text and "`symgrad.trace(f, *example_values).sweep(over)`" in text
+
+
+# ---------------------------------------------------------------- every corner of the rule table is flagged
+
+
+@pytest.mark.parametrize(("name", "where"), [
+    ("leaky", {0.0: "kink"}),  # slopes 0.1 and 1
+    ("hard", {-0.5: "kink", 0.5: "kink"}),
+    ("elu2", {0.0: "kink"}),  # slopes alpha = 2 and 1
+    ("rounded", {-0.5: "jump", 0.5: "jump"}),  # torch.round: half to even, a jump at each half-integer
+])
+def test_scalar_sweeps_flag_the_corners_of_leaky_relu_hardtanh_elu_and_round(module: Any, name: str,
+                                                                              where: dict[float, str]) -> None:
+    # Once missed: their corners had no tie test, every point was called agree.
+    fn = getattr(module, name)
+    s = sg.trace(fn, 0.3).sweep({"x": (-1, 1)}, n=9)
+    assert_torch_per_point(s, fn, [])
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        assert s.causes[k] == where.get(xv, "agree"), xv
+    assert_compare_per_point(s, fn, {}, rows=[2, 3, 4, 5, 6])
+
+
+def test_a_tensor_sweep_flags_the_corners_of_leaky_relu_and_hardtanh(module: Any) -> None:
+    W = f64([[1.0, -2.0], [4.0, 0.5]])
+    s = sg.trace(module.leaky_layer, 0.3, W).sweep({"x": (-1, 1)}, n=17)
+    assert_torch_per_point(s, module.leaky_layer, [W])
+    # leaky_relu: every element at 0 when x = 0; hardtanh at -1/2 or 1/2: x*w = ±1/2 for w in W.
+    corners = {Fraction(sign, 2) / Fraction(w) for w in (1.0, -2.0, 4.0, 0.5) for sign in (-1, 1)} | {Fraction(0)}
+    for k, xv in enumerate(s.points[:, 0].tolist()):
+        assert s.causes[k] == ("kink" if Fraction(xv) in corners else "agree"), xv
+    assert_compare_per_point(s, module.leaky_layer, {"W": W}, rows=[0, 4, 7, 8, 10, 12])
+
+
+def test_every_corner_the_rule_table_names_has_a_flag() -> None:
+    from symgrad.program import rules
+    from symgrad.sides.batch import PARAM_TIES, TIE_TESTS
+
+    # Decided otherwise: a condition's margin (where), a value not a corner (detach, item, no_grad, a custom
+    # backward), the cancellation flag (softplus past its threshold), no corner in the first derivative
+    # (smooth_l1, huber), a clamp at -100 in the logs (binary_cross_entropy: non-finite or far away),
+    # std_along's group (its own test), Pow's ops other than pow (their corners are poles: non-finite).
+    elsewhere = {"where", "detach", "item", "no_grad", "custom_function", "softplus", "smooth_l1_loss", "huber_loss",
+                 "binary_cross_entropy", "std_along", "pow_int", "sqrt", "pow_frac", "div"}
+    table = rules.RULES.values() if isinstance(rules.RULES, dict) else rules.RULES
+    missing = sorted({op for r in table if r.nonsmooth for op in r.ops
+                      if op not in TIE_TESTS and op not in PARAM_TIES and op not in elsewhere})
+    assert missing == []
 
 
 # ---------------------------------------------------------------- a SymPy function with a matrix input
