@@ -40,6 +40,11 @@ MAX_CHUNK: Final = 2**14
 RECHECK: Final = 32
 
 
+# The ops of a tensor program that sum terms of either sign (a sum, a matrix product, a trace):
+# where the terms cancel, digits are lost as in a difference (the scalar runner's `add` flag).
+REDUCTIONS: Final = ("sum", "sum_dim", "trace", "matmul")
+
+
 class Stuck(Exception):
     """A loop of the program passed max_iterations at this point."""
 
@@ -164,6 +169,11 @@ class _Point:
             if s.op == "add" and computed and subtracts(s) and not self.exact_operands(s):
                 first = next(a for a, o in zip(args, s.args) if not isinstance(o, Const)).abs()
                 self.cancel = self.cancel | (value.abs() * (1 / self.cancel_ratio) < first).any()
+            if s.op in REDUCTIONS and computed:
+                # A sum whose terms (nearly) cancel: the same line on the terms' magnitudes.
+                size = line_value(self.lowered, self.codes, self.namespace, s, [a.abs() for a in args], self.dtype,
+                                  self.device)
+                self.cancel = self.cancel | (value.abs() * (1 / self.cancel_ratio) < size).any()
             if s.op == "softplus" and computed:
                 self.cancel = self.cancel | (args[0] > SOFTPLUS_THRESHOLD).any()
                 self.mark(args[0] == SOFTPLUS_THRESHOLD)

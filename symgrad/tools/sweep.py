@@ -44,7 +44,8 @@ from ..program.primitives import strip
 from ..program.program import float_of
 from ..sides.batch import run_batch
 from ..sides.symbolic import derivative_expressions
-from .sweep_tensors import Held, computes_with_tensors, hold, run_held, symbolic_held, tensor_wrt
+from .sweep_tensors import (Held, computes_with_tensors, hold, probe, probe_note, run_held, symbolic_held,
+                            tensor_wrt)
 
 # A torch function is read and swept by `trace` (`tools.traced`, which stands on this module):
 # imported by name when one is swept, as the rendering seam imports the show layer.
@@ -496,6 +497,15 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
                 flagged |= _flag(symbolic.values(), auto, tol)
     # A point whose loop never ended has no value: do not show the unfinished loop's numbers.
     flagged &= ~stuck
+    probed: dict[int, Comparison] = {}
+    if tensors:  # an exact check where the flags say nothing (`sweep_tensors.EXACT_SAMPLE`)
+        with clock("flagged"):
+            probed = probe(f, points, held, ~flagged & ~stuck, [symbols[k] for k in wrt_idx], dtype=dtype,
+                           branches=branches, rtol=rtol, max_iterations=max_iterations)
+        parted = {i: c for i, c in probed.items() if not c.ok}
+        if parted:
+            flagged |= ~stuck
+            notes.append(probe_note(parted, len(probed), symbols))
     if stuck.any():
         value = value.to(torch.float64).masked_fill(stuck_t.to(value.device), math.nan)
         auto[stuck] = math.nan
@@ -555,6 +565,10 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     # question; the first compared point of each run gets its full comparison (the worst points
     # and the report show those).
     light = not eager and not tensors  # (`rounding_only` reads a point of numbers)
+    for i, c in probed.items():  # the tensor sweep's exact sample, compared already
+        exact[i], codes[i] = c, CODE[c.cause.id]
+        executed[i] = [math.nan if e.grad_executed is None else float_of(e.grad_executed) for e in c.entries]
+        decided.add(i)
     with clock("flagged"):
         if light and len(chosen):
             runs_of = runs.run_of(np.searchsorted(runs.idx, chosen))
@@ -769,6 +783,8 @@ class _Runs:
     def _compared(self, decided: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """The exactly compared flagged points (sorted) and their runs."""
         done = np.array(sorted(decided), dtype=np.int64)
+        if not len(self.idx):  # (points compared exactly, none flagged: a tensor sweep's exact sample)
+            return done[:0], done[:0]
         pos = np.searchsorted(self.idx, done)
         inside = (pos < len(self.idx)) & (self.idx[np.minimum(pos, len(self.idx) - 1)] == done)
         return done[inside], self.run_of(pos[inside])

@@ -15,17 +15,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import sympy as sp
 import torch
 
-from ..base.errors import OptionError, PointError
+from ..base.errors import LoopLimitError, OptionError, PointError
 from ..program.program import dag_atoms
 from ..sides.batch_tensors import TensorRun, run_tensor_batch
 from ..sides.ir import LoweredProgram
+from ..verdict.compare import compare
 from ..verdict.point import read_point
+from ..verdict.records import Comparison
+
+# Points without a flag that a tensor sweep compares exactly all the same, evenly spread: a sum
+# over a tensor can cancel in the backward pass alone (`(x * W).sum()` with W = [1, 1e16, -1e16]
+# loses sum(W) at every x, x = 0 included, where the forward has nothing to cancel), which no
+# flag of the forward run sees.
+EXACT_SAMPLE: Final = 8
 
 
 @dataclass(frozen=True)
@@ -127,3 +135,30 @@ def symbolic_held(lowered: LoweredProgram, held: Held, cols64: Sequence[torch.Te
         out[:, j] = found.grads[k].cpu().numpy()
     out[found.stuck.cpu().numpy()] = math.nan
     return out
+
+
+def probe(f: Any, points: np.ndarray, held: Held, clean: np.ndarray, wrt: Sequence[sp.Basic],
+          **options: Any) -> dict[int, Comparison]:
+    """compare() at EXACT_SAMPLE of the points where `clean` holds (evenly spread), with the
+    tensors held: the exact check a tensor sweep makes where its flags say nothing."""
+    rows = np.flatnonzero(clean)
+    if len(rows) > EXACT_SAMPLE:
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, EXACT_SAMPLE).round().astype(np.int64))]
+    found: dict[int, Comparison] = {}
+    for i in rows.tolist():
+        at = {**held.point(), **{s: float(points[i, k]) for k, s in enumerate(held.scalars)}}
+        try:
+            found[i] = compare(f, at, wrt=list(wrt), **options)
+        except LoopLimitError:
+            continue
+    return found
+
+
+def probe_note(parted: dict[int, Comparison], checked: int, symbols: Sequence[sp.Basic]) -> str:
+    """The sentence a sweep says where its exact sample found what the flags did not."""
+    i, c = next(iter(parted.items()))
+    at = ", ".join(f"{k} = {float(v):.6g}" for k, v in c.point.items() if k in symbols)
+    return (f"{len(parted)} of {checked} points without a flag, compared exactly as a check, do not agree "
+            f"({c.cause.id} at {at}): a loss of digits the batch run's flags do not see (a sum over a tensor that "
+            "cancels in the backward pass), so every point was taken as flagged: a spread of each run of points "
+            "was compared exactly, and the others take the cause of their nearest compared point")

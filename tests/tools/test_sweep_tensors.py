@@ -64,6 +64,14 @@ SOURCE = textwrap.dedent('''
         return torch.nn.functional.cross_entropy(x * W, y)
 
 
+    def linear(x, W):
+        return (x * W).sum()
+
+
+    def tanh_sum(x, W):
+        return torch.tanh(x * W).sum()
+
+
     def leaky(x):
         return torch.nn.functional.leaky_relu(x, 0.1)
 
@@ -348,6 +356,31 @@ def test_sweep_of_a_torch_function_names_what_is_missing(module: Any) -> None:
     text = str(err.value)
     assert text.startswith("`layer` takes `X`, which neither `over`")
     assert 'fixed={"X": X}' in text and "`symgrad.trace(f, *example_values).sweep(over)`" in text
+
+
+# ---------------------------------------------------------------- sums over a tensor that cancel
+
+
+def test_a_sum_that_cancels_in_the_backward_pass_alone_is_found_by_the_exact_sample(module: Any) -> None:
+    # d/dx sum(x*W) = sum(W) = 1 exactly; torch sums 1 + 1e16 - 1e16 to 0 at every x. At x = 0 the
+    # forward has nothing to cancel (every term is 0): only an exact comparison sees it. Once every
+    # point here was called agree.
+    W = f64([[1.0, 1e16, -1e16]])
+    s = sg.trace(module.linear, 0.5, W).sweep({"x": (-1, 1)}, n=21)
+    assert s.counts == {"rounding": 21}
+    assert all(float(v) == 0.0 for v in s.grad_autograd[:, 0])  # torch's, point by point below
+    assert_torch_per_point(s, module.linear, [W])
+    assert any("do not agree (rounding at x = 0)" in n and "every point was taken as flagged" in n for n in s.notes)
+    assert_compare_per_point(s, module.linear, {"W": W}, rows=[0, 7, 10, 20])
+
+
+def test_a_forward_sum_that_cancels_is_flagged(module: Any) -> None:
+    # tanh(x) + tanh((-1 + 2^-40) x): the two terms cancel to about 2^-40 x of their size.
+    W = f64([[1.0, -1.0 + 2**-40]])
+    s = sg.trace(module.tanh_sum, 0.5, W).sweep({"x": (-1, 1)}, n=9)
+    assert_torch_per_point(s, module.tanh_sum, [W])
+    assert_compare_per_point(s, module.tanh_sum, {"W": W})  # every point: rounding, but x = 0 (both 0)
+    assert s.counts == {"agree": 1, "rounding": 8} and s.causes[4] == "agree"
 
 
 # ---------------------------------------------------------------- every corner of the rule table is flagged
