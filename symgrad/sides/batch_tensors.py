@@ -220,7 +220,7 @@ def run_tensor_batch(lowered: LoweredProgram, columns: Mapping[str, torch.Tensor
     else:
         note = None
     value, grads, tie, stuck, cancel = _looped(runner, names, cols, fixed, grad)
-    return TensorRun(value, grads, tie, stuck, cancel, note, 1)
+    return TensorRun(value, grads, tie, stuck, cancel, note, chunk)  # (the chunk a batch of this size would take)
 
 
 def _reason(err: Exception) -> str:

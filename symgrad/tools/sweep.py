@@ -135,6 +135,8 @@ class Sweep:
     # Sentences on how the sweep ran where it is not the usual way: the tensors it held fixed, a
     # tensor program that vmap could not run on the batch (run point by point instead).
     notes: tuple[str, ...] = field(default=())
+    # A tensor sweep: the points per vmapped chunk (its values per chunk within a bound); 0 otherwise.
+    chunk: int = 0
 
     @property
     def grad_executed(self) -> np.ndarray:
@@ -461,6 +463,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     cancel_out: list[torch.Tensor] = []
     clock = _Clock()
     notes: list[str] = []
+    chunk = 0
     with clock("batch"):
         if held is not None and tensors:
             ran = run_held(lowered, held, cols, max_iterations=max_iterations)
@@ -468,6 +471,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
             cancel_out.append(ran.cancel)
             notes += [held.sentence()] if held.tensors else []
             notes += [ran.note] if ran.note else []
+            chunk = ran.chunk
         else:
             value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations,
                                                      cancel_out=cancel_out)
@@ -593,7 +597,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
         codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, symbols, swept),
         worst=worst, exact_points=len(decided), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
         dtype=dtype, branches=branches, device=str(dev), seconds=seconds, grid=grid,
-        swept=swept, executed=executed, timings=clock.timings(seconds), notes=tuple(notes),
+        swept=swept, executed=executed, timings=clock.timings(seconds), notes=tuple(notes), chunk=chunk,
     )
 
 

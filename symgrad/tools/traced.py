@@ -151,22 +151,30 @@ def _run_batch(traced: Traced, s: Sweep, names: list[str], wrt: list[int],
     the sum is each point's gradient): its values and the gradients of `wrt`, or None where it
     cannot run on a batch (vmap refuses Python control flow on tensor values, `.item()`, a value
     turned into a Python number) or gives no value per point."""
-    columns = [torch.tensor(s.points[:, k], dtype=dtype, requires_grad=True) for k in range(len(names))]
     rest = {k: v for k, v in traced.arguments.items() if k not in names}  # data and tensors, as given
+    n = len(s.points)
+    # A tensor sweep's chunk (its values per chunk within a bound), or every point at once.
+    chunk = s.chunk or n
+    values: list[float] = []
+    per_input: list[list[float]] = [[] for _ in wrt]
 
     def one(*values: torch.Tensor) -> Any:
         return traced.fn(**rest, **dict(zip(names, values)))
 
-    try:
-        with torch.enable_grad():
-            out = torch.func.vmap(one)(*columns)
-            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(s.points),):
-                return None
-            grads = torch.autograd.grad(out.sum(), [columns[k] for k in wrt], allow_unused=True)
-    except Exception:  # noqa: BLE001 - the function does not run batched: checked point by point
-        return None
-    values = out.detach().tolist()
-    per_input = [[math.nan] * len(values) if g is None else g.tolist() for g in grads]
+    for start in range(0, n, chunk):
+        columns = [torch.tensor(s.points[start:start + chunk, k], dtype=dtype, requires_grad=True)
+                   for k in range(len(names))]
+        try:
+            with torch.enable_grad():
+                out = torch.func.vmap(one)(*columns)
+                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (columns[0].shape[0],):
+                    return None
+                grads = torch.autograd.grad(out.sum(), [columns[k] for k in wrt], allow_unused=True)
+        except Exception:  # noqa: BLE001 - the function does not run batched: checked point by point
+            return None
+        values += out.detach().tolist()
+        for mine, g in zip(per_input, grads):
+            mine += [math.nan] * columns[0].shape[0] if g is None else g.tolist()
     return values, [list(row) for row in zip(*per_input)] if per_input else [[] for _ in values]
 
 

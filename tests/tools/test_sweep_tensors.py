@@ -202,6 +202,8 @@ def test_a_bias_of_rank_one_and_chunks_give_the_same_answers(module: Any, monkey
     chunked = traced.sweep({"x": (-3, 3)}, n=41)
     assert np.array_equal(whole.grad_autograd, chunked.grad_autograd) and np.array_equal(whole.value, chunked.value)
     assert list(whole.causes) == list(chunked.causes)
+    # The check beside your function runs in the same chunks (every point, vmapped chunk by chunk).
+    assert 1 <= chunked.chunk < 41 <= whole.chunk and chunked.checked_points == whole.checked_points == 41
     assert_torch_per_point(chunked, module.relu_layer, [W, b])
     assert "b (4x1)" in str(whole)  # held as the translation declares it: a column
 
