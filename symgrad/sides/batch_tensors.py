@@ -25,7 +25,14 @@ import torch
 
 from ..program import custom
 from ..program.primitives import SOFTPLUS_THRESHOLD
-from .batch import CANCEL_MARGIN, PARAM_TIES, TIE_TESTS, line_value, margin_texts, subtracts
+from .batch import (
+    CANCEL_MARGIN,
+    PARAM_TIES,
+    TIE_TESTS,
+    line_value,
+    margin_texts,
+    subtracts,
+)
 from .ir import Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .lowering import RTOL, elementwise
 

@@ -156,7 +156,7 @@ def probe(f: Any, points: np.ndarray, held: Held, clean: np.ndarray, wrt: Sequen
 
 def probe_note(parted: dict[int, Comparison], checked: int, symbols: Sequence[sp.Basic]) -> str:
     """The sentence a sweep says where its exact sample found what the flags did not."""
-    i, c = next(iter(parted.items()))
+    c = next(iter(parted.values()))
     at = ", ".join(f"{k} = {float(v):.6g}" for k, v in c.point.items() if k in symbols)
     return (f"{len(parted)} of {checked} points without a flag, compared exactly as a check, do not agree "
             f"({c.cause.id} at {at}): a loss of digits the batch run's flags do not see (a sum over a tensor that "

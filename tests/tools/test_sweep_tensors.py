@@ -72,6 +72,10 @@ SOURCE = textwrap.dedent('''
         return torch.tanh(x * W).sum()
 
 
+    def leaky_twice(x, W):
+        return torch.nn.functional.leaky_relu(x * W, 0.1).sum() + torch.nn.functional.hardtanh(x * W, -0.5, 0.5).sum()
+
+
     def leaky(x):
         return torch.nn.functional.leaky_relu(x, 0.1)
 
@@ -358,6 +362,28 @@ def test_sweep_of_a_torch_function_names_what_is_missing(module: Any) -> None:
     text = str(err.value)
     assert text.startswith("`layer` takes `X`, which neither `over`")
     assert 'fixed={"X": X}' in text and "`symgrad.trace(f, *example_values).sweep(over)`" in text
+
+
+def test_the_check_beside_your_function_lets_the_batch_round_but_not_the_translation(module: Any) -> None:
+    from dataclasses import replace
+
+    from symgrad.tools import traced as traced_module
+
+    W = f64([[1.0, -2.0], [4.0, 0.5]])
+    traced = sg.trace(module.relu_scaled, 0.3, W)
+    s = traced.sweep({"x": (-1, 1)}, n=5)
+    # A batch that rounded otherwise than one point's run, by an ulp: the translation run on that
+    # point alone is your function's, bit for bit, so the check lets it be.
+    nudged = s.grad_autograd.copy()
+    nudged[1, 0] = np.nextafter(nudged[1, 0], np.inf)
+    traced_module._check_points(traced, replace(s, grad_autograd=nudged), [1], ["x"], [0], torch.float64)
+    with pytest.raises(sg.TraceError):  # a sweep of numbers (no chunk) checks against its batch itself
+        traced_module._check_points(traced, replace(s, grad_autograd=nudged, chunk=0), [1], ["x"], [0], torch.float64)
+    # `x * W` written twice is read as one product (see the report): the translation's own
+    # gradient parts from torch's at x = -0.375 by an ulp, and the sweep refuses that point.
+    twice = sg.trace(module.leaky_twice, 0.3, W)
+    with pytest.raises(sg.TraceError, match=r"does not reproduce it at x = -0.375, a point of this sweep"):
+        twice.sweep({"x": (-1, 1)}, n=17)
 
 
 # ---------------------------------------------------------------- sums over a tensor that cancel
