@@ -10,6 +10,11 @@ a few per run of neighbouring flagged points; the causes of the rest of a run ar
 its compared points; every other point agrees.
 
 Control flow stays vectorised: the batch runner (`symgrad.sides.batch`) runs the IR with masks.
+
+A function that computes with tensors sweeps its scalar inputs with its tensors held (`fixed=`,
+`tools.sweep_tensors`): the tensor runner (`symgrad.sides.batch_tensors`) runs it through
+`torch.func.vmap` on chunks of points, and a sample of the points without a flag is compared
+exactly as well (a sum over a tensor can cancel where no flag of the batch run sees it).
 """
 
 from __future__ import annotations

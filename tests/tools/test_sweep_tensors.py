@@ -562,3 +562,11 @@ def test_any_fixed_tensor_gives_torchs_values_and_the_exact_causes(W: list[float
         assert s.causes[k] == cause, (xv, W, C)
         if slope is not None:
             assert Fraction(float(s.grad_autograd[k, 0])) == slope
+
+
+def test_fixed_holds_a_scalar_as_over_does() -> None:
+    x, y = sp.symbols("x y")
+    a = sg.sweep(sp.Abs(x * y - 1), {x: (-1, 1)}, n=9, fixed={y: 2.0})
+    b = sg.sweep(sp.Abs(x * y - 1), {x: (-1, 1), y: 2.0}, n=9)
+    assert np.array_equal(a.points, b.points) and np.array_equal(a.grad_autograd, b.grad_autograd)
+    assert list(a.causes) == list(b.causes) and a.counts == {"agree": 8, "kink": 1} and not a.notes
