@@ -133,8 +133,7 @@ def _check_beside_user(traced: Traced, s: Sweep) -> int:
         values, grads = batch
         # A batched kernel that rounds otherwise than the one-point kernel is not a wrong
         # translation: a point that parts in the batch is run on its own, which decides.
-        same = (_same_arrays(np.asarray(values, dtype=np.float64), s.value)
-                & _same_arrays(np.asarray(grads, dtype=np.float64).reshape(n, -1), s.grad_autograd).all(axis=1))
+        same = _same_arrays(values, s.value) & _same_arrays(grads, s.grad_autograd).all(axis=1)
         parted = np.flatnonzero(~same).tolist()
         _check_points(traced, s, parted, names, wrt, dtype)
         return n
@@ -146,18 +145,19 @@ def _check_beside_user(traced: Traced, s: Sweep) -> int:
 
 
 def _run_batch(traced: Traced, s: Sweep, names: list[str], wrt: list[int],
-               dtype: torch.dtype) -> tuple[list[float], list[list[float]]] | None:
+               dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray] | None:
     """The user's function on every point of the sweep at once (`torch.func.vmap` over the points,
     then one backward pass: each point's output depends on its own inputs only, so the gradient of
     the sum is each point's gradient): its values and the gradients of `wrt`, or None where it
     cannot run on a batch (vmap refuses Python control flow on tensor values, `.item()`, a value
-    turned into a Python number) or gives no value per point."""
+    turned into a Python number) or gives no value per point. The values (N,) and gradients
+    (N, wrt) come as float64 arrays (a float32 number is exactly a float64 one)."""
     rest = {k: v for k, v in traced.arguments.items() if k not in names}  # data and tensors, as given
     n = len(s.points)
     # A tensor sweep's chunk (its values per chunk within a bound), or every point at once.
     chunk = s.chunk or n
-    values: list[float] = []
-    per_input: list[list[float]] = [[] for _ in wrt]
+    values = np.empty(n)
+    grads_of = np.empty((n, len(wrt)))
 
     def one(*values: torch.Tensor) -> Any:
         return traced.fn(**rest, **dict(zip(names, values)))
@@ -173,10 +173,11 @@ def _run_batch(traced: Traced, s: Sweep, names: list[str], wrt: list[int],
                 grads = torch.autograd.grad(out.sum(), [columns[k] for k in wrt], allow_unused=True)
         except Exception:  # noqa: BLE001 - the function does not run batched: checked point by point
             return None
-        values += out.detach().tolist()
-        for mine, g in zip(per_input, grads):
-            mine += [math.nan] * columns[0].shape[0] if g is None else g.tolist()
-    return values, [list(row) for row in zip(*per_input)] if per_input else [[] for _ in values]
+        stop = start + columns[0].shape[0]
+        values[start:stop] = out.detach().to(torch.float64).cpu().numpy()
+        for j, g in enumerate(grads):
+            grads_of[start:stop, j] = math.nan if g is None else g.detach().to(torch.float64).cpu().numpy()
+    return values, grads_of
 
 
 def _check_points(traced: Traced, s: Sweep, rows: list[int], names: list[str], wrt: list[int],
