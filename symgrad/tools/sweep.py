@@ -49,8 +49,8 @@ from ..program.primitives import strip
 from ..program.program import float_of
 from ..sides.batch import run_batch
 from ..sides.symbolic import derivative_expressions
-from .sweep_tensors import (Held, computes_with_tensors, hold, probe, probe_note, run_held, symbolic_held,
-                            tensor_wrt)
+from .sweep_tensors import (Held, check_over, computes_with_tensors, hold, probe, probe_note, run_held,
+                            symbolic_held, tensor_wrt)
 
 # A torch function is read and swept by `trace` (`tools.traced`, which stands on this module):
 # imported by name when one is swept, as the rendering seam imports the show layer.
@@ -445,6 +445,8 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     lowered = lower(expression(f), branches=branches, dtype=dtype)
     # A function with tensor values: its scalar inputs are swept, its tensor inputs held (`fixed`).
     tensors = computes_with_tensors(lowered)
+    if tensors:
+        check_over(lowered, over)
     held = hold(lowered, fixed, dtype) if tensors or fixed else None
     symbols = held.scalars if held is not None else lowered.symbols
     if held is not None and not symbols:

@@ -94,6 +94,22 @@ def hold(lowered: LoweredProgram, fixed: Mapping[Any, Any] | None, dtype: str) -
     return Held(scalars, tensors, matrices, numbers)
 
 
+def check_over(lowered: LoweredProgram, over: Any) -> None:
+    """A tensor input named in `over` (which runs scalars over ranges) is a sentence: tensors are
+    held, in `fixed`."""
+    if not isinstance(over, Mapping):
+        return
+    matrices = {s.name for s in lowered.symbols if isinstance(s, sp.MatrixSymbol)}
+    named = [k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k) for k in over]
+    tensors = [k for k in named if k in matrices]
+    if tensors:
+        raise PointError(
+            f"`over` gives {', '.join(tensors)}, a tensor input of this function: a sweep runs its scalar inputs over "
+            "ranges and holds each tensor at one value.\n"
+            f"Fix: give it in `fixed` instead, e.g. `fixed={{\"{tensors[0]}\": {tensors[0]}}}`; to see the derivatives "
+            f"with respect to its elements, compare() single points.")
+
+
 def tensor_wrt(held: Held, wrt: Iterable[Any] | None) -> list[int]:
     """The positions among the scalar inputs of the derivatives a tensor sweep takes (all the
     scalar inputs for None); a tensor input in `wrt` is a sentence."""

@@ -529,6 +529,9 @@ def test_bad_fixed_values_are_sentences() -> None:
     with pytest.raises(sg.OptionError, match=r"wrt names M, a tensor input this sweep holds fixed") as err2:
         sg.sweep(expr, {x: (-1, 1)}, n=5, fixed={M: np.eye(2)}, wrt=[M])
     assert "Fix: leave M out of wrt" in str(err2.value)
+    with pytest.raises(sg.PointError, match=r"`over` gives M, a tensor input of this function") as err3:
+        sg.sweep(expr, {x: (-1, 1), M: np.eye(2)}, n=5)
+    assert 'Fix: give it in `fixed` instead, e.g. `fixed={"M": M}`' in str(err3.value)
     with pytest.raises(sg.PointError, match=r"no scalar input to sweep"):
         sg.sweep(sp.tanh(M[0, 1]), {}, n=5, fixed={M: np.eye(2)})
 
