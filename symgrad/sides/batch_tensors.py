@@ -110,7 +110,7 @@ class _Point:
                 while bool(self.condition(s.cond, env)):
                     count += 1
                     if count > self.max_iterations:
-                        raise Stuck
+                        raise Stuck("a loop of the program ran past max_iterations")
                     self.block(s.body, env)
             elif isinstance(s, For):
                 self.for_(s, env)
@@ -129,7 +129,7 @@ class _Point:
         start, stop, step = (int(torch.trunc(b.detach())) for b in bounds)
         for k, i in enumerate(range(start, stop, step)):
             if k >= self.max_iterations:
-                raise Stuck
+                raise Stuck("a loop of the program ran past max_iterations")
             env[s.var] = torch.tensor(float(i), dtype=self.dtype, device=self.device)
             self.block(s.body, env)
 

@@ -573,3 +573,27 @@ def test_fixed_holds_a_scalar_as_over_does() -> None:
     b = sg.sweep(sp.Abs(x * y - 1), {x: (-1, 1), y: 2.0}, n=9)
     assert np.array_equal(a.points, b.points) and np.array_equal(a.grad_autograd, b.grad_autograd)
     assert list(a.causes) == list(b.causes) and a.counts == {"agree": 8, "kink": 1} and not a.notes
+
+
+def test_a_for_loop_of_fixed_length_runs_vmapped_and_past_max_iterations_is_skipped() -> None:
+    from sympy.codegen.ast import Assignment, CodeBlock, For
+
+    x, b, i = sp.symbols("x b i")
+    W = sp.MatrixSymbol("W", 2, 2)
+    p = sg.Program(inputs=[x, W], body=CodeBlock(
+        Assignment(b, x),
+        For(i, sp.Range(3), CodeBlock(Assignment(b, sp.sin(b) * W[0, 1] + b))),
+    ), output=b)
+    fixed = {W: [[1.0, 0.5], [0.0, 1.0]]}
+    s = sg.sweep(p, {x: (-1, 1)}, n=5, fixed=fixed)
+    assert s.counts == {"agree": 5} and not any("vmap" in n for n in s.notes)  # vmap runs a loop of fixed length
+    for k, xv in enumerate(s.points[:, 0].tolist()):  # torch, the loop by hand
+        t = torch.tensor(xv, dtype=torch.float64, requires_grad=True)
+        v = t
+        for _ in range(3):
+            v = torch.sin(v) * 0.5 + v
+        (g,) = torch.autograd.grad(v, t)
+        assert (float(s.value[k]), float(s.grad_autograd[k, 0])) == (float(v.detach()), float(g))
+    short = sg.sweep(p, {x: (-1, 1)}, n=5, fixed=fixed, max_iterations=2)
+    assert short.skipped_points == 5 and short.counts == {}
+    assert any("a loop of the program ran past max_iterations" in n for n in short.notes)
