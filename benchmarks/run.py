@@ -13,6 +13,7 @@ Nothing here is asserted in the unit tests (machines are noisy); the issue notes
     python benchmarks/run.py --contended  the sweep and check rows beside a busy process of our own
     python benchmarks/run.py --backward   only the comparison.backward row
     python benchmarks/run.py --flagged    only the flagged-sweep rows
+    python benchmarks/run.py --tensors    only the rows of a sweep over a scalar with tensors held fixed
     python benchmarks/run.py --loop-memory  only the memory of a compared loop of 10^5 iterations
     python benchmarks/run.py --threads 1  torch on one thread (steadier on a shared machine)
 """
@@ -263,6 +264,56 @@ def sweep_rows(table: Table, n: int) -> None:
     table.add(f"the same sweep vs SymPy subs+evalf of f and diff(f) per point ({ARGS.naive_points} points, "
               f"scaled to {n})", "warm", p, ratio=ratio, peer=seconds(p.median(1) * scale),
               target="<= 0.001 (SymPy >= 1000x slower)", ok=ratio <= 1e-3)
+
+
+def relu_layer(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A swept scalar entering a tensor expression (issue 20): W and b held fixed."""
+    return torch.relu(x * W + b).sum()
+
+
+def tensor_sweep_rows(table: Table, n: int) -> None:
+    """`symgrad.sweep` of `torch.relu(x * W + b).sum()` (W 8x8, b 8, held fixed) over n points,
+    everything included (the read, the vmapped translation with its flags, the float symbolic
+    derivative, your function run beside it on the batch), vs the function as written run
+    point by point (fwd+bwd, a sample scaled to n) and vs the function vmapped over the batch
+    (fwd+bwd). Each call sweeps a new (shifted) batch."""
+    gen = torch.Generator().manual_seed(0)
+    W = torch.randn(8, 8, dtype=torch.float64, generator=gen)
+    b = torch.randn(8, dtype=torch.float64, generator=gen)
+    xs = torch.linspace(-3, 3, n, dtype=torch.float64)
+
+    def ours(k: int) -> Callable[[], object]:
+        batch = (xs + k * STEP).numpy()
+        return lambda: sg.sweep(relu_layer, over={"x": batch}, fixed={"W": W, "b": b}, progress=False)
+
+    def vmapped(k: int) -> Callable[[], object]:
+        def run() -> object:
+            leaf = (xs + k * STEP).requires_grad_(True)
+            out = torch.func.vmap(lambda v: relu_layer(v, W, b))(leaf)
+            return torch.autograd.grad(out.sum(), leaf)
+        return run
+
+    every = max(1, n // ARGS.naive_points)
+
+    def looped(k: int) -> Callable[[], object]:
+        sample = (xs + k * STEP)[::every][: ARGS.naive_points]
+
+        def run() -> object:
+            for v in sample:
+                leaf = v.clone().requires_grad_(True)
+                torch.autograd.grad(relu_layer(leaf, W, b), leaf)
+            return None
+        return run
+
+    p = interleave([ours, vmapped], ARGS.sweep_pairs, warmup=1)
+    table.add(f"sweep of torch.relu(x * W + b).sum() (W 8x8 held), {n} points, vs the function vmapped fwd+bwd "
+              "on the same batch", "warm", p, target="<= 10", ok=p.ratio() <= 10)
+    p = interleave([ours, looped], ARGS.cold_rounds, warmup=0)
+    scale = n / len(range(0, n, every)[: ARGS.naive_points])
+    ratio = p.ratio() / scale
+    table.add(f"the same sweep vs the function as written, fwd+bwd point by point ({ARGS.naive_points} points, "
+              f"scaled to {n})", "warm", p, ratio=ratio, peer=seconds(p.median(1) * scale),
+              target="< 1 (faster than the loop)", ok=ratio < 1)
 
 
 def one_point_rows(table: Table) -> None:
@@ -821,6 +872,8 @@ def main() -> None:
         flagged_sweeps(table, ARGS.sweep_points)
     elif ARGS.check:
         check_rows(table)
+    elif ARGS.tensors:
+        tensor_sweep_rows(table, ARGS.tensor_points)
     elif ARGS.contended:
         sweep_rows(table, ARGS.points)
         flagged_sweeps(table, ARGS.sweep_points)
@@ -837,6 +890,7 @@ def main() -> None:
         backward_cost(table)
         power_and_loop_rows(table)
         flagged_sweeps(table, ARGS.sweep_points)
+        tensor_sweep_rows(table, ARGS.tensor_points)
         check_rows(table)
     load = os.getloadavg()
     print(f"\nload average at end (1, 5, 15 min) = {', '.join(f'{a:.2f}' for a in load)}; every row measured in "
@@ -853,6 +907,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flagged", action="store_true", help="only the flagged-sweep rows")
     parser.add_argument("--check", action="store_true",
                         help="only the per-call rows (assert_grad_matches_math vs gradcheck, trace again)")
+    parser.add_argument("--tensors", action="store_true",
+                        help="only the rows of a sweep of a function of a scalar and fixed tensors")
     parser.add_argument("--loop-memory", action="store_true",
                         help="only the memory row of the compared loop of 10^5 iterations (fresh interpreters)")
     parser.add_argument("--contended", action="store_true",
@@ -879,6 +935,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.depths = [100, 300, 1000] if quick else [100, 1000, 10_000]
     args.loop_sizes = [10**2, 10**3, 10**4] if quick else [10**3, 10**4, 10**5]
     args.sweep_points = 10**5 if quick else 10**6
+    args.tensor_points = 10**4 if quick else 10**5
     args.loop_memory_iterations = 10**4 if quick else 10**5
     return args
 

@@ -148,7 +148,7 @@ def sweep_dict(s: Sweep, points: bool = True) -> dict[str, Any]:
         "fixed": {names[k]: real(s.points[0, k]) for k in range(len(names)) if k not in s.swept} if s.grid else {},
         "counts": dict(s.counts),
         "regions": [r.to_dict() for rs in s.regions.values() for r in rs],
-        "worst": [{"point": {sstr(k): real(float(v)) for k, v in c.point.items()}, "cause": c.cause.id,
+        "worst": [{"point": {sstr(k): real(float(v)) for k, v in c.point.items() if k in s.symbols}, "cause": c.cause.id,
                    "explanation": next((e.explanation for e in c.entries if not e.ok), ""),
                    "comparison": comparison_dict(c)} for c in s.worst],
         "exact_points": s.exact_points,
@@ -157,6 +157,8 @@ def sweep_dict(s: Sweep, points: bool = True) -> dict[str, Any]:
         "seconds": s.seconds,
         "timings": dict(s.timings),
     }
+    if s.notes:  # a tensor sweep: what it held, how it ran
+        out["notes"] = list(s.notes)
     if points:
         out["points"] = {
             **{name: _column(s.points[:, k]) for k, name in enumerate(names)},

@@ -863,7 +863,7 @@ def render_sweep_html(s: Sweep) -> str:
     worst = []
     for c in s.worst[:5]:
         e = next(x for x in c.entries if not x.ok)
-        at = ", ".join(f"{sstr(k)} = {float(v):.6g}" for k, v in c.point.items())
+        at = ", ".join(f"{sstr(k)} = {float(v):.6g}" for k, v in c.point.items() if k in s.symbols)  # (not a held tensor)
         hint = f'<br><i>Hint:</i> {_code_spans(e.hint)}' if e.hint else ""
         worst.append(f'<li><b>at {esc(at)}</b> {_badge(c.cause.id)} {_code_spans(e.explanation)}{hint}</li>')
     png = sweep_png(s)
@@ -884,5 +884,6 @@ def render_sweep_html(s: Sweep) -> str:
         f'<table class="symgrad-counts"><tr><th>cause</th><th>points</th></tr>{rows}</table>{picture}'
         + (f'<p><b>where</b></p><ul class="symgrad-regions">{"".join(regions)}</ul>' if regions else "")
         + (f'<p><b>worst points</b> (one per cause and line)</p><ol class="symgrad-worst">{"".join(worst)}</ol>' if worst else "")
+        + "".join(f'<p class="symgrad-meta">{esc(note)}</p>' for note in s.notes)
         + f"{_meanings(causes)}</div>"
     )

@@ -42,6 +42,17 @@ _TIE_TEST: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
     **{op: (lambda a, f=f: (lambda m: (m == f(m, 0).values).sum(0) > 1)(torch.stack(torch.broadcast_tensors(*a))))
        for op, f in (("amax", torch.max), ("max_at", torch.max), ("amin", torch.min), ("min_at", torch.min))},  # a tie
     "std": lambda a: torch.stack(torch.broadcast_tensors(*[u == a[0] for u in a])).all(0),  # every element equal
+    # The rule table's other corners and jumps (`rules.py`, `nonsmooth`): a point on one is
+    # compared exactly, which decides (a slope of 1 or alpha = 1 has no kink there).
+    "leaky_relu": lambda a: a[0] == 0,
+    "elu": lambda a: a[0] == 0,
+    "round_even": lambda a: a[0] - torch.floor(a[0]) == 0.5,  # jumps at the half-integers
+}
+# Corners whose place is the step's parameter: clamp's bound, hardtanh's two.
+PARAM_TIES: dict[str, Callable[[list[torch.Tensor], Any], torch.Tensor]] = {
+    "clamp_min": lambda a, p: a[0] == float(p),
+    "clamp_max": lambda a, p: a[0] == float(p),
+    "hardtanh": lambda a, p: (a[0] == float(p[0])) | (a[0] == float(p[1])),
 }
 
 
@@ -166,17 +177,7 @@ class _Batch:
             cond = self.condition(s.cond, env, idx)
             value = torch.where(cond, args[0], args[1])
         else:
-            code = self.codes.get(s.line)
-            if code is None:
-                code = compile(statement_expression(self.lowered, s), self.lowered.filename, "eval")
-                self.codes[s.line] = code
-            ns = dict(self.namespace)
-            for a, v in zip(s.args, args):
-                if isinstance(a, str):
-                    ns[a] = v
-            value = eval(code, ns)  # the generated line's own text, compiled once
-            if not isinstance(value, torch.Tensor):
-                value = torch.tensor(value, dtype=self.dtype, device=self.device)
+            value = line_value(self.lowered, self.codes, self.namespace, s, args, self.dtype, self.device)
         if not self.checks:
             pass
         elif s.op == "add" and value.ndim and _subtracts(s) and not self.exact_operands(s):
@@ -199,8 +200,8 @@ class _Batch:
         test = _TIE_TEST.get(s.op) if self.checks else None
         if test is not None:
             self.mark(test(args), idx)
-        if self.checks and s.op in ("clamp_min", "clamp_max"):
-            self.mark(args[0] == float(s.param), idx)
+        if self.checks and s.op in PARAM_TIES:
+            self.mark(PARAM_TIES[s.op](args, s.param), idx)
         if self.checks and s.op == "std_along":  # every element of the group equal: the cone's tip
             _, _, n, d, j = s.param
             group = args[j * n:(j + 1) * n] if d == 1 else args[j::n]
@@ -274,6 +275,21 @@ class _Batch:
             value = (start[keep] + k * step[keep]).to(self.dtype)
             self.write(env, s.var, sub, value)
             self.block(s.body, env, sub)
+
+
+def line_value(lowered: LoweredProgram, codes: dict[Any, Any], namespace: dict[str, Any], s: Step,
+               args: Sequence[torch.Tensor], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A step's value: the generated line's own text (compiled once into `codes`), run on `args`."""
+    code = codes.get(s.line)
+    if code is None:
+        code = compile(statement_expression(lowered, s), lowered.filename, "eval")
+        codes[s.line] = code
+    ns = dict(namespace)
+    for a, v in zip(s.args, args):
+        if isinstance(a, str):
+            ns[a] = v
+    value = eval(code, ns)  # the generated line's own text, compiled once
+    return value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=dtype, device=device)
 
 
 def _subtracts(s: Step) -> bool:
@@ -413,3 +429,13 @@ def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mo
             else:
                 grads = [torch.full_like(c, math.nan) for c in columns]
     return out.detach(), [g.detach() for g in grads], runner.tie, runner.stuck, runner.cancel
+
+
+# The flags' rules, read by the runner of tensor programs (`batch_tensors`) as well.
+TIE_TESTS: Final = _TIE_TEST
+subtracts: Final = _subtracts
+
+
+def margin_texts(c: Cond) -> list[str]:
+    """Each relation of a condition as the text of `lhs - rhs` (zero: the point is on it)."""
+    return [_margin_text(c, rel) for rel in _relations(c.expr)]

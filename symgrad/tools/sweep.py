@@ -10,12 +10,18 @@ a few per run of neighbouring flagged points; the causes of the rest of a run ar
 its compared points; every other point agrees.
 
 Control flow stays vectorised: the batch runner (`symgrad.sides.batch`) runs the IR with masks.
+
+A function that computes with tensors sweeps its scalar inputs with its tensors held (`fixed=`,
+`tools.sweep_tensors`): the tensor runner (`symgrad.sides.batch_tensors`) runs it through
+`torch.func.vmap` on chunks of points, and a sample of the points without a flag is compared
+exactly as well (a sum over a tensor can cancel where no flag of the batch run sees it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import math
 import sys
 import time
@@ -43,7 +49,12 @@ from ..program.primitives import strip
 from ..program.program import float_of
 from ..sides.batch import run_batch
 from ..sides.symbolic import derivative_expressions
+from .sweep_tensors import (Held, check_over, computes_with_tensors, hold, probe, probe_note, run_held,
+                            symbolic_held, tensor_wrt)
 
+# A torch function is read and swept by `trace` (`tools.traced`, which stands on this module):
+# imported by name when one is swept, as the rendering seam imports the show layer.
+TRACED: Final = "symgrad.tools.traced"
 MAX_EXACT = 2000  # flagged points compared exactly; beyond that, causes are inferred per group
 # The most points one sweep holds, checked before anything is allocated: a sweep keeps each
 # point's coordinates (8 bytes per input) several times over, with its values and gradients, in
@@ -126,6 +137,11 @@ class Sweep:
     # `seconds`). `Traced.sweep` adds "checked" (the user's own function run beside the
     # translation), which its `seconds` and "total" include.
     timings: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    # Sentences on how the sweep ran where it is not the usual way: the tensors it held fixed, a
+    # tensor program that vmap could not run on the batch (run point by point instead).
+    notes: tuple[str, ...] = field(default=())
+    # A tensor sweep: the points per vmapped chunk (its values per chunk within a bound); 0 otherwise.
+    chunk: int = 0
 
     @property
     def grad_executed(self) -> np.ndarray:
@@ -188,9 +204,11 @@ class Sweep:
                      else "every one with a finding, and a sample of the rest")
             lines.append(f"  ({_points(self.checked_points)} ({which}) run through your own function too: the same "
                          "value and gradient, bit for bit)")
+        lines += [f"  ({note})" for note in self.notes]
         for c in self.worst[:3]:
             e = next(x for x in c.entries if not x.ok)
-            lines.append(f"  worst: at {', '.join(f'{k} = {float(v):.6g}' for k, v in c.point.items())}: "
+            at = ", ".join(f"{k} = {float(v):.6g}" for k, v in c.point.items() if k in self.symbols)  # (not a held tensor)
+            lines.append(f"  worst: at {at}: "
                          f"[{e.cause.id}] {e.explanation}")
         return "\n".join(lines) + "\n"
 
@@ -214,12 +232,12 @@ def _points(n: int) -> str:
 # --------------------------------------------------------------------------- the sweep
 
 
-def _grid(lowered: LoweredProgram, over: Mapping[Any, Any], n: int,
+def _grid(symbols: Sequence[sp.Basic], over: Mapping[Any, Any], n: int,
           dtype: str) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
     if not isinstance(over, Mapping) or not over:
         raise PointError("`over` must map input symbols to (low, high) ranges or to arrays of values.\n"
                          "Fix: e.g. `over={x: (-2, 2)}` or `over={x: [0.0, 0.5, 1.0]}`.")
-    names = [s.name for s in lowered.symbols]
+    names = [s.name for s in symbols]
     by_name = {(k.name if isinstance(k, sp.Symbol) else str(k)): v for k, v in over.items()}
     extra = sorted(set(by_name) - set(names))
     if extra:
@@ -379,18 +397,26 @@ def _flag(sym: np.ndarray, auto: np.ndarray, rtol: float) -> np.ndarray:
 @deep
 @in_torch_state
 def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] | None = None,
-          dtype: str = "float64", branches: Literal["if", "where"] = "if", device: str = "cpu",
+          dtype: str | None = None, branches: Literal["if", "where"] = "if", device: str = "cpu",
           rtol: float | None = None, progress: bool | None = None, max_exact: int = MAX_EXACT,
-          max_iterations: int = DEFAULT_MAX_ITERATIONS) -> Sweep:
+          max_iterations: int = DEFAULT_MAX_ITERATIONS, fixed: Mapping[Any, Any] | None = None) -> Sweep:
     """Compare the three derivatives of `f` over a range, a grid, or a batch of points.
 
     **Arguments:**
 
-    - `f`: a SymPy expression or a `symgrad.Program`.
+    - `f`: a SymPy expression or a `symgrad.Program`; or a torch function, read by `trace` at
+      an example point (each range's midpoint, the values `fixed` gives its tensors and data)
+      and swept as `trace(f, ...).sweep(over)` is, your code run beside its translation.
     - `over`: `{x: (low, high)}` (n points; two inputs make an n x n grid) or
       `{x: values, y: values}` (an explicit batch).
     - `n`: points per axis for ranges (default 1001).
-    - `dtype`, `branches`, `wrt`, `rtol`: as for `compare()`.
+    - `fixed`: the tensor inputs held at one value while the scalar inputs run over `over`
+      (`fixed={W: torch.randn(8, 8)}`; a scalar input may be fixed to a number here too). A
+      function that computes with tensors runs on the batch through `torch.func.vmap` (point by
+      point where vmap cannot run it, said in `.notes`), and the derivatives are those with
+      respect to its scalar inputs.
+    - `dtype`, `branches`, `wrt`, `rtol`: as for `compare()` (`dtype=None`: float64, or the
+      dtype of a torch function's tensors).
     - `device`: `"cpu"` or `"cuda"` for the batched torch runs (exact work stays on the CPU).
     - `progress`: show progress on a terminal (default: when stderr is a terminal and the sweep
       is slow); `False` to stay quiet.
@@ -410,17 +436,25 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     """
     start = time.perf_counter()
     if is_torch_function(f):  # a sweep checks the user's code beside its translation: `trace` reads it first
-        raise OptionError(f"`{getattr(f, '__name__', 'this function')}` is a torch function; symgrad.sweep takes a SymPy "
-                          "expression or Program.\nFix: read it first at example values, then sweep the reading: "
-                          "`symgrad.trace(f, *example_values).sweep(over)` (data, a Python int or an integer tensor, is "
-                          "held at its example value).")
+        return importlib.import_module(TRACED).sweep_function(
+            f, over, fixed=fixed, n=n, wrt=wrt, dtype=dtype, device=device, rtol=rtol, progress=progress,
+            max_exact=max_exact, max_iterations=max_iterations)
+    dtype = "float64" if dtype is None else dtype
     check_options(branches=branches, dtype=dtype)
     tol = float(rtol) if rtol is not None else RTOL[dtype]
     lowered = lower(expression(f), branches=branches, dtype=dtype)
-    points, grid, swept = _grid(lowered, over, n, dtype)
-    if any(isinstance(s, sp.MatrixSymbol) for s in lowered.symbols):
-        raise OptionError("sweep() runs over scalar inputs; this function has a matrix input.\n"
-                          "Fix: compare() it at single points, or write its elements as scalar symbols.")
+    # A function with tensor values: its scalar inputs are swept, its tensor inputs held (`fixed`).
+    tensors = computes_with_tensors(lowered)
+    if tensors:
+        check_over(lowered, over)
+    held = hold(lowered, fixed, dtype) if tensors or fixed else None
+    symbols = held.scalars if held is not None else lowered.symbols
+    if held is not None and not symbols:
+        raise PointError("Every input of this function is a tensor held fixed: there is no scalar input to sweep.\n"
+                         "Fix: compare() the function at that one point, or sweep a function of a scalar input.")
+    if held is not None and held.numbers and isinstance(over, Mapping):
+        over = {**over, **held.numbers}
+    points, grid, swept = _grid(symbols, over, n, dtype)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise OptionError(f"device={device!r}, but torch sees no GPU here.\nFix: use device=\"cpu\".")
     try:
@@ -429,20 +463,32 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     except (RuntimeError, ValueError) as err:
         raise OptionError(f"device={device!r} is not a device torch can use here ({err}).\n"
                           "Fix: use device=\"cpu\" (or \"cuda\" on a machine with a GPU).") from None
-    names = [s.name for s in lowered.symbols]
-    wrt_idx = wrt_indices(lowered, wrt)
+    names = [s.name for s in symbols]
+    wrt_idx = tensor_wrt(held, wrt) if held is not None and tensors else wrt_indices(lowered, wrt)
     cols = [torch.from_numpy(np.ascontiguousarray(points[:, k])).to(device=dev, dtype=DTYPES[dtype])
             for k in range(len(names))]
     cancel_out: list[torch.Tensor] = []
     clock = _Clock()
+    notes: list[str] = []
+    chunk = 0
     with clock("batch"):
-        value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations, cancel_out=cancel_out)
+        if held is not None and tensors:
+            ran = run_held(lowered, held, cols, max_iterations=max_iterations)
+            value, grads, tie_t, stuck_t = ran.value, ran.grads, ran.tie, ran.stuck
+            cancel_out.append(ran.cancel)
+            notes += [held.sentence()] if held.tensors else []
+            notes += [ran.note] if ran.note else []
+            chunk = ran.chunk
+        else:
+            value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations,
+                                                     cancel_out=cancel_out)
     tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), cancel_out[0].cpu().numpy()
     if len(wrt_idx) == 1:  # one column: the gradient's own memory, no copy
         auto = grads[wrt_idx[0]].to(torch.float64).cpu().numpy().reshape(-1, 1)
     else:
         auto = np.stack([grads[k].to(torch.float64).cpu().numpy() for k in wrt_idx], axis=1)
-    symbolic = _Symbolic(lowered, [c.to(torch.float64) for c in cols], wrt_idx, max_iterations, stuck)
+    symbolic = _Symbolic(lowered, [c.to(torch.float64) for c in cols], wrt_idx, max_iterations, stuck,
+                         held if tensors else None)
     # A point is flagged when it is on a threshold or kink, near a cancelling difference, where
     # autograd or f is not finite, or where the float symbolic derivative disagrees with autograd.
     # For a float64 function without detach/item/no_grad, the symbolic derivative in floats is
@@ -456,12 +502,21 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     with clock("symbolic"):
         if eager:
             flagged |= _flag(symbolic.values(), auto, tol)
-        else:
+        elif not tensors:  # (a tensor program's mathematics here is the same run: nothing to cross-check)
             sample = _sample(~flagged & ~stuck)
             if len(sample) and _flag(symbolic.at(sample), auto[sample], tol).any():
                 flagged |= _flag(symbolic.values(), auto, tol)
     # A point whose loop never ended has no value: do not show the unfinished loop's numbers.
     flagged &= ~stuck
+    probed: dict[int, Comparison] = {}
+    if tensors:  # an exact check where the flags say nothing (`sweep_tensors.EXACT_SAMPLE`)
+        with clock("flagged"):
+            probed = probe(f, points, held, ~flagged & ~stuck, [symbols[k] for k in wrt_idx], dtype=dtype,
+                           branches=branches, rtol=rtol, max_iterations=max_iterations)
+        parted = {i: c for i, c in probed.items() if not c.ok}
+        if parted:
+            flagged |= ~stuck
+            notes.append(probe_note(parted, len(probed), symbols))
     if stuck.any():
         value = value.to(torch.float64).masked_fill(stuck_t.to(value.device), math.nan)
         auto[stuck] = math.nan
@@ -484,7 +539,8 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     t_last = time.perf_counter()
 
     decided: set[int] = set()  # points compared exactly: by compare(), or by rounding_only()
-    wrt_syms = [lowered.symbols[k] for k in wrt_idx]
+    wrt_syms = [symbols[k] for k in wrt_idx]
+    fixed_at = held.point() if held is not None else {}
 
     def exactly(todo: Iterable[int], light: bool = False) -> None:
         """Compare these points exactly. `light`: points of a run of cancelling points whose
@@ -500,7 +556,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
                 if quick is not None:
                     codes[i], executed[i] = CODE[quick[0]], quick[1]
                 else:
-                    at = {s: float(points[i, k]) for k, s in enumerate(lowered.symbols)}
+                    at = {**fixed_at, **{s: float(points[i, k]) for k, s in enumerate(symbols)}}
                     c = compare(f, at, wrt=wrt_syms, dtype=dtype, branches=branches, rtol=rtol,
                                 max_iterations=max_iterations)
                     exact[i] = c
@@ -519,7 +575,11 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     # finite, on no threshold) are decided without a report where agree-or-rounding is the only
     # question; the first compared point of each run gets its full comparison (the worst points
     # and the report show those).
-    light = not eager
+    light = not eager and not tensors  # (`rounding_only` reads a point of numbers)
+    for i, c in probed.items():  # the tensor sweep's exact sample, compared already
+        exact[i], codes[i] = c, CODE[c.cause.id]
+        executed[i] = [math.nan if e.grad_executed is None else float_of(e.grad_executed) for e in c.entries]
+        decided.add(i)
     with clock("flagged"):
         if light and len(chosen):
             runs_of = runs.run_of(np.searchsorted(runs.idx, chosen))
@@ -539,12 +599,12 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     seconds = time.perf_counter() - start
     return Sweep(
         source=lowered.normalized.source if not lowered.normalized.is_program else "program",
-        lowered=lowered, symbols=lowered.symbols, wrt=tuple(lowered.symbols[k] for k in wrt_idx),
+        lowered=lowered, symbols=tuple(symbols), wrt=tuple(wrt_syms),
         points=points, value=value.to(torch.float64).cpu().numpy(), symbolic=symbolic, grad_autograd=auto,
-        codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, lowered.symbols, swept),
+        codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, symbols, swept),
         worst=worst, exact_points=len(decided), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
         dtype=dtype, branches=branches, device=str(dev), seconds=seconds, grid=grid,
-        swept=swept, executed=executed, timings=clock.timings(seconds),
+        swept=swept, executed=executed, timings=clock.timings(seconds), notes=tuple(notes), chunk=chunk,
     )
 
 
@@ -627,10 +687,16 @@ class _Symbolic:
     float32 sweep, a function with detach/item/no_grad, a plot), on all points or a sample."""
 
     def __init__(self, lowered: LoweredProgram, cols64: list[torch.Tensor], wrt: list[int],
-                 max_iterations: int, stuck: np.ndarray) -> None:
+                 max_iterations: int, stuck: np.ndarray, held: Held | None = None) -> None:
         self.lowered, self.cols64, self.wrt = lowered, cols64, wrt
         self.max_iterations, self.stuck = max_iterations, stuck
+        self.held = held  # the tensors a tensor sweep holds (`sweep_tensors`); None for numbers only
         self._values: np.ndarray | None = None
+
+    def batch(self, cols64: list[torch.Tensor]) -> np.ndarray:
+        if self.held is not None:
+            return symbolic_held(self.lowered, self.held, cols64, self.wrt, self.max_iterations)
+        return _symbolic_batch(self.lowered, cols64, self.wrt, self.max_iterations)
 
     def differs(self, dtype: str) -> bool:
         """Whether the float symbolic derivative can disagree with autograd where no flag of the
@@ -650,12 +716,12 @@ class _Symbolic:
         if self._values is not None:
             return self._values[rows]
         take = torch.from_numpy(rows).to(self.cols64[0].device)
-        return _symbolic_batch(self.lowered, [c[take] for c in self.cols64], self.wrt, self.max_iterations)
+        return self.batch([c[take] for c in self.cols64])
 
     def values(self) -> np.ndarray:
         if self._values is None:
             with torch_state("float64"):
-                sym = _symbolic_batch(self.lowered, self.cols64, self.wrt, self.max_iterations)
+                sym = self.batch(self.cols64)
             sym[self.stuck] = math.nan
             self._values = sym
         return self._values
@@ -728,6 +794,8 @@ class _Runs:
     def _compared(self, decided: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """The exactly compared flagged points (sorted) and their runs."""
         done = np.array(sorted(decided), dtype=np.int64)
+        if not len(self.idx):  # (points compared exactly, none flagged: a tensor sweep's exact sample)
+            return done[:0], done[:0]
         pos = np.searchsorted(self.idx, done)
         inside = (pos < len(self.idx)) & (self.idx[np.minimum(pos, len(self.idx) - 1)] == done)
         return done[inside], self.run_of(pos[inside])

@@ -11,8 +11,10 @@ which stand on the verdict and on sweeps.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
@@ -20,7 +22,8 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ..base.errors import OptionError, TraceError
+from ..base.errors import OptionError, PointError, TraceError
+from ..sides.batch_tensors import run_tensor_batch
 from ..sides.lowering import DTYPES
 from ..frontends.trace import Reading, read_function
 from ..verdict.compare import compare_reading
@@ -40,8 +43,11 @@ class Traced(Reading):
         In path mode the recorded run is compared, and every explanation says so."""
         return compare_reading(self, **options)
 
-    def sweep(self, over: Any, **options: Any) -> Sweep:
-        """`symgrad.sweep` of the translated program (`over` keyed by parameter name)."""
+    def sweep(self, over: Any, *, fixed: Mapping[str, Any] | None = None, **options: Any) -> Sweep:
+        """`symgrad.sweep` of the translated program (`over` keyed by parameter name). The
+        function's tensors (tensor inputs, data, constants) are held at their example values
+        while its scalar inputs run over `over`; `fixed={"W": W}` holds a tensor (or data) at
+        another value (the function is read again there, and checked against itself)."""
         if self.mode == "path":
             raise OptionError(
                 f"`{getattr(self.fn, '__name__', 'this function')}` was read in path mode (a recorded run, because "
@@ -55,17 +61,19 @@ class Traced(Reading):
                 f"{', ...' if len(self.parameters) > 3 else ''}); symgrad sweeps functions of numbers, one point "
                 "at a time through your own code, not models.\nFix: compare the model point by point "
                 "(`symgrad.compare(model, at=...)`), or sweep a function of the numbers you vary.")
-        tensors = [s.name for s in self.inputs if isinstance(s, sp.MatrixSymbol)]
-        if tensors or _computes_with_tensors(self.program):
-            scalars = [s.name for s in self.inputs if s.name not in tensors]
-            held = [*scalars[1:], *tensors, *_data(self)]
-            at = ", ".join([*(f'"{n}": v' for n in scalars[:1]), *(f'"{n}": {n}' for n in held)])
-            named = ", ".join(f"`{t}`" for t in tensors) or "made inside the function, from data or constants"
-            raise OptionError(_HELD.format(fn=_name(self), tensors=named,
-                                           scalars=", ".join(f"`{n}`" for n in scalars) or "none", at=at))
+        if fixed:  # another value for a tensor or data: the function read again with it, and checked there
+            unknown = sorted(set(fixed) - set(self.arguments))
+            if unknown:
+                raise OptionError(f"`fixed` names {', '.join(unknown)}, which `{_name(self)}` does not take (its "
+                                  f"arguments: {', '.join(self.arguments)}).\nFix: name its own parameters.")
+            again = read_function(self.fn, (), {**self.arguments, **fixed}, dtype=self.dtype)
+            return Traced(**{f.name: getattr(again, f.name) for f in fields(again)}).sweep(over, **options)
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
-        result = sweep(self.program, over, branches=self.branches, **options)
+        # The tensor inputs held at their example values (as the translation declares them: a
+        # rank-1 tensor as its column); data and constant tensors are part of the translation.
+        held = {s: self.point[s.name] for s in self.inputs if isinstance(s, sp.MatrixSymbol)}
+        result = sweep(self.program, over, branches=self.branches, fixed=held or None, **options)
         begin = time.perf_counter()
         checked = _check_beside_user(self, result)
         spent = time.perf_counter() - begin
@@ -74,13 +82,32 @@ class Traced(Reading):
                        timings={**result.timings, "checked": spent, "total": total})
 
 
-# A sweep of a function with tensor inputs (issue 20, item 4): said, not run.
-_HELD: Final = (
-    "`{fn}` computes with tensors ({tensors}); a sweep runs the translation on a batch of numbers, one number per "
-    "input and point, and symgrad's batch runner does not run tensor operations (a matmul, a sum) on a batch of "
-    "points, so it does not sweep the scalar inputs ({scalars}) with the tensors and data held fixed.\n"
-    "Fix: compare point by point, each point checked against your function bit for bit: "
-    "`[traced.compare(at={{{at}}}) for v in values]`, or sweep a function of numbers only.")
+def sweep_function(fn: Any, over: Any, *, fixed: Mapping[str, Any] | None = None, **options: Any) -> Sweep:
+    """`symgrad.sweep` of a torch function: read by `trace` at an example point (each range's
+    midpoint, each fixed number, an explicit batch's first point, and the values `fixed` gives,
+    tensors and data), then swept as `Traced.sweep` sweeps it."""
+    if not isinstance(over, Mapping):
+        raise PointError("`over` must map the function's parameters to (low, high) ranges or to arrays of values.\n"
+                         "Fix: e.g. `over={\"x\": (-2, 2)}`.")
+    example: dict[str, Any] = {}
+    for key, v in over.items():
+        name = key.name if isinstance(key, sp.Basic) else str(key)
+        if isinstance(v, tuple) and len(v) == 2:
+            example[name] = (float(v[0]) + float(v[1])) / 2
+        else:
+            values = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64).reshape(-1)
+            example[name] = float(values[0]) if values.size else v
+    given = {**example, **(fixed or {})}
+    missing = [p.name for p in inspect.signature(fn).parameters.values()
+               if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               and p.name not in given]
+    if missing:
+        raise OptionError(
+            f"`{getattr(fn, '__name__', 'this function')}` takes {', '.join(f'`{m}`' for m in missing)}, which neither "
+            "`over` (the scalars a sweep runs over) nor `fixed` (the tensors and data it holds) gives.\n"
+            f"Fix: hold it fixed, e.g. `symgrad.sweep(f, over, fixed={{\"{missing[0]}\": {missing[0]}}})`, or read "
+            "the function first at example values and sweep the reading: `symgrad.trace(f, *example_values).sweep(over)`.")
+    return trace(fn, **given).sweep(over, **options)
 
 
 # Where the user's function cannot run on the whole batch at once (Python control flow on tensor
@@ -106,8 +133,8 @@ def _check_beside_user(traced: Traced, s: Sweep) -> int:
         values, grads = batch
         # A batched kernel that rounds otherwise than the one-point kernel is not a wrong
         # translation: a point that parts in the batch is run on its own, which decides.
-        parted = [i for i in range(n) if not (_same(values[i], float(s.value[i])) and
-                                               all(_same(a, float(b)) for a, b in zip(grads[i], s.grad_autograd[i])))]
+        same = _same_arrays(values, s.value) & _same_arrays(grads, s.grad_autograd).all(axis=1)
+        parted = np.flatnonzero(~same).tolist()
         _check_points(traced, s, parted, names, wrt, dtype)
         return n
     flagged = np.flatnonzero(s.codes != CODE["agree"])  # every point a finding is about
@@ -118,29 +145,39 @@ def _check_beside_user(traced: Traced, s: Sweep) -> int:
 
 
 def _run_batch(traced: Traced, s: Sweep, names: list[str], wrt: list[int],
-               dtype: torch.dtype) -> tuple[list[float], list[list[float]]] | None:
+               dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray] | None:
     """The user's function on every point of the sweep at once (`torch.func.vmap` over the points,
     then one backward pass: each point's output depends on its own inputs only, so the gradient of
     the sum is each point's gradient): its values and the gradients of `wrt`, or None where it
     cannot run on a batch (vmap refuses Python control flow on tensor values, `.item()`, a value
-    turned into a Python number) or gives no value per point."""
-    columns = [torch.tensor(s.points[:, k], dtype=dtype, requires_grad=True) for k in range(len(names))]
-    rest = {**_data(traced), **{k: v for k, v in traced.point.items() if k not in names}}
+    turned into a Python number) or gives no value per point. The values (N,) and gradients
+    (N, wrt) come as float64 arrays (a float32 number is exactly a float64 one)."""
+    rest = {k: v for k, v in traced.arguments.items() if k not in names}  # data and tensors, as given
+    n = len(s.points)
+    # A tensor sweep's chunk (its values per chunk within a bound), or every point at once.
+    chunk = s.chunk or n
+    values = np.empty(n)
+    grads_of = np.empty((n, len(wrt)))
 
     def one(*values: torch.Tensor) -> Any:
         return traced.fn(**rest, **dict(zip(names, values)))
 
-    try:
-        with torch.enable_grad():
-            out = torch.func.vmap(one)(*columns)
-            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(s.points),):
-                return None
-            grads = torch.autograd.grad(out.sum(), [columns[k] for k in wrt], allow_unused=True)
-    except Exception:  # noqa: BLE001 - the function does not run batched: checked point by point
-        return None
-    values = out.detach().tolist()
-    per_input = [[math.nan] * len(values) if g is None else g.tolist() for g in grads]
-    return values, [list(row) for row in zip(*per_input)] if per_input else [[] for _ in values]
+    for start in range(0, n, chunk):
+        columns = [torch.tensor(s.points[start:start + chunk, k], dtype=dtype, requires_grad=True)
+                   for k in range(len(names))]
+        try:
+            with torch.enable_grad():
+                out = torch.func.vmap(one)(*columns)
+                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (columns[0].shape[0],):
+                    return None
+                grads = torch.autograd.grad(out.sum(), [columns[k] for k in wrt], allow_unused=True)
+        except Exception:  # noqa: BLE001 - the function does not run batched: checked point by point
+            return None
+        stop = start + columns[0].shape[0]
+        values[start:stop] = out.detach().to(torch.float64).cpu().numpy()
+        for j, g in enumerate(grads):
+            grads_of[start:stop, j] = math.nan if g is None else g.detach().to(torch.float64).cpu().numpy()
+    return values, grads_of
 
 
 def _check_points(traced: Traced, s: Sweep, rows: list[int], names: list[str], wrt: list[int],
@@ -149,7 +186,7 @@ def _check_points(traced: Traced, s: Sweep, rows: list[int], names: list[str], w
     translation is a TraceError naming it."""
     for i in rows:
         tensors = {name: torch.tensor(float(s.points[i, k]), dtype=dtype, requires_grad=True) for k, name in enumerate(names)}
-        point = {**_data(traced), **traced.point, **tensors}
+        point = {**traced.arguments, **tensors}
         try:
             with torch.enable_grad():
                 out = traced.fn(**point)
@@ -161,11 +198,28 @@ def _check_points(traced: Traced, s: Sweep, rows: list[int], names: list[str], w
         out = out.detach() if isinstance(out, torch.Tensor) else out
         theirs = [float(v) for v in s.grad_autograd[i]]
         same_value = _same(float(out), float(s.value[i]))
+        if not (same_value and all(_same(a, b) for a, b in zip(mine, theirs))) and s.chunk:
+            # A tensor sweep's batch may round otherwise than one point's run (a batched reduction):
+            # the translation run on this point alone decides.
+            alone = _translation_alone(traced, s, i, wrt, dtype)
+            same_value = _same(float(out), alone[0])
+            theirs = alone[1:]
         if not (same_value and all(_same(a, b) for a, b in zip(mine, theirs))):
             what = (f"the value is {float(out)!r} in your function but {float(s.value[i])!r} in the translation"
                     if not same_value else f"autograd is {tuple(mine)} in your function but {tuple(theirs)} in the "
                     "translation")
             raise TraceError(_PARTS.format(fn=_name(traced), at=_at(names, s.points[i]), what=what))
+
+
+def _translation_alone(traced: Traced, s: Sweep, i: int, wrt: list[int], dtype: torch.dtype) -> list[float]:
+    """The translation's value and gradients of `wrt` at point `i` of a tensor sweep, run alone."""
+    lowered = s.lowered
+    var = {sym.name: name for sym, name in zip(lowered.symbols, lowered.inputs)}
+    columns = {var[sym.name]: torch.tensor([float(s.points[i, k])], dtype=dtype) for k, sym in enumerate(s.symbols)}
+    held = {var[sym.name]: torch.tensor(traced.point[sym.name], dtype=dtype)
+            for sym in lowered.symbols if isinstance(sym, sp.MatrixSymbol)}
+    ran = run_tensor_batch(lowered, columns, held, checks=False, loop=True)
+    return [float(ran.value[0]), *(float(ran.grads[k][0]) for k in wrt)]
 
 
 _PARTS: Final = (
@@ -177,16 +231,9 @@ _PARTS: Final = (
 )
 
 
-def _computes_with_tensors(program: Any) -> bool:
-    """A translation with a tensor value (a matrix input, or a constant tensor: data, a global)."""
-    parts = [program.body, program.output] if hasattr(program, "body") else [program]
-    return any(isinstance(n, (sp.MatrixExpr, sp.MatrixBase)) for p in parts for n in sp.preorder_traversal(p))
-
-
-def _data(traced: Traced) -> dict[str, Any]:
-    """The arguments a sweep holds as they were given: data, never inputs (a Python int, an
-    integer or boolean tensor, an image batch)."""
-    return {k: v for k, v in traced.arguments.items() if k not in traced.point}
+def _same_arrays(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`_same` elementwise: equal bit for bit as floats (the sign of a zero too), NaN matching NaN."""
+    return (np.isnan(a) & np.isnan(b)) | ((a == b) & (np.signbit(a) == np.signbit(b)))
 
 
 def _same(a: float, b: float) -> bool:

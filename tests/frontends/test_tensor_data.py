@@ -349,19 +349,17 @@ def test_a_sweep_holds_ints_and_data_at_their_values(module: Any, dtype: torch.d
     assert s.counts == {"agree": 8, "kink": 1}  # a = 0: relu's corner at sin(0) + sin(0) + sin(0)
 
 
-def test_a_sweep_of_tensor_inputs_is_a_sentence_whose_fix_works(module: Any) -> None:
+def test_a_sweep_of_tensor_inputs_holds_them_and_runs(module: Any) -> None:
+    # Issue 20: the scalar `a` is swept with the tensor X held at its example value (once a
+    # sentence; tests/tools/test_sweep_tensors.py holds the rule's own tests).
     X = torch.tensor([[1.0, 2.0], [3.0, -4.0]], dtype=torch.float64)
     traced = sg.trace(module.scaled, 1.0, X)
-    with pytest.raises(sg.OptionError) as err:
-        traced.sweep({"a": (-1, 1)}, n=5)
-    text = str(err.value)
-    assert text.startswith("`scaled` computes with tensors (`X`); ")
-    assert '`[traced.compare(at={"a": v, "X": X}) for v in values]`' in text
-    for v in (-1.0, 0.5):  # the fix: each point compared, and checked against torch bit for bit
-        c = traced.compare(at={"a": v, "X": X})
-        assert same_floats([e.grad_autograd for e in c.entries], torch_grads(module.scaled, [torch.tensor(v, dtype=torch.float64), X]))
-        assert float(c.entries[0].grad_symbolic) == pytest.approx(
-            float(sum(x * (1 - sp.tanh(sp.Rational(v) * x) ** 2) for x in (1, 2, 3, -4))), rel=1e-14)
+    s = traced.sweep({"a": (-1, 1)}, n=5)
+    assert s.counts == {"agree": 5} and [w.name for w in s.wrt] == ["a"] and s.checked_points == 5
+    for k, v in enumerate(s.points[:, 0].tolist()):  # torch, point by point, on the user's own function
+        assert same_floats([float(s.grad_autograd[k, 0])], torch_grads(module.scaled, [torch.tensor(v, dtype=torch.float64), X])[:1])
+        exact = sum(x * (1 - sp.tanh(sp.Rational(v) * x) ** 2) for x in (1, 2, 3, -4))
+        assert float(s.grad_autograd[k, 0]) == pytest.approx(float(exact), rel=1e-14)
     with pytest.raises(sg.OptionError) as err2:
         sg.sweep(module.scaled, over={"a": (-1, 1)})
     assert "`symgrad.trace(f, *example_values).sweep(over)`" in str(err2.value)
