@@ -13,6 +13,7 @@ Nothing here is asserted in the unit tests (machines are noisy); the issue notes
     python benchmarks/run.py --contended  the sweep and check rows beside a busy process of our own
     python benchmarks/run.py --backward   only the comparison.backward row
     python benchmarks/run.py --flagged    only the flagged-sweep rows
+    python benchmarks/run.py --trace-cold  only the cold trace rows (fresh interpreters) and the trace-again row
     python benchmarks/run.py --loop-memory  only the memory of a compared loop of 10^5 iterations
     python benchmarks/run.py --threads 1  torch on one thread (steadier on a shared machine)
 """
@@ -41,6 +42,7 @@ import sympy as sp
 import torch
 from functions import CASES, STEP, Case, softmax_regression_16
 from harness import Factory, Paired, Table, interleave, reported, seconds
+import trace_cold
 
 import symgrad as sg
 import symgrad.frontends.trace
@@ -819,6 +821,8 @@ def main() -> None:
         backward_cost(table)
     elif ARGS.flagged:
         flagged_sweeps(table, ARGS.sweep_points)
+    elif ARGS.trace_cold:
+        trace_cold.rows(table, ARGS.cold_rounds, ARGS.check_pairs)
     elif ARGS.contended:
         sweep_rows(table, ARGS.points)
         flagged_sweeps(table, ARGS.sweep_points)
@@ -836,6 +840,7 @@ def main() -> None:
         power_and_loop_rows(table)
         flagged_sweeps(table, ARGS.sweep_points)
         check_rows(table)
+        trace_cold.rows(table, ARGS.cold_rounds, ARGS.check_pairs)
     load = os.getloadavg()
     print(f"\nload average at end (1, 5, 15 min) = {', '.join(f'{a:.2f}' for a in load)}; every row measured in "
           "this one run\n")
@@ -849,6 +854,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", action="store_true",
                         help="only the whole-model rows (the MLP of issue 20 from torch code; gradcheck takes minutes)")
     parser.add_argument("--flagged", action="store_true", help="only the flagged-sweep rows")
+    parser.add_argument("--trace-cold", action="store_true",
+                        help="only the cold trace rows of issue 22 (a 50-statement function; D2L's concise softmax "
+                             "regression on a Fashion-MNIST batch, with compare) and the 50-statement trace again")
     parser.add_argument("--loop-memory", action="store_true",
                         help="only the memory row of the compared loop of 10^5 iterations (fresh interpreters)")
     parser.add_argument("--contended", action="store_true",
