@@ -61,12 +61,25 @@ class MatrixStrPrinter(StrPrinter):
         # StrPrinter._print_MatMul (SymPy 1.14), with this module's precedence
         c, m = expr.as_coeff_mmul()
         sign = ""
-        if c.is_number:
-            re, im = c.as_real_imag()
-            if (im.is_zero and re.is_negative) or (re.is_zero and im.is_negative):
-                expr = sp.core.mul._keep_coeff(-c, m)
-                sign = "-"
+        if c.is_number and _negative(c):
+            expr = sp.core.mul._keep_coeff(-c, m)
+            sign = "-"
         return sign + "*".join(self.parenthesize(arg, precedence(expr)) for arg in expr.args)
+
+
+def _negative(c: Any) -> bool:
+    """Whether the coefficient c prints as a minus sign, as SymPy decides it. Under
+    `sp.evaluate(False)` (the torch reader builds its nodes so, and names elements then) SymPy's
+    own question can raise: the real part of an unevaluated `1/8` is built unevaluated and asking
+    its sign raises TypeError (`invalid input: Mod(1*1, 2*1)`), or not, by what SymPy's cache
+    happens to hold. Where it raises, it is asked of the same coefficient with evaluation on."""
+    try:
+        re, im = c.as_real_imag()
+        return bool((im.is_zero and re.is_negative) or (re.is_zero and im.is_negative))
+    except (TypeError, ValueError):
+        with sp.evaluate(True):
+            re, im = c.as_real_imag()
+            return bool((im.is_zero and re.is_negative) or (re.is_zero and im.is_negative))
 
 
 def matrix_sstr(expr: Any) -> str:
