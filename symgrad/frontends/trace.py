@@ -226,10 +226,32 @@ def dtype_of(values: Iterable[Any]) -> str:
 
 def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
     try:
-        return inspect.signature(fn).bind(*args, **kwargs)
+        return _signature(fn).bind(*args, **kwargs)
     except TypeError as err:
         raise TraceError(f"The example values do not fit `{getattr(fn, '__name__', fn)}`'s parameters: {err}.\n"
                          "Fix: pass one example value per parameter, positionally or by name.") from None
+
+
+def _signature(fn: Any) -> inspect.Signature:
+    """`inspect.signature(fn)` for binding the example values, remembered for a function traced again
+    (keyed by what decides its parameters: its code, defaults, `__signature__` and `__wrapped__`);
+    anything else (a callable object, a partial, unhashable defaults) afresh."""
+    if not inspect.isfunction(fn):
+        return inspect.signature(fn)
+    key = (fn, fn.__code__, fn.__defaults__, tuple((fn.__kwdefaults__ or {}).items()),
+           getattr(fn, "__signature__", None), getattr(fn, "__wrapped__", None))
+    try:
+        hit = _SIGNATURES.get(key)
+    except TypeError:  # an unhashable default
+        return inspect.signature(fn)
+    if hit is None:
+        if len(_SIGNATURES) >= 64:
+            _SIGNATURES.clear()
+        hit = _SIGNATURES[key] = inspect.signature(fn)
+    return hit
+
+
+_SIGNATURES: dict[tuple[Any, ...], inspect.Signature] = {}
 
 
 def point_by_name(fn: Any, at: Any) -> dict[str, Any]:
@@ -282,7 +304,10 @@ def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _
     if not out.requires_grad:
         return _Run(value, None, "the output does not require grad")
     try:
-        grads = torch.autograd.grad(out, tensors, grad_outputs=torch.ones_like(out), allow_unused=True)
+        # A one-element output: torch makes the same ones itself, and its first grad_outputs
+        # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
+        ones = None if out.numel() == 1 else torch.ones_like(out)
+        grads = torch.autograd.grad(out, tensors, grad_outputs=ones, allow_unused=True)
     except RuntimeError as err:
         return _Run(value, None, str(err))
     arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))

@@ -73,6 +73,8 @@ def _negative(c: Any) -> bool:
     own question can raise: the real part of an unevaluated `1/8` is built unevaluated and asking
     its sign raises TypeError (`invalid input: Mod(1*1, 2*1)`), or not, by what SymPy's cache
     happens to hold. Where it raises, it is asked of the same coefficient with evaluation on."""
+    if isinstance(c, sp.Number) and c.is_extended_real:  # a real number is its own real part
+        return bool(c.is_extended_negative)
     try:
         re, im = c.as_real_imag()
         return bool((im.is_zero and re.is_negative) or (re.is_zero and im.is_negative))
