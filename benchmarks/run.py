@@ -14,6 +14,7 @@ Nothing here is asserted in the unit tests (machines are noisy); the issue notes
     python benchmarks/run.py --backward   only the comparison.backward row
     python benchmarks/run.py --flagged    only the flagged-sweep rows
     python benchmarks/run.py --tensors    only the rows of a sweep over a scalar with tensors held fixed
+    python benchmarks/run.py --trace-cold  only the cold trace rows (fresh interpreters) and the trace-again row
     python benchmarks/run.py --loop-memory  only the memory of a compared loop of 10^5 iterations
     python benchmarks/run.py --threads 1  torch on one thread (steadier on a shared machine)
 """
@@ -42,6 +43,7 @@ import sympy as sp
 import torch
 from functions import CASES, STEP, Case, softmax_regression_16
 from harness import Factory, Paired, Table, interleave, reported, seconds
+import trace_cold
 
 import symgrad as sg
 import symgrad.frontends.trace
@@ -874,6 +876,8 @@ def main() -> None:
         check_rows(table)
     elif ARGS.tensors:
         tensor_sweep_rows(table, ARGS.tensor_points)
+    elif ARGS.trace_cold:
+        trace_cold.rows(table, ARGS.cold_rounds, ARGS.check_pairs)
     elif ARGS.contended:
         sweep_rows(table, ARGS.points)
         flagged_sweeps(table, ARGS.sweep_points)
@@ -892,6 +896,7 @@ def main() -> None:
         flagged_sweeps(table, ARGS.sweep_points)
         tensor_sweep_rows(table, ARGS.tensor_points)
         check_rows(table)
+        trace_cold.rows(table, ARGS.cold_rounds, ARGS.check_pairs)
     load = os.getloadavg()
     print(f"\nload average at end (1, 5, 15 min) = {', '.join(f'{a:.2f}' for a in load)}; every row measured in "
           "this one run\n")
@@ -909,6 +914,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="only the per-call rows (assert_grad_matches_math vs gradcheck, trace again)")
     parser.add_argument("--tensors", action="store_true",
                         help="only the rows of a sweep of a function of a scalar and fixed tensors")
+    parser.add_argument("--trace-cold", action="store_true",
+                        help="only the cold trace rows of issue 22 (a 50-statement function; D2L's concise softmax "
+                             "regression on a Fashion-MNIST batch, with compare) and the 50-statement trace again")
     parser.add_argument("--loop-memory", action="store_true",
                         help="only the memory row of the compared loop of 10^5 iterations (fresh interpreters)")
     parser.add_argument("--contended", action="store_true",

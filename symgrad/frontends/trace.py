@@ -285,7 +285,10 @@ def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _
     if not out.requires_grad:
         return _Run(value, None, "the output does not require grad")
     try:
-        grads = torch.autograd.grad(out, tensors, grad_outputs=torch.ones_like(out), allow_unused=True)
+        # A one-element output: torch makes the same ones itself, and its first grad_outputs
+        # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
+        ones = None if out.numel() == 1 else torch.ones_like(out)
+        grads = torch.autograd.grad(out, tensors, grad_outputs=ones, allow_unused=True)
     except RuntimeError as err:
         return _Run(value, None, str(err))
     arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))

@@ -37,7 +37,7 @@ def deep(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         if getattr(_local, "inside", False):
             return fn(*args, **kwargs)
-        if args and nested_deeper_than(args[0], DEEP_NESTING):
+        if args and not _shallow(args[0]):
             return _in_big_stack(fn, args, kwargs)
         try:
             return fn(*args, **kwargs)
@@ -47,25 +47,33 @@ def deep(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+# Immutable inputs known to nest no deeper than DEEP_NESTING, by identity, each entry holding its
+# object (so that its id stays its own): a program traced again at a new point is lowered from the
+# same cached translation, whose depth is then not walked again (a walk of its whole DAG, about a
+# millisecond for a 50-statement function, on every call). Emptied when it grows past _SHALLOW_KEEP.
+_SHALLOW: dict[int, Any] = {}
+_SHALLOW_KEEP = 256
+
+
+def _shallow(obj: Any) -> bool:
+    """Not nested deeper than DEEP_NESTING: remembered for SymPy objects and frozen records."""
+    if id(obj) in _SHALLOW:
+        return True
+    if nested_deeper_than(obj, DEEP_NESTING):
+        return False
+    params = getattr(type(obj), "__dataclass_params__", None)
+    if isinstance(obj, sp.Basic) or (params is not None and params.frozen):
+        if len(_SHALLOW) >= _SHALLOW_KEEP:
+            _SHALLOW.clear()
+        _SHALLOW[id(obj)] = obj
+    return True
+
+
 def nested_deeper_than(obj: Any, limit: int) -> bool:
     """Whether a SymPy expression (or a Program's statements, or a Comparison's function) nests
     more than `limit` levels; a walk over the DAG without recursion, each node visited at most
     as often as a deeper path reaches it."""
-    roots = _roots(obj)
-    key = (tuple(id(r) for r in roots), limit)
-    known = _DEPTHS.get(key)
-    if known is None:
-        known = _DEPTHS[key] = (roots, _deeper(roots, limit))
-        if len(_DEPTHS) > _DEPTHS_KEEP:
-            _DEPTHS.pop(next(iter(_DEPTHS)))
-    return known[1]
-
-
-# The answers so far, by the identity of the expressions, which each entry keeps alive (so that no
-# other object takes its id): a check run hundreds of times on one translation walks it once. Not
-# by equality: hashing a SymPy expression recurses once per level, the very thing guarded here.
-_DEPTHS: dict[tuple[tuple[int, ...], int], tuple[list[Any], bool]] = {}
-_DEPTHS_KEEP = 16
+    return _deeper(_roots(obj), limit)
 
 
 def _deeper(roots: list[Any], limit: int) -> bool:

@@ -29,6 +29,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from ..base.errors import ShapeError, UnsupportedNodeError
+from .printing import matrix_sstr
 
 
 class Alias(sp.Dummy):
@@ -46,7 +47,7 @@ class ElementVar(Alias):
 
 def element_name(operand: Any) -> str:
     """How one element of an operand reads: `X[i, j]`, `(X*W)[i, j]`, `x[i]` for a column."""
-    text = " ".join(sp.sstr(operand).split())
+    text = " ".join(matrix_sstr(operand).split())
     if not isinstance(operand, (sp.MatrixSymbol, sp.Symbol)):
         text = f"({text})"
     return f"{text}[i]" if operand.shape[1] == 1 and operand.shape[0] > 1 else f"{text}[i, j]"

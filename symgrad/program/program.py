@@ -26,11 +26,11 @@ from typing import Any, Final
 import mpmath
 import sympy as sp
 from sympy.codegen import ast
-from sympy.printing.str import StrPrinter
 
 from ..base.errors import ProgramError, ShapeError, UnsupportedNodeError
 from . import exact as ex
 from .elementwise import readable
+from .printing import MatrixStrPrinter
 
 
 # Integers and rationals longer than this print rounded to 17 digits (`1.0000000000000000e+5000`):
@@ -44,8 +44,8 @@ class Vector(sp.MatrixSymbol):
     indexes them, never `b1[3, 0]`."""
 
 
-class NotationPrinter(StrPrinter):
-    """SymPy's str printer, with huge integers and rationals rounded, and the elements of a
+class NotationPrinter(MatrixStrPrinter):
+    """SymPy's str printer (matrix products printed in linear time: `printing`), with huge integers and rationals rounded, and the elements of a
     rank-1 input (`Vector`) by one index."""
 
     def _print_MatrixElement(self, expr: Any) -> str:
@@ -341,14 +341,18 @@ def _node_text_of(node: sp.Basic, user: dict[Any, Any] | None) -> str:
 
 def more_nodes_than(node: sp.Basic, limit: int = NODE_TEXT_MAX) -> bool:
     """More than `limit` nodes in the tree. An explicit stack: SymPy's preorder_traversal nests
-    one generator per level, so each step of it costs the depth."""
+    one generator per level, so each step of it costs the depth. Every node on the stack roots a
+    subtree of at least one node, so the count is over the limit as soon as the nodes seen and
+    the stack together are: a node of many arguments (a constant matrix of 200,000 entries is
+    one Tuple of them) is never copied onto the stack whole."""
     stack = [node]
     seen = 0
     while stack:
         seen += 1
-        if seen > limit:
+        args = stack.pop().args
+        if seen + len(stack) + len(args) > limit:
             return True
-        stack.extend(stack.pop().args)
+        stack.extend(args)
     return False
 
 
