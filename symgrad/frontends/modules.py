@@ -53,6 +53,7 @@ import torch
 
 from . import source_data as sd
 from . import source_indexing as ix
+from . import source_random as draws
 from . import torch_names as tn
 from .loss_modules import READ_AS as LOSSES_READ_AS
 from .loss_modules import call_loss, constant_of, loss_class
@@ -215,12 +216,13 @@ class ModuleRef(Bound):
         if forward is torch.nn.Identity.forward:
             return x
         if any(forward is cls.forward for cls in _DROPOUT):
-            if m.training and m.p > 0:  # type: ignore[attr-defined,operator]
-                raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode: it "
-                                   "zeroes random elements on every call, so the function differs from call to call.\n"
+            if m.training and m.p > 0 and type(m) is not torch.nn.Dropout:  # type: ignore[attr-defined,operator]
+                raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode, "
+                                   "which symgrad does not read (it reads `nn.Dropout`'s mask as data of your run).\n"
                                    "Fix: call `model.eval()` before comparing (dropout is then the identity), or "
-                                   "compare the model without dropout.")
-            return x
+                                   "compare the model without it.")
+            # nn.Dropout: F.dropout(x, p, training), its mask data of your run (source_random)
+            return draws.dropout(calls, x, m.p, m.training, node, target)  # type: ignore[attr-defined]
         if forward is torch.nn.Flatten.forward:
             return self.flatten(x, node)
         raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}`, which symgrad does not read; it reads "
