@@ -109,7 +109,7 @@ class CallTranslator:
     def from_python(self, obj: Any, name: str, node: ast.AST) -> Any:
         if isinstance(obj, types.ModuleType):
             return _Module(obj, obj.__name__)
-        if isinstance(obj, torch.dtype):  # `dtype=torch.float64` of a constructor: a flag, not a number
+        if isinstance(obj, (torch.dtype, torch.Generator)):  # `dtype=torch.float64`, `generator=g`: a flag
             return obj
         if isinstance(obj, bool):
             return obj

@@ -23,7 +23,7 @@ DATA the user's call drew:
 The reading lines its draws up with the run's: the same spelling at the same line, in the same
 order, every recorded draw read once; otherwise it refuses with a sentence naming the line
 (`TraceError`). A draw with `generator=` or on a CUDA device is refused with a sentence (symgrad
-restores the CPU random state only). A sweep of a function that draws is refused (`SWEEP`).
+restores the CPU random state only). A sweep of a function that draws is refused (`sweep_sentence`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ from ..base.errors import TraceError
 from .source_state import Refuse
 
 DROPOUT: Final = "torch.nn.functional.dropout"
+# A `for` over `range` in a function that draws is read iteration by iteration up to this many
+# iterations (each reads its own draws); a longer one stays a loop, whose draws do not line up.
+MAX_UNROLLED: Final = 1000
 
 def place(file: str, line: int) -> str:
     """Where a line is, as `source.place` writes a file's (`book.py:536`; that module stands on this one)."""
@@ -60,10 +63,16 @@ GENERATOR: Final = ("draws with its own `generator=`: symgrad restores torch's g
                     "before the call, no `generator=`), or draw the values outside the function and pass them in.")
 DEVICE: Final = ("draws on the {device} device: symgrad restores torch's CPU random state only.\n"
                  "Fix: draw on the CPU, or draw the values outside the function and pass them in.")
-SWEEP: Final = ("`{fn}` draws random numbers ({where}): each is data drawn in the call symgrad read, and a sweep "
+_SWEEP: Final = ("`{fn}` draws random numbers ({where}): each is data drawn in the call symgrad read, and a sweep "
                 "would call your function at every point from another random state, drawing other numbers.\n"
                 "Fix: compare one point at a time (`symgrad.compare(fn, at=...)` reads the draws of that call), or "
                 "draw the values outside the function and pass them in as an argument to sweep.")
+
+
+def sweep_sentence(fn: str, draws: Draws) -> str:
+    """Why a function that draws is not swept (`Traced.sweep`)."""
+    lines = ", ".join(dict.fromkeys(f"`{d.spelling}` at {d.where}" for d in draws.draws))
+    return _SWEEP.format(fn=fn, where=lines)
 
 
 class DrawsNeeded(Exception):

@@ -22,6 +22,7 @@ import torch
 
 from ..base.errors import OptionError, TraceError
 from ..sides.lowering import DTYPES
+from ..frontends.source_random import sweep_sentence as draw_sweep
 from ..frontends.trace import Reading, read_function
 from ..verdict.compare import compare_reading
 from ..verdict.records import Comparison
@@ -42,6 +43,8 @@ class Traced(Reading):
 
     def sweep(self, over: Any, **options: Any) -> Sweep:
         """`symgrad.sweep` of the translated program (`over` keyed by parameter name)."""
+        if self.draws is not None:  # random draws are data of the call read, not of every point
+            raise OptionError(draw_sweep(_name(self), self.draws))
         if self.mode == "path":
             raise OptionError(
                 f"`{getattr(self.fn, '__name__', 'this function')}` was read in path mode (a recorded run, because "

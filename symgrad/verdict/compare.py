@@ -348,7 +348,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # Another dtype reads the example values as they were given (a rank-1 tensor still rank 1).
         again = read_function(reading.fn, (), point if at is not None or not reading.arguments else reading.arguments,
                               dtype=dtype,
-                              max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
+                              max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS),
+                              rng_state=None if reading.draws is None else reading.draws.state)  # the same draws
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
     names = [getattr(s, "name", str(s)) for s in reading.inputs]
@@ -371,6 +372,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
+    if reading.draws is not None:  # random draws: data of the user's run
+        c = with_fields(c, drawn=reading.draws.sentence())
     if reading.mode == "path":
         said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
                 f"unrolled, because {reading.reason})")

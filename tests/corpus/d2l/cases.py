@@ -342,7 +342,6 @@ CASES: list[Case] = [
 # benchmarks/corpus.py, which prints each one's first line. A feature that reads one of these must
 # give the case's `expect` (test_d2l_corpus.py holds it to that); every other case must read.
 REFUSED_TODAY = {
-    "exploding",  # torch.normal in a loop of 100: the reading reads the loop's draw once
     "dropout-layer-1",  # torch.rand in the branch dropout == 1 does not take: the reading draws where the run did not
 }
 for _case in CASES:
