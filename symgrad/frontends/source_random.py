@@ -32,9 +32,9 @@ import ast
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import sympy as sp
@@ -90,6 +90,7 @@ class Draw:
     file: str | None
     line: int | None
     refused: str | None = None
+    before: torch.Tensor | None = field(default=None, repr=False)  # the random state it was drawn from
 
     @property
     def where(self) -> str:
@@ -108,24 +109,51 @@ class Draws:
     state: torch.Tensor
     draws: tuple[Draw, ...] = ()
     read: int = 0
+    end: torch.Tensor | None = None  # the random state after the run's last draw
+    other: list[Draw] = field(default_factory=list)  # draws in a branch the run did not take (`_other_branch`)
     names: dict[int, str] = field(default_factory=dict)  # draw index -> the name the reading gave it
 
     def sentence(self) -> str:
-        """What a report says of the draws: data of the user's run, one phrase per line that drew."""
-        by_line: dict[tuple[str, str], list[Draw]] = {}
-        for d in self.draws:
-            by_line.setdefault((d.spelling.removeprefix("torch.nn.functional."), d.where), []).append(d)
-        parts = []
-        for (spelling, where), ds in by_line.items():
-            what = "the dropout mask" if spelling == "dropout" else f"`{spelling}`"
-            times = f" ({len(ds)} draws)" if len(ds) > 1 else ""
-            parts.append(f"{what} at {where}{times}")
-        return (f"random draws: {'; '.join(parts)} {'is' if len(self.draws) == 1 else 'are'} data drawn in your run "
-                "(from the random state at the call); all three sides use those numbers")
+        """What a report says of the draws: data of the user's run, one phrase per line that drew
+        (and the draws of a branch the run did not take, read as what the call would draw there)."""
+        said = []
+        for ds, how in ((self.draws, "drawn in your run"), (tuple(self.other), "not drawn in your run (a branch it did "
+                        "not take): the numbers your call would draw there")):
+            if not ds:
+                continue
+            by_line: dict[tuple[str, str], int] = {}
+            for d in ds:
+                key = (d.spelling.removeprefix("torch.nn.functional."), d.where)
+                by_line[key] = by_line.get(key, 0) + 1
+            parts = [f"{'the dropout mask' if s == 'dropout' else f'`{s}`'} at {w}{f' ({n} draws)' if n > 1 else ''}"
+                     for (s, w), n in by_line.items()]
+            said.append(f"{'; '.join(parts)} {'is' if len(ds) == 1 else 'are'} data {how}")
+        return (f"random draws: {'; '.join(said)} (from the random state at the call); all three sides use those "
+                "numbers")
 
 
 # The draws the source reader reads (set by `reading` while the source is read with them).
 _READING: ContextVar[Draws | None] = ContextVar("symgrad_draws", default=None)
+
+# Where the reader reads a branch of an `if` on values: how many draws it had read at the `if`.
+_BRANCH: ContextVar[int | None] = ContextVar("symgrad_draw_branch", default=None)
+
+
+def position() -> int | None:
+    """How many draws the reading has read (None: it reads none)."""
+    draws = _READING.get()
+    return None if draws is None else draws.read
+
+
+@contextlib.contextmanager
+def branch(start: int | None) -> Iterator[None]:
+    """A branch of an `if` on values, read after `start` draws: a draw in it that the run did not
+    make (the run took the other branch) is what the call would draw there (`_other_branch`)."""
+    token = _BRANCH.set(start)
+    try:
+        yield
+    finally:
+        _BRANCH.reset(token)
 
 
 def active() -> bool:
@@ -197,11 +225,12 @@ class _Recorder(TorchFunctionMode):
         refused = None
         if kwargs.get("generator") is not None:
             refused = f"`{name}` {GENERATOR}"
+        before = torch.get_rng_state()
         result = func(*args, **kwargs)
         value = result.detach().clone() if isinstance(result, torch.Tensor) else None
         if value is not None and value.device.type != "cpu" and refused is None:
             refused = f"`{name}` {DEVICE.format(device=value.device.type)}"
-        self.draws.append(Draw(name, None if value is None else value.cpu(), file, line, refused))
+        self.draws.append(Draw(name, None if value is None else value.cpu(), file, line, refused, before))
         return result
 
     def dropout(self, func: Any, args: Any, kwargs: dict[str, Any], file: str | None, line: int | None) -> Any:
@@ -220,6 +249,7 @@ class _Recorder(TorchFunctionMode):
                 noise = torch.empty_like(x).bernoulli_(1 - p)
                 noise.div_(1 - p)
             torch.set_rng_state(state)
+            before = state
         before = x.detach().clone() if inplace else x.detach()
         result = func(*args, **kwargs)
         if noise is not None and not _same_bits(result.detach(), before * noise):
@@ -227,7 +257,7 @@ class _Recorder(TorchFunctionMode):
                        "from the same random state, so symgrad cannot say which mask it drew.\n"
                        "Fix: draw the mask yourself (`mask = (torch.rand(x.shape) > p).float()`; "
                        "`x * mask / (1 - p)`), or compare the model in eval mode.")
-        self.draws.append(Draw(DROPOUT, noise, file, line, refused))
+        self.draws.append(Draw(DROPOUT, noise, file, line, refused, before if noise is not None else None))
         return result
 
 
@@ -257,7 +287,8 @@ def record(run: Callable[[], Any], state: torch.Tensor) -> Draws:
                 run()
         except Exception:  # noqa: BLE001 - the user's own code raised: the fidelity check says so
             pass
-    return Draws(state, tuple(rec.draws))
+        end = torch.get_rng_state()
+    return Draws(state, tuple(rec.draws), end=end)
 
 
 # --------------------------------------------------------------------------- the reading
@@ -286,26 +317,35 @@ def all_read(draws: Draws) -> None:
                      "Fix: draw the values outside the function and pass them in as an argument.")
 
 
-def _next(spelling: str, node: ast.AST, calls: Any) -> tuple[int, Draw]:
+def _next(spelling: str, node: ast.AST, calls: Any, args: Sequence[Any] = (),
+          kwargs: Mapping[str, Any] | None = None) -> tuple[int, Draw]:
+    """The run's next draw, where it lines up with this one (the same spelling at the same line);
+    in a branch the run did not take, what the call would draw there (`_other_branch`)."""
     draws = _READING.get()
     if draws is None:
         raise DrawsNeeded()
     here = calls.state.locate(node) if calls.state.locate is not None else calls.state.span
     at = f" at {place(here.file, here.line)}" if here is not None else ""
-    if draws.read >= len(draws.draws):
+    k = draws.read
+    d = draws.draws[k] if k < len(draws.draws) else None
+    # a module's generated source (`<Sequential>`) has no line of the user's to line up with
+    same_line = d is not None and (here is None or d.line is None or here.file.startswith("<") or (
+        os.path.abspath(here.file) == os.path.abspath(d.file or "") and here.line == d.line))
+    lined_up = d is not None and d.spelling == spelling and same_line
+    if not lined_up and _BRANCH.get() is not None:
+        other = _other_branch(spelling, args, kwargs or {}, node, draws, _BRANCH.get(), at)  # type: ignore[arg-type]
+        other = replace(other, file=None if here is None else here.file, line=None if here is None else here.line)
+        draws.other.append(other)
+        return -1, other
+    if d is None:
         raise Refuse(node, f"The reading of the source draws here (`{spelling}`{at}), but your run drew "
                            f"{len(draws.draws)} times and the reading has read them all: the reading does not draw "
-                           "as your run did (a draw in a branch or loop your run did not take).\n"
+                           "as your run did (a draw in a loop your run did not take).\n"
                            "Fix: draw the values outside the function and pass them in as an argument.")
-    k = draws.read
-    d = draws.draws[k]
-    # a module's generated source (`<Sequential>`) has no line of the user's to line up with
-    same_line = here is None or d.line is None or here.file.startswith("<") or (
-        os.path.abspath(here.file) == os.path.abspath(d.file or "") and here.line == d.line)
-    if d.spelling != spelling or not same_line:
+    if not lined_up:
         raise Refuse(node, f"The reading of the source reads `{spelling}`{at} as draw {k + 1} of your run, but "
                            f"your run's draw {k + 1} was `{d.spelling}` at {d.where}: the draws do not line up "
-                           "(a draw in a branch or loop the reading takes differently from your run).\n"
+                           "(a draw in a loop the reading takes differently from your run).\n"
                            "Fix: draw the values outside the function and pass them in as an argument.")
     if d.refused is not None:
         raise Refuse(node, d.refused)
@@ -313,12 +353,64 @@ def _next(spelling: str, node: ast.AST, calls: Any) -> tuple[int, Draw]:
     return k, d
 
 
+def _other_branch(spelling: str, args: Sequence[Any], kwargs: Mapping[str, Any], node: ast.AST, draws: Draws,
+                  start: int, at: str) -> Draw:
+    """A draw in a branch of an `if` on values that the run did not take: the numbers your code
+    draws there in this call, had it taken the branch (from the random state at the `if`, the
+    state of the run's first draw after it). They are never on the path that ran (the fidelity
+    check holds the rest); the mathematics reads them only beside a condition on its threshold."""
+    state = draws.draws[start].before if start < len(draws.draws) else draws.end
+    func = _function(spelling)
+    plain = [_python(a) for a in args]
+    named = {key: _python(v) for key, v in kwargs.items()}
+    if state is None or func is None or any(v is _NOT_PYTHON for v in (*plain, *named.values())) \
+            or named.get("generator") is not None:
+        raise Refuse(node, f"The reading of the source draws here (`{spelling}`{at}) in a branch your run did not "
+                           "take, and symgrad cannot draw what your code would draw there (its arguments are "
+                           "computed from differentiated values, or it is a dropout or an in-place draw).\n"
+                           "Fix: draw the values outside the function and pass them in as an argument.")
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(state)
+        try:
+            value = func(*plain, **named)
+        except Exception as err:  # noqa: BLE001 - torch refused the arguments as read: a sentence
+            raise Refuse(node, f"`{spelling}` with these arguments raised {type(err).__name__} ({err}).") from None
+    return Draw(spelling, value.detach().clone() if isinstance(value, torch.Tensor) else None,
+                None, None, None, state)
+
+
+_NOT_PYTHON: Final = object()
+
+
+def _python(v: Any) -> Any:
+    """A value of the reading as the Python value torch takes (an int, a float, a shape, a dtype
+    flag), or _NOT_PYTHON (a differentiated value, a tensor)."""
+    if isinstance(v, (bool, int, float, str, torch.dtype, torch.Size)) or v is None:
+        return v
+    if isinstance(v, sp.Basic) and v.is_number and not isinstance(v, sp.MatrixBase):
+        return int(v) if v.is_Integer else float(v)
+    if isinstance(v, (list, tuple)):
+        items = [_python(x) for x in v]
+        return _NOT_PYTHON if any(x is _NOT_PYTHON for x in items) else type(v)(items)
+    return _NOT_PYTHON
+
+
+def _function(spelling: str) -> Any:
+    """The torch function of a drawing spelling (`torch.rand`), None for a method or dropout."""
+    if not spelling.startswith("torch.") or spelling == DROPOUT:
+        return None
+    obj: Any = torch
+    for part in spelling.split(".")[1:]:
+        obj = getattr(obj, part, None)
+    return obj
+
+
 def _constant(calls: Any, k: int, d: Draw, node: ast.AST, target: Any) -> Any:
     """The draw as the constant tensor of its values, named after the user's variable it is
     assigned to where there is one."""
     draws = _READING.get()
-    name = getattr(target, "name", None) or f"draw_{k + 1}"
-    if draws is not None:
+    name = getattr(target, "name", None) or (f"draw_{k + 1}" if k >= 0 else "draw")
+    if draws is not None and k >= 0:
         draws.names[k] = name
     if d.value is None:
         raise Refuse(node, f"`{d.spelling}` returned no tensor in your run.")
@@ -335,7 +427,7 @@ def draw(calls: Any, spelling: str, args: list[Any], kwargs: dict[str, Any], nod
     if spelling == DROPOUT:
         x, p, training, _ = _dropout_arguments(args, kwargs)
         return dropout(calls, x, p, training, node, target)
-    k, d = _next(spelling, node, calls)
+    k, d = _next(spelling, node, calls, args, kwargs)
     return _constant(calls, k, d, node, target)
 
 

@@ -50,10 +50,16 @@ def with_generator(x):
 GEN = torch.Generator().manual_seed(3)
 
 
-def draws_in_a_branch(x, p):
-    if p == 1:
-        return x * 0
-    return x * torch.rand(x.shape, dtype=x.dtype)
+def kinked_by_a_draw(x):
+    if x > 0:
+        return x * torch.rand((), dtype=torch.float64)
+    return x
+
+
+def draws_in_a_long_loop(x):
+    for i in range(1001):
+        x = x + torch.rand((), dtype=torch.float64)
+    return x
 
 
 def X_of(dtype: torch.dtype) -> torch.Tensor:
@@ -261,14 +267,30 @@ def test_a_draw_with_its_own_generator_is_a_sentence_naming_the_line() -> None:
     assert f"test_random_draws.py:{line}" in text and "`generator=`" in text and "Fix:" in text
 
 
-def test_a_draw_the_run_did_not_make_is_a_sentence_naming_the_line() -> None:
-    """The reading reads both branches of `if p == 1`; at p = 1 the run drew nothing, so the draw in
-    the other branch has no numbers of the user's run: a sentence, never invented numbers."""
+def test_a_draw_in_the_branch_the_run_did_not_take_is_what_the_call_draws_there() -> None:
+    """At x = 0 the run takes `return x` and draws nothing; on the other side of `x > 0` the same
+    call draws r = torch.rand() from the random state at the call: the one-sided derivatives are
+    (1, r) exactly (control flow), and the report says the draw was not made in the run."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        r = exact(torch.rand((), dtype=torch.float64))
+    c = compared(kinked_by_a_draw, 5, {"x": 0.0})
+    (e,) = c.entries
+    assert c.cause.id == "control-flow" and e.one_sided == (1, r)
+    assert e.grad_executed == 1 and e.grad_autograd == 1.0
+    line = kinked_by_a_draw.__code__.co_firstlineno + 2
+    assert f"`torch.rand` at test_random_draws.py:{line} is data not drawn in your run" in str(c)
+    c = compared(kinked_by_a_draw, 5, {"x": 0.5})  # the branch taken: the run's own draw
+    assert c.cause.id == "agree" and c.entries[0].grad_symbolic == r
+
+
+def test_draws_that_do_not_line_up_are_a_sentence_naming_the_line() -> None:
+    """A loop past the reading's unrolling reads its draw once; the run drew 1001 times."""
     with pytest.raises(sg.TraceError) as info:
-        sg.compare(draws_in_a_branch, at={"x": torch.ones(3, dtype=torch.float64), "p": 1.0}, wrt=["x"])
+        sg.compare(draws_in_a_long_loop, at={"x": 0.5})
     text = str(info.value)
-    line = draws_in_a_branch.__code__.co_firstlineno + 3
-    assert f"test_random_draws.py:{line}" in text and "your run drew 0 times" in text and "Fix:" in text
+    line = draws_in_a_long_loop.__code__.co_firstlineno + 2
+    assert f"test_random_draws.py:{line}" in text and "your run drew 1001 times" in text and "Fix:" in text
 
 
 def test_a_sweep_of_a_function_that_draws_is_a_sentence() -> None:
