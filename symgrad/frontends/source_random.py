@@ -50,11 +50,6 @@ DROPOUT: Final = "torch.nn.functional.dropout"
 # iterations (each reads its own draws); a longer one stays a loop, whose draws do not line up.
 MAX_UNROLLED: Final = 1000
 
-def place(file: str, line: int) -> str:
-    """Where a line is, as `source.place` writes a file's (`book.py:536`; that module stands on this one)."""
-    return f"{file.rsplit('/', 1)[-1]}:{line}"
-
-
 _TORCH_DIR: Final = os.path.dirname(torch.__file__)
 _SYMGRAD_DIR: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,9 +64,14 @@ _SWEEP: Final = ("`{fn}` draws random numbers ({where}): each is data drawn in t
                 "draw the values outside the function and pass them in as an argument to sweep.")
 
 
+def place(file: str, line: int) -> str:
+    """Where a line is, as `source.place` writes a file's (`book.py:536`; that module stands on this one)."""
+    return f"{file.rsplit('/', 1)[-1]}:{line}"
+
+
 def sweep_sentence(fn: str, draws: Draws) -> str:
     """Why a function that draws is not swept (`Traced.sweep`)."""
-    lines = ", ".join(dict.fromkeys(f"`{d.spelling}` at {d.where}" for d in draws.draws))
+    lines = ", ".join(dict.fromkeys(f"`{d.spelling}` at {d.where}" for d in (*draws.draws, *draws.other)))
     return _SWEEP.format(fn=fn, where=lines)
 
 
@@ -111,14 +111,13 @@ class Draws:
     read: int = 0
     end: torch.Tensor | None = None  # the random state after the run's last draw
     other: list[Draw] = field(default_factory=list)  # draws in a branch the run did not take (`_other_branch`)
-    names: dict[int, str] = field(default_factory=dict)  # draw index -> the name the reading gave it
 
     def sentence(self) -> str:
         """What a report says of the draws: data of the user's run, one phrase per line that drew
         (and the draws of a branch the run did not take, read as what the call would draw there)."""
         said = []
-        for ds, how in ((self.draws, "drawn in your run"), (tuple(self.other), "not drawn in your run (a branch it did "
-                        "not take): the numbers your call would draw there")):
+        other = "not drawn in your run (a branch it did not take): the numbers your call would draw there"
+        for ds, how in ((self.draws, "drawn in your run"), (tuple(self.other), other)):
             if not ds:
                 continue
             by_line: dict[tuple[str, str], int] = {}
@@ -237,6 +236,7 @@ class _Recorder(TorchFunctionMode):
         """F.dropout: where torch draws (training, 0 < p < 1), torch's noise drawn from the same
         state as torch draws it, kept where torch's output is `input * noise` bit for bit."""
         x, p, training, inplace = _dropout_arguments(args, kwargs)
+        p = float(p)
         if not training or not isinstance(x, torch.Tensor) or p <= 0 or p >= 1 or x.numel() == 0:
             return func(*args, **kwargs)
         refused = None
@@ -261,11 +261,11 @@ class _Recorder(TorchFunctionMode):
         return result
 
 
-def _dropout_arguments(args: Any, kwargs: dict[str, Any]) -> tuple[Any, float, bool, bool]:
+def _dropout_arguments(args: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, bool, bool]:
     """(input, p, training, inplace) of `F.dropout(input, p=0.5, training=True, inplace=False)`."""
     names = ("input", "p", "training", "inplace")
     given = {**dict(zip(names, args)), **kwargs}
-    return given.get("input"), float(given.get("p", 0.5)), bool(given.get("training", True)), \
+    return given.get("input"), given.get("p", 0.5), bool(given.get("training", True)), \
         bool(given.get("inplace", False))
 
 
@@ -405,13 +405,9 @@ def _function(spelling: str) -> Any:
     return obj
 
 
-def _constant(calls: Any, k: int, d: Draw, node: ast.AST, target: Any) -> Any:
-    """The draw as the constant tensor of its values, named after the user's variable it is
-    assigned to where there is one."""
-    draws = _READING.get()
-    name = getattr(target, "name", None) or (f"draw_{k + 1}" if k >= 0 else "draw")
-    if draws is not None and k >= 0:
-        draws.names[k] = name
+def _constant(calls: Any, k: int, d: Draw, node: ast.AST) -> Any:
+    """The draw as the constant tensor of its values (as a tensor read from a global is)."""
+    name = f"draw {k + 1}" if k >= 0 else "a draw"
     if d.value is None:
         raise Refuse(node, f"`{d.spelling}` returned no tensor in your run.")
     if d.value.ndim > 2:
@@ -428,7 +424,7 @@ def draw(calls: Any, spelling: str, args: list[Any], kwargs: dict[str, Any], nod
         x, p, training, _ = _dropout_arguments(args, kwargs)
         return dropout(calls, x, p, training, node, target)
     k, d = _next(spelling, node, calls, args, kwargs)
-    return _constant(calls, k, d, node, target)
+    return _constant(calls, k, d, node)
 
 
 def dropout(calls: Any, x: Any, p: Any, training: bool, node: ast.AST, target: Any) -> Any:
@@ -444,5 +440,5 @@ def dropout(calls: Any, x: Any, p: Any, training: bool, node: ast.AST, target: A
     if p == 1:
         return calls.apply(tn.SPELLINGS["*"], [x, 0], {}, node, target)
     k, d = _next(DROPOUT, node, calls)
-    noise = _constant(calls, k, d, node, target)
+    noise = _constant(calls, k, d, node)
     return calls.apply(tn.SPELLINGS["*"], [x, noise], {}, node, target)

@@ -50,6 +50,13 @@ def with_generator(x):
 GEN = torch.Generator().manual_seed(3)
 
 
+def dropout_edges(X):
+    A = F.dropout(X, 0.0)  # p = 0: the identity, no draw
+    B = F.dropout(X, 0.5, training=False)  # eval: the identity, no draw
+    C = F.dropout(X, 1.0)  # p = 1: X * 0, no draw
+    return A * B + C
+
+
 def kinked_by_a_draw(x):
     if x > 0:
         return x * torch.rand((), dtype=torch.float64)
@@ -184,6 +191,27 @@ def test_nn_dropout_in_train_mode_reads_bit_for_bit(dtype: torch.dtype) -> None:
     assert model.training and all(m.training for m in model.modules())
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_dropout_that_draws_nothing_is_the_identity_or_zero(dtype: torch.dtype) -> None:
+    """F.dropout at p = 0 and with training=False is x, at p = 1 x * 0 (torch draws nothing): the
+    value and autograd are torch's own bit for bit, the exact derivative d(x*x + 0)/dx = 2x, and
+    the global random state is untouched."""
+    X = X_of(dtype)
+    before = torch.get_rng_state()
+    c = sg.compare(dropout_edges, at={"X": X})
+    assert torch.equal(torch.get_rng_state(), before)
+    assert c.cause.id == "agree"
+    value, jac = torch_run(dropout_edges, 0, X)
+    assert same_bits(values_of(c), value)
+    entries = by_component(c)
+    for k in range(12):
+        i, j = divmod(k, 4)
+        e = entries[(str((i, j)), f"X[{i}, {j}]")]
+        assert e.grad_autograd == jac[k][k]
+        assert e.grad_symbolic == sp.diff(sp.Symbol("x") ** 2, sp.Symbol("x")).subs(sp.Symbol("x"), exact(X.reshape(-1)[k]))
+    assert "random draws" not in str(c)
+
+
 def test_draws_in_a_loop_are_read_iteration_by_iteration() -> None:
     """D2L's exploding gradients, small: a draw in each iteration of `for i in range(3)`; the value
     is torch's own bit for bit and the derivative is exact (M -> M @ N1 @ N2 @ N3)."""
@@ -302,3 +330,16 @@ def test_a_sweep_of_a_function_that_draws_is_a_sentence() -> None:
         t.sweep({"x": (0.0, 1.0, 5)})
     text = str(info.value)
     assert "`torch.rand` at test_random_draws.py:" in text and "a sweep" in text and "Fix:" in text
+
+
+def draws_on_the_gpu(x):
+    return x * torch.rand(3, device="cuda", dtype=x.dtype).cpu()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_a_draw_on_a_cuda_device_is_a_sentence_naming_the_line() -> None:
+    with pytest.raises(sg.TraceError) as info:
+        sg.compare(draws_on_the_gpu, at={"x": torch.ones(3, dtype=torch.float64)})
+    text = str(info.value)
+    line = draws_on_the_gpu.__code__.co_firstlineno + 1
+    assert f"test_random_draws.py:{line}" in text and "cuda device" in text and "Fix:" in text
