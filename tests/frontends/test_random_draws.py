@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import sympy as sp
 import torch
 import torch.nn.functional as F
@@ -55,6 +57,13 @@ def dropout_edges(X):
     B = F.dropout(X, 0.5, training=False)  # eval: the identity, no draw
     C = F.dropout(X, 1.0)  # p = 1: X * 0, no draw
     return A * B + C
+
+
+P_DROPOUT = 0.5  # set by the property below before each comparison (a global the reading reads)
+
+
+def dropout_at_p(X):
+    return torch.sin(F.dropout(X, P_DROPOUT))
 
 
 def kinked_by_a_draw(x):
@@ -343,3 +352,35 @@ def test_a_draw_on_a_cuda_device_is_a_sentence_naming_the_line() -> None:
     text = str(info.value)
     line = draws_on_the_gpu.__code__.co_firstlineno + 1
     assert f"test_random_draws.py:{line}" in text and "cuda device" in text and "Fix:" in text
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), p=st.sampled_from([0.1, 0.2, 0.25, 0.5, 0.7, 0.9]),
+       f32=st.booleans())
+def test_dropout_property_torchs_numbers_bit_for_bit(seed: int, p: float, f32: bool) -> None:
+    """For any seed and p: symgrad's forward value and autograd column of sin(F.dropout(X, p)) are
+    torch's own under that seed bit for bit, each exact derivative is diff(sin(x * n), x) with n the noise
+    torch drew (exactly 0 where it dropped the element), and the random state is left as it was."""
+    global P_DROPOUT
+    P_DROPOUT = p
+    dtype = torch.float32 if f32 else torch.float64
+    X = X_of(dtype)
+    torch.manual_seed(seed)
+    before = torch.get_rng_state()
+    c = sg.compare(dropout_at_p, at={"X": X})
+    assert torch.equal(torch.get_rng_state(), before)
+    value, jac = torch_run(dropout_at_p, seed, X)
+    assert same_bits(values_of(c), value)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        noise = torch.empty_like(X).bernoulli_(1 - p).div_(1 - p).reshape(-1).tolist()
+    entries = by_component(c)
+    for k in range(12):
+        i, j = divmod(k, 4)
+        e = entries[(str((i, j)), f"X[{i}, {j}]")]
+        assert e.grad_autograd == jac[k][k]
+        n = exact(noise[k])
+        truth = sp.diff(sp.sin(sp.Symbol("x") * n), sp.Symbol("x")).subs(sp.Symbol("x"), exact(X.reshape(-1)[k]))
+        assert abs(sp.N(e.grad_symbolic - truth, 60)) < 1e-50
+        if noise[k] == 0:
+            assert e.grad_symbolic == 0 and e.grad_autograd == 0.0
