@@ -21,7 +21,8 @@ computed from others (not a leaf) is a sentence.
 citing its own lines); torch's own modules read as their functional forms (`nn.Linear` as
 `x @ W.T + b`, `nn.Sequential` as its layers in turn, `nn.ReLU`, `nn.Tanh`, `nn.Sigmoid`,
 `nn.Softmax(dim)`, `nn.LogSoftmax(dim)`, `nn.Flatten` of a tensor of rank <= 2 or of data (an image batch), `nn.Identity`,
-`nn.Dropout` (in training mode its mask is data of the user's run, `source_random`), and the loss modules of `loss_modules.py`, `self.loss = nn.MSELoss()`);
+`nn.Dropout` (in training mode its mask is data of the user's run, `source_random`), and the loss
+modules of `loss_modules.py`, `self.loss = nn.MSELoss()`);
 any other module is a sentence naming its class.
 
 `Subject` is what `trace.read_function` reads and runs: the function whose source it reads (a
@@ -67,7 +68,8 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
 READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
-                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, nn.Dropout (in training mode its mask is data of your run), "
+                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, "
+                  "nn.Dropout (in training mode its mask is data of your run), "
                   f"the losses {LOSSES_READ_AS}")
 # How deep inlined calls may nest (a forward that calls itself never ends).
 MAX_DEPTH: Final = 64

@@ -159,8 +159,9 @@ def unpack(tr: Any, names: list[str], node: ast.Assign) -> None:
 def for_loop(tr: Any, node: ast.For) -> None:
     """`for i in range(a, b, c)` (a loop of the program; unrolled where the body indexes a tensor
     by i, as Python runs it, and in a function that draws random numbers, so that each iteration
-    reads its own draws of the user's run, `source_random`), `for a in x` over a rank-1 tensor (a = x[0], x[1], ... in turn), and
-    `for v in (a, b)` over a tuple or list: the body read once per element."""
+    reads its own draws of the user's run, `source_random`), `for a in x` over a rank-1 tensor
+    (a = x[0], x[1], ... in turn), and `for v in (a, b)` over a tuple or list: the body read once
+    per element."""
     it, target = node.iter, node.target
     if node.orelse or not isinstance(target, ast.Name):
         raise Refuse(node, "symgrad reads `for name in ...:` loops without `else`.\nFix: loop over one name.")

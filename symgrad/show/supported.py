@@ -49,8 +49,10 @@ def supported_markdown() -> str:
         out += ["", "Refused with a sentence (fused ops without a rule row): " + ", ".join(f"`{n}`" for n in REFUSED) + "."]
     out += [
         "",
-        "Random draws are data of your own call (`frontends/source_random.py`): " + ", ".join(f"`{n}`" for n in DRAWING if not n.startswith("Tensor."))
-        + ", and `nn.Dropout` in training mode (`Tensor.uniform_` and `Tensor.normal_` change a tensor in place: a sentence). symgrad takes torch's CPU random state at the call, runs your "
+        "Random draws are data of your own call (`frontends/source_random.py`): "
+        + ", ".join(f"`{n}`" for n in DRAWING if not n.startswith("Tensor."))
+        + ", and `nn.Dropout` in training mode (`Tensor.uniform_` and `Tensor.normal_` change a tensor in place: a "
+        "sentence). symgrad takes torch's CPU random state at the call, runs your "
         "function from it every time it runs it, reads each draw as the constant tensor of its values (dropout: "
         "`x * mask / (1 - p)` with torch's own mask), and leaves the global random state as it was; a draw with "
         "its own `generator=` or on a CUDA device is a sentence, and so is a sweep of a function that draws.",
