@@ -43,6 +43,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import torch_names as tn
 from ..base.errors import TraceError
+from ..sides.spelling import named_constants
 from .source_state import Refuse
 
 DROPOUT: Final = "torch.nn.functional.dropout"
@@ -111,6 +112,7 @@ class Draws:
     read: int = 0
     end: torch.Tensor | None = None  # the random state after the run's last draw
     other: list[Draw] = field(default_factory=list)  # draws in a branch the run did not take (`_other_branch`)
+    names: dict[Any, tuple[str, str]] = field(default_factory=dict)  # each draw's tensor -> its name, comment
 
     def sentence(self) -> str:
         """What a report says of the draws: data of the user's run, one phrase per line that drew
@@ -153,6 +155,12 @@ def branch(start: int | None) -> Iterator[None]:
         yield
     finally:
         _BRANCH.reset(token)
+
+
+def named(draws: Draws | None) -> contextlib.AbstractContextManager[None]:
+    """Lowering with each draw's tensor named after its spelling (`rand_1`) under a comment that
+    cites the line that drew it (nothing named where there are no draws)."""
+    return named_constants({} if draws is None else draws.names)
 
 
 def active() -> bool:
@@ -414,7 +422,15 @@ def _constant(calls: Any, k: int, d: Draw, node: ast.AST) -> Any:
         raise Refuse(node, f"`{d.spelling}` drew a tensor of shape {d.shape} (rank {d.value.ndim}) in your run; "
                            "symgrad computes with tensors of rank 0, 1 and 2.\nFix: draw a matrix, or draw the "
                            "values outside the function and pass them in.")
-    return calls.from_python(d.value, name, node)
+    value = calls.from_python(d.value, name, node)
+    if isinstance(value, sp.ImmutableDenseMatrix):  # its name and line in the generated program
+        short = "dropout_mask" if d.spelling == DROPOUT else d.spelling.rsplit(".", 1)[-1]
+        what = "the dropout mask / (1 - p)" if d.spelling == DROPOUT else f"`{d.spelling}`"
+        how = "data drawn in your run" if k >= 0 else "not drawn in your run (a branch it did not take)"
+        draws = _READING.get()
+        if draws is not None:
+            draws.names[value] = (f"{short}_{k + 1}" if k >= 0 else f"{short}_not_drawn", f"{what} at {d.where}: {how}")
+    return value
 
 
 def draw(calls: Any, spelling: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST, target: Any) -> Any:

@@ -665,7 +665,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             raise  # path mode records no draws: the reading's sentence
         return path_mode(_first(err), err)
     try:
-        lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
+        with draws.named(drawn):
+            lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
         return path_mode(_first(unlowered), unlowered)

@@ -32,6 +32,7 @@ from ..base.causes import EXPLANATIONS, HINTS, Cause
 from ..frontends.front import expression, is_torch_function
 from ..frontends.source import SourceSpan, place
 from ..frontends.modules import expand_wrt, is_module
+from ..frontends.source_random import named as named_draws
 from ..frontends.trace import Reading, in_your_words, int_sentence, point_by_name, read_function, spellings
 from ..program.program import Program
 from ..base.errors import ORDER
@@ -368,7 +369,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
         options["wrt"] = list(reading.inputs)
-    c = compare(function, at=point, branches=reading.branches, dtype=dtype, **options)
+    with named_draws(reading.draws):  # each draw named in the generated program (`rand_1`), citing its line
+        c = compare(function, at=point, branches=reading.branches, dtype=dtype, **options)
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())

@@ -296,6 +296,22 @@ def test_each_draw_is_said_to_be_data_of_the_users_run() -> None:
     assert "the dropout mask at test_random_draws.py:" in str(c)
 
 
+def test_the_generated_program_names_each_draw_and_cites_its_line() -> None:
+    """`normal_1 = torch.tensor(...)` under `# `torch.normal` at file:line: data drawn in your run`,
+    one per draw of the loop; F.dropout's noise as `dropout_mask_1`."""
+    c = compared(drawn_weights, 2, {"M": torch.eye(2, dtype=torch.float64)})
+    source = c.lowered.source
+    line = drawn_weights.__code__.co_firstlineno + 2
+    for k in (1, 2, 3):
+        assert f"    normal_{k} = torch.tensor(" in source
+    assert source.count(f"# `torch.normal` at test_random_draws.py:{line}: data drawn in your run") == 3
+    assert "M_v @ normal_3" in source
+    c = compared(functional_dropout, 0, {"X": X_of(torch.float64)})
+    line = functional_dropout.__code__.co_firstlineno + 2
+    assert f"# the dropout mask / (1 - p) at test_random_draws.py:{line}: data drawn in your run" in c.lowered.source
+    assert "out = tanh_X * dropout_mask_1" in c.lowered.source
+
+
 def test_a_draw_with_its_own_generator_is_a_sentence_naming_the_line() -> None:
     with pytest.raises(sg.TraceError) as info:
         sg.compare(with_generator, at={"x": torch.ones(3, dtype=torch.float64)})
