@@ -21,7 +21,8 @@ computed from others (not a leaf) is a sentence.
 citing its own lines); torch's own modules read as their functional forms (`nn.Linear` as
 `x @ W.T + b`, `nn.Sequential` as its layers in turn, `nn.ReLU`, `nn.Tanh`, `nn.Sigmoid`,
 `nn.Softmax(dim)`, `nn.LogSoftmax(dim)`, `nn.Flatten` of a tensor of rank <= 2 or of data (an image batch), `nn.Identity`,
-`nn.Dropout` in eval mode, and the loss modules of `loss_modules.py`, `self.loss = nn.MSELoss()`);
+`nn.Dropout` (in training mode its mask is data of the user's run, `source_random`), and the loss
+modules of `loss_modules.py`, `self.loss = nn.MSELoss()`);
 any other module is a sentence naming its class.
 
 `Subject` is what `trace.read_function` reads and runs: the function whose source it reads (a
@@ -53,6 +54,7 @@ import torch
 
 from . import source_data as sd
 from . import source_indexing as ix
+from . import source_random as draws
 from . import torch_names as tn
 from .loss_modules import READ_AS as LOSSES_READ_AS
 from .loss_modules import call_loss, constant_of, loss_class
@@ -66,7 +68,8 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
 READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
-                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, nn.Dropout in eval mode, "
+                  "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, "
+                  "nn.Dropout (in training mode its mask is data of your run), "
                   f"the losses {LOSSES_READ_AS}")
 # How deep inlined calls may nest (a forward that calls itself never ends).
 MAX_DEPTH: Final = 64
@@ -215,12 +218,13 @@ class ModuleRef(Bound):
         if forward is torch.nn.Identity.forward:
             return x
         if any(forward is cls.forward for cls in _DROPOUT):
-            if m.training and m.p > 0:  # type: ignore[attr-defined,operator]
-                raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode: it "
-                                   "zeroes random elements on every call, so the function differs from call to call.\n"
+            if m.training and m.p > 0 and type(m) is not torch.nn.Dropout:  # type: ignore[attr-defined,operator]
+                raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode, "
+                                   "which symgrad does not read (it reads `nn.Dropout`'s mask as data of your run).\n"
                                    "Fix: call `model.eval()` before comparing (dropout is then the identity), or "
-                                   "compare the model without dropout.")
-            return x
+                                   "compare the model without it.")
+            # nn.Dropout: F.dropout(x, p, training), its mask data of your run (source_random)
+            return draws.dropout(calls, x, m.p, m.training, node, target)  # type: ignore[attr-defined]
         if forward is torch.nn.Flatten.forward:
             return self.flatten(x, node)
         raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}`, which symgrad does not read; it reads "

@@ -62,6 +62,7 @@ from . import source_indexing as ix
 from . import source_inplace as inplace
 from . import source_loops as loops
 from . import source_python as py
+from . import source_random as draws
 from . import source_tuples as tuples
 from . import torch_names as tn
 from .source_calls import NoGradCtx
@@ -403,12 +404,14 @@ class StatementTranslator(ast.NodeVisitor):
         # Both branches as expressions: one Piecewise per variable they assign.
         before = dict(self.state.env)
         outs = []
+        drawn = draws.position()  # the random draws read before this `if` (source_random)
         for body in (node.body, node.orelse):
             self.state.env = dict(before)
             self.state.pure += 1
             saved_output, self.output = self.output, None
             try:
-                self.statements(body)
+                with draws.branch(drawn):
+                    self.statements(body)
             finally:
                 self.state.pure -= 1
             outs.append((self.state.env, self.output))

@@ -25,6 +25,7 @@ import torch
 
 from . import source_data as sd
 from . import source_indexing as ix
+from . import source_random as sr
 from . import torch_names as tn
 from .loss_modules import LossClass, LossObject, loss_class
 from .source_inplace import data
@@ -111,7 +112,7 @@ class CallTranslator:
     def from_python(self, obj: Any, name: str, node: ast.AST) -> Any:
         if isinstance(obj, types.ModuleType):
             return _Module(obj, obj.__name__)
-        if isinstance(obj, torch.dtype):  # `dtype=torch.float64` of a constructor: a flag, not a number
+        if isinstance(obj, (torch.dtype, torch.Generator)):  # `dtype=torch.float64`, `generator=g`: a flag
             return obj
         if isinstance(obj, bool):
             return obj
@@ -263,6 +264,8 @@ class CallTranslator:
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)
         if isinstance(func, _Func):
+            if func.name in tn.DRAWING:  # a random draw: data of the user's run (source_random)
+                return sr.draw(self, func.name, args, kwargs, node, target)
             if func.name in tn.REFUSED:
                 raise Refuse(node, tn.REFUSED[func.name])
             spelling = tn.lookup(func.name)

@@ -15,6 +15,7 @@ import sympy as sp
 from sympy.codegen import ast as cg
 
 from . import source_indexing as ix
+from . import source_random as draws
 from . import torch_names as tn
 from .source_inplace import is_leaf
 from .source_state import Refuse
@@ -157,14 +158,17 @@ def unpack(tr: Any, names: list[str], node: ast.Assign) -> None:
 
 def for_loop(tr: Any, node: ast.For) -> None:
     """`for i in range(a, b, c)` (a loop of the program; unrolled where the body indexes a tensor
-    by i, as Python runs it), `for a in x` over a rank-1 tensor (a = x[0], x[1], ... in turn), and
-    `for v in (a, b)` over a tuple or list: the body read once per element."""
+    by i, as Python runs it, and in a function that draws random numbers, so that each iteration
+    reads its own draws of the user's run, `source_random`), `for a in x` over a rank-1 tensor
+    (a = x[0], x[1], ... in turn), and `for v in (a, b)` over a tuple or list: the body read once
+    per element."""
     it, target = node.iter, node.target
     if node.orelse or not isinstance(target, ast.Name):
         raise Refuse(node, "symgrad reads `for name in ...:` loops without `else`.\nFix: loop over one name.")
     is_range = isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
     iterable = (range(*_bounds(tr, it, node)) if is_range else tr.expressions.value(it))  # type: ignore[arg-type]
-    if is_range and not _indexes_by(node, target.id):
+    drawing = is_range and draws.active() and len(iterable) <= draws.MAX_UNROLLED  # type: ignore[arg-type]
+    if is_range and not _indexes_by(node, target.id) and not drawing:
         start, stop, step = iterable.start, iterable.stop, iterable.step  # type: ignore[union-attr]
         loop_var = tr.state.var(target.id)
         tr.state.env[target.id] = loop_var
@@ -182,7 +186,7 @@ def for_loop(tr: Any, node: ast.For) -> None:
     else:
         raise Refuse(node, "symgrad loops over `range(...)`, a rank-1 tensor, a tuple or a list.\n"
                            "Fix: loop over `range(n)` and index what you need.")
-    if len(values) > MAX_ITEMS:
+    if len(values) > MAX_ITEMS and not drawing:
         raise Refuse(node, f"This loop runs {len(values)} times over the elements of a tensor or list; symgrad reads "
                            f"such a loop element by element, up to {MAX_ITEMS} of them.\nFix: compute it with a "
                            "tensor operation (`x.sum()`, `(x * w).sum()`, `torch.cumsum`) instead of a loop.")

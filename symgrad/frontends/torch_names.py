@@ -416,7 +416,7 @@ def on_elements(build: Build) -> Build:
         body = build([element(v) for v in a], {key: element(v) for key, v in k.items()})
         if is_matrix(body):
             raise UnsupportedNodeError("This op of tensors is not elementwise.\nFix: apply it to scalars.")
-        return Elementwise(sp.Lambda(tuple(variables), body), *expanded)
+        return folded(Elementwise(sp.Lambda(tuple(variables), body), *expanded))
 
     return lifted
 
@@ -430,8 +430,18 @@ def as_numbers(v: Any) -> Any:
     if not is_mask(v):
         return v
     fn = v.function
-    return Elementwise(sp.Lambda(fn.variables, piecewise((sp.Integer(1), fn.expr), (sp.Integer(0), True))),
-                       *v.operands)
+    return folded(Elementwise(sp.Lambda(fn.variables, piecewise((sp.Integer(1), fn.expr), (sp.Integer(0), True))),
+                              *v.operands))
+
+
+def folded(e: Elementwise) -> Any:
+    """An elementwise value of constant tensors only (data, a random draw: `(torch.rand(s) > p).float()`)
+    is the constant tensor of its values; a mask (a condition) and a value of inputs stay as they are."""
+    if isinstance(e.function.expr, sp.logic.boolalg.Boolean) or not all(
+            isinstance(o, sp.MatrixBase) and all(x.is_number for x in o) for o in e.operands):
+        return e
+    with sp.evaluate(True):  # a spelling's node is built under sp.evaluate(False)
+        return sp.ImmutableMatrix(*e.shape, lambda i, j: e.function(*[o[i, j] for o in e.operands]))
 
 
 def compare(rel: type[sp.Basic], left: Any, right: Any) -> Any:
@@ -654,12 +664,9 @@ OPERATORS: Final[dict[str, str]] = {
 }
 
 REFUSED: Final[dict[str, str]] = {}
-_RANDOM = ("draws random numbers: the function is not the same function twice, so there is no "
-           "single derivative to compare.\nFix: draw the random values outside the function and "
-           "pass them in as arguments (they become inputs or constants).")
-for _r in ("torch.rand", "torch.randn", "torch.randint", "torch.rand_like", "torch.randn_like", "torch.bernoulli",
-           "torch.normal", "torch.multinomial", f"{_NN}dropout", "Tensor.uniform_", "Tensor.normal_"):
-    REFUSED[_r] = f"`{_r}` {_RANDOM}"
+# Random draws: data of the user's own run, read by `source_random` (never refused by name).
+DRAWING: Final = ("torch.rand", "torch.randn", "torch.randint", "torch.rand_like", "torch.randn_like", "torch.bernoulli",
+                  "torch.normal", "torch.multinomial", f"{_NN}dropout", "Tensor.uniform_", "Tensor.normal_")
 
 
 def lookup(name: str) -> Spelling | None:
@@ -680,7 +687,7 @@ def objects() -> dict[int, str]:
     """id(torch object) -> its spelling, for the functions of the table and of `REFUSED` (so that
     `from torch import exp` and `F.relu` resolve to their rows)."""
     out: dict[int, str] = {}
-    for name in (*SPELLINGS, *REFUSED):
+    for name in (*SPELLINGS, *REFUSED, *DRAWING):
         if name.startswith("torch."):
             obj = _resolve(name)
             if obj is not None:

@@ -44,6 +44,7 @@ from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
 from . import custom_function  # also registers the reader of the user's torch.autograd.Function
 from . import modules as mods
+from . import source_random as draws
 from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
@@ -95,6 +96,7 @@ class Reading:
     # The example values as given, by input name (a rank-1 tensor still rank 1): another dtype reads them again.
     arguments: dict[str, Any] = field(default_factory=dict, repr=False)
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output column's labels
+    draws: Any = None  # the random draws of the user's call read as data (source_random.Draws), None: none
 
 
 # --------------------------------------------------------------------------- the example values
@@ -570,19 +572,26 @@ def generated_lines(lowered: Any, origins: Mapping[Any, SourceSpan]) -> dict[int
 
 
 def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
-                  max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None) -> Reading:
+                  max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None,
+                  rng_state: torch.Tensor | None = None) -> Reading:
     """Read a torch function, a `torch.nn.Module` or a function that takes modules back into a
     `Program`, at example values (`symgrad.trace`); see `_read`. A module's parameters are its
-    inputs (`modules.py`), and the modules are left exactly as they were."""
+    inputs (`modules.py`), and the modules are left exactly as they were. Every run of the user's
+    code starts from the CPU random state at this call (`rng_state`: one given, a reading's
+    again), and the global random state is left as it was (`source_random`)."""
     subject = mods.subject(fn, args, kwargs)
-    if subject is None:
-        return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype)
-    with mods.kept(subject.modules):
-        return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, subject=subject)
+    with draws.kept() as state:
+        state = state if rng_state is None else rng_state
+        if subject is None:
+            return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state)
+        with mods.kept(subject.modules):
+            return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, subject=subject,
+                         rng_state=state)
 
 
 def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
-          max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None, subject: Any = None) -> Reading:
+          max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None, subject: Any = None,
+          rng_state: Any = None) -> Reading:
     """Read a torch function back into a `Program`, at example values (`symgrad.trace`).
 
     **Arguments:**
@@ -609,6 +618,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     else:
         arguments, source, objects, fn_name, run_user = (subject.arguments, subject.source, subject.objects,
                                                          subject.name, subject.run)
+    run_user = draws.from_state(run_user, rng_state if rng_state is not None else torch.get_rng_state())
     dtype = dtype_of(arguments.values()) if dtype is None else dtype
     names: list[str] = []
     values: dict[str, Any] = {}
@@ -647,15 +657,29 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err)
         return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
 
+    def read_source_once() -> Any:
+        try:
+            return _translated(source, shapes, sorted(rank1), data, objects)
+        except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
+            return translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
+
+    drawn = None
     try:
         try:
-            translation = _translated(source, shapes, sorted(rank1), data, objects)
-        except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
-            translation = translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
+            translation = read_source_once()
+        except draws.DrawsNeeded:  # the function draws: its draws in your run, read as data
+            drawn = draws.record(lambda: run_user(names, [_tensor(values[n], n in rank1, dtype) for n in names]),
+                                 rng_state)
+            with draws.reading(drawn):
+                translation = read_source_once()
+            draws.all_read(drawn)
     except TraceError as err:
+        if drawn is not None:
+            raise  # path mode records no draws: the reading's sentence
         return path_mode(_first(err), err)
     try:
-        lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
+        with draws.named(drawn):
+            lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
         return path_mode(_first(unlowered), unlowered)
@@ -693,7 +717,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    wrt=None if subject is None else subject.wrt,
                    parameters=() if subject is None else tuple(subject.params.inputs),
                    arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()},
-                   returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes))
+                   returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
+                   draws=drawn)
 
 
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
@@ -756,7 +781,7 @@ def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], r
     """`translate(...)`, read once per code object and everything that can change the reading: the
     input shapes, which are rank 1, the data's values, and the values of the globals and closure
     cells the function reads (a module's reading is not kept: its attributes are state)."""
-    key = None if objects is not None else _translation_key(fn, shapes, rank1, data)
+    key = None if objects is not None or draws.active() else _translation_key(fn, shapes, rank1, data)
     if key is not None and key in _TRANSLATIONS:
         return _TRANSLATIONS[key]
     translation = translate(fn, shapes, rank1, data, objects)

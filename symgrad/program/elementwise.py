@@ -46,8 +46,12 @@ class ElementVar(Alias):
 
 
 def element_name(operand: Any) -> str:
-    """How one element of an operand reads: `X[i, j]`, `(X*W)[i, j]`, `x[i]` for a column."""
-    text = " ".join(matrix_sstr(operand).split())
+    """How one element of an operand reads: `X[i, j]`, `(X*W)[i, j]`, `x[i]` for a column. Printed
+    with SymPy evaluating (a spelling builds its node under `sp.evaluate(False)`, where SymPy's printer,
+    asking whether a product of an elementwise node and a constant matrix has a minus sign,
+    raises in `HadamardProduct.doit`)."""
+    with sp.evaluate(True):
+        text = " ".join(matrix_sstr(operand).split())
     if not isinstance(operand, (sp.MatrixSymbol, sp.Symbol)):
         text = f"({text})"
     return f"{text}[i]" if operand.shape[1] == 1 and operand.shape[0] > 1 else f"{text}[i, j]"

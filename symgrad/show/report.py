@@ -288,6 +288,8 @@ def render_text(c: Comparison, full: bool = False) -> str:
     head.append(f"value: exact {_flat(c.value_exact)}, autograd's forward {_flat(c.value_autograd)}")
     if getattr(c, "returned", ""):
         head.append(c.returned)
+    if getattr(c, "drawn", ""):
+        head.append(c.drawn)
     if getattr(c, "order", 1) == 2:
         head.append("entries: the Hessian, d/dx_j of df/dx_i (order=2)")
     if getattr(c, "vjp", False):

@@ -5,7 +5,7 @@ supported` prints it, and a test fails when the page and the tables drift apart.
 from __future__ import annotations
 
 from ..frontends.modules import READ_AS
-from ..frontends.torch_names import REFUSED, SPELLINGS, spellings_of
+from ..frontends.torch_names import DRAWING, REFUSED, SPELLINGS, spellings_of
 from ..program.ops import OPS
 from ..program.rules import RULES
 
@@ -45,10 +45,17 @@ def supported_markdown() -> str:
     ]
     for sp_ in SPELLINGS.values():
         out.append(f"| `{_cell(sp_.name)}` | {sp_.kind} | `{sp_.rule.__name__}` | {_cell(sp_.note)} |")
+    if REFUSED:
+        out += ["", "Refused with a sentence (fused ops without a rule row): " + ", ".join(f"`{n}`" for n in REFUSED) + "."]
     out += [
         "",
-        "Refused with a sentence (fused ops have no rule row yet; random draws make a different function "
-        "on every call): " + ", ".join(f"`{n}`" for n in REFUSED) + ".",
+        "Random draws are data of your own call (`frontends/source_random.py`): "
+        + ", ".join(f"`{n}`" for n in DRAWING if not n.startswith("Tensor."))
+        + ", and `nn.Dropout` in training mode (`Tensor.uniform_` and `Tensor.normal_` change a tensor in place: a "
+        "sentence). symgrad takes torch's CPU random state at the call, runs your "
+        "function from it every time it runs it, reads each draw as the constant tensor of its values (dropout: "
+        "`x * mask / (1 - p)` with torch's own mask), and leaves the global random state as it was; a draw with "
+        "its own `generator=` or on a CUDA device is a sentence, and so is a sweep of a function that draws.",
     ]
     out += [
         "",

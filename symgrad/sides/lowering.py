@@ -53,8 +53,8 @@ from ..program.program import RESERVED_NAMES, Normalized, free_symbols, identifi
 from ..base.errors import OPTION
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .selection import reads_symbols, select, single_op, summed_matrix, unit_scaled, unsupported
-from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, matconst_text, name_for, name_part, node_comment,
-                       operand_text, safe_comment, spell, torch_call_comment)
+from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, constant_name, matconst_text, name_for, name_part,
+                       node_comment, operand_text, safe_comment, spell, torch_call_comment)
 
 DTYPES: dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
 # The default relative tolerance between the executed derivative and autograd, per dtype (`rtol=`).
@@ -295,6 +295,7 @@ class _Expressions:
                          for a in args)
         name = target or self.writer.namer.fresh(name_for(op, args, param))
         text = spell(op, args, param)
+        named = constant_name(param) if op == "matconst" else None
         if op == "matconst":
             text = matconst_text(param, self.writer.dtype)
             param = ex.from_sympy(param)
@@ -311,8 +312,8 @@ class _Expressions:
             tensors = [operand_text(a) for a in args]
             said = (f"{FUNC_NAMES.get(op, op)} of each element of {tensors[0]}" if len(tensors) == 1 else
                     f"{FUNC_NAMES.get(op, op)} of {', '.join(tensors[:-1])} and {tensors[-1]}, element by element")
-        if said is not None:  # SymPy's own text of these reads wrong (a OneMatrix prints as 1)
-            self.writer.emit(f"# {safe_comment(said)}")
+        if named is not None or said is not None:  # a front end's own (a draw's line); SymPy's reads wrong here
+            self.writer.emit(f"# {safe_comment(named[1] if named is not None else said)}")  # (a OneMatrix prints as 1)
         else:
             self.writer.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "",
                                 target, ", ".join(operand_text(a) for a in args))

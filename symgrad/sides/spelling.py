@@ -6,8 +6,11 @@ each op applied to its operands (`spell`, `matconst_text`), and conditions, prin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from fractions import Fraction
 from typing import Any, Final
 
@@ -266,6 +269,27 @@ def _matrix_entry(v: sp.Basic) -> str:
     return repr(float(v))
 
 
+# Constant tensors a front end names while it lowers one reading, by value: a random draw of the
+# user's run (`source_random`) is written `rand_1 = torch.tensor(...)` under a comment citing the
+# line that drew it. value -> (name, comment); set by `named_constants` around the lowering.
+_NAMED: ContextVar[Mapping[Any, tuple[str, str]]] = ContextVar("symgrad_named_constants", default={})
+
+
+@contextlib.contextmanager
+def named_constants(names: Mapping[Any, tuple[str, str]]) -> Iterator[None]:
+    """Lower with these constant tensors named (`ImmutableMatrix` -> (name, comment))."""
+    token = _NAMED.set(names)
+    try:
+        yield
+    finally:
+        _NAMED.reset(token)
+
+
+def constant_name(value: Any) -> tuple[str, str] | None:
+    """(name, comment) of a constant tensor named by `named_constants`, or None."""
+    return _NAMED.get().get(value) if isinstance(value, sp.ImmutableDenseMatrix) else None
+
+
 def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     """A readable name for the variable an op computes from its operands (`x_pow_2`, `sin_x`)."""
     parts = [name_part(a) for a in args]
@@ -323,6 +347,9 @@ def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
     if op == "matpow":
         return f"{parts[0]}_pow_{param}"
     if op == "matconst":
+        named = constant_name(param)
+        if named is not None:
+            return named[0]
         return "const_matrix" if isinstance(param, sp.MatrixBase) else type(param).__name__.lower()
     return op
 

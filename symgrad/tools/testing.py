@@ -242,8 +242,8 @@ def _run_once(fn: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any])
     def shown() -> str:  # only for a sentence: a tensor's repr costs more than the call
         return ", ".join([_short(v) for v in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]) or "no inputs"
 
-    try:
-        with torch.enable_grad():
+    try:  # the random state kept: the reading draws what the call draws, and the user's state stays theirs
+        with torch.enable_grad(), torch.random.fork_rng(devices=[]):
             out = fn(*t_args, **t_kwargs)
     except Exception as err:  # the user's own code: a sentence, chained to its traceback
         raise TraceError(RAISED.format(name=name, error=f"{type(err).__name__}: {err}", inputs=shown(),

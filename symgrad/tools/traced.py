@@ -25,6 +25,7 @@ import torch
 from ..base.errors import OptionError, PointError, TraceError
 from ..sides.batch_tensors import run_tensor_batch
 from ..sides.lowering import DTYPES
+from ..frontends.source_random import sweep_sentence as draw_sweep
 from ..frontends.trace import Reading, read_function
 from ..verdict.compare import compare_reading
 from ..verdict.records import Comparison
@@ -48,6 +49,8 @@ class Traced(Reading):
         function's tensors (tensor inputs, data, constants) are held at their example values
         while its scalar inputs run over `over`; `fixed={"W": W}` holds a tensor (or data) at
         another value (the function is read again there, and checked against itself)."""
+        if self.draws is not None:  # random draws are data of the call read, not of every point
+            raise OptionError(draw_sweep(_name(self), self.draws))
         if self.mode == "path":
             raise OptionError(
                 f"`{getattr(self.fn, '__name__', 'this function')}` was read in path mode (a recorded run, because "

@@ -32,6 +32,7 @@ from ..base.causes import EXPLANATIONS, HINTS, Cause
 from ..frontends.front import expression, is_torch_function, signature
 from ..frontends.source import SourceSpan, place
 from ..frontends.modules import expand_wrt, is_module
+from ..frontends.source_random import named as named_draws
 from ..frontends.trace import Reading, in_your_words, int_sentence, point_by_name, read_function, spellings
 from ..program.program import Program
 from ..base.errors import ORDER
@@ -361,7 +362,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # Another dtype reads the example values as they were given (a rank-1 tensor still rank 1).
         again = read_function(reading.fn, (), point if at is not None or not reading.arguments else reading.arguments,
                               dtype=dtype,
-                              max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS))
+                              max_iterations=options.get("max_iterations", DEFAULT_MAX_ITERATIONS),
+                              rng_state=None if reading.draws is None else reading.draws.state)  # the same draws
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
     names = [getattr(s, "name", str(s)) for s in reading.inputs]
@@ -380,11 +382,14 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
         options["wrt"] = list(reading.inputs)
-    c = _compare_expression(function, point, branches=reading.branches, dtype=dtype,
-                            separate=reading.returned is not None, **options)
+    with named_draws(reading.draws):  # each draw named in the generated program (`rand_1`), citing its line
+        c = _compare_expression(function, point, branches=reading.branches, dtype=dtype,
+                                separate=reading.returned is not None, **options)
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
+    if reading.draws is not None:  # random draws: data of the user's run
+        c = with_fields(c, drawn=reading.draws.sentence())
     if reading.mode == "path":
         said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
                 f"unrolled, because {reading.reason})")

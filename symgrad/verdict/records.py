@@ -205,6 +205,7 @@ class Comparison:
     title: str = ""  # how reports name the function, where not by its expression (a traced torch function)
     outputs: tuple[str, ...] = ()  # a returned tuple: the name of each output element (`out[1][2]`)
     returned: str = ""  # a returned tuple: the sentence that says the output is its values in order
+    drawn: str = ""  # random draws of the user's run read as data: the sentence that says so (source_random)
     # Work done on first request (the backward pass); shared with the classifier that made it.
     work: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

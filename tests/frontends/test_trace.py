@@ -531,17 +531,12 @@ def uses_module(x):
     return LAYER(x)
 
 
-def random(x):
-    return x * torch.rand(1)
-
-
 @pytest.mark.parametrize("fn, arg, words, line", [
     (comprehension, [1.0, 2.0], "a list comprehension with one `for", "return [x * k * j for k in range(3) for j in range(2)][1]"),
     (in_place, 1.0, "leaf Variable that requires grad is being used in an in-place operation", "x.mul_(2)"),
     (with_try, 1.0, "`try`", "    try:"),
     (countdown, 1.0, "(recursion: countdown -> countdown)", "return x if n == 0 else countdown(x, n - 1) * 2"),
     (uses_module, 1.0, "torch.nn.Module", "return LAYER(x)"),
-    (random, 1.0, "random", "return x * torch.rand(1)"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_unsupported_constructs_get_one_sentence_naming_the_line(fn: Any, arg: Any, words: str, line: str) -> None:
     """Refused with a sentence, or (where a recorded run reproduces the function) compared in

@@ -79,11 +79,13 @@ def module_leaves(module: torch.nn.Module) -> list[torch.Tensor]:
                      if isinstance(t, torch.Tensor) and t.requires_grad and id(t) not in seen]
 
 
-def torch_gradients(case: Case) -> list[float]:
+def torch_gradients(case: Case) -> list[float | None]:
     """Torch's own gradient of the case, every component as a float (the Jacobian of every output
     element with respect to every `wrt` element, or the vector-Jacobian product with `v`): the
     floats symgrad's autograd side must hold, independent of symgrad. A module (the case's
-    function, or an argument named in `wrt`) stands for its leaves (`module_leaves`)."""
+    function, or an argument named in `wrt`) stands for its leaves (`module_leaves`). Where torch
+    raises when asked (an output no input reaches through the graph), every component is None, as
+    symgrad's autograd column holds it."""
     with torch.random.fork_rng():
         if case.seed is not None:
             torch.manual_seed(case.seed)
@@ -100,9 +102,14 @@ def torch_gradients(case: Case) -> list[float]:
             out = case.fn(**args)
         # several outputs (the book's `return x + y, x * y`) are one vector of all their elements
         flat = torch.cat([o.reshape(-1) for o in (out if isinstance(out, tuple) else (out,))])
-        if not flat.requires_grad:  # a constant function (dropout_layer at 1): every component 0
-            rows = [[None] * len(leaves)] * (1 if case.v is not None else flat.numel())
-        elif case.v is not None:
+        if not flat.requires_grad:  # a constant function (dropout_layer at 1): torch raises when asked
+            try:
+                torch.autograd.grad(flat.sum(), leaves)
+            except RuntimeError as err:
+                assert "does not require grad" in str(err), err
+                return [None] * ((1 if case.v is not None else flat.numel()) * sum(leaf.numel() for leaf in leaves))
+            raise AssertionError("torch.autograd.grad of an output that does not require grad returned")
+        if case.v is not None:
             rows = [torch.autograd.grad(flat, leaves, case.v.reshape(-1), retain_graph=True, allow_unused=True)]
         else:
             rows = [torch.autograd.grad(flat[i], leaves, retain_graph=True, allow_unused=True)
