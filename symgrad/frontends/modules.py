@@ -53,6 +53,7 @@ import torch
 
 from . import source_data as sd
 from . import source_indexing as ix
+from . import module_layers as ml
 from . import torch_names as tn
 from .loss_modules import READ_AS as LOSSES_READ_AS
 from .loss_modules import call_loss, constant_of, loss_class
@@ -127,6 +128,8 @@ class ModuleRef(Bound):
     def attribute(self, name: str, node: ast.AST) -> Any:
         m = self.module
         what = f"{self.path}{name}"
+        if isinstance(m, ml.CONTAINERS) and ml.container_attribute(self, name) is not None:
+            return ml.container_attribute(self, name)  # `.values()` of an nn.ModuleDict
         if name in m._parameters:
             t = m._parameters[name]
             if t is None:
@@ -162,6 +165,12 @@ class ModuleRef(Bound):
                            "parameters, buffers, submodules, numbers and its own methods).\n"
                            "Fix: compute the value in `forward` from tensors and numbers.")
 
+    def item(self, key: Any, node: ast.AST) -> Any:
+        return ml.member(self, key, node)  # `self.layers[0]`, `self.heads["a"]`
+
+    def members(self, node: ast.AST) -> list[Any]:
+        return ml.members(self, node)  # `for layer in self.layers`
+
     def call(self, calls: Any, args: list[Any], kwargs: dict[str, Any], node: ast.AST, target: Any) -> Any:
         m = self.module
         cls = type(m).__name__
@@ -171,6 +180,7 @@ class ModuleRef(Bound):
         forward = type(m).forward
         if _own(forward):
             return self.inline(calls, forward, [self, *args], kwargs, node, self.path)
+        ml.not_callable(self, node)  # an nn.ModuleList or nn.ModuleDict called itself
         if loss_class(m) is not None:  # a loss module: its functional form with its options
             return call_loss(m, _capital(self.label()), calls, args, kwargs, node, target)
         if kwargs:
@@ -357,6 +367,9 @@ def _trainable(module: torch.nn.Module, prefix: str, params: Parameters, keys: d
                taken: set[str]) -> None:
     """The inputs of `module`: each parameter that requires grad, then each leaf tensor attribute
     that requires grad (`tensor_attributes`), by its path (`fc1.weight`, `w`, `net.w`)."""
+    lazy = ml.uninitialized(module)  # an nn.LazyLinear that has not run: no shape yet
+    if lazy is not None:
+        raise TraceError(lazy)
     found = list(module.named_parameters()) + [(path, t) for _, path, t in tensor_attributes(module)]
     for path, p in found:
         if not p.requires_grad or id(p) in params.names:

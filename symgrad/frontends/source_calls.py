@@ -276,6 +276,8 @@ class CallTranslator:
             return range(*(int(a) for a in args))
         if func in PYTHON_BUILTINS and func not in (range, len):
             return builtin_call(self, func, args, node)
+        if func is len and len(args) == 1 and isinstance(args[0], Bound):  # a module container: its members
+            return len(args[0].members(node))
         if func is len:
             shape = ix.torch_shape(args[0]) if args else ()
             if not shape:

@@ -20,7 +20,7 @@ from . import source_indexing as ix
 from . import source_python as py
 from . import torch_names as tn
 from .source_calls import CallTranslator
-from .source_state import Data, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import Bound, Data, Refuse, TranslationState, is_bool, to_sympy
 from .torch_reductions import MaxResult, part_of
 from ..program.elementwise import MatrixPiecewise, piecewise
 from ..program.primitives import strip
@@ -93,6 +93,10 @@ class ExpressionTranslator:
                 raise Refuse(node, "The result of a max/min along a dim is (values, indices): index it with 0 or 1.\n"
                                    "Fix: write `[0]` or `.values`.")
             return part
+        if isinstance(base, Bound):  # a module container's member (`self.layers[0]`, `self.heads["a"]`)
+            key = node.slice
+            return base.item(key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else self.value(key),
+                             node)
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return self.state.materialise(ix.index(base, [self.index_part(p) for p in parts], node), where=node)
 
