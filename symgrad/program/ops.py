@@ -573,6 +573,14 @@ _OP_LIST: tuple[Op, ...] = (
        shortcut="torch's binary_cross_entropy clamps: its value takes each log at no less than -100, and its "
        "backward divides p - t by (1 - p)*p but by no less than 1e-12, so where p is within 1e-12 of 0 or 1 "
        "its gradient is (p - t)/1e-12 (0 at p = t = 0, where the mathematics' slope is 1/(1 - p) = 1)."),
+    # The same with weight= (its args p, t and the constant weights): each element's loss times its weight.
+    Op("weighted_binary_cross_entropy", "torch.nn.functional.binary_cross_entropy(torch.stack([...]), "
+       "torch.stack([...]), weight=torch.stack([...]), reduction)", lambda a, p: ls.bce_value(a, p, True),
+       lambda a, v, p: ls.bce_partials(a, p, True), departs=lambda a, p: ls.bce_departs(a, True),
+       math=lambda a, p: ls.bce_math(a, p, True),
+       shortcut="torch's binary_cross_entropy clamps: its value takes each log at no less than -100, and its "
+       "backward divides p - t by (1 - p)*p but by no less than 1e-12, so where p is within 1e-12 of 0 or 1 "
+       "its gradient is w*(p - t)/1e-12 (0 at p = t = 0, where the mathematics' slope is w/(1 - p) = w)."),
     # smooth_l1_loss and huber_loss: param (reduction, beta or delta); C1 at |x - t| = beta, where
     # torch's backward takes the outer branch, whose slope is the inner one's there.
     Op("smooth_l1_loss", "torch.nn.functional.smooth_l1_loss(torch.stack([...]), torch.stack([...]), reduction, beta)",
@@ -586,6 +594,11 @@ _OP_LIST: tuple[Op, ...] = (
     # param (reduction, ignore_index, C, the n labels, the C class weights); its args the picked elements.
     Op("weighted_nll_loss", "torch.nn.functional.nll_loss(L, y, weight, ignore_index, reduction) of the picked elements "
        "in an (n, C) stack", lambda a, p: ls.weighted_nll_value(a, p), lambda a, v, p: ls.weighted_nll_partials(a, p)),
+    # param (reduction, label_smoothing, ignore_index, C, row, the n labels, the C class weights); its
+    # args the n*C logits: torch's cross_entropy with label_smoothing, one log_softmax feeding both parts.
+    Op("smoothed_cross_entropy", "torch.nn.functional.cross_entropy(X, y, weight, ignore_index, reduction, "
+       "label_smoothing) of the logits in an (n, C) stack", lambda a, p: ls.smoothed_ce_value(a, p, log_softmax, softmax_weights),
+       lambda a, v, p: ls.smoothed_ce_partials(a, p, log_softmax, softmax_weights)),
     Op(
         "atan2",
         "torch.atan2({0}, {1})",
