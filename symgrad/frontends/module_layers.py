@@ -24,8 +24,12 @@ from typing import Any, Final
 
 import sympy as sp
 import torch
+from sympy.matrices.expressions.matexpr import MatrixElement
 
+from . import source_indexing as ix
+from . import torch_names as tn
 from .source_state import Bound, Refuse
+from ..program.normalization import batch_norm
 
 _LISTS: Final = (torch.nn.ModuleList, torch.nn.Sequential)
 CONTAINERS: Final = (*_LISTS, torch.nn.ModuleDict)
@@ -122,3 +126,52 @@ def uninitialized(model: torch.nn.Module) -> str | None:
                     "parameters on its first forward (their shape comes from the input), and this one has not run.\n"
                     "Fix: run the model once first (`model(X)` on an example batch), then compare it.")
     return None
+
+
+# --------------------------------------------------------------------------- nn.BatchNorm1d
+
+
+def is_batch_norm(m: torch.nn.Module) -> bool:
+    """torch's own `nn.BatchNorm1d` (its forward, not a subclass's own)."""
+    return isinstance(m, torch.nn.BatchNorm1d) and type(m).forward is torch.nn.BatchNorm1d.forward
+
+
+def batch_norm_layer(ref: Any, x: Any, node: ast.AST) -> Any:
+    """`nn.BatchNorm1d(C)` of an (n, C) batch: the matrix of `batch_norm` nodes, each element
+    (x - mean)/sqrt(var + eps)*w + b of its column. In training mode (or with
+    track_running_stats=False, which torch's forward normalises with the batch in evaluation too)
+    mean and var are the batch's (the biased variance); in evaluation the running buffers, as
+    constants. The running buffers torch updates on each training call are no part of the
+    function (`modules.kept` restores them, and num_batches_tracked, after every run)."""
+    m = ref.module
+    c = int(m.num_features)  # type: ignore[arg-type]
+    dims = ix.torch_shape(x) if tn.is_matrix(x) else ()
+    if len(dims) != 2 or dims[1] != c:
+        raise Refuse(node, f"{_capital(_what(ref))}, an `nn.BatchNorm1d({c})`, is given a tensor of shape {tuple(dims)}; it "
+                           f"normalises an (n, {c}) batch, one column per feature (torch raises for another shape; "
+                           "an (N, C, L) input has rank 3, which symgrad does not read).\n"
+                           f"Fix: pass a batch of shape (n, {c}).")
+    n = dims[0]
+    training = bool(m.training or m.running_mean is None)
+    if training and n == 1:
+        raise Refuse(node, f"{_capital(_what(ref))} normalises with the batch's statistics (training mode), and this "
+                           "batch has one row: torch raises 'Expected more than 1 value per channel when training'.\n"
+                           "Fix: pass a batch of two or more rows, or call `model.eval()` to use the running statistics.")
+    affine = m.weight is not None
+    xs = [MatrixElement(x, i, j) for i in range(n) for j in range(c)]  # x[i, j] would write a product out
+    wb: list[Any] = []
+    if affine:
+        for name in ("weight", "bias"):
+            v = ref.attribute(name, node)
+            wb += [v[k, 0] if isinstance(v, sp.MatrixBase) else MatrixElement(v, k, 0) for k in range(c)]
+    stats: list[Any] = []
+    if not training:
+        for buf in (m.running_mean, m.running_var):
+            stats += [sp.Float(float(v)) for v in buf.detach().to(torch.float64).reshape(-1)]
+    head = (n, c, int(training), sp.Float(float(m.eps)), int(affine))
+    cells = [batch_norm(i, j, *head, *xs, *wb, *stats) for i in range(n) for j in range(c)]
+    return sp.ImmutableMatrix(n, c, cells)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]

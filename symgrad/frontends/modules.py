@@ -66,7 +66,7 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
                        torch.nn.SiLU: "torch.nn.functional.silu"}
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
-READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
+READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.BatchNorm1d, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
                   "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, nn.Dropout in eval mode, "
                   f"the losses {LOSSES_READ_AS}")
 # How deep inlined calls may nest (a forward that calls itself never ends).
@@ -224,6 +224,8 @@ class ModuleRef(Bound):
                 return apply(tn.SPELLINGS[spelled], [x], {"dim": m.dim}, node, target)  # type: ignore[attr-defined]
         if forward is torch.nn.Identity.forward:
             return x
+        if ml.is_batch_norm(m):  # torch's batch norm of an (n, C) batch, one fused node per element
+            return ml.batch_norm_layer(self, x, node)
         if any(forward is cls.forward for cls in _DROPOUT):
             if m.training and m.p > 0:  # type: ignore[attr-defined,operator]
                 raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode: it "

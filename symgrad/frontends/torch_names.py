@@ -55,6 +55,7 @@ from ..program.primitives import (
 from .torch_reductions import reduction_spellings
 from .torch_losses import Composed, loss_spellings
 from .torch_copies import COPY_SPELLINGS
+from .torch_norms import NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_sums import mean_of, sum_of
@@ -643,6 +644,7 @@ _SPELLINGS += ACTIVATION_SPELLINGS + more_spellings(on_elements, compare, _add) 
 _SPELLINGS += SHAPE_SPELLINGS  # reshapes, joins, constant tensors, .all()/.any() (torch_shapes)
 _SPELLINGS += reduction_spellings(_scalar_only("maximum", maximum), _scalar_only("minimum", minimum))  # torch_reductions
 _SPELLINGS += COPY_SPELLINGS  # x.clone() (torch_copies)
+_SPELLINGS += NORM_SPELLINGS  # F.normalize (torch_norms)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 

@@ -37,6 +37,7 @@ import flint
 
 from . import exact as ex
 from . import losses as ls
+from . import normalization as nm
 from . import reductions as rd
 from .primitives import SOFTPLUS_THRESHOLD
 
@@ -965,8 +966,12 @@ _REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.op_fields(logsumexp,
 # forward's mathematics), its backward the user's, read from source; the parameter is its `CustomSpec`.
 _CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lambda a, v, p: p.partials(a),
                     convention="the user's own `backward`")
-OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM)}
-MATRIX_OPS: Final = frozenset(op.name for op in _MATRIX_OPS)
+# torch's batch norm (`normalization.py`): one element of it, and the whole matrix (a matrix op).
+_NORM_OPS: Final = tuple(Op(**fields) for fields in nm.OP_FIELDS)
+_NORM_MATRIX_OPS: Final = tuple(Op(**fields) for fields in nm.MATRIX_OP_FIELDS)
+OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM, *_NORM_OPS,
+                                                     *_NORM_MATRIX_OPS)}
+MATRIX_OPS: Final = frozenset(op.name for op in (*_MATRIX_OPS, *_NORM_MATRIX_OPS))
 
 # Ops that take part of the function off the autograd graph.
 GRAPH_BREAK_OPS: Final = frozenset({"item", "no_grad"})

@@ -29,6 +29,7 @@ from .elementwise import Elementwise
 from . import activations as act
 from . import losses as ls
 from . import reductions as rd
+from . import normalization as nm
 from .losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -409,7 +410,8 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.core.numbers.Exp1, (), "`math.e`", "-"),
 )
 
-RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.rule_fields(ops.logsumexp)))}
+RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.rule_fields(ops.logsumexp)),
+                                                                         *(Rule(**f) for f in nm.RULE_FIELDS))}
 
 
 def rule_for(node: sp.Basic) -> Rule | None:

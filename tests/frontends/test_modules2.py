@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 import symgrad as sg
+from symgrad import Cause
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -267,3 +268,108 @@ def test_an_unrolled_loop_may_change_a_tensors_shape_from_pass_to_pass(dtype: to
     for e, s in zip(c.entries, [*X, *W1, *W2]):
         truth = sp.diff(f, s).subs(at).evalf(40)
         assert abs(sp.Float(str(e.grad_symbolic), 40) - truth) < sp.Float("1e-30"), (str(e.wrt), e.grad_symbolic, truth)
+
+
+# ---------------------------------------------------------------- nn.BatchNorm1d
+
+
+def bn_math(training: bool, eps: float, affine: bool, rm: list[float], rv: list[float]) -> Any:
+    """sum(tanh(BN(x W^T + b))) written out here: each column j of h normalised by the batch's mean
+    and *biased* variance (training) or the running buffers (evaluation), times w_j plus b_j."""
+    def f(x: sp.Matrix, s: dict[str, sp.Matrix]) -> sp.Expr:
+        h = linear(x, s, "inner.0")
+        n, c = h.shape
+        total = sp.Integer(0)
+        for j in range(c):
+            col = [h[i, j] for i in range(n)]
+            if training:
+                mean = sum(col) / n
+                var = sum((v - mean) ** 2 for v in col) / n
+            else:
+                mean, var = sp.Rational(Fraction(rm[j])), sp.Rational(Fraction(rv[j]))  # the buffers' binary values
+            w, b = (s["inner.1.weight"][j, 0], s["inner.1.bias"][j, 0]) if affine else (1, 0)
+            total += sum(sp.tanh((v - mean) / sp.sqrt(var + sp.Rational(Fraction(eps))) * w + b) for v in col)
+        return total
+    return f
+
+
+def buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.named_buffers()}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("mode, options", [
+    ("train", {}), ("eval", {}), ("train", {"affine": False}), ("eval", {"affine": False}),
+    ("eval", {"track_running_stats": False}), ("train", {"momentum": None}),
+], ids=["train", "eval", "train-no-affine", "eval-no-affine", "eval-no-running-stats", "train-cumulative"])
+def test_batch_norm_1d_is_torchs_kernel_and_the_mathematics_of_its_statistics(mode: str, options: dict[str, Any],
+                                                                             dtype: torch.dtype) -> None:
+    torch.manual_seed(6)
+    model = Summed(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3, **options), nn.Tanh())).to(dtype)
+    if mode == "eval":
+        with torch.no_grad():  # running statistics of their own, then evaluation mode
+            model(torch.randn(6, 2, dtype=dtype) * 2 + 1)
+        model.eval()
+    bn = model.inner[1]
+    X = torch.randn(4, 2, dtype=dtype)
+    before = buffers(model)
+    t = sg.trace(model, X)
+    assert t.mode == "source" and t.fidelity.ok, t.fidelity.detail
+    c = t.compare()
+    assert "torch.nn.functional.batch_norm(" in c.lowered.source
+    after = buffers(model)  # the running buffers and num_batches_tracked: as they were
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    params = dict(model.named_parameters())
+    grads = dict(zip(params, torch.autograd.grad(model(X), list(params.values()))))
+    training = mode == "train" or bn.running_mean is None
+    rm = [] if training else [float(v) for v in bn.running_mean]
+    rv = [] if training else [float(v) for v in bn.running_var]
+    f = bn_math(training, bn.eps, bn.affine, rm, rv)(exact(X), symbols_of(model))
+    point = values_of(model)
+    for e in c.entries:
+        name, _, index = str(e.wrt).partition("[")
+        i, j = (int(v) for v in index.rstrip("]").split(", "))
+        assert e.grad_autograd == float(grads[name].reshape(grads[name].shape[0], -1)[i, j]), str(e.wrt)
+        truth = sp.diff(f, symbols_of(model)[name][i, j]).subs(point).evalf(40)
+        for side in (e.grad_symbolic, e.grad_executed):
+            assert abs(sp.sympify(str(side)).evalf(40) - truth) < sp.Float("1e-25"), (str(e.wrt), side, truth)
+        if training and name == "inner.0.bias":
+            # A shift of a column before a batch norm in training is normalised away: the exact
+            # derivative is 0, and autograd's is float64's (float32's) rounding of it.
+            assert abs(float(e.grad_executed)) < 1e-30 and abs(float(e.grad_symbolic)) < 1e-30
+            assert abs(e.grad_autograd) < 1e-5
+            assert e.cause in (Cause.AGREE, Cause.ROUNDING)
+        else:
+            assert e.cause is Cause.AGREE, str(e.wrt)
+
+
+def test_batch_norm_of_identical_rows_is_smooth_with_eps_and_agrees() -> None:
+    """A batch of equal rows: var = 0 and x - mean = 0 in every column; with eps > 0 the
+    mathematics is smooth there, y = b, and torch's gradient is finite and the same."""
+    torch.manual_seed(7)
+    model = Summed(nn.Sequential(nn.BatchNorm1d(3), nn.Tanh(), nn.Linear(3, 1))).double()
+    X = torch.ones(4, 3, dtype=torch.float64) * 0.5
+    c = sg.compare(model, at={"x": X}, wrt=["x", "inner.0.weight", "inner.0.bias"])
+    assert c.ok
+    leaf = X.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(model(leaf), [leaf])
+    by = {str(e.wrt): e for e in c.entries}
+    assert all(by[f"x[{i}, {j}]"].grad_autograd == float(gx[i, j]) for i in range(4) for j in range(3))
+    assert all(by[f"inner.0.weight[{j}, 0]"].grad_executed == 0 for j in range(3))  # xhat = 0
+    bias, v = model.inner[0].bias.detach(), model.inner[2].weight.detach()
+    for j in range(3):  # y = b in every row: d/db_j = 4 * (1 - tanh(b_j)**2) * v_j, exactly
+        truth = (4 * (1 - sp.tanh(sp.Rational(Fraction(float(bias[j])))) ** 2) * sp.Rational(Fraction(float(v[0, j])))).evalf(40)
+        assert abs(sp.sympify(str(by[f"inner.0.bias[{j}, 0]"].grad_executed)).evalf(40) - truth) < sp.Float("1e-25")
+
+
+def test_batch_norm_refusals_are_torchs_errors_as_sentences() -> None:
+    model = Summed(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))).double()
+    with pytest.raises(sg.TraceError) as err:
+        sg.trace(model, torch.randn(1, 2, dtype=torch.float64))
+    assert "this batch has one row: torch raises 'Expected more than 1 value per channel when training'" in str(err.value)
+    assert "Fix: pass a batch of two or more rows, or call `model.eval()`" in str(err.value)
+    with pytest.raises(sg.TraceError) as err:
+        sg.trace(nn.BatchNorm1d(3).double(), torch.randn(3, dtype=torch.float64))
+    assert "an `nn.BatchNorm1d(3)`, is given a tensor of shape (3,); it normalises an (n, 3) batch" in str(err.value)
+    model.eval()  # one row in evaluation mode: the running statistics, read
+    assert sg.trace(model, torch.randn(1, 2, dtype=torch.float64)).fidelity.ok

@@ -1,0 +1,68 @@
+"""`torch.nn.functional.normalize` read as torch computes it (issue 22, item 2): the spelling,
+appended to the table's `_SPELLINGS` by `torch_names` (as `torch_shapes.SHAPE_SPELLINGS` is).
+
+    F.normalize(x, p=2, dim=1, eps=1e-12)    # each row (dim 1) or column (dim 0) of an (n, C) x
+
+torch computes x / x.norm(2, dim, keepdim=True).clamp_min(eps); symgrad reads it as one fused
+node per element (`program/normalization.normalize`), the whole matrix lowered to torch's own
+call, whose bits no composition of the table's rows is sure to give (the norm along a dim, the
+clamp and the broadcast division, each with its own backward). p other than 2 and a tensor of
+another rank are sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from ..base.errors import UnsupportedNodeError
+from ..program.normalization import normalize
+from .torch_values import Spelling, is_matrix, rank1, shape
+
+_NN: Final = "torch.nn.functional."
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, sp.Number)):
+        return None
+    return float(v)
+
+
+def _normalize(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x = a[0] if a else k.get("input")
+    p = _number(k.get("p", a[1] if len(a) > 1 else 2.0))
+    dim = k.get("dim", a[2] if len(a) > 2 else 1)
+    eps = _number(k.get("eps", a[3] if len(a) > 3 else 1e-12))
+    if set(k) - {"input", "p", "dim", "eps"}:
+        raise UnsupportedNodeError(f"`F.normalize` with `{sorted(set(k) - {'input', 'p', 'dim', 'eps'})[0]}=` is not read.\n"
+                                   "Fix: call it as F.normalize(x, p=2, dim=d, eps=e).")
+    if p != 2.0:
+        raise UnsupportedNodeError(
+            f"`F.normalize(x, p={p})`: symgrad reads the Euclidean norm, p=2, only.\n"
+            "Fix: use p=2, or write it out: `x / x.abs().pow(p).sum(dim, keepdim=True).pow(1 / p).clamp_min(eps)`.")
+    if eps is None or eps < 0:
+        raise UnsupportedNodeError("`F.normalize(..., eps=...)`: symgrad reads eps as a number >= 0.\n"
+                                   "Fix: pass eps as a Python float.")
+    if not is_matrix(x) or rank1(x) is True:
+        raise UnsupportedNodeError(
+            "`F.normalize` is read of an (n, C) matrix, each row (dim=1) or column (dim=0) divided by its norm.\n"
+            "Fix: give a vector two dimensions, e.g. `F.normalize(v.reshape(1, -1), dim=1)`.")
+    if isinstance(dim, sp.Integer):
+        dim = int(dim)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -2 <= dim <= 1:
+        raise UnsupportedNodeError(f"`F.normalize(..., dim={dim!r})`: an (n, C) matrix has the dims 0 and 1 (-2 and -1).\n"
+                                   "Fix: pass dim=1 (each row) or dim=0 (each column).")
+    rows, cols = shape(x)  # type: ignore[misc]
+    xs = [MatrixElement(x, i, j) for i in range(rows) for j in range(cols)]
+    head = (rows, cols, dim % 2, sp.Float(eps))
+    return sp.ImmutableMatrix(rows, cols, [normalize(i, j, *head, *xs) for i in range(rows) for j in range(cols)])
+
+
+NORM_SPELLINGS: Final = [
+    Spelling(f"{_NN}normalize", "function", normalize, _normalize,
+             "p=2 of an (n, C) matrix along dim 1 or 0: torch's own call, x / x.norm(2, dim, keepdim=True)."
+             "clamp_min(eps) (a norm exactly at eps, the kink, is a sentence)"),
+]
