@@ -47,6 +47,7 @@ from symgrad.program.losses import binary_cross_entropy, mse_loss, nll_loss
 from symgrad.program.losses import binary_cross_entropy_with_logits, huber_loss, smooth_l1_loss, weighted_nll_loss
 from symgrad.program.losses import smoothed_cross_entropy, weighted_binary_cross_entropy
 from symgrad.program.normalization import batch_norm, normalize
+from symgrad.program.distances import cdist
 from symgrad.program.rules import exact_eval
 from symgrad.program.primitives import vector_norm
 from symgrad.program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
@@ -355,6 +356,11 @@ CASES: tuple[Case, ...] = (
          lambda x, y, z: torch.nn.functional.normalize(torch.stack([x, y, z]).reshape(1, 3), 2.0, 1, 2.0**-20)[0, 1],
          note="y / max(sqrt(x**2 + y**2 + z**2), eps) of F.normalize (dim 1): the second point's norm is below eps, "
          "where it is y/eps (tests/frontends/test_normalize.py)"),
+    Case("fused_cdist", cdist(0, 1, 1, 2, 1, x, y, z),
+         (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.cdist(torch.stack([x]).reshape(1, 1), torch.stack([y, z]).reshape(2, 1))[0, 1],
+         note="torch.cdist of the point x to z on a line: sqrt((x - z)**2), a cone at x = z "
+         "(tests/frontends/test_cdist.py)"),
     Case("fused_smooth_l1_loss", smooth_l1_loss(1, sp.Rational(1, 2), x, y, z, sp.Integer(0)),
          (pt("inside", x=0.5, y=-1.25, z=0.0), pt("inside", x=0.25, y=0.125, z=0.0)),
          lambda x, y, z: torch.nn.functional.smooth_l1_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)]),

@@ -19,6 +19,7 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
+from ..program.distances import cdist
 from ..program.normalization import normalize
 from .torch_values import Spelling, is_matrix, rank1, shape
 
@@ -61,8 +62,31 @@ def _normalize(a: Sequence[Any], k: dict[str, Any]) -> Any:
     return sp.ImmutableMatrix(rows, cols, [normalize(i, j, *head, *xs) for i in range(rows) for j in range(cols)])
 
 
+def _cdist(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    x1, x2 = (a[0] if a else k.get("x1")), (a[1] if len(a) > 1 else k.get("x2"))
+    p = _number(k.get("p", a[2] if len(a) > 2 else 2.0))
+    if set(k) - {"x1", "x2", "p"} or len(a) > 3:
+        raise UnsupportedNodeError("`torch.cdist` is read as torch.cdist(x1, x2, p=2) with torch's default compute_mode.\n"
+                                   "Fix: leave compute_mode out.")
+    if p != 2.0:
+        raise UnsupportedNodeError(f"`torch.cdist(x1, x2, p={p})`: symgrad reads the Euclidean distance, p=2, only.\n"
+                                   "Fix: use p=2, or write the distances out with torch ops.")
+    if not all(is_matrix(m) and rank1(m) is not True for m in (x1, x2)) or shape(x1)[1] != shape(x2)[1]:  # type: ignore[index]
+        raise UnsupportedNodeError(
+            "`torch.cdist` is read of two matrices (r1, D) and (r2, D) with the same number of columns D (one point a "
+            "row; torch raises for other column counts; a batch of rank 3 symgrad does not read).\n"
+            "Fix: pass two matrices of points, e.g. `torch.cdist(A, B)` with A (r1, D) and B (r2, D).")
+    (r1, d), (r2, _) = shape(x1), shape(x2)  # type: ignore[misc]
+    els = [MatrixElement(x1, i, k) for i in range(r1) for k in range(d)] + \
+        [MatrixElement(x2, j, k) for j in range(r2) for k in range(d)]
+    return sp.ImmutableMatrix(r1, r2, [cdist(i, j, r1, r2, d, *els) for i in range(r1) for j in range(r2)])
+
+
 NORM_SPELLINGS: Final = [
     Spelling(f"{_NN}normalize", "function", normalize, _normalize,
              "p=2 of an (n, C) matrix along dim 1 or 0: torch's own call, x / x.norm(2, dim, keepdim=True)."
              "clamp_min(eps) (a norm exactly at eps, the kink, is a sentence)"),
+    Spelling("torch.cdist", "function", cdist, _cdist,
+             "p=2 of two (r, D) matrices: torch's own call, whose backward is _cdist_backward (a distance 0, the "
+             "cone's tip, is a sentence)"),
 ]

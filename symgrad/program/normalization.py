@@ -39,7 +39,7 @@ Args = Sequence[ex.Exact]
 LEAD: Final = 7  # i, j, n, C, training, eps, affine
 
 
-class _Fused(sp.Function):
+class Fused(sp.Function):
     """An element of a fused matrix op, its mathematics `written_out` in SymPy: its derivative
     (the formula reports show) and its numeric value are the written-out form's."""
 
@@ -62,7 +62,7 @@ class _Fused(sp.Function):
         return self.written_out()._eval_evalf(prec)
 
 
-class batch_norm(_Fused):
+class batch_norm(Fused):
     """Element (i, j) of torch's batch norm of an (n, C) matrix (see the module's docstring)."""
 
     @classmethod
@@ -114,7 +114,7 @@ class batch_norm(_Fused):
 
 
 
-class normalize(_Fused):
+class normalize(Fused):
     """normalize(i, j, n, C, dim, eps, x_00, ..., x_(n-1)(C-1)): element (i, j) of
     `F.normalize(x, p=2, dim=dim, eps=eps)` of an (n, C) matrix x, x_ij / max(||x_g||, eps) with
     x_g the row i (dim 1) or the column j (dim 0). torch computes it as x / x.norm(2, dim,
@@ -171,19 +171,19 @@ def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
             if type(el) is not type(first) or (int(el.args[0]), int(el.args[1])) != (i, j) or el.args[2:] != tail:
                 return None
     if isinstance(first, normalize):
-        x = _parent(first.operands(), (e.rows, e.cols))
+        x = parent_of(first.operands(), (e.rows, e.cols))
         return (("normalize_matrix", (x,), (*first.param(), "whole")) if x is not None
                 else ("normalize_matrix", first.operands(), first.param()))
     n, c, _, affine, _ = first.layout()
     operands = first.operands()
     parts = [operands[:n * c], *((operands[n * c:n * c + c], operands[n * c + c:]) if affine else ())]
-    parents = [_parent(p, (n, c) if k == 0 else (c, 1)) for k, p in enumerate(parts)]
+    parents = [parent_of(p, (n, c) if k == 0 else (c, 1)) for k, p in enumerate(parts)]
     if all(p is not None for p in parents):  # x (and w, b) the matrices the program holds: passed whole
         return "batch_norm_matrix", tuple(parents), (*first.param(), "whole")
     return "batch_norm_matrix", operands, first.param()
 
 
-def _parent(values: Sequence[sp.Basic], shape: tuple[int, int]) -> sp.Basic | None:
+def parent_of(values: Sequence[sp.Basic], shape: tuple[int, int]) -> sp.Basic | None:
     """M, where `values` are M[0, 0], M[0, 1], ... of one matrix M of this shape, row-major."""
     first = values[0]
     if not isinstance(first, MatrixElement) or tuple(first.parent.shape) != shape:
@@ -277,15 +277,6 @@ def vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[ex.Exact, ...]:
     return (*dx, *(gdot if affine else ()), *(gsum if affine else ()))
 
 
-def component_value(a: Args, p: tuple[Any, ...]) -> ex.Exact:
-    return value(a, p)[p[6], p[7]]  # type: ignore[no-any-return]
-
-
-def component_partials(a: Args, p: tuple[Any, ...]) -> tuple[ex.Exact, ...]:
-    """d y_ij / d each operand: the backward of a one-hot output gradient."""
-    g = ex.full((p[0], p[1]), ex.ZERO)
-    g[p[6], p[7]] = ex.ONE
-    return vjp(a, None, p, g)
 
 
 def call_text(args: Sequence[str], param: tuple[Any, ...]) -> str:
@@ -381,14 +372,22 @@ def normalize_text(args: Sequence[str], param: tuple[Any, ...]) -> str:
     return text if len(param) <= 5 else f"{text}[{param[4]}, {param[5]}]"
 
 
-def _normalize_component(a: Args, p: tuple[Any, ...]) -> ex.Exact:
-    return normalize_value(a, p[:4])[p[4], p[5]]  # type: ignore[no-any-return]
+def element_of(value: Any, vjp: Any, k: int) -> tuple[Any, Any]:
+    """(value, partials) of one element (i, j) of a matrix op whose parameter is the matrix op's
+    first k entries, then i and j: its value, and the backward of a one-hot output gradient."""
+    def element(a: Args, p: tuple[Any, ...]) -> ex.Exact:
+        return value(a, p[:k])[p[k], p[k + 1]]  # type: ignore[no-any-return]
+
+    def partials(a: Args, p: tuple[Any, ...]) -> tuple[ex.Exact, ...]:
+        g = ex.full((p[0], p[1]), ex.ZERO)
+        g[p[k], p[k + 1]] = ex.ONE
+        return vjp(a, None, p[:k], g)  # type: ignore[no-any-return]
+
+    return element, partials
 
 
-def _normalize_partials(a: Args, p: tuple[Any, ...]) -> tuple[ex.Exact, ...]:
-    g = ex.full((p[0], p[1]), ex.ZERO)
-    g[p[4], p[5]] = ex.ONE
-    return normalize_vjp(a, None, p[:4], g)
+_normalize_component, _normalize_partials = element_of(normalize_value, normalize_vjp, 4)
+component_value, component_partials = element_of(value, vjp, 6)  # batch_norm's
 
 
 OP_FIELDS: Final = (

@@ -37,6 +37,7 @@ import flint
 
 from . import exact as ex
 from . import losses as ls
+from . import distances as dist
 from . import normalization as nm
 from . import reductions as rd
 from .primitives import SOFTPLUS_THRESHOLD
@@ -966,9 +967,10 @@ _REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.op_fields(logsumexp,
 # forward's mathematics), its backward the user's, read from source; the parameter is its `CustomSpec`.
 _CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lambda a, v, p: p.partials(a),
                     convention="the user's own `backward`")
-# torch's batch norm (`normalization.py`): one element of it, and the whole matrix (a matrix op).
-_NORM_OPS: Final = tuple(Op(**fields) for fields in nm.OP_FIELDS)
-_NORM_MATRIX_OPS: Final = tuple(Op(**fields) for fields in nm.MATRIX_OP_FIELDS)
+# torch's batch norm, F.normalize (`normalization.py`) and torch.cdist (`distances.py`): one element of
+# each, and the whole matrix (a matrix op).
+_NORM_OPS: Final = tuple(Op(**fields) for fields in (*nm.OP_FIELDS, *dist.OP_FIELDS))
+_NORM_MATRIX_OPS: Final = tuple(Op(**fields) for fields in (*nm.MATRIX_OP_FIELDS, *dist.MATRIX_OP_FIELDS))
 OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM, *_NORM_OPS,
                                                      *_NORM_MATRIX_OPS)}
 MATRIX_OPS: Final = frozenset(op.name for op in (*_MATRIX_OPS, *_NORM_MATRIX_OPS))

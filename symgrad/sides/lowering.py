@@ -288,7 +288,7 @@ class _Expressions:
             raise unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
         if op in ("stack", "softmax_vector", "log_softmax_vector", "batch_norm", "batch_norm_matrix", "normalize",
-                  "normalize_matrix"):
+                  "normalize_matrix", "cdist", "cdist_matrix"):
             # torch.stack takes tensors: constant elements become tensors of the program's dtype, kept on
             # the graph through an element beside them (a number, as they are; the first input may be a matrix).
             beside = next((a for a in args if isinstance(a, str)), None)

@@ -24,6 +24,8 @@ from ..program.normalization import batch_norm as batch_norm_node
 from ..program.normalization import call_text as batch_norm_text
 from ..program.normalization import normalize as normalize_node
 from ..program.normalization import normalize_text
+from ..program.distances import cdist as cdist_node
+from ..program.distances import text as cdist_text
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
 from ..program.activations import ACTIVATIONS
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
@@ -98,7 +100,8 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, *LOSSES, *REDUCTIONS,
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, cdist_node,
+                 *LOSSES, *REDUCTIONS,
                  *ACTIVATIONS)
 
 
@@ -249,7 +252,7 @@ FUNC_NAMES = {
     "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
 }
 # Ops whose variable is named by what it is, not by its operands (which are long names already).
-_PLAIN_NAMES = {"batch_norm": "normed", "batch_norm_matrix": "normed", "normalize": "unit", "normalize_matrix": "unit", "vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
+_PLAIN_NAMES = {"batch_norm": "normed", "batch_norm_matrix": "normed", "normalize": "unit", "normalize_matrix": "unit", "cdist": "dist", "cdist_matrix": "dist", "vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
 
 
 def matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -416,6 +419,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return batch_norm_text([operand_text(a) for a in args], param)
     if op in ("normalize", "normalize_matrix"):
         return normalize_text([operand_text(a) for a in args], param)
+    if op in ("cdist", "cdist_matrix"):
+        return cdist_text([operand_text(a) for a in args], param)
     if op in ("softmax_vector", "log_softmax_vector"):
         fn = op.removesuffix("_vector")
         stacked = f"torch.stack([{', '.join(operand_text(a) for a in args)}])"
