@@ -2,12 +2,13 @@
 appended to the table's `_SPELLINGS` by `torch_names` (as `torch_shapes.SHAPE_SPELLINGS` is).
 
     F.normalize(x, p=2, dim=1, eps=1e-12)    # each row (dim 1) or column (dim 0) of an (n, C) x
+    F.normalize(v, dim=0)                    # a vector divided by its norm
 
 torch computes x / x.norm(2, dim, keepdim=True).clamp_min(eps); symgrad reads it as one fused
 node per element (`program/normalization.normalize`), the whole matrix lowered to torch's own
 call, whose bits no composition of the table's rows is sure to give (the norm along a dim, the
-clamp and the broadcast division, each with its own backward). p other than 2 and a tensor of
-another rank are sentences.
+clamp and the broadcast division, each with its own backward). p other than 2, a dim the tensor
+does not have and a tensor of rank 0 are sentences.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from ..base.errors import UnsupportedNodeError
 from ..program.distances import cdist
 from ..program.normalization import normalize
-from .torch_values import Spelling, is_matrix, rank1, shape
+from .torch_values import RANK1, Spelling, is_matrix, rank1, shape
 
 _NN: Final = "torch.nn.functional."
 
@@ -47,19 +48,25 @@ def _normalize(a: Sequence[Any], k: dict[str, Any]) -> Any:
     if eps is None or eps < 0:
         raise UnsupportedNodeError("`F.normalize(..., eps=...)`: symgrad reads eps as a number >= 0.\n"
                                    "Fix: pass eps as a Python float.")
-    if not is_matrix(x) or rank1(x) is True:
+    if not is_matrix(x):
         raise UnsupportedNodeError(
-            "`F.normalize` is read of an (n, C) matrix, each row (dim=1) or column (dim=0) divided by its norm.\n"
-            "Fix: give a vector two dimensions, e.g. `F.normalize(v.reshape(1, -1), dim=1)`.")
+            "`F.normalize` is read of a vector (dim=0) or an (n, C) matrix, each row (dim=1) or column (dim=0) "
+            "divided by its norm.\nFix: pass a tensor of rank 1 or 2.")
     if isinstance(dim, sp.Integer):
         dim = int(dim)
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -2 <= dim <= 1:
-        raise UnsupportedNodeError(f"`F.normalize(..., dim={dim!r})`: an (n, C) matrix has the dims 0 and 1 (-2 and -1).\n"
-                                   "Fix: pass dim=1 (each row) or dim=0 (each column).")
+    vector = rank1(x) is True  # an (n, 1) column held as rank 1: its one dim, 0 (or -1)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not (-1 <= dim <= 0 if vector else -2 <= dim <= 1):
+        raise UnsupportedNodeError(
+            f"`F.normalize(..., dim={dim!r})`: " + ("a vector has the dim 0 (-1)" if vector else
+                                                    "an (n, C) matrix has the dims 0 and 1 (-2 and -1)")
+            + ".\nFix: pass dim=1 (each row) or dim=0 (each column; a vector's own).")
     rows, cols = shape(x)  # type: ignore[misc]
     xs = [MatrixElement(x, i, j) for i in range(rows) for j in range(cols)]
-    head = (rows, cols, dim % 2, sp.Float(eps))
-    return sp.ImmutableMatrix(rows, cols, [normalize(i, j, *head, *xs) for i in range(rows) for j in range(cols)])
+    head = (rows, cols, 0 if vector else dim % 2, sp.Float(eps))
+    out = sp.ImmutableMatrix(rows, cols, [normalize(i, j, *head, *xs) for i in range(rows) for j in range(cols)])
+    if vector:
+        RANK1.set(RANK1.get() | {out})
+    return out
 
 
 def _cdist(a: Sequence[Any], k: dict[str, Any]) -> Any:
@@ -84,7 +91,7 @@ def _cdist(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 NORM_SPELLINGS: Final = [
     Spelling(f"{_NN}normalize", "function", normalize, _normalize,
-             "p=2 of an (n, C) matrix along dim 1 or 0: torch's own call, x / x.norm(2, dim, keepdim=True)."
+             "p=2 of an (n, C) matrix along dim 1 or 0, or of a vector: torch's own call, x / x.norm(2, dim, keepdim=True)."
              "clamp_min(eps) (a norm exactly at eps, the kink, is a sentence)"),
     Spelling("torch.cdist", "function", cdist, _cdist,
              "p=2 of two (r, D) matrices: torch's own call, whose backward is _cdist_backward (a distance 0, the "

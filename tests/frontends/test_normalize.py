@@ -96,14 +96,43 @@ def l1_normalized(x):
 
 
 def vector_normalized(x):
-    return F.normalize(x[0], dim=0).sum()
+    return F.normalize(x[0], dim=1).sum()
 
 
 @pytest.mark.parametrize("fn, words", [
     (l1_normalized, "`F.normalize(x, p=1.0)`: symgrad reads the Euclidean norm, p=2, only"),
-    (vector_normalized, "`F.normalize` is read of an (n, C) matrix"),
-], ids=["p=1", "rank-1"])
+    (vector_normalized, "`F.normalize(..., dim=1)`: a vector has the dim 0 (-1)"),
+], ids=["p=1", "rank-1-dim-1"])
 def test_normalize_outside_what_is_read_is_a_sentence(fn: Any, words: str) -> None:
     with pytest.raises(sg.TraceError) as err:
         sg.trace(fn, torch.randn(2, 3, dtype=torch.float64))
     assert words in str(err.value) and "Fix:" in str(err.value)
+
+
+V_WEIGHTS = torch.tensor([0.5, -1.25, 2.0, 0.75, -0.5], dtype=torch.float64)  # exact in float32 too
+
+
+def unit_vector(v):
+    u = F.normalize(v, dim=0)
+    return (u * V_WEIGHTS.to(v.dtype)).sum() + torch.tanh(u).sum()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_normalize_of_a_vector_divides_it_by_its_norm(dtype: torch.dtype) -> None:
+    torch.manual_seed(11)
+    v = torch.randn(5, dtype=dtype)
+    t = sg.trace(unit_vector, v)
+    assert t.mode == "source" and t.fidelity.ok, t.fidelity.detail
+    c = t.compare()
+    assert c.ok
+    leaf = v.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(unit_vector(leaf), [leaf])
+    assert [e.grad_autograd for e in c.entries] == [float(x) for x in g]
+    X = [sp.Symbol(f"v[{k}]", real=True) for k in range(5)]
+    norm = sp.sqrt(sum(x ** 2 for x in X))
+    f = sum((x / norm) * exact(float(w)) + sp.tanh(x / norm) for x, w in zip(X, V_WEIGHTS))
+    at = {x: exact(float(val)) for x, val in zip(X, v.to(torch.float64))}
+    for e, s in zip(c.entries, X):
+        truth = sp.diff(f, s).subs(at).evalf(40)
+        for side in (e.grad_symbolic, e.grad_executed):
+            assert abs(sp.sympify(str(side)).evalf(40) - truth) < sp.Float("1e-25"), (str(e.wrt), side, truth)
