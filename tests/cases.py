@@ -45,6 +45,9 @@ from symgrad.program.custom import CustomSpec, Returned, fused_class, program_na
 from symgrad.program import activations as act
 from symgrad.program.losses import binary_cross_entropy, mse_loss, nll_loss
 from symgrad.program.losses import binary_cross_entropy_with_logits, huber_loss, smooth_l1_loss, weighted_nll_loss
+from symgrad.program.losses import smoothed_cross_entropy, weighted_binary_cross_entropy
+from symgrad.program.normalization import batch_norm, normalize
+from symgrad.program.distances import cdist
 from symgrad.program.rules import exact_eval
 from symgrad.program.primitives import vector_norm
 from symgrad.program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
@@ -326,6 +329,38 @@ CASES: tuple[Case, ...] = (
              [torch.full_like(x, 0.5), torch.ones_like(y)])),
          note="torch's binary_cross_entropy of (x, y) against (1/2, 1) (its clamps near 0 and 1: "
          "tests/frontends/test_losses.py)"),
+    Case("fused_weighted_binary_cross_entropy",
+         weighted_binary_cross_entropy(0, x, y, sp.Rational(1, 2), sp.Integer(1), sp.Rational(3, 2), sp.Rational(1, 4)),
+         (pt("inside", x=0.25, y=0.75),),
+         lambda x, y: torch.nn.functional.binary_cross_entropy(torch.stack([x, y]), torch.stack(
+             [torch.full_like(x, 0.5), torch.ones_like(y)]), weight=torch.stack(
+             [torch.full_like(x, 1.5), torch.full_like(y, 0.25)]), reduction="sum"),
+         note="torch's binary_cross_entropy of (x, y) against (1/2, 1) with weight=(3/2, 1/4), reduction='sum' "
+         "(tests/frontends/test_losses2.py)"),
+    Case("fused_smoothed_cross_entropy",
+         smoothed_cross_entropy(1, sp.Rational(1, 4), -100, 3, -1, 1, sp.Integer(1), sp.Integer(1), sp.Integer(1),
+                                x, y, z),
+         (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.nn.functional.cross_entropy(torch.stack([x, y, z]).reshape(1, 3), torch.tensor([1]),
+                                                           label_smoothing=0.25),
+         note="torch's cross_entropy of the logits (x, y, z) against the label 1, label_smoothing=1/4: "
+         "(3/4)*(-L[1]) + (1/12)*(-(L[0] + L[1] + L[2])) with L = log_softmax (tests/frontends/test_losses2.py)"),
+    Case("fused_batch_norm", batch_norm(1, 0, 3, 1, 1, sp.Rational(1, 2**16), 0, x, y, z),
+         (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.nn.functional.batch_norm(torch.stack([x, y, z]).reshape(3, 1),
+                                                        None, None, None, None, True, 0.0, 2.0**-16)[1, 0],
+         note="element (1, 0) of torch's batch norm (training, no affine) of the column (x, y, z): "
+         "(y - mean)/sqrt(var + eps), the biased variance (tests/frontends/test_modules2.py)"),
+    Case("fused_normalize", normalize(0, 1, 1, 3, 1, sp.Rational(1, 2**20), x, y, z),
+         (pt("inside", x=0.5, y=-1.25, z=2.0), pt("inside", x=0.0, y=2.0**-22, z=0.0)),
+         lambda x, y, z: torch.nn.functional.normalize(torch.stack([x, y, z]).reshape(1, 3), 2.0, 1, 2.0**-20)[0, 1],
+         note="y / max(sqrt(x**2 + y**2 + z**2), eps) of F.normalize (dim 1): the second point's norm is below eps, "
+         "where it is y/eps (tests/frontends/test_normalize.py)"),
+    Case("fused_cdist", cdist(0, 1, 1, 2, 1, x, y, z),
+         (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.cdist(torch.stack([x]).reshape(1, 1), torch.stack([y, z]).reshape(2, 1))[0, 1],
+         note="torch.cdist of the point x to z on a line: sqrt((x - z)**2), a cone at x = z "
+         "(tests/frontends/test_cdist.py)"),
     Case("fused_smooth_l1_loss", smooth_l1_loss(1, sp.Rational(1, 2), x, y, z, sp.Integer(0)),
          (pt("inside", x=0.5, y=-1.25, z=0.0), pt("inside", x=0.25, y=0.125, z=0.0)),
          lambda x, y, z: torch.nn.functional.smooth_l1_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)]),

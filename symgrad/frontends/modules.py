@@ -55,6 +55,7 @@ import torch
 from . import source_data as sd
 from . import source_indexing as ix
 from . import source_random as draws
+from . import module_layers as ml
 from . import torch_names as tn
 from .loss_modules import READ_AS as LOSSES_READ_AS
 from .loss_modules import call_loss, constant_of, loss_class
@@ -67,7 +68,8 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
                        torch.nn.SiLU: "torch.nn.functional.silu"}
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
-READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
+READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.BatchNorm1d, "
+                  "nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
                   "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, "
                   "nn.Dropout (in training mode its mask is data of your run), "
                   f"the losses {LOSSES_READ_AS}")
@@ -130,6 +132,8 @@ class ModuleRef(Bound):
     def attribute(self, name: str, node: ast.AST) -> Any:
         m = self.module
         what = f"{self.path}{name}"
+        if isinstance(m, ml.CONTAINERS) and ml.container_attribute(self, name) is not None:
+            return ml.container_attribute(self, name)  # `.values()` of an nn.ModuleDict
         if name in m._parameters:
             t = m._parameters[name]
             if t is None:
@@ -165,6 +169,12 @@ class ModuleRef(Bound):
                            "parameters, buffers, submodules, numbers and its own methods).\n"
                            "Fix: compute the value in `forward` from tensors and numbers.")
 
+    def item(self, key: Any, node: ast.AST) -> Any:
+        return ml.member(self, key, node)  # `self.layers[0]`, `self.heads["a"]`
+
+    def members(self, node: ast.AST) -> list[Any]:
+        return ml.members(self, node)  # `for layer in self.layers`
+
     def call(self, calls: Any, args: list[Any], kwargs: dict[str, Any], node: ast.AST, target: Any) -> Any:
         m = self.module
         cls = type(m).__name__
@@ -174,6 +184,7 @@ class ModuleRef(Bound):
         forward = type(m).forward
         if _own(forward):
             return self.inline(calls, forward, [self, *args], kwargs, node, self.path)
+        ml.not_callable(self, node)  # an nn.ModuleList or nn.ModuleDict called itself
         if loss_class(m) is not None:  # a loss module: its functional form with its options
             return call_loss(m, _capital(self.label()), calls, args, kwargs, node, target)
         if kwargs:
@@ -217,6 +228,8 @@ class ModuleRef(Bound):
                 return apply(tn.SPELLINGS[spelled], [x], {"dim": m.dim}, node, target)  # type: ignore[attr-defined]
         if forward is torch.nn.Identity.forward:
             return x
+        if ml.is_batch_norm(m):  # torch's batch norm of an (n, C) batch, one fused node per element
+            return ml.batch_norm_layer(self, x, node)
         if any(forward is cls.forward for cls in _DROPOUT):
             if m.training and m.p > 0 and type(m) is not torch.nn.Dropout:  # type: ignore[attr-defined,operator]
                 raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode, "
@@ -361,6 +374,9 @@ def _trainable(module: torch.nn.Module, prefix: str, params: Parameters, keys: d
                taken: set[str]) -> None:
     """The inputs of `module`: each parameter that requires grad, then each leaf tensor attribute
     that requires grad (`tensor_attributes`), by its path (`fc1.weight`, `w`, `net.w`)."""
+    lazy = ml.uninitialized(module)  # an nn.LazyLinear that has not run: no shape yet
+    if lazy is not None:
+        raise TraceError(lazy)
     found = list(module.named_parameters()) + [(path, t) for _, path, t in tensor_attributes(module)]
     for path, p in found:
         if not p.requires_grad or id(p) in params.names:

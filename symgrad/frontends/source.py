@@ -445,7 +445,11 @@ class StatementTranslator(ast.NodeVisitor):
         self.state.span = self.span_of(node)
         span = self.state.span
         outer, self.state.block = self.state.block, []
-        self.statements(node.body)
+        self.state.looping += 1
+        try:
+            self.statements(node.body)
+        finally:
+            self.state.looping -= 1
         body, self.state.block = self.state.block, outer
         self.state.span = span
         return cg.CodeBlock(*body) if body else cg.CodeBlock()

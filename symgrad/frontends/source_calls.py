@@ -27,7 +27,7 @@ from . import source_data as sd
 from . import source_indexing as ix
 from . import source_random as sr
 from . import torch_names as tn
-from .loss_modules import LossClass, LossObject, loss_class
+from .loss_modules import LossClass, LossObject, constant_of, loss_class
 from .source_inplace import data
 from .source_python import PYTHON_BUILTINS, builtin_call, generated
 from .source_inline import Helper, default_of, is_helper, spread, spread_keywords
@@ -126,6 +126,8 @@ class CallTranslator:
                                    "its gradient is not one the comparison can see.\nFix: pass it as an argument.")
             if obj.ndim == 0:
                 return float(obj.item()) if obj.is_floating_point() else int(obj.item())
+            if obj.is_floating_point() and obj.ndim <= 2:
+                return constant_of(obj)  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it
             arr = obj.detach().to(torch.float64).cpu().numpy()
             if arr.ndim == 1:
                 arr = arr.reshape(-1, 1)
@@ -284,6 +286,8 @@ class CallTranslator:
             return range(*(int(a) for a in args))
         if func in PYTHON_BUILTINS and func not in (range, len):
             return builtin_call(self, func, args, node)
+        if func is len and len(args) == 1 and isinstance(args[0], Bound):  # a module container: its members
+            return len(args[0].members(node))
         if func is len:
             shape = ix.torch_shape(args[0]) if args else ()
             if not shape:

@@ -21,7 +21,7 @@ from . import source_python as py
 from . import torch_argmax as argmax
 from . import torch_names as tn
 from .source_calls import CallTranslator
-from .source_state import Data, Refuse, TranslationState, is_bool, to_sympy
+from .source_state import Bound, Data, Refuse, TranslationState, is_bool, to_sympy
 from .torch_argmax import Indices
 from .torch_reductions import MaxResult, part_of
 from ..base.errors import UnsupportedNodeError
@@ -98,6 +98,10 @@ class ExpressionTranslator:
             return part
         if isinstance(base, Indices):
             raise Refuse(node, base.refusal())
+        if isinstance(base, Bound):  # a module container's member (`self.layers[0]`, `self.heads["a"]`)
+            key = node.slice
+            return base.item(key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else self.value(key),
+                             node)
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         read = [self.index_part(p) for p in parts]
         if any(isinstance(p, Indices) for p in read):  # `W[i]` of an argmax's indices (torch_argmax)

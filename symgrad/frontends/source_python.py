@@ -18,7 +18,7 @@ from . import source_indexing as ix
 from . import source_random as draws
 from . import torch_names as tn
 from .source_inplace import is_leaf
-from .source_state import Refuse
+from .source_state import Bound, Refuse
 from .torch_reductions import MaxResult
 
 # The longest rank-1 tensor a `for a in x` loop is read over (each element is one pass of the loop).
@@ -64,6 +64,8 @@ def comprehension(tr: Any, node: ast.ListComp) -> list[Any]:
     if tn.is_matrix(iterable) and len(ix.torch_shape(iterable)) == 1:
         iterable = [tr.state.materialise(ix.index(iterable, [k], gen.iter), where=gen.iter)
                     for k in range(ix.torch_shape(iterable)[0])]
+    if isinstance(iterable, Bound):  # a module container: its members
+        iterable = iterable.members(gen.iter)
     if not isinstance(iterable, (range, list, tuple)):
         raise Refuse(gen.iter, "A list comprehension here runs over `range(...)`, a rank-1 tensor, a list or a tuple.\n"
                                "Fix: loop over `range(n)` and index what you need.")
@@ -183,6 +185,8 @@ def for_loop(tr: Any, node: ast.For) -> None:
         values: list[Any] = [ix.index(iterable, [k], node) for k in range(shape[0])]
     elif isinstance(iterable, (range, tuple, list)):
         values = list(iterable)
+    elif isinstance(iterable, Bound):  # a module container: its members (`for layer in self.layers`)
+        values = iterable.members(it)
     else:
         raise Refuse(node, "symgrad loops over `range(...)`, a rank-1 tensor, a tuple or a list.\n"
                            "Fix: loop over `range(n)` and index what you need.")

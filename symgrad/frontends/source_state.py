@@ -48,6 +48,15 @@ class Bound:
     def call(self, calls: Any, args: list[Any], kwargs: dict[str, Any], node: ast.AST, target: Any) -> Any:
         raise Refuse(node, "This object cannot be called here.")
 
+    def item(self, key: Any, node: ast.AST) -> Any:
+        """`obj[key]` (a module container's member: `self.layers[0]`, `self.heads["a"]`)."""
+        raise Refuse(node, "This object cannot be indexed here.")
+
+    def members(self, node: ast.AST) -> list[Any]:
+        """What `for v in obj` runs over (a module container's members, in order)."""
+        raise Refuse(node, "symgrad loops over `range(...)`, a rank-1 tensor, a tuple or a list.\n"
+                           "Fix: loop over `range(n)` and index what you need.")
+
 
 # Readers of Python objects another module of the front ends knows (`custom_function`: the user's
 # torch.autograd.Function): (object, name) -> its `Bound`, or None. They register themselves here
@@ -86,6 +95,7 @@ class TranslationState:
         self.origins: dict[sp.Basic, Any] = {}  # node or statement -> its SourceSpan
         self.block: list[sp.Basic] = []
         self.pure = 0  # > 0 inside if-branches and conditions: values are expressions, no statements
+        self.looping = 0  # > 0 inside the body of a loop of the program (a `while`, a `for` not unrolled)
         self.no_grad = 0
         self.span: Any = None  # the SourceSpan of the statement being read
         self.locate: Any = None  # ast node -> its SourceSpan with the user's code (set by the statement translator)
@@ -166,6 +176,13 @@ class TranslationState:
             base = f"{self.prefix}{name}_v" if name in self.params else self.prefix + name
             self.vars[key] = sp.MatrixSymbol(base, *shape)  # type: ignore[assignment]
         sym = self.vars[key]
+        if tuple(sym.shape) != tuple(shape) and not self.looping and not self.pure:
+            # Straight-line code (an unrolled loop over module members, `for layer in self.layers:
+            # x = layer(x)`): each assignment runs once, so the value of the new shape is a new
+            # variable of the program, and later reads see it.
+            base = self.fresh(f"{sym.name}_")  # type: ignore[attr-defined]
+            self.vars[key] = sp.MatrixSymbol(base.name, *shape)  # type: ignore[assignment]
+            sym = self.vars[key]
         if tuple(sym.shape) != tuple(shape):
             raise Refuse(None, f"`{name}` changes shape here, from {tuple(sym.shape)} to {tuple(shape)}; a variable "
                                "assigned in a loop or branch keeps one shape.\n"

@@ -29,6 +29,8 @@ from ..program.losses import (
     mse_loss,
     nll_loss,
     smooth_l1_loss,
+    smoothed_cross_entropy,
+    weighted_binary_cross_entropy,
     weighted_nll_loss,
 )
 from .torch_shapes import torch_dims
@@ -120,10 +122,18 @@ def _l1(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _bce(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
-    r = _reduction("binary_cross_entropy", k, a, 3, {"target"})
+    w = k.pop("weight", a[2] if len(a) > 2 else None)
+    r = _reduction("binary_cross_entropy", k, a, 5, {"target"})
     p, t = _pair("binary_cross_entropy", a, k)
-    if len(a) > 2 and a[2] is not None:
-        raise UnsupportedNodeError("`F.binary_cross_entropy` with a weight is not read.\n" + _LOSS_OPTIONS["weight"])
+    if w is not None:  # torch's kernel: each element's loss times its weight, then the reduction
+        weights = _constant_like("binary_cross_entropy", "weight", w, p)
+        if r == 2 and is_matrix(p):
+            rows, cols = shape(p)  # type: ignore[misc]
+            return c.elementwise(lambda b, k2: weighted_binary_cross_entropy(2, *(as_scalar(v) for v in b)))(
+                [p, t, sp.ImmutableMatrix(rows, cols, weights)], {})
+        if not is_matrix(p):
+            return weighted_binary_cross_entropy(r, as_scalar(p), as_scalar(t), weights[0])
+        return weighted_binary_cross_entropy(r, *_elements(p), *_elements(t), *weights)
     if r == 2:  # torch's kernel on each element
         return c.elementwise(lambda b, k2: binary_cross_entropy(2, as_scalar(b[0]), as_scalar(b[1])))([p, t], {})
     if not is_matrix(p):
@@ -222,15 +232,32 @@ def _cross_entropy(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
         return _probabilities(c, a, k, smoothing)
     weight, ignore, r = _label_options("cross_entropy", a, k)
     _labels("cross_entropy", x, y, int(ignore) if isinstance(ignore, (int, sp.Integer)) else -100)
-    nll = _nll_of("cross_entropy", c.log_softmax([x], {"dim": 1}), y, r, weight, ignore)
     if smoothing not in (0, 0.0):
-        # torch's cross_entropy_loss_label_smoothing, (1 - eps)*nll + eps/C*(-log_softmax(X, 1).sum(1)) reduced,
-        # composed of the table's rows gives its forward's bits but not its backward's: torch's one
-        # log_softmax node feeds both parts, while the picked elements of nll read per-row log_softmax
-        # steps here (their gradients gather otherwise): a sentence, until it is one fused op.
-        raise UnsupportedNodeError("`F.cross_entropy` of class labels with `label_smoothing=` is not read.\n"
-                                   + _LOSS_OPTIONS["label_smoothing"])
-    return nll
+        return _smoothed(x, y, r, weight, ignore, smoothing)
+    return _nll_of("cross_entropy", c.log_softmax([x], {"dim": 1}), y, r, weight, ignore)
+
+
+def _smoothed(x: Any, y: Any, r: int, weight: Any, ignore: Any, smoothing: Any) -> Any:
+    """torch's cross_entropy_loss_label_smoothing of integer labels, one fused node (a column of one
+    node per row for 'none'): composed of the table's rows it gives torch's forward bits but not
+    its backward's, since torch's one log_softmax takes the gradient of both parts at once."""
+    eps = _number("cross_entropy", "label_smoothing", smoothing)
+    if not 0 <= eps <= 1:
+        raise UnsupportedNodeError(f"`F.cross_entropy(..., label_smoothing={eps})`: torch takes 0 <= label_smoothing "
+                                   "<= 1.\nFix: pass a value in that range.")
+    if isinstance(ignore, bool) or not isinstance(ignore, (int, sp.Integer)):
+        raise UnsupportedNodeError(f"`F.cross_entropy(..., ignore_index={ignore!r})`: torch takes an integer.\n"
+                                   "Fix: pass an int.")
+    labels = _labels("cross_entropy", x, y, int(ignore))
+    rows, classes = shape(x)  # type: ignore[misc]
+    weights = [sp.Integer(1)] * classes if weight is None else _class_weights("cross_entropy", weight, classes)
+    head = [sp.Float(float(eps)) if not isinstance(eps, sp.Integer) else eps, int(ignore), classes]
+    tail = [*labels, *weights, *_elements(x)]
+    if r != 2:
+        return smoothed_cross_entropy(r, *head, -1, *tail)
+    column = sp.ImmutableMatrix(rows, 1, [smoothed_cross_entropy(2, *head, i, *tail) for i in range(rows)])
+    RANK1.set(RANK1.get() | {column})
+    return column
 
 
 def _probabilities(c: Composed, a: Sequence[Any], k: dict[str, Any], smoothing: Any) -> Any:
@@ -354,10 +381,11 @@ def loss_spellings(c: Composed) -> list[Spelling]:
                  "weight= and ignore_index= ('mean' divides by the kept rows' weights; 'none' is 0 at a row ignored)"),
         Spelling(f"{_NN}cross_entropy", "function", nll_loss, bound(_cross_entropy),
                  "integer labels: nll_loss of log_softmax(X, 1), as torch computes it (weight=, ignore_index= "
-                 "as nll_loss's); class probabilities (a float "
+                 "as nll_loss's; label_smoothing= as torch's one fused kernel); class probabilities (a float "
                  "target of X's shape, label_smoothing= too): -(log_softmax(X, 1)*Q) reduced, torch's composition"),
         Spelling(f"{_NN}binary_cross_entropy", "function", binary_cross_entropy, bound(_bce),
-                 "torch's kernel, its clamps included (log at -100, the backward's denominator at 1e-12)"),
+                 "torch's kernel, its clamps included (log at -100, the backward's denominator at 1e-12); a constant "
+                 "weight= multiplies each element's loss before the reduction"),
         Spelling(f"{_NN}smooth_l1_loss", "function", smooth_l1_loss, bound(_smooth_l1),
                  "torch's fused kernel and backward (beta > 0; beta = 0 is l1_loss, as torch's F calls it)"),
         Spelling(f"{_NN}huber_loss", "function", huber_loss, bound(_huber),

@@ -22,7 +22,7 @@ p*(1 - p) at 1e-12 in the backward), which the mathematics does not have.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import sympy as sp
 from sympy.core.function import ArgumentIndexError
@@ -141,6 +141,28 @@ class binary_cross_entropy(_Loss):
         if k == 0:
             return self.scale() * (-t / p + (1 - t) / (1 - p))
         return self.scale() * (sp.log(1 - p) - sp.log(p))
+
+
+class weighted_binary_cross_entropy(_Loss):
+    """`torch.nn.functional.binary_cross_entropy(p, t, weight=w, reduction)` (and `nn.BCELoss(weight=w)`):
+    -sum(w_j*(t_j*log(p_j) + (1 - t_j)*log(1 - p_j))) / n**r ('mean' divides by n, not by the
+    weights, as torch's kernel multiplies each element's loss by its weight before the reduction).
+    Its arguments: (r, p_0, ..., t_0, ..., w_0, ...), the weights constants (torch does not
+    differentiate them), broadcast to p's shape."""
+
+    TENSORS = 3
+
+    def written_out(self) -> sp.Expr:
+        return -self.scale() * sp.Add(*[w * (t * sp.log(p) + (1 - t) * sp.log(1 - p)) for p, t, w in self.parts()])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        k, j = self._position(argindex)
+        p, t, w = self.parts()[j]
+        if k == 0:
+            return self.scale() * w * (-t / p + (1 - t) / (1 - p))
+        if k == 1:
+            return self.scale() * w * (sp.log(1 - p) - sp.log(p))
+        return -self.scale() * (t * sp.log(p) + (1 - t) * sp.log(1 - p))
 
 
 class smooth_l1_loss(_Loss):
@@ -275,8 +297,71 @@ class weighted_nll_loss(_Loss):
         return -self.scale() * weight
 
 
-LOSSES: Final = (mse_loss, nll_loss, binary_cross_entropy, smooth_l1_loss, huber_loss, binary_cross_entropy_with_logits,
-                 weighted_nll_loss)
+class smoothed_cross_entropy(_Loss):
+    """`torch.nn.functional.cross_entropy(X, y, weight=w, ignore_index=k, label_smoothing=s, reduction)`
+    of an (n, C) matrix of logits and integer labels, as torch's cross_entropy_loss_label_smoothing
+    computes it from one L = log_softmax(X, 1): (1 - s)*nll_loss(L, y, w, k) + s/C * smooth, where
+    smooth = -sum over the rows kept of sum_c w_c*L[i, c], divided for 'mean' by the kept rows'
+    total weight (their count without weight=), as nll_loss is. Its arguments: (r, s, k, C, row,
+    y_0, ..., y_(n-1), w_0, ..., w_(C-1), X[0, 0], ..., X[n-1, C-1]); row is -1 for 'mean' (r = 1)
+    and 'sum' (r = 0), and for 'none' (r = 2) the row whose loss this node is (0 where ignored)."""
+
+    @property
+    def OPTIONS(self) -> int:  # type: ignore[override]
+        return 4 + self.rows + int(self.args[3])
+
+    @property
+    def rows(self) -> int:
+        return (len(self.args) - 5 - int(self.args[3])) // (int(self.args[3]) + 1)
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> None:
+        classes = args[3] if len(args) > 3 else None
+        rest = len(args) - 5 - int(classes) if classes is not None and classes.is_Integer else -1
+        if (len(args) < 7 or args[0] not in (0, 1, 2) or classes is None or not classes.is_Integer or classes < 1
+                or rest <= 0 or rest % (int(classes) + 1) or not args[4].is_Integer):
+            raise UnsupportedNodeError(
+                f"smoothed_cross_entropy({', '.join(sp.sstr(a) for a in args[:6])}, ...) is not a loss symgrad reads: "
+                "(r, label_smoothing, ignore_index, C, row, the n labels, the C class weights, the n*C logits).\n"
+                "Fix: write it as torch.nn.functional.cross_entropy(X, y, label_smoothing=s) in torch code.")
+        return None
+
+    @property
+    def n(self) -> int:
+        return self.rows * int(self.args[3])
+
+    def _position(self, argindex: int) -> tuple[int, int]:
+        if argindex <= 1 + self.OPTIONS:
+            raise ArgumentIndexError(self, argindex)
+        return 0, argindex - 2 - self.OPTIONS
+
+    def written_out(self) -> sp.Expr:
+        r, eps, ignore, classes, row = self.args[:5]
+        n, c = self.rows, int(classes)
+        labels = self.args[5:5 + n]
+        weights = self.args[5 + n:5 + n + c]
+        x = self.args[5 + n + c:]
+        kept = [i for i, y in enumerate(labels) if y != ignore and (row < 0 or i == row)]
+
+        def log_p(i: int, j: int) -> sp.Expr:
+            return x[i * c + j] - sp.log(sp.Add(*[sp.exp(x[i * c + m]) for m in range(c)]))
+
+        total = sp.Add(*[weights[int(labels[i])] for i in kept]) if r == 1 else sp.Integer(1)
+        nll = -sp.Add(*[weights[int(labels[i])] * log_p(i, int(labels[i])) for i in kept]) / total
+        smooth = -sp.Add(*[weights[j] * log_p(i, j) for i in kept for j in range(c)]) / total
+        return (1 - eps) * nll + eps / c * smooth
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        arg = self.args[argindex - 1]
+        d = sp.Dummy("d", real=True)
+        out = self.written_out().subs(arg, d) if not arg.is_number else None
+        if out is None:
+            raise ArgumentIndexError(self, argindex)
+        return sp.diff(out, d).subs(d, arg)
+
+
+LOSSES: Final = (mse_loss, nll_loss, binary_cross_entropy, weighted_binary_cross_entropy, smooth_l1_loss, huber_loss, binary_cross_entropy_with_logits,
+                 weighted_nll_loss, smoothed_cross_entropy)
 LOSS_NAMES: Final = frozenset(cls.__name__ for cls in LOSSES)
 
 
@@ -327,36 +412,46 @@ def _clamped_log(u: ex.Exact) -> ex.Exact:
     return v if ex.cmp(v, ex.Q(BCE_LOG_FLOOR)) >= 0 else ex.Q(BCE_LOG_FLOOR)
 
 
-def bce_value(a: Sequence[ex.Exact], mean: int) -> ex.Exact:
-    """torch's kernel: (t - 1)*max(log1p(-p), -100) - t*max(log(p), -100), reduced."""
-    pairs = _split(a, 2)
-    terms = [ex.sub(ex.mul(ex.sub(t, ex.ONE), _clamped_log(ex.sub(ex.ONE, p))), ex.mul(t, _clamped_log(p)))
-             for p, t in pairs]
-    return _scaled(_sum(terms), len(pairs), mean)
+def _bce_parts(a: Sequence[ex.Exact], weighted: bool) -> list[tuple[ex.Exact, ex.Exact, ex.Exact]]:
+    """(p, t, w) per element, w 1 where no weight is given."""
+    return [(u[0], u[1], u[2] if weighted else ex.ONE) for u in _split(a, 3 if weighted else 2)]
+
+
+def bce_value(a: Sequence[ex.Exact], mean: int, weighted: bool = False) -> ex.Exact:
+    """torch's kernel: (t - 1)*max(log1p(-p), -100) - t*max(log(p), -100), times the weight
+    where one is given (`loss.mul_(weight)`), reduced ('mean' divides by n)."""
+    parts = _bce_parts(a, weighted)
+    terms = [ex.mul(w, ex.sub(ex.mul(ex.sub(t, ex.ONE), _clamped_log(ex.sub(ex.ONE, p))), ex.mul(t, _clamped_log(p))))
+             for p, t, w in parts]
+    return _scaled(_sum(terms), len(parts), mean)
 
 
 _EPS: Final = ex.from_float(BCE_EPSILON)
 
 
-def bce_partials(a: Sequence[ex.Exact], mean: int) -> tuple[ex.Exact, ...]:
-    """torch's binary_cross_entropy_backward, grad*(p - t)/max((1 - p)*p, 1e-12) (divided by n
-    for 'mean'), and its target backward, -logit(p)*grad = (log(1 - p) - log(p))*grad, which
-    has no clamp (inf at p = 0)."""
-    pairs = _split(a, 2)
-    n = ex.Q(len(pairs)) if mean == 1 else ex.ONE
+def bce_partials(a: Sequence[ex.Exact], mean: int, weighted: bool = False) -> tuple[ex.Exact, ...]:
+    """torch's binary_cross_entropy_backward, grad*(p - t)/max((1 - p)*p, 1e-12) (times the
+    weight where one is given, divided by n for 'mean'), and its target backward, -logit(p)*grad
+    = (log(1 - p) - log(p))*grad (times the weight), which has no clamp (inf at p = 0). A weight
+    is a constant: its partial is the mathematics', its element's loss / n."""
+    parts = _bce_parts(a, weighted)
+    n = ex.Q(len(parts)) if mean == 1 else ex.ONE
     dp = []
     dt = []
-    for p, t in pairs:
+    dw = []
+    for p, t, w in parts:
         den = ex.mul(ex.sub(ex.ONE, p), p)
-        dp.append(ex.div(ex.div(ex.sub(p, t), den if ex.cmp(den, _EPS) >= 0 else _EPS), n))
-        dt.append(ex.div(ex.sub(ex.log(ex.sub(ex.ONE, p)), ex.log(p)), n))
-    return (*dp, *dt)
+        dp.append(ex.div(ex.mul(w, ex.div(ex.sub(p, t), den if ex.cmp(den, _EPS) >= 0 else _EPS)), n))
+        dt.append(ex.div(ex.mul(w, ex.sub(ex.log(ex.sub(ex.ONE, p)), ex.log(p))), n))
+        if weighted:
+            dw.append(ex.div(ex.neg(ex.add(_xlog(t, p), _xlog(ex.sub(ex.ONE, t), ex.sub(ex.ONE, p)))), n))
+    return (*dp, *dt, *dw)
 
 
-def bce_departs(a: Sequence[ex.Exact]) -> bool:
+def bce_departs(a: Sequence[ex.Exact], weighted: bool = False) -> bool:
     """Where torch's clamps act: the backward's where (1 - p)*p < 1e-12 (which holds wherever a
     log is below -100 too)."""
-    return any(ex.cmp(ex.mul(ex.sub(ex.ONE, p), p), _EPS) < 0 for p, _ in _split(a, 2))
+    return any(ex.cmp(ex.mul(ex.sub(ex.ONE, p), p), _EPS) < 0 for p, _, _ in _bce_parts(a, weighted))
 
 
 def _xlog(c: ex.Exact, u: ex.Exact) -> ex.Exact:
@@ -364,19 +459,21 @@ def _xlog(c: ex.Exact, u: ex.Exact) -> ex.Exact:
     return ex.ZERO if ex.is_zero(c) else ex.mul(c, ex.log(u))
 
 
-def bce_math(a: Sequence[ex.Exact], mean: int) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
-    """The mathematics' value and partials, no clamp: -(t*log(p) + (1 - t)*log(1 - p)) and
-    -t/p + (1 - t)/(1 - p) (a term whose coefficient is 0 is 0)."""
-    pairs = _split(a, 2)
-    n = ex.Q(len(pairs)) if mean == 1 else ex.ONE
-    value = ex.div(ex.neg(_sum([ex.add(_xlog(t, p), _xlog(ex.sub(ex.ONE, t), ex.sub(ex.ONE, p))) for p, t in pairs])), n)
+def bce_math(a: Sequence[ex.Exact], mean: int, weighted: bool = False) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
+    """The mathematics' value and partials, no clamp: -w*(t*log(p) + (1 - t)*log(1 - p)) and
+    w*(-t/p + (1 - t)/(1 - p)) (a term whose coefficient is 0 is 0; w is 1 without a weight)."""
+    parts = _bce_parts(a, weighted)
+    n = ex.Q(len(parts)) if mean == 1 else ex.ONE
+    losses = [ex.neg(ex.add(_xlog(t, p), _xlog(ex.sub(ex.ONE, t), ex.sub(ex.ONE, p)))) for p, t, _ in parts]
+    value = ex.div(_sum([ex.mul(w, v) for (_, _, w), v in zip(parts, losses)]), n)
     dp = []
-    for p, t in pairs:
+    for p, t, w in parts:
         left = ex.ZERO if ex.is_zero(t) else ex.neg(ex.div(t, p))
         right = ex.ZERO if ex.is_zero(ex.sub(ex.ONE, t)) else ex.div(ex.sub(ex.ONE, t), ex.sub(ex.ONE, p))
-        dp.append(ex.div(ex.add(left, right), n))
-    dt = [ex.div(ex.sub(ex.log(ex.sub(ex.ONE, p)), ex.log(p)), n) for p, _ in pairs]
-    return value, (*dp, *dt)
+        dp.append(ex.div(ex.mul(w, ex.add(left, right)), n))
+    dt = [ex.div(ex.mul(w, ex.sub(ex.log(ex.sub(ex.ONE, p)), ex.log(p))), n) for p, _, w in parts]
+    dw = [ex.div(v, n) for v in losses] if weighted else []
+    return value, (*dp, *dt, *dw)
 
 
 def _option(v: object) -> ex.Exact:
@@ -502,6 +599,69 @@ def weighted_nll_partials(a: Sequence[ex.Exact], p: tuple) -> tuple[ex.Exact, ..
     return tuple(ex.neg(ex.div(w, total) if int(p[0]) == 1 else w) for w in per_row)
 
 
+def _smoothed_parts(a: Sequence[ex.Exact], p: tuple, log_softmax: Any,  # type: ignore[type-arg]
+                    softmax: Any) -> tuple[list[tuple[int, int, list[ex.Exact], list[ex.Exact]]], ex.Exact, ex.Exact, ex.Exact]:
+    """Per row kept (and, for 'none', only the node's row): (i, y_i, its log_softmax, its softmax),
+    the divisor (the kept rows' total weight for 'mean', else 1), 1 - s, and s/C."""
+    r, eps, ignore, classes, row = int(p[0]), _option(p[1]), p[2], int(p[3]), int(p[4])
+    n = len(a) // classes
+    labels, weights = p[5:5 + n], [_option(w) for w in p[5 + n:5 + n + classes]]
+    rows = []
+    for i, y in enumerate(labels):
+        if y == ignore or (row >= 0 and i != row):
+            continue
+        logits = list(a[i * classes:(i + 1) * classes])
+        rows.append((i, int(y), [log_softmax(logits, j) for j in range(classes)], softmax(logits)))
+    total = _sum([weights[y] for _, y, _, _ in rows]) if r == 1 else ex.ONE
+    return rows, total, ex.sub(ex.ONE, eps), ex.div(eps, ex.Q(classes))
+
+
+def smoothed_ce_value(a: Sequence[ex.Exact], p: tuple, log_softmax: Any, softmax: Any) -> ex.Exact:  # type: ignore[type-arg]
+    """torch's cross_entropy_loss_label_smoothing: (1 - s)*nll + (s/C)*smooth, both / the total."""
+    rows, total, keep, share = _smoothed_parts(a, p, log_softmax, softmax)
+    classes, n = int(p[3]), len(a) // int(p[3])
+    weights = [_option(w) for w in p[5 + n:5 + n + classes]]
+    nll = _sum([ex.neg(ex.mul(weights[y], logp[y])) for _, y, logp, _ in rows])
+    smooth = _sum([ex.neg(ex.mul(weights[j], logp[j])) for _, _, logp, _ in rows for j in range(classes)])
+    if ex.is_zero(total):
+        return ex.NAN  # 'mean' of no row kept: 0/0, as in torch
+    return ex.add(ex.mul(keep, ex.div(nll, total)), ex.mul(share, ex.div(smooth, total)))
+
+
+def smoothed_ce_partials(a: Sequence[ex.Exact], p: tuple, log_softmax: Any,  # type: ignore[type-arg]
+                         softmax: Any) -> tuple[ex.Exact, ...]:
+    """torch's backward: one log_softmax backward of the gradient both parts give its result,
+    g_j - softmax_j * sum(g), with g_c = -((1 - s)*w[y]*[c = y] + (s/C)*w_c)/total; 0 for a row
+    not kept."""
+    rows, total, keep, share = _smoothed_parts(a, p, log_softmax, softmax)
+    classes, n = int(p[3]), len(a) // int(p[3])
+    weights = [_option(w) for w in p[5 + n:5 + n + classes]]
+    out = [ex.ZERO] * len(a)  # a row not kept: 0 (torch masks it), also where no row is kept ('mean' of 0/0)
+    for i, y, _, soft in rows:
+        if ex.is_zero(total):  # rows kept whose weights are all 0: torch's -w/total is 0/0
+            out[i * classes:(i + 1) * classes] = [ex.NAN] * classes
+            continue
+        g = [ex.neg(ex.div(ex.add(ex.mul(keep, weights[y]) if j == y else ex.ZERO, ex.mul(share, weights[j])), total))
+             for j in range(classes)]
+        summed = _sum(g)
+        for j in range(classes):
+            out[i * classes + j] = ex.sub(g[j], ex.mul(soft[j], summed))
+    return tuple(out)
+
+
+def _smoothed_text(args: Sequence[str], param: tuple) -> str:  # type: ignore[type-arg]
+    r, eps, ignore, classes, row = int(param[0]), float(param[1]), int(param[2]), int(param[3]), int(param[4])
+    n = len(args) // classes
+    labels = [int(y) for y in param[5:5 + n]]
+    weights = [float(w) for w in param[5 + n:5 + n + classes]]
+    weight = ("" if all(w == 1.0 for w in weights) else
+              ", weight=torch.stack([" + ", ".join(f"torch.full_like({args[0]}, {w!r})" for w in weights) + "])")
+    reduction = {0: "sum", 1: "mean", 2: "none"}[r]
+    text = (f"torch.nn.functional.cross_entropy(torch.stack([{', '.join(args)}]).reshape({n}, {classes}), "
+            f"torch.tensor({labels}){weight}, ignore_index={ignore}, reduction='{reduction}', label_smoothing={eps!r})")
+    return f"{text}[{row}]" if r == 2 else text
+
+
 def _weighted_nll_text(args: Sequence[str], param: tuple, reduction: str) -> str:  # type: ignore[type-arg]
     n, ignore, classes = len(args), int(param[1]), int(param[2])
     labels = [int(y) for y in param[3:3 + n]]
@@ -533,6 +693,8 @@ def loss_text(name: str, args: Sequence[str], param: object) -> str:
     options = _options_text(name, param)
     if name == "weighted_nll_loss":
         return _weighted_nll_text(args, param, reduction)  # type: ignore[arg-type]
+    if name == "smoothed_cross_entropy":
+        return _smoothed_text(args, param)  # type: ignore[arg-type]
     if name == "binary_cross_entropy_with_logits":
         has_w, has_pw = bool(param[1]), bool(param[2])  # type: ignore[index]
         k = 2 + has_w + has_pw
@@ -542,6 +704,10 @@ def loss_text(name: str, args: Sequence[str], param: object) -> str:
         extra = ((f", weight={stacked[2]}" if has_w else "")
                  + (f", pos_weight={stacked[2 + has_w]}" if has_pw else ""))
         return (f"torch.nn.functional.{name}({stacked[0]}, {stacked[1]}{extra}, reduction='{reduction}')")
+    if name == "weighted_binary_cross_entropy":  # p, t and the weights, stacked (or whole tensors for 'none')
+        n = len(args) // 3
+        p, t, w = (list(args) if mean == 2 else [f"torch.stack([{', '.join(args[i * n:(i + 1) * n])}])" for i in range(3)])
+        return f"torch.nn.functional.binary_cross_entropy({p}, {t}, weight={w}, reduction='{reduction}')"
     if mean == 2:  # one element, or whole tensors where the loss is applied elementwise
         return f"torch.nn.functional.{name}({args[0]}, {args[1]}, reduction='none'{options})"
     if name == "nll_loss":

@@ -37,6 +37,8 @@ import flint
 
 from . import exact as ex
 from . import losses as ls
+from . import distances as dist
+from . import normalization as nm
 from . import reductions as rd
 from .primitives import SOFTPLUS_THRESHOLD
 
@@ -573,6 +575,14 @@ _OP_LIST: tuple[Op, ...] = (
        shortcut="torch's binary_cross_entropy clamps: its value takes each log at no less than -100, and its "
        "backward divides p - t by (1 - p)*p but by no less than 1e-12, so where p is within 1e-12 of 0 or 1 "
        "its gradient is (p - t)/1e-12 (0 at p = t = 0, where the mathematics' slope is 1/(1 - p) = 1)."),
+    # The same with weight= (its args p, t and the constant weights): each element's loss times its weight.
+    Op("weighted_binary_cross_entropy", "torch.nn.functional.binary_cross_entropy(torch.stack([...]), "
+       "torch.stack([...]), weight=torch.stack([...]), reduction)", lambda a, p: ls.bce_value(a, p, True),
+       lambda a, v, p: ls.bce_partials(a, p, True), departs=lambda a, p: ls.bce_departs(a, True),
+       math=lambda a, p: ls.bce_math(a, p, True),
+       shortcut="torch's binary_cross_entropy clamps: its value takes each log at no less than -100, and its "
+       "backward divides p - t by (1 - p)*p but by no less than 1e-12, so where p is within 1e-12 of 0 or 1 "
+       "its gradient is w*(p - t)/1e-12 (0 at p = t = 0, where the mathematics' slope is w/(1 - p) = w)."),
     # smooth_l1_loss and huber_loss: param (reduction, beta or delta); C1 at |x - t| = beta, where
     # torch's backward takes the outer branch, whose slope is the inner one's there.
     Op("smooth_l1_loss", "torch.nn.functional.smooth_l1_loss(torch.stack([...]), torch.stack([...]), reduction, beta)",
@@ -586,6 +596,11 @@ _OP_LIST: tuple[Op, ...] = (
     # param (reduction, ignore_index, C, the n labels, the C class weights); its args the picked elements.
     Op("weighted_nll_loss", "torch.nn.functional.nll_loss(L, y, weight, ignore_index, reduction) of the picked elements "
        "in an (n, C) stack", lambda a, p: ls.weighted_nll_value(a, p), lambda a, v, p: ls.weighted_nll_partials(a, p)),
+    # param (reduction, label_smoothing, ignore_index, C, row, the n labels, the C class weights); its
+    # args the n*C logits: torch's cross_entropy with label_smoothing, one log_softmax feeding both parts.
+    Op("smoothed_cross_entropy", "torch.nn.functional.cross_entropy(X, y, weight, ignore_index, reduction, "
+       "label_smoothing) of the logits in an (n, C) stack", lambda a, p: ls.smoothed_ce_value(a, p, log_softmax, softmax_weights),
+       lambda a, v, p: ls.smoothed_ce_partials(a, p, log_softmax, softmax_weights)),
     Op(
         "atan2",
         "torch.atan2({0}, {1})",
@@ -952,8 +967,13 @@ _REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.op_fields(logsumexp,
 # forward's mathematics), its backward the user's, read from source; the parameter is its `CustomSpec`.
 _CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lambda a, v, p: p.partials(a),
                     convention="the user's own `backward`")
-OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM)}
-MATRIX_OPS: Final = frozenset(op.name for op in _MATRIX_OPS)
+# torch's batch norm, F.normalize (`normalization.py`) and torch.cdist (`distances.py`): one element of
+# each, and the whole matrix (a matrix op).
+_NORM_OPS: Final = tuple(Op(**fields) for fields in (*nm.OP_FIELDS, *dist.OP_FIELDS))
+_NORM_MATRIX_OPS: Final = tuple(Op(**fields) for fields in (*nm.MATRIX_OP_FIELDS, *dist.MATRIX_OP_FIELDS))
+OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM, *_NORM_OPS,
+                                                     *_NORM_MATRIX_OPS)}
+MATRIX_OPS: Final = frozenset(op.name for op in (*_MATRIX_OPS, *_NORM_MATRIX_OPS))
 
 # Ops that take part of the function off the autograd graph.
 GRAPH_BREAK_OPS: Final = frozenset({"item", "no_grad"})

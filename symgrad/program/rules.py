@@ -29,14 +29,18 @@ from .elementwise import Elementwise
 from . import activations as act
 from . import losses as ls
 from . import reductions as rd
+from . import normalization as nm
+from . import distances as dist
 from .losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    weighted_binary_cross_entropy,
     huber_loss,
     mse_loss,
     nll_loss,
     smooth_l1_loss,
     weighted_nll_loss,
+    smoothed_cross_entropy,
 )
 from .custom import CustomFunction
 from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
@@ -114,6 +118,14 @@ _QUOTIENT: Final = ("That makes the value accurate; if it is then divided by som
                     "so compare the rewrite at this point with `symgrad.compare`.")
 
 # --------------------------------------------------------------------------- the table
+
+def _logits_of(a: Args) -> Args:
+    """The n*C logits of smoothed_cross_entropy's exact arguments (after r, s, k, C, row, the n
+    labels and the C weights): n = (len - 5 - C)/(C + 1)."""
+    classes = int(a[3])
+    n = (len(a) - 5 - classes) // (classes + 1)
+    return a[5 + n + classes:]
+
 
 _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.Add, ("add",), "always; terms with a negative coefficient print as subtraction",
@@ -236,6 +248,17 @@ _RULE_LIST: tuple[Rule, ...] = (
                 "from the logits z with p = sigmoid(z) instead, `(F.softplus(z) - t * z).mean()`, which needs "
                 "no clamp."},
          exact=lambda a: ls.bce_math(a[1:], int(a[0]))[0]),
+    Rule(weighted_binary_cross_entropy, ("weighted_binary_cross_entropy",), "weighted_binary_cross_entropy(r, p_0, "
+         "..., t_0, ..., w_0, ...) is -sum(w_j*(t_j*log(p_j) + (1 - t_j)*log(1 - p_j)))/n**r ('mean' divides by n), as "
+         "`F.binary_cross_entropy(p, t, weight=w)` and `nn.BCELoss(weight=w)` are read (constant weights): torch's "
+         "own kernel of the stacked elements, each element's loss times its weight",
+         "0 <= p <= 1 (torch raises outside); p = 0 or 1 where t is not p: the mathematics is infinite",
+         nonsmooth="as binary_cross_entropy's: torch's clamps act within 1e-12 of p = 0 or 1",
+         hazards="p at 0 or 1: log(0); near them torch's clamps act", hazard_causes=(Cause.DOMAIN, Cause.CONTROL_FLOW),
+         hints={Cause.CONTROL_FLOW: "torch's binary_cross_entropy clamps its logs at -100 and its backward's "
+                "denominator at 1e-12: near p = 0 or 1 its gradient is not the mathematics'. Compute the loss "
+                "from the logits z with `F.binary_cross_entropy_with_logits(z, t, weight=w)`, which needs no clamp."},
+         exact=lambda a: ls.bce_math(a[1:], int(a[0]), True)[0]),
     Rule(smooth_l1_loss, ("smooth_l1_loss",), "smooth_l1_loss(r, beta, a_0, ..., t_0, ...) is the sum of "
          "d**2/(2*beta) where |d| < beta and |d| - beta/2 elsewhere (d = a_j - t_j), /n**r, as "
          "`F.smooth_l1_loss(a, t, beta=beta)` is read (beta > 0; beta = 0 is l1_loss, as torch's F reads it): "
@@ -256,6 +279,15 @@ _RULE_LIST: tuple[Rule, ...] = (
          "own stable kernel of the stacked elements, (1 - t)*x - l*log_sigmoid(x), whose backward is "
          "(l*sigmoid(x) - pw*t)*w", "all reals",
          exact=lambda a: ls.bce_logits_value(a[3:], (int(a[0]), a[1], a[2]), ops.softplus_math)),
+    Rule(smoothed_cross_entropy, ("smoothed_cross_entropy",), "smoothed_cross_entropy(r, s, k, C, row, y_0, ..., "
+         "w_0, ..., X[0, 0], ...) is (1 - s)*nll + (s/C)*smooth of L = log_softmax(X, 1), with nll = "
+         "-sum(w[y_i]*L[i, y_i]) and smooth = -sum(w_c*L[i, c]) over the rows kept (y_i != k), each divided for 'mean' "
+         "by the kept rows' total weight (for 'none', row `row` alone), as `F.cross_entropy(X, y, "
+         "label_smoothing=s)` of integer labels is read (weight=, ignore_index= too): torch's own "
+         "cross_entropy of the logits in an (n, C) stack, whose one log_softmax takes the gradient of both parts",
+         "all reals; 'mean' of no row kept is 0/0 (nan), as in torch",
+         exact=lambda a: ls.smoothed_ce_value(_logits_of(a), tuple(a[:len(a) - len(_logits_of(a))]), ops.log_softmax,
+                                              ops.softmax_weights)),
     Rule(weighted_nll_loss, ("weighted_nll_loss",), "weighted_nll_loss(r, k, C, y_0, ..., w_0, ..., a_0, ...) is "
          "-sum(w[y_i]*a_i)/W**r over the rows with y_i != k (W: their total weight), as `F.nll_loss(L, y, weight=w, "
          "ignore_index=k)` and `F.cross_entropy` with them are read: torch's own nll_loss of the picked elements at "
@@ -379,7 +411,8 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.core.numbers.Exp1, (), "`math.e`", "-"),
 )
 
-RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.rule_fields(ops.logsumexp)))}
+RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.rule_fields(ops.logsumexp)),
+                                                                         *(Rule(**f) for f in (*nm.RULE_FIELDS, *dist.RULE_FIELDS)))}
 
 
 def rule_for(node: sp.Basic) -> Rule | None:

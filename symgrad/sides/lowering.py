@@ -287,9 +287,9 @@ class _Expressions:
                 raise
             raise unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
-        if op in ("stack", "softmax_vector", "log_softmax_vector"):
-            # torch.stack takes tensors: constant elements become tensors of the program's dtype, kept on
-            # the graph through an element beside them (a number, as they are; the first input may be a matrix).
+        if op in ("stack", "softmax_vector", "log_softmax_vector", "batch_norm", "batch_norm_matrix", "normalize",
+                  "normalize_matrix", "cdist", "cdist_matrix"):
+            # torch.stack takes tensors: constants become tensors on the graph through an element beside them
             beside = next((a for a in args if isinstance(a, str)), None)
             args = tuple(a if isinstance(a, str) else self.const_step(e, a, out, self.writer.namer.fresh("c"), beside)
                          for a in args)

@@ -26,6 +26,8 @@ from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
 from ..program.rules import rule_for
 from ..program.ops import softmax_groups
+from ..program.normalization import whole as whole_batch_norm
+from ..program.distances import whole as whole_cdist
 from ..base.errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
 
 
@@ -146,6 +148,8 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return type(e).__name__, e.elements(), loss_param(e)
     if isinstance(e, ACTIVATIONS):  # torch's fused activations: the parameters are the op's
         return select_activation(e)
+    if hasattr(e, "torch_select"):  # a fused node that says its own op, operands and parameter (batch_norm)
+        return e.torch_select()  # type: ignore[no-any-return]
     if isinstance(e, (softmax, log_softmax)):
         # Component i of torch's softmax of the stacked values: the index is the op's parameter.
         return type(e).__name__, tuple(e.args[1:]), int(e.args[0])
@@ -260,7 +264,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.MatrixBase):
         if not e.free_symbols and all(v.is_real is not False for v in e):
             return "matconst", (), sp.ImmutableMatrix(e)  # a constant matrix is one tensor
-        vector = _whole_softmax(e)
+        vector = _whole_softmax(e) or whole_batch_norm(e) or whole_cdist(e)
         if vector is not None:
             return vector
         return "stack", tuple(e), (e.rows, e.cols)

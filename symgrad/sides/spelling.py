@@ -23,6 +23,12 @@ from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.custom import CUSTOM_OP
 from ..program.losses import LOSS_NAMES, LOSSES, loss_text
+from ..program.normalization import batch_norm as batch_norm_node
+from ..program.normalization import call_text as batch_norm_text
+from ..program.normalization import normalize as normalize_node
+from ..program.normalization import normalize_text
+from ..program.distances import cdist as cdist_node
+from ..program.distances import text as cdist_text
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
 from ..program.activations import ACTIVATIONS
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
@@ -97,7 +103,8 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, *LOSSES, *REDUCTIONS,
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, cdist_node,
+                 *LOSSES, *REDUCTIONS,
                  *ACTIVATIONS)
 
 
@@ -248,7 +255,7 @@ FUNC_NAMES = {
     "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
 }
 # Ops whose variable is named by what it is, not by its operands (which are long names already).
-_PLAIN_NAMES = {"vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
+_PLAIN_NAMES = {"batch_norm": "normed", "batch_norm_matrix": "normed", "normalize": "unit", "normalize_matrix": "unit", "cdist": "dist", "cdist_matrix": "dist", "vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
 
 
 def matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -435,6 +442,12 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"torch.stack([{', '.join(operand_text(a) for a in args)}]).reshape({param[0]}, {param[1]})"
     if op in ("softmax_of", "log_softmax_of"):
         return f"torch.{op.removesuffix('_of')}({operand_text(args[0])}, {param[2]})"
+    if op in ("batch_norm", "batch_norm_matrix"):
+        return batch_norm_text([operand_text(a) for a in args], param)
+    if op in ("normalize", "normalize_matrix"):
+        return normalize_text([operand_text(a) for a in args], param)
+    if op in ("cdist", "cdist_matrix"):
+        return cdist_text([operand_text(a) for a in args], param)
     if op in ("softmax_vector", "log_softmax_vector"):
         fn = op.removesuffix("_vector")
         stacked = f"torch.stack([{', '.join(operand_text(a) for a in args)}])"

@@ -399,10 +399,10 @@ class WithHook(nn.Module):
 @pytest.mark.parametrize("make, words", [
     (lambda: nn.Sequential(nn.Linear(2, 2), nn.AlphaDropout(0.5)).double().train(),
      "`nn.AlphaDropout(p=0.5)` in training mode"),
-    (lambda: nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).double(), "is an `nn.BatchNorm1d`, which symgrad does not read"),
+    (lambda: nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)).double(), "is an `nn.LayerNorm`, which symgrad does not read"),
     (lambda: nn.Sequential(nn.Linear(2, 2), nn.Softmax()).double(), "`nn.Softmax()` without `dim`"),
     (lambda: nn.Sequential(nn.Linear(2, 2), nn.Flatten(0)).double(), "nn.Flatten(start_dim=0, end_dim=-1)"),
-], ids=["alpha-dropout-train", "batchnorm", "softmax-no-dim", "flatten-all"])
+], ids=["alpha-dropout-train", "layernorm", "softmax-no-dim", "flatten-all"])
 def test_a_module_symgrad_does_not_read_is_a_sentence_naming_its_class_with_a_fix(make: Any, words: str) -> None:
     model = make()
     X = torch.randn(3, 2, dtype=torch.float64)
@@ -646,10 +646,10 @@ def test_loss_module_refusals_name_what_they_refuse() -> None:
         sg.trace(bce_weight_inline, p, t)
     with pytest.raises(sg.TraceError, match=r"its forward takes \(input, target\)"):
         sg.trace(mse_three_arguments, p, t)
-    CURRENT_LOSS = nn.BCELoss(weight=torch.ones(4))  # the functional row's own sentence
+    CURRENT_LOSS = nn.BCELoss(weight=torch.ones(4))  # its weight buffer is a constant of the functional row
     try:
-        with pytest.raises(sg.TraceError, match="binary_cross_entropy` with `weight=` is not read"):
-            sg.trace(through_a_global, p, t)
+        traced = sg.trace(through_a_global, p, t)
+        assert traced.fidelity.ok and "weight=" in traced.compare().lowered.source
         CURRENT_LOSS = _OwnLoss()  # a forward of the user's own is not torch's loss: hidden code, as before
         with pytest.raises(sg.TraceError, match="torch.nn.Module read from outside"):
             sg.trace(through_a_global, p, t)

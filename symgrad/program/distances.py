@@ -1,0 +1,182 @@
+"""torch.cdist of two matrices as a SymPy function, with its exact value and torch's backward
+formula (issue 22, item 2).
+
+`cdist(i, j, r1, r2, D, a_00, ..., a_(r1-1)(D-1), b_00, ..., b_(r2-1)(D-1))` is element (i, j)
+of `torch.cdist(A, B, p=2)`, the Euclidean distance sqrt(sum_k (a_ik - b_jk)**2) between row i
+of A and row j of B. A matrix of every (i, j) of the same A and B lowers to one `torch.cdist`
+call (its bits); torch's backward (derivatives.yaml, _cdist_backward) is sum_j g_ij*(a_i -
+b_j)/d_ij for A and its negative summed over i for B, with 0 where d_ij = 0. There the
+mathematics is a cone (no derivative: a kink) and torch's 0 is its convention; symgrad says so
+in a sentence rather than decide it. Where either matrix has more than 25 rows torch computes the
+distances through a matrix product, sqrt(clamp_min(|a|**2 + |b|**2 - 2 a.b, 1e-30)), whose
+gradient is 0 where d**2 < 1e-30: there too a sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import sympy as sp
+
+from . import exact as ex
+from ..base.errors import UnsupportedNodeError
+from .normalization import Fused, element_of, parent_of
+
+Args = Sequence[ex.Exact]
+MM_ROWS: Final = 25  # torch's use_mm_for_euclid_dist_if_necessary: more rows than this use the product
+_MM_FLOOR: Final = ex.from_float(1e-30)  # its clamp_min(1e-30), the double nearest 1e-30
+
+
+class cdist(Fused):
+    """Element (i, j) of torch.cdist(A, B) (see the module's docstring)."""
+
+    LEAD = 5
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> None:
+        ok = len(args) > 5 and all(a.is_Integer for a in args[:5])
+        if ok:
+            r1, r2, d = int(args[2]), int(args[3]), int(args[4])
+            ok = len(args) == 5 + (r1 + r2) * d and 0 <= int(args[0]) < r1 and 0 <= int(args[1]) < r2
+        if not ok:
+            raise UnsupportedNodeError("cdist(...) takes (i, j, r1, r2, D), then the r1*D elements of A and the r2*D of B.\n"
+                                       "Fix: write it as `torch.cdist(A, B)` in torch code.")
+        return None
+
+    def layout(self) -> tuple[int, int, int, int, int]:
+        """(r1, r2, D, 0, where A's elements start): the result's shape first, as batch_norm's layout."""
+        return int(self.args[2]), int(self.args[3]), int(self.args[4]), 0, 5
+
+    def operands(self) -> tuple[sp.Basic, ...]:
+        return tuple(self.args[5:])
+
+    def param(self) -> tuple[int, int, int]:
+        return int(self.args[2]), int(self.args[3]), int(self.args[4])
+
+    def torch_select(self) -> tuple[str, tuple[sp.Basic, ...], Any]:
+        return "cdist", self.operands(), (*self.param(), int(self.args[0]), int(self.args[1]))
+
+    def written_out(self) -> sp.Expr:
+        i, j = int(self.args[0]), int(self.args[1])
+        r1, _, d = self.param()
+        a, b = self.args[5:5 + r1 * d], self.args[5 + r1 * d:]
+        return sp.sqrt(sp.Add(*[(a[i * d + k] - b[j * d + k]) ** 2 for k in range(d)]))
+
+
+def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
+    """("cdist_matrix", operands, param) for an (r1, r2) matrix whose element (i, j) is cdist(i,
+    j, ...) of the same A and B (what `torch.cdist(A, B)` reads as); else None."""
+    first = e[0, 0] if e.rows and e.cols else None
+    if not isinstance(first, cdist) or (e.rows, e.cols) != first.layout()[:2]:
+        return None
+    tail = first.args[2:]
+    for i in range(e.rows):
+        for j in range(e.cols):
+            el = e[i, j]
+            if type(el) is not cdist or (int(el.args[0]), int(el.args[1])) != (i, j) or el.args[2:] != tail:
+                return None
+    r1, r2, d = first.param()
+    ops = first.operands()
+    a, b = parent_of(ops[:r1 * d], (r1, d)), parent_of(ops[r1 * d:], (r2, d))
+    if a is not None and b is not None:
+        return "cdist_matrix", (a, b), (r1, r2, d, "whole")
+    return "cdist_matrix", ops, (r1, r2, d)
+
+
+def _rows(a: Args, p: tuple[Any, ...]) -> tuple[list[list[ex.Exact]], list[list[ex.Exact]]]:
+    r1, r2, d = p[:3]
+    flat = [*a[0].flat, *a[1].flat] if len(p) == 4 and p[3] == "whole" else list(a)
+    return ([flat[i * d:(i + 1) * d] for i in range(r1)],
+            [flat[r1 * d + j * d:r1 * d + (j + 1) * d] for j in range(r2)])
+
+
+def _distances(a: Args, p: tuple[Any, ...]) -> tuple[list[list[ex.Exact]], list[list[ex.Exact]], list[list[ex.Exact]]]:
+    """A's rows, B's rows and every distance, exactly; a zero distance (the cone's tip) and, on
+    torch's matrix-product path, a square below its clamp, are sentences."""
+    x1, x2 = _rows(a, p)
+    mm = p[0] > MM_ROWS or p[1] > MM_ROWS
+    out = []
+    for i, u in enumerate(x1):
+        row = []
+        for j, v in enumerate(x2):
+            sq = ex.Q(0)
+            for s, t in zip(u, v):
+                sq = ex.add(sq, ex.mul(ex.sub(s, t), ex.sub(s, t)))
+            if ex.is_zero(sq) or (mm and ex.cmp(sq, _MM_FLOOR) <= 0):
+                raise UnsupportedNodeError(
+                    f"torch.cdist: row {i} of the first matrix and row {j} of the second are "
+                    + ("the same point: the distance is 0, the tip of a cone, where the mathematics has no derivative "
+                       "(a kink) and torch's gradient is 0 by convention"
+                       if ex.is_zero(sq) else "within 1e-15 of each other, where torch's matrix-product path (more "
+                       f"than {MM_ROWS} rows) clamps the squared distance and its gradient is 0")
+                    + "; symgrad does not decide it.\nFix: compare at a point where the rows differ (for "
+                    "torch.cdist(X, X), the distances off the diagonal: build them from `X[i] - X[j]` with i != j).")
+            row.append(ex.rpow(sq, ex.HALF))
+        out.append(row)
+    return x1, x2, out
+
+
+def value(a: Args, p: tuple[Any, ...]) -> Any:
+    _, _, dist = _distances(a, p)
+    res = ex.full((p[0], p[1]), ex.ZERO)
+    for i, row in enumerate(dist):
+        for j, v in enumerate(row):
+            res[i, j] = v
+    return res
+
+
+def vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
+    """torch's _cdist_backward for A, sum_j g_ij*(a_i - b_j)/d_ij, and for B the same with the
+    roles swapped (-sum_i g_ij*(a_i - b_j)/d_ij)."""
+    r1, r2, d = p[:3]
+    x1, x2, dist = _distances(a, p)
+    d1 = [[ex.ZERO] * d for _ in range(r1)]
+    d2 = [[ex.ZERO] * d for _ in range(r2)]
+    for i in range(r1):
+        for j in range(r2):
+            scale = ex.div(g[i, j], dist[i][j])
+            for k in range(d):
+                term = ex.mul(scale, ex.sub(x1[i][k], x2[j][k]))
+                d1[i][k] = ex.add(d1[i][k], term)
+                d2[j][k] = ex.sub(d2[j][k], term)
+    if len(p) == 4 and p[3] == "whole":
+        m1, m2 = ex.full((r1, d), ex.ZERO), ex.full((r2, d), ex.ZERO)
+        for i in range(r1):
+            for k in range(d):
+                m1[i, k] = d1[i][k]
+        for j in range(r2):
+            for k in range(d):
+                m2[j, k] = d2[j][k]
+        return (m1, m2)
+    return (*(t for row in d1 for t in row), *(t for row in d2 for t in row))
+
+
+_component, _partials = element_of(value, vjp, 3)
+
+
+def text(args: Sequence[str], param: tuple[Any, ...]) -> str:
+    r1, r2, d = param[:3]
+    if len(param) == 4 and param[3] == "whole":
+        return f"torch.cdist({args[0]}, {args[1]})"
+    call = (f"torch.cdist(torch.stack([{', '.join(args[:r1 * d])}]).reshape({r1}, {d}), "
+            f"torch.stack([{', '.join(args[r1 * d:])}]).reshape({r2}, {d}))")
+    return call if len(param) == 3 else f"{call}[{param[3]}, {param[4]}]"
+
+
+OP_FIELDS: Final = (
+    dict(name="cdist", torch="torch.cdist(torch.stack([...]).reshape(r1, D), torch.stack([...]).reshape(r2, D))[i, j]",
+         value=_component, partials=lambda a, v, p: _partials(a, p)),
+)
+MATRIX_OP_FIELDS: Final = (
+    dict(name="cdist_matrix", torch="torch.cdist(A, B)", value=value, partials=lambda a, v, p: (), vjp=vjp),
+)
+RULE_FIELDS: Final = (
+    dict(cls=cdist, ops=("cdist", "cdist_matrix"),
+         when="cdist(i, j, r1, r2, D, a..., b...) is element (i, j) of torch.cdist(A, B), sqrt(sum_k (a_ik - b_jk)**2), "
+              "the Euclidean distance of row i of the (r1, D) A and row j of the (r2, D) B, as `torch.cdist(A, B)` is "
+              "read: torch's own call, whose backward is _cdist_backward",
+         domain="all reals", nonsmooth="a cone where two rows are the same point (distance 0): no derivative there; "
+         "torch's gradient is 0; symgrad says so there instead of a verdict",
+         exact=lambda a: _component(a[5:], (int(a[2]), int(a[3]), int(a[4]), int(a[0]), int(a[1])))),
+)
