@@ -56,6 +56,23 @@ PARAM_TIES: dict[str, Callable[[list[torch.Tensor], Any], torch.Tensor]] = {
 }
 
 
+def _norm_at_eps(a: list[torch.Tensor], value: torch.Tensor, p: Any) -> torch.Tensor:
+    """F.normalize's kink: a row's (column's) norm exactly at eps. Its operands are the (n, C)
+    matrix itself ("whole") or its elements in row-major order, each with the points' shape."""
+    n, c, dim, eps = p[:4]
+    x = a[0] if len(p) == 5 and p[4] == "whole" else torch.stack(a, -1).reshape(*a[0].shape, n, c)
+    return (torch.linalg.vector_norm(x, dim=-2 if int(dim) == 0 else -1) == float(eps)).any(-1)
+
+
+# Corners read off the step's value and parameter: a zero distance (cdist's cone), a norm at eps.
+VALUE_TIES: dict[str, Callable[[list[torch.Tensor], torch.Tensor, Any], torch.Tensor]] = {
+    "cdist": lambda a, v, p: v == 0,
+    "cdist_matrix": lambda a, v, p: v == 0,
+    "normalize": _norm_at_eps,
+    "normalize_matrix": _norm_at_eps,
+}
+
+
 # How much larger than eps * ratio**2 autograd's error after a cancelling difference may be, and
 # the difference still not flagged (see `_Batch.cancel_ratio`).
 CANCEL_MARGIN: Final = 100.0
@@ -202,6 +219,9 @@ class _Batch:
             self.mark(test(args), idx)
         if self.checks and s.op in PARAM_TIES:
             self.mark(PARAM_TIES[s.op](args, s.param), idx)
+        if self.checks and s.op in VALUE_TIES:
+            with torch.no_grad():
+                self.mark(VALUE_TIES[s.op](args, value, s.param), idx)
         if self.checks and s.op == "std_along":  # every element of the group equal: the cone's tip
             _, _, n, d, j = s.param
             group = args[j * n:(j + 1) * n] if d == 1 else args[j::n]

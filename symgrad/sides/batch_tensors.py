@@ -29,6 +29,7 @@ from .batch import (
     CANCEL_MARGIN,
     PARAM_TIES,
     TIE_TESTS,
+    VALUE_TIES,
     line_value,
     margin_texts,
     subtracts,
@@ -191,6 +192,8 @@ class _Point:
                 self.mark(test(args))
             if s.op in PARAM_TIES:
                 self.mark(PARAM_TIES[s.op](args, s.param))
+            if s.op in VALUE_TIES:
+                self.mark(VALUE_TIES[s.op](args, value, s.param))
             if s.op == "std_along":  # every element of the group equal: the cone's tip
                 _, _, n, d, j = s.param
                 group = args[j * n:(j + 1) * n] if d == 1 else args[j::n]

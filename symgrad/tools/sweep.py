@@ -41,7 +41,7 @@ from ..base.rendering import render
 from ..frontends.front import expression, is_torch_function
 from ..verdict.compare import compare, rounding_only
 from ..verdict.records import Comparison
-from ..base.errors import LoopLimitError, OptionError, PointError
+from ..base.errors import LoopLimitError, OptionError, PointError, UnsupportedNodeError
 from ..sides.executed import DEFAULT_MAX_ITERATIONS
 from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, Stmt, While
 from ..sides.lowering import DTYPES, RTOL, wrt_indices, check_options, lower
@@ -180,7 +180,8 @@ class Sweep:
 
     @property
     def causes(self) -> np.ndarray:
-        """The cause id of each point ("agree" for most; "skipped" where a loop ran too long)."""
+        """The cause id of each point ("agree" for most; "skipped" where a loop ran too long, or
+        where compare() does not decide the point: its sentence is in `notes`)."""
         return np.asarray(IDS)[self.codes]
 
     def __str__(self) -> str:
@@ -198,7 +199,8 @@ class Sweep:
             lines.append(f"  ({self.exact_points} flagged points compared exactly; the causes of "
                          f"{self.inferred_points} more were inferred from points on the same path)")
         if self.skipped_points:
-            lines.append(f"  ({_points(self.skipped_points)} skipped: a loop passed max_iterations)")
+            lines.append(f"  ({_points(self.skipped_points)} skipped: a loop passed max_iterations, or a point symgrad "
+                         "does not decide, said below)")
         if self.checked_points:
             which = ("every one" if self.checked_points == len(self.points)
                      else "every one with a finding, and a sample of the rest")
@@ -541,6 +543,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     decided: set[int] = set()  # points compared exactly: by compare(), or by rounding_only()
     wrt_syms = [symbols[k] for k in wrt_idx]
     fixed_at = held.point() if held is not None else {}
+    undecided: list[str] = []  # the first point compare() does not decide, and its sentence
 
     def exactly(todo: Iterable[int], light: bool = False) -> None:
         """Compare these points exactly. `light`: points of a run of cancelling points whose
@@ -565,6 +568,13 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
             except LoopLimitError:
                 codes[i] = SKIPPED
                 runs.skipped.add(i)
+                continue
+            except UnsupportedNodeError as err:  # a corner symgrad does not decide (torch.cdist's cone)
+                codes[i] = SKIPPED
+                runs.skipped.add(i)
+                if not undecided:
+                    at = ", ".join(f"{sp.sstr(s)} = {float(points[i, k]):.6g}" for k, s in enumerate(symbols))
+                    undecided.append(f"at {at}: {str(err).splitlines()[0]}")
                 continue
             decided.add(i)
             if show and time.perf_counter() - t_last > 0.2:
@@ -604,7 +614,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
         codes=codes, counts=dict(sorted(counts.items())), regions=_regions(points, codes, symbols, swept),
         worst=worst, exact_points=len(decided), inferred_points=inferred, skipped_points=int(numbers[SKIPPED]),
         dtype=dtype, branches=branches, device=str(dev), seconds=seconds, grid=grid,
-        swept=swept, executed=executed, timings=clock.timings(seconds), notes=tuple(notes), chunk=chunk,
+        swept=swept, executed=executed, timings=clock.timings(seconds), notes=tuple(notes + undecided), chunk=chunk,
     )
 
 

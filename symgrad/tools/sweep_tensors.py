@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ..base.errors import LoopLimitError, OptionError, PointError
+from ..base.errors import LoopLimitError, OptionError, PointError, UnsupportedNodeError
 from ..program.program import dag_atoms
 from ..sides.batch_tensors import TensorRun, run_tensor_batch
 from ..sides.ir import LoweredProgram
@@ -165,7 +165,7 @@ def probe(f: Any, points: np.ndarray, held: Held, clean: np.ndarray, wrt: Sequen
         at = {**held.point(), **{s: float(points[i, k]) for k, s in enumerate(held.scalars)}}
         try:
             found[i] = compare(f, at, wrt=list(wrt), **options)
-        except LoopLimitError:
+        except (LoopLimitError, UnsupportedNodeError):  # a loop past its limit, a corner not decided: no sample
             continue
     return found
 

@@ -444,17 +444,18 @@ def test_a_tensor_sweep_flags_the_corners_of_leaky_relu_and_hardtanh(module: Any
 
 def test_every_corner_the_rule_table_names_has_a_flag() -> None:
     from symgrad.program import rules
-    from symgrad.sides.batch import PARAM_TIES, TIE_TESTS
+    from symgrad.sides.batch import PARAM_TIES, TIE_TESTS, VALUE_TIES
 
     # Decided otherwise: a condition's margin (where), a value not a corner (detach, item, no_grad, a custom
     # backward), the cancellation flag (softplus past its threshold), no corner in the first derivative
-    # (smooth_l1, huber), a clamp at -100 in the logs (binary_cross_entropy: non-finite or far away),
-    # std_along's group (its own test), Pow's ops other than pow (their corners are poles: non-finite).
+    # (smooth_l1, huber), a clamp at -100 in the logs (binary_cross_entropy, weighted or not: non-finite or
+    # far away), std_along's group (its own test), Pow's ops other than pow (their corners are poles: non-finite).
     elsewhere = {"where", "detach", "item", "no_grad", "custom_function", "softplus", "smooth_l1_loss", "huber_loss",
-                 "binary_cross_entropy", "std_along", "pow_int", "sqrt", "pow_frac", "div"}
+                 "binary_cross_entropy", "weighted_binary_cross_entropy", "std_along", "pow_int", "sqrt", "pow_frac",
+                 "div"}
     table = rules.RULES.values() if isinstance(rules.RULES, dict) else rules.RULES
     missing = sorted({op for r in table if r.nonsmooth for op in r.ops
-                      if op not in TIE_TESTS and op not in PARAM_TIES and op not in elsewhere})
+                      if op not in TIE_TESTS and op not in PARAM_TIES and op not in VALUE_TIES and op not in elsewhere})
     assert missing == []
 
 
@@ -597,3 +598,31 @@ def test_a_for_loop_of_fixed_length_runs_vmapped_and_past_max_iterations_is_skip
     short = sg.sweep(p, {x: (-1, 1)}, n=5, fixed=fixed, max_iterations=2)
     assert short.skipped_points == 5 and short.counts == {}
     assert any("a loop of the program ran past max_iterations" in n for n in short.notes)
+
+
+def _cdist_sum(x, B):
+    return torch.cdist(x * B, B).sum()
+
+
+def test_a_zero_distance_of_cdist_is_flagged_and_said_never_agree() -> None:
+    """torch.cdist(x * B, B) at x = 1: row i of both is the same point, the tip of a cone, which
+    compare() does not decide (a sentence). The sweep flags it (the step's value is 0) and skips
+    it with that sentence; it was called agree before."""
+    B = torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.float64)
+    s = sg.sweep(_cdist_sum, over={"x": (0.0, 2.0)}, n=5, fixed={"B": B})
+    causes = dict(zip(s.points[:, 0].tolist(), s.causes.tolist()))
+    assert causes[1.0] == "skipped" and s.counts == {"agree": 4} and s.skipped_points == 1
+    assert any("at x = 1:" in n and "the same point" in n for n in s.notes)
+    with pytest.raises(sg.SymgradError, match="the same point"):
+        sg.compare(_cdist_sum, at={"x": 1.0, "B": B})
+
+
+def test_a_norm_exactly_at_normalize_eps_is_a_flag() -> None:
+    from symgrad.sides.batch import VALUE_TIES
+
+    whole = VALUE_TIES["normalize_matrix"]
+    x = torch.tensor([[3.0, 4.0], [1.0, 0.0]], dtype=torch.float64)  # row norms 5 and 1
+    assert bool(whole([x], x, (2, 2, 1, 5.0, "whole"))) and not bool(whole([x], x, (2, 2, 1, 4.0, "whole")))
+    assert bool(whole([x], x, (2, 2, 0, 1.0, "whole"))) is False  # column norms sqrt(10), 4
+    columns = [x.reshape(-1)[k].expand(3) for k in range(4)]  # a batch of 3 points, elements row-major
+    assert VALUE_TIES["normalize"](columns, columns[0], (2, 2, 1, 1.0, 0, 0)).tolist() == [True] * 3
