@@ -357,17 +357,16 @@ class _Expressions:
         self.writer.comment(e, target=target)
         branches: list[Branch] = []
         header_line = 0
+        # Every condition's steps (an element read, `X_01 = X[0, 1]`) run before the `if`, as the IR
+        # has them: written between a branch and the next `elif` they were a SyntaxError.
+        tests = [self.test(c, out) for c in [c for _, c in pairs][:next(
+            (k for k, (_, c) in enumerate(pairs) if c == sp.true), len(pairs))]]
         for k, (value, condition) in enumerate(pairs):
             last = condition == sp.true
+            cond = None if last else tests[k]
+            line = self.writer.emit("else:" if last else f"{'if' if k == 0 else 'elif'} {cond.text}:")  # type: ignore[union-attr]
             if k == 0:
-                cond = self.test(condition, out)
-                line = header_line = self.writer.emit(f"if {cond.text}:")
-            elif last:
-                cond = None
-                line = self.writer.emit("else:")
-            else:
-                cond = self.test(condition, out)
-                line = self.writer.emit(f"elif {cond.text}:")
+                header_line = line
             if k == 0:
                 self.writer.record(e, line)
             self.writer.indent += 1

@@ -428,3 +428,26 @@ def test_a_constant_of_a_fused_op_is_its_float64(c: sp.Basic, value: float) -> N
     lowered = sg.lower(x + c)
     assert lowered(torch.tensor(0.0, dtype=torch.float64)).item() == pytest.approx(value, rel=1e-15, abs=0)
     assert sg.compare(x * c, at={x: 1.0}).cause.id == "agree"
+
+
+@pytest.mark.parametrize("point, taken", [([[1.5, 2.0, 3.0]], 0), ([[-1.0, 2.0, 3.0]], 1), ([[-1.0, -2.0, 3.0]], 2)])
+def test_a_later_condition_that_reads_matrix_elements_is_written_before_the_if(point, taken) -> None:
+    """Piecewise((X[0,0], X[0,0] > 0), (2 X[0,1], X[0,1] > 0), (3 X[0,2], True)) with branches="if":
+    the second condition's element read was written between the first branch and its `elif`, a
+    SyntaxError. Every condition's reads now come before the `if` (as the IR runs them); the value
+    and gradient of each branch are SymPy's and torch's."""
+    X = sp.MatrixSymbol("X", 1, 3)
+    e = sp.Piecewise((X[0, 0], X[0, 0] > 0), (2 * X[0, 1], X[0, 1] > 0), (3 * X[0, 2], True))
+    lowered = sg.lower(e)
+    text = lowered.source
+    assert text.index("X_01 = X[0, 1]") < text.index("if X_00 > 0:") < text.index("elif X_01 > 0:")
+    x = torch.tensor(point, dtype=torch.float64, requires_grad=True)
+    out = lowered(x)
+    grad = torch.autograd.grad(out, x)[0]
+    exact = e.xreplace({X[0, k]: sp.Float(point[0][k]) for k in range(3)})
+    assert float(out.detach()) == float(exact)
+    want = [0.0, 0.0, 0.0]
+    want[taken] = float(taken + 1)
+    assert grad.reshape(-1).tolist() == want
+    c = sg.compare(e, at={X: point})
+    assert c.cause.id == "agree" and [float(en.grad_symbolic) for en in c.entries] == want
