@@ -59,9 +59,13 @@ PARAM_TIES: dict[str, Callable[[list[torch.Tensor], Any], torch.Tensor]] = {
 def _norm_at_eps(a: list[torch.Tensor], value: torch.Tensor, p: Any) -> torch.Tensor:
     """F.normalize's kink: a row's (column's) norm exactly at eps. Its operands are the (n, C)
     matrix itself ("whole") or its elements in row-major order, each with the points' shape."""
-    n, c, dim, eps = p[:4]
+    n, c, dim, eps = (int(p[0]), int(p[1]), int(p[2]), float(p[3]))
+    if len(p) == 6:  # one element (i, j): its own row's (column's) norm, not the whole matrix's
+        i, j = int(p[4]), int(p[5])
+        group = [a[i * c + k] for k in range(c)] if dim == 1 else [a[k * c + j] for k in range(n)]
+        return torch.linalg.vector_norm(torch.stack(group, -1), dim=-1) == eps
     x = a[0] if len(p) == 5 and p[4] == "whole" else torch.stack(a, -1).reshape(*a[0].shape, n, c)
-    return (torch.linalg.vector_norm(x, dim=-2 if int(dim) == 0 else -1) == float(eps)).any(-1)
+    return (torch.linalg.vector_norm(x, dim=-2 if dim == 0 else -1) == eps).any(-1)
 
 
 # Corners read off the step's value and parameter: a zero distance (cdist's cone), a norm at eps.

@@ -359,8 +359,8 @@ class _Expressions:
         header_line = 0
         # Every condition's steps (an element read, `X_01 = X[0, 1]`) run before the `if`, as the IR
         # has them: written between a branch and the next `elif` they were a SyntaxError.
-        tests = [self.test(c, out) for c in [c for _, c in pairs][:next(
-            (k for k, (_, c) in enumerate(pairs) if c == sp.true), len(pairs))]]
+        conditions = [c for _, c in pairs]
+        tests = [self.test(c, out) for c in conditions[:conditions.index(sp.true) if sp.true in conditions else None]]
         for k, (value, condition) in enumerate(pairs):
             last = condition == sp.true
             cond = None if last else tests[k]

@@ -625,4 +625,7 @@ def test_a_norm_exactly_at_normalize_eps_is_a_flag() -> None:
     assert bool(whole([x], x, (2, 2, 1, 5.0, "whole"))) and not bool(whole([x], x, (2, 2, 1, 4.0, "whole")))
     assert bool(whole([x], x, (2, 2, 0, 1.0, "whole"))) is False  # column norms sqrt(10), 4
     columns = [x.reshape(-1)[k].expand(3) for k in range(4)]  # a batch of 3 points, elements row-major
-    assert VALUE_TIES["normalize"](columns, columns[0], (2, 2, 1, 1.0, 0, 0)).tolist() == [True] * 3
+    element = VALUE_TIES["normalize"]
+    assert element(columns, columns[0], (2, 2, 1, 1.0, 1, 0)).tolist() == [True] * 3  # row 1's norm is 1
+    assert element(columns, columns[0], (2, 2, 1, 1.0, 0, 0)).tolist() == [False] * 3  # row 0's is 5
+    assert element(columns, columns[0], (2, 2, 0, 4.0, 0, 1)).tolist() == [True] * 3  # column 1's is 4
