@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import torch
 
+from ..base.errors import ShapeError, SymgradError
 from ..program import custom
 from ..program.primitives import SOFTPLUS_THRESHOLD
 from .batch import (
@@ -224,6 +225,8 @@ def run_tensor_batch(lowered: LoweredProgram, columns: Mapping[str, torch.Tensor
             ran = _vmapped(runner, names, cols, fixed, grad, chunk)
             # (the float symbolic derivative, `checks=False`, is a cross-check only: not run again)
             return _rechecked(ran, runner, names, cols, fixed, grad) if checks else ran
+        except SymgradError:  # a sentence for the user (a function that is not one number per point)
+            raise
         except Exception as err:  # noqa: BLE001 - vmap refused the program: each point on its own
             note: str | None = (f"torch.func.vmap could not run the translation on a batch of points ({_reason(err)}); "
                                 f"each of the {n:,} points ran on its own instead, one after another: slower, the same answers")
@@ -254,7 +257,12 @@ def _at(runner: _Point, names: list[str], cols: list[torch.Tensor], fixed: Mappi
 
 def _scalar(out: torch.Tensor) -> torch.Tensor:
     if out.numel() != 1:
-        raise ValueError(f"the output has shape {tuple(out.shape)}, not one number per point")
+        raise ShapeError(
+            f"A sweep compares one number per point, and this function returns a tensor of shape "
+            f"{tuple(out.shape)} at each point.\nEach point of a sweep is one gradient of one output; a "
+            "tensor output has a Jacobian there.\nFix: sweep a number made of it (a function returning "
+            "`f(x, W).sum()` or one element, `f(x, W)[0, 1]`), or compare() it at a point, where every "
+            "element is an entry.")
     return out.reshape(())
 
 

@@ -629,3 +629,17 @@ def test_a_norm_exactly_at_normalize_eps_is_a_flag() -> None:
     assert element(columns, columns[0], (2, 2, 1, 1.0, 1, 0)).tolist() == [True] * 3  # row 1's norm is 1
     assert element(columns, columns[0], (2, 2, 1, 1.0, 0, 0)).tolist() == [False] * 3  # row 0's is 5
     assert element(columns, columns[0], (2, 2, 0, 4.0, 0, 1)).tolist() == [True] * 3  # column 1's is 4
+
+
+def _relu_of_matrix(x, W):
+    return torch.relu(x * W)
+
+
+def test_a_sweep_of_a_tensor_valued_function_is_a_sentence_not_a_bare_error() -> None:
+    """A function that returns a 2x2 tensor at each point has no one gradient per point: a
+    ShapeError that says so and how to fix it (it was a bare ValueError from the runner)."""
+    W = torch.tensor([[1.0, -2.0], [3.0, 0.5]], dtype=torch.float64)
+    with pytest.raises(sg.ShapeError) as info:
+        sg.sweep(_relu_of_matrix, over={"x": (-1.0, 1.0)}, n=5, fixed={"W": W})
+    text = str(info.value)
+    assert "shape (2, 2)" in text and "one number per point" in text and "Fix:" in text and ".sum()" in text
