@@ -447,6 +447,12 @@ class _Runner:
             value = op.value(vals, param)
             partials: tuple[Any, ...] = ()
             vjp = functools.partial(op.vjp, tuple(vals), value, param)
+            if op.piece is not None:  # a fused matrix op's corners (cdist's zero distances): one piece per site
+                pieces = op.piece(vals, param)
+                taken = self.decide("piece", s.node, s.line, pieces, any(p is None for p in pieces), step=len(self.steps))
+                if self.force is not None:
+                    assert op.on_piece is not None
+                    value, vjp = op.on_piece(taken, vals, param)
         elif any(ex.is_mat(v) for v in vals):
             value, partials = self.elementwise(s, op, vals, param)
         else:

@@ -604,17 +604,15 @@ def _cdist_sum(x, B):
     return torch.cdist(x * B, B).sum()
 
 
-def test_a_zero_distance_of_cdist_is_flagged_and_said_never_agree() -> None:
-    """torch.cdist(x * B, B) at x = 1: row i of both is the same point, the tip of a cone, which
-    compare() does not decide (a sentence). The sweep flags it (the step's value is 0) and skips
-    it with that sentence; it was called agree before."""
+def test_a_zero_distance_of_cdist_is_flagged_and_decided_a_kink_never_agree() -> None:
+    """torch.cdist(x * B, B) at x = 1: row i of both is the same point, the tip of a cone. The
+    sweep flags it (the step's value is 0) and compares it exactly: a kink (it was skipped with a
+    sentence before, and called agree before that)."""
     B = torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.float64)
     s = sg.sweep(_cdist_sum, over={"x": (0.0, 2.0)}, n=5, fixed={"B": B})
     causes = dict(zip(s.points[:, 0].tolist(), s.causes.tolist()))
-    assert causes[1.0] == "skipped" and s.counts == {"agree": 4} and s.skipped_points == 1
-    assert any("at x = 1:" in n and "the same point" in n for n in s.notes)
-    with pytest.raises(sg.SymgradError, match="the same point"):
-        sg.compare(_cdist_sum, at={"x": 1.0, "B": B})
+    assert causes[1.0] == "kink" and s.counts == {"agree": 4, "kink": 1} and s.skipped_points == 0
+    assert sg.compare(_cdist_sum, at={"x": 1.0, "B": B}, wrt=["x"]).cause is sg.Cause.KINK
 
 
 def test_a_norm_exactly_at_normalize_eps_is_a_flag() -> None:
