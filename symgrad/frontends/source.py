@@ -60,6 +60,7 @@ from sympy.codegen import ast as cg
 from . import source_data as sd
 from . import source_indexing as ix
 from . import source_inplace as inplace
+from . import source_fills as fills
 from . import source_loops as loops
 from . import source_python as py
 from . import source_random as draws
@@ -284,6 +285,8 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_Expr(self, node: ast.Expr) -> None:
         if isinstance(node.value, ast.Constant):
+            return None
+        if fills.statement(self, node):  # `w.uniform_(a, b)`, `nn.init.normal_(w)`: a draw of the user's run
             return None
         if isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute) and node.value.func.attr.endswith("_"):
             inplace.method(self, node)  # `y.add_(1)`: `y = y.add(1)`, where torch allows it

@@ -25,6 +25,7 @@ import torch
 
 from . import source_data as sd
 from . import source_indexing as ix
+from . import source_fills as fills
 from . import source_random as sr
 from . import torch_names as tn
 from .loss_modules import LossClass, LossObject, constant_of, loss_class
@@ -202,6 +203,8 @@ class CallTranslator:
             return part
         if isinstance(base, sp.core.relational.Relational) and node.attr in ("float", "double", "to"):
             return _Method(f"Tensor.{node.attr}", base)  # a comparison of 0-d tensors as a number
+        if isinstance(base, fills.Unfilled) or (node.attr in fills.FILLING and _is_value(base)):
+            return fills.attribute(base, node)  # `torch.empty(3).uniform_(a, b)`: a draw
         if _is_value(base) and node.attr == "dtype":
             return DTypeOf()  # a flag of `.to(x.dtype)`
         if _is_value(base):
@@ -265,6 +268,8 @@ class CallTranslator:
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)
+        if isinstance(func, fills.FillMethod) or (isinstance(func, _Func) and fills.is_draw_name(func.name)):
+            return fills.call(self, func, args, kwargs, node)  # torch.empty, `.uniform_`, nn.init's draws
         if isinstance(func, _Func):
             if func.name in tn.DRAWING:  # a random draw: data of the user's run (source_random)
                 return sr.draw(self, func.name, args, kwargs, node, target)
@@ -311,6 +316,8 @@ class CallTranslator:
         if any(isinstance(a, Indices) for a in (*args, *kwargs.values())):
             return _by_indices(self.state, spelling.name, args, kwargs, node, target)
         for a in (*args, *kwargs.values()):
+            if isinstance(a, fills.Unfilled):  # torch.empty's values, read before a draw fills them
+                raise a.refuse(node)
             if isinstance(a, (Indices, MaxResult)):
                 raise Refuse(node, a.refusal() if isinstance(a, Indices) else "The result of a max/min along a dim "
                              "is a pair (values, indices).\nFix: take its `.values` (or unpack `v, i = x.max(dim=1)`).")

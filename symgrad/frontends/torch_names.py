@@ -668,7 +668,9 @@ OPERATORS: Final[dict[str, str]] = {
 REFUSED: Final[dict[str, str]] = {}
 # Random draws: data of the user's own run, read by `source_random` (never refused by name).
 DRAWING: Final = ("torch.rand", "torch.randn", "torch.randint", "torch.rand_like", "torch.randn_like", "torch.bernoulli",
-                  "torch.normal", "torch.multinomial", f"{_NN}dropout", "Tensor.uniform_", "Tensor.normal_")
+                  "torch.normal", "torch.multinomial", f"{_NN}dropout", "Tensor.uniform_", "Tensor.normal_",
+                  "torch.nn.init.uniform_", "torch.nn.init.normal_")  # draws into a tensor: source_fills
+UNFILLED: Final = ("torch.empty", "torch.empty_like")  # a tensor a draw fills (source_fills)
 
 
 def lookup(name: str) -> Spelling | None:
@@ -689,7 +691,7 @@ def objects() -> dict[int, str]:
     """id(torch object) -> its spelling, for the functions of the table and of `REFUSED` (so that
     `from torch import exp` and `F.relu` resolve to their rows)."""
     out: dict[int, str] = {}
-    for name in (*SPELLINGS, *REFUSED, *DRAWING):
+    for name in (*SPELLINGS, *REFUSED, *DRAWING, *UNFILLED):
         if name.startswith("torch."):
             obj = _resolve(name)
             if obj is not None:
