@@ -324,6 +324,8 @@ class CallTranslator:
         # torch.max(x, torch.tensor(0.)): the tensor is `other` (torch.maximum), never a dim.
         args, kwargs = tensor_as_other(spelling.name, args, kwargs, lambda k: _spelled_tensor(node, spelling, k))
         data = sd.reshaped(spelling, args, kwargs, node)
+        if data is None:  # `y.unsqueeze(1)` of labels, `x.gather(1, y[:, None])`
+            data = ix.with_data(spelling, args, kwargs, node)
         if data is not None:
             return data
         args = sd.as_constants(args, node, spelling)

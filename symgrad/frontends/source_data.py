@@ -38,7 +38,7 @@ from .source_state import Data, Refuse
 RESHAPES: Final = frozenset({"Tensor.reshape", "Tensor.view", "torch.reshape", "Tensor.flatten", "torch.flatten"})
 
 # Data methods read as the spellings above.
-DATA_METHODS: Final = frozenset({"reshape", "view", "flatten"})
+DATA_METHODS: Final = frozenset({"reshape", "view", "flatten", "unsqueeze", "squeeze"})
 
 _COMPARE: Final = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
                    ast.Eq: operator.eq, ast.NotEq: operator.ne}
