@@ -17,7 +17,6 @@ gradient is 0 where d**2 < 1e-30: there a sentence.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -26,7 +25,7 @@ import sympy as sp
 from . import exact as ex
 from ..base.causes import Cause
 from ..base.errors import UnsupportedNodeError
-from .normalization import Fused, element_of, parent_of
+from .normalization import Fused, element_of, parent_of, sided_of
 
 Args = Sequence[ex.Exact]
 MM_ROWS: Final = 25  # torch's use_mm_for_euclid_dist_if_necessary: more rows than this use the product
@@ -185,30 +184,9 @@ def _length(diff: Sequence[ex.Exact]) -> ex.Exact:
     return ex.rpow(sq, ex.HALF)
 
 
-def _matrix_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[Any, Any]:
-    """The whole matrix op on the pieces of a run beside the point: its value (continuous), and
-    its backward with each zero distance continued from that side."""
-    return value(a, p), functools.partial(vjp, a, None, p, sides=taken)
-
-
-def _site(p: tuple[Any, ...]) -> int:
-    return int(p[3]) * int(p[1]) + int(p[4])
-
-
-def _element_piece(a: Args, p: tuple[Any, ...]) -> Any:
-    return pieces(a, p[:3])[_site(p)]
-
-
-def _element_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
-    """Element (i, j) on the piece of a run beside the point (`_matrix_on_piece`, one site)."""
-    sides: list[Any] = [None] * (p[0] * p[1])
-    sides[_site(p)] = taken
-    g = ex.full((p[0], p[1]), ex.ZERO)
-    g[p[3], p[4]] = ex.ONE
-    return _component(a, p), vjp(a, None, p[:3], g, sides)
-
-
 _component, _partials = element_of(value, vjp, 3)
+_matrix_on_piece, _element_piece, _element_on_piece = sided_of(value, vjp, pieces, 3,
+                                                               lambda p: [int(p[3]) * int(p[1]) + int(p[4])])
 
 
 def text(args: Sequence[str], param: tuple[Any, ...]) -> str:

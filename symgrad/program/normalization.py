@@ -379,29 +379,10 @@ def normalize_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any, sides: Sequence[A
     return tuple(dx)
 
 
-def _normalize_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[Any, Any]:
-    """The whole F.normalize on the pieces of a run beside the point: its value (continuous at
-    the kink) and its backward on those pieces."""
-    return normalize_value(a, p), functools.partial(normalize_vjp, a, None, p, sides=taken)
-
-
-def _normalize_site(p: tuple[Any, ...]) -> int:
-    return int(p[4]) * int(p[1]) + int(p[5])
-
-
-def _normalize_element_piece(a: Args, p: tuple[Any, ...]) -> Any:
-    return normalize_pieces(a, p[:4])[_normalize_site(p)]
-
-
-def _normalize_element_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
-    """Element (i, j) on the piece of a run beside the point: its group's side is `taken`."""
-    n, c, dim = p[0], p[1], p[2]
-    sides: list[Any] = [None] * (n * c)
-    for k in next(g for g in _groups(n, c, dim) if _normalize_site(p) in g):
-        sides[k] = taken
-    g = ex.full((n, c), ex.ZERO)
-    g[p[4], p[5]] = ex.ONE
-    return _normalize_component(a, p), normalize_vjp(a, None, p[:4], g, sides)
+def _normalize_group(p: tuple[Any, ...]) -> list[int]:
+    """The sites a norm's side decides for element (i, j): its row's (column's) elements."""
+    site = int(p[4]) * int(p[1]) + int(p[5])
+    return next(g for g in _groups(p[0], p[1], p[2]) if site in g)
 
 
 def normalize_text(args: Sequence[str], param: tuple[Any, ...]) -> str:
@@ -425,7 +406,31 @@ def element_of(value: Any, vjp: Any, k: int) -> tuple[Any, Any]:
     return element, partials
 
 
+def sided_of(value: Any, vjp: Any, pieces: Any, k: int, sites: Any) -> tuple[Any, Any, Any]:
+    """A fused matrix op with corners (`pieces`: one site per element of its value or argument,
+    None on a corner): its matrix op's `on_piece` (its value, and its backward with each corner
+    continued from the side a run beside the point took), and its element (i, j)'s `piece` and
+    `on_piece` (the element's site taken from it; `sites(param)`: the sites that side decides)."""
+    def matrix_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[Any, Any]:
+        return value(a, p), functools.partial(vjp, a, None, p, sides=taken)
+
+    def element_piece(a: Args, p: tuple[Any, ...]) -> Any:
+        return pieces(a, p[:k])[int(p[k]) * int(p[1]) + int(p[k + 1])]
+
+    def element_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
+        sides: list[Any] = [None] * (p[0] * p[1])
+        for site in sites(p):
+            sides[site] = taken
+        g = ex.full((p[0], p[1]), ex.ZERO)
+        g[p[k], p[k + 1]] = ex.ONE
+        return value(a, p[:k])[p[k], p[k + 1]], vjp(a, None, p[:k], g, sides)
+
+    return matrix_on_piece, element_piece, element_on_piece
+
+
 _normalize_component, _normalize_partials = element_of(normalize_value, normalize_vjp, 4)
+_normalize_on_piece, _normalize_element_piece, _normalize_element_on_piece = sided_of(
+    normalize_value, normalize_vjp, normalize_pieces, 4, _normalize_group)
 component_value, component_partials = element_of(value, vjp, 6)  # batch_norm's
 
 
