@@ -21,6 +21,8 @@ import pytest
 import sympy as sp
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symgrad as sg
 from symgrad import Cause
@@ -241,3 +243,28 @@ def test_torchs_matrix_product_path_at_a_zero_distance_is_still_a_sentence() -> 
     text = str(err.value)
     assert "row 0 of the first matrix and row 0 of the second are the same point" in text
     assert "matrix-product path (more than 25 rows) clamps the squared distance" in text and "Fix:" in text
+
+
+VALUES = [-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0]
+
+
+@settings(max_examples=12, deadline=None)
+@given(a=st.lists(st.sampled_from(VALUES), min_size=4, max_size=4),
+       b=st.lists(st.sampled_from(VALUES), min_size=4, max_size=4),
+       i=st.integers(0, 1), j=st.integers(0, 1))
+def test_every_placed_tie_of_cdist_is_a_kink_of_its_two_rows_and_nothing_else(a: list, b: list, i: int, j: int) -> None:
+    """Rows a_i and b_j made the same point: the entries of every tied pair's rows are kinks (the
+    cone's slope is +-1 along each coordinate, whatever else moves), every other entry agrees; the
+    executed derivative is torch's (a zero distance's term dropped), autograd torch's own."""
+    at = torch.tensor(a, dtype=torch.float64).reshape(2, 2)
+    bt = torch.tensor(b, dtype=torch.float64).reshape(2, 2)
+    bt[j] = at[i]
+    c = sg.compare(weighted_distances, at={"a": at, "b": bt})
+    assert [e.grad_autograd for e in c.entries] == autograd_of(weighted_distances, at, bt)
+    tied = [(r, s) for r in range(2) for s in range(2) if torch.equal(at[r], bt[s])]
+    expected = {f"a[{r}, {k}]" for r, _ in tied for k in range(2)} | {f"b[{s}, {k}]" for _, s in tied for k in range(2)}
+    assert {str(e.wrt) for e in c.entries if e.cause is Cause.KINK} == expected
+    assert all(e.cause is Cause.AGREE for e in c.entries if str(e.wrt) not in expected)
+    A, B, _, torch_f, exact_at = cdist_math(at, bt, sp.Matrix(2, 2, [exact(float(v)) for v in CDIST_W.reshape(-1)]))
+    for e, s in zip(c.entries, [*A, *B]):
+        assert close(e.grad_executed, sp.diff(torch_f, s).subs(exact_at))
