@@ -30,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 from . import torch_argmax as argmax
 from . import torch_names as tn
 from .torch_argmax import Indices
+from .torch_reductions import MaxResult
 from ..base.errors import TraceError, UnsupportedNodeError
 from ..program.primitives import no_grad
 from ..program.program import Program
@@ -186,6 +187,9 @@ class _Recorder(TorchFunctionMode):
             span = self.span()
             if isinstance(built, Indices) and span is not None:  # the line the comparisons are cited at
                 built = replace(built, origin=span)
+            if isinstance(built, MaxResult) and hasattr(result, "indices"):  # `v, i = M.max(dim=1)`: each part
+                self.bind(result.values, built.values)
+                self.bind(result.indices, replace(built.indices, origin=span) if span is not None else built.indices)
             self.bind(result, built)
         except UnsupportedNodeError as err:
             self.refused = str(err).split("\nSee ")[0]

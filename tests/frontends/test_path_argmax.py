@@ -55,6 +55,23 @@ def one_hot_weights(x, y, z):
     return (F.one_hot(i, 3).to(M.dtype) * M).sum()
 
 
+def max_unpacked(x, y, z):
+    M = torch.stack([torch.stack([x, y]), torch.stack([z, x * y])])
+    v, i = M.max(dim=1)
+    return v.sum() + M.gather(1, i.unsqueeze(1)).sum()
+
+
+def max_values(x, y, z):
+    M = torch.stack([torch.stack([x, y]), torch.stack([z, x * y])])
+    return M.max(dim=1).values.sum()
+
+
+def rows_by_range(x, y, z):
+    M = torch.stack([torch.stack([x, y]), torch.stack([z, x * y])])
+    i = M.argmax(dim=1)
+    return M[range(2), i].sum()
+
+
 def recorded(fn: Any) -> Any:
     """The same function without source: symgrad can only record a run of it (path mode)."""
     ns: dict[str, Any] = {"torch": torch, "F": F}
@@ -75,8 +92,10 @@ def math_of(fn: Any, point: dict[str, float]) -> list[sp.Expr]:
         f = first([2 * x, y, sp.sin(z)]) * x
     elif fn is method_argmax_and_max:
         f = 2 * first([2 * x, y, sp.sin(z)])
-    elif fn in (gather_rows, keepdim_gather):
+    elif fn in (gather_rows, keepdim_gather, max_values, rows_by_range):
         f = first([x, y]) + first([z, x * y])
+    elif fn is max_unpacked:
+        f = 2 * (first([x, y]) + first([z, x * y]))
     else:
         f = first([x, y, z]) + first([z, x, y * y])
     return [sp.diff(f, s).subs(at) for s in (x, y, z)]
@@ -86,7 +105,8 @@ POINT = {"x": 0.5, "y": 2.0, "z": 1.5}  # no ties anywhere
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("fn", [select_by_argmax, method_argmax_and_max, gather_rows, keepdim_gather, one_hot_weights])
+@pytest.mark.parametrize("fn", [select_by_argmax, method_argmax_and_max, gather_rows, keepdim_gather, one_hot_weights,
+                                max_unpacked, max_values, rows_by_range])
 def test_the_recorded_run_reads_an_argmax_as_the_source_reader_does(fn: Any, dtype: torch.dtype) -> None:
     args = [torch.tensor(POINT[n], dtype=dtype) for n in "xyz"]
     path = sg.trace(recorded(fn), *args)
@@ -105,7 +125,8 @@ def test_the_recorded_run_reads_an_argmax_as_the_source_reader_does(fn: Any, dty
 @pytest.mark.parametrize("fn, point", [
     (gather_rows, {"x": 0.5, "y": 2.0, "z": 1.0}),  # row 1: z == x*y, a tie
     (select_by_argmax, {"x": 1.0, "y": 2.0, "z": 0.5}),  # 2x == y
-], ids=["gather-tie", "argmax-tie"])
+    (max_unpacked, {"x": 2.0, "y": 2.0, "z": 0.5}),  # row 0: x == y
+], ids=["gather-tie", "argmax-tie", "max-dim-tie"])
 def test_at_a_tie_the_recorded_run_names_the_threshold_as_source_mode_does(fn: Any, point: dict[str, float]) -> None:
     args = [torch.tensor(point[n], dtype=torch.float64) for n in "xyz"]
     c = sg.trace(recorded(fn), *args).compare()
