@@ -25,7 +25,6 @@ into a tensor that has another name changes both (a sentence, `source_inplace.re
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 from typing import Any, Final
 
 import sympy as sp
@@ -35,30 +34,12 @@ from . import source_random as sr
 from . import torch_names as tn
 from .source_inplace import LEAF, is_leaf, refuse_alias, refuse_leaf, track
 from .source_state import Refuse
+from .source_unfilled import Unfilled
 
 # `.uniform_(a, b)` / `.normal_(mean, std)` of a tensor, as the recorder spells their draws.
 FILLING: Final = {"uniform_": "Tensor.uniform_", "normal_": "Tensor.normal_"}
 INIT: Final = ("torch.nn.init.uniform_", "torch.nn.init.normal_")
 _PARAMETERS: Final = {"uniform_": ("a", "b"), "normal_": ("mean", "std")}
-_UNFILLED_USE: Final = ("`{spelling}` at {where} makes a tensor whose values are whatever memory held (torch does not "
-                        "set them), and they are read here before a draw fills it.\nFix: fill it first "
-                        "(`.uniform_(a, b)`, `.normal_(m, s)`, `torch.nn.init.uniform_(w)`), or use `torch.zeros` "
-                        "if zeros are meant.")
-
-
-@dataclass(frozen=True)
-class Unfilled:
-    """What `torch.empty(shape)` reads as: only a shape, until a draw fills it."""
-
-    shape: tuple[int, ...]
-    spelling: str
-    where: str
-    requires_grad: bool = False
-
-    def refuse(self, node: ast.AST) -> Refuse:
-        return Refuse(node, _UNFILLED_USE.format(spelling=self.spelling, where=self.where))
-
-
 class FillMethod:
     """`.uniform_` / `.normal_` of a tensor (or of an unfilled one), before it is called; `owner`
     is the expression it is a method of."""

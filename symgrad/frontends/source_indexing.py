@@ -28,6 +28,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import torch_names as tn
 from .source_state import Data, Refuse
+from .source_unfilled import Unfilled
 from .torch_argmax import grid_of
 from .torch_shapes import made, torch_dims
 
@@ -103,6 +104,8 @@ def index(base: Any, parts: Sequence[Any], node: ast.AST) -> Any:
         except (IndexError, TypeError) as err:
             raise Refuse(node, f"Indexing the data `{base.name}` failed: {err}.\nFix: index inside it.") from None
         return picked.item() if np.ndim(picked) == 0 else Data(np.asarray(picked), base.name)
+    if isinstance(base, Unfilled):  # `torch.empty(3)[0]`: whatever memory held
+        raise base.refuse(node)
     if isinstance(base, tuple):  # a shape
         if len(parts) != 1 or not isinstance(parts[0], (int, slice)):
             raise Refuse(node, "A shape is indexed by one integer.\nFix: write `x.shape[0]`.")

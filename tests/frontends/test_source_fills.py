@@ -128,6 +128,7 @@ def test_a_draw_into_a_tensor_is_data_of_the_users_run(fn: Any, dtype: torch.dty
     out, grads = torch_truth(fn, x, 7)
     assert c.ok and c.cause is Cause.AGREE
     assert [e.grad_autograd for e in c.entries] == grads
+    assert float(c.value_autograd) == float(out)  # the translation's forward is the user's, bit for bit
     (w,) = drawn(fn, x, 7)
     xs = [q(v) for v in x.tolist()]
     for k, e in enumerate(c.entries):
@@ -145,6 +146,7 @@ def test_nn_init_normal_of_a_matrix_is_the_draw(dtype: torch.dtype) -> None:
     c = sg.compare(init_normal_matrix, at={"x": x})
     out, grads = torch_truth(init_normal_matrix, x, 3)
     assert c.ok and [e.grad_autograd for e in c.entries] == grads
+    assert float(c.value_autograd) == float(out)
     (W,) = drawn(init_normal_matrix, x, 3)
     X = sp.Matrix(2, 3, [q(v) for v in x.reshape(-1).tolist()])
     Wq = sp.Matrix(3, 2, [q(v) for v in W.reshape(-1).tolist()])
@@ -170,6 +172,17 @@ def read_before_filled(x):
     y = (x * w).sum()
     w.uniform_(0, 1)
     return y
+
+
+def assigned_by_element(x):
+    w = torch.empty(3, dtype=x.dtype)
+    w[0] = x[0]
+    return (w * x).sum()
+
+
+def element_read(x):
+    w = torch.empty(3, dtype=x.dtype)
+    return x.sum() + w[1]
 
 
 def aliased(x):
@@ -200,11 +213,13 @@ def drawn_with_a_differentiated_std(x):
     (input_drawn, "torch raises RuntimeError here (a leaf Variable that requires grad is being used in an in-place operation)", True),
     (input_initialised, "overwrites the input `x` with a draw under no_grad, behind autograd's back", False),
     (read_before_filled, "makes a tensor whose values are whatever memory held", False),
+    (assigned_by_element, "build it out of place (`torch.stack([...])`) or start from `torch.zeros`", False),
+    (element_read, "makes a tensor whose values are whatever memory held", False),
     (aliased, "`b` is the same tensor as `a`", False),
     (grad_leaf_drawn, "a leaf made with requires_grad=True, in place: torch raises RuntimeError", True),
     (drawn_with_a_differentiated_std, "computed from differentiated values", False),
     (named_in_an_expression, "`n.uniform_(...)` inside an expression changes `n` in place", False),
-], ids=["input-leaf", "init-of-input", "unfilled-read", "alias", "requires-grad-leaf", "std-of-x", "in-expression"])
+], ids=["input-leaf", "init-of-input", "unfilled-read", "unfilled-put", "unfilled-index", "alias", "requires-grad-leaf", "std-of-x", "in-expression"])
 def test_what_torch_refuses_or_hides_is_a_sentence_naming_the_line(fn: Any, words: str, torch_raises: bool) -> None:
     x = torch.tensor([0.5, -1.25, 2.0], dtype=torch.float64)
     if torch_raises:  # the sentence says what torch itself does
