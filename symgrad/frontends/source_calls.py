@@ -319,7 +319,7 @@ class CallTranslator:
         data = sd.reshaped(spelling, args, kwargs, node)
         if data is not None:
             return data
-        args = sd.as_constants(args, node, spelling)
+        args = sd.as_constants(args, node, spelling, self.state)
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
         if spelling.name not in ("torch.where", "Tensor.all", "Tensor.any"):  # elsewhere a mask is 0s and 1s
             if any(isinstance(a, sp.core.relational.Relational) for a in sym_args):

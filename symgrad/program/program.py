@@ -26,6 +26,7 @@ from typing import Any, Final
 import mpmath
 import sympy as sp
 from sympy.codegen import ast
+from sympy.core.symbol import Str
 
 from ..base.errors import ProgramError, ShapeError, UnsupportedNodeError
 from . import exact as ex
@@ -42,6 +43,22 @@ class Vector(sp.MatrixSymbol):
     """A rank-1 tensor input of length n (a torch function's `b1`), read as the (n, 1) column
     `MatrixSymbol` it computes as; only its name differs: its elements print `b1[3]`, as the user
     indexes them, never `b1[3, 0]`."""
+
+
+class DataMatrix(sp.MatrixSymbol):
+    """Floating data of the user's call (an image batch reshaped to a matrix, `X_flat`), read as an
+    input of the program that is never differentiated: its value is bound at the point, it is never
+    in `wrt`. A MatrixSymbol in everything else; its fourth argument says what it is, as the
+    generated program's comment writes it (`X reshaped to (256, 784), data first used at model.py:12`)."""
+
+    def __new__(cls, name: Any, n: Any, m: Any, about: Any = "") -> DataMatrix:
+        obj = super().__new__(cls, name, n, m)
+        obj._args = (*obj._args, about if isinstance(about, Str) else Str(str(about)))
+        return obj  # type: ignore[return-value]
+
+    @property
+    def about(self) -> str:
+        return str(self.args[3].name)
 
 
 class NotationPrinter(MatrixStrPrinter):

@@ -19,7 +19,7 @@ import sympy as sp
 
 from ..program import exact as ex
 from ..base.causes import Cause
-from ..program.program import decimal, node_text, number, sstr
+from ..program.program import DataMatrix, decimal, node_text, number, sstr
 from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..sides.executed import Decision, Path
@@ -123,7 +123,10 @@ def point_notes(c: Comparison) -> list[str]:
     if getattr(c, "dtype", "float64") != "float32":
         return []
     rows: list[str] = []
-    for s, v in c.point.items():
+    for s in c.point:
+        if isinstance(s, DataMatrix):
+            continue  # data of the user's call (an image batch): its floats are what the tensor held, never typed
+        v = c.point[s]
         elements = ([(sstr(s[i, j]) if isinstance(s, sp.MatrixSymbol) else f"{sstr(s)}[{i}, {j}]", v[i, j])
                      for i in range(v.rows) for j in range(v.cols)]  # a rank-1 input's element: `b1[3]`
                     if isinstance(v, sp.MatrixBase) else [(sstr(s), v)])
