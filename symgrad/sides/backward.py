@@ -50,7 +50,7 @@ from .path_expression import step_expression
 from .ir import LoweredProgram
 from .lowering import DTYPES
 from .selection import select
-from ..program.program import node_text, record_repr, sstr
+from ..program.program import DataMatrix, node_text, record_repr, sstr
 
 # Ops whose local derivative is a matrix rule (a vector-Jacobian product), in the program's names:
 # `{g}` is the adjoint of the step, `{0}`, `{1}` its operands.
@@ -310,10 +310,11 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
     torch_dtype = DTYPES[dtype]
     tensors: list[Any] = [None] * len(path.steps)
     inputs = []
-    for i in path.inputs:
+    for i, sym in zip(path.inputs, lowered.symbols):
         v = path.steps[i].value
         raw = np.asarray(ex.ewise(ex.to_float, v), dtype=np.float64) if ex.is_mat(v) else ex.to_float(v)
-        t = torch.tensor(raw, dtype=torch_dtype, requires_grad=True)
+        # Data of the user's call (`DataMatrix`) does not require grad, as in the user's own run.
+        t = torch.tensor(raw, dtype=torch_dtype, requires_grad=not isinstance(sym, DataMatrix))
         tensors[i] = t
         hooked.add(id(t))
         inputs.append(t)
@@ -335,13 +336,15 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
             if elements is not None and weights is not None:
                 # A returned tuple: the elements the column is stacked from, each on its own graph
                 # (outputs.py); the column's own adjoint is the seed, as torch hands it to a tuple.
-                got = outputs.grads_of_elements(elements, weights.reshape(-1).tolist(), inputs, retain_graph=False)
+                got = outputs.grads_of_elements(elements, weights.reshape(-1).tolist(), [t for t in inputs if t.requires_grad],
+                                                retain_graph=False)
                 grads[path.output] = _to_host(weights)
             else:
-                got = torch.autograd.grad(out, inputs, grad_outputs=weights, allow_unused=True)
+                got = torch.autograd.grad(out, [t for t in inputs if t.requires_grad], grad_outputs=weights,
+                                          allow_unused=True)
         except Exception as err:
             return _Capture(tensors, grads, f"{type(err).__name__}: {err}")
-    for i, g in zip(path.inputs, got):
+    for i, g in zip([i for i, t in zip(path.inputs, inputs) if t.requires_grad], got):
         if g is not None:
             grads[i] = _to_host(g)
     for st in path.steps:
@@ -376,7 +379,10 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
     """Every step's adjoint, exact and torch's, and where they part. `seed` is the output's
     adjoint (None: 1, or every element of a matrix output)."""
     cap = _capture(lowered, path, dtype, seed)
-    with adjoints_for(None):  # every step's, data's too, wherever it is asked for
+    data = {name for name, sym in zip(lowered.inputs, lowered.symbols) if isinstance(sym, DataMatrix)}
+    # Every step's adjoint, an input's that is not differentiated too, wherever it is asked for;
+    # not the data of the user's call (`DataMatrix`), whose gradient torch never computes there.
+    with adjoints_for([name for name in lowered.inputs if name not in data] if data else None):
         exe = path.adjoints("executed", seed)
         mth = path.adjoints("math", seed)
     upstream = _upstream(path)
