@@ -90,16 +90,12 @@ class FloatingPoint:
         self.dtype, self.rtol = context.dtype, context.rtol
         self.math_adj, self.exe_adj = context.math_adj, context.exe_adj
         self.node, self.backward_parting = context.node, context.backward_parting
-        # What each search of the path found, by the steps that reach the output: the same for every
-        # entry of the comparison, searched once (a softmax over 256 rows has thousands of steps).
-        self.found: dict[tuple[str, tuple[bool, ...]], Any] = {}
+        self.found: dict[tuple[str, tuple[bool, ...]], Any] = {}  # each search of the path, by `once`
 
     def once(self, search: Callable[[list[bool]], Any], reach: list[bool]) -> Any:
-        """`search(reach)`, remembered for this comparison's path (every search is a function of it)."""
+        """`search(reach)`, searched once per path (the same for every entry; thousands of steps)."""
         key = (search.__name__, tuple(reach))
-        if key not in self.found:
-            self.found[key] = search(reach)
-        return self.found[key]
+        return self.found[key] if key in self.found else self.found.setdefault(key, search(reach))
 
     def float_finding(self, k: int, exe: ex.Exact, auto: float | None) -> Finding | None:
         if auto is None:
