@@ -160,7 +160,7 @@ def _leaf(d: Data, state: Any) -> DataMatrix:
     where = f" at {place(state.span)}" if state.span is not None else ""
     sym = DataMatrix(name, *array.shape, f"{d.name} ({array.dtype}) reshaped to {tuple(array.shape)}, data "
                                          f"(never differentiated), first used{where}")
-    held[key] = DataLeaf(sym, np.ascontiguousarray(array, dtype=np.float64))
+    held[key] = DataLeaf(sym, np.array(array, dtype=np.float64))  # a copy: never the memory of the user's tensor
     return sym
 
 

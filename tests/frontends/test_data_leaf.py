@@ -224,3 +224,25 @@ def test_the_backward_pass_never_differentiates_data() -> None:
     assert not inputs["X_flat"].on_graph and inputs["X_flat"].adjoint_autograd is None
     assert inputs["model_net_1_weight"].on_graph and inputs["model_net_1_weight"].adjoint_autograd is not None
     assert not any(r.parts for r in c.backward)
+
+
+def test_a_reading_keeps_the_data_it_was_read_at() -> None:
+    """The reading holds a copy of the data: the user's tensor changed in place afterwards (a
+    training loop's next batch written into the same buffer) changes neither the traced point nor
+    its comparison; `at=` with another batch reads the function again there."""
+    w = torch.tensor([[0.25], [-0.5], [1.0], [0.75]], dtype=torch.float64)
+    X, _ = batch(3, 2, 2, torch.float64, seed=1)
+    X_new, _ = batch(3, 2, 2, torch.float64, seed=2)
+    kept = X.clone()
+    traced = sg.trace(plain_reshape, w, X)
+    X.copy_(X_new)
+    assert traced.point["X_flat"].tolist() == kept.reshape(3, 4).tolist()
+
+    def truth(data: torch.Tensor) -> list[sp.Basic]:
+        X2 = rational(data)
+        z = X2 * rational(w) - sp.Matrix([[sp.Rational(1, 2)]] * 3)
+        return [sum(X2[i, j] for i in range(3) if z[i] > 0) for j in range(4)]
+
+    assert [e.grad_executed for e in traced.compare().entries] == truth(kept)
+    assert [e.grad_executed for e in traced.compare(at={"w": w, "X": X_new}).entries] == truth(X_new)
+    assert truth(kept) != truth(X_new)
