@@ -386,6 +386,7 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
         exe = path.adjoints("executed", seed)
         mth = path.adjoints("math", seed)
     upstream = _upstream(path)
+    of_data = _of_data(path, data)
     uses: list[list[int]] = [[] for _ in path.steps]
     for st in path.steps:
         for p in st.parents:
@@ -403,7 +404,7 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
         records[st.index] = BackwardStep(
             step=st.index, name=st.name, line=st.line or None, op=st.op,
             exact_value=st.value, value_autograd=_to_host(t) if isinstance(t, torch.Tensor) else None,
-            local_derivatives=_locals(path, st, exe[st.index]), uses=tuple(uses[st.index]),
+            local_derivatives=_locals(path, st, exe[st.index], of_data), uses=tuple(uses[st.index]),
             exact_adjoint=exe[st.index], exact_adjoint_math=mth[st.index], adjoint_autograd=auto,
             relative_error=rel, digits_lost=lost, cut=st.cut, on_graph=on_graph, parts=parts,
             _node=st.node, _user=user)
@@ -411,6 +412,20 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
     first = next((r for r in recs if r.parts), None)
     parting = _why(path, first, records, exe, cap, rtol, fi, user) if first is not None else None
     return BackwardPass(recs, parting, cap.error)
+
+
+def _of_data(path: Path, data: set[str]) -> list[bool]:
+    """The steps computed from the data of the user's call alone (`DataMatrix` inputs, and what
+    only they reach), by step; empty where the program has no data."""
+    if not data:
+        return []
+    out = [False] * len(path.steps)
+    for st in path.steps:
+        if st.op == "input":
+            out[st.index] = st.name in data
+        elif st.parents:
+            out[st.index] = all(out[p] for p in st.parents)
+    return out
 
 
 def _upstream(path: Path) -> list[bool]:
@@ -424,11 +439,15 @@ def _upstream(path: Path) -> list[bool]:
     return up
 
 
-def _contributions(path: Path, st: PathStep, adj: Any) -> list[Any]:
+def _contributions(path: Path, st: PathStep, adj: Any, data: Sequence[bool] = ()) -> list[Any]:
     """What a step sends back to each parent: its adjoint times the local derivative (a matrix
-    rule's vector-Jacobian product), exactly 0 where its adjoint is 0 or the step is cut."""
+    rule's vector-Jacobian product), exactly 0 where its adjoint is 0 or the step is cut, and to
+    a parent computed from data alone (`data`, by step: X_flat in X_flat @ W.T), never differentiated."""
     if ex.all_zero(adj) or st.cut is not None:
         return [_zero_like(path.steps[p].value) for p in st.parents]
+    if st.vjp is not None and any(data[p] for p in st.parents if p < len(data)):
+        return [_zero_like(path.steps[p].value) if p < len(data) and data[p] else c() if callable(c) else c
+                for p, c in zip(st.parents, st.vjp(adj))]
     if st.op == "elem":
         target = ex.full(path.steps[st.parents[0]].value.shape, ex.ZERO)
         target[st.param] = adj
@@ -439,11 +458,11 @@ def _contributions(path: Path, st: PathStep, adj: Any) -> list[Any]:
             for d in st.partials]
 
 
-def _locals(path: Path, st: PathStep, adj: Any) -> tuple[Local, ...]:
+def _locals(path: Path, st: PathStep, adj: Any, data: Sequence[bool] = ()) -> tuple[Local, ...]:
     if not st.parents:
         return ()
     names = [path.steps[p].name for p in st.parents]
-    contributions = _contributions(path, st, adj)
+    contributions = _contributions(path, st, adj, data)
     if st.vjp is not None or st.op == "elem":
         rules = _MATRIX_RULES.get(st.op)
         out = []

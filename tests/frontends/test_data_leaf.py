@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import symgrad as sg
+from symgrad.program import exact as ex
 from symgrad.program.program import DataMatrix
 from symgrad.testing import assert_grad_matches_math
 from symgrad.tools.sweep import CODE
@@ -224,6 +225,9 @@ def test_the_backward_pass_never_differentiates_data() -> None:
     assert not inputs["X_flat"].on_graph and inputs["X_flat"].adjoint_autograd is None
     assert inputs["model_net_1_weight"].on_graph and inputs["model_net_1_weight"].adjoint_autograd is not None
     assert not any(r.parts for r in c.backward)
+    linear = next(r for r in c.backward if r.op == "linear")
+    sent = {local.wrt: local.exact_contribution for local in linear.local_derivatives}
+    assert ex.all_zero(sent["X_flat"]) and not ex.all_zero(sent["model_net_1_weight"])
 
 
 def test_a_reading_keeps_the_data_it_was_read_at() -> None:
