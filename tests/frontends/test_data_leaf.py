@@ -9,8 +9,11 @@ float32 and float64 is one), and torch's autograd of the user's own code for the
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -250,3 +253,27 @@ def test_a_reading_keeps_the_data_it_was_read_at() -> None:
     assert [e.grad_executed for e in traced.compare().entries] == truth(kept)
     assert [e.grad_executed for e in traced.compare(at={"w": w, "X": X_new}).entries] == truth(X_new)
     assert truth(kept) != truth(X_new)
+
+
+def weighted_rows(w, X):
+    return (torch.flatten(X, 1) @ w).sum()
+
+
+@settings(max_examples=12, deadline=None)
+@given(rows=st.integers(1, 4), side=st.integers(1, 3), dtype=st.sampled_from(["float32", "float64"]),
+       seed=st.integers(0, 2**16))
+def test_any_batch_is_bound_exactly(rows: int, side: int, dtype: str, seed: int) -> None:
+    """d/dw_j sum_i (X2 @ w)_i is the column sum of X2, exactly, for any batch of any shape: the
+    data leaf holds exactly the floats of the call (dyadic rationals), in either dtype."""
+    g = np.random.default_rng(seed)
+    X = torch.tensor(g.standard_normal((rows, 2, side, side)), dtype=DTYPES[dtype])
+    w = torch.tensor(g.standard_normal((2 * side * side, 1)), dtype=DTYPES[dtype])
+    traced = sg.trace(weighted_rows, w, X)
+    assert traced.point["X_flat"].tolist() == X.reshape(rows, -1).to(torch.float64).tolist()
+    c = traced.compare()
+    X2 = rational(X)
+    truth = [sum(X2[i, j] for i in range(rows)) for j in range(X2.cols)]
+    assert [e.grad_executed for e in c.entries] == truth and [e.grad_symbolic for e in c.entries] == truth
+    wl = w.clone().requires_grad_(True)
+    (gw,) = torch.autograd.grad(weighted_rows(wl, X), [wl])
+    assert [e.grad_autograd for e in c.entries] == [float(v) for v in gw.reshape(-1)]
