@@ -126,6 +126,9 @@ class CallTranslator:
                                    "its gradient is not one the comparison can see.\nFix: pass it as an argument.")
             if obj.ndim == 0:
                 return float(obj.item()) if obj.is_floating_point() else int(obj.item())
+            leaf = sd.global_leaf(obj.detach().cpu().numpy(), name, self.state) if obj.ndim == 2 else None
+            if leaf is not None:  # a large floating global (a fixed projection): a data input, as a batch is
+                return leaf
             if obj.is_floating_point() and obj.ndim <= 2:
                 return constant_of(obj)  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it
             arr = obj.detach().to(torch.float64).cpu().numpy()

@@ -14,7 +14,9 @@ torch computes on such values:
   rational number); never differentiated, never in `wrt`. The reading carries each leaf's values
   (`Translation.data`), which the fidelity check, compare(), sweeps and the reports bind. Where
   the translator gives no state, and for data of rank 0 and 1, the constant tensor of its values,
-  as a tensor read from a global is. Data of rank 3 or more there is a sentence naming the line
+  as a small tensor read from a global is. A floating global tensor of rank 2 with more than
+  GLOBAL_LEAF_ELEMENTS elements (a fixed projection) is a data leaf too, named after the global
+  (`global_leaf`). Data of rank 3 or more there is a sentence naming the line
   (symgrad's tensors have rank 0, 1 or 2), and so is a differentiated value of rank 3 or more
   (`torch_shapes`).
 
@@ -161,6 +163,32 @@ def _leaf(d: Data, state: Any) -> DataMatrix:
     sym = DataMatrix(name, *array.shape, f"{d.name} ({array.dtype}) reshaped to {tuple(array.shape)}, data "
                                          f"(never differentiated), first used{where}")
     held[key] = DataLeaf(sym, np.array(array, dtype=np.float64))  # a copy: never the memory of the user's tensor
+    return sym
+
+
+# A floating global tensor of rank 2 with more elements than this is a data leaf named after the
+# global (a fixed projection matrix); a smaller one is the constant matrix of its values.
+GLOBAL_LEAF_ELEMENTS: Final = 64
+
+
+def global_leaf(array: np.ndarray, name: str, state: Any) -> DataMatrix | None:
+    """The data leaf of a floating global tensor of rank 2 (`P` in `X @ P`, read from outside the
+    function) with more than GLOBAL_LEAF_ELEMENTS elements; None for any other value."""
+    if array.ndim != 2 or array.dtype.kind != "f" or array.size <= GLOBAL_LEAF_ELEMENTS:
+        return None
+    held: dict[Any, DataLeaf] = state.data_leaves
+    key = ("global", name, array.shape, array.dtype.str, array.__array_interface__["data"][0], array.strides)
+    if key in held:
+        return held[key].symbol
+    taken = {*state.vars, *(getattr(s, "name", "") for s in state.inputs), *(leaf.symbol.name for leaf in held.values())}
+    base = name if name.isidentifier() else "global_data"
+    leaf_name, k = base, 1
+    while leaf_name in taken:
+        k += 1
+        leaf_name = f"{base}_{k}"
+    sym = DataMatrix(leaf_name, *array.shape, f"the global tensor {name} ({array.dtype}, {tuple(array.shape)}), data "
+                                               "(never differentiated)")
+    held[key] = DataLeaf(sym, np.array(array, dtype=np.float64))
     return sym
 
 

@@ -20,6 +20,8 @@ from torch import nn
 
 import symgrad as sg
 from symgrad.program import exact as ex
+from symgrad.frontends import source_data as sd
+from symgrad.frontends.trace import clear_cache
 from symgrad.program.program import DataMatrix
 from symgrad.testing import assert_grad_matches_math
 from symgrad.tools.sweep import CODE
@@ -118,16 +120,23 @@ def step_on_globals(W, b, y):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_same_verdict_as_the_batch_read_as_a_constant(dtype: str) -> None:
+def test_the_same_verdict_as_the_batch_read_as_a_constant(dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The data leaf gives each entry the cause and exact values that the same batch gives as a
-    constant tensor of the program (how symgrad read it before: a global tensor is one)."""
+    constant tensor of the program (how symgrad read it before; a global tensor is one when no
+    global is read as a data leaf)."""
     X, y = batch(8, 4, 10, DTYPES[dtype], seed=3)
     model = model_for(X, 10)
     leaf = sg.trace(training_step, model, X, y).compare()
     global X2_GLOBAL
     X2_GLOBAL = X.reshape(8, -1)
-    constant = sg.compare(step_on_globals, at={"W": model.net[1].weight.detach(), "b": model.net[1].bias.detach(),
-                                               "y": y}, dtype=dtype)
+    monkeypatch.setattr(sd, "GLOBAL_LEAF_ELEMENTS", 10**9)  # the global read as the constant of its values
+    clear_cache()
+    try:
+        constant = sg.compare(step_on_globals, at={"W": model.net[1].weight.detach(), "b": model.net[1].bias.detach(),
+                                                   "y": y}, dtype=dtype)
+    finally:
+        clear_cache()
+    assert not any(isinstance(s, DataMatrix) for s in constant.point)
     assert len(leaf.entries) == len(constant.entries) == 10 * 16 + 10
     for a, b in zip(leaf.entries, constant.entries):
         assert a.cause is b.cause
@@ -277,3 +286,32 @@ def test_any_batch_is_bound_exactly(rows: int, side: int, dtype: str, seed: int)
     wl = w.clone().requires_grad_(True)
     (gw,) = torch.autograd.grad(weighted_rows(wl, X), [wl])
     assert [e.grad_autograd for e in c.entries] == [float(v) for v in gw.reshape(-1)]
+
+
+P_GLOBAL = torch.zeros(1, 1)
+Q_GLOBAL = torch.zeros(1, 1)
+
+
+def project(w):
+    return (P_GLOBAL @ w).sum() + (Q_GLOBAL @ w).sum()
+
+
+def test_a_large_global_tensor_is_a_data_leaf_named_after_it() -> None:
+    """A floating global tensor of rank 2 with more than 64 elements (a fixed projection) is a data
+    input named after the global, bound to its value at this call (a new value at the same shape
+    is read again: the translation cache keys on the global's bytes); a small one stays a constant."""
+    global P_GLOBAL, Q_GLOBAL
+    w = torch.tensor([[0.5]] * 16, dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(2):
+        P_GLOBAL = torch.rand(5, 16, generator=g, dtype=torch.float64)  # 80 elements: a data leaf
+        Q_GLOBAL = torch.rand(4, 16, generator=g, dtype=torch.float64)  # 64: the constant of its values
+        traced = sg.trace(project, w)
+        assert [s.name for s in traced.inputs] == ["w", "P_GLOBAL"] and traced.wrt == ("w",)
+        assert isinstance(traced.inputs[1], DataMatrix)
+        assert traced.point["P_GLOBAL"].tolist() == P_GLOBAL.tolist()
+        c = traced.compare()
+        P, Q = rational(P_GLOBAL), rational(Q_GLOBAL)
+        truth = [sum(P[i, j] for i in range(5)) + sum(Q[i, j] for i in range(4)) for j in range(16)]
+        assert [e.grad_executed for e in c.entries] == truth and [e.grad_symbolic for e in c.entries] == truth
+        assert "# P_GLOBAL: the global tensor P_GLOBAL (float64, (5, 16)), data (never differentiated)" in c.lowered.source
