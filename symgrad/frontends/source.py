@@ -51,7 +51,7 @@ import re
 import textwrap
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sympy as sp
@@ -133,6 +133,7 @@ class Translation:
     notes: tuple[str, ...] = ()
     span: SourceSpan | None = None  # the function's own first line
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output's labels
+    data: dict[str, Any] = field(default_factory=dict)  # data leaves (source_data.DataLeaf) by name: bound at the point
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -241,7 +242,7 @@ class StatementTranslator(ast.NodeVisitor):
         self.state.span = self.span_of(node)
         for name in sorted(self.compound):  # data a loop changes from its first pass: a variable of the program
             given = self.state.env.get(name)
-            value = sd.changed_by_loop(given)
+            value = sd.changed_by_loop(given, self.state)
             if value is not given and not self.state.matrix_mode:
                 self.state.bind_matrix(name, value)
         for name in self.copies:
@@ -350,7 +351,7 @@ class StatementTranslator(ast.NodeVisitor):
         """`name` given the value `v`, computed from `value_node` (a statement where it needs one)."""
         needs_symbol = name in self.compound or name in self.state.params
         if needs_symbol:
-            v = sd.changed_by_loop(v)  # data a loop changes: a variable of the program, never read once
+            v = sd.changed_by_loop(v, self.state)  # data a loop changes: a variable of the program, never read once
         target = self.state.var(name)
         if tn.is_matrix(v) and (needs_symbol or isinstance(v, MatrixPiecewise)):
             self.state.bind_matrix(name, v)
@@ -616,7 +617,8 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
                 sym = tr.state.fresh("result")
                 tr.state.emit(cg.Assignment(sym, out))
                 out = sym
-            function = Program([s for s in tr.state.inputs], cg.CodeBlock(*tr.state.block), out)
+            function = Program([*tr.state.inputs, *(v.symbol for v in sd.leaves_of(tr.state).values())],
+                               cg.CodeBlock(*tr.state.block), out)
     except LoopLimitError:
         raise  # a loop that never ends: path mode would run your function forever
     except Refuse as r:
@@ -639,5 +641,6 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         raise err from None
     finally:
         tn.RANK1.reset(token)
-    return Translation(function, tuple(tr.state.inputs), dict(tr.state.origins), "where" if tr.state.uses_where else "if",
-                       span=tr.span_of(node), returned=tr.returned)
+    leaves = sd.leaves_of(tr.state)
+    return Translation(function, (*tr.state.inputs, *(v.symbol for v in leaves.values())), dict(tr.state.origins),
+                       "where" if tr.state.uses_where else "if", span=tr.span_of(node), returned=tr.returned, data=leaves)

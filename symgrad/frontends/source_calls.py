@@ -127,6 +127,9 @@ class CallTranslator:
                                    "its gradient is not one the comparison can see.\nFix: pass it as an argument.")
             if obj.ndim == 0:
                 return float(obj.item()) if obj.is_floating_point() else int(obj.item())
+            leaf = sd.global_leaf(obj.detach().cpu().numpy(), name, self.state) if obj.ndim == 2 else None
+            if leaf is not None:  # a large floating global (a fixed projection): a data input, as a batch is
+                return leaf
             if obj.is_floating_point() and obj.ndim <= 2:
                 return constant_of(obj)  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it
             arr = obj.detach().to(torch.float64).cpu().numpy()
@@ -328,7 +331,7 @@ class CallTranslator:
             data = ix.with_data(spelling, args, kwargs, node)
         if data is not None:
             return data
-        args = sd.as_constants(args, node, spelling)
+        args = sd.as_constants(args, node, spelling, self.state)
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
         if spelling.name not in ("torch.where", "Tensor.all", "Tensor.any"):  # elsewhere a mask is 0s and 1s
             if any(isinstance(a, sp.core.relational.Relational) for a in sym_args):

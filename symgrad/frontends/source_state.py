@@ -131,6 +131,7 @@ class TranslationState:
         self.leaves: set[str] = {name for name, _ in inputs}
         self.copied: set[str] = set()
         self.aliases: dict[str, str] = {}  # `b = a` of a computed tensor: b's key -> a's (one tensor, two names)
+        self.data_leaves: dict[Any, Any] = {}  # floating data read as data inputs (source_data.DataLeaf)
 
     def enter(self, node: ast.AST, env: dict[str, Any], prefix: str, locate: Any) -> tuple[Any, ...]:
         """Read a called function's body (a submodule's `forward`) into this reading: its own names

@@ -49,7 +49,7 @@ from ..program.deep import deep
 from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
 from ..program.elementwise import Alias, MatrixPiecewise, is_elementwise, readable
 from ..program.primitives import no_grad
-from ..program.program import RESERVED_NAMES, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
+from ..program.program import RESERVED_NAMES, DataMatrix, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .selection import reads_symbols, select, single_op, summed_matrix, unit_scaled, unsupported
@@ -514,6 +514,9 @@ class _Lowerer:
         self.writer.lines.append(safe_comment(
             f"# symgrad: lowered from  {what}   ({real} real; {self.dtype}; branches=\"{self.branches}\")"
         ))
+        for s in norm.inputs:  # data of the user's call (`X_flat`): what it is, never differentiated
+            if isinstance(s, DataMatrix):
+                self.writer.lines.append(safe_comment(f"# {self.writer.var_names[s]}: {s.about}"))
         if norm.rewritten:
             self.writer.lines.append(safe_comment(f"# SymPy rewrote it for real symbols as  {norm.rewritten}"))
         self.writer.lines.append("import math")
