@@ -72,6 +72,7 @@ from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedN
 from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
 from ..program.program import Program, Vector
+from ..sides import order as made_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +340,7 @@ class StatementTranslator(ast.NodeVisitor):
             return
         if self.state.pure or self.state.matrix_mode:
             self.state.env[name] = self.expressions.value(value_node)
+            self.state.bound_making(name, value_node)
         else:
             self.bind(name, self.expressions.value(value_node, target=self.state.var(name)), value_node)
         inplace.track(self.state, name, value_node)
@@ -608,6 +610,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
             raise Refuse(node, "The function does not return a tensor.")
         if tr.state.matrix_mode:
             function: Any = out
+            made_in.remember(out, tuple(tr.state.made))  # the lowering writes the steps in this order
         else:
             if not tn.is_matrix(out) and (not isinstance(out, sp.Symbol) or out in tr.state.inputs):
                 sym = tr.state.fresh("result")

@@ -51,6 +51,7 @@ from ..program.elementwise import Alias, MatrixPiecewise, is_elementwise, readab
 from ..program.primitives import no_grad
 from ..program.program import RESERVED_NAMES, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
+from .order import Making, Makings, of as made_in
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .selection import reads_symbols, select, single_op, summed_matrix, unit_scaled, unsupported
 from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, constant_name, matconst_text, name_for, name_part,
@@ -202,8 +203,8 @@ class _Expressions:
         self._warming = False  # inside `_warm_operands`
         self._depth = 0  # how deep `expr` calls are nested
         self._elementwise = 0  # inside the body of an elementwise function: Piecewise is `torch.where`
-        norm = writer.norm
-        self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
+        self.makings = Makings()  # each making of a node in the user's order, and which the step reads
+        self.context: sp.Basic | None = None if writer.norm.is_program else writer.norm.output  # for messages
 
     def has_symbols(self, e: sp.Basic) -> bool:
         """Whether `e` needs steps: it reads a symbol, or holds one of our primitives (`detach(2)`
@@ -287,6 +288,7 @@ class _Expressions:
                 raise
             raise unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
+        args = self.makings.read(operands, args)
         if op in ("stack", "softmax_vector", "log_softmax_vector", "batch_norm", "batch_norm_matrix", "normalize",
                   "normalize_matrix", "cdist", "cdist_matrix"):
             # torch.stack takes tensors: constants become tensors on the graph through an element beside them
@@ -497,8 +499,9 @@ class _Lowerer:
     """A normalised function as a whole program: the header, its statements (assignments and
     loops), and the output's `return` line; their expressions are `_Expressions`'."""
 
-    def __init__(self, norm: Normalized, branches: Branches, dtype: str) -> None:
+    def __init__(self, norm: Normalized, branches: Branches, dtype: str, made: tuple[Making, ...] = ()) -> None:
         self.norm = norm
+        self.made = made  # steps to write first, in the user's order
         self.branches = branches
         self.dtype = dtype
         self.writer = _Writer(norm, dtype)
@@ -533,6 +536,14 @@ class _Lowerer:
 
     def expr_as_output(self, expr: sp.Basic, scope: _Scope) -> tuple[Operand, list[Stmt]]:
         stmts: list[Stmt] = []
+        written: set[sp.Basic] = set()
+        for node, reads in self.made:
+            if node in written:  # made again (`x * W` twice): its own step
+                scope.memo.pop(node, None)
+            written.add(node)
+            self.exprs.makings.reading = list(reads)  # the making of each operand it reads
+            self.exprs.makings.versions.setdefault(node, []).append(self.exprs.expr(node, scope, stmts))
+        self.exprs.makings.reading = []
         if (isinstance(expr, sp.MatMul) and expr.shape == (1, 1)
                 and summed_matrix(MatrixElement(expr, 0, 0)) is not None):
             # ones(1, m) * A * ones(n, 1), a 1x1 matrix used as a scalar: the sum of A's elements
@@ -672,13 +683,14 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
         hash(f)
     except TypeError:  # unhashable input: lower it afresh
         return _lower(f, branches, dtype)
-    return _lower_cached(f, branches, dtype)
+    return _lower_cached(f, branches, dtype, (), made_in(f))
 
 
 @functools.lru_cache(maxsize=256)
-def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
+def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = (),
+                  made: tuple[Making, ...] = ()) -> LoweredProgram:
     # SymPy expressions and Programs are immutable, so a lowered program can be shared.
-    return _lower(f, branches, dtype, extra)
+    return _lower(f, branches, dtype, extra, made)
 
 
 def clear_cache() -> None:
@@ -689,16 +701,23 @@ def clear_cache() -> None:
 def lower_with_inputs(f: Any, extra: tuple[sp.Symbol, ...], *, branches: Branches, dtype: str) -> LoweredProgram:
     """`lower(f)` with inputs the expression does not read (their derivative is 0)."""
     check_options(branches=branches, dtype=dtype)
-    return _lower_cached(f, branches, dtype, tuple(extra))
+    return _lower_cached(f, branches, dtype, tuple(extra), made_in(f))
 
 
 @deep
-def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
+def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = (),
+           made: tuple[Making, ...] = ()) -> LoweredProgram:
     # Lowering recurses once per nesting level (as SymPy's own printers do); `deep` reruns a
     # deep expression in a worker with a large stack (symgrad/program/deep.py).
     norm = normalize(f, extra)
     lowerer = _Lowerer(norm, branches, dtype)
     body, output, output_line = lowerer.run()
+    if made and not norm.statements:
+        # The user's order (sides/order.py): the steps this lowering wrote, again, in the order
+        # the user's code made them, so that autograd adds a shared value's gradients as torch did.
+        steps = {st.node for st in body if isinstance(st, Step)} & _outside_lambdas(norm.output)
+        lowerer = _Lowerer(norm, branches, dtype, tuple(m for m in made if m[0] in steps and m[0] != norm.output))
+        body, output, output_line = lowerer.run()
     source = "\n".join(lowerer.writer.lines) + "\n"
     filename = f"<symgrad-generated-{next(_counter)}>"
     namespace: dict[str, Any] = {"torch": torch, "math": math, **custom.NAMESPACE}  # the user's autograd.Functions
@@ -723,6 +742,22 @@ def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] 
     )
     weakref.finalize(lowered, linecache.cache.pop, filename, None)
     return lowered
+
+
+def _outside_lambdas(e: sp.Basic) -> set[sp.Basic]:
+    """The subexpressions of `e` that the lowering writes at the function's own level: not inside the
+    body of an elementwise function (an element's own scalar steps), a `torch.no_grad()` block or a
+    branch (lowered in their own scopes)."""
+    seen: set[sp.Basic] = set()
+    todo = [e]
+    while todo:
+        node = todo.pop()
+        if node in seen or not isinstance(node, sp.Basic) or isinstance(node, sp.Lambda):
+            continue
+        seen.add(node)
+        if not isinstance(node, (no_grad, sp.Piecewise, MatrixPiecewise)):
+            todo.extend(node.args)
+    return seen
 
 
 def check_options(*, branches: str = "if", dtype: str = "float64") -> None:
