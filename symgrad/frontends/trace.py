@@ -48,6 +48,7 @@ from . import source_random as draws
 from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
+from .torch_activations import RUN_DTYPE, run_dtype
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
 from .source_state import ProgramNeeded
@@ -659,7 +660,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
 
     def read_source_once() -> Any:
         try:
-            return _translated(source, shapes, sorted(rank1), data, objects)
+            with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
+                return _translated(source, shapes, sorted(rank1), data, objects)
         except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
             return translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
 
@@ -782,6 +784,7 @@ def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], r
     input shapes, which are rank 1, the data's values, and the values of the globals and closure
     cells the function reads (a module's reading is not kept: its attributes are state)."""
     key = None if objects is not None or draws.active() else _translation_key(fn, shapes, rank1, data)
+    key = None if key is None else (key, RUN_DTYPE.get())  # `.to(x.dtype)` reads the run's dtype
     if key is not None and key in _TRANSLATIONS:
         return _TRANSLATIONS[key]
     translation = translate(fn, shapes, rank1, data, objects)
