@@ -324,15 +324,41 @@ class _Expressions:
         out.append(Step(name, op, args, param, e, line))
         return name
 
-    def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str | None = None) -> str:
-        anchor = anchor or self.anchor(node)
+    def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str | None = None,
+                   off_graph: bool = False) -> str:
+        """A constant as a tensor: beside an element (`anchor`, in a stack) a tensor like it; where
+        torch.where broadcasts it (`off_graph`) a 0-d tensor; else kept on the autograd graph through
+        an input, with the node's own shape (gradient 0), for a constant output or branch."""
         value = c.value
-        text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {operand_text(c, wrap=True)}"
-        self.writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
-        line = self.writer.emit(f"{target} = {text}")
+        if off_graph:
+            self.writer.emit(f"# the constant {sstr(value)} (off the autograd graph, as in torch)")
+            line = self.writer.emit(f"{target} = torch.tensor({operand_text(c)}, dtype=torch.{self.writer.dtype})")
+            self.writer.record(node, line)
+            out.append(Step(target, "constant", (), value, node, line))
+            return target
+        if anchor is not None:
+            self.writer.emit(f"# the constant {sstr(value)}, a tensor like {anchor} (off the autograd graph, as in torch)")
+            line = self.writer.emit(f"{target} = torch.full_like({anchor}, {operand_text(c)})")
+        else:
+            anchor = self.anchor(node)
+            shaped = self.shaped(anchor, node)
+            text = f"{shaped} * 0" if value == 0 else f"{shaped} * 0 + {operand_text(c, wrap=True)}"
+            if shaped != anchor and isinstance(node, (sp.MatrixBase, sp.MatrixExpr)):
+                text = f"({text}).expand({node.shape[0]}, {node.shape[1]})"
+            self.writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+            line = self.writer.emit(f"{target} = {text}")
         self.writer.record(node, line)
         out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
         return target
+
+    def shaped(self, anchor: str, node: sp.Basic) -> str:
+        """`anchor`, or its first element where the constant has another shape than the input."""
+        symbol = next((s for s, n in self.writer.var_names.items() if n == anchor), None)
+        if not isinstance(symbol, sp.MatrixSymbol):
+            return anchor
+        if isinstance(node, (sp.MatrixBase, sp.MatrixExpr)) and tuple(node.shape) == tuple(symbol.shape):
+            return anchor
+        return f"{anchor}[0, 0]"
 
     def reads_elements_only(self, node: sp.Basic) -> bool:
         """A scalar Piecewise that reads no scalar variable, in a program whose first input is a
@@ -415,8 +441,8 @@ class _Expressions:
         for k in range(len(pairs) - 1, -1, -1):
             cond = self.test(pairs[k][1], out, elementwise=True)
             a = values[k]
-            if isinstance(a, Const) and isinstance(rest, Const):
-                a = self.const_step(pairs[k][0], a, out, self.writer.namer.fresh("c"))
+            if isinstance(a, Const) and isinstance(rest, Const):  # torch.where broadcasts it to the condition's shape
+                a = self.const_step(pairs[k][0], a, out, self.writer.namer.fresh("c"), off_graph=True)
             node = e if k == 0 else type(e)(*[(v, c) for v, c in e.args[k:]])
             name = target if (k == 0 and target) else self.writer.namer.fresh("where_" + name_part(a))
             self.writer.comment(node, target=target if k == 0 else None)
