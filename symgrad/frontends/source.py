@@ -133,6 +133,7 @@ class Translation:
     notes: tuple[str, ...] = ()
     span: SourceSpan | None = None  # the function's own first line
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output's labels
+    rank1_output: bool = False  # it returns a rank-1 tensor: its elements are `f[i]`
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -608,6 +609,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         out = to_sympy(tr.output)
         if not isinstance(out, sp.Basic) or is_bool(out):
             raise Refuse(node, "The function does not return a tensor.")
+        rank1_out = tn.is_matrix(out) and tn.rank1(out) is True  # read while the rank-1 inputs are known
         if tr.state.matrix_mode:
             function: Any = out
             made_in.remember(out, tuple(tr.state.made))  # the lowering writes the steps in this order
@@ -640,4 +642,5 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
     finally:
         tn.RANK1.reset(token)
     return Translation(function, tuple(tr.state.inputs), dict(tr.state.origins), "where" if tr.state.uses_where else "if",
-                       span=tr.span_of(node), returned=tr.returned)
+                       span=tr.span_of(node), returned=tr.returned,
+                       rank1_output=tr.returned is None and rank1_out)

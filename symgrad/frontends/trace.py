@@ -98,6 +98,7 @@ class Reading:
     arguments: dict[str, Any] = field(default_factory=dict, repr=False)
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output column's labels
     draws: Any = None  # the random draws of the user's call read as data (source_random.Draws), None: none
+    rank1_output: bool = False  # the function returns a rank-1 tensor: its elements are `f[i]`
 
 
 # --------------------------------------------------------------------------- the example values
@@ -720,7 +721,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    parameters=() if subject is None else tuple(subject.params.inputs),
                    arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()},
                    returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
-                   draws=drawn)
+                   draws=drawn, rank1_output=translation.rank1_output)
 
 
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
