@@ -291,10 +291,10 @@ class _Expressions:
         args = self.makings.read(operands, args)
         if op in ("stack", "softmax_vector", "log_softmax_vector", "batch_norm", "batch_norm_matrix", "normalize",
                   "normalize_matrix", "cdist", "cdist_matrix"):
-            # torch.stack takes tensors: constants become tensors on the graph through an element beside them
+            # torch.stack takes tensors: a constant is a tensor like an element beside it (0-d where none is)
             beside = next((a for a in args if isinstance(a, str)), None)
-            args = tuple(a if isinstance(a, str) else self.const_step(e, a, out, self.writer.namer.fresh("c"), beside)
-                         for a in args)
+            args = tuple(a if isinstance(a, str) else
+                         self.const_step(e, a, out, self.writer.namer.fresh("c"), beside, beside is None) for a in args)
         name = target or self.writer.namer.fresh(name_for(op, args, param))
         text = spell(op, args, param)
         named = constant_name(param) if op == "matconst" else None
@@ -326,39 +326,8 @@ class _Expressions:
 
     def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str | None = None,
                    off_graph: bool = False) -> str:
-        """A constant as a tensor: beside an element (`anchor`, in a stack) a tensor like it; where
-        torch.where broadcasts it (`off_graph`) a 0-d tensor; else kept on the autograd graph through
-        an input, with the node's own shape (gradient 0), for a constant output or branch."""
-        value = c.value
-        if off_graph:
-            self.writer.emit(f"# the constant {sstr(value)} (off the autograd graph, as in torch)")
-            line = self.writer.emit(f"{target} = torch.tensor({operand_text(c)}, dtype=torch.{self.writer.dtype})")
-            self.writer.record(node, line)
-            out.append(Step(target, "constant", (), value, node, line))
-            return target
-        if anchor is not None:
-            self.writer.emit(f"# the constant {sstr(value)}, a tensor like {anchor} (off the autograd graph, as in torch)")
-            line = self.writer.emit(f"{target} = torch.full_like({anchor}, {operand_text(c)})")
-        else:
-            anchor = self.anchor(node)
-            shaped = self.shaped(anchor, node)
-            text = f"{shaped} * 0" if value == 0 else f"{shaped} * 0 + {operand_text(c, wrap=True)}"
-            if shaped != anchor and isinstance(node, (sp.MatrixBase, sp.MatrixExpr)):
-                text = f"({text}).expand({node.shape[0]}, {node.shape[1]})"
-            self.writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
-            line = self.writer.emit(f"{target} = {text}")
-        self.writer.record(node, line)
-        out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
-        return target
-
-    def shaped(self, anchor: str, node: sp.Basic) -> str:
-        """`anchor`, or its first element where the constant has another shape than the input."""
-        symbol = next((s for s, n in self.writer.var_names.items() if n == anchor), None)
-        if not isinstance(symbol, sp.MatrixSymbol):
-            return anchor
-        if isinstance(node, (sp.MatrixBase, sp.MatrixExpr)) and tuple(node.shape) == tuple(symbol.shape):
-            return anchor
-        return f"{anchor}[0, 0]"
+        mode = "off_graph" if off_graph else "like" if anchor is not None else "graph"
+        return _const_step(self.writer, node, c, out, target, anchor or self.anchor(node), mode)
 
     def reads_elements_only(self, node: sp.Basic) -> bool:
         """A scalar Piecewise that reads no scalar variable, in a program whose first input is a
@@ -768,6 +737,38 @@ def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] 
     )
     weakref.finalize(lowered, linecache.cache.pop, filename, None)
     return lowered
+
+
+def _const_step(writer: _Writer, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str,
+                mode: str) -> str:
+    """A constant as a tensor: where torch.where broadcasts it (`off_graph`) a 0-d tensor; beside an
+    element of a stack (`like`) a tensor like it; else (`graph`) kept on the autograd graph through an
+    input, with the node's own shape (gradient 0), for a constant output or branch."""
+    value = c.value
+    if mode == "off_graph":
+        writer.emit(f"# the constant {sstr(value)} (off the autograd graph, as in torch)")
+        line = writer.emit(f"{target} = torch.tensor({operand_text(c)}, dtype=torch.{writer.dtype})")
+        writer.record(node, line)
+        out.append(Step(target, "constant", (), value, node, line))
+        return target
+    symbol = next((s for s, n in writer.var_names.items() if n == anchor), None)
+    if mode == "like":
+        writer.emit(f"# the constant {sstr(value)}, a tensor like {anchor} (off the autograd graph, as in torch)")
+        text = f"torch.full_like({anchor}, {operand_text(c)})"
+    elif not isinstance(symbol, sp.MatrixSymbol):
+        writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+        text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {operand_text(c, wrap=True)}"
+    else:  # an input matrix: the node's own shape, never the input's
+        same = isinstance(node, (sp.MatrixBase, sp.MatrixExpr)) and tuple(node.shape) == tuple(symbol.shape)
+        shaped = anchor if same else f"{anchor}[0, 0]"
+        text = f"{shaped} * 0" if value == 0 else f"{shaped} * 0 + {operand_text(c, wrap=True)}"
+        if not same and isinstance(node, (sp.MatrixBase, sp.MatrixExpr)):
+            text = f"({text}).expand({node.shape[0]}, {node.shape[1]})"
+        writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+    line = writer.emit(f"{target} = {text}")
+    writer.record(node, line)
+    out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
+    return target
 
 
 def _outside_lambdas(e: sp.Basic) -> set[sp.Basic]:
