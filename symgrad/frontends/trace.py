@@ -806,7 +806,9 @@ def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None
         return None
     held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
                  for name, a in sorted(data.items()))  # a Python int or flag is data too
-    return (f.__code__, tuple(shapes), tuple(rank1), held, parts)
+    # Code objects compare equal across files (CPython leaves co_filename out of ==): the file is
+    # part of the key, or an exec'd `def f` is served the reading of an equal one from a notebook.
+    return (f.__code__, f.__code__.co_filename, tuple(shapes), tuple(rank1), held, parts)
 
 
 # Libraries whose attributes a reading uses are fixed: a module of the user's (`d2l`, whose
