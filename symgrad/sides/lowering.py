@@ -296,7 +296,8 @@ class _Expressions:
             args = tuple(a if isinstance(a, str) else
                          self.const_step(e, a, out, self.writer.namer.fresh("c"), beside, beside is None) for a in args)
         name = target or self.writer.namer.fresh(name_for(op, args, param))
-        text = spell(op, args, param)
+        text = spell(op, args, param) if op == "stack" else \
+            _whole_tensors(spell(op, args, param), operands, args, lambda m: self.writer.var_names.get(m) or scope.get(m))
         named = constant_name(param) if op == "matconst" else None
         if op == "matconst":
             text = matconst_text(param, self.writer.dtype)
@@ -769,6 +770,29 @@ def _const_step(writer: _Writer, node: sp.Basic, c: Const, out: list[Stmt], targ
     writer.record(node, line)
     out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
     return target
+
+
+def _whole_tensors(text: str, operands: tuple[sp.Basic, ...], args: tuple[Operand, ...], name_of: Any) -> str:
+    """`torch.stack([t_00, t_10])` of every element of a tensor t, in torch's (row-major) order,
+    written `t.reshape(-1)`: the user passed t itself (`F.binary_cross_entropy(p, t)`), and its
+    gradient is the op's own, where one through each element adds zeros from the others (-0.0 +
+    0.0 is 0.0: a sign of zero lost)."""
+    if "torch.stack([" not in text:
+        return text
+    elements = {a: e for a, e in zip(args, operands) if isinstance(a, str) and isinstance(e, MatrixElement)}
+
+    def whole(match: re.Match[str]) -> str:
+        names = [n.strip() for n in match.group(1).split(",")]
+        parts = [elements.get(n) for n in names]
+        if not parts or any(p is None for p in parts):
+            return match.group(0)
+        m = parts[0].parent  # type: ignore[union-attr]
+        rows, cols = int(m.shape[0]), int(m.shape[1])
+        in_order = [(int(p.i), int(p.j)) for p in parts if p.parent == m] == [(i, j) for i in range(rows) for j in range(cols)]  # type: ignore[union-attr]
+        name = name_of(m) if in_order else None
+        return f"{name}.reshape(-1)" if isinstance(name, str) else match.group(0)
+
+    return re.sub(r"torch\.stack\(\[([A-Za-z_][A-Za-z0-9_]*(?:, [A-Za-z_][A-Za-z0-9_]*)*)\]\)", whole, text)
 
 
 def _outside_lambdas(e: sp.Basic) -> set[sp.Basic]:

@@ -100,3 +100,25 @@ def test_the_gradient_wrt_the_subtracted_target_is_torchs_zero() -> None:
     assert g.item() == 0.0 and not torch.signbit(g).item()
     c = sg.compare(squared_minus_broadcast, at={"x": x, "W": W, "y": y})
     assert c.ok, str(c)
+
+
+def bce(p, t):
+    return torch.nn.functional.binary_cross_entropy(p, t)
+
+
+def bce_logits(z, t):
+    return torch.nn.functional.binary_cross_entropy_with_logits(z, t)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_a_loss_of_whole_tensors_keeps_torchs_negative_zero(dtype: torch.dtype) -> None:
+    """At logit(p) = 0 torch's gradient wrt the target is -0.0. Read through each element and
+    stacked again, the other elements' zeros were added to it (-0.0 + 0.0 = 0.0): the loss now
+    takes the tensors themselves, as the user's call does."""
+    _both(bce, [[0.5, 0.25], [0.5, 0.5]], dtype)
+    _both(bce_logits, [[0.0, 1.0], [0.5, 0.5]], dtype)
+    z, t = torch.tensor([0.0, 1.0], dtype=dtype), torch.tensor([0.5, 0.5], dtype=dtype, requires_grad=True)
+    (g,) = torch.autograd.grad(bce_logits(z, t), t)
+    assert g[0].item() == 0.0 and torch.signbit(g[0]).item()  # torch's own -0.0
+    lowered = sg.lower(sg.trace(bce_logits, z, t.detach()).program, dtype=str(dtype)[6:])
+    assert "binary_cross_entropy_with_logits(z.reshape(-1), t.reshape(-1)" in lowered.source
