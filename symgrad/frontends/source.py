@@ -73,6 +73,7 @@ from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedN
 from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
 from ..program.program import Program, Vector
+from ..sides import order as made_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class Translation:
     span: SourceSpan | None = None  # the function's own first line
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output's labels
     data: dict[str, Any] = field(default_factory=dict)  # data leaves (source_data.DataLeaf) by name: bound at the point
+    rank1_output: bool = False  # it returns a rank-1 tensor: its elements are `f[i]`
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -343,6 +345,7 @@ class StatementTranslator(ast.NodeVisitor):
             return
         if self.state.pure or self.state.matrix_mode:
             self.state.env[name] = self.expressions.value(value_node)
+            self.state.bound_making(name, value_node)
         else:
             self.bind(name, self.expressions.value(value_node, target=self.state.var(name)), value_node)
         inplace.track(self.state, name, value_node)
@@ -610,8 +613,10 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         out = to_sympy(tr.output)
         if not isinstance(out, sp.Basic) or is_bool(out):
             raise Refuse(node, "The function does not return a tensor.")
+        rank1_out = tn.is_matrix(out) and tn.rank1(out) is True  # read while the rank-1 inputs are known
         if tr.state.matrix_mode:
             function: Any = out
+            made_in.remember(out, tuple(tr.state.made))  # the lowering writes the steps in this order
         else:
             if not tn.is_matrix(out) and (not isinstance(out, sp.Symbol) or out in tr.state.inputs):
                 sym = tr.state.fresh("result")
@@ -643,4 +648,5 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         tn.RANK1.reset(token)
     leaves = sd.leaves_of(tr.state)
     return Translation(function, (*tr.state.inputs, *(v.symbol for v in leaves.values())), dict(tr.state.origins),
-                       "where" if tr.state.uses_where else "if", span=tr.span_of(node), returned=tr.returned, data=leaves)
+                       "where" if tr.state.uses_where else "if", span=tr.span_of(node), returned=tr.returned, data=leaves,
+                       rank1_output=tr.returned is None and rank1_out)

@@ -347,8 +347,15 @@ class CallTranslator:
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
-        return self.state.materialise(_cited(self.build(spelling, sym_args, sym_kwargs, node), self.state, node),
-                                      target, node)
+        made = _cited(self.build(spelling, sym_args, sym_kwargs, node), self.state, node)
+        if not self.state.matrix_mode or not isinstance(made, sp.Basic):
+            return self.state.materialise(made, target, node)
+        # computed again (`x * W` twice): torch has two products, and so has the lowering
+        again = made in self.state.makings and all(made != a for a in (*sym_args, *sym_kwargs.values()))
+        since = len(self.state.made)
+        out = self.state.materialise(made, target, node)
+        self.state.made_by(made, _operand_nodes(node), again, since)
+        return out
 
     def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
                   target: sp.Symbol | None) -> Any:
@@ -437,3 +444,15 @@ _OBJECTS: dict[int, str] | None = None
 
 def _is_value(v: Any) -> bool:
     return isinstance(v, sp.Basic) and not is_bool(v)
+
+
+def _operand_nodes(node: ast.AST) -> list[ast.AST]:
+    """The user's expressions an operator or call reads, in order (the receiver of a method first)."""
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.Call):
+        receiver = [node.func.value] if isinstance(node.func, ast.Attribute) else []
+        return [*receiver, *node.args, *(k.value for k in node.keywords)]
+    return []

@@ -330,7 +330,10 @@ def _norm(name: str) -> Build:
 def _like(value: int) -> Build:
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         if is_matrix(a[0]):
-            return (sp.ZeroMatrix if value == 0 else sp.OneMatrix)(*shape(a[0]))  # type: ignore[misc]
+            made = (sp.ZeroMatrix if value == 0 else sp.OneMatrix)(*shape(a[0]))  # type: ignore[misc]
+            if rank1(a[0]) is True:
+                RANK1.set(RANK1.get() | {made})  # like a rank-1 tensor: rank 1 (its elements `f[i]`)
+            return made
         return sp.Integer(value)
 
     return build

@@ -48,6 +48,7 @@ from . import source_random as draws
 from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
+from .torch_activations import RUN_DTYPE, run_dtype
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
 from .source_data import leaf_values
@@ -98,6 +99,7 @@ class Reading:
     arguments: dict[str, Any] = field(default_factory=dict, repr=False)
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output column's labels
     draws: Any = None  # the random draws of the user's call read as data (source_random.Draws), None: none
+    rank1_output: bool = False  # the function returns a rank-1 tensor: its elements are `f[i]`
 
 
 # --------------------------------------------------------------------------- the example values
@@ -664,7 +666,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
 
     def read_source_once() -> Any:
         try:
-            return _translated(source, shapes, sorted(rank1), data, objects)
+            with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
+                return _translated(source, shapes, sorted(rank1), data, objects)
         except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
             return translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
 
@@ -724,7 +727,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    parameters=() if subject is None else tuple(subject.params.inputs),
                    arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()},
                    returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
-                   draws=drawn)
+                   draws=drawn, rank1_output=translation.rank1_output)
 
 
 def _not_data(wrt: tuple[str, ...] | None, inputs: Sequence[sp.Basic], data: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -798,6 +801,7 @@ def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], r
     input shapes, which are rank 1, the data's values, and the values of the globals and closure
     cells the function reads (a module's reading is not kept: its attributes are state)."""
     key = None if objects is not None or draws.active() else _translation_key(fn, shapes, rank1, data)
+    key = None if key is None else (key, RUN_DTYPE.get())  # `.to(x.dtype)` reads the run's dtype
     if key is not None and key in _TRANSLATIONS:
         return _TRANSLATIONS[key]
     translation = translate(fn, shapes, rank1, data, objects)
@@ -818,7 +822,9 @@ def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None
         return None
     held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
                  for name, a in sorted(data.items()))  # a Python int or flag is data too
-    return (f.__code__, tuple(shapes), tuple(rank1), held, parts)
+    # Code objects compare equal across files (CPython leaves co_filename out of ==): the file is
+    # part of the key, or an exec'd `def f` is served the reading of an equal one from a notebook.
+    return (f.__code__, f.__code__.co_filename, tuple(shapes), tuple(rank1), held, parts)
 
 
 # Libraries whose attributes a reading uses are fixed: a module of the user's (`d2l`, whose

@@ -442,6 +442,9 @@ class _Runner:
             truth, tie, margins = self.cond(s.cond)
             taken = self.decide("where", s.node, s.line, truth, tie, margins)
             param = taken if isinstance(taken, tuple) else bool(taken)
+            if isinstance(param, tuple) and not any(ex.is_mat(v) for v in vals):
+                # torch.where(A > 0, 1.0, 0.0): constant branches take the condition's shape
+                vals[0] = ex.full(ex.shape_of(*(self.steps[self.env[n]].value for _, n in s.cond.names)), vals[0])
         vjp = None
         if op.vjp is not None:
             value = op.value(vals, param)
