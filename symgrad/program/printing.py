@@ -62,7 +62,9 @@ class MatrixStrPrinter(StrPrinter):
         c, m = expr.as_coeff_mmul()
         sign = ""
         if c.is_number and _negative(c):
-            expr = sp.core.mul._keep_coeff(-c, m)
+            with sp.evaluate(True):  # -c built unevaluated would keep its minus inside: printed twice
+                positive = -c
+            expr = sp.core.mul._keep_coeff(positive, m)
             sign = "-"
         return sign + "*".join(self.parenthesize(arg, precedence(expr)) for arg in expr.args)
 
