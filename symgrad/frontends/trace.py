@@ -39,6 +39,7 @@ from ..program.program import Vector, node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides import outputs
+from ..sides.autograd import Prerun, torch_state
 from ..sides.ir import has_loop
 from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
@@ -67,6 +68,9 @@ class Fidelity:
     detail: str = ""
     first_difference: SourceSpan | None = None  # the user's line whose value first differs
     shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: torch's shape of each value, in order
+    # The translation's run, which the autograd side reads instead of running it again where it
+    # is the same question (`sides.autograd.Prerun`); None where there is none to read.
+    run: Any = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return "fidelity: the translation reproduces the function's value and gradient bit for bit" if self.ok \
@@ -259,6 +263,8 @@ class _Run:
     error: str | None
     several: bool = False  # a returned tuple: `grads` holds each element's gradient, not the sum's
     shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: each value's torch shape
+    scalar: bool = False  # the output was a 0-d tensor
+    reached: tuple[bool, ...] = ()  # per input: whether torch's backward reached it (its gradient was not None)
 
 
 def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
@@ -294,7 +300,7 @@ def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _
     except RuntimeError as err:
         return _Run(value, None, str(err))
     arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))
-    return _Run(value, arrays, None)
+    return _Run(value, arrays, None, scalar=out.ndim == 0, reached=tuple(g is not None for g in grads))
 
 
 def _execute_several(out: Any, tensors: list[torch.Tensor]) -> _Run:
@@ -351,14 +357,21 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
               rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan], dtype: str = "float64") -> Fidelity:
     """Run your function (`run_user(names, tensors)`; `fn` is the function whose source was read)
     and the translation at the point, in `dtype` (the dtype compared), and check that their
-    forward values and autograd gradients are the same bits."""
+    forward values and autograd gradients are the same bits.
+
+    Both runs are made in `torch_state`, whatever the user's grad mode, inference mode and
+    anomaly mode (none of them may change a verdict, and anomaly mode would print torch's
+    warning for a NaN the comparison reports): the translation in the state the autograd side
+    runs it in (the default dtype `dtype`), so that its run is the autograd side's
+    (`Fidelity.run`); your function with your default dtype, which its constructors read."""
     def user(tensors: list[torch.Tensor]) -> Any:
-        return run_user(names, tensors)
+        with torch_state(dtype, keep_default_dtype=True):
+            return run_user(names, tensors)
 
     def translated(tensors: list[torch.Tensor]) -> Any:
         by_name = dict(zip(names, tensors))
         ordered = [by_name[s.name].reshape(-1, 1) if s.name in rank1 else by_name[s.name] for s in lowered.symbols]
-        with custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
+        with torch_state(dtype), custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
             if not several:
                 return lowered(*ordered)
             # A returned tuple: the elements the column is stacked from, each differentiated on its
@@ -366,9 +379,11 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
             out, elements = outputs.call(replace(lowered, separate_outputs=True), *ordered)
             return out if elements is None else tuple(elements)
 
-    u = _execute(user, [_tensor(values[n], n in rank1, dtype) for n in names])
-    several = u.several
-    t = _execute(translated, [_tensor(values[n], n in rank1, dtype) for n in names], several)
+    with torch_state(dtype, keep_default_dtype=True):  # the backward passes too: anomaly mode is off there
+        u = _execute(user, [_tensor(values[n], n in rank1, dtype) for n in names])
+        several = u.several
+        t_tensors = [_tensor(values[n], n in rank1, dtype) for n in names]
+        t = _execute(translated, t_tensors, several)
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
@@ -382,7 +397,8 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     ug = None if u.grads is None else tuple(float(v) for g in u.grads for v in g)
     tg = None if t.grads is None else tuple(float(v) for g in t.grads for v in g)
     if ok_value and ok_grad:
-        return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes)
+        return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
+                        run=_prerun(lowered, names, rank1, t_tensors, t, dtype))
     if not ok_value:
         what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
                 f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
@@ -390,12 +406,31 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
         what = _differences("the gradient", ug, tg, _element_names(names, values, rank1))
     else:
         what = f"the gradient is {_show_g(ug)} in your function but {_show_g(tg)} in the translation"
-    first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype)
+    with torch_state(dtype, keep_default_dtype=True):
+        first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype)
     if dtype != "float64":
         what += f" (in {dtype})"
     if first is not None:
         what += f"; the first value that differs is computed at {first}"
     return Fidelity(False, _floats(u.value), _floats(t.value), ug, tg, what, first)
+
+
+def _prerun(lowered: Any, names: list[str], rank1: set[str], tensors: list[torch.Tensor], t: _Run,
+            dtype: str) -> Prerun | None:
+    """The translation's run as the autograd side would make it (`sides.autograd.Prerun`): a
+    scalar output, its gradient with respect to every input; None for any other run."""
+    if t.several or not t.scalar or t.grads is None or t.value is None or len(t.reached) != len(names):
+        return None
+    index = {n: k for k, n in enumerate(names)}
+    if any(s.name not in index for s in lowered.symbols) or len(lowered.symbols) != len(names):
+        return None
+    ran, grads = [], []
+    for s in lowered.symbols:
+        k = index[s.name]
+        array = tensors[k].detach().numpy()
+        ran.append(array.reshape(-1, 1) if s.name in rank1 else array)
+        grads.append(t.grads[k] if t.reached[k] else None)
+    return Prerun(lowered, dtype, tuple(ran), float(t.value[0]), tuple(grads))
 
 
 # Values a fidelity message lists that differ, before "and N more".
