@@ -268,7 +268,12 @@ class _Run:
 
 
 def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
-    t = torch.tensor(value, dtype=DTYPES[dtype])
+    """A leaf tensor of `dtype` holding `value` (a float, nested lists, or a float64 array: its own
+    copy, each value rounded to the dtype as `torch.tensor` rounds it)."""
+    if isinstance(value, np.ndarray):
+        t = torch.from_numpy(value).to(DTYPES[dtype], copy=True)
+    else:
+        t = torch.tensor(value, dtype=DTYPES[dtype])
     if rank1:
         t = t.reshape(-1)
     return t.requires_grad_(True)
@@ -337,7 +342,14 @@ def _same_bits(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 
 def _floats(a: np.ndarray | None) -> tuple[float, ...] | None:
-    return None if a is None else tuple(float(v) for v in a)
+    return None if a is None else tuple(np.asarray(a, dtype=np.float64).reshape(-1).tolist())
+
+
+def _flat_floats(arrays: Sequence[np.ndarray] | None) -> tuple[float, ...] | None:
+    """The values of several arrays, in order, as Python floats (each array's own values, not rounded)."""
+    if arrays is None:
+        return None
+    return () if not arrays else tuple(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]).tolist())
 
 
 def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
@@ -379,10 +391,11 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
             out, elements = outputs.call(replace(lowered, separate_outputs=True), *ordered)
             return out if elements is None else tuple(elements)
 
+    arrays = {n: np.asarray(values[n], dtype=np.float64) for n in names}  # once, for both runs' tensors
     with torch_state(dtype, keep_default_dtype=True):  # the backward passes too: anomaly mode is off there
-        u = _execute(user, [_tensor(values[n], n in rank1, dtype) for n in names])
+        u = _execute(user, [_tensor(arrays[n], n in rank1, dtype) for n in names])
         several = u.several
-        t_tensors = [_tensor(values[n], n in rank1, dtype) for n in names]
+        t_tensors = [_tensor(arrays[n], n in rank1, dtype) for n in names]
         t = _execute(translated, t_tensors, several)
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
@@ -394,8 +407,7 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     same = (lambda a, b: _same_bits(a + 0.0, b + 0.0)) if u.several else _same_bits
     ok_grad = (u.grads is None and t.grads is None) or (
         u.grads is not None and t.grads is not None and all(same(a, b) for a, b in zip(u.grads, t.grads)))
-    ug = None if u.grads is None else tuple(float(v) for g in u.grads for v in g)
-    tg = None if t.grads is None else tuple(float(v) for g in t.grads for v in g)
+    ug, tg = _flat_floats(u.grads), _flat_floats(t.grads)
     if ok_value and ok_grad:
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
                         run=_prerun(lowered, names, rank1, t_tensors, t, dtype))
