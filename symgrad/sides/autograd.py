@@ -47,15 +47,34 @@ def torch_state(dtype: str | None = None, *, keep_default_dtype: bool = False) -
     """
     # The default dtype and anomaly mode are process-wide: one thread at a time saves and
     # restores them, or two threads would restore each other's settings.
+    # Each setting is changed only where the user's differs (a check enters this state several
+    # times, and three context managers cost more than the settings they would set), and every
+    # one is put back on exit, also where code run inside changed it.
     with _STATE_LOCK:
         default = torch.get_default_dtype()
+        grad = torch.is_grad_enabled()
+        anomaly, check_nan = torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()
+        inference = torch.inference_mode(False) if torch.is_inference_mode_enabled() else None
+        if inference is not None:
+            inference.__enter__()
         try:
-            with torch.inference_mode(False), torch.enable_grad(), torch.autograd.set_detect_anomaly(False):
-                if not keep_default_dtype:
-                    torch.set_default_dtype(DTYPES[dtype] if dtype in DTYPES else torch.float64)
-                yield
+            if not torch.is_grad_enabled():
+                torch.set_grad_enabled(True)
+            if anomaly:
+                torch.set_anomaly_enabled(False, check_nan)
+            wanted = default if keep_default_dtype else DTYPES[dtype] if dtype in DTYPES else torch.float64
+            if wanted != default:
+                torch.set_default_dtype(wanted)
+            yield
         finally:
-            torch.set_default_dtype(default)
+            if torch.get_default_dtype() != default:
+                torch.set_default_dtype(default)
+            if torch.is_anomaly_enabled() != anomaly or torch.is_anomaly_check_nan_enabled() != check_nan:
+                torch.set_anomaly_enabled(anomaly, check_nan)
+            if torch.is_grad_enabled() != grad:
+                torch.set_grad_enabled(grad)
+            if inference is not None:
+                inference.__exit__(None, None, None)
 
 
 _STATE_LOCK = threading.RLock()

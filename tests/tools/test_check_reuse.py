@@ -283,3 +283,26 @@ def test_the_users_constructors_keep_the_users_default_dtype() -> None:
             assert c.entries[0].grad_autograd == float(torch.tensor(0.1, dtype=default))
     finally:
         torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+@pytest.mark.parametrize("anomaly", [False, True])
+@pytest.mark.parametrize("inference", [False, True])
+def test_torch_state_puts_back_what_code_inside_changed(grad: bool, anomaly: bool, inference: bool) -> None:
+    previous = torch.get_default_dtype()
+    outer = torch.inference_mode() if inference else torch.no_grad() if not grad else torch.enable_grad()
+    try:
+        with outer, torch.autograd.set_detect_anomaly(anomaly, check_nan=False):
+            before = _state()
+            with ag.torch_state("float32"):
+                assert torch.is_grad_enabled() and not torch.is_anomaly_enabled()
+                assert not torch.is_inference_mode_enabled() and torch.get_default_dtype() == torch.float32
+                torch.set_grad_enabled(False)  # code run inside that leaves settings changed
+                torch.set_anomaly_enabled(True, True)
+                torch.set_default_dtype(torch.float64)
+            assert _state() == before
+            with ag.torch_state("float64", keep_default_dtype=True):
+                assert torch.get_default_dtype() == previous and torch.is_grad_enabled()
+            assert _state() == before
+    finally:
+        torch.set_default_dtype(previous)
