@@ -39,7 +39,7 @@ from ..program.program import Vector, node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides import outputs
-from ..sides.autograd import Prerun, torch_state
+from ..sides.autograd import torch_state
 from ..sides.ir import has_loop
 from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
@@ -49,6 +49,7 @@ from . import source_random as draws
 from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
+from .trace_run import default_dtype, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
 from .source_state import ProgramNeeded
@@ -376,14 +377,15 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     warning for a NaN the comparison reports): the translation in the state the autograd side
     runs it in (the default dtype `dtype`), so that its run is the autograd side's
     (`Fidelity.run`); your function with your default dtype, which its constructors read."""
-    def user(tensors: list[torch.Tensor]) -> Any:
-        with torch_state(dtype, keep_default_dtype=True):
-            return run_user(names, tensors)
+    def user(tensors: list[torch.Tensor]) -> Any:  # called inside torch_state(dtype, keep_default_dtype=True)
+        return run_user(names, tensors)
 
     def translated(tensors: list[torch.Tensor]) -> Any:
         by_name = dict(zip(names, tensors))
         ordered = [by_name[s.name].reshape(-1, 1) if s.name in rank1 else by_name[s.name] for s in lowered.symbols]
-        with torch_state(dtype), custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
+        # Called inside torch_state(dtype, keep_default_dtype=True), the rest of the autograd
+        # side's state: the default dtype is made the autograd side's too, for this run only.
+        with default_dtype(dtype), custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
             if not several:
                 return lowered(*ordered)
             # A returned tuple: the elements the column is stacked from, each differentiated on its
@@ -396,7 +398,8 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
         u = _execute(user, [_tensor(arrays[n], n in rank1, dtype) for n in names])
         several = u.several
         t_tensors = [_tensor(arrays[n], n in rank1, dtype) for n in names]
-        t = _execute(translated, t_tensors, several)
+        with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
+            t = _execute(translated, t_tensors, several)
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
@@ -410,7 +413,7 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     ug, tg = _flat_floats(u.grads), _flat_floats(t.grads)
     if ok_value and ok_grad:
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
-                        run=_prerun(lowered, names, rank1, t_tensors, t, dtype))
+                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype))
     if not ok_value:
         what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
                 f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
@@ -425,24 +428,6 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     if first is not None:
         what += f"; the first value that differs is computed at {first}"
     return Fidelity(False, _floats(u.value), _floats(t.value), ug, tg, what, first)
-
-
-def _prerun(lowered: Any, names: list[str], rank1: set[str], tensors: list[torch.Tensor], t: _Run,
-            dtype: str) -> Prerun | None:
-    """The translation's run as the autograd side would make it (`sides.autograd.Prerun`): a
-    scalar output, its gradient with respect to every input; None for any other run."""
-    if t.several or not t.scalar or t.grads is None or t.value is None or len(t.reached) != len(names):
-        return None
-    index = {n: k for k, n in enumerate(names)}
-    if any(s.name not in index for s in lowered.symbols) or len(lowered.symbols) != len(names):
-        return None
-    ran, grads = [], []
-    for s in lowered.symbols:
-        k = index[s.name]
-        array = tensors[k].detach().numpy()
-        ran.append(array.reshape(-1, 1) if s.name in rank1 else array)
-        grads.append(t.grads[k] if t.reached[k] else None)
-    return Prerun(lowered, dtype, tuple(ran), float(t.value[0]), tuple(grads))
 
 
 # Values a fidelity message lists that differ, before "and N more".
