@@ -34,7 +34,7 @@ from ..frontends.source import SourceSpan, place
 from ..frontends.modules import expand_wrt, is_module
 from ..frontends.source_random import named as named_draws
 from ..frontends.trace import Reading, in_your_words, int_sentence, point_by_name, read_function, spellings
-from ..program.program import Program
+from ..program.program import Program, Vector
 from ..base.errors import ORDER
 from ..base.errors import RTOL as RTOL_MESSAGE
 from ..base.errors import OptionError, ShapeError
@@ -368,6 +368,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
     names = [getattr(s, "name", str(s)) for s in reading.inputs]
+    vectors = {s.name: s for s in reading.inputs if isinstance(s, Vector)}  # a rank-1 input's elements: `x[i]`
+    point = {vectors.get(k, k) if isinstance(k, str) else k: v for k, v in point.items()}
     asked = options.get("wrt")
     asked = [] if asked is None else [asked] if isinstance(asked, (str, sp.Basic)) else list(asked)
     said = int_sentence(reading.arguments, [getattr(w, "name", str(w)) for w in asked],
@@ -389,6 +391,9 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
+    rows = [e.output[0] for e in c.entries if isinstance(e.output, tuple)]
+    if reading.rank1_output and rows:  # a rank-1 output's elements: `f[i]`, as the user indexes it
+        c = with_fields(c, outputs=tuple(f"f[{i}]" for i in range(max(rows) + 1)))
     if reading.draws is not None:  # random draws: data of the user's run
         c = with_fields(c, drawn=reading.draws.sentence())
     if reading.mode == "path":

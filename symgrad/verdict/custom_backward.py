@@ -28,7 +28,7 @@ def custom_findings(c: Context, ks: Sequence[int], idx: tuple[int, int] | None =
     """One finding per call of a user's Function whose backward, for an argument the entry's
     inputs move, is not the derivative of its forward's mathematics at this point."""
     path = c.path
-    steps = [st for st in path.steps if st.op == CUSTOM_OP]
+    steps = c.custom_steps
     if not steps:
         return []
     dep = Structural(c).depends_on(ks, idx)
