@@ -39,6 +39,7 @@ from ..program.program import Vector, node_text
 from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides import outputs
+from ..sides.autograd import torch_state
 from ..sides.ir import has_loop
 from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
@@ -49,6 +50,7 @@ from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
 from .torch_activations import RUN_DTYPE, run_dtype
+from .trace_run import default_dtype, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
 from .source_data import leaf_values
@@ -69,6 +71,9 @@ class Fidelity:
     detail: str = ""
     first_difference: SourceSpan | None = None  # the user's line whose value first differs
     shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: torch's shape of each value, in order
+    # The translation's run, which the autograd side reads instead of running it again where it
+    # is the same question (`sides.autograd.Prerun`); None where there is none to read.
+    run: Any = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return "fidelity: the translation reproduces the function's value and gradient bit for bit" if self.ok \
@@ -262,10 +267,17 @@ class _Run:
     error: str | None
     several: bool = False  # a returned tuple: `grads` holds each element's gradient, not the sum's
     shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: each value's torch shape
+    scalar: bool = False  # the output was a 0-d tensor
+    reached: tuple[bool, ...] = ()  # per input: whether torch's backward reached it (its gradient was not None)
 
 
 def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
-    t = torch.tensor(value, dtype=DTYPES[dtype])
+    """A leaf tensor of `dtype` holding `value` (a float, nested lists, or a float64 array: its own
+    copy, each value rounded to the dtype as `torch.tensor` rounds it)."""
+    if isinstance(value, np.ndarray):
+        t = torch.from_numpy(value).to(DTYPES[dtype], copy=True)
+    else:
+        t = torch.tensor(value, dtype=DTYPES[dtype])
     if rank1:
         t = t.reshape(-1)
     return t.requires_grad_(True)
@@ -297,7 +309,7 @@ def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _
     except RuntimeError as err:
         return _Run(value, None, str(err))
     arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))
-    return _Run(value, arrays, None)
+    return _Run(value, arrays, None, scalar=out.ndim == 0, reached=tuple(g is not None for g in grads))
 
 
 def _execute_several(out: Any, tensors: list[torch.Tensor]) -> _Run:
@@ -334,7 +346,14 @@ def _same_bits(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 
 def _floats(a: np.ndarray | None) -> tuple[float, ...] | None:
-    return None if a is None else tuple(float(v) for v in a)
+    return None if a is None else tuple(np.asarray(a, dtype=np.float64).reshape(-1).tolist())
+
+
+def _flat_floats(arrays: Sequence[np.ndarray] | None) -> tuple[float, ...] | None:
+    """The values of several arrays, in order, as Python floats (each array's own values, not rounded)."""
+    if arrays is None:
+        return None
+    return () if not arrays else tuple(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]).tolist())
 
 
 def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
@@ -356,16 +375,24 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     """Run your function (`run_user(names, tensors)`; `fn` is the function whose source was read)
     and the translation at the point, in `dtype` (the dtype compared), and check that their
     forward values and autograd gradients are the same bits. `data`: the translation's data
-    leaves (`source_data.DataLeaf`), bound to the data of your call, never differentiated."""
+    leaves (`source_data.DataLeaf`), bound to the data of your call, never differentiated.
+
+    Both runs are made in `torch_state`, whatever the user's grad mode, inference mode and
+    anomaly mode (none of them may change a verdict, and anomaly mode would print torch's
+    warning for a NaN the comparison reports): the translation in the state the autograd side
+    runs it in (the default dtype `dtype`), so that its run is the autograd side's
+    (`Fidelity.run`); your function with your default dtype, which its constructors read."""
     held = {n: torch.from_numpy(a).to(DTYPES[dtype]) for n, a in (data or {}).items()}
 
-    def user(tensors: list[torch.Tensor]) -> Any:
+    def user(tensors: list[torch.Tensor]) -> Any:  # called inside torch_state(dtype, keep_default_dtype=True)
         return run_user(names, tensors)
 
     def translated(tensors: list[torch.Tensor]) -> Any:
         by_name = {**held, **dict(zip(names, tensors))}
         ordered = [by_name[s.name].reshape(-1, 1) if s.name in rank1 else by_name[s.name] for s in lowered.symbols]
-        with custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
+        # Called inside torch_state(dtype, keep_default_dtype=True), the rest of the autograd
+        # side's state: the default dtype is made the autograd side's too, for this run only.
+        with default_dtype(dtype), custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
             if not several:
                 return lowered(*ordered)
             # A returned tuple: the elements the column is stacked from, each differentiated on its
@@ -373,9 +400,13 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
             out, elements = outputs.call(replace(lowered, separate_outputs=True), *ordered)
             return out if elements is None else tuple(elements)
 
-    u = _execute(user, [_tensor(values[n], n in rank1, dtype) for n in names])
-    several = u.several
-    t = _execute(translated, [_tensor(values[n], n in rank1, dtype) for n in names], several)
+    arrays = {n: np.asarray(values[n], dtype=np.float64) for n in names}  # once, for both runs' tensors
+    with torch_state(dtype, keep_default_dtype=True):  # the backward passes too: anomaly mode is off there
+        u = _execute(user, [_tensor(arrays[n], n in rank1, dtype) for n in names])
+        several = u.several
+        t_tensors = [_tensor(arrays[n], n in rank1, dtype) for n in names]
+        with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
+            t = _execute(translated, t_tensors, several)
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
@@ -386,10 +417,10 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     same = (lambda a, b: _same_bits(a + 0.0, b + 0.0)) if u.several else _same_bits
     ok_grad = (u.grads is None and t.grads is None) or (
         u.grads is not None and t.grads is not None and all(same(a, b) for a, b in zip(u.grads, t.grads)))
-    ug = None if u.grads is None else tuple(float(v) for g in u.grads for v in g)
-    tg = None if t.grads is None else tuple(float(v) for g in t.grads for v in g)
+    ug, tg = _flat_floats(u.grads), _flat_floats(t.grads)
     if ok_value and ok_grad:
-        return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes)
+        return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
+                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype))
     if not ok_value:
         what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
                 f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
@@ -397,7 +428,8 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
         what = _differences("the gradient", ug, tg, _element_names(names, values, rank1))
     else:
         what = f"the gradient is {_show_g(ug)} in your function but {_show_g(tg)} in the translation"
-    first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype)
+    with torch_state(dtype, keep_default_dtype=True):
+        first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype)
     if dtype != "float64":
         what += f" (in {dtype})"
     if first is not None:

@@ -163,9 +163,10 @@ def log1p(u: ex.Exact) -> ex.Exact:
     return ex.to_real(u).log1p()
 
 
-def _largest(a: Args) -> tuple[ex.Exact, int, ex.Exact]:
+def _largest(a: Args, terms: dict[int, ex.Exact] | None = None) -> tuple[ex.Exact, int, ex.Exact]:
     """(m, k, rest): the largest argument m = a[k] and rest = the sum of exp(u - m) over the
-    others, each term in [0, 1]. Every value of the log-sum-exp family is written from these
+    others, each term in [0, 1] (`terms`, where given, gets each term by its index: a caller that
+    needs them again reads them there instead of computing each exponential twice). Every value of the log-sum-exp family is written from these
     without forming exp(u) (which overflows) or u - logsumexp(a) (which, for u near 1e300,
     cancels the ball's every digit): logsumexp = m + log1p(rest), softmax weight
     exp(u - m)/(1 + rest), log_softmax (u - m) - log1p(rest)."""
@@ -177,7 +178,10 @@ def _largest(a: Args) -> tuple[ex.Exact, int, ex.Exact]:
     rest: ex.Exact = ex.ZERO
     for j, u in enumerate(a):
         if j != k:
-            rest = ex.add(rest, exp(ex.sub(u, m)))
+            term = exp(ex.sub(u, m))
+            if terms is not None:
+                terms[j] = term
+            rest = ex.add(rest, term)
     return m, k, rest
 
 
@@ -200,6 +204,18 @@ def log_softmax(a: Args, i: int) -> ex.Exact:
     if not ex.is_finite(m):
         return ex.sub(a[i], m)  # as torch: -inf beside an infinite logit, nan for it (inf - inf)
     return ex.sub(ex.sub(a[i], m), log1p(rest))
+
+
+def log_softmax_all(a: Args) -> list[ex.Exact]:
+    """[log_softmax(a, i) for every i], each the same value, with the largest argument and
+    log1p(rest) found once for the whole vector (not once per element)."""
+    if any(ex.is_nan(u) for u in a):
+        return [ex.NAN for _ in a]
+    m, _, rest = _largest(a)
+    if not ex.is_finite(m):
+        return [ex.sub(u, m) for u in a]
+    total = log1p(rest)
+    return [ex.sub(ex.sub(u, m), total) for u in a]
 
 
 def sigmoid(u: ex.Exact) -> ex.Exact:
@@ -258,12 +274,13 @@ def softmax_weights(a: Args) -> list[ex.Exact]:
     written as exp(u_j - m)/(1 + rest) (see `_largest`)."""
     if any(ex.is_nan(u) for u in a):
         return [ex.NAN for _ in a]
-    m, _, rest = _largest(a)
+    terms: dict[int, ex.Exact] = {}
+    m, k, rest = _largest(a, terms)
     if not ex.is_finite(m):
         total = logsumexp(a)  # inf - inf: nan, as torch's softmax of an infinite logit
         return [exp(ex.sub(u, total)) for u in a]
     scale = ex.add(ex.ONE, rest)
-    return [ex.div(exp(ex.sub(u, m)), scale) for u in a]
+    return [ex.div(exp(ex.sub(u, m)) if j == k else terms[j], scale) for j, u in enumerate(a)]
 
 
 def _others(s: list[ex.Exact], i: int) -> ex.Exact:
@@ -830,7 +847,7 @@ def _softmax_matrix(a: Args, p: tuple[Any, ...], log: bool) -> Any:
     out: list[ex.Exact] = list(a)
     for group in softmax_groups(p):
         values = [a[k] for k in group]
-        result = ([log_softmax(values, j) for j in range(len(values))] if log else softmax_weights(values))
+        result = log_softmax_all(values) if log else softmax_weights(values)
         for k, r in zip(group, result):
             out[k] = r
     return _stack(out, p[:2])

@@ -295,9 +295,10 @@ def compare(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, 
 def _compare_expression(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | None = None, dtype: str | None = None,
                         branches: Literal["if", "where"] = "if", order: int = 1, v: Any = None,
                         rtol: float | None = None, max_iterations: int = DEFAULT_MAX_ITERATIONS,
-                        separate: bool = False) -> Comparison:
+                        separate: bool = False, prerun: ag.Prerun | None = None) -> Comparison:
     """compare() of a SymPy expression or Program; `separate`: it stands for a returned tuple, whose
-    column's elements autograd differentiates each on its own (`sides/outputs.py`)."""
+    column's elements autograd differentiates each on its own (`sides/outputs.py`); `prerun`: the
+    fidelity check's run of the translation, which the autograd side reads where it is the same run."""
     f = expression(f)
     dtype = "float64" if dtype is None else dtype
     check_options(branches=branches, dtype=dtype)
@@ -321,7 +322,7 @@ def _compare_expression(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | N
     with collector_paused(), adjoints_for(lowered.inputs[k] for k in wrt_idx):
         exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
         run_ = ag.run(lowered, floats, dtype, wrt_idx,
-                      None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64))
+                      None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64), prerun)
         with ex.working_precision(exact.bits):
             return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
 
@@ -386,7 +387,7 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         options["wrt"] = list(reading.inputs)
     with named_draws(reading.draws):  # each draw named in the generated program (`rand_1`), citing its line
         c = _compare_expression(function, point, branches=reading.branches, dtype=dtype,
-                                separate=reading.returned is not None, **options)
+                                separate=reading.returned is not None, prerun=reading.fidelity.run, **options)
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())

@@ -1,0 +1,55 @@
+"""The fidelity check's run of a translation, kept for the autograd side (behind `trace.py`).
+
+The fidelity check (`trace._fidelity`) runs the translation forward and backward at the point,
+every input requiring grad, in the state the autograd side runs it in (`sides.autograd.torch_state`
+with the default dtype the compared dtype's). Where the output is a scalar, that run is the one
+the autograd side would make again at the same point; `prerun_of` keeps it as a
+`sides.autograd.Prerun`, which `autograd.run` reads only where it answers the same question
+(the same lowered program, dtype and input values bit for bit; see `autograd._reused`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from ..sides.autograd import Prerun
+from ..sides.lowering import DTYPES
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: str) -> Iterator[None]:
+    """torch's default dtype made `dtype`'s for the block (inside `torch_state`, which holds the
+    lock on process-wide settings), and put back after; nothing done where it already is."""
+    previous, wanted = torch.get_default_dtype(), DTYPES[dtype]
+    if previous == wanted:
+        yield
+        return
+    torch.set_default_dtype(wanted)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def prerun_of(lowered: Any, names: Sequence[str], rank1: set[str], tensors: Sequence[torch.Tensor], run: Any,
+              dtype: str) -> Prerun | None:
+    """The translation's run (`run`: trace's record of it, with the leaf `tensors` it ran on, in
+    the order of `names`) as the autograd side would make it: a scalar output, its gradient with
+    respect to every input, in the order of `lowered.symbols`; None for any other run (a returned
+    tuple, a matrix output, no gradient)."""
+    if run.several or not run.scalar or run.grads is None or run.value is None or len(run.reached) != len(names):
+        return None
+    index = {n: k for k, n in enumerate(names)}
+    if len(lowered.symbols) != len(names) or any(s.name not in index for s in lowered.symbols):
+        return None
+    ran, grads = [], []
+    for s in lowered.symbols:
+        k = index[s.name]
+        array = tensors[k].detach().numpy()
+        ran.append(array.reshape(-1, 1) if s.name in rank1 else array)
+        grads.append(run.grads[k] if run.reached[k] else None)
+    return Prerun(lowered, dtype, tuple(ran), float(run.value[0]), tuple(grads))
