@@ -47,11 +47,12 @@ from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
+from .table import EntryTable
 from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
-from .custom_backward import backward_convention, custom_findings
+from .custom_backward import backward_convention, custom_findings, custom_steps
 from .structural import Structural, cut_part, differs
 from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
@@ -84,13 +85,14 @@ def _pair(values: tuple[Any, Any]) -> tuple[sp.Basic, sp.Basic]:
 
 def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic,
            formula_of: Callable[[], sp.Basic | None] | None = None, idx: tuple[int, int] | None = None,
-           inputs: Sequence[int] | None = None, halves: tuple[Structural, FloatingPoint] | None = None) -> Entry:
+           inputs: Sequence[int] | None = None, halves: tuple[Structural, FloatingPoint] | None = None,
+           customs: Sequence[Any] | None = None) -> Entry:
     """One entry (output j, input k, element idx of a matrix input; `inputs`, the inputs it
     differentiates with respect to, (k,) unless a Hessian's two): the findings of both halves
     of the classifier, the primary one first, and its explanation and hint. Every structural
     finding cites the node that decides THIS entry (`Structural.ties_of`,
     `Structural.cut_findings`). `halves`: the two classifiers of context c, made once for all
-    its entries."""
+    its entries; `customs`: its path's `custom_steps`, found once."""
     ks = tuple(inputs) if inputs is not None else (k,)
     structural, floating = halves if halves is not None else (Structural(c), FloatingPoint(c))
     findings: list[Finding] = []
@@ -99,7 +101,7 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     else:
         cuts = structural.cut_findings(ks, idx)
         if sym.kind == "smooth":  # at a corner of forward, any subgradient is the backward's to choose
-            cuts = cuts + custom_findings(c, ks, idx)
+            cuts = cuts + custom_findings(c, ks, idx, customs)
         if sym.kind in ("kink", "jump", "unknown"):
             findings.extend(structural.tie_findings(sym, ks, idx))
             if sym.violation is not None and not c.path.ties:
@@ -235,18 +237,29 @@ def _specific_hint(f: Finding, c: Context) -> str | None:
     if f.hint_extra in _ROUNDING_HINTS:
         return _ROUNDING_HINTS[f.hint_extra].format(wider=", or compute in float64" if c.dtype == "float32" else "")
     if f.node is not None:
+        # The rule rows' hint for a node and cause, found once per context (a model's 10^3 kink
+        # entries cite one node, and the walk over the path's 10^3 steps was theirs each).
+        memo: dict[Any, str | None] = vars(c).setdefault("rule_hints", {})
+        key = (f.node, f.cause)
+        if key not in memo:
+            memo[key] = _rule_hint(c, f)
+        return memo[key]
+    return None
+
+
+def _rule_hint(c: Context, f: Finding) -> str | None:
+    for st in c.path.steps:
+        if st.node == f.node and st.op in OPS:
+            rule = op_rule(st.op)
+            if rule is not None and f.cause in rule.hints:
+                return rule.hints[f.cause]
+    if f.cause is Cause.ROUNDING:
+        # A cancellation: the functions inside the subtraction know the stable rewrite.
         for st in c.path.steps:
-            if st.node == f.node and st.op in OPS:
+            if st.node in f.node.args if isinstance(f.node, sp.Basic) else False:
                 rule = op_rule(st.op)
-                if rule is not None and f.cause in rule.hints:
-                    return rule.hints[f.cause]
-        if f.cause is Cause.ROUNDING:
-            # A cancellation: the functions inside the subtraction know the stable rewrite.
-            for st in c.path.steps:
-                if st.node in f.node.args if isinstance(f.node, sp.Basic) else False:
-                    rule = op_rule(st.op)
-                    if rule is not None and Cause.ROUNDING in rule.hints:
-                        return rule.hints[Cause.ROUNDING]
+                if rule is not None and Cause.ROUNDING in rule.hints:
+                    return rule.hints[Cause.ROUNDING]
     return None
 
 
@@ -393,7 +406,12 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     if reading.mode == "path":
         said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
                 f"unrolled, because {reading.reason})")
-        c = with_fields(c, entries=tuple(with_fields(e, explanation=f"{e.explanation} {said}") for e in c.entries))
+        if c.table is not None:  # every entry says so: the agreeing ones as they are built
+            table = c.table.copy({i: with_fields(e, explanation=f"{e.explanation} {said}")
+                                  for i, e in c.table.special.items()}, said=f"{c.table.said} {said}".strip())
+            c = with_fields(c, entries=Later(table.entries), table=table)
+        else:
+            c = with_fields(c, entries=tuple(with_fields(e, explanation=f"{e.explanation} {said}") for e in c.entries))
     return c
 
 
@@ -443,19 +461,26 @@ def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
         before = [n for n in ordered if n <= line]
         return lines[before[-1]] if before else None
 
-    entries = []
     spelled: dict[str, str] | None = None  # the nodes named as the user wrote them, when a finding needs them
-    for e in comparison.entries:
+
+    def cited(e: Entry) -> Entry:
+        nonlocal spelled
         span = span_of(e.line)
         if span is not None and not e.ok:
             if spelled is None:
                 spelled = spellings(lowered, origins)
             e = with_fields(e, source=span, explanation=f"{in_your_words(e.explanation, spelled)} In your code: `{span}`.",
-                        hint=in_your_words(e.hint, spelled))
+                            hint=in_your_words(e.hint, spelled))
         elif span is not None:
             e = with_fields(e, source=span)
-        entries.append(e)
-    return with_fields(comparison, entries=tuple(entries))
+        return e
+
+    table = getattr(comparison, "table", None)
+    if table is not None and span_of(None) is None:
+        # A plainly agreeing entry has no line, so no span: only `_entry`'s records change.
+        table = table.copy({i: cited(e) for i, e in table.special.items()})
+        return with_fields(comparison, entries=Later(table.entries), table=table)
+    return with_fields(comparison, entries=tuple(cited(e) for e in comparison.entries))
 
 
 def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequence[int], auto: Sequence[float],
@@ -497,31 +522,79 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
     return ("rounding" if off else "agree"), values
 
 
+def plainly_agrees(sym: SymbolicSide, exe: ex.Exact, auto: Any, rtol: float, tiny: float) -> bool:
+    """Whether an entry agrees by `_entry`'s own rule with nothing for its findings to look at, on
+    a path with no cut and no user Function (the caller's question): the mathematics is smooth
+    there and the same number as the executed derivative (`same`, as `_entry` asks it), which is
+    finite, and autograd's float is finite and within the tolerance of it. Every other entry goes
+    through `_entry`; this decides nothing `_entry` would decide otherwise."""
+    if sym.kind != "smooth" or sym.one_sided or type(auto) is not float or not math.isfinite(auto):
+        return False
+    if not ex.is_finite(exe):
+        return False
+    e = ex.to_float(exe)
+    if not abs(auto - e) <= rtol * abs(e) + tiny:  # the cheap half first: the rule is a conjunction
+        return False
+    a = sym.grad
+    return a is exe or (ex.is_rational(a) and ex.is_rational(exe) and a == exe) or \
+        same(a, exe, not _exact(sym))  # type: ignore[arg-type]
+
+
+def _float_of(v: Any) -> float:
+    try:
+        return ex.to_float(v) if v is not None and not ex.is_mat(v) else math.nan
+    except (TypeError, ValueError, AttributeError):
+        return math.nan
+
+
 def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, floats: list[Any], comps: list[Component],
               v_exact: Any, dtype: str, tol: float, branches: str) -> Comparison:
-    """Entries, classified, in the order of DESIGN.md section 6."""
+    """Entries, classified, in the order of DESIGN.md section 6: the plainly agreeing ones in
+    one pass (`plainly_agrees`), the others by `_entry`, held in an `EntryTable`."""
     value = exact.path.value
     seeds = output_seeds(value, v_exact)
-    entries = []
     cache: dict[str, Any] = {"seed": v_exact}
+    scalar = len(seeds) == 1 and seeds[0] is None
+    labels = [0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
+              for o, seed in enumerate(seeds)]
+    formulas = [functools.partial(formula, lowered, k) for k in range(len(lowered.symbols))] if scalar else None
+    read = {p for st in exact.path.steps for p in st.parents}
+    unread = {k for k, i in enumerate(exact.path.inputs) if i not in read}  # as `Context.unread`
+    agree_text = _agree_text(dtype, tol)
+
+    def text(k: int, wrt: Any) -> str:
+        if k in unread:
+            return UNUSED.format(symbol=wrt() if isinstance(wrt, Later) else wrt, dtype=dtype)
+        return agree_text
+
+    table = EntryTable(lowered.symbols, comps, labels, text, formulas, run_.error)
+    customs = custom_steps(exact.path)
+    plain = not customs and not any(st.cut for st in exact.path.steps)  # no cut, no user Function
+    tiny = float(FINFO[dtype].tiny)
+    width = len(comps)
     for o, seed in enumerate(seeds):
         c = Context(lowered, exact, dtype, tol, run_, seed)
         if seed is None or v_exact is not None:
             c.cache = cache
-        label: Any = 0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
-        scalar = seed is None
-        halves = (Structural(c), FloatingPoint(c))
-        shown_of: dict[int, Any] = {}  # one formula per input, shared by its entries
+        halves: tuple[Structural, FloatingPoint] | None = None
+        grads = run_.grads[o] if run_.grads else None
         for n, (k, idx) in enumerate(comps):
-            auto = run_.grads[o][k] if run_.grads else None
+            auto = grads[k] if grads is not None else None
             if auto is not None and idx is not None:
                 auto = float(auto[idx])
+            sym, exe = exact.sym[(o, n)], exact.exe[(o, n)]
+            i = o * width + n
+            if plain and plainly_agrees(sym, exe, auto, tol, tiny):
+                table.agree(i, sym.grad, exe, ex.to_float(exe), auto)  # type: ignore[arg-type]
+                continue
+            if halves is None:
+                halves = (Structural(c), FloatingPoint(c))
             wrt_sym = lowered.symbols[k] if idx is None else element(lowered.symbols[k], idx[0], idx[1])
-            shown = shown_of.setdefault(k, functools.partial(formula, lowered, k)) if scalar else None
-            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown, idx,
-                                  halves=halves))
+            shown = formulas[k] if formulas is not None else None
+            table.entry(i, _entry(c, k, labels[o], sym, exe, auto, wrt_sym, shown, idx, halves=halves,
+                                  customs=customs), _float_of(exe))
     return Comparison(
-        entries=tuple(entries),
+        entries=Later(table.entries),  # type: ignore[arg-type]
         lowered=lowered,
         point=Later(_point_of, lowered, floats),
         dtype=dtype,
@@ -534,6 +607,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         vjp=v_exact is not None,
         exact_bits=exact.bits,
         work=cache,
+        table=table,
     )
 
 
