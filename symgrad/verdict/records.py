@@ -268,7 +268,7 @@ class Comparison:
         at = render("comparison.point", self)
         at = at if len(at) <= 80 else at[:77] + "..."
         return (f"<Comparison of {source!r} at {at} ({self.dtype}): {self.cause.id}, "
-                f"{len(self.entries)} {'entry' if len(self.entries) == 1 else 'entries'}>")
+                f"{len(self.rows)} {'entry' if len(self.rows) == 1 else 'entries'}>")
 
     def to_dict(self) -> dict[str, Any]:
         """The comparison as JSON-safe data (`json.dumps(c.to_dict(), allow_nan=False)` works):

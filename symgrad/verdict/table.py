@@ -136,6 +136,11 @@ class EntryTable(Sequence[Entry]):
         values, counted = np.unique(codes, return_counts=True)
         return {CAUSES[int(v)]: int(n) for v, n in zip(values, counted)}
 
+    def causes_in_order(self) -> list[Cause]:
+        """The causes present, each once, in the order of its first entry."""
+        values, first = np.unique(self.codes, return_index=True)
+        return [CAUSES[int(values[j])] for j in np.argsort(first, kind="stable")]
+
     def tensor(self, i: int) -> sp.Basic:
         """The input entry i differentiates with respect to (a matrix input's matrix)."""
         return self.symbols[self.comps[i % len(self.comps)][0]]

@@ -137,3 +137,38 @@ def test_agreeing_entries_hold_the_exact_derivative() -> None:
         truth = sp.diff(loss, s).subs(values)
         assert abs(sp.N(e.grad_executed - truth, 40)) < sp.Float(10) ** -25 * (1 + abs(sp.N(truth, 20)))
         assert abs(sp.N(e.grad_symbolic - truth, 40)) < sp.Float(10) ** -25 * (1 + abs(sp.N(truth, 20)))
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the agreeing entries built from the table (each `Entry` the fast path did not make)."""
+    built = [0]
+    original = table_module.EntryTable._agreeing
+
+    def counted(self: Any, i: int) -> Entry:
+        built[0] += 1
+        return original(self, i)
+
+    monkeypatch.setattr(table_module.EntryTable, "_agreeing", counted)
+    return built
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_reports_do_not_build_every_entry(monkeypatch: pytest.MonkeyPatch, tie: bool) -> None:
+    """ok, cause, repr(), str(), report(), to_markdown() and the HTML read the table: they build
+    at most the rows they show (and the first entry's explanation), never the whole tuple; the
+    text is the text of the eager comparison."""
+    at = _point(7, 4, 6, 5, tie)
+    eager = _eager(monkeypatch, mlp_relu, at)
+    texts = [str(eager), eager.to_markdown(), eager._repr_html_(), repr(eager)]
+    built = _counting(monkeypatch)
+    c = sg.compare(mlp_relu, at=at, wrt=["W1", "b1", "W2"])
+    n = len(c.table)
+    assert n == 6 * 5 + 5 + 5 * 2 and built[0] == 0
+    assert c.ok is (not tie) and c.cause is (Cause.KINK if tie else Cause.AGREE) and built[0] == 0
+    assert [str(c), c.to_markdown(), c._repr_html_(), repr(c)] == texts
+    assert c.table.built is None  # the tuple was never built
+    assert built[0] <= 3 * 11  # at most each report's shown rows and its first explanation
+    entries = c.entries  # built on first read, then kept
+    assert c.entries is entries and c.table.built is entries and len(entries) == n
+    before = built[0]
+    assert str(c) == texts[0] and built[0] == before
