@@ -567,7 +567,10 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
             return UNUSED.format(symbol=wrt() if isinstance(wrt, Later) else wrt, dtype=dtype)
         return agree_text
 
-    table = EntryTable(lowered.symbols, comps, labels, text, formulas, run_.error)
+    def values(o: int, n: int) -> tuple[Any, Any]:
+        return exact.sym[(o, n)].grad, exact.exe[(o, n)]
+
+    table = EntryTable(lowered.symbols, comps, labels, text, formulas, run_.error, values)
     customs = custom_steps(exact.path)
     plain = not customs and not any(st.cut for st in exact.path.steps)  # no cut, no user Function
     tiny = float(FINFO[dtype].tiny)
@@ -585,7 +588,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
             sym, exe = exact.sym[(o, n)], exact.exe[(o, n)]
             i = o * width + n
             if plain and plainly_agrees(sym, exe, auto, tol, tiny):
-                table.agree(i, sym.grad, exe, ex.to_float(exe), auto)  # type: ignore[arg-type]
+                table.agree(i, ex.to_float(exe), auto)  # type: ignore[arg-type]
                 continue
             if halves is None:
                 halves = (Structural(c), FloatingPoint(c))

@@ -34,7 +34,7 @@ class EntryTable(Sequence[Entry]):
 
     def __init__(self, symbols: Sequence[sp.Basic], comps: Sequence[tuple[int, Any]], labels: Sequence[Any],
                  agree_text: Callable[[int, Any], str], formulas: Sequence[Callable[[], Any] | None] | None,
-                 error: str | None) -> None:
+                 error: str | None, exact: Callable[[int, int], tuple[Any, Any]]) -> None:
         self.symbols = tuple(symbols)
         self.comps = list(comps)
         self.labels = list(labels)
@@ -45,7 +45,9 @@ class EntryTable(Sequence[Entry]):
         self.codes = np.full(n, AGREE_CODE, dtype=np.uint8)
         self.executed = np.full(n, np.nan)
         self.autograd = np.full(n, np.nan)
-        self.exact: list[Any] = [None] * n  # (symbolic, executed) exact values of the plainly agreeing entries
+        # (output, component) -> the exact (symbolic, executed) values, read where compare keeps
+        # them (`point.ExactSides`): nothing is copied per entry.
+        self.exact = exact
         self.special: dict[int, Entry] = {}  # the entries _entry made, by index
         self.said = ""  # said after every agreeing entry's explanation (path mode)
         self.built: tuple[Entry, ...] | None = None
@@ -53,8 +55,7 @@ class EntryTable(Sequence[Entry]):
 
     # ----------------------------------------------------------------- filling
 
-    def agree(self, i: int, sym: Any, exe: Any, exe_float: float, auto: float) -> None:
-        self.exact[i] = (sym, exe)
+    def agree(self, i: int, exe_float: float, auto: float) -> None:
         self.executed[i] = exe_float
         self.autograd[i] = auto
 
@@ -102,7 +103,7 @@ class EntryTable(Sequence[Entry]):
         o, n = divmod(i, len(self.comps))
         k, idx = self.comps[n]
         wrt = self.symbols[k] if idx is None else element(self.symbols[k], idx[0], idx[1])
-        sym, exe = self.exact[i]
+        sym, exe = self.exact(o, n)
         text = self.agree_text(k, wrt)
         if self.said:
             text = f"{text} {self.said}"
