@@ -151,6 +151,15 @@ def exponent(sizes: list[int], times: list[float]) -> float:
     return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
 
 
+def vm_rss() -> int:
+    """This process's resident memory now, in bytes (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
+
+
 def peak_rss(code: str, points: int) -> float:
     """Peak resident memory (MiB) that `code` adds, in a fresh interpreter (Linux: VmHWM after
     resetting it through /proc/self/clear_refs, minus the size before)."""
@@ -563,13 +572,22 @@ def model_rows(table: Table) -> None:
             ok = p.median() < 15
         c = sg.compare(module.mlp, at=point, wrt=["W1", "b1", "W2", "b2"])
         grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
-        counts = {cause: sum(1 for e in c.entries if e.cause.id == cause) for cause in sorted({e.cause.id for e in c.entries})}
+        # counted from the table's cause codes: str() and the counts build no entry tuple
+        counts = {cause.id: k for cause, k in sorted(c.table.counts().items(), key=lambda kv: kv[0].id)}
         start = time.perf_counter()
         text = str(c)
         shown = time.perf_counter() - start
+        # `c.entries` as its own figure: built on its first read (every Entry), then kept
+        resident = vm_rss()
+        start = time.perf_counter()
+        built = len(c.entries)
+        took = time.perf_counter() - start
+        held = max(0, vm_rss() - resident)
         table.add(f"compare() of the MLP {d}-{hidden}-{k}, batch {n}, from torch code ({entries:,} entries); "
                   f"causes {counts}; str() {shown:.2f} s, {len(text):,} characters; peak RSS grew "
-                  f"{grown / 2**20:.0f} MiB in this process", "warm", p,
+                  f"{grown / 2**20:.0f} MiB in this process ({grown / entries:.0f} B/entry); c.entries "
+                  f"materialised on first read: {built:,} entries in {took:.2f} s, {held / 2**20:.0f} MiB "
+                  f"({held / entries:.0f} B/entry)", "warm", p,
                   target="< 3 s and >= 10x faster than gradcheck" if with_gradcheck else "< 15 s", ok=ok, detail=detail)
 
 

@@ -363,18 +363,13 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         codes[n], still[n], decided[n] = code, zeros, corners or nonzero
     del moves
 
-    def signs(code: int) -> tuple[int, ...]:
-        return tuple((code // 3 ** t) % 3 - 1 for t in range(width))
-
-    def negated(code: int) -> int:
-        return sum((1 - v) * 3 ** t for t, v in enumerate(signs(code)))
-
+    # Every sign turned over: each digit s + 1 becomes 1 - s = 2 - (s + 1).
+    negated = (3 ** width - 1) - codes
     # One forced run per pattern of signs and direction, made with the first entry (in order)
     # that has it either way round.
     runs: dict[int, Path | None] = {}
     for n in np.flatnonzero(decided):
-        code = int(codes[n])
-        for direction, key in ((1, code), (-1, negated(code))):
+        for direction, key in ((1, int(codes[n])), (-1, int(negated[n]))):
             if key not in runs:
                 runs[key] = _forced_beside(lowered, point, comps[n], direction, max_iterations, math)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
@@ -385,20 +380,20 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
             # a piece with no value at the point: its limits are the entry's own runs
             values[key] = value if all(ex.is_finite(v) for v in ex.elements(value)) else None
     # The entries decided here: both runs have a value at the point.
-    mine = [n for n in np.flatnonzero(decided)
-            if values.get(negated(int(codes[n]))) is not None and values.get(int(codes[n])) is not None]
+    valued = np.array([key for key, v in values.items() if v is not None], dtype=np.int64)
+    mine = decided & np.isin(codes, valued) & np.isin(negated, valued)
     # Each run's gradient, computed once and dropped when read (one at a time, not one per run
     # held together): an entry that does not move a corner reads one slope of its run, the
     # others their two sides.
     out: list[Any] = [None] * len(comps)
-    alone = [n for n in mine if corners and still[n]]
-    sided = [n for n in mine if not (corners and still[n])]
+    alone = np.flatnonzero(mine & still) if corners else np.empty(0, dtype=np.int64)
+    sided = np.flatnonzero(mine & ~still) if corners else np.flatnonzero(mine)
     slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
     wanted: dict[int, list[int]] = {}
-    for n in alone:
+    for n in alone.tolist():
         wanted.setdefault(int(codes[n]), []).append(n)
-    for n in sided:
-        for key in (negated(int(codes[n])), int(codes[n])):
+    for n in sided.tolist():
+        for key in (int(negated[n]), int(codes[n])):
             wanted.setdefault(key, []).append(n)
     for key, ns in wanted.items():
         at = runs[key]
@@ -417,8 +412,8 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
             else:
                 slopes[(n, key)] = g
         del grads
-    for n in sided:
-        right, left = int(codes[n]), negated(int(codes[n]))
+    for n in sided.tolist():
+        right, left = int(codes[n]), int(negated[n])
         # A corner is continuous: both sides' values are the value at the point (only its slope
         # breaks), so only slopes are compared.
         out[n] = _one_sided(Side(-1, values[left], slopes[(n, left)], runs[left].decisions),  # type: ignore[union-attr]

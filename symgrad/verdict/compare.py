@@ -48,7 +48,7 @@ from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
 from .table import EntryTable
-from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
+from .point import (Component, ExactSides, SidesPerEntry, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
@@ -522,22 +522,28 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
     return ("rounding" if off else "agree"), values
 
 
-def plainly_agrees(sym: SymbolicSide, exe: ex.Exact, auto: Any, rtol: float, tiny: float) -> bool:
+def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol: float, tiny: float) -> bool:
     """Whether an entry agrees by `_entry`'s own rule with nothing for its findings to look at, on
     a path with no cut and no user Function (the caller's question): the mathematics is smooth
     there and the same number as the executed derivative (`same`, as `_entry` asks it), which is
     finite, and autograd's float is finite and within the tolerance of it. Every other entry goes
-    through `_entry`; this decides nothing `_entry` would decide otherwise."""
-    if sym.kind != "smooth" or sym.one_sided or type(auto) is not float or not math.isfinite(auto):
+    through `_entry`; this decides nothing `_entry` would decide otherwise. `sym` may be a
+    smooth side's bare value, as `point.SidesPerEntry` holds it."""
+    if type(sym) is SymbolicSide:
+        if sym.kind != "smooth" or sym.one_sided:
+            return False
+        a, limit = sym.grad, not _exact(sym)
+    else:  # SymbolicSide(sym, "smooth", None, None): exact, no one-sided slopes
+        a, limit = sym, False
+    if type(auto) is not float or not math.isfinite(auto):
         return False
     if not ex.is_finite(exe):
         return False
     e = ex.to_float(exe)
     if not abs(auto - e) <= rtol * abs(e) + tiny:  # the cheap half first: the rule is a conjunction
         return False
-    a = sym.grad
     return a is exe or (ex.is_rational(a) and ex.is_rational(exe) and a == exe) or \
-        same(a, exe, not _exact(sym))  # type: ignore[arg-type]
+        same(a, exe, limit)  # type: ignore[arg-type]
 
 
 def _float_of(v: Any) -> float:
@@ -575,6 +581,8 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
     plain = not customs and not any(st.cut for st in exact.path.steps)  # no cut, no user Function
     tiny = float(FINFO[dtype].tiny)
     width = len(comps)
+    # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
+    read = exact.sym.held if isinstance(exact.sym, SidesPerEntry) else exact.sym.__getitem__
     for o, seed in enumerate(seeds):
         c = Context(lowered, exact, dtype, tol, run_, seed)
         if seed is None or v_exact is not None:
@@ -585,11 +593,12 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
             auto = grads[k] if grads is not None else None
             if auto is not None and idx is not None:
                 auto = float(auto[idx])
-            sym, exe = exact.sym[(o, n)], exact.exe[(o, n)]
+            held, exe = read((o, n)), exact.exe[(o, n)]
             i = o * width + n
-            if plain and plainly_agrees(sym, exe, auto, tol, tiny):
+            if plain and plainly_agrees(held, exe, auto, tol, tiny):
                 table.agree(i, ex.to_float(exe), auto)  # type: ignore[arg-type]
                 continue
+            sym = exact.sym[(o, n)]
             if halves is None:
                 halves = (Structural(c), FloatingPoint(c))
             wrt_sym = lowered.symbols[k] if idx is None else element(lowered.symbols[k], idx[0], idx[1])

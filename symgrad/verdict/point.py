@@ -208,6 +208,10 @@ class SidesPerEntry(PerEntry):
     def values(self) -> Any:
         return [v if type(v) is SymbolicSide else SymbolicSide(v, "smooth", None, None) for row in self._rows for v in row]
 
+    def held(self, key: tuple[int, int]) -> Any:
+        """The side as held: a `SymbolicSide`, or a smooth derivative's value."""
+        return super().__getitem__(key)
+
     def raw(self) -> Any:
         """Each entry's side as held: a `SymbolicSide`, or a smooth derivative's value."""
         return (v for row in self._rows for v in row)
