@@ -542,8 +542,14 @@ def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol:
     e = ex.to_float(exe)
     if not abs(auto - e) <= rtol * abs(e) + tiny:  # the cheap half first: the rule is a conjunction
         return False
-    return a is exe or (ex.is_rational(a) and ex.is_rational(exe) and a == exe) or \
-        same(a, exe, limit)  # type: ignore[arg-type]
+    if a is exe or (ex.is_rational(a) and ex.is_rational(exe) and a == exe):
+        return True
+    if ex.is_ball(a) and ex.is_ball(exe) and a.is_finite():  # type: ignore[union-attr]
+        d = a - exe  # `same`'s own difference of two finite balls, and its first answer
+        if d.contains(0):
+            ex.sign(d)  # as `same` counts it (undecided unless exactly 0)
+            return True
+    return same(a, exe, limit)  # type: ignore[arg-type]
 
 
 def _float_of(v: Any) -> float:

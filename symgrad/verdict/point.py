@@ -336,6 +336,15 @@ def exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[
             undecided = ex.undecided()
             lost, short, zeros = 0, False, False
             for x in _numbers(current):
+                if x.is_finite() and not x.is_exact():
+                    acc = int(x.rel_accuracy_bits())
+                    # The top bit of its radius at least two below its midpoint's: certainly not
+                    # around 0 (not a zero ball, not wide), and it has lost bits - acc bits, or
+                    # none if beyond every dtype. Where that changes neither the most bits lost
+                    # nor whether it is short, the balls' own checks below say nothing more (a
+                    # model has 10^5 balls).
+                    if acc >= 1 and bits - acc <= lost and bits - acc <= bits - TARGET_BITS:
+                        continue
                 bits_lost = ex.lost_bits(x)
                 lost = max(lost, bits_lost)
                 # Values still uncertain: a ball wider than the working resolution allows, or one
