@@ -559,6 +559,34 @@ def _float_of(v: Any) -> float:
         return math.nan
 
 
+def _blocks(comps: Sequence[Component]) -> list[tuple[int, int, int]]:
+    """The runs of components of one input, (input k, start, stop): a matrix input's elements
+    come together, in row-major order (`point.components`)."""
+    out: list[tuple[int, int, int]] = []
+    for n, (k, _) in enumerate(comps):
+        if out and out[-1][0] == k and out[-1][2] == n:
+            out[-1] = (k, out[-1][1], n + 1)
+        else:
+            out.append((k, n, n + 1))
+    return out
+
+
+def _autos(grads: Sequence[Any] | None, comps: Sequence[Component], blocks: Sequence[tuple[int, int, int]]) -> list[Any]:
+    """autograd's value of each component, as `_entry` is given it: a float for a matrix input's
+    element (`float(grad[idx])`), the input's own for a scalar one, None where torch raised."""
+    if grads is None:
+        return [None] * len(comps)
+    out: list[Any] = []
+    for k, start, stop in blocks:
+        g = grads[k]
+        if isinstance(g, np.ndarray) and g.size == stop - start and \
+                [idx for _, idx in comps[start:stop]] == list(np.ndindex(*g.shape)):
+            out.extend(g.ravel().tolist())  # Python floats, in the order of np.ndindex
+        else:
+            out.extend(g if idx is None or g is None else float(g[idx]) for _, idx in comps[start:stop])
+    return out
+
+
 def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, floats: list[Any], comps: list[Component],
               v_exact: Any, dtype: str, tol: float, branches: str) -> Comparison:
     """Entries, classified, in the order of DESIGN.md section 6: the plainly agreeing ones in
@@ -579,7 +607,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
             return UNUSED.format(symbol=wrt() if isinstance(wrt, Later) else wrt, dtype=dtype)
         return agree_text
 
-    def values(o: int, n: int) -> tuple[Any, Any]:
+    def values(o: int, n: int) -> tuple[Any, Any]:  # an agreeing entry's exact values, when it is built
         return exact.sym[(o, n)].grad, exact.exe[(o, n)]
 
     table = EntryTable(lowered.symbols, comps, labels, text, formulas, run_.error, values)
@@ -587,30 +615,28 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
     plain = not customs and not any(st.cut for st in exact.path.steps)  # no cut, no user Function
     tiny = float(FINFO[dtype].tiny)
     width = len(comps)
-    # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
-    read = exact.sym.held if isinstance(exact.sym, SidesPerEntry) else exact.sym.__getitem__
+    blocks = _blocks(comps)
     for o, seed in enumerate(seeds):
         c = Context(lowered, exact, dtype, tol, run_, seed)
         if seed is None or v_exact is not None:
             c.cache = cache
         halves: tuple[Structural, FloatingPoint] | None = None
-        grads = run_.grads[o] if run_.grads else None
-        for n, (k, idx) in enumerate(comps):
-            auto = grads[k] if grads is not None else None
-            if auto is not None and idx is not None:
-                auto = float(auto[idx])
-            held, exe = read((o, n)), exact.exe[(o, n)]
-            i = o * width + n
+        autos = _autos(run_.grads[o] if run_.grads else None, comps, blocks)
+        exes = exact.exe.row(o)
+        # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
+        helds = exact.sym.row(o) if isinstance(exact.sym, SidesPerEntry) else [exact.sym[(o, n)] for n in range(width)]
+        table.executed[o * width:(o + 1) * width] = [_float_of(x) for x in exes]
+        table.autograd[o * width:(o + 1) * width] = [a if type(a) is float else math.nan for a in autos]
+        for n, (held, exe, auto) in enumerate(zip(helds, exes, autos)):
             if plain and plainly_agrees(held, exe, auto, tol, tiny):
-                table.agree(i, ex.to_float(exe), auto)  # type: ignore[arg-type]
-                continue
-            sym = exact.sym[(o, n)]
+                continue  # the table's code says agree; its Entry is built when read
+            k, idx = comps[n]
             if halves is None:
                 halves = (Structural(c), FloatingPoint(c))
             wrt_sym = lowered.symbols[k] if idx is None else element(lowered.symbols[k], idx[0], idx[1])
             shown = formulas[k] if formulas is not None else None
-            table.entry(i, _entry(c, k, labels[o], sym, exe, auto, wrt_sym, shown, idx, halves=halves,
-                                  customs=customs), _float_of(exe))
+            table.entry(o * width + n, _entry(c, k, labels[o], exact.sym[(o, n)], exe, auto, wrt_sym, shown, idx,
+                                              halves=halves, customs=customs))
     return Comparison(
         entries=Later(table.entries),  # type: ignore[arg-type]
         lowered=lowered,

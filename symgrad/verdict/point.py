@@ -190,6 +190,10 @@ class PerEntry(Mapping[tuple[int, int], Any]):
     def __len__(self) -> int:
         return sum(len(row) for row in self._rows)
 
+    def row(self, o: int) -> list[Any]:
+        """The values of output element o, in component order (as held; callers must not change it)."""
+        return self._rows[o]
+
     def values(self) -> Any:  # the values in key order, without building the keys
         return [v for row in self._rows for v in row]
 

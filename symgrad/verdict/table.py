@@ -43,8 +43,8 @@ class EntryTable(Sequence[Entry]):
         self.error = error
         n = len(self.comps) * len(self.labels)
         self.codes = np.full(n, AGREE_CODE, dtype=np.uint8)
-        self.executed = np.full(n, np.nan)
-        self.autograd = np.full(n, np.nan)
+        self.executed = np.full(n, np.nan)  # each entry's executed derivative, rounded to a float
+        self.autograd = np.full(n, np.nan)  # torch's (NaN where it has none)
         # (output, component) -> the exact (symbolic, executed) values, read where compare keeps
         # them (`point.ExactSides`): nothing is copied per entry.
         self.exact = exact
@@ -55,16 +55,10 @@ class EntryTable(Sequence[Entry]):
 
     # ----------------------------------------------------------------- filling
 
-    def agree(self, i: int, exe_float: float, auto: float) -> None:
-        self.executed[i] = exe_float
-        self.autograd[i] = auto
-
-    def entry(self, i: int, e: Entry, exe_float: float) -> None:
+    def entry(self, i: int, e: Entry) -> None:
+        """Entry i as `_entry` made it (every other entry agrees: its code says so)."""
         self.special[i] = e
         self.codes[i] = CODE[e.cause]
-        self.executed[i] = exe_float
-        if isinstance(e.grad_autograd, float):
-            self.autograd[i] = e.grad_autograd
 
     def copy(self, special: dict[int, Entry] | None = None, said: str | None = None) -> EntryTable:
         """The same table with other records for its disagreeing entries (`cite`), or a text
