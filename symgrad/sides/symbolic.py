@@ -349,18 +349,15 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     # Each entry's signs, one code per entry (the signs of the tied arguments' derivatives as one
     # number in base 3), read input by input without a tuple per entry (a model has 10^5).
     width = len(moves)
-    codes = np.empty(len(comps), dtype=np.int64)
-    still = np.empty(len(comps), dtype=bool)  # certainly moves no tied argument (d/dx_k exactly 0)
-    decided = np.empty(len(comps), dtype=bool)  # a corner, or every sign certain and not 0
-    for n, (k, idx) in enumerate(comps):
-        code, zeros, nonzero = 0, True, True
-        for t, g in enumerate(moves):
-            v = g[k] if idx is None else g[k][idx]
-            s = ex.sign(v)
-            code += (s + 1) * 3 ** t
-            zeros = zeros and ex.is_exact_zero(v)
-            nonzero = nonzero and s != 0
-        codes[n], still[n], decided[n] = code, zeros, corners or nonzero
+    codes = np.zeros(len(comps), dtype=np.int64)
+    still = np.ones(len(comps), dtype=bool)  # certainly moves no tied argument (d/dx_k exactly 0)
+    nonzero = np.ones(len(comps), dtype=bool)  # every sign certain and not 0
+    for t, g in enumerate(moves):
+        signs, exact_zeros = _signs([g[k] if idx is None else g[k][idx] for k, idx in comps])
+        codes += (signs + 1) * 3 ** t
+        still &= exact_zeros
+        nonzero &= signs != 0
+    decided = np.ones(len(comps), dtype=bool) if corners else nonzero  # a corner, or every sign certain and not 0
     del moves
 
     # Every sign turned over: each digit s + 1 becomes 1 - s = 2 - (s + 1).
@@ -420,6 +417,25 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
                             Side(1, values[right], slopes[(n, right)], runs[right].decisions),  # type: ignore[union-attr]
                             f0, continuous=corners)
     return out
+
+
+def _signs(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """`ex.sign` of each value (counting each ball it cannot decide, as it does) and whether each
+    is an exact rational 0 (`ex.is_exact_zero`), compared in numpy's loop rather than one call
+    per value."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    positive = np.asarray(arr > 0, dtype=bool)
+    negative = np.asarray(arr < 0, dtype=bool)
+    signs = positive.astype(np.int64) - negative.astype(np.int64)
+    exact_zeros = np.zeros(len(values), dtype=bool)
+    for n in np.flatnonzero(~positive & ~negative).tolist():
+        v = values[n]
+        if ex.is_rational(v):
+            exact_zeros[n] = True  # a rational neither above nor below 0 is 0
+        else:
+            ex.sign(v)  # 0 or NaN, or a ball around 0 it counts as undecided
+    return signs, exact_zeros
 
 
 def _forced_beside(lowered: LoweredProgram, point: dict[str, Any], comp: Any, direction: int, max_iterations: int,
