@@ -215,6 +215,12 @@ class Comparison:
     table: Any = field(default=None, repr=False, compare=False)
 
 
+    def __post_init__(self) -> None:
+        # A table stands for the entries only while they are still to be built from it: entries
+        # given as a tuple (`dataclasses.replace(c, entries=...)`) are what the record holds.
+        if self.table is not None and type(self.__dict__["entries"]) is not Later:
+            object.__setattr__(self, "table", None)
+
     @property
     def backward(self) -> tuple[BackwardStep, ...]:
         """The backward pass, output first: each step's local derivatives and its adjoint, exact

@@ -172,3 +172,20 @@ def test_reports_do_not_build_every_entry(monkeypatch: pytest.MonkeyPatch, tie: 
     assert c.entries is entries and c.table.built is entries and len(entries) == n
     before = built[0]
     assert str(c) == texts[0] and built[0] == before
+
+
+def test_entries_given_anew_replace_the_table() -> None:
+    """`dataclasses.replace(c, entries=...)` and `with_fields` with new entries: the record holds
+    those entries, and ok, cause and the report read them, not the table they were built from."""
+    import dataclasses
+
+    from symgrad.verdict.records import with_fields
+
+    c = sg.compare(mlp_relu, at=_point(2, 2, 2, 2, False), wrt=["W1", "b1", "W2"])
+    assert c.ok and c.table is not None
+    bad = dataclasses.replace(c.entries[0], cause=Cause.ROUNDING)
+    for changed in (dataclasses.replace(c, entries=(bad, *c.entries[1:])), with_fields(c, entries=(bad, *c.entries[1:]))):
+        assert changed.table is None and not changed.ok and changed.cause is Cause.ROUNDING
+        assert "1 rounding" in str(changed) or "rounding" in str(changed)
+    kept = with_fields(c, title="same entries")  # the entries already built: the tuple is what it holds
+    assert kept.ok and kept.entries == c.entries
