@@ -168,6 +168,8 @@ def test_reports_do_not_build_every_entry(monkeypatch: pytest.MonkeyPatch, tie: 
     assert [str(c), c.to_markdown(), c._repr_html_(), repr(c)] == texts
     assert c.table.built is None  # the tuple was never built
     assert built[0] <= 3 * 11  # at most each report's shown rows and its first explanation
+    assert c.to_dict() == eager.to_dict()  # every entry written, each built to be written and not kept
+    assert c.table.built is None
     entries = c.entries  # built on first read, then kept
     assert c.entries is entries and c.table.built is entries and len(entries) == n
     before = built[0]
