@@ -392,8 +392,9 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     for n in sided.tolist():
         for key in (int(negated[n]), int(codes[n])):
             wanted.setdefault(key, []).append(n)
+    decisions = {key: at.decisions for key, at in runs.items() if at is not None}
     for key, ns in wanted.items():
-        at = runs[key]
+        at = runs.pop(key)  # its values are not read again: each run freed once its gradient is read
         assert at is not None
         # The seed given explicitly (the one `adjoints` takes for none): the run keeps no cache
         # of every step's adjoints, which held three runs' worth of a model's gradients at once.
@@ -408,14 +409,13 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
                 out[n] = g if compact else SymbolicSide(g, "smooth", None, None)
             else:
                 slopes[(n, key)] = g
-        del grads
+        del grads, at
     for n in sided.tolist():
         right, left = int(codes[n]), int(negated[n])
         # A corner is continuous: both sides' values are the value at the point (only its slope
         # breaks), so only slopes are compared.
-        out[n] = _one_sided(Side(-1, values[left], slopes[(n, left)], runs[left].decisions),  # type: ignore[union-attr]
-                            Side(1, values[right], slopes[(n, right)], runs[right].decisions),  # type: ignore[union-attr]
-                            f0, continuous=corners)
+        out[n] = _one_sided(Side(-1, values[left], slopes[(n, left)], decisions[left]),
+                            Side(1, values[right], slopes[(n, right)], decisions[right]), f0, continuous=corners)
     return out
 
 
