@@ -522,34 +522,44 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
     return ("rounding" if off else "agree"), values
 
 
-def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol: float, tiny: float) -> bool:
+def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol: float, tiny: float,
+                   close: bool | None = None) -> bool:
     """Whether an entry agrees by `_entry`'s own rule with nothing for its findings to look at, on
     a path with no cut and no user Function (the caller's question): the mathematics is smooth
     there and the same number as the executed derivative (`same`, as `_entry` asks it), which is
     finite, and autograd's float is finite and within the tolerance of it. Every other entry goes
     through `_entry`; this decides nothing `_entry` would decide otherwise. `sym` may be a
-    smooth side's bare value, as `point.SidesPerEntry` holds it."""
+    smooth side's bare value, as `point.SidesPerEntry` holds it; `close`, the answer to the
+    float half (autograd finite and within the tolerance), where the caller computed it for a
+    whole row at once (`_close`, the same float64 operations)."""
     if type(sym) is SymbolicSide:
         if sym.kind != "smooth" or sym.one_sided:
             return False
         a, limit = sym.grad, not _exact(sym)
     else:  # SymbolicSide(sym, "smooth", None, None): exact, no one-sided slopes
         a, limit = sym, False
-    if type(auto) is not float or not math.isfinite(auto):
-        return False
-    if not ex.is_finite(exe):
-        return False
-    e = ex.to_float(exe)
-    if not abs(auto - e) <= rtol * abs(e) + tiny:  # the cheap half first: the rule is a conjunction
+    if close is None:
+        if type(auto) is not float or not math.isfinite(auto):
+            return False
+        e = ex.to_float(exe)
+        close = abs(auto - e) <= rtol * abs(e) + tiny
+    if not close or not ex.is_finite(exe):  # the cheap half first: the rule is a conjunction
         return False
     if a is exe or (ex.is_rational(a) and ex.is_rational(exe) and a == exe):
         return True
     if ex.is_ball(a) and ex.is_ball(exe) and a.is_finite():  # type: ignore[union-attr]
-        d = a - exe  # `same`'s own difference of two finite balls, and its first answer
-        if d.contains(0):
-            ex.sign(d)  # as `same` counts it (undecided unless exactly 0)
+        # `same`'s own difference of two finite balls, and its first answer. (`same` also counts
+        # such a ball as undecided: a count only `exact_sides` reads, of its own run, before this.)
+        if (a - exe).contains(0):
             return True
     return same(a, exe, limit)  # type: ignore[arg-type]
+
+
+def _close(autos: np.ndarray, exes: np.ndarray, rtol: float, tiny: float) -> np.ndarray:
+    """`plainly_agrees`'s float half for a row: autograd's float finite and within the tolerance
+    of the executed derivative's (NaN where either has none, which is never within it)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.abs(autos - exes) <= rtol * np.abs(exes) + tiny  # type: ignore[no-any-return]
 
 
 def _float_of(v: Any) -> float:
@@ -625,10 +635,12 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         exes = exact.exe.row(o)
         # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
         helds = exact.sym.row(o) if isinstance(exact.sym, SidesPerEntry) else [exact.sym[(o, n)] for n in range(width)]
-        table.executed[o * width:(o + 1) * width] = [_float_of(x) for x in exes]
-        table.autograd[o * width:(o + 1) * width] = [a if type(a) is float else math.nan for a in autos]
-        for n, (held, exe, auto) in enumerate(zip(helds, exes, autos)):
-            if plain and plainly_agrees(held, exe, auto, tol, tiny):
+        row = slice(o * width, (o + 1) * width)
+        table.executed[row] = [_float_of(x) for x in exes]
+        table.autograd[row] = [a if type(a) is float else math.nan for a in autos]
+        closes = _close(table.autograd[row], table.executed[row], tol, tiny).tolist()
+        for n, (held, exe, auto, close) in enumerate(zip(helds, exes, autos, closes)):
+            if plain and close and plainly_agrees(held, exe, auto, tol, tiny, close):
                 continue  # the table's code says agree; its Entry is built when read
             k, idx = comps[n]
             if halves is None:
