@@ -35,6 +35,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -149,15 +150,6 @@ def cold(build: Callable[[], Any], call: Callable[[Any, int], object]) -> Factor
 def exponent(sizes: list[int], times: list[float]) -> float:
     """Slope of log(time) against log(size), by least squares."""
     return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
-
-
-def vm_rss() -> int:
-    """This process's resident memory now, in bytes (Linux; 0 elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return 0
 
 
 def peak_rss(code: str, points: int) -> float:
@@ -577,12 +569,16 @@ def model_rows(table: Table) -> None:
         start = time.perf_counter()
         text = str(c)
         shown = time.perf_counter() - start
-        # `c.entries` as its own figure: built on its first read (every Entry), then kept
-        resident = vm_rss()
+        # `c.entries` as its own figure: built on its first read (every Entry), then kept; its
+        # bytes traced (tracemalloc) on a second build from a copy of the table, apart from the time
         start = time.perf_counter()
         built = len(c.entries)
         took = time.perf_counter() - start
-        held = max(0, vm_rss() - resident)
+        tracemalloc.start()
+        again = c.table.copy().entries()
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del again
         table.add(f"compare() of the MLP {d}-{hidden}-{k}, batch {n}, from torch code ({entries:,} entries); "
                   f"causes {counts}; str() {shown:.2f} s, {len(text):,} characters; peak RSS grew "
                   f"{grown / 2**20:.0f} MiB in this process ({grown / entries:.0f} B/entry); c.entries "
