@@ -56,6 +56,7 @@ from . import source_data as sd
 from . import source_indexing as ix
 from . import source_random as draws
 from . import module_layers as ml
+from .module_images import refuse_image_layer
 from . import torch_names as tn
 from .loss_modules import READ_AS as LOSSES_READ_AS
 from .loss_modules import call_loss, constant_of, loss_class
@@ -207,6 +208,7 @@ class ModuleRef(Bound):
         forward = type(m).forward
         apply = calls.apply
         passes = (torch.nn.Flatten.forward, torch.nn.Identity.forward, *(c.forward for c in _DROPOUT))
+        refuse_image_layer(m, x, self.label(), node)  # nn.BatchNorm2d: its own sentence (module_images)
         if isinstance(x, Data) and x.array.dtype.kind == "f" and x.array.ndim > 2 and forward not in passes:
             raise Refuse(node, f"`{x.name}` is data of shape {tuple(x.array.shape)} (rank {x.array.ndim}), given to "
                                f"{self.label()}, an `nn.{type(m).__name__}`, before it is reshaped; symgrad computes "

@@ -6,6 +6,12 @@
 run only shows what ran), `.item()`, `.detach()` and values computed under `torch.no_grad()`
 become the `item`, `detach` and `no_grad` primitives. Used when the source cannot be read
 (`exec`'d code) or holds a construct the source reader refuses; the report says so.
+
+The indices of `torch.argmax(v)`, `v.argmax(dim=1)` and `x.max(dim)` are integer data, read as in
+source mode (`torch_argmax`): not the run's integers, but the comparisons torch made, so that a
+value they select (`v[i]`, `M.gather(1, i.unsqueeze(1))`, `M[range(n), i]`, `F.one_hot(i, n)`) is
+a Piecewise whose condition sits on its threshold at a tie, and the verdict names it there.
+Anything else computed from them is the source reader's sentence.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sympy as sp
@@ -20,7 +27,10 @@ import torch
 from sympy.codegen import ast as cg
 from torch.overrides import TorchFunctionMode
 
+from . import torch_argmax as argmax
 from . import torch_names as tn
+from .torch_argmax import Indices
+from .torch_reductions import MaxResult
 from ..base.errors import TraceError, UnsupportedNodeError
 from ..program.primitives import no_grad
 from ..program.program import Program
@@ -92,6 +102,32 @@ class _Recorder(TorchFunctionMode):
             return None
         return SourceSpan(self.code.co_filename, frame.f_lineno, 0, 0, "")
 
+    def reads_indices(self, args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+        """Whether a call reads the indices of an argmax (or of a max along a dim)."""
+        flat = [*args, *kwargs.values()]
+        flat += [v for a in args if isinstance(a, (list, tuple)) for v in a]
+        return any(isinstance(self.values.get(id(a)), Indices) for a in flat)
+
+    def with_indices(self, func: Any, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """A call reading indices, as the source reader reads it (`torch_argmax`): `v[i]`,
+        `M[range(n), i]`, `M.gather(1, i.unsqueeze(1))`, `F.one_hot(i, n)`, `i.view(...)`; any
+        other use of them (a comparison with labels, arithmetic) is its sentence."""
+        operands = [self.of(a) for a in args]
+        ix = next(v for v in (*operands, *(p for o in operands if isinstance(o, (list, tuple)) for p in o))
+                  if isinstance(v, Indices))
+        with sp.evaluate(False):
+            if name == "__getitem__":
+                parts = operands[1] if isinstance(operands[1], (list, tuple)) and isinstance(args[1], tuple) \
+                    else [operands[1]]
+                out = argmax.indexed(operands[0], [p if not isinstance(p, list) else p for p in parts])
+            elif name in _RELATIONS or name in _DUNDERS:
+                raise UnsupportedNodeError(ix.refusal())
+            else:
+                out = argmax.by_indices(_spelled(func, name), operands,
+                                        {k: self.of(v) for k, v in kwargs.items() if v is not None})
+        argmax.cite_comparisons(out, operands, self.origins)
+        return out
+
     def bind(self, result: Any, expr: Any) -> None:
         if isinstance(expr, sp.Basic) and not tn.is_matrix(expr) and not expr.is_number \
                 and not isinstance(expr, (sp.core.relational.Relational, sp.logic.boolalg.BooleanFunction)):
@@ -124,6 +160,9 @@ class _Recorder(TorchFunctionMode):
                 return result
             if name in _IGNORED or not self.touches(args, kwargs):
                 return result  # bookkeeping (grad mode, shapes) or constants of no input
+            if self.reads_indices(args, kwargs):
+                self.bind(result, self.with_indices(func, name, args, kwargs))
+                return result
             if name in _RELATIONS:
                 # unevaluated: `(x - x + 3.0) == 3.0` is the comparison 3 == 3 the run decided, not `True`
                 self.values[id(result)] = _RELATIONS[name](self.of(args[0]), self.of(args[1]), evaluate=False)
@@ -139,18 +178,19 @@ class _Recorder(TorchFunctionMode):
                     operands = operands[::-1]
                 self.bind(result, tn.SPELLINGS[op].node(operands, {}))
                 return result
-            spelled = tn.objects().get(id(func))
-            if spelled is None and f"Tensor.{name}" in tn.SPELLINGS and getattr(torch.Tensor, name, None) is not None:
-                spelled = f"Tensor.{name}"
-            if spelled in tn.REFUSED:
-                raise UnsupportedNodeError(tn.REFUSED[spelled])
-            if spelled is None or spelled not in tn.SPELLINGS:
-                raise UnsupportedNodeError(f"`{name}` is not in symgrad's table of torch spellings")
+            spelled = _spelled(func, name)
             if spelled == "torch.where":
                 self.uses_where = True
             operands = [self.of(a) for a in args]
             kw = {k: self.of(v) for k, v in kwargs.items() if v is not None}
-            self.bind(result, tn.SPELLINGS[spelled].node(operands, kw))
+            built = tn.SPELLINGS[spelled].node(operands, kw)
+            span = self.span()
+            if isinstance(built, Indices) and span is not None:  # the line the comparisons are cited at
+                built = replace(built, origin=span)
+            if isinstance(built, MaxResult) and hasattr(result, "indices"):  # `v, i = M.max(dim=1)`: each part
+                self.bind(result.values, built.values)
+                self.bind(result.indices, replace(built.indices, origin=span) if span is not None else built.indices)
+            self.bind(result, built)
         except UnsupportedNodeError as err:
             self.refused = str(err).split("\nSee ")[0]
         except TypeError:  # SymPy refused the operands: a comparison used as a number, `x * (x > 0)`
@@ -158,6 +198,18 @@ class _Recorder(TorchFunctionMode):
                             "a number (its 0 or 1) is not supported; write it with torch.where, e.g. "
                             "`torch.where(x > 0, x, 0)` for `x * (x > 0)`")
         return result
+
+
+def _spelled(func: Any, name: str) -> str:
+    """The table's spelling of a torch function or Tensor method the run called."""
+    spelled = tn.objects().get(id(func))
+    if spelled is None and f"Tensor.{name}" in tn.SPELLINGS and getattr(torch.Tensor, name, None) is not None:
+        spelled = f"Tensor.{name}"
+    if spelled in tn.REFUSED:
+        raise UnsupportedNodeError(tn.REFUSED[spelled])
+    if spelled is None or spelled not in tn.SPELLINGS:
+        raise UnsupportedNodeError(f"`{name}` is not in symgrad's table of torch spellings")
+    return spelled
 
 
 def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Tensor],

@@ -51,7 +51,7 @@ import re
 import textwrap
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sympy as sp
@@ -60,6 +60,7 @@ from sympy.codegen import ast as cg
 from . import source_data as sd
 from . import source_indexing as ix
 from . import source_inplace as inplace
+from . import source_fills as fills
 from . import source_loops as loops
 from . import source_python as py
 from . import source_random as draws
@@ -72,6 +73,7 @@ from ..base.errors import LoopLimitError, SymgradError, TraceError, UnsupportedN
 from ..program.elementwise import MatrixPiecewise
 from ..program.primitives import PRIMITIVES
 from ..program.program import Program, Vector
+from ..sides import order as made_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ class Translation:
     notes: tuple[str, ...] = ()
     span: SourceSpan | None = None  # the function's own first line
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output's labels
+    data: dict[str, Any] = field(default_factory=dict)  # data leaves (source_data.DataLeaf) by name: bound at the point
+    rank1_output: bool = False  # it returns a rank-1 tensor: its elements are `f[i]`
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -240,7 +244,7 @@ class StatementTranslator(ast.NodeVisitor):
         self.state.span = self.span_of(node)
         for name in sorted(self.compound):  # data a loop changes from its first pass: a variable of the program
             given = self.state.env.get(name)
-            value = sd.changed_by_loop(given)
+            value = sd.changed_by_loop(given, self.state)
             if value is not given and not self.state.matrix_mode:
                 self.state.bind_matrix(name, value)
         for name in self.copies:
@@ -284,6 +288,8 @@ class StatementTranslator(ast.NodeVisitor):
 
     def visit_Expr(self, node: ast.Expr) -> None:
         if isinstance(node.value, ast.Constant):
+            return None
+        if fills.statement(self, node):  # `w.uniform_(a, b)`, `nn.init.normal_(w)`: a draw of the user's run
             return None
         if isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute) and node.value.func.attr.endswith("_"):
             inplace.method(self, node)  # `y.add_(1)`: `y = y.add(1)`, where torch allows it
@@ -339,6 +345,7 @@ class StatementTranslator(ast.NodeVisitor):
             return
         if self.state.pure or self.state.matrix_mode:
             self.state.env[name] = self.expressions.value(value_node)
+            self.state.bound_making(name, value_node)
         else:
             self.bind(name, self.expressions.value(value_node, target=self.state.var(name)), value_node)
         inplace.track(self.state, name, value_node)
@@ -347,7 +354,7 @@ class StatementTranslator(ast.NodeVisitor):
         """`name` given the value `v`, computed from `value_node` (a statement where it needs one)."""
         needs_symbol = name in self.compound or name in self.state.params
         if needs_symbol:
-            v = sd.changed_by_loop(v)  # data a loop changes: a variable of the program, never read once
+            v = sd.changed_by_loop(v, self.state)  # data a loop changes: a variable of the program, never read once
         target = self.state.var(name)
         if tn.is_matrix(v) and (needs_symbol or isinstance(v, MatrixPiecewise)):
             self.state.bind_matrix(name, v)
@@ -606,14 +613,17 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         out = to_sympy(tr.output)
         if not isinstance(out, sp.Basic) or is_bool(out):
             raise Refuse(node, "The function does not return a tensor.")
+        rank1_out = tn.is_matrix(out) and tn.rank1(out) is True  # read while the rank-1 inputs are known
         if tr.state.matrix_mode:
             function: Any = out
+            made_in.remember(out, tuple(tr.state.made))  # the lowering writes the steps in this order
         else:
             if not tn.is_matrix(out) and (not isinstance(out, sp.Symbol) or out in tr.state.inputs):
                 sym = tr.state.fresh("result")
                 tr.state.emit(cg.Assignment(sym, out))
                 out = sym
-            function = Program([s for s in tr.state.inputs], cg.CodeBlock(*tr.state.block), out)
+            function = Program([*tr.state.inputs, *(v.symbol for v in sd.leaves_of(tr.state).values())],
+                               cg.CodeBlock(*tr.state.block), out)
     except LoopLimitError:
         raise  # a loop that never ends: path mode would run your function forever
     except Refuse as r:
@@ -636,5 +646,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
         raise err from None
     finally:
         tn.RANK1.reset(token)
-    return Translation(function, tuple(tr.state.inputs), dict(tr.state.origins), "where" if tr.state.uses_where else "if",
-                       span=tr.span_of(node), returned=tr.returned)
+    leaves = sd.leaves_of(tr.state)
+    return Translation(function, (*tr.state.inputs, *(v.symbol for v in leaves.values())), dict(tr.state.origins),
+                       "where" if tr.state.uses_where else "if", span=tr.span_of(node), returned=tr.returned, data=leaves,
+                       rank1_output=tr.returned is None and rank1_out)

@@ -25,6 +25,7 @@ import torch
 
 from . import source_data as sd
 from . import source_indexing as ix
+from . import source_fills as fills
 from . import source_random as sr
 from . import torch_names as tn
 from .loss_modules import LossClass, LossObject, constant_of, loss_class
@@ -76,6 +77,26 @@ _MODULE_NAMES: Final = {"torch": "torch", "torch.nn.functional": "torch.nn.funct
                         "torch.nn": "torch.nn", "math": "math", "numpy": "numpy", "torch.special": "torch.special"}
 
 
+
+def _global_tensor(obj: torch.Tensor, name: str, node: ast.AST, state: TranslationState) -> Any:
+    """A tensor read from outside the function: a number (rank 0), a data input (a large floating
+    matrix, `source_data.global_leaf`), a constant tensor, or a sentence (it requires grad)."""
+    if obj.requires_grad:
+        raise Refuse(node, f"`{name}` is a tensor that requires grad, read from outside the function: "
+                           "its gradient is not one the comparison can see.\nFix: pass it as an argument.")
+    if obj.ndim == 0:
+        return float(obj.item()) if obj.is_floating_point() else int(obj.item())
+    leaf = sd.global_leaf(obj.detach().cpu().numpy(), name, state) if obj.ndim == 2 else None
+    if leaf is not None:  # a large floating global (a fixed projection): a data input, as a batch is
+        return leaf
+    if obj.is_floating_point() and obj.ndim <= 2:
+        return constant_of(obj)  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it
+    arr = obj.detach().to(torch.float64).cpu().numpy()
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    return sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr])
+
+
 class CallTranslator:
     """Names outside the function's variables, attributes, calls and operators, through the table."""
 
@@ -121,17 +142,7 @@ class CallTranslator:
         if isinstance(obj, np.generic):
             return obj.item()
         if isinstance(obj, torch.Tensor):
-            if obj.requires_grad:
-                raise Refuse(node, f"`{name}` is a tensor that requires grad, read from outside the function: "
-                                   "its gradient is not one the comparison can see.\nFix: pass it as an argument.")
-            if obj.ndim == 0:
-                return float(obj.item()) if obj.is_floating_point() else int(obj.item())
-            if obj.is_floating_point() and obj.ndim <= 2:
-                return constant_of(obj)  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it
-            arr = obj.detach().to(torch.float64).cpu().numpy()
-            if arr.ndim == 1:
-                arr = arr.reshape(-1, 1)
-            return sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr])
+            return _global_tensor(obj, name, node, self.state)
         if loss_class(obj) is not None and isinstance(obj, type):
             return LossClass(obj, name)
         if isinstance(obj, torch.nn.Module) and loss_class(obj) is not None and not any(True for _ in obj.parameters()):
@@ -202,6 +213,8 @@ class CallTranslator:
             return part
         if isinstance(base, sp.core.relational.Relational) and node.attr in ("float", "double", "to"):
             return _Method(f"Tensor.{node.attr}", base)  # a comparison of 0-d tensors as a number
+        if isinstance(base, fills.Unfilled) or (node.attr in fills.FILLING and _is_value(base)):
+            return fills.attribute(base, node)  # `torch.empty(3).uniform_(a, b)`: a draw
         if _is_value(base) and node.attr == "dtype":
             return DTypeOf()  # a flag of `.to(x.dtype)`
         if _is_value(base):
@@ -265,6 +278,8 @@ class CallTranslator:
         if isinstance(func, _Method):
             spelling = tn.SPELLINGS[func.name]
             return self.apply(spelling, [func.self_value, *args], kwargs, node, target)
+        if isinstance(func, fills.FillMethod) or (isinstance(func, _Func) and fills.is_draw_name(func.name)):
+            return fills.call(self, func, args, kwargs, node)  # torch.empty, `.uniform_`, nn.init's draws
         if isinstance(func, _Func):
             if func.name in tn.DRAWING:  # a random draw: data of the user's run (source_random)
                 return sr.draw(self, func.name, args, kwargs, node, target)
@@ -311,15 +326,19 @@ class CallTranslator:
         if any(isinstance(a, Indices) for a in (*args, *kwargs.values())):
             return _by_indices(self.state, spelling.name, args, kwargs, node, target)
         for a in (*args, *kwargs.values()):
+            if isinstance(a, fills.Unfilled):  # torch.empty's values, read before a draw fills them
+                raise a.refuse(node)
             if isinstance(a, (Indices, MaxResult)):
                 raise Refuse(node, a.refusal() if isinstance(a, Indices) else "The result of a max/min along a dim "
                              "is a pair (values, indices).\nFix: take its `.values` (or unpack `v, i = x.max(dim=1)`).")
         # torch.max(x, torch.tensor(0.)): the tensor is `other` (torch.maximum), never a dim.
         args, kwargs = tensor_as_other(spelling.name, args, kwargs, lambda k: _spelled_tensor(node, spelling, k))
         data = sd.reshaped(spelling, args, kwargs, node)
+        if data is None:  # `y.unsqueeze(1)` of labels, `x.gather(1, y[:, None])`
+            data = ix.with_data(spelling, args, kwargs, node)
         if data is not None:
             return data
-        args = sd.as_constants(args, node, spelling)
+        args = sd.as_constants(args, node, spelling, self.state)
         sym_args = [a if is_bool(a) else to_sympy(a) for a in args]
         if spelling.name not in ("torch.where", "Tensor.all", "Tensor.any"):  # elsewhere a mask is 0s and 1s
             if any(isinstance(a, sp.core.relational.Relational) for a in sym_args):
@@ -328,8 +347,15 @@ class CallTranslator:
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
-        return self.state.materialise(_cited(self.build(spelling, sym_args, sym_kwargs, node), self.state, node),
-                                      target, node)
+        made = _cited(self.build(spelling, sym_args, sym_kwargs, node), self.state, node)
+        if not self.state.matrix_mode or not isinstance(made, sp.Basic):
+            return self.state.materialise(made, target, node)
+        # computed again (`x * W` twice): torch has two products, and so has the lowering
+        again = made in self.state.makings and all(made != a for a in (*sym_args, *sym_kwargs.values()))
+        since = len(self.state.made)
+        out = self.state.materialise(made, target, node)
+        self.state.made_by(made, _operand_nodes(node), again, since)
+        return out
 
     def off_graph(self, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST,
                   target: sp.Symbol | None) -> Any:
@@ -418,3 +444,15 @@ _OBJECTS: dict[int, str] | None = None
 
 def _is_value(v: Any) -> bool:
     return isinstance(v, sp.Basic) and not is_bool(v)
+
+
+def _operand_nodes(node: ast.AST) -> list[ast.AST]:
+    """The user's expressions an operator or call reads, in order (the receiver of a method first)."""
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.Call):
+        receiver = [node.func.value] if isinstance(node.func, ast.Attribute) else []
+        return [*receiver, *node.args, *(k.value for k in node.keywords)]
+    return []

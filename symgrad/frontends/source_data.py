@@ -8,10 +8,17 @@ torch computes on such values:
 - `X.reshape(-1, 784)`, `X.view(X.shape[0], -1)`, `torch.flatten(X, 1)`, `X.flatten()`,
   `torch.reshape(X, s)`: the array reshaped in C order (torch's order), still data;
 - `y > 0`, `y == k`, `X != 0`: a boolean array (a mask, `x[mask]` selects by it);
-- data of rank <= 2 meeting a differentiated value (`X2 @ W`, `X2 * w`): the constant tensor of
-  its values (exact: every float64 and float32 is a rational number), as a tensor read from a
-  global is; data of rank 3 or more there is a sentence naming the line (symgrad's tensors have
-  rank 0, 1 or 2), and so is a differentiated value of rank 3 or more (`torch_shapes`).
+- floating data of rank 2 meeting a differentiated value (`X2 @ W`, `X2 * w`): a DATA INPUT of
+  the program (`DataLeaf`), the `MatrixSymbol` `X_flat` whose value is bound at the point exactly
+  as an input tensor that is not differentiated is bound (exact: every float64 and float32 is a
+  rational number); never differentiated, never in `wrt`. The reading carries each leaf's values
+  (`Translation.data`), which the fidelity check, compare(), sweeps and the reports bind. Where
+  the translator gives no state, and for data of rank 0 and 1, the constant tensor of its values,
+  as a small tensor read from a global is. A floating global tensor of rank 2 with more than
+  GLOBAL_LEAF_ELEMENTS elements (a fixed projection) is a data leaf too, named after the global
+  (`global_leaf`). Data of rank 3 or more there is a sentence naming the line
+  (symgrad's tensors have rank 0, 1 or 2), and so is a differentiated value of rank 3 or more
+  (`torch_shapes`).
 
 Data is data wherever it goes: an argument of a function, of a module's `forward` or of a function
 that takes a model (`trace._is_batch`), `nn.Flatten` of it (`modules.ModuleRef.flatten`, as
@@ -25,12 +32,14 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import sympy as sp
 
+from ..program.program import DataMatrix
 from . import torch_names as tn
 from .source_state import Data, Refuse
 
@@ -38,7 +47,7 @@ from .source_state import Data, Refuse
 RESHAPES: Final = frozenset({"Tensor.reshape", "Tensor.view", "torch.reshape", "Tensor.flatten", "torch.flatten"})
 
 # Data methods read as the spellings above.
-DATA_METHODS: Final = frozenset({"reshape", "view", "flatten"})
+DATA_METHODS: Final = frozenset({"reshape", "view", "flatten", "unsqueeze", "squeeze"})
 
 _COMPARE: Final = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
                    ast.Eq: operator.eq, ast.NotEq: operator.ne}
@@ -98,23 +107,98 @@ def reshaped(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: a
                            "(torch raises).\nFix: give sizes whose product is the number of elements.") from None
 
 
-def as_constants(args: Sequence[Any], node: ast.AST, spelling: Any) -> list[Any]:
+@dataclass(frozen=True)
+class DataLeaf:
+    """Floating data of rank 2 read as a data input of the program: its symbol (`DataMatrix`, which
+    says what it is) and its values (float64, exactly the data's floats)."""
+
+    symbol: DataMatrix
+    array: np.ndarray
+
+
+def as_constants(args: Sequence[Any], node: ast.AST, spelling: Any, state: Any = None) -> list[Any]:
     """The operands of an op, floating data among them (an image batch reshaped to a matrix)
-    written as constant tensors of its values; floating data of rank 3 or more is a sentence.
-    Integer and boolean data stay data: the spellings that read labels and masks read them so."""
-    return [_constant(a, node, spelling) if isinstance(a, Data) and a.array.dtype.kind == "f" else a for a in args]
+    written as data leaves (`state` given; rank 2) or constant tensors of its values; floating data
+    of rank 3 or more is a sentence. Integer and boolean data stay data: the spellings that read
+    labels and masks read them so."""
+    return [_constant(a, node, spelling, state) if isinstance(a, Data) and a.array.dtype.kind == "f" else a
+            for a in args]
 
 
-def changed_by_loop(d: Any) -> Any:
+def changed_by_loop(d: Any, state: Any = None) -> Any:
     """Floating data of rank <= 2 that a loop or branch rebinds (`for i in range(k): X = X * 2`):
-    the constant tensor of its values, so that the program's variable holds it and each pass reads
-    the last; any other value as it is (integer data, data of rank 3 or more stay data)."""
+    its data leaf (rank 2, `state` given) or the constant tensor of its values, so that the
+    program's variable holds it and each pass reads the last; any other value as it is (integer
+    data, data of rank 3 or more stay data)."""
     if isinstance(d, Data) and d.array.dtype.kind == "f" and d.array.ndim <= 2:
-        return _constant(d, ast.Pass(), None)
+        return _constant(d, ast.Pass(), None, state)
     return d
 
 
-def _constant(d: Data, node: ast.AST, spelling: Any) -> Any:
+def leaves_of(state: Any) -> dict[str, DataLeaf]:
+    """The data leaves a reading made, by name, in the order it made them."""
+    return {leaf.symbol.name: leaf for leaf in state.data_leaves.values()}
+
+
+def leaf_values(leaves: Mapping[str, DataLeaf]) -> dict[str, np.ndarray]:
+    """Each data leaf's value, as the point binds it (float64, exact)."""
+    return {name: leaf.array for name, leaf in leaves.items()}
+
+
+def _leaf(d: Data, state: Any) -> DataMatrix:
+    """The data leaf of `d` (the same array read again is the same leaf)."""
+    array = d.array
+    held: dict[Any, DataLeaf] = state.data_leaves
+    key = (d.name, array.shape, array.dtype.str, array.__array_interface__["data"][0], array.strides)
+    if key in held:
+        return held[key].symbol
+    taken = {*state.names_in_fn, *state.vars, *(getattr(s, "name", "") for s in state.inputs),
+             *(leaf.symbol.name for leaf in held.values())}
+    base = f"{d.name}_flat"
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    where = f" at {place(state.span)}" if state.span is not None else ""
+    sym = DataMatrix(name, *array.shape, f"{d.name} ({array.dtype}) reshaped to {tuple(array.shape)}, data "
+                                         f"(never differentiated), first used{where}")
+    held[key] = DataLeaf(sym, np.array(array, dtype=np.float64))  # a copy: never the memory of the user's tensor
+    return sym
+
+
+# A floating global tensor of rank 2 with more elements than this is a data leaf named after the
+# global (a fixed projection matrix); a smaller one is the constant matrix of its values.
+GLOBAL_LEAF_ELEMENTS: Final = 64
+
+
+def global_leaf(array: np.ndarray, name: str, state: Any) -> DataMatrix | None:
+    """The data leaf of a floating global tensor of rank 2 (`P` in `X @ P`, read from outside the
+    function) with more than GLOBAL_LEAF_ELEMENTS elements; None for any other value."""
+    if array.ndim != 2 or array.dtype.kind != "f" or array.size <= GLOBAL_LEAF_ELEMENTS:
+        return None
+    held: dict[Any, DataLeaf] = state.data_leaves
+    key = ("global", name, array.shape, array.dtype.str, array.__array_interface__["data"][0], array.strides)
+    if key in held:
+        return held[key].symbol
+    taken = {*state.vars, *(getattr(s, "name", "") for s in state.inputs), *(leaf.symbol.name for leaf in held.values())}
+    base = name if name.isidentifier() else "global_data"
+    leaf_name, k = base, 1
+    while leaf_name in taken:
+        k += 1
+        leaf_name = f"{base}_{k}"
+    sym = DataMatrix(leaf_name, *array.shape, f"the global tensor {name} ({array.dtype}, {tuple(array.shape)}), data "
+                                               "(never differentiated)")
+    held[key] = DataLeaf(sym, np.array(array, dtype=np.float64))
+    return sym
+
+
+def place(span: Any) -> str:
+    """A `SourceSpan` without its line's text (`model.py:12`, `In [3], line 4`)."""
+    text = str(span)
+    return text[:len(text) - len(span.text)].strip() if span.text else text
+
+
+def _constant(d: Data, node: ast.AST, spelling: Any, state: Any = None) -> Any:
     array = d.array
     if array.ndim > 2:
         what = f"`{spelling.name.replace('Tensor.', '.')}`" if spelling.kind != "operator" else f"`{spelling.name}`"
@@ -124,6 +208,8 @@ def _constant(d: Data, node: ast.AST, spelling: Any) -> Any:
                            f"`torch.flatten({d.name}, 1)` (what `nn.Flatten` does).")
     if array.ndim == 0:
         return sp.Float(float(array))
+    if array.ndim == 2 and state is not None:
+        return _leaf(d, state)
     rows = array.reshape(-1, 1) if array.ndim == 1 else array
     matrix = sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in rows])
     if array.ndim == 1:

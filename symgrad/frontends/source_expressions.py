@@ -74,7 +74,10 @@ class ExpressionTranslator:
             fix = "Fix: rewrite it with the operations in docs/supported.md."
             raise Refuse(node, f"{what} is not supported by symgrad's source reader. {fix}")
         takes = "target" in method.__code__.co_varnames[: method.__code__.co_argcount]
-        return method(node, target) if (target is not None and takes) else method(node)
+        v = method(node, target) if (target is not None and takes) else method(node)
+        if self.state.matrix_mode:
+            self.state.tag(node, v)  # which making of v this expression is (sides/order.py)
+        return v
 
     def expr_Constant(self, node: ast.Constant) -> Any:
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):

@@ -10,6 +10,10 @@
   column of them (a rank-1 result, as torch gives), so each element keeps its own derivative:
   torch's indexing copies elements exactly, and its backward puts each gradient back where the
   element came from.
+- `x.gather(dim, i)` / `torch.gather(x, dim, i)` with `i` integer data (labels: `y.unsqueeze(1)`,
+  `y.view(-1, 1)`, `y[:, None]`) is the same selection by constant indices: out[r][c] =
+  x[r][i[r][c]] along dim 1, x[i[r][c]][c] along dim 0 (`with_data`); `i.unsqueeze(d)` and
+  `i.squeeze()` of data stay data.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import torch_names as tn
 from .source_state import Data, Refuse
+from .source_unfilled import Unfilled
+from .torch_argmax import grid_of
+from .torch_shapes import made, torch_dims
 
 # An explicit matrix of more elements than this is not built from an index (each element is a
 # node of the translation): a sentence instead.
@@ -97,6 +104,8 @@ def index(base: Any, parts: Sequence[Any], node: ast.AST) -> Any:
         except (IndexError, TypeError) as err:
             raise Refuse(node, f"Indexing the data `{base.name}` failed: {err}.\nFix: index inside it.") from None
         return picked.item() if np.ndim(picked) == 0 else Data(np.asarray(picked), base.name)
+    if isinstance(base, Unfilled):  # `torch.empty(3)[0]`: whatever memory held
+        raise base.refuse(node)
     if isinstance(base, tuple):  # a shape
         if len(parts) != 1 or not isinstance(parts[0], (int, slice)):
             raise Refuse(node, "A shape is indexed by one integer.\nFix: write `x.shape[0]`.")
@@ -164,3 +173,65 @@ def _column(elements: list[Any], node: ast.AST) -> Any:
     column = sp.ImmutableMatrix(len(elements), 1, elements)
     tn.RANK1.set(tn.RANK1.get() | {column})  # torch gives a rank-1 tensor: it broadcasts as a row
     return column
+
+
+def with_data(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: ast.AST) -> Any:
+    """What a spelling computes where integer data is its tensor or its index: `y.unsqueeze(1)`,
+    `y.squeeze()` (still data), `x.gather(dim, y)` (the elements the labels pick); None for any
+    other spelling (the caller reads it as it did)."""
+    name = spelling.name
+    if name in ("Tensor.unsqueeze", "Tensor.squeeze") and args and isinstance(args[0], Data):
+        array = args[0].array
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        if name == "Tensor.unsqueeze":
+            if not isinstance(dim, int) or not -array.ndim - 1 <= dim <= array.ndim:
+                raise Refuse(node, f"`.unsqueeze` of `{args[0].name}` takes a dim from {-array.ndim - 1} to "
+                                   f"{array.ndim} (torch raises).\nFix: give a dim in that range.")
+            return Data(np.expand_dims(array, dim % (array.ndim + 1)), args[0].name)
+        return Data(array.squeeze() if dim is None else (array.squeeze(dim) if array.shape[dim] == 1 else array),
+                    args[0].name)
+    if name not in ("Tensor.gather", "torch.gather"):
+        return None
+    index = kwargs.get("index", args[2] if len(args) > 2 else None)
+    if not isinstance(index, Data):
+        return None
+    x, dim = args[0], kwargs.get("dim", args[1] if len(args) > 1 else None)
+    return _gather(x, int(dim) if isinstance(dim, (int, np.integer, sp.Integer)) else dim, index, node)
+
+
+def _gather(x: Any, dim: Any, index: Data, node: ast.AST) -> Any:
+    """torch.gather(x, dim, index) of integer data: out[r][c] = x[r][index[r][c]] (dim 1) or
+    x[index[r][c]][c] (dim 0); a rank-1 x: out[k] = x[index[k]]. torch raises where the index is not
+    of x's rank, is negative or past the dimension, or is larger than x in another dimension."""
+    array = index.array
+    if array.dtype.kind not in "iu":
+        raise Refuse(node, f"`gather`'s index `{index.name}` is {'a boolean mask' if array.dtype == np.bool_ else 'not integer'} "
+                           "data (torch raises: gather takes an int64 index).\nFix: pass the labels as an integer "
+                           "tensor (`y.long()` outside the function).")
+    if not tn.is_matrix(x) or isinstance(x, Data):
+        raise Refuse(node, "`gather` picks from a differentiated tensor here; this one is a number or data.\n"
+                           "Fix: gather from the tensor whose elements carry the gradient.")
+    xd, idims = torch_dims(x), tuple(int(d) for d in array.shape)
+    if len(xd) != len(idims) or not isinstance(dim, int) or not -len(xd) <= dim < len(xd):
+        raise Refuse(node, f"`gather` takes an index of the tensor's rank ({len(xd)}) and a dim of it; here the index "
+                           f"`{index.name}` has shape {idims} and the dim is {dim!r} (torch raises).\nFix: "
+                           f"`x.gather(1, {index.name}.unsqueeze(1))` for one label per row of an (n, C) x.")
+    dim %= len(xd)
+    if any(n > m for k, (n, m) in enumerate(zip(idims, xd)) if k != dim):
+        raise Refuse(node, f"`gather`'s index `{index.name}` (shape {idims}) is larger than the tensor (shape {xd}) "
+                           "in a dimension it does not gather along (torch raises).\nFix: index inside it.")
+    bad = [int(v) for v in array.reshape(-1) if not 0 <= int(v) < xd[dim]]
+    if bad:
+        raise Refuse(node, f"`gather`'s index `{index.name}` holds {bad[0]}, outside 0..{xd[dim] - 1} of the dimension it "
+                           "gathers along (torch raises).\nFix: pass labels inside the number of classes.")
+    if array.size > MAX_INDEXED:
+        raise Refuse(node, f"This gather picks {array.size} elements; symgrad builds at most {MAX_INDEXED}.\n"
+                           "Fix: compare a smaller batch.")
+    grid = grid_of(x)
+    if len(xd) == 1:
+        values = [grid[0][int(k)] for k in array]
+    elif dim == 1:
+        values = [grid[r][int(array[r, c])] for r in range(idims[0]) for c in range(idims[1])]
+    else:
+        values = [grid[int(array[r, c])][c] for r in range(idims[0]) for c in range(idims[1])]
+    return made(values, list(idims))

@@ -31,6 +31,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from . import source_indexing as ix
 from . import torch_names as tn
 from .source_state import IN_PLACE, Data, Refuse, TranslationState, to_sympy
+from .source_unfilled import Unfilled
 from ..program.primitives import no_grad
 
 # torch's own words for an in-place change of a leaf that requires grad (RuntimeError).
@@ -157,6 +158,8 @@ def put(tr: Any, target: ast.Subscript, value_node: ast.expr, node: ast.stmt, op
     refuse_alias(tr, name, node)
     state: TranslationState = tr.state
     base = state.env[name]
+    if isinstance(base, Unfilled):  # `w = torch.empty(3); w[0] = v`: the others are whatever memory held
+        raise base.refuse(node)
     if not tn.is_matrix(base):
         raise Refuse(node, f"`{name}` is a number here (a tensor of rank 0), which has no elements to assign into.\n"
                            "Fix: assign the new value to the name itself.")

@@ -458,3 +458,8 @@ def dropout(calls: Any, x: Any, p: Any, training: bool, node: ast.AST, target: A
     k, d = _next(DROPOUT, node, calls)
     noise = _constant(calls, k, d, node)
     return calls.apply(tn.SPELLINGS["*"], [x, noise], {}, node, target)
+
+
+# The reading's draws, for the draws into a tensor (`source_fills`).
+next_draw = _next
+constant = _constant

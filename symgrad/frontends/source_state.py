@@ -93,6 +93,12 @@ class TranslationState:
                  data: Mapping[str, Any] | None = None, objects: Mapping[str, Bound] | None = None,
                  matrix_mode: bool | None = None) -> None:
         self.origins: dict[sp.Basic, Any] = {}  # node or statement -> its SourceSpan
+        # Every node in the order the user's code made it, a node made again (`x * W` twice) again
+        # (sides/order.py: the lowering writes the steps in this order, each making its own step).
+        self.made: list[tuple[sp.Basic, tuple[tuple[sp.Basic, int], ...]]] = []  # (node, the makings it reads)
+        self.makings: dict[sp.Basic, int] = {}  # how many times the user's code made each node
+        self.tags: dict[int, tuple[sp.Basic, int]] = {}  # id of a user's expression -> (its value, which making)
+        self.var_making: dict[str, int] = {}  # a name bound to a value -> which making of it
         self.block: list[sp.Basic] = []
         self.pure = 0  # > 0 inside if-branches and conditions: values are expressions, no statements
         self.looping = 0  # > 0 inside the body of a loop of the program (a `while`, a `for` not unrolled)
@@ -131,6 +137,7 @@ class TranslationState:
         self.leaves: set[str] = {name for name, _ in inputs}
         self.copied: set[str] = set()
         self.aliases: dict[str, str] = {}  # `b = a` of a computed tensor: b's key -> a's (one tensor, two names)
+        self.data_leaves: dict[Any, Any] = {}  # floating data read as data inputs (source_data.DataLeaf)
 
     def enter(self, node: ast.AST, env: dict[str, Any], prefix: str, locate: Any) -> tuple[Any, ...]:
         """Read a called function's body (a submodule's `forward`) into this reading: its own names
@@ -222,7 +229,37 @@ class TranslationState:
             if node.is_Atom or isinstance(node, sp.MatrixSymbol) or node in self.origins:
                 continue
             self.origins[node] = span
+            self.made.append((node, ()))
+            self.makings[node] = 1
             todo.extend(a for a in node.args if isinstance(a, sp.Basic))
+
+    def tag(self, node: ast.AST, v: Any) -> None:
+        """The user's expression `node` has the value `v`: which making of it (a name: the one bound to
+        it; anything else: the latest, just made)."""
+        if isinstance(v, sp.Basic) and v in self.makings:
+            latest = self.makings[v] - 1
+            self.tags[id(node)] = (v, self.var_making.get(node.id, latest) if isinstance(node, ast.Name) else latest)
+
+    def bound_making(self, name: str, node: ast.AST) -> None:
+        """`name = <node>`: the name reads the making of the value that `node` is."""
+        tag = self.tags.get(id(node))
+        if tag is not None and tag[0] == self.env.get(name):
+            self.var_making[name] = tag[1]
+        else:
+            self.var_making.pop(name, None)
+
+    def made_by(self, made: sp.Basic, operands: Sequence[ast.AST], again: bool, since: int) -> None:
+        """`made` was made (`again`: made before, a second product) by an op reading the user's
+        expressions `operands`: remember which making of each it reads (sides/order.py)."""
+        reads = tuple(self.tags[id(n)] for n in operands if id(n) in self.tags)
+        if again:
+            self.makings[made] += 1
+            self.made.append((made, reads))
+            return
+        for k in range(since, len(self.made)):
+            if self.made[k][0] == made:
+                self.made[k] = (made, reads)
+                return
 
     def materialise(self, e: Any, target: sp.Symbol | None = None, where: ast.AST | None = None) -> Any:
         """An op's result: its own statement (A-normal form), or the expression itself in pure

@@ -13,9 +13,11 @@ Python's comparison `b > a`: control flow, read as an `if`). It takes the table'
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import sympy as sp
@@ -168,8 +170,11 @@ def _inverse(name: str) -> Build:
 
 def _identity(name: str) -> Build:
     """`.float()`, `.double()`, `.to(dtype)`: the values themselves (a mask as its 0s and 1s).
-    symgrad runs in the dtype of the examples, so a cast that rounds (`.float()` of float64
-    values) is caught by the fidelity check, which then reads the function as it runs."""
+    symgrad runs in the dtype of the examples, so a cast that rounds a computed value (`.float()`
+    of float64 values) is caught by the fidelity check, which then reads the function as it runs.
+    A constant tensor cast to a narrower dtype named in the call (`W.float()`, `W.to(torch.float32)`
+    of float64 weights) is its values rounded to that dtype, exactly: the mathematics multiplies by
+    the weights the program holds, never by the unrounded ones."""
 
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         extra = [v for v in (*a[1:], *k.values()) if not _is_dtype(v)]
@@ -177,13 +182,51 @@ def _identity(name: str) -> Build:
             raise UnsupportedNodeError(
                 f"`{name}` is read as a cast to a dtype only (`.to(x.dtype)`, `.to(torch.float64)`); this call also "
                 "moves the tensor or passes other options.\nFix: call it with a dtype only, or leave it out.")
-        return a[0]
+        given = [v.dtype if isinstance(v, DTypeOf) else v for v in (*a[1:], *k.values())]
+        named = torch.float32 if name == ".float()" else next((v for v in given if isinstance(v, torch.dtype)), None)
+        return rounded_to(a[0], named) if named is not None else a[0]
 
     return build
 
 
+def rounded_to(x: Any, dtype: torch.dtype) -> Any:
+    """A constant matrix's (or number's) values rounded to `dtype` as torch rounds them (to nearest,
+    ties to even), each the exact binary value; a value that reads a variable, unchanged."""
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16) or not isinstance(x, sp.Basic) or x.free_symbols:
+        return x
+
+    def one(v: Any) -> Any:
+        if not isinstance(v, sp.Float):  # an integer or a fraction of the program: its own number
+            return v
+        r = torch.tensor(float(v), dtype=torch.float64).to(dtype).to(torch.float64).item()
+        return v if r == float(v) else sp.Float(r, precision=53)
+
+    if isinstance(x, sp.MatrixBase):
+        return x.applyfunc(one)
+    return one(x)
+
+
+# The dtype of the run being read (set by `trace` around the reading): what `x.dtype` of a traced value is.
+RUN_DTYPE: contextvars.ContextVar[str | None] = contextvars.ContextVar("symgrad_run_dtype", default=None)
+
+
+@contextlib.contextmanager
+def run_dtype(dtype: str | None) -> Iterator[None]:
+    """Read a function for a run in `dtype` (`x.dtype` of a traced value is it)."""
+    token = RUN_DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        RUN_DTYPE.reset(token)
+
+
 class DTypeOf:
-    """`x.dtype` of a traced value: a flag for `.to(x.dtype)` (symgrad runs in its examples' dtype)."""
+    """`x.dtype` of a traced value: a flag for `.to(x.dtype)` (symgrad runs in its examples' dtype,
+    `RUN_DTYPE`, which `.to(x.dtype)` of a float64 constant in a float32 run rounds it to)."""
+
+    def __init__(self) -> None:
+        run = RUN_DTYPE.get()
+        self.dtype = getattr(torch, run) if run else None
 
     def __eq__(self, other: object) -> bool:
         raise UnsupportedNodeError("A test of `x.dtype` is not read: symgrad runs the function in its examples' dtype, "
@@ -278,8 +321,8 @@ def more_spellings(lift: Callable[[Build], Build], compare: Callable[[Any, Any, 
                                  "(a step, gradient 0)"))
     for short in ("float", "double", "to"):
         rows.append(Spelling(f"Tensor.{short}", "method", sp.Piecewise, _identity(f".{short}()"),
-                             "the values themselves (a comparison as 1 and 0); a cast that rounds is refused by the "
-                             "fidelity check"))
+                             "the values themselves (a comparison as 1 and 0); a constant tensor cast to a narrower dtype, "
+                             "its values rounded to it; a cast that rounds a computed value is refused by the fidelity check"))
     rows.append(Spelling("sum", "function", sp.Add, python_sum,
                          "Python's sum of a list, or of a rank-1 tensor's elements: 0 + v_0 + v_1 + ..."))
     for which in ("max", "min"):

@@ -134,6 +134,9 @@ def _elements(x: Any) -> list[list[Any]]:
     return [[r[0] for r in grid]] if len(torch_dims(x)) == 1 else grid
 
 
+grid_of = _elements  # public: the gather by integer data (source_indexing) reads the same grid
+
+
 def gather(x: Any, dim: Any, ix: Indices) -> Any:
     """`x.gather(dim, i)`: out[r][c] = x[r][i[r][c]] along dim 1, x[i[r][c]][c] along dim 0."""
     xd, idims = torch_dims(x), ix.dims
@@ -228,9 +231,10 @@ def _spelled(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
 
 def _needs_indices(spelled: str) -> Any:
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
-        raise UnsupportedNodeError(f"`{spelled}` is read with an index computed by `x.max(dim)` or `x.argmax(dim)` "
-                                   "(integer data of the point); another index tensor is not read here.\n"
-                                   "Fix: for labels passed as data, write `X[range(n), y]`.")
+        raise UnsupportedNodeError(f"`{spelled}` is read with an index computed by `x.max(dim)` or `x.argmax(dim)`, "
+                                   "or an integer tensor passed as data (labels); an index computed from "
+                                   "differentiated values is not read here.\n"
+                                   "Fix: pass the labels as an integer tensor argument (`x.gather(1, y.unsqueeze(1))`).")
     return build
 
 

@@ -330,7 +330,10 @@ def _norm(name: str) -> Build:
 def _like(value: int) -> Build:
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         if is_matrix(a[0]):
-            return (sp.ZeroMatrix if value == 0 else sp.OneMatrix)(*shape(a[0]))  # type: ignore[misc]
+            made = (sp.ZeroMatrix if value == 0 else sp.OneMatrix)(*shape(a[0]))  # type: ignore[misc]
+            if rank1(a[0]) is True:
+                RANK1.set(RANK1.get() | {made})  # like a rank-1 tensor: rank 1 (its elements `f[i]`)
+            return made
         return sp.Integer(value)
 
     return build
@@ -668,7 +671,9 @@ OPERATORS: Final[dict[str, str]] = {
 REFUSED: Final[dict[str, str]] = {}
 # Random draws: data of the user's own run, read by `source_random` (never refused by name).
 DRAWING: Final = ("torch.rand", "torch.randn", "torch.randint", "torch.rand_like", "torch.randn_like", "torch.bernoulli",
-                  "torch.normal", "torch.multinomial", f"{_NN}dropout", "Tensor.uniform_", "Tensor.normal_")
+                  "torch.normal", "torch.multinomial", f"{_NN}dropout", "Tensor.uniform_", "Tensor.normal_",
+                  "torch.nn.init.uniform_", "torch.nn.init.normal_")  # draws into a tensor: source_fills
+UNFILLED: Final = ("torch.empty", "torch.empty_like")  # a tensor a draw fills (source_fills)
 
 
 def lookup(name: str) -> Spelling | None:
@@ -689,7 +694,7 @@ def objects() -> dict[int, str]:
     """id(torch object) -> its spelling, for the functions of the table and of `REFUSED` (so that
     `from torch import exp` and `F.relu` resolve to their rows)."""
     out: dict[int, str] = {}
-    for name in (*SPELLINGS, *REFUSED, *DRAWING):
+    for name in (*SPELLINGS, *REFUSED, *DRAWING, *UNFILLED):
         if name.startswith("torch."):
             obj = _resolve(name)
             if obj is not None:

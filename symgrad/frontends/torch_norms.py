@@ -92,8 +92,8 @@ def _cdist(a: Sequence[Any], k: dict[str, Any]) -> Any:
 NORM_SPELLINGS: Final = [
     Spelling(f"{_NN}normalize", "function", normalize, _normalize,
              "p=2 of an (n, C) matrix along dim 1 or 0, or of a vector: torch's own call, x / x.norm(2, dim, keepdim=True)."
-             "clamp_min(eps) (a norm exactly at eps, the kink, is a sentence)"),
+             "clamp_min(eps) (a norm exactly at eps is a kink)"),
     Spelling("torch.cdist", "function", cdist, _cdist,
-             "p=2 of two (r, D) matrices: torch's own call, whose backward is _cdist_backward (a distance 0, the "
-             "cone's tip, is a sentence)"),
+             "p=2 of two (r, D) matrices: torch's own call, whose backward is _cdist_backward (a distance 0 "
+             "between different rows, the cone's tip, is a kink)"),
 ]

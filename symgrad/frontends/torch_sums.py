@@ -31,7 +31,7 @@ def reduce_all(m: Any) -> Any:
     total: Any = m
     # Unevaluated: SymPy's MatMul would multiply an explicit matrix out, element by element
     # (and a matrix product inside it, `(X*W)[i, j]`, into its scalar sums).
-    left = [sp.OneMatrix(1, rows)] if rows > 1 else []
+    left = [sp.OneMatrix(1, rows)] if rows > 1 or cols == 1 else []  # one element: torch's sum is still 0.0 + it
     right = [sp.OneMatrix(cols, 1)] if cols > 1 else []
     if left or right:
         total = sp.MatMul(*left, total, *right, evaluate=False)  # one product: a sum of a sum stays two

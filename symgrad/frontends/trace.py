@@ -48,8 +48,10 @@ from . import source_random as draws
 from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
+from .torch_activations import RUN_DTYPE, run_dtype
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
+from .source_data import leaf_values
 from .source_state import ProgramNeeded
 
 Mode = Literal["source", "path"]
@@ -97,6 +99,7 @@ class Reading:
     arguments: dict[str, Any] = field(default_factory=dict, repr=False)
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output column's labels
     draws: Any = None  # the random draws of the user's call read as data (source_random.Draws), None: none
+    rank1_output: bool = False  # the function returns a rank-1 tensor: its elements are `f[i]`
 
 
 # --------------------------------------------------------------------------- the example values
@@ -348,15 +351,19 @@ def _name(fn: Any) -> str:
 
 
 def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
-              rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan], dtype: str = "float64") -> Fidelity:
+              rank1: set[str], lowered: Any, origins: dict[Any, SourceSpan], dtype: str = "float64",
+              data: Mapping[str, np.ndarray] | None = None) -> Fidelity:
     """Run your function (`run_user(names, tensors)`; `fn` is the function whose source was read)
     and the translation at the point, in `dtype` (the dtype compared), and check that their
-    forward values and autograd gradients are the same bits."""
+    forward values and autograd gradients are the same bits. `data`: the translation's data
+    leaves (`source_data.DataLeaf`), bound to the data of your call, never differentiated."""
+    held = {n: torch.from_numpy(a).to(DTYPES[dtype]) for n, a in (data or {}).items()}
+
     def user(tensors: list[torch.Tensor]) -> Any:
         return run_user(names, tensors)
 
     def translated(tensors: list[torch.Tensor]) -> Any:
-        by_name = dict(zip(names, tensors))
+        by_name = {**held, **dict(zip(names, tensors))}
         ordered = [by_name[s.name].reshape(-1, 1) if s.name in rank1 else by_name[s.name] for s in lowered.symbols]
         with custom_function.reading_of_backward(lowered.function.__globals__):  # a hand-written backward as read
             if not several:
@@ -659,7 +666,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
 
     def read_source_once() -> Any:
         try:
-            return _translated(source, shapes, sorted(rank1), data, objects)
+            with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
+                return _translated(source, shapes, sorted(rank1), data, objects)
         except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
             return translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
 
@@ -693,8 +701,9 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             "Fix: write the line with the spellings of docs/supported.md another way (e.g. its operands in another order or no scalar "
             "factor), and report the function to symgrad's issues.")
         return path_mode(_first(gap), gap)
-    _loops_end(lowered, values, fn_name, max_iterations, translation.origins)
-    fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype)
+    data_values = leaf_values(translation.data)  # the data leaves, bound to this call's data
+    _loops_end(lowered, {**values, **data_values}, fn_name, max_iterations, translation.origins)
+    fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype, data_values)
     ints = [n for n in data if is_python_int(data[n])]
     if not fidelity.ok and fidelity.value_user is None and ints:  # torch.exp(2) raises: the math needs a real
         said = int_sentence(arguments, ints, f"{fidelity.detail}, which a Python int can cause (torch's functions "
@@ -712,13 +721,21 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         )
         err.fidelity = fidelity  # type: ignore[attr-defined]
         return path_mode(f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
-    return Reading(fn, translation.function, "source", fidelity, translation.origins, values,
+    return Reading(fn, translation.function, "source", fidelity, translation.origins, {**values, **data_values},
                    translation.inputs, translation.branches, tuple(notes), dtype=dtype,
-                   wrt=None if subject is None else subject.wrt,
+                   wrt=_not_data(subject.wrt if subject is not None else None, translation.inputs, data_values),
                    parameters=() if subject is None else tuple(subject.params.inputs),
                    arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()},
                    returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
-                   draws=drawn)
+                   draws=drawn, rank1_output=translation.rank1_output)
+
+
+def _not_data(wrt: tuple[str, ...] | None, inputs: Sequence[sp.Basic], data: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The inputs compared by default: `wrt` as given, or where the reading has data leaves, every
+    input but them (data is never differentiated)."""
+    if wrt is not None or not data:
+        return wrt
+    return tuple(s.name for s in inputs if s.name not in data)  # type: ignore[attr-defined]
 
 
 def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
@@ -760,6 +777,8 @@ def _exact_value(v: Any) -> Any:
     """An example value (a float, or nested lists of floats for a tensor) as exact numbers."""
     if isinstance(v, (int, float)):
         return ex.from_float(float(v))
+    if isinstance(v, np.ndarray):  # a data leaf's values
+        v = v.tolist()
     rows = [list(r) if isinstance(r, (list, tuple)) else [r] for r in v]
     return ex.mat([[ex.from_float(float(x)) for x in r] for r in rows])
 
@@ -782,6 +801,7 @@ def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], r
     input shapes, which are rank 1, the data's values, and the values of the globals and closure
     cells the function reads (a module's reading is not kept: its attributes are state)."""
     key = None if objects is not None or draws.active() else _translation_key(fn, shapes, rank1, data)
+    key = None if key is None else (key, RUN_DTYPE.get())  # `.to(x.dtype)` reads the run's dtype
     if key is not None and key in _TRANSLATIONS:
         return _TRANSLATIONS[key]
     translation = translate(fn, shapes, rank1, data, objects)
@@ -802,7 +822,9 @@ def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None
         return None
     held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
                  for name, a in sorted(data.items()))  # a Python int or flag is data too
-    return (f.__code__, tuple(shapes), tuple(rank1), held, parts)
+    # Code objects compare equal across files (CPython leaves co_filename out of ==): the file is
+    # part of the key, or an exec'd `def f` is served the reading of an equal one from a notebook.
+    return (f.__code__, f.__code__.co_filename, tuple(shapes), tuple(rank1), held, parts)
 
 
 # Libraries whose attributes a reading uses are fixed: a module of the user's (`d2l`, whose

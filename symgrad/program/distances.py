@@ -6,10 +6,13 @@ of `torch.cdist(A, B, p=2)`, the Euclidean distance sqrt(sum_k (a_ik - b_jk)**2)
 of A and row j of B. A matrix of every (i, j) of the same A and B lowers to one `torch.cdist`
 call (its bits); torch's backward (derivatives.yaml, _cdist_backward) is sum_j g_ij*(a_i -
 b_j)/d_ij for A and its negative summed over i for B, with 0 where d_ij = 0. There the
-mathematics is a cone (no derivative: a kink) and torch's 0 is its convention; symgrad says so
-in a sentence rather than decide it. Where either matrix has more than 25 rows torch computes the
-distances through a matrix product, sqrt(clamp_min(|a|**2 + |b|**2 - 2 a.b, 1e-30)), whose
-gradient is 0 where d**2 < 1e-30: there too a sentence.
+mathematics is a cone (no derivative: a kink) and torch's 0 is its convention: each distance is a
+site of the op's pieces (`pieces`), None on the cone's tip, and a run beside the point continues
+the cone along the direction a_i - b_j it came from (its slope the unit vector of that direction),
+as `vector_norm` at the origin is: the verdict is a `kink` of the entries the tip reaches. Where
+either matrix has more than 25 rows torch computes the distances through a matrix product,
+sqrt(clamp_min(|a|**2 + |b|**2 - 2 a.b, 1e-30)), whose value there is 1e-15, not 0, and whose
+gradient is 0 where d**2 < 1e-30: there a sentence.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any, Final
 import sympy as sp
 
 from . import exact as ex
+from ..base.causes import Cause
 from ..base.errors import UnsupportedNodeError
-from .normalization import Fused, element_of, parent_of
+from .normalization import Fused, element_of, parent_of, sided_of
 
 Args = Sequence[ex.Exact]
 MM_ROWS: Final = 25  # torch's use_mm_for_euclid_dist_if_necessary: more rows than this use the product
@@ -92,8 +96,8 @@ def _rows(a: Args, p: tuple[Any, ...]) -> tuple[list[list[ex.Exact]], list[list[
 
 
 def _distances(a: Args, p: tuple[Any, ...]) -> tuple[list[list[ex.Exact]], list[list[ex.Exact]], list[list[ex.Exact]]]:
-    """A's rows, B's rows and every distance, exactly; a zero distance (the cone's tip) and, on
-    torch's matrix-product path, a square below its clamp, are sentences."""
+    """A's rows, B's rows and every distance, exactly (a zero distance, the cone's tip, is 0); on
+    torch's matrix-product path a square at or below its clamp is a sentence."""
     x1, x2 = _rows(a, p)
     mm = p[0] > MM_ROWS or p[1] > MM_ROWS
     out = []
@@ -103,16 +107,15 @@ def _distances(a: Args, p: tuple[Any, ...]) -> tuple[list[list[ex.Exact]], list[
             sq = ex.Q(0)
             for s, t in zip(u, v):
                 sq = ex.add(sq, ex.mul(ex.sub(s, t), ex.sub(s, t)))
-            if ex.is_zero(sq) or (mm and ex.cmp(sq, _MM_FLOOR) <= 0):
+            if mm and ex.cmp(sq, _MM_FLOOR) <= 0:
                 raise UnsupportedNodeError(
                     f"torch.cdist: row {i} of the first matrix and row {j} of the second are "
-                    + ("the same point: the distance is 0, the tip of a cone, where the mathematics has no derivative "
-                       "(a kink) and torch's gradient is 0 by convention"
-                       if ex.is_zero(sq) else "within 1e-15 of each other, where torch's matrix-product path (more "
-                       f"than {MM_ROWS} rows) clamps the squared distance and its gradient is 0")
-                    + "; symgrad does not decide it.\nFix: compare at a point where the rows differ (for "
-                    "torch.cdist(X, X), the distances off the diagonal: build them from `X[i] - X[j]` with i != j).")
-            row.append(ex.rpow(sq, ex.HALF))
+                    + ("the same point" if ex.is_zero(sq) else "within 1e-15 of each other")
+                    + f", where torch's matrix-product path (more than {MM_ROWS} rows) clamps the squared distance "
+                    "to 1e-30 (its value there is 1e-15, its gradient 0); symgrad does not decide it.\nFix: compare "
+                    f"at a point where the rows differ, or with at most {MM_ROWS} rows in each matrix (torch's direct "
+                    "path, where a zero distance is read as the cone's tip, a kink).")
+            row.append(ex.ZERO if ex.is_zero(sq) else ex.rpow(sq, ex.HALF))
         out.append(row)
     return x1, x2, out
 
@@ -126,18 +129,40 @@ def value(a: Args, p: tuple[Any, ...]) -> Any:
     return res
 
 
-def vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
+def pieces(a: Args, p: tuple[Any, ...]) -> tuple[tuple[ex.Exact, ...] | None, ...]:
+    """One site per distance (i, j), row-major: None where rows i and j are the same point (the
+    cone's tip, a kink), else the difference a_i - b_j, the direction the cone is met from."""
+    x1, x2 = _rows(a, p)
+    out = []
+    for u in x1:
+        for v in x2:
+            diff = tuple(ex.sub(s, t) for s, t in zip(u, v))
+            out.append(None if all(ex.is_zero(e) for e in diff) else diff)
+    return tuple(out)
+
+
+def vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any, sides: Sequence[Any] | None = None) -> tuple[Any, ...]:
     """torch's _cdist_backward for A, sum_j g_ij*(a_i - b_j)/d_ij, and for B the same with the
-    roles swapped (-sum_i g_ij*(a_i - b_j)/d_ij)."""
+    roles swapped (-sum_i g_ij*(a_i - b_j)/d_ij); a zero distance contributes 0 (torch's mask).
+    With `sides` (the sites of a run beside the point, `pieces`), a zero distance is the cone
+    continued from that side: its slope the unit vector of the difference it came from."""
     r1, r2, d = p[:3]
     x1, x2, dist = _distances(a, p)
     d1 = [[ex.ZERO] * d for _ in range(r1)]
     d2 = [[ex.ZERO] * d for _ in range(r2)]
     for i in range(r1):
         for j in range(r2):
-            scale = ex.div(g[i, j], dist[i][j])
+            if ex.is_zero(dist[i][j]):
+                side = sides[i * r2 + j] if sides is not None else None
+                if side is None:
+                    continue  # torch: the gradient of a zero distance is 0
+                scale = ex.div(g[i, j], _length(side))
+                diff = list(side)
+            else:
+                scale = ex.div(g[i, j], dist[i][j])
+                diff = [ex.sub(x1[i][k], x2[j][k]) for k in range(d)]
             for k in range(d):
-                term = ex.mul(scale, ex.sub(x1[i][k], x2[j][k]))
+                term = ex.mul(scale, diff[k])
                 d1[i][k] = ex.add(d1[i][k], term)
                 d2[j][k] = ex.sub(d2[j][k], term)
     if len(p) == 4 and p[3] == "whole":
@@ -152,7 +177,16 @@ def vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
     return (*(t for row in d1 for t in row), *(t for row in d2 for t in row))
 
 
+def _length(diff: Sequence[ex.Exact]) -> ex.Exact:
+    sq = ex.Q(0)
+    for e in diff:
+        sq = ex.add(sq, ex.mul(e, e))
+    return ex.rpow(sq, ex.HALF)
+
+
 _component, _partials = element_of(value, vjp, 3)
+_matrix_on_piece, _element_piece, _element_on_piece = sided_of(value, vjp, pieces, 3,
+                                                               lambda p: [int(p[3]) * int(p[1]) + int(p[4])])
 
 
 def text(args: Sequence[str], param: tuple[Any, ...]) -> str:
@@ -164,12 +198,18 @@ def text(args: Sequence[str], param: tuple[Any, ...]) -> str:
     return call if len(param) == 3 else f"{call}[{param[3]}, {param[4]}]"
 
 
+CONVENTION: Final = ("torch.cdist has gradient 0 where a distance is 0 (its backward (a_i - b_j)/d_ij is masked where "
+                      "d_ij is 0).")
+ALTERNATIVES: Final = ("`torch.cdist` gives 0; `torch.sqrt(((A[:, None] - B[None]) ** 2).sum(-1) + eps)` is a smooth "
+                       "stand-in")
 OP_FIELDS: Final = (
     dict(name="cdist", torch="torch.cdist(torch.stack([...]).reshape(r1, D), torch.stack([...]).reshape(r2, D))[i, j]",
-         value=_component, partials=lambda a, v, p: _partials(a, p)),
+         value=_component, partials=lambda a, v, p: _partials(a, p), piece=_element_piece, on_piece=_element_on_piece,
+         nonsmooth="kink", convention=CONVENTION, alternatives=ALTERNATIVES),
 )
 MATRIX_OP_FIELDS: Final = (
-    dict(name="cdist_matrix", torch="torch.cdist(A, B)", value=value, partials=lambda a, v, p: (), vjp=vjp),
+    dict(name="cdist_matrix", torch="torch.cdist(A, B)", value=value, partials=lambda a, v, p: (), vjp=vjp,
+         piece=pieces, on_piece=_matrix_on_piece, nonsmooth="kink", convention=CONVENTION, alternatives=ALTERNATIVES),
 )
 RULE_FIELDS: Final = (
     dict(cls=cdist, ops=("cdist", "cdist_matrix"),
@@ -177,6 +217,6 @@ RULE_FIELDS: Final = (
               "the Euclidean distance of row i of the (r1, D) A and row j of the (r2, D) B, as `torch.cdist(A, B)` is "
               "read: torch's own call, whose backward is _cdist_backward",
          domain="all reals", nonsmooth="a cone where two rows are the same point (distance 0): no derivative there; "
-         "torch's gradient is 0; symgrad says so there instead of a verdict",
+         "torch's gradient is 0 (a kink; on torch's matrix-product path, more than 25 rows, a sentence)", hazard_causes=(Cause.KINK,),
          exact=lambda a: _component(a[5:], (int(a[2]), int(a[3]), int(a[4]), int(a[0]), int(a[1])))),
 )

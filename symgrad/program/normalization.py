@@ -25,6 +25,7 @@ g_ij*xhat_ij), in evaluation dx_ij = g_ij*w_j*invstd_j; dw_j = sum_i g_ij*xhat_i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -33,6 +34,7 @@ from sympy.core.function import ArgumentIndexError
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from . import exact as ex
+from ..base.causes import Cause
 from ..base.errors import UnsupportedNodeError
 
 Args = Sequence[ex.Exact]
@@ -311,7 +313,8 @@ def _groups(n: int, c: int, dim: int) -> list[list[int]]:
 
 def _norms(a: Args, p: tuple[Any, ...]) -> tuple[list[ex.Exact], list[tuple[list[int], ex.Exact, ex.Exact]]]:
     """The elements, and per group (its positions, its 2-norm, max(norm, eps)). A norm exactly
-    at eps is the kink of max: symgrad says so rather than decide it."""
+    at eps is the kink of max (`normalize_pieces`); there the max is the norm, as torch's
+    clamp_min counts it."""
     n, c, dim, eps = p[:4]
     x = list(a[0].flat) if _whole_norm(p) else list(a)
     e = _exact(eps)
@@ -319,13 +322,7 @@ def _norms(a: Args, p: tuple[Any, ...]) -> tuple[list[ex.Exact], list[tuple[list
     for g in _groups(n, c, dim):
         total = _sum([ex.mul(x[k], x[k]) for k in g])
         norm = ex.ZERO if ex.is_zero(total) else ex.rpow(total, ex.HALF)
-        side = ex.cmp(norm, e)
-        if side == 0:
-            raise UnsupportedNodeError(
-                f"F.normalize: the norm of a {'row' if dim == 1 else 'column'} is exactly eps = {float(eps)!r}, where "
-                "x / max(||x||, eps) has a kink (torch's clamp_min counts the boundary as inside); symgrad does not "
-                "decide one-sided derivatives of F.normalize.\nFix: compare at a point whose norms are not eps.")
-        out.append((g, norm, norm if side > 0 else e))
+        out.append((g, norm, norm if ex.cmp(norm, e) >= 0 else e))
     return x, out
 
 
@@ -343,10 +340,25 @@ def normalize_value(a: Args, p: tuple[Any, ...]) -> Any:
     return out
 
 
-def normalize_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
+def normalize_pieces(a: Args, p: tuple[Any, ...]) -> tuple[int | None, ...]:
+    """One site per element of x, row-major: the side of its row's (column's) norm, 1 above eps
+    (x/||x||), -1 below (x/eps), None exactly at eps (the kink of max)."""
+    n, c, dim, eps = p[:4]
+    _, groups = _norms(a, p)
+    sides: list[int | None] = [None] * (n * c)
+    for pos, norm, _ in groups:
+        side = ex.cmp(norm, _exact(eps))
+        for k in pos:
+            sides[k] = side or None
+    return tuple(sides)
+
+
+def normalize_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any, sides: Sequence[Any] | None = None) -> tuple[Any, ...]:
     """torch's backward of x / x.norm(2, dim, keepdim=True).clamp_min(eps): g/denom, plus along
-    the norm where it is at least eps (clamp_min's), x * gd / norm with gd = -sum(g*x)/denom**2
-    (norm_backward, 0 where the norm is 0)."""
+    the norm where it is at least eps (clamp_min's, the boundary included), x * gd / norm with
+    gd = -sum(g*x)/denom**2 (norm_backward, 0 where the norm is 0). With `sides` (`normalize_pieces`
+    of a run beside the point), a norm exactly at eps takes the piece of that side: through the
+    norm above eps, x/eps below."""
     n, c = p[0], p[1]
     x, groups = _norms(a, p)
     grads = list(g.flat)
@@ -354,6 +366,8 @@ def normalize_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...
     for pos, norm, denom in groups:
         gd = ex.neg(ex.div(_sum([ex.mul(grads[k], x[k]) for k in pos]), ex.mul(denom, denom)))
         through = not ex.is_zero(norm) and ex.cmp(norm, denom) == 0  # the norm is the max: clamp_min passes
+        if sides is not None and sides[pos[0]] is not None and ex.cmp(norm, _exact(p[3])) == 0:
+            through = sides[pos[0]] > 0
         for k in pos:
             d = ex.div(grads[k], denom)
             dx[k] = ex.add(d, ex.div(ex.mul(x[k], gd), norm)) if through else d
@@ -363,6 +377,12 @@ def normalize_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...
             out.flat[k] = d
         return (out,)
     return tuple(dx)
+
+
+def _normalize_group(p: tuple[Any, ...]) -> list[int]:
+    """The sites a norm's side decides for element (i, j): its row's (column's) elements."""
+    site = int(p[4]) * int(p[1]) + int(p[5])
+    return next(g for g in _groups(p[0], p[1], p[2]) if site in g)
 
 
 def normalize_text(args: Sequence[str], param: tuple[Any, ...]) -> str:
@@ -386,20 +406,51 @@ def element_of(value: Any, vjp: Any, k: int) -> tuple[Any, Any]:
     return element, partials
 
 
+def sided_of(value: Any, vjp: Any, pieces: Any, k: int, sites: Any) -> tuple[Any, Any, Any]:
+    """A fused matrix op with corners (`pieces`: one site per element of its value or argument,
+    None on a corner): its matrix op's `on_piece` (its value, and its backward with each corner
+    continued from the side a run beside the point took), and its element (i, j)'s `piece` and
+    `on_piece` (the element's site taken from it; `sites(param)`: the sites that side decides)."""
+    def matrix_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[Any, Any]:
+        return value(a, p), functools.partial(vjp, a, None, p, sides=taken)
+
+    def element_piece(a: Args, p: tuple[Any, ...]) -> Any:
+        return pieces(a, p[:k])[int(p[k]) * int(p[1]) + int(p[k + 1])]
+
+    def element_on_piece(taken: Any, a: Args, p: tuple[Any, ...]) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
+        sides: list[Any] = [None] * (p[0] * p[1])
+        for site in sites(p):
+            sides[site] = taken
+        g = ex.full((p[0], p[1]), ex.ZERO)
+        g[p[k], p[k + 1]] = ex.ONE
+        return value(a, p[:k])[p[k], p[k + 1]], vjp(a, None, p[:k], g, sides)
+
+    return matrix_on_piece, element_piece, element_on_piece
+
+
 _normalize_component, _normalize_partials = element_of(normalize_value, normalize_vjp, 4)
+_normalize_on_piece, _normalize_element_piece, _normalize_element_on_piece = sided_of(
+    normalize_value, normalize_vjp, normalize_pieces, 4, _normalize_group)
 component_value, component_partials = element_of(value, vjp, 6)  # batch_norm's
 
 
+NORMALIZE_CONVENTION: Final = (
+    "F.normalize divides by x.norm(2, dim, keepdim=True).clamp_min(eps), and clamp_min passes the gradient where "
+    "the norm equals eps: torch takes the slope of x / ||x||, the piece above eps.")
+NORMALIZE_ALTERNATIVES: Final = "`F.normalize` gives the slope of x / ||x||; `x / (x.norm(dim=d, keepdim=True) + eps)` is smooth"
 OP_FIELDS: Final = (
     dict(name="normalize", torch="torch.nn.functional.normalize(torch.stack([...]).reshape(n, C), 2.0, dim, eps)[i, j]",
-         value=_normalize_component, partials=lambda a, v, p: _normalize_partials(a, p)),
+         value=_normalize_component, partials=lambda a, v, p: _normalize_partials(a, p),
+         piece=_normalize_element_piece, on_piece=_normalize_element_on_piece, nonsmooth="kink",
+         convention=NORMALIZE_CONVENTION, alternatives=NORMALIZE_ALTERNATIVES),
     dict(name="batch_norm", torch="torch.nn.functional.batch_norm(torch.stack([...]).reshape(n, C), running_mean, "
          "running_var, weight, bias, training, 0.0, eps)[i, j]",
          value=component_value, partials=lambda a, v, p: component_partials(a, p)),
 )
 MATRIX_OP_FIELDS: Final = (
     dict(name="normalize_matrix", torch="torch.nn.functional.normalize(X, 2.0, dim, eps)", value=normalize_value,
-         partials=lambda a, v, p: (), vjp=normalize_vjp),
+         partials=lambda a, v, p: (), vjp=normalize_vjp, piece=normalize_pieces, on_piece=_normalize_on_piece,
+         nonsmooth="kink", convention=NORMALIZE_CONVENTION, alternatives=NORMALIZE_ALTERNATIVES),
     dict(name="batch_norm_matrix", torch="torch.nn.functional.batch_norm(torch.stack([...]).reshape(n, C), "
          "running_mean, running_var, weight, bias, training, 0.0, eps)", value=value,
          partials=lambda a, v, p: (), vjp=vjp),
@@ -410,7 +461,7 @@ RULE_FIELDS: Final = (
               "column (dim 0) of the (n, C) matrix x, as `F.normalize(x, p=2, dim, eps)` is read: torch's own call, "
               "x / x.norm(2, dim, keepdim=True).clamp_min(eps)",
          domain="all reals", nonsmooth="a kink where a row's (column's) norm is exactly eps (torch's clamp_min counts "
-         "it as inside: the gradient flows through the norm); symgrad says so there instead of a verdict",
+         "it as inside: the gradient flows through the norm, the slope of x / ||x||)", hazard_causes=(Cause.KINK,),
          exact=lambda a: _normalize_component(a[6:], (int(a[2]), int(a[3]), int(a[4]), a[5], int(a[0]), int(a[1])))),
     dict(cls=batch_norm, ops=("batch_norm", "batch_norm_matrix"),
          when="batch_norm(i, j, n, C, training, eps, affine, x..., [w..., b...], [rm..., rv...]) is element (i, j) of "

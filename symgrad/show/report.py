@@ -12,6 +12,7 @@ import html
 import io
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any, Final
 
 import numpy as np
@@ -19,7 +20,7 @@ import sympy as sp
 
 from ..program import exact as ex
 from ..base.causes import Cause
-from ..program.program import decimal, node_text, number, sstr
+from ..program.program import DataMatrix, decimal, node_text, number, sstr
 from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..sides.executed import Decision, Path
@@ -90,7 +91,7 @@ def _float32_decimal(v: sp.Rational) -> str | None:
     `v` is no float32."""
 
     f = float(v)
-    if not math.isfinite(f) or sp.Rational(f) != v:
+    if not math.isfinite(f) or f.as_integer_ratio() != (int(v.p), int(v.q)):  # exactly Rational(f) != v
         return None
     with np.errstate(over="ignore"):
         h = np.float32(f)
@@ -123,20 +124,27 @@ def point_notes(c: Comparison) -> list[str]:
     if getattr(c, "dtype", "float64") != "float32":
         return []
     rows: list[str] = []
-    for s, v in c.point.items():
-        elements = ([(sstr(s[i, j]) if isinstance(s, sp.MatrixSymbol) else f"{sstr(s)}[{i}, {j}]", v[i, j])
-                     for i in range(v.rows) for j in range(v.cols)]  # a rank-1 input's element: `b1[3]`
-                    if isinstance(v, sp.MatrixBase) else [(sstr(s), v)])
-        for name, value in elements:
+    count = 0  # every rounded element is counted; only the rows shown are named (a 784x10 W has 7,840)
+    for s in c.point:
+        if isinstance(s, DataMatrix):
+            continue  # data of the user's call (an image batch): its floats are what the tensor held, never typed
+        v = c.point[s]
+        elements = ([((s, i, j), v[i, j]) for i in range(v.rows) for j in range(v.cols)]
+                    if isinstance(v, sp.MatrixBase) else [((s, None, None), v)])
+        for (sym, i, j), value in elements:
             typed = _float32_decimal(value) if isinstance(value, sp.Rational) else None
-            if typed is None or sp.Rational(typed) == value:
+            if typed is None or Fraction(typed) == Fraction(int(value.p), int(value.q)):
                 continue  # 0.5 is a float32 number: nothing was rounded
-            rows.append(f"  {one_line(name)} = {typed} is held as {_exact_decimal(value)} = {sstr(value)}")
+            count += 1
+            if len(rows) < MAX_POINT_NOTES:
+                name = sstr(sym) if i is None else (sstr(sym[i, j]) if isinstance(sym, sp.MatrixSymbol)
+                                                    else f"{sstr(sym)}[{i}, {j}]")  # a rank-1 input's element: `b1[3]`
+                rows.append(f"  {one_line(name)} = {typed} is held as {_exact_decimal(value)} = {sstr(value)}")
     if not rows:
         return []
     head = ("point: float32 holds the float32 nearest to each decimal, and all three sides are evaluated "
             "at that number exactly:")
-    more = len(rows) - MAX_POINT_NOTES
+    more = count - MAX_POINT_NOTES
     return [head, *rows[:MAX_POINT_NOTES], *([f"  ... and {more} more inputs rounded to float32"] if more > 0 else [])]
 
 

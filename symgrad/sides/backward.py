@@ -50,7 +50,7 @@ from .path_expression import step_expression
 from .ir import LoweredProgram
 from .lowering import DTYPES
 from .selection import select
-from ..program.program import node_text, record_repr, sstr
+from ..program.program import DataMatrix, node_text, record_repr, sstr
 
 # Ops whose local derivative is a matrix rule (a vector-Jacobian product), in the program's names:
 # `{g}` is the adjoint of the step, `{0}`, `{1}` its operands.
@@ -310,10 +310,11 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
     torch_dtype = DTYPES[dtype]
     tensors: list[Any] = [None] * len(path.steps)
     inputs = []
-    for i in path.inputs:
+    for i, sym in zip(path.inputs, lowered.symbols):
         v = path.steps[i].value
         raw = np.asarray(ex.ewise(ex.to_float, v), dtype=np.float64) if ex.is_mat(v) else ex.to_float(v)
-        t = torch.tensor(raw, dtype=torch_dtype, requires_grad=True)
+        # Data of the user's call (`DataMatrix`) does not require grad, as in the user's own run.
+        t = torch.tensor(raw, dtype=torch_dtype, requires_grad=not isinstance(sym, DataMatrix))
         tensors[i] = t
         hooked.add(id(t))
         inputs.append(t)
@@ -335,13 +336,15 @@ def _capture(lowered: LoweredProgram, path: Path, dtype: str, seed: Any) -> _Cap
             if elements is not None and weights is not None:
                 # A returned tuple: the elements the column is stacked from, each on its own graph
                 # (outputs.py); the column's own adjoint is the seed, as torch hands it to a tuple.
-                got = outputs.grads_of_elements(elements, weights.reshape(-1).tolist(), inputs, retain_graph=False)
+                got = outputs.grads_of_elements(elements, weights.reshape(-1).tolist(), [t for t in inputs if t.requires_grad],
+                                                retain_graph=False)
                 grads[path.output] = _to_host(weights)
             else:
-                got = torch.autograd.grad(out, inputs, grad_outputs=weights, allow_unused=True)
+                got = torch.autograd.grad(out, [t for t in inputs if t.requires_grad], grad_outputs=weights,
+                                          allow_unused=True)
         except Exception as err:
             return _Capture(tensors, grads, f"{type(err).__name__}: {err}")
-    for i, g in zip(path.inputs, got):
+    for i, g in zip([i for i, t in zip(path.inputs, inputs) if t.requires_grad], got):
         if g is not None:
             grads[i] = _to_host(g)
     for st in path.steps:
@@ -376,10 +379,14 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
     """Every step's adjoint, exact and torch's, and where they part. `seed` is the output's
     adjoint (None: 1, or every element of a matrix output)."""
     cap = _capture(lowered, path, dtype, seed)
-    with adjoints_for(None):  # every step's, data's too, wherever it is asked for
+    data = {name for name, sym in zip(lowered.inputs, lowered.symbols) if isinstance(sym, DataMatrix)}
+    # Every step's adjoint, an input's that is not differentiated too, wherever it is asked for;
+    # not the data of the user's call (`DataMatrix`), whose gradient torch never computes there.
+    with adjoints_for([name for name in lowered.inputs if name not in data] if data else None):
         exe = path.adjoints("executed", seed)
         mth = path.adjoints("math", seed)
     upstream = _upstream(path)
+    of_data = _of_data(path, data)
     uses: list[list[int]] = [[] for _ in path.steps]
     for st in path.steps:
         for p in st.parents:
@@ -397,7 +404,7 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
         records[st.index] = BackwardStep(
             step=st.index, name=st.name, line=st.line or None, op=st.op,
             exact_value=st.value, value_autograd=_to_host(t) if isinstance(t, torch.Tensor) else None,
-            local_derivatives=_locals(path, st, exe[st.index]), uses=tuple(uses[st.index]),
+            local_derivatives=_locals(path, st, exe[st.index], of_data), uses=tuple(uses[st.index]),
             exact_adjoint=exe[st.index], exact_adjoint_math=mth[st.index], adjoint_autograd=auto,
             relative_error=rel, digits_lost=lost, cut=st.cut, on_graph=on_graph, parts=parts,
             _node=st.node, _user=user)
@@ -405,6 +412,20 @@ def backward_pass(lowered: LoweredProgram, path: Path, dtype: str, rtol: float, 
     first = next((r for r in recs if r.parts), None)
     parting = _why(path, first, records, exe, cap, rtol, fi, user) if first is not None else None
     return BackwardPass(recs, parting, cap.error)
+
+
+def _of_data(path: Path, data: set[str]) -> list[bool]:
+    """The steps computed from the data of the user's call alone (`DataMatrix` inputs, and what
+    only they reach), by step; empty where the program has no data."""
+    if not data:
+        return []
+    out = [False] * len(path.steps)
+    for st in path.steps:
+        if st.op == "input":
+            out[st.index] = st.name in data
+        elif st.parents:
+            out[st.index] = all(out[p] for p in st.parents)
+    return out
 
 
 def _upstream(path: Path) -> list[bool]:
@@ -418,11 +439,15 @@ def _upstream(path: Path) -> list[bool]:
     return up
 
 
-def _contributions(path: Path, st: PathStep, adj: Any) -> list[Any]:
+def _contributions(path: Path, st: PathStep, adj: Any, data: Sequence[bool] = ()) -> list[Any]:
     """What a step sends back to each parent: its adjoint times the local derivative (a matrix
-    rule's vector-Jacobian product), exactly 0 where its adjoint is 0 or the step is cut."""
+    rule's vector-Jacobian product), exactly 0 where its adjoint is 0 or the step is cut, and to
+    a parent computed from data alone (`data`, by step: X_flat in X_flat @ W.T), never differentiated."""
     if ex.all_zero(adj) or st.cut is not None:
         return [_zero_like(path.steps[p].value) for p in st.parents]
+    if st.vjp is not None and any(data[p] for p in st.parents if p < len(data)):
+        return [_zero_like(path.steps[p].value) if p < len(data) and data[p] else c() if callable(c) else c
+                for p, c in zip(st.parents, st.vjp(adj))]
     if st.op == "elem":
         target = ex.full(path.steps[st.parents[0]].value.shape, ex.ZERO)
         target[st.param] = adj
@@ -433,11 +458,11 @@ def _contributions(path: Path, st: PathStep, adj: Any) -> list[Any]:
             for d in st.partials]
 
 
-def _locals(path: Path, st: PathStep, adj: Any) -> tuple[Local, ...]:
+def _locals(path: Path, st: PathStep, adj: Any, data: Sequence[bool] = ()) -> tuple[Local, ...]:
     if not st.parents:
         return ()
     names = [path.steps[p].name for p in st.parents]
-    contributions = _contributions(path, st, adj)
+    contributions = _contributions(path, st, adj, data)
     if st.vjp is not None or st.op == "elem":
         rules = _MATRIX_RULES.get(st.op)
         out = []

@@ -442,11 +442,20 @@ class _Runner:
             truth, tie, margins = self.cond(s.cond)
             taken = self.decide("where", s.node, s.line, truth, tie, margins)
             param = taken if isinstance(taken, tuple) else bool(taken)
+            if isinstance(param, tuple) and not any(ex.is_mat(v) for v in vals):
+                # torch.where(A > 0, 1.0, 0.0): constant branches take the condition's shape
+                vals[0] = ex.full(ex.shape_of(*(self.steps[self.env[n]].value for _, n in s.cond.names)), vals[0])
         vjp = None
         if op.vjp is not None:
             value = op.value(vals, param)
             partials: tuple[Any, ...] = ()
             vjp = functools.partial(op.vjp, tuple(vals), value, param)
+            if op.piece is not None:  # a fused matrix op's corners (cdist's zero distances): one piece per site
+                pieces = op.piece(vals, param)
+                taken = self.decide("piece", s.node, s.line, pieces, any(p is None for p in pieces), step=len(self.steps))
+                if self.force is not None:
+                    assert op.on_piece is not None
+                    value, vjp = op.on_piece(taken, vals, param)
         elif any(ex.is_mat(v) for v in vals):
             value, partials = self.elementwise(s, op, vals, param)
         else:

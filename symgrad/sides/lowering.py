@@ -49,8 +49,9 @@ from ..program.deep import deep
 from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
 from ..program.elementwise import Alias, MatrixPiecewise, is_elementwise, readable
 from ..program.primitives import no_grad
-from ..program.program import RESERVED_NAMES, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
+from ..program.program import RESERVED_NAMES, DataMatrix, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
+from .order import Making, Makings, of as made_in
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .selection import reads_symbols, select, single_op, summed_matrix, unit_scaled, unsupported
 from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, constant_name, matconst_text, name_for, name_part,
@@ -202,8 +203,8 @@ class _Expressions:
         self._warming = False  # inside `_warm_operands`
         self._depth = 0  # how deep `expr` calls are nested
         self._elementwise = 0  # inside the body of an elementwise function: Piecewise is `torch.where`
-        norm = writer.norm
-        self.context: sp.Basic | None = norm.output if not norm.is_program else None  # for messages
+        self.makings = Makings()  # each making of a node in the user's order, and which the step reads
+        self.context: sp.Basic | None = None if writer.norm.is_program else writer.norm.output  # for messages
 
     def has_symbols(self, e: sp.Basic) -> bool:
         """Whether `e` needs steps: it reads a symbol, or holds one of our primitives (`detach(2)`
@@ -287,14 +288,16 @@ class _Expressions:
                 raise
             raise unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
+        args = self.makings.read(operands, args)
         if op in ("stack", "softmax_vector", "log_softmax_vector", "batch_norm", "batch_norm_matrix", "normalize",
                   "normalize_matrix", "cdist", "cdist_matrix"):
-            # torch.stack takes tensors: constants become tensors on the graph through an element beside them
+            # torch.stack takes tensors: a constant is a tensor like an element beside it (0-d where none is)
             beside = next((a for a in args if isinstance(a, str)), None)
-            args = tuple(a if isinstance(a, str) else self.const_step(e, a, out, self.writer.namer.fresh("c"), beside)
-                         for a in args)
+            args = tuple(a if isinstance(a, str) else
+                         self.const_step(e, a, out, self.writer.namer.fresh("c"), beside, beside is None) for a in args)
         name = target or self.writer.namer.fresh(name_for(op, args, param))
-        text = spell(op, args, param)
+        text = spell(op, args, param) if op == "stack" else \
+            _whole_tensors(spell(op, args, param), operands, args, lambda m: self.writer.var_names.get(m) or scope.get(m))
         named = constant_name(param) if op == "matconst" else None
         if op == "matconst":
             text = matconst_text(param, self.writer.dtype)
@@ -322,15 +325,10 @@ class _Expressions:
         out.append(Step(name, op, args, param, e, line))
         return name
 
-    def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str | None = None) -> str:
-        anchor = anchor or self.anchor(node)
-        value = c.value
-        text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {operand_text(c, wrap=True)}"
-        self.writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
-        line = self.writer.emit(f"{target} = {text}")
-        self.writer.record(node, line)
-        out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
-        return target
+    def const_step(self, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str | None = None,
+                   off_graph: bool = False) -> str:
+        mode = "off_graph" if off_graph else "like" if anchor is not None else "graph"
+        return _const_step(self.writer, node, c, out, target, anchor or self.anchor(node), mode)
 
     def reads_elements_only(self, node: sp.Basic) -> bool:
         """A scalar Piecewise that reads no scalar variable, in a program whose first input is a
@@ -413,8 +411,8 @@ class _Expressions:
         for k in range(len(pairs) - 1, -1, -1):
             cond = self.test(pairs[k][1], out, elementwise=True)
             a = values[k]
-            if isinstance(a, Const) and isinstance(rest, Const):
-                a = self.const_step(pairs[k][0], a, out, self.writer.namer.fresh("c"))
+            if isinstance(a, Const) and isinstance(rest, Const):  # torch.where broadcasts it to the condition's shape
+                a = self.const_step(pairs[k][0], a, out, self.writer.namer.fresh("c"), off_graph=True)
             node = e if k == 0 else type(e)(*[(v, c) for v, c in e.args[k:]])
             name = target if (k == 0 and target) else self.writer.namer.fresh("where_" + name_part(a))
             self.writer.comment(node, target=target if k == 0 else None)
@@ -497,8 +495,9 @@ class _Lowerer:
     """A normalised function as a whole program: the header, its statements (assignments and
     loops), and the output's `return` line; their expressions are `_Expressions`'."""
 
-    def __init__(self, norm: Normalized, branches: Branches, dtype: str) -> None:
+    def __init__(self, norm: Normalized, branches: Branches, dtype: str, made: tuple[Making, ...] = ()) -> None:
         self.norm = norm
+        self.made = made  # steps to write first, in the user's order
         self.branches = branches
         self.dtype = dtype
         self.writer = _Writer(norm, dtype)
@@ -514,6 +513,9 @@ class _Lowerer:
         self.writer.lines.append(safe_comment(
             f"# symgrad: lowered from  {what}   ({real} real; {self.dtype}; branches=\"{self.branches}\")"
         ))
+        for s in norm.inputs:  # data of the user's call (`X_flat`): what it is, never differentiated
+            if isinstance(s, DataMatrix):
+                self.writer.lines.append(safe_comment(f"# {self.writer.var_names[s]}: {s.about}"))
         if norm.rewritten:
             self.writer.lines.append(safe_comment(f"# SymPy rewrote it for real symbols as  {norm.rewritten}"))
         self.writer.lines.append("import math")
@@ -533,6 +535,14 @@ class _Lowerer:
 
     def expr_as_output(self, expr: sp.Basic, scope: _Scope) -> tuple[Operand, list[Stmt]]:
         stmts: list[Stmt] = []
+        written: set[sp.Basic] = set()
+        for node, reads in self.made:
+            if node in written:  # made again (`x * W` twice): its own step
+                scope.memo.pop(node, None)
+            written.add(node)
+            self.exprs.makings.reading = list(reads)  # the making of each operand it reads
+            self.exprs.makings.versions.setdefault(node, []).append(self.exprs.expr(node, scope, stmts))
+        self.exprs.makings.reading = []
         if (isinstance(expr, sp.MatMul) and expr.shape == (1, 1)
                 and summed_matrix(MatrixElement(expr, 0, 0)) is not None):
             # ones(1, m) * A * ones(n, 1), a 1x1 matrix used as a scalar: the sum of A's elements
@@ -672,13 +682,14 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
         hash(f)
     except TypeError:  # unhashable input: lower it afresh
         return _lower(f, branches, dtype)
-    return _lower_cached(f, branches, dtype)
+    return _lower_cached(f, branches, dtype, (), made_in(f))
 
 
 @functools.lru_cache(maxsize=256)
-def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
+def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = (),
+                  made: tuple[Making, ...] = ()) -> LoweredProgram:
     # SymPy expressions and Programs are immutable, so a lowered program can be shared.
-    return _lower(f, branches, dtype, extra)
+    return _lower(f, branches, dtype, extra, made)
 
 
 def clear_cache() -> None:
@@ -689,16 +700,23 @@ def clear_cache() -> None:
 def lower_with_inputs(f: Any, extra: tuple[sp.Symbol, ...], *, branches: Branches, dtype: str) -> LoweredProgram:
     """`lower(f)` with inputs the expression does not read (their derivative is 0)."""
     check_options(branches=branches, dtype=dtype)
-    return _lower_cached(f, branches, dtype, tuple(extra))
+    return _lower_cached(f, branches, dtype, tuple(extra), made_in(f))
 
 
 @deep
-def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = ()) -> LoweredProgram:
+def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = (),
+           made: tuple[Making, ...] = ()) -> LoweredProgram:
     # Lowering recurses once per nesting level (as SymPy's own printers do); `deep` reruns a
     # deep expression in a worker with a large stack (symgrad/program/deep.py).
     norm = normalize(f, extra)
     lowerer = _Lowerer(norm, branches, dtype)
     body, output, output_line = lowerer.run()
+    if made and not norm.statements:
+        # The user's order (sides/order.py): the steps this lowering wrote, again, in the order
+        # the user's code made them, so that autograd adds a shared value's gradients as torch did.
+        steps = {st.node for st in body if isinstance(st, Step)} & _outside_lambdas(norm.output)
+        lowerer = _Lowerer(norm, branches, dtype, tuple(m for m in made if m[0] in steps and m[0] != norm.output))
+        body, output, output_line = lowerer.run()
     source = "\n".join(lowerer.writer.lines) + "\n"
     filename = f"<symgrad-generated-{next(_counter)}>"
     namespace: dict[str, Any] = {"torch": torch, "math": math, **custom.NAMESPACE}  # the user's autograd.Functions
@@ -723,6 +741,77 @@ def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] 
     )
     weakref.finalize(lowered, linecache.cache.pop, filename, None)
     return lowered
+
+
+def _const_step(writer: _Writer, node: sp.Basic, c: Const, out: list[Stmt], target: str, anchor: str,
+                mode: str) -> str:
+    """A constant as a tensor: where torch.where broadcasts it (`off_graph`) a 0-d tensor; beside an
+    element of a stack (`like`) a tensor like it; else (`graph`) kept on the autograd graph through an
+    input, with the node's own shape (gradient 0), for a constant output or branch."""
+    value = c.value
+    if mode == "off_graph":
+        writer.emit(f"# the constant {sstr(value)} (off the autograd graph, as in torch)")
+        line = writer.emit(f"{target} = torch.tensor({operand_text(c)}, dtype=torch.{writer.dtype})")
+        writer.record(node, line)
+        out.append(Step(target, "constant", (), value, node, line))
+        return target
+    symbol = next((s for s, n in writer.var_names.items() if n == anchor), None)
+    if mode == "like":
+        writer.emit(f"# the constant {sstr(value)}, a tensor like {anchor} (off the autograd graph, as in torch)")
+        text = f"torch.full_like({anchor}, {operand_text(c)})"
+    elif not isinstance(symbol, sp.MatrixSymbol):
+        writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+        text = f"{anchor} * 0" if value == 0 else f"{anchor} * 0 + {operand_text(c, wrap=True)}"
+    else:  # an input matrix: the node's own shape, never the input's
+        same = isinstance(node, (sp.MatrixBase, sp.MatrixExpr)) and tuple(node.shape) == tuple(symbol.shape)
+        shaped = anchor if same else f"{anchor}[0, 0]"
+        text = f"{shaped} * 0" if value == 0 else f"{shaped} * 0 + {operand_text(c, wrap=True)}"
+        if not same and isinstance(node, (sp.MatrixBase, sp.MatrixExpr)):
+            text = f"({text}).expand({node.shape[0]}, {node.shape[1]})"
+        writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
+    line = writer.emit(f"{target} = {text}")
+    writer.record(node, line)
+    out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
+    return target
+
+
+def _whole_tensors(text: str, operands: tuple[sp.Basic, ...], args: tuple[Operand, ...], name_of: Any) -> str:
+    """`torch.stack([t_00, t_10])` of every element of a tensor t, in torch's (row-major) order,
+    written `t.reshape(-1)`: the user passed t itself (`F.binary_cross_entropy(p, t)`), and its
+    gradient is the op's own, where one through each element adds zeros from the others (-0.0 +
+    0.0 is 0.0: a sign of zero lost)."""
+    if "torch.stack([" not in text:
+        return text
+    elements = {a: e for a, e in zip(args, operands) if isinstance(a, str) and isinstance(e, MatrixElement)}
+
+    def whole(match: re.Match[str]) -> str:
+        names = [n.strip() for n in match.group(1).split(",")]
+        parts = [elements.get(n) for n in names]
+        if not parts or any(p is None for p in parts):
+            return match.group(0)
+        m = parts[0].parent  # type: ignore[union-attr]
+        rows, cols = int(m.shape[0]), int(m.shape[1])
+        in_order = [(int(p.i), int(p.j)) for p in parts if p.parent == m] == [(i, j) for i in range(rows) for j in range(cols)]  # type: ignore[union-attr]
+        name = name_of(m) if in_order else None
+        return f"{name}.reshape(-1)" if isinstance(name, str) else match.group(0)
+
+    return re.sub(r"torch\.stack\(\[([A-Za-z_][A-Za-z0-9_]*(?:, [A-Za-z_][A-Za-z0-9_]*)*)\]\)", whole, text)
+
+
+def _outside_lambdas(e: sp.Basic) -> set[sp.Basic]:
+    """The subexpressions of `e` that the lowering writes at the function's own level: not inside the
+    body of an elementwise function (an element's own scalar steps), a `torch.no_grad()` block or a
+    branch (lowered in their own scopes)."""
+    seen: set[sp.Basic] = set()
+    todo = [e]
+    while todo:
+        node = todo.pop()
+        if node in seen or not isinstance(node, sp.Basic) or isinstance(node, sp.Lambda):
+            continue
+        seen.add(node)
+        if not isinstance(node, (no_grad, sp.Piecewise, MatrixPiecewise)):
+            todo.extend(node.args)
+    return seen
 
 
 def check_options(*, branches: str = "if", dtype: str = "float64") -> None:

@@ -191,7 +191,11 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         terms: list[sp.Basic] = []
         for t in e.args:
             c, mats = t.as_coeff_mmul() if isinstance(t, sp.MatMul) else (sp.Integer(1), t)
-            if isinstance(c, sp.Number) and c.is_negative:
+            repeated = _negated_broadcast(t)
+            if repeated is not None:  # `A - y` with y broadcast: torch.sub's signs of zero, not `A + (-y)`
+                signs.append(-1)
+                terms.append(repeated)
+            elif isinstance(c, sp.Number) and c.is_negative:
                 signs.append(-1)
                 terms.append(-t)
             else:
@@ -320,6 +324,8 @@ def summed_matrix(e: MatrixElement) -> sp.Basic | None:
     left, inner, right = _ones_ends(e.parent)
     if inner is None or not (left or right) or (left is not None and left.rows != 1) or (right is not None and right.cols != 1):
         return None
+    if inner.shape == (1, 1):  # the sum of one element (-0.0 sums to 0.0, as torch's does)
+        return inner if (left, right) == (sp.OneMatrix(1, 1), None) else None
     return inner if (inner.rows > 1 or not left) and (inner.cols > 1 or not right) else None
 
 
@@ -330,6 +336,19 @@ def _repeated(e: sp.MatMul) -> sp.Basic | None:
     if inner is None or not (left or right) or (left is not None and left.cols != 1) or (right is not None and right.rows != 1):
         return None
     return inner if (inner.rows == 1 or not left) and (inner.cols == 1 or not right) else None
+
+
+def _negated_broadcast(t: sp.Basic) -> sp.Basic | None:
+    """ones * y * ones for a term ones * (-y) * ones (how `A - y` reads where y is broadcast): the
+    term subtracted, so that the sum is torch's `A - y` (its gradient wrt y is -g summed, where
+    `A + (-y)` sums g first and negates after: another sign of zero where g is zero)."""
+    if not isinstance(t, sp.MatMul) or _repeated(t) is None:
+        return None
+    left, inner, right = _ones_ends(t)
+    c, _ = inner.as_coeff_mmul() if isinstance(inner, sp.MatMul) else (sp.Integer(1), inner)
+    if not (isinstance(c, sp.Number) and c.is_negative):
+        return None
+    return sp.MatMul(*[m for m in (left, unit_scaled(-inner), right) if m is not None])
 
 
 def _summed_along(e: sp.MatMul) -> tuple[sp.Basic, int] | None:

@@ -640,7 +640,9 @@ def check_step(step: Callable[[], Any], params: Any, runs: int = 2) -> tuple[Fin
     second backward, a loss with nothing requiring grad) ends the check and becomes the finding,
     as does an error that follows from a graph cut (`w.grad` is None); any other exception is
     re-raised. The parameters and their gradients are restored afterwards (an optimizer's own
-    state, such as momentum, is not).
+    state, such as momentum, is not). Every run starts from the same CPU random state, so that a
+    model with dropout draws the same masks each time (a loss that moved only because other units
+    were dropped is no finding); the random state is left as it was before the check.
 
     **Returns:** a tuple of `Finding`s, empty for a correct step (zeroed, descending, scalar loss).
     """
@@ -655,10 +657,12 @@ def check_step(step: Callable[[], Any], params: Any, runs: int = 2) -> tuple[Fin
     pairs = _param_list(params)
     watcher = Watcher([p for _, p in pairs], _names(pairs, sys._getframe(1)))
     saved = [(p.detach().clone(), None if p.grad is None else p.grad.detach().clone()) for _, p in pairs]
+    rng = torch.get_rng_state()  # each run draws what the first drew (dropout's masks)
     try:
         with watcher:
             for _ in range(runs):
                 before = len(watcher.findings)
+                torch.set_rng_state(rng)
                 try:
                     step()
                 except Exception as err:
@@ -668,6 +672,7 @@ def check_step(step: Callable[[], Any], params: Any, runs: int = 2) -> tuple[Fin
                         raise
                     break  # the step stopped half-way: a further run would start from that state
     finally:
+        torch.set_rng_state(rng)
         with torch.no_grad():
             for (_, p), (value, grad) in zip(pairs, saved):
                 p.copy_(value)

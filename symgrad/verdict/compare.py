@@ -34,7 +34,7 @@ from ..frontends.source import SourceSpan, place
 from ..frontends.modules import expand_wrt, is_module
 from ..frontends.source_random import named as named_draws
 from ..frontends.trace import Reading, in_your_words, int_sentence, point_by_name, read_function, spellings
-from ..program.program import Program
+from ..program.program import Program, Vector
 from ..base.errors import ORDER
 from ..base.errors import RTOL as RTOL_MESSAGE
 from ..base.errors import OptionError, ShapeError
@@ -48,11 +48,12 @@ from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
 from .table import EntryTable
+from .grouping import outputs_of
 from .point import (Component, ExactSides, SidesPerEntry, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
-from .custom_backward import backward_convention, custom_findings, custom_steps
+from .custom_backward import backward_convention, custom_findings
 from .structural import Structural, cut_part, differs
 from .floating import FINFO, FloatingPoint, agrees_when_rounded
 
@@ -85,14 +86,13 @@ def _pair(values: tuple[Any, Any]) -> tuple[sp.Basic, sp.Basic]:
 
 def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: float | None, wrt_sym: sp.Basic,
            formula_of: Callable[[], sp.Basic | None] | None = None, idx: tuple[int, int] | None = None,
-           inputs: Sequence[int] | None = None, halves: tuple[Structural, FloatingPoint] | None = None,
-           customs: Sequence[Any] | None = None) -> Entry:
+           inputs: Sequence[int] | None = None, halves: tuple[Structural, FloatingPoint] | None = None) -> Entry:
     """One entry (output j, input k, element idx of a matrix input; `inputs`, the inputs it
     differentiates with respect to, (k,) unless a Hessian's two): the findings of both halves
     of the classifier, the primary one first, and its explanation and hint. Every structural
     finding cites the node that decides THIS entry (`Structural.ties_of`,
     `Structural.cut_findings`). `halves`: the two classifiers of context c, made once for all
-    its entries; `customs`: its path's `custom_steps`, found once."""
+    its entries."""
     ks = tuple(inputs) if inputs is not None else (k,)
     structural, floating = halves if halves is not None else (Structural(c), FloatingPoint(c))
     findings: list[Finding] = []
@@ -101,7 +101,7 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     else:
         cuts = structural.cut_findings(ks, idx)
         if sym.kind == "smooth":  # at a corner of forward, any subgradient is the backward's to choose
-            cuts = cuts + custom_findings(c, ks, idx, customs)
+            cuts = cuts + custom_findings(c, ks, idx)
         if sym.kind in ("kink", "jump", "unknown"):
             findings.extend(structural.tie_findings(sym, ks, idx))
             if sym.violation is not None and not c.path.ties:
@@ -380,6 +380,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
     names = [getattr(s, "name", str(s)) for s in reading.inputs]
+    vectors = {s.name: s for s in reading.inputs if isinstance(s, Vector)}  # a rank-1 input's elements: `x[i]`
+    point = {vectors.get(k, k) if isinstance(k, str) else k: v for k, v in point.items()}
     asked = options.get("wrt")
     asked = [] if asked is None else [asked] if isinstance(asked, (str, sp.Basic)) else list(asked)
     said = int_sentence(reading.arguments, [getattr(w, "name", str(w)) for w in asked],
@@ -401,6 +403,10 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
+    # (the outputs from the table where the entries are held as one: none of them built)
+    rows = [o[0] for o in outputs_of(c) if isinstance(o, tuple)]
+    if reading.rank1_output and rows:  # a rank-1 output's elements: `f[i]`, as the user indexes it
+        c = with_fields(c, outputs=tuple(f"f[{i}]" for i in range(max(rows) + 1)))
     if reading.draws is not None:  # random draws: data of the user's run
         c = with_fields(c, drawn=reading.draws.sentence())
     if reading.mode == "path":
@@ -621,8 +627,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         return exact.sym[(o, n)].grad, exact.exe[(o, n)]
 
     table = EntryTable(lowered.symbols, comps, labels, text, formulas, run_.error, values)
-    customs = custom_steps(exact.path)
-    plain = not customs and not any(st.cut for st in exact.path.steps)  # no cut, no user Function
+    cut = any(st.cut for st in exact.path.steps)
     tiny = float(FINFO[dtype].tiny)
     width = len(comps)
     blocks = _blocks(comps)
@@ -631,6 +636,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         if seed is None or v_exact is not None:
             c.cache = cache
         halves: tuple[Structural, FloatingPoint] | None = None
+        plain = not cut and not c.custom_steps  # no cut, no user Function: nothing for a finding to read
         autos = _autos(run_.grads[o] if run_.grads else None, comps, blocks)
         exes = exact.exe.row(o)
         # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
@@ -648,7 +654,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
             wrt_sym = lowered.symbols[k] if idx is None else element(lowered.symbols[k], idx[0], idx[1])
             shown = formulas[k] if formulas is not None else None
             table.entry(o * width + n, _entry(c, k, labels[o], exact.sym[(o, n)], exe, auto, wrt_sym, shown, idx,
-                                              halves=halves, customs=customs))
+                                              halves=halves))
     return Comparison(
         entries=Later(table.entries),  # type: ignore[arg-type]
         lowered=lowered,

@@ -24,19 +24,11 @@ from .findings import Context, Finding, fmt
 from .structural import Structural, differs
 
 
-def custom_steps(path: Any) -> list[Any]:
-    """The calls of a user's Function on the path (found once per path: a model's comparison asks
-    for every one of its 10^5 entries)."""
-    return [st for st in path.steps if st.op == CUSTOM_OP]
-
-
-def custom_findings(c: Context, ks: Sequence[int], idx: tuple[int, int] | None = None,
-                    steps: Sequence[Any] | None = None) -> list[Finding]:
+def custom_findings(c: Context, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[Finding]:
     """One finding per call of a user's Function whose backward, for an argument the entry's
-    inputs move, is not the derivative of its forward's mathematics at this point. `steps`: the
-    path's `custom_steps`, where the caller found them once."""
+    inputs move, is not the derivative of its forward's mathematics at this point."""
     path = c.path
-    steps = custom_steps(path) if steps is None else steps
+    steps = c.custom_steps
     if not steps:
         return []
     dep = Structural(c).depends_on(ks, idx)

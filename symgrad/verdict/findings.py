@@ -10,12 +10,14 @@ executed), the inputs no step reads, and the backward pass (computed once, share
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
 
 from ..program import exact as ex
+from ..program.custom import CUSTOM_OP
 from ..sides import autograd as ag
 from ..base.causes import Cause
 from ..sides.ir import LoweredProgram
@@ -77,6 +79,11 @@ class Context:
         self.exe_adj = self.path.adjoints("executed", seed)
         self.seed = seed
         self.cache: dict[str, Any] | None = None  # the comparison's, when its backward pass has this seed
+
+    @functools.cached_property
+    def custom_steps(self) -> list[Any]:
+        """The steps that call a user's torch.autograd.Function (read once for all entries)."""
+        return [st for st in self.path.steps if st.op == CUSTOM_OP]
 
     def backward_parting(self) -> Parting | None:
         """Where torch's backward pass first parts from the exact one (computed once, shared

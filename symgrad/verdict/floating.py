@@ -90,6 +90,12 @@ class FloatingPoint:
         self.dtype, self.rtol = context.dtype, context.rtol
         self.math_adj, self.exe_adj = context.math_adj, context.exe_adj
         self.node, self.backward_parting = context.node, context.backward_parting
+        self.found: dict[tuple[str, tuple[bool, ...]], Any] = {}  # each search of the path, by `once`
+
+    def once(self, search: Callable[[list[bool]], Any], reach: list[bool]) -> Any:
+        """`search(reach)`, searched once per path (the same for every entry; thousands of steps)."""
+        key = (search.__name__, tuple(reach))
+        return self.found[key] if key in self.found else self.found.setdefault(key, search(reach))
 
     def float_finding(self, k: int, exe: ex.Exact, auto: float | None) -> Finding | None:
         if auto is None:
@@ -103,14 +109,14 @@ class FloatingPoint:
         if agrees_when_rounded(exe, auto, self.dtype):
             return None
         reach = self.path.reaches_output()
-        over = self.overflow_step(reach)
+        over = self.once(self.overflow_step, reach)
         if over is not None:
             st, beyond, limit, stored = over
             became = ("autograd reports that inf" if auto is not None and math.isinf(auto)
                       else f"it turned into {fmt(auto)} in autograd")
             return Finding(Cause.OVERFLOW, st.node, st.line,
                             {"value": fmt(st.value), "beyond": beyond, "limit": limit, "stored": stored, "became": became})
-        back = self.backward_overflow(reach)
+        back = self.once(self.backward_overflow, reach)
         if back is not None:
             st, d, arg = back
             became = ("autograd reports that inf" if math.isinf(auto)
@@ -121,7 +127,7 @@ class FloatingPoint:
                             {"value": value, "beyond": "too large", "limit": f"largest finite value {fi.max:.4g}",
                              "stored": "inf", "became": became})
         if not math.isfinite(auto):
-            trap = self.trap_step(reach)
+            trap = self.once(self.trap_step, reach)
             if trap is not None:
                 st, bad, why = trap
                 return Finding(Cause.NAN_TRAP, st.node, st.line, {"bad": bad, "why": why})
@@ -284,7 +290,7 @@ class FloatingPoint:
             return Finding(Cause.ROUNDING, node, line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
                             hint_extra=hint)
 
-        moved = self.corner_moved(reach)
+        moved = self.once(self.corner_moved, reach)
         if moved is not None:
             st, detail = moved
             return found(st.node, st.line, detail)
@@ -292,7 +298,7 @@ class FloatingPoint:
         # is nan or inf, something downstream divided by or cancelled to 0 (log(1 - sigmoid(x)):
         # 1 - y is 0), and the cancellation below says where.
         saturation = SaturatedBackward(self)
-        saturated = saturation.find(reach) if math.isfinite(auto) else None
+        saturated = self.once(saturation.find, reach) if math.isfinite(auto) else None
         if saturated is not None:
             detail, hint = saturation.text(saturated)
             finding = found(saturated.step.node, saturated.step.line, detail)
@@ -314,7 +320,7 @@ class FloatingPoint:
             detail = (f"`{self.node(st.node)}` (line {st.line}) subtracts nearly equal numbers and loses about "
                       f"{best[0]:.0f} leading digits (cancellation); the backward pass inherits the error.")
             return found(st.node, st.line, detail)
-        absorbed = self.absorbed_by_log(reach)
+        absorbed = self.once(self.absorbed_by_log, reach)
         if absorbed is not None:
             st, user, digits = absorbed
             detail = (f"`{self.node(st.node)}` (line {st.line}) adds a number far smaller than the sum, which keeps only about "
@@ -322,7 +328,7 @@ class FloatingPoint:
                       f"`{self.node(user.node)}` (line {user.line}) of a value so near 1 turns that into a large relative "
                       "error; the backward pass inherits it.")
             return found(user.node, user.line, detail)
-        under = self.backward_underflow(reach) if e != 0 and abs(auto) < abs(e) else None
+        under = self.once(self.backward_underflow, reach) if e != 0 and abs(auto) < abs(e) else None
         if under is not None:
             st, d = under
             detail = (f"In the backward pass the local derivative of `{self.node(st.node)}` (line {st.line}) is "
@@ -330,7 +336,7 @@ class FloatingPoint:
                       f"so torch stores it as 0 (underflow) before the chain rule multiplies it by the large factors "
                       "that would bring it back into range.")
             return found(st.node, st.line, detail, "underflow")
-        lost_in = self.lost_in_its_inputs(reach)
+        lost_in = self.once(self.lost_in_its_inputs, reach)
         if lost_in is not None:
             st, v, big = lost_in
             what = f"`{self.node(st.node)}` (line {st.line})" if st.op == "log_softmax" else f"The log_softmax on line {st.line}"

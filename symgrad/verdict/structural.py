@@ -150,6 +150,8 @@ class Structural:
             return ""
         names = [f"[{', '.join(map(str, idx))}]" if value.shape[1] > 1 else f"[{idx[0]}]" for idx in at[:4]]
         more = f" and {len(at) - 4} more" if len(at) > 4 else ""
+        if self.path.steps[d.step].op in ("cdist_matrix", "normalize_matrix"):
+            return _fused_elements(self.path.steps[d.step].op, at, names, more)
         return f"element{'s' if len(at) > 1 else ''} {', '.join(names)}{more} of its argument sit{'' if len(at) > 1 else 's'} exactly there; "
 
     def tie_fields(self, d: Decision, side: SymbolicSide, cause: Cause) -> dict[str, Any]:
@@ -364,3 +366,15 @@ def _within(a: Any, b: Any, rtol: float) -> bool:
         return False
     fa, fb = ex.to_float(a), ex.to_float(b)
     return math.isfinite(fa) and math.isfinite(fb) and abs(fa - fb) <= rtol * max(abs(fa), abs(fb))
+
+
+def _fused_elements(op: str, at: list[tuple[int, ...]], names: list[str], more: str) -> str:
+    """Where a fused matrix op sits on its corner: the zero distances of torch.cdist (row i of
+    the first matrix and row j of the second the same point), the rows or columns of
+    F.normalize's argument whose norm is exactly eps."""
+    if op == "cdist_matrix":
+        pairs = ", ".join(f"row {i} of the first matrix and row {j} of the second" for i, j in at[:4])
+        return (f"distance{'s' if len(at) > 1 else ''} {', '.join(names)}{more} {'are' if len(at) > 1 else 'is'} 0 "
+                f"({pairs}{more} are the same point, the tip of a cone); ")
+    return (f"element{'s' if len(at) > 1 else ''} {', '.join(names)}{more} of its argument lie on a row or column "
+            "whose norm is exactly eps; ")

@@ -243,6 +243,16 @@ FACTS: tuple[Fact, ...] = (
          (1, 2, 2, 0, 1), expected=(0.0, 0.0, 0.0, 0.0)),
     Fact("var_along", lambda a, b, c, d: torch.var(torch.stack([a, b, c, d]).reshape(2, 2), 1)[1], (F(1), F(2), F(3), F(5)),
          (1, 2, 2, 1, 1)),
+    # torch.cdist's backward is masked to 0 at a zero distance (the cone's tip); F.normalize's clamp_min
+    # passes the gradient where the norm is exactly eps (the slope of x / ||x||).
+    Fact("cdist", lambda a, b, c, d: torch.cdist(torch.stack([a, b]).reshape(1, 2), torch.stack([c, d]).reshape(1, 2))[0, 0],
+         (F(3), F(0), F(0), F(4)), (1, 1, 2, 0, 0), expected=(0.6, -0.8, -0.6, 0.8)),
+    Fact("cdist", lambda a, b, c, d: torch.cdist(torch.stack([a, b]).reshape(1, 2), torch.stack([c, d]).reshape(1, 2))[0, 0],
+         (F(1), F(2), F(1), F(2)), (1, 1, 2, 0, 0), expected=(0.0, 0.0, 0.0, 0.0)),
+    Fact("normalize", lambda a, b: _NN.normalize(torch.stack([a, b]).reshape(1, 2), 2.0, 1, 5.0)[0, 0], (F(3), F(4)),
+         (1, 2, 1, F(5), 0, 0), expected=(0.128, -0.096)),
+    Fact("normalize", lambda a, b: _NN.normalize(torch.stack([a, b]).reshape(1, 2), 2.0, 1, 5.0)[0, 1], (F(1), F(2)),
+         (1, 2, 1, F(5), 0, 1), expected=(0.0, 0.2)),
     *ACTIVATION_FACTS,
 )
 
@@ -324,6 +334,12 @@ NONSMOOTH_AT = {
     "leaky_relu": ((0.25,), (F(0),), [(F(-1, 4),), (F(1, 4),)]),
     "hardtanh": ((-1.0, 1.0), (F(1),), [(F(3, 4),), (F(5, 4),)]),
     "round_even": (None, (F(5, 2),), [(F(9, 4),), (F(11, 4),)]),  # torch.round jumps at the half-integers
+    # the fused matrix ops (distances.py, normalization.py): cdist's cone where two rows are the same
+    # point, F.normalize's kink where a row's norm is eps; an element, and the whole matrix op
+    "cdist": ((1, 1, 2, 0, 0), (F(1), F(2), F(1), F(2)), [(F(3, 4), F(2), F(1), F(2)), (F(5, 4), F(2), F(1), F(2))]),
+    "cdist_matrix": ((1, 1, 2), (F(1), F(2), F(1), F(2)), [(F(3, 4), F(2), F(1), F(2)), (F(5, 4), F(2), F(1), F(2))]),
+    "normalize": ((1, 2, 1, F(5), 0, 0), (F(3), F(4)), [(F(3), F(15, 4)), (F(3), F(17, 4))]),
+    "normalize_matrix": ((1, 2, 1, F(5)), (F(3), F(4)), [(F(3), F(15, 4)), (F(3), F(17, 4))]),
 }
 
 
@@ -332,7 +348,9 @@ def test_every_nonsmooth_op_is_checked_and_documented() -> None:
     assert nonsmooth == set(NONSMOOTH_AT), "add the new non-smooth op to NONSMOOTH_AT in tests/program/test_rules.py"
     for name in nonsmooth:
         assert OPS[name].convention, f"OPS[{name!r}] has no convention sentence"
-        assert any(f.op == name and f.expected is not None for f in FACTS), f"no torch fact for {name}"
+        # a fused matrix op's convention is its element's (one backward: distances.py, normalization.py)
+        element = name.removesuffix("_matrix")
+        assert any(f.op == element and f.expected is not None for f in FACTS), f"no torch fact for {name}"
 
 
 @pytest.mark.parametrize("name", sorted(NONSMOOTH_AT))
@@ -341,12 +359,22 @@ def test_pieces_locate_the_kink(name: str) -> None:
     which the executed path takes for a tie); beside it, the piece continues the op's own value."""
     op = OPS[name]
     param, on, beside = NONSMOOTH_AT[name]
-    assert op.piece(on, param) is None or isinstance(op.piece(on, param), frozenset)
+    if op.vjp is not None:  # a fused matrix op: a site per element, None on the corner; its backward on a piece
+        assert None in op.piece(on, param)
+    else:
+        assert op.piece(on, param) is None or isinstance(op.piece(on, param), frozenset)
     pieces = []
     for args in beside:
         piece = op.piece(args, param)
-        assert piece is not None
+        assert piece is not None and (op.vjp is None or None not in piece)
         value, partials = op.on_piece(piece, args, param)
+        if op.vjp is not None:
+            want = op.value(args, param)
+            ones = ex.full(want.shape, ex.ONE)
+            assert all(same(a, b) for a, b in zip(ex.elements(value), ex.elements(want)))
+            assert all(same(a, b) for a, b in zip(partials(ones), op.vjp(args, want, param, ones)))
+            pieces.append(piece)
+            continue
         assert same(value, op.value(args, param))
         assert all(same(a, b) for a, b in zip(partials, op.partials(args, value, param)))
         pieces.append(piece)
