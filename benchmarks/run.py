@@ -35,6 +35,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -563,13 +564,26 @@ def model_rows(table: Table) -> None:
             ok = p.median() < 15
         c = sg.compare(module.mlp, at=point, wrt=["W1", "b1", "W2", "b2"])
         grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
-        counts = {cause: sum(1 for e in c.entries if e.cause.id == cause) for cause in sorted({e.cause.id for e in c.entries})}
+        # counted from the table's cause codes: str() and the counts build no entry tuple
+        counts = {cause.id: k for cause, k in sorted(c.table.counts().items(), key=lambda kv: kv[0].id)}
         start = time.perf_counter()
         text = str(c)
         shown = time.perf_counter() - start
+        # `c.entries` as its own figure: built on its first read (every Entry), then kept; its
+        # bytes traced (tracemalloc) on a second build from a copy of the table, apart from the time
+        start = time.perf_counter()
+        built = len(c.entries)
+        took = time.perf_counter() - start
+        tracemalloc.start()
+        again = c.table.copy().entries()
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del again
         table.add(f"compare() of the MLP {d}-{hidden}-{k}, batch {n}, from torch code ({entries:,} entries); "
                   f"causes {counts}; str() {shown:.2f} s, {len(text):,} characters; peak RSS grew "
-                  f"{grown / 2**20:.0f} MiB in this process", "warm", p,
+                  f"{grown / 2**20:.0f} MiB in this process ({grown / entries:.0f} B/entry); c.entries "
+                  f"materialised on first read: {built:,} entries in {took:.2f} s, {held / 2**20:.0f} MiB "
+                  f"({held / entries:.0f} B/entry)", "warm", p,
                   target="< 3 s and >= 10x faster than gradcheck" if with_gradcheck else "< 15 s", ok=ok, detail=detail)
 
 

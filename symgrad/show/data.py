@@ -121,7 +121,7 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
         "ok": c.ok,
         "value_exact": exact(c.value_exact),
         "value_autograd": _floats(c.value_autograd),
-        "entries": [entry_dict(e) for e in c.entries],
+        "entries": [entry_dict(e) for e in c.rows],  # each entry built to be written, none kept
         "program": c.lowered.source,
     }
 

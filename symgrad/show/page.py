@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..verdict.grouping import MAX_FINDINGS, MAX_ROWS, Group, groups, heading, inputs, rest
+from ..verdict.grouping import MAX_FINDINGS, MAX_ROWS, Group, bad_rows, groups, heading, inputs, rest
 from ..verdict.records import Comparison
 
 
 def cited_lines(c: Comparison) -> set[int]:
-    return {e.line for e in c.entries if e.line is not None and not e.ok}
+    rows = c.rows  # the disagreeing entries only: a table builds no other
+    return {rows[k].line for k in bad_rows(c) if rows[k].line is not None}
 
 
 # A line of the generated program or the executed path longer than this is cut, saying how long.
@@ -96,7 +97,7 @@ def program_lines(c: Comparison, marker: str = ">") -> list[str]:
 def _finding_text(c: Comparison, g: Group) -> list[str]:
     """One finding, said once: the elements it reaches, its cause, the explanation of its worst
     entry, the hint, torch's message, the cause's page."""
-    e = c.entries[g.said_for]
+    e = c.rows[g.said_for]
     out = [f"{heading(c, g)}: [{e.cause.id}] {e.explanation}"]
     if e.hint:
         out.append(f"   hint: {e.hint}")
@@ -120,7 +121,7 @@ def said_in_full(c: Comparison, gs: Sequence[Group]) -> int:
     `FINDINGS_BUDGET` (at least one)."""
     used = 0
     for n, g in enumerate(gs[:MAX_FINDINGS]):
-        e = c.entries[g.said_for]
+        e = c.rows[g.said_for]
         used += len(e.explanation) + len(e.hint) + len(heading(c, g)) + 100
         if n and used > FINDINGS_BUDGET:
             return n
@@ -155,4 +156,4 @@ def fit(lines: Sequence[str], budget: int, where: str) -> list[str]:
 
 def tensor_lines(c: Comparison) -> list[str]:
     """For a comparison whose table is cut: each matrix input summarised."""
-    return inputs(c) if len(c.entries) > MAX_ROWS else []
+    return inputs(c) if len(c.rows) > MAX_ROWS else []

@@ -27,7 +27,7 @@ from ..sides.executed import Decision, Path
 from ..tools.sweep import IDS, Sweep
 from ..program.extremes import extremes, is_large
 from ..verdict.records import Comparison, Entry
-from ..verdict.grouping import groups, heading, one_line, rest, rows_note, shown_rows, what
+from ..verdict.grouping import causes_of, groups, heading, one_line, outputs_of, rest, rows_note, shown_rows, what, what_output
 from .page import (MIN_SECTION, PAGE_BUDGET, SECTION_BUDGET, cited_lines, cut_line, findings_text, fit, program_lines, program_note, program_rows,
                    said_in_full, tensor_lines)
 
@@ -166,10 +166,10 @@ def _exact_decimal(v: sp.Rational) -> str:
 
 def _table(c: Comparison, shown: Sequence[int]) -> list[list[str]]:
     """The entries table: a header, then the rows `shown` (indices into `c.entries`)."""
-    labelled = any(what(c, e) for e in c.entries)
+    labelled = any(what_output(c, o) for o in outputs_of(c))
     out = [(["of"] if labelled else []) + ["wrt", "symbolic", "executed", "autograd", "cause"]]
     for k in shown:
-        e = c.entries[k]
+        e = c.rows[k]
         out.append(([what(c, e)] if labelled else []) + [
             _label(e), _symbolic(e), number(e.grad_executed), _autograd(e), e.cause.id
             + (f" (also {', '.join(a.id for a in e.also)})" if e.also else "")])
@@ -278,7 +278,7 @@ def _headline(source: str) -> str:
 @renders("comparison.text")
 def render_text(c: Comparison, full: bool = False) -> str:
     shown = shown_rows(c, full)
-    summary = [*rows_note(c, shown), *(f"by input: {line}" for line in tensor_lines(c))] if len(shown) < len(c.entries) else []
+    summary = [*rows_note(c, shown), *(f"by input: {line}" for line in tensor_lines(c))] if len(shown) < len(c.rows) else []
     user = c.lowered.normalized.user_symbols
     cause = c.cause
     head = [
@@ -304,7 +304,7 @@ def render_text(c: Comparison, full: bool = False) -> str:
         head.append("entries: the vector-Jacobian product v . J that y.backward(gradient=v) computes")
     body = ["", *summary, *([""] if summary else []), *_columns(_table(c, shown)), "", *findings_text(c)]
     if c.ok:
-        body += [c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate.", ""]
+        body += [c.rows[0].explanation if len(c.rows) else "No inputs: nothing to differentiate.", ""]
     program = ["generated program" + (" (cited lines marked >)" if cited_lines(c) else "") + ":", *program_lines(c)]
     front = "\n".join(head + body + program)
     budget = min(SECTION_BUDGET, max(MIN_SECTION, PAGE_BUDGET - len(front)))
@@ -332,7 +332,7 @@ def render_markdown(c: Comparison) -> str:
     gs = groups(c)
     n = said_in_full(c, gs)
     for g in gs[:n]:
-        e = c.entries[g.said_for]
+        e = c.rows[g.said_for]
         out += [f"- **{heading(c, g)}** ({e.cause.id}): {e.explanation}", f"  *Hint:* {e.hint}" if e.hint else ""]
     out += [f"- {line}" for line in rest(c, gs[n:])]
     cited = cited_lines(c)
@@ -798,7 +798,7 @@ def render_html(c: Comparison) -> str:
     gs = groups(c)
     n = said_in_full(c, gs)
     for g in gs[:n]:
-        e = c.entries[g.said_for]
+        e = c.rows[g.said_for]
         parts = [f'<p class="symgrad-explanation"><b>{_code_spans(heading(c, g))}</b> {_badge(e.cause.id)} '
                  f"{_code_spans(e.explanation)}</p>"]
         if e.hint:
@@ -808,7 +808,7 @@ def render_html(c: Comparison) -> str:
         notes.append(f'<div class="symgrad-finding">{"".join(parts)}</div>')
     notes += [f'<p class="symgrad-finding">{_code_spans(line)}</p>' for line in rest(c, gs[n:])]
     if c.ok:
-        first = c.entries[0].explanation if c.entries else "No inputs: nothing to differentiate."
+        first = c.rows[0].explanation if len(c.rows) else "No inputs: nothing to differentiate."
         notes.append(f'<p class="symgrad-explanation">{_code_spans(first)}</p>')
     cited = cited_lines(c)
     lines = c.lowered.source.splitlines()
@@ -835,7 +835,7 @@ def render_html(c: Comparison) -> str:
         f"{_point_notes_html(c)}"
         f"<p>{_badge(c.cause.id)} {esc(c.cause.title)}</p>"
         f'{cut}<table class="symgrad-entries">{"".join(trs)}</table>{"".join(notes)}'
-        f"{_meanings([e.cause for e in c.entries])}"
+        f"{_meanings(causes_of(c))}"
         f"<p><b>generated program</b>{mark}</p>"
         f'<pre class="symgrad-program">{program}</pre>{program_note_html}'
     )

@@ -243,13 +243,15 @@ def _formula(output: sp.Basic, inputs: tuple[sp.Basic, ...], k: int) -> sp.Basic
 
 
 def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                   seed: Any = None) -> list[SymbolicSide]:
+                   seed: Any = None, compact: bool = False) -> list[Any]:
     """The derivative of the mathematics with respect to each component (input k, element idx
     of a matrix input): exact reverse accumulation over the path with detach, item and no_grad
     as the identity; where a decision is a tie, from the one-sided runs. Where an op of the path
     took a shortcut of torch's that the mathematics does not have (softplus above its
     threshold), the program is run again with the mathematics' op, and that run is the one
-    differentiated."""
+    differentiated. With `compact`, a side that is only a smooth derivative g
+    (`SymbolicSide(g, "smooth", None, None)`) is given as g itself: a model's 10^5 entries are
+    nearly all such, and the caller (`verdict.point`) keeps them as numbers."""
     math = departs(path)
     if math:
         path = run(lowered, point, max_iterations=max_iterations, math=True)
@@ -267,8 +269,8 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
         if not all(hit):
             met = [c for c, h in zip(comps, hit) if h]
             free = [c for c, h in zip(comps, hit) if not h]
-            sides = dict(zip(met, symbolic_sides(lowered, path, point, met, max_iterations, seed)))
-            rest = _without_violation(lowered, path, point, free, max_iterations, seed, math)
+            sides = dict(zip(met, symbolic_sides(lowered, path, point, met, max_iterations, seed, compact)))
+            rest = _without_violation(lowered, path, point, free, max_iterations, seed, math, compact)
             sides.update(zip(free, rest))
             return [sides[c] for c in comps]
     if violation is not None:
@@ -281,22 +283,23 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
                    and ex.is_finite(sd.left.derivative) and ex.is_finite(sd.right.derivative) for sd in sides):
                 return [SymbolicSide(sd.grad, sd.kind, sd.one_sided, None, sd.left, sd.right, violation) for sd in sides]
         return [SymbolicSide(None, "domain", None, None, violation=violation) for _ in comps]
-    return _without_violation(lowered, path, point, comps, max_iterations, seed, math)
+    return _without_violation(lowered, path, point, comps, max_iterations, seed, math, compact)
 
 
 def _without_violation(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                       seed: Any, math: bool) -> list[SymbolicSide]:
+                       seed: Any, math: bool, compact: bool = False) -> list[Any]:
     if not path.ties:
         grads = path.gradient("math", seed)
         out = []
         for k, idx in comps:
             g = grads[k] if idx is None else grads[k][idx]
-            out.append(SymbolicSide(g, "smooth", None, None) if ex.is_finite(g)
+            out.append((g if compact else SymbolicSide(g, "smooth", None, None)) if ex.is_finite(g)
                        else SymbolicSide(None, "domain", None, None))
         return out
-    shared = _shared_sides(lowered, path, point, comps, max_iterations, seed, math)
-    return [shared[c] if c in shared else _at_tie(lowered, path, point, c[0], c[1], max_iterations, seed, math=math)
-            for c in comps]
+    shared = _shared_sides(lowered, path, point, comps, max_iterations, seed, math, compact)
+    return [shared[n] if shared is not None and shared[n] is not None
+            else _at_tie(lowered, path, point, c[0], c[1], max_iterations, seed, math=math)
+            for n, c in enumerate(comps)]
 
 
 # The fewest entries for which the one-sided runs are shared between entries (below it, two runs
@@ -306,7 +309,7 @@ SHARED_SIDES_TIES = 4
 
 
 def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                  seed: Any, math: Any) -> dict[Any, SymbolicSide]:
+                  seed: Any, math: Any, compact: bool = False) -> list[Any] | None:
     """The one-sided derivatives of many entries from a few runs, where every tie is a kink or
     step of one element of an elementwise op (a ReLU unit at 0 in one example of a layer).
 
@@ -318,21 +321,22 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     (da/dx_k = 0) has the same derivative whichever piece the corner takes; one that does not move
     a tied step's argument is left to its own runs, and so is every entry when a tie is a branch,
     a loop or a `where`.
-    Returns the entries decided, by component."""
+    Returns the side of each entry (in the order of `comps`), None for an entry left to its own
+    runs; None for all where nothing is shared."""
     ties = path.ties
     if len(comps) < SHARED_SIDES_MIN or not ties or any(d.kind != "piece" or d.step is None for d in ties):
-        return {}
+        return None
     tied: list[tuple[int, tuple[int, ...]]] = []  # (the argument's step, the element) of each tied element
     for d in ties:
         st = path.steps[d.step]  # type: ignore[index]
         if len(st.parents) != 1 or not isinstance(d.taken, tuple) or not ex.is_mat(st.value):
-            return {}
+            return None
         arg = path.steps[st.parents[0]].value
         if not ex.is_mat(arg) or arg.shape != st.value.shape:
-            return {}
+            return None
         tied += [(st.parents[0], idx) for idx, piece in zip(np.ndindex(*arg.shape), d.taken) if piece is None]
     if not tied or len(tied) > SHARED_SIDES_TIES:
-        return {}
+        return None
     moves = []  # d(tied argument)/d(inputs), one gradient per tied element
     for step, idx in tied:
         onehot = ex.full(path.steps[step].value.shape, ex.ZERO)
@@ -342,50 +346,96 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     # order has one derivative whichever piece is taken there. A step (sign, floor) is not: such an
     # entry is left to its own runs (x**2 through sign jumps although its slope in x is 0).
     corners = all(OPS[path.steps[d.step].op].nonsmooth == "kink" for d in ties)  # type: ignore[index]
-    signs: dict[Any, tuple[int, ...]] = {}
-    still = set()  # the entries that certainly do not move any tied argument (d/dx_k exactly 0)
-    for k, idx in comps:
-        mine = [g[k] if idx is None else g[k][idx] for g in moves]
-        s = tuple(ex.sign(v) for v in mine)
-        if corners or all(v != 0 for v in s):
-            signs[(k, idx)] = s
-        if all(ex.is_exact_zero(v) for v in mine):
-            still.add((k, idx))
-    runs: dict[tuple[int, ...], Path | None] = {}
-    for comp, s in signs.items():
-        for direction in (1, -1):
-            key = tuple(direction * v for v in s)
+    # Each entry's signs, one code per entry (the signs of the tied arguments' derivatives as one
+    # number in base 3), read input by input without a tuple per entry (a model has 10^5).
+    width = len(moves)
+    codes = np.zeros(len(comps), dtype=np.int64)
+    still = np.ones(len(comps), dtype=bool)  # certainly moves no tied argument (d/dx_k exactly 0)
+    nonzero = np.ones(len(comps), dtype=bool)  # every sign certain and not 0
+    for t, g in enumerate(moves):
+        signs, exact_zeros = _signs([g[k] if idx is None else g[k][idx] for k, idx in comps])
+        codes += (signs + 1) * 3 ** t
+        still &= exact_zeros
+        nonzero &= signs != 0
+    decided = np.ones(len(comps), dtype=bool) if corners else nonzero  # a corner, or every sign certain and not 0
+    del moves
+
+    # Every sign turned over: each digit s + 1 becomes 1 - s = 2 - (s + 1).
+    negated = (3 ** width - 1) - codes
+    # One forced run per pattern of signs and direction, made with the first entry (in order)
+    # that has it either way round.
+    runs: dict[int, Path | None] = {}
+    for n in np.flatnonzero(decided):
+        for direction, key in ((1, int(codes[n])), (-1, int(negated[n]))):
             if key not in runs:
-                runs[key] = _forced_beside(lowered, point, comp, direction, max_iterations, math)
+                runs[key] = _forced_beside(lowered, point, comps[n], direction, max_iterations, math)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
-    values: dict[tuple[int, ...], Any] = {}  # each run's value, None where it has none at the point
+    values: dict[int, Any] = {}  # each run's value, None where it has none at the point
     for key, at in runs.items():
         if at is not None:
             value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
             # a piece with no value at the point: its limits are the entry's own runs
             values[key] = value if all(ex.is_finite(v) for v in ex.elements(value)) else None
-    grads: dict[tuple[int, ...], tuple[Any, ...]] = {}  # each run's gradient, computed once
-
-    def side(key: tuple[int, ...], direction: int, k: int, idx: Any) -> Side:
-        if key not in grads:
-            grads[key] = runs[key].gradient("math", seed)  # type: ignore[union-attr]
-        g = grads[key][k]
-        return Side(direction, values[key], g if idx is None else g[idx], runs[key].decisions)  # type: ignore[union-attr]
-
-    out: dict[Any, SymbolicSide] = {}
-    for (k, idx), s in signs.items():
-        right, left = s, tuple(-v for v in s)
-        if values.get(left) is None or values.get(right) is None:
-            continue
-        if corners and (k, idx) in still:
-            # It does not move a corner at all: one run both ways, one slope, exactly the
-            # derivative (no two sides kept for it: a model has 10^5 such entries).
-            out[(k, idx)] = SymbolicSide(side(right, 1, k, idx).derivative, "smooth", None, None)
-            continue
+    # The entries decided here: both runs have a value at the point.
+    valued = np.array([key for key, v in values.items() if v is not None], dtype=np.int64)
+    mine = decided & np.isin(codes, valued) & np.isin(negated, valued)
+    # Each run's gradient, computed once and dropped when read (one at a time, not one per run
+    # held together): an entry that does not move a corner reads one slope of its run, the
+    # others their two sides.
+    out: list[Any] = [None] * len(comps)
+    alone = np.flatnonzero(mine & still) if corners else np.empty(0, dtype=np.int64)
+    sided = np.flatnonzero(mine & ~still) if corners else np.flatnonzero(mine)
+    slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
+    wanted: dict[int, list[int]] = {}
+    for n in alone.tolist():
+        wanted.setdefault(int(codes[n]), []).append(n)
+    for n in sided.tolist():
+        for key in (int(negated[n]), int(codes[n])):
+            wanted.setdefault(key, []).append(n)
+    decisions = {key: at.decisions for key, at in runs.items() if at is not None}
+    for key, ns in wanted.items():
+        at = runs.pop(key)  # its values are not read again: each run freed once its gradient is read
+        assert at is not None
+        # The seed given explicitly (the one `adjoints` takes for none): the run keeps no cache
+        # of every step's adjoints, which held three runs' worth of a model's gradients at once.
+        grads = at.gradient("math", seed if seed is not None else
+                            ex.full(at.value.shape, ex.ONE) if ex.is_mat(at.value) else ex.ONE)
+        for n in ns:
+            k, idx = comps[n]
+            g = grads[k] if idx is None else grads[k][idx]
+            if corners and still[n]:
+                # It does not move a corner at all: one run both ways, one slope, exactly the
+                # derivative (no two sides kept for it: a model has 10^5 such entries).
+                out[n] = g if compact else SymbolicSide(g, "smooth", None, None)
+            else:
+                slopes[(n, key)] = g
+        del grads, at
+    for n in sided.tolist():
+        right, left = int(codes[n]), int(negated[n])
         # A corner is continuous: both sides' values are the value at the point (only its slope
         # breaks), so only slopes are compared.
-        out[(k, idx)] = _one_sided(side(left, -1, k, idx), side(right, 1, k, idx), f0, continuous=corners)
+        out[n] = _one_sided(Side(-1, values[left], slopes[(n, left)], decisions[left]),
+                            Side(1, values[right], slopes[(n, right)], decisions[right]), f0, continuous=corners)
     return out
+
+
+def _signs(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """`ex.sign` of each value (counting each ball it cannot decide, as it does) and whether each
+    is an exact rational 0 (`ex.is_exact_zero`), compared in numpy's loop rather than one call
+    per value."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    positive = np.asarray(arr > 0, dtype=bool)
+    negative = np.asarray(arr < 0, dtype=bool)
+    signs = positive.astype(np.int64) - negative.astype(np.int64)
+    exact_zeros = np.zeros(len(values), dtype=bool)
+    for n in np.flatnonzero(~positive & ~negative).tolist():
+        v = values[n]
+        if ex.is_rational(v):
+            exact_zeros[n] = True  # a rational neither above nor below 0 is 0
+        else:
+            ex.sign(v)  # 0 or NaN, or a ball around 0 it counts as undecided
+    return signs, exact_zeros
 
 
 def _forced_beside(lowered: LoweredProgram, point: dict[str, Any], comp: Any, direction: int, max_iterations: int,

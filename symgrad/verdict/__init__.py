@@ -14,6 +14,10 @@ Its modules, bottom up (each imports only those above it in this list):
   pass: where the executed side and autograd differ.
 - `hints.py`: the hints that depend on where a finding sits, not only on its node's rule row
   (the double where for a branch `torch.where` does not keep, `1 - sigmoid(u)`, `u*log(u)` at 0).
+- `table.py`: a comparison's entries held as arrays (`EntryTable`): cause codes, float values,
+  the records of the entries that do not plainly agree; `Comparison.entries` built from it on
+  first read, the reports reading it without building every entry.
+- `grouping.py`: the entries ordered and grouped for the reports (counts, findings, input tensors).
 - `compare.py`: the entry points (`compare`, `compare_reading`, `compare_function`,
   `rounding_only`), the assembly of each entry from both halves' findings, the Hessian.
 

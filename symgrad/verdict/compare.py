@@ -47,7 +47,9 @@ from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
-from .point import (Component, ExactSides, check_entries, check_work, components, exact_sides, output_seeds, read_point,
+from .table import EntryTable
+from .grouping import outputs_of
+from .point import (Component, ExactSides, SidesPerEntry, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
 from .findings import Context, Finding, finite, fmt, user_text
 from .hints import placed_hint
@@ -235,18 +237,29 @@ def _specific_hint(f: Finding, c: Context) -> str | None:
     if f.hint_extra in _ROUNDING_HINTS:
         return _ROUNDING_HINTS[f.hint_extra].format(wider=", or compute in float64" if c.dtype == "float32" else "")
     if f.node is not None:
+        # The rule rows' hint for a node and cause, found once per context (a model's 10^3 kink
+        # entries cite one node, and the walk over the path's 10^3 steps was theirs each).
+        memo: dict[Any, str | None] = vars(c).setdefault("rule_hints", {})
+        key = (f.node, f.cause)
+        if key not in memo:
+            memo[key] = _rule_hint(c, f)
+        return memo[key]
+    return None
+
+
+def _rule_hint(c: Context, f: Finding) -> str | None:
+    for st in c.path.steps:
+        if st.node == f.node and st.op in OPS:
+            rule = op_rule(st.op)
+            if rule is not None and f.cause in rule.hints:
+                return rule.hints[f.cause]
+    if f.cause is Cause.ROUNDING:
+        # A cancellation: the functions inside the subtraction know the stable rewrite.
         for st in c.path.steps:
-            if st.node == f.node and st.op in OPS:
+            if st.node in f.node.args if isinstance(f.node, sp.Basic) else False:
                 rule = op_rule(st.op)
-                if rule is not None and f.cause in rule.hints:
-                    return rule.hints[f.cause]
-        if f.cause is Cause.ROUNDING:
-            # A cancellation: the functions inside the subtraction know the stable rewrite.
-            for st in c.path.steps:
-                if st.node in f.node.args if isinstance(f.node, sp.Basic) else False:
-                    rule = op_rule(st.op)
-                    if rule is not None and Cause.ROUNDING in rule.hints:
-                        return rule.hints[Cause.ROUNDING]
+                if rule is not None and Cause.ROUNDING in rule.hints:
+                    return rule.hints[Cause.ROUNDING]
     return None
 
 
@@ -391,7 +404,8 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     c = with_fields(cite(c, reading.origins), title=title(reading.fn))
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
-    rows = [e.output[0] for e in c.entries if isinstance(e.output, tuple)]
+    # (the outputs from the table where the entries are held as one: none of them built)
+    rows = [o[0] for o in outputs_of(c) if isinstance(o, tuple)]
     if reading.rank1_output and rows:  # a rank-1 output's elements: `f[i]`, as the user indexes it
         c = with_fields(c, outputs=tuple(f"f[{i}]" for i in range(max(rows) + 1)))
     if reading.draws is not None:  # random draws: data of the user's run
@@ -399,7 +413,12 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     if reading.mode == "path":
         said = (f"(Path mode: symgrad compared the run it recorded, with branches as taken and loops "
                 f"unrolled, because {reading.reason})")
-        c = with_fields(c, entries=tuple(with_fields(e, explanation=f"{e.explanation} {said}") for e in c.entries))
+        if c.table is not None:  # every entry says so: the agreeing ones as they are built
+            table = c.table.copy({i: with_fields(e, explanation=f"{e.explanation} {said}")
+                                  for i, e in c.table.special.items()}, said=f"{c.table.said} {said}".strip())
+            c = with_fields(c, entries=Later(table.entries), table=table)
+        else:
+            c = with_fields(c, entries=tuple(with_fields(e, explanation=f"{e.explanation} {said}") for e in c.entries))
     return c
 
 
@@ -449,19 +468,26 @@ def cite(comparison: Any, origins: Mapping[Any, SourceSpan]) -> Any:
         before = [n for n in ordered if n <= line]
         return lines[before[-1]] if before else None
 
-    entries = []
     spelled: dict[str, str] | None = None  # the nodes named as the user wrote them, when a finding needs them
-    for e in comparison.entries:
+
+    def cited(e: Entry) -> Entry:
+        nonlocal spelled
         span = span_of(e.line)
         if span is not None and not e.ok:
             if spelled is None:
                 spelled = spellings(lowered, origins)
             e = with_fields(e, source=span, explanation=f"{in_your_words(e.explanation, spelled)} In your code: `{span}`.",
-                        hint=in_your_words(e.hint, spelled))
+                            hint=in_your_words(e.hint, spelled))
         elif span is not None:
             e = with_fields(e, source=span)
-        entries.append(e)
-    return with_fields(comparison, entries=tuple(entries))
+        return e
+
+    table = getattr(comparison, "table", None)
+    if table is not None and span_of(None) is None:
+        # A plainly agreeing entry has no line, so no span: only `_entry`'s records change.
+        table = table.copy({i: cited(e) for i, e in table.special.items()})
+        return with_fields(comparison, entries=Later(table.entries), table=table)
+    return with_fields(comparison, entries=tuple(cited(e) for e in comparison.entries))
 
 
 def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequence[int], auto: Sequence[float],
@@ -503,31 +529,135 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
     return ("rounding" if off else "agree"), values
 
 
+def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol: float, tiny: float,
+                   close: bool | None = None) -> bool:
+    """Whether an entry agrees by `_entry`'s own rule with nothing for its findings to look at, on
+    a path with no cut and no user Function (the caller's question): the mathematics is smooth
+    there and the same number as the executed derivative (`same`, as `_entry` asks it), which is
+    finite, and autograd's float is finite and within the tolerance of it. Every other entry goes
+    through `_entry`; this decides nothing `_entry` would decide otherwise. `sym` may be a
+    smooth side's bare value, as `point.SidesPerEntry` holds it; `close`, the answer to the
+    float half (autograd finite and within the tolerance), where the caller computed it for a
+    whole row at once (`_close`, the same float64 operations)."""
+    if type(sym) is SymbolicSide:
+        if sym.kind != "smooth" or sym.one_sided:
+            return False
+        a, limit = sym.grad, not _exact(sym)
+    else:  # SymbolicSide(sym, "smooth", None, None): exact, no one-sided slopes
+        a, limit = sym, False
+    if close is None:
+        if type(auto) is not float or not math.isfinite(auto):
+            return False
+        e = ex.to_float(exe)
+        close = abs(auto - e) <= rtol * abs(e) + tiny
+    if not close or not ex.is_finite(exe):  # the cheap half first: the rule is a conjunction
+        return False
+    if a is exe or (ex.is_rational(a) and ex.is_rational(exe) and a == exe):
+        return True
+    if ex.is_ball(a) and ex.is_ball(exe) and a.is_finite():  # type: ignore[union-attr]
+        # `same`'s own difference of two finite balls, and its first answer. (`same` also counts
+        # such a ball as undecided: a count only `exact_sides` reads, of its own run, before this.)
+        if (a - exe).contains(0):
+            return True
+    return same(a, exe, limit)  # type: ignore[arg-type]
+
+
+def _close(autos: np.ndarray, exes: np.ndarray, rtol: float, tiny: float) -> np.ndarray:
+    """`plainly_agrees`'s float half for a row: autograd's float finite and within the tolerance
+    of the executed derivative's (NaN where either has none, which is never within it)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.abs(autos - exes) <= rtol * np.abs(exes) + tiny  # type: ignore[no-any-return]
+
+
+def _float_of(v: Any) -> float:
+    try:
+        return ex.to_float(v) if v is not None and not ex.is_mat(v) else math.nan
+    except (TypeError, ValueError, AttributeError):
+        return math.nan
+
+
+def _blocks(comps: Sequence[Component]) -> list[tuple[int, int, int]]:
+    """The runs of components of one input, (input k, start, stop): a matrix input's elements
+    come together, in row-major order (`point.components`)."""
+    out: list[tuple[int, int, int]] = []
+    for n, (k, _) in enumerate(comps):
+        if out and out[-1][0] == k and out[-1][2] == n:
+            out[-1] = (k, out[-1][1], n + 1)
+        else:
+            out.append((k, n, n + 1))
+    return out
+
+
+def _autos(grads: Sequence[Any] | None, comps: Sequence[Component], blocks: Sequence[tuple[int, int, int]]) -> list[Any]:
+    """autograd's value of each component, as `_entry` is given it: a float for a matrix input's
+    element (`float(grad[idx])`), the input's own for a scalar one, None where torch raised."""
+    if grads is None:
+        return [None] * len(comps)
+    out: list[Any] = []
+    for k, start, stop in blocks:
+        g = grads[k]
+        if isinstance(g, np.ndarray) and g.size == stop - start and \
+                [idx for _, idx in comps[start:stop]] == list(np.ndindex(*g.shape)):
+            out.extend(g.ravel().tolist())  # Python floats, in the order of np.ndindex
+        else:
+            out.extend(g if idx is None or g is None else float(g[idx]) for _, idx in comps[start:stop])
+    return out
+
+
 def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, floats: list[Any], comps: list[Component],
               v_exact: Any, dtype: str, tol: float, branches: str) -> Comparison:
-    """Entries, classified, in the order of DESIGN.md section 6."""
+    """Entries, classified, in the order of DESIGN.md section 6: the plainly agreeing ones in
+    one pass (`plainly_agrees`), the others by `_entry`, held in an `EntryTable`."""
     value = exact.path.value
     seeds = output_seeds(value, v_exact)
-    entries = []
     cache: dict[str, Any] = {"seed": v_exact}
+    scalar = len(seeds) == 1 and seeds[0] is None
+    labels = [0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
+              for o, seed in enumerate(seeds)]
+    formulas = [functools.partial(formula, lowered, k) for k in range(len(lowered.symbols))] if scalar else None
+    read = {p for st in exact.path.steps for p in st.parents}
+    unread = {k for k, i in enumerate(exact.path.inputs) if i not in read}  # as `Context.unread`
+    agree_text = _agree_text(dtype, tol)
+
+    def text(k: int, wrt: Any) -> str:
+        if k in unread:
+            return UNUSED.format(symbol=wrt() if isinstance(wrt, Later) else wrt, dtype=dtype)
+        return agree_text
+
+    def values(o: int, n: int) -> tuple[Any, Any]:  # an agreeing entry's exact values, when it is built
+        return exact.sym[(o, n)].grad, exact.exe[(o, n)]
+
+    table = EntryTable(lowered.symbols, comps, labels, text, formulas, run_.error, values)
+    cut = any(st.cut for st in exact.path.steps)
+    tiny = float(FINFO[dtype].tiny)
+    width = len(comps)
+    blocks = _blocks(comps)
     for o, seed in enumerate(seeds):
         c = Context(lowered, exact, dtype, tol, run_, seed)
         if seed is None or v_exact is not None:
             c.cache = cache
-        label: Any = 0 if seed is None or v_exact is not None else tuple(np.ndindex(*value.shape))[o]
-        scalar = seed is None
-        halves = (Structural(c), FloatingPoint(c))
-        shown_of: dict[int, Any] = {}  # one formula per input, shared by its entries
-        for n, (k, idx) in enumerate(comps):
-            auto = run_.grads[o][k] if run_.grads else None
-            if auto is not None and idx is not None:
-                auto = float(auto[idx])
+        halves: tuple[Structural, FloatingPoint] | None = None
+        plain = not cut and not c.custom_steps  # no cut, no user Function: nothing for a finding to read
+        autos = _autos(run_.grads[o] if run_.grads else None, comps, blocks)
+        exes = exact.exe.row(o)
+        # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
+        helds = exact.sym.row(o) if isinstance(exact.sym, SidesPerEntry) else [exact.sym[(o, n)] for n in range(width)]
+        row = slice(o * width, (o + 1) * width)
+        table.executed[row] = [_float_of(x) for x in exes]
+        table.autograd[row] = [a if type(a) is float else math.nan for a in autos]
+        closes = _close(table.autograd[row], table.executed[row], tol, tiny).tolist()
+        for n, (held, exe, auto, close) in enumerate(zip(helds, exes, autos, closes)):
+            if plain and close and plainly_agrees(held, exe, auto, tol, tiny, close):
+                continue  # the table's code says agree; its Entry is built when read
+            k, idx = comps[n]
+            if halves is None:
+                halves = (Structural(c), FloatingPoint(c))
             wrt_sym = lowered.symbols[k] if idx is None else element(lowered.symbols[k], idx[0], idx[1])
-            shown = shown_of.setdefault(k, functools.partial(formula, lowered, k)) if scalar else None
-            entries.append(_entry(c, k, label, exact.sym[(o, n)], exact.exe[(o, n)], auto, wrt_sym, shown, idx,
-                                  halves=halves))
+            shown = formulas[k] if formulas is not None else None
+            table.entry(o * width + n, _entry(c, k, labels[o], exact.sym[(o, n)], exe, auto, wrt_sym, shown, idx,
+                                              halves=halves))
     return Comparison(
-        entries=tuple(entries),
+        entries=Later(table.entries),  # type: ignore[arg-type]
         lowered=lowered,
         point=Later(_point_of, lowered, floats),
         dtype=dtype,
@@ -540,6 +670,7 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         vjp=v_exact is not None,
         exact_bits=exact.bits,
         work=cache,
+        table=table,
     )
 
 

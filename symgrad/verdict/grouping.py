@@ -12,7 +12,9 @@ A comparison over matrices has one entry per element, and the entries that one f
 - `inputs`: per input tensor, its shape, its entries counted by cause and its worst elements.
 
 Nothing here decides a cause: it orders and groups the entries `compare` made. `to_dict()` and
-`Comparison.entries` keep every entry.
+`Comparison.entries` keep every entry. It reads them through `Comparison.rows`: where compare held
+them as an `EntryTable`, the counts, the disagreeing entries and each input's members come from
+its arrays, and only the entries a report names are built.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sympy as sp
 from ..base.causes import Cause
 from ..program.program import float_of, number, sstr
 from .records import Comparison, Entry, tensor_of
+from .table import EntryTable
 
 MAX_ROWS = 20  # a table of at most this many entries is shown whole
 SHOWN_ROWS = 10  # beyond it, this many rows, the non-agreeing ones first
@@ -89,28 +92,37 @@ def ranked(entries: Sequence[Entry], among: Sequence[int] | None = None) -> list
     return sorted(pool, key=lambda k: (entries[k].cause.severity, -disagreement(entries[k]), k))
 
 
+def bad_rows(c: Comparison) -> list[int]:
+    """The indices of the entries that do not agree, in order (from the table's cause codes
+    where the entries are held as one)."""
+    rows = c.rows
+    if isinstance(rows, EntryTable):
+        return rows.bad()
+    return [k for k, e in enumerate(rows) if not e.ok]
+
+
 def shown_rows(c: Comparison, full: bool = False) -> list[int]:
     """The entries a table shows: every one up to `MAX_ROWS` entries (or with `full`); beyond,
     the non-agreeing ones, most severe and worst first, up to `SHOWN_ROWS` (the first rows where
     every entry agrees)."""
-    n = len(c.entries)
+    n = len(c.rows)
     if full or n <= MAX_ROWS:
         return list(range(n))
-    entries = c.entries
-    bad = ranked(entries, [k for k, e in enumerate(entries) if not e.ok])
+    bad = ranked(c.rows, bad_rows(c))
     return bad[:SHOWN_ROWS] if bad else list(range(SHOWN_ROWS))
 
 
 def rows_note(c: Comparison, shown: Sequence[int], full_hint: bool = True) -> list[str]:
     """The lines above a cut table: the counts by cause, what is shown, and where the rest is."""
-    entries = c.entries
+    entries = c.rows
     n = len(entries)
     if len(shown) == n:
         return []
-    bad = any(not entries[k].ok for k in shown)
+    wrong = set(bad_rows(c))
+    bad = any(k in wrong for k in shown)
     which = "that disagree, the most severe first" if bad else "first"
     rest = n - len(shown)
-    agree = sum(1 for k in set(range(n)) - set(shown) if entries[k].ok)
+    agree = n - len(shown) - len(wrong - set(shown))
     out = [f"{n} entries: {counts(entries)}"]
     if full_hint:
         out.append(f"showing {len(shown)} {which}; c.report(full=True) (or `symgrad compare ... --full`) prints all {n}")
@@ -122,9 +134,15 @@ def rows_note(c: Comparison, shown: Sequence[int], full_hint: bool = True) -> li
 
 def counts(entries: Sequence[Entry]) -> str:
     """`13 kink, 82 agree`: the entries counted by cause, the most severe first."""
+    if isinstance(entries, EntryTable):  # from the cause codes, no entry built
+        return _said(entries.counts())
     by: dict[Cause, int] = {}
     for e in entries:
         by[e.cause] = by.get(e.cause, 0) + 1
+    return _said(by)
+
+
+def _said(by: dict[Cause, int]) -> str:
     return ", ".join(f"{k} {cause.id}" for cause, k in sorted(by.items(), key=lambda kv: kv[0].severity))
 
 
@@ -134,15 +152,28 @@ def counts(entries: Sequence[Entry]) -> str:
 def what(c: Comparison, e: Entry) -> str:
     """What an entry is the derivative of: the output element (Jacobian), the first derivative
     (Hessian), or the v-weighted sum (vector-Jacobian product); "" for a scalar function."""
+    return what_output(c, e.output)
+
+
+def what_output(c: Comparison, output: Any) -> str:
+    """`what` of the entries of one output (`Entry.output`)."""
     if getattr(c, "order", 1) == 2:
-        return f"d/d{one_line(sstr(c.lowered.symbols[e.output]))} f"  # type: ignore[index]
+        return f"d/d{one_line(sstr(c.lowered.symbols[output]))} f"  # type: ignore[index]
     if getattr(c, "vjp", False):
         return "v . f"
-    if isinstance(e.output, tuple):
-        if getattr(c, "outputs", ()) and e.output[1] == 0 and e.output[0] < len(c.outputs):
-            return c.outputs[e.output[0]]  # a returned tuple's element: `out[1][2]`
-        return f"f[{e.output[0]}, {e.output[1]}]"
+    if isinstance(output, tuple):
+        if getattr(c, "outputs", ()) and output[1] == 0 and output[0] < len(c.outputs):
+            return c.outputs[output[0]]  # a returned tuple's element: `out[1][2]`
+        return f"f[{output[0]}, {output[1]}]"
     return ""
+
+
+def outputs_of(c: Comparison) -> list[Any]:
+    """The distinct outputs of the entries (`Entry.output`), in order."""
+    rows = c.rows
+    if isinstance(rows, EntryTable):
+        return list(dict.fromkeys(rows.outputs()))
+    return list(dict.fromkeys(e.output for e in rows))
 
 
 def label(c: Comparison, e: Entry, output: bool = False) -> str:
@@ -156,7 +187,7 @@ def label(c: Comparison, e: Entry, output: bool = False) -> str:
 def reach(c: Comparison, members: Sequence[int], listed: int = MAX_LISTED) -> str:
     """The entries a finding reaches, briefly: every element of one matrix input, or the first
     `listed` named and how many more ("W[0, 17], W[3, 17] and 30 more")."""
-    es = [c.entries[k] for k in members]
+    es = [c.rows[k] for k in members]
     mine: dict[Any, int] = {}
     for e in es:
         t = tensor_of(e)
@@ -165,7 +196,7 @@ def reach(c: Comparison, members: Sequence[int], listed: int = MAX_LISTED) -> st
     # every element of a matrix input: as many of its entries as the comparison has (an entry per
     # element and output), counted only where the members could be all of them
     whole = len(es) > 1 and all(isinstance(t, sp.MatrixSymbol) and mine[t] >= t.rows * t.cols for t in tensors) and all(
-        sum(1 for e in c.entries if tensor_of(e) == t) == mine[t] for t in tensors)
+        len(members_of(c).get(t, ())) == mine[t] for t in tensors)
     if len(es) > 1 and whole:
         names = [one_line(sstr(t)) for t in tensors]
         return "every element of " + (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1]
@@ -203,18 +234,19 @@ def groups(c: Comparison, among: Sequence[int] | None = None) -> list[Group]:
     """The disagreeing entries (of `among`, indices into `c.entries`, where given) grouped by
     finding, the most severe and worst group first."""
     by: dict[tuple[Any, ...], list[int]] = {}
-    entries = c.entries
-    for k in range(len(entries)) if among is None else sorted(among):
+    entries = c.rows
+    bad = bad_rows(c)
+    for k in bad if among is None else sorted(set(among) & set(bad)):
         e = entries[k]
         if e.cause is not Cause.AGREE:
             by.setdefault(_key(e), []).append(k)
     out = []
     for members in by.values():
-        worst = ranked(c.entries, members)[0]
-        texts = {(c.entries[k].explanation, c.entries[k].hint) for k in members}
-        e = c.entries[worst]
+        worst = ranked(entries, members)[0]
+        texts = {(entries[k].explanation, entries[k].hint) for k in members}
+        e = entries[worst]
         out.append(Group(e.cause, e.node, e.line, tuple(members), worst, len(texts) == 1))
-    return sorted(out, key=lambda g: (g.cause.severity, -disagreement(c.entries[g.said_for]), g.members[0]))
+    return sorted(out, key=lambda g: (g.cause.severity, -disagreement(entries[g.said_for]), g.members[0]))
 
 
 def heading(c: Comparison, g: Group, where: str = "`c.entries`") -> str:
@@ -224,8 +256,8 @@ def heading(c: Comparison, g: Group, where: str = "`c.entries`") -> str:
     head = reach(c, g.members)
     parts = [f"{len(g.members)} entries"] if head.startswith("every element") or head.endswith(" more") else []
     if len(g.members) > 1 and not g.same_text:
-        outputs = len({c.entries[k].output for k in g.members}) > 1
-        parts.append(f"written for {label(c, c.entries[g.said_for], outputs)}, the worst of them; each one's values: {where}")
+        outputs = len({c.rows[k].output for k in g.members}) > 1
+        parts.append(f"written for {label(c, c.rows[g.said_for], outputs)}, the worst of them; each one's values: {where}")
     return f"{head} ({'; '.join(parts)})" if parts else head
 
 
@@ -254,30 +286,57 @@ def rest(c: Comparison, gs: Sequence[Group], where: str = "`c.entries`") -> list
 def inputs(c: Comparison) -> list[str]:
     """Per matrix input: its shape, its entries counted by cause, its worst elements; the scalar
     inputs together. Empty where no input is a matrix."""
-    by: dict[Any, list[int]] = {}
-    entries = c.entries
-    for k, e in enumerate(entries):
-        by.setdefault(tensor_of(e), []).append(k)
+    by = members_of(c)
     if not any(isinstance(t, sp.MatrixSymbol) for t in by):
         return []
+    entries = c.rows
+    wrong = set(bad_rows(c))
     out = []
     scalars: list[int] = []
     for t, members in by.items():
         if not isinstance(t, sp.MatrixSymbol):
             scalars += members
             continue
-        es = [entries[k] for k in members]
-        line = f"{one_line(sstr(t))} ({t.rows}x{t.cols}): {len(es)} entr{'y' if len(es) == 1 else 'ies'}, {counts(es)}"
-        bad = ranked(entries, [k for k in members if entries[k].cause is not Cause.AGREE])[:WORST]
+        n = len(members)
+        line = f"{one_line(sstr(t))} ({t.rows}x{t.cols}): {n} entr{'y' if n == 1 else 'ies'}, {_counted(c, members)}"
+        bad = ranked(entries, [k for k in members if k in wrong])[:WORST]
         if bad:
-            several = len({c.entries[k].output for k in members}) > 1
-            line += "; worst " + ", ".join(f"{label(c, c.entries[k], several)} ({_sides(c.entries[k])})" for k in bad)
+            several = len(outputs_of(c)) > 1 if isinstance(entries, EntryTable) else \
+                len({entries[k].output for k in members}) > 1
+            line += "; worst " + ", ".join(f"{label(c, entries[k], several)} ({_sides(entries[k])})" for k in bad)
         out.append(line)
     if scalars:
-        names = list(dict.fromkeys(one_line(sstr(tensor_of(c.entries[k]))) for k in scalars))
+        names = list(dict.fromkeys(one_line(sstr(t)) for t, members in by.items() if not isinstance(t, sp.MatrixSymbol)))
         shown = ", ".join(names[:MAX_LISTED]) + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
-        out.append(f"scalars {shown}: {counts([c.entries[k] for k in scalars])}")
+        out.append(f"scalars {shown}: {_counted(c, scalars)}")
     return out
+
+
+def causes_of(c: Comparison) -> list[Cause]:
+    """The causes of the entries, each once, in the order of its first entry."""
+    rows = c.rows
+    if isinstance(rows, EntryTable):
+        return rows.causes_in_order()
+    return list(dict.fromkeys(e.cause for e in rows))
+
+
+def members_of(c: Comparison) -> dict[Any, list[int]]:
+    """The entries of each input (a matrix input's elements together), inputs in the order of
+    their first entry, each one's entries in order."""
+    rows = c.rows
+    if isinstance(rows, EntryTable):
+        return rows.members()
+    by: dict[Any, list[int]] = {}
+    for k, e in enumerate(rows):
+        by.setdefault(tensor_of(e), []).append(k)
+    return by
+
+
+def _counted(c: Comparison, members: Sequence[int]) -> str:
+    rows = c.rows
+    if isinstance(rows, EntryTable):
+        return _said(rows.counts(members))
+    return counts([rows[k] for k in members])
 
 
 def _sides(e: Entry) -> str:

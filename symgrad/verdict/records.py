@@ -66,6 +66,8 @@ def with_fields(record: Any, **changes: Any) -> Any:
     """`dataclasses.replace` that carries the other fields over as they are: a `Later` stays
     unbuilt (replace() reads every field, which would build them all)."""
     values = {f.name: record.__dict__[f.name] for f in fields(record) if f.init}
+    if "entries" in changes and "table" in values and "table" not in changes:
+        values["table"] = None  # entries given anew: the table they were built from no longer holds them
     values.update(changes)
     return type(record)(**values)
 
@@ -208,7 +210,16 @@ class Comparison:
     drawn: str = ""  # random draws of the user's run read as data: the sentence that says so (source_random)
     # Work done on first request (the backward pass); shared with the classifier that made it.
     work: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The entries as arrays (`table.EntryTable`), from which `entries` is built when first read;
+    # None where the entries were given as a tuple.
+    table: Any = field(default=None, repr=False, compare=False)
 
+
+    def __post_init__(self) -> None:
+        # A table stands for the entries only while they are still to be built from it: entries
+        # given as a tuple (`dataclasses.replace(c, entries=...)`) are what the record holds.
+        if self.table is not None and type(self.__dict__["entries"]) is not Later:
+            object.__setattr__(self, "table", None)
 
     @property
     def backward(self) -> tuple[BackwardStep, ...]:
@@ -238,11 +249,21 @@ class Comparison:
 
     @property
     def cause(self) -> Cause:
+        if self.table is not None:  # from the table's cause codes, without building the entries
+            return self.table.cause()  # type: ignore[no-any-return]
         return min((e.cause for e in self.entries), key=lambda c: c.severity, default=Cause.AGREE)
 
     @property
     def ok(self) -> bool:
+        if self.table is not None:
+            return self.table.ok()  # type: ignore[no-any-return]
         return all(e.ok for e in self.entries)
+
+    @property
+    def rows(self) -> Any:
+        """The entries as the reports read them: the table where the entries are held as one
+        (each entry built when read, none kept), else `entries`."""
+        return self.table if self.table is not None else self.entries
 
     def __str__(self) -> str:
         return deep(render)("comparison.text", self)
@@ -253,7 +274,7 @@ class Comparison:
         at = render("comparison.point", self)
         at = at if len(at) <= 80 else at[:77] + "..."
         return (f"<Comparison of {source!r} at {at} ({self.dtype}): {self.cause.id}, "
-                f"{len(self.entries)} {'entry' if len(self.entries) == 1 else 'entries'}>")
+                f"{len(self.rows)} {'entry' if len(self.rows) == 1 else 'entries'}>")
 
     def to_dict(self) -> dict[str, Any]:
         """The comparison as JSON-safe data (`json.dumps(c.to_dict(), allow_nan=False)` works):
@@ -278,7 +299,7 @@ class Comparison:
 # The fields compare() may give as `Later`s.
 for _name in ("wrt", "grad_symbolic", "one_sided", "grad_executed"):
     setattr(Entry, _name, Built(_name, exact=_name.startswith("grad_")))
-for _name in ("point", "value_exact"):
+for _name in ("entries", "point", "value_exact"):
     setattr(Comparison, _name, Built(_name))
 
 

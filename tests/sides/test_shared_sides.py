@@ -51,3 +51,32 @@ def test_shared_runs_decide_each_entry_as_its_own_runs_do(name: str, point: dict
         assert (a.cause, a.grad_symbolic, a.one_sided, a.grad_executed) == \
                (b.cause, b.grad_symbolic, b.one_sided, b.grad_executed), a.wrt
     assert any(not e.ok for e in own.entries) or name == "sign_square"
+
+
+def test_signs_in_bulk_are_ex_sign_one_by_one() -> None:
+    """`_signs` (numpy's loop over the tied arguments' derivatives) gives `ex.sign` of each value,
+    counts the balls it cannot decide as `ex.sign` does, and finds the exact rational zeros."""
+    import flint
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from symgrad.program import exact as ex
+
+    def value(kind: int, p: int, q: int) -> Any:
+        return [flint.fmpq(p, q), ex.NEG_ZERO, flint.arb(p) / q, flint.arb(0, abs(p) + 1), flint.arb("nan"),
+                flint.arb("inf") * (1 if p >= 0 else -1), flint.arb(0)][kind]
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 6), st.integers(-5, 5), st.integers(1, 7)), max_size=12))
+    def check(raw: list[tuple[int, int, int]]) -> None:
+        with ex.working_precision(128):
+            values = [value(*r) for r in raw]
+            ex.reset_undecided()
+            signs, zeros = symbolic._signs(values)
+            bulk = ex.undecided()
+            ex.reset_undecided()
+            assert signs.tolist() == [ex.sign(v) for v in values]
+            assert bulk == ex.undecided()
+            assert zeros.tolist() == [ex.is_exact_zero(v) for v in values]
+
+    check()
