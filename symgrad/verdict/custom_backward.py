@@ -21,7 +21,7 @@ from ..base.causes import Cause
 from ..program import exact as ex
 from ..program.custom import CUSTOM_OP
 from .findings import Context, Finding, fmt
-from .structural import Structural, differs
+from .structural import differs
 
 
 def custom_findings(c: Context, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[Finding]:
@@ -31,7 +31,7 @@ def custom_findings(c: Context, ks: Sequence[int], idx: tuple[int, int] | None =
     steps = c.custom_steps
     if not steps:
         return []
-    dep = Structural(c).depends_on(ks, idx)
+    dep = c.reach.of(ks, idx)
     found = []
     for st in steps:
         if not dep[st.index] or ex.all_zero(c.math_adj[st.index]):
@@ -64,9 +64,7 @@ def inside_forward(c: Context, node: Any) -> tuple[Any, Any] | None:
     cites it), with its path step, or None. Torch never ran that corner's backward: the user's
     backward decided the program's slope there."""
     path = c.path
-    for st in path.steps:
-        if st.op != CUSTOM_OP:
-            continue
+    for st in c.custom_steps:  # found once: a walk of the path per kink entry saved
         spec, _, positions = st.param
         y = next((p for p, k in zip(st.parents, positions) if k == 0), None)
         if y is None:

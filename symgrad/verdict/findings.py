@@ -25,6 +25,7 @@ from ..program.extremes import extremes, is_large
 from ..program.program import node_text, number
 from ..sides.backward import Parting
 from .point import ExactSides
+from .reach import Reach
 from .records import backward_of
 
 
@@ -84,6 +85,11 @@ class Context:
     def custom_steps(self) -> list[Any]:
         """The steps that call a user's torch.autograd.Function (read once for all entries)."""
         return [st for st in self.path.steps if st.op == CUSTOM_OP]
+
+    @functools.cached_property
+    def reach(self) -> Reach:
+        """What each input (element) moves on the path (found once per input for all entries)."""
+        return Reach(self.path)
 
     def backward_parting(self) -> Parting | None:
         """Where torch's backward pass first parts from the exact one (computed once, shared

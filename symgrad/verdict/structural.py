@@ -23,6 +23,7 @@ class Structural:
     """Symbolic vs executed: the causes that live in the program's structure."""
 
     def __init__(self, context: Context) -> None:
+        self.context = context
         self.lowered, self.path, self.math_adj = context.lowered, context.path, context.math_adj
         self.node = context.node
         self.rtol = context.rtol
@@ -32,20 +33,11 @@ class Structural:
         self._used: list[bool] | None = None  # and, once, what the output uses and each tie's elements
         self._tie_elements: dict[int, str] = {}
 
-    def depends_on(self, ks: Sequence[int], idx: tuple[int, int] | None = None) -> list[bool]:
+    def depends_on(self, ks: Sequence[int], idx: tuple[int, int] | None = None) -> Sequence[bool]:
         """Which steps of the path depend on the inputs ks (element idx of a matrix input),
-        through any edge, cut or not: what moving those inputs moves."""
-        path = self.path
-        dep = [False] * len(path.steps)
-        sources = {path.inputs[k] for k in ks}
-        for i in sources:
-            dep[i] = True
-        for st in path.steps:
-            if st.op == "elem" and idx is not None and st.parents[0] in sources and st.param != idx:
-                continue  # another element of the same matrix
-            if any(dep[p] for p in st.parents):
-                dep[st.index] = True
-        return dep
+        through any edge, cut or not: what moving those inputs moves (`reach.Reach`, found once
+        per input and shared by the context's entries: callers must not change it)."""
+        return self.context.reach.of(ks, idx)
 
     def decides(self, d: Decision, dep: Sequence[bool], used: Sequence[bool]) -> bool:
         """Whether a tie decides the entry whose input moves the steps `dep` marks: a corner or
