@@ -30,7 +30,7 @@ import torch
 
 from ..base.causes import Cause, allowed_causes
 from ..verdict.compare import compare
-from ..verdict.grouping import MAX_ROWS, SHOWN_ROWS, groups, heading, ranked, rest
+from ..verdict.grouping import MAX_ROWS, SHOWN_ROWS, bad_rows, groups, heading, outputs_of, ranked, rest
 from ..verdict.records import Comparison, Entry
 from ..program.extremes import extremes, is_large
 from ..base.errors import GradientMismatch, OptionError, PointError, TraceError, UnsupportedNodeError
@@ -116,7 +116,10 @@ def assert_grad_matches_math(fn: Any, *inputs: Any, wrt: Any = None, allow: Any 
     __tracebackhide__ = True
     allowed = allowed_causes(allow)
     comparison, name = _compare(fn, inputs, wrt=wrt, dtype=dtype, rtol=rtol, order=order, branches=branches)
-    failing = [e for e in comparison.entries if not passes(e, allowed)]
+    # Only the entries that disagree can fail (an agreeing one passes): a passing check builds
+    # none of the agreeing entries, a failing one only those its message shows.
+    rows = comparison.rows
+    failing = [k for k in bad_rows(comparison) if not passes(rows[k], allowed)]
     if failing:
         raise GradientMismatch(_message(comparison, name, failing, allowed), comparison)
     return comparison
@@ -261,21 +264,24 @@ def _short(v: Any) -> str:
 # --------------------------------------------------------------------------- the message
 
 
-def _message(c: Comparison, name: str, failing: list[Entry], allowed: frozenset[Cause]) -> str:
-    causes = sorted({k for e in failing for k in _blocking(e, allowed)}, key=lambda k: k.severity)
+def _message(c: Comparison, name: str, failing: list[int], allowed: frozenset[Cause]) -> str:
+    """The failure message; `failing`: the indices of the failing entries (into `c.rows`, which
+    builds an agreeing entry only when read: none is)."""
+    rows = c.rows
+    bad = [rows[k] for k in failing]
+    causes = sorted({k for e in bad for k in _blocking(e, allowed)}, key=lambda k: k.severity)
     what = "Hessian" if c.order == 2 else "Gradient"
     lines = [f"{what} of {name} differs from the mathematics: {', '.join(k.id for k in causes)}"]
-    total = len(c.entries)
+    total = len(rows)
     lines.append(f"Mismatched entries: {len(failing)} / {total} ({100 * len(failing) / total:.1f}%) "
                  f"at {_at(c)} ({c.dtype})")
-    index = {id(e): k for k, e in enumerate(c.entries)}
-    members = [index[id(e)] for e in failing]
-    shown = members if len(members) <= MAX_ROWS else ranked(c.entries, members)[:SHOWN_ROWS]
-    lines += ["", *_table(c, [c.entries[k] for k in shown]), ""]
+    members = list(failing)
+    shown = members if len(members) <= MAX_ROWS else ranked(rows, members)[:SHOWN_ROWS]
+    lines += ["", *_table(c, [rows[k] for k in shown]), ""]
     if len(shown) < len(members):
         lines += [f"{len(members) - len(shown)} more mismatched entries not shown (the worst are above): "
                   "every entry is in `.comparison.entries` and `.comparison.to_dict()`", ""]
-    unexplained = [e for e in failing if set(causes_of(e)) <= allowed]
+    unexplained = [e for e in bad if set(causes_of(e)) <= allowed]
     if unexplained:
         e = unexplained[0]
         lines += [f"autograd is {e.grad_autograd!r} for {' '.join(sstr(e.wrt).split())}, and none of its causes "
@@ -283,7 +289,7 @@ def _message(c: Comparison, name: str, failing: list[Entry], allowed: frozenset[
                   "never accepts a value it does not explain.", ""]
     blocks = groups(c, members)
     for g in blocks[:MAX_BLOCKS]:
-        lines += _block(c, c.entries[g.said_for], heading(c, g, "`.comparison.entries`") if len(g.members) > 1 else "") + [""]
+        lines += _block(c, rows[g.said_for], heading(c, g, "`.comparison.entries`") if len(g.members) > 1 else "") + [""]
     if len(blocks) > MAX_BLOCKS:
         lines += [*rest(c, blocks[MAX_BLOCKS:], "`.comparison.entries`"), ""]
     accept = sorted(allowed | set(causes), key=lambda k: k.severity)
@@ -307,7 +313,8 @@ def _at(c: Comparison) -> str:
 
 
 def _table(c: Comparison, failing: list[Entry]) -> list[str]:
-    labelled = any(isinstance(e.output, tuple) for e in c.entries) or len({e.output for e in c.entries}) > 1
+    outputs = outputs_of(c)  # from the table's labels: no entry built
+    labelled = any(isinstance(o, tuple) for o in outputs) or len(outputs) > 1
     head = (["output"] if labelled else []) + ["input", "math", "executed", "autograd", "cause"]
     rows = [head]
     for e in failing:
@@ -374,7 +381,7 @@ def explain_assert(op: str, left: Any, right: Any) -> list[str] | None:
         if isinstance(side, Comparison):
             found = groups(side)
             for g in found[:MAX_BLOCKS]:
-                lines.append(f"    {' '.join(heading(side, g).split())}: {side.entries[g.said_for].explanation}")
+                lines.append(f"    {' '.join(heading(side, g).split())}: {side.rows[g.said_for].explanation}")
             lines += [f"    {line}" for line in rest(side, found[MAX_BLOCKS:])]
     return lines
 
