@@ -61,6 +61,13 @@ class DataMatrix(sp.MatrixSymbol):
     def about(self) -> str:
         return str(self.args[3].name)
 
+    @property
+    def short(self) -> str:
+        """What it is, briefly, as a headline names it instead of its values: `X reshaped to
+        (256, 784), data` (`about` up to its ", data", without the dtype)."""
+        head = self.about.split(", data", 1)[0]
+        return re.sub(r" \((?:b?float|int|uint)\d+\)", "", head) + ", data"
+
 
 class NotationPrinter(MatrixStrPrinter):
     """SymPy's str printer (matrix products printed in linear time: `printing`), with huge integers and rationals rounded, and the elements of a

@@ -23,7 +23,7 @@ from typing import Any, Final
 import numpy as np
 import sympy as sp
 
-from ..program.program import decimal, float_of, number, sstr
+from ..program.program import DataMatrix, decimal, float_of, number, sstr
 from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..tools.sweep import Region, Sweep
@@ -107,11 +107,17 @@ def entry_dict(e: Entry) -> dict[str, Any]:
     }
 
 
+def data_leaf(s: DataMatrix) -> dict[str, Any]:
+    """Data of the user's call read as an input (`X_flat`, an image batch reshaped): its shape and
+    what it is, never its values (they are the user's own tensor's; `c.point` holds them)."""
+    return {"data": True, "shape": [int(s.rows), int(s.cols)], "about": s.about}
+
+
 @renders("comparison.dict")
 def comparison_dict(c: Comparison) -> dict[str, Any]:
     return {
         "source": c.source,
-        "point": {sstr(s): exact(v) for s, v in c.point.items()},
+        "point": {sstr(s): data_leaf(s) if isinstance(s, DataMatrix) else exact(c.point[s]) for s in c.point},
         "dtype": c.dtype,
         "branches": c.branches,
         "rtol": c.rtol,

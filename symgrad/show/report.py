@@ -104,8 +104,10 @@ def _float32_decimal(v: sp.Rational) -> str | None:
 def point_text(c: Comparison) -> str:
     dtype = getattr(c, "dtype", "float64")
     point = c.point
-    # a large matrix is named by its shape, read from its symbol: its values are not built
-    return one_line(", ".join(f"{sstr(s)} = " + (f"({s.rows}x{s.cols} matrix)" if _large_symbol(s) else
+    # a large matrix is named by its shape, read from its symbol: its values are not built; data
+    # of the user's call (an image batch reshaped, `X_flat`) by what it is
+    return one_line(", ".join(f"{sstr(s)} = " + (s.short if isinstance(s, DataMatrix) else
+                                                f"({s.rows}x{s.cols} matrix)" if _large_symbol(s) else
                                                 _point_value(point[s], dtype)) for s in point)) or "no inputs"
 
 

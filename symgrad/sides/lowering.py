@@ -35,7 +35,7 @@ import linecache
 import math
 import re
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import sympy as sp
@@ -840,8 +840,23 @@ def wrt_indices(lowered: LoweredProgram, wrt: Iterable[Any] | None) -> list[int]
                 f"wrt names {name}, which is not an input of the function (inputs: {', '.join(names)}).\n"
                 "Fix: pass input symbols, e.g. `wrt=[x]`."
             )
+        sym = lowered.symbols[names.index(name)]
+        if isinstance(sym, DataMatrix):
+            raise OptionError(data_wrt(sym, [s.name for s in lowered.symbols if not isinstance(s, DataMatrix)]))
         out.append(names.index(name))
     return out
+
+
+def data_wrt(sym: DataMatrix, others: Sequence[str]) -> str:
+    """The sentence for a data leaf in wrt (`X_flat`, the user's X reshaped): data is never
+    differentiated, as torch never differentiates a tensor that does not require grad."""
+    source = sym.about.split(" ", 1)[0] if " reshaped to " in sym.about else sym.name
+    instead = (f"differentiate the inputs that are not data ({', '.join(others)}), the parameters that read "
+               f"{source}" if others else f"differentiate the parameters that read {source}")
+    return (f"wrt names {sym.name}, which is data: {sym.about}. symgrad reads data as your code does and never "
+            f"differentiates it (your {source} does not require grad, so torch computes no gradient for it either).\n"
+            f"Fix: leave {sym.name} out of wrt and {instead}; or, for the derivative with respect to the data "
+            f"itself, pass {source} as a float tensor with requires_grad=True, of rank 0, 1 or 2.")
 
 
 def elementwise(cond: Cond) -> str:

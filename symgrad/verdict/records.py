@@ -280,7 +280,10 @@ class Comparison:
         """The comparison as JSON-safe data (`json.dumps(c.to_dict(), allow_nan=False)` works):
         the settings, the point, the cause, the values, every entry (`Entry.to_dict()`) and the
         generated program. Exact numbers are `{"exact": str, "float": float}`; non-finite
-        floats are the strings "nan", "inf", "-inf"; None means no value."""
+        floats are the strings "nan", "inf", "-inf"; None means no value. Data of your call read
+        as an input (`X_flat`, an image batch reshaped by `nn.Flatten`) is written as its shape
+        and what it is, `{"data": true, "shape": [256, 784], "about": "X (float32) reshaped to
+        ..."}`, not its values (they are your tensor's; `c.point` holds them)."""
         return render("comparison.dict", self)
 
     def report(self, *, full: bool = False) -> str:

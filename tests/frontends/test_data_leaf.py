@@ -9,6 +9,8 @@ float32 and float64 is one), and torch's autograd of the user's own code for the
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import sympy as sp
 import pytest
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import symgrad as sg
+from symgrad.base.errors import OptionError
 from symgrad.program import exact as ex
 from symgrad.frontends import source_data as sd
 from symgrad.frontends.trace import clear_cache
@@ -315,3 +318,78 @@ def test_a_large_global_tensor_is_a_data_leaf_named_after_it() -> None:
         truth = [sum(P[i, j] for i in range(5)) + sum(Q[i, j] for i in range(4)) for j in range(16)]
         assert [e.grad_executed for e in c.entries] == truth and [e.grad_symbolic for e in c.entries] == truth
         assert "# P_GLOBAL: the global tensor P_GLOBAL (float64, (5, 16)), data (never differentiated)" in c.lowered.source
+
+
+# --------------------------------------------------------------------------- the leaf said as data
+# A data leaf is data everywhere it is said: refused in wrt with a sentence, named by what it is
+# in the headline, written to to_dict() by its shape and provenance, never its values.
+
+
+def _loss_grads(model, X, y):  # type: ignore[no-untyped-def]
+    model.zero_grad()
+    F.cross_entropy(model(X), y).backward()
+    return [float(v) for p in (model.net[1].weight, model.net[1].bias) for v in p.grad.reshape(-1)]
+
+
+@pytest.mark.parametrize("wrt", [["X_flat"], ["X_flat", "model.net.1.weight"], "X_flat"])
+def test_a_data_leaf_in_wrt_is_a_sentence(wrt) -> None:  # type: ignore[no-untyped-def]
+    X, y = batch(4, 2, 3, torch.float64)
+    traced = sg.trace(training_step, model_for(X, 3), X, y)
+    with pytest.raises(OptionError) as info:
+        traced.compare(wrt=wrt)
+    text = str(info.value)
+    assert text.startswith("wrt names X_flat, which is data: X (float64) reshaped to (4, 4), data")
+    assert "torch computes no gradient for it" in text
+    assert "Fix: leave X_flat out of wrt and differentiate the inputs that are not data " \
+           "(model.net.1.bias, model.net.1.weight), the parameters that read X" in text
+    assert "pass X as a float tensor with requires_grad=True, of rank 0, 1 or 2" in text
+
+
+def test_a_global_data_leaf_in_wrt_is_a_sentence() -> None:
+    P = torch.linspace(-1, 1, 80, dtype=torch.float64).reshape(8, 10)  # a fixed projection: a data leaf
+
+    def f(w):  # type: ignore[no-untyped-def]
+        return (w @ P).sum()
+
+    w = torch.ones(1, 8, dtype=torch.float64)
+    traced = sg.trace(f, w)
+    assert any(isinstance(s, DataMatrix) for s in traced.inputs)
+    leaf = next(s for s in traced.inputs if isinstance(s, DataMatrix))
+    with pytest.raises(OptionError, match=f"wrt names {leaf.name}, which is data: the global tensor P"):
+        traced.compare(wrt=[leaf.name])
+    # the parameters still compare, with torch's own gradient: d/dw_i sum_j (w P)_j = sum_j P[i, j]
+    c = traced.compare()
+    wl = w.clone().requires_grad_(True)
+    f(wl).backward()
+    assert [e.grad_autograd for e in c.entries] == wl.grad.reshape(-1).tolist()  # type: ignore[union-attr]
+    rows = [sum(sp.Rational(float(v)) for v in P[i]) for i in range(8)]
+    assert [e.grad_symbolic for e in c.entries] == rows
+
+
+def test_the_headline_says_what_the_data_leaf_is() -> None:
+    X, y = batch(6, 3, 3, torch.float32)
+    c = sg.trace(training_step, model_for(X, 3), X, y).compare()
+    head = str(c).splitlines()[0]
+    assert " at X_flat = X reshaped to (6, 9), data, model.net.1.bias = " in head
+    assert "X_flat = (6x9 matrix)" not in head and "model.net.1.weight = (3x9 matrix)" in head
+    assert "X_flat = X reshaped to (6, 9), data" in repr(c) and "X_flat = X reshaped to (6, 9), data" in c.to_markdown()
+    # the comparison itself: torch's own gradient of the user's loss
+    model = model_for(X, 3)
+    assert [e.grad_autograd for e in c.entries] == _loss_grads(model, X, y)
+
+
+def test_to_dict_writes_the_data_leafs_shape_and_provenance_not_its_values() -> None:
+    X, y = batch(5, 4, 3, torch.float64)
+    c = sg.trace(training_step, model_for(X, 3), X, y).compare()
+    d = c.to_dict()
+    json.dumps(d, allow_nan=False)
+    leaf = d["point"]["X_flat"]
+    assert leaf["data"] is True and leaf["shape"] == [5, 16]
+    assert leaf["about"].startswith("X (float64) reshaped to (5, 16), data (never differentiated), first used at ")
+    assert set(leaf) == {"data", "shape", "about"}  # no values
+    # the parameters are still written exactly, as the point holds them
+    bias = next(s for s in c.point if str(s) == "model.net.1.bias")
+    assert d["point"]["model.net.1.bias"] == [[{"exact": str(v), "float": float(v)}] for v in c.point[bias]]
+    # c.point still holds the data's exact values: the user's X, reshaped in C order
+    xs = next(s for s in c.point if isinstance(s, DataMatrix))
+    assert c.point[xs].tolist() == [[sp.Rational(float(v)) for v in row] for row in X.reshape(5, -1).tolist()]
