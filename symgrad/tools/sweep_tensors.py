@@ -22,9 +22,10 @@ import sympy as sp
 import torch
 
 from ..base.errors import LoopLimitError, OptionError, PointError, UnsupportedNodeError
-from ..program.program import dag_atoms
+from ..program.program import DataMatrix, dag_atoms
 from ..sides.batch_tensors import TensorRun, run_tensor_batch
 from ..sides.ir import LoweredProgram
+from ..sides.lowering import data_wrt
 from ..verdict.compare import compare
 from ..verdict.point import read_point
 from ..verdict.records import Comparison
@@ -120,6 +121,8 @@ def tensor_wrt(held: Held, wrt: Iterable[Any] | None) -> list[int]:
     out = []
     for w in asked:
         name = w.name if isinstance(w, (sp.Symbol, sp.MatrixSymbol)) else str(w)
+        if name in held.tensors and isinstance(held.symbols[name], DataMatrix):
+            raise OptionError(data_wrt(held.symbols[name], [s.name for s in held.scalars]))
         if name in held.tensors:
             raise OptionError(
                 f"wrt names {name}, a tensor input this sweep holds fixed; a sweep reports the derivatives with respect "

@@ -393,3 +393,19 @@ def test_to_dict_writes_the_data_leafs_shape_and_provenance_not_its_values() -> 
     # c.point still holds the data's exact values: the user's X, reshaped in C order
     xs = next(s for s in c.point if isinstance(s, DataMatrix))
     assert c.point[xs].tolist() == [[sp.Rational(float(v)) for v in row] for row in X.reshape(5, -1).tolist()]
+
+
+def test_a_data_leaf_in_a_sweeps_wrt_is_the_same_sentence() -> None:
+    """A sweep holds the data leaf fixed; naming it in wrt is refused as data, not as a held
+    tensor to compare() (which would refuse it too)."""
+    def f(a, X):  # type: ignore[no-untyped-def]
+        return torch.relu(a * X.reshape(2, -1) - 0.5).sum()
+
+    X = torch.tensor([[[[0.5, 1.0], [0.25, 2.0]]], [[[1.5, 0.75], [1.0, 0.125]]]], dtype=torch.float64)
+    traced = sg.trace(f, 1.0, X)
+    with pytest.raises(OptionError, match=r"wrt names X_flat, which is data: X \(float64\) reshaped to \(2, 4\)") as info:
+        traced.sweep({"a": (-1.0, 3.0)}, n=5, wrt=["X_flat"])
+    assert "differentiate the inputs that are not data (a)" in str(info.value)
+    s = traced.sweep({"a": (-1.0, 3.0)}, n=5, wrt=["a"])
+    # at a = 3 every x > 1/6 passes: torch's slope is the sum of those x, 7
+    assert float(s.points[-1, 0]) == 3.0 and float(s.grad_autograd[-1, 0]) == 7.0
