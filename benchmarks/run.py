@@ -554,12 +554,12 @@ def model_rows(table: Table) -> None:
 
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if with_gradcheck:
-            p = interleave([ours, gradcheck], 1 if ARGS.quick else 2)
+            p = interleave([ours, gradcheck], 1 if ARGS.quick else 3)
             ratio = 1 / p.ratio()  # p.ratio() is compare() over gradcheck, per pair
             detail = f"gradcheck takes {ratio:.1f}x as long as compare() (target >= 10x)"
             ok = p.median() < 3 and ratio >= 10
         else:
-            p = interleave([ours], 1 if ARGS.quick else 2)
+            p = interleave([ours], 1 if ARGS.quick else 3)
             detail = ""
             ok = p.median() < 15
         c = sg.compare(module.mlp, at=point, wrt=["W1", "b1", "W2", "b2"])
