@@ -348,7 +348,12 @@ def _negated_broadcast(t: sp.Basic) -> sp.Basic | None:
     c, _ = inner.as_coeff_mmul() if isinstance(inner, sp.MatMul) else (sp.Integer(1), inner)
     if not (isinstance(c, sp.Number) and c.is_negative):
         return None
-    return sp.MatMul(*[m for m in (left, unit_scaled(-inner), right) if m is not None])
+    # the negation built without `-inner`, which is MatMul(-1, inner).doit(): a deep doit that
+    # writes out every element of an applyfunc or product inside (seconds for a two-layer model)
+    _, rest = inner.as_coeff_mmul() if isinstance(inner, sp.MatMul) else (c, inner)
+    factors = rest.args if isinstance(rest, sp.MatMul) else (rest,)
+    positive = sp.MatMul(-c, *factors).doit(deep=False)
+    return sp.MatMul(*[m for m in (left, unit_scaled(positive), right) if m is not None])
 
 
 def _summed_along(e: sp.MatMul) -> tuple[sp.Basic, int] | None:
