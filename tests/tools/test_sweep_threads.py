@@ -75,20 +75,33 @@ def test_chunks_run_by_several_workers_at_once_are_torchs_one_piece_run_bit_for_
 
     threads_before = torch.get_num_threads()
     alive_before = threading.active_count()
-    # Three workers must be inside a chunk at the same time to pass this barrier: it proves that
-    # the chunks run concurrently (a run one chunk after another would break it). The timeout is
-    # no measure of speed: only a guard, so that a sequential run fails instead of hanging.
-    barrier = threading.Barrier(3, timeout=600)
+    # The first three chunks wait inside for one another: they pass only when three workers are
+    # inside a chunk at the same time, which proves that the chunks run concurrently. No clock: where
+    # three can never meet (a run one chunk after another, or fewer workers), the wait ends as soon
+    # as that is certain, and the assertion below fails. The calling thread works only after it has
+    # started every worker (batch.run_batch), so once it is inside, the workers that will ever run
+    # are the ones alive then.
+    meet = threading.Condition()
+    entered: list[int] = []  # the threads of the first three chunks, in the order they came in
+    together: list[bool] = []  # per waiting chunk: whether three distinct workers were inside at once
+    caller = threading.get_ident()
     inner = batch_module._run_batch
     seen: list[tuple[int, int, int]] = []  # (thread, chunk length, torch's thread count inside)
-    lock = threading.Lock()
+
+    def workers_alive() -> int:
+        return sum(t.name.startswith("symgrad-batch-") for t in threading.enumerate())
+
+    def three_met_or_never_will() -> bool:
+        return len(entered) >= 3 or (caller in entered and len(entered) >= 1 + workers_alive())
 
     def watched(lowered_: Any, columns: Any, *args: Any) -> Any:
-        with lock:
-            first = len(seen) < 3
+        with meet:
             seen.append((threading.get_ident(), columns[0].shape[0], torch.get_num_threads()))
-        if first:
-            barrier.wait()
+            if len(entered) < 3:
+                entered.append(threading.get_ident())
+                meet.notify_all()
+                meet.wait_for(three_met_or_never_will)
+                together.append(len(set(entered)) == 3)
         return inner(lowered_, columns, *args)
 
     monkeypatch.setattr(batch_module, "_run_batch", watched)
@@ -96,6 +109,7 @@ def test_chunks_run_by_several_workers_at_once_are_torchs_one_piece_run_bit_for_
     cancel: list[torch.Tensor] = []
     parts = batch_module.run_batch(lowered, cols, cancel_out=cancel)
     assert sorted((length for _, length, _ in seen), reverse=True) == [101] * 39 + [61]
+    assert together == [True, True, True]  # three chunks inside at once, each on its own worker
     assert len({ident for ident, _, _ in seen}) == 3
     assert {count for _, _, count in seen} == {threads_before}  # torch's thread count, during
     assert torch.get_num_threads() == threads_before  # and after
