@@ -68,3 +68,20 @@ def no_hang(what: str, seconds: float = HANG_SECONDS) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def agreeing_built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-element counter of the agreeing entries a comparison's table builds (each `Entry` the
+    fast path did not make): tests of what reads a comparison without building its entries."""
+    from symgrad.verdict import table as table_module
+
+    built = [0]
+    original = table_module.EntryTable._agreeing
+
+    def counted(self: object, i: int) -> object:
+        built[0] += 1
+        return original(self, i)
+
+    monkeypatch.setattr(table_module.EntryTable, "_agreeing", counted)
+    return built

@@ -5,17 +5,13 @@ its message shows, and the message is the one the built entries give."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
 import torch
 
-import symgrad as sg
 from symgrad.base.causes import Cause
 from symgrad.testing import GradientMismatch, assert_grad_matches_math
 from symgrad.tools import testing as testing_module
-from symgrad.verdict import table as table_module
-from symgrad.verdict.records import Entry
 
 
 def mlp_relu(W1, b1, W2, X):  # type: ignore[no-untyped-def]
@@ -36,45 +32,32 @@ def _point(tie: bool) -> dict[str, torch.Tensor]:
     return {"W1": W1, "b1": b1, "W2": W2, "X": X}
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the agreeing entries built from the table."""
-    built = [0]
-    original = table_module.EntryTable._agreeing
-
-    def counted(self: Any, i: int) -> Entry:
-        built[0] += 1
-        return original(self, i)
-
-    monkeypatch.setattr(table_module.EntryTable, "_agreeing", counted)
-    return built
-
-
 def _torch_grads(at: dict[str, torch.Tensor]) -> list[float]:
     leaves = {k: v.clone().requires_grad_(k != "X") for k, v in at.items()}
     mlp_relu(**leaves).backward()
     return [x for k in ("W1", "b1", "W2") for x in leaves[k].grad.flatten().tolist()]  # type: ignore[union-attr]
 
 
-def test_a_passing_check_builds_no_agreeing_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_passing_check_builds_no_agreeing_entry(agreeing_built: list[int]) -> None:
     at = _point(False)
-    built = _counting(monkeypatch)
+    built = agreeing_built
     c = assert_grad_matches_math(mlp_relu, at, wrt=["W1", "b1", "W2"])
     assert built[0] == 0 and c.table is not None and c.table.built is None
     assert len(c.table) == 6 * 5 + 5 + 5 * 2 and c.ok
     assert [e.grad_autograd for e in c.entries] == _torch_grads(at)  # torch's own values
 
 
-def test_an_allowed_kink_passes_building_no_agreeing_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_allowed_kink_passes_building_no_agreeing_entry(agreeing_built: list[int]) -> None:
     at = _point(True)
-    built = _counting(monkeypatch)
+    built = agreeing_built
     c = assert_grad_matches_math(mlp_relu, at, wrt=["W1", "b1", "W2"], allow="kink")
     assert built[0] == 0 and c.table is not None and c.table.built is None
     assert c.table.counts() == {Cause.AGREE: 38, Cause.KINK: 7}
 
 
-def test_a_failing_check_builds_only_what_its_message_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_check_builds_only_what_its_message_shows(agreeing_built: list[int]) -> None:
     at = _point(True)
-    built = _counting(monkeypatch)
+    built = agreeing_built
     with pytest.raises(GradientMismatch) as info:
         assert_grad_matches_math(mlp_relu, at, wrt=["W1", "b1", "W2"])
     c = info.value.comparison

@@ -139,28 +139,16 @@ def test_agreeing_entries_hold_the_exact_derivative() -> None:
         assert abs(sp.N(e.grad_symbolic - truth, 40)) < sp.Float(10) ** -25 * (1 + abs(sp.N(truth, 20)))
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the agreeing entries built from the table (each `Entry` the fast path did not make)."""
-    built = [0]
-    original = table_module.EntryTable._agreeing
-
-    def counted(self: Any, i: int) -> Entry:
-        built[0] += 1
-        return original(self, i)
-
-    monkeypatch.setattr(table_module.EntryTable, "_agreeing", counted)
-    return built
-
-
 @pytest.mark.parametrize("tie", [False, True])
-def test_reports_do_not_build_every_entry(monkeypatch: pytest.MonkeyPatch, tie: bool) -> None:
+def test_reports_do_not_build_every_entry(monkeypatch: pytest.MonkeyPatch, agreeing_built: list[int],
+                                          tie: bool) -> None:
     """ok, cause, repr(), str(), report(), to_markdown() and the HTML read the table: they build
     at most the rows they show (and the first entry's explanation), never the whole tuple; the
     text is the text of the eager comparison."""
     at = _point(7, 4, 6, 5, tie)
     eager = _eager(monkeypatch, mlp_relu, at)
     texts = [str(eager), eager.to_markdown(), eager._repr_html_(), repr(eager)]
-    built = _counting(monkeypatch)
+    built = agreeing_built
     c = sg.compare(mlp_relu, at=at, wrt=["W1", "b1", "W2"])
     n = len(c.table)
     assert n == 6 * 5 + 5 + 5 * 2 and built[0] == 0
