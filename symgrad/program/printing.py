@@ -39,6 +39,7 @@ class MatrixStrPrinter(StrPrinter):
     their size (see the module's docstring)."""
 
     def parenthesize(self, item: Any, level: int, strict: bool = False) -> str:
+        item = without_units(item)  # `x[0, 0]`, never `(1*x)[0, 0]`
         p = precedence(item)
         if p < level or (not strict and p <= level):
             return f"({self._print(item)})"
@@ -58,7 +59,11 @@ class MatrixStrPrinter(StrPrinter):
         return ("" if sign == "+" else sign) + " ".join(parts)
 
     def _print_MatMul(self, expr: Any) -> str:
-        # StrPrinter._print_MatMul (SymPy 1.14), with this module's precedence
+        # StrPrinter._print_MatMul (SymPy 1.14), with this module's precedence; a factor that is
+        # the 1x1 ones matrix or the number 1 is not printed (`x[0, 0]`, never `(1*x)[0, 0]`)
+        shown = without_units(expr)
+        if shown is not expr:
+            return self._print(shown)
         c, m = expr.as_coeff_mmul()
         sign = ""
         if c.is_number and _negative(c):
@@ -67,6 +72,24 @@ class MatrixStrPrinter(StrPrinter):
             expr = sp.core.mul._keep_coeff(positive, m)
             sign = "-"
         return sign + "*".join(self.parenthesize(arg, precedence(expr)) for arg in expr.args)
+
+
+def without_units(expr: Any) -> Any:
+    """A matrix product without its factors that change nothing: the number 1 and the 1x1 ones
+    matrix (`OneMatrix(1, 1)*x` is x). The product itself where it has none, the one factor left
+    where only one is, and the product itself where every factor is a unit (its text is `1`)."""
+    if not isinstance(expr, sp.MatMul):
+        return expr
+    kept = [a for a in expr.args if not _unit(a)]
+    if len(kept) == len(expr.args) or not kept:
+        return expr
+    if len(kept) == 1:
+        return kept[0]
+    return sp.MatMul(*kept, evaluate=False)
+
+
+def _unit(a: Any) -> bool:
+    return (isinstance(a, sp.OneMatrix) and tuple(a.shape) == (1, 1)) or (isinstance(a, sp.Number) and a == 1)
 
 
 def _negative(c: Any) -> bool:

@@ -198,7 +198,8 @@ class _Batch:
             cond = self.condition(s.cond, env, idx)
             value = torch.where(cond, args[0], args[1])
         else:
-            value = line_value(self.lowered, self.codes, self.namespace, s, args, self.dtype, self.device)
+            value = line_value(self.lowered, self.codes, self.namespace, s, args, self.dtype, self.device,
+                               lambda n: self.read(env, n, idx))
         if not self.checks:
             pass
         elif s.op == "add" and value.ndim and _subtracts(s) and not self.exact_operands(s):
@@ -302,16 +303,30 @@ class _Batch:
 
 
 def line_value(lowered: LoweredProgram, codes: dict[Any, Any], namespace: dict[str, Any], s: Step,
-               args: Sequence[torch.Tensor], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A step's value: the generated line's own text (compiled once into `codes`), run on `args`."""
-    code = codes.get(s.line)
+               args: Sequence[torch.Tensor], dtype: torch.dtype, device: torch.device,
+               read: Callable[[str], torch.Tensor] | None = None) -> torch.Tensor:
+    """A step's value: the generated line's own text (compiled once into `codes`), run on `args`.
+    A name the text reads that is not an operand of the step (a loss given whole tensors,
+    `binary_cross_entropy(s_p.reshape(-1), ...)`, whose operands are their elements) is `read`'s."""
+    key = ("elem", s.args[0], s.param) if s.op == "elem" else s.line
+    code = codes.get(key)
     if code is None:
-        code = compile(statement_expression(lowered, s), lowered.filename, "eval")
-        codes[s.line] = code
+        # an element read runs as its own text, printed or not (`lowering_lines`: a read that only
+        # the exact sides need is not a line of the program)
+        text = f"{s.args[0]}[{s.param[0]}, {s.param[1]}]" if s.op == "elem" else statement_expression(lowered, s)
+        code = compile(text, lowered.filename, "eval")
+        codes[key] = code
     ns = dict(namespace)
     for a, v in zip(s.args, args):
         if isinstance(a, str):
             ns[a] = v
+    if read is not None:
+        for n in code.co_names:
+            if n not in ns:
+                try:
+                    ns[n] = read(n)
+                except KeyError:
+                    pass  # a name of torch's or Python's
     value = eval(code, ns)  # the generated line's own text, compiled once
     return value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=dtype, device=device)
 

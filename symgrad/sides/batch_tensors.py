@@ -165,7 +165,7 @@ class _Point:
             assert s.cond is not None
             value = torch.where(self.condition(s.cond, env), args[0], args[1])
         else:
-            value = line_value(self.lowered, self.codes, self.namespace, s, args, self.dtype, self.device)
+            value = line_value(self.lowered, self.codes, self.namespace, s, args, self.dtype, self.device, env.__getitem__)
         self.footprint += value.numel()
         if self.checks:
             self.flags(s, args, value)

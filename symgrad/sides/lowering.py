@@ -52,6 +52,7 @@ from ..program.primitives import no_grad
 from ..program.program import RESERVED_NAMES, DataMatrix, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
 from .order import Making, Makings, of as made_in
+from .lowering_lines import prune
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .selection import reads_symbols, select, single_op, summed_matrix, unit_scaled, unsupported
 from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, constant_name, matconst_text, name_for, name_part,
@@ -296,8 +297,10 @@ class _Expressions:
             args = tuple(a if isinstance(a, str) else
                          self.const_step(e, a, out, self.writer.namer.fresh("c"), beside, beside is None) for a in args)
         name = target or self.writer.namer.fresh(name_for(op, args, param))
-        text = spell(op, args, param) if op == "stack" else \
-            _whole_tensors(spell(op, args, param), operands, args, lambda m: self.writer.var_names.get(m) or scope.get(m))
+        spelled = spell(op, args, param)
+        text = spelled if op == "stack" else \
+            _whole_tensors(spelled, operands, args, lambda m: self.writer.var_names.get(m) or scope.get(m))
+        shown = args if text == spelled else _tensors_read(operands, args, lambda m: self.writer.var_names.get(m) or scope.get(m))
         named = constant_name(param) if op == "matconst" else None
         if op == "matconst":
             text = matconst_text(param, self.writer.dtype)
@@ -319,7 +322,7 @@ class _Expressions:
             self.writer.emit(f"# {safe_comment(named[1] if named is not None else said)}")  # (a OneMatrix prints as 1)
         else:
             self.writer.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "",
-                                target, ", ".join(operand_text(a) for a in args))
+                                target, ", ".join(operand_text(a) for a in shown))
         line = self.writer.emit(f"{name} = {text}" + (f"  # {note}" if note else ""))
         self.writer.record(e, line)
         out.append(Step(name, op, args, param, e, line))
@@ -717,7 +720,8 @@ def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] 
         steps = {st.node for st in body if isinstance(st, Step)} & _outside_lambdas(norm.output)
         lowerer = _Lowerer(norm, branches, dtype, tuple(m for m in made if m[0] in steps and m[0] != norm.output))
         body, output, output_line = lowerer.run()
-    source = "\n".join(lowerer.writer.lines) + "\n"
+    lines, body, output_line, line_map = prune(lowerer.writer.lines, body, output, output_line, lowerer.writer.line_map)
+    source = "\n".join(lines) + "\n"
     filename = f"<symgrad-generated-{next(_counter)}>"
     namespace: dict[str, Any] = {"torch": torch, "math": math, **custom.NAMESPACE}  # the user's autograd.Functions
     code = compile(source, filename, "exec")
@@ -736,7 +740,7 @@ def _lower(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] 
         branches=branches,
         dtype=dtype,
         normalized=norm,
-        line_map=dict(lowerer.writer.line_map),
+        line_map=dict(line_map),
         function=fn,
     )
     weakref.finalize(lowered, linecache.cache.pop, filename, None)
@@ -796,6 +800,16 @@ def _whole_tensors(text: str, operands: tuple[sp.Basic, ...], args: tuple[Operan
         return f"{name}.reshape(-1)" if isinstance(name, str) else match.group(0)
 
     return re.sub(r"torch\.stack\(\[([A-Za-z_][A-Za-z0-9_]*(?:, [A-Za-z_][A-Za-z0-9_]*)*)\]\)", whole, text)
+
+
+def _tensors_read(operands: tuple[sp.Basic, ...], args: tuple[Operand, ...], name_of: Any) -> tuple[Operand, ...]:
+    """The operands a step's comment names where `_whole_tensors` passed whole tensors: each
+    element of a named tensor as the tensor, once (`binary_cross_entropy(p, t)`)."""
+    shown: dict[Operand, None] = {}
+    for a, e in zip(args, operands):
+        whole = name_of(e.parent) if isinstance(e, MatrixElement) else None
+        shown.setdefault(whole if isinstance(whole, str) else a, None)
+    return tuple(shown)
 
 
 def _outside_lambdas(e: sp.Basic) -> set[sp.Basic]:
