@@ -26,6 +26,7 @@ import sympy as sp
 from ..program.program import DataMatrix, decimal, float_of, number, sstr
 from ..base.errors import OptionError
 from ..base.rendering import renders
+from .report_source import source_with_data
 from ..tools.sweep import Region, Sweep
 from ..verdict.records import Comparison, Entry
 
@@ -116,7 +117,7 @@ def data_leaf(s: DataMatrix) -> dict[str, Any]:
 @renders("comparison.dict")
 def comparison_dict(c: Comparison) -> dict[str, Any]:
     return {
-        "source": c.source,
+        "source": source_with_data(c),  # a data leaf: the matrices read named once, the data said once
         "point": {sstr(s): data_leaf(s) if isinstance(s, DataMatrix) else exact(c.point[s]) for s in c.point},
         "dtype": c.dtype,
         "branches": c.branches,

@@ -28,6 +28,7 @@ from ..tools.sweep import IDS, Sweep
 from ..program.extremes import extremes, is_large
 from ..verdict.records import Comparison, Entry
 from ..verdict.grouping import causes_of, groups, heading, one_line, outputs_of, rest, rows_note, shown_rows, what, what_output
+from .report_source import data_clause
 from .page import (MIN_SECTION, PAGE_BUDGET, SECTION_BUDGET, cited_lines, cut_line, findings_text, fit, program_lines, program_note, program_rows,
                    said_in_full, tensor_lines)
 
@@ -105,10 +106,12 @@ def point_text(c: Comparison) -> str:
     dtype = getattr(c, "dtype", "float64")
     point = c.point
     # a large matrix is named by its shape, read from its symbol: its values are not built; data
-    # of the user's call (an image batch reshaped, `X_flat`) by what it is
-    return one_line(", ".join(f"{sstr(s)} = " + (s.short if isinstance(s, DataMatrix) else
-                                                f"({s.rows}x{s.cols} matrix)" if _large_symbol(s) else
-                                                _point_value(point[s], dtype)) for s in point)) or "no inputs"
+    # of the user's call (an image batch reshaped, `X_flat`) first, in its own clause (a semicolon after it)
+    inputs = ", ".join(f"{sstr(s)} = " + (f"({s.rows}x{s.cols} matrix)" if _large_symbol(s) else _point_value(point[s], dtype))
+                       for s in point if not isinstance(s, DataMatrix))
+    leaves = [s for s in point if isinstance(s, DataMatrix)]
+    data = data_clause(leaves) if leaves else ""
+    return one_line(f"{data}; {inputs}" if inputs and data else inputs or data) or "no inputs"
 
 
 def _large_symbol(s: Any) -> bool:

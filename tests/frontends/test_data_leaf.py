@@ -370,9 +370,11 @@ def test_the_headline_says_what_the_data_leaf_is() -> None:
     X, y = batch(6, 3, 3, torch.float32)
     c = sg.trace(training_step, model_for(X, 3), X, y).compare()
     head = str(c).splitlines()[0]
-    assert " at X_flat = X reshaped to (6, 9), data, model.net.1.bias = " in head
-    assert "X_flat = (6x9 matrix)" not in head and "model.net.1.weight = (3x9 matrix)" in head
-    assert "X_flat = X reshaped to (6, 9), data" in repr(c) and "X_flat = X reshaped to (6, 9), data" in c.to_markdown()
+    # the data leaf in its own clause, before the inputs: none of its commas reads as one between inputs
+    assert " at the data X_flat (X reshaped to (6, 9), never differentiated); model.net.1.bias = " in head
+    assert ", model.net.1.weight = (3x9 matrix)  (" in head and "X_flat = " not in head
+    said = "the data X_flat (X reshaped to (6, 9), never differentiated)"
+    assert said in repr(c) and said in c.to_markdown()
     # the comparison itself: torch's own gradient of the user's loss
     model = model_for(X, 3)
     assert [e.grad_autograd for e in c.entries] == _loss_grads(model, X, y)
