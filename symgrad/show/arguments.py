@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from ..base.causes import allowed_causes
 from ..base.errors import OptionError, ParseError
+from .arguments_data import Draw, Loaded, data_spec, is_data
 
 # The demos by name, as `symgrad demo --help` lists them (`commands.py` builds them; a test keeps
 # the two lists equal).
@@ -36,6 +37,11 @@ def prepare(args: argparse.Namespace) -> None:
         args.allow = allowed_causes(args.allow)
     if getattr(args, "at", None) is not None:
         args.at = point(args.at)
+        drawn = [k for k, v in args.at.items() if isinstance(v, (Draw, Loaded))]
+        if drawn and args.command != "check":
+            raise ParseError(f"--at {drawn[0]}: a draw or a file is data of a torch function, for `symgrad check`; "
+                             f"`symgrad {args.command}` takes numbers and nested lists.\n"
+                             "Fix: write the value as a number or nested lists, or check a torch function of your own.")
     if getattr(args, "v", None) is not None:
         args.v = weights(args.v)
     if getattr(args, "over", None) is not None:
@@ -60,8 +66,11 @@ def split_top(text: str) -> list[str]:
 
 
 def number_or_matrix(part: str, value: str) -> Any:
-    """A number, or a vector or matrix written as nested lists of numbers (`[[1],[2]]`)."""
+    """A number, or a vector or matrix written as nested lists of numbers (`[[1],[2]]`); for
+    `symgrad check`, a draw or a file (`randn(8,1,28,28)`, `@batch.npy`: `arguments_data`)."""
     text = value.strip()
+    if is_data(text):
+        return data_spec(part, text)
     if not text.startswith("["):
         try:
             return float(text)

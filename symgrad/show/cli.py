@@ -11,6 +11,8 @@ torch nor SymPy). Nothing imports this module.
     symgrad check path/to/file.py:fn --at a=0.5   a torch function of your own, read back by trace
     symgrad check model.py:net --at x=[[1,2]]     an nn.Module (or a function of no arguments that
                                                    returns one): its parameters, at forward's data
+    symgrad check train.py:step --at 'X=randn(8,1,28,28),y=randint(0,10,(8,))' [--seed 0]
+                                                   data drawn as torch draws it (or X=@batch.npy)
 
 Expressions are read by `symgrad.frontends.parse.parse()`, which walks Python's syntax tree and builds
 SymPy objects from an allow-list: `sympify` of a user string runs `eval`, and this never does.
@@ -74,9 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("target", help="path/to/file.py:NAME: a function of tensors, an nn.Module, or a function "
                     "of no arguments that returns one (its trainable parameters are compared)")
     ch.add_argument("--at", action="append", default=[], required=True,
-                    help="NAME=VALUE[,NAME=VALUE]: the function's inputs, or the module forward's data")
+                    help="NAME=VALUE[,NAME=VALUE]: the function's inputs, or the module forward's data. A value "
+                    "is a number, nested lists ([[1, 2]]), randn(8,1,28,28) or rand(...) (floats, from --seed), "
+                    "randint(0,10,(8,)) (int64 labels, as torch.randint), or @FILE.npy / @FILE.pt (a saved "
+                    "tensor, loaded without pickles). Quote it in the shell: --at 'X=randn(8,1,28,28)'")
+    ch.add_argument("--seed", type=int, default=0, help="the seed of the draws in --at (default 0): one "
+                    "torch.Generator, drawn in the order --at names them")
     ch.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     ch.add_argument("--markdown", action="store_true", help="print markdown instead of text")
+    ch.add_argument("--json", action="store_true", help="print the comparison as JSON (Comparison.to_dict())")
     ch.add_argument("--allow", action="append", default=[], metavar="CAUSE",
                     help="a cause to accept (as assert_grad_matches_math's allow=); exit 1 for any other disagreement")
     return p
@@ -84,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Options that take a value: the token after one is that value, never an expression.
 _VALUED: Final = frozenset({"--at", "--over", "--branches", "--dtype", "--plot", "-n", "--wrt", "--order", "--v",
-                            "--allow"})
+                            "--allow", "--seed"})
 _OPTION_LIKE: Final = re.compile(r"^(-h|--[A-Za-z][\w-]*(=.*)?|-n\d*|-\d+(\.\d*)?|-\.\d+)$", re.DOTALL)
 
 

@@ -8,11 +8,14 @@ import importlib.util
 import inspect
 import json
 import os
+import pickle
 import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import sympy as sp
+import torch
 
 from ..base.errors import OptionError, TraceError
 from ..frontends.front import lower
@@ -24,6 +27,7 @@ from ..tools.sweep import sweep
 from ..tools.testing import passes
 from ..verdict.compare import compare
 from .arguments import PLOT_PATH
+from .arguments_data import Draw, Loaded
 from .supported import supported_markdown
 
 
@@ -103,6 +107,48 @@ def _load_function(target: str) -> Any:
     return made
 
 
+def data_values(at: dict[str, Any], dtype: str, seed: int) -> dict[str, Any]:
+    """`--at`'s values, each draw and file made a tensor (`arguments_data`): floating data in the
+    run's dtype, integer labels as int64; the draws from one generator seeded by --seed, in the
+    order --at names them. Numbers and nested lists are passed on as they are."""
+    gen = torch.Generator().manual_seed(seed)
+    floating = getattr(torch, dtype)
+    out: dict[str, Any] = {}
+    for name, v in at.items():
+        if isinstance(v, Draw):
+            if v.kind == "randint":
+                out[name] = torch.randint(v.low, v.high, v.shape, generator=gen)
+            else:
+                out[name] = getattr(torch, v.kind)(*v.shape, generator=gen, dtype=floating)
+        elif isinstance(v, Loaded):
+            out[name] = _load_tensor(name, v.path, floating)
+        else:
+            out[name] = v
+    return out
+
+
+def _load_tensor(name: str, path: str, floating: torch.dtype) -> torch.Tensor:
+    """A tensor saved by numpy.save or torch.save, loaded without running code (no pickles;
+    torch.load with weights_only=True); floating data in the run's dtype, integers as they are."""
+    why = None
+    try:
+        if path.endswith(".npy"):
+            value: Any = torch.from_numpy(np.load(path, allow_pickle=False))
+        else:
+            value = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, EOFError) as err:
+        why = f"it could not be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'})"
+        value = None
+    if why is None and not isinstance(value, torch.Tensor):
+        why = f"it holds a {type(value).__name__}, not one tensor"
+    if why is None and value.dtype == torch.bool or why is None and value.is_complex():
+        why = f"it holds a {value.dtype} tensor; symgrad takes floating data and integer labels"
+    if why is not None:
+        raise OptionError(f"--at {name}=@{path}: {why}.\nFix: save one tensor, e.g. `torch.save(X, {path!r})` "
+                          f"or `numpy.save({path!r}, X.numpy())`.")
+    return value.to(floating) if value.is_floating_point() else value.to(torch.int64)
+
+
 def _no_arguments(fn: Any) -> bool:
     """Whether `fn` takes no parameters at all (a function with defaults is a function of its
     inputs, which --at gives)."""
@@ -151,7 +197,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "lower":
         print(lower(parse(args.expr), branches=args.branches, dtype=args.dtype).source, end="")
     elif args.command == "check":
-        result = compare(_load_function(args.target), at=args.at, dtype=args.dtype)
+        fn = _load_function(args.target)
+        result = compare(fn, at=data_values(args.at, args.dtype, args.seed), dtype=args.dtype)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+            return _verdict(result, args.allow)
         print(result.to_markdown() if args.markdown else result, end="")
         return _verdict(result, args.allow)
     elif args.command == "supported":
