@@ -80,14 +80,14 @@ _MODULE_NAMES: Final = {"torch": "torch", "torch.nn.functional": "torch.nn.funct
 
 def _global_tensor(obj: torch.Tensor, name: str, node: ast.AST, state: TranslationState) -> Any:
     """A tensor read from outside the function: a number (rank 0), a data input (a large floating
-    matrix, `source_data.global_leaf`), a constant tensor, or a sentence (it requires grad)."""
+    vector or matrix, `source_data.global_leaf`), a constant tensor, or a sentence (it requires grad)."""
     if obj.requires_grad:
         raise Refuse(node, f"`{name}` is a tensor that requires grad, read from outside the function: "
                            "its gradient is not one the comparison can see.\nFix: pass it as an argument.")
     if obj.ndim == 0:
         return float(obj.item()) if obj.is_floating_point() else int(obj.item())
-    leaf = sd.global_leaf(obj.detach().cpu().numpy(), name, state) if obj.ndim == 2 else None
-    if leaf is not None:  # a large floating global (a fixed projection): a data input, as a batch is
+    leaf = sd.global_leaf(obj.detach().cpu().numpy(), name, state) if obj.ndim in (1, 2) else None
+    if leaf is not None:  # a large floating global (a fixed projection, a target vector): a data input, as a batch is
         return leaf
     if obj.is_floating_point() and obj.ndim <= 2:
         return constant_of(obj)  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it

@@ -12,11 +12,13 @@ torch computes on such values:
   the program (`DataLeaf`), the `MatrixSymbol` `X_flat` whose value is bound at the point exactly
   as an input tensor that is not differentiated is bound (exact: every float64 and float32 is a
   rational number); never differentiated, never in `wrt`. The reading carries each leaf's values
-  (`Translation.data`), which the fidelity check, compare(), sweeps and the reports bind. Where
-  the translator gives no state, and for data of rank 0 and 1, the constant tensor of its values,
-  as a small tensor read from a global is. A floating global tensor of rank 2 with more than
-  GLOBAL_LEAF_ELEMENTS elements (a fixed projection) is a data leaf too, named after the global
-  (`global_leaf`). Data of rank 3 or more there is a sentence naming the line
+  (`Translation.data`), which the fidelity check, compare(), sweeps and the reports bind. Floating
+  data of rank 1 with more than GLOBAL_LEAF_ELEMENTS elements is a data leaf too, by the same rules
+  (held as the (n, 1) column a rank-1 input is held as, rank 1 to the reader: it broadcasts as a
+  row). Where the translator gives no state, for data of rank 0 (one number) and for a short
+  vector, the constant tensor of its values, as a small tensor read from a global is. A floating
+  global tensor of rank 1 or 2 with more than GLOBAL_LEAF_ELEMENTS elements (a fixed projection, a
+  target vector) is a data leaf too, named after the global (`global_leaf`). Data of rank 3 or more there is a sentence naming the line
   (symgrad's tensors have rank 0, 1 or 2), and so is a differentiated value of rank 3 or more
   (`torch_shapes`).
 
@@ -160,36 +162,50 @@ def _leaf(d: Data, state: Any) -> DataMatrix:
         k += 1
         name = f"{base}_{k}"
     where = f" at {place(state.span)}" if state.span is not None else ""
-    sym = DataMatrix(name, *array.shape, f"{d.name} ({array.dtype}) reshaped to {tuple(array.shape)}, data "
-                                         f"(never differentiated), first used{where}")
-    held[key] = DataLeaf(sym, np.array(array, dtype=np.float64))  # a copy: never the memory of the user's tensor
+    sym = DataMatrix(name, *_column(array).shape, f"{d.name} ({array.dtype}) reshaped to {tuple(array.shape)}, data "
+                                                  f"(never differentiated), first used{where}")
+    held[key] = DataLeaf(sym, np.array(_column(array), dtype=np.float64))  # a copy: never the memory of the user's tensor
+    return _rank1(sym, array)
+
+
+def _column(array: np.ndarray) -> np.ndarray:
+    """Data of rank 1 as the (n, 1) column a rank-1 input is held as (the program is passed it so)."""
+    return array.reshape(-1, 1) if array.ndim == 1 else array
+
+
+def _rank1(sym: DataMatrix, array: np.ndarray) -> DataMatrix:
+    """The leaf of rank-1 data is rank 1 to the reader: it broadcasts as a row, as torch's does."""
+    if array.ndim == 1:
+        tn.RANK1.set(tn.RANK1.get() | {sym})
     return sym
 
 
-# A floating global tensor of rank 2 with more elements than this is a data leaf named after the
-# global (a fixed projection matrix); a smaller one is the constant matrix of its values.
+# Floating data, and a floating global tensor, of rank 1 or 2 with more elements than this is a data
+# leaf (a global's named after it: a fixed projection matrix, a target vector); a smaller one is the
+# constant matrix of its values.
 GLOBAL_LEAF_ELEMENTS: Final = 64
 
 
 def global_leaf(array: np.ndarray, name: str, state: Any) -> DataMatrix | None:
     """The data leaf of a floating global tensor of rank 2 (`P` in `X @ P`, read from outside the
-    function) with more than GLOBAL_LEAF_ELEMENTS elements; None for any other value."""
-    if array.ndim != 2 or array.dtype.kind != "f" or array.size <= GLOBAL_LEAF_ELEMENTS:
+    function) or rank 1 (a target `y` of 10,000 values) with more than GLOBAL_LEAF_ELEMENTS
+    elements; None for any other value."""
+    if array.ndim not in (1, 2) or array.dtype.kind != "f" or array.size <= GLOBAL_LEAF_ELEMENTS:
         return None
     held: dict[Any, DataLeaf] = state.data_leaves
     key = ("global", name, array.shape, array.dtype.str, array.__array_interface__["data"][0], array.strides)
     if key in held:
-        return held[key].symbol
+        return _rank1(held[key].symbol, array)
     taken = {*state.vars, *(getattr(s, "name", "") for s in state.inputs), *(leaf.symbol.name for leaf in held.values())}
     base = name if name.isidentifier() else "global_data"
     leaf_name, k = base, 1
     while leaf_name in taken:
         k += 1
         leaf_name = f"{base}_{k}"
-    sym = DataMatrix(leaf_name, *array.shape, f"the global tensor {name} ({array.dtype}, {tuple(array.shape)}), data "
-                                               "(never differentiated)")
-    held[key] = DataLeaf(sym, np.array(array, dtype=np.float64))
-    return sym
+    sym = DataMatrix(leaf_name, *_column(array).shape, f"the global tensor {name} ({array.dtype}, {tuple(array.shape)}), "
+                                                         "data (never differentiated)")
+    held[key] = DataLeaf(sym, np.array(_column(array), dtype=np.float64))
+    return _rank1(sym, array)
 
 
 def place(span: Any) -> str:
@@ -208,8 +224,8 @@ def _constant(d: Data, node: ast.AST, spelling: Any, state: Any = None) -> Any:
                            f"`torch.flatten({d.name}, 1)` (what `nn.Flatten` does).")
     if array.ndim == 0:
         return sp.Float(float(array))
-    if array.ndim == 2 and state is not None:
-        return _leaf(d, state)
+    if state is not None and (array.ndim == 2 or array.ndim == 1 and array.size > GLOBAL_LEAF_ELEMENTS):
+        return _leaf(d, state)  # a batch reshaped to a matrix; a long vector (a target of 10,000 values)
     rows = array.reshape(-1, 1) if array.ndim == 1 else array
     matrix = sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in rows])
     if array.ndim == 1:
