@@ -196,24 +196,32 @@ def logsumexp(a: Args) -> ex.Exact:
     return ex.add(m, log1p(rest))
 
 
-def log_softmax(a: Args, i: int) -> ex.Exact:
-    """a_i - logsumexp(a), written as (a_i - m) - log1p(rest) (see `_largest`)."""
+def _nan_row(a: Args) -> bool:
+    """Whether torch 2.13's softmax and log_softmax give NaN for every element of the row `a`: a
+    NaN in it, a +inf (its kernel subtracts the largest, inf - inf, and the sum is NaN), or every
+    element -inf (-inf - -inf). A -inf beside a finite largest is only its own element's -inf
+    (log_softmax) or 0 (softmax); the backward, which reads the forward's result, is NaN where it is."""
     if any(ex.is_nan(u) for u in a):
+        return True
+    infinite = [u for u in a if not ex.is_finite(u)]
+    return any(ex.sign(u) > 0 for u in infinite) or len(infinite) == len(a)
+
+
+def log_softmax(a: Args, i: int) -> ex.Exact:
+    """a_i - logsumexp(a), written as (a_i - m) - log1p(rest) (see `_largest`); NaN for a row
+    torch's kernel makes NaN (`_nan_row`)."""
+    if _nan_row(a):
         return ex.NAN
     m, _, rest = _largest(a)
-    if not ex.is_finite(m):
-        return ex.sub(a[i], m)  # as torch: -inf beside an infinite logit, nan for it (inf - inf)
     return ex.sub(ex.sub(a[i], m), log1p(rest))
 
 
 def log_softmax_all(a: Args) -> list[ex.Exact]:
     """[log_softmax(a, i) for every i], each the same value, with the largest argument and
     log1p(rest) found once for the whole vector (not once per element)."""
-    if any(ex.is_nan(u) for u in a):
+    if _nan_row(a):
         return [ex.NAN for _ in a]
     m, _, rest = _largest(a)
-    if not ex.is_finite(m):
-        return [ex.sub(u, m) for u in a]
     total = log1p(rest)
     return [ex.sub(ex.sub(u, m), total) for u in a]
 
@@ -272,13 +280,10 @@ def _softplus_departs(u: ex.Exact) -> bool:
 def softmax_weights(a: Args) -> list[ex.Exact]:
     """exp(u_j - logsumexp(u)) for every j: torch's softmax, which subtracts the largest first,
     written as exp(u_j - m)/(1 + rest) (see `_largest`)."""
-    if any(ex.is_nan(u) for u in a):
+    if _nan_row(a):  # as torch's kernel: a +inf, or every element -inf, makes the row NaN
         return [ex.NAN for _ in a]
     terms: dict[int, ex.Exact] = {}
     m, k, rest = _largest(a, terms)
-    if not ex.is_finite(m):
-        total = logsumexp(a)  # inf - inf: nan, as torch's softmax of an infinite logit
-        return [exp(ex.sub(u, total)) for u in a]
     scale = ex.add(ex.ONE, rest)
     return [ex.div(exp(ex.sub(u, m)) if j == k else terms[j], scale) for j, u in enumerate(a)]
 
@@ -296,12 +301,16 @@ def _others(s: list[ex.Exact], i: int) -> ex.Exact:
 def _softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
     """d s_i / d u_j = s_i (delta_ij - s_j); torch's _softmax_backward_data seeded with the
     one-hot of component i gives s_j (delta_ij - s_i), the same number."""
+    if _nan_row(a):  # torch's backward reads the forward's NaN row: NaN for every input
+        return tuple(ex.NAN for _ in a)
     s = softmax_weights(a)
     return tuple(ex.mul(s[i], _others(s, i) if j == i else ex.neg(s[j])) for j in range(len(a)))
 
 
 def _log_softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
     """d (u_i - logsumexp(u)) / d u_j = delta_ij - s_j (torch: grad - exp(result) * sum(grad))."""
+    if _nan_row(a):  # torch's backward reads the forward's NaN row: NaN for every input
+        return tuple(ex.NAN for _ in a)
     s = softmax_weights(a)
     return tuple(_others(s, i) if j == i else ex.neg(s[j]) for j in range(len(a)))
 

@@ -49,8 +49,8 @@ def test_log_softmax_of_a_vector_is_each_elements_value(values: list[float]) -> 
 
 
 def test_an_infinite_logit_is_each_elements_value() -> None:
-    # (torch 2.13 gives nan for every element here; the per-element formula, kept as it was,
-    # gives -inf beside the infinite logit: reported, not changed by this refactor)
+    # (torch 2.13 gives nan for every element here, and so do both formulas: the rows torch's
+    # kernel makes NaN are tests/program/test_log_softmax_infinite.py's)
     a = [ex.from_float(1.0), ex.INF, ex.from_float(-2.0)]
     whole = [ex.to_float(v) for v in ops.log_softmax_all(a)]
     each = [ex.to_float(ops.log_softmax(a, i)) for i in range(3)]
