@@ -42,6 +42,7 @@ import enum
 import linecache
 import math
 import os
+import random
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -640,9 +641,15 @@ def check_step(step: Callable[[], Any], params: Any, runs: int = 2) -> tuple[Fin
     second backward, a loss with nothing requiring grad) ends the check and becomes the finding,
     as does an error that follows from a graph cut (`w.grad` is None); any other exception is
     re-raised. The parameters and their gradients are restored afterwards (an optimizer's own
-    state, such as momentum, is not). Every run starts from the same CPU random state, so that a
-    model with dropout draws the same masks each time (a loss that moved only because other units
-    were dropped is no finding); the random state is left as it was before the check.
+    state, such as momentum, is not). Every run starts from the same random state, so that a
+    model with dropout draws the same masks each time, and a step that shuffles or samples its
+    batch with Python's `random` or NumPy's global `np.random` draws the same batch (a loss that
+    moved only because other units were dropped, or another batch was drawn, is no finding): torch's
+    CPU generator, CUDA's where CUDA is in use, Python's `random` and `np.random`'s global state are
+    each set back before every run and left as they were before the check. A generator the step
+    holds itself (`np.random.default_rng(0)`, a `torch.Generator`) is the step's own state and is
+    not restored: each run then draws its next numbers; seed it inside the step to compare like
+    with like.
 
     **Returns:** a tuple of `Finding`s, empty for a correct step (zeroed, descending, scalar loss).
     """
@@ -657,12 +664,12 @@ def check_step(step: Callable[[], Any], params: Any, runs: int = 2) -> tuple[Fin
     pairs = _param_list(params)
     watcher = Watcher([p for _, p in pairs], _names(pairs, sys._getframe(1)))
     saved = [(p.detach().clone(), None if p.grad is None else p.grad.detach().clone()) for _, p in pairs]
-    rng = torch.get_rng_state()  # each run draws what the first drew (dropout's masks)
+    restore = _random_states()  # each run draws what the first drew (dropout's masks, a sampled batch)
     try:
         with watcher:
             for _ in range(runs):
                 before = len(watcher.findings)
-                torch.set_rng_state(rng)
+                restore()
                 try:
                     step()
                 except Exception as err:
@@ -672,12 +679,31 @@ def check_step(step: Callable[[], Any], params: Any, runs: int = 2) -> tuple[Fin
                         raise
                     break  # the step stopped half-way: a further run would start from that state
     finally:
-        torch.set_rng_state(rng)
+        restore()
         with torch.no_grad():
             for (_, p), (value, grad) in zip(pairs, saved):
                 p.copy_(value)
                 p.grad = grad
     return watcher.findings
+
+
+def _random_states() -> Callable[[], None]:
+    """The global random states a training step may draw from, saved now: torch's CPU generator,
+    CUDA's (only where CUDA is already in use: saving it would start CUDA), Python's `random` and
+    NumPy's global `np.random`. The function returned sets each back."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    python = random.getstate()
+    legacy = np.random.get_state()
+
+    def restore() -> None:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        random.setstate(python)
+        np.random.set_state(legacy)
+
+    return restore
 
 
 # --------------------------------------------------------------------------- calibration

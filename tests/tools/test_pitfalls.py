@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import random
 from pathlib import Path
 from typing import Any, Callable
 
@@ -514,3 +515,59 @@ def test_zeroed_before_the_step_the_parameters_really_do_not_move() -> None:
     before = (w.detach().clone(), b.detach().clone())
     zeroed_by_optimizer(w, b)()
     assert torch.equal(w.detach(), before[0]) and torch.equal(b.detach(), before[1])
+
+
+def _sampling_step(w: torch.Tensor, b: torch.Tensor, draw: Callable[[], list[int]], drawn: list[list[int]]) -> Callable[[], None]:
+    """A correct step on a minibatch of 8 rows that the step samples itself (D2L's data_iter
+    shuffles with Python's `random`; others with `np.random`)."""
+    def step() -> None:
+        rows = draw()
+        drawn.append(rows)
+        idx = torch.tensor(rows)
+        l = squared_loss(X[idx] @ w + b, Y[idx])
+        l.sum().backward()
+        sgd([w, b], LR / 8)
+        w.grad.zero_()  # type: ignore[union-attr]
+        b.grad.zero_()  # type: ignore[union-attr]
+    return step
+
+
+SAMPLERS = {
+    "python-random": (lambda: random.sample(range(64), 8), lambda: random.random()),
+    "numpy-global": (lambda: np.random.choice(64, 8, replace=False).tolist(), lambda: float(np.random.random())),
+    "torch-cpu": (lambda: torch.randperm(64)[:8].tolist(), lambda: float(torch.rand(1))),
+}
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_run_of_a_step_draws_the_same_batch_and_the_state_is_left_as_it_was(name: str) -> None:
+    """check_step sets Python's `random`, NumPy's global state and torch's CPU generator back
+    before each run (each run samples the first run's batch) and after the check (the caller's next
+    number is the one it would have drawn without the check)."""
+    draw, next_number = SAMPLERS[name]
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    w, b = fresh()
+    drawn: list[list[int]] = []
+    assert check_step(_sampling_step(w, b, draw, drawn), [w, b], runs=3) == ()
+    assert len(drawn) == 3 and drawn[0] == drawn[1] == drawn[2]
+    after = next_number()
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+    assert drawn[0] == draw()  # the batch the check's runs drew is the caller's next one
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+    assert after == next_number()
+
+
+def test_a_generator_the_step_holds_draws_on() -> None:
+    """The step's own generator (`np.random.default_rng`) is its state, not restored (docstring)."""
+    gen = np.random.default_rng(0)
+    w, b = fresh()
+    drawn: list[list[int]] = []
+    check_step(_sampling_step(w, b, lambda: gen.choice(64, 8, replace=False).tolist(), drawn), [w, b])
+    assert len(drawn) == 2 and drawn[0] != drawn[1]
