@@ -197,19 +197,14 @@ def logsumexp(a: Args) -> ex.Exact:
 
 
 def _nan_row(a: Args) -> bool:
-    """Whether torch 2.13's softmax and log_softmax give NaN for every element of the row `a`: a
-    NaN in it, a +inf (its kernel subtracts the largest, inf - inf, and the sum is NaN), or every
-    element -inf (-inf - -inf). A -inf beside a finite largest is only its own element's -inf
-    (log_softmax) or 0 (softmax); the backward, which reads the forward's result, is NaN where it is."""
-    if any(ex.is_nan(u) for u in a):
-        return True
-    infinite = [u for u in a if not ex.is_finite(u)]
-    return any(ex.sign(u) > 0 for u in infinite) or len(infinite) == len(a)
+    """Whether torch 2.13's softmax and log_softmax make every element of the row `a` NaN, forward
+    and backward: a NaN in it, a +inf (inf - inf), or every element -inf (-inf + inf)."""
+    infinite = [u for u in a if ex.is_nan(u) or not ex.is_finite(u)]
+    return any(ex.is_nan(u) or ex.sign(u) > 0 for u in infinite) or len(infinite) == len(a)
 
 
 def log_softmax(a: Args, i: int) -> ex.Exact:
-    """a_i - logsumexp(a), written as (a_i - m) - log1p(rest) (see `_largest`); NaN for a row
-    torch's kernel makes NaN (`_nan_row`)."""
+    """a_i - logsumexp(a), written as (a_i - m) - log1p(rest) (see `_largest`); NaN as torch's (`_nan_row`)."""
     if _nan_row(a):
         return ex.NAN
     m, _, rest = _largest(a)
@@ -300,9 +295,7 @@ def _others(s: list[ex.Exact], i: int) -> ex.Exact:
 
 def _softmax_partials(a: Args, i: int) -> tuple[ex.Exact, ...]:
     """d s_i / d u_j = s_i (delta_ij - s_j); torch's _softmax_backward_data seeded with the
-    one-hot of component i gives s_j (delta_ij - s_i), the same number."""
-    if _nan_row(a):  # torch's backward reads the forward's NaN row: NaN for every input
-        return tuple(ex.NAN for _ in a)
+    one-hot of component i gives s_j (delta_ij - s_i), the same number (NaN, s_i, for a NaN row)."""
     s = softmax_weights(a)
     return tuple(ex.mul(s[i], _others(s, i) if j == i else ex.neg(s[j])) for j in range(len(a)))
 
