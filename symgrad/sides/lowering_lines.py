@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sympy as sp
+from sympy.codegen import ast as ast_codegen
 
 from .ir import Branch, Cond, For, If, NoGrad, Operand, Step, Stmt, While
 
@@ -77,6 +78,23 @@ def _line_reads(lines: Sequence[str]) -> tuple[dict[int, str], dict[int, set[str
                     names.add(node.id)
         reads[number] = names
     return stores, reads
+
+
+def _only_line(lines: Sequence[str], number: int, dead: set[int]) -> bool:
+    """Whether line `number` is the last code line left in its block (a loop's or a branch's body):
+    the line above it that is code is the block's head, and the next line that is code is not in
+    the block."""
+    def code(k: int) -> bool:
+        text = lines[k - 1].strip()
+        return bool(text) and not text.startswith("#") and k not in dead
+
+    indent = len(lines[number - 1]) - len(lines[number - 1].lstrip())
+    above = next((k for k in range(number - 1, 0, -1) if code(k)), None)
+    below = next((k for k in range(number + 1, len(lines) + 1) if code(k)), None)
+    heads = above is not None and lines[above - 1].rstrip().endswith(":") and \
+        len(lines[above - 1]) - len(lines[above - 1].lstrip()) < indent
+    alone = below is None or len(lines[below - 1]) - len(lines[below - 1].lstrip()) < indent
+    return heads and alone
 
 
 def _steps(body: Sequence[Stmt]) -> list[Step]:
@@ -155,8 +173,10 @@ def prune(lines: list[str], body: tuple[Stmt, ...], output: Operand, output_line
                 continue  # read somewhere, or assigned on several lines (a loop's variable)
             number = numbers[0]
             step = steps.get(number)
-            if step is None or step.name != name or number == output_line:
-                continue
+            if step is None or step.name != name or number == output_line or isinstance(step.node, ast_codegen.Assignment):
+                continue  # not a step; the output; a statement the user wrote (their program, as they wrote it)
+            if _only_line(lines, number, dead):
+                continue  # its block would be left without a line
             if ir_reads.get(name, 0) and step.op != "elem":
                 continue  # the IR reads it and only an element read runs without its text
             dead.add(number)

@@ -151,3 +151,34 @@ def test_no_dead_line_in_the_sympy_cases(case) -> None:
         except sg.SymgradError:
             continue
         assert _unread(lowered.source) == [], lowered.source
+
+
+def _prune_of(text: str, body: tuple, output: str, output_line: int):
+    from symgrad.sides.lowering_lines import prune
+    return prune(text.splitlines(), body, output, output_line, {})
+
+
+def test_a_dead_line_alone_in_its_block_stays_and_the_others_renumber() -> None:
+    """prune on a program written by hand: the dead `t = x * 2` is the loop body's only line, so it
+    stays (the loop would have no body); the dead `u` before it goes with its comment, and every
+    line number after it moves up by two."""
+    from symgrad.sides.ir import For, Step
+    x = sp.Symbol("x")
+    text = ("def f(x):\n"          # 1
+            "    # x*3\n"          # 2
+            "    u = x * 3\n"      # 3
+            "    for i in range(3):\n"  # 4
+            "        t = x * 2\n"  # 5
+            "    # x + 1\n"        # 6
+            "    out = x + 1\n"    # 7
+            "    return out")      # 8
+    u = Step("u", "mul", ("x", 3), None, 3 * x, 3)
+    t = Step("t", "mul", ("x", 2), None, 2 * x, 5)
+    out = Step("out", "add", ("x", 1), None, x + 1, 7)
+    loop = For(sp.Symbol("loop"), "i", (0, 3, 1), (t,), 4)
+    lines, body, line, _ = _prune_of(text, (u, loop, out), "out", 8)
+    assert lines == ["def f(x):", "    for i in range(3):", "        t = x * 2", "    # x + 1", "    out = x + 1",
+                     "    return out"]
+    assert [type(s).__name__ for s in body] == ["For", "Step"]
+    assert body[0].line == 2 and body[0].body[0].line == 3 and body[1].line == 5 and line == 6
+    compile("\n".join(lines), "<pruned>", "exec")
