@@ -10,6 +10,7 @@ said. Here each such matrix is written once, and each data leaf once, after the 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sympy as sp
@@ -24,8 +25,14 @@ SOURCE_NODES = 400
 
 def data_clause(leaves: list[DataMatrix]) -> str:
     """`the data X_flat (X reshaped to (6, 9), never differentiated)`: each leaf once, its own
-    clause, so that no comma of it reads as one between inputs."""
-    return "the data " + " and ".join(f"{s.name} ({s.short.removesuffix(', data')}, never differentiated)" for s in leaves)
+    clause, so that no comma of it reads as one between inputs; a global's `(a global of shape
+    (10000,), never differentiated)`."""
+    return "the data " + " and ".join(f"{s.name} ({_what(s)}, never differentiated)" for s in leaves)
+
+
+def _what(s: DataMatrix) -> str:
+    found = re.match(r"the global tensor .* \((?:b?float|int|uint)\d+, (\(.*\))\), data", s.about)
+    return f"a global of shape {found.group(1)}" if found else s.short.removesuffix(", data")
 
 
 def source_with_data(c: Any) -> str:
@@ -56,9 +63,9 @@ def _text(m: sp.Basic) -> str:
 
 
 def _matrices_read(expr: sp.Basic) -> list[sp.Basic]:
-    """The matrix expressions (not symbols) whose elements `expr` reads, in order of first reading.
-    Each node is visited once (the same matrix is one node however often it is read)."""
-    found: dict[sp.Basic, None] = {}
+    """The matrix expressions (not symbols) of which `expr` reads more than one element, in order of
+    first reading. Each node is visited once (the same matrix is one node however often it is read)."""
+    found: dict[sp.Basic, set[tuple[int, int]]] = {}
     seen: set[int] = set()
     stack = [expr]
     while stack:
@@ -68,7 +75,7 @@ def _matrices_read(expr: sp.Basic) -> list[sp.Basic]:
         seen.add(id(node))
         if isinstance(node, MatrixElement):
             if not isinstance(node.parent, sp.MatrixSymbol):
-                found.setdefault(node.parent, None)
+                found.setdefault(node.parent, set()).add((int(node.i), int(node.j)))
             continue  # an element's matrix is named whole, not read inside
         stack.extend(reversed(node.args))
-    return list(found)
+    return [m for m, elements in found.items() if len(elements) > 1]  # one element read: said where it is

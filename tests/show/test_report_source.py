@@ -75,3 +75,26 @@ def test_the_headline_gives_the_data_its_own_clause() -> None:
     assert data == "X_flat (X reshaped to (2, 4), never differentiated)"
     assert "X_flat" not in inputs and inputs.count(" = ") == 2  # bias and weight, each with its value
     assert any(isinstance(s, DataMatrix) for s in c.point)
+
+
+G = torch.Generator().manual_seed(9)
+XG = torch.randn(100, 3, generator=G, dtype=torch.float64)
+YG = torch.randn(100, generator=G, dtype=torch.float64)
+
+
+def regression(w):
+    return ((XG @ w - YG) ** 2).mean()
+
+
+def test_global_data_is_said_by_its_shape_and_a_one_element_matrix_stays_inline() -> None:
+    """A sum is the one element of a 1x1 matrix: named, it would read `M1[0, 0]/100, where M1 = ...`;
+    it stays where it is read. The globals are said once each, by their shape."""
+    w = torch.zeros(3, dtype=torch.float64)
+    c = sg.compare(regression, at={"w": w})
+    said = ("the data XG (a global of shape (100, 3), never differentiated) and "
+            "YG (a global of shape (100,), never differentiated)")
+    assert c.to_dict()["source"] == f"{c.source}; {said}" and "M1" not in c.source
+    assert str(c).splitlines()[0].split(" at ", 1)[1].startswith(f"{said}; w = [0.0; 0.0; 0.0]")
+    leaf = w.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(regression(leaf), leaf)
+    assert [e.grad_autograd for e in c.entries] == grad.tolist()
