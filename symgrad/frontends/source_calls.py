@@ -33,7 +33,7 @@ from .source_inplace import data
 from .source_python import PYTHON_BUILTINS, builtin_call, generated
 from .source_inline import Helper, default_of, is_helper, spread, spread_keywords
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
-from .torch_activations import DTypeOf
+from .torch_activations import DTypeOf, cast_dtype
 from ..base.errors import UnsupportedNodeError
 from . import torch_argmax as argmax
 from .torch_argmax import Indices
@@ -216,7 +216,7 @@ class CallTranslator:
         if isinstance(base, fills.Unfilled) or (node.attr in fills.FILLING and _is_value(base)):
             return fills.attribute(base, node)  # `torch.empty(3).uniform_(a, b)`: a draw
         if _is_value(base) and node.attr == "dtype":
-            return DTypeOf()  # a flag of `.to(x.dtype)`
+            return DTypeOf(cast_dtype(base))  # a flag of `.to(x.dtype)`
         if _is_value(base):
             name = f"Tensor.{node.attr}"
             if name in tn.SPELLINGS and tn.SPELLINGS[name].kind == "attribute":  # `.T`, `.mT`

@@ -219,6 +219,8 @@ def torch_call_comment(op: str, args: tuple[Operand, ...], param: Any) -> str | 
                 f"{operand_text(args[0])} (above) and whose backward is yours")
     if op == "sum":
         return f"the sum of every element of {operand_text(args[0])} (.sum())"
+    if op == "cast":
+        return f"{operand_text(args[0])} cast to {param}: rounded to it, every later op in {param} (its backward: the cast back)"
     if op == "sum_dim":
         return f"the sum of each {'row' if param == 1 else 'column'} of {operand_text(args[0])}"
     if op == "expand":
@@ -337,6 +339,8 @@ def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{parts[0]}_detached"
     if op == "item":
         return f"{parts[0]}_item"
+    if op == "cast":
+        return f"{parts[0]}_{param}"
     if op in ("clamp_min", "maximum"):
         return "max_" + "_".join(parts)
     if op in ("clamp_max", "minimum"):

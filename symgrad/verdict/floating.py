@@ -18,6 +18,8 @@ from ..sides.autograd import torch_state
 from ..sides.executed import Path, PathStep
 from ..sides.lowering import DTYPES
 from ..program.ops import OPS
+from ..program.elementwise import Elementwise
+from ..program.primitives import CASTS
 from .findings import Context, Finding, finite, fmt
 from .records import DIGITS
 
@@ -290,6 +292,8 @@ class FloatingPoint:
             return Finding(Cause.ROUNDING, node, line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
                             hint_extra=hint)
 
+        if (cast := _cast_rounding(self, reach, found)) is not None:  # the user's cast decides later ops' dtype
+            return cast
         moved = self.once(self.corner_moved, reach)
         if moved is not None:
             st, detail = moved
@@ -495,6 +499,47 @@ def _torch_slopes(info: Saturating, args: list[float], param: Any, dtype: str) -
 def _biggest(v: Any) -> Any:
     """The largest magnitude among a value's elements (a ball's midpoint)."""
     return max((abs(ex.to_real(x)).mid() for x in ex.elements(v)), default=ex.to_real(ex.ZERO))
+
+
+def _narrowing_cast(path: Path, reach: list[bool], dtype: str) -> PathStep | None:
+    """The first cast of a computed value to a dtype narrower than the run's (`.float()` in a
+    float64 run) whose value reaches the output."""
+    for st in path.steps:
+        to = _cast_to(st)
+        if to is not None and reach[st.index] and DIGITS[to] < DIGITS[dtype]:
+            return st
+    return None
+
+
+def _cast_rounding(fp: FloatingPoint, reach: list[bool], found: Callable[..., Finding]) -> Finding | None:
+    """A rounding finding at the user's narrowing cast, if there is one upstream of the output."""
+    st = _narrowing_cast(fp.path, reach, fp.dtype)
+    if st is None:
+        return None
+    finding = found(st.node, st.line, _cast_detail(fp.node(st.node), st, fp.dtype))
+    finding.hint = _cast_hint(st)
+    return finding
+
+
+def _cast_detail(node: str, st: PathStep, dtype: str) -> str:
+    to = _cast_to(st)
+    return (f"`{node}` (line {st.line}) casts a computed value to {to} (`.float()`, `.to(torch.{to})`): torch "
+            f"rounds it to {to}'s {DIGITS[to]:.0f} significant digits and runs every later op in {to}, so the "
+            f"derivative carries {to}'s rounding although the comparison is in {dtype}.")
+
+
+def _cast_hint(st: PathStep) -> str:
+    to = _cast_to(st)
+    return (f"If {to} is meant, compare with dtype=\"{to}\"; if not, leave the cast out (or cast the final "
+            "result only), and compare again with `symgrad.compare`.")
+
+
+def _cast_to(st: PathStep) -> str | None:
+    """The dtype a cast step (`.float()` of a computed value) gives its value; None for any other step."""
+    if st.op != "cast":
+        return None
+    e = st.node.function.expr if isinstance(st.node, Elementwise) else st.node
+    return e.dtype if isinstance(e, CASTS) else None
 
 
 def _node_of(path: Path, i: int) -> sp.Basic:
