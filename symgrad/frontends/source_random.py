@@ -42,6 +42,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from . import torch_names as tn
+from .torch_inits import DRAWN_INITS
 from ..base.errors import TraceError
 from ..sides.spelling import named_constants
 from .source_state import Refuse
@@ -203,6 +204,8 @@ def _drawing() -> dict[int, str]:
     if not _DRAWING:
         _DRAWING.update({k: v for k, v in tn.objects().items() if v in tn.DRAWING})
         _DRAWING.update({id(torch.Tensor.uniform_): "Tensor.uniform_", id(torch.Tensor.normal_): "Tensor.normal_"})
+        # nn.init's draws that torch dispatches as a whole (`kaiming_uniform_`): the values it returns (source_inits)
+        _DRAWING.update({k: v for k, v in tn.objects().items() if v in DRAWN_INITS})
     return _DRAWING
 
 
@@ -458,6 +461,12 @@ def dropout(calls: Any, x: Any, p: Any, training: bool, node: ast.AST, target: A
     k, d = _next(DROPOUT, node, calls)
     noise = _constant(calls, k, d, node)
     return calls.apply(tn.SPELLINGS["*"], [x, noise], {}, node, target)
+
+
+def upcoming() -> Draw | None:
+    """The run's next draw the reading has not read (None: none left, or no run recorded yet)."""
+    draws = _READING.get()
+    return draws.draws[draws.read] if draws is not None and draws.read < len(draws.draws) else None
 
 
 # The reading's draws, for the draws into a tensor (`source_fills`).

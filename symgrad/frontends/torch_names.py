@@ -60,6 +60,7 @@ from .torch_norms import NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_sums import mean_of, sum_of
+from .torch_inits import INITS
 from .torch_values import (
     RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
     Build,
@@ -694,7 +695,7 @@ def objects() -> dict[int, str]:
     """id(torch object) -> its spelling, for the functions of the table and of `REFUSED` (so that
     `from torch import exp` and `F.relu` resolve to their rows)."""
     out: dict[int, str] = {}
-    for name in (*SPELLINGS, *REFUSED, *DRAWING, *UNFILLED):
+    for name in (*SPELLINGS, *REFUSED, *DRAWING, *UNFILLED, *INITS):
         if name.startswith("torch."):
             obj = _resolve(name)
             if obj is not None:

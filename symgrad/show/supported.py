@@ -5,7 +5,8 @@ supported` prints it, and a test fails when the page and the tables drift apart.
 from __future__ import annotations
 
 from ..frontends.modules import READ_AS
-from ..frontends.torch_names import DRAWING, REFUSED, SPELLINGS, spellings_of
+from ..frontends.torch_inits import DRAWN_INITS, FIXED_INITS
+from ..frontends.torch_names import DRAWING, REFUSED, SPELLINGS, UNFILLED, spellings_of
 from ..program.ops import OPS
 from ..program.rules import RULES
 
@@ -56,6 +57,15 @@ def supported_markdown() -> str:
         "function from it every time it runs it, reads each draw as the constant tensor of its values (dropout: "
         "`x * mask / (1 - p)` with torch's own mask), and leaves the global random state as it was; a draw with "
         "its own `generator=` or on a CUDA device is a sentence, and so is a sweep of a function that draws.",
+        "",
+        "Constructors without values: " + ", ".join(f"`{n}`" for n in UNFILLED) + " make a tensor read only as the "
+        "tensor a draw or an initialiser then fills (its values read before that: a sentence). `nn.init`'s "
+        "initialisers on a tensor the function made (`frontends/source_inits.py`): "
+        + ", ".join(f"`{n}`" for n in DRAWN_INITS) + ", each the next draw of your call with its bound or std "
+        "computed from fan_in/fan_out, gain, mode, nonlinearity and a as torch computes it (checked bit for bit "
+        "against a draw from the same random state); " + ", ".join(f"`{n}`" for n in FIXED_INITS)
+        + ", the values torch writes. On an input of the function, a sentence (torch overwrites it behind "
+        "autograd's back).",
     ]
     out += [
         "",
