@@ -37,7 +37,7 @@ from ..program.activations import (
 )
 from ..program.primitives import CASTS, to_float32, to_float64
 from ..program.elementwise import ElementVar, Elementwise, element_name, piecewise
-from .torch_values import Build, Spelling, as_scalar, is_matrix, rank1, shape
+from .torch_values import RANK1, Build, Spelling, as_scalar, is_matrix, rank1, shape
 
 _NN: Final = "torch.nn.functional."
 
@@ -248,7 +248,10 @@ def rounded_to(x: Any, dtype: torch.dtype) -> Any:
         return v if r == float(v) else sp.Float(r, precision=53)
 
     if isinstance(x, sp.MatrixBase):
-        return x.applyfunc(one)
+        rounded = x.applyfunc(one)
+        if rank1(x) is True:  # still the rank-1 tensor it was
+            RANK1.set(RANK1.get() | {rounded})
+        return rounded
     return one(x)
 
 
