@@ -4,11 +4,16 @@ supported` prints it, and a test fails when the page and the tables drift apart.
 
 from __future__ import annotations
 
+import sympy as sp
+
 from ..frontends.modules import READ_AS
 from ..frontends.torch_inits import DRAWN_INITS, FIXED_INITS
 from ..frontends.torch_names import DRAWING, REFUSED, SPELLINGS, UNFILLED, spellings_of
 from ..program.ops import OPS
 from ..program.rules import RULES
+
+RULES_CONSTRUCTED = sp.ImmutableDenseMatrix  # the row of the constructors (`torch.zeros`, `torch.empty`)
+
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ") or "-"
@@ -31,7 +36,8 @@ def supported_markdown() -> str:
     for rule in RULES.values():
         ops = ", ".join(f"`{o}`" for o in rule.ops) or "-"
         causes = ", ".join(f"[{c.id}](causes.md#{c.id})" for c in rule.hazard_causes) or "-"
-        spelled = ", ".join(f"`{_cell(n)}`" for n in spellings_of(rule.cls)) or "-"
+        names = [*spellings_of(rule.cls), *(UNFILLED if rule.cls is RULES_CONSTRUCTED else ())]
+        spelled = ", ".join(f"`{_cell(n)}`" for n in names) or "-"
         out.append(f"| `{rule.cls.__name__}` | {ops} | {_cell(rule.when)} | {_cell(rule.domain)} | "
                    f"{_cell(rule.nonsmooth)} | {_cell(rule.hazards)} | {causes} | {spelled} |")
     out += [
@@ -46,6 +52,9 @@ def supported_markdown() -> str:
     ]
     for sp_ in SPELLINGS.values():
         out.append(f"| `{_cell(sp_.name)}` | {sp_.kind} | `{sp_.rule.__name__}` | {_cell(sp_.note)} |")
+    for name in UNFILLED:  # constructors without values: the tensor a draw or an initialiser fills
+        out.append(f"| `{name}` | function | `{RULES_CONSTRUCTED.__name__}` | a tensor whose values torch does not set: read "
+                   "only as the tensor a draw (`.uniform_`, `.normal_`) or an `nn.init` initialiser then fills |")
     if REFUSED:
         out += ["", "Refused with a sentence (fused ops without a rule row): " + ", ".join(f"`{n}`" for n in REFUSED) + "."]
     out += [
