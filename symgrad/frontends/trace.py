@@ -52,6 +52,7 @@ from .recorder import record
 from .torch_activations import RUN_DTYPE, run_dtype
 from .trace_run import default_dtype, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
+from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
 from .source_data import leaf_values
 from .source_state import ProgramNeeded
@@ -650,6 +651,9 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     if subject is None:
         bound = _bind(fn, args, kwargs)
         arguments: Mapping[str, Any] = bound.arguments
+        said = global_image_layer_sentence(fn, arguments)  # `BN(x)` of an image batch: not the data-reshape sentence
+        if said is not None:
+            raise TraceError(said)
         source, objects, fn_name = fn, None, getattr(fn, "__name__", "the function")
 
         def run_user(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
