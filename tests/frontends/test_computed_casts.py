@@ -190,3 +190,10 @@ def test_the_cast_rule_is_the_identity_to_sympy_diff() -> None:
         assert strip(e) == sp.sin(x) * x
         third = ex.Q(1, 3)
         assert exact_eval(cast(x ** 2), {x: third}) == exact_eval(x ** 2, {x: third}) == ex.Q(1, 9)
+
+
+def test_a_sweep_sees_the_casts_rounding_at_every_point() -> None:
+    """The sweep's float symbolic derivative treats the cast as the identity (the mathematics), so a
+    float64 sweep of a function that casts to float32 is `rounding` at every point, never agree."""
+    s = sg.sweep(scalar, over={"x": (-1.0, 1.0)}, n=5)
+    assert s.counts.get("rounding") == 5 and not s.counts.get("agree"), s.counts
