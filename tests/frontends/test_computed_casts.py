@@ -197,3 +197,17 @@ def test_a_sweep_sees_the_casts_rounding_at_every_point() -> None:
     float64 sweep of a function that casts to float32 is `rounding` at every point, never agree."""
     s = sg.sweep(scalar, over={"x": (-1.0, 1.0)}, n=5)
     assert s.counts.get("rounding") == 5 and not s.counts.get("agree"), s.counts
+
+
+def test_second_derivatives_through_a_cast() -> None:
+    """order=2: the cast is the identity of the exact path; torch's Hessian carries float32's rounding."""
+    x = torch.tensor(0.3, dtype=torch.float64)
+    c = sg.compare(scalar, at={"x": x}, order=2)
+    (e,) = c.entries
+    s = sp.Symbol("s", real=True)
+    want = sp.diff(sp.exp(s) * sp.Rational(0.1) + sp.exp(2 * s), s, 2).subs(s, sp.Rational(float(x))).evalf(50)
+    assert abs(sp.Rational(e.grad_executed) - want) < sp.Rational(1, 10**25)
+    leaf = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(scalar(leaf), leaf, create_graph=True)
+    (h,) = torch.autograd.grad(g, leaf)
+    assert e.grad_autograd == h.item() and e.cause is sg.Cause.ROUNDING
