@@ -357,7 +357,7 @@ _RULE_LIST: tuple[Rule, ...] = (
          hazard_causes=(Cause.CUSTOM_BACKWARD,), exact=lambda a: a[0]),
     *(Rule(cast, ("cast",), f"`.{'float' if cast.dtype == 'float32' else 'double'}()`, `.to(torch.{cast.dtype})` "
            "of a computed value", "that of its argument",
-           nonsmooth=f"identity for the mathematics and the exact executed path; torch rounds the value to "
+           hazards=f"identity for the mathematics and the exact executed path; torch rounds the value to "
            f"{cast.dtype} and runs every later op in it, its backward the cast back",
            hazard_causes=(Cause.ROUNDING,), exact=lambda a: a[0]) for cast in CASTS),
     Rule(item, ("item",), "always", "that of its argument",

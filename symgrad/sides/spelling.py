@@ -219,8 +219,6 @@ def torch_call_comment(op: str, args: tuple[Operand, ...], param: Any) -> str | 
                 f"{operand_text(args[0])} (above) and whose backward is yours")
     if op == "sum":
         return f"the sum of every element of {operand_text(args[0])} (.sum())"
-    if op == "cast":
-        return f"{operand_text(args[0])} cast to {param}: rounded to it, every later op in {param} (its backward: the cast back)"
     if op == "sum_dim":
         return f"the sum of each {'row' if param == 1 else 'column'} of {operand_text(args[0])}"
     if op == "expand":
