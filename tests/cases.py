@@ -49,7 +49,7 @@ from symgrad.program.losses import smoothed_cross_entropy, weighted_binary_cross
 from symgrad.program.normalization import batch_norm, normalize
 from symgrad.program.distances import cdist
 from symgrad.program.rules import exact_eval
-from symgrad.program.primitives import vector_norm
+from symgrad.program.primitives import to_float32, to_float64, vector_norm
 from symgrad.program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
 from sympy.codegen.cfunctions import expm1 as _expm1, log1p as _log1p
 
@@ -468,6 +468,9 @@ CASES: tuple[Case, ...] = (
          note="at -1 nothing reaches the output through the graph: torch raises"),
     Case("no_grad", x + no_grad(x**2), (pt("inside", x=3.0),), _no_grad_square),
     Case("no_grad_symbol", x * no_grad(x), (pt("inside", x=3.0),), _no_grad_symbol),
+    Case("cast_float32", 3 * to_float32(x**2), (pt("inside", x=0.5),), lambda x: 3 * (x**2).float(),
+         note="at 0.5 every value is a float32; elsewhere float32's rounding in a float64 run: rounding at the cast"),
+    Case("cast_float64", 3 * to_float64(x**2), (pt("inside", x=0.5),), lambda x: 3 * (x**2).double()),
     # ------------------------------------------------------------------ constants
     Case("const_rational", x + sp.Rational(1, 3), (pt("inside", x=1.0),), lambda x: x + 1 / 3),
     Case("const_div", x / 3, (pt("inside", x=1.0),), lambda x: x / 3),

@@ -29,6 +29,8 @@ from torch.overrides import TorchFunctionMode
 
 from . import torch_argmax as argmax
 from . import torch_names as tn
+from .loss_modules import constant_of
+from .source_random import DEVICE, DROPOUT, dropout_arguments, dropout_noise, same_bits
 from .torch_argmax import Indices
 from .torch_reductions import MaxResult
 from ..base.errors import TraceError, UnsupportedNodeError
@@ -72,6 +74,7 @@ class _Recorder(TorchFunctionMode):
         self.refused: str | None = None
         self.compared: dict[int, tuple[float, float]] = {}  # id(comparison) -> its two sides' floats
         self.ties: list[tuple[Any, SourceSpan | None, float]] = []  # decisions taken exactly on a threshold
+        self.drew: list[tuple[str, SourceSpan | None]] = []  # the run's random draws (data of the run), where made
 
     def of(self, obj: Any) -> Any:
         if id(obj) in self.values:
@@ -79,7 +82,15 @@ class _Recorder(TorchFunctionMode):
         if isinstance(obj, torch.Tensor):
             if obj.numel() == 1 and not obj.requires_grad:
                 return tn.as_scalar(float(obj.item()))  # a constant tensor the function made
-            raise UnsupportedNodeError("a tensor of rank >= 1 that is not an input")
+            if obj.requires_grad or obj.ndim > 2:
+                raise UnsupportedNodeError(f"a tensor of shape {tuple(obj.shape)} that is not computed from the inputs "
+                                           "and requires grad or has rank > 2")
+            # A tensor the function made without the inputs (a random draw of your run, `torch.ones(3)`):
+            # the constant of its values, bit for bit (a rank-1 tensor an (n, 1) column held as rank 1).
+            value = constant_of(obj)
+            self.values[id(obj)] = value
+            self.keep.append(obj)
+            return value
         if isinstance(obj, bool):
             return obj
         if isinstance(obj, (list, tuple)):  # `torch.tensor([x, y])`, `torch.stack([x, y])`: each value's own
@@ -144,10 +155,47 @@ class _Recorder(TorchFunctionMode):
         self.values[id(result)] = expr
         self.keep.append(result)
 
+    def element(self, result: Any, args: Sequence[Any]) -> bool:
+        """`v[0]`, `v[-1]`, `X[1, 2]`: one element of a tensor recorded, by integer indices (True: bound)."""
+        base, where = args[0], args[1] if isinstance(args[1], tuple) else (args[1],)
+        if not isinstance(base, torch.Tensor) or base.ndim not in (1, 2) or len(where) != base.ndim or not all(
+                isinstance(k, int) and not isinstance(k, bool) for k in where):
+            return False
+        value = self.of(base)
+        if not tn.is_matrix(value):
+            return False
+        r, c = (where[0] % base.shape[0], 0) if base.ndim == 1 else (where[0] % base.shape[0], where[1] % base.shape[1])
+        self.bind(result, value[r, c])
+        return True
+
+    def dropout(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """F.dropout of a recorded value: `x * noise` with torch's own noise (mask / (1 - p)), drawn from
+        the state the call starts from and kept where torch's output is that bit for bit."""
+        x, p, training, _ = dropout_arguments(args, kwargs)
+        noise = dropout_noise(args, kwargs)
+        result = func(*args, **kwargs)
+        if isinstance(x, torch.Tensor) and x.device.type != "cpu":
+            self.refused = f"`{DROPOUT}` {DEVICE.format(device=x.device.type)}".split("\n")[0]
+        elif noise is None:  # eval mode, p = 0: the identity; p = 1: x * 0
+            self.bind(result, self.of(x) if not training or float(p) < 1 else tn.SPELLINGS["*"].node([self.of(x), 0], {}))
+        elif not same_bits(result.detach(), x.detach() * noise):
+            self.refused = (f"`{DROPOUT}` gave values other than `input * mask / (1 - p)` with the mask symgrad drew from "
+                            "the same random state")
+        else:
+            self.bind(result, tn.SPELLINGS["*"].node([self.of(x), constant_of(noise)], {}))
+        return result
+
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        drawing = tn.objects().get(id(func))
+        if drawing == DROPOUT and self.refused is None and self.touches(args, kwargs):
+            self.drew.append((DROPOUT, self.span()))
+            return self.dropout(func, args, kwargs)
         result = func(*args, **kwargs)
         if self.refused is not None:
+            return result
+        if drawing in tn.DRAWING:  # a random draw: data of your run, the constant of its values where it is used
+            self.drew.append((drawing, self.span()))
             return result
         name = getattr(func, "__name__", "")
         try:
@@ -162,6 +210,8 @@ class _Recorder(TorchFunctionMode):
                 return result  # bookkeeping (grad mode, shapes) or constants of no input
             if self.reads_indices(args, kwargs):
                 self.bind(result, self.with_indices(func, name, args, kwargs))
+                return result
+            if name == "__getitem__" and self.element(result, args):
                 return result
             if name in _RELATIONS:
                 # unevaluated: `(x - x + 3.0) == 3.0` is the comparison 3 == 3 the run decided, not `True`
@@ -213,8 +263,10 @@ def _spelled(func: Any, name: str) -> str:
 
 
 def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Tensor],
-           inputs: Sequence[sp.Basic]) -> tuple[Program, dict[sp.Basic, SourceSpan], str]:
-    """Run `call(tensors)` under the recorder; the straight-line Program of what ran."""
+           inputs: Sequence[sp.Basic], drew: list[tuple[str, SourceSpan | None]] | None = None
+           ) -> tuple[Program, dict[sp.Basic, SourceSpan], str]:
+    """Run `call(tensors)` under the recorder; the straight-line Program of what ran. `drew`, where
+    given, gets the spellings of the random draws the run made (each read as the constant of its values)."""
     code = getattr(inspect.unwrap(fn), "__code__", None)
     rec = _Recorder(code)
     for t, sym in zip(tensors, inputs):
@@ -229,6 +281,8 @@ def record(fn: Any, call: Any, names: Sequence[str], tensors: Sequence[torch.Ten
     except Exception as err:  # the user's own code raised
         raise TraceError(f"Your function raised while symgrad recorded it: {type(err).__name__}: {err}\n"
                          "Fix: check that it runs on float64 tensors at the example point.") from None
+    if drew is not None:
+        drew.extend(rec.drew)
     if rec.refused is not None:
         raise TraceError(f"Path mode cannot record this run: {rec.refused}.\n"
                          "Fix: use the torch spellings of docs/supported.md.")

@@ -33,7 +33,8 @@ from .source_inplace import data
 from .source_python import PYTHON_BUILTINS, builtin_call, generated
 from .source_inline import Helper, default_of, is_helper, spread, spread_keywords
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
-from .torch_activations import DTypeOf
+from .module_images import GlobalImageLayer, is_image_layer
+from .torch_activations import DTypeOf, cast_dtype
 from ..base.errors import UnsupportedNodeError
 from . import torch_argmax as argmax
 from .torch_argmax import Indices
@@ -147,6 +148,8 @@ class CallTranslator:
             return LossClass(obj, name)
         if isinstance(obj, torch.nn.Module) and loss_class(obj) is not None and not any(True for _ in obj.parameters()):
             return LossObject(obj, name)  # a loss module has no parameters: it is a function
+        if is_image_layer(obj):  # a module-level nn.BatchNorm2d: its own sentence where it is called
+            return GlobalImageLayer(obj, name)
         if isinstance(obj, torch.nn.Module):
             raise Refuse(node, f"`{name}` is a torch.nn.Module read from outside the function: its parameters are "
                                "hidden state that symgrad cannot see as inputs.\nFix: pass the module as an argument "
@@ -216,7 +219,7 @@ class CallTranslator:
         if isinstance(base, fills.Unfilled) or (node.attr in fills.FILLING and _is_value(base)):
             return fills.attribute(base, node)  # `torch.empty(3).uniform_(a, b)`: a draw
         if _is_value(base) and node.attr == "dtype":
-            return DTypeOf()  # a flag of `.to(x.dtype)`
+            return DTypeOf(cast_dtype(base))  # a flag of `.to(x.dtype)`
         if _is_value(base):
             name = f"Tensor.{node.attr}"
             if name in tn.SPELLINGS and tn.SPELLINGS[name].kind == "attribute":  # `.T`, `.mT`
@@ -269,6 +272,8 @@ class CallTranslator:
         for kw in node.keywords:
             kwargs.update(spread_keywords(self.value(kw.value), kw) if kw.arg is None
                           else {kw.arg: self._argument(kw.value)})
+        if isinstance(func, GlobalImageLayer):
+            return func.call(args, node)
         if isinstance(func, LossClass):  # `nn.MSELoss(reduction='sum')`, made inline
             return func.make(args, kwargs, node)
         if isinstance(func, Bound):  # a module called (`self.fc1(x)`), as the module says it

@@ -30,6 +30,7 @@ from typing import Any, Final
 import sympy as sp
 
 from . import source_indexing as ix
+from . import source_inits as inits
 from . import source_random as sr
 from . import torch_names as tn
 from .source_inplace import LEAF, is_leaf, refuse_alias, refuse_leaf, track
@@ -138,6 +139,8 @@ def init_value(calls: Any, spelling: str, args: list[Any], kwargs: dict[str, Any
     if not args:
         raise Refuse(node, f"`{spelling}` takes the tensor to fill.")
     attr = spelling.rsplit(".", 1)[-1]
+    if inits.is_init(spelling):  # xavier_uniform_, kaiming_normal_, zeros_, ...: source_inits
+        return inits.value(calls, spelling, args[0], args[1:], kwargs, node)
     _numbers(spelling, attr, args[1:], kwargs, node)
     return _drawn(calls, spelling, args[0], args[1:], kwargs, node)
 
@@ -162,7 +165,7 @@ def statement(tr: Any, node: ast.Expr) -> bool:
             return False  # a method of the function's own values (`y.add_(1)`): source_inplace's
         func = tr.expressions.value(call.func)
         spelling = getattr(func, "name", None)
-        if spelling not in INIT or not call.args or not isinstance(call.args[0], ast.Name) \
+        if (spelling not in INIT and not inits.is_init(spelling)) or not call.args or not isinstance(call.args[0], ast.Name) \
                 or call.args[0].id not in tr.state.env:
             return False
         name, attr, init = call.args[0].id, spelling.rsplit(".", 1)[-1], True
@@ -180,13 +183,23 @@ def statement(tr: Any, node: ast.Expr) -> bool:
                                f"torch raises RuntimeError here ({LEAF}).\nFix: draw first, then `.requires_grad_()`, or "
                                f"use `torch.nn.init.{attr}({name}, ...)`, which draws under no_grad.")
     refuse_alias(tr, name, node)
-    args = [tr.expressions.value(a) for a in params_nodes]
-    kwargs = {kw.arg: tr.expressions.value(kw.value) for kw in call.keywords if kw.arg is not None}
-    _numbers(spelling, attr, args, kwargs, node)
-    value = _drawn(calls, spelling, base, args, kwargs, call)
+    args = [_flag_or_value(tr, a) for a in params_nodes]
+    kwargs = {kw.arg: _flag_or_value(tr, kw.value) for kw in call.keywords if kw.arg is not None}
+    if inits.is_init(spelling):
+        value = inits.value(calls, spelling, base, args, kwargs, call)
+    else:
+        _numbers(spelling, attr, args, kwargs, node)
+        value = _drawn(calls, spelling, base, args, kwargs, call)
     tr.bind(name, value, call)
     track(tr.state, name, call)
     return True
+
+
+def _flag_or_value(tr: Any, node: ast.expr) -> Any:
+    """An argument of a draw: a literal string (`mode="fan_out"`) as itself, else its value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return tr.expressions.value(node)
 
 
 def attribute(base: Any, node: ast.Attribute) -> FillMethod:
@@ -208,4 +221,4 @@ def call(calls: Any, func: Any, args: list[Any], kwargs: dict[str, Any], node: a
 
 def is_draw_name(name: str) -> bool:
     """A spelling this module reads (before `source_random.draw` reads the others)."""
-    return name in INIT or name in tn.UNFILLED
+    return name in INIT or name in tn.UNFILLED or inits.is_init(name)

@@ -42,6 +42,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from . import torch_names as tn
+from .torch_inits import DRAWN_INITS
 from ..base.errors import TraceError
 from ..sides.spelling import named_constants
 from .source_state import Refuse
@@ -203,6 +204,8 @@ def _drawing() -> dict[int, str]:
     if not _DRAWING:
         _DRAWING.update({k: v for k, v in tn.objects().items() if v in tn.DRAWING})
         _DRAWING.update({id(torch.Tensor.uniform_): "Tensor.uniform_", id(torch.Tensor.normal_): "Tensor.normal_"})
+        # nn.init's draws that torch dispatches as a whole (`kaiming_uniform_`): the values it returns (source_inits)
+        _DRAWING.update({k: v for k, v in tn.objects().items() if v in DRAWN_INITS})
     return _DRAWING
 
 
@@ -252,12 +255,7 @@ class _Recorder(TorchFunctionMode):
         if x.device.type != "cpu":
             refused = f"`{DROPOUT}` {DEVICE.format(device=x.device.type)}"
         else:
-            state = torch.get_rng_state()
-            with torch.no_grad():
-                noise = torch.empty_like(x).bernoulli_(1 - p)
-                noise.div_(1 - p)
-            torch.set_rng_state(state)
-            before = state
+            noise = _noise(x, p)
         before = x.detach().clone() if inplace else x.detach()
         result = func(*args, **kwargs)
         if noise is not None and not _same_bits(result.detach(), before * noise):
@@ -267,6 +265,27 @@ class _Recorder(TorchFunctionMode):
                        "`x * mask / (1 - p)`), or compare the model in eval mode.")
         self.draws.append(Draw(DROPOUT, noise, file, line, refused, before if noise is not None else None))
         return result
+
+
+def _noise(x: torch.Tensor, p: float) -> torch.Tensor:
+    """torch's dropout noise for `x`, mask / (1 - p), drawn from the current random state as torch
+    draws it; the state is left as it was (the dropout itself then draws the same)."""
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        noise = torch.empty_like(x).bernoulli_(1 - p)
+        noise.div_(1 - p)
+    torch.set_rng_state(state)
+    return noise
+
+
+def dropout_noise(args: Any, kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """The noise `F.dropout(*args, **kwargs)` multiplies by, drawn from the current state (path mode's
+    recorder); None where dropout draws nothing (eval mode, p = 0 or 1) or not on the CPU."""
+    x, p, training, _ = _dropout_arguments(args, kwargs)
+    p = float(p)
+    if not training or not isinstance(x, torch.Tensor) or p <= 0 or p >= 1 or x.numel() == 0 or x.device.type != "cpu":
+        return None
+    return _noise(x, p)
 
 
 def _dropout_arguments(args: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, bool, bool]:
@@ -460,6 +479,15 @@ def dropout(calls: Any, x: Any, p: Any, training: bool, node: ast.AST, target: A
     return calls.apply(tn.SPELLINGS["*"], [x, noise], {}, node, target)
 
 
-# The reading's draws, for the draws into a tensor (`source_fills`).
+def upcoming() -> Draw | None:
+    """The run's next draw the reading has not read (None: none left, or no run recorded yet)."""
+    draws = _READING.get()
+    return draws.draws[draws.read] if draws is not None and draws.read < len(draws.draws) else None
+
+
+# The reading's draws, for the draws into a tensor (`source_fills`); dropout's arguments and a bitwise
+# comparison, for path mode's recorder.
 next_draw = _next
 constant = _constant
+dropout_arguments = _dropout_arguments
+same_bits = _same_bits

@@ -35,8 +35,9 @@ from ..program.activations import (
     silu,
     xlogy,
 )
+from ..program.primitives import CASTS, to_float32, to_float64
 from ..program.elementwise import ElementVar, Elementwise, element_name, piecewise
-from .torch_values import Build, Spelling, as_scalar, is_matrix, rank1, shape
+from .torch_values import RANK1, Build, Spelling, as_scalar, is_matrix, rank1, shape
 
 _NN: Final = "torch.nn.functional."
 
@@ -169,12 +170,14 @@ def _inverse(name: str) -> Build:
 
 
 def _identity(name: str) -> Build:
-    """`.float()`, `.double()`, `.to(dtype)`: the values themselves (a mask as its 0s and 1s).
-    symgrad runs in the dtype of the examples, so a cast that rounds a computed value (`.float()`
-    of float64 values) is caught by the fidelity check, which then reads the function as it runs.
-    A constant tensor cast to a narrower dtype named in the call (`W.float()`, `W.to(torch.float32)`
-    of float64 weights) is its values rounded to that dtype, exactly: the mathematics multiplies by
-    the weights the program holds, never by the unrounded ones."""
+    """`.float()`, `.double()`, `.to(dtype)`, `.type(dtype)`: a cast. A constant tensor cast to a
+    narrower dtype named in the call (`W.float()`, `W.to(torch.float32)` of float64 weights) is its
+    values rounded to that dtype, exactly: the mathematics multiplies by the weights the program
+    holds, never by the unrounded ones. A computed value cast to a dtype is the cast node
+    (`to_float32(e)`, `to_float64(e)`): the identity for the mathematics and the exact executed path,
+    torch's own cast in the program that runs (every later op in the new dtype, its backward the cast
+    back), so a difference it makes is the dtype's rounding at its line. A comparison (0s and 1s) is
+    its values themselves, exact in either dtype."""
 
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
         extra = [v for v in (*a[1:], *k.values()) if not _is_dtype(v)]
@@ -183,10 +186,53 @@ def _identity(name: str) -> Build:
                 f"`{name}` is read as a cast to a dtype only (`.to(x.dtype)`, `.to(torch.float64)`); this call also "
                 "moves the tensor or passes other options.\nFix: call it with a dtype only, or leave it out.")
         given = [v.dtype if isinstance(v, DTypeOf) else v for v in (*a[1:], *k.values())]
-        named = torch.float32 if name == ".float()" else next((v for v in given if isinstance(v, torch.dtype)), None)
-        return rounded_to(a[0], named) if named is not None else a[0]
+        named = {".float()": torch.float32, ".double()": torch.float64}.get(name) or next(
+            (v for v in given if isinstance(v, torch.dtype)), None)
+        if named is None:
+            return a[0]
+        cast = _CAST_NODES.get(named)
+        if cast is not None and _computed(a[0]):
+            return cast_node(a[0], cast)
+        return rounded_to(a[0], named)
 
     return build
+
+
+_CAST_NODES: Final[dict[torch.dtype, type[sp.Function]]] = {torch.float32: to_float32, torch.float64: to_float64}
+
+
+def _computed(v: Any) -> bool:
+    """A value that reads a variable and is a number (not a comparison's 0s and 1s, not a mask)."""
+    if not isinstance(v, sp.Basic) or not v.free_symbols or _condition(v):
+        return False
+    if isinstance(v, Elementwise):
+        body = v.function.expr
+        return not _condition(body) and not _step(body)
+    return not _step(v)
+
+
+def _condition(e: Any) -> bool:
+    """A truth value (a comparison, And/Or/Not, true/false); a symbol is a number here."""
+    return isinstance(e, sp.logic.boolalg.Boolean) and not isinstance(e, sp.Symbol)
+
+
+def _step(e: Any) -> bool:
+    """A Piecewise of constants only (a comparison used as a number): exact in any dtype."""
+    return isinstance(e, sp.Piecewise) and all(not p.free_symbols for p, _ in e.args)
+
+
+def cast_node(x: Any, cast: type[sp.Function]) -> Any:
+    """`cast` of a number, or of every element of a tensor (one torch call over the whole tensor)."""
+    if is_matrix(x):
+        v = ElementVar(element_name(x), real=True)
+        return Elementwise(sp.Lambda((v,), cast(v)), x)
+    return cast(x)
+
+
+def cast_dtype(x: Any) -> torch.dtype | None:
+    """The dtype a cast node gives its value (`y.float().dtype`), None for any other value."""
+    e = x.function.expr if isinstance(x, Elementwise) else x
+    return getattr(torch, e.dtype) if isinstance(e, CASTS) else None
 
 
 def rounded_to(x: Any, dtype: torch.dtype) -> Any:
@@ -202,7 +248,10 @@ def rounded_to(x: Any, dtype: torch.dtype) -> Any:
         return v if r == float(v) else sp.Float(r, precision=53)
 
     if isinstance(x, sp.MatrixBase):
-        return x.applyfunc(one)
+        rounded = x.applyfunc(one)
+        if rank1(x) is True:  # still the rank-1 tensor it was
+            RANK1.set(RANK1.get() | {rounded})
+        return rounded
     return one(x)
 
 
@@ -224,9 +273,9 @@ class DTypeOf:
     """`x.dtype` of a traced value: a flag for `.to(x.dtype)` (symgrad runs in its examples' dtype,
     `RUN_DTYPE`, which `.to(x.dtype)` of a float64 constant in a float32 run rounds it to)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dtype: torch.dtype | None = None) -> None:
         run = RUN_DTYPE.get()
-        self.dtype = getattr(torch, run) if run else None
+        self.dtype = dtype or (getattr(torch, run) if run else None)
 
     def __eq__(self, other: object) -> bool:
         raise UnsupportedNodeError("A test of `x.dtype` is not read: symgrad runs the function in its examples' dtype, "
@@ -319,10 +368,11 @@ def more_spellings(lift: Callable[[Build], Build], compare: Callable[[Any, Any, 
             rows.append(Spelling(spelled, "method" if spelled[0] == "T" else "function", sp.Piecewise,
                                  relation(spelled, rel), "a comparison: as a number 1 where it holds, 0 elsewhere "
                                  "(a step, gradient 0)"))
-    for short in ("float", "double", "to"):
-        rows.append(Spelling(f"Tensor.{short}", "method", sp.Piecewise, _identity(f".{short}()"),
-                             "the values themselves (a comparison as 1 and 0); a constant tensor cast to a narrower dtype, "
-                             "its values rounded to it; a cast that rounds a computed value is refused by the fidelity check"))
+    for short in ("float", "double", "to", "type"):
+        rows.append(Spelling(f"Tensor.{short}", "method", to_float32, _identity(f".{short}()"),
+                             "a cast: a computed value rounded to the dtype, every later op in it (torch's backward: "
+                             "the cast back), the identity in the mathematics; a constant tensor's values rounded to "
+                             "it; a comparison as 1 and 0"))
     rows.append(Spelling("sum", "function", sp.Add, python_sum,
                          "Python's sum of a list, or of a rank-1 tensor's elements: 0 + v_0 + v_1 + ..."))
     for which in ("max", "min"):

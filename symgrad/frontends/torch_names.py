@@ -57,9 +57,11 @@ from .torch_losses import Composed, loss_spellings
 from .torch_copies import COPY_SPELLINGS
 from .torch_argmax import ARGMAX_SPELLINGS
 from .torch_norms import NORM_SPELLINGS
+from .torch_batch_norm import BATCH_NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
 from .torch_sums import mean_of, sum_of
+from .torch_inits import INITS
 from .torch_values import (
     RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
     Build,
@@ -660,6 +662,7 @@ _SPELLINGS += reduction_spellings(_scalar_only("maximum", maximum), _scalar_only
 _SPELLINGS += COPY_SPELLINGS  # x.clone() (torch_copies)
 _SPELLINGS += ARGMAX_SPELLINGS  # x.gather(1, i), F.one_hot(i, n) of an argmax's indices (torch_argmax)
 _SPELLINGS += NORM_SPELLINGS  # F.normalize (torch_norms)
+_SPELLINGS += BATCH_NORM_SPELLINGS  # F.batch_norm, as nn.BatchNorm1d reads (torch_batch_norm)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 
@@ -694,7 +697,7 @@ def objects() -> dict[int, str]:
     """id(torch object) -> its spelling, for the functions of the table and of `REFUSED` (so that
     `from torch import exp` and `F.relu` resolve to their rows)."""
     out: dict[int, str] = {}
-    for name in (*SPELLINGS, *REFUSED, *DRAWING, *UNFILLED):
+    for name in (*SPELLINGS, *REFUSED, *DRAWING, *UNFILLED, *INITS):
         if name.startswith("torch."):
             obj = _resolve(name)
             if obj is not None:

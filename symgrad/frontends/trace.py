@@ -52,6 +52,7 @@ from .recorder import record
 from .torch_activations import RUN_DTYPE, run_dtype
 from .trace_run import default_dtype, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
+from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
 from .source_data import leaf_values
 from .source_state import ProgramNeeded
@@ -650,6 +651,9 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     if subject is None:
         bound = _bind(fn, args, kwargs)
         arguments: Mapping[str, Any] = bound.arguments
+        said = global_image_layer_sentence(fn, arguments)  # `BN(x)` of an image batch: not the data-reshape sentence
+        if said is not None:
+            raise TraceError(said)
         source, objects, fn_name = fn, None, getattr(fn, "__name__", "the function")
 
         def run_user(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
@@ -657,7 +661,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     else:
         arguments, source, objects, fn_name, run_user = (subject.arguments, subject.source, subject.objects,
                                                          subject.name, subject.run)
-    run_user = draws.from_state(run_user, rng_state if rng_state is not None else torch.get_rng_state())
+    state = rng_state if rng_state is not None else torch.get_rng_state()
+    run_user = draws.from_state(run_user, state)
     dtype = dtype_of(arguments.values()) if dtype is None else dtype
     names: list[str] = []
     values: dict[str, Any] = {}
@@ -693,7 +698,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if said is not None:
             raise PointError(said)
     def path_mode(reason: str, err: TraceError) -> Reading:
-        read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err)
+        read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err, state)
         return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
 
     def read_source_once() -> Any:
@@ -939,7 +944,7 @@ def _first(err: TraceError) -> str:
 
 def _path_mode(fn: Any, source: Any, run_user: Any, names: list[str], values: dict[str, Any], rank1: set[str],
                shapes: list[tuple[str, tuple[int, int] | None]], notes: list[str], dtype: str, reason: str,
-               source_error: TraceError) -> Reading:
+               source_error: TraceError, state: torch.Tensor | None = None) -> Reading:
     """Record a real run instead (`recorder.py`), check it bit for bit, or raise the source's error.
     `run_user(names, tensors)` runs the user's code; `source` is the function whose lines it cites."""
     inputs = [sp.Symbol(n, real=True) if shp is None else Vector(n, *shp) if n in rank1 else sp.MatrixSymbol(n, *shp)
@@ -949,7 +954,9 @@ def _path_mode(fn: Any, source: Any, run_user: Any, names: list[str], values: di
         return run_user(names, tensors)
 
     try:
-        program, origins, branches = record(source, user, names, [_tensor(values[n], n in rank1, dtype) for n in names], inputs)
+        drew: list[tuple[str, SourceSpan | None]] = []  # random draws: data of the run, from `state` each time
+        program, origins, branches = record(source, user, names, [_tensor(values[n], n in rank1, dtype) for n in names],
+                                            inputs, drew)
         lowered = lower(program, branches=branches, dtype=dtype)  # type: ignore[arg-type]
     except TraceError as err:
         both = TraceError(f"{str(source_error).split(chr(10) + 'See ')[0]}\nPath mode (recording a run) "
@@ -960,5 +967,7 @@ def _path_mode(fn: Any, source: Any, run_user: Any, names: list[str], values: di
     fidelity = _fidelity(source, run_user, names, values, rank1, lowered, {}, dtype)
     if not fidelity.ok:
         raise source_error
+    drawn = None if not drew or state is None else draws.Draws(state, tuple(
+        draws.Draw(s, None, None if at is None else at.file, None if at is None else at.line) for s, at in drew))
     return Reading(fn, None, "path", fidelity, origins, values, tuple(inputs), branches,
-                  (*notes, f"path mode: {reason}"), recorded=program, reason=reason, dtype=dtype)
+                  (*notes, f"path mode: {reason}"), recorded=program, reason=reason, dtype=dtype, draws=drawn)

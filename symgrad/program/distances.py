@@ -10,9 +10,14 @@ mathematics is a cone (no derivative: a kink) and torch's 0 is its convention: e
 site of the op's pieces (`pieces`), None on the cone's tip, and a run beside the point continues
 the cone along the direction a_i - b_j it came from (its slope the unit vector of that direction),
 as `vector_norm` at the origin is: the verdict is a `kink` of the entries the tip reaches. Where
-either matrix has more than 25 rows torch computes the distances through a matrix product,
-sqrt(clamp_min(|a|**2 + |b|**2 - 2 a.b, 1e-30)), whose value there is 1e-15, not 0, and whose
-gradient is 0 where d**2 < 1e-30: there a sentence.
+either matrix has more than 25 rows torch computes the distances through a matrix product
+(torch 2.13's `_euclidean_dist`: the squared norms, one matmul, `clamp_min_(0)`, `sqrt_`), whose
+backward (`_euclidean_dist_backward`) is ratio = g / d, masked to 0 where d == 0, then
+a_i * sum_j ratio_ij - sum_j ratio_ij * b_j. In exact arithmetic |a|**2 + |b|**2 - 2 a.b is
+sum_k (a_ik - b_jk)**2, never below 0, so both paths are the same function with the same 0 at a
+tie (checked against torch: the value there is 0 and its gradient 0, on either path): a zero
+distance is the same cone, a `kink`. Their floats differ (the product path cancels), which is the
+executed side against autograd: a `rounding` where it shows.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from .normalization import Fused, element_of, parent_of, sided_of
 
 Args = Sequence[ex.Exact]
 MM_ROWS: Final = 25  # torch's use_mm_for_euclid_dist_if_necessary: more rows than this use the product
-_MM_FLOOR: Final = ex.from_float(1e-30)  # its clamp_min(1e-30), the double nearest 1e-30
 
 
 class cdist(Fused):
@@ -96,25 +100,16 @@ def _rows(a: Args, p: tuple[Any, ...]) -> tuple[list[list[ex.Exact]], list[list[
 
 
 def _distances(a: Args, p: tuple[Any, ...]) -> tuple[list[list[ex.Exact]], list[list[ex.Exact]], list[list[ex.Exact]]]:
-    """A's rows, B's rows and every distance, exactly (a zero distance, the cone's tip, is 0); on
-    torch's matrix-product path a square at or below its clamp is a sentence."""
+    """A's rows, B's rows and every distance, exactly (a zero distance, the cone's tip, is 0, on
+    torch's direct path and on its matrix-product path alike: see the module's docstring)."""
     x1, x2 = _rows(a, p)
-    mm = p[0] > MM_ROWS or p[1] > MM_ROWS
     out = []
-    for i, u in enumerate(x1):
+    for u in x1:
         row = []
-        for j, v in enumerate(x2):
+        for v in x2:
             sq = ex.Q(0)
             for s, t in zip(u, v):
                 sq = ex.add(sq, ex.mul(ex.sub(s, t), ex.sub(s, t)))
-            if mm and ex.cmp(sq, _MM_FLOOR) <= 0:
-                raise UnsupportedNodeError(
-                    f"torch.cdist: row {i} of the first matrix and row {j} of the second are "
-                    + ("the same point" if ex.is_zero(sq) else "within 1e-15 of each other")
-                    + f", where torch's matrix-product path (more than {MM_ROWS} rows) clamps the squared distance "
-                    "to 1e-30 (its value there is 1e-15, its gradient 0); symgrad does not decide it.\nFix: compare "
-                    f"at a point where the rows differ, or with at most {MM_ROWS} rows in each matrix (torch's direct "
-                    "path, where a zero distance is read as the cone's tip, a kink).")
             row.append(ex.ZERO if ex.is_zero(sq) else ex.rpow(sq, ex.HALF))
         out.append(row)
     return x1, x2, out
@@ -217,6 +212,6 @@ RULE_FIELDS: Final = (
               "the Euclidean distance of row i of the (r1, D) A and row j of the (r2, D) B, as `torch.cdist(A, B)` is "
               "read: torch's own call, whose backward is _cdist_backward",
          domain="all reals", nonsmooth="a cone where two rows are the same point (distance 0): no derivative there; "
-         "torch's gradient is 0 (a kink; on torch's matrix-product path, more than 25 rows, a sentence)", hazard_causes=(Cause.KINK,),
+         "torch's gradient is 0 (a kink; on torch's matrix-product path, more than 25 rows, too)", hazard_causes=(Cause.KINK,),
          exact=lambda a: _component(a[5:], (int(a[2]), int(a[3]), int(a[4]), int(a[0]), int(a[1])))),
 )

@@ -770,6 +770,7 @@ _OP_LIST: tuple[Op, ...] = (
     Op("detach", "{0}.detach()", lambda a, p: a[0], lambda a, v, p: (ONE,)),
     Op("item", "torch.tensor({0}.item(), dtype={0}.dtype)", lambda a, p: a[0], lambda a, v, p: (ONE,)),
     Op("no_grad", "{0}", lambda a, p: a[0], lambda a, v, p: (ONE,)),
+    Op("cast", "{0}.to(torch.{c})", lambda a, p: a[0], lambda a, v, p: (ONE,)),  # `.float()` of a computed value
 )
 
 

@@ -85,6 +85,26 @@ class no_grad(_Passthrough):
 PRIMITIVES: tuple[type[_Passthrough], ...] = (detach, item, no_grad)
 
 
+class to_float32(_Passthrough):
+    """`e.float()`, `e.to(torch.float32)`, `e.type(torch.float32)` of a computed value: the value
+    rounded to float32 (to nearest, ties to even) in the program that runs, and every later op on it
+    in float32, as torch does; torch's backward of a cast is the cast back, so the derivative flows
+    through it unchanged. The identity for the mathematics and for the exact executed path: a
+    disagreement it causes is the dtype's `rounding`, at the line of the cast."""
+
+    dtype = "float32"
+
+
+class to_float64(_Passthrough):
+    """`e.double()`, `e.to(torch.float64)` of a computed value: exact (float64 holds every float32),
+    and every later op on it in float64, as torch does."""
+
+    dtype = "float64"
+
+
+CASTS: tuple[type[_Passthrough], ...] = (to_float32, to_float64)
+
+
 # --------------------------------------------------------------------------- numeric values
 # SymPy's evalf of these functions (the tests' oracle: `expr.subs(point).evalf(30)`) goes
 # through mpmath at a few guard bits more, in the stable form: the largest argument first and
@@ -385,5 +405,5 @@ FUSED: tuple[type[sp.Function], ...] = (sigmoid, logsumexp, logaddexp, softplus,
 
 
 def strip(expr: sp.Basic) -> sp.Basic:
-    """The mathematics of `expr`: every `detach`/`item`/`no_grad` call replaced by its argument."""
-    return expr.replace(lambda e: isinstance(e, PRIMITIVES), lambda e: e.args[0])
+    """The mathematics of `expr`: every `detach`/`item`/`no_grad` call and every cast replaced by its argument."""
+    return expr.replace(lambda e: isinstance(e, (*PRIMITIVES, *CASTS)), lambda e: e.args[0])

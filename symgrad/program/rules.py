@@ -43,7 +43,7 @@ from .losses import (
     smoothed_cross_entropy,
 )
 from .custom import CustomFunction
-from .primitives import detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
+from .primitives import CASTS, detach, item, log_softmax, logaddexp, logsumexp, no_grad, sigmoid, softmax, softplus, vector_norm
 
 
 # The domain of the argument an op needs, in the words a finding's hint and the table below use
@@ -355,6 +355,11 @@ _RULE_LIST: tuple[Rule, ...] = (
          "the executed path uses the user's backward, read from source", "that of its forward",
          nonsmooth="those of its forward, for the mathematics; the user's backward on the executed path",
          hazard_causes=(Cause.CUSTOM_BACKWARD,), exact=lambda a: a[0]),
+    *(Rule(cast, ("cast",), f"`.{'float' if cast.dtype == 'float32' else 'double'}()`, `.to(torch.{cast.dtype})` "
+           "of a computed value", "that of its argument",
+           hazards=f"identity for the mathematics and the exact executed path; torch rounds the value to "
+           f"{cast.dtype} and runs every later op in it, its backward the cast back",
+           hazard_causes=(Cause.ROUNDING,), exact=lambda a: a[0]) for cast in CASTS),
     Rule(item, ("item",), "always", "that of its argument",
          nonsmooth="identity for the mathematics; a Python number, then a new tensor: an "
          "autograd graph break", hazard_causes=(Cause.GRAPH_BREAK,)),
@@ -498,7 +503,7 @@ def _eval_node(e: sp.Basic, ev: Callable[[sp.Basic], Any], values: dict[sp.Symbo
             if ev(cond):
                 return ev(value)
         return ex.NAN
-    if isinstance(e, (detach, item, no_grad)):
+    if isinstance(e, (detach, item, no_grad, *CASTS)):
         return ev(e.args[0])
     if isinstance(e, sp.DiracDelta):
         return ex.ZERO if not ex.is_zero(ev(e.args[0])) else ex.NAN

@@ -4,10 +4,16 @@ supported` prints it, and a test fails when the page and the tables drift apart.
 
 from __future__ import annotations
 
+import sympy as sp
+
 from ..frontends.modules import READ_AS
-from ..frontends.torch_names import DRAWING, REFUSED, SPELLINGS, spellings_of
+from ..frontends.torch_inits import DRAWN_INITS, FIXED_INITS
+from ..frontends.torch_names import DRAWING, REFUSED, SPELLINGS, UNFILLED, spellings_of
 from ..program.ops import OPS
 from ..program.rules import RULES
+
+RULES_CONSTRUCTED = sp.ImmutableDenseMatrix  # the row of the constructors (`torch.zeros`, `torch.empty`)
+
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ") or "-"
@@ -30,7 +36,8 @@ def supported_markdown() -> str:
     for rule in RULES.values():
         ops = ", ".join(f"`{o}`" for o in rule.ops) or "-"
         causes = ", ".join(f"[{c.id}](causes.md#{c.id})" for c in rule.hazard_causes) or "-"
-        spelled = ", ".join(f"`{_cell(n)}`" for n in spellings_of(rule.cls)) or "-"
+        names = [*spellings_of(rule.cls), *(UNFILLED if rule.cls is RULES_CONSTRUCTED else ())]
+        spelled = ", ".join(f"`{_cell(n)}`" for n in names) or "-"
         out.append(f"| `{rule.cls.__name__}` | {ops} | {_cell(rule.when)} | {_cell(rule.domain)} | "
                    f"{_cell(rule.nonsmooth)} | {_cell(rule.hazards)} | {causes} | {spelled} |")
     out += [
@@ -45,6 +52,9 @@ def supported_markdown() -> str:
     ]
     for sp_ in SPELLINGS.values():
         out.append(f"| `{_cell(sp_.name)}` | {sp_.kind} | `{sp_.rule.__name__}` | {_cell(sp_.note)} |")
+    for name in UNFILLED:  # constructors without values: the tensor a draw or an initialiser fills
+        out.append(f"| `{name}` | function | `{RULES_CONSTRUCTED.__name__}` | a tensor whose values torch does not set: read "
+                   "only as the tensor a draw (`.uniform_`, `.normal_`) or an `nn.init` initialiser then fills |")
     if REFUSED:
         out += ["", "Refused with a sentence (fused ops without a rule row): " + ", ".join(f"`{n}`" for n in REFUSED) + "."]
     out += [
@@ -56,6 +66,15 @@ def supported_markdown() -> str:
         "function from it every time it runs it, reads each draw as the constant tensor of its values (dropout: "
         "`x * mask / (1 - p)` with torch's own mask), and leaves the global random state as it was; a draw with "
         "its own `generator=` or on a CUDA device is a sentence, and so is a sweep of a function that draws.",
+        "",
+        "Constructors without values: " + ", ".join(f"`{n}`" for n in UNFILLED) + " make a tensor read only as the "
+        "tensor a draw or an initialiser then fills (its values read before that: a sentence). `nn.init`'s "
+        "initialisers on a tensor the function made (`frontends/source_inits.py`): "
+        + ", ".join(f"`{n}`" for n in DRAWN_INITS) + ", each the next draw of your call with its bound or std "
+        "computed from fan_in/fan_out, gain, mode, nonlinearity and a as torch computes it (checked bit for bit "
+        "against a draw from the same random state); " + ", ".join(f"`{n}`" for n in FIXED_INITS)
+        + ", the values torch writes. On an input of the function, a sentence (torch overwrites it behind "
+        "autograd's back).",
     ]
     out += [
         "",

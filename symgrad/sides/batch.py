@@ -191,6 +191,8 @@ class _Batch:
             value = args[0] if self.math_mode else args[0].detach()
             if s.op == "item":
                 value = value.clone()
+        elif s.op == "cast" and self.math_mode:
+            value = args[0]  # `.float()` of a computed value: the identity for the mathematics
         elif s.op == custom.CUSTOM_OP and self.math_mode:
             value = args[0]  # the user's Function, for the mathematics: its forward's value
         elif s.op == "where":

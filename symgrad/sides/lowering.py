@@ -51,6 +51,7 @@ from ..program.elementwise import Alias, MatrixPiecewise, is_elementwise, readab
 from ..program.primitives import no_grad
 from ..program.program import RESERVED_NAMES, DataMatrix, Normalized, free_symbols, identifier, identifier_chars, node_text, normalize, sstr
 from ..base.errors import OPTION
+from .dtypes import DtypeBook
 from .order import Making, Makings, of as made_in
 from .lowering_lines import prune
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
@@ -162,6 +163,7 @@ class _Writer:
         for s in norm.inputs:
             self.var_names[s] = self.namer.fresh(identifier(s.name))
         self.indent = 1
+        self.dtypes = DtypeBook(dtype)  # a variable's dtype after a cast of a computed value
         self.label: str | None = None  # the statement a target step completes (`b = 2*b`)
         self._sizes: dict[int, int] = {}  # node id -> size, for comments (nodes live as long as this)
         self._printer = SharedStr()
@@ -312,6 +314,7 @@ class _Expressions:
             # A Python number, as `.item()` returns it (a float; past the float range, its literal).
             v = float(args[0].value)
             text = f"torch.tensor({repr(v) if math.isfinite(v) else operand_text(args[0])}, dtype=torch.{self.writer.dtype})"
+        text = self.writer.dtypes.step(op, name, param, operands, args, text)
         note = _HAZARD_COMMENTS.get(op)
         said = torch_call_comment(op, args, param)
         if said is None and is_elementwise(e) and args and isinstance(args[0], str):

@@ -65,7 +65,7 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
     node, which holds them)."""
     op = st.op
     node = st.node
-    if op in ("copy", "detach", "item", "no_grad"):
+    if op in ("copy", "detach", "item", "no_grad", "cast"):  # (a cast: exact as the identity)
         return args[0]
     if op == "where":
         # Only the taken branch reaches the output; a constant branch is the value itself.

@@ -22,7 +22,7 @@ from ..program.losses import LOSSES, loss_param
 from ..program.reductions import ALONG, SPREADS
 from ..program.activations import ACTIVATIONS
 from ..program.activations import select as select_activation
-from ..program.primitives import PRIMITIVES, detach, item, log_softmax, softmax
+from ..program.primitives import CASTS, PRIMITIVES, detach, item, log_softmax, softmax
 from ..program.program import node_text, sstr
 from ..program.rules import rule_for
 from ..program.ops import softmax_groups
@@ -138,6 +138,8 @@ def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         return "detach", (e.args[0],), None
     if isinstance(e, item):
         return "item", (e.args[0],), None
+    if isinstance(e, CASTS):  # `.float()`: the dtype's name is the parameter
+        return "cast", (e.args[0],), e.dtype
     if isinstance(e, CustomFunction):  # the user's autograd.Function: its spec is the parameter
         return CUSTOM_OP, tuple(e.args), e.spec
     if isinstance(e, SPREADS):  # the correction first, the elements follow it

@@ -337,6 +337,8 @@ def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return f"{parts[0]}_detached"
     if op == "item":
         return f"{parts[0]}_item"
+    if op == "cast":
+        return f"{parts[0]}_{param}"
     if op in ("clamp_min", "maximum"):
         return "max_" + "_".join(parts)
     if op in ("clamp_max", "minimum"):

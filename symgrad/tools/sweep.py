@@ -715,7 +715,8 @@ class _Symbolic:
         if dtype != "float64":
             return True
         # (and a hand-written backward: the user's torch.autograd.Function)
-        return (any(s.op in ("item", "detach", "no_grad", CUSTOM_OP) for s in _steps(self.lowered.body))
+        # (and a cast of a computed value, `.float()`: torch rounds, the mathematics does not)
+        return (any(s.op in ("item", "detach", "no_grad", "cast", CUSTOM_OP) for s in _steps(self.lowered.body))
                 or _has_no_grad(self.lowered.body))
 
     @property

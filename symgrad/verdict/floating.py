@@ -18,6 +18,9 @@ from ..sides.autograd import torch_state
 from ..sides.executed import Path, PathStep
 from ..sides.lowering import DTYPES
 from ..program.ops import OPS
+from ..program.elementwise import Elementwise
+from ..program.primitives import CASTS
+from ..program.distances import MM_ROWS, cdist
 from .findings import Context, Finding, finite, fmt
 from .records import DIGITS
 
@@ -290,6 +293,8 @@ class FloatingPoint:
             return Finding(Cause.ROUNDING, node, line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
                             hint_extra=hint)
 
+        if (cast := _cast_rounding(self, reach, found) or _cdist_cancelled(self, reach, found)) is not None:
+            return cast  # the user's cast decides later ops' dtype; torch.cdist's product path cancels
         moved = self.once(self.corner_moved, reach)
         if moved is not None:
             st, detail = moved
@@ -495,6 +500,82 @@ def _torch_slopes(info: Saturating, args: list[float], param: Any, dtype: str) -
 def _biggest(v: Any) -> Any:
     """The largest magnitude among a value's elements (a ball's midpoint)."""
     return max((abs(ex.to_real(x)).mid() for x in ex.elements(v)), default=ex.to_real(ex.ZERO))
+
+
+def _narrowing_cast(path: Path, reach: list[bool], dtype: str) -> PathStep | None:
+    """The first cast of a computed value to a dtype narrower than the run's (`.float()` in a
+    float64 run) whose value reaches the output."""
+    for st in path.steps:
+        to = _cast_to(st)
+        if to is not None and reach[st.index] and DIGITS[to] < DIGITS[dtype]:
+            return st
+    return None
+
+
+def _cast_rounding(fp: FloatingPoint, reach: list[bool], found: Callable[..., Finding]) -> Finding | None:
+    """A rounding finding at the user's narrowing cast, if there is one upstream of the output."""
+    st = _narrowing_cast(fp.path, reach, fp.dtype)
+    if st is None:
+        return None
+    finding = found(st.node, st.line, _cast_detail(fp.node(st.node), st, fp.dtype))
+    finding.hint = _cast_hint(st)
+    return finding
+
+
+def _cdist_cancelled(fp: FloatingPoint, reach: list[bool], found: Callable[..., Finding]) -> Finding | None:
+    """torch.cdist of more than 25 rows (its matrix-product path: |a_i|**2 + |b_j|**2 - 2 a_i.b_j) at two rows
+    so close that the subtraction loses at least half the dtype's digits: a rounding finding there."""
+    worst: tuple[float, PathStep, int, int, float] | None = None
+    for st in fp.path.steps:
+        first = st.node[0, 0] if st.op == "cdist_matrix" and isinstance(st.node, sp.MatrixBase) else None
+        if not isinstance(first, cdist) or not reach[st.index] or max(first.param()[:2]) <= MM_ROWS:
+            continue
+        r1, r2, d = first.param()
+        values = [fp.path.steps[k].value for k in st.parents]
+        parts = [np.asarray(ex.ewise(ex.to_float, v) if ex.is_mat(v) else ex.to_float(v), dtype=np.float64).reshape(-1)
+                 for v in values]
+        flat = np.concatenate(parts)
+        a, b = flat[:r1 * d].reshape(r1, d), flat[r1 * d:].reshape(r2, d)
+        sq = ((a[:, None, :] - b[None]) ** 2).sum(-1)
+        scale = (a ** 2).sum(-1)[:, None] + (b ** 2).sum(-1)[None]
+        for i, j in zip(*np.nonzero(sq > 0)):
+            lost = math.log10(scale[i, j] / sq[i, j])
+            if lost >= DIGITS[fp.dtype] / 2 and (worst is None or lost > worst[0]):
+                worst = (lost, st, int(i), int(j), math.sqrt(sq[i, j]))
+    if worst is None:
+        return None
+    lost, st, i, j, dist = worst
+    finding = found(st.node, st.line, (
+        f"`{fp.node(st.node)}` (line {st.line}) has more than {MM_ROWS} rows, so torch computes each squared distance "
+        "through a matrix product, |a_i|**2 + |b_j|**2 - 2*a_i.b_j: row {i} of the first matrix and row {j} of the "
+        f"second are {dist:.3g} apart, and that subtraction loses about {min(lost, DIGITS[fp.dtype]):.0f} of "
+        f"{fp.dtype}'s {DIGITS[fp.dtype]:.0f} digits (cancellation); the backward pass, g/d times a_i - b_j, "
+        "inherits it.".replace("{i}", str(i)).replace("{j}", str(j))))
+    finding.hint = ("Where rows can be this close, compute the distances directly: "
+                    "`torch.cdist(A, B, compute_mode=\"donot_use_mm_for_euclid_dist\")` subtracts the coordinates first "
+                    "(torch's path for 25 rows or fewer), and compare again with `symgrad.compare`.")
+    return finding
+
+
+def _cast_detail(node: str, st: PathStep, dtype: str) -> str:
+    to = _cast_to(st)
+    return (f"`{node}` (line {st.line}) casts a computed value to {to} (`.float()`, `.to(torch.{to})`): torch "
+            f"rounds it to {to}'s {DIGITS[to]:.0f} significant digits and runs every later op in {to}, so the "
+            f"derivative carries {to}'s rounding although the comparison is in {dtype}.")
+
+
+def _cast_hint(st: PathStep) -> str:
+    to = _cast_to(st)
+    return (f"If {to} is meant, compare with dtype=\"{to}\"; if not, leave the cast out (or cast the final "
+            "result only), and compare again with `symgrad.compare`.")
+
+
+def _cast_to(st: PathStep) -> str | None:
+    """The dtype a cast step (`.float()` of a computed value) gives its value; None for any other step."""
+    if st.op != "cast":
+        return None
+    e = st.node.function.expr if isinstance(st.node, Elementwise) else st.node
+    return e.dtype if isinstance(e, CASTS) else None
 
 
 def _node_of(path: Path, i: int) -> sp.Basic:

@@ -233,16 +233,45 @@ def test_a_sweep_decides_the_corner_of_a_fused_op_as_a_kink(fn: Any, held: dict)
     assert close(e.one_sided[0], left) and close(e.one_sided[1], right)
 
 
-def test_torchs_matrix_product_path_at_a_zero_distance_is_still_a_sentence() -> None:
-    """More than 25 rows: torch clamps the squared distance to 1e-30, whose value at a tie is 1e-15,
-    not the cone's 0; symgrad says so rather than decide it."""
-    a = torch.arange(52, dtype=torch.float64).reshape(26, 2)
-    b = a[:2].clone()
-    with pytest.raises(sg.UnsupportedNodeError) as err:
-        sg.compare(lambda a, b: torch.cdist(a, b).sum(), at={"a": a, "b": b})
-    text = str(err.value)
-    assert "row 0 of the first matrix and row 0 of the second are the same point" in text
-    assert "matrix-product path (more than 25 rows) clamps the squared distance" in text and "Fix:" in text
+MM_W = torch.tensor([1.0, 2.0])
+
+
+def mm_distances(a, b):
+    return (torch.cdist(a, b) * MM_W.to(a.dtype)).sum()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_torchs_matrix_product_path_at_a_zero_distance_is_the_same_kink(dtype: torch.dtype) -> None:
+    """More than 25 rows: torch 2.13 computes the distances through a matrix product (_euclidean_dist:
+    the squared norms, one matmul, clamp_min(0), sqrt), whose value at a tie is 0 and whose backward
+    masks a zero distance to 0, as its direct path does (checked here against torch's direct path
+    too). The verdict is the cone's kink, naming the element and the line (was a sentence that
+    said torch clamps to 1e-30, which torch 2.13 does not)."""
+    a = torch.arange(52, dtype=dtype).reshape(26, 2) / 4
+    b = a[:2].clone()  # rows 0 and 1 of both are the same points: distances [0, 0] and [1, 1] are 0
+    c = sg.compare(mm_distances, at={"a": a, "b": b})
+    theirs = autograd_of(mm_distances, a, b)
+    assert [e.grad_autograd for e in c.entries] == theirs  # torch's own gradient, bit for bit
+    direct = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+    assert torch.equal(torch.cdist(a, b)[:2, :2].diagonal(), direct[:2, :2].diagonal())  # both 0 at the ties
+    assert c.cause is Cause.KINK
+    kinks = {f"a[{r}, {k}]" for r in range(2) for k in range(2)} | {f"b[{r}, {k}]" for r in range(2) for k in range(2)}
+    assert {str(e.wrt) for e in c.entries if e.cause is Cause.KINK} == kinks
+    weights = sp.Matrix(26, 2, lambda i, j: j + 1)
+    A, B, f, torch_f, at = cdist_math(a, b, weights)
+    checked = list(zip(c.entries, [*A, *B]))
+    for e, s in checked[:4] + checked[8:9] + checked[-4:]:  # the tied rows' entries and one other (sympy is slow)
+        assert close(e.grad_executed, sp.diff(torch_f, s).subs(at)), (str(e.wrt), e.grad_executed)
+        if str(e.wrt) in kinks:
+            left, right = sides_of(f, s, at)
+            assert e.grad_symbolic is None and close(e.one_sided[0], left) and close(e.one_sided[1], right)
+        else:
+            assert e.cause is Cause.AGREE and close(e.grad_symbolic, sp.diff(f, s).subs(at))
+    text = next(e for e in c.entries if e.cause is Cause.KINK).explanation
+    assert "`torch.cdist(a, b)` (line" in text and "distances [0, 0], [1, 1] are 0" in text
+    assert "row 0 of the first matrix and row 0 of the second, row 1 of the first matrix and row 1 of the second" in text
+    assert "torch.cdist has gradient 0 where a distance is 0" in text
+    assert "return (torch.cdist(a, b) * MM_W.to(a.dtype)).sum()" in text
 
 
 VALUES = [-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0]

@@ -26,6 +26,7 @@ import sympy as sp
 import torch
 
 import symgrad as sg
+from symgrad.program.primitives import CASTS
 from symgrad.program.rules import RULES, rule_for
 
 from cases import CASES, Case, Point
@@ -49,8 +50,8 @@ def exact_point(case: Case, point: Point) -> dict[sp.Symbol, sp.Rational]:
 
 
 def strip_primitives(expr: sp.Basic) -> sp.Basic:
-    """The mathematics: detach/item/no_grad are the identity."""
-    return expr.replace(lambda e: isinstance(e, (sg.detach, sg.item, sg.no_grad)), lambda e: e.args[0])
+    """The mathematics: detach/item/no_grad and the casts (`.float()` of a computed value) are the identity."""
+    return expr.replace(lambda e: isinstance(e, (sg.detach, sg.item, sg.no_grad, *CASTS)), lambda e: e.args[0])
 
 
 def exact_value(case: Case, point: Point) -> sp.Basic:
