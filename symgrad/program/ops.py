@@ -197,8 +197,7 @@ def logsumexp(a: Args) -> ex.Exact:
 
 
 def _nan_row(a: Args) -> bool:
-    """Whether torch 2.13's softmax and log_softmax make every element of the row `a` NaN, forward
-    and backward: a NaN in it, a +inf (inf - inf), or every element -inf (-inf + inf)."""
+    """Whether torch 2.13's (log_)softmax of the row `a` is NaN everywhere, forward and backward: a NaN, a +inf, or all -inf."""
     infinite = [u for u in a if ex.is_nan(u) or not ex.is_finite(u)]
     return any(ex.is_nan(u) or ex.sign(u) > 0 for u in infinite) or len(infinite) == len(a)
 
