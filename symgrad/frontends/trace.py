@@ -50,7 +50,7 @@ from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
 from .torch_activations import RUN_DTYPE, run_dtype
-from .trace_run import default_dtype, prerun_of
+from .trace_run import Floats, default_dtype, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .source import SourceSpan, place, read_source, translate
 from .source_data import leaf_values
@@ -66,8 +66,8 @@ class Fidelity:
     ok: bool
     value_user: tuple[float, ...] | None
     value_translated: tuple[float, ...] | None
-    grad_user: tuple[float, ...] | None
-    grad_translated: tuple[float, ...] | None
+    grad_user: Floats | None  # read as a tuple of floats, held as one float64 array
+    grad_translated: Floats | None
     detail: str = ""
     first_difference: SourceSpan | None = None  # the user's line whose value first differs
     shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: torch's shape of each value, in order
@@ -349,11 +349,12 @@ def _floats(a: np.ndarray | None) -> tuple[float, ...] | None:
     return None if a is None else tuple(np.asarray(a, dtype=np.float64).reshape(-1).tolist())
 
 
-def _flat_floats(arrays: Sequence[np.ndarray] | None) -> tuple[float, ...] | None:
-    """The values of several arrays, in order, as Python floats (each array's own values, not rounded)."""
+def _flat_floats(arrays: Sequence[np.ndarray] | None) -> Floats | None:
+    """The values of several arrays, in order, read as Python floats (each array's own values, not
+    rounded), held as one float64 array (`trace_run.Floats`)."""
     if arrays is None:
         return None
-    return () if not arrays else tuple(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]).tolist())
+    return Floats(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]) if arrays else ())
 
 
 def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:

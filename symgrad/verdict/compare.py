@@ -48,6 +48,7 @@ from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
 from .table import EntryTable
+from .components import Components
 from .grouping import outputs_of
 from .point import (Component, ExactSides, SidesPerEntry, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
@@ -579,6 +580,8 @@ def _float_of(v: Any) -> float:
 def _blocks(comps: Sequence[Component]) -> list[tuple[int, int, int]]:
     """The runs of components of one input, (input k, start, stop): a matrix input's elements
     come together, in row-major order (`point.components`)."""
+    if isinstance(comps, Components):
+        return [(k, start, stop) for k, start, stop, _ in comps.runs()]
     out: list[tuple[int, int, int]] = []
     for n, (k, _) in enumerate(comps):
         if out and out[-1][0] == k and out[-1][2] == n:
@@ -596,12 +599,18 @@ def _autos(grads: Sequence[Any] | None, comps: Sequence[Component], blocks: Sequ
     out: list[Any] = []
     for k, start, stop in blocks:
         g = grads[k]
-        if isinstance(g, np.ndarray) and g.size == stop - start and \
-                [idx for _, idx in comps[start:stop]] == list(np.ndindex(*g.shape)):
+        if isinstance(g, np.ndarray) and g.size == stop - start and _whole(comps, start, stop, g.shape):
             out.extend(g.ravel().tolist())  # Python floats, in the order of np.ndindex
         else:
             out.extend(g if idx is None or g is None else float(g[idx]) for _, idx in comps[start:stop])
     return out
+
+
+def _whole(comps: Sequence[Component], start: int, stop: int, shape: tuple[int, ...]) -> bool:
+    """Whether components start:stop are every element of a matrix of `shape`, in row-major order."""
+    if isinstance(comps, Components):
+        return any(s == start and e == stop and sh == tuple(shape) for _, s, e, sh in comps.runs())
+    return [idx for _, idx in comps[start:stop]] == list(np.ndindex(*shape))
 
 
 def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, floats: list[Any], comps: list[Component],

@@ -21,6 +21,7 @@ import sympy as sp
 
 from ..base.causes import Cause
 from .records import Entry, element
+from .components import Components
 
 CAUSES: Final = tuple(Cause)
 CODE: Final = {cause: n for n, cause in enumerate(CAUSES)}
@@ -36,7 +37,7 @@ class EntryTable(Sequence[Entry]):
                  agree_text: Callable[[int, Any], str], formulas: Sequence[Callable[[], Any] | None] | None,
                  error: str | None, exact: Callable[[int, int], tuple[Any, Any]]) -> None:
         self.symbols = tuple(symbols)
-        self.comps = list(comps)
+        self.comps = comps if isinstance(comps, Components) else list(comps)  # held by input: not copied per entry
         self.labels = list(labels)
         self.agree_text = agree_text  # (input k, its wrt) -> the explanation of an agreeing entry
         self.formulas = formulas  # per input k: its formula's builder (a scalar output), else None
