@@ -65,9 +65,7 @@ class Floats(Sequence[float]):
     __slots__ = ("_array",)
 
     def __init__(self, values: Any) -> None:
-        array = np.array(values, dtype=np.float64).reshape(-1)  # its own copy
-        array.flags.writeable = False
-        self._array = array
+        self._array = np.array(values, dtype=np.float64).reshape(-1)  # its own copy
 
     def __len__(self) -> int:
         return int(self._array.size)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import flint
@@ -390,12 +390,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     alone = np.flatnonzero(mine & still) if corners else np.empty(0, dtype=np.int64)
     sided = np.flatnonzero(mine & ~still) if corners else np.flatnonzero(mine)
     slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
-    wanted: dict[int, list[int]] = {}
-    for n in alone.tolist():
-        wanted.setdefault(int(codes[n]), []).append(n)
-    for n in sided.tolist():
-        for key in (int(negated[n]), int(codes[n])):
-            wanted.setdefault(key, []).append(n)
+    wanted = _wanted(codes, negated, alone, sided)
     decisions = {key: at.decisions for key, at in runs.items() if at is not None}
     for key, ns in wanted.items():
         at = runs.pop(key)  # its values are not read again: each run freed once its gradient is read
@@ -404,7 +399,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         # of every step's adjoints, which held three runs' worth of a model's gradients at once.
         grads = at.gradient("math", seed if seed is not None else
                             ex.full(at.value.shape, ex.ONE) if ex.is_mat(at.value) else ex.ONE)
-        for n in ns:
+        for n in _each(ns):
             k, idx = comps[n]
             g = grads[k] if idx is None else grads[k][idx]
             if corners and still[n]:
@@ -423,6 +418,26 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         out[n] = _one_sided(Side(-1, values[left], slopes[(n, left)], decisions[left]),
                             Side(1, values[right], slopes[(n, right)], decisions[right]), f0, continuous=corners)
     return out
+
+
+def _wanted(codes: np.ndarray, negated: np.ndarray, alone: np.ndarray, sided: np.ndarray) -> dict[int, list[np.ndarray]]:
+    """Run key -> the entries that read its gradient (as index arrays, not a Python int per entry:
+    a model has 10^5), the keys in the order their first entry meets them: an entry alone reads
+    its own pattern's run, a two-sided one the run of each direction."""
+    wanted: dict[int, list[np.ndarray]] = {}
+    for key in dict.fromkeys(codes[alone].tolist()):
+        wanted.setdefault(int(key), []).append(alone[codes[alone] == key])
+    pairs = np.stack((negated[sided], codes[sided]), axis=1).reshape(-1)
+    for key in dict.fromkeys(pairs.tolist()):
+        wanted.setdefault(int(key), []).append(sided[(negated[sided] == key) | (codes[sided] == key)])
+    return wanted
+
+
+def _each(parts: list[np.ndarray], chunk: int = 4096) -> Iterator[int]:
+    """The entries of index arrays, in order, as Python ints made a chunk at a time."""
+    for part in parts:
+        for start in range(0, len(part), chunk):
+            yield from part[start:start + chunk].tolist()
 
 
 def same_number(g: Any, e: Any) -> Any:
