@@ -441,16 +441,9 @@ def _each(parts: list[np.ndarray], chunk: int = 4096) -> Iterator[int]:
 
 
 def same_number(g: Any, e: Any) -> Any:
-    """`e` where `g` is the very same number (a rational equal to it, of the same type: -0 is not
-    0 here; or a ball of the same midpoint and radius), else `g`: either stands for the other in
-    every value and verdict, and only one is kept."""
-    if g is e:
-        return e
-    if type(g) is flint.arb and type(e) is flint.arb:
-        return e if g.mid() == e.mid() and g.rad() == e.rad() else g
-    if type(g) is type(e) and ex.is_rational(g) and g == e:
-        return e
-    return g
+    """`e` where `g` is the very same number (`exact.same_number`), else `g`: either stands for
+    the other in every value and verdict, and only one is kept."""
+    return e if ex.same_number(g, e) else g
 
 
 def _signs(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -367,8 +367,10 @@ def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Co
     for seed in output_seeds(path.value, v):
         grads = path.gradient("executed", seed)
         row = _row(grads, comps)
-        del grads
-        sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True, executed=row)
+        # The one-sided runs' gradients share the executed one's numbers where they are the same.
+        with ex.sharing(list(grads)):
+            del grads
+            sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True, executed=row)
         exe.add_row(row)
         sym.add_row(sides if isinstance(sides, list) else list(sides))
     return ExactSides(path, sym, exe, bits)
