@@ -813,10 +813,15 @@ def _kind(a: np.ndarray) -> str:
     return kind
 
 
-def _to_flint(a: np.ndarray, kind: str) -> Any:
+def _to_flint(a: np.ndarray, kind: str, own: str | None = None) -> Any:
+    """The matrix as FLINT's: `fmpq_mat` (kind 'q') or `arb_mat` (kind 'r'); `own`, the matrix's own
+    kind where known: a rational one becomes balls in C (`arb_mat(fmpq_mat)`, the same balls as
+    `to_real` of each entry), with no Python ball per entry on the way."""
     rows = a.tolist()
     if kind == "q":
         return fmpq_mat(rows)
+    if own == "q":
+        return arb_mat(fmpq_mat(rows))
     return arb_mat([[to_real(x) for x in row] for row in rows])
 
 
@@ -879,7 +884,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ka, kb = _kind(a), _kind(b)
     if "x" not in (ka, kb):
         kind = "q" if ka == kb == "q" else "r"
-        return _from_flint(_to_flint(a, kind) * _to_flint(b, kind), (n, m))
+        return _from_flint(_to_flint(a, kind, ka) * _to_flint(b, kind, kb), (n, m))
     # NaN or inf entries: elementwise, with 0 times a finite number an exact 0 as everywhere.
     out = np.empty((n, m), dtype=object)
     for i in range(n):

@@ -257,3 +257,24 @@ def test_a_models_symbolic_derivatives_are_the_executed_objects_where_the_same_n
 def _nothing() -> Any:
     import contextlib
     return contextlib.nullcontext()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32))
+def test_a_rational_matrix_times_balls_contains_the_exact_product(seed: int) -> None:
+    """A rational matrix times a matrix of balls (`arb_mat(fmpq_mat)` for the rational one): each
+    element is a ball that holds the exact dot product, and the same ball as each rational made a
+    ball alone; with balls that hold one rational each (1/3 at 192 bits) and with exact ones."""
+    rng = np.random.default_rng(seed)
+    with ex.working_precision(192):
+        qa = [[ex.Q(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(3)] for _ in range(2)]
+        qb = [[ex.Q(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(2)] for _ in range(3)]
+        a = ex.mat(qa)
+        b = ex.mat([[ex.to_real(q) for q in row] for row in qb])
+        product = ex.matmul(a, b)
+        by_balls = flint.arb_mat([[ex.to_real(q) for q in row] for row in qa]) * flint.arb_mat(
+            [[ex.to_real(q) for q in row] for row in qb])
+        for i, j in np.ndindex(2, 2):
+            truth = sum((qa[i][t] * qb[t][j] for t in range(3)), ex.ZERO)
+            assert product[i, j].contains(truth)
+            assert ex.same_number(product[i, j], by_balls[i, j])
