@@ -50,7 +50,7 @@ from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
 from .torch_activations import RUN_DTYPE, run_dtype
-from .trace_run import default_dtype, prerun_of
+from .trace_run import Floats, default_dtype, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
@@ -67,8 +67,8 @@ class Fidelity:
     ok: bool
     value_user: tuple[float, ...] | None
     value_translated: tuple[float, ...] | None
-    grad_user: tuple[float, ...] | None
-    grad_translated: tuple[float, ...] | None
+    grad_user: Floats | None  # read as a tuple of floats, held as one float64 array
+    grad_translated: Floats | None
     detail: str = ""
     first_difference: SourceSpan | None = None  # the user's line whose value first differs
     shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: torch's shape of each value, in order
@@ -151,11 +151,17 @@ def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | 
     if arr.ndim == 1:
         note = (f"`{name}` is a rank-1 tensor of length {arr.shape[0]}; symgrad writes it as the "
                 f"({arr.shape[0]}, 1) column MatrixSymbol {name}.")
-        return arr.reshape(-1, 1).tolist(), (arr.shape[0], 1), note
+        return _held(arr.reshape(-1, 1)), (arr.shape[0], 1), note
     if arr.ndim == 2:
-        return arr.tolist(), (arr.shape[0], arr.shape[1]), None
+        return _held(arr), (arr.shape[0], arr.shape[1]), None
     raise TraceError(f"The example value for `{name}` has {arr.ndim} dimensions; symgrad reads scalars, "
                      "vectors and matrices.\nFix: reshape it to two dimensions.")
+
+
+def _held(arr: np.ndarray) -> np.ndarray:
+    """A tensor's example values as the reading holds them: a float64 array of its own (a model's
+    10^5 values as Python floats in nested lists spent 32 bytes or more on each)."""
+    return np.array(arr, dtype=np.float64)
 
 
 def _is_data(value: Any) -> bool:
@@ -350,11 +356,12 @@ def _floats(a: np.ndarray | None) -> tuple[float, ...] | None:
     return None if a is None else tuple(np.asarray(a, dtype=np.float64).reshape(-1).tolist())
 
 
-def _flat_floats(arrays: Sequence[np.ndarray] | None) -> tuple[float, ...] | None:
-    """The values of several arrays, in order, as Python floats (each array's own values, not rounded)."""
+def _flat_floats(arrays: Sequence[np.ndarray] | None) -> Floats | None:
+    """The values of several arrays, in order, read as Python floats (each array's own values, not
+    rounded), held as one float64 array (`trace_run.Floats`)."""
     if arrays is None:
         return None
-    return () if not arrays else tuple(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]).tolist())
+    return Floats(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]) if arrays else ())
 
 
 def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
@@ -791,7 +798,7 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
             ends = not bool(run_batch(lowered, floats, grad=False, checks=False, max_iterations=limit)[3].any())
         if ends:
             return
-    at = ", ".join(f"{name} = {values[name]!r}" for name in lowered.inputs)
+    at = ", ".join(f"{name} = {_written(values[name])!r}" for name in lowered.inputs)
     said = (f"In float64 a loop runs past max_iterations={limit} at this point.\n"
             "Fix: start from a point where the loop ends, or raise max_iterations if it really needs more steps.")
     try:
@@ -808,6 +815,11 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
                                     f"Its condition `{yours.removeprefix('while ')}` was")
             said = in_your_words(said, loops, generated_lines(lowered, origins))
     raise LoopLimitError(f"`{fn_name}` at {at}, as symgrad read it from the source, does not end. {said}")
+
+
+def _written(v: Any) -> Any:
+    """An example value as a message writes it: a tensor's as nested lists of floats."""
+    return v.tolist() if isinstance(v, np.ndarray) else v
 
 
 def _exact_value(v: Any) -> Any:

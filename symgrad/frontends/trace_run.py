@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..sides.autograd import Prerun
@@ -53,3 +54,42 @@ def prerun_of(lowered: Any, names: Sequence[str], rank1: set[str], tensors: Sequ
         ran.append(array.reshape(-1, 1) if s.name in rank1 else array)
         grads.append(run.grads[k] if run.reached[k] else None)
     return Prerun(lowered, dtype, tuple(ran), float(run.value[0]), tuple(grads))
+
+
+class Floats(Sequence[float]):
+    """A fidelity run's values held as one float64 array, read as the tuple of Python floats they
+    are (`Fidelity.grad_user`, `grad_translated`): a model's gradient has 10^5 values, and a tuple
+    of floats spent 32 bytes on each, twice, for the whole comparison. Equal to a tuple or list
+    of the same floats (and to another `Floats`), as the tuple was; `np.asarray` reads the array."""
+
+    __slots__ = ("_array",)
+
+    def __init__(self, values: Any) -> None:
+        self._array = np.array(values, dtype=np.float64).reshape(-1)  # its own copy
+
+    def __len__(self) -> int:
+        return int(self._array.size)
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return tuple(self._array[k].tolist())
+        return float(self._array[k])
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._array.tolist())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self._array if dtype is None else self._array.astype(dtype)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Floats):
+            other = other._array.tolist()
+        if isinstance(other, (tuple, list)):
+            return len(other) == len(self) and tuple(self._array.tolist()) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._array.tolist()))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self._array.tolist()))

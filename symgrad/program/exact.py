@@ -89,6 +89,7 @@ def _zero(negative: bool) -> fmpq:
 
 class _State(threading.local):
     undecided: int = 0
+    held: tuple[np.ndarray, ...] = ()  # matrices whose numbers a new product shares (`sharing`)
 
 
 _state = _State()
@@ -812,18 +813,66 @@ def _kind(a: np.ndarray) -> str:
     return kind
 
 
-def _to_flint(a: np.ndarray, kind: str) -> Any:
+def _to_flint(a: np.ndarray, kind: str, own: str | None = None) -> Any:
+    """The matrix as FLINT's: `fmpq_mat` (kind 'q') or `arb_mat` (kind 'r'); `own`, the matrix's own
+    kind where known: a rational one becomes balls in C (`arb_mat(fmpq_mat)`, the same balls as
+    `to_real` of each entry), with no Python ball per entry on the way."""
     rows = a.tolist()
     if kind == "q":
         return fmpq_mat(rows)
+    if own == "q":
+        return arb_mat(fmpq_mat(rows))
     return arb_mat([[to_real(x) for x in row] for row in rows])
 
 
 def _from_flint(m: Any, shape: tuple[int, int]) -> np.ndarray:
+    held = next((h for h in _state.held if h.shape == shape), None)
+    if held is not None:
+        return _shared_from_flint(m, shape, held)
     out = np.empty(shape, dtype=object)
     o = out.ravel()
     for k, x in enumerate(m.entries()):
         o[k] = norm(x) if isinstance(x, fmpq) else x
+    return out
+
+
+@contextlib.contextmanager
+def sharing(matrices: Iterator[Any] | tuple[Any, ...] | list[Any]) -> Iterator[None]:
+    """Inside the block (in this thread), a matrix product of the shape of one of `matrices` holds,
+    for each element that is the very same number as that matrix's element there (the same
+    rational, or the same ball: midpoint and radius), that matrix's own object, and an exact 0 as
+    `ZERO`: the one-sided runs of a model recompute its gradient, nearly all of it identical to
+    the executed one's, and a copy of 10^5 numbers was held for each. Every value is what it was;
+    only fewer objects hold it."""
+    before = _state.held
+    _state.held = tuple(v for v in matrices if isinstance(v, np.ndarray) and v.dtype == object)
+    try:
+        yield
+    finally:
+        _state.held = before
+
+
+def same_number(a: Any, b: Any) -> bool:
+    """Whether a and b are the very same number: one object, rationals of one type (-0 is not 0
+    here) that are equal, or balls of the same midpoint and radius."""
+    if a is b:
+        return True
+    if type(a) is arb and type(b) is arb:
+        return bool(a.mid() == b.mid() and a.rad() == b.rad())
+    return type(a) is type(b) and isinstance(a, fmpq) and a == b
+
+
+def _shared_from_flint(m: Any, shape: tuple[int, int], held: np.ndarray) -> np.ndarray:
+    """`_from_flint`, each element read alone and given as `held`'s where it is the same number
+    (`sharing`): the product's copies are freed as they are read, not held beside `held`."""
+    out = np.empty(shape, dtype=object)
+    o, h = out.ravel(), held.ravel()
+    cols = shape[1]
+    for k in range(o.size):
+        x = m[k // cols, k % cols]
+        if isinstance(x, fmpq):
+            x = ZERO if x == 0 else norm(x)
+        o[k] = h[k] if same_number(x, h[k]) else x
     return out
 
 
@@ -835,7 +884,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ka, kb = _kind(a), _kind(b)
     if "x" not in (ka, kb):
         kind = "q" if ka == kb == "q" else "r"
-        return _from_flint(_to_flint(a, kind) * _to_flint(b, kind), (n, m))
+        return _from_flint(_to_flint(a, kind, ka) * _to_flint(b, kind, kb), (n, m))
     # NaN or inf entries: elementwise, with 0 times a finite number an exact 0 as everywhere.
     out = np.empty((n, m), dtype=object)
     for i in range(n):

@@ -290,8 +290,11 @@ class _Diverged(Exception):
 
 class _Runner:
     def __init__(self, lowered: LoweredProgram, point: dict[str, ex.Exact], force: _Forced | None, max_iterations: int,
-                 math: bool = False) -> None:
+                 math: bool = False, reuse: Path | None = None) -> None:
         self.lowered = lowered
+        # A run of the same program at the same precision and mode (`run(reuse=)`): its steps are
+        # taken as they are where this run computes the very same thing.
+        self.reuse = reuse.steps if reuse is not None and reuse.__dict__.get("_made") == (lowered, ex.prec(), math) else None
         self.math = math  # ops whose torch kernel takes a shortcut (Op.departs) compute the mathematics
         self.steps: list[PathStep] = []
         self.decisions: list[Decision] = []
@@ -425,7 +428,29 @@ class _Runner:
             self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, s.var, ex.Q(start + k * step), (), ()))
             self.block(s.body)
 
+    def reused(self, s: Step) -> PathStep | None:
+        """The reference run's step at this position, where it is this statement applied to the
+        very same values (each parent's value the same object), by an op that decides nothing
+        (no kink, no `where`): its value and partials are what this step would compute, exactly
+        (the same arithmetic on the same numbers at the same precision), and are shared."""
+        ref = self.reuse
+        n = len(self.steps)
+        if ref is None or n >= len(ref):
+            return None
+        st = ref[n]
+        if st.name != s.name or st.op != s.op or st.line != s.line or s.cond is not None or s.op in ("where", CUSTOM_OP) \
+                or OPS[s.op].piece is not None:
+            return None
+        parents = tuple(self.env[a] for a in s.args if not isinstance(a, Const))
+        if parents != st.parents or any(self.steps[p].value is not ref[p].value for p in parents):
+            return None
+        return st
+
     def step(self, s: Step) -> None:
+        same = self.reused(s)
+        if same is not None:
+            self.env[s.name] = self.add(same)
+            return
         vals: list[ex.Exact] = []
         parents: list[int] = []
         const_mask: list[bool] = []
@@ -590,17 +615,23 @@ def _short(v: ex.Exact) -> str:
 
 
 def run(lowered: LoweredProgram, point: dict[str, ex.Exact], *, force: Sequence[Decision] | None = None,
-        max_iterations: int = DEFAULT_MAX_ITERATIONS, math: bool = False) -> Path:
+        max_iterations: int = DEFAULT_MAX_ITERATIONS, math: bool = False, reuse: Path | None = None) -> Path:
     """Run the lowered program's IR at `point` (input name -> exact value) with exact arithmetic.
     With `math`, an op whose torch kernel takes a shortcut the mathematics does not have
     (`Op.departs`: softplus above its threshold) computes the mathematics' value and partials
-    instead: the run the symbolic side differentiates."""
-    r = _Runner(lowered, point, _Forced(force) if force is not None else None, max_iterations, math)
+    instead: the run the symbolic side differentiates. `reuse`: a run of the same program made
+    at the same precision and with the same `math` (a run forced beside the point reuses the
+    run at the point): each step that applies the same statement to the very same values is
+    that run's step, shared, not computed and held again (a model's first layer, X @ W1, up to
+    the kink a forced run decides otherwise)."""
+    r = _Runner(lowered, point, _Forced(force) if force is not None else None, max_iterations, math, reuse)
     r.block(lowered.body)
     value, idx = r.operand(lowered.output)
     if idx is None:  # a constant output (the lowering keeps it on the graph, so this is rare)
         idx = r.add(PathStep(len(r.steps), "copy", sp.sympify(0), lowered.output_line, "out", value, (), ()))
-    return Path(tuple(r.steps), tuple(r.decisions), tuple(r.inputs), idx, r.line_counts)
+    path = Path(tuple(r.steps), tuple(r.decisions), tuple(r.inputs), idx, r.line_counts)
+    path.__dict__["_made"] = (lowered, ex.prec(), math)  # what a run that reuses it must share
+    return path
 
 
 # --------------------------------------------------------------------------- one-sided runs
@@ -626,10 +657,11 @@ class Side:
 
 def beside_run(lowered: LoweredProgram, point: dict[str, Any], name: str, direction: int,
                max_iterations: int = DEFAULT_MAX_ITERATIONS, idx: tuple[int, int] | None = None,
-               math: bool = False) -> tuple[Path, Path] | None:
+               math: bool = False, reuse: Path | None = None) -> tuple[Path, Path] | None:
     """The two runs behind `beside`: the program run just beside the point (`direction` along
     input `name`, element idx of a matrix input), and run at the point forced to the pieces it
-    took there. None when the side cannot be followed."""
+    took there (sharing the steps of `reuse`, the run at the point, that it computes again:
+    `run`). None when the side cannot be followed."""
     x = point[name] if idx is None else point[name][idx]
     if ex.is_rational(x) and x != 0:
         e = int(x.p).bit_length() - int(x.q).bit_length()
@@ -648,7 +680,7 @@ def beside_run(lowered: LoweredProgram, point: dict[str, Any], name: str, direct
     try:
         with ex.working_precision(max(PERTURB_PREC, ex.prec())):
             near = run(lowered, moved, max_iterations=limit, math=math)
-        at = run(lowered, point, force=near.decisions, max_iterations=limit, math=math)
+        at = run(lowered, point, force=near.decisions, max_iterations=limit, math=math, reuse=reuse)
     except (_Diverged, LoopLimitError):
         return None
     return near, at

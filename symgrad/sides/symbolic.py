@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import flint
@@ -243,7 +244,7 @@ def _formula(output: sp.Basic, inputs: tuple[sp.Basic, ...], k: int) -> sp.Basic
 
 
 def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                   seed: Any = None, compact: bool = False) -> list[Any]:
+                   seed: Any = None, compact: bool = False, executed: Sequence[Any] | None = None) -> list[Any]:
     """The derivative of the mathematics with respect to each component (input k, element idx
     of a matrix input): exact reverse accumulation over the path with detach, item and no_grad
     as the identity; where a decision is a tie, from the one-sided runs. Where an op of the path
@@ -251,7 +252,10 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
     threshold), the program is run again with the mathematics' op, and that run is the one
     differentiated. With `compact`, a side that is only a smooth derivative g
     (`SymbolicSide(g, "smooth", None, None)`) is given as g itself: a model's 10^5 entries are
-    nearly all such, and the caller (`verdict.point`) keeps them as numbers."""
+    nearly all such, and the caller (`verdict.point`) keeps them as numbers. `executed`: the
+    executed derivative of each component, where the caller holds it: a derivative read from a run
+    beside the point that is the very same number (the same rational, or the same ball: midpoint
+    and radius) is given as that object, so that a model's 10^5 entries hold one copy, not two."""
     math = departs(path)
     if math:
         path = run(lowered, point, max_iterations=max_iterations, math=True)
@@ -283,11 +287,11 @@ def symbolic_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], c
                    and ex.is_finite(sd.left.derivative) and ex.is_finite(sd.right.derivative) for sd in sides):
                 return [SymbolicSide(sd.grad, sd.kind, sd.one_sided, None, sd.left, sd.right, violation) for sd in sides]
         return [SymbolicSide(None, "domain", None, None, violation=violation) for _ in comps]
-    return _without_violation(lowered, path, point, comps, max_iterations, seed, math, compact)
+    return _without_violation(lowered, path, point, comps, max_iterations, seed, math, compact, executed)
 
 
 def _without_violation(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                       seed: Any, math: bool, compact: bool = False) -> list[Any]:
+                       seed: Any, math: bool, compact: bool = False, executed: Sequence[Any] | None = None) -> list[Any]:
     if not path.ties:
         grads = path.gradient("math", seed)
         out = []
@@ -296,7 +300,7 @@ def _without_violation(lowered: LoweredProgram, path: Path, point: dict[str, Any
             out.append((g if compact else SymbolicSide(g, "smooth", None, None)) if ex.is_finite(g)
                        else SymbolicSide(None, "domain", None, None))
         return out
-    shared = _shared_sides(lowered, path, point, comps, max_iterations, seed, math, compact)
+    shared = _shared_sides(lowered, path, point, comps, max_iterations, seed, math, compact, executed)
     return [shared[n] if shared is not None and shared[n] is not None
             else _at_tie(lowered, path, point, c[0], c[1], max_iterations, seed, math=math)
             for n, c in enumerate(comps)]
@@ -309,7 +313,7 @@ SHARED_SIDES_TIES = 4
 
 
 def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                  seed: Any, math: Any, compact: bool = False) -> list[Any] | None:
+                  seed: Any, math: Any, compact: bool = False, executed: Sequence[Any] | None = None) -> list[Any] | None:
     """The one-sided derivatives of many entries from a few runs, where every tie is a kink or
     step of one element of an elementwise op (a ReLU unit at 0 in one example of a layer).
 
@@ -368,7 +372,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     for n in np.flatnonzero(decided):
         for direction, key in ((1, int(codes[n])), (-1, int(negated[n]))):
             if key not in runs:
-                runs[key] = _forced_beside(lowered, point, comps[n], direction, max_iterations, math)
+                runs[key] = _forced_beside(lowered, point, comps[n], direction, max_iterations, math, path)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
     values: dict[int, Any] = {}  # each run's value, None where it has none at the point
     for key, at in runs.items():
@@ -386,12 +390,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     alone = np.flatnonzero(mine & still) if corners else np.empty(0, dtype=np.int64)
     sided = np.flatnonzero(mine & ~still) if corners else np.flatnonzero(mine)
     slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
-    wanted: dict[int, list[int]] = {}
-    for n in alone.tolist():
-        wanted.setdefault(int(codes[n]), []).append(n)
-    for n in sided.tolist():
-        for key in (int(negated[n]), int(codes[n])):
-            wanted.setdefault(key, []).append(n)
+    wanted = _wanted(codes, negated, alone, sided)
     decisions = {key: at.decisions for key, at in runs.items() if at is not None}
     for key, ns in wanted.items():
         at = runs.pop(key)  # its values are not read again: each run freed once its gradient is read
@@ -400,12 +399,14 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         # of every step's adjoints, which held three runs' worth of a model's gradients at once.
         grads = at.gradient("math", seed if seed is not None else
                             ex.full(at.value.shape, ex.ONE) if ex.is_mat(at.value) else ex.ONE)
-        for n in ns:
+        for n in _each(ns):
             k, idx = comps[n]
             g = grads[k] if idx is None else grads[k][idx]
             if corners and still[n]:
                 # It does not move a corner at all: one run both ways, one slope, exactly the
                 # derivative (no two sides kept for it: a model has 10^5 such entries).
+                if executed is not None:
+                    g = same_number(g, executed[n])  # one object where the two are one number
                 out[n] = g if compact else SymbolicSide(g, "smooth", None, None)
             else:
                 slopes[(n, key)] = g
@@ -417,6 +418,32 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         out[n] = _one_sided(Side(-1, values[left], slopes[(n, left)], decisions[left]),
                             Side(1, values[right], slopes[(n, right)], decisions[right]), f0, continuous=corners)
     return out
+
+
+def _wanted(codes: np.ndarray, negated: np.ndarray, alone: np.ndarray, sided: np.ndarray) -> dict[int, list[np.ndarray]]:
+    """Run key -> the entries that read its gradient (as index arrays, not a Python int per entry:
+    a model has 10^5), the keys in the order their first entry meets them: an entry alone reads
+    its own pattern's run, a two-sided one the run of each direction."""
+    wanted: dict[int, list[np.ndarray]] = {}
+    for key in dict.fromkeys(codes[alone].tolist()):
+        wanted.setdefault(int(key), []).append(alone[codes[alone] == key])
+    pairs = np.stack((negated[sided], codes[sided]), axis=1).reshape(-1)
+    for key in dict.fromkeys(pairs.tolist()):
+        wanted.setdefault(int(key), []).append(sided[(negated[sided] == key) | (codes[sided] == key)])
+    return wanted
+
+
+def _each(parts: list[np.ndarray], chunk: int = 4096) -> Iterator[int]:
+    """The entries of index arrays, in order, as Python ints made a chunk at a time."""
+    for part in parts:
+        for start in range(0, len(part), chunk):
+            yield from part[start:start + chunk].tolist()
+
+
+def same_number(g: Any, e: Any) -> Any:
+    """`e` where `g` is the very same number (`exact.same_number`), else `g`: either stands for
+    the other in every value and verdict, and only one is kept."""
+    return e if ex.same_number(g, e) else g
 
 
 def _signs(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -439,11 +466,12 @@ def _signs(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _forced_beside(lowered: LoweredProgram, point: dict[str, Any], comp: Any, direction: int, max_iterations: int,
-                   math: Any) -> Path | None:
+                   math: Any, reuse: Path | None = None) -> Path | None:
     """The program run at the point with the pieces it takes just beside it along `comp`'s input
-    element (the two runs of `executed.beside`), or None where that side cannot be followed."""
+    element (the two runs of `executed.beside`), or None where that side cannot be followed;
+    `reuse`: the run at the point, whose steps before the pieces it shares."""
     k, idx = comp
-    got = beside_run(lowered, point, lowered.inputs[k], direction, max_iterations, idx, bool(math))
+    got = beside_run(lowered, point, lowered.inputs[k], direction, max_iterations, idx, bool(math), reuse)
     return None if got is None else got[1]
 
 

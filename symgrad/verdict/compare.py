@@ -48,6 +48,7 @@ from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
 from .table import EntryTable
+from .components import Components
 from .grouping import outputs_of
 from .point import (Component, ExactSides, SidesPerEntry, check_entries, check_work, components, exact_sides, output_seeds, read_point,
                     with_unused_inputs)
@@ -579,6 +580,8 @@ def _float_of(v: Any) -> float:
 def _blocks(comps: Sequence[Component]) -> list[tuple[int, int, int]]:
     """The runs of components of one input, (input k, start, stop): a matrix input's elements
     come together, in row-major order (`point.components`)."""
+    if isinstance(comps, Components):
+        return [(k, start, stop) for k, start, stop, _ in comps.runs()]
     out: list[tuple[int, int, int]] = []
     for n, (k, _) in enumerate(comps):
         if out and out[-1][0] == k and out[-1][2] == n:
@@ -590,18 +593,43 @@ def _blocks(comps: Sequence[Component]) -> list[tuple[int, int, int]]:
 
 def _autos(grads: Sequence[Any] | None, comps: Sequence[Component], blocks: Sequence[tuple[int, int, int]]) -> list[Any]:
     """autograd's value of each component, as `_entry` is given it: a float for a matrix input's
-    element (`float(grad[idx])`), the input's own for a scalar one, None where torch raised."""
+    element (`float(grad[idx])`), the input's own for a scalar one, None where torch raised. Held
+    in parts, in order: a matrix input's whole gradient as its float64 array (`_each_auto` reads
+    its elements as Python floats, a chunk at a time), any other run as a list of the values."""
     if grads is None:
-        return [None] * len(comps)
+        return [[None] * len(comps)]
     out: list[Any] = []
     for k, start, stop in blocks:
         g = grads[k]
-        if isinstance(g, np.ndarray) and g.size == stop - start and \
-                [idx for _, idx in comps[start:stop]] == list(np.ndindex(*g.shape)):
-            out.extend(g.ravel().tolist())  # Python floats, in the order of np.ndindex
+        if isinstance(g, np.ndarray) and g.size == stop - start and _whole(comps, start, stop, g.shape):
+            out.append(np.asarray(g, dtype=np.float64).reshape(-1))  # in the order of np.ndindex
         else:
-            out.extend(g if idx is None or g is None else float(g[idx]) for _, idx in comps[start:stop])
+            out.append([g if idx is None or g is None else float(g[idx]) for _, idx in comps[start:stop]])
     return out
+
+
+def _each_auto(parts: Sequence[Any], chunk: int = 4096) -> Iterator[Any]:
+    """The values `_autos` holds, in order (an array's as Python floats, made a chunk at a time)."""
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            for start in range(0, part.size, chunk):
+                yield from part[start:start + chunk].tolist()
+        else:
+            yield from part
+
+
+def _auto_floats(parts: Sequence[Any]) -> np.ndarray:
+    """autograd's floats for the table: each value as a float64, NaN where it is not a float."""
+    return np.concatenate([part if isinstance(part, np.ndarray) else
+                           np.array([a if type(a) is float else math.nan for a in part], dtype=np.float64)
+                           for part in parts]) if parts else np.empty(0)
+
+
+def _whole(comps: Sequence[Component], start: int, stop: int, shape: tuple[int, ...]) -> bool:
+    """Whether components start:stop are every element of a matrix of `shape`, in row-major order."""
+    if isinstance(comps, Components):
+        return any(s == start and e == stop and sh == tuple(shape) for _, s, e, sh in comps.runs())
+    return [idx for _, idx in comps[start:stop]] == list(np.ndindex(*shape))
 
 
 def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, floats: list[Any], comps: list[Component],
@@ -643,10 +671,10 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
         helds = exact.sym.row(o) if isinstance(exact.sym, SidesPerEntry) else [exact.sym[(o, n)] for n in range(width)]
         row = slice(o * width, (o + 1) * width)
-        table.executed[row] = [_float_of(x) for x in exes]
-        table.autograd[row] = [a if type(a) is float else math.nan for a in autos]
-        closes = _close(table.autograd[row], table.executed[row], tol, tiny).tolist()
-        for n, (held, exe, auto, close) in enumerate(zip(helds, exes, autos, closes)):
+        table.executed[row] = np.fromiter((_float_of(x) for x in exes), dtype=np.float64, count=width)
+        table.autograd[row] = _auto_floats(autos)
+        closes = _close(table.autograd[row], table.executed[row], tol, tiny)
+        for n, (held, exe, auto, close) in enumerate(zip(helds, exes, _each_auto(autos), _each_auto([closes]))):
             if plain and close and plainly_agrees(held, exe, auto, tol, tiny, close):
                 continue  # the table's code says agree; its Entry is built when read
             k, idx = comps[n]

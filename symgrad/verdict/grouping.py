@@ -320,7 +320,7 @@ def causes_of(c: Comparison) -> list[Cause]:
     return list(dict.fromkeys(e.cause for e in rows))
 
 
-def members_of(c: Comparison) -> dict[Any, list[int]]:
+def members_of(c: Comparison) -> dict[Any, Sequence[int]]:
     """The entries of each input (a matrix input's elements together), inputs in the order of
     their first entry, each one's entries in order."""
     rows = c.rows

@@ -27,6 +27,7 @@ from ..sides.executed import Path, run
 from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, While
 from ..sides.lowering import DTYPES, lower_with_inputs
 from ..sides.symbolic import SymbolicSide, symbolic_sides
+from .components import Component, Components
 
 # Every reported value and every comparison is certain to this many bits (about 30 digits).
 TARGET_BITS = 100
@@ -221,19 +222,10 @@ class SidesPerEntry(PerEntry):
         return (v for row in self._rows for v in row)
 
 
-Component = tuple[int, tuple[int, int] | None]  # (input index, element of a matrix input)
-
-
-def components(lowered: LoweredProgram, point: dict[str, Any], wrt: Sequence[int]) -> list[Component]:
-    """The inputs differentiated with respect to: scalars, and matrices element by element."""
-    out: list[Component] = []
-    for k in wrt:
-        v = point[lowered.inputs[k]]
-        if ex.is_mat(v):
-            out.extend((k, idx) for idx in np.ndindex(*v.shape))
-        else:
-            out.append((k, None))
-    return out
+def components(lowered: LoweredProgram, point: dict[str, Any], wrt: Sequence[int]) -> Components:
+    """The inputs differentiated with respect to: scalars, and matrices element by element (held
+    by input, each element's `(k, idx)` made when read: `components.Components`)."""
+    return Components([(k, point[lowered.inputs[k]].shape if ex.is_mat(point[lowered.inputs[k]]) else None) for k in wrt])
 
 
 # The most entries one comparison holds: each is an exact derivative on two sides and torch's.
@@ -374,10 +366,30 @@ def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Co
     sym, exe = SidesPerEntry(), PerEntry()
     for seed in output_seeds(path.value, v):
         grads = path.gradient("executed", seed)
-        sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True)
-        exe.add_row([grads[k][idx] if idx is not None else grads[k] for k, idx in comps])
-        sym.add_row([sides[c] for c in range(len(comps))])
+        row = _row(grads, comps)
+        # The one-sided runs' gradients share the executed one's numbers where they are the same.
+        with ex.sharing(list(grads)):
+            del grads
+            sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True, executed=row)
+        exe.add_row(row)
+        sym.add_row(sides if isinstance(sides, list) else list(sides))
     return ExactSides(path, sym, exe, bits)
+
+
+def _row(grads: Sequence[Any], comps: Sequence[Component]) -> list[Any]:
+    """The derivative of each component, in order: a matrix input's elements read as one run."""
+    if not isinstance(comps, Components):
+        return [grads[k][idx] if idx is not None else grads[k] for k, idx in comps]
+    out: list[Any] = []
+    for k, _, _, shape in comps.runs():
+        g = grads[k]
+        if shape is None:
+            out.append(g)
+        elif ex.is_mat(g) and g.shape == shape:
+            out.extend(g.ravel().tolist())  # the same objects, row-major as `np.ndindex`
+        else:
+            out.extend(g[idx] if ex.is_mat(g) else g for idx in np.ndindex(*shape))
+    return out
 
 
 def _numbers(e: ExactSides) -> Iterator[ex.Exact]:

@@ -21,6 +21,7 @@ import sympy as sp
 
 from ..base.causes import Cause
 from .records import Entry, element
+from .components import Components
 
 CAUSES: Final = tuple(Cause)
 CODE: Final = {cause: n for n, cause in enumerate(CAUSES)}
@@ -36,7 +37,7 @@ class EntryTable(Sequence[Entry]):
                  agree_text: Callable[[int, Any], str], formulas: Sequence[Callable[[], Any] | None] | None,
                  error: str | None, exact: Callable[[int, int], tuple[Any, Any]]) -> None:
         self.symbols = tuple(symbols)
-        self.comps = list(comps)
+        self.comps = comps if isinstance(comps, Components) else list(comps)  # held by input: not copied per entry
         self.labels = list(labels)
         self.agree_text = agree_text  # (input k, its wrt) -> the explanation of an agreeing entry
         self.formulas = formulas  # per input k: its formula's builder (a scalar output), else None
@@ -51,7 +52,7 @@ class EntryTable(Sequence[Entry]):
         self.special: dict[int, Entry] = {}  # the entries _entry made, by index
         self.said = ""  # said after every agreeing entry's explanation (path mode)
         self.built: tuple[Entry, ...] | None = None
-        self._mine: dict[Any, list[int]] | None = None
+        self._mine: dict[Any, Sequence[int]] | None = None
 
     # ----------------------------------------------------------------- filling
 
@@ -123,11 +124,16 @@ class EntryTable(Sequence[Entry]):
         """The indices of the entries that do not agree, in order."""
         return [int(i) for i in np.flatnonzero(self.codes != AGREE_CODE)]
 
+    def _codes_of(self, among: Sequence[int]) -> np.ndarray:
+        if isinstance(among, range):  # an input's entries, one run (`members`): a slice, no index per entry
+            return self.codes[among.start:among.stop:among.step]
+        return self.codes[np.asarray(list(among), dtype=np.int64)]
+
     def agreeing(self, among: Sequence[int]) -> int:
-        return int(np.count_nonzero(self.codes[np.asarray(list(among), dtype=np.int64)] == AGREE_CODE)) if among else 0
+        return int(np.count_nonzero(self._codes_of(among) == AGREE_CODE)) if among else 0
 
     def counts(self, among: Sequence[int] | None = None) -> dict[Cause, int]:
-        codes = self.codes if among is None else self.codes[np.asarray(list(among), dtype=np.int64)]
+        codes = self.codes if among is None else self._codes_of(among)
         values, counted = np.unique(codes, return_counts=True)
         return {CAUSES[int(v)]: int(n) for v, n in zip(values, counted)}
 
@@ -140,9 +146,14 @@ class EntryTable(Sequence[Entry]):
         """The input entry i differentiates with respect to (a matrix input's matrix)."""
         return self.symbols[self.comps[i % len(self.comps)][0]]
 
-    def members(self) -> dict[Any, list[int]]:
-        """The entries of each input (a matrix input's elements together), in order."""
+    def members(self) -> dict[Any, Sequence[int]]:
+        """The entries of each input (a matrix input's elements together), in order: a `range`
+        where they are one run (an input of a scalar output), not a Python int per entry."""
         if self._mine is None:
+            if len(self.labels) == 1 and isinstance(self.comps, Components) and \
+                    len({k for k, _ in self.comps.blocks}) == len(self.comps.blocks):
+                self._mine = {self.symbols[k]: range(start, stop) for k, start, stop, _ in self.comps.runs()}
+                return self._mine
             by_k: dict[int, list[int]] = {}
             for n, (k, _) in enumerate(self.comps):
                 by_k.setdefault(k, []).append(n)

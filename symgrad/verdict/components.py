@@ -1,0 +1,76 @@
+"""The components a comparison differentiates with respect to, held by input, not by element.
+
+A component is `(input k, element idx)`: `idx` is None for a scalar input and the `(i, j)` of an
+element of a matrix input, in row-major order (`np.ndindex`). A model's comparison has 10^5
+components; a list of them held a tuple and an index tuple each (about 130 bytes per entry, for
+the whole comparison). `Components` holds one block per input (its index and its shape) and makes
+the tuple of a component when it is read: the same tuples, equal to the list's, in the same order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+Component = tuple[int, tuple[int, int] | None]  # (input index, element of a matrix input)
+
+
+class Components(Sequence[Component]):
+    """The components of the inputs `blocks` names, in order: each `(k, None)` for a scalar input,
+    `(k, (rows, cols))` for a matrix input, whose elements come together in row-major order."""
+
+    __slots__ = ("blocks", "_starts", "_size")
+
+    def __init__(self, blocks: Sequence[tuple[int, tuple[int, int] | None]]) -> None:
+        self.blocks = tuple((int(k), None if shape is None else (int(shape[0]), int(shape[1]))) for k, shape in blocks)
+        starts, size = [], 0
+        for _, shape in self.blocks:
+            starts.append(size)
+            size += 1 if shape is None else shape[0] * shape[1]
+        self._starts = starts
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, n: Any) -> Any:
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(self._size))]
+        n = int(n)
+        if n < 0:
+            n += self._size
+        if not 0 <= n < self._size:
+            raise IndexError(n)
+        b = bisect.bisect_right(self._starts, n) - 1
+        k, shape = self.blocks[b]
+        if shape is None:
+            return (k, None)
+        return (k, divmod(n - self._starts[b], shape[1]))
+
+    def __iter__(self) -> Iterator[Component]:
+        for k, shape in self.blocks:
+            if shape is None:
+                yield (k, None)
+            else:
+                rows, cols = shape
+                for i in range(rows):
+                    for j in range(cols):
+                        yield (k, (i, j))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Components):
+            return self.blocks == other.blocks
+        if isinstance(other, (list, tuple)):
+            return len(other) == self._size and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as a list's
+
+    def __repr__(self) -> str:
+        return f"Components({list(self.blocks)!r})"
+
+    def runs(self) -> list[tuple[int, int, int, tuple[int, int] | None]]:
+        """Each input's run of components: (input k, start, stop, its shape or None)."""
+        return [(k, start, start + (1 if shape is None else shape[0] * shape[1]), shape)
+                for (k, shape), start in zip(self.blocks, self._starts)]
