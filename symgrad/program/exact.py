@@ -230,6 +230,8 @@ def _infinite(v: arb) -> arb:
 
 
 def add(a: Exact, b: Exact) -> Exact:
+    if type(a) is arb and type(b) is arb:  # two balls: the last line's result, sooner
+        return _infinite(a + b)
     if isinstance(a, fmpq) and isinstance(b, fmpq):
         if type(a) is NegativeZero and type(b) is NegativeZero:
             return NEG_ZERO  # -0 + -0 = -0; any other sum of zeros is +0
@@ -238,6 +240,8 @@ def add(a: Exact, b: Exact) -> Exact:
 
 
 def sub(a: Exact, b: Exact) -> Exact:
+    if type(a) is arb and type(b) is arb:  # two balls: the last line's result, sooner
+        return _infinite(a - b)
     if isinstance(a, fmpq) and isinstance(b, fmpq):
         if type(a) is NegativeZero and b == 0 and type(b) is not NegativeZero:
             return NEG_ZERO  # -0 - +0 = -0
@@ -246,6 +250,8 @@ def sub(a: Exact, b: Exact) -> Exact:
 
 
 def mul(a: Exact, b: Exact) -> Exact:
+    if type(a) is arb and type(b) is arb:  # two balls: the last line's result, sooner
+        return a * b
     # 0 times anything finite is an exact 0, as in the mathematics (its IEEE sign kept).
     if isinstance(a, fmpq) and a == 0 and is_finite(b):
         return _zero(_sign_bit(a) * _sign_bit(b) < 0)
@@ -749,6 +755,11 @@ def ewise(fn, *args):  # type: ignore[no-untyped-def]
     shape = shape_of(*args)
     if shape is None:
         return fn(*args)
+    if all(a.shape == shape if isinstance(a, np.ndarray) else isinstance(a, (fmpq, arb, int, float)) for a in args):
+        # numpy's loop calls fn on each element's arguments, in the same order; no Python loop
+        out = np.frompyfunc(fn, len(args), 1)(*args)
+        if isinstance(out, np.ndarray) and out.shape == shape:
+            return out
     out = np.empty(shape, dtype=object)
     flat = [a.ravel() if isinstance(a, np.ndarray) else None for a in args]
     o = out.ravel()

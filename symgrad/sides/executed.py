@@ -37,6 +37,7 @@ import sympy as sp
 
 from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
 from ..program import exact as ex
+from ..program import exact_fast as xf
 from ..program.custom import CUSTOM_OP
 from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
 from ..program.elementwise import ElementVar
@@ -519,6 +520,10 @@ class _Runner:
         """A scalar op applied to matrices elementwise (scalars broadcast), with elementwise
         partials; a non-smooth op decides a piece for every element."""
         shape = ex.shape_of(*vals)
+        if op.piece is None and op.departs is None:
+            fast = xf.whole(s.op, vals, param, shape)  # matrices of plain rationals: one numpy op
+            if fast is not None:
+                return fast
         value = ex.full(shape, ex.ZERO)
         partials = [ex.full(shape, ex.ZERO) for _ in vals]
         pieces = []
@@ -887,6 +892,30 @@ def domain_violation(path: Path, seed: Any = None) -> PathStep | None:
     is not a finite real number where the output uses it (element by element), or an infinite
     slope where the output depends on it. `seed`: of the output elements it weighs only (each
     element of a returned tuple is a function of its own); None: of the whole output."""
+    if not all(_finite_all(st.value) and all(_finite_all(d) for d in st.partials) for st in path.steps):
+        return _nonfinite_violation(path, seed)
+    # Every value and every slope on the path is finite (the common case): no value can leave the
+    # domain and no slope is infinite, so only an op's own domain (log of a negative number) is left.
+    adj = path.adjoints("math", seed)
+    for st in path.steps:
+        if ex.all_zero(adj[st.index]):
+            continue
+        op = OPS.get(st.op)
+        if op is not None and op.undefined is not None and st.args_values is not None and _undefined(op, st):
+            return st
+    return None
+
+
+def _finite_all(v: Any) -> bool:
+    """Every element of a value (or a partial) finite: a rational, or a finite ball."""
+    if isinstance(v, np.ndarray):
+        return all(ex.is_finite(x) for x in v.flat)
+    return ex.is_finite(v)
+
+
+def _nonfinite_violation(path: Path, seed: Any) -> PathStep | None:
+    """`domain_violation`'s own checks of a path where some value or slope is not finite: the
+    first step whose non-finite value the output uses, or whose infinite slope it meets."""
     used = _used(path, seed)
     for st in path.steps:
         u = used[st.index]

@@ -381,12 +381,12 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
                               rng_state=None if reading.draws is None else reading.draws.state)  # the same draws
         return compare_reading(again, **options)
     function = reading.program if reading.mode == "source" else reading.recorded
-    names = [getattr(s, "name", str(s)) for s in reading.inputs]
+    names = [s.name if hasattr(s, "name") else str(s) for s in reading.inputs]  # (str() of a symbol is SymPy's printer)
     vectors = {s.name: s for s in reading.inputs if isinstance(s, Vector)}  # a rank-1 input's elements: `x[i]`
     point = {vectors.get(k, k) if isinstance(k, str) else k: v for k, v in point.items()}
     asked = options.get("wrt")
     asked = [] if asked is None else [asked] if isinstance(asked, (str, sp.Basic)) else list(asked)
-    said = int_sentence(reading.arguments, [getattr(w, "name", str(w)) for w in asked],
+    said = int_sentence(reading.arguments, [w.name if hasattr(w, "name") else str(w) for w in asked],
                         "`wrt` asks for its derivative")
     if said is not None:
         raise OptionError(said)
