@@ -180,9 +180,14 @@ def from_state(run: Callable[..., Any], state: torch.Tensor) -> Callable[..., An
 
 @contextlib.contextmanager
 def kept() -> Iterator[torch.Tensor]:
-    """The CPU random state at the start (yielded), restored exactly after the block."""
-    with torch.random.fork_rng(devices=[]):
-        yield torch.get_rng_state()
+    """The CPU random state at the start (yielded), restored exactly after the block: what
+    `torch.random.fork_rng(devices=[])` does, with the one copy of the state both yielded and put
+    back (a copy of the generator's state costs a check as much as a small function's run)."""
+    state = torch.get_rng_state()
+    try:
+        yield state
+    finally:
+        torch.set_rng_state(state)
 
 
 # --------------------------------------------------------------------------- the user's run, recorded
