@@ -271,6 +271,8 @@ def neg(a: Exact) -> Exact:
 def div(a: Exact, b: Exact) -> Exact:
     """a / b with IEEE-like results at b = 0 (inf or nan), the way torch computes it. A ball
     that says nothing (infinite radius) is not a zero: dividing by it says nothing either."""
+    if type(a) is arb and type(b) is arb and b.is_finite() and (b > 0 or b < 0):
+        return a / b  # a finite ball certainly not 0: the last line's result, sooner
     if is_indeterminate(b) and not is_nan(a):
         return INDETERMINATE
     if is_zero(b):

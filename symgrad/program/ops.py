@@ -102,8 +102,13 @@ def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
             return base(ex.to_real(u))
 
     odd = name in _ODD
+    wide = name in _WIDE
 
     def f(u: ex.Exact) -> ex.Exact:
+        if type(u) is flint.arb and u.is_finite() and (not wide or u.abs_upper() < _SMALL):
+            # a finite ball whose integer part takes at most 64 bits (every ball of the common
+            # case): `fn`'s own first branch, sooner
+            return _total(base(u))
         if ex.is_rational(u):
             if odd and ex.is_neg_zero(u):
                 return ex.NEG_ZERO  # f(-0.0) = -0.0 for an odd function, as in IEEE
@@ -133,6 +138,7 @@ def _total(v: ex.Exact) -> ex.Exact:
 
 
 _ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf", "expm1"})
+_SMALL = flint.arb(2) ** 64  # below it `ex.magnitude_bits` is at most 64: no precision is added
 _WIDE = frozenset({"exp", "sinh", "cosh", "expm1"})
 # The exact elementary functions (public: the rules' exact values in rules.py use them too).
 exp = _mp("exp", {ex.ZERO: ex.ONE})
@@ -149,6 +155,8 @@ expm1 = _mp("expm1", {ex.ZERO: ex.ZERO})
 
 def log1p(u: ex.Exact) -> ex.Exact:
     """log(1 + u) without forming 1 + u (Arb's log1p): NaN below -1, -inf at -1."""
+    if type(u) is flint.arb and u.is_finite() and u > -1 and (u > 0 or u < 0):
+        return u.log1p()  # a finite ball certainly above -1 and certainly not 0: the last line, sooner
     if ex.is_nan(u):
         return ex.NAN
     c = ex.cmp(u, ex.Q(-1))
