@@ -103,6 +103,7 @@ def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
 
     odd = name in _ODD
     wide = name in _WIDE
+    specials = tuple(special.items())
 
     def f(u: ex.Exact) -> ex.Exact:
         if type(u) is flint.arb and u.is_finite() and (not wide or u.abs_upper() < _SMALL):
@@ -112,9 +113,12 @@ def _mp(name: str, special: dict[Any, Any]) -> Callable[[ex.Exact], ex.Exact]:
         if ex.is_rational(u):
             if odd and ex.is_neg_zero(u):
                 return ex.NEG_ZERO  # f(-0.0) = -0.0 for an odd function, as in IEEE
-            hit = special.get(u)
+            # (a rational's hash is a Python Fraction's, 2 us: the table is read by equality)
+            hit = next((v for k, v in specials if u == k), None)
             if hit is not None:
                 return hit
+            if not wide or -_SMALL_Q < u < _SMALL_Q:  # at most 64 bits of integer part: `fn`'s first branch
+                return _total(base(flint.arb(u)))
             return _total(fn(u))
         if u.is_nan():
             return ex.NAN
@@ -139,6 +143,7 @@ def _total(v: ex.Exact) -> ex.Exact:
 
 _ODD = frozenset({"sin", "tan", "atan", "sinh", "tanh", "erf", "expm1"})
 _SMALL = flint.arb(2) ** 64  # below it `ex.magnitude_bits` is at most 64: no precision is added
+_SMALL_Q = flint.fmpq(2) ** 63  # the same for a rational (its bits: those of p less those of q, plus 1)
 _WIDE = frozenset({"exp", "sinh", "cosh", "expm1"})
 # The exact elementary functions (public: the rules' exact values in rules.py use them too).
 exp = _mp("exp", {ex.ZERO: ex.ONE})

@@ -106,3 +106,33 @@ def test_div_of_two_balls_is_arbs_quotient(a: float, b: float, third: bool) -> N
         assert _same(got, x / y) and ex.undecided() == 0
         truth = sp.N((sp.Rational(a) / (3 if third else 1)) / (sp.Rational(b) / (1 if third else 3)), 60)
         assert got.contains(flint.arb(str(truth))) or abs(float(got.mid()) - float(truth)) <= float(got.rad()) + 1e-50
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(NAMES), st.floats(-30, 30, allow_nan=False))
+def test_an_arb_function_of_a_rational_is_arbs_own_or_exact(name: str, x: float) -> None:
+    """A rational argument: the exact value where it is rational (f(0), and -0.0 kept by the odd
+    functions, as IEEE), else Arb's ball of the rational, as the general rule converts it."""
+    with ex.working_precision(ex.START_PREC):
+        u = ex.from_float(x)
+        got = getattr(ops, name)(u)
+        if x == 0:
+            want = {"exp": ex.ONE, "cos": ex.ONE, "cosh": ex.ONE}.get(name, ex.ZERO)
+            assert got == want and type(got) in (flint.fmpq, ex.NegativeZero)
+            odd = name in ("sin", "tan", "atan", "sinh", "tanh", "erf", "expm1")
+            assert ex.is_neg_zero(got) == (odd and math.copysign(1, x) < 0)
+            return
+        assert _same(got, getattr(flint.arb(u), name)())
+        truth = sp.N(SYMPY[name](sp.Rational(x)), 60)
+        assert got.contains(flint.arb(str(truth))) or abs(float(got.mid()) - float(truth)) <= float(got.rad()) + 1e-50
+        t = TORCH[name](torch.tensor(x, dtype=torch.float64)).item()
+        assert math.isclose(ex.to_float(got), t, rel_tol=1e-12, abs_tol=1e-300) or not math.isfinite(t)
+
+
+def test_a_rational_past_63_bits_gets_the_raised_precision() -> None:
+    with ex.working_precision(ex.START_PREC):
+        u = ex.Q(-(2**70), 3)
+        got = ops.exp(u)
+        with ex.working_precision(ex.START_PREC + ex.magnitude_bits(u) + 32):
+            assert _same(got, flint.arb(u).exp())
+        assert got.rel_accuracy_bits() >= ex.START_PREC
