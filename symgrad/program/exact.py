@@ -177,6 +177,18 @@ def from_float(x: float) -> fmpq:
     return fmpq(p, q)
 
 
+def from_floats(a: np.ndarray) -> np.ndarray:
+    """`from_float` of every element of a float array, as an array of the same shape (one pass
+    over the floats, no Python call per element)."""
+    flat = np.asarray(a, dtype=np.float64).ravel()
+    out = np.empty(flat.size, dtype=object)
+    out[:] = [fmpq(*x.as_integer_ratio()) for x in flat.tolist()]
+    negative_zero = (flat == 0) & np.signbit(flat)
+    if negative_zero.any():
+        out[negative_zero] = NEG_ZERO
+    return out.reshape(np.shape(a))
+
+
 def from_fraction(v: Fraction) -> fmpq:
     return fmpq(v.numerator, v.denominator)
 

@@ -778,7 +778,7 @@ def _torch_conventions(e: sp.Basic) -> sp.Basic:
 
 def _exact_value(x: Any) -> Any:
     if isinstance(x, np.ndarray):
-        return ex.mat([[ex.from_float(float(v)) for v in row] for row in x])
+        return ex.from_floats(x) if x.ndim == 2 else ex.mat([[ex.from_float(float(v)) for v in row] for row in x])
     return ex.from_float(x)
 
 

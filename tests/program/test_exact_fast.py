@@ -166,3 +166,24 @@ def test_two_balls_add_sub_mul_as_the_general_rule() -> None:
     assert _contains(ex.mul(x, y), sp.Rational(1, 3) * sp.Rational(-2, 7))
     inf = flint.arb("inf")
     assert ex.add(inf, x).is_finite() is False and ex.add(inf, x).rad().is_zero()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.data())
+def test_from_floats_is_from_float_of_each_element(rows: int, cols: int, data: st.DataObject) -> None:
+    """A point's matrix made exact in one pass: each element's exact binary value (SymPy's
+    Rational of the float), -0.0 as NEG_ZERO, subnormals and float32 values included."""
+    floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([-0.0, 0.0, 5e-324, -1e308]))
+    values = data.draw(st.lists(floats, min_size=rows * cols, max_size=rows * cols))
+    for dtype in (np.float64, np.float32):
+        with np.errstate(over="ignore"):
+            a = np.array(values, dtype=dtype).reshape(rows, cols)
+        if not np.isfinite(a).all():
+            continue
+        got = ex.from_floats(a)
+        assert got.shape == (rows, cols) and got.dtype == object
+        for k, v in enumerate(a.ravel().tolist()):
+            want = ex.from_float(v)
+            assert type(got.flat[k]) is type(want) and got.flat[k] == want
+            assert sp.Rational(int(got.flat[k].p), int(got.flat[k].q)) == sp.Rational(v)
+            assert ex.is_neg_zero(got.flat[k]) == (v == 0 and math.copysign(1, v) < 0)
