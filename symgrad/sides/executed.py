@@ -909,7 +909,11 @@ def domain_violation(path: Path, seed: Any = None) -> PathStep | None:
 def _finite_all(v: Any) -> bool:
     """Every element of a value (or a partial) finite: a rational, or a finite ball."""
     if isinstance(v, np.ndarray):
-        return all(ex.is_finite(x) for x in v.flat)
+        rational = ex.is_rational
+        for x in v.flat:
+            if not (rational(x) or x.is_finite()):
+                return False
+        return True
     return ex.is_finite(v)
 
 

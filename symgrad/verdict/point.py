@@ -78,7 +78,8 @@ def _matrix_of(sym: sp.MatrixSymbol, raw: Any, dtype: str) -> np.ndarray:
         if arr.ndim == 1 and declared[1] == 1 and arr.shape[0] == declared[0]:
             raise ShapeError(RANK_ONE.format(symbol=sym, declared=declared, given=arr.shape))
         raise ShapeError(SHAPE.format(symbol=sym, declared=declared, given=arr.shape))
-    arr = torch.tensor(arr, dtype=DTYPES[dtype]).to(torch.float64).numpy()
+    # rounded to the dtype as the tensor rounds it (float64: the floats themselves, a copy)
+    arr = arr.copy() if dtype == "float64" else torch.tensor(arr, dtype=DTYPES[dtype]).to(torch.float64).numpy()
     if not np.all(np.isfinite(arr)):
         raise PointError(POINT_NOT_FINITE.format(symbol=sym, value="a matrix with NaN or inf entries"))
     return arr
@@ -121,7 +122,7 @@ def read_point(lowered: LoweredProgram, at: Mapping[Any, Any], dtype: str) -> li
             continue
         v = _value_of(sym, by_name[sym.name])
         # The point is the exact binary value the tensor of this dtype holds.
-        values.append(torch.tensor(v, dtype=DTYPES[dtype]).item())
+        values.append(v if dtype == "float64" else torch.tensor(v, dtype=DTYPES[dtype]).item())
         if not math.isfinite(values[-1]):
             raise PointError(POINT_NOT_FINITE.format(symbol=sym, value=f"{v} (inf in {dtype})"))
     return values
