@@ -50,7 +50,7 @@ from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
 from .torch_activations import RUN_DTYPE, run_dtype
-from .trace_run import Floats, default_dtype, prerun_of
+from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
@@ -124,7 +124,7 @@ def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | 
         if value.is_complex():
             raise PointError(f"The example value for `{name}` is a complex tensor ({value.dtype}); symgrad compares "
                              "real derivatives.\nFix: pass a real tensor (float64 or float32).")
-        arr = value.detach().to(torch.float64).cpu().numpy()
+        arr = float64_array(value)
     elif isinstance(value, (list, tuple, np.ndarray)):
         try:
             arr = np.asarray(value, dtype=np.float64)
@@ -246,7 +246,7 @@ def dtype_of(values: Iterable[Any]) -> str:
 
 def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
     try:
-        return signature(fn).bind(*args, **kwargs)
+        return bind(signature(fn), args, kwargs)
     except TypeError as err:
         raise TraceError(f"The example values do not fit `{getattr(fn, '__name__', fn)}`'s parameters: {err}.\n"
                          "Fix: pass one example value per parameter, positionally or by name.") from None
