@@ -9,7 +9,8 @@ several calls' worth of drift from one `sg.compare`. The rule: after `sg.compare
 `assert_grad_matches_math` the tensors the function can reach, its arguments (and the tensors in
 a list, tuple or dict argument), the globals its code (and the code of the functions it defines)
 names, and its closure cells, hold the values they held before the call, bit for bit: symgrad
-checks, it does not train. (A module's parameters and buffers are kept by `modules.kept`.)
+checks, it does not train. (A module's parameters and buffers are kept by `modules.kept`; a tensor of
+more than MAX_KEPT_ELEMENTS elements, a data set, is not copied.)
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from __future__ import annotations
 import contextlib
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import torch
+
+
+# A tensor of more elements than this is not copied (a data set the function reads, which it does
+# not update in place; a copy would double the memory symgrad adds); a running buffer, a weight, a
+# counter is far smaller. A meta tensor has no values to change.
+MAX_KEPT_ELEMENTS: Final = 1 << 20
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -65,7 +72,8 @@ def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[tor
 def unchanged(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Iterator[None]:
     """The tensors `reached(fn, args, kwargs)` hold after the block the values they held before it
     (copied back in place where a run changed them: the same tensor objects, no new ones)."""
-    saved = [(t, t.detach().clone()) for t in reached(fn, args, kwargs) if t.layout == torch.strided]
+    saved = [(t, t.detach().clone()) for t in reached(fn, args, kwargs)
+             if t.layout == torch.strided and not t.is_meta and t.numel() <= MAX_KEPT_ELEMENTS]
     try:
         yield
     finally:
