@@ -210,6 +210,6 @@ def summed(e: Any) -> Any:
         return None
     inner = middle[0] if len(middle) == 1 else sp.MatMul(*middle, evaluate=False)
     n, m = (int(d) for d in inner.shape)
-    if (left is None and n > 1) or (right is None and m > 1):
-        return None
+    if (left is None and n > 1) or (right is None and m > 1) or (n, m) == (1, 1):
+        return None  # (the sum of one element prints as that element, `x[0, 0]`: `without_units`)
     return inner
