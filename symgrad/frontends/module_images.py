@@ -95,12 +95,46 @@ def global_image_layer_sentence(fn: Any, arguments: Mapping[str, Any]) -> str | 
         return None
     layers = {n: m for n, m in {**seen.globals, **seen.nonlocals}.items() if is_image_layer(m)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in layers and node.args \
-                and isinstance(node.args[0], ast.Name) and node.args[0].id in big:
-            m, x = layers[node.func.id], big[node.args[0].id]
-            if x.ndim == _NORMS[type(m)][2]:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in layers and node.args:
+            m, rank = layers[node.func.id], _NORMS[type(layers[node.func.id])][2]
+            named = _rank_kept(node.args[0], big)
+            if named is not None and big[named].ndim == rank:
+                x = big[named]
                 line = fn.__code__.co_firstlineno + node.lineno - 1
                 where = f"{inspect.getsourcefile(fn) or '?'}".rsplit("/", 1)[-1] + f":{line}"
                 return (f"{where} {ast.unparse(node)}: "
-                        + _sentence(m, node.args[0].id, tuple(x.shape), GlobalImageLayer(m, node.func.id).label))
+                        + _sentence(m, named, tuple(x.shape), GlobalImageLayer(m, node.func.id).label))
+    return None
+
+
+# Calls that keep their operand's shape (`torch.relu(x)`, `x.float()`), by their last name.
+_SHAPE_KEPT: Final = frozenset({
+    "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "sigmoid", "tanh", "abs", "exp", "log", "sqrt",
+    "neg", "square", "clamp", "clip", "float", "double", "half", "contiguous", "clone", "detach", "softplus",
+    "hardtanh", "mul", "add", "sub", "div", "pow"})
+
+
+def _rank_kept(e: ast.AST, big: Mapping[str, Any]) -> str | None:
+    """The rank-4 (rank-5) argument an expression is computed from element by element, keeping
+    its shape (`x`, `x * 2`, `-x`, `torch.relu(x + 1)`, `x.float()`), or None where the expression
+    may have another shape (a reshape, a reduction, an index, a name that is not such an argument)."""
+    if isinstance(e, ast.Name):
+        return e.id if e.id in big else None
+    if isinstance(e, ast.UnaryOp):
+        return _rank_kept(e.operand, big)
+    if isinstance(e, ast.BinOp) and not isinstance(e.op, ast.MatMult):
+        sides = [_rank_kept(side, big) if not isinstance(side, ast.Constant) else "" for side in (e.left, e.right)]
+        named = [n for n in sides if n]
+        return named[0] if named and None not in sides else None
+    if isinstance(e, ast.Call) and all(isinstance(k.value, ast.Constant) for k in e.keywords):
+        f = e.func
+        last = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+        if last not in _SHAPE_KEPT:
+            return None
+        rest = [a for a in e.args if not isinstance(a, ast.Constant)]
+        if isinstance(f, ast.Attribute) and isinstance(f.value, (ast.Name, ast.Call, ast.BinOp, ast.UnaryOp)) \
+                and _rank_kept(f.value, big) is not None:  # a method: `x.float()`, `(x * 2).relu()`
+            return _rank_kept(f.value, big) if not rest else None
+        if len(rest) == 1 and not isinstance(f, ast.Attribute) or len(rest) == 1 and _rank_kept(f.value, big) is None:
+            return _rank_kept(rest[0], big)  # `torch.relu(x)`, `F.relu(x * 2)`
     return None

@@ -186,10 +186,11 @@ def _identity(name: str) -> Build:
                 f"`{name}` is read as a cast to a dtype only (`.to(x.dtype)`, `.to(torch.float64)`); this call also "
                 "moves the tensor or passes other options.\nFix: call it with a dtype only, or leave it out.")
         given = [v.dtype if isinstance(v, DTypeOf) else v for v in (*a[1:], *k.values())]
-        named = {".float()": torch.float32, ".double()": torch.float64}.get(name) or next(
-            (v for v in given if isinstance(v, torch.dtype)), None)
+        named = _NAMED.get(name) or next((v for v in given if isinstance(v, torch.dtype)), None)
         if named is None:
             return a[0]
+        if named in _HALF_WIDTH and _computed(a[0]):
+            raise UnsupportedNodeError(_half_sentence(name, named))
         cast = _CAST_NODES.get(named)
         if cast is not None and _computed(a[0]):
             return cast_node(a[0], cast)
@@ -199,6 +200,21 @@ def _identity(name: str) -> Build:
 
 
 _CAST_NODES: Final[dict[torch.dtype, type[sp.Function]]] = {torch.float32: to_float32, torch.float64: to_float64}
+_NAMED: Final = {".float()": torch.float32, ".double()": torch.float64, ".half()": torch.float16,
+                 ".bfloat16()": torch.bfloat16}
+# float16 and bfloat16: their significant bits (with the implicit one) and their name in torch
+_HALF_WIDTH: Final = {torch.float16: (11, "float16"), torch.bfloat16: (8, "bfloat16")}
+
+
+def _half_sentence(name: str, dtype: torch.dtype) -> str:
+    """The refusal of a cast of a computed value to float16 or bfloat16: what, why, the fix."""
+    bits, short = _HALF_WIDTH[dtype]
+    call = name if name in (".half()", ".bfloat16()") else f"{name[:-1]}torch.{short})"
+    return (f"`{call}` rounds a computed value to {short} ({bits} significant bits), and torch runs every later "
+            f"op on it in {short}: symgrad reads casts of computed values to float32 and float64 only, so its "
+            f"translation would compute another function than your code.\nFix: cast to float32 instead "
+            f"(`.float()`, read with float32's rounding at this line), or compare the function without the cast "
+            f"(a {short} training step's float32 twin); a constant tensor's `{call}` is read (its values rounded).")
 
 
 def _computed(v: Any) -> bool:
@@ -373,6 +389,10 @@ def more_spellings(lift: Callable[[Build], Build], compare: Callable[[Any, Any, 
                              "a cast: a computed value rounded to the dtype, every later op in it (torch's backward: "
                              "the cast back), the identity in the mathematics; a constant tensor's values rounded to "
                              "it; a comparison as 1 and 0"))
+    for short in ("half", "bfloat16"):
+        rows.append(Spelling(f"Tensor.{short}", "method", to_float32, _identity(f".{short}()"),
+                             "of a constant tensor: its values rounded as torch rounds them; of a computed value "
+                             "refused with a sentence (symgrad casts computed values to float32 and float64 only)"))
     rows.append(Spelling("sum", "function", sp.Add, python_sum,
                          "Python's sum of a list, or of a rank-1 tensor's elements: 0 + v_0 + v_1 + ..."))
     for which in ("max", "min"):

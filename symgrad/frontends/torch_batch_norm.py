@@ -8,7 +8,9 @@ of an (n, C) batch `x` is the matrix of fused `batch_norm` nodes (`program/norma
 element (x_ij - mean_j)/sqrt(var_j + eps)*w_j + b_j, lowered to torch's own call. With
 training=False the running mean and variance are constants (buffers: torch gives them no
 gradient); with training=True mean and var are the batch's (the biased variance), and the running
-buffers, which torch updates in place, are no part of the function. `weight`/`bias` (both or
+buffers, which torch updates in place, are no part of the function; every run symgrad makes of the
+user's function leaves them as they were (`user_tensors`: after `sg.compare` or `sg.trace` they hold
+their values before it, bit for bit, never one or several calls' worth of updates). `weight`/`bias` (both or
 neither, rank 1 of length C) may be inputs. What torch refuses (a missing running buffer in
 evaluation, one row in training, another shape) and what symgrad does not read (a running buffer
 that is a differentiated value, an (N, C, L) input) are sentences.

@@ -54,6 +54,7 @@ from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
+from .user_tensors import unchanged
 from .source_data import leaf_values
 from .source_state import ProgramNeeded
 
@@ -625,9 +626,11 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     `Program`, at example values (`symgrad.trace`); see `_read`. A module's parameters are its
     inputs (`modules.py`), and the modules are left exactly as they were. Every run of the user's
     code starts from the CPU random state at this call (`rng_state`: one given, a reading's
-    again), and the global random state is left as it was (`source_random`)."""
+    again), and the global random state is left as it was (`source_random`). The tensors the
+    function reads and did not create (arguments, globals, closure cells) hold their values again
+    after every run (`user_tensors`: a running buffer updated in place does not drift)."""
     subject = mods.subject(fn, args, kwargs)
-    with draws.kept() as state:
+    with draws.kept() as state, unchanged(fn, args, kwargs):
         state = state if rng_state is None else rng_state
         if subject is None:
             return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state)

@@ -29,7 +29,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from ..base.errors import ShapeError, UnsupportedNodeError
-from .printing import matrix_sstr
+from .printing import TorchShapesPrinter
 
 
 class Alias(sp.Dummy):
@@ -51,10 +51,19 @@ def element_name(operand: Any) -> str:
     asking whether a product of an elementwise node and a constant matrix has a minus sign,
     raises in `HadamardProduct.doit`)."""
     with sp.evaluate(True):
-        text = " ".join(matrix_sstr(operand).split())
+        text = " ".join(_ElementPrinter().doprint(operand).split())  # `broadcast(b.T, (3, 2))`, never `1*b.T`
     if not isinstance(operand, (sp.MatrixSymbol, sp.Symbol)):
         text = f"({text})"
     return f"{text}[i]" if operand.shape[1] == 1 and operand.shape[0] > 1 else f"{text}[i, j]"
+
+
+class _ElementPrinter(TorchShapesPrinter):
+    """The printer of an element's name: sums and broadcasts as torch's, and an elementwise
+    function inside an operand (an explicit matrix of them) as `[exp(X[i, j])]`, never SymPy's
+    `Lambda(_d, exp(_d)).(X)`."""
+
+    def _print_ElementwiseApplyFunction(self, expr: Any) -> str:
+        return f"[{self._print(readable(expr)[0].expr)}]"
 
 
 class Elementwise(sp.MatrixExpr):

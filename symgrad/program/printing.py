@@ -112,3 +112,104 @@ def _negative(c: Any) -> bool:
 def matrix_sstr(expr: Any) -> str:
     """`sympy.sstr(expr)`, the same text (see `MatrixStrPrinter`)."""
     return MatrixStrPrinter().doprint(expr)
+
+
+
+class TorchShapesPrinter(MatrixStrPrinter):
+    """`MatrixStrPrinter`, with the ones matrices the torch reader builds written as what they do,
+    for the texts a person reads (the executed path, explanations, the generated program's
+    comments): a sum of every element, (ones(1, m)*A*ones(n, 1))[0, 0], as `sum(A)` (torch's
+    `A.sum()`, never `(1*A*1)[0, 0]`); A*ones(n, 1) as `sum(A, dim=1)`; ones(1, m)*A as
+    `sum(A, dim=0, keepdim=True)` (transposed: `sum(A, dim=0)`, the rank-1 result written as a
+    column); ones(m, 1)*R, R*ones(1, n) and a scalar c times ones(m, n) as `broadcast(R, (m, n))`
+    and `broadcast(c, (m, n))`, the shape torch repeats R or c to; any other ones matrix as
+    `ones(m, n)` (SymPy writes every ones matrix `1`, whatever its shape)."""
+
+    def _print_OneMatrix(self, expr: Any) -> str:
+        rows, cols = expr.shape
+        return "1" if (rows, cols) == (1, 1) else f"ones({self._print(rows)}, {self._print(cols)})"
+
+    def _print_MatrixElement(self, expr: Any) -> str:
+        inner = summed(expr)
+        if inner is not None:
+            return f"sum({self._print(inner)})"
+        return super()._print_MatrixElement(expr)
+
+    def _print_Transpose(self, expr: Any) -> str:
+        text = self._ones_product(list(expr.arg.args)) if isinstance(expr.arg, sp.MatMul) else None
+        if text is not None and text.endswith(", dim=0, keepdim=True)"):  # the rank-1 sums of the columns
+            return text[:-len(", keepdim=True)")] + ")"
+        return super()._print_Transpose(expr)
+
+    def _print_MatMul(self, expr: Any) -> str:
+        shown = without_units(expr)
+        if shown is not expr:
+            return self._print(shown)
+        scalars = [a for a in expr.args if not getattr(a, "is_Matrix", False)]
+        mats = [a for a in expr.args if getattr(a, "is_Matrix", False)]
+        if scalars and len(mats) == 1 and isinstance(mats[0], sp.OneMatrix):  # `x + 1.0` beside a matrix
+            c = scalars[0] if len(scalars) == 1 else sp.Mul(*scalars, evaluate=False)
+            return f"broadcast({self._print(c)}, ({self._print(mats[0].rows)}, {self._print(mats[0].cols)}))"
+        text = self._ones_product(mats)
+        if text is None:
+            return super()._print_MatMul(expr)
+        if not scalars:
+            return text
+        c = scalars[0] if len(scalars) == 1 else sp.Mul(*scalars, evaluate=False)
+        if c == 1:
+            return text
+        if c == -1:
+            return f"-{text}"
+        if c.is_Number and _negative(c):
+            return f"-{self.parenthesize(-c, PRECEDENCE['Mul'])}*{text}"
+        return f"{self.parenthesize(c, PRECEDENCE['Mul'])}*{text}"
+
+    def _ones_product(self, mats: list[Any]) -> str | None:
+        """The text of a product of matrices with a ones matrix at one end or both (a sum or a
+        broadcast), or None for any other product."""
+        if len(mats) < 2 or not (isinstance(mats[0], sp.OneMatrix) or isinstance(mats[-1], sp.OneMatrix)):
+            return None
+        left = mats[0] if isinstance(mats[0], sp.OneMatrix) else None
+        right = mats[-1] if isinstance(mats[-1], sp.OneMatrix) and len(mats) > 1 + (left is not None) else None
+        middle = mats[(left is not None):len(mats) - (right is not None)]
+        if not middle or any(isinstance(m, sp.OneMatrix) for m in middle):
+            return None
+        inner = middle[0] if len(middle) == 1 else sp.MatMul(*middle, evaluate=False)
+        n, m = (int(d) for d in inner.shape)
+        sums, repeats = [], []
+        for d, one in ((0, left), (1, right)):
+            if one is None:
+                continue
+            toward = int(one.shape[0] if d == 0 else one.shape[1])  # the size the product has on this side
+            (sums if toward == 1 and (n, m)[d] > 1 else repeats if (n, m)[d] == 1 and toward > 1 else [None]).append(d)
+        if None in sums or None in repeats or not (sums or repeats) or (sums and repeats):
+            return None  # a mixture SymPy's own text says better than a torch name
+        body = self._print(inner)
+        if repeats:
+            rows = int(left.rows) if left is not None else n
+            cols = int(right.cols) if right is not None else m
+            return f"broadcast({body}, ({rows}, {cols}))"
+        if len(sums) == 2:
+            return f"sum({body}, keepdim=True)"
+        return f"sum({body}, dim=0, keepdim=True)" if sums[0] == 0 else f"sum({body}, dim=1)"
+
+
+def summed(e: Any) -> Any:
+    """A, where e is (ones(1, m)*A*ones(n, 1))[0, 0] (either ones absent for a vector): the sum
+    of A's elements as the torch reader writes `A.sum()`; None for any other element."""
+    parent = getattr(e, "parent", None)
+    if (e.i, e.j) != (0, 0) or not isinstance(parent, sp.MatMul):
+        return None
+    mats = [a for a in parent.args if getattr(a, "is_Matrix", False)]
+    if len(mats) != len(parent.args) or len(mats) < 2:
+        return None
+    left = mats[0] if isinstance(mats[0], sp.OneMatrix) and mats[0].rows == 1 else None
+    right = mats[-1] if isinstance(mats[-1], sp.OneMatrix) and mats[-1].cols == 1 and len(mats) > 1 + (left is not None) else None
+    middle = mats[(left is not None):len(mats) - (right is not None)]
+    if not (left or right) or not middle or any(isinstance(m, sp.OneMatrix) for m in middle):
+        return None
+    inner = middle[0] if len(middle) == 1 else sp.MatMul(*middle, evaluate=False)
+    n, m = (int(d) for d in inner.shape)
+    if (left is None and n > 1) or (right is None and m > 1) or (n, m) == (1, 1):
+        return None  # (the sum of one element prints as that element, `x[0, 0]`: `without_units`)
+    return inner

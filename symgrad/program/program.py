@@ -32,7 +32,7 @@ from sympy.printing.precedence import PRECEDENCE
 from ..base.errors import ProgramError, ShapeError, UnsupportedNodeError
 from . import exact as ex
 from .elementwise import readable
-from .printing import MatrixStrPrinter
+from .printing import TorchShapesPrinter, summed
 
 
 # Integers and rationals longer than this print rounded to 17 digits (`1.0000000000000000e+5000`):
@@ -69,11 +69,14 @@ class DataMatrix(sp.MatrixSymbol):
         return re.sub(r" \((?:b?float|int|uint)\d+\)", "", head) + ", data"
 
 
-class NotationPrinter(MatrixStrPrinter):
-    """SymPy's str printer (matrix products printed in linear time: `printing`), with huge integers and rationals rounded, and the elements of a
-    rank-1 input (`Vector`) by one index."""
+class NotationPrinter(TorchShapesPrinter):
+    """SymPy's str printer (matrix products printed in linear time, sums and broadcasts as torch's:
+    `printing`), with huge integers and rationals rounded, and the elements of a rank-1 input
+    (`Vector`) by one index."""
 
     def _print_MatrixElement(self, expr: Any) -> str:
+        if summed(expr) is not None:  # `sum(A)`, never `(1*A)[0, 0]`
+            return super()._print_MatrixElement(expr)
         if isinstance(expr.parent, Vector) and expr.j == 0:
             return f"{self._print(expr.parent)}[{self._print(expr.i)}]"
         if type(self) is NotationPrinter and self._settings == _DEFAULT_SETTINGS and not expr.parent.is_symbol:

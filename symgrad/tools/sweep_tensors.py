@@ -13,6 +13,7 @@ tensor sweep takes (`wrt`), and its float symbolic derivative.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,7 +23,7 @@ import sympy as sp
 import torch
 
 from ..base.errors import LoopLimitError, OptionError, PointError, UnsupportedNodeError
-from ..program.program import DataMatrix, dag_atoms
+from ..program.program import DataMatrix, Vector, dag_atoms
 from ..sides.batch_tensors import TensorRun, run_tensor_batch
 from ..sides.ir import LoweredProgram
 from ..sides.lowering import data_wrt
@@ -55,10 +56,31 @@ class Held:
         return {self.symbols[k]: v for k, v in self.tensors.items()}
 
     def sentence(self) -> str:
-        """Which tensors the sweep held, by name and shape."""
-        parts = [f"{k} ({'x'.join(map(str, v.shape))})" for k, v in self.tensors.items()]
-        return ("The tensor inputs " if len(parts) > 1 else "The tensor input ") + ", ".join(parts) + (
-            " were" if len(parts) > 1 else " was") + " held fixed at the given value at every point."
+        """Which tensors the sweep held, by name and torch's shape (`y (100,)` for a rank-1 tensor,
+        which symgrad holds as a (100, 1) column; `X (3, 2)`): the ones `fixed` gave, and the data
+        the function reads (a global, a batch reshaped), held at the values the code reads."""
+        given = [f"{k} {torch_shape(self.symbols[k], v)}" for k, v in self.tensors.items()
+                 if not isinstance(self.symbols[k], DataMatrix)]
+        data = [f"{k} {torch_shape(self.symbols[k], v)}" for k, v in self.tensors.items()
+                if isinstance(self.symbols[k], DataMatrix)]
+        said = []
+        if given:
+            said.append(("The tensor inputs " if len(given) > 1 else "The tensor input ") + ", ".join(given) + (
+                " were" if len(given) > 1 else " was") + " held fixed at the given value at every point.")
+        if data:
+            said.append(("The data " + ", ".join(data) + (" were" if len(data) > 1 else " was")) +
+                        " held fixed at the value your code reads at every point.")
+        return " ".join(said)
+
+
+def torch_shape(symbol: sp.MatrixSymbol, value: np.ndarray) -> tuple[int, ...]:
+    """The shape torch holds a tensor input at: (n,) for a rank-1 input (a `Vector`) or rank-1
+    data (a `DataMatrix` of a rank-1 array), which symgrad holds as an (n, 1) column; the
+    array's own shape otherwise."""
+    rows = int(value.shape[0]) if value.ndim else 1
+    if isinstance(symbol, Vector) or (isinstance(symbol, DataMatrix) and re.search(rf"\({rows},\)", symbol.about)):
+        return (rows,)
+    return tuple(int(d) for d in value.shape)
 
 
 def computes_with_tensors(lowered: LoweredProgram) -> bool:

@@ -178,7 +178,7 @@ def test_relu_of_a_scalar_times_a_fixed_tensor(module: Any) -> None:
     assert worst.cause.id == "kink" and float(worst.point[sp.Symbol("x", real=True)]) == 0.0
     left, right = next(e for e in worst.entries if not e.ok).one_sided
     assert (left, right) == (-2, sp.Rational(9, 2))
-    assert "The tensor input W (2x2) was held fixed" in str(s)
+    assert "The tensor input W (2, 2) was held fixed" in str(s)
     assert_compare_per_point(s, module.relu_scaled, {"W": W}, rows=[0, 5, 8, 11, 16])
 
 
@@ -209,7 +209,7 @@ def test_a_bias_of_rank_one_and_chunks_give_the_same_answers(module: Any, monkey
     # The check beside your function runs in the same chunks (every point, vmapped chunk by chunk).
     assert 1 <= chunked.chunk < 41 <= whole.chunk and chunked.checked_points == whole.checked_points == 41
     assert_torch_per_point(chunked, module.relu_layer, [W, b])
-    assert "b (4x1)" in str(whole)  # held as the translation declares it: a column
+    assert "b (4,)" in str(whole)  # torch's shape of the rank-1 bias (held as a (4, 1) column)
 
 
 def test_the_runner_chunks_by_the_size_of_a_point() -> None:
@@ -513,8 +513,8 @@ def test_a_tensor_sweeps_records_show_its_scalars_and_notes() -> None:
     data = s.to_dict()
     json.dumps(data, allow_nan=False)
     assert data["inputs"] == ["x"] and data["worst"][0]["point"] == {"x": 0.5}
-    assert data["notes"] == ["The tensor input M (2x2) was held fixed at the given value at every point."]
-    assert "The tensor input M (2x2) was held fixed" in s._repr_html_()
+    assert data["notes"] == ["The tensor input M (2, 2) was held fixed at the given value at every point."]
+    assert "The tensor input M (2, 2) was held fixed" in s._repr_html_()
     assert "worst: at x = 0.5: [kink]" in str(s)
 
 

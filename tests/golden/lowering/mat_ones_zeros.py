@@ -1,4 +1,4 @@
-# symgrad: lowered from  1*A*1   (A real; float64; branches="if")
+# symgrad: lowered from  sum(A, keepdim=True)   (A real; float64; branches="if")
 import math
 import torch
 
