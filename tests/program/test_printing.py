@@ -93,6 +93,7 @@ def test_a_coefficient_built_unevaluated_prints_under_evaluate_false():
     not, by what the cache held. The text is the one SymPy prints with evaluation on."""
     from sympy.core.cache import clear_cache
 
+    clear_cache()  # SymPy's own text below depends on its cache: start from a cold one
     with sp.evaluate(False):
         e = sp.MatMul(1 / sp.Integer(8), A, B, evaluate=False) + B
     expected = sp.sstr(e)
@@ -104,18 +105,12 @@ def test_a_coefficient_built_unevaluated_prints_under_evaluate_false():
         clear_cache()
         with sp.evaluate(False):
             f = sp.MatMul(make(), A, B, evaluate=False) + B
-            ours = matrix_sstr(f)  # never raises
-            try:
-                theirs = sp.sstr(f)
-            except TypeError:  # SymPy raises here with some caches: no text to match
-                theirs = None
+            ours = matrix_sstr(f)  # never raises (SymPy's own sstr raises here with some caches)
         # Whatever the cache holds, the text is the expression's own value: a minus sign is never
         # printed twice (an unevaluated -1/8 negated without evaluation printed `-((1*(-1))/8**1)*A*B`,
-        # which is +1/8, after some tests had warmed SymPy's cache). SymPy's text, where it prints
-        # one, has the same value; the texts may differ in how they write the coefficient.
+        # which is +1/8, after some tests had warmed SymPy's cache). SymPy's own text is not ours to
+        # check: it has been seen to vary with what earlier tests left in the cache.
         assert _value(ours) == _value(f)
-        if theirs is not None:
-            assert _value(theirs) == _value(f)
 
 
 _AV = sp.ImmutableMatrix(3, 3, lambda i, j: sp.Rational(i + 2 * j + 1, j + 1))
