@@ -362,7 +362,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         still &= exact_zeros
         nonzero &= signs != 0
     decided = np.ones(len(comps), dtype=bool) if corners else nonzero  # a corner, or every sign certain and not 0
-    del moves
+    del moves, signs, exact_zeros  # the last tie's, an array per entry, not held through the runs
 
     # Every sign turned over: each digit s + 1 becomes 1 - s = 2 - (s + 1).
     negated = (3 ** width - 1) - codes
