@@ -74,3 +74,38 @@ class Components(Sequence[Component]):
         """Each input's run of components: (input k, start, stop, its shape or None)."""
         return [(k, start, start + (1 if shape is None else shape[0] * shape[1]), shape)
                 for (k, shape), start in zip(self.blocks, self._starts)]
+
+
+class Parts(Sequence[Any]):
+    """The values of several parts (lists, or 1-D object arrays: a matrix input's gradient
+    raveled, a view of it), read in order as one sequence, with no list of every value: a model's
+    row of executed derivatives was a list of 10^5 pointers beside the gradient arrays it copied."""
+
+    __slots__ = ("_parts", "_starts", "_size")
+
+    def __init__(self, parts: Sequence[Any]) -> None:
+        self._parts = [p for p in parts if len(p)]
+        starts, size = [], 0
+        for p in self._parts:
+            starts.append(size)
+            size += len(p)
+        self._starts = starts
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, n: Any) -> Any:
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(self._size))]
+        n = int(n)
+        if n < 0:
+            n += self._size
+        if not 0 <= n < self._size:
+            raise IndexError(n)
+        b = bisect.bisect_right(self._starts, n) - 1
+        return self._parts[b][n - self._starts[b]]
+
+    def __iter__(self) -> Iterator[Any]:
+        for p in self._parts:
+            yield from p
