@@ -16,18 +16,16 @@ from typing import Any
 Component = tuple[int, tuple[int, int] | None]  # (input index, element of a matrix input)
 
 
-class Components(Sequence[Component]):
-    """The components of the inputs `blocks` names, in order: each `(k, None)` for a scalar input,
-    `(k, (rows, cols))` for a matrix input, whose elements come together in row-major order."""
+class _Blocks(Sequence[Any]):
+    """A sequence held in blocks of the given sizes: `_at(block, offset)` reads one element."""
 
-    __slots__ = ("blocks", "_starts", "_size")
+    __slots__ = ("_starts", "_size")
 
-    def __init__(self, blocks: Sequence[tuple[int, tuple[int, int] | None]]) -> None:
-        self.blocks = tuple((int(k), None if shape is None else (int(shape[0]), int(shape[1]))) for k, shape in blocks)
+    def _sizes(self, sizes: Iterator[int] | list[int]) -> None:
         starts, size = [], 0
-        for _, shape in self.blocks:
+        for n in sizes:
             starts.append(size)
-            size += 1 if shape is None else shape[0] * shape[1]
+            size += n
         self._starts = starts
         self._size = size
 
@@ -43,10 +41,27 @@ class Components(Sequence[Component]):
         if not 0 <= n < self._size:
             raise IndexError(n)
         b = bisect.bisect_right(self._starts, n) - 1
+        return self._at(b, n - self._starts[b])
+
+    def _at(self, block: int, offset: int) -> Any:
+        raise NotImplementedError
+
+
+class Components(_Blocks):
+    """The components of the inputs `blocks` names, in order: each `(k, None)` for a scalar input,
+    `(k, (rows, cols))` for a matrix input, whose elements come together in row-major order."""
+
+    __slots__ = ("blocks",)
+
+    def __init__(self, blocks: Sequence[tuple[int, tuple[int, int] | None]]) -> None:
+        self.blocks = tuple((int(k), None if shape is None else (int(shape[0]), int(shape[1]))) for k, shape in blocks)
+        self._sizes([1 if shape is None else shape[0] * shape[1] for _, shape in self.blocks])
+
+    def _at(self, b: int, offset: int) -> Component:
         k, shape = self.blocks[b]
         if shape is None:
             return (k, None)
-        return (k, divmod(n - self._starts[b], shape[1]))
+        return (k, divmod(offset, shape[1]))
 
     def __iter__(self) -> Iterator[Component]:
         for k, shape in self.blocks:
@@ -76,36 +91,21 @@ class Components(Sequence[Component]):
                 for (k, shape), start in zip(self.blocks, self._starts)]
 
 
-class Parts(Sequence[Any]):
+class Parts(_Blocks):
     """The values of several parts (lists, or 1-D object arrays: a matrix input's gradient
     raveled, a view of it), read in order as one sequence, with no list of every value: a model's
     row of executed derivatives was a list of 10^5 pointers beside the gradient arrays it copied."""
 
-    __slots__ = ("_parts", "_starts", "_size")
+    __slots__ = ("_parts",)
 
     def __init__(self, parts: Sequence[Any]) -> None:
         self._parts = [p for p in parts if len(p)]
-        starts, size = [], 0
-        for p in self._parts:
-            starts.append(size)
-            size += len(p)
-        self._starts = starts
-        self._size = size
+        self._sizes([len(p) for p in self._parts])
 
-    def __len__(self) -> int:
-        return self._size
-
-    def __getitem__(self, n: Any) -> Any:
-        if isinstance(n, slice):
-            return [self[i] for i in range(*n.indices(self._size))]
-        n = int(n)
-        if n < 0:
-            n += self._size
-        if not 0 <= n < self._size:
-            raise IndexError(n)
-        b = bisect.bisect_right(self._starts, n) - 1
-        return self._parts[b][n - self._starts[b]]
+    def _at(self, b: int, offset: int) -> Any:
+        return self._parts[b][offset]
 
     def __iter__(self) -> Iterator[Any]:
         for p in self._parts:
             yield from p
+
