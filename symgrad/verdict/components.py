@@ -43,6 +43,10 @@ class _Blocks(Sequence[Any]):
         b = bisect.bisect_right(self._starts, n) - 1
         return self._at(b, n - self._starts[b])
 
+    def _block(self, n: Any) -> int:
+        """The block of element n, -1 where n is not an int index inside (the general path reads it)."""
+        return bisect.bisect_right(self._starts, n) - 1 if type(n) is int and 0 <= n < self._size else -1
+
     def _at(self, block: int, offset: int) -> Any:
         raise NotImplementedError
 
@@ -56,6 +60,10 @@ class Components(_Blocks):
     def __init__(self, blocks: Sequence[tuple[int, tuple[int, int] | None]]) -> None:
         self.blocks = tuple((int(k), None if shape is None else (int(shape[0]), int(shape[1]))) for k, shape in blocks)
         self._sizes([1 if shape is None else shape[0] * shape[1] for _, shape in self.blocks])
+
+    def __getitem__(self, n: Any) -> Any:  # a model's 10^5 entries each read their component
+        b = self._block(n)
+        return super().__getitem__(n) if b < 0 else self._at(b, n - self._starts[b])
 
     def _at(self, b: int, offset: int) -> Component:
         k, shape = self.blocks[b]
@@ -101,6 +109,10 @@ class Parts(_Blocks):
     def __init__(self, parts: Sequence[Any]) -> None:
         self._parts = [p for p in parts if len(p)]
         self._sizes([len(p) for p in self._parts])
+
+    def __getitem__(self, n: Any) -> Any:  # read once per entry by the shared one-sided runs
+        b = self._block(n)
+        return super().__getitem__(n) if b < 0 else self._parts[b][n - self._starts[b]]
 
     def _at(self, b: int, offset: int) -> Any:
         return self._parts[b][offset]
