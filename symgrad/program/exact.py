@@ -825,14 +825,10 @@ def _to_flint(a: np.ndarray, kind: str, own: str | None = None) -> Any:
     return arb_mat([[to_real(x) for x in row] for row in rows])
 
 
-def _from_flint(m: Any, shape: tuple[int, int]) -> np.ndarray:
-    held = next((h for h in _state.held if h.shape == shape), None)
-    if held is not None:
+def _from_flint(m: Any, shape: tuple[int, int], held: Any = None) -> np.ndarray:
+    held = next((h for h in _state.held if h.shape == shape), False) if held is None else held  # False: none
+    if held is not False:
         return _shared_from_flint(m, shape, held)
-    return _plain_from_flint(m, shape)
-
-
-def _plain_from_flint(m: Any, shape: tuple[int, int]) -> np.ndarray:
     out = np.empty(shape, dtype=object)
     o = out.ravel()
     for k, x in enumerate(m.entries()):
@@ -902,29 +898,19 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-# The most entries of b a rational product converts to FLINT at once (`_rational_blocks`).
+# A rational product is made RATIONAL_BLOCK entries of b at a time: FLINT clears denominators per column and
+# multiplies modulo primes for the largest entry of the whole matrix (X @ W1 beside the point: 14 MB at once).
 RATIONAL_BLOCK = 1 << 15
 
 
 def _rational_blocks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for rational a and b, b's columns a block at a time (at most `RATIONAL_BLOCK` of
-    its entries): each entry of an exact product is its own row times its own column, so the
-    blocks' products are the whole's. FLINT multiplies rationals over one denominator per column
-    of b and integers modulo as many primes as the largest entry needs, for the whole matrix: a
-    model's first layer beside the point (X @ W1 with one element of W1 moved by 2**-240 of its
-    size) took 14 MB of C memory at once; a block takes its own share, the moved column alone."""
-    n, k = a.shape
-    m = b.shape[1]
-    width = max(1, RATIONAL_BLOCK // k)
-    left = _to_flint(a, "q")
-    held = next((h for h in _state.held if h.shape == (n, m)), None)  # `sharing`, block by block
-    out = np.empty((n, m), dtype=object)
-    for start in range(0, m, width):
-        stop = min(m, start + width)
-        block = left * _to_flint(b[:, start:stop], "q")
-        out[:, start:stop] = (_plain_from_flint(block, (n, stop - start)) if held is None
-                              else _shared_from_flint(block, (n, stop - start), held[:, start:stop]))
-        del block
+    """a @ b for rational a and b, b's columns a block at a time: each block's product is the whole's, exactly."""
+    n, m, width = a.shape[0], b.shape[1], max(1, RATIONAL_BLOCK // a.shape[1])
+    left, out = _to_flint(a, "q"), np.empty((n, m), dtype=object)
+    held = next((h for h in _state.held if h.shape == (n, m)), False)  # `sharing`, block by block
+    for s in range(0, m, width):
+        e = min(m, s + width)
+        out[:, s:e] = _from_flint(left * _to_flint(b[:, s:e], "q"), (n, e - s), held if held is False else held[:, s:e])
     return out
 
 

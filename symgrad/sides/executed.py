@@ -174,18 +174,14 @@ class Path:
 
     def _adjoints(self, mode: Literal["executed", "math"], seed: Any = None,
                   seeds: dict[int, Any] | None = None, lazy: bool = False) -> list[Any]:
-        """Every step's adjoint; with `lazy`, a matrix step's that stays 0 is None (no matrix of
-        zeros made for it: the data X of a model, and each step its inputs do not reach)."""
+        """Every step's adjoint; with `lazy`, None for a matrix step's that stays 0 (a model's data X)."""
         needed = self._needed()
         adj: list[Any] = [None if ex.is_mat(st.value) else ex.ZERO for st in self.steps]  # None: a matrix of 0s
 
-        def add(i: int, b: Any) -> Any:  # ex.accumulate, a matrix of 0s made only where b is no matrix
-            a = adj[i]
-            if a is None:
-                if ex.is_mat(b):
-                    return b.copy()  # as accumulate(0s, b): adjoint arrays are never shared
-                a = ex.full(self.steps[i].value.shape, ex.ZERO)
-            return ex.accumulate(a, b)
+        def add(i: int, b: Any) -> Any:  # ex.accumulate; from None, a copy as from 0s (adjoints are never shared)
+            if adj[i] is None and ex.is_mat(b):
+                return b.copy()
+            return ex.accumulate(ex.full(self.steps[i].value.shape, ex.ZERO) if adj[i] is None else adj[i], b)
 
         if seeds is not None:
             for i, a in seeds.items():
