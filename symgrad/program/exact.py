@@ -850,9 +850,9 @@ def _to_flint(a: np.ndarray, kind: str, own: str | None = None) -> Any:
     return arb_mat([[to_real(x) for x in row] for row in rows])
 
 
-def _from_flint(m: Any, shape: tuple[int, int]) -> np.ndarray:
-    held = next((h for h in _state.held if h.shape == shape), None)
-    if held is not None:
+def _from_flint(m: Any, shape: tuple[int, int], held: Any = None) -> np.ndarray:
+    held = next((h for h in _state.held if h.shape == shape), False) if held is None else held  # False: none
+    if held is not False:
         return _shared_from_flint(m, shape, held)
     out = np.empty(shape, dtype=object)
     o = out.ravel()
@@ -907,6 +907,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if k != k2:
         raise ValueError(f"shapes {a.shape} and {b.shape} do not multiply")
     ka, kb = _kind(a), _kind(b)
+    if ka == kb == "q" and m > 1 and k * m > RATIONAL_BLOCK:
+        return _rational_blocks(a, b)
     if "x" not in (ka, kb):
         kind = "q" if ka == kb == "q" else "r"
         return _from_flint(_to_flint(a, kind, ka) * _to_flint(b, kind, kb), (n, m))
@@ -918,6 +920,19 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             for t in range(k):
                 s = add(s, mul(a[i, t], b[t, j]))
             out[i, j] = s
+    return out
+
+
+RATIONAL_BLOCK = 1 << 15  # entries of b a product takes at once (FLINT's denominators and primes suit all of b)
+
+
+def _rational_blocks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b, rational, b's columns a block at a time, each block's product the whole's exactly (X @ W1 moved: 14 MB)."""
+    n, m, width = a.shape[0], b.shape[1], max(1, RATIONAL_BLOCK // a.shape[1])
+    left, out = _to_flint(a, "q"), np.empty((n, m), dtype=object)
+    held = next((h for h in _state.held if h.shape == (n, m)), False)  # `sharing`, block by block
+    for s, e in ((s, min(m, s + width)) for s in range(0, m, width)):
+        out[:, s:e] = _from_flint(left * _to_flint(b[:, s:e], "q"), (n, e - s), held if held is False else held[:, s:e])
     return out
 
 

@@ -122,8 +122,8 @@ class Path:
         """d output / d input for each input: torch's conventions ("executed"), or with cut
         steps as the identity ("math", valid where no decision is a tie). Matrix inputs get
         a matrix; `seed` picks (or weights) the elements of a matrix output."""
-        adj = self.adjoints(mode, seed)
-        return tuple(adj[i] for i in self.inputs)
+        adj = self.adjoints(mode, seed) if seed is None else self._adjoints(mode, seed, lazy=True)
+        return tuple(adj[i] if adj[i] is not None else ex.full(self.steps[i].value.shape, ex.ZERO) for i in self.inputs)
 
     def adjoints(self, mode: Literal["executed", "math"], seed: Any = None) -> list[Any]:
         """Reverse accumulation: d output / d step for every step (matrices for matrix steps).
@@ -174,12 +174,19 @@ class Path:
         return needed
 
     def _adjoints(self, mode: Literal["executed", "math"], seed: Any = None,
-                  seeds: dict[int, Any] | None = None) -> list[Any]:
+                  seeds: dict[int, Any] | None = None, lazy: bool = False) -> list[Any]:
+        """Every step's adjoint; with `lazy`, None for a matrix step's that stays 0 (a model's data X)."""
         needed = self._needed()
-        adj: list[Any] = [ex.full(st.value.shape, ex.ZERO) if ex.is_mat(st.value) else ex.ZERO for st in self.steps]
+        adj: list[Any] = [None if ex.is_mat(st.value) else ex.ZERO for st in self.steps]  # None: a matrix of 0s
+
+        def add(i: int, b: Any) -> Any:  # ex.accumulate; from None, a copy as from 0s (adjoints are never shared)
+            if adj[i] is None and ex.is_mat(b):
+                return b.copy()
+            return ex.accumulate(ex.full(self.steps[i].value.shape, ex.ZERO) if adj[i] is None else adj[i], b)
+
         if seeds is not None:
             for i, a in seeds.items():
-                adj[i] = ex.accumulate(adj[i], a)
+                adj[i] = add(i, a)
         else:
             if seed is None:
                 # A matrix output with no seed: every element counts (the gradient of their sum).
@@ -189,7 +196,7 @@ class Path:
         math_mode = mode == "math"
         for st in reversed(self.steps):
             a = adj[st.index]
-            if not st.parents or (needed is not None and not needed[st.index]) or ex.all_zero(a):
+            if not st.parents or (needed is not None and not needed[st.index]) or a is None or ex.all_zero(a):
                 continue
             if st.cut and not math_mode:
                 continue
@@ -197,6 +204,8 @@ class Path:
                 # One element of a matrix: its adjoint lands on that element alone, in place
                 # (adjoint arrays are never shared), instead of adding a one-hot matrix.
                 p = st.parents[0]
+                if adj[p] is None:
+                    adj[p] = ex.full(self.steps[p].value.shape, ex.ZERO)
                 target = adj[p]
                 target[st.param] = ex.add(target[st.param], a)
                 continue
@@ -206,7 +215,7 @@ class Path:
                         continue
                     # a matrix product's two adjoints are products of their own: each computed
                     # only where it is read (not the adjoint of the data X in X @ W)
-                    adj[p] = ex.accumulate(adj[p], contribution() if callable(contribution) else contribution)
+                    adj[p] = add(p, contribution() if callable(contribution) else contribution)
                 continue
             partials = (ex.ONE,) * len(st.parents) if (st.cut and math_mode) else st.partials
             if math_mode and st.op == CUSTOM_OP:  # the user's Function is its forward's value, y
@@ -214,7 +223,9 @@ class Path:
             for p, d in zip(st.parents, partials):
                 if (needed is not None and not needed[p]) or ex.all_zero(d):
                     continue
-                adj[p] = ex.accumulate(adj[p], _times(a, d))
+                adj[p] = add(p, _times(a, d))
+        if not lazy:
+            adj = [ex.full(st.value.shape, ex.ZERO) if x is None else x for st, x in zip(self.steps, adj)]
         return adj
 
     def reaches_output(self) -> list[bool]:

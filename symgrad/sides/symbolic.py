@@ -353,7 +353,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     # Each entry's signs, one code per entry (the signs of the tied arguments' derivatives as one
     # number in base 3), read input by input without a tuple per entry (a model has 10^5).
     width = len(moves)
-    codes = np.zeros(len(comps), dtype=np.int64)
+    codes = np.zeros(len(comps), dtype=np.int8)  # at most 3**SHARED_SIDES_TIES - 1 = 80: a byte per entry
     still = np.ones(len(comps), dtype=bool)  # certainly moves no tied argument (d/dx_k exactly 0)
     nonzero = np.ones(len(comps), dtype=bool)  # every sign certain and not 0
     for t, g in enumerate(moves):
@@ -362,7 +362,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         still &= exact_zeros
         nonzero &= signs != 0
     decided = np.ones(len(comps), dtype=bool) if corners else nonzero  # a corner, or every sign certain and not 0
-    del moves
+    del moves, signs, exact_zeros  # the last tie's, an array per entry, not held through the runs
 
     # Every sign turned over: each digit s + 1 becomes 1 - s = 2 - (s + 1).
     negated = (3 ** width - 1) - codes
@@ -387,8 +387,9 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     # held together): an entry that does not move a corner reads one slope of its run, the
     # others their two sides.
     out: list[Any] = [None] * len(comps)
-    alone = np.flatnonzero(mine & still) if corners else np.empty(0, dtype=np.int64)
-    sided = np.flatnonzero(mine & ~still) if corners else np.flatnonzero(mine)
+    # Entry indices as int32 (a comparison has at most MAX_ENTRIES = 10**6): 4 bytes per entry, not 8.
+    alone = (np.flatnonzero(mine & still) if corners else np.empty(0, dtype=np.int64)).astype(np.int32)
+    sided = (np.flatnonzero(mine & ~still) if corners else np.flatnonzero(mine)).astype(np.int32)
     slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
     wanted = _wanted(codes, negated, alone, sided)
     decisions = {key: at.decisions for key, at in runs.items() if at is not None}

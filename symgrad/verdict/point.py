@@ -27,7 +27,7 @@ from ..sides.executed import Path, run
 from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, While
 from ..sides.lowering import DTYPES, lower_with_inputs
 from ..sides.symbolic import SymbolicSide, symbolic_sides
-from .components import Component, Components
+from .components import Component, Components, Parts
 
 # Every reported value and every comparison is certain to this many bits (about 30 digits).
 TARGET_BITS = 100
@@ -175,9 +175,9 @@ class PerEntry(Mapping[tuple[int, int], Any]):
     __slots__ = ("_rows",)
 
     def __init__(self) -> None:
-        self._rows: list[list[Any]] = []
+        self._rows: list[Sequence[Any]] = []
 
-    def add_row(self, row: list[Any]) -> None:
+    def add_row(self, row: Sequence[Any]) -> None:
         self._rows.append(row)
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
@@ -192,7 +192,7 @@ class PerEntry(Mapping[tuple[int, int], Any]):
     def __len__(self) -> int:
         return sum(len(row) for row in self._rows)
 
-    def row(self, o: int) -> list[Any]:
+    def row(self, o: int) -> Sequence[Any]:
         """The values of output element o, in component order (as held; callers must not change it)."""
         return self._rows[o]
 
@@ -377,20 +377,21 @@ def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Co
     return ExactSides(path, sym, exe, bits)
 
 
-def _row(grads: Sequence[Any], comps: Sequence[Component]) -> list[Any]:
-    """The derivative of each component, in order: a matrix input's elements read as one run."""
+def _row(grads: Sequence[Any], comps: Sequence[Component]) -> Sequence[Any]:
+    """The derivative of each component, in order: a matrix input's elements read as one run, a
+    view of its gradient (`Parts`: no list of its 10^5 pointers beside the array)."""
     if not isinstance(comps, Components):
         return [grads[k][idx] if idx is not None else grads[k] for k, idx in comps]
-    out: list[Any] = []
+    parts: list[Any] = []
     for k, _, _, shape in comps.runs():
         g = grads[k]
         if shape is None:
-            out.append(g)
+            parts.append([g])
         elif ex.is_mat(g) and g.shape == shape:
-            out.extend(g.ravel().tolist())  # the same objects, row-major as `np.ndindex`
+            parts.append(g.reshape(-1))  # the same objects, row-major as `np.ndindex` (a view where it can be)
         else:
-            out.extend(g[idx] if ex.is_mat(g) else g for idx in np.ndindex(*shape))
-    return out
+            parts.append([g[idx] if ex.is_mat(g) else g for idx in np.ndindex(*shape)])
+    return Parts(parts)
 
 
 def _numbers(e: ExactSides) -> Iterator[ex.Exact]:
