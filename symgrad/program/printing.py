@@ -66,11 +66,14 @@ class MatrixStrPrinter(StrPrinter):
             return self._print(shown)
         c, m = expr.as_coeff_mmul()
         sign = ""
-        if c.is_number and _negative(c):
-            with sp.evaluate(True):  # -c built unevaluated would keep its minus inside: printed twice
-                positive = -c
-            expr = sp.core.mul._keep_coeff(positive, m)
-            sign = "-"
+        if c.is_number:
+            with sp.evaluate(True):  # a coefficient built unevaluated (the torch reader's nodes,
+                value = c if c.is_Number else c.doit()  # `Mul(-1, 1/8)`): its sign and negation
+            if _negative(value):  # from its value, never from what SymPy's cache holds (a minus
+                with sp.evaluate(True):  # was lost so, or printed twice: `-((1*(-1))/8**1)*A*B`)
+                    positive = -value
+                expr = sp.core.mul._keep_coeff(positive, m)
+                sign = "-"
         return sign + "*".join(self.parenthesize(arg, precedence(expr)) for arg in expr.args)
 
 

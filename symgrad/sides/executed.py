@@ -908,13 +908,14 @@ def domain_violation(path: Path, seed: Any = None) -> PathStep | None:
     # Every value and every slope on the path is finite (the common case): no value can leave the
     # domain and no slope is infinite, so only an op's own domain (log of a negative number) is left.
     adj = path.adjoints("math", seed)
-    for st in path.steps:
-        if ex.all_zero(adj[st.index]):
-            continue
-        op = OPS.get(st.op)
-        if op is not None and op.undefined is not None and st.args_values is not None and _undefined(op, st):
-            return st
-    return None
+    return next((st for st in path.steps if _outside_own_domain(st, adj)), None)
+
+
+def _outside_own_domain(st: PathStep, adj: Any) -> bool:
+    """The step's own op undefined at its arguments (log of a negative number) where the output depends on it."""
+    op = OPS.get(st.op)
+    return (not ex.all_zero(adj[st.index]) and op is not None and op.undefined is not None
+            and st.args_values is not None and _undefined(op, st))
 
 
 def _finite_all(v: Any) -> bool:
@@ -941,15 +942,8 @@ def _nonfinite_violation(path: Path, seed: Any) -> PathStep | None:
             return st
     adj = path.adjoints("math", seed)
     slopes = {id(st) for st, _, _ in _slope_violations(path, seed)}
-    for st in path.steps:
-        if ex.all_zero(adj[st.index]):
-            continue
-        op = OPS.get(st.op)
-        if op is not None and op.undefined is not None and st.args_values is not None and _undefined(op, st):
-            return st
-        if id(st) in slopes:
-            return st
-    return None
+    return next((st for st in path.steps
+                 if _outside_own_domain(st, adj) or (id(st) in slopes and not ex.all_zero(adj[st.index]))), None)
 
 
 def _undefined(op: Any, st: PathStep) -> bool:
