@@ -50,7 +50,7 @@ from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
 from .torch_activations import RUN_DTYPE, run_dtype
-from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of
+from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of, without_refused
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
@@ -297,8 +297,10 @@ def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _
     try:
         with torch.enable_grad():
             out = call(tensors)
-    except Exception as err:  # the user's own code raised: no verdict, a sentence
-        return _Run(None, None, f"{type(err).__name__}: {err}")
+    except Exception as err:  # the user's own code raised: no verdict, a sentence (or an input torch refuses)
+        if (kept := without_refused(call, tensors, err)) is None:
+            return _Run(None, None, f"{type(err).__name__}: {err}")
+        out, tensors = kept
     if isinstance(out, tuple) or several:
         return _execute_several(out, tensors)
     if not isinstance(out, torch.Tensor):
@@ -313,7 +315,8 @@ def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _
         # A one-element output: torch makes the same ones itself, and its first grad_outputs
         # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
         ones = None if out.numel() == 1 else torch.ones_like(out)
-        grads = torch.autograd.grad(out, tensors, grad_outputs=ones, allow_unused=True)
+        found = iter(torch.autograd.grad(out, [t for t in tensors if t.requires_grad], grad_outputs=ones, allow_unused=True))
+        grads = tuple(next(found) if t.requires_grad else None for t in tensors)
     except RuntimeError as err:
         return _Run(value, None, str(err))
     arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))

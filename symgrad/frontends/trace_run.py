@@ -127,3 +127,44 @@ def float64_array(value: torch.Tensor) -> np.ndarray:
     if t.device.type != "cpu":
         t = t.cpu()
     return t.numpy()
+
+
+_REFUSED = "cannot have requires_grad True"
+
+
+def without_refused(call: Any, tensors: Sequence[torch.Tensor], err: Exception) -> tuple[Any, list[torch.Tensor]] | None:
+    """The user's run again where torch refused an input that requires grad (an argument an op does
+    not differentiate: `F.batch_norm`'s running buffers in training, passed as arguments): the
+    fewest inputs without requires_grad that let it run, as the user would pass a buffer. Their
+    gradients are then not reached, and the fidelity check compares that with the translation's
+    (which does not read them; one that did would differ, so nothing passes falsely). Returns the
+    output and the tensors it ran on; None where that is not the error or nothing lets it run."""
+    if not (isinstance(err, RuntimeError) and _REFUSED in str(err)):
+        return None
+    off: set[int] = set()
+    for k in range(len(tensors)):  # off one more input at a time until the run goes through
+        off.add(k)
+        ran = _run_without(call, tensors, off)
+        if ran is None:
+            return None
+        if ran is not _REFUSED:
+            break
+    else:
+        return None
+    for k in sorted(off):  # then each back on where the run goes through with it
+        ran_on = _run_without(call, tensors, off - {k})
+        if ran_on is not None and ran_on is not _REFUSED:
+            off.discard(k)
+            ran = ran_on
+    return ran  # type: ignore[return-value]
+
+
+def _run_without(call: Any, tensors: Sequence[torch.Tensor], off: set[int]) -> Any:
+    tried = [t.detach().clone() if i in off else t for i, t in enumerate(tensors)]
+    try:
+        with torch.enable_grad():
+            return call(tried), tried
+    except RuntimeError as again:
+        return _REFUSED if _REFUSED in str(again) else None
+    except Exception:  # noqa: BLE001 - another error of the user's code: the first one is said
+        return None
