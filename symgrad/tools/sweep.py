@@ -43,7 +43,7 @@ from ..verdict.compare import compare, rounding_only
 from ..verdict.records import Comparison
 from ..base.errors import LoopLimitError, OptionError, PointError, UnsupportedNodeError
 from ..sides.executed import DEFAULT_MAX_ITERATIONS
-from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, Stmt, While
+from ..sides.ir import LoweredProgram, NoGrad, Stmt, every_statement, steps_of
 from ..sides.lowering import DTYPES, RTOL, wrt_indices, check_options, lower
 from ..program.primitives import strip
 from ..program.program import float_of
@@ -51,6 +51,12 @@ from ..sides.batch import run_batch
 from ..sides.symbolic import derivative_expressions
 from .sweep_tensors import (Held, check_over, computes_with_tensors, hold, probe, probe_note, run_held,
                             symbolic_held, tensor_wrt)
+
+def now() -> float:
+    """The clock a sweep's `timings` and `seconds` read (`time.perf_counter`); one seam, so that a
+    test can count readings instead of the machine's time."""
+    return time.perf_counter()
+
 
 # A torch function is read and swept by `trace` (`tools.traced`, which stands on this module):
 # imported by name when one is swept, as the rendering seam imports the show layer.
@@ -376,19 +382,6 @@ def _derivative_program(d: sp.Basic) -> LoweredProgram | float:
     return lower(d, branches="where")
 
 
-def _steps(stmts: Sequence[Stmt]) -> list[Step]:
-    out: list[Step] = []
-    for s in stmts:
-        if isinstance(s, Step):
-            out.append(s)
-        elif isinstance(s, If):
-            for b in s.branches:
-                out += _steps(b.body)
-        elif isinstance(s, (While, For, NoGrad)):
-            out += _steps(s.body)
-    return out
-
-
 def _flag(sym: np.ndarray, auto: np.ndarray, rtol: float) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         close = np.abs(sym - auto) <= rtol * np.abs(sym) + 1e-300
@@ -436,7 +429,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     >>> sweep(sp.Abs(x), over={x: (-1, 1)}, n=5).counts
     {'agree': 4, 'kink': 1}
     """
-    start = time.perf_counter()
+    start = now()
     if is_torch_function(f):  # a sweep checks the user's code beside its translation: `trace` reads it first
         return importlib.import_module(TRACED).sweep_function(
             f, over, fixed=fixed, n=n, wrt=wrt, dtype=dtype, device=device, rtol=rtol, progress=progress,
@@ -538,7 +531,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     exact: dict[int, Comparison] = {}
     # Where the float comparison agreed, the executed derivative is autograd's within tolerance.
     executed = _Executed(auto, idx)
-    t_last = time.perf_counter()
+    t_last = now()
 
     decided: set[int] = set()  # points compared exactly: by compare(), or by rounding_only()
     wrt_syms = [symbols[k] for k in wrt_idx]
@@ -577,8 +570,8 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
                     undecided.append(f"at {at}: {str(err).splitlines()[0]}")
                 continue
             decided.add(i)
-            if show and time.perf_counter() - t_last > 0.2:
-                t_last = time.perf_counter()
+            if show and now() - t_last > 0.2:
+                t_last = now()
                 print(f"\rsymgrad sweep: comparing flagged points exactly {len(decided)}", end="", file=sys.stderr)
 
     # For a float64 function without detach/item/no_grad, points of a run of cancellations (autograd
@@ -606,7 +599,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     numbers = _count(codes, {AGREE, SKIPPED} | {int(codes[i]) for i in decided})
     counts = {IDS[k]: int(m) for k, m in enumerate(numbers) if m and k != SKIPPED}
     worst = _worst(exact, auto, executed)
-    seconds = time.perf_counter() - start
+    seconds = now() - start
     return Sweep(
         source=lowered.normalized.source if not lowered.normalized.is_program else "program",
         lowered=lowered, symbols=tuple(symbols), wrt=tuple(wrt_syms),
@@ -628,11 +621,11 @@ class _Clock:
 
     @contextlib.contextmanager
     def __call__(self, part: str) -> Iterator[None]:
-        begin = time.perf_counter()
+        begin = now()
         try:
             yield
         finally:
-            self.spent[part] += time.perf_counter() - begin
+            self.spent[part] += now() - begin
 
     def timings(self, total: float) -> dict[str, float]:
         """The parts, "other" (what the parts leave of the total) and "total"."""
@@ -716,7 +709,7 @@ class _Symbolic:
             return True
         # (and a hand-written backward: the user's torch.autograd.Function)
         # (and a cast of a computed value, `.float()`: torch rounds, the mathematics does not)
-        return (any(s.op in ("item", "detach", "no_grad", "cast", CUSTOM_OP) for s in _steps(self.lowered.body))
+        return (any(s.op in ("item", "detach", "no_grad", "cast", CUSTOM_OP) for s in steps_of(self.lowered.body))
                 or _has_no_grad(self.lowered.body))
 
     @property
@@ -739,14 +732,7 @@ class _Symbolic:
 
 
 def _has_no_grad(stmts: Sequence[Stmt]) -> bool:
-    for s in stmts:
-        if isinstance(s, NoGrad):
-            return True
-        if isinstance(s, If) and any(_has_no_grad(b.body) for b in s.branches):
-            return True
-        if isinstance(s, (While, For)) and _has_no_grad(s.body):
-            return True
-    return False
+    return any(isinstance(s, NoGrad) for s in every_statement(stmts))
 
 
 # Points compared exactly in each run of neighbouring flagged points with the same signature:

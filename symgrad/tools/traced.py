@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
@@ -29,6 +28,7 @@ from ..frontends.source_random import sweep_sentence as draw_sweep
 from ..frontends.trace import Reading, read_function
 from ..verdict.compare import compare_reading
 from ..verdict.records import Comparison
+from . import sweep as sweeping
 from .sweep import CODE, Sweep, sweep
 
 
@@ -77,9 +77,9 @@ class Traced(Reading):
         # rank-1 tensor as its column); data and constant tensors are part of the translation.
         held = {s: self.point[s.name] for s in self.inputs if isinstance(s, sp.MatrixSymbol)}
         result = sweep(self.program, over, branches=self.branches, fixed=held or None, **options)
-        begin = time.perf_counter()
+        begin = sweeping.now()
         checked = _check_beside_user(self, result)
-        spent = time.perf_counter() - begin
+        spent = sweeping.now() - begin
         total = result.seconds + spent
         return replace(result, checked_points=checked, seconds=total,
                        timings={**result.timings, "checked": spent, "total": total})
