@@ -48,3 +48,12 @@ def reads_like_torch(fn: Any, tensors: list[torch.Tensor]) -> sg.Comparison:
     want = [float(v) for g in grads for v in g.reshape(-1)]
     assert same_floats([e.grad_autograd for e in c.entries], want), ([e.grad_autograd for e in c.entries], want)
     return c
+
+
+def torch_truth(fn: Any, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, list[float]]:
+    """torch's own value and gradient of fn at x (a fresh leaf), its draws seeded with `seed`."""
+    torch.manual_seed(seed)
+    leaf = x.clone().requires_grad_(True)
+    out = fn(leaf)
+    (g,) = torch.autograd.grad(out, leaf)
+    return out.detach(), g.reshape(-1).tolist()

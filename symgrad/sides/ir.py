@@ -7,7 +7,7 @@ the lowering (`lowering`) writes them, one record per statement of the generated
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -138,16 +138,26 @@ class LoweredProgram:
         return self.source
 
 
+def every_statement(stmts: Sequence[Stmt]) -> Iterator[Stmt]:
+    """Each statement of a lowered program's body at any depth (inside branches, loops and no_grad
+    blocks), in the order the program writes them."""
+    for s in stmts:
+        yield s
+        if isinstance(s, If):
+            for b in s.branches:
+                yield from every_statement(b.body)
+        elif isinstance(s, (While, For, NoGrad)):
+            yield from every_statement(s.body)
+
+
+def steps_of(stmts: Sequence[Stmt]) -> list[Step]:
+    """The steps of a lowered program's body at any depth, in the order the program writes them."""
+    return [s for s in every_statement(stmts) if isinstance(s, Step)]
+
+
 def has_loop(stmts: Sequence[Stmt]) -> bool:
     """Whether a lowered program's statements hold a While or For loop, at any depth."""
-    for s in stmts:
-        if isinstance(s, (While, For)):
-            return True
-        if isinstance(s, If) and any(has_loop(b.body) for b in s.branches):
-            return True
-        if isinstance(s, NoGrad) and has_loop(s.body):
-            return True
-    return False
+    return any(isinstance(s, (While, For)) for s in every_statement(stmts))
 
 
 def statement_expression(lowered: LoweredProgram, step: Step) -> str:

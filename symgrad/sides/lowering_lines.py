@@ -23,7 +23,7 @@ from typing import Any
 import sympy as sp
 from sympy.codegen import ast as ast_codegen
 
-from .ir import Branch, Cond, For, If, NoGrad, Operand, Step, Stmt, While
+from .ir import Branch, Cond, For, If, Operand, Step, Stmt, While, every_statement, steps_of
 
 
 def unused_names(source: str) -> list[str]:
@@ -97,19 +97,6 @@ def _only_line(lines: Sequence[str], number: int, dead: set[int]) -> bool:
     return heads and alone
 
 
-def _steps(body: Sequence[Stmt]) -> list[Step]:
-    out: list[Step] = []
-    for s in body:
-        if isinstance(s, Step):
-            out.append(s)
-        elif isinstance(s, If):
-            for b in s.branches:
-                out.extend(_steps(b.body))
-        elif isinstance(s, (While, For, NoGrad)):
-            out.extend(_steps(s.body))
-    return out
-
-
 def _operand_names(body: Sequence[Stmt], output: Operand) -> dict[str, int]:
     """How many IR operands (step arguments, conditions, loop bounds, the output) read each name."""
     count: dict[str, int] = {}
@@ -123,28 +110,20 @@ def _operand_names(body: Sequence[Stmt], output: Operand) -> dict[str, int]:
             for _, n in c.names:
                 read(n)
 
-    def walk(stmts: Sequence[Stmt]) -> None:
-        for s in stmts:
-            if isinstance(s, Step):
-                for a in s.args:
-                    read(a)
-                cond(s.cond)
-            elif isinstance(s, If):
-                read(s.target)
-                for b in s.branches:
-                    cond(b.cond)
-                    walk(b.body)
-            elif isinstance(s, While):
-                cond(s.cond)
-                walk(s.body)
-            elif isinstance(s, For):
-                for a in s.bounds:
-                    read(a)
-                walk(s.body)
-            elif isinstance(s, NoGrad):
-                walk(s.body)
-
-    walk(body)
+    for s in every_statement(body):
+        if isinstance(s, Step):
+            for a in s.args:
+                read(a)
+            cond(s.cond)
+        elif isinstance(s, If):
+            read(s.target)
+            for b in s.branches:
+                cond(b.cond)
+        elif isinstance(s, While):
+            cond(s.cond)
+        elif isinstance(s, For):
+            for a in s.bounds:
+                read(a)
     read(output)
     return count
 
@@ -153,7 +132,7 @@ def prune(lines: list[str], body: tuple[Stmt, ...], output: Operand, output_line
           line_map: dict[sp.Basic, int]) -> tuple[list[str], tuple[Stmt, ...], int, dict[sp.Basic, int]]:
     """The program's lines, IR, output line and line map without the dead lines (see the module)."""
     stores, reads = _line_reads(lines)
-    steps = {s.line: s for s in _steps(body)}
+    steps = {s.line: s for s in steps_of(body)}
     ir_reads = _operand_names(body, output)
     dead: set[int] = set()
     drop_ir: set[int] = set()  # lines of steps removed from the IR too
@@ -228,7 +207,7 @@ def prune(lines: list[str], body: tuple[Stmt, ...], output: Operand, output_line
         return tuple(out)
 
     new_body = fix(body)
-    moved = {s.line: line_of_dead(s) for s in _steps(body) if s.line in dead}
+    moved = {s.line: line_of_dead(s) for s in steps_of(body) if s.line in dead}
     new_map = {}
     for node, n in line_map.items():
         if n in moved:

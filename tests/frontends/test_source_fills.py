@@ -18,6 +18,7 @@ import sympy as sp
 import torch
 
 import symgrad as sg
+from tests.user_code import torch_truth
 from symgrad import Cause
 
 DTYPES = [torch.float64, torch.float32]
@@ -67,14 +68,6 @@ def like_input(x):
     n = torch.empty_like(x)
     torch.nn.init.normal_(n, 1.0, 0.5)
     return (x * n).sum()
-
-
-def torch_truth(fn: Any, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, list[float]]:
-    torch.manual_seed(seed)
-    leaf = x.clone().requires_grad_(True)
-    out = fn(leaf)
-    (g,) = torch.autograd.grad(out, leaf)
-    return out.detach(), g.reshape(-1).tolist()
 
 
 def drawn(fn: Any, x: torch.Tensor, seed: int) -> list[torch.Tensor]:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import symgrad as sg
+from tests.user_code import torch_truth
 from symgrad import Cause
 from symgrad.frontends.source_inits import calculate_gain
 
@@ -65,14 +66,6 @@ DRAWN = [
 
 def q(v: float) -> sp.Rational:
     return sp.Rational(Fraction(float(v)))
-
-
-def torch_truth(fn: Any, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, list[float]]:
-    torch.manual_seed(seed)
-    leaf = x.clone().requires_grad_(True)
-    out = fn(leaf)
-    (g,) = torch.autograd.grad(out, leaf)
-    return out.detach(), g.reshape(-1).tolist()
 
 
 def exact_grads(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> list[sp.Float]:
