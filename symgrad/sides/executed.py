@@ -719,10 +719,11 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
     limit = 2 * max_iterations + 1
     k = lowered.inputs.index(name)
     value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
+    pick = (lambda g: g) if idx is None else (lambda g: g[idx])  # the input's (a matrix input's element's)
     removable = not limit_of_slope and not all(ex.is_finite(v) for v in ex.elements(value))
     if limit_of_slope or removable:
         if not all(ex.is_finite(v) for v in ex.elements(near.value)) or domain_violation(near) is not None:
-            return None if limit_of_slope else Side(direction, value, at.gradient("math", seed)[k], near.decisions)
+            return None if limit_of_slope else Side(direction, value, pick(at.gradient("math", seed)[k]), near.decisions)
         if removable:
             # The piece has no value at the point itself (sin(x)/x at 0): its one-sided limits
             # are its value and slope beside the point, where that is decided.
@@ -731,13 +732,13 @@ def beside(lowered: LoweredProgram, point: dict[str, Any], name: str, direction:
             except (_Diverged, LoopLimitError):
                 got = None
             if got is None:
-                return Side(direction, value, at.gradient("math", seed)[k], near.decisions)
+                return Side(direction, value, pick(at.gradient("math", seed)[k]), near.decisions)
             return Side(direction, got[0], got[1], near.decisions, limit=True)
         with ex.working_precision(max(PERTURB_PREC, ex.prec())):
             g = near.gradient("math", seed)[k]
     else:
         g = at.gradient("math", seed)[k]
-    return Side(direction, value, g if idx is None else g[idx], near.decisions)
+    return Side(direction, value, pick(g), near.decisions)
 
 
 # How many times a limit beside the point is taken again at a higher precision, when the

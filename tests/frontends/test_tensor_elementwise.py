@@ -38,6 +38,7 @@ SOURCE = textwrap.dedent('''
     def detached(W, X): return ((X @ W).detach() * (X @ W)).sum()
     def cosine(W, X): return torch.cos(X @ W).sum()
     def where_sqrt(v): return torch.where(v > 0, torch.sqrt(v), 0.0).sum()
+    def where_log(v): return torch.where(v > 0, torch.log(v), v).sum()
     def where_two(v, u): return torch.where(v > u, v * u, u - v).sum()
     def masked(v): return (v * (v > 0)).sum()
     def square_root(v): return torch.sqrt(v).sum()
@@ -53,7 +54,7 @@ U = [2.0, 3.0, -2.0, 0.5]
 POINTS: dict[str, tuple[Any, ...]] = {
     "relu": (W, X), "relu_method": (W, X), "relu_f": (W, X), "tanh": (W, X), "sigmoid": (W, X), "clamp": (W, X),
     "clamp_both": (W, X), "absolute": (W, X), "maximum": (W, X), "minimum": (W, X), "softplus": (W, X),
-    "detached": (W, X), "cosine": (W, X), "where_sqrt": (V,), "where_two": (V, U), "masked": (V,),
+    "detached": (W, X), "cosine": (W, X), "where_sqrt": (V,), "where_log": (V,), "where_two": (V, U), "masked": (V,),
     "square_root": ([0.5, 1.5, 4.0, 2.0],), "power": ([0.5, 1.5, 4.0, 2.0], U), "row_max": (W, [0.25, 0.5]),
 }
 
@@ -152,6 +153,23 @@ def test_a_nan_trap_in_one_element_of_a_where(module: Any) -> None:
     assert got[1] in ("kink", "domain")  # no derivative at the edge of sqrt's domain
     assert c.entries[1].grad_symbolic is None
     assert "`v[1] > 0`" in c.entries[1].explanation  # the element on the threshold
+
+
+def test_a_jump_to_infinity_in_one_element_of_a_where(module: Any) -> None:
+    # where(v > 0, log(v), v) at v[2] = 0: the function is 0 from the left and -inf from the right
+    # (a jump), the program ran the piece `v` (slope 1), and torch's backward multiplies log's
+    # infinite slope by 0 (nan); the one-sided runs of one element of a vector input (this raised
+    # an AttributeError: the side's slope was the whole input's gradient, not the element's)
+    v = torch.tensor([0.5, -1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    c = sg.compare(module.where_log, at={"v": v.detach()})
+    assert [(e.cause.id, tuple(a.id for a in e.also)) for e in c.entries] == [
+        ("agree", ()), ("agree", ()), ("jump", ("nan-trap",))]
+    assert [e.grad_executed for e in c.entries] == [2, 1, 1]  # 1/v, then the piece v twice
+    assert c.entries[2].grad_symbolic is None
+    (torch_grad,) = torch.autograd.grad(module.where_log(v), v)
+    assert [e.grad_autograd for e in c.entries[:2]] == torch_grad[:2].tolist()
+    assert torch_grad[2].isnan() and c.entries[2].grad_autograd != c.entries[2].grad_autograd
+    assert "element [2]" in c.entries[2].explanation and "-inf just right" in c.entries[2].explanation
 
 
 def test_a_comparison_used_as_numbers_is_a_step_with_no_slope(module: Any) -> None:
