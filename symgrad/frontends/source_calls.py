@@ -338,7 +338,7 @@ class CallTranslator:
                              "is a pair (values, indices).\nFix: take its `.values` (or unpack `v, i = x.max(dim=1)`).")
         # torch.max(x, torch.tensor(0.)): the tensor is `other` (torch.maximum), never a dim.
         args, kwargs = tensor_as_other(spelling.name, args, kwargs, lambda k: _spelled_tensor(node, spelling, k))
-        data = sd.reshaped(spelling, args, kwargs, node)
+        data = sd.of_data(spelling, args, kwargs, node)  # a reshape of data; `mask.sum()`, `y + 1` of data alone
         if data is None:  # `y.unsqueeze(1)` of labels, `x.gather(1, y[:, None])`
             data = ix.with_data(spelling, args, kwargs, node)
         if data is not None:

@@ -40,6 +40,7 @@ from typing import Any, Final
 
 import numpy as np
 import sympy as sp
+import torch
 
 from ..program.program import DataMatrix
 from . import torch_names as tn
@@ -48,8 +49,10 @@ from .source_state import Data, Refuse
 # The spellings that reshape: on data, numpy's reshape in C order.
 RESHAPES: Final = frozenset({"Tensor.reshape", "Tensor.view", "torch.reshape", "Tensor.flatten", "torch.flatten"})
 
-# Data methods read as the spellings above.
-DATA_METHODS: Final = frozenset({"reshape", "view", "flatten", "unsqueeze", "squeeze"})
+# Data methods read as the spellings above, or computed on the data (`computed`).
+DATA_METHODS: Final = frozenset({"reshape", "view", "flatten", "unsqueeze", "squeeze", "sum", "mean", "float", "double",
+                                 "long", "int", "bool", "abs", "max", "min", "count_nonzero", "clamp", "add", "sub",
+                                 "mul", "div", "neg", "square", "sqrt"})
 
 _COMPARE: Final = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
                    ast.Eq: operator.eq, ast.NotEq: operator.ne}
@@ -77,6 +80,53 @@ def compare(op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Data:
                            "shapes that broadcast.") from None
     name = next(v.name for v in (left, right) if isinstance(v, Data))
     return Data(out, name)
+
+
+# What torch computes on data alone (every tensor argument data, the others Python numbers): the
+# arithmetic operators and the methods that count, convert or reduce (`mask.sum()`, `y + 1`,
+# `X / 255`, `y.float()`), each run by torch itself on the data, so that its dtype and values
+# are torch's (an integer tensor divided is the default floating dtype).
+_OPERATORS: Final = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+                     "**": operator.pow, "@": operator.matmul, "unary -": operator.neg}
+_DATA_METHODS: Final = DATA_METHODS - {"reshape", "view", "flatten", "unsqueeze", "squeeze"}
+
+
+def of_data(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: ast.AST) -> Data | None:
+    """What a spelling computes of data alone: a reshape (`reshaped`), or torch's value (`computed`);
+    None for any other spelling or where a value of the mathematics takes part."""
+    data = reshaped(spelling, args, kwargs, node)
+    return computed(spelling, args, kwargs, node) if data is None else data
+
+
+def computed(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: ast.AST) -> Data | None:
+    """What an op of data alone computes (`mask.sum()`, `y + 1`, `X / 255`, `counts.float()`): data,
+    its values as torch gives them; None where a value of the mathematics (or anything other than
+    data and Python numbers) takes part, or the op is not one of these."""
+    name = spelling.name
+    method = name.split(".", 1)[1] if name.startswith(("Tensor.", "torch.")) else None
+    if name not in _OPERATORS and method not in _DATA_METHODS:
+        return None
+    values = [*args, *kwargs.values()]
+    if not any(isinstance(v, Data) for v in values) or not all(
+            isinstance(v, (Data, bool, int, float, np.number)) or v is None for v in values):
+        return None
+    data = next(v for v in values if isinstance(v, Data))
+    tensors = [torch.from_numpy(np.ascontiguousarray(v.array)) if isinstance(v, Data) else v for v in args]
+    named = {k: torch.from_numpy(np.ascontiguousarray(v.array)) if isinstance(v, Data) else v for k, v in kwargs.items()}
+    try:
+        if name in _OPERATORS:
+            out = _OPERATORS[name](*tensors)
+        elif name.startswith("Tensor."):
+            out = getattr(tensors[0], method)(*tensors[1:], **named)
+        else:
+            out = getattr(torch, method)(*tensors, **named)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise Refuse(node, f"torch raises computing `{name.replace('Tensor.', '.')}` of the data `{data.name}`: "
+                           f"{str(err).splitlines()[0]}\nFix: compute it as torch accepts (outside the function "
+                           "if need be).") from None
+    if isinstance(out, tuple) or not isinstance(out, torch.Tensor):  # a pair (values, indices) of a max along a dim
+        return None
+    return Data(out.numpy(), data.name)
 
 
 def reshaped(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: ast.AST) -> Data | None:
@@ -121,10 +171,35 @@ class DataLeaf:
 def as_constants(args: Sequence[Any], node: ast.AST, spelling: Any, state: Any = None) -> list[Any]:
     """The operands of an op, floating data among them (an image batch reshaped to a matrix)
     written as data leaves (`state` given; rank 2) or constant tensors of its values; floating data
-    of rank 3 or more is a sentence. Integer and boolean data stay data: the spellings that read
-    labels and masks read them so."""
-    return [_constant(a, node, spelling, state) if isinstance(a, Data) and a.array.dtype.kind == "f" else a
-            for a in args]
+    of rank 3 or more is a sentence. Integer and boolean data stay data (the spellings that read
+    labels and masks read them so), except as an operand of arithmetic with a value of the
+    mathematics (`x * mask`, `w @ counts`, `y - x`): torch promotes them there to the other
+    operand's floating dtype, a copy of their values (True is 1.0), and so does this."""
+    mixed = any(isinstance(a, sp.Basic) and not isinstance(a, sp.Number) for a in args)
+    promoted = getattr(spelling, "name", None) in _PROMOTING and mixed
+    if mixed and getattr(spelling, "name", None) in _PRODUCTS:
+        whole = next((a for a in args if isinstance(a, Data) and a.array.dtype.kind != "f"), None)
+        if whole is not None:
+            raise Refuse(node, f"`{whole.name}` is {whole.array.dtype} data in a matrix product with a floating tensor: "
+                               "torch does not promote there (it raises: the operands must have the same dtype).\n"
+                               f"Fix: convert it first, e.g. `{whole.name}.double()` (or `.float()`, as the other operand).")
+    return [_constant(_as_float(a) if promoted else a, node, spelling, state)
+            if isinstance(a, Data) and (promoted or a.array.dtype.kind == "f") else a for a in args]
+
+
+# The arithmetic where torch promotes integer and boolean tensors to the floating operand's dtype.
+_PROMOTING: Final = frozenset({"*", "+", "-", "/", "**", "torch.mul", "torch.add", "torch.sub", "torch.div",
+                               "Tensor.mul", "Tensor.add", "Tensor.sub", "Tensor.div"})
+
+
+# The matrix products, where torch promotes nothing.
+_PRODUCTS: Final = frozenset({"@", "torch.matmul", "Tensor.matmul", "torch.mm", "Tensor.mm", "torch.mv", "Tensor.mv",
+                              "torch.dot", "Tensor.dot"})
+
+
+def _as_float(d: Data) -> Data:
+    """Integer or boolean data as floats, as torch promotes it (each value converted once)."""
+    return d if d.array.dtype.kind == "f" else Data(d.array.astype(np.float64), d.name)
 
 
 def changed_by_loop(d: Any, state: Any = None) -> Any:

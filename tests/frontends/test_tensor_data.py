@@ -52,6 +52,10 @@ SOURCE = textwrap.dedent('''
         Y = X * 2
         return (Y.reshape(2, -1) @ W).sum()
 
+    def batch_times_weight(X, W):
+        Y = X * W[0, 0]
+        return (Y.reshape(2, -1) @ W).sum()
+
     def mask_vector(x, m):
         return (x[m] ** 2).sum()
 
@@ -228,11 +232,22 @@ def test_a_reshape_to_minus_one_reads_the_batch_in_torchs_order(module: Any) -> 
     assert len(c.entries) == 8
 
 
+def test_a_batch_in_arithmetic_of_data_alone_is_data(module: Any) -> None:
+    # `X * 2` of data alone is computed as torch computes it, still data, then reshaped
+    X, W = batch(torch.float64), torch.tensor(WEIGHTS, dtype=torch.float64)
+    traced = sg.trace(module.batch_in_arithmetic, X, W)
+    assert traced.mode == "source" and traced.fidelity.ok
+    leaf = W.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(module.batch_in_arithmetic(X, leaf), leaf)
+    c = traced.compare()
+    assert c.ok and [e.grad_autograd for e in c.entries] == g.reshape(-1).tolist()
+
+
 def test_a_batch_in_arithmetic_before_its_reshape_is_a_sentence(module: Any) -> None:
     with pytest.raises(sg.TraceError) as err:
-        sg.trace(module.batch_in_arithmetic, batch(torch.float64), torch.tensor(WEIGHTS, dtype=torch.float64))
+        sg.trace(module.batch_times_weight, batch(torch.float64), torch.tensor(WEIGHTS, dtype=torch.float64))
     text = str(err.value)
-    assert "Y = X * 2" in text and ".py:" in text  # the user's line
+    assert "Y = X * W[0, 0]" in text and ".py:" in text  # the user's line
     assert "`X` is data of shape (2, 1, 2, 4) (rank 4), used here by `*` before it is reshaped" in text
     assert "Fix: flatten it first, e.g. `X.reshape(X.shape[0], -1)`" in text
 
