@@ -63,6 +63,7 @@ from .loss_modules import call_loss, constant_of, loss_class
 from .source import inline
 from .source_state import Bound, Data, Refuse
 from ..base.errors import TraceError
+from ..program.program import Vector
 
 # The modules read as their functional forms, by their `forward`: what each is read as.
 _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh", torch.nn.Sigmoid: "torch.sigmoid",
@@ -104,8 +105,9 @@ def _symbol(name: str, t: torch.Tensor) -> Any:
     """The input symbol a parameter is, as the reader makes it (`TranslationState`)."""
     if t.ndim == 0:
         return sp.Symbol(name, real=True)
-    rows, cols = (t.shape[0], 1) if t.ndim == 1 else tuple(t.shape)
-    return sp.MatrixSymbol(name, rows, cols)
+    if t.ndim == 1:  # a bias: its elements read `model.fc1.bias[3]`, as the user indexes them
+        return Vector(name, t.shape[0], 1)
+    return sp.MatrixSymbol(name, *t.shape)
 
 
 def _constant(t: torch.Tensor, node: ast.AST, what: str) -> Any:

@@ -601,7 +601,7 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
     node, filename, first, width, lines = read_source(fn)
     tr = StatementTranslator(fn, node, filename, first, width, lines, inputs, data, objects, matrix_mode)
     for k, s in enumerate(tr.state.inputs):  # a rank-1 input: its elements read `b1[3]`, as the user indexes them
-        if objects is None and isinstance(s, sp.MatrixSymbol) and s.name in set(rank1) and tr.state.env.get(s.name) == s:
+        if isinstance(s, sp.MatrixSymbol) and s.name in set(rank1) and tr.state.env.get(s.name) == s:
             tr.state.inputs[k] = tr.state.env[s.name] = Vector(s.name, *s.shape)
     token = tn.RANK1.set(frozenset(s for s in tr.state.inputs if getattr(s, "name", None) in set(rank1)))
     try:

@@ -11,7 +11,7 @@ import base64
 import html
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any, Final
 
@@ -20,7 +20,7 @@ import sympy as sp
 
 from ..program import exact as ex
 from ..base.causes import Cause
-from ..program.program import DataMatrix, decimal, node_text, number, sstr
+from ..program.program import DataMatrix, Vector, decimal, node_text, number, sstr
 from ..base.errors import OptionError
 from ..base.rendering import renders
 from ..sides.executed import Decision, Path
@@ -107,11 +107,21 @@ def point_text(c: Comparison) -> str:
     point = c.point
     # a large matrix is named by its shape, read from its symbol: its values are not built; data
     # of the user's call (an image batch reshaped, `X_flat`) first, in its own clause (a semicolon after it)
-    inputs = ", ".join(f"{sstr(s)} = " + (f"({s.rows}x{s.cols} matrix)" if _large_symbol(s) else _point_value(point[s], dtype))
-                       for s in point if not isinstance(s, DataMatrix))
+    inputs = ", ".join(f"{sstr(s)} = {_input_value(s, point, dtype)}" for s in point if not isinstance(s, DataMatrix))
     leaves = [s for s in point if isinstance(s, DataMatrix)]
     data = data_clause(leaves) if leaves else ""
     return one_line(f"{data}; {inputs}" if inputs and data else inputs or data) or "no inputs"
+
+
+def _input_value(s: Any, point: Mapping[Any, Any], dtype: str) -> str:
+    """An input's value in a headline: a rank-1 tensor as torch prints it, `[0.5, 2.0]` (or `(100,)
+    vector`), a large matrix by its shape (its values are not built: `point` builds a value when
+    it is read), the value otherwise."""
+    if _large_symbol(s):
+        return f"({s.rows},) vector" if isinstance(s, Vector) else f"({s.rows}x{s.cols} matrix)"
+    if isinstance(s, Vector):
+        return "[" + ", ".join(_point_value(x, dtype) for x in point[s]) + "]"
+    return _point_value(point[s], dtype)
 
 
 def _large_symbol(s: Any) -> bool:

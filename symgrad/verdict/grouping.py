@@ -28,7 +28,7 @@ from typing import Any
 import sympy as sp
 
 from ..base.causes import Cause
-from ..program.program import float_of, number, sstr
+from ..program.program import Vector, float_of, number, sstr
 from .records import Comparison, Entry, tensor_of
 from .table import EntryTable
 
@@ -298,7 +298,8 @@ def inputs(c: Comparison) -> list[str]:
             scalars += members
             continue
         n = len(members)
-        line = f"{one_line(sstr(t))} ({t.rows}x{t.cols}): {n} entr{'y' if n == 1 else 'ies'}, {_counted(c, members)}"
+        size = f"({t.rows},)" if isinstance(t, Vector) else f"({t.rows}x{t.cols})"  # a rank-1 tensor: torch's shape
+        line = f"{one_line(sstr(t))} {size}: {n} entr{'y' if n == 1 else 'ies'}, {_counted(c, members)}"
         bad = ranked(entries, [k for k in members if k in wrong])[:WORST]
         if bad:
             several = len(outputs_of(c)) > 1 if isinstance(entries, EntryTable) else \

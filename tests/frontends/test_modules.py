@@ -676,3 +676,22 @@ def test_a_weighted_loss_module_reads_its_weight_buffer_as_constants(make) -> No
     finally:
         CURRENT_LOSS = None
     assert "weight=torch.stack([" in c.lowered.source
+
+
+def test_a_bias_is_named_and_shown_as_the_rank_1_tensor_torch_holds() -> None:
+    # a module's rank-1 parameter is read as a rank-1 input: its elements `0.bias[1]`, as the
+    # user indexes the tensor (not `[1, 0]` of the column symgrad computes with), its value in
+    # the headline `[a, b]` as torch prints it, and its shape in the summary `(n,)`
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 1)).double()
+    X = torch.randn(3, 2, dtype=torch.float64)
+    c = sg.trace(model, X).compare()  # three outputs, f[n, 0]: each wrt every parameter
+    assert c.ok
+    assert_autograd_is_torchs(c, model(X), dict(model.named_parameters()))
+    names = [e.to_dict()["wrt"] for e in c.entries][:81]
+    assert names[40:43] == ["0.bias[0]", "0.bias[1]", "0.bias[2]"] and names[80] == "2.bias[0]"
+    text = str(c)
+    bias = model[2].bias.item()
+    assert f"2.bias = [{bias!r}]" in text.splitlines()[0] and "0.bias = (20,) vector" in text.splitlines()[0]
+    assert "by input: 0.bias (20,): 60 entries, 60 agree" in text
+    assert "by input: 0.weight (20x2): 120 entries" in text

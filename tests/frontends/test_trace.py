@@ -717,7 +717,7 @@ def test_a_traced_report_names_the_function_and_the_shape_of_a_large_input() -> 
                     "c = (16x1 matrix)  (float64, branches=\"if\")")
     assert float(c.point[sp.MatrixSymbol("X", 16, 5)][3, 2]) == 17 / 80
     small = sg.trace(ignores_a_matrix, torch.ones(2, 2, dtype=torch.float64), [3.0, 4.0]).compare()
-    assert "V = [1.0, 1.0; 1.0, 1.0], w = [3.0; 4.0]" in str(small).splitlines()[0]
+    assert "V = [1.0, 1.0; 1.0, 1.0], w = [3.0, 4.0]" in str(small).splitlines()[0]
     assert repr(c).startswith("<Comparison of 'scaled_rows(X, c) from test_trace.py:")
 
 

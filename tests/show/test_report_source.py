@@ -94,7 +94,7 @@ def test_global_data_is_said_by_its_shape_and_a_one_element_matrix_stays_inline(
     said = ("the data XG (a global of shape (100, 3), never differentiated) and "
             "YG (a global of shape (100,), never differentiated)")
     assert c.to_dict()["source"] == f"{c.source}; {said}" and "M1" not in c.source
-    assert str(c).splitlines()[0].split(" at ", 1)[1].startswith(f"{said}; w = [0.0; 0.0; 0.0]")
+    assert str(c).splitlines()[0].split(" at ", 1)[1].startswith(f"{said}; w = [0.0, 0.0, 0.0]")
     leaf = w.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(regression(leaf), leaf)
     assert [e.grad_autograd for e in c.entries] == grad.tolist()
