@@ -90,7 +90,8 @@ def _zero(negative: bool) -> fmpq:
 class _State(threading.local):
     undecided: int = 0
     held: tuple[np.ndarray, ...] = ()  # matrices whose numbers a new product shares (`sharing`)
-    made: list[Any] | None = None  # (prec, a, b, a @ b) of the large ball products made (`remembering`)
+    sharing: bool = False  # inside `sharing`
+    made: list[Any] | None = None  # (kind and precision, a, b, a @ b) of the large products made (`remembering`)
 
 
 _state = _State()
@@ -870,12 +871,12 @@ def sharing(matrices: Iterator[Any] | tuple[Any, ...] | list[Any]) -> Iterator[N
     `ZERO`: the one-sided runs of a model recompute its gradient, nearly all of it identical to
     the executed one's, and a copy of 10^5 numbers was held for each. Every value is what it was;
     only fewer objects hold it."""
-    before = _state.held
-    _state.held = tuple(v for v in matrices if isinstance(v, np.ndarray) and v.dtype == object)
+    before = _state.held, _state.sharing
+    _state.held, _state.sharing = tuple(v for v in matrices if isinstance(v, np.ndarray) and v.dtype == object), True
     try:
         yield
     finally:
-        _state.held = before
+        _state.held, _state.sharing = before
 
 
 @contextlib.contextmanager
@@ -951,7 +952,8 @@ def _blocks(a: np.ndarray, b: np.ndarray, kind: str, ka: str, kb: str) -> np.nda
     width = max(1, RATIONAL_BLOCK // a.shape[1] if kind == "q" else BALL_BLOCK // n)
     out, left = np.empty((n, m), dtype=object), []  # a as FLINT's, made for the first block computed
     held = next((h for h in _state.held if h.shape == (n, m)), False)  # `sharing`, block by block
-    known = next(((mb, mo) for p, ma, mb, mo in _state.made or () if p in (prec(), kind) and mb.shape == b.shape
+    key = (kind, prec() if kind == "r" else None)  # a rational product is the same at every precision
+    known = next(((mb, mo) for p, ma, mb, mo in _state.made or () if p == key and mb.shape == b.shape
                   and ma.shape == a.shape and all(x is y for x, y in zip(ma.flat, a.flat))), None)
 
     def product(s: int, e: int) -> None:
@@ -966,8 +968,8 @@ def _blocks(a: np.ndarray, b: np.ndarray, kind: str, ka: str, kb: str) -> np.nda
                 product(j, j + 1)
         else:
             product(s, e)
-    if _state.made is not None and not _state.held and (kind == "r" or all(type(x) is fmpq for x in out.flat)):
-        _state.made.append((prec() if kind == "r" else "q", a, b, out))  # a rational product: at every precision
+    if _state.made is not None and not _state.sharing and (kind == "r" or all(type(x) is fmpq for x in out.flat)):
+        _state.made.append((key, a, b, out))
     return out
 
 

@@ -122,9 +122,10 @@ def test_outside_remembering_nothing_is_kept_and_inside_sharing_nothing_is_made(
         a, b = ex.mat(_rationals(rng, 2, 4)), ex.mat(_rationals(rng, 4, 6))
         first = ex.matmul(a, b)
         assert not any(x is y for x, y in zip(ex.matmul(a, b).flat, first.flat))
-        with ex.remembering():
-            with ex.sharing([ex.full((5, 5), ex.ZERO)]):
-                inside = ex.matmul(a, b)  # made inside `sharing`: not a product to take from
-            again = ex.matmul(a, b)
-            assert not any(x is y for x, y in zip(again.flat, inside.flat))
-            assert all(x is y for x, y in zip(ex.matmul(a, b).flat, again.flat))
+        for held in ([ex.full((5, 5), ex.ZERO)], []):
+            with ex.remembering():
+                with ex.sharing(held):
+                    inside = ex.matmul(a, b)  # made inside `sharing`: not a product to take from
+                again = ex.matmul(a, b)
+                assert not any(x is y for x, y in zip(again.flat, inside.flat))
+                assert all(x is y for x, y in zip(ex.matmul(a, b).flat, again.flat))
