@@ -6,7 +6,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .exact import ONE, ZERO, Exact, add, det, ewise, eye, inverse, is_finite, matmul, mul, neg, transpose
+from .exact import (
+    ONE,
+    ZERO,
+    Exact,
+    add,
+    det,
+    ewise,
+    eye,
+    inverse,
+    is_finite,
+    matmul,
+    mul,
+    neg,
+    transpose,
+)
 
 
 def cofactors(a: np.ndarray) -> np.ndarray:

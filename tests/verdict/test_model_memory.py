@@ -1,8 +1,9 @@
 """A model's comparison holds its numbers compactly (issue 20, item 5), with every value and
 verdict as before: the components held by input (`verdict/components.py`), the one-sided runs'
 gradient sharing the executed one's numbers where they are the same (`exact.sharing`), a run
-forced beside the point sharing the steps of the run at the point (`executed.run(reuse=)`), and
-the fidelity check's gradients held as one array (`trace_run.Floats`). Truths: SymPy's own
+forced beside the point sharing the steps of the run at the point (`executed.run(reuse=)`) and
+the blocks of its large products that multiply the same numbers (`exact.remembering`), and the
+fidelity check's gradients held as one array (`trace_run.Floats`). Truths: SymPy's own
 derivative in exact arithmetic, torch's autograd, and the engine run without the sharing."""
 
 from __future__ import annotations
