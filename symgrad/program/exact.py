@@ -90,6 +90,8 @@ def _zero(negative: bool) -> fmpq:
 class _State(threading.local):
     undecided: int = 0
     held: tuple[np.ndarray, ...] = ()  # matrices whose numbers a new product shares (`sharing`)
+    sharing: bool = False  # inside `sharing`
+    made: list[Any] | None = None  # (kind and precision, a, b, a @ b) of the large products made (`remembering`)
 
 
 _state = _State()
@@ -869,12 +871,27 @@ def sharing(matrices: Iterator[Any] | tuple[Any, ...] | list[Any]) -> Iterator[N
     `ZERO`: the one-sided runs of a model recompute its gradient, nearly all of it identical to
     the executed one's, and a copy of 10^5 numbers was held for each. Every value is what it was;
     only fewer objects hold it."""
-    before = _state.held
-    _state.held = tuple(v for v in matrices if isinstance(v, np.ndarray) and v.dtype == object)
+    before = _state.held, _state.sharing
+    _state.held, _state.sharing = tuple(v for v in matrices if isinstance(v, np.ndarray) and v.dtype == object), True
     try:
         yield
     finally:
-        _state.held = before
+        _state.held, _state.sharing = before
+
+
+@contextlib.contextmanager
+def remembering() -> Iterator[None]:
+    """Inside the block (in this thread), each large product made outside `sharing` (of balls, or
+    wholly rational) is kept with its factors; a later one of the same left factor (the same
+    objects; balls: at the same precision) takes, for each column block of the right factor of the
+    same numbers, that product's block, as it would compute it again (a model's runs beside a kink:
+    X @ W1 with one element moved, X.T @ G with one column of G moved). Nested: the outer's too."""
+    before = _state.made
+    _state.made = list(before or ())  # the enclosing block's products too; its own dropped at its end
+    try:
+        yield
+    finally:
+        _state.made = before
 
 
 def same_number(a: Any, b: Any) -> bool:
@@ -907,10 +924,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if k != k2:
         raise ValueError(f"shapes {a.shape} and {b.shape} do not multiply")
     ka, kb = _kind(a), _kind(b)
-    if ka == kb == "q" and m > 1 and k * m > RATIONAL_BLOCK:
-        return _rational_blocks(a, b)
     if "x" not in (ka, kb):
         kind = "q" if ka == kb == "q" else "r"
+        if m > 1 and (k * m > RATIONAL_BLOCK if kind == "q" else n * m > BALL_BLOCK):
+            return _blocks(a, b, kind, ka, kb)
         return _from_flint(_to_flint(a, kind, ka) * _to_flint(b, kind, kb), (n, m))
     # NaN or inf entries: elementwise, with 0 times a finite number an exact 0 as everywhere.
     out = np.empty((n, m), dtype=object)
@@ -924,15 +941,35 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 RATIONAL_BLOCK = 1 << 15  # entries of b a product takes at once (FLINT's denominators and primes suit all of b)
+BALL_BLOCK = 1 << 15  # entries of a @ b a product of balls makes at once (each block its own arb_mat product)
 
 
-def _rational_blocks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b, rational, b's columns a block at a time, each block's product the whole's exactly (X @ W1 moved: 14 MB)."""
-    n, m, width = a.shape[0], b.shape[1], max(1, RATIONAL_BLOCK // a.shape[1])
-    left, out = _to_flint(a, "q"), np.empty((n, m), dtype=object)
+def _blocks(a: np.ndarray, b: np.ndarray, kind: str, ka: str, kb: str) -> np.ndarray:
+    """a @ b, a block of b's columns at a time (X @ W1 moved: 14 MB of FLINT's at once): a rational
+    block is the whole's exactly; a ball block depends on a and its columns of b alone. Inside
+    `remembering`, a block of the same numbers as a product made there is that product's block."""
+    n, m = a.shape[0], b.shape[1]
+    width = max(1, RATIONAL_BLOCK // a.shape[1] if kind == "q" else BALL_BLOCK // n)
+    out, left = np.empty((n, m), dtype=object), []  # a as FLINT's, made for the first block computed
     held = next((h for h in _state.held if h.shape == (n, m)), False)  # `sharing`, block by block
+    key = (kind, prec() if kind == "r" else None)  # a rational product is the same at every precision
+    known = next(((mb, mo) for p, ma, mb, mo in _state.made or () if p == key and mb.shape == b.shape
+                  and ma.shape == a.shape and all(x is y for x, y in zip(ma.flat, a.flat))), None)
+
+    def product(s: int, e: int) -> None:
+        left[:] = left or [_to_flint(a, kind, ka)]
+        out[:, s:e] = _from_flint(left[0] * _to_flint(b[:, s:e], kind, kb), (n, e - s), held if held is False else held[:, s:e])
+
     for s, e in ((s, min(m, s + width)) for s in range(0, m, width)):
-        out[:, s:e] = _from_flint(left * _to_flint(b[:, s:e], "q"), (n, e - s), held if held is False else held[:, s:e])
+        moved = [j for j in range(s, e) if not all(map(same_number, b[:, j], known[0][:, j]))] if known else None
+        if moved is not None and (not moved or kind == "q" and len(moved) <= 8):
+            out[:, s:e] = known[1][:, s:e]  # a rational column is the whole's exactly: those that moved, alone
+            for j in moved:
+                product(j, j + 1)
+        else:
+            product(s, e)
+    if _state.made is not None and not _state.sharing and (kind == "r" or all(type(x) is fmpq for x in out.flat)):
+        _state.made.append((key, a, b, out))
     return out
 
 
@@ -954,47 +991,9 @@ def inverse(a: np.ndarray) -> np.ndarray:
         return full((n, n), NAN)
 
 
-def cofactors(a: np.ndarray) -> np.ndarray:
-    """d det(A) / dA: the cofactor matrix, also where A is singular (there det(A) * inv(A).T
-    is 0 * NaN, although det is a polynomial, smooth everywhere)."""
-    n = a.shape[0]
-    inv = inverse(a)
-    if all(is_finite(v) for v in inv.flat):
-        d = det(a)
-        return ewise(lambda t: mul(d, t), transpose(inv))
-    out = np.empty((n, n), dtype=object)
-    for i in range(n):
-        for j in range(n):
-            minor = np.delete(np.delete(a, i, axis=0), j, axis=1)
-            m = det(minor) if n > 1 else ONE
-            out[i, j] = m if (i + j) % 2 == 0 else neg(m)
-    return out
-
-
 def det(a: np.ndarray) -> Exact:
     kind = _kind(a)
     if kind == "x":
         return NAN
     d = _to_flint(a, kind).det()
     return norm(d) if isinstance(d, fmpq) else d
-
-
-def trace(a: np.ndarray) -> Exact:
-    s: Exact = ZERO
-    for i in range(min(a.shape)):
-        s = add(s, a[i, i])
-    return s
-
-
-def matpow(a: np.ndarray, n: int) -> np.ndarray:
-    if n < 0:
-        return matpow(inverse(a), -n)
-    out = eye(a.shape[0])
-    base = a
-    while n:
-        if n & 1:
-            out = matmul(out, base)
-        n >>= 1
-        if n:
-            base = matmul(base, base)
-    return out

@@ -36,6 +36,7 @@ from typing import Any, Final, Literal
 import flint
 
 from . import exact as ex
+from . import exact_linalg as el
 from . import losses as ls
 from . import distances as dist
 from . import normalization as nm
@@ -744,7 +745,7 @@ def _matpow_vjp(a: Args, v: Any, n: int, g: Any) -> tuple[Any, ...]:
     at = ex.transpose(a[0])
     total = ex.full(a[0].shape, Z)
     for k in range(n):
-        total = ex.accumulate(total, ex.matmul(ex.matmul(ex.matpow(at, k), g), ex.matpow(at, n - 1 - k)))
+        total = ex.accumulate(total, ex.matmul(ex.matmul(el.matpow(at, k), g), el.matpow(at, n - 1 - k)))
     return (total,)
 
 
@@ -860,10 +861,10 @@ _MATRIX_OPS: tuple[Op, ...] = (
     Op("inv", "torch.linalg.inv({0})", lambda a, p: ex.inverse(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.ewise(ex.neg, ex.matmul(ex.matmul(ex.transpose(v), g), ex.transpose(v))),)),
     Op("det", "torch.linalg.det({0})", lambda a, p: ex.det(a[0]), _no_partials,
-       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), ex.cofactors(a[0])),)),
-    Op("trace", "torch.trace({0})", lambda a, p: ex.trace(a[0]), _no_partials,
+       vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), el.cofactors(a[0])),)),
+    Op("trace", "torch.trace({0})", lambda a, p: el.trace(a[0]), _no_partials,
        vjp=lambda a, v, p, g: (ex.ewise(lambda t: ex.mul(g, t), ex.eye(a[0].shape[0])),)),
-    Op("matpow", "torch.linalg.matrix_power({0}, {c})", lambda a, p: ex.matpow(a[0], p), _no_partials,
+    Op("matpow", "torch.linalg.matrix_power({0}, {c})", lambda a, p: el.matpow(a[0], p), _no_partials,
        vjp=_matpow_vjp),
     Op("elem", "{0}[{c}]", lambda a, p: a[0][p], _no_partials, vjp=_elem_vjp),
     Op("stack", "torch.stack([{0}]).reshape({c})", lambda a, p: _stack(a, p), _no_partials, vjp=_stack_vjp),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import flint
@@ -357,7 +357,7 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     still = np.ones(len(comps), dtype=bool)  # certainly moves no tied argument (d/dx_k exactly 0)
     nonzero = np.ones(len(comps), dtype=bool)  # every sign certain and not 0
     for t, g in enumerate(moves):
-        signs, exact_zeros = _signs([g[k] if idx is None else g[k][idx] for k, idx in comps])
+        signs, exact_zeros = _signs(_values(g, comps), len(comps))
         codes += (signs + 1) * 3 ** t
         still &= exact_zeros
         nonzero &= signs != 0
@@ -447,19 +447,35 @@ def same_number(g: Any, e: Any) -> Any:
     return e if ex.same_number(g, e) else g
 
 
-def _signs(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _values(g: Sequence[Any], comps: Any) -> Iterator[Any]:
+    """Each component's value in the gradient g (input by input), read from g's arrays: no list
+    of a model's 10^5 values (`Components.runs`, where the components are held by input)."""
+    runs = getattr(comps, "runs", None)
+    if runs is None:
+        yield from (g[k] if idx is None else g[k][idx] for k, idx in comps)
+        return
+    for k, _, _, shape in runs():
+        v = g[k]
+        if shape is None:
+            yield v
+        elif ex.is_mat(v) and v.shape == shape:
+            yield from v.flat  # row-major, as the components
+        else:
+            yield from (v[idx] if ex.is_mat(v) else v for idx in np.ndindex(*shape))
+
+
+def _signs(values: Iterable[Any], count: int) -> tuple[np.ndarray, np.ndarray]:
     """`ex.sign` of each value (counting each ball it cannot decide, as it does) and whether each
-    is an exact rational 0 (`ex.is_exact_zero`), compared in numpy's loop rather than one call
-    per value."""
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = values
-    positive = np.asarray(arr > 0, dtype=bool)
-    negative = np.asarray(arr < 0, dtype=bool)
-    signs = positive.astype(np.int64) - negative.astype(np.int64)
-    exact_zeros = np.zeros(len(values), dtype=bool)
-    for n in np.flatnonzero(~positive & ~negative).tolist():
-        v = values[n]
-        if ex.is_rational(v):
+    is an exact rational 0 (`ex.is_exact_zero`), as int8 and bool arrays of `count` entries (a
+    byte per entry, no array of a model's 10^5 values beside them)."""
+    signs = np.zeros(count, dtype=np.int8)
+    exact_zeros = np.zeros(count, dtype=bool)
+    for n, v in enumerate(values):
+        if v > 0:
+            signs[n] = 1
+        elif v < 0:
+            signs[n] = -1
+        elif ex.is_rational(v):
             exact_zeros[n] = True  # a rational neither above nor below 0 is 0
         else:
             ex.sign(v)  # 0 or NaN, or a ball around 0 it counts as undecided

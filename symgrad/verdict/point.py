@@ -363,17 +363,21 @@ def exact_sides(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[
 
 def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Component], v: Any,
               max_iterations: int, bits: int) -> ExactSides:
-    path = run(lowered, point, max_iterations=max_iterations)
-    sym, exe = SidesPerEntry(), PerEntry()
-    for seed in output_seeds(path.value, v):
-        grads = path.gradient("executed", seed)
-        row = _row(grads, comps)
-        # The one-sided runs' gradients share the executed one's numbers where they are the same.
-        with ex.sharing(list(grads)):
-            del grads
-            sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True, executed=row)
-        exe.add_row(row)
-        sym.add_row(sides if isinstance(sides, list) else list(sides))
+    # The runs beside the point take the blocks of the large products of the run at the point and
+    # of the executed gradient that multiply the same numbers (`remembering`), and the one-sided
+    # runs' gradients share the executed one's numbers where they are the same (`sharing`).
+    with ex.remembering():
+        path = run(lowered, point, max_iterations=max_iterations)
+        sym, exe = SidesPerEntry(), PerEntry()
+        for seed in output_seeds(path.value, v):
+            with ex.remembering():  # this seed's gradient's products, dropped after its sides
+                grads = path.gradient("executed", seed)
+                row = _row(grads, comps)
+                with ex.sharing(list(grads)):
+                    del grads
+                    sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True, executed=row)
+            exe.add_row(row)
+            sym.add_row(sides if isinstance(sides, list) else list(sides))
     return ExactSides(path, sym, exe, bits)
 
 

@@ -54,7 +54,7 @@ def test_shared_runs_decide_each_entry_as_its_own_runs_do(name: str, point: dict
 
 
 def test_signs_in_bulk_are_ex_sign_one_by_one() -> None:
-    """`_signs` (numpy's loop over the tied arguments' derivatives) gives `ex.sign` of each value,
+    """`_signs` (one pass over the tied arguments' derivatives) gives `ex.sign` of each value,
     counts the balls it cannot decide as `ex.sign` does, and finds the exact rational zeros."""
     import flint
     from hypothesis import given, settings
@@ -72,7 +72,7 @@ def test_signs_in_bulk_are_ex_sign_one_by_one() -> None:
         with ex.working_precision(128):
             values = [value(*r) for r in raw]
             ex.reset_undecided()
-            signs, zeros = symbolic._signs(values)
+            signs, zeros = symbolic._signs(iter(values), len(values))
             bulk = ex.undecided()
             ex.reset_undecided()
             assert signs.tolist() == [ex.sign(v) for v in values]

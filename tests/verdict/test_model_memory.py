@@ -1,8 +1,9 @@
 """A model's comparison holds its numbers compactly (issue 20, item 5), with every value and
 verdict as before: the components held by input (`verdict/components.py`), the one-sided runs'
 gradient sharing the executed one's numbers where they are the same (`exact.sharing`), a run
-forced beside the point sharing the steps of the run at the point (`executed.run(reuse=)`), and
-the fidelity check's gradients held as one array (`trace_run.Floats`). Truths: SymPy's own
+forced beside the point sharing the steps of the run at the point (`executed.run(reuse=)`) and
+the blocks of its large products that multiply the same numbers (`exact.remembering`), and the
+fidelity check's gradients held as one array (`trace_run.Floats`). Truths: SymPy's own
 derivative in exact arithmetic, torch's autograd, and the engine run without the sharing."""
 
 from __future__ import annotations
@@ -171,12 +172,19 @@ def _sympy_loss(p: dict[str, Any]) -> tuple[sp.Basic, dict[str, sp.Matrix]]:
     return -sum(rows) / len(rows), params
 
 
+@pytest.mark.parametrize("blocks", [None, 4], ids=["whole", "blocks"])
 @pytest.mark.parametrize("tie", [False, True], ids=["no-tie", "relu-tie"])
-def test_the_exact_gradients_of_an_mlp_are_sympys_element_by_element(tie: bool) -> None:
+def test_the_exact_gradients_of_an_mlp_are_sympys_element_by_element(tie: bool, blocks: int | None,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Each entry's symbolic and executed derivative is SymPy's derivative of the loss written out
     (`sympy.diff`, at the exact point, 50 digits), and autograd's is torch's own backward, bit for
     bit. At the tie the entries that move the tied unit are a kink, and their executed derivative
-    is SymPy's with torch's relu'(0) = 0 (Heaviside(0) = 0)."""
+    is SymPy's with torch's relu'(0) = 0 (Heaviside(0) = 0). `blocks`: every product made a block
+    of columns at a time, as a model's are, so that the runs beside the tie take the blocks of
+    the products at the point they would compute again (`exact.remembering`)."""
+    if blocks is not None:
+        monkeypatch.setattr(ex, "BALL_BLOCK", blocks)
+        monkeypatch.setattr(ex, "RATIONAL_BLOCK", blocks)
     p = _point(tie)
     c = sg.compare(mlp, at=p, wrt=["W1", "b1", "W2", "b2"])
     loss, params = _sympy_loss(p)
@@ -236,14 +244,21 @@ def test_a_run_forced_beside_the_point_shares_the_steps_before_the_kink_and_equa
             assert not any(a is b for a, b in zip(other.steps, at_point.steps) if a.parents)
 
 
-def test_a_models_symbolic_derivatives_are_the_executed_objects_where_the_same_number() -> None:
+@pytest.mark.parametrize("blocks", [None, 4], ids=["whole", "blocks"])
+def test_a_models_symbolic_derivatives_are_the_executed_objects_where_the_same_number(
+        blocks: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     """At a relu tie, the entries that do not move the tied unit hold one object for both sides,
     and every entry is what it is with no sharing at all (no product sharing held numbers, no
-    forced run sharing steps)."""
+    forced run sharing steps, no product taking the blocks of one made before); `blocks`: every
+    product made a block of columns at a time."""
+    if blocks is not None:
+        monkeypatch.setattr(ex, "BALL_BLOCK", blocks)
+        monkeypatch.setattr(ex, "RATIONAL_BLOCK", blocks)
     p = _point(True)
     c = sg.compare(mlp, at=p, wrt=["W1", "b1", "W2", "b2"])
     with pytest.MonkeyPatch.context() as m:
         m.setattr(ex, "sharing", lambda held: _nothing())
+        m.setattr(ex, "remembering", _nothing)
         m.setattr(symbolic, "same_number", lambda g, e: g)
         m.setattr(executed._Runner, "reused", lambda self, s: None)  # every forced run computes every step
         plain = sg.compare(mlp, at=p, wrt=["W1", "b1", "W2", "b2"])
