@@ -15,11 +15,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import numpy as np
 import sympy as sp
 import torch
 
 from ..program import custom
 from ..program.primitives import SOFTPLUS_THRESHOLD
+from .batch_keys import flag_key
 from .executed import DEFAULT_MAX_ITERATIONS
 from .ir import Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop, statement_expression
 from .lowering import RTOL, elementwise
@@ -433,14 +435,42 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
     return value, grads, tie | cancel, stuck
 
 
+def run_keyed(lowered: LoweredProgram, columns: Sequence[torch.Tensor], wrt: Sequence[int], *,
+              max_iterations: int = DEFAULT_MAX_ITERATIONS) -> tuple[torch.Tensor, list[torch.Tensor], np.ndarray]:
+    """A sweep's run: forward and backward of the program on a batch, with each point's state
+    (`batch_keys.flag_key`, autograd read on the inputs `wrt`) in place of the masks: (value,
+    gradients, states). A chunked run writes each chunk's states while its values are in the
+    cache; its masks are never made whole."""
+    n = columns[0].shape[0]
+    size, workers = chunking(n, torch.get_num_threads())
+    if n <= size or columns[0].device.type != "cpu" or has_loop(lowered.body):
+        value, grads, tie, stuck, cancel = _run_batch(lowered, columns, False, True, True, max_iterations)
+        key = flag_key(*(None if m is None else m.cpu().numpy() for m in (tie, cancel)),
+                       [grads[k].cpu().numpy() for k in wrt], value.cpu().numpy(),
+                       None if stuck is None else stuck.cpu().numpy())
+        return value, grads, key
+    value, grads, key = _chunks(lowered, columns, size, workers, False, True, True, max_iterations, wrt)
+    return value, grads, key.numpy()
+
+
+def _chunk_key(part: tuple[Any, ...], wrt: Sequence[int]) -> torch.Tensor:
+    """A chunk's states (`flag_key`) from its value, gradients and masks (CPU tensors)."""
+    value, grads, tie, stuck, cancel = part
+    return torch.from_numpy(flag_key(*(None if m is None else m.numpy() for m in (tie, cancel)),
+                                     [grads[k].numpy() for k in wrt], value.numpy(),
+                                     None if stuck is None else stuck.numpy()))
+
+
 def _chunks(lowered: LoweredProgram, columns: Sequence[torch.Tensor], size: int, workers: int, math_mode: bool,
-            grad: bool, checks: bool, max_iterations: int) -> tuple[Any, ...]:
+            grad: bool, checks: bool, max_iterations: int, keyed: Sequence[int] | None = None) -> tuple[Any, ...]:
     """`_run_batch` chunk by chunk, each chunk's results written into the whole batch's tensors
     (allocated once, no concatenation), by `workers` threads taking the next chunk as they finish.
-    A mask stays None until a chunk marks a point in it (then it is made, False elsewhere)."""
+    A mask stays None until a chunk marks a point in it (then it is made, False elsewhere). With
+    `keyed` (the inputs autograd is read on), each chunk's states are written in place of its
+    masks: (value, gradients, states)."""
     n = columns[0].shape[0]
     starts = list(range(0, n, size))
-    out: list[Any] = [None] * 5
+    out: list[Any] = [None] * (3 if keyed is not None else 5)
     lock = threading.Lock()
     taken = iter(starts)
     errors: list[BaseException] = []
@@ -454,10 +484,14 @@ def _chunks(lowered: LoweredProgram, columns: Sequence[torch.Tensor], size: int,
                         return
                 part = _run_batch(lowered, [c[start:start + size] for c in columns], math_mode, grad, checks,
                                   max_iterations)
+                if keyed is not None:
+                    part = (part[0], part[1], _chunk_key(part, keyed))
                 with lock:
                     if out[0] is None:  # the whole batch's tensors, shaped and typed as the first chunk's
                         out[:2] = [_whole(part[0], n), [_whole(g, n) for g in part[1]]]
-                    for k in range(2, 5):
+                        if keyed is not None:
+                            out[2] = _whole(part[2], n)
+                    for k in range(2, len(out)):
                         if out[k] is None and part[k] is not None:
                             out[k] = torch.zeros(n, dtype=torch.bool, device=part[k].device)
                 stop = start + part[0].shape[0]

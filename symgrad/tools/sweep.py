@@ -47,9 +47,10 @@ from ..sides.ir import LoweredProgram, NoGrad, Stmt, every_statement, steps_of
 from ..sides.lowering import DTYPES, RTOL, wrt_indices, check_options, lower
 from ..program.primitives import strip
 from ..program.program import float_of
-from ..sides.batch import run_batch
+from ..sides.batch import run_batch, run_keyed
+from ..sides.batch_keys import STUCK, flag_key
 from ..sides.symbolic import derivative_expressions
-from .sweep_runs import AGREE, CODE, IDS, SKIPPED, STUCK, Executed, Runs, flag_key, flag_more
+from .sweep_runs import AGREE, CODE, IDS, SKIPPED, Executed, Runs, flag_more
 from .sweep_tensors import (Held, check_over, computes_with_tensors, hold, probe, probe_note, run_held,
                             symbolic_held, tensor_wrt)
 
@@ -459,22 +460,25 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     wrt_idx = tensor_wrt(held, wrt) if held is not None and tensors else wrt_indices(lowered, wrt)
     cols = [torch.from_numpy(np.ascontiguousarray(points[:, k])).to(device=dev, dtype=DTYPES[dtype])
             for k in range(len(names))]
-    cancel_out: list[torch.Tensor] = []
     clock = _Clock()
     notes: list[str] = []
     chunk = 0
+    # Each point's state in one int8 (`sides.batch_keys.flag_key`): stuck (its loop never ended: no
+    # value is shown of the unfinished loop), quiet, or flagged with its signature (on a tie, autograd
+    # finite). The batch run writes it chunk by chunk, while each chunk's values are in the cache.
     with clock("batch"):
         if held is not None and tensors:
             ran = run_held(lowered, held, cols, max_iterations=max_iterations)
-            value, grads, tie_t, stuck_t = ran.value, ran.grads, ran.tie, ran.stuck
-            cancel_out.append(ran.cancel)
+            value, grads = ran.value, ran.grads
+            key = flag_key(ran.tie.cpu().numpy(), ran.cancel.cpu().numpy(), [grads[k].cpu().numpy() for k in wrt_idx],
+                           value.cpu().numpy(), ran.stuck.cpu().numpy())
             notes += [held.sentence()] if held.tensors else []
             notes += [ran.note] if ran.note else []
             chunk = ran.chunk
         else:
-            value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations,
-                                                     cancel_out=cancel_out)
-    tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), cancel_out[0].cpu().numpy()
+            value, grads, key = run_keyed(lowered, cols, wrt_idx, max_iterations=max_iterations)
+    any_stuck = bool(key.min(initial=0) == STUCK)
+    stuck = key == STUCK if any_stuck else np.broadcast_to(False, key.shape)
     if len(wrt_idx) == 1:  # one column: the gradient's own memory, no copy
         auto = grads[wrt_idx[0]].to(torch.float64).cpu().numpy().reshape(-1, 1)
     else:
@@ -487,10 +491,6 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     # only the same derivative by another formula, with float64's rounding: its disagreements are
     # the flags above (cancellations, thresholds, non-finite values), so it runs on a sample as a
     # cross-check, and on every point only when the sample disagrees (or when it is asked for).
-    # Each point's state in one int8 (`sweep_runs.flag_key`): stuck (its loop never ended: no value
-    # is shown of the unfinished loop), quiet, or flagged with its signature (on a tie, autograd finite).
-    any_stuck = bool(stuck.any())
-    key = flag_key(tie, cancel, auto, value.cpu().numpy(), stuck if any_stuck else None)
     eager = symbolic.differs(dtype)
     with clock("symbolic"):
         if eager:
@@ -510,9 +510,9 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
             notes.append(probe_note(parted, len(probed), symbols))
     codes = np.full(len(points), AGREE, dtype=np.int8)
     if any_stuck:
-        value = value.to(torch.float64).masked_fill(stuck_t.to(value.device), math.nan)
+        value = value.to(torch.float64).masked_fill(torch.from_numpy(stuck).to(value.device), math.nan)
         auto[stuck] = math.nan
-        codes[key == STUCK] = SKIPPED
+        codes[stuck] = SKIPPED
     runs = Runs(key)
     # How wrong autograd may be at each flagged point, to compare the worst of a run: against the
     # float symbolic derivative where it was computed (otherwise a run's spread and ends).

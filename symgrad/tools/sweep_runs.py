@@ -1,8 +1,8 @@
 """A sweep's points as states, and its flagged points as runs (`symgrad.tools.sweep` stands on it).
 
-After the batch run, each point is summed up in one int8 (`flag_key`): its loop passed
-max_iterations (STUCK), nothing flagged it (QUIET), or it is flagged, with its signature (on a
-threshold or not, autograd finite or not). A run is a stretch of neighbouring flagged points with
+After the batch run, each point is summed up in one int8 (`sides.batch_keys.flag_key`): its loop
+passed max_iterations, nothing flagged it, or it is flagged, with its signature (on a threshold or
+not, autograd finite or not). A run is a stretch of neighbouring flagged points with
 one signature, held as its first point and its length: a run of half a million flagged points is
 two numbers, and finding, choosing and filling runs costs array operations over the runs, not over
 the points (`Runs`). The exact executed derivative a sweep shows is built from the same runs
@@ -18,47 +18,16 @@ from typing import Any, Final
 import numpy as np
 
 from ..base.causes import Cause
+from ..sides.batch_keys import QUIET
 
 # Per-point causes are kept as small integer codes (a million strings would cost more than the sweep).
 IDS: tuple[str, ...] = (*(c.id for c in Cause), "skipped")
 CODE = {cause_id: k for k, cause_id in enumerate(IDS)}
 AGREE, SKIPPED = CODE["agree"], CODE["skipped"]
 
-# A point's state (`flag_key`): its loop passed max_iterations; nothing flagged it; or flagged, as
-# 1 + its signature (2 if on a threshold or kink, plus 1 if autograd is finite there).
-STUCK: Final = -1
-QUIET: Final = 0
 # A point flagged by a later check than the batch run's (the float symbolic derivative disagrees,
 # a tensor sweep's exact sample): not on a tie and autograd finite, or the batch would have flagged it.
 LATE_FLAG: Final = 1 + 1
-
-# Points per pass of `flag_key`: each pass's arrays stay in the cache (a pass over the whole of
-# 10^6 points reads 16 MB of values and gradients once per test).
-FLAG_CHUNK: Final = 2**16
-
-
-def flag_key(tie: np.ndarray, cancel: np.ndarray, auto: np.ndarray, value: np.ndarray,
-             stuck: np.ndarray | None) -> np.ndarray:
-    """Each point's state as int8: STUCK where `stuck`; otherwise 1 + 2*tie + (autograd finite)
-    where the point is on a threshold or kink (`tie`), near a cancellation (`cancel`), or where
-    autograd (every column of `auto`) or f (`value`) is not finite; QUIET elsewhere."""
-    n = len(tie)
-    key = np.empty(n, dtype=np.int8)
-    for a in range(0, n, FLAG_CHUNK):
-        part = slice(a, a + FLAG_CHUNK)
-        finite = np.isfinite(auto[part, 0]) if auto.shape[1] == 1 else np.isfinite(auto[part]).all(axis=1)
-        flagged = finite & np.isfinite(value[part])
-        np.logical_not(flagged, out=flagged)
-        flagged |= tie[part]
-        flagged |= cancel[part]
-        k = key[part]
-        np.multiply(tie[part], 2, out=k, dtype=np.int8)
-        k += finite
-        k += 1
-        k *= flagged
-        if stuck is not None:
-            k[stuck[part]] = STUCK
-    return key
 
 
 def flag_more(key: np.ndarray, more: np.ndarray) -> None:

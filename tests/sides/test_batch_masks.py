@@ -57,3 +57,35 @@ def test_masks_no_point_was_marked_in_are_false_everywhere_and_a_late_chunks_mar
     t = pts.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(torch.abs(t).sum(), t)
     assert torch.equal(grads[0], g)
+
+
+@pytest.mark.parametrize("name", ["sqrt-or-0 where", "1-cos"])
+def test_a_chunked_runs_states_are_the_one_piece_runs_and_read_torchs_own_gradient(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    f, kw, torch_f, pts = {
+        "sqrt-or-0 where": (sp.Piecewise((sp.sqrt(x), x > 0), (0, True)), {"branches": "where"},
+                            lambda t: torch.where(t > 0, torch.sqrt(t), torch.zeros_like(t)),
+                            [-1.0, -0.5, 0.0, 5e-324, 0.25, 1.0] * 7),
+        "1-cos": ((1 - sp.cos(x)) / x**2, {}, lambda t: (1 - torch.cos(t)) / t**2,
+                  [1e-5, 1e-3, 0.1, 0.5, 0.0, -1e-4] * 7),
+    }[name]
+    lowered = sg.lower(f, **kw)
+    cols = [torch.tensor(pts, dtype=torch.float64)]
+    one = batch_module.run_keyed(lowered, cols, [0])  # 42 points: one piece
+    monkeypatch.setattr(batch_module, "CHUNK", 8)
+    value, grads, key = batch_module.run_keyed(lowered, cols, [0])
+    assert value.numpy().tobytes() == one[0].numpy().tobytes() and key.tolist() == one[2].tolist()
+    assert grads[0].numpy().tobytes() == one[1][0].numpy().tobytes()
+    # Against torch alone: f and its gradient bit for bit; the finite bit of every flagged point is
+    # whether torch's gradient is finite there, and every point where it is not, or f is not, is flagged.
+    t = cols[0].clone().requires_grad_(True)
+    out = torch_f(t)
+    (g,) = torch.autograd.grad(out.sum(), t)
+    assert value.numpy().tobytes() == out.detach().numpy().tobytes() and grads[0].numpy().tobytes() == g.numpy().tobytes()
+    finite = torch.isfinite(g).numpy() & torch.isfinite(out).detach().numpy()
+    assert np.all(key[~finite] > 0)
+    flagged = key > 0
+    assert (((key[flagged] - 1) & 1) == torch.isfinite(g).numpy()[flagged]).all()
+    tie = ((key - 1) & 2).astype(bool) & flagged
+    # the where's threshold at 0; x**2 is smooth (at 0 in 1-cos the cancellation flags it, not a tie)
+    assert tie.tolist() == [name == "sqrt-or-0 where" and p == 0 for p in pts]

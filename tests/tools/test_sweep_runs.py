@@ -18,18 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import symgrad as sg
-from symgrad.tools import sweep_runs
-from symgrad.tools.sweep_runs import (
-    AGREE,
-    CODE,
-    SKIPPED,
-    STUCK,
-    Executed,
-    Runs,
-    flag_key,
-    flag_more,
-    ranges,
-)
+from symgrad.sides import batch_keys
+from symgrad.sides.batch_keys import STUCK, flag_key
+from symgrad.tools.sweep_runs import AGREE, CODE, SKIPPED, Executed, Runs, flag_more, ranges
 
 x = sp.Symbol("x")
 
@@ -49,17 +40,19 @@ def flags(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
 @given(flags(), st.booleans())
 def test_flag_key_is_each_points_state_by_its_definition(arrays: tuple[np.ndarray, ...], with_stuck: bool) -> None:
     tie, cancel, auto, value, stuck = arrays
-    chunk = sweep_runs.FLAG_CHUNK
-    sweep_runs.FLAG_CHUNK = 3  # passes that end inside the batch
+    chunk = batch_keys.FLAG_CHUNK
+    batch_keys.FLAG_CHUNK = 3  # passes that end inside the batch
     try:
-        key = flag_key(tie, cancel, auto, value, stuck if with_stuck else None)
+        key = flag_key(tie, cancel, [auto[:, j] for j in range(auto.shape[1])], value, stuck if with_stuck else None)
+        none = flag_key(None, None, [auto[:, j] for j in range(auto.shape[1])], value, None)
     finally:
-        sweep_runs.FLAG_CHUNK = chunk
+        batch_keys.FLAG_CHUNK = chunk
     for i in range(len(tie)):
         finite = all(np.isfinite(auto[i]))
         flagged = bool(tie[i] or cancel[i] or not finite or not np.isfinite(value[i]))
         want = STUCK if with_stuck and stuck[i] else (1 + 2 * int(tie[i]) + int(finite) if flagged else 0)
         assert key[i] == want, i
+        assert none[i] == (1 + int(finite) if not finite or not np.isfinite(value[i]) else 0), i  # no masks: none holds
 
 
 def test_flag_more_flags_only_quiet_points_as_finite_and_off_any_tie() -> None:
