@@ -417,7 +417,8 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
               cancel_out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask).
     The tie mask holds the points near a cancellation too, unless `cancel_out` is given: then it
-    receives the cancellation mask, and the tie mask holds only ties."""
+    receives the cancellation mask, and the tie mask holds only ties. A mask in which no point was
+    marked is handed as a view of one False (to read, not to write into)."""
     n = columns[0].shape[0]
     size, workers = chunking(n, torch.get_num_threads())
     if n <= size or columns[0].device.type != "cpu" or has_loop(lowered.body):
