@@ -37,6 +37,7 @@ import textwrap
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -734,6 +735,21 @@ FLAGGED = [
 ]
 
 
+@dataclass(frozen=True)
+class SweepFigures:
+    """What a flagged-sweep row prints of one sweep."""
+
+    points: int
+    counts: dict[str, int]
+    exact_points: int
+    inferred_points: int
+    timings: dict[str, float]
+
+    @staticmethod
+    def of(s: sg.Sweep) -> SweepFigures:
+        return SweepFigures(len(s.points), dict(s.counts), s.exact_points, s.inferred_points, dict(s.timings))
+
+
 def flagged_sweeps(table: Table, points: int) -> None:
     """Sweeps whose points are flagged (a NaN-trap range, a cancellation range), so that the exact
     checks are timed, vs the same function as written, forward+backward by hand in torch on the
@@ -745,11 +761,15 @@ def flagged_sweeps(table: Table, points: int) -> None:
 
 def flagged_sweep(table: Table, what: str, expr: sp.Expr, base: np.ndarray, kwargs: dict[str, str],
                   written: Callable[[torch.Tensor], torch.Tensor], rewrite: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    sweeps: list[sg.Sweep] = []
+    # What the row prints of each sweep (its timings and counts), not the sweep itself: as the peer's
+    # gradient is dropped after its call, the sweep is, as a user's `s = sg.sweep(...)` drops the
+    # one before. Holding every sweep made each call's arrays (about 30 MB) fresh pages of the
+    # kernel's, about 10 ms of page faults on this machine that neither side pays in a loop.
+    sweeps: list[SweepFigures] = []
 
     def ours(k: int) -> Callable[[], object]:
         batch = base + k * STEP
-        return lambda: sweeps.append(sg.sweep(expr, over={x: batch}, progress=False, **kwargs))
+        return lambda: sweeps.append(SweepFigures.of(sg.sweep(expr, over={x: batch}, progress=False, **kwargs)))
 
     # A careful user's own float check of the function as written: autograd beside SymPy's
     # derivative lambdified onto torch, and isclose (no exact arithmetic, no causes).
@@ -772,12 +792,12 @@ def flagged_sweep(table: Table, what: str, expr: sp.Expr, base: np.ndarray, kwar
     with table.contention():
         p = interleave([ours, by_hand(written), by_hand(rewrite), careful], ARGS.sweep_pairs, warmup=1)
     s = sweeps[-1]
-    flagged = len(s.points) - s.counts.get("agree", 0)
+    flagged = s.points - s.counts.get("agree", 0)
     limit = 3.0 if table.contended else 2.0
     timed = sweeps[-p.rounds:]  # the timed rounds' sweeps (warm-up first)
     parts = ", ".join(f"{k} {seconds(statistics.median(t.timings[k] for t in timed))}"
                       for k in ("batch", "symbolic", "flagged", "other"))
-    table.add(f"sweep of {what}, {len(s.points)} points, vs the function as written ({written.__name__}), "
+    table.add(f"sweep of {what}, {s.points} points, vs the function as written ({written.__name__}), "
               "fwd+bwd by hand in torch on the same batch", "warm", p, target=f"<= {limit:g}", ok=p.ratio() <= limit,
               detail=f"counts {s.counts} ({flagged} not agree; {s.exact_points} compared exactly, "
                      f"{s.inferred_points} inferred); inside the sweep's median, medians of Sweep.timings: {parts} "

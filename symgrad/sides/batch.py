@@ -15,11 +15,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import numpy as np
 import sympy as sp
 import torch
 
 from ..program import custom
 from ..program.primitives import SOFTPLUS_THRESHOLD
+from .batch_keys import flag_key
 from .executed import DEFAULT_MAX_ITERATIONS
 from .ir import Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While, has_loop, statement_expression
 from .lowering import RTOL, elementwise
@@ -113,9 +115,10 @@ class _Batch:
         self.dtype = dtype
         self.math_mode = math_mode
         self.max_iterations = max_iterations
-        self.tie = torch.zeros(n, dtype=torch.bool, device=device)
-        self.stuck = torch.zeros(n, dtype=torch.bool, device=device)
-        self.cancel = torch.zeros(n, dtype=torch.bool, device=device)
+        # The masks, each None until a point is marked in it (most runs mark one or two of the three).
+        self.tie: torch.Tensor | None = None
+        self.stuck: torch.Tensor | None = None
+        self.cancel: torch.Tensor | None = None
         # Flag a difference that lost more digits than the comparison's tolerance can absorb,
         # counting the backward pass: differentiating a cancelling difference cancels about as
         # many digits again, times a constant of the formula (autograd's error in
@@ -152,11 +155,17 @@ class _Batch:
     def mark(self, mask: torch.Tensor, idx: torch.Tensor | None) -> None:
         self.tie = self._merge(self.tie, mask, idx)
 
-    def _merge(self, acc: torch.Tensor, mask: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    def _merge(self, acc: torch.Tensor | None, mask: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        """`acc` with the points of `mask` (on the batch, or on its subset `idx`) marked. The first
+        mask of the whole batch is taken as it is (each test makes a new tensor), not or-ed into zeros."""
         if mask.ndim == 0:
             mask = mask.expand(self.n if idx is None else idx.shape[0])
         if idx is None:
+            if acc is None:
+                return mask.clone() if mask.stride(0) == 0 else mask
             return acc.logical_or_(mask)
+        if acc is None:
+            acc = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         return acc.index_put((idx,), acc[idx] | mask)
 
     # -- statements
@@ -182,11 +191,20 @@ class _Batch:
 
     def operand(self, o: Operand, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> torch.Tensor:
         if isinstance(o, Const):
-            return torch.tensor(float(o.value), dtype=self.dtype, device=self.device)
+            # Made once per lowering, dtype and device (each chunk of a sweep reads the same constants);
+            # no step writes into an operand.
+            key = ("const", o.value, self.dtype, self.device)
+            value = self.codes.get(key)  # type: ignore[call-overload]
+            if value is None:
+                value = torch.tensor(float(o.value), dtype=self.dtype, device=self.device)
+                self.codes[key] = value  # type: ignore[index]
+            return value
         return self.read(env, o, idx)
 
     def step(self, s: Step, env: dict[str, torch.Tensor], idx: torch.Tensor | None) -> None:
         args = [self.operand(a, env, idx) for a in s.args]
+        if s.op == custom.CUSTOM_OP:  # the user's own Function: no constant that other runs share is handed to it
+            args = [a.clone() if a.ndim == 0 else a for a in args]
         if s.op in ("item", "detach", "no_grad"):
             value = args[0] if self.math_mode else args[0].detach()
             if s.op == "item":
@@ -245,14 +263,14 @@ class _Batch:
         code = self.codes.get(key)  # type: ignore[call-overload]
         if code is None:
             code = (compile(elementwise(c), self.lowered.filename, "eval"),
-                    [compile(_margin_text(c, rel), self.lowered.filename, "eval") for rel in _relations(c.expr)])
+                    [compile(_on_text(c, rel), self.lowered.filename, "eval") for rel in _relations(c.expr)])
             self.codes[key] = code  # type: ignore[index]
         ns = dict(self.namespace)
         for _, name in c.names:
             ns[name] = self.read(env, name, idx)
         truth = eval(code[0], ns)
-        for margin in code[1] if self.checks else ():
-            self.mark(eval(margin, ns) == 0, idx)
+        for on in code[1] if self.checks else ():
+            self.mark(torch.as_tensor(eval(on, ns), device=self.device), idx)
         if not isinstance(truth, torch.Tensor):
             truth = torch.tensor(bool(truth), device=self.device)
         size = self.n if idx is None else idx.shape[0]
@@ -281,7 +299,7 @@ class _Batch:
                 return
             count += 1
             if count > self.max_iterations:
-                self.stuck = self.stuck.index_put((active,), torch.ones_like(active, dtype=torch.bool))
+                self.stuck = self._merge(self.stuck, torch.ones_like(active, dtype=torch.bool), active)
                 return
             self.block(s.body, env, active)
 
@@ -295,7 +313,8 @@ class _Batch:
                 self.mark(b == torch.trunc(b), idx)
         top = int(counts.max()) if counts.numel() else 0
         if top > self.max_iterations:
-            self.stuck = self.stuck.index_put((here[counts > self.max_iterations],), torch.tensor(True, device=self.device))
+            over = here[counts > self.max_iterations]
+            self.stuck = self._merge(self.stuck, torch.ones_like(over, dtype=torch.bool), over)
         for k in range(min(top, self.max_iterations)):
             keep = counts > k
             sub = here[keep]
@@ -349,6 +368,17 @@ def _margin_text(c: Cond, rel: sp.Basic) -> str:
     return f"({inline.value(rel.lhs)}) - ({inline.value(rel.rhs)})"
 
 
+def _on_text(c: Cond, rel: sp.Basic) -> str:
+    """The text of whether a point is on the relation: its margin is 0. Against a finite number
+    that is `lhs == rhs` itself, one op fewer: in floats, a - c == 0 exactly when a == c for a
+    finite c (a difference of two finite floats is 0 only between equal ones, a - c is infinite
+    for an infinite a, and NaN compares unequal either way; both sides round c to the dtype)."""
+    if isinstance(rel.rhs, sp.Number) and rel.rhs.is_finite:
+        inline = Inline(dict(c.names), True)
+        return f"({inline.value(rel.lhs)}) == ({inline.value(rel.rhs)})"
+    return f"({_margin_text(c, rel)}) == 0"
+
+
 # A straight-line program runs on the CPU in chunks of at most this many points: each chunk's
 # intermediates stay in the cache, and their memory is reused by the next chunk instead of being
 # fresh pages each time (10^6 points of (1 - cos x)/x**2, forward and backward with the flags,
@@ -387,14 +417,17 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
               cancel_out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Forward (and backward) of the program on a batch: (value, gradients, tie mask, stuck mask).
     The tie mask holds the points near a cancellation too, unless `cancel_out` is given: then it
-    receives the cancellation mask, and the tie mask holds only ties."""
+    receives the cancellation mask, and the tie mask holds only ties. A mask in which no point was
+    marked is handed as a view of one False (to read, not to write into)."""
     n = columns[0].shape[0]
     size, workers = chunking(n, torch.get_num_threads())
     if n <= size or columns[0].device.type != "cpu" or has_loop(lowered.body):
-        value, grads, tie, stuck, cancel = _run_batch(lowered, columns, math_mode, grad, checks, max_iterations)
+        value, grads, *masks = _run_batch(lowered, columns, math_mode, grad, checks, max_iterations)
     else:
-        value, grads, tie, stuck, cancel = _chunks(lowered, columns, size, workers, math_mode, grad, checks,
-                                                   max_iterations)
+        value, grads, *masks = _chunks(lowered, columns, size, workers, math_mode, grad, checks, max_iterations)
+    # A mask no point was marked in is False for every point: one False seen n times (a view, no memory).
+    tie, stuck, cancel = (torch.zeros((), dtype=torch.bool, device=value.device).expand(n) if m is None else m
+                          for m in masks)
     if cancel_out is not None:
         # Per point: whether a difference cancelled too many digits (or an exp underflowed or
         # overflowed) for a float comparison.
@@ -403,14 +436,42 @@ def run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], *, math_
     return value, grads, tie | cancel, stuck
 
 
+def run_keyed(lowered: LoweredProgram, columns: Sequence[torch.Tensor], wrt: Sequence[int], *,
+              max_iterations: int = DEFAULT_MAX_ITERATIONS) -> tuple[torch.Tensor, list[torch.Tensor], np.ndarray]:
+    """A sweep's run: forward and backward of the program on a batch, with each point's state
+    (`batch_keys.flag_key`, autograd read on the inputs `wrt`) in place of the masks: (value,
+    gradients, states). A chunked run writes each chunk's states while its values are in the
+    cache; its masks are never made whole."""
+    n = columns[0].shape[0]
+    size, workers = chunking(n, torch.get_num_threads())
+    if n <= size or columns[0].device.type != "cpu" or has_loop(lowered.body):
+        value, grads, tie, stuck, cancel = _run_batch(lowered, columns, False, True, True, max_iterations)
+        key = flag_key(*(None if m is None else m.cpu().numpy() for m in (tie, cancel)),
+                       [grads[k].cpu().numpy() for k in wrt], value.cpu().numpy(),
+                       None if stuck is None else stuck.cpu().numpy())
+        return value, grads, key
+    value, grads, key = _chunks(lowered, columns, size, workers, False, True, True, max_iterations, wrt)
+    return value, grads, key.numpy()
+
+
+def _chunk_key(part: tuple[Any, ...], wrt: Sequence[int]) -> torch.Tensor:
+    """A chunk's states (`flag_key`) from its value, gradients and masks (CPU tensors)."""
+    value, grads, tie, stuck, cancel = part
+    return torch.from_numpy(flag_key(*(None if m is None else m.numpy() for m in (tie, cancel)),
+                                     [grads[k].numpy() for k in wrt], value.numpy(),
+                                     None if stuck is None else stuck.numpy()))
+
+
 def _chunks(lowered: LoweredProgram, columns: Sequence[torch.Tensor], size: int, workers: int, math_mode: bool,
-            grad: bool, checks: bool, max_iterations: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor,
-                                                                     torch.Tensor, torch.Tensor]:
+            grad: bool, checks: bool, max_iterations: int, keyed: Sequence[int] | None = None) -> tuple[Any, ...]:
     """`_run_batch` chunk by chunk, each chunk's results written into the whole batch's tensors
-    (allocated once, no concatenation), by `workers` threads taking the next chunk as they finish."""
+    (allocated once, no concatenation), by `workers` threads taking the next chunk as they finish.
+    A mask stays None until a chunk marks a point in it (then it is made, False elsewhere). With
+    `keyed` (the inputs autograd is read on), each chunk's states are written in place of its
+    masks: (value, gradients, states)."""
     n = columns[0].shape[0]
     starts = list(range(0, n, size))
-    out: list[Any] = [None] * 5
+    out: list[Any] = [None] * (3 if keyed is not None else 5)
     lock = threading.Lock()
     taken = iter(starts)
     errors: list[BaseException] = []
@@ -424,13 +485,20 @@ def _chunks(lowered: LoweredProgram, columns: Sequence[torch.Tensor], size: int,
                         return
                 part = _run_batch(lowered, [c[start:start + size] for c in columns], math_mode, grad, checks,
                                   max_iterations)
+                if keyed is not None:
+                    part = (part[0], part[1], _chunk_key(part, keyed))
                 with lock:
                     if out[0] is None:  # the whole batch's tensors, shaped and typed as the first chunk's
-                        out[:] = [_whole(part[0], n), [_whole(g, n) for g in part[1]],
-                                  *(_whole(m, n) for m in part[2:])]
+                        out[:2] = [_whole(part[0], n), [_whole(g, n) for g in part[1]]]
+                        if keyed is not None:
+                            out[2] = _whole(part[2], n)
+                    for k in range(2, len(out)):
+                        if out[k] is None and part[k] is not None:
+                            out[k] = torch.zeros(n, dtype=torch.bool, device=part[k].device)
                 stop = start + part[0].shape[0]
                 for whole, piece in ((out[0], part[0]), *zip(out[1], part[1]), *zip(out[2:], part[2:])):
-                    whole[start:stop] = piece
+                    if piece is not None:
+                        whole[start:stop] = piece
         except BaseException as err:  # raised in the caller's thread below
             with lock:
                 errors.append(err)
@@ -443,7 +511,7 @@ def _chunks(lowered: LoweredProgram, columns: Sequence[torch.Tensor], size: int,
         t.join()
     if errors:
         raise errors[0]
-    return out[0], out[1], out[2], out[3], out[4]
+    return tuple(out)
 
 
 def _whole(piece: torch.Tensor, n: int) -> torch.Tensor:
@@ -451,8 +519,9 @@ def _whole(piece: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mode: bool, grad: bool, checks: bool,
-               max_iterations: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One piece of `run_batch`: (value, gradients, tie mask, stuck mask, cancellation mask)."""
+               max_iterations: int) -> tuple[Any, ...]:
+    """One piece of `run_batch`: (value, gradients, tie mask, stuck mask, cancellation mask), each
+    mask None where no point was marked in it."""
     n = columns[0].shape[0]
     dtype = columns[0].dtype
     inputs = [c.detach().requires_grad_(grad) for c in columns]  # a new leaf on the same numbers
@@ -462,7 +531,7 @@ def _run_batch(lowered: LoweredProgram, columns: Sequence[torch.Tensor], math_mo
         runner.block(lowered.body, env, None)
         out = runner.operand(lowered.output, env, None)
         if out.ndim == 0:
-            out = out.expand(n)
+            out = out.expand(n).clone()  # (a constant's tensor is shared by every run of the lowering)
         grads: list[torch.Tensor] = []
         if grad:
             if out.requires_grad:

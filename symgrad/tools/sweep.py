@@ -25,7 +25,7 @@ import importlib
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -47,8 +47,10 @@ from ..sides.ir import LoweredProgram, NoGrad, Stmt, every_statement, steps_of
 from ..sides.lowering import DTYPES, RTOL, wrt_indices, check_options, lower
 from ..program.primitives import strip
 from ..program.program import float_of
-from ..sides.batch import run_batch
+from ..sides.batch import run_batch, run_keyed
+from ..sides.batch_keys import STUCK, flag_key
 from ..sides.symbolic import derivative_expressions
+from .sweep_runs import AGREE, CODE, IDS, SKIPPED, Executed, Runs, flag_more
 from .sweep_tensors import (Held, check_over, computes_with_tensors, hold, probe, probe_note, run_held,
                             symbolic_held, tensor_wrt)
 
@@ -66,10 +68,6 @@ MAX_EXACT = 2000  # flagged points compared exactly; beyond that, causes are inf
 # point's coordinates (8 bytes per input) several times over, with its values and gradients, in
 # numpy and in torch; 2e7 points of one input take about 2.5 GiB at the peak.
 MAX_POINTS: Final = 20_000_000
-# Per-point causes are kept as small integer codes (a million strings would cost more than the sweep).
-IDS: tuple[str, ...] = (*(c.id for c in Cause), "skipped")
-CODE = {cause_id: k for k, cause_id in enumerate(IDS)}
-AGREE, SKIPPED = CODE["agree"], CODE["skipped"]
 
 
 # --------------------------------------------------------------------------- results
@@ -154,7 +152,7 @@ class Sweep:
         """(N, wrt): the exact derivative of the executed path, as a float, where it is known: at
         the points compared exactly, and where the float comparison agreed (there it is autograd's
         value within the tolerance); NaN at points whose cause was inferred from their group."""
-        if isinstance(self.executed, _Executed):
+        if isinstance(self.executed, Executed):
             return self.executed.values()
         return np.full_like(self.grad_autograd, math.nan) if self.executed is None else np.asarray(self.executed)
 
@@ -462,22 +460,25 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     wrt_idx = tensor_wrt(held, wrt) if held is not None and tensors else wrt_indices(lowered, wrt)
     cols = [torch.from_numpy(np.ascontiguousarray(points[:, k])).to(device=dev, dtype=DTYPES[dtype])
             for k in range(len(names))]
-    cancel_out: list[torch.Tensor] = []
     clock = _Clock()
     notes: list[str] = []
     chunk = 0
+    # Each point's state in one int8 (`sides.batch_keys.flag_key`): stuck (its loop never ended: no
+    # value is shown of the unfinished loop), quiet, or flagged with its signature (on a tie, autograd
+    # finite). The batch run writes it chunk by chunk, while each chunk's values are in the cache.
     with clock("batch"):
         if held is not None and tensors:
             ran = run_held(lowered, held, cols, max_iterations=max_iterations)
-            value, grads, tie_t, stuck_t = ran.value, ran.grads, ran.tie, ran.stuck
-            cancel_out.append(ran.cancel)
+            value, grads = ran.value, ran.grads
+            key = flag_key(ran.tie.cpu().numpy(), ran.cancel.cpu().numpy(), [grads[k].cpu().numpy() for k in wrt_idx],
+                           value.cpu().numpy(), ran.stuck.cpu().numpy())
             notes += [held.sentence()] if held.tensors else []
             notes += [ran.note] if ran.note else []
             chunk = ran.chunk
         else:
-            value, grads, tie_t, stuck_t = run_batch(lowered, cols, max_iterations=max_iterations,
-                                                     cancel_out=cancel_out)
-    tie, stuck, cancel = tie_t.cpu().numpy(), stuck_t.cpu().numpy(), cancel_out[0].cpu().numpy()
+            value, grads, key = run_keyed(lowered, cols, wrt_idx, max_iterations=max_iterations)
+    any_stuck = bool(key.min(initial=0) == STUCK)
+    stuck = key == STUCK if any_stuck else np.broadcast_to(False, key.shape)
     if len(wrt_idx) == 1:  # one column: the gradient's own memory, no copy
         auto = grads[wrt_idx[0]].to(torch.float64).cpu().numpy().reshape(-1, 1)
     else:
@@ -490,47 +491,41 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     # only the same derivative by another formula, with float64's rounding: its disagreements are
     # the flags above (cancellations, thresholds, non-finite values), so it runs on a sample as a
     # cross-check, and on every point only when the sample disagrees (or when it is asked for).
-    finite = np.isfinite(auto[:, 0]) if auto.shape[1] == 1 else np.isfinite(auto).all(axis=1)
-    f_finite = np.isfinite(value.cpu().numpy())  # one value per point; numpy's test makes no float temporary
-    flagged = tie | cancel | ~finite | ~f_finite
     eager = symbolic.differs(dtype)
     with clock("symbolic"):
         if eager:
-            flagged |= _flag(symbolic.values(), auto, tol)
+            flag_more(key, _flag(symbolic.values(), auto, tol))
         elif not tensors:  # (a tensor program's mathematics here is the same run: nothing to cross-check)
-            sample = _sample(~flagged & ~stuck)
+            sample = _sample(key == 0)
             if len(sample) and _flag(symbolic.at(sample), auto[sample], tol).any():
-                flagged |= _flag(symbolic.values(), auto, tol)
-    # A point whose loop never ended has no value: do not show the unfinished loop's numbers.
-    flagged &= ~stuck
+                flag_more(key, _flag(symbolic.values(), auto, tol))
     probed: dict[int, Comparison] = {}
     if tensors:  # an exact check where the flags say nothing (`sweep_tensors.EXACT_SAMPLE`)
         with clock("flagged"):
-            probed = probe(f, points, held, ~flagged & ~stuck, [symbols[k] for k in wrt_idx], dtype=dtype,
+            probed = probe(f, points, held, key == 0, [symbols[k] for k in wrt_idx], dtype=dtype,
                            branches=branches, rtol=rtol, max_iterations=max_iterations)
         parted = {i: c for i, c in probed.items() if not c.ok}
         if parted:
-            flagged |= ~stuck
+            flag_more(key, key == 0)
             notes.append(probe_note(parted, len(probed), symbols))
-    if stuck.any():
-        value = value.to(torch.float64).masked_fill(stuck_t.to(value.device), math.nan)
-        auto[stuck] = math.nan
     codes = np.full(len(points), AGREE, dtype=np.int8)
-    codes[stuck] = SKIPPED
-    idx = np.flatnonzero(flagged)
-    runs = _Runs(idx, finite, tie)
+    if any_stuck:
+        value = value.to(torch.float64).masked_fill(torch.from_numpy(stuck).to(value.device), math.nan)
+        auto[stuck] = math.nan
+        codes[stuck] = SKIPPED
+    runs = Runs(key)
     # How wrong autograd may be at each flagged point, to compare the worst of a run: against the
     # float symbolic derivative where it was computed (otherwise a run's spread and ends).
     err: np.ndarray | None = None  # None: the same within each run (a run is all finite or not)
     if symbolic.computed:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            err = np.nan_to_num(np.abs(auto[idx] - symbolic.values()[idx]).max(axis=1), nan=np.inf)
-        err = np.where(finite[idx], err, np.inf)
-    chosen = runs.choose(err, max_exact)
+            err = np.nan_to_num(np.abs(auto - symbolic.values()).max(axis=1), nan=np.inf)
+        err[~np.isfinite(auto).all(axis=1)] = np.inf
+    chosen = runs.choose(err, max_exact, PER_RUN)
     show = progress if progress is not None else (sys.stderr.isatty() and len(chosen) > 50)
     exact: dict[int, Comparison] = {}
     # Where the float comparison agreed, the executed derivative is autograd's within tolerance.
-    executed = _Executed(auto, idx)
+    executed = Executed(auto, runs)
     t_last = now()
 
     decided: set[int] = set()  # points compared exactly: by compare(), or by rounding_only()
@@ -585,7 +580,7 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
         decided.add(i)
     with clock("flagged"):
         if light and len(chosen):
-            runs_of = runs.run_of(np.searchsorted(runs.idx, chosen))
+            runs_of = runs.run_of(chosen)
             first = np.concatenate(([True], runs_of[1:] != runs_of[:-1]))
             cheap = ~first & (runs.signature(chosen) == 1)
             exactly(chosen[~cheap].tolist())
@@ -639,37 +634,6 @@ def _count(codes: np.ndarray, present: set[int]) -> np.ndarray:
     for k in present:
         numbers[k] = np.count_nonzero(codes == k)
     return numbers
-
-
-class _Executed:
-    """The exact executed derivative of a sweep as floats: autograd's value where the float
-    comparison agreed, the exact value at the points compared exactly, NaN at the flagged points
-    whose cause was inferred. Built on first use; until then the sweep keeps only its exact rows."""
-
-    def __init__(self, auto: np.ndarray, flagged: np.ndarray) -> None:
-        self.auto, self.flagged = auto, flagged
-        self.known: dict[int, Any] = {}
-        self._values: np.ndarray | None = None
-
-    def __setitem__(self, i: int, row: Any) -> None:
-        self.known[i] = row
-        self._values = None
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        if i in self.known:
-            return np.asarray(self.known[i], dtype=np.float64)
-        k = int(np.searchsorted(self.flagged, i))  # `flagged` is sorted
-        flagged = k < len(self.flagged) and self.flagged[k] == i
-        return np.full(self.auto.shape[1], math.nan) if flagged else self.auto[i]
-
-    def values(self) -> np.ndarray:
-        if self._values is None:
-            out = self.auto.copy()
-            out[self.flagged] = math.nan
-            for i, row in self.known.items():
-                out[i] = row
-            self._values = out
-        return self._values
 
 
 # At most this many points of a sweep check the float symbolic derivative when the flags above
@@ -737,157 +701,8 @@ def _has_no_grad(stmts: Sequence[Stmt]) -> bool:
 
 # Points compared exactly in each run of neighbouring flagged points with the same signature:
 # its two ends, its worst point and an even spread; the points between take the cause of the
-# nearest compared point of their run (`_Runs.infer`).
+# nearest compared point of their run (`sweep_runs.Runs.infer`).
 PER_RUN = 8
-
-
-class _Runs:
-    """Neighbouring flagged points with the same signature (on a threshold or not, autograd
-    finite or not): one run each. Held as run numbers per flagged point, so that a million
-    flagged points cost array operations, not a Python loop."""
-
-    def __init__(self, idx: np.ndarray, finite: np.ndarray, tie: np.ndarray) -> None:
-        self.idx = idx
-        self.tie, self.finite = tie, finite
-        if len(idx):
-            sig = self.signature(idx)
-            breaks = np.flatnonzero((np.diff(idx) != 1) | (sig[1:] != sig[:-1])) + 1
-        else:
-            breaks = np.zeros(0, dtype=np.int64)
-        self.starts = np.concatenate(([0], breaks)).astype(np.int64) if len(idx) else breaks
-        self.lengths = np.diff(np.concatenate((self.starts, [len(idx)])))
-        self.skipped: set[int] = set()  # flagged points whose exact comparison passed max_iterations
-
-    def signature(self, points: np.ndarray) -> np.ndarray:
-        return self.tie[points].astype(np.int8) * 2 + self.finite[points].astype(np.int8)
-
-    def run(self, r: int) -> np.ndarray:
-        return self.idx[self.starts[r]:self.starts[r] + self.lengths[r]]
-
-    def choose(self, err: np.ndarray | None, limit: int) -> np.ndarray:
-        """The flagged points to compare exactly first: every point of a short run; of a longer
-        one its ends, its worst point and an even spread (`PER_RUN` in all); within `limit`,
-        the worst first. `err` is per flagged point; None where it is only whether autograd is
-        finite, the same for every point of a run (its first point is then its worst)."""
-        if not len(self.idx):
-            return self.idx
-        short = self.lengths <= PER_RUN
-        picks = [self.idx[np.repeat(short, self.lengths)]] if short.any() else []
-        for r in np.flatnonzero(self.lengths > PER_RUN):
-            lo, m = self.starts[r], self.lengths[r]
-            spread = lo + np.linspace(0, m - 1, PER_RUN - 1).astype(np.int64)
-            worst = lo if err is None else lo + np.argmax(err[lo:lo + m])
-            picks.append(self.idx[np.append(spread, worst)])
-        chosen = np.unique(np.concatenate(picks))
-        if len(chosen) > limit:
-            pos = np.searchsorted(self.idx, chosen)
-            bad = np.where(self.finite[chosen], 0.0, np.inf) if err is None else err[pos]
-            worst = chosen[np.argsort(-bad, kind="stable")[: limit // 2]]
-            rest = np.setdiff1d(chosen, worst)
-            spread = rest[np.linspace(0, len(rest) - 1, limit - len(worst)).astype(int)] if len(rest) else rest
-            chosen = np.union1d(worst, spread)
-        return chosen
-
-    def _compared(self, decided: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The exactly compared flagged points (sorted) and their runs."""
-        done = np.array(sorted(decided), dtype=np.int64)
-        if not len(self.idx):  # (points compared exactly, none flagged: a tensor sweep's exact sample)
-            return done[:0], done[:0]
-        pos = np.searchsorted(self.idx, done)
-        inside = (pos < len(self.idx)) & (self.idx[np.minimum(pos, len(self.idx) - 1)] == done)
-        return done[inside], self.run_of(pos[inside])
-
-    def run_of(self, positions: np.ndarray) -> np.ndarray:
-        """The run of each flagged point, given by its position in `idx`."""
-        return np.searchsorted(self.starts, positions, side="right") - 1
-
-    def points_of(self, runs: np.ndarray) -> np.ndarray:
-        """The flagged points of these runs, in order."""
-        if not len(runs):
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([self.run(r) for r in runs])
-
-    def refine(self, codes: np.ndarray, decided: set[int], exactly: Callable[..., None], limit: int,
-               light: bool = False) -> None:
-        """Compare more points of the runs whose compared points disagree (rounding that comes
-        and goes): point by point where the rest of the run fits in `limit`, otherwise by
-        bisection between compared neighbours that disagree, to find where the cause changes
-        (log2 of the run's length comparisons per change), within `limit`. With `light`, a run
-        of cancelling points (autograd finite, no tie) whose compared points all agree or round
-        is decided by `rounding_only`."""
-        done, runs = self._compared(decided)
-        if not len(done):
-            return
-        quiet = {AGREE, CODE["rounding"]}
-        for r in np.unique(runs):
-            mine = done[runs == r]
-            seen = set(codes[mine].tolist())
-            if len(seen) < 2:
-                continue
-            room = limit - len(decided)
-            if room <= 0:
-                return
-            points = self.run(r)
-            cheap = light and seen <= quiet and int(self.signature(points[:1])[0]) == 1
-            todo = points[~np.isin(points, mine)]
-            if len(todo) <= room:
-                exactly(todo.tolist(), cheap)
-                continue
-            gaps = [(int(a), int(b)) for a, b in zip(mine[:-1], mine[1:]) if codes[a] != codes[b] and b - a > 1]
-            while gaps and len(decided) < limit:
-                a, b = gaps.pop()
-                mid = (a + b) // 2
-                exactly([mid], cheap)
-                if mid not in decided:  # skipped (its loop ran too long): stop bisecting this gap
-                    continue
-                gaps += [(p, q) for p, q in ((a, mid), (mid, b)) if codes[p] != codes[q] and q - p > 1]
-
-    def infer(self, codes: np.ndarray, decided: Iterable[int]) -> int:
-        """Give each flagged point not compared exactly the cause of the nearest compared point
-        of its run (of its signature, for a run with none compared). `codes` is updated in
-        place; returns how many points were inferred. A run is a range of consecutive points,
-        so each stretch between two compared points is filled as two slices."""
-        if not len(self.idx):
-            return 0
-        done, done_runs = self._compared(decided)
-        skipped = np.array(sorted(self.skipped), dtype=np.int64)  # a loop ran too long: no cause
-        inferred = len(self.idx) - len(done) - len(skipped)
-        if not len(done):
-            codes[self.idx] = AGREE
-            codes[skipped] = SKIPPED
-            return inferred
-        has = np.zeros(len(self.starts), dtype=bool)
-        has[done_runs] = True
-        bounds = np.flatnonzero(np.diff(done_runs)) + 1
-        for mine in np.split(done, bounds):
-            r = int(self.run_of(np.searchsorted(self.idx, mine[:1]))[0])
-            first = int(self.idx[self.starts[r]])
-            last = first + int(self.lengths[r]) - 1
-            keep = codes[mine].copy()
-            codes[first:mine[0]] = keep[0]
-            for a, b, ca, cb in zip(mine[:-1], mine[1:], keep[:-1], keep[1:]):
-                mid = (int(a) + int(b)) // 2  # equally near both: the left one's cause
-                codes[a + 1:mid + 1] = ca
-                codes[mid + 1:b] = cb
-            codes[mine[-1] + 1:last + 1] = keep[-1]
-        # Runs without a compared point (max_exact was reached): the nearest of the same signature.
-        lone = self.points_of(np.flatnonzero(~has))
-        if len(lone):
-            lone_sig, done_sig = self.signature(lone), self.signature(done)
-            for sig in np.unique(lone_sig):
-                mine = lone[lone_sig == sig]
-                pool = done[done_sig == sig]
-                codes[mine] = codes[_nearest(pool if len(pool) else done, mine)]
-        codes[skipped] = SKIPPED
-        return inferred
-
-
-def _nearest(pool: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """For each of `points` (indices), the nearest index in the sorted array `pool`."""
-    right = np.clip(np.searchsorted(pool, points), 0, len(pool) - 1)
-    left = np.clip(right - 1, 0, len(pool) - 1)
-    take_left = np.abs(points - pool[left]) <= np.abs(pool[right] - points)
-    return np.where(take_left, pool[left], pool[right])
 
 
 def _worst(exact: dict[int, Comparison], auto: np.ndarray, executed: np.ndarray, k: int = 10) -> tuple[Comparison, ...]:
