@@ -21,11 +21,10 @@ import inspect
 import math
 import re
 import sys
-import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import numpy as np
 import sympy as sp
@@ -40,12 +39,12 @@ from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides import outputs
 from ..sides.autograd import torch_state
-from ..sides.ir import has_loop
 from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
 from . import custom_function  # also registers the reader of the user's torch.autograd.Function
 from . import modules as mods
 from . import source_random as draws
+from . import trace_cache as kept_translations
 from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
@@ -291,36 +290,98 @@ def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
     return t.requires_grad_(True)
 
 
-def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _Run:
-    """Run `call`; its value flattened and torch's gradient of its sum (`several`: of each
-    element on its own, the Jacobian's rows concatenated per input, as for a returned tuple)."""
+@dataclass(slots=True)
+class _Forward:
+    """A forward run of `_execute`: its output and the leaf tensors it ran on, or `done`, the run
+    already finished without a backward pass (the code raised, returned no tensor, a returned tuple)."""
+
+    out: Any
+    tensors: list[torch.Tensor]
+    done: _Run | None = None
+
+
+def _forward(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _Forward:
+    """Run `call` forward (a returned tuple, or `several`, differentiated at once, element by element)."""
     try:
         with torch.enable_grad():
             out = call(tensors)
     except Exception as err:  # the user's own code raised: no verdict, a sentence (or an input torch refuses)
         if (kept := without_refused(call, tensors, err)) is None:
-            return _Run(None, None, f"{type(err).__name__}: {err}")
+            return _Forward(None, tensors, _Run(None, None, f"{type(err).__name__}: {err}"))
         out, tensors = kept
     if isinstance(out, tuple) or several:
-        return _execute_several(out, tensors)
+        return _Forward(out, tensors, _execute_several(out, tensors))
     if not isinstance(out, torch.Tensor):
         try:
-            return _Run(np.asarray(float(out)).reshape(-1), None, "the function did not return a tensor")
+            return _Forward(out, tensors, _Run(np.asarray(float(out)).reshape(-1), None,
+                                               "the function did not return a tensor"))
         except (TypeError, ValueError):
-            return _Run(None, None, "the function did not return a tensor")
-    value = out.detach().to(torch.float64).cpu().numpy().reshape(-1)
+            return _Forward(out, tensors, _Run(None, None, "the function did not return a tensor"))
     if not out.requires_grad:
-        return _Run(value, None, "the output does not require grad")
+        return _Forward(out, tensors, _Run(float64_array(out).reshape(-1), None, "the output does not require grad"))
+    return _Forward(out, tensors)
+
+
+def _ones(out: torch.Tensor) -> torch.Tensor | None:
+    # A one-element output: torch makes the same ones itself, and its first grad_outputs
+    # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
+    return None if out.numel() == 1 else torch.ones_like(out)
+
+
+def _backward(f: _Forward) -> _Run:
+    """torch's gradient of a forward run's output (of its sum), with respect to each of its leaves."""
+    if f.done is not None:
+        return f.done
+    value = float64_array(f.out).reshape(-1)
     try:
-        # A one-element output: torch makes the same ones itself, and its first grad_outputs
-        # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
-        ones = None if out.numel() == 1 else torch.ones_like(out)
-        found = iter(torch.autograd.grad(out, [t for t in tensors if t.requires_grad], grad_outputs=ones, allow_unused=True))
-        grads = tuple(next(found) if t.requires_grad else None for t in tensors)
+        grads = torch.autograd.grad(f.out, [t for t in f.tensors if t.requires_grad], grad_outputs=_ones(f.out),
+                                    allow_unused=True)
     except RuntimeError as err:
         return _Run(value, None, str(err))
-    arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))
-    return _Run(value, arrays, None, scalar=out.ndim == 0, reached=tuple(g is not None for g in grads))
+    return _ran(f, value, iter(grads))
+
+
+def _ran(f: _Forward, value: np.ndarray, found: Any) -> _Run:
+    """The run of `f` with `found`, torch's gradients of the leaves that require grad, in order."""
+    grads = tuple(next(found) if t.requires_grad else None for t in f.tensors)
+    arrays = tuple(np.zeros(t.numel()) if g is None else _array(g) for g, t in zip(grads, f.tensors))
+    return _Run(value, arrays, None, scalar=f.out.ndim == 0, reached=tuple(g is not None for g in grads))
+
+
+def _array(g: torch.Tensor) -> np.ndarray:
+    """A gradient's values, flattened (torch's own array: a gradient from `autograd.grad` is a CPU
+    tensor that requires no grad, whose `.numpy()` shares its memory)."""
+    try:
+        return g.numpy().reshape(-1)
+    except (RuntimeError, TypeError):  # one that requires grad, or not on the CPU
+        return g.detach().cpu().numpy().reshape(-1)
+
+
+def _backward_both(a: _Forward, b: _Forward) -> tuple[_Run, _Run]:
+    """`(_backward(a), _backward(b))`, made by one call of torch's engine where both runs reached
+    a tensor that requires grad. The two graphs are disjoint (each run made its own leaves and
+    read no tensor of the other's), so each leaf's gradient is its own graph's, added in the same
+    order as in a call of its own (torch's engine runs a graph's nodes in the order of their
+    sequence numbers, whatever else it runs beside them): the same bits. Where the call raises,
+    each run is differentiated on its own, so that an error is said of the run that made it (the
+    graphs are kept for that)."""
+    if a.done is not None or b.done is not None:
+        return _backward(a), _backward(b)
+    wanted_a = [t for t in a.tensors if t.requires_grad]
+    wanted_b = [t for t in b.tensors if t.requires_grad]
+    try:
+        grads = torch.autograd.grad([a.out, b.out], [*wanted_a, *wanted_b], grad_outputs=[_ones(a.out), _ones(b.out)],
+                                    retain_graph=True, allow_unused=True)
+    except RuntimeError:
+        return _backward(a), _backward(b)
+    found = iter(grads)
+    return (_ran(a, float64_array(a.out).reshape(-1), found), _ran(b, float64_array(b.out).reshape(-1), found))
+
+
+def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _Run:
+    """Run `call`; its value flattened and torch's gradient of its sum (`several`: of each
+    element on its own, the Jacobian's rows concatenated per input, as for a returned tuple)."""
+    return _backward(_forward(call, tensors, several))
 
 
 def _execute_several(out: Any, tensors: list[torch.Tensor]) -> _Run:
@@ -414,11 +475,15 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
 
     arrays = {n: np.asarray(values[n], dtype=np.float64) for n in names}  # once, for both runs' tensors
     with torch_state(dtype, keep_default_dtype=True):  # the backward passes too: anomaly mode is off there
-        u = _execute(user, [_tensor(arrays[n], n in rank1, dtype) for n in names])
-        several = u.several
+        ran_user = _forward(user, [_tensor(arrays[n], n in rank1, dtype) for n in names])
+        several = ran_user.done is not None and ran_user.done.several
         t_tensors = [_tensor(arrays[n], n in rank1, dtype) for n in names]
-        with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
-            t = _execute(translated, t_tensors, several)
+        if torch.get_default_dtype() == DTYPES[dtype]:  # both backward passes in the same state: one engine call
+            u, t = _backward_both(ran_user, _forward(translated, t_tensors, several))
+        else:
+            u = _backward(ran_user)
+            with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
+                t = _execute(translated, t_tensors, several)
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
@@ -432,7 +497,7 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     ug, tg = _flat_floats(u.grads), _flat_floats(t.grads)
     if ok_value and ok_grad:
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
-                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype))
+                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype, arrays))
     if not ok_value:
         what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
                 f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
@@ -714,30 +779,33 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err, state)
         return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
 
-    def read_source_once() -> Any:
+    def read_source_once() -> kept_translations.Entry:
         try:
             with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
                 return _translated(source, shapes, sorted(rank1), data, objects)
         except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
-            return translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
+            return kept_translations.Entry(translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False))
 
     drawn = None
     try:
         try:
-            translation = read_source_once()
+            entry = read_source_once()
         except draws.DrawsNeeded:  # the function draws: its draws in your run, read as data
             drawn = draws.record(lambda: run_user(names, [_tensor(values[n], n in rank1, dtype) for n in names]),
                                  rng_state)
             with draws.reading(drawn):
-                translation = read_source_once()
+                entry = read_source_once()
             draws.all_read(drawn)
     except TraceError as err:
         if drawn is not None:
             raise  # path mode records no draws: the reading's sentence
         return path_mode(_first(err), err)
+    translation = entry.translation
     try:
-        with draws.named(drawn):
-            lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
+        if entry.lowered is None:  # lowered once per translation kept (`trace_cache`)
+            with draws.named(drawn):
+                entry.lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
+        lowered = entry.lowered
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
         return path_mode(_first(unlowered), unlowered)
@@ -752,7 +820,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             "factor), and report the function to symgrad's issues.")
         return path_mode(_first(gap), gap)
     data_values = leaf_values(translation.data)  # the data leaves, bound to this call's data
-    _loops_end(lowered, {**values, **data_values}, fn_name, max_iterations, translation.origins)
+    if entry.has_loop():
+        _loops_end(lowered, {**values, **data_values}, fn_name, max_iterations, translation.origins)
     fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype, data_values)
     ints = [n for n in data if is_python_int(data[n])]
     if not fidelity.ok and fidelity.value_user is None and ints:  # torch.exp(2) raises: the math needs a real
@@ -793,9 +862,8 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
     """Raise LoopLimitError where a loop of the translation would not end at the example point,
     before the check runs your function (whose own loop would then never stop: D2L's loop at
     a = 0 doubles 0 forever). The translation runs in float64 as your function does, under
-    max_iterations; only a loop that does not end there runs again exactly, to say why."""
-    if not has_loop(lowered.body):
-        return
+    max_iterations; only a loop that does not end there runs again exactly, to say why. Called
+    only for a program with a loop."""
     tensors = any(not isinstance(values[name], (int, float)) for name in lowered.inputs)
     if not tensors:  # scalar inputs run in float64 first (tensors run exactly, below)
         ends = ends_within(lowered, [float(values[name]) for name in lowered.inputs], limit)
@@ -838,96 +906,22 @@ def _exact_value(v: Any) -> Any:
     return ex.mat([[ex.from_float(float(x)) for x in r] for r in rows])
 
 
-# Translations read so far, by everything that can change them (`_translation_key`): a check run
-# hundreds of times in a test suite reads each function once. The fidelity check still runs at
-# every point, so a translation is never trusted where it does not reproduce the function.
-_TRANSLATIONS: dict[Any, Any] = {}
-_TRANSLATIONS_KEEP: Final = 256
-
-
 def clear_cache() -> None:
     """Forget the translations read so far (for a cold timing)."""
-    _TRANSLATIONS.clear()
+    kept_translations.clear()
 
 
 def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
-                data: Mapping[str, Any], objects: Any) -> Any:
-    """`translate(...)`, read once per code object and everything that can change the reading: the
-    input shapes, which are rank 1, the data's values, and the values of the globals and closure
-    cells the function reads (a module's reading is not kept: its attributes are state)."""
-    key = None if objects is not None or draws.active() else _translation_key(fn, shapes, rank1, data)
-    key = None if key is None else (key, RUN_DTYPE.get())  # `.to(x.dtype)` reads the run's dtype
-    if key is not None and key in _TRANSLATIONS:
-        return _TRANSLATIONS[key]
-    translation = translate(fn, shapes, rank1, data, objects)
-    if key is not None:
-        if len(_TRANSLATIONS) >= _TRANSLATIONS_KEEP:
-            _TRANSLATIONS.pop(next(iter(_TRANSLATIONS)))
-        _TRANSLATIONS[key] = translation
-    return translation
-
-
-def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
-                     data: Mapping[str, Any]) -> Any:
-    f = inspect.unwrap(fn)
-    if not isinstance(f, types.FunctionType):
-        return None
-    parts = _read_values(f, frozenset())
-    if parts is None:
-        return None
-    held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
-                 for name, a in sorted(data.items()))  # a Python int or flag is data too
-    # Code objects compare equal across files (CPython leaves co_filename out of ==): the file is
-    # part of the key, or an exec'd `def f` is served the reading of an equal one from a notebook.
-    return (f.__code__, f.__code__.co_filename, tuple(shapes), tuple(rank1), held, parts)
-
-
-# Libraries whose attributes a reading uses are fixed: a module of the user's (`d2l`, whose
-# `d2l.linreg` may be redefined) is read again each time.
-_LIBRARIES: Final = frozenset({"torch", "numpy", "math", "sympy", "symgrad", "builtins", "operator", "functools"})
-
-
-def _read_values(f: types.FunctionType, seen: frozenset[Any]) -> tuple[Any, ...] | None:
-    """What `f`'s reading depends on beyond its code: its defaults and the values of the globals
-    and closure cells it reads, a helper of the user's (`source_inline`) by its own (None: read
-    `f` again each time). `seen`: the code objects on the way here. A function met again (itself:
-    `def relu(x): return torch.relu(x)`, whose attribute name `relu` inspect counts as a global
-    read, or a recursive helper) is known by its code, which the key already holds."""
-    seen = seen | {f.__code__}
-    try:
-        cv = inspect.getclosurevars(f)
-    except (TypeError, ValueError):
-        return None
-    read = {**cv.globals, **cv.nonlocals}
-    defaults = {**dict(enumerate(f.__defaults__ or ())), **(f.__kwdefaults__ or {})}
-    parts: list[Any] = []
-    for name, v in [*sorted(read.items()), *((f"default {k}", d) for k, d in defaults.items())]:
-        if isinstance(v, (bool, int, float, complex, str)) or v is None:
-            parts.append((name, v))
-        elif isinstance(v, torch.Tensor):
-            parts.append((name, str(v.dtype), tuple(v.shape), v.requires_grad, _bytes_of(v)))
-        elif isinstance(v, np.ndarray):
-            parts.append((name, str(v.dtype), v.shape, v.tobytes()))
-        elif isinstance(v, types.FunctionType) and (v.__module__ or "").split(".")[0] not in _LIBRARIES:
-            u = inspect.unwrap(v)
-            if getattr(u, "__code__", None) in seen:
-                parts.append((name, u.__code__))
-                continue
-            inner = _read_values(u, seen) if len(seen) < 8 else None  # type: ignore[arg-type]
-            if inner is None:
-                return None
-            parts.append((name, v.__code__, inner))  # a helper: its code and what it reads
-        elif isinstance(v, types.ModuleType) and v.__name__.split(".")[0] not in _LIBRARIES:
-            return None  # a module of the user's: its attributes may change
-        elif isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)):
-            parts.append((name, id(v)))  # torch, a library function, a class: by identity
-        else:
-            return None  # an object whose attributes the reading may use: read again each time
-    return tuple(parts)
-
-
-def _bytes_of(t: torch.Tensor) -> bytes:
-    return t.detach().cpu().contiguous().numpy().tobytes() if not t.is_meta else b""
+                data: Mapping[str, Any], objects: Any) -> kept_translations.Entry:
+    """`translate(...)`, read once per code object and everything that can change the reading
+    (`trace_cache.key`; a module's reading is not kept: its attributes are state), with what was
+    lowered from it since (`trace_cache.Entry`)."""
+    key = None if objects is not None or draws.active() else \
+        kept_translations.key(fn, shapes, rank1, data, RUN_DTYPE.get())  # `.to(x.dtype)` reads the run's dtype
+    entry = kept_translations.get(key)
+    if entry is not None:
+        return entry
+    return kept_translations.put(key, translate(fn, shapes, rank1, data, objects))
 
 
 def _loop_spellings(origins: Mapping[Any, SourceSpan]) -> dict[str, str]:
