@@ -48,8 +48,8 @@ from . import trace_cache as kept_translations
 from . import source_tuples as tuples_out
 from .front import signature
 from .recorder import record
-from .torch_activations import RUN_DTYPE, run_dtype
-from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of, without_refused
+from .torch_activations import run_dtype
+from .trace_run import Floats, bind, default_dtype, float64_array, positional_names, prerun_of, without_refused
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
@@ -430,10 +430,15 @@ def _flat_floats(arrays: Sequence[np.ndarray] | None) -> Floats | None:
 
 
 def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
-    """The user's function called with `tensors` in place of the traced parameters `names`."""
+    """The user's function called with `tensors` in place of the traced parameters `names`
+    (every argument given as `bound` binds it; each one positionally where the function's
+    parameters are all positional and every one is given, as `BoundArguments.args` would)."""
     args = bound.arguments.copy()
     for n, t in zip(names, tensors):
         args[n] = t
+    order = positional_names(bound.signature)
+    if order is not None and len(order) == len(args):
+        return fn(*[args[n] for n in order])
     b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
     return fn(*b.args, **b.kwargs)
 
@@ -698,7 +703,7 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     function reads and did not create (arguments, globals, closure cells) hold their values again
     after every run (`user_tensors`: a running buffer updated in place does not drift)."""
     subject = mods.subject(fn, args, kwargs)
-    with draws.kept() as state, unchanged(fn, args, kwargs):
+    with draws.kept() as state, unchanged(fn, args, kwargs, inputs_replaced=subject is None):
         state = state if rng_state is None else rng_state
         if subject is None:
             return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state)
@@ -781,8 +786,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
 
     def read_source_once() -> kept_translations.Entry:
         try:
-            with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
-                return _translated(source, shapes, sorted(rank1), data, objects)
+            return _translated(source, shapes, sorted(rank1), data, objects, dtype)
         except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
             return kept_translations.Entry(translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False))
 
@@ -844,9 +848,25 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    translation.inputs, translation.branches, tuple(notes), dtype=dtype,
                    wrt=_not_data(subject.wrt if subject is not None else None, translation.inputs, data_values),
                    parameters=() if subject is None else tuple(subject.params.inputs),
-                   arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()},
+                   arguments=_given(arguments, values),
                    returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
                    draws=drawn, rank1_output=translation.rank1_output)
+
+
+def _given(arguments: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The example values as given, kept (`Reading.arguments`): a tensor as a copy of its own, so
+    that a change the user makes to it later is not read; a float64 CPU tensor that is an input
+    as a tensor on the reading's own float64 copy of its values (`values`), in its shape, which
+    nothing writes to."""
+    out: dict[str, Any] = {}
+    for k, v in arguments.items():
+        if not isinstance(v, torch.Tensor):
+            out[k] = v
+        elif k in values and v.dtype == torch.float64 and v.device.type == "cpu" and isinstance(values[k], np.ndarray):
+            out[k] = torch.from_numpy(values[k].reshape(tuple(v.shape)))
+        else:
+            out[k] = v.detach().clone()
+    return out
 
 
 def _not_data(wrt: tuple[str, ...] | None, inputs: Sequence[sp.Basic], data: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -912,16 +932,17 @@ def clear_cache() -> None:
 
 
 def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
-                data: Mapping[str, Any], objects: Any) -> kept_translations.Entry:
+                data: Mapping[str, Any], objects: Any, dtype: str) -> kept_translations.Entry:
     """`translate(...)`, read once per code object and everything that can change the reading
     (`trace_cache.key`; a module's reading is not kept: its attributes are state), with what was
     lowered from it since (`trace_cache.Entry`)."""
     key = None if objects is not None or draws.active() else \
-        kept_translations.key(fn, shapes, rank1, data, RUN_DTYPE.get())  # `.to(x.dtype)` reads the run's dtype
+        kept_translations.key(fn, shapes, rank1, data, dtype)  # `.to(x.dtype)` reads the run's dtype
     entry = kept_translations.get(key)
     if entry is not None:
         return entry
-    return kept_translations.put(key, translate(fn, shapes, rank1, data, objects))
+    with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
+        return kept_translations.put(key, translate(fn, shapes, rank1, data, objects))
 
 
 def _loop_spellings(origins: Mapping[Any, SourceSpan]) -> dict[str, str]:

@@ -14,7 +14,7 @@ import contextlib
 import functools
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -23,14 +23,19 @@ from ..sides.autograd import Prerun
 from ..sides.lowering import DTYPES
 
 
-@contextlib.contextmanager
-def default_dtype(dtype: str) -> Iterator[None]:
+_NOTHING: Final = contextlib.nullcontext()
+
+
+def default_dtype(dtype: str) -> contextlib.AbstractContextManager[None]:
     """torch's default dtype made `dtype`'s for the block (inside `torch_state`, which holds the
     lock on process-wide settings), and put back after; nothing done where it already is."""
-    previous, wanted = torch.get_default_dtype(), DTYPES[dtype]
-    if previous == wanted:
-        yield
-        return
+    wanted = DTYPES[dtype]
+    return _NOTHING if torch.get_default_dtype() == wanted else _default_dtype(wanted)
+
+
+@contextlib.contextmanager
+def _default_dtype(wanted: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
     torch.set_default_dtype(wanted)
     try:
         yield
@@ -102,7 +107,7 @@ _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_O
 
 
 @functools.lru_cache(maxsize=256)
-def _positional_names(sig: inspect.Signature) -> tuple[str, ...] | None:
+def positional_names(sig: inspect.Signature) -> tuple[str, ...] | None:
     """The parameters' names where every one is positional (no *args, **kwargs or keyword-only
     parameter), in order; None otherwise. A Signature is hashed by its parameters."""
     params = tuple(sig.parameters.values())
@@ -113,7 +118,7 @@ def bind(sig: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any])
     """`sig.bind(*args, **kwargs)`: where one value is given positionally for each of the
     function's positional parameters (a check's usual call), the same BoundArguments made
     directly, without inspect's general matching (a fifth of a small trace's own time)."""
-    names = None if kwargs else _positional_names(sig)
+    names = None if kwargs else positional_names(sig)
     if names is not None and len(names) == len(args):
         return inspect.BoundArguments(sig, dict(zip(names, args)))  # type: ignore[arg-type]
     return sig.bind(*args, **kwargs)

@@ -47,12 +47,22 @@ def _tensors_in(value: Any) -> Iterable[torch.Tensor]:
         yield from (v for v in value.values() if isinstance(v, torch.Tensor))
 
 
-def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[torch.Tensor]:
+def replaced(value: Any) -> bool:
+    """An argument that no run of symgrad's passes to the user's code: a floating tensor of rank 0,
+    1 or 2 is an input of the reading (`trace._example`), and every run (the fidelity check's, a
+    recorded run, a run that records draws) gets a leaf tensor of symgrad's own in its place
+    (`trace._call_with`). The user's own tensor is only read."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point() and value.ndim <= 2 and not value.is_meta
+
+
+def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *, inputs_replaced: bool = False) -> list[torch.Tensor]:
     """The tensors fn can update in place without creating them: its arguments, the globals its
-    code names and its closure cells (each tensor once)."""
+    code names and its closure cells (each tensor once). `inputs_replaced`: a plain function's
+    runs, where an argument that is an input never reaches the user's code (`replaced`)."""
     found: dict[int, torch.Tensor] = {}
     for v in (*args, *kwargs.values()):
-        found.update((id(t), t) for t in _tensors_in(v))
+        if not (inputs_replaced and replaced(v)):
+            found.update((id(t), t) for t in _tensors_in(v))
     fn = getattr(fn, "__func__", fn)  # a bound method reads its function's globals
     code = getattr(fn, "__code__", None)
     if isinstance(code, types.CodeType):
@@ -69,11 +79,14 @@ def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[tor
 
 
 @contextlib.contextmanager
-def unchanged(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Iterator[None]:
+def unchanged(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *, inputs_replaced: bool = False) -> Iterator[None]:
     """The tensors `reached(fn, args, kwargs)` hold after the block the values they held before it
     (copied back in place where a run changed them: the same tensor objects, no new ones)."""
-    saved = [(t, t.detach().clone()) for t in reached(fn, args, kwargs)
+    saved = [(t, t.detach().clone()) for t in reached(fn, args, kwargs, inputs_replaced=inputs_replaced)
              if t.layout == torch.strided and not t.is_meta and t.numel() <= MAX_KEPT_ELEMENTS]
+    if not saved:
+        yield
+        return
     try:
         yield
     finally:

@@ -1,0 +1,108 @@
+"""The user's own tensors given as inputs: never passed to the user's code by symgrad's runs (each
+run gets leaves of symgrad's own), so `user_tensors` copies none of them; kept as given in
+`Reading.arguments` (a later change by the user is not read); and the user's function called with
+symgrad's leaves in every way Python binds it. Oracles: torch's own gradient of the function run
+by hand, bit for bit, and the user's tensors compared bit for bit before and after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import symgrad as sg
+from symgrad.frontends.user_tensors import reached, replaced
+
+D = torch.float64
+BUFFER = torch.tensor([0.5, -2.0], dtype=D)
+
+
+RUNS: list[int] = []
+
+
+def scales_its_input_data(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    RUNS.append(1)
+    x.data.mul_(2.0)  # changes the tensor it is given, outside autograd
+    return torch.sin(x) * w
+
+
+def reads_buffer(x: torch.Tensor) -> torch.Tensor:
+    return (x * BUFFER).sum()
+
+
+def by_hand(fn: Any, *values: torch.Tensor, **named: torch.Tensor) -> list[float]:
+    leaves = [v.detach().clone().requires_grad_(True) for v in values]
+    keyed = {k: v.detach().clone().requires_grad_(True) for k, v in named.items()}
+    grads = torch.autograd.grad(fn(*leaves, **keyed), [*leaves, *keyed.values()])
+    return [float(e) for g in grads for e in g.reshape(-1)]
+
+
+def test_an_input_is_never_the_users_tensor_and_is_not_copied_to_be_kept() -> None:
+    """symgrad refuses the function after running it (path mode records a run, which changes its
+    leaf through `.data`): the user's tensors are the ones given, bit for bit, though none of
+    them was copied to be put back."""
+    x, w = torch.tensor(0.25, dtype=D), torch.tensor(-1.0, dtype=D)
+    before = x.clone(), w.clone()
+    RUNS.clear()
+    with pytest.raises(sg.TraceError):  # not read (the list, the `.data` change), and not reproduced by a recorded run
+        sg.compare(scales_its_input_data, at={"x": x, "w": w})
+    assert RUNS  # the user's code ran (path mode's recorded run)
+    assert torch.equal(x, before[0]) and torch.equal(w, before[1])  # the user's tensors, as they were
+    assert replaced(x) and replaced(torch.zeros(2, 3)) and not replaced(torch.zeros(2, 3, 4))
+    assert not replaced(torch.tensor([1, 2])) and not replaced(torch.zeros(2, device="meta"))
+    v = torch.tensor([0.5, 1.5], dtype=D)
+    assert {id(t) for t in reached(reads_buffer, (v,), {}, inputs_replaced=True)} == {id(BUFFER)}
+    assert {id(t) for t in reached(reads_buffer, (v,), {})} == {id(v), id(BUFFER)}
+    c = sg.compare(reads_buffer, at={"x": v})
+    assert [e.grad_autograd for e in c.entries] == by_hand(reads_buffer, v) == [0.5, -2.0]
+
+
+def test_the_arguments_kept_are_the_values_given_not_a_later_change() -> None:
+    W = torch.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=D)
+    v = torch.tensor([1.0, 3.0], dtype=D)
+    s = torch.tensor(0.75, dtype=D)
+    t = sg.trace(lambda_free, W, v, s)
+    W.add_(1.0)
+    v.mul_(-1.0)
+    s.add_(1.0)
+    kept = t.arguments
+    assert kept["W"].dtype == kept["v"].dtype == kept["s"].dtype == D
+    assert kept["W"].tolist() == [[0.5, -1.0], [2.0, 0.25]] and kept["v"].tolist() == [1.0, 3.0]
+    assert kept["v"].shape == (2,) and kept["s"].item() == 0.75
+    # another dtype reads them again: the values given, rounded to float32, torch's own gradient there
+    single = t.compare(dtype="float32")
+    W0, v0, s0 = (torch.tensor(a, dtype=torch.float32) for a in ([[0.5, -1.0], [2.0, 0.25]], [1.0, 3.0], 0.75))
+    assert sorted(e.grad_autograd for e in single.entries) == sorted(by_hand(lambda_free, W0, v0, s0))
+
+
+def lambda_free(W: torch.Tensor, v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    return (torch.tanh(W * v) * s).sum()
+
+
+def keyword_and_default(x, y, *, k=2.0, scale=1.0):  # noqa: ANN001, ANN201
+    return torch.exp(x * k) * y * scale
+
+
+def positional_only(x, y, /):  # noqa: ANN001, ANN201
+    return torch.sin(x) * y
+
+
+@pytest.mark.parametrize("how", ["positional", "named", "keyword-only", "default left out", "positional-only"])
+def test_the_function_is_called_with_the_leaves_as_python_binds_it(how: str) -> None:
+    """A Python float given by keyword is an input too (its gradient last): every input's gradient
+    is torch's own of the function called as Python binds the call."""
+    x, y = torch.tensor(0.3, dtype=D), torch.tensor(-1.5, dtype=D)
+    keyword: dict[str, float] = {"keyword-only": {"k": 3.0}, "default left out": {"scale": 0.5}}.get(how, {})
+    fn = positional_only if how == "positional-only" else keyword_and_default
+    if how == "named":
+        t = sg.trace(fn, y=y, x=x)
+    else:
+        t = sg.trace(fn, x, y, **keyword)
+    assert t.mode == "source" and t.fidelity.ok
+
+    def called(a: torch.Tensor, b: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        return fn(a, b, **dict(zip(keyword, rest)))
+    want = by_hand(called, x, y, *(torch.tensor(v, dtype=D) for v in keyword.values()))
+    assert len(want) == 2 + len(keyword)
+    assert list(t.fidelity.grad_user) == want == list(t.fidelity.grad_translated)
