@@ -22,7 +22,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -116,6 +116,8 @@ def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | 
     if isinstance(value, bool) or isinstance(value, (str, bytes)) or value is None:
         raise TraceError(f"The example value for `{name}` is {value!r}, not a number or a tensor.\n"
                          "Fix: pass a number, a list, a numpy array or a tensor for each input.")
+    if isinstance(value, (float, int)) and math.isfinite(value):  # a number (not a bool: above): as it is
+        return float(value), None, None
     if isinstance(value, torch.Tensor):
         if value.is_meta:
             raise PointError(f"The example value for `{name}` is a tensor on the meta device, which has a shape but "
@@ -478,11 +480,10 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
             out, elements = outputs.call(replace(lowered, separate_outputs=True), *ordered)
             return out if elements is None else tuple(elements)
 
-    arrays = {n: np.asarray(values[n], dtype=np.float64) for n in names}  # once, for both runs' tensors
     with torch_state(dtype, keep_default_dtype=True):  # the backward passes too: anomaly mode is off there
-        ran_user = _forward(user, [_tensor(arrays[n], n in rank1, dtype) for n in names])
+        ran_user = _forward(user, [_tensor(values[n], n in rank1, dtype) for n in names])
         several = ran_user.done is not None and ran_user.done.several
-        t_tensors = [_tensor(arrays[n], n in rank1, dtype) for n in names]
+        t_tensors = [_tensor(values[n], n in rank1, dtype) for n in names]
         if torch.get_default_dtype() == DTYPES[dtype]:  # both backward passes in the same state: one engine call
             u, t = _backward_both(ran_user, _forward(translated, t_tensors, several))
         else:
@@ -502,7 +503,7 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     ug, tg = _flat_floats(u.grads), _flat_floats(t.grads)
     if ok_value and ok_grad:
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
-                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype, arrays))
+                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype, values))
     if not ok_value:
         what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
                 f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
@@ -694,27 +695,28 @@ def generated_lines(lowered: Any, origins: Mapping[Any, SourceSpan]) -> dict[int
 
 def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                   max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None,
-                  rng_state: torch.Tensor | None = None) -> Reading:
+                  rng_state: torch.Tensor | None = None, kind: type[Reading] = Reading) -> Reading:
     """Read a torch function, a `torch.nn.Module` or a function that takes modules back into a
     `Program`, at example values (`symgrad.trace`); see `_read`. A module's parameters are its
     inputs (`modules.py`), and the modules are left exactly as they were. Every run of the user's
     code starts from the CPU random state at this call (`rng_state`: one given, a reading's
     again), and the global random state is left as it was (`source_random`). The tensors the
     function reads and did not create (arguments, globals, closure cells) hold their values again
-    after every run (`user_tensors`: a running buffer updated in place does not drift)."""
+    after every run (`user_tensors`: a running buffer updated in place does not drift). `kind`:
+    the class of the reading returned (`Reading`, or one that adds methods to it, `Traced`)."""
     subject = mods.subject(fn, args, kwargs)
     with draws.kept() as state, unchanged(fn, args, kwargs, inputs_replaced=subject is None):
         state = state if rng_state is None else rng_state
         if subject is None:
-            return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state)
+            return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state, kind=kind)
         with mods.kept(subject.modules):
             return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, subject=subject,
-                         rng_state=state)
+                         rng_state=state, kind=kind)
 
 
 def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
           max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None, subject: Any = None,
-          rng_state: Any = None) -> Reading:
+          rng_state: Any = None, kind: type[Reading] = Reading) -> Reading:
     """Read a torch function back into a `Program`, at example values (`symgrad.trace`).
 
     **Arguments:**
@@ -782,7 +784,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             raise PointError(said)
     def path_mode(reason: str, err: TraceError) -> Reading:
         read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err, state)
-        return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
+        read = replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
+        return read if kind is Reading else kind(**{f.name: getattr(read, f.name) for f in fields(read)})
 
     def read_source_once() -> kept_translations.Entry:
         try:
@@ -844,7 +847,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         )
         err.fidelity = fidelity  # type: ignore[attr-defined]
         return path_mode(f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
-    return Reading(fn, translation.function, "source", fidelity, translation.origins, {**values, **data_values},
+    return kind(fn, translation.function, "source", fidelity, translation.origins, {**values, **data_values},
                    translation.inputs, translation.branches, tuple(notes), dtype=dtype,
                    wrt=_not_data(subject.wrt if subject is not None else None, translation.inputs, data_values),
                    parameters=() if subject is None else tuple(subject.params.inputs),

@@ -44,12 +44,13 @@ def _default_dtype(wanted: torch.dtype) -> Iterator[None]:
 
 
 def prerun_of(lowered: Any, names: Sequence[str], rank1: set[str], tensors: Sequence[torch.Tensor], run: Any,
-              dtype: str, arrays: Mapping[str, np.ndarray] | None = None) -> Prerun | None:
+              dtype: str, values: Mapping[str, Any] | None = None) -> Prerun | None:
     """The translation's run (`run`: trace's record of it, with the leaf `tensors` it ran on, in
     the order of `names`) as the autograd side would make it: a scalar output, its gradient with
     respect to every input, in the order of `lowered.symbols`; None for any other run (a returned
-    tuple, a matrix output, no gradient). `arrays`: the float64 values the leaves were made from,
-    by name, read instead of the tensors in a float64 run (the same values; no rounding)."""
+    tuple, a matrix output, no gradient). `values`: the float64 values the leaves were made from
+    (floats or float64 arrays), by name, read instead of the tensors in a float64 run (the same
+    values; no rounding)."""
     if run.several or not run.scalar or run.grads is None or run.value is None or len(run.reached) != len(names):
         return None
     index = {n: k for k, n in enumerate(names)}
@@ -58,7 +59,8 @@ def prerun_of(lowered: Any, names: Sequence[str], rank1: set[str], tensors: Sequ
     ran, grads = [], []
     for s in lowered.symbols:
         k = index[s.name]
-        array = arrays[s.name] if arrays is not None and dtype == "float64" else tensors[k].detach().numpy()
+        array = np.asarray(values[s.name], dtype=np.float64) if values is not None and dtype == "float64" else \
+            tensors[k].detach().numpy()
         ran.append(array.reshape(-1, 1) if s.name in rank1 else array)
         grads.append(run.grads[k] if run.reached[k] else None)
     return Prerun(lowered, dtype, tuple(ran), float(run.value[0]), tuple(grads))

@@ -16,6 +16,7 @@ more than MAX_KEPT_ELEMENTS elements, a data set, is not copied.)
 from __future__ import annotations
 
 import contextlib
+import functools
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -29,13 +30,15 @@ import torch
 MAX_KEPT_ELEMENTS: Final = 1 << 20
 
 
-def _code_names(code: types.CodeType) -> set[str]:
-    """The global names a code object and the code objects it defines read."""
+@functools.lru_cache(maxsize=256)
+def _code_names(code: types.CodeType) -> frozenset[str]:
+    """The global names a code object and the code objects it defines read (the same for an equal
+    code object: they are its constants)."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _code_names(const)
-    return names
+    return frozenset(names)
 
 
 def _tensors_in(value: Any) -> Iterable[torch.Tensor]:

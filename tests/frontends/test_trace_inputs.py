@@ -6,6 +6,8 @@ by hand, bit for bit, and the user's tensors compared bit for bit before and aft
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ import torch
 
 import symgrad as sg
 from symgrad.frontends.user_tensors import reached, replaced
+from tests.user_code import load_module
 
 D = torch.float64
 BUFFER = torch.tensor([0.5, -2.0], dtype=D)
@@ -106,3 +109,38 @@ def test_the_function_is_called_with_the_leaves_as_python_binds_it(how: str) -> 
     want = by_hand(called, x, y, *(torch.tensor(v, dtype=D) for v in keyword.values()))
     assert len(want) == 2 + len(keyword)
     assert list(t.fidelity.grad_user) == want == list(t.fidelity.grad_translated)
+
+
+def test_the_names_a_code_object_reads_are_each_functions_own_globals(tmp_path: Path) -> None:
+    """Equal code in two modules (the names it reads are remembered per code object): each
+    function's own global tensor is reached, and kept as it was by a run that changes it."""
+    source = "import torch\n\nBUF = torch.tensor([1.0, 2.0], dtype=torch.float64)\n\n" \
+             "def f(x):\n    BUF.add_(1.0)\n    return (x * 2.0).sum()\n"
+    a, b = load_module(source, tmp_path, "twin_a"), load_module(source, tmp_path, "twin_b")
+    assert a.f.__code__ == b.f.__code__ and a.BUF is not b.BUF
+    assert [id(t) for t in reached(a.f, (), {})] == [id(a.BUF)]
+    assert [id(t) for t in reached(b.f, (), {})] == [id(b.BUF)]
+    with pytest.raises(sg.TraceError):  # the in-place change of a global is not read; the run still happened
+        sg.trace(b.f, torch.tensor([0.5, 1.0], dtype=D))
+    assert a.BUF.tolist() == [1.0, 2.0] and b.BUF.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -float("inf")])
+def test_a_number_that_is_not_finite_is_a_sentence(bad: float) -> None:
+    with pytest.raises(sg.PointError, match="not a finite number"):
+        sg.trace(lambda_free, torch.ones(2, 2, dtype=D), torch.ones(2, dtype=D), bad)
+
+
+def test_a_reading_is_a_traced_in_source_and_path_mode() -> None:
+    t = sg.trace(keyword_and_default, 0.5, 2.0)
+    assert type(t) is sg.Traced and t.mode == "source"
+    p = sg.trace(exec_defined(), 0.5)
+    assert type(p) is sg.Traced and p.mode == "path"
+    (e,) = p.compare().entries
+    assert e.grad_autograd == by_hand(exec_defined(), torch.tensor(0.5, dtype=D))[0] == math.cos(0.5) * 3.0
+
+
+def exec_defined() -> Any:
+    ns: dict[str, Any] = {"torch": torch}
+    exec("def g(x):\n    return torch.sin(x) * 3.0\n", ns)  # no source: path mode
+    return ns["g"]
