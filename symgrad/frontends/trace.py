@@ -324,39 +324,39 @@ def _forward(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _
     return _Forward(out, tensors)
 
 
-def _ones(out: torch.Tensor) -> torch.Tensor | None:
-    # A one-element output: torch makes the same ones itself, and its first grad_outputs
-    # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
-    return None if out.numel() == 1 else torch.ones_like(out)
-
-
 def _backward(f: _Forward) -> _Run:
     """torch's gradient of a forward run's output (of its sum), with respect to each of its leaves."""
     if f.done is not None:
         return f.done
-    value = float64_array(f.out).reshape(-1)
+    out = f.out
+    value = float64_array(out).reshape(-1)
     try:
-        grads = torch.autograd.grad(f.out, [t for t in f.tensors if t.requires_grad], grad_outputs=_ones(f.out),
-                                    allow_unused=True)
+        # A one-element output: torch makes the same ones itself, and its first grad_outputs
+        # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
+        grads = torch.autograd.grad(out, [t for t in f.tensors if t.requires_grad],
+                                    grad_outputs=None if out.numel() == 1 else torch.ones_like(out), allow_unused=True)
     except RuntimeError as err:
         return _Run(value, None, str(err))
     return _ran(f, value, iter(grads))
 
 
 def _ran(f: _Forward, value: np.ndarray, found: Any) -> _Run:
-    """The run of `f` with `found`, torch's gradients of the leaves that require grad, in order."""
-    grads = tuple(next(found) if t.requires_grad else None for t in f.tensors)
-    arrays = tuple(np.zeros(t.numel()) if g is None else _array(g) for g, t in zip(grads, f.tensors))
-    return _Run(value, arrays, None, scalar=f.out.ndim == 0, reached=tuple(g is not None for g in grads))
-
-
-def _array(g: torch.Tensor) -> np.ndarray:
-    """A gradient's values, flattened (torch's own array: a gradient from `autograd.grad` is a CPU
-    tensor that requires no grad, whose `.numpy()` shares its memory)."""
-    try:
-        return g.numpy().reshape(-1)
-    except (RuntimeError, TypeError):  # one that requires grad, or not on the CPU
-        return g.detach().cpu().numpy().reshape(-1)
+    """The run of `f` with `found`, torch's gradients of the leaves that require grad, in order
+    (each read as torch's own array: a gradient from `autograd.grad` is a CPU tensor that requires
+    no grad, whose `.numpy()` shares its memory)."""
+    arrays: list[np.ndarray] = []
+    reached: list[bool] = []
+    for t in f.tensors:
+        g = next(found) if t.requires_grad else None
+        reached.append(g is not None)
+        if g is None:
+            arrays.append(np.zeros(t.numel()))
+            continue
+        try:
+            arrays.append(g.numpy().reshape(-1))
+        except (RuntimeError, TypeError):  # one that requires grad, or not on the CPU
+            arrays.append(g.detach().cpu().numpy().reshape(-1))
+    return _Run(value, tuple(arrays), None, scalar=f.out.ndim == 0, reached=tuple(reached))
 
 
 def _backward_both(a: _Forward, b: _Forward) -> tuple[_Run, _Run]:
@@ -372,8 +372,9 @@ def _backward_both(a: _Forward, b: _Forward) -> tuple[_Run, _Run]:
     wanted_a = [t for t in a.tensors if t.requires_grad]
     wanted_b = [t for t in b.tensors if t.requires_grad]
     try:
-        grads = torch.autograd.grad([a.out, b.out], [*wanted_a, *wanted_b], grad_outputs=[_ones(a.out), _ones(b.out)],
-                                    retain_graph=True, allow_unused=True)
+        ones = [None if o.numel() == 1 else torch.ones_like(o) for o in (a.out, b.out)]
+        grads = torch.autograd.grad([a.out, b.out], [*wanted_a, *wanted_b], grad_outputs=ones, retain_graph=True,
+                                    allow_unused=True)
     except RuntimeError:
         return _backward(a), _backward(b)
     found = iter(grads)
@@ -489,7 +490,7 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
         else:
             u = _backward(ran_user)
             with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
-                t = _execute(translated, t_tensors, several)
+                t = _backward(_forward(translated, t_tensors, several))
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
@@ -809,10 +810,10 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         return path_mode(_first(err), err)
     translation = entry.translation
     try:
-        if entry.lowered is None:  # lowered once per translation kept (`trace_cache`)
-            with draws.named(drawn):
-                entry.lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
         lowered = entry.lowered
+        if lowered is None:  # lowered once per translation kept (`trace_cache`)
+            with draws.named(drawn):
+                lowered = entry.lowered_as(lower(translation.function, branches=translation.branches, dtype=dtype))  # type: ignore[arg-type]
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
         return path_mode(_first(unlowered), unlowered)
@@ -827,7 +828,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             "factor), and report the function to symgrad's issues.")
         return path_mode(_first(gap), gap)
     data_values = leaf_values(translation.data)  # the data leaves, bound to this call's data
-    if entry.has_loop():
+    if entry.loops:
         _loops_end(lowered, {**values, **data_values}, fn_name, max_iterations, translation.origins)
     fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype, data_values)
     ints = [n for n in data if is_python_int(data[n])]
@@ -937,11 +938,10 @@ def clear_cache() -> None:
 def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
                 data: Mapping[str, Any], objects: Any, dtype: str) -> kept_translations.Entry:
     """`translate(...)`, read once per code object and everything that can change the reading
-    (`trace_cache.key`; a module's reading is not kept: its attributes are state), with what was
+    (`trace_cache.find`; a module's reading is not kept: its attributes are state), with what was
     lowered from it since (`trace_cache.Entry`)."""
-    key = None if objects is not None or draws.active() else \
-        kept_translations.key(fn, shapes, rank1, data, dtype)  # `.to(x.dtype)` reads the run's dtype
-    entry = kept_translations.get(key)
+    key, entry = (None, None) if objects is not None or draws.active() else \
+        kept_translations.find(fn, shapes, rank1, data, dtype)  # `.to(x.dtype)` reads the run's dtype
     if entry is not None:
         return entry
     with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype

@@ -31,16 +31,16 @@ from ..sides.ir import has_loop
 @dataclass(slots=True)
 class Entry:
     """A translation kept, with its lowered program (None until lowered) and whether the lowered
-    program has a loop (None until asked)."""
+    program has a loop."""
 
     translation: Any
     lowered: Any = None
-    loops: bool | None = None
+    loops: bool = False
 
-    def has_loop(self) -> bool:
-        if self.loops is None:
-            self.loops = has_loop(self.lowered.body)
-        return self.loops
+    def lowered_as(self, lowered: Any) -> Any:
+        """Keep `lowered`, the program this translation lowers to; returns it."""
+        self.lowered, self.loops = lowered, has_loop(lowered.body)
+        return lowered
 
 
 _ENTRIES: dict[Any, Entry] = {}
@@ -50,10 +50,6 @@ KEEP: Final = 256
 def clear() -> None:
     """Forget the translations read so far (for a cold timing)."""
     _ENTRIES.clear()
-
-
-def get(key: Any) -> Entry | None:
-    return None if key is None else _ENTRIES.get(key)
 
 
 def put(key: Any, translation: Any) -> Entry:
@@ -67,20 +63,23 @@ def put(key: Any, translation: Any) -> Entry:
     return entry
 
 
-def key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
-        data: Mapping[str, Any], dtype: Any) -> Any:
-    """Everything a reading of `fn` depends on, or None where it cannot be said (read it again)."""
+def find(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
+         data: Mapping[str, Any], dtype: Any) -> tuple[Any, Entry | None]:
+    """The key of everything a reading of `fn` depends on (None where it cannot be said: read it
+    again), and the entry kept under it (None: none)."""
     f = inspect.unwrap(fn)
     if not isinstance(f, types.FunctionType):
-        return None
+        return None, None
     parts = _read_values(f, frozenset())
     if parts is None:
-        return None
-    held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
-                 for name, a in sorted(data.items()))  # a Python int or flag is data too
+        return None, None
+    held = []
+    for name, a in sorted(data.items()):  # a Python int or flag is data too
+        held.append((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes()))
     # Code objects compare equal across files (CPython leaves co_filename out of ==): the file is
     # part of the key, or an exec'd `def f` is served the reading of an equal one from a notebook.
-    return (f.__code__, f.__code__.co_filename, tuple(shapes), tuple(rank1), held, parts, dtype)
+    key = (f.__code__, f.__code__.co_filename, tuple(shapes), tuple(rank1), tuple(held), parts, dtype)
+    return key, _ENTRIES.get(key)
 
 
 # Libraries whose attributes a reading uses are fixed: a module of the user's (`d2l`, whose
@@ -97,23 +96,6 @@ def _names(code: types.CodeType) -> tuple[tuple[str, bool], ...]:
     return tuple((name, name in cells) for name in sorted(names))
 
 
-def _read(f: types.FunctionType) -> list[tuple[str, Any]] | None:
-    """`{**globals, **nonlocals}` of `inspect.getclosurevars(f)`, sorted by name (None: an empty
-    cell, which getclosurevars refuses too)."""
-    space = f.__globals__
-    cells = dict(zip(f.__code__.co_freevars, f.__closure__ or ()))
-    out: list[tuple[str, Any]] = []
-    for name, is_cell in _names(f.__code__):
-        if is_cell and name in cells:
-            try:
-                out.append((name, cells[name].cell_contents))
-            except ValueError:  # an empty cell
-                return None
-        elif name in space:
-            out.append((name, space[name]))
-    return out
-
-
 def _read_values(f: types.FunctionType, seen: frozenset[Any]) -> tuple[Any, ...] | None:
     """What `f`'s reading depends on beyond its code: its defaults and the values of the globals
     and closure cells it reads, a helper of the user's (`source_inline`) by its own (None: read
@@ -123,12 +105,23 @@ def _read_values(f: types.FunctionType, seen: frozenset[Any]) -> tuple[Any, ...]
     if not isinstance(f, types.FunctionType):
         return None
     seen = seen | {f.__code__}
-    read = _read(f)
-    if read is None:
-        return None
-    defaults = [*enumerate(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).items()]
+    # `{**globals, **nonlocals}` of `inspect.getclosurevars(f)`, sorted by name (an empty cell, which
+    # getclosurevars refuses too: None), then the defaults
+    space = f.__globals__
+    cells = dict(zip(f.__code__.co_freevars, f.__closure__ or ()))
+    read: list[tuple[str, Any]] = []
+    for name, is_cell in _names(f.__code__):
+        if is_cell and name in cells:
+            try:
+                read.append((name, cells[name].cell_contents))
+            except ValueError:  # an empty cell
+                return None
+        elif name in space:
+            read.append((name, space[name]))
+    for k, d in [*enumerate(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).items()]:
+        read.append((f"default {k}", d))
     parts: list[Any] = []
-    for name, v in [*read, *((f"default {k}", d) for k, d in defaults)]:
+    for name, v in read:
         if isinstance(v, (bool, int, float, complex, str)) or v is None:
             parts.append((name, v))
         elif isinstance(v, torch.Tensor):

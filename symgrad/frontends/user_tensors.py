@@ -64,7 +64,7 @@ def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *, inputs_r
     runs, where an argument that is an input never reaches the user's code (`replaced`)."""
     found: dict[int, torch.Tensor] = {}
     for v in (*args, *kwargs.values()):
-        if not (inputs_replaced and replaced(v)):
+        if not (inputs_replaced and isinstance(v, torch.Tensor) and replaced(v)):
             found.update((id(t), t) for t in _tensors_in(v))
     fn = getattr(fn, "__func__", fn)  # a bound method reads its function's globals
     code = getattr(fn, "__code__", None)
