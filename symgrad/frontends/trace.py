@@ -46,10 +46,10 @@ from . import modules as mods
 from . import source_random as draws
 from . import trace_cache as kept_translations
 from . import source_tuples as tuples_out
-from .front import signature
+from .front import signature_of
 from .recorder import record
 from .torch_activations import run_dtype
-from .trace_run import Floats, bind, default_dtype, float64_array, positional_names, prerun_of, without_refused
+from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of, without_refused
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
@@ -246,9 +246,11 @@ def dtype_of(values: Iterable[Any]) -> str:
                       "Fix: pass dtype=\"float32\" (or \"float64\") to compare them in that dtype, or give float32 tensors.")
 
 
-def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
+def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[inspect.BoundArguments, tuple[str, ...] | None]:
+    """The arguments bound to `fn`'s parameters, and the parameters' names where all are positional."""
+    sig, positional = signature_of(fn)
     try:
-        return bind(signature(fn), args, kwargs)
+        return bind(sig, args, kwargs, positional), positional
     except TypeError as err:
         raise TraceError(f"The example values do not fit `{getattr(fn, '__name__', fn)}`'s parameters: {err}.\n"
                          "Fix: pass one example value per parameter, positionally or by name.") from None
@@ -432,14 +434,14 @@ def _flat_floats(arrays: Sequence[np.ndarray] | None) -> Floats | None:
     return Floats(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]) if arrays else ())
 
 
-def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
+def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor],
+               order: tuple[str, ...] | None = None) -> Any:
     """The user's function called with `tensors` in place of the traced parameters `names`
-    (every argument given as `bound` binds it; each one positionally where the function's
-    parameters are all positional and every one is given, as `BoundArguments.args` would)."""
+    (every argument given as `bound` binds it; each one positionally where `order` names the
+    function's parameters, all positional, and every one is given, as `BoundArguments.args` would)."""
     args = bound.arguments.copy()
     for n, t in zip(names, tensors):
         args[n] = t
-    order = positional_names(bound.signature)
     if order is not None and len(order) == len(args):
         return fn(*[args[n] for n in order])
     b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
@@ -735,7 +737,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     or the translation does not reproduce the function bit for bit.
     """
     if subject is None:
-        bound = _bind(fn, args, kwargs)
+        bound, order = _bind(fn, args, kwargs)
         arguments: Mapping[str, Any] = bound.arguments
         said = global_image_layer_sentence(fn, arguments)  # `BN(x)` of an image batch: not the data-reshape sentence
         if said is not None:
@@ -743,7 +745,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         source, objects, fn_name = fn, None, getattr(fn, "__name__", "the function")
 
         def run_user(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
-            return _call_with(fn, bound, names, tensors)
+            return _call_with(fn, bound, names, tensors, order)
     else:
         arguments, source, objects, fn_name, run_user = (subject.arguments, subject.source, subject.objects,
                                                          subject.name, subject.run)

@@ -116,11 +116,13 @@ def positional_names(sig: inspect.Signature) -> tuple[str, ...] | None:
     return tuple(p.name for p in params) if all(p.kind in _POSITIONAL for p in params) else None
 
 
-def bind(sig: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
+def bind(sig: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any],
+         positional: tuple[str, ...] | None | bool = True) -> inspect.BoundArguments:
     """`sig.bind(*args, **kwargs)`: where one value is given positionally for each of the
     function's positional parameters (a check's usual call), the same BoundArguments made
-    directly, without inspect's general matching (a fifth of a small trace's own time)."""
-    names = None if kwargs else positional_names(sig)
+    directly, without inspect's general matching (a fifth of a small trace's own time).
+    `positional`: `positional_names(sig)` where the caller has it (True: worked out here)."""
+    names = None if kwargs else positional_names(sig) if positional is True else positional
     if names is not None and len(names) == len(args):
         return inspect.BoundArguments(sig, dict(zip(names, args)))  # type: ignore[arg-type]
     return sig.bind(*args, **kwargs)

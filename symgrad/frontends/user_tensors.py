@@ -65,20 +65,26 @@ def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *, inputs_r
     found: dict[int, torch.Tensor] = {}
     for v in (*args, *kwargs.values()):
         if not (inputs_replaced and isinstance(v, torch.Tensor) and replaced(v)):
-            found.update((id(t), t) for t in _tensors_in(v))
+            _add(found, v)
     fn = getattr(fn, "__func__", fn)  # a bound method reads its function's globals
     code = getattr(fn, "__code__", None)
     if isinstance(code, types.CodeType):
         space = getattr(fn, "__globals__", {})
         for name in _code_names(code):
             if name in space:
-                found.update((id(t), t) for t in _tensors_in(space[name]))
+                _add(found, space[name])
         for cell in getattr(fn, "__closure__", None) or ():
             try:
-                found.update((id(t), t) for t in _tensors_in(cell.cell_contents))
+                _add(found, cell.cell_contents)
             except ValueError:  # an empty cell
                 continue
     return list(found.values())
+
+
+def _add(found: dict[int, torch.Tensor], value: Any) -> None:
+    """The tensors of `value` (`_tensors_in`) added to `found`, by identity (nothing else is walked)."""
+    if isinstance(value, (torch.Tensor, list, tuple, dict)):
+        found.update((id(t), t) for t in _tensors_in(value))
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import symgrad as sg
+from symgrad.frontends.front import signature_of
 from symgrad.frontends.user_tensors import reached, replaced
 from tests.user_code import load_module
 
@@ -144,3 +145,21 @@ def exec_defined() -> Any:
     ns: dict[str, Any] = {"torch": torch}
     exec("def g(x):\n    return torch.sin(x) * 3.0\n", ns)  # no source: path mode
     return ns["g"]
+
+
+def test_the_positional_names_are_remembered_with_the_signature_and_follow_the_code() -> None:
+    """front.signature_of: the parameters' names where all are positional, remembered per function
+    while its code and defaults are the same; another code (with *args) is worked out again."""
+    def f(x, y=2.0):  # noqa: ANN001, ANN202
+        return torch.sin(x) * y
+
+    def g(x, *rest):  # noqa: ANN001, ANN202
+        return torch.sin(x) * rest[0]
+
+    sig, names = signature_of(f)
+    assert names == ("x", "y") and signature_of(f)[0] is sig
+    assert signature_of(keyword_and_default)[1] is None and signature_of(positional_only)[1] == ("x", "y")
+    f.__code__ = g.__code__
+    f.__defaults__ = None
+    again, names = signature_of(f)
+    assert again is not sig and names is None and list(again.parameters) == ["x", "rest"]
