@@ -45,11 +45,10 @@ from . import custom_function  # also registers the reader of the user's torch.a
 from . import modules as mods
 from . import source_random as draws
 from . import trace_cache as kept_translations
-from . import source_tuples as tuples_out
 from .front import signature_of
 from .recorder import record
 from .torch_activations import run_dtype
-from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of, without_refused
+from .trace_run import Floats, backward, backward_both, bind, default_dtype, float64_array, forward, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
@@ -271,17 +270,6 @@ def point_by_name(fn: Any, at: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- running both
 
 
-@dataclass(frozen=True)
-class _Run:
-    value: np.ndarray | None
-    grads: tuple[np.ndarray, ...] | None
-    error: str | None
-    several: bool = False  # a returned tuple: `grads` holds each element's gradient, not the sum's
-    shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: each value's torch shape
-    scalar: bool = False  # the output was a 0-d tensor
-    reached: tuple[bool, ...] = ()  # per input: whether torch's backward reached it (its gradient was not None)
-
-
 def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
     """A leaf tensor of `dtype` holding `value` (a float, nested lists, or a float64 array: its own
     copy, each value rounded to the dtype as `torch.tensor` rounds it)."""
@@ -292,122 +280,6 @@ def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
     if rank1:
         t = t.reshape(-1)
     return t.requires_grad_(True)
-
-
-@dataclass(slots=True)
-class _Forward:
-    """A forward run of `_execute`: its output and the leaf tensors it ran on, or `done`, the run
-    already finished without a backward pass (the code raised, returned no tensor, a returned tuple)."""
-
-    out: Any
-    tensors: list[torch.Tensor]
-    done: _Run | None = None
-
-
-def _forward(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _Forward:
-    """Run `call` forward (a returned tuple, or `several`, differentiated at once, element by element)."""
-    try:
-        with torch.enable_grad():
-            out = call(tensors)
-    except Exception as err:  # the user's own code raised: no verdict, a sentence (or an input torch refuses)
-        if (kept := without_refused(call, tensors, err)) is None:
-            return _Forward(None, tensors, _Run(None, None, f"{type(err).__name__}: {err}"))
-        out, tensors = kept
-    if isinstance(out, tuple) or several:
-        return _Forward(out, tensors, _execute_several(out, tensors))
-    if not isinstance(out, torch.Tensor):
-        try:
-            return _Forward(out, tensors, _Run(np.asarray(float(out)).reshape(-1), None,
-                                               "the function did not return a tensor"))
-        except (TypeError, ValueError):
-            return _Forward(out, tensors, _Run(None, None, "the function did not return a tensor"))
-    if not out.requires_grad:
-        return _Forward(out, tensors, _Run(float64_array(out).reshape(-1), None, "the output does not require grad"))
-    return _Forward(out, tensors)
-
-
-def _backward(f: _Forward) -> _Run:
-    """torch's gradient of a forward run's output (of its sum), with respect to each of its leaves."""
-    if f.done is not None:
-        return f.done
-    out = f.out
-    value = float64_array(out).reshape(-1)
-    try:
-        # A one-element output: torch makes the same ones itself, and its first grad_outputs
-        # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
-        grads = torch.autograd.grad(out, [t for t in f.tensors if t.requires_grad],
-                                    grad_outputs=None if out.numel() == 1 else torch.ones_like(out), allow_unused=True)
-    except RuntimeError as err:
-        return _Run(value, None, str(err))
-    return _ran(f, value, iter(grads))
-
-
-def _ran(f: _Forward, value: np.ndarray, found: Any) -> _Run:
-    """The run of `f` with `found`, torch's gradients of the leaves that require grad, in order
-    (each read as torch's own array: a gradient from `autograd.grad` is a CPU tensor that requires
-    no grad, whose `.numpy()` shares its memory)."""
-    arrays: list[np.ndarray] = []
-    reached: list[bool] = []
-    for t in f.tensors:
-        g = next(found) if t.requires_grad else None
-        reached.append(g is not None)
-        if g is None:
-            arrays.append(np.zeros(t.numel()))
-            continue
-        try:
-            arrays.append(g.numpy().reshape(-1))
-        except (RuntimeError, TypeError):  # one that requires grad, or not on the CPU
-            arrays.append(g.detach().cpu().numpy().reshape(-1))
-    return _Run(value, tuple(arrays), None, scalar=f.out.ndim == 0, reached=tuple(reached))
-
-
-def _backward_both(a: _Forward, b: _Forward) -> tuple[_Run, _Run]:
-    """`(_backward(a), _backward(b))`, made by one call of torch's engine where both runs reached
-    a tensor that requires grad. The two graphs are disjoint (each run made its own leaves and
-    read no tensor of the other's), so each leaf's gradient is its own graph's, added in the same
-    order as in a call of its own (torch's engine runs a graph's nodes in the order of their
-    sequence numbers, whatever else it runs beside them): the same bits. Where the call raises,
-    each run is differentiated on its own, so that an error is said of the run that made it (the
-    graphs are kept for that)."""
-    if a.done is not None or b.done is not None:
-        return _backward(a), _backward(b)
-    wanted_a = [t for t in a.tensors if t.requires_grad]
-    wanted_b = [t for t in b.tensors if t.requires_grad]
-    try:
-        ones = [None if o.numel() == 1 else torch.ones_like(o) for o in (a.out, b.out)]
-        grads = torch.autograd.grad([a.out, b.out], [*wanted_a, *wanted_b], grad_outputs=ones, retain_graph=True,
-                                    allow_unused=True)
-    except RuntimeError:
-        return _backward(a), _backward(b)
-    found = iter(grads)
-    return (_ran(a, float64_array(a.out).reshape(-1), found), _ran(b, float64_array(b.out).reshape(-1), found))
-
-
-def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _Run:
-    """Run `call`; its value flattened and torch's gradient of its sum (`several`: of each
-    element on its own, the Jacobian's rows concatenated per input, as for a returned tuple)."""
-    return _backward(_forward(call, tensors, several))
-
-
-def _execute_several(out: Any, tensors: list[torch.Tensor]) -> _Run:
-    """A returned tuple (or the translation's column that stands for one): its elements in order,
-    each tensor's row-major, and torch's gradient of each element of each returned tensor."""
-    elements = [e for v in tuples_out.flat(out) for e in (v.reshape(-1) if isinstance(v, torch.Tensor) else [v])]
-    if not elements or not all(isinstance(e, torch.Tensor) for e in elements):
-        return _Run(None, None, "the function returned a value that is not a tensor", True)
-    value = np.array([float(e.detach().to(torch.float64)) for e in elements])
-    rows: list[list[np.ndarray]] = [[] for _ in tensors]
-    for e in elements:
-        if not e.requires_grad:
-            return _Run(value, None, "an output does not require grad", True)
-        try:
-            grads = torch.autograd.grad(e, tensors, retain_graph=True, allow_unused=True)
-        except RuntimeError as err:
-            return _Run(value, None, str(err), True)
-        for k, (g, t) in enumerate(zip(grads, tensors)):
-            rows[k].append(np.zeros(t.numel()) if g is None else g.detach().to(torch.float64).cpu().numpy().reshape(-1))
-    shapes = tuple(tuple(v.shape) if isinstance(v, torch.Tensor) else () for v in tuples_out.flat(out))
-    return _Run(value, tuple(np.concatenate(r) for r in rows), None, True, shapes)
 
 
 def _same_bits(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -484,15 +356,15 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
             return out if elements is None else tuple(elements)
 
     with torch_state(dtype, keep_default_dtype=True):  # the backward passes too: anomaly mode is off there
-        ran_user = _forward(user, [_tensor(values[n], n in rank1, dtype) for n in names])
+        ran_user = forward(user, [_tensor(values[n], n in rank1, dtype) for n in names])
         several = ran_user.done is not None and ran_user.done.several
         t_tensors = [_tensor(values[n], n in rank1, dtype) for n in names]
         if torch.get_default_dtype() == DTYPES[dtype]:  # both backward passes in the same state: one engine call
-            u, t = _backward_both(ran_user, _forward(translated, t_tensors, several))
+            u, t = backward_both(ran_user, forward(translated, t_tensors, several))
         else:
-            u = _backward(ran_user)
+            u = backward(ran_user)
             with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
-                t = _backward(_forward(translated, t_tensors, several))
+                t = backward(forward(translated, t_tensors, several))
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
