@@ -8,6 +8,7 @@ apart here and read by `trace`.
 from __future__ import annotations
 
 import inspect
+import types
 import weakref
 from typing import Any
 
@@ -46,6 +47,8 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
 
 def is_torch_function(f: Any) -> bool:
     """Whether `f` is a Python function (or something wrapping one) rather than SymPy input."""
+    if isinstance(f, types.FunctionType) and "__wrapped__" not in f.__dict__:
+        return True  # a plain `def` or lambda (what unwrapping it would find)
     if isinstance(f, (sp.Basic, str, type)):
         return False
     if callable(f) and hasattr(f, "forward") and hasattr(f, "named_parameters"):

@@ -67,7 +67,7 @@ def find(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: S
          data: Mapping[str, Any], dtype: Any) -> tuple[Any, Entry | None]:
     """The key of everything a reading of `fn` depends on (None where it cannot be said: read it
     again), and the entry kept under it (None: none)."""
-    f = inspect.unwrap(fn)
+    f = fn if isinstance(fn, types.FunctionType) and "__wrapped__" not in fn.__dict__ else inspect.unwrap(fn)
     if not isinstance(f, types.FunctionType):
         return None, None
     parts = _read_values(f, frozenset())

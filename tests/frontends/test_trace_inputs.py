@@ -163,3 +163,21 @@ def test_the_positional_names_are_remembered_with_the_signature_and_follow_the_c
     f.__defaults__ = None
     again, names = signature_of(f)
     assert again is not sig and names is None and list(again.parameters) == ["x", "rest"]
+
+
+def test_a_plain_function_is_a_torch_function_and_a_wrapper_is_what_it_wraps() -> None:
+    import functools
+
+    from symgrad.frontends.front import is_torch_function
+
+    @functools.wraps(math.sin)
+    def wraps_a_builtin(x):  # noqa: ANN001, ANN202
+        return torch.sin(x)
+
+    @functools.wraps(lambda_free)
+    def wraps_a_def(*args):  # noqa: ANN002, ANN202
+        return lambda_free(*args)
+
+    assert is_torch_function(lambda_free) and is_torch_function(lambda x: x)
+    assert is_torch_function(wraps_a_def) and not is_torch_function(wraps_a_builtin)
+    assert not is_torch_function(math.sin) and not is_torch_function("x**2") and not is_torch_function(torch.Tensor)
