@@ -580,8 +580,10 @@ def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     after every run (`user_tensors`: a running buffer updated in place does not drift). `kind`:
     the class of the reading returned (`Reading`, or one that adds methods to it, `Traced`)."""
     subject = mods.subject(fn, args, kwargs)
-    with draws.kept() as state, unchanged(fn, args, kwargs, inputs_replaced=subject is None):
-        state = state if rng_state is None else rng_state
+    with draws.AtCall() as at_call, unchanged(fn, args, kwargs, inputs_replaced=subject is None):
+        if rng_state is not None:  # the runs start from the state given: the global one is put back after
+            at_call.get()
+        state = at_call if rng_state is None else rng_state
         if subject is None:
             return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state, kind=kind)
         with mods.kept(subject.modules):
@@ -621,8 +623,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     else:
         arguments, source, objects, fn_name, run_user = (subject.arguments, subject.source, subject.objects,
                                                          subject.name, subject.run)
-    state = rng_state if rng_state is not None else torch.get_rng_state()
-    run_user = draws.from_state(run_user, state)
+    state = rng_state if rng_state is not None else draws.AtCall()  # (no state given: read_function's own)
+    plain_run, run_user = run_user, draws.from_state(run_user, state)
     dtype = dtype_of(arguments.values()) if dtype is None else dtype
     names: list[str] = []
     values: dict[str, Any] = {}
@@ -658,7 +660,8 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if said is not None:
             raise PointError(said)
     def path_mode(reason: str, err: TraceError) -> Reading:
-        read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err, state)
+        read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err,
+                          draws.state_of(state))
         read = replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
         return read if kind is Reading else kind(**{f.name: getattr(read, f.name) for f in fields(read)})
 
@@ -674,7 +677,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             entry = read_source_once()
         except draws.DrawsNeeded:  # the function draws: its draws in your run, read as data
             drawn = draws.record(lambda: run_user(names, [_tensor(values[n], n in rank1, dtype) for n in names]),
-                                 rng_state)
+                                 draws.state_of(state))
             with draws.reading(drawn):
                 entry = read_source_once()
             draws.all_read(drawn)
@@ -704,7 +707,10 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     data_values = leaf_values(translation.data)  # the data leaves, bound to this call's data
     if entry.loops:
         _loops_end(lowered, {**values, **data_values}, fn_name, max_iterations, translation.origins)
-    fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype, data_values)
+    # A plain function whose source holds no draw, with no state given: no run of it draws, and it
+    # runs as it is (the state at the call neither copied nor set: `source_random.AtCall`).
+    unseeded = plain_run if drawn is None and subject is None and isinstance(state, draws.AtCall) else run_user
+    fidelity = _fidelity(source, unseeded, names, values, rank1, lowered, translation.origins, dtype, data_values)
     ints = [n for n in data if is_python_int(data[n])]
     if not fidelity.ok and fidelity.value_user is None and ints:  # torch.exp(2) raises: the math needs a real
         said = int_sentence(arguments, ints, f"{fidelity.detail}, which a Python int can cause (torch's functions "

@@ -181,3 +181,49 @@ def test_a_plain_function_is_a_torch_function_and_a_wrapper_is_what_it_wraps() -
     assert is_torch_function(lambda_free) and is_torch_function(lambda x: x)
     assert is_torch_function(wraps_a_def) and not is_torch_function(wraps_a_builtin)
     assert not is_torch_function(math.sin) and not is_torch_function("x**2") and not is_torch_function(torch.Tensor)
+
+
+def draws_noise(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(x) * x + torch.rand(()) * 0.0 + torch.rand(()) * x
+
+
+@pytest.mark.parametrize("entry", ["trace", "compare", "assert", "again in float32"])
+def test_the_random_state_is_copied_only_for_a_function_that_draws(entry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function whose source holds no draw runs without the random state being copied or set
+    (no run of it draws); one that draws starts each run from the state at the call. Either way the
+    global state is the user's after, and the values are torch's own."""
+    from symgrad.testing import assert_grad_matches_math
+
+    copies: list[int] = []
+    real = torch.get_rng_state
+
+    def counted() -> torch.Tensor:
+        copies.append(1)
+        return real()
+
+    x = torch.tensor(0.7, dtype=D)
+    for fn, draws in ((lambda_free_scalar, False), (draws_noise, True)):
+        torch.manual_seed(11)
+        before = real()
+        monkeypatch.setattr(torch, "get_rng_state", counted)
+        copies.clear()
+        if entry == "trace":
+            got = list(sg.trace(fn, x).fidelity.grad_user)
+        elif entry == "compare":
+            got = [e.grad_autograd for e in sg.compare(fn, at={"x": x}).entries]
+        elif entry == "assert":
+            got = [e.grad_autograd for e in assert_grad_matches_math(fn, x).entries]
+        else:
+            got = [e.grad_autograd for e in sg.trace(fn, x).compare(dtype="float32").entries]
+        monkeypatch.setattr(torch, "get_rng_state", real)
+        assert torch.equal(real(), before)
+        assert bool(copies) is draws
+        torch.set_rng_state(before)
+        leaf = (x.float() if entry == "again in float32" else x).clone().requires_grad_(True)
+        (want,) = torch.autograd.grad(fn(leaf), leaf)
+        assert got == [float(want)]
+        torch.set_rng_state(before)
+
+
+def lambda_free_scalar(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(x) * x
