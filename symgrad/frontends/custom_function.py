@@ -483,10 +483,15 @@ def _mirror(cls: type, spec: CustomSpec, keys: list[tuple[str, Any]], programs: 
                 {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
-@contextlib.contextmanager
-def reading_of_backward(namespace: dict[str, Any]) -> Iterator[None]:
+def reading_of_backward(namespace: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
     """While the translation runs in the fidelity check: each user Function of the generated
-    program (`namespace`, its globals) replaced by its reading (`_mirror`)."""
+    program (`namespace`, its globals) replaced by its reading (`_mirror`); nothing to do where
+    no Function has been read."""
+    return _swapped(namespace) if _MIRRORS else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _swapped(namespace: dict[str, Any]) -> Iterator[None]:
     swapped = {k: namespace[k] for k in namespace if k in _MIRRORS and namespace[k] is custom.NAMESPACE.get(k)}
     namespace.update({k: _MIRRORS[k] for k in swapped})
     try:

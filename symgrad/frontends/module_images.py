@@ -84,7 +84,10 @@ def global_image_layer_sentence(fn: Any, arguments: Mapping[str, Any]) -> str | 
     the layer's sentence, for a function that calls a module-level `nn.BatchNorm2d` (3d) on a
     floating argument of its rank (`return BN(x).sum()`); None otherwise. Costs nothing unless an
     argument has rank >= 4."""
-    big = {n: v for n, v in arguments.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and v.ndim >= 4}
+    big = {}
+    for n, v in arguments.items():
+        if isinstance(v, torch.Tensor) and v.ndim >= 4 and v.is_floating_point():
+            big[n] = v
     if not big:
         return None
     fn = inspect.unwrap(fn)

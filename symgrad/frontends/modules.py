@@ -357,11 +357,12 @@ class Subject:
 def subject(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Subject | None:
     """What a reading of `fn` reads and runs, where `fn` is a module or takes one; else None.
     A keyword argument named by a parameter's input name (`fc1.weight`) gives it another value."""
-    if is_module(fn):
+    if isinstance(fn, torch.nn.Module):
         return _of_module(fn, args, dict(kwargs))
-    if not callable(fn) or not any(is_module(v) for v in (*args, *kwargs.values())):
-        return None
-    return _of_function(fn, args, dict(kwargs))
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, torch.nn.Module):
+            return _of_function(fn, args, dict(kwargs)) if callable(fn) else None
+    return None
 
 
 def tensor_attributes(module: torch.nn.Module) -> Iterator[tuple[torch.nn.Module, str, torch.Tensor]]:

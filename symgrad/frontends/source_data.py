@@ -219,7 +219,7 @@ def leaves_of(state: Any) -> dict[str, DataLeaf]:
 
 def leaf_values(leaves: Mapping[str, DataLeaf]) -> dict[str, np.ndarray]:
     """Each data leaf's value, as the point binds it (float64, exact)."""
-    return {name: leaf.array for name, leaf in leaves.items()}
+    return {name: leaf.array for name, leaf in leaves.items()} if leaves else {}
 
 
 def _leaf(d: Data, state: Any) -> DataMatrix:

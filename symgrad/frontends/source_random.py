@@ -35,7 +35,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import sympy as sp
 import torch
@@ -169,25 +169,43 @@ def active() -> bool:
     return _READING.get() is not None
 
 
-def from_state(run: Callable[..., Any], state: torch.Tensor) -> Callable[..., Any]:
-    """`run`, starting each call from the CPU random state `state` (the caller keeps the global
-    state as it was: `trace.read_function` runs under `torch.random.fork_rng`)."""
+def from_state(run: Callable[..., Any], state: Any) -> Callable[..., Any]:
+    """`run`, starting each call from the CPU random state `state` (a state, or the `AtCall` whose
+    state it is; the caller keeps the global state as it was: `trace.read_function`)."""
     def started(*args: Any, **kwargs: Any) -> Any:
-        torch.set_rng_state(state)
+        torch.set_rng_state(state_of(state))
         return run(*args, **kwargs)
     return started
 
 
-@contextlib.contextmanager
-def kept() -> Iterator[torch.Tensor]:
-    """The CPU random state at the start (yielded), restored exactly after the block: what
-    `torch.random.fork_rng(devices=[])` does, with the one copy of the state both yielded and put
-    back (a copy of the generator's state costs a check as much as a small function's run)."""
-    state = torch.get_rng_state()
-    try:
-        yield state
-    finally:
-        torch.set_rng_state(state)
+class AtCall:
+    """The CPU random state at the start of a reading (`trace.read_function`), copied when it is
+    first asked for (`get`, before any run of the user's code) and put back exactly after the block
+    where it was copied, as `torch.random.fork_rng(devices=[])` would. A reading whose source
+    holds no draw (the reader met none, or it would have raised `DrawsNeeded`) runs the user's
+    function without asking: no run of it draws, so the state is neither copied nor set."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        self._state: torch.Tensor | None = None
+
+    def get(self) -> torch.Tensor:
+        if self._state is None:
+            self._state = torch.get_rng_state()
+        return self._state
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._state is not None:
+            torch.set_rng_state(self._state)
+
+
+def state_of(state: Any) -> Any:
+    """A random state: the one `state` holds where it is an `AtCall`, else `state` itself."""
+    return state.get() if isinstance(state, AtCall) else state
 
 
 # --------------------------------------------------------------------------- the user's run, recorded

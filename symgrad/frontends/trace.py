@@ -21,11 +21,10 @@ import inspect
 import math
 import re
 import sys
-import types
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import numpy as np
 import sympy as sp
@@ -40,17 +39,16 @@ from ..sides.batch import run_batch
 from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides import outputs
 from ..sides.autograd import torch_state
-from ..sides.ir import has_loop
 from ..sides.loop_guard import ends_within
 from ..sides.lowering import DTYPES, lower
 from . import custom_function  # also registers the reader of the user's torch.autograd.Function
 from . import modules as mods
 from . import source_random as draws
-from . import source_tuples as tuples_out
-from .front import signature
+from . import trace_cache as kept_translations
+from .front import signature_of
 from .recorder import record
-from .torch_activations import RUN_DTYPE, run_dtype
-from .trace_run import Floats, bind, default_dtype, float64_array, prerun_of, without_refused
+from .torch_activations import run_dtype
+from .trace_run import Floats, backward, backward_both, bind, default_dtype, float64_array, forward, prerun_of
 from .torch_names import is_matrix as tn_is_matrix
 from .module_images import global_image_layer_sentence
 from .source import SourceSpan, place, read_source, translate
@@ -117,6 +115,8 @@ def _example(name: str, value: Any) -> tuple[Any, tuple[int, int] | None, str | 
     if isinstance(value, bool) or isinstance(value, (str, bytes)) or value is None:
         raise TraceError(f"The example value for `{name}` is {value!r}, not a number or a tensor.\n"
                          "Fix: pass a number, a list, a numpy array or a tensor for each input.")
+    if isinstance(value, (float, int)) and math.isfinite(value):  # a number (not a bool: above): as it is
+        return float(value), None, None
     if isinstance(value, torch.Tensor):
         if value.is_meta:
             raise PointError(f"The example value for `{name}` is a tensor on the meta device, which has a shape but "
@@ -245,9 +245,11 @@ def dtype_of(values: Iterable[Any]) -> str:
                       "Fix: pass dtype=\"float32\" (or \"float64\") to compare them in that dtype, or give float32 tensors.")
 
 
-def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
+def _bind(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[inspect.BoundArguments, tuple[str, ...] | None]:
+    """The arguments bound to `fn`'s parameters, and the parameters' names where all are positional."""
+    sig, positional = signature_of(fn)
     try:
-        return bind(signature(fn), args, kwargs)
+        return bind(sig, args, kwargs, positional), positional
     except TypeError as err:
         raise TraceError(f"The example values do not fit `{getattr(fn, '__name__', fn)}`'s parameters: {err}.\n"
                          "Fix: pass one example value per parameter, positionally or by name.") from None
@@ -268,17 +270,6 @@ def point_by_name(fn: Any, at: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- running both
 
 
-@dataclass(frozen=True)
-class _Run:
-    value: np.ndarray | None
-    grads: tuple[np.ndarray, ...] | None
-    error: str | None
-    several: bool = False  # a returned tuple: `grads` holds each element's gradient, not the sum's
-    shapes: tuple[tuple[int, ...], ...] = ()  # a returned tuple: each value's torch shape
-    scalar: bool = False  # the output was a 0-d tensor
-    reached: tuple[bool, ...] = ()  # per input: whether torch's backward reached it (its gradient was not None)
-
-
 def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
     """A leaf tensor of `dtype` holding `value` (a float, nested lists, or a float64 array: its own
     copy, each value rounded to the dtype as `torch.tensor` rounds it)."""
@@ -289,59 +280,6 @@ def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
     if rank1:
         t = t.reshape(-1)
     return t.requires_grad_(True)
-
-
-def _execute(call: Any, tensors: list[torch.Tensor], several: bool = False) -> _Run:
-    """Run `call`; its value flattened and torch's gradient of its sum (`several`: of each
-    element on its own, the Jacobian's rows concatenated per input, as for a returned tuple)."""
-    try:
-        with torch.enable_grad():
-            out = call(tensors)
-    except Exception as err:  # the user's own code raised: no verdict, a sentence (or an input torch refuses)
-        if (kept := without_refused(call, tensors, err)) is None:
-            return _Run(None, None, f"{type(err).__name__}: {err}")
-        out, tensors = kept
-    if isinstance(out, tuple) or several:
-        return _execute_several(out, tensors)
-    if not isinstance(out, torch.Tensor):
-        try:
-            return _Run(np.asarray(float(out)).reshape(-1), None, "the function did not return a tensor")
-        except (TypeError, ValueError):
-            return _Run(None, None, "the function did not return a tensor")
-    value = out.detach().to(torch.float64).cpu().numpy().reshape(-1)
-    if not out.requires_grad:
-        return _Run(value, None, "the output does not require grad")
-    try:
-        # A one-element output: torch makes the same ones itself, and its first grad_outputs
-        # tensor imports torch.fx's symbolic shapes (80 ms, once per process)
-        ones = None if out.numel() == 1 else torch.ones_like(out)
-        found = iter(torch.autograd.grad(out, [t for t in tensors if t.requires_grad], grad_outputs=ones, allow_unused=True))
-        grads = tuple(next(found) if t.requires_grad else None for t in tensors)
-    except RuntimeError as err:
-        return _Run(value, None, str(err))
-    arrays = tuple(np.zeros(t.numel()) if g is None else g.detach().cpu().numpy().reshape(-1) for g, t in zip(grads, tensors))
-    return _Run(value, arrays, None, scalar=out.ndim == 0, reached=tuple(g is not None for g in grads))
-
-
-def _execute_several(out: Any, tensors: list[torch.Tensor]) -> _Run:
-    """A returned tuple (or the translation's column that stands for one): its elements in order,
-    each tensor's row-major, and torch's gradient of each element of each returned tensor."""
-    elements = [e for v in tuples_out.flat(out) for e in (v.reshape(-1) if isinstance(v, torch.Tensor) else [v])]
-    if not elements or not all(isinstance(e, torch.Tensor) for e in elements):
-        return _Run(None, None, "the function returned a value that is not a tensor", True)
-    value = np.array([float(e.detach().to(torch.float64)) for e in elements])
-    rows: list[list[np.ndarray]] = [[] for _ in tensors]
-    for e in elements:
-        if not e.requires_grad:
-            return _Run(value, None, "an output does not require grad", True)
-        try:
-            grads = torch.autograd.grad(e, tensors, retain_graph=True, allow_unused=True)
-        except RuntimeError as err:
-            return _Run(value, None, str(err), True)
-        for k, (g, t) in enumerate(zip(grads, tensors)):
-            rows[k].append(np.zeros(t.numel()) if g is None else g.detach().to(torch.float64).cpu().numpy().reshape(-1))
-    shapes = tuple(tuple(v.shape) if isinstance(v, torch.Tensor) else () for v in tuples_out.flat(out))
-    return _Run(value, tuple(np.concatenate(r) for r in rows), None, True, shapes)
 
 
 def _same_bits(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -368,11 +306,16 @@ def _flat_floats(arrays: Sequence[np.ndarray] | None) -> Floats | None:
     return Floats(np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1) for g in arrays]) if arrays else ())
 
 
-def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
-    """The user's function called with `tensors` in place of the traced parameters `names`."""
+def _call_with(fn: Any, bound: inspect.BoundArguments, names: Sequence[str], tensors: Sequence[torch.Tensor],
+               order: tuple[str, ...] | None = None) -> Any:
+    """The user's function called with `tensors` in place of the traced parameters `names`
+    (every argument given as `bound` binds it; each one positionally where `order` names the
+    function's parameters, all positional, and every one is given, as `BoundArguments.args` would)."""
     args = bound.arguments.copy()
     for n, t in zip(names, tensors):
         args[n] = t
+    if order is not None and len(order) == len(args):
+        return fn(*[args[n] for n in order])
     b = inspect.BoundArguments(bound.signature, args)  # type: ignore[arg-type]
     return fn(*b.args, **b.kwargs)
 
@@ -412,13 +355,16 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
             out, elements = outputs.call(replace(lowered, separate_outputs=True), *ordered)
             return out if elements is None else tuple(elements)
 
-    arrays = {n: np.asarray(values[n], dtype=np.float64) for n in names}  # once, for both runs' tensors
     with torch_state(dtype, keep_default_dtype=True):  # the backward passes too: anomaly mode is off there
-        u = _execute(user, [_tensor(arrays[n], n in rank1, dtype) for n in names])
-        several = u.several
-        t_tensors = [_tensor(arrays[n], n in rank1, dtype) for n in names]
-        with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
-            t = _execute(translated, t_tensors, several)
+        ran_user = forward(user, [_tensor(values[n], n in rank1, dtype) for n in names])
+        several = ran_user.done is not None and ran_user.done.several
+        t_tensors = [_tensor(values[n], n in rank1, dtype) for n in names]
+        if torch.get_default_dtype() == DTYPES[dtype]:  # both backward passes in the same state: one engine call
+            u, t = backward_both(ran_user, forward(translated, t_tensors, several))
+        else:
+            u = backward(ran_user)
+            with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
+                t = backward(forward(translated, t_tensors, several))
     if u.error is not None and u.value is None:
         return Fidelity(False, None, _floats(t.value), None, None,
                         f"your function raised at the example point ({u.error.splitlines()[0]})")
@@ -432,7 +378,7 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     ug, tg = _flat_floats(u.grads), _flat_floats(t.grads)
     if ok_value and ok_grad:
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
-                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype))
+                        run=prerun_of(lowered, names, rank1, t_tensors, t, dtype, values))
     if not ok_value:
         what = (_differences("the forward value", u.value, t.value, None) if _large(u.value, t.value) else
                 f"the forward value is {_show(u.value)} in your function but {_show(t.value)} in the translation")
@@ -624,27 +570,30 @@ def generated_lines(lowered: Any, origins: Mapping[Any, SourceSpan]) -> dict[int
 
 def read_function(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                   max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None,
-                  rng_state: torch.Tensor | None = None) -> Reading:
+                  rng_state: torch.Tensor | None = None, kind: type[Reading] = Reading) -> Reading:
     """Read a torch function, a `torch.nn.Module` or a function that takes modules back into a
     `Program`, at example values (`symgrad.trace`); see `_read`. A module's parameters are its
     inputs (`modules.py`), and the modules are left exactly as they were. Every run of the user's
     code starts from the CPU random state at this call (`rng_state`: one given, a reading's
     again), and the global random state is left as it was (`source_random`). The tensors the
     function reads and did not create (arguments, globals, closure cells) hold their values again
-    after every run (`user_tensors`: a running buffer updated in place does not drift)."""
+    after every run (`user_tensors`: a running buffer updated in place does not drift). `kind`:
+    the class of the reading returned (`Reading`, or one that adds methods to it, `Traced`)."""
     subject = mods.subject(fn, args, kwargs)
-    with draws.kept() as state, unchanged(fn, args, kwargs):
-        state = state if rng_state is None else rng_state
+    with draws.AtCall() as at_call, unchanged(fn, args, kwargs, inputs_replaced=subject is None):
+        if rng_state is not None:  # the runs start from the state given: the global one is put back after
+            at_call.get()
+        state = at_call if rng_state is None else rng_state
         if subject is None:
-            return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state)
+            return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, rng_state=state, kind=kind)
         with mods.kept(subject.modules):
             return _read(fn, args, kwargs, max_iterations=max_iterations, dtype=dtype, subject=subject,
-                         rng_state=state)
+                         rng_state=state, kind=kind)
 
 
 def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
           max_iterations: int = DEFAULT_MAX_ITERATIONS, dtype: str | None = None, subject: Any = None,
-          rng_state: Any = None) -> Reading:
+          rng_state: Any = None, kind: type[Reading] = Reading) -> Reading:
     """Read a torch function back into a `Program`, at example values (`symgrad.trace`).
 
     **Arguments:**
@@ -662,7 +611,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     or the translation does not reproduce the function bit for bit.
     """
     if subject is None:
-        bound = _bind(fn, args, kwargs)
+        bound, order = _bind(fn, args, kwargs)
         arguments: Mapping[str, Any] = bound.arguments
         said = global_image_layer_sentence(fn, arguments)  # `BN(x)` of an image batch: not the data-reshape sentence
         if said is not None:
@@ -670,12 +619,12 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         source, objects, fn_name = fn, None, getattr(fn, "__name__", "the function")
 
         def run_user(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
-            return _call_with(fn, bound, names, tensors)
+            return _call_with(fn, bound, names, tensors, order)
     else:
         arguments, source, objects, fn_name, run_user = (subject.arguments, subject.source, subject.objects,
                                                          subject.name, subject.run)
-    state = rng_state if rng_state is not None else torch.get_rng_state()
-    run_user = draws.from_state(run_user, state)
+    state = rng_state if rng_state is not None else draws.AtCall()  # (no state given: read_function's own)
+    plain_run, run_user = run_user, draws.from_state(run_user, state)
     dtype = dtype_of(arguments.values()) if dtype is None else dtype
     names: list[str] = []
     values: dict[str, Any] = {}
@@ -711,33 +660,37 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         if said is not None:
             raise PointError(said)
     def path_mode(reason: str, err: TraceError) -> Reading:
-        read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err, state)
-        return replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
+        read = _path_mode(fn, source, run_user, names, values, rank1, shapes, notes, dtype, reason, err,
+                          draws.state_of(state))
+        read = replace(read, arguments={k: v for k, v in arguments.items() if is_python_int(v) or is_python_flag(v)})
+        return read if kind is Reading else kind(**{f.name: getattr(read, f.name) for f in fields(read)})
 
-    def read_source_once() -> Any:
+    def read_source_once() -> kept_translations.Entry:
         try:
-            with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
-                return _translated(source, shapes, sorted(rank1), data, objects)
+            return _translated(source, shapes, sorted(rank1), data, objects, dtype)
         except ProgramNeeded:  # a submodule's forward has control flow: the whole reading is a Program
-            return translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False)
+            return kept_translations.Entry(translate(source, shapes, sorted(rank1), data, objects, matrix_mode=False))
 
     drawn = None
     try:
         try:
-            translation = read_source_once()
+            entry = read_source_once()
         except draws.DrawsNeeded:  # the function draws: its draws in your run, read as data
             drawn = draws.record(lambda: run_user(names, [_tensor(values[n], n in rank1, dtype) for n in names]),
-                                 rng_state)
+                                 draws.state_of(state))
             with draws.reading(drawn):
-                translation = read_source_once()
+                entry = read_source_once()
             draws.all_read(drawn)
     except TraceError as err:
         if drawn is not None:
             raise  # path mode records no draws: the reading's sentence
         return path_mode(_first(err), err)
+    translation = entry.translation
     try:
-        with draws.named(drawn):
-            lowered = lower(translation.function, branches=translation.branches, dtype=dtype)  # type: ignore[arg-type]
+        lowered = entry.lowered
+        if lowered is None:  # lowered once per translation kept (`trace_cache`)
+            with draws.named(drawn):
+                lowered = entry.lowered_as(lower(translation.function, branches=translation.branches, dtype=dtype))  # type: ignore[arg-type]
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
         return path_mode(_first(unlowered), unlowered)
@@ -752,8 +705,12 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
             "factor), and report the function to symgrad's issues.")
         return path_mode(_first(gap), gap)
     data_values = leaf_values(translation.data)  # the data leaves, bound to this call's data
-    _loops_end(lowered, {**values, **data_values}, fn_name, max_iterations, translation.origins)
-    fidelity = _fidelity(source, run_user, names, values, rank1, lowered, translation.origins, dtype, data_values)
+    if entry.loops:
+        _loops_end(lowered, {**values, **data_values}, fn_name, max_iterations, translation.origins)
+    # A plain function whose source holds no draw, with no state given: no run of it draws, and it
+    # runs as it is (the state at the call neither copied nor set: `source_random.AtCall`).
+    unseeded = plain_run if drawn is None and subject is None and isinstance(state, draws.AtCall) else run_user
+    fidelity = _fidelity(source, unseeded, names, values, rank1, lowered, translation.origins, dtype, data_values)
     ints = [n for n in data if is_python_int(data[n])]
     if not fidelity.ok and fidelity.value_user is None and ints:  # torch.exp(2) raises: the math needs a real
         said = int_sentence(arguments, ints, f"{fidelity.detail}, which a Python int can cause (torch's functions "
@@ -771,13 +728,29 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
         )
         err.fidelity = fidelity  # type: ignore[attr-defined]
         return path_mode(f"the translation of the source did not reproduce your function ({fidelity.detail})", err)
-    return Reading(fn, translation.function, "source", fidelity, translation.origins, {**values, **data_values},
+    return kind(fn, translation.function, "source", fidelity, translation.origins, {**values, **data_values},
                    translation.inputs, translation.branches, tuple(notes), dtype=dtype,
                    wrt=_not_data(subject.wrt if subject is not None else None, translation.inputs, data_values),
                    parameters=() if subject is None else tuple(subject.params.inputs),
-                   arguments={k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()},
+                   arguments=_given(arguments, values),
                    returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
                    draws=drawn, rank1_output=translation.rank1_output)
+
+
+def _given(arguments: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The example values as given, kept (`Reading.arguments`): a tensor as a copy of its own, so
+    that a change the user makes to it later is not read; a float64 CPU tensor that is an input
+    as a tensor on the reading's own float64 copy of its values (`values`), in its shape, which
+    nothing writes to."""
+    out: dict[str, Any] = {}
+    for k, v in arguments.items():
+        if not isinstance(v, torch.Tensor):
+            out[k] = v
+        elif k in values and v.dtype == torch.float64 and v.device.type == "cpu" and isinstance(values[k], np.ndarray):
+            out[k] = torch.from_numpy(values[k].reshape(tuple(v.shape)))
+        else:
+            out[k] = v.detach().clone()
+    return out
 
 
 def _not_data(wrt: tuple[str, ...] | None, inputs: Sequence[sp.Basic], data: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -793,9 +766,8 @@ def _loops_end(lowered: Any, values: dict[str, Any], fn_name: str, limit: int,
     """Raise LoopLimitError where a loop of the translation would not end at the example point,
     before the check runs your function (whose own loop would then never stop: D2L's loop at
     a = 0 doubles 0 forever). The translation runs in float64 as your function does, under
-    max_iterations; only a loop that does not end there runs again exactly, to say why."""
-    if not has_loop(lowered.body):
-        return
+    max_iterations; only a loop that does not end there runs again exactly, to say why. Called
+    only for a program with a loop."""
     tensors = any(not isinstance(values[name], (int, float)) for name in lowered.inputs)
     if not tensors:  # scalar inputs run in float64 first (tensors run exactly, below)
         ends = ends_within(lowered, [float(values[name]) for name in lowered.inputs], limit)
@@ -838,96 +810,22 @@ def _exact_value(v: Any) -> Any:
     return ex.mat([[ex.from_float(float(x)) for x in r] for r in rows])
 
 
-# Translations read so far, by everything that can change them (`_translation_key`): a check run
-# hundreds of times in a test suite reads each function once. The fidelity check still runs at
-# every point, so a translation is never trusted where it does not reproduce the function.
-_TRANSLATIONS: dict[Any, Any] = {}
-_TRANSLATIONS_KEEP: Final = 256
-
-
 def clear_cache() -> None:
     """Forget the translations read so far (for a cold timing)."""
-    _TRANSLATIONS.clear()
+    kept_translations.clear()
 
 
 def _translated(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
-                data: Mapping[str, Any], objects: Any) -> Any:
-    """`translate(...)`, read once per code object and everything that can change the reading: the
-    input shapes, which are rank 1, the data's values, and the values of the globals and closure
-    cells the function reads (a module's reading is not kept: its attributes are state)."""
-    key = None if objects is not None or draws.active() else _translation_key(fn, shapes, rank1, data)
-    key = None if key is None else (key, RUN_DTYPE.get())  # `.to(x.dtype)` reads the run's dtype
-    if key is not None and key in _TRANSLATIONS:
-        return _TRANSLATIONS[key]
-    translation = translate(fn, shapes, rank1, data, objects)
-    if key is not None:
-        if len(_TRANSLATIONS) >= _TRANSLATIONS_KEEP:
-            _TRANSLATIONS.pop(next(iter(_TRANSLATIONS)))
-        _TRANSLATIONS[key] = translation
-    return translation
-
-
-def _translation_key(fn: Any, shapes: Sequence[tuple[str, tuple[int, int] | None]], rank1: Sequence[str],
-                     data: Mapping[str, Any]) -> Any:
-    f = inspect.unwrap(fn)
-    if not isinstance(f, types.FunctionType):
-        return None
-    parts = _read_values(f, frozenset())
-    if parts is None:
-        return None
-    held = tuple((name, a) if isinstance(a, (int, str)) or a is None else (name, str(a.dtype), a.shape, a.tobytes())
-                 for name, a in sorted(data.items()))  # a Python int or flag is data too
-    # Code objects compare equal across files (CPython leaves co_filename out of ==): the file is
-    # part of the key, or an exec'd `def f` is served the reading of an equal one from a notebook.
-    return (f.__code__, f.__code__.co_filename, tuple(shapes), tuple(rank1), held, parts)
-
-
-# Libraries whose attributes a reading uses are fixed: a module of the user's (`d2l`, whose
-# `d2l.linreg` may be redefined) is read again each time.
-_LIBRARIES: Final = frozenset({"torch", "numpy", "math", "sympy", "symgrad", "builtins", "operator", "functools"})
-
-
-def _read_values(f: types.FunctionType, seen: frozenset[Any]) -> tuple[Any, ...] | None:
-    """What `f`'s reading depends on beyond its code: its defaults and the values of the globals
-    and closure cells it reads, a helper of the user's (`source_inline`) by its own (None: read
-    `f` again each time). `seen`: the code objects on the way here. A function met again (itself:
-    `def relu(x): return torch.relu(x)`, whose attribute name `relu` inspect counts as a global
-    read, or a recursive helper) is known by its code, which the key already holds."""
-    seen = seen | {f.__code__}
-    try:
-        cv = inspect.getclosurevars(f)
-    except (TypeError, ValueError):
-        return None
-    read = {**cv.globals, **cv.nonlocals}
-    defaults = {**dict(enumerate(f.__defaults__ or ())), **(f.__kwdefaults__ or {})}
-    parts: list[Any] = []
-    for name, v in [*sorted(read.items()), *((f"default {k}", d) for k, d in defaults.items())]:
-        if isinstance(v, (bool, int, float, complex, str)) or v is None:
-            parts.append((name, v))
-        elif isinstance(v, torch.Tensor):
-            parts.append((name, str(v.dtype), tuple(v.shape), v.requires_grad, _bytes_of(v)))
-        elif isinstance(v, np.ndarray):
-            parts.append((name, str(v.dtype), v.shape, v.tobytes()))
-        elif isinstance(v, types.FunctionType) and (v.__module__ or "").split(".")[0] not in _LIBRARIES:
-            u = inspect.unwrap(v)
-            if getattr(u, "__code__", None) in seen:
-                parts.append((name, u.__code__))
-                continue
-            inner = _read_values(u, seen) if len(seen) < 8 else None  # type: ignore[arg-type]
-            if inner is None:
-                return None
-            parts.append((name, v.__code__, inner))  # a helper: its code and what it reads
-        elif isinstance(v, types.ModuleType) and v.__name__.split(".")[0] not in _LIBRARIES:
-            return None  # a module of the user's: its attributes may change
-        elif isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)):
-            parts.append((name, id(v)))  # torch, a library function, a class: by identity
-        else:
-            return None  # an object whose attributes the reading may use: read again each time
-    return tuple(parts)
-
-
-def _bytes_of(t: torch.Tensor) -> bytes:
-    return t.detach().cpu().contiguous().numpy().tobytes() if not t.is_meta else b""
+                data: Mapping[str, Any], objects: Any, dtype: str) -> kept_translations.Entry:
+    """`translate(...)`, read once per code object and everything that can change the reading
+    (`trace_cache.find`; a module's reading is not kept: its attributes are state), with what was
+    lowered from it since (`trace_cache.Entry`)."""
+    key, entry = (None, None) if objects is not None or draws.active() else \
+        kept_translations.find(fn, shapes, rank1, data, dtype)  # `.to(x.dtype)` reads the run's dtype
+    if entry is not None:
+        return entry
+    with run_dtype(dtype):  # `.to(x.dtype)` of a constant rounds it to this run's dtype
+        return kept_translations.put(key, translate(fn, shapes, rank1, data, objects))
 
 
 def _loop_spellings(origins: Mapping[Any, SourceSpan]) -> dict[str, str]:

@@ -16,6 +16,7 @@ more than MAX_KEPT_ELEMENTS elements, a data set, is not copied.)
 from __future__ import annotations
 
 import contextlib
+import functools
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -29,13 +30,15 @@ import torch
 MAX_KEPT_ELEMENTS: Final = 1 << 20
 
 
-def _code_names(code: types.CodeType) -> set[str]:
-    """The global names a code object and the code objects it defines read."""
+@functools.lru_cache(maxsize=256)
+def _code_names(code: types.CodeType) -> frozenset[str]:
+    """The global names a code object and the code objects it defines read (the same for an equal
+    code object: they are its constants)."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _code_names(const)
-    return names
+    return frozenset(names)
 
 
 def _tensors_in(value: Any) -> Iterable[torch.Tensor]:
@@ -47,33 +50,52 @@ def _tensors_in(value: Any) -> Iterable[torch.Tensor]:
         yield from (v for v in value.values() if isinstance(v, torch.Tensor))
 
 
-def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[torch.Tensor]:
+def replaced(value: Any) -> bool:
+    """An argument that no run of symgrad's passes to the user's code: a floating tensor of rank 0,
+    1 or 2 is an input of the reading (`trace._example`), and every run (the fidelity check's, a
+    recorded run, a run that records draws) gets a leaf tensor of symgrad's own in its place
+    (`trace._call_with`). The user's own tensor is only read."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point() and value.ndim <= 2 and not value.is_meta
+
+
+def reached(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *, inputs_replaced: bool = False) -> list[torch.Tensor]:
     """The tensors fn can update in place without creating them: its arguments, the globals its
-    code names and its closure cells (each tensor once)."""
+    code names and its closure cells (each tensor once). `inputs_replaced`: a plain function's
+    runs, where an argument that is an input never reaches the user's code (`replaced`)."""
     found: dict[int, torch.Tensor] = {}
     for v in (*args, *kwargs.values()):
-        found.update((id(t), t) for t in _tensors_in(v))
+        if not (inputs_replaced and isinstance(v, torch.Tensor) and replaced(v)):
+            _add(found, v)
     fn = getattr(fn, "__func__", fn)  # a bound method reads its function's globals
     code = getattr(fn, "__code__", None)
     if isinstance(code, types.CodeType):
         space = getattr(fn, "__globals__", {})
         for name in _code_names(code):
             if name in space:
-                found.update((id(t), t) for t in _tensors_in(space[name]))
+                _add(found, space[name])
         for cell in getattr(fn, "__closure__", None) or ():
             try:
-                found.update((id(t), t) for t in _tensors_in(cell.cell_contents))
+                _add(found, cell.cell_contents)
             except ValueError:  # an empty cell
                 continue
     return list(found.values())
 
 
+def _add(found: dict[int, torch.Tensor], value: Any) -> None:
+    """The tensors of `value` (`_tensors_in`) added to `found`, by identity (nothing else is walked)."""
+    if isinstance(value, (torch.Tensor, list, tuple, dict)):
+        found.update((id(t), t) for t in _tensors_in(value))
+
+
 @contextlib.contextmanager
-def unchanged(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Iterator[None]:
+def unchanged(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *, inputs_replaced: bool = False) -> Iterator[None]:
     """The tensors `reached(fn, args, kwargs)` hold after the block the values they held before it
     (copied back in place where a run changed them: the same tensor objects, no new ones)."""
-    saved = [(t, t.detach().clone()) for t in reached(fn, args, kwargs)
+    saved = [(t, t.detach().clone()) for t in reached(fn, args, kwargs, inputs_replaced=inputs_replaced)
              if t.layout == torch.strided and not t.is_meta and t.numel() <= MAX_KEPT_ELEMENTS]
+    if not saved:
+        yield
+        return
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -69,8 +69,8 @@ class Traced(Reading):
             if unknown:
                 raise OptionError(f"`fixed` names {', '.join(unknown)}, which `{_name(self)}` does not take (its "
                                   f"arguments: {', '.join(self.arguments)}).\nFix: name its own parameters.")
-            again = read_function(self.fn, (), {**self.arguments, **fixed}, dtype=self.dtype)
-            return Traced(**{f.name: getattr(again, f.name) for f in fields(again)}).sweep(over, **options)
+            again = read_function(self.fn, (), {**self.arguments, **fixed}, dtype=self.dtype, kind=Traced)
+            return again.sweep(over, **options)  # type: ignore[attr-defined]
         options.pop("branches", None)
         options["dtype"] = options.get("dtype") or self.dtype
         # The tensor inputs held at their example values (as the translation declares them: a
@@ -270,5 +270,4 @@ def trace(fn: Any, *args: Any, **kwargs: Any) -> Traced:
     Raises `TraceError`, with a sentence naming the user's line, when the source cannot be read
     or the translation does not reproduce the function bit for bit.
     """
-    reading = read_function(fn, args, kwargs)
-    return Traced(**{f.name: getattr(reading, f.name) for f in fields(reading)})
+    return read_function(fn, args, kwargs, kind=Traced)  # type: ignore[return-value]

@@ -19,7 +19,7 @@ import torch
 from hypothesis import given, settings
 
 import symgrad as sg
-from symgrad.frontends.trace import _execute
+from symgrad.frontends.trace_run import execute as _execute
 from user_code import load_module
 
 SOURCE = textwrap.dedent('''
