@@ -40,6 +40,7 @@ from . import losses as ls
 from . import distances as dist
 from . import normalization as nm
 from . import reductions as rd
+from . import products as pr
 # The exact elementary functions (public here: the rules' exact values in rules.py use them too).
 from .exact_elementary import atan, cos, cosh, erf, exp, expm1, log1p, sin, sinh, tan, tanh  # noqa: F401
 from .primitives import SOFTPLUS_THRESHOLD
@@ -902,7 +903,7 @@ def _stack(a: Args, shape: tuple[int, int]) -> Any:
 
 
 # torch's max/min/var/std reductions of stacked elements (`reductions.py`).
-_REDUCTION_OPS: Final = tuple(Op(**fields) for fields in rd.op_fields(logsumexp, softmax_weights))
+_REDUCTION_OPS: Final = tuple(Op(**fields) for fields in (*rd.op_fields(logsumexp, softmax_weights), *pr.OP_FIELDS))
 # The user's own torch.autograd.Function (`custom.py`): its value is its first argument (the
 # forward's mathematics), its backward the user's, read from source; the parameter is its `CustomSpec`.
 _CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lambda a, v, p: p.partials(a),

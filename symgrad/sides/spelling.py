@@ -30,6 +30,7 @@ from ..program.normalization import normalize_text
 from ..program.distances import cdist as cdist_node
 from ..program.distances import text as cdist_text
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
+from ..program.products import PRODUCT_OPS, PRODUCTS, product_text
 from ..program.activations import ACTIVATIONS
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
@@ -104,7 +105,7 @@ def const_of(c: sp.Basic) -> Const:
 
 
 _FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, cdist_node,
-                 *LOSSES, *REDUCTIONS,
+                 *LOSSES, *REDUCTIONS, *PRODUCTS,
                  *ACTIVATIONS)
 
 
@@ -460,7 +461,7 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(operand_text(args[0]), c=const_of(param).text if isinstance(param, sp.Basic) else _num_text(param))
-    if op in ("logsumexp", "softmax", "log_softmax", "vector_norm") or op in REDUCTION_OPS:
+    if op in ("logsumexp", "softmax", "log_softmax", "vector_norm") or op in REDUCTION_OPS or op in PRODUCT_OPS:
         # torch.stack takes tensors: a constant argument is a tensor like the first variable one.
         # Stacked along a new first dimension, so that a batch of points (a sweep) stays a batch.
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
@@ -470,6 +471,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
             return f"torch.linalg.vector_norm({stacked}, dim=0)"
         if op in REDUCTION_OPS:
             return reduction_text(op, stacked, param)
+        if op in PRODUCT_OPS:
+            return product_text(op, stacked, param)
         return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
     if op in LOSS_NAMES:
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
