@@ -25,9 +25,19 @@ import sympy as sp
 
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import expand
-from ..program.products import prod, prod_along, vm_mean, vm_mean_along
+from ..program.products import (
+    einsum_dot,
+    einsum_matmul,
+    einsum_trace,
+    einsum_vdot,
+    prod,
+    prod_along,
+    vm_mean,
+    vm_mean_along,
+)
 from ..program.reductions import std, std_along, var, var_along
-from .torch_reductions import along, grid, spread_arguments
+from .torch_reductions import along, grid, spread_arguments, transposed
+from .torch_sums import sum_of
 from .torch_shapes import made, torch_dims
 from .torch_values import Build, Spelling, as_scalar, is_matrix, shape
 
@@ -257,6 +267,63 @@ def _spread_mean(name: str, spelled: str) -> Build:
     return build
 
 
+# --------------------------------------------------------------------------- einsum
+
+_MATMULS: dict[str, type] = {}
+
+
+def _matmul_class(equation: str) -> type:
+    """einsum_matmul with the user's equation (`"bi,ij->bj"`), which the generated program writes."""
+    if equation not in _MATMULS:
+        _MATMULS[equation] = type("einsum_matmul", (einsum_matmul,), {"equation": equation})
+    return _MATMULS[equation]
+
+
+def _flat(x: Any) -> list[Any]:
+    return [e for r in grid(x) for e in r]
+
+
+def _einsum(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    _only("torch.einsum", k, set())
+    equation = a[0] if a else None
+    ops = list(a[1][0:]) if len(a) == 2 and isinstance(a[1], (list, tuple)) else list(a[1:])
+    if not isinstance(equation, str):
+        raise UnsupportedNodeError("`torch.einsum` takes its equation as a string first.\n"
+                                   "Fix: write `torch.einsum(\"ij,jk->ik\", A, B)`.")
+    eq = equation.replace(" ", "")
+    ins, _, out = eq.partition("->")
+    terms = ins.split(",")
+    ranks = [len(torch_dims(o)) if is_matrix(o) else 0 for o in ops]
+    shape_ok = "->" in eq and len(terms) == len(ops) and all(len(t) == r for t, r in zip(terms, ranks))
+    first = {c: chr(ord("i") + n) for n, c in enumerate(dict.fromkeys(c for c in eq if c.isalpha()))}
+    canonical = "".join(first.get(c, c) for c in eq)
+    if shape_ok and canonical == "ij,jk->ik":
+        return _matmul_class(equation)(ops[0], ops[1], evaluate=False)
+    if shape_ok and canonical == "ij->ji":
+        return transposed(ops[0])
+    if shape_ok and canonical in ("ij->ij", "i->i"):
+        return ops[0]
+    if shape_ok and canonical in ("ij->i", "ij->j"):
+        return sum_of([ops[0], 1 if canonical == "ij->i" else 0], {})
+    if shape_ok and canonical in ("ij->", "i->"):
+        return sum_of([ops[0]], {})
+    if shape_ok and canonical == "ii->" and len(set(torch_dims(ops[0]))) == 1:
+        n = torch_dims(ops[0])[0]
+        return einsum_trace(n, n, *_flat(ops[0]))
+    if shape_ok and canonical in ("ij,ij->", "i,i->", "ij,ij->ij", "i,i->i") and torch_dims(ops[0]) == torch_dims(ops[1]):
+        if canonical.endswith(("ij", "i")) and not canonical.endswith("->"):
+            return sp.HadamardProduct(ops[0], ops[1])
+        m, n = shape(ops[0])  # type: ignore[misc]
+        return (einsum_dot if canonical == "ij,ij->" else einsum_vdot)(m, n, *_flat(ops[0]), *_flat(ops[1]))
+    raise UnsupportedNodeError(
+        f"`torch.einsum({equation!r}, ...)` of operands of rank {', '.join(map(str, ranks)) or 'none'} is not a pattern "
+        "symgrad reads: it reads a matrix product (\"ij,jk->ik\"), a transpose (\"ij->ji\"), a trace (\"ii->\"), the "
+        "sum of an elementwise product (\"ij,ij->\", \"i,i->\"), an elementwise product (\"ij,ij->ij\") and sums "
+        "(\"ij->i\", \"ij->j\", \"ij->\"), with tensors of rank 1 and 2 (a batched product such as \"bij,bjk->bik\" "
+        "has rank 3).\nFix: write it with those, or with torch ops (`A @ B`, `A.sum(1)`), e.g. a loop `A[b] @ B[b]` "
+        "over the batch of a rank-3 product.")
+
+
 MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("torch.outer", "function", sp.HadamardProduct, _outer("torch.outer"),
              "two vectors: a.reshape(-1, 1) * b, as torch computes it"),
@@ -285,6 +352,9 @@ MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("Tensor.diagonal", "method", sp.ImmutableMatrix, _diagonal("x.diagonal"), "as torch.diagonal"),
     Spelling("torch.trace", "function", sp.Trace, _trace("torch.trace"), "a square matrix: torch.trace"),
     Spelling("Tensor.trace", "method", sp.Trace, _trace("x.trace"), "as torch.trace"),
+    Spelling("torch.einsum", "function", einsum_matmul, _einsum,
+             "ij,jk->ik (torch.einsum itself), ij->ji, ii-> and ij,ij->, i,i-> (torch.einsum itself), ij,ij->ij, "
+             "ij->i, ij->j, ij->, of tensors of rank 1 and 2 (any letters); another pattern is a sentence"),
     Spelling("torch.var_mean", "function", vm_mean, _spread_mean("var", "torch.var_mean"),
              "(var, mean): var as x.var (correction=, dim=, keepdim=); the mean torch's own (Welford's)"),
     Spelling("torch.std_mean", "function", vm_mean, _spread_mean("std", "torch.std_mean"),

@@ -132,7 +132,79 @@ class vm_mean_along(_Mean):
     SPELLED = "torch.var_mean(X, dim=1)[1]"
 
 
-PRODUCTS: Final = (prod, prod_along, vm_mean, vm_mean_along)
+class _Einsum(_Grouped):
+    """A contraction `torch.einsum` computes with its own kernel (bmm: another rounding, and another
+    gradient accumulation, than `torch.trace` or `(a * b).sum()`), of the stacked elements (LEAD = 2:
+    the operand's shape (m, n)); the equation is the class's."""
+
+    LEAD = 2
+    EQUATION = ""
+    OPERANDS = 1
+
+    @classmethod
+    def eval(cls, *args: sp.Basic) -> None:
+        m, n = (int(a) for a in args[:2]) if len(args) > 2 and all(a.is_Integer for a in args[:2]) else (0, 0)
+        if m * n == 0 or len(args) != 2 + cls.OPERANDS * m * n:
+            raise UnsupportedNodeError(f"{cls.__name__}(m, n, ...) takes the shape and the m*n elements of each operand.\n"
+                                       f"Fix: write it as `torch.einsum({cls.EQUATION!r}, ...)` in torch code.")
+        return None
+
+    def positions(self) -> list[int]:
+        return list(range(2, len(self.args)))
+
+    def param(self) -> Any:
+        return (int(self.args[0]), int(self.args[1]), self.EQUATION)
+
+
+class einsum_trace(_Einsum):
+    """`torch.einsum("ii->", A)`: the sum of the diagonal of the square (n, n) A."""
+
+    EQUATION = "ii->"
+
+    def written_out(self) -> sp.Expr:
+        n = int(self.args[1])
+        return sp.Add(*[self.args[2 + i * n + i] for i in range(n)])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex <= 2:
+            raise ArgumentIndexError(self, argindex)
+        i, j = divmod(argindex - 3, int(self.args[1]))
+        return sp.S.One if i == j else sp.S.Zero
+
+
+class einsum_dot(_Einsum):
+    """`torch.einsum("ij,ij->", A, B)` (and "i,i->" of two vectors, (n, 1) here): sum of a_k * b_k."""
+
+    OPERANDS = 2
+    EQUATION = "ij,ij->"
+
+    def written_out(self) -> sp.Expr:
+        k = (len(self.args) - 2) // 2
+        return sp.Add(*[u * v for u, v in zip(self.args[2:2 + k], self.args[2 + k:])])
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex <= 2:
+            raise ArgumentIndexError(self, argindex)
+        k = (len(self.args) - 2) // 2
+        at = argindex - 3
+        return self.args[2 + (at + k) % (2 * k)]
+
+
+class einsum_vdot(einsum_dot):
+    """`torch.einsum("i,i->", a, b)` of two vectors."""
+
+    EQUATION = "i,i->"
+
+
+class einsum_matmul(sp.MatMul):
+    """`torch.einsum("ij,jk->ik", A, B)`: A @ B for every rule, lowered as torch.einsum (whose backward,
+    through bmm, accumulates otherwise than `A @ B`'s for small matrices); `equation` is the user's."""
+
+    torch_op = "einsum"
+    equation = "ij,jk->ik"
+
+
+PRODUCTS: Final = (prod, prod_along, vm_mean, vm_mean_along, einsum_trace, einsum_dot, einsum_vdot)
 PRODUCT_OPS: Final = frozenset(cls.__name__ for cls in PRODUCTS)
 
 # --------------------------------------------------------------------------- exact values
@@ -182,6 +254,9 @@ def mean_partials(a: Args, p: Any = None) -> tuple[ex.Exact, ...]:
 
 
 _TORCH: Final = {
+    "einsum_trace": "torch.einsum('ii->', {s}.unflatten(0, ({m}, {n})))",
+    "einsum_dot": "torch.einsum('ij,ij->', {s}.unflatten(0, ({m}, {n})), {t}.unflatten(0, ({m}, {n})))",
+    "einsum_vdot": "torch.einsum('i,i->', {s}, {t})",
     "prod": "torch.prod({s}, 0)",
     "prod_along": "torch.prod({s}.unflatten(0, ({m}, {n})), {d})[{j}]",
     "vm_mean": "torch.var_mean({s}, 0, correction=0)[1]",
@@ -189,15 +264,19 @@ _TORCH: Final = {
 }
 
 
-def product_text(op: str, stacked: str, param: Any) -> str:
+def product_text(op: str, parts: Sequence[str], param: Any) -> str:
     """The torch call of one of these reductions on its stacked elements, as the generated program
-    writes it (stacked along a new first dim, so that a batch of points stays a batch)."""
+    writes it (stacked along a new first dim, so that a batch of points stays a batch); a product of
+    two operands (einsum_dot) stacks each on its own."""
     names = dict(zip("mndj", param)) if param else {}
-    return _TORCH[op].format(s=stacked, **names)
+    names.pop("d", None) if op.startswith("einsum") else None
+    k = len(parts) // 2 if op in ("einsum_dot", "einsum_vdot") else len(parts)
+    return _TORCH[op].format(s=f"torch.stack([{', '.join(parts[:k])}])", t=f"torch.stack([{', '.join(parts[k:])}])",
+                             **names)
 
 
 _PROD_TEXT = "torch's backward (prod_backward) is the product of the other elements at every point"
-OP_FIELDS: Final[tuple[dict[str, Any], ...]] = (
+OP_FIELDS: tuple[dict[str, Any], ...] = (
     dict(name="prod", torch=_TORCH["prod"].format(s="torch.stack([{0}, ...])"),
          value=lambda a, p: product_value(a), partials=lambda a, v, p: product_partials(a)),
     dict(name="prod_along", torch=_TORCH["prod_along"].replace("{s}", "torch.stack([{0}, ...])"),
@@ -206,6 +285,39 @@ OP_FIELDS: Final[tuple[dict[str, Any], ...]] = (
          value=lambda a, p: mean_value(a), partials=lambda a, v, p: mean_partials(a)),
     dict(name="vm_mean_along", torch=_TORCH["vm_mean_along"].replace("{s}", "torch.stack([{0}, ...])"),
          value=mean_value, partials=lambda a, v, p: mean_partials(a, p)),
+)
+
+def _dot_partials(a: Args) -> tuple[ex.Exact, ...]:
+    k = len(a) // 2
+    return tuple(a[(i + k) % (2 * k)] for i in range(2 * k))
+
+
+def _dot_value(a: Args) -> ex.Exact:
+    k = len(a) // 2
+    total: ex.Exact = ex.ZERO
+    for u, v in zip(a[:k], a[k:]):
+        total = ex.add(total, ex.mul(u, v))
+    return total
+
+
+def _diagonal(a: Args, p: Any) -> list[int]:
+    n = int(p[1])
+    return [i * n + i for i in range(n)]
+
+
+def _trace_value(a: Args, p: Any) -> ex.Exact:
+    total: ex.Exact = ex.ZERO
+    for k in _diagonal(a, p):
+        total = ex.add(total, a[k])
+    return total
+
+
+OP_FIELDS += (
+    dict(name="einsum_trace", torch="torch.einsum('ii->', A)",
+         value=lambda a, p: _trace_value(a, p),
+         partials=lambda a, v, p: tuple(ex.ONE if k in _diagonal(a, p) else ex.ZERO for k in range(len(a)))),
+    *(dict(name=name, torch=f"torch.einsum({eq!r}, A, B)", value=lambda a, p: _dot_value(a),
+           partials=lambda a, v, p: _dot_partials(a)) for name, eq in (("einsum_dot", "ij,ij->"), ("einsum_vdot", "i,i->"))),
 )
 
 RULE_FIELDS: Final[tuple[dict[str, Any], ...]] = (
@@ -225,4 +337,11 @@ RULE_FIELDS: Final[tuple[dict[str, Any], ...]] = (
          "of group j of the (m, n) matrix of the a's that `torch.var_mean(X, dim=d)` returns: torch's "
          "`torch.var_mean(M, d)[1][j]` on the whole matrix", domain="all reals",
          exact=lambda a: mean_value(a[4:], tuple(int(v) for v in a[:4]))),
+    dict(cls=einsum_trace, ops=("einsum_trace",), when="einsum_trace(n, n, a_00, ..., a_(n-1)(n-1)) is the sum of the "
+         "diagonal, as `torch.einsum('ii->', A)` is read: torch's einsum itself (its bmm rounds otherwise than "
+         "torch.trace)", domain="all reals", exact=lambda a: _trace_value(a[2:], a[:2])),
+    *(dict(cls=cls, ops=(cls.__name__,), when=f"{cls.__name__}(m, n, a..., b...) is sum_k a_k*b_k, as "
+           f"`torch.einsum({cls.EQUATION!r}, a, b)` is read: torch's einsum itself (its bmm rounds, and accumulates "
+           "the gradient, otherwise than `(a * b).sum()`)", domain="all reals", exact=lambda a: _dot_value(a[2:]))
+      for cls in (einsum_dot, einsum_vdot)),
 )

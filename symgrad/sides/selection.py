@@ -225,8 +225,8 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             if is_constant(coeff):
                 return "mul", (product,), coeff
             return "mul", (coeff, product), sp.Integer(1)
-        if len(mats) == 2:
-            return "matmul", (mats[0], mats[1]), None
+        if len(mats) == 2:  # (`torch.einsum("ij,jk->ik", A, B)`: the user's equation, lowered as torch.einsum)
+            return "matmul", (mats[0], mats[1]), getattr(e, "equation", None) if coeff == 1 else None
         return "matmul", (sp.MatMul(*mats[:-1]), mats[-1]), None
     if isinstance(e, sp.Transpose):
         return "transpose", (e.arg,), None

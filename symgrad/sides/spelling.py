@@ -480,7 +480,7 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         if op in REDUCTION_OPS:
             return reduction_text(op, stacked, param)
         if op in PRODUCT_OPS:
-            return product_text(op, stacked, param)
+            return product_text(op, parts, param)
         return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
     if op in LOSS_NAMES:
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
@@ -491,6 +491,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         other = next(operand_text(a) for a in args if isinstance(a, str))
         return OPS[op].torch.format(*(f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) else a
                                       for a in args))
+    if op == "matmul" and isinstance(param, str):  # torch.einsum("ij,jk->ik", A, B) as the user wrote it
+        return f"torch.einsum({param!r}, {operand_text(args[0])}, {operand_text(args[1])})"
     return OPS[op].torch.format(*(operand_text(a) for a in args), c=param)
 
 

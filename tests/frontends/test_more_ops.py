@@ -347,3 +347,59 @@ def test_what_is_not_read_is_a_sentence_naming_the_line(fn: Any, shapes: list[tu
         sg.trace(fn, *[torch.randn(*s, dtype=torch.float64) for s in shapes])
     text = str(err.value)
     assert words in text and "Fix:" in text and "test_more_ops.py:" in text, text
+
+
+def einsum_matmul(A, B):
+    return torch.tanh(torch.einsum("bi,ij->bj", A, B)).sum()
+
+
+def einsum_trace(A):
+    return torch.einsum("ii->", A) * 2
+
+
+def einsum_dot(A, B):
+    return torch.einsum("ij,ij->", A, B)
+
+
+def einsum_vdot(a, b):
+    return torch.einsum("i,i->", a, b) * 3
+
+
+def einsum_plain(A):
+    return (torch.einsum("ij->ji", A) ** 2 * W4.to(A.dtype)).sum() + (torch.einsum("ij->i", A) ** 2).sum()
+
+
+def einsum_rest(A, B):
+    return torch.einsum("ij->j", A * B).sum() + torch.einsum("ij->", A) + torch.einsum("ij,ij->ij", A, B)[0, 1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fn, shapes, math, call", [
+    (einsum_matmul, [(3, 4), (4, 2)], lambda A, B: sum(sp.tanh(u) for u in A * B), "torch.einsum('bi,ij->bj', A, B)"),
+    (einsum_trace, [(3, 3)], lambda A: 2 * A.trace(), "torch.einsum('ii->'"),
+    (einsum_dot, [(3, 4), (3, 4)], lambda A, B: sum(A.multiply_elementwise(B)), "torch.einsum('ij,ij->'"),
+    (einsum_vdot, [(5,), (5,)], lambda a, b: 3 * sum(a.multiply_elementwise(b)), "torch.einsum('i,i->'"),
+    (einsum_plain, [(4, 3)], lambda A: sum(A[c, r] ** 2 * exact(float(W4[c])) for r in range(3) for c in range(4))
+     + sum(sum(A.row(i)) ** 2 for i in range(4)), ".T"),
+    (einsum_rest, [(3, 4), (3, 4)], lambda A, B: sum(A.multiply_elementwise(B)) + sum(A) + A[0, 1] * B[0, 1], ".sum("),
+], ids=["ij,jk->ik", "ii->", "ij,ij->", "i,i->", "ij->ji,ij->i", "ij->j,ij->,ij,ij->ij"])
+def test_einsum_patterns(fn: Any, shapes: list[tuple[int, ...]], math: Any, call: str, dtype: torch.dtype) -> None:
+    """A contraction (a matmul, a trace, a sum of products) is torch.einsum's own call (its bmm rounds, and
+    accumulates the gradient, otherwise than `A @ B`, torch.trace or `(a * b).sum()`: measured); a transpose,
+    a sum along a dim and an elementwise product are the table's ops, whose bits einsum's equal."""
+    inputs = {name: rand(*s, dtype=dtype, seed=20 + k) for k, (name, s) in enumerate(zip("AB" if len(shapes[0]) == 2 else "ab",
+                                                                                       shapes))}
+    c = checked(fn, inputs, math)
+    assert c.ok and call in c.lowered.source
+
+
+def einsum_batched(A, B):
+    return torch.einsum("ij,kj->ik", A, B).sum()
+
+
+def test_einsum_of_another_pattern_is_a_sentence_naming_it() -> None:
+    with pytest.raises(sg.TraceError) as err:
+        sg.trace(einsum_batched, torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64))
+    text = str(err.value)
+    assert "`torch.einsum('ij,kj->ik', ...)` of operands of rank 2, 2 is not a pattern symgrad reads" in text
+    assert "bij,bjk->bik" in text and "Fix:" in text and "test_more_ops.py:" in text
