@@ -19,6 +19,7 @@ is. A tensor of rank 3 or more, and arguments torch reads but symgrad does not, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import sympy as sp
@@ -35,8 +36,9 @@ from ..program.products import (
     vm_mean,
     vm_mean_along,
 )
+from ..program.orders import order_at
 from ..program.reductions import std, std_along, var, var_along
-from .torch_reductions import along, grid, spread_arguments, transposed
+from .torch_reductions import MaxResult, along, grid, spread_arguments, transposed
 from .torch_sums import sum_of
 from .torch_shapes import made, torch_dims
 from .torch_values import Build, Spelling, as_scalar, is_matrix, shape
@@ -324,6 +326,80 @@ def _einsum(a: Sequence[Any], k: dict[str, Any]) -> Any:
         "over the batch of a rank-3 product.")
 
 
+# --------------------------------------------------------------------------- sort, topk
+
+
+@dataclass(frozen=True)
+class OrderIndices:
+    """The indices torch.sort/topk return: a permutation, not an argmax's index (not `Indices`, which
+    gather and W[i] read); symgrad reads none of their uses."""
+
+    spelled: str
+    origin: Any = None  # the user's line (a SourceSpan), as `Indices` has it
+
+    def __repr__(self) -> str:
+        return f"the indices of {self.spelled}"
+
+
+MAX_ORDERED = 12  # the order statistic's formula (a Max of Mins over subsets) grows fast past this
+
+
+def _vector(spelled: str, x: Any) -> None:
+    dims = torch_dims(x) if is_matrix(x) else ()
+    if len(dims) != 1:
+        raise UnsupportedNodeError(
+            f"`{spelled}` is read of a vector (rank 1) along its one dim; this tensor has shape {tuple(dims)}.\n"
+            "Fix: sort a vector, e.g. one row `X[i]` at a time, or flatten it first.")
+
+
+def _ordered(spelled: str, x: Any, how: int, k: int) -> MaxResult:
+    elements = grid(x)[0]
+    if len(elements) > MAX_ORDERED:
+        raise UnsupportedNodeError(
+            f"`{spelled}` of {len(elements)} elements: symgrad reads sort and topk of at most {MAX_ORDERED}.\n"
+            "Fix: sort a shorter vector.")
+    count = len(elements) if how < 2 else k
+    values = made([order_at(p, how, k, *elements) for p in range(count)], [count])
+    return MaxResult(values, OrderIndices(spelled))  # type: ignore[arg-type]
+
+
+def _sort(spelled: str) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        _only(spelled, k, {"dim", "descending", "stable"})
+        _vector(spelled, a[0])
+        dim = k.get("dim", a[1] if len(a) > 1 and not isinstance(a[1], (bool, sp.logic.boolalg.BooleanAtom)) else -1)
+        descending = k.get("descending", a[2] if len(a) > 2 else False)
+        if k.get("stable"):
+            raise UnsupportedNodeError(f"`{spelled}(..., stable=True)` is not read (its ties go another way).\n"
+                                       "Fix: leave stable out.")
+        if _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.") not in (0, -1):
+            raise UnsupportedNodeError(f"`{spelled}(dim={dim})`: a vector has the dim 0 (-1).\nFix: pass dim=0 or -1.")
+        return _ordered(spelled, a[0], int(bool(descending)), 0)
+
+    return build
+
+
+def _topk(spelled: str) -> Build:
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        _only(spelled, k, {"k", "dim", "largest", "sorted"})
+        _vector(spelled, a[0])
+        count = _int(k.get("k", a[1] if len(a) > 1 else None), f"`{spelled}`'s k", "pass k as an integer.")
+        dim = k.get("dim", a[2] if len(a) > 2 else -1)
+        largest = k.get("largest", a[3] if len(a) > 3 else True)
+        if not bool(k.get("sorted", a[4] if len(a) > 4 else True)):
+            raise UnsupportedNodeError(f"`{spelled}(..., sorted=False)` returns its values in an order of torch's own, "
+                                       "which symgrad does not read.\nFix: leave sorted out.")
+        if _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.") not in (0, -1):
+            raise UnsupportedNodeError(f"`{spelled}(dim={dim})`: a vector has the dim 0 (-1).\nFix: pass dim=0 or -1.")
+        n = len(torch_dims(a[0])) and torch_dims(a[0])[0]
+        if not 0 < count <= max(n, 0):
+            raise UnsupportedNodeError(f"`{spelled}` with k = {count} of {n} elements (torch raises: k must be in "
+                                       f"[0, {n}]).\nFix: pass a k from 1 to {n}.")
+        return _ordered(spelled, a[0], 2 if bool(largest) else 3, count)
+
+    return build
+
+
 MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("torch.outer", "function", sp.HadamardProduct, _outer("torch.outer"),
              "two vectors: a.reshape(-1, 1) * b, as torch computes it"),
@@ -355,6 +431,13 @@ MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("torch.einsum", "function", einsum_matmul, _einsum,
              "ij,jk->ik (torch.einsum itself), ij->ji, ii-> and ij,ij->, i,i-> (torch.einsum itself), ij,ij->ij, "
              "ij->i, ij->j, ij->, of tensors of rank 1 and 2 (any letters); another pattern is a sentence"),
+    Spelling("torch.sort", "function", order_at, _sort("torch.sort"),
+             "of a vector (at most 12 elements): (values, indices); the values torch's own call, the gradient to the "
+             "index it returns (a tie is a kink); the indices are not read"),
+    Spelling("Tensor.sort", "method", order_at, _sort("x.sort"), "as torch.sort"),
+    Spelling("torch.topk", "function", order_at, _topk("torch.topk"),
+             "of a vector (at most 12 elements): (values, indices), as torch.sort"),
+    Spelling("Tensor.topk", "method", order_at, _topk("x.topk"), "as torch.topk"),
     Spelling("torch.var_mean", "function", vm_mean, _spread_mean("var", "torch.var_mean"),
              "(var, mean): var as x.var (correction=, dim=, keepdim=); the mean torch's own (Welford's)"),
     Spelling("torch.std_mean", "function", vm_mean, _spread_mean("std", "torch.std_mean"),

@@ -403,3 +403,84 @@ def test_einsum_of_another_pattern_is_a_sentence_naming_it() -> None:
     text = str(err.value)
     assert "`torch.einsum('ij,kj->ik', ...)` of operands of rank 2, 2 is not a pattern symgrad reads" in text
     assert "bij,bjk->bik" in text and "Fix:" in text and "test_more_ops.py:" in text
+
+
+W5 = torch.tensor([0.5, -1.25, 2.0, 0.75, 3.0], dtype=torch.float64)  # exact in float32 too
+
+
+def sorted_values(x):
+    return (torch.sort(x).values * W5.to(x.dtype)).sum()
+
+
+def sorted_descending(x):
+    v, i = x.sort(descending=True)
+    return (torch.tanh(v) * W5.to(x.dtype)).sum()
+
+
+def top3(x):
+    return (torch.topk(x, 3).values * W5[:3].to(x.dtype)).sum() + (x.topk(2, largest=False)[0] ** 2).sum()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fn, ranks", [
+    (sorted_values, lambda order: [(p, k, False) for p, k in enumerate(order)]),
+    (sorted_descending, lambda order: [(p, k, True) for p, k in enumerate(order[::-1])]),
+], ids=["sort", "sort-descending"])
+def test_sort_values_are_torchs_call_and_the_order_statistics(fn: Any, ranks: Any, dtype: torch.dtype) -> None:
+    """Away from ties the sorted values are the elements in their exact order (the mathematics there)."""
+    x = rand(5, dtype=dtype, seed=30)
+    order = sorted(range(5), key=lambda k: float(x[k]))
+
+    def math(X: sp.Matrix) -> sp.Expr:
+        return sum((sp.tanh(X[k]) if desc else X[k]) * exact(float(W5[p])) for p, k, desc in ranks(order))
+
+    c = checked(fn, {"x": x}, math)
+    assert c.ok and "torch.sort(" in c.lowered.source
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_topk_values(dtype: torch.dtype) -> None:
+    x = rand(5, dtype=dtype, seed=31)
+    order = sorted(range(5), key=lambda k: float(x[k]))
+
+    def math(X: sp.Matrix) -> sp.Expr:
+        return (sum(X[k] * exact(float(W5[p])) for p, k in enumerate(order[::-1][:3]))
+                + sum(X[k] ** 2 for k in order[:2]))
+
+    c = checked(top3, {"x": x}, math)
+    assert c.ok and "torch.topk(" in c.lowered.source
+
+
+def test_a_tie_in_a_sort_is_a_kink_on_the_tied_elements_with_torchs_index_as_the_executed_side() -> None:
+    """x = (1, 1, 1, 0, 1): the four 1's tie for positions 1 to 4. Moving one of them down puts it at
+    position 1 (slope W5[1] = -5/4), up at position 4 (W5[4] = 3); torch's sort gives each tied element the
+    weight of the position it returned it at (its own order among ties, not a stable one)."""
+    x = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    c = sg.trace(sorted_values, x).compare()
+    leaf = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(sorted_values(leaf), [leaf])
+    assert [e.grad_autograd for e in c.entries] == g.tolist()
+    assert [float(e.grad_executed) for e in c.entries] == g.tolist()
+    assert [e.cause for e in c.entries] == [Cause.KINK, Cause.KINK, Cause.KINK, Cause.AGREE, Cause.KINK]
+    for e in c.entries:
+        if e.cause is Cause.KINK:
+            assert tuple(sp.nsimplify(str(v)) for v in e.one_sided) == (sp.Rational(-5, 4), 3)
+
+
+def sort_indices_used(x):
+    v, i = torch.sort(x)
+    return x[i].sum()
+
+
+def sort_of_matrix(X):
+    return torch.sort(X, dim=1).values.sum()
+
+
+@pytest.mark.parametrize("fn, shape, words", [
+    (sort_indices_used, (4,), "This index is not a constant"),
+    (sort_of_matrix, (2, 3), "`torch.sort` is read of a vector (rank 1) along its one dim; this tensor has shape (2, 3)"),
+], ids=["indices", "matrix"])
+def test_sort_outside_what_is_read_is_a_sentence(fn: Any, shape: tuple[int, ...], words: str) -> None:
+    with pytest.raises(sg.TraceError) as err:
+        sg.trace(fn, torch.randn(*shape, dtype=torch.float64))
+    assert words in str(err.value) and "Fix:" in str(err.value), str(err.value)

@@ -261,6 +261,11 @@ FACTS: tuple[Fact, ...] = (
     Fact("cos_sim", lambda a, b, c, d: _NN.cosine_similarity(torch.stack([a, b]).reshape(2, 1),
                                                              torch.stack([c, d]).reshape(2, 1), 0, 0.625)[0],
          (F(3, 16), F(1, 4), F(1), F(0)), (2, 1, 0, 0, F(5, 8))),
+    # torch's sort and topk give the gradient to the index they return, among ties their own choice
+    Fact("order_at", lambda a, b, c: torch.sort(torch.stack([a, b, c]), 0).values[1], (F(1), F(1), F(0)), (1, 0, 0),
+         expected=(1.0, 0.0, 0.0)),
+    Fact("order_at", lambda a, b, c: torch.topk(torch.stack([a, b, c]), 2, 0).values[1], (F(1), F(1), F(0)), (1, 2, 2),
+         expected=(0.0, 1.0, 0.0)),
     *ACTIVATION_FACTS,
 )
 
@@ -348,6 +353,8 @@ NONSMOOTH_AT = {
     "cdist_matrix": ((1, 1, 2), (F(1), F(2), F(1), F(2)), [(F(3, 4), F(2), F(1), F(2)), (F(5, 4), F(2), F(1), F(2))]),
     "normalize": ((1, 2, 1, F(5), 0, 0), (F(3), F(4)), [(F(3), F(15, 4)), (F(3), F(17, 4))]),
     "normalize_matrix": ((1, 2, 1, F(5)), (F(3), F(4)), [(F(3), F(15, 4)), (F(3), F(17, 4))]),
+    # a tie in torch.sort's values (program/orders.py)
+    "order_at": ((1, 0, 0), (F(1), F(1), F(0)), [(F(3, 4), F(1), F(0)), (F(5, 4), F(1), F(0))]),
     # F.cosine_similarity's kink where a norm is exactly eps (program/cosine.py)
     "cos_sim": ((2, 1, 0, 0, F(5, 8)), (F(3, 8), F(1, 2), F(1), F(0)),
                 [(F(3, 8), F(7, 16), F(1), F(0)), (F(3, 8), F(9, 16), F(1), F(0))]),
