@@ -71,6 +71,7 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
 READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.BatchNorm1d, "
+                  "nn.LayerNorm (F.layer_norm over the last dim), "
                   "nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
                   "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, "
                   "nn.Dropout (in training mode its mask is data of your run), "
@@ -234,6 +235,10 @@ class ModuleRef(Bound):
             return x
         if ml.is_batch_norm(m):  # torch's batch norm of an (n, C) batch, one fused node per element
             return ml.batch_norm_layer(self, x, node)
+        if forward is torch.nn.LayerNorm.forward:  # F.layer_norm, as nn.LayerNorm's forward calls it
+            w, b = self.attribute("weight", node), self.attribute("bias", node)
+            return apply(tn.SPELLINGS["torch.nn.functional.layer_norm"],
+                         [x, tuple(m.normalized_shape), w, b, float(m.eps)], {}, node, target)  # type: ignore[arg-type]
         if any(forward is cls.forward for cls in _DROPOUT):
             if m.training and m.p > 0 and type(m) is not torch.nn.Dropout:  # type: ignore[attr-defined,operator]
                 raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode, "

@@ -33,7 +33,8 @@ from .source_inplace import data
 from .source_python import PYTHON_BUILTINS, builtin_call, generated
 from .source_inline import Helper, default_of, is_helper, spread, spread_keywords
 from .source_state import IN_PLACE, OBJECT_READERS, Bound, Refuse, TranslationState, is_bool, to_sympy
-from .module_images import GlobalImageLayer, is_image_layer
+from .module_images import GlobalImageLayer
+from .module_norms import global_layer
 from .torch_activations import DTypeOf, cast_dtype
 from ..base.errors import UnsupportedNodeError
 from . import torch_argmax as argmax
@@ -148,8 +149,8 @@ class CallTranslator:
             return LossClass(obj, name)
         if isinstance(obj, torch.nn.Module) and loss_class(obj) is not None and not any(True for _ in obj.parameters()):
             return LossObject(obj, name)  # a loss module has no parameters: it is a function
-        if is_image_layer(obj):  # a module-level nn.BatchNorm2d: its own sentence where it is called
-            return GlobalImageLayer(obj, name)
+        if (layer := global_layer(obj, name)) is not None:  # nn.BatchNorm2d: a sentence where called; nn.LayerNorm
+            return layer  # without parameters: F.layer_norm (module_norms)
         if isinstance(obj, torch.nn.Module):
             raise Refuse(node, f"`{name}` is a torch.nn.Module read from outside the function: its parameters are "
                                "hidden state that symgrad cannot see as inputs.\nFix: pass the module as an argument "

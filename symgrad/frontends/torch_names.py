@@ -57,6 +57,9 @@ from .torch_losses import Composed, loss_spellings
 from .torch_copies import COPY_SPELLINGS
 from .torch_argmax import ARGMAX_SPELLINGS
 from .torch_norms import NORM_SPELLINGS
+from .torch_more import MORE_SPELLINGS
+from .torch_layer_norm import LAYER_NORM_SPELLINGS
+from .torch_cosine import COSINE_SPELLINGS
 from .torch_batch_norm import BATCH_NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
@@ -663,6 +666,9 @@ _SPELLINGS += COPY_SPELLINGS  # x.clone() (torch_copies)
 _SPELLINGS += ARGMAX_SPELLINGS  # x.gather(1, i), F.one_hot(i, n) of an argmax's indices (torch_argmax)
 _SPELLINGS += NORM_SPELLINGS  # F.normalize (torch_norms)
 _SPELLINGS += BATCH_NORM_SPELLINGS  # F.batch_norm, as nn.BatchNorm1d reads (torch_batch_norm)
+_SPELLINGS += MORE_SPELLINGS  # outer, prod, full_like, flip, roll, tril/triu, diag, trace, var_mean (torch_more)
+_SPELLINGS += LAYER_NORM_SPELLINGS  # F.layer_norm, as nn.LayerNorm reads (torch_layer_norm)
+_SPELLINGS += COSINE_SPELLINGS  # F.cosine_similarity (torch_cosine)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 

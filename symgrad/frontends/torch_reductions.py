@@ -112,6 +112,9 @@ def _along(spelled: str, x: Any, dim: Any, keepdim: Any, node: Any, node_along: 
     return made(values, [1, len(grid[0])] if keep else [len(grid[0])])
 
 
+along, grid = _along, _grid  # public: torch_more reduces prod and var_mean's mean, and moves elements, with them
+
+
 def _not_a_dim(v: Any) -> bool:
     """A number no dim can be: a float (`torch.tensor(0.)`, `torch.tensor(1.5)`) or a fraction."""
     v = _int(v)
@@ -224,30 +227,37 @@ def _spread(name: str, spelled: str) -> Build:
     node, along = (var, var_along) if name == "var" else (std, std_along)
 
     def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
-        _refuse_unknown(spelled, k, {"dim", "keepdim", "correction", "unbiased"})
-        rest = list(a[1:])
-        dim, unbiased, keepdim = None, None, k.get("keepdim", False)
-        if rest and _is_flag(rest[0]):
-            unbiased = bool(rest.pop(0))
-        elif rest:
-            dim = rest.pop(0)
-            if rest and _is_flag(rest[0]):
-                unbiased = bool(rest.pop(0))
-            if rest:
-                keepdim = rest.pop(0)
-        dim = k.get("dim", dim)
-        unbiased = bool(k["unbiased"]) if "unbiased" in k else unbiased
-        correction = k.get("correction")
-        if correction is not None and unbiased is not None:
-            raise UnsupportedNodeError(f"`{spelled}` takes either correction= or unbiased= (torch raises for both).\n"
-                                       "Fix: write `correction=1` (unbiased) or `correction=0`.")
-        c = _int(correction) if correction is not None else (0 if unbiased is False else 1)
-        if not isinstance(c, int):
-            raise UnsupportedNodeError(f"`{spelled}(correction={correction})`: symgrad reads an integer correction.\n"
-                                       "Fix: pass correction as an integer, e.g. `correction=0`.")
+        dim, keepdim, c = spread_arguments(spelled, a, k)
         return _along(spelled, a[0], dim, keepdim, lambda *e: node(c, *e), lambda *e: along(c, *e))
 
     return build
+
+
+def spread_arguments(spelled: str, a: Sequence[Any], k: dict[str, Any]) -> tuple[Any, Any, int]:
+    """(dim, keepdim, correction) of `x.var(...)`, `x.std(...)`, `torch.var_mean(...)`: `(x, dim, unbiased,
+    keepdim)`, `(x, unbiased)` (legacy) or `dim=`, `keepdim=`, `correction=` (1, unbiased, by default)."""
+    _refuse_unknown(spelled, k, {"dim", "keepdim", "correction", "unbiased"})
+    rest = list(a[1:])
+    dim, unbiased, keepdim = None, None, k.get("keepdim", False)
+    if rest and _is_flag(rest[0]):
+        unbiased = bool(rest.pop(0))
+    elif rest:
+        dim = rest.pop(0)
+        if rest and _is_flag(rest[0]):
+            unbiased = bool(rest.pop(0))
+        if rest:
+            keepdim = rest.pop(0)
+    dim = k.get("dim", dim)
+    unbiased = bool(k["unbiased"]) if "unbiased" in k else unbiased
+    correction = k.get("correction")
+    if correction is not None and unbiased is not None:
+        raise UnsupportedNodeError(f"`{spelled}` takes either correction= or unbiased= (torch raises for both).\n"
+                                   "Fix: write `correction=1` (unbiased) or `correction=0`.")
+    c = _int(correction) if correction is not None else (0 if unbiased is False else 1)
+    if not isinstance(c, int):
+        raise UnsupportedNodeError(f"`{spelled}(correction={correction})`: symgrad reads an integer correction.\n"
+                                   "Fix: pass correction as an integer, e.g. `correction=0`.")
+    return dim, keepdim, c
 
 
 def _logsumexp(a: Sequence[Any], k: dict[str, Any]) -> Any:

@@ -76,7 +76,18 @@ VALUE_TIES: dict[str, Callable[[list[torch.Tensor], torch.Tensor, Any], torch.Te
     "cdist_matrix": lambda a, v, p: v == 0,
     "normalize": _norm_at_eps,
     "normalize_matrix": _norm_at_eps,
+    # torch.sort/topk's values: the element at position p ties with another (program/orders.py)
+    "order_at": lambda a, v, p: (torch.stack(a) == v).sum(0) > 1,
+    # F.cosine_similarity: a norm of group j exactly at eps (program/cosine.py)
+    "cos_sim": lambda a, v, p: _cos_norm_at_eps(a, p),
 }
+
+
+def _cos_norm_at_eps(a: list[torch.Tensor], p: Any) -> torch.Tensor:
+    m, n, d, j, eps = int(p[0]), int(p[1]), int(p[2]), int(p[3]), float(p[4])
+    at = [j * n + k for k in range(n)] if d == 1 else [k * n + j for k in range(m)]
+    norms = [torch.linalg.vector_norm(torch.stack([a[off + k] for k in at], -1), dim=-1) for off in (0, m * n)]
+    return (norms[0] == eps) | (norms[1] == eps)
 
 
 # How much larger than eps * ratio**2 autograd's error after a cancelling difference may be, and

@@ -21,6 +21,7 @@ from ..program.activations import ACTIVATIONS
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
 from ..program.reductions import REDUCTION_OPS, SPREAD_OPS
+from ..program.products import PRODUCT_OPS
 from ..program.primitives import sigmoid as _SIGMOID
 from ..program.primitives import softplus as _SOFTPLUS
 from .executed import Path, PathStep
@@ -86,6 +87,9 @@ def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
         return TorchRelu(args[0])
     if op in ("logsumexp", "logaddexp", "vector_norm"):
         return node.func(*_with_constants(node, args, len(node.args)))
+    if op in PRODUCT_OPS:  # prod, var_mean's mean: ([rows, cols, dim, group],) then the elements
+        k = node.LEAD
+        return node.func(*node.args[:k], *_with_constants(sp.Tuple(*node.args[k:]), args, len(node.args) - k))
     if op in REDUCTION_OPS and op not in SPREAD_OPS:
         return node.func(*_with_constants(node, args, len(node.args)))
     if op in ("var_along", "std_along", "logsumexp_along"):

@@ -28,6 +28,7 @@ from ..program.rules import rule_for
 from ..program.ops import softmax_groups
 from ..program.normalization import whole as whole_batch_norm
 from ..program.distances import whole as whole_cdist
+from ..program.layer_norm import whole as whole_layer_norm
 from ..base.errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
 
 
@@ -224,8 +225,8 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             if is_constant(coeff):
                 return "mul", (product,), coeff
             return "mul", (coeff, product), sp.Integer(1)
-        if len(mats) == 2:
-            return "matmul", (mats[0], mats[1]), None
+        if len(mats) == 2:  # (`torch.einsum("ij,jk->ik", A, B)`: the user's equation, lowered as torch.einsum)
+            return "matmul", (mats[0], mats[1]), getattr(e, "equation", None) if coeff == 1 else None
         return "matmul", (sp.MatMul(*mats[:-1]), mats[-1]), None
     if isinstance(e, sp.Transpose):
         return "transpose", (e.arg,), None
@@ -270,7 +271,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.MatrixBase):
         if not e.free_symbols and all(v.is_real is not False for v in e):
             return "matconst", (), sp.ImmutableMatrix(e)  # a constant matrix is one tensor
-        vector = _whole_softmax(e) or whole_batch_norm(e) or whole_cdist(e)
+        vector = _whole_softmax(e) or whole_batch_norm(e) or whole_cdist(e) or whole_layer_norm(e)
         if vector is not None:
             return vector
         return "stack", tuple(e), (e.rows, e.cols)

@@ -29,7 +29,14 @@ from ..program.normalization import normalize as normalize_node
 from ..program.normalization import normalize_text
 from ..program.distances import cdist as cdist_node
 from ..program.distances import text as cdist_text
+from ..program.layer_norm import call_text as layer_norm_text
+from ..program.layer_norm import layer_norm as layer_norm_node
+from ..program.cosine import call_text as cos_sim_text
+from ..program.cosine import cos_sim as cos_sim_node
+from ..program.orders import call_text as order_text
+from ..program.orders import order_at as order_node
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
+from ..program.products import PRODUCT_OPS, PRODUCTS, product_text
 from ..program.activations import ACTIVATIONS
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
 from ..program.program import NotationPrinter, node_text, rounded, sstr
@@ -103,8 +110,8 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, cdist_node,
-                 *LOSSES, *REDUCTIONS,
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, cdist_node, layer_norm_node, cos_sim_node, order_node,
+                 *LOSSES, *REDUCTIONS, *PRODUCTS,
                  *ACTIVATIONS)
 
 
@@ -255,7 +262,7 @@ FUNC_NAMES = {
     "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
 }
 # Ops whose variable is named by what it is, not by its operands (which are long names already).
-_PLAIN_NAMES = {"batch_norm": "normed", "batch_norm_matrix": "normed", "normalize": "unit", "normalize_matrix": "unit", "cdist": "dist", "cdist_matrix": "dist", "vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
+_PLAIN_NAMES = {"batch_norm": "normed", "batch_norm_matrix": "normed", "normalize": "unit", "normalize_matrix": "unit", "cdist": "dist", "cdist_matrix": "dist", "layer_norm": "normed", "layer_norm_matrix": "normed", "cos_sim": "cos", "order_at": "sorted", "vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
 
 
 def matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -450,6 +457,10 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return normalize_text([operand_text(a) for a in args], param)
     if op in ("cdist", "cdist_matrix"):
         return cdist_text([operand_text(a) for a in args], param)
+    if op in ("layer_norm", "layer_norm_matrix"):
+        return layer_norm_text([operand_text(a) for a in args], param)
+    if op == "cos_sim":
+        return cos_sim_text([operand_text(a) for a in args], param)
     if op in ("softmax_vector", "log_softmax_vector"):
         fn = op.removesuffix("_vector")
         stacked = f"torch.stack([{', '.join(operand_text(a) for a in args)}])"
@@ -460,7 +471,7 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return ""
     if op in ("clamp_min", "clamp_max"):
         return OPS[op].torch.format(operand_text(args[0]), c=const_of(param).text if isinstance(param, sp.Basic) else _num_text(param))
-    if op in ("logsumexp", "softmax", "log_softmax", "vector_norm") or op in REDUCTION_OPS:
+    if op in ("logsumexp", "softmax", "log_softmax", "vector_norm", "order_at") or op in REDUCTION_OPS or op in PRODUCT_OPS:
         # torch.stack takes tensors: a constant argument is a tensor like the first variable one.
         # Stacked along a new first dimension, so that a batch of points (a sweep) stays a batch.
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
@@ -470,6 +481,10 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
             return f"torch.linalg.vector_norm({stacked}, dim=0)"
         if op in REDUCTION_OPS:
             return reduction_text(op, stacked, param)
+        if op in PRODUCT_OPS:
+            return product_text(op, parts, param)
+        if op == "order_at":
+            return order_text(stacked, param)
         return f"torch.logsumexp({stacked}, 0)" if op == "logsumexp" else f"torch.{op}({stacked}, 0)[{param}]"
     if op in LOSS_NAMES:
         other = next((operand_text(a) for a in args if isinstance(a, str)), None)
@@ -480,6 +495,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         other = next(operand_text(a) for a in args if isinstance(a, str))
         return OPS[op].torch.format(*(f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) else a
                                       for a in args))
+    if op == "matmul" and isinstance(param, str):  # torch.einsum("ij,jk->ik", A, B) as the user wrote it
+        return f"torch.einsum({param!r}, {operand_text(args[0])}, {operand_text(args[1])})"
     return OPS[op].torch.format(*(operand_text(a) for a in args), c=param)
 
 

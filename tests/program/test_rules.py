@@ -253,6 +253,19 @@ FACTS: tuple[Fact, ...] = (
          (1, 2, 1, F(5), 0, 0), expected=(0.128, -0.096)),
     Fact("normalize", lambda a, b: _NN.normalize(torch.stack([a, b]).reshape(1, 2), 2.0, 1, 5.0)[0, 1], (F(1), F(2)),
          (1, 2, 1, F(5), 0, 1), expected=(0.0, 0.2)),
+    # F.cosine_similarity clamps each norm at eps in place under no_grad: at ||a|| = eps (5/8) its gradient
+    # flows through the norm (the piece above eps); below eps it still does (Op.departs: not the mathematics').
+    Fact("cos_sim", lambda a, b, c, d: _NN.cosine_similarity(torch.stack([a, b]).reshape(2, 1),
+                                                             torch.stack([c, d]).reshape(2, 1), 0, 0.625)[0],
+         (F(3, 8), F(1, 2), F(1), F(0)), (2, 1, 0, 0, F(5, 8)), expected=(1.024, -0.768, 0.0, 0.8)),
+    Fact("cos_sim", lambda a, b, c, d: _NN.cosine_similarity(torch.stack([a, b]).reshape(2, 1),
+                                                             torch.stack([c, d]).reshape(2, 1), 0, 0.625)[0],
+         (F(3, 16), F(1, 4), F(1), F(0)), (2, 1, 0, 0, F(5, 8))),
+    # torch's sort and topk give the gradient to the index they return, among ties their own choice
+    Fact("order_at", lambda a, b, c: torch.sort(torch.stack([a, b, c]), 0).values[1], (F(1), F(1), F(0)), (1, 0, 0),
+         expected=(1.0, 0.0, 0.0)),
+    Fact("order_at", lambda a, b, c: torch.topk(torch.stack([a, b, c]), 2, 0).values[1], (F(1), F(1), F(0)), (1, 2, 2),
+         expected=(0.0, 1.0, 0.0)),
     *ACTIVATION_FACTS,
 )
 
@@ -340,6 +353,11 @@ NONSMOOTH_AT = {
     "cdist_matrix": ((1, 1, 2), (F(1), F(2), F(1), F(2)), [(F(3, 4), F(2), F(1), F(2)), (F(5, 4), F(2), F(1), F(2))]),
     "normalize": ((1, 2, 1, F(5), 0, 0), (F(3), F(4)), [(F(3), F(15, 4)), (F(3), F(17, 4))]),
     "normalize_matrix": ((1, 2, 1, F(5)), (F(3), F(4)), [(F(3), F(15, 4)), (F(3), F(17, 4))]),
+    # a tie in torch.sort's values (program/orders.py)
+    "order_at": ((1, 0, 0), (F(1), F(1), F(0)), [(F(3, 4), F(1), F(0)), (F(5, 4), F(1), F(0))]),
+    # F.cosine_similarity's kink where a norm is exactly eps (program/cosine.py)
+    "cos_sim": ((2, 1, 0, 0, F(5, 8)), (F(3, 8), F(1, 2), F(1), F(0)),
+                [(F(3, 8), F(7, 16), F(1), F(0)), (F(3, 8), F(9, 16), F(1), F(0))]),
 }
 
 
@@ -376,7 +394,11 @@ def test_pieces_locate_the_kink(name: str) -> None:
             pieces.append(piece)
             continue
         assert same(value, op.value(args, param))
-        assert all(same(a, b) for a, b in zip(partials, op.partials(args, value, param)))
+        # where torch's kernel departs from the mathematics beside the kink (F.cosine_similarity below eps,
+        # `Op.departs`), the piece is the mathematics' (the symbolic side's one-sided slope); elsewhere the op's own
+        departing = op.departs is not None and op.math is not None and op.departs(args, param)
+        want = op.math(args, param)[1] if departing else op.partials(args, value, param)  # type: ignore[misc]
+        assert all(same(a, b) for a, b in zip(partials, want))
         pieces.append(piece)
     assert pieces[0] != pieces[1]
 
