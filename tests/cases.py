@@ -48,6 +48,10 @@ from symgrad.program.losses import binary_cross_entropy_with_logits, huber_loss,
 from symgrad.program.losses import smoothed_cross_entropy, weighted_binary_cross_entropy
 from symgrad.program.normalization import batch_norm, normalize
 from symgrad.program.distances import cdist
+from symgrad.program.cosine import cos_sim
+from symgrad.program.layer_norm import layer_norm
+from symgrad.program.orders import order_at
+from symgrad.program.products import einsum_dot, einsum_trace, einsum_vdot, prod, prod_along, vm_mean, vm_mean_along
 from symgrad.program.rules import exact_eval
 from symgrad.program.primitives import to_float32, to_float64, vector_norm
 from symgrad.program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
@@ -361,6 +365,42 @@ CASES: tuple[Case, ...] = (
          lambda x, y, z: torch.cdist(torch.stack([x]).reshape(1, 1), torch.stack([y, z]).reshape(2, 1))[0, 1],
          note="torch.cdist of the point x to z on a line: sqrt((x - z)**2), a cone at x = z "
          "(tests/frontends/test_cdist.py)"),
+    # torch code read since session 11 (tests/frontends/test_more_ops.py, test_layer_norm.py): one case per rule row
+    Case("fused_prod", prod(x, y, z), (pt("inside", x=0.5, y=-1.25, z=2.0), pt("inside", x=0.0, y=-1.25, z=2.0)),
+         lambda x, y, z: torch.prod(torch.stack([x, y, z])),
+         note="torch.prod: its backward is the product of the others, also at a zero element (smooth)"),
+    Case("fused_prod_along", prod_along(2, 2, 1, 0, x, y, z, sp.Integer(1)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.stack([x, y, z, torch.ones_like(z)]).reshape(2, 2).prod(1)[0],
+         note="row 0 of X.prod(dim=1), read on the whole matrix: x*y"),
+    Case("fused_vm_mean", vm_mean(x, y, z), (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.var_mean(torch.stack([x, y, z]))[1],
+         note="the mean torch.var_mean returns (Welford's: another rounding than x.mean())"),
+    Case("fused_vm_mean_along", vm_mean_along(2, 2, 1, 1, x, y, z, sp.Integer(1)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.var_mean(torch.stack([x, y, z, torch.ones_like(z)]).reshape(2, 2), dim=1)[1][1],
+         note="row 1's mean of torch.var_mean(X, dim=1): (z + 1)/2"),
+    Case("fused_einsum_trace", einsum_trace(2, 2, x, y, z, sp.Integer(1)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.einsum("ii->", torch.stack([x, y, z, torch.ones_like(z)]).reshape(2, 2)),
+         note="torch.einsum('ii->', A), its own kernel: x + 1"),
+    Case("fused_einsum_dot", einsum_dot(1, 2, x, y, z, sp.Integer(1)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.einsum("ij,ij->", torch.stack([x, y]).reshape(1, 2),
+                                      torch.stack([z, torch.ones_like(z)]).reshape(1, 2)),
+         note="torch.einsum('ij,ij->', A, B) of (x, y) and (z, 1): x*z + y"),
+    Case("fused_einsum_vdot", einsum_vdot(2, 1, x, y, z, sp.Integer(1)), (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.einsum("i,i->", torch.stack([x, y]), torch.stack([z, torch.ones_like(z)])),
+         note="torch.einsum('i,i->', a, b) of (x, y) and (z, 1): x*z + y"),
+    Case("fused_layer_norm", layer_norm(0, 0, 3, 1, sp.Rational(1, 2**16), 0, 0, 1, x, y, z),
+         (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.nn.functional.layer_norm(torch.stack([x, y, z]), (3,), eps=2.0**-16)[0],
+         note="element 0 of F.layer_norm of (x, y, z): (x - mean)/sqrt(var + eps), the biased variance"),
+    Case("fused_cos_sim", cos_sim(2, 1, 0, 0, sp.Rational(1, 2**27), x, y, z, sp.Integer(1)),
+         (pt("inside", x=0.5, y=-1.25, z=2.0),),
+         lambda x, y, z: torch.nn.functional.cosine_similarity(torch.stack([x, y]), torch.stack([z, torch.ones_like(z)]),
+                                                               dim=0, eps=2.0**-27),
+         note="F.cosine_similarity of (x, y) and (z, 1) (tests/frontends/test_more_ops.py for a norm below eps)"),
+    Case("fused_order_at", order_at(0, 0, 0, x, y, z), (pt("inside", x=0.5, y=-1.25, z=2.0),
+                                                        pt("on-kink", x=0.5, y=0.5, z=2.0)),
+         lambda x, y, z: torch.sort(torch.stack([x, y, z])).values[0],
+         note="torch.sort(x).values[0]: the smallest, a tie a kink (the gradient to the index torch returns)"),
     Case("fused_smooth_l1_loss", smooth_l1_loss(1, sp.Rational(1, 2), x, y, z, sp.Integer(0)),
          (pt("inside", x=0.5, y=-1.25, z=0.0), pt("inside", x=0.25, y=0.125, z=0.0)),
          lambda x, y, z: torch.nn.functional.smooth_l1_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)]),

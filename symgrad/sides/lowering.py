@@ -777,7 +777,8 @@ def _const_step(writer: _Writer, node: sp.Basic, c: Const, out: list[Stmt], targ
             text = f"({text}).expand({node.shape[0]}, {node.shape[1]})"
         writer.emit(f"# the constant {sstr(value)}, kept on the autograd graph through {anchor} (gradient 0)")
     line = writer.emit(f"{target} = {text}")
-    writer.record(node, line)
+    if mode != "like":  # an element beside others of a stack or fused op: the node's line is the op's own
+        writer.record(node, line)
     out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
     return target
 
