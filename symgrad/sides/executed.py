@@ -43,7 +43,7 @@ from ..program.ops import OPS
 from ..program.elementwise import ElementVar
 from ..program.program import node_text, record_repr
 from ..program.rules import exact_eval
-from .run_plan import IfPlan, StepPlan, param_of, plan
+from .run_plan import IfPlan, StepPlan, param_of, plan, relations as _relations
 from .ir import (
     Cond,
     Const,
@@ -604,15 +604,6 @@ def _at_element(rel: sp.Basic, idx: tuple[int, ...]) -> sp.Basic:
                 swap[s] = sp.Symbol(name[: -len(pattern)] + "[" + text + "]", real=True)
                 break
     return rel.xreplace(swap) if swap else rel
-
-
-def _relations(c: sp.Basic) -> list[sp.Basic]:
-    if isinstance(c, sp.core.relational.Relational):
-        return [c]
-    out: list[sp.Basic] = []
-    for a in getattr(c, "args", ()):
-        out += _relations(a)
-    return out
 
 
 def _truncate(v: ex.Exact) -> int:

@@ -110,3 +110,13 @@ def param_of(op: str, param: Any) -> Any:
     if isinstance(param, sp.Basic):
         return ex.from_sympy(param)
     return param
+
+
+def relations(c: sp.Basic) -> list[sp.Basic]:
+    """The relations (x > 0, ...) inside a condition, in order."""
+    if isinstance(c, sp.core.relational.Relational):
+        return [c]
+    out: list[sp.Basic] = []
+    for a in getattr(c, "args", ()):
+        out += relations(a)
+    return out
