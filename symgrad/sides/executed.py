@@ -39,20 +39,19 @@ from ..base.errors import FOR_LIMIT, LOOP_LIMIT, LoopLimitError
 from ..program import exact as ex
 from ..program import exact_fast as xf
 from ..program.custom import CUSTOM_OP
-from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS
+from ..program.ops import OPS
 from ..program.elementwise import ElementVar
 from ..program.program import node_text, record_repr
 from ..program.rules import exact_eval
+from .run_plan import IfPlan, StepPlan, param_of, plan, relations as _relations
 from .ir import (
     Cond,
     Const,
     For,
     If,
     LoweredProgram,
-    NoGrad,
     Operand,
     Step,
-    Stmt,
     While,
 )
 
@@ -220,10 +219,13 @@ class Path:
             partials = (ex.ONE,) * len(st.parents) if (st.cut and math_mode) else st.partials
             if math_mode and st.op == CUSTOM_OP:  # the user's Function is its forward's value, y
                 partials = st.param[1]
+            scalar = not isinstance(a, np.ndarray)
             for p, d in zip(st.parents, partials):
                 if (needed is not None and not needed[p]) or ex.all_zero(d):
                     continue
-                adj[p] = add(p, _times(a, d))
+                b = adj[p]  # of scalars, `add(p, _times(a, d))` is this, sooner
+                adj[p] = ex.add(b, ex.mul(a, d)) if (scalar and type(b) is not np.ndarray and b is not None
+                                                     and not isinstance(d, np.ndarray)) else add(p, _times(a, d))
         if not lazy:
             adj = [ex.full(st.value.shape, ex.ZERO) if x is None else x for st, x in zip(self.steps, adj)]
         return adj
@@ -377,20 +379,18 @@ class _Runner:
 
     # -- statements
 
-    def block(self, stmts: Sequence[Stmt]) -> None:
-        for s in stmts:
-            if isinstance(s, Step):
-                self.step(s)
-            elif isinstance(s, If):
-                self.if_(s)
-            elif isinstance(s, While):
-                self.while_(s)
-            elif isinstance(s, For):
-                self.for_(s)
-            elif isinstance(s, NoGrad):
-                self.block(s.body)
+    def block(self, stmts: Sequence[Any]) -> None:  # a planned body (`run_plan`)
+        for p in stmts:
+            if type(p) is StepPlan:
+                self.step(p)
+            elif type(p) is IfPlan:
+                self.if_(p.s, p.bodies)
+            elif isinstance(p.s, While):
+                self.while_(p.s, p.body)
+            else:
+                self.for_(p.s, p.body)
 
-    def if_(self, s: If) -> None:
+    def if_(self, s: If, bodies: Sequence[Any]) -> None:
         taken = len(s.branches) - 1
         tie = False
         margins: tuple[tuple[sp.Basic, ex.Exact], ...] = ()
@@ -408,9 +408,9 @@ class _Runner:
                 break
         self.reads = reads
         taken = self.decide("if", s.node, s.line, taken, tie, margins)
-        self.block(s.branches[int(taken)].body)  # type: ignore[arg-type]
+        self.block(bodies[int(taken)])  # type: ignore[arg-type]
 
-    def while_(self, s: While) -> None:
+    def while_(self, s: While, body: Sequence[Any]) -> None:
         count = 0
         before: tuple[ex.Exact, ...] = ()
         while True:
@@ -424,9 +424,9 @@ class _Runner:
             if count > self.max_iterations:
                 raise _loop_limit(s, count - 1, self.max_iterations, self, stuck=state == before)
             before = state
-            self.block(s.body)
+            self.block(body)
 
-    def for_(self, s: For) -> None:
+    def for_(self, s: For, body: Sequence[Any]) -> None:
         vals = [self.operand(b) for b in s.bounds]
         ints = [_truncate(v) for v, _ in vals]
         tie = any(idx is not None and self.steps[idx].depends and ex.is_rational(v) and v.q == 1 for v, idx in vals)
@@ -438,7 +438,7 @@ class _Runner:
         start, _, step = ints
         for k in range(count):
             self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, s.var, ex.Q(start + k * step), (), ()))
-            self.block(s.body)
+            self.block(body)
 
     def reused(self, s: Step) -> PathStep | None:
         """The reference run's step at this position, where it is this statement applied to the
@@ -458,22 +458,60 @@ class _Runner:
             return None
         return st
 
-    def step(self, s: Step) -> None:
-        same = self.reused(s)
-        if same is not None:
-            self.env[s.name] = self.add(same)
-            return
+    def step(self, p: StepPlan) -> None:
+        s = p.s
+        if self.reuse is not None and p.shareable:
+            same = self.reused(s)
+            if same is not None:
+                self.env[s.name] = self.add(same)
+                return
+        steps, env = self.steps, self.env
         vals: list[ex.Exact] = []
         parents: list[int] = []
-        const_mask: list[bool] = []
-        for a in s.args:
-            v, idx = self.operand(a)
-            vals.append(v)
-            const_mask.append(idx is None)
-            if idx is not None:
+        mat = False
+        for a in p.args:
+            if type(a) is str:
+                idx = env[a]
                 parents.append(idx)
-        op = OPS[s.op]
-        param = _param(s.op, s.param)
+                v = steps[idx].value
+            else:
+                v = ex.from_sympy(a.value) if type(a) is Const else a
+            vals.append(v)
+            mat = mat or isinstance(v, np.ndarray)
+        op = p.op
+        vjp, param = None, p.param
+        if p.plain and not mat:  # op.value and op.partials of scalars are the whole step
+            value = op.value(vals, param)
+            if p.nan_in:
+                for v in vals:
+                    if not isinstance(v, ex.fmpq) and v.is_nan():
+                        value = ex.NAN  # NaN propagates through every op but a selection (and sign: 0), as in torch
+            partials = op.partials(vals, value, param)
+        else:
+            value, partials, param, vjp = self.general(p, vals)
+        if p.consts is not None:
+            partials = tuple(d for d, c in zip(partials, p.consts) if not c)
+        if s.op == CUSTOM_OP:  # (its spec, the mathematics' partials: the identity of forward's value,
+            # and which argument each parent is)
+            mask = p.consts or (False,) * len(vals)
+            param = (param, tuple(d for d, c in zip(param.math_partials(len(vals)), mask) if not c),
+                     tuple(k for k, c in enumerate(mask) if not c))
+        depends = grad = False
+        for i in parents:
+            depends = depends or steps[i].depends
+            grad = grad or steps[i].grad
+        idx = len(steps)
+        steps.append(PathStep(idx, s.op, s.node, s.line, s.name, value, tuple(parents), partials, p.cut, depends,
+                              grad and p.cut is None, tuple(vals) if p.keep else None, param if p.keep_param else None,
+                              vjp))
+        if s.line:
+            self.line_counts[s.line] = self.line_counts.get(s.line, 0) + 1
+        env[s.name] = idx
+
+    def general(self, p: StepPlan, vals: list[Any]) -> tuple[Any, tuple[Any, ...], Any, Any]:
+        """(value, partials, param, vjp) of a step that is not plain op.value and op.partials of scalars."""
+        s, op = p.s, p.op
+        param = param_of(s.op, s.param) if p.param is None else p.param
         if s.op == "where":
             assert s.cond is not None
             truth, tie, margins = self.cond(s.cond)
@@ -497,7 +535,7 @@ class _Runner:
             value, partials = self.elementwise(s, op, vals, param)
         else:
             value = op.value(vals, param)
-            if s.op not in ("where", "sign") and any(ex.is_nan(v) for v in vals):
+            if p.nan_in and any(ex.is_nan(v) for v in vals):
                 value = ex.NAN  # NaN propagates through every op but a selection (and sign: 0), as in torch
             partials = op.partials(vals, value, param)
             if self.math and op.math is not None and op.departs is not None and op.departs(vals, param):
@@ -510,22 +548,7 @@ class _Runner:
                 if self.force is not None and taken is not None:
                     assert op.on_piece is not None
                     value, partials = op.on_piece(taken, vals, param)
-        partials = tuple(d for d, c in zip(partials, const_mask) if not c)
-        if s.op == CUSTOM_OP:  # (its spec, the mathematics' partials: the identity of forward's value,
-            # and which argument each parent is)
-            param = (param, tuple(d for d, c in zip(param.math_partials(len(vals)), const_mask) if not c),
-                     tuple(k for k, c in enumerate(const_mask) if not c))
-        cut = None
-        if s.op in CUT_OPS:
-            cut = "graph-break" if s.op in GRAPH_BREAK_OPS else "detach"
-        parent_steps = [self.steps[p] for p in parents]
-        depends = any(p.depends for p in parent_steps)
-        grad = cut is None and any(p.grad for p in parent_steps)
-        keep = tuple(vals) if (op.undefined is not None or op.piece is not None or op.departs is not None
-                               or op.reads_result) and vjp is None else None
-        idx = self.add(PathStep(len(self.steps), s.op, s.node, s.line, s.name, value, tuple(parents), partials, cut,
-                                depends, grad, keep, param if (keep is not None or s.op in ("elem", CUSTOM_OP)) else None, vjp))
-        self.env[s.name] = idx
+        return value, partials, param, vjp
 
     def elementwise(self, s: Step, op: Any, vals: list[Any], param: Any) -> tuple[Any, tuple[Any, ...]]:
         """A scalar op applied to matrices elementwise (scalars broadcast), with elementwise
@@ -583,26 +606,6 @@ def _at_element(rel: sp.Basic, idx: tuple[int, ...]) -> sp.Basic:
     return rel.xreplace(swap) if swap else rel
 
 
-def _param(op: str, param: Any) -> Any:
-    """A step's constant parameter as an exact number at the current working precision
-    (the lowering keeps SymPy constants such as pi symbolic)."""
-    if op == "add":
-        signs, const = param
-        return signs, ex.from_sympy(const)
-    if isinstance(param, sp.Basic):
-        return ex.from_sympy(param)
-    return param
-
-
-def _relations(c: sp.Basic) -> list[sp.Basic]:
-    if isinstance(c, sp.core.relational.Relational):
-        return [c]
-    out: list[sp.Basic] = []
-    for a in getattr(c, "args", ()):
-        out += _relations(a)
-    return out
-
-
 def _truncate(v: ex.Exact) -> int:
     """A loop bound rounded toward zero, as Python's range(int(b)) does."""
     if ex.is_rational(v):
@@ -641,7 +644,7 @@ def run(lowered: LoweredProgram, point: dict[str, ex.Exact], *, force: Sequence[
     that run's step, shared, not computed and held again (a model's first layer, X @ W1, up to
     the kink a forced run decides otherwise)."""
     r = _Runner(lowered, point, _Forced(force) if force is not None else None, max_iterations, math, reuse)
-    r.block(lowered.body)
+    r.block(plan(lowered))
     value, idx = r.operand(lowered.output)
     if idx is None:  # a constant output (the lowering keeps it on the graph, so this is rare)
         idx = r.add(PathStep(len(r.steps), "copy", sp.sympify(0), lowered.output_line, "out", value, (), ()))
