@@ -144,6 +144,8 @@ def _bce(c: Composed, a: Sequence[Any], k: dict[str, Any]) -> Any:
 def _labels(name: str, logp: Any, y: Any, ignore: int = -100) -> list[int]:
     """The class labels of a (n, C) matrix of scores: one integer in 0..C-1 per row, or `ignore`."""
     array = getattr(y, "array", None)  # the source reader's integer data (source_state.Data)
+    if array is None and isinstance(y, sp.MatrixBase) and rank1(y) is True and all(v.is_Integer for v in y):
+        array = np.array([int(v) for v in y], dtype=np.int64)  # labels the function makes: `torch.tensor([1, 0])`
     if array is None or array.ndim != 1 or array.dtype.kind not in "iu":
         raise UnsupportedNodeError(
             f"`F.{name}` is read with integer class labels, a rank-1 integer tensor passed to the function"

@@ -123,3 +123,36 @@ def test_data_torch_cannot_compute_is_a_sentence(tmp_path: Path) -> None:
         sg.trace(mod.f, torch.ones(3, dtype=torch.float64), torch.tensor([1, 2, 3]))
     text = str(err.value)
     assert "`.mean` of the data `y`" in text and "Fix:" in text and "y.mean()" in text
+
+
+LABELS_MADE = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+
+    def one_label(x): return F.cross_entropy(x.reshape(1, -1), torch.tensor([1]))
+    def labels_bound(x):
+        y = torch.tensor([1, 0])
+        return F.nll_loss(F.log_softmax(x.reshape(2, -1), dim=1), y)
+    def float_target(x): return F.cross_entropy(x.reshape(1, -1), torch.tensor([[0.25, 0.75]]))
+    def label_past_classes(x): return F.cross_entropy(x.reshape(1, -1), torch.tensor([5]))
+''')
+
+
+def test_labels_the_function_makes_are_labels(tmp_path: Path) -> None:
+    # torch.tensor([1]) of Python ints is int64 in torch: class labels, as a label argument is
+    mod = load_module(LABELS_MADE, tmp_path)
+    x = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+    c = reads_like_torch(mod.one_label, [x])
+    p = torch.softmax(x.reshape(1, -1), dim=1).reshape(-1)
+    want = p - torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)  # softmax minus the one-hot of label 1
+    assert c.ok and [float(e.grad_symbolic) for e in c.entries] == pytest.approx(want.tolist(), rel=1e-14)
+    c = reads_like_torch(mod.labels_bound, [x])
+    rows = torch.softmax(x.reshape(2, -1), dim=1)
+    want = ((rows - torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)) / 2).reshape(-1)
+    assert c.ok and [float(e.grad_symbolic) for e in c.entries] == pytest.approx(want.tolist(), rel=1e-14)
+    # a float target of the input's shape stays class probabilities
+    c = reads_like_torch(mod.float_target, [x[:2]])
+    assert c.ok
+    with pytest.raises(sg.SymgradError) as err:  # torch raises for a label past the classes; so does symgrad, with why
+        sg.trace(mod.label_past_classes, x)
+    assert "the labels [5] do not fit (1, 4) scores" in str(err.value)
