@@ -797,6 +797,10 @@ def flagged_sweep(table: Table, what: str, expr: sp.Expr, base: np.ndarray, kwar
     timed = sweeps[-p.rounds:]  # the timed rounds' sweeps (warm-up first)
     parts = ", ".join(f"{k} {seconds(statistics.median(t.timings[k] for t in timed))}"
                       for k in ("batch", "symbolic", "flagged", "other"))
+    # Sweep.timings' own accounting: its parts are the whole of each sweep's total
+    added = all(math.isclose(sum(v for k, v in t.timings.items() if k != "total"), t.timings["total"], rel_tol=1e-9)
+                for t in timed)
+    parts += "; the parts add up to each sweep's total" if added else "; THE PARTS DO NOT ADD UP to a sweep's total"
     table.add(f"sweep of {what}, {s.points} points, vs the function as written ({written.__name__}), "
               "fwd+bwd by hand in torch on the same batch", "warm", p, target=f"<= {limit:g}", ok=p.ratio() <= limit,
               detail=f"counts {s.counts} ({flagged} not agree; {s.exact_points} compared exactly, "
