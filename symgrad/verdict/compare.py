@@ -120,7 +120,7 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
                 findings.extend(structural.shortcut_findings(sym, exe))
         if auto is None and c.run.error is not None and not any(f.cause is Cause.GRAPH_BREAK for f in findings):
             findings.extend(f for f in cuts if f.cause is Cause.GRAPH_BREAK)
-        fl = floating.float_finding(k, exe, auto)
+        fl = floating.float_finding(k, exe, auto, idx)
         if fl is not None:
             findings.append(fl)
     if auto is None and c.run.error is not None and not findings:

@@ -153,6 +153,22 @@ def test_a_nan_trap_in_one_element_of_a_where(module: Any) -> None:
     assert got[1] in ("kink", "domain")  # no derivative at the edge of sqrt's domain
     assert c.entries[1].grad_symbolic is None
     assert "`v[1] > 0`" in c.entries[1].explanation  # the element on the threshold
+    # each entry's trap is said of its own element: sqrt(-1) is nan in element [2] (the first
+    # trapped element, [1], has an infinite slope, and is entry 1's)
+    assert "gradient nan in element [2]" in c.entries[2].explanation
+    assert "element [1]" not in c.entries[2].explanation
+    assert torch.sqrt(v)[2].isnan()
+
+
+def test_each_trapped_element_names_itself(module: Any) -> None:
+    # two traps in one where: sqrt(0) has slope inf (element [1]), sqrt(-1) slope nan (element [3])
+    v = torch.tensor([0.5, 0.0, 2.0, -1.0], dtype=torch.float64, requires_grad=True)
+    c = sg.compare(module.where_sqrt, at={"v": v.detach()})
+    (torch_grad,) = torch.autograd.grad(module.where_sqrt(v), v)
+    assert torch_grad[1].isnan() and torch_grad[3].isnan()
+    assert "gradient inf in element [1]" in c.entries[1].explanation
+    assert "gradient nan in element [3]" in c.entries[3].explanation
+    assert "element [1]" not in c.entries[3].explanation
 
 
 def test_a_jump_to_infinity_in_one_element_of_a_where(module: Any) -> None:
