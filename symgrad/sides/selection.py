@@ -200,7 +200,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
                 terms.append(repeated)
             elif isinstance(c, sp.Number) and c.is_negative:
                 signs.append(-1)
-                terms.append(-t)
+                terms.append(_negated(t))
             else:
                 signs.append(1)
                 terms.append(t)
@@ -212,6 +212,10 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
         along = _summed_along(e)
         if along is not None:
             return "sum_dim", (along[0],), along[1]
+        if len(e.args) == 2 and all(a.is_Matrix for a in e.args) and any(_scaled_product(a) for a in e.args):
+            # `(0.1 * X.T) @ r`, built unflattened from torch code: torch scales X.T, then
+            # multiplies. SymPy's coefficient of the whole (0.1 * (X.T @ r)) rounds otherwise.
+            return "matmul", e.args, None
         coeff, mats = e.as_coeff_matrices()
         if coeff == 1 and len(mats) == 1:
             return select(mats[0])  # `1*X` (or `1.0*X`) is X: never MatMul() of no factor, an Identity of no shape
@@ -330,6 +334,19 @@ def summed_matrix(e: MatrixElement) -> sp.Basic | None:
     if inner.shape == (1, 1):  # the sum of one element (-0.0 sums to 0.0, as torch's does)
         return inner if (left, right) == (sp.OneMatrix(1, 1), None) else None
     return inner if (inner.rows > 1 or not left) and (inner.cols > 1 or not right) else None
+
+
+def _negated(t: sp.Basic) -> sp.Basic:
+    """-t, where t's coefficient is negative; `-1 * P` of an unflattened product P (`w - 0.1 * X.T @ r`
+    read from torch code) is P itself, its grouping kept: `-t` would flatten it (`_scaled_product`)."""
+    if isinstance(t, sp.MatMul) and len(t.args) == 2 and t.args[0] == -1 and t.args[1].is_Matrix:
+        return t.args[1]
+    return -t
+
+
+def _scaled_product(e: sp.Basic) -> bool:
+    """A product node with a scalar factor (`0.1 * X.T` as the torch front end builds it)."""
+    return isinstance(e, sp.MatMul) and any(not a.is_Matrix for a in e.args)
 
 
 def _repeated(e: sp.MatMul) -> sp.Basic | None:

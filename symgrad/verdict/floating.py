@@ -100,9 +100,7 @@ class FloatingPoint:
         key = (search.__name__, tuple(reach))
         return self.found[key] if key in self.found else self.found.setdefault(key, search(reach))
 
-    def float_finding(self, k: int, exe: ex.Exact, auto: float | None,
-                      idx: tuple[int, int] | None = None) -> Finding | None:
-        """The dtype's cause of entry k (element idx of a matrix input)."""
+    def float_finding(self, k: int, exe: ex.Exact, auto: float | None, idx: tuple[int, int] | None = None) -> Finding | None:
         if auto is None:
             return None
         if not ex.is_finite(exe):
@@ -135,7 +133,7 @@ class FloatingPoint:
             trap = self.once(self.trap_step, reach)
             if trap is not None:
                 st, bad, why = trap
-                return Finding(Cause.NAN_TRAP, st.node, st.line, {"bad": self.own_element(st, idx) or bad, "why": why})
+                return Finding(Cause.NAN_TRAP, st.node, st.line, {"bad": _own_element(self.path, self.exe_adj, st, idx) or bad, "why": why})
         return self.rounding(exe, auto, reach)
 
     def backward_overflow(self, reach: list[bool]) -> tuple[PathStep, ex.Exact, PathStep] | None:
@@ -255,22 +253,6 @@ class FloatingPoint:
                     bad = "nan" if ex.is_nan(a) else "inf"
                     return source, bad, (f"its infinite slope reaches `{self.node(st.node)}` (line {st.line}), "
                                          "whose own derivative is exactly 0 here.")
-        return None
-
-    def own_element(self, st: PathStep, idx: tuple[int, int] | None) -> str | None:
-        """What the trap step's slope is at the entry's own element idx, where that element is
-        itself trapped (an elementwise step of the input's shape: `x.sqrt()` at x[2] = -1 is nan
-        there, whatever the first trapped element is); None where it is not."""
-        if idx is None:
-            return None
-        a = self.exe_adj[st.index]
-        for p, d in zip(st.parents, st.partials):
-            if not self.path.steps[p].grad or not ex.is_mat(d) or not all(i < n for i, n in zip(idx, d.shape)):
-                continue
-            ai = a[idx] if ex.is_mat(a) else a
-            if ex.all_zero(ai) and not ex.is_finite(d[idx]):
-                bad = "nan" if ex.is_nan(d[idx]) else ("inf" if ex.sign(d[idx]) > 0 else "-inf")
-                return f"{bad} in element [{', '.join(map(str, idx if d.shape[1] > 1 else idx[:1]))}]"
         return None
 
     def infinite_slope_above(self, st: PathStep) -> PathStep | None:
@@ -476,6 +458,23 @@ class SaturatedBackward:
         hint = info.hint.format(dtype=self.dtype, eps=float(fi.eps),
                                 wider=", or compute in float64" if self.dtype == "float32" else "")
         return detail, hint
+
+
+def _own_element(path: Any, exe_adj: Any, st: PathStep, idx: tuple[int, int] | None) -> str | None:
+    """What the trap step's slope is at the entry's own element idx, where that element is
+    itself trapped (an elementwise step of the input's shape: `x.sqrt()` at x[2] = -1 is nan
+    there, whatever the first trapped element is); None where it is not."""
+    if idx is None:
+        return None
+    a = exe_adj[st.index]
+    for p, d in zip(st.parents, st.partials):
+        if not path.steps[p].grad or not ex.is_mat(d) or not all(i < n for i, n in zip(idx, d.shape)):
+            continue
+        ai = a[idx] if ex.is_mat(a) else a
+        if ex.all_zero(ai) and not ex.is_finite(d[idx]):
+            bad = "nan" if ex.is_nan(d[idx]) else ("inf" if ex.sign(d[idx]) > 0 else "-inf")
+            return f"{bad} in element [{', '.join(map(str, idx if d.shape[1] > 1 else idx[:1]))}]"
+    return None
 
 
 def _trapped(a: Any, d: Any) -> tuple[Any, tuple[int, ...] | None] | None:
