@@ -71,7 +71,7 @@ _ELEMENTWISE: Final = {torch.nn.ReLU: "torch.relu", torch.nn.Tanh: "torch.tanh",
 _ALONG_DIM: Final = {torch.nn.Softmax: "torch.softmax", torch.nn.LogSoftmax: "torch.log_softmax"}
 _DROPOUT: Final = (torch.nn.Dropout, torch.nn.AlphaDropout)
 READ_AS: Final = ("nn.Linear (F.linear: torch's own addmm), nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.BatchNorm1d, "
-                  "nn.LayerNorm (F.layer_norm over the last dim), "
+                  "nn.LayerNorm (F.layer_norm over the last dim), nn.Embedding (the rows an integer tensor picks), "
                   "nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Softmax(dim), "
                   "nn.LogSoftmax(dim), nn.Flatten (rank <= 2, or an image batch given as data), nn.Identity, "
                   "nn.Dropout (in training mode its mask is data of your run), "
@@ -239,6 +239,11 @@ class ModuleRef(Bound):
             w, b = self.attribute("weight", node), self.attribute("bias", node)
             return apply(tn.SPELLINGS["torch.nn.functional.layer_norm"],
                          [x, tuple(m.normalized_shape), w, b, float(m.eps)], {}, node, target)  # type: ignore[arg-type]
+        if forward is torch.nn.Embedding.forward:  # F.embedding, as nn.Embedding's forward calls it
+            options = {"padding_idx": m.padding_idx, "max_norm": m.max_norm,  # type: ignore[attr-defined]
+                       "scale_grad_by_freq": m.scale_grad_by_freq, "sparse": m.sparse}  # type: ignore[attr-defined]
+            return apply(tn.SPELLINGS["torch.nn.functional.embedding"], [x, self.attribute("weight", node)],
+                         {k: v for k, v in options.items() if v is not None and v is not False}, node, target)
         if any(forward is cls.forward for cls in _DROPOUT):
             if m.training and m.p > 0 and type(m) is not torch.nn.Dropout:  # type: ignore[attr-defined,operator]
                 raise Refuse(node, f"{_capital(self.label())} is an `nn.{type(m).__name__}(p={m.p})` in training mode, "

@@ -190,6 +190,8 @@ def with_data(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: 
             return Data(np.expand_dims(array, dim % (array.ndim + 1)), args[0].name)
         return Data(array.squeeze() if dim is None else (array.squeeze(dim) if array.shape[dim] == 1 else array),
                     args[0].name)
+    if name == "torch.nn.functional.embedding":
+        return _embedding(args, kwargs, node)
     if name not in ("Tensor.gather", "torch.gather"):
         return None
     index = kwargs.get("index", args[2] if len(args) > 2 else None)
@@ -197,6 +199,40 @@ def with_data(spelling: Any, args: Sequence[Any], kwargs: dict[str, Any], node: 
         return None
     x, dim = args[0], kwargs.get("dim", args[1] if len(args) > 1 else None)
     return _gather(x, int(dim) if isinstance(dim, (int, np.integer, sp.Integer)) else dim, index, node)
+
+
+_EMBEDDING_ARGS = ("input", "weight", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse")
+
+
+def _embedding(args: Sequence[Any], kwargs: dict[str, Any], node: ast.AST) -> Any:
+    """`F.embedding(i, W)` of integer data i: the rows of W that i picks, `W[i]` (torch's forward
+    copies them exactly; the fidelity check compares its backward with the user's). `padding_idx`,
+    `max_norm` (W renormalised in place), `scale_grad_by_freq` and `sparse` are sentences. None
+    where i is not data (the spelling's own sentence)."""
+    given = dict(zip(_EMBEDDING_ARGS, args)) | kwargs
+    ids, weight = given.get("input"), given.get("weight")
+    if not isinstance(ids, Data):
+        return None
+    for what, why in (("max_norm", "renormalises the rows of `weight` in place before reading them, which changes "
+                                   "the tensor you differentiate"),
+                      ("scale_grad_by_freq", "divides each row's gradient by how often the batch picks it: not the "
+                                             "derivative of the function"),
+                      ("sparse", "returns a sparse gradient")):
+        if given.get(what) is not None and given.get(what) is not False:
+            raise Refuse(node, f"`F.embedding` with `{what}` {why}; symgrad reads it without.\n"
+                               f"Fix: leave `{what}` out, or index the rows yourself (`W[i]`).")
+    if not tn.is_matrix(weight) or len(torch_shape(weight)) != 2:
+        raise Refuse(node, "`F.embedding`'s weight is a matrix (num_embeddings, embedding_dim) that the function "
+                           "differentiates.\nFix: pass the embedding matrix as a differentiated input.")
+    if ids.array.dtype == np.bool_ or not np.issubdtype(ids.array.dtype, np.integer) or ids.array.ndim > 1:
+        raise Refuse(node, f"`F.embedding`'s input `{ids.name}` is {'not integer data' if ids.array.ndim <= 1 else 'of rank 2 or more'}"
+                           ": symgrad reads integer indices of rank 0 or 1 (the result is a row or a matrix; a batch of "
+                           "sequences gives a tensor of rank 3).\nFix: pass one sequence of indices at a time.")
+    if given.get("padding_idx") is not None:
+        raise Refuse(node, "`F.embedding` with `padding_idx` passes no gradient to that row (torch's backward skips it), "
+                           "which symgrad does not read yet.\nFix: compare without `padding_idx` (every other row's "
+                           "gradient is the same), or pick the rows yourself (`W[i]`) and detach the padding row.")
+    return index(weight, [ids.array.item() if ids.array.ndim == 0 else ids], node)
 
 
 def _gather(x: Any, dim: Any, index: Data, node: ast.AST) -> Any:

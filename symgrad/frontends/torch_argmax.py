@@ -244,4 +244,7 @@ ARGMAX_SPELLINGS: list[Spelling] = [
     Spelling("torch.gather", "function", sp.Piecewise, _needs_indices("torch.gather"), "as Tensor.gather"),
     Spelling("torch.nn.functional.one_hot", "function", sp.Piecewise, _needs_indices("F.one_hot"),
              "of the indices of x.argmax(dim) (num_classes given): 1 at the index, 0 elsewhere"),
+    Spelling("torch.nn.functional.embedding", "function", MatrixElement, _needs_indices("F.embedding"),
+             "F.embedding(i, W) of integer data i (rank 0 or 1): the rows W[i] (no padding_idx, max_norm, "
+             "scale_grad_by_freq or sparse)"),
 ]
