@@ -35,7 +35,7 @@ import linecache
 import math
 import re
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import sympy as sp
@@ -174,8 +174,9 @@ class _Writer:
         self.lines.append("    " * self.indent + text)
         return len(self.lines)
 
-    def comment(self, node: sp.Basic, note: str = "", target: str | None = None, operands: str | None = None) -> None:
-        text = node_comment(node, self.norm.user_symbols, self._sizes, operands, self._printer)
+    def comment(self, node: sp.Basic, note: str = "", target: str | None = None, operands: str | None = None,
+                names: Callable[[sp.Basic], str | None] | None = None) -> None:
+        text = node_comment(node, self.norm.user_symbols, self._sizes, operands, self._printer, names)
         if target is not None and self.label is not None:
             text, self.label = safe_comment(self.label), None
         self.emit(f"# {text}{note}")
@@ -325,7 +326,8 @@ class _Expressions:
             self.writer.emit(f"# {safe_comment(named[1] if named is not None else said)}")  # (a OneMatrix prints as 1)
         else:
             self.writer.comment(e, ": a constant from here on; the derivative does not flow through" if op == "detach" else "",
-                                target, ", ".join(operand_text(a) for a in shown))
+                                target, ", ".join(operand_text(a) for a in shown),
+                                lambda m: self.writer.var_names.get(m) or scope.get(m))
         line = self.writer.emit(f"{name} = {text}" + (f"  # {note}" if note else ""))
         self.writer.record(e, line)
         out.append(Step(name, op, args, param, e, line))

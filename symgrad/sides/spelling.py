@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from fractions import Fraction
 from typing import Any, Final
@@ -201,17 +201,57 @@ class SharedStr(NotationPrinter):
 
 
 def node_comment(node: sp.Basic, user: dict[sp.Symbol, sp.Symbol], sizes: dict[int, int] | None = None,
-               operands: str | None = None, printer: SharedStr | None = None) -> str:
-    """The comment above a step: its node in SymPy notation, one line, cut at 72 characters."""
+               operands: str | None = None, printer: SharedStr | None = None,
+               names: Callable[[sp.Basic], str | None] | None = None) -> str:
+    """The comment above a step: its node in SymPy notation, one line, cut at 72 characters.
+    `names`: the variable computed for a node on the lines above, if any."""
     if _size(node, {} if sizes is None else sizes) > _SMALL:
         # Printing a large node whole costs more than lowering it (and SymPy's printer recurses
-        # per level): name its head and the variables it combines, computed on the lines above.
+        # per level): the node over the variables computed on the lines above, where its
+        # operands have them (`r - y`, `Matrix([[W_00, W_01], ...])`), else its head and operands.
+        shallow = _over_variables(node, names) if names is not None else None
+        if shallow is not None and _size(shallow, {}) <= _SMALL:
+            text = safe_comment(" ".join(node_text(shallow).split()))
+            return text if len(text) <= 72 else text[:69] + "..."
         return safe_comment(f"{type(node).__name__}({operands or '...'})")
     if printer is not None and not isinstance(node, (ast.Token, ast.CodeBlock)):
         text = safe_comment(" ".join(printer.doprint(node).split()))
     else:
         text = safe_comment(node_text(node))
     return text if len(text) <= 72 else text[:69] + "..."
+
+
+def _over_variables(node: sp.Basic, names: Callable[[sp.Basic], str | None]) -> sp.Basic | None:
+    """`node` with each operand that a variable holds written as that variable (a matrix symbol
+    of its shape), for a comment; None where an operand has none or the head cannot be rebuilt."""
+    def held(a: sp.Basic) -> sp.Basic | None:
+        if isinstance(a, sp.Number):
+            return a
+        name = names(a)
+        if name is None:
+            return None
+        return sp.MatrixSymbol(name, *a.shape) if getattr(a, "is_Matrix", False) else sp.Symbol(name)
+
+    if isinstance(node, sp.MatrixBase):
+        if len(node) > 16:
+            return None
+        elements = [held(e) for e in node]
+        return None if any(e is None for e in elements) else sp.ImmutableMatrix(*node.shape, elements)
+    if not isinstance(node, (sp.MatAdd, sp.MatMul, sp.HadamardProduct, sp.HadamardPower, sp.Transpose)) or len(node.args) > 8:
+        return None
+    args = []
+    for a in node.args:
+        if isinstance(a, sp.MatMul) and len(a.args) == 2 and a.args[0] == -1:  # `- y` of a sum
+            inner = held(a.args[1])
+            args.append(None if inner is None else sp.MatMul(-1, inner, evaluate=False))
+        else:
+            args.append(held(a))
+    if any(a is None for a in args):
+        return None
+    try:
+        return node.func(*args) if isinstance(node, (sp.HadamardPower, sp.Transpose)) else node.func(*args, evaluate=False)
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")

@@ -56,6 +56,12 @@ def test_the_rows_picked_carry_the_gradient(module: Any, w: list[float], ids: li
     want = [2 * ids.count(r) * sp.Rational(float(W[r, j])) for r in range(4) for j in range(2)]
     assert [e.grad_executed for e in c.entries] == want
     assert c.cause.id in ("agree", "rounding")
+    # the generated program's comments say the stacked rows and the power in SymPy notation over the
+    # variables above, not SymPy's class names (`ImmutableDenseMatrix(W_00, ...)`, `HadamardPower(stack)`)
+    comments = [line.strip() for line in c.lowered.source.splitlines() if line.strip().startswith("# ")]
+    assert not any("ImmutableDenseMatrix" in t or t == "# HadamardPower(stack)" for t in comments), comments
+    assert any(t.startswith("# HadamardPower(") and t.endswith(", 2)") for t in comments)
+    assert any(t.startswith("# Matrix([") for t in comments)
 
 
 def test_one_index_is_one_row(module: Any) -> None:

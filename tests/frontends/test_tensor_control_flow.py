@@ -88,6 +88,7 @@ def test_gradient_descent_steps_keep_the_users_grouping(module: Any, v: list[flo
     for name in ("descent", "scaled_first"):
         c = reads_like_torch(getattr(module, name), [w, X, y])  # bit for bit with torch's forward and autograd
         assert "0.1 * X_T" in c.lowered.source or "* X_T" in c.lowered.source
+        assert "MatAdd(" not in c.lowered.source  # a comment in SymPy notation: `... - y`
     # the exact side of one step is the mathematics (0.1 is the float the code holds): d/dw of ||X (w - 0.1 X^T (X w - y)) - y||^2
     if dtype == torch.float64:
         c = sg.compare(module.scaled_first, at={"w": w, "X": X, "y": y})
