@@ -219,7 +219,8 @@ class FloatingPoint:
             v = _biggest(st.value)
             if ex.cmp(v, biggest) > 0:
                 return st, "too large", f"largest finite value {fi.max:.4g}", "inf"
-            if ex.sign(v) > 0 and ex.cmp(v, smallest / 2) < 0:
+            # too small only where certain: a ball around an unprovable 0 is no underflow
+            if ex.sign(v) > 0 and ex.cmp(v, smallest / 2) < 0 and not any(ex.is_zero_ball(x) for x in ex.elements(st.value)):
                 return st, "too small", f"smallest positive value {float(smallest):.4g}", "0"
         return None
 
@@ -282,15 +283,17 @@ class FloatingPoint:
         return "the value reaches the output multiplied by an exact 0."
 
     def rounding(self, exe: ex.Exact, auto: float, reach: list[bool]) -> Finding:
-        e = ex.to_float(exe)
+        e = 0.0 if ex.is_zero_ball(exe) else ex.to_float(exe)  # a ball around 0: no digit of it is known
         rel = abs(auto - e) / abs(e) if e != 0 else math.inf
         if not math.isfinite(auto):
             rel = math.inf  # nan or inf where the exact derivative is finite: every digit is lost
         correct = max(0.0, -math.log10(rel)) if rel > 0 else DIGITS[self.dtype]
         lost = max(0.0, DIGITS[self.dtype] - correct)
 
+        relerr = "its whole value" if e == 0 and math.isfinite(auto) else _rel(rel)
+
         def found(node: Any, line: Any, detail: str, hint: str = "") -> Finding:
-            return Finding(Cause.ROUNDING, node, line, {"relerr": _rel(rel), "lost": f"{lost:.0f}", "detail": detail},
+            return Finding(Cause.ROUNDING, node, line, {"relerr": relerr, "lost": f"{lost:.0f}", "detail": detail},
                             hint_extra=hint)
 
         if (cast := _cast_rounding(self, reach, found) or _cdist_cancelled(self, reach, found)) is not None:
@@ -362,11 +365,8 @@ class FloatingPoint:
             # A cancellation that lives only in the backward pass: cite the line where it parts.
             return found(_node_of(self.path, parting.at.step), parting.line, parting.why, "backward-cancellation")
         out = self.path.steps[self.path.output]
-        detail = f"The errors of {self.dtype}'s rounding accumulate over the program's {len(self.path.steps)} steps."
-        if self.exact.bits > ex.START_PREC:
-            detail += (f" The exact values needed {self.exact.bits} bits (about {int(self.exact.bits * 0.30103)} digits) "
-                       "to certify theirs: the program amplifies every rounding error as it runs.")
-        return found(out.node, self.lowered.output_line, detail, "accumulate")
+        return found(out.node, self.lowered.output_line, _accumulated(self.dtype, len(self.path.steps), self.exact.bits,
+                                                                      exe, auto), "accumulate")
 
     def absorbed_by_log(self, reach: list[bool]) -> tuple[PathStep, PathStep, float] | None:
         """log(1 + x) for a small x: the sum 1 + x keeps only the leading digits of x, and log near 1
@@ -597,6 +597,20 @@ def _cast_to(st: PathStep) -> str | None:
 
 def _node_of(path: Path, i: int) -> sp.Basic:
     return path.steps[i].node
+
+
+def _accumulated(dtype: str, steps: int, bits: int, exe: ex.Exact, auto: float) -> str:
+    """Rounding that no single step explains: accumulated over the program."""
+    detail = f"The errors of {dtype}'s rounding accumulate over the program's {steps} steps."
+    if ex.is_zero_ball(exe):
+        # Balls cannot prove an exact 0 (a sum of normalised deviations): they bound it.
+        return detail + (f" The exact derivative is 0 to within {float(abs(ex.to_real(exe)).upper()):.1e} (the bound of "
+                         f"the exact values at {bits} bits): its terms cancel, and {dtype}'s rounded terms leave "
+                         f"autograd a residue of {fmt(auto)}.")
+    if bits > ex.START_PREC:
+        detail += (f" The exact values needed {bits} bits (about {int(bits * 0.30103)} digits) "
+                   "to certify theirs: the program amplifies every rounding error as it runs.")
+    return detail
 
 
 def _rel(r: float) -> str:
