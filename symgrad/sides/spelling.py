@@ -237,13 +237,14 @@ def _over_variables(node: sp.Basic, names: Callable[[sp.Basic], str | None]) -> 
             return None
         elements = [held(e) for e in node]
         return None if any(e is None for e in elements) else sp.ImmutableMatrix(*node.shape, elements)
-    if not isinstance(node, (sp.MatAdd, sp.MatMul, sp.HadamardProduct, sp.HadamardPower, sp.Transpose)) or len(node.args) > 8:
+    if not isinstance(node, (sp.MatAdd, sp.MatMul, sp.HadamardProduct, sp.HadamardPower, sp.Transpose, sp.Add, sp.Mul,
+                             sp.Pow)) or len(node.args) > 8:
         return None
     args = []
     for a in node.args:
-        if isinstance(a, sp.MatMul) and len(a.args) == 2 and a.args[0] == -1:  # `- y` of a sum
+        if isinstance(a, (sp.MatMul, sp.Mul)) and len(a.args) == 2 and a.args[0] == -1:  # `- y` of a sum
             inner = held(a.args[1])
-            args.append(None if inner is None else sp.MatMul(-1, inner, evaluate=False))
+            args.append(None if inner is None else a.func(-1, inner, evaluate=False))
         else:
             args.append(held(a))
     if any(a is None for a in args):

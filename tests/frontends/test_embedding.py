@@ -62,6 +62,7 @@ def test_the_rows_picked_carry_the_gradient(module: Any, w: list[float], ids: li
     assert not any("ImmutableDenseMatrix" in t or t == "# HadamardPower(stack)" for t in comments), comments
     assert any(t.startswith("# HadamardPower(") and t.endswith(", 2)") for t in comments)
     assert any(t.startswith("# Matrix([") for t in comments)
+    assert not any(t.startswith(("# Add(", "# Pow(", "# MatAdd(")) for t in comments), comments
 
 
 def test_one_index_is_one_row(module: Any) -> None:

@@ -26,10 +26,10 @@ def f(o):
     o_20_minus_max_max_o_00_ = o_20 - max_max_o_00_o_10_o_20
     # exp(o[2, 0] - Max(o[0, 0], o[1, 0], o[2, 0]))
     exp_o_20_minus_max_max_o = torch.exp(o_20_minus_max_max_o_00_)
-    # Add(exp_o_00_minus_max_max_o, exp_o_10_minus_max_max_o, exp_o_20_minus_max_max_o)
+    # exp_o_00_minus_max_max_o + exp_o_10_minus_max_max_o + exp_o_20_minus_...
     exp_o_00_minus_max_max_o_2 = exp_o_00_minus_max_max_o + exp_o_10_minus_max_max_o + exp_o_20_minus_max_max_o
     # log(exp_o_00_minus_max_max_o_2)
     log_exp_o_00_minus_max_m = torch.log(exp_o_00_minus_max_max_o_2)
-    # Add(max_max_o_00_o_10_o_20, log_exp_o_00_minus_max_m, o_10)
+    # log_exp_o_00_minus_max_m + max_max_o_00_o_10_o_20 - o_10
     out = max_max_o_00_o_10_o_20 + log_exp_o_00_minus_max_m - o_10
     return out
