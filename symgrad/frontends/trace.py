@@ -387,7 +387,7 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     else:
         what = f"the gradient is {_show_g(ug)} in your function but {_show_g(tg)} in the translation"
     with torch_state(dtype, keep_default_dtype=True):
-        first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype)
+        first = _first_difference(fn, user, translated, names, values, rank1, origins, lowered, dtype, not ok_value)
     if dtype != "float64":
         what += f" (in {dtype})"
     if first is not None:
@@ -448,9 +448,11 @@ def _show_g(g: tuple[float, ...] | None) -> str:
     return repr(g[0]) if len(g) == 1 else "(" + ", ".join(repr(v) for v in g) + ")"
 
 
-def _assignments(call: Any, tensors: list[torch.Tensor], code: Any) -> list[tuple[str, float, int]]:
-    """(variable, value, line) for each scalar value assigned in the frame of `code`, in order."""
-    seen: list[tuple[str, float, int]] = []
+def _assignments(call: Any, tensors: list[torch.Tensor], code: Any) -> list[tuple[str, Any, int]]:
+    """(variable, value, line) for each value assigned in the frame of `code`, in order (a float,
+    or a tuple of a small tensor's floats); the last entry's variable is None and its line the
+    line the frame returned from."""
+    seen: list[tuple[str, Any, int]] = []
     state: dict[str, Any] = {"last": None, "line": 0}
 
     def local(frame: Any, event: str, arg: Any) -> Any:
@@ -463,6 +465,8 @@ def _assignments(call: Any, tensors: list[torch.Tensor], code: Any) -> list[tupl
                         seen.append((k, v, state["line"]))
             state["last"] = now
             state["line"] = frame.f_lineno
+            if event == "return":
+                seen.append((None, None, frame.f_lineno))  # type: ignore[arg-type]
         return local
 
     def global_(frame: Any, event: str, arg: Any) -> Any:
@@ -479,7 +483,10 @@ def _assignments(call: Any, tensors: list[torch.Tensor], code: Any) -> list[tupl
     return seen
 
 
-def _scalar(v: Any) -> float | None:
+def _scalar(v: Any) -> Any:
+    """A value as compared: a float, or a tuple of a small tensor's floats; None for others."""
+    if isinstance(v, torch.Tensor) and v.is_floating_point() and 1 < v.numel() <= 4096:
+        return tuple(v.detach().reshape(-1).tolist())
     if isinstance(v, torch.Tensor) and v.numel() == 1:
         return float(v.detach().reshape(-1)[0])
     if isinstance(v, float):
@@ -487,38 +494,56 @@ def _scalar(v: Any) -> float | None:
     return None
 
 
-def _same(a: float | None, b: float | None) -> bool:
+def _same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is b
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) and all(map(_same, a, b))
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
 def _first_difference(fn: Any, user: Any, translated: Any, names: list[str], values: dict[str, Any], rank1: set[str],
-                      origins: dict[Any, SourceSpan], lowered: Any, dtype: str = "float64") -> SourceSpan | None:
-    """The user's line whose assigned value first differs from the translation's value for the
-    same variable (compared per variable, in the order the user's code assigned them)."""
+                      origins: dict[Any, SourceSpan], lowered: Any, dtype: str = "float64",
+                      forward_differs: bool = False) -> SourceSpan | None:
+    """The user's line whose assigned value first differs from the translation's: its value for
+    the same variable, or every value the translation computes for that line (compared in the
+    order the user's code assigned them). Where every assigned value is the same and the forward
+    values differ, the line the function returned from (its return expression differs)."""
     code = getattr(inspect.unwrap(fn), "__code__", None)
     if code is None:
         return None
     mine = _assignments(user, [_tensor(values[n], n in rank1, dtype) for n in names], code)
     theirs = _assignments(translated, [_tensor(values[n], n in rank1, dtype) for n in names], lowered.function.__code__)
-    by_var: dict[str, list[float]] = {}
-    for k, v, _ in theirs:
+    by_var: dict[str, list[Any]] = {}
+    by_line: dict[int, list[Any]] = {}  # the translation's values by the user's line they come from
+    spans = generated_lines(lowered, origins)
+    for k, v, line in theirs:
         by_var.setdefault(k, []).append(v)
+        if k is not None and line in spans:
+            by_line.setdefault(spans[line].line, []).append(v)
     count: dict[str, int] = {}
     try:
         _, filename, first, _, lines = read_source(fn)
     except TraceError:
         return None
+
+    def span(line: int) -> SourceSpan:
+        text = lines[line - first].strip() if 0 <= line - first < len(lines) else ""
+        return SourceSpan(filename, line, 0, len(text), text)
+
     for k, v, line in mine:
+        if k is None:  # the user's function returned: every value it assigned is the translation's
+            return span(line) if forward_differs else None
         if k in names:
             continue
         n = count.get(k, 0)
         count[k] = n + 1
         other = by_var.get(k, [])
         if n < len(other) and not _same(other[n], v):
-            text = lines[line - first].strip() if 0 <= line - first < len(lines) else ""
-            return SourceSpan(filename, line, 0, len(text), text)
+            return span(line)
+        made = by_line.get(line)  # the same line's values in the translation, whatever their names
+        if made and not any(_same(m, v) for m in made):
+            return span(line)
     return None
 
 

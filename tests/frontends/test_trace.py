@@ -500,6 +500,31 @@ def test_the_fidelity_check_fails_on_a_wrong_row(monkeypatch: pytest.MonkeyPatch
     assert "z = torch.exp(y)" in str(info.value)
 
 
+def test_the_first_difference_is_found_by_line_and_in_the_return_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the translation names its variables otherwise (`sqrt_total`, not `norm`): the line is found
+    # by the user's line each generated value comes from, tensors included; a difference in the
+    # return expression, after every assigned value agreed, names the return line
+    wrong = tn.Spelling("torch.exp", "function", sp.exp, lambda a, k: a[0].applyfunc(sp.sin) if tn.is_matrix(a[0]) else sp.sin(a[0]))
+    monkeypatch.setitem(tn.SPELLINGS, "torch.exp", wrong)
+
+    def assigned(v):
+        norm = torch.sqrt((v ** 2).sum())
+        e = torch.exp(v / norm)
+        return e.sum()
+
+    def returned(v):
+        norm = torch.sqrt((v ** 2).sum())
+        return torch.exp(v / norm).sum()
+
+    v = torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64)
+    for fn, text in ((assigned, "e = torch.exp(v / norm)"), (returned, "return torch.exp(v / norm).sum()")):
+        with pytest.raises(sg.TraceError, match="does not reproduce") as info:
+            sg.trace(fn, v)
+        fid = info.value.fidelity  # type: ignore[attr-defined]
+        assert fid.first_difference is not None and fid.first_difference.text == text, fid.first_difference
+        assert "the first value that differs is computed at" in str(info.value) and text in str(info.value)
+
+
 # ---------------------------------------------------------------- unsupported constructs
 
 
