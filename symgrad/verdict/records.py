@@ -7,7 +7,7 @@ importing the show layer. `Comparison.backward` computes the backward pass on fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -124,6 +124,16 @@ class LazyValues(Mapping[Any, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
+
+
+def declared_order(point: Any, names: Sequence[str]) -> LazyValues:
+    """`Comparison.point` with its inputs in the order of `names` (the user's signature: `f(X, W1,
+    b1)`, not SymPy's sorted `W1, X, b1`), any other key after them as it was; nothing built."""
+    if type(point) is Later:
+        point = point()
+    rank = {n: k for k, n in enumerate(names)}
+    keys = sorted(point, key=lambda s: rank.get(getattr(s, "name", str(s)), len(rank)))  # (stable)
+    return LazyValues(keys, point.__getitem__)
 
 
 class OneSided(tuple):  # type: ignore[type-arg]
