@@ -105,6 +105,8 @@ class Reading:
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output column's labels
     draws: Any = None  # the random draws of the user's call read as data (source_random.Draws), None: none
     rank1_output: bool = False  # the function returns a rank-1 tensor: its elements are `f[i]`
+    # The user's data held as constant tensors (`x * mask`), by value: the name the generated program gives each.
+    constants: dict[Any, tuple[str, str]] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------- the example values
@@ -689,7 +691,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     try:
         lowered = entry.lowered
         if lowered is None:  # lowered once per translation kept (`trace_cache`)
-            with draws.named(drawn):
+            with draws.named(drawn, translation.constants):
                 lowered = entry.lowered_as(lower(translation.function, branches=translation.branches, dtype=dtype))  # type: ignore[arg-type]
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
@@ -734,7 +736,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    parameters=() if subject is None else tuple(subject.params.inputs),
                    arguments=_given(arguments, values),
                    returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
-                   draws=drawn, rank1_output=translation.rank1_output)
+                   draws=drawn, rank1_output=translation.rank1_output, constants=translation.constants)
 
 
 def _given(arguments: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:

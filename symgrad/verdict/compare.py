@@ -399,7 +399,7 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
         options["wrt"] = list(reading.inputs)
-    with named_draws(reading.draws):  # each draw named in the generated program (`rand_1`), citing its line
+    with named_draws(reading.draws, reading.constants):  # each draw named in the generated program (`rand_1`), citing its line
         c = _compare_expression(function, point, branches=reading.branches, dtype=dtype,
                                 separate=reading.returned is not None, prerun=reading.fidelity.run, **options)
     c = with_fields(cite(c, reading.origins), title=title(reading.fn),
