@@ -345,12 +345,10 @@ class StatementTranslator(ast.NodeVisitor):
             self.state.env[name] = [self.expressions.value(e) for e in value_node.elts]
             return
         if self.state.pure or self.state.matrix_mode:
-            self.state.env[name] = sd.name_constant(self.state, name, self.expressions.value(value_node),
-                                                    "a constant tensor your code makes")
+            self.state.env[name] = sd.name_constant(self.state, name, self.expressions.value(value_node))
             self.state.bound_making(name, value_node)
         else:
-            value = self.expressions.value(value_node, target=self.state.var(name))
-            self.bind(name, sd.name_constant(self.state, name, value, "a constant tensor your code makes"), value_node)
+            self.bind(name, sd.name_constant(self.state, name, self.expressions.value(value_node, target=self.state.var(name))), value_node)
         inplace.track(self.state, name, value_node)
 
     def bind(self, name: str, v: Any, value_node: ast.expr) -> None:

@@ -187,7 +187,7 @@ def as_constants(args: Sequence[Any], node: ast.AST, spelling: Any, state: Any =
             if isinstance(a, Data) and (promoted or a.array.dtype.kind == "f") else a for a in args]
 
 
-def name_constant(state: Any, name: str, value: Any, what: str) -> Any:
+def name_constant(state: Any, name: str, value: Any, what: str = "a constant tensor your code makes") -> Any:
     """A constant tensor the user's code names (`mask = torch.tensor([1, 0, 1])`, a global `M`)
     named so in the generated program, under a comment saying `what` it is (the first name wins)."""
     if isinstance(value, sp.ImmutableDenseMatrix) and not value.free_symbols and name.isidentifier():
