@@ -136,6 +136,7 @@ class Translation:
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output's labels
     data: dict[str, Any] = field(default_factory=dict)  # data leaves (source_data.DataLeaf) by name: bound at the point
     rank1_output: bool = False  # it returns a rank-1 tensor: its elements are `f[i]`
+    constants: dict[Any, tuple[str, str]] = field(default_factory=dict)  # data as constant tensors: their names
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -344,10 +345,10 @@ class StatementTranslator(ast.NodeVisitor):
             self.state.env[name] = [self.expressions.value(e) for e in value_node.elts]
             return
         if self.state.pure or self.state.matrix_mode:
-            self.state.env[name] = self.expressions.value(value_node)
+            self.state.env[name] = sd.name_constant(self.state, name, self.expressions.value(value_node))
             self.state.bound_making(name, value_node)
         else:
-            self.bind(name, self.expressions.value(value_node, target=self.state.var(name)), value_node)
+            self.bind(name, sd.name_constant(self.state, name, self.expressions.value(value_node, target=self.state.var(name))), value_node)
         inplace.track(self.state, name, value_node)
 
     def bind(self, name: str, v: Any, value_node: ast.expr) -> None:
@@ -649,4 +650,4 @@ def translate(fn: Any, inputs: Sequence[tuple[str, tuple[int, int] | None]], ran
     leaves = sd.leaves_of(tr.state)
     return Translation(function, (*tr.state.inputs, *(v.symbol for v in leaves.values())), dict(tr.state.origins),
                        "where" if tr.state.uses_where else "if", span=tr.span_of(node), returned=tr.returned, data=leaves,
-                       rank1_output=tr.returned is None and rank1_out)
+                       rank1_output=tr.returned is None and rank1_out, constants=dict(tr.state.constant_names))

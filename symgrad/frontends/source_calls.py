@@ -91,12 +91,14 @@ def _global_tensor(obj: torch.Tensor, name: str, node: ast.AST, state: Translati
     leaf = sd.global_leaf(obj.detach().cpu().numpy(), name, state) if obj.ndim in (1, 2) else None
     if leaf is not None:  # a large floating global (a fixed projection, a target vector): a data input, as a batch is
         return leaf
-    if obj.is_floating_point() and obj.ndim <= 2:
-        return constant_of(obj)  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it
+    if obj.is_floating_point() and obj.ndim <= 2:  # a rank-1 tensor an (n, 1) column held as rank 1, as torch broadcasts it
+        return sd.name_constant(state, name, constant_of(obj), f"the global tensor ({obj.dtype}) your code reads")
     arr = obj.detach().to(torch.float64).cpu().numpy()
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
-    return sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr])
+    return sd.name_constant(state, name, sp.ImmutableMatrix([[sp.Float(float(v)) for v in row] for row in arr]),
+                            f"the global tensor ({obj.dtype}) your code reads, its values as floats (torch promotes it so "
+                            "in arithmetic)")
 
 
 class CallTranslator:

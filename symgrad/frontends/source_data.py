@@ -183,8 +183,29 @@ def as_constants(args: Sequence[Any], node: ast.AST, spelling: Any, state: Any =
             raise Refuse(node, f"`{whole.name}` is {whole.array.dtype} data in a matrix product with a floating tensor: "
                                "torch does not promote there (it raises: the operands must have the same dtype).\n"
                                f"Fix: convert it first, e.g. `{whole.name}.double()` (or `.float()`, as the other operand).")
-    return [_constant(_as_float(a) if promoted else a, node, spelling, state)
+    return [_named(_constant(_as_float(a) if promoted else a, node, spelling, state), a, promoted, state)
             if isinstance(a, Data) and (promoted or a.array.dtype.kind == "f") else a for a in args]
+
+
+def name_constant(state: Any, name: str, value: Any, what: str = "a constant tensor your code makes") -> Any:
+    """A constant tensor the user's code names (`mask = torch.tensor([1, 0, 1])`, a global `M`)
+    named so in the generated program, under a comment saying `what` it is (the first name wins)."""
+    if isinstance(value, sp.ImmutableDenseMatrix) and not value.free_symbols and name.isidentifier():
+        where = f" at {place(state.span)}" if state.span is not None else ""
+        state.constant_names.setdefault(value, (name, f"{name}: {what}{where}"))
+    return value
+
+
+def _named(value: Any, d: Data, promoted: bool, state: Any) -> Any:
+    """A constant tensor made of the user's data (`x * mask`: mask's values as floats) named after
+    the user's variable in the generated program (`mask = torch.tensor(...)`, a comment saying what
+    it is), through `state.constant_names` (value -> (name, comment): equal values, one name)."""
+    if state is not None and isinstance(value, sp.ImmutableDenseMatrix) and d.name.isidentifier():
+        where = f" at {place(state.span)}" if state.span is not None else ""
+        how = (f"{d.array.dtype} data promoted to floats as torch does in arithmetic (True is 1.0)"
+               if promoted and d.array.dtype.kind != "f" else f"{d.array.dtype} data")
+        state.constant_names.setdefault(value, (d.name, f"{d.name}: your {how}{where}, never differentiated"))
+    return value
 
 
 # The arithmetic where torch promotes integer and boolean tensors to the floating operand's dtype.

@@ -158,10 +158,11 @@ def branch(start: int | None) -> Iterator[None]:
         _BRANCH.reset(token)
 
 
-def named(draws: Draws | None) -> contextlib.AbstractContextManager[None]:
+def named(draws: Draws | None, constants: Mapping[Any, tuple[str, str]] | None = None) -> contextlib.AbstractContextManager[None]:
     """Lowering with each draw's tensor named after its spelling (`rand_1`) under a comment that
-    cites the line that drew it (nothing named where there are no draws)."""
-    return named_constants({} if draws is None else draws.names)
+    cites the line that drew it (nothing named where there are no draws), and each of `constants`
+    (the user's data as constant tensors, `source_data`) after the user's variable."""
+    return named_constants({**(constants or {}), **({} if draws is None else draws.names)})
 
 
 def active() -> bool:

@@ -116,6 +116,7 @@ class TranslationState:
         self.names_in_fn = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
             a.arg for a in ast.walk(node) if isinstance(a, ast.arg)}
         self.counter = 0
+        self.constant_names: dict[Any, tuple[str, str]] = {}  # the user's data as constant tensors: (name, comment)
         self.env: dict[str, Any] = {}
         self.inputs: list[sp.Basic] = []
         self.vars: dict[str, sp.Symbol] = {}

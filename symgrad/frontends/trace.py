@@ -46,6 +46,7 @@ from . import modules as mods
 from . import source_random as draws
 from . import trace_cache as kept_translations
 from .front import signature_of
+from .given import Given
 from .recorder import record
 from .torch_activations import run_dtype
 from .trace_run import Floats, backward, backward_both, bind, default_dtype, float64_array, forward, prerun_of
@@ -101,10 +102,13 @@ class Reading:
     wrt: tuple[str, ...] | None = None  # the inputs compared by default (a module: its trainable parameters)
     parameters: tuple[str, ...] = ()  # the inputs that are parameters of a module (`fc1.weight`)
     # The example values as given, by input name (a rank-1 tensor still rank 1): another dtype reads them again.
-    arguments: dict[str, Any] = field(default_factory=dict, repr=False)
+    # (a `given.Given`: a float64 CPU input is copied from the point when first read, never shared with it)
+    arguments: Mapping[str, Any] = field(default_factory=dict, repr=False)
     returned: Any = None  # a returned tuple (source_tuples.Returned): the output column's labels
     draws: Any = None  # the random draws of the user's call read as data (source_random.Draws), None: none
     rank1_output: bool = False  # the function returns a rank-1 tensor: its elements are `f[i]`
+    # The user's data held as constant tensors (`x * mask`), by value: the name the generated program gives each.
+    constants: dict[Any, tuple[str, str]] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------- the example values
@@ -714,7 +718,7 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
     try:
         lowered = entry.lowered
         if lowered is None:  # lowered once per translation kept (`trace_cache`)
-            with draws.named(drawn):
+            with draws.named(drawn, translation.constants):
                 lowered = entry.lowered_as(lower(translation.function, branches=translation.branches, dtype=dtype))  # type: ignore[arg-type]
     except UnsupportedNodeError as err:
         unlowered = _not_lowered(err, translation)
@@ -759,23 +763,24 @@ def _read(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                    parameters=() if subject is None else tuple(subject.params.inputs),
                    arguments=_given(arguments, values),
                    returned=None if translation.returned is None else translation.returned.shaped(fidelity.shapes),
-                   draws=drawn, rank1_output=translation.rank1_output)
+                   draws=drawn, rank1_output=translation.rank1_output, constants=translation.constants)
 
 
-def _given(arguments: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def _given(arguments: Mapping[str, Any], values: Mapping[str, Any]) -> Given:
     """The example values as given, kept (`Reading.arguments`): a tensor as a copy of its own, so
     that a change the user makes to it later is not read; a float64 CPU tensor that is an input
-    as a tensor on the reading's own float64 copy of its values (`values`), in its shape, which
-    nothing writes to."""
+    held as the reading's own float64 copy of its values (`values`, the point) and copied from it
+    when first read (`given.Given`): never the point's memory."""
     out: dict[str, Any] = {}
+    held: dict[str, tuple[np.ndarray, tuple[int, ...]]] = {}
     for k, v in arguments.items():
         if not isinstance(v, torch.Tensor):
             out[k] = v
         elif k in values and v.dtype == torch.float64 and v.device.type == "cpu" and isinstance(values[k], np.ndarray):
-            out[k] = torch.from_numpy(values[k].reshape(tuple(v.shape)))
+            held[k] = (values[k], tuple(v.shape))
         else:
             out[k] = v.detach().clone()
-    return out
+    return Given(out, held, tuple(arguments))
 
 
 def _not_data(wrt: tuple[str, ...] | None, inputs: Sequence[sp.Basic], data: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -30,6 +30,7 @@ from . import exact as ex
 from ..base.causes import Cause
 from ..base.errors import UnsupportedNodeError
 from .normalization import Fused
+from .program import number
 
 Args = Sequence[ex.Exact]
 LEAD: Final = 5  # m, n, d, j, eps
@@ -161,6 +162,28 @@ def on_piece(taken: Any, a: Args, p: Sequence[Any]) -> tuple[ex.Exact, tuple[ex.
     return value(a, p), _partials(a, p, through)  # type: ignore[arg-type]
 
 
+def torch_expression(operands: Sequence[sp.Basic], param: Sequence[Any], held: Any) -> sp.Expr:
+    """What torch computes, as SymPy, for second derivatives (order=2): dot / (n1 * n2) with each
+    norm n = ||a|| + held(max(||a||, eps) - ||a||), `held(u)` a value whose derivative is 0 (the
+    in-place clamp under no_grad: the value is the clamped norm, the graph is the norm's). Above
+    eps it is the mathematics; below eps its derivatives go through ||a|| as torch's do."""
+    a, b = _group(operands, param)
+    eps = param[4]
+    dot = sp.Add(*[u * v for u, v in zip(a, b)])
+    norms = []
+    for group in (a, b):
+        n = sp.sqrt(sp.Add(*[u ** 2 for u in group]))
+        norms.append(n + held(sp.Max(n, eps) - n))
+    return dot / (norms[0] * norms[1])
+
+
+def zero_norm(values: Sequence[ex.Exact], param: Sequence[Any]) -> bool:
+    """Whether x1's or x2's group is all zeros (its norm 0, where torch's norm_backward masks the
+    gradient and no written-out form has its double backward)."""
+    a, b = _group(values, param)
+    return any(all(ex.is_zero(u) for u in group) for group in (a, b))
+
+
 def call_text(args: Sequence[str], param: Sequence[Any]) -> str:
     m, n, d, j, eps = param
     size = m * n
@@ -169,11 +192,29 @@ def call_text(args: Sequence[str], param: Sequence[Any]) -> str:
     return f"torch.nn.functional.cosine_similarity({x1}, {x2}, {d}, {float(eps)!r})[{j}]"
 
 
+def below_eps(a: Args, p: Sequence[Any], executed: Any, mathematics: Any) -> str:
+    """The control-flow finding's sentence where a norm is below eps: what torch computes (each
+    norm clamped to eps, the clamp invisible to autograd), which norm, and the two derivatives."""
+    n, d, j = (int(v) for v in p[1:4])
+    _, _, _, na, nb, eps = _parts(a, p)
+    e = number(eps)
+    which = " and ".join(f"||{name}|| = {number(v)}" for name, v in (("x1", na), ("x2", nb))
+                         if ex.cmp(v, eps) < 0 and not ex.is_zero(v))
+    group = "" if n == 1 and d == 0 else f" (the result's element {j}: {'row' if d == 1 else 'column'} {j} of x1 and x2)"
+    return (f"torch's `F.cosine_similarity` computes sum((x1 / n1) * (x2 / n2)) with each norm clamped to eps = {e}, "
+            f"n1 = max(||x1||, {e}) and n2 = max(||x2||, {e}), in place under no_grad (aten's cosine_similarity). "
+            f"Here {which}{group} is below eps, so torch divides by {e}, as the mathematics does, but the clamp is "
+            "invisible to autograd: its gradient still flows through the unclamped norm, adding to d/dx1_k the term "
+            f"-dot * x1_k / ({e}**2 * n2 * ||x1||) (and alike for x2), which the mathematics, whose divisor there is "
+            f"the constant {e}, does not have. So the program's derivative is {number(executed)} and the "
+            f"mathematics' {number(mathematics)}.")
+
+
 CONVENTION: Final = ("F.cosine_similarity clamps each norm at eps in place under no_grad: where a norm is exactly "
                      "eps torch's gradient flows through the norm, the slope of the piece above eps.")
 OP_FIELDS: Final = (
     dict(name="cos_sim", torch="torch.nn.functional.cosine_similarity(X1, X2, dim, eps)[j]", value=value,
-         partials=lambda a, v, p: torch_partials(a, p), departs=departs, math=math,
+         partials=lambda a, v, p: torch_partials(a, p), departs=departs, math=math, shortcut_detail=below_eps,
          shortcut="torch's F.cosine_similarity clamps each norm at eps in place under no_grad (aten's "
                   "cosine_similarity), so its gradient flows through a norm below eps as if it were not clamped; "
                   "the mathematics divides by the constant eps there.",

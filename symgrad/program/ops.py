@@ -79,6 +79,10 @@ class Op:
     departs: Callable[[Args, Any], bool] | None = None
     math: Callable[[Args, Any], tuple[ex.Exact, tuple[ex.Exact, ...]]] | None = None
     shortcut: str = ""
+    # (args, param, executed, mathematics') -> the finding's whole detail, where the op says what
+    # its kernel computes in its own words (cosine_similarity's norms clamped to eps) instead of
+    # `shortcut` and the sentence of a kept and a dropped part (softplus's).
+    shortcut_detail: Callable[[Args, Any, Any, Any], str] | None = None
     # torch's backward formula where it reads the op's own rounded result y instead of its
     # arguments (derivatives.yaml: sigmoid_backward is y*(1 - y)), written in y: where y rounds to
     # the value the op saturates at, that formula keeps none of the slope's digits. The executed

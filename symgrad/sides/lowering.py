@@ -56,7 +56,7 @@ from .order import Making, Makings, of as made_in
 from .lowering_lines import prune
 from .ir import Branch, Branches, Cond, Const, For, If, LoweredProgram, NoGrad, Operand, Step, Stmt, While
 from .selection import reads_symbols, select, single_op, summed_matrix, unit_scaled, unsupported
-from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, constant_name, matconst_text, name_for, name_part,
+from .spelling import (FUNC_NAMES, Inline, SharedStr, const_of, constant_name, matconst_text, name_for, name_part, named_key,
                        node_comment, operand_text, safe_comment, spell, torch_call_comment)
 
 DTYPES: dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
@@ -690,13 +690,14 @@ def lower(f: Any, *, branches: Branches = "if", dtype: str = "float64") -> Lower
         hash(f)
     except TypeError:  # unhashable input: lower it afresh
         return _lower(f, branches, dtype)
-    return _lower_cached(f, branches, dtype, (), made_in(f))
+    return _lower_cached(f, branches, dtype, (), made_in(f), named_key())
 
 
 @functools.lru_cache(maxsize=256)
 def _lower_cached(f: Any, branches: Branches, dtype: str, extra: tuple[sp.Symbol, ...] = (),
-                  made: tuple[Making, ...] = ()) -> LoweredProgram:
-    # SymPy expressions and Programs are immutable, so a lowered program can be shared.
+                  made: tuple[Making, ...] = (), named: tuple[Any, ...] = ()) -> LoweredProgram:
+    # SymPy expressions and Programs are immutable, so a lowered program can be shared; the names
+    # of constant tensors (`named_constants`: a draw's, the user's data's) are part of its text.
     return _lower(f, branches, dtype, extra, made)
 
 
@@ -708,7 +709,7 @@ def clear_cache() -> None:
 def lower_with_inputs(f: Any, extra: tuple[sp.Symbol, ...], *, branches: Branches, dtype: str) -> LoweredProgram:
     """`lower(f)` with inputs the expression does not read (their derivative is 0)."""
     check_options(branches=branches, dtype=dtype)
-    return _lower_cached(f, branches, dtype, tuple(extra), made_in(f))
+    return _lower_cached(f, branches, dtype, tuple(extra), made_in(f), named_key())
 
 
 @deep

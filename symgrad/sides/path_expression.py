@@ -18,6 +18,7 @@ from ..program import exact as ex
 from ..program.losses import LOSS_NAMES
 from ..program.custom import CUSTOM_OP
 from ..program.activations import ACTIVATIONS
+from ..program import cosine
 from ..program.ops import OPS
 from ..program.primitives import PRIMITIVES, SOFTPLUS_THRESHOLD
 from ..program.reductions import REDUCTION_OPS, SPREAD_OPS
@@ -57,8 +58,60 @@ def as_expression(path: Path, symbols: Sequence[sp.Symbol], math: bool = False) 
         if st.cut or not st.parents or st.op in ("loop_var", "constant", "const_on_graph", "matconst"):
             exprs.append(ex.to_sympy(st.value) if not ex.is_mat(st.value) else sp.ImmutableMatrix(st.value.tolist()))
             continue
-        exprs.append(step_expression(st, [exprs[p] for p in st.parents]))
+        if st.op in SECOND_FUSED:
+            exprs.append(_fused_expression(path, st, [exprs[p] for p in st.parents], math))
+            continue
+        try:
+            exprs.append(step_expression(st, [exprs[p] for p in st.parents]))
+        except NotImplementedError:
+            raise UnsupportedNodeError(_not_twice(st)) from None
     return exprs[path.output]
+
+
+def _not_twice(st: PathStep) -> str:
+    """Why order=2 stops at a step it cannot write as SymPy: the sentence (what, why, fix)."""
+    op = OPS.get(st.op)
+    spelled = f"torch's `{op.torch.split('(')[0]}`" if op is not None else f"`{st.op}`"
+    what = (f"a whole {'x'.join(map(str, ex.shape_of(st.value)))} matrix at once" if ex.is_mat(st.value)
+            else "a value")
+    return (f"Second derivatives (order=2) are not compared through line {st.line} of the generated program "
+            f"(`{st.name}`): it computes {what} with {spelled}, and symgrad writes the path that ran as one SymPy expression of scalar steps to "
+            "differentiate it twice, which this step is not.\nFix: compare order=1 here, or write the function on "
+            "scalar elements (index each element of the op's result on its own, as `F.layer_norm(torch.stack([a, b, "
+            "c]), (3,))[0]` is read).")
+
+
+SECOND_FUSED = ("layer_norm", "cos_sim", "order_at")
+
+
+def _fused_expression(path: Path, st: PathStep, args: list[Any], math: bool) -> sp.Basic:
+    """An element of F.layer_norm, F.cosine_similarity or torch.sort/topk's values, as SymPy whose
+    second derivative is torch's double backward (or, with `math`, the mathematics'):
+    layer_norm's backward is its exact derivative, so the node itself; cosine_similarity's clamp
+    of a norm below eps is invisible to autograd (`cosine.torch_expression`); sort's and topk's
+    backward hands the gradient to the index torch returned, a selection whose own derivative
+    is 0: that element itself."""
+    node = st.node
+    lead = node.args[:node.LEAD]
+    operands = _with_constants(sp.Tuple(*node.args[node.LEAD:]), args, len(node.args) - node.LEAD)
+    if st.op == "cos_sim":
+        values = _with_constants(sp.Tuple(*node.args[node.LEAD:]), [path.steps[p].value for p in st.parents],
+                                 len(node.args) - node.LEAD)
+        values = [ex.from_sympy(v) if isinstance(v, sp.Basic) else v for v in values]
+        if cosine.zero_norm(values, node.param()):
+            raise UnsupportedNodeError(
+                f"Second derivatives (order=2) of `F.cosine_similarity` (line {st.line}) are not compared where x1 "
+                "or x2 is all zeros: its norm is 0, where torch's norm backward masks the gradient to 0 and the "
+                "mathematics divides 0 by eps, so neither second derivative has a written-out form symgrad can "
+                "differentiate.\nFix: compare order=1 there, or a point where neither vector is 0.")
+        if not math:
+            return cosine.torch_expression(operands, node.param(), TorchHeld)
+    if st.op == "order_at" and not math:
+        for a, d in zip(args, st.partials):
+            if not ex.all_zero(d):
+                return a
+        return ex.to_sympy(st.value)
+    return node.func(*lead, *operands)
 
 
 def step_expression(st: PathStep, args: list[Any]) -> sp.Basic:
@@ -197,6 +250,20 @@ class TorchMask(_TorchOp):
         u, at = a
         s = ex.sign(u)
         return ex.ONE if s > 0 else (ex.ZERO if s < 0 else at)
+
+
+class TorchHeld(_TorchOp):
+    """A value computed off the graph (an in-place change under no_grad): its value is its
+    argument's, its derivative 0."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Basic:
+        return sp.Integer(0)
+
+    @classmethod
+    def exact(cls, a: Sequence[ex.Exact]) -> ex.Exact:
+        return a[0]
 
 
 class TorchRelu(_TorchOp):

@@ -340,6 +340,13 @@ def named_constants(names: Mapping[Any, tuple[str, str]]) -> Iterator[None]:
         _NAMED.reset(token)
 
 
+def named_key() -> tuple[Any, ...]:
+    """The constant tensors named now, as a cache key (a program lowered under other names is
+    another text)."""
+    names = _NAMED.get()
+    return tuple(names.items()) if names else ()
+
+
 def constant_name(value: Any) -> tuple[str, str] | None:
     """(name, comment) of a constant tensor named by `named_constants`, or None."""
     return _NAMED.get().get(value) if isinstance(value, sp.ImmutableDenseMatrix) else None

@@ -46,7 +46,7 @@ from ..program.ops import OPS
 from ..sides.ir import LoweredProgram
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
-from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
+from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, declared_order, element, with_fields
 from .table import EntryTable
 from .components import Components
 from .grouping import outputs_of
@@ -399,10 +399,11 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
         # A function of tensors reads back as a bare expression, whose inputs would come in
         # natural order: entries follow the parameters as the function declares them.
         options["wrt"] = list(reading.inputs)
-    with named_draws(reading.draws):  # each draw named in the generated program (`rand_1`), citing its line
+    with named_draws(reading.draws, reading.constants):  # each draw named in the generated program (`rand_1`), citing its line
         c = _compare_expression(function, point, branches=reading.branches, dtype=dtype,
                                 separate=reading.returned is not None, prerun=reading.fidelity.run, **options)
-    c = with_fields(cite(c, reading.origins), title=title(reading.fn))
+    c = with_fields(cite(c, reading.origins), title=title(reading.fn),
+                    point=Later(declared_order, c.__dict__["point"], names))  # the signature's order
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
     # (the outputs from the table where the entries are held as one: none of them built)

@@ -7,7 +7,7 @@ importing the show layer. `Comparison.backward` computes the backward pass on fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -126,6 +126,16 @@ class LazyValues(Mapping[Any, Any]):
         return repr(dict(self.items()))
 
 
+def declared_order(point: Any, names: Sequence[str]) -> LazyValues:
+    """`Comparison.point` with its inputs in the order of `names` (the user's signature: `f(X, W1,
+    b1)`, not SymPy's sorted `W1, X, b1`), any other key after them as it was; nothing built."""
+    if type(point) is Later:
+        point = point()
+    rank = {n: k for k, n in enumerate(names)}
+    keys = sorted(point, key=lambda s: rank.get(getattr(s, "name", str(s)), len(rank)))  # (stable)
+    return LazyValues(keys, point.__getitem__)
+
+
 class OneSided(tuple):  # type: ignore[type-arg]
     """`Entry.one_sided`: the pair (left, right) of one-sided derivatives, a tuple that prints
     its huge numbers rounded (`(-3.2732646578712559e-1909, 3.2732646578712559e-1909)`), as every
@@ -142,7 +152,12 @@ class OneSided(tuple):  # type: ignore[type-arg]
 @dataclass(frozen=True)
 class Entry:
     """One compared component: output `output` with respect to input `wrt`. `wrt` and the exact
-    values may be given as `Later`s: each is built the first time it is read, then kept."""
+    values may be given as `Later`s: each is built the first time it is read, then kept.
+
+    `wrt` is the SymPy object the engine differentiates with respect to (a symbol, or an element
+    of a matrix input), equal to the one you would build: an element of a rank-1 input `w` is the
+    element of its (n, 1) column, `w[1, 0]`, which SymPy's own `str()` writes so. `name` is the
+    input as every report, `repr()` and the table write it, as you index it: `w[1]`."""
 
     output: int | tuple[int, ...]
     wrt: sp.Basic
@@ -165,6 +180,12 @@ class Entry:
     @property
     def ok(self) -> bool:
         return self.cause is Cause.AGREE
+
+    @property
+    def name(self) -> str:
+        """`wrt` as symgrad's texts write it: `w[1]` for element 1 of a rank-1 input (SymPy's str()
+        says `w[1, 0]`), `W[0, 2]`, `x`, `fc1.weight[0, 1]`."""
+        return sstr(self.wrt)
 
     def __repr__(self) -> str:
         def text(v: Any) -> str:

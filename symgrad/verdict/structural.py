@@ -199,12 +199,14 @@ class Structural:
             if side.grad is not None and _within(side.grad, exe, self.rtol):
                 return []
             arg = st.args_values[0] if st.args_values else None
-            return [Finding(Cause.CONTROL_FLOW, st.node, st.line, {
-                "what": "fused op",
-                "detail": (f"{OPS[st.op].shortcut} Its argument is {fmt(arg)} here, so the program's derivative "
-                           f"is {fmt(exe)} and the mathematics' {fmt(side.grad)}: the whole difference is what "
-                           "the kernel dropped, which the rest of the program did not swamp (a subtraction of "
-                           "what the kernel kept leaves only it).")})]
+            op = OPS[st.op]
+            detail = (op.shortcut_detail(st.args_values or (), st.param, exe, side.grad)
+                      if op.shortcut_detail is not None else
+                      f"{op.shortcut} Its argument is {fmt(arg)} here, so the program's derivative "
+                      f"is {fmt(exe)} and the mathematics' {fmt(side.grad)}: the whole difference is what "
+                      "the kernel dropped, which the rest of the program did not swamp (a subtraction of "
+                      "what the kernel kept leaves only it).")
+            return [Finding(Cause.CONTROL_FLOW, st.node, st.line, {"what": "fused op", "detail": detail})]
         return []
 
     def count_sides(self, d: Decision, side: SymbolicSide) -> str:

@@ -122,7 +122,13 @@ def test_a_norm_below_eps_is_torchs_gradient_not_the_mathematics_a_finding_on_it
             assert (e.cause is Cause.CONTROL_FLOW) is (k < 2)
         else:
             assert close(e.grad_executed, truth)
-    assert "clamps each norm at eps in place under no_grad" in c.entries[0 * 4 + 4].explanation
+    # Its own sentence (not softplus's "what the kernel dropped": torch adds a term here): what
+    # torch computes, the norm below eps with the element of the result, and the user's line.
+    text = c.entries[0 * 4 + 4].explanation
+    assert "with each norm clamped to eps = 1e-08" in text and "in place under no_grad" in text
+    assert "Here ||x1|| = 5.0000000000000002e-9 (the result's element 1: row 1 of x1 and x2) is below eps" in text
+    assert "-dot * x1_k / (1e-08**2 * n2 * ||x1||)" in text and "kernel dropped" not in text
+    assert "`F.cosine_similarity(a, b)` (line 10)" in text and "test_cosine_similarity.py:30 return (F.cosine_similarity(a, b)" in text
 
 
 def at_eps(a, b):

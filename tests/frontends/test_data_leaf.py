@@ -371,8 +371,10 @@ def test_the_headline_says_what_the_data_leaf_is() -> None:
     c = sg.trace(training_step, model_for(X, 3), X, y).compare()
     head = str(c).splitlines()[0]
     # the data leaf in its own clause, before the inputs: none of its commas reads as one between inputs
-    assert " at the data X_flat (X reshaped to (6, 9), never differentiated); model.net.1.bias = " in head
-    assert ", model.net.1.weight = (3x9 matrix)  (" in head and "X_flat = " not in head
+    # the parameters in the module's own order (weight, then bias), as the table lists them
+    assert " at the data X_flat (X reshaped to (6, 9), never differentiated); model.net.1.weight = (3x9 matrix), " \
+           "model.net.1.bias = " in head
+    assert head.endswith("]  (float32, branches=\"if\")") and "X_flat = " not in head
     said = "the data X_flat (X reshaped to (6, 9), never differentiated)"
     assert said in repr(c) and said in c.to_markdown()
     # the comparison itself: torch's own gradient of the user's loss

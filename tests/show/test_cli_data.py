@@ -141,7 +141,9 @@ def test_a_full_fashion_mnist_shaped_batch_reads_as_a_data_leaf(tmp_path: Path, 
     rc, out, err = _check(capsys, f"{path}:make", "--at", "X=randn(8,1,28,28),y=randint(0,10,(8,))", "--dtype", "float32")
     assert rc in (0, 1), err
     head = out.splitlines()[0]
-    assert " at the data X_flat (X reshaped to (8, 784), never differentiated); net.1.bias = " in head
+    # the parameters in the module's own order (weight, then bias), as the table lists them
+    assert " at the data X_flat (X reshaped to (8, 784), never differentiated); net.1.weight = (10x784 matrix), " \
+           "net.1.bias = " in head
     assert "7850 entries" in out
     assert "net_1_weight" in out and "X_flat" in out
 
