@@ -25,7 +25,7 @@ from typing import Any, Final
 import sympy as sp
 
 from ..base.errors import UnsupportedNodeError
-from ..program.elementwise import expand
+from ..program.calls import OUTER, called_matmul
 from ..program.products import (
     einsum_dot,
     einsum_matmul,
@@ -39,6 +39,7 @@ from ..program.products import (
 from ..program.orders import order_at
 from ..program.reductions import std, std_along, var, var_along
 from .torch_reductions import MaxResult, along, grid, spread_arguments, transposed
+from .torch_einsum import product_einsum
 from .torch_sums import sum_of
 from .torch_shapes import made, torch_dims
 from .torch_values import Build, Spelling, as_scalar, is_matrix, shape
@@ -92,9 +93,8 @@ def _outer(spelled: str) -> Build:
             raise UnsupportedNodeError(
                 f"`{spelled}` takes two vectors (tensors of rank 1); these have ranks {ranks} (torch raises).\n"
                 "Fix: flatten them first (`a.flatten()`), or write `a.reshape(-1, 1) * b` for a broadcast product.")
-        n, m = shape(x)[0], shape(y)[0]  # type: ignore[index]
-        # torch.outer is a.reshape(-1, 1) * b: each element one product, the backward sums as mul's does.
-        return sp.HadamardProduct(expand(x, n, m), expand(sp.Transpose(y), n, m))
+        # x @ y.T of two columns, each element one product: torch.outer itself, as the user called it.
+        return called_matmul(OUTER, x, sp.Transpose(y))
 
     return build
 
@@ -317,6 +317,9 @@ def _einsum(a: Sequence[Any], k: dict[str, Any]) -> Any:
             return sp.HadamardProduct(ops[0], ops[1])
         m, n = shape(ops[0])  # type: ignore[misc]
         return (einsum_dot if canonical == "ij,ij->" else einsum_vdot)(m, n, *_flat(ops[0]), *_flat(ops[1]))
+    product = product_einsum(equation, terms, out, ops) if shape_ok else None
+    if product is not None:
+        return product
     raise UnsupportedNodeError(
         f"`torch.einsum({equation!r}, ...)` of operands of rank {', '.join(map(str, ranks)) or 'none'} is not a pattern "
         "symgrad reads: it reads a matrix product (\"ij,jk->ik\"), a transpose (\"ij->ji\"), a trace (\"ii->\"), the "

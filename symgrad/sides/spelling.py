@@ -36,6 +36,7 @@ from ..program.cosine import cos_sim as cos_sim_node
 from ..program.orders import call_text as order_text
 from ..program.orders import order_at as order_node
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
+from ..program.calls import call_text
 from ..program.products import PRODUCT_OPS, PRODUCTS, product_text
 from ..program.activations import ACTIVATIONS
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
@@ -495,8 +496,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         other = next(operand_text(a) for a in args if isinstance(a, str))
         return OPS[op].torch.format(*(f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) else a
                                       for a in args))
-    if op == "matmul" and isinstance(param, str):  # torch.einsum("ij,jk->ik", A, B) as the user wrote it
-        return f"torch.einsum({param!r}, {operand_text(args[0])}, {operand_text(args[1])})"
+    if op == "matmul" and isinstance(param, str):  # torch.einsum("ij,jk->ik", A, B), torch.dot(x, y) as the user wrote it
+        return call_text(param, [operand_text(a, True) for a in args])
     return OPS[op].torch.format(*(operand_text(a) for a in args), c=param)
 
 
