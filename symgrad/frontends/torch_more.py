@@ -349,21 +349,40 @@ MAX_ORDERED = 12  # the order statistic's formula (a Max of Mins over subsets) g
 
 def _vector(spelled: str, x: Any) -> None:
     dims = torch_dims(x) if is_matrix(x) else ()
-    if len(dims) != 1:
+    if len(dims) not in (1, 2):
         raise UnsupportedNodeError(
-            f"`{spelled}` is read of a vector (rank 1) along its one dim; this tensor has shape {tuple(dims)}.\n"
-            "Fix: sort a vector, e.g. one row `X[i]` at a time, or flatten it first.")
+            f"`{spelled}` is read of a vector or a matrix along one dim; this tensor has shape {tuple(dims)}.\n"
+            "Fix: sort a vector, or a matrix along dim=1 (each row) or dim=0 (each column).")
 
 
-def _ordered(spelled: str, x: Any, how: int, k: int) -> MaxResult:
-    elements = grid(x)[0]
-    if len(elements) > MAX_ORDERED:
+def _along(spelled: str, x: Any, dim: Any) -> int:
+    """The dim a sort runs along: 1 (each row of a matrix, or the vector's one dim) or 0 (each column)."""
+    rank = len(torch_dims(x))
+    d = _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.")
+    if not -rank <= d < rank:
+        raise UnsupportedNodeError(f"`{spelled}(dim={d})` of a tensor of rank {rank} (torch raises).\n"
+                                   f"Fix: pass a dim from {-rank} to {rank - 1}.")
+    return 1 if rank == 1 or d % 2 == 1 else 0
+
+
+def _ordered(spelled: str, x: Any, how: int, k: int, dim: int = 1) -> MaxResult:
+    """torch's values, each group (the vector; each row for dim 1, each column for dim 0 of a matrix)
+    ordered on its own: order_at of the group's elements (torch sorts each row as it sorts the row
+    alone, ties included: measured, test_sort_of_a_matrix)."""
+    rows = grid(x)
+    groups = rows if dim == 1 else [list(c) for c in zip(*rows)]
+    if len(groups[0]) > MAX_ORDERED:
         raise UnsupportedNodeError(
-            f"`{spelled}` of {len(elements)} elements: symgrad reads sort and topk of at most {MAX_ORDERED}.\n"
+            f"`{spelled}` of {len(groups[0])} elements: symgrad reads sort and topk of at most {MAX_ORDERED}.\n"
             "Fix: sort a shorter vector.")
-    count = len(elements) if how < 2 else k
-    values = made([order_at(p, how, k, *elements) for p in range(count)], [count])
-    return MaxResult(values, OrderIndices(spelled))  # type: ignore[arg-type]
+    count = len(groups[0]) if how < 2 else k
+    values = [[order_at(p, how, k, *g) for p in range(count)] for g in groups]
+    if len(torch_dims(x)) == 1:
+        return MaxResult(made(values[0], [count]), OrderIndices(spelled))  # type: ignore[arg-type]
+    if dim == 0:
+        return MaxResult(made([values[j][p] for p in range(count) for j in range(len(groups))], [count, len(groups)]),
+                         OrderIndices(spelled))  # type: ignore[arg-type]
+    return MaxResult(made([v for g in values for v in g], [len(groups), count]), OrderIndices(spelled))  # type: ignore[arg-type]
 
 
 def _sort(spelled: str) -> Build:
@@ -375,9 +394,7 @@ def _sort(spelled: str) -> Build:
         if k.get("stable"):
             raise UnsupportedNodeError(f"`{spelled}(..., stable=True)` is not read (its ties go another way).\n"
                                        "Fix: leave stable out.")
-        if _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.") not in (0, -1):
-            raise UnsupportedNodeError(f"`{spelled}(dim={dim})`: a vector has the dim 0 (-1).\nFix: pass dim=0 or -1.")
-        return _ordered(spelled, a[0], int(bool(descending)), 0)
+        return _ordered(spelled, a[0], int(bool(descending)), 0, _along(spelled, a[0], dim))
 
     return build
 
@@ -387,18 +404,17 @@ def _topk(spelled: str) -> Build:
         _only(spelled, k, {"k", "dim", "largest", "sorted"})
         _vector(spelled, a[0])
         count = _int(k.get("k", a[1] if len(a) > 1 else None), f"`{spelled}`'s k", "pass k as an integer.")
-        dim = k.get("dim", a[2] if len(a) > 2 else -1)
+        dim = _along(spelled, a[0], k.get("dim", a[2] if len(a) > 2 else -1))
         largest = k.get("largest", a[3] if len(a) > 3 else True)
         if not bool(k.get("sorted", a[4] if len(a) > 4 else True)):
             raise UnsupportedNodeError(f"`{spelled}(..., sorted=False)` returns its values in an order of torch's own, "
                                        "which symgrad does not read.\nFix: leave sorted out.")
-        if _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.") not in (0, -1):
-            raise UnsupportedNodeError(f"`{spelled}(dim={dim})`: a vector has the dim 0 (-1).\nFix: pass dim=0 or -1.")
-        n = len(torch_dims(a[0])) and torch_dims(a[0])[0]
+        dims = torch_dims(a[0])
+        n = dims[0] if len(dims) == 1 else dims[1] if dim == 1 else dims[0]
         if not 0 < count <= max(n, 0):
             raise UnsupportedNodeError(f"`{spelled}` with k = {count} of {n} elements (torch raises: k must be in "
                                        f"[0, {n}]).\nFix: pass a k from 1 to {n}.")
-        return _ordered(spelled, a[0], 2 if bool(largest) else 3, count)
+        return _ordered(spelled, a[0], 2 if bool(largest) else 3, count, dim)
 
     return build
 
@@ -435,11 +451,12 @@ MORE_SPELLINGS: Final[list[Spelling]] = [
              "ij,jk->ik (torch.einsum itself), ij->ji, ii-> and ij,ij->, i,i-> (torch.einsum itself), ij,ij->ij, "
              "ij->i, ij->j, ij->, of tensors of rank 1 and 2 (any letters); another pattern is a sentence"),
     Spelling("torch.sort", "function", order_at, _sort("torch.sort"),
-             "of a vector (at most 12 elements): (values, indices); the values torch's own call, the gradient to the "
-             "index it returns (a tie is a kink); the indices are not read"),
+             "of a vector, or a matrix along dim 1 or 0 (at most 12 elements a row or column): (values, indices); the "
+             "values torch's own call, the gradient to the index it returns (a tie is a kink); the indices are not read"),
     Spelling("Tensor.sort", "method", order_at, _sort("x.sort"), "as torch.sort"),
     Spelling("torch.topk", "function", order_at, _topk("torch.topk"),
-             "of a vector (at most 12 elements): (values, indices), as torch.sort"),
+             "of a vector, or a matrix along dim 1 or 0 (at most 12 elements a row or column): (values, indices), as "
+             "torch.sort"),
     Spelling("Tensor.topk", "method", order_at, _topk("x.topk"), "as torch.topk"),
     Spelling("torch.var_mean", "function", vm_mean, _spread_mean("var", "torch.var_mean"),
              "(var, mean): var as x.var (correction=, dim=, keepdim=); the mean torch's own (Welford's)"),

@@ -473,12 +473,12 @@ def sort_indices_used(x):
 
 
 def sort_of_matrix(X):
-    return torch.sort(X, dim=1).values.sum()
+    return torch.sort(X, dim=2).values.sum()  # (along dim 1 or 0 it is read since: test_sort_matrix)
 
 
 @pytest.mark.parametrize("fn, shape, words", [
     (sort_indices_used, (4,), "This index is not a constant"),
-    (sort_of_matrix, (2, 3), "`torch.sort` is read of a vector (rank 1) along its one dim; this tensor has shape (2, 3)"),
+    (sort_of_matrix, (2, 3), "`torch.sort(dim=2)` of a tensor of rank 2 (torch raises)"),
 ], ids=["indices", "matrix"])
 def test_sort_outside_what_is_read_is_a_sentence(fn: Any, shape: tuple[int, ...], words: str) -> None:
     with pytest.raises(sg.TraceError) as err:
