@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import sympy as sp
+import torch
 
 from ..base.errors import UnsupportedNodeError
-from ..program.calls import OUTER, called_matmul
+from ..program.calls import OUTER, along_call, called_matmul
 from ..program.products import (
     einsum_dot,
     einsum_matmul,
@@ -144,6 +145,11 @@ def _flip(spelled: str) -> Build:
         grid, rank = _tensor(a[0], spelled)
         dims = k.get("dims", a[1] if len(a) == 2 else list(a[1:]))
         flipped = {(d if rank == 2 else 1) for d in _dims_of(spelled, dims, rank)}  # a vector is one row
+        if len(flipped) == 1 and isinstance(a[0], sp.MatrixExpr):  # one dim: torch.flip itself
+            d = 0 if rank == 1 else next(iter(flipped))
+            called = along_call(a[0], rank == 1, d, lambda t: torch.flip(t, (0,)), f"torch.flip({{x}}, ({d},))")
+            if called is not None:
+                return called
         if 0 in flipped:
             grid = grid[::-1]
         if 1 in flipped:
@@ -160,6 +166,10 @@ def _roll(spelled: str) -> Build:
         shifts = _ints(k.get("shifts", a[1] if len(a) > 1 else None), f"`{spelled}`'s shifts",
                        "pass the shifts as integers, e.g. `torch.roll(x, 1, 0)`.")
         dims_given = k.get("dims", a[2] if len(a) > 2 else None)
+        if dims_given is None and rank == 1 and len(shifts) == 1 and isinstance(a[0], sp.MatrixExpr):
+            called = along_call(a[0], True, 0, lambda t: torch.roll(t, shifts[0], 0), f"torch.roll({{x}}, {shifts[0]})")
+            if called is not None:  # a vector rolled: torch.roll itself
+                return called
         if dims_given is None:  # every element, flattened, rolled, and the shape put back
             flat = [e for r in grid for e in r]
             s = shifts[0] % len(flat) if len(shifts) == 1 else None
@@ -172,6 +182,12 @@ def _roll(spelled: str) -> Build:
         if len(dims) != len(shifts):
             raise UnsupportedNodeError(f"`{spelled}`: {len(shifts)} shifts for {len(dims)} dims (torch raises).\n"
                                        "Fix: give one shift per dim.")
+        if len(dims) == 1 and isinstance(a[0], sp.MatrixExpr):  # one dim: torch.roll itself
+            d = 0 if rank == 1 else dims[0]
+            called = along_call(a[0], rank == 1, d, lambda t: torch.roll(t, shifts[0], 0),
+                                f"torch.roll({{x}}, {shifts[0]}, {d})")
+            if called is not None:
+                return called
         for s, d in zip(shifts, dims):
             if rank == 1 or d == 1:
                 grid = [r[-(s % len(r)):] + r[:-(s % len(r))] if s % len(r) else r for r in grid]

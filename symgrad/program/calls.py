@@ -17,8 +17,11 @@ view of the same numbers; `{t1}` is the tensor K that the operand K.T was made o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
+
+import sympy as sp
+import torch
 
 from .products import einsum_matmul
 
@@ -52,3 +55,23 @@ def call_text(call: str, texts: Sequence[str], untransposed: Sequence[str | None
 # x.T @ y of two columns, as torch.dot; x @ y.T, as torch.outer.
 DOT: Final = "torch.dot({t0}.reshape(-1), {1}.reshape(-1)).reshape(1, 1)"
 OUTER: Final = "torch.outer({0}.reshape(-1), {t1}.reshape(-1))"
+
+
+MAX_ALONG = 64  # a longer line is read element by element (the op's matrix grows as n**2)
+
+
+def along_call(x: Any, vector: bool, dim: int, op: Callable[[torch.Tensor], torch.Tensor], call: str) -> Any:
+    """An op that is linear along one dim of x, as torch's own call on x: W @ x (a vector, or dim 0)
+    or x @ W.T (dim 1), where W = op(I) is torch's own op along dim 0 of the identity (row i: the share
+    of each input in output i; a move: 1 at its source, `torch.cumsum`: 1 for j <= i), lowered as
+    `call` (`{x}` for x's name). The user's op on the whole tensor, not its elements one by one: its
+    values are torch's (its cumsum of float32 accumulates in double), and torch's graph adds x's
+    gradients in the user's order. None where the line is longer than MAX_ALONG."""
+    n = int(x.shape[0] if vector or dim == 0 else x.shape[1])
+    if n > MAX_ALONG:
+        return None
+    w = op(torch.eye(n, dtype=torch.float64)).tolist()
+    W = sp.ImmutableMatrix(n, n, [sp.Integer(int(v)) for r in w for v in r])
+    if vector or dim == 0:
+        return called_matmul(call.replace("{x}", "{1}"), W, x)
+    return called_matmul(call.replace("{x}", "{0}"), x, W.T)

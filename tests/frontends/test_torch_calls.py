@@ -80,6 +80,14 @@ def vector_matmul(x, y):
     return (x @ y) * x.dot(x) + torch.dot(y, x).exp()
 
 
+def moved(x):
+    return x.flip(0).cumsum(0).sum() + x.roll(1).dot(x)
+
+
+def moved_matrix(X):
+    return (X.flip(1) * X).sum() + (X.roll(1, 0) * X).exp().sum() + X.flip(0).cumsum(1).sum() + torch.cumsum(X, 0)[1, 0]
+
+
 def _dot(u: sp.Matrix, v: sp.Matrix) -> sp.Expr:
     return sum(a * b for a, b in zip(u, v))
 
@@ -105,6 +113,44 @@ def test_vector_matmul_is_torch_dot(values: list[float], dtype: torch.dtype) -> 
     x, y = torch.tensor(values[:n], dtype=dtype), torch.tensor(values[n:2 * n], dtype=dtype)
     checked(vector_matmul, {"x": x, "y": y},
             lambda X, Y: _dot(X, Y) * _dot(X, X) + sp.exp(_dot(Y, X)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@SETTINGS
+@given(values=vectors(3, 6))
+def test_moves_and_cumsum_are_torchs_own_calls(values: list[float], dtype: torch.dtype) -> None:
+    """x.flip(0), x.roll(1) and cumsum are torch.flip/roll/cumsum on x (float32's cumsum accumulates in
+    double in torch: a running sum of float32 adds rounds otherwise), and x's gradients from the move,
+    the dot and x itself add up in the user's order."""
+    x = torch.tensor(values, dtype=dtype)
+    n = len(values)
+
+    def math(X: sp.Matrix) -> sp.Expr:
+        flipped = list(reversed(list(X)))
+        cums = [sum(flipped[:k + 1]) for k in range(n)]
+        rolled = [X[(i - 1) % n] for i in range(n)]
+        return sum(cums) + sum(r * v for r, v in zip(rolled, X))
+
+    c = checked(moved, {"x": x}, math)
+    for call in ("torch.flip(x, (0,))", "torch.roll(x, 1)", "torch.cumsum("):
+        assert call in c.lowered.source
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@SETTINGS
+@given(values=st.lists(st.floats(-2, 2, allow_nan=False, width=32), min_size=6, max_size=6))
+def test_moves_of_a_matrix_along_one_dim(values: list[float], dtype: torch.dtype) -> None:
+    X = torch.tensor(values, dtype=dtype).reshape(2, 3)
+
+    def math(M: sp.Matrix) -> sp.Expr:
+        flip1 = sp.Matrix(2, 3, lambda i, j: M[i, 2 - j])
+        roll0 = sp.Matrix(2, 3, lambda i, j: M[(i - 1) % 2, j])
+        flip0 = sp.Matrix(2, 3, lambda i, j: M[1 - i, j])
+        cum1 = sp.Matrix(2, 3, lambda i, j: sum(flip0[i, k] for k in range(j + 1)))
+        return (sum(flip1.multiply_elementwise(M)) + sum(sp.exp(v) for v in roll0.multiply_elementwise(M))
+                + sum(cum1) + M[0, 0] + M[1, 0])
+
+    checked(moved_matrix, {"X": X}, math)
 
 
 # --------------------------------------------------------------------------- item 3: einsum of a product with transposes
