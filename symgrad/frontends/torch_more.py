@@ -1,7 +1,7 @@
 """More of torch's linear-algebra spellings (issue 20: D2L's chapters on linear algebra and
 attention), appended to the table's `_SPELLINGS` by `torch_names` (as `torch_shapes.SHAPE_SPELLINGS` is).
 
-    torch.outer(a, b), a.outer(b), torch.ger(a, b)   a * b broadcast: a.reshape(-1, 1) * b, as torch computes it
+    torch.outer(a, b), a.outer(b), torch.ger(a, b)   a @ b.T of two columns, lowered as torch.outer itself
     x.prod(), torch.prod(x, dim, keepdim)            torch's own call on the stacked elements (`products.prod`)
     torch.full_like(x, c)                             a constant tensor of x's shape
     x.flip(dims), torch.roll(x, shifts, dims)         the same elements, moved
@@ -437,17 +437,17 @@ def _topk(spelled: str) -> Build:
 
 MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("torch.outer", "function", sp.HadamardProduct, _outer("torch.outer"),
-             "two vectors: a.reshape(-1, 1) * b, as torch computes it"),
+             "two vectors: a * b.T, torch.outer itself"),
     Spelling("Tensor.outer", "method", sp.HadamardProduct, _outer("x.outer"), "as torch.outer"),
     Spelling("torch.ger", "function", sp.HadamardProduct, _outer("torch.ger"), "as torch.outer"),
     Spelling("torch.prod", "function", prod, _prod("torch.prod"),
              "every element, or along one dim (keepdim): torch's own call, whose backward is the product of the others"),
     Spelling("Tensor.prod", "method", prod, _prod("x.prod"), "as torch.prod"),
     Spelling("torch.full_like", "function", sp.ImmutableMatrix, _full_like, "a constant tensor of x's shape"),
-    Spelling("torch.flip", "function", sp.ImmutableMatrix, _flip("torch.flip"), "the same elements, reversed along dims"),
+    Spelling("torch.flip", "function", sp.ImmutableMatrix, _flip("torch.flip"), "the same elements, reversed along dims (along one: torch.flip itself)"),
     Spelling("Tensor.flip", "method", sp.ImmutableMatrix, _flip("x.flip"), "as torch.flip"),
     Spelling("torch.roll", "function", sp.ImmutableMatrix, _roll("torch.roll"),
-             "the same elements, shifted along dims (flattened without dims)"),
+             "the same elements, shifted along dims (flattened without dims; along one: torch.roll itself)"),
     Spelling("Tensor.roll", "method", sp.ImmutableMatrix, _roll("x.roll"), "as torch.roll"),
     Spelling("torch.tril", "function", sp.ImmutableMatrix, _triangle("torch.tril", True),
              "a matrix's elements on and below diagonal k, 0 above"),
@@ -465,7 +465,8 @@ MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("Tensor.trace", "method", sp.Trace, _trace("x.trace"), "as torch.trace"),
     Spelling("torch.einsum", "function", einsum_matmul, _einsum,
              "ij,jk->ik (torch.einsum itself), ij->ji, ii-> and ij,ij->, i,i-> (torch.einsum itself), ij,ij->ij, "
-             "ij->i, ij->j, ij->, of tensors of rank 1 and 2 (any letters); another pattern is a sentence"),
+             "ij->i, ij->j, ij->, and a product with transposes (ij,kj->ik, ji,jk->ik, ij,jk->ki, i,j->ij, ij,j->i, "
+             "i,ij->j: torch.einsum itself), of tensors of rank 1 and 2 (any letters); another pattern is a sentence"),
     Spelling("torch.sort", "function", order_at, _sort("torch.sort"),
              "of a vector, or a matrix along dim 1 or 0 (at most 12 elements a row or column): (values, indices); the "
              "values torch's own call, the gradient to the index it returns (a tie is a kink); the indices are not read"),

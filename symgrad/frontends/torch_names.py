@@ -33,7 +33,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import ShapeError, UnsupportedNodeError
-from ..program.calls import DOT, called_matmul
+from ..program.calls import DOT, MV, called_matmul
 from ..program.elementwise import (
     ElementVar,
     Elementwise,
@@ -222,6 +222,8 @@ def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
         if rank1(y) is True:  # two rank-1 tensors: their dot product, a scalar
             return _inner(x, y)
         return sp.MatMul(sp.Transpose(y), x, evaluate=False)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
+    if rank1(y) is True and rank1(x) is not True and shape(x)[1] == shape(y)[0] > 1:  # type: ignore[index]
+        return called_matmul(MV, x, y)  # a matrix times a rank-1 tensor: torch's matmul is torch.mv (it rounds otherwise than mm)
     return sp.MatMul(x, y, evaluate=False)
 
 
@@ -479,8 +481,8 @@ _SPELLINGS: list[Spelling] = [
     Spelling("unary -", "operator", sp.Mul, _neg, "-a is (-1)*a"),
     Spelling("@", "operator", sp.MatMul, _matmul, "both operands of rank >= 1"),
     Spelling("torch.matmul", "function", sp.MatMul, _matmul),
-    Spelling("torch.dot", "function", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar"),
-    Spelling("Tensor.dot", "method", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar"),
+    Spelling("torch.dot", "function", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar (torch.dot itself)"),
+    Spelling("Tensor.dot", "method", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar (torch.dot itself)"),
     Spelling("Tensor.matmul", "method", sp.MatMul, _matmul),
     Spelling("Tensor.T", "attribute", sp.Transpose, _transpose, "a scalar is its own transpose"),
     Spelling("torch.t", "function", sp.Transpose, _transpose),

@@ -380,8 +380,8 @@ def reduction_spellings(maximum: Build, minimum: Build) -> list[Spelling]:
     out += [
         Spelling("torch.logsumexp", "function", logsumexp, _logsumexp, "every element of a vector, or along dim (keepdim)"),
         Spelling("Tensor.logsumexp", "method", logsumexp, _logsumexp, "every element of a vector, or along dim (keepdim)"),
-        Spelling("torch.cumsum", "function", sp.Add, _cumsum, "the running sums along dim, added in torch's order"),
-        Spelling("Tensor.cumsum", "method", sp.Add, _cumsum, "the running sums along dim, added in torch's order"),
+        Spelling("torch.cumsum", "function", sp.Add, _cumsum, "the running sums along dim: torch.cumsum itself (past 64 along dim, element by element)"),
+        Spelling("Tensor.cumsum", "method", sp.Add, _cumsum, "the running sums along dim: torch.cumsum itself (past 64 along dim, element by element)"),
         Spelling("Tensor.transpose", "method", sp.Transpose, _swap("x.transpose"), "rank 2; rank 0 and 1: the tensor itself"),
         Spelling("torch.transpose", "function", sp.Transpose, _swap("torch.transpose"), "as Tensor.transpose"),
         Spelling("Tensor.swapaxes", "method", sp.Transpose, _swap("x.swapaxes"), "as Tensor.transpose"),

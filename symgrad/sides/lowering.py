@@ -45,7 +45,6 @@ from sympy.codegen import ast
 
 from ..program import exact as ex
 from ..program import custom
-from ..program.calls import call_text, is_call
 from ..program.deep import deep
 from ..base.errors import OptionError, ProgramError, UnsupportedNodeError
 from ..program.elementwise import Alias, MatrixPiecewise, is_elementwise, readable
@@ -269,10 +268,7 @@ class _Expressions:
         if not self.has_symbols(e) and not isinstance(e, (sp.Piecewise, MatrixPiecewise)):
             if getattr(e, "is_number", False) and not isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
                 return const_of(e)
-        # A broadcast is made afresh for each use, as torch broadcasts inside each op: each use's
-        # gradient is summed back to the operand's shape on its own (`(a.reshape(-1, 1) * b)` twice).
-        shared = not (isinstance(e, sp.MatMul) and any(isinstance(m, sp.OneMatrix) for m in e.args))
-        hit = scope.get(e) if shared else None
+        hit = scope.get(e) if _shared(e) else None
         if hit is not None:
             return hit
         if isinstance(e, (sp.Piecewise, MatrixPiecewise)):
@@ -283,8 +279,7 @@ class _Expressions:
             result = self.no_grad(e, scope, out, target)
         else:
             result = self.step(e, scope, out, target)
-        if shared:
-            scope.memo[e] = result
+        scope.memo[e] = result
         return result
 
     def step(self, e: sp.Basic, scope: _Scope, out: list[Stmt], target: str | None) -> Operand:
@@ -304,9 +299,7 @@ class _Expressions:
             args = tuple(a if isinstance(a, str) else
                          self.const_step(e, a, out, self.writer.namer.fresh("c"), beside, beside is None) for a in args)
         name = target or self.writer.namer.fresh(name_for(op, args, param))
-        spelled = spell(op, args, param) if not (op == "matmul" and is_call(param)) else call_text(param, [
-            operand_text(a) for a in args], [_named(o.arg, lambda m: self.writer.var_names.get(m) or scope.get(m))
-                                             if isinstance(o, sp.Transpose) else None for o in operands])
+        spelled = spell(op, args, param)
         text = spelled if op == "stack" else \
             _whole_tensors(spelled, operands, args, lambda m: self.writer.var_names.get(m) or scope.get(m))
         shown = args if text == spelled else _tensors_read(operands, args, lambda m: self.writer.var_names.get(m) or scope.get(m))
@@ -790,10 +783,11 @@ def _const_step(writer: _Writer, node: sp.Basic, c: Const, out: list[Stmt], targ
     return target
 
 
-def _named(m: sp.Basic, name_of: Any) -> str | None:
-    """The name a tensor already has in the generated program (`call_text`'s untransposed operand)."""
-    name = name_of(m)
-    return name if isinstance(name, str) else None
+def _shared(e: sp.Basic) -> bool:
+    """Whether a node's step is computed once and read again. A broadcast is not: it is made afresh
+    for each use, as torch broadcasts inside each op, so that each use's gradient is summed back to
+    the operand's shape on its own (`(a.reshape(-1, 1) * b)` twice)."""
+    return not (isinstance(e, sp.MatMul) and any(isinstance(m, sp.OneMatrix) for m in e.args))
 
 
 def _whole_tensors(text: str, operands: tuple[sp.Basic, ...], args: tuple[Operand, ...], name_of: Any) -> str:

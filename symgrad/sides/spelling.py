@@ -353,8 +353,10 @@ def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return "min_" + "_".join(parts)
     if op == "atan2":
         return "atan2_" + "_".join(parts)
-    if op == "matmul":
+    if op in ("matmul", "matmul_call"):
         return f"{parts[0]}_at_{parts[1]}"
+    if op == "along_call":
+        return f"{param[0].split('(')[0].split('.')[-1]}_{parts[0]}"
     if op == "transpose":
         return f"{parts[0]}_T"
     if op == "elem":
@@ -496,7 +498,9 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         other = next(operand_text(a) for a in args if isinstance(a, str))
         return OPS[op].torch.format(*(f"torch.full_like({other}, {operand_text(a)})" if isinstance(a, Const) else a
                                       for a in args))
-    if op == "matmul" and isinstance(param, str):  # torch.einsum("ij,jk->ik", A, B), torch.dot(x, y) as the user wrote it
+    if op == "matmul" and isinstance(param, str):  # torch.einsum("ij,jk->ik", A, B) as the user wrote it
+        return f"torch.einsum({param!r}, {operand_text(args[0])}, {operand_text(args[1])})"
+    if op in ("matmul_call", "along_call"):  # torch.dot(x, y), torch.flip(x, (0,)), ... as the user wrote it
         return call_text(param, [operand_text(a, True) for a in args])
     return OPS[op].torch.format(*(operand_text(a) for a in args), c=param)
 

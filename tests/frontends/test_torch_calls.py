@@ -153,6 +153,27 @@ def test_moves_of_a_matrix_along_one_dim(values: list[float], dtype: torch.dtype
     checked(moved_matrix, {"X": X}, math)
 
 
+def matrix_vector(A, x):
+    return (A @ x).tanh().sum() + torch.matmul(A, x).sum()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("rows, cols", [(1, 200), (3, 4), (2, 37)])
+def test_matrix_times_vector_is_torch_mv(rows: int, cols: int, dtype: torch.dtype) -> None:
+    """`A @ x` of a matrix and a vector is torch.mv in torch (at::matmul), which rounds otherwise than
+    the mm of `A @ x.reshape(-1, 1)` (a (1, 200) A: most random draws differ in the last bit)."""
+    torch.manual_seed(rows * 100 + cols)
+    A, x = torch.randn(rows, cols, dtype=torch.float64).to(dtype), torch.randn(cols, dtype=torch.float64).to(dtype)
+    t = sg.trace(matrix_vector, A, x)
+    assert t.mode == "source" and t.fidelity.ok, t.fidelity.detail
+    c = t.compare(wrt=["x"]) if rows * cols > 60 else t.compare()
+    assert "torch.mv(A, x.reshape(-1))" in c.lowered.source
+    leaves = [A.clone().requires_grad_(True), x.clone().requires_grad_(True)]
+    grads = torch.autograd.grad(matrix_vector(*leaves), leaves)
+    want = [float(v) for g in (grads if rows * cols <= 60 else grads[1:]) for v in g.reshape(-1)]
+    assert [e.grad_autograd for e in c.entries] == want
+
+
 # --------------------------------------------------------------------------- item 3: einsum of a product with transposes
 
 
