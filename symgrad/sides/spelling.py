@@ -231,6 +231,8 @@ def torch_call_comment(op: str, args: tuple[Operand, ...], param: Any) -> str | 
         return f"the sum of each {'row' if param == 1 else 'column'} of {operand_text(args[0])}"
     if op == "expand":
         return f"{operand_text(args[0])} repeated to {param[0]} x {param[1]}, as torch broadcasts it"
+    if op == "along_call":  # W @ x for the exact sides; the user's own call for torch
+        return f"{call_text(param, [operand_text(args[0])])}, as you wrote it (for the exact sides, a product with its 0/1 matrix)"
     if op in ("softmax_of", "log_softmax_of"):
         return f"{op.removesuffix('_of')} of each {'row' if param[2] == 1 else 'column'} of {operand_text(args[0])}"
     return None
