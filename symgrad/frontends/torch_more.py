@@ -1,7 +1,7 @@
 """More of torch's linear-algebra spellings (issue 20: D2L's chapters on linear algebra and
 attention), appended to the table's `_SPELLINGS` by `torch_names` (as `torch_shapes.SHAPE_SPELLINGS` is).
 
-    torch.outer(a, b), a.outer(b), torch.ger(a, b)   a * b broadcast: a.reshape(-1, 1) * b, as torch computes it
+    torch.outer(a, b), a.outer(b), torch.ger(a, b)   a @ b.T of two columns, lowered as torch.outer itself
     x.prod(), torch.prod(x, dim, keepdim)            torch's own call on the stacked elements (`products.prod`)
     torch.full_like(x, c)                             a constant tensor of x's shape
     x.flip(dims), torch.roll(x, shifts, dims)         the same elements, moved
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import sympy as sp
+import torch
 
 from ..base.errors import UnsupportedNodeError
-from ..program.elementwise import expand
+from ..program.calls import OUTER, along_call, called_matmul
 from ..program.products import (
     einsum_dot,
     einsum_matmul,
@@ -39,6 +40,7 @@ from ..program.products import (
 from ..program.orders import order_at
 from ..program.reductions import std, std_along, var, var_along
 from .torch_reductions import MaxResult, along, grid, spread_arguments, transposed
+from .torch_einsum import product_einsum
 from .torch_sums import sum_of
 from .torch_shapes import made, torch_dims
 from .torch_values import Build, Spelling, as_scalar, is_matrix, shape
@@ -92,9 +94,8 @@ def _outer(spelled: str) -> Build:
             raise UnsupportedNodeError(
                 f"`{spelled}` takes two vectors (tensors of rank 1); these have ranks {ranks} (torch raises).\n"
                 "Fix: flatten them first (`a.flatten()`), or write `a.reshape(-1, 1) * b` for a broadcast product.")
-        n, m = shape(x)[0], shape(y)[0]  # type: ignore[index]
-        # torch.outer is a.reshape(-1, 1) * b: each element one product, the backward sums as mul's does.
-        return sp.HadamardProduct(expand(x, n, m), expand(sp.Transpose(y), n, m))
+        # x @ y.T of two columns, each element one product: torch.outer itself, as the user called it.
+        return called_matmul(OUTER, x, sp.Transpose(y))
 
     return build
 
@@ -144,6 +145,11 @@ def _flip(spelled: str) -> Build:
         grid, rank = _tensor(a[0], spelled)
         dims = k.get("dims", a[1] if len(a) == 2 else list(a[1:]))
         flipped = {(d if rank == 2 else 1) for d in _dims_of(spelled, dims, rank)}  # a vector is one row
+        if len(flipped) == 1 and isinstance(a[0], sp.MatrixExpr):  # one dim: torch.flip itself
+            d = 0 if rank == 1 else next(iter(flipped))
+            called = along_call(a[0], rank == 1, d, lambda t: torch.flip(t, (0,)), f"torch.flip({{x}}, ({d},))")
+            if called is not None:
+                return called
         if 0 in flipped:
             grid = grid[::-1]
         if 1 in flipped:
@@ -160,6 +166,10 @@ def _roll(spelled: str) -> Build:
         shifts = _ints(k.get("shifts", a[1] if len(a) > 1 else None), f"`{spelled}`'s shifts",
                        "pass the shifts as integers, e.g. `torch.roll(x, 1, 0)`.")
         dims_given = k.get("dims", a[2] if len(a) > 2 else None)
+        if dims_given is None and rank == 1 and len(shifts) == 1 and isinstance(a[0], sp.MatrixExpr):
+            called = along_call(a[0], True, 0, lambda t: torch.roll(t, shifts[0], 0), f"torch.roll({{x}}, {shifts[0]})")
+            if called is not None:  # a vector rolled: torch.roll itself
+                return called
         if dims_given is None:  # every element, flattened, rolled, and the shape put back
             flat = [e for r in grid for e in r]
             s = shifts[0] % len(flat) if len(shifts) == 1 else None
@@ -172,6 +182,12 @@ def _roll(spelled: str) -> Build:
         if len(dims) != len(shifts):
             raise UnsupportedNodeError(f"`{spelled}`: {len(shifts)} shifts for {len(dims)} dims (torch raises).\n"
                                        "Fix: give one shift per dim.")
+        if len(dims) == 1 and isinstance(a[0], sp.MatrixExpr):  # one dim: torch.roll itself
+            d = 0 if rank == 1 else dims[0]
+            called = along_call(a[0], rank == 1, d, lambda t: torch.roll(t, shifts[0], 0),
+                                f"torch.roll({{x}}, {shifts[0]}, {d})")
+            if called is not None:
+                return called
         for s, d in zip(shifts, dims):
             if rank == 1 or d == 1:
                 grid = [r[-(s % len(r)):] + r[:-(s % len(r))] if s % len(r) else r for r in grid]
@@ -317,6 +333,9 @@ def _einsum(a: Sequence[Any], k: dict[str, Any]) -> Any:
             return sp.HadamardProduct(ops[0], ops[1])
         m, n = shape(ops[0])  # type: ignore[misc]
         return (einsum_dot if canonical == "ij,ij->" else einsum_vdot)(m, n, *_flat(ops[0]), *_flat(ops[1]))
+    product = product_einsum(equation, terms, out, ops) if shape_ok else None
+    if product is not None:
+        return product
     raise UnsupportedNodeError(
         f"`torch.einsum({equation!r}, ...)` of operands of rank {', '.join(map(str, ranks)) or 'none'} is not a pattern "
         "symgrad reads: it reads a matrix product (\"ij,jk->ik\"), a transpose (\"ij->ji\"), a trace (\"ii->\"), the "
@@ -346,21 +365,40 @@ MAX_ORDERED = 12  # the order statistic's formula (a Max of Mins over subsets) g
 
 def _vector(spelled: str, x: Any) -> None:
     dims = torch_dims(x) if is_matrix(x) else ()
-    if len(dims) != 1:
+    if len(dims) not in (1, 2):
         raise UnsupportedNodeError(
-            f"`{spelled}` is read of a vector (rank 1) along its one dim; this tensor has shape {tuple(dims)}.\n"
-            "Fix: sort a vector, e.g. one row `X[i]` at a time, or flatten it first.")
+            f"`{spelled}` is read of a vector or a matrix along one dim; this tensor has shape {tuple(dims)}.\n"
+            "Fix: sort a vector, or a matrix along dim=1 (each row) or dim=0 (each column).")
 
 
-def _ordered(spelled: str, x: Any, how: int, k: int) -> MaxResult:
-    elements = grid(x)[0]
-    if len(elements) > MAX_ORDERED:
+def _along(spelled: str, x: Any, dim: Any) -> int:
+    """The dim a sort runs along: 1 (each row of a matrix, or the vector's one dim) or 0 (each column)."""
+    rank = len(torch_dims(x))
+    d = _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.")
+    if not -rank <= d < rank:
+        raise UnsupportedNodeError(f"`{spelled}(dim={d})` of a tensor of rank {rank} (torch raises).\n"
+                                   f"Fix: pass a dim from {-rank} to {rank - 1}.")
+    return 1 if rank == 1 or d % 2 == 1 else 0
+
+
+def _ordered(spelled: str, x: Any, how: int, k: int, dim: int = 1) -> MaxResult:
+    """torch's values, each group (the vector; each row for dim 1, each column for dim 0 of a matrix)
+    ordered on its own: order_at of the group's elements (torch sorts each row as it sorts the row
+    alone, ties included: measured, test_sort_of_a_matrix)."""
+    rows = grid(x)
+    groups = rows if dim == 1 else [list(c) for c in zip(*rows)]
+    if len(groups[0]) > MAX_ORDERED:
         raise UnsupportedNodeError(
-            f"`{spelled}` of {len(elements)} elements: symgrad reads sort and topk of at most {MAX_ORDERED}.\n"
+            f"`{spelled}` of {len(groups[0])} elements: symgrad reads sort and topk of at most {MAX_ORDERED}.\n"
             "Fix: sort a shorter vector.")
-    count = len(elements) if how < 2 else k
-    values = made([order_at(p, how, k, *elements) for p in range(count)], [count])
-    return MaxResult(values, OrderIndices(spelled))  # type: ignore[arg-type]
+    count = len(groups[0]) if how < 2 else k
+    values = [[order_at(p, how, k, *g) for p in range(count)] for g in groups]
+    if len(torch_dims(x)) == 1:
+        return MaxResult(made(values[0], [count]), OrderIndices(spelled))  # type: ignore[arg-type]
+    if dim == 0:
+        return MaxResult(made([values[j][p] for p in range(count) for j in range(len(groups))], [count, len(groups)]),
+                         OrderIndices(spelled))  # type: ignore[arg-type]
+    return MaxResult(made([v for g in values for v in g], [len(groups), count]), OrderIndices(spelled))  # type: ignore[arg-type]
 
 
 def _sort(spelled: str) -> Build:
@@ -372,9 +410,7 @@ def _sort(spelled: str) -> Build:
         if k.get("stable"):
             raise UnsupportedNodeError(f"`{spelled}(..., stable=True)` is not read (its ties go another way).\n"
                                        "Fix: leave stable out.")
-        if _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.") not in (0, -1):
-            raise UnsupportedNodeError(f"`{spelled}(dim={dim})`: a vector has the dim 0 (-1).\nFix: pass dim=0 or -1.")
-        return _ordered(spelled, a[0], int(bool(descending)), 0)
+        return _ordered(spelled, a[0], int(bool(descending)), 0, _along(spelled, a[0], dim))
 
     return build
 
@@ -384,35 +420,34 @@ def _topk(spelled: str) -> Build:
         _only(spelled, k, {"k", "dim", "largest", "sorted"})
         _vector(spelled, a[0])
         count = _int(k.get("k", a[1] if len(a) > 1 else None), f"`{spelled}`'s k", "pass k as an integer.")
-        dim = k.get("dim", a[2] if len(a) > 2 else -1)
+        dim = _along(spelled, a[0], k.get("dim", a[2] if len(a) > 2 else -1))
         largest = k.get("largest", a[3] if len(a) > 3 else True)
         if not bool(k.get("sorted", a[4] if len(a) > 4 else True)):
             raise UnsupportedNodeError(f"`{spelled}(..., sorted=False)` returns its values in an order of torch's own, "
                                        "which symgrad does not read.\nFix: leave sorted out.")
-        if _int(dim, f"`{spelled}(dim=...)`", "pass dim=0 or -1.") not in (0, -1):
-            raise UnsupportedNodeError(f"`{spelled}(dim={dim})`: a vector has the dim 0 (-1).\nFix: pass dim=0 or -1.")
-        n = len(torch_dims(a[0])) and torch_dims(a[0])[0]
+        dims = torch_dims(a[0])
+        n = dims[0] if len(dims) == 1 else dims[1] if dim == 1 else dims[0]
         if not 0 < count <= max(n, 0):
             raise UnsupportedNodeError(f"`{spelled}` with k = {count} of {n} elements (torch raises: k must be in "
                                        f"[0, {n}]).\nFix: pass a k from 1 to {n}.")
-        return _ordered(spelled, a[0], 2 if bool(largest) else 3, count)
+        return _ordered(spelled, a[0], 2 if bool(largest) else 3, count, dim)
 
     return build
 
 
 MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("torch.outer", "function", sp.HadamardProduct, _outer("torch.outer"),
-             "two vectors: a.reshape(-1, 1) * b, as torch computes it"),
+             "two vectors: a * b.T, torch.outer itself"),
     Spelling("Tensor.outer", "method", sp.HadamardProduct, _outer("x.outer"), "as torch.outer"),
     Spelling("torch.ger", "function", sp.HadamardProduct, _outer("torch.ger"), "as torch.outer"),
     Spelling("torch.prod", "function", prod, _prod("torch.prod"),
              "every element, or along one dim (keepdim): torch's own call, whose backward is the product of the others"),
     Spelling("Tensor.prod", "method", prod, _prod("x.prod"), "as torch.prod"),
     Spelling("torch.full_like", "function", sp.ImmutableMatrix, _full_like, "a constant tensor of x's shape"),
-    Spelling("torch.flip", "function", sp.ImmutableMatrix, _flip("torch.flip"), "the same elements, reversed along dims"),
+    Spelling("torch.flip", "function", sp.ImmutableMatrix, _flip("torch.flip"), "the same elements, reversed along dims (along one: torch.flip itself)"),
     Spelling("Tensor.flip", "method", sp.ImmutableMatrix, _flip("x.flip"), "as torch.flip"),
     Spelling("torch.roll", "function", sp.ImmutableMatrix, _roll("torch.roll"),
-             "the same elements, shifted along dims (flattened without dims)"),
+             "the same elements, shifted along dims (flattened without dims; along one: torch.roll itself)"),
     Spelling("Tensor.roll", "method", sp.ImmutableMatrix, _roll("x.roll"), "as torch.roll"),
     Spelling("torch.tril", "function", sp.ImmutableMatrix, _triangle("torch.tril", True),
              "a matrix's elements on and below diagonal k, 0 above"),
@@ -430,13 +465,15 @@ MORE_SPELLINGS: Final[list[Spelling]] = [
     Spelling("Tensor.trace", "method", sp.Trace, _trace("x.trace"), "as torch.trace"),
     Spelling("torch.einsum", "function", einsum_matmul, _einsum,
              "ij,jk->ik (torch.einsum itself), ij->ji, ii-> and ij,ij->, i,i-> (torch.einsum itself), ij,ij->ij, "
-             "ij->i, ij->j, ij->, of tensors of rank 1 and 2 (any letters); another pattern is a sentence"),
+             "ij->i, ij->j, ij->, and a product with transposes (ij,kj->ik, ji,jk->ik, ij,jk->ki, i,j->ij, ij,j->i, "
+             "i,ij->j: torch.einsum itself), of tensors of rank 1 and 2 (any letters); another pattern is a sentence"),
     Spelling("torch.sort", "function", order_at, _sort("torch.sort"),
-             "of a vector (at most 12 elements): (values, indices); the values torch's own call, the gradient to the "
-             "index it returns (a tie is a kink); the indices are not read"),
+             "of a vector, or a matrix along dim 1 or 0 (at most 12 elements a row or column): (values, indices); the "
+             "values torch's own call, the gradient to the index it returns (a tie is a kink); the indices are not read"),
     Spelling("Tensor.sort", "method", order_at, _sort("x.sort"), "as torch.sort"),
     Spelling("torch.topk", "function", order_at, _topk("torch.topk"),
-             "of a vector (at most 12 elements): (values, indices), as torch.sort"),
+             "of a vector, or a matrix along dim 1 or 0 (at most 12 elements a row or column): (values, indices), as "
+             "torch.sort"),
     Spelling("Tensor.topk", "method", order_at, _topk("x.topk"), "as torch.topk"),
     Spelling("torch.var_mean", "function", vm_mean, _spread_mean("var", "torch.var_mean"),
              "(var, mean): var as x.var (correction=, dim=, keepdim=); the mean torch's own (Welford's)"),

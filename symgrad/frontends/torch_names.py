@@ -33,6 +33,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import ShapeError, UnsupportedNodeError
+from ..program.calls import DOT, MV, called_matmul
 from ..program.elementwise import (
     ElementVar,
     Elementwise,
@@ -63,6 +64,7 @@ from .torch_cosine import COSINE_SPELLINGS
 from .torch_batch_norm import BATCH_NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
+from .torch_ranges import RANGE_SPELLINGS
 from .torch_sums import mean_of, sum_of
 from .torch_inits import INITS
 from .torch_values import (
@@ -91,8 +93,8 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
     """A scalar beside a matrix of shape (m, n): the scalar times OneMatrix(m, n). Two matrices
     broadcast as torch broadcasts them: a dimension of 1 is repeated (`ones(m, 1) * row`, which
     lowers to torch's `row.expand(m, n)` and whose backward sums as torch's does). A rank-1
-    tensor is read as an (n, 1) column; beside an (m, n) matrix that it cannot broadcast against
-    as a column (m != n), it is the row torch broadcasts it as, its transpose."""
+    tensor is read as an (n, 1) column; beside a matrix of any shape it is the (1, n) row torch
+    broadcasts it as, its transpose ((m, 1) * (n,) is (m, n))."""
     if is_matrix(a) and not is_matrix(b):
         return a, as_scalar(b) * sp.OneMatrix(*shape(a))  # type: ignore[misc]
     if is_matrix(b) and not is_matrix(a):
@@ -112,16 +114,21 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
     if shape(a) == shape(b):
         return a, b
     # (A rank-1 vector beside a (1, n) row is a row too: torch adds a bias to a batch of one.)
-    if cb == 1 and rb == ca and rb > 1 and (_rank1_vector(b, a) or not _fits(ra, rb)):
+    # torch's rule: a rank-1 (n,) beside a matrix is a (1, n) row, whatever the matrix's shape ((2, 1) * (3,) is (2, 3)).
+    if cb == 1 and rb > 1 and (_rank1_vector(b, a) or (rb == ca and not _fits(ra, rb))):
         b, (rb, cb) = sp.Transpose(b), (1, rb)  # a rank-1 vector beside the rows of a matrix
-    elif ca == 1 and ra == cb and ra > 1 and (_rank1_vector(a, b) or not _fits(rb, ra)):
+    elif ca == 1 and ra > 1 and (_rank1_vector(a, b) or (ra == cb and not _fits(rb, ra))):
         a, (ra, ca) = sp.Transpose(a), (1, ra)
     if not (_fits(ra, rb) and _fits(ca, cb)):
+        row = next((v for v in (a, b) if isinstance(v, sp.Transpose) and rank1(v.arg) is True), None)
         raise UnsupportedNodeError(
-            f"Broadcasting a {shape(a)} tensor against a {shape(b)} one is not supported: torch "
-            "repeats a dimension of 1 only.\n"
-            "symgrad writes tensors as matrices of their shape (a rank-1 tensor as an (n, 1) column).\n"
-            "Fix: make the operands' shapes match, or give one a dimension of 1 (e.g. `.reshape(1, -1)`)."
+            (f"Broadcasting a rank-1 tensor of length {shape(row)[1]} against a {shape(b if row is a else a)} "  # type: ignore[index]
+             f"one: torch raises (a rank-1 tensor broadcasts as a (1, {shape(row)[1]}) row, its length against "  # type: ignore[index]
+             "the last dimension).\nFix: give it the matrix's last dimension, or make it a column "
+             "(`v.reshape(-1, 1)`) to broadcast it along the rows." if row is not None else
+             f"Broadcasting a {shape(a)} tensor against a {shape(b)} one is not supported: torch "
+             "repeats a dimension of 1 only.\n"
+             "Fix: make the operands' shapes match, or give one a dimension of 1 (e.g. `.reshape(1, -1)`).")
         )
     rows, cols = max(ra, rb), max(ca, cb)
     return expand(a, rows, cols), expand(b, rows, cols)
@@ -215,6 +222,8 @@ def _matmul(a: Sequence[Any], k: dict[str, Any]) -> Any:
         if rank1(y) is True:  # two rank-1 tensors: their dot product, a scalar
             return _inner(x, y)
         return sp.MatMul(sp.Transpose(y), x, evaluate=False)  # a rank-1 tensor times a matrix: a rank-1 tensor (a column here)
+    if rank1(y) is True and rank1(x) is not True and shape(x)[1] == shape(y)[0] > 1:  # type: ignore[index]
+        return called_matmul(MV, x, y)  # a matrix times a rank-1 tensor: torch's matmul is torch.mv (it rounds otherwise than mm)
     return sp.MatMul(x, y, evaluate=False)
 
 
@@ -228,8 +237,8 @@ def _dot(a: Sequence[Any], k: dict[str, Any]) -> Any:
 
 
 def _inner(x: Any, y: Any) -> Any:
-    """x . y of two (n, 1) columns, a scalar."""
-    return MatrixElement(sp.MatMul(sp.Transpose(x), y, evaluate=False), 0, 0)
+    """x . y of two (n, 1) columns, a scalar: torch.dot itself (it rounds otherwise than `x.T @ y`)."""
+    return MatrixElement(called_matmul(DOT, sp.Transpose(x), y), 0, 0)
 
 
 def _elementwise(fn: type[sp.Function]) -> Build:
@@ -472,8 +481,8 @@ _SPELLINGS: list[Spelling] = [
     Spelling("unary -", "operator", sp.Mul, _neg, "-a is (-1)*a"),
     Spelling("@", "operator", sp.MatMul, _matmul, "both operands of rank >= 1"),
     Spelling("torch.matmul", "function", sp.MatMul, _matmul),
-    Spelling("torch.dot", "function", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar"),
-    Spelling("Tensor.dot", "method", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar"),
+    Spelling("torch.dot", "function", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar (torch.dot itself)"),
+    Spelling("Tensor.dot", "method", sp.MatMul, _dot, "two rank-1 tensors: x.T * y, a scalar (torch.dot itself)"),
     Spelling("Tensor.matmul", "method", sp.MatMul, _matmul),
     Spelling("Tensor.T", "attribute", sp.Transpose, _transpose, "a scalar is its own transpose"),
     Spelling("torch.t", "function", sp.Transpose, _transpose),
@@ -667,6 +676,7 @@ _SPELLINGS += ARGMAX_SPELLINGS  # x.gather(1, i), F.one_hot(i, n) of an argmax's
 _SPELLINGS += NORM_SPELLINGS  # F.normalize (torch_norms)
 _SPELLINGS += BATCH_NORM_SPELLINGS  # F.batch_norm, as nn.BatchNorm1d reads (torch_batch_norm)
 _SPELLINGS += MORE_SPELLINGS  # outer, prod, full_like, flip, roll, tril/triu, diag, trace, var_mean (torch_more)
+_SPELLINGS += RANGE_SPELLINGS  # torch.arange, torch.linspace of Python numbers (torch_ranges)
 _SPELLINGS += LAYER_NORM_SPELLINGS  # F.layer_norm, as nn.LayerNorm reads (torch_layer_norm)
 _SPELLINGS += COSINE_SPELLINGS  # F.cosine_similarity (torch_cosine)
 

@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
 import sympy as sp
+import torch
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
+from ..program.calls import along_call
 from ..program.primitives import logsumexp
 from ..program.reductions import amax, amin, logsumexp_along, max_at, min_at, std, std_along, var, var_along
 from .torch_argmax import Indices
@@ -286,6 +288,11 @@ def _cumsum(a: Sequence[Any], k: dict[str, Any]) -> Any:
         _dims("torch.cumsum", x, dim)
         return as_scalar(x)
     dims = _dims("torch.cumsum", x, dim)
+    vector = len(torch_dims(x)) == 1
+    called = along_call(x, vector, 0 if vector else dims[0], lambda t: torch.cumsum(t, 0), "torch.cumsum({x}, %d)" % (
+        0 if vector else dims[0]))
+    if called is not None:  # torch's own cumsum (its float32 sums accumulate in double)
+        return called
     grid = _grid(x)
 
     def running(line: list[Any]) -> list[Any]:
@@ -373,8 +380,8 @@ def reduction_spellings(maximum: Build, minimum: Build) -> list[Spelling]:
     out += [
         Spelling("torch.logsumexp", "function", logsumexp, _logsumexp, "every element of a vector, or along dim (keepdim)"),
         Spelling("Tensor.logsumexp", "method", logsumexp, _logsumexp, "every element of a vector, or along dim (keepdim)"),
-        Spelling("torch.cumsum", "function", sp.Add, _cumsum, "the running sums along dim, added in torch's order"),
-        Spelling("Tensor.cumsum", "method", sp.Add, _cumsum, "the running sums along dim, added in torch's order"),
+        Spelling("torch.cumsum", "function", sp.Add, _cumsum, "the running sums along dim: torch.cumsum itself (past 64 along dim, element by element)"),
+        Spelling("Tensor.cumsum", "method", sp.Add, _cumsum, "the running sums along dim: torch.cumsum itself (past 64 along dim, element by element)"),
         Spelling("Tensor.transpose", "method", sp.Transpose, _swap("x.transpose"), "rank 2; rank 0 and 1: the tensor itself"),
         Spelling("torch.transpose", "function", sp.Transpose, _swap("torch.transpose"), "as Tensor.transpose"),
         Spelling("Tensor.swapaxes", "method", sp.Transpose, _swap("x.swapaxes"), "as Tensor.transpose"),

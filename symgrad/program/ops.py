@@ -42,6 +42,7 @@ from . import distances as dist
 from . import normalization as nm
 from . import reductions as rd
 from . import products as pr
+from . import calls
 from . import layer_norm as ln
 from . import cosine as cs
 from . import orders as od
@@ -921,6 +922,7 @@ _CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lamb
 _NORM_OPS: Final = tuple(Op(**fields) for fields in (*nm.OP_FIELDS, *dist.OP_FIELDS, *ln.OP_FIELDS, *cs.OP_FIELDS, *od.OP_FIELDS))
 _NORM_MATRIX_OPS: Final = tuple(Op(**fields) for fields in (*nm.MATRIX_OP_FIELDS, *dist.MATRIX_OP_FIELDS,
                                                                *ln.MATRIX_OP_FIELDS))
+_MATRIX_OPS += tuple(Op(**fields) for fields in calls.OP_FIELDS)  # the user's own torch call of a product (calls)
 OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM, *_NORM_OPS,
                                                      *_NORM_MATRIX_OPS)}
 MATRIX_OPS: Final = frozenset(op.name for op in (*_MATRIX_OPS, *_NORM_MATRIX_OPS))

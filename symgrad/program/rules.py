@@ -373,7 +373,7 @@ _RULE_LIST: tuple[Rule, ...] = (
     Rule(sp.MatrixSymbol, (), "an input tensor of exactly the declared shape; a rank-1 tensor "
          "for an (n, 1) column is refused (broadcasting would turn an (n, 1) residual into (n, n))",
          "real matrices of the declared shape"),
-    Rule(sp.MatMul, ("matmul", "mul", "expand", "sum_dim"), "`A @ B` for matrix factors (pairwise, left to "
+    Rule(sp.MatMul, ("matmul", "mul", "expand", "sum_dim", "matmul_call", "along_call"), "`A @ B` for matrix factors (pairwise, left to "
          "right); a scalar factor multiplies elementwise; `A * ones(n, 1)` (`ones(1, m) * A`), the sums of A's "
          "rows (columns), as `A.sum(dim)` is read, is `A.sum(1, keepdim=True)` (`A.sum(0, keepdim=True)`); a row "
          "repeated down a matrix, `ones(m, 1) * r` (how trace reads "

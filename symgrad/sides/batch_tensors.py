@@ -51,7 +51,7 @@ RECHECK: Final = 32
 
 # The ops of a tensor program that sum terms of either sign (a sum, a matrix product, a trace):
 # where the terms cancel, digits are lost as in a difference (the scalar runner's `add` flag).
-REDUCTIONS: Final = ("sum", "sum_dim", "trace", "matmul")
+REDUCTIONS: Final = ("sum", "sum_dim", "trace", "matmul", "matmul_call", "along_call")
 
 
 class Stuck(Exception):

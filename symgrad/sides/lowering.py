@@ -269,7 +269,7 @@ class _Expressions:
         if not self.has_symbols(e) and not isinstance(e, (sp.Piecewise, MatrixPiecewise)):
             if getattr(e, "is_number", False) and not isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
                 return const_of(e)
-        hit = scope.get(e)
+        hit = scope.get(e) if _shared(e) else None
         if hit is not None:
             return hit
         if isinstance(e, (sp.Piecewise, MatrixPiecewise)):
@@ -784,6 +784,13 @@ def _const_step(writer: _Writer, node: sp.Basic, c: Const, out: list[Stmt], targ
         writer.record(node, line)
     out.append(Step(target, "const_on_graph", (anchor,), value, node, line))
     return target
+
+
+def _shared(e: sp.Basic) -> bool:
+    """Whether a node's step is computed once and read again. A broadcast is not: it is made afresh
+    for each use, as torch broadcasts inside each op, so that each use's gradient is summed back to
+    the operand's shape on its own (`(a.reshape(-1, 1) * b)` twice)."""
+    return not (isinstance(e, sp.MatMul) and any(isinstance(m, sp.OneMatrix) for m in e.args))
 
 
 def _whole_tensors(text: str, operands: tuple[sp.Basic, ...], args: tuple[Operand, ...], name_of: Any) -> str:

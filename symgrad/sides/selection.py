@@ -17,6 +17,7 @@ from sympy.matrices.expressions.special import GenericIdentity, GenericZeroMatri
 from ..program import exact as ex
 from ..base.errors import UnsupportedNodeError
 from ..program.elementwise import is_elementwise, parts
+from ..program.calls import call_parts
 from ..program.custom import CUSTOM_OP, CustomFunction
 from ..program.losses import LOSSES, loss_param
 from ..program.reductions import ALONG, SPREADS
@@ -229,6 +230,9 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             if is_constant(coeff):
                 return "mul", (product,), coeff
             return "mul", (coeff, product), sp.Integer(1)
+        called = call_parts(e) if coeff == 1 else None
+        if called is not None:  # torch.dot, torch.mv, torch.einsum, torch.flip, ...: the user's own call
+            return called
         if len(mats) == 2:  # (`torch.einsum("ij,jk->ik", A, B)`: the user's equation, lowered as torch.einsum)
             return "matmul", (mats[0], mats[1]), getattr(e, "equation", None) if coeff == 1 else None
         return "matmul", (sp.MatMul(*mats[:-1]), mats[-1]), None

@@ -36,6 +36,7 @@ from ..program.cosine import cos_sim as cos_sim_node
 from ..program.orders import call_text as order_text
 from ..program.orders import order_at as order_node
 from ..program.reductions import REDUCTION_OPS, REDUCTIONS, reduction_text
+from ..program.calls import call_text
 from ..program.products import PRODUCT_OPS, PRODUCTS, product_text
 from ..program.activations import ACTIVATIONS
 from ..program.primitives import PRIMITIVES, log_softmax, logaddexp, logsumexp, sigmoid, softmax, softplus, vector_norm
@@ -271,6 +272,8 @@ def torch_call_comment(op: str, args: tuple[Operand, ...], param: Any) -> str | 
         return f"the sum of each {'row' if param == 1 else 'column'} of {operand_text(args[0])}"
     if op == "expand":
         return f"{operand_text(args[0])} repeated to {param[0]} x {param[1]}, as torch broadcasts it"
+    if op == "along_call":  # W @ x for the exact sides; the user's own call for torch
+        return f"{call_text(param, [operand_text(args[0])])}, as you wrote it (for the exact sides, a product with its 0/1 matrix)"
     if op in ("softmax_of", "log_softmax_of"):
         return f"{op.removesuffix('_of')} of each {'row' if param[2] == 1 else 'column'} of {operand_text(args[0])}"
     return None
@@ -400,8 +403,10 @@ def name_for(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return "min_" + "_".join(parts)
     if op == "atan2":
         return "atan2_" + "_".join(parts)
-    if op == "matmul":
+    if op in ("matmul", "matmul_call"):
         return f"{parts[0]}_at_{parts[1]}"
+    if op == "along_call":
+        return f"{param[0].split('(')[0].split('.')[-1]}_{parts[0]}"
     if op == "transpose":
         return f"{parts[0]}_T"
     if op == "elem":
@@ -545,6 +550,8 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
                                       for a in args))
     if op == "matmul" and isinstance(param, str):  # torch.einsum("ij,jk->ik", A, B) as the user wrote it
         return f"torch.einsum({param!r}, {operand_text(args[0])}, {operand_text(args[1])})"
+    if op in ("matmul_call", "along_call"):  # torch.dot(x, y), torch.flip(x, (0,)), ... as the user wrote it
+        return call_text(param, [operand_text(a, True) for a in args])
     return OPS[op].torch.format(*(operand_text(a) for a in args), c=param)
 
 
