@@ -62,7 +62,11 @@ def call_parts(e: sp.MatMul) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
         return None
     a, b = e.args
     if kind == "matmul":
-        flips = [isinstance(m, sp.Transpose) for m in (a, b)]
+        # A factor `Z.T` is read as Z flipped only where the call reads its transpose (`{t0}`:
+        # torch.dot(x, y) is x.T @ y, a `.T` the user never wrote); one the call reads as it is
+        # (`torch.mv({0}, ...)` of the user's `X.T @ r`) is the user's own `.T`, its own step, made
+        # before the other factor as Python evaluates it (its gradient then adds in torch's order).
+        flips = [isinstance(m, sp.Transpose) and f"{{t{k}}}" in e.equation for k, m in enumerate((a, b))]
         return "matmul_call", tuple(m.arg if f else m for m, f in zip((a, b), flips)), (e.equation, *flips)
     left = kind == "along_left"
     return "along_call", ((b if left else a),), (e.equation, ex.from_sympy(a if left else b), left)

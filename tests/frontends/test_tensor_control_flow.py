@@ -42,6 +42,10 @@ SOURCE = textwrap.dedent('''
         w = w - 0.1 * X.T @ (X @ w - y)
         return ((X @ w - y) ** 2).sum()
 
+    def grouped(w, X, y):
+        w = w - 0.1 * (X.T @ (X @ w - y))
+        return ((X @ w - y) ** 2).sum()
+
     def chosen(v):
         u = v * 3 if v.sum().item() > 0 else -v
         return (u * v).sum()
@@ -56,6 +60,7 @@ SOURCE = textwrap.dedent('''
 POINTS: dict[str, tuple[Any, ...]] = {
     "d2l": ([0.5, -1.0, 0.25],), "descent": ([1.0, 2.0], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [1.0, 0.0, 2.0]),
     "scaled_first": ([0.3, -1.7], [[0.7, -0.2], [1.3, 0.9], [-0.6, 0.4]], [0.1, -2.3, 1.1]),
+    "grouped": ([0.3, -1.7], [[0.7, -0.2], [1.3, 0.9], [-0.6, 0.4]], [0.1, -2.3, 1.1]),
     "chosen": ([0.5, -1.0, 2.0],), "halving": ([3.0, -4.0],),
 }
 
@@ -85,7 +90,9 @@ def test_gradient_descent_steps_keep_the_users_grouping(module: Any, v: list[flo
     # it flattened the user's grouping: another rounding, refused by the fidelity check at most
     # points (and the issue's own example of Programs of tensors).
     w, X, y = torch.tensor(v[:2], dtype=dtype), torch.tensor(v[2:8], dtype=dtype).reshape(3, 2), torch.tensor(v[8:], dtype=dtype)
-    for name in ("descent", "scaled_first"):
+    # `0.1 * (X.T @ r)`: the user's `X.T` is made before `X @ w` (Python's order), so X's
+    # gradients add in torch's order (a `.T` inlined into the product's call was made after it)
+    for name in ("descent", "scaled_first", "grouped"):
         c = reads_like_torch(getattr(module, name), [w, X, y])  # bit for bit with torch's forward and autograd
         assert "0.1 * X_T" in c.lowered.source or "* X_T" in c.lowered.source
         assert "MatAdd(" not in c.lowered.source  # a comment in SymPy notation: `... - y`
