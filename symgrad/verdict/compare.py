@@ -44,6 +44,7 @@ from ..program.primitives import strip
 from ..program.rules import exact_eval, op_rule
 from ..program.ops import OPS
 from ..sides.ir import LoweredProgram
+from ..sides.loop_memory import autograd_first, give_back_freed
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, element, with_fields
@@ -333,10 +334,17 @@ def _compare_expression(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | N
     if order == 2:
         return _hessian(lowered, floats, point, comps, dtype, tol, branches, max_iterations, v)
     v_exact = _vector(lowered, v, point, max_iterations)
+    v_float = None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64)
     with collector_paused(), adjoints_for(lowered.inputs[k] for k in wrt_idx):
-        exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
-        run_ = ag.run(lowered, floats, dtype, wrt_idx,
-                      None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64), prerun)
+        # A loop's exact path and torch's graph of it are each as large as the loop: one is built
+        # after the other is freed where the loops end by construction (`sides/loop_memory.py`).
+        if autograd_first(lowered, max_iterations):
+            run_ = ag.run(lowered, floats, dtype, wrt_idx, v_float, prerun)
+            give_back_freed()
+            exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
+        else:
+            exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
+            run_ = ag.run(lowered, floats, dtype, wrt_idx, v_float, prerun)
         with ex.working_precision(exact.bits):
             return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
 
