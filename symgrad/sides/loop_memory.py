@@ -8,7 +8,7 @@ the first is still held when the second is built, and their peaks add up.
 
 `autograd_first(lowered, max_iterations)`: the autograd column may run before the exact sides
 where that is safe, a program whose every loop is a `for` over constant bounds within
-`max_iterations` (it ends, in torch as in the exact run). A `while` loop, or a `for` whose bounds
+`max_iterations` (it ends, in torch as in the exact run), and worth it (`LARGE` passes or more). A `while` loop, or a `for` whose bounds
 come from the inputs, may not end or may run past the limit: there the exact run goes first,
 stops at `max_iterations` and says so, and torch never runs a loop that does not end.
 
@@ -27,28 +27,52 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from .ir import Const, For, If, LoweredProgram, Step, While, every_statement
+from .ir import Const, For, If, LoweredProgram, NoGrad, Step, Stmt, While, every_statement
 
 
 def autograd_first(lowered: LoweredProgram, max_iterations: int) -> bool:
-    """Whether the program has a loop and every loop is a `for` over constant bounds of at most
-    `max_iterations` passes (the autograd column may then run before the exact sides)."""
-    loops = 0
-    for s in every_statement(lowered.body):
+    """Whether every loop of the program is a `for` over constant bounds of at most
+    `max_iterations` passes, and they run at least `LARGE` passes in all (the autograd column may
+    then run before the exact sides; a smaller loop's graph is too small to matter, and its
+    comparison keeps the usual order)."""
+    passes = _passes(lowered.body, max_iterations)
+    return passes is not None and passes >= LARGE
+
+
+LARGE = 1000  # passes of loop bodies in all, from which a loop's graph is worth freeing first
+
+
+def _passes(stmts: tuple[Stmt, ...], limit: int) -> int | None:
+    """The passes of loop bodies the statements run in all (nested ones counted per pass of the
+    loop around them); None where a loop may not end by construction within `limit` passes."""
+    total = 0
+    for s in stmts:
         if isinstance(s, While):
-            return False
+            return None
         if isinstance(s, For):
-            loops += 1
             if not all(isinstance(b, Const) for b in s.bounds):
-                return False
+                return None
             try:
                 start, stop, step = (int(b.value) for b in s.bounds)  # type: ignore[union-attr]
                 count = len(range(start, stop, step))
             except (TypeError, ValueError):
-                return False
-            if count > max_iterations:
-                return False
-    return loops > 0
+                return None
+            inner = _passes(s.body, limit)
+            if count > limit or inner is None:
+                return None
+            total += count * (1 + inner)
+        elif isinstance(s, If):
+            for br in s.branches:
+                inner = _passes(br.body, limit)
+                if inner is None:
+                    return None
+                total += inner
+        elif isinstance(s, NoGrad):
+            inner = _passes(s.body, limit)
+            if inner is None:
+                return None
+            total += inner
+    return total
 
 
 def loop_vars_read(lowered: LoweredProgram) -> frozenset[str]:

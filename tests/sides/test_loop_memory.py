@@ -93,11 +93,13 @@ def test_a_loop_with_a_detached_step_keeps_the_two_accumulations_apart() -> None
 # keeps it. The autograd column runs before the exact sides where every loop is a `for` over
 # constant bounds within max_iterations, and its gradient is torch's own, bit for bit.
 
+import mpmath  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from sympy.codegen.ast import While  # noqa: E402
 
-from symgrad.sides.loop_memory import autograd_first, loop_vars_read  # noqa: E402
+from symgrad.sides.loop_memory import LARGE, autograd_first, loop_vars_read  # noqa: E402
+from symgrad.sides.lowering import lower  # noqa: E402
 
 y = sp.Symbol("y")
 
@@ -159,8 +161,13 @@ def test_a_loop_variable_read_by_an_inner_loop_s_bounds_is_kept() -> None:
 
 def test_the_autograd_column_runs_first_only_where_every_loop_ends_by_construction() -> None:
     n = sp.Symbol("n")
-    constant = sg.compare(polynomial_loop(5, False), at={x: 0.5}).lowered
-    assert autograd_first(constant, 5) and not autograd_first(constant, 4)  # 5 passes, within or past the limit
+    constant = lower(polynomial_loop(LARGE, False))
+    assert autograd_first(constant, LARGE) and not autograd_first(constant, LARGE - 1)  # within or past the limit
+    assert not autograd_first(lower(polynomial_loop(LARGE - 1, False)), LARGE)  # too small a graph to matter
+    j = sp.Symbol("j")  # 40 passes of 25: 1,000 passes of the inner body (and 40 of the outer)
+    nested = sg.Program(inputs=[x], body=CodeBlock(Assignment(b, x), For(i, sp.Range(40), CodeBlock(
+        For(j, sp.Range(25), CodeBlock(Assignment(b, b * x)))))), output=b)
+    assert autograd_first(lower(nested), 40) and not autograd_first(lower(nested), 39)
     bounded_by_input = sg.Program(inputs=[x, n], body=CodeBlock(Assignment(b, x), For(i, sp.Range(n),
                                                                 CodeBlock(Assignment(b, b * x)))), output=b)
     assert not autograd_first(sg.compare(bounded_by_input, at={x: 0.5, n: 3}).lowered, 10)
@@ -191,3 +198,28 @@ def _torch_value() -> float:
     for _ in range(N):
         v = v + torch.cos(v) * t / N
     return float(v)
+
+
+def test_a_loop_large_enough_to_run_autograd_first_is_compared_as_before() -> None:
+    """b = b + cos(b)*x/n for n = LARGE passes: the autograd column runs first (its graph freed before
+    the exact path is built); autograd's value and gradient are torch's own loop by hand, bit for
+    bit, and the executed derivative is the derivative's recurrence in 60-digit arithmetic."""
+    n = LARGE
+    program = sg.Program(inputs=[x], body=CodeBlock(Assignment(b, x), For(i, sp.Range(n), CodeBlock(
+        Assignment(b, b + sp.cos(b) * x / n)))), output=b)
+    c = sg.compare(program, at={x: POINT}, max_iterations=n)
+    assert autograd_first(c.lowered, n)
+    t = torch.tensor(POINT, dtype=torch.float64, requires_grad=True)
+    v = t
+    for _ in range(n):
+        v = v + torch.cos(v) * t / n
+    (g,) = torch.autograd.grad(v, t)
+    (entry,) = c.entries
+    assert entry.grad_autograd == float(g) and c.value_autograd == float(v.detach())
+    with mpmath.workdps(60):
+        xv, bk, dk = mpmath.mpf(POINT), mpmath.mpf(POINT), mpmath.mpf(1)
+        for _ in range(n):
+            bk, dk = bk + mpmath.cos(bk) * xv / n, dk + (-mpmath.sin(bk) * dk * xv + mpmath.cos(bk)) / n
+        truth = sp.Float(dk, 50)
+    assert _close(entry.grad_executed, truth) and _close(entry.grad_symbolic, truth)
+    assert [s.op for s in c.executed_path.steps].count("loop_var") == 0 and c.cause.id == "agree"
