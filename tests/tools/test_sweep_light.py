@@ -132,3 +132,22 @@ def test_a_nan_trap_run_is_decided_without_a_report_after_its_first_point(monkey
     run = s.grad_executed[:2000, 0]  # x < 0: compared points 0, inferred ones NaN
     assert np.isnan(s.grad_autograd[:2000, 0]).all() and (run[~np.isnan(run)] == 0).all()
     assert np.sum(~np.isnan(run)) == s.exact_points - 1
+
+
+y = sp.Symbol("y")
+
+
+@pytest.mark.parametrize("f, options, over", [
+    (sp.Piecewise((sp.sqrt(x * y), x * y > 0), (0, True)) + y, {"branches": "where"}, {x: (-1, 1), y: (0.5, 2)}),
+    (sp.log(x) * y + sp.exp(y), {}, {x: (-1, 1), y: (-2, 710)}),  # outside log's domain, and exp's overflow
+])
+def test_a_grid_sweep_with_light_checks_is_main_s(f: sp.Basic, options: dict[str, Any], over: dict[Any, Any]) -> None:
+    """Two inputs, one gradient column each: the same fields as main's algorithm makes."""
+    light = sg.sweep(f, over=over, n=21, progress=False, **options)
+    decide = Light.decide
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Light, "decide", lambda self, i, point, auto:
+                   decide(self, i, point, auto) if int(self.runs.signature(np.array([i]))[0]) == 1 else None)
+        full = sg.sweep(f, over=over, n=21, progress=False, **options)
+    assert _fields(light) == _fields(full)
+    assert set(light.counts) - {"agree", "kink"}  # runs where autograd is not finite were compared
