@@ -200,12 +200,13 @@ def _run(lowered: LoweredProgram, values: Sequence[Any], dtype: str, wrt: Sequen
         asks = [(out, None)]
     grads: list[list[Any]] = []
     try:
-        for target, weights in asks:
+        for ask, (target, weights) in enumerate(asks):
             if target is None:
                 got = tuple(torch.zeros_like(t) if g is None else g
                             for g, t in zip(outputs.grads_of_elements(elements, weights, targets), targets))
             else:
-                got = torch.autograd.grad(target, targets, grad_outputs=weights, retain_graph=True,
+                # the graph is freed as the last backward pass goes (a loop's is the size of the loop)
+                got = torch.autograd.grad(target, targets, grad_outputs=weights, retain_graph=ask + 1 < len(asks),
                                           allow_unused=True, materialize_grads=True)
             row: list[Any] = [None] * len(values)
             for k, g in zip(wrt, got):

@@ -388,7 +388,7 @@ class _Runner:
             elif isinstance(p.s, While):
                 self.while_(p.s, p.body)
             else:
-                self.for_(p.s, p.body)
+                self.for_(p.s, p.body, p.var_read)
 
     def if_(self, s: If, bodies: Sequence[Any]) -> None:
         taken = len(s.branches) - 1
@@ -426,7 +426,7 @@ class _Runner:
             before = state
             self.block(body)
 
-    def for_(self, s: For, body: Sequence[Any]) -> None:
+    def for_(self, s: For, body: Sequence[Any], var_read: bool = True) -> None:
         vals = [self.operand(b) for b in s.bounds]
         ints = [_truncate(v) for v, _ in vals]
         tie = any(idx is not None and self.steps[idx].depends and ex.is_rational(v) and v.q == 1 for v, idx in vals)
@@ -436,8 +436,11 @@ class _Runner:
         if count > self.max_iterations:
             raise _loop_limit(s, count, self.max_iterations, self, stuck=False)
         start, _, step = ints
+        if not var_read:  # no statement reads the variable: its line counts the passes, no step per pass
+            self.line_counts[s.line] = self.line_counts.get(s.line, 0) + count
         for k in range(count):
-            self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, s.var, ex.Q(start + k * step), (), ()))
+            if var_read:
+                self.env[s.var] = self.add(PathStep(len(self.steps), "loop_var", sp.Symbol(s.var), s.line, s.var, ex.Q(start + k * step), (), ()))
             self.block(body)
 
     def reused(self, s: Step) -> PathStep | None:

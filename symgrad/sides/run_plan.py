@@ -23,6 +23,7 @@ from ..program import exact as ex
 from ..program.custom import CUSTOM_OP
 from ..program.ops import CUT_OPS, GRAPH_BREAK_OPS, OPS, Op
 from .ir import Const, For, If, LoweredProgram, NoGrad, Step, Stmt, While
+from .loop_memory import loop_vars_read
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,9 @@ class IfPlan:
 class LoopPlan:
     s: While | For
     body: tuple[Any, ...]
+    # a `for` loop's variable is read by some statement: the run records it, one step per
+    # iteration (`for _ in range(n)` keeps none: `loop_memory.loop_vars_read`)
+    var_read: bool = True
 
 
 def plan(lowered: LoweredProgram) -> tuple[Any, ...]:
@@ -64,21 +68,21 @@ def plan(lowered: LoweredProgram) -> tuple[Any, ...]:
     plans: dict[int, tuple[Any, ...]] = lowered.__dict__.setdefault("_run_plans", {})
     hit = plans.get(bits)
     if hit is None:
-        hit = plans[bits] = _body(lowered.body)
+        hit = plans[bits] = _body(lowered.body, loop_vars_read(lowered))
     return hit
 
 
-def _body(stmts: tuple[Stmt, ...]) -> tuple[Any, ...]:
+def _body(stmts: tuple[Stmt, ...], read: frozenset[str]) -> tuple[Any, ...]:
     out: list[Any] = []
     for s in stmts:
         if isinstance(s, Step):
             out.append(_step(s))
         elif isinstance(s, If):
-            out.append(IfPlan(s, tuple(_body(b.body) for b in s.branches)))
+            out.append(IfPlan(s, tuple(_body(b.body, read) for b in s.branches)))
         elif isinstance(s, (While, For)):
-            out.append(LoopPlan(s, _body(s.body)))
+            out.append(LoopPlan(s, _body(s.body, read), isinstance(s, While) or s.var in read))
         elif isinstance(s, NoGrad):
-            out.extend(_body(s.body))  # the run reads a no_grad block as its statements
+            out.extend(_body(s.body, read))  # the run reads a no_grad block as its statements
     return tuple(out)
 
 

@@ -39,7 +39,7 @@ from ..sides.autograd import in_torch_state, torch_state
 from ..base.causes import Cause
 from ..base.rendering import render
 from ..frontends.front import expression, is_torch_function
-from ..verdict.compare import compare, rounding_only
+from ..verdict.compare import compare
 from ..verdict.records import Comparison
 from ..base.errors import LoopLimitError, OptionError, PointError, UnsupportedNodeError
 from ..sides.executed import DEFAULT_MAX_ITERATIONS
@@ -50,6 +50,7 @@ from ..program.program import float_of
 from ..sides.batch import run_batch, run_keyed
 from ..sides.batch_keys import STUCK, flag_key
 from ..sides.symbolic import derivative_expressions
+from .sweep_light import Light
 from .sweep_runs import AGREE, CODE, IDS, SKIPPED, Executed, Runs, flag_more
 from .sweep_tensors import (Held, check_over, computes_with_tensors, hold, probe, probe_note, run_held,
                             symbolic_held, tensor_wrt)
@@ -533,19 +534,20 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
     fixed_at = held.point() if held is not None else {}
     undecided: list[str] = []  # the first point compare() does not decide, and its sentence
 
+    lighter = Light(lowered, wrt_idx, dtype, tol, max_iterations, runs, exact)
+
     def exactly(todo: Iterable[int], light: bool = False) -> None:
-        """Compare these points exactly. `light`: points of a run of cancelling points whose
-        compared points are all agree or rounding; `rounding_only` decides them without a
-        report where that is the only question, and compare() where it is not."""
+        """Compare these points exactly. `light`: points of a run on no threshold that are not
+        its first compared point; `sweep_light.Light` decides them without a report where
+        that is the whole question, and compare() where it is not."""
         nonlocal t_last
         for i in todo:
             if i in decided or i in runs.skipped:
                 continue
             try:
-                quick = (rounding_only(lowered, points[i].tolist(), wrt_idx, auto[i].tolist(), dtype, tol, max_iterations)
-                         if light else None)
+                quick = lighter.decide(i, points[i].tolist(), auto[i].tolist()) if light else None
                 if quick is not None:
-                    codes[i], executed[i] = CODE[quick[0]], quick[1]
+                    codes[i], executed[i] = quick
                 else:
                     at = {**fixed_at, **{s: float(points[i, k]) for k, s in enumerate(symbols)}}
                     c = compare(f, at, wrt=wrt_syms, dtype=dtype, branches=branches, rtol=rtol,
@@ -569,10 +571,10 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
                 t_last = now()
                 print(f"\rsymgrad sweep: comparing flagged points exactly {len(decided)}", end="", file=sys.stderr)
 
-    # For a float64 function without detach/item/no_grad, points of a run of cancellations (autograd
-    # finite, on no threshold) are decided without a report where agree-or-rounding is the only
-    # question; the first compared point of each run gets its full comparison (the worst points
-    # and the report show those).
+    # For a float64 function without detach/item/no_grad, points of a run on no threshold (of
+    # cancellations, or where autograd is not finite) are decided without a report where that is
+    # the whole question (`sweep_light`); the first compared point of each run gets its full
+    # comparison (the worst points and the report show those).
     light = not eager and not tensors  # (`rounding_only` reads a point of numbers)
     for i, c in probed.items():  # the tensor sweep's exact sample, compared already
         exact[i], codes[i] = c, CODE[c.cause.id]
@@ -580,9 +582,8 @@ def sweep(f: Any, over: Mapping[Any, Any], *, n: int = 1001, wrt: Iterable[Any] 
         decided.add(i)
     with clock("flagged"):
         if light and len(chosen):
-            runs_of = runs.run_of(chosen)
-            first = np.concatenate(([True], runs_of[1:] != runs_of[:-1]))
-            cheap = ~first & (runs.signature(chosen) == 1)
+            first = lighter.firsts(chosen)
+            cheap = ~first & (runs.signature(chosen) <= 1)
             exactly(chosen[~cheap].tolist())
             exactly(chosen[cheap].tolist(), light=True)
         else:

@@ -34,7 +34,7 @@ from ..frontends.source import SourceSpan, place
 from ..frontends.modules import expand_wrt, is_module
 from ..frontends.source_random import named as named_draws
 from ..frontends.trace import Reading, in_your_words, int_sentence, point_by_name, read_function, spellings
-from ..program.program import Program, Vector
+from ..program.program import Program, Vector, float_of
 from ..base.errors import ORDER
 from ..base.errors import RTOL as RTOL_MESSAGE
 from ..base.errors import OptionError, ShapeError
@@ -44,6 +44,7 @@ from ..program.primitives import strip
 from ..program.rules import exact_eval, op_rule
 from ..program.ops import OPS
 from ..sides.ir import LoweredProgram
+from ..sides.loop_memory import autograd_first, give_back_freed
 from ..sides.lowering import RTOL, wrt_indices, check_options, lower
 from ..sides.symbolic import SymbolicSide, formula, same
 from .records import DIGITS, Comparison, Entry, LazyValues, Later, OneSided, declared_order, element, with_fields
@@ -96,42 +97,7 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     its entries."""
     ks = tuple(inputs) if inputs is not None else (k,)
     structural, floating = halves if halves is not None else (Structural(c), FloatingPoint(c))
-    findings: list[Finding] = []
-    if sym.kind == "domain":
-        findings.append(structural.domain_finding(sym))
-    else:
-        cuts = structural.cut_findings(ks, idx)
-        if sym.kind == "smooth":  # at a corner of forward, any subgradient is the backward's to choose
-            cuts = cuts + custom_findings(c, ks, idx)
-        if sym.kind in ("kink", "jump", "unknown"):
-            findings.extend(structural.tie_findings(sym, ks, idx))
-            if sym.violation is not None and not c.path.ties:
-                findings.extend(structural.vertical_tangent_findings(sym, exe, auto))
-            findings.extend(cuts)
-        elif cuts and (differs(sym.grad, exe) or len(ks) == 1 and structural.cut_removes(ks[0], idx)  # type: ignore[arg-type]
-                       if _exact(sym) else not same(sym.grad, exe, True)):  # type: ignore[arg-type]
-            # A cut the derivative flows through, and the sides differ at all: that cut is the
-            # cause, however small the difference (exp(item(x)*y) where exp is 1e-113), also
-            # where it is below the working resolution of the whole (sin(x) + 1e-300*x*detach(x)).
-            findings.extend(cuts)
-        elif not same(sym.grad, exe, not _exact(sym)):  # type: ignore[arg-type]
-            findings.extend(structural.tie_findings(sym, ks, idx))
-            if not findings:
-                findings.extend(structural.shortcut_findings(sym, exe))
-        if auto is None and c.run.error is not None and not any(f.cause is Cause.GRAPH_BREAK for f in findings):
-            findings.extend(f for f in cuts if f.cause is Cause.GRAPH_BREAK)
-        fl = floating.float_finding(k, exe, auto, idx)
-        if fl is not None:
-            findings.append(fl)
-    if auto is None and c.run.error is not None and not findings:
-        # torch raised although the derivative exists: nothing on the path to the output is on
-        # the graph. Cite the step that left it, if one did.
-        findings.append(structural.raised_finding())
-    findings.sort(key=lambda f: f.cause.severity)
-    unique: list[Finding] = []
-    for f in findings:
-        if all(u.cause is not f.cause for u in unique):
-            unique.append(f)
+    unique = _findings(c, k, sym, exe, auto, ks, idx, structural, floating)
     sym_value = sym.grad  # exact numbers, written in SymPy when first read (`records.Built`)
     one_sided = Later(_pair, sym.one_sided) if sym.one_sided else None
     exe_value = exe
@@ -179,6 +145,49 @@ def _entry(c: Context, k: int, j: Any, sym: SymbolicSide, exe: ex.Exact, auto: f
     return Entry(j, wrt_sym, sym_value, one_sided, exe_value, auto, primary.cause,
                  tuple(f.cause for f in unique[1:]), fields["node"], line, explanation, hint, c.run.error,
                  formula_of)
+
+
+def _findings(c: Context, k: int, sym: SymbolicSide, exe: ex.Exact, auto: float | None, ks: tuple[int, ...],
+              idx: tuple[int, int] | None, structural: Structural, floating: FloatingPoint) -> list[Finding]:
+    """The findings of both halves of the classifier for one entry, one per cause, the most
+    severe first (`_entry`'s; none where the entry agrees)."""
+    findings: list[Finding] = []
+    if sym.kind == "domain":
+        findings.append(structural.domain_finding(sym))
+    else:
+        cuts = structural.cut_findings(ks, idx)
+        if sym.kind == "smooth":  # at a corner of forward, any subgradient is the backward's to choose
+            cuts = cuts + custom_findings(c, ks, idx)
+        if sym.kind in ("kink", "jump", "unknown"):
+            findings.extend(structural.tie_findings(sym, ks, idx))
+            if sym.violation is not None and not c.path.ties:
+                findings.extend(structural.vertical_tangent_findings(sym, exe, auto))
+            findings.extend(cuts)
+        elif cuts and (differs(sym.grad, exe) or len(ks) == 1 and structural.cut_removes(ks[0], idx)  # type: ignore[arg-type]
+                       if _exact(sym) else not same(sym.grad, exe, True)):  # type: ignore[arg-type]
+            # A cut the derivative flows through, and the sides differ at all: that cut is the
+            # cause, however small the difference (exp(item(x)*y) where exp is 1e-113), also
+            # where it is below the working resolution of the whole (sin(x) + 1e-300*x*detach(x)).
+            findings.extend(cuts)
+        elif not same(sym.grad, exe, not _exact(sym)):  # type: ignore[arg-type]
+            findings.extend(structural.tie_findings(sym, ks, idx))
+            if not findings:
+                findings.extend(structural.shortcut_findings(sym, exe))
+        if auto is None and c.run.error is not None and not any(f.cause is Cause.GRAPH_BREAK for f in findings):
+            findings.extend(f for f in cuts if f.cause is Cause.GRAPH_BREAK)
+        fl = floating.float_finding(k, exe, auto, idx)
+        if fl is not None:
+            findings.append(fl)
+    if auto is None and c.run.error is not None and not findings:
+        # torch raised although the derivative exists: nothing on the path to the output is on
+        # the graph. Cite the step that left it, if one did.
+        findings.append(structural.raised_finding())
+    findings.sort(key=lambda f: f.cause.severity)
+    unique: list[Finding] = []
+    for f in findings:
+        if all(u.cause is not f.cause for u in unique):
+            unique.append(f)
+    return unique
 
 
 def _exact(sym: SymbolicSide) -> bool:
@@ -333,10 +342,17 @@ def _compare_expression(f: Any, at: Mapping[Any, Any], *, wrt: Iterable[Any] | N
     if order == 2:
         return _hessian(lowered, floats, point, comps, dtype, tol, branches, max_iterations, v)
     v_exact = _vector(lowered, v, point, max_iterations)
+    v_float = None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64)
     with collector_paused(), adjoints_for(lowered.inputs[k] for k in wrt_idx):
-        exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
-        run_ = ag.run(lowered, floats, dtype, wrt_idx,
-                      None if v is None else np.asarray(ex.ewise(ex.to_float, v_exact), dtype=np.float64), prerun)
+        # A loop's exact path and torch's graph of it are each as large as the loop: one is built
+        # after the other is freed where the loops end by construction (`sides/loop_memory.py`).
+        if autograd_first(lowered, max_iterations):
+            run_ = ag.run(lowered, floats, dtype, wrt_idx, v_float, prerun)
+            give_back_freed()
+            exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
+        else:
+            exact = exact_sides(lowered, point, comps, v_exact, max_iterations)
+            run_ = ag.run(lowered, floats, dtype, wrt_idx, v_float, prerun)
         with ex.working_precision(exact.bits):
             return _assemble(lowered, exact, run_, floats, comps, v_exact, dtype, tol, branches)
 
@@ -519,7 +535,7 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
                 return None
             if cut and differs(removed[exact.path.inputs[wrt[n]]], ex.ZERO):  # below the whole's resolution
                 return None
-            values.append(ex.to_float(exe))
+            values.append(ex.to_float(exe))  # as compare() decides: autograd beside the float of exe
             exes.append(exe)
         c = FloatingPoint(Context(lowered, exact, dtype, rtol, ag.AutogradRun(None, [], None)))
         reach = c.path.reaches_output()
@@ -528,7 +544,50 @@ def rounding_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequenc
     tiny = FINFO[dtype].tiny
     off = any(abs(a - e) > rtol * abs(e) + tiny and not agrees_when_rounded(x, a, dtype)
               for a, e, x in zip(auto, values, exes))
-    return ("rounding" if off else "agree"), values
+    # shown as compare() shows it (its entry's grad_executed): a ball around 0 at the working
+    # resolution is 0, not its midpoint
+    return ("rounding" if off else "agree"), [float_of(ex.to_sympy(e)) for e in exes]
+
+
+def cause_only(lowered: LoweredProgram, floats: Sequence[float], wrt: Sequence[int], auto: Sequence[float],
+               dtype: str, rtol: float, max_iterations: int = DEFAULT_MAX_ITERATIONS
+               ) -> tuple[str, list[float], tuple[int | None, str | None] | None] | None:
+    """For a sweep's runs of points where autograd is not finite: what compare() would say of a
+    scalar point that a sweep reads, without its report (no entries, explanations or hints,
+    no autograd run). The exact sides and each entry's findings are compare()'s own (`_findings`,
+    at the same precision and reruns); `auto` is autograd's value per input of `wrt`, from the
+    sweep's batch (where torch did not raise). Returns the comparison's cause id, the exact
+    executed derivatives as floats (as `float_of` reads a comparison's `grad_executed`), and the
+    line and node of its first entry that does not agree (None where all agree); None for a
+    point whose output is not a scalar."""
+    point = {name: ex.from_float(float(v)) for name, v in zip(lowered.inputs, floats)}
+    comps = [(k, None) for k in wrt]
+    with collector_paused(), adjoints_for(lowered.inputs[k] for k in wrt):
+        exact = exact_sides(lowered, point, comps, None, max_iterations)
+        if ex.is_mat(exact.path.value):
+            return None
+        with ex.working_precision(exact.bits):
+            row: list[Any] = [None] * len(lowered.inputs)
+            for k, a in zip(wrt, auto):
+                row[k] = float(a)
+            c = Context(lowered, exact, dtype, rtol, ag.AutogradRun(None, [row], None))
+            c.cache = {"seed": None}
+            structural, floating = Structural(c), FloatingPoint(c)
+            causes, values, first = [], [], None
+            for n, (k, _) in enumerate(comps):
+                exe = exact.exe[(0, n)]
+                values.append(math.nan if exe is None else float_of(ex.to_sympy(exe)))
+                unique = _findings(c, k, exact.sym[(0, n)], exe, float(auto[n]), (k,), None, structural, floating)
+                if not unique:
+                    continue
+                primary = unique[0]
+                if primary.cause is Cause.KINK:  # as `_entry` names it
+                    primary = backward_convention(c, primary)
+                causes.append(primary.cause)
+                if first is None:
+                    first = (primary.line if isinstance(primary.line, int) else None, c.node(primary.node))
+    cause = min(causes, key=lambda cause: cause.severity, default=Cause.AGREE)
+    return cause.id, values, first
 
 
 def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol: float, tiny: float,
