@@ -33,6 +33,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import sympy as sp
 
 from ..program import exact as ex
+from .overlay import Overlay
 from .executed import Path, PathStep, Side, beside, beside_run, domain_violation, run, slope_reach
 from .ir import LoweredProgram
 from ..program.elementwise import MatrixPiecewise, is_elementwise, parts
@@ -303,7 +304,8 @@ def _without_violation(lowered: LoweredProgram, path: Path, point: dict[str, Any
     shared = _shared_sides(lowered, path, point, comps, max_iterations, seed, math, compact, executed)
     if shared is None:
         return [_at_tie(lowered, path, point, k, idx, max_iterations, seed, math=math) for k, idx in comps]
-    for n in [n for n, side in enumerate(shared) if side is None]:  # filled in place: no second list of 10^5
+    unset = shared.unset() if isinstance(shared, Overlay) else [n for n, side in enumerate(shared) if side is None]
+    for n in unset:  # filled in place: no second list of 10^5
         k, idx = comps[n]
         shared[n] = _at_tie(lowered, path, point, k, idx, max_iterations, seed, math=math)
     return shared
@@ -316,7 +318,7 @@ SHARED_SIDES_TIES = 4
 
 
 def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                  seed: Any, math: Any, compact: bool = False, executed: Sequence[Any] | None = None) -> list[Any] | None:
+                  seed: Any, math: Any, compact: bool = False, executed: Sequence[Any] | None = None) -> Any:
     """The one-sided derivatives of many entries from a few runs, where every tie is a kink or
     step of one element of an elementwise op (a ReLU unit at 0 in one example of a layer).
 
@@ -385,7 +387,9 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
     alone = (np.flatnonzero(decided & still) if corners else np.empty(0, dtype=np.int64)).astype(np.int32)
     sided = (np.flatnonzero(decided & ~still) if corners else np.flatnonzero(decided)).astype(np.int32)
     wanted = _wanted(codes, negated, alone, sided)
-    out: list[Any] = [None] * len(comps)
+    # Where the executed derivatives are given, each entry whose side is the executed object is a
+    # bit (`Overlay`), not a pointer to it in a list of 10^5 beside the executed row.
+    out: Any = Overlay(executed) if executed is not None and compact else [None] * len(comps)
     slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
     values: dict[int, Any] = {}  # each run's value, None where it has none at the point
     decisions: dict[int, Any] = {}

@@ -27,6 +27,7 @@ from ..base.errors import (POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, 
 from ..sides.executed import Path, run
 from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, While
 from ..sides.lowering import DTYPES, lower_with_inputs
+from ..sides.overlay import Overlay
 from ..sides.symbolic import SymbolicSide, symbolic_sides
 from .components import Component, Components, Parts
 
@@ -382,7 +383,7 @@ def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Co
                     del grads
                     sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True, executed=row)
             exe.add_row(row)
-            sym.add_row(sides if isinstance(sides, list) else list(sides))
+            sym.add_row(sides if isinstance(sides, (list, Overlay)) else list(sides))
     return ExactSides(path, sym, exe, bits)
 
 
