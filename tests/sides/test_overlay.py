@@ -101,3 +101,36 @@ def test_a_models_entries_are_the_same_with_the_symbolic_row_as_an_overlay_and_r
         else:
             assert e.cause is sg.Cause.AGREE, (i, j, e.cause)
             assert e.grad_symbolic == executed
+
+
+def _with_element(W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    return 3 * W[0, 1] ** 2 + torch.relu(X @ W).sum()  # the element read first: its adjoint added last
+
+
+@pytest.mark.parametrize("block", [4, 1 << 15])
+def test_an_inputs_adjoint_that_is_a_products_array_is_copied_before_an_element_is_added_into_it(
+        block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """W's adjoint is first the product X.T @ G (the array `exact.remembering` keeps for the runs
+    beside the tie to reuse), then W[0, 1]'s adjoint is added into one element in place: into a
+    copy, or the runs beside the point would read 6 W[0, 1] twice. Small blocks make every
+    product a remembered one."""
+    from symgrad.program import exact as ex
+    monkeypatch.setattr(ex, "RATIONAL_BLOCK", block)
+    monkeypatch.setattr(ex, "BALL_BLOCK", block)
+    W, X = _point()
+    c = sg.compare(_with_element, at={"W": W, "X": X}, wrt=["W"])
+    Wt = W.clone().requires_grad_()
+    _with_element(Wt, X).backward()
+    Z = [[sum((Fraction(float(X[r, t])) * Fraction(float(W[t, j])) for t in range(40)), Fraction(0))
+          for j in range(16)] for r in range(4)]
+    for n, e in enumerate(c.entries):
+        i, j = divmod(n, 16)
+        executed = sum((Fraction(float(X[r, i])) for r in range(4) if Z[r][j] > 0), Fraction(0)) \
+            + (6 * Fraction(float(W[0, 1])) if (i, j) == (0, 1) else 0)
+        assert e.grad_executed == executed, (i, j)
+        assert e.grad_autograd == Wt.grad[i, j].item()
+        if j == 0 and X[0, i] != 0:
+            assert e.cause is sg.Cause.KINK, (i, j, e.cause)
+            assert sorted(e.one_sided) == sorted([executed, executed + Fraction(float(X[0, i]))])
+        else:
+            assert e.cause is sg.Cause.AGREE and e.grad_symbolic == executed, (i, j, e.cause)
