@@ -377,8 +377,9 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
     ok_grad = (u.grads is None and t.grads is None) or (
         u.grads is not None and t.grads is not None and all(same(a, b) for a, b in zip(u.grads, t.grads)))
     ug, tg = _flat_floats(u.grads), _flat_floats(t.grads)
-    if ug is not None and tg is not None and np.array_equal(np.asarray(ug).view(np.uint64), np.asarray(tg).view(np.uint64)):
-        tg = ug  # the same bits: one array held for both (a model's gradient is 10^5 floats)
+    if ug is not None and tg is not None and len(ug) >= 4096 and \
+            np.array_equal(np.asarray(ug).view(np.uint64), np.asarray(tg).view(np.uint64)):
+        tg = ug  # the same bits: one array held for both (a model's gradient is 10^5 floats; a small one is not looked at)
     if ok_value and ok_grad:
         return Fidelity(True, _floats(u.value), _floats(t.value), ug, tg, shapes=u.shapes,
                         run=prerun_of(lowered, names, rank1, t_tensors, t, dtype, values))
