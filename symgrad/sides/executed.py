@@ -178,9 +178,11 @@ class Path:
         needed = self._needed()
         adj: list[Any] = [None if ex.is_mat(st.value) else ex.ZERO for st in self.steps]  # None: a matrix of 0s
 
-        def add(i: int, b: Any) -> Any:  # ex.accumulate; from None, a copy as from 0s (adjoints are never shared)
-            if adj[i] is None and ex.is_mat(b):
-                return b.copy()
+        made: set[int] = set()  # adjoints that are a product's own array: copied before an `elem` step writes in one
+
+        def add(i: int, b: Any, product: bool = False) -> Any:  # ex.accumulate; from None, a copy as from 0s
+            if adj[i] is None and ex.is_mat(b):  # (adjoints are never shared; a product's array is read, not written)
+                return (made.add(i) or b) if product else b.copy()
             return ex.accumulate(ex.full(self.steps[i].value.shape, ex.ZERO) if adj[i] is None else adj[i], b)
 
         if seeds is not None:
@@ -203,8 +205,9 @@ class Path:
                 # One element of a matrix: its adjoint lands on that element alone, in place
                 # (adjoint arrays are never shared), instead of adding a one-hot matrix.
                 p = st.parents[0]
-                if adj[p] is None:
-                    adj[p] = ex.full(self.steps[p].value.shape, ex.ZERO)
+                if adj[p] is None or p in made:
+                    adj[p] = ex.full(self.steps[p].value.shape, ex.ZERO) if adj[p] is None else adj[p].copy()
+                    made.discard(p)
                 target = adj[p]
                 target[st.param] = ex.add(target[st.param], a)
                 continue
@@ -214,7 +217,7 @@ class Path:
                         continue
                     # a matrix product's two adjoints are products of their own: each computed
                     # only where it is read (not the adjoint of the data X in X @ W)
-                    adj[p] = add(p, contribution() if callable(contribution) else contribution)
+                    adj[p] = add(p, contribution(), True) if callable(contribution) else add(p, contribution)
                 continue
             partials = (ex.ONE,) * len(st.parents) if (st.cut and math_mode) else st.partials
             if math_mode and st.op == CUSTOM_OP:  # the user's Function is its forward's value, y

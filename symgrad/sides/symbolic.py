@@ -33,6 +33,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import sympy as sp
 
 from ..program import exact as ex
+from .overlay import Overlay
 from .executed import Path, PathStep, Side, beside, beside_run, domain_violation, run, slope_reach
 from .ir import LoweredProgram
 from ..program.elementwise import MatrixPiecewise, is_elementwise, parts
@@ -301,9 +302,13 @@ def _without_violation(lowered: LoweredProgram, path: Path, point: dict[str, Any
                        else SymbolicSide(None, "domain", None, None))
         return out
     shared = _shared_sides(lowered, path, point, comps, max_iterations, seed, math, compact, executed)
-    return [shared[n] if shared is not None and shared[n] is not None
-            else _at_tie(lowered, path, point, c[0], c[1], max_iterations, seed, math=math)
-            for n, c in enumerate(comps)]
+    if shared is None:
+        return [_at_tie(lowered, path, point, k, idx, max_iterations, seed, math=math) for k, idx in comps]
+    unset = shared.unset() if isinstance(shared, Overlay) else [n for n, side in enumerate(shared) if side is None]
+    for n in unset:  # filled in place: no second list of 10^5
+        k, idx = comps[n]
+        shared[n] = _at_tie(lowered, path, point, k, idx, max_iterations, seed, math=math)
+    return shared
 
 
 # The fewest entries for which the one-sided runs are shared between entries (below it, two runs
@@ -313,7 +318,7 @@ SHARED_SIDES_TIES = 4
 
 
 def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], comps: Any, max_iterations: int,
-                  seed: Any, math: Any, compact: bool = False, executed: Sequence[Any] | None = None) -> list[Any] | None:
+                  seed: Any, math: Any, compact: bool = False, executed: Sequence[Any] | None = None) -> Any:
     """The one-sided derivatives of many entries from a few runs, where every tie is a kink or
     step of one element of an elementwise op (a ReLU unit at 0 in one example of a layer).
 
@@ -362,45 +367,50 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
         still &= exact_zeros
         nonzero &= signs != 0
     decided = np.ones(len(comps), dtype=bool) if corners else nonzero  # a corner, or every sign certain and not 0
-    del moves, signs, exact_zeros  # the last tie's, an array per entry, not held through the runs
+    # the last tie's arrays, and its gradient (the loop's g), not held through the runs
+    del moves, g, signs, exact_zeros
 
     # Every sign turned over: each digit s + 1 becomes 1 - s = 2 - (s + 1).
     negated = (3 ** width - 1) - codes
     # One forced run per pattern of signs and direction, made with the first entry (in order)
     # that has it either way round.
-    runs: dict[int, Path | None] = {}
+    makers: dict[int, tuple[int, int]] = {}  # run key -> (that entry, the direction)
     for n in np.flatnonzero(decided):
         for direction, key in ((1, int(codes[n])), (-1, int(negated[n]))):
-            if key not in runs:
-                runs[key] = _forced_beside(lowered, point, comps[n], direction, max_iterations, math, path)
+            if key not in makers:
+                makers[key] = (int(n), direction)
     f0 = path.value if seed is None else ex.total(ex.ewise(ex.mul, path.value, seed))
-    values: dict[int, Any] = {}  # each run's value, None where it has none at the point
-    for key, at in runs.items():
-        if at is not None:
-            value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
-            # a piece with no value at the point: its limits are the entry's own runs
-            values[key] = value if all(ex.is_finite(v) for v in ex.elements(value)) else None
-    # The entries decided here: both runs have a value at the point.
-    valued = np.array([key for key, v in values.items() if v is not None], dtype=np.int64)
-    mine = decided & np.isin(codes, valued) & np.isin(negated, valued)
-    # Each run's gradient, computed once and dropped when read (one at a time, not one per run
-    # held together): an entry that does not move a corner reads one slope of its run, the
-    # others their two sides.
-    out: list[Any] = [None] * len(comps)
     # Entry indices as int32 (a comparison has at most MAX_ENTRIES = 10**6): 4 bytes per entry, not 8.
-    alone = (np.flatnonzero(mine & still) if corners else np.empty(0, dtype=np.int64)).astype(np.int32)
-    sided = (np.flatnonzero(mine & ~still) if corners else np.flatnonzero(mine)).astype(np.int32)
-    slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
+    # The entries that may read a run: an entry that does not move a corner reads one slope of its
+    # run, the others their two sides; which of them are decided here is known once every run's
+    # value is (both of its runs have one).
+    alone = (np.flatnonzero(decided & still) if corners else np.empty(0, dtype=np.int64)).astype(np.int32)
+    sided = (np.flatnonzero(decided & ~still) if corners else np.flatnonzero(decided)).astype(np.int32)
     wanted = _wanted(codes, negated, alone, sided)
-    decisions = {key: at.decisions for key, at in runs.items() if at is not None}
-    for key, ns in wanted.items():
-        at = runs.pop(key)  # its values are not read again: each run freed once its gradient is read
-        assert at is not None
+    # Where the executed derivatives are given, each entry whose side is the executed object is a
+    # bit (`Overlay`), not a pointer to it in a list of 10^5 beside the executed row.
+    out: Any = Overlay(executed) if executed is not None and compact else [None] * len(comps)
+    slopes: dict[tuple[int, int], Any] = {}  # (entry, run) -> its derivative on that run, for the two-sided
+    values: dict[int, Any] = {}  # each run's value, None where it has none at the point
+    decisions: dict[int, Any] = {}
+    # Each run made, its gradient read and the run dropped before the next is made (one run and
+    # one gradient held at a time, not every run's steps held together).
+    for key, (n0, direction) in makers.items():
+        at = _forced_beside(lowered, point, comps[n0], direction, max_iterations, math, path)
+        if at is None:
+            continue
+        value = at.value if seed is None else ex.total(ex.ewise(ex.mul, at.value, seed))
+        # a piece with no value at the point: its limits are the entry's own runs
+        values[key] = value if all(ex.is_finite(v) for v in ex.elements(value)) else None
+        decisions[key] = at.decisions
+        if values[key] is None or key not in wanted:
+            continue
         # The seed given explicitly (the one `adjoints` takes for none): the run keeps no cache
         # of every step's adjoints, which held three runs' worth of a model's gradients at once.
         grads = at.gradient("math", seed if seed is not None else
                             ex.full(at.value.shape, ex.ONE) if ex.is_mat(at.value) else ex.ONE)
-        for n in _each(ns):
+        del at
+        for n in _each(wanted.pop(key)):
             k, idx = comps[n]
             g = grads[k] if idx is None else grads[k][idx]
             if corners and still[n]:
@@ -411,7 +421,14 @@ def _shared_sides(lowered: LoweredProgram, path: Path, point: dict[str, Any], co
                 out[n] = g if compact else SymbolicSide(g, "smooth", None, None)
             else:
                 slopes[(n, key)] = g
-        del grads, at
+        del grads
+    # The entries decided here: both runs have a value at the point; the others are left to
+    # their own runs.
+    valued = np.array([key for key, v in values.items() if v is not None], dtype=np.int64)
+    mine = decided & np.isin(codes, valued) & np.isin(negated, valued)
+    for n in np.flatnonzero(decided & ~mine).tolist():
+        out[n] = None
+    sided = sided[mine[sided]]
     for n in sided.tolist():
         right, left = int(codes[n]), int(negated[n])
         # A corner is continuous: both sides' values are the value at the point (only its slope

@@ -623,11 +623,22 @@ def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol:
     return same(a, exe, limit)  # type: ignore[arg-type]
 
 
+# The floats of a row handled at once: a model's row of 10^5 held no temporaries of its size
+# beside the table's (`_close`'s four, at the peak of a comparison's memory).
+CHUNK = 1 << 15
+
+
 def _close(autos: np.ndarray, exes: np.ndarray, rtol: float, tiny: float) -> np.ndarray:
     """`plainly_agrees`'s float half for a row: autograd's float finite and within the tolerance
     of the executed derivative's (NaN where either has none, which is never within it)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.abs(autos - exes) <= rtol * np.abs(exes) + tiny  # type: ignore[no-any-return]
+        if autos.size <= CHUNK:
+            return np.abs(autos - exes) <= rtol * np.abs(exes) + tiny  # type: ignore[no-any-return]
+        out = np.empty(autos.shape, dtype=bool)
+        for s in range(0, autos.size, CHUNK):
+            a, e = autos[s:s + CHUNK], exes[s:s + CHUNK]
+            out[s:s + CHUNK] = np.abs(a - e) <= rtol * np.abs(e) + tiny
+        return out
 
 
 def _float_of(v: Any) -> float:
@@ -678,11 +689,14 @@ def _each_auto(parts: Sequence[Any], chunk: int = 4096) -> Iterator[Any]:
             yield from part
 
 
-def _auto_floats(parts: Sequence[Any]) -> np.ndarray:
-    """autograd's floats for the table: each value as a float64, NaN where it is not a float."""
-    return np.concatenate([part if isinstance(part, np.ndarray) else
-                           np.array([a if type(a) is float else math.nan for a in part], dtype=np.float64)
-                           for part in parts]) if parts else np.empty(0)
+def _auto_floats(parts: Sequence[Any], out: np.ndarray) -> None:
+    """autograd's floats written into the table's row `out`: each value as a float64, NaN where it
+    is not a float (each part where it goes, no array of the whole row beside it)."""
+    start = 0
+    for part in parts:
+        out[start:start + len(part)] = part if isinstance(part, np.ndarray) else \
+            np.array([a if type(a) is float else math.nan for a in part], dtype=np.float64)
+        start += len(part)
 
 
 def _whole(comps: Sequence[Component], start: int, stop: int, shape: tuple[int, ...]) -> bool:
@@ -731,8 +745,11 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
         helds = exact.sym.row(o) if isinstance(exact.sym, SidesPerEntry) else [exact.sym[(o, n)] for n in range(width)]
         row = slice(o * width, (o + 1) * width)
-        table.executed[row] = np.fromiter((_float_of(x) for x in exes), dtype=np.float64, count=width)
-        table.autograd[row] = _auto_floats(autos)
+        exe_floats = (_float_of(x) for x in exes)  # into the table a chunk at a time (no array of the row beside it)
+        for s in range(o * width, (o + 1) * width, CHUNK):
+            n = min(CHUNK, (o + 1) * width - s)
+            table.executed[s:s + n] = np.fromiter(exe_floats, dtype=np.float64, count=n)
+        _auto_floats(autos, table.autograd[row])
         closes = _close(table.autograd[row], table.executed[row], tol, tiny)
         for n, (held, exe, auto, close) in enumerate(zip(helds, exes, _each_auto(autos), _each_auto([closes]))):
             if plain and close and plainly_agrees(held, exe, auto, tol, tiny, close):

@@ -20,12 +20,14 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import torch
 
 from ..program import exact as ex
+from ..base.held import is_held
 from ..base.errors import POINT_TOO_LARGE, PRECISION, PrecisionError
 from ..base.errors import (POINT_NOT_FINITE, POINT_NOT_NUMBER, RANK_ONE, SHAPE, UNBOUND, PointError,
                      ShapeError, UnboundSymbolError)
 from ..sides.executed import Path, run
 from ..sides.ir import For, If, LoweredProgram, NoGrad, Step, While
 from ..sides.lowering import DTYPES, lower_with_inputs
+from ..sides.overlay import Overlay
 from ..sides.symbolic import SymbolicSide, symbolic_sides
 from .components import Component, Components, Parts
 
@@ -78,8 +80,12 @@ def _matrix_of(sym: sp.MatrixSymbol, raw: Any, dtype: str) -> np.ndarray:
         if arr.ndim == 1 and declared[1] == 1 and arr.shape[0] == declared[0]:
             raise ShapeError(RANK_ONE.format(symbol=sym, declared=declared, given=arr.shape))
         raise ShapeError(SHAPE.format(symbol=sym, declared=declared, given=arr.shape))
-    # rounded to the dtype as the tensor rounds it (float64: the floats themselves, a copy)
-    arr = arr.copy() if dtype == "float64" else torch.tensor(arr, dtype=DTYPES[dtype]).to(torch.float64).numpy()
+    # rounded to the dtype as the tensor rounds it (float64: the floats themselves, a copy, but for
+    # the floats a reading holds, which nothing changes: `base.held`)
+    if dtype != "float64":
+        arr = torch.tensor(arr, dtype=DTYPES[dtype]).to(torch.float64).numpy()
+    elif not is_held(arr):
+        arr = arr.copy()
     if not np.all(np.isfinite(arr)):
         raise PointError(POINT_NOT_FINITE.format(symbol=sym, value="a matrix with NaN or inf entries"))
     return arr
@@ -377,7 +383,7 @@ def _exact_at(lowered: LoweredProgram, point: dict[str, Any], comps: Sequence[Co
                     del grads
                     sides = symbolic_sides(lowered, path, point, comps, max_iterations, seed, compact=True, executed=row)
             exe.add_row(row)
-            sym.add_row(sides if isinstance(sides, list) else list(sides))
+            sym.add_row(sides if isinstance(sides, (list, Overlay)) else list(sides))
     return ExactSides(path, sym, exe, bits)
 
 
