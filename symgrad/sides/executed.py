@@ -43,7 +43,7 @@ from ..program.ops import OPS
 from ..program.elementwise import ElementVar
 from ..program.program import node_text, record_repr
 from ..program.rules import exact_eval
-from .run_plan import IfPlan, StepPlan, param_of, plan, relations as _relations
+from .run_plan import IfPlan, StepPlan, loop_bound, param_of, plan, relations as _relations
 from .ir import (
     Cond,
     Const,
@@ -431,7 +431,7 @@ class _Runner:
 
     def for_(self, s: For, body: Sequence[Any], var_read: bool = True) -> None:
         vals = [self.operand(b) for b in s.bounds]
-        ints = [_truncate(v) for v, _ in vals]
+        ints = [loop_bound(v) for v, _ in vals]
         tie = any(idx is not None and self.steps[idx].depends and ex.is_rational(v) and v.q == 1 for v, idx in vals)
         count = len(range(*ints))
         self.reads = tuple(idx for _, idx in vals if idx is not None)
@@ -610,14 +610,6 @@ def _at_element(rel: sp.Basic, idx: tuple[int, ...]) -> sp.Basic:
                 swap[s] = sp.Symbol(name[: -len(pattern)] + "[" + text + "]", real=True)
                 break
     return rel.xreplace(swap) if swap else rel
-
-
-def _truncate(v: ex.Exact) -> int:
-    """A loop bound rounded toward zero, as Python's range(int(b)) does."""
-    if ex.is_rational(v):
-        return int(v.trunc())
-    m = v.mid()
-    return int(m.floor().unique_fmpz()) if m >= 0 else -int((-m).floor().unique_fmpz())
 
 
 def _loop_limit(s: While | For, count: int, limit: int, r: _Runner, stuck: bool) -> LoopLimitError:

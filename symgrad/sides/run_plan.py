@@ -124,3 +124,11 @@ def relations(c: sp.Basic) -> list[sp.Basic]:
     for a in getattr(c, "args", ()):
         out += relations(a)
     return out
+
+
+def loop_bound(v: ex.Exact) -> int:
+    """A loop bound rounded toward zero, as Python's range(int(b)) does."""
+    if ex.is_rational(v):
+        return int(v.trunc())
+    m = v.mid()
+    return int(m.floor().unique_fmpz()) if m >= 0 else -int((-m).floor().unique_fmpz())
