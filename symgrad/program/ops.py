@@ -127,6 +127,8 @@ def logsumexp(a: Args) -> ex.Exact:
 
 def _nan_row(a: Args) -> bool:
     """Whether torch 2.13's (log_)softmax of the row `a` is NaN everywhere, forward and backward: a NaN, a +inf, or all -inf."""
+    if a and all(isinstance(u, flint.fmpq) or u.is_finite() for u in a):
+        return False  # every element finite (a rational, or a finite ball: no NaN): the common row, sooner
     infinite = [u for u in a if ex.is_nan(u) or not ex.is_finite(u)]
     return any(ex.is_nan(u) or ex.sign(u) > 0 for u in infinite) or len(infinite) == len(a)
 

@@ -103,3 +103,24 @@ def test_the_vector_op_keeps_them_too() -> None:
         ball = ex.to_real(value[k, 0])
         mid, rad = (sp.Float(b.str(60, radius=False), 600) for b in (ball.mid(), ball.rad()))
         assert abs(truth - mid) <= rad * (1 + sp.Float(2)**-20) and truth != 0
+
+
+ROW = st.one_of(
+    FLOATS.map(ex.from_float),
+    FLOATS.map(lambda x: ex.to_real(ex.from_float(x)) / 3),
+    st.just(ex.NEG_ZERO),
+    st.integers(0, 3).map(lambda i: (ex.INF, ex.NEG_INF, ex.NAN, ex.INDETERMINATE)[i]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ROW, min_size=0, max_size=5))
+def test_a_nan_row_is_torchs(row: list[ex.Exact]) -> None:
+    # the definition, element by element: a NaN, a +inf, or every element infinite (all -inf)
+    infinite = [u for u in row if ex.is_nan(u) or not ex.is_finite(u)]
+    want = any(ex.is_nan(u) or ex.sign(u) > 0 for u in infinite) or len(infinite) == len(row)
+    assert ops._nan_row(row) == want
+    if row and all(ex.is_finite(u) for u in row):
+        assert not ops._nan_row(row)
+        floats = [ex.to_float(u) for u in row]
+        assert not any(math.isnan(v) for v in torch.log_softmax(torch.tensor(floats, dtype=torch.float64), 0).tolist())
