@@ -279,7 +279,13 @@ def _tensor(value: Any, rank1: bool, dtype: str = "float64") -> torch.Tensor:
     """A leaf tensor of `dtype` holding `value` (a float, nested lists, or a float64 array: its own
     copy, each value rounded to the dtype as `torch.tensor` rounds it)."""
     if isinstance(value, np.ndarray):
-        t = torch.from_numpy(value).to(DTYPES[dtype], copy=True)
+        # float64 kept float64: numpy's own copy, where it has the array's strides (torch's copy of
+        # a dense tensor keeps them), is the tensor's memory, without torch's copy through its dispatcher
+        own = value.copy(order="K") if dtype == "float64" and value.dtype == np.float64 else None
+        t = torch.from_numpy(own) if own is not None and own.strides == value.strides else \
+            torch.from_numpy(value).to(DTYPES[dtype], copy=True)
+    elif type(value) is float and dtype == "float64":
+        t = torch.full((), value, dtype=torch.float64)  # the float itself (torch.tensor reads it as a sequence first)
     else:
         t = torch.tensor(value, dtype=DTYPES[dtype])
     if rank1:

@@ -184,10 +184,8 @@ def from_floats(a: np.ndarray) -> np.ndarray:
     over the floats, no Python call per element)."""
     flat = np.asarray(a, dtype=np.float64).ravel()
     out = np.empty(flat.size, dtype=object)
-    out[:] = [fmpq(*x.as_integer_ratio()) for x in flat.tolist()]
-    negative_zero = (flat == 0) & np.signbit(flat)
-    if negative_zero.any():
-        out[negative_zero] = NEG_ZERO
+    # (a zero's sign read in the same pass: no mask arrays, each a numpy call on a cold cache)
+    out[:] = [fmpq(*x.as_integer_ratio()) if x or math.copysign(1.0, x) > 0 else NEG_ZERO for x in flat.tolist()]
     return out.reshape(np.shape(a))
 
 

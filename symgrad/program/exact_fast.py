@@ -109,10 +109,15 @@ def _folded(op: str, vals: Sequence[Any], param: Any, shape: tuple[int, ...]) ->
             total = (_ADD if s > 0 else _SUB)(total, v)
         return _matrix(total, shape), tuple(_constant(shape, ex.Q(s)) for s in signs)
     if op == "mul":
+        one = type(param) is fmpq and param == 1
+
         def product(factors: Sequence[Any]) -> Any:
             out: Any = param
-            for v in factors:
-                out = _MUL(out, v)
+            for j, v in enumerate(factors):
+                # 1 * v is v itself where v is a matrix of plain rationals that stay rationals
+                # (`ex.mul`: a zero's sign is its own, and `norm` keeps each): a copy, no call per element
+                out = v.copy() if j == 0 and one and isinstance(v, np.ndarray) and _plain(v) and \
+                    _kept(v) is not None else _MUL(out, v)
             return _matrix(out, shape)
         return product(vals), tuple(product([v for j, v in enumerate(vals) if j != i]) for i in range(len(vals)))
     if op == "pow_int" and isinstance(param, int) and isinstance(vals[0], np.ndarray):

@@ -89,6 +89,9 @@ class Op:
     # the value the op saturates at, that formula keeps none of the slope's digits. The executed
     # path keeps such a step's arguments, so the verdict can say so.
     reads_result: str = ""
+    # A matrix op whose backward reads what its forward found (log_softmax: each softmax's
+    # exponentials): (args, param) -> (value, what `vjp` is given as its value argument).
+    kept: Callable[[Args, Any], tuple[Any, Any]] | None = None
 
 
 # --------------------------------------------------------------------------- exact helpers
@@ -129,6 +132,8 @@ def logsumexp(a: Args) -> ex.Exact:
 
 def _nan_row(a: Args) -> bool:
     """Whether torch 2.13's (log_)softmax of the row `a` is NaN everywhere, forward and backward: a NaN, a +inf, or all -inf."""
+    if a and all(isinstance(u, flint.fmpq) or u.is_finite() for u in a):
+        return False  # every element finite (a rational, or a finite ball: no NaN): the common row, sooner
     infinite = [u for u in a if ex.is_nan(u) or not ex.is_finite(u)]
     return any(ex.is_nan(u) or ex.sign(u) > 0 for u in infinite) or len(infinite) == len(a)
 
@@ -209,6 +214,11 @@ def softmax_weights(a: Args) -> list[ex.Exact]:
         return [ex.NAN for _ in a]
     terms: dict[int, ex.Exact] = {}
     m, k, rest = _largest(a, terms)
+    return _weights(a, m, k, rest, terms)
+
+
+def _weights(a: Args, m: ex.Exact, k: int, rest: ex.Exact, terms: dict[int, ex.Exact]) -> list[ex.Exact]:
+    """softmax_weights(a) from what `_largest(a, terms)` found: exp(u_j - m)/(1 + rest)."""
     scale = ex.add(ex.ONE, rest)
     return [ex.div(exp(ex.sub(u, m)) if j == k else terms[j], scale) for j, u in enumerate(a)]
 
@@ -799,15 +809,52 @@ def _softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[An
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class KeptRows:
+    """A log_softmax's value and, per softmax, what its forward's `_largest` found (the largest
+    argument's index, 1 + ... less one: `rest`, each other exp(u_j - m)), None for a NaN row: its
+    backward's weights exp(result_j) = softmax_weights are made from them, the same numbers, instead of
+    every exponential computed again (`Op.kept`)."""
+
+    value: Any
+    rows: tuple[tuple[ex.Exact, int, ex.Exact, dict[int, ex.Exact]] | None, ...]
+
+
+def _log_softmax_kept(a: Args, p: tuple[Any, ...]) -> tuple[Any, KeptRows]:
+    """`_softmax_matrix(a, p, log=True)` (the same numbers: `log_softmax_all` per softmax), and what it found."""
+    out: list[ex.Exact] = list(a)
+    rows: list[tuple[ex.Exact, int, ex.Exact, dict[int, ex.Exact]] | None] = []
+    for group in softmax_groups(p):
+        values = [a[k] for k in group]
+        if _nan_row(values):
+            result, found = [ex.NAN for _ in values], None
+        else:
+            terms: dict[int, ex.Exact] = {}
+            m, top, rest = _largest(values, terms)
+            total = log1p(rest)
+            result, found = [ex.sub(ex.sub(u, m), total) for u in values], (m, top, rest, terms)
+        for k, r in zip(group, result):
+            out[k] = r
+        rows.append(found)
+    value = _stack(out, p[:2])
+    return value, KeptRows(value, tuple(rows))
+
+
 def _log_softmax_vector_vjp(a: Args, v: Any, p: tuple[Any, ...], g: Any) -> tuple[Any, ...]:
-    """torch's _log_softmax_backward_data, per softmax: g_j - exp(result_j) sum_k g_k."""
+    """torch's _log_softmax_backward_data, per softmax: g_j - exp(result_j) sum_k g_k (exp(result_j)
+    is softmax_weights' s_j, made from the forward's `KeptRows` where `v` is one)."""
     gs = list(g.flat)
     out: list[ex.Exact] = list(gs)
-    for group in softmax_groups(p):
+    kept = v.rows if isinstance(v, KeptRows) else None
+    for r, group in enumerate(softmax_groups(p)):
         total: ex.Exact = Z
         for k in group:
             total = ex.add(total, gs[k])
-        for k, sk in zip(group, softmax_weights([a[k] for k in group])):
+        values = [a[k] for k in group]
+        found = kept[r] if kept is not None else None
+        weights = softmax_weights(values) if kept is None else \
+            [ex.NAN for _ in values] if found is None else _weights(values, *found)
+        for k, sk in zip(group, weights):
             out[k] = ex.sub(gs[k], ex.mul(sk, total))
     return tuple(out)
 
@@ -895,12 +942,12 @@ _MATRIX_OPS: tuple[Op, ...] = (
        lambda a, p: _softmax_matrix(a, p, log=False), _no_partials, vjp=_softmax_vector_vjp),
     Op("log_softmax_vector", "torch.log_softmax(torch.stack([{0}, ...]), 0).reshape({c}), or "
        "torch.log_softmax(torch.stack([{0}, ...]).reshape(m, n), dim)",
-       lambda a, p: _softmax_matrix(a, p, log=True), _no_partials, vjp=_log_softmax_vector_vjp),
+       lambda a, p: _softmax_matrix(a, p, log=True), _no_partials, vjp=_log_softmax_vector_vjp, kept=_log_softmax_kept),
     # The same of a matrix the program already holds (its elements in order): torch.softmax(M, dim).
     Op("softmax_of", "torch.softmax({0}, dim)", lambda a, p: _softmax_matrix(list(a[0].flat), p, log=False),
        _no_partials, vjp=_softmax_of_vjp(log=False)),
     Op("log_softmax_of", "torch.log_softmax({0}, dim)", lambda a, p: _softmax_matrix(list(a[0].flat), p, log=True),
-       _no_partials, vjp=_softmax_of_vjp(log=True)),
+       _no_partials, vjp=_softmax_of_vjp(log=True), kept=lambda a, p: _log_softmax_kept(list(a[0].flat), p)),
 )
 
 

@@ -528,9 +528,9 @@ class _Runner:
                 vals[0] = ex.full(ex.shape_of(*(self.steps[self.env[n]].value for _, n in s.cond.names)), vals[0])
         vjp = None
         if op.vjp is not None:
-            value = op.value(vals, param)
+            value, kept = op.kept(vals, param) if op.kept is not None else (op.value(vals, param), None)
             partials: tuple[Any, ...] = ()
-            vjp = functools.partial(op.vjp, tuple(vals), value, param)
+            vjp = functools.partial(op.vjp, tuple(vals), value if kept is None else kept, param)
             if op.piece is not None:  # a fused matrix op's corners (cdist's zero distances): one piece per site
                 pieces = op.piece(vals, param)
                 taken = self.decide("piece", s.node, s.line, pieces, any(p is None for p in pieces), step=len(self.steps))

@@ -418,7 +418,7 @@ def compare_reading(reading: Reading, **options: Any) -> Comparison:
     with named_draws(reading.draws, reading.constants):  # each draw named in the generated program (`rand_1`), citing its line
         c = _compare_expression(function, point, branches=reading.branches, dtype=dtype,
                                 separate=reading.returned is not None, prerun=reading.fidelity.run, **options)
-    c = with_fields(cite(c, reading.origins), title=title(reading.fn),
+    c = with_fields(cite(c, reading.origins), title=Later(title, reading.fn),  # written when a report reads it
                     point=Later(declared_order, c.__dict__["point"], names))  # the signature's order
     if reading.returned is not None:  # a returned tuple: its values in order are the output
         c = with_fields(c, outputs=reading.returned.labels, returned=reading.returned.sentence())
@@ -626,6 +626,25 @@ def plainly_agrees(sym: SymbolicSide | ex.Exact, exe: ex.Exact, auto: Any, rtol:
 # The floats of a row handled at once: a model's row of 10^5 held no temporaries of its size
 # beside the table's (`_close`'s four, at the peak of a comparison's memory).
 CHUNK = 1 << 15
+# A row of at most this many entries is read in plain Python (`_row_floats`).
+SMALL_ROW: Final = 64
+
+
+def _row_floats(exes: Sequence[Any], autos: Sequence[Any], width: int, rtol: float,
+                tiny: float) -> tuple[Any, Any, Iterable[Any]]:
+    """One row's executed derivatives as floats, autograd's floats (NaN where it has no float:
+    `_auto_floats`) and whether each pair is close (`_close`). A row of at most `SMALL_ROW`
+    entries in plain Python, one entry at a time: the same float64 operations, without a numpy
+    call (each costs tens of microseconds on a cold cache, as a check's first touch is).
+    (`_assemble` fills a larger row into its table a chunk at a time instead.)"""
+    if width > SMALL_ROW:
+        executed = np.fromiter((_float_of(x) for x in exes), dtype=np.float64, count=width)
+        autograd = np.empty(width, dtype=np.float64)
+        _auto_floats(autos, autograd)
+        return executed, autograd, _each_auto([_close(autograd, executed, rtol, tiny)])
+    executed_f = [_float_of(x) for x in exes]
+    autograd_f = [a if type(a) is float else math.nan for a in _each_auto(autos)]
+    return executed_f, autograd_f, [abs(a - e) <= rtol * abs(e) + tiny for a, e in zip(autograd_f, executed_f)]
 
 
 def _close(autos: np.ndarray, exes: np.ndarray, rtol: float, tiny: float) -> np.ndarray:
@@ -745,13 +764,16 @@ def _assemble(lowered: LoweredProgram, exact: ExactSides, run_: ag.AutogradRun, 
         # each side as held: a smooth one as its bare value (`SidesPerEntry`), not wrapped to be read
         helds = exact.sym.row(o) if isinstance(exact.sym, SidesPerEntry) else [exact.sym[(o, n)] for n in range(width)]
         row = slice(o * width, (o + 1) * width)
-        exe_floats = (_float_of(x) for x in exes)  # into the table a chunk at a time (no array of the row beside it)
-        for s in range(o * width, (o + 1) * width, CHUNK):
-            n = min(CHUNK, (o + 1) * width - s)
-            table.executed[s:s + n] = np.fromiter(exe_floats, dtype=np.float64, count=n)
-        _auto_floats(autos, table.autograd[row])
-        closes = _close(table.autograd[row], table.executed[row], tol, tiny)
-        for n, (held, exe, auto, close) in enumerate(zip(helds, exes, _each_auto(autos), _each_auto([closes]))):
+        if width <= SMALL_ROW:
+            table.executed[row], table.autograd[row], closes = _row_floats(exes, autos, width, tol, tiny)
+        else:
+            exe_floats = (_float_of(x) for x in exes)  # into the table a chunk at a time (no array of the row beside it)
+            for s in range(o * width, (o + 1) * width, CHUNK):
+                n = min(CHUNK, (o + 1) * width - s)
+                table.executed[s:s + n] = np.fromiter(exe_floats, dtype=np.float64, count=n)
+            _auto_floats(autos, table.autograd[row])
+            closes = _each_auto([_close(table.autograd[row], table.executed[row], tol, tiny)])
+        for n, (held, exe, auto, close) in enumerate(zip(helds, exes, _each_auto(autos), closes)):
             if plain and close and plainly_agrees(held, exe, auto, tol, tiny, close):
                 continue  # the table's code says agree; its Entry is built when read
             k, idx = comps[n]

@@ -262,7 +262,15 @@ def check_entries(lowered: LoweredProgram, comps: Sequence[Component], v: Any) -
 
 def exact_work(lowered: LoweredProgram) -> tuple[int, str]:
     """An estimate of the exact multiply-adds of one run of the program (each statement once, a
-    loop's body once), and the line that costs most."""
+    loop's body once), and the line that costs most: a property of the program alone (its
+    statements and its inputs' shapes), made once per lowered program and kept on it."""
+    kept = lowered.__dict__.get("_exact_work")
+    if kept is None:
+        kept = lowered.__dict__["_exact_work"] = _work(lowered)
+    return kept  # type: ignore[no-any-return]
+
+
+def _work(lowered: LoweredProgram) -> tuple[int, str]:
     shapes: dict[str, tuple[int, int]] = {}
     for name, sym in zip(lowered.inputs, lowered.normalized.inputs):
         if isinstance(sym, sp.MatrixSymbol):

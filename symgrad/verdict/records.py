@@ -323,7 +323,7 @@ class Comparison:
 # The fields compare() may give as `Later`s.
 for _name in ("wrt", "grad_symbolic", "one_sided", "grad_executed"):
     setattr(Entry, _name, Built(_name, exact=_name.startswith("grad_")))
-for _name in ("entries", "point", "value_exact"):
+for _name in ("entries", "point", "value_exact", "title"):
     setattr(Comparison, _name, Built(_name))
 
 
