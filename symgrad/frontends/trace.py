@@ -34,6 +34,7 @@ from sympy.codegen import ast as cg
 from ..base.errors import LoopLimitError, OptionError, PointError, TraceError, UnsupportedNodeError
 from ..base.held import hold
 from ..program import exact as ex
+from ..program.custom import CUSTOM_OP
 from ..program.extremes import MAX_VALUES
 from ..program.program import Vector, node_text
 from ..sides.batch import run_batch
@@ -41,6 +42,7 @@ from ..sides.executed import DEFAULT_MAX_ITERATIONS, run
 from ..sides import outputs
 from ..sides.autograd import torch_state
 from ..sides.loop_guard import ends_within
+from ..sides.ir import steps_of
 from ..sides.lowering import DTYPES, lower
 from . import custom_function  # also registers the reader of the user's torch.autograd.Function
 from . import modules as mods
@@ -372,6 +374,13 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
         t_tensors = [_tensor(values[n], n in rank1, dtype) for n in names]
         if torch.get_default_dtype() == DTYPES[dtype]:  # both backward passes in the same state: one engine call
             u, t = backward_both(ran_user, forward(translated, t_tensors, several))
+        elif not _runs_user_backward(lowered):
+            # torch's own backward formulas never read the default dtype (each takes its input's):
+            # only a user's torch.autograd.Function could. Without one, one engine call too, the
+            # translation's forward still made in the autograd side's default dtype.
+            with default_dtype(dtype):
+                ran_translated = forward(translated, t_tensors, several)
+            u, t = backward_both(ran_user, ran_translated)
         else:
             u = backward(ran_user)
             with default_dtype(dtype):  # its backward pass too, as the autograd side runs it
@@ -460,6 +469,14 @@ def _show_g(g: tuple[float, ...] | None) -> str:
     if g is None:
         return "none (no gradient)"
     return repr(g[0]) if len(g) == 1 else "(" + ", ".join(repr(v) for v in g) + ")"
+
+
+def _runs_user_backward(lowered: Any) -> bool:
+    """Whether the translation calls a user's torch.autograd.Function (found once per program)."""
+    kept = lowered.__dict__.get("_runs_user_backward")
+    if kept is None:
+        kept = lowered.__dict__["_runs_user_backward"] = any(s.op == CUSTOM_OP for s in steps_of(lowered.body))
+    return kept
 
 
 def _assignments(call: Any, tensors: list[torch.Tensor], code: Any) -> list[tuple[str, Any, int]]:
