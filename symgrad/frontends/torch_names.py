@@ -63,10 +63,12 @@ from .torch_cosine import COSINE_SPELLINGS
 from .torch_batch_norm import BATCH_NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
+from .torch_more2 import more2_spellings
 from .torch_sums import mean_of, sum_of
 from .torch_inits import INITS
 from .torch_values import (
     RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
+    MADE_FIRST,  # noqa: F401 - the source reader reads it as tn.MADE_FIRST
     Build,
     Spelling,
     as_scalar,
@@ -669,6 +671,7 @@ _SPELLINGS += BATCH_NORM_SPELLINGS  # F.batch_norm, as nn.BatchNorm1d reads (tor
 _SPELLINGS += MORE_SPELLINGS  # outer, prod, full_like, flip, roll, tril/triu, diag, trace, var_mean (torch_more)
 _SPELLINGS += LAYER_NORM_SPELLINGS  # F.layer_norm, as nn.LayerNorm reads (torch_layer_norm)
 _SPELLINGS += COSINE_SPELLINGS  # F.cosine_similarity (torch_cosine)
+_SPELLINGS += more2_spellings({s.name: s.build for s in _SPELLINGS})  # F.kl_div, cumprod, ... (torch_more2)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 

@@ -1,0 +1,85 @@
+"""More of the torch code people write on tensors (issue 20): `F.kl_div` read as torch 2.13
+composes it (aten/src/ATen/native/Loss.cpp: `xlogy(target, target) - target * input`, or
+`exp(target) * (target - input)` with log_target=True, then the reduction; torch's F divides
+the 'sum' by input.size(0) for 'batchmean'), each step the table's own row for the torch op
+torch calls, so that the translation runs the same torch ops in the same order.
+
+The rows join `torch_names.SPELLINGS` through `more2_spellings`, which is handed the builders
+of the rows already in the table by spelling (`"-"`, `"*"`, `"torch.xlogy"`, `"Tensor.sum"`),
+since this module sits below `torch_names`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ..base.errors import UnsupportedNodeError
+from ..program.activations import xlogy
+from .torch_shapes import torch_dims
+from .torch_values import MADE_FIRST, Build, Spelling, is_matrix
+
+_NN: Final = "torch.nn.functional."
+_KL_REDUCTIONS: Final = ("mean", "batchmean", "sum", "none")
+
+
+def _kl_div(b: Mapping[str, Build], a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """F.kl_div(input, target, size_average=None, reduce=None, reduction='mean', log_target=False)."""
+    names = ("input", "target", "size_average", "reduce", "reduction", "log_target")
+    unknown = set(k) - set(names)
+    if unknown or len(a) > len(names):
+        raise UnsupportedNodeError(
+            "`F.kl_div` is read as F.kl_div(input, target, reduction=..., log_target=...); this call has "
+            f"{', '.join(sorted(unknown)) or f'{len(a)} positional arguments'}.\nFix: pass only those arguments.")
+    given = {key: k.get(key, a[i] if len(a) > i else None) for i, key in enumerate(names)}
+    for key, fix in (("size_average", "reduction='mean' or reduction='sum'"), ("reduce", "reduction='none'")):
+        if given[key] is not None:
+            raise UnsupportedNodeError(f"`F.kl_div(..., {key}=...)` is not read (deprecated in torch too).\n"
+                                       f"Fix: use {fix}.")
+    x, t = given["input"], given["target"]
+    reduction = "mean" if given["reduction"] is None else given["reduction"]
+    log_target = given["log_target"]
+    if reduction not in _KL_REDUCTIONS:
+        raise UnsupportedNodeError(f"`F.kl_div(..., reduction={reduction!r})`: torch's reductions of kl_div are "
+                                   "'mean', 'batchmean', 'sum' and 'none'.\nFix: pass one of them.")
+    if log_target not in (None, False, True) and str(log_target) not in ("True", "False"):
+        raise UnsupportedNodeError(f"`F.kl_div(..., log_target={log_target!r})`: symgrad reads log_target as a "
+                                   "Python bool.\nFix: pass log_target=True or False.")
+    if x is None or t is None or is_matrix(x) != is_matrix(t) or (is_matrix(x) and torch_dims(x) != torch_dims(t)):
+        raise UnsupportedNodeError(
+            "`F.kl_div` is read with an input (log-probabilities) and a target of the same shape; here they are "
+            f"{torch_dims(x) if is_matrix(x) else 'a number'} and {torch_dims(t) if is_matrix(t) else 'a number'} "
+            "(torch broadcasts them into another loss).\nFix: give the target the input's shape.")
+    # torch's C++ makes the right operand first (its backward then runs the left one's first, which
+    # decides the order in which the target's gradients are added, and their rounding)
+    if str(log_target) == "True":  # torch: exp(target) * (target - input)
+        difference = b["-"]([t, x], {})
+        MADE_FIRST.set((*MADE_FIRST.get(), difference))
+        out = b["*"]([b["torch.exp"]([t], {}), difference], {})
+    else:  # torch: xlogy(target, target) - target * input
+        product = b["*"]([t, x], {})
+        MADE_FIRST.set((*MADE_FIRST.get(), product))
+        out = b["-"]([b["torch.xlogy"]([t, t], {}), product], {})
+    if reduction == "none":
+        return out
+    if reduction == "mean":
+        return b["Tensor.mean"]([out], {})
+    total = b["Tensor.sum"]([out], {})
+    dims = torch_dims(x)
+    if reduction == "batchmean" and dims:  # torch's F: the sum / input.size(0)
+        return b["/"]([total, dims[0]], {})
+    return total
+
+
+def more2_spellings(builders: Mapping[str, Build]) -> list[Spelling]:
+    """The rows of this module, composed of the table's rows `builders` (by spelling)."""
+
+    def bound(fn: Any) -> Build:
+        return lambda a, k: fn(builders, a, dict(k))
+
+    return [
+        Spelling(f"{_NN}kl_div", "function", xlogy, bound(_kl_div),
+                 "torch's composition: xlogy(t, t) - t*x (log_target=True: exp(t)*(t - x)), then 'mean', "
+                 "'sum', 'none', or 'batchmean' (the sum / x.size(0))"),
+    ]
+

@@ -1,0 +1,161 @@
+"""More torch code people write on tensors (issue 20): `F.kl_div` / `nn.KLDivLoss`, read as torch
+2.13 composes them.
+
+Ground truth: torch itself (forward value and autograd, bit for bit, float64 and float32: the
+fidelity check, and each entry's autograd value against `torch.autograd.grad` of the user's code),
+and `sympy.diff` of the mathematics written out here, evaluated at the tensors' exact binary values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sympy as sp
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import symgrad as sg
+from symgrad import Cause
+from tests.user_code import load_module, reads_like_torch
+
+DTYPES = [torch.float64, torch.float32]
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")  # torch's kl_div warning
+
+
+def exact(v: float) -> sp.Rational:
+    return sp.Rational(Fraction(v))
+
+
+def symbols(name: str, t: torch.Tensor) -> sp.Matrix:
+    rows, cols = (t.shape[0], 1) if t.ndim == 1 else tuple(t.shape)
+    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}[{i}, {j}]", real=True))
+
+
+def check_math(c: sg.Comparison, args: list[torch.Tensor], math: Callable[..., sp.Expr], names: str,
+               tol: str = "1e-25") -> None:
+    """Each entry's symbolic and executed values are sympy.diff of `math` at the exact point."""
+    mats = [symbols(n, a) for n, a in zip(names, args)]
+    f = math(*mats)
+    point = {s: exact(float(v)) for m, a in zip(mats, args) for s, v in zip(m, a.to(torch.float64).reshape(-1))}
+    for e, s in zip(c.entries, [s for m in mats for s in m]):
+        truth = sp.diff(f, s).subs(point)
+        for side in (e.grad_symbolic, e.grad_executed):
+            assert abs(sp.sympify(str(side)).evalf(40) - truth.evalf(40)) < sp.Float(tol), (str(e.wrt), side, truth)
+
+
+def user(tmp_path: Path, body: str, name: str = "f") -> Any:
+    """The user's function from a real file (its source is what symgrad reads)."""
+    source = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n" + body
+    return getattr(load_module(source, tmp_path), name)
+
+
+def quiet(fn: Any, args: list[torch.Tensor]) -> sg.Comparison:
+    with warnings.catch_warnings():  # torch warns of reduction='mean' of kl_div
+        warnings.simplefilter("ignore", UserWarning)
+        return reads_like_torch(fn, args)
+
+
+# ---------------------------------------------------------------- F.kl_div
+
+REDUCTIONS = ["mean", "batchmean", "sum", "none"]
+
+
+def _kl_math(reduction: str, log_target: bool, rows: int) -> Callable[..., sp.Expr]:
+    def math(x: sp.Matrix, t: sp.Matrix) -> sp.Expr:
+        terms = [sp.exp(b) * (b - a) if log_target else b * sp.log(b) - b * a for a, b in zip(x, t)]
+        total = sum(terms, sp.Integer(0))
+        return {"mean": total / len(terms), "batchmean": total / rows, "sum": total, "none": total}[reduction]
+
+    return math
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_of_a_matrix_is_torchs_composition(tmp_path: Path, dtype: torch.dtype, reduction: str,
+                                                    log_target: bool) -> None:
+    """F.kl_div(x, t): xlogy(t, t) - t*x (or exp(t)*(t - x)), reduced as torch reduces it ('batchmean':
+    the sum / x.size(0) = 2 rows), bit for bit with torch, exactly sympy.diff of the mathematics."""
+    tail = ".sum()" if reduction == "none" else ""
+    f = user(tmp_path, f"def f(x, t):\n    return F.kl_div(x, t, reduction={reduction!r}, log_target={log_target}){tail}\n")
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, dtype=dtype)
+    t = torch.rand(2, 3, dtype=dtype) + 0.1 if not log_target else torch.randn(2, 3, dtype=dtype)
+    c = quiet(f, [x, t])
+    assert all(e.cause is Cause.AGREE for e in c.entries), str(c)
+    check_math(c, [x, t], _kl_math(reduction, log_target, 2), "xt", "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(-3, 3), min_size=6, max_size=6), st.sampled_from(REDUCTIONS), st.booleans(),
+       st.sampled_from(DTYPES))
+def test_kl_div_of_softmaxes_reads_like_torch(tmp_path: Path, values: list[float], reduction: str, log_target: bool,
+                                             dtype: torch.dtype) -> None:
+    """The common use, KL of two softmaxes of the inputs (the target read three times: its gradients
+    added in the order torch's kernel made its uses, which the float32 'mean' shows in the last bit)."""
+    target = "p.log_softmax(0)" if log_target else "p.softmax(0)"
+    tail = ".sum()" if reduction == "none" else ""
+    f = user(tmp_path, f"def f(p, q):\n    return F.kl_div(q.log_softmax(0), {target}, reduction={reduction!r}, "
+                       f"log_target={log_target}){tail}\n")
+    p, q = torch.tensor(values[:3], dtype=dtype), torch.tensor(values[3:], dtype=dtype)
+    quiet(f, [p, q])
+
+
+def test_kl_div_float32_mean_adds_the_targets_gradients_in_torchs_order(tmp_path: Path) -> None:
+    """At this point torch's float32 gradient of p[1] differs in its last bit from the same
+    composition written as `(xlogy(t, t) - t*x).mean()`: torch's C++ makes `t * x` first."""
+    f = user(tmp_path, "def f(p, q):\n    return F.kl_div(q.log_softmax(0), p.softmax(0))\n")
+    torch.manual_seed(0)
+    p, q = torch.randn(3), torch.randn(3)
+    def naive(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        s = p.softmax(0)
+        return (torch.xlogy(s, s) - s * q.log_softmax(0)).mean()
+
+    leaves = [p.clone().requires_grad_(True), q.clone().requires_grad_(True)]
+    assert not torch.equal(torch.autograd.grad(naive(*leaves), leaves)[0], torch.autograd.grad(f(*leaves), leaves)[0])
+    quiet(f, [p, q])  # the translation: torch's bits
+
+
+def test_kl_div_at_a_zero_target_is_xlogy_0_0(tmp_path: Path) -> None:
+    """A target element exactly 0: torch's xlogy(0, 0) = 0, its value; the derivative of t*log(t) in t
+    does not exist there (log(t) + 1 -> -oo), and symgrad says so as a domain edge, not agree."""
+    f = user(tmp_path, "def f(x, t):\n    return F.kl_div(x, t, reduction='sum')\n")
+    x = torch.tensor([-1.0, -2.0, -0.5], dtype=torch.float64)
+    t = torch.tensor([0.5, 0.0, 0.5], dtype=torch.float64)
+    t_ = sg.trace(f, x, t)
+    assert t_.fidelity.ok, t_.fidelity.detail
+    c = t_.compare()
+    assert float(f(x, t)) == pytest.approx(2 * 0.5 * float(torch.log(torch.tensor(0.5))) + 0.5 + 0.25)
+    dx = [e for e in c.entries if str(e.wrt).startswith("x")]
+    assert [sp.Rational(str(e.grad_executed)) for e in dx] == [sp.Rational(-1, 2), 0, sp.Rational(-1, 2)]
+    zero = [e for e in c.entries if str(e.wrt) == "t[1, 0]" or str(e.wrt) == "t[1]"]
+    assert len(zero) == 1 and zero[0].cause is not Cause.AGREE, str(c)
+    # the other target elements: log(t) + 1 - x, exactly
+    for e in c.entries:
+        if str(e.wrt) in ("t[0]", "t[0, 0]"):
+            assert abs(sp.sympify(str(e.grad_symbolic)).evalf(30) - (sp.log(sp.Rational(1, 2)) + 2).evalf(30)) < 1e-25
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kl_div_loss_module(tmp_path: Path, dtype: torch.dtype) -> None:
+    """nn.KLDivLoss(reduction='batchmean', log_target=True) made inline and as a global: F.kl_div."""
+    f = user(tmp_path, "loss = nn.KLDivLoss(reduction='batchmean')\n\n"
+                       "def f(p, q):\n    return loss(F.log_softmax(q, 1), F.softmax(p, 1)) + "
+                       "nn.KLDivLoss(reduction='sum', log_target=True)(F.log_softmax(q, 1), F.log_softmax(p, 1))\n")
+    torch.manual_seed(1)
+    quiet(f, [torch.randn(2, 3, dtype=dtype), torch.randn(2, 3, dtype=dtype)])
+
+
+def test_kl_div_refuses_what_it_does_not_read(tmp_path: Path) -> None:
+    f = user(tmp_path, "def f(x, t):\n    return F.kl_div(x, t, reduction='max')\n")
+    with pytest.raises(sg.TraceError, match="'mean', 'batchmean', 'sum' and 'none'"):
+        sg.trace(f, torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64))
+    g = user(tmp_path, "def g(x, t):\n    return F.kl_div(x, t, size_average=False)\n", "g")
+    with pytest.raises(sg.TraceError, match="deprecated"):
+        sg.trace(g, torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64))
