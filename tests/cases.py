@@ -51,6 +51,7 @@ from symgrad.program.distances import cdist
 from symgrad.program.cosine import cos_sim
 from symgrad.program.layer_norm import layer_norm
 from symgrad.program.orders import order_at
+from symgrad.program.cumulative import cumprod
 from symgrad.program.products import einsum_dot, einsum_trace, einsum_vdot, prod, prod_along, vm_mean, vm_mean_along
 from symgrad.program.rules import exact_eval
 from symgrad.program.primitives import to_float32, to_float64, vector_norm
@@ -401,6 +402,10 @@ CASES: tuple[Case, ...] = (
                                                         pt("on-kink", x=0.5, y=0.5, z=2.0)),
          lambda x, y, z: torch.sort(torch.stack([x, y, z])).values[0],
          note="torch.sort(x).values[0]: the smallest, a tie a kink (the gradient to the index torch returns)"),
+    Case("fused_cumprod", cumprod(2, 0, 3, 1, 0, x, y, z), (pt("inside", x=0.5, y=-1.25, z=2.0),
+                                                           pt("inside", x=0.5, y=0.0, z=2.0)),
+         lambda x, y, z: torch.cumprod(torch.stack([x, y, z]), 0)[2],
+         note="element 2 of torch.cumprod of (x, y, z): x*y*z, a zero y included (torch's cumprod_backward)"),
     Case("fused_smooth_l1_loss", smooth_l1_loss(1, sp.Rational(1, 2), x, y, z, sp.Integer(0)),
          (pt("inside", x=0.5, y=-1.25, z=0.0), pt("inside", x=0.25, y=0.125, z=0.0)),
          lambda x, y, z: torch.nn.functional.smooth_l1_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)]),

@@ -1,4 +1,5 @@
-"""More of the torch code people write on tensors (issue 20): `F.kl_div` read as torch 2.13
+"""More of the torch code people write on tensors (issue 20): `torch.cumprod` (a fused node per
+element, `program/cumulative`, lowered to torch's own call), and `F.kl_div` read as torch 2.13
 composes it (aten/src/ATen/native/Loss.cpp: `xlogy(target, target) - target * input`, or
 `exp(target) * (target - input)` with log_target=True, then the reduction; torch's F divides
 the 'sum' by input.size(0) for 'batchmean'), each step the table's own row for the torch op
@@ -14,10 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
+
 from ..base.errors import UnsupportedNodeError
 from ..program.activations import xlogy
-from .torch_shapes import torch_dims
-from .torch_values import MADE_FIRST, Build, Spelling, is_matrix
+from ..program.cumulative import cumprod
+from .torch_shapes import made, torch_dims
+from .torch_values import MADE_FIRST, Build, Spelling, as_scalar, is_matrix, shape
 
 _NN: Final = "torch.nn.functional."
 _KL_REDUCTIONS: Final = ("mean", "batchmean", "sum", "none")
@@ -71,6 +76,36 @@ def _kl_div(b: Mapping[str, Build], a: Sequence[Any], k: dict[str, Any]) -> Any:
     return total
 
 
+def _cumprod(spelled: str) -> Build:
+    """`torch.cumprod(x, dim)` / `x.cumprod(dim)`: of a vector, or along a dim of a matrix, one fused
+    `cumprod` node per element (program/cumulative), the whole lowered to torch's own call."""
+
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if set(k) - {"dim", "input"} or len(a) > 2:
+            raise UnsupportedNodeError(f"`{spelled}` is read as {spelled}(x, dim); this call passes "
+                                       f"{', '.join(f'{key}=' for key in k) or f'{len(a)} arguments'} (`dtype=` casts "
+                                       "first).\nFix: pass the tensor and dim only; cast with `.double()` first.")
+        x = k.get("input", a[0] if a else None)
+        dim = k.get("dim", a[1] if len(a) > 1 else None)
+        dims = torch_dims(x) if is_matrix(x) else ()
+        rank = len(dims)
+        if isinstance(dim, sp.Integer):
+            dim = int(dim)
+        if isinstance(dim, bool) or not isinstance(dim, int) or not -max(rank, 1) <= dim < max(rank, 1):
+            raise UnsupportedNodeError(f"`{spelled}(..., dim={dim!r})`: a tensor of rank {rank} has the dims "
+                                       f"{list(range(-max(rank, 1), max(rank, 1)))} (torch raises otherwise).\n"
+                                       "Fix: pass dim=0 for a vector, or 0 (down each column) or 1 (along each row).")
+        if not rank:
+            return as_scalar(x)  # torch: the 0-d tensor itself
+        rows, cols = shape(x)  # type: ignore[misc]
+        d = 0 if rank == 1 else dim % 2
+        xs = [x[i, j] if isinstance(x, sp.MatrixBase) else MatrixElement(x, i, j) for i in range(rows) for j in range(cols)]
+        cells = [cumprod(i, j, rows, cols, d, *xs) for i in range(rows) for j in range(cols)]
+        return made(cells, list(dims))
+
+    return build
+
+
 def more2_spellings(builders: Mapping[str, Build]) -> list[Spelling]:
     """The rows of this module, composed of the table's rows `builders` (by spelling)."""
 
@@ -81,5 +116,9 @@ def more2_spellings(builders: Mapping[str, Build]) -> list[Spelling]:
         Spelling(f"{_NN}kl_div", "function", xlogy, bound(_kl_div),
                  "torch's composition: xlogy(t, t) - t*x (log_target=True: exp(t)*(t - x)), then 'mean', "
                  "'sum', 'none', or 'batchmean' (the sum / x.size(0))"),
+        Spelling("torch.cumprod", "function", cumprod, _cumprod("torch.cumprod"),
+                 "of a vector, or along dim 0 or 1 of a matrix: torch's own call (backward cumprod_backward, the "
+                 "product rule, zeros included)"),
+        Spelling("Tensor.cumprod", "method", cumprod, _cumprod("x.cumprod"), "as torch.cumprod"),
     ]
 

@@ -45,6 +45,7 @@ from . import products as pr
 from . import layer_norm as ln
 from . import cosine as cs
 from . import orders as od
+from . import cumulative as cu
 # The exact elementary functions (public here: the rules' exact values in rules.py use them too).
 from .exact_elementary import atan, cos, cosh, erf, exp, expm1, log1p, sin, sinh, tan, tanh  # noqa: F401
 from .primitives import SOFTPLUS_THRESHOLD
@@ -914,9 +915,10 @@ _CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lamb
                     convention="the user's own `backward`")
 # torch's batch norm, F.normalize (`normalization.py`) and torch.cdist (`distances.py`): one element of
 # each, and the whole matrix (a matrix op).
-_NORM_OPS: Final = tuple(Op(**fields) for fields in (*nm.OP_FIELDS, *dist.OP_FIELDS, *ln.OP_FIELDS, *cs.OP_FIELDS, *od.OP_FIELDS))
+_NORM_OPS: Final = tuple(Op(**fields) for fields in (*nm.OP_FIELDS, *dist.OP_FIELDS, *ln.OP_FIELDS, *cs.OP_FIELDS, *od.OP_FIELDS,
+                                                        *cu.OP_FIELDS))
 _NORM_MATRIX_OPS: Final = tuple(Op(**fields) for fields in (*nm.MATRIX_OP_FIELDS, *dist.MATRIX_OP_FIELDS,
-                                                               *ln.MATRIX_OP_FIELDS))
+                                                               *ln.MATRIX_OP_FIELDS, *cu.MATRIX_OP_FIELDS))
 OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM, *_NORM_OPS,
                                                      *_NORM_MATRIX_OPS)}
 MATRIX_OPS: Final = frozenset(op.name for op in (*_MATRIX_OPS, *_NORM_MATRIX_OPS))

@@ -159,3 +159,72 @@ def test_kl_div_refuses_what_it_does_not_read(tmp_path: Path) -> None:
     g = user(tmp_path, "def g(x, t):\n    return F.kl_div(x, t, size_average=False)\n", "g")
     with pytest.raises(sg.TraceError, match="deprecated"):
         sg.trace(g, torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- torch.cumprod
+
+
+def _cumprod_math(dim: int, weights: list[float] | None = None) -> Callable[..., sp.Expr]:
+    """sum_k w_k * y_k of the running products along dim (w = 1 without weights)."""
+    def math(x: sp.Matrix) -> sp.Expr:
+        lines = [list(x.row(i)) for i in range(x.rows)] if dim == 1 else [list(x.col(j)) for j in range(x.cols)]
+        ys = [sp.Mul(*line[:n + 1]) for line in lines for n in range(len(line))]
+        w = weights or [1.0] * len(ys)
+        return sum((sp.Rational(Fraction(c)) * y for c, y in zip(w, ys)), sp.Integer(0))
+
+    return math
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cumprod_of_a_vector(tmp_path: Path, dtype: torch.dtype) -> None:
+    """x.cumprod(0) is torch's own call: bit for bit with torch, exactly sympy.diff of the products."""
+    f = user(tmp_path, "def f(x):\n    return (x.cumprod(0) * torch.tensor([1.0, -2.0, 3.0, 0.5])).sum()\n")
+    torch.manual_seed(2)
+    x = torch.randn(4, dtype=dtype)
+    c = quiet(f, [x])
+    assert "torch.cumprod(x, 0)" in str(c)
+    check_math(c, [x], _cumprod_math(0, [1.0, -2.0, 3.0, 0.5]), "x", "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumprod_along_a_dim_of_a_matrix(tmp_path: Path, dtype: torch.dtype, dim: int) -> None:
+    f = user(tmp_path, f"def f(X):\n    return torch.cumprod(X, dim={dim}).sum()\n")
+    torch.manual_seed(5)
+    x = torch.randn(3, 4, dtype=dtype)
+    c = quiet(f, [x])
+    check_math(c, [x], _cumprod_math(dim % 2), "X", "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+def test_cumprod_at_zero_inputs_is_the_product_rule(tmp_path: Path) -> None:
+    """Where x has zeros torch's cumprod_backward takes its masked path (the first zero's own sum of
+    products, 0 after it): at x = (2, 0, 3, 0, 5) its gradient of sum(cumprod(x)) is exactly
+    sympy.diff's, (1, 8, 0, 0, 0): d/dx_1 = x_0 + x_0*x_2 + x_0*x_2*x_3 + ... = 2 + 6."""
+    f = user(tmp_path, "def f(x):\n    return x.cumprod(0).sum()\n")
+    x = torch.tensor([2.0, 0.0, 3.0, 0.0, 5.0], dtype=torch.float64)
+    c = quiet(f, [x])
+    assert [e.grad_autograd for e in c.entries] == [1.0, 8.0, 0.0, 0.0, 0.0]
+    assert all(e.cause is Cause.AGREE for e in c.entries)
+    check_math(c, [x], _cumprod_math(0), "x")
+    # one zero only: the gradient after it is not 0 at the zero itself
+    y = torch.tensor([0.5, -3.0, 0.0, 4.0], dtype=torch.float32)
+    c = quiet(f, [y])
+    check_math(c, [y], _cumprod_math(0), "x", "1e-12")
+    assert [e.grad_autograd for e in c.entries][2] == pytest.approx(0.5 * -3.0 * (1 + 4.0))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.just(0.0), st.floats(-2, 2)), min_size=6, max_size=6), st.sampled_from([0, 1]),
+       st.sampled_from(DTYPES))
+def test_cumprod_reads_like_torch_everywhere(tmp_path: Path, values: list[float], dim: int, dtype: torch.dtype) -> None:
+    f = user(tmp_path, f"def f(X):\n    return (X.cumprod({dim}) * X).sum()\n")
+    quiet(f, [torch.tensor(values, dtype=dtype).reshape(2, 3)])
+
+
+def test_cumprod_refuses_what_it_does_not_read(tmp_path: Path) -> None:
+    f = user(tmp_path, "def f(x):\n    return x.cumprod(0, dtype=torch.float64).sum()\n")
+    with pytest.raises(sg.TraceError, match="dtype="):
+        sg.trace(f, torch.randn(3, dtype=torch.float64))
+    g = user(tmp_path, "def g(x):\n    return x.cumprod(2).sum()\n", "g")
+    with pytest.raises(sg.TraceError, match="dims"):
+        sg.trace(g, torch.randn(3, dtype=torch.float64))
