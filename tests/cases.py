@@ -263,6 +263,10 @@ CASES: tuple[Case, ...] = (
          lambda x: torch.nn.functional.softplus(x),
          note="torch's fused softplus: at 1000 its slope is 1 (x itself above 20), where log(1 + exp(x)) overflows"),
     # torch's fused activations (issue 22, program/activations.py)
+    Case("softplus_beta", act.softplus_beta(x, sp.Float(2.0, 53), sp.Float(3.0, 53)),
+         (pt("inside", x=0.5), pt("inside", x=1.5), pt("inside", x=400.0)),
+         lambda x: torch.nn.functional.softplus(x, beta=2.0, threshold=3.0),
+         note="F.softplus(x, beta=2, threshold=3): at beta*x = 3 torch's slope is sigmoid(3), above it 1 (x itself)"),
     Case("gelu", act.gelu(x), (pt("inside", x=0.5), pt("inside", x=-3.0)), lambda x: torch.nn.functional.gelu(x)),
     Case("gelu_tanh", act.gelu_tanh(x), (pt("inside", x=0.5), pt("inside", x=-3.0)),
          lambda x: torch.nn.functional.gelu(x, approximate="tanh")),

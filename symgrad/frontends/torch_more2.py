@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..base.errors import UnsupportedNodeError
-from ..program.activations import xlogy
+from ..program.activations import softplus_beta, xlogy
 from ..program.cumulative import cumprod
 from .torch_shapes import made, torch_dims
 from .torch_values import MADE_FIRST, Build, Spelling, as_scalar, is_matrix, shape
@@ -74,6 +74,20 @@ def _kl_div(b: Mapping[str, Build], a: Sequence[Any], k: dict[str, Any]) -> Any:
     if reduction == "batchmean" and dims:  # torch's F: the sum / input.size(0)
         return b["/"]([total, dims[0]], {})
     return total
+
+
+def softplus_with(x: Any, beta: Any, threshold: Any) -> Any:
+    """`F.softplus(x, beta, threshold)` of a scalar, its parameters checked: numbers, beta > 0."""
+    for key, v in (("beta", beta), ("threshold", threshold)):
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) or (isinstance(v, sp.Basic) and v.is_number)) \
+                or not sp.sympify(v).is_finite:
+            raise UnsupportedNodeError(f"`F.softplus` is read with `{key}` a finite Python number; here it is {v!r}.\n"
+                                       f"Fix: pass `{key}` as a number literal, e.g. `F.softplus(x, beta=2.0)`.")
+    if not float(beta) > 0:
+        raise UnsupportedNodeError(f"`F.softplus(x, beta={float(beta)})`: symgrad reads beta > 0 (torch divides by beta; "
+                                   "log(1 + exp(beta*x))/beta of a negative beta is another function).\n"
+                                   "Fix: pass beta > 0, or write it out with torch ops.")
+    return softplus_beta(x, sp.Float(float(beta), 53), sp.Float(float(threshold), 53))
 
 
 def _cumprod(spelled: str) -> Build:

@@ -63,7 +63,7 @@ from .torch_cosine import COSINE_SPELLINGS
 from .torch_batch_norm import BATCH_NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
-from .torch_more2 import more2_spellings
+from .torch_more2 import more2_spellings, softplus_with
 from .torch_sums import mean_of, sum_of
 from .torch_inits import INITS
 from .torch_values import (
@@ -497,12 +497,8 @@ def _softplus(a: Sequence[Any], k: dict[str, Any]) -> Any:
     """torch.nn.functional.softplus(u) with torch's defaults (beta=1, threshold=20)."""
     beta = k.get("beta", a[1] if len(a) > 1 else 1)
     threshold = k.get("threshold", a[2] if len(a) > 2 else 20)
-    if beta != 1 or threshold != 20:
-        raise UnsupportedNodeError(
-            f"torch.nn.functional.softplus with beta={beta}, threshold={threshold} is not supported: symgrad's "
-            "softplus(x) is torch's default, beta=1 and threshold=20 (x itself above 20).\n"
-            "Fix: call softplus with its defaults, or write it out, e.g. `torch.log1p(torch.exp(beta * x)) / beta`."
-        )
+    if beta != 1 or threshold != 20:  # torch's same kernel with its parameters (program/activations.py)
+        return on_elements(lambda b, k2: softplus_with(as_scalar(b[0]), beta, threshold))(a[:1], {})
     return on_elements(lambda b, k2: softplus(as_scalar(b[0])))(a[:1], {})
 
 
@@ -542,7 +538,8 @@ def _along_vector(name: str, fn: type[sp.Function]) -> Build:
 
 
 _SPELLINGS.append(Spelling(f"{_NN}softplus", "function", softplus, _softplus,
-                           "beta=1 and threshold=20 only (torch's defaults): x itself above 20"))
+                           "x itself above 20 (beta=1, threshold=20); other beta > 0 and threshold: "
+                           "log1p(exp(beta*x))/beta, x itself where beta*x > threshold"))
 _SPELLINGS.append(Spelling("torch.logaddexp", "function", logaddexp, _scalar_only("logaddexp", logaddexp)))
 _SPELLINGS.append(Spelling("Tensor.logaddexp", "method", logaddexp, _scalar_only("logaddexp", logaddexp)))
 for _name, _fn4 in (("softmax", softmax), ("log_softmax", log_softmax)):

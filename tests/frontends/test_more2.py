@@ -228,3 +228,47 @@ def test_cumprod_refuses_what_it_does_not_read(tmp_path: Path) -> None:
     g = user(tmp_path, "def g(x):\n    return x.cumprod(2).sum()\n", "g")
     with pytest.raises(sg.TraceError, match="dims"):
         sg.trace(g, torch.randn(3, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- F.softplus(x, beta, threshold)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softplus_with_beta_below_the_threshold_is_the_mathematics(tmp_path: Path, dtype: torch.dtype) -> None:
+    """F.softplus(x, beta=2) (threshold 20): log(1 + exp(2x))/2, slope sigmoid(2x), bit for bit with torch."""
+    f = user(tmp_path, "def f(x):\n    return F.softplus(x, beta=2.0).sum()\n")
+    x = torch.tensor([-3.0, -0.5, 0.0, 0.75, 2.5], dtype=dtype)
+    c = quiet(f, [x])
+    assert all(e.cause is Cause.AGREE for e in c.entries), str(c)
+    check_math(c, [x], lambda m: sum((sp.log(1 + sp.exp(2 * v)) / 2 for v in m), sp.Integer(0)), "x",
+               "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+def test_softplus_with_beta_at_and_above_its_threshold(tmp_path: Path) -> None:
+    """beta*x exactly at the threshold: torch's kernel takes log1p (x > threshold is false), slope
+    sigmoid(beta*x), the mathematics' (agree); above it x itself, slope exactly 1 where the mathematics'
+    is sigmoid(beta*x): control flow, torch's shortcut, named."""
+    f = user(tmp_path, "def f(x):\n    return F.softplus(x, beta=2.0, threshold=3.0).sum()\n")
+    x = torch.tensor([1.5, 1.75], dtype=torch.float64)
+    c = quiet(f, [x])
+    at, above = c.entries
+    assert at.cause is Cause.AGREE and at.grad_autograd == pytest.approx(1 / (1 + float(torch.exp(torch.tensor(-3.0)))))
+    assert above.cause is Cause.CONTROL_FLOW and above.grad_autograd == 1.0 and sp.sympify(str(above.grad_executed)) == 1
+    truth = (1 / (1 + sp.exp(-sp.Rational(7, 2)))).evalf(30)
+    assert abs(sp.sympify(str(above.grad_symbolic)).evalf(30) - truth) < 1e-25
+    assert "threshold" in above.explanation
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(-30, 30), min_size=3, max_size=3), st.sampled_from([0.5, 2.0, 3.0]),
+       st.sampled_from([1.0, 20.0]), st.sampled_from(DTYPES))
+def test_softplus_with_parameters_reads_like_torch(tmp_path: Path, values: list[float], beta: float, threshold: float,
+                                                   dtype: torch.dtype) -> None:
+    f = user(tmp_path, f"def f(x):\n    return (F.softplus(x, {beta}, {threshold}) * x).sum()\n")
+    quiet(f, [torch.tensor(values, dtype=dtype)])
+
+
+def test_softplus_refuses_a_beta_it_does_not_read(tmp_path: Path) -> None:
+    f = user(tmp_path, "def f(x):\n    return F.softplus(x, beta=-1.0).sum()\n")
+    with pytest.raises(sg.TraceError, match="beta > 0"):
+        sg.trace(f, torch.randn(3, dtype=torch.float64))
