@@ -267,6 +267,8 @@ CASES: tuple[Case, ...] = (
          (pt("inside", x=0.5), pt("inside", x=1.5), pt("inside", x=400.0)),
          lambda x: torch.nn.functional.softplus(x, beta=2.0, threshold=3.0),
          note="F.softplus(x, beta=2, threshold=3): at beta*x = 3 torch's slope is sigmoid(3), above it 1 (x itself)"),
+    Case("mish", act.mish(x), (pt("inside", x=0.5), pt("inside", x=-3.0), pt("inside", x=30.0)),
+         lambda x: torch.nn.functional.mish(x), note="torch's fused mish, x*tanh(softplus(x))"),
     Case("gelu", act.gelu(x), (pt("inside", x=0.5), pt("inside", x=-3.0)), lambda x: torch.nn.functional.gelu(x)),
     Case("gelu_tanh", act.gelu_tanh(x), (pt("inside", x=0.5), pt("inside", x=-3.0)),
          lambda x: torch.nn.functional.gelu(x, approximate="tanh")),

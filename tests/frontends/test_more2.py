@@ -272,3 +272,29 @@ def test_softplus_refuses_a_beta_it_does_not_read(tmp_path: Path) -> None:
     f = user(tmp_path, "def f(x):\n    return F.softplus(x, beta=-1.0).sum()\n")
     with pytest.raises(sg.TraceError, match="beta > 0"):
         sg.trace(f, torch.randn(3, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- F.mish
+
+
+def _mish(v: sp.Expr) -> sp.Expr:
+    return v * sp.tanh(sp.log(1 + sp.exp(v)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mish_is_torchs_fused_kernel(tmp_path: Path, dtype: torch.dtype) -> None:
+    """F.mish(x): torch's own call, bit for bit; exactly sympy.diff of x*tanh(log(1 + exp(x)))."""
+    f = user(tmp_path, "def f(x):\n    return (F.mish(x) * x).sum()\n")
+    x = torch.tensor([-4.0, -0.75, 0.0, 0.5, 3.0], dtype=dtype)
+    c = quiet(f, [x])
+    assert all(e.cause is Cause.AGREE for e in c.entries), str(c)
+    assert "torch.nn.functional.mish(x)" in str(c)
+    check_math(c, [x], lambda m: sum((_mish(v) * v for v in m), sp.Integer(0)), "x",
+               "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(-40, 40), min_size=3, max_size=3), st.sampled_from(DTYPES))
+def test_mish_reads_like_torch(tmp_path: Path, values: list[float], dtype: torch.dtype) -> None:
+    f = user(tmp_path, "def f(x):\n    return F.mish(x).sum()\n")
+    quiet(f, [torch.tensor(values, dtype=dtype)])
