@@ -52,6 +52,7 @@ from symgrad.program.cosine import cos_sim
 from symgrad.program.layer_norm import layer_norm
 from symgrad.program.orders import order_at
 from symgrad.program.cumulative import cumprod
+from symgrad.program.gated import glu
 from symgrad.program.products import einsum_dot, einsum_trace, einsum_vdot, prod, prod_along, vm_mean, vm_mean_along
 from symgrad.program.rules import exact_eval
 from symgrad.program.primitives import to_float32, to_float64, vector_norm
@@ -408,6 +409,9 @@ CASES: tuple[Case, ...] = (
                                                         pt("on-kink", x=0.5, y=0.5, z=2.0)),
          lambda x, y, z: torch.sort(torch.stack([x, y, z])).values[0],
          note="torch.sort(x).values[0]: the smallest, a tie a kink (the gradient to the index torch returns)"),
+    Case("fused_glu", glu(0, 0, 1, 1, 0, x, y), (pt("inside", x=0.5, y=-1.25), pt("inside", x=-2.0, y=3.0)),
+         lambda x, y: torch.nn.functional.glu(torch.stack([x, y]), 0)[0],
+         note="F.glu of (x, y): x*sigmoid(y), torch's fused kernel and its glu_backward"),
     Case("fused_cumprod", cumprod(2, 0, 3, 1, 0, x, y, z), (pt("inside", x=0.5, y=-1.25, z=2.0),
                                                            pt("inside", x=0.5, y=0.0, z=2.0)),
          lambda x, y, z: torch.cumprod(torch.stack([x, y, z]), 0)[2],

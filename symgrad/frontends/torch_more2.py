@@ -21,6 +21,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from ..base.errors import UnsupportedNodeError
 from ..program.activations import softplus_beta, xlogy
 from ..program.cumulative import cumprod
+from ..program.gated import glu
 from .torch_shapes import made, torch_dims
 from .torch_values import MADE_FIRST, Build, Spelling, as_scalar, is_matrix, shape
 
@@ -120,6 +121,33 @@ def _cumprod(spelled: str) -> Build:
     return build
 
 
+def _glu(a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """`F.glu(x, dim=-1)`: a * sigmoid(b) of the two halves of x along dim, one fused `glu` node per element
+    of the result (program/gated), the whole lowered to torch's own call."""
+    if set(k) - {"dim", "input"} or len(a) > 2:
+        raise UnsupportedNodeError("`F.glu` is read as F.glu(x, dim).\nFix: pass the tensor and dim only.")
+    x = k.get("input", a[0] if a else None)
+    dim = k.get("dim", a[1] if len(a) > 1 else -1)
+    dims = torch_dims(x) if is_matrix(x) else ()
+    rank = len(dims)
+    if isinstance(dim, sp.Integer):
+        dim = int(dim)
+    if not rank or isinstance(dim, bool) or not isinstance(dim, int) or not -rank <= dim < rank:
+        raise UnsupportedNodeError(f"`F.glu(..., dim={dim!r})` of a tensor of rank {rank}: torch halves a tensor of "
+                                   f"rank >= 1 along one of its dims {list(range(-rank, rank))}.\nFix: pass a vector "
+                                   "or a matrix and one of its dims.")
+    rows, cols = shape(x)  # type: ignore[misc]
+    d = 0 if rank == 1 else dim % 2
+    length = rows if d == 0 else cols
+    if length % 2:
+        raise UnsupportedNodeError(f"`F.glu` halves dim {dim}, of odd length {length} here (torch raises).\n"
+                                   "Fix: give that dim an even length.")
+    r, c = (rows // 2, cols) if d == 0 else (rows, cols // 2)
+    xs = [x[i, j] if isinstance(x, sp.MatrixBase) else MatrixElement(x, i, j) for i in range(rows) for j in range(cols)]
+    cells = [glu(i, j, r, c, d, *xs) for i in range(r) for j in range(c)]
+    return made(cells, [r] if rank == 1 else [r, c])
+
+
 def more2_spellings(builders: Mapping[str, Build]) -> list[Spelling]:
     """The rows of this module, composed of the table's rows `builders` (by spelling)."""
 
@@ -134,5 +162,8 @@ def more2_spellings(builders: Mapping[str, Build]) -> list[Spelling]:
                  "of a vector, or along dim 0 or 1 of a matrix: torch's own call (backward cumprod_backward, the "
                  "product rule, zeros included)"),
         Spelling("Tensor.cumprod", "method", cumprod, _cumprod("x.cumprod"), "as torch.cumprod"),
+        Spelling(f"{_NN}glu", "function", glu, _glu,
+                 "a*sigmoid(b) of the two halves of a vector, or of a matrix along dim 0 or 1: torch's own fused call "
+                 "(its glu_backward's bits are not those of `a * torch.sigmoid(b)`)"),
     ]
 

@@ -298,3 +298,49 @@ def test_mish_is_torchs_fused_kernel(tmp_path: Path, dtype: torch.dtype) -> None
 def test_mish_reads_like_torch(tmp_path: Path, values: list[float], dtype: torch.dtype) -> None:
     f = user(tmp_path, "def f(x):\n    return F.mish(x).sum()\n")
     quiet(f, [torch.tensor(values, dtype=dtype)])
+
+
+# ---------------------------------------------------------------- F.glu
+
+
+def test_glu_composed_is_not_torchs_bits() -> None:
+    """Why F.glu is a fused op: autograd of `a * torch.sigmoid(b)` differs from torch's glu_backward."""
+    torch.manual_seed(0)
+    x = (torch.randn(6, dtype=torch.float64) * 3).requires_grad_(True)
+    g = torch.randn(3, dtype=torch.float64)
+    (fused,) = torch.autograd.grad(torch.nn.functional.glu(x, 0), x, g)
+    (composed,) = torch.autograd.grad(x[:3] * torch.sigmoid(x[3:]), x, g)
+    assert not torch.equal(fused, composed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("shape", "dim"), [((6,), 0), ((6,), -1), ((2, 6), 1), ((2, 6), -1), ((4, 3), 0)])
+def test_glu_is_torchs_fused_call(tmp_path: Path, dtype: torch.dtype, shape: tuple[int, ...], dim: int) -> None:
+    f = user(tmp_path, f"def f(x):\n    return (F.glu(x, {dim}) * F.glu(x, {dim})).sum()\n")
+    torch.manual_seed(4)
+    x = torch.randn(*shape, dtype=dtype) * 2
+    c = quiet(f, [x])
+    assert "torch.nn.functional.glu(x, " in str(c)
+    d = 0 if len(shape) == 1 else dim % 2
+
+    def squared(m: sp.Matrix) -> sp.Expr:
+        if d == 0:
+            a, b = m[: m.rows // 2, :], m[m.rows // 2:, :]
+        else:
+            a, b = m[:, : m.cols // 2], m[:, m.cols // 2:]
+        return sum(((u / (1 + sp.exp(-v))) ** 2 for u, v in zip(a, b)), sp.Integer(0))
+
+    check_math(c, [x], squared, "x", "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(-20, 20), min_size=8, max_size=8), st.sampled_from([0, 1]), st.sampled_from(DTYPES))
+def test_glu_reads_like_torch(tmp_path: Path, values: list[float], dim: int, dtype: torch.dtype) -> None:
+    f = user(tmp_path, f"def f(x):\n    return (F.glu(x, {dim}) * torch.tensor([[1.0, -2.0], [0.5, 3.0]])).sum()\n")
+    quiet(f, [torch.tensor(values, dtype=dtype).reshape(4, 2) if dim == 0 else torch.tensor(values, dtype=dtype).reshape(2, 4)])
+
+
+def test_glu_refuses_an_odd_dim(tmp_path: Path) -> None:
+    f = user(tmp_path, "def f(x):\n    return F.glu(x, 0).sum()\n")
+    with pytest.raises(sg.TraceError, match="odd length 5"):
+        sg.trace(f, torch.randn(5, dtype=torch.float64))
