@@ -22,6 +22,7 @@ from ..base.errors import UnsupportedNodeError
 from ..program.activations import softplus_beta, xlogy
 from ..program.cumulative import cumprod
 from ..program.gated import glu
+from ..program.primitives import vector_norm
 from .torch_shapes import made, torch_dims
 from .torch_values import MADE_FIRST, Build, Spelling, as_scalar, is_matrix, shape
 
@@ -148,6 +149,70 @@ def _glu(a: Sequence[Any], k: dict[str, Any]) -> Any:
     return made(cells, [r] if rank == 1 else [r, c])
 
 
+def _number(name: str, key: str, v: Any) -> float:
+    if isinstance(v, bool) or not (isinstance(v, (int, float)) or (isinstance(v, sp.Basic) and v.is_number)) \
+            or not sp.sympify(v).is_finite:
+        raise UnsupportedNodeError(f"`F.{name}` is read with `{key}` a finite Python number; here it is {v!r}.\n"
+                                   f"Fix: pass `{key}` as a number literal.")
+    return float(v)
+
+
+def _distance(b: Mapping[str, Build], name: str, x1: Any, x2: Any, p: Any, eps: Any) -> Any:
+    """torch's pairwise_distance (Distance.cpp): norm(x1 - x2 + eps, p, dim=-1), one 2-norm per row."""
+    if _number(name, "p", p) != 2:
+        raise UnsupportedNodeError(f"`F.{name}(..., p={p})`: symgrad reads the 2-norm only (p=2).\n"
+                                   "Fix: pass p=2, or write the distance out with torch ops.")
+    dims = [torch_dims(v) if is_matrix(v) else () for v in (x1, x2)]
+    if not dims[0] or dims[0] != dims[1] or len(dims[0]) > 2:
+        raise UnsupportedNodeError(
+            f"`F.{name}` is read of two vectors or two (n, D) matrices of one shape; here the shapes are "
+            f"{dims[0]} and {dims[1]} (torch broadcasts them; symgrad does not here).\nFix: give both the same shape.")
+    shifted = b["+"]([b["-"]([x1, x2], {}), sp.Float(_number(name, "eps", eps), 53)], {})
+    rows, cols = shape(x1)  # type: ignore[misc]
+    if len(dims[0]) == 1:
+        return vector_norm(*[MatrixElement(shifted, i, 0) for i in range(rows)])
+    return made([vector_norm(*[MatrixElement(shifted, i, j) for j in range(cols)]) for i in range(rows)], [rows])
+
+
+def _pairwise_distance(b: Mapping[str, Build], a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """F.pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False)."""
+    names = ("x1", "x2", "p", "eps", "keepdim")
+    if set(k) - set(names) or len(a) > len(names):
+        raise UnsupportedNodeError("`F.pairwise_distance` is read as F.pairwise_distance(x1, x2, p=2.0, eps=1e-6).\n"
+                                   "Fix: pass only those arguments.")
+    given = {"p": 2.0, "eps": 1e-6, "keepdim": False, **dict(zip(names, a)), **k}
+    if given["keepdim"] not in (False, sp.false, 0):
+        raise UnsupportedNodeError("`F.pairwise_distance(..., keepdim=True)` is not read.\n"
+                                   "Fix: leave keepdim out and write `.unsqueeze(-1)` after it.")
+    return _distance(b, "pairwise_distance", given.get("x1"), given.get("x2"), given["p"], given["eps"])
+
+
+def _triplet_margin_loss(b: Mapping[str, Build], a: Sequence[Any], k: dict[str, Any]) -> Any:
+    """F.triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+    reduction='mean'), as torch's Loss.cpp composes it: clamp_min(margin + d(a, p) - d(a, n), 0), reduced."""
+    names = ("anchor", "positive", "negative", "margin", "p", "eps", "swap", "size_average", "reduce", "reduction")
+    if set(k) - set(names) or len(a) > len(names):
+        raise UnsupportedNodeError("`F.triplet_margin_loss` is read as F.triplet_margin_loss(anchor, positive, "
+                                   "negative, margin=1.0, p=2, eps=1e-6, reduction='mean').\nFix: pass only those.")
+    given = {"margin": 1.0, "p": 2.0, "eps": 1e-6, "swap": False, "reduction": "mean", **dict(zip(names, a)), **k}
+    if given["swap"] not in (False, sp.false, 0) or given.get("size_average") is not None \
+            or given.get("reduce") is not None:
+        raise UnsupportedNodeError("`F.triplet_margin_loss` with swap=True (or the deprecated size_average=, reduce=) "
+                                   "is not read.\nFix: leave them out (use reduction=).")
+    reduction = given["reduction"]
+    if reduction not in ("mean", "sum", "none"):
+        raise UnsupportedNodeError(f"`F.triplet_margin_loss(..., reduction={reduction!r})`: torch's reductions are "
+                                   "'mean', 'sum' and 'none'.\nFix: pass one of them.")
+    anchor, pos, neg = given.get("anchor"), given.get("positive"), given.get("negative")
+    d_pos = _distance(b, "triplet_margin_loss", anchor, pos, given["p"], given["eps"])
+    d_neg = _distance(b, "triplet_margin_loss", anchor, neg, given["p"], given["eps"])
+    margin = sp.Float(_number("triplet_margin_loss", "margin", given["margin"]), 53)
+    out = b["torch.clamp"]([b["-"]([b["+"]([d_pos, margin], {}), d_neg], {})], {"min": sp.Integer(0)})
+    if reduction == "none" or not is_matrix(out):
+        return out
+    return b["Tensor.mean" if reduction == "mean" else "Tensor.sum"]([out], {})
+
+
 def more2_spellings(builders: Mapping[str, Build]) -> list[Spelling]:
     """The rows of this module, composed of the table's rows `builders` (by spelling)."""
 
@@ -162,6 +227,12 @@ def more2_spellings(builders: Mapping[str, Build]) -> list[Spelling]:
                  "of a vector, or along dim 0 or 1 of a matrix: torch's own call (backward cumprod_backward, the "
                  "product rule, zeros included)"),
         Spelling("Tensor.cumprod", "method", cumprod, _cumprod("x.cumprod"), "as torch.cumprod"),
+        Spelling(f"{_NN}pairwise_distance", "function", vector_norm, bound(_pairwise_distance),
+                 "torch's composition: the 2-norm of x1 - x2 + eps along the last dim (one per row of (n, D) "
+                 "matrices), torch's own norm kernel (p=2 only)"),
+        Spelling(f"{_NN}triplet_margin_loss", "function", sp.Max, bound(_triplet_margin_loss),
+                 "torch's composition: clamp_min(margin + d(a, p) - d(a, n), 0) with d pairwise_distance (p=2), then "
+                 "'mean', 'sum' or 'none' (no swap)"),
         Spelling(f"{_NN}glu", "function", glu, _glu,
                  "a*sigmoid(b) of the two halves of a vector, or of a matrix along dim 0 or 1: torch's own fused call "
                  "(its glu_backward's bits are not those of `a * torch.sigmoid(b)`)"),

@@ -344,3 +344,71 @@ def test_glu_refuses_an_odd_dim(tmp_path: Path) -> None:
     f = user(tmp_path, "def f(x):\n    return F.glu(x, 0).sum()\n")
     with pytest.raises(sg.TraceError, match="odd length 5"):
         sg.trace(f, torch.randn(5, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- F.pairwise_distance, F.triplet_margin_loss
+
+
+def _dist(u: sp.Matrix, v: sp.Matrix, eps: sp.Expr) -> sp.Expr:
+    return sp.sqrt(sum(((s - t + eps) ** 2 for s, t in zip(u, v)), sp.Integer(0)))
+
+
+EPS = sp.Rational(Fraction(1e-6))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3,), (2, 3)])
+def test_pairwise_distance_is_torchs_composition(tmp_path: Path, dtype: torch.dtype, shape: tuple[int, ...]) -> None:
+    """norm(x1 - x2 + eps) along the last dim (Distance.cpp), bit for bit; exactly sympy.diff of it."""
+    f = user(tmp_path, "def f(x, y):\n    return (F.pairwise_distance(x, y) * 3.0).sum()\n")
+    torch.manual_seed(7)
+    x, y = torch.randn(*shape, dtype=dtype), torch.randn(*shape, dtype=dtype)
+    c = quiet(f, [x, y])
+
+    def math(m: sp.Matrix, n: sp.Matrix) -> sp.Expr:
+        rows = [(m.row(i), n.row(i)) for i in range(m.rows)] if len(shape) == 2 else [(m, n)]
+        return 3 * sum((_dist(u, v, EPS) for u, v in rows), sp.Integer(0))
+
+    check_math(c, [x, y], math, "xy", "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_triplet_margin_loss_is_torchs_composition(tmp_path: Path, dtype: torch.dtype, reduction: str) -> None:
+    """clamp_min(margin + d(a, p) - d(a, n), 0) reduced (Loss.cpp), bit for bit with torch; exactly
+    sympy.diff of the rows (both positive here)."""
+    tail = ".sum()" if reduction == "none" else ""
+    f = user(tmp_path, f"def f(a, p, n):\n    return F.triplet_margin_loss(a, p, n, margin=2.0, reduction={reduction!r}){tail}\n")
+    a = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.25, -0.5]], dtype=dtype)
+    p = torch.tensor([[0.75, -0.5, 1.0], [1.5, 0.0, -0.25]], dtype=dtype)
+    n = torch.tensor([[0.0, -1.5, 2.5], [2.0, 1.0, -1.0]], dtype=dtype)
+    c = quiet(f, [a, p, n])
+
+    def math(ma: sp.Matrix, mp: sp.Matrix, mn: sp.Matrix) -> sp.Expr:
+        rows = sum((2 + _dist(ma.row(i), mp.row(i), EPS) - _dist(ma.row(i), mn.row(i), EPS) for i in range(2)),
+                   sp.Integer(0))
+        return rows / 2 if reduction == "mean" else rows
+
+    check_math(c, [a, p, n], math, "apn", "1e-12" if dtype == torch.float32 else "1e-25")
+
+
+def test_triplet_margin_loss_clamped_to_zero(tmp_path: Path) -> None:
+    """One triplet whose loss is clamped to 0: torch's clamp_min passes no gradient, every entry 0 (agree)."""
+    f = user(tmp_path, "def f(a, p, n):\n    return F.triplet_margin_loss(a, p, n)\n")
+    a = torch.tensor([[0.5, -1.0, 2.0]], dtype=torch.float64)
+    c = quiet(f, [a, a + 0.25, a - 3.0])
+    assert all(e.grad_autograd == 0 and e.cause is Cause.AGREE for e in c.entries), str(c)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(-3, 3), min_size=12, max_size=12), st.sampled_from(DTYPES))
+def test_pairwise_distance_reads_like_torch(tmp_path: Path, values: list[float], dtype: torch.dtype) -> None:
+    f = user(tmp_path, "def f(x, y):\n    return F.pairwise_distance(x, y).sum()\n")
+    t = torch.tensor(values, dtype=dtype)
+    quiet(f, [t[:6].reshape(2, 3), t[6:].reshape(2, 3)])
+
+
+def test_pairwise_distance_refuses_other_norms(tmp_path: Path) -> None:
+    f = user(tmp_path, "def f(x, y):\n    return F.pairwise_distance(x, y, p=1.0).sum()\n")
+    with pytest.raises(sg.TraceError, match="2-norm only"):
+        sg.trace(f, torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64))
