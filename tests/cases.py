@@ -51,6 +51,8 @@ from symgrad.program.distances import cdist
 from symgrad.program.cosine import cos_sim
 from symgrad.program.layer_norm import layer_norm
 from symgrad.program.orders import order_at
+from symgrad.program.cumulative import cumprod
+from symgrad.program.gated import glu
 from symgrad.program.products import einsum_dot, einsum_trace, einsum_vdot, prod, prod_along, vm_mean, vm_mean_along
 from symgrad.program.rules import exact_eval
 from symgrad.program.primitives import to_float32, to_float64, vector_norm
@@ -262,6 +264,12 @@ CASES: tuple[Case, ...] = (
          lambda x: torch.nn.functional.softplus(x),
          note="torch's fused softplus: at 1000 its slope is 1 (x itself above 20), where log(1 + exp(x)) overflows"),
     # torch's fused activations (issue 22, program/activations.py)
+    Case("softplus_beta", act.softplus_beta(x, sp.Float(2.0, 53), sp.Float(3.0, 53)),
+         (pt("inside", x=0.5), pt("inside", x=1.5), pt("inside", x=400.0)),
+         lambda x: torch.nn.functional.softplus(x, beta=2.0, threshold=3.0),
+         note="F.softplus(x, beta=2, threshold=3): at beta*x = 3 torch's slope is sigmoid(3), above it 1 (x itself)"),
+    Case("mish", act.mish(x), (pt("inside", x=0.5), pt("inside", x=-3.0), pt("inside", x=30.0)),
+         lambda x: torch.nn.functional.mish(x), note="torch's fused mish, x*tanh(softplus(x))"),
     Case("gelu", act.gelu(x), (pt("inside", x=0.5), pt("inside", x=-3.0)), lambda x: torch.nn.functional.gelu(x)),
     Case("gelu_tanh", act.gelu_tanh(x), (pt("inside", x=0.5), pt("inside", x=-3.0)),
          lambda x: torch.nn.functional.gelu(x, approximate="tanh")),
@@ -401,6 +409,13 @@ CASES: tuple[Case, ...] = (
                                                         pt("on-kink", x=0.5, y=0.5, z=2.0)),
          lambda x, y, z: torch.sort(torch.stack([x, y, z])).values[0],
          note="torch.sort(x).values[0]: the smallest, a tie a kink (the gradient to the index torch returns)"),
+    Case("fused_glu", glu(0, 0, 1, 1, 0, x, y), (pt("inside", x=0.5, y=-1.25), pt("inside", x=-2.0, y=3.0)),
+         lambda x, y: torch.nn.functional.glu(torch.stack([x, y]), 0)[0],
+         note="F.glu of (x, y): x*sigmoid(y), torch's fused kernel and its glu_backward"),
+    Case("fused_cumprod", cumprod(2, 0, 3, 1, 0, x, y, z), (pt("inside", x=0.5, y=-1.25, z=2.0),
+                                                           pt("inside", x=0.5, y=0.0, z=2.0)),
+         lambda x, y, z: torch.cumprod(torch.stack([x, y, z]), 0)[2],
+         note="element 2 of torch.cumprod of (x, y, z): x*y*z, a zero y included (torch's cumprod_backward)"),
     Case("fused_smooth_l1_loss", smooth_l1_loss(1, sp.Rational(1, 2), x, y, z, sp.Integer(0)),
          (pt("inside", x=0.5, y=-1.25, z=0.0), pt("inside", x=0.25, y=0.125, z=0.0)),
          lambda x, y, z: torch.nn.functional.smooth_l1_loss(torch.stack([x, y]), torch.stack([z, torch.zeros_like(z)]),

@@ -1,9 +1,9 @@
 """torch's loss modules read as their functional forms (issue 22, item 3).
 
 `nn.MSELoss`, `nn.L1Loss`, `nn.CrossEntropyLoss`, `nn.NLLLoss`, `nn.BCELoss`,
-`nn.BCEWithLogitsLoss`, `nn.SmoothL1Loss` and `nn.HuberLoss` have no parameters: each `forward`
+`nn.BCEWithLogitsLoss`, `nn.SmoothL1Loss`, `nn.HuberLoss` and `nn.KLDivLoss` have no parameters: each `forward`
 is one call of its functional form with the options the module holds (`reduction`, `beta`,
-`delta`, `ignore_index`, `label_smoothing`, and the `weight`/`pos_weight` buffers, constants).
+`delta`, `ignore_index`, `label_smoothing`, `log_target`, and the `weight`/`pos_weight` buffers, constants).
 So a loss module is a function, wherever the user's code meets it:
 
     nn.MSELoss(reduction="sum")(a, b)         # made and called inline
@@ -42,6 +42,7 @@ LOSS_MODULES: Final[dict[type[torch.nn.Module], tuple[str, dict[str, Any]]]] = {
                                                                       "reduction": "mean"}),
     torch.nn.SmoothL1Loss: ("smooth_l1_loss", {"reduction": "mean", "beta": 1.0}),
     torch.nn.HuberLoss: ("huber_loss", {"reduction": "mean", "delta": 1.0}),
+    torch.nn.KLDivLoss: ("kl_div", {"reduction": "mean", "log_target": False}),
 }
 READ_AS: Final = ", ".join(f"nn.{cls.__name__} (F.{name})" for cls, (name, _) in LOSS_MODULES.items())
 

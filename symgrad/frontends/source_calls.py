@@ -355,7 +355,7 @@ class CallTranslator:
         sym_kwargs = {k: to_sympy(v) for k, v in kwargs.items() if v is not None}
         if any(_off_graph_tensor(a) for a in (*sym_args, *sym_kwargs.values())):
             return self.off_graph(spelling, sym_args, sym_kwargs, node, target)
-        made = _cited(self.build(spelling, sym_args, sym_kwargs, node), self.state, node)
+        made = _first_made(self, spelling, sym_args, sym_kwargs, node)
         if not self.state.matrix_mode or not isinstance(made, sp.Basic):
             return self.state.materialise(made, target, node)
         # computed again (`x * W` twice): torch has two products, and so has the lowering
@@ -425,6 +425,21 @@ def _by_indices(state: Any, name: str, args: list[Any], kwargs: dict[str, Any], 
         return out
     argmax.cite_comparisons(out, [*args, *kwargs.values()], state.origins)
     return state.materialise(out, target, node)
+
+
+def _first_made(calls: Any, spelling: tn.Spelling, args: list[Any], kwargs: dict[str, Any], node: ast.AST) -> Any:
+    """A spelling's node, built; in matrix mode, the inner nodes a composite spelling made in torch's
+    kernel's order (`torch_values.MADE_FIRST`: F.kl_div's `t * x` before its xlogy) noted first."""
+    token = tn.MADE_FIRST.set(())
+    try:
+        made = _cited(calls.build(spelling, args, kwargs, node), calls.state, node)
+        first = tn.MADE_FIRST.get()
+    finally:
+        tn.MADE_FIRST.reset(token)
+    if calls.state.matrix_mode and isinstance(made, sp.Basic):
+        for inner in first:
+            calls.state.note_node(inner, node)
+    return made
 
 
 def _cited(built: Any, state: Any, node: ast.AST) -> Any:

@@ -32,6 +32,7 @@ from ..program.activations import (
     leaky_relu,
     logsigmoid,
     round_even,
+    mish,
     silu,
     xlogy,
 )
@@ -111,6 +112,7 @@ ACTIVATION_SPELLINGS: Final[list[Spelling]] = [
     Spelling(f"{_NN}gelu", "function", gelu, _gelu,
              "torch's fused kernel; approximate='tanh' is gelu_tanh (the approximation's own mathematics)"),
     Spelling(f"{_NN}silu", "function", silu, _activation("silu", silu), "torch's fused kernel, x*sigmoid(x)"),
+    Spelling(f"{_NN}mish", "function", mish, _activation("mish", mish), "torch's fused kernel, x*tanh(softplus(x))"),
     Spelling(f"{_NN}logsigmoid", "function", logsigmoid, _activation("logsigmoid", logsigmoid, ),
              "torch's fused kernel, min(x, 0) - log1p(exp(-|x|))"),
     Spelling(f"{_NN}elu", "function", elu, _activation("elu", elu, (("alpha", 1.0),)),

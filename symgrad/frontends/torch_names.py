@@ -64,11 +64,13 @@ from .torch_cosine import COSINE_SPELLINGS
 from .torch_batch_norm import BATCH_NORM_SPELLINGS
 from .torch_activations import ACTIVATION_SPELLINGS, more_spellings
 from .torch_shapes import SHAPE_SPELLINGS
+from .torch_more2 import more2_spellings, softplus_with
 from .torch_ranges import RANGE_SPELLINGS
 from .torch_sums import mean_of, sum_of
 from .torch_inits import INITS
 from .torch_values import (
     RANK1,  # noqa: F401 - the source reader sets it as tn.RANK1
+    MADE_FIRST,  # noqa: F401 - the source reader reads it as tn.MADE_FIRST
     Build,
     Spelling,
     as_scalar,
@@ -504,12 +506,8 @@ def _softplus(a: Sequence[Any], k: dict[str, Any]) -> Any:
     """torch.nn.functional.softplus(u) with torch's defaults (beta=1, threshold=20)."""
     beta = k.get("beta", a[1] if len(a) > 1 else 1)
     threshold = k.get("threshold", a[2] if len(a) > 2 else 20)
-    if beta != 1 or threshold != 20:
-        raise UnsupportedNodeError(
-            f"torch.nn.functional.softplus with beta={beta}, threshold={threshold} is not supported: symgrad's "
-            "softplus(x) is torch's default, beta=1 and threshold=20 (x itself above 20).\n"
-            "Fix: call softplus with its defaults, or write it out, e.g. `torch.log1p(torch.exp(beta * x)) / beta`."
-        )
+    if beta != 1 or threshold != 20:  # torch's same kernel with its parameters (program/activations.py)
+        return on_elements(lambda b, k2: softplus_with(as_scalar(b[0]), beta, threshold))(a[:1], {})
     return on_elements(lambda b, k2: softplus(as_scalar(b[0])))(a[:1], {})
 
 
@@ -549,7 +547,8 @@ def _along_vector(name: str, fn: type[sp.Function]) -> Build:
 
 
 _SPELLINGS.append(Spelling(f"{_NN}softplus", "function", softplus, _softplus,
-                           "beta=1 and threshold=20 only (torch's defaults): x itself above 20"))
+                           "x itself above 20 (beta=1, threshold=20); other beta > 0 and threshold: "
+                           "log1p(exp(beta*x))/beta, x itself where beta*x > threshold"))
 _SPELLINGS.append(Spelling("torch.logaddexp", "function", logaddexp, _scalar_only("logaddexp", logaddexp)))
 _SPELLINGS.append(Spelling("Tensor.logaddexp", "method", logaddexp, _scalar_only("logaddexp", logaddexp)))
 for _name, _fn4 in (("softmax", softmax), ("log_softmax", log_softmax)):
@@ -679,6 +678,7 @@ _SPELLINGS += MORE_SPELLINGS  # outer, prod, full_like, flip, roll, tril/triu, d
 _SPELLINGS += RANGE_SPELLINGS  # torch.arange, torch.linspace of Python numbers (torch_ranges)
 _SPELLINGS += LAYER_NORM_SPELLINGS  # F.layer_norm, as nn.LayerNorm reads (torch_layer_norm)
 _SPELLINGS += COSINE_SPELLINGS  # F.cosine_similarity (torch_cosine)
+_SPELLINGS += more2_spellings({s.name: s.build for s in _SPELLINGS})  # F.kl_div, cumprod, ... (torch_more2)
 
 SPELLINGS: Final[dict[str, Spelling]] = {s.name: s for s in _SPELLINGS}
 

@@ -117,6 +117,9 @@ def as_scalar(v: Any) -> Any:
 
 # The inputs that are rank-1 tensors (read as (n, 1) columns), while a function is translated.
 RANK1: contextvars.ContextVar[frozenset[sp.Basic]] = contextvars.ContextVar("rank1", default=frozenset())
+# The inner nodes a composite spelling made, in the order torch's kernel makes them (F.kl_div makes
+# `target * input` before `xlogy(target, target)`): the source reader notes them first (sides/order.py).
+MADE_FIRST: contextvars.ContextVar[tuple[sp.Basic, ...]] = contextvars.ContextVar("made_first", default=())
 
 
 def rank1(v: Any) -> bool | None:

@@ -181,7 +181,39 @@ class xlogy(_Activation):
         return sp.log(y) if argindex == 1 else x / y
 
 
-ACTIVATIONS: Final = (gelu, gelu_tanh, silu, logsigmoid, elu, leaky_relu, hardtanh, round_even, xlogy)
+class softplus_beta(_Activation):
+    """`F.softplus(x, beta, threshold)` with other than torch's defaults: log(1 + exp(beta*x))/beta; torch's
+    kernel returns x itself where beta*x > threshold (there its slope is exactly 1)."""
+
+    nargs = 3
+    PARAMS = ("beta", "threshold")
+
+    def written_out(self) -> sp.Expr:
+        x, beta, _ = self.args
+        return sp.log(1 + sp.exp(beta * x)) / beta
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex != 1:
+            return sp.Integer(0)
+        return sigmoid(self.args[1] * self.args[0])
+
+
+class mish(_Activation):
+    """`F.mish(x)`: x*tanh(softplus(x)) = x*tanh(log(1 + exp(x))), torch's fused kernel (no threshold)."""
+
+    nargs = 1
+
+    def written_out(self) -> sp.Expr:
+        return self.args[0] * sp.tanh(sp.log(1 + sp.exp(self.args[0])))
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        t = sp.tanh(sp.log(1 + sp.exp(x)))
+        return t + x * sigmoid(x) * (1 - t**2)
+
+
+ACTIVATIONS: Final = (gelu, gelu_tanh, silu, logsigmoid, elu, leaky_relu, hardtanh, round_even, xlogy, softplus_beta,
+                      mish)
 
 
 def select(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
@@ -398,6 +430,47 @@ def _xlogy_math(a: Args) -> ex.Exact:
     return xlogy_value(x, y)
 
 
+def _scaled(u: ex.Exact, p: tuple[float, ...]) -> ex.Exact:
+    return ex.mul(_f(p), u)
+
+
+def softplus_beta_value(u: ex.Exact, p: tuple[float, ...]) -> ex.Exact:
+    """torch's softplus kernel: x where beta*x > threshold, log1p(exp(beta*x))/beta elsewhere."""
+    bu = _scaled(u, p)
+    if not ex.is_nan(u) and ex.cmp(bu, _f(p, 1)) > 0:
+        return u
+    return ex.div(ops.softplus_math(bu), _f(p))
+
+
+def softplus_beta_slope(u: ex.Exact, p: tuple[float, ...]) -> ex.Exact:
+    """torch's softplus_backward: 1 where beta*x > threshold, else z/(z + 1) with z = exp(beta*x), which
+    is exactly sigmoid(beta*x)."""
+    bu = _scaled(u, p)
+    if not ex.is_nan(u) and ex.cmp(bu, _f(p, 1)) > 0:
+        return ONE
+    return ops.sigmoid(bu)
+
+
+def mish_value(u: ex.Exact) -> ex.Exact:
+    """torch's mish kernel x*tanh(log1p(exp(x))), exactly the mathematics."""
+    if ex.is_nan(u) or not ex.is_finite(u):
+        return u if ex.sign(u) > 0 else ex.NAN  # as torch: inf, and -inf*tanh(0) = NaN
+    return ex.mul(u, ops.tanh(ops.softplus_math(u)))
+
+
+def mish_slope(u: ex.Exact) -> ex.Exact:
+    """torch's mish_backward: t + x*sigmoid(x)*(1 - t*t), t = tanh(softplus(x)): the mathematics' derivative."""
+    if ex.is_nan(u) or not ex.is_finite(u):
+        return ex.NAN
+    t = ops.tanh(ops.softplus_math(u))
+    return ex.add(t, ex.mul(ex.mul(u, ops.sigmoid(u)), ex.sub(ONE, ex.mul(t, t))))
+
+
+def _softplus_beta_math(a: Args, p: tuple[float, ...]) -> tuple[ex.Exact, tuple[ex.Exact, ...]]:
+    bu = _scaled(a[0], p)
+    return ex.div(ops.softplus_math(bu), _f(p)), (ops.sigmoid(bu),)
+
+
 _NN = "torch.nn.functional."
 
 ACTIVATION_OPS: Final[tuple[Op, ...]] = (
@@ -436,6 +509,14 @@ ACTIVATION_OPS: Final[tuple[Op, ...]] = (
        convention="torch.round has gradient 0 everywhere; at a half-integer it rounds to the even integer."),
     Op("xlogy", "torch.xlogy({0}, {1})", lambda a, p: xlogy_value(a[0], a[1]), lambda a, v, p: xlogy_partials(a[0], a[1]),
        undefined=lambda a, p: any(not ex.is_nan(y) and ex.sign(y) <= 0 for y in ex.elements(a[1]))),
+    _unary("mish", f"{_NN}mish({{0}})", mish_value, mish_slope),
+    Op("softplus_beta", f"{_NN}softplus({{0}}, beta={{c[0]!r}}, threshold={{c[1]!r}})",
+       lambda a, p: softplus_beta_value(a[0], p), lambda a, v, p: (softplus_beta_slope(a[0], p),),
+       departs=lambda a, p: not ex.is_nan(a[0]) and ex.cmp(_scaled(a[0], p), _f(p, 1)) >= 0,
+       math=_softplus_beta_math,
+       shortcut="torch's softplus returns its argument itself where beta*x is above its `threshold`, dropping "
+       "log1p(exp(-beta*x))/beta; there the slope torch differentiates is exactly 1, and from the threshold on "
+       "its second derivative is 0, while the mathematics log(1 + exp(beta*x))/beta has slope sigmoid(beta*x)."),
 )
 
 OPS.update({op.name: op for op in ACTIVATION_OPS})
@@ -445,6 +526,8 @@ def exact_value(name: str) -> Callable[[Args], ex.Exact]:
     """The mathematics' exact value of a node `name(x, *params)` (the rule table's `exact`)."""
     if name == "xlogy":
         return _xlogy_math
+    if name == "softplus_beta":  # the mathematics, not torch's switch at the threshold
+        return lambda a: _softplus_beta_math(a[:1], tuple(ex.to_float(v) for v in a[1:]))[0]
     op = OPS[name]
     return lambda a: op.value(a[:1], tuple(ex.to_float(v) for v in a[1:]))
 
@@ -477,6 +560,12 @@ RULE_TEXTS: Final[dict[str, dict[str, Any]]] = {
     "xlogy": dict(when="`torch.xlogy(x, y)`: x*log(y), 0 where x = 0; its backward is log(y) in x (0 where x = 0 and "
                   "y <= 0) and x/y in y", domain="y > 0 (torch: 0 at x = 0 for every y but NaN)",
                   hazard_causes=(Cause.DOMAIN,)),
+    "mish": dict(when="always: torch's fused `torch.nn.functional.mish(x)`, x*tanh(log1p(exp(x))); its backward "
+                 "(mish_backward) is t + x*sigmoid(x)*(1 - t**2) with t = tanh(softplus(x))", domain="all reals"),
+    "softplus_beta": dict(when="softplus_beta(x, beta, threshold): torch's fused `torch.nn.functional.softplus(x, "
+                          "beta, threshold)`, log1p(exp(beta*x))/beta, x itself where beta*x > threshold; its "
+                          "backward is sigmoid(beta*x), 1 above the threshold", domain="all reals",
+                          hazard_causes=(Cause.CONTROL_FLOW,)),
     "hardtanh": dict(when="hardtanh(x, lo, hi): torch's `torch.nn.functional.hardtanh(x, lo, hi)` "
                      "(`F.relu6(x)` is hardtanh(x, 0, 6)), Min(Max(x, lo), hi)", domain="all reals",
                      nonsmooth="kinks at lo and at hi; torch's gradient is 0 at both (torch.clamp's is 1)",

@@ -46,6 +46,8 @@ from . import calls
 from . import layer_norm as ln
 from . import cosine as cs
 from . import orders as od
+from . import cumulative as cu
+from . import gated as gl
 # The exact elementary functions (public here: the rules' exact values in rules.py use them too).
 from .exact_elementary import atan, cos, cosh, erf, exp, expm1, log1p, sin, sinh, tan, tanh  # noqa: F401
 from .primitives import SOFTPLUS_THRESHOLD
@@ -966,13 +968,15 @@ _CUSTOM: Final = Op("custom_function", "{c}.apply(...)", lambda a, p: a[0], lamb
                     convention="the user's own `backward`")
 # torch's batch norm, F.normalize (`normalization.py`) and torch.cdist (`distances.py`): one element of
 # each, and the whole matrix (a matrix op).
-_NORM_OPS: Final = tuple(Op(**fields) for fields in (*nm.OP_FIELDS, *dist.OP_FIELDS, *ln.OP_FIELDS, *cs.OP_FIELDS, *od.OP_FIELDS))
+_NORM_OPS: Final = tuple(Op(**fields) for fields in (*nm.OP_FIELDS, *dist.OP_FIELDS, *ln.OP_FIELDS, *cs.OP_FIELDS, *od.OP_FIELDS,
+                                                        *cu.OP_FIELDS))
 _NORM_MATRIX_OPS: Final = tuple(Op(**fields) for fields in (*nm.MATRIX_OP_FIELDS, *dist.MATRIX_OP_FIELDS,
-                                                               *ln.MATRIX_OP_FIELDS))
+                                                               *ln.MATRIX_OP_FIELDS, *cu.MATRIX_OP_FIELDS))
 _MATRIX_OPS += tuple(Op(**fields) for fields in calls.OP_FIELDS)  # the user's own torch call of a product (calls)
+_GLU_OPS: Final = tuple(Op(**fields) for fields in gl.op_fields(sigmoid))  # F.glu (gated.py): element, matrix
 OPS: Final[dict[str, Op]] = {op.name: op for op in (*_OP_LIST, *_MATRIX_OPS, *_REDUCTION_OPS, _CUSTOM, *_NORM_OPS,
-                                                     *_NORM_MATRIX_OPS)}
-MATRIX_OPS: Final = frozenset(op.name for op in (*_MATRIX_OPS, *_NORM_MATRIX_OPS))
+                                                     *_NORM_MATRIX_OPS, *_GLU_OPS)}
+MATRIX_OPS: Final = frozenset(op.name for op in (*_MATRIX_OPS, *_NORM_MATRIX_OPS, _GLU_OPS[1]))
 
 # Ops that take part of the function off the autograd graph.
 GRAPH_BREAK_OPS: Final = frozenset({"item", "no_grad"})

@@ -34,6 +34,8 @@ from . import products as pr
 from . import layer_norm as ln
 from . import cosine as cs
 from . import orders as od
+from . import cumulative as cu
+from . import gated as gl
 from . import distances as dist
 from .losses import (
     binary_cross_entropy,
@@ -421,7 +423,8 @@ _RULE_LIST: tuple[Rule, ...] = (
 )
 
 RULES: Final[dict[type[sp.Basic], Rule]] = {rule.cls: rule for rule in (*_RULE_LIST, *(Rule(**f) for f in rd.rule_fields(ops.logsumexp)),
-                                                                         *(Rule(**f) for f in (*nm.RULE_FIELDS, *dist.RULE_FIELDS, *pr.RULE_FIELDS, *ln.RULE_FIELDS, *cs.RULE_FIELDS, *od.RULE_FIELDS)))}
+                                                                         *(Rule(**f) for f in (*nm.RULE_FIELDS, *dist.RULE_FIELDS, *pr.RULE_FIELDS, *ln.RULE_FIELDS, *cs.RULE_FIELDS, *od.RULE_FIELDS)),
+                                                                         *(Rule(**f) for f in (*cu.RULE_FIELDS, *gl.rule_fields(ops.sigmoid))))}
 
 
 def rule_for(node: sp.Basic) -> Rule | None:

@@ -293,8 +293,8 @@ class _Expressions:
             raise unsupported(node, self.context) from None
         args = tuple(self.expr(a, scope, out) for a in operands)
         args = self.makings.read(operands, args)
-        if op in ("stack", "softmax_vector", "log_softmax_vector", "batch_norm", "batch_norm_matrix", "normalize",
-                  "normalize_matrix", "cdist", "cdist_matrix", "layer_norm", "layer_norm_matrix", "cos_sim"):
+        if op in ("stack", "softmax_vector", "log_softmax_vector", "batch_norm", "batch_norm_matrix", "normalize", "cumprod", "glu",
+                  "normalize_matrix", "cdist", "cdist_matrix", "layer_norm", "layer_norm_matrix", "cos_sim", "cumprod_matrix", "glu_matrix"):
             # torch.stack takes tensors: a constant is a tensor like an element beside it (0-d where none is)
             beside = next((a for a in args if isinstance(a, str)), None)
             args = tuple(a if isinstance(a, str) else

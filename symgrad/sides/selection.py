@@ -30,6 +30,8 @@ from ..program.ops import softmax_groups
 from ..program.normalization import whole as whole_batch_norm
 from ..program.distances import whole as whole_cdist
 from ..program.layer_norm import whole as whole_layer_norm
+from ..program.cumulative import whole as whole_cumprod
+from ..program.gated import whole as whole_glu
 from ..base.errors import UNSUPPORTED, UNSUPPORTED_FIX_DEFAULT
 
 
@@ -279,7 +281,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
     if isinstance(e, sp.MatrixBase):
         if not e.free_symbols and all(v.is_real is not False for v in e):
             return "matconst", (), sp.ImmutableMatrix(e)  # a constant matrix is one tensor
-        vector = _whole_softmax(e) or whole_batch_norm(e) or whole_cdist(e) or whole_layer_norm(e)
+        vector = _whole_softmax(e) or whole_batch_norm(e) or whole_cdist(e) or whole_layer_norm(e) or whole_cumprod(e) or whole_glu(e)
         if vector is not None:
             return vector
         return "stack", tuple(e), (e.rows, e.cols)

@@ -31,6 +31,10 @@ from ..program.distances import cdist as cdist_node
 from ..program.distances import text as cdist_text
 from ..program.layer_norm import call_text as layer_norm_text
 from ..program.layer_norm import layer_norm as layer_norm_node
+from ..program.cumulative import call_text as cumprod_text
+from ..program.cumulative import cumprod as cumprod_node
+from ..program.gated import call_text as glu_text
+from ..program.gated import glu as glu_node
 from ..program.cosine import call_text as cos_sim_text
 from ..program.cosine import cos_sim as cos_sim_node
 from ..program.orders import call_text as order_text
@@ -111,7 +115,7 @@ def const_of(c: sp.Basic) -> Const:
     return Const(c, text)
 
 
-_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, cdist_node, layer_norm_node, cos_sim_node, order_node,
+_FUSED: Final = (sigmoid, softplus, logsumexp, logaddexp, softmax, log_softmax, vector_norm, batch_norm_node, normalize_node, cdist_node, layer_norm_node, cos_sim_node, order_node, cumprod_node, glu_node,
                  *LOSSES, *REDUCTIONS, *PRODUCTS,
                  *ACTIVATIONS)
 
@@ -306,7 +310,7 @@ FUNC_NAMES = {
     "heaviside": "step", "sqrt": "sqrt", "relu": "relu",
 }
 # Ops whose variable is named by what it is, not by its operands (which are long names already).
-_PLAIN_NAMES = {"batch_norm": "normed", "batch_norm_matrix": "normed", "normalize": "unit", "normalize_matrix": "unit", "cdist": "dist", "cdist_matrix": "dist", "layer_norm": "normed", "layer_norm_matrix": "normed", "cos_sim": "cos", "order_at": "sorted", "vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
+_PLAIN_NAMES = {"batch_norm": "normed", "batch_norm_matrix": "normed", "normalize": "unit", "normalize_matrix": "unit", "cdist": "dist", "cdist_matrix": "dist", "layer_norm": "normed", "layer_norm_matrix": "normed", "cos_sim": "cos", "cumprod": "cumprod", "cumprod_matrix": "cumprod", "glu": "glu", "glu_matrix": "glu", "order_at": "sorted", "vector_norm": "norm", "sum": "total", "sum_dim": "sums", "expand": "broadcast", "softmax_of": "softmax", "log_softmax_of": "log_softmax"}
 
 
 def matconst_text(c: sp.Basic, dtype: str) -> str:
@@ -512,6 +516,10 @@ def spell(op: str, args: tuple[Operand, ...], param: Any) -> str:
         return cdist_text([operand_text(a) for a in args], param)
     if op in ("layer_norm", "layer_norm_matrix"):
         return layer_norm_text([operand_text(a) for a in args], param)
+    if op in ("glu", "glu_matrix"):
+        return glu_text([operand_text(a) for a in args], param)
+    if op in ("cumprod", "cumprod_matrix"):
+        return cumprod_text([operand_text(a) for a in args], param)
     if op == "cos_sim":
         return cos_sim_text([operand_text(a) for a in args], param)
     if op in ("softmax_vector", "log_softmax_vector"):

@@ -366,11 +366,14 @@ def test_logaddexp_is_torchs_own_kernel() -> None:
     assert "torch.logaddexp(a, b)" in c.lowered.source
 
 
-def test_softplus_with_other_parameters_is_refused_with_a_sentence() -> None:
-    with pytest.raises(sg.TraceError) as info:
-        sg.trace(softplus_beta, 1.0)
-    assert "beta=2, threshold=20 is not supported" in str(info.value)
-    assert "Traceback" not in str(info.value)
+def test_softplus_with_other_parameters_is_torchs_kernel_with_them() -> None:
+    """(It was refused; issue 20 reads it:) log(1 + exp(2x))/2, slope sigmoid(2x) = 1/(1 + exp(-2)) at 1."""
+    c = sg.trace(softplus_beta, 1.0).compare()
+    (e,) = c.entries
+    x = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(softplus_beta(x), x)
+    assert c.ok and e.grad_autograd == float(g) == pytest.approx(1 / (1 + math.exp(-2.0)), rel=1e-15)
+    assert "torch.nn.functional.softplus(x, beta=2.0, threshold=20.0)" in c.lowered.source
 
 
 def test_if_on_its_threshold_is_control_flow() -> None:
