@@ -24,13 +24,13 @@ import sympy as sp
 
 from ..base.errors import UnsupportedNodeError
 from . import exact as ex
-from .normalization import Fused, element_of, parent_of
+from .normalization import FusedAlong, element_of, parent_of
 
 Args = Sequence[ex.Exact]
 LEAD: Final = 5  # i, j, R, K, d
 
 
-class cumprod(Fused):
+class cumprod(FusedAlong):
     """Element (i, j) of torch's cumulative product of x held as an (R, K) matrix (the module's docstring)."""
 
     LEAD = LEAD
@@ -46,16 +46,6 @@ class cumprod(Fused):
                                        "(0 or 1) and the R*K elements of x.\nFix: write it as `torch.cumprod(x, dim)` "
                                        "in torch code.")
         return None
-
-    def param(self) -> tuple[int, int, int]:
-        """(R, K, d): the output's shape first, as `element_of` reads it."""
-        return int(self.args[2]), int(self.args[3]), int(self.args[4])
-
-    def operands(self) -> tuple[sp.Basic, ...]:
-        return tuple(self.args[LEAD:])
-
-    def torch_select(self) -> tuple[str, tuple[sp.Basic, ...], Any]:
-        return "cumprod", self.operands(), (*self.param(), int(self.args[0]), int(self.args[1]))
 
     def written_out(self) -> sp.Expr:
         """The mathematics, in SymPy: the product of x along d up to (i, j)."""

@@ -21,7 +21,7 @@ import sympy as sp
 
 from ..base.errors import UnsupportedNodeError
 from . import exact as ex
-from .normalization import Fused, element_of, parent_of
+from .normalization import FusedAlong, element_of, parent_of
 from .primitives import sigmoid
 
 Args = Sequence[ex.Exact]
@@ -41,7 +41,7 @@ def _halves(r: int, k: int, d: int, i: int, j: int) -> tuple[int, int]:
     return i * cols + j, i * cols + j + k
 
 
-class glu(Fused):
+class glu(FusedAlong):
     """Element (i, j) of torch's F.glu of x along d (the module's docstring)."""
 
     LEAD = LEAD
@@ -57,16 +57,6 @@ class glu(Fused):
                                        "(0 or 1) and the 2*R*K elements of x.\nFix: write it as `F.glu(x, dim)` in "
                                        "torch code.")
         return None
-
-    def param(self) -> tuple[int, int, int]:
-        """(R, K, d): the output's shape first, as `element_of` reads it."""
-        return int(self.args[2]), int(self.args[3]), int(self.args[4])
-
-    def operands(self) -> tuple[sp.Basic, ...]:
-        return tuple(self.args[LEAD:])
-
-    def torch_select(self) -> tuple[str, tuple[sp.Basic, ...], Any]:
-        return "glu", self.operands(), (*self.param(), int(self.args[0]), int(self.args[1]))
 
     def written_out(self) -> sp.Expr:
         """The mathematics, in SymPy: a * sigmoid(b)."""

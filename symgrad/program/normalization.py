@@ -64,6 +64,23 @@ class Fused(sp.Function):
         return self.written_out()._eval_evalf(prec)
 
 
+class FusedAlong(Fused):
+    """Element (i, j) of a fused op of x held as an (R, K) matrix along dim d, its arguments
+    (i, j, R, K, d, x...); the op's name is the class's (`cumprod`, `glu`)."""
+
+    LEAD = 5
+
+    def param(self) -> tuple[int, int, int]:
+        """(R, K, d): the output's shape first, as `element_of` reads it."""
+        return int(self.args[2]), int(self.args[3]), int(self.args[4])
+
+    def operands(self) -> tuple[sp.Basic, ...]:
+        return tuple(self.args[self.LEAD:])
+
+    def torch_select(self) -> tuple[str, tuple[sp.Basic, ...], Any]:
+        return type(self).__name__, self.operands(), (*self.param(), int(self.args[0]), int(self.args[1]))
+
+
 class batch_norm(Fused):
     """Element (i, j) of torch's batch norm of an (n, C) matrix (see the module's docstring)."""
 
