@@ -175,15 +175,26 @@ def _sub(a: Sequence[Any], k: dict[str, Any]) -> Any:
     return _add([x, -as_scalar(y)], k)
 
 
+class times_value(sp.MatMul):
+    """`v * r` of a tensor and a number r = 1/s the user computed (`v * (1.0 / norm)`): v times r for
+    every rule, lowered as torch multiplies by r (r made first: its reciprocal, then the product),
+    not as `v / s`, the node a division `v / norm` reads as (it rounds otherwise)."""
+
+    torch_op = "times_value"
+
+
 def _mul(a: Sequence[Any], k: dict[str, Any]) -> Any:
     x, y = a
     if is_matrix(x) and is_matrix(y):
         x, y = _broadcast(x, y)
         return sp.HadamardProduct(x, y)
-    if is_matrix(y):
-        return _scaled(x, y)
     if is_matrix(x):
-        return _scaled(y, x)
+        x, y = y, x
+    if is_matrix(y):
+        c = as_scalar(x)
+        if isinstance(c, sp.Pow) and c.exp == -1:
+            return times_value(c, y, evaluate=False)
+        return _scaled(c, y)
     return as_scalar(x) * as_scalar(y)
 
 

@@ -224,7 +224,7 @@ def _select_matrix(e: sp.Basic) -> tuple[str, tuple[sp.Basic, ...], Any]:
             return select(mats[0])  # `1*X` (or `1.0*X`) is X: never MatMul() of no factor, an Identity of no shape
         product = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
         if coeff != 1:
-            if isinstance(coeff, sp.Pow) and coeff.exp == -1:
+            if isinstance(coeff, sp.Pow) and coeff.exp == -1 and getattr(e, "torch_op", None) != "times_value":
                 return "div", (product, coeff.base), None  # X / s, as torch divides (read from torch code)
             if isinstance(coeff, sp.Rational) and abs(coeff.p) == 1 and coeff.q & (coeff.q - 1):
                 # X / n, as torch divides (`.mean()`): times 1/n rounds differently (n no power of 2)
