@@ -415,6 +415,16 @@ def _fidelity(fn: Any, run_user: Any, names: list[str], values: dict[str, Any],
         what += f" (in {dtype})"
     if first is not None:
         what += f"; the first value that differs is computed at {first}"
+    out = ran_user.out
+    if isinstance(out, torch.Tensor) and out.dtype == torch.get_default_dtype() and \
+            out.dtype.itemsize < DTYPES[dtype].itemsize:
+        # `Y = torch.zeros(n, m)` in a float64 function: torch's default dtype, float32, and every
+        # value stored into Y rounded to it; the translation keeps the inputs' dtype
+        what += (f". Your function returns a {str(out.dtype).removeprefix('torch.')} tensor from {dtype} inputs: a "
+                 "tensor it makes without a dtype (`torch.zeros(...)`, `torch.tensor(...)`, `torch.ones(...)`) has "
+                 f"torch's default dtype, {str(torch.get_default_dtype()).removeprefix('torch.')}, and values stored "
+                 "into it or combined with it are rounded to that dtype. Fix: make it with the inputs' dtype "
+                 "(`torch.zeros(n, m, dtype=X.dtype)`), or compare at points of that dtype")
     return Fidelity(False, _floats(u.value), _floats(t.value), ug, tg, what, first)
 
 
