@@ -60,32 +60,26 @@ def _refuse(spelled: str, err: Exception) -> UnsupportedNodeError:
                                 "Fix: pass a range torch makes.")
 
 
-def _arange(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    spelled = "torch.arange"
-    extra = sorted(set(k) - {"start", "end", "step", "dtype"})
-    if extra:
-        raise UnsupportedNodeError(f"`{spelled}` with `{extra[0]}=` is not read.\nFix: pass start, end, step, dtype only.")
-    numbers = [_number(v, spelled) for v in a]
-    named = {n: _number(k[n], spelled) for n in ("start", "end", "step") if n in k}
-    try:
-        values = torch.arange(*numbers, **named, dtype=_dtype(k, spelled))  # type: ignore[call-overload]
-    except (RuntimeError, TypeError) as err:
-        raise _refuse(spelled, err) from None
-    return _held(values, spelled)
+def _range(make: Any, spelled: str, names: tuple[str, ...]) -> Any:
+    """The builder of `torch.arange` / `torch.linspace` of Python numbers (`names`: its keywords
+    besides dtype): the constant torch itself makes."""
+    def build(a: Sequence[Any], k: dict[str, Any]) -> Any:
+        extra = sorted(set(k) - {*names, "dtype"})
+        if extra:
+            raise UnsupportedNodeError(f"`{spelled}` with `{extra[0]}=` is not read.\n"
+                                       f"Fix: pass {', '.join(names)}, dtype only.")
+        numbers = [_number(v, spelled) for v in a]
+        named = {n: _number(k[n], spelled) for n in names if n in k}
+        try:
+            values = make(*numbers, **named, dtype=_dtype(k, spelled))
+        except (RuntimeError, TypeError) as err:
+            raise _refuse(spelled, err) from None
+        return _held(values, spelled)
+    return build
 
 
-def _linspace(a: Sequence[Any], k: dict[str, Any]) -> Any:
-    spelled = "torch.linspace"
-    extra = sorted(set(k) - {"start", "end", "steps", "dtype"})
-    if extra:
-        raise UnsupportedNodeError(f"`{spelled}` with `{extra[0]}=` is not read.\nFix: pass start, end, steps, dtype only.")
-    numbers = [_number(v, spelled) for v in a]
-    named = {n: _number(k[n], spelled) for n in ("start", "end", "steps") if n in k}
-    try:
-        values = torch.linspace(*numbers, **named, dtype=_dtype(k, spelled))  # type: ignore[call-overload]
-    except (RuntimeError, TypeError) as err:
-        raise _refuse(spelled, err) from None
-    return _held(values, spelled)
+_arange = _range(torch.arange, "torch.arange", ("start", "end", "step"))
+_linspace = _range(torch.linspace, "torch.linspace", ("start", "end", "steps"))
 
 
 RANGE_SPELLINGS: Final[list[Spelling]] = [

@@ -24,7 +24,7 @@ import sympy as sp
 
 from ..base.errors import UnsupportedNodeError
 from . import exact as ex
-from .normalization import FusedAlong, element_of, parent_of
+from .normalization import FusedAlong, element_of, fused_grid, parent_of
 
 Args = Sequence[ex.Exact]
 LEAD: Final = 5  # i, j, R, K, d
@@ -60,15 +60,9 @@ def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
     """("cumprod_matrix", operands, param) for a matrix whose element (i, j) is cumprod(i, j, ...) of one
     and the same x (what `torch.cumprod(x, dim)` is read as); else None. Where x is a matrix the program
     holds, it is passed whole (param ends with "whole")."""
-    first = e[0, 0] if e.rows and e.cols else None
-    if not isinstance(first, cumprod) or (e.rows, e.cols) != first.param()[:2]:
+    first = fused_grid(e, cumprod)
+    if first is None:
         return None
-    tail = first.args[2:]
-    for i in range(e.rows):
-        for j in range(e.cols):
-            el = e[i, j]
-            if type(el) is not cumprod or (int(el.args[0]), int(el.args[1])) != (i, j) or el.args[2:] != tail:
-                return None
     p = first.param()
     parent = parent_of(first.operands(), (p[0], p[1]))
     if parent is not None:

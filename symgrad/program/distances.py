@@ -30,7 +30,7 @@ import sympy as sp
 from . import exact as ex
 from ..base.causes import Cause
 from ..base.errors import UnsupportedNodeError
-from .normalization import Fused, element_of, parent_of, sided_of
+from .normalization import Fused, element_of, fused_grid, parent_of, sided_of
 
 Args = Sequence[ex.Exact]
 MM_ROWS: Final = 25  # torch's use_mm_for_euclid_dist_if_necessary: more rows than this use the product
@@ -75,15 +75,9 @@ class cdist(Fused):
 def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
     """("cdist_matrix", operands, param) for an (r1, r2) matrix whose element (i, j) is cdist(i,
     j, ...) of the same A and B (what `torch.cdist(A, B)` reads as); else None."""
-    first = e[0, 0] if e.rows and e.cols else None
-    if not isinstance(first, cdist) or (e.rows, e.cols) != first.layout()[:2]:
+    first = fused_grid(e, cdist, "layout")
+    if first is None:
         return None
-    tail = first.args[2:]
-    for i in range(e.rows):
-        for j in range(e.cols):
-            el = e[i, j]
-            if type(el) is not cdist or (int(el.args[0]), int(el.args[1])) != (i, j) or el.args[2:] != tail:
-                return None
     r1, r2, d = first.param()
     ops = first.operands()
     a, b = parent_of(ops[:r1 * d], (r1, d)), parent_of(ops[r1 * d:], (r2, d))

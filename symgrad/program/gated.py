@@ -21,7 +21,7 @@ import sympy as sp
 
 from ..base.errors import UnsupportedNodeError
 from . import exact as ex
-from .normalization import FusedAlong, element_of, parent_of
+from .normalization import FusedAlong, element_of, fused_grid, parent_of
 from .primitives import sigmoid
 
 Args = Sequence[ex.Exact]
@@ -68,15 +68,9 @@ class glu(FusedAlong):
 def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
     """("glu_matrix", operands, param) for a matrix whose element (i, j) is glu(i, j, ...) of one and the
     same x; else None. Where x is a matrix the program holds, it is passed whole ("whole")."""
-    first = e[0, 0] if e.rows and e.cols else None
-    if not isinstance(first, glu) or (e.rows, e.cols) != first.param()[:2]:
+    first = fused_grid(e, glu)
+    if first is None:
         return None
-    tail = first.args[2:]
-    for i in range(e.rows):
-        for j in range(e.cols):
-            el = e[i, j]
-            if type(el) is not glu or (int(el.args[0]), int(el.args[1])) != (i, j) or el.args[2:] != tail:
-                return None
     p = first.param()
     parent = parent_of(first.operands(), _input_shape(*p))
     if parent is not None:

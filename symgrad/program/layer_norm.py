@@ -29,7 +29,7 @@ import sympy as sp
 
 from . import exact as ex
 from ..base.errors import UnsupportedNodeError
-from .normalization import Fused, element_of, parent_of
+from .normalization import Fused, element_of, fused_grid, parent_of
 
 Args = Sequence[ex.Exact]
 LEAD: Final = 8  # i, j, R, K, eps, has_w, has_b, vector
@@ -89,15 +89,9 @@ def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
     """("layer_norm_matrix", operands, param) for a matrix whose element (i, j) is layer_norm(i, j, ...)
     of one and the same x (what `F.layer_norm` and `nn.LayerNorm` read as); else None. Where x (w, b)
     are the matrices the program holds, they are passed whole (param ends with "whole")."""
-    first = e[0, 0] if e.rows and e.cols else None
-    if not isinstance(first, layer_norm) or (e.rows, e.cols) != first.param()[:2]:
+    first = fused_grid(e, layer_norm)
+    if first is None:
         return None
-    tail = first.args[2:]
-    for i in range(e.rows):
-        for j in range(e.cols):
-            el = e[i, j]
-            if type(el) is not layer_norm or (int(el.args[0]), int(el.args[1])) != (i, j) or el.args[2:] != tail:
-                return None
     p = first.param()
     _, c = _layout(p)
     operands = first.operands()

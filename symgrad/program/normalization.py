@@ -176,12 +176,12 @@ class normalize(Fused):
 
 
 
-def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
-    """("batch_norm_matrix" or "normalize_matrix", operands, param) for an (n, C) matrix whose
-    element (i, j) is batch_norm(i, j, ...) (normalize(i, j, ...)) of one and the same matrix
-    (what `nn.BatchNorm1d` and `F.normalize` read as); else None."""
+def fused_grid(e: sp.MatrixBase, kinds: type | tuple[type, ...], dims: str = "param") -> Any:
+    """The element (0, 0) of `e` where every element (i, j) is one fused op of the same operands,
+    `type(first)(i, j, *tail)`, and `e` has the shape its `dims()` (`param` or `layout`) starts
+    with: what a fused matrix op (`torch.cumprod(x, 1)`, `F.layer_norm`) is read as; else None."""
     first = e[0, 0] if e.rows and e.cols else None
-    if not isinstance(first, (batch_norm, normalize)) or (e.rows, e.cols) != first.layout()[:2]:
+    if not isinstance(first, kinds) or (e.rows, e.cols) != getattr(first, dims)()[:2]:
         return None
     tail = first.args[2:]
     for i in range(e.rows):
@@ -189,6 +189,16 @@ def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
             el = e[i, j]
             if type(el) is not type(first) or (int(el.args[0]), int(el.args[1])) != (i, j) or el.args[2:] != tail:
                 return None
+    return first
+
+
+def whole(e: sp.MatrixBase) -> tuple[str, tuple[sp.Basic, ...], Any] | None:
+    """("batch_norm_matrix" or "normalize_matrix", operands, param) for an (n, C) matrix whose
+    element (i, j) is batch_norm(i, j, ...) (normalize(i, j, ...)) of one and the same matrix
+    (what `nn.BatchNorm1d` and `F.normalize` read as); else None."""
+    first = fused_grid(e, (batch_norm, normalize), "layout")
+    if first is None:
+        return None
     if isinstance(first, normalize):
         x = parent_of(first.operands(), (e.rows, e.cols))
         return (("normalize_matrix", (x,), (*first.param(), "whole")) if x is not None
